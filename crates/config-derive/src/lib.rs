@@ -1,0 +1,465 @@
+//! `#[derive(Config)]`: the one reflection mechanism of the Fast-LLM config model.
+//!
+//! On a struct it generates the field table (name, hint, required), `Default` from the declared
+//! defaults, value equality that ignores explicitness, and the `ConfigClass` / `FieldType`
+//! implementations that parse a dict, write the three dict forms, walk architecture paths and run
+//! validation. On an enum of one-struct variants it generates the polymorphic dispatch on `type`.
+//!
+//! Struct attributes: `#[config(class = "PythonName", type_name = "name", aliases = ["old"])]`.
+//! Field attributes: `#[field(hint = architecture, default = expr, required, check = path)]`.
+//! A struct must have a field `explicit: FieldSet`, which records the fields set explicitly.
+//! Enum attributes: `#[config(class = "PythonBase", default = Variant)]`.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::quote;
+use syn::{Data, DeriveInput, Expr, Fields, Ident, LitStr, Path, Type, parse_macro_input};
+
+#[proc_macro_derive(Config, attributes(config, field))]
+pub fn derive_config(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    let result = match &input.data {
+        Data::Struct(_) => derive_struct(&input),
+        Data::Enum(_) => derive_enum(&input),
+        Data::Union(_) => Err(syn::Error::new_spanned(
+            &input.ident,
+            "Config cannot be derived for unions",
+        )),
+    };
+    result.unwrap_or_else(|e| e.to_compile_error()).into()
+}
+
+#[derive(Default)]
+struct ContainerAttrs {
+    class: Option<LitStr>,
+    type_name: Option<LitStr>,
+    aliases: Vec<LitStr>,
+    default_variant: Option<Ident>,
+}
+
+fn container_attrs(input: &DeriveInput) -> syn::Result<ContainerAttrs> {
+    let mut out = ContainerAttrs::default();
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("config")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("class") {
+                out.class = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("type_name") {
+                out.type_name = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("default") {
+                out.default_variant = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("aliases") {
+                let value = meta.value()?;
+                let content;
+                syn::bracketed!(content in value);
+                let list = content.parse_terminated(|p| p.parse::<LitStr>(), syn::Token![,])?;
+                out.aliases = list.into_iter().collect();
+            } else {
+                return Err(meta.error("unknown #[config] key"));
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+struct FieldAttrs {
+    hint: Ident,
+    default: Option<Expr>,
+    required: bool,
+    checks: Vec<Path>,
+}
+
+fn field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
+    let mut hint = None;
+    let mut default = None;
+    let mut required = false;
+    let mut checks = Vec::new();
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("field")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("hint") {
+                hint = Some(meta.value()?.parse::<Ident>()?);
+            } else if meta.path.is_ident("default") {
+                default = Some(meta.value()?.parse::<Expr>()?);
+            } else if meta.path.is_ident("required") {
+                required = true;
+            } else if meta.path.is_ident("check") {
+                checks.push(meta.value()?.parse::<Path>()?);
+            } else {
+                return Err(meta.error("unknown #[field] key"));
+            }
+            Ok(())
+        })?;
+    }
+    // Fast-LLM's `Field` defaults to the `unknown` hint; we keep that rule.
+    let hint = hint.unwrap_or_else(|| Ident::new("unknown", Span::call_site()));
+    Ok(FieldAttrs {
+        hint,
+        default,
+        required,
+        checks,
+    })
+}
+
+fn hint_variant(hint: &Ident) -> syn::Result<TokenStream2> {
+    let variant = match hint.to_string().as_str() {
+        "core" => "Core",
+        "architecture" => "Architecture",
+        "optional" => "Optional",
+        "feature" => "Feature",
+        "performance" => "Performance",
+        "stability" => "Stability",
+        "unknown" => "Unknown",
+        "logging" => "Logging",
+        "expert" => "Expert",
+        "testing" => "Testing",
+        "deprecated" => "Deprecated",
+        "wip" => "Wip",
+        "setup" => "Setup",
+        "derived" => "Derived",
+        _ => return Err(syn::Error::new_spanned(hint, "unknown field hint")),
+    };
+    let ident = Ident::new(variant, hint.span());
+    Ok(quote!(crate::FieldHint::#ident))
+}
+
+fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
+    let name = &input.ident;
+    let attrs = container_attrs(input)?;
+    let class = attrs
+        .class
+        .unwrap_or_else(|| LitStr::new(&name.to_string(), name.span()));
+    let type_name = match &attrs.type_name {
+        Some(t) => quote!(Some(#t)),
+        None => quote!(None),
+    };
+    let aliases = &attrs.aliases;
+    let Data::Struct(data) = &input.data else {
+        unreachable!()
+    };
+    let Fields::Named(named) = &data.fields else {
+        return Err(syn::Error::new_spanned(
+            name,
+            "Config structs need named fields",
+        ));
+    };
+
+    let mut has_explicit = false;
+    let mut infos = Vec::new();
+    let mut defaults = Vec::new();
+    let mut parses = Vec::new();
+    let mut emits = Vec::new();
+    let mut walks = Vec::new();
+    let mut validates = Vec::new();
+    let mut eqs = Vec::new();
+    let mut index = 0usize;
+    for field in &named.named {
+        let ident = field.ident.as_ref().expect("named field");
+        if ident == "explicit" {
+            has_explicit = true;
+            defaults.push(quote!(explicit: crate::FieldSet::EMPTY));
+            continue;
+        }
+        let fa = field_attrs(field)?;
+        let key = LitStr::new(ident.to_string().trim_start_matches("r#"), ident.span());
+        let hint = hint_variant(&fa.hint)?;
+        let ty: &Type = &field.ty;
+        let required = fa.required;
+        infos.push(quote!(crate::FieldInfo { name: #key, hint: #hint, required: #required }));
+        let default = match &fa.default {
+            Some(expr) => quote!(#ident: ::core::convert::Into::<#ty>::into(#expr)),
+            None => quote!(#ident: ::core::default::Default::default()),
+        };
+        defaults.push(default);
+        let missing = if required {
+            quote!(ctx.error(crate::ErrorKind::MissingField { field: #key });)
+        } else {
+            quote!()
+        };
+        parses.push(quote! {
+            match map.get(#key) {
+                Some(value) => {
+                    ctx.enter(#key);
+                    if let Some(parsed) = <#ty as crate::FieldType>::parse(value, ctx) {
+                        out.#ident = parsed;
+                        out.explicit.insert(#index);
+                    }
+                    ctx.leave();
+                }
+                None => { #missing }
+            }
+        });
+        emits.push(quote! {
+            crate::emit_field(
+                &mut out,
+                #key,
+                crate::FieldType::serialize(&self.#ident, verbosity),
+                self.explicit.contains(#index) || verbosity.includes(#hint),
+            );
+        });
+        walks.push(quote! {
+            path.push(#key.to_string());
+            if #hint == crate::FieldHint::Architecture {
+                out.push(path.clone());
+            }
+            crate::FieldType::walk(&self.#ident, path, out);
+            path.pop();
+        });
+        let checks = &fa.checks;
+        validates.push(quote! {
+            ctx.enter(#key);
+            #( if let Err(rule) = #checks(&self.#ident) { ctx.error(crate::ErrorKind::Rule(rule)); } )*
+            crate::FieldType::validate(&mut self.#ident, ctx);
+            ctx.leave();
+        });
+        eqs.push(quote!(self.#ident == other.#ident));
+        index += 1;
+    }
+    if !has_explicit {
+        return Err(syn::Error::new_spanned(
+            name,
+            "Config structs need a field `explicit: FieldSet`",
+        ));
+    }
+    if index > 64 {
+        return Err(syn::Error::new_spanned(
+            name,
+            "FieldSet holds at most 64 fields",
+        ));
+    }
+    let eq_body = if eqs.is_empty() {
+        quote!(true)
+    } else {
+        quote!(#(#eqs)&&*)
+    };
+
+    Ok(quote! {
+        impl ::core::default::Default for #name {
+            fn default() -> Self {
+                Self { #(#defaults,)* }
+            }
+        }
+
+        impl ::core::cmp::PartialEq for #name {
+            fn eq(&self, other: &Self) -> bool {
+                #eq_body
+            }
+        }
+
+        impl crate::ConfigClass for #name {
+            const CLASS_NAME: &'static str = #class;
+            const TYPE_NAME: Option<&'static str> = #type_name;
+            const TYPE_ALIASES: &'static [&'static str] = &[#(#aliases),*];
+            const FIELDS: &'static [crate::FieldInfo] = &[#(#infos),*];
+
+            fn parse_map(input: &crate::Map, ctx: &mut crate::Ctx) -> Self {
+                let mut out = <Self as ::core::default::Default>::default();
+                let owned = if <Self as crate::ClassRules>::REWRITES_INPUT {
+                    let mut copy = input.clone();
+                    ctx.with_class(#class, |ctx| <Self as crate::ClassRules>::rewrite_input(&mut copy, ctx));
+                    Some(copy)
+                } else {
+                    None
+                };
+                let map = owned.as_ref().unwrap_or(input);
+                ctx.with_class(#class, |ctx| {
+                    if crate::check_type_key::<Self>(map, ctx) {
+                        out.explicit.mark_type_null();
+                    }
+                    #(#parses)*
+                    crate::report_unknown_keys::<Self>(map, ctx);
+                });
+                out
+            }
+
+            fn to_dict(&self, verbosity: crate::Verbosity) -> crate::Map {
+                let mut out = crate::Map::new();
+                if let Some(type_name) = Self::TYPE_NAME {
+                    out.insert("type".to_string(), crate::Value::Str(type_name.to_string()));
+                } else if self.explicit.type_null() {
+                    out.insert("type".to_string(), crate::Value::Null);
+                }
+                #(#emits)*
+                out
+            }
+
+            fn walk_architecture(&self, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+                #(#walks)*
+            }
+
+            fn validate_in(&mut self, ctx: &mut crate::Ctx) {
+                ctx.with_class(#class, |ctx| {
+                    <Self as crate::ClassRules>::derive_defaults(self, ctx);
+                    #(#validates)*
+                    <Self as crate::ClassRules>::check(self, ctx);
+                });
+            }
+
+            fn explicit_fields(&self) -> crate::FieldSet {
+                self.explicit
+            }
+        }
+
+        impl crate::FieldType for #name {
+            const KIND: &'static str = #class;
+            fn parse(value: &crate::Value, ctx: &mut crate::Ctx) -> Option<Self> {
+                crate::parse_config_value::<Self>(value, ctx)
+            }
+            fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {
+                crate::Serialized::Config(crate::ConfigClass::to_dict(self, verbosity))
+            }
+            fn walk(&self, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+                crate::ConfigClass::walk_architecture(self, path, out)
+            }
+            fn validate(&mut self, ctx: &mut crate::Ctx) {
+                crate::ConfigClass::validate_in(self, ctx)
+            }
+        }
+    })
+}
+
+fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
+    let name = &input.ident;
+    let attrs = container_attrs(input)?;
+    let class = attrs
+        .class
+        .unwrap_or_else(|| LitStr::new(&name.to_string(), name.span()));
+    let Data::Enum(data) = &input.data else {
+        unreachable!()
+    };
+    let mut variants = Vec::new();
+    let mut types = Vec::new();
+    for variant in &data.variants {
+        let Fields::Unnamed(fields) = &variant.fields else {
+            return Err(syn::Error::new_spanned(
+                variant,
+                "each variant holds exactly one config struct",
+            ));
+        };
+        if fields.unnamed.len() != 1 {
+            return Err(syn::Error::new_spanned(
+                variant,
+                "each variant holds exactly one config struct",
+            ));
+        }
+        variants.push(variant.ident.clone());
+        types.push(fields.unnamed[0].ty.clone());
+    }
+    let default_impl = match &attrs.default_variant {
+        Some(default) => {
+            let position = variants.iter().position(|v| v == default).ok_or_else(|| {
+                syn::Error::new_spanned(
+                    default,
+                    "the default variant must be one of the enum's variants",
+                )
+            })?;
+            let ty = &types[position];
+            quote! {
+                impl ::core::default::Default for #name {
+                    fn default() -> Self {
+                        Self::#default(<#ty as ::core::default::Default>::default())
+                    }
+                }
+            }
+        }
+        None => quote!(),
+    };
+    let default_parse = match &attrs.default_variant {
+        Some(default) => {
+            let position = variants
+                .iter()
+                .position(|v| v == default)
+                .expect("checked above");
+            let ty = &types[position];
+            quote!(Some(Self::#default(<#ty as crate::ConfigClass>::parse_map(map, ctx))))
+        }
+        None => quote!({
+            ctx.error(crate::ErrorKind::AbstractClass { class: #class });
+            None
+        }),
+    };
+
+    Ok(quote! {
+        #default_impl
+
+        impl #name {
+            /// The `type` names this polymorphic config accepts, in declaration order.
+            pub const TYPE_NAMES: &'static [&'static str] = &[
+                #( match <#types as crate::ConfigClass>::TYPE_NAME { Some(n) => n, None => "" } ),*
+            ];
+
+            /// Parses a dict, choosing the variant from its `type` key (or the default subclass).
+            pub fn parse_map(map: &crate::Map, ctx: &mut crate::Ctx) -> Option<Self> {
+                let type_name = match map.get("type") {
+                    None | Some(crate::Value::Null) => None,
+                    Some(crate::Value::Str(name)) => Some(name.as_str()),
+                    Some(other) => {
+                        ctx.enter("type");
+                        ctx.error(crate::ErrorKind::WrongType { expected: "str", found: other.describe() });
+                        ctx.leave();
+                        return None;
+                    }
+                };
+                let Some(type_name) = type_name else { return #default_parse; };
+                #(
+                    if <#types as crate::ConfigClass>::TYPE_NAME == Some(type_name)
+                        || <#types as crate::ConfigClass>::TYPE_ALIASES.contains(&type_name)
+                    {
+                        return Some(Self::#variants(<#types as crate::ConfigClass>::parse_map(map, ctx)));
+                    }
+                )*
+                ctx.enter("type");
+                ctx.error(crate::ErrorKind::UnknownType {
+                    name: type_name.to_string(),
+                    base: #class,
+                    known: Self::TYPE_NAMES,
+                });
+                ctx.leave();
+                None
+            }
+
+            /// The dynamic type name of the held variant.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    #( Self::#variants(inner) => crate::type_name_of(inner), )*
+                }
+            }
+        }
+
+        impl ::core::cmp::PartialEq for #name {
+            fn eq(&self, other: &Self) -> bool {
+                match (self, other) {
+                    #( (Self::#variants(a), Self::#variants(b)) => a == b, )*
+                    _ => false,
+                }
+            }
+        }
+
+        impl crate::FieldType for #name {
+            const KIND: &'static str = #class;
+            fn parse(value: &crate::Value, ctx: &mut crate::Ctx) -> Option<Self> {
+                match value {
+                    crate::Value::Map(map) => Self::parse_map(map, ctx),
+                    other => {
+                        ctx.error(crate::ErrorKind::WrongType { expected: #class, found: other.describe() });
+                        None
+                    }
+                }
+            }
+            fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {
+                match self {
+                    #( Self::#variants(inner) => crate::FieldType::serialize(inner, verbosity), )*
+                }
+            }
+            fn walk(&self, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+                match self {
+                    #( Self::#variants(inner) => crate::FieldType::walk(inner, path, out), )*
+                }
+            }
+            fn validate(&mut self, ctx: &mut crate::Ctx) {
+                match self {
+                    #( Self::#variants(inner) => crate::FieldType::validate(inner, ctx), )*
+                }
+            }
+        }
+    })
+}

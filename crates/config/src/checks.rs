@@ -1,0 +1,98 @@
+//! Field validators (Fast-LLM's `valid=check_field(Assert.…)`), used as `#[field(check = …)]`.
+//!
+//! `None` passes every check, as with Fast-LLM's `skip_valid_if_none`.
+
+/// A number a check can compare.
+pub trait Checked {
+    /// The value, or `None` to skip the check.
+    fn number(&self) -> Option<f64>;
+}
+
+impl Checked for i64 {
+    fn number(&self) -> Option<f64> {
+        Some(*self as f64)
+    }
+}
+
+impl Checked for f64 {
+    fn number(&self) -> Option<f64> {
+        Some(*self)
+    }
+}
+
+impl<T: Checked> Checked for Option<T> {
+    fn number(&self) -> Option<f64> {
+        self.as_ref().and_then(Checked::number)
+    }
+}
+
+fn show(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// `> 0`.
+pub fn positive<T: Checked>(value: &T) -> Result<(), String> {
+    match value.number() {
+        Some(v) if v.is_nan() || v <= 0.0 => Err(format!("must be > 0, got {}", show(v))),
+        _ => Ok(()),
+    }
+}
+
+/// `>= 0`.
+pub fn non_negative<T: Checked>(value: &T) -> Result<(), String> {
+    match value.number() {
+        Some(v) if v.is_nan() || v < 0.0 => Err(format!("must be >= 0, got {}", show(v))),
+        _ => Ok(()),
+    }
+}
+
+/// `> 1` (MoE `experts`).
+pub fn greater_than_one<T: Checked>(value: &T) -> Result<(), String> {
+    match value.number() {
+        Some(v) if v.is_nan() || v <= 1.0 => Err(format!("must be > 1, got {}", show(v))),
+        _ => Ok(()),
+    }
+}
+
+/// In `[0, 1]`.
+pub fn unit_interval<T: Checked>(value: &T) -> Result<(), String> {
+    match value.number() {
+        Some(v) if !(0.0..=1.0).contains(&v) => Err(format!("must be in [0, 1], got {}", show(v))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case(1.0, true, true, false, true)]
+    #[case(0.0, false, true, false, true)]
+    #[case(-1.0, false, false, false, false)]
+    #[case(2.0, true, true, true, false)]
+    #[case(f64::NAN, false, false, false, false)]
+    fn checks(
+        #[case] v: f64,
+        #[case] pos: bool,
+        #[case] nonneg: bool,
+        #[case] gt1: bool,
+        #[case] unit: bool,
+    ) {
+        assert_eq!(positive(&v).is_ok(), pos);
+        assert_eq!(non_negative(&v).is_ok(), nonneg);
+        assert_eq!(greater_than_one(&v).is_ok(), gt1);
+        assert_eq!(unit_interval(&v).is_ok(), unit);
+    }
+
+    #[test]
+    fn none_skips() {
+        assert!(positive(&None::<i64>).is_ok());
+        assert!(positive(&Some(0i64)).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! A typed model of Fast-LLM's base-model configuration.
+//!
+//! Every config class reachable from `GPTBaseModelConfig` and `MultiModalBaseModelConfig` is a
+//! Rust struct (polymorphic bases are enums dispatching on `type`), with Fast-LLM's field hints,
+//! defaults and validation rules. One reflection mechanism, `#[derive(Config)]`, gives each class
+//! its dict IO in Fast-LLM's three forms ([`Form`]) and the architecture-path walker
+//! ([`ConfigClass::architecture_paths`]).
+//!
+//! ```
+//! use fastllm_config::{load_base_model, Form, ModelKind, Value};
+//! let dict = Value::from_json_str(r#"{"hidden_size": 64, "decoder": {"num_blocks": 2}}"#).unwrap();
+//! let config = load_base_model(ModelKind::Gpt, &dict).unwrap();
+//! let architecture = config.to_form(Form::Architecture);
+//! assert_eq!(architecture["embeddings"].as_map().unwrap()["vocab_size"], Value::Int(49152));
+//! ```
+
+pub mod checks;
+pub mod classes;
+mod error;
+pub mod field_types;
+mod reflect;
+mod value;
+
+pub use classes::attention::*;
+pub use classes::block::*;
+pub use classes::common::*;
+pub use classes::language_model::*;
+pub use classes::mixer::*;
+pub use classes::model::*;
+pub use error::{ConfigErrors, Ctx, ErrorKind, ValidationError};
+pub use fastllm_config_derive::Config;
+pub use reflect::{
+    ClassRules, ConfigClass, FieldHint, FieldInfo, FieldSet, FieldType, Form, Serialized,
+    Verbosity, check_type_key, emit_field, parse_config_value, report_unknown_keys, type_name_of,
+};
+pub use value::{Map, ParseError, Value};
+
+/// Reads a config of class `T` from a dict and validates it, collecting every error.
+pub fn load<T: ConfigClass>(value: &Value) -> Result<T, ConfigErrors> {
+    let mut ctx = Ctx::new();
+    let Some(mut config) = ctx.with_class(T::CLASS_NAME, |ctx| parse_config_value::<T>(value, ctx))
+    else {
+        return Err(ctx.finish(()).expect_err("a failed parse records an error"));
+    };
+    // Validating defaults that stand in for unparsable values would only add noise.
+    if ctx.error_count() == 0 {
+        config.validate_in(&mut ctx);
+    }
+    ctx.finish(config)
+}
+
+/// Which root config a base-model dict is read as (Fast-LLM's model type name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// `gpt`: [`GptBaseModelConfig`].
+    Gpt,
+    /// `multimodal`: [`MultiModalBaseModelConfig`].
+    MultiModal,
+}
+
+impl ModelKind {
+    /// Fast-LLM's name for the model type.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Gpt => "gpt",
+            ModelKind::MultiModal => "multimodal",
+        }
+    }
+
+    /// The kind named `name` (`gpt` or `multimodal`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "gpt" => Some(ModelKind::Gpt),
+            "multimodal" => Some(ModelKind::MultiModal),
+            _ => None,
+        }
+    }
+}
+
+/// A validated base-model config of either kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BaseModelConfig {
+    Gpt(GptBaseModelConfig),
+    MultiModal(MultiModalBaseModelConfig),
+}
+
+impl BaseModelConfig {
+    /// The dict in `form`.
+    pub fn to_form(&self, form: Form) -> Map {
+        match self {
+            BaseModelConfig::Gpt(c) => c.to_form(form),
+            BaseModelConfig::MultiModal(c) => c.to_form(form),
+        }
+    }
+
+    /// Every architecture-hint field path, in Fast-LLM's order.
+    pub fn architecture_paths(&self) -> Vec<Vec<String>> {
+        match self {
+            BaseModelConfig::Gpt(c) => c.architecture_paths(),
+            BaseModelConfig::MultiModal(c) => c.architecture_paths(),
+        }
+    }
+
+    /// Which root class this is.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            BaseModelConfig::Gpt(_) => ModelKind::Gpt,
+            BaseModelConfig::MultiModal(_) => ModelKind::MultiModal,
+        }
+    }
+}
+
+/// Reads and validates a base-model dict as `kind`.
+pub fn load_base_model(kind: ModelKind, value: &Value) -> Result<BaseModelConfig, ConfigErrors> {
+    Ok(match kind {
+        ModelKind::Gpt => BaseModelConfig::Gpt(load(value)?),
+        ModelKind::MultiModal => BaseModelConfig::MultiModal(load(value)?),
+    })
+}
+
+/// Parses a JSON or YAML document: by extension when known (`.json`, `.yaml`, `.yml`), else
+/// JSON first and YAML when that fails.
+pub fn parse_document(text: &str, extension: Option<&str>) -> Result<Value, ParseError> {
+    let value = match extension.map(str::to_ascii_lowercase).as_deref() {
+        Some("json") => Value::from_json_str(text)?,
+        Some("yaml" | "yml") => Value::from_yaml_str(text)?,
+        _ => Value::from_json_str(text).or_else(|_| Value::from_yaml_str(text))?,
+    };
+    if !matches!(value, Value::Map(_)) {
+        return Err(ParseError::NotAMapping(value.kind()));
+    }
+    Ok(value)
+}

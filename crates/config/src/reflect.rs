@@ -1,0 +1,337 @@
+//! Reflection over config classes: field tables, explicitness, the dict forms and the walker.
+//!
+//! The traits here are implemented by `#[derive(Config)]`; the helpers are what the generated
+//! code calls, so the rules of Fast-LLM's `to_dict` and `from_dict` live in one place.
+
+use std::fmt;
+
+use crate::{Ctx, ErrorKind, Map, Value};
+
+/// Fast-LLM's `FieldHint`: what a field means for the model, and how verbose a dict must be to show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldHint {
+    Core,
+    Architecture,
+    Optional,
+    Feature,
+    Performance,
+    Stability,
+    Unknown,
+    Logging,
+    Expert,
+    Testing,
+    Deprecated,
+    Wip,
+    Setup,
+    Derived,
+}
+
+impl FieldHint {
+    /// Fast-LLM's `FieldHintImportance`: a field is written at verbosity `v` if `v >= importance`.
+    pub const fn importance(self) -> u32 {
+        match self {
+            FieldHint::Core | FieldHint::Architecture => 0,
+            FieldHint::Optional | FieldHint::Feature => 10,
+            FieldHint::Performance | FieldHint::Stability | FieldHint::Unknown => 20,
+            FieldHint::Logging => 30,
+            FieldHint::Expert | FieldHint::Testing => 40,
+            FieldHint::Deprecated | FieldHint::Wip => 80,
+            FieldHint::Setup => 90,
+            FieldHint::Derived => 100,
+        }
+    }
+
+    /// The lowercase name Fast-LLM uses.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FieldHint::Core => "core",
+            FieldHint::Architecture => "architecture",
+            FieldHint::Optional => "optional",
+            FieldHint::Feature => "feature",
+            FieldHint::Performance => "performance",
+            FieldHint::Stability => "stability",
+            FieldHint::Unknown => "unknown",
+            FieldHint::Logging => "logging",
+            FieldHint::Expert => "expert",
+            FieldHint::Testing => "testing",
+            FieldHint::Deprecated => "deprecated",
+            FieldHint::Wip => "wip",
+            FieldHint::Setup => "setup",
+            FieldHint::Derived => "derived",
+        }
+    }
+}
+
+/// The `verbose` argument of Fast-LLM's `to_dict`: `None` writes explicit fields only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verbosity(pub Option<u32>);
+
+impl Verbosity {
+    pub const EXPLICIT: Verbosity = Verbosity(None);
+    pub const CORE: Verbosity = Verbosity(Some(0));
+    pub const EVERYTHING: Verbosity = Verbosity(Some(1 << 31));
+
+    /// Whether a field with `hint` is written even when not explicit.
+    pub fn includes(self, hint: FieldHint) -> bool {
+        self.0.is_some_and(|level| level >= hint.importance())
+    }
+}
+
+/// The three dict forms a config is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// Only the fields set explicitly (Fast-LLM's default `to_dict()`, what metadata.yaml holds).
+    Explicit,
+    /// Explicit fields plus every `core`/`architecture` field resolved (`to_dict(verbose=core)`).
+    Architecture,
+    /// Every field (`to_dict(verbose=everything)`).
+    Full,
+}
+
+impl Form {
+    /// The `to_dict` verbosity of this form.
+    pub fn verbosity(self) -> Verbosity {
+        match self {
+            Form::Explicit => Verbosity::EXPLICIT,
+            Form::Architecture => Verbosity::CORE,
+            Form::Full => Verbosity::EVERYTHING,
+        }
+    }
+}
+
+/// One declared field of a config class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldInfo {
+    pub name: &'static str,
+    pub hint: FieldHint,
+    /// No default: the field must be given.
+    pub required: bool,
+}
+
+/// Which fields of one instance were set explicitly (from input or by an explicit assignment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FieldSet {
+    bits: u64,
+    type_null: bool,
+}
+
+impl FieldSet {
+    pub const EMPTY: FieldSet = FieldSet {
+        bits: 0,
+        type_null: false,
+    };
+
+    /// Marks field number `index` (position in `FIELDS`) explicit.
+    pub fn insert(&mut self, index: usize) {
+        self.bits |= 1 << index;
+    }
+
+    /// Marks field number `index` implicit again.
+    pub fn remove(&mut self, index: usize) {
+        self.bits &= !(1 << index);
+    }
+
+    /// Whether field number `index` is explicit.
+    pub fn contains(&self, index: usize) -> bool {
+        self.bits & (1 << index) != 0
+    }
+
+    /// Records an explicit `type: null` on a class without a dynamic type name.
+    pub fn mark_type_null(&mut self) {
+        self.type_null = true;
+    }
+
+    /// Whether the input had an explicit `type: null`.
+    pub fn type_null(&self) -> bool {
+        self.type_null
+    }
+}
+
+/// Per-class behaviour beyond the field table: input rewrites, derived defaults and rules.
+///
+/// Every config struct implements it, most with an empty body; the rules of a class are then
+/// all in its `impl ClassRules`.
+pub trait ClassRules {
+    /// Whether `rewrite_input` does anything (saves cloning the input dict when it does not).
+    const REWRITES_INPUT: bool = false;
+    /// Fast-LLM's `_from_dict` input fix-ups (legacy keys).
+    fn rewrite_input(_map: &mut Map, _ctx: &mut Ctx) {}
+    /// Implicit defaults derived from other fields, set before nested validation.
+    fn derive_defaults(&mut self, _ctx: &mut Ctx) {}
+    /// Cross-field rules, run after the fields were validated.
+    fn check(&mut self, _ctx: &mut Ctx) {}
+}
+
+/// A Fast-LLM config class (a struct deriving `Config`).
+pub trait ConfigClass:
+    Sized + Default + Clone + fmt::Debug + PartialEq + ClassRules + FieldType
+{
+    /// The Python class name, used in messages.
+    const CLASS_NAME: &'static str;
+    /// The dynamic type name written as `type` (polymorphic classes only).
+    const TYPE_NAME: Option<&'static str>;
+    /// Legacy `type` names read as this class (e.g. `mamba_2`).
+    const TYPE_ALIASES: &'static [&'static str];
+    /// The declared fields, in Fast-LLM's dataclass order (`type` excluded).
+    const FIELDS: &'static [FieldInfo];
+
+    /// Reads a dict: present keys become explicit, absent ones take their defaults.
+    fn parse_map(map: &Map, ctx: &mut Ctx) -> Self;
+    /// Writes the dict at `verbosity`, following Fast-LLM's `to_dict` rules.
+    fn to_dict(&self, verbosity: Verbosity) -> Map;
+    /// Appends every architecture-hint path below `path`, in field order.
+    fn walk_architecture(&self, path: &mut Vec<String>, out: &mut Vec<Vec<String>>);
+    /// Derives implicit defaults and checks every rule, recursively.
+    fn validate_in(&mut self, ctx: &mut Ctx);
+    /// The fields set explicitly.
+    fn explicit_fields(&self) -> FieldSet;
+
+    /// Position of `name` in `FIELDS`.
+    fn field_index(name: &str) -> Option<usize> {
+        Self::FIELDS.iter().position(|f| f.name == name)
+    }
+
+    /// Whether field `name` was set explicitly.
+    fn is_explicit(&self, name: &str) -> bool {
+        Self::field_index(name).is_some_and(|i| self.explicit_fields().contains(i))
+    }
+
+    /// The dict in `form`.
+    fn to_form(&self, form: Form) -> Map {
+        self.to_dict(form.verbosity())
+    }
+
+    /// Every architecture-hint field path, descending into sub-configs, dict entries (by key)
+    /// and list entries (by index), in Fast-LLM's order.
+    fn architecture_paths(&self) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        self.walk_architecture(&mut Vec::new(), &mut out);
+        out
+    }
+}
+
+/// How a field value serializes, which decides whether `to_dict` keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Serialized {
+    /// A sub-config: kept only when non-empty.
+    Config(Map),
+    /// A list or tuple: kept when non-empty or explicit.
+    Seq(Vec<Value>),
+    /// A dict: kept when non-empty or explicit.
+    Dict(Map),
+    /// A scalar (or `None`): kept when explicit.
+    Scalar(Value),
+}
+
+impl Serialized {
+    /// The value as an element of a list or dict: empty sub-configs are dropped, as in Fast-LLM.
+    pub fn into_element(self) -> Option<Value> {
+        match self {
+            Serialized::Config(map) if map.is_empty() => None,
+            Serialized::Config(map) | Serialized::Dict(map) => Some(Value::Map(map)),
+            Serialized::Seq(items) => Some(Value::List(items)),
+            Serialized::Scalar(value) => Some(value),
+        }
+    }
+}
+
+/// A type a config field can hold: scalars, enums, options, lists, dicts and configs.
+pub trait FieldType: Sized {
+    /// The type's name in messages (`int`, `float`, `NormalizationConfig`, ...).
+    const KIND: &'static str;
+    /// Reads and type-checks a value, recording errors at the context's path.
+    fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self>;
+    /// Serializes at `verbosity`.
+    fn serialize(&self, verbosity: Verbosity) -> Serialized;
+    /// Walks architecture paths of sub-configs (nothing for scalars).
+    fn walk(&self, _path: &mut Vec<String>, _out: &mut Vec<Vec<String>>) {}
+    /// Validates sub-configs (nothing for scalars).
+    fn validate(&mut self, _ctx: &mut Ctx) {}
+}
+
+/// Adds one field to a `to_dict` output, applying Fast-LLM's keep rules.
+pub fn emit_field(out: &mut Map, key: &str, value: Serialized, explicit: bool) {
+    let keep = match &value {
+        Serialized::Config(map) => !map.is_empty(),
+        Serialized::Seq(items) => explicit || !items.is_empty(),
+        Serialized::Dict(map) => explicit || !map.is_empty(),
+        Serialized::Scalar(_) => explicit,
+    };
+    if keep {
+        let value = match value {
+            Serialized::Config(map) | Serialized::Dict(map) => Value::Map(map),
+            Serialized::Seq(items) => Value::List(items),
+            Serialized::Scalar(value) => value,
+        };
+        out.insert(key.to_string(), value);
+    }
+}
+
+/// Checks the `type` key of a dict read as class `T`. Returns true for an explicit `type: null`
+/// on a class without a dynamic name (Fast-LLM keeps it explicit and writes it back).
+pub fn check_type_key<T: ConfigClass>(map: &Map, ctx: &mut Ctx) -> bool {
+    let Some(value) = map.get("type") else {
+        return false;
+    };
+    ctx.enter("type");
+    let null = match value {
+        Value::Null => T::TYPE_NAME.is_none(),
+        Value::Str(name) => {
+            let known =
+                T::TYPE_NAME == Some(name.as_str()) || T::TYPE_ALIASES.contains(&name.as_str());
+            if !known {
+                match T::TYPE_NAME {
+                    Some(expected) => {
+                        ctx.error(ErrorKind::TypeMismatch {
+                            name: name.clone(),
+                            expected,
+                        });
+                    }
+                    None => ctx.error(ErrorKind::UnknownType {
+                        name: name.clone(),
+                        base: T::CLASS_NAME,
+                        known: &[],
+                    }),
+                }
+            }
+            false
+        }
+        other => {
+            ctx.error(ErrorKind::WrongType {
+                expected: "str",
+                found: other.describe(),
+            });
+            false
+        }
+    };
+    ctx.leave();
+    null
+}
+
+/// Reports every key of `map` that `T` does not declare.
+pub fn report_unknown_keys<T: ConfigClass>(map: &Map, ctx: &mut Ctx) {
+    for key in map.keys() {
+        if key != "type" && T::field_index(key).is_none() {
+            ctx.at(key.as_str(), |ctx| ctx.error(ErrorKind::UnknownField));
+        }
+    }
+}
+
+/// Reads a sub-config field: a dict is parsed as `T`, anything else is a type error.
+pub fn parse_config_value<T: ConfigClass>(value: &Value, ctx: &mut Ctx) -> Option<T> {
+    match value {
+        Value::Map(map) => Some(T::parse_map(map, ctx)),
+        other => {
+            ctx.error(ErrorKind::WrongType {
+                expected: T::CLASS_NAME,
+                found: other.describe(),
+            });
+            None
+        }
+    }
+}
+
+/// The dynamic type name of a config instance (empty for classes without one).
+pub fn type_name_of<T: ConfigClass>(_: &T) -> &'static str {
+    T::TYPE_NAME.unwrap_or("")
+}
