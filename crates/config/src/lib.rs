@@ -20,6 +20,7 @@ mod error;
 pub mod field_types;
 mod reflect;
 mod value;
+mod yaml;
 
 pub use classes::attention::*;
 pub use classes::block::*;

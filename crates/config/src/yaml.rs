@@ -1,0 +1,412 @@
+//! Reading YAML exactly as PyYAML's `safe_load` does.
+//!
+//! Fast-LLM writes and reads `metadata.yaml` with PyYAML, which resolves plain scalars with YAML
+//! 1.1 rules: `1e-05` (no dot) is a *string*, `yes`/`on` are booleans, `017` is octal, `1:30` is
+//! sexagesimal. YAML 1.2 readers disagree on each of these, so we take events from a YAML
+//! parser and resolve scalars with PyYAML's own implicit resolvers and constructors.
+//!
+//! Deliberate differences: duplicate keys are an error (PyYAML keeps the last one silently),
+//! non-string keys are an error (no config dict has one), and timestamps and non-finite floats
+//! are errors (no config field holds one).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use granit_parser::{Event, Parser, ScalarStyle, Span, Tag};
+
+use crate::{Map, ParseError, Value};
+
+const CORE_TAGS: &str = "tag:yaml.org,2002:";
+
+/// Parses one YAML document into a [`Value`] with PyYAML's `safe_load` semantics.
+pub(crate) fn load(text: &str) -> Result<Value, ParseError> {
+    let mut loader = Loader { events: Parser::new_from_str(text), anchors: HashMap::new() };
+    loader.document()
+}
+
+struct Loader<'a> {
+    events: Parser<'a, granit_parser::StrInput<'a>>,
+    anchors: HashMap<usize, Value>,
+}
+
+fn error_at(span: &Span, message: impl std::fmt::Display) -> ParseError {
+    ParseError::Yaml(format!("{message} at line {} column {}", span.start.line(), span.start.col() + 1))
+}
+
+impl<'a> Loader<'a> {
+    fn next(&mut self) -> Result<(Event<'a>, Span), ParseError> {
+        match self.events.next() {
+            Some(Ok(event)) => Ok(event),
+            Some(Err(e)) => Err(ParseError::Yaml(e.to_string())),
+            None => Err(ParseError::Yaml("unexpected end of input".into())),
+        }
+    }
+
+    fn document(&mut self) -> Result<Value, ParseError> {
+        let mut value = None;
+        loop {
+            let (event, span) = self.next()?;
+            match event {
+                Event::StreamStart | Event::DocumentEnd => {}
+                Event::StreamEnd => break,
+                Event::DocumentStart(..) => {
+                    if value.is_some() {
+                        return Err(error_at(&span, "expected a single document, found another"));
+                    }
+                    let (first, first_span) = self.next()?;
+                    value = Some(self.node(first, first_span)?);
+                }
+                other => return Err(error_at(&span, format!("unexpected YAML event {other:?}"))),
+            }
+        }
+        // An empty stream is `None` in PyYAML.
+        Ok(value.unwrap_or(Value::Null))
+    }
+
+    fn node(&mut self, event: Event<'a>, span: Span) -> Result<Value, ParseError> {
+        let (value, anchor) = match event {
+            Event::Alias(id) => {
+                return self.anchors.get(&id).cloned().ok_or_else(|| error_at(&span, "unknown alias"));
+            }
+            Event::Scalar(text, style, anchor, tag) => (scalar(&text, style, tag.as_deref(), &span)?, anchor),
+            Event::SequenceStart(_, anchor, tag) => {
+                check_collection_tag(tag.as_deref(), "seq", &span)?;
+                let mut items = Vec::new();
+                loop {
+                    let (event, span) = self.next()?;
+                    if matches!(event, Event::SequenceEnd) {
+                        break;
+                    }
+                    items.push(self.node(event, span)?);
+                }
+                (Value::List(items), anchor)
+            }
+            Event::MappingStart(_, anchor, tag) => {
+                check_collection_tag(tag.as_deref(), "map", &span)?;
+                (Value::Map(self.mapping()?), anchor)
+            }
+            other => return Err(error_at(&span, format!("unexpected YAML event {other:?}"))),
+        };
+        if anchor != 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        Ok(value)
+    }
+
+    fn mapping(&mut self) -> Result<Map, ParseError> {
+        let mut map = Map::new();
+        let mut merged = Vec::new();
+        loop {
+            let (event, key_span) = self.next()?;
+            if matches!(event, Event::MappingEnd) {
+                break;
+            }
+            let is_merge = matches!(&event, Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<");
+            let key = self.node(event, key_span)?;
+            let (event, span) = self.next()?;
+            let value = self.node(event, span)?;
+            if is_merge {
+                merged.push((value, key_span));
+                continue;
+            }
+            let Value::Str(key) = key else {
+                return Err(error_at(&key_span, format!("mapping key must be a string, found {}", key.describe())));
+            };
+            if map.contains_key(&key) {
+                return Err(error_at(&key_span, format!("duplicate key `{key}`")));
+            }
+            map.insert(key, value);
+        }
+        // `<<` merges: keys already present win, earlier merge sources win over later ones.
+        for (source, span) in merged {
+            let sources = match source {
+                Value::Map(m) => vec![m],
+                Value::List(items) => items
+                    .into_iter()
+                    .map(|item| match item {
+                        Value::Map(m) => Ok(m),
+                        _ => Err(error_at(&span, "a merge key needs mappings")),
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => return Err(error_at(&span, "a merge key needs a mapping or a list of mappings")),
+            };
+            for source in sources {
+                for (k, v) in source {
+                    map.entry(k).or_insert(v);
+                }
+            }
+        }
+        Ok(map)
+    }
+}
+
+fn check_collection_tag(tag: Option<&Tag>, expected: &str, span: &Span) -> Result<(), ParseError> {
+    match tag {
+        None => Ok(()),
+        Some(tag) if tag.suffix_in_namespace(CORE_TAGS).as_deref() == Some(expected) => Ok(()),
+        Some(tag) => Err(error_at(span, format!("unsupported tag `{}{}`", tag.handle(), tag.suffix()))),
+    }
+}
+
+fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, span: &Span) -> Result<Value, ParseError> {
+    let kind: Cow<str> = match tag {
+        Some(tag) => match tag.suffix_in_namespace(CORE_TAGS) {
+            Some(kind) => kind,
+            // `!` is the non-specific tag: a string.
+            None if tag.handle() == "!" && tag.suffix().is_empty() => Cow::Borrowed("str"),
+            None => return Err(error_at(span, format!("unsupported tag `{}{}`", tag.handle(), tag.suffix()))),
+        },
+        None if style == ScalarStyle::Plain => Cow::Borrowed(resolve_plain(text)),
+        None => Cow::Borrowed("str"),
+    };
+    let invalid = || error_at(span, format!("invalid {kind} `{text}`"));
+    match kind.as_ref() {
+        "str" => Ok(Value::Str(text.to_string())),
+        "null" => Ok(Value::Null),
+        "bool" => construct_bool(text).map(Value::Bool).ok_or_else(invalid),
+        "int" => construct_int(text).map(Value::Int).ok_or_else(invalid),
+        "float" => match construct_float(text) {
+            Some(f) if f.is_finite() => Ok(Value::Float(f)),
+            Some(_) => Err(ParseError::Number(text.to_string())),
+            None => Err(invalid()),
+        },
+        "timestamp" => Err(error_at(span, format!("timestamps are not config values (`{text}`)"))),
+        other => Err(error_at(span, format!("unsupported tag `!!{other}`"))),
+    }
+}
+
+/// PyYAML's implicit resolvers for plain scalars (yaml/resolver.py).
+fn resolve_plain(text: &str) -> &'static str {
+    if is_null(text) {
+        "null"
+    } else if construct_bool(text).is_some() {
+        "bool"
+    } else if is_int(text) {
+        "int"
+    } else if is_float(text) {
+        "float"
+    } else if is_timestamp(text) {
+        "timestamp"
+    } else {
+        "str"
+    }
+}
+
+fn is_null(text: &str) -> bool {
+    matches!(text, "" | "~" | "null" | "Null" | "NULL")
+}
+
+fn construct_bool(text: &str) -> Option<bool> {
+    match text {
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => Some(true),
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
+}
+
+fn strip_sign(text: &str) -> (bool, &str) {
+    match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    }
+}
+
+fn all(text: &str, allowed: impl Fn(u8) -> bool) -> bool {
+    !text.is_empty() && text.bytes().all(allowed)
+}
+
+/// `[0-5]?[0-9]`, a sexagesimal digit group.
+fn is_base60_group(group: &str) -> bool {
+    matches!(group.as_bytes(), [d] if d.is_ascii_digit())
+        || matches!(group.as_bytes(), [a, b] if (b'0'..=b'5').contains(a) && b.is_ascii_digit())
+}
+
+fn is_int(text: &str) -> bool {
+    let (_, body) = strip_sign(text);
+    if let Some(bits) = body.strip_prefix("0b") {
+        return all(bits, |c| matches!(c, b'0' | b'1' | b'_'));
+    }
+    if let Some(hex) = body.strip_prefix("0x") {
+        return all(hex, |c| c.is_ascii_hexdigit() || c == b'_');
+    }
+    if body == "0" {
+        return true;
+    }
+    if let Some(octal) = body.strip_prefix('0') {
+        return all(octal, |c| matches!(c, b'0'..=b'7' | b'_'));
+    }
+    if let Some((head, groups)) = body.split_once(':') {
+        return starts_nonzero_digits(head) && groups.split(':').all(is_base60_group);
+    }
+    starts_nonzero_digits(body)
+}
+
+/// `[1-9][0-9_]*`.
+fn starts_nonzero_digits(text: &str) -> bool {
+    matches!(text.as_bytes().first(), Some(b'1'..=b'9')) && all(text, |c| c.is_ascii_digit() || c == b'_')
+}
+
+/// `[0-9][0-9_]*`.
+fn digits_underscores(text: &str) -> bool {
+    matches!(text.as_bytes().first(), Some(b'0'..=b'9')) && all(text, |c| c.is_ascii_digit() || c == b'_')
+}
+
+fn is_exponent(text: &str) -> bool {
+    // `[eE][-+][0-9]+`: PyYAML requires the exponent sign.
+    let bytes = text.as_bytes();
+    bytes.len() >= 3
+        && matches!(bytes[0], b'e' | b'E')
+        && matches!(bytes[1], b'-' | b'+')
+        && bytes[2..].iter().all(u8::is_ascii_digit)
+}
+
+fn is_float(text: &str) -> bool {
+    if matches!(text, ".nan" | ".NaN" | ".NAN") {
+        return true;
+    }
+    let (_, body) = strip_sign(text);
+    if matches!(body, ".inf" | ".Inf" | ".INF") {
+        return true;
+    }
+    // `.[0-9][0-9_]*(exp)?` takes no sign in PyYAML's pattern.
+    let unsigned = body.len() == text.len();
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i..])),
+        None => (body, None),
+    };
+    if exponent.is_some_and(|e| !is_exponent(e)) {
+        return false;
+    }
+    if let Some(fraction) = mantissa.strip_prefix('.') {
+        return unsigned && digits_underscores(fraction);
+    }
+    let Some((whole, fraction)) = mantissa.split_once('.') else { return false };
+    if !fraction.bytes().all(|c| c.is_ascii_digit() || c == b'_') {
+        return false;
+    }
+    if let Some((head, groups)) = whole.split_once(':') {
+        // Sexagesimal floats take no exponent.
+        return exponent.is_none() && digits_underscores(head) && groups.split(':').all(is_base60_group);
+    }
+    digits_underscores(whole)
+}
+
+/// PyYAML's timestamp resolver: `YYYY-MM-DD`, or a date with a time part.
+fn is_timestamp(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    if b.len() == 10 && digits(&b[..4]) && b[4] == b'-' && digits(&b[5..7]) && b[7] == b'-' && digits(&b[8..]) {
+        return true;
+    }
+    let Some(split) = text.find(['T', 't', ' ', '\t']) else { return false };
+    let mut date = text[..split].split('-');
+    let (Some(year), Some(month), Some(day), None) = (date.next(), date.next(), date.next(), date.next()) else {
+        return false;
+    };
+    year.len() == 4
+        && digits(year.as_bytes())
+        && (1..=2).contains(&month.len())
+        && digits(month.as_bytes())
+        && (1..=2).contains(&day.len())
+        && digits(day.as_bytes())
+        && text[split..].contains(':')
+}
+
+/// PyYAML's `construct_yaml_int`.
+fn construct_int(text: &str) -> Option<i128> {
+    let cleaned = text.replace('_', "");
+    let (negative, body) = strip_sign(&cleaned);
+    let magnitude = if body == "0" {
+        0
+    } else if let Some(bits) = body.strip_prefix("0b") {
+        i128::from_str_radix(bits, 2).ok()?
+    } else if let Some(hex) = body.strip_prefix("0x") {
+        i128::from_str_radix(hex, 16).ok()?
+    } else if let Some(octal) = body.strip_prefix('0') {
+        i128::from_str_radix(octal, 8).ok()?
+    } else if body.contains(':') {
+        body.split(':').try_fold(0i128, |acc, part| acc.checked_mul(60)?.checked_add(part.parse().ok()?))?
+    } else {
+        body.parse().ok()?
+    };
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// PyYAML's `construct_yaml_float`.
+fn construct_float(text: &str) -> Option<f64> {
+    let cleaned = text.replace('_', "").to_ascii_lowercase();
+    let (negative, body) = strip_sign(&cleaned);
+    let sign = if negative { -1.0 } else { 1.0 };
+    if body == ".inf" {
+        return Some(sign * f64::INFINITY);
+    }
+    if body == ".nan" {
+        return Some(f64::NAN);
+    }
+    if body.contains(':') {
+        let value = body.split(':').try_fold(0.0f64, |acc, part| Some(acc * 60.0 + part.parse::<f64>().ok()?))?;
+        return Some(sign * value);
+    }
+    body.parse::<f64>().ok().map(|v| sign * v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("1.0e-05", Value::Float(1e-5))]
+    #[case("1e-05", Value::Str("1e-05".into()))]
+    #[case("1.0e5", Value::Str("1.0e5".into()))]
+    #[case("500000.0", Value::Float(500000.0))]
+    #[case("1.", Value::Float(1.0))]
+    #[case(".5", Value::Float(0.5))]
+    #[case("-.5", Value::Str("-.5".into()))]
+    #[case("1_000", Value::Int(1000))]
+    #[case("017", Value::Int(15))]
+    #[case("0o17", Value::Str("0o17".into()))]
+    #[case("0x1F", Value::Int(31))]
+    #[case("0b101", Value::Int(5))]
+    #[case("1:30", Value::Int(90))]
+    #[case("1:30.5", Value::Float(90.5))]
+    #[case("yes", Value::Bool(true))]
+    #[case("Off", Value::Bool(false))]
+    #[case("y", Value::Str("y".into()))]
+    #[case("~", Value::Null)]
+    #[case("", Value::Null)]
+    #[case("'yes'", Value::Str("yes".into()))]
+    #[case("\"1.0\"", Value::Str("1.0".into()))]
+    #[case("!!str 12", Value::Str("12".into()))]
+    #[case("!!float 1", Value::Float(1.0))]
+    #[case("2024-1-1", Value::Str("2024-1-1".into()))]
+    #[case("08", Value::Str("08".into()))]
+    #[case("+.5", Value::Str("+.5".into()))]
+    #[case("1__0.0_", Value::Float(10.0))]
+    #[case("501974169931277706872159392843", Value::Int(501974169931277706872159392843))]
+    fn scalars_resolve_like_pyyaml(#[case] text: &str, #[case] expected: Value) {
+        assert_eq!(load(text).unwrap(), expected, "{text}");
+    }
+
+    #[rstest]
+    #[case(".inf")]
+    #[case("2024-01-01")]
+    #[case("2001-12-14t21:59:43.10-05:00")]
+    #[case("!!python/tuple [1]")]
+    #[case("a: 1\na: 2")]
+    #[case("1: a")]
+    #[case("a: 1\n---\nb: 2")]
+    fn unsupported_documents_are_errors(#[case] text: &str) {
+        assert!(load(text).is_err(), "{text}");
+    }
+
+    #[test]
+    fn anchors_aliases_and_merges() {
+        let value = load("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n").unwrap();
+        let Value::Map(map) = value else { panic!() };
+        let Value::Map(other) = &map["other"] else { panic!() };
+        assert_eq!(other["x"], Value::Int(1));
+        assert_eq!(other["y"], Value::Int(3));
+    }
+}
