@@ -20,7 +20,10 @@ const CORE_TAGS: &str = "tag:yaml.org,2002:";
 
 /// Parses one YAML document into a [`Value`] with PyYAML's `safe_load` semantics.
 pub(crate) fn load(text: &str) -> Result<Value, ParseError> {
-    let mut loader = Loader { events: Parser::new_from_str(text), anchors: HashMap::new() };
+    let mut loader = Loader {
+        events: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+    };
     loader.document()
 }
 
@@ -30,7 +33,11 @@ struct Loader<'a> {
 }
 
 fn error_at(span: &Span, message: impl std::fmt::Display) -> ParseError {
-    ParseError::Yaml(format!("{message} at line {} column {}", span.start.line(), span.start.col() + 1))
+    ParseError::Yaml(format!(
+        "{message} at line {} column {}",
+        span.start.line(),
+        span.start.col() + 1
+    ))
 }
 
 impl<'a> Loader<'a> {
@@ -66,9 +73,15 @@ impl<'a> Loader<'a> {
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Value, ParseError> {
         let (value, anchor) = match event {
             Event::Alias(id) => {
-                return self.anchors.get(&id).cloned().ok_or_else(|| error_at(&span, "unknown alias"));
+                return self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| error_at(&span, "unknown alias"));
             }
-            Event::Scalar(text, style, anchor, tag) => (scalar(&text, style, tag.as_deref(), &span)?, anchor),
+            Event::Scalar(text, style, anchor, tag) => {
+                (scalar(&text, style, tag.as_deref(), &span)?, anchor)
+            }
             Event::SequenceStart(_, anchor, tag) => {
                 check_collection_tag(tag.as_deref(), "seq", &span)?;
                 let mut items = Vec::new();
@@ -101,7 +114,8 @@ impl<'a> Loader<'a> {
             if matches!(event, Event::MappingEnd) {
                 break;
             }
-            let is_merge = matches!(&event, Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<");
+            let is_merge =
+                matches!(&event, Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<");
             let key = self.node(event, key_span)?;
             let (event, span) = self.next()?;
             let value = self.node(event, span)?;
@@ -110,7 +124,10 @@ impl<'a> Loader<'a> {
                 continue;
             }
             let Value::Str(key) = key else {
-                return Err(error_at(&key_span, format!("mapping key must be a string, found {}", key.describe())));
+                return Err(error_at(
+                    &key_span,
+                    format!("mapping key must be a string, found {}", key.describe()),
+                ));
             };
             if map.contains_key(&key) {
                 return Err(error_at(&key_span, format!("duplicate key `{key}`")));
@@ -128,7 +145,12 @@ impl<'a> Loader<'a> {
                         _ => Err(error_at(&span, "a merge key needs mappings")),
                     })
                     .collect::<Result<_, _>>()?,
-                _ => return Err(error_at(&span, "a merge key needs a mapping or a list of mappings")),
+                _ => {
+                    return Err(error_at(
+                        &span,
+                        "a merge key needs a mapping or a list of mappings",
+                    ));
+                }
             };
             for source in sources {
                 for (k, v) in source {
@@ -144,17 +166,30 @@ fn check_collection_tag(tag: Option<&Tag>, expected: &str, span: &Span) -> Resul
     match tag {
         None => Ok(()),
         Some(tag) if tag.suffix_in_namespace(CORE_TAGS).as_deref() == Some(expected) => Ok(()),
-        Some(tag) => Err(error_at(span, format!("unsupported tag `{}{}`", tag.handle(), tag.suffix()))),
+        Some(tag) => Err(error_at(
+            span,
+            format!("unsupported tag `{}{}`", tag.handle(), tag.suffix()),
+        )),
     }
 }
 
-fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, span: &Span) -> Result<Value, ParseError> {
+fn scalar(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&Tag>,
+    span: &Span,
+) -> Result<Value, ParseError> {
     let kind: Cow<str> = match tag {
         Some(tag) => match tag.suffix_in_namespace(CORE_TAGS) {
             Some(kind) => kind,
             // `!` is the non-specific tag: a string.
             None if tag.handle() == "!" && tag.suffix().is_empty() => Cow::Borrowed("str"),
-            None => return Err(error_at(span, format!("unsupported tag `{}{}`", tag.handle(), tag.suffix()))),
+            None => {
+                return Err(error_at(
+                    span,
+                    format!("unsupported tag `{}{}`", tag.handle(), tag.suffix()),
+                ));
+            }
         },
         None if style == ScalarStyle::Plain => Cow::Borrowed(resolve_plain(text)),
         None => Cow::Borrowed("str"),
@@ -170,7 +205,10 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, span: &Span) -> Res
             Some(_) => Err(ParseError::Number(text.to_string())),
             None => Err(invalid()),
         },
-        "timestamp" => Err(error_at(span, format!("timestamps are not config values (`{text}`)"))),
+        "timestamp" => Err(error_at(
+            span,
+            format!("timestamps are not config values (`{text}`)"),
+        )),
         other => Err(error_at(span, format!("unsupported tag `!!{other}`"))),
     }
 }
@@ -244,12 +282,14 @@ fn is_int(text: &str) -> bool {
 
 /// `[1-9][0-9_]*`.
 fn starts_nonzero_digits(text: &str) -> bool {
-    matches!(text.as_bytes().first(), Some(b'1'..=b'9')) && all(text, |c| c.is_ascii_digit() || c == b'_')
+    matches!(text.as_bytes().first(), Some(b'1'..=b'9'))
+        && all(text, |c| c.is_ascii_digit() || c == b'_')
 }
 
 /// `[0-9][0-9_]*`.
 fn digits_underscores(text: &str) -> bool {
-    matches!(text.as_bytes().first(), Some(b'0'..=b'9')) && all(text, |c| c.is_ascii_digit() || c == b'_')
+    matches!(text.as_bytes().first(), Some(b'0'..=b'9'))
+        && all(text, |c| c.is_ascii_digit() || c == b'_')
 }
 
 fn is_exponent(text: &str) -> bool {
@@ -281,13 +321,17 @@ fn is_float(text: &str) -> bool {
     if let Some(fraction) = mantissa.strip_prefix('.') {
         return unsigned && digits_underscores(fraction);
     }
-    let Some((whole, fraction)) = mantissa.split_once('.') else { return false };
+    let Some((whole, fraction)) = mantissa.split_once('.') else {
+        return false;
+    };
     if !fraction.bytes().all(|c| c.is_ascii_digit() || c == b'_') {
         return false;
     }
     if let Some((head, groups)) = whole.split_once(':') {
         // Sexagesimal floats take no exponent.
-        return exponent.is_none() && digits_underscores(head) && groups.split(':').all(is_base60_group);
+        return exponent.is_none()
+            && digits_underscores(head)
+            && groups.split(':').all(is_base60_group);
     }
     digits_underscores(whole)
 }
@@ -296,12 +340,22 @@ fn is_float(text: &str) -> bool {
 fn is_timestamp(text: &str) -> bool {
     let b = text.as_bytes();
     let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
-    if b.len() == 10 && digits(&b[..4]) && b[4] == b'-' && digits(&b[5..7]) && b[7] == b'-' && digits(&b[8..]) {
+    if b.len() == 10
+        && digits(&b[..4])
+        && b[4] == b'-'
+        && digits(&b[5..7])
+        && b[7] == b'-'
+        && digits(&b[8..])
+    {
         return true;
     }
-    let Some(split) = text.find(['T', 't', ' ', '\t']) else { return false };
+    let Some(split) = text.find(['T', 't', ' ', '\t']) else {
+        return false;
+    };
     let mut date = text[..split].split('-');
-    let (Some(year), Some(month), Some(day), None) = (date.next(), date.next(), date.next(), date.next()) else {
+    let (Some(year), Some(month), Some(day), None) =
+        (date.next(), date.next(), date.next(), date.next())
+    else {
         return false;
     };
     year.len() == 4
@@ -326,7 +380,9 @@ fn construct_int(text: &str) -> Option<i128> {
     } else if let Some(octal) = body.strip_prefix('0') {
         i128::from_str_radix(octal, 8).ok()?
     } else if body.contains(':') {
-        body.split(':').try_fold(0i128, |acc, part| acc.checked_mul(60)?.checked_add(part.parse().ok()?))?
+        body.split(':').try_fold(0i128, |acc, part| {
+            acc.checked_mul(60)?.checked_add(part.parse().ok()?)
+        })?
     } else {
         body.parse().ok()?
     };
@@ -345,7 +401,9 @@ fn construct_float(text: &str) -> Option<f64> {
         return Some(f64::NAN);
     }
     if body.contains(':') {
-        let value = body.split(':').try_fold(0.0f64, |acc, part| Some(acc * 60.0 + part.parse::<f64>().ok()?))?;
+        let value = body.split(':').try_fold(0.0f64, |acc, part| {
+            Some(acc * 60.0 + part.parse::<f64>().ok()?)
+        })?;
         return Some(sign * value);
     }
     body.parse::<f64>().ok().map(|v| sign * v)
@@ -384,7 +442,10 @@ mod tests {
     #[case("08", Value::Str("08".into()))]
     #[case("+.5", Value::Str("+.5".into()))]
     #[case("1__0.0_", Value::Float(10.0))]
-    #[case("501974169931277706872159392843", Value::Int(501974169931277706872159392843))]
+    #[case(
+        "501974169931277706872159392843",
+        Value::Int(501974169931277706872159392843)
+    )]
     fn scalars_resolve_like_pyyaml(#[case] text: &str, #[case] expected: Value) {
         assert_eq!(load(text).unwrap(), expected, "{text}");
     }
@@ -405,7 +466,9 @@ mod tests {
     fn anchors_aliases_and_merges() {
         let value = load("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n").unwrap();
         let Value::Map(map) = value else { panic!() };
-        let Value::Map(other) = &map["other"] else { panic!() };
+        let Value::Map(other) = &map["other"] else {
+            panic!()
+        };
         assert_eq!(other["x"], Value::Int(1));
         assert_eq!(other["y"], Value::Int(3));
     }
