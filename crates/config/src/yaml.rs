@@ -41,11 +41,15 @@ fn error_at(span: &Span, message: impl std::fmt::Display) -> ParseError {
 }
 
 impl<'a> Loader<'a> {
+    /// The next data event; comments and anchor metadata are presentation only.
     fn next(&mut self) -> Result<(Event<'a>, Span), ParseError> {
-        match self.events.next() {
-            Some(Ok(event)) => Ok(event),
-            Some(Err(e)) => Err(ParseError::Yaml(e.to_string())),
-            None => Err(ParseError::Yaml("unexpected end of input".into())),
+        loop {
+            match self.events.next() {
+                Some(Ok((Event::Comment(..) | Event::Anchor(..), _))) => continue,
+                Some(Ok(event)) => return Ok(event),
+                Some(Err(e)) => return Err(ParseError::Yaml(e.to_string())),
+                None => return Err(ParseError::Yaml("unexpected end of input".into())),
+            }
         }
     }
 
@@ -460,6 +464,12 @@ mod tests {
     #[case("a: 1\n---\nb: 2")]
     fn unsupported_documents_are_errors(#[case] text: &str) {
         assert!(load(text).is_err(), "{text}");
+    }
+
+    #[test]
+    fn comments_are_ignored() {
+        let value = load("# header\na: 1 # trailing\n# between\nb: [2, 3]  # end\n").unwrap();
+        assert_eq!(value, load("{a: 1, b: [2, 3]}").unwrap());
     }
 
     #[test]

@@ -13,7 +13,11 @@ fn dotted(paths: Vec<Vec<String>>) -> Vec<String> {
 }
 
 fn linear(prefix: &str) -> Vec<String> {
-    vec![prefix.to_string(), format!("{prefix}.weight"), format!("{prefix}.bias")]
+    vec![
+        prefix.to_string(),
+        format!("{prefix}.weight"),
+        format!("{prefix}.bias"),
+    ]
 }
 
 fn attention(prefix: &str) -> Vec<String> {
@@ -41,7 +45,10 @@ fn attention(prefix: &str) -> Vec<String> {
 
 #[test]
 fn linear_layer() {
-    assert_eq!(dotted(AffineLinearConfig::default().architecture_paths()), vec!["weight", "bias"]);
+    assert_eq!(
+        dotted(AffineLinearConfig::default().architecture_paths()),
+        vec!["weight", "bias"]
+    );
 }
 
 #[rstest]
@@ -62,16 +69,33 @@ fn normalizations(#[case] json: &str, #[case] expected: Vec<&str>) {
 
 #[test]
 fn decoder_block_in_field_order() {
-    let block: DecoderBlockConfig =
-        load_as(r#"{"mixer": {"rotary": {"type": "default"}}, "normalization": {"type": "none"}, "mlp": {"post_norm": {"type": "fixed_rms_norm"}}}"#);
+    let block: DecoderBlockConfig = load_as(
+        r#"{"mixer": {"rotary": {"type": "default"}}, "normalization": {"type": "none"}, "mlp": {"post_norm": {"type": "fixed_rms_norm"}}}"#,
+    );
     let mut expected = attention("mixer");
     // The rotary's own field comes right after it.
     let rotary = expected.iter().position(|p| p == "mixer.rotary").unwrap();
     expected.insert(rotary + 1, "mixer.rotary.theta".into());
-    expected.extend(["mlp", "mlp.pre_norm", "mlp.post_norm", "mlp.post_norm.epsilon"].map(String::from));
+    expected.extend(
+        [
+            "mlp",
+            "mlp.pre_norm",
+            "mlp.post_norm",
+            "mlp.post_norm.epsilon",
+        ]
+        .map(String::from),
+    );
     expected.extend(linear("mlp.layer_1"));
     expected.extend(linear("mlp.layer_2"));
-    expected.extend(["mlp.intermediate_size", "mlp.add_linear_biases", "mlp.gated", "mlp.activation"].map(String::from));
+    expected.extend(
+        [
+            "mlp.intermediate_size",
+            "mlp.add_linear_biases",
+            "mlp.gated",
+            "mlp.activation",
+        ]
+        .map(String::from),
+    );
     expected.extend(
         [
             "normalization",
@@ -99,13 +123,18 @@ fn dict_entries_by_sorted_key() {
 
 #[test]
 fn pattern_blocks_by_name() {
-    let sequence: PatternBlockSequenceConfig =
-        load_as(r#"{"blocks": {"m": {"mixer": {"type": "gdn"}}, "a": {}}, "pattern": ["m", "a"], "num_blocks": 3}"#);
+    let sequence: PatternBlockSequenceConfig = load_as(
+        r#"{"blocks": {"m": {"mixer": {"type": "gdn"}}, "a": {}}, "pattern": ["m", "a"], "num_blocks": 3}"#,
+    );
     let paths = dotted(sequence.architecture_paths());
     assert_eq!(paths[0], "blocks");
     assert_eq!(paths[1], "blocks.a.mixer");
     let m = paths.iter().position(|p| p == "blocks.m.mixer").unwrap();
-    assert!(paths[..m].iter().all(|p| p == "blocks" || p.starts_with("blocks.a")));
+    assert!(
+        paths[..m]
+            .iter()
+            .all(|p| p == "blocks" || p.starts_with("blocks.a"))
+    );
     assert!(paths.contains(&"blocks.m.mixer.normalization.epsilon".to_string()));
     assert!(paths.contains(&"blocks.m.mixer.convolution_layer.kernel_size".to_string()));
     assert_eq!(&paths[paths.len() - 2..], ["pattern", "num_blocks"]);
@@ -117,7 +146,12 @@ fn core_fields_are_not_architecture() {
     // `d_inner` is `core` and `enabled` is `unknown`: neither is walked.
     let mamba: MambaConfig = load_as(r#"{"z_layer": {"bias": {"enabled": true}}}"#);
     let paths = dotted(mamba.architecture_paths());
-    assert!(!paths.iter().any(|p| p.ends_with("d_inner") || p.ends_with("enabled")), "{paths:?}");
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.ends_with("d_inner") || p.ends_with("enabled")),
+        "{paths:?}"
+    );
     assert!(paths.contains(&"d_xb".to_string()));
 }
 
@@ -126,10 +160,19 @@ fn whole_models() {
     let gpt = load_base_model(ModelKind::Gpt, &Value::from_json_str("{}").unwrap()).unwrap();
     let paths = dotted(gpt.architecture_paths());
     assert_eq!(paths.first().map(String::as_str), Some("decoder"));
-    assert_eq!(&paths[paths.len() - 3..], ["tied_embedding_weight", "hidden_size", "peft"]);
-    let multimodal = load_base_model(ModelKind::MultiModal, &Value::from_json_str("{}").unwrap()).unwrap();
+    assert_eq!(
+        &paths[paths.len() - 3..],
+        ["tied_embedding_weight", "hidden_size", "peft"]
+    );
+    let multimodal =
+        load_base_model(ModelKind::MultiModal, &Value::from_json_str("{}").unwrap()).unwrap();
     let paths = dotted(multimodal.architecture_paths());
     assert!(paths.contains(&"vision_encoder.embeddings.patch_height".to_string()));
     assert!(paths.contains(&"vision_encoder.adapter.intermediate_size".to_string()));
-    assert!(!paths.iter().any(|p| p.starts_with("vision_encoder.normalization")), "feature-hinted subtree has no architecture fields");
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with("vision_encoder.normalization")),
+        "feature-hinted subtree has no architecture fields"
+    );
 }
