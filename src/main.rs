@@ -3,6 +3,7 @@
 // dependency of the shipped binary must be named. (Test builds add dev-dependencies.)
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -64,7 +65,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(stdout) => {
-            println!("{stdout}");
+            // A closed pipe (e.g. `| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout().lock(), "{stdout}");
             ExitCode::SUCCESS
         }
         Err(message) => {

@@ -18,11 +18,19 @@ use crate::{Map, ParseError, Value};
 
 const CORE_TAGS: &str = "tag:yaml.org,2002:";
 
+/// Nesting limit, as serde_json's: deeper documents are rejected instead of exhausting the stack.
+const MAX_DEPTH: usize = 128;
+
+/// Node budget, counting alias expansions: a "billion laughs" document is rejected, not built.
+const MAX_NODES: usize = 1_000_000;
+
 /// Parses one YAML document into a [`Value`] with PyYAML's `safe_load` semantics.
 pub(crate) fn load(text: &str) -> Result<Value, ParseError> {
     let mut loader = Loader {
         events: Parser::new_from_str(text),
         anchors: HashMap::new(),
+        depth: 0,
+        nodes: 0,
     };
     loader.document()
 }
@@ -30,6 +38,8 @@ pub(crate) fn load(text: &str) -> Result<Value, ParseError> {
 struct Loader<'a> {
     events: Parser<'a, granit_parser::StrInput<'a>>,
     anchors: HashMap<usize, Value>,
+    depth: usize,
+    nodes: usize,
 }
 
 fn error_at(span: &Span, message: impl std::fmt::Display) -> ParseError {
@@ -75,13 +85,33 @@ impl<'a> Loader<'a> {
     }
 
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Value, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(error_at(
+                &span,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        self.depth += 1;
+        let value = self.node_inner(event, span);
+        self.depth -= 1;
+        value
+    }
+
+    fn node_inner(&mut self, event: Event<'a>, span: Span) -> Result<Value, ParseError> {
         let (value, anchor) = match event {
             Event::Alias(id) => {
-                return self
+                let value = self
                     .anchors
                     .get(&id)
-                    .cloned()
-                    .ok_or_else(|| error_at(&span, "unknown alias"));
+                    .ok_or_else(|| error_at(&span, "unknown alias"))?;
+                self.nodes += node_count(value);
+                if self.nodes > MAX_NODES {
+                    return Err(error_at(
+                        &span,
+                        format!("more than {MAX_NODES} nodes after alias expansion"),
+                    ));
+                }
+                return Ok(value.clone());
             }
             Event::Scalar(text, style, anchor, tag) => {
                 (scalar(&text, style, tag.as_deref(), &span)?, anchor)
@@ -163,6 +193,14 @@ impl<'a> Loader<'a> {
             }
         }
         Ok(map)
+    }
+}
+
+fn node_count(value: &Value) -> usize {
+    match value {
+        Value::List(items) => 1 + items.iter().map(node_count).sum::<usize>(),
+        Value::Map(map) => 1 + map.values().map(node_count).sum::<usize>(),
+        _ => 1,
     }
 }
 
@@ -464,6 +502,25 @@ mod tests {
     #[case("a: 1\n---\nb: 2")]
     fn unsupported_documents_are_errors(#[case] text: &str) {
         assert!(load(text).is_err(), "{text}");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        assert!(load(&deep).is_err());
+        let ok = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        assert!(load(&ok).is_ok());
+    }
+
+    #[test]
+    fn alias_bombs_are_an_error() {
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            doc.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let err = load(&doc).unwrap_err().to_string();
+        assert!(err.contains("alias expansion"), "{err}");
     }
 
     #[test]
