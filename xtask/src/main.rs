@@ -71,5 +71,47 @@ fn ci() -> Result<(), String> {
             "xtask: cargo-deny not installed, skipping `cargo deny check` (cargo install cargo-deny --locked)"
         );
     }
-    cargo(&["test", "--workspace"])
+    test_with_summary(&["test", "--workspace"])
+}
+
+/// Runs cargo test, passing its output through, and closes with one line totalling every
+/// test binary's results (cargo's own last line is the last binary's, often a doctest with 0).
+fn test_with_summary(args: &[&str]) -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let mut child = Command::new(env!("CARGO"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count(rest, " passed");
+            failed += count(rest, " failed");
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    println!("tests: {passed} passed, {failed} failed");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+/// The number before `label` in a cargo test summary such as `ok. 12 passed; 0 failed; …`.
+fn count(summary: &str, label: &str) -> u64 {
+    summary
+        .split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
