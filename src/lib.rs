@@ -1,5 +1,24 @@
 //! fastllm-convert: convert LLM checkpoints between HuggingFace formats and Fast-LLM's format.
 //!
-//! This umbrella crate re-exports the workspace crates; the `fastllm-convert` binary is its CLI.
+//! This umbrella crate re-exports the workspace crates and links every format family enabled by
+//! its cargo feature (default: all). A family crate registers its formats with `inventory`; a
+//! crate that nothing names is dropped by the linker with its registrations, so each enabled
+//! family is named here, and `unused_crate_dependencies` is denied: a family added to
+//! Cargo.toml but not named here fails the build instead of vanishing.
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
+pub mod cli;
 
 pub use fastllm_config as config;
+pub use fastllm_core as core;
+#[cfg(feature = "llama")]
+pub use fastllm_llama as llama;
+
+/// The format families linked into this build.
+pub fn families() -> Vec<&'static str> {
+    [
+        #[cfg(feature = "llama")]
+        fastllm_llama::FAMILY,
+    ]
+    .to_vec()
+}

@@ -89,6 +89,11 @@ impl Value {
         serde_json::to_string_pretty(self).expect("a Value always serializes to JSON")
     }
 
+    /// Compact one-line JSON.
+    pub fn to_json_compact(&self) -> String {
+        serde_json::to_string(self).expect("a Value always serializes to JSON")
+    }
+
     /// YAML that PyYAML's `safe_load` reads back to the same values.
     pub fn to_yaml(&self) -> String {
         serde_saphyr::to_string(self).expect("a Value always serializes to YAML")

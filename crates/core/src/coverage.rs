@@ -1,0 +1,274 @@
+//! Coverage: nothing is dropped silently.
+//!
+//! * Architecture coverage (per section, on a default instance): every architecture-hint field is
+//!   claimed, exactly by a non-recursive declaration or under a recursive one's prefix.
+//! * Optional sentinels equal the Fast-LLM field default.
+//! * HF coverage (at every import): every key of the input, at any depth, is claimed by a
+//!   declaration or is generic metadata.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use fastllm_config::{Map, Value};
+
+use crate::Problem;
+use crate::dict::{self, join, show};
+use crate::section::{Decl, Section};
+
+/// An HF path a section consumes. `*` matches any one key (entries of a typed dict).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Claim {
+    pub path: String,
+    /// Covers everything below `path`.
+    pub recursive: bool,
+}
+
+/// Every HF path `section` consumes, relative to its HF dict.
+pub fn hf_claims(section: &Section) -> Vec<Claim> {
+    let mut out = BTreeSet::new();
+    collect_claims(section, "", &mut out, &mut Vec::new());
+    out.into_iter().collect()
+}
+
+fn exact(path: String) -> Claim {
+    Claim {
+        path,
+        recursive: false,
+    }
+}
+
+fn collect_claims(
+    section: &Section,
+    prefix: &str,
+    out: &mut BTreeSet<Claim>,
+    stack: &mut Vec<*const Section>,
+) {
+    // Guard against a section that (indirectly) contains itself.
+    let id = section as *const Section;
+    if stack.contains(&id) {
+        return;
+    }
+    stack.push(id);
+    for (_, decl) in &section.decls {
+        match decl {
+            Decl::Rename { hf, .. }
+            | Decl::Default { hf, .. }
+            | Decl::Optional { hf, .. }
+            | Decl::ConstExport { hf, .. } => {
+                out.insert(exact(join(prefix, hf)));
+            }
+            Decl::ConstImport { .. } => {}
+            Decl::Ignored { hf, .. } => {
+                out.extend(hf.iter().map(|p| Claim {
+                    path: join(prefix, p),
+                    recursive: true,
+                }));
+            }
+            Decl::ImportOnly { hf, .. } => out.extend(hf.iter().map(|p| exact(join(prefix, p)))),
+            Decl::Custom { hf, delegates, .. } => {
+                out.extend(hf.iter().map(|p| exact(join(prefix, p))));
+                for delegate in delegates {
+                    collect_claims(delegate, prefix, out, stack);
+                }
+            }
+            Decl::Nested {
+                section, hf_path, ..
+            } => {
+                let sub = hf_path
+                    .map(|p| join(prefix, p))
+                    .unwrap_or_else(|| prefix.to_string());
+                if section.hf_type_name.is_some() {
+                    out.insert(exact(join(&sub, "type")));
+                }
+                collect_claims(section, &sub, out, stack);
+            }
+            Decl::Dispatch {
+                hf_path,
+                key,
+                sections,
+                ..
+            } => {
+                let sub = hf_path
+                    .map(|p| join(prefix, p))
+                    .unwrap_or_else(|| prefix.to_string());
+                out.insert(exact(join(&sub, key)));
+                for section in sections {
+                    collect_claims(section, &sub, out, stack);
+                }
+            }
+            Decl::TypedDict {
+                hf, key, sections, ..
+            } => {
+                let entry = join(&join(prefix, hf), "*");
+                out.insert(exact(join(prefix, hf)));
+                if sections.iter().any(|s| s.hf_type_name.is_some()) {
+                    out.insert(exact(join(&entry, key)));
+                }
+                for section in sections {
+                    collect_claims(section, &entry, out, stack);
+                }
+            }
+            Decl::ListDispatch {
+                hf_layout,
+                hf_count,
+                entries,
+                ..
+            } => {
+                out.insert(exact(join(prefix, hf_layout)));
+                out.insert(exact(join(prefix, hf_count)));
+                for entry in entries {
+                    collect_claims(&entry.section, prefix, out, stack);
+                }
+            }
+        }
+    }
+    stack.pop();
+}
+
+fn matches(claim: &str, path: &[&str]) -> bool {
+    let parts: Vec<&str> = claim.split('.').collect();
+    parts.len() == path.len() && parts.iter().zip(path).all(|(c, p)| *c == "*" || c == p)
+}
+
+fn is_prefix(claim: &str, path: &[&str]) -> bool {
+    let parts: Vec<&str> = claim.split('.').collect();
+    parts.len() <= path.len() && parts.iter().zip(path).all(|(c, p)| *c == "*" || c == p)
+}
+
+/// Every key of `input` (at any depth) not claimed and not generic metadata, as problems.
+pub fn check_hf_coverage(
+    input: &Map,
+    claims: &[Claim],
+    allowlist: &BTreeSet<&str>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    walk_hf(input, &mut Vec::new(), claims, allowlist, &mut problems);
+    problems
+}
+
+fn walk_hf<'a>(
+    map: &'a Map,
+    path: &mut Vec<&'a str>,
+    claims: &[Claim],
+    allowlist: &BTreeSet<&str>,
+    problems: &mut Vec<Problem>,
+) {
+    for (key, value) in map {
+        path.push(key);
+        let covered_recursively = claims
+            .iter()
+            .any(|c| c.recursive && is_prefix(&c.path, path));
+        let claimed = claims.iter().any(|c| matches(&c.path, path));
+        let claims_below = claims
+            .iter()
+            .any(|c| c.path.split('.').count() > path.len() && is_prefix_of_claim(path, &c.path));
+        if covered_recursively || path.iter().any(|segment| allowlist.contains(segment)) {
+            // Consumed whole, or generic metadata at any depth.
+        } else if let (Value::Map(inner), true) = (value, claims_below) {
+            walk_hf(inner, path, claims, allowlist, problems);
+        } else if !claimed {
+            problems.push(Problem::at_hf(
+                path.join("."),
+                "unknown key: not part of this format (nothing would convert it)",
+            ));
+        }
+        path.pop();
+    }
+}
+
+fn is_prefix_of_claim(path: &[&str], claim: &str) -> bool {
+    claim.split('.').zip(path).all(|(c, p)| c == "*" || c == *p)
+}
+
+/// Architecture fields of the section's default instance that no declaration claims.
+pub fn architecture_gaps(section: &Section) -> Vec<String> {
+    let mut exact_paths = BTreeSet::new();
+    let mut prefixes = Vec::new();
+    for (_, decl) in &section.decls {
+        let (paths, recursive) = decl.fast_llm_claims();
+        if recursive {
+            prefixes.extend(paths);
+        } else {
+            exact_paths.extend(paths);
+        }
+    }
+    let missing: Vec<String> = (section.class.architecture_paths)()
+        .into_iter()
+        .map(|p| p.join("."))
+        .filter(|path| {
+            !exact_paths.contains(path.as_str())
+                && !prefixes
+                    .iter()
+                    .any(|prefix| path == prefix || path.starts_with(&format!("{prefix}.")))
+        })
+        .collect();
+    if missing.is_empty() {
+        return missing;
+    }
+    let tops: BTreeSet<&str> = missing
+        .iter()
+        .filter_map(|m| m.split('.').next())
+        .filter(|t| exact_paths.contains(t))
+        .collect();
+    let hint = if tops.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (declarations for {tops:?} claim the parent path non-recursively: list every architecture sub-field, \
+             use Nested/Dispatch, or make the Custom recursive)"
+        )
+    };
+    vec![format!(
+        "{} ({}): unclaimed architecture fields {missing:?}{hint}",
+        section.name, section.class.name
+    )]
+}
+
+/// `Optional` declarations whose sentinel differs from the field's default.
+pub fn sentinel_errors(section: &Section) -> Vec<String> {
+    let defaults = (section.class.default_dict)();
+    section
+        .decls
+        .iter()
+        .filter_map(|(name, decl)| match decl {
+            Decl::Optional { fl, sentinel, .. } => {
+                let default = dict::get(&defaults, fl).cloned().unwrap_or(Value::Null);
+                (!dict::same(&default, sentinel)).then(|| {
+                    format!(
+                        "{} ({}): Optional `{name}` sentinel {} differs from the default of `{fl}`, {}",
+                        section.name,
+                        section.class.name,
+                        show(sentinel),
+                        show(&default)
+                    )
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The section and every sub-section reachable from it (Nested, Dispatch, TypedDict,
+/// ListDispatch, Custom delegates), each once.
+pub fn section_tree(root: &Arc<Section>) -> Vec<Arc<Section>> {
+    let mut out: Vec<Arc<Section>> = Vec::new();
+    let mut queue = vec![root.clone()];
+    while let Some(section) = queue.pop() {
+        if out.iter().any(|s| Arc::ptr_eq(s, &section)) {
+            continue;
+        }
+        for (_, decl) in &section.decls {
+            queue.extend(decl.sub_sections());
+        }
+        out.push(section);
+    }
+    out
+}
+
+/// Architecture-coverage and sentinel failures of every section under `root`.
+pub fn check_sections(root: &Arc<Section>) -> Vec<String> {
+    section_tree(root)
+        .iter()
+        .flat_map(|s| architecture_gaps(s).into_iter().chain(sentinel_errors(s)))
+        .collect()
+}

@@ -1,0 +1,891 @@
+//! Running section tables: export (Fast-LLM → HF) and import (HF → Fast-LLM).
+//!
+//! Every write goes through a safe set: a key written twice must get the same value, else the
+//! two writers are named. Problems are collected, never thrown, so one report lists them all.
+
+use std::collections::BTreeMap;
+
+use fastllm_config::{Map, Value};
+
+use crate::Problem;
+use crate::dict::{self, join, show};
+use crate::section::{
+    Decl, ExportContext, HfLayout, ImportContext, LayoutEntry, Section, fl_value,
+};
+
+/// Export state: the collected problems and who wrote each HF key.
+pub struct Exporter<'a> {
+    pub format: &'a str,
+    pub layout: HfLayout,
+    pub problems: Vec<Problem>,
+    writers: BTreeMap<String, String>,
+}
+
+impl<'a> Exporter<'a> {
+    pub fn new(format: &'a str, layout: HfLayout) -> Self {
+        Exporter {
+            format,
+            layout,
+            problems: Vec::new(),
+            writers: BTreeMap::new(),
+        }
+    }
+
+    fn write(&mut self, hf: &mut Map, hf_prefix: &str, key: &str, value: Value, writer: &str) {
+        let full = join(hf_prefix, key);
+        match dict::set(hf, key, value.clone()) {
+            Ok(()) => {
+                self.writers
+                    .entry(full)
+                    .or_insert_with(|| writer.to_string());
+            }
+            Err(existing) => {
+                let first = self
+                    .writers
+                    .get(&full)
+                    .cloned()
+                    .unwrap_or_else(|| "another declaration".into());
+                self.problems.push(Problem {
+                    fast_llm: Some(writer.to_string()),
+                    hf: Some(full),
+                    message: format!(
+                        "not representable in {}: one HF key, two values: `{first}` gives {} and `{writer}` gives {}",
+                        self.format,
+                        show(&existing),
+                        show(&value)
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Exports `fl` (the section's full-form Fast-LLM dict) into `hf`.
+    pub fn section(
+        &mut self,
+        section: &Section,
+        fl: &Map,
+        fl_prefix: &str,
+        hf: &mut Map,
+        hf_prefix: &str,
+    ) {
+        if let Some(expected) = section.class.type_name {
+            let found = fl_value(fl, "type");
+            if found != &Value::Str(expected.to_string()) {
+                self.problems.push(Problem::at_fast_llm(
+                    join(fl_prefix, "type"),
+                    format!(
+                        "not representable in {}: the format holds a `{expected}` here ({}), found {}",
+                        self.format,
+                        section.class.name,
+                        show(found)
+                    ),
+                ));
+                return;
+            }
+        }
+        for (_, rule) in &section.validators {
+            for mut problem in rule(fl) {
+                problem.fast_llm = Some(join(fl_prefix, problem.fast_llm.as_deref().unwrap_or("")));
+                problem.message =
+                    format!("not representable in {}: {}", self.format, problem.message);
+                self.problems.push(problem);
+            }
+        }
+        for (_, decl) in &section.decls {
+            self.decl(decl, fl, fl_prefix, hf, hf_prefix);
+        }
+    }
+
+    fn decl(&mut self, decl: &Decl, fl: &Map, fl_prefix: &str, hf: &mut Map, hf_prefix: &str) {
+        match decl {
+            Decl::Rename { fl: path, hf: key }
+            | Decl::Default {
+                fl: path, hf: key, ..
+            } => {
+                let value = fl_value(fl, path).clone();
+                self.write(hf, hf_prefix, key, value, &join(fl_prefix, path));
+            }
+            Decl::ConstImport { fl: path, value } => {
+                let found = fl_value(fl, path);
+                if !dict::same(found, value) {
+                    self.problems.push(Problem::at_fast_llm(
+                        join(fl_prefix, path),
+                        format!(
+                            "not representable in {}: must be {}, found {}",
+                            self.format,
+                            show(value),
+                            show(found)
+                        ),
+                    ));
+                }
+            }
+            Decl::ConstExport { hf: key, value } => {
+                self.write(
+                    hf,
+                    hf_prefix,
+                    key,
+                    value.clone(),
+                    &format!("{} (constant)", join(hf_prefix, key)),
+                );
+            }
+            Decl::Optional {
+                fl: path,
+                hf: key,
+                sentinel,
+            } => {
+                let value = fl_value(fl, path);
+                if !dict::same(value, sentinel) {
+                    self.write(hf, hf_prefix, key, value.clone(), &join(fl_prefix, path));
+                }
+            }
+            Decl::Ignored { .. } | Decl::ImportOnly { .. } => {}
+            Decl::Custom {
+                fl: paths, export, ..
+            } => {
+                let writer = join(fl_prefix, paths.first().copied().unwrap_or(""));
+                let context = ExportContext {
+                    layout: self.layout,
+                    format: self.format,
+                    fast_llm_path: fl_prefix,
+                };
+                match export(fl, &context) {
+                    Ok(writes) => {
+                        for write in writes {
+                            let source = write
+                                .source
+                                .map(|s| join(fl_prefix, &s))
+                                .unwrap_or_else(|| writer.clone());
+                            self.write(hf, hf_prefix, &write.key, write.value, &source);
+                        }
+                    }
+                    Err(problems) => self.push_relative(problems, fl_prefix, hf_prefix),
+                }
+            }
+            Decl::Nested {
+                fl: path,
+                section,
+                hf_path,
+            } => {
+                let Some(sub) = self.sub_map(fl, path, fl_prefix) else {
+                    return;
+                };
+                self.place(
+                    section,
+                    &sub,
+                    &join(fl_prefix, path),
+                    hf,
+                    hf_prefix,
+                    *hf_path,
+                    None,
+                );
+            }
+            Decl::Dispatch {
+                fl: path,
+                hf_path,
+                key,
+                sections,
+            } => {
+                let Some(sub) = self.sub_map(fl, path, fl_prefix) else {
+                    return;
+                };
+                let fl_path = join(fl_prefix, path);
+                if let Some(section) = self.by_type(sections, &sub, &fl_path) {
+                    self.place(section, &sub, &fl_path, hf, hf_prefix, *hf_path, Some(key));
+                }
+            }
+            Decl::TypedDict {
+                fl: path,
+                hf: key,
+                key: discriminator,
+                sections,
+            } => {
+                let Some(entries) = self.sub_map(fl, path, fl_prefix) else {
+                    return;
+                };
+                let mut out = Map::new();
+                for (name, entry) in &entries {
+                    let fl_path = join(&join(fl_prefix, path), name);
+                    let Some(entry) = entry.as_map() else {
+                        continue;
+                    };
+                    let Some(section) = self.by_type(sections, entry, &fl_path) else {
+                        continue;
+                    };
+                    let mut sub_hf = Map::new();
+                    let sub_prefix = join(&join(hf_prefix, key), name);
+                    if let Some(type_name) = section.hf_type_name {
+                        sub_hf.insert(discriminator.to_string(), Value::Str(type_name.into()));
+                    }
+                    self.section(&section.clone(), entry, &fl_path, &mut sub_hf, &sub_prefix);
+                    out.insert(name.clone(), Value::Map(sub_hf));
+                }
+                self.write(hf, hf_prefix, key, Value::Map(out), &join(fl_prefix, path));
+            }
+            Decl::ListDispatch {
+                fl: path,
+                hf_layout,
+                hf_count,
+                entries,
+            } => {
+                let Some(sequence) = self.sub_map(fl, path, fl_prefix) else {
+                    return;
+                };
+                self.list_dispatch(
+                    &sequence,
+                    &join(fl_prefix, path),
+                    entries,
+                    hf,
+                    hf_prefix,
+                    hf_layout,
+                    hf_count,
+                );
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn list_dispatch(
+        &mut self,
+        sequence: &Map,
+        fl_path: &str,
+        entries: &[LayoutEntry],
+        hf: &mut Map,
+        hf_prefix: &str,
+        hf_layout: &str,
+        hf_count: &str,
+    ) {
+        // (name in the Fast-LLM dict, block) for every distinct block, and the block names in layout order.
+        let (distinct, order): (Vec<(String, Map)>, Vec<String>) = match fl_value(sequence, "type")
+        {
+            Value::Str(t) if t == "fixed" => {
+                let block = fl_value(sequence, "block")
+                    .as_map()
+                    .cloned()
+                    .unwrap_or_default();
+                (vec![("block".into(), block)], vec!["block".into()])
+            }
+            Value::Str(t) if t == "pattern" => {
+                let blocks = fl_value(sequence, "blocks")
+                    .as_map()
+                    .cloned()
+                    .unwrap_or_default();
+                let pattern = match fl_value(sequence, "pattern") {
+                    Value::List(items) => items
+                        .iter()
+                        .filter_map(|v| {
+                            if let Value::Str(s) = v {
+                                Some(s.clone())
+                            } else {
+                                None
+                            }
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let distinct = blocks
+                    .iter()
+                    .map(|(name, block)| {
+                        (
+                            format!("blocks.{name}"),
+                            block.as_map().cloned().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                (
+                    distinct,
+                    pattern
+                        .into_iter()
+                        .map(|name| format!("blocks.{name}"))
+                        .collect(),
+                )
+            }
+            other => {
+                self.problems.push(Problem::at_fast_llm(
+                    join(fl_path, "type"),
+                    format!(
+                        "not representable in {}: block sequence type {}",
+                        self.format,
+                        show(other)
+                    ),
+                ));
+                return;
+            }
+        };
+        let mut names = BTreeMap::new();
+        for (name, block) in &distinct {
+            let block_path = join(fl_path, name);
+            let mixer_type = dict::get(block, "mixer.type")
+                .cloned()
+                .unwrap_or(Value::Null);
+            match entries
+                .iter()
+                .find(|e| Value::Str(e.mixer_type.into()) == mixer_type)
+            {
+                Some(entry) => {
+                    names.insert(name.clone(), entry.layout_name);
+                    self.section(&entry.section.clone(), block, &block_path, hf, hf_prefix);
+                }
+                None => self.problems.push(Problem::at_fast_llm(
+                    join(&block_path, "mixer.type"),
+                    format!(
+                        "not representable in {}: mixer {} (supported: {})",
+                        self.format,
+                        show(&mixer_type),
+                        entries
+                            .iter()
+                            .map(|e| e.mixer_type)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+            }
+        }
+        let layout: Vec<Value> = order
+            .iter()
+            .filter_map(|name| names.get(name))
+            .map(|n| Value::Str(n.to_string()))
+            .collect();
+        if layout.len() == order.len() {
+            self.write(hf, hf_prefix, hf_layout, Value::List(layout), fl_path);
+        }
+        let count = fl_value(sequence, "num_blocks").clone();
+        self.write(hf, hf_prefix, hf_count, count, &join(fl_path, "num_blocks"));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &mut self,
+        section: &Section,
+        sub: &Map,
+        fl_path: &str,
+        hf: &mut Map,
+        hf_prefix: &str,
+        hf_path: Option<&str>,
+        discriminator: Option<&str>,
+    ) {
+        match hf_path {
+            None => {
+                if let (Some(key), Some(name)) = (discriminator, section.hf_type_name) {
+                    self.write(hf, hf_prefix, key, Value::Str(name.into()), fl_path);
+                }
+                self.section(section, sub, fl_path, hf, hf_prefix);
+            }
+            Some(hf_path) => {
+                let mut out = Map::new();
+                let sub_prefix = join(hf_prefix, hf_path);
+                if let (Some(key), Some(name)) =
+                    (discriminator.or(Some("type")), section.hf_type_name)
+                {
+                    out.insert(key.to_string(), Value::Str(name.into()));
+                }
+                self.section(section, sub, fl_path, &mut out, &sub_prefix);
+                self.write(hf, hf_prefix, hf_path, Value::Map(out), fl_path);
+            }
+        }
+    }
+
+    fn sub_map(&mut self, fl: &Map, path: &str, fl_prefix: &str) -> Option<Map> {
+        match fl_value(fl, path) {
+            Value::Map(map) => Some(map.clone()),
+            Value::Null => {
+                self.problems.push(Problem::at_fast_llm(
+                    join(fl_prefix, path),
+                    format!(
+                        "not representable in {}: this format needs a config here",
+                        self.format
+                    ),
+                ));
+                None
+            }
+            other => {
+                self.problems.push(Problem::at_fast_llm(
+                    join(fl_prefix, path),
+                    format!("expected a config, found {}", show(other)),
+                ));
+                None
+            }
+        }
+    }
+
+    fn by_type<'s>(
+        &mut self,
+        sections: &'s [std::sync::Arc<Section>],
+        sub: &Map,
+        fl_path: &str,
+    ) -> Option<&'s Section> {
+        if let [only] = sections
+            && only.hf_type_name.is_none()
+        {
+            return Some(only);
+        }
+        let found = fl_value(sub, "type");
+        let section = sections.iter().find(|s| {
+            s.class
+                .type_name
+                .is_some_and(|t| &Value::Str(t.into()) == found)
+        });
+        if section.is_none() {
+            let supported: Vec<&str> = sections.iter().filter_map(|s| s.class.type_name).collect();
+            self.problems.push(Problem::at_fast_llm(
+                join(fl_path, "type"),
+                format!(
+                    "not representable in {}: type {} (supported: {})",
+                    self.format,
+                    show(found),
+                    supported.join(", ")
+                ),
+            ));
+        }
+        section.map(|s| &**s)
+    }
+
+    fn push_relative(&mut self, problems: Vec<Problem>, fl_prefix: &str, hf_prefix: &str) {
+        for mut problem in problems {
+            problem.fast_llm = problem.fast_llm.map(|p| join(fl_prefix, &p));
+            problem.hf = problem.hf.map(|p| join(hf_prefix, &p));
+            if !problem.message.starts_with("not representable") {
+                problem.message =
+                    format!("not representable in {}: {}", self.format, problem.message);
+            }
+            self.problems.push(problem);
+        }
+    }
+}
+
+/// Import state: the collected problems.
+pub struct Importer<'a> {
+    pub format: &'a str,
+    /// The whole HF dict, as the config class loaded it.
+    pub root: &'a Map,
+    pub problems: Vec<Problem>,
+}
+
+impl<'a> Importer<'a> {
+    pub fn new(format: &'a str, root: &'a Map) -> Self {
+        Importer {
+            format,
+            root,
+            problems: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, out: &mut Map, fl_prefix: &str, path: &str, value: Value, source: &str) {
+        if let Err(existing) = dict::set(out, path, value.clone()) {
+            self.problems.push(Problem {
+                fast_llm: Some(join(fl_prefix, path)),
+                hf: Some(source.to_string()),
+                message: format!(
+                    "two declarations import different values: {} and {}",
+                    show(&existing),
+                    show(&value)
+                ),
+            });
+        }
+    }
+
+    /// Imports the section's HF dict `hf` into the Fast-LLM dict `out`.
+    pub fn section(
+        &mut self,
+        section: &Section,
+        hf: &Map,
+        hf_prefix: &str,
+        out: &mut Map,
+        fl_prefix: &str,
+    ) {
+        if let Some(type_name) = section.class.type_name {
+            out.insert("type".into(), Value::Str(type_name.into()));
+        }
+        for (_, decl) in &section.decls {
+            self.decl(decl, hf, hf_prefix, out, fl_prefix);
+        }
+    }
+
+    fn decl(&mut self, decl: &Decl, hf: &Map, hf_prefix: &str, out: &mut Map, fl_prefix: &str) {
+        match decl {
+            Decl::Rename { fl, hf: key } => match dict::get(hf, key) {
+                Some(value) => self.write(out, fl_prefix, fl, value.clone(), &join(hf_prefix, key)),
+                None => self.problems.push(Problem::at_hf(
+                    join(hf_prefix, key),
+                    format!("missing (required by {})", self.format),
+                )),
+            },
+            Decl::ConstImport { fl, value } => {
+                self.write(out, fl_prefix, fl, value.clone(), "(constant)")
+            }
+            Decl::ConstExport { hf: key, value } => {
+                if let Some(found) = dict::get(hf, key)
+                    && !dict::same(found, value)
+                {
+                    self.problems.push(Problem::at_hf(
+                        join(hf_prefix, key),
+                        format!(
+                            "not representable: {} only holds {}, found {}",
+                            self.format,
+                            show(value),
+                            show(found)
+                        ),
+                    ));
+                }
+            }
+            Decl::Default {
+                fl,
+                hf: key,
+                fallback,
+            } => {
+                let value = match dict::get(hf, key) {
+                    Some(value) => Ok(value.clone()),
+                    None => fallback(self.root),
+                };
+                match value {
+                    Ok(value) => self.write(out, fl_prefix, fl, value, &join(hf_prefix, key)),
+                    Err(message) => self
+                        .problems
+                        .push(Problem::at_hf(join(hf_prefix, key), message)),
+                }
+            }
+            Decl::Optional {
+                fl,
+                hf: key,
+                sentinel,
+            } => {
+                if let Some(value) = dict::get(hf, key)
+                    && !dict::same(value, sentinel)
+                {
+                    self.write(out, fl_prefix, fl, value.clone(), &join(hf_prefix, key));
+                }
+            }
+            Decl::Ignored { .. } => {}
+            Decl::ImportOnly { import, .. } | Decl::Custom { import, .. } => {
+                let context = ImportContext {
+                    root: self.root,
+                    format: self.format,
+                    hf_path: hf_prefix,
+                };
+                match import(hf, &context) {
+                    Ok(writes) => {
+                        for (path, value) in writes {
+                            self.write(out, fl_prefix, &path, value, hf_prefix);
+                        }
+                    }
+                    Err(problems) => {
+                        for mut problem in problems {
+                            problem.fast_llm = problem.fast_llm.map(|p| join(fl_prefix, &p));
+                            problem.hf = problem.hf.map(|p| join(hf_prefix, &p));
+                            self.problems.push(problem);
+                        }
+                    }
+                }
+            }
+            Decl::Nested {
+                fl,
+                section,
+                hf_path,
+            } => {
+                let Some((sub_hf, sub_prefix)) = self.sub_hf(hf, hf_prefix, *hf_path) else {
+                    return;
+                };
+                if let Some(name) = section.hf_type_name
+                    && let Some(found) = sub_hf.get("type")
+                    && found != &Value::Str(name.into())
+                {
+                    self.problems.push(Problem::at_hf(
+                        join(&sub_prefix, "type"),
+                        format!("expected {name:?}, found {}", show(found)),
+                    ));
+                }
+                let mut sub_out = Map::new();
+                self.section(
+                    section,
+                    &sub_hf,
+                    &sub_prefix,
+                    &mut sub_out,
+                    &join(fl_prefix, fl),
+                );
+                self.write(out, fl_prefix, fl, Value::Map(sub_out), &sub_prefix);
+            }
+            Decl::Dispatch {
+                fl,
+                hf_path,
+                key,
+                sections,
+            } => {
+                let Some((sub_hf, sub_prefix)) = self.sub_hf(hf, hf_prefix, *hf_path) else {
+                    return;
+                };
+                let Some(section) = self.by_discriminator(sections, &sub_hf, &sub_prefix, key)
+                else {
+                    return;
+                };
+                let mut sub_out = Map::new();
+                self.section(
+                    section,
+                    &sub_hf,
+                    &sub_prefix,
+                    &mut sub_out,
+                    &join(fl_prefix, fl),
+                );
+                self.write(out, fl_prefix, fl, Value::Map(sub_out), &sub_prefix);
+            }
+            Decl::TypedDict {
+                fl,
+                hf: key,
+                key: discriminator,
+                sections,
+            } => {
+                let dict_prefix = join(hf_prefix, key);
+                let entries = match dict::get(hf, key) {
+                    Some(Value::Map(entries)) => entries.clone(),
+                    Some(other) => {
+                        self.problems.push(Problem::at_hf(
+                            dict_prefix,
+                            format!("expected a dict, found {}", show(other)),
+                        ));
+                        return;
+                    }
+                    None => {
+                        self.problems.push(Problem::at_hf(
+                            dict_prefix,
+                            format!("missing (required by {})", self.format),
+                        ));
+                        return;
+                    }
+                };
+                let mut dict_out = Map::new();
+                for (name, entry) in &entries {
+                    let entry_prefix = join(&dict_prefix, name);
+                    let Some(entry) = entry.as_map() else {
+                        self.problems.push(Problem::at_hf(
+                            entry_prefix,
+                            format!("expected a dict, found {}", show(entry)),
+                        ));
+                        continue;
+                    };
+                    let Some(section) =
+                        self.by_discriminator(sections, entry, &entry_prefix, discriminator)
+                    else {
+                        continue;
+                    };
+                    let mut entry_out = Map::new();
+                    self.section(
+                        section,
+                        entry,
+                        &entry_prefix,
+                        &mut entry_out,
+                        &join(&join(fl_prefix, fl), name),
+                    );
+                    dict_out.insert(name.clone(), Value::Map(entry_out));
+                }
+                self.write(out, fl_prefix, fl, Value::Map(dict_out), &dict_prefix);
+            }
+            Decl::ListDispatch {
+                fl,
+                hf_layout,
+                hf_count,
+                entries,
+            } => {
+                self.list_dispatch(
+                    hf, hf_prefix, out, fl_prefix, fl, hf_layout, hf_count, entries,
+                );
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn list_dispatch(
+        &mut self,
+        hf: &Map,
+        hf_prefix: &str,
+        out: &mut Map,
+        fl_prefix: &str,
+        fl: &str,
+        hf_layout: &str,
+        hf_count: &str,
+        entries: &[LayoutEntry],
+    ) {
+        let layout_key = join(hf_prefix, hf_layout);
+        let layout: Vec<String> = match dict::get(hf, hf_layout) {
+            Some(Value::List(items)) if !items.is_empty() => {
+                let mut names = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::Str(name) if entries.iter().any(|e| e.layout_name == name) => {
+                            names.push(name.clone())
+                        }
+                        other => self.problems.push(Problem::at_hf(
+                            format!("{layout_key}.{i}"),
+                            format!(
+                                "unsupported layout entry {} (supported: {})",
+                                show(other),
+                                entries
+                                    .iter()
+                                    .map(|e| e.layout_name)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )),
+                    }
+                }
+                names
+            }
+            Some(other) => {
+                self.problems.push(Problem::at_hf(
+                    layout_key,
+                    format!("expected a non-empty list, found {}", show(other)),
+                ));
+                return;
+            }
+            None => {
+                self.problems.push(Problem::at_hf(
+                    layout_key,
+                    format!("missing (required by {})", self.format),
+                ));
+                return;
+            }
+        };
+        let Some(count) = dict::get(hf, hf_count).cloned() else {
+            self.problems.push(Problem::at_hf(
+                join(hf_prefix, hf_count),
+                format!("missing (required by {})", self.format),
+            ));
+            return;
+        };
+        let fl_path = join(fl_prefix, fl);
+        let import_block = |this: &mut Self, name: &str, block_fl: &str| {
+            let entry = entries
+                .iter()
+                .find(|e| e.layout_name == name)
+                .expect("checked above");
+            let mut block = Map::new();
+            this.section(&entry.section.clone(), hf, hf_prefix, &mut block, block_fl);
+            Value::Map(block)
+        };
+        let distinct: std::collections::BTreeSet<&String> = layout.iter().collect();
+        let mut sequence = Map::new();
+        if distinct.len() == 1 {
+            sequence.insert("type".into(), Value::Str("fixed".into()));
+            sequence.insert(
+                "block".into(),
+                import_block(self, &layout[0], &join(&fl_path, "block")),
+            );
+        } else {
+            let mut blocks = Map::new();
+            for name in distinct {
+                blocks.insert(
+                    name.clone(),
+                    import_block(self, name, &join(&fl_path, &format!("blocks.{name}"))),
+                );
+            }
+            sequence.insert("type".into(), Value::Str("pattern".into()));
+            sequence.insert("blocks".into(), Value::Map(blocks));
+            sequence.insert(
+                "pattern".into(),
+                Value::List(layout.iter().map(|n| Value::Str(n.clone())).collect()),
+            );
+        }
+        sequence.insert("num_blocks".into(), count);
+        self.write(out, fl_prefix, fl, Value::Map(sequence), &layout_key);
+    }
+
+    fn sub_hf(
+        &mut self,
+        hf: &Map,
+        hf_prefix: &str,
+        hf_path: Option<&str>,
+    ) -> Option<(Map, String)> {
+        let Some(path) = hf_path else {
+            return Some((hf.clone(), hf_prefix.to_string()));
+        };
+        let full = join(hf_prefix, path);
+        match dict::get(hf, path) {
+            Some(Value::Map(map)) => Some((map.clone(), full)),
+            Some(other) => {
+                self.problems.push(Problem::at_hf(
+                    full,
+                    format!("expected a dict, found {}", show(other)),
+                ));
+                None
+            }
+            None => {
+                self.problems.push(Problem::at_hf(
+                    full,
+                    format!("missing (required by {})", self.format),
+                ));
+                None
+            }
+        }
+    }
+
+    fn by_discriminator<'s>(
+        &mut self,
+        sections: &'s [std::sync::Arc<Section>],
+        hf: &Map,
+        hf_prefix: &str,
+        key: &str,
+    ) -> Option<&'s Section> {
+        if let [only] = sections
+            && only.hf_type_name.is_none()
+        {
+            return Some(only);
+        }
+        let supported: Vec<&str> = sections.iter().filter_map(|s| s.hf_type_name).collect();
+        let found = hf.get(key);
+        let section = sections.iter().find(|s| {
+            s.hf_type_name.is_some() && found == Some(&Value::Str(s.hf_type_name.unwrap().into()))
+        });
+        if section.is_none() {
+            let found = found.map(show).unwrap_or_else(|| "nothing".into());
+            self.problems.push(Problem::at_hf(
+                join(hf_prefix, key),
+                format!(
+                    "unsupported type {found} (supported: {})",
+                    supported.join(", ")
+                ),
+            ));
+        }
+        section.map(|s| &**s)
+    }
+}
+
+/// Runs a sub-section's export from inside a `Custom` (problem paths relative to `fl`): the HF
+/// dict, and for each top-level key the Fast-LLM path that wrote it.
+pub fn export_sub(
+    section: &Section,
+    fl: &Map,
+    context: &ExportContext,
+) -> Result<(Map, BTreeMap<String, String>), Vec<Problem>> {
+    let mut exporter = Exporter::new(context.format, context.layout);
+    let mut out = Map::new();
+    exporter.section(section, fl, "", &mut out, "");
+    if exporter.problems.is_empty() {
+        Ok((out, exporter.writers))
+    } else {
+        Err(exporter.problems)
+    }
+}
+
+/// Runs a sub-section's import from inside a `Custom`.
+pub fn import_sub(
+    section: &Section,
+    hf: &Map,
+    context: &ImportContext,
+) -> Result<Map, Vec<Problem>> {
+    let mut importer = Importer::new(context.format, context.root);
+    let mut out = Map::new();
+    importer.section(section, hf, context.hf_path, &mut out, "");
+    if importer.problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(importer.problems)
+    }
+}
+
+/// Prefixes the Fast-LLM paths of `problems` with `prefix`.
+pub fn under(prefix: &str, problems: Vec<Problem>) -> Vec<Problem> {
+    problems
+        .into_iter()
+        .map(|mut p| {
+            p.fast_llm = p.fast_llm.map(|f| join(prefix, &f));
+            p
+        })
+        .collect()
+}

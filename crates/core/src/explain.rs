@@ -1,0 +1,187 @@
+//! The mapping table of a format, generated from its declarations (`fastllm-convert explain`).
+
+use crate::dict::{join, show};
+use crate::section::{Decl, Section};
+
+/// One row: a Fast-LLM path, the HF key(s), the primitive and a note.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub fast_llm: String,
+    pub hf: String,
+    pub primitive: &'static str,
+    pub note: String,
+}
+
+/// Every declaration of `root` and its sub-sections, with full paths, in declaration order.
+pub fn rows(root: &Section) -> Vec<Row> {
+    let mut out = Vec::new();
+    walk(root, "", "", &mut out, 0);
+    out
+}
+
+fn list(prefix: &str, paths: &[&str]) -> String {
+    paths
+        .iter()
+        .map(|p| join(prefix, p))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn walk(section: &Section, fl_prefix: &str, hf_prefix: &str, out: &mut Vec<Row>, depth: usize) {
+    if depth > 16 {
+        return;
+    }
+    for (name, decl) in &section.decls {
+        let mut row = |fast_llm: String, hf: String, note: String| {
+            out.push(Row {
+                fast_llm,
+                hf,
+                primitive: decl.kind(),
+                note,
+            });
+        };
+        match decl {
+            Decl::Rename { fl, hf } => row(join(fl_prefix, fl), join(hf_prefix, hf), String::new()),
+            Decl::ConstImport { fl, value } => row(
+                join(fl_prefix, fl),
+                "—".into(),
+                format!("must be {}", show(value)),
+            ),
+            Decl::ConstExport { hf, value } => row(
+                "—".into(),
+                join(hf_prefix, hf),
+                format!("always {}", show(value)),
+            ),
+            Decl::Default { fl, hf, .. } => row(
+                join(fl_prefix, fl),
+                join(hf_prefix, hf),
+                "derived when absent".into(),
+            ),
+            Decl::Optional { fl, hf, sentinel } => row(
+                join(fl_prefix, fl),
+                join(hf_prefix, hf),
+                format!("omitted when {}", show(sentinel)),
+            ),
+            Decl::Ignored { fl, hf } => row(
+                list(fl_prefix, fl),
+                list(hf_prefix, hf),
+                "nothing to convert".into(),
+            ),
+            Decl::ImportOnly { fl, hf, .. } => row(
+                list(fl_prefix, fl),
+                list(hf_prefix, hf),
+                format!("`{name}`, import only"),
+            ),
+            Decl::Custom {
+                fl, hf, delegates, ..
+            } => {
+                row(
+                    list(fl_prefix, fl),
+                    list(hf_prefix, hf),
+                    format!("`{name}`"),
+                );
+                for delegate in delegates {
+                    let sub = join(fl_prefix, fl.first().copied().unwrap_or(""));
+                    walk(delegate, &sub, hf_prefix, out, depth + 1);
+                }
+            }
+            Decl::Nested {
+                fl,
+                section: sub,
+                hf_path,
+            } => {
+                let hf_sub = hf_path
+                    .map(|p| join(hf_prefix, p))
+                    .unwrap_or_else(|| hf_prefix.to_string());
+                row(
+                    join(fl_prefix, fl),
+                    if hf_path.is_some() {
+                        hf_sub.clone()
+                    } else {
+                        "(flat)".into()
+                    },
+                    format!("section {}", sub.name),
+                );
+                walk(sub, &join(fl_prefix, fl), &hf_sub, out, depth + 1);
+            }
+            Decl::Dispatch {
+                fl,
+                hf_path,
+                key,
+                sections,
+            } => {
+                let hf_sub = hf_path
+                    .map(|p| join(hf_prefix, p))
+                    .unwrap_or_else(|| hf_prefix.to_string());
+                row(join(fl_prefix, fl), join(&hf_sub, key), "by type".into());
+                for sub in sections {
+                    walk(sub, &join(fl_prefix, fl), &hf_sub, out, depth + 1);
+                }
+            }
+            Decl::TypedDict {
+                fl, hf, sections, ..
+            } => {
+                row(
+                    join(fl_prefix, fl),
+                    join(hf_prefix, hf),
+                    "dict of sections".into(),
+                );
+                for sub in sections {
+                    walk(
+                        sub,
+                        &join(&join(fl_prefix, fl), "<name>"),
+                        &join(&join(hf_prefix, hf), "<name>"),
+                        out,
+                        depth + 1,
+                    );
+                }
+            }
+            Decl::ListDispatch {
+                fl,
+                hf_layout,
+                hf_count,
+                entries,
+            } => {
+                row(
+                    join(fl_prefix, fl),
+                    format!(
+                        "{}, {}",
+                        join(hf_prefix, hf_layout),
+                        join(hf_prefix, hf_count)
+                    ),
+                    "layout list".into(),
+                );
+                for entry in entries {
+                    walk(
+                        &entry.section,
+                        &join(fl_prefix, &format!("{fl}.<{}>", entry.layout_name)),
+                        hf_prefix,
+                        out,
+                        depth + 1,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The table as aligned text.
+pub fn render(rows: &[Row]) -> String {
+    let headers = ("Fast-LLM path", "HF key", "primitive", "note");
+    let width = |f: fn(&Row) -> usize, h: &str| {
+        rows.iter().map(f).max().unwrap_or(0).max(h.chars().count())
+    };
+    let w0 = width(|r| r.fast_llm.chars().count(), headers.0);
+    let w1 = width(|r| r.hf.chars().count(), headers.1);
+    let w2 = width(|r| r.primitive.len(), headers.2);
+    let mut out = format!(
+        "{:w0$}  {:w1$}  {:w2$}  {}\n",
+        headers.0, headers.1, headers.2, headers.3
+    );
+    for row in rows {
+        let line = format!("{:w0$}  {:w1$}  {:w2$}  {}", row.fast_llm, row.hf, row.primitive, row.note);
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,256 @@
+//! Reading an HF `config.json` as transformers' config class would load it: absent keys take the
+//! class defaults, `null` means what the class makes of it, and values are type-checked.
+
+use fastllm_config::{Map, Value};
+
+use crate::Problem;
+use crate::dict::show;
+
+/// The JSON type a key must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HfType {
+    Int,
+    /// An int or a float.
+    Float,
+    Bool,
+    Str,
+    List,
+    Dict,
+    /// Anything (metadata the format does not read).
+    Any,
+}
+
+impl HfType {
+    fn accepts(self, value: &Value) -> bool {
+        matches!(
+            (self, value),
+            (HfType::Any, _)
+                | (HfType::Int, Value::Int(_))
+                | (HfType::Float, Value::Int(_) | Value::Float(_))
+                | (HfType::Bool, Value::Bool(_))
+                | (HfType::Str, Value::Str(_))
+                | (HfType::List, Value::List(_))
+                | (HfType::Dict, Value::Map(_))
+        )
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            HfType::Int => "an int",
+            HfType::Float => "a number",
+            HfType::Bool => "a bool",
+            HfType::Str => "a string",
+            HfType::List => "a list",
+            HfType::Dict => "a dict",
+            HfType::Any => "anything",
+        }
+    }
+}
+
+/// What a key becomes when absent or `null`.
+#[derive(Clone)]
+pub enum Fill {
+    /// Left as it is (absent stays absent, `null` stays `null`).
+    Keep,
+    /// This value.
+    Value(Value),
+    /// Computed from the (already filled) dict; `Err` is a problem naming the key.
+    Derive(fn(&Map) -> Result<Value, String>),
+}
+
+/// One key of an HF config class.
+#[derive(Clone)]
+pub struct HfKey {
+    pub name: &'static str,
+    pub ty: HfType,
+    pub absent: Fill,
+    pub null: Fill,
+}
+
+impl HfKey {
+    /// A key with a default for absent; `null` stays `null` (and must be allowed by the format).
+    pub fn new(name: &'static str, ty: HfType, default: Value) -> Self {
+        HfKey {
+            name,
+            ty,
+            absent: Fill::Value(default),
+            null: Fill::Keep,
+        }
+    }
+
+    /// A key derived from others when absent or `null`.
+    pub fn derived(
+        name: &'static str,
+        ty: HfType,
+        derive: fn(&Map) -> Result<Value, String>,
+    ) -> Self {
+        HfKey {
+            name,
+            ty,
+            absent: Fill::Derive(derive),
+            null: Fill::Derive(derive),
+        }
+    }
+
+    /// What `null` becomes.
+    pub fn null_means(mut self, fill: Fill) -> Self {
+        self.null = fill;
+        self
+    }
+
+    /// What an absent key becomes.
+    pub fn absent_means(mut self, fill: Fill) -> Self {
+        self.absent = fill;
+        self
+    }
+}
+
+/// An HF config class: its keys in the order their defaults resolve.
+#[derive(Clone)]
+pub struct HfClass {
+    pub name: &'static str,
+    pub keys: Vec<HfKey>,
+}
+
+impl HfClass {
+    /// A class with `keys`.
+    pub fn new(name: &'static str, keys: Vec<HfKey>) -> Self {
+        HfClass { name, keys }
+    }
+
+    /// A child class: `name`, with keys replaced by name (keeping their position) or appended.
+    pub fn derive(&self, name: &'static str, changes: Vec<HfKey>) -> Self {
+        let mut keys = self.keys.clone();
+        for change in changes {
+            match keys.iter_mut().find(|k| k.name == change.name) {
+                Some(slot) => *slot = change,
+                None => keys.push(change),
+            }
+        }
+        HfClass { name, keys }
+    }
+
+    /// A child class without the keys `names` (keys the class does not have).
+    pub fn without(mut self, names: &[&str]) -> Self {
+        self.keys.retain(|k| !names.contains(&k.name));
+        self
+    }
+
+    /// The key `name`.
+    pub fn key(&self, name: &str) -> Option<&HfKey> {
+        self.keys.iter().find(|k| k.name == name)
+    }
+
+    /// Loads `input` as the class would: fills absent and `null` keys, checks types.
+    pub fn load(&self, input: &Map) -> (Map, Vec<Problem>) {
+        let mut out = input.clone();
+        let mut problems = Vec::new();
+        for key in &self.keys {
+            let fill = match out.get(key.name) {
+                None => &key.absent,
+                Some(Value::Null) => &key.null,
+                Some(_) => &Fill::Keep,
+            };
+            match fill {
+                Fill::Keep => {}
+                Fill::Value(value) => {
+                    out.insert(key.name.to_string(), value.clone());
+                }
+                Fill::Derive(derive) => match derive(&out) {
+                    Ok(value) => {
+                        out.insert(key.name.to_string(), value);
+                    }
+                    Err(message) => problems.push(Problem::at_hf(key.name, message)),
+                },
+            }
+            if let Some(value) = out.get(key.name)
+                && !matches!(value, Value::Null)
+                && !key.ty.accepts(value)
+            {
+                problems.push(Problem::at_hf(
+                    key.name,
+                    format!(
+                        "must be {} ({}), found {}",
+                        key.ty.name(),
+                        self.name,
+                        show(value)
+                    ),
+                ));
+            }
+        }
+        (out, problems)
+    }
+}
+
+/// `hidden_size / num_attention_heads`, exact (transformers' derived `head_dim`).
+pub fn derived_head_dim(hf: &Map) -> Result<Value, String> {
+    match (hf.get("hidden_size"), hf.get("num_attention_heads")) {
+        (Some(Value::Int(hidden)), Some(Value::Int(heads)))
+            if *heads > 0 && hidden % heads == 0 =>
+        {
+            Ok(Value::Int(hidden / heads))
+        }
+        (Some(Value::Int(hidden)), Some(Value::Int(heads))) => Err(format!(
+            "absent, and hidden_size {hidden} is not divisible by num_attention_heads {heads} to derive it"
+        )),
+        _ => Err(
+            "absent, and cannot be derived without int hidden_size and num_attention_heads".into(),
+        ),
+    }
+}
+
+/// `num_attention_heads` (transformers' multi-head default for `num_key_value_heads`).
+pub fn same_as_heads(hf: &Map) -> Result<Value, String> {
+    hf.get("num_attention_heads")
+        .cloned()
+        .ok_or_else(|| "cannot default to num_attention_heads".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class() -> HfClass {
+        HfClass::new(
+            "TestConfig",
+            vec![
+                HfKey::new("hidden_size", HfType::Int, Value::Int(64)),
+                HfKey::new("num_attention_heads", HfType::Int, Value::Int(4)),
+                HfKey::derived("head_dim", HfType::Int, derived_head_dim),
+                HfKey::new("num_key_value_heads", HfType::Int, Value::Int(2))
+                    .null_means(Fill::Derive(same_as_heads)),
+                HfKey::new("flag", HfType::Bool, Value::Bool(false)),
+            ],
+        )
+    }
+
+    fn load(json: &str) -> (Map, Vec<Problem>) {
+        class().load(Value::from_json_str(json).unwrap().as_map().unwrap())
+    }
+
+    #[test]
+    fn absent_and_null_keys_take_the_class_semantics() {
+        let (out, problems) = load(r#"{"num_key_value_heads": null, "head_dim": null}"#);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(out["head_dim"], Value::Int(16));
+        assert_eq!(out["num_key_value_heads"], Value::Int(4));
+        let (out, _) = load("{}");
+        assert_eq!(out["num_key_value_heads"], Value::Int(2));
+    }
+
+    #[test]
+    fn types_are_strict() {
+        let (_, problems) = load(r#"{"flag": "true", "hidden_size": 64.0}"#);
+        let keys: Vec<_> = problems.iter().map(|p| p.hf.clone().unwrap()).collect();
+        assert_eq!(keys, ["hidden_size", "head_dim", "flag"]);
+    }
+
+    #[test]
+    fn underivable_head_dim_is_a_problem() {
+        let (_, problems) = load(r#"{"hidden_size": 66}"#);
+        assert!(
+            problems[0].message.contains("not divisible"),
+            "{problems:?}"
+        );
+    }
+}

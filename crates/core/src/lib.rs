@@ -1,0 +1,26 @@
+//! Declarative checkpoint-config conversion between HF formats and Fast-LLM.
+//!
+//! A format is a table: each [`Section`] maps one Fast-LLM config class to an HF dict subtree
+//! through named primitives ([`Decl`]); a child format is its parent's table with entries
+//! replaced. The engine runs the tables both ways ([`Handler::import`], [`Handler::export`]),
+//! collecting every problem; [`coverage`] proves nothing is dropped silently. Family crates
+//! register [`Handler`]s with `inventory::submit!` (re-exported as [`inventory`]).
+
+pub mod coverage;
+pub mod dict;
+pub mod engine;
+mod error;
+pub mod explain;
+pub mod hf_class;
+mod registry;
+pub mod section;
+
+pub use error::{ConvertError, Direction, Problem};
+pub use fastllm_config as config;
+pub use hf_class::{Fill, HfClass, HfKey, HfType};
+pub use inventory;
+pub use registry::{Converter, GENERIC_METADATA, Handler, detect, find, handlers, registry_errors};
+pub use section::{
+    Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, LayoutEntry, Section,
+    Writes, fl_value,
+};

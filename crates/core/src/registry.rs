@@ -1,0 +1,310 @@
+//! The format registry: handlers registered from family crates with `inventory::submit!`, and
+//! the whole-config import/export each handler performs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
+
+use crate::coverage::{check_hf_coverage, hf_claims};
+use crate::dict::show;
+use crate::engine::{Exporter, Importer};
+use crate::hf_class::HfClass;
+use crate::section::{HfLayout, Section};
+use crate::{ConvertError, Direction, Problem};
+
+/// What a handler converts with, built once on first use.
+pub struct Converter {
+    /// The base-model section (root of the declaration tree).
+    pub base_model: Arc<Section>,
+    /// How the format's HF config class loads a `config.json`.
+    pub hf_class: HfClass,
+    /// Fast-LLM base-model dicts the format can hold, for `cargo xtask coverage` round trips.
+    pub samples: Vec<Value>,
+}
+
+/// One registered checkpoint format.
+pub struct Handler {
+    /// The `--format` name.
+    pub name: &'static str,
+    /// The family crate that registers it.
+    pub family: &'static str,
+    /// HF `model_type`s read; the first is written.
+    pub model_types: &'static [&'static str],
+    /// The HF architecture (`architectures == [architecture]`).
+    pub architecture: &'static str,
+    /// `auto_map` entries written on export (formats with custom modeling code).
+    pub auto_map: &'static [(&'static str, &'static str)],
+    /// The Fast-LLM model the format holds.
+    pub model: ModelKind,
+    /// Files a checkpoint of this format carries besides config and weights.
+    pub extra_files: &'static [&'static str],
+    /// The converter (a `OnceLock`-backed function in the family crate).
+    pub converter: fn() -> &'static Converter,
+}
+
+inventory::collect!(Handler);
+
+/// Keys every HF config may carry at any depth without being converted: transformers 4.57 and
+/// 5.24 `PretrainedConfig` keys, 4.x generation/legacy keys, and Fast-LLM's static allowlist.
+pub const GENERIC_METADATA: &[&str] = &[
+    "_name_or_path",
+    "architectures",
+    "auto_map",
+    "bos_token_id",
+    "chunk_size_feed_forward",
+    "decoder_start_token_id",
+    "dtype",
+    "eos_token_id",
+    "id2label",
+    "initializer_range",
+    "is_encoder_decoder",
+    "is_llama_config",
+    "label2id",
+    "mask_token_id",
+    "max_position_embeddings",
+    "model_type",
+    "output_attentions",
+    "output_hidden_states",
+    "pad_token_id",
+    "pretraining_tp",
+    "problem_type",
+    "return_dict",
+    "sep_token_id",
+    "torch_dtype",
+    "transformers_version",
+    "use_cache",
+    "is_composition",
+    "add_cross_attention",
+    "bad_words_ids",
+    "begin_suppress_tokens",
+    "cross_attention_hidden_size",
+    "diversity_penalty",
+    "do_sample",
+    "early_stopping",
+    "encoder_no_repeat_ngram_size",
+    "exponential_decay_length_penalty",
+    "finetuning_task",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "is_decoder",
+    "length_penalty",
+    "max_length",
+    "min_length",
+    "no_repeat_ngram_size",
+    "num_beam_groups",
+    "num_beams",
+    "num_return_sequences",
+    "output_scores",
+    "prefix",
+    "pruned_heads",
+    "remove_invalid_values",
+    "repetition_penalty",
+    "return_dict_in_generate",
+    "suppress_tokens",
+    "task_specific_params",
+    "temperature",
+    "tf_legacy_loss",
+    "tie_encoder_decoder",
+    "tokenizer_class",
+    "top_k",
+    "top_p",
+    "torchscript",
+    "typical_p",
+    "use_bfloat16",
+];
+
+/// Every registered handler, sorted by name.
+pub fn handlers() -> Vec<&'static Handler> {
+    let mut all: Vec<&'static Handler> = inventory::iter::<Handler>.into_iter().collect();
+    all.sort_by_key(|h| h.name);
+    all
+}
+
+/// Registry consistency: names and model types are unique. Returns every clash.
+pub fn registry_errors() -> Vec<String> {
+    let all = handlers();
+    let mut errors = Vec::new();
+    for pair in all.windows(2) {
+        if pair[0].name == pair[1].name {
+            errors.push(format!(
+                "format `{}` is registered twice (families `{}` and `{}`)",
+                pair[0].name, pair[0].family, pair[1].family
+            ));
+        }
+    }
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for handler in &all {
+        for model_type in handler.model_types {
+            if let Some((_, other)) = seen.iter().find(|(t, _)| t == model_type) {
+                errors.push(format!(
+                    "model_type `{model_type}` is read by both `{other}` and `{}`",
+                    handler.name
+                ));
+            }
+            seen.push((model_type, handler.name));
+        }
+    }
+    errors
+}
+
+/// The handler named `name`.
+pub fn find(name: &str) -> Result<&'static Handler, ConvertError> {
+    handlers()
+        .into_iter()
+        .find(|h| h.name == name)
+        .ok_or_else(|| ConvertError::UnknownFormat {
+            name: name.to_string(),
+            known: handlers().iter().map(|h| h.name.to_string()).collect(),
+        })
+}
+
+/// The handler reading the config's `model_type` (`--format auto`).
+pub fn detect(hf: &Map) -> Result<&'static Handler, ConvertError> {
+    let model_type = hf.get("model_type");
+    let known = || {
+        handlers()
+            .iter()
+            .flat_map(|h| h.model_types.iter().map(|t| t.to_string()))
+            .collect()
+    };
+    let Some(Value::Str(model_type)) = model_type else {
+        return Err(ConvertError::UnknownModelType {
+            model_type: model_type.map(show).unwrap_or_else(|| "(missing)".into()),
+            known: known(),
+        });
+    };
+    handlers()
+        .into_iter()
+        .find(|h| h.model_types.contains(&model_type.as_str()))
+        .ok_or_else(|| ConvertError::UnknownModelType {
+            model_type: format!("`{model_type}`"),
+            known: known(),
+        })
+}
+
+impl Handler {
+    /// The converter.
+    pub fn converter(&self) -> &'static Converter {
+        (self.converter)()
+    }
+
+    fn rejected(&self, direction: Direction, problems: Vec<Problem>) -> ConvertError {
+        ConvertError::Rejected {
+            format: self.name.to_string(),
+            direction,
+            problems,
+        }
+    }
+
+    /// Every HF path the format consumes.
+    pub fn hf_claims(&self) -> Vec<crate::coverage::Claim> {
+        hf_claims(&self.converter().base_model)
+    }
+
+    /// Checks `model_type` and `architectures`, and that every key is known.
+    pub fn check_hf(&self, hf: &Map) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        match hf.get("model_type") {
+            Some(Value::Str(t)) if self.model_types.contains(&t.as_str()) => {}
+            found => problems.push(Problem::at_hf(
+                "model_type",
+                format!(
+                    "expected {}, found {}",
+                    self.model_types
+                        .iter()
+                        .map(|t| format!("{t:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    found.map(show).unwrap_or_else(|| "nothing".into())
+                ),
+            )),
+        }
+        let expected = Value::List(vec![Value::Str(self.architecture.into())]);
+        match hf.get("architectures") {
+            Some(found) if *found == expected => {}
+            found => problems.push(Problem::at_hf(
+                "architectures",
+                format!(
+                    "expected [{:?}], found {}",
+                    self.architecture,
+                    found.map(show).unwrap_or_else(|| "nothing".into())
+                ),
+            )),
+        }
+        let allowlist: BTreeSet<&str> = GENERIC_METADATA.iter().copied().collect();
+        problems.extend(check_hf_coverage(hf, &self.hf_claims(), &allowlist));
+        problems
+    }
+
+    /// Imports an HF config dict into a validated Fast-LLM base-model config.
+    pub fn import(&self, hf: &Map) -> Result<BaseModelConfig, ConvertError> {
+        let converter = self.converter();
+        let mut problems = self.check_hf(hf);
+        let (loaded, class_problems) = converter.hf_class.load(hf);
+        problems.extend(class_problems);
+        if !problems.is_empty() {
+            return Err(self.rejected(Direction::Import, problems));
+        }
+        let mut importer = Importer::new(self.name, &loaded);
+        let mut fast_llm = Map::new();
+        importer.section(&converter.base_model, &loaded, "", &mut fast_llm, "");
+        if !importer.problems.is_empty() {
+            return Err(self.rejected(Direction::Import, importer.problems));
+        }
+        load_base_model(self.model, &Value::Map(fast_llm)).map_err(|errors| {
+            self.rejected(
+                Direction::Import,
+                errors
+                    .errors
+                    .into_iter()
+                    .map(|e| {
+                        Problem::at_fast_llm(
+                            e.path,
+                            format!("invalid imported config ({}): {}", e.class, e.kind),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    /// Exports a Fast-LLM base-model config to the format's HF config dict.
+    pub fn export(&self, config: &BaseModelConfig, layout: HfLayout) -> Result<Map, ConvertError> {
+        if config.kind() != self.model {
+            return Err(self.rejected(
+                Direction::Export,
+                vec![Problem::at_fast_llm(
+                    "",
+                    format!(
+                        "{} holds a {} model, not {}",
+                        self.name,
+                        self.model.name(),
+                        config.kind().name()
+                    ),
+                )],
+            ));
+        }
+        let full = config.to_form(Form::Full);
+        let mut exporter = Exporter::new(self.name, layout);
+        let mut hf = Map::new();
+        exporter.section(&self.converter().base_model, &full, "", &mut hf, "");
+        if !exporter.problems.is_empty() {
+            return Err(self.rejected(Direction::Export, exporter.problems));
+        }
+        hf.insert("model_type".into(), Value::Str(self.model_types[0].into()));
+        hf.insert(
+            "architectures".into(),
+            Value::List(vec![Value::Str(self.architecture.into())]),
+        );
+        if !self.auto_map.is_empty() {
+            let auto_map = self
+                .auto_map
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::Str(v.to_string())))
+                .collect();
+            hf.insert("auto_map".into(), Value::Map(auto_map));
+        }
+        Ok(hf)
+    }
+}

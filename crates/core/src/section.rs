@@ -1,0 +1,411 @@
+//! Section converters: a Fast-LLM config class ↔ an HF dict subtree, declared as an ordered table
+//! of named primitives.
+//!
+//! A child format is its parent's table with entries replaced (keeping their position) or added
+//! (appended): `llama_attention().replace("add_linear_biases", Decl::const_import(...))`.
+
+use std::sync::Arc;
+
+use fastllm_config::{ConfigClass, Form, Map, Value};
+
+use crate::Problem;
+use crate::dict;
+
+/// The Fast-LLM class a section converts: what coverage checks need to know about it.
+#[derive(Clone, Copy)]
+pub struct FlClass {
+    /// The Python class name.
+    pub name: &'static str,
+    /// Its dynamic `type` name; import injects it, export requires it.
+    pub type_name: Option<&'static str>,
+    /// Architecture paths of a default instance.
+    pub architecture_paths: fn() -> Vec<Vec<String>>,
+    /// The full-form dict of a default instance (for sentinel checks).
+    pub default_dict: fn() -> Map,
+}
+
+impl FlClass {
+    /// The description of config class `T`.
+    pub fn of<T: ConfigClass>() -> Self {
+        FlClass {
+            name: T::CLASS_NAME,
+            type_name: T::TYPE_NAME,
+            architecture_paths: || T::default().architecture_paths(),
+            default_dict: || T::default().to_form(Form::Full),
+        }
+    }
+}
+
+/// The layout of rope parameters an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HfLayout {
+    /// transformers 4.x: flat `rope_theta` and `rope_scaling`.
+    V4,
+    /// transformers 5.x: `rope_parameters`.
+    V5,
+}
+
+/// What an export function sees besides the section's Fast-LLM dict.
+pub struct ExportContext<'a> {
+    pub layout: HfLayout,
+    pub format: &'a str,
+    /// The Fast-LLM path of the section (for messages).
+    pub fast_llm_path: &'a str,
+}
+
+/// What an import function sees besides the section's HF dict.
+pub struct ImportContext<'a> {
+    /// The whole HF dict as the config class loaded it (for cross-section fallbacks).
+    pub root: &'a Map,
+    pub format: &'a str,
+    /// The HF path of the section (for messages).
+    pub hf_path: &'a str,
+}
+
+/// A list of `(path, value)` writes, or the problems that prevented them.
+pub type Writes = Result<Vec<(String, Value)>, Vec<Problem>>;
+
+/// One HF write of a custom export, with the Fast-LLM path it comes from (relative to the
+/// section) when that is more precise than the declaration's own path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HfWrite {
+    pub key: String,
+    pub value: Value,
+    pub source: Option<String>,
+}
+
+impl From<(String, Value)> for HfWrite {
+    fn from((key, value): (String, Value)) -> Self {
+        HfWrite {
+            key,
+            value,
+            source: None,
+        }
+    }
+}
+
+/// HF writes of a custom export, or the problems that prevented them.
+pub type HfWrites = Result<Vec<HfWrite>, Vec<Problem>>;
+/// Custom export: the section's Fast-LLM full-form dict → HF writes (paths relative to the section).
+pub type ExportFn = Arc<dyn Fn(&Map, &ExportContext) -> HfWrites + Send + Sync>;
+/// Custom import: the section's HF dict → Fast-LLM writes (paths relative to the section).
+pub type ImportFn = Arc<dyn Fn(&Map, &ImportContext) -> Writes + Send + Sync>;
+/// HF-side fallback for `Default`, computed from the whole HF dict.
+pub type FallbackFn = Arc<dyn Fn(&Map) -> Result<Value, String> + Send + Sync>;
+/// A cross-field export rule: the section's Fast-LLM full-form dict → problems (paths relative).
+pub type ValidateFn = Arc<dyn Fn(&Map) -> Vec<Problem> + Send + Sync>;
+
+/// One block section of a `ListDispatch`, chosen by the block's mixer type.
+#[derive(Clone)]
+pub struct LayoutEntry {
+    /// The HF layout string (`t`, `m2`, ...).
+    pub layout_name: &'static str,
+    /// The mixer `type` it stands for.
+    pub mixer_type: &'static str,
+    pub section: Arc<Section>,
+}
+
+/// The twelve config primitives (Fast-LLM `ConfigConverter`s).
+#[derive(Clone)]
+pub enum Decl {
+    /// `hf ← fl` and back; a missing HF key is an error.
+    Rename { fl: &'static str, hf: &'static str },
+    /// Export requires `fl == value`; import writes it. No HF key.
+    ConstImport { fl: &'static str, value: Value },
+    /// Export writes `hf = value`; import checks it when present.
+    ConstExport { hf: &'static str, value: Value },
+    /// Like `Rename`, but an absent HF key takes `fallback(HF dict)`.
+    Default {
+        fl: &'static str,
+        hf: &'static str,
+        fallback: FallbackFn,
+    },
+    /// Written only when `fl != sentinel`; read only when present and `!= sentinel`.
+    Optional {
+        fl: &'static str,
+        hf: &'static str,
+        sentinel: Value,
+    },
+    /// Claims Fast-LLM subtrees and HF keys that carry nothing to convert.
+    Ignored {
+        fl: &'static [&'static str],
+        hf: &'static [&'static str],
+    },
+    /// An import-only transform.
+    ImportOnly {
+        fl: &'static [&'static str],
+        hf: &'static [&'static str],
+        import: ImportFn,
+        recurses: bool,
+    },
+    /// A shape-changing transform both ways; `delegates` are sub-sections it runs (for coverage).
+    Custom {
+        fl: &'static [&'static str],
+        hf: &'static [&'static str],
+        export: ExportFn,
+        import: ImportFn,
+        recurses: bool,
+        delegates: Vec<Arc<Section>>,
+    },
+    /// A sub-section at `fl`, flat-merged into this HF dict or placed under `hf_path`.
+    Nested {
+        fl: &'static str,
+        section: Arc<Section>,
+        hf_path: Option<&'static str>,
+    },
+    /// A sub-section chosen by the runtime config type; HF discriminator under `key`.
+    Dispatch {
+        fl: &'static str,
+        hf_path: Option<&'static str>,
+        key: &'static str,
+        sections: Vec<Arc<Section>>,
+    },
+    /// A dict of sub-configs, each by its type (or one homogeneous section).
+    TypedDict {
+        fl: &'static str,
+        hf: &'static str,
+        key: &'static str,
+        sections: Vec<Arc<Section>>,
+    },
+    /// A block sequence ↔ a positional HF layout list plus a block count.
+    ListDispatch {
+        fl: &'static str,
+        hf_layout: &'static str,
+        hf_count: &'static str,
+        entries: Vec<LayoutEntry>,
+    },
+}
+
+impl Decl {
+    pub fn rename(fl: &'static str, hf: &'static str) -> Self {
+        Decl::Rename { fl, hf }
+    }
+    pub fn const_import(fl: &'static str, value: Value) -> Self {
+        Decl::ConstImport { fl, value }
+    }
+    pub fn const_export(hf: &'static str, value: Value) -> Self {
+        Decl::ConstExport { hf, value }
+    }
+    pub fn default(
+        fl: &'static str,
+        hf: &'static str,
+        fallback: impl Fn(&Map) -> Result<Value, String> + Send + Sync + 'static,
+    ) -> Self {
+        Decl::Default {
+            fl,
+            hf,
+            fallback: Arc::new(fallback),
+        }
+    }
+    pub fn optional(fl: &'static str, hf: &'static str, sentinel: Value) -> Self {
+        Decl::Optional { fl, hf, sentinel }
+    }
+    pub fn ignored(fl: &'static [&'static str]) -> Self {
+        Decl::Ignored { fl, hf: &[] }
+    }
+    pub fn ignored_hf(hf: &'static [&'static str]) -> Self {
+        Decl::Ignored { fl: &[], hf }
+    }
+    pub fn import_only(
+        fl: &'static [&'static str],
+        hf: &'static [&'static str],
+        recurses: bool,
+        import: impl Fn(&Map, &ImportContext) -> Writes + Send + Sync + 'static,
+    ) -> Self {
+        Decl::ImportOnly {
+            fl,
+            hf,
+            import: Arc::new(import),
+            recurses,
+        }
+    }
+    pub fn custom(
+        fl: &'static [&'static str],
+        hf: &'static [&'static str],
+        recurses: bool,
+        export: impl Fn(&Map, &ExportContext) -> HfWrites + Send + Sync + 'static,
+        import: impl Fn(&Map, &ImportContext) -> Writes + Send + Sync + 'static,
+    ) -> Self {
+        Decl::Custom {
+            fl,
+            hf,
+            export: Arc::new(export),
+            import: Arc::new(import),
+            recurses,
+            delegates: Vec::new(),
+        }
+    }
+    pub fn nested(fl: &'static str, section: Arc<Section>) -> Self {
+        Decl::Nested {
+            fl,
+            section,
+            hf_path: None,
+        }
+    }
+    pub fn nested_under(fl: &'static str, section: Arc<Section>, hf_path: &'static str) -> Self {
+        Decl::Nested {
+            fl,
+            section,
+            hf_path: Some(hf_path),
+        }
+    }
+
+    /// Records the sub-sections a `Custom` runs, so coverage walks them.
+    pub fn delegating(mut self, sections: Vec<Arc<Section>>) -> Self {
+        if let Decl::Custom { delegates, .. } = &mut self {
+            *delegates = sections;
+        }
+        self
+    }
+
+    /// The primitive's name, as in Fast-LLM.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Decl::Rename { .. } => "Rename",
+            Decl::ConstImport { .. } => "ConstantImport",
+            Decl::ConstExport { .. } => "ConstantExport",
+            Decl::Default { .. } => "Default",
+            Decl::Optional { .. } => "Optional",
+            Decl::Ignored { .. } => "Ignored",
+            Decl::ImportOnly { .. } => "ImportOnly",
+            Decl::Custom { .. } => "Custom",
+            Decl::Nested { .. } => "Nested",
+            Decl::Dispatch { .. } => "Dispatch",
+            Decl::TypedDict { .. } => "TypedDictContainer",
+            Decl::ListDispatch { .. } => "ListDispatch",
+        }
+    }
+
+    /// The Fast-LLM paths it claims, and whether they are recursive prefixes.
+    pub fn fast_llm_claims(&self) -> (Vec<&'static str>, bool) {
+        match self {
+            Decl::Rename { fl, .. }
+            | Decl::ConstImport { fl, .. }
+            | Decl::Default { fl, .. }
+            | Decl::Optional { fl, .. } => (vec![*fl], false),
+            Decl::ConstExport { .. } => (vec![], false),
+            Decl::Ignored { fl, .. } => (fl.to_vec(), true),
+            Decl::ImportOnly { fl, recurses, .. } | Decl::Custom { fl, recurses, .. } => {
+                (fl.to_vec(), *recurses)
+            }
+            Decl::Nested { fl, .. }
+            | Decl::Dispatch { fl, .. }
+            | Decl::TypedDict { fl, .. }
+            | Decl::ListDispatch { fl, .. } => (vec![*fl], true),
+        }
+    }
+
+    /// The sub-sections it runs.
+    pub fn sub_sections(&self) -> Vec<Arc<Section>> {
+        match self {
+            Decl::Nested { section, .. } => vec![section.clone()],
+            Decl::Dispatch { sections, .. } | Decl::TypedDict { sections, .. } => sections.clone(),
+            Decl::Custom { delegates, .. } => delegates.clone(),
+            Decl::ListDispatch { entries, .. } => {
+                entries.iter().map(|e| e.section.clone()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A section converter: an ordered table of named declarations for one Fast-LLM class.
+#[derive(Clone)]
+pub struct Section {
+    /// A name for messages and `explain` (e.g. `llama.attention`).
+    pub name: &'static str,
+    pub class: FlClass,
+    /// The HF discriminator value this section is found under (for `Dispatch`/`TypedDict`).
+    pub hf_type_name: Option<&'static str>,
+    pub decls: Vec<(&'static str, Decl)>,
+    pub validators: Vec<(&'static str, ValidateFn)>,
+}
+
+impl Section {
+    /// An empty section for config class `T`.
+    pub fn of<T: ConfigClass>(name: &'static str) -> Self {
+        Section {
+            name,
+            class: FlClass::of::<T>(),
+            hf_type_name: None,
+            decls: Vec::new(),
+            validators: Vec::new(),
+        }
+    }
+
+    /// Renames the section (a child format's copy).
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Sets the HF discriminator value.
+    pub fn hf_type(mut self, name: &'static str) -> Self {
+        self.hf_type_name = Some(name);
+        self
+    }
+
+    /// Appends a declaration. A duplicate name is a declaration bug and panics at build time.
+    pub fn add(mut self, name: &'static str, decl: Decl) -> Self {
+        assert!(
+            self.decls.iter().all(|(n, _)| *n != name),
+            "{}: duplicate declaration `{name}`",
+            self.name
+        );
+        self.decls.push((name, decl));
+        self
+    }
+
+    /// Replaces the declaration `name`, keeping its position.
+    pub fn replace(mut self, name: &'static str, decl: Decl) -> Self {
+        let slot = self.decls.iter_mut().find(|(n, _)| *n == name);
+        let (_, old) =
+            slot.unwrap_or_else(|| panic!("{}: no declaration `{name}` to replace", self.name));
+        *old = decl;
+        self
+    }
+
+    /// Removes the declaration `name`.
+    pub fn remove(mut self, name: &'static str) -> Self {
+        let before = self.decls.len();
+        self.decls.retain(|(n, _)| *n != name);
+        assert!(
+            self.decls.len() < before,
+            "{}: no declaration `{name}` to remove",
+            self.name
+        );
+        self
+    }
+
+    /// Adds (or replaces) a named export rule.
+    pub fn validate(
+        mut self,
+        name: &'static str,
+        rule: impl Fn(&Map) -> Vec<Problem> + Send + Sync + 'static,
+    ) -> Self {
+        self.validators.retain(|(n, _)| *n != name);
+        self.validators.push((name, Arc::new(rule)));
+        self
+    }
+
+    /// Removes the export rule `name`.
+    pub fn without_validator(mut self, name: &'static str) -> Self {
+        self.validators.retain(|(n, _)| *n != name);
+        self
+    }
+
+    /// Freezes the section for sharing.
+    pub fn build(self) -> Arc<Section> {
+        Arc::new(self)
+    }
+
+    /// The declaration `name`.
+    pub fn decl(&self, name: &str) -> Option<&Decl> {
+        self.decls.iter().find(|(n, _)| *n == name).map(|(_, d)| d)
+    }
+}
+
+/// Reads a Fast-LLM value from a section's full-form dict (absent means `null`).
+pub fn fl_value<'a>(fl: &'a Map, path: &str) -> &'a Value {
+    dict::get(fl, path).unwrap_or(&Value::Null)
+}

@@ -1,0 +1,241 @@
+//! The Llama family of HF checkpoint formats: `llama`, `mistral`, `qwen2`, `mixtral`,
+//! `mtp_llama`, `diffusion_llama` and `dream`, registered with the format registry.
+//!
+//! Each format is a handler (identity and metadata) plus a converter: its section tables
+//! (`sections.rs`) and the transformers config class it reads (`classes.rs`).
+
+mod classes;
+mod rotary;
+mod samples;
+mod sections;
+
+use std::sync::OnceLock;
+
+use fastllm_core::config::ModelKind;
+use fastllm_core::{Converter, Handler, inventory};
+
+/// The family name in the registry.
+pub const FAMILY: &str = "llama";
+
+macro_rules! converter {
+    ($name:ident, $build:expr) => {
+        fn $name() -> &'static Converter {
+            static CONVERTER: OnceLock<Converter> = OnceLock::new();
+            CONVERTER.get_or_init(|| $build)
+        }
+    };
+}
+
+converter!(llama, formats::llama());
+converter!(mistral, formats::mistral());
+converter!(mixtral, formats::mixtral());
+converter!(qwen2, formats::qwen2());
+converter!(mtp_llama, formats::mtp_llama());
+converter!(
+    diffusion_llama,
+    formats::llama_with(classes::diffusion_llama())
+);
+converter!(dream, formats::qwen2_with(classes::dream()));
+
+inventory::submit! {
+    Handler {
+        name: "llama",
+        family: FAMILY,
+        model_types: &["llama"],
+        architecture: "LlamaForCausalLM",
+        auto_map: &[],
+        model: ModelKind::Gpt,
+        extra_files: &[],
+        converter: llama,
+    }
+}
+
+inventory::submit! {
+    Handler {
+        name: "mistral",
+        family: FAMILY,
+        model_types: &["mistral"],
+        architecture: "MistralForCausalLM",
+        auto_map: &[],
+        model: ModelKind::Gpt,
+        extra_files: &[],
+        converter: mistral,
+    }
+}
+
+inventory::submit! {
+    Handler {
+        name: "mixtral",
+        family: FAMILY,
+        model_types: &["mixtral"],
+        architecture: "MixtralForCausalLM",
+        auto_map: &[],
+        model: ModelKind::Gpt,
+        extra_files: &[],
+        converter: mixtral,
+    }
+}
+
+inventory::submit! {
+    Handler {
+        name: "qwen2",
+        family: FAMILY,
+        model_types: &["qwen2"],
+        architecture: "Qwen2ForCausalLM",
+        auto_map: &[],
+        model: ModelKind::Gpt,
+        extra_files: &[],
+        converter: qwen2,
+    }
+}
+
+inventory::submit! {
+    Handler {
+        name: "mtp_llama",
+        family: FAMILY,
+        model_types: &["mtp_llama"],
+        architecture: "MTPLlamaForCausalLM",
+        auto_map: &[
+            ("AutoConfig", "configuration_mtp_llama.MTPLlamaConfig"),
+            ("AutoModel", "modeling_mtp_llama.MTPLlamaModel"),
+            ("AutoModelForCausalLM", "modeling_mtp_llama.MTPLlamaForCausalLM"),
+        ],
+        model: ModelKind::Gpt,
+        extra_files: &["configuration_mtp_llama.py", "modeling_mtp_llama.py"],
+        converter: mtp_llama,
+    }
+}
+
+inventory::submit! {
+    Handler {
+        name: "diffusion_llama",
+        family: FAMILY,
+        model_types: &["diffusion_llama"],
+        architecture: "DiffusionLlamaModel",
+        auto_map: &[
+            ("AutoConfig", "configuration_diffusion_llama.DiffusionLlamaConfig"),
+            ("AutoModel", "modeling_diffusion_llama.DiffusionLlamaModel"),
+        ],
+        model: ModelKind::Gpt,
+        extra_files: &["configuration_diffusion_llama.py", "modeling_diffusion_llama.py", "generation_utils.py"],
+        converter: diffusion_llama,
+    }
+}
+
+inventory::submit! {
+    Handler {
+        name: "dream",
+        family: FAMILY,
+        // Dream's published configs say `Dream`; Fast-LLM writes `dream`.
+        model_types: &["dream", "Dream"],
+        architecture: "DreamModel",
+        auto_map: &[
+            ("AutoConfig", "configuration_dream.DreamConfig"),
+            ("AutoModel", "modeling_dream.DreamModel"),
+        ],
+        model: ModelKind::Gpt,
+        extra_files: &["configuration_dream.py", "modeling_dream.py", "generation_utils.py", "generation_config.json"],
+        converter: dream,
+    }
+}
+
+/// Each format's tables: the parent's, with entries replaced.
+mod formats {
+    use fastllm_core::{Converter, HfClass};
+
+    use crate::{classes, samples, sections};
+
+    pub(crate) fn llama() -> Converter {
+        llama_with(classes::llama())
+    }
+
+    pub(crate) fn llama_with(hf_class: HfClass) -> Converter {
+        let norm = sections::normalization().build();
+        let block = sections::block(
+            sections::attention().build(),
+            sections::mlp().build(),
+            norm.clone(),
+        )
+        .build();
+        let head = sections::head(norm).build();
+        Converter {
+            base_model: sections::base_model(block, head).build(),
+            hf_class,
+            samples: samples::llama(),
+        }
+    }
+
+    pub(crate) fn mistral() -> Converter {
+        let norm = sections::normalization().build();
+        let block = sections::block(
+            sections::mistral_attention().build(),
+            sections::mistral_mlp().build(),
+            norm.clone(),
+        )
+        .build();
+        let head = sections::head(norm).build();
+        Converter {
+            base_model: sections::base_model(block, head)
+                .named("mistral.base_model")
+                .build(),
+            hf_class: classes::mistral(),
+            samples: samples::mistral(),
+        }
+    }
+
+    pub(crate) fn mixtral() -> Converter {
+        let norm = sections::normalization().build();
+        let block = sections::block(
+            sections::mistral_attention().build(),
+            sections::moe_mlp().build(),
+            norm.clone(),
+        )
+        .build();
+        let head = sections::head(norm).build();
+        Converter {
+            base_model: sections::base_model(block, head)
+                .named("mixtral.base_model")
+                .build(),
+            hf_class: classes::mixtral(),
+            samples: samples::mixtral(),
+        }
+    }
+
+    pub(crate) fn qwen2() -> Converter {
+        qwen2_with(classes::qwen2())
+    }
+
+    pub(crate) fn qwen2_with(hf_class: HfClass) -> Converter {
+        let norm = sections::normalization().build();
+        let block = sections::block(
+            sections::qwen2_attention().build(),
+            sections::mistral_mlp().build(),
+            norm.clone(),
+        )
+        .build();
+        let head = sections::head(norm).build();
+        Converter {
+            base_model: sections::qwen2_base_model(block, head).build(),
+            hf_class,
+            samples: samples::qwen2(),
+        }
+    }
+
+    pub(crate) fn mtp_llama() -> Converter {
+        let norm = sections::normalization().build();
+        let block = sections::block(
+            sections::attention().build(),
+            sections::mlp().build(),
+            norm.clone(),
+        )
+        .build();
+        let head = sections::mtp_head(norm).build();
+        Converter {
+            base_model: sections::base_model(block, head)
+                .named("mtp_llama.base_model")
+                .build(),
+            hf_class: classes::mtp_llama(),
+            samples: samples::mtp_llama(),
+        }
+    }
+}

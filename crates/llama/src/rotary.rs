@@ -1,0 +1,224 @@
+//! Rotary embeddings ↔ `rope_theta` + `rope_scaling` (transformers 4) or `rope_parameters`
+//! (transformers 5). A Custom: one Fast-LLM sub-config becomes keys spread over two layouts.
+
+use fastllm_core::config::{Map, Value};
+use fastllm_core::dict::show;
+use fastllm_core::{
+    Decl, ExportContext, HfLayout, HfWrites, ImportContext, Problem, Writes, fl_value,
+};
+
+/// Every HF key the rotary reads, including inside the rope dicts (anything else there is unknown).
+const CLAIMS: &[&str] = &[
+    "rope_theta",
+    "rope_scaling",
+    "rope_scaling.rope_type",
+    "rope_scaling.type",
+    "rope_scaling.factor",
+    "rope_scaling.low_freq_factor",
+    "rope_scaling.high_freq_factor",
+    "rope_scaling.original_max_position_embeddings",
+    "rope_scaling.attention_factor",
+    "rope_scaling.beta_fast",
+    "rope_scaling.beta_slow",
+    "rope_parameters",
+    "rope_parameters.rope_theta",
+    "rope_parameters.rope_type",
+    "rope_parameters.type",
+    "rope_parameters.factor",
+    "rope_parameters.low_freq_factor",
+    "rope_parameters.high_freq_factor",
+    "rope_parameters.original_max_position_embeddings",
+    "rope_parameters.attention_factor",
+    "rope_parameters.beta_fast",
+    "rope_parameters.beta_slow",
+];
+
+/// (Fast-LLM field, HF key) per rope type, in the order HF writes them.
+const LLAMA3: &[(&str, &str)] = &[
+    ("scale_factor", "factor"),
+    ("low_frequency_factor", "low_freq_factor"),
+    ("high_frequency_factor", "high_freq_factor"),
+    (
+        "original_context_length",
+        "original_max_position_embeddings",
+    ),
+];
+const YARN: &[(&str, &str)] = &[
+    ("scale_factor", "factor"),
+    ("attention_factor", "attention_factor"),
+    ("beta_fast", "beta_fast"),
+    ("beta_slow", "beta_slow"),
+    (
+        "original_context_length",
+        "original_max_position_embeddings",
+    ),
+];
+
+/// The `rotary` declaration of the Llama attention section.
+pub(crate) fn declaration() -> Decl {
+    Decl::custom(&["rotary"], CLAIMS, true, export, import)
+}
+
+fn export(fl: &Map, context: &ExportContext) -> HfWrites {
+    let rotary = fl_value(fl, "rotary").as_map().cloned().unwrap_or_default();
+    let kind = fl_value(&rotary, "type").clone();
+    let fields: &[(&str, &str)] = match &kind {
+        Value::Str(t) if t == "default" => &[],
+        Value::Str(t) if t == "llama3" => LLAMA3,
+        Value::Str(t) if t == "yarn" => YARN,
+        other => {
+            return Err(vec![Problem::at_fast_llm(
+                "rotary.type",
+                format!(
+                    "rotary {} has no {} form (supported: default, llama3, yarn)",
+                    show(other),
+                    context.format
+                ),
+            )]);
+        }
+    };
+    let theta = fl_value(&rotary, "theta").clone();
+    let mut parameters = Map::new();
+    parameters.insert("rope_type".into(), kind);
+    for (fast_llm, hf) in fields {
+        parameters.insert(hf.to_string(), fl_value(&rotary, fast_llm).clone());
+    }
+    let writes = match context.layout {
+        HfLayout::V4 => {
+            let mut writes = vec![("rope_theta".to_string(), theta)];
+            if !fields.is_empty() {
+                writes.push(("rope_scaling".into(), Value::Map(parameters)));
+            }
+            writes
+        }
+        HfLayout::V5 => {
+            parameters.insert("rope_theta".into(), theta);
+            vec![("rope_parameters".into(), Value::Map(parameters))]
+        }
+    };
+    Ok(writes.into_iter().map(Into::into).collect())
+}
+
+fn number(value: &Value, key: &str) -> Result<Value, Problem> {
+    match value {
+        Value::Int(i) => Ok(Value::Float(*i as f64)),
+        Value::Float(_) => Ok(value.clone()),
+        other => Err(Problem::at_hf(
+            key,
+            format!("must be a number, found {}", show(other)),
+        )),
+    }
+}
+
+fn import(hf: &Map, context: &ImportContext) -> Writes {
+    // transformers 5's `rope_parameters` wins; a stale flat `rope_theta` beside it is ignored.
+    let (name, parameters) = match hf.get("rope_parameters") {
+        Some(Value::Map(p)) => ("rope_parameters", p.clone()),
+        Some(Value::Null) | None => match hf.get("rope_scaling") {
+            Some(Value::Map(p)) => ("rope_scaling", p.clone()),
+            Some(Value::Null) | None => ("rope_scaling", Map::new()),
+            Some(other) => {
+                return Err(vec![Problem::at_hf(
+                    "rope_scaling",
+                    format!("must be a dict, found {}", show(other)),
+                )]);
+            }
+        },
+        Some(other) => {
+            return Err(vec![Problem::at_hf(
+                "rope_parameters",
+                format!("must be a dict, found {}", show(other)),
+            )]);
+        }
+    };
+    let theta_key = if parameters.contains_key("rope_theta") {
+        format!("{name}.rope_theta")
+    } else {
+        "rope_theta".into()
+    };
+    let theta = parameters
+        .get("rope_theta")
+        .or_else(|| hf.get("rope_theta"))
+        .cloned()
+        .unwrap_or(Value::Float(10000.0));
+    let mut problems = Vec::new();
+    let theta = number(&theta, &theta_key)
+        .map_err(|p| problems.push(p))
+        .unwrap_or(Value::Null);
+    // Legacy `type` means `rope_type`.
+    let kind = match parameters
+        .get("rope_type")
+        .or_else(|| parameters.get("type"))
+    {
+        None => "default".to_string(),
+        Some(Value::Str(t)) => t.clone(),
+        Some(other) => {
+            return Err(vec![Problem::at_hf(
+                format!("{name}.rope_type"),
+                format!("must be a string, found {}", show(other)),
+            )]);
+        }
+    };
+    let fields: &[(&str, &str)] = match kind.as_str() {
+        "default" => &[],
+        "llama3" => LLAMA3,
+        "yarn" => YARN,
+        other => {
+            return Err(vec![Problem::at_hf(
+                format!("{name}.rope_type"),
+                format!(
+                    "rope type {other:?} is not representable in {} (supported: default, llama3, yarn)",
+                    context.format
+                ),
+            )]);
+        }
+    };
+    for key in parameters.keys() {
+        let known = matches!(key.as_str(), "rope_type" | "type" | "rope_theta")
+            || fields.iter().any(|(_, hf)| hf == key);
+        if !known {
+            problems.push(Problem::at_hf(
+                format!("{name}.{key}"),
+                format!("unknown key for rope type {kind:?}"),
+            ));
+        }
+    }
+    let mut rotary = Map::new();
+    rotary.insert("type".into(), Value::Str(kind.clone()));
+    rotary.insert("theta".into(), theta);
+    for (fast_llm, hf_key) in fields {
+        let path = format!("{name}.{hf_key}");
+        let value = match (parameters.get(*hf_key), kind.as_str(), *hf_key) {
+            (Some(v), _, "original_max_position_embeddings") => Ok(v.clone()),
+            (Some(v), _, _) => number(v, &path),
+            // YaRN defaults (transformers): attention_factor derived by Fast-LLM, betas 32 and 1,
+            // original length = max_position_embeddings.
+            (None, "yarn", "attention_factor") => continue,
+            (None, "yarn", "beta_fast") => Ok(Value::Float(32.0)),
+            (None, "yarn", "beta_slow") => Ok(Value::Float(1.0)),
+            (None, "yarn", "original_max_position_embeddings") => {
+                hf.get("max_position_embeddings").cloned().ok_or_else(|| {
+                    Problem::at_hf(
+                        path.clone(),
+                        "missing, and no max_position_embeddings to default to",
+                    )
+                })
+            }
+            (None, _, _) => Err(Problem::at_hf(
+                path.clone(),
+                format!("missing (required for rope type {kind:?})"),
+            )),
+        };
+        match value {
+            Ok(v) => {
+                rotary.insert(fast_llm.to_string(), v);
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if problems.is_empty() {
+        Ok(vec![("rotary".into(), Value::Map(rotary))])
+    } else {
+        Err(problems)
+    }
+}

@@ -1,0 +1,586 @@
+//! The Llama family's section tables. Each format is its parent's tables with entries replaced.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use fastllm_core::config::{
+    AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, LanguageModelEmbeddingsConfig,
+    LanguageModelHeadConfig, Map, MlpConfig, MoeMlpConfig, RmsNormalizationConfig, Value,
+};
+use fastllm_core::dict::{self, show};
+use fastllm_core::engine::{export_sub, import_sub, under};
+use fastllm_core::hf_class::derived_head_dim;
+use fastllm_core::{Decl, HfWrite, Problem, Section, fl_value};
+
+use crate::rotary;
+
+pub(crate) fn int(i: i128) -> Value {
+    Value::Int(i)
+}
+pub(crate) fn float(f: f64) -> Value {
+    Value::Float(f)
+}
+pub(crate) fn boolean(b: bool) -> Value {
+    Value::Bool(b)
+}
+pub(crate) fn text(s: &str) -> Value {
+    Value::Str(s.to_string())
+}
+
+/// `<layer>.bias.enabled` must be unset or equal `add_linear_biases`: the format has one flag.
+fn biases_follow(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
+    move |fl: &Map| {
+        let shared = fl_value(fl, "add_linear_biases");
+        layers
+            .iter()
+            .filter_map(|layer| {
+                let path = format!("{layer}.bias.enabled");
+                let enabled = fl_value(fl, &path);
+                (!matches!(enabled, Value::Null) && enabled != shared).then(|| {
+                    Problem::at_fast_llm(
+                        path,
+                        format!(
+                            "{} differs from add_linear_biases {}; the format has one bias flag",
+                            show(enabled),
+                            show(shared)
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// An optional parameter that must not be enabled (the format has no such tensor).
+fn not_enabled(paths: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
+    move |fl: &Map| {
+        paths
+            .iter()
+            .filter_map(|p| {
+                let path = format!("{p}.enabled");
+                matches!(fl_value(fl, &path), Value::Bool(true)).then(|| {
+                    Problem::at_fast_llm(path, "enabled, but the format has no such parameter")
+                })
+            })
+            .collect()
+    }
+}
+
+/// Fast-LLM activation → HF `hidden_act`.
+fn hf_activation(activation: &str) -> Option<&'static str> {
+    Some(match activation {
+        "gelu" => "gelu_pytorch_tanh",
+        "silu" => "silu",
+        "relu" => "relu",
+        "squared_relu" => "relu2",
+        "identity" => "identity",
+        "sigmoid" => "sigmoid",
+        _ => return None,
+    })
+}
+
+/// HF `hidden_act` → Fast-LLM activation (HF `gelu` is read as Fast-LLM's tanh GELU, as Fast-LLM does).
+fn fast_llm_activation(hidden_act: &str) -> Option<&'static str> {
+    Some(match hidden_act {
+        "gelu_pytorch_tanh" | "gelu" => "gelu",
+        "silu" => "silu",
+        "relu" => "relu",
+        "relu2" => "squared_relu",
+        "identity" => "identity",
+        "sigmoid" => "sigmoid",
+        _ => return None,
+    })
+}
+
+fn activation() -> Decl {
+    Decl::custom(
+        &["activation"],
+        &["hidden_act"],
+        false,
+        |fl, _| match fl_value(fl, "activation") {
+            Value::Str(a) if hf_activation(a).is_some() => Ok(vec![
+                ("hidden_act".to_string(), text(hf_activation(a).unwrap())).into(),
+            ]),
+            other => Err(vec![Problem::at_fast_llm(
+                "activation",
+                format!("activation {} has no HF name", show(other)),
+            )]),
+        },
+        |hf, _| match hf.get("hidden_act") {
+            Some(Value::Str(a)) if fast_llm_activation(a).is_some() => Ok(vec![(
+                "activation".into(),
+                text(fast_llm_activation(a).unwrap()),
+            )]),
+            other => Err(vec![Problem::at_hf(
+                "hidden_act",
+                format!(
+                    "unsupported activation {} (supported: silu, relu, relu2, identity, sigmoid, gelu_pytorch_tanh, gelu)",
+                    other.map(show).unwrap_or_else(|| "nothing".into())
+                ),
+            )]),
+        },
+    )
+}
+
+pub(crate) fn normalization() -> Section {
+    Section::of::<RmsNormalizationConfig>("llama.normalization")
+        .add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
+        .add("weight", Decl::ignored(&["weight"]))
+        .add(
+            "zero_centered",
+            Decl::const_import("zero_centered", boolean(false)),
+        )
+}
+
+/// The dense-MLP declarations, shared by the dense and the MoE MLP sections.
+fn mlp_declarations(section: Section) -> Section {
+    section
+        .add(
+            "intermediate_size",
+            Decl::rename("intermediate_size", "intermediate_size"),
+        )
+        .add(
+            "add_linear_biases",
+            Decl::rename("add_linear_biases", "mlp_bias"),
+        )
+        .add("activation", activation())
+        .add("gated", Decl::const_import("gated", boolean(true)))
+        .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
+        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
+        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .validate("layer_biases", biases_follow(&["layer_1", "layer_2"]))
+}
+
+pub(crate) fn mlp() -> Section {
+    mlp_declarations(Section::of::<MlpConfig>("llama.mlp"))
+}
+
+pub(crate) fn moe_mlp() -> Section {
+    mlp_declarations(Section::of::<MoeMlpConfig>("mixtral.mlp"))
+        .replace(
+            "add_linear_biases",
+            Decl::const_import("add_linear_biases", boolean(false)),
+        )
+        .add("experts", Decl::rename("experts", "num_local_experts"))
+        .add(
+            "experts_per_token",
+            Decl::rename("experts_per_token", "num_experts_per_tok"),
+        )
+        .add(
+            "shared_experts",
+            Decl::const_import("shared_experts", int(0)),
+        )
+        .add("routing", Decl::const_import("routing", text("aux_loss")))
+        .add("router", Decl::ignored(&["router"]))
+        .add(
+            "router_normalization",
+            Decl::const_import("router_normalization", Value::Null),
+        )
+        .add("router_scale", Decl::ignored(&["router_scale"]))
+        .add(
+            "router_input_scale",
+            Decl::const_import("router_input_scale", float(1.0)),
+        )
+        .add(
+            "router_per_expert_scale",
+            Decl::ignored(&["router_per_expert_scale"]),
+        )
+        // Training-only knobs of MixtralConfig.
+        .add(
+            "router_training",
+            Decl::ignored_hf(&[
+                "router_aux_loss_coef",
+                "router_jitter_noise",
+                "output_router_logits",
+            ]),
+        )
+        .validate(
+            "router_scales",
+            not_enabled(&["router_scale", "router_per_expert_scale"]),
+        )
+}
+
+const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", "dense_layer"];
+
+pub(crate) fn attention() -> Section {
+    Section::of::<AttentionConfig>("llama.attention")
+        .add("heads", Decl::rename("heads", "num_attention_heads"))
+        .add(
+            "head_groups",
+            Decl::rename("head_groups", "num_key_value_heads"),
+        )
+        .add(
+            "head_size",
+            Decl::default("head_size", "head_dim", derived_head_dim),
+        )
+        .add(
+            "add_linear_biases",
+            Decl::rename("add_linear_biases", "attention_bias"),
+        )
+        .add("dropout", Decl::rename("dropout", "attention_dropout"))
+        .add("causal", Decl::const_import("causal", boolean(true)))
+        .add(
+            "softmax_scale_power",
+            Decl::const_import("softmax_scale_power", float(0.5)),
+        )
+        .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
+        .add("rotary", rotary::declaration())
+        .add("query_norm", Decl::const_import("query_norm", Value::Null))
+        .add("key_norm", Decl::const_import("key_norm", Value::Null))
+        .add("value_norm", Decl::const_import("value_norm", Value::Null))
+        .add(
+            "shared_key_value",
+            Decl::const_import("shared_key_value", boolean(false)),
+        )
+        .validate("layer_biases", biases_follow(LINEAR_LAYERS))
+        .validate("no_window", |fl| match fl_value(fl, "window_size") {
+            Value::Null => vec![],
+            found => vec![Problem::at_fast_llm(
+                "window_size",
+                format!("{} set, but the format has no sliding window", show(found)),
+            )],
+        })
+}
+
+pub(crate) fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
+    Section::of::<DecoderBlockConfig>("llama.block")
+        .add("mixer", Decl::nested("mixer", mixer))
+        .add("mlp", Decl::nested("mlp", mlp))
+        .add("normalization", Decl::nested("normalization", norm))
+        .add(
+            "pre_mixer_normalization",
+            Decl::const_import("pre_mixer_normalization", Value::Null),
+        )
+        .add(
+            "pre_mlp_normalization",
+            Decl::const_import("pre_mlp_normalization", Value::Null),
+        )
+        .add(
+            "post_mixer_normalization",
+            Decl::const_import("post_mixer_normalization", Value::Null),
+        )
+        .add(
+            "post_mlp_normalization",
+            Decl::const_import("post_mlp_normalization", Value::Null),
+        )
+        .add("output_scale", Decl::ignored(&["output_scale"]))
+        .validate("output_scale", not_enabled(&["output_scale"]))
+}
+
+pub(crate) fn embeddings() -> Section {
+    Section::of::<LanguageModelEmbeddingsConfig>("llama.embeddings")
+        .add("vocab_size", Decl::rename("vocab_size", "vocab_size"))
+        .add("word_embeddings", Decl::ignored(&["word_embeddings"]))
+        .add(
+            "position_embeddings",
+            Decl::ignored(&["position_embeddings", "num_position_embeddings"]),
+        )
+        .add(
+            "embedding_scale",
+            Decl::const_import("embedding_scale", float(1.0)),
+        )
+        .validate("position_embeddings", not_enabled(&["position_embeddings"]))
+}
+
+pub(crate) fn head(norm: Arc<Section>) -> Section {
+    Section::of::<LanguageModelHeadConfig>("llama.head")
+        .add("normalization", Decl::nested("normalization", norm))
+        .add("output_weight", Decl::ignored(&["output_weight"]))
+        .add(
+            "prediction_heads",
+            Decl::const_import("prediction_heads", int(1)),
+        )
+        .add(
+            "final_logit_softcap",
+            Decl::const_import("final_logit_softcap", Value::Null),
+        )
+}
+
+/// The decoder: one HF block description repeated `num_hidden_layers` times. A pattern decoder
+/// exports only when all its blocks are identical.
+fn decoder(block: Arc<Section>) -> Decl {
+    let export_block = block.clone();
+    let import_block = block.clone();
+    Decl::custom(
+        &["decoder"],
+        &["num_hidden_layers"],
+        true,
+        move |fl, context| {
+            let decoder = fl_value(fl, "decoder").as_map().cloned().unwrap_or_default();
+            let blocks: Vec<(String, Map)> = match fl_value(&decoder, "type") {
+                Value::Str(t) if t == "fixed" => {
+                    vec![("decoder.block".into(), fl_value(&decoder, "block").as_map().cloned().unwrap_or_default())]
+                }
+                Value::Str(t) if t == "pattern" => fl_value(&decoder, "blocks")
+                    .as_map()
+                    .map(|blocks| {
+                        blocks
+                            .iter()
+                            .map(|(name, b)| (format!("decoder.blocks.{name}"), b.as_map().cloned().unwrap_or_default()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                other => {
+                    return Err(vec![Problem::at_fast_llm("decoder.type", format!("block sequence {} has no HF form", show(other)))]);
+                }
+            };
+            let mut exported: Vec<(String, Map, BTreeMap<String, String>)> = Vec::new();
+            let mut problems = Vec::new();
+            for (path, block) in &blocks {
+                match export_sub(&export_block, block, context) {
+                    Ok((hf, writers)) => exported.push((path.clone(), hf, writers)),
+                    Err(errors) => problems.extend(under(path, errors)),
+                }
+            }
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+            let Some((first_path, first, writers)) = exported.first().cloned() else {
+                return Err(vec![Problem::at_fast_llm("decoder", "no blocks")]);
+            };
+            for (path, other, _) in &exported[1..] {
+                if other != &first {
+                    problems.push(Problem::at_fast_llm(
+                        path.clone(),
+                        format!("differs from `{first_path}`: the format repeats one block description, so pattern blocks must be identical"),
+                    ));
+                }
+            }
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+            let mut writes: Vec<HfWrite> = first
+                .into_iter()
+                .map(|(key, value)| {
+                    let source = writers.get(&key).map(|s| format!("{first_path}.{s}"));
+                    HfWrite { key, value, source }
+                })
+                .collect();
+            writes.push(("num_hidden_layers".to_string(), fl_value(&decoder, "num_blocks").clone()).into());
+            Ok(writes)
+        },
+        move |hf, context| {
+            let block = import_sub(&import_block, hf, context).map_err(|e| under("decoder.block", e))?;
+            let count = hf.get("num_hidden_layers").cloned().ok_or_else(|| {
+                vec![Problem::at_hf("num_hidden_layers", format!("missing (required by {})", context.format))]
+            })?;
+            Ok(vec![
+                ("decoder.type".into(), text("fixed")),
+                ("decoder.block".into(), Value::Map(block)),
+                ("decoder.num_blocks".into(), count),
+            ])
+        },
+    )
+    .delegating(vec![block])
+}
+
+pub(crate) fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
+    Section::of::<GptBaseModelConfig>("llama.base_model")
+        .add(
+            "embeddings",
+            Decl::nested("embeddings", embeddings().build()),
+        )
+        .add("head", Decl::nested("head", head))
+        .add("decoder", decoder(block))
+        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
+        .add(
+            "tied_embedding_weight",
+            Decl::rename("tied_embedding_weight", "tie_word_embeddings"),
+        )
+        .add("peft", Decl::ignored(&["peft"]))
+        .validate("peft", |fl| match fl_value(fl, "peft.type") {
+            Value::Str(t) if t == "none" => vec![],
+            found => vec![Problem::at_fast_llm(
+                "peft.type",
+                format!("PEFT {} has no HF form (merge adapters first)", show(found)),
+            )],
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Qwen2: Q/K/V biases always, dense bias never, no `head_dim`, no sliding window.
+
+fn qwen2_biases(fl: &Map) -> Vec<Problem> {
+    let shared = fl_value(fl, "add_linear_biases") == &Value::Bool(true);
+    let enabled = |layer: &str| fl_value(fl, &format!("{layer}.bias.enabled")).clone();
+    let qkv = ["query_layer", "key_layer", "value_layer"];
+    let ok = if shared {
+        qkv.iter()
+            .all(|l| matches!(enabled(l), Value::Null | Value::Bool(true)))
+            && enabled("dense_layer") == Value::Bool(false)
+    } else {
+        qkv.iter().all(|l| enabled(l) == Value::Bool(true))
+            && matches!(enabled("dense_layer"), Value::Null | Value::Bool(false))
+    };
+    if ok {
+        return vec![];
+    }
+    vec![Problem::at_fast_llm(
+        "add_linear_biases",
+        "the format's attention has Q/K/V biases and no dense bias: set add_linear_biases false with \
+         query/key/value_layer.bias.enabled true, or add_linear_biases true with dense_layer.bias.enabled false",
+    )]
+}
+
+fn import_constant(
+    path: &'static str,
+    value: Value,
+) -> impl Fn(&Map, &fastllm_core::ImportContext) -> fastllm_core::Writes {
+    move |_, _| Ok(vec![(path.to_string(), value.clone())])
+}
+
+/// Qwen2 keys describing per-layer sliding windows: accepted only when no layer slides.
+fn no_sliding_layers(hf: &Map, _: &fastllm_core::ImportContext) -> fastllm_core::Writes {
+    let layers = match hf.get("num_hidden_layers") {
+        Some(Value::Int(n)) => *n,
+        _ => 0,
+    };
+    let window = !matches!(hf.get("sliding_window"), None | Some(Value::Null));
+    if hf.get("use_sliding_window") == Some(&Value::Bool(true)) && window {
+        let first = match hf.get("max_window_layers") {
+            Some(Value::Int(n)) => *n,
+            _ => 0,
+        };
+        if first < layers {
+            return Err(vec![Problem::at_hf(
+                "use_sliding_window",
+                format!(
+                    "true: layers {first}..{layers} use a sliding window, which the format cannot hold per layer"
+                ),
+            )]);
+        }
+    }
+    if let Some(Value::List(types)) = hf.get("layer_types") {
+        for (i, t) in types.iter().enumerate() {
+            match t {
+                Value::Str(s) if s == "full_attention" => {}
+                Value::Str(s) if s == "sliding_attention" => {
+                    return Err(vec![Problem::at_hf(
+                        format!("layer_types.{i}"),
+                        "sliding_attention is not representable per layer",
+                    )]);
+                }
+                other => {
+                    return Err(vec![Problem::at_hf(
+                        format!("layer_types.{i}"),
+                        format!("unsupported layer type {}", show(other)),
+                    )]);
+                }
+            }
+        }
+    }
+    Ok(vec![])
+}
+
+pub(crate) fn qwen2_attention() -> Section {
+    attention()
+        .named("qwen2.attention")
+        .replace(
+            "add_linear_biases",
+            Decl::import_only(
+                &["add_linear_biases"],
+                &[],
+                false,
+                import_constant("add_linear_biases", boolean(false)),
+            ),
+        )
+        .replace(
+            "head_size",
+            Decl::import_only(&["head_size"], &[], false, |_, context| {
+                derived_head_dim(context.root)
+                    .map(|v| vec![("head_size".into(), v)])
+                    .map_err(|e| vec![Problem::at_hf("hidden_size", e)])
+            }),
+        )
+        .replace(
+            "linear_layers",
+            Decl::import_only(LINEAR_LAYERS, &[], true, |_, _| {
+                Ok(vec![
+                    ("query_layer.bias.enabled".into(), boolean(true)),
+                    ("key_layer.bias.enabled".into(), boolean(true)),
+                    ("value_layer.bias.enabled".into(), boolean(true)),
+                    ("dense_layer.bias.enabled".into(), boolean(false)),
+                ])
+            }),
+        )
+        .add(
+            "sliding_window",
+            Decl::import_only(
+                &[],
+                &[
+                    "sliding_window",
+                    "use_sliding_window",
+                    "max_window_layers",
+                    "layer_types",
+                ],
+                false,
+                no_sliding_layers,
+            ),
+        )
+        .validate("layer_biases", qwen2_biases)
+}
+
+pub(crate) fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
+    base_model(block, head)
+        .named("qwen2.base_model")
+        .add(
+            "use_mrope",
+            Decl::import_only(&[], &["use_mrope"], false, |hf, _| match hf.get("use_mrope") {
+                None | Some(Value::Bool(false)) => Ok(vec![]),
+                Some(found) => Err(vec![Problem::at_hf("use_mrope", format!("{}: multimodal rope is not representable", show(found)))]),
+            }),
+        )
+        .validate("head_size", |fl| {
+            // Qwen2 has no head_dim: heads × head_size must be hidden_size (checked on the first block).
+            let block = match fl_value(fl, "decoder.type") {
+                Value::Str(t) if t == "pattern" => {
+                    let blocks = fl_value(fl, "decoder.blocks").as_map().cloned().unwrap_or_default();
+                    blocks.values().next().and_then(|b| b.as_map().cloned()).unwrap_or_default()
+                }
+                _ => fl_value(fl, "decoder.block").as_map().cloned().unwrap_or_default(),
+            };
+            let (heads, size, hidden) = (
+                dict::get(&block, "mixer.heads").cloned(),
+                dict::get(&block, "mixer.head_size").cloned(),
+                fl_value(fl, "hidden_size").clone(),
+            );
+            match (heads, size, hidden) {
+                (Some(Value::Int(h)), Some(Value::Int(s)), Value::Int(d)) if h * s != d => vec![Problem::at_fast_llm(
+                    "decoder.block.mixer.head_size",
+                    format!("heads × head_size = {h} × {s} = {} differs from hidden_size {d}, and the format has no head_dim", h * s),
+                )],
+                _ => vec![],
+            }
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mistral: no bias keys, `sliding_window` ↔ `window_size`.
+
+pub(crate) fn mistral_attention() -> Section {
+    attention()
+        .named("mistral.attention")
+        .replace(
+            "add_linear_biases",
+            Decl::const_import("add_linear_biases", boolean(false)),
+        )
+        .add("window_size", Decl::rename("window_size", "sliding_window"))
+        .without_validator("no_window")
+}
+
+pub(crate) fn mistral_mlp() -> Section {
+    mlp().named("mistral.mlp").replace(
+        "add_linear_biases",
+        Decl::const_import("add_linear_biases", boolean(false)),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// MTP-Llama: `prediction_heads` is a key.
+
+pub(crate) fn mtp_head(norm: Arc<Section>) -> Section {
+    head(norm).named("mtp_llama.head").replace(
+        "prediction_heads",
+        Decl::rename("prediction_heads", "prediction_heads"),
+    )
+}
