@@ -1,8 +1,12 @@
 //! Project automation, run as `cargo xtask <task>`.
 //!
+//! * `coverage`: walks every registered format's declaration tree and round-trips its sample
+//!   configs (see `fastllm_core::coverage::check_handler`); prints a per-format table and exits
+//!   non-zero listing every failure.
 //! * `ci`: everything CI checks, in order: formatting, clippy, cargo-deny (licenses, bans,
 //!   sources; skipped with a notice when cargo-deny is not installed, except under `CI=true`),
-//!   then the whole test suite. Tests run last so their summary closes the output.
+//!   coverage, the single-family build check, then the whole test suite. Tests run last so
+//!   their summary closes the output.
 
 use std::process::{Command, ExitCode};
 
@@ -10,8 +14,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("coverage") => check_coverage(),
         _ => {
-            eprintln!("usage: cargo xtask ci");
+            eprintln!("usage: cargo xtask ci | coverage");
             return ExitCode::from(2);
         }
     };
@@ -71,7 +76,80 @@ fn ci() -> Result<(), String> {
             "xtask: cargo-deny not installed, skipping `cargo deny check` (cargo install cargo-deny --locked)"
         );
     }
+    cargo(&["run", "--quiet", "--package", "xtask", "--", "coverage"])?;
+    single_family_build()?;
+    cargo(&["test", "--quiet", "--package", "third-party-format"])?;
     test_with_summary(&["test", "--workspace"])
+}
+
+/// `cargo xtask coverage`.
+fn check_coverage() -> Result<(), String> {
+    use fastllm_convert::core::{coverage::check_handler, handlers, registry_errors};
+    let mut failures = registry_errors();
+    let all = handlers();
+    if all.is_empty() {
+        failures.push("no format is registered".into());
+    }
+    println!(
+        "{:18} {:8} {:>8} {:>8} {:>9}",
+        "format", "family", "sections", "samples", "failures"
+    );
+    for handler in all {
+        let report = check_handler(handler);
+        println!(
+            "{:18} {:8} {:>8} {:>8} {:>9}",
+            handler.name,
+            handler.family,
+            report.sections,
+            report.samples,
+            report.failures.len()
+        );
+        failures.extend(report.failures);
+    }
+    if failures.is_empty() {
+        println!("coverage: every format passes");
+        Ok(())
+    } else {
+        for failure in &failures {
+            eprintln!("  {failure}");
+        }
+        Err(format!("{} coverage failure(s)", failures.len()))
+    }
+}
+
+/// A binary built with one family's feature lists exactly that family's formats, and one built
+/// with none lists none: registrations follow features, and none vanish.
+fn single_family_build() -> Result<(), String> {
+    let cases: [(&[&str], &str, usize); 2] = [
+        (&["--features", "llama"], "families: llama", 7),
+        (&[], "families:", 0),
+    ];
+    for (features, expected, formats) in cases {
+        let mut args = vec![
+            "run",
+            "--quiet",
+            "--package",
+            "fastllm-convert",
+            "--no-default-features",
+        ];
+        args.extend_from_slice(features);
+        args.extend(["--", "formats"]);
+        eprintln!("xtask: cargo {}", args.join(" "));
+        let output = Command::new(env!("CARGO"))
+            .args(&args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let families = stdout.lines().next().unwrap_or("").trim_end();
+        let listed = stdout.lines().skip(2).count();
+        if !output.status.success() || families != expected || listed != formats {
+            return Err(format!(
+                "`cargo {}` printed:\n{stdout}\nexpected `{expected}` and {formats} formats",
+                args.join(" ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs cargo test, passing its output through, and closes with one line totalling every

@@ -272,3 +272,97 @@ pub fn check_sections(root: &Arc<Section>) -> Vec<String> {
         .flat_map(|s| architecture_gaps(s).into_iter().chain(sentinel_errors(s)))
         .collect()
 }
+
+/// What `cargo xtask coverage` found for one handler.
+#[derive(Debug, Clone, Default)]
+pub struct HandlerReport {
+    pub sections: usize,
+    pub samples: usize,
+    pub failures: Vec<String>,
+}
+
+/// Every coverage check of one handler: architecture coverage and sentinels of every section in
+/// its tree, then for each sample config and HF layout: export, HF coverage of the export by the
+/// format itself, re-import, and `import(export(c)) == c`.
+pub fn check_handler(handler: &crate::Handler) -> HandlerReport {
+    use fastllm_config::{Form, load_base_model};
+
+    let converter = handler.converter();
+    let tree = section_tree(&converter.base_model);
+    let mut report = HandlerReport {
+        sections: tree.len(),
+        samples: converter.samples.len(),
+        failures: Vec::new(),
+    };
+    report.failures.extend(
+        tree.iter()
+            .flat_map(|s| architecture_gaps(s).into_iter().chain(sentinel_errors(s))),
+    );
+    if converter.samples.is_empty() {
+        report
+            .failures
+            .push(format!("{}: no sample configs to round-trip", handler.name));
+    }
+    for (i, sample) in converter.samples.iter().enumerate() {
+        let config = match load_base_model(handler.model, sample) {
+            Ok(config) => config,
+            Err(e) => {
+                report.failures.push(format!(
+                    "{} sample {i}: invalid Fast-LLM config: {e}",
+                    handler.name
+                ));
+                continue;
+            }
+        };
+        for layout in [crate::HfLayout::V4, crate::HfLayout::V5] {
+            let label = format!("{} sample {i} ({layout:?})", handler.name);
+            let hf = match handler.export(&config, layout) {
+                Ok(hf) => hf,
+                Err(e) => {
+                    report.failures.push(format!("{label}: export failed: {e}"));
+                    continue;
+                }
+            };
+            for problem in handler.check_hf(&hf) {
+                report.failures.push(format!(
+                    "{label}: the export fails the format's own HF checks: {problem}"
+                ));
+            }
+            match handler.import(&hf) {
+                Err(e) => report
+                    .failures
+                    .push(format!("{label}: re-import failed: {e}")),
+                Ok(back) if back != config => {
+                    let (a, b) = (config.to_form(Form::Full), back.to_form(Form::Full));
+                    let mut differences = Vec::new();
+                    diff(&Value::Map(a), &Value::Map(b), "", &mut differences);
+                    report.failures.push(format!(
+                        "{label}: import(export(c)) != c at {differences:?}"
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    report
+}
+
+fn diff(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Map(x), Value::Map(y)) => {
+            for key in x.keys().chain(y.keys()).collect::<BTreeSet<_>>() {
+                match (x.get(key), y.get(key)) {
+                    (Some(v), Some(w)) => diff(v, w, &join(path, key), out),
+                    (v, w) => out.push(format!(
+                        "{}: {} vs {}",
+                        join(path, key),
+                        v.map(show).unwrap_or_default(),
+                        w.map(show).unwrap_or_default()
+                    )),
+                }
+            }
+        }
+        _ if !dict::same(a, b) => out.push(format!("{path}: {} vs {}", show(a), show(b))),
+        _ => {}
+    }
+}

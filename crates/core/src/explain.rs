@@ -179,7 +179,10 @@ pub fn render(rows: &[Row]) -> String {
         headers.0, headers.1, headers.2, headers.3
     );
     for row in rows {
-        let line = format!("{:w0$}  {:w1$}  {:w2$}  {}", row.fast_llm, row.hf, row.primitive, row.note);
+        let line = format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            row.fast_llm, row.hf, row.primitive, row.note
+        );
         out.push_str(line.trim_end());
         out.push('\n');
     }

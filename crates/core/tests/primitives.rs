@@ -1,0 +1,486 @@
+//! Every primitive, both directions, on small sections of real Fast-LLM classes; plus section
+//! composition, safe-set conflicts and the coverage checks (each shown failing when it should).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use fastllm_core::config::{
+    AttentionConfig, ConfigClass, DecoderBlockConfig, Form, GptBaseModelConfig, Map,
+    RmsNormalizationConfig, StochasticMixerConfig, Value, load,
+};
+use fastllm_core::coverage::{architecture_gaps, check_hf_coverage, hf_claims, sentinel_errors};
+use fastllm_core::engine::{Exporter, Importer};
+use fastllm_core::{Decl, HfLayout, LayoutEntry, Problem, Section, fl_value};
+use rstest::rstest;
+
+fn map(json: &str) -> Map {
+    Value::from_json_str(json)
+        .unwrap()
+        .as_map()
+        .unwrap()
+        .clone()
+}
+
+/// The full-form dict of `json` read as class `T`.
+fn full<T: ConfigClass>(json: &str) -> Map {
+    load::<T>(&Value::from_json_str(json).unwrap())
+        .unwrap()
+        .to_form(Form::Full)
+}
+
+fn export(section: &Section, fl: &Map) -> Result<Map, Vec<Problem>> {
+    let mut exporter = Exporter::new("test", HfLayout::V4);
+    let mut hf = Map::new();
+    exporter.section(section, fl, "", &mut hf, "");
+    if exporter.problems.is_empty() {
+        Ok(hf)
+    } else {
+        Err(exporter.problems)
+    }
+}
+
+fn import(section: &Section, hf: &Map) -> Result<Map, Vec<Problem>> {
+    let mut importer = Importer::new("test", hf);
+    let mut out = Map::new();
+    importer.section(section, hf, "", &mut out, "");
+    if importer.problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(importer.problems)
+    }
+}
+
+fn norm() -> Section {
+    Section::of::<RmsNormalizationConfig>("test.norm")
+        .add("epsilon", Decl::rename("epsilon", "eps"))
+        .add("weight", Decl::ignored(&["weight"]))
+        .add(
+            "zero_centered",
+            Decl::const_import("zero_centered", Value::Bool(false)),
+        )
+}
+
+#[test]
+fn rename_const_import_and_type_injection() {
+    let fl = full::<RmsNormalizationConfig>(r#"{"epsilon": 1e-6}"#);
+    let hf = export(&norm(), &fl).unwrap();
+    assert_eq!(hf, map(r#"{"eps": 1e-6}"#));
+    let back = import(&norm(), &hf).unwrap();
+    assert_eq!(
+        back,
+        map(r#"{"type": "rms_norm", "epsilon": 1e-6, "zero_centered": false}"#)
+    );
+}
+
+#[test]
+fn const_import_rejects_other_values_on_export() {
+    let fl = full::<RmsNormalizationConfig>(r#"{"zero_centered": true}"#);
+    let problems = export(&norm(), &fl).unwrap_err();
+    assert_eq!(problems[0].fast_llm.as_deref(), Some("zero_centered"));
+    assert!(
+        problems[0].message.contains("must be false, found true"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_section_only_accepts_its_class() {
+    let section =
+        Section::of::<AttentionConfig>("test.attention").add("heads", Decl::rename("heads", "n"));
+    let fl = full::<StochasticMixerConfig>(r#"{"mixers": {"a": {}}}"#);
+    let problems = export(&section, &fl).unwrap_err();
+    assert_eq!(problems[0].fast_llm.as_deref(), Some("type"));
+    assert!(
+        problems[0].message.contains("holds a `attention`"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn rename_needs_its_key_on_import() {
+    let problems = import(&norm(), &Map::new()).unwrap_err();
+    assert_eq!(problems[0].hf.as_deref(), Some("eps"));
+}
+
+#[test]
+fn const_export_writes_and_checks() {
+    let section = norm().add("kind", Decl::const_export("kind", Value::Str("rms".into())));
+    let fl = full::<RmsNormalizationConfig>("{}");
+    assert_eq!(
+        export(&section, &fl).unwrap()["kind"],
+        Value::Str("rms".into())
+    );
+    let problems = import(&section, &map(r#"{"eps": 1e-5, "kind": "layer"}"#)).unwrap_err();
+    assert_eq!(problems[0].hf.as_deref(), Some("kind"));
+    assert!(
+        import(&section, &map(r#"{"eps": 1e-5}"#)).is_ok(),
+        "absent is fine"
+    );
+}
+
+#[test]
+fn default_falls_back_to_the_hf_dict() {
+    let section = Section::of::<RmsNormalizationConfig>("test.norm").add(
+        "epsilon",
+        Decl::default("epsilon", "eps", |hf| {
+            Ok(hf.get("base_eps").cloned().unwrap_or(Value::Float(1e-5)))
+        }),
+    );
+    assert_eq!(
+        import(&section, &map(r#"{"base_eps": 2e-6}"#)).unwrap()["epsilon"],
+        Value::Float(2e-6)
+    );
+    assert_eq!(
+        import(&section, &map(r#"{"eps": 3e-6}"#)).unwrap()["epsilon"],
+        Value::Float(3e-6)
+    );
+    // Fast-LLM's Default takes a present `null` as a value.
+    assert_eq!(
+        import(&section, &map(r#"{"eps": null}"#)).unwrap()["epsilon"],
+        Value::Null
+    );
+}
+
+#[test]
+fn optional_omits_the_sentinel() {
+    let section = Section::of::<AttentionConfig>("test.attention").add(
+        "window_size",
+        Decl::optional("window_size", "sliding_window", Value::Null),
+    );
+    assert!(
+        export(&section, &full::<AttentionConfig>("{}"))
+            .unwrap()
+            .is_empty()
+    );
+    let hf = export(&section, &full::<AttentionConfig>(r#"{"window_size": 16}"#)).unwrap();
+    assert_eq!(hf, map(r#"{"sliding_window": 16}"#));
+    assert!(
+        !import(&section, &map(r#"{"sliding_window": null}"#))
+            .unwrap()
+            .contains_key("window_size")
+    );
+}
+
+#[test]
+fn custom_and_import_only() {
+    let section = Section::of::<AttentionConfig>("test.attention")
+        .add(
+            "heads",
+            Decl::custom(
+                &["heads"],
+                &["heads_x2"],
+                false,
+                |fl, _| match fl_value(fl, "heads") {
+                    Value::Int(h) => Ok(vec![("heads_x2".to_string(), Value::Int(h * 2)).into()]),
+                    _ => Err(vec![Problem::at_fast_llm("heads", "not an int")]),
+                },
+                |hf, _| match hf.get("heads_x2") {
+                    Some(Value::Int(h)) if h % 2 == 0 => {
+                        Ok(vec![("heads".into(), Value::Int(h / 2))])
+                    }
+                    _ => Err(vec![Problem::at_hf("heads_x2", "odd")]),
+                },
+            ),
+        )
+        .add(
+            "flag",
+            Decl::import_only(&["causal"], &["flag"], false, |_, _| {
+                Ok(vec![("causal".into(), Value::Bool(true))])
+            }),
+        );
+    let hf = export(
+        &section,
+        &full::<AttentionConfig>(r#"{"heads": 6, "head_groups": 2}"#),
+    )
+    .unwrap();
+    assert_eq!(
+        hf,
+        map(r#"{"heads_x2": 12}"#),
+        "import-only writes nothing on export"
+    );
+    let back = import(&section, &hf).unwrap();
+    assert_eq!(
+        (back["heads"].clone(), back["causal"].clone()),
+        (Value::Int(6), Value::Bool(true))
+    );
+    let problems = import(&section, &map(r#"{"heads_x2": 3}"#)).unwrap_err();
+    assert_eq!(problems[0].hf.as_deref(), Some("heads_x2"));
+}
+
+#[test]
+fn nested_flat_and_under_a_path() {
+    let flat = Section::of::<DecoderBlockConfig>("test.block").add(
+        "normalization",
+        Decl::nested("normalization", norm().build()),
+    );
+    let under = Section::of::<DecoderBlockConfig>("test.block").add(
+        "normalization",
+        Decl::nested_under("normalization", norm().hf_type("rms").build(), "norm"),
+    );
+    let fl =
+        full::<DecoderBlockConfig>(r#"{"normalization": {"type": "rms_norm", "epsilon": 1e-6}}"#);
+    assert_eq!(export(&flat, &fl).unwrap(), map(r#"{"eps": 1e-6}"#));
+    let hf = export(&under, &fl).unwrap();
+    assert_eq!(hf, map(r#"{"norm": {"type": "rms", "eps": 1e-6}}"#));
+    let back = import(&under, &hf).unwrap();
+    assert_eq!(
+        back["normalization"].as_map().unwrap()["epsilon"],
+        Value::Float(1e-6)
+    );
+    let problems = import(&under, &map(r#"{"norm": {"type": "layer", "eps": 1e-6}}"#)).unwrap_err();
+    assert_eq!(
+        problems[0].hf.as_deref(),
+        Some("norm.type"),
+        "a wrong discriminator is named"
+    );
+}
+
+fn attention_section() -> Arc<Section> {
+    Section::of::<AttentionConfig>("test.attention")
+        .hf_type("attn")
+        .add("heads", Decl::rename("heads", "heads"))
+        .build()
+}
+
+fn stochastic_section() -> Arc<Section> {
+    Section::of::<StochasticMixerConfig>("test.stochastic")
+        .hf_type("stochastic")
+        .add(
+            "mixers",
+            Decl::TypedDict {
+                fl: "mixers",
+                hf: "mixers",
+                key: "type",
+                sections: vec![attention_section()],
+            },
+        )
+        .add("main_mixer_name", Decl::rename("main_mixer_name", "main"))
+        .build()
+}
+
+#[test]
+fn dispatch_by_runtime_type() {
+    let section = Section::of::<DecoderBlockConfig>("test.block").add(
+        "mixer",
+        Decl::Dispatch {
+            fl: "mixer",
+            hf_path: Some("mixer"),
+            key: "type",
+            sections: vec![attention_section(), stochastic_section()],
+        },
+    );
+    let fl = full::<DecoderBlockConfig>(r#"{"mixer": {"heads": 4, "head_groups": 2}}"#);
+    let hf = export(&section, &fl).unwrap();
+    assert_eq!(hf, map(r#"{"mixer": {"type": "attn", "heads": 4}}"#));
+    assert_eq!(
+        import(&section, &hf).unwrap()["mixer"].as_map().unwrap()["type"],
+        Value::Str("attention".into())
+    );
+    let fl = full::<DecoderBlockConfig>(r#"{"mixer": {"type": "mamba"}}"#);
+    let problems = export(&section, &fl).unwrap_err();
+    assert!(
+        problems[0]
+            .message
+            .contains("supported: attention, stochastic"),
+        "{problems:?}"
+    );
+    let problems = import(&section, &map(r#"{"mixer": {"type": "mamba"}}"#)).unwrap_err();
+    assert_eq!(problems[0].hf.as_deref(), Some("mixer.type"));
+}
+
+#[test]
+fn typed_dict_of_sections() {
+    let fl = full::<StochasticMixerConfig>(
+        r#"{"mixers": {"b": {"heads": 2, "head_groups": 2}, "a": {"heads": 4, "head_groups": 2}}}"#,
+    );
+    let section = stochastic_section();
+    let hf = export(&section, &fl).unwrap();
+    assert_eq!(
+        hf,
+        map(
+            r#"{"mixers": {"a": {"type": "attn", "heads": 4}, "b": {"type": "attn", "heads": 2}}, "main": "a"}"#
+        )
+    );
+    let back = import(&section, &hf).unwrap();
+    let mixers = back["mixers"].as_map().unwrap();
+    assert_eq!(mixers["b"].as_map().unwrap()["heads"], Value::Int(2));
+}
+
+#[test]
+fn list_dispatch_fixed_and_pattern() {
+    let block = |mixer: Arc<Section>| {
+        Section::of::<DecoderBlockConfig>("test.block")
+            .add("mixer", Decl::nested("mixer", mixer))
+            .build()
+    };
+    let gdn = Section::of::<fastllm_core::config::GatedDeltaNetConfig>("test.gdn")
+        .add("value_heads", Decl::rename("value_heads", "gdn_heads"))
+        .build();
+    let section = Section::of::<GptBaseModelConfig>("test.root").add(
+        "decoder",
+        Decl::ListDispatch {
+            fl: "decoder",
+            hf_layout: "layout",
+            hf_count: "layers",
+            entries: vec![
+                LayoutEntry {
+                    layout_name: "t",
+                    mixer_type: "attention",
+                    section: block(attention_section()),
+                },
+                LayoutEntry {
+                    layout_name: "g",
+                    mixer_type: "gdn",
+                    section: block(gdn),
+                },
+            ],
+        },
+    );
+    let fl = full::<GptBaseModelConfig>(
+        r#"{"decoder": {"type": "pattern", "num_blocks": 3, "pattern": ["x", "y"],
+            "blocks": {"x": {"mixer": {"heads": 4, "head_groups": 2}}, "y": {"mixer": {"type": "gdn", "value_heads": 8, "key_heads": 4}}}}}"#,
+    );
+    let hf = export(&section, &fl).unwrap();
+    assert_eq!(
+        hf,
+        map(r#"{"layout": ["t", "g"], "layers": 3, "heads": 4, "gdn_heads": 8}"#)
+    );
+    let back = import(&section, &hf).unwrap();
+    let decoder = back["decoder"].as_map().unwrap();
+    assert_eq!(decoder["type"], Value::Str("pattern".into()));
+    assert_eq!(
+        decoder["pattern"],
+        Value::List(vec![Value::Str("t".into()), Value::Str("g".into())])
+    );
+    let fixed = import(
+        &section,
+        &map(r#"{"layout": ["g"], "layers": 2, "gdn_heads": 8}"#),
+    )
+    .unwrap();
+    assert_eq!(
+        fixed["decoder"].as_map().unwrap()["type"],
+        Value::Str("fixed".into())
+    );
+    let problems = import(
+        &section,
+        &map(r#"{"layout": ["t", "m2"], "layers": 2, "heads": 4}"#),
+    )
+    .unwrap_err();
+    assert_eq!(problems[0].hf.as_deref(), Some("layout.1"));
+}
+
+#[test]
+fn two_writers_of_one_key_must_agree() {
+    let section = Section::of::<DecoderBlockConfig>("test.block")
+        .add(
+            "normalization",
+            Decl::nested("normalization", norm().build()),
+        )
+        .add(
+            "pre_mlp",
+            Decl::nested("pre_mlp_normalization", norm().build()),
+        );
+    let same = full::<DecoderBlockConfig>(
+        r#"{"normalization": {"type": "rms_norm", "epsilon": 1e-6}, "pre_mlp_normalization": {"type": "rms_norm", "epsilon": 1e-6}}"#,
+    );
+    assert_eq!(export(&section, &same).unwrap(), map(r#"{"eps": 1e-6}"#));
+    let different = full::<DecoderBlockConfig>(
+        r#"{"normalization": {"type": "rms_norm", "epsilon": 1e-6}, "pre_mlp_normalization": {"type": "rms_norm", "epsilon": 1e-5}}"#,
+    );
+    let problems = export(&section, &different).unwrap_err();
+    let message = problems[0].to_string();
+    assert!(
+        message.contains("normalization.epsilon")
+            && message.contains("pre_mlp_normalization.epsilon"),
+        "{message}"
+    );
+}
+
+#[test]
+fn children_replace_entries_in_place() {
+    let child = norm()
+        .named("child.norm")
+        .replace("epsilon", Decl::rename("epsilon", "layer_norm_eps"));
+    let names: Vec<&str> = child.decls.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["epsilon", "weight", "zero_centered"]);
+    let hf = export(&child, &full::<RmsNormalizationConfig>("{}")).unwrap();
+    assert_eq!(hf, map(r#"{"layer_norm_eps": 1e-5}"#));
+    assert_eq!(
+        norm().decl("epsilon").map(Decl::kind),
+        Some("Rename"),
+        "the parent is untouched"
+    );
+}
+
+// ----- coverage -----
+
+#[test]
+fn architecture_coverage_fails_on_a_missing_declaration() {
+    assert!(architecture_gaps(&norm()).is_empty());
+    let gaps = architecture_gaps(&norm().remove("zero_centered"));
+    assert_eq!(gaps.len(), 1);
+    assert!(gaps[0].contains(r#"["zero_centered"]"#), "{gaps:?}");
+}
+
+#[test]
+fn architecture_coverage_hints_at_non_recursive_claims() {
+    let section = Section::of::<DecoderBlockConfig>("test.block")
+        .add("mixer", Decl::rename("mixer", "mixer"))
+        .add(
+            "rest",
+            Decl::ignored(&[
+                "mlp",
+                "normalization",
+                "pre_mixer_normalization",
+                "pre_mlp_normalization",
+                "post_mixer_normalization",
+                "post_mlp_normalization",
+                "output_scale",
+            ]),
+        );
+    let gaps = architecture_gaps(&section);
+    assert!(
+        gaps[0].contains("mixer.heads")
+            && gaps[0].contains("claim the parent path non-recursively"),
+        "{gaps:?}"
+    );
+}
+
+#[rstest]
+#[case(Value::Float(1e-5), true)]
+#[case(Value::Float(1e-6), false)]
+fn optional_sentinels_must_be_the_default(#[case] sentinel: Value, #[case] ok: bool) {
+    let section = norm().replace("epsilon", Decl::optional("epsilon", "eps", sentinel));
+    assert_eq!(
+        sentinel_errors(&section).is_empty(),
+        ok,
+        "{:?}",
+        sentinel_errors(&section)
+    );
+}
+
+#[test]
+fn hf_coverage_names_unclaimed_keys_at_any_depth() {
+    let section = norm().add(
+        "extra",
+        Decl::custom(
+            &[],
+            &["rope", "rope.factor"],
+            false,
+            |_, _| Ok(vec![]),
+            |_, _| Ok(vec![]),
+        ),
+    );
+    let claims = hf_claims(&section);
+    let allow: BTreeSet<&str> = ["model_type"].into_iter().collect();
+    let input = map(
+        r#"{"eps": 1, "rope": {"factor": 2, "finetuned": true, "model_type": "x"}, "typo": 3, "model_type": "y"}"#,
+    );
+    let keys: Vec<String> = check_hf_coverage(&input, &claims, &allow)
+        .into_iter()
+        .filter_map(|p| p.hf)
+        .collect();
+    assert_eq!(keys, ["rope.finetuned", "typo"]);
+    // A claimed key holding a scalar, or a whole-dict claim without sub-claims, is fine.
+    assert!(check_hf_coverage(&map(r#"{"rope": null}"#), &claims, &allow).is_empty());
+}
