@@ -114,9 +114,7 @@ fn run(cli: Cli) -> Result<String, String> {
         ));
     }
     match cli.command {
-        Command::Config(ConfigCommand::Normalize { form, model, file }) => {
-            normalize(&file, form, model)
-        }
+        Command::Config(ConfigCommand::Normalize { form, model, file }) => normalize(&file, form, model),
         Command::Config(ConfigCommand::Import { format, file }) => import(&format, &file),
         Command::Config(ConfigCommand::Export {
             format,
@@ -126,16 +124,13 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::Formats => Ok(formats()),
         Command::Explain { format } => {
             let handler = core::find(&format).map_err(|e| e.to_string())?;
-            Ok(explain::render(&explain::rows(
-                &handler.converter().base_model,
-            )))
+            Ok(explain::render(&explain::rows(&handler.converter().base_model)))
         }
     }
 }
 
 fn read_dict(file: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
     let extension = file.extension().and_then(|e| e.to_str());
     config::parse_document(&text, extension).map_err(|e| format!("{}: {e}", file.display()))
 }
@@ -146,13 +141,8 @@ fn normalize(file: &Path, form: FormArg, model: ModelArg) -> Result<String, Stri
         ModelArg::Gpt => ModelKind::Gpt,
         ModelArg::Multimodal => ModelKind::MultiModal,
     };
-    let loaded = config::load_base_model(kind, &dict).map_err(|e| {
-        format!(
-            "{} (Fast-LLM {} base model): {e}",
-            file.display(),
-            kind.name()
-        )
-    })?;
+    let loaded = config::load_base_model(kind, &dict)
+        .map_err(|e| format!("{} (Fast-LLM {} base model): {e}", file.display(), kind.name()))?;
     let form = match form {
         FormArg::Explicit => Form::Explicit,
         FormArg::Architecture => Form::Architecture,
@@ -170,27 +160,18 @@ fn import(format: &str, file: &Path) -> Result<String, String> {
         core::find(format)
     }
     .map_err(|e| format!("{}: {e}", file.display()))?;
-    let config = handler
-        .import(hf)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let config = handler.import(hf).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(Value::Map(config.to_form(Form::Architecture)).to_json_pretty())
 }
 
 fn export(format: &str, layout: LayoutArg, file: &Path) -> Result<String, String> {
     if format == "auto" {
-        return Err(
-            "`--format auto` only applies to import: an export needs an explicit format".into(),
-        );
+        return Err("`--format auto` only applies to import: an export needs an explicit format".into());
     }
     let handler = core::find(format).map_err(|e| e.to_string())?;
     let dict = read_dict(file)?;
-    let config = config::load_base_model(handler.model, &dict).map_err(|e| {
-        format!(
-            "{} (Fast-LLM {} base model): {e}",
-            file.display(),
-            handler.model.name()
-        )
-    })?;
+    let config = config::load_base_model(handler.model, &dict)
+        .map_err(|e| format!("{} (Fast-LLM {} base model): {e}", file.display(), handler.model.name()))?;
     let layout = match layout {
         LayoutArg::V4 => HfLayout::V4,
         LayoutArg::V5 => HfLayout::V5,
@@ -204,12 +185,7 @@ fn export(format: &str, layout: LayoutArg, file: &Path) -> Result<String, String
 fn formats() -> String {
     let handlers = core::handlers();
     let mut out = format!("families: {}\n", crate::families().join(", "));
-    let width = handlers
-        .iter()
-        .map(|h| h.name.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
+    let width = handlers.iter().map(|h| h.name.len()).max().unwrap_or(6).max(6);
     out.push_str(&format!(
         "{:width$}  {:10}  {:24}  {}\n",
         "format", "model", "HF model_type", "HF architecture"

@@ -44,10 +44,7 @@ fn assert_rejected(output: &Output, needle: &str) {
         "stdout: {}",
         String::from_utf8_lossy(&output.stdout)
     );
-    assert!(
-        stderr.contains(needle),
-        "`{needle}` not in stderr: {stderr}"
-    );
+    assert!(stderr.contains(needle), "`{needle}` not in stderr: {stderr}");
 }
 
 fn normalize_cases() -> Vec<(String, Value)> {
@@ -80,17 +77,8 @@ fn every_explicit_dict_normalizes_to_its_architecture_form() {
         let Value::Str(model) = get(&case, "model") else {
             panic!()
         };
-        let input = temp_file(
-            &format!("{name}.json"),
-            &get(&case, "explicit").to_json_pretty(),
-        );
-        let out = cli(&[
-            "config",
-            "normalize",
-            "--model",
-            model,
-            input.to_str().unwrap(),
-        ]);
+        let input = temp_file(&format!("{name}.json"), &get(&case, "explicit").to_json_pretty());
+        let out = cli(&["config", "normalize", "--model", model, input.to_str().unwrap()]);
         assert_eq!(&stdout_json(&out), get(&case, "architecture"), "{name}");
         let out = cli(&[
             "config",
@@ -144,10 +132,7 @@ fn full_form_has_every_field() {
     ]));
     let embeddings = get(&full, "embeddings");
     assert_eq!(get(embeddings, "vocab_parallel"), &Value::Bool(true));
-    assert_eq!(
-        get(&full, "use_megatron_initialization"),
-        &Value::Bool(false)
-    );
+    assert_eq!(get(&full, "use_megatron_initialization"), &Value::Bool(false));
 }
 
 #[rstest]
@@ -171,10 +156,7 @@ fn rejections_exit_2_with_the_path_on_stderr(
     args.push(input.to_str().unwrap());
     let out = cli(&args);
     assert_rejected(&out, needle);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(name),
-        "the file is named"
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(name), "the file is named");
 }
 
 #[test]

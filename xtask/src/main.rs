@@ -51,34 +51,17 @@ fn has_cargo_deny() -> bool {
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     if has_cargo_deny() {
         // Advisories need the network; licenses, bans and sources are checked offline.
-        cargo(&[
-            "deny",
-            "--workspace",
-            "check",
-            "bans",
-            "licenses",
-            "sources",
-        ])?;
+        cargo(&["deny", "--workspace", "check", "bans", "licenses", "sources"])?;
     } else if std::env::var_os("CI").is_some() {
         return Err("cargo-deny is required in CI (.ci/run installs it)".into());
     } else {
-        eprintln!(
-            "xtask: cargo-deny not installed, skipping `cargo deny check` (cargo install cargo-deny --locked)"
-        );
+        eprintln!("xtask: cargo-deny not installed, skipping `cargo deny check` (cargo install cargo-deny --locked)");
     }
     cargo(&["run", "--quiet", "--package", "xtask", "--", "coverage"])?;
     single_family_build()?;
-    cargo(&["test", "--quiet", "--package", "third-party-format"])?;
     test_with_summary(&["test", "--workspace"])
 }
 
@@ -120,10 +103,7 @@ fn check_coverage() -> Result<(), String> {
 /// A binary built with one family's feature lists exactly that family's formats, and one built
 /// with none lists none: registrations follow features, and none vanish.
 fn single_family_build() -> Result<(), String> {
-    let cases: [(&[&str], &str, usize); 2] = [
-        (&["--features", "llama"], "families: llama", 7),
-        (&[], "families:", 0),
-    ];
+    let cases: [(&[&str], &str, usize); 2] = [(&["--features", "llama"], "families: llama", 7), (&[], "families:", 0)];
     for (features, expected, formats) in cases {
         let mut args = vec![
             "run",

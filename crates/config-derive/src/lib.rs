@@ -137,10 +137,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         unreachable!()
     };
     let Fields::Named(named) = &data.fields else {
-        return Err(syn::Error::new_spanned(
-            name,
-            "Config structs need named fields",
-        ));
+        return Err(syn::Error::new_spanned(name, "Config structs need named fields"));
     };
 
     let mut has_explicit = false;
@@ -221,10 +218,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         ));
     }
     if index > 64 {
-        return Err(syn::Error::new_spanned(
-            name,
-            "FieldSet holds at most 64 fields",
-        ));
+        return Err(syn::Error::new_spanned(name, "FieldSet holds at most 64 fields"));
     }
     let eq_body = if eqs.is_empty() {
         quote!(true)
@@ -323,9 +317,7 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let class = attrs
         .class
         .unwrap_or_else(|| LitStr::new(&name.to_string(), name.span()));
-    let Data::Enum(data) = &input.data else {
-        unreachable!()
-    };
+    let Data::Enum(data) = &input.data else { unreachable!() };
     let mut variants = Vec::new();
     let mut types = Vec::new();
     for variant in &data.variants {
@@ -347,10 +339,7 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let default_impl = match &attrs.default_variant {
         Some(default) => {
             let position = variants.iter().position(|v| v == default).ok_or_else(|| {
-                syn::Error::new_spanned(
-                    default,
-                    "the default variant must be one of the enum's variants",
-                )
+                syn::Error::new_spanned(default, "the default variant must be one of the enum's variants")
             })?;
             let ty = &types[position];
             quote! {
@@ -365,10 +354,7 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
     };
     let default_parse = match &attrs.default_variant {
         Some(default) => {
-            let position = variants
-                .iter()
-                .position(|v| v == default)
-                .expect("checked above");
+            let position = variants.iter().position(|v| v == default).expect("checked above");
             let ty = &types[position];
             quote!(Some(Self::#default(<#ty as crate::ConfigClass>::parse_map(map, ctx))))
         }

@@ -77,13 +77,7 @@ mod tests {
     #[case(-1.0, false, false, false, false)]
     #[case(2.0, true, true, true, false)]
     #[case(f64::NAN, false, false, false, false)]
-    fn checks(
-        #[case] v: f64,
-        #[case] pos: bool,
-        #[case] nonneg: bool,
-        #[case] gt1: bool,
-        #[case] unit: bool,
-    ) {
+    fn checks(#[case] v: f64, #[case] pos: bool, #[case] nonneg: bool, #[case] gt1: bool, #[case] unit: bool) {
         assert_eq!(positive(&v).is_ok(), pos);
         assert_eq!(non_negative(&v).is_ok(), nonneg);
         assert_eq!(greater_than_one(&v).is_ok(), gt1);

@@ -10,10 +10,7 @@ pub enum ErrorKind {
     /// A field without a default was not given.
     MissingField { field: &'static str },
     /// The value has the wrong type (Fast-LLM's strict type check: no bool for int, no str for bool).
-    WrongType {
-        expected: &'static str,
-        found: String,
-    },
+    WrongType { expected: &'static str, found: String },
     /// A `type` name no class of the base's registry has.
     UnknownType {
         name: String,
@@ -21,10 +18,7 @@ pub enum ErrorKind {
         known: &'static [&'static str],
     },
     /// A `type` name that is not the class this field requires.
-    TypeMismatch {
-        name: String,
-        expected: &'static str,
-    },
+    TypeMismatch { name: String, expected: &'static str },
     /// The base class has no default subclass and `type` is missing.
     AbstractClass { class: &'static str },
     /// A validation rule of the class or field failed.
@@ -41,17 +35,10 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::UnknownType { name, base, known } => {
                 let known: Vec<&str> = known.iter().copied().filter(|k| !k.is_empty()).collect();
-                write!(
-                    f,
-                    "unknown type `{name}` for {base} (known: {})",
-                    known.join(", ")
-                )
+                write!(f, "unknown type `{name}` for {base} (known: {})", known.join(", "))
             }
             ErrorKind::TypeMismatch { name, expected } => {
-                write!(
-                    f,
-                    "type `{name}` is not allowed here, expected `{expected}`"
-                )
+                write!(f, "type `{name}` is not allowed here, expected `{expected}`")
             }
             ErrorKind::AbstractClass { class } => {
                 write!(f, "{class} is abstract: a `type` is required")
@@ -73,11 +60,7 @@ pub struct ValidationError {
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() {
-            "<root>"
-        } else {
-            &self.path
-        };
+        let path = if self.path.is_empty() { "<root>" } else { &self.path };
         write!(f, "`{path}` ({}): {}", self.class, self.kind)
     }
 }
@@ -188,9 +171,7 @@ impl Ctx {
         if self.errors.is_empty() {
             Ok(value)
         } else {
-            Err(ConfigErrors {
-                errors: self.errors,
-            })
+            Err(ConfigErrors { errors: self.errors })
         }
     }
 }

@@ -217,11 +217,7 @@ impl<T: FieldType> FieldType for BTreeMap<String, T> {
     fn serialize(&self, verbosity: Verbosity) -> Serialized {
         Serialized::Dict(
             self.iter()
-                .filter_map(|(key, item)| {
-                    item.serialize(verbosity)
-                        .into_element()
-                        .map(|v| (key.clone(), v))
-                })
+                .filter_map(|(key, item)| item.serialize(verbosity).into_element().map(|v| (key.clone(), v)))
                 .collect(),
         )
     }
@@ -361,10 +357,7 @@ mod tests {
     #[case(Value::Str(String::new()), Ok(None))]
     #[case(Value::Int(4), Ok(Some(4)))]
     #[case(Value::Str("x".into()), Err(()))]
-    fn options_take_null_and_empty_string(
-        #[case] value: Value,
-        #[case] expected: Result<Option<i64>, ()>,
-    ) {
+    fn options_take_null_and_empty_string(#[case] value: Value, #[case] expected: Result<Option<i64>, ()>) {
         assert_eq!(parse::<Option<i64>>(value).map_err(|_| ()), expected);
     }
 
@@ -372,32 +365,21 @@ mod tests {
     fn tuples_need_their_length() {
         assert!(parse::<[f64; 3]>(Value::List(vec![Value::Int(1), Value::Int(2)])).is_err());
         assert_eq!(
-            parse::<[f64; 3]>(Value::List(vec![
-                Value::Int(1),
-                Value::Float(2.5),
-                Value::Int(3)
-            ])),
+            parse::<[f64; 3]>(Value::List(vec![Value::Int(1), Value::Float(2.5), Value::Int(3)])),
             Ok([1.0, 2.5, 3.0])
         );
     }
 
     #[test]
     fn weight_decay_is_float_or_bool() {
-        assert_eq!(
-            parse::<WeightDecay>(Value::Int(1)),
-            Ok(WeightDecay::Float(1.0))
-        );
-        assert_eq!(
-            parse::<WeightDecay>(Value::Bool(true)),
-            Ok(WeightDecay::Bool(true))
-        );
+        assert_eq!(parse::<WeightDecay>(Value::Int(1)), Ok(WeightDecay::Float(1.0)));
+        assert_eq!(parse::<WeightDecay>(Value::Bool(true)), Ok(WeightDecay::Bool(true)));
         assert!(parse::<WeightDecay>(Value::Str("x".into())).is_err());
     }
 
     #[test]
     fn list_errors_name_the_index() {
-        let err = parse::<Vec<i64>>(Value::List(vec![Value::Int(1), Value::Str("2".into())]))
-            .unwrap_err();
+        let err = parse::<Vec<i64>>(Value::List(vec![Value::Int(1), Value::Str("2".into())])).unwrap_err();
         assert!(err.contains("`1`"), "{err}");
     }
 }

@@ -35,16 +35,15 @@ pub use classes::model::*;
 pub use error::{ConfigErrors, Ctx, ErrorKind, ValidationError};
 pub use fastllm_config_derive::Config;
 pub use reflect::{
-    ClassRules, ConfigClass, FieldHint, FieldInfo, FieldSet, FieldType, Form, Serialized,
-    Verbosity, check_type_key, emit_field, parse_config_value, report_unknown_keys, type_name_of,
+    ClassRules, ConfigClass, FieldHint, FieldInfo, FieldSet, FieldType, Form, Serialized, Verbosity, check_type_key,
+    emit_field, parse_config_value, report_unknown_keys, type_name_of,
 };
 pub use value::{Map, ParseError, Value};
 
 /// Reads a config of class `T` from a dict and validates it, collecting every error.
 pub fn load<T: ConfigClass>(value: &Value) -> Result<T, ConfigErrors> {
     let mut ctx = Ctx::new();
-    let Some(mut config) = ctx.with_class(T::CLASS_NAME, |ctx| parse_config_value::<T>(value, ctx))
-    else {
+    let Some(mut config) = ctx.with_class(T::CLASS_NAME, |ctx| parse_config_value::<T>(value, ctx)) else {
         return Err(ctx.finish(()).expect_err("a failed parse records an error"));
     };
     // Validating defaults that stand in for unparsable values would only add noise.

@@ -163,9 +163,7 @@ pub trait ClassRules {
 }
 
 /// A Fast-LLM config class (a struct deriving `Config`).
-pub trait ConfigClass:
-    Sized + Default + Clone + fmt::Debug + PartialEq + ClassRules + FieldType
-{
+pub trait ConfigClass: Sized + Default + Clone + fmt::Debug + PartialEq + ClassRules + FieldType {
     /// The Python class name, used in messages.
     const CLASS_NAME: &'static str;
     /// The dynamic type name written as `type` (polymorphic classes only).
@@ -277,8 +275,7 @@ pub fn check_type_key<T: ConfigClass>(map: &Map, ctx: &mut Ctx) -> bool {
     let null = match value {
         Value::Null => T::TYPE_NAME.is_none(),
         Value::Str(name) => {
-            let known =
-                T::TYPE_NAME == Some(name.as_str()) || T::TYPE_ALIASES.contains(&name.as_str());
+            let known = T::TYPE_NAME == Some(name.as_str()) || T::TYPE_ALIASES.contains(&name.as_str());
             if !known {
                 match T::TYPE_NAME {
                     Some(expected) => {

@@ -115,12 +115,9 @@ fn from_json_value(raw: serde_json::Value) -> Result<Value, ParseError> {
         serde_json::Value::Bool(b) => Value::Bool(b),
         serde_json::Value::Number(n) => parse_number(n.as_str())?,
         serde_json::Value::String(s) => Value::Str(s),
-        serde_json::Value::Array(items) => Value::List(
-            items
-                .into_iter()
-                .map(from_json_value)
-                .collect::<Result<_, _>>()?,
-        ),
+        serde_json::Value::Array(items) => {
+            Value::List(items.into_iter().map(from_json_value).collect::<Result<_, _>>()?)
+        }
         serde_json::Value::Object(map) => Value::Map(
             map.into_iter()
                 .map(|(k, v)| Ok((k, from_json_value(v)?)))
@@ -259,10 +256,7 @@ mod tests {
     #[case("8.0", Value::Float(8.0))]
     #[case("1e-05", Value::Float(1e-5))]
     #[case("500000.0", Value::Float(500000.0))]
-    #[case(
-        "501974169931277706872159392843",
-        Value::Int(501974169931277706872159392843)
-    )]
+    #[case("501974169931277706872159392843", Value::Int(501974169931277706872159392843))]
     #[case("-3", Value::Int(-3))]
     fn json_numbers_keep_their_identity(#[case] text: &str, #[case] expected: Value) {
         assert_eq!(Value::from_json_str(text).unwrap(), expected);
@@ -273,10 +267,7 @@ mod tests {
     #[case(Value::Float(8.0), "8.0")]
     #[case(Value::Float(1e-5), "0.00001")]
     #[case(Value::Float(1.5e-300), "1.5e-300")]
-    #[case(
-        Value::Int(501974169931277706872159392843),
-        "501974169931277706872159392843"
-    )]
+    #[case(Value::Int(501974169931277706872159392843), "501974169931277706872159392843")]
     fn json_numbers_are_written_back_exactly(#[case] value: Value, #[case] text: &str) {
         assert_eq!(value.to_json_pretty(), text);
         assert_eq!(Value::from_json_str(text).unwrap(), value);
@@ -285,10 +276,7 @@ mod tests {
     #[test]
     fn huge_ints_are_an_error_not_a_float() {
         let text = "1".repeat(60);
-        assert!(matches!(
-            Value::from_json_str(&text),
-            Err(ParseError::Number(_))
-        ));
+        assert!(matches!(Value::from_json_str(&text), Err(ParseError::Number(_))));
     }
 
     #[test]

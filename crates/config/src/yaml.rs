@@ -86,10 +86,7 @@ impl<'a> Loader<'a> {
 
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Value, ParseError> {
         if self.depth >= MAX_DEPTH {
-            return Err(error_at(
-                &span,
-                format!("nesting deeper than {MAX_DEPTH} levels"),
-            ));
+            return Err(error_at(&span, format!("nesting deeper than {MAX_DEPTH} levels")));
         }
         self.depth += 1;
         let value = self.node_inner(event, span);
@@ -100,10 +97,7 @@ impl<'a> Loader<'a> {
     fn node_inner(&mut self, event: Event<'a>, span: Span) -> Result<Value, ParseError> {
         let (value, anchor) = match event {
             Event::Alias(id) => {
-                let value = self
-                    .anchors
-                    .get(&id)
-                    .ok_or_else(|| error_at(&span, "unknown alias"))?;
+                let value = self.anchors.get(&id).ok_or_else(|| error_at(&span, "unknown alias"))?;
                 self.nodes += node_count(value);
                 if self.nodes > MAX_NODES {
                     return Err(error_at(
@@ -113,9 +107,7 @@ impl<'a> Loader<'a> {
                 }
                 return Ok(value.clone());
             }
-            Event::Scalar(text, style, anchor, tag) => {
-                (scalar(&text, style, tag.as_deref(), &span)?, anchor)
-            }
+            Event::Scalar(text, style, anchor, tag) => (scalar(&text, style, tag.as_deref(), &span)?, anchor),
             Event::SequenceStart(_, anchor, tag) => {
                 check_collection_tag(tag.as_deref(), "seq", &span)?;
                 let mut items = Vec::new();
@@ -148,8 +140,7 @@ impl<'a> Loader<'a> {
             if matches!(event, Event::MappingEnd) {
                 break;
             }
-            let is_merge =
-                matches!(&event, Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<");
+            let is_merge = matches!(&event, Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<");
             let key = self.node(event, key_span)?;
             let (event, span) = self.next()?;
             let value = self.node(event, span)?;
@@ -180,10 +171,7 @@ impl<'a> Loader<'a> {
                     })
                     .collect::<Result<_, _>>()?,
                 _ => {
-                    return Err(error_at(
-                        &span,
-                        "a merge key needs a mapping or a list of mappings",
-                    ));
+                    return Err(error_at(&span, "a merge key needs a mapping or a list of mappings"));
                 }
             };
             for source in sources {
@@ -215,12 +203,7 @@ fn check_collection_tag(tag: Option<&Tag>, expected: &str, span: &Span) -> Resul
     }
 }
 
-fn scalar(
-    text: &str,
-    style: ScalarStyle,
-    tag: Option<&Tag>,
-    span: &Span,
-) -> Result<Value, ParseError> {
+fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>, span: &Span) -> Result<Value, ParseError> {
     let kind: Cow<str> = match tag {
         Some(tag) => match tag.suffix_in_namespace(CORE_TAGS) {
             Some(kind) => kind,
@@ -247,10 +230,7 @@ fn scalar(
             Some(_) => Err(ParseError::Number(text.to_string())),
             None => Err(invalid()),
         },
-        "timestamp" => Err(error_at(
-            span,
-            format!("timestamps are not config values (`{text}`)"),
-        )),
+        "timestamp" => Err(error_at(span, format!("timestamps are not config values (`{text}`)"))),
         other => Err(error_at(span, format!("unsupported tag `!!{other}`"))),
     }
 }
@@ -324,14 +304,12 @@ fn is_int(text: &str) -> bool {
 
 /// `[1-9][0-9_]*`.
 fn starts_nonzero_digits(text: &str) -> bool {
-    matches!(text.as_bytes().first(), Some(b'1'..=b'9'))
-        && all(text, |c| c.is_ascii_digit() || c == b'_')
+    matches!(text.as_bytes().first(), Some(b'1'..=b'9')) && all(text, |c| c.is_ascii_digit() || c == b'_')
 }
 
 /// `[0-9][0-9_]*`.
 fn digits_underscores(text: &str) -> bool {
-    matches!(text.as_bytes().first(), Some(b'0'..=b'9'))
-        && all(text, |c| c.is_ascii_digit() || c == b'_')
+    matches!(text.as_bytes().first(), Some(b'0'..=b'9')) && all(text, |c| c.is_ascii_digit() || c == b'_')
 }
 
 fn is_exponent(text: &str) -> bool {
@@ -371,9 +349,7 @@ fn is_float(text: &str) -> bool {
     }
     if let Some((head, groups)) = whole.split_once(':') {
         // Sexagesimal floats take no exponent.
-        return exponent.is_none()
-            && digits_underscores(head)
-            && groups.split(':').all(is_base60_group);
+        return exponent.is_none() && digits_underscores(head) && groups.split(':').all(is_base60_group);
     }
     digits_underscores(whole)
 }
@@ -382,22 +358,14 @@ fn is_float(text: &str) -> bool {
 fn is_timestamp(text: &str) -> bool {
     let b = text.as_bytes();
     let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
-    if b.len() == 10
-        && digits(&b[..4])
-        && b[4] == b'-'
-        && digits(&b[5..7])
-        && b[7] == b'-'
-        && digits(&b[8..])
-    {
+    if b.len() == 10 && digits(&b[..4]) && b[4] == b'-' && digits(&b[5..7]) && b[7] == b'-' && digits(&b[8..]) {
         return true;
     }
     let Some(split) = text.find(['T', 't', ' ', '\t']) else {
         return false;
     };
     let mut date = text[..split].split('-');
-    let (Some(year), Some(month), Some(day), None) =
-        (date.next(), date.next(), date.next(), date.next())
-    else {
+    let (Some(year), Some(month), Some(day), None) = (date.next(), date.next(), date.next(), date.next()) else {
         return false;
     };
     year.len() == 4
@@ -422,9 +390,8 @@ fn construct_int(text: &str) -> Option<i128> {
     } else if let Some(octal) = body.strip_prefix('0') {
         i128::from_str_radix(octal, 8).ok()?
     } else if body.contains(':') {
-        body.split(':').try_fold(0i128, |acc, part| {
-            acc.checked_mul(60)?.checked_add(part.parse().ok()?)
-        })?
+        body.split(':')
+            .try_fold(0i128, |acc, part| acc.checked_mul(60)?.checked_add(part.parse().ok()?))?
     } else {
         body.parse().ok()?
     };
@@ -443,9 +410,9 @@ fn construct_float(text: &str) -> Option<f64> {
         return Some(f64::NAN);
     }
     if body.contains(':') {
-        let value = body.split(':').try_fold(0.0f64, |acc, part| {
-            Some(acc * 60.0 + part.parse::<f64>().ok()?)
-        })?;
+        let value = body
+            .split(':')
+            .try_fold(0.0f64, |acc, part| Some(acc * 60.0 + part.parse::<f64>().ok()?))?;
         return Some(sign * value);
     }
     body.parse::<f64>().ok().map(|v| sign * v)
@@ -484,10 +451,7 @@ mod tests {
     #[case("08", Value::Str("08".into()))]
     #[case("+.5", Value::Str("+.5".into()))]
     #[case("1__0.0_", Value::Float(10.0))]
-    #[case(
-        "501974169931277706872159392843",
-        Value::Int(501974169931277706872159392843)
-    )]
+    #[case("501974169931277706872159392843", Value::Int(501974169931277706872159392843))]
     fn scalars_resolve_like_pyyaml(#[case] text: &str, #[case] expected: Value) {
         assert_eq!(load(text).unwrap(), expected, "{text}");
     }
@@ -533,9 +497,7 @@ mod tests {
     fn anchors_aliases_and_merges() {
         let value = load("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n").unwrap();
         let Value::Map(map) = value else { panic!() };
-        let Value::Map(other) = &map["other"] else {
-            panic!()
-        };
+        let Value::Map(other) = &map["other"] else { panic!() };
         assert_eq!(other["x"], Value::Int(1));
         assert_eq!(other["y"], Value::Int(3));
     }

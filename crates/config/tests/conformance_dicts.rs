@@ -42,13 +42,7 @@ fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
 }
 
 /// Loads `input` and checks its `form` equals `expected`; returns a failure description.
-fn check(
-    name: &str,
-    kind: ModelKind,
-    input: &Value,
-    form: Form,
-    expected: &Value,
-) -> Option<String> {
+fn check(name: &str, kind: ModelKind, input: &Value, form: Form, expected: &Value) -> Option<String> {
     match load(kind, input) {
         Err(e) => Some(format!("{name}: rejected: {e}")),
         Ok(config) => {
@@ -78,13 +72,7 @@ fn explicit_dicts_resolve_to_their_architecture_form() {
     for (name, case) in &files {
         let kind = kind_of(field(case, "model"));
         let (explicit, architecture) = (field(case, "explicit"), field(case, "architecture"));
-        failures.extend(check(
-            name,
-            kind,
-            explicit,
-            Form::Architecture,
-            architecture,
-        ));
+        failures.extend(check(name, kind, explicit, Form::Architecture, architecture));
     }
     assert!(
         failures.is_empty(),
@@ -102,13 +90,7 @@ fn explicit_and_architecture_forms_reproduce_themselves() {
         let kind = kind_of(field(&case, "model"));
         let (explicit, architecture) = (field(&case, "explicit"), field(&case, "architecture"));
         failures.extend(check(&name, kind, explicit, Form::Explicit, explicit));
-        failures.extend(check(
-            &name,
-            kind,
-            architecture,
-            Form::Architecture,
-            architecture,
-        ));
+        failures.extend(check(&name, kind, architecture, Form::Architecture, architecture));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -138,11 +120,7 @@ fn full_form_reproduces_itself() {
     let mut failures = Vec::new();
     for (name, case) in json_files("normalize") {
         let kind = kind_of(field(&case, "model"));
-        let full = Value::Map(
-            load(kind, field(&case, "explicit"))
-                .unwrap()
-                .to_form(Form::Full),
-        );
+        let full = Value::Map(load(kind, field(&case, "explicit")).unwrap().to_form(Form::Full));
         failures.extend(check(&name, kind, &full, Form::Full, &full));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

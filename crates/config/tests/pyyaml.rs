@@ -9,9 +9,7 @@ use fastllm_config::Value;
 use rstest::rstest;
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/yaml")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/yaml").join(name)
 }
 
 fn read_json(name: &str) -> Value {
@@ -23,10 +21,7 @@ fn read_json(name: &str) -> Value {
 #[case("apriel2_stochastic_architecture")]
 fn pyyaml_output_reads_to_the_same_values(#[case] stem: &str) {
     let yaml = std::fs::read_to_string(data(&format!("{stem}.pyyaml.yaml"))).unwrap();
-    assert_eq!(
-        Value::from_yaml_str(&yaml).unwrap(),
-        read_json(&format!("{stem}.json"))
-    );
+    assert_eq!(Value::from_yaml_str(&yaml).unwrap(), read_json(&format!("{stem}.json")));
 }
 
 #[rstest]
@@ -48,20 +43,12 @@ fn pyyaml_load(yaml: &str) -> Option<Value> {
         .stderr(std::process::Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 is required in CI"
-        );
+        assert!(std::env::var_os("CI").is_none(), "python3 is required in CI");
         eprintln!("skipping: python3 not found");
         return None;
     };
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -104,9 +104,7 @@ fn reference() -> BTreeMap<String, Vec<ReferenceField>> {
             let fields = fields
                 .into_iter()
                 .map(|f| {
-                    let Value::Map(f) = f else {
-                        panic!("{class}: bad field")
-                    };
+                    let Value::Map(f) = f else { panic!("{class}: bad field") };
                     let text = |k: &str| match &f[k] {
                         Value::Str(s) => s.clone(),
                         other => panic!("{class}.{k}: {other:?}"),
@@ -138,13 +136,10 @@ fn table_differences(reference: &[ReferenceField], ours: &[FieldInfo]) -> Vec<St
     for (i, (name, hint)) in theirs.iter().enumerate() {
         match ours.iter().position(|(n, _)| n == name) {
             None => out.push(format!("missing field `{name}`")),
-            Some(j) if ours[j].1 != *hint => out.push(format!(
-                "field `{name}`: hint `{}`, Fast-LLM says `{hint}`",
-                ours[j].1
-            )),
-            Some(j) if j != i => out.push(format!(
-                "field `{name}` at position {j}, Fast-LLM has it at {i}"
-            )),
+            Some(j) if ours[j].1 != *hint => {
+                out.push(format!("field `{name}`: hint `{}`, Fast-LLM says `{hint}`", ours[j].1))
+            }
+            Some(j) if j != i => out.push(format!("field `{name}` at position {j}, Fast-LLM has it at {i}")),
             Some(_) => {}
         }
     }
@@ -208,9 +203,7 @@ fn expected_default(default: &Value) -> Option<Value> {
 fn numerically_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Int(i), Value::Float(f)) | (Value::Float(f), Value::Int(i)) => *i as f64 == *f,
-        (Value::List(x), Value::List(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| numerically_equal(a, b))
-        }
+        (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| numerically_equal(a, b)),
         _ => a == b,
     }
 }
@@ -271,9 +264,6 @@ fn every_default_is_fast_llm_s() {
 #[case::yarn_beta("YarnRotaryConfig", "beta_fast", Value::Float(32.0))]
 #[case::routing("MoEMLPConfig", "routing", Value::Str("aux_loss".into()))]
 fn spot_check_defaults(#[case] class: &str, #[case] field: &str, #[case] expected: Value) {
-    let class = rust_classes()
-        .into_iter()
-        .find(|c| c.name == class)
-        .unwrap();
+    let class = rust_classes().into_iter().find(|c| c.name == class).unwrap();
     assert_eq!(class.full_default[field], expected);
 }

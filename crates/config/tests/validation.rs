@@ -22,22 +22,10 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
 #[case::str_for_int(r#"{"hidden_size": "64"}"#, "hidden_size", "expected int")]
 #[case::bool_for_int(r#"{"hidden_size": true}"#, "hidden_size", "expected int")]
 #[case::float_for_int(r#"{"hidden_size": 64.0}"#, "hidden_size", "expected int")]
-#[case::str_for_bool(
-    r#"{"tied_embedding_weight": "true"}"#,
-    "tied_embedding_weight",
-    "expected bool"
-)]
-#[case::int_for_bool(
-    r#"{"tied_embedding_weight": 1}"#,
-    "tied_embedding_weight",
-    "expected bool"
-)]
+#[case::str_for_bool(r#"{"tied_embedding_weight": "true"}"#, "tied_embedding_weight", "expected bool")]
+#[case::int_for_bool(r#"{"tied_embedding_weight": 1}"#, "tied_embedding_weight", "expected bool")]
 #[case::list_for_config(r#"{"decoder": []}"#, "decoder", "expected BlockSequenceConfig")]
-#[case::null_for_config(
-    r#"{"embeddings": null}"#,
-    "embeddings",
-    "expected LanguageModelEmbeddingsConfig"
-)]
+#[case::null_for_config(r#"{"embeddings": null}"#, "embeddings", "expected LanguageModelEmbeddingsConfig")]
 #[case::unknown_type(
     r#"{"decoder": {"block": {"mixer": {"type": "foo"}}}}"#,
     "decoder.block.mixer.type",
@@ -64,21 +52,13 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
 )]
 // Root, embeddings and head.
 #[case::hidden_size(r#"{"hidden_size": 0}"#, "hidden_size", "must be > 0")]
-#[case::vocab_size(
-    r#"{"embeddings": {"vocab_size": 0}}"#,
-    "embeddings.vocab_size",
-    "must be > 0"
-)]
+#[case::vocab_size(r#"{"embeddings": {"vocab_size": 0}}"#, "embeddings.vocab_size", "must be > 0")]
 #[case::position_embeddings(
     r#"{"embeddings": {"num_position_embeddings": 0}}"#,
     "embeddings.num_position_embeddings",
     "must be > 0"
 )]
-#[case::embedding_dropout(
-    r#"{"embeddings": {"dropout": -0.1}}"#,
-    "embeddings.dropout",
-    "must be >= 0"
-)]
+#[case::embedding_dropout(r#"{"embeddings": {"dropout": -0.1}}"#, "embeddings.dropout", "must be >= 0")]
 #[case::embedding_scale(
     r#"{"embeddings": {"embedding_scale": 0}}"#,
     "embeddings.embedding_scale",
@@ -99,11 +79,7 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
     "head.final_logit_softcap",
     "must be > 0"
 )]
-#[case::prediction_heads(
-    r#"{"head": {"prediction_heads": 0}}"#,
-    "head.prediction_heads",
-    "must be > 0"
-)]
+#[case::prediction_heads(r#"{"head": {"prediction_heads": 0}}"#, "head.prediction_heads", "must be > 0")]
 #[case::reserved_loss(
     r#"{"head": {"losses": {"lm_head_loss": {"type": "label"}}}}"#,
     "head.losses",
@@ -119,8 +95,16 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
     "head.losses",
     "use_triton"
 )]
-#[case::triton_duplicate(r#"{"head": {"loss_implementation": "triton", "losses": {"a": {"type": "label"}, "b": {"type": "label"}}}}"#, "head.losses", "at most one `ce`")]
-#[case::triton_distillation_mix(r#"{"head": {"loss_implementation": "triton", "losses": {"a": {"type": "distillation"}, "b": {"type": "grpo"}}}}"#, "head.losses", "distillation only with z-loss")]
+#[case::triton_duplicate(
+    r#"{"head": {"loss_implementation": "triton", "losses": {"a": {"type": "label"}, "b": {"type": "label"}}}}"#,
+    "head.losses",
+    "at most one `ce`"
+)]
+#[case::triton_distillation_mix(
+    r#"{"head": {"loss_implementation": "triton", "losses": {"a": {"type": "distillation"}, "b": {"type": "grpo"}}}}"#,
+    "head.losses",
+    "distillation only with z-loss"
+)]
 #[case::label_reverse_kl(
     r#"{"head": {"losses": {"a": {"type": "label", "loss_type": "reverse_kl"}}}}"#,
     "head.losses.a.loss_type",
@@ -152,11 +136,7 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
     "missing required field `reference_model`"
 )]
 // Block sequences and blocks.
-#[case::num_blocks(
-    r#"{"decoder": {"num_blocks": -1}}"#,
-    "decoder.num_blocks",
-    "must be >= 0"
-)]
+#[case::num_blocks(r#"{"decoder": {"num_blocks": -1}}"#, "decoder.num_blocks", "must be >= 0")]
 #[case::pattern_blocks_missing(
     r#"{"decoder": {"type": "pattern", "pattern": ["a"]}}"#,
     "decoder",
@@ -239,7 +219,11 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
     "sdpa_nested"
 )]
 #[case::llama3_frequencies(r#"{"decoder": {"block": {"mixer": {"rotary": {"type": "llama3", "low_frequency_factor": 4.0, "high_frequency_factor": 4.0}}}}}"#, "decoder.block.mixer.rotary.high_frequency_factor", "low_frequency_factor")]
-#[case::proportional_factor(r#"{"decoder": {"block": {"mixer": {"rotary": {"type": "proportional", "partial_rotary_factor": 1.5}}}}}"#, "decoder.block.mixer.rotary.partial_rotary_factor", "[0, 1]")]
+#[case::proportional_factor(
+    r#"{"decoder": {"block": {"mixer": {"rotary": {"type": "proportional", "partial_rotary_factor": 1.5}}}}}"#,
+    "decoder.block.mixer.rotary.partial_rotary_factor",
+    "[0, 1]"
+)]
 // Stochastic mixer.
 #[case::stochastic_no_mixers(
     r#"{"decoder": {"block": {"mixer": {"type": "stochastic"}}}}"#,
@@ -251,11 +235,23 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
     "decoder.block.mixer.mixers",
     "at least one"
 )]
-#[case::stochastic_main(r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}}, "main_mixer_name": "b"}}}}"#, "decoder.block.mixer.main_mixer_name", "not found")]
+#[case::stochastic_main(
+    r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}}, "main_mixer_name": "b"}}}}"#,
+    "decoder.block.mixer.main_mixer_name",
+    "not found"
+)]
 #[case::stochastic_full_layout_weights(r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}}, "sampling_strategy": "full_layout", "sampling_weights": {"a": 1}}}}}"#, "decoder.block.mixer.sampling_weights", "full_layout")]
-#[case::stochastic_weight_keys(r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}}, "sampling_weights": {"b": 1}}}}}"#, "decoder.block.mixer.sampling_weights", "must equal")]
+#[case::stochastic_weight_keys(
+    r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}}, "sampling_weights": {"b": 1}}}}}"#,
+    "decoder.block.mixer.sampling_weights",
+    "must equal"
+)]
 #[case::stochastic_negative_weight(r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}, "b": {}}, "sampling_weights": {"a": 1, "b": -1}}}}}"#, "decoder.block.mixer.sampling_weights", "non-negative")]
-#[case::stochastic_zero_weights(r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}}, "sampling_weights": {"a": 0}}}}}"#, "decoder.block.mixer.sampling_weights", "positive sum")]
+#[case::stochastic_zero_weights(
+    r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}}, "sampling_weights": {"a": 0}}}}}"#,
+    "decoder.block.mixer.sampling_weights",
+    "positive sum"
+)]
 #[case::stochastic_layout_name(r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}}, "predefined_layouts": [["z"]], "predefined_layout_probabilities": [0.5]}}}}"#, "decoder.block.mixer.predefined_layouts", "unknown mixer names")]
 #[case::stochastic_layout_length(r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}}, "predefined_layouts": [["a"], ["a", "a"]], "predefined_layout_probabilities": [0.5, 0.5]}}}}"#, "decoder.block.mixer.predefined_layouts", "length")]
 #[case::stochastic_probability_count(r#"{"decoder": {"block": {"mixer": {"type": "stochastic", "mixers": {"a": {}}, "predefined_layouts": [["a"]], "predefined_layout_probabilities": []}}}}"#, "decoder.block.mixer.predefined_layout_probabilities", "entries")]
@@ -293,7 +289,11 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
     "decoder.block.mixer.head_dim",
     "must be > 0"
 )]
-#[case::conv_kernel(r#"{"decoder": {"block": {"mixer": {"type": "kda", "convolution_layer": {"kernel_size": 0}}}}}"#, "decoder.block.mixer.convolution_layer.kernel_size", "must be > 0")]
+#[case::conv_kernel(
+    r#"{"decoder": {"block": {"mixer": {"type": "kda", "convolution_layer": {"kernel_size": 0}}}}}"#,
+    "decoder.block.mixer.convolution_layer.kernel_size",
+    "must be > 0"
+)]
 // MLPs.
 #[case::intermediate_size(
     r#"{"decoder": {"block": {"mlp": {"intermediate_size": 0}}}}"#,
@@ -320,8 +320,16 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
     "decoder.block.mlp.experts_per_token",
     "must be > 0"
 )]
-#[case::moe_shared_le_experts(r#"{"decoder": {"block": {"mlp": {"type": "moe", "experts": 4, "shared_experts": 5, "experts_per_token": 1}}}}"#, "decoder.block.mlp.shared_experts", "<= experts")]
-#[case::moe_total(r#"{"decoder": {"block": {"mlp": {"type": "moe", "experts": 4, "shared_experts": 2, "experts_per_token": 3}}}}"#, "decoder.block.mlp.experts_per_token", "<= experts")]
+#[case::moe_shared_le_experts(
+    r#"{"decoder": {"block": {"mlp": {"type": "moe", "experts": 4, "shared_experts": 5, "experts_per_token": 1}}}}"#,
+    "decoder.block.mlp.shared_experts",
+    "<= experts"
+)]
+#[case::moe_total(
+    r#"{"decoder": {"block": {"mlp": {"type": "moe", "experts": 4, "shared_experts": 2, "experts_per_token": 3}}}}"#,
+    "decoder.block.mlp.experts_per_token",
+    "<= experts"
+)]
 #[case::moe_aux(
     r#"{"decoder": {"block": {"mlp": {"type": "moe", "auxiliary_loss_coefficient": -1}}}}"#,
     "decoder.block.mlp.auxiliary_loss_coefficient",
@@ -337,7 +345,11 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
     "decoder.block.mlp.jitter_eps",
     "must be >= 0"
 )]
-#[case::hybrid_shared(r#"{"decoder": {"block": {"mlp": {"type": "hybrid_moe", "routed": {"experts": 4, "shared_experts": 1}}}}}"#, "decoder.block.mlp.routed", "shared_experts must be 0")]
+#[case::hybrid_shared(
+    r#"{"decoder": {"block": {"mlp": {"type": "hybrid_moe", "routed": {"experts": 4, "shared_experts": 1}}}}}"#,
+    "decoder.block.mlp.routed",
+    "shared_experts must be 0"
+)]
 #[case::hybrid_gated(
     r#"{"decoder": {"block": {"mlp": {"type": "hybrid_moe", "dense": {"gated": true}}}}}"#,
     "decoder.block.mlp.routed",
@@ -359,7 +371,11 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
     "head.normalization.epsilon",
     "must be > 0"
 )]
-#[case::fixed_rms_eps(r#"{"decoder": {"block": {"mixer": {"value_norm": {"type": "fixed_rms_norm", "epsilon": 0}}}}}"#, "decoder.block.mixer.value_norm.epsilon", "must be > 0")]
+#[case::fixed_rms_eps(
+    r#"{"decoder": {"block": {"mixer": {"value_norm": {"type": "fixed_rms_norm", "epsilon": 0}}}}}"#,
+    "decoder.block.mixer.value_norm.epsilon",
+    "must be > 0"
+)]
 // Initializations.
 #[case::normal_std(
     r#"{"embeddings": {"word_embeddings": {"initialization": {"type": "normal", "std": -1}}}}"#,
@@ -381,14 +397,22 @@ fn reject(kind: ModelKind, json: &str) -> fastllm_config::ConfigErrors {
     "embeddings.word_embeddings.initialization.scale",
     "must be >= 0"
 )]
-#[case::dt_bias_step(r#"{"embeddings": {"word_embeddings": {"initialization": {"type": "mamba_dt_bias", "min_step_size": 0}}}}"#, "embeddings.word_embeddings.initialization.min_step_size", "must be > 0")]
+#[case::dt_bias_step(
+    r#"{"embeddings": {"word_embeddings": {"initialization": {"type": "mamba_dt_bias", "min_step_size": 0}}}}"#,
+    "embeddings.word_embeddings.initialization.min_step_size",
+    "must be > 0"
+)]
 #[case::dt_bias_order(r#"{"embeddings": {"word_embeddings": {"initialization": {"type": "mamba_dt_bias", "min_step_size": 0.5, "max_step_size": 0.1}}}}"#, "embeddings.word_embeddings.initialization.max_step_size", "min_step_size")]
 #[case::mamba_a_missing(
     r#"{"embeddings": {"word_embeddings": {"initialization": {"type": "mamba_a", "d_inner": 4}}}}"#,
     "embeddings.word_embeddings.initialization",
     "missing required field `state_size`"
 )]
-#[case::mamba_a_size(r#"{"embeddings": {"word_embeddings": {"initialization": {"type": "mamba_a", "d_inner": 0, "state_size": 4}}}}"#, "embeddings.word_embeddings.initialization.d_inner", "must be > 0")]
+#[case::mamba_a_size(
+    r#"{"embeddings": {"word_embeddings": {"initialization": {"type": "mamba_a", "d_inner": 0, "state_size": 4}}}}"#,
+    "embeddings.word_embeddings.initialization.d_inner",
+    "must be > 0"
+)]
 fn gpt_rules_reject_with_their_path(#[case] json: &str, #[case] path: &str, #[case] needle: &str) {
     let errors = reject(ModelKind::Gpt, json);
     assert!(
@@ -408,17 +432,9 @@ fn gpt_rules_reject_with_their_path(#[case] json: &str, #[case] path: &str, #[ca
     "vision_encoder.normalization.mean",
     "invalid length 2"
 )]
-#[case::vision_encoder_null(
-    r#"{"vision_encoder": null}"#,
-    "vision_encoder",
-    "expected VisionEncoderConfig"
-)]
+#[case::vision_encoder_null(r#"{"vision_encoder": null}"#, "vision_encoder", "expected VisionEncoderConfig")]
 #[case::image_token_index(r#"{"image_token_index": "x"}"#, "image_token_index", "expected int")]
-fn multimodal_rules_reject_with_their_path(
-    #[case] json: &str,
-    #[case] path: &str,
-    #[case] needle: &str,
-) {
+fn multimodal_rules_reject_with_their_path(#[case] json: &str, #[case] path: &str, #[case] needle: &str) {
     let errors = reject(ModelKind::MultiModal, json);
     assert!(
         errors.mentions(path, needle),
@@ -433,15 +449,9 @@ fn every_error_is_reported_not_just_the_first() {
         r#"{"hidden_size": 0, "foo": 1, "embeddings": {"vocab_size": "x"}}"#,
     );
     assert!(errors.mentions("foo", "unknown field"), "{errors}");
-    assert!(
-        errors.mentions("embeddings.vocab_size", "expected int"),
-        "{errors}"
-    );
+    assert!(errors.mentions("embeddings.vocab_size", "expected int"), "{errors}");
     // Rules run once the types check, as in Fast-LLM's validation.
-    let errors = reject(
-        ModelKind::Gpt,
-        r#"{"hidden_size": 0, "embeddings": {"vocab_size": 0}}"#,
-    );
+    let errors = reject(ModelKind::Gpt, r#"{"hidden_size": 0, "embeddings": {"vocab_size": 0}}"#);
     assert_eq!(errors.errors.len(), 2, "{errors}");
 }
 
@@ -461,8 +471,7 @@ fn messages_name_path_class_and_rule() {
 /// reject, but never panics.
 #[test]
 fn no_input_panics() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/normalize");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/normalize");
     let substitutes = [
         Value::Null,
         Value::Bool(true),
@@ -478,8 +487,7 @@ fn no_input_panics() {
     ];
     let mut loads = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
-        let case =
-            Value::from_json_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        let case = Value::from_json_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
         let explicit = case.as_map().unwrap()["explicit"].clone();
         let kind = if explicit.as_map().unwrap().contains_key("vision_encoder") {
             ModelKind::MultiModal

@@ -13,11 +13,7 @@ fn dotted(paths: Vec<Vec<String>>) -> Vec<String> {
 }
 
 fn linear(prefix: &str) -> Vec<String> {
-    vec![
-        prefix.to_string(),
-        format!("{prefix}.weight"),
-        format!("{prefix}.bias"),
-    ]
+    vec![prefix.to_string(), format!("{prefix}.weight"), format!("{prefix}.bias")]
 }
 
 fn attention(prefix: &str) -> Vec<String> {
@@ -57,11 +53,8 @@ fn linear_layer() {
 #[case::rms_norm(r#"{"type": "rms_norm"}"#, vec!["weight", "epsilon", "zero_centered"])]
 #[case::gated(r#"{"type": "gated_rms_norm"}"#, vec!["weight", "epsilon", "zero_centered"])]
 fn normalizations(#[case] json: &str, #[case] expected: Vec<&str>) {
-    let norm: NormalizationConfig = NormalizationConfig::parse_map(
-        Value::from_json_str(json).unwrap().as_map().unwrap(),
-        &mut Ctx::new(),
-    )
-    .unwrap();
+    let norm: NormalizationConfig =
+        NormalizationConfig::parse_map(Value::from_json_str(json).unwrap().as_map().unwrap(), &mut Ctx::new()).unwrap();
     let mut out = Vec::new();
     FieldType::walk(&norm, &mut Vec::new(), &mut out);
     assert_eq!(dotted(out), expected);
@@ -76,15 +69,7 @@ fn decoder_block_in_field_order() {
     // The rotary's own field comes right after it.
     let rotary = expected.iter().position(|p| p == "mixer.rotary").unwrap();
     expected.insert(rotary + 1, "mixer.rotary.theta".into());
-    expected.extend(
-        [
-            "mlp",
-            "mlp.pre_norm",
-            "mlp.post_norm",
-            "mlp.post_norm.epsilon",
-        ]
-        .map(String::from),
-    );
+    expected.extend(["mlp", "mlp.pre_norm", "mlp.post_norm", "mlp.post_norm.epsilon"].map(String::from));
     expected.extend(linear("mlp.layer_1"));
     expected.extend(linear("mlp.layer_2"));
     expected.extend(
@@ -123,18 +108,13 @@ fn dict_entries_by_sorted_key() {
 
 #[test]
 fn pattern_blocks_by_name() {
-    let sequence: PatternBlockSequenceConfig = load_as(
-        r#"{"blocks": {"m": {"mixer": {"type": "gdn"}}, "a": {}}, "pattern": ["m", "a"], "num_blocks": 3}"#,
-    );
+    let sequence: PatternBlockSequenceConfig =
+        load_as(r#"{"blocks": {"m": {"mixer": {"type": "gdn"}}, "a": {}}, "pattern": ["m", "a"], "num_blocks": 3}"#);
     let paths = dotted(sequence.architecture_paths());
     assert_eq!(paths[0], "blocks");
     assert_eq!(paths[1], "blocks.a.mixer");
     let m = paths.iter().position(|p| p == "blocks.m.mixer").unwrap();
-    assert!(
-        paths[..m]
-            .iter()
-            .all(|p| p == "blocks" || p.starts_with("blocks.a"))
-    );
+    assert!(paths[..m].iter().all(|p| p == "blocks" || p.starts_with("blocks.a")));
     assert!(paths.contains(&"blocks.m.mixer.normalization.epsilon".to_string()));
     assert!(paths.contains(&"blocks.m.mixer.convolution_layer.kernel_size".to_string()));
     assert_eq!(&paths[paths.len() - 2..], ["pattern", "num_blocks"]);
@@ -147,9 +127,7 @@ fn core_fields_are_not_architecture() {
     let mamba: MambaConfig = load_as(r#"{"z_layer": {"bias": {"enabled": true}}}"#);
     let paths = dotted(mamba.architecture_paths());
     assert!(
-        !paths
-            .iter()
-            .any(|p| p.ends_with("d_inner") || p.ends_with("enabled")),
+        !paths.iter().any(|p| p.ends_with("d_inner") || p.ends_with("enabled")),
         "{paths:?}"
     );
     assert!(paths.contains(&"d_xb".to_string()));
@@ -164,15 +142,12 @@ fn whole_models() {
         &paths[paths.len() - 3..],
         ["tied_embedding_weight", "hidden_size", "peft"]
     );
-    let multimodal =
-        load_base_model(ModelKind::MultiModal, &Value::from_json_str("{}").unwrap()).unwrap();
+    let multimodal = load_base_model(ModelKind::MultiModal, &Value::from_json_str("{}").unwrap()).unwrap();
     let paths = dotted(multimodal.architecture_paths());
     assert!(paths.contains(&"vision_encoder.embeddings.patch_height".to_string()));
     assert!(paths.contains(&"vision_encoder.adapter.intermediate_size".to_string()));
     assert!(
-        !paths
-            .iter()
-            .any(|p| p.starts_with("vision_encoder.normalization")),
+        !paths.iter().any(|p| p.starts_with("vision_encoder.normalization")),
         "feature-hinted subtree has no architecture fields"
     );
 }

@@ -31,18 +31,10 @@ pub fn hf_claims(section: &Section) -> Vec<Claim> {
 }
 
 fn exact(path: String) -> Claim {
-    Claim {
-        path,
-        recursive: false,
-    }
+    Claim { path, recursive: false }
 }
 
-fn collect_claims(
-    section: &Section,
-    prefix: &str,
-    out: &mut BTreeSet<Claim>,
-    stack: &mut Vec<*const Section>,
-) {
+fn collect_claims(section: &Section, prefix: &str, out: &mut BTreeSet<Claim>, stack: &mut Vec<*const Section>) {
     // Guard against a section that (indirectly) contains itself.
     let id = section as *const Section;
     if stack.contains(&id) {
@@ -67,38 +59,27 @@ fn collect_claims(
             Decl::ImportOnly { hf, .. } => out.extend(hf.iter().map(|p| exact(join(prefix, p)))),
             Decl::Custom { hf, delegates, .. } => {
                 out.extend(hf.iter().map(|p| exact(join(prefix, p))));
-                for delegate in delegates {
+                for (_, delegate) in delegates {
                     collect_claims(delegate, prefix, out, stack);
                 }
             }
-            Decl::Nested {
-                section, hf_path, ..
-            } => {
-                let sub = hf_path
-                    .map(|p| join(prefix, p))
-                    .unwrap_or_else(|| prefix.to_string());
+            Decl::Nested { section, hf_path, .. } => {
+                let sub = hf_path.map(|p| join(prefix, p)).unwrap_or_else(|| prefix.to_string());
                 if section.hf_type_name.is_some() {
                     out.insert(exact(join(&sub, "type")));
                 }
                 collect_claims(section, &sub, out, stack);
             }
             Decl::Dispatch {
-                hf_path,
-                key,
-                sections,
-                ..
+                hf_path, key, sections, ..
             } => {
-                let sub = hf_path
-                    .map(|p| join(prefix, p))
-                    .unwrap_or_else(|| prefix.to_string());
+                let sub = hf_path.map(|p| join(prefix, p)).unwrap_or_else(|| prefix.to_string());
                 out.insert(exact(join(&sub, key)));
                 for section in sections {
                     collect_claims(section, &sub, out, stack);
                 }
             }
-            Decl::TypedDict {
-                hf, key, sections, ..
-            } => {
+            Decl::TypedDict { hf, key, sections, .. } => {
                 let entry = join(&join(prefix, hf), "*");
                 out.insert(exact(join(prefix, hf)));
                 if sections.iter().any(|s| s.hf_type_name.is_some()) {
@@ -136,11 +117,7 @@ fn is_prefix(claim: &str, path: &[&str]) -> bool {
 }
 
 /// Every key of `input` (at any depth) not claimed and not generic metadata, as problems.
-pub fn check_hf_coverage(
-    input: &Map,
-    claims: &[Claim],
-    allowlist: &BTreeSet<&str>,
-) -> Vec<Problem> {
+pub fn check_hf_coverage(input: &Map, claims: &[Claim], allowlist: &BTreeSet<&str>) -> Vec<Problem> {
     let mut problems = Vec::new();
     walk_hf(input, &mut Vec::new(), claims, allowlist, &mut problems);
     problems
@@ -155,9 +132,7 @@ fn walk_hf<'a>(
 ) {
     for (key, value) in map {
         path.push(key);
-        let covered_recursively = claims
-            .iter()
-            .any(|c| c.recursive && is_prefix(&c.path, path));
+        let covered_recursively = claims.iter().any(|c| c.recursive && is_prefix(&c.path, path));
         let claimed = claims.iter().any(|c| matches(&c.path, path));
         let claims_below = claims
             .iter()
@@ -307,10 +282,9 @@ pub fn check_handler(handler: &crate::Handler) -> HandlerReport {
         let config = match load_base_model(handler.model, sample) {
             Ok(config) => config,
             Err(e) => {
-                report.failures.push(format!(
-                    "{} sample {i}: invalid Fast-LLM config: {e}",
-                    handler.name
-                ));
+                report
+                    .failures
+                    .push(format!("{} sample {i}: invalid Fast-LLM config: {e}", handler.name));
                 continue;
             }
         };
@@ -329,16 +303,14 @@ pub fn check_handler(handler: &crate::Handler) -> HandlerReport {
                 ));
             }
             match handler.import(&hf) {
-                Err(e) => report
-                    .failures
-                    .push(format!("{label}: re-import failed: {e}")),
+                Err(e) => report.failures.push(format!("{label}: re-import failed: {e}")),
                 Ok(back) if back != config => {
                     let (a, b) = (config.to_form(Form::Full), back.to_form(Form::Full));
                     let mut differences = Vec::new();
                     diff(&Value::Map(a), &Value::Map(b), "", &mut differences);
-                    report.failures.push(format!(
-                        "{label}: import(export(c)) != c at {differences:?}"
-                    ));
+                    report
+                        .failures
+                        .push(format!("{label}: import(export(c)) != c at {differences:?}"));
                 }
                 Ok(_) => {}
             }

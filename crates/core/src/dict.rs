@@ -40,15 +40,11 @@ pub fn set(map: &mut Map, path: &str, value: Value) -> Result<(), Value> {
     let mut target = map;
     if let Some(parents) = parents {
         for part in parents.split('.') {
-            let entry = target
-                .entry(part.to_string())
-                .or_insert_with(|| Value::Map(Map::new()));
+            let entry = target.entry(part.to_string()).or_insert_with(|| Value::Map(Map::new()));
             if !matches!(entry, Value::Map(_)) {
                 return Err(entry.clone());
             }
-            let Value::Map(inner) = entry else {
-                unreachable!()
-            };
+            let Value::Map(inner) = entry else { unreachable!() };
             target = inner;
         }
     }
@@ -75,12 +71,8 @@ pub fn set(map: &mut Map, path: &str, value: Value) -> Result<(), Value> {
 pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Int(i), Value::Float(f)) | (Value::Float(f), Value::Int(i)) => *i as f64 == *f,
-        (Value::Map(x), Value::Map(y)) => {
-            x.iter().all(|(k, v)| y.get(k).is_none_or(|w| same(v, w)))
-        }
-        (Value::List(x), Value::List(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
-        }
+        (Value::Map(x), Value::Map(y)) => x.iter().all(|(k, v)| y.get(k).is_none_or(|w| same(v, w))),
+        (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
         _ => a == b,
     }
 }
@@ -108,11 +100,7 @@ mod tests {
     use super::*;
 
     fn map(json: &str) -> Map {
-        Value::from_json_str(json)
-            .unwrap()
-            .as_map()
-            .unwrap()
-            .clone()
+        Value::from_json_str(json).unwrap().as_map().unwrap().clone()
     }
 
     #[test]
@@ -137,10 +125,7 @@ mod tests {
             Err(Value::Int(1)),
             "cannot descend into a scalar"
         );
-        assert!(
-            set(&mut m, "a", map(r#"{"c": 3}"#).into_value()).is_ok(),
-            "dicts merge"
-        );
+        assert!(set(&mut m, "a", map(r#"{"c": 3}"#).into_value()).is_ok(), "dicts merge");
         assert_eq!(get(&m, "a.c"), Some(&Value::Int(3)));
         assert!(!same(&Value::Bool(true), &Value::Int(1)));
     }

@@ -9,9 +9,7 @@ use fastllm_config::{Map, Value};
 
 use crate::Problem;
 use crate::dict::{self, join, show};
-use crate::section::{
-    Decl, ExportContext, HfLayout, ImportContext, LayoutEntry, Section, fl_value,
-};
+use crate::section::{Decl, ExportContext, HfLayout, ImportContext, LayoutEntry, Section, fl_value};
 
 /// Export state: the collected problems and who wrote each HF key.
 pub struct Exporter<'a> {
@@ -35,9 +33,7 @@ impl<'a> Exporter<'a> {
         let full = join(hf_prefix, key);
         match dict::set(hf, key, value.clone()) {
             Ok(()) => {
-                self.writers
-                    .entry(full)
-                    .or_insert_with(|| writer.to_string());
+                self.writers.entry(full).or_insert_with(|| writer.to_string());
             }
             Err(existing) => {
                 let first = self
@@ -60,14 +56,7 @@ impl<'a> Exporter<'a> {
     }
 
     /// Exports `fl` (the section's full-form Fast-LLM dict) into `hf`.
-    pub fn section(
-        &mut self,
-        section: &Section,
-        fl: &Map,
-        fl_prefix: &str,
-        hf: &mut Map,
-        hf_prefix: &str,
-    ) {
+    pub fn section(&mut self, section: &Section, fl: &Map, fl_prefix: &str, hf: &mut Map, hf_prefix: &str) {
         if let Some(expected) = section.class.type_name {
             let found = fl_value(fl, "type");
             if found != &Value::Str(expected.to_string()) {
@@ -86,8 +75,7 @@ impl<'a> Exporter<'a> {
         for (_, rule) in &section.validators {
             for mut problem in rule(fl) {
                 problem.fast_llm = Some(join(fl_prefix, problem.fast_llm.as_deref().unwrap_or("")));
-                problem.message =
-                    format!("not representable in {}: {}", self.format, problem.message);
+                problem.message = format!("not representable in {}: {}", self.format, problem.message);
                 self.problems.push(problem);
             }
         }
@@ -98,10 +86,7 @@ impl<'a> Exporter<'a> {
 
     fn decl(&mut self, decl: &Decl, fl: &Map, fl_prefix: &str, hf: &mut Map, hf_prefix: &str) {
         match decl {
-            Decl::Rename { fl: path, hf: key }
-            | Decl::Default {
-                fl: path, hf: key, ..
-            } => {
+            Decl::Rename { fl: path, hf: key } | Decl::Default { fl: path, hf: key, .. } => {
                 let value = fl_value(fl, path).clone();
                 self.write(hf, hf_prefix, key, value, &join(fl_prefix, path));
             }
@@ -139,9 +124,7 @@ impl<'a> Exporter<'a> {
                 }
             }
             Decl::Ignored { .. } | Decl::ImportOnly { .. } => {}
-            Decl::Custom {
-                fl: paths, export, ..
-            } => {
+            Decl::Custom { fl: paths, export, .. } => {
                 let writer = join(fl_prefix, paths.first().copied().unwrap_or(""));
                 let context = ExportContext {
                     layout: self.layout,
@@ -169,15 +152,7 @@ impl<'a> Exporter<'a> {
                 let Some(sub) = self.sub_map(fl, path, fl_prefix) else {
                     return;
                 };
-                self.place(
-                    section,
-                    &sub,
-                    &join(fl_prefix, path),
-                    hf,
-                    hf_prefix,
-                    *hf_path,
-                    None,
-                );
+                self.place(section, &sub, &join(fl_prefix, path), hf, hf_prefix, *hf_path, None);
             }
             Decl::Dispatch {
                 fl: path,
@@ -255,48 +230,27 @@ impl<'a> Exporter<'a> {
         hf_count: &str,
     ) {
         // (name in the Fast-LLM dict, block) for every distinct block, and the block names in layout order.
-        let (distinct, order): (Vec<(String, Map)>, Vec<String>) = match fl_value(sequence, "type")
-        {
+        let (distinct, order): (Vec<(String, Map)>, Vec<String>) = match fl_value(sequence, "type") {
             Value::Str(t) if t == "fixed" => {
-                let block = fl_value(sequence, "block")
-                    .as_map()
-                    .cloned()
-                    .unwrap_or_default();
+                let block = fl_value(sequence, "block").as_map().cloned().unwrap_or_default();
                 (vec![("block".into(), block)], vec!["block".into()])
             }
             Value::Str(t) if t == "pattern" => {
-                let blocks = fl_value(sequence, "blocks")
-                    .as_map()
-                    .cloned()
-                    .unwrap_or_default();
+                let blocks = fl_value(sequence, "blocks").as_map().cloned().unwrap_or_default();
                 let pattern = match fl_value(sequence, "pattern") {
                     Value::List(items) => items
                         .iter()
-                        .filter_map(|v| {
-                            if let Value::Str(s) = v {
-                                Some(s.clone())
-                            } else {
-                                None
-                            }
-                        })
+                        .filter_map(|v| if let Value::Str(s) = v { Some(s.clone()) } else { None })
                         .collect(),
                     _ => Vec::new(),
                 };
                 let distinct = blocks
                     .iter()
-                    .map(|(name, block)| {
-                        (
-                            format!("blocks.{name}"),
-                            block.as_map().cloned().unwrap_or_default(),
-                        )
-                    })
+                    .map(|(name, block)| (format!("blocks.{name}"), block.as_map().cloned().unwrap_or_default()))
                     .collect();
                 (
                     distinct,
-                    pattern
-                        .into_iter()
-                        .map(|name| format!("blocks.{name}"))
-                        .collect(),
+                    pattern.into_iter().map(|name| format!("blocks.{name}")).collect(),
                 )
             }
             other => {
@@ -314,13 +268,8 @@ impl<'a> Exporter<'a> {
         let mut names = BTreeMap::new();
         for (name, block) in &distinct {
             let block_path = join(fl_path, name);
-            let mixer_type = dict::get(block, "mixer.type")
-                .cloned()
-                .unwrap_or(Value::Null);
-            match entries
-                .iter()
-                .find(|e| Value::Str(e.mixer_type.into()) == mixer_type)
-            {
+            let mixer_type = dict::get(block, "mixer.type").cloned().unwrap_or(Value::Null);
+            match entries.iter().find(|e| Value::Str(e.mixer_type.into()) == mixer_type) {
                 Some(entry) => {
                     names.insert(name.clone(), entry.layout_name);
                     self.section(&entry.section.clone(), block, &block_path, hf, hf_prefix);
@@ -331,11 +280,7 @@ impl<'a> Exporter<'a> {
                         "not representable in {}: mixer {} (supported: {})",
                         self.format,
                         show(&mixer_type),
-                        entries
-                            .iter()
-                            .map(|e| e.mixer_type)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        entries.iter().map(|e| e.mixer_type).collect::<Vec<_>>().join(", ")
                     ),
                 )),
             }
@@ -373,9 +318,7 @@ impl<'a> Exporter<'a> {
             Some(hf_path) => {
                 let mut out = Map::new();
                 let sub_prefix = join(hf_prefix, hf_path);
-                if let (Some(key), Some(name)) =
-                    (discriminator.or(Some("type")), section.hf_type_name)
-                {
+                if let (Some(key), Some(name)) = (discriminator.or(Some("type")), section.hf_type_name) {
                     out.insert(key.to_string(), Value::Str(name.into()));
                 }
                 self.section(section, sub, fl_path, &mut out, &sub_prefix);
@@ -390,10 +333,7 @@ impl<'a> Exporter<'a> {
             Value::Null => {
                 self.problems.push(Problem::at_fast_llm(
                     join(fl_prefix, path),
-                    format!(
-                        "not representable in {}: this format needs a config here",
-                        self.format
-                    ),
+                    format!("not representable in {}: this format needs a config here", self.format),
                 ));
                 None
             }
@@ -419,11 +359,9 @@ impl<'a> Exporter<'a> {
             return Some(only);
         }
         let found = fl_value(sub, "type");
-        let section = sections.iter().find(|s| {
-            s.class
-                .type_name
-                .is_some_and(|t| &Value::Str(t.into()) == found)
-        });
+        let section = sections
+            .iter()
+            .find(|s| s.class.type_name.is_some_and(|t| &Value::Str(t.into()) == found));
         if section.is_none() {
             let supported: Vec<&str> = sections.iter().filter_map(|s| s.class.type_name).collect();
             self.problems.push(Problem::at_fast_llm(
@@ -444,8 +382,7 @@ impl<'a> Exporter<'a> {
             problem.fast_llm = problem.fast_llm.map(|p| join(fl_prefix, &p));
             problem.hf = problem.hf.map(|p| join(hf_prefix, &p));
             if !problem.message.starts_with("not representable") {
-                problem.message =
-                    format!("not representable in {}: {}", self.format, problem.message);
+                problem.message = format!("not representable in {}: {}", self.format, problem.message);
             }
             self.problems.push(problem);
         }
@@ -484,14 +421,7 @@ impl<'a> Importer<'a> {
     }
 
     /// Imports the section's HF dict `hf` into the Fast-LLM dict `out`.
-    pub fn section(
-        &mut self,
-        section: &Section,
-        hf: &Map,
-        hf_prefix: &str,
-        out: &mut Map,
-        fl_prefix: &str,
-    ) {
+    pub fn section(&mut self, section: &Section, hf: &Map, hf_prefix: &str, out: &mut Map, fl_prefix: &str) {
         if let Some(type_name) = section.class.type_name {
             out.insert("type".into(), Value::Str(type_name.into()));
         }
@@ -509,9 +439,7 @@ impl<'a> Importer<'a> {
                     format!("missing (required by {})", self.format),
                 )),
             },
-            Decl::ConstImport { fl, value } => {
-                self.write(out, fl_prefix, fl, value.clone(), "(constant)")
-            }
+            Decl::ConstImport { fl, value } => self.write(out, fl_prefix, fl, value.clone(), "(constant)"),
             Decl::ConstExport { hf: key, value } => {
                 if let Some(found) = dict::get(hf, key)
                     && !dict::same(found, value)
@@ -527,27 +455,17 @@ impl<'a> Importer<'a> {
                     ));
                 }
             }
-            Decl::Default {
-                fl,
-                hf: key,
-                fallback,
-            } => {
+            Decl::Default { fl, hf: key, fallback } => {
                 let value = match dict::get(hf, key) {
                     Some(value) => Ok(value.clone()),
                     None => fallback(self.root),
                 };
                 match value {
                     Ok(value) => self.write(out, fl_prefix, fl, value, &join(hf_prefix, key)),
-                    Err(message) => self
-                        .problems
-                        .push(Problem::at_hf(join(hf_prefix, key), message)),
+                    Err(message) => self.problems.push(Problem::at_hf(join(hf_prefix, key), message)),
                 }
             }
-            Decl::Optional {
-                fl,
-                hf: key,
-                sentinel,
-            } => {
+            Decl::Optional { fl, hf: key, sentinel } => {
                 if let Some(value) = dict::get(hf, key)
                     && !dict::same(value, sentinel)
                 {
@@ -576,11 +494,7 @@ impl<'a> Importer<'a> {
                     }
                 }
             }
-            Decl::Nested {
-                fl,
-                section,
-                hf_path,
-            } => {
+            Decl::Nested { fl, section, hf_path } => {
                 let Some((sub_hf, sub_prefix)) = self.sub_hf(hf, hf_prefix, *hf_path) else {
                     return;
                 };
@@ -594,13 +508,7 @@ impl<'a> Importer<'a> {
                     ));
                 }
                 let mut sub_out = Map::new();
-                self.section(
-                    section,
-                    &sub_hf,
-                    &sub_prefix,
-                    &mut sub_out,
-                    &join(fl_prefix, fl),
-                );
+                self.section(section, &sub_hf, &sub_prefix, &mut sub_out, &join(fl_prefix, fl));
                 self.write(out, fl_prefix, fl, Value::Map(sub_out), &sub_prefix);
             }
             Decl::Dispatch {
@@ -612,18 +520,11 @@ impl<'a> Importer<'a> {
                 let Some((sub_hf, sub_prefix)) = self.sub_hf(hf, hf_prefix, *hf_path) else {
                     return;
                 };
-                let Some(section) = self.by_discriminator(sections, &sub_hf, &sub_prefix, key)
-                else {
+                let Some(section) = self.by_discriminator(sections, &sub_hf, &sub_prefix, key) else {
                     return;
                 };
                 let mut sub_out = Map::new();
-                self.section(
-                    section,
-                    &sub_hf,
-                    &sub_prefix,
-                    &mut sub_out,
-                    &join(fl_prefix, fl),
-                );
+                self.section(section, &sub_hf, &sub_prefix, &mut sub_out, &join(fl_prefix, fl));
                 self.write(out, fl_prefix, fl, Value::Map(sub_out), &sub_prefix);
             }
             Decl::TypedDict {
@@ -660,9 +561,7 @@ impl<'a> Importer<'a> {
                         ));
                         continue;
                     };
-                    let Some(section) =
-                        self.by_discriminator(sections, entry, &entry_prefix, discriminator)
-                    else {
+                    let Some(section) = self.by_discriminator(sections, entry, &entry_prefix, discriminator) else {
                         continue;
                     };
                     let mut entry_out = Map::new();
@@ -683,9 +582,7 @@ impl<'a> Importer<'a> {
                 hf_count,
                 entries,
             } => {
-                self.list_dispatch(
-                    hf, hf_prefix, out, fl_prefix, fl, hf_layout, hf_count, entries,
-                );
+                self.list_dispatch(hf, hf_prefix, out, fl_prefix, fl, hf_layout, hf_count, entries);
             }
         }
     }
@@ -708,19 +605,13 @@ impl<'a> Importer<'a> {
                 let mut names = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     match item {
-                        Value::Str(name) if entries.iter().any(|e| e.layout_name == name) => {
-                            names.push(name.clone())
-                        }
+                        Value::Str(name) if entries.iter().any(|e| e.layout_name == name) => names.push(name.clone()),
                         other => self.problems.push(Problem::at_hf(
                             format!("{layout_key}.{i}"),
                             format!(
                                 "unsupported layout entry {} (supported: {})",
                                 show(other),
-                                entries
-                                    .iter()
-                                    .map(|e| e.layout_name)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                entries.iter().map(|e| e.layout_name).collect::<Vec<_>>().join(", ")
                             ),
                         )),
                     }
@@ -751,10 +642,7 @@ impl<'a> Importer<'a> {
         };
         let fl_path = join(fl_prefix, fl);
         let import_block = |this: &mut Self, name: &str, block_fl: &str| {
-            let entry = entries
-                .iter()
-                .find(|e| e.layout_name == name)
-                .expect("checked above");
+            let entry = entries.iter().find(|e| e.layout_name == name).expect("checked above");
             let mut block = Map::new();
             this.section(&entry.section.clone(), hf, hf_prefix, &mut block, block_fl);
             Value::Map(block)
@@ -763,10 +651,7 @@ impl<'a> Importer<'a> {
         let mut sequence = Map::new();
         if distinct.len() == 1 {
             sequence.insert("type".into(), Value::Str("fixed".into()));
-            sequence.insert(
-                "block".into(),
-                import_block(self, &layout[0], &join(&fl_path, "block")),
-            );
+            sequence.insert("block".into(), import_block(self, &layout[0], &join(&fl_path, "block")));
         } else {
             let mut blocks = Map::new();
             for name in distinct {
@@ -786,12 +671,7 @@ impl<'a> Importer<'a> {
         self.write(out, fl_prefix, fl, Value::Map(sequence), &layout_key);
     }
 
-    fn sub_hf(
-        &mut self,
-        hf: &Map,
-        hf_prefix: &str,
-        hf_path: Option<&str>,
-    ) -> Option<(Map, String)> {
+    fn sub_hf(&mut self, hf: &Map, hf_prefix: &str, hf_path: Option<&str>) -> Option<(Map, String)> {
         let Some(path) = hf_path else {
             return Some((hf.clone(), hf_prefix.to_string()));
         };
@@ -799,17 +679,13 @@ impl<'a> Importer<'a> {
         match dict::get(hf, path) {
             Some(Value::Map(map)) => Some((map.clone(), full)),
             Some(other) => {
-                self.problems.push(Problem::at_hf(
-                    full,
-                    format!("expected a dict, found {}", show(other)),
-                ));
+                self.problems
+                    .push(Problem::at_hf(full, format!("expected a dict, found {}", show(other))));
                 None
             }
             None => {
-                self.problems.push(Problem::at_hf(
-                    full,
-                    format!("missing (required by {})", self.format),
-                ));
+                self.problems
+                    .push(Problem::at_hf(full, format!("missing (required by {})", self.format)));
                 None
             }
         }
@@ -829,17 +705,14 @@ impl<'a> Importer<'a> {
         }
         let supported: Vec<&str> = sections.iter().filter_map(|s| s.hf_type_name).collect();
         let found = hf.get(key);
-        let section = sections.iter().find(|s| {
-            s.hf_type_name.is_some() && found == Some(&Value::Str(s.hf_type_name.unwrap().into()))
-        });
+        let section = sections
+            .iter()
+            .find(|s| s.hf_type_name.is_some() && found == Some(&Value::Str(s.hf_type_name.unwrap().into())));
         if section.is_none() {
             let found = found.map(show).unwrap_or_else(|| "nothing".into());
             self.problems.push(Problem::at_hf(
                 join(hf_prefix, key),
-                format!(
-                    "unsupported type {found} (supported: {})",
-                    supported.join(", ")
-                ),
+                format!("unsupported type {found} (supported: {})", supported.join(", ")),
             ));
         }
         section.map(|s| &**s)
@@ -864,11 +737,7 @@ pub fn export_sub(
 }
 
 /// Runs a sub-section's import from inside a `Custom`.
-pub fn import_sub(
-    section: &Section,
-    hf: &Map,
-    context: &ImportContext,
-) -> Result<Map, Vec<Problem>> {
+pub fn import_sub(section: &Section, hf: &Map, context: &ImportContext) -> Result<Map, Vec<Problem>> {
     let mut importer = Importer::new(context.format, context.root);
     let mut out = Map::new();
     importer.section(section, hf, context.hf_path, &mut out, "");

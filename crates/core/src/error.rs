@@ -77,10 +77,7 @@ pub enum ConvertError {
     UnknownFormat { name: String, known: Vec<String> },
     /// `auto` found no format for the config's `model_type`.
     #[error("no registered format reads HF model_type {model_type}; known model types: {}", .known.join(", "))]
-    UnknownModelType {
-        model_type: String,
-        known: Vec<String>,
-    },
+    UnknownModelType { model_type: String, known: Vec<String> },
 }
 
 fn render_rejection(format: &str, direction: Direction, problems: &[Problem]) -> String {

@@ -20,11 +20,24 @@ pub fn rows(root: &Section) -> Vec<Row> {
 }
 
 fn list(prefix: &str, paths: &[&str]) -> String {
-    paths
-        .iter()
-        .map(|p| join(prefix, p))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut cells: Vec<String> = Vec::new();
+    for path in paths {
+        let cell = match path.split_once('.') {
+            Some((head, _)) => format!("{}.*", join(prefix, head)),
+            None => join(prefix, path),
+        };
+        if let Some(whole) = cell.strip_suffix(".*") {
+            cells.retain(|c| c != whole);
+        }
+        if !cells.contains(&cell) && !cells.contains(&format!("{cell}.*")) {
+            cells.push(cell);
+        }
+    }
+    if cells.is_empty() {
+        "—".into()
+    } else {
+        cells.join(", ")
+    }
 }
 
 fn walk(section: &Section, fl_prefix: &str, hf_prefix: &str, out: &mut Vec<Row>, depth: usize) {
@@ -42,47 +55,24 @@ fn walk(section: &Section, fl_prefix: &str, hf_prefix: &str, out: &mut Vec<Row>,
         };
         match decl {
             Decl::Rename { fl, hf } => row(join(fl_prefix, fl), join(hf_prefix, hf), String::new()),
-            Decl::ConstImport { fl, value } => row(
-                join(fl_prefix, fl),
-                "—".into(),
-                format!("must be {}", show(value)),
-            ),
-            Decl::ConstExport { hf, value } => row(
-                "—".into(),
-                join(hf_prefix, hf),
-                format!("always {}", show(value)),
-            ),
-            Decl::Default { fl, hf, .. } => row(
-                join(fl_prefix, fl),
-                join(hf_prefix, hf),
-                "derived when absent".into(),
-            ),
+            Decl::ConstImport { fl, value } => row(join(fl_prefix, fl), "—".into(), format!("must be {}", show(value))),
+            Decl::ConstExport { hf, value } => row("—".into(), join(hf_prefix, hf), format!("always {}", show(value))),
+            Decl::Default { fl, hf, .. } => row(join(fl_prefix, fl), join(hf_prefix, hf), "derived when absent".into()),
             Decl::Optional { fl, hf, sentinel } => row(
                 join(fl_prefix, fl),
                 join(hf_prefix, hf),
                 format!("omitted when {}", show(sentinel)),
             ),
-            Decl::Ignored { fl, hf } => row(
-                list(fl_prefix, fl),
-                list(hf_prefix, hf),
-                "nothing to convert".into(),
-            ),
+            Decl::Ignored { fl, hf } => row(list(fl_prefix, fl), list(hf_prefix, hf), "nothing to convert".into()),
             Decl::ImportOnly { fl, hf, .. } => row(
                 list(fl_prefix, fl),
                 list(hf_prefix, hf),
                 format!("`{name}`, import only"),
             ),
-            Decl::Custom {
-                fl, hf, delegates, ..
-            } => {
-                row(
-                    list(fl_prefix, fl),
-                    list(hf_prefix, hf),
-                    format!("`{name}`"),
-                );
-                for delegate in delegates {
-                    let sub = join(fl_prefix, fl.first().copied().unwrap_or(""));
-                    walk(delegate, &sub, hf_prefix, out, depth + 1);
+            Decl::Custom { fl, hf, delegates, .. } => {
+                row(list(fl_prefix, fl), list(hf_prefix, hf), format!("`{name}`"));
+                for (mount, delegate) in delegates {
+                    walk(delegate, &join(fl_prefix, mount), hf_prefix, out, depth + 1);
                 }
             }
             Decl::Nested {
@@ -118,14 +108,8 @@ fn walk(section: &Section, fl_prefix: &str, hf_prefix: &str, out: &mut Vec<Row>,
                     walk(sub, &join(fl_prefix, fl), &hf_sub, out, depth + 1);
                 }
             }
-            Decl::TypedDict {
-                fl, hf, sections, ..
-            } => {
-                row(
-                    join(fl_prefix, fl),
-                    join(hf_prefix, hf),
-                    "dict of sections".into(),
-                );
+            Decl::TypedDict { fl, hf, sections, .. } => {
+                row(join(fl_prefix, fl), join(hf_prefix, hf), "dict of sections".into());
                 for sub in sections {
                     walk(
                         sub,
@@ -144,11 +128,7 @@ fn walk(section: &Section, fl_prefix: &str, hf_prefix: &str, out: &mut Vec<Row>,
             } => {
                 row(
                     join(fl_prefix, fl),
-                    format!(
-                        "{}, {}",
-                        join(hf_prefix, hf_layout),
-                        join(hf_prefix, hf_count)
-                    ),
+                    format!("{}, {}", join(hf_prefix, hf_layout), join(hf_prefix, hf_count)),
                     "layout list".into(),
                 );
                 for entry in entries {
@@ -168,9 +148,7 @@ fn walk(section: &Section, fl_prefix: &str, hf_prefix: &str, out: &mut Vec<Row>,
 /// The table as aligned text.
 pub fn render(rows: &[Row]) -> String {
     let headers = ("Fast-LLM path", "HF key", "primitive", "note");
-    let width = |f: fn(&Row) -> usize, h: &str| {
-        rows.iter().map(f).max().unwrap_or(0).max(h.chars().count())
-    };
+    let width = |f: fn(&Row) -> usize, h: &str| rows.iter().map(f).max().unwrap_or(0).max(h.chars().count());
     let w0 = width(|r| r.fast_llm.chars().count(), headers.0);
     let w1 = width(|r| r.hf.chars().count(), headers.1);
     let w2 = width(|r| r.primitive.len(), headers.2);

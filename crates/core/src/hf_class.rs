@@ -79,11 +79,7 @@ impl HfKey {
     }
 
     /// A key derived from others when absent or `null`.
-    pub fn derived(
-        name: &'static str,
-        ty: HfType,
-        derive: fn(&Map) -> Result<Value, String>,
-    ) -> Self {
+    pub fn derived(name: &'static str, ty: HfType, derive: fn(&Map) -> Result<Value, String>) -> Self {
         HfKey {
             name,
             ty,
@@ -169,12 +165,7 @@ impl HfClass {
             {
                 problems.push(Problem::at_hf(
                     key.name,
-                    format!(
-                        "must be {} ({}), found {}",
-                        key.ty.name(),
-                        self.name,
-                        show(value)
-                    ),
+                    format!("must be {} ({}), found {}", key.ty.name(), self.name, show(value)),
                 ));
             }
         }
@@ -185,17 +176,13 @@ impl HfClass {
 /// `hidden_size / num_attention_heads`, exact (transformers' derived `head_dim`).
 pub fn derived_head_dim(hf: &Map) -> Result<Value, String> {
     match (hf.get("hidden_size"), hf.get("num_attention_heads")) {
-        (Some(Value::Int(hidden)), Some(Value::Int(heads)))
-            if *heads > 0 && hidden % heads == 0 =>
-        {
+        (Some(Value::Int(hidden)), Some(Value::Int(heads))) if *heads > 0 && hidden % heads == 0 => {
             Ok(Value::Int(hidden / heads))
         }
         (Some(Value::Int(hidden)), Some(Value::Int(heads))) => Err(format!(
             "absent, and hidden_size {hidden} is not divisible by num_attention_heads {heads} to derive it"
         )),
-        _ => Err(
-            "absent, and cannot be derived without int hidden_size and num_attention_heads".into(),
-        ),
+        _ => Err("absent, and cannot be derived without int hidden_size and num_attention_heads".into()),
     }
 }
 
@@ -217,8 +204,7 @@ mod tests {
                 HfKey::new("hidden_size", HfType::Int, Value::Int(64)),
                 HfKey::new("num_attention_heads", HfType::Int, Value::Int(4)),
                 HfKey::derived("head_dim", HfType::Int, derived_head_dim),
-                HfKey::new("num_key_value_heads", HfType::Int, Value::Int(2))
-                    .null_means(Fill::Derive(same_as_heads)),
+                HfKey::new("num_key_value_heads", HfType::Int, Value::Int(2)).null_means(Fill::Derive(same_as_heads)),
                 HfKey::new("flag", HfType::Bool, Value::Bool(false)),
             ],
         )
@@ -248,9 +234,6 @@ mod tests {
     #[test]
     fn underivable_head_dim_is_a_problem() {
         let (_, problems) = load(r#"{"hidden_size": 66}"#);
-        assert!(
-            problems[0].message.contains("not divisible"),
-            "{problems:?}"
-        );
+        assert!(problems[0].message.contains("not divisible"), "{problems:?}");
     }
 }

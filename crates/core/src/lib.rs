@@ -21,6 +21,5 @@ pub use hf_class::{Fill, HfClass, HfKey, HfType};
 pub use inventory;
 pub use registry::{Converter, GENERIC_METADATA, Handler, detect, find, handlers, registry_errors};
 pub use section::{
-    Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, LayoutEntry, Section,
-    Writes, fl_value,
+    Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, LayoutEntry, Section, Writes, fl_value,
 };

@@ -258,12 +258,7 @@ impl Handler {
                 errors
                     .errors
                     .into_iter()
-                    .map(|e| {
-                        Problem::at_fast_llm(
-                            e.path,
-                            format!("invalid imported config ({}): {}", e.class, e.kind),
-                        )
-                    })
+                    .map(|e| Problem::at_fast_llm(e.path, format!("invalid imported config ({}): {}", e.class, e.kind)))
                     .collect(),
             )
         })

@@ -138,14 +138,15 @@ pub enum Decl {
         import: ImportFn,
         recurses: bool,
     },
-    /// A shape-changing transform both ways; `delegates` are sub-sections it runs (for coverage).
+    /// A shape-changing transform both ways; `delegates` are the sub-sections it runs, with the
+    /// Fast-LLM path each is mounted at (for coverage and `explain`).
     Custom {
         fl: &'static [&'static str],
         hf: &'static [&'static str],
         export: ExportFn,
         import: ImportFn,
         recurses: bool,
-        delegates: Vec<Arc<Section>>,
+        delegates: Vec<(&'static str, Arc<Section>)>,
     },
     /// A sub-section at `fl`, flat-merged into this HF dict or placed under `hf_path`.
     Nested {
@@ -250,8 +251,8 @@ impl Decl {
         }
     }
 
-    /// Records the sub-sections a `Custom` runs, so coverage walks them.
-    pub fn delegating(mut self, sections: Vec<Arc<Section>>) -> Self {
+    /// Records the sub-sections a `Custom` runs (and where), so coverage walks them.
+    pub fn delegating(mut self, sections: Vec<(&'static str, Arc<Section>)>) -> Self {
         if let Decl::Custom { delegates, .. } = &mut self {
             *delegates = sections;
         }
@@ -285,9 +286,7 @@ impl Decl {
             | Decl::Optional { fl, .. } => (vec![*fl], false),
             Decl::ConstExport { .. } => (vec![], false),
             Decl::Ignored { fl, .. } => (fl.to_vec(), true),
-            Decl::ImportOnly { fl, recurses, .. } | Decl::Custom { fl, recurses, .. } => {
-                (fl.to_vec(), *recurses)
-            }
+            Decl::ImportOnly { fl, recurses, .. } | Decl::Custom { fl, recurses, .. } => (fl.to_vec(), *recurses),
             Decl::Nested { fl, .. }
             | Decl::Dispatch { fl, .. }
             | Decl::TypedDict { fl, .. }
@@ -300,10 +299,8 @@ impl Decl {
         match self {
             Decl::Nested { section, .. } => vec![section.clone()],
             Decl::Dispatch { sections, .. } | Decl::TypedDict { sections, .. } => sections.clone(),
-            Decl::Custom { delegates, .. } => delegates.clone(),
-            Decl::ListDispatch { entries, .. } => {
-                entries.iter().map(|e| e.section.clone()).collect()
-            }
+            Decl::Custom { delegates, .. } => delegates.iter().map(|(_, s)| s.clone()).collect(),
+            Decl::ListDispatch { entries, .. } => entries.iter().map(|e| e.section.clone()).collect(),
             _ => Vec::new(),
         }
     }
@@ -359,8 +356,7 @@ impl Section {
     /// Replaces the declaration `name`, keeping its position.
     pub fn replace(mut self, name: &'static str, decl: Decl) -> Self {
         let slot = self.decls.iter_mut().find(|(n, _)| *n == name);
-        let (_, old) =
-            slot.unwrap_or_else(|| panic!("{}: no declaration `{name}` to replace", self.name));
+        let (_, old) = slot.unwrap_or_else(|| panic!("{}: no declaration `{name}` to replace", self.name));
         *old = decl;
         self
     }
@@ -378,11 +374,7 @@ impl Section {
     }
 
     /// Adds (or replaces) a named export rule.
-    pub fn validate(
-        mut self,
-        name: &'static str,
-        rule: impl Fn(&Map) -> Vec<Problem> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn validate(mut self, name: &'static str, rule: impl Fn(&Map) -> Vec<Problem> + Send + Sync + 'static) -> Self {
         self.validators.retain(|(n, _)| *n != name);
         self.validators.push((name, Arc::new(rule)));
         self

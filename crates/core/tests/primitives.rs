@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use fastllm_core::config::{
-    AttentionConfig, ConfigClass, DecoderBlockConfig, Form, GptBaseModelConfig, Map,
-    RmsNormalizationConfig, StochasticMixerConfig, Value, load,
+    AttentionConfig, ConfigClass, DecoderBlockConfig, Form, GptBaseModelConfig, Map, RmsNormalizationConfig,
+    StochasticMixerConfig, Value, load,
 };
 use fastllm_core::coverage::{architecture_gaps, check_hf_coverage, hf_claims, sentinel_errors};
 use fastllm_core::engine::{Exporter, Importer};
@@ -14,11 +14,7 @@ use fastllm_core::{Decl, HfLayout, LayoutEntry, Problem, Section, fl_value};
 use rstest::rstest;
 
 fn map(json: &str) -> Map {
-    Value::from_json_str(json)
-        .unwrap()
-        .as_map()
-        .unwrap()
-        .clone()
+    Value::from_json_str(json).unwrap().as_map().unwrap().clone()
 }
 
 /// The full-form dict of `json` read as class `T`.
@@ -54,10 +50,7 @@ fn norm() -> Section {
     Section::of::<RmsNormalizationConfig>("test.norm")
         .add("epsilon", Decl::rename("epsilon", "eps"))
         .add("weight", Decl::ignored(&["weight"]))
-        .add(
-            "zero_centered",
-            Decl::const_import("zero_centered", Value::Bool(false)),
-        )
+        .add("zero_centered", Decl::const_import("zero_centered", Value::Bool(false)))
 }
 
 #[test]
@@ -85,15 +78,11 @@ fn const_import_rejects_other_values_on_export() {
 
 #[test]
 fn a_section_only_accepts_its_class() {
-    let section =
-        Section::of::<AttentionConfig>("test.attention").add("heads", Decl::rename("heads", "n"));
+    let section = Section::of::<AttentionConfig>("test.attention").add("heads", Decl::rename("heads", "n"));
     let fl = full::<StochasticMixerConfig>(r#"{"mixers": {"a": {}}}"#);
     let problems = export(&section, &fl).unwrap_err();
     assert_eq!(problems[0].fast_llm.as_deref(), Some("type"));
-    assert!(
-        problems[0].message.contains("holds a `attention`"),
-        "{problems:?}"
-    );
+    assert!(problems[0].message.contains("holds a `attention`"), "{problems:?}");
 }
 
 #[test]
@@ -106,16 +95,10 @@ fn rename_needs_its_key_on_import() {
 fn const_export_writes_and_checks() {
     let section = norm().add("kind", Decl::const_export("kind", Value::Str("rms".into())));
     let fl = full::<RmsNormalizationConfig>("{}");
-    assert_eq!(
-        export(&section, &fl).unwrap()["kind"],
-        Value::Str("rms".into())
-    );
+    assert_eq!(export(&section, &fl).unwrap()["kind"], Value::Str("rms".into()));
     let problems = import(&section, &map(r#"{"eps": 1e-5, "kind": "layer"}"#)).unwrap_err();
     assert_eq!(problems[0].hf.as_deref(), Some("kind"));
-    assert!(
-        import(&section, &map(r#"{"eps": 1e-5}"#)).is_ok(),
-        "absent is fine"
-    );
+    assert!(import(&section, &map(r#"{"eps": 1e-5}"#)).is_ok(), "absent is fine");
 }
 
 #[test]
@@ -147,11 +130,7 @@ fn optional_omits_the_sentinel() {
         "window_size",
         Decl::optional("window_size", "sliding_window", Value::Null),
     );
-    assert!(
-        export(&section, &full::<AttentionConfig>("{}"))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(export(&section, &full::<AttentionConfig>("{}")).unwrap().is_empty());
     let hf = export(&section, &full::<AttentionConfig>(r#"{"window_size": 16}"#)).unwrap();
     assert_eq!(hf, map(r#"{"sliding_window": 16}"#));
     assert!(
@@ -175,9 +154,7 @@ fn custom_and_import_only() {
                     _ => Err(vec![Problem::at_fast_llm("heads", "not an int")]),
                 },
                 |hf, _| match hf.get("heads_x2") {
-                    Some(Value::Int(h)) if h % 2 == 0 => {
-                        Ok(vec![("heads".into(), Value::Int(h / 2))])
-                    }
+                    Some(Value::Int(h)) if h % 2 == 0 => Ok(vec![("heads".into(), Value::Int(h / 2))]),
                     _ => Err(vec![Problem::at_hf("heads_x2", "odd")]),
                 },
             ),
@@ -188,16 +165,8 @@ fn custom_and_import_only() {
                 Ok(vec![("causal".into(), Value::Bool(true))])
             }),
         );
-    let hf = export(
-        &section,
-        &full::<AttentionConfig>(r#"{"heads": 6, "head_groups": 2}"#),
-    )
-    .unwrap();
-    assert_eq!(
-        hf,
-        map(r#"{"heads_x2": 12}"#),
-        "import-only writes nothing on export"
-    );
+    let hf = export(&section, &full::<AttentionConfig>(r#"{"heads": 6, "head_groups": 2}"#)).unwrap();
+    assert_eq!(hf, map(r#"{"heads_x2": 12}"#), "import-only writes nothing on export");
     let back = import(&section, &hf).unwrap();
     assert_eq!(
         (back["heads"].clone(), back["causal"].clone()),
@@ -209,24 +178,18 @@ fn custom_and_import_only() {
 
 #[test]
 fn nested_flat_and_under_a_path() {
-    let flat = Section::of::<DecoderBlockConfig>("test.block").add(
-        "normalization",
-        Decl::nested("normalization", norm().build()),
-    );
+    let flat = Section::of::<DecoderBlockConfig>("test.block")
+        .add("normalization", Decl::nested("normalization", norm().build()));
     let under = Section::of::<DecoderBlockConfig>("test.block").add(
         "normalization",
         Decl::nested_under("normalization", norm().hf_type("rms").build(), "norm"),
     );
-    let fl =
-        full::<DecoderBlockConfig>(r#"{"normalization": {"type": "rms_norm", "epsilon": 1e-6}}"#);
+    let fl = full::<DecoderBlockConfig>(r#"{"normalization": {"type": "rms_norm", "epsilon": 1e-6}}"#);
     assert_eq!(export(&flat, &fl).unwrap(), map(r#"{"eps": 1e-6}"#));
     let hf = export(&under, &fl).unwrap();
     assert_eq!(hf, map(r#"{"norm": {"type": "rms", "eps": 1e-6}}"#));
     let back = import(&under, &hf).unwrap();
-    assert_eq!(
-        back["normalization"].as_map().unwrap()["epsilon"],
-        Value::Float(1e-6)
-    );
+    assert_eq!(back["normalization"].as_map().unwrap()["epsilon"], Value::Float(1e-6));
     let problems = import(&under, &map(r#"{"norm": {"type": "layer", "eps": 1e-6}}"#)).unwrap_err();
     assert_eq!(
         problems[0].hf.as_deref(),
@@ -279,9 +242,7 @@ fn dispatch_by_runtime_type() {
     let fl = full::<DecoderBlockConfig>(r#"{"mixer": {"type": "mamba"}}"#);
     let problems = export(&section, &fl).unwrap_err();
     assert!(
-        problems[0]
-            .message
-            .contains("supported: attention, stochastic"),
+        problems[0].message.contains("supported: attention, stochastic"),
         "{problems:?}"
     );
     let problems = import(&section, &map(r#"{"mixer": {"type": "mamba"}}"#)).unwrap_err();
@@ -297,9 +258,7 @@ fn typed_dict_of_sections() {
     let hf = export(&section, &fl).unwrap();
     assert_eq!(
         hf,
-        map(
-            r#"{"mixers": {"a": {"type": "attn", "heads": 4}, "b": {"type": "attn", "heads": 2}}, "main": "a"}"#
-        )
+        map(r#"{"mixers": {"a": {"type": "attn", "heads": 4}, "b": {"type": "attn", "heads": 2}}, "main": "a"}"#)
     );
     let back = import(&section, &hf).unwrap();
     let mixers = back["mixers"].as_map().unwrap();
@@ -352,34 +311,17 @@ fn list_dispatch_fixed_and_pattern() {
         decoder["pattern"],
         Value::List(vec![Value::Str("t".into()), Value::Str("g".into())])
     );
-    let fixed = import(
-        &section,
-        &map(r#"{"layout": ["g"], "layers": 2, "gdn_heads": 8}"#),
-    )
-    .unwrap();
-    assert_eq!(
-        fixed["decoder"].as_map().unwrap()["type"],
-        Value::Str("fixed".into())
-    );
-    let problems = import(
-        &section,
-        &map(r#"{"layout": ["t", "m2"], "layers": 2, "heads": 4}"#),
-    )
-    .unwrap_err();
+    let fixed = import(&section, &map(r#"{"layout": ["g"], "layers": 2, "gdn_heads": 8}"#)).unwrap();
+    assert_eq!(fixed["decoder"].as_map().unwrap()["type"], Value::Str("fixed".into()));
+    let problems = import(&section, &map(r#"{"layout": ["t", "m2"], "layers": 2, "heads": 4}"#)).unwrap_err();
     assert_eq!(problems[0].hf.as_deref(), Some("layout.1"));
 }
 
 #[test]
 fn two_writers_of_one_key_must_agree() {
     let section = Section::of::<DecoderBlockConfig>("test.block")
-        .add(
-            "normalization",
-            Decl::nested("normalization", norm().build()),
-        )
-        .add(
-            "pre_mlp",
-            Decl::nested("pre_mlp_normalization", norm().build()),
-        );
+        .add("normalization", Decl::nested("normalization", norm().build()))
+        .add("pre_mlp", Decl::nested("pre_mlp_normalization", norm().build()));
     let same = full::<DecoderBlockConfig>(
         r#"{"normalization": {"type": "rms_norm", "epsilon": 1e-6}, "pre_mlp_normalization": {"type": "rms_norm", "epsilon": 1e-6}}"#,
     );
@@ -390,8 +332,7 @@ fn two_writers_of_one_key_must_agree() {
     let problems = export(&section, &different).unwrap_err();
     let message = problems[0].to_string();
     assert!(
-        message.contains("normalization.epsilon")
-            && message.contains("pre_mlp_normalization.epsilon"),
+        message.contains("normalization.epsilon") && message.contains("pre_mlp_normalization.epsilon"),
         "{message}"
     );
 }
@@ -440,8 +381,7 @@ fn architecture_coverage_hints_at_non_recursive_claims() {
         );
     let gaps = architecture_gaps(&section);
     assert!(
-        gaps[0].contains("mixer.heads")
-            && gaps[0].contains("claim the parent path non-recursively"),
+        gaps[0].contains("mixer.heads") && gaps[0].contains("claim the parent path non-recursively"),
         "{gaps:?}"
     );
 }
@@ -473,9 +413,8 @@ fn hf_coverage_names_unclaimed_keys_at_any_depth() {
     );
     let claims = hf_claims(&section);
     let allow: BTreeSet<&str> = ["model_type"].into_iter().collect();
-    let input = map(
-        r#"{"eps": 1, "rope": {"factor": 2, "finetuned": true, "model_type": "x"}, "typo": 3, "model_type": "y"}"#,
-    );
+    let input =
+        map(r#"{"eps": 1, "rope": {"factor": 2, "finetuned": true, "model_type": "x"}, "typo": 3, "model_type": "y"}"#);
     let keys: Vec<String> = check_hf_coverage(&input, &claims, &allow)
         .into_iter()
         .filter_map(|p| p.hf)

@@ -7,7 +7,7 @@ use fastllm_core::{Fill, HfClass, HfKey, HfType};
 use crate::sections::{boolean, float, int, text};
 
 /// `LlamaConfig`.
-pub(crate) fn llama() -> HfClass {
+pub fn llama() -> HfClass {
     HfClass::new(
         "LlamaConfig",
         vec![
@@ -23,16 +23,8 @@ pub(crate) fn llama() -> HfClass {
             HfKey::new("tie_word_embeddings", HfType::Bool, boolean(false)),
             HfKey::new("max_position_embeddings", HfType::Int, int(2048)),
             HfKey::new("rope_theta", HfType::Float, float(10000.0)),
-            HfKey::new(
-                "rope_scaling",
-                HfType::Dict,
-                fastllm_core::config::Value::Null,
-            ),
-            HfKey::new(
-                "rope_parameters",
-                HfType::Dict,
-                fastllm_core::config::Value::Null,
-            ),
+            HfKey::new("rope_scaling", HfType::Dict, fastllm_core::config::Value::Null),
+            HfKey::new("rope_parameters", HfType::Dict, fastllm_core::config::Value::Null),
             HfKey::new("attention_bias", HfType::Bool, boolean(false)),
             HfKey::new("attention_dropout", HfType::Float, float(0.0)),
             HfKey::new("mlp_bias", HfType::Bool, boolean(false)),
@@ -41,7 +33,7 @@ pub(crate) fn llama() -> HfClass {
 }
 
 /// `DiffusionLlamaConfig` (Fast-LLM's external model): LlamaConfig's keys.
-pub(crate) fn diffusion_llama() -> HfClass {
+pub fn diffusion_llama() -> HfClass {
     HfClass {
         name: "DiffusionLlamaConfig",
         ..llama()
@@ -49,7 +41,7 @@ pub(crate) fn diffusion_llama() -> HfClass {
 }
 
 /// `MTPLlamaConfig`: LlamaConfig plus `prediction_heads`.
-pub(crate) fn mtp_llama() -> HfClass {
+pub fn mtp_llama() -> HfClass {
     llama().derive(
         "MTPLlamaConfig",
         vec![HfKey::new("prediction_heads", HfType::Int, int(1))],
@@ -57,14 +49,13 @@ pub(crate) fn mtp_llama() -> HfClass {
 }
 
 /// `MistralConfig`: no bias keys, a 4096 sliding window unless `null`.
-pub(crate) fn mistral() -> HfClass {
+pub fn mistral() -> HfClass {
     llama()
         .derive(
             "MistralConfig",
             vec![
                 HfKey::new("intermediate_size", HfType::Int, int(14336)),
-                HfKey::new("num_key_value_heads", HfType::Int, int(8))
-                    .null_means(Fill::Derive(same_as_heads)),
+                HfKey::new("num_key_value_heads", HfType::Int, int(8)).null_means(Fill::Derive(same_as_heads)),
                 HfKey::new("max_position_embeddings", HfType::Int, int(4096 * 32)),
                 HfKey::new("sliding_window", HfType::Int, int(4096)),
             ],
@@ -73,17 +64,13 @@ pub(crate) fn mistral() -> HfClass {
 }
 
 /// `MixtralConfig`: Mistral's keys with other defaults, plus the experts.
-pub(crate) fn mixtral() -> HfClass {
+pub fn mixtral() -> HfClass {
     mistral().derive(
         "MixtralConfig",
         vec![
             HfKey::new("rms_norm_eps", HfType::Float, float(1e-5)),
             HfKey::new("rope_theta", HfType::Float, float(1e6)),
-            HfKey::new(
-                "sliding_window",
-                HfType::Int,
-                fastllm_core::config::Value::Null,
-            ),
+            HfKey::new("sliding_window", HfType::Int, fastllm_core::config::Value::Null),
             HfKey::new("num_local_experts", HfType::Int, int(8)),
             HfKey::new("num_experts_per_tok", HfType::Int, int(2)),
             HfKey::new("router_aux_loss_coef", HfType::Float, float(0.001)),
@@ -94,26 +81,21 @@ pub(crate) fn mixtral() -> HfClass {
 }
 
 /// `Qwen2Config`: no `head_dim` or bias keys; sliding-window keys that must stay unused.
-pub(crate) fn qwen2() -> HfClass {
+pub fn qwen2() -> HfClass {
     llama()
         .derive(
             "Qwen2Config",
             vec![
                 HfKey::new("vocab_size", HfType::Int, int(151936)),
                 HfKey::new("intermediate_size", HfType::Int, int(22016)),
-                HfKey::new("num_key_value_heads", HfType::Int, int(32))
-                    .null_means(Fill::Derive(same_as_heads)),
+                HfKey::new("num_key_value_heads", HfType::Int, int(32)).null_means(Fill::Derive(same_as_heads)),
                 HfKey::new("max_position_embeddings", HfType::Int, int(32768)),
                 HfKey::new("sliding_window", HfType::Int, int(4096)),
                 HfKey::new("use_sliding_window", HfType::Bool, boolean(false)),
                 HfKey::new("max_window_layers", HfType::Int, int(28)),
                 HfKey {
                     absent: Fill::Keep,
-                    ..HfKey::new(
-                        "layer_types",
-                        HfType::List,
-                        fastllm_core::config::Value::Null,
-                    )
+                    ..HfKey::new("layer_types", HfType::List, fastllm_core::config::Value::Null)
                 },
                 HfKey {
                     absent: Fill::Keep,
@@ -125,7 +107,7 @@ pub(crate) fn qwen2() -> HfClass {
 }
 
 /// `DreamConfig` (a Qwen2 clone with a mask token).
-pub(crate) fn dream() -> HfClass {
+pub fn dream() -> HfClass {
     HfClass {
         name: "DreamConfig",
         ..qwen2()

@@ -2,12 +2,13 @@
 //! `mtp_llama`, `diffusion_llama` and `dream`, registered with the format registry.
 //!
 //! Each format is a handler (identity and metadata) plus a converter: its section tables
-//! (`sections.rs`) and the transformers config class it reads (`classes.rs`).
+//! ([`sections`]) and the transformers config class it reads ([`classes`]). Both are public so
+//! other crates can declare child formats from them.
 
-mod classes;
-mod rotary;
+pub mod classes;
+pub mod rotary;
 mod samples;
-mod sections;
+pub mod sections;
 
 use std::sync::OnceLock;
 
@@ -31,10 +32,7 @@ converter!(mistral, formats::mistral());
 converter!(mixtral, formats::mixtral());
 converter!(qwen2, formats::qwen2());
 converter!(mtp_llama, formats::mtp_llama());
-converter!(
-    diffusion_llama,
-    formats::llama_with(classes::diffusion_llama())
-);
+converter!(diffusion_llama, formats::llama_with(classes::diffusion_llama()));
 converter!(dream, formats::qwen2_with(classes::dream()));
 
 inventory::submit! {
@@ -151,12 +149,7 @@ mod formats {
 
     pub(crate) fn llama_with(hf_class: HfClass) -> Converter {
         let norm = sections::normalization().build();
-        let block = sections::block(
-            sections::attention().build(),
-            sections::mlp().build(),
-            norm.clone(),
-        )
-        .build();
+        let block = sections::block(sections::attention().build(), sections::mlp().build(), norm.clone()).build();
         let head = sections::head(norm).build();
         Converter {
             base_model: sections::base_model(block, head).build(),
@@ -175,9 +168,7 @@ mod formats {
         .build();
         let head = sections::head(norm).build();
         Converter {
-            base_model: sections::base_model(block, head)
-                .named("mistral.base_model")
-                .build(),
+            base_model: sections::base_model(block, head).named("mistral.base_model").build(),
             hf_class: classes::mistral(),
             samples: samples::mistral(),
         }
@@ -193,9 +184,7 @@ mod formats {
         .build();
         let head = sections::head(norm).build();
         Converter {
-            base_model: sections::base_model(block, head)
-                .named("mixtral.base_model")
-                .build(),
+            base_model: sections::base_model(block, head).named("mixtral.base_model").build(),
             hf_class: classes::mixtral(),
             samples: samples::mixtral(),
         }
@@ -223,17 +212,10 @@ mod formats {
 
     pub(crate) fn mtp_llama() -> Converter {
         let norm = sections::normalization().build();
-        let block = sections::block(
-            sections::attention().build(),
-            sections::mlp().build(),
-            norm.clone(),
-        )
-        .build();
+        let block = sections::block(sections::attention().build(), sections::mlp().build(), norm.clone()).build();
         let head = sections::mtp_head(norm).build();
         Converter {
-            base_model: sections::base_model(block, head)
-                .named("mtp_llama.base_model")
-                .build(),
+            base_model: sections::base_model(block, head).named("mtp_llama.base_model").build(),
             hf_class: classes::mtp_llama(),
             samples: samples::mtp_llama(),
         }

@@ -3,9 +3,7 @@
 
 use fastllm_core::config::{Map, Value};
 use fastllm_core::dict::show;
-use fastllm_core::{
-    Decl, ExportContext, HfLayout, HfWrites, ImportContext, Problem, Writes, fl_value,
-};
+use fastllm_core::{Decl, ExportContext, HfLayout, HfWrites, ImportContext, Problem, Writes, fl_value};
 
 /// Every HF key the rotary reads, including inside the rope dicts (anything else there is unknown).
 const CLAIMS: &[&str] = &[
@@ -38,24 +36,18 @@ const LLAMA3: &[(&str, &str)] = &[
     ("scale_factor", "factor"),
     ("low_frequency_factor", "low_freq_factor"),
     ("high_frequency_factor", "high_freq_factor"),
-    (
-        "original_context_length",
-        "original_max_position_embeddings",
-    ),
+    ("original_context_length", "original_max_position_embeddings"),
 ];
 const YARN: &[(&str, &str)] = &[
     ("scale_factor", "factor"),
     ("attention_factor", "attention_factor"),
     ("beta_fast", "beta_fast"),
     ("beta_slow", "beta_slow"),
-    (
-        "original_context_length",
-        "original_max_position_embeddings",
-    ),
+    ("original_context_length", "original_max_position_embeddings"),
 ];
 
 /// The `rotary` declaration of the Llama attention section.
-pub(crate) fn declaration() -> Decl {
+pub fn declaration() -> Decl {
     Decl::custom(&["rotary"], CLAIMS, true, export, import)
 }
 
@@ -103,10 +95,7 @@ fn number(value: &Value, key: &str) -> Result<Value, Problem> {
     match value {
         Value::Int(i) => Ok(Value::Float(*i as f64)),
         Value::Float(_) => Ok(value.clone()),
-        other => Err(Problem::at_hf(
-            key,
-            format!("must be a number, found {}", show(other)),
-        )),
+        other => Err(Problem::at_hf(key, format!("must be a number, found {}", show(other)))),
     }
 }
 
@@ -146,10 +135,7 @@ fn import(hf: &Map, context: &ImportContext) -> Writes {
         .map_err(|p| problems.push(p))
         .unwrap_or(Value::Null);
     // Legacy `type` means `rope_type`.
-    let kind = match parameters
-        .get("rope_type")
-        .or_else(|| parameters.get("type"))
-    {
+    let kind = match parameters.get("rope_type").or_else(|| parameters.get("type")) {
         None => "default".to_string(),
         Some(Value::Str(t)) => t.clone(),
         Some(other) => {
@@ -174,8 +160,8 @@ fn import(hf: &Map, context: &ImportContext) -> Writes {
         }
     };
     for key in parameters.keys() {
-        let known = matches!(key.as_str(), "rope_type" | "type" | "rope_theta")
-            || fields.iter().any(|(_, hf)| hf == key);
+        let known =
+            matches!(key.as_str(), "rope_type" | "type" | "rope_theta") || fields.iter().any(|(_, hf)| hf == key);
         if !known {
             problems.push(Problem::at_hf(
                 format!("{name}.{key}"),
@@ -196,14 +182,10 @@ fn import(hf: &Map, context: &ImportContext) -> Writes {
             (None, "yarn", "attention_factor") => continue,
             (None, "yarn", "beta_fast") => Ok(Value::Float(32.0)),
             (None, "yarn", "beta_slow") => Ok(Value::Float(1.0)),
-            (None, "yarn", "original_max_position_embeddings") => {
-                hf.get("max_position_embeddings").cloned().ok_or_else(|| {
-                    Problem::at_hf(
-                        path.clone(),
-                        "missing, and no max_position_embeddings to default to",
-                    )
-                })
-            }
+            (None, "yarn", "original_max_position_embeddings") => hf
+                .get("max_position_embeddings")
+                .cloned()
+                .ok_or_else(|| Problem::at_hf(path.clone(), "missing, and no max_position_embeddings to default to")),
             (None, _, _) => Err(Problem::at_hf(
                 path.clone(),
                 format!("missing (required for rope type {kind:?})"),

@@ -29,8 +29,10 @@ fn llama_like(mixer: &str, mlp: &str, extra: &str) -> Value {
 }
 
 const DEFAULT_ROPE: &str = r#""rotary": {"type": "default", "theta": 10000}"#;
-const LLAMA3_ROPE: &str = r#""rotary": {"type": "llama3", "theta": 500000, "scale_factor": 32.0, "original_context_length": 8192}"#;
-const YARN_ROPE: &str = r#""rotary": {"type": "yarn", "theta": 1000000, "scale_factor": 4.0, "original_context_length": 32768}"#;
+const LLAMA3_ROPE: &str =
+    r#""rotary": {"type": "llama3", "theta": 500000, "scale_factor": 32.0, "original_context_length": 8192}"#;
+const YARN_ROPE: &str =
+    r#""rotary": {"type": "yarn", "theta": 1000000, "scale_factor": 4.0, "original_context_length": 32768}"#;
 
 pub(crate) fn llama() -> Vec<Value> {
     vec![

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use fastllm_core::config::{
-    AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, LanguageModelEmbeddingsConfig,
-    LanguageModelHeadConfig, Map, MlpConfig, MoeMlpConfig, RmsNormalizationConfig, Value,
+    AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig,
+    Map, MlpConfig, MoeMlpConfig, RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::engine::{export_sub, import_sub, under};
@@ -14,21 +14,21 @@ use fastllm_core::{Decl, HfWrite, Problem, Section, fl_value};
 
 use crate::rotary;
 
-pub(crate) fn int(i: i128) -> Value {
+pub fn int(i: i128) -> Value {
     Value::Int(i)
 }
-pub(crate) fn float(f: f64) -> Value {
+pub fn float(f: f64) -> Value {
     Value::Float(f)
 }
-pub(crate) fn boolean(b: bool) -> Value {
+pub fn boolean(b: bool) -> Value {
     Value::Bool(b)
 }
-pub(crate) fn text(s: &str) -> Value {
+pub fn text(s: &str) -> Value {
     Value::Str(s.to_string())
 }
 
 /// `<layer>.bias.enabled` must be unset or equal `add_linear_biases`: the format has one flag.
-fn biases_follow(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
+pub fn biases_follow(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
     move |fl: &Map| {
         let shared = fl_value(fl, "add_linear_biases");
         layers
@@ -58,9 +58,8 @@ fn not_enabled(paths: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> 
             .iter()
             .filter_map(|p| {
                 let path = format!("{p}.enabled");
-                matches!(fl_value(fl, &path), Value::Bool(true)).then(|| {
-                    Problem::at_fast_llm(path, "enabled, but the format has no such parameter")
-                })
+                matches!(fl_value(fl, &path), Value::Bool(true))
+                    .then(|| Problem::at_fast_llm(path, "enabled, but the format has no such parameter"))
             })
             .collect()
     }
@@ -98,19 +97,18 @@ fn activation() -> Decl {
         &["hidden_act"],
         false,
         |fl, _| match fl_value(fl, "activation") {
-            Value::Str(a) if hf_activation(a).is_some() => Ok(vec![
-                ("hidden_act".to_string(), text(hf_activation(a).unwrap())).into(),
-            ]),
+            Value::Str(a) if hf_activation(a).is_some() => {
+                Ok(vec![("hidden_act".to_string(), text(hf_activation(a).unwrap())).into()])
+            }
             other => Err(vec![Problem::at_fast_llm(
                 "activation",
                 format!("activation {} has no HF name", show(other)),
             )]),
         },
         |hf, _| match hf.get("hidden_act") {
-            Some(Value::Str(a)) if fast_llm_activation(a).is_some() => Ok(vec![(
-                "activation".into(),
-                text(fast_llm_activation(a).unwrap()),
-            )]),
+            Some(Value::Str(a)) if fast_llm_activation(a).is_some() => {
+                Ok(vec![("activation".into(), text(fast_llm_activation(a).unwrap()))])
+            }
             other => Err(vec![Problem::at_hf(
                 "hidden_act",
                 format!(
@@ -122,14 +120,11 @@ fn activation() -> Decl {
     )
 }
 
-pub(crate) fn normalization() -> Section {
+pub fn normalization() -> Section {
     Section::of::<RmsNormalizationConfig>("llama.normalization")
         .add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
         .add("weight", Decl::ignored(&["weight"]))
-        .add(
-            "zero_centered",
-            Decl::const_import("zero_centered", boolean(false)),
-        )
+        .add("zero_centered", Decl::const_import("zero_centered", boolean(false)))
 }
 
 /// The dense-MLP declarations, shared by the dense and the MoE MLP sections.
@@ -139,10 +134,7 @@ fn mlp_declarations(section: Section) -> Section {
             "intermediate_size",
             Decl::rename("intermediate_size", "intermediate_size"),
         )
-        .add(
-            "add_linear_biases",
-            Decl::rename("add_linear_biases", "mlp_bias"),
-        )
+        .add("add_linear_biases", Decl::rename("add_linear_biases", "mlp_bias"))
         .add("activation", activation())
         .add("gated", Decl::const_import("gated", boolean(true)))
         .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
@@ -151,11 +143,11 @@ fn mlp_declarations(section: Section) -> Section {
         .validate("layer_biases", biases_follow(&["layer_1", "layer_2"]))
 }
 
-pub(crate) fn mlp() -> Section {
+pub fn mlp() -> Section {
     mlp_declarations(Section::of::<MlpConfig>("llama.mlp"))
 }
 
-pub(crate) fn moe_mlp() -> Section {
+pub fn moe_mlp() -> Section {
     mlp_declarations(Section::of::<MoeMlpConfig>("mixtral.mlp"))
         .replace(
             "add_linear_biases",
@@ -166,10 +158,7 @@ pub(crate) fn moe_mlp() -> Section {
             "experts_per_token",
             Decl::rename("experts_per_token", "num_experts_per_tok"),
         )
-        .add(
-            "shared_experts",
-            Decl::const_import("shared_experts", int(0)),
-        )
+        .add("shared_experts", Decl::const_import("shared_experts", int(0)))
         .add("routing", Decl::const_import("routing", text("aux_loss")))
         .add("router", Decl::ignored(&["router"]))
         .add(
@@ -181,18 +170,11 @@ pub(crate) fn moe_mlp() -> Section {
             "router_input_scale",
             Decl::const_import("router_input_scale", float(1.0)),
         )
-        .add(
-            "router_per_expert_scale",
-            Decl::ignored(&["router_per_expert_scale"]),
-        )
+        .add("router_per_expert_scale", Decl::ignored(&["router_per_expert_scale"]))
         // Training-only knobs of MixtralConfig.
         .add(
             "router_training",
-            Decl::ignored_hf(&[
-                "router_aux_loss_coef",
-                "router_jitter_noise",
-                "output_router_logits",
-            ]),
+            Decl::ignored_hf(&["router_aux_loss_coef", "router_jitter_noise", "output_router_logits"]),
         )
         .validate(
             "router_scales",
@@ -200,23 +182,15 @@ pub(crate) fn moe_mlp() -> Section {
         )
 }
 
-const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", "dense_layer"];
+/// The attention's four linear layers.
+pub const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", "dense_layer"];
 
-pub(crate) fn attention() -> Section {
+pub fn attention() -> Section {
     Section::of::<AttentionConfig>("llama.attention")
         .add("heads", Decl::rename("heads", "num_attention_heads"))
-        .add(
-            "head_groups",
-            Decl::rename("head_groups", "num_key_value_heads"),
-        )
-        .add(
-            "head_size",
-            Decl::default("head_size", "head_dim", derived_head_dim),
-        )
-        .add(
-            "add_linear_biases",
-            Decl::rename("add_linear_biases", "attention_bias"),
-        )
+        .add("head_groups", Decl::rename("head_groups", "num_key_value_heads"))
+        .add("head_size", Decl::default("head_size", "head_dim", derived_head_dim))
+        .add("add_linear_biases", Decl::rename("add_linear_biases", "attention_bias"))
         .add("dropout", Decl::rename("dropout", "attention_dropout"))
         .add("causal", Decl::const_import("causal", boolean(true)))
         .add(
@@ -242,7 +216,7 @@ pub(crate) fn attention() -> Section {
         })
 }
 
-pub(crate) fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
+pub fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
     Section::of::<DecoderBlockConfig>("llama.block")
         .add("mixer", Decl::nested("mixer", mixer))
         .add("mlp", Decl::nested("mlp", mlp))
@@ -267,7 +241,7 @@ pub(crate) fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) 
         .validate("output_scale", not_enabled(&["output_scale"]))
 }
 
-pub(crate) fn embeddings() -> Section {
+pub fn embeddings() -> Section {
     Section::of::<LanguageModelEmbeddingsConfig>("llama.embeddings")
         .add("vocab_size", Decl::rename("vocab_size", "vocab_size"))
         .add("word_embeddings", Decl::ignored(&["word_embeddings"]))
@@ -275,21 +249,15 @@ pub(crate) fn embeddings() -> Section {
             "position_embeddings",
             Decl::ignored(&["position_embeddings", "num_position_embeddings"]),
         )
-        .add(
-            "embedding_scale",
-            Decl::const_import("embedding_scale", float(1.0)),
-        )
+        .add("embedding_scale", Decl::const_import("embedding_scale", float(1.0)))
         .validate("position_embeddings", not_enabled(&["position_embeddings"]))
 }
 
-pub(crate) fn head(norm: Arc<Section>) -> Section {
+pub fn head(norm: Arc<Section>) -> Section {
     Section::of::<LanguageModelHeadConfig>("llama.head")
         .add("normalization", Decl::nested("normalization", norm))
         .add("output_weight", Decl::ignored(&["output_weight"]))
-        .add(
-            "prediction_heads",
-            Decl::const_import("prediction_heads", int(1)),
-        )
+        .add("prediction_heads", Decl::const_import("prediction_heads", int(1)))
         .add(
             "final_logit_softcap",
             Decl::const_import("final_logit_softcap", Value::Null),
@@ -371,15 +339,12 @@ fn decoder(block: Arc<Section>) -> Decl {
             ])
         },
     )
-    .delegating(vec![block])
+    .delegating(vec![("decoder.block", block)])
 }
 
-pub(crate) fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
+pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
     Section::of::<GptBaseModelConfig>("llama.base_model")
-        .add(
-            "embeddings",
-            Decl::nested("embeddings", embeddings().build()),
-        )
+        .add("embeddings", Decl::nested("embeddings", embeddings().build()))
         .add("head", Decl::nested("head", head))
         .add("decoder", decoder(block))
         .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
@@ -444,9 +409,7 @@ fn no_sliding_layers(hf: &Map, _: &fastllm_core::ImportContext) -> fastllm_core:
         if first < layers {
             return Err(vec![Problem::at_hf(
                 "use_sliding_window",
-                format!(
-                    "true: layers {first}..{layers} use a sliding window, which the format cannot hold per layer"
-                ),
+                format!("true: layers {first}..{layers} use a sliding window, which the format cannot hold per layer"),
             )]);
         }
     }
@@ -472,7 +435,7 @@ fn no_sliding_layers(hf: &Map, _: &fastllm_core::ImportContext) -> fastllm_core:
     Ok(vec![])
 }
 
-pub(crate) fn qwen2_attention() -> Section {
+pub fn qwen2_attention() -> Section {
     attention()
         .named("qwen2.attention")
         .replace(
@@ -520,7 +483,7 @@ pub(crate) fn qwen2_attention() -> Section {
         .validate("layer_biases", qwen2_biases)
 }
 
-pub(crate) fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
+pub fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
     base_model(block, head)
         .named("qwen2.base_model")
         .add(
@@ -557,7 +520,7 @@ pub(crate) fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Secti
 // ---------------------------------------------------------------------------------------------
 // Mistral: no bias keys, `sliding_window` ↔ `window_size`.
 
-pub(crate) fn mistral_attention() -> Section {
+pub fn mistral_attention() -> Section {
     attention()
         .named("mistral.attention")
         .replace(
@@ -568,7 +531,7 @@ pub(crate) fn mistral_attention() -> Section {
         .without_validator("no_window")
 }
 
-pub(crate) fn mistral_mlp() -> Section {
+pub fn mistral_mlp() -> Section {
     mlp().named("mistral.mlp").replace(
         "add_linear_biases",
         Decl::const_import("add_linear_biases", boolean(false)),
@@ -578,9 +541,8 @@ pub(crate) fn mistral_mlp() -> Section {
 // ---------------------------------------------------------------------------------------------
 // MTP-Llama: `prediction_heads` is a key.
 
-pub(crate) fn mtp_head(norm: Arc<Section>) -> Section {
-    head(norm).named("mtp_llama.head").replace(
-        "prediction_heads",
-        Decl::rename("prediction_heads", "prediction_heads"),
-    )
+pub fn mtp_head(norm: Arc<Section>) -> Section {
+    head(norm)
+        .named("mtp_llama.head")
+        .replace("prediction_heads", Decl::rename("prediction_heads", "prediction_heads"))
 }

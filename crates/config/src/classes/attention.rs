@@ -208,14 +208,9 @@ impl ClassRules for AttentionConfig {
             );
         }
         if !self.causal && self.window_size.is_some() {
-            ctx.rule_at(
-                "window_size",
-                "non-causal windowed attention is not supported",
-            );
+            ctx.rule_at("window_size", "non-causal windowed attention is not supported");
         }
-        if self.implementation == AttentionImplementation::Flash
-            && self.head_size > FLASH_MAX_HEAD_SIZE
-        {
+        if self.implementation == AttentionImplementation::Flash && self.head_size > FLASH_MAX_HEAD_SIZE {
             ctx.rule_at(
                 "head_size",
                 format!(
@@ -224,8 +219,7 @@ impl ClassRules for AttentionConfig {
                 ),
             );
         }
-        if self.implementation == AttentionImplementation::SdpaNested && self.window_size.is_some()
-        {
+        if self.implementation == AttentionImplementation::SdpaNested && self.window_size.is_some() {
             ctx.rule_at(
                 "window_size",
                 "`sdpa_nested` does not support sliding window; use `sdpa` or `sdpa_dense`",

@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fastllm_config_derive::Config;
 
-use super::common::{
-    ActivationType, AffineLinearConfig, LinearConfig, NormalizationConfig, OptionalParameterConfig,
-};
+use super::common::{ActivationType, AffineLinearConfig, LinearConfig, NormalizationConfig, OptionalParameterConfig};
 use super::mixer::MixerConfig;
 use crate::checks::{greater_than_one, non_negative, positive};
 use crate::{ClassRules, Ctx, FieldSet, Map, string_enum};
@@ -83,8 +81,7 @@ fn check_lr_scale(lr_scale: Option<f64>, ctx: &mut Ctx) {
 
 impl ClassRules for MlpConfig {
     fn derive_defaults(&mut self, _ctx: &mut Ctx) {
-        self.activation
-            .get_or_insert(default_activation(self.gated));
+        self.activation.get_or_insert(default_activation(self.gated));
     }
     fn check(&mut self, ctx: &mut Ctx) {
         check_lr_scale(self.lr_scale, ctx);
@@ -148,18 +145,14 @@ pub struct MoeMlpConfig {
 
 impl ClassRules for MoeMlpConfig {
     fn derive_defaults(&mut self, _ctx: &mut Ctx) {
-        self.activation
-            .get_or_insert(default_activation(self.gated));
+        self.activation.get_or_insert(default_activation(self.gated));
     }
     fn check(&mut self, ctx: &mut Ctx) {
         check_lr_scale(self.lr_scale, ctx);
         if self.shared_experts > self.experts {
             ctx.rule_at(
                 "shared_experts",
-                format!(
-                    "must be <= experts ({} > {})",
-                    self.shared_experts, self.experts
-                ),
+                format!("must be <= experts ({} > {})", self.shared_experts, self.experts),
             );
         }
         if self.shared_experts + self.experts_per_token > self.experts {
@@ -196,20 +189,14 @@ impl ClassRules for HybridMoeMlpConfig {
         if self.routed.shared_experts != 0 {
             ctx.rule_at(
                 "routed",
-                format!(
-                    "shared_experts must be 0, got {}",
-                    self.routed.shared_experts
-                ),
+                format!("shared_experts must be 0, got {}", self.routed.shared_experts),
             );
         }
         if self.dense.gated != self.routed.gated {
             ctx.rule_at("routed", "dense.gated and routed.gated must be equal");
         }
         if self.dense.activation != self.routed.activation {
-            ctx.rule_at(
-                "routed",
-                "dense.activation and routed.activation must be equal",
-            );
+            ctx.rule_at("routed", "dense.activation and routed.activation must be equal");
         }
     }
 }
@@ -305,10 +292,7 @@ impl ClassRules for PatternBlockSequenceConfig {
         if pattern.is_empty() {
             ctx.rule_at("pattern", "no block pattern provided");
         }
-        let undefined: BTreeSet<&String> = pattern
-            .iter()
-            .filter(|name| !self.blocks.contains_key(*name))
-            .collect();
+        let undefined: BTreeSet<&String> = pattern.iter().filter(|name| !self.blocks.contains_key(*name)).collect();
         if !undefined.is_empty() {
             ctx.rule_at(
                 "pattern",

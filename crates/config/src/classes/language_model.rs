@@ -100,9 +100,9 @@ impl ClassRules for LanguageModelHeadConfig {
                 ctx.rule_at("losses", format!("loss name `{name}` is reserved"));
             }
             let monolithic = name == "monolithic"
-                || name.strip_prefix("monolithic_").is_some_and(|rest| {
-                    !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
-                });
+                || name
+                    .strip_prefix("monolithic_")
+                    .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()));
             if monolithic {
                 ctx.rule_at(
                     "losses",
@@ -136,9 +136,7 @@ fn check_loss_groups(head: &LanguageModelHeadConfig, ctx: &mut Ctx) {
             if loss.use_triton().is_some() {
                 ctx.rule_at(
                     "losses",
-                    format!(
-                        "loss `{name}` sets `use_triton`, which has no effect on a fused child loss"
-                    ),
+                    format!("loss `{name}` sets `use_triton`, which has no effect on a fused child loss"),
                 );
             }
         }
@@ -204,20 +202,14 @@ impl ClassRules for LabelEntropyLossConfig {
     }
     fn check(&mut self, ctx: &mut Ctx) {
         if self.loss_type == EntropyLossType::ReverseKl {
-            ctx.rule_at(
-                "loss_type",
-                "`reverse_kl` is not supported for a label loss",
-            );
+            ctx.rule_at("loss_type", "`reverse_kl` is not supported for a label loss");
         }
     }
 }
 
 /// `type: distillation` — match a reference model's distribution.
 #[derive(Debug, Clone, Config)]
-#[config(
-    class = "LanguageModelDistillationLossConfig",
-    type_name = "distillation"
-)]
+#[config(class = "LanguageModelDistillationLossConfig", type_name = "distillation")]
 pub struct DistillationLossConfig {
     #[field(hint = core, default = 1.0, check = non_negative)]
     pub weight: f64,

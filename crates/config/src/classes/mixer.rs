@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use fastllm_config_derive::Config;
 
 use super::attention::AttentionConfig;
-use super::common::{
-    AffineLinearConfig, CausalConv1dConfig, GatedRmsNormalizationConfig, ParameterConfig,
-};
+use super::common::{AffineLinearConfig, CausalConv1dConfig, GatedRmsNormalizationConfig, ParameterConfig};
 use crate::checks::positive;
 use crate::{ClassRules, Ctx, FieldSet, string_enum};
 
@@ -52,10 +50,7 @@ impl ClassRules for StochasticMixerConfig {
     fn check(&mut self, ctx: &mut Ctx) {
         let names: Vec<String> = match &self.mixers {
             None => {
-                ctx.rule_at(
-                    "mixers",
-                    "mixers must be provided for StochasticMixerConfig",
-                );
+                ctx.rule_at("mixers", "mixers must be provided for StochasticMixerConfig");
                 return;
             }
             Some(mixers) if mixers.is_empty() => {
@@ -74,9 +69,7 @@ impl ClassRules for StochasticMixerConfig {
             }
             Some(_) => {}
         }
-        if self.sampling_strategy == StochasticMixerSamplingStrategy::FullLayout
-            && self.sampling_weights.is_some()
-        {
+        if self.sampling_strategy == StochasticMixerSamplingStrategy::FullLayout && self.sampling_weights.is_some() {
             ctx.rule_at(
                 "sampling_weights",
                 "sampling_weights is not compatible with full_layout sampling strategy",
@@ -132,10 +125,7 @@ impl ClassRules for StochasticMixerConfig {
                 if layout.len() != common_length {
                     ctx.rule_at(
                         "predefined_layouts",
-                        format!(
-                            "entry {i} has length {}, expected {common_length}",
-                            layout.len()
-                        ),
+                        format!("entry {i} has length {}, expected {common_length}", layout.len()),
                     );
                 }
                 if !(0.0..=1.0).contains(probability) {

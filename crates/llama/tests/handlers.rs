@@ -1,0 +1,65 @@
+//! Every Llama-family handler: registered once, coverage-clean, and explainable.
+
+use fastllm_core::coverage::check_handler;
+use fastllm_core::explain;
+use fastllm_core::{handlers, registry_errors};
+use rstest::rstest;
+
+// Integration tests link the family explicitly (a crate nothing names keeps no registrations).
+use fastllm_llama as _;
+
+#[test]
+fn the_family_registers_seven_formats() {
+    let names: Vec<&str> = handlers()
+        .iter()
+        .filter(|h| h.family == fastllm_llama::FAMILY)
+        .map(|h| h.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "diffusion_llama",
+            "dream",
+            "llama",
+            "mistral",
+            "mixtral",
+            "mtp_llama",
+            "qwen2"
+        ]
+    );
+    assert!(registry_errors().is_empty(), "{:?}", registry_errors());
+}
+
+#[rstest]
+fn every_handler_passes_coverage(
+    #[values("llama", "mistral", "qwen2", "mixtral", "mtp_llama", "diffusion_llama", "dream")] name: &str,
+) {
+    let handler = fastllm_core::find(name).unwrap();
+    let report = check_handler(handler);
+    assert!(report.failures.is_empty(), "{name}: {:#?}", report.failures);
+    assert!(report.samples > 0);
+}
+
+#[rstest]
+#[case("llama", "decoder.block.mixer.heads", "num_attention_heads")]
+#[case("mistral", "decoder.block.mixer.window_size", "sliding_window")]
+#[case("mixtral", "decoder.block.mlp.experts", "num_local_experts")]
+#[case("mtp_llama", "head.prediction_heads", "prediction_heads")]
+fn explain_lists_the_mappings(#[case] name: &str, #[case] fast_llm: &str, #[case] hf: &str) {
+    let handler = fastllm_core::find(name).unwrap();
+    let rows = explain::rows(&handler.converter().base_model);
+    assert!(
+        rows.iter()
+            .any(|r| r.fast_llm == fast_llm && r.hf == hf && r.primitive == "Rename"),
+        "{rows:#?}"
+    );
+}
+
+#[test]
+fn a_mistral_like_format_is_a_short_table() {
+    // The Mistral tables are the Llama ones with entries replaced and one added.
+    let source = include_str!("../src/sections.rs");
+    let start = source.find("// Mistral:").unwrap();
+    let end = source[start..].find("// MTP-Llama").unwrap();
+    assert!(source[start..start + end].lines().count() <= 60);
+}

@@ -1,0 +1,83 @@
+//! The example format is registered, converts both ways, and passes every coverage check.
+
+use fastllm_core::config::{Form, Map, Value};
+use fastllm_core::coverage::check_handler;
+use fastllm_core::{HfLayout, find, handlers};
+
+// Naming the crate links it, and with it its registration.
+use third_party_format as _;
+
+fn hf(json: &str) -> Map {
+    Value::from_json_str(json).unwrap().as_map().unwrap().clone()
+}
+
+/// Qwen3-0.6B's published config.json (transformers 4.51).
+const QWEN3_0_6B: &str = r#"{
+  "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+  "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
+  "hidden_size": 1024, "initializer_range": 0.02, "intermediate_size": 3072,
+  "max_position_embeddings": 40960, "max_window_layers": 28, "model_type": "qwen3",
+  "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 8, "rms_norm_eps": 1e-06,
+  "rope_scaling": null, "rope_theta": 1000000, "sliding_window": null, "tie_word_embeddings": true,
+  "torch_dtype": "bfloat16", "transformers_version": "4.51.0", "use_cache": true,
+  "use_sliding_window": false, "vocab_size": 151936
+}"#;
+
+#[test]
+fn registered_beside_the_llama_family() {
+    let names: Vec<&str> = handlers().iter().map(|h| h.name).collect();
+    assert!(names.contains(&"qwen3") && names.contains(&"qwen2"), "{names:?}");
+    assert_eq!(find("qwen3").unwrap().family, "third-party-example");
+}
+
+#[test]
+fn imports_a_published_config_with_query_and_key_norms() {
+    let config = find("qwen3").unwrap().import(&hf(QWEN3_0_6B)).unwrap();
+    let architecture = Value::Map(config.to_form(Form::Architecture));
+    let mixer = architecture.as_map().unwrap()["decoder"].as_map().unwrap()["block"]
+        .as_map()
+        .unwrap()["mixer"]
+        .clone();
+    let mixer = mixer.as_map().unwrap();
+    assert_eq!(
+        mixer["head_size"],
+        Value::Int(128),
+        "1024 / 16 would be 64: head_dim is read, not derived"
+    );
+    assert_eq!(mixer["query_norm"].as_map().unwrap()["epsilon"], Value::Float(1e-6));
+    assert_eq!(
+        mixer["key_norm"].as_map().unwrap()["type"],
+        Value::Str("rms_norm".into())
+    );
+}
+
+#[test]
+fn export_round_trips_and_rejects_a_norm_epsilon_mismatch() {
+    let handler = find("qwen3").unwrap();
+    let config = handler.import(&hf(QWEN3_0_6B)).unwrap();
+    let exported = handler.export(&config, HfLayout::V5).unwrap();
+    assert_eq!(exported["head_dim"], Value::Int(128));
+    assert_eq!(handler.import(&exported).unwrap(), config);
+
+    let mut dict = config.to_form(Form::Explicit);
+    let mixer = ["decoder", "block", "mixer", "query_norm"]
+        .iter()
+        .fold(&mut dict, |m, k| match m.get_mut(*k) {
+            Some(Value::Map(inner)) => inner,
+            _ => panic!("no {k}"),
+        });
+    mixer.insert("epsilon".into(), Value::Float(1e-5));
+    let changed = fastllm_core::config::load_base_model(handler.model, &Value::Map(dict)).unwrap();
+    let error = handler.export(&changed, HfLayout::V4).unwrap_err().to_string();
+    assert!(
+        error.contains("rms_norm_eps") && error.contains("query_norm.epsilon"),
+        "{error}"
+    );
+}
+
+#[test]
+fn passes_coverage() {
+    let report = check_handler(find("qwen3").unwrap());
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    assert!(report.sections > 1 && report.samples > 0);
+}
