@@ -152,14 +152,18 @@ fn normalize(file: &Path, form: FormArg, model: ModelArg) -> Result<String, Stri
 }
 
 fn import(format: &str, file: &Path) -> Result<String, String> {
+    // A wrong format name is reported before the file is read.
+    let named = if format == "auto" {
+        None
+    } else {
+        Some(core::find(format).map_err(|e| e.to_string())?)
+    };
     let dict = read_dict(file)?;
     let hf: &Map = dict.as_map().expect("parse_document returns a mapping");
-    let handler = if format == "auto" {
-        core::detect(hf)
-    } else {
-        core::find(format)
-    }
-    .map_err(|e| format!("{}: {e}", file.display()))?;
+    let handler = match named {
+        Some(handler) => handler,
+        None => core::detect(hf).map_err(|e| format!("{}: {e}", file.display()))?,
+    };
     let config = handler.import(hf).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(Value::Map(config.to_form(Form::Architecture)).to_json_pretty())
 }
