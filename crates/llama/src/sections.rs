@@ -14,15 +14,19 @@ use fastllm_core::{Decl, HfWrite, Problem, Section, fl_value};
 
 use crate::rotary;
 
+/// An int value.
 pub fn int(i: i128) -> Value {
     Value::Int(i)
 }
+/// A float value.
 pub fn float(f: f64) -> Value {
     Value::Float(f)
 }
+/// A bool value.
 pub fn boolean(b: bool) -> Value {
     Value::Bool(b)
 }
+/// A string value.
 pub fn text(s: &str) -> Value {
     Value::Str(s.to_string())
 }
@@ -120,6 +124,7 @@ fn activation() -> Decl {
     )
 }
 
+/// The RMS norm (`rms_norm_eps`), shared by the blocks and the head.
 pub fn normalization() -> Section {
     Section::of::<RmsNormalizationConfig>("llama.normalization")
         .add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
@@ -143,10 +148,12 @@ fn mlp_declarations(section: Section) -> Section {
         .validate("layer_biases", biases_follow(&["layer_1", "layer_2"]))
 }
 
+/// Llama's gated MLP (`intermediate_size`, `mlp_bias`, `hidden_act`).
 pub fn mlp() -> Section {
     mlp_declarations(Section::of::<MlpConfig>("llama.mlp"))
 }
 
+/// Mixtral's MoE MLP: the MLP declarations plus experts and routing.
 pub fn moe_mlp() -> Section {
     mlp_declarations(Section::of::<MoeMlpConfig>("mixtral.mlp"))
         .replace(
@@ -185,6 +192,7 @@ pub fn moe_mlp() -> Section {
 /// The attention's four linear layers.
 pub const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", "dense_layer"];
 
+/// Llama's attention: heads, KV groups, `head_dim`, biases, dropout and rotary.
 pub fn attention() -> Section {
     Section::of::<AttentionConfig>("llama.attention")
         .add("heads", Decl::rename("heads", "num_attention_heads"))
@@ -216,6 +224,7 @@ pub fn attention() -> Section {
         })
 }
 
+/// A decoder block: mixer, MLP and norm sections, flat in the HF dict.
 pub fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
     Section::of::<DecoderBlockConfig>("llama.block")
         .add("mixer", Decl::nested("mixer", mixer))
@@ -241,6 +250,7 @@ pub fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) -> Sect
         .validate("output_scale", not_enabled(&["output_scale"]))
 }
 
+/// The token embeddings (`vocab_size`).
 pub fn embeddings() -> Section {
     Section::of::<LanguageModelEmbeddingsConfig>("llama.embeddings")
         .add("vocab_size", Decl::rename("vocab_size", "vocab_size"))
@@ -253,6 +263,7 @@ pub fn embeddings() -> Section {
         .validate("position_embeddings", not_enabled(&["position_embeddings"]))
 }
 
+/// The head: final norm; one prediction head, no logit softcap.
 pub fn head(norm: Arc<Section>) -> Section {
     Section::of::<LanguageModelHeadConfig>("llama.head")
         .add("normalization", Decl::nested("normalization", norm))
@@ -342,6 +353,7 @@ fn decoder(block: Arc<Section>) -> Decl {
     .delegating(vec![("decoder.block", block)])
 }
 
+/// The root: embeddings, head, decoder (`num_hidden_layers`), `hidden_size`, tied embeddings.
 pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
     Section::of::<GptBaseModelConfig>("llama.base_model")
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
@@ -435,6 +447,7 @@ fn no_sliding_layers(hf: &Map, _: &fastllm_core::ImportContext) -> fastllm_core:
     Ok(vec![])
 }
 
+/// Qwen2's attention: Q/K/V biases always, dense bias never, no `head_dim`, no sliding window.
 pub fn qwen2_attention() -> Section {
     attention()
         .named("qwen2.attention")
@@ -483,6 +496,7 @@ pub fn qwen2_attention() -> Section {
         .validate("layer_biases", qwen2_biases)
 }
 
+/// Qwen2's root: Llama's plus the `use_mrope` guard and the heads × head_size = hidden rule.
 pub fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
     base_model(block, head)
         .named("qwen2.base_model")
@@ -520,6 +534,7 @@ pub fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
 // ---------------------------------------------------------------------------------------------
 // Mistral: no bias keys, `sliding_window` ↔ `window_size`.
 
+/// Mistral's attention: no bias key, `sliding_window` ↔ `window_size`.
 pub fn mistral_attention() -> Section {
     attention()
         .named("mistral.attention")
@@ -531,6 +546,7 @@ pub fn mistral_attention() -> Section {
         .without_validator("no_window")
 }
 
+/// Mistral's MLP: no `mlp_bias` key (biases off).
 pub fn mistral_mlp() -> Section {
     mlp().named("mistral.mlp").replace(
         "add_linear_biases",
@@ -541,6 +557,7 @@ pub fn mistral_mlp() -> Section {
 // ---------------------------------------------------------------------------------------------
 // MTP-Llama: `prediction_heads` is a key.
 
+/// MTP-Llama's head: `prediction_heads` is a key.
 pub fn mtp_head(norm: Arc<Section>) -> Section {
     head(norm)
         .named("mtp_llama.head")
