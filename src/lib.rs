@@ -9,16 +9,28 @@
 
 pub mod cli;
 
+#[cfg(feature = "apriel")]
+pub use fastllm_apriel as apriel;
 pub use fastllm_config as config;
 pub use fastllm_core as core;
+#[cfg(feature = "gemma4")]
+pub use fastllm_gemma4 as gemma4;
 #[cfg(feature = "llama")]
 pub use fastllm_llama as llama;
+#[cfg(feature = "llava")]
+pub use fastllm_llava as llava;
 
 /// The format families linked into this build.
 pub fn families() -> Vec<&'static str> {
     [
         #[cfg(feature = "llama")]
         fastllm_llama::FAMILY,
+        #[cfg(feature = "apriel")]
+        fastllm_apriel::FAMILY,
+        #[cfg(feature = "gemma4")]
+        fastllm_gemma4::FAMILY,
+        #[cfg(feature = "llava")]
+        fastllm_llava::FAMILY,
     ]
     .to_vec()
 }

@@ -1,0 +1,4 @@
+//! The llava format family (in progress: no format registered yet).
+
+/// The family name in the registry.
+pub const FAMILY: &str = "llava";
