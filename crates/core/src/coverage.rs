@@ -57,10 +57,15 @@ fn collect_claims(section: &Section, prefix: &str, out: &mut BTreeSet<Claim>, st
                 }));
             }
             Decl::ImportOnly { hf, .. } => out.extend(hf.iter().map(|p| exact(join(prefix, p)))),
-            Decl::Custom { hf, delegates, .. } => {
+            Decl::Custom {
+                hf,
+                delegates,
+                hf_mount,
+                ..
+            } => {
                 out.extend(hf.iter().map(|p| exact(join(prefix, p))));
                 for (_, delegate) in delegates {
-                    collect_claims(delegate, prefix, out, stack);
+                    collect_claims(delegate, &join(prefix, hf_mount), out, stack);
                 }
             }
             Decl::Nested { section, hf_path, .. } => {

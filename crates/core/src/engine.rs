@@ -152,7 +152,17 @@ impl<'a> Exporter<'a> {
                 let Some(sub) = self.sub_map(fl, path, fl_prefix) else {
                     return;
                 };
-                self.place(section, &sub, &join(fl_prefix, path), hf, hf_prefix, *hf_path, None);
+                // A sub-section with an HF type name writes it, flat or under its path.
+                let discriminator = section.hf_type_name.map(|_| "type");
+                self.place(
+                    section,
+                    &sub,
+                    &join(fl_prefix, path),
+                    hf,
+                    hf_prefix,
+                    *hf_path,
+                    discriminator,
+                );
             }
             Decl::Dispatch {
                 fl: path,
@@ -746,6 +756,30 @@ pub fn import_sub(section: &Section, hf: &Map, context: &ImportContext) -> Resul
     } else {
         Err(importer.problems)
     }
+}
+
+/// Runs a sub-section's import on an HF dict of its own (a nested sub-config such as
+/// `text_config`), which is also the root its fallbacks read.
+pub fn import_rooted(section: &Section, hf: &Map, context: &ImportContext) -> Result<Map, Vec<Problem>> {
+    let mut importer = Importer::new(context.format, hf);
+    let mut out = Map::new();
+    importer.section(section, hf, "", &mut out, "");
+    if importer.problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(importer.problems)
+    }
+}
+
+/// Prefixes the HF keys of `problems` with `prefix`.
+pub fn under_hf(prefix: &str, problems: Vec<Problem>) -> Vec<Problem> {
+    problems
+        .into_iter()
+        .map(|mut p| {
+            p.hf = p.hf.map(|h| join(prefix, &h));
+            p
+        })
+        .collect()
 }
 
 /// Prefixes the Fast-LLM paths of `problems` with `prefix`.

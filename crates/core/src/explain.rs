@@ -69,10 +69,22 @@ fn walk(section: &Section, fl_prefix: &str, hf_prefix: &str, out: &mut Vec<Row>,
                 list(hf_prefix, hf),
                 format!("`{name}`, import only"),
             ),
-            Decl::Custom { fl, hf, delegates, .. } => {
+            Decl::Custom {
+                fl,
+                hf,
+                delegates,
+                hf_mount,
+                ..
+            } => {
                 row(list(fl_prefix, fl), list(hf_prefix, hf), format!("`{name}`"));
                 for (mount, delegate) in delegates {
-                    walk(delegate, &join(fl_prefix, mount), hf_prefix, out, depth + 1);
+                    walk(
+                        delegate,
+                        &join(fl_prefix, mount),
+                        &join(hf_prefix, hf_mount),
+                        out,
+                        depth + 1,
+                    );
                 }
             }
             Decl::Nested {

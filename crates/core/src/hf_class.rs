@@ -65,6 +65,9 @@ pub struct HfKey {
     pub ty: HfType,
     pub absent: Fill,
     pub null: Fill,
+    /// For a sub-config (`text_config`, `vision_config`): the class that loads it, chosen from
+    /// the sub-dict (`None` when absent); `Err` rejects it, naming the key.
+    pub class: Option<fn(Option<&Map>) -> Result<HfClass, String>>,
 }
 
 impl HfKey {
@@ -75,6 +78,7 @@ impl HfKey {
             ty,
             absent: Fill::Value(default),
             null: Fill::Keep,
+            class: None,
         }
     }
 
@@ -85,6 +89,18 @@ impl HfKey {
             ty,
             absent: Fill::Derive(derive),
             null: Fill::Derive(derive),
+            class: None,
+        }
+    }
+
+    /// A sub-config loaded by the class `choose` picks from the sub-dict (`None` when absent).
+    pub fn sub_config(name: &'static str, choose: fn(Option<&Map>) -> Result<HfClass, String>) -> Self {
+        HfKey {
+            name,
+            ty: HfType::Dict,
+            absent: Fill::Keep,
+            null: Fill::Keep,
+            class: Some(choose),
         }
     }
 
@@ -142,6 +158,28 @@ impl HfClass {
         let mut out = input.clone();
         let mut problems = Vec::new();
         for key in &self.keys {
+            if let Some(choose) = key.class {
+                let sub = match out.get(key.name) {
+                    Some(Value::Map(sub)) => Some(sub.clone()),
+                    None | Some(Value::Null) => None,
+                    Some(other) => {
+                        problems.push(Problem::at_hf(
+                            key.name,
+                            format!("must be a dict, found {}", show(other)),
+                        ));
+                        continue;
+                    }
+                };
+                match choose(sub.as_ref()) {
+                    Ok(class) => {
+                        let (loaded, sub_problems) = class.load(&sub.unwrap_or_default());
+                        problems.extend(crate::engine::under_hf(key.name, sub_problems));
+                        out.insert(key.name.to_string(), Value::Map(loaded));
+                    }
+                    Err(message) => problems.push(Problem::at_hf(key.name, message)),
+                }
+                continue;
+            }
             let fill = match out.get(key.name) {
                 None => &key.absent,
                 Some(Value::Null) => &key.null,

@@ -147,6 +147,8 @@ pub enum Decl {
         import: ImportFn,
         recurses: bool,
         delegates: Vec<(&'static str, Arc<Section>)>,
+        /// The HF sub-dict the delegates read and write (empty: this section's own dict).
+        hf_mount: &'static str,
     },
     /// A sub-section at `fl`, flat-merged into this HF dict or placed under `hf_path`.
     Nested {
@@ -234,6 +236,7 @@ impl Decl {
             import: Arc::new(import),
             recurses,
             delegates: Vec::new(),
+            hf_mount: "",
         }
     }
     pub fn nested(fl: &'static str, section: Arc<Section>) -> Self {
@@ -255,6 +258,20 @@ impl Decl {
     pub fn delegating(mut self, sections: Vec<(&'static str, Arc<Section>)>) -> Self {
         if let Decl::Custom { delegates, .. } = &mut self {
             *delegates = sections;
+        }
+        self
+    }
+
+    /// Like `delegating`, for sub-sections that live under the HF sub-dict `hf_mount`.
+    pub fn delegating_under(mut self, hf_mount: &'static str, sections: Vec<(&'static str, Arc<Section>)>) -> Self {
+        if let Decl::Custom {
+            delegates,
+            hf_mount: mount,
+            ..
+        } = &mut self
+        {
+            *delegates = sections;
+            *mount = hf_mount;
         }
         self
     }
