@@ -300,9 +300,10 @@ fn list_dispatch_fixed_and_pattern() {
             "blocks": {"x": {"mixer": {"heads": 4, "head_groups": 2}}, "y": {"mixer": {"type": "gdn", "value_heads": 8, "key_heads": 4}}}}}"#,
     );
     let hf = export(&section, &fl).unwrap();
+    // A flat Nested section with an HF type name writes its discriminator too (Fast-LLM semantics).
     assert_eq!(
         hf,
-        map(r#"{"layout": ["t", "g"], "layers": 3, "heads": 4, "gdn_heads": 8}"#)
+        map(r#"{"layout": ["t", "g"], "layers": 3, "heads": 4, "gdn_heads": 8, "type": "attn"}"#)
     );
     let back = import(&section, &hf).unwrap();
     let decoder = back["decoder"].as_map().unwrap();
