@@ -121,6 +121,11 @@ fn is_prefix(claim: &str, path: &[&str]) -> bool {
     parts.len() <= path.len() && parts.iter().zip(path).all(|(c, p)| *c == "*" || c == p)
 }
 
+/// `PretrainedConfig` keys a format maps at its top level but which sub-configs (`vision_config`,
+/// `text_config`) carry as unread metadata. Generic only below the top level, so a format that
+/// forgets to map one at the top still fails coverage.
+pub const GENERIC_IN_SUB_CONFIGS: &[&str] = &["tie_word_embeddings"];
+
 /// Every key of `input` (at any depth) not claimed and not generic metadata, as problems.
 pub fn check_hf_coverage(input: &Map, claims: &[Claim], allowlist: &BTreeSet<&str>) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -142,7 +147,9 @@ fn walk_hf<'a>(
         let claims_below = claims
             .iter()
             .any(|c| c.path.split('.').count() > path.len() && is_prefix_of_claim(path, &c.path));
-        if covered_recursively || path.iter().any(|segment| allowlist.contains(segment)) {
+        let generic = path.iter().any(|segment| allowlist.contains(segment))
+            || path.len() > 1 && GENERIC_IN_SUB_CONFIGS.contains(&path[path.len() - 1]);
+        if covered_recursively || generic {
             // Consumed whole, or generic metadata at any depth.
         } else if let (Value::Map(inner), true) = (value, claims_below) {
             walk_hf(inner, path, claims, allowlist, problems);

@@ -58,6 +58,9 @@ pub enum Fill {
     Derive(fn(&Map) -> Result<Value, String>),
 }
 
+/// Picks the class of a sub-config from the sub-dict (`None` when absent); `Err` rejects it.
+pub type ChooseClass = fn(Option<&Map>) -> Result<HfClass, String>;
+
 /// One key of an HF config class.
 #[derive(Clone)]
 pub struct HfKey {
@@ -67,7 +70,7 @@ pub struct HfKey {
     pub null: Fill,
     /// For a sub-config (`text_config`, `vision_config`): the class that loads it, chosen from
     /// the sub-dict (`None` when absent); `Err` rejects it, naming the key.
-    pub class: Option<fn(Option<&Map>) -> Result<HfClass, String>>,
+    pub class: Option<ChooseClass>,
 }
 
 impl HfKey {
@@ -94,7 +97,7 @@ impl HfKey {
     }
 
     /// A sub-config loaded by the class `choose` picks from the sub-dict (`None` when absent).
-    pub fn sub_config(name: &'static str, choose: fn(Option<&Map>) -> Result<HfClass, String>) -> Self {
+    pub fn sub_config(name: &'static str, choose: ChooseClass) -> Self {
         HfKey {
             name,
             ty: HfType::Dict,

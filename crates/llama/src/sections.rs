@@ -96,25 +96,31 @@ fn fast_llm_activation(hidden_act: &str) -> Option<&'static str> {
 }
 
 fn activation() -> Decl {
+    activation_key(&["hidden_act"])
+}
+
+/// An activation ↔ the HF activation name under `key[0]` (`hidden_act`, `projector_hidden_act`).
+pub fn activation_key(key: &'static [&'static str]) -> Decl {
+    let name = key[0];
     Decl::custom(
         &["activation"],
-        &["hidden_act"],
+        key,
         false,
-        |fl, _| match fl_value(fl, "activation") {
+        move |fl, _| match fl_value(fl, "activation") {
             Value::Str(a) if hf_activation(a).is_some() => {
-                Ok(vec![("hidden_act".to_string(), text(hf_activation(a).unwrap())).into()])
+                Ok(vec![(name.to_string(), text(hf_activation(a).unwrap())).into()])
             }
             other => Err(vec![Problem::at_fast_llm(
                 "activation",
                 format!("activation {} has no HF name", show(other)),
             )]),
         },
-        |hf, _| match hf.get("hidden_act") {
+        move |hf, _| match hf.get(name) {
             Some(Value::Str(a)) if fast_llm_activation(a).is_some() => {
                 Ok(vec![("activation".into(), text(fast_llm_activation(a).unwrap()))])
             }
             other => Err(vec![Problem::at_hf(
-                "hidden_act",
+                name,
                 format!(
                     "unsupported activation {} (supported: silu, relu, relu2, identity, sigmoid, gelu_pytorch_tanh, gelu)",
                     other.map(show).unwrap_or_else(|| "nothing".into())

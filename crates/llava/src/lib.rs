@@ -1,4 +1,274 @@
-//! The llava format family (in progress: no format registered yet).
+//! The Llava formats: a Pixtral vision encoder and a text model, in one `LlavaConfig`
+//! (`text_config`, `vision_config`, and the projector keys at the root).
+//!
+//! `llava` reads its `text_config` with the class its `model_type` names (MistralConfig, or
+//! LlamaConfig when `llama` or absent) and converts it with the Mistral tables.
+//!
+//! Custom pieces, and why they are not primitives:
+//! - `text_model` — the text model's fields sit at the root of the Fast-LLM multimodal config
+//!   but in the `text_config` sub-dict on the HF side, read by a class chosen per `model_type`.
+//! - Pixtral's `rotary` — `rope_theta` (v4) or `rope_parameters` (v5) ↔ a 2-D rotary.
+
+pub mod pixtral;
+
+use std::sync::{Arc, OnceLock};
+
+use fastllm_core::config::{Map, MlpConfig, ModelKind, MultiModalBaseModelConfig, Value};
+use fastllm_core::dict::show;
+use fastllm_core::engine::{export_sub, import_rooted, under, under_hf};
+use fastllm_core::{Converter, Decl, Handler, HfClass, HfKey, HfType, HfWrite, Problem, Section, fl_value, inventory};
+use fastllm_llama::classes;
+use fastllm_llama::sections::{self, boolean, int, text};
 
 /// The family name in the registry.
 pub const FAMILY: &str = "llava";
+
+/// The fields of the text model, at the root of a Fast-LLM multimodal config.
+const TEXT_FIELDS: &[&str] = &[
+    "embeddings",
+    "decoder",
+    "head",
+    "hidden_size",
+    "tied_embedding_weight",
+    "peft",
+];
+
+/// Keys of a LlamaConfig `text_config` that the Mistral tables do not read; checked on import.
+const LLAMA_TEXT_KEYS: &[&str] = &["text_config", "text_config.attention_bias", "text_config.mlp_bias"];
+
+/// The text model: the Fast-LLM root's text fields ↔ `text_config`, converted by `base`.
+pub fn text_model(base: Arc<Section>) -> Decl {
+    let (export_base, import_base) = (base.clone(), base.clone());
+    Decl::custom(
+        TEXT_FIELDS,
+        LLAMA_TEXT_KEYS,
+        true,
+        move |fl, context| {
+            let (text_config, _) = export_sub(&export_base, fl, context)?;
+            Ok(vec![HfWrite {
+                key: "text_config".into(),
+                value: Value::Map(text_config),
+                source: None,
+            }])
+        },
+        move |hf, context| {
+            let text_config = hf
+                .get("text_config")
+                .and_then(Value::as_map)
+                .cloned()
+                .unwrap_or_default();
+            let mut problems = Vec::new();
+            // LlamaConfig reads a text_config without model_type.
+            let llama = text_config.get("model_type").is_none_or(|t| t == &text("llama"));
+            for key in ["attention_bias", "mlp_bias"] {
+                match (llama, text_config.get(key)) {
+                    (_, None) | (true, Some(Value::Bool(false))) => {}
+                    (true, Some(found)) => problems.push(Problem::at_hf(
+                        format!("text_config.{key}"),
+                        format!("{}: the Llava text model has no biases", show(found)),
+                    )),
+                    (false, Some(_)) => problems.push(Problem::at_hf(
+                        format!("text_config.{key}"),
+                        "unknown key: not part of this text config class",
+                    )),
+                }
+            }
+            if llama && !matches!(text_config.get("sliding_window"), None | Some(Value::Null)) {
+                problems.push(Problem::at_hf(
+                    "text_config.sliding_window",
+                    "LlamaConfig has no sliding window",
+                ));
+            }
+            let fast_llm = import_rooted(&import_base, &text_config, context).map_err(|e| under_hf("text_config", e));
+            match fast_llm {
+                Ok(fast_llm) if problems.is_empty() => Ok(fast_llm.into_iter().collect()),
+                Ok(_) => Err(problems),
+                Err(errors) => Err(problems.into_iter().chain(under("", errors)).collect()),
+            }
+        },
+    )
+    .delegating_under("text_config", vec![("", base)])
+}
+
+/// The projector from the vision hidden size to the text hidden size (a plain MLP, written flat
+/// at the Llava root with `"type": "mlp"`).
+pub fn adapter() -> Section {
+    Section::of::<MlpConfig>("llava.adapter")
+        .hf_type("mlp")
+        .add(
+            "intermediate_size",
+            Decl::import_only(&["intermediate_size"], &[], false, |_, context| {
+                let hidden = fastllm_core::dict::get(context.root, "text_config.hidden_size").cloned();
+                Ok(vec![("intermediate_size".into(), hidden.unwrap_or(Value::Null))])
+            }),
+        )
+        .add(
+            "add_linear_biases",
+            Decl::rename("add_linear_biases", "multimodal_projector_bias"),
+        )
+        .add("gated", Decl::const_import("gated", boolean(false)))
+        .add("activation", sections::activation_key(&["projector_hidden_act"]))
+        .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
+        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
+        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .validate("layer_biases", sections::biases_follow(&["layer_1", "layer_2"]))
+}
+
+/// The Llava root, with `text_base` converting `text_config`.
+pub fn base_model(name: &'static str, text_base: Arc<Section>) -> Section {
+    Section::of::<MultiModalBaseModelConfig>(name)
+        .add("text_model", text_model(text_base))
+        .add(
+            "vision_encoder",
+            Decl::nested_under("vision_encoder", pixtral::vision_model().build(), "vision_config"),
+        )
+        .add("adapter", Decl::nested("vision_encoder.adapter", adapter().build()))
+        .add(
+            "image_token_index",
+            Decl::rename("image_token_index", "image_token_index"),
+        )
+        .add(
+            "vision_feature_select_strategy",
+            Decl::const_export("vision_feature_select_strategy", text("full")),
+        )
+        .add(
+            "vision_feature_layer",
+            Decl::const_export("vision_feature_layer", int(-1)),
+        )
+        .add(
+            "llava_hf_defaults",
+            Decl::ignored_hf(&["image_seq_length", "tie_word_embeddings", "ignore_index"]),
+        )
+        .validate("image_token_index", |fl| match fl_value(fl, "image_token_index") {
+            Value::Null => vec![Problem::at_fast_llm(
+                "image_token_index",
+                "required by Llava, found null",
+            )],
+            _ => vec![],
+        })
+        .validate("adapter_output", |fl| {
+            let (adapter, hidden) = (
+                fl_value(fl, "vision_encoder.adapter.intermediate_size"),
+                fl_value(fl, "hidden_size"),
+            );
+            if adapter == hidden {
+                vec![]
+            } else {
+                vec![Problem::at_fast_llm(
+                    "vision_encoder.adapter.intermediate_size",
+                    format!(
+                        "{} differs from hidden_size {}: Llava projects to the text hidden size",
+                        show(adapter),
+                        show(hidden)
+                    ),
+                )]
+            }
+        })
+}
+
+/// LlamaConfig as a Llava `text_config` (no sliding window; the key is accepted as `null`).
+fn llama_text_class() -> HfClass {
+    classes::llama().derive(
+        "LlamaConfig",
+        vec![HfKey::new("sliding_window", HfType::Int, Value::Null)],
+    )
+}
+
+/// The class of a Llava `text_config`, by its `model_type`.
+pub fn choose_text_class(text_config: Option<&Map>) -> Result<HfClass, String> {
+    match text_config.and_then(|t| t.get("model_type")) {
+        None => Ok(llama_text_class()),
+        Some(Value::Str(t)) if t == "llama" => Ok(llama_text_class()),
+        Some(Value::Str(t)) if t == "mistral" => Ok(classes::mistral()),
+        Some(other) => Err(format!(
+            "text model_type {} is not representable (mistral or llama)",
+            show(other)
+        )),
+    }
+}
+
+/// `LlavaConfig`, with `text_config` loaded by `text`.
+pub fn llava_class(name: &'static str, text: fn(Option<&Map>) -> Result<HfClass, String>) -> HfClass {
+    HfClass::new(
+        name,
+        vec![
+            HfKey::sub_config("text_config", text),
+            HfKey::sub_config("vision_config", pixtral::choose_vision_class),
+            HfKey::new("image_token_index", HfType::Int, int(32000)),
+            HfKey::new("projector_hidden_act", HfType::Str, text_value("gelu")),
+            HfKey::new("multimodal_projector_bias", HfType::Bool, boolean(true)),
+            HfKey::new("vision_feature_layer", HfType::Any, int(-2)),
+            HfKey::new("vision_feature_select_strategy", HfType::Str, text_value("default")),
+            HfKey::new("image_seq_length", HfType::Int, int(576)),
+            HfKey::new("ignore_index", HfType::Int, int(-100)),
+        ],
+    )
+}
+
+fn text_value(s: &str) -> Value {
+    text(s)
+}
+
+mod samples {
+    use fastllm_core::config::Value;
+
+    /// A small Llava config: a Mistral-shaped text model and a Pixtral encoder.
+    pub(crate) fn llava() -> Vec<Value> {
+        let sample = r#"{
+            "hidden_size": 64,
+            "image_token_index": 10,
+            "embeddings": {"vocab_size": 128},
+            "head": {"normalization": {"type": "rms_norm", "epsilon": 1e-5}},
+            "decoder": {"num_blocks": 2, "block": {
+                "mixer": {"heads": 4, "head_groups": 2, "head_size": 16, "add_linear_biases": false,
+                          "rotary": {"type": "default", "theta": 1000000}},
+                "mlp": {"intermediate_size": 128, "gated": true, "add_linear_biases": false},
+                "normalization": {"type": "rms_norm", "epsilon": 1e-5}}},
+            "vision_encoder": {
+                "hidden_size": 32,
+                "embeddings": {"patch_height": 4, "patch_width": 4, "normalization": {"type": "rms_norm", "epsilon": 1e-5}},
+                "encoder": {"num_blocks": 2, "block": {
+                    "mixer": {"heads": 2, "head_groups": 2, "head_size": 16, "add_linear_biases": false, "causal": false,
+                              "rotary": {"type": "default_2d", "theta": 10000}},
+                    "mlp": {"intermediate_size": 64, "gated": true, "add_linear_biases": false, "activation": "gelu"},
+                    "normalization": {"type": "rms_norm", "epsilon": 1e-5}}},
+                "adapter": {"intermediate_size": 64, "gated": false, "add_linear_biases": true, "activation": "gelu"}
+            }
+        }"#;
+        vec![Value::from_json_str(sample).expect("valid sample")]
+    }
+}
+
+fn llava() -> &'static Converter {
+    static CONVERTER: OnceLock<Converter> = OnceLock::new();
+    CONVERTER.get_or_init(|| {
+        let norm = sections::normalization().build();
+        let block = sections::block(
+            sections::mistral_attention().build(),
+            sections::mistral_mlp().build(),
+            norm.clone(),
+        )
+        .build();
+        let text_base = sections::base_model(block, sections::head(norm).build())
+            .named("llava.text_model")
+            .build();
+        Converter {
+            base_model: base_model("llava.base_model", text_base).build(),
+            hf_class: llava_class("LlavaConfig", choose_text_class),
+            samples: samples::llava(),
+        }
+    })
+}
+
+inventory::submit! {
+    Handler {
+        name: "llava",
+        family: FAMILY,
+        model_types: &["llava"],
+        architecture: "LlavaForConditionalGeneration",
+        auto_map: &[],
+        model: ModelKind::MultiModal,
+        extra_files: &[],
+        converter: llava,
+    }
+}

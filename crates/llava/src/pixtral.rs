@@ -1,0 +1,286 @@
+//! The Pixtral vision encoder (`vision_config`, `PixtralVisionConfig`) ↔ Fast-LLM's
+//! `VisionEncoderConfig`: patch embeddings, a fixed sequence of non-causal attention blocks
+//! with 2-D rotary embeddings, and its hidden size. The adapter is declared at the Llava root,
+//! where the text hidden size it projects to is visible.
+
+use fastllm_core::config::{FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, Value, VisionEncoderConfig};
+use fastllm_core::dict::show;
+use fastllm_core::hf_class::derived_head_dim;
+use fastllm_core::{Decl, Fill, HfClass, HfKey, HfType, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_llama::sections::{self, boolean, float, int, text};
+
+/// Pixtral's RMS norm: epsilon fixed at 1e-5 (`PixtralVisionConfig` has no epsilon key).
+pub fn normalization() -> Section {
+    sections::normalization()
+        .named("pixtral.normalization")
+        .replace("epsilon", Decl::const_import("epsilon", float(1e-5)))
+}
+
+fn vision_head_size(hf: &Map, _: &ImportContext) -> Writes {
+    derived_head_dim(hf)
+        .map(|v| vec![("head_size".into(), v)])
+        .map_err(|e| vec![Problem::at_hf("head_dim", e)])
+}
+
+fn rotary_export(fl: &Map, context: &fastllm_core::ExportContext) -> HfWrites {
+    let theta = fl_value(fl, "rotary.theta").clone();
+    match fl_value(fl, "rotary.type") {
+        Value::Str(t) if t == "default_2d" => {}
+        other => {
+            return Err(vec![Problem::at_fast_llm(
+                "rotary.type",
+                format!("vision rotary {} has no Pixtral form (only default_2d)", show(other)),
+            )]);
+        }
+    }
+    Ok(match context.layout {
+        fastllm_core::HfLayout::V4 => vec![("rope_theta".to_string(), theta).into()],
+        fastllm_core::HfLayout::V5 => {
+            let parameters = Map::from([
+                ("rope_theta".to_string(), theta),
+                ("rope_type".to_string(), text("default")),
+            ]);
+            vec![("rope_parameters".to_string(), Value::Map(parameters)).into()]
+        }
+    })
+}
+
+fn rotary_import(hf: &Map, _: &ImportContext) -> Writes {
+    let theta = match hf.get("rope_parameters") {
+        Some(Value::Map(parameters)) => {
+            match parameters.get("rope_type") {
+                None => {}
+                Some(Value::Str(t)) if t == "default" || t == "axial" => {}
+                Some(other) => {
+                    return Err(vec![Problem::at_hf(
+                        "rope_parameters.rope_type",
+                        format!(
+                            "vision rope type {} is not representable (default or axial)",
+                            show(other)
+                        ),
+                    )]);
+                }
+            }
+            parameters.get("rope_theta").or_else(|| hf.get("rope_theta")).cloned()
+        }
+        _ => hf.get("rope_theta").cloned(),
+    };
+    let theta = match theta {
+        Some(Value::Int(i)) => Value::Float(i as f64),
+        Some(Value::Float(f)) => Value::Float(f),
+        other => {
+            return Err(vec![Problem::at_hf(
+                "rope_theta",
+                format!(
+                    "must be a number, found {}",
+                    other.map(|v| show(&v)).unwrap_or_else(|| "nothing".into())
+                ),
+            )]);
+        }
+    };
+    let rotary = Map::from([("type".to_string(), text("default_2d")), ("theta".to_string(), theta)]);
+    Ok(vec![("rotary".into(), Value::Map(rotary))])
+}
+
+/// Pixtral's attention: non-causal, MHA (no `num_key_value_heads`), head size derived from the
+/// vision hidden size, 2-D rotary.
+pub fn attention() -> Section {
+    sections::attention()
+        .named("pixtral.attention")
+        .replace(
+            "add_linear_biases",
+            Decl::const_import("add_linear_biases", boolean(false)),
+        )
+        .replace("causal", Decl::const_import("causal", boolean(false)))
+        .replace(
+            "head_groups",
+            Decl::import_only(&["head_groups"], &[], false, |hf, _| {
+                Ok(vec![(
+                    "head_groups".into(),
+                    hf.get("num_attention_heads").cloned().unwrap_or(Value::Null),
+                )])
+            }),
+        )
+        .replace(
+            "head_size",
+            Decl::import_only(&["head_size"], &["head_dim"], false, vision_head_size),
+        )
+        .replace(
+            "rotary",
+            Decl::custom(
+                &["rotary"],
+                &[
+                    "rope_theta",
+                    "rope_parameters",
+                    "rope_parameters.rope_theta",
+                    "rope_parameters.rope_type",
+                ],
+                true,
+                rotary_export,
+                rotary_import,
+            ),
+        )
+        .validate("mha", |fl| {
+            let (heads, groups) = (fl_value(fl, "heads"), fl_value(fl, "head_groups"));
+            if heads == groups {
+                vec![]
+            } else {
+                vec![Problem::at_fast_llm(
+                    "head_groups",
+                    format!(
+                        "{} differs from heads {}: Pixtral has no grouped KV heads",
+                        show(groups),
+                        show(heads)
+                    ),
+                )]
+            }
+        })
+}
+
+fn block() -> Section {
+    let norm = normalization().build();
+    sections::block(
+        attention().build(),
+        sections::mistral_mlp().named("pixtral.mlp").build(),
+        norm,
+    )
+    .named("pixtral.block")
+}
+
+fn encoder() -> Section {
+    Section::of::<FixedBlockSequenceConfig>("pixtral.encoder")
+        .add("block", Decl::nested("block", block().build()))
+        .add("num_blocks", Decl::rename("num_blocks", "num_hidden_layers"))
+}
+
+fn embeddings() -> Section {
+    Section::of::<PatchEmbeddingsConfig>("pixtral.embeddings")
+        .add("patch_height", Decl::rename("patch_height", "patch_size"))
+        .add(
+            "patch_width",
+            Decl::import_only(&["patch_width"], &[], false, |hf, _| {
+                Ok(vec![(
+                    "patch_width".into(),
+                    hf.get("patch_size").cloned().unwrap_or(Value::Null),
+                )])
+            }),
+        )
+        .add("num_channels", Decl::const_export("num_channels", int(3)))
+        .add("normalization", Decl::nested("normalization", normalization().build()))
+        .add("patch_embeddings", Decl::ignored(&["patch_embeddings"]))
+        .validate("square_patches", |fl| {
+            let (height, width) = (fl_value(fl, "patch_height"), fl_value(fl, "patch_width"));
+            if height == width {
+                vec![]
+            } else {
+                vec![Problem::at_fast_llm(
+                    "patch_width",
+                    format!(
+                        "{} differs from patch_height {}: Pixtral patches are square",
+                        show(width),
+                        show(height)
+                    ),
+                )]
+            }
+        })
+        .validate("patch_bias", |fl| match fl_value(fl, "patch_embeddings.bias.enabled") {
+            Value::Bool(true) => vec![Problem::at_fast_llm(
+                "patch_embeddings.bias.enabled",
+                "Pixtral patches have no bias",
+            )],
+            _ => vec![],
+        })
+}
+
+/// `image_size` must be 1024: the only size the exported config describes.
+fn image_size(hf: &Map, _: &ImportContext) -> Writes {
+    match hf.get("image_size") {
+        None | Some(Value::Int(1024)) => Ok(vec![]),
+        Some(other) => Err(vec![Problem::at_hf(
+            "image_size",
+            format!("must be 1024, found {}", show(other)),
+        )]),
+    }
+}
+
+/// The vision encoder section (relative to `vision_config`).
+pub fn vision_model() -> Section {
+    Section::of::<VisionEncoderConfig>("pixtral.vision_model")
+        .add("embeddings", Decl::nested("embeddings", embeddings().build()))
+        .add("encoder", Decl::nested("encoder", encoder().build()))
+        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
+        .add("model_type", Decl::const_export("model_type", text("pixtral")))
+        .add("image_size", Decl::import_only(&[], &["image_size"], false, image_size))
+        .add("adapter", Decl::ignored(&["adapter"]))
+        .validate("head_size", |fl| {
+            let mixer = |k: &str| fl_value(fl, &format!("encoder.block.mixer.{k}")).clone();
+            match (mixer("heads"), mixer("head_size"), fl_value(fl, "hidden_size")) {
+                (Value::Int(h), Value::Int(s), Value::Int(d)) if h * s != *d => vec![Problem::at_fast_llm(
+                    "encoder.block.mixer.head_size",
+                    format!(
+                        "heads × head_size = {} differs from the vision hidden_size {d} (Pixtral derives it)",
+                        h * s
+                    ),
+                )],
+                _ => vec![],
+            }
+        })
+}
+
+/// `PixtralVisionConfig` (transformers 4.57 / 5.24 defaults).
+pub fn vision_class() -> HfClass {
+    HfClass::new(
+        "PixtralVisionConfig",
+        vec![
+            HfKey::new("hidden_size", HfType::Int, int(1024)),
+            HfKey::new("intermediate_size", HfType::Int, int(4096)),
+            HfKey::new("num_hidden_layers", HfType::Int, int(24)),
+            HfKey::new("num_attention_heads", HfType::Int, int(16)),
+            HfKey::new("num_channels", HfType::Int, int(3)),
+            HfKey::new("image_size", HfType::Int, int(1024)),
+            HfKey::new("patch_size", HfType::Int, int(16)),
+            HfKey::new("hidden_act", HfType::Str, text("gelu")),
+            HfKey::new("attention_dropout", HfType::Float, float(0.0)),
+            HfKey::new("rope_theta", HfType::Float, float(10000.0)),
+            HfKey::new("rope_parameters", HfType::Dict, Value::Null),
+            // `head_dim` must be the derived value: check a present one against it.
+            HfKey {
+                absent: Fill::Keep,
+                null: Fill::Keep,
+                ..HfKey::new("head_dim", HfType::Int, Value::Null)
+            },
+        ],
+    )
+}
+
+/// Chooses the vision class: `model_type` must be `pixtral` (absent means LlavaConfig's CLIP default).
+pub fn choose_vision_class(vision: Option<&Map>) -> Result<HfClass, String> {
+    match vision.and_then(|v| v.get("model_type")) {
+        Some(Value::Str(t)) if t == "pixtral" => {
+            let class = vision_class();
+            if let Some(vision) = vision
+                && let Some(head_dim) = vision.get("head_dim")
+                && !matches!(head_dim, Value::Null)
+            {
+                let loaded = class.load(vision).0;
+                let derived = derived_head_dim(&loaded).map_err(|e| format!("head_dim: {e}"))?;
+                if &derived != head_dim {
+                    return Err(format!(
+                        "head_dim {} differs from hidden_size / num_attention_heads = {} (Pixtral derives it)",
+                        show(head_dim),
+                        show(&derived)
+                    ));
+                }
+            }
+            Ok(class)
+        }
+        Some(other) => Err(format!(
+            "model_type {} is not representable (only pixtral vision encoders)",
+            show(other)
+        )),
+        None => Err(
+            "missing or without model_type: LlavaConfig would build a CLIP vision encoder, which is not representable"
+                .into(),
+        ),
+    }
+}
