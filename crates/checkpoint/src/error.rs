@@ -1,0 +1,66 @@
+//! Checkpoint IO errors: each names the file and, where there is one, the tensor.
+
+use std::path::PathBuf;
+
+/// Why a checkpoint could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid safetensors file: {message}")]
+    Safetensors { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error(
+        "{path}: a pickle checkpoint (`.bin`) is never unpickled: it can run arbitrary code. Convert it to safetensors first \
+         (e.g. `model.save_pretrained(dir, safe_serialization=True)` in transformers)"
+    )]
+    Pickle { path: PathBuf },
+    #[error("{path}: no weights found (expected model.safetensors or model.safetensors.index.json)")]
+    NoWeights { path: PathBuf },
+    #[error("{path}: shard `{shard}` listed in the index is missing")]
+    MissingShard { path: PathBuf, shard: String },
+    #[error("{path}: shard name `{shard}` must be a file name in the checkpoint directory")]
+    UnsafeShardName { path: PathBuf, shard: String },
+    #[error("{path}: tensor `{tensor}` is listed in the index for `{shard}` but is not in that file")]
+    TensorNotInShard {
+        path: PathBuf,
+        tensor: String,
+        shard: String,
+    },
+    #[error("{path}: tensor `{tensor}` is in `{first}` and `{second}`")]
+    DuplicateTensor {
+        path: PathBuf,
+        tensor: String,
+        first: String,
+        second: String,
+    },
+    #[error("{path}: tensor `{tensor}` is in `{shard}` but not in the index")]
+    UnindexedTensor {
+        path: PathBuf,
+        tensor: String,
+        shard: String,
+    },
+    #[error("{path}: output exists; pass --force to replace it")]
+    OutputExists { path: PathBuf },
+}
+
+impl CheckpointError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        CheckpointError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        CheckpointError::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Checkpoint IO for HF and Fast-LLM checkpoints.
+//!
+//! Reading maps every safetensors file and validates its header with HF's `safetensors` crate
+//! (zero-copy: tensor bytes are borrowed from the map). A checkpoint directory is checked as a
+//! whole before anything is converted: an index that names a missing shard, a tensor found in no
+//! shard or in two, a shard name escaping the directory, or a pickle checkpoint is an error
+//! naming the file and tensor.
+//!
+//! Writing ([`writer`]) keeps the caller's tensor order, writes files readable by everyone
+//! (0644), and builds the whole output beside its final path before renaming it into place.
+
+mod error;
+mod read;
+pub mod writer;
+
+pub use error::CheckpointError;
+pub use read::{Checkpoint, FileSet, HfCheckpoint, TensorRef, open_fast_llm, open_hf};
+
+/// Element type of a tensor, by its safetensors name (`F32`, `BF16`, ...), with its byte size.
+pub fn dtype_size(dtype: &str) -> Option<usize> {
+    Some(match dtype {
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+        "I16" | "U16" | "F16" | "BF16" => 2,
+        "I32" | "U32" | "F32" => 4,
+        "I64" | "U64" | "F64" => 8,
+        _ => return None,
+    })
+}

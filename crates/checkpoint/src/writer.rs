@@ -1,0 +1,210 @@
+//! Writing checkpoints: safetensors files in the caller's tensor order, and an output directory
+//! that appears at its final path only once complete.
+//!
+//! HF's `safetensors` writer is not used: it reorders tensors (by dtype alignment, then name),
+//! is single-threaded, and creates its file through a temporary file with mode 0600.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{CheckpointError, dtype_size};
+
+/// A tensor to write: name, dtype (safetensors name) and shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<usize>,
+}
+
+impl TensorSpec {
+    /// The byte size of the tensor, or `None` for an unknown dtype or an overflowing shape.
+    pub fn byte_len(&self) -> Option<usize> {
+        self.shape
+            .iter()
+            .try_fold(dtype_size(&self.dtype)?, |acc, &d| acc.checked_mul(d))
+    }
+}
+
+/// Counts bytes so a fill callback writing the wrong amount is caught.
+struct Counting<W> {
+    inner: W,
+    written: usize,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes a safetensors file with `tensors` in this order; `fill(i, out)` writes tensor `i`'s
+/// bytes. The header is padded to 8 bytes, as the format recommends.
+pub fn write_safetensors(
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+    tensors: &[TensorSpec],
+    mut fill: impl FnMut(usize, &mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), CheckpointError> {
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        let meta: serde_json::Map<String, serde_json::Value> = metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        header.insert("__metadata__".into(), serde_json::Value::Object(meta));
+    }
+    let mut offset = 0usize;
+    let mut lengths = Vec::with_capacity(tensors.len());
+    for tensor in tensors {
+        let len = tensor.byte_len().ok_or_else(|| {
+            CheckpointError::invalid(
+                path,
+                format!(
+                    "tensor `{}`: dtype {} or shape {:?} unusable",
+                    tensor.name, tensor.dtype, tensor.shape
+                ),
+            )
+        })?;
+        let entry =
+            serde_json::json!({"dtype": tensor.dtype, "shape": tensor.shape, "data_offsets": [offset, offset + len]});
+        if header.insert(tensor.name.clone(), entry).is_some() {
+            return Err(CheckpointError::invalid(
+                path,
+                format!("tensor `{}` written twice", tensor.name),
+            ));
+        }
+        lengths.push(len);
+        offset += len;
+    }
+    let mut header_bytes = serde_json::to_vec(&header).expect("a JSON map serializes");
+    while header_bytes.len() % 8 != 0 {
+        header_bytes.push(b' ');
+    }
+    let file = File::create(path).map_err(|e| CheckpointError::io(path, e))?;
+    let mut out = Counting {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        written: 0,
+    };
+    let io = |e| CheckpointError::io(path, e);
+    out.write_all(&(header_bytes.len() as u64).to_le_bytes()).map_err(io)?;
+    out.write_all(&header_bytes).map_err(io)?;
+    for (i, (tensor, len)) in tensors.iter().zip(&lengths).enumerate() {
+        let before = out.written;
+        fill(i, &mut out).map_err(io)?;
+        let written = out.written - before;
+        if written != *len {
+            return Err(CheckpointError::invalid(
+                path,
+                format!(
+                    "tensor `{}`: wrote {written} bytes, its shape and dtype need {len}",
+                    tensor.name
+                ),
+            ));
+        }
+    }
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|e| CheckpointError::io(path, e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    readable_by_all(path)
+}
+
+/// Mode 0644: a checkpoint is read by other users and services.
+pub fn readable_by_all(path: &Path) -> Result<(), CheckpointError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| CheckpointError::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// An output directory built beside its final path and renamed into place by [`commit`]; dropped
+/// uncommitted, it is removed, so nothing appears at the output path unless everything succeeded.
+///
+/// [`commit`]: OutputDir::commit
+pub struct OutputDir {
+    target: PathBuf,
+    staging: PathBuf,
+    force: bool,
+    committed: bool,
+}
+
+impl OutputDir {
+    /// Starts an output at `target`; an existing `target` is an error unless `force`.
+    pub fn create(target: &Path, force: bool) -> Result<Self, CheckpointError> {
+        if target.exists() && !force {
+            return Err(CheckpointError::OutputExists {
+                path: target.to_path_buf(),
+            });
+        }
+        let name = target
+            .file_name()
+            .ok_or_else(|| CheckpointError::invalid(target, "not a directory name"))?;
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let staging = parent.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| CheckpointError::io(&staging, e))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(|e| CheckpointError::io(&staging, e))?;
+        Ok(OutputDir {
+            target: target.to_path_buf(),
+            staging,
+            force,
+            committed: false,
+        })
+    }
+
+    /// Where to write a file of the output.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.staging.join(file)
+    }
+
+    /// Writes a small text file of the output.
+    pub fn write_text(&self, file: &str, text: &str) -> Result<(), CheckpointError> {
+        let path = self.path(file);
+        std::fs::write(&path, text).map_err(|e| CheckpointError::io(&path, e))?;
+        readable_by_all(&path)
+    }
+
+    /// Moves the finished output to its final path.
+    pub fn commit(mut self) -> Result<PathBuf, CheckpointError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.staging, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| CheckpointError::io(&self.staging, e))?;
+        }
+        if self.target.exists() && self.force {
+            let old = self.staging.with_extension("replaced");
+            std::fs::rename(&self.target, &old).map_err(|e| CheckpointError::io(&self.target, e))?;
+            std::fs::rename(&self.staging, &self.target).map_err(|e| CheckpointError::io(&self.target, e))?;
+            let _ = std::fs::remove_dir_all(&old);
+        } else {
+            std::fs::rename(&self.staging, &self.target).map_err(|e| CheckpointError::io(&self.target, e))?;
+        }
+        self.committed = true;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for OutputDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
