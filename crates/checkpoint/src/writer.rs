@@ -85,7 +85,7 @@ pub fn write_safetensors(
         offset += len;
     }
     let mut header_bytes = serde_json::to_vec(&header).expect("a JSON map serializes");
-    while header_bytes.len() % 8 != 0 {
+    while !header_bytes.len().is_multiple_of(8) {
         header_bytes.push(b' ');
     }
     let file = File::create(path).map_err(|e| CheckpointError::io(path, e))?;

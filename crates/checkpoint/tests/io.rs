@@ -150,7 +150,7 @@ fn writing_keeps_order_mode_and_length() {
     small_file(&path, &["z", "a"]);
     let bytes = std::fs::read(&path).unwrap();
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    assert_eq!(header_len % 8, 0);
+    assert!(header_len.is_multiple_of(8));
     let header: serde_json_like::Header = serde_json_like::parse(&bytes[8..8 + header_len]);
     assert_eq!(header.offsets("z"), (0, 8), "written in the caller's order, not sorted");
     assert_eq!(header.offsets("a"), (8, 16));
