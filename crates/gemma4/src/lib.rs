@@ -1,4 +1,58 @@
-//! The gemma4 format family (in progress: no format registered yet).
+//! The Gemma 4 checkpoint format (`gemma4`, HF `model_type` `gemma4_text`), config side,
+//! registered with the format registry.
+//!
+//! A Fast-LLM pattern of `sliding_attention` and `full_attention` decoder blocks ↔ transformers'
+//! flat `Gemma4TextConfig` ([`classes`]). Everything is declared in [`sections`] except these
+//! Customs, each a transform no primitive expresses:
+//!
+//! * `decoder` ([`decoder`]) — two Fast-LLM blocks ↔ one flat HF dict plus `layer_types` and
+//!   `num_hidden_layers`; the block section is chosen by layer type and by the bool
+//!   `enable_moe_block`, and both blocks' writes merge through the safe set.
+//! * full-attention `head_groups` — written to `num_global_key_value_heads` with shared K/V
+//!   (`attention_k_eq_v`), else to `num_key_value_heads` (which must then match the sliding
+//!   layers); read from `per_layer_config`, `num_global_key_value_heads` or
+//!   `num_key_value_heads` by the same rule.
+//! * `activation` — a value mapping (`gelu` ↔ `gelu_pytorch_tanh`, `squared_relu` ↔ `relu2`).
+//! * `use_bidirectional_attention` — HF-only: `null` and `"vision"` read as a causal text
+//!   decoder, `"all"` is rejected; export writes `null`.
+//!
+//! Import-only pieces, because HF has no key for them: `embedding_scale` and
+//! `router_input_scale` (`hidden_size ** ±0.5`, checked exactly on export by root validators),
+//! the frozen `output_scale`, a dense block's pre-MLP norm (a copy of the block norm), and the
+//! transformers 5.24 `per_layer_config` check ([`per_layer`]).
+
+pub mod classes;
+pub mod decoder;
+pub mod per_layer;
+mod samples;
+pub mod sections;
+
+use std::sync::OnceLock;
+
+use fastllm_core::config::ModelKind;
+use fastllm_core::{Converter, Handler, inventory};
 
 /// The family name in the registry.
 pub const FAMILY: &str = "gemma4";
+
+fn gemma4() -> &'static Converter {
+    static CONVERTER: OnceLock<Converter> = OnceLock::new();
+    CONVERTER.get_or_init(|| Converter {
+        base_model: sections::base_model().build(),
+        hf_class: classes::gemma4_text(),
+        samples: samples::gemma4(),
+    })
+}
+
+inventory::submit! {
+    Handler {
+        name: "gemma4",
+        family: FAMILY,
+        model_types: &["gemma4_text"],
+        architecture: "Gemma4ForCausalLM",
+        auto_map: &[],
+        model: ModelKind::Gpt,
+        extra_files: &[],
+        converter: gemma4,
+    }
+}

@@ -1,0 +1,501 @@
+//! `apriel2_text`: an HF layout mirroring Fast-LLM's modular config — a typed `decoder`
+//! (`fixed` / `pattern`), typed mixers (`attention`, `mamba`, `gdn`, `kda`, `stochastic`), typed
+//! rotary, MLP and norms — so it is built almost entirely from Rename, Optional, Nested, Dispatch
+//! and TypedDict, reusing the Llama tables for the block, embeddings, head and root.
+//!
+//! Custom pieces, and why they are not primitives:
+//! - `activation` — a value mapping (`gelu` ↔ `gelu_pytorch_tanh`, `squared_relu` ↔ `relu2`).
+//!
+//! Deliberately stricter than the reference: `causal`, `softmax_scale_power`, Mamba
+//! `repeat_kv_before_conv`, the GDN norm and the KDA norm's `zero_centered` have no HF key, so
+//! export requires the value import implies (ConstImport) instead of dropping them; a block or
+//! head norm other than RMS is rejected both ways (the weights have RMS norms only).
+
+use std::sync::Arc;
+
+use fastllm_core::config::{
+    AffineLinearConfig, AttentionConfig, DefaultRotaryConfig, FixedBlockSequenceConfig, GatedDeltaNetConfig,
+    KimiDeltaAttentionConfig, Llama3RotaryConfig, MambaConfig, MlpConfig, OptionalParameterConfig,
+    PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
+};
+use fastllm_core::dict::show;
+use fastllm_core::{Decl, Problem, Section, fl_value};
+use fastllm_llama::sections::{self as llama, LINEAR_LAYERS, boolean, float, int, text};
+
+use crate::hybrid;
+
+/// Fast-LLM activation → HF name (`ActivationType.hf_name`).
+fn hf_activation(activation: &str) -> Option<&'static str> {
+    Some(match activation {
+        "gelu" => "gelu_pytorch_tanh",
+        "silu" => "silu",
+        "relu" => "relu",
+        "squared_relu" => "relu2",
+        "identity" => "identity",
+        "sigmoid" => "sigmoid",
+        _ => return None,
+    })
+}
+
+/// HF name → Fast-LLM activation (HF `gelu` reads as Fast-LLM's tanh GELU, as Fast-LLM does).
+fn fast_llm_activation(hidden_act: &str) -> Option<&'static str> {
+    Some(match hidden_act {
+        "gelu_pytorch_tanh" | "gelu" => "gelu",
+        "silu" => "silu",
+        "relu" => "relu",
+        "relu2" => "squared_relu",
+        "identity" => "identity",
+        "sigmoid" => "sigmoid",
+        _ => return None,
+    })
+}
+
+/// The MLP activation ↔ HF `activation` (HF names).
+pub fn activation() -> Decl {
+    Decl::custom(
+        &["activation"],
+        &["activation"],
+        false,
+        |fl, _| match fl_value(fl, "activation") {
+            Value::Str(a) if hf_activation(a).is_some() => {
+                Ok(vec![("activation".to_string(), text(hf_activation(a).unwrap())).into()])
+            }
+            other => Err(vec![Problem::at_fast_llm(
+                "activation",
+                format!("activation {} has no HF name", show(other)),
+            )]),
+        },
+        |hf, _| match hf.get("activation") {
+            Some(Value::Str(a)) if fast_llm_activation(a).is_some() => {
+                Ok(vec![("activation".into(), text(fast_llm_activation(a).unwrap()))])
+            }
+            other => Err(vec![Problem::at_hf(
+                "activation",
+                format!(
+                    "unsupported activation {} (supported: silu, relu, relu2, identity, sigmoid, gelu_pytorch_tanh, gelu)",
+                    other.map(show).unwrap_or_else(|| "nothing".into())
+                ),
+            )]),
+        },
+    )
+}
+
+/// `<layer>.bias.enabled` ↔ HF `<layer>.bias.enabled`, written only when set; the layers' other
+/// sub-configs (weights) carry nothing to convert.
+fn per_layer_biases(section: Section, layers: &'static [&'static str], paths: &'static [&'static str]) -> Section {
+    let section = section.add("linear_layers", Decl::ignored(layers));
+    paths.iter().fold(section, |section, &path| {
+        section.add(path, Decl::optional(path, path, Value::Null))
+    })
+}
+
+/// The typed rotary: `default` ↔ `mistral_1d` (HF `default` also read), `llama3`, `yarn`, with
+/// Fast-LLM field names.
+pub fn rotary_sections() -> Vec<Arc<Section>> {
+    let theta = || Decl::default("theta", "theta", |_| Ok(float(10000.0)));
+    let default = |hf_type: &'static str| {
+        Section::of::<DefaultRotaryConfig>("apriel2.rotary_default")
+            .hf_type(hf_type)
+            .add("theta", theta())
+            .build()
+    };
+    let llama3 = Section::of::<Llama3RotaryConfig>("apriel2.rotary_llama3")
+        .hf_type("llama3")
+        .add("theta", theta())
+        .add("scale_factor", Decl::rename("scale_factor", "scale_factor"))
+        .add(
+            "low_frequency_factor",
+            Decl::rename("low_frequency_factor", "low_frequency_factor"),
+        )
+        .add(
+            "high_frequency_factor",
+            Decl::rename("high_frequency_factor", "high_frequency_factor"),
+        )
+        .add(
+            "original_context_length",
+            Decl::rename("original_context_length", "original_context_length"),
+        )
+        .build();
+    let yarn = Section::of::<YarnRotaryConfig>("apriel2.rotary_yarn")
+        .hf_type("yarn")
+        .add("theta", theta())
+        .add("scale_factor", Decl::rename("scale_factor", "scale_factor"))
+        .add("attention_factor", Decl::rename("attention_factor", "attention_factor"))
+        .add("beta_fast", Decl::rename("beta_fast", "beta_fast"))
+        .add("beta_slow", Decl::rename("beta_slow", "beta_slow"))
+        .add(
+            "original_context_length",
+            Decl::rename("original_context_length", "original_context_length"),
+        )
+        .build();
+    vec![default("mistral_1d"), llama3, yarn, default("default")]
+}
+
+/// `rotary` ↔ HF `rotary`, dispatched on its type.
+pub fn rotary(sections: Vec<Arc<Section>>) -> Decl {
+    Decl::Dispatch {
+        fl: "rotary",
+        hf_path: Some("rotary"),
+        key: "type",
+        sections,
+    }
+}
+
+/// Attention (`type: attention`): heads, typed rotary, biases (shared and per layer), window.
+pub fn attention() -> Section {
+    let section = Section::of::<AttentionConfig>("apriel2.attention")
+        .hf_type("attention")
+        .add("heads", Decl::rename("heads", "heads"))
+        .add("head_groups", Decl::rename("head_groups", "head_groups"))
+        .add("head_size", Decl::rename("head_size", "head_size"))
+        .add("rotary", rotary(rotary_sections()))
+        .add(
+            "add_linear_biases",
+            Decl::optional("add_linear_biases", "add_linear_biases", boolean(true)),
+        )
+        .add("window_size", Decl::optional("window_size", "window_size", Value::Null))
+        .add("causal", Decl::const_import("causal", boolean(true)))
+        .add(
+            "softmax_scale_power",
+            Decl::const_import("softmax_scale_power", float(0.5)),
+        )
+        .add("query_norm", Decl::const_import("query_norm", Value::Null))
+        .add("key_norm", Decl::const_import("key_norm", Value::Null))
+        .add("value_norm", Decl::const_import("value_norm", Value::Null))
+        .add(
+            "shared_key_value",
+            Decl::const_import("shared_key_value", boolean(false)),
+        );
+    per_layer_biases(
+        section,
+        LINEAR_LAYERS,
+        &[
+            "query_layer.bias.enabled",
+            "key_layer.bias.enabled",
+            "value_layer.bias.enabled",
+            "dense_layer.bias.enabled",
+        ],
+    )
+}
+
+/// A bias flag (`OptionalParameterConfig.enabled`) ↔ an HF key written even when `null`
+/// (absent on import: unset).
+fn bias_flag(hf: &'static str) -> Arc<Section> {
+    Section::of::<OptionalParameterConfig>("apriel2.bias")
+        .add("enabled", Decl::default("enabled", hf, |_| Ok(Value::Null)))
+        .build()
+}
+
+/// Mamba (`type: mamba`): dimensions by name, `d_conv`, raw `conv_bias` / `dt_proj_bias`.
+pub fn mamba() -> Section {
+    Section::of::<MambaConfig>("apriel2.mamba")
+        .hf_type("mamba")
+        .add("state_size", Decl::rename("state_size", "state_size"))
+        .add("d_inner", Decl::rename("d_inner", "d_inner"))
+        .add(
+            "add_linear_biases",
+            Decl::rename("add_linear_biases", "add_linear_biases"),
+        )
+        .add("d_xb", Decl::rename("d_xb", "d_xb"))
+        .add("dt_rank", Decl::rename("dt_rank", "dt_rank"))
+        .add(
+            "convolution_layer",
+            Decl::nested(
+                "convolution_layer",
+                hybrid::convolution(Decl::default("kernel_size", "d_conv", |_| Ok(int(4))))
+                    .replace("weight", Decl::ignored(&["weight"]))
+                    .add("bias", Decl::nested("bias", bias_flag("conv_bias")))
+                    .build(),
+            ),
+        )
+        .add(
+            "dt_layer",
+            Decl::nested(
+                "dt_layer",
+                Section::of::<AffineLinearConfig>("apriel2.dt_layer")
+                    .add("weight", Decl::ignored(&["weight"]))
+                    .add("bias", Decl::nested("bias", bias_flag("dt_proj_bias")))
+                    .build(),
+            ),
+        )
+        .add(
+            "repeat_kv_before_conv",
+            Decl::const_import("repeat_kv_before_conv", boolean(true)),
+        )
+        .add(
+            "layers_unmapped",
+            Decl::ignored(&[
+                "z_layer",
+                "x_layer",
+                "b_layer",
+                "c_layer",
+                "output_layer",
+                "dt_input_layer",
+                "a_log_weight",
+                "d_weight",
+            ]),
+        )
+}
+
+/// GDN (`type: gdn`): heads and dims by name, `convolution_layer.kernel_size`.
+pub fn gdn() -> Section {
+    Section::of::<GatedDeltaNetConfig>("apriel2.gdn")
+        .hf_type("gdn")
+        .add("value_heads", Decl::rename("value_heads", "value_heads"))
+        .add("key_heads", Decl::rename("key_heads", "key_heads"))
+        .add("key_head_dim", Decl::rename("key_head_dim", "key_head_dim"))
+        .add("value_head_dim", Decl::rename("value_head_dim", "value_head_dim"))
+        .add("convolution_layer", conv_kernel())
+        .add(
+            "normalization",
+            Decl::nested("normalization", hybrid::gdn_normalization().build()),
+        )
+        .add(
+            "layers_unmapped",
+            Decl::ignored(&[
+                "qkv_projection_layer",
+                "ba_projection_layer",
+                "output_layer",
+                "dt_bias_weight",
+                "a_log_weight",
+            ]),
+        )
+        .validate(
+            "no_biases",
+            hybrid::no_biases(&[
+                "qkv_projection_layer",
+                "ba_projection_layer",
+                "output_layer",
+                "convolution_layer",
+            ]),
+        )
+}
+
+/// `convolution_layer.kernel_size` ↔ HF `convolution_layer.kernel_size` (absent: 4).
+fn conv_kernel() -> Decl {
+    Decl::nested(
+        "convolution_layer",
+        hybrid::convolution(Decl::default("kernel_size", "convolution_layer.kernel_size", |_| {
+            Ok(int(4))
+        }))
+        .build(),
+    )
+}
+
+/// KDA (`type: kda`): heads, head dim, conv kernel, norm epsilon.
+pub fn kda() -> Section {
+    Section::of::<KimiDeltaAttentionConfig>("apriel2.kda")
+        .hf_type("kda")
+        .add("heads", Decl::rename("heads", "heads"))
+        .add("head_dim", Decl::rename("head_dim", "head_dim"))
+        .add("convolution_layer", conv_kernel())
+        .add(
+            "normalization",
+            Decl::nested(
+                "normalization",
+                hybrid::gdn_normalization()
+                    .named("apriel2.kda_normalization")
+                    .replace(
+                        "epsilon",
+                        Decl::default("epsilon", "normalization.epsilon", |_| Ok(float(1e-5))),
+                    )
+                    .build(),
+            ),
+        )
+        .add(
+            "layers_unmapped",
+            Decl::ignored(&[
+                "q_projection_layer",
+                "k_projection_layer",
+                "v_projection_layer",
+                "f_a_projection_layer",
+                "f_b_projection_layer",
+                "g_a_projection_layer",
+                "g_b_projection_layer",
+                "beta_projection_layer",
+                "output_projection_layer",
+                "dt_bias_weight",
+                "a_log_weight",
+            ]),
+        )
+        .validate("no_biases", hybrid::no_biases(KDA_LAYERS))
+}
+
+/// The KDA layers, none of which has a bias in the format.
+const KDA_LAYERS: &[&str] = &[
+    "q_projection_layer",
+    "k_projection_layer",
+    "v_projection_layer",
+    "f_a_projection_layer",
+    "f_b_projection_layer",
+    "g_a_projection_layer",
+    "g_b_projection_layer",
+    "beta_projection_layer",
+    "output_projection_layer",
+    "convolution_layer",
+];
+
+/// The leaf mixers a stochastic mixer may hold.
+pub fn leaf_mixers() -> Vec<Arc<Section>> {
+    vec![attention().build(), mamba().build(), gdn().build(), kda().build()]
+}
+
+/// Stochastic (`type: stochastic`): a typed dict of leaf mixers, the main one, the sampling.
+pub fn stochastic() -> Section {
+    Section::of::<StochasticMixerConfig>("apriel2.stochastic")
+        .hf_type("stochastic")
+        .add(
+            "mixers",
+            Decl::TypedDict {
+                fl: "mixers",
+                hf: "mixers",
+                key: "type",
+                sections: leaf_mixers(),
+            },
+        )
+        .add("main_mixer_name", Decl::rename("main_mixer_name", "main_mixer_name"))
+        .add(
+            "sampling_strategy",
+            Decl::optional("sampling_strategy", "sampling_strategy", text("uniform")),
+        )
+}
+
+/// The typed RMS norm (`{type: rms_norm, epsilon}`).
+pub fn normalization() -> Section {
+    llama::normalization()
+        .named("apriel2.normalization")
+        .hf_type("rms_norm")
+        .replace("epsilon", Decl::rename("epsilon", "epsilon"))
+}
+
+/// The MLP (`type: mlp`): sizes, gating, biases (shared and per layer), activation.
+pub fn mlp() -> Section {
+    let section = Section::of::<MlpConfig>("apriel2.mlp")
+        .hf_type("mlp")
+        .add(
+            "intermediate_size",
+            Decl::rename("intermediate_size", "intermediate_size"),
+        )
+        .add("gated", Decl::rename("gated", "gated"))
+        .add(
+            "add_linear_biases",
+            Decl::rename("add_linear_biases", "add_linear_biases"),
+        )
+        .add("activation", activation())
+        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
+        .add("post_norm", Decl::const_import("post_norm", Value::Null));
+    per_layer_biases(
+        section,
+        &["layer_1", "layer_2"],
+        &["layer_1.bias.enabled", "layer_2.bias.enabled"],
+    )
+}
+
+/// A block: `mixer` dispatched on its type, `mlp` and `normalization` typed sub-dicts (Llama's
+/// block table with those three entries replaced).
+pub fn block(mixers: Vec<Arc<Section>>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
+    llama::block(norm.clone(), mlp.clone(), norm.clone())
+        .named("apriel2.block")
+        .replace(
+            "mixer",
+            Decl::Dispatch {
+                fl: "mixer",
+                hf_path: Some("mixer"),
+                key: "type",
+                sections: mixers,
+            },
+        )
+        .replace("mlp", Decl::nested_under("mlp", mlp, "mlp"))
+        .replace(
+            "normalization",
+            Decl::nested_under("normalization", norm, "normalization"),
+        )
+}
+
+/// The text block: every leaf mixer plus stochastic.
+pub fn text_block() -> Arc<Section> {
+    let mut mixers = leaf_mixers();
+    mixers.push(stochastic().build());
+    block(mixers, mlp().build(), normalization().build()).build()
+}
+
+/// A `fixed` block sequence: `num_blocks`, `block`.
+pub fn fixed_blocks(block: Arc<Section>) -> Section {
+    Section::of::<FixedBlockSequenceConfig>("apriel2.decoder_fixed")
+        .hf_type("fixed")
+        .add("num_blocks", Decl::rename("num_blocks", "num_blocks"))
+        .add("block", Decl::nested_under("block", block, "block"))
+}
+
+/// The typed decoder: `fixed` (`num_blocks`, `block`) or `pattern` (`num_blocks`, `pattern`,
+/// `blocks` by name).
+pub fn decoder(block: Arc<Section>) -> Decl {
+    let fixed = fixed_blocks(block.clone()).build();
+    let pattern = Section::of::<PatternBlockSequenceConfig>("apriel2.decoder_pattern")
+        .hf_type("pattern")
+        .add("num_blocks", Decl::rename("num_blocks", "num_blocks"))
+        .add("pattern", Decl::rename("pattern", "pattern"))
+        .add(
+            "blocks",
+            Decl::TypedDict {
+                fl: "blocks",
+                hf: "blocks",
+                key: "type",
+                sections: vec![block],
+            },
+        )
+        .build();
+    Decl::Dispatch {
+        fl: "decoder",
+        hf_path: Some("decoder"),
+        key: "type",
+        sections: vec![fixed, pattern],
+    }
+}
+
+/// The head: Llama's, with the norm a typed sub-dict.
+pub fn head() -> Section {
+    llama::head(normalization().build()).named("apriel2.head").replace(
+        "normalization",
+        Decl::nested_under("normalization", normalization().build(), "normalization"),
+    )
+}
+
+/// The apriel2_text root (`GPTBaseModelConfig`): Llama's root with the typed `decoder` and `head`;
+/// `vocab_size`, `hidden_size` and `tie_word_embeddings` at the top.
+pub fn base_model() -> Section {
+    let block = text_block();
+    let head = head().build();
+    llama::base_model(block.clone(), head.clone())
+        .named("apriel2_text.base_model")
+        .replace("decoder", decoder(block))
+        .replace("head", Decl::nested_under("head", head, "head"))
+        // Apriel2TextConfig injects `{"embeddings": {"max_position_embeddings": 2048}}`.
+        .add(
+            "embeddings_metadata",
+            Decl::ignored_hf(&["embeddings.max_position_embeddings"]),
+        )
+}
+
+/// Apriel2TextConfig's default decoder (substituted when `decoder` is absent or `null`).
+pub fn default_decoder() -> Value {
+    Value::from_json_str(
+        r#"{"type": "fixed", "num_blocks": 32, "block": {
+            "mixer": {"type": "attention", "heads": 32, "head_groups": 32, "head_size": 128,
+                      "rotary": {"type": "default", "theta": 10000.0}, "add_linear_biases": false},
+            "mlp": {"type": "mlp", "intermediate_size": 16384, "activation": "silu", "gated": true,
+                    "add_linear_biases": false},
+            "normalization": {"type": "rms_norm", "epsilon": 1e-5}}}"#,
+    )
+    .expect("valid JSON")
+}
+
+/// Apriel2TextConfig's default head.
+pub fn default_head() -> Value {
+    Value::from_json_str(r#"{"normalization": {"type": "rms_norm", "epsilon": 1e-5}}"#).expect("valid JSON")
+}
+
+/// Apriel2TextConfig's default `embeddings`.
+pub fn default_embeddings() -> Value {
+    Value::from_json_str(r#"{"max_position_embeddings": 2048}"#).expect("valid JSON")
+}

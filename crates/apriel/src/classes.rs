@@ -1,0 +1,53 @@
+//! The transformers config classes of the family (Fast-LLM's external models), as `HfClass`es.
+
+use fastllm_core::config::Value;
+use fastllm_core::{Fill, HfClass, HfKey, HfType};
+use fastllm_llama::classes;
+use fastllm_llama::sections::{boolean, int, text};
+
+use crate::hybrid;
+
+/// `AprielHybridSSMConfig`: MistralConfig plus `hybrid_block_layout` (`["t"]`), `ssm_cfg` (the
+/// full default dict when absent or `null`; nested keys default in the section tables), and the
+/// keys the class writes from the layout (`layer_types`) and for KDA (`linear_attn_config`).
+pub fn apriel_hybrid_ssm() -> HfClass {
+    classes::mistral().derive(
+        "AprielHybridSSMConfig",
+        vec![
+            HfKey::new("hybrid_block_layout", HfType::List, Value::List(vec![text("t")])),
+            HfKey::new("ssm_cfg", HfType::Dict, hybrid::default_ssm_cfg())
+                .null_means(Fill::Value(hybrid::default_ssm_cfg())),
+            HfKey::new("linear_attn_config", HfType::Dict, Value::Null).absent_means(Fill::Keep),
+            HfKey::new("layer_types", HfType::List, Value::Null).absent_means(Fill::Keep),
+        ],
+    )
+}
+
+/// `Apriel2TextConfig`: `hidden_size`, `vocab_size`, `tie_word_embeddings`, and the typed
+/// `decoder`, `head` and `embeddings` dicts, each the class default when absent or `null`.
+pub fn apriel2_text() -> HfClass {
+    let dict = |name, default: Value| HfKey::new(name, HfType::Dict, default.clone()).null_means(Fill::Value(default));
+    HfClass::new(
+        "Apriel2TextConfig",
+        vec![
+            HfKey::new("hidden_size", HfType::Int, int(4096)),
+            HfKey::new("vocab_size", HfType::Int, int(32000)),
+            HfKey::new("tie_word_embeddings", HfType::Bool, boolean(false)),
+            dict("decoder", crate::apriel2::default_decoder()),
+            dict("head", crate::apriel2::default_head()),
+            dict("embeddings", crate::apriel2::default_embeddings()),
+        ],
+    )
+}
+
+/// `Apriel2Config`: Apriel2TextConfig plus `vision_encoder` and `image_token_index` (both `null`
+/// by default; the format requires a vision encoder).
+pub fn apriel2() -> HfClass {
+    apriel2_text().derive(
+        "Apriel2Config",
+        vec![
+            HfKey::new("vision_encoder", HfType::Dict, Value::Null).absent_means(Fill::Keep),
+            HfKey::new("image_token_index", HfType::Int, Value::Null),
+        ],
+    )
+}

@@ -1,0 +1,360 @@
+//! `apriel_hybrid_ssm`: Mistral's tables with the decoder replaced by a `ListDispatch` over
+//! `hybrid_block_layout` (`t` attention, `m2` Mamba2, `gdn` gated delta-net). Every block is a
+//! Mistral block with its mixer swapped; all blocks flat-merge into the HF root, the Mamba keys
+//! under `ssm_cfg`, the GDN keys under `linear_attn_config`.
+//!
+//! Custom pieces, and why they are not primitives:
+//! - `d_xb` — `ssm_cfg.d_xb` absent *or null* means `hidden_size` (a nested key the HF class
+//!   cannot fill, derived from another key); export is a plain rename.
+//! - `dt_rank` — `"auto"` (or absent) means `ceil(hidden_size / 16)`: a value mapping.
+//! - `conv_bias` / `dt_proj_bias` — the HF flag is the *effective* bias of the layer
+//!   (`bias.enabled`, else `add_linear_biases`); import sets `bias.enabled` explicitly.
+//!
+//! Import-only check: `ssm_cfg.d_conv` must be 4 (the kernel size the format implies; export
+//! pins `convolution_layer.kernel_size` to 4 with a ConstImport and writes no key, as the
+//! reference does).
+//!
+//! A KDA mixer has no layout name in the format: it is rejected on export by the `ListDispatch`.
+
+use std::sync::Arc;
+
+use fastllm_core::config::{
+    CausalConv1dConfig, GatedDeltaNetConfig, GatedRmsNormalizationConfig, MambaConfig, Map, Value,
+};
+use fastllm_core::dict::{self, show};
+use fastllm_core::{Decl, LayoutEntry, Problem, Section, fl_value};
+use fastllm_llama::sections::{self as llama, biases_follow, boolean, float, int, text};
+
+/// `ssm_cfg` keys AprielHybridSSMConfig always writes that do not affect Mamba2 layers.
+pub const SSM_CFG_UNUSED: &[&str] = &[
+    "ssm_cfg.expand",
+    "ssm_cfg.n_v_heads",
+    "ssm_cfg.n_qk_heads",
+    "ssm_cfg.chunk_size",
+    "ssm_cfg.activation",
+    "ssm_cfg.dt_min",
+    "ssm_cfg.dt_max",
+    "ssm_cfg.dt_init",
+    "ssm_cfg.dt_scale",
+    "ssm_cfg.dt_init_floor",
+];
+
+/// The Mamba linear layers whose biases follow `add_linear_biases` (`ssm_cfg.bias`).
+const MAMBA_LINEAR_LAYERS: &[&str] = &[
+    "z_layer",
+    "x_layer",
+    "b_layer",
+    "c_layer",
+    "output_layer",
+    "dt_input_layer",
+];
+
+/// The GDN layers without biases in the format.
+const GDN_LINEAR_LAYERS: &[&str] = &[
+    "qkv_projection_layer",
+    "ba_projection_layer",
+    "output_layer",
+    "convolution_layer",
+];
+
+/// `<layer>.bias.enabled` must not be true: the format has no such bias.
+pub fn no_biases(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
+    move |fl: &Map| {
+        layers
+            .iter()
+            .filter_map(|layer| {
+                let path = format!("{layer}.bias.enabled");
+                matches!(fl_value(fl, &path), Value::Bool(true))
+                    .then(|| Problem::at_fast_llm(path, "enabled, but the format has no such bias"))
+            })
+            .collect()
+    }
+}
+
+/// The text model's `hidden_size`: the block sections read the text model's own HF dict (the root
+/// here, `text_config` when reused by a multimodal format).
+fn text_hidden_size(hf: &Map) -> Result<i128, String> {
+    match hf.get("hidden_size") {
+        Some(Value::Int(h)) => Ok(*h),
+        other => Err(format!(
+            "needs an int hidden_size to derive the default, found {}",
+            other.map(show).unwrap_or_else(|| "nothing".into())
+        )),
+    }
+}
+
+/// A bias flag: export the effective bias of `layer`, import it as `layer.bias.enabled`
+/// (absent: `true`, the class default).
+fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key: &'static [&'static str]) -> Decl {
+    let hf = hf_key[0];
+    Decl::custom(
+        fl_bias,
+        hf_key,
+        false,
+        move |fl, _| {
+            let enabled = match fl_value(fl, &format!("{layer}.bias.enabled")) {
+                Value::Null => fl_value(fl, "add_linear_biases").clone(),
+                other => other.clone(),
+            };
+            Ok(vec![(hf.to_string(), enabled).into()])
+        },
+        move |hf_dict, _| {
+            let value = dict::get(hf_dict, hf).cloned().unwrap_or(Value::Bool(true));
+            Ok(vec![(format!("{layer}.bias.enabled"), value)])
+        },
+    )
+}
+
+/// A mixer's causal convolution: `kernel` maps the kernel size; the activation is the default;
+/// the bias is the mixer's business (Mamba: `conv_bias`; GDN: none, validated by the mixer).
+pub fn convolution(kernel: Decl) -> Section {
+    Section::of::<CausalConv1dConfig>("apriel.convolution")
+        .add("kernel_size", kernel)
+        .add("activation", Decl::const_import("activation", Value::Null))
+        .add("weight", Decl::ignored(&["weight", "bias"]))
+}
+
+/// The GDN output norm: the format has no key for it, so it holds Fast-LLM's defaults.
+pub fn gdn_normalization() -> Section {
+    Section::of::<GatedRmsNormalizationConfig>("apriel.gdn_normalization")
+        .add("epsilon", Decl::const_import("epsilon", float(1e-5)))
+        .add("zero_centered", Decl::const_import("zero_centered", boolean(false)))
+        .add("weight", Decl::ignored(&["weight"]))
+}
+
+/// Apriel's Mamba2 mixer (`MambaConfig`), reading the block's HF dict (the root), mostly `ssm_cfg`.
+pub fn mamba() -> Section {
+    Section::of::<MambaConfig>("apriel.mamba")
+        .add(
+            "state_size",
+            Decl::default("state_size", "ssm_cfg.d_state", |_| Ok(int(64))),
+        )
+        .add(
+            "d_inner",
+            Decl::default("d_inner", "ssm_cfg.d_inner", |_| Ok(int(4096))),
+        )
+        .add(
+            "d_xb",
+            Decl::custom(
+                &["d_xb"],
+                &["ssm_cfg.d_xb"],
+                false,
+                |fl, _| Ok(vec![("ssm_cfg.d_xb".to_string(), fl_value(fl, "d_xb").clone()).into()]),
+                |hf, _| match dict::get(hf, "ssm_cfg.d_xb") {
+                    None | Some(Value::Null) => text_hidden_size(hf)
+                        .map(|h| vec![("d_xb".into(), int(h))])
+                        .map_err(|e| vec![Problem::at_hf("ssm_cfg.d_xb", e)]),
+                    Some(value) => Ok(vec![("d_xb".into(), value.clone())]),
+                },
+            ),
+        )
+        .add(
+            "dt_rank",
+            Decl::custom(
+                &["dt_rank"],
+                &["ssm_cfg.dt_rank"],
+                false,
+                |fl, _| {
+                    Ok(vec![
+                        ("ssm_cfg.dt_rank".to_string(), fl_value(fl, "dt_rank").clone()).into(),
+                    ])
+                },
+                |hf, _| match dict::get(hf, "ssm_cfg.dt_rank") {
+                    None => auto_dt_rank(hf),
+                    Some(Value::Str(s)) if s == "auto" => auto_dt_rank(hf),
+                    Some(value @ Value::Int(_)) => Ok(vec![("dt_rank".into(), value.clone())]),
+                    Some(other) => Err(vec![Problem::at_hf(
+                        "ssm_cfg.dt_rank",
+                        format!("must be an int or \"auto\", found {}", show(other)),
+                    )]),
+                },
+            ),
+        )
+        .add(
+            "add_linear_biases",
+            Decl::default("add_linear_biases", "ssm_cfg.bias", |_| Ok(boolean(false))),
+        )
+        .add(
+            "repeat_kv_before_conv",
+            Decl::default("repeat_kv_before_conv", "ssm_cfg.repeat_kv_before_conv", |_| {
+                Ok(boolean(true))
+            }),
+        )
+        .add(
+            "convolution_layer",
+            Decl::nested(
+                "convolution_layer",
+                convolution(Decl::const_import("kernel_size", int(4))).build(),
+            ),
+        )
+        .add(
+            "convolution_layer_bias",
+            effective_bias("convolution_layer", &["convolution_layer.bias"], &["ssm_cfg.conv_bias"]),
+        )
+        .add(
+            "d_conv",
+            Decl::import_only(&[], &["ssm_cfg.d_conv"], false, |hf, _| {
+                match dict::get(hf, "ssm_cfg.d_conv") {
+                    None | Some(Value::Int(4)) => Ok(vec![]),
+                    Some(other) => Err(vec![Problem::at_hf(
+                        "ssm_cfg.d_conv",
+                        format!(
+                            "must be 4 (the Mamba2 kernel size the format implies), found {}",
+                            show(other)
+                        ),
+                    )]),
+                }
+            }),
+        )
+        .add(
+            "dt_layer_bias",
+            effective_bias("dt_layer", &["dt_layer", "dt_layer.bias"], &["ssm_cfg.dt_proj_bias"]),
+        )
+        .add("dt_layer_weight", Decl::ignored(&["dt_layer.weight"]))
+        .add("linear_layers", Decl::ignored(MAMBA_LINEAR_LAYERS))
+        .add("parameters", Decl::ignored(&["d_weight", "a_log_weight"]))
+        .add("unused_ssm_cfg", Decl::ignored_hf(SSM_CFG_UNUSED))
+        .validate("layer_biases", biases_follow(MAMBA_LINEAR_LAYERS))
+}
+
+fn auto_dt_rank(hf: &Map) -> fastllm_core::Writes {
+    text_hidden_size(hf)
+        .map(|h| vec![("dt_rank".into(), int((h + 15) / 16))])
+        .map_err(|e| vec![Problem::at_hf("ssm_cfg.dt_rank", e)])
+}
+
+/// Apriel's gated delta-net mixer (`GatedDeltaNetConfig`), under `linear_attn_config.gdn_*`.
+pub fn gdn() -> Section {
+    Section::of::<GatedDeltaNetConfig>("apriel.gdn")
+        .add(
+            "value_heads",
+            Decl::rename("value_heads", "linear_attn_config.gdn_num_value_heads"),
+        )
+        .add(
+            "key_heads",
+            Decl::rename("key_heads", "linear_attn_config.gdn_num_key_heads"),
+        )
+        .add(
+            "key_head_dim",
+            Decl::rename("key_head_dim", "linear_attn_config.gdn_key_head_dim"),
+        )
+        .add(
+            "value_head_dim",
+            Decl::rename("value_head_dim", "linear_attn_config.gdn_value_head_dim"),
+        )
+        .add(
+            "convolution_layer",
+            Decl::nested(
+                "convolution_layer",
+                convolution(Decl::rename(
+                    "kernel_size",
+                    "linear_attn_config.gdn_linear_conv_kernel_size",
+                ))
+                .build(),
+            ),
+        )
+        .add(
+            "normalization",
+            Decl::nested("normalization", gdn_normalization().build()),
+        )
+        .add(
+            "sub_configs",
+            Decl::ignored(&[
+                "qkv_projection_layer",
+                "ba_projection_layer",
+                "output_layer",
+                "dt_bias_weight",
+                "a_log_weight",
+            ]),
+        )
+        .validate("no_biases", no_biases(GDN_LINEAR_LAYERS))
+}
+
+/// The Mistral block with `mixer` swapped in (Mistral MLP, Llama RMS norm).
+pub fn block(mixer: Section) -> Arc<Section> {
+    llama::block(
+        mixer.build(),
+        llama::mistral_mlp().build(),
+        llama::normalization().build(),
+    )
+    .named("apriel.block")
+    .build()
+}
+
+/// The `hybrid_block_layout` entries: `t` (Mistral attention), `m2` (Mamba2), `gdn`.
+pub fn layout_entries() -> Vec<LayoutEntry> {
+    vec![
+        LayoutEntry {
+            layout_name: "t",
+            mixer_type: "attention",
+            section: block(llama::mistral_attention()),
+        },
+        LayoutEntry {
+            layout_name: "m2",
+            mixer_type: "mamba",
+            section: block(mamba()),
+        },
+        LayoutEntry {
+            layout_name: "gdn",
+            mixer_type: "gdn",
+            section: block(gdn()),
+        },
+    ]
+}
+
+/// The apriel_hybrid_ssm text model (`GPTBaseModelConfig`): Mistral's root with the decoder a
+/// `ListDispatch` over `hybrid_block_layout` / `num_hidden_layers`. Also the text model of
+/// `llava_hybrid_ssm`.
+pub fn base_model() -> Section {
+    let entries = layout_entries();
+    let head = llama::head(llama::normalization().build()).build();
+    llama::base_model(entries[0].section.clone(), head)
+        .named("apriel_hybrid_ssm.base_model")
+        .replace(
+            "decoder",
+            Decl::ListDispatch {
+                fl: "decoder",
+                hf_layout: "hybrid_block_layout",
+                hf_count: "num_hidden_layers",
+                entries,
+            },
+        )
+        .add(
+            "class_written_keys",
+            // Written by AprielHybridSSMConfig whatever the layout: `layer_types` is derived from
+            // `hybrid_block_layout`, `linear_attn_config`'s defaults describe KDA layers the
+            // layout cannot hold.
+            Decl::ignored_hf(&[
+                "layer_types",
+                "linear_attn_config.short_conv_kernel_size",
+                "linear_attn_config.head_dim",
+                "linear_attn_config.num_heads",
+            ]),
+        )
+}
+
+/// The class default `ssm_cfg` (AprielHybridSSMConfig fills it key by key).
+pub fn default_ssm_cfg() -> Value {
+    let entries: [(&str, Value); 19] = [
+        ("d_state", int(64)),
+        ("n_v_heads", int(32)),
+        ("n_qk_heads", int(32)),
+        ("expand", int(1)),
+        ("chunk_size", int(128)),
+        ("activation", text("identity")),
+        ("bias", boolean(false)),
+        ("d_conv", int(4)),
+        ("d_inner", int(4096)),
+        ("d_xb", Value::Null),
+        ("dt_rank", text("auto")),
+        ("dt_min", float(0.001)),
+        ("dt_max", float(0.1)),
+        ("dt_init", text("random")),
+        ("dt_scale", float(1.0)),
+        ("dt_init_floor", float(1e-4)),
+        ("conv_bias", boolean(true)),
+        ("dt_proj_bias", boolean(true)),
+        ("repeat_kv_before_conv", boolean(true)),
+    ];
+    Value::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}

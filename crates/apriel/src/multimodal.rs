@@ -1,0 +1,251 @@
+//! `apriel2` (multimodal): the apriel2_text root table mounted on `MultiModalBaseModelConfig`,
+//! plus a required `vision_encoder` sub-dict and `image_token_index`.
+//!
+//! The vision encoder reuses the apriel2_text sections (typed RMS norm, MLP, block, fixed block
+//! sequence). Its mirrors — `patch_size` (= `embeddings.patch_height`), `num_hidden_layers`
+//! (= `encoder.num_blocks`), `num_channels` / `embeddings.input_channels` (= 3), rotary
+//! `max_image_size` (= 1024) — are second declarations of the same Fast-LLM field (or constants),
+//! so import rejects disagreeing values through the safe set.
+//!
+//! Custom pieces, and why they are not primitives:
+//! - `rotary_patch_size` — `encoder.block.mixer.rotary.patch_size` mirrors `embeddings.patch_height`
+//!   and is written only for a `pixtral_2d` rotary: a conditional, cross-section mirror.
+
+use std::sync::Arc;
+
+use fastllm_core::config::{
+    AttentionConfig, DefaultRotaryConfig, Map, MultiModalBaseModelConfig, PatchEmbeddingsConfig, Rotary2dConfig, Value,
+    VisionEncoderConfig,
+};
+use fastllm_core::dict::{self, show};
+use fastllm_core::{Decl, FlClass, Problem, Section, fl_value};
+use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow, boolean, float, int};
+
+use crate::apriel2;
+
+/// The HF key the vision encoder lives under.
+const VISION: &str = "vision_encoder";
+
+/// An absent mirror takes the value it mirrors (`path` under `vision_encoder`).
+fn mirror_of(path: &'static str) -> impl Fn(&Map) -> Result<Value, String> + Send + Sync {
+    move |root| {
+        dict::get(root, &format!("{VISION}.{path}"))
+            .cloned()
+            .ok_or_else(|| format!("absent, and `{VISION}.{path}` it mirrors is absent too"))
+    }
+}
+
+/// The vision rotary: `pixtral_2d` ↔ `default_2d` (with `max_image_size` 1024), `mistral_1d` ↔
+/// `default`.
+pub fn vision_rotary_sections() -> Vec<Arc<Section>> {
+    let theta = || Decl::default("theta", "theta", |_| Ok(float(10000.0)));
+    vec![
+        Section::of::<Rotary2dConfig>("apriel2.vision_rotary_2d")
+            .hf_type("pixtral_2d")
+            .add("theta", theta())
+            .add("max_image_size", Decl::const_export("max_image_size", int(1024)))
+            .build(),
+        Section::of::<DefaultRotaryConfig>("apriel2.vision_rotary_1d")
+            .hf_type("mistral_1d")
+            .add("theta", theta())
+            .build(),
+    ]
+}
+
+/// Vision attention (`type: attention`): sizes, shared bias flag, causality, typed rotary.
+pub fn vision_attention() -> Section {
+    Section::of::<AttentionConfig>("apriel2.vision_attention")
+        .hf_type("attention")
+        .add("heads", Decl::rename("heads", "heads"))
+        .add("head_groups", Decl::rename("head_groups", "head_groups"))
+        .add("head_size", Decl::rename("head_size", "head_size"))
+        .add(
+            "add_linear_biases",
+            Decl::rename("add_linear_biases", "add_linear_biases"),
+        )
+        .add("causal", Decl::rename("causal", "causal"))
+        .add(
+            "cross_document_attention",
+            Decl::const_export("cross_document_attention", boolean(false)),
+        )
+        .add("rotary", apriel2::rotary(vision_rotary_sections()))
+        .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
+        .add(
+            "softmax_scale_power",
+            Decl::const_import("softmax_scale_power", float(0.5)),
+        )
+        .add("query_norm", Decl::const_import("query_norm", Value::Null))
+        .add("key_norm", Decl::const_import("key_norm", Value::Null))
+        .add("value_norm", Decl::const_import("value_norm", Value::Null))
+        .add(
+            "shared_key_value",
+            Decl::const_import("shared_key_value", boolean(false)),
+        )
+        .validate("layer_biases", biases_follow(LINEAR_LAYERS))
+        .validate("no_window", |fl| match fl_value(fl, "window_size") {
+            Value::Null => vec![],
+            found => vec![Problem::at_fast_llm(
+                "window_size",
+                format!("{} set, but the vision attention has no window", show(found)),
+            )],
+        })
+}
+
+/// The vision MLP and adapter: apriel2_text's MLP without per-layer biases.
+pub fn vision_mlp() -> Section {
+    apriel2::mlp()
+        .named("apriel2.vision_mlp")
+        .remove("layer_1.bias.enabled")
+        .remove("layer_2.bias.enabled")
+        .validate("layer_biases", biases_follow(&["layer_1", "layer_2"]))
+}
+
+/// The patch embeddings, flat in the vision dict: `embeddings.{patch_height, patch_width,
+/// normalization, input_channels}` and the `patch_size` / `num_channels` mirrors.
+pub fn patch_embeddings() -> Section {
+    Section::of::<PatchEmbeddingsConfig>("apriel2.patch_embeddings")
+        .add("patch_height", Decl::rename("patch_height", "embeddings.patch_height"))
+        .add("patch_width", Decl::rename("patch_width", "embeddings.patch_width"))
+        .add(
+            "normalization",
+            Decl::nested_under(
+                "normalization",
+                apriel2::normalization().build(),
+                "embeddings.normalization",
+            ),
+        )
+        .add("patch_embeddings", Decl::ignored(&["patch_embeddings"]))
+        .add(
+            "input_channels",
+            Decl::const_export("embeddings.input_channels", int(3)),
+        )
+        .add("num_channels", Decl::const_export("num_channels", int(3)))
+        .add(
+            "patch_size",
+            Decl::default("patch_height", "patch_size", mirror_of("embeddings.patch_height")),
+        )
+        .add(
+            "square_patches",
+            Decl::import_only(&[], &[], false, |hf, _| {
+                let (height, width) = (
+                    dict::get(hf, "embeddings.patch_height"),
+                    dict::get(hf, "embeddings.patch_width"),
+                );
+                match (height, width) {
+                    (Some(h), Some(w)) if !dict::same(h, w) => Err(vec![Problem::at_hf(
+                        "embeddings.patch_width",
+                        format!(
+                            "not representable: {} != patch_height {} (the format's patches are square)",
+                            show(w),
+                            show(h)
+                        ),
+                    )]),
+                    _ => Ok(vec![]),
+                }
+            }),
+        )
+        .validate("square_patches", |fl| {
+            let (height, width) = (fl_value(fl, "patch_height"), fl_value(fl, "patch_width"));
+            if height == width {
+                return vec![];
+            }
+            vec![Problem::at_fast_llm(
+                "patch_width",
+                format!(
+                    "{} != patch_height {}: the format's patches are square",
+                    show(width),
+                    show(height)
+                ),
+            )]
+        })
+        .validate("patch_bias", |fl| match fl_value(fl, "patch_embeddings.bias.enabled") {
+            Value::Bool(true) => vec![Problem::at_fast_llm(
+                "patch_embeddings.bias.enabled",
+                "enabled, but the format's patch embeddings have no bias",
+            )],
+            _ => vec![],
+        })
+}
+
+/// `encoder.block.mixer.rotary.patch_size`: written for a `pixtral_2d` rotary as
+/// `embeddings.patch_height`; on import it must agree with it.
+fn rotary_patch_size() -> Decl {
+    const PATCH_SIZE: &str = "encoder.block.mixer.rotary.patch_size";
+    Decl::custom(
+        &[],
+        &[PATCH_SIZE],
+        false,
+        |fl, _| match fl_value(fl, "encoder.block.mixer.rotary.type") {
+            Value::Str(t) if t == "default_2d" => Ok(vec![fastllm_core::HfWrite {
+                key: PATCH_SIZE.into(),
+                value: fl_value(fl, "embeddings.patch_height").clone(),
+                source: Some("embeddings.patch_height".into()),
+            }]),
+            _ => Ok(vec![]),
+        },
+        |hf, _| match (dict::get(hf, PATCH_SIZE), dict::get(hf, "embeddings.patch_height")) {
+            (Some(size), Some(height)) if !dict::same(size, height) => Err(vec![Problem::at_hf(
+                PATCH_SIZE,
+                format!(
+                    "{} differs from embeddings.patch_height {} it mirrors",
+                    show(size),
+                    show(height)
+                ),
+            )]),
+            _ => Ok(vec![]),
+        },
+    )
+}
+
+/// The vision encoder (`VisionEncoderConfig`, relative to `vision_encoder`).
+pub fn vision_encoder() -> Section {
+    let block = apriel2::block(
+        vec![vision_attention().build()],
+        vision_mlp().build(),
+        apriel2::normalization().build(),
+    )
+    .named("apriel2.vision_block")
+    .build();
+    Section::of::<VisionEncoderConfig>("apriel2.vision_encoder")
+        .add("embeddings", Decl::nested("embeddings", patch_embeddings().build()))
+        .add(
+            "encoder",
+            Decl::nested_under(
+                "encoder",
+                apriel2::fixed_blocks(block).named("apriel2.vision_blocks").build(),
+                "encoder",
+            ),
+        )
+        .add(
+            "num_hidden_layers",
+            Decl::default(
+                "encoder.num_blocks",
+                "num_hidden_layers",
+                mirror_of("encoder.num_blocks"),
+            ),
+        )
+        .add("rotary_patch_size", rotary_patch_size())
+        .add(
+            "adapter",
+            Decl::nested_under("adapter", vision_mlp().build(), "adapter"),
+        )
+        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
+}
+
+/// The apriel2 root (`MultiModalBaseModelConfig`): the apriel2_text root's table on the
+/// multimodal class, plus `vision_encoder` (required) and `image_token_index`.
+pub fn base_model() -> Section {
+    Section {
+        class: FlClass::of::<MultiModalBaseModelConfig>(),
+        ..apriel2::base_model()
+    }
+    .named("apriel2.base_model")
+    .add(
+        "vision_encoder",
+        Decl::nested_under("vision_encoder", vision_encoder().build(), VISION),
+    )
+    .add(
+        "image_token_index",
+        Decl::optional("image_token_index", "image_token_index", Value::Null),
+    )
+}

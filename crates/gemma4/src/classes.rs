@@ -1,0 +1,99 @@
+//! `Gemma4TextConfig` (transformers 5.x only) as an [`HfClass`]: the value of every absent or
+//! `null` key.
+
+use fastllm_core::config::{Map, Value};
+use fastllm_core::{Fill, HfClass, HfKey, HfType};
+
+use crate::per_layer;
+use crate::sections::{boolean, float, int, text};
+
+/// The layer-type names of `layer_types` (and of the Fast-LLM pattern blocks).
+pub const SLIDING: &str = "sliding_attention";
+/// See [`SLIDING`].
+pub const FULL: &str = "full_attention";
+
+/// transformers' default `layer_types`: every 6th layer full attention, the last one always.
+fn default_layer_types(hf: &Map) -> Result<Value, String> {
+    let Some(Value::Int(layers)) = hf.get("num_hidden_layers") else {
+        return Err("absent, and cannot be derived without an int num_hidden_layers".into());
+    };
+    let layers = *layers;
+    Ok(Value::List(
+        (0..layers)
+            .map(|i| text(if i % 6 == 5 || i == layers - 1 { FULL } else { SLIDING }))
+            .collect(),
+    ))
+}
+
+/// The 5.24 schema folds `global_head_dim` into `per_layer_config`: with that key, an absent
+/// `global_head_dim` is the full-attention override (or `head_dim` without one); else 512.
+fn default_global_head_dim(hf: &Map) -> Result<Value, String> {
+    Ok(match per_layer::full_overrides(hf) {
+        Ok(Some(overrides)) => overrides
+            .head_dim
+            .or_else(|| hf.get("head_dim").cloned())
+            .unwrap_or(int(256)),
+        // A malformed `per_layer_config` is reported by its own declaration.
+        Ok(None) | Err(_) => int(512),
+    })
+}
+
+fn default_rope_parameters() -> Value {
+    Value::from_json_str(
+        r#"{
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25, "rope_theta": 1000000.0}
+        }"#,
+    )
+    .expect("valid JSON")
+}
+
+/// A key whose `null` means the same as its absence.
+fn key(name: &'static str, ty: HfType, default: Value) -> HfKey {
+    HfKey::new(name, ty, default.clone()).null_means(Fill::Value(default))
+}
+
+/// `Gemma4TextConfig`. Keys are in resolution order: `layer_types` needs `num_hidden_layers`,
+/// `global_head_dim` needs `layer_types` and `head_dim`.
+pub fn gemma4_text() -> HfClass {
+    HfClass::new(
+        "Gemma4TextConfig",
+        vec![
+            HfKey::new("vocab_size", HfType::Int, int(262144)),
+            HfKey::new("hidden_size", HfType::Int, int(2304)),
+            HfKey::new("intermediate_size", HfType::Int, int(9216)),
+            HfKey::new("num_hidden_layers", HfType::Int, int(30)),
+            HfKey::new("num_attention_heads", HfType::Int, int(8)),
+            HfKey::new("num_key_value_heads", HfType::Int, int(4))
+                .null_means(Fill::Derive(fastllm_core::hf_class::same_as_heads)),
+            key("head_dim", HfType::Int, int(256)),
+            HfKey::derived("layer_types", HfType::List, default_layer_types),
+            HfKey {
+                absent: Fill::Keep,
+                ..HfKey::new("per_layer_config", HfType::Dict, Value::Null)
+            },
+            HfKey::derived("global_head_dim", HfType::Int, default_global_head_dim),
+            HfKey::new("num_global_key_value_heads", HfType::Int, Value::Null),
+            key("hidden_activation", HfType::Str, text("gelu_pytorch_tanh")),
+            HfKey::new("rms_norm_eps", HfType::Float, float(1e-6)),
+            HfKey::new("tie_word_embeddings", HfType::Bool, boolean(true)),
+            key("attention_bias", HfType::Bool, boolean(false)),
+            HfKey::new("attention_dropout", HfType::Float, float(0.0)),
+            // `null` is no sliding window.
+            HfKey::new("sliding_window", HfType::Int, int(512)),
+            key("rope_parameters", HfType::Dict, default_rope_parameters()),
+            HfKey::new("final_logit_softcapping", HfType::Float, Value::Null),
+            HfKey::new("use_bidirectional_attention", HfType::Str, Value::Null),
+            HfKey::new("vocab_size_per_layer_input", HfType::Int, int(262144)),
+            // transformers tests these for truth: `null` disables them like 0 / false.
+            key("hidden_size_per_layer_input", HfType::Int, int(256)).null_means(Fill::Value(int(0))),
+            key("attention_k_eq_v", HfType::Bool, boolean(false)),
+            key("num_kv_shared_layers", HfType::Int, int(0)),
+            key("enable_moe_block", HfType::Bool, boolean(false)),
+            key("use_double_wide_mlp", HfType::Bool, boolean(false)),
+            HfKey::new("num_experts", HfType::Int, Value::Null),
+            HfKey::new("top_k_experts", HfType::Int, Value::Null),
+            HfKey::new("moe_intermediate_size", HfType::Int, Value::Null),
+        ],
+    )
+}

@@ -1,0 +1,599 @@
+//! Gemma 4's section tables.
+//!
+//! The HF config is flat, but Fast-LLM holds a two-block pattern (`sliding_attention`,
+//! `full_attention`); each block is declared as an ordinary section over the flat HF dict, and
+//! the two blocks' writes meet in the safe set, so every key they share (`num_attention_heads`,
+//! `rms_norm_eps`, `intermediate_size`, ...) must agree. Rules spanning sections (`hidden_size **
+//! ±0.5` scales) are root validators.
+
+use fastllm_core::config::{
+    AttentionConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig, GptBaseModelConfig,
+    HybridMoeMlpConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MlpConfig, MoeMlpConfig,
+    NoNormalizationConfig, ProportionalRotaryConfig, RmsNormalizationConfig, Value,
+};
+use fastllm_core::dict::{self, show};
+use fastllm_core::{Decl, ImportContext, Problem, Section, Writes, fl_value};
+
+use crate::classes::{FULL, SLIDING};
+use crate::{decoder, per_layer};
+
+/// An int value.
+pub fn int(i: i128) -> Value {
+    Value::Int(i)
+}
+/// A float value.
+pub fn float(f: f64) -> Value {
+    Value::Float(f)
+}
+/// A bool value.
+pub fn boolean(b: bool) -> Value {
+    Value::Bool(b)
+}
+/// A string value.
+pub fn text(s: &str) -> Value {
+    Value::Str(s.to_string())
+}
+
+/// Which attention a block section converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerType {
+    Sliding,
+    Full,
+}
+
+impl LayerType {
+    /// The `layer_types` entry (and Fast-LLM block name).
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerType::Sliding => SLIDING,
+            LayerType::Full => FULL,
+        }
+    }
+}
+
+/// `hidden_size ** power`, as Python computes it (C `pow`), from an HF or Fast-LLM dict.
+pub fn hidden_size_power(map: &Map, power: f64) -> Option<f64> {
+    match map.get("hidden_size") {
+        Some(Value::Int(h)) => Some((*h as f64).powf(power)),
+        _ => None,
+    }
+}
+
+/// `<layer>.bias.enabled` must not be true: Gemma 4 has no linear biases.
+fn no_biases(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
+    move |fl: &Map| {
+        layers
+            .iter()
+            .filter_map(|layer| {
+                let path = format!("{layer}.bias.enabled");
+                matches!(fl_value(fl, &path), Value::Bool(true))
+                    .then(|| Problem::at_fast_llm(path, "enabled, but Gemma 4 has no linear biases"))
+            })
+            .collect()
+    }
+}
+
+/// `field` must be unset or equal (by value) to the block's `normalization`: Gemma 4 has one
+/// norm description per block.
+fn same_as_normalization(field: &'static str) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
+    move |fl: &Map| {
+        let (value, normalization) = (fl_value(fl, field), fl_value(fl, "normalization"));
+        if matches!(value, Value::Null) || (dict::same(value, normalization) && dict::same(normalization, value)) {
+            return vec![];
+        }
+        vec![Problem::at_fast_llm(
+            field,
+            format!(
+                "{} differs from normalization {}; Gemma 4 derives it from rms_norm_eps",
+                show(value),
+                show(normalization)
+            ),
+        )]
+    }
+}
+
+/// Fast-LLM activation ↔ HF `hidden_activation` (HF `gelu` reads as the tanh GELU, as in Fast-LLM).
+const ACTIVATIONS: &[(&str, &str)] = &[
+    ("gelu", "gelu_pytorch_tanh"),
+    ("silu", "silu"),
+    ("relu", "relu"),
+    ("squared_relu", "relu2"),
+    ("identity", "identity"),
+    ("sigmoid", "sigmoid"),
+];
+
+/// A value mapping, hence a Custom: Fast-LLM's activation names differ from HF's.
+fn activation() -> Decl {
+    Decl::custom(
+        &["activation"],
+        &["hidden_activation"],
+        false,
+        |fl, _| {
+            let found = fl_value(fl, "activation");
+            match ACTIVATIONS.iter().find(|(f, _)| &text(f) == found) {
+                Some((_, hf)) => Ok(vec![("hidden_activation".to_string(), text(hf)).into()]),
+                None => Err(vec![Problem::at_fast_llm(
+                    "activation",
+                    format!("activation {} has no HF name", show(found)),
+                )]),
+            }
+        },
+        |hf, _| {
+            let found = hf.get("hidden_activation");
+            let fast_llm = match found {
+                Some(Value::Str(a)) if a == "gelu" => Some("gelu"),
+                Some(Value::Str(a)) => ACTIVATIONS.iter().find(|(_, h)| h == a).map(|(f, _)| *f),
+                _ => None,
+            };
+            match fast_llm {
+                Some(name) => Ok(vec![("activation".into(), text(name))]),
+                None => Err(vec![Problem::at_hf(
+                    "hidden_activation",
+                    format!(
+                        "unsupported activation {} (supported: gelu_pytorch_tanh, gelu, silu, relu, relu2, identity, sigmoid)",
+                        found.map(show).unwrap_or_else(|| "nothing".into())
+                    ),
+                )]),
+            }
+        },
+    )
+}
+
+/// An RMS norm on `rms_norm_eps` (Gemma 4 uses one epsilon everywhere).
+pub fn rms_norm() -> Section {
+    Section::of::<RmsNormalizationConfig>("gemma4.rms_norm")
+        .add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
+        .add("weight", Decl::ignored(&["weight"]))
+        .add("zero_centered", Decl::const_import("zero_centered", boolean(false)))
+}
+
+/// A weightless RMS norm on `rms_norm_eps` (value norm, router norm).
+pub fn fixed_rms_norm() -> Section {
+    Section::of::<FixedRmsNormConfig>("gemma4.fixed_rms_norm").add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
+}
+
+/// No norm (the pre-MLP norm of MoE blocks, whose branches carry their own).
+pub fn no_norm() -> Section {
+    Section::of::<NoNormalizationConfig>("gemma4.no_norm")
+}
+
+/// The attention's four linear layers.
+const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", "dense_layer"];
+
+/// An ImportOnly writing `hidden_size ** power` (Gemma 4 hard-codes these scales).
+fn hidden_size_scale(field: &'static [&'static str], power: f64) -> Decl {
+    Decl::import_only(field, &[], false, move |_, context| {
+        let value = hidden_size_power(context.root, power)
+            .ok_or_else(|| vec![Problem::at_hf("hidden_size", "must be an int")])?;
+        Ok(vec![(field[0].to_string(), float(value))])
+    })
+}
+
+/// The full-attention KV heads: `num_global_key_value_heads` applies only with
+/// `attention_k_eq_v` (transformers), else the layers use `num_key_value_heads`. A conditional
+/// choice of key, hence a Custom.
+fn full_head_groups() -> Decl {
+    Decl::custom(
+        &["head_groups"],
+        &["num_global_key_value_heads", "num_key_value_heads"],
+        false,
+        |fl, _| {
+            let groups = fl_value(fl, "head_groups").clone();
+            Ok(if fl_value(fl, "shared_key_value") == &Value::Bool(true) {
+                vec![("num_global_key_value_heads".to_string(), groups).into()]
+            } else {
+                // Without shared K/V, the full layers use the sliding layers' KV heads: the safe
+                // set rejects a different `head_groups`, naming both blocks.
+                vec![
+                    ("num_key_value_heads".to_string(), groups).into(),
+                    ("num_global_key_value_heads".to_string(), Value::Null).into(),
+                ]
+            })
+        },
+        |hf, context| {
+            let sliding = hf.get("num_key_value_heads").cloned().unwrap_or(Value::Null);
+            let global = hf.get("num_global_key_value_heads").cloned().unwrap_or(Value::Null);
+            let shared = hf.get("attention_k_eq_v") == Some(&Value::Bool(true));
+            // A malformed `per_layer_config` is reported by its own declaration.
+            if let Ok(Some(overrides)) = per_layer::full_overrides(context.root) {
+                return Ok(vec![(
+                    "head_groups".into(),
+                    overrides.num_key_value_heads.unwrap_or(sliding),
+                )]);
+            }
+            match global {
+                Value::Null => Ok(vec![("head_groups".into(), sliding)]),
+                global if shared => Ok(vec![("head_groups".into(), global)]),
+                global if global == sliding => Ok(vec![("head_groups".into(), sliding)]),
+                global => Err(vec![Problem::at_hf(
+                    "num_global_key_value_heads",
+                    format!(
+                        "{} differs from num_key_value_heads {} but has no effect without attention_k_eq_v",
+                        show(&global),
+                        show(&sliding)
+                    ),
+                )]),
+            }
+        },
+    )
+}
+
+/// The rotary of one layer type: a dispatch on `rope_parameters.<layer type>.rope_type`, the
+/// same in both HF layouts.
+fn rotary(layer: LayerType) -> Decl {
+    let section = match layer {
+        LayerType::Sliding => Section::of::<DefaultRotaryConfig>("gemma4.sliding_rotary")
+            .hf_type("default")
+            .add("theta", Decl::default("theta", "rope_theta", |_| Ok(float(10000.0)))),
+        LayerType::Full => Section::of::<ProportionalRotaryConfig>("gemma4.full_rotary")
+            .hf_type("proportional")
+            .add("theta", Decl::default("theta", "rope_theta", |_| Ok(float(1000000.0))))
+            .add(
+                "partial_rotary_factor",
+                Decl::rename("partial_rotary_factor", "partial_rotary_factor"),
+            ),
+    };
+    Decl::Dispatch {
+        fl: "rotary",
+        hf_path: Some(match layer {
+            LayerType::Sliding => "rope_parameters.sliding_attention",
+            LayerType::Full => "rope_parameters.full_attention",
+        }),
+        key: "rope_type",
+        sections: vec![section.build()],
+    }
+}
+
+/// The attention of one layer type.
+pub fn attention(layer: LayerType) -> Section {
+    let name = match layer {
+        LayerType::Sliding => "gemma4.sliding_attention",
+        LayerType::Full => "gemma4.full_attention",
+    };
+    let section = Section::of::<AttentionConfig>(name)
+        .add("heads", Decl::rename("heads", "num_attention_heads"))
+        .add(
+            "add_linear_biases",
+            Decl::const_import("add_linear_biases", boolean(false)),
+        )
+        .add("attention_bias", Decl::const_export("attention_bias", boolean(false)))
+        .add("causal", Decl::const_import("causal", boolean(true)))
+        .add("dropout", Decl::rename("dropout", "attention_dropout"))
+        // Gemma 4 scales scores by 1 (its Q/K norms replace the 1/sqrt(head_size)).
+        .add(
+            "softmax_scale_power",
+            Decl::const_import("softmax_scale_power", float(0.0)),
+        )
+        .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
+        .add("query_norm", Decl::nested("query_norm", rms_norm().build()))
+        .add("key_norm", Decl::nested("key_norm", rms_norm().build()))
+        .add("value_norm", Decl::nested("value_norm", fixed_rms_norm().build()))
+        .add("rotary", rotary(layer))
+        .validate("linear_biases", no_biases(LINEAR_LAYERS));
+    match layer {
+        LayerType::Sliding => section
+            .add("head_groups", Decl::rename("head_groups", "num_key_value_heads"))
+            .add("head_size", Decl::rename("head_size", "head_dim"))
+            .add("window_size", Decl::rename("window_size", "sliding_window"))
+            .add(
+                "shared_key_value",
+                Decl::const_import("shared_key_value", boolean(false)),
+            ),
+        LayerType::Full => section
+            .add("head_groups", full_head_groups())
+            .add("head_size", Decl::rename("head_size", "global_head_dim"))
+            // Not written on import: Fast-LLM's default is no window.
+            .validate("no_window", |fl| match fl_value(fl, "window_size") {
+                Value::Null => vec![],
+                found => vec![Problem::at_fast_llm(
+                    "window_size",
+                    format!(
+                        "{} set, but Gemma 4's full-attention layers have no sliding window",
+                        show(found)
+                    ),
+                )],
+            })
+            .add("shared_key_value", Decl::rename("shared_key_value", "attention_k_eq_v")),
+    }
+}
+
+/// The declarations of a gated, bias-free MLP on `intermediate_key`.
+fn gated_mlp(section: Section, intermediate_key: &'static str) -> Section {
+    section
+        .add("intermediate_size", Decl::rename("intermediate_size", intermediate_key))
+        .add(
+            "add_linear_biases",
+            Decl::const_import("add_linear_biases", boolean(false)),
+        )
+        .add("gated", Decl::const_import("gated", boolean(true)))
+        .add("activation", activation())
+        .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
+        .validate("linear_biases", no_biases(&["layer_1", "layer_2"]))
+}
+
+/// The dense MLP of a dense block (no own norms: the block's pre/post-MLP norms apply).
+pub fn dense_mlp() -> Section {
+    gated_mlp(Section::of::<MlpConfig>("gemma4.mlp"), "intermediate_size")
+        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
+        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+}
+
+/// The MoE block's MLP: a dense branch and a routed branch, each with its own pre/post norms.
+pub fn hybrid_mlp() -> Section {
+    let norm = rms_norm().build();
+    let dense = gated_mlp(Section::of::<MlpConfig>("gemma4.hybrid.dense"), "intermediate_size")
+        .add("pre_norm", Decl::nested("pre_norm", norm.clone()))
+        .add("post_norm", Decl::nested("post_norm", norm.clone()));
+    let routed = gated_mlp(
+        Section::of::<MoeMlpConfig>("gemma4.hybrid.routed"),
+        "moe_intermediate_size",
+    )
+    .add("pre_norm", Decl::nested("pre_norm", norm.clone()))
+    .add("post_norm", Decl::nested("post_norm", norm))
+    .add("experts", Decl::rename("experts", "num_experts"))
+    .add("experts_per_token", Decl::rename("experts_per_token", "top_k_experts"))
+    .add("shared_experts", Decl::const_import("shared_experts", int(0)))
+    .add("routing", Decl::const_import("routing", text("aux_loss")))
+    .add("router", Decl::ignored(&["router"]))
+    .add(
+        "router_normalization",
+        Decl::nested("router_normalization", fixed_rms_norm().build()),
+    )
+    // Parameter settings only; whether the scales exist is pinned by the two ConstImports.
+    .add(
+        "router_scales",
+        Decl::ignored(&["router_scale", "router_per_expert_scale"]),
+    )
+    .add(
+        "router_scale",
+        Decl::const_import("router_scale.enabled", boolean(true)),
+    )
+    // Exported only if it is exactly `hidden_size ** -0.5` (a root rule: it needs hidden_size).
+    .add("router_input_scale", hidden_size_scale(&["router_input_scale"], -0.5))
+    .add(
+        "router_per_expert_scale",
+        Decl::const_import("router_per_expert_scale.enabled", boolean(true)),
+    );
+    Section::of::<HybridMoeMlpConfig>("gemma4.hybrid_mlp")
+        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
+        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .add("dense", Decl::nested("dense", dense.build()))
+        .add("routed", Decl::nested("routed", routed.build()))
+}
+
+/// HF MoE keys, which a dense model must leave `null` (they would describe experts it lacks).
+const MOE_KEYS: &[&str] = &["num_experts", "top_k_experts", "moe_intermediate_size"];
+
+fn moe_keys_unset(hf: &Map, _: &ImportContext) -> Writes {
+    let problems: Vec<Problem> = MOE_KEYS
+        .iter()
+        .filter_map(|key| match hf.get(*key) {
+            None | Some(Value::Null) => None,
+            Some(found) => Some(Problem::at_hf(
+                *key,
+                format!("{} set, but enable_moe_block is false", show(found)),
+            )),
+        })
+        .collect();
+    if problems.is_empty() { Ok(vec![]) } else { Err(problems) }
+}
+
+/// A decoder block of one layer type, dense (`enable_moe_block: false`) or MoE.
+pub fn block(layer: LayerType, moe: bool) -> Section {
+    let name = match (layer, moe) {
+        (LayerType::Sliding, false) => "gemma4.sliding_block",
+        (LayerType::Sliding, true) => "gemma4.sliding_moe_block",
+        (LayerType::Full, false) => "gemma4.full_block",
+        (LayerType::Full, true) => "gemma4.full_moe_block",
+    };
+    let norm = rms_norm().build();
+    let section = Section::of::<DecoderBlockConfig>(name)
+        .add("mixer", Decl::nested("mixer", attention(layer).build()))
+        .add("normalization", Decl::nested("normalization", norm.clone()))
+        .add("pre_mixer_normalization", Decl::ignored(&["pre_mixer_normalization"]))
+        .add(
+            "post_mixer_normalization",
+            Decl::nested("post_mixer_normalization", norm.clone()),
+        )
+        .add("post_mlp_normalization", Decl::nested("post_mlp_normalization", norm))
+        // HF's `layer_scalar` is a frozen buffer: the scale exists and is not trained.
+        .add(
+            "output_scale",
+            Decl::import_only(&["output_scale"], &[], true, |_, _| {
+                Ok(vec![
+                    ("output_scale.enabled".into(), boolean(true)),
+                    ("output_scale.lr_scale".into(), float(0.0)),
+                ])
+            }),
+        )
+        .add("enable_moe_block", Decl::const_export("enable_moe_block", boolean(moe)))
+        .validate(
+            "pre_mixer_normalization",
+            same_as_normalization("pre_mixer_normalization"),
+        )
+        .validate("output_scale", |fl| match fl_value(fl, "output_scale.enabled") {
+            Value::Bool(true) => vec![],
+            found => vec![Problem::at_fast_llm(
+                "output_scale.enabled",
+                format!("{}, but Gemma 4 scales every block output (layer_scalar)", show(found)),
+            )],
+        });
+    if moe {
+        section.add("mlp", Decl::nested("mlp", hybrid_mlp().build())).add(
+            "pre_mlp_normalization",
+            Decl::nested("pre_mlp_normalization", no_norm().build()),
+        )
+    } else {
+        section
+            .add("mlp", Decl::nested("mlp", dense_mlp().build()))
+            .add(
+                "pre_mlp_normalization",
+                Decl::import_only(&["pre_mlp_normalization"], &[], true, |hf, _| {
+                    let epsilon = hf.get("rms_norm_eps").cloned().unwrap_or(Value::Null);
+                    Ok(vec![
+                        ("pre_mlp_normalization.type".into(), text("rms_norm")),
+                        ("pre_mlp_normalization.epsilon".into(), epsilon),
+                    ])
+                }),
+            )
+            .add("moe_keys", Decl::import_only(&[], MOE_KEYS, false, moe_keys_unset))
+            .validate("pre_mlp_normalization", same_as_normalization("pre_mlp_normalization"))
+    }
+}
+
+/// The token embeddings, scaled by `hidden_size ** 0.5` (checked on export by the root).
+pub fn embeddings() -> Section {
+    Section::of::<LanguageModelEmbeddingsConfig>("gemma4.embeddings")
+        .add("vocab_size", Decl::rename("vocab_size", "vocab_size"))
+        .add("word_embeddings", Decl::ignored(&["word_embeddings"]))
+        .add(
+            "position_embeddings",
+            Decl::ignored(&["position_embeddings", "num_position_embeddings"]),
+        )
+        .add("embedding_scale", hidden_size_scale(&["embedding_scale"], 0.5))
+        .validate("position_embeddings", |fl| {
+            match fl_value(fl, "position_embeddings.enabled") {
+                Value::Bool(true) => vec![Problem::at_fast_llm(
+                    "position_embeddings.enabled",
+                    "enabled, but Gemma 4 has no position embeddings",
+                )],
+                _ => vec![],
+            }
+        })
+}
+
+/// The head: final norm, optional logit softcap, one prediction head.
+pub fn head() -> Section {
+    Section::of::<LanguageModelHeadConfig>("gemma4.head")
+        .add("normalization", Decl::nested("normalization", rms_norm().build()))
+        .add("output_weight", Decl::ignored(&["output_weight"]))
+        .add("prediction_heads", Decl::const_import("prediction_heads", int(1)))
+        .add(
+            "final_logit_softcap",
+            Decl::optional("final_logit_softcap", "final_logit_softcapping", Value::Null),
+        )
+}
+
+/// `use_bidirectional_attention`: `"vision"` affects only vision tokens, so a text model reads
+/// it like `null`; `"all"` (a non-causal text decoder) is not representable. An HF-only value
+/// set (not one constant), hence a Custom.
+fn bidirectional_attention() -> Decl {
+    Decl::custom(
+        &[],
+        &["use_bidirectional_attention"],
+        false,
+        |_, _| Ok(vec![("use_bidirectional_attention".to_string(), Value::Null).into()]),
+        |hf, _| match hf.get("use_bidirectional_attention") {
+            None | Some(Value::Null) => Ok(vec![]),
+            Some(Value::Str(s)) if s == "vision" => Ok(vec![]),
+            Some(found) => Err(vec![Problem::at_hf(
+                "use_bidirectional_attention",
+                format!(
+                    "{}: Fast-LLM's text decoder is causal (supported: null, \"vision\")",
+                    show(found)
+                ),
+            )]),
+        },
+    )
+}
+
+/// Every decoder block's Fast-LLM dict with its path (a fixed sequence has one).
+fn blocks(fl: &Map) -> Vec<(String, Map)> {
+    let decoder = fl_value(fl, "decoder").as_map().cloned().unwrap_or_default();
+    if let Some(Value::Map(block)) = decoder.get("block") {
+        return vec![("decoder.block".into(), block.clone())];
+    }
+    fl_value(&decoder, "blocks")
+        .as_map()
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter_map(|(name, b)| Some((format!("decoder.blocks.{name}"), b.as_map()?.clone())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `path` of `fl` must be exactly `expected` (Gemma 4 hard-codes `hidden_size ** ±0.5` scales).
+fn scale_rule(fl: &Map, path: &str, expected: f64, formula: &str) -> Option<Problem> {
+    let found = fl_value(fl, path);
+    (found != &float(expected))
+        .then(|| Problem::at_fast_llm(path, format!("{} (must be {formula} = {expected:?})", show(found))))
+}
+
+/// The root: embeddings, decoder, head, and the Gemma 4 features Fast-LLM lacks, pinned off.
+pub fn base_model() -> Section {
+    Section::of::<GptBaseModelConfig>("gemma4.base_model")
+        .add("embeddings", Decl::nested("embeddings", embeddings().build()))
+        .add("decoder", decoder::declaration(block_sections()))
+        .add("head", Decl::nested("head", head().build()))
+        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
+        .add(
+            "tied_embedding_weight",
+            Decl::rename("tied_embedding_weight", "tie_word_embeddings"),
+        )
+        .add("peft", Decl::ignored(&["peft"]))
+        // Per-layer embeddings, KV sharing across layers and double-wide MLPs have no Fast-LLM form.
+        .add(
+            "hidden_size_per_layer_input",
+            Decl::const_export("hidden_size_per_layer_input", int(0)),
+        )
+        .add(
+            "num_kv_shared_layers",
+            Decl::const_export("num_kv_shared_layers", int(0)),
+        )
+        .add(
+            "use_double_wide_mlp",
+            Decl::const_export("use_double_wide_mlp", boolean(false)),
+        )
+        .add("use_bidirectional_attention", bidirectional_attention())
+        // The per-layer-embedding vocabulary: inert once hidden_size_per_layer_input is 0.
+        .add(
+            "vocab_size_per_layer_input",
+            Decl::ignored_hf(&["vocab_size_per_layer_input"]),
+        )
+        .add(
+            "per_layer_config",
+            Decl::import_only(&[], per_layer::CLAIMS, false, per_layer::check),
+        )
+        .validate("embedding_scale", |fl| {
+            let Some(expected) = hidden_size_power(fl, 0.5) else {
+                return vec![];
+            };
+            scale_rule(fl, "embeddings.embedding_scale", expected, "sqrt(hidden_size)")
+                .into_iter()
+                .collect()
+        })
+        .validate("router_input_scale", |fl| {
+            let Some(expected) = hidden_size_power(fl, -0.5) else {
+                return vec![];
+            };
+            blocks(fl)
+                .into_iter()
+                .filter(|(_, block)| fl_value(block, "mlp.type") == &text("hybrid_moe"))
+                .filter_map(|(path, block)| {
+                    let mut problem =
+                        scale_rule(&block, "mlp.routed.router_input_scale", expected, "hidden_size ** -0.5")?;
+                    problem.fast_llm = Some(format!("{path}.mlp.routed.router_input_scale"));
+                    Some(problem)
+                })
+                .collect()
+        })
+        .validate("peft", |fl| match fl_value(fl, "peft.type") {
+            Value::Str(t) if t == "none" => vec![],
+            found => vec![Problem::at_fast_llm(
+                "peft.type",
+                format!("PEFT {} has no HF form (merge adapters first)", show(found)),
+            )],
+        })
+}
+
+/// The four block sections, by layer type and MLP kind.
+pub fn block_sections() -> decoder::Blocks {
+    decoder::Blocks {
+        sliding: block(LayerType::Sliding, false).build(),
+        sliding_moe: block(LayerType::Sliding, true).build(),
+        full: block(LayerType::Full, false).build(),
+        full_moe: block(LayerType::Full, true).build(),
+    }
+}
