@@ -103,7 +103,11 @@ fn check_coverage() -> Result<(), String> {
 /// A binary built with one family's feature lists exactly that family's formats, and one built
 /// with none lists none: registrations follow features, and none vanish.
 fn single_family_build() -> Result<(), String> {
-    let cases: [(&[&str], &str, usize); 2] = [(&["--features", "llama"], "families: llama", 7), (&[], "families:", 0)];
+    let cases: [(&[&str], &str, usize); 3] = [
+        (&["--features", "llama"], "families: llama", 7),
+        (&["--features", "gemma4"], "families: gemma4", 1),
+        (&[], "families:", 0),
+    ];
     for (features, expected, formats) in cases {
         let mut args = vec![
             "run",

@@ -2,7 +2,8 @@
 //! (`text_config`, `vision_config`, and the projector keys at the root).
 //!
 //! `llava` reads its `text_config` with the class its `model_type` names (MistralConfig, or
-//! LlamaConfig when `llama` or absent) and converts it with the Mistral tables.
+//! LlamaConfig when `llama` or absent) and converts it with the Mistral tables;
+//! `llava_hybrid_ssm` reads an `apriel_hybrid_ssm` text model with the Apriel hybrid-SSM tables.
 //!
 //! Custom pieces, and why they are not primitives:
 //! - `text_model` — the text model's fields sit at the root of the Fast-LLM multimodal config
@@ -37,7 +38,8 @@ const TEXT_FIELDS: &[&str] = &[
 const LLAMA_TEXT_KEYS: &[&str] = &["text_config", "text_config.attention_bias", "text_config.mlp_bias"];
 
 /// The text model: the Fast-LLM root's text fields ↔ `text_config`, converted by `base`.
-pub fn text_model(base: Arc<Section>) -> Decl {
+/// `untyped_is_llama`: a `text_config` without `model_type` is a LlamaConfig (Llava's rule).
+pub fn text_model(base: Arc<Section>, untyped_is_llama: bool) -> Decl {
     let (export_base, import_base) = (base.clone(), base.clone());
     Decl::custom(
         TEXT_FIELDS,
@@ -59,7 +61,10 @@ pub fn text_model(base: Arc<Section>) -> Decl {
                 .unwrap_or_default();
             let mut problems = Vec::new();
             // LlamaConfig reads a text_config without model_type.
-            let llama = text_config.get("model_type").is_none_or(|t| t == &text("llama"));
+            let llama = match text_config.get("model_type") {
+                None => untyped_is_llama,
+                Some(t) => t == &text("llama"),
+            };
             for key in ["attention_bias", "mlp_bias"] {
                 match (llama, text_config.get(key)) {
                     (_, None) | (true, Some(Value::Bool(false))) => {}
@@ -115,9 +120,9 @@ pub fn adapter() -> Section {
 }
 
 /// The Llava root, with `text_base` converting `text_config`.
-pub fn base_model(name: &'static str, text_base: Arc<Section>) -> Section {
+pub fn base_model(name: &'static str, text_base: Arc<Section>, untyped_is_llama: bool) -> Section {
     Section::of::<MultiModalBaseModelConfig>(name)
-        .add("text_model", text_model(text_base))
+        .add("text_model", text_model(text_base, untyped_is_llama))
         .add(
             "vision_encoder",
             Decl::nested_under("vision_encoder", pixtral::vision_model().build(), "vision_config"),
@@ -237,6 +242,24 @@ mod samples {
         }"#;
         vec![Value::from_json_str(sample).expect("valid sample")]
     }
+
+    /// A small Llava-hybrid config: attention and Mamba blocks in the text model.
+    pub(crate) fn llava_hybrid_ssm() -> Vec<Value> {
+        let mut sample = llava().remove(0);
+        let Value::Map(root) = &mut sample else { unreachable!() };
+        let decoder = r#"{"type": "pattern", "num_blocks": 4, "pattern": ["t", "m2", "m2", "t"], "blocks": {
+            "t": {"mixer": {"heads": 4, "head_groups": 2, "head_size": 16, "add_linear_biases": false,
+                            "rotary": {"type": "default", "theta": 10000}},
+                  "mlp": {"intermediate_size": 128, "gated": true, "add_linear_biases": false},
+                  "normalization": {"type": "rms_norm", "epsilon": 1e-5}},
+            "m2": {"mixer": {"type": "mamba", "state_size": 16, "d_inner": 128, "d_xb": 32, "dt_rank": 4,
+                             "add_linear_biases": false, "repeat_kv_before_conv": true,
+                             "convolution_layer": {"bias": {"enabled": true}}, "dt_layer": {"bias": {"enabled": true}}},
+                   "mlp": {"intermediate_size": 128, "gated": true, "add_linear_biases": false},
+                   "normalization": {"type": "rms_norm", "epsilon": 1e-5}}}}"#;
+        root.insert("decoder".into(), Value::from_json_str(decoder).expect("valid sample"));
+        vec![sample]
+    }
 }
 
 fn llava() -> &'static Converter {
@@ -253,11 +276,59 @@ fn llava() -> &'static Converter {
             .named("llava.text_model")
             .build();
         Converter {
-            base_model: base_model("llava.base_model", text_base).build(),
+            base_model: base_model("llava.base_model", text_base, true).build(),
             hf_class: llava_class("LlavaConfig", choose_text_class),
             samples: samples::llava(),
         }
     })
+}
+
+/// The class of a `llava_hybrid_ssm` `text_config`: an Apriel hybrid-SSM model. The format's
+/// own export writes `text_config` without `model_type` (as Fast-LLM does), so that reads as
+/// the hybrid model too: it is the only text model the format holds.
+pub fn choose_hybrid_text_class(text_config: Option<&Map>) -> Result<HfClass, String> {
+    match text_config.and_then(|t| t.get("model_type")) {
+        None => Ok(fastllm_apriel::classes::apriel_hybrid_ssm()),
+        Some(Value::Str(t)) if t == "apriel_hybrid_ssm" => Ok(fastllm_apriel::classes::apriel_hybrid_ssm()),
+        other => Err(format!(
+            "text model_type {} is not representable (llava_hybrid_ssm holds an apriel_hybrid_ssm text model)",
+            other.map(show).unwrap_or_else(|| "missing".into())
+        )),
+    }
+}
+
+fn llava_hybrid_ssm() -> &'static Converter {
+    static CONVERTER: OnceLock<Converter> = OnceLock::new();
+    CONVERTER.get_or_init(|| {
+        let text_base = fastllm_apriel::hybrid::base_model()
+            .named("llava_hybrid_ssm.text_model")
+            .build();
+        Converter {
+            base_model: base_model("llava_hybrid_ssm.base_model", text_base, false).build(),
+            hf_class: llava_class("LlavaHybridConfig", choose_hybrid_text_class),
+            samples: samples::llava_hybrid_ssm(),
+        }
+    })
+}
+
+inventory::submit! {
+    Handler {
+        name: "llava_hybrid_ssm",
+        family: FAMILY,
+        // LlavaHybridConfig writes `llava_hybrid`; Fast-LLM's format name is `llava_hybrid_ssm`.
+        model_types: &["llava_hybrid_ssm", "llava_hybrid"],
+        architecture: "LlavaHybridForConditionalGeneration",
+        auto_map: &[
+            ("AutoConfig", "configuration_llava_hybrid.LlavaHybridConfig"),
+            ("AutoModel", "modeling_llava_hybrid.LlavaHybridModel"),
+            ("AutoModelForCausalLM", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
+            ("AutoModelForVision2Seq", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
+            ("AutoModelForImageTextToText", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
+        ],
+        model: ModelKind::MultiModal,
+        extra_files: &["configuration_llava_hybrid.py", "modeling_llava_hybrid.py"],
+        converter: llava_hybrid_ssm,
+    }
 }
 
 inventory::submit! {

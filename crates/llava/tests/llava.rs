@@ -139,3 +139,23 @@ fn merge(base: &mut Value, change: &Value) {
         (b, c) => *b = c.clone(),
     }
 }
+
+#[test]
+fn llava_hybrid_ssm_reads_both_model_types_and_round_trips() {
+    let handler = find("llava_hybrid_ssm").unwrap();
+    assert_eq!(handler.model_types, ["llava_hybrid_ssm", "llava_hybrid"]);
+    let report = check_handler(handler);
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    // A Mistral text model is not what this format holds.
+    let error = handler
+        .import(&with(
+            llava_config(),
+            &["model_type"],
+            Value::Str("llava_hybrid".into()),
+        ))
+        .unwrap_err();
+    assert!(
+        error.problems().iter().any(|p| p.hf.as_deref() == Some("text_config")),
+        "{error}"
+    );
+}
