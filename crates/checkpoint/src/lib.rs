@@ -9,6 +9,8 @@
 //! Writing ([`writer`]) keeps the caller's tensor order, writes files readable by everyone
 //! (0644), and builds the whole output beside its final path before renaming it into place.
 
+pub mod bytes;
+pub mod convert;
 mod error;
 mod read;
 pub mod writer;

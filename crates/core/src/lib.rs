@@ -14,6 +14,7 @@ pub mod explain;
 pub mod hf_class;
 mod registry;
 pub mod section;
+pub mod weights;
 
 pub use error::{ConvertError, Direction, Problem};
 pub use fastllm_config as config;

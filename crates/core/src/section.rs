@@ -333,6 +333,8 @@ pub struct Section {
     pub hf_type_name: Option<&'static str>,
     pub decls: Vec<(&'static str, Decl)>,
     pub validators: Vec<(&'static str, ValidateFn)>,
+    /// The weight declarations, composed like `decls` (named, replaceable).
+    pub weights: Vec<(&'static str, crate::weights::WeightDecl)>,
 }
 
 impl Section {
@@ -344,6 +346,7 @@ impl Section {
             hf_type_name: None,
             decls: Vec::new(),
             validators: Vec::new(),
+            weights: Vec::new(),
         }
     }
 
@@ -400,6 +403,25 @@ impl Section {
     /// Removes the export rule `name`.
     pub fn without_validator(mut self, name: &'static str) -> Self {
         self.validators.retain(|(n, _)| *n != name);
+        self
+    }
+
+    /// Appends a weight declaration.
+    pub fn weight(mut self, name: &'static str, decl: crate::weights::WeightDecl) -> Self {
+        assert!(
+            self.weights.iter().all(|(n, _)| *n != name),
+            "{}: duplicate weight declaration `{name}`",
+            self.name
+        );
+        self.weights.push((name, decl));
+        self
+    }
+
+    /// Replaces the weight declaration `name`, keeping its position.
+    pub fn replace_weight(mut self, name: &'static str, decl: crate::weights::WeightDecl) -> Self {
+        let slot = self.weights.iter_mut().find(|(n, _)| *n == name);
+        let (_, old) = slot.unwrap_or_else(|| panic!("{}: no weight declaration `{name}` to replace", self.name));
+        *old = decl;
         self
     }
 

@@ -9,6 +9,7 @@ pub mod classes;
 pub mod rotary;
 mod samples;
 pub mod sections;
+pub mod weights;
 
 use std::sync::OnceLock;
 
@@ -137,54 +138,90 @@ inventory::submit! {
     }
 }
 
-/// Each format's tables: the parent's, with entries replaced.
+/// Each format's tables: the parent's, with entries replaced. Formats that convert weights add
+/// the weight declarations ([`weights`]) to the same tables.
 mod formats {
-    use fastllm_core::{Converter, HfClass};
+    use std::sync::Arc;
 
-    use crate::{classes, samples, sections};
+    use fastllm_core::{Converter, HfClass, Section};
+
+    use crate::{classes, samples, sections, weights};
+
+    /// Builds the Llama-shaped tree with weights: `mixer` and `mlp` are config tables to which
+    /// the weight declarations are added here.
+    fn tree(
+        mixer: Section,
+        mixer_weights: fn(Section) -> Section,
+        mlp: Section,
+        mlp_weights: fn(Section) -> Section,
+        mlp_hf: &'static str,
+        head: fn(Arc<Section>) -> Section,
+        base: fn(Arc<Section>, Arc<Section>) -> Section,
+    ) -> Arc<Section> {
+        let norm = weights::norm(sections::normalization()).build();
+        let mixer = mixer_weights(mixer).build();
+        let mlp = mlp_weights(mlp).build();
+        let block = weights::block(
+            sections::block(mixer.clone(), mlp.clone(), norm.clone()),
+            &mixer,
+            &mlp,
+            &norm,
+            mlp_hf,
+        )
+        .build();
+        weights::base_model(base(block.clone(), head(norm.clone()).build()), &block, &norm).build()
+    }
 
     pub(crate) fn llama() -> Converter {
         llama_with(classes::llama())
     }
 
     pub(crate) fn llama_with(hf_class: HfClass) -> Converter {
-        let norm = sections::normalization().build();
-        let block = sections::block(sections::attention().build(), sections::mlp().build(), norm.clone()).build();
-        let head = sections::head(norm).build();
+        let base_model = tree(
+            sections::attention(),
+            weights::attention,
+            sections::mlp(),
+            weights::mlp,
+            "mlp",
+            sections::head,
+            sections::base_model,
+        );
         Converter {
-            base_model: sections::base_model(block, head).build(),
+            base_model,
             hf_class,
             samples: samples::llama(),
         }
     }
 
     pub(crate) fn mistral() -> Converter {
-        let norm = sections::normalization().build();
-        let block = sections::block(
-            sections::mistral_attention().build(),
-            sections::mistral_mlp().build(),
-            norm.clone(),
-        )
-        .build();
-        let head = sections::head(norm).build();
+        let base_model = tree(
+            sections::mistral_attention(),
+            weights::attention,
+            sections::mistral_mlp(),
+            weights::mlp,
+            "mlp",
+            sections::head,
+            |block, head| sections::base_model(block, head).named("mistral.base_model"),
+        );
         Converter {
-            base_model: sections::base_model(block, head).named("mistral.base_model").build(),
+            base_model,
             hf_class: classes::mistral(),
             samples: samples::mistral(),
         }
     }
 
     pub(crate) fn mixtral() -> Converter {
-        let norm = sections::normalization().build();
-        let block = sections::block(
-            sections::mistral_attention().build(),
-            sections::moe_mlp().build(),
-            norm.clone(),
-        )
-        .build();
-        let head = sections::head(norm).build();
+        let base_model = tree(
+            sections::mistral_attention(),
+            weights::attention,
+            sections::moe_mlp(),
+            weights::moe,
+            "block_sparse_moe",
+            sections::head,
+            |block, head| sections::base_model(block, head).named("mixtral.base_model"),
+        );
         Converter {
-            base_model: sections::base_model(block, head).named("mixtral.base_model").build(),
+            base_model,
             hf_class: classes::mixtral(),
             samples: samples::mixtral(),
         }
@@ -195,21 +232,24 @@ mod formats {
     }
 
     pub(crate) fn qwen2_with(hf_class: HfClass) -> Converter {
-        let norm = sections::normalization().build();
-        let block = sections::block(
-            sections::qwen2_attention().build(),
-            sections::mistral_mlp().build(),
-            norm.clone(),
-        )
-        .build();
-        let head = sections::head(norm).build();
+        let base_model = tree(
+            sections::qwen2_attention(),
+            weights::qwen2_attention,
+            sections::mistral_mlp(),
+            weights::mlp,
+            "mlp",
+            sections::head,
+            sections::qwen2_base_model,
+        );
         Converter {
-            base_model: sections::qwen2_base_model(block, head).build(),
+            base_model,
             hf_class,
             samples: samples::qwen2(),
         }
     }
 
+    /// MTP-Llama converts config only: its extra prediction heads' weights are not declared yet,
+    /// so its tree carries no weight declarations and weight conversion says so.
     pub(crate) fn mtp_llama() -> Converter {
         let norm = sections::normalization().build();
         let block = sections::block(sections::attention().build(), sections::mlp().build(), norm.clone()).build();

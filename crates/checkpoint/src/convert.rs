@@ -1,0 +1,641 @@
+//! Whole-checkpoint conversion: config and weights, HF ↔ Fast-LLM and HF → HF through the
+//! Fast-LLM model.
+//!
+//! Everything is checked before anything is written: the config converts, every planned tensor
+//! exists with the shape the config implies and one dtype per parameter, and every input tensor
+//! is consumed. Output tensors are then written in plan order, each computed once from borrowed
+//! input bytes (a copy or a concatenation streams; a transpose uses one tensor-sized buffer).
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
+use fastllm_core::weights::{PlanEntry, Transform, plan};
+use fastllm_core::{ConvertError, Handler, HfLayout, Problem};
+
+use crate::bytes::transpose;
+use crate::writer::{OutputDir, TensorSpec, write_safetensors};
+use crate::{Checkpoint, CheckpointError, FileSet, dtype_size, open_fast_llm, open_hf};
+
+/// The Fast-LLM version written to metadata.
+pub const FAST_LLM_VERSION: &str = "0.4.0";
+/// The shard suffix of Fast-LLM tensor names (`<parameter>/weights`).
+const SHARD: &str = "/weights";
+/// Fast-LLM starts a new file once a file holds this many elements.
+const FAST_LLM_ELEMENTS_PER_FILE: u64 = 1 << 32;
+
+/// One side of a conversion.
+#[derive(Clone, Copy)]
+pub enum Side {
+    /// Fast-LLM's own format (`metadata.yaml` + safetensors).
+    FastLlm,
+    /// A registered HF format.
+    Hf(&'static Handler),
+}
+
+impl Side {
+    /// The format's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Side::FastLlm => "fast_llm",
+            Side::Hf(handler) => handler.name,
+        }
+    }
+}
+
+/// Conversion options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub layout: HfLayout,
+    /// Convert config.json / metadata.yaml only.
+    pub config_only: bool,
+    /// Compute and return the plan; read no tensor data and write nothing.
+    pub dry_run: bool,
+    /// Replace an existing output.
+    pub force: bool,
+    /// Largest HF shard, in bytes.
+    pub max_shard_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            layout: HfLayout::V4,
+            config_only: false,
+            dry_run: false,
+            force: false,
+            max_shard_bytes: 5_000_000_000,
+        }
+    }
+}
+
+/// Why a conversion failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConversionError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Config(#[from] ConvertError),
+    #[error("{path}: {}", render(.problems))]
+    Tensors { path: PathBuf, problems: Vec<String> },
+}
+
+fn render(problems: &[String]) -> String {
+    let mut out = format!(
+        "{} tensor problem{}:",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for problem in problems {
+        out.push_str("\n  ");
+        out.push_str(problem);
+    }
+    out
+}
+
+/// One tensor of the output, with where it comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedTensor {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    /// Input tensor names it is made of.
+    pub from: Vec<String>,
+    pub transform: Transform,
+    pub bytes: u64,
+}
+
+/// What a conversion did (or, with `dry_run`, would do).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub output: PathBuf,
+    pub tensors: Vec<PlannedTensor>,
+    pub files: Vec<String>,
+}
+
+impl Summary {
+    /// Total tensor bytes written.
+    pub fn bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| t.bytes).sum()
+    }
+}
+
+/// Detects the format of a checkpoint directory: `metadata.yaml` means Fast-LLM, else the
+/// `model_type` of `config.json`.
+pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
+    if dir.join("metadata.yaml").is_file() {
+        return Ok(Side::FastLlm);
+    }
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    let config = fastllm_config::parse_document(&text, Some("json")).map_err(|e| CheckpointError::Invalid {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(Side::Hf(fastllm_core::detect(config.as_map().expect("a mapping"))?))
+}
+
+/// The input side: its config and a way to get each Fast-LLM tensor's bytes.
+struct Input {
+    checkpoint: Checkpoint,
+    config: BaseModelConfig,
+    /// Fast-LLM parameter → how to build it from input tensors.
+    sources: BTreeMap<String, Source>,
+}
+
+/// How to get one Fast-LLM tensor from the input.
+struct Source {
+    inputs: Vec<String>,
+    transform: Transform,
+    shape: Vec<usize>,
+    dtype: String,
+}
+
+fn fast_llm_config(checkpoint: &Checkpoint) -> Result<BaseModelConfig, ConversionError> {
+    let path = checkpoint.dir.join("metadata.yaml");
+    let invalid = |message: String| CheckpointError::Invalid {
+        path: path.clone(),
+        message,
+    };
+    let kind = match checkpoint.config.get("model") {
+        Some(Value::Str(m)) => ModelKind::from_name(m).ok_or_else(|| invalid(format!("unknown model `{m}`")))?,
+        _ => return Err(invalid("no `model` (gpt or multimodal)".into()).into()),
+    };
+    let base_model = fastllm_core::dict::get(&checkpoint.config, "config.base_model")
+        .cloned()
+        .unwrap_or(Value::Map(Map::new()));
+    load_base_model(kind, &base_model).map_err(|e| invalid(format!("config.base_model: {e}")).into())
+}
+
+fn open_input(dir: &Path, side: Side) -> Result<Input, ConversionError> {
+    match side {
+        Side::FastLlm => {
+            let checkpoint = open_fast_llm(dir)?;
+            let config = fast_llm_config(&checkpoint)?;
+            let mut sources = BTreeMap::new();
+            let mut problems = Vec::new();
+            for name in checkpoint.files.names() {
+                match name.split_once('/') {
+                    Some((parameter, "weights")) => {
+                        let tensor = checkpoint.files.get(name).expect("listed");
+                        sources.insert(
+                            parameter.to_string(),
+                            Source {
+                                inputs: vec![name.to_string()],
+                                transform: Transform::Copy,
+                                shape: tensor.shape.to_vec(),
+                                dtype: tensor.dtype.to_string(),
+                            },
+                        );
+                    }
+                    _ => problems.push(format!(
+                        "`{name}`: not a `<parameter>/weights` tensor (optimizer state is not converted)"
+                    )),
+                }
+            }
+            if !problems.is_empty() {
+                return Err(ConversionError::Tensors {
+                    path: dir.to_path_buf(),
+                    problems,
+                });
+            }
+            Ok(Input {
+                checkpoint,
+                config,
+                sources,
+            })
+        }
+        Side::Hf(handler) => {
+            let checkpoint = open_hf(dir)?;
+            let config = handler.import(&checkpoint.config)?;
+            let entries = weight_plan(handler, &config)?;
+            let mut problems = Vec::new();
+            let mut sources = BTreeMap::new();
+            let mut consumed = BTreeSet::new();
+            for entry in entries {
+                let dtype = check_inputs(&checkpoint.files, &entry, &mut problems);
+                consumed.extend(entry.hf.iter().cloned());
+                sources.insert(
+                    entry.fast_llm.clone(),
+                    Source {
+                        inputs: entry.hf,
+                        transform: entry.transform,
+                        shape: entry.fast_llm_shape,
+                        dtype,
+                    },
+                );
+            }
+            let leftovers: Vec<&str> = checkpoint.files.names().filter(|n| !consumed.contains(*n)).collect();
+            if !leftovers.is_empty() {
+                problems.push(format!(
+                    "{} tensor(s) the {} format does not map (nothing would convert them): {}",
+                    leftovers.len(),
+                    handler.name,
+                    leftovers.join(", ")
+                ));
+            }
+            if !problems.is_empty() {
+                return Err(ConversionError::Tensors {
+                    path: dir.to_path_buf(),
+                    problems,
+                });
+            }
+            Ok(Input {
+                checkpoint,
+                config,
+                sources,
+            })
+        }
+    }
+}
+
+/// The handler's weight plan for `config`.
+fn weight_plan(handler: &Handler, config: &BaseModelConfig) -> Result<Vec<PlanEntry>, ConversionError> {
+    let section = &handler.converter().base_model;
+    if section.weights.is_empty() {
+        return Err(ConvertError::Rejected {
+            format: handler.name.to_string(),
+            direction: fastllm_core::Direction::Import,
+            problems: vec![Problem::at_fast_llm(
+                "",
+                "weight conversion is not declared for this format yet (config conversion works)",
+            )],
+        }
+        .into());
+    }
+    plan(section, &config.to_form(Form::Full)).map_err(|problems| {
+        ConvertError::Rejected {
+            format: handler.name.to_string(),
+            direction: fastllm_core::Direction::Export,
+            problems,
+        }
+        .into()
+    })
+}
+
+/// Checks one plan entry's HF tensors: present, with the planned shapes and one dtype.
+fn check_inputs(files: &FileSet, entry: &PlanEntry, problems: &mut Vec<String>) -> String {
+    let mut dtype: Option<String> = None;
+    for (name, expected) in entry.hf.iter().zip(&entry.hf_shapes) {
+        match files.get(name) {
+            None => problems.push(format!("`{name}` (for Fast-LLM `{}`): missing", entry.fast_llm)),
+            Some(tensor) => {
+                if tensor.shape != expected.as_slice() {
+                    problems.push(format!(
+                        "`{name}`: shape {:?}, the config implies {expected:?}",
+                        tensor.shape
+                    ));
+                }
+                match &dtype {
+                    None => dtype = Some(tensor.dtype.to_string()),
+                    Some(d) if d != tensor.dtype => problems.push(format!(
+                        "`{name}`: dtype {} differs from {d} of the other parts of `{}`",
+                        tensor.dtype, entry.fast_llm
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    dtype.unwrap_or_default()
+}
+
+impl Input {
+    /// The bytes of Fast-LLM tensor `name` (borrowed when no transform is needed).
+    fn fast_llm_bytes(&self, name: &str) -> Cow<'_, [u8]> {
+        let source = &self.sources[name];
+        let part = |i: usize| self.checkpoint.files.get(&source.inputs[i]).expect("checked").data;
+        match source.transform {
+            Transform::Copy => Cow::Borrowed(part(0)),
+            Transform::Concat => Cow::Owned((0..source.inputs.len()).flat_map(|i| part(i).iter().copied()).collect()),
+            Transform::Transpose => {
+                let data = part(0);
+                let mut out = vec![0; data.len()];
+                // The HF tensor is [shape[1], shape[0]].
+                transpose(data, source.shape[1], source.shape[0], element(&source.dtype), &mut out);
+                Cow::Owned(out)
+            }
+            Transform::TransposeConcat => {
+                let rows = source.shape[0] / source.inputs.len();
+                let mut out = Vec::with_capacity(source.shape.iter().product::<usize>() * element(&source.dtype));
+                for i in 0..source.inputs.len() {
+                    let data = part(i);
+                    let mut block = vec![0; data.len()];
+                    transpose(data, source.shape[1], rows, element(&source.dtype), &mut block);
+                    out.extend_from_slice(&block);
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
+fn element(dtype: &str) -> usize {
+    dtype_size(dtype).unwrap_or(1)
+}
+
+/// Part `i` of `parts` HF tensors of a Fast-LLM tensor (export direction).
+fn hf_part<'a>(
+    fast_llm: &'a [u8],
+    shape: &[usize],
+    transform: Transform,
+    i: usize,
+    parts: usize,
+    element: usize,
+) -> Cow<'a, [u8]> {
+    match transform {
+        Transform::Copy => Cow::Borrowed(fast_llm),
+        Transform::Concat => {
+            let len = fast_llm.len() / parts;
+            Cow::Borrowed(&fast_llm[i * len..(i + 1) * len])
+        }
+        Transform::Transpose => {
+            let mut out = vec![0; fast_llm.len()];
+            transpose(fast_llm, shape[0], shape[1], element, &mut out);
+            Cow::Owned(out)
+        }
+        Transform::TransposeConcat => {
+            let len = fast_llm.len() / parts;
+            let slice = &fast_llm[i * len..(i + 1) * len];
+            let mut out = vec![0; len];
+            transpose(slice, shape[0] / parts, shape[1], element, &mut out);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// Converts the checkpoint at `input` (format `from`) to `output` (format `to`).
+pub fn convert(
+    input: &Path,
+    from: Side,
+    output: &Path,
+    to: Side,
+    options: &Options,
+) -> Result<Summary, ConversionError> {
+    let source = open_input(input, from)?;
+    let config = &source.config;
+    // What the output holds: (name, dtype, shape, Fast-LLM parameter, part index, parts, transform).
+    let mut outputs: Vec<(PlannedTensor, String, usize, usize, Vec<usize>)> = Vec::new();
+    let mut problems = Vec::new();
+    let mut used = BTreeSet::new();
+    match to {
+        Side::FastLlm => {
+            for (parameter, src) in &source.sources {
+                used.insert(parameter.clone());
+                let bytes = (src.shape.iter().product::<usize>() * element(&src.dtype)) as u64;
+                let tensor = PlannedTensor {
+                    name: format!("{parameter}{SHARD}"),
+                    dtype: src.dtype.clone(),
+                    shape: src.shape.clone(),
+                    from: src.inputs.clone(),
+                    transform: src.transform,
+                    bytes,
+                };
+                outputs.push((tensor, parameter.clone(), 0, 1, src.shape.clone()));
+            }
+        }
+        Side::Hf(handler) => {
+            let config = match config {
+                BaseModelConfig::Gpt(_) | BaseModelConfig::MultiModal(_) => config,
+            };
+            for entry in weight_plan(handler, config)? {
+                let Some(src) = source.sources.get(&entry.fast_llm) else {
+                    problems.push(format!("Fast-LLM `{}`: missing from the input", entry.fast_llm));
+                    continue;
+                };
+                if src.shape != entry.fast_llm_shape {
+                    problems.push(format!(
+                        "Fast-LLM `{}`: shape {:?}, the config implies {:?}",
+                        entry.fast_llm, src.shape, entry.fast_llm_shape
+                    ));
+                    continue;
+                }
+                used.insert(entry.fast_llm.clone());
+                let parts = entry.hf.len();
+                for (i, (name, shape)) in entry.hf.iter().zip(&entry.hf_shapes).enumerate() {
+                    let bytes = (shape.iter().product::<usize>() * element(&src.dtype)) as u64;
+                    let tensor = PlannedTensor {
+                        name: name.clone(),
+                        dtype: src.dtype.clone(),
+                        shape: shape.clone(),
+                        from: src.inputs.clone(),
+                        transform: entry.transform,
+                        bytes,
+                    };
+                    outputs.push((tensor, entry.fast_llm.clone(), i, parts, entry.fast_llm_shape.clone()));
+                }
+            }
+        }
+    }
+    let unused: Vec<&String> = source.sources.keys().filter(|p| !used.contains(*p)).collect();
+    if !unused.is_empty() {
+        problems.push(format!(
+            "{} parameter(s) of the input have no place in {}: {}",
+            unused.len(),
+            to.name(),
+            unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ConversionError::Tensors {
+            path: input.to_path_buf(),
+            problems,
+        });
+    }
+    let tensors: Vec<PlannedTensor> = outputs.iter().map(|o| o.0.clone()).collect();
+    let mut summary = Summary {
+        from: from.name(),
+        to: to.name(),
+        output: output.to_path_buf(),
+        tensors,
+        files: Vec::new(),
+    };
+    if options.dry_run {
+        return Ok(summary);
+    }
+
+    let out = OutputDir::create(output, options.force)?;
+    let files = if options.config_only {
+        Vec::new()
+    } else {
+        shard(&outputs, to, options)
+    };
+    match to {
+        Side::FastLlm => write_fast_llm_metadata(&out, config, &outputs, &files)?,
+        Side::Hf(handler) => {
+            let hf = handler.export(config, options.layout)?;
+            out.write_text("config.json", &format!("{}\n", Value::Map(hf.clone()).to_json_pretty()))?;
+            if files.len() > 1 {
+                write_hf_index(&out, &outputs, &files)?;
+            }
+        }
+    }
+    let metadata = match to {
+        Side::FastLlm => fast_llm_file_metadata(config),
+        Side::Hf(_) => BTreeMap::from([("format".to_string(), "pt".to_string())]),
+    };
+    for (file, range) in &files {
+        let specs: Vec<TensorSpec> = outputs[range.clone()]
+            .iter()
+            .map(|(t, ..)| TensorSpec {
+                name: t.name.clone(),
+                dtype: t.dtype.clone(),
+                shape: t.shape.clone(),
+            })
+            .collect();
+        let mut cached: Option<(String, Cow<[u8]>)> = None;
+        write_safetensors(&out.path(file), &metadata, &specs, |i, sink: &mut dyn Write| {
+            let (tensor, parameter, part, parts, fl_shape) = &outputs[range.start + i];
+            if cached.as_ref().is_none_or(|(p, _)| p != parameter) {
+                cached = Some((parameter.clone(), source.fast_llm_bytes(parameter)));
+            }
+            let bytes = &cached.as_ref().expect("filled").1;
+            // Fast-LLM outputs are the Fast-LLM bytes; HF outputs apply the export transform.
+            let transform = if matches!(to, Side::FastLlm) {
+                Transform::Copy
+            } else {
+                tensor.transform
+            };
+            let data = hf_part(bytes, fl_shape, transform, *part, *parts, element(&tensor.dtype));
+            sink.write_all(&data)
+        })?;
+    }
+    if matches!(to, Side::FastLlm) && !options.config_only {
+        out.write_text("ok", "")?;
+    }
+    summary.files = files.into_iter().map(|(f, _)| f).collect();
+    out.commit()?;
+    Ok(summary)
+}
+
+/// Splits the output tensors into files: Fast-LLM's element budget, or HF's `max_shard_bytes`.
+fn shard(
+    outputs: &[(PlannedTensor, String, usize, usize, Vec<usize>)],
+    to: Side,
+    options: &Options,
+) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut ranges = Vec::new();
+    let (mut start, mut size) = (0usize, 0u64);
+    for (i, (tensor, ..)) in outputs.iter().enumerate() {
+        let weight = match to {
+            Side::FastLlm => tensor.shape.iter().product::<usize>() as u64,
+            Side::Hf(_) => tensor.bytes,
+        };
+        let limit = match to {
+            Side::FastLlm => FAST_LLM_ELEMENTS_PER_FILE,
+            Side::Hf(_) => options.max_shard_bytes,
+        };
+        if matches!(to, Side::Hf(_)) && i > start && size + weight > limit {
+            ranges.push(start..i);
+            (start, size) = (i, 0);
+        }
+        size += weight;
+        if matches!(to, Side::FastLlm) && size >= limit {
+            ranges.push(start..i + 1);
+            (start, size) = (i + 1, 0);
+        }
+    }
+    if start < outputs.len() || ranges.is_empty() {
+        ranges.push(start..outputs.len());
+    }
+    let n = ranges.len();
+    ranges
+        .into_iter()
+        .enumerate()
+        .map(|(i, range)| {
+            let name = match to {
+                Side::FastLlm => format!("model_{i}.safetensors"),
+                Side::Hf(_) if n == 1 => "model.safetensors".to_string(),
+                Side::Hf(_) => format!("model-{:05}-of-{n:05}.safetensors", i + 1),
+            };
+            (name, range)
+        })
+        .collect()
+}
+
+fn fast_llm_metadata(config: &BaseModelConfig) -> Map {
+    let distributed = Value::from_json_str(r#"{"local_world_size": 1, "rank": 0, "world_size": 1}"#).expect("valid");
+    let mut model_config = Map::new();
+    model_config.insert("type".into(), Value::Str(config.kind().name().into()));
+    model_config.insert("base_model".into(), Value::Map(config.to_form(Form::Explicit)));
+    model_config.insert("distributed".into(), distributed);
+    let mut metadata = Map::new();
+    metadata.insert("config".into(), Value::Map(model_config));
+    metadata.insert("fast_llm_version".into(), Value::Str(FAST_LLM_VERSION.into()));
+    metadata.insert("format".into(), Value::Str("fast_llm".into()));
+    metadata.insert("model".into(), Value::Str(config.kind().name().into()));
+    metadata.insert("shards".into(), Value::List(vec![Value::Str("weights".into())]));
+    metadata
+}
+
+/// Safetensors header metadata of Fast-LLM files: the metadata without `state_index`, each value
+/// as a string (YAML for structured ones), as Fast-LLM writes it.
+fn fast_llm_file_metadata(config: &BaseModelConfig) -> BTreeMap<String, String> {
+    fast_llm_metadata(config)
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::Str(s) => s,
+                other => other.to_yaml(),
+            };
+            (k, text)
+        })
+        .chain([("metadata".to_string(), "{}\n".to_string())])
+        .collect()
+}
+
+fn write_fast_llm_metadata(
+    out: &OutputDir,
+    config: &BaseModelConfig,
+    outputs: &[(PlannedTensor, String, usize, usize, Vec<usize>)],
+    files: &[(String, std::ops::Range<usize>)],
+) -> Result<(), CheckpointError> {
+    let mut metadata = fast_llm_metadata(config);
+    let state_index: Map = files
+        .iter()
+        .flat_map(|(file, range)| {
+            outputs[range.clone()]
+                .iter()
+                .map(move |(t, ..)| (t.name.clone(), Value::Str(file.clone())))
+        })
+        .collect();
+    metadata.insert(
+        "metadata".into(),
+        Value::Map(Map::from([("state_index".to_string(), Value::Map(state_index))])),
+    );
+    out.write_text("metadata.yaml", &Value::Map(metadata).to_yaml())
+}
+
+fn write_hf_index(
+    out: &OutputDir,
+    outputs: &[(PlannedTensor, String, usize, usize, Vec<usize>)],
+    files: &[(String, std::ops::Range<usize>)],
+) -> Result<(), CheckpointError> {
+    let total: u64 = outputs.iter().map(|(t, ..)| t.bytes).sum();
+    let weight_map: Map = files
+        .iter()
+        .flat_map(|(file, range)| {
+            outputs[range.clone()]
+                .iter()
+                .map(move |(t, ..)| (t.name.clone(), Value::Str(file.clone())))
+        })
+        .collect();
+    let index = Map::from([
+        (
+            "metadata".to_string(),
+            Value::Map(Map::from([("total_size".to_string(), Value::Int(total as i128))])),
+        ),
+        ("weight_map".to_string(), Value::Map(weight_map)),
+    ]);
+    out.write_text(
+        "model.safetensors.index.json",
+        &format!("{}\n", Value::Map(index).to_json_pretty()),
+    )
+}

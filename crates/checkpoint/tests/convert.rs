@@ -1,0 +1,101 @@
+//! Whole-checkpoint conversion against the reference implementation's own conversions: HF →
+//! Fast-LLM matches `fast_llm/` bit for bit, Fast-LLM → HF matches `hf_input/`, and HF → Fast-LLM
+//! → HF is the identity.
+
+use std::path::{Path, PathBuf};
+
+use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
+use fastllm_core::find;
+use rstest::rstest;
+
+use fastllm_llama as _;
+
+fn fixture(format: &str, part: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/weights")
+        .join(format)
+        .join(part)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("convert").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    dir
+}
+
+/// Same tensor names, dtypes, shapes and bytes.
+fn assert_same_tensors(got: &Checkpoint, want: &Checkpoint) {
+    let (got_names, want_names): (Vec<&str>, Vec<&str>) = (got.files.names().collect(), want.files.names().collect());
+    assert_eq!(got_names, want_names);
+    for name in want_names {
+        let (a, b) = (got.files.get(name).unwrap(), want.files.get(name).unwrap());
+        assert_eq!((a.dtype, a.shape), (b.dtype, b.shape), "{name}");
+        assert!(a.data == b.data, "{name}: bytes differ");
+    }
+}
+
+#[rstest]
+fn hf_to_fast_llm_matches_the_reference(#[values("llama", "mistral", "qwen2", "mixtral")] format: &str) {
+    let output = scratch(&format!("{format}-fast-llm"));
+    let handler = find(format).unwrap();
+    let summary = convert(
+        &fixture(format, "hf_input"),
+        Side::Hf(handler),
+        &output,
+        Side::FastLlm,
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(summary.files, ["model_0.safetensors"]);
+    assert_same_tensors(
+        &open_fast_llm(&output).unwrap(),
+        &open_fast_llm(&fixture(format, "fast_llm")).unwrap(),
+    );
+}
+
+#[rstest]
+fn fast_llm_to_hf_matches_the_reference(#[values("llama", "mistral", "qwen2", "mixtral")] format: &str) {
+    let output = scratch(&format!("{format}-hf"));
+    let handler = find(format).unwrap();
+    convert(
+        &fixture(format, "fast_llm"),
+        Side::FastLlm,
+        &output,
+        Side::Hf(handler),
+        &Options::default(),
+    )
+    .unwrap();
+    let converted = open_hf(&output).unwrap();
+    assert_same_tensors(&converted, &open_hf(&fixture(format, "hf_input")).unwrap());
+    assert_eq!(
+        converted.config["model_type"],
+        fastllm_core::config::Value::Str(format.into())
+    );
+}
+
+#[rstest]
+fn hf_round_trip_is_the_identity(#[values("llama", "qwen2", "mixtral")] format: &str) {
+    let handler = find(format).unwrap();
+    let middle = scratch(&format!("{format}-middle"));
+    let back = scratch(&format!("{format}-back"));
+    convert(
+        &fixture(format, "hf_input"),
+        Side::Hf(handler),
+        &middle,
+        Side::FastLlm,
+        &Options::default(),
+    )
+    .unwrap();
+    let options = Options {
+        max_shard_bytes: 40_000,
+        ..Options::default()
+    };
+    let summary = convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &options).unwrap();
+    assert!(summary.files.len() > 1, "small shards force an index");
+    assert_same_tensors(
+        &open_hf(&back).unwrap(),
+        &open_hf(&fixture(format, "hf_input")).unwrap(),
+    );
+}
