@@ -106,11 +106,12 @@ fn hostile_indexes_are_rejected(#[case] index: &str, #[case] shards: &str, #[cas
             (file, tensors.split(',').collect())
         })
         .collect();
-    let name = needle
+    // A directory per case (cases run in parallel): the index text identifies the case.
+    let name: String = index
         .chars()
+        .chain(needle.chars())
         .filter(|c| c.is_alphanumeric())
-        .take(20)
-        .collect::<String>();
+        .collect();
     let dir = hf_dir(&name, Some(index), &shards);
     let error = open_hf(&dir).err().expect("rejected").to_string();
     assert!(error.contains(needle), "{error}");
@@ -127,11 +128,12 @@ fn pickle_checkpoints_are_refused() {
 }
 
 #[rstest]
-#[case::truncated(|b: &mut Vec<u8>| b.truncate(b.len() - 4))]
-#[case::header_too_long(|b: &mut Vec<u8>| b[0..8].copy_from_slice(&u64::MAX.to_le_bytes()))]
-#[case::not_json(|b: &mut Vec<u8>| b[8] = b'!')]
-fn corrupt_files_are_rejected(#[case] corrupt: fn(&mut Vec<u8>)) {
-    let dir = hf_dir("corrupt", None, &[("model.safetensors", vec!["a"])]);
+#[case::truncated("truncated", |b: &mut Vec<u8>| b.truncate(b.len() - 4))]
+#[case::header_too_long("header_too_long", |b: &mut Vec<u8>| b[0..8].copy_from_slice(&u64::MAX.to_le_bytes()))]
+#[case::not_json("not_json", |b: &mut Vec<u8>| b[8] = b'!')]
+fn corrupt_files_are_rejected(#[case] name: &str, #[case] corrupt: fn(&mut Vec<u8>)) {
+    // One directory per case: cases run in parallel.
+    let dir = hf_dir(&format!("corrupt-{name}"), None, &[("model.safetensors", vec!["a"])]);
     let path = dir.join("model.safetensors");
     let mut bytes = std::fs::read(&path).unwrap();
     corrupt(&mut bytes);
