@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use fastllm_checkpoint::convert;
 use fastllm_config::{self as config, Form, Map, ModelKind, Value};
 use fastllm_core::{self as core, HfLayout, explain};
 
@@ -31,6 +32,74 @@ enum Command {
         /// A registered format name.
         format: String,
     },
+    /// Convert a whole checkpoint (config and weights). F and G are registered formats or
+    /// `fast_llm`; HF → HF goes through the Fast-LLM model.
+    Convert {
+        /// Input format (`auto`: `metadata.yaml` means fast_llm, else config.json's model_type).
+        #[arg(long)]
+        from: String,
+        /// Output format.
+        #[arg(long)]
+        to: String,
+        /// Rope layout of the written config.json.
+        #[arg(long, value_enum, default_value_t = LayoutArg::V4)]
+        hf_layout: LayoutArg,
+        /// Convert the config only.
+        #[arg(long)]
+        config_only: bool,
+        /// Print the plan (every tensor with its shape and bytes); read no tensor data, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print a machine-readable JSON summary.
+        #[arg(long)]
+        json: bool,
+        /// Replace an existing output.
+        #[arg(long)]
+        force: bool,
+        /// Largest HF shard (bytes, or with a unit: 5GB, 500MB, 2GiB).
+        #[arg(long, default_value = "5GB", value_parser = parse_size)]
+        max_shard_size: u64,
+        /// The input checkpoint directory.
+        input: PathBuf,
+        /// The output directory (must not exist unless --force).
+        output: PathBuf,
+    },
+    /// Describe a checkpoint: format, config summary, parameter count, dtypes, files.
+    Inspect {
+        /// A checkpoint directory (HF or Fast-LLM).
+        path: PathBuf,
+    },
+}
+
+/// `5GB`, `500MB`, `2GiB`, or plain bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a size"))?;
+    let scale: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KIB" => 1024.0,
+        "MIB" => 1024.0 * 1024.0,
+        "GIB" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (B, KB, MB, GB, TB, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    let bytes = number * scale;
+    if bytes >= 1.0 {
+        Ok(bytes as u64)
+    } else {
+        Err(format!("`{text}` is too small a shard size"))
+    }
 }
 
 #[derive(Subcommand)]
@@ -122,6 +191,32 @@ fn run(cli: Cli) -> Result<String, String> {
             file,
         }) => export(&format, hf_layout, &file),
         Command::Formats => Ok(formats()),
+        Command::Convert {
+            from,
+            to,
+            hf_layout,
+            config_only,
+            dry_run,
+            json,
+            force,
+            max_shard_size,
+            input,
+            output,
+        } => {
+            let layout = match hf_layout {
+                LayoutArg::V4 => HfLayout::V4,
+                LayoutArg::V5 => HfLayout::V5,
+            };
+            let options = convert::Options {
+                layout,
+                config_only,
+                dry_run,
+                force,
+                max_shard_bytes: max_shard_size,
+            };
+            convert_checkpoint(&from, &to, &input, &output, &options, json)
+        }
+        Command::Inspect { path } => inspect(&path),
         Command::Explain { format } => {
             let handler = core::find(&format).map_err(|e| e.to_string())?;
             Ok(explain::render(&explain::rows(&handler.converter().base_model)))
@@ -184,6 +279,168 @@ fn export(format: &str, layout: LayoutArg, file: &Path) -> Result<String, String
         .export(&config, layout)
         .map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(Value::Map(hf).to_json_pretty())
+}
+
+fn side(name: &str, input: Option<&Path>) -> Result<convert::Side, String> {
+    match (name, input) {
+        ("fast_llm", _) => Ok(convert::Side::FastLlm),
+        ("auto", Some(dir)) => convert::detect(dir).map_err(|e| e.to_string()),
+        ("auto", None) => Err("`auto` only applies to --from".into()),
+        (name, _) => core::find(name)
+            .map(convert::Side::Hf)
+            .map_err(|e| format!("{e}, or fast_llm")),
+    }
+}
+
+fn convert_checkpoint(
+    from: &str,
+    to: &str,
+    input: &Path,
+    output: &Path,
+    options: &convert::Options,
+    json: bool,
+) -> Result<String, String> {
+    let (from, to) = (side(from, Some(input))?, side(to, None)?);
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !options.dry_run && !json;
+    if progress {
+        eprintln!(
+            "converting {} ({}) -> {} ({})",
+            input.display(),
+            from.name(),
+            output.display(),
+            to.name()
+        );
+    }
+    let summary = convert::convert(input, from, output, to, options).map_err(|e| e.to_string())?;
+    if json {
+        let tensors: Vec<Value> = summary
+            .tensors
+            .iter()
+            .map(|t| {
+                let shape = Value::List(t.shape.iter().map(|&d| Value::Int(d as i128)).collect());
+                let from = Value::List(t.from.iter().map(|n| Value::Str(n.clone())).collect());
+                Value::Map(Map::from([
+                    ("name".to_string(), Value::Str(t.name.clone())),
+                    ("dtype".to_string(), Value::Str(t.dtype.clone())),
+                    ("shape".to_string(), shape),
+                    ("bytes".to_string(), Value::Int(t.bytes as i128)),
+                    ("from".to_string(), from),
+                    (
+                        "transform".to_string(),
+                        Value::Str(format!("{:?}", t.transform).to_lowercase()),
+                    ),
+                ]))
+            })
+            .collect();
+        let report = Map::from([
+            ("from".to_string(), Value::Str(summary.from.into())),
+            ("to".to_string(), Value::Str(summary.to.into())),
+            ("output".to_string(), Value::Str(summary.output.display().to_string())),
+            ("dry_run".to_string(), Value::Bool(options.dry_run)),
+            ("tensor_count".to_string(), Value::Int(summary.tensors.len() as i128)),
+            ("bytes".to_string(), Value::Int(summary.bytes() as i128)),
+            (
+                "files".to_string(),
+                Value::List(summary.files.iter().map(|f| Value::Str(f.clone())).collect()),
+            ),
+            ("tensors".to_string(), Value::List(tensors)),
+        ]);
+        return Ok(Value::Map(report).to_json_pretty());
+    }
+    let mut out = String::new();
+    if options.dry_run {
+        out.push_str(&format!(
+            "plan: {} ({}) -> {} ({})\n",
+            input.display(),
+            summary.from,
+            output.display(),
+            summary.to
+        ));
+        for t in &summary.tensors {
+            out.push_str(&format!(
+                "{:60} {:6} {:>16} {:>12}  <- {} ({:?})\n",
+                t.name,
+                t.dtype,
+                format!("{:?}", t.shape),
+                t.bytes,
+                t.from.join(" + "),
+                t.transform
+            ));
+        }
+    }
+    if options.config_only {
+        out.push_str(&format!(
+            "wrote the config only: {} -> {} in {}",
+            summary.from,
+            summary.to,
+            output.display()
+        ));
+        return Ok(out);
+    }
+    out.push_str(&format!(
+        "{} {} tensors ({} bytes) {} -> {}{}",
+        if options.dry_run { "would write" } else { "wrote" },
+        summary.tensors.len(),
+        summary.bytes(),
+        summary.from,
+        summary.to,
+        if options.dry_run {
+            String::new()
+        } else {
+            format!(" in {}: {}", output.display(), summary.files.join(", "))
+        }
+    ));
+    Ok(out)
+}
+
+fn inspect(path: &Path) -> Result<String, String> {
+    let side = convert::detect(path).map_err(|e| e.to_string())?;
+    let checkpoint = match side {
+        convert::Side::FastLlm => fastllm_checkpoint::open_fast_llm(path),
+        convert::Side::Hf(_) => fastllm_checkpoint::open_hf(path),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut dtypes: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
+    let mut parameters: u128 = 0;
+    for name in checkpoint.files.names() {
+        let tensor = checkpoint.files.get(name).expect("listed");
+        let entry = dtypes.entry(tensor.dtype).or_default();
+        entry.0 += 1;
+        entry.1 += tensor.data.len() as u64;
+        parameters += tensor.shape.iter().map(|&d| d as u128).product::<u128>();
+    }
+    let mut out = format!("{}\n  format: {}\n", path.display(), side.name());
+    let config = match side {
+        convert::Side::Hf(handler) => handler.import(&checkpoint.config).map(|c| (c, handler.model)),
+        convert::Side::FastLlm => Err(core::ConvertError::UnknownFormat {
+            name: String::new(),
+            known: vec![],
+        }),
+    };
+    if let Ok((config, model)) = config {
+        let arch = config.to_form(Form::Architecture);
+        let get = |p: &str| {
+            core::dict::get(&arch, p)
+                .map(core::dict::show)
+                .unwrap_or_else(|| "-".into())
+        };
+        out.push_str(&format!(
+            "  model: {}  hidden_size: {}  layers: {}  vocab: {}\n",
+            model.name(),
+            get("hidden_size"),
+            get("decoder.num_blocks"),
+            get("embeddings.vocab_size")
+        ));
+    }
+    out.push_str(&format!(
+        "  tensors: {}  parameters: {parameters}\n",
+        checkpoint.files.len()
+    ));
+    for (dtype, (count, bytes)) in dtypes {
+        out.push_str(&format!("  dtype {dtype}: {count} tensors, {bytes} bytes\n"));
+    }
+    out.push_str(&format!("  files: {}", checkpoint.files.file_names().join(", ")));
+    Ok(out)
 }
 
 fn formats() -> String {

@@ -11,6 +11,7 @@ pub mod cli;
 
 #[cfg(feature = "apriel")]
 pub use fastllm_apriel as apriel;
+pub use fastllm_checkpoint as checkpoint;
 pub use fastllm_config as config;
 pub use fastllm_core as core;
 #[cfg(feature = "gemma4")]

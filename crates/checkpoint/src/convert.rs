@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
-use fastllm_core::{ConvertError, Handler, HfLayout, Problem};
+use fastllm_core::{ConvertError, Handler, HfLayout};
 
 use crate::bytes::transpose;
 use crate::writer::{OutputDir, TensorSpec, write_safetensors};
@@ -80,6 +80,8 @@ pub enum ConversionError {
     Config(#[from] ConvertError),
     #[error("{path}: {}", render(.problems))]
     Tensors { path: PathBuf, problems: Vec<String> },
+    #[error("{format}: weight conversion is not declared for this format yet; its config converts (use --config-only)")]
+    WeightsNotDeclared { format: &'static str },
 }
 
 fn render(problems: &[String]) -> String {
@@ -260,15 +262,7 @@ fn open_input(dir: &Path, side: Side) -> Result<Input, ConversionError> {
 fn weight_plan(handler: &Handler, config: &BaseModelConfig) -> Result<Vec<PlanEntry>, ConversionError> {
     let section = &handler.converter().base_model;
     if section.weights.is_empty() {
-        return Err(ConvertError::Rejected {
-            format: handler.name.to_string(),
-            direction: fastllm_core::Direction::Import,
-            problems: vec![Problem::at_fast_llm(
-                "",
-                "weight conversion is not declared for this format yet (config conversion works)",
-            )],
-        }
-        .into());
+        return Err(ConversionError::WeightsNotDeclared { format: handler.name });
     }
     plan(section, &config.to_form(Form::Full)).map_err(|problems| {
         ConvertError::Rejected {
@@ -379,6 +373,17 @@ pub fn convert(
     to: Side,
     options: &Options,
 ) -> Result<Summary, ConversionError> {
+    if options.config_only {
+        return convert_config(input, from, output, to, options);
+    }
+    // The config must convert before any tensor is looked at: its rejection is the real reason.
+    if let Side::Hf(handler) = to {
+        let config = match from {
+            Side::FastLlm => fast_llm_config(&open_fast_llm(input)?)?,
+            Side::Hf(source) => source.import(&read_hf_config(input)?)?,
+        };
+        handler.export(&config, options.layout)?;
+    }
     let source = open_input(input, from)?;
     let config = &source.config;
     // What the output holds: (name, dtype, shape, Fast-LLM parameter, part index, parts, transform).
@@ -511,6 +516,82 @@ pub fn convert(
         out.write_text("ok", "")?;
     }
     summary.files = files.into_iter().map(|(f, _)| f).collect();
+    out.commit()?;
+    Ok(summary)
+}
+
+fn read_hf_config(dir: &Path) -> Result<Map, CheckpointError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    match fastllm_config::parse_document(&text, Some("json")) {
+        Ok(Value::Map(map)) => Ok(map),
+        Ok(_) => Err(CheckpointError::Invalid {
+            path,
+            message: "expected a mapping".into(),
+        }),
+        Err(e) => Err(CheckpointError::Invalid {
+            path,
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// `--config-only`: config.json or metadata.yaml, no tensors read or written.
+fn convert_config(
+    input: &Path,
+    from: Side,
+    output: &Path,
+    to: Side,
+    options: &Options,
+) -> Result<Summary, ConversionError> {
+    let config = match from {
+        Side::FastLlm => {
+            let path = input.join("metadata.yaml");
+            let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            let metadata = match fastllm_config::parse_document(&text, Some("yaml")) {
+                Ok(Value::Map(map)) => map,
+                _ => {
+                    return Err(CheckpointError::Invalid {
+                        path,
+                        message: "expected a YAML mapping".into(),
+                    }
+                    .into());
+                }
+            };
+            let checkpoint = Checkpoint {
+                dir: input.to_path_buf(),
+                config: metadata,
+                files: FileSet::empty(input),
+            };
+            fast_llm_config(&checkpoint)?
+        }
+        Side::Hf(handler) => handler.import(&read_hf_config(input)?)?,
+    };
+    let hf = match to {
+        Side::Hf(handler) => Some(handler.export(&config, options.layout)?),
+        Side::FastLlm => None,
+    };
+    let summary = Summary {
+        from: from.name(),
+        to: to.name(),
+        output: output.to_path_buf(),
+        tensors: Vec::new(),
+        files: Vec::new(),
+    };
+    if options.dry_run {
+        return Ok(summary);
+    }
+    let out = OutputDir::create(output, options.force)?;
+    match hf {
+        Some(hf) => out.write_text("config.json", &format!("{}\n", Value::Map(hf).to_json_pretty()))?,
+        None => write_fast_llm_metadata(&out, &config, &[], &[])?,
+    }
     out.commit()?;
     Ok(summary)
 }

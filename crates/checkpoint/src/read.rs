@@ -117,6 +117,15 @@ impl FileSet {
         })
     }
 
+    /// No files (a config-only checkpoint).
+    pub fn empty(dir: &Path) -> Self {
+        FileSet {
+            dir: dir.to_path_buf(),
+            files: Vec::new(),
+            index: BTreeMap::new(),
+        }
+    }
+
     /// Every tensor name, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.index.keys().map(String::as_str)

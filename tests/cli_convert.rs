@@ -1,0 +1,332 @@
+//! `fastllm-convert convert` and `inspect`: whole checkpoints through the CLI, and every hostile
+//! input exiting 2 with the file and tensor named and nothing left at the output path.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fastllm_convert::checkpoint::writer::{TensorSpec, write_safetensors};
+use fastllm_convert::checkpoint::{open_fast_llm, open_hf};
+use fastllm_convert::config::Value;
+use rstest::rstest;
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fastllm-convert"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn fixture(format: &str, part: &str) -> PathBuf {
+    repo("tests/fixtures/weights").join(format).join(part)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_convert").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ok(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn rejected(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(out.stdout.is_empty());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A copy of a fixture's HF input to damage.
+fn copy_input(format: &str, name: &str) -> PathBuf {
+    let dir = scratch(name).join("input");
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture(format, "hf_input").join(file), dir.join(file)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_readme_command_converts_the_bundled_sample_both_ways() {
+    let root = scratch("sample");
+    let (fast_llm, back) = (root.join("fast_llm"), root.join("back"));
+    let sample = repo("samples/llama-tiny");
+    ok(&cli(&[
+        "convert",
+        "--from",
+        "auto",
+        "--to",
+        "fast_llm",
+        sample.to_str().unwrap(),
+        fast_llm.to_str().unwrap(),
+    ]));
+    let metadata = open_fast_llm(&fast_llm).unwrap().config;
+    assert_eq!(metadata["format"], Value::Str("fast_llm".into()));
+    assert!(fast_llm.join("ok").is_file());
+    ok(&cli(&[
+        "convert",
+        "--from",
+        "fast_llm",
+        "--to",
+        "llama",
+        fast_llm.to_str().unwrap(),
+        back.to_str().unwrap(),
+    ]));
+    let (a, b) = (open_hf(&sample).unwrap(), open_hf(&back).unwrap());
+    assert_eq!(a.files.names().collect::<Vec<_>>(), b.files.names().collect::<Vec<_>>());
+    for name in a.files.names() {
+        assert!(
+            a.files.get(name).unwrap().data == b.files.get(name).unwrap().data,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn hf_to_hf_across_families() {
+    let root = scratch("hf2hf");
+    // This Mistral fixture has `sliding_window: 32`, which Llama cannot hold: rejected by name.
+    let out = root.join("llama");
+    let stderr = rejected(&cli(&[
+        "convert",
+        "--from",
+        "mistral",
+        "--to",
+        "llama",
+        fixture("mistral", "hf_input").to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        stderr.contains("window_size") && stderr.contains("no sliding window"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    // Llama -> Mistral is representable: same tensors, Mistral's config.
+    let mistral = root.join("mistral");
+    ok(&cli(&[
+        "convert",
+        "--from",
+        "llama",
+        "--to",
+        "mistral",
+        fixture("llama", "hf_input").to_str().unwrap(),
+        mistral.to_str().unwrap(),
+    ]));
+    let converted = open_hf(&mistral).unwrap();
+    assert_eq!(converted.config["model_type"], Value::Str("mistral".into()));
+    assert_eq!(converted.files.len(), 21);
+}
+
+#[test]
+fn dry_run_and_json_write_nothing() {
+    let out = scratch("dry").join("out");
+    let text = ok(&cli(&[
+        "convert",
+        "--from",
+        "mixtral",
+        "--to",
+        "fast_llm",
+        "--dry-run",
+        fixture("mixtral", "hf_input").to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        text.contains("decoder.0.mlp.layer_1.weight/weights") && text.contains("[1024, 64]"),
+        "{text}"
+    );
+    assert!(!out.exists());
+    let json = ok(&cli(&[
+        "convert",
+        "--from",
+        "qwen2",
+        "--to",
+        "fast_llm",
+        "--dry-run",
+        "--json",
+        fixture("qwen2", "hf_input").to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    let report = Value::from_json_str(&json).unwrap();
+    assert_eq!(report.as_map().unwrap()["tensor_count"], Value::Int(20));
+    assert!(!out.exists());
+}
+
+#[test]
+fn an_existing_output_needs_force() {
+    let root = scratch("force");
+    let out = root.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let input = fixture("llama", "hf_input");
+    let stderr = rejected(&cli(&[
+        "convert",
+        "--from",
+        "llama",
+        "--to",
+        "fast_llm",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    assert!(stderr.contains("--force"), "{stderr}");
+    ok(&cli(&[
+        "convert",
+        "--from",
+        "llama",
+        "--to",
+        "fast_llm",
+        "--force",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    assert!(out.join("metadata.yaml").is_file());
+}
+
+/// Rewrites the input's weights: `edit` gets the tensor list and may drop, add or reshape.
+fn rewrite_weights(input: &Path, edit: impl Fn(&mut Vec<(TensorSpec, Vec<u8>)>)) {
+    let checkpoint = open_hf(input).unwrap();
+    let mut tensors: Vec<(TensorSpec, Vec<u8>)> = checkpoint
+        .files
+        .names()
+        .map(|n| {
+            let t = checkpoint.files.get(n).unwrap();
+            (
+                TensorSpec {
+                    name: n.to_string(),
+                    dtype: t.dtype.to_string(),
+                    shape: t.shape.to_vec(),
+                },
+                t.data.to_vec(),
+            )
+        })
+        .collect();
+    drop(checkpoint);
+    edit(&mut tensors);
+    let specs: Vec<TensorSpec> = tensors.iter().map(|(s, _)| s.clone()).collect();
+    let path = input.join("model.safetensors");
+    std::fs::remove_file(&path).unwrap();
+    write_safetensors(&path, &Default::default(), &specs, |i, out| {
+        out.write_all(&tensors[i].1)
+    })
+    .unwrap();
+}
+
+#[rstest]
+#[case::shape_mismatch("shape", |t: &mut Vec<(TensorSpec, Vec<u8>)>| {
+    let (spec, _) = t.iter_mut().find(|(s, _)| s.name == "model.layers.1.self_attn.o_proj.weight").unwrap();
+    spec.shape = vec![32, 128];
+}, "`model.layers.1.self_attn.o_proj.weight`: shape [32, 128], the config implies [64, 64]")]
+#[case::leftover("leftover", |t: &mut Vec<(TensorSpec, Vec<u8>)>| {
+    t.push((TensorSpec { name: "model.layers.0.self_attn.rotary_emb.inv_freq".into(), dtype: "F32".into(), shape: vec![2] }, vec![0; 8]));
+}, "model.layers.0.self_attn.rotary_emb.inv_freq")]
+#[case::missing("missing", |t: &mut Vec<(TensorSpec, Vec<u8>)>| t.retain(|(s, _)| s.name != "model.norm.weight"), "`model.norm.weight` (for Fast-LLM `head.final_norm.weight`): missing")]
+#[case::dtype("dtype", |t: &mut Vec<(TensorSpec, Vec<u8>)>| {
+    let (spec, data) = t.iter_mut().find(|(s, _)| s.name == "model.layers.0.self_attn.v_proj.weight").unwrap();
+    spec.dtype = "F16".into();
+    data.truncate(data.len() / 2);
+}, "dtype F16 differs from F32")]
+fn hostile_weights_exit_2_and_leave_nothing(
+    #[case] name: &str,
+    #[case] edit: fn(&mut Vec<(TensorSpec, Vec<u8>)>),
+    #[case] needle: &str,
+) {
+    let input = copy_input("llama", name);
+    rewrite_weights(&input, edit);
+    let out = input.parent().unwrap().join("out");
+    let stderr = rejected(&cli(&[
+        "convert",
+        "--from",
+        "llama",
+        "--to",
+        "fast_llm",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    assert!(stderr.contains(needle), "{stderr}");
+    assert!(stderr.contains(input.to_str().unwrap()), "the input is named: {stderr}");
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(input.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no staging directory left behind: {leftovers:?}");
+}
+
+#[test]
+fn pickle_checkpoints_are_refused_by_name() {
+    let input = scratch("pickle").join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(
+        fixture("llama", "hf_input").join("config.json"),
+        input.join("config.json"),
+    )
+    .unwrap();
+    std::fs::write(input.join("pytorch_model.bin"), b"not unpickled").unwrap();
+    let out = input.parent().unwrap().join("out");
+    let stderr = rejected(&cli(&[
+        "convert",
+        "--from",
+        "auto",
+        "--to",
+        "fast_llm",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        stderr.contains("pytorch_model.bin") && stderr.contains("never unpickled"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn formats_without_weight_declarations_say_so() {
+    let out = scratch("mtp").join("out");
+    let input = fixture("llama", "hf_input");
+    let stderr = rejected(&cli(&[
+        "convert",
+        "--from",
+        "llama",
+        "--to",
+        "mtp_llama",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        stderr.contains("mtp_llama: weight conversion is not declared"),
+        "{stderr}"
+    );
+    ok(&cli(&[
+        "convert",
+        "--from",
+        "llama",
+        "--to",
+        "mtp_llama",
+        "--config-only",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    assert!(out.join("config.json").is_file() && !out.join("model.safetensors").exists());
+}
+
+#[test]
+fn inspect_describes_a_checkpoint() {
+    let text = ok(&cli(&["inspect", fixture("qwen2", "hf_input").to_str().unwrap()]));
+    assert!(
+        text.contains("format: qwen2") && text.contains("tensors: 26") && text.contains("dtype F32"),
+        "{text}"
+    );
+    let text = ok(&cli(&["inspect", fixture("qwen2", "fast_llm").to_str().unwrap()]));
+    assert!(
+        text.contains("format: fast_llm") && text.contains("tensors: 20"),
+        "{text}"
+    );
+}
