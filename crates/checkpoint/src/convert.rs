@@ -720,3 +720,89 @@ fn write_hf_index(
         &format!("{}\n", Value::Map(index).to_json_pretty()),
     )
 }
+
+/// Writes a synthetic HF checkpoint of `handler`'s format for `config`: its config.json and
+/// every tensor of the weight plan, filled with deterministic pseudo-random bytes. For tests of
+/// formats without reference fixtures, and for benchmarks.
+pub fn write_synthetic_hf(
+    handler: &'static Handler,
+    config: &BaseModelConfig,
+    dir: &Path,
+    dtype: &str,
+    max_shard_bytes: u64,
+) -> Result<Summary, ConversionError> {
+    let hf = handler.export(config, HfLayout::V4)?;
+    let element = dtype_size(dtype).ok_or_else(|| CheckpointError::Invalid {
+        path: dir.to_path_buf(),
+        message: format!("unknown dtype {dtype}"),
+    })?;
+    let mut outputs = Vec::new();
+    for entry in weight_plan(handler, config)? {
+        for (name, shape) in entry.hf.iter().zip(&entry.hf_shapes) {
+            let bytes = (shape.iter().product::<usize>() * element) as u64;
+            let tensor = PlannedTensor {
+                name: name.clone(),
+                dtype: dtype.to_string(),
+                shape: shape.clone(),
+                from: Vec::new(),
+                transform: Transform::Copy,
+                bytes,
+            };
+            outputs.push((tensor, entry.fast_llm.clone(), 0, 1, shape.clone()));
+        }
+    }
+    let to = Side::Hf(handler);
+    let options = Options {
+        max_shard_bytes,
+        ..Options::default()
+    };
+    let files = shard(&outputs, to, &options);
+    let out = OutputDir::create(dir, true)?;
+    out.write_text("config.json", &format!("{}\n", Value::Map(hf).to_json_pretty()))?;
+    if files.len() > 1 {
+        write_hf_index(&out, &outputs, &files)?;
+    }
+    let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+    for (file, range) in &files {
+        let specs: Vec<TensorSpec> = outputs[range.clone()]
+            .iter()
+            .map(|(t, ..)| TensorSpec {
+                name: t.name.clone(),
+                dtype: t.dtype.clone(),
+                shape: t.shape.clone(),
+            })
+            .collect();
+        write_safetensors(&out.path(file), &metadata, &specs, |i, sink: &mut dyn Write| {
+            let tensor = &outputs[range.start + i].0;
+            let mut state = tensor.name.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01B3)
+            });
+            let mut buffer = vec![0u8; 1 << 16];
+            let mut left = tensor.bytes as usize;
+            while left > 0 {
+                let n = left.min(buffer.len());
+                for chunk in buffer[..n].chunks_mut(8) {
+                    // xorshift64*: fast, deterministic, never all zeros.
+                    state ^= state >> 12;
+                    state ^= state << 25;
+                    state ^= state >> 27;
+                    let value = state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+                    chunk.copy_from_slice(&value[..chunk.len()]);
+                }
+                sink.write_all(&buffer[..n])?;
+                left -= n;
+            }
+            Ok(())
+        })?;
+    }
+    let tensors = outputs.into_iter().map(|o| o.0).collect();
+    let files = files.into_iter().map(|(f, _)| f).collect();
+    out.commit()?;
+    Ok(Summary {
+        from: "synthetic",
+        to: handler.name,
+        output: dir.to_path_buf(),
+        tensors,
+        files,
+    })
+}

@@ -99,3 +99,23 @@ fn hf_round_trip_is_the_identity(#[values("llama", "qwen2", "mixtral")] format: 
         &open_hf(&fixture(format, "hf_input")).unwrap(),
     );
 }
+
+#[rstest]
+fn synthetic_checkpoints_round_trip(
+    #[values("llama", "qwen2", "dream", "diffusion_llama", "mixtral", "mistral")] format: &str,
+) {
+    // Every sample config of the format: synthetic HF → Fast-LLM → HF is the identity.
+    let handler = find(format).unwrap();
+    for (i, sample) in handler.converter().samples.iter().enumerate() {
+        let config = fastllm_core::config::load_base_model(handler.model, sample).unwrap();
+        let (input, middle, back) = (
+            scratch(&format!("{format}-{i}-synthetic")),
+            scratch(&format!("{format}-{i}-mid")),
+            scratch(&format!("{format}-{i}-back")),
+        );
+        fastllm_checkpoint::convert::write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
+        convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &Options::default()).unwrap();
+        convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &Options::default()).unwrap();
+        assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
+    }
+}
