@@ -307,7 +307,7 @@ impl Input {
         let source = &self.sources[name];
         let part = |i: usize| self.checkpoint.files.get(&source.inputs[i]).expect("checked").data;
         match source.transform {
-            Transform::Copy => Cow::Borrowed(part(0)),
+            Transform::Copy | Transform::Reshape => Cow::Borrowed(part(0)),
             Transform::Concat => Cow::Owned((0..source.inputs.len()).flat_map(|i| part(i).iter().copied()).collect()),
             Transform::Transpose => {
                 let data = part(0);
@@ -345,7 +345,7 @@ fn hf_part<'a>(
     element: usize,
 ) -> Cow<'a, [u8]> {
     match transform {
-        Transform::Copy => Cow::Borrowed(fast_llm),
+        Transform::Copy | Transform::Reshape => Cow::Borrowed(fast_llm),
         Transform::Concat => {
             let len = fast_llm.len() / parts;
             Cow::Borrowed(&fast_llm[i * len..(i + 1) * len])

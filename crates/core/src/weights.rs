@@ -23,10 +23,14 @@ pub enum Transform {
     Transpose,
     /// Several 2-D HF tensors, each transposed, concatenated along dimension 0 (MoE `w2`).
     TransposeConcat,
+    /// One HF tensor, the same bytes in another shape (a conv kernel `[out, C, p, p]` is
+    /// Fast-LLM's linear `[out, C·p·p]`). The HF shape is declared ([`WeightDecl::reshaped`]).
+    Reshape,
 }
 
 impl Transform {
-    /// The shape of each of `parts` HF tensors, for a Fast-LLM tensor of shape `fast_llm`.
+    /// The shape of each of `parts` HF tensors, for a Fast-LLM tensor of shape `fast_llm`
+    /// (`Reshape` shapes are declared, not derived).
     pub fn hf_shapes(self, fast_llm: &[usize], parts: usize) -> Option<Vec<Vec<usize>>> {
         let split = |shape: &[usize]| -> Option<Vec<usize>> {
             let (first, rest) = shape.split_first()?;
@@ -82,17 +86,23 @@ pub type ShapeFn = Arc<dyn Fn(&WeightContext) -> Vec<usize> + Send + Sync>;
 pub type WhenFn = Arc<dyn Fn(&WeightContext) -> bool + Send + Sync>;
 /// HF names (relative to the section's HF prefix) computed from the config (e.g. per expert).
 pub type NamesFn = Arc<dyn Fn(&WeightContext) -> Vec<String> + Send + Sync>;
+/// Fast-LLM or HF name of repetition `i`.
+pub type IndexedName = Arc<dyn Fn(usize) -> String + Send + Sync>;
+/// A count computed from the config.
+pub type CountFn = Arc<dyn Fn(&WeightContext) -> usize + Send + Sync>;
 
 /// One weight declaration of a section.
 #[derive(Clone)]
 pub enum WeightDecl {
-    /// A parameter: Fast-LLM name ↔ HF names, with its transform and shape.
+    /// A parameter: Fast-LLM name ↔ HF names, with its transform and shape (`hf_shape`: the HF
+    /// shape of a `Reshape`).
     Param {
         fast_llm: &'static str,
         hf: NamesFn,
         transform: Transform,
         shape: ShapeFn,
         when: Option<WhenFn>,
+        hf_shape: Option<ShapeFn>,
     },
     /// A sub-section's weights: its config at `config`, names under `fast_llm` / `hf`.
     Nested {
@@ -101,12 +111,37 @@ pub enum WeightDecl {
         hf: &'static str,
         section: Arc<Section>,
     },
-    /// The blocks of a block sequence at `config`, block `i` under `fast_llm.i` / `hf.i`.
+    /// The blocks of a block sequence at `config`, block `i` under `fast_llm.i` / `hf.i`. A
+    /// block's own declarations dispatch per position (e.g. on its mixer's type).
     Blocks {
         config: &'static str,
         fast_llm: &'static str,
         hf: &'static str,
         block: Arc<Section>,
+    },
+    /// The section whose class matches the runtime `type` of the config at `config`; each
+    /// candidate has its own HF prefix (mixers live under different HF names).
+    Dispatch {
+        config: &'static str,
+        fast_llm: &'static str,
+        sections: Vec<(&'static str, Arc<Section>)>,
+    },
+    /// `count` repetitions of a section on the config at `config` (empty: this section's), with
+    /// index-templated prefixes (multi-token-prediction heads).
+    Repeat {
+        config: &'static str,
+        count: CountFn,
+        fast_llm: IndexedName,
+        hf: IndexedName,
+        section: Arc<Section>,
+    },
+    /// Each entry of the dict at `config` (stochastic mixers), by its type, under
+    /// `fast_llm.<name>` / `hf.<name>`.
+    TypedDict {
+        config: &'static str,
+        fast_llm: &'static str,
+        hf: &'static str,
+        sections: Vec<Arc<Section>>,
     },
 }
 
@@ -124,6 +159,7 @@ impl WeightDecl {
             transform,
             shape: Arc::new(shape),
             when: None,
+            hf_shape: None,
         }
     }
 
@@ -140,6 +176,24 @@ impl WeightDecl {
             transform,
             shape: Arc::new(shape),
             when: None,
+            hf_shape: None,
+        }
+    }
+
+    /// A parameter stored in another shape on the HF side (same bytes).
+    pub fn reshaped(
+        fast_llm: &'static str,
+        hf: &'static str,
+        shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
+        hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
+    ) -> Self {
+        WeightDecl::Param {
+            fast_llm,
+            hf: Arc::new(move |_| vec![hf.to_string()]),
+            transform: Transform::Reshape,
+            shape: Arc::new(shape),
+            when: None,
+            hf_shape: Some(Arc::new(hf_shape)),
         }
     }
 
@@ -169,6 +223,11 @@ pub fn plan(root: &Section, config: &Map) -> Result<Vec<PlanEntry>, Vec<Problem>
     let mut problems = Vec::new();
     walk(root, config, config, "", "", &mut out, &mut problems);
     if problems.is_empty() { Ok(out) } else { Err(problems) }
+}
+
+fn matching<'s>(sections: impl Iterator<Item = &'s Arc<Section>>, found: &Value) -> Option<&'s Arc<Section>> {
+    let mut sections = sections;
+    sections.find(|s| s.class.type_name.is_some_and(|t| &Value::Str(t.into()) == found))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -203,6 +262,7 @@ fn walk(
                 transform,
                 shape,
                 when,
+                hf_shape,
             } => {
                 if when.as_ref().is_some_and(|w| !w(&context)) {
                     continue;
@@ -210,7 +270,15 @@ fn walk(
                 let fast_llm_shape = shape(&context);
                 let hf: Vec<String> = hf(&context).iter().map(|n| join(hf_prefix, n)).collect();
                 let name = join(fl_prefix, fast_llm);
-                match transform.hf_shapes(&fast_llm_shape, hf.len()) {
+                let shapes = match (transform, hf_shape) {
+                    (Transform::Reshape, Some(hf_shape)) => {
+                        let hf_shape = hf_shape(&context);
+                        let same_size = hf_shape.iter().product::<usize>() == fast_llm_shape.iter().product::<usize>();
+                        (hf.len() == 1 && same_size).then(|| vec![hf_shape])
+                    }
+                    _ => transform.hf_shapes(&fast_llm_shape, hf.len()),
+                };
+                match shapes {
                     Some(hf_shapes) => out.push(PlanEntry {
                         fast_llm: name,
                         fast_llm_shape,
@@ -221,7 +289,7 @@ fn walk(
                     None => problems.push(Problem::at_fast_llm(
                         name,
                         format!(
-                            "{transform:?} cannot split shape {fast_llm_shape:?} into {} HF tensors",
+                            "{transform:?} cannot map shape {fast_llm_shape:?} onto {} HF tensors",
                             hf.len()
                         ),
                     )),
@@ -263,6 +331,107 @@ fn walk(
                     walk(block, &block_config, root, &fl, &hf, out, problems);
                 }
             }
+            WeightDecl::Dispatch {
+                config: path,
+                fast_llm,
+                sections,
+            } => {
+                let Some(Value::Map(sub)) = dict::get(config, path) else {
+                    problems.push(Problem::at_fast_llm(
+                        join(fl_prefix, path),
+                        "no config for these weights",
+                    ));
+                    continue;
+                };
+                let found = fl_value(sub, "type");
+                let candidate = sections
+                    .iter()
+                    .find(|(_, s)| matching(std::iter::once(s), found).is_some());
+                match candidate {
+                    Some((hf, section)) => walk(
+                        section,
+                        sub,
+                        root,
+                        &join(fl_prefix, fast_llm),
+                        &join(hf_prefix, hf),
+                        out,
+                        problems,
+                    ),
+                    None => problems.push(Problem::at_fast_llm(
+                        join(&join(fl_prefix, path), "type"),
+                        format!(
+                            "weights of {} are not declared (supported: {})",
+                            dict::show(found),
+                            sections
+                                .iter()
+                                .filter_map(|(_, s)| s.class.type_name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )),
+                }
+            }
+            WeightDecl::Repeat {
+                config: path,
+                count,
+                fast_llm,
+                hf,
+                section,
+            } => {
+                let sub = if path.is_empty() {
+                    Some(config.clone())
+                } else {
+                    dict::get(config, path).and_then(Value::as_map).cloned()
+                };
+                let Some(sub) = sub else {
+                    problems.push(Problem::at_fast_llm(
+                        join(fl_prefix, path),
+                        "no config for these weights",
+                    ));
+                    continue;
+                };
+                for i in 0..count(&context) {
+                    walk(
+                        section,
+                        &sub,
+                        root,
+                        &join(fl_prefix, &fast_llm(i)),
+                        &join(hf_prefix, &hf(i)),
+                        out,
+                        problems,
+                    );
+                }
+            }
+            WeightDecl::TypedDict {
+                config: path,
+                fast_llm,
+                hf,
+                sections,
+            } => {
+                let entries = dict::get(config, path)
+                    .and_then(Value::as_map)
+                    .cloned()
+                    .unwrap_or_default();
+                for (name, entry) in &entries {
+                    let Value::Map(entry) = entry else { continue };
+                    let fl = join(&join(fl_prefix, fast_llm), name);
+                    match matching(sections.iter(), fl_value(entry, "type")) {
+                        Some(section) => walk(
+                            section,
+                            entry,
+                            root,
+                            &fl,
+                            &join(&join(hf_prefix, hf), name),
+                            out,
+                            problems,
+                        ),
+                        None => problems.push(Problem::at_fast_llm(
+                            join(&fl, "type"),
+                            format!("weights of {} are not declared", dict::show(fl_value(entry, "type"))),
+                        )),
+                    }
+                }
+            }
         }
     }
 }
@@ -284,7 +453,8 @@ fn blocks(sequence: &Map) -> Vec<Map> {
             }
             (0..count)
                 .map(|i| {
-                    dict::get(sequence, &format!("blocks.{}", names[i % names.len()]))
+                    let path = format!("blocks.{}", names[i % names.len()]);
+                    dict::get(sequence, &path)
                         .and_then(Value::as_map)
                         .cloned()
                         .unwrap_or_default()
@@ -313,5 +483,6 @@ mod tests {
             Some(vec![vec![8, 2]; 3])
         );
         assert_eq!(Transform::Transpose.hf_shapes(&[4], 1), None, "1-D has no transpose");
+        assert_eq!(Transform::Reshape.hf_shapes(&[4, 8], 1), None, "declared, not derived");
     }
 }
