@@ -119,3 +119,26 @@ fn synthetic_checkpoints_round_trip(
         assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
     }
 }
+
+#[rstest]
+fn the_layout_is_fast_llm_s(#[values("llama", "mistral", "qwen2", "mixtral")] format: &str) {
+    // Fast-LLM's own checkpoint of the fixture holds exactly the parameters the layout lists.
+    let checkpoint = open_fast_llm(&fixture(format, "fast_llm")).unwrap();
+    let config = find(format)
+        .unwrap()
+        .import(&open_hf(&fixture(format, "hf_input")).unwrap().config)
+        .unwrap();
+    let mut layout = fastllm_core::layout::parameters(&config.to_form(fastllm_core::config::Form::Full));
+    layout.sort();
+    let stored: Vec<(String, Vec<usize>)> = checkpoint
+        .files
+        .names()
+        .map(|n| {
+            (
+                n.trim_end_matches("/weights").to_string(),
+                checkpoint.files.get(n).unwrap().shape.to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(layout, stored);
+}

@@ -300,6 +300,28 @@ pub fn check_handler(handler: &crate::Handler) -> HandlerReport {
                 continue;
             }
         };
+        // Weight coverage: the plan produces every Fast-LLM parameter exactly once, nothing else.
+        if !converter.base_model.weights.is_empty() {
+            let full = config.to_form(Form::Full);
+            match crate::weights::plan(&converter.base_model, &full) {
+                Ok(entries) => {
+                    let planned: Vec<(String, Vec<usize>)> =
+                        entries.into_iter().map(|e| (e.fast_llm, e.fast_llm_shape)).collect();
+                    for gap in crate::layout::coverage_gaps(&crate::layout::parameters(&full), &planned) {
+                        report
+                            .failures
+                            .push(format!("{} sample {i}: weights: {gap}", handler.name));
+                    }
+                }
+                Err(problems) => {
+                    for problem in problems {
+                        report
+                            .failures
+                            .push(format!("{} sample {i}: weight plan: {problem}", handler.name));
+                    }
+                }
+            }
+        }
         for layout in [crate::HfLayout::V4, crate::HfLayout::V5] {
             let label = format!("{} sample {i} ({layout:?})", handler.name);
             let hf = match handler.export(&config, layout) {

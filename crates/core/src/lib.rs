@@ -12,6 +12,7 @@ pub mod engine;
 mod error;
 pub mod explain;
 pub mod hf_class;
+pub mod layout;
 mod registry;
 pub mod section;
 pub mod weights;
