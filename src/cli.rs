@@ -344,6 +344,10 @@ fn convert_checkpoint(
                 Value::List(summary.files.iter().map(|f| Value::Str(f.clone())).collect()),
             ),
             ("tensors".to_string(), Value::List(tensors)),
+            (
+                "peak_rss_bytes".to_string(),
+                peak_rss().map(|b| Value::Int(b as i128)).unwrap_or(Value::Null),
+            ),
         ]);
         return Ok(Value::Map(report).to_json_pretty());
     }
@@ -391,6 +395,14 @@ fn convert_checkpoint(
         }
     ));
     Ok(out)
+}
+
+/// This process's peak resident memory (Linux `VmHWM`), for benchmarks.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn inspect(path: &Path) -> Result<String, String> {

@@ -9,7 +9,10 @@
 //! Deliberately stricter than the reference: `causal`, `softmax_scale_power`, Mamba
 //! `repeat_kv_before_conv`, the GDN norm and the KDA norm's `zero_centered` have no HF key, so
 //! export requires the value import implies (ConstImport) instead of dropping them; a block or
-//! head norm other than RMS is rejected both ways (the weights have RMS norms only).
+//! head norm other than RMS is rejected both ways (the weights have RMS norms only). Export also
+//! rejects what the HF model cannot hold as weights: attention key and value biases that differ
+//! (Fast-LLM fuses them, with the key layer's bias) and, with Mamba `add_linear_biases`, an unset
+//! convolution or dt-projection bias flag (HF reads `null` as no bias; Fast-LLM as the default).
 
 use std::sync::Arc;
 
@@ -176,6 +179,33 @@ pub fn attention() -> Section {
             "dense_layer.bias.enabled",
         ],
     )
+    .validate("key_value_bias", |fl| {
+        // Fast-LLM packs K and V in one layer whose bias is the key layer's; the HF model has a
+        // bias per projection, so the two must agree.
+        let shared = fl_value(fl, "add_linear_biases") == &Value::Bool(true);
+        let (key, value) = (
+            effective_bias(fl, "key_layer", shared),
+            effective_bias(fl, "value_layer", shared),
+        );
+        if key == value {
+            return vec![];
+        }
+        vec![Problem::at_fast_llm(
+            "value_layer.bias.enabled",
+            format!(
+                "value bias {value} differs from key bias {key}: Fast-LLM's fused key_value layer has one bias \
+                 (the key layer's), the format's k_proj / v_proj one each"
+            ),
+        )]
+    })
+}
+
+/// The effective bias of `layer`: `bias.enabled` when set, else `default`.
+fn effective_bias(fl: &fastllm_core::config::Map, layer: &str, default: bool) -> bool {
+    match fl_value(fl, &format!("{layer}.bias.enabled")) {
+        Value::Bool(enabled) => *enabled,
+        _ => default,
+    }
 }
 
 /// A bias flag (`OptionalParameterConfig.enabled`) ↔ an HF key written even when `null`
@@ -235,6 +265,27 @@ pub fn mamba() -> Section {
                 "d_weight",
             ]),
         )
+        .validate("raw_bias_flags", |fl| {
+            // HF reads `conv_bias` / `dt_proj_bias` as the layer's bias, `null` meaning none, while
+            // Fast-LLM's unset flag means `add_linear_biases`: with that true, the HF model would
+            // lack a bias Fast-LLM has.
+            if fl_value(fl, "add_linear_biases") != &Value::Bool(true) {
+                return vec![];
+            }
+            [("convolution_layer", "conv_bias"), ("dt_layer", "dt_proj_bias")]
+                .into_iter()
+                .filter(|(layer, _)| fl_value(fl, &format!("{layer}.bias.enabled")) == &Value::Null)
+                .map(|(layer, hf)| {
+                    Problem::at_fast_llm(
+                        format!("{layer}.bias.enabled"),
+                        format!(
+                            "unset, so the layer has a bias (add_linear_biases is true), but the format's \
+                             `{hf}: null` means none: set it explicitly"
+                        ),
+                    )
+                })
+                .collect()
+        })
 }
 
 /// GDN (`type: gdn`): heads and dims by name, `convolution_layer.kernel_size`.

@@ -4,13 +4,15 @@
 //!
 //! Sections ([`hybrid`], [`apriel2`], [`multimodal`]) and HF classes ([`classes`]) are public so
 //! other crates can reuse them: `llava_hybrid_ssm`'s text model is [`hybrid::base_model`] read
-//! with [`classes::apriel_hybrid_ssm`].
+//! with [`classes::apriel_hybrid_ssm`]. Weight declarations ([`weights`]) are added only to the
+//! registered formats' trees, so those shared tables stay weight-free.
 
 pub mod apriel2;
 pub mod classes;
 pub mod hybrid;
 pub mod multimodal;
 mod samples;
+pub mod weights;
 
 use std::sync::OnceLock;
 
@@ -23,7 +25,7 @@ pub const FAMILY: &str = "apriel";
 fn apriel_hybrid_ssm() -> &'static Converter {
     static CONVERTER: OnceLock<Converter> = OnceLock::new();
     CONVERTER.get_or_init(|| Converter {
-        base_model: hybrid::base_model().build(),
+        base_model: weights::hybrid_base_model().build(),
         hf_class: classes::apriel_hybrid_ssm(),
         samples: samples::apriel_hybrid_ssm(),
     })
@@ -32,7 +34,7 @@ fn apriel_hybrid_ssm() -> &'static Converter {
 fn apriel2() -> &'static Converter {
     static CONVERTER: OnceLock<Converter> = OnceLock::new();
     CONVERTER.get_or_init(|| Converter {
-        base_model: multimodal::base_model().build(),
+        base_model: weights::multimodal_base_model().build(),
         hf_class: classes::apriel2(),
         samples: samples::apriel2(),
     })
@@ -59,7 +61,7 @@ inventory::submit! {
 fn apriel2_text() -> &'static Converter {
     static CONVERTER: OnceLock<Converter> = OnceLock::new();
     CONVERTER.get_or_init(|| Converter {
-        base_model: apriel2::base_model().build(),
+        base_model: weights::apriel2_base_model().build(),
         hf_class: classes::apriel2_text(),
         samples: samples::apriel2_text(),
     })

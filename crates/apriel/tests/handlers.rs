@@ -253,7 +253,10 @@ fn apriel2_text_writes_raw_mamba_bias_flags_and_per_layer_biases() {
     let hf = export(
         "apriel2_text",
         ModelKind::Gpt,
-        &APRIEL2_FL.replace("MIXER", r#"{"type": "mamba", "dt_layer": {"bias": {"enabled": true}}}"#),
+        &APRIEL2_FL.replace(
+            "MIXER",
+            r#"{"type": "mamba", "add_linear_biases": false, "dt_layer": {"bias": {"enabled": true}}}"#,
+        ),
     )
     .unwrap();
     let mixer = get(&hf, "decoder.block.mixer").as_map().unwrap();

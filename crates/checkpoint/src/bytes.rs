@@ -27,6 +27,51 @@ pub fn transpose(input: &[u8], rows: usize, cols: usize, element: usize, out: &m
 const TILE: usize = 64;
 
 fn transpose_typed<const E: usize>(input: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
+    // Whole elements as integers when both buffers are aligned for them (mmapped tensors are).
+    // SAFETY: every bit pattern is a valid u16/u32/u64, and align_to only yields aligned middles.
+    match E {
+        2 => {
+            if let (([], i, []), ([], o, [])) =
+                (unsafe { input.align_to::<u16>() }, unsafe { out.align_to_mut::<u16>() })
+            {
+                return transpose_elements(i, rows, cols, o);
+            }
+        }
+        4 => {
+            if let (([], i, []), ([], o, [])) =
+                (unsafe { input.align_to::<u32>() }, unsafe { out.align_to_mut::<u32>() })
+            {
+                return transpose_elements(i, rows, cols, o);
+            }
+        }
+        8 => {
+            if let (([], i, []), ([], o, [])) =
+                (unsafe { input.align_to::<u64>() }, unsafe { out.align_to_mut::<u64>() })
+            {
+                return transpose_elements(i, rows, cols, o);
+            }
+        }
+        _ => {}
+    }
+    transpose_bytes::<E>(input, rows, cols, out)
+}
+
+/// The tiled transpose on whole elements.
+fn transpose_elements<T: Copy>(input: &[T], rows: usize, cols: usize, out: &mut [T]) {
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(cols));
+            for c in c0..c1 {
+                let to = &mut out[c * rows + r0..c * rows + r1];
+                for (r, slot) in (r0..r1).zip(to.iter_mut()) {
+                    *slot = input[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+fn transpose_bytes<const E: usize>(input: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
     for r0 in (0..rows).step_by(TILE) {
         for c0 in (0..cols).step_by(TILE) {
             let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(cols));

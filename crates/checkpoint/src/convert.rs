@@ -308,7 +308,13 @@ impl Input {
         let part = |i: usize| self.checkpoint.files.get(&source.inputs[i]).expect("checked").data;
         match source.transform {
             Transform::Copy | Transform::Reshape => Cow::Borrowed(part(0)),
-            Transform::Concat => Cow::Owned((0..source.inputs.len()).flat_map(|i| part(i).iter().copied()).collect()),
+            Transform::Concat => {
+                let mut out = Vec::with_capacity(source.inputs.iter().map(|_| 0).sum::<usize>());
+                for i in 0..source.inputs.len() {
+                    out.extend_from_slice(part(i));
+                }
+                Cow::Owned(out)
+            }
             Transform::Transpose => {
                 let data = part(0);
                 let mut out = vec![0; data.len()];
@@ -498,6 +504,17 @@ pub fn convert(
         let mut cached: Option<(String, Cow<[u8]>)> = None;
         write_safetensors(&out.path(file), &metadata, &specs, |i, sink: &mut dyn Write| {
             let (tensor, parameter, part, parts, fl_shape) = &outputs[range.start + i];
+            let src = &source.sources[parameter];
+            // A Fast-LLM tensor made of HF tensors without a transpose streams straight through.
+            if matches!(to, Side::FastLlm)
+                && matches!(src.transform, Transform::Copy | Transform::Reshape | Transform::Concat)
+            {
+                for input in &src.inputs {
+                    sink.write_all(source.checkpoint.files.get(input).expect("checked").data)?;
+                    source.checkpoint.files.release(input);
+                }
+                return Ok(());
+            }
             if cached.as_ref().is_none_or(|(p, _)| p != parameter) {
                 cached = Some((parameter.clone(), source.fast_llm_bytes(parameter)));
             }
@@ -509,7 +526,15 @@ pub fn convert(
                 tensor.transform
             };
             let data = hf_part(bytes, fl_shape, transform, *part, *parts, element(&tensor.dtype));
-            sink.write_all(&data)
+            sink.write_all(&data)?;
+            if part + 1 == *parts {
+                // The parameter is fully written: free its buffers and its input pages.
+                cached = None;
+                for input in &source.sources[parameter].inputs {
+                    source.checkpoint.files.release(input);
+                }
+            }
+            Ok(())
         })?;
     }
     if matches!(to, Side::FastLlm) && !options.config_only {

@@ -145,6 +145,22 @@ impl FileSet {
         })
     }
 
+    /// Drops tensor `name`'s pages from this process's resident memory (they stay in the page
+    /// cache): a streamed conversion then holds at most the tensors it is working on.
+    pub fn release(&self, name: &str) {
+        let Some(&position) = self.index.get(name) else { return };
+        let file = &self.files[position];
+        let meta = &file.tensors[name];
+        #[cfg(unix)]
+        // SAFETY: the map is a read-only shared file mapping; after MADV_DONTNEED a later access
+        // faults the same file bytes back in, so borrowed slices stay valid and unchanged.
+        unsafe {
+            let _ =
+                file.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, meta.start, meta.end - meta.start);
+        }
+    }
+
     /// Number of tensors.
     pub fn len(&self) -> usize {
         self.index.len()

@@ -1,0 +1,69 @@
+//! Conversion speed as ratios to copying the same bytes, measured in the same run:
+//! `cargo bench` (or `cargo xtask bench` for the 2 GB end-to-end run with peak RSS).
+
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fastllm_convert::checkpoint::bytes::transpose;
+use fastllm_convert::checkpoint::convert::{Options, Side, convert, write_synthetic_hf};
+use fastllm_convert::config::{ModelKind, Value, load_base_model};
+
+/// A Llama MLP down-projection in BF16 (4096 × 11008): the tensor Fast-LLM stores transposed.
+fn transposes(c: &mut Criterion) {
+    let (rows, cols) = (4096, 11008);
+    let input: Vec<u8> = (0..rows * cols * 2).map(|i| (i % 251) as u8).collect();
+    let mut out = vec![0u8; input.len()];
+    let mut group = c.benchmark_group("down_proj_bf16");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.sample_size(10);
+    group.bench_function("copy (baseline)", |b| b.iter(|| out.copy_from_slice(&input)));
+    group.bench_function("transpose", |b| b.iter(|| transpose(&input, rows, cols, 2, &mut out)));
+    group.finish();
+}
+
+/// A small synthetic Llama checkpoint (~100 MB) converted HF → Fast-LLM, against copying its files.
+fn conversions(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-convert");
+    let _ = std::fs::remove_dir_all(&root);
+    let config = r#"{"hidden_size": 1024, "embeddings": {"vocab_size": 8192},
+        "head": {"normalization": {"type": "rms_norm"}},
+        "decoder": {"num_blocks": 4, "block": {
+            "mixer": {"heads": 8, "head_groups": 4, "head_size": 128, "add_linear_biases": false,
+                      "rotary": {"type": "default"}},
+            "mlp": {"intermediate_size": 4096, "gated": true, "add_linear_biases": false},
+            "normalization": {"type": "rms_norm"}}}}"#;
+    let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(config).unwrap()).unwrap();
+    let llama = fastllm_convert::core::find("llama").unwrap();
+    let input = root.join("hf");
+    let summary = write_synthetic_hf(llama, &config, &input, "BF16", u64::MAX).unwrap();
+    let mut group = c.benchmark_group("llama_hf_to_fast_llm");
+    group.throughput(Throughput::Bytes(summary.bytes()));
+    group.sample_size(10);
+    group.bench_function("copy files (baseline)", |b| {
+        b.iter(|| {
+            let out = root.join("copy");
+            std::fs::create_dir_all(&out).unwrap();
+            // Synced like the conversion's files, so the ratio compares like with like.
+            for file in ["config.json", "model.safetensors"] {
+                std::fs::copy(input.join(file), out.join(file)).unwrap();
+                std::fs::File::open(out.join(file)).unwrap().sync_all().unwrap();
+            }
+            std::fs::remove_dir_all(&out).unwrap();
+        })
+    });
+    group.bench_function("convert", |b| {
+        b.iter(|| {
+            let out = root.join("fast_llm");
+            let options = Options {
+                force: true,
+                ..Options::default()
+            };
+            convert(&input, Side::Hf(llama), &out, Side::FastLlm, &options).unwrap();
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+criterion_group!(benches, transposes, conversions);
+criterion_main!(benches);
