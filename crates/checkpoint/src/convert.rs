@@ -382,6 +382,13 @@ pub fn convert(
     if options.config_only {
         return convert_config(input, from, output, to, options);
     }
+    for side in [from, to] {
+        if let Side::Hf(handler) = side
+            && handler.converter().base_model.weights.is_empty()
+        {
+            return Err(ConversionError::WeightsNotDeclared { format: handler.name });
+        }
+    }
     // The config must convert before any tensor is looked at: its rejection is the real reason.
     if let Side::Hf(handler) = to {
         let config = match from {

@@ -248,14 +248,24 @@ mod formats {
         }
     }
 
-    /// MTP-Llama converts config only: its extra prediction heads' weights are not declared yet,
-    /// so its tree carries no weight declarations and weight conversion says so.
+    /// MTP-Llama: Llama's tree with its head (`prediction_heads` is a key) and, for weights,
+    /// the extra prediction heads' blocks and norms ([`weights::mtp_base_model`]).
     pub(crate) fn mtp_llama() -> Converter {
-        let norm = sections::normalization().build();
-        let block = sections::block(sections::attention().build(), sections::mlp().build(), norm.clone()).build();
-        let head = sections::mtp_head(norm).build();
+        let norm = weights::norm(sections::normalization()).build();
+        let mixer = weights::attention(sections::attention()).build();
+        let mlp = weights::mlp(sections::mlp()).build();
+        let block = weights::block(
+            sections::block(mixer.clone(), mlp.clone(), norm.clone()),
+            &mixer,
+            &mlp,
+            &norm,
+            "mlp",
+        )
+        .build();
+        let head = sections::mtp_head(norm.clone()).build();
+        let base = sections::base_model(block.clone(), head).named("mtp_llama.base_model");
         Converter {
-            base_model: sections::base_model(block, head).named("mtp_llama.base_model").build(),
+            base_model: weights::mtp_base_model(base, &block, &norm).build(),
             hf_class: classes::mtp_llama(),
             samples: samples::mtp_llama(),
         }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use fastllm_core::Section;
+use fastllm_core::config::FixedBlockSequenceConfig;
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl};
 
 fn hidden(c: &WeightContext) -> usize {
@@ -256,4 +257,73 @@ pub fn base_model(section: Section, block: &Arc<Section>, norm: &Arc<Section>) -
             WeightDecl::param("head.output_weights", &["lm_head.weight"], Transform::Copy, vocab)
                 .when(|c| !c.flag("tied_embedding_weight")),
         )
+}
+
+/// The number of extra prediction heads (`head.prediction_heads - 1`), from the root.
+fn extra_prediction_heads(c: &WeightContext) -> usize {
+    c.int("head.prediction_heads").saturating_sub(1)
+}
+
+/// MTP-Llama's root: Llama's, with the main head's final norm under `model.mtp_norms.0`, and per
+/// extra prediction head `k` (`0..prediction_heads - 1`) a copy of the decoder's last block
+/// (`multi_token_prediction.blocks.{k}` ↔ `model.mtp_heads.{k}`, Llama block names) and a final
+/// norm (`multi_token_prediction.heads.{k}.final_norm` ↔ `model.mtp_norms.{k+1}`). The extra
+/// heads' output weights are tied duplicates of the main head's, never stored.
+///
+/// The MTP blocks are declared on a fixed decoder's `block` (its last block). A pattern decoder's
+/// last block has no fixed config path, so its plan fails naming `decoder.type` (MTP-Llama's
+/// import always yields a fixed decoder).
+pub fn mtp_base_model(section: Section, block: &Arc<Section>, norm: &Arc<Section>) -> Section {
+    let last_block = Section::of::<FixedBlockSequenceConfig>("mtp_llama.last_block")
+        .weight(
+            "block",
+            WeightDecl::Nested {
+                config: "block",
+                fast_llm: "",
+                hf: "",
+                section: block.clone(),
+            },
+        )
+        .build();
+    let mut section = base_model(section, block, norm).replace_weight(
+        "final_norm",
+        WeightDecl::Nested {
+            config: "head.normalization",
+            fast_llm: "head.final_norm",
+            hf: "model.mtp_norms.0",
+            section: norm.clone(),
+        },
+    );
+    // Fast-LLM's order: embeddings, decoder, MTP blocks, MTP norms, then the head.
+    let head = section
+        .weights
+        .iter()
+        .position(|(name, _)| *name == "final_norm")
+        .expect("Llama's root declares the final norm");
+    section.weights.splice(
+        head..head,
+        [
+            (
+                "multi_token_prediction_blocks",
+                WeightDecl::Repeat {
+                    config: "decoder",
+                    count: Arc::new(extra_prediction_heads),
+                    fast_llm: Arc::new(|k| format!("multi_token_prediction.blocks.{k}")),
+                    hf: Arc::new(|k| format!("model.mtp_heads.{k}")),
+                    section: last_block,
+                },
+            ),
+            (
+                "multi_token_prediction_norms",
+                WeightDecl::Repeat {
+                    config: "head.normalization",
+                    count: Arc::new(extra_prediction_heads),
+                    fast_llm: Arc::new(|k| format!("multi_token_prediction.heads.{k}.final_norm")),
+                    hf: Arc::new(|k| format!("model.mtp_norms.{}", k + 1)),
+                    section: norm.clone(),
+                },
+            ),
+        ],
+    );
+    section
 }

@@ -11,6 +11,7 @@
 //! - Pixtral's `rotary` — `rope_theta` (v4) or `rope_parameters` (v5) ↔ a 2-D rotary.
 
 pub mod pixtral;
+pub mod weights;
 
 use std::sync::{Arc, OnceLock};
 
@@ -20,6 +21,7 @@ use fastllm_core::engine::{export_sub, import_rooted, under, under_hf};
 use fastllm_core::{Converter, Decl, Handler, HfClass, HfKey, HfType, HfWrite, Problem, Section, fl_value, inventory};
 use fastllm_llama::classes;
 use fastllm_llama::sections::{self, boolean, int, text};
+use fastllm_llama::weights as llama_weights;
 
 /// The family name in the registry.
 pub const FAMILY: &str = "llava";
@@ -119,15 +121,22 @@ pub fn adapter() -> Section {
         .validate("layer_biases", sections::biases_follow(&["layer_1", "layer_2"]))
 }
 
-/// The Llava root, with `text_base` converting `text_config`.
-pub fn base_model(name: &'static str, text_base: Arc<Section>, untyped_is_llama: bool) -> Section {
+/// The Llava root, with `text_base` converting `text_config`, `vision` (a Pixtral section,
+/// [`pixtral::vision_model`]) `vision_config` and `adapter` ([`adapter`]) the projector keys.
+pub fn base_model(
+    name: &'static str,
+    text_base: Arc<Section>,
+    vision: Arc<Section>,
+    adapter: Arc<Section>,
+    untyped_is_llama: bool,
+) -> Section {
     Section::of::<MultiModalBaseModelConfig>(name)
         .add("text_model", text_model(text_base, untyped_is_llama))
         .add(
             "vision_encoder",
-            Decl::nested_under("vision_encoder", pixtral::vision_model().build(), "vision_config"),
+            Decl::nested_under("vision_encoder", vision, "vision_config"),
         )
-        .add("adapter", Decl::nested("vision_encoder.adapter", adapter().build()))
+        .add("adapter", Decl::nested("vision_encoder.adapter", adapter))
         .add(
             "image_token_index",
             Decl::rename("image_token_index", "image_token_index"),
@@ -265,18 +274,27 @@ mod samples {
 fn llava() -> &'static Converter {
     static CONVERTER: OnceLock<Converter> = OnceLock::new();
     CONVERTER.get_or_init(|| {
-        let norm = sections::normalization().build();
-        let block = sections::block(
-            sections::mistral_attention().build(),
-            sections::mistral_mlp().build(),
-            norm.clone(),
+        // The text model's tables carry Llama's weight declarations (Mistral names); the root
+        // mounts them under `language_model` ([`weights::base_model`]).
+        let norm = llama_weights::norm(sections::normalization()).build();
+        let mixer = llama_weights::attention(sections::mistral_attention()).build();
+        let mlp = llama_weights::mlp(sections::mistral_mlp()).build();
+        let block = llama_weights::block(
+            sections::block(mixer.clone(), mlp.clone(), norm.clone()),
+            &mixer,
+            &mlp,
+            &norm,
+            "mlp",
         )
         .build();
-        let text_base = sections::base_model(block, sections::head(norm).build())
+        let text_base = sections::base_model(block.clone(), sections::head(norm.clone()).build())
             .named("llava.text_model")
             .build();
+        let vision = pixtral::vision_model_with_weights().build();
+        let adapter = weights::adapter(adapter()).build();
+        let root = base_model("llava.base_model", text_base, vision.clone(), adapter.clone(), true);
         Converter {
-            base_model: base_model("llava.base_model", text_base, true).build(),
+            base_model: weights::base_model(root, &block, &norm, &vision, &adapter).build(),
             hf_class: llava_class("LlavaConfig", choose_text_class),
             samples: samples::llava(),
         }
@@ -300,11 +318,23 @@ pub fn choose_hybrid_text_class(text_config: Option<&Map>) -> Result<HfClass, St
 fn llava_hybrid_ssm() -> &'static Converter {
     static CONVERTER: OnceLock<Converter> = OnceLock::new();
     CONVERTER.get_or_init(|| {
+        // The config side reads `text_config` with the weight-free Apriel tables; the weights
+        // come from the `apriel_hybrid_ssm` format's own weight tree.
         let text_base = fastllm_apriel::hybrid::base_model()
             .named("llava_hybrid_ssm.text_model")
             .build();
+        let vision = pixtral::vision_model_with_weights().build();
+        let adapter = weights::adapter(adapter()).build();
+        let root = base_model(
+            "llava_hybrid_ssm.base_model",
+            text_base,
+            vision.clone(),
+            adapter.clone(),
+            false,
+        );
+        let text_weights = fastllm_apriel::weights::hybrid_base_model().build();
         Converter {
-            base_model: base_model("llava_hybrid_ssm.base_model", text_base, false).build(),
+            base_model: weights::hybrid_base_model(root, &vision, &adapter, text_weights).build(),
             hf_class: llava_class("LlavaHybridConfig", choose_hybrid_text_class),
             samples: samples::llava_hybrid_ssm(),
         }

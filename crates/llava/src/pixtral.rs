@@ -3,11 +3,15 @@
 //! with 2-D rotary embeddings, and its hidden size. The adapter is declared at the Llava root,
 //! where the text hidden size it projects to is visible.
 
+use std::sync::Arc;
+
 use fastllm_core::config::{FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, Value, VisionEncoderConfig};
 use fastllm_core::dict::show;
 use fastllm_core::hf_class::derived_head_dim;
 use fastllm_core::{Decl, Fill, HfClass, HfKey, HfType, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
 use fastllm_llama::sections::{self, boolean, float, int, text};
+
+use crate::weights;
 
 /// Pixtral's RMS norm: epsilon fixed at 1e-5 (`PixtralVisionConfig` has no epsilon key).
 pub fn normalization() -> Section {
@@ -137,23 +141,13 @@ pub fn attention() -> Section {
         })
 }
 
-fn block() -> Section {
-    let norm = normalization().build();
-    sections::block(
-        attention().build(),
-        sections::mistral_mlp().named("pixtral.mlp").build(),
-        norm,
-    )
-    .named("pixtral.block")
-}
-
-fn encoder() -> Section {
+fn encoder(block: Arc<Section>) -> Section {
     Section::of::<FixedBlockSequenceConfig>("pixtral.encoder")
-        .add("block", Decl::nested("block", block().build()))
+        .add("block", Decl::nested("block", block))
         .add("num_blocks", Decl::rename("num_blocks", "num_hidden_layers"))
 }
 
-fn embeddings() -> Section {
+fn embeddings(norm: Arc<Section>) -> Section {
     Section::of::<PatchEmbeddingsConfig>("pixtral.embeddings")
         .add("patch_height", Decl::rename("patch_height", "patch_size"))
         .add(
@@ -166,7 +160,7 @@ fn embeddings() -> Section {
             }),
         )
         .add("num_channels", Decl::const_export("num_channels", int(3)))
-        .add("normalization", Decl::nested("normalization", normalization().build()))
+        .add("normalization", Decl::nested("normalization", norm))
         .add("patch_embeddings", Decl::ignored(&["patch_embeddings"]))
         .validate("square_patches", |fl| {
             let (height, width) = (fl_value(fl, "patch_height"), fl_value(fl, "patch_width"));
@@ -203,11 +197,40 @@ fn image_size(hf: &Map, _: &ImportContext) -> Writes {
     }
 }
 
-/// The vision encoder section (relative to `vision_config`).
+/// The vision encoder section (relative to `vision_config`), config only.
 pub fn vision_model() -> Section {
+    let norm = normalization().build();
+    let block = sections::block(
+        attention().build(),
+        sections::mistral_mlp().named("pixtral.mlp").build(),
+        norm.clone(),
+    )
+    .named("pixtral.block")
+    .build();
+    vision_model_of(embeddings(norm).build(), block)
+}
+
+/// The vision encoder section with its weight declarations ([`weights`]): patch embeddings and
+/// `ln_pre` flat under the HF prefix, blocks under `transformer.layers`.
+pub fn vision_model_with_weights() -> Section {
+    let norm = weights::vision_norm(normalization()).build();
+    let mixer = weights::vision_attention(attention()).build();
+    let mlp = weights::vision_mlp(sections::mistral_mlp().named("pixtral.mlp")).build();
+    let block = weights::vision_block(
+        sections::block(mixer.clone(), mlp.clone(), norm.clone()).named("pixtral.block"),
+        &mixer,
+        &mlp,
+        &norm,
+    )
+    .build();
+    let embeddings = weights::patch_embeddings(embeddings(norm.clone()), &norm).build();
+    weights::vision_model(vision_model_of(embeddings.clone(), block.clone()), &embeddings, &block)
+}
+
+fn vision_model_of(embeddings: Arc<Section>, block: Arc<Section>) -> Section {
     Section::of::<VisionEncoderConfig>("pixtral.vision_model")
-        .add("embeddings", Decl::nested("embeddings", embeddings().build()))
-        .add("encoder", Decl::nested("encoder", encoder().build()))
+        .add("embeddings", Decl::nested("embeddings", embeddings))
+        .add("encoder", Decl::nested("encoder", encoder(block).build()))
         .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
         .add("model_type", Decl::const_export("model_type", text("pixtral")))
         .add("image_size", Decl::import_only(&[], &["image_size"], false, image_size))

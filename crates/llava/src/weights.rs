@@ -1,0 +1,339 @@
+//! The Llava formats' weight declarations, added to the config tables by the formats that
+//! convert weights (see `fastllm_llama::weights` for the convention).
+//!
+//! Names are the legacy Llava ones (transformers < 4.52), as Fast-LLM reads and writes them:
+//! `language_model.model.*` / `language_model.lm_head.weight` for the text model,
+//! `vision_tower.*` for the Pixtral encoder, `multi_modal_projector.*` for the adapter.
+//! The Pixtral sections' shapes are over the vision hidden size `Hv`
+//! (`vision_encoder.hidden_size`), the text ones over the root `hidden_size`.
+
+use std::sync::Arc;
+
+use fastllm_core::Section;
+use fastllm_core::weights::{Transform, WeightContext, WeightDecl};
+
+/// The vision hidden size `Hv`.
+fn vision_hidden(c: &WeightContext) -> usize {
+    c.root_int("vision_encoder.hidden_size")
+}
+
+/// The text hidden size `H` (the adapter's output).
+fn text_hidden(c: &WeightContext) -> usize {
+    c.root_int("hidden_size")
+}
+
+fn linear_biases(c: &WeightContext) -> bool {
+    c.flag("add_linear_biases")
+}
+
+/// Pixtral's image channels (Fast-LLM's `PatchEmbeddingsConfig.input_channels`, RGB).
+const CHANNELS: usize = 3;
+
+/// A Pixtral norm's weight (`[Hv]`).
+pub fn vision_norm(section: Section) -> Section {
+    section.weight(
+        "weight",
+        WeightDecl::param("weight", &["weight"], Transform::Copy, |c| vec![vision_hidden(c)]),
+    )
+}
+
+/// Pixtral's attention over `Hv`: `query`, fused `key_value`, `dense` (biases only with
+/// `add_linear_biases`, which the config side pins off).
+pub fn vision_attention(section: Section) -> Section {
+    let q = |c: &WeightContext| c.int("heads") * c.int("head_size");
+    let kv = |c: &WeightContext| 2 * c.int("head_groups") * c.int("head_size");
+    section
+        .weight(
+            "query",
+            WeightDecl::param("query.weight", &["q_proj.weight"], Transform::Copy, move |c| {
+                vec![q(c), vision_hidden(c)]
+            }),
+        )
+        .weight(
+            "key_value",
+            WeightDecl::param(
+                "key_value.weight",
+                &["k_proj.weight", "v_proj.weight"],
+                Transform::Concat,
+                move |c| vec![kv(c), vision_hidden(c)],
+            ),
+        )
+        .weight(
+            "dense",
+            WeightDecl::param("dense.weight", &["o_proj.weight"], Transform::Copy, move |c| {
+                vec![vision_hidden(c), q(c)]
+            }),
+        )
+        .weight(
+            "query_bias",
+            WeightDecl::param("query.bias", &["q_proj.bias"], Transform::Copy, move |c| vec![q(c)]).when(linear_biases),
+        )
+        .weight(
+            "key_value_bias",
+            WeightDecl::param(
+                "key_value.bias",
+                &["k_proj.bias", "v_proj.bias"],
+                Transform::Concat,
+                move |c| vec![kv(c)],
+            )
+            .when(linear_biases),
+        )
+        .weight(
+            "dense_bias",
+            WeightDecl::param("dense.bias", &["o_proj.bias"], Transform::Copy, |c| {
+                vec![vision_hidden(c)]
+            })
+            .when(linear_biases),
+        )
+}
+
+/// Pixtral's gated MLP over `Hv`: `layer_1` = [gate; up], `layer_2` = downᵀ.
+pub fn vision_mlp(section: Section) -> Section {
+    let size = |c: &WeightContext| c.int("intermediate_size");
+    section
+        .weight(
+            "layer_1",
+            WeightDecl::param(
+                "layer_1.weight",
+                &["gate_proj.weight", "up_proj.weight"],
+                Transform::Concat,
+                move |c| vec![2 * size(c), vision_hidden(c)],
+            ),
+        )
+        .weight(
+            "layer_2",
+            WeightDecl::param(
+                "layer_2.weight",
+                &["down_proj.weight"],
+                Transform::Transpose,
+                move |c| vec![size(c), vision_hidden(c)],
+            ),
+        )
+        .weight(
+            "layer_1_bias",
+            WeightDecl::param(
+                "layer_1.bias",
+                &["gate_proj.bias", "up_proj.bias"],
+                Transform::Concat,
+                move |c| vec![2 * size(c)],
+            )
+            .when(linear_biases),
+        )
+        .weight(
+            "layer_2_bias",
+            WeightDecl::param("layer_2.bias", &["down_proj.bias"], Transform::Copy, |c| {
+                vec![vision_hidden(c)]
+            })
+            .when(linear_biases),
+        )
+}
+
+/// A Pixtral block: `attention`, `feed_forward`, `attention_norm`, `ffn_norm`.
+pub fn vision_block(section: Section, mixer: &Arc<Section>, mlp: &Arc<Section>, norm: &Arc<Section>) -> Section {
+    let nested =
+        |config: &'static str, fast_llm: &'static str, hf: &'static str, section: &Arc<Section>| WeightDecl::Nested {
+            config,
+            fast_llm,
+            hf,
+            section: section.clone(),
+        };
+    section
+        .weight("mixer", nested("mixer", "mixer", "attention", mixer))
+        .weight("mlp", nested("mlp", "mlp", "feed_forward", mlp))
+        .weight("norm_1", nested("normalization", "norm_1", "attention_norm", norm))
+        .weight("norm_2", nested("normalization", "norm_2", "ffn_norm", norm))
+}
+
+/// Pixtral's patch embeddings: the conv kernel `patch_conv.weight` `[Hv, 3, ph, pw]` is
+/// Fast-LLM's linear `patch_embeddings.weight` `[Hv, 3·ph·pw]` (same bytes, channel-major), no
+/// bias (the config side rejects one); then `ln_pre`.
+pub fn patch_embeddings(section: Section, norm: &Arc<Section>) -> Section {
+    section
+        .weight(
+            "patch_embeddings",
+            WeightDecl::reshaped(
+                "patch_embeddings.weight",
+                "patch_conv.weight",
+                |c| {
+                    vec![
+                        vision_hidden(c),
+                        CHANNELS * c.int("patch_height") * c.int("patch_width"),
+                    ]
+                },
+                |c| vec![vision_hidden(c), CHANNELS, c.int("patch_height"), c.int("patch_width")],
+            ),
+        )
+        .weight(
+            "normalization",
+            WeightDecl::Nested {
+                config: "normalization",
+                fast_llm: "normalization",
+                hf: "ln_pre",
+                section: norm.clone(),
+            },
+        )
+}
+
+/// The vision encoder: embeddings (flat under `vision_tower`), blocks under
+/// `vision_tower.transformer.layers`. The adapter is declared at the root ([`adapter`]).
+pub fn vision_model(section: Section, embeddings: &Arc<Section>, block: &Arc<Section>) -> Section {
+    section
+        .weight(
+            "embeddings",
+            WeightDecl::Nested {
+                config: "embeddings",
+                fast_llm: "embeddings",
+                hf: "",
+                section: embeddings.clone(),
+            },
+        )
+        .weight(
+            "encoder",
+            WeightDecl::Blocks {
+                config: "encoder",
+                fast_llm: "encoder",
+                hf: "transformer.layers",
+                block: block.clone(),
+            },
+        )
+}
+
+/// The projector `Hv → I_a → H` (not gated): `layer_1` ↔ `linear_1`, `layer_2` ↔ `linear_2`ᵀ
+/// (Fast-LLM stores `layer_2` as `[I_a, H]`); biases with `add_linear_biases`.
+pub fn adapter(section: Section) -> Section {
+    let size = |c: &WeightContext| c.int("intermediate_size");
+    section
+        .weight(
+            "layer_1",
+            WeightDecl::param("layer_1.weight", &["linear_1.weight"], Transform::Copy, move |c| {
+                vec![size(c), vision_hidden(c)]
+            }),
+        )
+        .weight(
+            "layer_1_bias",
+            WeightDecl::param("layer_1.bias", &["linear_1.bias"], Transform::Copy, move |c| {
+                vec![size(c)]
+            })
+            .when(linear_biases),
+        )
+        .weight(
+            "layer_2",
+            WeightDecl::param("layer_2.weight", &["linear_2.weight"], Transform::Transpose, move |c| {
+                vec![size(c), text_hidden(c)]
+            }),
+        )
+        .weight(
+            "layer_2_bias",
+            WeightDecl::param("layer_2.bias", &["linear_2.bias"], Transform::Copy, |c| {
+                vec![text_hidden(c)]
+            })
+            .when(linear_biases),
+        )
+}
+
+/// The vision side of a Llava root: the encoder under `vision_tower`, the adapter (at
+/// `vision_encoder.adapter`) under `multi_modal_projector`.
+fn vision_weights(section: Section, vision: &Arc<Section>, adapter: &Arc<Section>) -> Section {
+    section
+        .weight(
+            "vision_encoder",
+            WeightDecl::Nested {
+                config: "vision_encoder",
+                fast_llm: "vision_encoder",
+                hf: "vision_tower",
+                section: vision.clone(),
+            },
+        )
+        .weight(
+            "adapter",
+            WeightDecl::Nested {
+                config: "vision_encoder.adapter",
+                fast_llm: "vision_encoder.adapter",
+                hf: "multi_modal_projector",
+                section: adapter.clone(),
+            },
+        )
+}
+
+/// The Llava root: the vision encoder and adapter ([`vision_weights`]), then the text model
+/// under `language_model` with Mistral's names (`language_model.model.*`,
+/// `language_model.lm_head.weight`).
+///
+/// `head.output_weights` ↔ `language_model.lm_head.weight` only without tied embeddings: Fast-LLM
+/// never stores the tied duplicate. (The reference declares it unconditionally, so a tied model
+/// would expect or emit a tensor Fast-LLM does not have; formats.md §12.4.)
+pub fn base_model(
+    section: Section,
+    block: &Arc<Section>,
+    norm: &Arc<Section>,
+    vision: &Arc<Section>,
+    adapter: &Arc<Section>,
+) -> Section {
+    let vocab = |c: &WeightContext| vec![c.root_int("embeddings.vocab_size"), c.root_int("hidden_size")];
+    vision_weights(section, vision, adapter)
+        .weight(
+            "embeddings",
+            WeightDecl::param(
+                "embeddings.word_embeddings_weight",
+                &["language_model.model.embed_tokens.weight"],
+                Transform::Copy,
+                vocab,
+            ),
+        )
+        .weight(
+            "decoder",
+            WeightDecl::Blocks {
+                config: "decoder",
+                fast_llm: "decoder",
+                hf: "language_model.model.layers",
+                block: block.clone(),
+            },
+        )
+        .weight(
+            "final_norm",
+            WeightDecl::Nested {
+                config: "head.normalization",
+                fast_llm: "head.final_norm",
+                hf: "language_model.model.norm",
+                section: norm.clone(),
+            },
+        )
+        .weight(
+            "output",
+            WeightDecl::param(
+                "head.output_weights",
+                &["language_model.lm_head.weight"],
+                Transform::Copy,
+                vocab,
+            )
+            .when(|c| !c.flag("tied_embedding_weight")),
+        )
+}
+
+/// The `llava_hybrid_ssm` root: the vision encoder and adapter ([`vision_weights`]), then
+/// `text`, the `apriel_hybrid_ssm` root's weight tree (`model.embed_tokens`, `model.layers.{i}`
+/// dispatched per mixer type, `model.norm`, `lm_head` unless tied), mounted under
+/// `language_model` on the same (root) config. A `Nested` needs a config path, so a one-fold
+/// `Repeat` on the section's own config (empty path) does the mounting.
+///
+/// The reference names every text block with attention names (its Llava block class) and puts
+/// the head at `model.norm` / `lm_head` outside `language_model` (formats.md §13): Mamba and GDN
+/// blocks could not convert and the head would miss the HF model's tensors. Declared here as the
+/// HF model holds them: the Apriel hybrid names, all under `language_model`.
+pub fn hybrid_base_model(
+    section: Section,
+    vision: &Arc<Section>,
+    adapter: &Arc<Section>,
+    text: Arc<Section>,
+) -> Section {
+    vision_weights(section, vision, adapter).weight(
+        "language_model",
+        WeightDecl::Repeat {
+            config: "",
+            count: Arc::new(|_| 1),
+            fast_llm: Arc::new(|_| String::new()),
+            hf: Arc::new(|_| "language_model".to_string()),
+            section: text,
+        },
+    )
+}
