@@ -322,6 +322,18 @@ impl Input {
                 transpose(data, source.shape[1], source.shape[0], element(&source.dtype), &mut out);
                 Cow::Owned(out)
             }
+            Transform::TransposeExperts => {
+                let tensor = self.checkpoint.files.get(&source.inputs[0]).expect("checked");
+                let (experts, rows, cols) = (tensor.shape[0], tensor.shape[1], tensor.shape[2]);
+                let element = element(&source.dtype);
+                let block = rows * cols * element;
+                let mut out = vec![0; tensor.data.len()];
+                for e in 0..experts {
+                    let range = e * block..(e + 1) * block;
+                    transpose(&tensor.data[range.clone()], rows, cols, element, &mut out[range]);
+                }
+                Cow::Owned(out)
+            }
             Transform::TransposeConcat => {
                 let rows = source.shape[0] / source.inputs.len();
                 let mut out = Vec::with_capacity(source.shape.iter().product::<usize>() * element(&source.dtype));
@@ -366,6 +378,17 @@ fn hf_part<'a>(
             let slice = &fast_llm[i * len..(i + 1) * len];
             let mut out = vec![0; len];
             transpose(slice, shape[0] / parts, shape[1], element, &mut out);
+            Cow::Owned(out)
+        }
+        Transform::TransposeExperts => {
+            // `shape` is the HF shape [E, H, I]; each Fast-LLM block is [I, H].
+            let (experts, rows, cols) = (shape[0], shape[1], shape[2]);
+            let block = rows * cols * element;
+            let mut out = vec![0; fast_llm.len()];
+            for e in 0..experts {
+                let range = e * block..(e + 1) * block;
+                transpose(&fast_llm[range.clone()], cols, rows, element, &mut out[range]);
+            }
             Cow::Owned(out)
         }
     }
@@ -532,7 +555,13 @@ pub fn convert(
             } else {
                 tensor.transform
             };
-            let data = hf_part(bytes, fl_shape, transform, *part, *parts, element(&tensor.dtype));
+            // Stacked experts need the HF shape; every other transform the Fast-LLM one.
+            let shape = if transform == Transform::TransposeExperts {
+                &tensor.shape
+            } else {
+                fl_shape
+            };
+            let data = hf_part(bytes, shape, transform, *part, *parts, element(&tensor.dtype));
             sink.write_all(&data)?;
             if part + 1 == *parts {
                 // The parameter is fully written: free its buffers and its input pages.

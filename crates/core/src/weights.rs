@@ -26,6 +26,10 @@ pub enum Transform {
     /// One HF tensor, the same bytes in another shape (a conv kernel `[out, C, p, p]` is
     /// Fast-LLM's linear `[out, C·p·p]`). The HF shape is declared ([`WeightDecl::reshaped`]).
     Reshape,
+    /// One HF tensor `[E, H, I]` of stacked experts, each transposed into Fast-LLM's
+    /// `[E·I, H]` (fused MoE down-projections). The HF shape is declared
+    /// ([`WeightDecl::experts_transposed`]).
+    TransposeExperts,
 }
 
 impl Transform {
@@ -197,6 +201,23 @@ impl WeightDecl {
         }
     }
 
+    /// A stacked-experts HF tensor `[E, H, I]` ↔ Fast-LLM `[E·I, H]`, each expert transposed.
+    pub fn experts_transposed(
+        fast_llm: &'static str,
+        hf: &'static str,
+        shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
+        hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
+    ) -> Self {
+        WeightDecl::Param {
+            fast_llm,
+            hf: Arc::new(move |_| vec![hf.to_string()]),
+            transform: Transform::TransposeExperts,
+            shape: Arc::new(shape),
+            when: None,
+            hf_shape: Some(Arc::new(hf_shape)),
+        }
+    }
+
     /// Only when `when(config)` holds (biases, untied output weights).
     pub fn when(mut self, condition: impl Fn(&WeightContext) -> bool + Send + Sync + 'static) -> Self {
         if let WeightDecl::Param { when, .. } = &mut self {
@@ -275,6 +296,12 @@ fn walk(
                         let hf_shape = hf_shape(&context);
                         let same_size = hf_shape.iter().product::<usize>() == fast_llm_shape.iter().product::<usize>();
                         (hf.len() == 1 && same_size).then(|| vec![hf_shape])
+                    }
+                    (Transform::TransposeExperts, Some(hf_shape)) => {
+                        let hf_shape = hf_shape(&context);
+                        let fits = matches!((hf_shape.as_slice(), fast_llm_shape.as_slice()),
+                            ([e, h, i], [rows, cols]) if e * i == *rows && h == cols);
+                        (hf.len() == 1 && fits).then(|| vec![hf_shape])
                     }
                     _ => transform.hf_shapes(&fast_llm_shape, hf.len()),
                 };
