@@ -301,17 +301,24 @@ fn convert_checkpoint(
     json: bool,
 ) -> Result<String, String> {
     let (from, to) = (side(from, Some(input))?, side(to, None)?);
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !options.dry_run && !json;
-    if progress {
-        eprintln!(
-            "converting {} ({}) -> {} ({})",
-            input.display(),
-            from.name(),
-            output.display(),
-            to.name()
-        );
+    // A progress bar on a terminal; nothing when stderr is a file or pipe.
+    let bar = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !options.dry_run && !json).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        let style = indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}");
+        bar.set_style(style.expect("a valid template"));
+        bar
+    });
+    let mut progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let summary = convert::convert_with_progress(input, from, output, to, options, &mut progress);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
     }
-    let summary = convert::convert(input, from, output, to, options).map_err(|e| e.to_string())?;
+    let summary = summary.map_err(|e| e.to_string())?;
     if json {
         let tensors: Vec<Value> = summary
             .tensors
@@ -423,13 +430,11 @@ fn inspect(path: &Path) -> Result<String, String> {
     }
     let mut out = format!("{}\n  format: {}\n", path.display(), side.name());
     let config = match side {
-        convert::Side::Hf(handler) => handler.import(&checkpoint.config).map(|c| (c, handler.model)),
-        convert::Side::FastLlm => Err(core::ConvertError::UnknownFormat {
-            name: String::new(),
-            known: vec![],
-        }),
+        convert::Side::Hf(handler) => handler.import(&checkpoint.config).map_err(|e| e.to_string()),
+        convert::Side::FastLlm => convert::fast_llm_base_model(&checkpoint).map_err(|e| e.to_string()),
     };
-    if let Ok((config, model)) = config {
+    if let Ok(config) = config {
+        let model = config.kind();
         let arch = config.to_form(Form::Architecture);
         let get = |p: &str| {
             core::dict::get(&arch, p)

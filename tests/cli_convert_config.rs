@@ -97,7 +97,7 @@ fn hf_to_hf_through_fast_llm() {
 }
 
 #[rstest]
-#[case(&["config", "import", "--format", "gpt2", "x.json"], "unknown format `gpt2`; registered formats: diffusion_llama, dream, llama")]
+#[case(&["config", "import", "--format", "gpt2", "x.json"], "unknown format `gpt2`; registered formats: apriel2, apriel2_text")]
 #[case(&["explain", "gpt2"], "unknown format `gpt2`")]
 #[case(&["config", "export", "--format", "auto", "x.yaml"], "only applies to import")]
 fn format_errors(#[case] args: &[&str], #[case] needle: &str) {

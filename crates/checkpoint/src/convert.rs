@@ -160,6 +160,11 @@ struct Source {
     dtype: String,
 }
 
+/// The base-model config of a Fast-LLM checkpoint (its metadata.yaml `config.base_model`).
+pub fn fast_llm_base_model(checkpoint: &Checkpoint) -> Result<BaseModelConfig, ConversionError> {
+    fast_llm_config(checkpoint)
+}
+
 fn fast_llm_config(checkpoint: &Checkpoint) -> Result<BaseModelConfig, ConversionError> {
     let path = checkpoint.dir.join("metadata.yaml");
     let invalid = |message: String| CheckpointError::Invalid {
@@ -402,6 +407,18 @@ pub fn convert(
     to: Side,
     options: &Options,
 ) -> Result<Summary, ConversionError> {
+    convert_with_progress(input, from, output, to, options, &mut |_, _| {})
+}
+
+/// [`convert`], calling `progress(bytes written, total bytes)` after each tensor.
+pub fn convert_with_progress(
+    input: &Path,
+    from: Side,
+    output: &Path,
+    to: Side,
+    options: &Options,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Summary, ConversionError> {
     if options.config_only {
         return convert_config(input, from, output, to, options);
     }
@@ -503,6 +520,8 @@ pub fn convert(
     }
 
     let out = OutputDir::create(output, options.force)?;
+    let total: u64 = outputs.iter().map(|(t, ..)| t.bytes).sum();
+    let mut done = 0u64;
     let files = if options.config_only {
         Vec::new()
     } else {
@@ -543,6 +562,8 @@ pub fn convert(
                     sink.write_all(source.checkpoint.files.get(input).expect("checked").data)?;
                     source.checkpoint.files.release(input);
                 }
+                done += tensor.bytes;
+                progress(done, total);
                 return Ok(());
             }
             if cached.as_ref().is_none_or(|(p, _)| p != parameter) {
@@ -563,6 +584,8 @@ pub fn convert(
             };
             let data = hf_part(bytes, shape, transform, *part, *parts, element(&tensor.dtype));
             sink.write_all(&data)?;
+            done += tensor.bytes;
+            progress(done, total);
             if part + 1 == *parts {
                 // The parameter is fully written: free its buffers and its input pages.
                 cached = None;
