@@ -20,157 +20,18 @@
 
 use std::sync::Arc;
 
-use fastllm_core::config::Value;
+use fastllm_core::Section;
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl};
-use fastllm_core::{Section, fl_value};
 use fastllm_llama::sections as llama;
 use fastllm_llama::weights as llama_weights;
+use fastllm_llama::weights::{
+    attention_over as attention, linear_bias, mlp_over as mlp, norm_over as norm, text_hidden,
+};
 
 use crate::{apriel2, hybrid, multimodal};
 
-/// A dimension of the model, read from the root config.
-type Dim = fn(&WeightContext) -> usize;
-
-fn text_hidden(c: &WeightContext) -> usize {
-    c.root_int("hidden_size")
-}
-
 fn vision_hidden(c: &WeightContext) -> usize {
     c.root_int("vision_encoder.hidden_size")
-}
-
-/// The effective bias of `layer`: its `bias.enabled` when set, else `default`.
-fn effective_bias(c: &WeightContext, layer: &str, default: bool) -> bool {
-    match fl_value(c.section, &format!("{layer}.bias.enabled")) {
-        Value::Bool(enabled) => *enabled,
-        _ => default,
-    }
-}
-
-/// The effective bias of `layer`, defaulting to the section's `add_linear_biases`.
-fn linear_bias(layer: &'static str) -> impl Fn(&WeightContext) -> bool + Send + Sync + 'static {
-    move |c| effective_bias(c, layer, c.flag("add_linear_biases"))
-}
-
-/// Attention with per-layer effective biases (apriel2 text and vision): `query` ↔ `q_proj`,
-/// `key_value` ↔ `k_proj` + `v_proj` (its bias is the key layer's), `dense` ↔ `o_proj`.
-pub fn attention(section: Section, hidden: Dim) -> Section {
-    let q_size = |c: &WeightContext| c.int("heads") * c.int("head_size");
-    let kv_size = |c: &WeightContext| 2 * c.int("head_groups") * c.int("head_size");
-    section
-        .weight(
-            "query",
-            WeightDecl::param("query.weight", &["q_proj.weight"], Transform::Copy, move |c| {
-                vec![q_size(c), hidden(c)]
-            }),
-        )
-        .weight(
-            "key_value",
-            WeightDecl::param(
-                "key_value.weight",
-                &["k_proj.weight", "v_proj.weight"],
-                Transform::Concat,
-                move |c| vec![kv_size(c), hidden(c)],
-            ),
-        )
-        .weight(
-            "dense",
-            WeightDecl::param("dense.weight", &["o_proj.weight"], Transform::Copy, move |c| {
-                vec![hidden(c), q_size(c)]
-            }),
-        )
-        .weight(
-            "query_bias",
-            WeightDecl::param("query.bias", &["q_proj.bias"], Transform::Copy, move |c| {
-                vec![q_size(c)]
-            })
-            .when(linear_bias("query_layer")),
-        )
-        .weight(
-            "key_value_bias",
-            WeightDecl::param(
-                "key_value.bias",
-                &["k_proj.bias", "v_proj.bias"],
-                Transform::Concat,
-                move |c| vec![kv_size(c)],
-            )
-            .when(linear_bias("key_layer")),
-        )
-        .weight(
-            "dense_bias",
-            WeightDecl::param("dense.bias", &["o_proj.bias"], Transform::Copy, move |c| {
-                vec![hidden(c)]
-            })
-            .when(linear_bias("dense_layer")),
-        )
-}
-
-/// The apriel2 MLP: `layer_1` ↔ `gate_proj` + `up_proj` (gated) or `up_proj`, `layer_2` ↔
-/// `down_proj`ᵀ; per-layer effective biases.
-pub fn mlp(section: Section, hidden: Dim) -> Section {
-    let size = |c: &WeightContext| c.int("intermediate_size");
-    let gated = |c: &WeightContext| c.flag("gated");
-    let layer_1_bias = linear_bias("layer_1");
-    let layer_1_bias_gated = linear_bias("layer_1");
-    section
-        .weight(
-            "layer_1_gated",
-            WeightDecl::param(
-                "layer_1.weight",
-                &["gate_proj.weight", "up_proj.weight"],
-                Transform::Concat,
-                move |c| vec![2 * size(c), hidden(c)],
-            )
-            .when(gated),
-        )
-        .weight(
-            "layer_1",
-            WeightDecl::param("layer_1.weight", &["up_proj.weight"], Transform::Copy, move |c| {
-                vec![size(c), hidden(c)]
-            })
-            .when(move |c| !gated(c)),
-        )
-        .weight(
-            "layer_2",
-            WeightDecl::param(
-                "layer_2.weight",
-                &["down_proj.weight"],
-                Transform::Transpose,
-                move |c| vec![size(c), hidden(c)],
-            ),
-        )
-        .weight(
-            "layer_1_bias_gated",
-            WeightDecl::param(
-                "layer_1.bias",
-                &["gate_proj.bias", "up_proj.bias"],
-                Transform::Concat,
-                move |c| vec![2 * size(c)],
-            )
-            .when(move |c| gated(c) && layer_1_bias_gated(c)),
-        )
-        .weight(
-            "layer_1_bias",
-            WeightDecl::param("layer_1.bias", &["up_proj.bias"], Transform::Copy, move |c| {
-                vec![size(c)]
-            })
-            .when(move |c| !gated(c) && layer_1_bias(c)),
-        )
-        .weight(
-            "layer_2_bias",
-            WeightDecl::param("layer_2.bias", &["down_proj.bias"], Transform::Copy, move |c| {
-                vec![hidden(c)]
-            })
-            .when(linear_bias("layer_2")),
-        )
-}
-
-/// An RMS norm's weight over `dim`.
-fn norm(section: Section, dim: Dim) -> Section {
-    section.weight(
-        "weight",
-        WeightDecl::param("weight", &["weight"], Transform::Copy, move |c| vec![dim(c)]),
-    )
 }
 
 /// A linear layer's weight `[out, in]` and its bias `[out]` when `bias` holds.

@@ -234,7 +234,7 @@ mod formats {
     pub(crate) fn qwen2_with(hf_class: HfClass) -> Converter {
         let base_model = tree(
             sections::qwen2_attention(),
-            weights::qwen2_attention,
+            weights::attention,
             sections::mistral_mlp(),
             weights::mlp,
             "mlp",

@@ -4,41 +4,65 @@
 
 use std::sync::Arc;
 
-use fastllm_core::Section;
 use fastllm_core::config::FixedBlockSequenceConfig;
+use fastllm_core::config::Value;
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl};
+use fastllm_core::{Section, fl_value};
 
-fn hidden(c: &WeightContext) -> usize {
+/// A dimension of the model, read from the config (the text or the vision hidden size).
+pub type Dim = fn(&WeightContext) -> usize;
+
+/// The text model's hidden size.
+pub fn text_hidden(c: &WeightContext) -> usize {
     c.root_int("hidden_size")
 }
 
-fn q_size(c: &WeightContext) -> usize {
-    c.int("heads") * c.int("head_size")
+fn hidden(c: &WeightContext) -> usize {
+    text_hidden(c)
 }
 
-fn kv_size(c: &WeightContext) -> usize {
-    2 * c.int("head_groups") * c.int("head_size")
+/// The effective bias of `layer`: its `bias.enabled` when set, else `default` — exactly when
+/// Fast-LLM's layer creates the bias (`fastllm_core::layout` derives it the same way).
+pub fn effective_bias(c: &WeightContext, layer: &str, default: bool) -> bool {
+    match fl_value(c.section, &format!("{layer}.bias.enabled")) {
+        Value::Bool(enabled) => *enabled,
+        _ => default,
+    }
 }
 
-fn linear_biases(c: &WeightContext) -> bool {
-    c.flag("add_linear_biases")
+/// The effective bias of `layer`, defaulting to the section's `add_linear_biases`.
+pub fn linear_bias(layer: &'static str) -> impl Fn(&WeightContext) -> bool + Send + Sync + 'static {
+    move |c| effective_bias(c, layer, c.flag("add_linear_biases"))
 }
 
 /// A norm's weight (`[hidden_size]`).
 pub fn norm(section: Section) -> Section {
+    norm_over(section, text_hidden)
+}
+
+/// A norm's weight over `dim`.
+pub fn norm_over(section: Section, dim: Dim) -> Section {
     section.weight(
         "weight",
-        WeightDecl::param("weight", &["weight"], Transform::Copy, |c| vec![hidden(c)]),
+        WeightDecl::param("weight", &["weight"], Transform::Copy, move |c| vec![dim(c)]),
     )
 }
 
-/// Attention: `query`, fused `key_value` (K and V concatenated), `dense`; biases with
-/// `add_linear_biases`.
+/// Attention over the text hidden size.
 pub fn attention(section: Section) -> Section {
+    attention_over(section, text_hidden)
+}
+
+/// Attention: `query` ↔ `q_proj`, fused `key_value` ↔ `k_proj` + `v_proj`, `dense` ↔ `o_proj`,
+/// each bias its layer's effective bias (the K/V bias is the key layer's). This covers Qwen2 too
+/// (Q/K/V biases on, dense off are per-layer flags).
+pub fn attention_over(section: Section, hidden: Dim) -> Section {
+    let q_size = |c: &WeightContext| c.int("heads") * c.int("head_size");
+    let kv_size = |c: &WeightContext| 2 * c.int("head_groups") * c.int("head_size");
     section
         .weight(
             "query",
-            WeightDecl::param("query.weight", &["q_proj.weight"], Transform::Copy, |c| {
+            WeightDecl::param("query.weight", &["q_proj.weight"], Transform::Copy, move |c| {
                 vec![q_size(c), hidden(c)]
             }),
         )
@@ -48,18 +72,21 @@ pub fn attention(section: Section) -> Section {
                 "key_value.weight",
                 &["k_proj.weight", "v_proj.weight"],
                 Transform::Concat,
-                |c| vec![kv_size(c), hidden(c)],
+                move |c| vec![kv_size(c), hidden(c)],
             ),
         )
         .weight(
             "dense",
-            WeightDecl::param("dense.weight", &["o_proj.weight"], Transform::Copy, |c| {
+            WeightDecl::param("dense.weight", &["o_proj.weight"], Transform::Copy, move |c| {
                 vec![hidden(c), q_size(c)]
             }),
         )
         .weight(
             "query_bias",
-            WeightDecl::param("query.bias", &["q_proj.bias"], Transform::Copy, |c| vec![q_size(c)]).when(linear_biases),
+            WeightDecl::param("query.bias", &["q_proj.bias"], Transform::Copy, move |c| {
+                vec![q_size(c)]
+            })
+            .when(linear_bias("query_layer")),
         )
         .weight(
             "key_value_bias",
@@ -67,72 +94,80 @@ pub fn attention(section: Section) -> Section {
                 "key_value.bias",
                 &["k_proj.bias", "v_proj.bias"],
                 Transform::Concat,
-                |c| vec![kv_size(c)],
+                move |c| vec![kv_size(c)],
             )
-            .when(linear_biases),
+            .when(linear_bias("key_layer")),
         )
         .weight(
             "dense_bias",
-            WeightDecl::param("dense.bias", &["o_proj.bias"], Transform::Copy, |c| vec![hidden(c)]).when(linear_biases),
+            WeightDecl::param("dense.bias", &["o_proj.bias"], Transform::Copy, move |c| {
+                vec![hidden(c)]
+            })
+            .when(linear_bias("dense_layer")),
         )
 }
 
-/// Qwen2's attention weights: Q/K/V biases always, no dense bias.
-pub fn qwen2_attention(section: Section) -> Section {
-    attention(section)
-        .replace_weight(
-            "query_bias",
-            WeightDecl::param("query.bias", &["q_proj.bias"], Transform::Copy, |c| vec![q_size(c)]),
-        )
-        .replace_weight(
-            "key_value_bias",
-            WeightDecl::param(
-                "key_value.bias",
-                &["k_proj.bias", "v_proj.bias"],
-                Transform::Concat,
-                |c| vec![kv_size(c)],
-            ),
-        )
-        .replace_weight(
-            "dense_bias",
-            WeightDecl::param("dense.bias", &["o_proj.bias"], Transform::Copy, |c| vec![hidden(c)]).when(|_| false),
-        )
-}
-
-/// The gated MLP: `layer_1` = [gate; up], `layer_2` = downᵀ (Fast-LLM stores it transposed).
+/// The MLP over the text hidden size.
 pub fn mlp(section: Section) -> Section {
+    mlp_over(section, text_hidden)
+}
+
+/// An MLP: `layer_1` ↔ [`gate_proj`; `up_proj`] when gated, else `up_proj`; `layer_2` ↔
+/// `down_proj`ᵀ (Fast-LLM stores it transposed); effective per-layer biases.
+pub fn mlp_over(section: Section, hidden: Dim) -> Section {
+    let size = |c: &WeightContext| c.int("intermediate_size");
+    let gated = |c: &WeightContext| c.flag("gated");
+    let (bias_gated, bias_plain) = (linear_bias("layer_1"), linear_bias("layer_1"));
     section
         .weight(
-            "layer_1",
+            "layer_1_gated",
             WeightDecl::param(
                 "layer_1.weight",
                 &["gate_proj.weight", "up_proj.weight"],
                 Transform::Concat,
-                |c| vec![2 * c.int("intermediate_size"), hidden(c)],
-            ),
+                move |c| vec![2 * size(c), hidden(c)],
+            )
+            .when(gated),
+        )
+        .weight(
+            "layer_1",
+            WeightDecl::param("layer_1.weight", &["up_proj.weight"], Transform::Copy, move |c| {
+                vec![size(c), hidden(c)]
+            })
+            .when(move |c| !gated(c)),
         )
         .weight(
             "layer_2",
-            WeightDecl::param("layer_2.weight", &["down_proj.weight"], Transform::Transpose, |c| {
-                vec![c.int("intermediate_size"), hidden(c)]
-            }),
+            WeightDecl::param(
+                "layer_2.weight",
+                &["down_proj.weight"],
+                Transform::Transpose,
+                move |c| vec![size(c), hidden(c)],
+            ),
         )
         .weight(
-            "layer_1_bias",
+            "layer_1_bias_gated",
             WeightDecl::param(
                 "layer_1.bias",
                 &["gate_proj.bias", "up_proj.bias"],
                 Transform::Concat,
-                |c| vec![2 * c.int("intermediate_size")],
+                move |c| vec![2 * size(c)],
             )
-            .when(linear_biases),
+            .when(move |c| gated(c) && bias_gated(c)),
+        )
+        .weight(
+            "layer_1_bias",
+            WeightDecl::param("layer_1.bias", &["up_proj.bias"], Transform::Copy, move |c| {
+                vec![size(c)]
+            })
+            .when(move |c| !gated(c) && bias_plain(c)),
         )
         .weight(
             "layer_2_bias",
-            WeightDecl::param("layer_2.bias", &["down_proj.bias"], Transform::Copy, |c| {
+            WeightDecl::param("layer_2.bias", &["down_proj.bias"], Transform::Copy, move |c| {
                 vec![hidden(c)]
             })
-            .when(linear_biases),
+            .when(linear_bias("layer_2")),
         )
 }
 

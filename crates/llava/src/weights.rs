@@ -11,15 +11,11 @@ use std::sync::Arc;
 
 use fastllm_core::Section;
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl};
+use fastllm_llama::weights::{self as llama_weights, text_hidden};
 
 /// The vision hidden size `Hv`.
 fn vision_hidden(c: &WeightContext) -> usize {
     c.root_int("vision_encoder.hidden_size")
-}
-
-/// The text hidden size `H` (the adapter's output).
-fn text_hidden(c: &WeightContext) -> usize {
-    c.root_int("hidden_size")
 }
 
 fn linear_biases(c: &WeightContext) -> bool {
@@ -29,103 +25,19 @@ fn linear_biases(c: &WeightContext) -> bool {
 /// Pixtral's image channels (Fast-LLM's `PatchEmbeddingsConfig.input_channels`, RGB).
 const CHANNELS: usize = 3;
 
-/// A Pixtral norm's weight (`[Hv]`).
+/// A vision norm's weight (`[Hv]`).
 pub fn vision_norm(section: Section) -> Section {
-    section.weight(
-        "weight",
-        WeightDecl::param("weight", &["weight"], Transform::Copy, |c| vec![vision_hidden(c)]),
-    )
+    llama_weights::norm_over(section, vision_hidden)
 }
 
-/// Pixtral's attention over `Hv`: `query`, fused `key_value`, `dense` (biases only with
-/// `add_linear_biases`, which the config side pins off).
+/// Pixtral's attention over `Hv` (biases pinned off by the config side).
 pub fn vision_attention(section: Section) -> Section {
-    let q = |c: &WeightContext| c.int("heads") * c.int("head_size");
-    let kv = |c: &WeightContext| 2 * c.int("head_groups") * c.int("head_size");
-    section
-        .weight(
-            "query",
-            WeightDecl::param("query.weight", &["q_proj.weight"], Transform::Copy, move |c| {
-                vec![q(c), vision_hidden(c)]
-            }),
-        )
-        .weight(
-            "key_value",
-            WeightDecl::param(
-                "key_value.weight",
-                &["k_proj.weight", "v_proj.weight"],
-                Transform::Concat,
-                move |c| vec![kv(c), vision_hidden(c)],
-            ),
-        )
-        .weight(
-            "dense",
-            WeightDecl::param("dense.weight", &["o_proj.weight"], Transform::Copy, move |c| {
-                vec![vision_hidden(c), q(c)]
-            }),
-        )
-        .weight(
-            "query_bias",
-            WeightDecl::param("query.bias", &["q_proj.bias"], Transform::Copy, move |c| vec![q(c)]).when(linear_biases),
-        )
-        .weight(
-            "key_value_bias",
-            WeightDecl::param(
-                "key_value.bias",
-                &["k_proj.bias", "v_proj.bias"],
-                Transform::Concat,
-                move |c| vec![kv(c)],
-            )
-            .when(linear_biases),
-        )
-        .weight(
-            "dense_bias",
-            WeightDecl::param("dense.bias", &["o_proj.bias"], Transform::Copy, |c| {
-                vec![vision_hidden(c)]
-            })
-            .when(linear_biases),
-        )
+    llama_weights::attention_over(section, vision_hidden)
 }
 
-/// Pixtral's gated MLP over `Hv`: `layer_1` = [gate; up], `layer_2` = downᵀ.
+/// Pixtral's gated MLP over `Hv`.
 pub fn vision_mlp(section: Section) -> Section {
-    let size = |c: &WeightContext| c.int("intermediate_size");
-    section
-        .weight(
-            "layer_1",
-            WeightDecl::param(
-                "layer_1.weight",
-                &["gate_proj.weight", "up_proj.weight"],
-                Transform::Concat,
-                move |c| vec![2 * size(c), vision_hidden(c)],
-            ),
-        )
-        .weight(
-            "layer_2",
-            WeightDecl::param(
-                "layer_2.weight",
-                &["down_proj.weight"],
-                Transform::Transpose,
-                move |c| vec![size(c), vision_hidden(c)],
-            ),
-        )
-        .weight(
-            "layer_1_bias",
-            WeightDecl::param(
-                "layer_1.bias",
-                &["gate_proj.bias", "up_proj.bias"],
-                Transform::Concat,
-                move |c| vec![2 * size(c)],
-            )
-            .when(linear_biases),
-        )
-        .weight(
-            "layer_2_bias",
-            WeightDecl::param("layer_2.bias", &["down_proj.bias"], Transform::Copy, |c| {
-                vec![vision_hidden(c)]
-            })
-            .when(linear_biases),
-        )
+    llama_weights::mlp_over(section, vision_hidden)
 }
 
 /// A Pixtral block: `attention`, `feed_forward`, `attention_norm`, `ffn_norm`.
