@@ -352,6 +352,16 @@ fn convert_checkpoint(
             ),
             ("tensors".to_string(), Value::List(tensors)),
             (
+                "missing_extra_files".to_string(),
+                Value::List(
+                    summary
+                        .missing_extra_files
+                        .iter()
+                        .map(|f| Value::Str(f.clone()))
+                        .collect(),
+                ),
+            ),
+            (
                 "peak_rss_bytes".to_string(),
                 peak_rss().map(|b| Value::Int(b as i128)).unwrap_or(Value::Null),
             ),
@@ -401,6 +411,14 @@ fn convert_checkpoint(
             format!(" in {}: {}", output.display(), summary.files.join(", "))
         }
     ));
+    if !summary.missing_extra_files.is_empty() {
+        out.push_str(&format!(
+            "\nnote: {} checkpoints usually carry {}, which the input does not have; add them by hand \
+             if the model needs them",
+            summary.to,
+            summary.missing_extra_files.join(", ")
+        ));
+    }
     Ok(out)
 }
 

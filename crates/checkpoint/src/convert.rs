@@ -117,6 +117,9 @@ pub struct Summary {
     pub output: PathBuf,
     pub tensors: Vec<PlannedTensor>,
     pub files: Vec<String>,
+    /// Files the output format's checkpoints carry (modeling code, generation config) that the
+    /// input did not have, so they are not in the output.
+    pub missing_extra_files: Vec<String>,
 }
 
 impl Summary {
@@ -514,6 +517,7 @@ pub fn convert_with_progress(
         output: output.to_path_buf(),
         tensors,
         files: Vec::new(),
+        missing_extra_files: Vec::new(),
     };
     if options.dry_run {
         return Ok(summary);
@@ -600,8 +604,29 @@ pub fn convert_with_progress(
         out.write_text("ok", "")?;
     }
     summary.files = files.into_iter().map(|(f, _)| f).collect();
+    summary.missing_extra_files = copy_extra_files(&out, input, to)?;
     out.commit()?;
     Ok(summary)
+}
+
+/// Copies the files the output format's checkpoints carry (e.g. `modeling_*.py`) from the input
+/// directory when it has them; returns the ones it does not have.
+fn copy_extra_files(out: &OutputDir, input: &Path, to: Side) -> Result<Vec<String>, CheckpointError> {
+    let Side::Hf(handler) = to else { return Ok(Vec::new()) };
+    let mut missing = Vec::new();
+    for file in handler.extra_files {
+        let source = input.join(file);
+        if source.is_file() {
+            std::fs::copy(&source, out.path(file)).map_err(|e| CheckpointError::Io {
+                path: source.clone(),
+                source: e,
+            })?;
+            crate::writer::readable_by_all(&out.path(file))?;
+        } else {
+            missing.push(file.to_string());
+        }
+    }
+    Ok(missing)
 }
 
 fn read_hf_config(dir: &Path) -> Result<Map, CheckpointError> {
@@ -667,6 +692,7 @@ fn convert_config(
         output: output.to_path_buf(),
         tensors: Vec::new(),
         files: Vec::new(),
+        missing_extra_files: Vec::new(),
     };
     if options.dry_run {
         return Ok(summary);
@@ -888,5 +914,6 @@ pub fn write_synthetic_hf(
         output: dir.to_path_buf(),
         tensors,
         files,
+        missing_extra_files: Vec::new(),
     })
 }

@@ -142,3 +142,34 @@ fn the_layout_is_fast_llm_s(#[values("llama", "mistral", "qwen2", "mixtral")] fo
         .collect();
     assert_eq!(layout, stored);
 }
+
+#[test]
+fn extra_files_come_along_when_the_input_has_them() {
+    // diffusion_llama checkpoints carry modeling code; an HF → HF conversion keeps it, a
+    // conversion from Fast-LLM (which never has it) says what is missing.
+    let handler = find("diffusion_llama").unwrap();
+    let sample = &handler.converter().samples[0];
+    let config = fastllm_core::config::load_base_model(handler.model, sample).unwrap();
+    let (input, copied, middle, back) = (
+        scratch("extra-input"),
+        scratch("extra-copied"),
+        scratch("extra-mid"),
+        scratch("extra-back"),
+    );
+    fastllm_checkpoint::convert::write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
+    std::fs::write(input.join("modeling_diffusion_llama.py"), "# model\n").unwrap();
+    let options = Options::default();
+    let summary = convert(&input, Side::Hf(handler), &copied, Side::Hf(handler), &options).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(copied.join("modeling_diffusion_llama.py")).unwrap(),
+        "# model\n"
+    );
+    assert_eq!(
+        summary.missing_extra_files,
+        ["configuration_diffusion_llama.py", "generation_utils.py"]
+    );
+    convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &options).unwrap();
+    let summary = convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &options).unwrap();
+    assert_eq!(summary.missing_extra_files.len(), 3);
+    assert!(!back.join("modeling_diffusion_llama.py").exists());
+}
