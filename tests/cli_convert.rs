@@ -288,7 +288,7 @@ fn pickle_checkpoints_are_refused_by_name() {
 }
 
 /// Formats whose weight conversion is not declared yet (their config converts).
-const WITHOUT_WEIGHTS: &[&str] = &["gemma4"];
+const WITHOUT_WEIGHTS: &[&str] = &[];
 
 #[test]
 fn every_format_converts_weights_except_the_listed_ones() {
@@ -301,45 +301,6 @@ fn every_format_converts_weights_except_the_listed_ones() {
         without, WITHOUT_WEIGHTS,
         "update WITHOUT_WEIGHTS (and the README) when a format gains weights"
     );
-}
-
-#[test]
-fn formats_without_weight_declarations_say_so() {
-    let root = scratch("without-weights");
-    let input = root.join("input");
-    std::fs::create_dir_all(&input).unwrap();
-    let case = Value::from_json_str(
-        &std::fs::read_to_string(repo("tests/conformance/cases/gemma4__dense_small_like.json")).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        input.join("config.json"),
-        case.as_map().unwrap()["input"].to_json_pretty(),
-    )
-    .unwrap();
-    let out = root.join("out");
-    let stderr = rejected(&cli(&[
-        "convert",
-        "--from",
-        "auto",
-        "--to",
-        "fast_llm",
-        input.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]));
-    assert!(stderr.contains("gemma4: weight conversion is not declared"), "{stderr}");
-    assert!(!out.exists());
-    ok(&cli(&[
-        "convert",
-        "--from",
-        "gemma4",
-        "--to",
-        "fast_llm",
-        "--config-only",
-        input.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]));
-    assert!(out.join("metadata.yaml").is_file() && !out.join("model_0.safetensors").exists());
 }
 
 #[test]

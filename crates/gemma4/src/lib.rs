@@ -1,4 +1,4 @@
-//! The Gemma 4 checkpoint format (`gemma4`, HF `model_type` `gemma4_text`), config side,
+//! The Gemma 4 checkpoint format (`gemma4`, HF `model_type` `gemma4_text`), config and weights,
 //! registered with the format registry.
 //!
 //! A Fast-LLM pattern of `sliding_attention` and `full_attention` decoder blocks ↔ transformers'
@@ -20,12 +20,17 @@
 //! `router_input_scale` (`hidden_size ** ±0.5`, checked exactly on export by root validators),
 //! the frozen `output_scale`, a dense block's pre-MLP norm (a copy of the block norm), and the
 //! transformers 5.24 `per_layer_config` check ([`per_layer`]).
+//!
+//! Weights ([`weights`]) are declared on a copy of the root table: every Fast-LLM parameter ↔
+//! its HF tensors, including the routed experts' stacked `experts.gate_up_proj` (reshaped) and
+//! `experts.down_proj` (each expert transposed).
 
 pub mod classes;
 pub mod decoder;
 pub mod per_layer;
 mod samples;
 pub mod sections;
+pub mod weights;
 
 use std::sync::OnceLock;
 
@@ -38,7 +43,7 @@ pub const FAMILY: &str = "gemma4";
 fn gemma4() -> &'static Converter {
     static CONVERTER: OnceLock<Converter> = OnceLock::new();
     CONVERTER.get_or_init(|| Converter {
-        base_model: sections::base_model().build(),
+        base_model: weights::base_model().build(),
         hf_class: classes::gemma4_text(),
         samples: samples::gemma4(),
     })
