@@ -1,5 +1,5 @@
 //! Whole-checkpoint conversion against the reference implementation's own conversions: HF →
-//! Fast-LLM matches `fast_llm/` bit for bit, Fast-LLM → HF matches `hf_input/`, and HF → Fast-LLM
+//! Fast-LLM matches `fast_llm/` bit for bit with an equivalent `metadata.yaml`, Fast-LLM → HF matches `hf_roundtrip/`, and HF → Fast-LLM
 //! → HF is the identity.
 
 use std::path::{Path, PathBuf};
@@ -49,10 +49,18 @@ fn hf_to_fast_llm_matches_the_reference(#[values("llama", "mistral", "qwen2", "m
     )
     .unwrap();
     assert_eq!(summary.files, ["model_0.safetensors"]);
-    assert_same_tensors(
-        &open_fast_llm(&output).unwrap(),
-        &open_fast_llm(&fixture(format, "fast_llm")).unwrap(),
+    let (ours, reference) = (
+        open_fast_llm(&output).unwrap(),
+        open_fast_llm(&fixture(format, "fast_llm")).unwrap(),
     );
+    assert_same_tensors(&ours, &reference);
+    // metadata.yaml: the same base model once defaults are filled in.
+    let full = |c: &Checkpoint| {
+        fastllm_checkpoint::convert::fast_llm_base_model(c)
+            .unwrap()
+            .to_form(fastllm_core::config::Form::Full)
+    };
+    assert_eq!(full(&ours), full(&reference));
 }
 
 #[rstest]
@@ -68,7 +76,7 @@ fn fast_llm_to_hf_matches_the_reference(#[values("llama", "mistral", "qwen2", "m
     )
     .unwrap();
     let converted = open_hf(&output).unwrap();
-    assert_same_tensors(&converted, &open_hf(&fixture(format, "hf_input")).unwrap());
+    assert_same_tensors(&converted, &open_hf(&fixture(format, "hf_roundtrip")).unwrap());
     assert_eq!(
         converted.config["model_type"],
         fastllm_core::config::Value::Str(format.into())
