@@ -1,6 +1,6 @@
 //! Whole-checkpoint conversion against the reference implementation's own conversions: HF →
-//! Fast-LLM matches `fast_llm/` bit for bit with an equivalent `metadata.yaml`, Fast-LLM → HF matches `hf_roundtrip/`, and HF → Fast-LLM
-//! → HF is the identity.
+//! Fast-LLM matches `fast_llm/` bit for bit with an equivalent `metadata.yaml`, Fast-LLM → HF
+//! matches `hf_roundtrip/`, and HF → Fast-LLM → HF is the identity.
 
 use std::path::{Path, PathBuf};
 
