@@ -225,7 +225,12 @@ fn open_input(dir: &Path, side: Side) -> Result<Input, ConversionError> {
         Side::Hf(handler) => {
             let checkpoint = open_hf(dir)?;
             let config = handler.import(&checkpoint.config)?;
-            let entries = weight_plan(handler, &config)?;
+            let mut entries = weight_plan(handler, &config)?;
+            respell(
+                &mut entries,
+                &handler.converter().base_model.hf_prefix_aliases,
+                &checkpoint.files,
+            );
             let mut problems = Vec::new();
             let mut sources = BTreeMap::new();
             let mut consumed = BTreeSet::new();
@@ -267,6 +272,22 @@ fn open_input(dir: &Path, side: Side) -> Result<Input, ConversionError> {
 }
 
 /// The handler's weight plan for `config`.
+/// Rewrites the planned HF names to a format's alternative prefixes when the checkpoint spells
+/// any of its tensors that way (all or nothing: a mixed checkpoint then fails by name).
+fn respell(entries: &mut [PlanEntry], aliases: &[(&str, &str)], files: &FileSet) {
+    let alternative = aliases
+        .iter()
+        .any(|(_, alternative)| files.names().any(|n| n.starts_with(alternative)));
+    if !alternative {
+        return;
+    }
+    for name in entries.iter_mut().flat_map(|e| e.hf.iter_mut()) {
+        if let Some((declared, alternative)) = aliases.iter().find(|(d, _)| name.starts_with(d)) {
+            *name = format!("{alternative}{}", &name[declared.len()..]);
+        }
+    }
+}
+
 fn weight_plan(handler: &Handler, config: &BaseModelConfig) -> Result<Vec<PlanEntry>, ConversionError> {
     let section = &handler.converter().base_model;
     if section.weights.is_empty() {

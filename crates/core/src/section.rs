@@ -335,6 +335,9 @@ pub struct Section {
     pub validators: Vec<(&'static str, ValidateFn)>,
     /// The weight declarations, composed like `decls` (named, replaceable).
     pub weights: Vec<(&'static str, crate::weights::WeightDecl)>,
+    /// HF tensor-name prefixes read in another spelling too: `(declared, alternative)`. Only a
+    /// root section's count; see [`Section::hf_prefix_alias`].
+    pub hf_prefix_aliases: Vec<(&'static str, &'static str)>,
 }
 
 impl Section {
@@ -347,7 +350,17 @@ impl Section {
             decls: Vec::new(),
             validators: Vec::new(),
             weights: Vec::new(),
+            hf_prefix_aliases: Vec::new(),
         }
+    }
+
+    /// Lets an HF checkpoint spell the declared tensor-name prefix `declared` as `alternative`
+    /// (e.g. transformers ≥ 4.52 saves Llava's `language_model.model.` as
+    /// `model.language_model.`). A checkpoint that uses any alternative prefix is read with all of
+    /// them; writing always uses the declared names.
+    pub fn hf_prefix_alias(mut self, declared: &'static str, alternative: &'static str) -> Self {
+        self.hf_prefix_aliases.push((declared, alternative));
+        self
     }
 
     /// Renames the section (a child format's copy).

@@ -4,6 +4,9 @@
 //! Names are the legacy Llava ones (transformers < 4.52), as Fast-LLM reads and writes them:
 //! `language_model.model.*` / `language_model.lm_head.weight` for the text model,
 //! `vision_tower.*` for the Pixtral encoder, `multi_modal_projector.*` for the adapter.
+//! Checkpoints saved by transformers >= 4.52 (`model.language_model.*`, `lm_head.weight`,
+//! `model.vision_tower.*`, `model.multi_modal_projector.*`) import too; exports write the legacy
+//! names, which every transformers version loads.
 //! The Pixtral sections' shapes are over the vision hidden size `Hv`
 //! (`vision_encoder.hidden_size`), the text ones over the root `hidden_size`.
 
@@ -147,6 +150,12 @@ pub fn adapter(section: Section) -> Section {
 /// `vision_encoder.adapter`) under `multi_modal_projector`.
 fn vision_weights(section: Section, vision: &Arc<Section>, adapter: &Arc<Section>) -> Section {
     section
+        // transformers >= 4.52 saves the same tensors under these names (its
+        // `_checkpoint_conversion_mapping` for Llava); both spellings import.
+        .hf_prefix_alias("language_model.model.", "model.language_model.")
+        .hf_prefix_alias("language_model.lm_head.", "lm_head.")
+        .hf_prefix_alias("vision_tower.", "model.vision_tower.")
+        .hf_prefix_alias("multi_modal_projector.", "model.multi_modal_projector.")
         .weight(
             "vision_encoder",
             WeightDecl::Nested {

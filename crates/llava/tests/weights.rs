@@ -459,3 +459,98 @@ fn test_configs_round_trip(#[case] tied: bool, #[case] projector_bias: bool) {
 fn hybrid_test_config_round_trips() {
     round_trip("llava_hybrid_ssm", "test-config", &hybrid_config());
 }
+
+/// transformers >= 4.52's spelling of a legacy Llava tensor name.
+fn new_spelling(name: &str) -> String {
+    for (legacy, new) in [
+        ("language_model.model.", "model.language_model."),
+        ("language_model.lm_head.", "lm_head."),
+        ("vision_tower.", "model.vision_tower."),
+        ("multi_modal_projector.", "model.multi_modal_projector."),
+    ] {
+        if let Some(rest) = name.strip_prefix(legacy) {
+            return format!("{new}{rest}");
+        }
+    }
+    panic!("{name}: not a Llava tensor name");
+}
+
+/// A copy of the HF checkpoint `from` with the tensors `rename` picks renamed to the new spelling.
+fn respelled(from: &Path, to: &Path, rename: impl Fn(&str) -> bool) {
+    use fastllm_checkpoint::writer::{TensorSpec, write_safetensors};
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::copy(from.join("config.json"), to.join("config.json")).unwrap();
+    let checkpoint = open_hf(from).unwrap();
+    let names: Vec<&str> = checkpoint.files.names().collect();
+    let specs: Vec<TensorSpec> = names
+        .iter()
+        .map(|n| {
+            let t = checkpoint.files.get(n).unwrap();
+            TensorSpec {
+                name: if rename(n) { new_spelling(n) } else { n.to_string() },
+                dtype: t.dtype.to_string(),
+                shape: t.shape.to_vec(),
+            }
+        })
+        .collect();
+    write_safetensors(&to.join("model.safetensors"), &Default::default(), &specs, |i, out| {
+        out.write_all(checkpoint.files.get(names[i]).unwrap().data)
+    })
+    .unwrap();
+}
+
+#[rstest]
+#[case::llava("llava", config(false, true))]
+#[case::llava_hybrid_ssm("llava_hybrid_ssm", hybrid_config())]
+fn transformers_4_52_names_import_like_the_legacy_ones(#[case] format: &str, #[case] sample: Value) {
+    let handler = find(format).unwrap();
+    let config = load_base_model(handler.model, &sample).unwrap();
+    let tag = format!("{format}-respelled");
+    let (legacy, new, mixed) = (
+        scratch(&format!("{tag}-legacy")),
+        scratch(&format!("{tag}-new")),
+        scratch(&format!("{tag}-mixed")),
+    );
+    let (from_legacy, from_new, from_mixed) = (
+        scratch(&format!("{tag}-legacy-fl")),
+        scratch(&format!("{tag}-new-fl")),
+        scratch(&format!("{tag}-mixed-fl")),
+    );
+    write_synthetic_hf(handler, &config, &legacy, "BF16", 1 << 30).unwrap();
+    respelled(&legacy, &new, |_| true);
+    assert!(
+        open_hf(&new)
+            .unwrap()
+            .files
+            .names()
+            .any(|n| n.starts_with("model.language_model."))
+    );
+    convert(
+        &legacy,
+        Side::Hf(handler),
+        &from_legacy,
+        Side::FastLlm,
+        &Options::default(),
+    )
+    .unwrap();
+    convert(&new, Side::Hf(handler), &from_new, Side::FastLlm, &Options::default()).unwrap();
+    let fast_llm = |dir: &Path| fastllm_checkpoint::open_fast_llm(dir).unwrap();
+    assert_same_tensors(&fast_llm(&from_new), &fast_llm(&from_legacy));
+
+    // Half one spelling, half the other: named, not guessed.
+    respelled(&legacy, &mixed, |n| !n.starts_with("vision_tower."));
+    let error = convert(
+        &mixed,
+        Side::Hf(handler),
+        &from_mixed,
+        Side::FastLlm,
+        &Options::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("`model.vision_tower.") && error.contains("missing"),
+        "{error}"
+    );
+    assert!(!from_mixed.exists());
+}
