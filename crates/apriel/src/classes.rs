@@ -24,9 +24,14 @@ pub fn apriel_hybrid_ssm() -> HfClass {
 }
 
 /// `Apriel2TextConfig`: `hidden_size`, `vocab_size`, `tie_word_embeddings`, and the typed
-/// `decoder`, `head` and `embeddings` dicts, each the class default when absent or `null`.
+/// `decoder`, `head` and `embeddings` dicts, each the class default when absent, `null` or `{}`
+/// (the class reads `value or default`).
 pub fn apriel2_text() -> HfClass {
-    let dict = |name, default: Value| HfKey::new(name, HfType::Dict, default.clone()).null_means(Fill::Value(default));
+    let dict = |name, default: Value| {
+        HfKey::new(name, HfType::Dict, default.clone())
+            .null_means(Fill::Value(default.clone()))
+            .empty_means(Fill::Value(default))
+    };
     HfClass::new(
         "Apriel2TextConfig",
         vec![

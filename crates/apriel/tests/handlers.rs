@@ -196,6 +196,16 @@ fn apriel2_text_absent_decoder_is_the_class_default() {
 }
 
 #[rstest]
+#[case::null("null")]
+#[case::empty("{}")]
+fn apriel2_text_null_or_empty_sub_configs_are_the_class_default(#[case] value: &str) {
+    // Apriel2TextConfig reads `decoder or default` (same for head and embeddings).
+    let absent = import("apriel2_text", &map(&format!("{{{APRIEL2_HEADER}}}"))).unwrap();
+    let given = format!(r#"{{{APRIEL2_HEADER}, "decoder": {value}, "head": {value}, "embeddings": {value}}}"#);
+    assert_eq!(import("apriel2_text", &map(&given)).unwrap(), absent);
+}
+
+#[rstest]
 #[case(
     r#"{"type": "attention", "heads": 4, "head_groups": 2, "head_size": 16, "rotary": {"type": "linear"}}"#,
     "decoder.block.mixer.rotary.type"

@@ -149,8 +149,9 @@ fn walk_hf<'a>(
             .any(|c| c.path.split('.').count() > path.len() && is_prefix_of_claim(path, &c.path));
         let generic = path.iter().any(|segment| allowlist.contains(segment))
             || path.len() > 1 && GENERIC_IN_SUB_CONFIGS.contains(&path[path.len() - 1]);
-        if covered_recursively || generic {
-            // Consumed whole, or generic metadata at any depth.
+        if covered_recursively || generic || (claims_below && matches!(value, Value::Null)) {
+            // Consumed whole, generic metadata at any depth, or a `null` sub-dict: it holds
+            // nothing to drop, and the class decides what it means.
         } else if let (Value::Map(inner), true) = (value, claims_below) {
             walk_hf(inner, path, claims, allowlist, problems);
         } else if !claimed {

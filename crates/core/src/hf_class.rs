@@ -68,6 +68,9 @@ pub struct HfKey {
     pub ty: HfType,
     pub absent: Fill,
     pub null: Fill,
+    /// What an empty dict or list becomes (`Keep` unless the class reads `value or default`,
+    /// where Python treats `{}` like `None`).
+    pub empty: Fill,
     /// For a sub-config (`text_config`, `vision_config`): the class that loads it, chosen from
     /// the sub-dict (`None` when absent); `Err` rejects it, naming the key.
     pub class: Option<ChooseClass>,
@@ -81,6 +84,7 @@ impl HfKey {
             ty,
             absent: Fill::Value(default),
             null: Fill::Keep,
+            empty: Fill::Keep,
             class: None,
         }
     }
@@ -92,6 +96,7 @@ impl HfKey {
             ty,
             absent: Fill::Derive(derive),
             null: Fill::Derive(derive),
+            empty: Fill::Keep,
             class: None,
         }
     }
@@ -103,6 +108,7 @@ impl HfKey {
             ty: HfType::Dict,
             absent: Fill::Keep,
             null: Fill::Keep,
+            empty: Fill::Keep,
             class: Some(choose),
         }
     }
@@ -110,6 +116,12 @@ impl HfKey {
     /// What `null` becomes.
     pub fn null_means(mut self, fill: Fill) -> Self {
         self.null = fill;
+        self
+    }
+
+    /// What an empty dict or list becomes.
+    pub fn empty_means(mut self, fill: Fill) -> Self {
+        self.empty = fill;
         self
     }
 
@@ -186,6 +198,8 @@ impl HfClass {
             let fill = match out.get(key.name) {
                 None => &key.absent,
                 Some(Value::Null) => &key.null,
+                Some(Value::Map(m)) if m.is_empty() => &key.empty,
+                Some(Value::List(l)) if l.is_empty() => &key.empty,
                 Some(_) => &Fill::Keep,
             };
             match fill {
@@ -263,6 +277,27 @@ mod tests {
         assert_eq!(out["num_key_value_heads"], Value::Int(4));
         let (out, _) = load("{}");
         assert_eq!(out["num_key_value_heads"], Value::Int(2));
+    }
+
+    #[test]
+    fn empty_means_applies_to_empty_dicts_only() {
+        let class = HfClass::new(
+            "TestConfig",
+            vec![
+                HfKey::new("sub", HfType::Dict, Value::Null)
+                    .empty_means(Fill::Value(Value::from_json_str(r#"{"a": 1}"#).unwrap())),
+            ],
+        );
+        let load = |json: &str| class.load(Value::from_json_str(json).unwrap().as_map().unwrap()).0;
+        assert_eq!(
+            load(r#"{"sub": {}}"#)["sub"],
+            Value::from_json_str(r#"{"a": 1}"#).unwrap()
+        );
+        assert_eq!(
+            load(r#"{"sub": {"a": 2}}"#)["sub"],
+            Value::from_json_str(r#"{"a": 2}"#).unwrap()
+        );
+        assert_eq!(load(r#"{"sub": null}"#)["sub"], Value::Null);
     }
 
     #[test]

@@ -423,4 +423,16 @@ fn hf_coverage_names_unclaimed_keys_at_any_depth() {
     assert_eq!(keys, ["rope.finetuned", "typo"]);
     // A claimed key holding a scalar, or a whole-dict claim without sub-claims, is fine.
     assert!(check_hf_coverage(&map(r#"{"rope": null}"#), &claims, &allow).is_empty());
+    // A sub-dict only claimed below: `null` holds nothing to drop, a scalar is unknown.
+    let below = norm().add(
+        "sub",
+        Decl::custom(&[], &["sub.a"], false, |_, _| Ok(vec![]), |_, _| Ok(vec![])),
+    );
+    let claims = hf_claims(&below);
+    assert!(check_hf_coverage(&map(r#"{"sub": null}"#), &claims, &allow).is_empty());
+    let keys: Vec<String> = check_hf_coverage(&map(r#"{"sub": 3}"#), &claims, &allow)
+        .into_iter()
+        .filter_map(|p| p.hf)
+        .collect();
+    assert_eq!(keys, ["sub"]);
 }
