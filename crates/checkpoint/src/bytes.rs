@@ -2,20 +2,41 @@
 //! moves elements in cache-sized tiles (a naive transpose runs at a tenth of memory speed).
 
 /// Transposes a row-major `[rows, cols]` matrix of `element`-byte values into `out`
-/// (`[cols, rows]`).
+/// (`[cols, rows]`). Large matrices are split by output rows across the machine's cores: the
+/// transpose is the one step of a conversion that is compute-bound on a fast disk.
 pub fn transpose(input: &[u8], rows: usize, cols: usize, element: usize, out: &mut [u8]) {
     debug_assert_eq!(input.len(), rows * cols * element);
     debug_assert_eq!(out.len(), input.len());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || input.len() < PARALLEL_BYTES || cols < 2 * TILE {
+        return transpose_columns(input, rows, cols, element, 0, out);
+    }
+    // Whole tiles per thread, so each thread's input columns stay tile-aligned.
+    let per_thread = cols.div_ceil(threads).div_ceil(TILE) * TILE;
+    std::thread::scope(|scope| {
+        for (i, chunk) in out.chunks_mut(per_thread * rows * element).enumerate() {
+            scope.spawn(move || transpose_columns(input, rows, cols, element, i * per_thread, chunk));
+        }
+    });
+}
+
+/// Below this size a transpose is not worth a thread.
+const PARALLEL_BYTES: usize = 4 << 20;
+
+/// Writes the output rows `first..first + out.len() / (rows * element)` (input columns) of the
+/// transpose into `out`.
+fn transpose_columns(input: &[u8], rows: usize, cols: usize, element: usize, first: usize, out: &mut [u8]) {
+    let columns = first..first + out.len() / (rows * element).max(1);
     match element {
-        2 => transpose_typed::<2>(input, rows, cols, out),
-        4 => transpose_typed::<4>(input, rows, cols, out),
-        8 => transpose_typed::<8>(input, rows, cols, out),
-        1 => transpose_typed::<1>(input, rows, cols, out),
+        2 => transpose_typed::<2>(input, rows, cols, columns, out),
+        4 => transpose_typed::<4>(input, rows, cols, columns, out),
+        8 => transpose_typed::<8>(input, rows, cols, columns, out),
+        1 => transpose_typed::<1>(input, rows, cols, columns, out),
         _ => {
-            for r in 0..rows {
-                for c in 0..cols {
+            for c in columns.clone() {
+                for r in 0..rows {
                     let from = (r * cols + c) * element;
-                    let to = (c * rows + r) * element;
+                    let to = ((c - columns.start) * rows + r) * element;
                     out[to..to + element].copy_from_slice(&input[from..from + element]);
                 }
             }
@@ -26,7 +47,9 @@ pub fn transpose(input: &[u8], rows: usize, cols: usize, element: usize, out: &m
 /// Tile edge: a 64×64 tile of 4-byte values is 16 KiB, in L1 together with its destination.
 const TILE: usize = 64;
 
-fn transpose_typed<const E: usize>(input: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
+type Columns = std::ops::Range<usize>;
+
+fn transpose_typed<const E: usize>(input: &[u8], rows: usize, cols: usize, columns: Columns, out: &mut [u8]) {
     // Whole elements as integers when both buffers are aligned for them (mmapped tensors are).
     // SAFETY: every bit pattern is a valid u16/u32/u64, and align_to only yields aligned middles.
     match E {
@@ -34,35 +57,36 @@ fn transpose_typed<const E: usize>(input: &[u8], rows: usize, cols: usize, out: 
             if let (([], i, []), ([], o, [])) =
                 (unsafe { input.align_to::<u16>() }, unsafe { out.align_to_mut::<u16>() })
             {
-                return transpose_elements(i, rows, cols, o);
+                return transpose_elements(i, rows, cols, columns, o);
             }
         }
         4 => {
             if let (([], i, []), ([], o, [])) =
                 (unsafe { input.align_to::<u32>() }, unsafe { out.align_to_mut::<u32>() })
             {
-                return transpose_elements(i, rows, cols, o);
+                return transpose_elements(i, rows, cols, columns, o);
             }
         }
         8 => {
             if let (([], i, []), ([], o, [])) =
                 (unsafe { input.align_to::<u64>() }, unsafe { out.align_to_mut::<u64>() })
             {
-                return transpose_elements(i, rows, cols, o);
+                return transpose_elements(i, rows, cols, columns, o);
             }
         }
         _ => {}
     }
-    transpose_bytes::<E>(input, rows, cols, out)
+    transpose_bytes::<E>(input, rows, cols, columns, out)
 }
 
-/// The tiled transpose on whole elements.
-fn transpose_elements<T: Copy>(input: &[T], rows: usize, cols: usize, out: &mut [T]) {
+/// The tiled transpose on whole elements, for the input columns `columns`.
+fn transpose_elements<T: Copy>(input: &[T], rows: usize, cols: usize, columns: Columns, out: &mut [T]) {
     for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(cols));
+        for c0 in columns.clone().step_by(TILE) {
+            let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(columns.end));
             for c in c0..c1 {
-                let to = &mut out[c * rows + r0..c * rows + r1];
+                let to_row = (c - columns.start) * rows;
+                let to = &mut out[to_row + r0..to_row + r1];
                 for (r, slot) in (r0..r1).zip(to.iter_mut()) {
                     *slot = input[r * cols + c];
                 }
@@ -71,13 +95,13 @@ fn transpose_elements<T: Copy>(input: &[T], rows: usize, cols: usize, out: &mut 
     }
 }
 
-fn transpose_bytes<const E: usize>(input: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
+fn transpose_bytes<const E: usize>(input: &[u8], rows: usize, cols: usize, columns: Columns, out: &mut [u8]) {
     for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(cols));
+        for c0 in columns.clone().step_by(TILE) {
+            let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(columns.end));
             // Writes are contiguous along `r` inside the tile.
             for c in c0..c1 {
-                let to_row = c * rows;
+                let to_row = (c - columns.start) * rows;
                 for r in r0..r1 {
                     let from = (r * cols + c) * E;
                     let to = (to_row + r) * E;
@@ -113,6 +137,10 @@ mod tests {
     #[case(130, 67, 4)]
     #[case(7, 200, 8)]
     #[case(5, 3, 3)]
+    // Large enough to be split across threads (cols not a multiple of the split).
+    #[case(1030, 1100, 4)]
+    #[case(700, 3001, 2)]
+    #[case(1400, 1100, 3)]
     fn blocked_transpose_matches_naive(#[case] rows: usize, #[case] cols: usize, #[case] element: usize) {
         let input: Vec<u8> = (0..rows * cols * element).map(|i| (i * 31 % 251) as u8).collect();
         let mut out = vec![0; input.len()];
