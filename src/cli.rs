@@ -396,6 +396,7 @@ fn convert_checkpoint(
             summary.to,
             output.display()
         ));
+        out.push_str(&missing_extra_files_note(&summary));
         return Ok(out);
     }
     out.push_str(&format!(
@@ -411,18 +412,24 @@ fn convert_checkpoint(
             format!(" in {}: {}", output.display(), summary.files.join(", "))
         }
     ));
-    if !summary.missing_extra_files.is_empty() {
-        out.push_str(&format!(
-            "\nnote: {} checkpoints usually carry {}, which the input does not have; add them by hand \
-             if the model needs them",
-            summary.to,
-            summary.missing_extra_files.join(", ")
-        ));
-    }
+    out.push_str(&missing_extra_files_note(&summary));
     Ok(out)
 }
 
 /// This process's peak resident memory (Linux `VmHWM`), for benchmarks.
+/// A note naming the format's extra files the input did not have (empty when none).
+fn missing_extra_files_note(summary: &convert::Summary) -> String {
+    if summary.missing_extra_files.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nnote: {} checkpoints usually carry {}, which the input does not have; add them by hand if \
+         the model needs them",
+        summary.to,
+        summary.missing_extra_files.join(", ")
+    )
+}
+
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;

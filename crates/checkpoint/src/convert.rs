@@ -707,7 +707,7 @@ fn convert_config(
         Side::Hf(handler) => Some(handler.export(&config, options.layout)?),
         Side::FastLlm => None,
     };
-    let summary = Summary {
+    let mut summary = Summary {
         from: from.name(),
         to: to.name(),
         output: output.to_path_buf(),
@@ -723,6 +723,8 @@ fn convert_config(
         Some(hf) => out.write_text("config.json", &format!("{}\n", Value::Map(hf).to_json_pretty()))?,
         None => write_fast_llm_metadata(&out, &config, &[], &[])?,
     }
+    // A config with custom modeling code loads only beside its `configuration_*.py`.
+    summary.missing_extra_files = copy_extra_files(&out, input, to)?;
     out.commit()?;
     Ok(summary)
 }

@@ -176,6 +176,13 @@ fn extra_files_come_along_when_the_input_has_them() {
         summary.missing_extra_files,
         ["configuration_diffusion_llama.py", "generation_utils.py"]
     );
+    let config_only = scratch("extra-config-only");
+    let only = Options {
+        config_only: true,
+        ..Options::default()
+    };
+    convert(&input, Side::Hf(handler), &config_only, Side::Hf(handler), &only).unwrap();
+    assert!(config_only.join("modeling_diffusion_llama.py").is_file());
     convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &options).unwrap();
     let summary = convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &options).unwrap();
     assert_eq!(summary.missing_extra_files.len(), 3);
