@@ -271,7 +271,6 @@ fn open_input(dir: &Path, side: Side) -> Result<Input, ConversionError> {
     }
 }
 
-/// The handler's weight plan for `config`.
 /// Rewrites the planned HF names to a format's alternative prefixes when the checkpoint spells
 /// any of its tensors that way (all or nothing: a mixed checkpoint then fails by name).
 fn respell(entries: &mut [PlanEntry], aliases: &[(&str, &str)], files: &FileSet) {
@@ -288,6 +287,7 @@ fn respell(entries: &mut [PlanEntry], aliases: &[(&str, &str)], files: &FileSet)
     }
 }
 
+/// The handler's weight plan for `config`.
 fn weight_plan(handler: &Handler, config: &BaseModelConfig) -> Result<Vec<PlanEntry>, ConversionError> {
     let section = &handler.converter().base_model;
     if section.weights.is_empty() {
