@@ -538,7 +538,7 @@ pub fn convert_with_progress(
         output: output.to_path_buf(),
         tensors,
         files: Vec::new(),
-        missing_extra_files: Vec::new(),
+        missing_extra_files: extra_files(input, to).1,
     };
     if options.dry_run {
         return Ok(summary);
@@ -630,22 +630,27 @@ pub fn convert_with_progress(
     Ok(summary)
 }
 
-/// Copies the files the output format's checkpoints carry (e.g. `modeling_*.py`) from the input
-/// directory when it has them; returns the ones it does not have.
+/// The files the output format's checkpoints carry (e.g. `modeling_*.py`) split into the ones
+/// the input directory has and the ones it lacks.
+fn extra_files(input: &Path, to: Side) -> (Vec<&'static str>, Vec<String>) {
+    let Side::Hf(handler) = to else {
+        return (Vec::new(), Vec::new());
+    };
+    let (present, missing): (Vec<&str>, Vec<&str>) =
+        handler.extra_files.iter().partition(|file| input.join(file).is_file());
+    (present, missing.into_iter().map(String::from).collect())
+}
+
+/// Copies the format's extra files the input has; returns the ones it lacks.
 fn copy_extra_files(out: &OutputDir, input: &Path, to: Side) -> Result<Vec<String>, CheckpointError> {
-    let Side::Hf(handler) = to else { return Ok(Vec::new()) };
-    let mut missing = Vec::new();
-    for file in handler.extra_files {
+    let (present, missing) = extra_files(input, to);
+    for file in present {
         let source = input.join(file);
-        if source.is_file() {
-            std::fs::copy(&source, out.path(file)).map_err(|e| CheckpointError::Io {
-                path: source.clone(),
-                source: e,
-            })?;
-            crate::writer::readable_by_all(&out.path(file))?;
-        } else {
-            missing.push(file.to_string());
-        }
+        std::fs::copy(&source, out.path(file)).map_err(|e| CheckpointError::Io {
+            path: source,
+            source: e,
+        })?;
+        crate::writer::readable_by_all(&out.path(file))?;
     }
     Ok(missing)
 }
@@ -713,7 +718,7 @@ fn convert_config(
         output: output.to_path_buf(),
         tensors: Vec::new(),
         files: Vec::new(),
-        missing_extra_files: Vec::new(),
+        missing_extra_files: extra_files(input, to).1,
     };
     if options.dry_run {
         return Ok(summary);

@@ -176,6 +176,19 @@ fn extra_files_come_along_when_the_input_has_them() {
         summary.missing_extra_files,
         ["configuration_diffusion_llama.py", "generation_utils.py"]
     );
+    let dry_run = Options {
+        dry_run: true,
+        ..Options::default()
+    };
+    let planned = convert(
+        &input,
+        Side::Hf(handler),
+        &scratch("extra-dry"),
+        Side::Hf(handler),
+        &dry_run,
+    )
+    .unwrap();
+    assert_eq!(planned.missing_extra_files, summary.missing_extra_files);
     let config_only = scratch("extra-config-only");
     let only = Options {
         config_only: true,
