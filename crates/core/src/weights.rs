@@ -139,6 +139,16 @@ pub enum WeightDecl {
         hf: IndexedName,
         section: Arc<Section>,
     },
+    /// `count` copies of the last block of the block sequence at `config` (fixed or pattern: the
+    /// block of the expanded pattern's last entry), with index-templated prefixes
+    /// (multi-token-prediction blocks copy the decoder's last block).
+    RepeatLastBlock {
+        config: &'static str,
+        count: CountFn,
+        fast_llm: IndexedName,
+        hf: IndexedName,
+        block: Arc<Section>,
+    },
     /// Each entry of the dict at `config` (stochastic mixers), by its type, under
     /// `fast_llm.<name>` / `hf.<name>`.
     TypedDict {
@@ -429,6 +439,32 @@ fn walk(
                     );
                 }
             }
+            WeightDecl::RepeatLastBlock {
+                config: path,
+                count,
+                fast_llm,
+                hf,
+                block,
+            } => {
+                let sequence = dict::get(config, path)
+                    .and_then(Value::as_map)
+                    .cloned()
+                    .unwrap_or_default();
+                let copies = count(&context);
+                match blocks(&sequence).pop() {
+                    Some(last) => {
+                        for i in 0..copies {
+                            let (fl, hf) = (join(fl_prefix, &fast_llm(i)), join(hf_prefix, &hf(i)));
+                            walk(block, &last, root, &fl, &hf, out, problems);
+                        }
+                    }
+                    None if copies == 0 => {}
+                    None => problems.push(Problem::at_fast_llm(
+                        join(fl_prefix, path),
+                        "no last block to copy (an empty block sequence)",
+                    )),
+                }
+            }
             WeightDecl::TypedDict {
                 config: path,
                 fast_llm,
@@ -495,6 +531,53 @@ fn blocks(sequence: &Map) -> Vec<Map> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{DecoderBlockConfig, GptBaseModelConfig};
+
+    /// The planned MTP-style copies of a decoder's last block: `(name, shape)`.
+    fn last_block_copies(decoder: &str) -> Result<Vec<(String, Vec<usize>)>, Vec<Problem>> {
+        let block = Section::of::<DecoderBlockConfig>("test.block")
+            .weight(
+                "w",
+                WeightDecl::param("w", &["w"], Transform::Copy, |c| vec![c.int("mlp.intermediate_size")]),
+            )
+            .build();
+        let root = Section::of::<GptBaseModelConfig>("test.root").weight(
+            "copies",
+            WeightDecl::RepeatLastBlock {
+                config: "decoder",
+                count: Arc::new(|_| 2),
+                fast_llm: Arc::new(|k| format!("copy.{k}")),
+                hf: Arc::new(|k| format!("hf.{k}")),
+                block,
+            },
+        );
+        let config = Value::from_json_str(&format!(r#"{{"decoder": {decoder}}}"#)).unwrap();
+        let entries = plan(&root, config.as_map().unwrap())?;
+        Ok(entries.into_iter().map(|e| (e.fast_llm, e.fast_llm_shape)).collect())
+    }
+
+    #[test]
+    fn repeat_last_block_copies_the_expanded_pattern_s_last_block() {
+        let block = |width: usize| format!(r#"{{"type": "decoder", "mlp": {{"intermediate_size": {width}}}}}"#);
+        let fixed = format!(r#"{{"type": "fixed", "num_blocks": 3, "block": {}}}"#, block(8));
+        assert_eq!(
+            last_block_copies(&fixed).unwrap(),
+            [("copy.0.w".to_string(), vec![8]), ("copy.1.w".to_string(), vec![8])]
+        );
+        // Pattern a b a: the last block is `a`, not the pattern's last name.
+        let pattern = format!(
+            r#"{{"type": "pattern", "num_blocks": 3, "pattern": ["a", "b"], "blocks": {{"a": {}, "b": {}}}}}"#,
+            block(4),
+            block(6)
+        );
+        assert_eq!(
+            last_block_copies(&pattern).unwrap()[0],
+            ("copy.0.w".to_string(), vec![4])
+        );
+        let empty = r#"{"type": "pattern", "num_blocks": 3, "pattern": [], "blocks": {}}"#;
+        let problems = last_block_copies(empty).unwrap_err();
+        assert!(problems[0].message.contains("no last block"), "{problems:?}");
+    }
 
     #[test]
     fn hf_shapes_per_transform() {

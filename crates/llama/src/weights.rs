@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use fastllm_core::config::FixedBlockSequenceConfig;
 use fastllm_core::config::Value;
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl};
 use fastllm_core::{Section, fl_value};
@@ -305,21 +304,9 @@ fn extra_prediction_heads(c: &WeightContext) -> usize {
 /// norm (`multi_token_prediction.heads.{k}.final_norm` ↔ `model.mtp_norms.{k+1}`). The extra
 /// heads' output weights are tied duplicates of the main head's, never stored.
 ///
-/// The MTP blocks are declared on a fixed decoder's `block` (its last block). A pattern decoder's
-/// last block has no fixed config path, so its plan fails naming `decoder.type` (MTP-Llama's
-/// import always yields a fixed decoder).
+/// The MTP blocks copy the decoder's last block, fixed or pattern (Fast-LLM's
+/// `last_block_config`).
 pub fn mtp_base_model(section: Section, block: &Arc<Section>, norm: &Arc<Section>) -> Section {
-    let last_block = Section::of::<FixedBlockSequenceConfig>("mtp_llama.last_block")
-        .weight(
-            "block",
-            WeightDecl::Nested {
-                config: "block",
-                fast_llm: "",
-                hf: "",
-                section: block.clone(),
-            },
-        )
-        .build();
     let mut section = base_model(section, block, norm).replace_weight(
         "final_norm",
         WeightDecl::Nested {
@@ -340,12 +327,12 @@ pub fn mtp_base_model(section: Section, block: &Arc<Section>, norm: &Arc<Section
         [
             (
                 "multi_token_prediction_blocks",
-                WeightDecl::Repeat {
+                WeightDecl::RepeatLastBlock {
                     config: "decoder",
                     count: Arc::new(extra_prediction_heads),
                     fast_llm: Arc::new(|k| format!("multi_token_prediction.blocks.{k}")),
                     hf: Arc::new(|k| format!("model.mtp_heads.{k}")),
-                    section: last_block,
+                    block: block.clone(),
                 },
             ),
             (

@@ -202,29 +202,57 @@ fn plan_of_one_prediction_head_with_tied_embeddings() {
     assert_eq!(actual(&got), expected);
 }
 
-/// A pattern decoder's last block has no fixed config path: the plan fails by name (never a
-/// partial plan).
+/// With a pattern decoder the MTP blocks copy the expanded pattern's last block (Fast-LLM's
+/// `last_block_config`): with `a b a` that is `a`, not the pattern's last name `b`.
 #[test]
-fn pattern_decoder_mtp_blocks_fail_loudly() {
+fn pattern_decoder_mtp_blocks_copy_the_last_block() {
     let handler = find("mtp_llama").unwrap();
-    let block = r#"{"mixer": {"heads": 4, "head_groups": 2, "head_size": 16, "add_linear_biases": false},
-                    "mlp": {"intermediate_size": 128, "gated": true, "add_linear_biases": false},
-                    "normalization": {"type": "rms_norm", "epsilon": 1e-5}}"#;
+    let block = |width: usize| {
+        format!(
+            r#"{{"mixer": {{"heads": 4, "head_groups": 2, "head_size": 16, "add_linear_biases": false}},
+                "mlp": {{"intermediate_size": {width}, "gated": true, "add_linear_biases": false}},
+                "normalization": {{"type": "rms_norm", "epsilon": 1e-5}}}}"#
+        )
+    };
     let config = load_base_model(
         handler.model,
         &Value::from_json_str(&format!(
             r#"{{"hidden_size": 64, "embeddings": {{"vocab_size": 128}},
-                "decoder": {{"type": "pattern", "num_blocks": 2, "pattern": ["a", "b"], "blocks": {{"a": {block}, "b": {block}}}}},
-                "head": {{"normalization": {{"type": "rms_norm", "epsilon": 1e-5}}, "prediction_heads": 2}}}}"#
+                "decoder": {{"type": "pattern", "num_blocks": 3, "pattern": ["a", "b"], "blocks": {{"a": {}, "b": {}}}}},
+                "head": {{"normalization": {{"type": "rms_norm", "epsilon": 1e-5}}, "prediction_heads": 2}}}}"#,
+            block(128),
+            block(96)
         ))
         .unwrap(),
     )
     .unwrap();
-    let problems = plan(&handler.converter().base_model, &config.to_form(Form::Full)).unwrap_err();
-    let text = format!("{problems:?}");
-    assert!(
-        text.contains("multi_token_prediction.blocks.0") && text.contains("pattern"),
-        "{text}"
+    let entries = plan(&handler.converter().base_model, &config.to_form(Form::Full)).unwrap();
+    let mut planned: Vec<(String, Vec<usize>)> = entries
+        .iter()
+        .map(|e| (e.fast_llm.clone(), e.fast_llm_shape.clone()))
+        .collect();
+    let mut expected = layout::parameters(&config.to_form(Form::Full));
+    planned.sort();
+    expected.sort();
+    assert_eq!(planned, expected);
+    let shape = |name: &str| {
+        entries
+            .iter()
+            .find(|e| e.fast_llm == name)
+            .unwrap_or_else(|| panic!("{name} not planned"))
+            .fast_llm_shape
+            .clone()
+    };
+    // Blocks 0 and 2 are `a` (128), block 1 is `b` (96); the last block is `a`.
+    assert_eq!(shape("decoder.1.mlp.layer_1.weight"), [192, 64]);
+    assert_eq!(shape("multi_token_prediction.blocks.0.mlp.layer_1.weight"), [256, 64]);
+    assert_eq!(
+        entries
+            .iter()
+            .find(|e| e.fast_llm == "multi_token_prediction.blocks.0.mlp.layer_2.weight")
+            .unwrap()
+            .hf,
+        ["model.mtp_heads.0.mlp.down_proj.weight"]
     );
 }
 
@@ -275,4 +303,58 @@ fn synthetic_checkpoints_round_trip(#[values("mtp_llama")] format: &str) {
         convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &Options::default()).unwrap();
         assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
     }
+}
+
+/// A Fast-LLM checkpoint whose decoder is a pattern (of identical blocks) converts to MTP-Llama:
+/// the MTP heads copy the pattern's last block, and the result equals the fixed-decoder original.
+#[test]
+fn a_pattern_decoder_checkpoint_exports() {
+    let handler = find("mtp_llama").unwrap();
+    let sample = handler
+        .converter()
+        .samples
+        .iter()
+        .find(|s| fl_value(s.as_map().unwrap(), "head.prediction_heads") != &Value::Int(1))
+        .expect("a sample with extra prediction heads");
+    let config = load_base_model(handler.model, sample).unwrap();
+    let (input, middle, back) = (scratch("pattern-in"), scratch("pattern-mid"), scratch("pattern-back"));
+    write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
+    convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &Options::default()).unwrap();
+    // Rewrite the middle's decoder as a one-name pattern of the same block.
+    let path = middle.join("metadata.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let Value::Map(mut metadata) = fastllm_core::config::parse_document(&text, Some("yaml")).unwrap() else {
+        panic!("metadata.yaml is a mapping")
+    };
+    let Some(Value::Map(config)) = metadata.get_mut("config") else {
+        panic!("config")
+    };
+    let Some(Value::Map(base_model)) = config.get_mut("base_model") else {
+        panic!("base_model")
+    };
+    let Some(Value::Map(decoder)) = base_model.get("decoder").cloned() else {
+        panic!("decoder")
+    };
+    let pattern = Value::from_json_str(r#"{"type": "pattern", "pattern": ["x"]}"#).unwrap();
+    let Value::Map(mut pattern) = pattern else {
+        unreachable!()
+    };
+    pattern.insert("num_blocks".into(), decoder["num_blocks"].clone());
+    pattern.insert(
+        "blocks".into(),
+        Value::Map([("x".to_string(), decoder["block"].clone())].into_iter().collect()),
+    );
+    base_model.insert("decoder".into(), Value::Map(pattern));
+    std::fs::write(&path, Value::Map(metadata).to_yaml()).unwrap();
+    assert_eq!(
+        fl_value(
+            &fastllm_checkpoint::convert::fast_llm_base_model(&open_fast_llm(&middle).unwrap())
+                .unwrap()
+                .to_form(Form::Full),
+            "decoder.type"
+        ),
+        &Value::Str("pattern".into())
+    );
+    convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &Options::default()).unwrap();
+    assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
 }
