@@ -316,3 +316,24 @@ fn inspect_describes_a_checkpoint() {
         "{text}"
     );
 }
+
+#[test]
+fn a_config_json_that_is_not_a_mapping_is_named() {
+    let input = copy_input("llama", "not-a-mapping");
+    std::fs::write(input.join("config.json"), "[]").unwrap();
+    let out = scratch("not-a-mapping-out").join("out");
+    let stderr = rejected(&cli(&[
+        "convert",
+        "--from",
+        "auto",
+        "--to",
+        "fast_llm",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        stderr.contains("config.json") && stderr.contains("expected a mapping"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

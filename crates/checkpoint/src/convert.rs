@@ -16,6 +16,7 @@ use fastllm_core::weights::{PlanEntry, Transform, plan};
 use fastllm_core::{ConvertError, Handler, HfLayout};
 
 use crate::bytes::transpose;
+use crate::read::read_document;
 use crate::writer::{OutputDir, TensorSpec, write_safetensors};
 use crate::{Checkpoint, CheckpointError, FileSet, dtype_size, open_fast_llm, open_hf};
 
@@ -135,16 +136,19 @@ pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
     if dir.join("metadata.yaml").is_file() {
         return Ok(Side::FastLlm);
     }
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io {
-        path: path.clone(),
-        source: e,
-    })?;
-    let config = fastllm_config::parse_document(&text, Some("json")).map_err(|e| CheckpointError::Invalid {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    Ok(Side::Hf(fastllm_core::detect(config.as_map().expect("a mapping"))?))
+    let config = read_document(&dir.join("config.json"))?;
+    Ok(Side::Hf(fastllm_core::detect(&config)?))
+}
+
+/// The input's base-model config, from `config.json` or `metadata.yaml` alone (no tensor opened).
+fn read_config(dir: &Path, side: Side) -> Result<BaseModelConfig, ConversionError> {
+    match side {
+        Side::FastLlm => {
+            let path = dir.join("metadata.yaml");
+            fast_llm_config(&path, &read_document(&path)?)
+        }
+        Side::Hf(handler) => Ok(handler.import(&read_document(&dir.join("config.json"))?)?),
+    }
 }
 
 /// The input side: its config and a way to get each Fast-LLM tensor's bytes.
@@ -165,30 +169,30 @@ struct Source {
 
 /// The base-model config of a Fast-LLM checkpoint (its metadata.yaml `config.base_model`).
 pub fn fast_llm_base_model(checkpoint: &Checkpoint) -> Result<BaseModelConfig, ConversionError> {
-    fast_llm_config(checkpoint)
+    fast_llm_config(&checkpoint.dir.join("metadata.yaml"), &checkpoint.config)
 }
 
-fn fast_llm_config(checkpoint: &Checkpoint) -> Result<BaseModelConfig, ConversionError> {
-    let path = checkpoint.dir.join("metadata.yaml");
+/// The base model of a parsed `metadata.yaml` (`path`, for messages).
+fn fast_llm_config(path: &Path, metadata: &Map) -> Result<BaseModelConfig, ConversionError> {
     let invalid = |message: String| CheckpointError::Invalid {
-        path: path.clone(),
+        path: path.to_path_buf(),
         message,
     };
-    let kind = match checkpoint.config.get("model") {
+    let kind = match metadata.get("model") {
         Some(Value::Str(m)) => ModelKind::from_name(m).ok_or_else(|| invalid(format!("unknown model `{m}`")))?,
         _ => return Err(invalid("no `model` (gpt or multimodal)".into()).into()),
     };
-    let base_model = fastllm_core::dict::get(&checkpoint.config, "config.base_model")
+    let base_model = fastllm_core::dict::get(metadata, "config.base_model")
         .cloned()
         .unwrap_or(Value::Map(Map::new()));
     load_base_model(kind, &base_model).map_err(|e| invalid(format!("config.base_model: {e}")).into())
 }
 
-fn open_input(dir: &Path, side: Side) -> Result<Input, ConversionError> {
+/// Opens the input's tensors and checks them against `config` (the input's, from [`read_config`]).
+fn open_input(dir: &Path, side: Side, config: BaseModelConfig) -> Result<Input, ConversionError> {
     match side {
         Side::FastLlm => {
             let checkpoint = open_fast_llm(dir)?;
-            let config = fast_llm_config(&checkpoint)?;
             let mut sources = BTreeMap::new();
             let mut problems = Vec::new();
             for name in checkpoint.files.names() {
@@ -224,7 +228,6 @@ fn open_input(dir: &Path, side: Side) -> Result<Input, ConversionError> {
         }
         Side::Hf(handler) => {
             let checkpoint = open_hf(dir)?;
-            let config = handler.import(&checkpoint.config)?;
             let mut entries = weight_plan(handler, &config)?;
             respell(
                 &mut entries,
@@ -454,14 +457,11 @@ pub fn convert_with_progress(
         }
     }
     // The config must convert before any tensor is looked at: its rejection is the real reason.
+    let config = read_config(input, from)?;
     if let Side::Hf(handler) = to {
-        let config = match from {
-            Side::FastLlm => fast_llm_config(&open_fast_llm(input)?)?,
-            Side::Hf(source) => source.import(&read_hf_config(input)?)?,
-        };
         handler.export(&config, options.layout)?;
     }
-    let source = open_input(input, from)?;
+    let source = open_input(input, from, config)?;
     let config = &source.config;
     // What the output holds: (name, dtype, shape, Fast-LLM parameter, part index, parts, transform).
     let mut outputs: Vec<(PlannedTensor, String, usize, usize, Vec<usize>)> = Vec::new();
@@ -655,25 +655,6 @@ fn copy_extra_files(out: &OutputDir, input: &Path, to: Side) -> Result<Vec<Strin
     Ok(missing)
 }
 
-fn read_hf_config(dir: &Path) -> Result<Map, CheckpointError> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io {
-        path: path.clone(),
-        source: e,
-    })?;
-    match fastllm_config::parse_document(&text, Some("json")) {
-        Ok(Value::Map(map)) => Ok(map),
-        Ok(_) => Err(CheckpointError::Invalid {
-            path,
-            message: "expected a mapping".into(),
-        }),
-        Err(e) => Err(CheckpointError::Invalid {
-            path,
-            message: e.to_string(),
-        }),
-    }
-}
-
 /// `--config-only`: config.json or metadata.yaml, no tensors read or written.
 fn convert_config(
     input: &Path,
@@ -682,32 +663,7 @@ fn convert_config(
     to: Side,
     options: &Options,
 ) -> Result<Summary, ConversionError> {
-    let config = match from {
-        Side::FastLlm => {
-            let path = input.join("metadata.yaml");
-            let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io {
-                path: path.clone(),
-                source: e,
-            })?;
-            let metadata = match fastllm_config::parse_document(&text, Some("yaml")) {
-                Ok(Value::Map(map)) => map,
-                _ => {
-                    return Err(CheckpointError::Invalid {
-                        path,
-                        message: "expected a YAML mapping".into(),
-                    }
-                    .into());
-                }
-            };
-            let checkpoint = Checkpoint {
-                dir: input.to_path_buf(),
-                config: metadata,
-                files: FileSet::empty(input),
-            };
-            fast_llm_config(&checkpoint)?
-        }
-        Side::Hf(handler) => handler.import(&read_hf_config(input)?)?,
-    };
+    let config = read_config(input, from)?;
     let hf = match to {
         Side::Hf(handler) => Some(handler.export(&config, options.layout)?),
         Side::FastLlm => None,

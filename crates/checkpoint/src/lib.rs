@@ -16,7 +16,7 @@ mod read;
 pub mod writer;
 
 pub use error::CheckpointError;
-pub use read::{Checkpoint, FileSet, HfCheckpoint, TensorRef, open_fast_llm, open_hf};
+pub use read::{Checkpoint, FileSet, TensorRef, open_fast_llm, open_hf};
 
 /// Element type of a tensor, by its safetensors name (`F32`, `BF16`, ...), with its byte size.
 pub fn dtype_size(dtype: &str) -> Option<usize> {

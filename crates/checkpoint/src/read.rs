@@ -117,15 +117,6 @@ impl FileSet {
         })
     }
 
-    /// No files (a config-only checkpoint).
-    pub fn empty(dir: &Path) -> Self {
-        FileSet {
-            dir: dir.to_path_buf(),
-            files: Vec::new(),
-            index: BTreeMap::new(),
-        }
-    }
-
     /// Every tensor name, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.index.keys().map(String::as_str)
@@ -221,10 +212,8 @@ pub struct Checkpoint {
     pub files: FileSet,
 }
 
-/// An HF checkpoint (alias kept for readability at call sites).
-pub type HfCheckpoint = Checkpoint;
-
-fn read_document(path: &Path) -> Result<Map, CheckpointError> {
+/// Reads a JSON or YAML document (by extension) that must be a mapping.
+pub(crate) fn read_document(path: &Path) -> Result<Map, CheckpointError> {
     let text = std::fs::read_to_string(path).map_err(|e| CheckpointError::io(path, e))?;
     let extension = path.extension().and_then(|e| e.to_str());
     match parse_document(&text, extension) {
