@@ -108,7 +108,8 @@ pub enum WeightDecl {
         when: Option<WhenFn>,
         hf_shape: Option<ShapeFn>,
     },
-    /// A sub-section's weights: its config at `config`, names under `fast_llm` / `hf`.
+    /// A sub-section's weights: its config at `config` (empty: this section's own, to mount a
+    /// weight tree under a prefix), names under `fast_llm` / `hf`.
     Nested {
         config: &'static str,
         fast_llm: &'static str,
@@ -337,8 +338,8 @@ fn walk(
                 fast_llm,
                 hf,
                 section,
-            } => match dict::get(config, path) {
-                Some(Value::Map(sub)) => walk(
+            } => match dict::get_map(config, path) {
+                Some(sub) => walk(
                     section,
                     sub,
                     root,

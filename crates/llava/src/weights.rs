@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use fastllm_core::Section;
+use fastllm_core::config::GptBaseModelConfig;
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl};
 use fastllm_llama::weights::{self as llama_weights, text_hidden};
 
@@ -176,8 +177,8 @@ fn vision_weights(section: Section, vision: &Arc<Section>, adapter: &Arc<Section
         )
 }
 
-/// The Llava root: the vision encoder and adapter ([`vision_weights`]), then the text model
-/// under `language_model` with Mistral's names (`language_model.model.*`,
+/// The Llava root: the vision encoder and adapter ([`vision_weights`]), then Llama's root weights
+/// on the same (root) config mounted under `language_model` (`language_model.model.*`,
 /// `language_model.lm_head.weight`).
 ///
 /// `head.output_weights` ↔ `language_model.lm_head.weight` only without tied embeddings: Fast-LLM
@@ -190,52 +191,14 @@ pub fn base_model(
     vision: &Arc<Section>,
     adapter: &Arc<Section>,
 ) -> Section {
-    let vocab = |c: &WeightContext| vec![c.root_int("embeddings.vocab_size"), c.root_int("hidden_size")];
-    vision_weights(section, vision, adapter)
-        .weight(
-            "embeddings",
-            WeightDecl::param(
-                "embeddings.word_embeddings_weight",
-                &["language_model.model.embed_tokens.weight"],
-                Transform::Copy,
-                vocab,
-            ),
-        )
-        .weight(
-            "decoder",
-            WeightDecl::Blocks {
-                config: "decoder",
-                fast_llm: "decoder",
-                hf: "language_model.model.layers",
-                block: block.clone(),
-            },
-        )
-        .weight(
-            "final_norm",
-            WeightDecl::Nested {
-                config: "head.normalization",
-                fast_llm: "head.final_norm",
-                hf: "language_model.model.norm",
-                section: norm.clone(),
-            },
-        )
-        .weight(
-            "output",
-            WeightDecl::param(
-                "head.output_weights",
-                &["language_model.lm_head.weight"],
-                Transform::Copy,
-                vocab,
-            )
-            .when(|c| !c.flag("tied_embedding_weight")),
-        )
+    let text = llama_weights::base_model(Section::of::<GptBaseModelConfig>("llava.text_weights"), block, norm);
+    text_under_language_model(vision_weights(section, vision, adapter), text.build())
 }
 
 /// The `llava_hybrid_ssm` root: the vision encoder and adapter ([`vision_weights`]), then
 /// `text`, the `apriel_hybrid_ssm` root's weight tree (`model.embed_tokens`, `model.layers.{i}`
 /// dispatched per mixer type, `model.norm`, `lm_head` unless tied), mounted under
-/// `language_model` on the same (root) config. A `Nested` needs a config path, so a one-fold
-/// `Repeat` on the section's own config (empty path) does the mounting.
+/// `language_model` on the same (root) config.
 ///
 /// The reference names every text block with attention names (its Llava block class) and puts
 /// the head at `model.norm` / `lm_head` outside `language_model` (formats.md §13): Mamba and GDN
@@ -247,13 +210,18 @@ pub fn hybrid_base_model(
     adapter: &Arc<Section>,
     text: Arc<Section>,
 ) -> Section {
-    vision_weights(section, vision, adapter).weight(
+    text_under_language_model(vision_weights(section, vision, adapter), text)
+}
+
+/// `text` (a text model's root weights, read on the multimodal root config, where Fast-LLM keeps
+/// the text fields) under the HF prefix `language_model`.
+fn text_under_language_model(section: Section, text: Arc<Section>) -> Section {
+    section.weight(
         "language_model",
-        WeightDecl::Repeat {
+        WeightDecl::Nested {
             config: "",
-            count: Arc::new(|_| 1),
-            fast_llm: Arc::new(|_| String::new()),
-            hf: Arc::new(|_| "language_model".to_string()),
+            fast_llm: "",
+            hf: "language_model",
             section: text,
         },
     )
