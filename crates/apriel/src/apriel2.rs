@@ -21,66 +21,14 @@ use fastllm_core::config::{
     KimiDeltaAttentionConfig, Llama3RotaryConfig, MambaConfig, MlpConfig, OptionalParameterConfig,
     PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
 };
-use fastllm_core::dict::show;
 use fastllm_core::{Decl, Problem, Section, fl_value};
 use fastllm_llama::sections::{self as llama, LINEAR_LAYERS, boolean, float, int, text};
 
 use crate::hybrid;
 
-/// Fast-LLM activation → HF name (`ActivationType.hf_name`).
-fn hf_activation(activation: &str) -> Option<&'static str> {
-    Some(match activation {
-        "gelu" => "gelu_pytorch_tanh",
-        "silu" => "silu",
-        "relu" => "relu",
-        "squared_relu" => "relu2",
-        "identity" => "identity",
-        "sigmoid" => "sigmoid",
-        _ => return None,
-    })
-}
-
-/// HF name → Fast-LLM activation (HF `gelu` reads as Fast-LLM's tanh GELU, as Fast-LLM does).
-fn fast_llm_activation(hidden_act: &str) -> Option<&'static str> {
-    Some(match hidden_act {
-        "gelu_pytorch_tanh" | "gelu" => "gelu",
-        "silu" => "silu",
-        "relu" => "relu",
-        "relu2" => "squared_relu",
-        "identity" => "identity",
-        "sigmoid" => "sigmoid",
-        _ => return None,
-    })
-}
-
-/// The MLP activation ↔ HF `activation` (HF names).
+/// The MLP activation ↔ HF `activation` (HF names, Llama's table).
 pub fn activation() -> Decl {
-    Decl::custom(
-        &["activation"],
-        &["activation"],
-        false,
-        |fl, _| match fl_value(fl, "activation") {
-            Value::Str(a) if hf_activation(a).is_some() => {
-                Ok(vec![("activation".to_string(), text(hf_activation(a).unwrap())).into()])
-            }
-            other => Err(vec![Problem::at_fast_llm(
-                "activation",
-                format!("activation {} has no HF name", show(other)),
-            )]),
-        },
-        |hf, _| match hf.get("activation") {
-            Some(Value::Str(a)) if fast_llm_activation(a).is_some() => {
-                Ok(vec![("activation".into(), text(fast_llm_activation(a).unwrap()))])
-            }
-            other => Err(vec![Problem::at_hf(
-                "activation",
-                format!(
-                    "unsupported activation {} (supported: silu, relu, relu2, identity, sigmoid, gelu_pytorch_tanh, gelu)",
-                    other.map(show).unwrap_or_else(|| "nothing".into())
-                ),
-            )]),
-        },
-    )
+    llama::activation_key(&["activation"])
 }
 
 /// `<layer>.bias.enabled` ↔ HF `<layer>.bias.enabled`, written only when set; the layers' other

@@ -168,14 +168,12 @@ impl WeightDecl {
         transform: Transform,
         shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
     ) -> Self {
-        WeightDecl::Param {
+        Self::param_named(
             fast_llm,
-            hf: Arc::new(move |_| hf.iter().map(|s| s.to_string()).collect()),
+            move |_| hf.iter().map(|s| s.to_string()).collect(),
             transform,
-            shape: Arc::new(shape),
-            when: None,
-            hf_shape: None,
-        }
+            shape,
+        )
     }
 
     /// A parameter whose HF names depend on the config.
@@ -202,14 +200,7 @@ impl WeightDecl {
         shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
         hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
     ) -> Self {
-        WeightDecl::Param {
-            fast_llm,
-            hf: Arc::new(move |_| vec![hf.to_string()]),
-            transform: Transform::Reshape,
-            shape: Arc::new(shape),
-            when: None,
-            hf_shape: Some(Arc::new(hf_shape)),
-        }
+        Self::declared_hf_shape(fast_llm, hf, Transform::Reshape, shape, hf_shape)
     }
 
     /// A stacked-experts HF tensor `[E, H, I]` ↔ Fast-LLM `[E·I, H]`, each expert transposed.
@@ -219,10 +210,21 @@ impl WeightDecl {
         shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
         hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
     ) -> Self {
+        Self::declared_hf_shape(fast_llm, hf, Transform::TransposeExperts, shape, hf_shape)
+    }
+
+    /// One HF tensor whose shape is declared rather than derived from the transform.
+    fn declared_hf_shape(
+        fast_llm: &'static str,
+        hf: &'static str,
+        transform: Transform,
+        shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
+        hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
+    ) -> Self {
         WeightDecl::Param {
             fast_llm,
             hf: Arc::new(move |_| vec![hf.to_string()]),
-            transform: Transform::TransposeExperts,
+            transform,
             shape: Arc::new(shape),
             when: None,
             hf_shape: Some(Arc::new(hf_shape)),
