@@ -160,7 +160,17 @@ fn walk(section: &Section, fl_prefix: &str, hf_prefix: &str, out: &mut Vec<Row>,
 /// The table as aligned text.
 pub fn render(rows: &[Row]) -> String {
     let headers = ("Fast-LLM path", "HF key", "primitive", "note");
-    let width = |f: fn(&Row) -> usize, h: &str| rows.iter().map(f).max().unwrap_or(0).max(h.chars().count());
+    // Aligned on the common widths: a long list of ignored fields overflows its cell instead of
+    // pushing every other row hundreds of columns to the right.
+    const MAX_COLUMN: usize = 80;
+    let width = |f: fn(&Row) -> usize, h: &str| {
+        rows.iter()
+            .map(f)
+            .filter(|&w| w <= MAX_COLUMN)
+            .max()
+            .unwrap_or(0)
+            .max(h.chars().count())
+    };
     let w0 = width(|r| r.fast_llm.chars().count(), headers.0);
     let w1 = width(|r| r.hf.chars().count(), headers.1);
     let w2 = width(|r| r.primitive.len(), headers.2);
@@ -177,4 +187,29 @@ pub fn render(rows: &[Row]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(fast_llm: &str) -> Row {
+        Row {
+            fast_llm: fast_llm.into(),
+            hf: "key".into(),
+            primitive: "Rename",
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_overlong_cell_overflows_without_widening_the_column() {
+        let long = vec!["field"; 40].join(", ");
+        let text = render(&[row("a.b"), row(&long), row("c")]);
+        let lines: Vec<&str> = text.lines().collect();
+        // Columns align on the short paths; the long one is the only wide line.
+        assert_eq!(lines[1].find("key"), lines[3].find("key"));
+        assert_eq!(lines[1].find("key"), Some("Fast-LLM path".len() + 2));
+        assert!(lines[2].starts_with(&long));
+    }
 }
