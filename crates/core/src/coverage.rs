@@ -41,6 +41,10 @@ fn collect_claims(section: &Section, prefix: &str, out: &mut BTreeSet<Claim>, st
         return;
     }
     stack.push(id);
+    // Recognised, not converted: claimed, so a key of the part is never an unknown key.
+    for part in &section.unconverted {
+        out.extend(part.keys.iter().map(|key| exact(join(prefix, key))));
+    }
     for (_, decl) in &section.decls {
         match decl {
             Decl::Rename { hf, .. }

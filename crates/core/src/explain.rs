@@ -16,6 +16,23 @@ pub struct Row {
 pub fn rows(root: &Section) -> Vec<Row> {
     let mut out = Vec::new();
     walk(root, "", "", &mut out, 0);
+    for part in &root.unconverted {
+        out.push(Row {
+            fast_llm: "—".into(),
+            hf: part.keys.join(", "),
+            primitive: "Unconverted",
+            note: format!(
+                "the {}, tensors {}: not converted; dropped only with {}",
+                part.part,
+                part.tensor_prefixes
+                    .iter()
+                    .map(|p| format!("{p}*"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                crate::unconverted::ACCEPT_OPTION
+            ),
+        });
+    }
     out
 }
 

@@ -15,6 +15,7 @@ pub mod hf_class;
 pub mod layout;
 mod registry;
 pub mod section;
+pub mod unconverted;
 pub mod weights;
 
 pub use error::{ConvertError, Direction, Problem};
@@ -25,3 +26,4 @@ pub use registry::{Converter, GENERIC_METADATA, Handler, detect, find, handlers,
 pub use section::{
     Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, LayoutEntry, Section, Writes, fl_value,
 };
+pub use unconverted::{ACCEPT_OPTION, Unconverted};

@@ -11,6 +11,7 @@ use crate::dict::show;
 use crate::engine::{Exporter, Importer};
 use crate::hf_class::HfClass;
 use crate::section::{HfLayout, Section};
+use crate::unconverted::{ACCEPT_OPTION, Unconverted};
 use crate::{ConvertError, Direction, Problem};
 
 /// What a handler converts with, built once on first use.
@@ -237,12 +238,60 @@ impl Handler {
         problems
     }
 
+    /// The parts of an HF checkpoint the format recognises but does not convert.
+    pub fn unconverted(&self) -> &[Unconverted] {
+        &self.converter().base_model.unconverted
+    }
+
+    /// The keys of `hf` (`loaded`: as the HF class loaded it) holding something of an
+    /// unconverted part, each with its part.
+    fn held_keys(&self, hf: &Map, loaded: &Map) -> Vec<(&'static str, Unconverted)> {
+        let class = &self.converter().hf_class;
+        self.unconverted()
+            .iter()
+            .flat_map(|part| part.held_keys(class, hf, loaded).into_iter().map(|key| (key, *part)))
+            .collect()
+    }
+
+    /// `hf` without the keys holding something of an unconverted part (what accepting their loss
+    /// drops), and those keys.
+    pub fn without_unconverted(&self, hf: &Map) -> (Map, Vec<String>) {
+        let (loaded, _) = self.converter().hf_class.load(hf);
+        let mut kept = hf.clone();
+        let dropped: Vec<String> = self
+            .held_keys(hf, &loaded)
+            .into_iter()
+            .map(|(key, _)| {
+                kept.remove(key);
+                key.to_string()
+            })
+            .collect();
+        (kept, dropped)
+    }
+
+    /// The unconverted part the HF tensor `name` belongs to, if any.
+    pub fn unconverted_tensor(&self, name: &str) -> Option<&Unconverted> {
+        self.unconverted().iter().find(|part| part.holds_tensor(name))
+    }
+
     /// Imports an HF config dict into a validated Fast-LLM base-model config.
     pub fn import(&self, hf: &Map) -> Result<BaseModelConfig, ConvertError> {
         let converter = self.converter();
         let mut problems = self.check_hf(hf);
         let (loaded, class_problems) = converter.hf_class.load(hf);
         problems.extend(class_problems);
+        for (key, part) in self.held_keys(hf, &loaded) {
+            problems.push(Problem::at_hf(
+                key,
+                format!(
+                    "part of the {}, which {} does not convert: Fast-LLM's {} model has no place for it \
+                     (pass {ACCEPT_OPTION} to convert without it, dropping it)",
+                    part.part,
+                    self.name,
+                    self.model.name()
+                ),
+            ));
+        }
         if !problems.is_empty() {
             return Err(self.rejected(Direction::Import, problems));
         }
@@ -286,6 +335,13 @@ impl Handler {
         exporter.section(&self.converter().base_model, &full, "", &mut hf, "");
         if !exporter.problems.is_empty() {
             return Err(self.rejected(Direction::Export, exporter.problems));
+        }
+        // The unconverted parts are absent: what the HF class gives their keys then.
+        let class = &self.converter().hf_class;
+        for key in self.unconverted().iter().flat_map(|part| part.keys) {
+            if let Some(value) = Unconverted::exported(class, key) {
+                hf.entry(key.to_string()).or_insert(value);
+            }
         }
         hf.insert("model_type".into(), Value::Str(self.model_types[0].into()));
         hf.insert(

@@ -10,6 +10,7 @@ use fastllm_config::{ConfigClass, Form, Map, Value};
 
 use crate::Problem;
 use crate::dict;
+use crate::unconverted::Unconverted;
 
 /// The Fast-LLM class a section converts: what coverage checks need to know about it.
 #[derive(Clone, Copy)]
@@ -338,6 +339,9 @@ pub struct Section {
     /// HF tensor-name prefixes read in another spelling too: `(declared, alternative)`. Only a
     /// root section's count; see [`Section::hf_prefix_alias`].
     pub hf_prefix_aliases: Vec<(&'static str, &'static str)>,
+    /// Parts of the HF checkpoint the format recognises but does not convert. Only a root
+    /// section's count; see [`Section::unconverted`].
+    pub unconverted: Vec<Unconverted>,
 }
 
 impl Section {
@@ -351,6 +355,7 @@ impl Section {
             validators: Vec::new(),
             weights: Vec::new(),
             hf_prefix_aliases: Vec::new(),
+            unconverted: Vec::new(),
         }
     }
 
@@ -360,6 +365,15 @@ impl Section {
     /// them; writing always uses the declared names.
     pub fn hf_prefix_alias(mut self, declared: &'static str, alternative: &'static str) -> Self {
         self.hf_prefix_aliases.push((declared, alternative));
+        self
+    }
+
+    /// Declares `part` of the HF checkpoint (a multimodal wrapper's vision tower) as recognised
+    /// but not converted: its keys are claimed, the export writes what the HF class gives them
+    /// when absent, and importing anything else of it needs the user's consent
+    /// ([`crate::unconverted`]).
+    pub fn unconverted(mut self, part: Unconverted) -> Self {
+        self.unconverted.push(part);
         self
     }
 

@@ -436,3 +436,33 @@ fn hf_coverage_names_unclaimed_keys_at_any_depth() {
         .collect();
     assert_eq!(keys, ["sub"]);
 }
+
+#[test]
+fn unconverted_parts_are_claimed_whole_and_explained() {
+    const TOWER: fastllm_core::Unconverted = fastllm_core::Unconverted {
+        part: "vision tower",
+        keys: &["vision_config", "image_token_id"],
+        tensor_prefixes: &["vision_tower."],
+    };
+    let section = norm().unconverted(TOWER);
+    let claims = hf_claims(&section);
+    let allow = BTreeSet::new();
+    // The part's keys, whatever they hold, are known; their contents are the part's.
+    let input = map(r#"{"eps": 1, "vision_config": {"hidden_size": 8, "depth": 2}, "image_token_id": 3}"#);
+    assert!(check_hf_coverage(&input, &claims, &allow).is_empty());
+    let keys: Vec<String> = check_hf_coverage(&map(r#"{"video_token_id": 4}"#), &claims, &allow)
+        .into_iter()
+        .filter_map(|p| p.hf)
+        .collect();
+    assert_eq!(keys, ["video_token_id"]);
+    let rows = fastllm_core::explain::rows(&section);
+    let row = rows.last().unwrap();
+    assert_eq!(
+        (row.primitive, row.hf.as_str()),
+        ("Unconverted", "vision_config, image_token_id")
+    );
+    assert!(
+        row.note.contains("vision tower") && row.note.contains("vision_tower.*") && row.note.contains("--text-only"),
+        "{row:?}"
+    );
+}
