@@ -59,6 +59,10 @@ enum Command {
         /// Largest HF shard (bytes, or with a unit: 5GB, 500MB, 2GiB).
         #[arg(long, default_value = "5GB", value_parser = parse_size)]
         max_shard_size: u64,
+        /// Drop the parts of a multimodal input the format does not convert (Gemma 4's vision and
+        /// audio towers): convert the text model alone and list every dropped key and tensor.
+        #[arg(long)]
+        text_only: bool,
         /// The input checkpoint directory.
         input: PathBuf,
         /// The output directory (must not exist unless --force).
@@ -120,6 +124,10 @@ enum ConfigCommand {
         /// A registered format, or `auto` to choose it from `model_type`.
         #[arg(long)]
         format: String,
+        /// Drop the keys of the parts the format does not convert (a multimodal config's vision
+        /// and audio towers), naming them on stderr.
+        #[arg(long)]
+        text_only: bool,
         /// The HF config.json.
         file: PathBuf,
     },
@@ -184,7 +192,11 @@ fn run(cli: Cli) -> Result<String, String> {
     }
     match cli.command {
         Command::Config(ConfigCommand::Normalize { form, model, file }) => normalize(&file, form, model),
-        Command::Config(ConfigCommand::Import { format, file }) => import(&format, &file),
+        Command::Config(ConfigCommand::Import {
+            format,
+            text_only,
+            file,
+        }) => import(&format, text_only, &file),
         Command::Config(ConfigCommand::Export {
             format,
             hf_layout,
@@ -200,6 +212,7 @@ fn run(cli: Cli) -> Result<String, String> {
             json,
             force,
             max_shard_size,
+            text_only,
             input,
             output,
         } => {
@@ -213,6 +226,7 @@ fn run(cli: Cli) -> Result<String, String> {
                 dry_run,
                 force,
                 max_shard_bytes: max_shard_size,
+                text_only,
             };
             convert_checkpoint(&from, &to, &input, &output, &options, json)
         }
@@ -246,7 +260,7 @@ fn normalize(file: &Path, form: FormArg, model: ModelArg) -> Result<String, Stri
     Ok(Value::Map(loaded.to_form(form)).to_json_pretty())
 }
 
-fn import(format: &str, file: &Path) -> Result<String, String> {
+fn import(format: &str, text_only: bool, file: &Path) -> Result<String, String> {
     // A wrong format name is reported before the file is read.
     let named = if format == "auto" {
         None
@@ -259,7 +273,11 @@ fn import(format: &str, file: &Path) -> Result<String, String> {
         Some(handler) => handler,
         None => core::detect(hf).map_err(|e| format!("{}: {e}", file.display()))?,
     };
-    let config = handler.import(hf).map_err(|e| format!("{}: {e}", file.display()))?;
+    let (config, dropped) =
+        convert::import_hf(handler, hf, text_only).map_err(|e| format!("{}: {e}", file.display()))?;
+    if !dropped.is_empty() {
+        eprintln!("{}", dropped_note(&dropped, &[]).trim_start());
+    }
     Ok(Value::Map(config.to_form(Form::Architecture)).to_json_pretty())
 }
 
@@ -351,6 +369,8 @@ fn convert_checkpoint(
                 Value::List(summary.files.iter().map(|f| Value::Str(f.clone())).collect()),
             ),
             ("tensors".to_string(), Value::List(tensors)),
+            ("dropped_keys".to_string(), strings(&summary.dropped_keys)),
+            ("dropped_tensors".to_string(), strings(&summary.dropped_tensors)),
             (
                 "missing_extra_files".to_string(),
                 Value::List(
@@ -397,6 +417,7 @@ fn convert_checkpoint(
             output.display()
         ));
         out.push_str(&missing_extra_files_note(&summary));
+        out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
         return Ok(out);
     }
     out.push_str(&format!(
@@ -413,7 +434,32 @@ fn convert_checkpoint(
         }
     ));
     out.push_str(&missing_extra_files_note(&summary));
+    out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
     Ok(out)
+}
+
+fn strings(items: &[String]) -> Value {
+    Value::List(items.iter().map(|s| Value::Str(s.clone())).collect())
+}
+
+/// A note naming every input key and tensor dropped with `--text-only` (empty when none).
+fn dropped_note(keys: &[String], tensors: &[String]) -> String {
+    let mut out = String::new();
+    if !keys.is_empty() {
+        out.push_str(&format!(
+            "\nnote: --text-only dropped {} config key(s) the format does not convert: {}",
+            keys.len(),
+            keys.join(", ")
+        ));
+    }
+    if !tensors.is_empty() {
+        out.push_str(&format!(
+            "\nnote: --text-only dropped {} tensor(s) the format does not convert: {}",
+            tensors.len(),
+            tensors.join(", ")
+        ));
+    }
+    out
 }
 
 /// This process's peak resident memory (Linux `VmHWM`), for benchmarks.
@@ -454,8 +500,25 @@ fn inspect(path: &Path) -> Result<String, String> {
         parameters += tensor.shape.iter().map(|&d| d as u128).product::<u128>();
     }
     let mut out = format!("{}\n  format: {}\n", path.display(), side.name());
+    // The model summary is the text model's: the parts the format does not convert are named.
+    let mut unconverted = String::new();
     let config = match side {
-        convert::Side::Hf(handler) => handler.import(&checkpoint.config).map_err(|e| e.to_string()),
+        convert::Side::Hf(handler) => {
+            let (hf, keys) = handler.without_unconverted(&checkpoint.config);
+            let tensors = checkpoint
+                .files
+                .names()
+                .filter(|n| handler.unconverted_tensor(n).is_some())
+                .count();
+            if !keys.is_empty() || tensors > 0 {
+                unconverted = format!(
+                    "  not converted ({} drops them): config keys {}; {tensors} tensors\n",
+                    core::ACCEPT_OPTION,
+                    if keys.is_empty() { "-".into() } else { keys.join(", ") }
+                );
+            }
+            handler.import(&hf).map_err(|e| e.to_string())
+        }
         convert::Side::FastLlm => convert::fast_llm_base_model(&checkpoint).map_err(|e| e.to_string()),
     };
     if let Ok(config) = config {
@@ -474,6 +537,7 @@ fn inspect(path: &Path) -> Result<String, String> {
             get("embeddings.vocab_size")
         ));
     }
+    out.push_str(&unconverted);
     out.push_str(&format!(
         "  tensors: {}  parameters: {parameters}\n",
         checkpoint.files.len()

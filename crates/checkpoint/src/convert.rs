@@ -58,6 +58,9 @@ pub struct Options {
     pub force: bool,
     /// Largest HF shard, in bytes.
     pub max_shard_bytes: u64,
+    /// Drop the parts of the input the format does not convert (a multimodal checkpoint's vision
+    /// and audio towers: `--text-only`), listing them in the summary, instead of failing.
+    pub text_only: bool,
 }
 
 impl Default for Options {
@@ -68,6 +71,7 @@ impl Default for Options {
             dry_run: false,
             force: false,
             max_shard_bytes: 5_000_000_000,
+            text_only: false,
         }
     }
 }
@@ -121,6 +125,10 @@ pub struct Summary {
     /// Files the output format's checkpoints carry (modeling code, generation config) that the
     /// input did not have, so they are not in the output.
     pub missing_extra_files: Vec<String>,
+    /// Input config keys dropped because the format does not convert them (`text_only`).
+    pub dropped_keys: Vec<String>,
+    /// Input tensors dropped because the format does not convert them (`text_only`).
+    pub dropped_tensors: Vec<String>,
 }
 
 impl Summary {
@@ -140,21 +148,39 @@ pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
     Ok(Side::Hf(fastllm_core::detect(&config)?))
 }
 
-/// The input's base-model config, from `config.json` or `metadata.yaml` alone (no tensor opened).
-fn read_config(dir: &Path, side: Side) -> Result<BaseModelConfig, ConversionError> {
+/// The input's base-model config, from `config.json` or `metadata.yaml` alone (no tensor opened),
+/// and the config keys dropped with `text_only`.
+fn read_config(dir: &Path, side: Side, options: &Options) -> Result<(BaseModelConfig, Vec<String>), ConversionError> {
     match side {
         Side::FastLlm => {
             let path = dir.join("metadata.yaml");
-            fast_llm_config(&path, &read_document(&path)?)
+            Ok((fast_llm_config(&path, &read_document(&path)?)?, Vec::new()))
         }
-        Side::Hf(handler) => Ok(handler.import(&read_document(&dir.join("config.json"))?)?),
+        Side::Hf(handler) => Ok(import_hf(
+            handler,
+            &read_document(&dir.join("config.json"))?,
+            options.text_only,
+        )?),
     }
+}
+
+/// Imports an HF config; with `text_only`, first drops the keys of the parts the format does
+/// not convert, and returns them.
+pub fn import_hf(handler: &Handler, hf: &Map, text_only: bool) -> Result<(BaseModelConfig, Vec<String>), ConvertError> {
+    let (hf, dropped) = if text_only {
+        handler.without_unconverted(hf)
+    } else {
+        (hf.clone(), Vec::new())
+    };
+    Ok((handler.import(&hf)?, dropped))
 }
 
 /// The input side: its config and a way to get each Fast-LLM tensor's bytes.
 struct Input {
     checkpoint: Checkpoint,
     config: BaseModelConfig,
+    /// Input tensors of parts the format does not convert, dropped with `text_only`.
+    dropped_tensors: Vec<String>,
     /// Fast-LLM parameter → how to build it from input tensors.
     sources: BTreeMap<String, Source>,
 }
@@ -189,7 +215,7 @@ fn fast_llm_config(path: &Path, metadata: &Map) -> Result<BaseModelConfig, Conve
 }
 
 /// Opens the input's tensors and checks them against `config` (the input's, from [`read_config`]).
-fn open_input(dir: &Path, side: Side, config: BaseModelConfig) -> Result<Input, ConversionError> {
+fn open_input(dir: &Path, side: Side, config: BaseModelConfig, text_only: bool) -> Result<Input, ConversionError> {
     match side {
         Side::FastLlm => {
             let checkpoint = open_fast_llm(dir)?;
@@ -223,6 +249,7 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig) -> Result<Input, 
             Ok(Input {
                 checkpoint,
                 config,
+                dropped_tensors: Vec::new(),
                 sources,
             })
         }
@@ -250,7 +277,17 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig) -> Result<Input, 
                     },
                 );
             }
-            let leftovers: Vec<&str> = checkpoint.files.names().filter(|n| !consumed.contains(*n)).collect();
+            let (unconverted, leftovers): (Vec<&str>, Vec<&str>) = checkpoint
+                .files
+                .names()
+                .filter(|n| !consumed.contains(*n))
+                .partition(|n| handler.unconverted_tensor(n).is_some());
+            let dropped_tensors = if text_only {
+                unconverted.iter().map(|n| n.to_string()).collect()
+            } else {
+                problems.extend(unconverted_tensors(handler, &unconverted));
+                Vec::new()
+            };
             if !leftovers.is_empty() {
                 problems.push(format!(
                     "{} tensor(s) the {} format does not map (nothing would convert them): {}",
@@ -268,10 +305,33 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig) -> Result<Input, 
             Ok(Input {
                 checkpoint,
                 config,
+                dropped_tensors,
                 sources,
             })
         }
     }
+}
+
+/// One problem per unconverted part with tensors in `names`, naming them.
+fn unconverted_tensors(handler: &Handler, names: &[&str]) -> Vec<String> {
+    handler
+        .unconverted()
+        .iter()
+        .filter_map(|part| {
+            let held: Vec<&str> = names.iter().copied().filter(|n| part.holds_tensor(n)).collect();
+            (!held.is_empty()).then(|| {
+                format!(
+                    "{} tensor(s) of the {}, which {} does not convert (pass {} to convert without them, \
+                     dropping them): {}",
+                    held.len(),
+                    part.part,
+                    handler.name,
+                    fastllm_core::ACCEPT_OPTION,
+                    held.join(", ")
+                )
+            })
+        })
+        .collect()
 }
 
 /// Rewrites the planned HF names to a format's alternative prefixes when the checkpoint spells
@@ -457,11 +517,11 @@ pub fn convert_with_progress(
         }
     }
     // The config must convert before any tensor is looked at: its rejection is the real reason.
-    let config = read_config(input, from)?;
+    let (config, dropped_keys) = read_config(input, from, options)?;
     if let Side::Hf(handler) = to {
         handler.export(&config, options.layout)?;
     }
-    let source = open_input(input, from, config)?;
+    let source = open_input(input, from, config, options.text_only)?;
     let config = &source.config;
     // What the output holds: (name, dtype, shape, Fast-LLM parameter, part index, parts, transform).
     let mut outputs: Vec<(PlannedTensor, String, usize, usize, Vec<usize>)> = Vec::new();
@@ -539,6 +599,8 @@ pub fn convert_with_progress(
         tensors,
         files: Vec::new(),
         missing_extra_files: extra_files(input, to).1,
+        dropped_keys,
+        dropped_tensors: source.dropped_tensors.clone(),
     };
     if options.dry_run {
         return Ok(summary);
@@ -663,7 +725,7 @@ fn convert_config(
     to: Side,
     options: &Options,
 ) -> Result<Summary, ConversionError> {
-    let config = read_config(input, from)?;
+    let (config, dropped_keys) = read_config(input, from, options)?;
     let hf = match to {
         Side::Hf(handler) => Some(handler.export(&config, options.layout)?),
         Side::FastLlm => None,
@@ -675,6 +737,8 @@ fn convert_config(
         tensors: Vec::new(),
         files: Vec::new(),
         missing_extra_files: extra_files(input, to).1,
+        dropped_keys,
+        dropped_tensors: Vec::new(),
     };
     if options.dry_run {
         return Ok(summary);
@@ -899,5 +963,7 @@ pub fn write_synthetic_hf(
         tensors,
         files,
         missing_extra_files: Vec::new(),
+        dropped_keys: Vec::new(),
+        dropped_tensors: Vec::new(),
     })
 }
