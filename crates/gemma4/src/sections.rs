@@ -497,6 +497,23 @@ fn bidirectional_attention() -> Decl {
     )
 }
 
+/// `expert_intermediate_size`: the pre-release name of `moe_intermediate_size`, still in the
+/// published `google/gemma-4-31B-it` config as `null`. transformers 5 no longer reads it, so a
+/// value would describe experts the HF model does not build: only `null` is accepted.
+fn expert_intermediate_size(hf: &Map, _: &ImportContext) -> Writes {
+    match hf.get("expert_intermediate_size") {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(found) => Err(vec![Problem::at_hf(
+            "expert_intermediate_size",
+            format!(
+                "{}: the pre-release name of moe_intermediate_size, which transformers ignores (set \
+                 moe_intermediate_size instead)",
+                show(found)
+            ),
+        )]),
+    }
+}
+
 /// Every decoder block's Fast-LLM dict with its path (a fixed sequence has one).
 fn blocks(fl: &Map) -> Vec<(String, Map)> {
     let decoder = fl_value(fl, "decoder").as_map().cloned().unwrap_or_default();
@@ -555,6 +572,10 @@ pub fn base_model() -> Section {
         .add(
             "per_layer_config",
             Decl::import_only(&[], per_layer::CLAIMS, false, per_layer::check),
+        )
+        .add(
+            "expert_intermediate_size",
+            Decl::import_only(&[], &["expert_intermediate_size"], false, expert_intermediate_size),
         )
         .validate("embedding_scale", |fl| {
             let Some(expected) = hidden_size_power(fl, 0.5) else {

@@ -5,7 +5,8 @@
 //! `type`), so one weight-only block section serves every position, and the sub-sections are
 //! weight-only sections of the same config classes. Only the root is a copy of the config table.
 //!
-//! HF names (`Gemma4ForCausalLM`), block `i` under `model.layers.{i}`:
+//! HF names (`Gemma4ForCausalLM`; `Gemma4ForConditionalGeneration` has the text model under
+//! `model.language_model` instead of `model`), block `i` under `model.layers.{i}`:
 //!
 //! * attention under `self_attn`: `q_proj`, `o_proj`, `q_norm`, `k_norm` (over `head_size`), and
 //!   `k_proj` + `v_proj` fused into `key_value` — with shared K/V (`attention_k_eq_v`) `key_value`
@@ -28,8 +29,8 @@
 use std::sync::Arc;
 
 use fastllm_core::config::{
-    AttentionConfig, DecoderBlockConfig, HybridMoeMlpConfig, Map, MlpConfig, MoeMlpConfig, RmsNormalizationConfig,
-    Value,
+    AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, HybridMoeMlpConfig, Map, MlpConfig, MoeMlpConfig,
+    RmsNormalizationConfig, Value,
 };
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl};
 use fastllm_core::{Section, fl_value};
@@ -271,15 +272,16 @@ fn block() -> Section {
         )
 }
 
-/// The root config table with its weights: embeddings, blocks, final norm, untied output.
-pub fn base_model() -> Section {
+/// The text model's weights (`Gemma4TextModel`, mounted under `model` or
+/// `model.language_model`): embeddings, blocks, final norm.
+pub fn text_model() -> Section {
     let vocab = |c: &WeightContext| vec![c.root_int("embeddings.vocab_size"), hidden(c)];
-    sections::base_model()
+    Section::of::<GptBaseModelConfig>("gemma4.text_model_weights")
         .weight(
             "embeddings",
             WeightDecl::param(
                 "embeddings.word_embeddings_weight",
-                &["model.embed_tokens.weight"],
+                &["embed_tokens.weight"],
                 Transform::Copy,
                 vocab,
             ),
@@ -289,17 +291,38 @@ pub fn base_model() -> Section {
             WeightDecl::Blocks {
                 config: "decoder",
                 fast_llm: "decoder",
-                hf: "model.layers",
+                hf: "layers",
                 block: block().build(),
             },
         )
         .weight(
             "final_norm",
-            nested("head.normalization", "head.final_norm", "model.norm", &norm().build()),
+            nested("head.normalization", "head.final_norm", "norm", &norm().build()),
+        )
+}
+
+/// `section` with the text model's weights under `prefix`, then the untied output weights
+/// (`lm_head`, at the HF root in both layouts).
+pub fn with_text_model(section: Section, prefix: &'static str) -> Section {
+    let vocab = |c: &WeightContext| vec![c.root_int("embeddings.vocab_size"), hidden(c)];
+    section
+        .weight(
+            "text_model",
+            WeightDecl::Nested {
+                config: "",
+                fast_llm: "",
+                hf: prefix,
+                section: text_model().build(),
+            },
         )
         .weight(
             "output",
             WeightDecl::param("head.output_weights", &["lm_head.weight"], Transform::Copy, vocab)
                 .when(|c| !c.flag("tied_embedding_weight")),
         )
+}
+
+/// The root config table with its weights (`Gemma4ForCausalLM`: the text model under `model`).
+pub fn base_model() -> Section {
+    with_text_model(sections::base_model(), "model")
 }
