@@ -261,6 +261,89 @@ fn hostile_weights_exit_2_and_leave_nothing(
     assert_eq!(leftovers.len(), 1, "no staging directory left behind: {leftovers:?}");
 }
 
+/// A tiny `Gemma4ForConditionalGeneration` checkpoint with a (two-tensor) vision tower.
+fn gemma4_with_a_vision_tower(name: &str) -> PathBuf {
+    let handler = fastllm_convert::core::find("gemma4_conditional").unwrap();
+    let config = fastllm_convert::config::load_base_model(handler.model, &handler.converter().samples[0]).unwrap();
+    let input = scratch(name).join("input");
+    fastllm_convert::checkpoint::convert::write_synthetic_hf(handler, &config, &input, "F32", 1 << 30).unwrap();
+    rewrite_weights(&input, |tensors| {
+        for tensor in [
+            "model.vision_tower.std_bias",
+            "model.embed_vision.embedding_projection.weight",
+        ] {
+            let spec = TensorSpec {
+                name: tensor.into(),
+                dtype: "F32".into(),
+                shape: vec![4],
+            };
+            tensors.push((spec, vec![0; 16]));
+        }
+    });
+    let path = input.join("config.json");
+    let mut hf = Value::from_json_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let Value::Map(root) = &mut hf else { panic!() };
+    root.insert(
+        "vision_config".into(),
+        Value::from_json_str(r#"{"model_type": "gemma4_vision", "hidden_size": 4}"#).unwrap(),
+    );
+    std::fs::write(&path, hf.to_json_pretty()).unwrap();
+    input
+}
+
+#[test]
+fn text_only_drops_a_vision_tower_listing_every_key_and_tensor() {
+    let input = gemma4_with_a_vision_tower("gemma4-tower");
+    let out = input.parent().unwrap().join("out");
+    let args = |extra: &[&'static str]| {
+        let mut args = vec!["convert", "--from", "auto", "--to", "fast_llm"];
+        args.extend_from_slice(extra);
+        args.extend([input.to_str().unwrap(), out.to_str().unwrap()]);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&'static str]| {
+        let args = args(extra);
+        cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let stderr = rejected(&run(&[]));
+    assert!(
+        stderr.contains("HF `vision_config`: part of the vision tower, which gemma4_conditional does not convert")
+            && stderr.contains("--text-only"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let text = ok(&run(&["--text-only"]));
+    assert!(
+        text.contains("--text-only dropped 1 config key(s) the format does not convert: vision_config"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "--text-only dropped 2 tensor(s) the format does not convert: \
+             model.embed_vision.embedding_projection.weight, model.vision_tower.std_bias"
+        ),
+        "{text}"
+    );
+    let report = Value::from_json_str(&ok(&run(&["--text-only", "--json", "--dry-run"]))).unwrap();
+    let report = report.as_map().unwrap();
+    assert_eq!(
+        report["dropped_keys"],
+        Value::from_json_str(r#"["vision_config"]"#).unwrap()
+    );
+    assert_eq!(
+        report["dropped_tensors"],
+        Value::from_json_str(r#"["model.embed_vision.embedding_projection.weight", "model.vision_tower.std_bias"]"#)
+            .unwrap()
+    );
+    let text = ok(&cli(&["inspect", input.to_str().unwrap()]));
+    assert!(
+        text.contains("format: gemma4_conditional")
+            && text.contains("hidden_size: 64")
+            && text.contains("not converted (--text-only drops them): config keys vision_config; 2 tensors"),
+        "{text}"
+    );
+}
+
 #[test]
 fn pickle_checkpoints_are_refused_by_name() {
     let input = scratch("pickle").join("input");

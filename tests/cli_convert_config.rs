@@ -136,3 +136,30 @@ fn formats_and_explain() {
         "{text}"
     );
 }
+
+/// A released Gemma 4 config: auto picks gemma4_conditional, which converts the text model only
+/// with `--text-only`, naming every key it drops.
+#[test]
+fn a_released_gemma4_config_imports_its_text_model_with_text_only() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/gemma4/tests/data/gemma-4-31B-it.config.json");
+    let config = config.to_str().unwrap();
+    let stderr = rejected(&cli(&["config", "import", "--format", "auto", config]));
+    for key in ["vision_config", "vision_soft_tokens_per_image", "eoa_token_id"] {
+        assert!(stderr.contains(&format!("HF `{key}`: part of the")), "{key}: {stderr}");
+    }
+    assert!(
+        stderr.contains("gemma4_conditional does not convert") && stderr.contains("--text-only"),
+        "{stderr}"
+    );
+    let out = cli(&["config", "import", "--format", "auto", "--text-only", config]);
+    let imported = json(&out);
+    assert_eq!(
+        fastllm_convert::core::dict::get(imported.as_map().unwrap(), "decoder.num_blocks"),
+        Some(&Value::Int(60))
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dropped 3 config key(s) the format does not convert: vision_config, vision_soft_tokens_per_image, eoa_token_id"),
+        "{stderr}"
+    );
+}

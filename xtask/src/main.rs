@@ -77,14 +77,15 @@ fn check_coverage() -> Result<(), String> {
     if all.is_empty() {
         failures.push("no format is registered".into());
     }
+    let width = all.iter().map(|h| h.name.len()).max().unwrap_or(0).max("format".len());
     println!(
-        "{:18} {:8} {:>8} {:>8} {:>9}",
+        "{:width$}  {:8} {:>8} {:>8} {:>9}",
         "format", "family", "sections", "samples", "failures"
     );
     for handler in all {
         let report = check_handler(handler);
         println!(
-            "{:18} {:8} {:>8} {:>8} {:>9}",
+            "{:width$}  {:8} {:>8} {:>8} {:>9}",
             handler.name,
             handler.family,
             report.sections,
@@ -109,7 +110,7 @@ fn check_coverage() -> Result<(), String> {
 fn single_family_build() -> Result<(), String> {
     let cases: [(&[&str], &str, usize); 3] = [
         (&["--features", "llama"], "families: llama", 7),
-        (&["--features", "gemma4"], "families: gemma4", 1),
+        (&["--features", "gemma4"], "families: gemma4", 2),
         (&[], "families:", 0),
     ];
     for (features, expected, formats) in cases {

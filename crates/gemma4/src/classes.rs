@@ -1,5 +1,5 @@
-//! `Gemma4TextConfig` (transformers 5.x only) as an [`HfClass`]: the value of every absent or
-//! `null` key.
+//! `Gemma4TextConfig` and its multimodal wrapper `Gemma4Config` (transformers 5.x only) as
+//! [`HfClass`]es: the value of every absent or `null` key.
 
 use fastllm_core::config::{Map, Value};
 use fastllm_core::{Fill, HfClass, HfKey, HfType};
@@ -94,6 +94,29 @@ pub fn gemma4_text() -> HfClass {
             HfKey::new("num_experts", HfType::Int, Value::Null),
             HfKey::new("top_k_experts", HfType::Int, Value::Null),
             HfKey::new("moe_intermediate_size", HfType::Int, Value::Null),
+        ],
+    )
+}
+
+/// `Gemma4Config`, the `Gemma4ForConditionalGeneration` wrapper: `text_config` is always a
+/// `Gemma4TextConfig` (transformers builds one from the dict whatever its `model_type`; absent
+/// means the class defaults); `vision_config` / `audio_config` absent or `null` mean no tower.
+/// Token ids take the class defaults.
+pub fn gemma4() -> HfClass {
+    HfClass::new(
+        "Gemma4Config",
+        vec![
+            HfKey::sub_config("text_config", |_| Ok(gemma4_text())),
+            HfKey::new("vision_config", HfType::Dict, Value::Null),
+            HfKey::new("audio_config", HfType::Dict, Value::Null),
+            HfKey::new("boi_token_id", HfType::Int, int(255_999)),
+            HfKey::new("eoi_token_id", HfType::Int, int(258_882)),
+            HfKey::new("image_token_id", HfType::Int, int(258_880)),
+            HfKey::new("video_token_id", HfType::Int, int(258_884)),
+            HfKey::new("boa_token_id", HfType::Int, int(256_000)),
+            HfKey::new("eoa_token_index", HfType::Int, int(258_883)),
+            HfKey::new("audio_token_id", HfType::Int, int(258_881)),
+            HfKey::new("tie_word_embeddings", HfType::Bool, boolean(true)),
         ],
     )
 }

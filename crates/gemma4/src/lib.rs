@@ -1,5 +1,7 @@
-//! The Gemma 4 checkpoint format (`gemma4`, HF `model_type` `gemma4_text`), config and weights,
-//! registered with the format registry.
+//! The Gemma 4 checkpoint formats, config and weights, registered with the format registry:
+//! `gemma4` (HF `model_type` `gemma4_text`, `Gemma4ForCausalLM`) and `gemma4_conditional` (HF
+//! `model_type` `gemma4`, `Gemma4ForConditionalGeneration`, the published checkpoints: the same
+//! text model under `text_config`, its vision and audio towers not converted; [`conditional`]).
 //!
 //! A Fast-LLM pattern of `sliding_attention` and `full_attention` decoder blocks ↔ transformers'
 //! flat `Gemma4TextConfig` ([`classes`]). Everything is declared in [`sections`] except these
@@ -26,6 +28,7 @@
 //! `experts.down_proj` (each expert transposed).
 
 pub mod classes;
+pub mod conditional;
 pub mod decoder;
 pub mod per_layer;
 mod samples;
@@ -47,6 +50,28 @@ fn gemma4() -> &'static Converter {
         hf_class: classes::gemma4_text(),
         samples: samples::gemma4(),
     })
+}
+
+fn gemma4_conditional() -> &'static Converter {
+    static CONVERTER: OnceLock<Converter> = OnceLock::new();
+    CONVERTER.get_or_init(|| Converter {
+        base_model: conditional::base_model_with_weights().build(),
+        hf_class: classes::gemma4(),
+        samples: samples::gemma4(),
+    })
+}
+
+inventory::submit! {
+    Handler {
+        name: "gemma4_conditional",
+        family: FAMILY,
+        model_types: &["gemma4"],
+        architecture: "Gemma4ForConditionalGeneration",
+        auto_map: &[],
+        model: ModelKind::Gpt,
+        extra_files: &[],
+        converter: gemma4_conditional,
+    }
 }
 
 inventory::submit! {

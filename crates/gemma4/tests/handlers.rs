@@ -19,7 +19,7 @@ fn the_family_registers_gemma4() {
         .filter(|h| h.family == fastllm_gemma4::FAMILY)
         .map(|h| h.name)
         .collect();
-    assert_eq!(names, ["gemma4"]);
+    assert_eq!(names, ["gemma4", "gemma4_conditional"]);
     assert_eq!(handler().model_types, ["gemma4_text"]);
     assert_eq!(handler().architecture, "Gemma4ForCausalLM");
     assert_eq!(handler().model, ModelKind::Gpt);
@@ -119,6 +119,7 @@ fn absent_keys_take_the_gemma4_text_config_defaults() {
     r#"{"per_layer_config": {"0": {"head_dim": 32}, "1": {"head_dim": 32}, "3": {"head_dim": 32}}}"#,
     "per_layer_config.0"
 )]
+#[case::pre_release_expert_size(r#"{"expert_intermediate_size": 32}"#, "expert_intermediate_size")]
 #[case::per_layer_index(r#"{"per_layer_config": {"7": {"head_dim": 32}}}"#, "per_layer_config.7")]
 #[case::per_layer_unknown_key(
     r#"{"per_layer_config": {"1": {"sliding_window": 8}}}"#,
@@ -131,6 +132,20 @@ fn absent_keys_take_the_gemma4_text_config_defaults() {
 fn imports_reject_by_key(#[case] changes: &str, #[case] key: &str) {
     let problems = import(&hf_config(changes)).unwrap_err();
     assert!(hf_keys(&problems).iter().any(|k| k == key), "{problems:#?}");
+}
+
+#[test]
+fn a_null_pre_release_expert_size_is_inert() {
+    // google/gemma-4-31B-it's text config holds `"expert_intermediate_size": null`.
+    let with = import(&hf_config(r#"{"expert_intermediate_size": null}"#)).unwrap();
+    assert_eq!(with, import(&hf_config("{}")).unwrap());
+    let config = handler().import(&hf_config("{}")).unwrap();
+    assert!(
+        !handler()
+            .export(&config, HfLayout::V4)
+            .unwrap()
+            .contains_key("expert_intermediate_size")
+    );
 }
 
 #[test]

@@ -1,0 +1,171 @@
+//! The published Gemma 4 checkpoints (`gemma4_conditional`, HF `model_type` `gemma4`,
+//! `Gemma4ForConditionalGeneration`): the `gemma4` text model inside the multimodal wrapper.
+//!
+//! Every released Gemma 4 (E2B, E4B, 26B-A4B, 31B, base and `-it`) is a `Gemma4Config`: the
+//! text model under `text_config` (a `Gemma4TextConfig`, the `gemma4` format's class), a vision
+//! tower under `vision_config`, an audio tower under `audio_config` on the small models, and the
+//! media token ids at the root. Weights: the text model under `model.language_model.*` (the
+//! `gemma4` names below `model.`), `lm_head.weight` (absent when tied, as released), the towers
+//! under `model.vision_tower.*` / `model.embed_vision.*` and `model.audio_tower.*` /
+//! `model.embed_audio.*`.
+//!
+//! The text model converts with the `gemma4` tables, mounted under `text_config` ([`text_model`])
+//! and its weights under `model.language_model` ([`weights::with_text_model`]): nothing is
+//! re-declared. The towers are **not converted**: Fast-LLM's GPT model has no place for them, and
+//! its multimodal model holds a Pixtral-style encoder, not Gemma 4's (a learned 2-D position
+//! table, per-block q/k/v norms and sandwich norms, a pooler and output standardisation, an
+//! embedder with a weightless pre-norm). They are declared [`Unconverted`]: a checkpoint with a
+//! tower fails to convert, naming every key, unless the user passes `--text-only`; then the
+//! conversion drops the tower and lists every dropped key and tensor.
+//!
+//! Export writes a text-only `Gemma4ForConditionalGeneration`: `vision_config` and
+//! `audio_config` `null`, the class's token ids. transformers builds no tower for a `null`
+//! sub-config (`Gemma4Model.vision_tower` / `embed_vision` / `audio_tower` / `embed_audio` are
+//! `None`), so the export loads, and imports back without `--text-only`.
+//!
+//! The top-level `tie_word_embeddings` (`Gemma4Config`'s own) must agree with the text
+//! model's: the wrapper ties `lm_head` to `model.language_model.embed_tokens`.
+//!
+//! Sources (facts only):
+//! * transformers `src/transformers/models/gemma4/configuration_gemma4.py` (commit `008e5743`):
+//!   `Gemma4Config`'s keys and defaults, `sub_configs`, `null` towers allowed;
+//! * `modeling_gemma4.py` (commit `0246b4f3`): `Gemma4Model` (`language_model`,
+//!   `vision_tower`, `embed_vision`, `audio_tower`, `embed_audio`, built only for a non-`null`
+//!   sub-config), `Gemma4ForConditionalGeneration` (`model`, `lm_head` tied to
+//!   `model.language_model.embed_tokens.weight`), the vision tower's modules;
+//! * `convert_gemma4_weights.py` (commit `0f3f0632`): the released variants' configs (the extra
+//!   root key `vision_soft_tokens_per_image`);
+//! * `google/gemma-4-31B-it` on the HF hub (release commit `419b2efe`, `config.json` of 176
+//!   lines), reproduced in `tests/data/gemma-4-31B-it.config.json` (see `tests/data/README.md`),
+//!   and `google/gemma-4-26B-A4B-it` in `tests/data/gemma-4-26B-A4B-it.config.json`; their
+//!   root keys `eoa_token_id` and `vision_soft_tokens_per_image` are outside the class.
+
+use std::sync::Arc;
+
+use fastllm_core::config::{GptBaseModelConfig, Value};
+use fastllm_core::dict::show;
+use fastllm_core::engine::{export_sub, import_rooted, under_hf};
+use fastllm_core::{Decl, HfWrite, Problem, Section, Unconverted};
+
+use crate::sections::text;
+use crate::{sections, weights};
+
+/// The vision tower (all released sizes).
+pub const VISION: Unconverted = Unconverted {
+    part: "vision tower",
+    keys: &[
+        "vision_config",
+        "image_token_id",
+        "video_token_id",
+        "boi_token_id",
+        "eoi_token_id",
+        "vision_soft_tokens_per_image",
+    ],
+    tensor_prefixes: &["model.vision_tower.", "model.embed_vision."],
+};
+
+/// The audio tower (E2B and E4B).
+pub const AUDIO: Unconverted = Unconverted {
+    part: "audio tower",
+    keys: &[
+        "audio_config",
+        "audio_token_id",
+        "boa_token_id",
+        "eoa_token_index",
+        "eoa_token_id",
+    ],
+    tensor_prefixes: &["model.audio_tower.", "model.embed_audio."],
+};
+
+/// The Fast-LLM fields of the text model: every architecture field of the GPT root.
+const TEXT_FIELDS: &[&str] = &[
+    "embeddings",
+    "decoder",
+    "head",
+    "hidden_size",
+    "tied_embedding_weight",
+    "peft",
+];
+
+/// The text model: the Fast-LLM root ↔ `text_config`, converted by `text_base` with the sub-dict
+/// as its root (the `gemma4` tables read their fallbacks from the text config).
+pub fn text_model(text_base: Arc<Section>) -> Decl {
+    let (export_base, import_base) = (text_base.clone(), text_base.clone());
+    Decl::custom(
+        TEXT_FIELDS,
+        &["text_config"],
+        true,
+        move |fl, context| {
+            let (text_config, _) = export_sub(&export_base, fl, context).map_err(|e| under_hf("text_config", e))?;
+            Ok(vec![HfWrite {
+                key: "text_config".into(),
+                value: Value::Map(text_config),
+                source: None,
+            }])
+        },
+        move |hf, context| {
+            let text_config = hf
+                .get("text_config")
+                .and_then(Value::as_map)
+                .cloned()
+                .unwrap_or_default();
+            let fast_llm =
+                import_rooted(&import_base, &text_config, context).map_err(|e| under_hf("text_config", e))?;
+            Ok(fast_llm.into_iter().collect())
+        },
+    )
+    .delegating_under("text_config", vec![("", text_base)])
+}
+
+/// The wrapper's `tie_word_embeddings`: written from `tied_embedding_weight`; on import it must
+/// agree with `text_config.tie_word_embeddings` (which the text model imports).
+fn tie_word_embeddings() -> Decl {
+    Decl::custom(
+        &["tied_embedding_weight"],
+        &["tie_word_embeddings"],
+        false,
+        |fl, _| {
+            let tied = fastllm_core::fl_value(fl, "tied_embedding_weight").clone();
+            Ok(vec![("tie_word_embeddings".to_string(), tied).into()])
+        },
+        |hf, _| {
+            let (root, text_model) = (
+                hf.get("tie_word_embeddings").unwrap_or(&Value::Null),
+                fastllm_core::dict::get(hf, "text_config.tie_word_embeddings").unwrap_or(&Value::Null),
+            );
+            if root == text_model {
+                return Ok(vec![]);
+            }
+            Err(vec![Problem::at_hf(
+                "tie_word_embeddings",
+                format!(
+                    "{} differs from text_config.tie_word_embeddings {}: one model cannot both tie and untie \
+                     lm_head and the text embeddings",
+                    show(root),
+                    show(text_model)
+                ),
+            )])
+        },
+    )
+}
+
+/// The root: the text model under `text_config`, the wrapper's own keys, and the towers declared
+/// as not converted.
+pub fn base_model() -> Section {
+    let text_base = sections::base_model().named("gemma4_conditional.text_model").build();
+    Section::of::<GptBaseModelConfig>("gemma4_conditional.base_model")
+        .add("text_model", text_model(text_base))
+        // transformers reads any `text_config` as a Gemma4TextConfig; another name is a mistake.
+        .add(
+            "text_model_type",
+            Decl::const_export("text_config.model_type", text("gemma4_text")),
+        )
+        .add("tie_word_embeddings", tie_word_embeddings())
+        .unconverted(VISION)
+        .unconverted(AUDIO)
+}
+
+/// The root with its weights: the `gemma4` text model under `model.language_model`.
+pub fn base_model_with_weights() -> Section {
+    weights::with_text_model(base_model(), "model.language_model")
+}
