@@ -147,6 +147,30 @@ fn the_export_is_a_text_only_wrapper_that_imports_back(
     assert_eq!(conditional().import(&hf).unwrap(), config, "no --text-only needed");
 }
 
+/// transformers 5.23 loads the text-only export of the 31B release (no towers built for `null`
+/// sub-configs) and saves it in its own schema (`per_layer_config`); that imports back to the
+/// same model with no opt-in. Reference written by `tests/data/resave.py`.
+#[test]
+fn transformers_loads_the_text_only_export() {
+    let resaved = released("gemma-4-31B-it.text-only.resaved");
+    assert_eq!(resaved["vision_config"], Value::Null);
+    assert_eq!(resaved["audio_config"], Value::Null);
+    assert!(resaved["text_config"].as_map().unwrap().contains_key("per_layer_config"));
+    let (text_only, _) = conditional().without_unconverted(&released("gemma-4-31B-it"));
+    assert_eq!(
+        conditional().import(&resaved).unwrap(),
+        conditional().import(&text_only).unwrap()
+    );
+    // Our export writes every root key transformers does, but generic metadata.
+    let config = conditional().import(&text_only).unwrap();
+    let ours = conditional().export(&config, HfLayout::V5).unwrap();
+    let theirs: Vec<&String> = resaved
+        .keys()
+        .filter(|k| !fastllm_core::GENERIC_METADATA.contains(&k.as_str()))
+        .collect();
+    assert_eq!(ours.keys().filter(|k| k.as_str() != "architectures" && k.as_str() != "model_type").collect::<Vec<_>>(), theirs);
+}
+
 /// The export of the first sample config (a small dense model), with `changes` merged in: at the
 /// root, or into `text_config` for keys `text_config.<key>`.
 fn small(changes: &str) -> Map {
