@@ -155,7 +155,12 @@ fn transformers_loads_the_text_only_export() {
     let resaved = released("gemma-4-31B-it.text-only.resaved");
     assert_eq!(resaved["vision_config"], Value::Null);
     assert_eq!(resaved["audio_config"], Value::Null);
-    assert!(resaved["text_config"].as_map().unwrap().contains_key("per_layer_config"));
+    assert!(
+        resaved["text_config"]
+            .as_map()
+            .unwrap()
+            .contains_key("per_layer_config")
+    );
     let (text_only, _) = conditional().without_unconverted(&released("gemma-4-31B-it"));
     assert_eq!(
         conditional().import(&resaved).unwrap(),
@@ -168,7 +173,12 @@ fn transformers_loads_the_text_only_export() {
         .keys()
         .filter(|k| !fastllm_core::GENERIC_METADATA.contains(&k.as_str()))
         .collect();
-    assert_eq!(ours.keys().filter(|k| k.as_str() != "architectures" && k.as_str() != "model_type").collect::<Vec<_>>(), theirs);
+    assert_eq!(
+        ours.keys()
+            .filter(|k| k.as_str() != "architectures" && k.as_str() != "model_type")
+            .collect::<Vec<_>>(),
+        theirs
+    );
 }
 
 /// The export of the first sample config (a small dense model), with `changes` merged in: at the
