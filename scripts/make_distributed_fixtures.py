@@ -153,6 +153,28 @@ def with_changes(base: dict, changes: dict) -> dict:
     return out
 
 
+MIXTRAL = with_changes(
+    LLAMA,
+    {
+        "decoder": {
+            "block": {
+                "mlp": {
+                    "type": "moe",
+                    "experts": 4,
+                    "experts_per_token": 2,
+                    "intermediate_size": 16,
+                    "gated": True,
+                    "activation": "silu",
+                    "add_linear_biases": False,
+                }
+            }
+        }
+    },
+)
+
+# Multi-token prediction: an extra block and head, whose output weights are tied to the head's.
+MTP_LLAMA = with_changes(LLAMA, {"head": {"prediction_heads": 2}})
+
 # Frozen parameters (lr_scale 0) and a weight-decay override change how a stage's parameters are
 # grouped and ordered; one layout exercises both.
 LLAMA_TRAINING_KNOBS = with_changes(
@@ -167,7 +189,7 @@ LLAMA_TRAINING_KNOBS = with_changes(
     },
 )
 
-# name: (HF format, base-model config, distributed config, multi-stage config)
+# name: (HF format or None, base-model config, distributed config, multi-stage config)
 FIXTURES = {
     "llama_world1": ("llama", LLAMA, {"world_size": 1}, {}),
     "llama_tp2": ("llama", LLAMA, {"world_size": 2, "tensor_parallel": 2}, {}),
@@ -181,6 +203,10 @@ FIXTURES = {
         {"world_size": 8, "tensor_parallel": 2, "pipeline_parallel": 2, "pipeline_first": True},
         {"zero_stage": 3, "layers_per_stage": 2},
     ),
+    "mixtral_tp2_dp2": ("mixtral", MIXTRAL, {"world_size": 4, "tensor_parallel": 2}, {"zero_stage": 3}),
+    # No HF export: Fast-LLM's mtp_llama export imports `transformers.modeling_attn_mask_utils`,
+    # which transformers 5 removed.
+    "mtp_llama_tp2_pp2": (None, MTP_LLAMA, {"world_size": 4, "tensor_parallel": 2, "pipeline_parallel": 2}, {}),
     "apriel2_hybrid_world1": ("apriel2_text", HYBRID, {"world_size": 1}, {}),
     "apriel2_hybrid_tp2": ("apriel2_text", HYBRID, {"world_size": 2, "tensor_parallel": 2}, {}),
     "apriel2_hybrid_pp2": ("apriel2_text", HYBRID, {"world_size": 2, "pipeline_parallel": 2}, {}),
@@ -332,10 +358,11 @@ def make(name: str, seed: int) -> None:
         for shard in SHARDS:
             assert torch.equal(reloaded.get_shard(shard), source_shards[shard]), f"{name}: {shard} differs"
         save_optimizer_state(reloaded, work / "optimizer_state.safetensors")
-        convert(checkpoint, work / "hf", hf_format)
-        # The modeling code the HF export copies (apriel2) is not compared: drop it.
-        for code in (work / "hf").glob("*.py"):
-            code.unlink()
+        if hf_format is not None:
+            convert(checkpoint, work / "hf", hf_format)
+            # The modeling code the HF export copies (apriel2) is not compared: drop it.
+            for code in (work / "hf").glob("*.py"):
+                code.unlink()
         convert(checkpoint, work / "fast_llm", "fast_llm")
 
         (work / "layout.json").write_text(
