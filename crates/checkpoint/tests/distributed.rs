@@ -474,6 +474,18 @@ fn missing_extra_and_mistyped_shard_tensors_are_named() {
 )]
 #[case("llama_dp2_zero2", "num_blocks: 2", "num_blocks: 3", "`weights_shard` has shape")]
 #[case(
+    "llama_tp2",
+    "vocab_size: 32",
+    "vocab_size: 4611686018427387904",
+    "size does not fit in memory addresses"
+)]
+#[case(
+    "llama_tp2",
+    "vocab_size: 32",
+    "vocab_size: 33",
+    "an axis of 33 does not split over 2 tensor ranks"
+)]
+#[case(
     "llama_pp2",
     "  distributed:",
     "  multi_stage:\n    layers_per_stage: 5000\n  distributed:",

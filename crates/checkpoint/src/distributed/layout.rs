@@ -198,6 +198,18 @@ impl DistributedLayout {
                 groups,
             });
         }
+        // Every rank's shard is a sum of some of these: bound them all at once.
+        let all_groups = stages.iter().flat_map(|s| &s.groups);
+        if all_groups
+            .clone()
+            .try_fold(0usize, |total, g| total.checked_add(g.shard_size))
+            .is_none()
+        {
+            return Err(LayoutError::Split {
+                parameter: all_groups.last().map(|g| g.name.clone()).unwrap_or_default(),
+                message: "the model's size does not fit in memory addresses".into(),
+            });
+        }
         let has_frozen = stages.iter().flat_map(|s| &s.groups).any(|g| g.frozen);
         if has_frozen && parallelism.frozen_dtype != parallelism.shard_dtype {
             return Err(LayoutError::FrozenDtype {
@@ -391,14 +403,25 @@ fn group(
                 parameter: parameter.name.clone(),
                 message,
             })?;
-        let numel: usize = local_shape.iter().product();
+        let end = local_shape
+            .iter()
+            .try_fold(1usize, |total, size| total.checked_mul(*size))
+            .and_then(|numel| numel.checked_add(count))
+            .filter(|end| {
+                end.checked_add(parallelism.data_parallel * SHARD_PAD_TO_MULTIPLE)
+                    .is_some()
+            })
+            .ok_or_else(|| LayoutError::Split {
+                parameter: parameter.name.clone(),
+                message: "the stage's size does not fit in memory addresses".into(),
+            })?;
         placed.push(Placed {
             parameter,
             local_shape,
             begin: count,
-            end: count + numel,
+            end,
         });
-        count += numel;
+        count = end;
     }
     let mut group = Group {
         name,
@@ -441,9 +464,53 @@ fn tied_groups(
     Ok(groups.into_values().collect())
 }
 
-/// An axis's size on one tensor rank.
+/// An axis's size on one tensor rank (the length of [`local_to_global`]'s map, computed without
+/// building it).
 fn local_size(axis: &Axis, tensor_parallel: usize) -> Result<usize, String> {
-    Ok(local_to_global(axis, tensor_parallel, 0)?.len())
+    let too_large = || "its size does not fit in memory addresses".to_string();
+    if tensor_parallel == 1 || !axis.parallel() {
+        if let Axis::Concat(parts) = axis
+            && tensor_parallel > 1
+            && parts.iter().any(Axis::parallel)
+        {
+            return Err("concatenated parts disagree on tensor parallelism".into());
+        }
+        return checked_size(axis).ok_or_else(too_large);
+    }
+    match axis {
+        Axis::Plain { size, .. } => {
+            if !size.is_multiple_of(tensor_parallel) {
+                return Err(format!(
+                    "an axis of {size} does not split over {tensor_parallel} tensor ranks"
+                ));
+            }
+            Ok(size / tensor_parallel)
+        }
+        Axis::Product(factors) => factors.iter().try_fold(1usize, |total, factor| {
+            total
+                .checked_mul(local_size(factor, tensor_parallel)?)
+                .ok_or_else(too_large)
+        }),
+        Axis::Concat(parts) => {
+            if !parts.iter().all(Axis::parallel) {
+                return Err("concatenated parts disagree on tensor parallelism".into());
+            }
+            parts.iter().try_fold(0usize, |total, part| {
+                total
+                    .checked_add(local_size(part, tensor_parallel)?)
+                    .ok_or_else(too_large)
+            })
+        }
+    }
+}
+
+/// The global size, `None` when it overflows.
+fn checked_size(axis: &Axis) -> Option<usize> {
+    match axis {
+        Axis::Plain { size, .. } => Some(*size),
+        Axis::Product(factors) => factors.iter().try_fold(1usize, |t, f| t.checked_mul(checked_size(f)?)),
+        Axis::Concat(parts) => parts.iter().try_fold(0usize, |t, p| t.checked_add(checked_size(p)?)),
+    }
 }
 
 /// For tensor rank `rank`, the global index of each local index of `axis`.

@@ -44,7 +44,11 @@ impl Parallelism {
         let tensor_parallel = positive(distributed, "distributed", "tensor_parallel", Some(1))?;
         let pipeline_parallel = positive(distributed, "distributed", "pipeline_parallel", Some(1))?;
         let sequence_data_parallel = positive(distributed, "distributed", "sequence_data_parallel", Some(1))?;
-        let model_parallel = tensor_parallel * pipeline_parallel;
+        // Offsets are computed in elements up to `data_parallel · 32` per group: keep them in range.
+        let model_parallel = tensor_parallel
+            .checked_mul(pipeline_parallel)
+            .filter(|_| world_size.checked_mul(super::SHARD_PAD_TO_MULTIPLE).is_some())
+            .ok_or_else(|| format!("distributed.world_size {world_size}: too many ranks"))?;
         if !world_size.is_multiple_of(model_parallel) {
             return Err(format!(
                 "distributed.world_size {world_size} is not a multiple of tensor_parallel × pipeline_parallel = {model_parallel}"

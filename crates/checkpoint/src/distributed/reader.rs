@@ -71,7 +71,7 @@ impl DistributedCheckpoint {
                 }
             })?;
         let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| refuse(e.to_string()))?;
-        let mut files = Vec::with_capacity(layout.parallelism.world_size);
+        let mut files = Vec::new();
         for rank in 0..layout.parallelism.world_size {
             let name = rank_file(rank);
             if !dir.join(&name).is_file() {
