@@ -47,6 +47,8 @@ pub enum CheckpointError {
     },
     #[error("{path}: output exists; pass --force to replace it")]
     OutputExists { path: PathBuf },
+    #[error(transparent)]
+    Distributed(#[from] crate::distributed::DistributedError),
 }
 
 impl CheckpointError {

@@ -6,11 +6,15 @@
 //! shard or in two, a shard name escaping the directory, or a pickle checkpoint is an error
 //! naming the file and tensor.
 //!
+//! Fast-LLM's distributed training checkpoints (`metadata.yaml` + `rank_<r>.safetensors`) are
+//! read by [`distributed`]: their layout as data, validation, and one parameter at a time.
+//!
 //! Writing ([`writer`]) keeps the caller's tensor order, writes files readable by everyone
 //! (0644), and builds the whole output beside its final path before renaming it into place.
 
 pub mod bytes;
 pub mod convert;
+pub mod distributed;
 mod error;
 mod read;
 pub mod writer;

@@ -13,24 +13,24 @@ use crate::CheckpointError;
 
 /// One tensor's place in a mapped file.
 #[derive(Debug, Clone)]
-struct TensorMeta {
-    dtype: String,
-    shape: Vec<usize>,
+pub(crate) struct TensorMeta {
+    pub(crate) dtype: String,
+    pub(crate) shape: Vec<usize>,
     /// Byte range in the file.
-    start: usize,
-    end: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// A mapped, validated safetensors file.
-struct MappedFile {
-    name: String,
+pub(crate) struct MappedFile {
+    pub(crate) name: String,
     map: Mmap,
-    tensors: BTreeMap<String, TensorMeta>,
+    pub(crate) tensors: BTreeMap<String, TensorMeta>,
     metadata: HashMap<String, String>,
 }
 
 impl MappedFile {
-    fn open(dir: &Path, name: &str) -> Result<Self, CheckpointError> {
+    pub(crate) fn open(dir: &Path, name: &str) -> Result<Self, CheckpointError> {
         let path = dir.join(name);
         let file = File::open(&path).map_err(|e| CheckpointError::io(&path, e))?;
         // SAFETY: the map is read-only; a file changed underneath us while converting would
@@ -62,6 +62,28 @@ impl MappedFile {
             tensors,
             metadata: extra.into_iter().collect(),
         })
+    }
+
+    /// The bytes of tensor `name`, with its place.
+    pub(crate) fn tensor(&self, name: &str) -> Option<(&TensorMeta, &[u8])> {
+        let meta = self.tensors.get(name)?;
+        Some((meta, &self.map[meta.start..meta.end]))
+    }
+
+    /// Drops bytes `start..end` of the file from this process's resident memory (they stay in the
+    /// page cache; a later access faults the same bytes back in).
+    pub(crate) fn release(&self, start: usize, end: usize) {
+        if start >= end || end > self.map.len() {
+            return;
+        }
+        #[cfg(unix)]
+        // SAFETY: the map is a read-only shared file mapping; after MADV_DONTNEED a later access
+        // faults the same file bytes back in, so borrowed slices stay valid and unchanged.
+        unsafe {
+            let _ = self
+                .map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start);
+        }
     }
 }
 
@@ -142,14 +164,7 @@ impl FileSet {
         let Some(&position) = self.index.get(name) else { return };
         let file = &self.files[position];
         let meta = &file.tensors[name];
-        #[cfg(unix)]
-        // SAFETY: the map is a read-only shared file mapping; after MADV_DONTNEED a later access
-        // faults the same file bytes back in, so borrowed slices stay valid and unchanged.
-        unsafe {
-            let _ =
-                file.map
-                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, meta.start, meta.end - meta.start);
-        }
+        file.release(meta.start, meta.end);
     }
 
     /// Number of tensors.

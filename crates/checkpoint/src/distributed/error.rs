@@ -1,0 +1,90 @@
+//! Why a distributed checkpoint is refused: each error names the file, and where there is one the
+//! shard and the parameter.
+
+use std::path::PathBuf;
+
+/// A distributed checkpoint that does not match the layout its `metadata.yaml` implies, or that
+/// this reader cannot place.
+#[derive(Debug, thiserror::Error)]
+pub enum DistributedError {
+    #[error("{path}: {message}")]
+    Metadata { path: PathBuf, message: String },
+    #[error("{path}: Fast-LLM could not build this model's parameters: {}", problems.join("; "))]
+    Model { path: PathBuf, problems: Vec<String> },
+    #[error("{dir}: `{file}` is missing (the world size is {world_size}: every rank writes one)")]
+    MissingRankFile {
+        dir: PathBuf,
+        file: String,
+        world_size: usize,
+    },
+    #[error("{path}: no tensor `{tensor}` (the checkpoint's shards are {shards})")]
+    MissingShard {
+        path: PathBuf,
+        tensor: String,
+        shards: String,
+    },
+    #[error(
+        "{path}: unexpected tensor `{tensor}` (a rank file holds one `<shard>_shard` per shard of metadata.yaml: {shards})"
+    )]
+    UnexpectedTensor {
+        path: PathBuf,
+        tensor: String,
+        shards: String,
+    },
+    #[error("{path}: `{tensor}` has shape {found:?}, the layout implies [{expected}] ({breakdown})")]
+    ShardSize {
+        path: PathBuf,
+        tensor: String,
+        expected: usize,
+        found: Vec<usize>,
+        breakdown: String,
+    },
+    #[error("{path}: `{tensor}` is {found}, the shard dtype (`distributed.{field}`) is {expected}")]
+    ShardDtype {
+        path: PathBuf,
+        tensor: String,
+        expected: String,
+        found: String,
+        field: &'static str,
+    },
+    #[error(
+        "{path}: `{tensor}`: the padding of {group} (after `{parameter}`, elements {start}..{end} of the shard) is not zero \
+         at element {at}: the file does not hold the layout metadata.yaml describes"
+    )]
+    NonzeroPadding {
+        path: PathBuf,
+        tensor: String,
+        group: String,
+        parameter: String,
+        start: usize,
+        end: usize,
+        at: usize,
+    },
+    #[error("{path}: no parameter `{parameter}` in this model")]
+    UnknownParameter { path: PathBuf, parameter: String },
+    #[error("{path}: no shard `{shard}` in this checkpoint (it has {shards})")]
+    UnknownShard {
+        path: PathBuf,
+        shard: String,
+        shards: String,
+    },
+    #[error("{path}: `{parameter}` is frozen (lr_scale 0): it has no `{shard}` state, only `weights`")]
+    FrozenParameter {
+        path: PathBuf,
+        parameter: String,
+        shard: String,
+    },
+    #[error("{path}: `{parameter}`: {message}")]
+    Placement {
+        path: PathBuf,
+        parameter: String,
+        message: String,
+    },
+    #[error("`{parameter}`/{shard}: output buffer of {found} bytes, the tensor has {expected}")]
+    OutputSize {
+        parameter: String,
+        shard: String,
+        expected: usize,
+        found: usize,
+    },
+}

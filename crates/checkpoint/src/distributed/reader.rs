@@ -1,0 +1,393 @@
+//! Opening a distributed checkpoint directory: every check before anything is returned, then one
+//! parameter at a time reassembled from the mapped rank files.
+
+use std::path::{Path, PathBuf};
+
+use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
+use fastllm_core::dict;
+use fastllm_core::layout::engine_layers;
+
+use super::error::DistributedError;
+use super::layout::{DistributedLayout, Placed, ShardKind};
+use super::parallel::Parallelism;
+use crate::read::{MappedFile, read_document};
+use crate::{CheckpointError, dtype_size};
+
+/// The checkpoint versions Fast-LLM 0.4.0 reads (it refuses anything older or newer).
+const VERSIONS: ([u64; 3], [u64; 3]) = ([0, 3, 0], [0, 4, 0]);
+
+/// A validated distributed checkpoint: its metadata, the layout it implies, and its rank files,
+/// mapped.
+pub struct DistributedCheckpoint {
+    dir: PathBuf,
+    metadata: Map,
+    base_model: BaseModelConfig,
+    layout: DistributedLayout,
+    shards: Vec<String>,
+    /// `rank_<r>.safetensors`, by rank.
+    files: Vec<MappedFile>,
+}
+
+impl DistributedCheckpoint {
+    /// Opens `dir` (`metadata.yaml` + `rank_<r>.safetensors`) and checks it against the layout its
+    /// config implies: every rank file present, each holding exactly one `<shard>_shard` per
+    /// shard, of the size and dtype the layout implies, with zero padding.
+    pub fn open(dir: &Path) -> Result<DistributedCheckpoint, CheckpointError> {
+        let metadata_path = dir.join("metadata.yaml");
+        let metadata = read_document(&metadata_path)?;
+        let refuse = |message: String| DistributedError::Metadata {
+            path: metadata_path.clone(),
+            message,
+        };
+        match metadata.get("format") {
+            Some(Value::Str(format)) if format == "distributed" => {}
+            Some(Value::Str(format)) => {
+                return Err(refuse(format!("format is `{format}`, not `distributed`")).into());
+            }
+            _ => return Err(refuse("no `format` (expected `distributed`)".into()).into()),
+        }
+        check_version(&metadata).map_err(&refuse)?;
+        let kind = match metadata.get("model") {
+            Some(Value::Str(model)) => {
+                ModelKind::from_name(model).ok_or_else(|| refuse(format!("unknown model `{model}`")))?
+            }
+            _ => return Err(refuse("no `model` (gpt or multimodal)".into()).into()),
+        };
+        let base_model = dict::get(&metadata, "config.base_model")
+            .cloned()
+            .unwrap_or(Value::Map(Map::new()));
+        let base_model = load_base_model(kind, &base_model).map_err(|e| refuse(format!("config.base_model: {e}")))?;
+        let shards = shard_names(&metadata).map_err(&refuse)?;
+        let config = match metadata.get("config") {
+            Some(Value::Map(config)) => config.clone(),
+            _ => return Err(refuse("no `config` mapping".into()).into()),
+        };
+        let parallelism = Parallelism::from_config(&config).map_err(|e| refuse(format!("config.{e}")))?;
+        let layers =
+            engine_layers(&base_model.to_form(Form::Full), parallelism.tensor_parallel).map_err(|problems| {
+                DistributedError::Model {
+                    path: metadata_path.clone(),
+                    problems,
+                }
+            })?;
+        let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| refuse(e.to_string()))?;
+        let mut files = Vec::new();
+        for rank in 0..layout.parallelism.world_size {
+            let name = rank_file(rank);
+            if !dir.join(&name).is_file() {
+                return Err(DistributedError::MissingRankFile {
+                    dir: dir.to_path_buf(),
+                    file: name,
+                    world_size: layout.parallelism.world_size,
+                }
+                .into());
+            }
+            files.push(MappedFile::open(dir, &name)?);
+        }
+        let checkpoint = DistributedCheckpoint {
+            dir: dir.to_path_buf(),
+            metadata,
+            base_model,
+            layout,
+            shards,
+            files,
+        };
+        for rank in 0..checkpoint.files.len() {
+            checkpoint.check_rank(rank)?;
+        }
+        Ok(checkpoint)
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `metadata.yaml`, parsed (`config`, `shards`, the trainer's `metadata`, ...).
+    pub fn metadata(&self) -> &Map {
+        &self.metadata
+    }
+
+    /// The model's base-model config (`config.base_model`).
+    pub fn base_model(&self) -> &BaseModelConfig {
+        &self.base_model
+    }
+
+    /// Where every parameter lives.
+    pub fn layout(&self) -> &DistributedLayout {
+        &self.layout
+    }
+
+    /// The shards saved, `weights` first (then optimizer states such as `exp_avgs`).
+    pub fn shard_names(&self) -> &[String] {
+        &self.shards
+    }
+
+    /// The safetensors dtype of every shard.
+    pub fn dtype(&self) -> &'static str {
+        self.layout.parallelism.shard_dtype
+    }
+
+    /// Every stored parameter in Fast-LLM's export order, with its global shape (`Placed::parameter`).
+    pub fn parameters(&self) -> impl Iterator<Item = &Placed> {
+        self.layout.parameters()
+    }
+
+    /// The size in bytes of parameter `name`'s global tensor, if it is stored.
+    pub fn parameter_bytes(&self, name: &str) -> Option<usize> {
+        let (_, _, placed) = self.layout.find(name)?;
+        let numel: usize = placed.parameter.shape().iter().product();
+        Some(numel * dtype_size(self.dtype())?)
+    }
+
+    /// Reassembles parameter `name` of shard `shard` into `out` (its global tensor, row-major,
+    /// `parameter_bytes` long), copying from the mapped rank files; the pages read are released
+    /// afterwards, so memory stays at one tensor.
+    pub fn read_into(&self, name: &str, shard: &str, out: &mut [u8]) -> Result<(), CheckpointError> {
+        let metadata_path = || self.dir.join("metadata.yaml");
+        if !self.shards.iter().any(|s| s == shard) {
+            return Err(DistributedError::UnknownShard {
+                path: metadata_path(),
+                shard: shard.to_string(),
+                shards: self.shards.join(", "),
+            }
+            .into());
+        }
+        let Some((_, group, _)) = self.layout.find(name) else {
+            return Err(DistributedError::UnknownParameter {
+                path: metadata_path(),
+                parameter: name.to_string(),
+            }
+            .into());
+        };
+        let kind = ShardKind::of(shard);
+        let pieces = match self.layout.pieces(name, kind) {
+            Some(pieces) => pieces,
+            None if group.frozen => {
+                return Err(DistributedError::FrozenParameter {
+                    path: metadata_path(),
+                    parameter: name.to_string(),
+                    shard: shard.to_string(),
+                }
+                .into());
+            }
+            None => {
+                return Err(DistributedError::Placement {
+                    path: metadata_path(),
+                    parameter: name.to_string(),
+                    message: "no placement in the layout".into(),
+                }
+                .into());
+            }
+        };
+        let expected = self.parameter_bytes(name).unwrap_or(0);
+        if out.len() != expected {
+            return Err(DistributedError::OutputSize {
+                parameter: name.to_string(),
+                shard: shard.to_string(),
+                expected,
+                found: out.len(),
+            }
+            .into());
+        }
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        let tensor = shard_tensor(shard);
+        for piece in &pieces {
+            let file = &self.files[piece.rank];
+            // Checked when opened: present, with the size the layout implies.
+            let Some((meta, bytes)) = file.tensor(&tensor) else {
+                return Err(DistributedError::MissingShard {
+                    path: self.dir.join(&file.name),
+                    tensor,
+                    shards: self.shards.join(", "),
+                }
+                .into());
+            };
+            let source = &bytes[piece.offset * element..(piece.offset + piece.len) * element];
+            out[piece.target * element..(piece.target + piece.len) * element].copy_from_slice(source);
+            file.release(
+                meta.start + piece.offset * element,
+                meta.start + (piece.offset + piece.len) * element,
+            );
+        }
+        Ok(())
+    }
+
+    /// Reassembles parameter `name` of shard `shard` into a new buffer (see [`Self::read_into`]).
+    pub fn read(&self, name: &str, shard: &str) -> Result<Vec<u8>, CheckpointError> {
+        let mut out = vec![0; self.parameter_bytes(name).unwrap_or(0)];
+        self.read_into(name, shard, &mut out)?;
+        Ok(out)
+    }
+
+    /// Checks rank `rank`'s file: its tensors, their sizes and dtype, and that padding is zero.
+    fn check_rank(&self, rank: usize) -> Result<(), DistributedError> {
+        let file = &self.files[rank];
+        let path = self.dir.join(&file.name);
+        let shards = self.shards.join(", ");
+        if let Some(extra) = file
+            .tensors
+            .keys()
+            .find(|t| !self.shards.iter().any(|s| shard_tensor(s) == **t))
+        {
+            return Err(DistributedError::UnexpectedTensor {
+                path,
+                tensor: extra.clone(),
+                shards,
+            });
+        }
+        for shard in &self.shards {
+            let tensor = shard_tensor(shard);
+            let Some((meta, bytes)) = file.tensor(&tensor) else {
+                return Err(DistributedError::MissingShard { path, tensor, shards });
+            };
+            let kind = ShardKind::of(shard);
+            let expected = self.layout.shard_len(rank, kind);
+            if meta.shape != [expected] {
+                return Err(DistributedError::ShardSize {
+                    path,
+                    tensor,
+                    expected,
+                    found: meta.shape.clone(),
+                    breakdown: self.breakdown(rank, kind),
+                });
+            }
+            if meta.dtype != self.dtype() {
+                return Err(DistributedError::ShardDtype {
+                    path,
+                    tensor,
+                    expected: self.dtype().to_string(),
+                    found: meta.dtype.clone(),
+                    field: "optimization_dtype",
+                });
+            }
+            let element = dtype_size(self.dtype()).unwrap_or(1);
+            let data_rank = self.layout.parallelism.coordinates(rank).data;
+            for (stage, group, offset) in self.layout.rank_groups(rank, kind) {
+                let pad = group.shard_pad(data_rank, self.layout.parallelism.data_parallel);
+                if group.size(kind) == 0 || pad == 0 {
+                    continue;
+                }
+                let (start, end) = (offset + group.shard_size - pad, offset + group.shard_size);
+                let padding = &bytes[start * element..end * element];
+                if let Some(at) = padding.iter().position(|&b| b != 0) {
+                    let parameter = group
+                        .parameters
+                        .last()
+                        .map_or_else(|| format!("stage {}", stage.index), |p| p.parameter.name.clone());
+                    return Err(DistributedError::NonzeroPadding {
+                        path,
+                        tensor,
+                        group: group.name.clone(),
+                        parameter,
+                        start,
+                        end,
+                        at: start + at / element,
+                    });
+                }
+                file.release(meta.start + start * element, meta.start + end * element);
+            }
+        }
+        Ok(())
+    }
+
+    /// What a rank's shard of `kind` is made of, for size errors.
+    fn breakdown(&self, rank: usize, kind: ShardKind) -> String {
+        self.layout
+            .rank_groups(rank, kind)
+            .iter()
+            .map(|(_, group, _)| format!("{} {}", group.name, group.size(kind)))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+}
+
+/// The rank file of rank `rank`.
+pub fn rank_file(rank: usize) -> String {
+    format!("rank_{rank}.safetensors")
+}
+
+/// The tensor holding shard `shard` in a rank file.
+fn shard_tensor(shard: &str) -> String {
+    format!("{shard}_shard")
+}
+
+/// `shards`: a non-empty list of distinct names, `weights` first.
+fn shard_names(metadata: &Map) -> Result<Vec<String>, String> {
+    let Some(Value::List(items)) = metadata.get("shards") else {
+        return Err("no `shards` list".into());
+    };
+    let mut names: Vec<String> = Vec::new();
+    for item in items {
+        match item {
+            Value::Str(name) if !names.contains(name) => names.push(name.clone()),
+            Value::Str(name) => return Err(format!("shard `{name}` is listed twice")),
+            other => return Err(format!("shards: expected names, found {}", other.describe())),
+        }
+    }
+    if names.first().map(String::as_str) != Some("weights") {
+        return Err(format!(
+            "shards must start with `weights` (Fast-LLM saves the weights, then the optimizer state), found {names:?}"
+        ));
+    }
+    Ok(names)
+}
+
+/// `fast_llm_version` must be one Fast-LLM 0.4.0 reads, whose layout this reader follows.
+fn check_version(metadata: &Map) -> Result<(), String> {
+    let Some(Value::Str(version)) = metadata.get("fast_llm_version") else {
+        return Err("no `fast_llm_version`".into());
+    };
+    let parts: Option<Vec<u64>> = version.split('.').map(|p| p.parse().ok()).collect();
+    let Some(mut parts) = parts.filter(|p| !p.is_empty() && p.len() <= 3) else {
+        return Err(format!("fast_llm_version `{version}` is not a release version (x.y.z)"));
+    };
+    parts.resize(3, 0);
+    let (low, high) = VERSIONS;
+    if parts.as_slice() < low.as_slice() || parts.as_slice() > high.as_slice() {
+        return Err(format!(
+            "fast_llm_version {version}: only checkpoints of Fast-LLM 0.3.0 to 0.4.0 are read (their layout is the one this \
+             reader follows)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn map(yaml: &str) -> Map {
+        match Value::from_yaml_str(yaml).unwrap() {
+            Value::Map(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    #[rstest]
+    #[case("fast_llm_version: 0.4.0", true)]
+    #[case("fast_llm_version: 0.3.2", true)]
+    #[case("fast_llm_version: '0.4'", true)]
+    #[case("fast_llm_version: 0.5.0", false)]
+    #[case("fast_llm_version: 0.2.9", false)]
+    #[case("fast_llm_version: 0.4.0rc1", false)]
+    #[case("{}", false)]
+    fn versions(#[case] yaml: &str, #[case] accepted: bool) {
+        assert_eq!(check_version(&map(yaml)).is_ok(), accepted, "{yaml}");
+    }
+
+    #[rstest]
+    #[case("shards: [weights, exp_avgs]", Ok(vec!["weights", "exp_avgs"]))]
+    #[case("shards: [exp_avgs, weights]", Err("must start with `weights`"))]
+    #[case("shards: [weights, weights]", Err("listed twice"))]
+    #[case("shards: [weights, 3]", Err("expected names"))]
+    #[case("shards: weights", Err("no `shards` list"))]
+    fn shard_lists(#[case] yaml: &str, #[case] expected: Result<Vec<&str>, &str>) {
+        match (shard_names(&map(yaml)), expected) {
+            (Ok(names), Ok(expected)) => assert_eq!(names, expected),
+            (Err(message), Err(expected)) => assert!(message.contains(expected), "{message}"),
+            (got, expected) => panic!("{yaml}: {got:?} vs {expected:?}"),
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! Fast-LLM distributed checkpoints against the reference's own conversions of them
+//! (`tests/data/distributed/`, written by `scripts/make_distributed_fixtures.py`): the layout equals
+//! Fast-LLM's placement rank by rank, every parameter of every shard is reassembled bit for bit,
+//! the HF export through the existing Fast-LLM → HF path is the reference's, and every corruption
+//! is refused with the file, shard and parameter named.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::distributed::{DistributedCheckpoint, DistributedError, ShardKind};
+use fastllm_checkpoint::writer::{TensorSpec, write_safetensors};
+use fastllm_checkpoint::{CheckpointError, open_fast_llm, open_hf};
+use fastllm_config::Value;
+use rstest::rstest;
+use safetensors::SafeTensors;
+
+use fastllm_apriel as _;
+use fastllm_llama as _;
+
+const FIXTURES: [&str; 14] = [
+    "llama_world1",
+    "llama_tp2",
+    "llama_pp2",
+    "llama_dp2_zero2",
+    "llama_dp2_zero3",
+    "llama_tied_pp2",
+    "llama_tp2_pp2_dp2",
+    "mixtral_tp2_dp2",
+    "mtp_llama_tp2_pp2",
+    "apriel2_hybrid_world1",
+    "apriel2_hybrid_tp2",
+    "apriel2_hybrid_pp2",
+    "apriel2_hybrid_dp2_zero3",
+    "apriel2_hybrid_tp2_pp2_dp2",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/distributed")
+        .join(name)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("distributed").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn open(name: &str) -> DistributedCheckpoint {
+    DistributedCheckpoint::open(&fixture(name).join("checkpoint")).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// One test per fixture and check.
+macro_rules! per_fixture {
+    ($fixtures:tt $($test:ident => $check:ident),* $(,)?) => {
+        $(per_fixture!(@one $fixtures $test $check);)*
+    };
+    (@one [$($fixture:literal),* $(,)?] $test:ident $check:ident) => {
+        #[rstest]
+        fn $test(#[values($($fixture),*)] name: &str) {
+            $check(name)
+        }
+    };
+}
+
+per_fixture! {
+    [
+        "llama_world1",
+        "llama_tp2",
+        "llama_pp2",
+        "llama_dp2_zero2",
+        "llama_dp2_zero3",
+        "llama_tied_pp2",
+        "llama_tp2_pp2_dp2",
+        "mixtral_tp2_dp2",
+        "mtp_llama_tp2_pp2",
+        "apriel2_hybrid_world1",
+        "apriel2_hybrid_tp2",
+        "apriel2_hybrid_pp2",
+        "apriel2_hybrid_dp2_zero3",
+        "apriel2_hybrid_tp2_pp2_dp2",
+    ]
+    weights => weights_are_the_reference_s,
+    optimizer_state => optimizer_state_is_the_reference_s,
+    layout => the_layout_is_fast_llm_s,
+}
+
+// `mtp_llama_tp2_pp2` has no HF export: the reference's mtp_llama export does not run with
+// transformers 5 (see the fixtures' README).
+per_fixture! {
+    [
+        "llama_world1",
+        "llama_tp2",
+        "llama_pp2",
+        "llama_dp2_zero2",
+        "llama_dp2_zero3",
+        "llama_tied_pp2",
+        "llama_tp2_pp2_dp2",
+        "mixtral_tp2_dp2",
+        "apriel2_hybrid_world1",
+        "apriel2_hybrid_tp2",
+        "apriel2_hybrid_pp2",
+        "apriel2_hybrid_dp2_zero3",
+        "apriel2_hybrid_tp2_pp2_dp2",
+    ]
+    hf_export => the_hf_export_is_the_reference_s,
+}
+
+#[test]
+fn every_fixture_is_tested() {
+    let mut found: Vec<String> = std::fs::read_dir(fixture(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.ends_with(".md"))
+        .collect();
+    found.sort();
+    let mut listed = FIXTURES.map(String::from).to_vec();
+    listed.sort();
+    assert_eq!(found, listed);
+}
+
+fn weights_are_the_reference_s(name: &str) {
+    // `fast_llm/` is Fast-LLM's own conversion of the checkpoint to its state-dict format.
+    let checkpoint = open(name);
+    let reference = open_fast_llm(&fixture(name).join("fast_llm")).unwrap();
+    let stored: Vec<String> = checkpoint
+        .parameters()
+        .map(|p| format!("{}/weights", p.parameter.name))
+        .collect();
+    let mut sorted = stored.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        reference.files.names().collect::<Vec<_>>(),
+        "{name}: parameter set"
+    );
+    for placed in checkpoint.parameters() {
+        let parameter = &placed.parameter.name;
+        let want = reference.files.get(&format!("{parameter}/weights")).unwrap();
+        assert_eq!(
+            (checkpoint.dtype(), placed.parameter.shape().as_slice()),
+            (want.dtype, want.shape),
+            "{name}: {parameter}"
+        );
+        let got = checkpoint.read(parameter, "weights").unwrap();
+        assert!(got == want.data, "{name}: {parameter}: bytes differ");
+    }
+}
+
+fn optimizer_state_is_the_reference_s(name: &str) {
+    // Every trained parameter's exp_avgs / exp_avgs_sq, exported by Fast-LLM's own FSDPs.
+    let checkpoint = open(name);
+    assert_eq!(checkpoint.shard_names(), ["weights", "exp_avgs", "exp_avgs_sq"]);
+    let bytes = std::fs::read(fixture(name).join("optimizer_state.safetensors")).unwrap();
+    let reference = SafeTensors::deserialize(&bytes).unwrap();
+    let mut compared = 0;
+    for placed in checkpoint.parameters() {
+        let parameter = &placed.parameter.name;
+        for shard in ["exp_avgs", "exp_avgs_sq"] {
+            let key = format!("{parameter}/{shard}");
+            match (checkpoint.read(parameter, shard), reference.tensor(&key)) {
+                (Ok(got), Ok(want)) => {
+                    assert!(got == want.data(), "{name}: {key}: bytes differ");
+                    compared += 1;
+                }
+                (Err(CheckpointError::Distributed(DistributedError::FrozenParameter { .. })), Err(_)) => {
+                    assert!(placed.parameter.frozen, "{name}: {key}")
+                }
+                (got, want) => panic!(
+                    "{name}: {key}: read {:?}, reference has it: {}",
+                    got.err(),
+                    want.is_ok()
+                ),
+            }
+        }
+    }
+    assert_eq!(compared, reference.len(), "{name}: every reference tensor compared");
+}
+
+fn the_hf_export_is_the_reference_s(name: &str) {
+    // The reassembled parameters, written as a Fast-LLM checkpoint and converted by the existing
+    // Fast-LLM → HF path, equal Fast-LLM's own HF export of the distributed checkpoint.
+    let checkpoint = open(name);
+    let dir = scratch(name);
+    let single = dir.join("fast_llm");
+    std::fs::create_dir_all(&single).unwrap();
+    // The reference's metadata.yaml names exactly these tensors in model_0.safetensors.
+    std::fs::copy(
+        fixture(name).join("fast_llm/metadata.yaml"),
+        single.join("metadata.yaml"),
+    )
+    .unwrap();
+    let parameters: Vec<_> = checkpoint.parameters().collect();
+    let specs: Vec<TensorSpec> = parameters
+        .iter()
+        .map(|p| TensorSpec {
+            name: format!("{}/weights", p.parameter.name),
+            dtype: checkpoint.dtype().into(),
+            shape: p.parameter.shape(),
+        })
+        .collect();
+    write_safetensors(
+        &single.join("model_0.safetensors"),
+        &BTreeMap::new(),
+        &specs,
+        |i, out| {
+            let bytes = checkpoint
+                .read(&parameters[i].parameter.name, "weights")
+                .map_err(std::io::Error::other)?;
+            out.write_all(&bytes)
+        },
+    )
+    .unwrap();
+    let hf = dir.join("hf");
+    let format = fastllm_core::detect(&open_hf(&fixture(name).join("hf")).unwrap().config).unwrap();
+    convert(&single, Side::FastLlm, &hf, Side::Hf(format), &Options::default()).unwrap();
+    let (ours, reference) = (open_hf(&hf).unwrap(), open_hf(&fixture(name).join("hf")).unwrap());
+    assert_eq!(
+        ours.files.names().collect::<Vec<_>>(),
+        reference.files.names().collect::<Vec<_>>(),
+        "{name}"
+    );
+    for tensor in reference.files.names() {
+        let (a, b) = (ours.files.get(tensor).unwrap(), reference.files.get(tensor).unwrap());
+        assert_eq!((a.dtype, a.shape), (b.dtype, b.shape), "{name}: {tensor}");
+        assert!(a.data == b.data, "{name}: {tensor}: bytes differ");
+    }
+}
+
+/// Fast-LLM's own placement, recorded by the fixture script from its model instantiated per rank.
+fn the_layout_is_fast_llm_s(name: &str) {
+    let checkpoint = open(name);
+    let layout = checkpoint.layout();
+    let text = std::fs::read_to_string(fixture(name).join("layout.json")).unwrap();
+    let Value::Map(recorded) = Value::from_json_str(&text).unwrap() else {
+        panic!()
+    };
+    let Some(Value::List(ranks)) = recorded.get("ranks") else {
+        panic!()
+    };
+    assert_eq!(ranks.len(), layout.parallelism.world_size);
+    let int = |v: &Value| match v {
+        Value::Int(i) => *i as usize,
+        other => panic!("{other:?}"),
+    };
+    for (rank, record) in ranks.iter().enumerate() {
+        let record = record.as_map().unwrap();
+        let sizes = record["sizes"].as_map().unwrap();
+        for (shard, size) in sizes {
+            assert_eq!(
+                layout.shard_len(rank, ShardKind::of(shard)),
+                int(size),
+                "{name}: rank {rank}: {shard}"
+            );
+        }
+        let Value::List(stages) = &record["stages"] else {
+            panic!()
+        };
+        let ours = layout.rank_groups(rank, ShardKind::Weights);
+        let recorded_groups: Vec<(usize, bool, &Value)> = stages
+            .iter()
+            .flat_map(|stage| {
+                let stage = stage.as_map().unwrap();
+                let index = int(&stage["index"]);
+                let owned = stage["owned"] == Value::Bool(true);
+                let Value::List(groups) = &stage["fsdps"] else { panic!() };
+                groups.iter().map(move |g| (index, owned, g))
+            })
+            .collect();
+        assert_eq!(ours.len(), recorded_groups.len(), "{name}: rank {rank}: groups");
+        let pipeline = layout.parallelism.coordinates(rank).pipeline;
+        let data = layout.parallelism.coordinates(rank).data;
+        for ((stage, group, _), (index, owned, record)) in ours.iter().zip(recorded_groups) {
+            let record = record.as_map().unwrap();
+            let at = format!("{name}: rank {rank}: {}", group.name);
+            assert_eq!(stage.index, index, "{at}");
+            assert_eq!(stage.pipeline_rank == pipeline, owned, "{at}: owned");
+            assert_eq!(Value::Str(group.name.clone()), record["name"], "{at}");
+            assert_eq!(Value::Bool(!group.frozen), record["requires_grad"], "{at}");
+            assert_eq!(group.shard_size, int(&record["shard_size"]), "{at}: shard size");
+            assert_eq!(
+                group.shard_pad(data, layout.parallelism.data_parallel),
+                int(&record["shard_pad"]),
+                "{at}: shard pad"
+            );
+            let Value::List(parameters) = &record["parameters"] else {
+                panic!()
+            };
+            let recorded: Vec<(String, usize, usize, Vec<usize>)> = parameters
+                .iter()
+                .map(|p| {
+                    let p = p.as_map().unwrap();
+                    let Value::List(shape) = &p["local_shape"] else {
+                        panic!()
+                    };
+                    let Value::Str(name) = &p["name"] else { panic!() };
+                    (
+                        name.clone(),
+                        int(&p["begin"]),
+                        int(&p["end"]),
+                        shape.iter().map(int).collect(),
+                    )
+                })
+                .collect();
+            let placed: Vec<(String, usize, usize, Vec<usize>)> = group
+                .parameters
+                .iter()
+                .map(|p| (p.parameter.name.clone(), p.begin, p.end, p.local_shape.clone()))
+                .collect();
+            assert_eq!(placed, recorded, "{at}");
+        }
+    }
+}
+
+/// A copy of fixture `name`'s checkpoint to corrupt.
+fn corruptible(name: &str, label: &str) -> PathBuf {
+    let dir = scratch(&format!("{name}-{label}"));
+    for entry in std::fs::read_dir(fixture(name).join("checkpoint")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+/// Rewrites a rank file, letting `change` edit its tensors (name, dtype, shape, bytes).
+fn rewrite(path: &Path, change: impl FnOnce(&mut Vec<(String, String, Vec<usize>, Vec<u8>)>)) {
+    let bytes = std::fs::read(path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, String, Vec<usize>, Vec<u8>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            (
+                name,
+                view.dtype().to_string(),
+                view.shape().to_vec(),
+                view.data().to_vec(),
+            )
+        })
+        .collect();
+    tensors.sort();
+    change(&mut tensors);
+    let specs: Vec<TensorSpec> = tensors
+        .iter()
+        .map(|(name, dtype, shape, _)| TensorSpec {
+            name: name.clone(),
+            dtype: dtype.clone(),
+            shape: shape.clone(),
+        })
+        .collect();
+    std::fs::remove_file(path).unwrap();
+    write_safetensors(path, &BTreeMap::new(), &specs, |i, out| out.write_all(&tensors[i].3)).unwrap();
+}
+
+fn refusal(dir: &Path) -> String {
+    match DistributedCheckpoint::open(dir) {
+        Ok(_) => panic!("{}: opened", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_names(message: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(message.contains(part), "`{part}` not in: {message}");
+    }
+}
+
+#[test]
+fn a_missing_rank_file_is_named() {
+    let dir = corruptible("llama_tp2_pp2_dp2", "missing");
+    std::fs::remove_file(dir.join("rank_5.safetensors")).unwrap();
+    assert_names(&refusal(&dir), &["`rank_5.safetensors` is missing", "world size is 8"]);
+}
+
+#[rstest]
+#[case("weights", 1)]
+#[case("exp_avgs_sq", -1)]
+fn a_wrong_shard_size_is_named(#[case] shard: &str, #[case] change: isize) {
+    let dir = corruptible("llama_dp2_zero3", &format!("size-{shard}"));
+    rewrite(&dir.join("rank_1.safetensors"), |tensors| {
+        let tensor = tensors.iter_mut().find(|t| t.0 == format!("{shard}_shard")).unwrap();
+        let len = (tensor.2[0] as isize + change) as usize;
+        tensor.2 = vec![len];
+        tensor.3.resize(len * 4, 0);
+    });
+    assert_names(
+        &refusal(&dir),
+        &[
+            "rank_1.safetensors",
+            &format!("`{shard}_shard`"),
+            "the layout implies",
+            "stage_0",
+        ],
+    );
+}
+
+#[test]
+fn nonzero_padding_is_named_with_its_parameter() {
+    // Data rank 1 of a 2-way ZeRO layout holds the end of each group, padding included.
+    let name = "llama_dp2_zero3";
+    let checkpoint = open(name);
+    let layout = checkpoint.layout();
+    let (stage, group, offset) = layout
+        .rank_groups(1, ShardKind::Weights)
+        .into_iter()
+        .find(|(_, g, _)| g.shard_pad(1, 2) > 0)
+        .expect("a padded group");
+    let last = group.parameters.last().unwrap().parameter.name.clone();
+    let position = offset + group.shard_size - 1;
+    let (stage, group) = (stage.index, group.name.clone());
+    let dir = corruptible(name, "padding");
+    rewrite(&dir.join("rank_1.safetensors"), |tensors| {
+        let weights = tensors.iter_mut().find(|t| t.0 == "weights_shard").unwrap();
+        weights.3[position * 4..position * 4 + 4].copy_from_slice(&1.0f32.to_le_bytes());
+    });
+    let message = refusal(&dir);
+    assert_names(
+        &message,
+        &[
+            "rank_1.safetensors",
+            "`weights_shard`",
+            &group,
+            &format!("after `{last}`"),
+            &format!("at element {position}"),
+        ],
+    );
+    assert_eq!(group, format!("stage_{stage}"));
+}
+
+#[test]
+fn missing_extra_and_mistyped_shard_tensors_are_named() {
+    let name = "llama_world1";
+    let dir = corruptible(name, "missing-shard");
+    rewrite(&dir.join("rank_0.safetensors"), |tensors| {
+        tensors.retain(|t| t.0 != "exp_avgs_shard")
+    });
+    assert_names(&refusal(&dir), &["rank_0.safetensors", "no tensor `exp_avgs_shard`"]);
+
+    let dir = corruptible(name, "extra");
+    rewrite(&dir.join("rank_0.safetensors"), |tensors| {
+        tensors.push(("grads_shard".into(), "F32".into(), vec![1], vec![0; 4]))
+    });
+    assert_names(
+        &refusal(&dir),
+        &["rank_0.safetensors", "unexpected tensor `grads_shard`"],
+    );
+
+    let dir = corruptible(name, "dtype");
+    rewrite(&dir.join("rank_0.safetensors"), |tensors| {
+        let weights = tensors.iter_mut().find(|t| t.0 == "weights_shard").unwrap();
+        weights.1 = "I32".into();
+    });
+    assert_names(
+        &refusal(&dir),
+        &["rank_0.safetensors", "`weights_shard` is I32", "is F32"],
+    );
+}
+
+#[rstest]
+#[case("llama_dp2_zero2", "format: distributed", "format: fast_llm", "format is `fast_llm`")]
+#[case(
+    "llama_dp2_zero2",
+    "fast_llm_version: 0.4.0",
+    "fast_llm_version: 0.9.0",
+    "only checkpoints of Fast-LLM 0.3.0 to 0.4.0"
+)]
+#[case(
+    "llama_tp2",
+    "tensor_parallel: 2",
+    "tensor_parallel: 4",
+    "not a multiple of tensor_parallel"
+)]
+#[case("llama_dp2_zero2", "num_blocks: 2", "num_blocks: 3", "`weights_shard` has shape")]
+#[case(
+    "llama_tp2",
+    "vocab_size: 32",
+    "vocab_size: 4611686018427387904",
+    "size does not fit in memory addresses"
+)]
+#[case(
+    "llama_tp2",
+    "vocab_size: 32",
+    "vocab_size: 33",
+    "an axis of 33 does not split over 2 tensor ranks"
+)]
+#[case(
+    "llama_pp2",
+    "  distributed:",
+    "  multi_stage:\n    layers_per_stage: 5000\n  distributed:",
+    "1 stages for 2 pipeline ranks"
+)]
+fn metadata_that_does_not_match_is_refused(
+    #[case] name: &str,
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] message: &str,
+) {
+    let dir = corruptible(name, &to.replace([':', ' ', '\n'], "_"));
+    let text = std::fs::read_to_string(dir.join("metadata.yaml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(dir.join("metadata.yaml"), text.replacen(from, to, 1)).unwrap();
+    assert_names(&refusal(&dir), &[message]);
+}
+
+#[test]
+fn reads_name_unknown_parameters_shards_and_frozen_states() {
+    let checkpoint = open("llama_tp2_pp2_dp2");
+    let error = checkpoint.read("decoder.9.mlp.layer_1.weight", "weights").unwrap_err();
+    assert_names(&error.to_string(), &["no parameter `decoder.9.mlp.layer_1.weight`"]);
+    let error = checkpoint.read("head.output_weights", "grads").unwrap_err();
+    assert_names(
+        &error.to_string(),
+        &["no shard `grads`", "weights, exp_avgs, exp_avgs_sq"],
+    );
+    // The fixture freezes layer_2 (lr_scale 0): it has weights only.
+    let error = checkpoint.read("decoder.0.mlp.layer_2.weight", "exp_avgs").unwrap_err();
+    assert_names(
+        &error.to_string(),
+        &["`decoder.0.mlp.layer_2.weight` is frozen", "no `exp_avgs` state"],
+    );
+    assert!(checkpoint.read("decoder.0.mlp.layer_2.weight", "weights").is_ok());
+    let mut short = vec![0; 3];
+    let error = checkpoint
+        .read_into("head.output_weights", "weights", &mut short)
+        .unwrap_err();
+    assert_names(&error.to_string(), &["output buffer of 3 bytes"]);
+}
+
+#[test]
+fn tied_weights_are_stored_once_and_copied_to_the_head_s_pipeline_rank() {
+    let checkpoint = open("llama_tied_pp2");
+    let layout = checkpoint.layout();
+    assert!(layout.find("head.output_weights").is_none());
+    // The embeddings' stage (0, pipeline rank 0) is also on pipeline rank 1, which has the head.
+    assert_eq!(layout.stages_on_device(0), [0, 2]);
+    assert_eq!(layout.stages_on_device(1), [0, 1, 3]);
+    let pieces = layout
+        .pieces("embeddings.word_embeddings_weight", ShardKind::Weights)
+        .unwrap();
+    assert!(pieces.iter().all(|p| p.rank == 0), "read from the owner: {pieces:?}");
+}
