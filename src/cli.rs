@@ -59,6 +59,10 @@ enum Command {
         /// Largest HF shard (bytes, or with a unit: 5GB, 500MB, 2GiB).
         #[arg(long, default_value = "5GB", value_parser = parse_size)]
         max_shard_size: u64,
+        /// Drop this key of the input's config.json (dotted for nested keys; repeatable): the way
+        /// to accept losing a key the format does not know. The summary lists it.
+        #[arg(long = "drop-key", value_name = "KEY")]
+        drop_keys: Vec<String>,
         /// The input checkpoint directory.
         input: PathBuf,
         /// The output directory (must not exist unless --force).
@@ -120,6 +124,9 @@ enum ConfigCommand {
         /// A registered format, or `auto` to choose it from `model_type`.
         #[arg(long)]
         format: String,
+        /// Drop this key of the config before importing it (dotted; repeatable).
+        #[arg(long = "drop-key", value_name = "KEY")]
+        drop_keys: Vec<String>,
         /// The HF config.json.
         file: PathBuf,
     },
@@ -131,6 +138,10 @@ enum ConfigCommand {
         /// Rope layout: `v4` (rope_theta + rope_scaling, transformers 4.x) or `v5` (rope_parameters).
         #[arg(long, value_enum, default_value_t = LayoutArg::V4)]
         hf_layout: LayoutArg,
+        /// Print the complete config.json `convert` writes (every key transformers'
+        /// `save_pretrained` writes), not only the keys the format's declarations set.
+        #[arg(long)]
+        complete: bool,
         /// The Fast-LLM base-model config.
         file: PathBuf,
     },
@@ -184,12 +195,17 @@ fn run(cli: Cli) -> Result<String, String> {
     }
     match cli.command {
         Command::Config(ConfigCommand::Normalize { form, model, file }) => normalize(&file, form, model),
-        Command::Config(ConfigCommand::Import { format, file }) => import(&format, &file),
+        Command::Config(ConfigCommand::Import {
+            format,
+            drop_keys,
+            file,
+        }) => import(&format, &drop_keys, &file),
         Command::Config(ConfigCommand::Export {
             format,
             hf_layout,
+            complete,
             file,
-        }) => export(&format, hf_layout, &file),
+        }) => export(&format, hf_layout, complete, &file),
         Command::Formats => Ok(formats()),
         Command::Convert {
             from,
@@ -200,6 +216,7 @@ fn run(cli: Cli) -> Result<String, String> {
             json,
             force,
             max_shard_size,
+            drop_keys,
             input,
             output,
         } => {
@@ -213,6 +230,7 @@ fn run(cli: Cli) -> Result<String, String> {
                 dry_run,
                 force,
                 max_shard_bytes: max_shard_size,
+                drop_keys,
             };
             convert_checkpoint(&from, &to, &input, &output, &options, json)
         }
@@ -246,7 +264,7 @@ fn normalize(file: &Path, form: FormArg, model: ModelArg) -> Result<String, Stri
     Ok(Value::Map(loaded.to_form(form)).to_json_pretty())
 }
 
-fn import(format: &str, file: &Path) -> Result<String, String> {
+fn import(format: &str, drop_keys: &[String], file: &Path) -> Result<String, String> {
     // A wrong format name is reported before the file is read.
     let named = if format == "auto" {
         None
@@ -254,16 +272,24 @@ fn import(format: &str, file: &Path) -> Result<String, String> {
         Some(core::find(format).map_err(|e| e.to_string())?)
     };
     let dict = read_dict(file)?;
-    let hf: &Map = dict.as_map().expect("parse_document returns a mapping");
+    let mut hf: Map = dict.as_map().expect("parse_document returns a mapping").clone();
     let handler = match named {
         Some(handler) => handler,
-        None => core::detect(hf).map_err(|e| format!("{}: {e}", file.display()))?,
+        None => core::detect(&hf).map_err(|e| format!("{}: {e}", file.display()))?,
     };
-    let config = handler.import(hf).map_err(|e| format!("{}: {e}", file.display()))?;
+    core::carried::drop_keys(&mut hf, drop_keys).map_err(|problems| {
+        let error = core::ConvertError::Rejected {
+            format: handler.name.to_string(),
+            direction: core::Direction::Import,
+            problems,
+        };
+        format!("{}: {error}", file.display())
+    })?;
+    let config = handler.import(&hf).map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(Value::Map(config.to_form(Form::Architecture)).to_json_pretty())
 }
 
-fn export(format: &str, layout: LayoutArg, file: &Path) -> Result<String, String> {
+fn export(format: &str, layout: LayoutArg, complete: bool, file: &Path) -> Result<String, String> {
     if format == "auto" {
         return Err("`--format auto` only applies to import: an export needs an explicit format".into());
     }
@@ -275,9 +301,14 @@ fn export(format: &str, layout: LayoutArg, file: &Path) -> Result<String, String
         LayoutArg::V4 => HfLayout::V4,
         LayoutArg::V5 => HfLayout::V5,
     };
-    let hf = handler
-        .export(&config, layout)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let hf = if complete {
+        handler
+            .export_carrying(&config, &core::Carried::none("fast_llm"), layout)
+            .map(|(hf, _)| hf)
+    } else {
+        handler.export(&config, layout)
+    }
+    .map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(Value::Map(hf).to_json_pretty())
 }
 
@@ -362,6 +393,68 @@ fn convert_checkpoint(
                 ),
             ),
             (
+                "carried_keys".to_string(),
+                Value::List(summary.carried_keys.iter().map(|k| Value::Str(k.clone())).collect()),
+            ),
+            (
+                "not_carried_keys".to_string(),
+                Value::List(
+                    summary
+                        .not_carried_keys
+                        .iter()
+                        .map(|n| {
+                            Value::Map(Map::from([
+                                ("key".to_string(), Value::Str(n.key.clone())),
+                                ("value".to_string(), n.value.clone()),
+                                ("reason".to_string(), Value::Str(n.reason.clone())),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "dropped_keys".to_string(),
+                Value::List(
+                    summary
+                        .dropped_keys
+                        .iter()
+                        .map(|(key, value)| {
+                            Value::Map(Map::from([
+                                ("key".to_string(), Value::Str(key.clone())),
+                                ("value".to_string(), value.clone()),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "copied_files".to_string(),
+                Value::List(
+                    summary
+                        .companions
+                        .copied
+                        .iter()
+                        .map(|f| Value::Str(f.clone()))
+                        .collect(),
+                ),
+            ),
+            (
+                "not_copied_files".to_string(),
+                Value::List(
+                    summary
+                        .companions
+                        .not_copied
+                        .iter()
+                        .map(|(file, reason)| {
+                            Value::Map(Map::from([
+                                ("file".to_string(), Value::Str(file.clone())),
+                                ("reason".to_string(), Value::Str(reason.clone())),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
+            (
                 "peak_rss_bytes".to_string(),
                 peak_rss().map(|b| Value::Int(b as i128)).unwrap_or(Value::Null),
             ),
@@ -397,6 +490,7 @@ fn convert_checkpoint(
             output.display()
         ));
         out.push_str(&missing_extra_files_note(&summary));
+        out.push_str(&carried_note(&summary, options.dry_run));
         return Ok(out);
     }
     out.push_str(&format!(
@@ -413,7 +507,45 @@ fn convert_checkpoint(
         }
     ));
     out.push_str(&missing_extra_files_note(&summary));
+    out.push_str(&carried_note(&summary, options.dry_run));
     Ok(out)
+}
+
+/// What besides config and weights the output has, and what of the input it does not.
+fn carried_note(summary: &convert::Summary, dry_run: bool) -> String {
+    let (carry, copy) = if dry_run {
+        ("would carry", "would copy")
+    } else {
+        ("carried", "copied")
+    };
+    let mut out = String::new();
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "nothing".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    out.push_str(&format!("\n{carry} config keys: {}", list(&summary.carried_keys)));
+    for n in &summary.not_carried_keys {
+        out.push_str(&format!(
+            "\nnot carried: config key {} = {}: {}",
+            n.key,
+            core::dict::show(&n.value),
+            n.reason
+        ));
+    }
+    for (key, value) in &summary.dropped_keys {
+        out.push_str(&format!(
+            "\ndropped (--drop-key): config key {key} = {}",
+            core::dict::show(value)
+        ));
+    }
+    out.push_str(&format!("\n{copy} files: {}", list(&summary.companions.copied)));
+    for (file, reason) in &summary.companions.not_copied {
+        out.push_str(&format!("\nnot copied: {file}: {reason}"));
+    }
+    out
 }
 
 /// This process's peak resident memory (Linux `VmHWM`), for benchmarks.

@@ -46,6 +46,15 @@ pub struct Carried {
     pub format_keys: Map,
 }
 
+/// Where the carried keys went in one output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Placement {
+    /// The keys the output holds with the input's value.
+    pub carried: Vec<String>,
+    /// The format keys it does not hold.
+    pub not_carried: Vec<NotCarried>,
+}
+
 /// A key of the input that is not in the output, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotCarried {
@@ -235,16 +244,16 @@ impl Handler {
     }
 
     /// Exports `config` with the `carried` keys placed into it, completed to what transformers'
-    /// `save_pretrained` of the format's class writes; also returns the format keys not carried.
+    /// `save_pretrained` of the format's class writes; also says where the carried keys went.
     pub fn export_carrying(
         &self,
         config: &BaseModelConfig,
         carried: &Carried,
         layout: HfLayout,
-    ) -> Result<(Map, Vec<NotCarried>), ConvertError> {
+    ) -> Result<(Map, Placement), ConvertError> {
         let mut hf = self.export(config, layout)?;
         let mut problems = Vec::new();
-        let mut not_carried = Vec::new();
+        let mut placement = Placement::default();
         let base_v4 = base_defaults(HfLayout::V4);
         for (path, value) in &carried.generic {
             if layout == HfLayout::V5 && V5_GENERATION_KEYS.contains(&path.as_str()) {
@@ -272,7 +281,7 @@ impl Handler {
                     ),
                 )),
                 Some((parent, leaf)) => match parent.get(leaf) {
-                    Some(existing) if equal(existing, value) => {}
+                    Some(existing) if equal(existing, value) => placement.carried.push(path.clone()),
                     Some(existing) => problems.push(Problem::at_hf(
                         path.clone(),
                         format!(
@@ -285,20 +294,22 @@ impl Handler {
                     )),
                     None => {
                         parent.insert(leaf.to_string(), value.clone());
+                        placement.carried.push(path.clone());
                     }
                 },
             }
         }
         let source = crate::find(&carried.format).ok();
         for (path, value) in &carried.format_keys {
+            let target_default = class_default(self, path, Some(layout)).flatten();
+            if target_default.as_ref().is_some_and(|d| equal(d, value)) {
+                // Completing the output writes the class default, the same value.
+                placement.carried.push(path.clone());
+                continue;
+            }
             let source_default = source.and_then(|s| class_default(s, path, None)).flatten();
-            let target_default = class_default(self, path, None);
-            if [source_default.as_ref(), target_default.clone().flatten().as_ref()]
-                .into_iter()
-                .flatten()
-                .any(|d| equal(d, value))
-            {
-                // The class default: completing the output writes it where the class has the key.
+            if source_default.is_some_and(|d| equal(&d, value)) {
+                // The input class's default says nothing the output lacks.
                 continue;
             }
             let accepted = carried.format == self.name || class_default(self, path, Some(layout)).is_some();
@@ -306,15 +317,19 @@ impl Handler {
                 _ if !accepted => format!("{}'s {} has no such key", self.name, self.converter().hf_class.name),
                 None => format!("the {} config has no dict to hold it", self.name),
                 Some((parent, leaf)) => match parent.get(leaf) {
-                    Some(existing) if equal(existing, value) => continue,
+                    Some(existing) if equal(existing, value) => {
+                        placement.carried.push(path.clone());
+                        continue;
+                    }
                     Some(existing) => format!("{} writes {} from the converted model", self.name, show(existing)),
                     None => {
                         parent.insert(leaf.to_string(), value.clone());
+                        placement.carried.push(path.clone());
                         continue;
                     }
                 },
             };
-            not_carried.push(NotCarried {
+            placement.not_carried.push(NotCarried {
                 key: path.clone(),
                 value: value.clone(),
                 reason,
@@ -328,6 +343,9 @@ impl Handler {
             });
         }
         complete(&self.converter().hf_class, &mut hf, layout);
-        Ok((hf, not_carried))
+        // A `PretrainedConfig` key at its default is not written, as transformers does.
+        placement.carried.retain(|path| crate::dict::get(&hf, path).is_some());
+        placement.carried.sort();
+        Ok((hf, placement))
     }
 }

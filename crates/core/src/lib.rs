@@ -19,7 +19,7 @@ mod registry;
 pub mod section;
 pub mod weights;
 
-pub use carried::{Carried, NotCarried};
+pub use carried::{Carried, NotCarried, Placement};
 pub use error::{ConvertError, Direction, Problem};
 pub use fastllm_config as config;
 pub use hf_class::{Fill, HfClass, HfKey, HfType};
