@@ -349,3 +349,63 @@ impl Handler {
         Ok((hf, placement))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(text: &str) -> Map {
+        Value::from_json_str(text).unwrap().as_map().unwrap().clone()
+    }
+
+    #[test]
+    fn dropping_removes_dotted_keys_and_names_absent_ones() {
+        let mut hf = json(r#"{"a": 1, "text_config": {"b": 2}}"#);
+        let dropped = drop_keys(&mut hf, &["a".into(), "text_config.b".into()]).unwrap();
+        assert_eq!(
+            dropped,
+            [
+                ("a".to_string(), Value::Int(1)),
+                ("text_config.b".to_string(), Value::Int(2))
+            ]
+        );
+        assert_eq!(hf, json(r#"{"text_config": {}}"#));
+        let problems = drop_keys(&mut hf, &["a".into(), "x.y".into()]).unwrap_err();
+        let keys: Vec<_> = problems.iter().map(|p| p.hf.clone().unwrap()).collect();
+        assert_eq!(keys, ["a", "x.y"]);
+    }
+
+    #[test]
+    fn collects_generic_and_unexported_keys_at_any_depth() {
+        let input = json(
+            r#"{"model_type": "x", "transformers_version": "4", "hidden_size": 8, "eos_token_id": [1, 2],
+                "window_layers": 3, "text_config": {"hidden_size": 8, "bos_token_id": 1, "_name_or_path": "a"}}"#,
+        );
+        let export = json(r#"{"model_type": "x", "hidden_size": 8, "text_config": {"hidden_size": 8}}"#);
+        let mut carried = Carried::none("x");
+        collect(&input, &[&export], "", &mut carried);
+        assert_eq!(
+            carried.generic,
+            json(r#"{"eos_token_id": [1, 2], "text_config.bos_token_id": 1}"#)
+        );
+        assert_eq!(carried.format_keys, json(r#"{"window_layers": 3}"#));
+    }
+
+    #[test]
+    fn stored_form_round_trips_and_rejects_malformed_dicts() {
+        let carried = Carried {
+            format: "llama".into(),
+            generic: json(r#"{"max_position_embeddings": 131072}"#),
+            format_keys: json(r#"{"max_window_layers": 21}"#),
+        };
+        assert_eq!(Carried::from_value(&carried.to_value()).unwrap(), carried);
+        for (bad, message) in [
+            (r#"{"generic": {}}"#, "`format` must be a string"),
+            (r#"{"format": "x", "generic": 3}"#, "`generic` must be a dict"),
+            (r#"{"format": "x", "other": {}}"#, "unknown key `other`"),
+        ] {
+            let error = Carried::from_value(&Value::from_json_str(bad).unwrap()).unwrap_err();
+            assert!(error.contains(message), "{error}");
+        }
+    }
+}
