@@ -340,3 +340,60 @@ fn the_reference_checkpoints_config_json_is_reproduced(#[values("llama", "mistra
         std::fs::read(fixture(format, "hf_input").join("generation_config.json")).unwrap()
     );
 }
+
+#[test]
+fn carried_keys_the_output_cannot_take_are_named() {
+    let llama = find("llama").unwrap();
+    let config = llama.import(&json(LLAMA_3_1)).unwrap();
+    let layout = fastllm_core::HfLayout::V4;
+    // Generic metadata of a sub-config has no place in a config without that sub-config.
+    let from_llava = fastllm_core::Carried {
+        format: "llava".into(),
+        generic: json(r#"{"text_config.bos_token_id": 1}"#),
+        format_keys: Map::new(),
+    };
+    let error = llama.export_carrying(&config, &from_llava, layout).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("HF `text_config.bos_token_id`: 1: the llama config has no `text_config`"),
+        "{error}"
+    );
+    // A format key the output writes from the converted model keeps the model's value.
+    let from_qwen2 = fastllm_core::Carried {
+        format: "qwen2".into(),
+        generic: Map::new(),
+        format_keys: json(r#"{"sliding_window": 32768}"#),
+    };
+    let mistral = find("mistral").unwrap();
+    let (hf, placement) = mistral.export_carrying(&config, &from_qwen2, layout).unwrap();
+    assert_eq!(hf["sliding_window"], Value::Null);
+    assert_eq!(placement.not_carried[0].key, "sliding_window");
+    assert_eq!(
+        placement.not_carried[0].reason,
+        "mistral writes null from the converted model"
+    );
+}
+
+#[test]
+fn a_malformed_stored_metadata_is_named() {
+    let input = checkpoint("malformed-input", LLAMA_3_1);
+    let middle = scratch("malformed-fast-llm");
+    convert(&input, side("llama"), &middle, Side::FastLlm, &Options::default()).unwrap();
+    let path = middle.join("metadata.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("    format: llama\n", "    format: 3\n")).unwrap();
+    let error = convert(
+        &middle,
+        Side::FastLlm,
+        &scratch("malformed-back"),
+        side("llama"),
+        &Options::default(),
+    )
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("metadata.yaml") && message.contains("metadata.hf_metadata: `format` must be a string"),
+        "{message}"
+    );
+}
