@@ -328,7 +328,10 @@ fn text_only_drops_a_vision_tower_listing_every_key_and_tensor() {
     let report = report.as_map().unwrap();
     assert_eq!(
         report["dropped_keys"],
-        Value::from_json_str(r#"["vision_config"]"#).unwrap()
+        Value::from_json_str(
+            r#"[{"key": "vision_config", "value": {"model_type": "gemma4_vision", "hidden_size": 4}, "by": "--text-only"}]"#,
+        )
+        .unwrap()
     );
     assert_eq!(
         report["dropped_tensors"],

@@ -94,8 +94,15 @@ pub fn gemma4_text() -> HfClass {
             HfKey::new("num_experts", HfType::Int, Value::Null),
             HfKey::new("top_k_experts", HfType::Int, Value::Null),
             HfKey::new("moe_intermediate_size", HfType::Int, Value::Null),
+            HfKey::metadata("max_position_embeddings", int(131072)),
+            HfKey::metadata("initializer_range", float(0.02)),
+            HfKey::metadata("use_cache", boolean(true)),
+            HfKey::metadata("bos_token_id", int(2)),
+            HfKey::metadata("eos_token_id", int(1)),
+            HfKey::metadata("pad_token_id", int(0)),
         ],
     )
+    .with_model_type("gemma4_text")
 }
 
 /// `Gemma4Config`, the `Gemma4ForConditionalGeneration` wrapper: `text_config` is always a
