@@ -192,6 +192,11 @@ pub struct HfClass {
     /// The class's `model_type`, written into a sub-config that lacks it (`None` for classes
     /// only used at the top, where the format writes it).
     pub model_type: Option<&'static str>,
+    /// Where the config of the text model lives: `""` when it is the class itself (a causal
+    /// LM), else the key of its sub-config (`text_config` of a multimodal wrapper, what
+    /// transformers' `get_text_config()` returns). Carried metadata of the text model moves
+    /// between formats with different text roots.
+    pub text_root: &'static str,
 }
 
 impl HfClass {
@@ -201,12 +206,19 @@ impl HfClass {
             name,
             keys,
             model_type: None,
+            text_root: "",
         }
     }
 
     /// The class with its `model_type` (see [`HfClass::model_type`]).
     pub fn with_model_type(mut self, model_type: &'static str) -> Self {
         self.model_type = Some(model_type);
+        self
+    }
+
+    /// The class with its text model under the sub-config `key` (see [`HfClass::text_root`]).
+    pub fn with_text_root(mut self, key: &'static str) -> Self {
+        self.text_root = key;
         self
     }
 
@@ -223,6 +235,7 @@ impl HfClass {
             name,
             keys,
             model_type: self.model_type,
+            text_root: self.text_root,
         }
     }
 

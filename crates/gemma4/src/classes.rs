@@ -126,4 +126,5 @@ pub fn gemma4() -> HfClass {
             HfKey::new("tie_word_embeddings", HfType::Bool, boolean(true)),
         ],
     )
+    .with_text_root("text_config")
 }

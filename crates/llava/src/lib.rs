@@ -203,7 +203,7 @@ pub fn choose_text_class(text_config: Option<&Map>) -> Result<HfClass, String> {
     }
 }
 
-/// `LlavaConfig`, with `text_config` loaded by `text`.
+/// `LlavaConfig`, with `text_config` (its text root) loaded by `text`.
 pub fn llava_class(name: &'static str, text: fn(Option<&Map>) -> Result<HfClass, String>) -> HfClass {
     HfClass::new(
         name,
@@ -222,6 +222,7 @@ pub fn llava_class(name: &'static str, text: fn(Option<&Map>) -> Result<HfClass,
             HfKey::metadata("tie_word_embeddings", boolean(false)).only_in(HfLayout::V5),
         ],
     )
+    .with_text_root("text_config")
 }
 
 fn text_value(s: &str) -> Value {
