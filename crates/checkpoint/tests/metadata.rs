@@ -350,22 +350,25 @@ fn carried_keys_the_output_cannot_take_are_named() {
     let llama = find("llama").unwrap();
     let config = llama.import(&json(LLAMA_3_1)).unwrap();
     let layout = fastllm_core::HfLayout::V4;
-    // Generic metadata of a sub-config has no place in a config without that sub-config.
+    // Generic metadata of a sub-config other than the text model's has no place in a config
+    // without that sub-config.
     let from_llava = fastllm_core::Carried {
         format: "llava".into(),
-        generic: json(r#"{"text_config.bos_token_id": 1}"#),
+        text_root: "text_config".into(),
+        generic: json(r#"{"vision_config.initializer_range": 0.02}"#),
         format_keys: Map::new(),
     };
     let error = llama.export_carrying(&config, &from_llava, layout).unwrap_err();
     assert!(
         error
             .to_string()
-            .contains("HF `text_config.bos_token_id`: 1: the llama config has no `text_config`"),
+            .contains("HF `vision_config.initializer_range`: 0.02: the llama config has no `vision_config`"),
         "{error}"
     );
     // A format key the output writes from the converted model keeps the model's value.
     let from_qwen2 = fastllm_core::Carried {
         format: "qwen2".into(),
+        text_root: String::new(),
         generic: Map::new(),
         format_keys: json(r#"{"sliding_window": 32768}"#),
     };
