@@ -1,6 +1,6 @@
 //! Where a checkpoint keeps the HF keys the Fast-LLM model does not hold: read from an HF
 //! `config.json` (after `--drop-key`), stored in and read back from a Fast-LLM `metadata.yaml`
-//! (under `metadata.`[`METADATA_KEY`]).
+//! (under `metadata.`[`METADATA_KEY`]; `--drop-key` then names a stored key).
 
 use std::path::Path;
 
@@ -100,6 +100,32 @@ pub(crate) fn stored(path: &Path, metadata: &Map) -> Result<Carried, CheckpointE
         Some(value) => Carried::from_value(value)
             .map_err(|e| CheckpointError::invalid(path, format!("metadata.{METADATA_KEY}: {e}"))),
     }
+}
+
+/// The carried keys stored in a Fast-LLM `metadata.yaml`, without the ones `--drop-key` names
+/// (each must be stored: a typo would otherwise drop nothing), and those.
+pub(crate) fn read_stored(
+    path: &Path,
+    metadata: &Map,
+    options: &Options,
+) -> Result<(Carried, Vec<DroppedKey>), ConversionError> {
+    let mut carried = stored(path, metadata)?;
+    let dropped = carried
+        .drop_keys(&options.drop_keys)
+        .map_err(|problems| ConvertError::Rejected {
+            format: "fast_llm".to_string(),
+            direction: Direction::Import,
+            problems,
+        })?;
+    let dropped = dropped
+        .into_iter()
+        .map(|(key, value)| DroppedKey {
+            key,
+            value,
+            by: DropCause::Requested,
+        })
+        .collect();
+    Ok((carried, dropped))
 }
 
 /// Stores `carried` in `metadata.yaml`'s free-form `metadata:` dict (nothing when empty).

@@ -167,10 +167,12 @@ fn read_config(dir: &Path, side: Side, options: &Options) -> Result<InputConfig,
         Side::FastLlm => {
             let path = dir.join("metadata.yaml");
             let metadata = read_document(&path)?;
+            let config = fast_llm_config(&path, &metadata)?;
+            let (carried, dropped) = crate::carry::read_stored(&path, &metadata, options)?;
             Ok(InputConfig {
-                carried: crate::carry::stored(&path, &metadata)?,
-                config: fast_llm_config(&path, &metadata)?,
-                dropped: Vec::new(),
+                carried,
+                config,
+                dropped,
             })
         }
         Side::Hf(handler) => crate::carry::read_hf(&dir.join("config.json"), handler, options),
