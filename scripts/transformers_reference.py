@@ -18,6 +18,11 @@ Classes with custom code (Apriel, MTP-Llama, Dream, diffusion Llama, Llava-hybri
 from `fast_llm_external_models/` of a Fast-LLM checkout (commit 7d61a1ba). A class the installed
 transformers lacks (Gemma 4 in 4.x) is skipped and listed. Not run by CI: the outputs are
 committed under `tests/data/transformers/<layout>/` and checked by `tests/complete_config.rs`.
+
+A format the conformance suite has no cases for (`gemma4_conditional`) is referenced from its own
+crate's test configs instead ([`OWN_CASES`]): a released `config.json` with what `--text-only`
+drops removed is loaded and saved, and the reference records that input, so the test converts the
+same dict (carried metadata included) and checks it drops exactly those keys.
 """
 
 import argparse
@@ -40,6 +45,7 @@ CLASSES = {
     "qwen2": "Qwen2Config",
     "mixtral": "MixtralConfig",
     "gemma4": "Gemma4TextConfig",
+    "gemma4_conditional": "Gemma4Config",
     "llava": "LlavaConfig",
     "mtp_llama": ("mtp_llama/configuration_mtp_llama.py", "MTPLlamaConfig"),
     "dream": ("diffusion_dream/configuration_dream.py", "DreamConfig"),
@@ -48,6 +54,23 @@ CLASSES = {
     "apriel2_text": ("apriel2/configuration_apriel2.py", "Apriel2TextConfig"),
     "apriel2": ("apriel2/configuration_apriel2.py", "Apriel2Config"),
     "llava_hybrid_ssm": ("llava_hybrid/configuration_llava_hybrid.py", "LlavaHybridConfig"),
+}
+
+# Formats without conformance cases: format -> [(case name, config.json under ROOT, the root keys
+# `--text-only` drops from it: the ones holding a part the format does not convert)].
+OWN_CASES = {
+    "gemma4_conditional": [
+        (
+            "gemma-4-31B-it",
+            "crates/gemma4/tests/data/gemma-4-31B-it.config.json",
+            ["vision_config", "vision_soft_tokens_per_image", "eoa_token_id"],
+        ),
+        (
+            "gemma-4-26B-A4B-it",
+            "crates/gemma4/tests/data/gemma-4-26B-A4B-it.config.json",
+            ["vision_config", "vision_soft_tokens_per_image", "eoa_token_id"],
+        ),
+    ],
 }
 
 
@@ -129,6 +152,26 @@ def main():
             result["config"] = None
         (out / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         written += 1
+    for fmt, cases in OWN_CASES.items():
+        cls = classes.setdefault(fmt, config_class(fmt, args.fast_llm))
+        if cls is None:
+            skipped.add(fmt)
+            continue
+        for case, source, text_only in cases:
+            config = json.loads((ROOT / source).read_text())
+            loaded = {key: value for key, value in config.items() if key not in text_only}
+            result = {
+                "transformers_version": transformers.__version__,
+                "format": fmt,
+                "source": source,
+                "text_only": text_only,
+                "input": loaded,
+            }
+            result["config"], refused = saved(cls, loaded)
+            if refused:
+                result["save_pretrained_refused"] = refused
+            (out / f"{fmt}__{case}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+            written += 1
     print(f"transformers {transformers.__version__}: {written} cases written to {out.relative_to(ROOT)}")
     for failure in failed:
         print(f"transformers cannot load {failure}")

@@ -6,11 +6,16 @@
 //! v5). Compared after ignoring `transformers_version`, the order of `architectures` and the
 //! dtype key's spelling (`torch_dtype` / `dtype`), and the few places listed in [`KNOWN`] where
 //! the class rewrites values instead of completing them.
+//!
+//! A format without conformance cases (`gemma4_conditional`) is checked on its own test configs
+//! (the released Gemma 4 `config.json`s, `--text-only`): the reference holds the dict transformers
+//! loaded, which is converted to the same format the way `convert` does, carried metadata
+//! included, so the check covers a whole conversion of a real checkpoint.
 
 use std::path::{Path, PathBuf};
 
-use fastllm_convert::config::{Map, Value, load_base_model};
-use fastllm_convert::core::{Carried, HfLayout, find};
+use fastllm_convert::config::{BaseModelConfig, Map, Value, load_base_model};
+use fastllm_convert::core::{Carried, Handler, HfLayout, find};
 use rstest::rstest;
 
 /// Where our `config.json` deliberately differs from `save_pretrained`'s: (format, layout,
@@ -48,6 +53,24 @@ const KNOWN: &[(&str, &str, &str, &str)] = &[
         "written by 5.24 from `global_head_dim` / `num_global_key_value_heads` (see `global_head_dim`)",
     ),
     (
+        "gemma4_conditional",
+        "v5",
+        "text_config.global_head_dim",
+        "Gemma4TextConfig 5.24 folds it into `per_layer_config` (see gemma4)",
+    ),
+    (
+        "gemma4_conditional",
+        "v5",
+        "text_config.num_global_key_value_heads",
+        "Gemma4TextConfig 5.24 folds it into `per_layer_config` (see gemma4)",
+    ),
+    (
+        "gemma4_conditional",
+        "v5",
+        "text_config.per_layer_config",
+        "written by 5.24 from `global_head_dim` / `num_global_key_value_heads` (see gemma4)",
+    ),
+    (
         "llava",
         "v5",
         "vision_config.rope_parameters.rope_type",
@@ -73,6 +96,9 @@ const KNOWN: &[(&str, &str, &str, &str)] = &[
         "LlavaHybridConfig writes its class attribute `llava_hybrid` (see v4)",
     ),
 ];
+
+/// Formats whose class transformers 4.x does not have (no `v4` reference).
+const NO_V4_CLASS: &[&str] = &["gemma4", "gemma4_conditional"];
 
 /// Sub-configs `save_pretrained` writes whole instead of diffed: (format, layout, key). The
 /// custom LlavaHybridConfig declares no `sub_configs`, so transformers 5.24 also writes every
@@ -176,6 +202,27 @@ fn fast_llm_config(case: &str, format: &str) -> fastllm_convert::config::BaseMod
     }
 }
 
+/// The Fast-LLM config and carried keys of a reference made from a format's own test config:
+/// its `input` must be the `source` file without the keys `--text-only` drops (`text_only`).
+fn own_case(case: &str, handler: &Handler, reference: &Map) -> (BaseModelConfig, Carried) {
+    let Some(Value::Map(input)) = reference.get("input") else {
+        panic!("{case}: no input")
+    };
+    let Some(Value::Str(source)) = reference.get("source") else {
+        panic!("{case}: no source")
+    };
+    let source = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join(source));
+    let (kept, dropped) = handler.without_unconverted(&source);
+    assert_eq!(&kept, input, "{case}: the input is not the source with --text-only");
+    let text_only: Vec<Value> = dropped.into_iter().map(Value::Str).collect();
+    assert_eq!(reference.get("text_only"), Some(&Value::List(text_only)), "{case}");
+    let config = handler.import(input).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let carried = handler
+        .carried(input, &config)
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    (config, carried)
+}
+
 #[rstest]
 fn written_config_json_is_what_transformers_saves(#[values("v4", "v5")] layout: &str) {
     let hf_layout = if layout == "v4" { HfLayout::V4 } else { HfLayout::V5 };
@@ -194,9 +241,13 @@ fn written_config_json_is_what_transformers_saves(#[values("v4", "v5")] layout: 
             continue;
         };
         let handler = find(format).unwrap();
-        let config = fast_llm_config(&case, format);
+        let (config, carried) = if reference.contains_key("input") {
+            own_case(&case, handler, &reference)
+        } else {
+            (fast_llm_config(&case, format), Carried::none("fast_llm"))
+        };
         let (ours, _) = handler
-            .export_carrying(&config, &Carried::none("fast_llm"), hf_layout)
+            .export_carrying(&config, &carried, hf_layout)
             .unwrap_or_else(|e| panic!("{case}: {e}"));
         let (mut ours, mut theirs) = (normalized(ours), normalized(theirs.clone()));
         for (f, l, key, _) in KNOWN {
@@ -227,11 +278,11 @@ fn written_config_json_is_what_transformers_saves(#[values("v4", "v5")] layout: 
         failures.len(),
         failures.join("\n  ")
     );
-    // Every registered format is checked in v5; every format but gemma4 (no 4.x class) in v4.
+    // Every registered format is checked in v5; every format with a 4.x class in v4.
     let expected: std::collections::BTreeSet<String> = fastllm_convert::core::handlers()
         .iter()
         .map(|h| h.name.to_string())
-        .filter(|name| layout == "v5" || name != "gemma4")
+        .filter(|name| layout == "v5" || !NO_V4_CLASS.contains(&name.as_str()))
         .collect();
     let unchecked: Vec<&String> = expected.difference(&checked).collect();
     assert!(
