@@ -418,10 +418,28 @@ fn to_fast_llm(
     convert(input, Side::Hf(conditional()), output, Side::FastLlm, &options)
 }
 
+/// Every dotted key of `hf` whose value is not a dict, with its value.
+fn leaves(hf: &Map, prefix: &str, out: &mut Vec<(String, Value)>) {
+    for (key, value) in hf {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            Value::Map(inner) if !inner.is_empty() => leaves(inner, &path, out),
+            _ => out.push((path, value.clone())),
+        }
+    }
+}
+
 #[rstest]
-fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(#[values(0, 1)] i: usize) {
-    let (plain, tower) = checkpoints("tower", i);
-    let middle = scratch(&format!("tower-{i}-fast-llm"));
+fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(
+    #[values(0, 1)] i: usize,
+    #[values(HfLayout::V4, HfLayout::V5)] layout: HfLayout,
+) {
+    let (plain, tower) = checkpoints(&format!("tower-{layout:?}"), i);
+    let middle = scratch(&format!("tower-{layout:?}-{i}-fast-llm"));
     // Refused by default, naming the keys; nothing is written.
     let error = to_fast_llm(&tower, &middle, false).unwrap_err();
     let ConversionError::Config(error) = error else {
@@ -443,22 +461,46 @@ fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(#[values(0, 1)]
     expected.sort();
     assert_eq!(dropped, expected);
     // The same Fast-LLM checkpoint as from the text-only input, which needs no opt-in.
-    let reference = scratch(&format!("tower-{i}-reference"));
+    let reference = scratch(&format!("tower-{layout:?}-{i}-reference"));
     let plain_summary = to_fast_llm(&plain, &reference, false).unwrap();
     assert!(plain_summary.dropped_keys.is_empty() && plain_summary.dropped_tensors.is_empty());
     assert_same_tensors(&open_fast_llm(&middle).unwrap(), &open_fast_llm(&reference).unwrap());
-    // Back to the wrapper: the text-only checkpoint, bit for bit, and its config.json.
-    let back = scratch(&format!("tower-{i}-back"));
-    convert(
-        &middle,
-        Side::FastLlm,
-        &back,
-        Side::Hf(conditional()),
-        &Options::default(),
-    )
-    .unwrap();
+    // Back to the wrapper: the text-only checkpoint, bit for bit, and its config.json as
+    // transformers saves it (`plain`'s is the bare export, not completed).
+    let back = scratch(&format!("tower-{layout:?}-{i}-back"));
+    let options = Options {
+        layout,
+        ..Options::default()
+    };
+    convert(&middle, Side::FastLlm, &back, Side::Hf(conditional()), &options).unwrap();
     assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&plain).unwrap());
-    assert_eq!(open_hf(&back).unwrap().config, open_hf(&plain).unwrap().config);
+    let (back, plain) = (open_hf(&back).unwrap().config, open_hf(&plain).unwrap().config);
+    let mut completed = plain.clone();
+    fastllm_core::complete::complete(&conditional().converter().hf_class, &mut completed, layout);
+    assert_eq!(back, completed);
+    // Every key of the input is kept with its value, but where transformers 4.57's save would
+    // leave it out: a `PretrainedConfig` key at the class default (`tie_word_embeddings` true,
+    // what an absent key means, in Gemma4Config and Gemma4TextConfig alike). transformers 5.24
+    // writes both: `tie_word_embeddings` is a key of both classes there.
+    let (mut input, mut output) = (Vec::new(), Vec::new());
+    leaves(&plain, "", &mut input);
+    leaves(&back, "", &mut output);
+    let left_out: Vec<&str> = input
+        .iter()
+        .filter(|entry| !output.contains(entry))
+        .map(|(key, _)| key.as_str())
+        .collect();
+    let tied = i == 0;
+    let expected: &[&str] = match layout {
+        HfLayout::V4 if tied => &["text_config.tie_word_embeddings", "tie_word_embeddings"],
+        _ => &[],
+    };
+    assert_eq!(left_out, expected);
+    let tied_in = |hf: &Map| fastllm_core::dict::get(hf, "text_config.tie_word_embeddings").cloned();
+    assert_eq!(
+        tied_in(&back),
+        (layout == HfLayout::V5 || !tied).then_some(Value::Bool(tied))
+    );
 }
 
 #[test]
