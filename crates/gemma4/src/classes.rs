@@ -108,7 +108,7 @@ pub fn gemma4_text() -> HfClass {
 /// `Gemma4Config`, the `Gemma4ForConditionalGeneration` wrapper: `text_config` is always a
 /// `Gemma4TextConfig` (transformers builds one from the dict whatever its `model_type`; absent
 /// means the class defaults); `vision_config` / `audio_config` absent or `null` mean no tower.
-/// Token ids take the class defaults.
+/// Token ids take the class defaults. The text root is `text_config`.
 pub fn gemma4() -> HfClass {
     HfClass::new(
         "Gemma4Config",
@@ -123,6 +123,7 @@ pub fn gemma4() -> HfClass {
             HfKey::new("boa_token_id", HfType::Int, int(256_000)),
             HfKey::new("eoa_token_index", HfType::Int, int(258_883)),
             HfKey::new("audio_token_id", HfType::Int, int(258_881)),
+            HfKey::metadata("initializer_range", float(0.02)),
             HfKey::new("tie_word_embeddings", HfType::Bool, boolean(true)),
         ],
     )
