@@ -64,7 +64,8 @@ enum Command {
         #[arg(long)]
         text_only: bool,
         /// Drop this key of the input's config.json (dotted for nested keys; repeatable): the way
-        /// to accept losing a key the format does not know. The summary lists it.
+        /// to accept losing a key the format does not know. For a Fast-LLM input, a key of the HF
+        /// metadata stored in its metadata.yaml. The summary lists it.
         #[arg(long = "drop-key", value_name = "KEY")]
         drop_keys: Vec<String>,
         /// The input checkpoint directory.
