@@ -21,8 +21,9 @@
 //! the text model and move to the output's text root (`text_config.max_position_embeddings` ↔
 //! `max_position_embeddings`); the wrapper's own keys keep their path. Two keys landing on one
 //! output key with different values (the wrapper's `eos_token_id` and its text model's) are an
-//! error naming both, and the text model's identity (`text_config.model_type`) is carried only
-//! where the output writes the same value, else listed as not carried.
+//! error naming both. A sub-config's identity (`text_config.model_type`, `architectures`) is the
+//! output format's to write: carried where the output writes the same value, else listed as not
+//! carried.
 //!
 //! Through a Fast-LLM checkpoint the carried keys are stored in `metadata.yaml` under
 //! `metadata.`[`METADATA_KEY`] with the input's text root, and restored on export, so HF →
@@ -296,7 +297,7 @@ struct Entry<'a> {
     target: String,
     value: &'a Value,
     generic: bool,
-    /// The input's text model identity (`text_config.model_type`) moving to another text root.
+    /// A sub-config's identity (`text_config.model_type`): the output writes its own.
     identity: bool,
 }
 
@@ -310,7 +311,7 @@ impl<'a> Entry<'a> {
             target: below.map_or_else(|| key.to_string(), |rest| join(target_root, rest)),
             value,
             generic,
-            identity: below.is_some_and(|rest| IDENTITY.contains(&rest)),
+            identity: key.rsplit_once('.').is_some_and(|(_, leaf)| IDENTITY.contains(&leaf)),
         }
     }
 }
@@ -410,14 +411,14 @@ impl Handler {
         for entry in entries.iter().filter(|e| !conflicting.contains(&e.target)) {
             let (key, target, value) = (entry.key, entry.target.as_str(), entry.value);
             if entry.identity {
-                // The input's text model class: the output names its own.
                 match crate::dict::get(&hf, target) {
                     Some(existing) if equal(existing, value) => placed.push(entry),
                     existing => placement.not_carried.push(NotCarried {
                         key: key.to_string(),
                         value: value.clone(),
                         reason: format!(
-                            "names the input's text model class; {} writes {} for `{target}`",
+                            "names the class of the input's `{}`; {} writes {} for `{target}`",
+                            key.rsplit_once('.').map(|(parent, _)| parent).unwrap_or_default(),
                             self.name,
                             existing.map(show).unwrap_or_else(|| "nothing".into())
                         ),
@@ -637,6 +638,7 @@ mod tests {
             "text_config.model_type",
             "eos_token_id",
             "vision_config.initializer_range",
+            "vision_config.model_type",
             "text_configs.x",
         ];
         let moved = |key: &str, identity: bool| (key.to_string(), identity);
@@ -648,13 +650,16 @@ mod tests {
                 moved("model_type", true),
                 moved("eos_token_id", false),
                 moved("vision_config.initializer_range", false),
+                moved("vision_config.model_type", true),
                 moved("text_configs.x", false),
             ]
         );
-        // The same text root: nothing moves, and the text model's identity is the output's own.
+        // The same text root: nothing moves.
         assert_eq!(
             targets(&keys, "text_config", "text_config"),
-            keys.iter().map(|k| moved(k, false)).collect::<Vec<_>>()
+            keys.iter()
+                .map(|k| moved(k, k.ends_with("model_type")))
+                .collect::<Vec<_>>()
         );
         // From a causal LM every key is the text model's.
         assert_eq!(
