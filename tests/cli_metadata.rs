@@ -180,3 +180,62 @@ fn config_export_completes_only_when_asked() {
         "completion only adds keys"
     );
 }
+
+/// A Llava (Pixtral-12B-like) config whose text model keeps its context length and dtype under
+/// `text_config`.
+const LLAVA: &str = r#"{
+    "architectures": ["LlavaForConditionalGeneration"], "model_type": "llava", "image_token_index": 10,
+    "multimodal_projector_bias": true, "projector_hidden_act": "gelu", "torch_dtype": "bfloat16",
+    "vision_feature_layer": -1, "vision_feature_select_strategy": "full",
+    "text_config": {"head_dim": 16, "hidden_act": "silu", "hidden_size": 64, "intermediate_size": 128,
+        "max_position_embeddings": 1024000, "model_type": "mistral", "num_attention_heads": 4,
+        "num_hidden_layers": 2, "num_key_value_heads": 2, "rms_norm_eps": 1e-05, "rope_theta": 1000000000.0,
+        "sliding_window": null, "tie_word_embeddings": false, "vocab_size": 128},
+    "vision_config": {"head_dim": 8, "hidden_act": "silu", "hidden_size": 32, "image_size": 1024,
+        "intermediate_size": 64, "model_type": "pixtral", "num_attention_heads": 4, "num_hidden_layers": 2,
+        "patch_size": 16, "rope_theta": 10000.0}
+}"#;
+
+/// Between formats keeping the text model at different places (Llava's `text_config`,
+/// Apriel2's root), its carried keys move with it, both ways; the sub-configs' class names the
+/// output does not write are listed as not carried.
+#[test]
+fn the_text_model_s_keys_move_between_text_roots() {
+    let dir = scratch("text-roots");
+    std::fs::create_dir_all(dir.join("llava")).unwrap();
+    std::fs::write(dir.join("llava/config.json"), LLAVA).unwrap();
+    let convert = |from: &str, to: &str| {
+        let (input, output) = (dir.join(from), dir.join(to).join("back"));
+        let output = if to == "llava" { output } else { dir.join(to) };
+        let text = ok(&cli(&[
+            "convert",
+            "--config-only",
+            "--from",
+            from,
+            "--to",
+            to,
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+        ]));
+        let written = std::fs::read_to_string(output.join("config.json")).unwrap();
+        (text, Value::from_json_str(&written).unwrap().as_map().unwrap().clone())
+    };
+    let (text, apriel2) = convert("llava", "apriel2");
+    assert_eq!(apriel2["max_position_embeddings"], Value::Int(1024000));
+    assert_eq!(apriel2["torch_dtype"], Value::Str("bfloat16".into()));
+    assert!(!apriel2.contains_key("text_config"));
+    for line in [
+        "carried config keys: text_config.max_position_embeddings, text_config.tie_word_embeddings, torch_dtype",
+        "not carried: config key text_config.model_type = \"mistral\": names the class of the input's \
+         `text_config`; apriel2 writes \"apriel2\" for `model_type`",
+        "not carried: config key vision_config.model_type = \"pixtral\": names the class of the input's \
+         `vision_config`; apriel2 writes nothing for `vision_config.model_type`",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+    }
+    let (_, llava) = convert("apriel2", "llava");
+    let text_config = llava["text_config"].as_map().unwrap();
+    assert_eq!(text_config["max_position_embeddings"], Value::Int(1024000));
+    assert_eq!(text_config["torch_dtype"], Value::Str("bfloat16".into()));
+    assert!(!llava.contains_key("max_position_embeddings"));
+}
