@@ -63,6 +63,11 @@ enum Command {
         /// audio towers): convert the text model alone and list every dropped key and tensor.
         #[arg(long)]
         text_only: bool,
+        /// Drop this key of the input's config.json (dotted for nested keys; repeatable): the way
+        /// to accept losing a key the format does not know. For a Fast-LLM input, a key of the HF
+        /// metadata stored in its metadata.yaml. The summary lists it.
+        #[arg(long = "drop-key", value_name = "KEY")]
+        drop_keys: Vec<String>,
         /// The input checkpoint directory.
         input: PathBuf,
         /// The output directory (must not exist unless --force).
@@ -128,6 +133,9 @@ enum ConfigCommand {
         /// and audio towers), naming them on stderr.
         #[arg(long)]
         text_only: bool,
+        /// Drop this key of the config before importing it (dotted; repeatable).
+        #[arg(long = "drop-key", value_name = "KEY")]
+        drop_keys: Vec<String>,
         /// The HF config.json.
         file: PathBuf,
     },
@@ -139,6 +147,10 @@ enum ConfigCommand {
         /// Rope layout: `v4` (rope_theta + rope_scaling, transformers 4.x) or `v5` (rope_parameters).
         #[arg(long, value_enum, default_value_t = LayoutArg::V4)]
         hf_layout: LayoutArg,
+        /// Print the complete config.json `convert` writes (every key transformers'
+        /// `save_pretrained` writes), not only the keys the format's declarations set.
+        #[arg(long)]
+        complete: bool,
         /// The Fast-LLM base-model config.
         file: PathBuf,
     },
@@ -195,13 +207,15 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::Config(ConfigCommand::Import {
             format,
             text_only,
+            drop_keys,
             file,
-        }) => import(&format, text_only, &file),
+        }) => import(&format, text_only, &drop_keys, &file),
         Command::Config(ConfigCommand::Export {
             format,
             hf_layout,
+            complete,
             file,
-        }) => export(&format, hf_layout, &file),
+        }) => export(&format, hf_layout, complete, &file),
         Command::Formats => Ok(formats()),
         Command::Convert {
             from,
@@ -213,6 +227,7 @@ fn run(cli: Cli) -> Result<String, String> {
             force,
             max_shard_size,
             text_only,
+            drop_keys,
             input,
             output,
         } => {
@@ -227,6 +242,7 @@ fn run(cli: Cli) -> Result<String, String> {
                 force,
                 max_shard_bytes: max_shard_size,
                 text_only,
+                drop_keys,
             };
             convert_checkpoint(&from, &to, &input, &output, &options, json)
         }
@@ -260,7 +276,7 @@ fn normalize(file: &Path, form: FormArg, model: ModelArg) -> Result<String, Stri
     Ok(Value::Map(loaded.to_form(form)).to_json_pretty())
 }
 
-fn import(format: &str, text_only: bool, file: &Path) -> Result<String, String> {
+fn import(format: &str, text_only: bool, drop_keys: &[String], file: &Path) -> Result<String, String> {
     // A wrong format name is reported before the file is read.
     let named = if format == "auto" {
         None
@@ -273,15 +289,23 @@ fn import(format: &str, text_only: bool, file: &Path) -> Result<String, String> 
         Some(handler) => handler,
         None => core::detect(hf).map_err(|e| format!("{}: {e}", file.display()))?,
     };
-    let (config, dropped) =
-        convert::import_hf(handler, hf, text_only).map_err(|e| format!("{}: {e}", file.display()))?;
-    if !dropped.is_empty() {
-        eprintln!("{}", dropped_note(&dropped, &[]).trim_start());
+    let (config, _, dropped) =
+        convert::import_hf(handler, hf, drop_keys, text_only).map_err(|e| format!("{}: {e}", file.display()))?;
+    for dropped in dropped.iter().filter(|d| d.by == convert::DropCause::Requested) {
+        eprintln!(
+            "dropped (--drop-key): config key {} = {}",
+            dropped.key,
+            core::dict::show(&dropped.value)
+        );
+    }
+    let note = dropped_note(&dropped, &[]);
+    if !note.is_empty() {
+        eprintln!("{}", note.trim_start());
     }
     Ok(Value::Map(config.to_form(Form::Architecture)).to_json_pretty())
 }
 
-fn export(format: &str, layout: LayoutArg, file: &Path) -> Result<String, String> {
+fn export(format: &str, layout: LayoutArg, complete: bool, file: &Path) -> Result<String, String> {
     if format == "auto" {
         return Err("`--format auto` only applies to import: an export needs an explicit format".into());
     }
@@ -293,9 +317,14 @@ fn export(format: &str, layout: LayoutArg, file: &Path) -> Result<String, String
         LayoutArg::V4 => HfLayout::V4,
         LayoutArg::V5 => HfLayout::V5,
     };
-    let hf = handler
-        .export(&config, layout)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let hf = if complete {
+        handler
+            .export_carrying(&config, &core::Carried::none("fast_llm"), layout)
+            .map(|(hf, _)| hf)
+    } else {
+        handler.export(&config, layout)
+    }
+    .map_err(|e| format!("{}: {e}", file.display()))?;
     Ok(Value::Map(hf).to_json_pretty())
 }
 
@@ -369,7 +398,6 @@ fn convert_checkpoint(
                 Value::List(summary.files.iter().map(|f| Value::Str(f.clone())).collect()),
             ),
             ("tensors".to_string(), Value::List(tensors)),
-            ("dropped_keys".to_string(), strings(&summary.dropped_keys)),
             ("dropped_tensors".to_string(), strings(&summary.dropped_tensors)),
             (
                 "missing_extra_files".to_string(),
@@ -378,6 +406,69 @@ fn convert_checkpoint(
                         .missing_extra_files
                         .iter()
                         .map(|f| Value::Str(f.clone()))
+                        .collect(),
+                ),
+            ),
+            (
+                "carried_keys".to_string(),
+                Value::List(summary.carried_keys.iter().map(|k| Value::Str(k.clone())).collect()),
+            ),
+            (
+                "not_carried_keys".to_string(),
+                Value::List(
+                    summary
+                        .not_carried_keys
+                        .iter()
+                        .map(|n| {
+                            Value::Map(Map::from([
+                                ("key".to_string(), Value::Str(n.key.clone())),
+                                ("value".to_string(), n.value.clone()),
+                                ("reason".to_string(), Value::Str(n.reason.clone())),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "dropped_keys".to_string(),
+                Value::List(
+                    summary
+                        .dropped_keys
+                        .iter()
+                        .map(|dropped| {
+                            Value::Map(Map::from([
+                                ("key".to_string(), Value::Str(dropped.key.clone())),
+                                ("value".to_string(), dropped.value.clone()),
+                                ("by".to_string(), Value::Str(dropped.by.option().into())),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "copied_files".to_string(),
+                Value::List(
+                    summary
+                        .companions
+                        .copied
+                        .iter()
+                        .map(|f| Value::Str(f.clone()))
+                        .collect(),
+                ),
+            ),
+            (
+                "not_copied_files".to_string(),
+                Value::List(
+                    summary
+                        .companions
+                        .not_copied
+                        .iter()
+                        .map(|(file, reason)| {
+                            Value::Map(Map::from([
+                                ("file".to_string(), Value::Str(file.clone())),
+                                ("reason".to_string(), Value::Str(reason.clone())),
+                            ]))
+                        })
                         .collect(),
                 ),
             ),
@@ -418,6 +509,7 @@ fn convert_checkpoint(
         ));
         out.push_str(&missing_extra_files_note(&summary));
         out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
+        out.push_str(&carried_note(&summary, options.dry_run));
         return Ok(out);
     }
     out.push_str(&format!(
@@ -435,6 +527,7 @@ fn convert_checkpoint(
     ));
     out.push_str(&missing_extra_files_note(&summary));
     out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
+    out.push_str(&carried_note(&summary, options.dry_run));
     Ok(out)
 }
 
@@ -443,8 +536,13 @@ fn strings(items: &[String]) -> Value {
 }
 
 /// A note naming every input key and tensor dropped with `--text-only` (empty when none).
-fn dropped_note(keys: &[String], tensors: &[String]) -> String {
+fn dropped_note(keys: &[convert::DroppedKey], tensors: &[String]) -> String {
     let mut out = String::new();
+    let keys: Vec<&str> = keys
+        .iter()
+        .filter(|k| k.by == convert::DropCause::NotConverted)
+        .map(|k| k.key.as_str())
+        .collect();
     if !keys.is_empty() {
         out.push_str(&format!(
             "\nnote: --text-only dropped {} config key(s) the format does not convert: {}",
@@ -458,6 +556,48 @@ fn dropped_note(keys: &[String], tensors: &[String]) -> String {
             tensors.len(),
             tensors.join(", ")
         ));
+    }
+    out
+}
+
+/// What besides config and weights the output has, and what of the input it does not.
+fn carried_note(summary: &convert::Summary, dry_run: bool) -> String {
+    let (carry, copy) = if dry_run {
+        ("would carry", "would copy")
+    } else {
+        ("carried", "copied")
+    };
+    let mut out = String::new();
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "nothing".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    out.push_str(&format!("\n{carry} config keys: {}", list(&summary.carried_keys)));
+    for n in &summary.not_carried_keys {
+        out.push_str(&format!(
+            "\nnot carried: config key {} = {}: {}",
+            n.key,
+            core::dict::show(&n.value),
+            n.reason
+        ));
+    }
+    for dropped in summary
+        .dropped_keys
+        .iter()
+        .filter(|d| d.by == convert::DropCause::Requested)
+    {
+        out.push_str(&format!(
+            "\ndropped (--drop-key): config key {} = {}",
+            dropped.key,
+            core::dict::show(&dropped.value)
+        ));
+    }
+    out.push_str(&format!("\n{copy} files: {}", list(&summary.companions.copied)));
+    for (file, reason) in &summary.companions.not_copied {
+        out.push_str(&format!("\nnot copied: {file}: {reason}"));
     }
     out
 }

@@ -328,7 +328,10 @@ fn text_only_drops_a_vision_tower_listing_every_key_and_tensor() {
     let report = report.as_map().unwrap();
     assert_eq!(
         report["dropped_keys"],
-        Value::from_json_str(r#"["vision_config"]"#).unwrap()
+        Value::from_json_str(
+            r#"[{"key": "vision_config", "value": {"model_type": "gemma4_vision", "hidden_size": 4}, "by": "--text-only"}]"#,
+        )
+        .unwrap()
     );
     assert_eq!(
         report["dropped_tensors"],
@@ -342,6 +345,136 @@ fn text_only_drops_a_vision_tower_listing_every_key_and_tensor() {
             && text.contains("not converted (--text-only drops them): config keys vision_config; 2 tensors"),
         "{text}"
     );
+}
+
+/// A tiny published Gemma 4 checkpoint: [`gemma4_with_a_vision_tower`] with the release's
+/// `config.json` shape (`google/gemma-4-31B-it`): complete as transformers 5.x saves it, the
+/// wrapper's `dtype` and its generation stop tokens `eos_token_id` [1, 106] beside the text
+/// model's 1, the text model's 262144 context, `use_bidirectional_attention: "vision"`, the
+/// pre-release `expert_intermediate_size: null`, tower keys the class lacks; plus a tokenizer
+/// and a generation config.
+fn released_gemma4(name: &str) -> PathBuf {
+    use fastllm_convert::core::{Carried, HfLayout, find};
+    let input = gemma4_with_a_vision_tower(name);
+    let handler = find("gemma4_conditional").unwrap();
+    let config = fastllm_convert::config::load_base_model(handler.model, &handler.converter().samples[0]).unwrap();
+    let (mut hf, _) = handler
+        .export_carrying(&config, &Carried::none("fast_llm"), HfLayout::V5)
+        .unwrap();
+    let path = input.join("config.json");
+    let Value::Map(with_tower) = Value::from_json_str(&std::fs::read_to_string(&path).unwrap()).unwrap() else {
+        panic!()
+    };
+    let release = |json: &str| Value::from_json_str(json).unwrap().as_map().unwrap().clone();
+    hf.extend(release(
+        r#"{"dtype": "bfloat16", "eos_token_id": [1, 106], "transformers_version": "5.5.0.dev0",
+            "vision_soft_tokens_per_image": 280, "eoa_token_id": 258883}"#,
+    ));
+    hf.insert("vision_config".into(), with_tower["vision_config"].clone());
+    let Some(Value::Map(text_config)) = hf.get_mut("text_config") else {
+        panic!()
+    };
+    text_config.extend(release(
+        r#"{"dtype": "bfloat16", "max_position_embeddings": 262144, "use_bidirectional_attention": "vision",
+            "expert_intermediate_size": null}"#,
+    ));
+    std::fs::write(&path, Value::Map(hf).to_json_pretty()).unwrap();
+    std::fs::write(input.join("tokenizer.json"), r#"{"model": {"type": "BPE"}}"#).unwrap();
+    std::fs::write(input.join("generation_config.json"), r#"{"eos_token_id": [1, 106]}"#).unwrap();
+    input
+}
+
+fn read_config(dir: &Path) -> fastllm_convert::config::Map {
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    Value::from_json_str(&text).unwrap().as_map().unwrap().clone()
+}
+
+/// The released Gemma 4's text model, through `--text-only`, `--drop-key` and the carried keys:
+/// back to the wrapper (through Fast-LLM) its config.json is restored but for what
+/// `--text-only` dropped; as `gemma4` (directly or through Fast-LLM) the text model's metadata
+/// moves to the root, where the wrapper's `eos_token_id` and the text model's collide until one
+/// is dropped by name. Tokenizer and generation files are copied at every step.
+#[rstest]
+#[case::back_to_the_wrapper(&["gemma4_conditional", "fast_llm", "gemma4_conditional"])]
+#[case::to_gemma4(&["gemma4_conditional", "gemma4"])]
+#[case::to_gemma4_through_fast_llm(&["gemma4_conditional", "fast_llm", "gemma4"])]
+fn a_released_gemma4_keeps_its_metadata_text_only(#[case] path: &[&str]) {
+    let name = format!("released-{}", path.join("-"));
+    let input = released_gemma4(&name);
+    let original = read_config(&input);
+    let mut current = input.clone();
+    for (i, step) in path.windows(2).enumerate() {
+        let next = input.parent().unwrap().join(format!("step-{i}"));
+        let mut args = vec!["convert", "--from", step[0], "--to", step[1], "--hf-layout", "v5"];
+        if i == 0 {
+            args.push("--text-only");
+        }
+        let (from, to) = (current.to_str().unwrap(), next.to_str().unwrap());
+        let out = cli(&[args.as_slice(), &[from, to]].concat());
+        let text = if step[1] == "gemma4" {
+            // Two values for gemma4's one `eos_token_id`: refused, naming both.
+            let stderr = rejected(&out);
+            assert!(
+                stderr.contains(
+                    "HF `eos_token_id`: [1,106] and `text_config.eos_token_id` 1 both become gemma4's `eos_token_id`"
+                ) && stderr.contains("--drop-key eos_token_id or --drop-key text_config.eos_token_id"),
+                "{stderr}"
+            );
+            assert!(!next.exists());
+            args.extend(["--drop-key", "text_config.eos_token_id"]);
+            let text = ok(&cli(&[args.as_slice(), &[from, to]].concat()));
+            assert!(
+                text.lines()
+                    .any(|l| l == "dropped (--drop-key): config key text_config.eos_token_id = 1"),
+                "{text}"
+            );
+            assert!(
+                text.lines().any(|l| l
+                    == "not carried: config key text_config.expert_intermediate_size = null: \
+                        gemma4's Gemma4TextConfig has no such key (`expert_intermediate_size`)"),
+                "{text}"
+            );
+            text
+        } else {
+            ok(&out)
+        };
+        if i == 0 {
+            assert!(
+                text.contains(
+                    "--text-only dropped 3 config key(s) the format does not convert: \
+                     vision_config, vision_soft_tokens_per_image, eoa_token_id"
+                ),
+                "{text}"
+            );
+        }
+        for file in ["tokenizer.json", "generation_config.json"] {
+            assert_eq!(
+                std::fs::read(next.join(file)).unwrap(),
+                std::fs::read(input.join(file)).unwrap()
+            );
+        }
+        current = next;
+    }
+    let written = read_config(&current);
+    let mut expected = original.clone();
+    for key in ["transformers_version", "vision_soft_tokens_per_image", "eoa_token_id"] {
+        expected.remove(key);
+    }
+    expected.insert("vision_config".into(), Value::Null);
+    if path.last() == Some(&"gemma4") {
+        // The text model at the root, with the wrapper's generation stop tokens.
+        let Value::Map(mut text_config) = expected["text_config"].clone() else {
+            panic!()
+        };
+        text_config.remove("expert_intermediate_size");
+        text_config.insert("eos_token_id".into(), original["eos_token_id"].clone());
+        text_config.insert(
+            "architectures".into(),
+            Value::from_json_str(r#"["Gemma4ForCausalLM"]"#).unwrap(),
+        );
+        expected = text_config;
+    }
+    assert_eq!(written, expected);
 }
 
 #[test]

@@ -13,9 +13,12 @@ use std::path::{Path, PathBuf};
 
 use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
-use fastllm_core::{ConvertError, Handler, HfLayout};
+use fastllm_core::{Carried, ConvertError, Handler, HfLayout, NotCarried, Placement};
 
 use crate::bytes::transpose;
+use crate::carry::InputConfig;
+pub use crate::carry::{DropCause, DroppedKey, import_hf};
+use crate::companions::{Companions, companions};
 use crate::read::read_document;
 use crate::writer::{OutputDir, TensorSpec, write_safetensors};
 use crate::{Checkpoint, CheckpointError, FileSet, dtype_size, open_fast_llm, open_hf};
@@ -61,6 +64,8 @@ pub struct Options {
     /// Drop the parts of the input the format does not convert (a multimodal checkpoint's vision
     /// and audio towers: `--text-only`), listing them in the summary, instead of failing.
     pub text_only: bool,
+    /// HF keys of the input to drop (`--drop-key`, dotted): the way out of an unknown-key error.
+    pub drop_keys: Vec<String>,
 }
 
 impl Default for Options {
@@ -72,6 +77,7 @@ impl Default for Options {
             force: false,
             max_shard_bytes: 5_000_000_000,
             text_only: false,
+            drop_keys: Vec::new(),
         }
     }
 }
@@ -125,10 +131,16 @@ pub struct Summary {
     /// Files the output format's checkpoints carry (modeling code, generation config) that the
     /// input did not have, so they are not in the output.
     pub missing_extra_files: Vec<String>,
-    /// Input config keys dropped because the format does not convert them (`text_only`).
-    pub dropped_keys: Vec<String>,
+    /// The input's HF keys the Fast-LLM model does not hold, carried into the output.
+    pub carried_keys: Vec<String>,
+    /// Keys of the input format the output format has no place for.
+    pub not_carried_keys: Vec<NotCarried>,
+    /// Input config keys dropped on request, with their values and which option dropped them.
+    pub dropped_keys: Vec<DroppedKey>,
     /// Input tensors dropped because the format does not convert them (`text_only`).
     pub dropped_tensors: Vec<String>,
+    /// The input's companion files (tokenizer, generation config, ...) copied, and the rest.
+    pub companions: Companions,
 }
 
 impl Summary {
@@ -148,31 +160,23 @@ pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
     Ok(Side::Hf(fastllm_core::detect(&config)?))
 }
 
-/// The input's base-model config, from `config.json` or `metadata.yaml` alone (no tensor opened),
-/// and the config keys dropped with `text_only`.
-fn read_config(dir: &Path, side: Side, options: &Options) -> Result<(BaseModelConfig, Vec<String>), ConversionError> {
+/// The input's base-model config, from `config.json` or `metadata.yaml` alone (no tensor
+/// opened), with the HF keys it carries and the ones `--drop-key` / `--text-only` removed.
+fn read_config(dir: &Path, side: Side, options: &Options) -> Result<InputConfig, ConversionError> {
     match side {
         Side::FastLlm => {
             let path = dir.join("metadata.yaml");
-            Ok((fast_llm_config(&path, &read_document(&path)?)?, Vec::new()))
+            let metadata = read_document(&path)?;
+            let config = fast_llm_config(&path, &metadata)?;
+            let (carried, dropped) = crate::carry::read_stored(&path, &metadata, options)?;
+            Ok(InputConfig {
+                carried,
+                config,
+                dropped,
+            })
         }
-        Side::Hf(handler) => Ok(import_hf(
-            handler,
-            &read_document(&dir.join("config.json"))?,
-            options.text_only,
-        )?),
+        Side::Hf(handler) => crate::carry::read_hf(&dir.join("config.json"), handler, options),
     }
-}
-
-/// Imports an HF config; with `text_only`, first drops the keys of the parts the format does
-/// not convert, and returns them.
-pub fn import_hf(handler: &Handler, hf: &Map, text_only: bool) -> Result<(BaseModelConfig, Vec<String>), ConvertError> {
-    let (hf, dropped) = if text_only {
-        handler.without_unconverted(hf)
-    } else {
-        (hf.clone(), Vec::new())
-    };
-    Ok((handler.import(&hf)?, dropped))
 }
 
 /// The input side: its config and a way to get each Fast-LLM tensor's bytes.
@@ -517,10 +521,13 @@ pub fn convert_with_progress(
         }
     }
     // The config must convert before any tensor is looked at: its rejection is the real reason.
-    let (config, dropped_keys) = read_config(input, from, options)?;
-    if let Side::Hf(handler) = to {
-        handler.export(&config, options.layout)?;
-    }
+    let InputConfig {
+        config,
+        carried,
+        dropped: dropped_keys,
+    } = read_config(input, from, options)?;
+    let placement = carried_to(to, &config, &carried, options.layout)?;
+    let companions = companions_of(input, to)?;
     let source = open_input(input, from, config, options.text_only)?;
     let config = &source.config;
     // What the output holds: (name, dtype, shape, Fast-LLM parameter, part index, parts, transform).
@@ -599,8 +606,11 @@ pub fn convert_with_progress(
         tensors,
         files: Vec::new(),
         missing_extra_files: extra_files(input, to).1,
+        carried_keys: placement.carried,
+        not_carried_keys: placement.not_carried,
         dropped_keys,
         dropped_tensors: source.dropped_tensors.clone(),
+        companions,
     };
     if options.dry_run {
         return Ok(summary);
@@ -615,10 +625,10 @@ pub fn convert_with_progress(
         shard(&outputs, to, options)
     };
     match to {
-        Side::FastLlm => write_fast_llm_metadata(&out, config, &outputs, &files)?,
+        Side::FastLlm => write_fast_llm_metadata(&out, config, &carried, &outputs, &files)?,
         Side::Hf(handler) => {
-            let hf = handler.export(config, options.layout)?;
-            out.write_text("config.json", &format!("{}\n", Value::Map(hf.clone()).to_json_pretty()))?;
+            let (hf, _) = handler.export_carrying(config, &carried, options.layout)?;
+            out.write_text("config.json", &format!("{}\n", Value::Map(hf).to_json_pretty()))?;
             if files.len() > 1 {
                 write_hf_index(&out, &outputs, &files)?;
             }
@@ -688,8 +698,36 @@ pub fn convert_with_progress(
     }
     summary.files = files.into_iter().map(|(f, _)| f).collect();
     summary.missing_extra_files = copy_extra_files(&out, input, to)?;
+    crate::companions::copy(&out, input, &summary.companions.copied)?;
     out.commit()?;
     Ok(summary)
+}
+
+/// Where the carried keys go in the output: an HF config places them, a Fast-LLM checkpoint
+/// stores them all.
+fn carried_to(
+    to: Side,
+    config: &BaseModelConfig,
+    carried: &Carried,
+    layout: HfLayout,
+) -> Result<Placement, ConversionError> {
+    Ok(match to {
+        Side::Hf(handler) => handler.export_carrying(config, carried, layout)?.1,
+        Side::FastLlm => Placement {
+            carried: carried.keys().map(String::from).collect(),
+            not_carried: Vec::new(),
+        },
+    })
+}
+
+/// The input's companion files; the weights (`*.safetensors`, handled by the conversion) and
+/// the output format's modeling files (copied by [`copy_extra_files`]) are neither.
+fn companions_of(input: &Path, to: Side) -> Result<Companions, CheckpointError> {
+    let extra: &[&str] = match to {
+        Side::Hf(handler) => handler.extra_files,
+        Side::FastLlm => &[],
+    };
+    companions(input, &|name| extra.contains(&name))
 }
 
 /// The files the output format's checkpoints carry (e.g. `modeling_*.py`) split into the ones
@@ -725,11 +763,16 @@ fn convert_config(
     to: Side,
     options: &Options,
 ) -> Result<Summary, ConversionError> {
-    let (config, dropped_keys) = read_config(input, from, options)?;
+    let InputConfig {
+        config,
+        carried,
+        dropped: dropped_keys,
+    } = read_config(input, from, options)?;
     let hf = match to {
-        Side::Hf(handler) => Some(handler.export(&config, options.layout)?),
+        Side::Hf(handler) => Some(handler.export_carrying(&config, &carried, options.layout)?.0),
         Side::FastLlm => None,
     };
+    let placement = carried_to(to, &config, &carried, options.layout)?;
     let mut summary = Summary {
         from: from.name(),
         to: to.name(),
@@ -737,8 +780,11 @@ fn convert_config(
         tensors: Vec::new(),
         files: Vec::new(),
         missing_extra_files: extra_files(input, to).1,
+        carried_keys: placement.carried,
+        not_carried_keys: placement.not_carried,
         dropped_keys,
         dropped_tensors: Vec::new(),
+        companions: companions_of(input, to)?,
     };
     if options.dry_run {
         return Ok(summary);
@@ -746,10 +792,12 @@ fn convert_config(
     let out = OutputDir::create(output, options.force)?;
     match hf {
         Some(hf) => out.write_text("config.json", &format!("{}\n", Value::Map(hf).to_json_pretty()))?,
-        None => write_fast_llm_metadata(&out, &config, &[], &[])?,
+        None => write_fast_llm_metadata(&out, &config, &carried, &[], &[])?,
     }
     // A config with custom modeling code loads only beside its `configuration_*.py`.
     summary.missing_extra_files = copy_extra_files(&out, input, to)?;
+    // The tokenizer and generation files are part of a usable config too.
+    crate::companions::copy(&out, input, &summary.companions.copied)?;
     out.commit()?;
     Ok(summary)
 }
@@ -833,6 +881,7 @@ fn fast_llm_file_metadata(config: &BaseModelConfig) -> BTreeMap<String, String> 
 fn write_fast_llm_metadata(
     out: &OutputDir,
     config: &BaseModelConfig,
+    carried: &Carried,
     outputs: &[(PlannedTensor, String, usize, usize, Vec<usize>)],
     files: &[(String, std::ops::Range<usize>)],
 ) -> Result<(), CheckpointError> {
@@ -845,10 +894,9 @@ fn write_fast_llm_metadata(
                 .map(move |(t, ..)| (t.name.clone(), Value::Str(file.clone())))
         })
         .collect();
-    metadata.insert(
-        "metadata".into(),
-        Value::Map(Map::from([("state_index".to_string(), Value::Map(state_index))])),
-    );
+    let mut free_form = Map::from([("state_index".to_string(), Value::Map(state_index))]);
+    crate::carry::store(&mut free_form, carried);
+    metadata.insert("metadata".into(), Value::Map(free_form));
     out.write_text("metadata.yaml", &Value::Map(metadata).to_yaml())
 }
 
@@ -963,7 +1011,10 @@ pub fn write_synthetic_hf(
         tensors,
         files,
         missing_extra_files: Vec::new(),
+        carried_keys: Vec::new(),
+        not_carried_keys: Vec::new(),
         dropped_keys: Vec::new(),
         dropped_tensors: Vec::new(),
+        companions: Companions::default(),
     })
 }

@@ -13,6 +13,8 @@
 //! (0644), and builds the whole output beside its final path before renaming it into place.
 
 pub mod bytes;
+mod carry;
+pub mod companions;
 pub mod convert;
 pub mod distributed;
 mod error;

@@ -290,6 +290,13 @@ pub fn check_handler(handler: &crate::Handler) -> HandlerReport {
         tree.iter()
             .flat_map(|s| architecture_gaps(s).into_iter().chain(sentinel_errors(s))),
     );
+    let text_root = converter.hf_class.text_root;
+    if !text_root.is_empty() && converter.hf_class.key(text_root).is_none_or(|k| k.class.is_none()) {
+        report.failures.push(format!(
+            "{}: the text root `{text_root}` is not a sub-config of {}",
+            handler.name, converter.hf_class.name
+        ));
+    }
     if converter.samples.is_empty() {
         report
             .failures

@@ -5,6 +5,7 @@ use fastllm_config::{Map, Value};
 
 use crate::Problem;
 use crate::dict::show;
+use crate::section::HfLayout;
 
 /// The JSON type a key must hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,14 @@ pub struct HfKey {
     /// For a sub-config (`text_config`, `vision_config`): the class that loads it, chosen from
     /// the sub-dict (`None` when absent); `Err` rejects it, naming the key.
     pub class: Option<ChooseClass>,
+    /// What `save_pretrained` writes when the key is absent, where it differs from `absent`
+    /// (e.g. a value the class stores as `None` unless another key enables it).
+    pub written: Option<Fill>,
+    /// The one rope layout whose transformers class has the key (`None`: both).
+    pub layout: Option<HfLayout>,
+    /// A dict the class completes entry by entry: a present dict gets the missing entries of
+    /// the written default.
+    pub fills_entries: bool,
 }
 
 impl HfKey {
@@ -86,7 +95,16 @@ impl HfKey {
             null: Fill::Keep,
             empty: Fill::Keep,
             class: None,
+            written: None,
+            layout: None,
+            fills_entries: false,
         }
+    }
+
+    /// A key the format does not read (token ids, `use_cache`, ...): any value, `default` when
+    /// absent; what `save_pretrained` writes for it.
+    pub fn metadata(name: &'static str, default: Value) -> Self {
+        HfKey::new(name, HfType::Any, default)
     }
 
     /// A key derived from others when absent or `null`.
@@ -98,6 +116,9 @@ impl HfKey {
             null: Fill::Derive(derive),
             empty: Fill::Keep,
             class: None,
+            written: None,
+            layout: None,
+            fills_entries: false,
         }
     }
 
@@ -110,6 +131,9 @@ impl HfKey {
             null: Fill::Keep,
             empty: Fill::Keep,
             class: Some(choose),
+            written: None,
+            layout: None,
+            fills_entries: false,
         }
     }
 
@@ -130,6 +154,34 @@ impl HfKey {
         self.absent = fill;
         self
     }
+
+    /// What `save_pretrained` writes for an absent key (`Fill::Keep`: nothing).
+    pub fn written_as(mut self, fill: Fill) -> Self {
+        self.written = Some(fill);
+        self
+    }
+
+    /// A key only the `layout` version of the class has (rope keys).
+    pub fn only_in(mut self, layout: HfLayout) -> Self {
+        self.layout = Some(layout);
+        self
+    }
+
+    /// A dict whose missing entries the class fills from the written default.
+    pub fn filling_entries(mut self) -> Self {
+        self.fills_entries = true;
+        self
+    }
+
+    /// What `save_pretrained` writes for this key when the config lacks it.
+    pub fn written_fill(&self) -> &Fill {
+        self.written.as_ref().unwrap_or(&self.absent)
+    }
+
+    /// Whether the `layout` version of the class has this key.
+    pub fn in_layout(&self, layout: HfLayout) -> bool {
+        self.layout.is_none_or(|only| only == layout)
+    }
 }
 
 /// An HF config class: its keys in the order their defaults resolve.
@@ -137,12 +189,37 @@ impl HfKey {
 pub struct HfClass {
     pub name: &'static str,
     pub keys: Vec<HfKey>,
+    /// The class's `model_type`, written into a sub-config that lacks it (`None` for classes
+    /// only used at the top, where the format writes it).
+    pub model_type: Option<&'static str>,
+    /// Where the config of the text model lives: `""` when it is the class itself (a causal
+    /// LM), else the key of its sub-config (`text_config` of a multimodal wrapper, what
+    /// transformers' `get_text_config()` returns). Carried metadata of the text model moves
+    /// between formats with different text roots.
+    pub text_root: &'static str,
 }
 
 impl HfClass {
     /// A class with `keys`.
     pub fn new(name: &'static str, keys: Vec<HfKey>) -> Self {
-        HfClass { name, keys }
+        HfClass {
+            name,
+            keys,
+            model_type: None,
+            text_root: "",
+        }
+    }
+
+    /// The class with its `model_type` (see [`HfClass::model_type`]).
+    pub fn with_model_type(mut self, model_type: &'static str) -> Self {
+        self.model_type = Some(model_type);
+        self
+    }
+
+    /// The class with its text model under the sub-config `key` (see [`HfClass::text_root`]).
+    pub fn with_text_root(mut self, key: &'static str) -> Self {
+        self.text_root = key;
+        self
     }
 
     /// A child class: `name`, with keys replaced by name (keeping their position) or appended.
@@ -154,7 +231,12 @@ impl HfClass {
                 None => keys.push(change),
             }
         }
-        HfClass { name, keys }
+        HfClass {
+            name,
+            keys,
+            model_type: self.model_type,
+            text_root: self.text_root,
+        }
     }
 
     /// A child class without the keys `names` (keys the class does not have).

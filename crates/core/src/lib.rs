@@ -6,6 +6,8 @@
 //! collecting every problem; [`coverage`] proves nothing is dropped silently. Family crates
 //! register [`Handler`]s with `inventory::submit!` (re-exported as [`inventory`]).
 
+pub mod carried;
+pub mod complete;
 pub mod coverage;
 pub mod dict;
 pub mod engine;
@@ -18,6 +20,7 @@ pub mod section;
 pub mod unconverted;
 pub mod weights;
 
+pub use carried::{Carried, NotCarried, Placement};
 pub use error::{ConvertError, Direction, Problem};
 pub use fastllm_config as config;
 pub use hf_class::{Fill, HfClass, HfKey, HfType};

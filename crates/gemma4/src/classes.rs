@@ -94,14 +94,21 @@ pub fn gemma4_text() -> HfClass {
             HfKey::new("num_experts", HfType::Int, Value::Null),
             HfKey::new("top_k_experts", HfType::Int, Value::Null),
             HfKey::new("moe_intermediate_size", HfType::Int, Value::Null),
+            HfKey::metadata("max_position_embeddings", int(131072)),
+            HfKey::metadata("initializer_range", float(0.02)),
+            HfKey::metadata("use_cache", boolean(true)),
+            HfKey::metadata("bos_token_id", int(2)),
+            HfKey::metadata("eos_token_id", int(1)),
+            HfKey::metadata("pad_token_id", int(0)),
         ],
     )
+    .with_model_type("gemma4_text")
 }
 
 /// `Gemma4Config`, the `Gemma4ForConditionalGeneration` wrapper: `text_config` is always a
 /// `Gemma4TextConfig` (transformers builds one from the dict whatever its `model_type`; absent
 /// means the class defaults); `vision_config` / `audio_config` absent or `null` mean no tower.
-/// Token ids take the class defaults.
+/// Token ids take the class defaults. The text root is `text_config`.
 pub fn gemma4() -> HfClass {
     HfClass::new(
         "Gemma4Config",
@@ -116,7 +123,9 @@ pub fn gemma4() -> HfClass {
             HfKey::new("boa_token_id", HfType::Int, int(256_000)),
             HfKey::new("eoa_token_index", HfType::Int, int(258_883)),
             HfKey::new("audio_token_id", HfType::Int, int(258_881)),
+            HfKey::metadata("initializer_range", float(0.02)),
             HfKey::new("tie_word_embeddings", HfType::Bool, boolean(true)),
         ],
     )
+    .with_text_root("text_config")
 }

@@ -26,6 +26,12 @@
 //! The top-level `tie_word_embeddings` (`Gemma4Config`'s own) must agree with the text
 //! model's: the wrapper ties `lm_head` to `model.language_model.embed_tokens`.
 //!
+//! `Gemma4Config` declares `text_config` its text root ([`classes::gemma4`]), so the metadata a
+//! conversion carries (the text model's context length, token ids, dtype) moves between
+//! `text_config` here and the root of `gemma4`.
+//!
+//! [`classes::gemma4`]: crate::classes::gemma4
+//!
 //! Sources (facts only):
 //! * transformers `src/transformers/models/gemma4/configuration_gemma4.py` (commit `008e5743`):
 //!   `Gemma4Config`'s keys and defaults, `sub_configs`, `null` towers allowed;

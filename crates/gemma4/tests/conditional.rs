@@ -13,7 +13,7 @@ use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{BaseModelConfig, Form, Map, Value, load_base_model};
 use fastllm_core::coverage::check_handler;
 use fastllm_core::weights::plan;
-use fastllm_core::{ConvertError, Handler, HfLayout, Problem, detect, find};
+use fastllm_core::{Carried, ConvertError, Handler, HfLayout, Problem, detect, find};
 use rstest::rstest;
 
 use fastllm_gemma4 as _;
@@ -179,6 +179,22 @@ fn transformers_loads_the_text_only_export() {
             .collect::<Vec<_>>(),
         theirs
     );
+    // Completed as a conversion writes it, the export is what transformers saves of it, but the
+    // newer schema 5.23 folds the full-attention sizes into (see tests/complete_config.rs).
+    let (mut complete, _) = conditional()
+        .export_carrying(&config, &Carried::none("fast_llm"), HfLayout::V5)
+        .unwrap();
+    let mut resaved = resaved.clone();
+    resaved.remove("transformers_version");
+    for hf in [&mut complete, &mut resaved] {
+        let Some(Value::Map(text_config)) = hf.get_mut("text_config") else {
+            panic!("no text_config")
+        };
+        for key in ["per_layer_config", "global_head_dim", "num_global_key_value_heads"] {
+            text_config.remove(key);
+        }
+    }
+    assert_eq!(complete, resaved);
 }
 
 /// The export of the first sample config (a small dense model), with `changes` merged in: at the
@@ -418,10 +434,28 @@ fn to_fast_llm(
     convert(input, Side::Hf(conditional()), output, Side::FastLlm, &options)
 }
 
+/// Every dotted key of `hf` whose value is not a dict, with its value.
+fn leaves(hf: &Map, prefix: &str, out: &mut Vec<(String, Value)>) {
+    for (key, value) in hf {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            Value::Map(inner) if !inner.is_empty() => leaves(inner, &path, out),
+            _ => out.push((path, value.clone())),
+        }
+    }
+}
+
 #[rstest]
-fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(#[values(0, 1)] i: usize) {
-    let (plain, tower) = checkpoints("tower", i);
-    let middle = scratch(&format!("tower-{i}-fast-llm"));
+fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(
+    #[values(0, 1)] i: usize,
+    #[values(HfLayout::V4, HfLayout::V5)] layout: HfLayout,
+) {
+    let (plain, tower) = checkpoints(&format!("tower-{layout:?}"), i);
+    let middle = scratch(&format!("tower-{layout:?}-{i}-fast-llm"));
     // Refused by default, naming the keys; nothing is written.
     let error = to_fast_llm(&tower, &middle, false).unwrap_err();
     let ConversionError::Config(error) = error else {
@@ -434,7 +468,8 @@ fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(#[values(0, 1)]
     assert!(!middle.exists());
     // With the opt-in: every dropped key and tensor listed, the text model converted.
     let summary = to_fast_llm(&tower, &middle, true).unwrap();
-    assert_eq!(summary.dropped_keys, ["vision_config", "vision_soft_tokens_per_image"]);
+    let dropped_keys: Vec<&str> = summary.dropped_keys.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(dropped_keys, ["vision_config", "vision_soft_tokens_per_image"]);
     let mut dropped = summary.dropped_tensors.clone();
     dropped.sort();
     let text_hidden = 64;
@@ -442,22 +477,46 @@ fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(#[values(0, 1)]
     expected.sort();
     assert_eq!(dropped, expected);
     // The same Fast-LLM checkpoint as from the text-only input, which needs no opt-in.
-    let reference = scratch(&format!("tower-{i}-reference"));
+    let reference = scratch(&format!("tower-{layout:?}-{i}-reference"));
     let plain_summary = to_fast_llm(&plain, &reference, false).unwrap();
     assert!(plain_summary.dropped_keys.is_empty() && plain_summary.dropped_tensors.is_empty());
     assert_same_tensors(&open_fast_llm(&middle).unwrap(), &open_fast_llm(&reference).unwrap());
-    // Back to the wrapper: the text-only checkpoint, bit for bit, and its config.json.
-    let back = scratch(&format!("tower-{i}-back"));
-    convert(
-        &middle,
-        Side::FastLlm,
-        &back,
-        Side::Hf(conditional()),
-        &Options::default(),
-    )
-    .unwrap();
+    // Back to the wrapper: the text-only checkpoint, bit for bit, and its config.json as
+    // transformers saves it (`plain`'s is the bare export, not completed).
+    let back = scratch(&format!("tower-{layout:?}-{i}-back"));
+    let options = Options {
+        layout,
+        ..Options::default()
+    };
+    convert(&middle, Side::FastLlm, &back, Side::Hf(conditional()), &options).unwrap();
     assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&plain).unwrap());
-    assert_eq!(open_hf(&back).unwrap().config, open_hf(&plain).unwrap().config);
+    let (back, plain) = (open_hf(&back).unwrap().config, open_hf(&plain).unwrap().config);
+    let mut completed = plain.clone();
+    fastllm_core::complete::complete(&conditional().converter().hf_class, &mut completed, layout);
+    assert_eq!(back, completed);
+    // Every key of the input is kept with its value, but where transformers 4.57's save would
+    // leave it out: a `PretrainedConfig` key at the class default (`tie_word_embeddings` true,
+    // what an absent key means, in Gemma4Config and Gemma4TextConfig alike). transformers 5.24
+    // writes both: `tie_word_embeddings` is a key of both classes there.
+    let (mut input, mut output) = (Vec::new(), Vec::new());
+    leaves(&plain, "", &mut input);
+    leaves(&back, "", &mut output);
+    let left_out: Vec<&str> = input
+        .iter()
+        .filter(|entry| !output.contains(entry))
+        .map(|(key, _)| key.as_str())
+        .collect();
+    let tied = i == 0;
+    let expected: &[&str] = match layout {
+        HfLayout::V4 if tied => &["text_config.tie_word_embeddings", "tie_word_embeddings"],
+        _ => &[],
+    };
+    assert_eq!(left_out, expected);
+    let tied_in = |hf: &Map| fastllm_core::dict::get(hf, "text_config.tie_word_embeddings").cloned();
+    assert_eq!(
+        tied_in(&back),
+        (layout == HfLayout::V5 || !tied).then_some(Value::Bool(tied))
+    );
 }
 
 #[test]

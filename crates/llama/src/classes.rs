@@ -1,8 +1,11 @@
 //! The transformers config classes of the family: the value of every absent or `null` key
-//! (transformers 4.57 and 5.24 agree on these).
+//! (transformers 4.57 and 5.24 agree on these), and what `save_pretrained` writes for the keys
+//! the format does not read (token ids, `use_cache`, ...), where a rope key exists in one
+//! transformers version only.
 
+use fastllm_core::config::{Map, Value};
 use fastllm_core::hf_class::{derived_head_dim, same_as_heads};
-use fastllm_core::{Fill, HfClass, HfKey, HfType};
+use fastllm_core::{Fill, HfClass, HfKey, HfLayout, HfType};
 
 use crate::sections::{boolean, float, int, text};
 
@@ -22,30 +25,55 @@ pub fn llama() -> HfClass {
             HfKey::new("rms_norm_eps", HfType::Float, float(1e-6)),
             HfKey::new("tie_word_embeddings", HfType::Bool, boolean(false)),
             HfKey::new("max_position_embeddings", HfType::Int, int(2048)),
-            HfKey::new("rope_theta", HfType::Float, float(10000.0)),
-            HfKey::new("rope_scaling", HfType::Dict, fastllm_core::config::Value::Null),
-            HfKey::new("rope_parameters", HfType::Dict, fastllm_core::config::Value::Null),
+            HfKey::new("rope_theta", HfType::Float, float(10000.0)).only_in(HfLayout::V4),
+            HfKey::new("rope_scaling", HfType::Dict, Value::Null).only_in(HfLayout::V4),
+            // The format's export always writes it in v5.
+            HfKey::new("rope_parameters", HfType::Dict, Value::Null)
+                .only_in(HfLayout::V5)
+                .written_as(Fill::Keep),
             HfKey::new("attention_bias", HfType::Bool, boolean(false)),
             HfKey::new("attention_dropout", HfType::Float, float(0.0)),
             HfKey::new("mlp_bias", HfType::Bool, boolean(false)),
+            HfKey::metadata("initializer_range", float(0.02)),
+            HfKey::metadata("use_cache", boolean(true)),
+            HfKey::metadata("pretraining_tp", int(1)),
+            HfKey::metadata("bos_token_id", int(1)),
+            HfKey::metadata("eos_token_id", int(2)),
+            HfKey::metadata("pad_token_id", Value::Null),
         ],
+    )
+    .with_model_type("llama")
+}
+
+/// A custom-code class keeps `rope_theta` beside `rope_parameters` in transformers 5.
+fn rope_theta_in_both_layouts(class: HfClass) -> HfClass {
+    let rope_theta = class.key("rope_theta").expect("a rope class").clone();
+    class.derive(
+        class.name,
+        vec![HfKey {
+            layout: None,
+            ..rope_theta
+        }],
     )
 }
 
-/// `DiffusionLlamaConfig` (Fast-LLM's external model): LlamaConfig's keys.
+/// `DiffusionLlamaConfig` (Fast-LLM's external model): LlamaConfig's keys, a mask token, no cache.
 pub fn diffusion_llama() -> HfClass {
-    HfClass {
-        name: "DiffusionLlamaConfig",
-        ..llama()
-    }
+    rope_theta_in_both_layouts(llama().derive(
+        "DiffusionLlamaConfig",
+        vec![
+            HfKey::metadata("mask_token_id", int(131072)),
+            HfKey::metadata("use_cache", boolean(false)),
+        ],
+    ))
 }
 
 /// `MTPLlamaConfig`: LlamaConfig plus `prediction_heads`.
 pub fn mtp_llama() -> HfClass {
-    llama().derive(
+    rope_theta_in_both_layouts(llama().derive(
         "MTPLlamaConfig",
         vec![HfKey::new("prediction_heads", HfType::Int, int(1))],
-    )
+    ))
 }
 
 /// `MistralConfig`: no bias keys, a 4096 sliding window unless `null`.
@@ -58,9 +86,14 @@ pub fn mistral() -> HfClass {
                 HfKey::new("num_key_value_heads", HfType::Int, int(8)).null_means(Fill::Derive(same_as_heads)),
                 HfKey::new("max_position_embeddings", HfType::Int, int(4096 * 32)),
                 HfKey::new("sliding_window", HfType::Int, int(4096)),
+                // Read when present; the 4.57 class has no such attribute.
+                HfKey::new("rope_scaling", HfType::Dict, Value::Null)
+                    .only_in(HfLayout::V4)
+                    .written_as(Fill::Keep),
             ],
         )
-        .without(&["attention_bias", "mlp_bias"])
+        .without(&["attention_bias", "mlp_bias", "pretraining_tp"])
+        .with_model_type("mistral")
 }
 
 /// `MixtralConfig`: Mistral's keys with other defaults, plus the experts.
@@ -69,8 +102,8 @@ pub fn mixtral() -> HfClass {
         "MixtralConfig",
         vec![
             HfKey::new("rms_norm_eps", HfType::Float, float(1e-5)),
-            HfKey::new("rope_theta", HfType::Float, float(1e6)),
-            HfKey::new("sliding_window", HfType::Int, fastllm_core::config::Value::Null),
+            HfKey::new("rope_theta", HfType::Float, float(1e6)).only_in(HfLayout::V4),
+            HfKey::new("sliding_window", HfType::Int, Value::Null),
             HfKey::new("num_local_experts", HfType::Int, int(8)),
             HfKey::new("num_experts_per_tok", HfType::Int, int(2)),
             HfKey::new("router_aux_loss_coef", HfType::Float, float(0.001)),
@@ -80,7 +113,18 @@ pub fn mixtral() -> HfClass {
     )
 }
 
-/// `Qwen2Config`: no `head_dim` or bias keys; sliding-window keys that must stay unused.
+/// Qwen2's `layer_types` without a sliding window: every layer full attention.
+fn all_full_attention(hf: &Map) -> Result<Value, String> {
+    match hf.get("num_hidden_layers") {
+        Some(Value::Int(layers)) => Ok(Value::List(
+            (0..*layers).map(|_| Value::Str("full_attention".into())).collect(),
+        )),
+        _ => Err("cannot be derived without an int num_hidden_layers".into()),
+    }
+}
+
+/// `Qwen2Config`: no `head_dim` or bias keys; sliding-window keys that must stay unused (the
+/// class stores `sliding_window` as `None` unless `use_sliding_window`); token ids `None`.
 pub fn qwen2() -> HfClass {
     llama()
         .derive(
@@ -90,26 +134,39 @@ pub fn qwen2() -> HfClass {
                 HfKey::new("intermediate_size", HfType::Int, int(22016)),
                 HfKey::new("num_key_value_heads", HfType::Int, int(32)).null_means(Fill::Derive(same_as_heads)),
                 HfKey::new("max_position_embeddings", HfType::Int, int(32768)),
-                HfKey::new("sliding_window", HfType::Int, int(4096)),
+                HfKey::new("sliding_window", HfType::Int, int(4096)).written_as(Fill::Value(Value::Null)),
                 HfKey::new("use_sliding_window", HfType::Bool, boolean(false)),
                 HfKey::new("max_window_layers", HfType::Int, int(28)),
                 HfKey {
                     absent: Fill::Keep,
-                    ..HfKey::new("layer_types", HfType::List, fastllm_core::config::Value::Null)
-                },
+                    ..HfKey::new("layer_types", HfType::List, Value::Null)
+                }
+                .written_as(Fill::Derive(all_full_attention)),
                 HfKey {
                     absent: Fill::Keep,
                     ..HfKey::new("use_mrope", HfType::Bool, boolean(false))
                 },
+                HfKey::metadata("bos_token_id", Value::Null),
+                HfKey::metadata("eos_token_id", Value::Null),
             ],
         )
-        .without(&["head_dim", "attention_bias", "mlp_bias"])
+        .without(&["head_dim", "attention_bias", "mlp_bias", "pretraining_tp"])
+        .with_model_type("qwen2")
 }
 
-/// `DreamConfig` (a Qwen2 clone with a mask token).
+/// `DreamConfig` (a Qwen2 clone with a mask token; no `layer_types` or token ids but
+/// `pad_token_id`, no cache, `rope_theta` kept in transformers 5).
 pub fn dream() -> HfClass {
-    HfClass {
-        name: "DreamConfig",
-        ..qwen2()
-    }
+    let class = qwen2().derive(
+        "DreamConfig",
+        vec![
+            HfKey::metadata("mask_token_id", int(151666)),
+            HfKey::metadata("use_cache", boolean(false)),
+            HfKey {
+                absent: Fill::Keep,
+                ..HfKey::new("layer_types", HfType::List, Value::Null)
+            },
+        ],
+    );
+    rope_theta_in_both_layouts(class.without(&["bos_token_id", "eos_token_id"]))
 }

@@ -18,7 +18,9 @@ use std::sync::{Arc, OnceLock};
 use fastllm_core::config::{Map, MlpConfig, ModelKind, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_rooted, under, under_hf};
-use fastllm_core::{Converter, Decl, Handler, HfClass, HfKey, HfType, HfWrite, Problem, Section, fl_value, inventory};
+use fastllm_core::{
+    Converter, Decl, Fill, Handler, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, inventory,
+};
 use fastllm_llama::classes;
 use fastllm_llama::sections::{self, boolean, int, text};
 use fastllm_llama::weights as llama_weights;
@@ -184,7 +186,7 @@ pub fn base_model(
 fn llama_text_class() -> HfClass {
     classes::llama().derive(
         "LlamaConfig",
-        vec![HfKey::new("sliding_window", HfType::Int, Value::Null)],
+        vec![HfKey::new("sliding_window", HfType::Int, Value::Null).written_as(Fill::Keep)],
     )
 }
 
@@ -201,7 +203,7 @@ pub fn choose_text_class(text_config: Option<&Map>) -> Result<HfClass, String> {
     }
 }
 
-/// `LlavaConfig`, with `text_config` loaded by `text`.
+/// `LlavaConfig`, with `text_config` (its text root) loaded by `text`.
 pub fn llava_class(name: &'static str, text: fn(Option<&Map>) -> Result<HfClass, String>) -> HfClass {
     HfClass::new(
         name,
@@ -214,9 +216,13 @@ pub fn llava_class(name: &'static str, text: fn(Option<&Map>) -> Result<HfClass,
             HfKey::new("vision_feature_layer", HfType::Any, int(-2)),
             HfKey::new("vision_feature_select_strategy", HfType::Str, text_value("default")),
             HfKey::new("image_seq_length", HfType::Int, int(576)),
-            HfKey::new("ignore_index", HfType::Int, int(-100)),
+            // Read by older classes; 4.57 and 5.24 no longer write it.
+            HfKey::new("ignore_index", HfType::Int, int(-100)).written_as(Fill::Keep),
+            // A `PretrainedConfig` key at its default (`true`) in 4.57; the 5.24 class's own.
+            HfKey::metadata("tie_word_embeddings", boolean(false)).only_in(HfLayout::V5),
         ],
     )
+    .with_text_root("text_config")
 }
 
 fn text_value(s: &str) -> Value {
@@ -335,7 +341,8 @@ fn llava_hybrid_ssm() -> &'static Converter {
         let text_weights = fastllm_apriel::weights::hybrid_base_model().build();
         Converter {
             base_model: weights::hybrid_base_model(root, &vision, &adapter, text_weights).build(),
-            hf_class: llava_class("LlavaHybridConfig", choose_hybrid_text_class),
+            // The custom class has no `tie_word_embeddings` of its own in 5.24.
+            hf_class: llava_class("LlavaHybridConfig", choose_hybrid_text_class).without(&["tie_word_embeddings"]),
             samples: samples::llava_hybrid_ssm(),
         }
     })

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use fastllm_core::config::{FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, Value, VisionEncoderConfig};
 use fastllm_core::dict::show;
 use fastllm_core::hf_class::derived_head_dim;
-use fastllm_core::{Decl, Fill, HfClass, HfKey, HfType, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::{
+    Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes, fl_value,
+};
 use fastllm_llama::sections::{self, boolean, float, int, text};
 
 use crate::weights;
@@ -264,16 +266,21 @@ pub fn vision_class() -> HfClass {
             HfKey::new("patch_size", HfType::Int, int(16)),
             HfKey::new("hidden_act", HfType::Str, text("gelu")),
             HfKey::new("attention_dropout", HfType::Float, float(0.0)),
-            HfKey::new("rope_theta", HfType::Float, float(10000.0)),
-            HfKey::new("rope_parameters", HfType::Dict, Value::Null),
+            HfKey::new("rope_theta", HfType::Float, float(10000.0)).only_in(HfLayout::V4),
+            HfKey::new("rope_parameters", HfType::Dict, Value::Null)
+                .only_in(HfLayout::V5)
+                .written_as(Fill::Keep),
             // `head_dim` must be the derived value: check a present one against it.
             HfKey {
                 absent: Fill::Keep,
                 null: Fill::Keep,
                 ..HfKey::new("head_dim", HfType::Int, Value::Null)
-            },
+            }
+            .written_as(Fill::Derive(derived_head_dim)),
+            HfKey::metadata("initializer_range", float(0.02)),
         ],
     )
+    .with_model_type("pixtral")
 }
 
 /// Chooses the vision class: `model_type` must be `pixtral` (absent means LlavaConfig's CLIP default).

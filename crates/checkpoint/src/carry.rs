@@ -1,0 +1,136 @@
+//! Where a checkpoint keeps the HF keys the Fast-LLM model does not hold: read from an HF
+//! `config.json` (after `--drop-key`), stored in and read back from a Fast-LLM `metadata.yaml`
+//! (under `metadata.`[`METADATA_KEY`]; `--drop-key` then names a stored key).
+
+use std::path::Path;
+
+use fastllm_config::{BaseModelConfig, Map, Value};
+use fastllm_core::carried::{METADATA_KEY, drop_keys};
+use fastllm_core::{Carried, ConvertError, Direction, Handler};
+
+use crate::CheckpointError;
+use crate::convert::{ConversionError, Options};
+use crate::read::read_document;
+
+/// An input's config: the Fast-LLM model, the HF keys it carries, and the ones dropped on
+/// request (with their values).
+pub(crate) struct InputConfig {
+    pub config: BaseModelConfig,
+    pub carried: Carried,
+    pub dropped: Vec<DroppedKey>,
+}
+
+/// Which option dropped an input key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropCause {
+    /// `--drop-key KEY`: a key the user accepts losing.
+    Requested,
+    /// `--text-only`: a key of a part the format does not convert (a vision or audio tower).
+    NotConverted,
+}
+
+impl DropCause {
+    /// The command-line option that drops a key this way.
+    pub fn option(self) -> &'static str {
+        match self {
+            DropCause::Requested => "--drop-key",
+            DropCause::NotConverted => fastllm_core::ACCEPT_OPTION,
+        }
+    }
+}
+
+/// An input config key dropped on request, with its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DroppedKey {
+    pub key: String,
+    pub value: Value,
+    pub by: DropCause,
+}
+
+/// Imports an HF config after removing the keys `drop` names and, with `text_only`, the keys of
+/// the parts the format does not convert; returns the config and every dropped key.
+pub fn import_hf(
+    handler: &Handler,
+    hf: &Map,
+    drop: &[String],
+    text_only: bool,
+) -> Result<(BaseModelConfig, Map, Vec<DroppedKey>), ConvertError> {
+    let mut hf = hf.clone();
+    let requested = drop_keys(&mut hf, drop).map_err(|problems| ConvertError::Rejected {
+        format: handler.name.to_string(),
+        direction: Direction::Import,
+        problems,
+    })?;
+    let mut dropped: Vec<DroppedKey> = requested
+        .into_iter()
+        .map(|(key, value)| DroppedKey {
+            key,
+            value,
+            by: DropCause::Requested,
+        })
+        .collect();
+    if text_only {
+        let (kept, keys) = handler.without_unconverted(&hf);
+        dropped.extend(keys.into_iter().map(|key| DroppedKey {
+            value: hf.get(&key).cloned().unwrap_or(Value::Null),
+            key,
+            by: DropCause::NotConverted,
+        }));
+        hf = kept;
+    }
+    Ok((handler.import(&hf)?, hf, dropped))
+}
+
+/// An HF `config.json`: imported with the requested keys dropped first, and what it carries.
+pub(crate) fn read_hf(path: &Path, handler: &Handler, options: &Options) -> Result<InputConfig, ConversionError> {
+    let hf = read_document(path)?;
+    let (config, hf, dropped) = import_hf(handler, &hf, &options.drop_keys, options.text_only)?;
+    let carried = handler.carried(&hf, &config)?;
+    Ok(InputConfig {
+        config,
+        carried,
+        dropped,
+    })
+}
+
+/// The carried keys stored in a Fast-LLM `metadata.yaml` (none when it has none).
+pub(crate) fn stored(path: &Path, metadata: &Map) -> Result<Carried, CheckpointError> {
+    match fastllm_core::dict::get(metadata, &format!("metadata.{METADATA_KEY}")) {
+        None => Ok(Carried::none("fast_llm")),
+        Some(value) => Carried::from_value(value)
+            .map_err(|e| CheckpointError::invalid(path, format!("metadata.{METADATA_KEY}: {e}"))),
+    }
+}
+
+/// The carried keys stored in a Fast-LLM `metadata.yaml`, without the ones `--drop-key` names
+/// (each must be stored: a typo would otherwise drop nothing), and those.
+pub(crate) fn read_stored(
+    path: &Path,
+    metadata: &Map,
+    options: &Options,
+) -> Result<(Carried, Vec<DroppedKey>), ConversionError> {
+    let mut carried = stored(path, metadata)?;
+    let dropped = carried
+        .drop_keys(&options.drop_keys)
+        .map_err(|problems| ConvertError::Rejected {
+            format: "fast_llm".to_string(),
+            direction: Direction::Import,
+            problems,
+        })?;
+    let dropped = dropped
+        .into_iter()
+        .map(|(key, value)| DroppedKey {
+            key,
+            value,
+            by: DropCause::Requested,
+        })
+        .collect();
+    Ok((carried, dropped))
+}
+
+/// Stores `carried` in `metadata.yaml`'s free-form `metadata:` dict (nothing when empty).
+pub(crate) fn store(free_form: &mut Map, carried: &Carried) {
+    if !carried.is_empty() {
+        free_form.insert(METADATA_KEY.to_string(), carried.to_value());
+    }
+}

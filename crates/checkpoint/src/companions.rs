@@ -1,0 +1,174 @@
+//! Companion files: what a checkpoint directory holds besides its config and weights that a
+//! user needs to run the model (tokenizer, generation config, chat template, processor config,
+//! model card and license). A conversion copies them byte for byte into the output, whichever
+//! side is Fast-LLM, and lists every other file of the input as not copied, with why: nothing
+//! is copied blindly (pickles can run code, other formats' weights would be stale).
+
+use std::path::Path;
+
+use crate::CheckpointError;
+use crate::writer::OutputDir;
+
+/// The file names copied, as patterns (`*` matches any run of characters). Matched against a
+/// file name in the checkpoint directory, case-sensitively.
+pub const COMPANION_PATTERNS: &[&str] = &[
+    // Tokenizers: fast (tokenizer.json), SentencePiece, BPE / WordPiece vocabularies, tiktoken.
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "tokenizer.model",
+    "*.tiktoken",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    // Generation and chat.
+    "generation_config.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    // Multimodal input processing.
+    "preprocessor_config.json",
+    "processor_config.json",
+    "video_preprocessor_config.json",
+    // What a model may be used for, and under which terms.
+    "README.md",
+    "LICENSE",
+    "LICENSE.*",
+    "NOTICE",
+    "USE_POLICY.md",
+];
+
+/// The files every conversion writes itself, never copied or listed.
+const OWN_FILES: &[&str] = &["config.json", "metadata.yaml", "model.safetensors.index.json", "ok"];
+
+/// Why a file of the input is not in the output.
+fn not_copied_because(name: &str) -> &'static str {
+    let extension = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match extension {
+        "bin" | "pt" | "pth" | "pkl" | "pickle" | "ckpt" => "a pickle: never copied (it can run code)",
+        "gguf" | "h5" | "msgpack" | "onnx" | "tflite" | "ot" | "npz" => {
+            "weights of another format: not converted, and stale beside the converted ones"
+        }
+        "py" => "code of another format",
+        _ => "not in the companion-file list",
+    }
+}
+
+/// `*` matches any run of characters; everything else literally.
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((prefix, suffix)) => {
+            name.len() >= prefix.len() + suffix.len() && name.starts_with(prefix) && name.ends_with(suffix)
+        }
+    }
+}
+
+/// Whether `name` is a companion file.
+pub fn is_companion(name: &str) -> bool {
+    COMPANION_PATTERNS.iter().any(|p| matches(p, name))
+}
+
+/// The input directory's files sorted into companions to copy and the rest, with reasons.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Companions {
+    /// Copied byte for byte.
+    pub copied: Vec<String>,
+    /// Every other entry of the input directory and why it is not copied.
+    pub not_copied: Vec<(String, String)>,
+}
+
+/// Sorts the entries of `input`. `handled` are files another rule takes care of (weights, the
+/// output format's modeling files): neither copied here nor listed.
+pub fn companions(input: &Path, handled: &dyn Fn(&str) -> bool) -> Result<Companions, CheckpointError> {
+    let entries = std::fs::read_dir(input).map_err(|e| CheckpointError::io(input, e))?;
+    let mut result = Companions::default();
+    for entry in entries {
+        let entry = entry.map_err(|e| CheckpointError::io(input, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if OWN_FILES.contains(&name.as_str()) || name.ends_with(".safetensors") || handled(&name) {
+            continue;
+        }
+        // Follows symlinks: a Hugging Face cache snapshot links every file to a blob.
+        let is_file = input.join(&name).is_file();
+        if is_file && is_companion(&name) {
+            result.copied.push(name);
+        } else if is_file {
+            result
+                .not_copied
+                .push((name.clone(), not_copied_because(&name).to_string()));
+        } else {
+            result.not_copied.push((name, "a directory: not converted".to_string()));
+        }
+    }
+    result.copied.sort();
+    result.not_copied.sort();
+    Ok(result)
+}
+
+/// Copies `files` of `input` into the output, byte for byte and readable by all.
+pub fn copy(out: &OutputDir, input: &Path, files: &[String]) -> Result<(), CheckpointError> {
+    for file in files {
+        let source = input.join(file);
+        std::fs::copy(&source, out.path(file)).map_err(|e| CheckpointError::io(&source, e))?;
+        crate::writer::readable_by_all(&out.path(file))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        for name in [
+            "tokenizer.json",
+            "cl100k.tiktoken",
+            "LICENSE",
+            "LICENSE.txt",
+            "chat_template.jinja",
+        ] {
+            assert!(is_companion(name), "{name}");
+        }
+        for name in [
+            "pytorch_model.bin",
+            "tokenizer.json.bak",
+            "LICENSE_OLD",
+            "x.tiktoken.py",
+            "model.gguf",
+        ] {
+            assert!(!is_companion(name), "{name}");
+        }
+        assert_eq!(
+            not_copied_because("pytorch_model.bin"),
+            "a pickle: never copied (it can run code)"
+        );
+        assert!(not_copied_because("model.gguf").starts_with("weights of another format"));
+    }
+
+    #[test]
+    fn sorts_a_directory() {
+        let dir = std::env::temp_dir().join(format!("fastllm-companions-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("original")).unwrap();
+        for name in [
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "generation_config.json",
+            "pytorch_model.bin",
+            "notes.txt",
+            "modeling_x.py",
+        ] {
+            std::fs::write(dir.join(name), name).unwrap();
+        }
+        let sorted = companions(&dir, &|name| name == "modeling_x.py").unwrap();
+        assert_eq!(sorted.copied, ["generation_config.json", "tokenizer.json"]);
+        let not: Vec<&str> = sorted.not_copied.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(not, ["notes.txt", "original", "pytorch_model.bin"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
