@@ -446,6 +446,7 @@ pub fn convert_with_progress(
     options: &Options,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Summary, ConversionError> {
+    crate::paths::check_output_path(input, output)?;
     if options.config_only {
         return convert_config(input, from, output, to, options);
     }

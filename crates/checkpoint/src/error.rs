@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Why a checkpoint could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", io_hint(.source))]
     Io {
         path: PathBuf,
         #[source]
@@ -47,6 +47,31 @@ pub enum CheckpointError {
     },
     #[error("{path}: output exists; pass --force to replace it")]
     OutputExists { path: PathBuf },
+    #[error(
+        "refusing to write `{}`: the output {} `{}` (resolved: `{}` and `{}`); nothing was touched, \
+         whatever --force says",
+        .output.display(), .relation.describe(), .input.display(), .resolved_output.display(), .resolved_input.display()
+    )]
+    OutputOverlapsInput {
+        input: PathBuf,
+        output: PathBuf,
+        resolved_input: PathBuf,
+        resolved_output: PathBuf,
+        relation: crate::paths::Overlap,
+    },
+}
+
+/// What a full disk or a file-size limit means for the user: the conversion stopped cleanly.
+fn io_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::FileTooLarge => {
+            " (the file size limit, `ulimit -f`, is smaller than the output needs; the partial output was removed)"
+        }
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            " (no space left for the output; the partial output was removed)"
+        }
+        _ => "",
+    }
 }
 
 impl CheckpointError {

@@ -12,6 +12,8 @@
 pub mod bytes;
 pub mod convert;
 mod error;
+mod output;
+pub mod paths;
 mod read;
 pub mod writer;
 
