@@ -12,8 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
-use fastllm_core::weights::{PlanEntry, Transform, plan};
-use fastllm_core::{ConvertError, Handler, HfLayout};
+use fastllm_core::weights::{PlanEntry, PlanLimits, Transform, elements, plan_within};
+use fastllm_core::{ConvertError, Handler, HfLayout, Problem};
 
 use crate::bytes::transpose;
 use crate::read::read_document;
@@ -79,10 +79,69 @@ pub enum ConversionError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Config(#[from] ConvertError),
+    /// A config that does not convert, with the file it was read from.
+    #[error("{}: {source}", .path.display())]
+    ConfigFile {
+        path: PathBuf,
+        #[source]
+        source: ConvertError,
+    },
+    /// The tensors a config implies exceed what the checkpoint holds, or do not fit the format.
+    #[error("{}: {}", .path.display(), render_plan(.format, .problems))]
+    Plan {
+        path: PathBuf,
+        format: &'static str,
+        problems: Vec<Problem>,
+    },
     #[error("{path}: {}", render(.problems))]
     Tensors { path: PathBuf, problems: Vec<String> },
     #[error("{format}: weight conversion is not declared for this format yet; its config converts (use --config-only)")]
     WeightsNotDeclared { format: &'static str },
+}
+
+fn render_plan(format: &str, problems: &[Problem]) -> String {
+    let n = problems.len();
+    let mut out = format!(
+        "the {format} tensors this config implies cannot be planned ({n} problem{}):",
+        if n == 1 { "" } else { "s" }
+    );
+    for problem in problems {
+        out.push_str("\n  ");
+        out.push_str(&problem.to_string());
+    }
+    out
+}
+
+/// The file a side's config is read from.
+fn config_file(dir: &Path, side: Side) -> PathBuf {
+    dir.join(match side {
+        Side::FastLlm => "metadata.yaml",
+        Side::Hf(_) => "config.json",
+    })
+}
+
+/// A config problem, named with the file the config came from.
+fn in_file(path: PathBuf) -> impl FnOnce(ConvertError) -> ConversionError {
+    move |source| ConversionError::ConfigFile { path, source }
+}
+
+/// The file listing a checkpoint's tensors (where a missing tensor is missing from).
+fn tensor_listing(dir: &Path, side: Side) -> &'static str {
+    match side {
+        Side::FastLlm => "metadata.yaml",
+        Side::Hf(_) if dir.join("model.safetensors.index.json").exists() => "model.safetensors.index.json",
+        Side::Hf(_) => "model.safetensors",
+    }
+}
+
+/// The plan limits of an input: it holds so many tensors and elements, and no more.
+fn limits(files: &FileSet) -> PlanLimits {
+    PlanLimits::checkpoint(files.len(), files.total_elements())
+}
+
+/// The byte size of a tensor, or `None` for an unknown dtype or an overflowing shape.
+fn tensor_bytes(shape: &[usize], dtype: &str) -> Option<u64> {
+    elements(shape)?.checked_mul(dtype_size(dtype)? as u64)
 }
 
 fn render(problems: &[String]) -> String {
@@ -136,8 +195,9 @@ pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
     if dir.join("metadata.yaml").is_file() {
         return Ok(Side::FastLlm);
     }
-    let config = read_document(&dir.join("config.json"))?;
-    Ok(Side::Hf(fastllm_core::detect(&config)?))
+    let path = dir.join("config.json");
+    let config = read_document(&path)?;
+    Ok(Side::Hf(fastllm_core::detect(&config).map_err(in_file(path))?))
 }
 
 /// The input's base-model config, from `config.json` or `metadata.yaml` alone (no tensor opened).
@@ -147,7 +207,10 @@ fn read_config(dir: &Path, side: Side) -> Result<BaseModelConfig, ConversionErro
             let path = dir.join("metadata.yaml");
             fast_llm_config(&path, &read_document(&path)?)
         }
-        Side::Hf(handler) => Ok(handler.import(&read_document(&dir.join("config.json"))?)?),
+        Side::Hf(handler) => {
+            let path = dir.join("config.json");
+            handler.import(&read_document(&path)?).map_err(in_file(path))
+        }
     }
 }
 
@@ -210,7 +273,8 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig) -> Result<Input, 
                         );
                     }
                     _ => problems.push(format!(
-                        "`{name}`: not a `<parameter>/weights` tensor (optimizer state is not converted)"
+                        "`{name}` in {}: not a `<parameter>/weights` tensor (optimizer state is not converted)",
+                        checkpoint.files.get(name).map_or("", |t| t.file)
                     )),
                 }
             }
@@ -228,7 +292,13 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig) -> Result<Input, 
         }
         Side::Hf(handler) => {
             let checkpoint = open_hf(dir)?;
-            let mut entries = weight_plan(handler, &config)?;
+            let mut entries = weight_plan(
+                handler,
+                &config,
+                &limits(&checkpoint.files),
+                &config_file(dir, side),
+                true,
+            )?;
             respell(
                 &mut entries,
                 &handler.converter().base_model.hf_prefix_aliases,
@@ -237,8 +307,9 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig) -> Result<Input, 
             let mut problems = Vec::new();
             let mut sources = BTreeMap::new();
             let mut consumed = BTreeSet::new();
+            let listing = tensor_listing(dir, side);
             for entry in entries {
-                let dtype = check_inputs(&checkpoint.files, &entry, &mut problems);
+                let dtype = check_inputs(&checkpoint.files, &entry, listing, &mut problems);
                 consumed.extend(entry.hf.iter().cloned());
                 sources.insert(
                     entry.fast_llm.clone(),
@@ -250,7 +321,12 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig) -> Result<Input, 
                     },
                 );
             }
-            let leftovers: Vec<&str> = checkpoint.files.names().filter(|n| !consumed.contains(*n)).collect();
+            let leftovers: Vec<String> = checkpoint
+                .files
+                .names()
+                .filter(|n| !consumed.contains(*n))
+                .map(|n| format!("`{n}` in {}", checkpoint.files.get(n).map_or("", |t| t.file)))
+                .collect();
             if !leftovers.is_empty() {
                 problems.push(format!(
                     "{} tensor(s) the {} format does not map (nothing would convert them): {}",
@@ -290,40 +366,56 @@ fn respell(entries: &mut [PlanEntry], aliases: &[(&str, &str)], files: &FileSet)
     }
 }
 
-/// The handler's weight plan for `config`.
-fn weight_plan(handler: &Handler, config: &BaseModelConfig) -> Result<Vec<PlanEntry>, ConversionError> {
+/// The handler's weight plan for `config` (read from `source`) within `limits`. With
+/// `name_hf_keys` (the config was imported through this handler), each problem also names the
+/// HF key behind its Fast-LLM path.
+fn weight_plan(
+    handler: &Handler,
+    config: &BaseModelConfig,
+    limits: &PlanLimits,
+    source: &Path,
+    name_hf_keys: bool,
+) -> Result<Vec<PlanEntry>, ConversionError> {
     let section = &handler.converter().base_model;
     if section.weights.is_empty() {
         return Err(ConversionError::WeightsNotDeclared { format: handler.name });
     }
-    plan(section, &config.to_form(Form::Full)).map_err(|problems| {
-        ConvertError::Rejected {
-            format: handler.name.to_string(),
-            direction: fastllm_core::Direction::Export,
+    plan_within(section, &config.to_form(Form::Full), limits).map_err(|mut problems| {
+        if name_hf_keys {
+            for problem in &mut problems {
+                problem.hf = problem.fast_llm.as_deref().and_then(|path| handler.hf_source(path));
+            }
+        }
+        ConversionError::Plan {
+            path: source.to_path_buf(),
+            format: handler.name,
             problems,
         }
-        .into()
     })
 }
 
-/// Checks one plan entry's HF tensors: present, with the planned shapes and one dtype.
-fn check_inputs(files: &FileSet, entry: &PlanEntry, problems: &mut Vec<String>) -> String {
+/// Checks one plan entry's HF tensors: present (in `listing`), with the planned shapes and one
+/// dtype. Each problem names the tensor and its file.
+fn check_inputs(files: &FileSet, entry: &PlanEntry, listing: &str, problems: &mut Vec<String>) -> String {
     let mut dtype: Option<String> = None;
     for (name, expected) in entry.hf.iter().zip(&entry.hf_shapes) {
         match files.get(name) {
-            None => problems.push(format!("`{name}` (for Fast-LLM `{}`): missing", entry.fast_llm)),
+            None => problems.push(format!(
+                "`{name}` (for Fast-LLM `{}`): missing from {listing}",
+                entry.fast_llm
+            )),
             Some(tensor) => {
                 if tensor.shape != expected.as_slice() {
                     problems.push(format!(
-                        "`{name}`: shape {:?}, the config implies {expected:?}",
-                        tensor.shape
+                        "`{name}` in {}: shape {:?}, the config implies {expected:?}",
+                        tensor.file, tensor.shape
                     ));
                 }
                 match &dtype {
                     None => dtype = Some(tensor.dtype.to_string()),
                     Some(d) if d != tensor.dtype => problems.push(format!(
-                        "`{name}`: dtype {} differs from {d} of the other parts of `{}`",
-                        tensor.dtype, entry.fast_llm
+                        "`{name}` in {}: dtype {} differs from {d} of the other parts of `{}`",
+                        tensor.file, tensor.dtype, entry.fast_llm
                     )),
                     Some(_) => {}
                 }
@@ -341,7 +433,7 @@ impl Input {
         match source.transform {
             Transform::Copy | Transform::Reshape => Cow::Borrowed(part(0)),
             Transform::Concat => {
-                let mut out = Vec::with_capacity(source.inputs.iter().map(|_| 0).sum::<usize>());
+                let mut out = Vec::with_capacity((0..source.inputs.len()).map(|i| part(i).len()).sum());
                 for i in 0..source.inputs.len() {
                     out.extend_from_slice(part(i));
                 }
@@ -368,7 +460,7 @@ impl Input {
             }
             Transform::TransposeConcat => {
                 let rows = source.shape[0] / source.inputs.len();
-                let mut out = Vec::with_capacity(source.shape.iter().product::<usize>() * element(&source.dtype));
+                let mut out = Vec::with_capacity((0..source.inputs.len()).map(|i| part(i).len()).sum());
                 for i in 0..source.inputs.len() {
                     let data = part(i);
                     let mut block = vec![0; data.len()];
@@ -460,7 +552,9 @@ pub fn convert_with_progress(
     // The config must convert before any tensor is looked at: its rejection is the real reason.
     let config = read_config(input, from)?;
     if let Side::Hf(handler) = to {
-        handler.export(&config, options.layout)?;
+        handler
+            .export(&config, options.layout)
+            .map_err(in_file(config_file(input, from)))?;
     }
     let source = open_input(input, from, config)?;
     let config = &source.config;
@@ -472,7 +566,13 @@ pub fn convert_with_progress(
         Side::FastLlm => {
             for (parameter, src) in &source.sources {
                 used.insert(parameter.clone());
-                let bytes = (src.shape.iter().product::<usize>() * element(&src.dtype)) as u64;
+                let Some(bytes) = tensor_bytes(&src.shape, &src.dtype) else {
+                    problems.push(format!(
+                        "Fast-LLM `{parameter}`: shape {:?} of {} overflows",
+                        src.shape, src.dtype
+                    ));
+                    continue;
+                };
                 let tensor = PlannedTensor {
                     name: format!("{parameter}{SHARD}"),
                     dtype: src.dtype.clone(),
@@ -488,14 +588,18 @@ pub fn convert_with_progress(
             let config = match config {
                 BaseModelConfig::Gpt(_) | BaseModelConfig::MultiModal(_) => config,
             };
-            for entry in weight_plan(handler, config)? {
+            let name_hf_keys = matches!(from, Side::Hf(h) if std::ptr::eq(h, handler));
+            let limits = limits(&source.checkpoint.files);
+            let listing = tensor_listing(input, from);
+            for entry in weight_plan(handler, config, &limits, &config_file(input, from), name_hf_keys)? {
                 let Some(src) = source.sources.get(&entry.fast_llm) else {
-                    problems.push(format!("Fast-LLM `{}`: missing from the input", entry.fast_llm));
+                    problems.push(format!("Fast-LLM `{}`: missing from {listing}", entry.fast_llm));
                     continue;
                 };
                 if src.shape != entry.fast_llm_shape {
+                    let file = source.checkpoint.files.get(&src.inputs[0]).map_or("", |t| t.file);
                     problems.push(format!(
-                        "Fast-LLM `{}`: shape {:?}, the config implies {:?}",
+                        "Fast-LLM `{}` in {file}: shape {:?}, the config implies {:?}",
                         entry.fast_llm, src.shape, entry.fast_llm_shape
                     ));
                     continue;
@@ -503,7 +607,10 @@ pub fn convert_with_progress(
                 used.insert(entry.fast_llm.clone());
                 let parts = entry.hf.len();
                 for (i, (name, shape)) in entry.hf.iter().zip(&entry.hf_shapes).enumerate() {
-                    let bytes = (shape.iter().product::<usize>() * element(&src.dtype)) as u64;
+                    let Some(bytes) = tensor_bytes(shape, &src.dtype) else {
+                        problems.push(format!("`{name}`: shape {shape:?} of {} overflows", src.dtype));
+                        continue;
+                    };
                     let tensor = PlannedTensor {
                         name: name.clone(),
                         dtype: src.dtype.clone(),
@@ -556,7 +663,9 @@ pub fn convert_with_progress(
     match to {
         Side::FastLlm => write_fast_llm_metadata(&out, config, &outputs, &files)?,
         Side::Hf(handler) => {
-            let hf = handler.export(config, options.layout)?;
+            let hf = handler
+                .export(config, options.layout)
+                .map_err(in_file(config_file(input, from)))?;
             out.write_text("config.json", &format!("{}\n", Value::Map(hf.clone()).to_json_pretty()))?;
             if files.len() > 1 {
                 write_hf_index(&out, &outputs, &files)?;
@@ -666,7 +775,11 @@ fn convert_config(
 ) -> Result<Summary, ConversionError> {
     let config = read_config(input, from)?;
     let hf = match to {
-        Side::Hf(handler) => Some(handler.export(&config, options.layout)?),
+        Side::Hf(handler) => Some(
+            handler
+                .export(&config, options.layout)
+                .map_err(in_file(config_file(input, from)))?,
+        ),
         Side::FastLlm => None,
     };
     let mut summary = Summary {
@@ -701,18 +814,19 @@ fn shard(
     let (mut start, mut size) = (0usize, 0u64);
     for (i, (tensor, ..)) in outputs.iter().enumerate() {
         let weight = match to {
-            Side::FastLlm => tensor.shape.iter().product::<usize>() as u64,
+            // Shapes of planned tensors are checked: their element counts fit.
+            Side::FastLlm => elements(&tensor.shape).unwrap_or(u64::MAX),
             Side::Hf(_) => tensor.bytes,
         };
         let limit = match to {
             Side::FastLlm => FAST_LLM_ELEMENTS_PER_FILE,
             Side::Hf(_) => options.max_shard_bytes,
         };
-        if matches!(to, Side::Hf(_)) && i > start && size + weight > limit {
+        if matches!(to, Side::Hf(_)) && i > start && size.saturating_add(weight) > limit {
             ranges.push(start..i);
             (start, size) = (i, 0);
         }
-        size += weight;
+        size = size.saturating_add(weight);
         if matches!(to, Side::FastLlm) && size >= limit {
             ranges.push(start..i + 1);
             (start, size) = (i + 1, 0);
@@ -832,9 +946,11 @@ pub fn write_synthetic_hf(
         message: format!("unknown dtype {dtype}"),
     })?;
     let mut outputs = Vec::new();
-    for entry in weight_plan(handler, config)? {
+    for entry in weight_plan(handler, config, &PlanLimits::DEFAULT, dir, false)? {
         for (name, shape) in entry.hf.iter().zip(&entry.hf_shapes) {
-            let bytes = (shape.iter().product::<usize>() * element) as u64;
+            let bytes = elements(shape)
+                .and_then(|n| n.checked_mul(element as u64))
+                .ok_or_else(|| CheckpointError::invalid(dir, format!("tensor `{name}`: shape {shape:?} overflows")))?;
             let tensor = PlannedTensor {
                 name: name.clone(),
                 dtype: dtype.to_string(),

@@ -22,10 +22,18 @@ pub enum CheckpointError {
     Pickle { path: PathBuf },
     #[error("{path}: no weights found (expected model.safetensors or model.safetensors.index.json)")]
     NoWeights { path: PathBuf },
-    #[error("{path}: shard `{shard}` listed in the index is missing")]
-    MissingShard { path: PathBuf, shard: String },
-    #[error("{path}: shard name `{shard}` must be a file name in the checkpoint directory")]
-    UnsafeShardName { path: PathBuf, shard: String },
+    #[error("{path}: shard `{shard}` listed in the index (for tensor `{tensor}`) is missing")]
+    MissingShard {
+        path: PathBuf,
+        tensor: String,
+        shard: String,
+    },
+    #[error("{path}: shard name `{shard}` (for tensor `{tensor}`) must be a file name in the checkpoint directory")]
+    UnsafeShardName {
+        path: PathBuf,
+        tensor: String,
+        shard: String,
+    },
     #[error("{path}: tensor `{tensor}` is listed in the index for `{shard}` but is not in that file")]
     TensorNotInShard {
         path: PathBuf,

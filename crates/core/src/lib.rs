@@ -13,6 +13,7 @@ mod error;
 pub mod explain;
 pub mod hf_class;
 pub mod layout;
+pub mod provenance;
 mod registry;
 pub mod section;
 pub mod weights;
