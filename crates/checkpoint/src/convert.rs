@@ -236,7 +236,7 @@ pub fn fast_llm_base_model(checkpoint: &Checkpoint) -> Result<BaseModelConfig, C
 }
 
 /// The base model of a parsed `metadata.yaml` (`path`, for messages).
-fn fast_llm_config(path: &Path, metadata: &Map) -> Result<BaseModelConfig, ConversionError> {
+pub fn fast_llm_config(path: &Path, metadata: &Map) -> Result<BaseModelConfig, ConversionError> {
     let invalid = |message: String| CheckpointError::Invalid {
         path: path.to_path_buf(),
         message,

@@ -16,7 +16,7 @@ pub enum CheckpointError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error(
-        "{path}: a pickle checkpoint (`.bin`) is never unpickled: it can run arbitrary code. Convert it to safetensors first \
+        "{path}: a pickle checkpoint is never unpickled: it can run arbitrary code. Convert it to safetensors first \
          (e.g. `model.save_pretrained(dir, safe_serialization=True)` in transformers)"
     )]
     Pickle { path: PathBuf },
@@ -56,9 +56,8 @@ pub enum CheckpointError {
     #[error("{path}: output exists; pass --force to replace it")]
     OutputExists { path: PathBuf },
     #[error(
-        "refusing to write `{}`: the output {} `{}` (resolved: `{}` and `{}`); nothing was touched, \
-         whatever --force says",
-        .output.display(), .relation.describe(), .input.display(), .resolved_output.display(), .resolved_input.display()
+        "refusing to write {}: the output {} {}; nothing was touched, whatever --force says",
+        shown(.output, .resolved_output), .relation.describe(), shown(.input, .resolved_input)
     )]
     OutputOverlapsInput {
         input: PathBuf,
@@ -67,6 +66,15 @@ pub enum CheckpointError {
         resolved_output: PathBuf,
         relation: crate::paths::Overlap,
     },
+}
+
+/// `path`, and what it resolves to when that reads differently.
+fn shown(path: &std::path::Path, resolved: &std::path::Path) -> String {
+    if path == resolved {
+        format!("`{}`", path.display())
+    } else {
+        format!("`{}` (`{}`)", path.display(), resolved.display())
+    }
 }
 
 /// What a full disk or a file-size limit means for the user: the conversion stopped cleanly.

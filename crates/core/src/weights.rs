@@ -412,19 +412,29 @@ impl Planner<'_> {
         self.problems.borrow_mut().push(Problem::at_fast_llm(path, message));
     }
 
+    /// A problem of one planned parameter (a tensor name, not a config path).
+    fn parameter_problem(&self, name: &str, message: impl std::fmt::Display) {
+        self.problems.borrow_mut().push(Problem {
+            fast_llm: None,
+            hf: None,
+            message: format!("parameter `{name}`: {message}"),
+        });
+    }
+
     /// Tensors that may still be planned.
     fn remaining(&self) -> usize {
         self.limits.max_tensors.saturating_sub(self.out.len())
     }
 
-    /// Whether `count` repetitions (each at least one tensor) fit; if not, reports it at `path`.
-    fn fits(&self, count: usize, path: String, what: &str) -> bool {
+    /// Whether `count` repetitions (each at least one tensor) fit; if not, why.
+    fn fits(&self, count: usize, what: &str) -> Result<(), String> {
         if count <= self.remaining() {
-            return true;
+            return Ok(());
         }
-        let message = format!("{count} {what} need more tensors than {}", self.limits.bound("tensors"));
-        self.problem(path, message);
-        false
+        Err(format!(
+            "{count} {what} need more tensors than {}",
+            self.limits.bound("tensors")
+        ))
     }
 
     /// Walks `section` on `config` (found at the Fast-LLM config path `config_path`), naming
@@ -463,12 +473,17 @@ impl Planner<'_> {
                     when,
                     hf_shape,
                 } => {
+                    let reported = self.problems.borrow().len();
                     if when.as_ref().is_some_and(|w| !w(&context)) {
                         continue;
                     }
                     let fast_llm_shape = shape(&context);
                     let hf: Vec<String> = hf(&context).iter().map(|n| join(hf_prefix, n)).collect();
                     let hf_shape = hf_shape.as_ref().map(|f| f(&context));
+                    // A config value out of bounds was reported by name; what it sized is moot.
+                    if self.problems.borrow().len() > reported {
+                        continue;
+                    }
                     let name = join(fl_prefix, fast_llm);
                     if !self.within_limits(&name, &fast_llm_shape) {
                         continue;
@@ -481,8 +496,8 @@ impl Planner<'_> {
                             hf_shapes,
                             transform: *transform,
                         }),
-                        None => self.problem(
-                            name,
+                        None => self.parameter_problem(
+                            &name,
                             format!(
                                 "{transform:?} cannot map shape {fast_llm_shape:?} onto {} HF tensors",
                                 hf.len()
@@ -571,7 +586,8 @@ impl Planner<'_> {
                         continue;
                     };
                     let copies = count(&context);
-                    if !self.fits(copies, join(fl_prefix, &fast_llm(0)), "repetitions") {
+                    if let Err(message) = self.fits(copies, "repetitions") {
+                        self.parameter_problem(&join(fl_prefix, &fast_llm(0)), message);
                         continue;
                     }
                     for i in 0..copies {
@@ -596,7 +612,8 @@ impl Planner<'_> {
                     let sequence_path = join(config_path, path);
                     match last_block(sequence, &sequence_path) {
                         Some((block_path, last)) => {
-                            if !self.fits(copies, join(fl_prefix, &fast_llm(0)), "copies of the last block") {
+                            if let Err(message) = self.fits(copies, "copies of the last block") {
+                                self.parameter_problem(&join(fl_prefix, &fast_llm(0)), message);
                                 continue;
                             }
                             for i in 0..copies {
@@ -642,7 +659,7 @@ impl Planner<'_> {
     fn within_limits(&mut self, name: &str, shape: &[usize]) -> bool {
         if self.remaining() == 0 {
             let message = format!("the config implies more tensors than {}", self.limits.bound("tensors"));
-            self.problem(name.to_string(), message);
+            self.parameter_problem(name, message);
             self.full = true;
             return false;
         }
@@ -653,7 +670,7 @@ impl Planner<'_> {
                     "shape {shape:?} has more elements than {}",
                     self.limits.bound("elements")
                 );
-                self.problem(name.to_string(), message);
+                self.parameter_problem(name, message);
                 false
             }
         }
@@ -663,7 +680,8 @@ impl Planner<'_> {
     /// count is known to fit in the limits.
     fn positions<'m>(&self, sequence: &'m Map, sequence_path: &str) -> Option<Vec<(String, &'m Map)>> {
         let count = as_usize(fl_value(sequence, "num_blocks"));
-        if !self.fits(count, join(sequence_path, "num_blocks"), "blocks") {
+        if let Err(message) = self.fits(count, "blocks") {
+            self.problem(join(sequence_path, "num_blocks"), message);
             return None;
         }
         Some(
