@@ -111,6 +111,11 @@ fn hf_to_hf_across_families() {
         stderr.contains("window_size") && stderr.contains("no sliding window"),
         "{stderr}"
     );
+    // Named by the input's file and the HF key the user wrote there.
+    assert!(
+        stderr.contains("hf_input/config.json") && stderr.contains("HF `sliding_window`"),
+        "{stderr}"
+    );
     assert!(!out.exists());
     // Llama -> Mistral is representable: same tensors, Mistral's config.
     let mistral = root.join("mistral");

@@ -125,6 +125,20 @@ fn in_file(path: PathBuf) -> impl FnOnce(ConvertError) -> ConversionError {
     move |source| ConversionError::ConfigFile { path, source }
 }
 
+/// An export rejection of the input's config: named with the input's config file and, for an
+/// HF input, with the input's HF key behind each Fast-LLM path (the key the user can change).
+fn export_error(input: &Path, from: Side) -> impl FnOnce(ConvertError) -> ConversionError {
+    let path = config_file(input, from);
+    move |mut error| {
+        if let (Side::Hf(handler), ConvertError::Rejected { problems, .. }) = (from, &mut error) {
+            for problem in problems.iter_mut().filter(|p| p.hf.is_none()) {
+                problem.hf = problem.fast_llm.as_deref().and_then(|path| handler.hf_source(path));
+            }
+        }
+        ConversionError::ConfigFile { path, source: error }
+    }
+}
+
 /// The file listing a checkpoint's tensors (where a missing tensor is missing from).
 fn tensor_listing(dir: &Path, side: Side) -> &'static str {
     match side {
@@ -554,7 +568,7 @@ pub fn convert_with_progress(
     if let Side::Hf(handler) = to {
         handler
             .export(&config, options.layout)
-            .map_err(in_file(config_file(input, from)))?;
+            .map_err(export_error(input, from))?;
     }
     let source = open_input(input, from, config)?;
     let config = &source.config;
@@ -665,7 +679,7 @@ pub fn convert_with_progress(
         Side::Hf(handler) => {
             let hf = handler
                 .export(config, options.layout)
-                .map_err(in_file(config_file(input, from)))?;
+                .map_err(export_error(input, from))?;
             out.write_text("config.json", &format!("{}\n", Value::Map(hf.clone()).to_json_pretty()))?;
             if files.len() > 1 {
                 write_hf_index(&out, &outputs, &files)?;
@@ -778,7 +792,7 @@ fn convert_config(
         Side::Hf(handler) => Some(
             handler
                 .export(&config, options.layout)
-                .map_err(in_file(config_file(input, from)))?,
+                .map_err(export_error(input, from))?,
         ),
         Side::FastLlm => None,
     };

@@ -801,6 +801,82 @@ mod tests {
         assert!(problems[0].message.contains("no last block"), "{problems:?}");
     }
 
+    /// A root with `decoder` blocks of one `[intermediate_size · experts]` parameter named per
+    /// expert, planned for `decoder` within `limits`.
+    fn limited(decoder: &str, limits: PlanLimits) -> Result<Vec<PlanEntry>, Vec<Problem>> {
+        let block = Section::of::<DecoderBlockConfig>("test.block")
+            .weight(
+                "w",
+                WeightDecl::param_named(
+                    "w",
+                    |c| (0..c.count("mlp.experts")).map(|e| format!("e{e}")).collect(),
+                    Transform::Concat,
+                    |c| vec![c.int("mlp.intermediate_size").saturating_mul(c.count("mlp.experts"))],
+                ),
+            )
+            .build();
+        let root = Section::of::<GptBaseModelConfig>("test.root").weight(
+            "blocks",
+            WeightDecl::Blocks {
+                config: "decoder",
+                fast_llm: "decoder",
+                hf: "layers",
+                block,
+            },
+        );
+        let config = Value::from_json_str(&format!(r#"{{"decoder": {decoder}}}"#)).unwrap();
+        plan_within(&root, config.as_map().unwrap(), &limits)
+    }
+
+    fn fixed(blocks: i128, experts: i128, size: i128) -> String {
+        format!(
+            r#"{{"type": "fixed", "num_blocks": {blocks}, "block": {{"type": "decoder",
+                "mlp": {{"type": "moe", "experts": {experts}, "intermediate_size": {size}}}}}}}"#
+        )
+    }
+
+    #[rstest::rstest]
+    #[case::within(fixed(2, 4, 8), None)]
+    #[case::blocks_beyond_the_tensors(fixed(1_000_000_000_000, 4, 8), Some(("decoder.num_blocks", "1000000000000 blocks need more tensors than the 100 tensors")))]
+    #[case::experts_beyond_the_tensors(fixed(2, 1_000_000_000_000, 8), Some(("decoder.block.mlp.experts", "1000000000000 is more than the 100 tensors")))]
+    #[case::dimension_beyond_the_elements(fixed(2, 4, 1 << 40), Some(("decoder.block.mlp.intermediate_size", "1099511627776 is more than the 4096 elements")))]
+    #[case::beyond_usize(fixed(2, 4, 1 << 100), Some(("decoder.block.mlp.intermediate_size", "is more than the 4096 elements")))]
+    fn plans_stay_within_the_checkpoint(#[case] decoder: String, #[case] expected: Option<(&str, &str)>) {
+        let result = limited(&decoder, PlanLimits::checkpoint(100, 4096));
+        match (result, expected) {
+            (Ok(entries), None) => assert_eq!(entries.len(), 2),
+            (Err(problems), Some((path, message))) => {
+                assert_eq!(problems.len(), 1, "reported once: {problems:?}");
+                assert_eq!(problems[0].fast_llm.as_deref(), Some(path));
+                assert!(problems[0].message.contains(message), "{}", problems[0].message);
+            }
+            (other, expected) => panic!("{other:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn a_product_of_plausible_values_is_caught_by_the_element_limit() {
+        // Each value alone is within the limits; their product is not (saturated, never wrapped).
+        let problems = limited(&fixed(1, 64, 4000), PlanLimits::checkpoint(100, 4096)).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].fast_llm, None, "a parameter, not a config path");
+        assert!(
+            problems[0]
+                .message
+                .starts_with("parameter `decoder.0.w`: shape [256000] has more elements"),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn the_plan_stops_at_the_tensor_limit() {
+        // 3 blocks fit the block check (3 <= 3 tensors left), then each has one parameter.
+        assert!(limited(&fixed(3, 2, 8), PlanLimits::checkpoint(3, 4096)).is_ok());
+        let problems = limited(&fixed(4, 2, 8), PlanLimits::checkpoint(3, 4096)).unwrap_err();
+        assert_eq!(problems[0].fast_llm.as_deref(), Some("decoder.num_blocks"));
+    }
+
     #[test]
     fn hf_shapes_per_transform() {
         assert_eq!(Transform::Copy.hf_shapes(&[4, 8], 1), Some(vec![vec![4, 8]]));
