@@ -16,6 +16,7 @@ use fastllm_core::weights::{PlanEntry, PlanLimits, Transform, elements, plan_wit
 use fastllm_core::{ConvertError, Handler, HfLayout, Problem};
 
 use crate::bytes::transpose;
+use crate::naming::{config_file, export_error, in_file, limits, render_plan, tensor_bytes, tensor_listing};
 use crate::read::read_document;
 use crate::writer::{OutputDir, TensorSpec, write_safetensors};
 use crate::{Checkpoint, CheckpointError, FileSet, dtype_size, open_fast_llm, open_hf};
@@ -97,65 +98,6 @@ pub enum ConversionError {
     Tensors { path: PathBuf, problems: Vec<String> },
     #[error("{format}: weight conversion is not declared for this format yet; its config converts (use --config-only)")]
     WeightsNotDeclared { format: &'static str },
-}
-
-fn render_plan(format: &str, problems: &[Problem]) -> String {
-    let n = problems.len();
-    let mut out = format!(
-        "the {format} tensors this config implies cannot be planned ({n} problem{}):",
-        if n == 1 { "" } else { "s" }
-    );
-    for problem in problems {
-        out.push_str("\n  ");
-        out.push_str(&problem.to_string());
-    }
-    out
-}
-
-/// The file a side's config is read from.
-fn config_file(dir: &Path, side: Side) -> PathBuf {
-    dir.join(match side {
-        Side::FastLlm => "metadata.yaml",
-        Side::Hf(_) => "config.json",
-    })
-}
-
-/// A config problem, named with the file the config came from.
-fn in_file(path: PathBuf) -> impl FnOnce(ConvertError) -> ConversionError {
-    move |source| ConversionError::ConfigFile { path, source }
-}
-
-/// An export rejection of the input's config: named with the input's config file and, for an
-/// HF input, with the input's HF key behind each Fast-LLM path (the key the user can change).
-fn export_error(input: &Path, from: Side) -> impl FnOnce(ConvertError) -> ConversionError {
-    let path = config_file(input, from);
-    move |mut error| {
-        if let (Side::Hf(handler), ConvertError::Rejected { problems, .. }) = (from, &mut error) {
-            for problem in problems.iter_mut().filter(|p| p.hf.is_none()) {
-                problem.hf = problem.fast_llm.as_deref().and_then(|path| handler.hf_source(path));
-            }
-        }
-        ConversionError::ConfigFile { path, source: error }
-    }
-}
-
-/// The file listing a checkpoint's tensors (where a missing tensor is missing from).
-fn tensor_listing(dir: &Path, side: Side) -> &'static str {
-    match side {
-        Side::FastLlm => "metadata.yaml",
-        Side::Hf(_) if dir.join("model.safetensors.index.json").exists() => "model.safetensors.index.json",
-        Side::Hf(_) => "model.safetensors",
-    }
-}
-
-/// The plan limits of an input: it holds so many tensors and elements, and no more.
-fn limits(files: &FileSet) -> PlanLimits {
-    PlanLimits::checkpoint(files.len(), files.total_elements())
-}
-
-/// The byte size of a tensor, or `None` for an unknown dtype or an overflowing shape.
-fn tensor_bytes(shape: &[usize], dtype: &str) -> Option<u64> {
-    elements(shape)?.checked_mul(dtype_size(dtype)? as u64)
 }
 
 fn render(problems: &[String]) -> String {

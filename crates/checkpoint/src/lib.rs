@@ -13,6 +13,7 @@ pub mod bytes;
 pub mod convert;
 mod error;
 mod header;
+mod naming;
 mod output;
 pub mod paths;
 mod read;
