@@ -373,14 +373,8 @@ pub fn plan_within(root: &Section, config: &Map, limits: &PlanLimits) -> Result<
     planner.walk(root, config, "", "", "");
     let mut problems = planner.problems.into_inner();
     // A value read by every block is reported once.
-    let mut seen = Vec::new();
-    problems.retain(|p| {
-        let new = !seen.contains(p);
-        if new {
-            seen.push(p.clone());
-        }
-        new
-    });
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|p| seen.insert(p.to_string()));
     if problems.is_empty() {
         Ok(planner.out)
     } else {
