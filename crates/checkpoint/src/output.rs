@@ -44,11 +44,6 @@ impl OutputDir {
     /// Starts an output at `target`; an existing `target` is an error unless `force`. Leftovers of
     /// killed runs for the same target are cleaned up first.
     pub fn create(target: &Path, force: bool) -> Result<Self, CheckpointError> {
-        if target.symlink_metadata().is_ok() && !force {
-            return Err(CheckpointError::OutputExists {
-                path: target.to_path_buf(),
-            });
-        }
         let name = target
             .file_name()
             .and_then(|n| n.to_str())
@@ -59,7 +54,13 @@ impl OutputDir {
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&parent).map_err(|e| CheckpointError::io(&parent, e))?;
+        // First, as it may put a killed run's old output back in place.
         sweep(&parent, &name, target);
+        if target.symlink_metadata().is_ok() && !force {
+            return Err(CheckpointError::OutputExists {
+                path: target.to_path_buf(),
+            });
+        }
         for attempt in 0u32.. {
             let staging = parent.join(format!("{}{}-{attempt}", staging_prefix(&name), std::process::id()));
             match std::fs::create_dir(&staging) {
