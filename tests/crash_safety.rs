@@ -78,11 +78,16 @@ fn kill_repeatedly(name: &str, kills: u32, force: bool, reset: impl Fn(&Path, &P
     let input = root.join("input");
     synthetic(&input, 32);
     let input_before = snapshot(&input);
-    // The complete output, and how long a whole conversion takes.
+    // The complete output, and how long a whole conversion takes (the faster of two runs: kill
+    // times spread over it, so most kills land before the output is complete).
     let reference = root.join("reference");
-    let start = Instant::now();
-    assert!(conversion(&input, &reference, false).status().unwrap().success());
-    let full = start.elapsed();
+    let mut full = Duration::MAX;
+    for run in 0..2 {
+        let _ = std::fs::remove_dir_all(&reference);
+        let start = Instant::now();
+        assert!(conversion(&input, &reference, false).status().unwrap().success(), "run {run}");
+        full = full.min(start.elapsed());
+    }
     let complete = snapshot(&reference);
     let old = root.join("old");
     assert!(
