@@ -180,6 +180,7 @@ enum LayoutArg {
 
 /// Parses the command line, runs it, prints the result; exit status 2 on any error.
 pub fn main() -> ExitCode {
+    ignore_file_size_signal();
     let cli = Cli::parse();
     match run(cli) {
         Ok(stdout) => {
@@ -191,6 +192,17 @@ pub fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Under a file-size limit (`ulimit -f`) the kernel kills a process writing past it with SIGXFSZ
+/// unless the signal is ignored. Ignored, the write fails with EFBIG instead, and the conversion
+/// stops with an error naming the file and removes its partial output.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: SIG_IGN runs no handler code, and no other thread exists yet.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 

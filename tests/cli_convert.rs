@@ -111,6 +111,11 @@ fn hf_to_hf_across_families() {
         stderr.contains("window_size") && stderr.contains("no sliding window"),
         "{stderr}"
     );
+    // Named by the input's file and the HF key the user wrote there.
+    assert!(
+        stderr.contains("hf_input/config.json") && stderr.contains("HF `sliding_window`"),
+        "{stderr}"
+    );
     assert!(!out.exists());
     // Llama -> Mistral is representable: same tensors, Mistral's config.
     let mistral = root.join("mistral");
@@ -224,11 +229,11 @@ fn rewrite_weights(input: &Path, edit: impl Fn(&mut Vec<(TensorSpec, Vec<u8>)>))
 #[case::shape_mismatch("shape", |t: &mut Vec<(TensorSpec, Vec<u8>)>| {
     let (spec, _) = t.iter_mut().find(|(s, _)| s.name == "model.layers.1.self_attn.o_proj.weight").unwrap();
     spec.shape = vec![32, 128];
-}, "`model.layers.1.self_attn.o_proj.weight`: shape [32, 128], the config implies [64, 64]")]
+}, "`model.layers.1.self_attn.o_proj.weight` in model.safetensors: shape [32, 128], the config implies [64, 64]")]
 #[case::leftover("leftover", |t: &mut Vec<(TensorSpec, Vec<u8>)>| {
     t.push((TensorSpec { name: "model.layers.0.self_attn.rotary_emb.inv_freq".into(), dtype: "F32".into(), shape: vec![2] }, vec![0; 8]));
 }, "model.layers.0.self_attn.rotary_emb.inv_freq")]
-#[case::missing("missing", |t: &mut Vec<(TensorSpec, Vec<u8>)>| t.retain(|(s, _)| s.name != "model.norm.weight"), "`model.norm.weight` (for Fast-LLM `head.final_norm.weight`): missing")]
+#[case::missing("missing", |t: &mut Vec<(TensorSpec, Vec<u8>)>| t.retain(|(s, _)| s.name != "model.norm.weight"), "`model.norm.weight` (for Fast-LLM `head.final_norm.weight`): missing from model.safetensors")]
 #[case::dtype("dtype", |t: &mut Vec<(TensorSpec, Vec<u8>)>| {
     let (spec, data) = t.iter_mut().find(|(s, _)| s.name == "model.layers.0.self_attn.v_proj.weight").unwrap();
     spec.dtype = "F16".into();

@@ -7,20 +7,28 @@
 //!   sources; skipped with a notice when cargo-deny is not installed, except under `CI=true`),
 //!   coverage, the single-family build check, then the whole test suite. Tests run last so
 //!   their summary closes the output.
+//! * `fuzz [--seconds S] [--runs N] [--no-sanitizer] [TARGET...]`: seeds from the test data, then the cargo-fuzz
+//!   targets of `fuzz/` (see `fuzz.rs`). `ci` runs each for 20 s when cargo-fuzz is installed
+//!   (required under `CI=true`).
 //! * `bench [GB]`: generates a synthetic Llama-shaped checkpoint of at least GB gigabytes (default
 //!   2), converts it HF → Fast-LLM → HF with the release binary, and prints each step's time next
 //!   to the time of copying the same bytes in the same run, the throughput and the peak RSS.
 
 use std::process::{Command, ExitCode};
 
+mod fuzz;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("coverage") => check_coverage(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench") => bench(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2.0)),
         _ => {
-            eprintln!("usage: cargo xtask ci | coverage | bench [GB]");
+            eprintln!(
+                "usage: cargo xtask ci | coverage | fuzz [--seconds S] [--runs N] [--no-sanitizer] [TARGET...] | bench [GB]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -55,6 +63,8 @@ fn has_cargo_deny() -> bool {
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"])?;
+    // The fuzz crate is a workspace of its own.
+    cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     if has_cargo_deny() {
         // Advisories need the network; licenses, bans and sources are checked offline.
@@ -66,8 +76,19 @@ fn ci() -> Result<(), String> {
     }
     cargo(&["run", "--quiet", "--package", "xtask", "--", "coverage"])?;
     single_family_build()?;
+    if fuzz::available() {
+        let targets: Vec<String> = fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
+        fuzz::fuzz(&targets, Some(CI_FUZZ_SECONDS), None, true)?;
+    } else if std::env::var_os("CI").is_some() {
+        return Err("cargo-fuzz is required in CI (.ci/run installs it)".into());
+    } else {
+        eprintln!("xtask: cargo-fuzz not installed, skipping the fuzz targets (cargo install cargo-fuzz --locked)");
+    }
     test_with_summary(&["test", "--workspace"])
 }
+
+/// How long `ci` runs each fuzz target.
+const CI_FUZZ_SECONDS: u64 = 20;
 
 /// `cargo xtask coverage`.
 fn check_coverage() -> Result<(), String> {

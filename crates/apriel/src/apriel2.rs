@@ -11,7 +11,7 @@
 //! export requires the value import implies (ConstImport) instead of dropping them; a block or
 //! head norm other than RMS is rejected both ways (the weights have RMS norms only). Export also
 //! rejects what the HF model cannot hold as weights: attention key and value biases that differ
-//! (Fast-LLM fuses them, with the key layer's bias) and, with Mamba `add_linear_biases`, an unset
+//! (Fast-LLM fuses them, with the key layer's bias; refused on import too) and, with Mamba `add_linear_biases`, an unset
 //! convolution or dt-projection bias flag (HF reads `null` as no bias; Fast-LLM as the default).
 
 use std::sync::Arc;
@@ -128,23 +128,38 @@ pub fn attention() -> Section {
         ],
     )
     .validate("key_value_bias", |fl| {
-        // Fast-LLM packs K and V in one layer whose bias is the key layer's; the HF model has a
-        // bias per projection, so the two must agree.
         let shared = fl_value(fl, "add_linear_biases") == &Value::Bool(true);
-        let (key, value) = (
-            effective_bias(fl, "key_layer", shared),
-            effective_bias(fl, "value_layer", shared),
-        );
-        if key == value {
-            return vec![];
-        }
-        vec![Problem::at_fast_llm(
-            "value_layer.bias.enabled",
-            format!(
-                "value bias {value} differs from key bias {key}: Fast-LLM's fused key_value layer has one bias \
-                 (the key layer's), the format's k_proj / v_proj one each"
-            ),
-        )]
+        key_value_bias_mismatch(fl, shared)
+            .map(|message| vec![Problem::at_fast_llm("value_layer.bias.enabled", message)])
+            .unwrap_or_default()
+    })
+    // The same rule on import (the HF keys mirror the Fast-LLM paths; an absent
+    // `add_linear_biases` is true): a config Fast-LLM cannot hold is refused, not converted into
+    // one that cannot be exported back.
+    .add(
+        "key_value_bias",
+        Decl::import_only(&[], &[], false, |hf, _| {
+            let shared = !matches!(hf.get("add_linear_biases"), Some(Value::Bool(false)));
+            match key_value_bias_mismatch(hf, shared) {
+                None => Ok(Vec::new()),
+                Some(message) => Err(vec![Problem::at_hf("value_layer.bias.enabled", message)]),
+            }
+        }),
+    )
+}
+
+/// Fast-LLM packs K and V in one layer whose bias is the key layer's; the HF model has a bias per
+/// projection, so the two must agree. `dict` is the attention's Fast-LLM or HF dict (same paths).
+fn key_value_bias_mismatch(dict: &fastllm_core::config::Map, shared: bool) -> Option<String> {
+    let (key, value) = (
+        effective_bias(dict, "key_layer", shared),
+        effective_bias(dict, "value_layer", shared),
+    );
+    (key != value).then(|| {
+        format!(
+            "value bias {value} differs from key bias {key}: Fast-LLM's fused key_value layer has one bias \
+             (the key layer's), the format's k_proj / v_proj one each"
+        )
     })
 }
 

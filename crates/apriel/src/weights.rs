@@ -82,7 +82,7 @@ pub fn mamba(section: Section) -> Section {
         "in_proj",
         ("in_proj.weight", &["in_proj.weight"]),
         ("in_proj.bias", &["in_proj.bias"]),
-        move |c| [2 * inner(c) + 2 * xb(c), text_hidden(c)],
+        move |c| [inner(c).saturating_add(xb(c)).saturating_mul(2), text_hidden(c)],
         linear_bias("z_layer"),
     );
     let section = linear(
@@ -130,25 +130,29 @@ pub fn mamba(section: Section) -> Section {
 /// The gated delta-net (both formats): `in_proj_qkvz`, `in_proj_ba`, `convolution`, `out_proj`,
 /// `dt_bias`, `A_log`, `norm.weight`. No biases: the config rejects enabling any.
 pub fn gdn(section: Section) -> Section {
-    let q = |c: &WeightContext| c.int("key_heads") * c.int("key_head_dim");
-    let v = |c: &WeightContext| c.int("value_heads") * c.int("value_head_dim");
+    let q = |c: &WeightContext| c.int("key_heads").saturating_mul(c.int("key_head_dim"));
+    let v = |c: &WeightContext| c.int("value_heads").saturating_mul(c.int("value_head_dim"));
     section
         .weight(
             "in_proj_qkvz",
             plain("in_proj_qkvz.weight", &["in_proj_qkvz.weight"], move |c| {
-                vec![2 * q(c) + 2 * v(c), text_hidden(c)]
+                vec![q(c).saturating_add(v(c)).saturating_mul(2), text_hidden(c)]
             }),
         )
         .weight(
             "in_proj_ba",
             plain("in_proj_ba.weight", &["in_proj_ba.weight"], |c| {
-                vec![2 * c.int("value_heads"), text_hidden(c)]
+                vec![c.int("value_heads").saturating_mul(2), text_hidden(c)]
             }),
         )
         .weight(
             "convolution",
             plain("convolution.weight", &["convolution.weight"], move |c| {
-                vec![2 * q(c) + v(c), 1, c.int("convolution_layer.kernel_size")]
+                vec![
+                    q(c).saturating_mul(2).saturating_add(v(c)),
+                    1,
+                    c.int("convolution_layer.kernel_size"),
+                ]
             }),
         )
         .weight(
@@ -171,7 +175,7 @@ pub fn gdn(section: Section) -> Section {
 /// Kimi delta attention (apriel2): twelve projections and convolutions, `A_log`, `dt_bias`,
 /// `norm.weight`. No biases: the config rejects enabling any.
 pub fn kda(section: Section) -> Section {
-    let projection = |c: &WeightContext| c.int("heads") * c.int("head_dim");
+    let projection = |c: &WeightContext| c.int("heads").saturating_mul(c.int("head_dim"));
     let kernel = |c: &WeightContext| c.int("convolution_layer.kernel_size");
     section
         .weight(
@@ -369,7 +373,13 @@ pub fn apriel2_base_model() -> Section {
 /// biases follow `add_linear_biases` (the config rejects per-layer overrides).
 fn adapter(section: Section) -> Section {
     let size = |c: &WeightContext| c.int("intermediate_size");
-    let layer_1 = move |c: &WeightContext| if c.flag("gated") { 2 * size(c) } else { size(c) };
+    let layer_1 = move |c: &WeightContext| {
+        if c.flag("gated") {
+            size(c).saturating_mul(2)
+        } else {
+            size(c)
+        }
+    };
     section
         .weight(
             "layer_1",
@@ -402,7 +412,14 @@ fn vision_encoder() -> Section {
             WeightDecl::reshaped(
                 "patch_embeddings.weight",
                 "patch_embeddings.weight",
-                |c| vec![vision_hidden(c), 3 * c.int("patch_height") * c.int("patch_width")],
+                |c| {
+                    vec![
+                        vision_hidden(c),
+                        c.int("patch_height")
+                            .saturating_mul(c.int("patch_width"))
+                            .saturating_mul(3),
+                    ]
+                },
                 |c| vec![vision_hidden(c), 3, c.int("patch_height"), c.int("patch_width")],
             ),
         )

@@ -219,6 +219,16 @@ fn apriel2_text_null_or_empty_sub_configs_are_the_class_default(#[case] value: &
     r#"{"type": "kda", "heads": 4, "head_dim": 16, "normalization": {"epsilon": 1e-5, "type": "rms_norm"}}"#,
     "decoder.block.mixer.normalization.type"
 )]
+// Found by the `convert` fuzz target: K and V biases that differ imported, then could not export.
+#[case(
+    r#"{"type": "attention", "heads": 4, "head_groups": 2, "head_size": 16, "add_linear_biases": false,
+        "key_layer": {"bias": {"enabled": true}}}"#,
+    "decoder.block.mixer.value_layer.bias.enabled"
+)]
+#[case(
+    r#"{"type": "attention", "heads": 4, "head_groups": 2, "head_size": 16, "value_layer": {"bias": {"enabled": false}}}"#,
+    "decoder.block.mixer.value_layer.bias.enabled"
+)]
 fn apriel2_text_import_rejects_by_name(#[case] mixer: &str, #[case] key: &str) {
     let hf = map(&format!(
         r#"{{{APRIEL2_HEADER}, "decoder": {{"type": "fixed", "num_blocks": 2, "block": {{"mixer": {mixer},

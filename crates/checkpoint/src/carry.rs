@@ -84,8 +84,9 @@ pub fn import_hf(
 /// An HF `config.json`: imported with the requested keys dropped first, and what it carries.
 pub(crate) fn read_hf(path: &Path, handler: &Handler, options: &Options) -> Result<InputConfig, ConversionError> {
     let hf = read_document(path)?;
-    let (config, hf, dropped) = import_hf(handler, &hf, &options.drop_keys, options.text_only)?;
-    let carried = handler.carried(&hf, &config)?;
+    let named = || crate::naming::in_file(path.to_path_buf());
+    let (config, hf, dropped) = import_hf(handler, &hf, &options.drop_keys, options.text_only).map_err(named())?;
+    let carried = handler.carried(&hf, &config).map_err(named())?;
     Ok(InputConfig {
         config,
         carried,

@@ -12,13 +12,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
-use fastllm_core::weights::{PlanEntry, Transform, plan};
-use fastllm_core::{Carried, ConvertError, Handler, HfLayout, NotCarried, Placement};
+use fastllm_core::weights::{PlanEntry, PlanLimits, Transform, elements, plan_within};
+use fastllm_core::{Carried, ConvertError, Handler, HfLayout, NotCarried, Placement, Problem};
 
 use crate::bytes::transpose;
 use crate::carry::InputConfig;
 pub use crate::carry::{DropCause, DroppedKey, import_hf};
 use crate::companions::{Companions, companions};
+use crate::naming::{config_file, export_error, in_file, limits, render_plan, tensor_bytes, tensor_listing};
 use crate::read::read_document;
 use crate::writer::{OutputDir, TensorSpec, write_safetensors};
 use crate::{Checkpoint, CheckpointError, FileSet, dtype_size, open_fast_llm, open_hf};
@@ -89,6 +90,20 @@ pub enum ConversionError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Config(#[from] ConvertError),
+    /// A config that does not convert, with the file it was read from.
+    #[error("{}: {source}", .path.display())]
+    ConfigFile {
+        path: PathBuf,
+        #[source]
+        source: ConvertError,
+    },
+    /// The tensors a config implies exceed what the checkpoint holds, or do not fit the format.
+    #[error("{}: {}", .path.display(), render_plan(.format, .problems))]
+    Plan {
+        path: PathBuf,
+        format: &'static str,
+        problems: Vec<Problem>,
+    },
     #[error("{path}: {}", render(.problems))]
     Tensors { path: PathBuf, problems: Vec<String> },
     #[error("{format}: weight conversion is not declared for this format yet; its config converts (use --config-only)")]
@@ -156,8 +171,9 @@ pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
     if dir.join("metadata.yaml").is_file() {
         return Ok(Side::FastLlm);
     }
-    let config = read_document(&dir.join("config.json"))?;
-    Ok(Side::Hf(fastllm_core::detect(&config)?))
+    let path = dir.join("config.json");
+    let config = read_document(&path)?;
+    Ok(Side::Hf(fastllm_core::detect(&config).map_err(in_file(path))?))
 }
 
 /// The input's base-model config, from `config.json` or `metadata.yaml` alone (no tensor
@@ -203,7 +219,7 @@ pub fn fast_llm_base_model(checkpoint: &Checkpoint) -> Result<BaseModelConfig, C
 }
 
 /// The base model of a parsed `metadata.yaml` (`path`, for messages).
-fn fast_llm_config(path: &Path, metadata: &Map) -> Result<BaseModelConfig, ConversionError> {
+pub fn fast_llm_config(path: &Path, metadata: &Map) -> Result<BaseModelConfig, ConversionError> {
     let invalid = |message: String| CheckpointError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -240,7 +256,8 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig, text_only: bool) 
                         );
                     }
                     _ => problems.push(format!(
-                        "`{name}`: not a `<parameter>/weights` tensor (optimizer state is not converted)"
+                        "`{name}` in {}: not a `<parameter>/weights` tensor (optimizer state is not converted)",
+                        checkpoint.files.get(name).map_or("", |t| t.file)
                     )),
                 }
             }
@@ -259,7 +276,13 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig, text_only: bool) 
         }
         Side::Hf(handler) => {
             let checkpoint = open_hf(dir)?;
-            let mut entries = weight_plan(handler, &config)?;
+            let mut entries = weight_plan(
+                handler,
+                &config,
+                &limits(&checkpoint.files),
+                &config_file(dir, side),
+                true,
+            )?;
             respell(
                 &mut entries,
                 &handler.converter().base_model.hf_prefix_aliases,
@@ -268,8 +291,9 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig, text_only: bool) 
             let mut problems = Vec::new();
             let mut sources = BTreeMap::new();
             let mut consumed = BTreeSet::new();
+            let listing = tensor_listing(dir, side);
             for entry in entries {
-                let dtype = check_inputs(&checkpoint.files, &entry, &mut problems);
+                let dtype = check_inputs(&checkpoint.files, &entry, listing, &mut problems);
                 consumed.extend(entry.hf.iter().cloned());
                 sources.insert(
                     entry.fast_llm.clone(),
@@ -292,6 +316,10 @@ fn open_input(dir: &Path, side: Side, config: BaseModelConfig, text_only: bool) 
                 problems.extend(unconverted_tensors(handler, &unconverted));
                 Vec::new()
             };
+            let leftovers: Vec<String> = leftovers
+                .into_iter()
+                .map(|n| format!("`{n}` in {}", checkpoint.files.get(n).map_or("", |t| t.file)))
+                .collect();
             if !leftovers.is_empty() {
                 problems.push(format!(
                     "{} tensor(s) the {} format does not map (nothing would convert them): {}",
@@ -354,40 +382,56 @@ fn respell(entries: &mut [PlanEntry], aliases: &[(&str, &str)], files: &FileSet)
     }
 }
 
-/// The handler's weight plan for `config`.
-fn weight_plan(handler: &Handler, config: &BaseModelConfig) -> Result<Vec<PlanEntry>, ConversionError> {
+/// The handler's weight plan for `config` (read from `source`) within `limits`. With
+/// `name_hf_keys` (the config was imported through this handler), each problem also names the
+/// HF key behind its Fast-LLM path.
+fn weight_plan(
+    handler: &Handler,
+    config: &BaseModelConfig,
+    limits: &PlanLimits,
+    source: &Path,
+    name_hf_keys: bool,
+) -> Result<Vec<PlanEntry>, ConversionError> {
     let section = &handler.converter().base_model;
     if section.weights.is_empty() {
         return Err(ConversionError::WeightsNotDeclared { format: handler.name });
     }
-    plan(section, &config.to_form(Form::Full)).map_err(|problems| {
-        ConvertError::Rejected {
-            format: handler.name.to_string(),
-            direction: fastllm_core::Direction::Export,
+    plan_within(section, &config.to_form(Form::Full), limits).map_err(|mut problems| {
+        if name_hf_keys {
+            for problem in &mut problems {
+                problem.hf = problem.fast_llm.as_deref().and_then(|path| handler.hf_source(path));
+            }
+        }
+        ConversionError::Plan {
+            path: source.to_path_buf(),
+            format: handler.name,
             problems,
         }
-        .into()
     })
 }
 
-/// Checks one plan entry's HF tensors: present, with the planned shapes and one dtype.
-fn check_inputs(files: &FileSet, entry: &PlanEntry, problems: &mut Vec<String>) -> String {
+/// Checks one plan entry's HF tensors: present (in `listing`), with the planned shapes and one
+/// dtype. Each problem names the tensor and its file.
+fn check_inputs(files: &FileSet, entry: &PlanEntry, listing: &str, problems: &mut Vec<String>) -> String {
     let mut dtype: Option<String> = None;
     for (name, expected) in entry.hf.iter().zip(&entry.hf_shapes) {
         match files.get(name) {
-            None => problems.push(format!("`{name}` (for Fast-LLM `{}`): missing", entry.fast_llm)),
+            None => problems.push(format!(
+                "`{name}` (for Fast-LLM `{}`): missing from {listing}",
+                entry.fast_llm
+            )),
             Some(tensor) => {
                 if tensor.shape != expected.as_slice() {
                     problems.push(format!(
-                        "`{name}`: shape {:?}, the config implies {expected:?}",
-                        tensor.shape
+                        "`{name}` in {}: shape {:?}, the config implies {expected:?}",
+                        tensor.file, tensor.shape
                     ));
                 }
                 match &dtype {
                     None => dtype = Some(tensor.dtype.to_string()),
                     Some(d) if d != tensor.dtype => problems.push(format!(
-                        "`{name}`: dtype {} differs from {d} of the other parts of `{}`",
-                        tensor.dtype, entry.fast_llm
+                        "`{name}` in {}: dtype {} differs from {d} of the other parts of `{}`",
+                        tensor.file, tensor.dtype, entry.fast_llm
                     )),
                     Some(_) => {}
                 }
@@ -405,7 +449,7 @@ impl Input {
         match source.transform {
             Transform::Copy | Transform::Reshape => Cow::Borrowed(part(0)),
             Transform::Concat => {
-                let mut out = Vec::with_capacity(source.inputs.iter().map(|_| 0).sum::<usize>());
+                let mut out = Vec::with_capacity((0..source.inputs.len()).map(|i| part(i).len()).sum());
                 for i in 0..source.inputs.len() {
                     out.extend_from_slice(part(i));
                 }
@@ -432,7 +476,7 @@ impl Input {
             }
             Transform::TransposeConcat => {
                 let rows = source.shape[0] / source.inputs.len();
-                let mut out = Vec::with_capacity(source.shape.iter().product::<usize>() * element(&source.dtype));
+                let mut out = Vec::with_capacity((0..source.inputs.len()).map(|i| part(i).len()).sum());
                 for i in 0..source.inputs.len() {
                     let data = part(i);
                     let mut block = vec![0; data.len()];
@@ -510,6 +554,7 @@ pub fn convert_with_progress(
     options: &Options,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Summary, ConversionError> {
+    crate::paths::check_output_path(input, output)?;
     if options.config_only {
         return convert_config(input, from, output, to, options);
     }
@@ -526,7 +571,7 @@ pub fn convert_with_progress(
         carried,
         dropped: dropped_keys,
     } = read_config(input, from, options)?;
-    let placement = carried_to(to, &config, &carried, options.layout)?;
+    let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
     let companions = companions_of(input, to)?;
     let source = open_input(input, from, config, options.text_only)?;
     let config = &source.config;
@@ -538,7 +583,13 @@ pub fn convert_with_progress(
         Side::FastLlm => {
             for (parameter, src) in &source.sources {
                 used.insert(parameter.clone());
-                let bytes = (src.shape.iter().product::<usize>() * element(&src.dtype)) as u64;
+                let Some(bytes) = tensor_bytes(&src.shape, &src.dtype) else {
+                    problems.push(format!(
+                        "Fast-LLM `{parameter}`: shape {:?} of {} overflows",
+                        src.shape, src.dtype
+                    ));
+                    continue;
+                };
                 let tensor = PlannedTensor {
                     name: format!("{parameter}{SHARD}"),
                     dtype: src.dtype.clone(),
@@ -554,14 +605,18 @@ pub fn convert_with_progress(
             let config = match config {
                 BaseModelConfig::Gpt(_) | BaseModelConfig::MultiModal(_) => config,
             };
-            for entry in weight_plan(handler, config)? {
+            let name_hf_keys = matches!(from, Side::Hf(h) if std::ptr::eq(h, handler));
+            let limits = limits(&source.checkpoint.files);
+            let listing = tensor_listing(input, from);
+            for entry in weight_plan(handler, config, &limits, &config_file(input, from), name_hf_keys)? {
                 let Some(src) = source.sources.get(&entry.fast_llm) else {
-                    problems.push(format!("Fast-LLM `{}`: missing from the input", entry.fast_llm));
+                    problems.push(format!("Fast-LLM `{}`: missing from {listing}", entry.fast_llm));
                     continue;
                 };
                 if src.shape != entry.fast_llm_shape {
+                    let file = source.checkpoint.files.get(&src.inputs[0]).map_or("", |t| t.file);
                     problems.push(format!(
-                        "Fast-LLM `{}`: shape {:?}, the config implies {:?}",
+                        "Fast-LLM `{}` in {file}: shape {:?}, the config implies {:?}",
                         entry.fast_llm, src.shape, entry.fast_llm_shape
                     ));
                     continue;
@@ -569,7 +624,10 @@ pub fn convert_with_progress(
                 used.insert(entry.fast_llm.clone());
                 let parts = entry.hf.len();
                 for (i, (name, shape)) in entry.hf.iter().zip(&entry.hf_shapes).enumerate() {
-                    let bytes = (shape.iter().product::<usize>() * element(&src.dtype)) as u64;
+                    let Some(bytes) = tensor_bytes(shape, &src.dtype) else {
+                        problems.push(format!("`{name}`: shape {shape:?} of {} overflows", src.dtype));
+                        continue;
+                    };
                     let tensor = PlannedTensor {
                         name: name.clone(),
                         dtype: src.dtype.clone(),
@@ -627,7 +685,9 @@ pub fn convert_with_progress(
     match to {
         Side::FastLlm => write_fast_llm_metadata(&out, config, &carried, &outputs, &files)?,
         Side::Hf(handler) => {
-            let (hf, _) = handler.export_carrying(config, &carried, options.layout)?;
+            let (hf, _) = handler
+                .export_carrying(config, &carried, options.layout)
+                .map_err(export_error(input, from))?;
             out.write_text("config.json", &format!("{}\n", Value::Map(hf).to_json_pretty()))?;
             if files.len() > 1 {
                 write_hf_index(&out, &outputs, &files)?;
@@ -710,7 +770,7 @@ fn carried_to(
     config: &BaseModelConfig,
     carried: &Carried,
     layout: HfLayout,
-) -> Result<Placement, ConversionError> {
+) -> Result<Placement, ConvertError> {
     Ok(match to {
         Side::Hf(handler) => handler.export_carrying(config, carried, layout)?.1,
         Side::FastLlm => Placement {
@@ -769,10 +829,15 @@ fn convert_config(
         dropped: dropped_keys,
     } = read_config(input, from, options)?;
     let hf = match to {
-        Side::Hf(handler) => Some(handler.export_carrying(&config, &carried, options.layout)?.0),
+        Side::Hf(handler) => Some(
+            handler
+                .export_carrying(&config, &carried, options.layout)
+                .map_err(export_error(input, from))?
+                .0,
+        ),
         Side::FastLlm => None,
     };
-    let placement = carried_to(to, &config, &carried, options.layout)?;
+    let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
     let mut summary = Summary {
         from: from.name(),
         to: to.name(),
@@ -812,18 +877,19 @@ fn shard(
     let (mut start, mut size) = (0usize, 0u64);
     for (i, (tensor, ..)) in outputs.iter().enumerate() {
         let weight = match to {
-            Side::FastLlm => tensor.shape.iter().product::<usize>() as u64,
+            // Shapes of planned tensors are checked: their element counts fit.
+            Side::FastLlm => elements(&tensor.shape).unwrap_or(u64::MAX),
             Side::Hf(_) => tensor.bytes,
         };
         let limit = match to {
             Side::FastLlm => FAST_LLM_ELEMENTS_PER_FILE,
             Side::Hf(_) => options.max_shard_bytes,
         };
-        if matches!(to, Side::Hf(_)) && i > start && size + weight > limit {
+        if matches!(to, Side::Hf(_)) && i > start && size.saturating_add(weight) > limit {
             ranges.push(start..i);
             (start, size) = (i, 0);
         }
-        size += weight;
+        size = size.saturating_add(weight);
         if matches!(to, Side::FastLlm) && size >= limit {
             ranges.push(start..i + 1);
             (start, size) = (i + 1, 0);
@@ -943,9 +1009,11 @@ pub fn write_synthetic_hf(
         message: format!("unknown dtype {dtype}"),
     })?;
     let mut outputs = Vec::new();
-    for entry in weight_plan(handler, config)? {
+    for entry in weight_plan(handler, config, &PlanLimits::DEFAULT, dir, false)? {
         for (name, shape) in entry.hf.iter().zip(&entry.hf_shapes) {
-            let bytes = (shape.iter().product::<usize>() * element) as u64;
+            let bytes = elements(shape)
+                .and_then(|n| n.checked_mul(element as u64))
+                .ok_or_else(|| CheckpointError::invalid(dir, format!("tensor `{name}`: shape {shape:?} overflows")))?;
             let tensor = PlannedTensor {
                 name: name.clone(),
                 dtype: dtype.to_string(),

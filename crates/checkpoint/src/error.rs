@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Why a checkpoint could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", io_hint(.source))]
     Io {
         path: PathBuf,
         #[source]
@@ -16,16 +16,24 @@ pub enum CheckpointError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error(
-        "{path}: a pickle checkpoint (`.bin`) is never unpickled: it can run arbitrary code. Convert it to safetensors first \
+        "{path}: a pickle checkpoint is never unpickled: it can run arbitrary code. Convert it to safetensors first \
          (e.g. `model.save_pretrained(dir, safe_serialization=True)` in transformers)"
     )]
     Pickle { path: PathBuf },
     #[error("{path}: no weights found (expected model.safetensors or model.safetensors.index.json)")]
     NoWeights { path: PathBuf },
-    #[error("{path}: shard `{shard}` listed in the index is missing")]
-    MissingShard { path: PathBuf, shard: String },
-    #[error("{path}: shard name `{shard}` must be a file name in the checkpoint directory")]
-    UnsafeShardName { path: PathBuf, shard: String },
+    #[error("{path}: shard `{shard}` listed in the index (for tensor `{tensor}`) is missing")]
+    MissingShard {
+        path: PathBuf,
+        tensor: String,
+        shard: String,
+    },
+    #[error("{path}: shard name `{shard}` (for tensor `{tensor}`) must be a file name in the checkpoint directory")]
+    UnsafeShardName {
+        path: PathBuf,
+        tensor: String,
+        shard: String,
+    },
     #[error("{path}: tensor `{tensor}` is listed in the index for `{shard}` but is not in that file")]
     TensorNotInShard {
         path: PathBuf,
@@ -49,6 +57,39 @@ pub enum CheckpointError {
     OutputExists { path: PathBuf },
     #[error(transparent)]
     Distributed(#[from] crate::distributed::DistributedError),
+    #[error(
+        "refusing to write {}: the output {} {}; nothing was touched, whatever --force says",
+        shown(.output, .resolved_output), .relation.describe(), shown(.input, .resolved_input)
+    )]
+    OutputOverlapsInput {
+        input: PathBuf,
+        output: PathBuf,
+        resolved_input: PathBuf,
+        resolved_output: PathBuf,
+        relation: crate::paths::Overlap,
+    },
+}
+
+/// `path`, and what it resolves to when that reads differently.
+fn shown(path: &std::path::Path, resolved: &std::path::Path) -> String {
+    if path == resolved {
+        format!("`{}`", path.display())
+    } else {
+        format!("`{}` (`{}`)", path.display(), resolved.display())
+    }
+}
+
+/// What a full disk or a file-size limit means for the user: the conversion stopped cleanly.
+fn io_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::FileTooLarge => {
+            " (the file size limit, `ulimit -f`, is smaller than the output needs; the partial output was removed)"
+        }
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            " (no space left for the output; the partial output was removed)"
+        }
+        _ => "",
+    }
 }
 
 impl CheckpointError {

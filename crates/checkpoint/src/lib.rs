@@ -18,6 +18,10 @@ pub mod companions;
 pub mod convert;
 pub mod distributed;
 mod error;
+mod header;
+mod naming;
+mod output;
+pub mod paths;
 mod read;
 pub mod writer;
 
@@ -25,12 +29,14 @@ pub use error::CheckpointError;
 pub use read::{Checkpoint, FileSet, TensorRef, open_fast_llm, open_hf};
 
 /// Element type of a tensor, by its safetensors name (`F32`, `BF16`, ...), with its byte size.
+/// Sub-byte types (`F4`, `F6_*`) have none: their elements cannot be moved one by one, and the
+/// reader rejects them by tensor name.
 pub fn dtype_size(dtype: &str) -> Option<usize> {
     Some(match dtype {
-        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" | "F8_E4M3FNUZ" | "F8_E5M2FNUZ" => 1,
         "I16" | "U16" | "F16" | "BF16" => 2,
         "I32" | "U32" | "F32" => 4,
-        "I64" | "U64" | "F64" => 8,
+        "I64" | "U64" | "F64" | "C64" => 8,
         _ => return None,
     })
 }

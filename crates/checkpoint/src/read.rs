@@ -32,6 +32,7 @@ pub(crate) struct MappedFile {
 impl MappedFile {
     pub(crate) fn open(dir: &Path, name: &str) -> Result<Self, CheckpointError> {
         let path = dir.join(name);
+        regular_file(&path)?;
         let file = File::open(&path).map_err(|e| CheckpointError::io(&path, e))?;
         // SAFETY: the map is read-only; a file changed underneath us while converting would
         // give wrong bytes, as any reader would, but not memory unsafety in safe code that
@@ -39,22 +40,31 @@ impl MappedFile {
         let map = unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(&path, e))?;
         let (header, metadata) = SafeTensors::read_metadata(&map).map_err(|e| CheckpointError::Safetensors {
             path: path.clone(),
-            message: e.to_string(),
+            message: match offender(&map) {
+                Some(tensor) => format!("{tensor} ({e})"),
+                None => e.to_string(),
+            },
         })?;
         let base = 8 + header;
-        let tensors = metadata
-            .tensors()
-            .into_iter()
-            .map(|(name, info)| {
-                let meta = TensorMeta {
-                    dtype: info.dtype.to_string(),
-                    shape: info.shape.clone(),
-                    start: base + info.data_offsets.0,
-                    end: base + info.data_offsets.1,
-                };
-                (name, meta)
-            })
-            .collect();
+        let mut tensors = BTreeMap::new();
+        for (name, info) in metadata.tensors() {
+            let dtype = info.dtype.to_string();
+            if crate::dtype_size(&dtype).is_none() {
+                return Err(CheckpointError::Safetensors {
+                    path,
+                    message: format!(
+                        "tensor `{name}`: dtype {dtype} is not converted (its elements are not whole bytes)"
+                    ),
+                });
+            }
+            let meta = TensorMeta {
+                dtype,
+                shape: info.shape.clone(),
+                start: base + info.data_offsets.0,
+                end: base + info.data_offsets.1,
+            };
+            tensors.insert(name, meta);
+        }
         let extra = metadata.metadata().clone().unwrap_or_default();
         Ok(MappedFile {
             name: name.to_string(),
@@ -87,6 +97,32 @@ impl MappedFile {
     }
 }
 
+/// The tensor a rejected file's header is wrong about, when its header can be read at all.
+fn offender(map: &[u8]) -> Option<String> {
+    let length = u64::from_le_bytes(map.get(..8)?.try_into().ok()?);
+    let length = usize::try_from(length).ok().filter(|&n| n <= MAX_HEADER_BYTES)?;
+    let header = map.get(8..8 + length)?;
+    crate::header::offending_tensor(header, map.len() - 8 - length)
+}
+
+/// The safetensors crate's header limit.
+const MAX_HEADER_BYTES: usize = 100_000_000;
+
+/// The largest config document read (config.json, metadata.yaml, an index): real ones are
+/// kilobytes, an index of 10^5 tensors a few megabytes.
+pub const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
+
+/// A path to read must be a regular file (after symlinks): a FIFO would block forever, a device
+/// never end.
+fn regular_file(path: &Path) -> Result<std::fs::Metadata, CheckpointError> {
+    let metadata = std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?;
+    if metadata.is_file() {
+        Ok(metadata)
+    } else {
+        Err(CheckpointError::invalid(path, "not a regular file"))
+    }
+}
+
 /// A tensor of a checkpoint: its name, dtype, shape, bytes and file.
 #[derive(Debug, Clone, Copy)]
 pub struct TensorRef<'a> {
@@ -114,7 +150,6 @@ impl FileSet {
         let mut files = Vec::new();
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
         for name in names {
-            check_file_name(dir, name)?;
             let file = MappedFile::open(dir, name)?;
             for tensor in file.tensors.keys() {
                 if let Some(&other) = index.get(tensor) {
@@ -186,6 +221,15 @@ impl FileSet {
             .sum()
     }
 
+    /// Total tensor elements (saturating; every tensor's own count was validated).
+    pub fn total_elements(&self) -> u64 {
+        self.files
+            .iter()
+            .flat_map(|f| f.tensors.values())
+            .map(|m| m.shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64)))
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// The file names, in order.
     pub fn file_names(&self) -> Vec<&str> {
         self.files.iter().map(|f| f.name.as_str()).collect()
@@ -202,8 +246,8 @@ impl FileSet {
     }
 }
 
-/// A file name must stay in the checkpoint directory.
-fn check_file_name(dir: &Path, name: &str) -> Result<(), CheckpointError> {
+/// A shard name (for `tensor`, in the listing `listing`) must stay in the checkpoint directory.
+fn check_file_name(listing: &Path, tensor: &str, name: &str) -> Result<(), CheckpointError> {
     let plain = Path::new(name).components().count() == 1
         && !name.contains(['/', '\\'])
         && name != ".."
@@ -213,7 +257,8 @@ fn check_file_name(dir: &Path, name: &str) -> Result<(), CheckpointError> {
         Ok(())
     } else {
         Err(CheckpointError::UnsafeShardName {
-            path: dir.to_path_buf(),
+            path: listing.to_path_buf(),
+            tensor: tensor.to_string(),
             shard: name.to_string(),
         })
     }
@@ -229,7 +274,24 @@ pub struct Checkpoint {
 
 /// Reads a JSON or YAML document (by extension) that must be a mapping.
 pub(crate) fn read_document(path: &Path) -> Result<Map, CheckpointError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CheckpointError::io(path, e))?;
+    use std::io::Read;
+    let too_big = |size: u64| {
+        CheckpointError::invalid(
+            path,
+            format!("{size} bytes, more than the {MAX_DOCUMENT_BYTES} a config document may have"),
+        )
+    };
+    let size = regular_file(path)?.len();
+    if size > MAX_DOCUMENT_BYTES {
+        return Err(too_big(size));
+    }
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|file| file.take(MAX_DOCUMENT_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| CheckpointError::io(path, e))?;
+    if text.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(too_big(text.len() as u64));
+    }
     let extension = path.extension().and_then(|e| e.to_str());
     match parse_document(&text, extension) {
         Ok(Value::Map(map)) => Ok(map),
@@ -248,10 +310,8 @@ pub fn open_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     } else if single.exists() {
         FileSet::open(dir, &["model.safetensors".to_string()])?
     } else {
-        for pickle in ["pytorch_model.bin", "pytorch_model.bin.index.json"] {
-            if dir.join(pickle).exists() {
-                return Err(CheckpointError::Pickle { path: dir.join(pickle) });
-            }
+        if let Some(pickle) = pickle_file(dir) {
+            return Err(CheckpointError::Pickle { path: pickle });
         }
         return Err(CheckpointError::NoWeights {
             path: dir.to_path_buf(),
@@ -262,6 +322,19 @@ pub fn open_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
         config,
         files,
     })
+}
+
+/// A pickle checkpoint file of `dir` (`pytorch_model.bin`, its shards or index, `*.pt`, ...).
+fn pickle_file(dir: &Path) -> Option<PathBuf> {
+    const PICKLE: &[&str] = &[".bin", ".bin.index.json", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"];
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| PICKLE.iter().any(|suffix| name.ends_with(suffix)))
+        .collect();
+    names.sort();
+    names.first().map(|name| dir.join(name))
 }
 
 /// Opens the shards of `model.safetensors.index.json`: every indexed tensor in the shard the
@@ -280,10 +353,11 @@ fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointErro
                 format!("weight_map[{tensor:?}] is not a file name"),
             ));
         };
-        check_file_name(dir, shard)?;
-        if !dir.join(shard).is_file() {
+        check_file_name(index_path, tensor, shard)?;
+        if !dir.join(shard).exists() {
             return Err(CheckpointError::MissingShard {
                 path: index_path.to_path_buf(),
+                tensor: tensor.clone(),
                 shard: shard.clone(),
             });
         }
@@ -339,10 +413,11 @@ pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
                 format!("state_index[{tensor:?}] is not a file name"),
             ));
         };
-        check_file_name(dir, file)?;
-        if !dir.join(file).is_file() {
+        check_file_name(&metadata_path, tensor, file)?;
+        if !dir.join(file).exists() {
             return Err(CheckpointError::MissingShard {
                 path: metadata_path.clone(),
+                tensor: tensor.clone(),
                 shard: file.clone(),
             });
         }

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use crate::output::OutputDir;
 
 use crate::{CheckpointError, dtype_size};
 
@@ -127,84 +129,4 @@ pub fn readable_by_all(path: &Path) -> Result<(), CheckpointError> {
             .map_err(|e| CheckpointError::io(path, e))?;
     }
     Ok(())
-}
-
-/// An output directory built beside its final path and renamed into place by [`commit`]; dropped
-/// uncommitted, it is removed, so nothing appears at the output path unless everything succeeded.
-///
-/// [`commit`]: OutputDir::commit
-pub struct OutputDir {
-    target: PathBuf,
-    staging: PathBuf,
-    force: bool,
-    committed: bool,
-}
-
-impl OutputDir {
-    /// Starts an output at `target`; an existing `target` is an error unless `force`.
-    pub fn create(target: &Path, force: bool) -> Result<Self, CheckpointError> {
-        if target.exists() && !force {
-            return Err(CheckpointError::OutputExists {
-                path: target.to_path_buf(),
-            });
-        }
-        let name = target
-            .file_name()
-            .ok_or_else(|| CheckpointError::invalid(target, "not a directory name"))?;
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let staging = parent.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(|e| CheckpointError::io(&staging, e))?;
-        }
-        std::fs::create_dir_all(&staging).map_err(|e| CheckpointError::io(&staging, e))?;
-        Ok(OutputDir {
-            target: target.to_path_buf(),
-            staging,
-            force,
-            committed: false,
-        })
-    }
-
-    /// Where to write a file of the output.
-    pub fn path(&self, file: &str) -> PathBuf {
-        self.staging.join(file)
-    }
-
-    /// Writes a small text file of the output.
-    pub fn write_text(&self, file: &str, text: &str) -> Result<(), CheckpointError> {
-        let path = self.path(file);
-        std::fs::write(&path, text).map_err(|e| CheckpointError::io(&path, e))?;
-        readable_by_all(&path)
-    }
-
-    /// Moves the finished output to its final path.
-    pub fn commit(mut self) -> Result<PathBuf, CheckpointError> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&self.staging, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| CheckpointError::io(&self.staging, e))?;
-        }
-        if self.target.exists() && self.force {
-            let old = self.staging.with_extension("replaced");
-            std::fs::rename(&self.target, &old).map_err(|e| CheckpointError::io(&self.target, e))?;
-            std::fs::rename(&self.staging, &self.target).map_err(|e| CheckpointError::io(&self.target, e))?;
-            let _ = std::fs::remove_dir_all(&old);
-        } else {
-            std::fs::rename(&self.staging, &self.target).map_err(|e| CheckpointError::io(&self.target, e))?;
-        }
-        self.committed = true;
-        Ok(self.target.clone())
-    }
-}
-
-impl Drop for OutputDir {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.staging);
-        }
-    }
 }

@@ -248,7 +248,7 @@ fn an_unknown_key_fails_unless_dropped() {
     let output = scratch("drop-output");
     let error = convert(&input, side("llama"), &output, side("llama"), &Options::default()).unwrap_err();
     assert!(
-        matches!(&error, ConversionError::Config(e) if e.to_string().contains("max_sequence_length")),
+        matches!(&error, ConversionError::ConfigFile { source: e, .. } if e.to_string().contains("max_sequence_length")),
         "{error}"
     );
     let dropping = Options {

@@ -50,6 +50,23 @@ pub fn non_negative<T: Checked>(value: &T) -> Result<(), String> {
     }
 }
 
+/// The most blocks a block sequence may have: a documented limit of this converter (Fast-LLM has
+/// none), far above any published model (a few hundred blocks), so that a block count from an
+/// input file cannot make a conversion allocate per block without bound.
+pub const MAX_BLOCKS: i64 = 1 << 16;
+
+/// `0 <= n <= MAX_BLOCKS` (block sequences' `num_blocks`).
+pub fn block_count<T: Checked>(value: &T) -> Result<(), String> {
+    non_negative(value)?;
+    match value.number() {
+        Some(v) if v > MAX_BLOCKS as f64 => Err(format!(
+            "must be at most {MAX_BLOCKS} (a limit of this converter; no published model comes close), got {}",
+            show(v)
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `> 1` (MoE `experts`).
 pub fn greater_than_one<T: Checked>(value: &T) -> Result<(), String> {
     match value.number() {

@@ -22,6 +22,7 @@ pub mod checks;
 pub mod classes;
 mod error;
 pub mod field_types;
+mod json_path;
 mod reflect;
 mod value;
 mod yaml;

@@ -36,6 +36,33 @@ pub enum ParseError {
     Number(String),
     #[error("the document is a {0}, expected a mapping")]
     NotAMapping(&'static str),
+    /// A problem inside the document, at a dotted key path (list items by index).
+    #[error("at `{path}`: {error}")]
+    At { path: String, error: Box<ParseError> },
+}
+
+impl ParseError {
+    /// The error, one level deeper: inside the value of `key` (or list index).
+    pub fn at(self, key: &str) -> ParseError {
+        match self {
+            ParseError::At { path, error } => ParseError::At {
+                path: format!("{key}.{path}"),
+                error,
+            },
+            error => ParseError::At {
+                path: key.to_string(),
+                error: Box::new(error),
+            },
+        }
+    }
+
+    /// The dotted key path the error is at, if it is inside the document.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            ParseError::At { path, .. } => Some(path),
+            _ => None,
+        }
+    }
 }
 
 impl Value {
@@ -75,7 +102,20 @@ impl Value {
 
     /// Parses a JSON document, keeping int/float identity and exact big ints.
     pub fn from_json_str(text: &str) -> Result<Value, ParseError> {
-        let raw: serde_json::Value = serde_json::from_str(text)?;
+        let raw: serde_json::Value = match serde_json::from_str(text) {
+            Ok(raw) => raw,
+            Err(error) => {
+                let path = crate::json_path::path_at(text, error.line(), error.column());
+                let error = ParseError::Json(error);
+                return Err(match path {
+                    Some(path) => ParseError::At {
+                        path,
+                        error: Box::new(error),
+                    },
+                    None => error,
+                });
+            }
+        };
         from_json_value(raw)
     }
 
@@ -115,12 +155,19 @@ fn from_json_value(raw: serde_json::Value) -> Result<Value, ParseError> {
         serde_json::Value::Bool(b) => Value::Bool(b),
         serde_json::Value::Number(n) => parse_number(n.as_str())?,
         serde_json::Value::String(s) => Value::Str(s),
-        serde_json::Value::Array(items) => {
-            Value::List(items.into_iter().map(from_json_value).collect::<Result<_, _>>()?)
-        }
+        serde_json::Value::Array(items) => Value::List(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| from_json_value(v).map_err(|e| e.at(&i.to_string())))
+                .collect::<Result<_, _>>()?,
+        ),
         serde_json::Value::Object(map) => Value::Map(
             map.into_iter()
-                .map(|(k, v)| Ok((k, from_json_value(v)?)))
+                .map(|(k, v)| {
+                    let value = from_json_value(v).map_err(|e| e.at(&k))?;
+                    Ok((k, value))
+                })
                 .collect::<Result<_, ParseError>>()?,
         ),
     })

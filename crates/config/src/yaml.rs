@@ -116,7 +116,8 @@ impl<'a> Loader<'a> {
                     if matches!(event, Event::SequenceEnd) {
                         break;
                     }
-                    items.push(self.node(event, span)?);
+                    let index = items.len();
+                    items.push(self.node(event, span).map_err(|e| e.at(&index.to_string()))?);
                 }
                 (Value::List(items), anchor)
             }
@@ -143,7 +144,10 @@ impl<'a> Loader<'a> {
             let is_merge = matches!(&event, Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<");
             let key = self.node(event, key_span)?;
             let (event, span) = self.next()?;
-            let value = self.node(event, span)?;
+            let value = match &key {
+                Value::Str(name) => self.node(event, span).map_err(|e| e.at(name))?,
+                _ => self.node(event, span)?,
+            };
             if is_merge {
                 merged.push((value, key_span));
                 continue;

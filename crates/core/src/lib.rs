@@ -15,6 +15,7 @@ mod error;
 pub mod explain;
 pub mod hf_class;
 pub mod layout;
+pub mod provenance;
 mod registry;
 pub mod section;
 pub mod unconverted;

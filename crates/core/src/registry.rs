@@ -198,6 +198,13 @@ impl Handler {
         }
     }
 
+    /// The HF key(s) that set the Fast-LLM path `fast_llm` on import, from the declarations
+    /// (for messages about values the user wrote under their HF name).
+    pub fn hf_source(&self, fast_llm: &str) -> Option<String> {
+        let keys = crate::provenance::hf_keys(&self.converter().base_model, fast_llm);
+        (!keys.is_empty()).then(|| keys.join(", "))
+    }
+
     /// Every HF path the format consumes.
     pub fn hf_claims(&self) -> Vec<crate::coverage::Claim> {
         hf_claims(&self.converter().base_model)
@@ -307,7 +314,11 @@ impl Handler {
                 errors
                     .errors
                     .into_iter()
-                    .map(|e| Problem::at_fast_llm(e.path, format!("invalid imported config ({}): {}", e.class, e.kind)))
+                    .map(|e| Problem {
+                        hf: self.hf_source(&e.path),
+                        fast_llm: Some(e.path),
+                        message: format!("invalid imported config ({}): {}", e.class, e.kind),
+                    })
                     .collect(),
             )
         })

@@ -4,6 +4,7 @@
 //!
 //! Transforms are stated in the import direction (HF → Fast-LLM); export applies the inverse.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use fastllm_config::{Map, Value};
@@ -55,33 +56,135 @@ impl Transform {
 }
 
 /// What a weight declaration sees: the section's Fast-LLM full-form dict and the root's.
+///
+/// Every int it hands out is bounded by the [`PlanLimits`] of the plan: a config value no tensor
+/// could have is reported at its Fast-LLM path (and read as 0), so declarations can size names
+/// and shapes from it without allocating or overflowing on hostile configs. Declarations combine
+/// values with saturating arithmetic; a saturated dimension then fails the plan's element limit
+/// by parameter name.
 pub struct WeightContext<'a> {
     pub section: &'a Map,
     pub root: &'a Map,
+    /// The section's Fast-LLM config path, for messages.
+    config_path: &'a str,
+    limits: &'a PlanLimits,
+    problems: &'a RefCell<Vec<Problem>>,
 }
 
 impl WeightContext<'_> {
-    /// An int field of the section (0 when absent, which a validated config never is).
+    /// An int field of the section, at most the plan's element limit (0 when absent, which a
+    /// validated config never is).
     pub fn int(&self, path: &str) -> usize {
-        as_usize(fl_value(self.section, path))
+        self.bounded(
+            self.section,
+            self.config_path,
+            path,
+            self.limits.max_elements,
+            "elements",
+        )
     }
 
-    /// An int field of the root config.
+    /// An int field of the root config, at most the plan's element limit.
     pub fn root_int(&self, path: &str) -> usize {
-        as_usize(fl_value(self.root, path))
+        self.bounded(self.root, "", path, self.limits.max_elements, "elements")
+    }
+
+    /// A count of the section that sizes a list of tensors (experts, prediction heads), at most
+    /// the plan's tensor limit.
+    pub fn count(&self, path: &str) -> usize {
+        self.bounded(
+            self.section,
+            self.config_path,
+            path,
+            self.limits.max_tensors as u64,
+            "tensors",
+        )
     }
 
     /// A bool field of the section.
     pub fn flag(&self, path: &str) -> bool {
         fl_value(self.section, path) == &Value::Bool(true)
     }
+
+    fn bounded(&self, map: &Map, prefix: &str, path: &str, limit: u64, unit: &str) -> usize {
+        let value = as_usize(fl_value(map, path));
+        if value as u64 <= limit {
+            return value;
+        }
+        self.problems.borrow_mut().push(Problem::at_fast_llm(
+            join(prefix, path),
+            format!("{value} is more than {}", self.limits.bound(unit)),
+        ));
+        0
+    }
 }
 
+/// Bounds on what a plan may hold, so that config values cannot drive allocations or shape
+/// arithmetic beyond what is real.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanLimits {
+    /// Most tensors (plan entries, block and expert counts).
+    pub max_tensors: usize,
+    /// Most elements of any one tensor, and the largest config value read as a dimension.
+    pub max_elements: u64,
+    /// Whether the limits are what a checkpoint holds (else the documented defaults).
+    pub from_checkpoint: bool,
+}
+
+impl PlanLimits {
+    /// The documented limits of a plan made without a checkpoint (coverage samples, synthetic
+    /// checkpoints): 2^20 tensors and 2^44 elements, far above any published model (DeepSeek-V3
+    /// has ~10^5 tensors, and its largest ~10^9 elements).
+    pub const DEFAULT: PlanLimits = PlanLimits {
+        max_tensors: 1 << 20,
+        max_elements: 1 << 44,
+        from_checkpoint: false,
+    };
+
+    /// What a checkpoint of `tensors` tensors holding `elements` elements in all can hold: no
+    /// converted tensor has more elements than the whole input, and none is made of nothing.
+    pub fn checkpoint(tensors: usize, elements: u64) -> Self {
+        PlanLimits {
+            max_tensors: tensors,
+            max_elements: elements,
+            from_checkpoint: true,
+        }
+    }
+
+    /// "the 21 tensors the checkpoint holds" / "the limit of 1048576 tensors".
+    fn bound(&self, unit: &str) -> String {
+        let limit = if unit == "tensors" {
+            self.max_tensors as u64
+        } else {
+            self.max_elements
+        };
+        if self.from_checkpoint {
+            format!("the {limit} {unit} the checkpoint holds in all")
+        } else {
+            format!("the limit of {limit} {unit}")
+        }
+    }
+}
+
+impl Default for PlanLimits {
+    fn default() -> Self {
+        PlanLimits::DEFAULT
+    }
+}
+
+/// A config int as a size; a negative int is 0 and one beyond `usize` saturates (never wraps).
 fn as_usize(value: &Value) -> usize {
     match value {
-        Value::Int(i) if *i >= 0 => *i as usize,
+        Value::Int(i) if *i >= 0 => usize::try_from(*i).unwrap_or(usize::MAX),
         _ => 0,
     }
+}
+
+/// The number of elements of `shape`, or `None` when it overflows.
+pub fn elements(shape: &[usize]) -> Option<u64> {
+    shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))
 }
 
 /// The Fast-LLM shape of a parameter.
@@ -251,12 +354,32 @@ pub struct PlanEntry {
     pub transform: Transform,
 }
 
-/// The plan of `root` (a base-model section) for the config `config` (full form).
+/// The plan of `root` (a base-model section) for the config `config` (full form), within the
+/// [`PlanLimits::DEFAULT`] limits.
 pub fn plan(root: &Section, config: &Map) -> Result<Vec<PlanEntry>, Vec<Problem>> {
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    walk(root, config, config, "", "", &mut out, &mut problems);
-    if problems.is_empty() { Ok(out) } else { Err(problems) }
+    plan_within(root, config, &PlanLimits::DEFAULT)
+}
+
+/// The plan of `root` for `config`, within `limits`: a block count, a repetition or an expert
+/// count beyond them is a problem at its Fast-LLM path, found before anything is allocated for it.
+pub fn plan_within(root: &Section, config: &Map, limits: &PlanLimits) -> Result<Vec<PlanEntry>, Vec<Problem>> {
+    let mut planner = Planner {
+        root: config,
+        limits,
+        out: Vec::new(),
+        problems: RefCell::new(Vec::new()),
+        full: false,
+    };
+    planner.walk(root, config, "", "", "");
+    let mut problems = planner.problems.into_inner();
+    // A value read by every block is reported once.
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|p| seen.insert(p.to_string()));
+    if problems.is_empty() {
+        Ok(planner.out)
+    } else {
+        Err(problems)
+    }
 }
 
 fn matching<'s>(sections: impl Iterator<Item = &'s Arc<Section>>, found: &Value) -> Option<&'s Arc<Section>> {
@@ -264,271 +387,361 @@ fn matching<'s>(sections: impl Iterator<Item = &'s Arc<Section>>, found: &Value)
     sections.find(|s| s.class.type_name.is_some_and(|t| &Value::Str(t.into()) == found))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk(
-    section: &Section,
-    config: &Map,
-    root: &Map,
-    fl_prefix: &str,
-    hf_prefix: &str,
-    out: &mut Vec<PlanEntry>,
-    problems: &mut Vec<Problem>,
-) {
-    let context = WeightContext { section: config, root };
-    // Weights are declared for one config class, as config declarations are.
-    if let Some(expected) = section.class.type_name
-        && fl_value(config, "type") != &Value::Str(expected.to_string())
-    {
-        problems.push(Problem::at_fast_llm(
-            join(fl_prefix, "type"),
-            format!(
-                "weights are declared for `{expected}` here, found {}",
-                dict::show(fl_value(config, "type"))
-            ),
-        ));
-        return;
+/// An empty config, for a block position whose config is missing (validation rejects that first).
+static EMPTY: Map = Map::new();
+
+/// The walk of one plan: its entries, problems, and how much of the limits is left.
+struct Planner<'a> {
+    root: &'a Map,
+    limits: &'a PlanLimits,
+    out: Vec<PlanEntry>,
+    /// Shared with the weight contexts, which report out-of-bounds config values.
+    problems: RefCell<Vec<Problem>>,
+    /// The tensor limit was reached: the walk stops.
+    full: bool,
+}
+
+impl Planner<'_> {
+    fn problem(&self, path: String, message: impl Into<String>) {
+        self.problems.borrow_mut().push(Problem::at_fast_llm(path, message));
     }
-    for (_, decl) in &section.weights {
-        match decl {
-            WeightDecl::Param {
-                fast_llm,
-                hf,
-                transform,
-                shape,
-                when,
-                hf_shape,
-            } => {
-                if when.as_ref().is_some_and(|w| !w(&context)) {
-                    continue;
-                }
-                let fast_llm_shape = shape(&context);
-                let hf: Vec<String> = hf(&context).iter().map(|n| join(hf_prefix, n)).collect();
-                let name = join(fl_prefix, fast_llm);
-                let shapes = match (transform, hf_shape) {
-                    (Transform::Reshape, Some(hf_shape)) => {
-                        let hf_shape = hf_shape(&context);
-                        let same_size = hf_shape.iter().product::<usize>() == fast_llm_shape.iter().product::<usize>();
-                        (hf.len() == 1 && same_size).then(|| vec![hf_shape])
-                    }
-                    (Transform::TransposeExperts, Some(hf_shape)) => {
-                        let hf_shape = hf_shape(&context);
-                        let fits = matches!((hf_shape.as_slice(), fast_llm_shape.as_slice()),
-                            ([e, h, i], [rows, cols]) if e * i == *rows && h == cols);
-                        (hf.len() == 1 && fits).then(|| vec![hf_shape])
-                    }
-                    _ => transform.hf_shapes(&fast_llm_shape, hf.len()),
-                };
-                match shapes {
-                    Some(hf_shapes) => out.push(PlanEntry {
-                        fast_llm: name,
-                        fast_llm_shape,
-                        hf,
-                        hf_shapes,
-                        transform: *transform,
-                    }),
-                    None => problems.push(Problem::at_fast_llm(
-                        name,
-                        format!(
-                            "{transform:?} cannot map shape {fast_llm_shape:?} onto {} HF tensors",
-                            hf.len()
-                        ),
-                    )),
-                }
-            }
-            WeightDecl::Nested {
-                config: path,
-                fast_llm,
-                hf,
-                section,
-            } => match dict::get_map(config, path) {
-                Some(sub) => walk(
-                    section,
-                    sub,
-                    root,
-                    &join(fl_prefix, fast_llm),
-                    &join(hf_prefix, hf),
-                    out,
-                    problems,
+
+    /// A problem of one planned parameter (a tensor name, not a config path).
+    fn parameter_problem(&self, name: &str, message: impl std::fmt::Display) {
+        self.problems.borrow_mut().push(Problem {
+            fast_llm: None,
+            hf: None,
+            message: format!("parameter `{name}`: {message}"),
+        });
+    }
+
+    /// Tensors that may still be planned.
+    fn remaining(&self) -> usize {
+        self.limits.max_tensors.saturating_sub(self.out.len())
+    }
+
+    /// Whether `count` repetitions (each at least one tensor) fit; if not, why.
+    fn fits(&self, count: usize, what: &str) -> Result<(), String> {
+        if count <= self.remaining() {
+            return Ok(());
+        }
+        Err(format!(
+            "{count} {what} need more tensors than {}",
+            self.limits.bound("tensors")
+        ))
+    }
+
+    /// Walks `section` on `config` (found at the Fast-LLM config path `config_path`), naming
+    /// parameters under `fl_prefix` and HF tensors under `hf_prefix`.
+    fn walk(&mut self, section: &Section, config: &Map, config_path: &str, fl_prefix: &str, hf_prefix: &str) {
+        // Weights are declared for one config class, as config declarations are.
+        if let Some(expected) = section.class.type_name
+            && fl_value(config, "type") != &Value::Str(expected.to_string())
+        {
+            self.problem(
+                join(fl_prefix, "type"),
+                format!(
+                    "weights are declared for `{expected}` here, found {}",
+                    dict::show(fl_value(config, "type"))
                 ),
-                _ => problems.push(Problem::at_fast_llm(
-                    join(fl_prefix, path),
-                    "no config for these weights",
-                )),
-            },
-            WeightDecl::Blocks {
-                config: path,
-                fast_llm,
-                hf,
-                block,
-            } => {
-                let sequence = dict::get(config, path)
-                    .and_then(Value::as_map)
-                    .cloned()
-                    .unwrap_or_default();
-                for (i, block_config) in blocks(&sequence).into_iter().enumerate() {
-                    let fl = join(&join(fl_prefix, fast_llm), &i.to_string());
-                    let hf = join(&join(hf_prefix, hf), &i.to_string());
-                    walk(block, &block_config, root, &fl, &hf, out, problems);
-                }
+            );
+            return;
+        }
+        for (_, decl) in &section.weights {
+            if self.full {
+                return;
             }
-            WeightDecl::Dispatch {
-                config: path,
-                fast_llm,
-                sections,
-            } => {
-                let Some(Value::Map(sub)) = dict::get(config, path) else {
-                    problems.push(Problem::at_fast_llm(
-                        join(fl_prefix, path),
-                        "no config for these weights",
-                    ));
-                    continue;
-                };
-                let found = fl_value(sub, "type");
-                let candidate = sections
-                    .iter()
-                    .find(|(_, s)| matching(std::iter::once(s), found).is_some());
-                match candidate {
-                    Some((hf, section)) => walk(
+            let context = WeightContext {
+                section: config,
+                root: self.root,
+                config_path,
+                limits: self.limits,
+                problems: &self.problems,
+            };
+            match decl {
+                WeightDecl::Param {
+                    fast_llm,
+                    hf,
+                    transform,
+                    shape,
+                    when,
+                    hf_shape,
+                } => {
+                    let reported = self.problems.borrow().len();
+                    if when.as_ref().is_some_and(|w| !w(&context)) {
+                        continue;
+                    }
+                    let fast_llm_shape = shape(&context);
+                    let hf: Vec<String> = hf(&context).iter().map(|n| join(hf_prefix, n)).collect();
+                    let hf_shape = hf_shape.as_ref().map(|f| f(&context));
+                    // A config value out of bounds was reported by name; what it sized is moot.
+                    if self.problems.borrow().len() > reported {
+                        continue;
+                    }
+                    let name = join(fl_prefix, fast_llm);
+                    if !self.within_limits(&name, &fast_llm_shape) {
+                        continue;
+                    }
+                    match hf_shapes(*transform, &fast_llm_shape, hf.len(), hf_shape) {
+                        Some(hf_shapes) => self.out.push(PlanEntry {
+                            fast_llm: name,
+                            fast_llm_shape,
+                            hf,
+                            hf_shapes,
+                            transform: *transform,
+                        }),
+                        None => self.parameter_problem(
+                            &name,
+                            format!(
+                                "{transform:?} cannot map shape {fast_llm_shape:?} onto {} HF tensors",
+                                hf.len()
+                            ),
+                        ),
+                    }
+                }
+                WeightDecl::Nested {
+                    config: path,
+                    fast_llm,
+                    hf,
+                    section,
+                } => match dict::get_map(config, path) {
+                    Some(sub) => self.walk(
                         section,
                         sub,
-                        root,
+                        &join(config_path, path),
                         &join(fl_prefix, fast_llm),
                         &join(hf_prefix, hf),
-                        out,
-                        problems,
                     ),
-                    None => problems.push(Problem::at_fast_llm(
-                        join(&join(fl_prefix, path), "type"),
-                        format!(
-                            "weights of {} are not declared (supported: {})",
-                            dict::show(found),
-                            sections
-                                .iter()
-                                .filter_map(|(_, s)| s.class.type_name)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )),
-                }
-            }
-            WeightDecl::Repeat {
-                config: path,
-                count,
-                fast_llm,
-                hf,
-                section,
-            } => {
-                let sub = if path.is_empty() {
-                    Some(config.clone())
-                } else {
-                    dict::get(config, path).and_then(Value::as_map).cloned()
-                };
-                let Some(sub) = sub else {
-                    problems.push(Problem::at_fast_llm(
-                        join(fl_prefix, path),
-                        "no config for these weights",
-                    ));
-                    continue;
-                };
-                for i in 0..count(&context) {
-                    walk(
-                        section,
-                        &sub,
-                        root,
-                        &join(fl_prefix, &fast_llm(i)),
-                        &join(hf_prefix, &hf(i)),
-                        out,
-                        problems,
-                    );
-                }
-            }
-            WeightDecl::RepeatLastBlock {
-                config: path,
-                count,
-                fast_llm,
-                hf,
-                block,
-            } => {
-                let sequence = dict::get(config, path)
-                    .and_then(Value::as_map)
-                    .cloned()
-                    .unwrap_or_default();
-                let copies = count(&context);
-                match blocks(&sequence).pop() {
-                    Some(last) => {
-                        for i in 0..copies {
-                            let (fl, hf) = (join(fl_prefix, &fast_llm(i)), join(hf_prefix, &hf(i)));
-                            walk(block, &last, root, &fl, &hf, out, problems);
-                        }
+                    _ => self.problem(join(fl_prefix, path), "no config for these weights"),
+                },
+                WeightDecl::Blocks {
+                    config: path,
+                    fast_llm,
+                    hf,
+                    block,
+                } => {
+                    let Some(sequence) = dict::get_map(config, path) else {
+                        continue;
+                    };
+                    let sequence_path = join(config_path, path);
+                    let Some(positions) = self.positions(sequence, &sequence_path) else {
+                        continue;
+                    };
+                    for (i, (block_path, block_config)) in positions.into_iter().enumerate() {
+                        let fl = join(&join(fl_prefix, fast_llm), &i.to_string());
+                        let hf = join(&join(hf_prefix, hf), &i.to_string());
+                        self.walk(block, block_config, &block_path, &fl, &hf);
                     }
-                    None if copies == 0 => {}
-                    None => problems.push(Problem::at_fast_llm(
-                        join(fl_prefix, path),
-                        "no last block to copy (an empty block sequence)",
-                    )),
                 }
-            }
-            WeightDecl::TypedDict {
-                config: path,
-                fast_llm,
-                hf,
-                sections,
-            } => {
-                let entries = dict::get(config, path)
-                    .and_then(Value::as_map)
-                    .cloned()
-                    .unwrap_or_default();
-                for (name, entry) in &entries {
-                    let Value::Map(entry) = entry else { continue };
-                    let fl = join(&join(fl_prefix, fast_llm), name);
-                    match matching(sections.iter(), fl_value(entry, "type")) {
-                        Some(section) => walk(
+                WeightDecl::Dispatch {
+                    config: path,
+                    fast_llm,
+                    sections,
+                } => {
+                    let Some(Value::Map(sub)) = dict::get(config, path) else {
+                        self.problem(join(fl_prefix, path), "no config for these weights");
+                        continue;
+                    };
+                    let found = fl_value(sub, "type");
+                    let candidate = sections
+                        .iter()
+                        .find(|(_, s)| matching(std::iter::once(s), found).is_some());
+                    match candidate {
+                        Some((hf, section)) => self.walk(
                             section,
-                            entry,
-                            root,
-                            &fl,
-                            &join(&join(hf_prefix, hf), name),
-                            out,
-                            problems,
+                            sub,
+                            &join(config_path, path),
+                            &join(fl_prefix, fast_llm),
+                            &join(hf_prefix, hf),
                         ),
-                        None => problems.push(Problem::at_fast_llm(
-                            join(&fl, "type"),
-                            format!("weights of {} are not declared", dict::show(fl_value(entry, "type"))),
-                        )),
+                        None => self.problem(
+                            join(&join(fl_prefix, path), "type"),
+                            format!(
+                                "weights of {} are not declared (supported: {})",
+                                dict::show(found),
+                                sections
+                                    .iter()
+                                    .filter_map(|(_, s)| s.class.type_name)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ),
+                    }
+                }
+                WeightDecl::Repeat {
+                    config: path,
+                    count,
+                    fast_llm,
+                    hf,
+                    section,
+                } => {
+                    let Some(sub) = dict::get_map(config, path) else {
+                        self.problem(join(fl_prefix, path), "no config for these weights");
+                        continue;
+                    };
+                    let copies = count(&context);
+                    if let Err(message) = self.fits(copies, "repetitions") {
+                        self.parameter_problem(&join(fl_prefix, &fast_llm(0)), message);
+                        continue;
+                    }
+                    for i in 0..copies {
+                        self.walk(
+                            section,
+                            sub,
+                            &join(config_path, path),
+                            &join(fl_prefix, &fast_llm(i)),
+                            &join(hf_prefix, &hf(i)),
+                        );
+                    }
+                }
+                WeightDecl::RepeatLastBlock {
+                    config: path,
+                    count,
+                    fast_llm,
+                    hf,
+                    block,
+                } => {
+                    let copies = count(&context);
+                    let sequence = dict::get_map(config, path).unwrap_or(&EMPTY);
+                    let sequence_path = join(config_path, path);
+                    match last_block(sequence, &sequence_path) {
+                        Some((block_path, last)) => {
+                            if let Err(message) = self.fits(copies, "copies of the last block") {
+                                self.parameter_problem(&join(fl_prefix, &fast_llm(0)), message);
+                                continue;
+                            }
+                            for i in 0..copies {
+                                let (fl, hf) = (join(fl_prefix, &fast_llm(i)), join(hf_prefix, &hf(i)));
+                                self.walk(block, last, &block_path, &fl, &hf);
+                            }
+                        }
+                        None if copies == 0 => {}
+                        None => self.problem(join(fl_prefix, path), "no last block to copy (an empty block sequence)"),
+                    }
+                }
+                WeightDecl::TypedDict {
+                    config: path,
+                    fast_llm,
+                    hf,
+                    sections,
+                } => {
+                    let entries = dict::get_map(config, path).unwrap_or(&EMPTY);
+                    for (name, entry) in entries {
+                        let Value::Map(entry) = entry else { continue };
+                        let fl = join(&join(fl_prefix, fast_llm), name);
+                        match matching(sections.iter(), fl_value(entry, "type")) {
+                            Some(section) => self.walk(
+                                section,
+                                entry,
+                                &join(&join(config_path, path), name),
+                                &fl,
+                                &join(&join(hf_prefix, hf), name),
+                            ),
+                            None => self.problem(
+                                join(&fl, "type"),
+                                format!("weights of {} are not declared", dict::show(fl_value(entry, "type"))),
+                            ),
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// Checks one more parameter of `shape` against the limits (a parameter is one tensor on
+    /// the Fast-LLM side and at least one on the HF side).
+    fn within_limits(&mut self, name: &str, shape: &[usize]) -> bool {
+        if self.remaining() == 0 {
+            let message = format!("the config implies more tensors than {}", self.limits.bound("tensors"));
+            self.parameter_problem(name, message);
+            self.full = true;
+            return false;
+        }
+        match elements(shape) {
+            Some(n) if n <= self.limits.max_elements => true,
+            _ => {
+                let message = format!(
+                    "shape {shape:?} has more elements than {}",
+                    self.limits.bound("elements")
+                );
+                self.parameter_problem(name, message);
+                false
+            }
+        }
+    }
+
+    /// The config path and config of each block of a sequence (fixed or pattern), once the
+    /// count is known to fit in the limits.
+    fn positions<'m>(&self, sequence: &'m Map, sequence_path: &str) -> Option<Vec<(String, &'m Map)>> {
+        let count = as_usize(fl_value(sequence, "num_blocks"));
+        if let Err(message) = self.fits(count, "blocks") {
+            self.problem(join(sequence_path, "num_blocks"), message);
+            return None;
+        }
+        Some(
+            (0..count)
+                .filter_map(|i| block_at(sequence, sequence_path, i))
+                .collect(),
+        )
     }
 }
 
-/// The block config at each position of a block sequence (fixed or pattern).
-fn blocks(sequence: &Map) -> Vec<Map> {
-    let count = as_usize(fl_value(sequence, "num_blocks"));
+/// The HF shapes of a parameter: derived from the transform, or declared (`Reshape` keeps the
+/// element count; `TransposeExperts` is `[E, H, I]` for Fast-LLM's `[E·I, H]`).
+fn hf_shapes(
+    transform: Transform,
+    fast_llm: &[usize],
+    parts: usize,
+    declared: Option<Vec<usize>>,
+) -> Option<Vec<Vec<usize>>> {
+    match (transform, declared) {
+        (Transform::Reshape, Some(hf_shape)) => {
+            let same_size = elements(&hf_shape).is_some() && elements(&hf_shape) == elements(fast_llm);
+            (parts == 1 && same_size).then(|| vec![hf_shape])
+        }
+        (Transform::TransposeExperts, Some(hf_shape)) => {
+            let fits = matches!((hf_shape.as_slice(), fast_llm),
+                ([e, h, i], [rows, cols]) if e.checked_mul(*i) == Some(*rows) && h == cols);
+            (parts == 1 && fits).then(|| vec![hf_shape])
+        }
+        _ => transform.hf_shapes(fast_llm, parts),
+    }
+}
+
+/// The names of a pattern sequence's pattern (empty for a fixed sequence or a malformed one).
+fn pattern(sequence: &Map) -> Vec<&str> {
+    match fl_value(sequence, "pattern") {
+        Value::List(items) => items
+            .iter()
+            .filter_map(|v| if let Value::Str(s) = v { Some(s.as_str()) } else { None })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The config path and config of block `i` of a sequence (`None` for an empty pattern).
+fn block_at<'m>(sequence: &'m Map, sequence_path: &str, i: usize) -> Option<(String, &'m Map)> {
     match fl_value(sequence, "type") {
         Value::Str(t) if t == "pattern" => {
-            let names: Vec<String> = match fl_value(sequence, "pattern") {
-                Value::List(items) => items
-                    .iter()
-                    .filter_map(|v| if let Value::Str(s) = v { Some(s.clone()) } else { None })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            if names.is_empty() {
-                return Vec::new();
-            }
-            (0..count)
-                .map(|i| {
-                    let path = format!("blocks.{}", names[i % names.len()]);
-                    dict::get(sequence, &path)
-                        .and_then(Value::as_map)
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .collect()
+            let names = pattern(sequence);
+            let name = names.get(i % names.len().max(1))?;
+            let path = format!("blocks.{name}");
+            Some((
+                join(sequence_path, &path),
+                dict::get_map(sequence, &path).unwrap_or(&EMPTY),
+            ))
         }
-        _ => vec![fl_value(sequence, "block").as_map().cloned().unwrap_or_default(); count],
+        _ => Some((
+            join(sequence_path, "block"),
+            fl_value(sequence, "block").as_map().unwrap_or(&EMPTY),
+        )),
     }
+}
+
+/// The last block of a sequence: the block of the expanded pattern's last position.
+fn last_block<'m>(sequence: &'m Map, sequence_path: &str) -> Option<(String, &'m Map)> {
+    let count = as_usize(fl_value(sequence, "num_blocks"));
+    block_at(sequence, sequence_path, count.checked_sub(1)?)
 }
 
 #[cfg(test)]
@@ -580,6 +793,82 @@ mod tests {
         let empty = r#"{"type": "pattern", "num_blocks": 3, "pattern": [], "blocks": {}}"#;
         let problems = last_block_copies(empty).unwrap_err();
         assert!(problems[0].message.contains("no last block"), "{problems:?}");
+    }
+
+    /// A root with `decoder` blocks of one `[intermediate_size · experts]` parameter named per
+    /// expert, planned for `decoder` within `limits`.
+    fn limited(decoder: &str, limits: PlanLimits) -> Result<Vec<PlanEntry>, Vec<Problem>> {
+        let block = Section::of::<DecoderBlockConfig>("test.block")
+            .weight(
+                "w",
+                WeightDecl::param_named(
+                    "w",
+                    |c| (0..c.count("mlp.experts")).map(|e| format!("e{e}")).collect(),
+                    Transform::Concat,
+                    |c| vec![c.int("mlp.intermediate_size").saturating_mul(c.count("mlp.experts"))],
+                ),
+            )
+            .build();
+        let root = Section::of::<GptBaseModelConfig>("test.root").weight(
+            "blocks",
+            WeightDecl::Blocks {
+                config: "decoder",
+                fast_llm: "decoder",
+                hf: "layers",
+                block,
+            },
+        );
+        let config = Value::from_json_str(&format!(r#"{{"decoder": {decoder}}}"#)).unwrap();
+        plan_within(&root, config.as_map().unwrap(), &limits)
+    }
+
+    fn fixed(blocks: i128, experts: i128, size: i128) -> String {
+        format!(
+            r#"{{"type": "fixed", "num_blocks": {blocks}, "block": {{"type": "decoder",
+                "mlp": {{"type": "moe", "experts": {experts}, "intermediate_size": {size}}}}}}}"#
+        )
+    }
+
+    #[rstest::rstest]
+    #[case::within(fixed(2, 4, 8), None)]
+    #[case::blocks_beyond_the_tensors(fixed(1_000_000_000_000, 4, 8), Some(("decoder.num_blocks", "1000000000000 blocks need more tensors than the 100 tensors")))]
+    #[case::experts_beyond_the_tensors(fixed(2, 1_000_000_000_000, 8), Some(("decoder.block.mlp.experts", "1000000000000 is more than the 100 tensors")))]
+    #[case::dimension_beyond_the_elements(fixed(2, 4, 1 << 40), Some(("decoder.block.mlp.intermediate_size", "1099511627776 is more than the 4096 elements")))]
+    #[case::beyond_usize(fixed(2, 4, 1 << 100), Some(("decoder.block.mlp.intermediate_size", "is more than the 4096 elements")))]
+    fn plans_stay_within_the_checkpoint(#[case] decoder: String, #[case] expected: Option<(&str, &str)>) {
+        let result = limited(&decoder, PlanLimits::checkpoint(100, 4096));
+        match (result, expected) {
+            (Ok(entries), None) => assert_eq!(entries.len(), 2),
+            (Err(problems), Some((path, message))) => {
+                assert_eq!(problems.len(), 1, "reported once: {problems:?}");
+                assert_eq!(problems[0].fast_llm.as_deref(), Some(path));
+                assert!(problems[0].message.contains(message), "{}", problems[0].message);
+            }
+            (other, expected) => panic!("{other:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn a_product_of_plausible_values_is_caught_by_the_element_limit() {
+        // Each value alone is within the limits; their product is not (saturated, never wrapped).
+        let problems = limited(&fixed(1, 64, 4000), PlanLimits::checkpoint(100, 4096)).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].fast_llm, None, "a parameter, not a config path");
+        assert!(
+            problems[0]
+                .message
+                .starts_with("parameter `decoder.0.w`: shape [256000] has more elements"),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn the_plan_stops_at_the_tensor_limit() {
+        // 3 blocks fit the block check (3 <= 3 tensors left), then each has one parameter.
+        assert!(limited(&fixed(3, 2, 8), PlanLimits::checkpoint(3, 4096)).is_ok());
+        let problems = limited(&fixed(4, 2, 8), PlanLimits::checkpoint(3, 4096)).unwrap_err();
+        assert_eq!(problems[0].fast_llm.as_deref(), Some("decoder.num_blocks"));
     }
 
     #[test]

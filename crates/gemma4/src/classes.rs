@@ -18,6 +18,14 @@ fn default_layer_types(hf: &Map) -> Result<Value, String> {
         return Err("absent, and cannot be derived without an int num_hidden_layers".into());
     };
     let layers = *layers;
+    // Bounded before the list is built: the count comes from the input file.
+    if layers > i128::from(fastllm_core::config::checks::MAX_BLOCKS) {
+        return Err(format!(
+            "absent, and not derived for num_hidden_layers {layers}: more than the {} blocks this converter \
+             handles",
+            fastllm_core::config::checks::MAX_BLOCKS
+        ));
+    }
     Ok(Value::List(
         (0..layers)
             .map(|i| text(if i % 6 == 5 || i == layers - 1 { FULL } else { SLIDING }))

@@ -64,8 +64,8 @@ fn norm() -> Section {
 
 /// The attention (under `self_attn`).
 fn attention() -> Section {
-    let q_size = |c: &WeightContext| c.int("heads") * c.int("head_size");
-    let k_size = |c: &WeightContext| c.int("head_groups") * c.int("head_size");
+    let q_size = |c: &WeightContext| c.int("heads").saturating_mul(c.int("head_size"));
+    let k_size = |c: &WeightContext| c.int("head_groups").saturating_mul(c.int("head_size"));
     let shared = |c: &WeightContext| c.flag("shared_key_value");
     let head_size = |c: &WeightContext| vec![c.int("head_size")];
     Section::of::<AttentionConfig>("gemma4.attention_weights")
@@ -81,7 +81,7 @@ fn attention() -> Section {
                 "key_value.weight",
                 &["k_proj.weight", "v_proj.weight"],
                 Transform::Concat,
-                move |c| vec![2 * k_size(c), hidden(c)],
+                move |c| vec![k_size(c).saturating_mul(2), hidden(c)],
             )
             .when(move |c| !shared(c)),
         )
@@ -121,7 +121,7 @@ fn dense_mlp() -> Section {
                 "layer_1.weight",
                 &["gate_proj.weight", "up_proj.weight"],
                 Transform::Concat,
-                move |c| vec![2 * size(c), hidden(c)],
+                move |c| vec![size(c).saturating_mul(2), hidden(c)],
             ),
         )
         .weight(
@@ -161,8 +161,8 @@ fn routed_mlp() -> Section {
             WeightDecl::reshaped(
                 "layer_1.weight",
                 "experts.gate_up_proj",
-                move |c| vec![experts(c) * 2 * size(c), hidden(c)],
-                move |c| vec![experts(c), 2 * size(c), hidden(c)],
+                move |c| vec![experts(c).saturating_mul(2).saturating_mul(size(c)), hidden(c)],
+                move |c| vec![experts(c), size(c).saturating_mul(2), hidden(c)],
             ),
         )
         .weight(
@@ -170,7 +170,7 @@ fn routed_mlp() -> Section {
             WeightDecl::experts_transposed(
                 "layer_2.weight",
                 "experts.down_proj",
-                move |c| vec![experts(c) * size(c), hidden(c)],
+                move |c| vec![experts(c).saturating_mul(size(c)), hidden(c)],
                 move |c| vec![experts(c), hidden(c), size(c)],
             ),
         )

@@ -458,7 +458,7 @@ fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(
     let middle = scratch(&format!("tower-{layout:?}-{i}-fast-llm"));
     // Refused by default, naming the keys; nothing is written.
     let error = to_fast_llm(&tower, &middle, false).unwrap_err();
-    let ConversionError::Config(error) = error else {
+    let ConversionError::ConfigFile { source: error, .. } = error else {
         panic!("{error}")
     };
     assert_eq!(

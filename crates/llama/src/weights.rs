@@ -56,8 +56,12 @@ pub fn attention(section: Section) -> Section {
 /// each bias its layer's effective bias (the K/V bias is the key layer's). This covers Qwen2 too
 /// (Q/K/V biases on, dense off are per-layer flags).
 pub fn attention_over(section: Section, hidden: Dim) -> Section {
-    let q_size = |c: &WeightContext| c.int("heads") * c.int("head_size");
-    let kv_size = |c: &WeightContext| 2 * c.int("head_groups") * c.int("head_size");
+    let q_size = |c: &WeightContext| c.int("heads").saturating_mul(c.int("head_size"));
+    let kv_size = |c: &WeightContext| {
+        c.int("head_groups")
+            .saturating_mul(c.int("head_size"))
+            .saturating_mul(2)
+    };
     section
         .weight(
             "query",
@@ -124,7 +128,7 @@ pub fn mlp_over(section: Section, hidden: Dim) -> Section {
                 "layer_1.weight",
                 &["gate_proj.weight", "up_proj.weight"],
                 Transform::Concat,
-                move |c| vec![2 * size(c), hidden(c)],
+                move |c| vec![size(c).saturating_mul(2), hidden(c)],
             )
             .when(gated),
         )
@@ -150,7 +154,7 @@ pub fn mlp_over(section: Section, hidden: Dim) -> Section {
                 "layer_1.bias",
                 &["gate_proj.bias", "up_proj.bias"],
                 Transform::Concat,
-                move |c| vec![2 * size(c)],
+                move |c| vec![size(c).saturating_mul(2)],
             )
             .when(move |c| gated(c) && bias_gated(c)),
         )
@@ -176,7 +180,7 @@ pub fn moe(section: Section) -> Section {
         .weight(
             "router",
             WeightDecl::param("router.weight", &["gate.weight"], Transform::Copy, |c| {
-                vec![c.int("experts"), hidden(c)]
+                vec![c.count("experts"), hidden(c)]
             }),
         )
         .weight(
@@ -184,12 +188,18 @@ pub fn moe(section: Section) -> Section {
             WeightDecl::param_named(
                 "layer_1.weight",
                 |c| {
-                    (0..c.int("experts"))
+                    (0..c.count("experts"))
                         .flat_map(|e| [format!("experts.{e}.w1.weight"), format!("experts.{e}.w3.weight")])
                         .collect()
                 },
                 Transform::Concat,
-                |c| vec![c.int("experts") * 2 * c.int("intermediate_size"), hidden(c)],
+                |c| {
+                    let experts = c.count("experts");
+                    vec![
+                        experts.saturating_mul(2).saturating_mul(c.int("intermediate_size")),
+                        hidden(c),
+                    ]
+                },
             ),
         )
         .weight(
@@ -197,12 +207,12 @@ pub fn moe(section: Section) -> Section {
             WeightDecl::param_named(
                 "layer_2.weight",
                 |c| {
-                    (0..c.int("experts"))
+                    (0..c.count("experts"))
                         .map(|e| format!("experts.{e}.w2.weight"))
                         .collect()
                 },
                 Transform::TransposeConcat,
-                |c| vec![c.int("experts") * c.int("intermediate_size"), hidden(c)],
+                |c| vec![c.count("experts").saturating_mul(c.int("intermediate_size")), hidden(c)],
             ),
         )
 }
@@ -295,7 +305,7 @@ pub fn base_model(section: Section, block: &Arc<Section>, norm: &Arc<Section>) -
 
 /// The number of extra prediction heads (`head.prediction_heads - 1`), from the root.
 fn extra_prediction_heads(c: &WeightContext) -> usize {
-    c.int("head.prediction_heads").saturating_sub(1)
+    c.count("head.prediction_heads").saturating_sub(1)
 }
 
 /// MTP-Llama's root: Llama's, with the main head's final norm under `model.mtp_norms.0`, and per

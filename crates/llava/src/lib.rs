@@ -50,7 +50,13 @@ pub fn text_model(base: Arc<Section>, untyped_is_llama: bool) -> Decl {
         LLAMA_TEXT_KEYS,
         true,
         move |fl, context| {
-            let (text_config, _) = export_sub(&export_base, fl, context)?;
+            let (mut text_config, _) = export_sub(&export_base, fl, context)?;
+            // Without `model_type`, LlavaConfig reads `text_config` as a LlamaConfig, which has no
+            // sliding window (transformers would drop it silently): a windowed text model names
+            // the class that has one. Windowless exports stay as Fast-LLM writes them.
+            if untyped_is_llama && !matches!(text_config.get("sliding_window"), None | Some(Value::Null)) {
+                text_config.insert("model_type".into(), text("mistral"));
+            }
             Ok(vec![HfWrite {
                 key: "text_config".into(),
                 value: Value::Map(text_config),

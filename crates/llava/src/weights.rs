@@ -73,7 +73,9 @@ pub fn patch_embeddings(section: Section, norm: &Arc<Section>) -> Section {
                 |c| {
                     vec![
                         vision_hidden(c),
-                        CHANNELS * c.int("patch_height") * c.int("patch_width"),
+                        c.int("patch_height")
+                            .saturating_mul(c.int("patch_width"))
+                            .saturating_mul(CHANNELS),
                     ]
                 },
                 |c| vec![vision_hidden(c), CHANNELS, c.int("patch_height"), c.int("patch_width")],

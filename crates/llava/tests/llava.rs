@@ -65,6 +65,32 @@ fn imports_and_round_trips() {
     }
 }
 
+/// Found by the `hf_config` fuzz target: a Mistral text model with a sliding window (set, or
+/// MistralConfig's default 4096 when absent) exported without `model_type` read back as a
+/// LlamaConfig, which has none — a silent drop in transformers, a rejection here.
+#[rstest]
+#[case::set(Value::Int(32))]
+#[case::mistral_default(Value::Null)]
+fn a_windowed_mistral_text_model_round_trips(#[case] window: Value) {
+    let handler = find("llava").unwrap();
+    let mut hf = with(llava_config(), &["text_config", "sliding_window"], window.clone());
+    if window == Value::Null {
+        let Some(Value::Map(text)) = hf.get_mut("text_config") else {
+            panic!()
+        };
+        text.remove("sliding_window");
+    }
+    let config = handler.import(&hf).unwrap();
+    for layout in [HfLayout::V4, HfLayout::V5] {
+        let exported = handler.export(&config, layout).unwrap();
+        assert_eq!(
+            exported["text_config"].as_map().unwrap()["model_type"],
+            Value::Str("mistral".into())
+        );
+        assert_eq!(handler.import(&exported).unwrap(), config, "{layout:?}");
+    }
+}
+
 #[rstest]
 #[case::clip_vision(&["vision_config", "model_type"], Value::Str("clip_vision_model".into()), "vision_config")]
 #[case::head_dim(&["vision_config", "head_dim"], Value::Int(8), "vision_config")]

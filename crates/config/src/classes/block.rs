@@ -7,7 +7,7 @@ use fastllm_config_derive::Config;
 
 use super::common::{ActivationType, AffineLinearConfig, LinearConfig, NormalizationConfig, OptionalParameterConfig};
 use super::mixer::MixerConfig;
-use crate::checks::{greater_than_one, non_negative, positive};
+use crate::checks::{block_count, greater_than_one, non_negative, positive};
 use crate::{ClassRules, Ctx, FieldSet, Map, string_enum};
 
 string_enum! {
@@ -257,7 +257,7 @@ pub struct FixedBlockSequenceConfig {
     pub lr_scale: Option<f64>,
     #[field(hint = architecture)]
     pub block: BlockConfig,
-    #[field(hint = architecture, default = 12, check = non_negative)]
+    #[field(hint = architecture, default = 12, check = block_count)]
     pub num_blocks: i64,
     pub explicit: FieldSet,
 }
@@ -273,7 +273,7 @@ pub struct PatternBlockSequenceConfig {
     pub blocks: BTreeMap<String, BlockConfig>,
     #[field(hint = architecture, default = None)]
     pub pattern: Option<Vec<String>>,
-    #[field(hint = architecture, default = 12, check = non_negative)]
+    #[field(hint = architecture, default = 12, check = block_count)]
     pub num_blocks: i64,
     pub explicit: FieldSet,
 }

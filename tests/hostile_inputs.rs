@@ -1,0 +1,109 @@
+//! The hostile-checkpoint corpus (`tests/support/hostile.rs`) through the CLI: every case exits 2
+//! with nothing on stdout, names the file and the key or tensor on stderr, leaves nothing at the
+//! output path (not even a staging directory beside it), and leaves the input byte-identical.
+
+mod support;
+
+use std::path::Path;
+
+use rstest::rstest;
+use support::hostile::{self, Case};
+use support::{names, scratch, snapshot};
+
+#[rstest]
+#[case::alias_same_with_force(hostile::alias_same_with_force)]
+#[case::alias_same_without_force(hostile::alias_same_without_force)]
+#[case::alias_same_through_dots(hostile::alias_same_through_dots)]
+#[case::alias_parent_with_force(hostile::alias_parent_with_force)]
+#[case::alias_inside(hostile::alias_inside)]
+#[case::alias_same_dry_run(hostile::alias_same_dry_run)]
+#[case::alias_same_config_only(hostile::alias_same_config_only)]
+#[cfg_attr(unix, case::alias_symlink_to_input(hostile::alias_symlink_to_input))]
+#[cfg_attr(unix, case::alias_inside_through_symlink(hostile::alias_inside_through_symlink))]
+#[cfg_attr(unix, case::alias_parent_through_symlink(hostile::alias_parent_through_symlink))]
+#[case::layers_a_trillion(hostile::layers_a_trillion)]
+#[case::layers_more_than_tensors(hostile::layers_more_than_tensors)]
+#[case::layers_negative(hostile::layers_negative)]
+#[case::hidden_size_huge(hostile::hidden_size_huge)]
+#[case::head_product_overflows(hostile::head_product_overflows)]
+#[case::vocab_beyond_i128(hostile::vocab_beyond_i128)]
+#[case::epsilon_nan_literal(hostile::epsilon_nan_literal)]
+#[case::rope_theta_infinity_literal(hostile::rope_theta_infinity_literal)]
+#[case::epsilon_beyond_f64(hostile::epsilon_beyond_f64)]
+#[case::deeply_nested_json(hostile::deeply_nested_json)]
+#[case::config_not_a_mapping(hostile::config_not_a_mapping)]
+#[case::config_missing(hostile::config_missing)]
+#[cfg_attr(unix, case::config_is_a_fifo(hostile::config_is_a_fifo))]
+#[case::config_huge(hostile::config_huge)]
+#[case::unknown_key(hostile::unknown_key)]
+#[case::wrong_type(hostile::wrong_type)]
+#[case::kv_heads_not_dividing(hostile::kv_heads_not_dividing)]
+#[case::experts_a_trillion(hostile::experts_a_trillion)]
+#[case::yaml_epsilon_infinite(hostile::yaml_epsilon_infinite)]
+#[case::yaml_epsilon_nan(hostile::yaml_epsilon_nan)]
+#[case::yaml_blocks_a_trillion(hostile::yaml_blocks_a_trillion)]
+#[case::yaml_deeply_nested(hostile::yaml_deeply_nested)]
+#[case::yaml_billion_laughs(hostile::yaml_billion_laughs)]
+#[case::yaml_no_model(hostile::yaml_no_model)]
+#[case::state_index_traversal(hostile::state_index_traversal)]
+#[case::state_index_missing_file(hostile::state_index_missing_file)]
+#[case::fast_llm_optimizer_state(hostile::fast_llm_optimizer_state)]
+#[case::header_length_max(hostile::header_length_max)]
+#[case::header_length_past_the_file(hostile::header_length_past_the_file)]
+#[case::header_bomb(hostile::header_bomb)]
+#[case::header_not_json(hostile::header_not_json)]
+#[case::header_unknown_dtype(hostile::header_unknown_dtype)]
+#[case::header_shape_mismatch(hostile::header_shape_mismatch)]
+#[case::header_shape_overflow(hostile::header_shape_overflow)]
+#[case::header_overlapping_offsets(hostile::header_overlapping_offsets)]
+#[case::header_sub_byte_dtype(hostile::header_sub_byte_dtype)]
+#[case::data_truncated(hostile::data_truncated)]
+#[case::tensor_missing(hostile::tensor_missing)]
+#[case::tensor_extra(hostile::tensor_extra)]
+#[case::tensor_wrong_shape(hostile::tensor_wrong_shape)]
+#[case::tensor_wrong_dtype(hostile::tensor_wrong_dtype)]
+#[case::index_traversal(hostile::index_traversal)]
+#[case::index_absolute_path(hostile::index_absolute_path)]
+#[case::index_wrong_shard(hostile::index_wrong_shard)]
+#[case::index_unindexed_tensor(hostile::index_unindexed_tensor)]
+#[case::index_no_weight_map(hostile::index_no_weight_map)]
+#[case::index_not_json(hostile::index_not_json)]
+#[case::shard_missing(hostile::shard_missing)]
+#[case::shard_tensor_wrong_shape(hostile::shard_tensor_wrong_shape)]
+#[case::pickle_bin(hostile::pickle_bin)]
+#[case::pickle_shards(hostile::pickle_shards)]
+#[case::pickle_pt(hostile::pickle_pt)]
+fn hostile_checkpoints_are_refused_by_name(#[case] make: fn(&Path) -> Case) {
+    // One directory per case (cases run in parallel), named by the generator's address-free
+    // identity: the case's position in the thread name rstest gives it.
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("case").rsplit("::").next().unwrap().to_string();
+    let root = scratch("hostile", &name);
+    let case = make(&root);
+    let before: Vec<_> = case.unchanged.iter().map(|dir| snapshot(dir)).collect();
+    let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+    let out = support::cli(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "exit status; stderr:\n{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for needle in &case.needles {
+        assert!(stderr.contains(needle.as_str()), "`{needle}` not named:\n{stderr}");
+    }
+    assert!(stderr.lines().count() < 40, "a short message:\n{stderr}");
+    if let Some(output) = &case.output {
+        assert!(output.symlink_metadata().is_err(), "{} exists", output.display());
+        let parent = output.parent().unwrap();
+        let prefix = format!(".{}.", output.file_name().unwrap().to_string_lossy());
+        if parent.exists() {
+            let staging: Vec<String> = names(parent).into_iter().filter(|n| n.starts_with(&prefix)).collect();
+            assert!(staging.is_empty(), "staging left behind: {staging:?}");
+        }
+    }
+    for (dir, before) in case.unchanged.iter().zip(before) {
+        assert!(snapshot(dir) == before, "{} changed", dir.display());
+    }
+}

@@ -1,0 +1,828 @@
+//! The hostile-checkpoint corpus: each function builds one case under a root directory (from the
+//! reference fixtures) and says how `convert` must reject it — the file and the key or tensor its
+//! message names. `tests/hostile_inputs.rs` runs every case through the CLI.
+
+use std::path::{Path, PathBuf};
+
+use fastllm_convert::checkpoint::convert::{Options, Side, convert};
+use fastllm_convert::config::{Map, Value};
+
+use super::{Safetensors, copy_dir, fixture, ints};
+
+/// One hostile case.
+pub struct Case {
+    /// The CLI arguments.
+    pub args: Vec<String>,
+    /// What stderr must contain: the file, and the key or tensor.
+    pub needles: Vec<String>,
+    /// The output path, which must not exist afterwards (none when the output is the input).
+    pub output: Option<PathBuf>,
+    /// Directories that must be byte-identical afterwards.
+    pub unchanged: Vec<PathBuf>,
+}
+
+fn s(path: &Path) -> String {
+    path.to_str().unwrap().to_string()
+}
+
+/// `convert --from auto --to <to> <extra> input root/out`, rejected naming `needles`.
+fn convert_case(root: &Path, input: &Path, to: &str, extra: &[&str], needles: &[&str]) -> Case {
+    let output = root.join("out");
+    let mut args: Vec<String> = ["convert", "--from", "auto", "--to", to].map(String::from).to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.extend([s(input), s(&output)]);
+    Case {
+        args,
+        needles: needles.iter().map(|n| n.to_string()).collect(),
+        output: Some(output),
+        unchanged: vec![input.to_path_buf()],
+    }
+}
+
+fn llama(root: &Path) -> PathBuf {
+    let input = root.join("input");
+    copy_dir(&fixture("llama", "hf_input"), &input);
+    input
+}
+
+fn fast_llm(root: &Path) -> PathBuf {
+    let input = root.join("input");
+    copy_dir(&fixture("llama", "fast_llm"), &input);
+    input
+}
+
+/// The Llama fixture as a sharded HF checkpoint (`model-0000k-of-0000n.safetensors` + index).
+fn sharded(root: &Path) -> (PathBuf, Vec<String>) {
+    let input = root.join("input");
+    let options = Options {
+        max_shard_bytes: 100_000,
+        ..Options::default()
+    };
+    let llama = fastllm_convert::core::find("llama").unwrap();
+    let summary = convert(
+        &fixture("llama", "fast_llm"),
+        Side::FastLlm,
+        &input,
+        Side::Hf(llama),
+        &options,
+    )
+    .unwrap();
+    assert!(summary.files.len() > 2, "{:?}", summary.files);
+    (input, summary.files)
+}
+
+fn edit_json(path: &Path, edit: impl FnOnce(&mut Map)) {
+    let Value::Map(mut map) = Value::from_json_str(&std::fs::read_to_string(path).unwrap()).unwrap() else {
+        panic!("{} is a dict", path.display())
+    };
+    edit(&mut map);
+    std::fs::write(path, Value::Map(map).to_json_pretty()).unwrap();
+}
+
+/// Replaces the `n`th (0-based) occurrence of `pattern` in the text file `path`.
+fn replace_text(path: &Path, pattern: &str, with: &str, n: usize) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let (at, _) = text
+        .match_indices(pattern)
+        .nth(n)
+        .unwrap_or_else(|| panic!("`{pattern}` #{n} in {}", path.display()));
+    let text = format!("{}{with}{}", &text[..at], &text[at + pattern.len()..]);
+    std::fs::write(path, text).unwrap();
+}
+
+fn edit_weights(path: &Path, edit: impl FnOnce(&mut Safetensors)) {
+    let mut file = Safetensors::read(path);
+    edit(&mut file);
+    file.write(path);
+}
+
+fn int(value: i128) -> Value {
+    Value::Int(value)
+}
+
+// Output/input aliasing: refused whatever --force, --dry-run or --config-only say.
+
+fn alias(root: &Path, output: PathBuf, extra: &[&str], relation: &str) -> Case {
+    let input = llama(root);
+    let mut args: Vec<String> = ["convert", "--from", "auto", "--to", "fast_llm"]
+        .map(String::from)
+        .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.extend([s(&input), s(&output)]);
+    Case {
+        args,
+        needles: vec![relation.to_string(), "input".to_string(), s(&input)],
+        output: None,
+        unchanged: vec![root.to_path_buf()],
+    }
+}
+
+pub fn alias_same_with_force(root: &Path) -> Case {
+    alias(root, root.join("input"), &["--force"], "is the input")
+}
+pub fn alias_same_without_force(root: &Path) -> Case {
+    alias(root, root.join("input"), &[], "is the input")
+}
+pub fn alias_same_through_dots(root: &Path) -> Case {
+    alias(root, root.join("input/../input/."), &["--force"], "is the input")
+}
+pub fn alias_parent_with_force(root: &Path) -> Case {
+    alias(root, root.to_path_buf(), &["--force"], "contains the input")
+}
+pub fn alias_inside(root: &Path) -> Case {
+    let mut case = alias(root, root.join("input/sub"), &[], "is inside the input");
+    case.output = Some(root.join("input/sub"));
+    case
+}
+pub fn alias_same_dry_run(root: &Path) -> Case {
+    alias(root, root.join("input"), &["--dry-run"], "is the input")
+}
+pub fn alias_same_config_only(root: &Path) -> Case {
+    alias(root, root.join("input"), &["--config-only", "--force"], "is the input")
+}
+#[cfg(unix)]
+pub fn alias_symlink_to_input(root: &Path) -> Case {
+    std::os::unix::fs::symlink("input", root.join("link")).unwrap();
+    alias(root, root.join("link"), &["--force"], "is the input")
+}
+#[cfg(unix)]
+pub fn alias_inside_through_symlink(root: &Path) -> Case {
+    std::os::unix::fs::symlink("input", root.join("link")).unwrap();
+    alias(root, root.join("link/sub"), &["--force"], "is inside the input")
+}
+#[cfg(unix)]
+pub fn alias_parent_through_symlink(root: &Path) -> Case {
+    std::fs::create_dir(root.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("elsewhere/up")).unwrap();
+    alias(root, root.join("elsewhere/up"), &["--force"], "contains the input")
+}
+
+// config.json: sizes, numbers and structure.
+
+fn config_case(root: &Path, edit: impl FnOnce(&mut Map), needles: &[&str]) -> Case {
+    let input = llama(root);
+    edit_json(&input.join("config.json"), edit);
+    convert_case(root, &input, "fast_llm", &[], needles)
+}
+
+pub fn layers_a_trillion(root: &Path) -> Case {
+    config_case(
+        root,
+        |c| {
+            c.insert("num_hidden_layers".into(), int(1_000_000_000_000));
+        },
+        &[
+            "config.json",
+            "num_hidden_layers",
+            "decoder.num_blocks",
+            "at most 65536",
+        ],
+    )
+}
+pub fn layers_more_than_tensors(root: &Path) -> Case {
+    config_case(
+        root,
+        |c| {
+            c.insert("num_hidden_layers".into(), int(5000));
+        },
+        &["config.json", "num_hidden_layers", "5000 blocks", "21 tensors"],
+    )
+}
+pub fn layers_negative(root: &Path) -> Case {
+    config_case(
+        root,
+        |c| {
+            c.insert("num_hidden_layers".into(), int(-1));
+        },
+        &["config.json", "num_hidden_layers", "decoder.num_blocks"],
+    )
+}
+pub fn hidden_size_huge(root: &Path) -> Case {
+    config_case(
+        root,
+        |c| {
+            c.insert("hidden_size".into(), int(1 << 62));
+        },
+        &["config.json", "HF `hidden_size`", "4611686018427387904"],
+    )
+}
+pub fn head_product_overflows(root: &Path) -> Case {
+    config_case(
+        root,
+        |c| {
+            c.insert("num_attention_heads".into(), int(1 << 40));
+            c.insert("num_key_value_heads".into(), int(1 << 40));
+            c.insert("head_dim".into(), int(1 << 40));
+        },
+        &["config.json", "HF `num_attention_heads`", "HF `head_dim`"],
+    )
+}
+pub fn vocab_beyond_i128(root: &Path) -> Case {
+    let input = llama(root);
+    replace_text(
+        &input.join("config.json"),
+        "\"vocab_size\": 128",
+        "\"vocab_size\": 1234567890123456789012345678901234567890123",
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["config.json", "vocab_size", "out of range"],
+    )
+}
+pub fn epsilon_nan_literal(root: &Path) -> Case {
+    let input = llama(root);
+    replace_text(
+        &input.join("config.json"),
+        "\"rms_norm_eps\": 1e-06",
+        "\"rms_norm_eps\": NaN",
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["config.json", "`rms_norm_eps`", "invalid JSON"],
+    )
+}
+pub fn rope_theta_infinity_literal(root: &Path) -> Case {
+    let input = llama(root);
+    replace_text(
+        &input.join("config.json"),
+        "\"rope_theta\": 10000.0",
+        "\"rope_theta\": Infinity",
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["config.json", "`rope_parameters.rope_theta`"],
+    )
+}
+pub fn epsilon_beyond_f64(root: &Path) -> Case {
+    let input = llama(root);
+    replace_text(
+        &input.join("config.json"),
+        "\"rms_norm_eps\": 1e-06",
+        "\"rms_norm_eps\": 1e999",
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["config.json", "`rms_norm_eps`", "out of range"],
+    )
+}
+pub fn deeply_nested_json(root: &Path) -> Case {
+    let input = llama(root);
+    let bomb = format!("\"deep\": {}1{},", "[".repeat(100_000), "]".repeat(100_000));
+    replace_text(
+        &input.join("config.json"),
+        "\"dtype\":",
+        &format!("{bomb} \"dtype\":"),
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["config.json", "`deep.0.0", "recursion limit"],
+    )
+}
+pub fn config_not_a_mapping(root: &Path) -> Case {
+    let input = llama(root);
+    std::fs::write(input.join("config.json"), "[1, 2]").unwrap();
+    convert_case(root, &input, "fast_llm", &[], &["config.json", "mapping"])
+}
+pub fn config_missing(root: &Path) -> Case {
+    let input = llama(root);
+    std::fs::remove_file(input.join("config.json")).unwrap();
+    convert_case(root, &input, "fast_llm", &[], &["config.json", "No such file"])
+}
+#[cfg(unix)]
+pub fn config_is_a_fifo(root: &Path) -> Case {
+    let input = llama(root);
+    std::fs::remove_file(input.join("config.json")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(input.join("config.json"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    convert_case(root, &input, "fast_llm", &[], &["config.json", "not a regular file"])
+}
+pub fn config_huge(root: &Path) -> Case {
+    let input = llama(root);
+    // Sparse: 100 MB on paper, nothing on disk.
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(input.join("config.json"))
+        .unwrap();
+    file.set_len(100 << 20).unwrap();
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["config.json", "a config document may have"],
+    )
+}
+pub fn unknown_key(root: &Path) -> Case {
+    config_case(
+        root,
+        |c| {
+            c.insert("bogus_setting".into(), int(1));
+        },
+        &["config.json", "HF `bogus_setting`", "unknown key"],
+    )
+}
+pub fn wrong_type(root: &Path) -> Case {
+    config_case(
+        root,
+        |c| {
+            c.insert("hidden_size".into(), Value::Str("64".into()));
+        },
+        &["config.json", "hidden_size"],
+    )
+}
+pub fn kv_heads_not_dividing(root: &Path) -> Case {
+    config_case(
+        root,
+        |c| {
+            c.insert("num_key_value_heads".into(), int(3));
+        },
+        &["config.json", "HF `num_attention_heads`", "head_groups"],
+    )
+}
+pub fn experts_a_trillion(root: &Path) -> Case {
+    let input = root.join("input");
+    copy_dir(&fixture("mixtral", "hf_input"), &input);
+    edit_json(&input.join("config.json"), |c| {
+        c.insert("num_local_experts".into(), int(1_000_000_000_000));
+    });
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["config.json", "HF `num_local_experts`", "1000000000000"],
+    )
+}
+
+// metadata.yaml.
+
+fn metadata_case(root: &Path, pattern: &str, with: &str, n: usize, needles: &[&str]) -> Case {
+    let input = fast_llm(root);
+    replace_text(&input.join("metadata.yaml"), pattern, with, n);
+    convert_case(root, &input, "llama", &[], needles)
+}
+
+pub fn yaml_epsilon_infinite(root: &Path) -> Case {
+    metadata_case(
+        root,
+        "epsilon: 1.0e-06",
+        "epsilon: .inf",
+        1,
+        &[
+            "metadata.yaml",
+            "`config.base_model.head.normalization.epsilon`",
+            ".inf",
+        ],
+    )
+}
+pub fn yaml_epsilon_nan(root: &Path) -> Case {
+    metadata_case(
+        root,
+        "epsilon: 1.0e-06",
+        "epsilon: .nan",
+        0,
+        &[
+            "metadata.yaml",
+            "`config.base_model.decoder.block.normalization.epsilon`",
+        ],
+    )
+}
+pub fn yaml_blocks_a_trillion(root: &Path) -> Case {
+    metadata_case(
+        root,
+        "num_blocks: 2",
+        "num_blocks: 1000000000000",
+        0,
+        &["metadata.yaml", "decoder.num_blocks", "at most 65536"],
+    )
+}
+pub fn yaml_deeply_nested(root: &Path) -> Case {
+    let bomb = format!("deep: {}1{}\nfast_llm_version:", "[".repeat(10_000), "]".repeat(10_000));
+    metadata_case(
+        root,
+        "fast_llm_version:",
+        &bomb,
+        0,
+        &["metadata.yaml", "`deep`", "recursion limit"],
+    )
+}
+pub fn yaml_billion_laughs(root: &Path) -> Case {
+    let mut bomb = String::from("lol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..9 {
+        let previous = format!("*l{}", i - 1);
+        bomb.push_str(&format!("lol{i}: &l{i} [{}]\n", vec![previous; 10].join(", ")));
+    }
+    bomb.push_str("fast_llm_version:");
+    metadata_case(root, "fast_llm_version:", &bomb, 0, &["metadata.yaml", "lol", "nodes"])
+}
+pub fn yaml_no_model(root: &Path) -> Case {
+    metadata_case(root, "model: gpt", "modell: gpt", 0, &["metadata.yaml", "`model`"])
+}
+pub fn state_index_traversal(root: &Path) -> Case {
+    metadata_case(
+        root,
+        ": model_0.safetensors",
+        ": ../model_0.safetensors",
+        0,
+        &[
+            "metadata.yaml",
+            "../model_0.safetensors",
+            "decoder.0.mixer.dense.weight/weights",
+        ],
+    )
+}
+pub fn state_index_missing_file(root: &Path) -> Case {
+    let input = fast_llm(root);
+    std::fs::remove_file(input.join("model_0.safetensors")).unwrap();
+    convert_case(
+        root,
+        &input,
+        "llama",
+        &[],
+        &["metadata.yaml", "model_0.safetensors", "is missing"],
+    )
+}
+pub fn fast_llm_optimizer_state(root: &Path) -> Case {
+    let input = fast_llm(root);
+    let path = input.join("model_0.safetensors");
+    edit_weights(&path, |file| {
+        let entry = file.entry("head.final_norm.weight/weights").clone();
+        file.header.remove("head.final_norm.weight/weights");
+        file.header
+            .insert("head.final_norm.weight/exp_avg".into(), Value::Map(entry));
+    });
+    replace_text(
+        &input.join("metadata.yaml"),
+        "head.final_norm.weight/weights",
+        "head.final_norm.weight/exp_avg",
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "llama",
+        &[],
+        &["model_0.safetensors", "head.final_norm.weight/exp_avg", "optimizer"],
+    )
+}
+
+// Safetensors headers.
+
+fn weights_case(root: &Path, edit: impl FnOnce(&mut Safetensors), needles: &[&str]) -> Case {
+    let input = llama(root);
+    edit_weights(&input.join("model.safetensors"), edit);
+    convert_case(root, &input, "fast_llm", &[], needles)
+}
+
+fn raw_weights_case(root: &Path, edit: impl FnOnce(&mut Vec<u8>), needles: &[&str]) -> Case {
+    let input = llama(root);
+    let path = input.join("model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    edit(&mut bytes);
+    std::fs::write(&path, bytes).unwrap();
+    convert_case(root, &input, "fast_llm", &[], needles)
+}
+
+pub fn header_length_max(root: &Path) -> Case {
+    raw_weights_case(
+        root,
+        |b| b[..8].copy_from_slice(&u64::MAX.to_le_bytes()),
+        &["model.safetensors", "header too large"],
+    )
+}
+pub fn header_length_past_the_file(root: &Path) -> Case {
+    raw_weights_case(
+        root,
+        |b| {
+            let length = b.len() as u64;
+            b[..8].copy_from_slice(&length.to_le_bytes());
+        },
+        &["model.safetensors", "invalid header length"],
+    )
+}
+pub fn header_bomb(root: &Path) -> Case {
+    raw_weights_case(
+        root,
+        |b| b[..8].copy_from_slice(&100_000_001u64.to_le_bytes()),
+        &["model.safetensors", "header too large"],
+    )
+}
+pub fn header_not_json(root: &Path) -> Case {
+    raw_weights_case(root, |b| b[8] = b'!', &["model.safetensors", "invalid JSON"])
+}
+pub fn header_unknown_dtype(root: &Path) -> Case {
+    weights_case(
+        root,
+        |f| {
+            f.entry("model.norm.weight")
+                .insert("dtype".into(), Value::Str("Q32".into()));
+        },
+        &["model.safetensors", "tensor `model.norm.weight`", "unknown dtype `Q32`"],
+    )
+}
+pub fn header_shape_mismatch(root: &Path) -> Case {
+    weights_case(
+        root,
+        |f| {
+            f.entry("model.norm.weight").insert("shape".into(), ints(&[65]));
+        },
+        &["model.safetensors", "tensor `model.norm.weight`", "shape [65]"],
+    )
+}
+pub fn header_shape_overflow(root: &Path) -> Case {
+    weights_case(
+        root,
+        |f| {
+            let big = 1i128 << 32;
+            f.entry("model.norm.weight")
+                .insert("shape".into(), ints(&[big, big, big]));
+        },
+        &["model.safetensors", "tensor `model.norm.weight`", "overflows"],
+    )
+}
+pub fn header_overlapping_offsets(root: &Path) -> Case {
+    weights_case(
+        root,
+        |f| {
+            let last = f.last_tensor();
+            let entry = f.entry(&last);
+            let (start, end) = match &entry["data_offsets"] {
+                Value::List(o) => match (&o[0], &o[1]) {
+                    (Value::Int(a), Value::Int(b)) => (*a, *b),
+                    _ => unreachable!(),
+                },
+                _ => unreachable!(),
+            };
+            entry.insert("data_offsets".into(), ints(&[start - 4, end - 4]));
+            f.data.truncate(f.data.len() - 4);
+        },
+        &["model.safetensors", "overlaps"],
+    )
+}
+pub fn header_sub_byte_dtype(root: &Path) -> Case {
+    weights_case(
+        root,
+        |f| {
+            // 64 F32 values are 256 bytes: 512 F4 values.
+            let entry = f.entry("model.norm.weight");
+            entry.insert("dtype".into(), Value::Str("F4".into()));
+            entry.insert("shape".into(), ints(&[512]));
+        },
+        &["model.safetensors", "tensor `model.norm.weight`", "dtype F4"],
+    )
+}
+pub fn data_truncated(root: &Path) -> Case {
+    let last = Safetensors::read(&fixture("llama", "hf_input").join("model.safetensors")).last_tensor();
+    let needle = format!("tensor `{last}`");
+    raw_weights_case(
+        root,
+        |b| b.truncate(b.len() - 4),
+        &["model.safetensors", &needle, "truncated"],
+    )
+}
+
+// Tensors against the config.
+
+pub fn tensor_missing(root: &Path) -> Case {
+    let last = Safetensors::read(&fixture("llama", "hf_input").join("model.safetensors")).last_tensor();
+    let needle = format!("`{last}` (for Fast-LLM");
+    weights_case(
+        root,
+        |f| {
+            // Dropped from the header; its bytes become a trailing gap the reader rejects, so
+            // keep the file consistent by dropping a tensor whose bytes are last.
+            let last = f.last_tensor();
+            let length = match &f.entry(&last)["data_offsets"] {
+                Value::List(o) => match (&o[0], &o[1]) {
+                    (Value::Int(a), Value::Int(b)) => (b - a) as usize,
+                    _ => unreachable!(),
+                },
+                _ => unreachable!(),
+            };
+            f.header.remove(&last);
+            f.data.truncate(f.data.len() - length);
+        },
+        &[&needle, "missing from model.safetensors"],
+    )
+}
+pub fn tensor_extra(root: &Path) -> Case {
+    weights_case(
+        root,
+        |f| {
+            let end = f.data.len() as i128;
+            let entry = Map::from([
+                ("dtype".to_string(), Value::Str("F32".into())),
+                ("shape".to_string(), ints(&[2])),
+                ("data_offsets".to_string(), ints(&[end, end + 8])),
+            ]);
+            f.header.insert("lm_head.bias".into(), Value::Map(entry));
+            f.data.extend_from_slice(&[0; 8]);
+        },
+        &["`lm_head.bias` in model.safetensors", "does not map"],
+    )
+}
+pub fn tensor_wrong_shape(root: &Path) -> Case {
+    weights_case(
+        root,
+        |f| {
+            f.entry("model.layers.1.self_attn.o_proj.weight")
+                .insert("shape".into(), ints(&[32, 128]));
+        },
+        &[
+            "`model.layers.1.self_attn.o_proj.weight` in model.safetensors",
+            "[32, 128]",
+        ],
+    )
+}
+pub fn tensor_wrong_dtype(root: &Path) -> Case {
+    weights_case(
+        root,
+        |f| {
+            let entry = f.entry("model.layers.0.self_attn.v_proj.weight");
+            entry.insert("dtype".into(), Value::Str("F16".into()));
+            let shape = entry["shape"].clone();
+            // Same bytes, twice the F16 elements.
+            if let Value::List(dims) = shape
+                && let Value::Int(first) = dims[0]
+            {
+                let mut dims = dims.clone();
+                dims[0] = Value::Int(first * 2);
+                entry.insert("shape".into(), Value::List(dims));
+            }
+        },
+        &["`model.layers.0.self_attn.v_proj.weight` in model.safetensors"],
+    )
+}
+
+// Sharded checkpoints and their index.
+
+fn index_case(root: &Path, edit: impl FnOnce(&mut Map, &[String]), needles: &dyn Fn(&[String]) -> Vec<String>) -> Case {
+    let (input, shards) = sharded(root);
+    edit_json(&input.join("model.safetensors.index.json"), |index| {
+        let Some(Value::Map(weight_map)) = index.get_mut("weight_map") else {
+            panic!("a weight map")
+        };
+        edit(weight_map, &shards);
+    });
+    let needles = needles(&shards);
+    let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+    convert_case(root, &input, "fast_llm", &[], &needles)
+}
+
+pub fn index_traversal(root: &Path) -> Case {
+    index_case(
+        root,
+        |map, shards| {
+            map.insert("model.norm.weight".into(), Value::Str(format!("../{}", shards[0])));
+        },
+        &|shards| {
+            vec![
+                "model.safetensors.index.json".into(),
+                format!("../{}", shards[0]),
+                "model.norm.weight".into(),
+            ]
+        },
+    )
+}
+pub fn index_absolute_path(root: &Path) -> Case {
+    index_case(
+        root,
+        |map, _| {
+            map.insert("model.norm.weight".into(), Value::Str("/etc/passwd".into()));
+        },
+        &|_| {
+            vec![
+                "model.safetensors.index.json".into(),
+                "/etc/passwd".into(),
+                "model.norm.weight".into(),
+            ]
+        },
+    )
+}
+pub fn index_wrong_shard(root: &Path) -> Case {
+    index_case(
+        root,
+        |map, shards| {
+            let (tensor, _) = map.iter().find(|(_, f)| **f == Value::Str(shards[0].clone())).unwrap();
+            let tensor = tensor.clone();
+            map.insert(tensor, Value::Str(shards[1].clone()));
+        },
+        &|shards| vec!["model.safetensors.index.json".into(), shards[1].clone()],
+    )
+}
+pub fn index_unindexed_tensor(root: &Path) -> Case {
+    index_case(
+        root,
+        |map, _| {
+            map.remove("model.norm.weight");
+        },
+        &|_| {
+            vec![
+                "model.safetensors.index.json".into(),
+                "`model.norm.weight`".into(),
+                "not in the index".into(),
+            ]
+        },
+    )
+}
+pub fn index_no_weight_map(root: &Path) -> Case {
+    let (input, _) = sharded(root);
+    std::fs::write(input.join("model.safetensors.index.json"), r#"{"metadata": {}}"#).unwrap();
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["model.safetensors.index.json", "weight_map"],
+    )
+}
+pub fn index_not_json(root: &Path) -> Case {
+    let (input, _) = sharded(root);
+    replace_text(
+        &input.join("model.safetensors.index.json"),
+        "\"weight_map\"",
+        "weight_map",
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["model.safetensors.index.json", "invalid JSON"],
+    )
+}
+pub fn shard_missing(root: &Path) -> Case {
+    let (input, shards) = sharded(root);
+    std::fs::remove_file(input.join(&shards[1])).unwrap();
+    let needle = format!("shard `{}`", shards[1]);
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["model.safetensors.index.json", &needle, "is missing"],
+    )
+}
+pub fn shard_tensor_wrong_shape(root: &Path) -> Case {
+    let (input, shards) = sharded(root);
+    let shard = shards.last().unwrap().clone();
+    let (mut name, mut shape) = (String::new(), Vec::new());
+    edit_weights(&input.join(&shard), |f| {
+        // A matrix reshaped to half the rows, twice the columns: the same bytes.
+        for (tensor, entry) in &f.header {
+            if let Some(Value::List(dims)) = entry.as_map().and_then(|e| e.get("shape"))
+                && let [Value::Int(rows), Value::Int(cols)] = dims[..]
+                && rows % 2 == 0
+            {
+                (name, shape) = (tensor.clone(), vec![rows / 2, cols * 2]);
+                break;
+            }
+        }
+        f.entry(&name).insert("shape".into(), ints(&shape));
+    });
+    let needle = format!("`{name}` in {shard}: shape {shape:?}");
+    convert_case(root, &input, "fast_llm", &[], &[&needle])
+}
+
+// Pickle checkpoints: never unpickled.
+
+fn pickle_case(root: &Path, file: &str) -> Case {
+    let input = llama(root);
+    std::fs::remove_file(input.join("model.safetensors")).unwrap();
+    std::fs::write(input.join(file), b"\x80\x04\x95not unpickled").unwrap();
+    convert_case(root, &input, "fast_llm", &[], &[file, "never unpickled"])
+}
+
+pub fn pickle_bin(root: &Path) -> Case {
+    pickle_case(root, "pytorch_model.bin")
+}
+pub fn pickle_shards(root: &Path) -> Case {
+    pickle_case(root, "pytorch_model-00001-of-00002.bin")
+}
+pub fn pickle_pt(root: &Path) -> Case {
+    pickle_case(root, "consolidated.00.pth")
+}
