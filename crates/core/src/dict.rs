@@ -33,6 +33,17 @@ pub fn get_map<'a>(map: &'a Map, path: &str) -> Option<&'a Map> {
 /// Sets a dotted path, creating intermediate dicts. If a different value is already there,
 /// nothing is written and the old value is returned.
 pub fn set(map: &mut Map, path: &str, value: Value) -> Result<(), Value> {
+    try_set(map, path, value).map_err(|conflict| conflict.existing)
+}
+
+/// A write refused by [`try_set`]: the value in the way, and the one that was not written.
+pub(crate) struct Conflict {
+    pub existing: Value,
+    pub refused: Value,
+}
+
+/// [`set`], handing the refused value back so a message can show both without a clone up front.
+pub(crate) fn try_set(map: &mut Map, path: &str, value: Value) -> Result<(), Conflict> {
     let (parents, leaf) = match path.rsplit_once('.') {
         Some((parents, leaf)) => (Some(parents), leaf),
         None => (None, path),
@@ -40,16 +51,26 @@ pub fn set(map: &mut Map, path: &str, value: Value) -> Result<(), Value> {
     let mut target = map;
     if let Some(parents) = parents {
         for part in parents.split('.') {
-            let entry = target.entry(part.to_string()).or_insert_with(|| Value::Map(Map::new()));
-            if !matches!(entry, Value::Map(_)) {
-                return Err(entry.clone());
+            if !target.contains_key(part) {
+                target.insert(part.to_string(), Value::Map(Map::new()));
             }
-            let Value::Map(inner) = entry else { unreachable!() };
-            target = inner;
+            match target.get_mut(part) {
+                Some(Value::Map(inner)) => target = inner,
+                Some(other) => {
+                    return Err(Conflict {
+                        existing: other.clone(),
+                        refused: value,
+                    });
+                }
+                None => unreachable!("inserted above"),
+            }
         }
     }
     match target.get_mut(leaf) {
-        Some(existing) if !same(existing, &value) => Err(existing.clone()),
+        Some(existing) if !same(existing, &value) => Err(Conflict {
+            existing: existing.clone(),
+            refused: value,
+        }),
         Some(existing) => {
             // Merge dicts written in parts by several declarations.
             if let (Value::Map(old), Value::Map(new)) = (existing, value) {

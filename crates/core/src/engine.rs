@@ -8,15 +8,92 @@ use std::collections::BTreeMap;
 use fastllm_config::{Map, Value};
 
 use crate::Problem;
-use crate::dict::{self, join, show};
+use crate::dict::{self, Conflict, join, show};
 use crate::section::{Decl, ExportContext, HfLayout, ImportContext, LayoutEntry, Section, fl_value};
+
+/// A path named in messages and provenance, joined only when one of them needs it: most writes
+/// succeed and are never named.
+#[derive(Clone, Copy)]
+enum Origin<'p> {
+    /// `prefix.path` (either part may be empty).
+    Join(&'p str, &'p str),
+    /// `prefix.path (constant)`.
+    Constant(&'p str, &'p str),
+    Text(&'p str),
+}
+
+impl Origin<'_> {
+    fn write_to(self, out: &mut String) {
+        match self {
+            Origin::Join(prefix, path) | Origin::Constant(prefix, path) => {
+                out.push_str(prefix);
+                if !prefix.is_empty() && !path.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(path);
+                if let Origin::Constant(..) = self {
+                    out.push_str(" (constant)");
+                }
+            }
+            Origin::Text(text) => out.push_str(text),
+        }
+    }
+}
+
+impl std::fmt::Display for Origin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = String::new();
+        self.write_to(&mut text);
+        f.write_str(&text)
+    }
+}
+
+/// Who wrote each HF key, in write order, in one buffer (a write costs no allocation of its
+/// own). The first writer of a key is the one named when a later write disagrees.
+#[derive(Default)]
+struct Provenance {
+    text: String,
+    /// Per write: where its HF key starts, where its writer starts, and where it ends in `text`.
+    entries: Vec<(usize, usize, usize)>,
+}
+
+impl Provenance {
+    fn record(&mut self, hf_prefix: &str, key: &str, writer: Origin) {
+        let start = self.text.len();
+        Origin::Join(hf_prefix, key).write_to(&mut self.text);
+        let middle = self.text.len();
+        writer.write_to(&mut self.text);
+        self.entries.push((start, middle, self.text.len()));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries
+            .iter()
+            .map(|&(start, middle, end)| (&self.text[start..middle], &self.text[middle..end]))
+    }
+
+    fn first_writer(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, writer)| writer)
+    }
+
+    /// Each key with its first writer.
+    fn into_map(self) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        for (key, writer) in self.iter() {
+            if !map.contains_key(key) {
+                map.insert(key.to_string(), writer.to_string());
+            }
+        }
+        map
+    }
+}
 
 /// Export state: the collected problems and who wrote each HF key.
 pub struct Exporter<'a> {
     pub format: &'a str,
     pub layout: HfLayout,
     pub problems: Vec<Problem>,
-    writers: BTreeMap<String, String>,
+    writers: Provenance,
 }
 
 impl<'a> Exporter<'a> {
@@ -25,31 +102,30 @@ impl<'a> Exporter<'a> {
             format,
             layout,
             problems: Vec::new(),
-            writers: BTreeMap::new(),
+            writers: Provenance::default(),
         }
     }
 
-    fn write(&mut self, hf: &mut Map, hf_prefix: &str, key: &str, value: Value, writer: &str) {
-        let full = join(hf_prefix, key);
-        match dict::set(hf, key, value.clone()) {
-            Ok(()) => {
-                self.writers.entry(full).or_insert_with(|| writer.to_string());
-            }
-            Err(existing) => {
+    fn write(&mut self, hf: &mut Map, hf_prefix: &str, key: &str, value: Value, writer: Origin) {
+        match dict::try_set(hf, key, value) {
+            Ok(()) => self.writers.record(hf_prefix, key, writer),
+            Err(Conflict { existing, refused }) => {
+                let full = join(hf_prefix, key);
+                let writer = writer.to_string();
                 let first = self
                     .writers
-                    .get(&full)
-                    .cloned()
-                    .unwrap_or_else(|| "another declaration".into());
+                    .first_writer(&full)
+                    .unwrap_or("another declaration")
+                    .to_string();
                 self.problems.push(Problem {
-                    fast_llm: Some(writer.to_string()),
-                    hf: Some(full),
                     message: format!(
                         "not representable in {}: one HF key, two values: `{first}` gives {} and `{writer}` gives {}",
                         self.format,
                         show(&existing),
-                        show(&value)
+                        show(&refused)
                     ),
+                    fast_llm: Some(writer),
+                    hf: Some(full),
                 });
             }
         }
@@ -59,7 +135,7 @@ impl<'a> Exporter<'a> {
     pub fn section(&mut self, section: &Section, fl: &Map, fl_prefix: &str, hf: &mut Map, hf_prefix: &str) {
         if let Some(expected) = section.class.type_name {
             let found = fl_value(fl, "type");
-            if found != &Value::Str(expected.to_string()) {
+            if !matches!(found, Value::Str(name) if name == expected) {
                 self.problems.push(Problem::at_fast_llm(
                     join(fl_prefix, "type"),
                     format!(
@@ -88,7 +164,7 @@ impl<'a> Exporter<'a> {
         match decl {
             Decl::Rename { fl: path, hf: key } | Decl::Default { fl: path, hf: key, .. } => {
                 let value = fl_value(fl, path).clone();
-                self.write(hf, hf_prefix, key, value, &join(fl_prefix, path));
+                self.write(hf, hf_prefix, key, value, Origin::Join(fl_prefix, path));
             }
             Decl::ConstImport { fl: path, value } => {
                 let found = fl_value(fl, path);
@@ -105,13 +181,7 @@ impl<'a> Exporter<'a> {
                 }
             }
             Decl::ConstExport { hf: key, value } => {
-                self.write(
-                    hf,
-                    hf_prefix,
-                    key,
-                    value.clone(),
-                    &format!("{} (constant)", join(hf_prefix, key)),
-                );
+                self.write(hf, hf_prefix, key, value.clone(), Origin::Constant(hf_prefix, key));
             }
             Decl::Optional {
                 fl: path,
@@ -120,12 +190,12 @@ impl<'a> Exporter<'a> {
             } => {
                 let value = fl_value(fl, path);
                 if !dict::same(value, sentinel) {
-                    self.write(hf, hf_prefix, key, value.clone(), &join(fl_prefix, path));
+                    self.write(hf, hf_prefix, key, value.clone(), Origin::Join(fl_prefix, path));
                 }
             }
             Decl::Ignored { .. } | Decl::ImportOnly { .. } => {}
             Decl::Custom { fl: paths, export, .. } => {
-                let writer = join(fl_prefix, paths.first().copied().unwrap_or(""));
+                let writer = Origin::Join(fl_prefix, paths.first().copied().unwrap_or(""));
                 let context = ExportContext {
                     layout: self.layout,
                     format: self.format,
@@ -134,11 +204,11 @@ impl<'a> Exporter<'a> {
                 match export(fl, &context) {
                     Ok(writes) => {
                         for write in writes {
-                            let source = write
-                                .source
-                                .map(|s| join(fl_prefix, &s))
-                                .unwrap_or_else(|| writer.clone());
-                            self.write(hf, hf_prefix, &write.key, write.value, &source);
+                            let source = match &write.source {
+                                Some(source) => Origin::Join(fl_prefix, source),
+                                None => writer,
+                            };
+                            self.write(hf, hf_prefix, &write.key, write.value, source);
                         }
                     }
                     Err(problems) => self.push_relative(problems, fl_prefix, hf_prefix),
@@ -156,7 +226,7 @@ impl<'a> Exporter<'a> {
                 let discriminator = section.hf_type_name.map(|_| "type");
                 self.place(
                     section,
-                    &sub,
+                    sub,
                     &join(fl_prefix, path),
                     hf,
                     hf_prefix,
@@ -174,8 +244,8 @@ impl<'a> Exporter<'a> {
                     return;
                 };
                 let fl_path = join(fl_prefix, path);
-                if let Some(section) = self.by_type(sections, &sub, &fl_path) {
-                    self.place(section, &sub, &fl_path, hf, hf_prefix, *hf_path, Some(key));
+                if let Some(section) = self.by_type(sections, sub, &fl_path) {
+                    self.place(section, sub, &fl_path, hf, hf_prefix, *hf_path, Some(key));
                 }
             }
             Decl::TypedDict {
@@ -188,7 +258,7 @@ impl<'a> Exporter<'a> {
                     return;
                 };
                 let mut out = Map::new();
-                for (name, entry) in &entries {
+                for (name, entry) in entries {
                     let fl_path = join(&join(fl_prefix, path), name);
                     let Some(entry) = entry.as_map() else {
                         continue;
@@ -201,10 +271,10 @@ impl<'a> Exporter<'a> {
                     if let Some(type_name) = section.hf_type_name {
                         sub_hf.insert(discriminator.to_string(), Value::Str(type_name.into()));
                     }
-                    self.section(&section.clone(), entry, &fl_path, &mut sub_hf, &sub_prefix);
+                    self.section(section, entry, &fl_path, &mut sub_hf, &sub_prefix);
                     out.insert(name.clone(), Value::Map(sub_hf));
                 }
-                self.write(hf, hf_prefix, key, Value::Map(out), &join(fl_prefix, path));
+                self.write(hf, hf_prefix, key, Value::Map(out), Origin::Join(fl_prefix, path));
             }
             Decl::ListDispatch {
                 fl: path,
@@ -216,7 +286,7 @@ impl<'a> Exporter<'a> {
                     return;
                 };
                 self.list_dispatch(
-                    &sequence,
+                    sequence,
                     &join(fl_prefix, path),
                     entries,
                     hf,
@@ -301,10 +371,10 @@ impl<'a> Exporter<'a> {
             .map(|n| Value::Str(n.to_string()))
             .collect();
         if layout.len() == order.len() {
-            self.write(hf, hf_prefix, hf_layout, Value::List(layout), fl_path);
+            self.write(hf, hf_prefix, hf_layout, Value::List(layout), Origin::Text(fl_path));
         }
         let count = fl_value(sequence, "num_blocks").clone();
-        self.write(hf, hf_prefix, hf_count, count, &join(fl_path, "num_blocks"));
+        self.write(hf, hf_prefix, hf_count, count, Origin::Join(fl_path, "num_blocks"));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -321,7 +391,7 @@ impl<'a> Exporter<'a> {
         match hf_path {
             None => {
                 if let (Some(key), Some(name)) = (discriminator, section.hf_type_name) {
-                    self.write(hf, hf_prefix, key, Value::Str(name.into()), fl_path);
+                    self.write(hf, hf_prefix, key, Value::Str(name.into()), Origin::Text(fl_path));
                 }
                 self.section(section, sub, fl_path, hf, hf_prefix);
             }
@@ -332,14 +402,14 @@ impl<'a> Exporter<'a> {
                     out.insert(key.to_string(), Value::Str(name.into()));
                 }
                 self.section(section, sub, fl_path, &mut out, &sub_prefix);
-                self.write(hf, hf_prefix, hf_path, Value::Map(out), fl_path);
+                self.write(hf, hf_prefix, hf_path, Value::Map(out), Origin::Text(fl_path));
             }
         }
     }
 
-    fn sub_map(&mut self, fl: &Map, path: &str, fl_prefix: &str) -> Option<Map> {
+    fn sub_map<'m>(&mut self, fl: &'m Map, path: &str, fl_prefix: &str) -> Option<&'m Map> {
         match fl_value(fl, path) {
-            Value::Map(map) => Some(map.clone()),
+            Value::Map(map) => Some(map),
             Value::Null => {
                 self.problems.push(Problem::at_fast_llm(
                     join(fl_prefix, path),
@@ -369,9 +439,11 @@ impl<'a> Exporter<'a> {
             return Some(only);
         }
         let found = fl_value(sub, "type");
-        let section = sections
-            .iter()
-            .find(|s| s.class.type_name.is_some_and(|t| &Value::Str(t.into()) == found));
+        let section = sections.iter().find(|s| {
+            s.class
+                .type_name
+                .is_some_and(|t| matches!(found, Value::Str(name) if name == t))
+        });
         if section.is_none() {
             let supported: Vec<&str> = sections.iter().filter_map(|s| s.class.type_name).collect();
             self.problems.push(Problem::at_fast_llm(
@@ -416,15 +488,15 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn write(&mut self, out: &mut Map, fl_prefix: &str, path: &str, value: Value, source: &str) {
-        if let Err(existing) = dict::set(out, path, value.clone()) {
+    fn write(&mut self, out: &mut Map, fl_prefix: &str, path: &str, value: Value, source: Origin) {
+        if let Err(Conflict { existing, refused }) = dict::try_set(out, path, value) {
             self.problems.push(Problem {
                 fast_llm: Some(join(fl_prefix, path)),
                 hf: Some(source.to_string()),
                 message: format!(
                     "two declarations import different values: {} and {}",
                     show(&existing),
-                    show(&value)
+                    show(&refused)
                 ),
             });
         }
@@ -443,13 +515,15 @@ impl<'a> Importer<'a> {
     fn decl(&mut self, decl: &Decl, hf: &Map, hf_prefix: &str, out: &mut Map, fl_prefix: &str) {
         match decl {
             Decl::Rename { fl, hf: key } => match dict::get(hf, key) {
-                Some(value) => self.write(out, fl_prefix, fl, value.clone(), &join(hf_prefix, key)),
+                Some(value) => self.write(out, fl_prefix, fl, value.clone(), Origin::Join(hf_prefix, key)),
                 None => self.problems.push(Problem::at_hf(
                     join(hf_prefix, key),
                     format!("missing (required by {})", self.format),
                 )),
             },
-            Decl::ConstImport { fl, value } => self.write(out, fl_prefix, fl, value.clone(), "(constant)"),
+            Decl::ConstImport { fl, value } => {
+                self.write(out, fl_prefix, fl, value.clone(), Origin::Text("(constant)"))
+            }
             Decl::ConstExport { hf: key, value } => {
                 if let Some(found) = dict::get(hf, key)
                     && !dict::same(found, value)
@@ -471,7 +545,7 @@ impl<'a> Importer<'a> {
                     None => fallback(self.root),
                 };
                 match value {
-                    Ok(value) => self.write(out, fl_prefix, fl, value, &join(hf_prefix, key)),
+                    Ok(value) => self.write(out, fl_prefix, fl, value, Origin::Join(hf_prefix, key)),
                     Err(message) => self.problems.push(Problem::at_hf(join(hf_prefix, key), message)),
                 }
             }
@@ -479,7 +553,7 @@ impl<'a> Importer<'a> {
                 if let Some(value) = dict::get(hf, key)
                     && !dict::same(value, sentinel)
                 {
-                    self.write(out, fl_prefix, fl, value.clone(), &join(hf_prefix, key));
+                    self.write(out, fl_prefix, fl, value.clone(), Origin::Join(hf_prefix, key));
                 }
             }
             Decl::Ignored { .. } => {}
@@ -492,7 +566,7 @@ impl<'a> Importer<'a> {
                 match import(hf, &context) {
                     Ok(writes) => {
                         for (path, value) in writes {
-                            self.write(out, fl_prefix, &path, value, hf_prefix);
+                            self.write(out, fl_prefix, &path, value, Origin::Text(hf_prefix));
                         }
                     }
                     Err(problems) => {
@@ -518,8 +592,8 @@ impl<'a> Importer<'a> {
                     ));
                 }
                 let mut sub_out = Map::new();
-                self.section(section, &sub_hf, &sub_prefix, &mut sub_out, &join(fl_prefix, fl));
-                self.write(out, fl_prefix, fl, Value::Map(sub_out), &sub_prefix);
+                self.section(section, sub_hf, &sub_prefix, &mut sub_out, &join(fl_prefix, fl));
+                self.write(out, fl_prefix, fl, Value::Map(sub_out), Origin::Text(&sub_prefix));
             }
             Decl::Dispatch {
                 fl,
@@ -530,12 +604,12 @@ impl<'a> Importer<'a> {
                 let Some((sub_hf, sub_prefix)) = self.sub_hf(hf, hf_prefix, *hf_path) else {
                     return;
                 };
-                let Some(section) = self.by_discriminator(sections, &sub_hf, &sub_prefix, key) else {
+                let Some(section) = self.by_discriminator(sections, sub_hf, &sub_prefix, key) else {
                     return;
                 };
                 let mut sub_out = Map::new();
-                self.section(section, &sub_hf, &sub_prefix, &mut sub_out, &join(fl_prefix, fl));
-                self.write(out, fl_prefix, fl, Value::Map(sub_out), &sub_prefix);
+                self.section(section, sub_hf, &sub_prefix, &mut sub_out, &join(fl_prefix, fl));
+                self.write(out, fl_prefix, fl, Value::Map(sub_out), Origin::Text(&sub_prefix));
             }
             Decl::TypedDict {
                 fl,
@@ -545,7 +619,7 @@ impl<'a> Importer<'a> {
             } => {
                 let dict_prefix = join(hf_prefix, key);
                 let entries = match dict::get(hf, key) {
-                    Some(Value::Map(entries)) => entries.clone(),
+                    Some(Value::Map(entries)) => entries,
                     Some(other) => {
                         self.problems.push(Problem::at_hf(
                             dict_prefix,
@@ -562,7 +636,7 @@ impl<'a> Importer<'a> {
                     }
                 };
                 let mut dict_out = Map::new();
-                for (name, entry) in &entries {
+                for (name, entry) in entries {
                     let entry_prefix = join(&dict_prefix, name);
                     let Some(entry) = entry.as_map() else {
                         self.problems.push(Problem::at_hf(
@@ -584,7 +658,7 @@ impl<'a> Importer<'a> {
                     );
                     dict_out.insert(name.clone(), Value::Map(entry_out));
                 }
-                self.write(out, fl_prefix, fl, Value::Map(dict_out), &dict_prefix);
+                self.write(out, fl_prefix, fl, Value::Map(dict_out), Origin::Text(&dict_prefix));
             }
             Decl::ListDispatch {
                 fl,
@@ -654,7 +728,7 @@ impl<'a> Importer<'a> {
         let import_block = |this: &mut Self, name: &str, block_fl: &str| {
             let entry = entries.iter().find(|e| e.layout_name == name).expect("checked above");
             let mut block = Map::new();
-            this.section(&entry.section.clone(), hf, hf_prefix, &mut block, block_fl);
+            this.section(&entry.section, hf, hf_prefix, &mut block, block_fl);
             Value::Map(block)
         };
         let distinct: std::collections::BTreeSet<&String> = layout.iter().collect();
@@ -678,16 +752,16 @@ impl<'a> Importer<'a> {
             );
         }
         sequence.insert("num_blocks".into(), count);
-        self.write(out, fl_prefix, fl, Value::Map(sequence), &layout_key);
+        self.write(out, fl_prefix, fl, Value::Map(sequence), Origin::Text(&layout_key));
     }
 
-    fn sub_hf(&mut self, hf: &Map, hf_prefix: &str, hf_path: Option<&str>) -> Option<(Map, String)> {
+    fn sub_hf<'m>(&mut self, hf: &'m Map, hf_prefix: &str, hf_path: Option<&str>) -> Option<(&'m Map, String)> {
         let Some(path) = hf_path else {
-            return Some((hf.clone(), hf_prefix.to_string()));
+            return Some((hf, hf_prefix.to_string()));
         };
         let full = join(hf_prefix, path);
         match dict::get(hf, path) {
-            Some(Value::Map(map)) => Some((map.clone(), full)),
+            Some(Value::Map(map)) => Some((map, full)),
             Some(other) => {
                 self.problems
                     .push(Problem::at_hf(full, format!("expected a dict, found {}", show(other))));
@@ -713,12 +787,12 @@ impl<'a> Importer<'a> {
         {
             return Some(only);
         }
-        let supported: Vec<&str> = sections.iter().filter_map(|s| s.hf_type_name).collect();
         let found = hf.get(key);
         let section = sections
             .iter()
-            .find(|s| s.hf_type_name.is_some() && found == Some(&Value::Str(s.hf_type_name.unwrap().into())));
+            .find(|s| matches!((s.hf_type_name, found), (Some(name), Some(Value::Str(f))) if name == f));
         if section.is_none() {
+            let supported: Vec<&str> = sections.iter().filter_map(|s| s.hf_type_name).collect();
             let found = found.map(show).unwrap_or_else(|| "nothing".into());
             self.problems.push(Problem::at_hf(
                 join(hf_prefix, key),
@@ -740,7 +814,7 @@ pub fn export_sub(
     let mut out = Map::new();
     exporter.section(section, fl, "", &mut out, "");
     if exporter.problems.is_empty() {
-        Ok((out, exporter.writers))
+        Ok((out, exporter.writers.into_map()))
     } else {
         Err(exporter.problems)
     }
