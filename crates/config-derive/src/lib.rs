@@ -149,6 +149,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut validates = Vec::new();
     let mut eqs = Vec::new();
     let mut index = 0usize;
+    let mut keys = Vec::new();
     for field in &named.named {
         let ident = field.ident.as_ref().expect("named field");
         if ident == "explicit" {
@@ -162,6 +163,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         let ty: &Type = &field.ty;
         let required = fa.required;
         infos.push(quote!(crate::FieldInfo { name: #key, hint: #hint, required: #required }));
+        keys.push(quote!(#key => ::core::option::Option::Some(#index)));
         let default = match &fa.default {
             Some(expr) => quote!(#ident: ::core::convert::Into::<#ty>::into(#expr)),
             None => quote!(#ident: ::core::default::Default::default()),
@@ -173,7 +175,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             quote!()
         };
         parses.push(quote! {
-            match map.get(#key) {
+            match found[#index] {
                 Some(value) => {
                     ctx.enter(#key);
                     if let Some(parsed) = <#ty as crate::FieldType>::parse(value, ctx) {
@@ -245,6 +247,13 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             const TYPE_ALIASES: &'static [&'static str] = &[#(#aliases),*];
             const FIELDS: &'static [crate::FieldInfo] = &[#(#infos),*];
 
+            fn field_index(name: &str) -> Option<usize> {
+                match name {
+                    #(#keys,)*
+                    _ => None,
+                }
+            }
+
             fn parse_map(input: &crate::Map, ctx: &mut crate::Ctx) -> Self {
                 let mut out = <Self as ::core::default::Default>::default();
                 let owned = if <Self as crate::ClassRules>::REWRITES_INPUT {
@@ -255,12 +264,24 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     None
                 };
                 let map = owned.as_ref().unwrap_or(input);
+                // One pass over the input finds every field's value, instead of one search
+                // per declared field (most are absent).
+                let mut found: [Option<&crate::Value>; #index] = [None; #index];
+                let mut unknown = false;
+                for (key, value) in map {
+                    match <Self as crate::ConfigClass>::field_index(key) {
+                        Some(i) => found[i] = Some(value),
+                        None => unknown |= key != "type",
+                    }
+                }
                 ctx.with_class(#class, |ctx| {
                     if crate::check_type_key::<Self>(map, ctx) {
                         out.explicit.mark_type_null();
                     }
                     #(#parses)*
-                    crate::report_unknown_keys::<Self>(map, ctx);
+                    if unknown {
+                        crate::report_unknown_keys::<Self>(map, ctx);
+                    }
                 });
                 out
             }
