@@ -43,9 +43,10 @@ pub use value::{Map, ParseError, Value};
 /// Reads a config of class `T` from a dict and validates it, collecting every error.
 pub fn load<T: ConfigClass>(value: &Value) -> Result<T, ConfigErrors> {
     let mut ctx = Ctx::new();
-    let Some(mut config) = ctx.with_class(T::CLASS_NAME, |ctx| parse_config_value::<T>(value, ctx)) else {
+    let mut config = T::default();
+    if !ctx.with_class(T::CLASS_NAME, |ctx| T::parse_default_into(&mut config, value, ctx)) {
         return Err(ctx.finish(()).expect_err("a failed parse records an error"));
-    };
+    }
     // Validating defaults that stand in for unparsable values would only add noise.
     if ctx.error_count() == 0 {
         config.validate_in(&mut ctx);
