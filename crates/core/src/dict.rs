@@ -13,12 +13,12 @@ pub fn join(prefix: &str, path: &str) -> String {
 
 /// The value at a dotted path, if every step exists.
 pub fn get<'a>(map: &'a Map, path: &str) -> Option<&'a Value> {
-    let mut parts = path.split('.');
-    let mut value = map.get(parts.next()?)?;
-    for part in parts {
-        value = value.as_map()?.get(part)?;
+    let (mut map, mut rest) = (map, path);
+    while let Some((head, tail)) = rest.split_once('.') {
+        map = map.get(head)?.as_map()?;
+        rest = tail;
     }
-    Some(value)
+    map.get(rest)
 }
 
 /// The mapping at a dotted path (an empty path is `map` itself).

@@ -3,6 +3,7 @@
 //! Every write goes through a safe set: a key written twice must get the same value, else the
 //! two writers are named. Problems are collected, never thrown, so one report lists them all.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use fastllm_config::{Map, Value};
@@ -755,13 +756,18 @@ impl<'a> Importer<'a> {
         self.write(out, fl_prefix, fl, Value::Map(sequence), Origin::Text(&layout_key));
     }
 
-    fn sub_hf<'m>(&mut self, hf: &'m Map, hf_prefix: &str, hf_path: Option<&str>) -> Option<(&'m Map, String)> {
+    fn sub_hf<'m, 'p>(
+        &mut self,
+        hf: &'m Map,
+        hf_prefix: &'p str,
+        hf_path: Option<&str>,
+    ) -> Option<(&'m Map, Cow<'p, str>)> {
         let Some(path) = hf_path else {
-            return Some((hf, hf_prefix.to_string()));
+            return Some((hf, Cow::Borrowed(hf_prefix)));
         };
         let full = join(hf_prefix, path);
         match dict::get(hf, path) {
-            Some(Value::Map(map)) => Some((map, full)),
+            Some(Value::Map(map)) => Some((map, Cow::Owned(full))),
             Some(other) => {
                 self.problems
                     .push(Problem::at_hf(full, format!("expected a dict, found {}", show(other))));

@@ -253,9 +253,8 @@ impl Handler {
                 ),
             )),
         }
-        let expected = Value::List(vec![Value::Str(self.architecture.into())]);
         match hf.get("architectures") {
-            Some(found) if *found == expected => {}
+            Some(Value::List(found)) if matches!(found.as_slice(), [Value::Str(a)] if a == self.architecture) => {}
             found => problems.push(Problem::at_hf(
                 "architectures",
                 format!(
