@@ -1,5 +1,7 @@
 //! Dotted-path access to config dicts, on both the Fast-LLM and the HF side.
 
+use std::collections::btree_map::Entry;
+
 use fastllm_config::{Map, Value};
 
 /// Joins path parts with `.`, skipping empty ones.
@@ -66,22 +68,23 @@ pub(crate) fn try_set(map: &mut Map, path: &str, value: Value) -> Result<(), Con
             }
         }
     }
-    match target.get_mut(leaf) {
-        Some(existing) if !same(existing, &value) => Err(Conflict {
-            existing: existing.clone(),
+    // Most writes are of new keys: one search, and the key allocated once.
+    match target.entry(leaf.to_string()) {
+        Entry::Occupied(existing) if !same(existing.get(), &value) => Err(Conflict {
+            existing: existing.get().clone(),
             refused: value,
         }),
-        Some(existing) => {
+        Entry::Occupied(mut existing) => {
             // Merge dicts written in parts by several declarations.
-            if let (Value::Map(old), Value::Map(new)) = (existing, value) {
+            if let (Value::Map(old), Value::Map(new)) = (existing.get_mut(), value) {
                 for (k, v) in new {
                     old.entry(k).or_insert(v);
                 }
             }
             Ok(())
         }
-        None => {
-            target.insert(leaf.to_string(), value);
+        Entry::Vacant(slot) => {
+            slot.insert(value);
             Ok(())
         }
     }
