@@ -149,6 +149,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut validates = Vec::new();
     let mut eqs = Vec::new();
     let mut index = 0usize;
+    let mut keys = Vec::new();
     for field in &named.named {
         let ident = field.ident.as_ref().expect("named field");
         if ident == "explicit" {
@@ -162,6 +163,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         let ty: &Type = &field.ty;
         let required = fa.required;
         infos.push(quote!(crate::FieldInfo { name: #key, hint: #hint, required: #required }));
+        keys.push(quote!(#key => ::core::option::Option::Some(#index)));
         let default = match &fa.default {
             Some(expr) => quote!(#ident: ::core::convert::Into::<#ty>::into(#expr)),
             None => quote!(#ident: ::core::default::Default::default()),
@@ -172,12 +174,27 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         } else {
             quote!()
         };
+        // A field without a declared default still holds its type's default here, so a
+        // sub-config is read in place rather than built apart and moved in.
+        let read = match &fa.default {
+            None => quote! {
+                <#ty as crate::FieldType>::parse_default_into(&mut out.#ident, value, ctx)
+            },
+            Some(_) => quote! {
+                match <#ty as crate::FieldType>::parse(value, ctx) {
+                    Some(parsed) => {
+                        out.#ident = parsed;
+                        true
+                    }
+                    None => false,
+                }
+            },
+        };
         parses.push(quote! {
-            match map.get(#key) {
+            match found[#index] {
                 Some(value) => {
                     ctx.enter(#key);
-                    if let Some(parsed) = <#ty as crate::FieldType>::parse(value, ctx) {
-                        out.#ident = parsed;
+                    if #read {
                         out.explicit.insert(#index);
                     }
                     ctx.leave();
@@ -245,23 +262,16 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             const TYPE_ALIASES: &'static [&'static str] = &[#(#aliases),*];
             const FIELDS: &'static [crate::FieldInfo] = &[#(#infos),*];
 
+            fn field_index(name: &str) -> Option<usize> {
+                match name {
+                    #(#keys,)*
+                    _ => None,
+                }
+            }
+
             fn parse_map(input: &crate::Map, ctx: &mut crate::Ctx) -> Self {
                 let mut out = <Self as ::core::default::Default>::default();
-                let owned = if <Self as crate::ClassRules>::REWRITES_INPUT {
-                    let mut copy = input.clone();
-                    ctx.with_class(#class, |ctx| <Self as crate::ClassRules>::rewrite_input(&mut copy, ctx));
-                    Some(copy)
-                } else {
-                    None
-                };
-                let map = owned.as_ref().unwrap_or(input);
-                ctx.with_class(#class, |ctx| {
-                    if crate::check_type_key::<Self>(map, ctx) {
-                        out.explicit.mark_type_null();
-                    }
-                    #(#parses)*
-                    crate::report_unknown_keys::<Self>(map, ctx);
-                });
+                Self::fill_from_map(&mut out, input, ctx);
                 out
             }
 
@@ -293,10 +303,56 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
 
+        impl #name {
+            /// Reads a dict into `out`, which holds the class defaults: present keys become
+            /// explicit, absent ones keep their defaults.
+            fn fill_from_map(out: &mut Self, input: &crate::Map, ctx: &mut crate::Ctx) {
+                let owned = if <Self as crate::ClassRules>::REWRITES_INPUT {
+                    let mut copy = input.clone();
+                    ctx.with_class(#class, |ctx| <Self as crate::ClassRules>::rewrite_input(&mut copy, ctx));
+                    Some(copy)
+                } else {
+                    None
+                };
+                let map = owned.as_ref().unwrap_or(input);
+                // One pass over the input finds every field's value, instead of one search
+                // per declared field (most are absent).
+                let mut found: [Option<&crate::Value>; #index] = [None; #index];
+                let mut unknown = false;
+                for (key, value) in map {
+                    match <Self as crate::ConfigClass>::field_index(key) {
+                        Some(i) => found[i] = Some(value),
+                        None => unknown |= key != "type",
+                    }
+                }
+                ctx.with_class(#class, |ctx| {
+                    if crate::check_type_key::<Self>(map, ctx) {
+                        out.explicit.mark_type_null();
+                    }
+                    #(#parses)*
+                    if unknown {
+                        crate::report_unknown_keys::<Self>(map, ctx);
+                    }
+                });
+            }
+        }
+
         impl crate::FieldType for #name {
             const KIND: &'static str = #class;
             fn parse(value: &crate::Value, ctx: &mut crate::Ctx) -> Option<Self> {
                 crate::parse_config_value::<Self>(value, ctx)
+            }
+            fn parse_default_into(slot: &mut Self, value: &crate::Value, ctx: &mut crate::Ctx) -> bool {
+                match value {
+                    crate::Value::Map(map) => {
+                        Self::fill_from_map(slot, map, ctx);
+                        true
+                    }
+                    other => {
+                        ctx.error(crate::ErrorKind::WrongType { expected: #class, found: other.describe() });
+                        false
+                    }
+                }
             }
             fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {
                 crate::Serialized::Config(crate::ConfigClass::to_dict(self, verbosity))
@@ -363,7 +419,27 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
             None
         }),
     };
+    let fill_variant = |variant: &Ident, ty: &Type| {
+        quote! {{
+            if !matches!(slot, Self::#variant(_)) {
+                *slot = Self::#variant(<#ty as ::core::default::Default>::default());
+            }
+            let Self::#variant(inner) = slot else { unreachable!("set above") };
+            return <#ty as crate::FieldType>::parse_default_into(inner, value, ctx);
+        }}
+    };
+    let default_fill = match &attrs.default_variant {
+        Some(default) => {
+            let position = variants.iter().position(|v| v == default).expect("checked above");
+            fill_variant(default, &types[position])
+        }
+        None => quote!({
+            ctx.error(crate::ErrorKind::AbstractClass { class: #class });
+            return false;
+        }),
+    };
 
+    let fills: Vec<TokenStream2> = variants.iter().zip(&types).map(|(v, t)| fill_variant(v, t)).collect();
     Ok(quote! {
         #default_impl
 
@@ -430,6 +506,41 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
                         None
                     }
                 }
+            }
+            // `parse`, reading the chosen variant in place (the slot holds the default variant
+            // unless another is chosen).
+            fn parse_default_into(slot: &mut Self, value: &crate::Value, ctx: &mut crate::Ctx) -> bool {
+                let map = match value {
+                    crate::Value::Map(map) => map,
+                    other => {
+                        ctx.error(crate::ErrorKind::WrongType { expected: #class, found: other.describe() });
+                        return false;
+                    }
+                };
+                let type_name = match map.get("type") {
+                    None | Some(crate::Value::Null) => None,
+                    Some(crate::Value::Str(name)) => Some(name.as_str()),
+                    Some(other) => {
+                        ctx.enter("type");
+                        ctx.error(crate::ErrorKind::WrongType { expected: "str", found: other.describe() });
+                        ctx.leave();
+                        return false;
+                    }
+                };
+                let Some(type_name) = type_name else #default_fill;
+                #(
+                    if <#types as crate::ConfigClass>::TYPE_NAME == Some(type_name)
+                        || <#types as crate::ConfigClass>::TYPE_ALIASES.contains(&type_name)
+                    #fills
+                )*
+                ctx.enter("type");
+                ctx.error(crate::ErrorKind::UnknownType {
+                    name: type_name.to_string(),
+                    base: #class,
+                    known: Self::TYPE_NAMES,
+                });
+                ctx.leave();
+                false
             }
             fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {
                 match self {

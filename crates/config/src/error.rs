@@ -98,7 +98,11 @@ impl ConfigErrors {
 /// The walk state while parsing and validating: current path, current class, collected errors.
 #[derive(Debug, Default)]
 pub struct Ctx {
-    path: Vec<String>,
+    /// The dotted path, in one buffer: entering a key appends to it, so a walk over every field
+    /// costs no allocation per field.
+    path: String,
+    /// Where each entered segment starts in `path` (the dot before it included).
+    segments: Vec<usize>,
     classes: Vec<&'static str>,
     errors: Vec<ValidationError>,
 }
@@ -110,17 +114,23 @@ impl Ctx {
     }
 
     /// Descends into `key` (a field name, dict key or list index).
-    pub fn enter(&mut self, key: impl Into<String>) {
-        self.path.push(key.into());
+    pub fn enter(&mut self, key: impl AsRef<str>) {
+        self.segments.push(self.path.len());
+        if self.segments.len() > 1 {
+            self.path.push('.');
+        }
+        self.path.push_str(key.as_ref());
     }
 
     /// Leaves the last entered key.
     pub fn leave(&mut self) {
-        self.path.pop();
+        if let Some(start) = self.segments.pop() {
+            self.path.truncate(start);
+        }
     }
 
     /// Runs `f` with `key` entered.
-    pub fn at<R>(&mut self, key: impl Into<String>, f: impl FnOnce(&mut Self) -> R) -> R {
+    pub fn at<R>(&mut self, key: impl AsRef<str>, f: impl FnOnce(&mut Self) -> R) -> R {
         self.enter(key);
         let out = f(self);
         self.leave();
@@ -137,7 +147,7 @@ impl Ctx {
 
     /// The current dotted path.
     pub fn path(&self) -> String {
-        self.path.join(".")
+        self.path.clone()
     }
 
     /// Records an error at the current path.
@@ -173,5 +183,29 @@ impl Ctx {
         } else {
             Err(ConfigErrors { errors: self.errors })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_the_entered_segments_joined_by_dots() {
+        let mut ctx = Ctx::new();
+        assert_eq!(ctx.path(), "");
+        ctx.enter("");
+        ctx.enter("x");
+        assert_eq!(ctx.path(), ".x", "an empty segment still takes its dot");
+        ctx.leave();
+        ctx.leave();
+        ctx.enter("decoder");
+        ctx.at(String::from("blocks"), |ctx| {
+            ctx.at(3.to_string(), |ctx| assert_eq!(ctx.path(), "decoder.blocks.3"));
+            assert_eq!(ctx.path(), "decoder.blocks");
+        });
+        ctx.leave();
+        ctx.leave();
+        assert_eq!(ctx.path(), "", "leaving the root stays at the root");
     }
 }

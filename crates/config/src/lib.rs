@@ -43,15 +43,23 @@ pub use value::{Map, ParseError, Value};
 
 /// Reads a config of class `T` from a dict and validates it, collecting every error.
 pub fn load<T: ConfigClass>(value: &Value) -> Result<T, ConfigErrors> {
+    let mut config = T::default();
+    load_into(&mut config, value)?;
+    Ok(config)
+}
+
+/// [`load`] into `config`, which holds `T::default()`: the config is large, so it is read
+/// where it will stay rather than moved there.
+fn load_into<T: ConfigClass>(config: &mut T, value: &Value) -> Result<(), ConfigErrors> {
     let mut ctx = Ctx::new();
-    let Some(mut config) = ctx.with_class(T::CLASS_NAME, |ctx| parse_config_value::<T>(value, ctx)) else {
+    if !ctx.with_class(T::CLASS_NAME, |ctx| T::parse_default_into(config, value, ctx)) {
         return Err(ctx.finish(()).expect_err("a failed parse records an error"));
-    };
+    }
     // Validating defaults that stand in for unparsable values would only add noise.
     if ctx.error_count() == 0 {
         config.validate_in(&mut ctx);
     }
-    ctx.finish(config)
+    ctx.finish(())
 }
 
 /// Which root config a base-model dict is read as (Fast-LLM's model type name).
@@ -117,10 +125,15 @@ impl BaseModelConfig {
 
 /// Reads and validates a base-model dict as `kind`.
 pub fn load_base_model(kind: ModelKind, value: &Value) -> Result<BaseModelConfig, ConfigErrors> {
-    Ok(match kind {
-        ModelKind::Gpt => BaseModelConfig::Gpt(load(value)?),
-        ModelKind::MultiModal => BaseModelConfig::MultiModal(load(value)?),
-    })
+    let mut config = match kind {
+        ModelKind::Gpt => BaseModelConfig::Gpt(Default::default()),
+        ModelKind::MultiModal => BaseModelConfig::MultiModal(Default::default()),
+    };
+    match &mut config {
+        BaseModelConfig::Gpt(c) => load_into(c, value)?,
+        BaseModelConfig::MultiModal(c) => load_into(c, value)?,
+    }
+    Ok(config)
 }
 
 /// Parses a JSON or YAML document: by extension when known (`.json`, `.yaml`, `.yml`), else

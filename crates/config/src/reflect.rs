@@ -239,6 +239,18 @@ pub trait FieldType: Sized {
     const KIND: &'static str;
     /// Reads and type-checks a value, recording errors at the context's path.
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self>;
+    /// [`FieldType::parse`] into `slot`, which holds `Self::default()`; false (and `slot`
+    /// unchanged) where `parse` gives `None`. Config classes override it to read in place
+    /// instead of building a value and moving it in.
+    fn parse_default_into(slot: &mut Self, value: &Value, ctx: &mut Ctx) -> bool {
+        match Self::parse(value, ctx) {
+            Some(parsed) => {
+                *slot = parsed;
+                true
+            }
+            None => false,
+        }
+    }
     /// Serializes at `verbosity`.
     fn serialize(&self, verbosity: Verbosity) -> Serialized;
     /// Walks architecture paths of sub-configs (nothing for scalars).

@@ -6,7 +6,7 @@
 //! * HF coverage (at every import): every key of the input, at any depth, is claimed by a
 //!   declaration or is generic metadata.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use fastllm_config::{Map, Value};
@@ -115,16 +115,6 @@ fn collect_claims(section: &Section, prefix: &str, out: &mut BTreeSet<Claim>, st
     stack.pop();
 }
 
-fn matches(claim: &str, path: &[&str]) -> bool {
-    let parts: Vec<&str> = claim.split('.').collect();
-    parts.len() == path.len() && parts.iter().zip(path).all(|(c, p)| *c == "*" || c == p)
-}
-
-fn is_prefix(claim: &str, path: &[&str]) -> bool {
-    let parts: Vec<&str> = claim.split('.').collect();
-    parts.len() <= path.len() && parts.iter().zip(path).all(|(c, p)| *c == "*" || c == p)
-}
-
 /// `PretrainedConfig` keys a format maps at its top level but which sub-configs (`vision_config`,
 /// `text_config`) carry as unread metadata. Generic only below the top level, so a format that
 /// forgets to map one at the top still fails coverage.
@@ -132,44 +122,101 @@ pub const GENERIC_IN_SUB_CONFIGS: &[&str] = &["tie_word_embeddings"];
 
 /// Every key of `input` (at any depth) not claimed and not generic metadata, as problems.
 pub fn check_hf_coverage(input: &Map, claims: &[Claim], allowlist: &BTreeSet<&str>) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    walk_hf(input, &mut Vec::new(), claims, allowlist, &mut problems);
-    problems
+    ClaimTree::new(claims).check(input, |key| allowlist.contains(key))
 }
 
-fn walk_hf<'a>(
-    map: &'a Map,
-    path: &mut Vec<&'a str>,
-    claims: &[Claim],
-    allowlist: &BTreeSet<&str>,
-    problems: &mut Vec<Problem>,
-) {
-    for (key, value) in map {
-        path.push(key);
-        let covered_recursively = claims.iter().any(|c| c.recursive && is_prefix(&c.path, path));
-        let claimed = claims.iter().any(|c| matches(&c.path, path));
-        let claims_below = claims
-            .iter()
-            .any(|c| c.path.split('.').count() > path.len() && is_prefix_of_claim(path, &c.path));
-        let generic = path.iter().any(|segment| allowlist.contains(segment))
-            || path.len() > 1 && GENERIC_IN_SUB_CONFIGS.contains(&path[path.len() - 1]);
-        if covered_recursively || generic || (claims_below && matches!(value, Value::Null)) {
-            // Consumed whole, generic metadata at any depth, or a `null` sub-dict: it holds
-            // nothing to drop, and the class decides what it means.
-        } else if let (Value::Map(inner), true) = (value, claims_below) {
-            walk_hf(inner, path, claims, allowlist, problems);
-        } else if !claimed {
-            problems.push(Problem::at_hf(
-                path.join("."),
-                "unknown key: not part of this format (nothing would convert it)",
-            ));
-        }
-        path.pop();
+/// Claims as a trie over their segments, so the coverage walk looks each HF key up once instead
+/// of scanning every claim. Built once per format (see `Handler::check_hf`).
+#[derive(Debug, Default)]
+pub(crate) struct ClaimTree {
+    root: ClaimNode,
+}
+
+#[derive(Debug, Default)]
+struct ClaimNode {
+    children: BTreeMap<String, ClaimNode>,
+    /// The `*` child: any one key.
+    any: Option<Box<ClaimNode>>,
+    /// A claim ends here.
+    claimed: bool,
+    /// A recursive claim ends here.
+    recursive: bool,
+}
+
+impl ClaimNode {
+    fn has_claims_below(&self) -> bool {
+        !self.children.is_empty() || self.any.is_some()
     }
 }
 
-fn is_prefix_of_claim(path: &[&str], claim: &str) -> bool {
-    claim.split('.').zip(path).all(|(c, p)| c == "*" || c == *p)
+impl ClaimTree {
+    pub(crate) fn new(claims: &[Claim]) -> Self {
+        let mut tree = ClaimTree::default();
+        for claim in claims {
+            let mut node = &mut tree.root;
+            for segment in claim.path.split('.') {
+                node = if segment == "*" {
+                    node.any.get_or_insert_with(Default::default)
+                } else {
+                    node.children.entry(segment.to_string()).or_default()
+                };
+            }
+            node.claimed = true;
+            node.recursive |= claim.recursive;
+        }
+        tree
+    }
+
+    /// Every key of `input` (at any depth) neither claimed nor `generic`, as problems.
+    pub(crate) fn check(&self, input: &Map, generic: impl Fn(&str) -> bool) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        walk_hf(input, &[&self.root], &mut Vec::new(), &generic, &mut problems);
+        problems
+    }
+}
+
+/// Checks the keys of `map`, found at `path` where the claims reaching it end in `nodes`.
+fn walk_hf<'a>(
+    map: &'a Map,
+    nodes: &[&ClaimNode],
+    path: &mut Vec<&'a str>,
+    generic: &dyn Fn(&str) -> bool,
+    problems: &mut Vec<Problem>,
+) {
+    let mut next: Vec<&ClaimNode> = Vec::new();
+    for (key, value) in map {
+        next.clear();
+        for node in nodes {
+            next.extend(node.children.get(key.as_str()));
+            next.extend(node.any.as_deref());
+        }
+        // Ancestors are neither generic nor recursively claimed, or the walk would not be here.
+        let covered_recursively = next.iter().any(|n| n.recursive);
+        let claimed = next.iter().any(|n| n.claimed);
+        let claims_below = next.iter().any(|n| n.has_claims_below());
+        if covered_recursively || (claimed && !claims_below) {
+            continue;
+        }
+        let is_generic = generic(key) || !path.is_empty() && GENERIC_IN_SUB_CONFIGS.contains(&key.as_str());
+        if is_generic || (claims_below && matches!(value, Value::Null)) {
+            // Generic metadata at any depth, or a `null` sub-dict: it holds nothing to drop, and
+            // the class decides what it means.
+        } else if let (Value::Map(inner), true) = (value, claims_below) {
+            path.push(key);
+            walk_hf(inner, &next, path, generic, problems);
+            path.pop();
+        } else if !claimed {
+            let mut full = path.join(".");
+            if !full.is_empty() {
+                full.push('.');
+            }
+            full.push_str(key);
+            problems.push(Problem::at_hf(
+                full,
+                "unknown key: not part of this format (nothing would convert it)",
+            ));
+        }
+    }
 }
 
 /// Architecture fields of the section's default instance that no declaration claims.
@@ -382,5 +429,108 @@ fn diff(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
         }
         _ if !dict::same(a, b) => out.push(format!("{path}: {} vs {}", show(a), show(b))),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The coverage rule as stated, claim by claim: the trie must agree with it on every input.
+    fn by_definition(input: &Map, claims: &[Claim], allowlist: &BTreeSet<&str>) -> Vec<String> {
+        fn segments_match(claim: &str, path: &[&str], exact: bool) -> bool {
+            let parts: Vec<&str> = claim.split('.').collect();
+            (if exact {
+                parts.len() == path.len()
+            } else {
+                parts.len() <= path.len()
+            }) && parts.iter().zip(path).all(|(c, p)| *c == "*" || c == p)
+        }
+        fn walk<'a>(
+            map: &'a Map,
+            path: &mut Vec<&'a str>,
+            claims: &[Claim],
+            allowlist: &BTreeSet<&str>,
+            out: &mut Vec<String>,
+        ) {
+            for (key, value) in map {
+                path.push(key);
+                let recursive = claims
+                    .iter()
+                    .any(|c| c.recursive && segments_match(&c.path, path, false));
+                let claimed = claims.iter().any(|c| segments_match(&c.path, path, true));
+                let below = claims.iter().any(|c| {
+                    c.path.split('.').count() > path.len()
+                        && c.path.split('.').zip(path.iter()).all(|(c, p)| c == "*" || c == *p)
+                });
+                let generic = path.iter().any(|s| allowlist.contains(s))
+                    || path.len() > 1 && GENERIC_IN_SUB_CONFIGS.contains(&path[path.len() - 1]);
+                if recursive || generic || (below && matches!(value, Value::Null)) {
+                } else if let (Value::Map(inner), true) = (value, below) {
+                    walk(inner, path, claims, allowlist, out);
+                } else if !claimed {
+                    out.push(path.join("."));
+                }
+                path.pop();
+            }
+        }
+        let mut out = Vec::new();
+        walk(input, &mut Vec::new(), claims, allowlist, &mut out);
+        out
+    }
+
+    /// A pseudo-random nested dict over a small key alphabet (so claims hit often).
+    fn random_map(seed: &mut u64, depth: usize) -> Map {
+        const KEYS: &[&str] = &["a", "b", "c", "d", "model_type", "tie_word_embeddings", "*"];
+        fn next(seed: &mut u64) -> usize {
+            *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (*seed >> 33) as usize
+        }
+        let mut map = Map::new();
+        for _ in 0..next(seed) % 5 {
+            let key = KEYS[next(seed) % KEYS.len()].to_string();
+            let value = match next(seed) % 4 {
+                0 => Value::Null,
+                1 => Value::Int(1),
+                _ if depth < 3 => Value::Map(random_map(seed, depth + 1)),
+                _ => Value::Int(2),
+            };
+            map.insert(key, value);
+        }
+        map
+    }
+
+    #[test]
+    fn the_claim_tree_agrees_with_the_definition() {
+        let claim = |path: &str, recursive: bool| Claim {
+            path: path.into(),
+            recursive,
+        };
+        let claims = vec![
+            claim("a", false),
+            claim("a.b", false),
+            claim("b", true),
+            claim("c.*.a", false),
+            claim("c.*", false),
+            claim("c.d.b", true),
+            claim("d.a.b.c", false),
+            claim("d.*.c", true),
+        ];
+        let allowlist: BTreeSet<&str> = ["model_type"].into_iter().collect();
+        let tree = ClaimTree::new(&claims);
+        let mut seed = 7;
+        let mut problems = 0;
+        for _ in 0..2000 {
+            let input = random_map(&mut seed, 0);
+            let expected = by_definition(&input, &claims, &allowlist);
+            let found: Vec<String> = tree
+                .check(&input, |key| allowlist.contains(key))
+                .into_iter()
+                .filter_map(|p| p.hf)
+                .collect();
+            assert_eq!(found, expected, "{}", Value::Map(input).to_json_compact());
+            problems += found.len();
+        }
+        assert!(problems > 100, "the inputs exercise unknown keys ({problems})");
     }
 }

@@ -1,5 +1,7 @@
 //! Dotted-path access to config dicts, on both the Fast-LLM and the HF side.
 
+use std::collections::btree_map::Entry;
+
 use fastllm_config::{Map, Value};
 
 /// Joins path parts with `.`, skipping empty ones.
@@ -13,12 +15,12 @@ pub fn join(prefix: &str, path: &str) -> String {
 
 /// The value at a dotted path, if every step exists.
 pub fn get<'a>(map: &'a Map, path: &str) -> Option<&'a Value> {
-    let mut parts = path.split('.');
-    let mut value = map.get(parts.next()?)?;
-    for part in parts {
-        value = value.as_map()?.get(part)?;
+    let (mut map, mut rest) = (map, path);
+    while let Some((head, tail)) = rest.split_once('.') {
+        map = map.get(head)?.as_map()?;
+        rest = tail;
     }
-    Some(value)
+    map.get(rest)
 }
 
 /// The mapping at a dotted path (an empty path is `map` itself).
@@ -33,6 +35,17 @@ pub fn get_map<'a>(map: &'a Map, path: &str) -> Option<&'a Map> {
 /// Sets a dotted path, creating intermediate dicts. If a different value is already there,
 /// nothing is written and the old value is returned.
 pub fn set(map: &mut Map, path: &str, value: Value) -> Result<(), Value> {
+    try_set(map, path, value).map_err(|conflict| conflict.existing)
+}
+
+/// A write refused by [`try_set`]: the value in the way, and the one that was not written.
+pub(crate) struct Conflict {
+    pub existing: Value,
+    pub refused: Value,
+}
+
+/// [`set`], handing the refused value back so a message can show both without a clone up front.
+pub(crate) fn try_set(map: &mut Map, path: &str, value: Value) -> Result<(), Conflict> {
     let (parents, leaf) = match path.rsplit_once('.') {
         Some((parents, leaf)) => (Some(parents), leaf),
         None => (None, path),
@@ -40,27 +53,38 @@ pub fn set(map: &mut Map, path: &str, value: Value) -> Result<(), Value> {
     let mut target = map;
     if let Some(parents) = parents {
         for part in parents.split('.') {
-            let entry = target.entry(part.to_string()).or_insert_with(|| Value::Map(Map::new()));
-            if !matches!(entry, Value::Map(_)) {
-                return Err(entry.clone());
+            if !target.contains_key(part) {
+                target.insert(part.to_string(), Value::Map(Map::new()));
             }
-            let Value::Map(inner) = entry else { unreachable!() };
-            target = inner;
+            match target.get_mut(part) {
+                Some(Value::Map(inner)) => target = inner,
+                Some(other) => {
+                    return Err(Conflict {
+                        existing: other.clone(),
+                        refused: value,
+                    });
+                }
+                None => unreachable!("inserted above"),
+            }
         }
     }
-    match target.get_mut(leaf) {
-        Some(existing) if !same(existing, &value) => Err(existing.clone()),
-        Some(existing) => {
+    // Most writes are of new keys: one search, and the key allocated once.
+    match target.entry(leaf.to_string()) {
+        Entry::Occupied(existing) if !same(existing.get(), &value) => Err(Conflict {
+            existing: existing.get().clone(),
+            refused: value,
+        }),
+        Entry::Occupied(mut existing) => {
             // Merge dicts written in parts by several declarations.
-            if let (Value::Map(old), Value::Map(new)) = (existing, value) {
+            if let (Value::Map(old), Value::Map(new)) = (existing.get_mut(), value) {
                 for (k, v) in new {
                     old.entry(k).or_insert(v);
                 }
             }
             Ok(())
         }
-        None => {
-            target.insert(leaf.to_string(), value);
+        Entry::Vacant(slot) => {
+            slot.insert(value);
             Ok(())
         }
     }

@@ -8,15 +8,134 @@ use std::collections::BTreeMap;
 use fastllm_config::{Map, Value};
 
 use crate::Problem;
-use crate::dict::{self, join, show};
+use crate::dict::{self, Conflict, join, show};
 use crate::section::{Decl, ExportContext, HfLayout, ImportContext, LayoutEntry, Section, fl_value};
+
+/// A dotted path as its parent and last part: descending allocates nothing, and the path is
+/// joined into a string only where one is needed (a message, provenance, a Custom's context).
+/// Empty parts are skipped, as [`join`] does.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root(&'a str),
+    Child(&'a At<'a>, &'a str),
+}
+
+impl<'a> At<'a> {
+    fn child(&'a self, part: &'a str) -> At<'a> {
+        At::Child(self, part)
+    }
+
+    /// Appends the path to `out`; `start` is where it begins (a dot goes before each part that
+    /// follows another).
+    fn write_to(&self, out: &mut String, start: usize) {
+        let part = match self {
+            At::Root(part) => part,
+            At::Child(parent, part) => {
+                parent.write_to(out, start);
+                part
+            }
+        };
+        if !part.is_empty() {
+            if out.len() > start {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        self.write_to(&mut out, 0);
+        out
+    }
+
+    /// The path joined with `path` (relative to it).
+    fn join(&self, path: &str) -> String {
+        let mut out = String::new();
+        self.child(path).write_to(&mut out, 0);
+        out
+    }
+}
+
+/// Who a write names as its source, joined only when a message or provenance needs it: most
+/// writes succeed and are never named.
+#[derive(Clone, Copy)]
+enum Origin<'p> {
+    /// A path.
+    Path(At<'p>),
+    /// `path (constant)`.
+    Constant(At<'p>),
+    Text(&'p str),
+}
+
+impl Origin<'_> {
+    fn write_to(self, out: &mut String) {
+        let start = out.len();
+        match self {
+            Origin::Path(at) => at.write_to(out, start),
+            Origin::Constant(at) => {
+                at.write_to(out, start);
+                out.push_str(" (constant)");
+            }
+            Origin::Text(text) => out.push_str(text),
+        }
+    }
+}
+
+impl std::fmt::Display for Origin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = String::new();
+        self.write_to(&mut text);
+        f.write_str(&text)
+    }
+}
+
+/// Who wrote each HF key, in write order, in one buffer (a write costs no allocation of its
+/// own). The first writer of a key is the one named when a later write disagrees.
+#[derive(Default)]
+struct Provenance {
+    text: String,
+    /// Per write: where its HF key starts, where its writer starts, and where it ends in `text`.
+    entries: Vec<(usize, usize, usize)>,
+}
+
+impl Provenance {
+    fn record(&mut self, key: At, writer: Origin) {
+        let start = self.text.len();
+        key.write_to(&mut self.text, start);
+        let middle = self.text.len();
+        writer.write_to(&mut self.text);
+        self.entries.push((start, middle, self.text.len()));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries
+            .iter()
+            .map(|&(start, middle, end)| (&self.text[start..middle], &self.text[middle..end]))
+    }
+
+    fn first_writer(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, writer)| writer)
+    }
+
+    /// Each key with its first writer.
+    fn into_map(self) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        for (key, writer) in self.iter() {
+            if !map.contains_key(key) {
+                map.insert(key.to_string(), writer.to_string());
+            }
+        }
+        map
+    }
+}
 
 /// Export state: the collected problems and who wrote each HF key.
 pub struct Exporter<'a> {
     pub format: &'a str,
     pub layout: HfLayout,
     pub problems: Vec<Problem>,
-    writers: BTreeMap<String, String>,
+    writers: Provenance,
 }
 
 impl<'a> Exporter<'a> {
@@ -25,31 +144,30 @@ impl<'a> Exporter<'a> {
             format,
             layout,
             problems: Vec::new(),
-            writers: BTreeMap::new(),
+            writers: Provenance::default(),
         }
     }
 
-    fn write(&mut self, hf: &mut Map, hf_prefix: &str, key: &str, value: Value, writer: &str) {
-        let full = join(hf_prefix, key);
-        match dict::set(hf, key, value.clone()) {
-            Ok(()) => {
-                self.writers.entry(full).or_insert_with(|| writer.to_string());
-            }
-            Err(existing) => {
+    fn write(&mut self, hf: &mut Map, hf_at: At, key: &str, value: Value, writer: Origin) {
+        match dict::try_set(hf, key, value) {
+            Ok(()) => self.writers.record(hf_at.child(key), writer),
+            Err(Conflict { existing, refused }) => {
+                let full = hf_at.join(key);
+                let writer = writer.to_string();
                 let first = self
                     .writers
-                    .get(&full)
-                    .cloned()
-                    .unwrap_or_else(|| "another declaration".into());
+                    .first_writer(&full)
+                    .unwrap_or("another declaration")
+                    .to_string();
                 self.problems.push(Problem {
-                    fast_llm: Some(writer.to_string()),
-                    hf: Some(full),
                     message: format!(
                         "not representable in {}: one HF key, two values: `{first}` gives {} and `{writer}` gives {}",
                         self.format,
                         show(&existing),
-                        show(&value)
+                        show(&refused)
                     ),
+                    fast_llm: Some(writer),
+                    hf: Some(full),
                 });
             }
         }
@@ -57,11 +175,15 @@ impl<'a> Exporter<'a> {
 
     /// Exports `fl` (the section's full-form Fast-LLM dict) into `hf`.
     pub fn section(&mut self, section: &Section, fl: &Map, fl_prefix: &str, hf: &mut Map, hf_prefix: &str) {
+        self.section_at(section, fl, At::Root(fl_prefix), hf, At::Root(hf_prefix));
+    }
+
+    fn section_at(&mut self, section: &Section, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
         if let Some(expected) = section.class.type_name {
             let found = fl_value(fl, "type");
-            if found != &Value::Str(expected.to_string()) {
+            if !matches!(found, Value::Str(name) if name == expected) {
                 self.problems.push(Problem::at_fast_llm(
-                    join(fl_prefix, "type"),
+                    fl_at.join("type"),
                     format!(
                         "not representable in {}: the format holds a `{expected}` here ({}), found {}",
                         self.format,
@@ -74,27 +196,27 @@ impl<'a> Exporter<'a> {
         }
         for (_, rule) in &section.validators {
             for mut problem in rule(fl) {
-                problem.fast_llm = Some(join(fl_prefix, problem.fast_llm.as_deref().unwrap_or("")));
+                problem.fast_llm = Some(fl_at.join(problem.fast_llm.as_deref().unwrap_or("")));
                 problem.message = format!("not representable in {}: {}", self.format, problem.message);
                 self.problems.push(problem);
             }
         }
         for (_, decl) in &section.decls {
-            self.decl(decl, fl, fl_prefix, hf, hf_prefix);
+            self.decl(decl, fl, fl_at, hf, hf_at);
         }
     }
 
-    fn decl(&mut self, decl: &Decl, fl: &Map, fl_prefix: &str, hf: &mut Map, hf_prefix: &str) {
+    fn decl(&mut self, decl: &Decl, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
         match decl {
             Decl::Rename { fl: path, hf: key } | Decl::Default { fl: path, hf: key, .. } => {
                 let value = fl_value(fl, path).clone();
-                self.write(hf, hf_prefix, key, value, &join(fl_prefix, path));
+                self.write(hf, hf_at, key, value, Origin::Path(fl_at.child(path)));
             }
             Decl::ConstImport { fl: path, value } => {
                 let found = fl_value(fl, path);
                 if !dict::same(found, value) {
                     self.problems.push(Problem::at_fast_llm(
-                        join(fl_prefix, path),
+                        fl_at.join(path),
                         format!(
                             "not representable in {}: must be {}, found {}",
                             self.format,
@@ -105,13 +227,7 @@ impl<'a> Exporter<'a> {
                 }
             }
             Decl::ConstExport { hf: key, value } => {
-                self.write(
-                    hf,
-                    hf_prefix,
-                    key,
-                    value.clone(),
-                    &format!("{} (constant)", join(hf_prefix, key)),
-                );
+                self.write(hf, hf_at, key, value.clone(), Origin::Constant(hf_at.child(key)));
             }
             Decl::Optional {
                 fl: path,
@@ -120,28 +236,29 @@ impl<'a> Exporter<'a> {
             } => {
                 let value = fl_value(fl, path);
                 if !dict::same(value, sentinel) {
-                    self.write(hf, hf_prefix, key, value.clone(), &join(fl_prefix, path));
+                    self.write(hf, hf_at, key, value.clone(), Origin::Path(fl_at.child(path)));
                 }
             }
             Decl::Ignored { .. } | Decl::ImportOnly { .. } => {}
             Decl::Custom { fl: paths, export, .. } => {
-                let writer = join(fl_prefix, paths.first().copied().unwrap_or(""));
+                let first = fl_at.child(paths.first().copied().unwrap_or(""));
+                let fl_prefix = fl_at.render();
                 let context = ExportContext {
                     layout: self.layout,
                     format: self.format,
-                    fast_llm_path: fl_prefix,
+                    fast_llm_path: &fl_prefix,
                 };
                 match export(fl, &context) {
                     Ok(writes) => {
                         for write in writes {
-                            let source = write
-                                .source
-                                .map(|s| join(fl_prefix, &s))
-                                .unwrap_or_else(|| writer.clone());
-                            self.write(hf, hf_prefix, &write.key, write.value, &source);
+                            let source = match &write.source {
+                                Some(source) => Origin::Path(fl_at.child(source)),
+                                None => Origin::Path(first),
+                            };
+                            self.write(hf, hf_at, &write.key, write.value, source);
                         }
                     }
-                    Err(problems) => self.push_relative(problems, fl_prefix, hf_prefix),
+                    Err(problems) => self.push_relative(problems, fl_at, hf_at),
                 }
             }
             Decl::Nested {
@@ -149,20 +266,12 @@ impl<'a> Exporter<'a> {
                 section,
                 hf_path,
             } => {
-                let Some(sub) = self.sub_map(fl, path, fl_prefix) else {
+                let Some(sub) = self.sub_map(fl, path, fl_at) else {
                     return;
                 };
                 // A sub-section with an HF type name writes it, flat or under its path.
                 let discriminator = section.hf_type_name.map(|_| "type");
-                self.place(
-                    section,
-                    &sub,
-                    &join(fl_prefix, path),
-                    hf,
-                    hf_prefix,
-                    *hf_path,
-                    discriminator,
-                );
+                self.place(section, sub, fl_at.child(path), hf, hf_at, *hf_path, discriminator);
             }
             Decl::Dispatch {
                 fl: path,
@@ -170,12 +279,12 @@ impl<'a> Exporter<'a> {
                 key,
                 sections,
             } => {
-                let Some(sub) = self.sub_map(fl, path, fl_prefix) else {
+                let Some(sub) = self.sub_map(fl, path, fl_at) else {
                     return;
                 };
-                let fl_path = join(fl_prefix, path);
-                if let Some(section) = self.by_type(sections, &sub, &fl_path) {
-                    self.place(section, &sub, &fl_path, hf, hf_prefix, *hf_path, Some(key));
+                let sub_at = fl_at.child(path);
+                if let Some(section) = self.by_type(sections, sub, sub_at) {
+                    self.place(section, sub, sub_at, hf, hf_at, *hf_path, Some(key));
                 }
             }
             Decl::TypedDict {
@@ -184,27 +293,28 @@ impl<'a> Exporter<'a> {
                 key: discriminator,
                 sections,
             } => {
-                let Some(entries) = self.sub_map(fl, path, fl_prefix) else {
+                let Some(entries) = self.sub_map(fl, path, fl_at) else {
                     return;
                 };
+                let dict_at = fl_at.child(path);
+                let hf_dict_at = hf_at.child(key);
                 let mut out = Map::new();
-                for (name, entry) in &entries {
-                    let fl_path = join(&join(fl_prefix, path), name);
+                for (name, entry) in entries {
+                    let entry_at = dict_at.child(name);
                     let Some(entry) = entry.as_map() else {
                         continue;
                     };
-                    let Some(section) = self.by_type(sections, entry, &fl_path) else {
+                    let Some(section) = self.by_type(sections, entry, entry_at) else {
                         continue;
                     };
                     let mut sub_hf = Map::new();
-                    let sub_prefix = join(&join(hf_prefix, key), name);
                     if let Some(type_name) = section.hf_type_name {
                         sub_hf.insert(discriminator.to_string(), Value::Str(type_name.into()));
                     }
-                    self.section(&section.clone(), entry, &fl_path, &mut sub_hf, &sub_prefix);
+                    self.section_at(section, entry, entry_at, &mut sub_hf, hf_dict_at.child(name));
                     out.insert(name.clone(), Value::Map(sub_hf));
                 }
-                self.write(hf, hf_prefix, key, Value::Map(out), &join(fl_prefix, path));
+                self.write(hf, hf_at, key, Value::Map(out), Origin::Path(dict_at));
             }
             Decl::ListDispatch {
                 fl: path,
@@ -212,18 +322,10 @@ impl<'a> Exporter<'a> {
                 hf_count,
                 entries,
             } => {
-                let Some(sequence) = self.sub_map(fl, path, fl_prefix) else {
+                let Some(sequence) = self.sub_map(fl, path, fl_at) else {
                     return;
                 };
-                self.list_dispatch(
-                    &sequence,
-                    &join(fl_prefix, path),
-                    entries,
-                    hf,
-                    hf_prefix,
-                    hf_layout,
-                    hf_count,
-                );
+                self.list_dispatch(sequence, fl_at.child(path), entries, hf, hf_at, hf_layout, hf_count);
             }
         }
     }
@@ -232,31 +334,32 @@ impl<'a> Exporter<'a> {
     fn list_dispatch(
         &mut self,
         sequence: &Map,
-        fl_path: &str,
+        fl_at: At,
         entries: &[LayoutEntry],
         hf: &mut Map,
-        hf_prefix: &str,
+        hf_at: At,
         hf_layout: &str,
         hf_count: &str,
     ) {
+        let empty = Map::new();
         // (name in the Fast-LLM dict, block) for every distinct block, and the block names in layout order.
-        let (distinct, order): (Vec<(String, Map)>, Vec<String>) = match fl_value(sequence, "type") {
+        let (distinct, order): (Vec<(String, &Map)>, Vec<String>) = match fl_value(sequence, "type") {
             Value::Str(t) if t == "fixed" => {
-                let block = fl_value(sequence, "block").as_map().cloned().unwrap_or_default();
+                let block = fl_value(sequence, "block").as_map().unwrap_or(&empty);
                 (vec![("block".into(), block)], vec!["block".into()])
             }
             Value::Str(t) if t == "pattern" => {
-                let blocks = fl_value(sequence, "blocks").as_map().cloned().unwrap_or_default();
+                let blocks = fl_value(sequence, "blocks").as_map().unwrap_or(&empty);
                 let pattern = match fl_value(sequence, "pattern") {
                     Value::List(items) => items
                         .iter()
-                        .filter_map(|v| if let Value::Str(s) = v { Some(s.clone()) } else { None })
+                        .filter_map(|v| if let Value::Str(s) = v { Some(s.as_str()) } else { None })
                         .collect(),
                     _ => Vec::new(),
                 };
                 let distinct = blocks
                     .iter()
-                    .map(|(name, block)| (format!("blocks.{name}"), block.as_map().cloned().unwrap_or_default()))
+                    .map(|(name, block)| (format!("blocks.{name}"), block.as_map().unwrap_or(&empty)))
                     .collect();
                 (
                     distinct,
@@ -265,7 +368,7 @@ impl<'a> Exporter<'a> {
             }
             other => {
                 self.problems.push(Problem::at_fast_llm(
-                    join(fl_path, "type"),
+                    fl_at.join("type"),
                     format!(
                         "not representable in {}: block sequence type {}",
                         self.format,
@@ -277,19 +380,22 @@ impl<'a> Exporter<'a> {
         };
         let mut names = BTreeMap::new();
         for (name, block) in &distinct {
-            let block_path = join(fl_path, name);
-            let mixer_type = dict::get(block, "mixer.type").cloned().unwrap_or(Value::Null);
-            match entries.iter().find(|e| Value::Str(e.mixer_type.into()) == mixer_type) {
+            let block_at = fl_at.child(name);
+            let mixer_type = dict::get(block, "mixer.type").unwrap_or(&Value::Null);
+            match entries
+                .iter()
+                .find(|e| matches!(mixer_type, Value::Str(t) if t == e.mixer_type))
+            {
                 Some(entry) => {
-                    names.insert(name.clone(), entry.layout_name);
-                    self.section(&entry.section.clone(), block, &block_path, hf, hf_prefix);
+                    names.insert(name.as_str(), entry.layout_name);
+                    self.section_at(&entry.section, block, block_at, hf, hf_at);
                 }
                 None => self.problems.push(Problem::at_fast_llm(
-                    join(&block_path, "mixer.type"),
+                    block_at.join("mixer.type"),
                     format!(
                         "not representable in {}: mixer {} (supported: {})",
                         self.format,
-                        show(&mixer_type),
+                        show(mixer_type),
                         entries.iter().map(|e| e.mixer_type).collect::<Vec<_>>().join(", ")
                     ),
                 )),
@@ -297,14 +403,14 @@ impl<'a> Exporter<'a> {
         }
         let layout: Vec<Value> = order
             .iter()
-            .filter_map(|name| names.get(name))
+            .filter_map(|name| names.get(name.as_str()))
             .map(|n| Value::Str(n.to_string()))
             .collect();
         if layout.len() == order.len() {
-            self.write(hf, hf_prefix, hf_layout, Value::List(layout), fl_path);
+            self.write(hf, hf_at, hf_layout, Value::List(layout), Origin::Path(fl_at));
         }
         let count = fl_value(sequence, "num_blocks").clone();
-        self.write(hf, hf_prefix, hf_count, count, &join(fl_path, "num_blocks"));
+        self.write(hf, hf_at, hf_count, count, Origin::Path(fl_at.child("num_blocks")));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -312,44 +418,43 @@ impl<'a> Exporter<'a> {
         &mut self,
         section: &Section,
         sub: &Map,
-        fl_path: &str,
+        fl_at: At,
         hf: &mut Map,
-        hf_prefix: &str,
+        hf_at: At,
         hf_path: Option<&str>,
         discriminator: Option<&str>,
     ) {
         match hf_path {
             None => {
                 if let (Some(key), Some(name)) = (discriminator, section.hf_type_name) {
-                    self.write(hf, hf_prefix, key, Value::Str(name.into()), fl_path);
+                    self.write(hf, hf_at, key, Value::Str(name.into()), Origin::Path(fl_at));
                 }
-                self.section(section, sub, fl_path, hf, hf_prefix);
+                self.section_at(section, sub, fl_at, hf, hf_at);
             }
             Some(hf_path) => {
                 let mut out = Map::new();
-                let sub_prefix = join(hf_prefix, hf_path);
                 if let (Some(key), Some(name)) = (discriminator.or(Some("type")), section.hf_type_name) {
                     out.insert(key.to_string(), Value::Str(name.into()));
                 }
-                self.section(section, sub, fl_path, &mut out, &sub_prefix);
-                self.write(hf, hf_prefix, hf_path, Value::Map(out), fl_path);
+                self.section_at(section, sub, fl_at, &mut out, hf_at.child(hf_path));
+                self.write(hf, hf_at, hf_path, Value::Map(out), Origin::Path(fl_at));
             }
         }
     }
 
-    fn sub_map(&mut self, fl: &Map, path: &str, fl_prefix: &str) -> Option<Map> {
+    fn sub_map<'m>(&mut self, fl: &'m Map, path: &str, fl_at: At) -> Option<&'m Map> {
         match fl_value(fl, path) {
-            Value::Map(map) => Some(map.clone()),
+            Value::Map(map) => Some(map),
             Value::Null => {
                 self.problems.push(Problem::at_fast_llm(
-                    join(fl_prefix, path),
+                    fl_at.join(path),
                     format!("not representable in {}: this format needs a config here", self.format),
                 ));
                 None
             }
             other => {
                 self.problems.push(Problem::at_fast_llm(
-                    join(fl_prefix, path),
+                    fl_at.join(path),
                     format!("expected a config, found {}", show(other)),
                 ));
                 None
@@ -357,25 +462,22 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    fn by_type<'s>(
-        &mut self,
-        sections: &'s [std::sync::Arc<Section>],
-        sub: &Map,
-        fl_path: &str,
-    ) -> Option<&'s Section> {
+    fn by_type<'s>(&mut self, sections: &'s [std::sync::Arc<Section>], sub: &Map, fl_at: At) -> Option<&'s Section> {
         if let [only] = sections
             && only.hf_type_name.is_none()
         {
             return Some(only);
         }
         let found = fl_value(sub, "type");
-        let section = sections
-            .iter()
-            .find(|s| s.class.type_name.is_some_and(|t| &Value::Str(t.into()) == found));
+        let section = sections.iter().find(|s| {
+            s.class
+                .type_name
+                .is_some_and(|t| matches!(found, Value::Str(name) if name == t))
+        });
         if section.is_none() {
             let supported: Vec<&str> = sections.iter().filter_map(|s| s.class.type_name).collect();
             self.problems.push(Problem::at_fast_llm(
-                join(fl_path, "type"),
+                fl_at.join("type"),
                 format!(
                     "not representable in {}: type {} (supported: {})",
                     self.format,
@@ -387,10 +489,10 @@ impl<'a> Exporter<'a> {
         section.map(|s| &**s)
     }
 
-    fn push_relative(&mut self, problems: Vec<Problem>, fl_prefix: &str, hf_prefix: &str) {
+    fn push_relative(&mut self, problems: Vec<Problem>, fl_at: At, hf_at: At) {
         for mut problem in problems {
-            problem.fast_llm = problem.fast_llm.map(|p| join(fl_prefix, &p));
-            problem.hf = problem.hf.map(|p| join(hf_prefix, &p));
+            problem.fast_llm = problem.fast_llm.map(|p| fl_at.join(&p));
+            problem.hf = problem.hf.map(|p| hf_at.join(&p));
             if !problem.message.starts_with("not representable") {
                 problem.message = format!("not representable in {}: {}", self.format, problem.message);
             }
@@ -416,15 +518,15 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn write(&mut self, out: &mut Map, fl_prefix: &str, path: &str, value: Value, source: &str) {
-        if let Err(existing) = dict::set(out, path, value.clone()) {
+    fn write(&mut self, out: &mut Map, fl_at: At, path: &str, value: Value, source: Origin) {
+        if let Err(Conflict { existing, refused }) = dict::try_set(out, path, value) {
             self.problems.push(Problem {
-                fast_llm: Some(join(fl_prefix, path)),
+                fast_llm: Some(fl_at.join(path)),
                 hf: Some(source.to_string()),
                 message: format!(
                     "two declarations import different values: {} and {}",
                     show(&existing),
-                    show(&value)
+                    show(&refused)
                 ),
             });
         }
@@ -432,30 +534,34 @@ impl<'a> Importer<'a> {
 
     /// Imports the section's HF dict `hf` into the Fast-LLM dict `out`.
     pub fn section(&mut self, section: &Section, hf: &Map, hf_prefix: &str, out: &mut Map, fl_prefix: &str) {
+        self.section_at(section, hf, At::Root(hf_prefix), out, At::Root(fl_prefix));
+    }
+
+    fn section_at(&mut self, section: &Section, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
         if let Some(type_name) = section.class.type_name {
             out.insert("type".into(), Value::Str(type_name.into()));
         }
         for (_, decl) in &section.decls {
-            self.decl(decl, hf, hf_prefix, out, fl_prefix);
+            self.decl(decl, hf, hf_at, out, fl_at);
         }
     }
 
-    fn decl(&mut self, decl: &Decl, hf: &Map, hf_prefix: &str, out: &mut Map, fl_prefix: &str) {
+    fn decl(&mut self, decl: &Decl, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
         match decl {
             Decl::Rename { fl, hf: key } => match dict::get(hf, key) {
-                Some(value) => self.write(out, fl_prefix, fl, value.clone(), &join(hf_prefix, key)),
+                Some(value) => self.write(out, fl_at, fl, value.clone(), Origin::Path(hf_at.child(key))),
                 None => self.problems.push(Problem::at_hf(
-                    join(hf_prefix, key),
+                    hf_at.join(key),
                     format!("missing (required by {})", self.format),
                 )),
             },
-            Decl::ConstImport { fl, value } => self.write(out, fl_prefix, fl, value.clone(), "(constant)"),
+            Decl::ConstImport { fl, value } => self.write(out, fl_at, fl, value.clone(), Origin::Text("(constant)")),
             Decl::ConstExport { hf: key, value } => {
                 if let Some(found) = dict::get(hf, key)
                     && !dict::same(found, value)
                 {
                     self.problems.push(Problem::at_hf(
-                        join(hf_prefix, key),
+                        hf_at.join(key),
                         format!(
                             "not representable: {} only holds {}, found {}",
                             self.format,
@@ -471,55 +577,57 @@ impl<'a> Importer<'a> {
                     None => fallback(self.root),
                 };
                 match value {
-                    Ok(value) => self.write(out, fl_prefix, fl, value, &join(hf_prefix, key)),
-                    Err(message) => self.problems.push(Problem::at_hf(join(hf_prefix, key), message)),
+                    Ok(value) => self.write(out, fl_at, fl, value, Origin::Path(hf_at.child(key))),
+                    Err(message) => self.problems.push(Problem::at_hf(hf_at.join(key), message)),
                 }
             }
             Decl::Optional { fl, hf: key, sentinel } => {
                 if let Some(value) = dict::get(hf, key)
                     && !dict::same(value, sentinel)
                 {
-                    self.write(out, fl_prefix, fl, value.clone(), &join(hf_prefix, key));
+                    self.write(out, fl_at, fl, value.clone(), Origin::Path(hf_at.child(key)));
                 }
             }
             Decl::Ignored { .. } => {}
             Decl::ImportOnly { import, .. } | Decl::Custom { import, .. } => {
+                let hf_prefix = hf_at.render();
                 let context = ImportContext {
                     root: self.root,
                     format: self.format,
-                    hf_path: hf_prefix,
+                    hf_path: &hf_prefix,
                 };
                 match import(hf, &context) {
                     Ok(writes) => {
                         for (path, value) in writes {
-                            self.write(out, fl_prefix, &path, value, hf_prefix);
+                            self.write(out, fl_at, &path, value, Origin::Path(hf_at));
                         }
                     }
                     Err(problems) => {
                         for mut problem in problems {
-                            problem.fast_llm = problem.fast_llm.map(|p| join(fl_prefix, &p));
-                            problem.hf = problem.hf.map(|p| join(hf_prefix, &p));
+                            problem.fast_llm = problem.fast_llm.map(|p| fl_at.join(&p));
+                            problem.hf = problem.hf.map(|p| hf_at.join(&p));
                             self.problems.push(problem);
                         }
                     }
                 }
             }
             Decl::Nested { fl, section, hf_path } => {
-                let Some((sub_hf, sub_prefix)) = self.sub_hf(hf, hf_prefix, *hf_path) else {
+                let sub_at = hf_at.child(hf_path.unwrap_or(""));
+                let Some(sub_hf) = self.sub_hf(hf, hf_at, *hf_path) else {
                     return;
                 };
                 if let Some(name) = section.hf_type_name
                     && let Some(found) = sub_hf.get("type")
-                    && found != &Value::Str(name.into())
+                    && !matches!(found, Value::Str(f) if f == name)
                 {
                     self.problems.push(Problem::at_hf(
-                        join(&sub_prefix, "type"),
+                        sub_at.join("type"),
                         format!("expected {name:?}, found {}", show(found)),
                     ));
                 }
                 let mut sub_out = Map::new();
-                self.section(section, &sub_hf, &sub_prefix, &mut sub_out, &join(fl_prefix, fl));
-                self.write(out, fl_prefix, fl, Value::Map(sub_out), &sub_prefix);
+                self.section_at(section, sub_hf, sub_at, &mut sub_out, fl_at.child(fl));
+                self.write(out, fl_at, fl, Value::Map(sub_out), Origin::Path(sub_at));
             }
             Decl::Dispatch {
                 fl,
@@ -527,15 +635,16 @@ impl<'a> Importer<'a> {
                 key,
                 sections,
             } => {
-                let Some((sub_hf, sub_prefix)) = self.sub_hf(hf, hf_prefix, *hf_path) else {
+                let sub_at = hf_at.child(hf_path.unwrap_or(""));
+                let Some(sub_hf) = self.sub_hf(hf, hf_at, *hf_path) else {
                     return;
                 };
-                let Some(section) = self.by_discriminator(sections, &sub_hf, &sub_prefix, key) else {
+                let Some(section) = self.by_discriminator(sections, sub_hf, sub_at, key) else {
                     return;
                 };
                 let mut sub_out = Map::new();
-                self.section(section, &sub_hf, &sub_prefix, &mut sub_out, &join(fl_prefix, fl));
-                self.write(out, fl_prefix, fl, Value::Map(sub_out), &sub_prefix);
+                self.section_at(section, sub_hf, sub_at, &mut sub_out, fl_at.child(fl));
+                self.write(out, fl_at, fl, Value::Map(sub_out), Origin::Path(sub_at));
             }
             Decl::TypedDict {
                 fl,
@@ -543,48 +652,43 @@ impl<'a> Importer<'a> {
                 key: discriminator,
                 sections,
             } => {
-                let dict_prefix = join(hf_prefix, key);
+                let dict_at = hf_at.child(key);
                 let entries = match dict::get(hf, key) {
-                    Some(Value::Map(entries)) => entries.clone(),
+                    Some(Value::Map(entries)) => entries,
                     Some(other) => {
                         self.problems.push(Problem::at_hf(
-                            dict_prefix,
+                            dict_at.render(),
                             format!("expected a dict, found {}", show(other)),
                         ));
                         return;
                     }
                     None => {
                         self.problems.push(Problem::at_hf(
-                            dict_prefix,
+                            dict_at.render(),
                             format!("missing (required by {})", self.format),
                         ));
                         return;
                     }
                 };
+                let fl_dict_at = fl_at.child(fl);
                 let mut dict_out = Map::new();
-                for (name, entry) in &entries {
-                    let entry_prefix = join(&dict_prefix, name);
+                for (name, entry) in entries {
+                    let entry_at = dict_at.child(name);
                     let Some(entry) = entry.as_map() else {
                         self.problems.push(Problem::at_hf(
-                            entry_prefix,
+                            entry_at.render(),
                             format!("expected a dict, found {}", show(entry)),
                         ));
                         continue;
                     };
-                    let Some(section) = self.by_discriminator(sections, entry, &entry_prefix, discriminator) else {
+                    let Some(section) = self.by_discriminator(sections, entry, entry_at, discriminator) else {
                         continue;
                     };
                     let mut entry_out = Map::new();
-                    self.section(
-                        section,
-                        entry,
-                        &entry_prefix,
-                        &mut entry_out,
-                        &join(&join(fl_prefix, fl), name),
-                    );
+                    self.section_at(section, entry, entry_at, &mut entry_out, fl_dict_at.child(name));
                     dict_out.insert(name.clone(), Value::Map(entry_out));
                 }
-                self.write(out, fl_prefix, fl, Value::Map(dict_out), &dict_prefix);
+                self.write(out, fl_at, fl, Value::Map(dict_out), Origin::Path(dict_at));
             }
             Decl::ListDispatch {
                 fl,
@@ -592,7 +696,7 @@ impl<'a> Importer<'a> {
                 hf_count,
                 entries,
             } => {
-                self.list_dispatch(hf, hf_prefix, out, fl_prefix, fl, hf_layout, hf_count, entries);
+                self.list_dispatch(hf, hf_at, out, fl_at, fl, hf_layout, hf_count, entries);
             }
         }
     }
@@ -601,15 +705,15 @@ impl<'a> Importer<'a> {
     fn list_dispatch(
         &mut self,
         hf: &Map,
-        hf_prefix: &str,
+        hf_at: At,
         out: &mut Map,
-        fl_prefix: &str,
+        fl_at: At,
         fl: &str,
         hf_layout: &str,
         hf_count: &str,
         entries: &[LayoutEntry],
     ) {
-        let layout_key = join(hf_prefix, hf_layout);
+        let layout_at = hf_at.child(hf_layout);
         let layout: Vec<String> = match dict::get(hf, hf_layout) {
             Some(Value::List(items)) if !items.is_empty() => {
                 let mut names = Vec::new();
@@ -617,7 +721,7 @@ impl<'a> Importer<'a> {
                     match item {
                         Value::Str(name) if entries.iter().any(|e| e.layout_name == name) => names.push(name.clone()),
                         other => self.problems.push(Problem::at_hf(
-                            format!("{layout_key}.{i}"),
+                            format!("{}.{i}", layout_at.render()),
                             format!(
                                 "unsupported layout entry {} (supported: {})",
                                 show(other),
@@ -630,14 +734,14 @@ impl<'a> Importer<'a> {
             }
             Some(other) => {
                 self.problems.push(Problem::at_hf(
-                    layout_key,
+                    layout_at.render(),
                     format!("expected a non-empty list, found {}", show(other)),
                 ));
                 return;
             }
             None => {
                 self.problems.push(Problem::at_hf(
-                    layout_key,
+                    layout_at.render(),
                     format!("missing (required by {})", self.format),
                 ));
                 return;
@@ -645,30 +749,31 @@ impl<'a> Importer<'a> {
         };
         let Some(count) = dict::get(hf, hf_count).cloned() else {
             self.problems.push(Problem::at_hf(
-                join(hf_prefix, hf_count),
+                hf_at.join(hf_count),
                 format!("missing (required by {})", self.format),
             ));
             return;
         };
-        let fl_path = join(fl_prefix, fl);
-        let import_block = |this: &mut Self, name: &str, block_fl: &str| {
+        let sequence_at = fl_at.child(fl);
+        let import_block = |this: &mut Self, name: &str, block_at: At| {
             let entry = entries.iter().find(|e| e.layout_name == name).expect("checked above");
             let mut block = Map::new();
-            this.section(&entry.section.clone(), hf, hf_prefix, &mut block, block_fl);
+            this.section_at(&entry.section, hf, hf_at, &mut block, block_at);
             Value::Map(block)
         };
         let distinct: std::collections::BTreeSet<&String> = layout.iter().collect();
         let mut sequence = Map::new();
         if distinct.len() == 1 {
             sequence.insert("type".into(), Value::Str("fixed".into()));
-            sequence.insert("block".into(), import_block(self, &layout[0], &join(&fl_path, "block")));
+            sequence.insert(
+                "block".into(),
+                import_block(self, &layout[0], sequence_at.child("block")),
+            );
         } else {
             let mut blocks = Map::new();
+            let blocks_at = sequence_at.child("blocks");
             for name in distinct {
-                blocks.insert(
-                    name.clone(),
-                    import_block(self, name, &join(&fl_path, &format!("blocks.{name}"))),
-                );
+                blocks.insert(name.clone(), import_block(self, name, blocks_at.child(name)));
             }
             sequence.insert("type".into(), Value::Str("pattern".into()));
             sequence.insert("blocks".into(), Value::Map(blocks));
@@ -678,24 +783,28 @@ impl<'a> Importer<'a> {
             );
         }
         sequence.insert("num_blocks".into(), count);
-        self.write(out, fl_prefix, fl, Value::Map(sequence), &layout_key);
+        self.write(out, fl_at, fl, Value::Map(sequence), Origin::Path(layout_at));
     }
 
-    fn sub_hf(&mut self, hf: &Map, hf_prefix: &str, hf_path: Option<&str>) -> Option<(Map, String)> {
+    /// The HF sub-dict at `hf_path` (this dict when `None`), or a problem at it.
+    fn sub_hf<'m>(&mut self, hf: &'m Map, hf_at: At, hf_path: Option<&str>) -> Option<&'m Map> {
         let Some(path) = hf_path else {
-            return Some((hf.clone(), hf_prefix.to_string()));
+            return Some(hf);
         };
-        let full = join(hf_prefix, path);
         match dict::get(hf, path) {
-            Some(Value::Map(map)) => Some((map.clone(), full)),
+            Some(Value::Map(map)) => Some(map),
             Some(other) => {
-                self.problems
-                    .push(Problem::at_hf(full, format!("expected a dict, found {}", show(other))));
+                self.problems.push(Problem::at_hf(
+                    hf_at.join(path),
+                    format!("expected a dict, found {}", show(other)),
+                ));
                 None
             }
             None => {
-                self.problems
-                    .push(Problem::at_hf(full, format!("missing (required by {})", self.format)));
+                self.problems.push(Problem::at_hf(
+                    hf_at.join(path),
+                    format!("missing (required by {})", self.format),
+                ));
                 None
             }
         }
@@ -705,7 +814,7 @@ impl<'a> Importer<'a> {
         &mut self,
         sections: &'s [std::sync::Arc<Section>],
         hf: &Map,
-        hf_prefix: &str,
+        hf_at: At,
         key: &str,
     ) -> Option<&'s Section> {
         if let [only] = sections
@@ -713,15 +822,15 @@ impl<'a> Importer<'a> {
         {
             return Some(only);
         }
-        let supported: Vec<&str> = sections.iter().filter_map(|s| s.hf_type_name).collect();
         let found = hf.get(key);
         let section = sections
             .iter()
-            .find(|s| s.hf_type_name.is_some() && found == Some(&Value::Str(s.hf_type_name.unwrap().into())));
+            .find(|s| matches!((s.hf_type_name, found), (Some(name), Some(Value::Str(f))) if name == f));
         if section.is_none() {
+            let supported: Vec<&str> = sections.iter().filter_map(|s| s.hf_type_name).collect();
             let found = found.map(show).unwrap_or_else(|| "nothing".into());
             self.problems.push(Problem::at_hf(
-                join(hf_prefix, key),
+                hf_at.join(key),
                 format!("unsupported type {found} (supported: {})", supported.join(", ")),
             ));
         }
@@ -740,7 +849,7 @@ pub fn export_sub(
     let mut out = Map::new();
     exporter.section(section, fl, "", &mut out, "");
     if exporter.problems.is_empty() {
-        Ok((out, exporter.writers))
+        Ok((out, exporter.writers.into_map()))
     } else {
         Err(exporter.problems)
     }

@@ -277,33 +277,40 @@ impl HfClass {
                 }
                 continue;
             }
-            let fill = match out.get(key.name) {
+            let wrong_type = |value: &Value| {
+                (!matches!(value, Value::Null) && !key.ty.accepts(value)).then(|| {
+                    Problem::at_hf(
+                        key.name,
+                        format!("must be {} ({}), found {}", key.ty.name(), self.name, show(value)),
+                    )
+                })
+            };
+            // One lookup decides the fill and, for a value kept as it is, checks its type.
+            let current = out.get(key.name);
+            let fill = match current {
                 None => &key.absent,
                 Some(Value::Null) => &key.null,
                 Some(Value::Map(m)) if m.is_empty() => &key.empty,
                 Some(Value::List(l)) if l.is_empty() => &key.empty,
                 Some(_) => &Fill::Keep,
             };
-            match fill {
-                Fill::Keep => {}
-                Fill::Value(value) => {
-                    out.insert(key.name.to_string(), value.clone());
-                }
+            let filled = match fill {
+                Fill::Keep => None,
+                Fill::Value(value) => Some(value.clone()),
                 Fill::Derive(derive) => match derive(&out) {
-                    Ok(value) => {
-                        out.insert(key.name.to_string(), value);
+                    Ok(value) => Some(value),
+                    Err(message) => {
+                        problems.push(Problem::at_hf(key.name, message));
+                        None
                     }
-                    Err(message) => problems.push(Problem::at_hf(key.name, message)),
                 },
-            }
-            if let Some(value) = out.get(key.name)
-                && !matches!(value, Value::Null)
-                && !key.ty.accepts(value)
-            {
-                problems.push(Problem::at_hf(
-                    key.name,
-                    format!("must be {} ({}), found {}", key.ty.name(), self.name, show(value)),
-                ));
+            };
+            match filled {
+                Some(value) => {
+                    problems.extend(wrong_type(&value));
+                    out.insert(key.name.to_string(), value);
+                }
+                None => problems.extend(current.and_then(wrong_type)),
             }
         }
         (out, problems)

@@ -1,12 +1,11 @@
 //! The format registry: handlers registered from family crates with `inventory::submit!`, and
 //! the whole-config import/export each handler performs.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
 
-use crate::coverage::{check_hf_coverage, hf_claims};
+use crate::coverage::{ClaimTree, hf_claims};
 use crate::dict::show;
 use crate::engine::{Exporter, Importer};
 use crate::hf_class::HfClass;
@@ -114,6 +113,40 @@ pub const GENERIC_METADATA: &[&str] = &[
     "typical_p",
     "use_bfloat16",
 ];
+
+/// What a converter's tables compile to for the per-call checks: built once per converter, on
+/// its first use, like the converter itself.
+struct Compiled {
+    /// The HF claims of the declaration tree.
+    claims: ClaimTree,
+    /// `GENERIC_METADATA`, sorted for binary search.
+    generic: Vec<&'static str>,
+}
+
+/// The compiled form of `converter`. Converters are `'static` (built once in their family
+/// crate's `OnceLock`), so their address identifies them for the life of the process.
+fn compiled(converter: &'static Converter) -> &'static Compiled {
+    static ALL: OnceLock<RwLock<Vec<(usize, &'static Compiled)>>> = OnceLock::new();
+    let all = ALL.get_or_init(Default::default);
+    let id = converter as *const Converter as usize;
+    let find = |all: &[(usize, &'static Compiled)]| all.iter().find(|(c, _)| *c == id).map(|(_, c)| *c);
+    if let Some(found) = find(&all.read().unwrap_or_else(|e| e.into_inner())) {
+        return found;
+    }
+    let mut all = all.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = find(&all) {
+        return found;
+    }
+    let mut generic = GENERIC_METADATA.to_vec();
+    generic.sort_unstable();
+    // One per registered format, kept for the life of the process like the converter.
+    let built: &'static Compiled = Box::leak(Box::new(Compiled {
+        claims: ClaimTree::new(&hf_claims(&converter.base_model)),
+        generic,
+    }));
+    all.push((id, built));
+    built
+}
 
 /// Every registered handler, sorted by name.
 pub fn handlers() -> Vec<&'static Handler> {
@@ -228,9 +261,8 @@ impl Handler {
                 ),
             )),
         }
-        let expected = Value::List(vec![Value::Str(self.architecture.into())]);
         match hf.get("architectures") {
-            Some(found) if *found == expected => {}
+            Some(Value::List(found)) if matches!(found.as_slice(), [Value::Str(a)] if a == self.architecture) => {}
             found => problems.push(Problem::at_hf(
                 "architectures",
                 format!(
@@ -240,8 +272,12 @@ impl Handler {
                 ),
             )),
         }
-        let allowlist: BTreeSet<&str> = GENERIC_METADATA.iter().copied().collect();
-        problems.extend(check_hf_coverage(hf, &self.hf_claims(), &allowlist));
+        let compiled = compiled(self.converter());
+        problems.extend(
+            compiled
+                .claims
+                .check(hf, |key| compiled.generic.binary_search(&key).is_ok()),
+        );
         problems
     }
 

@@ -291,17 +291,18 @@ fn decoder(block: Arc<Section>) -> Decl {
         &["num_hidden_layers"],
         true,
         move |fl, context| {
-            let decoder = fl_value(fl, "decoder").as_map().cloned().unwrap_or_default();
-            let blocks: Vec<(String, Map)> = match fl_value(&decoder, "type") {
+            let empty = Map::new();
+            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&empty);
+            let blocks: Vec<(String, &Map)> = match fl_value(decoder, "type") {
                 Value::Str(t) if t == "fixed" => {
-                    vec![("decoder.block".into(), fl_value(&decoder, "block").as_map().cloned().unwrap_or_default())]
+                    vec![("decoder.block".into(), fl_value(decoder, "block").as_map().unwrap_or(&empty))]
                 }
-                Value::Str(t) if t == "pattern" => fl_value(&decoder, "blocks")
+                Value::Str(t) if t == "pattern" => fl_value(decoder, "blocks")
                     .as_map()
                     .map(|blocks| {
                         blocks
                             .iter()
-                            .map(|(name, b)| (format!("decoder.blocks.{name}"), b.as_map().cloned().unwrap_or_default()))
+                            .map(|(name, b)| (format!("decoder.blocks.{name}"), b.as_map().unwrap_or(&empty)))
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -320,13 +321,14 @@ fn decoder(block: Arc<Section>) -> Decl {
             if !problems.is_empty() {
                 return Err(problems);
             }
-            let Some((first_path, first, writers)) = exported.first().cloned() else {
+            let mut exported = exported.into_iter();
+            let Some((first_path, first, writers)) = exported.next() else {
                 return Err(vec![Problem::at_fast_llm("decoder", "no blocks")]);
             };
-            for (path, other, _) in &exported[1..] {
-                if other != &first {
+            for (path, other, _) in exported {
+                if other != first {
                     problems.push(Problem::at_fast_llm(
-                        path.clone(),
+                        path,
                         format!("differs from `{first_path}`: the format repeats one block description, so pattern blocks must be identical"),
                     ));
                 }
@@ -341,7 +343,7 @@ fn decoder(block: Arc<Section>) -> Decl {
                     HfWrite { key, value, source }
                 })
                 .collect();
-            writes.push(("num_hidden_layers".to_string(), fl_value(&decoder, "num_blocks").clone()).into());
+            writes.push(("num_hidden_layers".to_string(), fl_value(decoder, "num_blocks").clone()).into());
             Ok(writes)
         },
         move |hf, context| {
