@@ -206,7 +206,7 @@ fn count(summary: &str, label: &str) -> u64 {
 
 /// `cargo xtask bench [GB]`.
 fn bench(gigabytes: f64) -> Result<(), String> {
-    use fastllm_convert::checkpoint::convert::write_synthetic_hf;
+    use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
     use fastllm_convert::config::{ModelKind, Value, load_base_model};
     use std::time::Instant;
 

@@ -1,0 +1,130 @@
+//! The input side of a conversion: the checkpoint layouts a conversion reads, each behind
+//! [`InputLayout`], and the opened [`Input`] they all produce (the Fast-LLM parameters it holds,
+//! and each one's bytes).
+//!
+//! To add a layout: a module here implementing [`InputLayout`], a [`Side`] variant, and its arm
+//! in [`Side::input_layout`] (and in [`detect`] if `--from auto` should find it).
+
+mod fast_llm;
+mod hf;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use fastllm_config::BaseModelConfig;
+use fastllm_core::weights::{PlanLimits, Transform};
+
+pub use self::fast_llm::{fast_llm_base_model, fast_llm_config};
+use super::transfer;
+use super::{ConversionError, Options, Side};
+use crate::FileSet;
+use crate::carry::InputConfig;
+use crate::naming::in_file;
+use crate::read::read_document;
+
+/// A checkpoint layout a conversion reads: where its config is and how its tensors become
+/// Fast-LLM parameters.
+pub(crate) trait InputLayout {
+    /// The file the config is read from, named in config errors.
+    fn config_file(&self) -> &'static str;
+
+    /// The input's base-model config from its config file alone (no tensor opened), with the HF
+    /// keys it carries and the ones `--drop-key` / `--text-only` removed.
+    fn read_config(&self, dir: &Path, options: &Options) -> Result<InputConfig, ConversionError>;
+
+    /// Opens the input's tensors and checks them against `config` (from [`Self::read_config`]):
+    /// every Fast-LLM parameter the input holds, with where its bytes are.
+    fn open(&self, dir: &Path, config: BaseModelConfig, options: &Options) -> Result<Input, ConversionError>;
+}
+
+impl Side {
+    /// How checkpoints of this side are read: the one place an input layout is chosen.
+    pub(crate) fn input_layout(self) -> Box<dyn InputLayout> {
+        match self {
+            Side::FastLlm => Box::new(fast_llm::FastLlmInput),
+            Side::Hf(handler) => Box::new(hf::HfInput(handler)),
+        }
+    }
+}
+
+/// Detects the format of a checkpoint directory: `metadata.yaml` means Fast-LLM, else the
+/// `model_type` of `config.json`.
+pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
+    if dir.join("metadata.yaml").is_file() {
+        return Ok(Side::FastLlm);
+    }
+    let path = dir.join("config.json");
+    let config = read_document(&path)?;
+    Ok(Side::Hf(fastllm_core::detect(&config).map_err(in_file(path))?))
+}
+
+/// An opened input: its config, the Fast-LLM parameters it holds and where their bytes are.
+pub(crate) struct Input {
+    pub config: BaseModelConfig,
+    /// Fast-LLM parameter → how to build it from the input's tensors.
+    pub sources: BTreeMap<String, Source>,
+    /// Input tensors of parts the format does not convert, dropped with `text_only`.
+    pub dropped_tensors: Vec<String>,
+    /// The file listing the input's tensors (where a missing tensor is missing from).
+    pub listing: &'static str,
+    /// What the input holds, bounding the output plan.
+    pub limits: PlanLimits,
+    files: FileSet,
+}
+
+/// How to get one Fast-LLM parameter from the input.
+pub(crate) struct Source {
+    /// Input tensor names it is made of.
+    pub inputs: Vec<String>,
+    pub transform: Transform,
+    pub shape: Vec<usize>,
+    pub dtype: String,
+}
+
+impl Input {
+    /// The bytes of Fast-LLM parameter `name` (borrowed when no transform is needed).
+    pub fn bytes(&self, name: &str) -> Cow<'_, [u8]> {
+        let source = &self.sources[name];
+        let parts: Vec<_> = source
+            .inputs
+            .iter()
+            .map(|input| self.files.get(input).expect("checked"))
+            .collect();
+        transfer::to_fast_llm(&parts, &source.shape, source.transform, &source.dtype)
+    }
+
+    /// Writes Fast-LLM parameter `name` to `sink` without a tensor-sized buffer, when it needs
+    /// none (its input tensors concatenated as they are); `false` when it does.
+    pub fn stream(&self, name: &str, sink: &mut dyn Write) -> std::io::Result<bool> {
+        let source = &self.sources[name];
+        if !matches!(
+            source.transform,
+            Transform::Copy | Transform::Reshape | Transform::Concat
+        ) {
+            return Ok(false);
+        }
+        for input in &source.inputs {
+            sink.write_all(self.files.get(input).expect("checked").data)?;
+            self.files.release(input);
+        }
+        Ok(true)
+    }
+
+    /// Drops the pages of Fast-LLM parameter `name`'s input tensors from resident memory.
+    pub fn release(&self, name: &str) {
+        for input in &self.sources[name].inputs {
+            self.files.release(input);
+        }
+    }
+
+    /// The file holding (the first input tensor of) Fast-LLM parameter `name`, for messages.
+    pub fn file_of(&self, name: &str) -> &str {
+        self.sources[name]
+            .inputs
+            .first()
+            .and_then(|input| self.files.get(input))
+            .map_or("", |t| t.file)
+    }
+}
