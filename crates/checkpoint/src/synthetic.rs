@@ -13,7 +13,7 @@ use crate::companions::Companions;
 use crate::convert::metadata::{hf_file_metadata, write_config_json, write_hf_index};
 use crate::convert::plan::{OutputTensor, weight_plan};
 use crate::convert::write::{shard, specs};
-use crate::convert::{ConversionError, Options, PlannedTensor, Side, Summary};
+use crate::convert::{ConversionError, Options, Output, PlannedTensor, Summary};
 use crate::writer::{OutputDir, write_safetensors};
 use crate::{CheckpointError, dtype_size};
 
@@ -54,7 +54,7 @@ pub fn write_synthetic_hf(
             });
         }
     }
-    let to = Side::Hf(handler);
+    let to = Output::Hf(handler);
     let options = Options {
         max_shard_bytes,
         ..Options::default()
@@ -88,6 +88,8 @@ pub fn write_synthetic_hf(
         not_carried_keys: Vec::new(),
         dropped_keys: Vec::new(),
         dropped_tensors: Vec::new(),
+        skipped_shards: Vec::new(),
+        training_state: Vec::new(),
         companions: Companions::default(),
     })
 }

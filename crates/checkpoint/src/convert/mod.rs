@@ -20,7 +20,7 @@ pub(crate) mod write;
 
 use std::path::{Path, PathBuf};
 
-use fastllm_config::BaseModelConfig;
+use fastllm_config::{BaseModelConfig, Value};
 use fastllm_core::weights::Transform;
 use fastllm_core::{Carried, ConvertError, Handler, HfLayout, NotCarried, Placement, Problem};
 
@@ -44,6 +44,9 @@ pub enum Side {
     FastLlm,
     /// A registered HF format.
     Hf(&'static Handler),
+    /// Fast-LLM's distributed training checkpoint (`metadata.yaml` + `rank_<r>.safetensors`):
+    /// an input only.
+    FastLlmDistributed,
 }
 
 impl Side {
@@ -52,6 +55,33 @@ impl Side {
         match self {
             Side::FastLlm => "fast_llm",
             Side::Hf(handler) => handler.name,
+            Side::FastLlmDistributed => "fast_llm_distributed",
+        }
+    }
+
+    /// What a conversion to this side writes; an input-only side is refused by name.
+    fn output(self) -> Result<Output, ConversionError> {
+        match self {
+            Side::FastLlm => Ok(Output::FastLlm),
+            Side::Hf(handler) => Ok(Output::Hf(handler)),
+            Side::FastLlmDistributed => Err(ConversionError::InputOnly { format: self.name() }),
+        }
+    }
+}
+
+/// A format a conversion writes.
+#[derive(Clone, Copy)]
+pub(crate) enum Output {
+    FastLlm,
+    Hf(&'static Handler),
+}
+
+impl Output {
+    /// The format's name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Output::FastLlm => "fast_llm",
+            Output::Hf(handler) => handler.name,
         }
     }
 }
@@ -73,6 +103,9 @@ pub struct Options {
     pub text_only: bool,
     /// HF keys of the input to drop (`--drop-key`, dotted): the way out of an unknown-key error.
     pub drop_keys: Vec<String>,
+    /// The shard of a distributed input to convert (`--shard`; `None`: `weights`), e.g. an
+    /// optimizer state's values in place of the weights.
+    pub shard: Option<String>,
 }
 
 impl Default for Options {
@@ -85,6 +118,7 @@ impl Default for Options {
             max_shard_bytes: 5_000_000_000,
             text_only: false,
             drop_keys: Vec::new(),
+            shard: None,
         }
     }
 }
@@ -114,6 +148,15 @@ pub enum ConversionError {
     Tensors { path: PathBuf, problems: Vec<String> },
     #[error("{format}: weight conversion is not declared for this format yet; its config converts (use --config-only)")]
     WeightsNotDeclared { format: &'static str },
+    #[error(
+        "{format} is an input format only (what Fast-LLM's training saves): convert it to fast_llm or an HF format"
+    )]
+    InputOnly { format: &'static str },
+    #[error(
+        "--shard {shard}: only a fast_llm_distributed input has shards to choose from; a {format} checkpoint holds \
+         weights only"
+    )]
+    ShardOfNonDistributed { shard: String, format: &'static str },
 }
 
 fn render(problems: &[String]) -> String {
@@ -160,6 +203,12 @@ pub struct Summary {
     pub dropped_keys: Vec<DroppedKey>,
     /// Input tensors dropped because the format does not convert them (`text_only`).
     pub dropped_tensors: Vec<String>,
+    /// The input's shards not converted: a distributed checkpoint's optimizer state (or, with
+    /// `--shard`, its weights).
+    pub skipped_shards: Vec<String>,
+    /// What a training checkpoint saved besides the model (trainer progress such as
+    /// `metadata.completed_steps`), not converted: dotted key and value.
+    pub training_state: Vec<(String, Value)>,
     /// The input's companion files (tokenizer, generation config, ...) copied, and the rest.
     pub companions: Companions,
 }
@@ -192,11 +241,20 @@ pub fn convert_with_progress(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Summary, ConversionError> {
     crate::paths::check_output_path(input, output)?;
+    let to = to.output()?;
+    if let Some(shard) = &options.shard
+        && !matches!(from, Side::FastLlmDistributed)
+    {
+        return Err(ConversionError::ShardOfNonDistributed {
+            shard: shard.clone(),
+            format: from.name(),
+        });
+    }
     if options.config_only {
         return convert_config(input, from, output, to, options);
     }
-    for side in [from, to] {
-        if let Side::Hf(handler) = side
+    for handler in [from.output().ok(), Some(to)].into_iter().flatten() {
+        if let Output::Hf(handler) = handler
             && handler.converter().base_model.weights.is_empty()
         {
             return Err(ConversionError::WeightsNotDeclared { format: handler.name });
@@ -225,6 +283,8 @@ pub fn convert_with_progress(
         not_carried_keys: placement.not_carried,
         dropped_keys,
         dropped_tensors: source.dropped_tensors.clone(),
+        skipped_shards: source.skipped_shards.clone(),
+        training_state: source.training_state.clone(),
         companions,
     };
     if options.dry_run {
@@ -234,8 +294,8 @@ pub fn convert_with_progress(
     let out = OutputDir::create(output, options.force)?;
     let files = shard(&outputs, to, options);
     match to {
-        Side::FastLlm => write_fast_llm_metadata(&out, config, &carried, &outputs, &files)?,
-        Side::Hf(handler) => {
+        Output::FastLlm => write_fast_llm_metadata(&out, config, &carried, &outputs, &files)?,
+        Output::Hf(handler) => {
             let (hf, _) = handler
                 .export_carrying(config, &carried, options.layout)
                 .map_err(export_error(input, from))?;
@@ -246,11 +306,11 @@ pub fn convert_with_progress(
         }
     }
     let metadata = match to {
-        Side::FastLlm => fast_llm_file_metadata(config),
-        Side::Hf(_) => hf_file_metadata(),
+        Output::FastLlm => fast_llm_file_metadata(config),
+        Output::Hf(_) => hf_file_metadata(),
     };
     write_tensors(&out, &files, &outputs, &metadata, &source, to, progress)?;
-    if matches!(to, Side::FastLlm) {
+    if matches!(to, Output::FastLlm) {
         out.write_text("ok", "")?;
     }
     summary.files = files.into_iter().map(|(f, _)| f).collect();
@@ -263,14 +323,14 @@ pub fn convert_with_progress(
 /// Where the carried keys go in the output: an HF config places them, a Fast-LLM checkpoint
 /// stores them all.
 fn carried_to(
-    to: Side,
+    to: Output,
     config: &BaseModelConfig,
     carried: &Carried,
     layout: HfLayout,
 ) -> Result<Placement, ConvertError> {
     Ok(match to {
-        Side::Hf(handler) => handler.export_carrying(config, carried, layout)?.1,
-        Side::FastLlm => Placement {
+        Output::Hf(handler) => handler.export_carrying(config, carried, layout)?.1,
+        Output::FastLlm => Placement {
             carried: carried.keys().map(String::from).collect(),
             not_carried: Vec::new(),
         },
@@ -279,10 +339,10 @@ fn carried_to(
 
 /// The input's companion files; the weights (`*.safetensors`, handled by the conversion) and
 /// the output format's modeling files (copied by [`copy_extra_files`]) are neither.
-fn companions_of(input: &Path, to: Side) -> Result<Companions, CheckpointError> {
+fn companions_of(input: &Path, to: Output) -> Result<Companions, CheckpointError> {
     let extra: &[&str] = match to {
-        Side::Hf(handler) => handler.extra_files,
-        Side::FastLlm => &[],
+        Output::Hf(handler) => handler.extra_files,
+        Output::FastLlm => &[],
     };
     companions(input, &|name| extra.contains(&name))
 }
@@ -292,7 +352,7 @@ fn convert_config(
     input: &Path,
     from: Side,
     output: &Path,
-    to: Side,
+    to: Output,
     options: &Options,
 ) -> Result<Summary, ConversionError> {
     let InputConfig {
@@ -301,13 +361,13 @@ fn convert_config(
         dropped: dropped_keys,
     } = from.input_layout().read_config(input, options)?;
     let hf = match to {
-        Side::Hf(handler) => Some(
+        Output::Hf(handler) => Some(
             handler
                 .export_carrying(&config, &carried, options.layout)
                 .map_err(export_error(input, from))?
                 .0,
         ),
-        Side::FastLlm => None,
+        Output::FastLlm => None,
     };
     let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
     let mut summary = Summary {
@@ -321,6 +381,8 @@ fn convert_config(
         not_carried_keys: placement.not_carried,
         dropped_keys,
         dropped_tensors: Vec::new(),
+        skipped_shards: Vec::new(),
+        training_state: Vec::new(),
         companions: companions_of(input, to)?,
     };
     if options.dry_run {

@@ -9,7 +9,7 @@ use fastllm_core::Handler;
 use fastllm_core::weights::{PlanEntry, PlanLimits, plan_within};
 
 use super::input::Input;
-use super::{ConversionError, PlannedTensor, Side};
+use super::{ConversionError, Output, PlannedTensor, Side};
 use crate::naming::{config_file, tensor_bytes};
 
 /// The shard suffix of Fast-LLM tensor names (`<parameter>/weights`).
@@ -31,12 +31,12 @@ pub(crate) struct OutputTensor {
 /// The output tensors of `input` (read from `dir` as `from`) in format `to`, in write order.
 /// Every problem is collected, each naming its tensor: a planned tensor the input lacks or holds
 /// with another shape, a size that overflows, an input parameter with no place in the output.
-pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Side) -> Result<Vec<OutputTensor>, ConversionError> {
+pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<Vec<OutputTensor>, ConversionError> {
     let mut outputs = Vec::new();
     let mut problems = Vec::new();
     let mut used = BTreeSet::new();
     match to {
-        Side::FastLlm => {
+        Output::FastLlm => {
             for (parameter, src) in &input.sources {
                 used.insert(parameter.clone());
                 let Some(bytes) = tensor_bytes(&src.shape, &src.dtype) else {
@@ -63,7 +63,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Side) -> Result<Ve
                 });
             }
         }
-        Side::Hf(handler) => {
+        Output::Hf(handler) => {
             let name_hf_keys = matches!(from, Side::Hf(h) if std::ptr::eq(h, handler));
             let entries = weight_plan(
                 handler,

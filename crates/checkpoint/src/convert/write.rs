@@ -12,7 +12,7 @@ use fastllm_core::weights::{Transform, elements};
 use super::input::Input;
 use super::plan::OutputTensor;
 use super::transfer::{element, hf_part};
-use super::{Options, Side};
+use super::{Options, Output};
 use crate::CheckpointError;
 use crate::writer::{OutputDir, TensorSpec, write_safetensors};
 
@@ -20,26 +20,26 @@ use crate::writer::{OutputDir, TensorSpec, write_safetensors};
 const FAST_LLM_ELEMENTS_PER_FILE: u64 = 1 << 32;
 
 /// Splits the output tensors into files: Fast-LLM's element budget, or HF's `max_shard_bytes`.
-pub(crate) fn shard(outputs: &[OutputTensor], to: Side, options: &Options) -> Vec<(String, Range<usize>)> {
+pub(crate) fn shard(outputs: &[OutputTensor], to: Output, options: &Options) -> Vec<(String, Range<usize>)> {
     let mut ranges = Vec::new();
     let (mut start, mut size) = (0usize, 0u64);
     for (i, output) in outputs.iter().enumerate() {
         let tensor = &output.tensor;
         let weight = match to {
             // Shapes of planned tensors are checked: their element counts fit.
-            Side::FastLlm => elements(&tensor.shape).unwrap_or(u64::MAX),
-            Side::Hf(_) => tensor.bytes,
+            Output::FastLlm => elements(&tensor.shape).unwrap_or(u64::MAX),
+            Output::Hf(_) => tensor.bytes,
         };
         let limit = match to {
-            Side::FastLlm => FAST_LLM_ELEMENTS_PER_FILE,
-            Side::Hf(_) => options.max_shard_bytes,
+            Output::FastLlm => FAST_LLM_ELEMENTS_PER_FILE,
+            Output::Hf(_) => options.max_shard_bytes,
         };
-        if matches!(to, Side::Hf(_)) && i > start && size.saturating_add(weight) > limit {
+        if matches!(to, Output::Hf(_)) && i > start && size.saturating_add(weight) > limit {
             ranges.push(start..i);
             (start, size) = (i, 0);
         }
         size = size.saturating_add(weight);
-        if matches!(to, Side::FastLlm) && size >= limit {
+        if matches!(to, Output::FastLlm) && size >= limit {
             ranges.push(start..i + 1);
             (start, size) = (i + 1, 0);
         }
@@ -53,9 +53,9 @@ pub(crate) fn shard(outputs: &[OutputTensor], to: Side, options: &Options) -> Ve
         .enumerate()
         .map(|(i, range)| {
             let name = match to {
-                Side::FastLlm => format!("model_{i}.safetensors"),
-                Side::Hf(_) if n == 1 => "model.safetensors".to_string(),
-                Side::Hf(_) => format!("model-{:05}-of-{n:05}.safetensors", i + 1),
+                Output::FastLlm => format!("model_{i}.safetensors"),
+                Output::Hf(_) if n == 1 => "model.safetensors".to_string(),
+                Output::Hf(_) => format!("model-{:05}-of-{n:05}.safetensors", i + 1),
             };
             (name, range)
         })
@@ -75,16 +75,17 @@ pub(crate) fn specs(outputs: &[OutputTensor]) -> Vec<TensorSpec> {
 }
 
 /// Writes `outputs` into `files` of `out`, making each from `input`'s Fast-LLM parameters;
-/// calls `progress(bytes written, total bytes)` after each tensor. A Fast-LLM output streams
-/// each parameter the input can stream; otherwise one parameter's bytes are kept while its parts
-/// are written, then freed with the pages of its inputs.
+/// calls `progress(bytes written, total bytes)` after each tensor. A tensor that is its
+/// parameter's bytes as they are streams from the input when the input can stream them;
+/// otherwise one parameter's bytes are kept while its parts are written, then freed with the
+/// pages of its inputs.
 pub(crate) fn write_tensors(
     out: &OutputDir,
     files: &[(String, Range<usize>)],
     outputs: &[OutputTensor],
     metadata: &std::collections::BTreeMap<String, String>,
     input: &Input,
-    to: Side,
+    to: Output,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(), CheckpointError> {
     let total: u64 = outputs.iter().map(|o| o.tensor.bytes).sum();
@@ -98,17 +99,21 @@ pub(crate) fn write_tensors(
             |i, sink: &mut dyn Write| {
                 let output = &outputs[range.start + i];
                 let (tensor, parameter) = (&output.tensor, output.parameter.as_str());
-                if matches!(to, Side::FastLlm) && input.stream(parameter, sink)? {
+                // An output tensor that is its parameter's bytes as they are streams when the
+                // input can stream it.
+                let unchanged =
+                    matches!(to, Output::FastLlm) || matches!(tensor.transform, Transform::Copy | Transform::Reshape);
+                if unchanged && input.stream(parameter, sink)? {
                     done += tensor.bytes;
                     progress(done, total);
                     return Ok(());
                 }
                 if cached.as_ref().is_none_or(|(p, _)| *p != parameter) {
-                    cached = Some((parameter, input.bytes(parameter)));
+                    cached = Some((parameter, input.bytes(parameter).map_err(std::io::Error::other)?));
                 }
                 let bytes = &cached.as_ref().expect("filled").1;
                 // Fast-LLM outputs are the Fast-LLM bytes; HF outputs apply the export transform.
-                let transform = if matches!(to, Side::FastLlm) {
+                let transform = if matches!(to, Output::FastLlm) {
                     Transform::Copy
                 } else {
                     tensor.transform
@@ -144,8 +149,8 @@ pub(crate) fn write_tensors(
 
 /// The files the output format's checkpoints carry (e.g. `modeling_*.py`) split into the ones
 /// the input directory has and the ones it lacks.
-pub(crate) fn extra_files(input: &Path, to: Side) -> (Vec<&'static str>, Vec<String>) {
-    let Side::Hf(handler) = to else {
+pub(crate) fn extra_files(input: &Path, to: Output) -> (Vec<&'static str>, Vec<String>) {
+    let Output::Hf(handler) = to else {
         return (Vec::new(), Vec::new());
     };
     let (present, missing): (Vec<&str>, Vec<&str>) =
@@ -154,7 +159,7 @@ pub(crate) fn extra_files(input: &Path, to: Side) -> (Vec<&'static str>, Vec<Str
 }
 
 /// Copies the format's extra files the input has; returns the ones it lacks.
-pub(crate) fn copy_extra_files(out: &OutputDir, input: &Path, to: Side) -> Result<Vec<String>, CheckpointError> {
+pub(crate) fn copy_extra_files(out: &OutputDir, input: &Path, to: Output) -> Result<Vec<String>, CheckpointError> {
     let (present, missing) = extra_files(input, to);
     for file in present {
         let source = input.join(file);

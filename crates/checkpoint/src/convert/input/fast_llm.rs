@@ -7,7 +7,7 @@ use std::path::Path;
 use fastllm_config::{BaseModelConfig, Map, ModelKind, Value, load_base_model};
 use fastllm_core::weights::Transform;
 
-use super::{Input, InputLayout, Source};
+use super::{Input, InputLayout, Source, Storage};
 use crate::carry::InputConfig;
 use crate::convert::{ConversionError, Options};
 use crate::naming::limits;
@@ -25,6 +25,14 @@ impl InputLayout for FastLlmInput {
     fn read_config(&self, dir: &Path, options: &Options) -> Result<InputConfig, ConversionError> {
         let path = dir.join("metadata.yaml");
         let metadata = read_document(&path)?;
+        if metadata.get("format") == Some(&Value::Str("distributed".into())) {
+            return Err(CheckpointError::invalid(
+                &path,
+                "a distributed (training) checkpoint, not the fast_llm state-dict format: convert it with \
+                 --from fast_llm_distributed (or --from auto)",
+            )
+            .into());
+        }
         let config = fast_llm_config(&path, &metadata)?;
         let (carried, dropped) = crate::carry::read_stored(&path, &metadata, options)?;
         Ok(InputConfig {
@@ -68,9 +76,11 @@ impl InputLayout for FastLlmInput {
             config,
             sources,
             dropped_tensors: Vec::new(),
+            skipped_shards: Vec::new(),
+            training_state: Vec::new(),
             listing: "metadata.yaml",
             limits: limits(&checkpoint.files),
-            files: checkpoint.files,
+            storage: Storage::Files(checkpoint.files),
         })
     }
 }

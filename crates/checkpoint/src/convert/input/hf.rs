@@ -9,7 +9,7 @@ use fastllm_config::BaseModelConfig;
 use fastllm_core::Handler;
 use fastllm_core::weights::PlanEntry;
 
-use super::{Input, InputLayout, Source};
+use super::{Input, InputLayout, Source, Storage};
 use crate::carry::InputConfig;
 use crate::convert::plan::weight_plan;
 use crate::convert::{ConversionError, Options};
@@ -88,9 +88,11 @@ impl InputLayout for HfInput {
             config,
             sources,
             dropped_tensors,
+            skipped_shards: Vec::new(),
+            training_state: Vec::new(),
             listing,
             limits,
-            files: checkpoint.files,
+            storage: Storage::Files(checkpoint.files),
         })
     }
 }

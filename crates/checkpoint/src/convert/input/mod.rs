@@ -5,6 +5,7 @@
 //! To add a layout: a module here implementing [`InputLayout`], a [`Side`] variant, and its arm
 //! in [`Side::input_layout`] (and in [`detect`] if `--from auto` should find it).
 
+mod distributed;
 mod fast_llm;
 mod hf;
 
@@ -19,10 +20,11 @@ use fastllm_core::weights::{PlanLimits, Transform};
 pub use self::fast_llm::{fast_llm_base_model, fast_llm_config};
 use super::transfer;
 use super::{ConversionError, Options, Side};
-use crate::FileSet;
 use crate::carry::InputConfig;
+use crate::distributed::DistributedCheckpoint;
 use crate::naming::in_file;
 use crate::read::read_document;
+use crate::{CheckpointError, FileSet};
 
 /// A checkpoint layout a conversion reads: where its config is and how its tensors become
 /// Fast-LLM parameters.
@@ -45,15 +47,24 @@ impl Side {
         match self {
             Side::FastLlm => Box::new(fast_llm::FastLlmInput),
             Side::Hf(handler) => Box::new(hf::HfInput(handler)),
+            Side::FastLlmDistributed => Box::new(distributed::DistributedInput),
         }
     }
 }
 
-/// Detects the format of a checkpoint directory: `metadata.yaml` means Fast-LLM, else the
-/// `model_type` of `config.json`.
+/// Detects the format of a checkpoint directory: `metadata.yaml` means Fast-LLM (a distributed
+/// checkpoint when it says `format: distributed`), else the `model_type` of `config.json`.
 pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
-    if dir.join("metadata.yaml").is_file() {
-        return Ok(Side::FastLlm);
+    let metadata = dir.join("metadata.yaml");
+    if metadata.is_file() {
+        // A metadata.yaml that does not read is reported by the reading of the Fast-LLM input.
+        let distributed = read_document(&metadata)
+            .is_ok_and(|m| m.get("format") == Some(&fastllm_config::Value::Str("distributed".into())));
+        return Ok(if distributed {
+            Side::FastLlmDistributed
+        } else {
+            Side::FastLlm
+        });
     }
     let path = dir.join("config.json");
     let config = read_document(&path)?;
@@ -67,11 +78,26 @@ pub(crate) struct Input {
     pub sources: BTreeMap<String, Source>,
     /// Input tensors of parts the format does not convert, dropped with `text_only`.
     pub dropped_tensors: Vec<String>,
-    /// The file listing the input's tensors (where a missing tensor is missing from).
+    /// The input's shards not converted (a distributed checkpoint's optimizer state).
+    pub skipped_shards: Vec<String>,
+    /// What the trainer saved besides the model, not converted (dotted key, value).
+    pub training_state: Vec<(String, fastllm_config::Value)>,
+    /// Where the input's tensors are listed (where a missing tensor is missing from).
     pub listing: &'static str,
     /// What the input holds, bounding the output plan.
     pub limits: PlanLimits,
-    files: FileSet,
+    storage: Storage,
+}
+
+/// Where an input's bytes are.
+enum Storage {
+    /// Safetensors files holding each input tensor whole.
+    Files(FileSet),
+    /// The rank files of a distributed checkpoint, read for one shard.
+    Distributed {
+        checkpoint: Box<DistributedCheckpoint>,
+        shard: String,
+    },
 }
 
 /// How to get one Fast-LLM parameter from the input.
@@ -85,46 +111,68 @@ pub(crate) struct Source {
 
 impl Input {
     /// The bytes of Fast-LLM parameter `name` (borrowed when no transform is needed).
-    pub fn bytes(&self, name: &str) -> Cow<'_, [u8]> {
+    pub fn bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
         let source = &self.sources[name];
-        let parts: Vec<_> = source
-            .inputs
-            .iter()
-            .map(|input| self.files.get(input).expect("checked"))
-            .collect();
-        transfer::to_fast_llm(&parts, &source.shape, source.transform, &source.dtype)
+        match &self.storage {
+            Storage::Files(files) => {
+                let parts: Vec<_> = source
+                    .inputs
+                    .iter()
+                    .map(|input| files.get(input).expect("checked"))
+                    .collect();
+                Ok(transfer::to_fast_llm(
+                    &parts,
+                    &source.shape,
+                    source.transform,
+                    &source.dtype,
+                ))
+            }
+            Storage::Distributed { checkpoint, shard } => Ok(Cow::Owned(checkpoint.read(name, shard)?)),
+        }
     }
 
     /// Writes Fast-LLM parameter `name` to `sink` without a tensor-sized buffer, when it needs
-    /// none (its input tensors concatenated as they are); `false` when it does.
+    /// none (input tensors concatenated as they are, or rank-file pieces in order); `false` when
+    /// it does.
     pub fn stream(&self, name: &str, sink: &mut dyn Write) -> std::io::Result<bool> {
         let source = &self.sources[name];
-        if !matches!(
-            source.transform,
-            Transform::Copy | Transform::Reshape | Transform::Concat
-        ) {
-            return Ok(false);
-        }
-        for input in &source.inputs {
-            sink.write_all(self.files.get(input).expect("checked").data)?;
-            self.files.release(input);
+        match &self.storage {
+            Storage::Files(files) => {
+                if !matches!(
+                    source.transform,
+                    Transform::Copy | Transform::Reshape | Transform::Concat
+                ) {
+                    return Ok(false);
+                }
+                for input in &source.inputs {
+                    sink.write_all(files.get(input).expect("checked").data)?;
+                    files.release(input);
+                }
+            }
+            Storage::Distributed { checkpoint, shard } => checkpoint.write_to(name, shard, sink)?,
         }
         Ok(true)
     }
 
-    /// Drops the pages of Fast-LLM parameter `name`'s input tensors from resident memory.
+    /// Drops the pages of Fast-LLM parameter `name`'s input from resident memory (a distributed
+    /// checkpoint's reads release their own).
     pub fn release(&self, name: &str) {
-        for input in &self.sources[name].inputs {
-            self.files.release(input);
+        if let Storage::Files(files) = &self.storage {
+            for input in &self.sources[name].inputs {
+                files.release(input);
+            }
         }
     }
 
     /// The file holding (the first input tensor of) Fast-LLM parameter `name`, for messages.
-    pub fn file_of(&self, name: &str) -> &str {
-        self.sources[name]
-            .inputs
-            .first()
-            .and_then(|input| self.files.get(input))
-            .map_or("", |t| t.file)
+    pub fn file_of(&self, name: &str) -> String {
+        match &self.storage {
+            Storage::Files(files) => self.sources[name]
+                .inputs
+                .first()
+                .and_then(|input| files.get(input))
+                .map_or_else(String::new, |t| t.file.to_string()),
+            Storage::Distributed { .. } => self.listing.to_string(),
+        }
     }
 }
