@@ -157,10 +157,10 @@ impl DistributedCheckpoint {
             .into());
         }
         let element = dtype_size(self.dtype()).unwrap_or(1);
-        for piece in &pieces {
-            let target = &mut out[piece.target * element..(piece.target + piece.len) * element];
-            target.copy_from_slice(self.piece_data(piece, shard)?);
-            self.release_piece(piece, shard);
+        for run in pieces.iter().flat_map(|piece| runs(piece, element)) {
+            let target = &mut out[run.target * element..(run.target + run.len) * element];
+            target.copy_from_slice(self.piece_data(&run, shard)?);
+            self.release_piece(&run, shard);
         }
         Ok(())
     }
@@ -184,8 +184,11 @@ impl DistributedCheckpoint {
                     },
                 )));
             }
-            out.write_all(self.piece_data(piece, shard).map_err(std::io::Error::other)?)?;
-            self.release_piece(piece, shard);
+            let element = dtype_size(self.dtype()).unwrap_or(1);
+            for run in runs(piece, element) {
+                out.write_all(self.piece_data(&run, shard).map_err(std::io::Error::other)?)?;
+                self.release_piece(&run, shard);
+            }
             next = piece.target + piece.len;
         }
         Ok(())
@@ -343,6 +346,22 @@ impl DistributedCheckpoint {
             .collect::<Vec<_>>()
             .join(" + ")
     }
+}
+
+/// Copies read the mapped files in runs of at most this many bytes, each released once copied:
+/// the file pages the process holds stay at one run, whatever the size of a piece.
+const RUN_BYTES: usize = 16 << 20;
+
+/// `piece` cut into runs of at most [`RUN_BYTES`].
+fn runs(piece: &Piece, element: usize) -> impl Iterator<Item = Piece> + use<> {
+    let piece = *piece;
+    let step = (RUN_BYTES / element).max(1);
+    (0..piece.len).step_by(step).map(move |start| Piece {
+        rank: piece.rank,
+        offset: piece.offset + start,
+        target: piece.target + start,
+        len: step.min(piece.len - start),
+    })
 }
 
 /// The rank file of rank `rank`.
