@@ -291,3 +291,73 @@ fn shard_applies_to_distributed_inputs_only() {
         ],
     );
 }
+
+#[test]
+fn carried_keys_and_companion_files_come_along() {
+    // A training checkpoint imported from an HF model keeps that model's metadata in
+    // metadata.yaml (`metadata.hf_metadata`), like a fast_llm one; its tokenizer sits beside it.
+    let input = corruptible("llama_tp2", "carried");
+    let text = std::fs::read_to_string(input.join("metadata.yaml")).unwrap();
+    let carried = "metadata:\n  hf_metadata:\n    format: llama\n    format_keys: {}\n    generic:\n      \
+                   bos_token_id: 128000\n      max_position_embeddings: 131072\n";
+    assert!(text.contains("\nmetadata:\n"));
+    std::fs::write(
+        input.join("metadata.yaml"),
+        text.replacen("\nmetadata:\n", &format!("\n{carried}"), 1),
+    )
+    .unwrap();
+    std::fs::write(input.join("tokenizer.json"), r#"{"version": "1.0"}"#).unwrap();
+    let out = scratch("cli_distributed", "carried-out");
+    let hf = out.join("hf");
+    let stdout = ok(&cli(&[
+        "convert",
+        "--from",
+        "auto",
+        "--to",
+        "llama",
+        input.to_str().unwrap(),
+        hf.to_str().unwrap(),
+    ]));
+    assert_names(
+        &stdout,
+        &[
+            "carried config keys: bos_token_id, max_position_embeddings",
+            "copied files: tokenizer.json",
+            "not converted: training state metadata.completed_steps = 1000",
+        ],
+    );
+    assert!(!stdout.contains("hf_metadata"), "{stdout}");
+    let config = Value::from_json_str(&std::fs::read_to_string(hf.join("config.json")).unwrap()).unwrap();
+    let config = config.as_map().unwrap();
+    assert_eq!(config["bos_token_id"], Value::Int(128000));
+    assert_eq!(config["max_position_embeddings"], Value::Int(131072));
+    assert_eq!(
+        std::fs::read_to_string(hf.join("tokenizer.json")).unwrap(),
+        r#"{"version": "1.0"}"#
+    );
+
+    // To fast_llm the keys are stored; --drop-key removes one, and says so.
+    let fast_llm = out.join("fast_llm");
+    let stdout = ok(&cli(&[
+        "convert",
+        "--from",
+        "fast_llm_distributed",
+        "--to",
+        "fast_llm",
+        "--drop-key",
+        "bos_token_id",
+        input.to_str().unwrap(),
+        fast_llm.to_str().unwrap(),
+    ]));
+    assert_names(
+        &stdout,
+        &[
+            "carried config keys: max_position_embeddings",
+            "dropped (--drop-key): config key bos_token_id = 128000",
+        ],
+    );
+    let metadata = std::fs::read_to_string(fast_llm.join("metadata.yaml")).unwrap();
+    assert!(metadata.contains("max_position_embeddings: 131072"), "{metadata}");
+    assert!(!metadata.contains("bos_token_id"), "{metadata}");
+    assert!(fast_llm.join("tokenizer.json").is_file());
+}
