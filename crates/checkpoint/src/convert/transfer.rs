@@ -103,3 +103,71 @@ pub(crate) fn hf_part<'a>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// Distinct 2-byte elements, `offset` apart between tensors.
+    fn tensor(shape: &[usize], offset: u16) -> Vec<u8> {
+        let n: usize = shape.iter().product();
+        (0..n as u16).flat_map(|i| (i + offset).to_le_bytes()).collect()
+    }
+
+    #[rstest]
+    #[case::copy(Transform::Copy, vec![vec![3, 4]], vec![3, 4])]
+    #[case::reshape(Transform::Reshape, vec![vec![2, 3, 2]], vec![2, 6])]
+    #[case::concat(Transform::Concat, vec![vec![2, 4], vec![2, 4]], vec![4, 4])]
+    #[case::transpose(Transform::Transpose, vec![vec![4, 3]], vec![3, 4])]
+    #[case::transpose_concat(Transform::TransposeConcat, vec![vec![4, 2], vec![4, 2], vec![4, 2]], vec![6, 4])]
+    #[case::transpose_experts(Transform::TransposeExperts, vec![vec![2, 3, 4]], vec![8, 3])]
+    fn export_gives_back_every_imported_part(
+        #[case] transform: Transform,
+        #[case] hf_shapes: Vec<Vec<usize>>,
+        #[case] fast_llm_shape: Vec<usize>,
+    ) {
+        let data: Vec<Vec<u8>> = hf_shapes
+            .iter()
+            .enumerate()
+            .map(|(i, shape)| tensor(shape, 1000 * i as u16))
+            .collect();
+        let parts: Vec<TensorRef> = hf_shapes
+            .iter()
+            .zip(&data)
+            .map(|(shape, data)| TensorRef {
+                name: "t",
+                dtype: "BF16",
+                shape,
+                data,
+                file: "f",
+            })
+            .collect();
+        let fast_llm = to_fast_llm(&parts, &fast_llm_shape, transform, "BF16");
+        let shape = if transform == Transform::TransposeExperts {
+            &hf_shapes[0]
+        } else {
+            &fast_llm_shape
+        };
+        for (i, part) in data.iter().enumerate() {
+            let back = hf_part(&fast_llm, shape, transform, i, data.len(), 2);
+            assert!(back == part.as_slice(), "part {i}");
+        }
+    }
+
+    #[test]
+    fn fast_llm_stores_down_projections_transposed() {
+        // HF [2, 3] rows (0 1 2) (3 4 5) is Fast-LLM [3, 2] rows (0 3) (1 4) (2 5).
+        let hf = tensor(&[2, 3], 0);
+        let part = TensorRef {
+            name: "t",
+            dtype: "BF16",
+            shape: &[2, 3],
+            data: &hf,
+            file: "f",
+        };
+        let fast_llm = to_fast_llm(&[part], &[3, 2], Transform::Transpose, "BF16");
+        let elements: Vec<u16> = fast_llm.chunks(2).map(|e| u16::from_le_bytes([e[0], e[1]])).collect();
+        assert_eq!(elements, [0, 3, 1, 4, 2, 5]);
+    }
+}
