@@ -162,6 +162,7 @@ impl DistributedCheckpoint {
             target.copy_from_slice(self.piece_data(&run, shard)?);
             self.release_piece(&run, shard);
         }
+        self.release_spans(&pieces, shard);
         Ok(())
     }
 
@@ -191,6 +192,7 @@ impl DistributedCheckpoint {
             }
             next = piece.target + piece.len;
         }
+        self.release_spans(&pieces, shard);
         Ok(())
     }
 
@@ -245,6 +247,33 @@ impl DistributedCheckpoint {
             .into());
         };
         Ok(&bytes[piece.offset * element..(piece.offset + piece.len) * element])
+    }
+
+    /// Drops from resident memory, in each rank file, the span `pieces` were read from and
+    /// [`FAULT_AROUND_BYTES`] around it: a page fault maps the neighbouring pages too, and those of
+    /// pieces already released or never read (tensor-parallel duplicates, padding) would
+    /// otherwise stay mapped, growing with the checkpoint.
+    fn release_spans(&self, pieces: &[Piece], shard: &str) {
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        let mut spans: std::collections::BTreeMap<usize, (usize, usize)> = Default::default();
+        for piece in pieces {
+            let span = spans
+                .entry(piece.rank)
+                .or_insert((piece.offset, piece.offset + piece.len));
+            span.0 = span.0.min(piece.offset);
+            span.1 = span.1.max(piece.offset + piece.len);
+        }
+        let tensor = shard_tensor(shard);
+        for (rank, (low, high)) in spans {
+            let file = &self.files[rank];
+            if let Some((meta, _)) = file.tensor(&tensor) {
+                let start = (meta.start + low * element)
+                    .saturating_sub(FAULT_AROUND_BYTES)
+                    .max(meta.start);
+                let end = (meta.start + high * element + FAULT_AROUND_BYTES).min(meta.end);
+                file.release(start, end);
+            }
+        }
     }
 
     /// Drops `piece`'s pages from this process's resident memory.
@@ -351,6 +380,10 @@ impl DistributedCheckpoint {
 /// Copies read the mapped files in runs of at most this many bytes, each released once copied:
 /// the file pages the process holds stay at one run, whatever the size of a piece.
 const RUN_BYTES: usize = 16 << 20;
+
+/// How far from a faulting address the kernel may map pages of the file (Linux's default
+/// `fault_around_bytes` is 64 KiB; this leaves room for larger settings).
+const FAULT_AROUND_BYTES: usize = 1 << 20;
 
 /// `piece` cut into runs of at most [`RUN_BYTES`].
 fn runs(piece: &Piece, element: usize) -> impl Iterator<Item = Piece> + use<> {
