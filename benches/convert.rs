@@ -5,7 +5,8 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fastllm_convert::checkpoint::bytes::transpose;
-use fastllm_convert::checkpoint::convert::{Options, Side, convert, write_synthetic_hf};
+use fastllm_convert::checkpoint::convert::{Options, Side, convert};
+use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
 
 /// A Llama MLP down-projection in BF16 (4096 × 11008): the tensor Fast-LLM stores transposed.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fastllm_checkpoint::convert;
+use fastllm_checkpoint::distributed::DistributedCheckpoint;
 use fastllm_config::{self as config, Form, Map, ModelKind, Value};
 use fastllm_core::{self as core, HfLayout, explain};
 
@@ -33,9 +34,11 @@ enum Command {
         format: String,
     },
     /// Convert a whole checkpoint (config and weights). F and G are registered formats or
-    /// `fast_llm`; HF → HF goes through the Fast-LLM model.
+    /// `fast_llm`; HF → HF goes through the Fast-LLM model. A Fast-LLM training checkpoint
+    /// (`fast_llm_distributed`) converts to any of them.
     Convert {
-        /// Input format (`auto`: `metadata.yaml` means fast_llm, else config.json's model_type).
+        /// Input format (`auto`: `metadata.yaml` means fast_llm, or fast_llm_distributed when it
+        /// says `format: distributed`; else config.json's model_type).
         #[arg(long)]
         from: String,
         /// Output format.
@@ -68,14 +71,20 @@ enum Command {
         /// metadata stored in its metadata.yaml. The summary lists it.
         #[arg(long = "drop-key", value_name = "KEY")]
         drop_keys: Vec<String>,
+        /// The shard of a fast_llm_distributed input to convert (default `weights`): e.g.
+        /// `exp_avgs` writes the optimizer's average gradients in place of the weights. The
+        /// other shards are listed as not converted.
+        #[arg(long, value_name = "NAME")]
+        shard: Option<String>,
         /// The input checkpoint directory.
         input: PathBuf,
         /// The output directory (must not exist unless --force).
         output: PathBuf,
     },
-    /// Describe a checkpoint: format, config summary, parameter count, dtypes, files.
+    /// Describe a checkpoint: format, config summary, parameter count, dtypes, files; for a
+    /// training checkpoint, its parallel layout, shards and step.
     Inspect {
-        /// A checkpoint directory (HF or Fast-LLM).
+        /// A checkpoint directory (HF, Fast-LLM or Fast-LLM distributed).
         path: PathBuf,
     },
 }
@@ -240,6 +249,7 @@ fn run(cli: Cli) -> Result<String, String> {
             max_shard_size,
             text_only,
             drop_keys,
+            shard,
             input,
             output,
         } => {
@@ -255,6 +265,7 @@ fn run(cli: Cli) -> Result<String, String> {
                 max_shard_bytes: max_shard_size,
                 text_only,
                 drop_keys,
+                shard,
             };
             convert_checkpoint(&from, &to, &input, &output, &options, json)
         }
@@ -343,9 +354,13 @@ fn export(format: &str, layout: LayoutArg, complete: bool, file: &Path) -> Resul
 fn side(name: &str, input: Option<&Path>) -> Result<convert::Side, String> {
     match (name, input) {
         ("fast_llm", _) => Ok(convert::Side::FastLlm),
+        ("fast_llm_distributed", _) => Ok(convert::Side::FastLlmDistributed),
         ("auto", Some(dir)) => convert::detect(dir).map_err(|e| e.to_string()),
         ("auto", None) => Err("`auto` only applies to --from".into()),
-        (name, _) => core::find(name)
+        (name, Some(_)) => core::find(name)
+            .map(convert::Side::Hf)
+            .map_err(|e| format!("{e}, fast_llm or fast_llm_distributed")),
+        (name, None) => core::find(name)
             .map(convert::Side::Hf)
             .map_err(|e| format!("{e}, or fast_llm")),
     }
@@ -411,6 +426,11 @@ fn convert_checkpoint(
             ),
             ("tensors".to_string(), Value::List(tensors)),
             ("dropped_tensors".to_string(), strings(&summary.dropped_tensors)),
+            ("skipped_shards".to_string(), strings(&summary.skipped_shards)),
+            (
+                "training_state".to_string(),
+                Value::Map(summary.training_state.iter().cloned().collect()),
+            ),
             (
                 "missing_extra_files".to_string(),
                 Value::List(
@@ -539,8 +559,29 @@ fn convert_checkpoint(
     ));
     out.push_str(&missing_extra_files_note(&summary));
     out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
+    out.push_str(&training_note(&summary));
     out.push_str(&carried_note(&summary, options.dry_run));
     Ok(out)
+}
+
+/// What of a training checkpoint is not converted: its other shards and the trainer's state.
+fn training_note(summary: &convert::Summary) -> String {
+    let mut out = String::new();
+    if !summary.skipped_shards.is_empty() {
+        out.push_str(&format!(
+            "\nnot converted: shards {} (one shard is converted: --shard NAME chooses it)",
+            summary.skipped_shards.join(", ")
+        ));
+    }
+    if !summary.training_state.is_empty() {
+        let state: Vec<String> = summary
+            .training_state
+            .iter()
+            .map(|(key, value)| format!("{key} = {}", core::dict::show(value)))
+            .collect();
+        out.push_str(&format!("\nnot converted: training state {}", state.join(", ")));
+    }
+    out
 }
 
 fn strings(items: &[String]) -> Value {
@@ -640,6 +681,7 @@ fn inspect(path: &Path) -> Result<String, String> {
     let checkpoint = match side {
         convert::Side::FastLlm => fastllm_checkpoint::open_fast_llm(path),
         convert::Side::Hf(_) => fastllm_checkpoint::open_hf(path),
+        convert::Side::FastLlmDistributed => return inspect_distributed(path),
     }
     .map_err(|e| e.to_string())?;
     let mut dtypes: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
@@ -672,22 +714,10 @@ fn inspect(path: &Path) -> Result<String, String> {
             handler.import(&hf).map_err(|e| e.to_string())
         }
         convert::Side::FastLlm => convert::fast_llm_base_model(&checkpoint).map_err(|e| e.to_string()),
+        convert::Side::FastLlmDistributed => unreachable!("inspected above"),
     };
     if let Ok(config) = config {
-        let model = config.kind();
-        let arch = config.to_form(Form::Architecture);
-        let get = |p: &str| {
-            core::dict::get(&arch, p)
-                .map(core::dict::show)
-                .unwrap_or_else(|| "-".into())
-        };
-        out.push_str(&format!(
-            "  model: {}  hidden_size: {}  layers: {}  vocab: {}\n",
-            model.name(),
-            get("hidden_size"),
-            get("decoder.num_blocks"),
-            get("embeddings.vocab_size")
-        ));
+        out.push_str(&model_line(&config));
     }
     out.push_str(&unconverted);
     out.push_str(&format!(
@@ -698,6 +728,75 @@ fn inspect(path: &Path) -> Result<String, String> {
         out.push_str(&format!("  dtype {dtype}: {count} tensors, {bytes} bytes\n"));
     }
     out.push_str(&format!("  files: {}", checkpoint.files.file_names().join(", ")));
+    Ok(out)
+}
+
+/// The model's kind and main sizes.
+fn model_line(config: &config::BaseModelConfig) -> String {
+    let arch = config.to_form(Form::Architecture);
+    let get = |p: &str| {
+        core::dict::get(&arch, p)
+            .map(core::dict::show)
+            .unwrap_or_else(|| "-".into())
+    };
+    format!(
+        "  model: {}  hidden_size: {}  layers: {}  vocab: {}\n",
+        config.kind().name(),
+        get("hidden_size"),
+        get("decoder.num_blocks"),
+        get("embeddings.vocab_size")
+    )
+}
+
+/// A training checkpoint: its model, parallel layout, shards, parameters and progress.
+fn inspect_distributed(path: &Path) -> Result<String, String> {
+    let checkpoint = DistributedCheckpoint::open(path).map_err(|e| e.to_string())?;
+    let layout = checkpoint.layout();
+    let parallel = &layout.parallelism;
+    let mut out = format!("{}\n  format: fast_llm_distributed\n", path.display());
+    out.push_str(&model_line(checkpoint.base_model()));
+    out.push_str(&format!(
+        "  parallel: world {} = tensor {} × pipeline {} × data {}  pipeline_first: {}  sequence_data: {}  \
+         zero_stage: {}\n",
+        parallel.world_size,
+        parallel.tensor_parallel,
+        parallel.pipeline_parallel,
+        parallel.data_parallel,
+        parallel.pipeline_first,
+        parallel.sequence_data_parallel,
+        parallel
+            .zero_stage
+            .map_or_else(|| "default".to_string(), |s| s.to_string()),
+    ));
+    out.push_str(&format!(
+        "  stages: {}  layers_per_stage: {}\n",
+        layout.stages.len(),
+        parallel.layers_per_stage
+    ));
+    out.push_str(&format!(
+        "  shards: {}  dtype: {}\n",
+        checkpoint.shard_names().join(", "),
+        checkpoint.dtype()
+    ));
+    let (tensors, parameters) = checkpoint.parameters().fold((0usize, 0u128), |(n, total), placed| {
+        let numel: u128 = placed.parameter.shape().iter().map(|&d| d as u128).product();
+        (n + 1, total + numel)
+    });
+    out.push_str(&format!("  tensors: {tensors}  parameters: {parameters}\n"));
+    let progress: Vec<String> = [("step", "completed_steps"), ("documents_seen", "documents_seen")]
+        .iter()
+        .filter_map(|(label, key)| {
+            core::dict::get(checkpoint.metadata(), &format!("metadata.{key}"))
+                .map(|value| format!("{label}: {}", core::dict::show(value)))
+        })
+        .collect();
+    if !progress.is_empty() {
+        out.push_str(&format!("  {}\n", progress.join("  ")));
+    }
+    let files: Vec<String> = (0..parallel.world_size)
+        .map(fastllm_checkpoint::distributed::rank_file)
+        .collect();
+    out.push_str(&format!("  files: metadata.yaml, {}", files.join(", ")));
     Ok(out)
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fastllm_convert::checkpoint::convert::write_synthetic_hf;
+use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
 use support::{names, scratch, snapshot};
 

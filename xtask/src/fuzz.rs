@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fastllm_convert::checkpoint::convert::write_synthetic_hf;
+use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
 use fastllm_convert::config::{Form, Map, Value, load_base_model};
 use fastllm_convert::core::{HfLayout, handlers};
 

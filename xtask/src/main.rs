@@ -10,12 +10,15 @@
 //! * `fuzz [--seconds S] [--runs N] [--no-sanitizer] [TARGET...]`: seeds from the test data, then the cargo-fuzz
 //!   targets of `fuzz/` (see `fuzz.rs`). `ci` runs each for 20 s when cargo-fuzz is installed
 //!   (required under `CI=true`).
-//! * `bench [GB]`: generates a synthetic Llama-shaped checkpoint of at least GB gigabytes (default
-//!   2), converts it HF → Fast-LLM → HF with the release binary, and prints each step's time next
-//!   to the time of copying the same bytes in the same run, the throughput and the peak RSS.
+//! * `bench [GB]`: generates synthetic Llama-shaped checkpoints of at least GB gigabytes (default
+//!   2), an HF one and a Fast-LLM training one (8 ranks), converts them with the release binary
+//!   (HF → Fast-LLM → HF; distributed → Fast-LLM and → HF), and prints each step's time next to
+//!   the time of copying the same bytes in the same run, the throughput and the peak RSS against
+//!   the largest tensor (see `bench.rs`).
 
 use std::process::{Command, ExitCode};
 
+mod bench;
 mod fuzz;
 
 fn main() -> ExitCode {
@@ -24,7 +27,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("coverage") => check_coverage(),
         Some("fuzz") => fuzz::run(&args[1..]),
-        Some("bench") => bench(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2.0)),
+        Some("bench") => bench::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2.0)),
         _ => {
             eprintln!(
                 "usage: cargo xtask ci | coverage | fuzz [--seconds S] [--runs N] [--no-sanitizer] [TARGET...] | bench [GB]"
@@ -202,129 +205,4 @@ fn count(summary: &str, label: &str) -> u64 {
         })
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// `cargo xtask bench [GB]`.
-fn bench(gigabytes: f64) -> Result<(), String> {
-    use fastllm_convert::checkpoint::convert::write_synthetic_hf;
-    use fastllm_convert::config::{ModelKind, Value, load_base_model};
-    use std::time::Instant;
-
-    cargo(&["build", "--release", "--quiet", "--package", "fastllm-convert"])?;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
-    // Llama-shaped, BF16: one layer is ~126 MB, the embeddings and output ~131 MB each.
-    let (hidden, intermediate, vocab) = (2048u64, 8192u64, 32000u64);
-    let layer_bytes = 2 * (hidden * hidden * 2 + 2 * 1024 * hidden + 3 * hidden * intermediate + 2 * hidden);
-    let fixed_bytes = 2 * 2 * vocab * hidden;
-    let layers = (((gigabytes * 1e9) as u64).saturating_sub(fixed_bytes))
-        .div_ceil(layer_bytes)
-        .max(1);
-    let config = format!(
-        r#"{{"hidden_size": {hidden}, "embeddings": {{"vocab_size": {vocab}}},
-            "head": {{"normalization": {{"type": "rms_norm", "epsilon": 1e-5}}}},
-            "decoder": {{"num_blocks": {layers}, "block": {{
-              "mixer": {{"heads": 16, "head_groups": 8, "head_size": 128, "add_linear_biases": false,
-                         "rotary": {{"type": "default", "theta": 10000}}}},
-              "mlp": {{"intermediate_size": {intermediate}, "gated": true, "add_linear_biases": false}},
-              "normalization": {{"type": "rms_norm", "epsilon": 1e-5}}}}}}}}"#
-    );
-    let config = load_base_model(
-        ModelKind::Gpt,
-        &Value::from_json_str(&config).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    let handler = fastllm_convert::core::find("llama").map_err(|e| e.to_string())?;
-    let input = root.join("hf");
-    eprintln!(
-        "xtask: generating a {layers}-layer synthetic Llama checkpoint in {}",
-        input.display()
-    );
-    let generated = write_synthetic_hf(handler, &config, &input, "BF16", 5_000_000_000).map_err(|e| e.to_string())?;
-    let largest = generated.tensors.iter().map(|t| t.bytes).max().unwrap_or(0);
-    let binary = root.join("../release/fastllm-convert");
-
-    let copy = |from: &std::path::Path, to: &std::path::Path| -> Result<f64, String> {
-        let start = Instant::now();
-        std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
-        for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
-            let entry = entry.map_err(|e| e.to_string())?;
-            let file = std::fs::File::create(to.join(entry.file_name())).map_err(|e| e.to_string())?;
-            std::io::copy(
-                &mut std::fs::File::open(entry.path()).map_err(|e| e.to_string())?,
-                &mut &file,
-            )
-            .map_err(|e| e.to_string())?;
-            file.sync_all().map_err(|e| e.to_string())?;
-        }
-        Ok(start.elapsed().as_secs_f64())
-    };
-    let convert =
-        |from: &str, to: &str, input: &std::path::Path, output: &std::path::Path| -> Result<(f64, u64, u64), String> {
-            let start = Instant::now();
-            let out = Command::new(&binary)
-                .args(["convert", "--from", from, "--to", to, "--json"])
-                .arg(input)
-                .arg(output)
-                .output()
-                .map_err(|e| e.to_string())?;
-            let seconds = start.elapsed().as_secs_f64();
-            if !out.status.success() {
-                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-            }
-            let report = Value::from_json_str(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())?;
-            let field = |k: &str| match report.as_map().and_then(|m| m.get(k)) {
-                Some(Value::Int(i)) => *i as u64,
-                _ => 0,
-            };
-            Ok((seconds, field("bytes"), field("peak_rss_bytes")))
-        };
-
-    let mb = |b: u64| b as f64 / 1e6;
-    println!(
-        "synthetic Llama checkpoint: {layers} layers, {:.0} MB, largest tensor {:.0} MB",
-        mb(generated.bytes()),
-        mb(largest)
-    );
-    println!(
-        "{:22} {:>9} {:>9} {:>9} {:>7} {:>10} {:>12} {:>12}",
-        "step", "MB", "time s", "copy s", "ratio", "MB/s", "peak RSS MB", "RSS target"
-    );
-    let steps = [
-        ("hf -> fast_llm", "llama", "fast_llm", "hf", "fast_llm"),
-        ("fast_llm -> hf", "fast_llm", "llama", "fast_llm", "hf_back"),
-    ];
-    let mut failures = Vec::new();
-    for (label, from, to, input, output) in steps {
-        let copy_seconds = copy(&root.join(input), &root.join(format!("{input}_copy")))?;
-        let _ = std::fs::remove_dir_all(root.join(format!("{input}_copy")));
-        let (seconds, bytes, rss) = convert(from, to, &root.join(input), &root.join(output))?;
-        let ratio = seconds / copy_seconds;
-        let target = largest + 256 * 1024 * 1024;
-        println!(
-            "{label:22} {:>9.0} {seconds:>9.2} {copy_seconds:>9.2} {ratio:>7.2} {:>10.0} {:>12.0} {:>12.0}",
-            mb(bytes),
-            mb(bytes) / seconds,
-            mb(rss),
-            mb(target)
-        );
-        if ratio > 1.5 {
-            failures.push(format!("{label}: {ratio:.2}x the copy time (target 1.5x)"));
-        }
-        if rss > target {
-            failures.push(format!(
-                "{label}: peak RSS {:.0} MB over the target {:.0} MB",
-                mb(rss),
-                mb(target)
-            ));
-        }
-    }
-    let _ = std::fs::remove_dir_all(&root);
-    if failures.is_empty() {
-        println!("bench: within targets");
-    } else {
-        println!("bench: outside targets: {}", failures.join("; "));
-    }
-    Ok(())
 }

@@ -23,6 +23,7 @@ mod naming;
 mod output;
 pub mod paths;
 mod read;
+pub mod synthetic;
 pub mod writer;
 
 pub use error::CheckpointError;

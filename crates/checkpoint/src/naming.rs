@@ -23,12 +23,9 @@ pub(crate) fn render_plan(format: &str, problems: &[Problem]) -> String {
     out
 }
 
-/// The file a side's config is read from.
+/// The file an input side's config is read from.
 pub(crate) fn config_file(dir: &Path, side: Side) -> PathBuf {
-    dir.join(match side {
-        Side::FastLlm => "metadata.yaml",
-        Side::Hf(_) => "config.json",
-    })
+    dir.join(side.input_layout().config_file())
 }
 
 /// A config problem, named with the file the config came from.
@@ -47,15 +44,6 @@ pub(crate) fn export_error(input: &Path, from: Side) -> impl FnOnce(ConvertError
             }
         }
         ConversionError::ConfigFile { path, source: error }
-    }
-}
-
-/// The file listing a checkpoint's tensors (where a missing tensor is missing from).
-pub(crate) fn tensor_listing(dir: &Path, side: Side) -> &'static str {
-    match side {
-        Side::FastLlm => "metadata.yaml",
-        Side::Hf(_) if dir.join("model.safetensors.index.json").exists() => "model.safetensors.index.json",
-        Side::Hf(_) => "model.safetensors",
     }
 }
 

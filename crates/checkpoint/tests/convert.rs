@@ -121,7 +121,7 @@ fn synthetic_checkpoints_round_trip(
             scratch(&format!("{format}-{i}-mid")),
             scratch(&format!("{format}-{i}-back")),
         );
-        fastllm_checkpoint::convert::write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
+        fastllm_checkpoint::synthetic::write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
         convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &Options::default()).unwrap();
         convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &Options::default()).unwrap();
         assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
@@ -164,7 +164,7 @@ fn extra_files_come_along_when_the_input_has_them() {
         scratch("extra-mid"),
         scratch("extra-back"),
     );
-    fastllm_checkpoint::convert::write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
+    fastllm_checkpoint::synthetic::write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
     std::fs::write(input.join("modeling_diffusion_llama.py"), "# model\n").unwrap();
     let options = Options::default();
     let summary = convert(&input, Side::Hf(handler), &copied, Side::Hf(handler), &options).unwrap();

@@ -1,17 +1,18 @@
 //! Fast-LLM distributed checkpoints against the reference's own conversions of them
 //! (`tests/data/distributed/`, written by `scripts/make_distributed_fixtures.py`): the layout equals
 //! Fast-LLM's placement rank by rank, every parameter of every shard is reassembled bit for bit,
-//! the HF export through the existing Fast-LLM → HF path is the reference's, and every corruption
-//! is refused with the file, shard and parameter named.
+//! one `convert` to HF and to the Fast-LLM state-dict format writes what the reference's own
+//! conversions wrote, and every corruption is refused with the file, shard and parameter named.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::convert::{Options, Side, convert, detect};
 use fastllm_checkpoint::distributed::{DistributedCheckpoint, DistributedError, ShardKind};
 use fastllm_checkpoint::writer::{TensorSpec, write_safetensors};
-use fastllm_checkpoint::{CheckpointError, open_fast_llm, open_hf};
+use fastllm_checkpoint::{CheckpointError, FileSet, open_fast_llm, open_hf};
 use fastllm_config::Value;
+use fastllm_core::HfLayout;
 use rstest::rstest;
 use safetensors::SafeTensors;
 
@@ -85,6 +86,9 @@ per_fixture! {
     weights => weights_are_the_reference_s,
     optimizer_state => optimizer_state_is_the_reference_s,
     layout => the_layout_is_fast_llm_s,
+    fast_llm_export => the_fast_llm_export_is_the_reference_s,
+    optimizer_shard_export => an_optimizer_shard_exports_in_place_of_the_weights,
+    detection => auto_detects_the_distributed_format,
 }
 
 // `mtp_llama_tp2_pp2` has no HF export: the reference's mtp_llama export does not run with
@@ -180,50 +184,113 @@ fn optimizer_state_is_the_reference_s(name: &str) {
 }
 
 fn the_hf_export_is_the_reference_s(name: &str) {
-    // The reassembled parameters, written as a Fast-LLM checkpoint and converted by the existing
-    // Fast-LLM → HF path, equal Fast-LLM's own HF export of the distributed checkpoint.
+    // One conversion, distributed → HF, equals Fast-LLM's own HF export of the checkpoint: the
+    // same tensors bit for bit, and config.json but the transformers version it records.
+    let reference = open_hf(&fixture(name).join("hf")).unwrap();
+    let format = fastllm_core::detect(&reference.config).unwrap();
+    let hf = scratch(&format!("{name}-hf")).join("hf");
+    let options = Options {
+        layout: HfLayout::V5,
+        ..Options::default()
+    };
+    let input = fixture(name).join("checkpoint");
+    let summary = convert(&input, Side::FastLlmDistributed, &hf, Side::Hf(format), &options).unwrap();
+    assert_eq!(summary.skipped_shards, ["exp_avgs", "exp_avgs_sq"], "{name}");
+    let ours = open_hf(&hf).unwrap();
+    assert_same_tensors(name, &ours.files, &reference.files);
+    let mut expected = reference.config.clone();
+    expected.remove("transformers_version");
+    assert_eq!(ours.config, expected, "{name}: config.json");
+}
+
+fn the_fast_llm_export_is_the_reference_s(name: &str) {
+    // Distributed → Fast-LLM's state-dict format equals Fast-LLM's own conversion: the same
+    // tensors bit for bit and the same metadata.yaml, but the `use_cuda` flag of the run that
+    // converted it.
+    let output = scratch(&format!("{name}-fast_llm")).join("fast_llm");
+    let input = fixture(name).join("checkpoint");
+    convert(
+        &input,
+        Side::FastLlmDistributed,
+        &output,
+        Side::FastLlm,
+        &Options::default(),
+    )
+    .unwrap();
+    let (ours, reference) = (
+        open_fast_llm(&output).unwrap(),
+        open_fast_llm(&fixture(name).join("fast_llm")).unwrap(),
+    );
+    assert_same_tensors(name, &ours.files, &reference.files);
+    let mut expected = reference.config.clone();
+    let Some(Value::Map(config)) = expected.get_mut("config") else {
+        panic!("{name}: no config")
+    };
+    let Some(Value::Map(distributed)) = config.get_mut("distributed") else {
+        panic!("{name}: no config.distributed")
+    };
+    assert_eq!(distributed.remove("use_cuda"), Some(Value::Bool(false)));
+    assert_eq!(ours.config, expected, "{name}: metadata.yaml");
+}
+
+fn an_optimizer_shard_exports_in_place_of_the_weights(name: &str) {
+    // `--shard exp_avgs_sq`: each trained parameter's state, as Fast-LLM's FSDPs export it; a
+    // frozen parameter has none, and is named.
     let checkpoint = open(name);
-    let dir = scratch(name);
-    let single = dir.join("fast_llm");
-    std::fs::create_dir_all(&single).unwrap();
-    // The reference's metadata.yaml names exactly these tensors in model_0.safetensors.
-    std::fs::copy(
-        fixture(name).join("fast_llm/metadata.yaml"),
-        single.join("metadata.yaml"),
-    )
-    .unwrap();
-    let parameters: Vec<_> = checkpoint.parameters().collect();
-    let specs: Vec<TensorSpec> = parameters
-        .iter()
-        .map(|p| TensorSpec {
-            name: format!("{}/weights", p.parameter.name),
-            dtype: checkpoint.dtype().into(),
-            shape: p.parameter.shape(),
-        })
+    let output = scratch(&format!("{name}-exp_avgs_sq")).join("exp_avgs_sq");
+    let options = Options {
+        shard: Some("exp_avgs_sq".into()),
+        ..Options::default()
+    };
+    let input = fixture(name).join("checkpoint");
+    let result = convert(&input, Side::FastLlmDistributed, &output, Side::FastLlm, &options);
+    let frozen: Vec<&str> = checkpoint
+        .parameters()
+        .filter(|p| p.parameter.frozen)
+        .map(|p| p.parameter.name.as_str())
         .collect();
-    write_safetensors(
-        &single.join("model_0.safetensors"),
-        &BTreeMap::new(),
-        &specs,
-        |i, out| {
-            let bytes = checkpoint
-                .read(&parameters[i].parameter.name, "weights")
-                .map_err(std::io::Error::other)?;
-            out.write_all(&bytes)
-        },
-    )
-    .unwrap();
-    let hf = dir.join("hf");
-    let format = fastllm_core::detect(&open_hf(&fixture(name).join("hf")).unwrap().config).unwrap();
-    convert(&single, Side::FastLlm, &hf, Side::Hf(format), &Options::default()).unwrap();
-    let (ours, reference) = (open_hf(&hf).unwrap(), open_hf(&fixture(name).join("hf")).unwrap());
+    if !frozen.is_empty() {
+        let message = result.unwrap_err().to_string();
+        for parameter in frozen {
+            assert_names(
+                &message,
+                &[&format!("`{parameter}` is frozen"), "no `exp_avgs_sq` state"],
+            );
+        }
+        assert!(!output.exists(), "{name}: nothing is written");
+        return;
+    }
+    let summary = result.unwrap();
+    assert_eq!(summary.skipped_shards, ["weights", "exp_avgs"], "{name}");
+    let bytes = std::fs::read(fixture(name).join("optimizer_state.safetensors")).unwrap();
+    let reference = SafeTensors::deserialize(&bytes).unwrap();
+    let ours = open_fast_llm(&output).unwrap();
+    assert_eq!(ours.files.len(), checkpoint.parameters().count(), "{name}");
+    for tensor in ours.files.names() {
+        let parameter = tensor.strip_suffix("/weights").unwrap();
+        let want = reference.tensor(&format!("{parameter}/exp_avgs_sq")).unwrap();
+        assert!(
+            ours.files.get(tensor).unwrap().data == want.data(),
+            "{name}: {parameter}: bytes differ"
+        );
+    }
+}
+
+fn auto_detects_the_distributed_format(name: &str) {
+    let detected = |part: &str| detect(&fixture(name).join(part)).unwrap().name();
+    assert_eq!(detected("checkpoint"), "fast_llm_distributed");
+    assert_eq!(detected("fast_llm"), "fast_llm");
+}
+
+/// Same tensor names, dtypes, shapes and bytes.
+fn assert_same_tensors(name: &str, ours: &FileSet, reference: &FileSet) {
     assert_eq!(
-        ours.files.names().collect::<Vec<_>>(),
-        reference.files.names().collect::<Vec<_>>(),
+        ours.names().collect::<Vec<_>>(),
+        reference.names().collect::<Vec<_>>(),
         "{name}"
     );
-    for tensor in reference.files.names() {
-        let (a, b) = (ours.files.get(tensor).unwrap(), reference.files.get(tensor).unwrap());
+    for tensor in reference.names() {
+        let (a, b) = (ours.get(tensor).unwrap(), reference.get(tensor).unwrap());
         assert_eq!((a.dtype, a.shape), (b.dtype, b.shape), "{name}: {tensor}");
         assert!(a.data == b.data, "{name}: {tensor}: bytes differ");
     }
@@ -540,4 +607,19 @@ fn tied_weights_are_stored_once_and_copied_to_the_head_s_pipeline_rank() {
         .pieces("embeddings.word_embeddings_weight", ShardKind::Weights)
         .unwrap();
     assert!(pieces.iter().all(|p| p.rank == 0), "read from the owner: {pieces:?}");
+}
+
+#[test]
+fn mtp_llama_without_a_reference_hf_export_reads_back_as_the_reference_s_state_dict() {
+    // The reference cannot export mtp_llama to HF (see the fixtures' README): our HF export, read
+    // back, holds exactly the parameters of the reference's Fast-LLM conversion.
+    let name = "mtp_llama_tp2_pp2";
+    let dir = scratch(&format!("{name}-through-hf"));
+    let (hf, back) = (dir.join("hf"), dir.join("back"));
+    let mtp_llama = Side::Hf(fastllm_core::find("mtp_llama").unwrap());
+    let input = fixture(name).join("checkpoint");
+    convert(&input, Side::FastLlmDistributed, &hf, mtp_llama, &Options::default()).unwrap();
+    convert(&hf, mtp_llama, &back, Side::FastLlm, &Options::default()).unwrap();
+    let reference = open_fast_llm(&fixture(name).join("fast_llm")).unwrap();
+    assert_same_tensors(name, &open_fast_llm(&back).unwrap().files, &reference.files);
 }

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{ConversionError, DropCause, DroppedKey, Options, Side, convert, write_synthetic_hf};
+use fastllm_checkpoint::convert::{ConversionError, DropCause, DroppedKey, Options, Side, convert};
+use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_core::config::{Map, Value};
 use fastllm_core::find;
 use rstest::rstest;

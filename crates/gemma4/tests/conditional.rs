@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{ConversionError, Options, Side, convert, write_synthetic_hf};
+use fastllm_checkpoint::convert::{ConversionError, Options, Side, convert};
+use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::writer::{TensorSpec, write_safetensors};
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{BaseModelConfig, Form, Map, Value, load_base_model};

@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Options, Side, convert, write_synthetic_hf};
+use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{Form, Map, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};

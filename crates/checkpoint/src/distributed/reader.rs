@@ -1,6 +1,7 @@
 //! Opening a distributed checkpoint directory: every check before anything is returned, then one
 //! parameter at a time reassembled from the mapped rank files.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
@@ -8,7 +9,7 @@ use fastllm_core::dict;
 use fastllm_core::layout::engine_layers;
 
 use super::error::DistributedError;
-use super::layout::{DistributedLayout, Placed, ShardKind};
+use super::layout::{DistributedLayout, Piece, Placed, ShardKind};
 use super::parallel::Parallelism;
 use crate::read::{MappedFile, read_document};
 use crate::{CheckpointError, dtype_size};
@@ -144,6 +145,60 @@ impl DistributedCheckpoint {
     /// `parameter_bytes` long), copying from the mapped rank files; the pages read are released
     /// afterwards, so memory stays at one tensor.
     pub fn read_into(&self, name: &str, shard: &str, out: &mut [u8]) -> Result<(), CheckpointError> {
+        let pieces = self.pieces(name, shard)?;
+        let expected = self.parameter_bytes(name).unwrap_or(0);
+        if out.len() != expected {
+            return Err(DistributedError::OutputSize {
+                parameter: name.to_string(),
+                shard: shard.to_string(),
+                expected,
+                found: out.len(),
+            }
+            .into());
+        }
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        for run in pieces.iter().flat_map(|piece| runs(piece, element)) {
+            let target = &mut out[run.target * element..(run.target + run.len) * element];
+            target.copy_from_slice(self.piece_data(&run, shard)?);
+            self.release_piece(&run, shard);
+        }
+        self.release_spans(&pieces, shard);
+        Ok(())
+    }
+
+    /// Writes parameter `name` of shard `shard` to `out` (its global tensor, row-major) straight
+    /// from the mapped rank files, in order, without a tensor-sized buffer; the pages read are
+    /// released as they are written. An unknown parameter or shard is an [`std::io::Error`]
+    /// wrapping the [`CheckpointError`] that [`Self::read_into`] returns.
+    pub fn write_to(&self, name: &str, shard: &str, out: &mut dyn Write) -> std::io::Result<()> {
+        let mut pieces = self.pieces(name, shard).map_err(std::io::Error::other)?;
+        pieces.sort_by_key(|piece| piece.target);
+        let mut next = 0;
+        for piece in &pieces {
+            // The pieces cover the tensor exactly once: sorted, each starts where the last ended.
+            if piece.target != next {
+                return Err(std::io::Error::other(CheckpointError::from(
+                    DistributedError::Placement {
+                        path: self.dir.join("metadata.yaml"),
+                        parameter: name.to_string(),
+                        message: format!("its pieces leave elements {next}..{} uncovered", piece.target),
+                    },
+                )));
+            }
+            let element = dtype_size(self.dtype()).unwrap_or(1);
+            for run in runs(piece, element) {
+                out.write_all(self.piece_data(&run, shard).map_err(std::io::Error::other)?)?;
+                self.release_piece(&run, shard);
+            }
+            next = piece.target + piece.len;
+        }
+        self.release_spans(&pieces, shard);
+        Ok(())
+    }
+
+    /// The copies that rebuild parameter `name` of shard `shard`, after checking both exist and
+    /// the parameter has that shard.
+    fn pieces(&self, name: &str, shard: &str) -> Result<Vec<Piece>, CheckpointError> {
         let metadata_path = || self.dir.join("metadata.yaml");
         if !self.shards.iter().any(|s| s == shard) {
             return Err(DistributedError::UnknownShard {
@@ -160,57 +215,77 @@ impl DistributedCheckpoint {
             }
             .into());
         };
-        let kind = ShardKind::of(shard);
-        let pieces = match self.layout.pieces(name, kind) {
-            Some(pieces) => pieces,
-            None if group.frozen => {
-                return Err(DistributedError::FrozenParameter {
-                    path: metadata_path(),
-                    parameter: name.to_string(),
-                    shard: shard.to_string(),
-                }
-                .into());
-            }
-            None => {
-                return Err(DistributedError::Placement {
-                    path: metadata_path(),
-                    parameter: name.to_string(),
-                    message: "no placement in the layout".into(),
-                }
-                .into());
-            }
-        };
-        let expected = self.parameter_bytes(name).unwrap_or(0);
-        if out.len() != expected {
-            return Err(DistributedError::OutputSize {
+        match self.layout.pieces(name, ShardKind::of(shard)) {
+            Some(pieces) => Ok(pieces),
+            None if group.frozen => Err(DistributedError::FrozenParameter {
+                path: metadata_path(),
                 parameter: name.to_string(),
                 shard: shard.to_string(),
-                expected,
-                found: out.len(),
+            }
+            .into()),
+            None => Err(DistributedError::Placement {
+                path: metadata_path(),
+                parameter: name.to_string(),
+                message: "no placement in the layout".into(),
+            }
+            .into()),
+        }
+    }
+
+    /// The bytes of `piece` in its rank file's `<shard>_shard`.
+    fn piece_data(&self, piece: &Piece, shard: &str) -> Result<&[u8], CheckpointError> {
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        let file = &self.files[piece.rank];
+        let tensor = shard_tensor(shard);
+        // Checked when opened: present, with the size the layout implies.
+        let Some((_, bytes)) = file.tensor(&tensor) else {
+            return Err(DistributedError::MissingShard {
+                path: self.dir.join(&file.name),
+                tensor,
+                shards: self.shards.join(", "),
             }
             .into());
-        }
+        };
+        Ok(&bytes[piece.offset * element..(piece.offset + piece.len) * element])
+    }
+
+    /// Drops from resident memory, in each rank file, the span `pieces` were read from and
+    /// [`FAULT_AROUND_BYTES`] around it: a page fault maps the neighbouring pages too, and those of
+    /// pieces already released or never read (tensor-parallel duplicates, padding) would
+    /// otherwise stay mapped, growing with the checkpoint.
+    fn release_spans(&self, pieces: &[Piece], shard: &str) {
         let element = dtype_size(self.dtype()).unwrap_or(1);
+        let mut spans: std::collections::BTreeMap<usize, (usize, usize)> = Default::default();
+        for piece in pieces {
+            let span = spans
+                .entry(piece.rank)
+                .or_insert((piece.offset, piece.offset + piece.len));
+            span.0 = span.0.min(piece.offset);
+            span.1 = span.1.max(piece.offset + piece.len);
+        }
         let tensor = shard_tensor(shard);
-        for piece in &pieces {
-            let file = &self.files[piece.rank];
-            // Checked when opened: present, with the size the layout implies.
-            let Some((meta, bytes)) = file.tensor(&tensor) else {
-                return Err(DistributedError::MissingShard {
-                    path: self.dir.join(&file.name),
-                    tensor,
-                    shards: self.shards.join(", "),
-                }
-                .into());
-            };
-            let source = &bytes[piece.offset * element..(piece.offset + piece.len) * element];
-            out[piece.target * element..(piece.target + piece.len) * element].copy_from_slice(source);
+        for (rank, (low, high)) in spans {
+            let file = &self.files[rank];
+            if let Some((meta, _)) = file.tensor(&tensor) {
+                let start = (meta.start + low * element)
+                    .saturating_sub(FAULT_AROUND_BYTES)
+                    .max(meta.start);
+                let end = (meta.start + high * element + FAULT_AROUND_BYTES).min(meta.end);
+                file.release(start, end);
+            }
+        }
+    }
+
+    /// Drops `piece`'s pages from this process's resident memory.
+    fn release_piece(&self, piece: &Piece, shard: &str) {
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        let file = &self.files[piece.rank];
+        if let Some((meta, _)) = file.tensor(&shard_tensor(shard)) {
             file.release(
                 meta.start + piece.offset * element,
                 meta.start + (piece.offset + piece.len) * element,
             );
         }
-        Ok(())
     }
 
     /// Reassembles parameter `name` of shard `shard` into a new buffer (see [`Self::read_into`]).
@@ -300,6 +375,26 @@ impl DistributedCheckpoint {
             .collect::<Vec<_>>()
             .join(" + ")
     }
+}
+
+/// Copies read the mapped files in runs of at most this many bytes, each released once copied:
+/// the file pages the process holds stay at one run, whatever the size of a piece.
+const RUN_BYTES: usize = 16 << 20;
+
+/// How far from a faulting address the kernel may map pages of the file (Linux's default
+/// `fault_around_bytes` is 64 KiB; this leaves room for larger settings).
+const FAULT_AROUND_BYTES: usize = 1 << 20;
+
+/// `piece` cut into runs of at most [`RUN_BYTES`].
+fn runs(piece: &Piece, element: usize) -> impl Iterator<Item = Piece> + use<> {
+    let piece = *piece;
+    let step = (RUN_BYTES / element).max(1);
+    (0..piece.len).step_by(step).map(move |start| Piece {
+        rank: piece.rank,
+        offset: piece.offset + start,
+        target: piece.target + start,
+        len: step.min(piece.len - start),
+    })
 }
 
 /// The rank file of rank `rank`.

@@ -1,0 +1,107 @@
+//! Fast-LLM's state-dict format: `metadata.yaml` (the model config, the HF keys it carries) and
+//! the safetensors files of its `state_index`, one `<parameter>/weights` tensor per parameter.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use fastllm_config::{BaseModelConfig, Map, ModelKind, Value, load_base_model};
+use fastllm_core::weights::Transform;
+
+use super::{Input, InputLayout, Source, Storage};
+use crate::carry::InputConfig;
+use crate::convert::{ConversionError, Options};
+use crate::naming::limits;
+use crate::read::read_document;
+use crate::{Checkpoint, CheckpointError, open_fast_llm};
+
+/// The Fast-LLM state-dict layout.
+pub(super) struct FastLlmInput;
+
+impl InputLayout for FastLlmInput {
+    fn config_file(&self) -> &'static str {
+        "metadata.yaml"
+    }
+
+    fn read_config(&self, dir: &Path, options: &Options) -> Result<InputConfig, ConversionError> {
+        let path = dir.join("metadata.yaml");
+        let metadata = read_document(&path)?;
+        if metadata.get("format") == Some(&Value::Str("distributed".into())) {
+            return Err(CheckpointError::invalid(
+                &path,
+                "a distributed (training) checkpoint, not the fast_llm state-dict format: convert it with \
+                 --from fast_llm_distributed (or --from auto)",
+            )
+            .into());
+        }
+        let config = fast_llm_config(&path, &metadata)?;
+        let (carried, dropped) = crate::carry::read_stored(&path, &metadata, options)?;
+        Ok(InputConfig {
+            carried,
+            config,
+            dropped,
+        })
+    }
+
+    fn open(&self, dir: &Path, config: BaseModelConfig, _: &Options) -> Result<Input, ConversionError> {
+        let checkpoint = open_fast_llm(dir)?;
+        let mut sources = BTreeMap::new();
+        let mut problems = Vec::new();
+        for name in checkpoint.files.names() {
+            match name.split_once('/') {
+                Some((parameter, "weights")) => {
+                    let tensor = checkpoint.files.get(name).expect("listed");
+                    sources.insert(
+                        parameter.to_string(),
+                        Source {
+                            inputs: vec![name.to_string()],
+                            transform: Transform::Copy,
+                            shape: tensor.shape.to_vec(),
+                            dtype: tensor.dtype.to_string(),
+                        },
+                    );
+                }
+                _ => problems.push(format!(
+                    "`{name}` in {}: not a `<parameter>/weights` tensor (optimizer state is not converted)",
+                    checkpoint.files.get(name).map_or("", |t| t.file)
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConversionError::Tensors {
+                path: dir.to_path_buf(),
+                problems,
+            });
+        }
+        Ok(Input {
+            config,
+            sources,
+            dropped_tensors: Vec::new(),
+            skipped_shards: Vec::new(),
+            training_state: Vec::new(),
+            listing: "metadata.yaml",
+            limits: limits(&checkpoint.files),
+            storage: Storage::Files(checkpoint.files),
+        })
+    }
+}
+
+/// The base-model config of a Fast-LLM checkpoint (its metadata.yaml `config.base_model`).
+pub fn fast_llm_base_model(checkpoint: &Checkpoint) -> Result<BaseModelConfig, ConversionError> {
+    fast_llm_config(&checkpoint.dir.join("metadata.yaml"), &checkpoint.config)
+}
+
+/// The base model of a parsed `metadata.yaml` (`path`, for messages).
+pub fn fast_llm_config(path: &Path, metadata: &Map) -> Result<BaseModelConfig, ConversionError> {
+    let invalid = |message: String| CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let kind = match metadata.get("model") {
+        Some(Value::Str(m)) => ModelKind::from_name(m).ok_or_else(|| invalid(format!("unknown model `{m}`")))?,
+        _ => return Err(invalid("no `model` (gpt or multimodal)".into()).into()),
+    };
+    let base_model = fastllm_core::dict::get(metadata, "config.base_model")
+        .cloned()
+        .unwrap_or(Value::Map(Map::new()));
+    load_base_model(kind, &base_model).map_err(|e| invalid(format!("config.base_model: {e}")).into())
+}

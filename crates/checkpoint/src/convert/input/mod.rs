@@ -1,0 +1,178 @@
+//! The input side of a conversion: the checkpoint layouts a conversion reads, each behind
+//! [`InputLayout`], and the opened [`Input`] they all produce (the Fast-LLM parameters it holds,
+//! and each one's bytes).
+//!
+//! To add a layout: a module here implementing [`InputLayout`], a [`Side`] variant, and its arm
+//! in [`Side::input_layout`] (and in [`detect`] if `--from auto` should find it).
+
+mod distributed;
+mod fast_llm;
+mod hf;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use fastllm_config::BaseModelConfig;
+use fastllm_core::weights::{PlanLimits, Transform};
+
+pub use self::fast_llm::{fast_llm_base_model, fast_llm_config};
+use super::transfer;
+use super::{ConversionError, Options, Side};
+use crate::carry::InputConfig;
+use crate::distributed::DistributedCheckpoint;
+use crate::naming::in_file;
+use crate::read::read_document;
+use crate::{CheckpointError, FileSet};
+
+/// A checkpoint layout a conversion reads: where its config is and how its tensors become
+/// Fast-LLM parameters.
+pub(crate) trait InputLayout {
+    /// The file the config is read from, named in config errors.
+    fn config_file(&self) -> &'static str;
+
+    /// The input's base-model config from its config file alone (no tensor opened), with the HF
+    /// keys it carries and the ones `--drop-key` / `--text-only` removed.
+    fn read_config(&self, dir: &Path, options: &Options) -> Result<InputConfig, ConversionError>;
+
+    /// Opens the input's tensors and checks them against `config` (from [`Self::read_config`]):
+    /// every Fast-LLM parameter the input holds, with where its bytes are.
+    fn open(&self, dir: &Path, config: BaseModelConfig, options: &Options) -> Result<Input, ConversionError>;
+}
+
+impl Side {
+    /// How checkpoints of this side are read: the one place an input layout is chosen.
+    pub(crate) fn input_layout(self) -> Box<dyn InputLayout> {
+        match self {
+            Side::FastLlm => Box::new(fast_llm::FastLlmInput),
+            Side::Hf(handler) => Box::new(hf::HfInput(handler)),
+            Side::FastLlmDistributed => Box::new(distributed::DistributedInput),
+        }
+    }
+}
+
+/// Detects the format of a checkpoint directory: `metadata.yaml` means Fast-LLM (a distributed
+/// checkpoint when it says `format: distributed`), else the `model_type` of `config.json`.
+pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
+    let metadata = dir.join("metadata.yaml");
+    if metadata.is_file() {
+        // A metadata.yaml that does not read is reported by the reading of the Fast-LLM input.
+        let distributed = read_document(&metadata)
+            .is_ok_and(|m| m.get("format") == Some(&fastllm_config::Value::Str("distributed".into())));
+        return Ok(if distributed {
+            Side::FastLlmDistributed
+        } else {
+            Side::FastLlm
+        });
+    }
+    let path = dir.join("config.json");
+    let config = read_document(&path)?;
+    Ok(Side::Hf(fastllm_core::detect(&config).map_err(in_file(path))?))
+}
+
+/// An opened input: its config, the Fast-LLM parameters it holds and where their bytes are.
+pub(crate) struct Input {
+    pub config: BaseModelConfig,
+    /// Fast-LLM parameter → how to build it from the input's tensors.
+    pub sources: BTreeMap<String, Source>,
+    /// Input tensors of parts the format does not convert, dropped with `text_only`.
+    pub dropped_tensors: Vec<String>,
+    /// The input's shards not converted (a distributed checkpoint's optimizer state).
+    pub skipped_shards: Vec<String>,
+    /// What the trainer saved besides the model, not converted (dotted key, value).
+    pub training_state: Vec<(String, fastllm_config::Value)>,
+    /// Where the input's tensors are listed (where a missing tensor is missing from).
+    pub listing: &'static str,
+    /// What the input holds, bounding the output plan.
+    pub limits: PlanLimits,
+    storage: Storage,
+}
+
+/// Where an input's bytes are.
+enum Storage {
+    /// Safetensors files holding each input tensor whole.
+    Files(FileSet),
+    /// The rank files of a distributed checkpoint, read for one shard.
+    Distributed {
+        checkpoint: Box<DistributedCheckpoint>,
+        shard: String,
+    },
+}
+
+/// How to get one Fast-LLM parameter from the input.
+pub(crate) struct Source {
+    /// Input tensor names it is made of.
+    pub inputs: Vec<String>,
+    pub transform: Transform,
+    pub shape: Vec<usize>,
+    pub dtype: String,
+}
+
+impl Input {
+    /// The bytes of Fast-LLM parameter `name` (borrowed when no transform is needed).
+    pub fn bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
+        let source = &self.sources[name];
+        match &self.storage {
+            Storage::Files(files) => {
+                let parts: Vec<_> = source
+                    .inputs
+                    .iter()
+                    .map(|input| files.get(input).expect("checked"))
+                    .collect();
+                Ok(transfer::to_fast_llm(
+                    &parts,
+                    &source.shape,
+                    source.transform,
+                    &source.dtype,
+                ))
+            }
+            Storage::Distributed { checkpoint, shard } => Ok(Cow::Owned(checkpoint.read(name, shard)?)),
+        }
+    }
+
+    /// Writes Fast-LLM parameter `name` to `sink` without a tensor-sized buffer, when it needs
+    /// none (input tensors concatenated as they are, or rank-file pieces in order); `false` when
+    /// it does.
+    pub fn stream(&self, name: &str, sink: &mut dyn Write) -> std::io::Result<bool> {
+        let source = &self.sources[name];
+        match &self.storage {
+            Storage::Files(files) => {
+                if !matches!(
+                    source.transform,
+                    Transform::Copy | Transform::Reshape | Transform::Concat
+                ) {
+                    return Ok(false);
+                }
+                for input in &source.inputs {
+                    sink.write_all(files.get(input).expect("checked").data)?;
+                    files.release(input);
+                }
+            }
+            Storage::Distributed { checkpoint, shard } => checkpoint.write_to(name, shard, sink)?,
+        }
+        Ok(true)
+    }
+
+    /// Drops the pages of Fast-LLM parameter `name`'s input from resident memory (a distributed
+    /// checkpoint's reads release their own).
+    pub fn release(&self, name: &str) {
+        if let Storage::Files(files) = &self.storage {
+            for input in &self.sources[name].inputs {
+                files.release(input);
+            }
+        }
+    }
+
+    /// The file holding (the first input tensor of) Fast-LLM parameter `name`, for messages.
+    pub fn file_of(&self, name: &str) -> String {
+        match &self.storage {
+            Storage::Files(files) => self.sources[name]
+                .inputs
+                .first()
+                .and_then(|input| files.get(input))
+                .map_or_else(String::new, |t| t.file.to_string()),
+            Storage::Distributed { .. } => self.listing.to_string(),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Byte transforms between HF tensors and Fast-LLM parameters, both directions of each
+//! [`Transform`]: a copy or a concatenation borrows, a transpose fills one tensor-sized buffer.
+
+use std::borrow::Cow;
+
+use fastllm_core::weights::Transform;
+
+use crate::bytes::transpose;
+use crate::{TensorRef, dtype_size};
+
+/// The byte size of one element of `dtype` (1 for a dtype the reader already refused).
+pub(crate) fn element(dtype: &str) -> usize {
+    dtype_size(dtype).unwrap_or(1)
+}
+
+/// The Fast-LLM parameter of shape `shape` made of HF tensors `parts` (import direction).
+pub(crate) fn to_fast_llm<'a>(
+    parts: &[TensorRef<'a>],
+    shape: &[usize],
+    transform: Transform,
+    dtype: &str,
+) -> Cow<'a, [u8]> {
+    let concatenated = || {
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
+        for part in parts {
+            out.extend_from_slice(part.data);
+        }
+        out
+    };
+    match transform {
+        Transform::Copy | Transform::Reshape => Cow::Borrowed(parts[0].data),
+        Transform::Concat => Cow::Owned(concatenated()),
+        Transform::Transpose => {
+            let data = parts[0].data;
+            let mut out = vec![0; data.len()];
+            // The HF tensor is [shape[1], shape[0]].
+            transpose(data, shape[1], shape[0], element(dtype), &mut out);
+            Cow::Owned(out)
+        }
+        Transform::TransposeExperts => {
+            let tensor = &parts[0];
+            let (experts, rows, cols) = (tensor.shape[0], tensor.shape[1], tensor.shape[2]);
+            let element = element(dtype);
+            let block = rows * cols * element;
+            let mut out = vec![0; tensor.data.len()];
+            for e in 0..experts {
+                let range = e * block..(e + 1) * block;
+                transpose(&tensor.data[range.clone()], rows, cols, element, &mut out[range]);
+            }
+            Cow::Owned(out)
+        }
+        Transform::TransposeConcat => {
+            let rows = shape[0] / parts.len();
+            let mut out = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
+            for part in parts {
+                let mut block = vec![0; part.data.len()];
+                transpose(part.data, shape[1], rows, element(dtype), &mut block);
+                out.extend_from_slice(&block);
+            }
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// Part `i` of the `parts` HF tensors of a Fast-LLM parameter (export direction). `shape` is the
+/// Fast-LLM shape, but the HF shape for [`Transform::TransposeExperts`].
+pub(crate) fn hf_part<'a>(
+    fast_llm: &'a [u8],
+    shape: &[usize],
+    transform: Transform,
+    i: usize,
+    parts: usize,
+    element: usize,
+) -> Cow<'a, [u8]> {
+    match transform {
+        Transform::Copy | Transform::Reshape => Cow::Borrowed(fast_llm),
+        Transform::Concat => {
+            let len = fast_llm.len() / parts;
+            Cow::Borrowed(&fast_llm[i * len..(i + 1) * len])
+        }
+        Transform::Transpose => {
+            let mut out = vec![0; fast_llm.len()];
+            transpose(fast_llm, shape[0], shape[1], element, &mut out);
+            Cow::Owned(out)
+        }
+        Transform::TransposeConcat => {
+            let len = fast_llm.len() / parts;
+            let slice = &fast_llm[i * len..(i + 1) * len];
+            let mut out = vec![0; len];
+            transpose(slice, shape[0] / parts, shape[1], element, &mut out);
+            Cow::Owned(out)
+        }
+        Transform::TransposeExperts => {
+            // `shape` is the HF shape [E, H, I]; each Fast-LLM block is [I, H].
+            let (experts, rows, cols) = (shape[0], shape[1], shape[2]);
+            let block = rows * cols * element;
+            let mut out = vec![0; fast_llm.len()];
+            for e in 0..experts {
+                let range = e * block..(e + 1) * block;
+                transpose(&fast_llm[range.clone()], cols, rows, element, &mut out[range]);
+            }
+            Cow::Owned(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// Distinct 2-byte elements, `offset` apart between tensors.
+    fn tensor(shape: &[usize], offset: u16) -> Vec<u8> {
+        let n: usize = shape.iter().product();
+        (0..n as u16).flat_map(|i| (i + offset).to_le_bytes()).collect()
+    }
+
+    #[rstest]
+    #[case::copy(Transform::Copy, vec![vec![3, 4]], vec![3, 4])]
+    #[case::reshape(Transform::Reshape, vec![vec![2, 3, 2]], vec![2, 6])]
+    #[case::concat(Transform::Concat, vec![vec![2, 4], vec![2, 4]], vec![4, 4])]
+    #[case::transpose(Transform::Transpose, vec![vec![4, 3]], vec![3, 4])]
+    #[case::transpose_concat(Transform::TransposeConcat, vec![vec![4, 2], vec![4, 2], vec![4, 2]], vec![6, 4])]
+    #[case::transpose_experts(Transform::TransposeExperts, vec![vec![2, 3, 4]], vec![8, 3])]
+    fn export_gives_back_every_imported_part(
+        #[case] transform: Transform,
+        #[case] hf_shapes: Vec<Vec<usize>>,
+        #[case] fast_llm_shape: Vec<usize>,
+    ) {
+        let data: Vec<Vec<u8>> = hf_shapes
+            .iter()
+            .enumerate()
+            .map(|(i, shape)| tensor(shape, 1000 * i as u16))
+            .collect();
+        let parts: Vec<TensorRef> = hf_shapes
+            .iter()
+            .zip(&data)
+            .map(|(shape, data)| TensorRef {
+                name: "t",
+                dtype: "BF16",
+                shape,
+                data,
+                file: "f",
+            })
+            .collect();
+        let fast_llm = to_fast_llm(&parts, &fast_llm_shape, transform, "BF16");
+        let shape = if transform == Transform::TransposeExperts {
+            &hf_shapes[0]
+        } else {
+            &fast_llm_shape
+        };
+        for (i, part) in data.iter().enumerate() {
+            let back = hf_part(&fast_llm, shape, transform, i, data.len(), 2);
+            assert!(back == part.as_slice(), "part {i}");
+        }
+    }
+
+    #[test]
+    fn fast_llm_stores_down_projections_transposed() {
+        // HF [2, 3] rows (0 1 2) (3 4 5) is Fast-LLM [3, 2] rows (0 3) (1 4) (2 5).
+        let hf = tensor(&[2, 3], 0);
+        let part = TensorRef {
+            name: "t",
+            dtype: "BF16",
+            shape: &[2, 3],
+            data: &hf,
+            file: "f",
+        };
+        let fast_llm = to_fast_llm(&[part], &[3, 2], Transform::Transpose, "BF16");
+        let elements: Vec<u16> = fast_llm.chunks(2).map(|e| u16::from_le_bytes([e[0], e[1]])).collect();
+        assert_eq!(elements, [0, 3, 1, 4, 2, 5]);
+    }
+}

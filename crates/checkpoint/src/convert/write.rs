@@ -1,0 +1,173 @@
+//! Writing the planned tensors: split into files (Fast-LLM's element budget or HF's shard size),
+//! each file streamed in plan order, one Fast-LLM parameter's bytes alive at a time; and the
+//! output format's extra files (modeling code) the input has.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::ops::Range;
+use std::path::Path;
+
+use fastllm_core::weights::{Transform, elements};
+
+use super::input::Input;
+use super::plan::OutputTensor;
+use super::transfer::{element, hf_part};
+use super::{Options, Output};
+use crate::CheckpointError;
+use crate::writer::{OutputDir, TensorSpec, write_safetensors};
+
+/// Fast-LLM starts a new file once a file holds this many elements.
+const FAST_LLM_ELEMENTS_PER_FILE: u64 = 1 << 32;
+
+/// Splits the output tensors into files: Fast-LLM's element budget, or HF's `max_shard_bytes`.
+pub(crate) fn shard(outputs: &[OutputTensor], to: Output, options: &Options) -> Vec<(String, Range<usize>)> {
+    let mut ranges = Vec::new();
+    let (mut start, mut size) = (0usize, 0u64);
+    for (i, output) in outputs.iter().enumerate() {
+        let tensor = &output.tensor;
+        let weight = match to {
+            // Shapes of planned tensors are checked: their element counts fit.
+            Output::FastLlm => elements(&tensor.shape).unwrap_or(u64::MAX),
+            Output::Hf(_) => tensor.bytes,
+        };
+        let limit = match to {
+            Output::FastLlm => FAST_LLM_ELEMENTS_PER_FILE,
+            Output::Hf(_) => options.max_shard_bytes,
+        };
+        if matches!(to, Output::Hf(_)) && i > start && size.saturating_add(weight) > limit {
+            ranges.push(start..i);
+            (start, size) = (i, 0);
+        }
+        size = size.saturating_add(weight);
+        if matches!(to, Output::FastLlm) && size >= limit {
+            ranges.push(start..i + 1);
+            (start, size) = (i + 1, 0);
+        }
+    }
+    if start < outputs.len() || ranges.is_empty() {
+        ranges.push(start..outputs.len());
+    }
+    let n = ranges.len();
+    ranges
+        .into_iter()
+        .enumerate()
+        .map(|(i, range)| {
+            let name = match to {
+                Output::FastLlm => format!("model_{i}.safetensors"),
+                Output::Hf(_) if n == 1 => "model.safetensors".to_string(),
+                Output::Hf(_) => format!("model-{:05}-of-{n:05}.safetensors", i + 1),
+            };
+            (name, range)
+        })
+        .collect()
+}
+
+/// The specs of `outputs`, in order.
+pub(crate) fn specs(outputs: &[OutputTensor]) -> Vec<TensorSpec> {
+    outputs
+        .iter()
+        .map(|o| TensorSpec {
+            name: o.tensor.name.clone(),
+            dtype: o.tensor.dtype.clone(),
+            shape: o.tensor.shape.clone(),
+        })
+        .collect()
+}
+
+/// Writes `outputs` into `files` of `out`, making each from `input`'s Fast-LLM parameters;
+/// calls `progress(bytes written, total bytes)` after each tensor. A tensor that is its
+/// parameter's bytes as they are streams from the input when the input can stream them;
+/// otherwise one parameter's bytes are kept while its parts are written, then freed with the
+/// pages of its inputs.
+pub(crate) fn write_tensors(
+    out: &OutputDir,
+    files: &[(String, Range<usize>)],
+    outputs: &[OutputTensor],
+    metadata: &std::collections::BTreeMap<String, String>,
+    input: &Input,
+    to: Output,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), CheckpointError> {
+    let total: u64 = outputs.iter().map(|o| o.tensor.bytes).sum();
+    let mut done = 0u64;
+    for (file, range) in files {
+        let mut cached: Option<(&str, Cow<[u8]>)> = None;
+        write_safetensors(
+            &out.path(file),
+            metadata,
+            &specs(&outputs[range.clone()]),
+            |i, sink: &mut dyn Write| {
+                let output = &outputs[range.start + i];
+                let (tensor, parameter) = (&output.tensor, output.parameter.as_str());
+                // An output tensor that is its parameter's bytes as they are streams when the
+                // input can stream it.
+                let unchanged =
+                    matches!(to, Output::FastLlm) || matches!(tensor.transform, Transform::Copy | Transform::Reshape);
+                if unchanged && input.stream(parameter, sink)? {
+                    done += tensor.bytes;
+                    progress(done, total);
+                    return Ok(());
+                }
+                if cached.as_ref().is_none_or(|(p, _)| *p != parameter) {
+                    cached = Some((parameter, input.bytes(parameter).map_err(std::io::Error::other)?));
+                }
+                let bytes = &cached.as_ref().expect("filled").1;
+                // Fast-LLM outputs are the Fast-LLM bytes; HF outputs apply the export transform.
+                let transform = if matches!(to, Output::FastLlm) {
+                    Transform::Copy
+                } else {
+                    tensor.transform
+                };
+                // Stacked experts need the HF shape; every other transform the Fast-LLM one.
+                let shape = if transform == Transform::TransposeExperts {
+                    &tensor.shape
+                } else {
+                    &output.fast_llm_shape
+                };
+                let data = hf_part(
+                    bytes,
+                    shape,
+                    transform,
+                    output.part,
+                    output.parts,
+                    element(&tensor.dtype),
+                );
+                sink.write_all(&data)?;
+                done += tensor.bytes;
+                progress(done, total);
+                if output.part + 1 == output.parts {
+                    // The parameter is fully written: free its buffers and its input pages.
+                    cached = None;
+                    input.release(parameter);
+                }
+                Ok(())
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The files the output format's checkpoints carry (e.g. `modeling_*.py`) split into the ones
+/// the input directory has and the ones it lacks.
+pub(crate) fn extra_files(input: &Path, to: Output) -> (Vec<&'static str>, Vec<String>) {
+    let Output::Hf(handler) = to else {
+        return (Vec::new(), Vec::new());
+    };
+    let (present, missing): (Vec<&str>, Vec<&str>) =
+        handler.extra_files.iter().partition(|file| input.join(file).is_file());
+    (present, missing.into_iter().map(String::from).collect())
+}
+
+/// Copies the format's extra files the input has; returns the ones it lacks.
+pub(crate) fn copy_extra_files(out: &OutputDir, input: &Path, to: Output) -> Result<Vec<String>, CheckpointError> {
+    let (present, missing) = extra_files(input, to);
+    for file in present {
+        let source = input.join(file);
+        std::fs::copy(&source, out.path(file)).map_err(|e| CheckpointError::Io {
+            path: source,
+            source: e,
+        })?;
+        crate::writer::readable_by_all(&out.path(file))?;
+    }
+    Ok(missing)
+}

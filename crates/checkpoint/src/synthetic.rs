@@ -1,0 +1,250 @@
+//! Synthetic checkpoints for tests and benchmarks: every tensor a config implies, filled with
+//! deterministic pseudo-random bytes, for formats without reference fixtures and for sizes and
+//! parallel layouts no fixture has. HF checkpoints ([`write_synthetic_hf`]) and Fast-LLM
+//! distributed training checkpoints ([`write_synthetic_distributed`]).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::ops::Range;
+use std::path::Path;
+
+use fastllm_config::{BaseModelConfig, Form, Map, Value};
+use fastllm_core::layout::engine_layers;
+use fastllm_core::weights::{PlanLimits, Transform, elements};
+use fastllm_core::{Handler, HfLayout};
+
+use crate::convert::FAST_LLM_VERSION;
+use crate::distributed::{DistributedLayout, Parallelism, ShardKind};
+use crate::writer::TensorSpec;
+
+use crate::companions::Companions;
+use crate::convert::metadata::{hf_file_metadata, write_config_json, write_hf_index};
+use crate::convert::plan::{OutputTensor, weight_plan};
+use crate::convert::write::{shard, specs};
+use crate::convert::{ConversionError, Options, Output, PlannedTensor, Summary};
+use crate::writer::{OutputDir, write_safetensors};
+use crate::{CheckpointError, dtype_size};
+
+/// Writes a synthetic HF checkpoint of `handler`'s format for `config`: its config.json and
+/// every tensor of the weight plan, filled with deterministic pseudo-random bytes.
+pub fn write_synthetic_hf(
+    handler: &'static Handler,
+    config: &BaseModelConfig,
+    dir: &Path,
+    dtype: &str,
+    max_shard_bytes: u64,
+) -> Result<Summary, ConversionError> {
+    let hf = handler.export(config, HfLayout::V4)?;
+    let element = dtype_size(dtype).ok_or_else(|| CheckpointError::Invalid {
+        path: dir.to_path_buf(),
+        message: format!("unknown dtype {dtype}"),
+    })?;
+    let mut outputs = Vec::new();
+    for entry in weight_plan(handler, config, &PlanLimits::DEFAULT, dir, false)? {
+        for (name, shape) in entry.hf.iter().zip(&entry.hf_shapes) {
+            let bytes = elements(shape)
+                .and_then(|n| n.checked_mul(element as u64))
+                .ok_or_else(|| CheckpointError::invalid(dir, format!("tensor `{name}`: shape {shape:?} overflows")))?;
+            let tensor = PlannedTensor {
+                name: name.clone(),
+                dtype: dtype.to_string(),
+                shape: shape.clone(),
+                from: Vec::new(),
+                transform: Transform::Copy,
+                bytes,
+            };
+            outputs.push(OutputTensor {
+                tensor,
+                parameter: entry.fast_llm.clone(),
+                part: 0,
+                parts: 1,
+                fast_llm_shape: shape.clone(),
+            });
+        }
+    }
+    let to = Output::Hf(handler);
+    let options = Options {
+        max_shard_bytes,
+        ..Options::default()
+    };
+    let files = shard(&outputs, to, &options);
+    let out = OutputDir::create(dir, true)?;
+    write_config_json(&out, hf)?;
+    if files.len() > 1 {
+        write_hf_index(&out, &outputs, &files)?;
+    }
+    let metadata = hf_file_metadata();
+    for (file, range) in &files {
+        write_safetensors(
+            &out.path(file),
+            &metadata,
+            &specs(&outputs[range.clone()]),
+            |i, sink: &mut dyn Write| fill(&outputs[range.start + i].tensor, sink),
+        )?;
+    }
+    let tensors = outputs.into_iter().map(|o| o.tensor).collect();
+    let files = files.into_iter().map(|(f, _)| f).collect();
+    out.commit()?;
+    Ok(Summary {
+        from: "synthetic",
+        to: handler.name,
+        output: dir.to_path_buf(),
+        tensors,
+        files,
+        missing_extra_files: Vec::new(),
+        carried_keys: Vec::new(),
+        not_carried_keys: Vec::new(),
+        dropped_keys: Vec::new(),
+        dropped_tensors: Vec::new(),
+        skipped_shards: Vec::new(),
+        training_state: Vec::new(),
+        companions: Companions::default(),
+    })
+}
+
+/// Writes `tensor.bytes` pseudo-random bytes seeded by the tensor's name.
+fn fill(tensor: &PlannedTensor, sink: &mut dyn Write) -> std::io::Result<()> {
+    let mut state = tensor.name.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01B3)
+    });
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut left = tensor.bytes as usize;
+    while left > 0 {
+        let n = left.min(buffer.len());
+        for chunk in buffer[..n].chunks_mut(8) {
+            // xorshift64*: fast, deterministic, never all zeros.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let value = state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+            chunk.copy_from_slice(&value[..chunk.len()]);
+        }
+        sink.write_all(&buffer[..n])?;
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Writes a synthetic Fast-LLM distributed checkpoint of `config`: `metadata.yaml` with the
+/// parallel layout `parallel` (the `distributed` and `multi_stage` sections of its `config`) and
+/// `shards`, and one `rank_<r>.safetensors` per rank. Every parameter of every shard holds its
+/// [`synthetic_tensor`] values, placed by running the reader's [`Piece`]s in reverse; padding and
+/// the copies the reader never reads (tensor-parallel duplicates, tied copies) are zero. Each rank
+/// file is streamed: memory stays at one 64 KiB buffer. Returns the layout written.
+///
+/// [`Piece`]: crate::distributed::Piece
+pub fn write_synthetic_distributed(
+    config: &BaseModelConfig,
+    parallel: &Map,
+    dir: &Path,
+    shards: &[&str],
+) -> Result<DistributedLayout, ConversionError> {
+    let invalid = |message: String| CheckpointError::invalid(dir, message);
+    let parallelism = Parallelism::from_config(parallel).map_err(invalid)?;
+    let layers = engine_layers(&config.to_form(Form::Full), parallelism.tensor_parallel)
+        .map_err(|problems| invalid(problems.join("; ")))?;
+    let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| invalid(e.to_string()))?;
+    let element = dtype_size(layout.parallelism.shard_dtype).unwrap_or(1);
+    let out = OutputDir::create(dir, true)?;
+    let mut model_config = parallel.clone();
+    model_config.insert("type".into(), Value::Str(config.kind().name().into()));
+    model_config.insert("base_model".into(), Value::Map(config.to_form(Form::Explicit)));
+    let metadata = Map::from([
+        ("config".to_string(), Value::Map(model_config)),
+        ("fast_llm_version".to_string(), Value::Str(FAST_LLM_VERSION.into())),
+        ("format".to_string(), Value::Str("distributed".into())),
+        ("model".to_string(), Value::Str(config.kind().name().into())),
+        (
+            "shards".to_string(),
+            Value::List(shards.iter().map(|s| Value::Str(s.to_string())).collect()),
+        ),
+        ("metadata".to_string(), Value::Map(Map::new())),
+    ]);
+    out.write_text("metadata.yaml", &Value::Map(metadata).to_yaml())?;
+    for rank in 0..layout.parallelism.world_size {
+        // (offset in the rank's shard, parameter, global element, elements), by offset.
+        let mut placements: Vec<Vec<(usize, &str, usize, usize)>> = Vec::new();
+        let mut specs = Vec::new();
+        for shard in shards {
+            let kind = ShardKind::of(shard);
+            let mut runs = Vec::new();
+            for placed in layout.parameters() {
+                let name = placed.parameter.name.as_str();
+                for piece in layout.pieces(name, kind).unwrap_or_default() {
+                    if piece.rank == rank {
+                        runs.push((piece.offset, name, piece.target, piece.len));
+                    }
+                }
+            }
+            runs.sort_unstable();
+            placements.push(runs);
+            specs.push(TensorSpec {
+                name: format!("{shard}_shard"),
+                dtype: layout.parallelism.shard_dtype.to_string(),
+                shape: vec![layout.shard_len(rank, kind)],
+            });
+        }
+        let file = out.path(&crate::distributed::rank_file(rank));
+        write_safetensors(&file, &BTreeMap::new(), &specs, |i, sink: &mut dyn Write| {
+            let mut position = 0;
+            let zeros = vec![0u8; 1 << 16];
+            let pad = |sink: &mut dyn Write, elements: usize| -> std::io::Result<()> {
+                let mut left = elements * element;
+                while left > 0 {
+                    let n = left.min(zeros.len());
+                    sink.write_all(&zeros[..n])?;
+                    left -= n;
+                }
+                Ok(())
+            };
+            for &(offset, parameter, target, len) in &placements[i] {
+                pad(sink, offset - position)?;
+                write_values(parameter, shards[i], element, target..target + len, sink)?;
+                position = offset + len;
+            }
+            pad(sink, specs[i].shape[0] - position)
+        })?;
+    }
+    out.commit()?;
+    Ok(layout)
+}
+
+/// The synthetic global tensor of `parameter` in shard `shard` (`elements` elements of
+/// `element` bytes): what [`write_synthetic_distributed`] stores, for comparing what is read.
+pub fn synthetic_tensor(parameter: &str, shard: &str, elements: usize, element: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(elements * element);
+    write_values(parameter, shard, element, 0..elements, &mut out).expect("a Vec grows");
+    out
+}
+
+/// Writes the synthetic values of global elements `range` of `parameter` in `shard`: each
+/// element's bytes are a hash of (parameter, shard, index), so any range is made alone.
+fn write_values(
+    parameter: &str,
+    shard: &str,
+    element: usize,
+    range: Range<usize>,
+    sink: &mut dyn Write,
+) -> std::io::Result<()> {
+    let seed = parameter
+        .bytes()
+        .chain([b'/'])
+        .chain(shard.bytes())
+        .fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01B3)
+        });
+    let mut buffer = Vec::with_capacity(1 << 16);
+    for index in range {
+        // splitmix64 of (seed, index): independent of how the tensor is cut.
+        let mut z = seed.wrapping_add((index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        buffer.extend_from_slice(&z.to_le_bytes()[..element.min(8)]);
+        if buffer.len() >= 1 << 16 {
+            sink.write_all(&buffer)?;
+            buffer.clear();
+        }
+    }
+    sink.write_all(&buffer)
+}

@@ -1,0 +1,119 @@
+//! Parallel layouts no fixture has, on synthetic training checkpoints
+//! ([`write_synthetic_distributed`]): each converts to the Fast-LLM state dict holding exactly the
+//! values written, and to HF exactly as the single-rank checkpoint of the same values does.
+//!
+//! The writer places values with the same pieces the reader reads, so this checks the streaming
+//! conversion and that the pieces of every layout cover each tensor once; that the pieces are
+//! Fast-LLM's is checked against the reference's fixtures (`distributed.rs`).
+
+use std::path::{Path, PathBuf};
+
+use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::synthetic::{synthetic_tensor, write_synthetic_distributed};
+use fastllm_checkpoint::{open_fast_llm, open_hf};
+use fastllm_config::{BaseModelConfig, Map, ModelKind, Value, load_base_model};
+use rstest::rstest;
+
+use fastllm_llama as _;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("synthetic_distributed")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A llama with 3 blocks, every size divisible by 4 tensor ranks.
+fn llama() -> BaseModelConfig {
+    let config = r#"{"hidden_size": 32, "embeddings": {"vocab_size": 64},
+        "head": {"normalization": {"type": "rms_norm"}},
+        "decoder": {"num_blocks": 3, "block": {
+            "mixer": {"heads": 8, "head_groups": 4, "head_size": 4, "add_linear_biases": false,
+                      "rotary": {"type": "default"}},
+            "mlp": {"intermediate_size": 64, "gated": true, "add_linear_biases": false},
+            "normalization": {"type": "rms_norm"}}}}"#;
+    load_base_model(ModelKind::Gpt, &Value::from_json_str(config).unwrap()).unwrap()
+}
+
+fn parallel(json: &str) -> Map {
+    Value::from_json_str(json).unwrap().as_map().unwrap().clone()
+}
+
+#[rstest]
+#[case::tensor_4("tp4", r#"{"distributed": {"world_size": 4, "tensor_parallel": 4}}"#)]
+#[case::data_3_zero_3("dp3", r#"{"distributed": {"world_size": 3}, "multi_stage": {"zero_stage": 3}}"#)]
+#[case::pipeline_3("pp3", r#"{"distributed": {"world_size": 3, "pipeline_parallel": 3}}"#)]
+#[case::tensor_pipeline_data(
+    "tp2_pp2_dp2",
+    r#"{"distributed": {"world_size": 8, "tensor_parallel": 2, "pipeline_parallel": 2}}"#
+)]
+#[case::sequence_data_parallel(
+    "tp2_dp4_sdp2",
+    r#"{"distributed": {"world_size": 8, "tensor_parallel": 2, "sequence_data_parallel": 2},
+        "multi_stage": {"layers_per_stage": 2}}"#
+)]
+#[case::bfloat16_shards(
+    "dp2_bf16",
+    r#"{"distributed": {"world_size": 2, "optimization_dtype": "bfloat16"}}"#
+)]
+fn a_layout_converts_to_the_values_written(#[case] label: &str, #[case] layout: &str) {
+    let config = llama();
+    let dir = scratch(label);
+    let checkpoint = dir.join("checkpoint");
+    let written =
+        write_synthetic_distributed(&config, &parallel(layout), &checkpoint, &["weights", "exp_avgs"]).unwrap();
+    let element = fastllm_checkpoint::dtype_size(written.parallelism.shard_dtype).unwrap();
+    let fast_llm = dir.join("fast_llm");
+    convert(
+        &checkpoint,
+        Side::FastLlmDistributed,
+        &fast_llm,
+        Side::FastLlm,
+        &Options::default(),
+    )
+    .unwrap();
+    let ours = open_fast_llm(&fast_llm).unwrap();
+    assert_eq!(ours.files.len(), written.parameters().count());
+    for placed in written.parameters() {
+        let name = &placed.parameter.name;
+        let numel = placed.parameter.shape().iter().product();
+        let tensor = ours.files.get(&format!("{name}/weights")).unwrap();
+        assert!(
+            tensor.data == synthetic_tensor(name, "weights", numel, element),
+            "{label}: {name}: bytes differ"
+        );
+    }
+
+    // The same values on one rank convert to the same HF checkpoint.
+    let single = dir.join("single");
+    let mut one = parallel(layout);
+    let Some(Value::Map(distributed)) = one.get_mut("distributed") else {
+        panic!()
+    };
+    for key in ["tensor_parallel", "pipeline_parallel", "sequence_data_parallel"] {
+        distributed.remove(key);
+    }
+    distributed.insert("world_size".into(), Value::Int(1));
+    write_synthetic_distributed(&config, &one, &single, &["weights"]).unwrap();
+    let llama = Side::Hf(fastllm_core::find("llama").unwrap());
+    let (hf, hf_single) = (dir.join("hf"), dir.join("hf_single"));
+    convert(&checkpoint, Side::FastLlmDistributed, &hf, llama, &Options::default()).unwrap();
+    convert(
+        &single,
+        Side::FastLlmDistributed,
+        &hf_single,
+        llama,
+        &Options::default(),
+    )
+    .unwrap();
+    let (a, b) = (open_hf(&hf).unwrap(), open_hf(&hf_single).unwrap());
+    assert_eq!(a.files.names().collect::<Vec<_>>(), b.files.names().collect::<Vec<_>>());
+    for tensor in b.files.names() {
+        assert!(
+            a.files.get(tensor).unwrap().data == b.files.get(tensor).unwrap().data,
+            "{label}: {tensor}: bytes differ"
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! `cargo xtask bench [GB]`: end-to-end conversions of synthetic Llama-shaped checkpoints of about
+//! GB gigabytes with the release binary, each step timed against copying the same input files
+//! (with fsync, like the conversion) in the same run, the fastest of three runs each, with its
+//! peak RSS (the largest of the runs) against the largest tensor.
+//!
+//! * An HF checkpoint (BF16): HF → Fast-LLM → HF.
+//! * A Fast-LLM training checkpoint (float32 shards, weights only, tensor 2 × pipeline 2 × data
+//!   2 with ZeRO 3: 8 rank files): distributed → Fast-LLM and distributed → HF.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use fastllm_convert::checkpoint::synthetic::{write_synthetic_distributed, write_synthetic_hf};
+use fastllm_convert::config::{BaseModelConfig, ModelKind, Value, load_base_model};
+
+/// Llama sizes: one BF16 layer is ~126 MB, the embeddings and output ~131 MB each.
+const HIDDEN: u64 = 2048;
+const INTERMEDIATE: u64 = 8192;
+const VOCAB: u64 = 32000;
+
+/// Runs of each step and of its copy.
+const RUNS: usize = 3;
+/// A conversion may take this many times the time of copying its input.
+const TIME_TARGET: f64 = 1.5;
+/// A conversion may hold this much besides its largest tensor.
+const RSS_SLACK: u64 = 256 << 20;
+
+/// One conversion to measure.
+struct Step {
+    label: &'static str,
+    from: &'static str,
+    to: &'static str,
+    input: &'static str,
+    output: &'static str,
+}
+
+pub fn run(gigabytes: f64) -> Result<(), String> {
+    super::cargo(&["build", "--release", "--quiet", "--package", "fastllm-convert"])?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+    let bench = Bench {
+        binary: root.join("../release/fastllm-convert"),
+        root: root.clone(),
+    };
+    let result = bench.all(gigabytes);
+    let _ = std::fs::remove_dir_all(&root);
+    let failures = result?;
+    if failures.is_empty() {
+        println!("bench: within targets");
+    } else {
+        println!("bench: outside targets: {}", failures.join("; "));
+    }
+    Ok(())
+}
+
+struct Bench {
+    root: PathBuf,
+    binary: PathBuf,
+}
+
+impl Bench {
+    /// Runs every step; returns the targets missed.
+    fn all(&self, gigabytes: f64) -> Result<Vec<String>, String> {
+        let mut failures = Vec::new();
+
+        let layers = layers_for(gigabytes, 2);
+        let config = llama(layers)?;
+        let handler = fastllm_convert::core::find("llama").map_err(|e| e.to_string())?;
+        let input = self.root.join("hf");
+        eprintln!(
+            "xtask: generating a {layers}-layer synthetic Llama checkpoint in {}",
+            input.display()
+        );
+        let generated =
+            write_synthetic_hf(handler, &config, &input, "BF16", 5_000_000_000).map_err(|e| e.to_string())?;
+        let largest = generated.tensors.iter().map(|t| t.bytes).max().unwrap_or(0);
+        println!(
+            "synthetic Llama checkpoint: {layers} layers, BF16, {:.0} MB, largest tensor {:.0} MB",
+            mb(generated.bytes()),
+            mb(largest)
+        );
+        header();
+        let steps = [
+            Step {
+                label: "hf -> fast_llm",
+                from: "llama",
+                to: "fast_llm",
+                input: "hf",
+                output: "fast_llm",
+            },
+            Step {
+                label: "fast_llm -> hf",
+                from: "fast_llm",
+                to: "llama",
+                input: "fast_llm",
+                output: "hf_back",
+            },
+        ];
+        for step in &steps {
+            failures.extend(self.step(step, largest)?);
+        }
+        for dir in ["hf", "fast_llm", "hf_back"] {
+            let _ = std::fs::remove_dir_all(self.root.join(dir));
+        }
+
+        let layers = layers_for(gigabytes, 4);
+        let config = llama(layers)?;
+        let parallel = Value::from_json_str(
+            r#"{"distributed": {"world_size": 8, "tensor_parallel": 2, "pipeline_parallel": 2},
+                "multi_stage": {"zero_stage": 3}}"#,
+        )
+        .map_err(|e| e.to_string())?;
+        let input = self.root.join("distributed");
+        eprintln!(
+            "xtask: generating a {layers}-layer synthetic Llama training checkpoint in {}",
+            input.display()
+        );
+        let layout = write_synthetic_distributed(&config, parallel.as_map().expect("a map"), &input, &["weights"])
+            .map_err(|e| e.to_string())?;
+        let element = 4u64;
+        let numel = |shape: Vec<usize>| shape.iter().product::<usize>() as u64;
+        let largest = layout
+            .parameters()
+            .map(|p| numel(p.parameter.shape()) * element)
+            .max()
+            .unwrap_or(0);
+        let total: u64 = layout.parameters().map(|p| numel(p.parameter.shape()) * element).sum();
+        println!(
+            "\nsynthetic Llama training checkpoint: {layers} layers, F32 shards, tensor 2 × pipeline 2 × data 2 \
+             ({} stages, 8 rank files), {:.0} MB of weights, largest tensor {:.0} MB",
+            layout.stages.len(),
+            mb(total),
+            mb(largest)
+        );
+        header();
+        let steps = [
+            Step {
+                label: "distributed -> fast_llm",
+                from: "fast_llm_distributed",
+                to: "fast_llm",
+                input: "distributed",
+                output: "fast_llm",
+            },
+            Step {
+                label: "distributed -> hf",
+                from: "fast_llm_distributed",
+                to: "llama",
+                input: "distributed",
+                output: "hf",
+            },
+        ];
+        for step in &steps {
+            failures.extend(self.step(step, largest)?);
+            let _ = std::fs::remove_dir_all(self.root.join(step.output));
+        }
+        Ok(failures)
+    }
+
+    /// Copies the step's input and converts it, [`RUNS`] times each in turn, prints the row with
+    /// the fastest of each (the disk is shared: the fastest run is the least disturbed); returns
+    /// the targets missed.
+    fn step(&self, step: &Step, largest: u64) -> Result<Vec<String>, String> {
+        let input = self.root.join(step.input);
+        let copy = self.root.join(format!("{}_copy", step.input));
+        let output = self.root.join(step.output);
+        let (mut copy_seconds, mut seconds, mut bytes, mut rss) = (f64::MAX, f64::MAX, 0, 0);
+        for _ in 0..RUNS {
+            copy_seconds = copy_seconds.min(copy_dir(&input, &copy)?);
+            let _ = std::fs::remove_dir_all(&copy);
+            let _ = std::fs::remove_dir_all(&output);
+            let run = self.convert(step, &input, &output)?;
+            seconds = seconds.min(run.0);
+            (bytes, rss) = (run.1, rss.max(run.2));
+        }
+        let ratio = seconds / copy_seconds;
+        let target = largest + RSS_SLACK;
+        println!(
+            "{:24} {:>9.0} {seconds:>9.2} {copy_seconds:>9.2} {ratio:>7.2} {:>10.0} {:>12.0} {:>12.0} {:>12.0}",
+            step.label,
+            mb(bytes),
+            mb(bytes) / seconds,
+            mb(rss),
+            mb(largest),
+            mb(target)
+        );
+        let mut failures = Vec::new();
+        if ratio > TIME_TARGET {
+            failures.push(format!(
+                "{}: {ratio:.2}x the copy time (target {TIME_TARGET}x)",
+                step.label
+            ));
+        }
+        if rss > target {
+            failures.push(format!(
+                "{}: peak RSS {:.0} MB over the target {:.0} MB",
+                step.label,
+                mb(rss),
+                mb(target)
+            ));
+        }
+        Ok(failures)
+    }
+
+    /// Runs the conversion; returns its time, the bytes it wrote and its peak RSS.
+    fn convert(&self, step: &Step, input: &Path, output: &Path) -> Result<(f64, u64, u64), String> {
+        let start = Instant::now();
+        let out = Command::new(&self.binary)
+            .args(["convert", "--from", step.from, "--to", step.to, "--json"])
+            .arg(input)
+            .arg(output)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let seconds = start.elapsed().as_secs_f64();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let report = Value::from_json_str(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())?;
+        let field = |k: &str| match report.as_map().and_then(|m| m.get(k)) {
+            Some(Value::Int(i)) => *i as u64,
+            _ => 0,
+        };
+        Ok((seconds, field("bytes"), field("peak_rss_bytes")))
+    }
+}
+
+fn header() {
+    println!(
+        "{:24} {:>9} {:>9} {:>9} {:>7} {:>10} {:>12} {:>12} {:>12}",
+        "step", "MB", "time s", "copy s", "ratio", "MB/s", "peak RSS MB", "largest MB", "RSS target"
+    );
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// The number of layers that makes a checkpoint of `element`-byte values about `gigabytes`.
+fn layers_for(gigabytes: f64, element: u64) -> u64 {
+    let layer = element * (2 * HIDDEN * HIDDEN + 2 * 1024 * HIDDEN + 3 * HIDDEN * INTERMEDIATE + 2 * HIDDEN);
+    let fixed = 2 * element * VOCAB * HIDDEN;
+    (((gigabytes * 1e9) as u64).saturating_sub(fixed))
+        .div_ceil(layer)
+        .max(1)
+}
+
+/// The benchmark's Llama with `layers` blocks.
+fn llama(layers: u64) -> Result<BaseModelConfig, String> {
+    let config = format!(
+        r#"{{"hidden_size": {HIDDEN}, "embeddings": {{"vocab_size": {VOCAB}}},
+            "head": {{"normalization": {{"type": "rms_norm", "epsilon": 1e-5}}}},
+            "decoder": {{"num_blocks": {layers}, "block": {{
+              "mixer": {{"heads": 16, "head_groups": 8, "head_size": 128, "add_linear_biases": false,
+                         "rotary": {{"type": "default", "theta": 10000}}}},
+              "mlp": {{"intermediate_size": {INTERMEDIATE}, "gated": true, "add_linear_biases": false}},
+              "normalization": {{"type": "rms_norm", "epsilon": 1e-5}}}}}}}}"#
+    );
+    load_base_model(
+        ModelKind::Gpt,
+        &Value::from_json_str(&config).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Copies every file of `from` into `to`, synced like a conversion's output; returns the seconds.
+fn copy_dir(from: &Path, to: &Path) -> Result<f64, String> {
+    let start = Instant::now();
+    std::fs::create_dir_all(to).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(from).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let file = std::fs::File::create(to.join(entry.file_name())).map_err(|e| e.to_string())?;
+        std::io::copy(
+            &mut std::fs::File::open(entry.path()).map_err(|e| e.to_string())?,
+            &mut &file,
+        )
+        .map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| e.to_string())?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
