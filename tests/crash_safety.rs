@@ -85,7 +85,10 @@ fn kill_repeatedly(name: &str, kills: u32, force: bool, reset: impl Fn(&Path, &P
     for run in 0..2 {
         let _ = std::fs::remove_dir_all(&reference);
         let start = Instant::now();
-        assert!(conversion(&input, &reference, false).status().unwrap().success(), "run {run}");
+        assert!(
+            conversion(&input, &reference, false).status().unwrap().success(),
+            "run {run}"
+        );
         full = full.min(start.elapsed());
     }
     let complete = snapshot(&reference);

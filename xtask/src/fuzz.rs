@@ -120,6 +120,7 @@ pub fn fuzz(targets: &[String], seconds: Option<u64>, runs: Option<u64>, sanitiz
             runs.map(|r| format!(", {r} runs")).unwrap_or_default(),
         );
         let status = command.status().map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+        remove_finished_scratch();
         if !status.success() {
             return Err(format!(
                 "fuzz target `{target}` failed ({status}); the input is in fuzz/artifacts/{target}/"
@@ -127,6 +128,24 @@ pub fn fuzz(targets: &[String], seconds: Option<u64>, runs: Option<u64>, sanitiz
         }
     }
     Ok(())
+}
+
+/// Removes the scratch directories of fuzz processes that have exited (`fuzz/src/lib.rs` names
+/// them by process id; a running one, e.g. a long run beside CI, keeps its own).
+fn remove_finished_scratch() {
+    let root = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    }
+    .join("fastllm-fuzz");
+    let Ok(entries) = std::fs::read_dir(&root) else { return };
+    for entry in entries.flatten() {
+        let pid = entry.file_name();
+        if !Path::new("/proc").join(&pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Writes every target's seed corpus under `dir/<target>/`.
