@@ -70,19 +70,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if targets.is_empty() {
         targets = TARGETS.iter().map(|t| t.to_string()).collect();
     }
-    fuzz(&targets, seconds, runs, sanitizer)
+    fuzz(&targets, seconds, runs, sanitizer, "fuzz-corpus")
 }
 
 /// Seeds, then each target for `seconds` and/or `runs` executions (with AddressSanitizer when
-/// `sanitizer` and a nightly toolchain is installed).
-pub fn fuzz(targets: &[String], seconds: Option<u64>, runs: Option<u64>, sanitizer: bool) -> Result<(), String> {
+/// `sanitizer` and a nightly toolchain is installed), growing the corpus in `target/<corpus>/`.
+/// `ci` keeps a corpus of its own: replaying a long run's (thousands of inputs) alone would take
+/// longer than its 20 s.
+pub fn fuzz(
+    targets: &[String],
+    seconds: Option<u64>,
+    runs: Option<u64>,
+    sanitizer: bool,
+    corpus: &str,
+) -> Result<(), String> {
     let root = repo().join("target");
     let seeds = root.join("fuzz-seeds");
     write_seeds(&seeds)?;
     let nightly = has_nightly();
     let asan = nightly && sanitizer;
     for target in targets {
-        let corpus = root.join("fuzz-corpus").join(target);
+        let corpus = root.join(corpus).join(target);
         std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
         let mut command = Command::new("cargo");
         command.env_remove("RUSTUP_TOOLCHAIN").current_dir(repo());
