@@ -15,14 +15,20 @@ pub fn split(data: &[u8]) -> (&[u8], &[u8]) {
     rest.split_at(n)
 }
 
-/// A fresh, empty directory for this process (in RAM when `/dev/shm` exists), named `name`.
-pub fn scratch(name: &str) -> PathBuf {
+/// Where the targets' scratch directories live, one per process id (in RAM when `/dev/shm`
+/// exists); `cargo xtask fuzz` removes those of finished processes.
+pub fn scratch_root() -> PathBuf {
     let root = if std::path::Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {
         std::env::temp_dir()
     };
-    let dir = root.join(format!("fastllm-fuzz-{}", std::process::id())).join(name);
+    root.join("fastllm-fuzz")
+}
+
+/// A fresh, empty directory for this process, named `name`.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = scratch_root().join(std::process::id().to_string()).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     dir

@@ -70,19 +70,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if targets.is_empty() {
         targets = TARGETS.iter().map(|t| t.to_string()).collect();
     }
-    fuzz(&targets, seconds, runs, sanitizer)
+    fuzz(&targets, seconds, runs, sanitizer, "fuzz-corpus")
 }
 
 /// Seeds, then each target for `seconds` and/or `runs` executions (with AddressSanitizer when
-/// `sanitizer` and a nightly toolchain is installed).
-pub fn fuzz(targets: &[String], seconds: Option<u64>, runs: Option<u64>, sanitizer: bool) -> Result<(), String> {
+/// `sanitizer` and a nightly toolchain is installed), growing the corpus in `target/<corpus>/`.
+/// `ci` keeps a corpus of its own: replaying a long run's (thousands of inputs) alone would take
+/// longer than its 20 s.
+pub fn fuzz(
+    targets: &[String],
+    seconds: Option<u64>,
+    runs: Option<u64>,
+    sanitizer: bool,
+    corpus: &str,
+) -> Result<(), String> {
     let root = repo().join("target");
     let seeds = root.join("fuzz-seeds");
     write_seeds(&seeds)?;
     let nightly = has_nightly();
     let asan = nightly && sanitizer;
     for target in targets {
-        let corpus = root.join("fuzz-corpus").join(target);
+        let corpus = root.join(corpus).join(target);
         std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
         let mut command = Command::new("cargo");
         command.env_remove("RUSTUP_TOOLCHAIN").current_dir(repo());
@@ -120,6 +128,7 @@ pub fn fuzz(targets: &[String], seconds: Option<u64>, runs: Option<u64>, sanitiz
             runs.map(|r| format!(", {r} runs")).unwrap_or_default(),
         );
         let status = command.status().map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+        remove_finished_scratch();
         if !status.success() {
             return Err(format!(
                 "fuzz target `{target}` failed ({status}); the input is in fuzz/artifacts/{target}/"
@@ -127,6 +136,24 @@ pub fn fuzz(targets: &[String], seconds: Option<u64>, runs: Option<u64>, sanitiz
         }
     }
     Ok(())
+}
+
+/// Removes the scratch directories of fuzz processes that have exited (`fuzz/src/lib.rs` names
+/// them by process id; a running one, e.g. a long run beside CI, keeps its own).
+fn remove_finished_scratch() {
+    let root = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    }
+    .join("fastllm-fuzz");
+    let Ok(entries) = std::fs::read_dir(&root) else { return };
+    for entry in entries.flatten() {
+        let pid = entry.file_name();
+        if !Path::new("/proc").join(&pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Writes every target's seed corpus under `dir/<target>/`.

@@ -5,7 +5,8 @@
 //! * A staging directory is `.{name}.partial-{pid}-{n}` (hidden, so never mistaken for the
 //!   output) and is held under an exclusive `flock` for its whole life. The kernel drops the lock
 //!   when its process dies, so a later run can tell a killed run's leftovers (lock free) from a
-//!   live run's staging (locked) and removes only the former.
+//!   live run's staging (locked) and removes only the former. On a filesystem without locks
+//!   nothing is swept.
 //! * `--force` swaps the new directory in with one `renameat2(RENAME_EXCHANGE)` where the
 //!   filesystem supports it, then removes the old output: at every instant the output path holds
 //!   a complete checkpoint. Elsewhere the old output is first moved aside (locked, to
@@ -250,7 +251,9 @@ fn lock_live(dir: &Path) -> io::Result<Locked> {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Ok(Locked::Lost),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            // A filesystem without locks (some network and FUSE ones): the staging directory
+            // goes unlocked, and sweeps, which cannot lock it either, leave it alone.
+            Err(std::fs::TryLockError::Error(_)) => return Ok(Locked::Held(None)),
         }
         // Locked: a sweep can no longer start on it. Is it still the directory at `dir`?
         let (held, at_path) = (file.metadata()?, dir.symlink_metadata());
