@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use fastllm_config::{Map, Value};
 
 use crate::Problem;
+use crate::blocks::BlockSequence;
 use crate::dict::{self, Conflict, join, show};
 use crate::section::{Decl, ExportContext, HfLayout, ImportContext, LayoutEntry, Section, fl_value};
 
@@ -341,32 +342,9 @@ impl<'a> Exporter<'a> {
         hf_layout: &str,
         hf_count: &str,
     ) {
-        let empty = Map::new();
-        // (name in the Fast-LLM dict, block) for every distinct block, and the block names in layout order.
-        let (distinct, order): (Vec<(String, &Map)>, Vec<String>) = match fl_value(sequence, "type") {
-            Value::Str(t) if t == "fixed" => {
-                let block = fl_value(sequence, "block").as_map().unwrap_or(&empty);
-                (vec![("block".into(), block)], vec!["block".into()])
-            }
-            Value::Str(t) if t == "pattern" => {
-                let blocks = fl_value(sequence, "blocks").as_map().unwrap_or(&empty);
-                let pattern = match fl_value(sequence, "pattern") {
-                    Value::List(items) => items
-                        .iter()
-                        .filter_map(|v| if let Value::Str(s) = v { Some(s.as_str()) } else { None })
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                let distinct = blocks
-                    .iter()
-                    .map(|(name, block)| (format!("blocks.{name}"), block.as_map().unwrap_or(&empty)))
-                    .collect();
-                (
-                    distinct,
-                    pattern.into_iter().map(|name| format!("blocks.{name}")).collect(),
-                )
-            }
-            other => {
+        let blocks = match BlockSequence::read(sequence) {
+            Ok(blocks) => blocks,
+            Err(other) => {
                 self.problems.push(Problem::at_fast_llm(
                     fl_at.join("type"),
                     format!(
@@ -378,17 +356,19 @@ impl<'a> Exporter<'a> {
                 return;
             }
         };
+        // The layout name of each distinct block, by its name in the sequence.
         let mut names = BTreeMap::new();
-        for (name, block) in &distinct {
-            let block_at = fl_at.child(name);
-            let mixer_type = dict::get(block, "mixer.type").unwrap_or(&Value::Null);
+        for block in blocks.distinct() {
+            let path = block.path();
+            let block_at = fl_at.child(&path);
+            let mixer_type = dict::get(block.config, "mixer.type").unwrap_or(&Value::Null);
             match entries
                 .iter()
                 .find(|e| matches!(mixer_type, Value::Str(t) if t == e.mixer_type))
             {
                 Some(entry) => {
-                    names.insert(name.as_str(), entry.layout_name);
-                    self.section_at(&entry.section, block, block_at, hf, hf_at);
+                    names.insert(block.name, entry.layout_name);
+                    self.section_at(&entry.section, block.config, block_at, hf, hf_at);
                 }
                 None => self.problems.push(Problem::at_fast_llm(
                     block_at.join("mixer.type"),
@@ -401,12 +381,13 @@ impl<'a> Exporter<'a> {
                 )),
             }
         }
-        let layout: Vec<Value> = order
+        let pattern = blocks.pattern();
+        let layout: Vec<Value> = pattern
             .iter()
-            .filter_map(|name| names.get(name.as_str()))
+            .filter_map(|block| names.get(&block.name))
             .map(|n| Value::Str(n.to_string()))
             .collect();
-        if layout.len() == order.len() {
+        if layout.len() == pattern.len() {
             self.write(hf, hf_at, hf_layout, Value::List(layout), Origin::Path(fl_at));
         }
         let count = fl_value(sequence, "num_blocks").clone();

@@ -6,6 +6,7 @@
 //! collecting every problem; [`coverage`] proves nothing is dropped silently. Family crates
 //! register [`Handler`]s with `inventory::submit!` (re-exported as [`inventory`]).
 
+pub mod blocks;
 pub mod carried;
 pub mod complete;
 pub mod coverage;

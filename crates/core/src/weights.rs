@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use fastllm_config::{Map, Value};
 
+use crate::blocks::BlockSequence;
 use crate::dict::{self, join};
 use crate::section::Section;
 use crate::{Problem, fl_value};
@@ -524,13 +525,19 @@ impl Planner<'_> {
                         continue;
                     };
                     let sequence_path = join(config_path, path);
-                    let Some(positions) = self.positions(sequence, &sequence_path) else {
+                    let Some(blocks) = self.block_sequence(sequence, &sequence_path) else {
                         continue;
                     };
-                    for (i, (block_path, block_config)) in positions.into_iter().enumerate() {
+                    for (i, block_config) in blocks.blocks() {
                         let fl = join(&join(fl_prefix, fast_llm), &i.to_string());
                         let hf = join(&join(hf_prefix, hf), &i.to_string());
-                        self.walk(block, block_config, &block_path, &fl, &hf);
+                        self.walk(
+                            block,
+                            block_config.config,
+                            &block_config.path_under(&sequence_path),
+                            &fl,
+                            &hf,
+                        );
                     }
                 }
                 WeightDecl::Dispatch {
@@ -604,15 +611,17 @@ impl Planner<'_> {
                     let copies = count(&context);
                     let sequence = dict::get_map(config, path).unwrap_or(&EMPTY);
                     let sequence_path = join(config_path, path);
-                    match last_block(sequence, &sequence_path) {
-                        Some((block_path, last)) => {
+                    let last = BlockSequence::read(sequence).ok().and_then(|blocks| blocks.last());
+                    match last {
+                        Some(last) => {
                             if let Err(message) = self.fits(copies, "copies of the last block") {
                                 self.parameter_problem(&join(fl_prefix, &fast_llm(0)), message);
                                 continue;
                             }
+                            let block_path = last.path_under(&sequence_path);
                             for i in 0..copies {
                                 let (fl, hf) = (join(fl_prefix, &fast_llm(i)), join(hf_prefix, &hf(i)));
-                                self.walk(block, last, &block_path, &fl, &hf);
+                                self.walk(block, last.config, &block_path, &fl, &hf);
                             }
                         }
                         None if copies == 0 => {}
@@ -670,19 +679,14 @@ impl Planner<'_> {
         }
     }
 
-    /// The config path and config of each block of a sequence (fixed or pattern), once the
-    /// count is known to fit in the limits.
-    fn positions<'m>(&self, sequence: &'m Map, sequence_path: &str) -> Option<Vec<(String, &'m Map)>> {
-        let count = as_usize(fl_value(sequence, "num_blocks"));
-        if let Err(message) = self.fits(count, "blocks") {
+    /// The blocks of a sequence, once their count is known to fit in the limits.
+    fn block_sequence<'m>(&self, sequence: &'m Map, sequence_path: &str) -> Option<BlockSequence<'m>> {
+        let blocks = BlockSequence::read(sequence).ok()?;
+        if let Err(message) = self.fits(blocks.num_blocks(), "blocks") {
             self.problem(join(sequence_path, "num_blocks"), message);
             return None;
         }
-        Some(
-            (0..count)
-                .filter_map(|i| block_at(sequence, sequence_path, i))
-                .collect(),
-        )
+        Some(blocks)
     }
 }
 
@@ -706,42 +710,6 @@ fn hf_shapes(
         }
         _ => transform.hf_shapes(fast_llm, parts),
     }
-}
-
-/// The names of a pattern sequence's pattern (empty for a fixed sequence or a malformed one).
-fn pattern(sequence: &Map) -> Vec<&str> {
-    match fl_value(sequence, "pattern") {
-        Value::List(items) => items
-            .iter()
-            .filter_map(|v| if let Value::Str(s) = v { Some(s.as_str()) } else { None })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The config path and config of block `i` of a sequence (`None` for an empty pattern).
-fn block_at<'m>(sequence: &'m Map, sequence_path: &str, i: usize) -> Option<(String, &'m Map)> {
-    match fl_value(sequence, "type") {
-        Value::Str(t) if t == "pattern" => {
-            let names = pattern(sequence);
-            let name = names.get(i % names.len().max(1))?;
-            let path = format!("blocks.{name}");
-            Some((
-                join(sequence_path, &path),
-                dict::get_map(sequence, &path).unwrap_or(&EMPTY),
-            ))
-        }
-        _ => Some((
-            join(sequence_path, "block"),
-            fl_value(sequence, "block").as_map().unwrap_or(&EMPTY),
-        )),
-    }
-}
-
-/// The last block of a sequence: the block of the expanded pattern's last position.
-fn last_block<'m>(sequence: &'m Map, sequence_path: &str) -> Option<(String, &'m Map)> {
-    let count = as_usize(fl_value(sequence, "num_blocks"));
-    block_at(sequence, sequence_path, count.checked_sub(1)?)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{Map, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_sub, under};
@@ -62,10 +63,11 @@ pub fn declaration(blocks: Blocks) -> Decl {
 }
 
 fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
-    let decoder = fl_value(fl, "decoder").as_map().cloned().unwrap_or_default();
-    match fl_value(&decoder, "type") {
-        Value::Str(t) if t == "pattern" => {}
-        other => {
+    let empty = Map::new();
+    let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&empty);
+    let sequence = match (fl_value(decoder, "type"), BlockSequence::read(decoder)) {
+        (Value::Str(t), Ok(sequence)) if t == "pattern" => sequence,
+        (other, _) => {
             return Err(vec![Problem::at_fast_llm(
                 "decoder.type",
                 format!(
@@ -74,12 +76,12 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
                 ),
             )]);
         }
-    }
+    };
     let mut writes: Vec<HfWrite> = Vec::new();
     let mut problems = Vec::new();
-    let entries = fl_value(&decoder, "blocks").as_map().cloned().unwrap_or_default();
-    for (name, block) in &entries {
-        let path = format!("decoder.blocks.{name}");
+    for block in sequence.distinct() {
+        let path = block.path_under("decoder");
+        let name = block.name.unwrap_or_default();
         let Some(layer) = layer_type(name) else {
             problems.push(Problem::at_fast_llm(
                 path,
@@ -87,8 +89,7 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
             ));
             continue;
         };
-        let block = block.as_map().cloned().unwrap_or_default();
-        let moe = match fl_value(&block, "mlp.type") {
+        let moe = match fl_value(block.config, "mlp.type") {
             Value::Str(t) if t == "mlp" => false,
             Value::Str(t) if t == "hybrid_moe" => true,
             other => {
@@ -99,7 +100,7 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
                 continue;
             }
         };
-        match export_sub(blocks.get(layer, moe), &block, context) {
+        match export_sub(blocks.get(layer, moe), block.config, context) {
             // The engine's safe set merges the blocks' writes: shared keys must agree.
             Ok((hf, writers)) => writes.extend(hf.into_iter().map(|(key, value)| {
                 let source = match writers.get(&key) {
@@ -118,20 +119,12 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let pattern: Vec<Value> = match fl_value(&decoder, "pattern") {
-        Value::List(items) => items.clone(),
-        _ => Vec::new(),
-    };
-    let num_blocks = fl_value(&decoder, "num_blocks").clone();
-    let count = match &num_blocks {
-        Value::Int(n) => usize::try_from(*n).unwrap_or(0),
-        _ => 0,
-    };
-    let layer_types = if pattern.is_empty() {
-        Vec::new()
-    } else {
-        (0..count).map(|i| pattern[i % pattern.len()].clone()).collect()
-    };
+    let num_blocks = fl_value(decoder, "num_blocks").clone();
+    // Every position's block name: the expanded pattern.
+    let layer_types = sequence
+        .blocks()
+        .map(|(_, block)| Value::Str(block.name.unwrap_or_default().into()))
+        .collect();
     writes.push(HfWrite {
         key: "layer_types".into(),
         value: Value::List(layer_types),

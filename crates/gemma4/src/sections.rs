@@ -6,6 +6,7 @@
 //! `rms_norm_eps`, `intermediate_size`, ...) must agree. Rules spanning sections (`hidden_size **
 //! ±0.5` scales) are root validators.
 
+use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{
     AttentionConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig, GptBaseModelConfig,
     HybridMoeMlpConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MlpConfig, MoeMlpConfig,
@@ -514,23 +515,6 @@ fn expert_intermediate_size(hf: &Map, _: &ImportContext) -> Writes {
     }
 }
 
-/// Every decoder block's Fast-LLM dict with its path (a fixed sequence has one).
-fn blocks(fl: &Map) -> Vec<(String, Map)> {
-    let decoder = fl_value(fl, "decoder").as_map().cloned().unwrap_or_default();
-    if let Some(Value::Map(block)) = decoder.get("block") {
-        return vec![("decoder.block".into(), block.clone())];
-    }
-    fl_value(&decoder, "blocks")
-        .as_map()
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter_map(|(name, b)| Some((format!("decoder.blocks.{name}"), b.as_map()?.clone())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// `path` of `fl` must be exactly `expected` (Gemma 4 hard-codes `hidden_size ** ±0.5` scales).
 fn scale_rule(fl: &Map, path: &str, expected: f64, formula: &str) -> Option<Problem> {
     let found = fl_value(fl, path);
@@ -589,13 +573,24 @@ pub fn base_model() -> Section {
             let Some(expected) = hidden_size_power(fl, -0.5) else {
                 return vec![];
             };
-            blocks(fl)
+            let Some(Value::Map(decoder)) = fl.get("decoder") else {
+                return vec![];
+            };
+            let Ok(sequence) = BlockSequence::read(decoder) else {
+                return vec![];
+            };
+            sequence
+                .distinct()
                 .into_iter()
-                .filter(|(_, block)| fl_value(block, "mlp.type") == &text("hybrid_moe"))
-                .filter_map(|(path, block)| {
-                    let mut problem =
-                        scale_rule(&block, "mlp.routed.router_input_scale", expected, "hidden_size ** -0.5")?;
-                    problem.fast_llm = Some(format!("{path}.mlp.routed.router_input_scale"));
+                .filter(|block| fl_value(block.config, "mlp.type") == &text("hybrid_moe"))
+                .filter_map(|block| {
+                    let mut problem = scale_rule(
+                        block.config,
+                        "mlp.routed.router_input_scale",
+                        expected,
+                        "hidden_size ** -0.5",
+                    )?;
+                    problem.fast_llm = Some(format!("{}.mlp.routed.router_input_scale", block.path_under("decoder")));
                     Some(problem)
                 })
                 .collect()

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{
     AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig,
     Map, MlpConfig, MoeMlpConfig, RmsNormalizationConfig, Value,
@@ -13,6 +14,9 @@ use fastllm_core::hf_class::derived_head_dim;
 use fastllm_core::{Decl, HfWrite, Problem, Section, fl_value};
 
 use crate::rotary;
+
+/// A config that is absent reads as an empty one (validation rejects it first).
+static EMPTY: Map = Map::new();
 
 /// An int value.
 pub fn int(i: i128) -> Value {
@@ -291,31 +295,17 @@ fn decoder(block: Arc<Section>) -> Decl {
         &["num_hidden_layers"],
         true,
         move |fl, context| {
-            let empty = Map::new();
-            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&empty);
-            let blocks: Vec<(String, &Map)> = match fl_value(decoder, "type") {
-                Value::Str(t) if t == "fixed" => {
-                    vec![("decoder.block".into(), fl_value(decoder, "block").as_map().unwrap_or(&empty))]
-                }
-                Value::Str(t) if t == "pattern" => fl_value(decoder, "blocks")
-                    .as_map()
-                    .map(|blocks| {
-                        blocks
-                            .iter()
-                            .map(|(name, b)| (format!("decoder.blocks.{name}"), b.as_map().unwrap_or(&empty)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                other => {
-                    return Err(vec![Problem::at_fast_llm("decoder.type", format!("block sequence {} has no HF form", show(other)))]);
-                }
-            };
+            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
+            let blocks = BlockSequence::read(decoder).map_err(|other| {
+                vec![Problem::at_fast_llm("decoder.type", format!("block sequence {} has no HF form", show(other)))]
+            })?;
             let mut exported: Vec<(String, Map, BTreeMap<String, String>)> = Vec::new();
             let mut problems = Vec::new();
-            for (path, block) in &blocks {
-                match export_sub(&export_block, block, context) {
-                    Ok((hf, writers)) => exported.push((path.clone(), hf, writers)),
-                    Err(errors) => problems.extend(under(path, errors)),
+            for block in blocks.distinct() {
+                let path = block.path_under("decoder");
+                match export_sub(&export_block, block.config, context) {
+                    Ok((hf, writers)) => exported.push((path, hf, writers)),
+                    Err(errors) => problems.extend(under(&path, errors)),
                 }
             }
             if !problems.is_empty() {
@@ -517,16 +507,12 @@ pub fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
         )
         .validate("head_size", |fl| {
             // Qwen2 has no head_dim: heads × head_size must be hidden_size (checked on the first block).
-            let block = match fl_value(fl, "decoder.type") {
-                Value::Str(t) if t == "pattern" => {
-                    let blocks = fl_value(fl, "decoder.blocks").as_map().cloned().unwrap_or_default();
-                    blocks.values().next().and_then(|b| b.as_map().cloned()).unwrap_or_default()
-                }
-                _ => fl_value(fl, "decoder.block").as_map().cloned().unwrap_or_default(),
-            };
+            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
+            let first = BlockSequence::read(decoder).ok().and_then(|blocks| blocks.distinct().first().copied());
+            let block = first.map_or(&EMPTY, |block| block.config);
             let (heads, size, hidden) = (
-                dict::get(&block, "mixer.heads").cloned(),
-                dict::get(&block, "mixer.head_size").cloned(),
+                dict::get(block, "mixer.heads").cloned(),
+                dict::get(block, "mixer.head_size").cloned(),
                 fl_value(fl, "hidden_size").clone(),
             );
             match (heads, size, hidden) {
