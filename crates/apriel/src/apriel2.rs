@@ -16,20 +16,17 @@
 
 use std::sync::Arc;
 
+use fastllm_core::activation::activation;
 use fastllm_core::config::{
     AffineLinearConfig, AttentionConfig, DefaultRotaryConfig, FixedBlockSequenceConfig, GatedDeltaNetConfig,
     KimiDeltaAttentionConfig, Llama3RotaryConfig, MambaConfig, MlpConfig, OptionalParameterConfig,
     PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
 };
-use fastllm_core::{Decl, Problem, Section, fl_value};
-use fastllm_llama::sections::{self as llama, LINEAR_LAYERS, boolean, float, int, text};
+use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::{Covers, Decl, Problem, Section, fl_value};
+use fastllm_llama::sections::{self as llama, LINEAR_LAYERS};
 
 use crate::hybrid;
-
-/// The MLP activation ↔ HF `activation` (HF names, Llama's table).
-pub fn activation() -> Decl {
-    llama::activation_key(&["activation"])
-}
 
 /// `<layer>.bias.enabled` ↔ HF `<layer>.bias.enabled`, written only when set; the layers' other
 /// sub-configs (weights) carry nothing to convert.
@@ -138,7 +135,7 @@ pub fn attention() -> Section {
     // one that cannot be exported back.
     .add(
         "key_value_bias",
-        Decl::import_only(&[], &[], false, |hf, _| {
+        Decl::import_only(&[], &[], Covers::Exact, |hf, _| {
             let shared = !matches!(hf.get("add_linear_biases"), Some(Value::Bool(false)));
             match key_value_bias_mismatch(hf, shared) {
                 None => Ok(Vec::new()),
@@ -395,7 +392,7 @@ pub fn mlp() -> Section {
             "add_linear_biases",
             Decl::rename("add_linear_biases", "add_linear_biases"),
         )
-        .add("activation", activation())
+        .add("activation", activation(&["activation"]))
         .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
         .add("post_norm", Decl::const_import("post_norm", Value::Null));
     per_layer_biases(

@@ -22,8 +22,9 @@ use fastllm_core::config::{
     CausalConv1dConfig, GatedDeltaNetConfig, GatedRmsNormalizationConfig, MambaConfig, Map, Value,
 };
 use fastllm_core::dict::{self, show};
-use fastllm_core::{Decl, LayoutEntry, Problem, Section, fl_value};
-use fastllm_llama::sections::{self as llama, biases_follow, boolean, float, int, text};
+use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::{Covers, Decl, LayoutEntry, Problem, Section, fl_value};
+use fastllm_llama::sections::{self as llama, biases_follow};
 
 /// `ssm_cfg` keys AprielHybridSSMConfig always writes that do not affect Mamba2 layers.
 pub const SSM_CFG_UNUSED: &[&str] = &[
@@ -90,7 +91,7 @@ fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key:
     Decl::custom(
         fl_bias,
         hf_key,
-        false,
+        Covers::Exact,
         move |fl, _| {
             let enabled = match fl_value(fl, &format!("{layer}.bias.enabled")) {
                 Value::Null => fl_value(fl, "add_linear_biases").clone(),
@@ -138,7 +139,7 @@ pub fn mamba() -> Section {
             Decl::custom(
                 &["d_xb"],
                 &["ssm_cfg.d_xb"],
-                false,
+                Covers::Exact,
                 |fl, _| Ok(vec![("ssm_cfg.d_xb".to_string(), fl_value(fl, "d_xb").clone()).into()]),
                 |hf, _| match dict::get(hf, "ssm_cfg.d_xb") {
                     None | Some(Value::Null) => text_hidden_size(hf)
@@ -153,7 +154,7 @@ pub fn mamba() -> Section {
             Decl::custom(
                 &["dt_rank"],
                 &["ssm_cfg.dt_rank"],
-                false,
+                Covers::Exact,
                 |fl, _| {
                     Ok(vec![
                         ("ssm_cfg.dt_rank".to_string(), fl_value(fl, "dt_rank").clone()).into(),
@@ -193,7 +194,7 @@ pub fn mamba() -> Section {
         )
         .add(
             "d_conv",
-            Decl::import_only(&[], &["ssm_cfg.d_conv"], false, |hf, _| {
+            Decl::import_only(&[], &["ssm_cfg.d_conv"], Covers::Exact, |hf, _| {
                 match dict::get(hf, "ssm_cfg.d_conv") {
                     None | Some(Value::Int(4)) => Ok(vec![]),
                     Some(other) => Err(vec![Problem::at_hf(

@@ -18,8 +18,9 @@ use fastllm_core::config::{
     VisionEncoderConfig,
 };
 use fastllm_core::dict::{self, show};
-use fastllm_core::{Decl, FlClass, Problem, Section, fl_value};
-use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow, boolean, float, int};
+use fastllm_core::values::{boolean, float, int};
+use fastllm_core::{Covers, Decl, FlClass, Problem, Section, fl_value};
+use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow};
 
 use crate::apriel2;
 
@@ -126,7 +127,7 @@ pub fn patch_embeddings() -> Section {
         )
         .add(
             "square_patches",
-            Decl::import_only(&[], &[], false, |hf, _| {
+            Decl::import_only(&[], &[], Covers::Exact, |hf, _| {
                 let (height, width) = (
                     dict::get(hf, "embeddings.patch_height"),
                     dict::get(hf, "embeddings.patch_width"),
@@ -174,7 +175,7 @@ fn rotary_patch_size() -> Decl {
     Decl::custom(
         &[],
         &[PATCH_SIZE],
-        false,
+        Covers::Exact,
         |fl, _| match fl_value(fl, "encoder.block.mixer.rotary.type") {
             Value::Str(t) if t == "default_2d" => Ok(vec![fastllm_core::HfWrite {
                 key: PATCH_SIZE.into(),

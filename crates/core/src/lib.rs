@@ -6,6 +6,7 @@
 //! collecting every problem; [`coverage`] proves nothing is dropped silently. Family crates
 //! register [`Handler`]s with `inventory::submit!` (re-exported as [`inventory`]).
 
+pub mod activation;
 pub mod blocks;
 pub mod carried;
 pub mod complete;
@@ -20,6 +21,7 @@ pub mod provenance;
 mod registry;
 pub mod section;
 pub mod unconverted;
+pub mod values;
 pub mod weights;
 
 pub use carried::{Carried, NotCarried, Placement};
@@ -29,6 +31,7 @@ pub use hf_class::{Fill, HfClass, HfKey, HfType};
 pub use inventory;
 pub use registry::{Converter, GENERIC_METADATA, Handler, detect, find, handlers, registry_errors};
 pub use section::{
-    Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, LayoutEntry, Section, Writes, fl_value,
+    Covers, Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, LayoutEntry, Section, Writes,
+    fl_value,
 };
 pub use unconverted::{ACCEPT_OPTION, Unconverted};

@@ -167,7 +167,7 @@ fn collect(
 mod tests {
     use super::*;
     use crate::config::{AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, StochasticMixerConfig, Value};
-    use crate::section::LayoutEntry;
+    use crate::section::{Covers, LayoutEntry};
     use rstest::rstest;
     use std::sync::Arc;
 
@@ -205,7 +205,7 @@ mod tests {
                 Decl::custom(
                     &["decoder"],
                     &["num_hidden_layers"],
-                    true,
+                    Covers::Subtree,
                     |_, _| Ok(vec![]),
                     |_, _| Ok(vec![]),
                 )

@@ -96,6 +96,15 @@ pub type FallbackFn = Arc<dyn Fn(&Map) -> Result<Value, String> + Send + Sync>;
 /// A cross-field export rule: the section's Fast-LLM full-form dict → problems (paths relative).
 pub type ValidateFn = Arc<dyn Fn(&Map) -> Vec<Problem> + Send + Sync>;
 
+/// How far a declaration's Fast-LLM paths reach, for architecture coverage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Covers {
+    /// Exactly the listed paths: each architecture sub-field needs a declaration of its own.
+    Exact,
+    /// The listed paths and everything below them.
+    Subtree,
+}
+
 /// One block section of a `ListDispatch`, chosen by the block's mixer type.
 #[derive(Clone)]
 pub struct LayoutEntry {
@@ -137,7 +146,7 @@ pub enum Decl {
         fl: &'static [&'static str],
         hf: &'static [&'static str],
         import: ImportFn,
-        recurses: bool,
+        covers: Covers,
     },
     /// A shape-changing transform both ways; `delegates` are the sub-sections it runs, with the
     /// Fast-LLM path each is mounted at (for coverage and `explain`).
@@ -146,7 +155,7 @@ pub enum Decl {
         hf: &'static [&'static str],
         export: ExportFn,
         import: ImportFn,
-        recurses: bool,
+        covers: Covers,
         delegates: Vec<(&'static str, Arc<Section>)>,
         /// The HF sub-dict the delegates read and write (empty: this section's own dict).
         hf_mount: &'static str,
@@ -213,20 +222,20 @@ impl Decl {
     pub fn import_only(
         fl: &'static [&'static str],
         hf: &'static [&'static str],
-        recurses: bool,
+        covers: Covers,
         import: impl Fn(&Map, &ImportContext) -> Writes + Send + Sync + 'static,
     ) -> Self {
         Decl::ImportOnly {
             fl,
             hf,
             import: Arc::new(import),
-            recurses,
+            covers,
         }
     }
     pub fn custom(
         fl: &'static [&'static str],
         hf: &'static [&'static str],
-        recurses: bool,
+        covers: Covers,
         export: impl Fn(&Map, &ExportContext) -> HfWrites + Send + Sync + 'static,
         import: impl Fn(&Map, &ImportContext) -> Writes + Send + Sync + 'static,
     ) -> Self {
@@ -235,7 +244,7 @@ impl Decl {
             hf,
             export: Arc::new(export),
             import: Arc::new(import),
-            recurses,
+            covers,
             delegates: Vec::new(),
             hf_mount: "",
         }
@@ -304,7 +313,9 @@ impl Decl {
             | Decl::Optional { fl, .. } => (vec![*fl], false),
             Decl::ConstExport { .. } => (vec![], false),
             Decl::Ignored { fl, .. } => (fl.to_vec(), true),
-            Decl::ImportOnly { fl, recurses, .. } | Decl::Custom { fl, recurses, .. } => (fl.to_vec(), *recurses),
+            Decl::ImportOnly { fl, covers, .. } | Decl::Custom { fl, covers, .. } => {
+                (fl.to_vec(), *covers == Covers::Subtree)
+            }
             Decl::Nested { fl, .. }
             | Decl::Dispatch { fl, .. }
             | Decl::TypedDict { fl, .. }

@@ -11,10 +11,11 @@ use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{Map, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_sub, under};
-use fastllm_core::{Decl, ExportContext, HfWrite, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::{Covers, Decl, ExportContext, HfWrite, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
 
 use crate::classes::{FULL, SLIDING};
-use crate::sections::{LayerType, text};
+use crate::sections::LayerType;
+use fastllm_core::values::text;
 
 /// The block sections, by layer type and MLP kind.
 #[derive(Clone)]
@@ -50,7 +51,7 @@ pub fn declaration(blocks: Blocks) -> Decl {
     Decl::custom(
         &["decoder"],
         &["num_hidden_layers", "layer_types"],
-        true,
+        Covers::Subtree,
         move |fl, context| export(&export_blocks, fl, context),
         move |hf, context| import(&import_blocks, hf, context),
     )

@@ -6,6 +6,7 @@
 //! `rms_norm_eps`, `intermediate_size`, ...) must agree. Rules spanning sections (`hidden_size **
 //! ±0.5` scales) are root validators.
 
+use fastllm_core::activation::activation;
 use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{
     AttentionConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig, GptBaseModelConfig,
@@ -13,27 +14,11 @@ use fastllm_core::config::{
     NoNormalizationConfig, ProportionalRotaryConfig, RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::{self, show};
-use fastllm_core::{Decl, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::{Covers, Decl, ImportContext, Problem, Section, Writes, fl_value};
 
 use crate::classes::{FULL, SLIDING};
 use crate::{decoder, per_layer};
-
-/// An int value.
-pub fn int(i: i128) -> Value {
-    Value::Int(i)
-}
-/// A float value.
-pub fn float(f: f64) -> Value {
-    Value::Float(f)
-}
-/// A bool value.
-pub fn boolean(b: bool) -> Value {
-    Value::Bool(b)
-}
-/// A string value.
-pub fn text(s: &str) -> Value {
-    Value::Str(s.to_string())
-}
 
 /// Which attention a block section converts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,53 +78,6 @@ fn same_as_normalization(field: &'static str) -> impl Fn(&Map) -> Vec<Problem> +
     }
 }
 
-/// Fast-LLM activation ↔ HF `hidden_activation` (HF `gelu` reads as the tanh GELU, as in Fast-LLM).
-const ACTIVATIONS: &[(&str, &str)] = &[
-    ("gelu", "gelu_pytorch_tanh"),
-    ("silu", "silu"),
-    ("relu", "relu"),
-    ("squared_relu", "relu2"),
-    ("identity", "identity"),
-    ("sigmoid", "sigmoid"),
-];
-
-/// A value mapping, hence a Custom: Fast-LLM's activation names differ from HF's.
-fn activation() -> Decl {
-    Decl::custom(
-        &["activation"],
-        &["hidden_activation"],
-        false,
-        |fl, _| {
-            let found = fl_value(fl, "activation");
-            match ACTIVATIONS.iter().find(|(f, _)| &text(f) == found) {
-                Some((_, hf)) => Ok(vec![("hidden_activation".to_string(), text(hf)).into()]),
-                None => Err(vec![Problem::at_fast_llm(
-                    "activation",
-                    format!("activation {} has no HF name", show(found)),
-                )]),
-            }
-        },
-        |hf, _| {
-            let found = hf.get("hidden_activation");
-            let fast_llm = match found {
-                Some(Value::Str(a)) if a == "gelu" => Some("gelu"),
-                Some(Value::Str(a)) => ACTIVATIONS.iter().find(|(_, h)| h == a).map(|(f, _)| *f),
-                _ => None,
-            };
-            match fast_llm {
-                Some(name) => Ok(vec![("activation".into(), text(name))]),
-                None => Err(vec![Problem::at_hf(
-                    "hidden_activation",
-                    format!(
-                        "unsupported activation {} (supported: gelu_pytorch_tanh, gelu, silu, relu, relu2, identity, sigmoid)",
-                        found.map(show).unwrap_or_else(|| "nothing".into())
-                    ),
-                )]),
-            }
-        },
-    )
-}
-
 /// An RMS norm on `rms_norm_eps` (Gemma 4 uses one epsilon everywhere).
 pub fn rms_norm() -> Section {
     Section::of::<RmsNormalizationConfig>("gemma4.rms_norm")
@@ -163,7 +101,7 @@ const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", "den
 
 /// An ImportOnly writing `hidden_size ** power` (Gemma 4 hard-codes these scales).
 fn hidden_size_scale(field: &'static [&'static str], power: f64) -> Decl {
-    Decl::import_only(field, &[], false, move |_, context| {
+    Decl::import_only(field, &[], Covers::Exact, move |_, context| {
         let value = hidden_size_power(context.root, power)
             .ok_or_else(|| vec![Problem::at_hf("hidden_size", "must be an int")])?;
         Ok(vec![(field[0].to_string(), float(value))])
@@ -177,7 +115,7 @@ fn full_head_groups() -> Decl {
     Decl::custom(
         &["head_groups"],
         &["num_global_key_value_heads", "num_key_value_heads"],
-        false,
+        Covers::Exact,
         |fl, _| {
             let groups = fl_value(fl, "head_groups").clone();
             Ok(if fl_value(fl, "shared_key_value") == &Value::Bool(true) {
@@ -307,7 +245,7 @@ fn gated_mlp(section: Section, intermediate_key: &'static str) -> Section {
             Decl::const_import("add_linear_biases", boolean(false)),
         )
         .add("gated", Decl::const_import("gated", boolean(true)))
-        .add("activation", activation())
+        .add("activation", activation(&["hidden_activation"]))
         .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
         .validate("linear_biases", no_biases(&["layer_1", "layer_2"]))
 }
@@ -400,7 +338,7 @@ pub fn block(layer: LayerType, moe: bool) -> Section {
         // HF's `layer_scalar` is a frozen buffer: the scale exists and is not trained.
         .add(
             "output_scale",
-            Decl::import_only(&["output_scale"], &[], true, |_, _| {
+            Decl::import_only(&["output_scale"], &[], Covers::Subtree, |_, _| {
                 Ok(vec![
                     ("output_scale.enabled".into(), boolean(true)),
                     ("output_scale.lr_scale".into(), float(0.0)),
@@ -429,7 +367,7 @@ pub fn block(layer: LayerType, moe: bool) -> Section {
             .add("mlp", Decl::nested("mlp", dense_mlp().build()))
             .add(
                 "pre_mlp_normalization",
-                Decl::import_only(&["pre_mlp_normalization"], &[], true, |hf, _| {
+                Decl::import_only(&["pre_mlp_normalization"], &[], Covers::Subtree, |hf, _| {
                     let epsilon = hf.get("rms_norm_eps").cloned().unwrap_or(Value::Null);
                     Ok(vec![
                         ("pre_mlp_normalization.type".into(), text("rms_norm")),
@@ -437,7 +375,10 @@ pub fn block(layer: LayerType, moe: bool) -> Section {
                     ])
                 }),
             )
-            .add("moe_keys", Decl::import_only(&[], MOE_KEYS, false, moe_keys_unset))
+            .add(
+                "moe_keys",
+                Decl::import_only(&[], MOE_KEYS, Covers::Exact, moe_keys_unset),
+            )
             .validate("pre_mlp_normalization", same_as_normalization("pre_mlp_normalization"))
     }
 }
@@ -482,7 +423,7 @@ fn bidirectional_attention() -> Decl {
     Decl::custom(
         &[],
         &["use_bidirectional_attention"],
-        false,
+        Covers::Exact,
         |_, _| Ok(vec![("use_bidirectional_attention".to_string(), Value::Null).into()]),
         |hf, _| match hf.get("use_bidirectional_attention") {
             None | Some(Value::Null) => Ok(vec![]),
@@ -555,11 +496,16 @@ pub fn base_model() -> Section {
         )
         .add(
             "per_layer_config",
-            Decl::import_only(&[], per_layer::CLAIMS, false, per_layer::check),
+            Decl::import_only(&[], per_layer::CLAIMS, Covers::Exact, per_layer::check),
         )
         .add(
             "expert_intermediate_size",
-            Decl::import_only(&[], &["expert_intermediate_size"], false, expert_intermediate_size),
+            Decl::import_only(
+                &[],
+                &["expert_intermediate_size"],
+                Covers::Exact,
+                expert_intermediate_size,
+            ),
         )
         .validate("embedding_scale", |fl| {
             let Some(expected) = hidden_size_power(fl, 0.5) else {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use fastllm_core::activation::activation;
 use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{
     AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig,
@@ -11,29 +12,13 @@ use fastllm_core::config::{
 use fastllm_core::dict::{self, show};
 use fastllm_core::engine::{export_sub, import_sub, under};
 use fastllm_core::hf_class::derived_head_dim;
-use fastllm_core::{Decl, HfWrite, Problem, Section, fl_value};
+use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::{Covers, Decl, HfWrite, Problem, Section, fl_value};
 
 use crate::rotary;
 
 /// A config that is absent reads as an empty one (validation rejects it first).
 static EMPTY: Map = Map::new();
-
-/// An int value.
-pub fn int(i: i128) -> Value {
-    Value::Int(i)
-}
-/// A float value.
-pub fn float(f: f64) -> Value {
-    Value::Float(f)
-}
-/// A bool value.
-pub fn boolean(b: bool) -> Value {
-    Value::Bool(b)
-}
-/// A string value.
-pub fn text(s: &str) -> Value {
-    Value::Str(s.to_string())
-}
 
 /// `<layer>.bias.enabled` must be unset or equal `add_linear_biases`: the format has one flag.
 pub fn biases_follow(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
@@ -73,67 +58,6 @@ fn not_enabled(paths: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> 
     }
 }
 
-/// Fast-LLM activation → HF `hidden_act`.
-fn hf_activation(activation: &str) -> Option<&'static str> {
-    Some(match activation {
-        "gelu" => "gelu_pytorch_tanh",
-        "silu" => "silu",
-        "relu" => "relu",
-        "squared_relu" => "relu2",
-        "identity" => "identity",
-        "sigmoid" => "sigmoid",
-        _ => return None,
-    })
-}
-
-/// HF `hidden_act` → Fast-LLM activation (HF `gelu` is read as Fast-LLM's tanh GELU, as Fast-LLM does).
-fn fast_llm_activation(hidden_act: &str) -> Option<&'static str> {
-    Some(match hidden_act {
-        "gelu_pytorch_tanh" | "gelu" => "gelu",
-        "silu" => "silu",
-        "relu" => "relu",
-        "relu2" => "squared_relu",
-        "identity" => "identity",
-        "sigmoid" => "sigmoid",
-        _ => return None,
-    })
-}
-
-fn activation() -> Decl {
-    activation_key(&["hidden_act"])
-}
-
-/// An activation ↔ the HF activation name under `key[0]` (`hidden_act`, `projector_hidden_act`).
-pub fn activation_key(key: &'static [&'static str]) -> Decl {
-    let name = key[0];
-    Decl::custom(
-        &["activation"],
-        key,
-        false,
-        move |fl, _| match fl_value(fl, "activation") {
-            Value::Str(a) if hf_activation(a).is_some() => {
-                Ok(vec![(name.to_string(), text(hf_activation(a).unwrap())).into()])
-            }
-            other => Err(vec![Problem::at_fast_llm(
-                "activation",
-                format!("activation {} has no HF name", show(other)),
-            )]),
-        },
-        move |hf, _| match hf.get(name) {
-            Some(Value::Str(a)) if fast_llm_activation(a).is_some() => {
-                Ok(vec![("activation".into(), text(fast_llm_activation(a).unwrap()))])
-            }
-            other => Err(vec![Problem::at_hf(
-                name,
-                format!(
-                    "unsupported activation {} (supported: silu, relu, relu2, identity, sigmoid, gelu_pytorch_tanh, gelu)",
-                    other.map(show).unwrap_or_else(|| "nothing".into())
-                ),
-            )]),
-        },
-    )
-}
-
 /// The RMS norm (`rms_norm_eps`), shared by the blocks and the head.
 pub fn normalization() -> Section {
     Section::of::<RmsNormalizationConfig>("llama.normalization")
@@ -150,7 +74,7 @@ fn mlp_declarations(section: Section) -> Section {
             Decl::rename("intermediate_size", "intermediate_size"),
         )
         .add("add_linear_biases", Decl::rename("add_linear_biases", "mlp_bias"))
-        .add("activation", activation())
+        .add("activation", activation(&["hidden_act"]))
         .add("gated", Decl::const_import("gated", boolean(true)))
         .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
         .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
@@ -293,7 +217,7 @@ fn decoder(block: Arc<Section>) -> Decl {
     Decl::custom(
         &["decoder"],
         &["num_hidden_layers"],
-        true,
+        Covers::Subtree,
         move |fl, context| {
             let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
             let blocks = BlockSequence::read(decoder).map_err(|other| {
@@ -454,13 +378,13 @@ pub fn qwen2_attention() -> Section {
             Decl::import_only(
                 &["add_linear_biases"],
                 &[],
-                false,
+                Covers::Exact,
                 import_constant("add_linear_biases", boolean(false)),
             ),
         )
         .replace(
             "head_size",
-            Decl::import_only(&["head_size"], &[], false, |_, context| {
+            Decl::import_only(&["head_size"], &[], Covers::Exact, |_, context| {
                 derived_head_dim(context.root)
                     .map(|v| vec![("head_size".into(), v)])
                     .map_err(|e| vec![Problem::at_hf("hidden_size", e)])
@@ -468,7 +392,7 @@ pub fn qwen2_attention() -> Section {
         )
         .replace(
             "linear_layers",
-            Decl::import_only(LINEAR_LAYERS, &[], true, |_, _| {
+            Decl::import_only(LINEAR_LAYERS, &[], Covers::Subtree, |_, _| {
                 Ok(vec![
                     ("query_layer.bias.enabled".into(), boolean(true)),
                     ("key_layer.bias.enabled".into(), boolean(true)),
@@ -487,7 +411,7 @@ pub fn qwen2_attention() -> Section {
                     "max_window_layers",
                     "layer_types",
                 ],
-                false,
+                Covers::Exact,
                 no_sliding_layers,
             ),
         )
@@ -500,7 +424,7 @@ pub fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
         .named("qwen2.base_model")
         .add(
             "use_mrope",
-            Decl::import_only(&[], &["use_mrope"], false, |hf, _| match hf.get("use_mrope") {
+            Decl::import_only(&[], &["use_mrope"], Covers::Exact, |hf, _| match hf.get("use_mrope") {
                 None | Some(Value::Bool(false)) => Ok(vec![]),
                 Some(found) => Err(vec![Problem::at_hf("use_mrope", format!("{}: multimodal rope is not representable", show(found)))]),
             }),

@@ -18,11 +18,13 @@ use std::sync::{Arc, OnceLock};
 use fastllm_core::config::{Map, MlpConfig, ModelKind, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_rooted, under, under_hf};
+use fastllm_core::values::{boolean, int, text};
 use fastllm_core::{
-    Converter, Decl, Fill, Handler, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, inventory,
+    Converter, Covers, Decl, Fill, Handler, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value,
+    inventory,
 };
 use fastllm_llama::classes;
-use fastllm_llama::sections::{self, boolean, int, text};
+use fastllm_llama::sections;
 use fastllm_llama::weights as llama_weights;
 
 /// The family name in the registry.
@@ -48,7 +50,7 @@ pub fn text_model(base: Arc<Section>, untyped_is_llama: bool) -> Decl {
     Decl::custom(
         TEXT_FIELDS,
         LLAMA_TEXT_KEYS,
-        true,
+        Covers::Subtree,
         move |fl, context| {
             let (mut text_config, _) = export_sub(&export_base, fl, context)?;
             // Without `model_type`, LlavaConfig reads `text_config` as a LlamaConfig, which has no
@@ -112,7 +114,7 @@ pub fn adapter() -> Section {
         .hf_type("mlp")
         .add(
             "intermediate_size",
-            Decl::import_only(&["intermediate_size"], &[], false, |_, context| {
+            Decl::import_only(&["intermediate_size"], &[], Covers::Exact, |_, context| {
                 let hidden = fastllm_core::dict::get(context.root, "text_config.hidden_size").cloned();
                 Ok(vec![("intermediate_size".into(), hidden.unwrap_or(Value::Null))])
             }),
@@ -122,7 +124,10 @@ pub fn adapter() -> Section {
             Decl::rename("add_linear_biases", "multimodal_projector_bias"),
         )
         .add("gated", Decl::const_import("gated", boolean(false)))
-        .add("activation", sections::activation_key(&["projector_hidden_act"]))
+        .add(
+            "activation",
+            fastllm_core::activation::activation(&["projector_hidden_act"]),
+        )
         .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
         .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
         .add("post_norm", Decl::const_import("post_norm", Value::Null))

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use fastllm_core::config::{FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, Value, VisionEncoderConfig};
 use fastllm_core::dict::show;
 use fastllm_core::hf_class::derived_head_dim;
+use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::{
-    Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes, fl_value,
+    Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes, fl_value,
 };
-use fastllm_llama::sections::{self, boolean, float, int, text};
+use fastllm_llama::sections;
 
 use crate::weights;
 
@@ -100,7 +101,7 @@ pub fn attention() -> Section {
         .replace("causal", Decl::const_import("causal", boolean(false)))
         .replace(
             "head_groups",
-            Decl::import_only(&["head_groups"], &[], false, |hf, _| {
+            Decl::import_only(&["head_groups"], &[], Covers::Exact, |hf, _| {
                 Ok(vec![(
                     "head_groups".into(),
                     hf.get("num_attention_heads").cloned().unwrap_or(Value::Null),
@@ -109,7 +110,7 @@ pub fn attention() -> Section {
         )
         .replace(
             "head_size",
-            Decl::import_only(&["head_size"], &["head_dim"], false, vision_head_size),
+            Decl::import_only(&["head_size"], &["head_dim"], Covers::Exact, vision_head_size),
         )
         .replace(
             "rotary",
@@ -121,7 +122,7 @@ pub fn attention() -> Section {
                     "rope_parameters.rope_theta",
                     "rope_parameters.rope_type",
                 ],
-                true,
+                Covers::Subtree,
                 rotary_export,
                 rotary_import,
             ),
@@ -154,7 +155,7 @@ fn embeddings(norm: Arc<Section>) -> Section {
         .add("patch_height", Decl::rename("patch_height", "patch_size"))
         .add(
             "patch_width",
-            Decl::import_only(&["patch_width"], &[], false, |hf, _| {
+            Decl::import_only(&["patch_width"], &[], Covers::Exact, |hf, _| {
                 Ok(vec![(
                     "patch_width".into(),
                     hf.get("patch_size").cloned().unwrap_or(Value::Null),
@@ -235,7 +236,10 @@ fn vision_model_of(embeddings: Arc<Section>, block: Arc<Section>) -> Section {
         .add("encoder", Decl::nested("encoder", encoder(block).build()))
         .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
         .add("model_type", Decl::const_export("model_type", text("pixtral")))
-        .add("image_size", Decl::import_only(&[], &["image_size"], false, image_size))
+        .add(
+            "image_size",
+            Decl::import_only(&[], &["image_size"], Covers::Exact, image_size),
+        )
         .add("adapter", Decl::ignored(&["adapter"]))
         .validate("head_size", |fl| {
             let mixer = |k: &str| fl_value(fl, &format!("encoder.block.mixer.{k}")).clone();

@@ -12,9 +12,10 @@
 use std::sync::OnceLock;
 
 use fastllm_core::config::{ModelKind, Value};
+use fastllm_core::values::{boolean, int};
 use fastllm_core::{Converter, Decl, Fill, Handler, HfClass, HfKey, HfType, inventory};
 use fastllm_llama::classes;
-use fastllm_llama::sections::{self, boolean, int};
+use fastllm_llama::sections;
 
 fn converter() -> &'static Converter {
     static CONVERTER: OnceLock<Converter> = OnceLock::new();
