@@ -81,12 +81,7 @@ pub fn rotary_sections() -> Vec<Arc<Section>> {
 
 /// `rotary` ↔ HF `rotary`, dispatched on its type.
 pub fn rotary(sections: Vec<Arc<Section>>) -> Decl {
-    Decl::Dispatch {
-        fl: "rotary",
-        hf_path: Some("rotary"),
-        key: "type",
-        sections,
-    }
+    Decl::dispatch("rotary", Some("rotary"), "type", sections)
 }
 
 /// Attention (`type: attention`): heads, typed rotary, biases (shared and per layer), window.
@@ -355,15 +350,7 @@ pub fn leaf_mixers() -> Vec<Arc<Section>> {
 pub fn stochastic() -> Section {
     Section::of::<StochasticMixerConfig>("apriel2.stochastic")
         .hf_type("stochastic")
-        .add(
-            "mixers",
-            Decl::TypedDict {
-                fl: "mixers",
-                hf: "mixers",
-                key: "type",
-                sections: leaf_mixers(),
-            },
-        )
+        .add("mixers", Decl::typed_dict("mixers", "mixers", "type", leaf_mixers()))
         .add("main_mixer_name", Decl::rename("main_mixer_name", "main_mixer_name"))
         .add(
             "sampling_strategy",
@@ -407,15 +394,7 @@ pub fn mlp() -> Section {
 pub fn block(mixers: Vec<Arc<Section>>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
     llama::block(norm.clone(), mlp.clone(), norm.clone())
         .named("apriel2.block")
-        .replace(
-            "mixer",
-            Decl::Dispatch {
-                fl: "mixer",
-                hf_path: Some("mixer"),
-                key: "type",
-                sections: mixers,
-            },
-        )
+        .replace("mixer", Decl::dispatch("mixer", Some("mixer"), "type", mixers))
         .replace("mlp", Decl::nested_under("mlp", mlp, "mlp"))
         .replace(
             "normalization",
@@ -446,22 +425,9 @@ pub fn decoder(block: Arc<Section>) -> Decl {
         .hf_type("pattern")
         .add("num_blocks", Decl::rename("num_blocks", "num_blocks"))
         .add("pattern", Decl::rename("pattern", "pattern"))
-        .add(
-            "blocks",
-            Decl::TypedDict {
-                fl: "blocks",
-                hf: "blocks",
-                key: "type",
-                sections: vec![block],
-            },
-        )
+        .add("blocks", Decl::typed_dict("blocks", "blocks", "type", vec![block]))
         .build();
-    Decl::Dispatch {
-        fl: "decoder",
-        hf_path: Some("decoder"),
-        key: "type",
-        sections: vec![fixed, pattern],
-    }
+    Decl::dispatch("decoder", Some("decoder"), "type", vec![fixed, pattern])
 }
 
 /// The head: Llama's, with the norm a typed sub-dict.

@@ -104,6 +104,7 @@ fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key:
             Ok(vec![(format!("{layer}.bias.enabled"), value)])
         },
     )
+    .into()
 }
 
 /// A mixer's causal convolution: `kernel` maps the kernel size; the activation is the default;
@@ -313,12 +314,7 @@ pub fn base_model() -> Section {
         .named("apriel_hybrid_ssm.base_model")
         .replace(
             "decoder",
-            Decl::ListDispatch {
-                fl: "decoder",
-                hf_layout: "hybrid_block_layout",
-                hf_count: "num_hidden_layers",
-                entries,
-            },
+            Decl::list_dispatch("decoder", "hybrid_block_layout", "num_hidden_layers", entries),
         )
         .add(
             "class_written_keys",

@@ -196,6 +196,7 @@ fn rotary_patch_size() -> Decl {
             _ => Ok(vec![]),
         },
     )
+    .into()
 }
 
 /// The vision encoder (`VisionEncoderConfig`, relative to `vision_encoder`).

@@ -62,6 +62,7 @@ pub fn activation(key: &'static [&'static str; 1]) -> Decl {
             )]),
         },
     )
+    .into()
 }
 
 #[cfg(test)]

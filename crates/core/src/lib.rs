@@ -17,6 +17,7 @@ mod error;
 pub mod explain;
 pub mod hf_class;
 pub mod layout;
+pub mod primitives;
 pub mod provenance;
 mod registry;
 pub mod section;
@@ -29,9 +30,9 @@ pub use error::{ConvertError, Direction, Problem};
 pub use fastllm_config as config;
 pub use hf_class::{Fill, HfClass, HfKey, HfType};
 pub use inventory;
+pub use primitives::{Custom, LayoutEntry};
 pub use registry::{Converter, GENERIC_METADATA, Handler, detect, find, handlers, registry_errors};
 pub use section::{
-    Covers, Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, LayoutEntry, Section, Writes,
-    fl_value,
+    Covers, Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, Section, Writes, fl_value,
 };
 pub use unconverted::{ACCEPT_OPTION, Unconverted};

@@ -210,12 +210,7 @@ fn stochastic_section() -> Arc<Section> {
         .hf_type("stochastic")
         .add(
             "mixers",
-            Decl::TypedDict {
-                fl: "mixers",
-                hf: "mixers",
-                key: "type",
-                sections: vec![attention_section()],
-            },
+            Decl::typed_dict("mixers", "mixers", "type", vec![attention_section()]),
         )
         .add("main_mixer_name", Decl::rename("main_mixer_name", "main"))
         .build()
@@ -225,12 +220,12 @@ fn stochastic_section() -> Arc<Section> {
 fn dispatch_by_runtime_type() {
     let section = Section::of::<DecoderBlockConfig>("test.block").add(
         "mixer",
-        Decl::Dispatch {
-            fl: "mixer",
-            hf_path: Some("mixer"),
-            key: "type",
-            sections: vec![attention_section(), stochastic_section()],
-        },
+        Decl::dispatch(
+            "mixer",
+            Some("mixer"),
+            "type",
+            vec![attention_section(), stochastic_section()],
+        ),
     );
     let fl = full::<DecoderBlockConfig>(r#"{"mixer": {"heads": 4, "head_groups": 2}}"#);
     let hf = export(&section, &fl).unwrap();
@@ -277,11 +272,11 @@ fn list_dispatch_fixed_and_pattern() {
         .build();
     let section = Section::of::<GptBaseModelConfig>("test.root").add(
         "decoder",
-        Decl::ListDispatch {
-            fl: "decoder",
-            hf_layout: "layout",
-            hf_count: "layers",
-            entries: vec![
+        Decl::list_dispatch(
+            "decoder",
+            "layout",
+            "layers",
+            vec![
                 LayoutEntry {
                     layout_name: "t",
                     mixer_type: "attention",
@@ -293,7 +288,7 @@ fn list_dispatch_fixed_and_pattern() {
                     section: block(gdn),
                 },
             ],
-        },
+        ),
     );
     let fl = full::<GptBaseModelConfig>(
         r#"{"decoder": {"type": "pattern", "num_blocks": 3, "pattern": ["x", "y"],

@@ -121,6 +121,7 @@ pub fn text_model(text_base: Arc<Section>) -> Decl {
         },
     )
     .delegating_under("text_config", vec![("", text_base)])
+    .into()
 }
 
 /// The wrapper's `tie_word_embeddings`: written from `tied_embedding_weight`; on import it must
@@ -153,6 +154,7 @@ fn tie_word_embeddings() -> Decl {
             )])
         },
     )
+    .into()
 }
 
 /// The root: the text model under `text_config`, the wrapper's own keys, and the towers declared

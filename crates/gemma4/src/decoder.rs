@@ -61,6 +61,7 @@ pub fn declaration(blocks: Blocks) -> Decl {
         ("decoder.blocks.full_attention", blocks.full),
         ("decoder.blocks.full_attention", blocks.full_moe),
     ])
+    .into()
 }
 
 fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {

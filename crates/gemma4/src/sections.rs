@@ -155,6 +155,7 @@ fn full_head_groups() -> Decl {
             }
         },
     )
+    .into()
 }
 
 /// The rotary of one layer type: a dispatch on `rope_parameters.<layer type>.rope_type`, the
@@ -172,15 +173,15 @@ fn rotary(layer: LayerType) -> Decl {
                 Decl::rename("partial_rotary_factor", "partial_rotary_factor"),
             ),
     };
-    Decl::Dispatch {
-        fl: "rotary",
-        hf_path: Some(match layer {
+    Decl::dispatch(
+        "rotary",
+        Some(match layer {
             LayerType::Sliding => "rope_parameters.sliding_attention",
             LayerType::Full => "rope_parameters.full_attention",
         }),
-        key: "rope_type",
-        sections: vec![section.build()],
-    }
+        "rope_type",
+        vec![section.build()],
+    )
 }
 
 /// The attention of one layer type.
@@ -437,6 +438,7 @@ fn bidirectional_attention() -> Decl {
             )]),
         },
     )
+    .into()
 }
 
 /// `expert_intermediate_size`: the pre-release name of `moe_intermediate_size`, still in the

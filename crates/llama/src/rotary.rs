@@ -48,7 +48,7 @@ const YARN: &[(&str, &str)] = &[
 
 /// The `rotary` declaration of the Llama attention section.
 pub fn declaration() -> Decl {
-    Decl::custom(&["rotary"], CLAIMS, Covers::Subtree, export, import)
+    Decl::custom(&["rotary"], CLAIMS, Covers::Subtree, export, import).into()
 }
 
 fn export(fl: &Map, context: &ExportContext) -> HfWrites {

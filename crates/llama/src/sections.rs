@@ -272,7 +272,7 @@ fn decoder(block: Arc<Section>) -> Decl {
             ])
         },
     )
-    .delegating(vec![("decoder.block", block)])
+    .delegating(vec![("decoder.block", block)]).into()
 }
 
 /// The root: embeddings, head, decoder (`num_hidden_layers`), `hidden_size`, tied embeddings.

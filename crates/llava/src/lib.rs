@@ -105,6 +105,7 @@ pub fn text_model(base: Arc<Section>, untyped_is_llama: bool) -> Decl {
         },
     )
     .delegating_under("text_config", vec![("", base)])
+    .into()
 }
 
 /// The projector from the vision hidden size to the text hidden size (a plain MLP, written flat
