@@ -112,16 +112,16 @@ fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key:
 pub fn convolution(kernel: Decl) -> Section {
     Section::of::<CausalConv1dConfig>("apriel.convolution")
         .add("kernel_size", kernel)
-        .add("activation", Decl::const_import("activation", Value::Null))
+        .constant("activation", Value::Null)
         .add("weight", Decl::ignored(&["weight", "bias"]))
 }
 
 /// The GDN output norm: the format has no key for it, so it holds Fast-LLM's defaults.
 pub fn gdn_normalization() -> Section {
     Section::of::<GatedRmsNormalizationConfig>("apriel.gdn_normalization")
-        .add("epsilon", Decl::const_import("epsilon", float(1e-5)))
-        .add("zero_centered", Decl::const_import("zero_centered", boolean(false)))
-        .add("weight", Decl::ignored(&["weight"]))
+        .constant("epsilon", float(1e-5))
+        .constant("zero_centered", boolean(false))
+        .ignore(&["weight"])
 }
 
 /// Apriel's Mamba2 mixer (`MambaConfig`), reading the block's HF dict (the root), mostly `ssm_cfg`.
@@ -228,22 +228,10 @@ fn auto_dt_rank(hf: &Map) -> fastllm_core::Writes {
 /// Apriel's gated delta-net mixer (`GatedDeltaNetConfig`), under `linear_attn_config.gdn_*`.
 pub fn gdn() -> Section {
     Section::of::<GatedDeltaNetConfig>("apriel.gdn")
-        .add(
-            "value_heads",
-            Decl::rename("value_heads", "linear_attn_config.gdn_num_value_heads"),
-        )
-        .add(
-            "key_heads",
-            Decl::rename("key_heads", "linear_attn_config.gdn_num_key_heads"),
-        )
-        .add(
-            "key_head_dim",
-            Decl::rename("key_head_dim", "linear_attn_config.gdn_key_head_dim"),
-        )
-        .add(
-            "value_head_dim",
-            Decl::rename("value_head_dim", "linear_attn_config.gdn_value_head_dim"),
-        )
+        .rename("value_heads", "linear_attn_config.gdn_num_value_heads")
+        .rename("key_heads", "linear_attn_config.gdn_num_key_heads")
+        .rename("key_head_dim", "linear_attn_config.gdn_key_head_dim")
+        .rename("value_head_dim", "linear_attn_config.gdn_value_head_dim")
         .add(
             "convolution_layer",
             Decl::nested(

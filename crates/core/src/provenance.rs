@@ -72,7 +72,7 @@ mod tests {
 
     fn root() -> Section {
         let attention = Section::of::<AttentionConfig>("t.attention")
-            .add("heads", Decl::rename("heads", "num_attention_heads"))
+            .rename("heads", "num_attention_heads")
             .add("bias", Decl::const_import("add_linear_biases", Value::Bool(false)))
             .build();
         let mixers = Section::of::<StochasticMixerConfig>("t.stochastic")

@@ -203,6 +203,36 @@ impl Section {
         self
     }
 
+    /// Adds [`Decl::rename`]`(fl, hf)`, named `fl`.
+    pub fn rename(self, fl: &'static str, hf: &'static str) -> Self {
+        self.add(fl, Decl::rename(fl, hf))
+    }
+
+    /// Adds [`Decl::same`]`(fl)` (the HF key of the same name), named `fl`.
+    pub fn same(self, fl: &'static str) -> Self {
+        self.add(fl, Decl::same(fl))
+    }
+
+    /// Adds [`Decl::const_import`]`(fl, value)`, named `fl`.
+    pub fn constant(self, fl: &'static str, value: Value) -> Self {
+        self.add(fl, Decl::const_import(fl, value))
+    }
+
+    /// Replaces the declaration named `fl` by [`Decl::const_import`]`(fl, value)`.
+    pub fn replace_constant(self, fl: &'static str, value: Value) -> Self {
+        self.replace(fl, Decl::const_import(fl, value))
+    }
+
+    /// Adds [`Decl::optional`]`(fl, hf, sentinel)`, named `fl`.
+    pub fn optional(self, fl: &'static str, hf: &'static str, sentinel: Value) -> Self {
+        self.add(fl, Decl::optional(fl, hf, sentinel))
+    }
+
+    /// Adds [`Decl::ignored`]`(fl)`, named by its first path.
+    pub fn ignore(self, fl: &'static [&'static str]) -> Self {
+        self.add(fl.first().copied().unwrap_or(""), Decl::ignored(fl))
+    }
+
     /// Replaces the declaration `name`, keeping its position.
     pub fn replace(mut self, name: &'static str, decl: impl Into<Decl>) -> Self {
         let decl = decl.into();

@@ -81,14 +81,14 @@ fn same_as_normalization(field: &'static str) -> impl Fn(&Map) -> Vec<Problem> +
 /// An RMS norm on `rms_norm_eps` (Gemma 4 uses one epsilon everywhere).
 pub fn rms_norm() -> Section {
     Section::of::<RmsNormalizationConfig>("gemma4.rms_norm")
-        .add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
-        .add("weight", Decl::ignored(&["weight"]))
-        .add("zero_centered", Decl::const_import("zero_centered", boolean(false)))
+        .rename("epsilon", "rms_norm_eps")
+        .ignore(&["weight"])
+        .constant("zero_centered", boolean(false))
 }
 
 /// A weightless RMS norm on `rms_norm_eps` (value norm, router norm).
 pub fn fixed_rms_norm() -> Section {
-    Section::of::<FixedRmsNormConfig>("gemma4.fixed_rms_norm").add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
+    Section::of::<FixedRmsNormConfig>("gemma4.fixed_rms_norm").rename("epsilon", "rms_norm_eps")
 }
 
 /// No norm (the pre-MLP norm of MoE blocks, whose branches carry their own).
@@ -168,10 +168,7 @@ fn rotary(layer: LayerType) -> Decl {
         LayerType::Full => Section::of::<ProportionalRotaryConfig>("gemma4.full_rotary")
             .hf_type("proportional")
             .add("theta", Decl::default("theta", "rope_theta", |_| Ok(float(1000000.0))))
-            .add(
-                "partial_rotary_factor",
-                Decl::rename("partial_rotary_factor", "partial_rotary_factor"),
-            ),
+            .same("partial_rotary_factor"),
     };
     Decl::dispatch(
         "rotary",
@@ -191,19 +188,13 @@ pub fn attention(layer: LayerType) -> Section {
         LayerType::Full => "gemma4.full_attention",
     };
     let section = Section::of::<AttentionConfig>(name)
-        .add("heads", Decl::rename("heads", "num_attention_heads"))
-        .add(
-            "add_linear_biases",
-            Decl::const_import("add_linear_biases", boolean(false)),
-        )
+        .rename("heads", "num_attention_heads")
+        .constant("add_linear_biases", boolean(false))
         .add("attention_bias", Decl::const_export("attention_bias", boolean(false)))
-        .add("causal", Decl::const_import("causal", boolean(true)))
-        .add("dropout", Decl::rename("dropout", "attention_dropout"))
+        .constant("causal", boolean(true))
+        .rename("dropout", "attention_dropout")
         // Gemma 4 scales scores by 1 (its Q/K norms replace the 1/sqrt(head_size)).
-        .add(
-            "softmax_scale_power",
-            Decl::const_import("softmax_scale_power", float(0.0)),
-        )
+        .constant("softmax_scale_power", float(0.0))
         .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
         .add("query_norm", Decl::nested("query_norm", rms_norm().build()))
         .add("key_norm", Decl::nested("key_norm", rms_norm().build()))
@@ -212,16 +203,13 @@ pub fn attention(layer: LayerType) -> Section {
         .validate("linear_biases", no_biases(LINEAR_LAYERS));
     match layer {
         LayerType::Sliding => section
-            .add("head_groups", Decl::rename("head_groups", "num_key_value_heads"))
-            .add("head_size", Decl::rename("head_size", "head_dim"))
-            .add("window_size", Decl::rename("window_size", "sliding_window"))
-            .add(
-                "shared_key_value",
-                Decl::const_import("shared_key_value", boolean(false)),
-            ),
+            .rename("head_groups", "num_key_value_heads")
+            .rename("head_size", "head_dim")
+            .rename("window_size", "sliding_window")
+            .constant("shared_key_value", boolean(false)),
         LayerType::Full => section
             .add("head_groups", full_head_groups())
-            .add("head_size", Decl::rename("head_size", "global_head_dim"))
+            .rename("head_size", "global_head_dim")
             // Not written on import: Fast-LLM's default is no window.
             .validate("no_window", |fl| match fl_value(fl, "window_size") {
                 Value::Null => vec![],
@@ -233,19 +221,16 @@ pub fn attention(layer: LayerType) -> Section {
                     ),
                 )],
             })
-            .add("shared_key_value", Decl::rename("shared_key_value", "attention_k_eq_v")),
+            .rename("shared_key_value", "attention_k_eq_v"),
     }
 }
 
 /// The declarations of a gated, bias-free MLP on `intermediate_key`.
 fn gated_mlp(section: Section, intermediate_key: &'static str) -> Section {
     section
-        .add("intermediate_size", Decl::rename("intermediate_size", intermediate_key))
-        .add(
-            "add_linear_biases",
-            Decl::const_import("add_linear_biases", boolean(false)),
-        )
-        .add("gated", Decl::const_import("gated", boolean(true)))
+        .rename("intermediate_size", intermediate_key)
+        .constant("add_linear_biases", boolean(false))
+        .constant("gated", boolean(true))
         .add("activation", activation(&["hidden_activation"]))
         .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
         .validate("linear_biases", no_biases(&["layer_1", "layer_2"]))
@@ -254,8 +239,8 @@ fn gated_mlp(section: Section, intermediate_key: &'static str) -> Section {
 /// The dense MLP of a dense block (no own norms: the block's pre/post-MLP norms apply).
 pub fn dense_mlp() -> Section {
     gated_mlp(Section::of::<MlpConfig>("gemma4.mlp"), "intermediate_size")
-        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
-        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .constant("pre_norm", Value::Null)
+        .constant("post_norm", Value::Null)
 }
 
 /// The MoE block's MLP: a dense branch and a routed branch, each with its own pre/post norms.
@@ -270,11 +255,11 @@ pub fn hybrid_mlp() -> Section {
     )
     .add("pre_norm", Decl::nested("pre_norm", norm.clone()))
     .add("post_norm", Decl::nested("post_norm", norm))
-    .add("experts", Decl::rename("experts", "num_experts"))
-    .add("experts_per_token", Decl::rename("experts_per_token", "top_k_experts"))
-    .add("shared_experts", Decl::const_import("shared_experts", int(0)))
-    .add("routing", Decl::const_import("routing", text("aux_loss")))
-    .add("router", Decl::ignored(&["router"]))
+    .rename("experts", "num_experts")
+    .rename("experts_per_token", "top_k_experts")
+    .constant("shared_experts", int(0))
+    .constant("routing", text("aux_loss"))
+    .ignore(&["router"])
     .add(
         "router_normalization",
         Decl::nested("router_normalization", fixed_rms_norm().build()),
@@ -295,8 +280,8 @@ pub fn hybrid_mlp() -> Section {
         Decl::const_import("router_per_expert_scale.enabled", boolean(true)),
     );
     Section::of::<HybridMoeMlpConfig>("gemma4.hybrid_mlp")
-        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
-        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .constant("pre_norm", Value::Null)
+        .constant("post_norm", Value::Null)
         .add("dense", Decl::nested("dense", dense.build()))
         .add("routed", Decl::nested("routed", routed.build()))
 }
@@ -330,7 +315,7 @@ pub fn block(layer: LayerType, moe: bool) -> Section {
     let section = Section::of::<DecoderBlockConfig>(name)
         .add("mixer", Decl::nested("mixer", attention(layer).build()))
         .add("normalization", Decl::nested("normalization", norm.clone()))
-        .add("pre_mixer_normalization", Decl::ignored(&["pre_mixer_normalization"]))
+        .ignore(&["pre_mixer_normalization"])
         .add(
             "post_mixer_normalization",
             Decl::nested("post_mixer_normalization", norm.clone()),
@@ -387,8 +372,8 @@ pub fn block(layer: LayerType, moe: bool) -> Section {
 /// The token embeddings, scaled by `hidden_size ** 0.5` (checked on export by the root).
 pub fn embeddings() -> Section {
     Section::of::<LanguageModelEmbeddingsConfig>("gemma4.embeddings")
-        .add("vocab_size", Decl::rename("vocab_size", "vocab_size"))
-        .add("word_embeddings", Decl::ignored(&["word_embeddings"]))
+        .same("vocab_size")
+        .ignore(&["word_embeddings"])
         .add(
             "position_embeddings",
             Decl::ignored(&["position_embeddings", "num_position_embeddings"]),
@@ -409,12 +394,9 @@ pub fn embeddings() -> Section {
 pub fn head() -> Section {
     Section::of::<LanguageModelHeadConfig>("gemma4.head")
         .add("normalization", Decl::nested("normalization", rms_norm().build()))
-        .add("output_weight", Decl::ignored(&["output_weight"]))
-        .add("prediction_heads", Decl::const_import("prediction_heads", int(1)))
-        .add(
-            "final_logit_softcap",
-            Decl::optional("final_logit_softcap", "final_logit_softcapping", Value::Null),
-        )
+        .ignore(&["output_weight"])
+        .constant("prediction_heads", int(1))
+        .optional("final_logit_softcap", "final_logit_softcapping", Value::Null)
 }
 
 /// `use_bidirectional_attention`: `"vision"` affects only vision tokens, so a text model reads
@@ -471,12 +453,9 @@ pub fn base_model() -> Section {
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
         .add("decoder", decoder::declaration(block_sections()))
         .add("head", Decl::nested("head", head().build()))
-        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
-        .add(
-            "tied_embedding_weight",
-            Decl::rename("tied_embedding_weight", "tie_word_embeddings"),
-        )
-        .add("peft", Decl::ignored(&["peft"]))
+        .same("hidden_size")
+        .rename("tied_embedding_weight", "tie_word_embeddings")
+        .ignore(&["peft"])
         // Per-layer embeddings, KV sharing across layers and double-wide MLPs have no Fast-LLM form.
         .add(
             "hidden_size_per_layer_input",

@@ -61,24 +61,21 @@ fn not_enabled(paths: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> 
 /// The RMS norm (`rms_norm_eps`), shared by the blocks and the head.
 pub fn normalization() -> Section {
     Section::of::<RmsNormalizationConfig>("llama.normalization")
-        .add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
-        .add("weight", Decl::ignored(&["weight"]))
-        .add("zero_centered", Decl::const_import("zero_centered", boolean(false)))
+        .rename("epsilon", "rms_norm_eps")
+        .ignore(&["weight"])
+        .constant("zero_centered", boolean(false))
 }
 
 /// The dense-MLP declarations, shared by the dense and the MoE MLP sections.
 fn mlp_declarations(section: Section) -> Section {
     section
-        .add(
-            "intermediate_size",
-            Decl::rename("intermediate_size", "intermediate_size"),
-        )
-        .add("add_linear_biases", Decl::rename("add_linear_biases", "mlp_bias"))
+        .same("intermediate_size")
+        .rename("add_linear_biases", "mlp_bias")
         .add("activation", activation(&["hidden_act"]))
-        .add("gated", Decl::const_import("gated", boolean(true)))
+        .constant("gated", boolean(true))
         .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
-        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
-        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .constant("pre_norm", Value::Null)
+        .constant("post_norm", Value::Null)
         .validate("layer_biases", biases_follow(&["layer_1", "layer_2"]))
 }
 
@@ -90,28 +87,16 @@ pub fn mlp() -> Section {
 /// Mixtral's MoE MLP: the MLP declarations plus experts and routing.
 pub fn moe_mlp() -> Section {
     mlp_declarations(Section::of::<MoeMlpConfig>("mixtral.mlp"))
-        .replace(
-            "add_linear_biases",
-            Decl::const_import("add_linear_biases", boolean(false)),
-        )
-        .add("experts", Decl::rename("experts", "num_local_experts"))
-        .add(
-            "experts_per_token",
-            Decl::rename("experts_per_token", "num_experts_per_tok"),
-        )
-        .add("shared_experts", Decl::const_import("shared_experts", int(0)))
-        .add("routing", Decl::const_import("routing", text("aux_loss")))
-        .add("router", Decl::ignored(&["router"]))
-        .add(
-            "router_normalization",
-            Decl::const_import("router_normalization", Value::Null),
-        )
-        .add("router_scale", Decl::ignored(&["router_scale"]))
-        .add(
-            "router_input_scale",
-            Decl::const_import("router_input_scale", float(1.0)),
-        )
-        .add("router_per_expert_scale", Decl::ignored(&["router_per_expert_scale"]))
+        .replace_constant("add_linear_biases", boolean(false))
+        .rename("experts", "num_local_experts")
+        .rename("experts_per_token", "num_experts_per_tok")
+        .constant("shared_experts", int(0))
+        .constant("routing", text("aux_loss"))
+        .ignore(&["router"])
+        .constant("router_normalization", Value::Null)
+        .ignore(&["router_scale"])
+        .constant("router_input_scale", float(1.0))
+        .ignore(&["router_per_expert_scale"])
         // Training-only knobs of MixtralConfig.
         .add(
             "router_training",
@@ -129,25 +114,19 @@ pub const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", 
 /// Llama's attention: heads, KV groups, `head_dim`, biases, dropout and rotary.
 pub fn attention() -> Section {
     Section::of::<AttentionConfig>("llama.attention")
-        .add("heads", Decl::rename("heads", "num_attention_heads"))
-        .add("head_groups", Decl::rename("head_groups", "num_key_value_heads"))
+        .rename("heads", "num_attention_heads")
+        .rename("head_groups", "num_key_value_heads")
         .add("head_size", Decl::default("head_size", "head_dim", derived_head_dim))
-        .add("add_linear_biases", Decl::rename("add_linear_biases", "attention_bias"))
-        .add("dropout", Decl::rename("dropout", "attention_dropout"))
-        .add("causal", Decl::const_import("causal", boolean(true)))
-        .add(
-            "softmax_scale_power",
-            Decl::const_import("softmax_scale_power", float(0.5)),
-        )
+        .rename("add_linear_biases", "attention_bias")
+        .rename("dropout", "attention_dropout")
+        .constant("causal", boolean(true))
+        .constant("softmax_scale_power", float(0.5))
         .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
         .add("rotary", rotary::declaration())
-        .add("query_norm", Decl::const_import("query_norm", Value::Null))
-        .add("key_norm", Decl::const_import("key_norm", Value::Null))
-        .add("value_norm", Decl::const_import("value_norm", Value::Null))
-        .add(
-            "shared_key_value",
-            Decl::const_import("shared_key_value", boolean(false)),
-        )
+        .constant("query_norm", Value::Null)
+        .constant("key_norm", Value::Null)
+        .constant("value_norm", Value::Null)
+        .constant("shared_key_value", boolean(false))
         .validate("layer_biases", biases_follow(LINEAR_LAYERS))
         .validate("no_window", |fl| match fl_value(fl, "window_size") {
             Value::Null => vec![],
@@ -164,36 +143,24 @@ pub fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) -> Sect
         .add("mixer", Decl::nested("mixer", mixer))
         .add("mlp", Decl::nested("mlp", mlp))
         .add("normalization", Decl::nested("normalization", norm))
-        .add(
-            "pre_mixer_normalization",
-            Decl::const_import("pre_mixer_normalization", Value::Null),
-        )
-        .add(
-            "pre_mlp_normalization",
-            Decl::const_import("pre_mlp_normalization", Value::Null),
-        )
-        .add(
-            "post_mixer_normalization",
-            Decl::const_import("post_mixer_normalization", Value::Null),
-        )
-        .add(
-            "post_mlp_normalization",
-            Decl::const_import("post_mlp_normalization", Value::Null),
-        )
-        .add("output_scale", Decl::ignored(&["output_scale"]))
+        .constant("pre_mixer_normalization", Value::Null)
+        .constant("pre_mlp_normalization", Value::Null)
+        .constant("post_mixer_normalization", Value::Null)
+        .constant("post_mlp_normalization", Value::Null)
+        .ignore(&["output_scale"])
         .validate("output_scale", not_enabled(&["output_scale"]))
 }
 
 /// The token embeddings (`vocab_size`).
 pub fn embeddings() -> Section {
     Section::of::<LanguageModelEmbeddingsConfig>("llama.embeddings")
-        .add("vocab_size", Decl::rename("vocab_size", "vocab_size"))
-        .add("word_embeddings", Decl::ignored(&["word_embeddings"]))
+        .same("vocab_size")
+        .ignore(&["word_embeddings"])
         .add(
             "position_embeddings",
             Decl::ignored(&["position_embeddings", "num_position_embeddings"]),
         )
-        .add("embedding_scale", Decl::const_import("embedding_scale", float(1.0)))
+        .constant("embedding_scale", float(1.0))
         .validate("position_embeddings", not_enabled(&["position_embeddings"]))
 }
 
@@ -201,12 +168,9 @@ pub fn embeddings() -> Section {
 pub fn head(norm: Arc<Section>) -> Section {
     Section::of::<LanguageModelHeadConfig>("llama.head")
         .add("normalization", Decl::nested("normalization", norm))
-        .add("output_weight", Decl::ignored(&["output_weight"]))
-        .add("prediction_heads", Decl::const_import("prediction_heads", int(1)))
-        .add(
-            "final_logit_softcap",
-            Decl::const_import("final_logit_softcap", Value::Null),
-        )
+        .ignore(&["output_weight"])
+        .constant("prediction_heads", int(1))
+        .constant("final_logit_softcap", Value::Null)
 }
 
 /// The decoder: one HF block description repeated `num_hidden_layers` times. A pattern decoder
@@ -281,12 +245,9 @@ pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
         .add("head", Decl::nested("head", head))
         .add("decoder", decoder(block))
-        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
-        .add(
-            "tied_embedding_weight",
-            Decl::rename("tied_embedding_weight", "tie_word_embeddings"),
-        )
-        .add("peft", Decl::ignored(&["peft"]))
+        .same("hidden_size")
+        .rename("tied_embedding_weight", "tie_word_embeddings")
+        .ignore(&["peft"])
         .validate("peft", |fl| match fl_value(fl, "peft.type") {
             Value::Str(t) if t == "none" => vec![],
             found => vec![Problem::at_fast_llm(
@@ -456,20 +417,16 @@ pub fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
 pub fn mistral_attention() -> Section {
     attention()
         .named("mistral.attention")
-        .replace(
-            "add_linear_biases",
-            Decl::const_import("add_linear_biases", boolean(false)),
-        )
-        .add("window_size", Decl::rename("window_size", "sliding_window"))
+        .replace_constant("add_linear_biases", boolean(false))
+        .rename("window_size", "sliding_window")
         .without_validator("no_window")
 }
 
 /// Mistral's MLP: no `mlp_bias` key (biases off).
 pub fn mistral_mlp() -> Section {
-    mlp().named("mistral.mlp").replace(
-        "add_linear_biases",
-        Decl::const_import("add_linear_biases", boolean(false)),
-    )
+    mlp()
+        .named("mistral.mlp")
+        .replace_constant("add_linear_biases", boolean(false))
 }
 
 // ---------------------------------------------------------------------------------------------

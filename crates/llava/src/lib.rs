@@ -13,15 +13,14 @@
 pub mod pixtral;
 pub mod weights;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use fastllm_core::config::{Map, MlpConfig, ModelKind, MultiModalBaseModelConfig, Value};
+use fastllm_core::config::{Map, MlpConfig, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_rooted, under, under_hf};
 use fastllm_core::values::{boolean, int, text};
 use fastllm_core::{
-    Converter, Covers, Decl, Fill, Handler, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value,
-    inventory,
+    Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, register_format,
 };
 use fastllm_llama::classes;
 use fastllm_llama::sections;
@@ -120,18 +119,15 @@ pub fn adapter() -> Section {
                 Ok(vec![("intermediate_size".into(), hidden.unwrap_or(Value::Null))])
             }),
         )
-        .add(
-            "add_linear_biases",
-            Decl::rename("add_linear_biases", "multimodal_projector_bias"),
-        )
-        .add("gated", Decl::const_import("gated", boolean(false)))
+        .rename("add_linear_biases", "multimodal_projector_bias")
+        .constant("gated", boolean(false))
         .add(
             "activation",
             fastllm_core::activation::activation(&["projector_hidden_act"]),
         )
         .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
-        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
-        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .constant("pre_norm", Value::Null)
+        .constant("post_norm", Value::Null)
         .validate("layer_biases", sections::biases_follow(&["layer_1", "layer_2"]))
 }
 
@@ -151,10 +147,7 @@ pub fn base_model(
             Decl::nested_under("vision_encoder", vision, "vision_config"),
         )
         .add("adapter", Decl::nested("vision_encoder.adapter", adapter))
-        .add(
-            "image_token_index",
-            Decl::rename("image_token_index", "image_token_index"),
-        )
+        .same("image_token_index")
         .add(
             "vision_feature_select_strategy",
             Decl::const_export("vision_feature_select_strategy", text("full")),
@@ -289,34 +282,27 @@ mod samples {
     }
 }
 
-fn llava() -> &'static Converter {
-    static CONVERTER: OnceLock<Converter> = OnceLock::new();
-    CONVERTER.get_or_init(|| {
-        // The text model's tables carry Llama's weight declarations (Mistral names); the root
-        // mounts them under `language_model` ([`weights::base_model`]).
-        let norm = llama_weights::norm(sections::normalization()).build();
-        let mixer = llama_weights::attention(sections::mistral_attention()).build();
-        let mlp = llama_weights::mlp(sections::mistral_mlp()).build();
-        let block = llama_weights::block(
-            sections::block(mixer.clone(), mlp.clone(), norm.clone()),
-            &mixer,
-            &mlp,
-            &norm,
-            "mlp",
-        )
+/// Llava's root: the text model's tables carry Llama's weight declarations (Mistral names),
+/// mounted under `language_model` ([`weights::base_model`]).
+fn llava_base_model() -> Section {
+    let norm = llama_weights::norm(sections::normalization()).build();
+    let mixer = llama_weights::attention(sections::mistral_attention()).build();
+    let mlp = llama_weights::mlp(sections::mistral_mlp()).build();
+    let block = llama_weights::block(
+        sections::block(mixer.clone(), mlp.clone(), norm.clone()),
+        &mixer,
+        &mlp,
+        &norm,
+        "mlp",
+    )
+    .build();
+    let text_base = sections::base_model(block.clone(), sections::head(norm.clone()).build())
+        .named("llava.text_model")
         .build();
-        let text_base = sections::base_model(block.clone(), sections::head(norm.clone()).build())
-            .named("llava.text_model")
-            .build();
-        let vision = pixtral::vision_model_with_weights().build();
-        let adapter = weights::adapter(adapter()).build();
-        let root = base_model("llava.base_model", text_base, vision.clone(), adapter.clone(), true);
-        Converter {
-            base_model: weights::base_model(root, &block, &norm, &vision, &adapter).build(),
-            hf_class: llava_class("LlavaConfig", choose_text_class),
-            samples: samples::llava(),
-        }
-    })
+    let vision = pixtral::vision_model_with_weights().build();
+    let adapter = weights::adapter(adapter()).build();
+    let root = base_model("llava.base_model", text_base, vision.clone(), adapter.clone(), true);
+    weights::base_model(root, &block, &norm, &vision, &adapter)
 }
 
 /// The class of a `llava_hybrid_ssm` `text_config`: an Apriel hybrid-SSM model. The format's
@@ -333,62 +319,50 @@ pub fn choose_hybrid_text_class(text_config: Option<&Map>) -> Result<HfClass, St
     }
 }
 
-fn llava_hybrid_ssm() -> &'static Converter {
-    static CONVERTER: OnceLock<Converter> = OnceLock::new();
-    CONVERTER.get_or_init(|| {
-        // The config side reads `text_config` with the weight-free Apriel tables; the weights
-        // come from the `apriel_hybrid_ssm` format's own weight tree.
-        let text_base = fastllm_apriel::hybrid::base_model()
-            .named("llava_hybrid_ssm.text_model")
-            .build();
-        let vision = pixtral::vision_model_with_weights().build();
-        let adapter = weights::adapter(adapter()).build();
-        let root = base_model(
-            "llava_hybrid_ssm.base_model",
-            text_base,
-            vision.clone(),
-            adapter.clone(),
-            false,
-        );
-        let text_weights = fastllm_apriel::weights::hybrid_base_model().build();
-        Converter {
-            base_model: weights::hybrid_base_model(root, &vision, &adapter, text_weights).build(),
-            // The custom class has no `tie_word_embeddings` of its own in 5.24.
-            hf_class: llava_class("LlavaHybridConfig", choose_hybrid_text_class).without(&["tie_word_embeddings"]),
-            samples: samples::llava_hybrid_ssm(),
-        }
-    })
+/// `llava_hybrid_ssm`'s root: the config side reads `text_config` with the weight-free Apriel
+/// tables; the weights come from the `apriel_hybrid_ssm` format's own weight tree.
+fn llava_hybrid_ssm_base_model() -> Section {
+    let text_base = fastllm_apriel::hybrid::base_model()
+        .named("llava_hybrid_ssm.text_model")
+        .build();
+    let vision = pixtral::vision_model_with_weights().build();
+    let adapter = weights::adapter(adapter()).build();
+    let root = base_model(
+        "llava_hybrid_ssm.base_model",
+        text_base,
+        vision.clone(),
+        adapter.clone(),
+        false,
+    );
+    let text_weights = fastllm_apriel::weights::hybrid_base_model().build();
+    weights::hybrid_base_model(root, &vision, &adapter, text_weights)
 }
 
-inventory::submit! {
-    Handler {
-        name: "llava_hybrid_ssm",
-        family: FAMILY,
-        // LlavaHybridConfig writes `llava_hybrid`; Fast-LLM's format name is `llava_hybrid_ssm`.
-        model_types: &["llava_hybrid_ssm", "llava_hybrid"],
-        architecture: "LlavaHybridForConditionalGeneration",
-        auto_map: &[
-            ("AutoConfig", "configuration_llava_hybrid.LlavaHybridConfig"),
-            ("AutoModel", "modeling_llava_hybrid.LlavaHybridModel"),
-            ("AutoModelForCausalLM", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
-            ("AutoModelForVision2Seq", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
-            ("AutoModelForImageTextToText", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
-        ],
-        model: ModelKind::MultiModal,
-        extra_files: &["configuration_llava_hybrid.py", "modeling_llava_hybrid.py"],
-        converter: llava_hybrid_ssm,
-    }
+register_format! {
+    "llava_hybrid_ssm" in FAMILY,
+    // LlavaHybridConfig writes `llava_hybrid`; Fast-LLM's format name is `llava_hybrid_ssm`.
+    model_types: ["llava_hybrid_ssm", "llava_hybrid"],
+    architecture: "LlavaHybridForConditionalGeneration",
+    auto_map: [
+        ("AutoConfig", "configuration_llava_hybrid.LlavaHybridConfig"),
+        ("AutoModel", "modeling_llava_hybrid.LlavaHybridModel"),
+        ("AutoModelForCausalLM", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
+        ("AutoModelForVision2Seq", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
+        ("AutoModelForImageTextToText", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
+    ],
+    model: MultiModal,
+    extra_files: ["configuration_llava_hybrid.py", "modeling_llava_hybrid.py"],
+    base_model: llava_hybrid_ssm_base_model(),
+    // The custom class has no `tie_word_embeddings` of its own in 5.24.
+    hf_class: llava_class("LlavaHybridConfig", choose_hybrid_text_class).without(&["tie_word_embeddings"]),
+    samples: samples::llava_hybrid_ssm(),
 }
 
-inventory::submit! {
-    Handler {
-        name: "llava",
-        family: FAMILY,
-        model_types: &["llava"],
-        architecture: "LlavaForConditionalGeneration",
-        auto_map: &[],
-        model: ModelKind::MultiModal,
-        extra_files: &[],
-        converter: llava,
-    }
+register_format! {
+    "llava" in FAMILY,
+    architecture: "LlavaForConditionalGeneration",
+    model: MultiModal,
+    base_model: llava_base_model(),
+    hf_class: llava_class("LlavaConfig", choose_text_class),
+    samples: samples::llava(),
 }

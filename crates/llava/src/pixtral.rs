@@ -20,7 +20,7 @@ use crate::weights;
 pub fn normalization() -> Section {
     sections::normalization()
         .named("pixtral.normalization")
-        .replace("epsilon", Decl::const_import("epsilon", float(1e-5)))
+        .replace_constant("epsilon", float(1e-5))
 }
 
 fn vision_head_size(hf: &Map, _: &ImportContext) -> Writes {
@@ -94,11 +94,8 @@ fn rotary_import(hf: &Map, _: &ImportContext) -> Writes {
 pub fn attention() -> Section {
     sections::attention()
         .named("pixtral.attention")
-        .replace(
-            "add_linear_biases",
-            Decl::const_import("add_linear_biases", boolean(false)),
-        )
-        .replace("causal", Decl::const_import("causal", boolean(false)))
+        .replace_constant("add_linear_biases", boolean(false))
+        .replace_constant("causal", boolean(false))
         .replace(
             "head_groups",
             Decl::import_only(&["head_groups"], &[], Covers::Exact, |hf, _| {
@@ -147,12 +144,12 @@ pub fn attention() -> Section {
 fn encoder(block: Arc<Section>) -> Section {
     Section::of::<FixedBlockSequenceConfig>("pixtral.encoder")
         .add("block", Decl::nested("block", block))
-        .add("num_blocks", Decl::rename("num_blocks", "num_hidden_layers"))
+        .rename("num_blocks", "num_hidden_layers")
 }
 
 fn embeddings(norm: Arc<Section>) -> Section {
     Section::of::<PatchEmbeddingsConfig>("pixtral.embeddings")
-        .add("patch_height", Decl::rename("patch_height", "patch_size"))
+        .rename("patch_height", "patch_size")
         .add(
             "patch_width",
             Decl::import_only(&["patch_width"], &[], Covers::Exact, |hf, _| {
@@ -164,7 +161,7 @@ fn embeddings(norm: Arc<Section>) -> Section {
         )
         .add("num_channels", Decl::const_export("num_channels", int(3)))
         .add("normalization", Decl::nested("normalization", norm))
-        .add("patch_embeddings", Decl::ignored(&["patch_embeddings"]))
+        .ignore(&["patch_embeddings"])
         .validate("square_patches", |fl| {
             let (height, width) = (fl_value(fl, "patch_height"), fl_value(fl, "patch_width"));
             if height == width {
@@ -234,13 +231,13 @@ fn vision_model_of(embeddings: Arc<Section>, block: Arc<Section>) -> Section {
     Section::of::<VisionEncoderConfig>("pixtral.vision_model")
         .add("embeddings", Decl::nested("embeddings", embeddings))
         .add("encoder", Decl::nested("encoder", encoder(block).build()))
-        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
+        .same("hidden_size")
         .add("model_type", Decl::const_export("model_type", text("pixtral")))
         .add(
             "image_size",
             Decl::import_only(&[], &["image_size"], Covers::Exact, image_size),
         )
-        .add("adapter", Decl::ignored(&["adapter"]))
+        .ignore(&["adapter"])
         .validate("head_size", |fl| {
             let mixer = |k: &str| fl_value(fl, &format!("encoder.block.mixer.{k}")).clone();
             match (mixer("heads"), mixer("head_size"), fl_value(fl, "hidden_size")) {
