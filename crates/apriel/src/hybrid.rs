@@ -294,11 +294,13 @@ pub fn layout_entries() -> Vec<LayoutEntry> {
 
 /// The apriel_hybrid_ssm text model (`GPTBaseModelConfig`): Mistral's root with the decoder a
 /// `ListDispatch` over `hybrid_block_layout` / `num_hidden_layers`. Also the text model of
-/// `llava_hybrid_ssm`.
+/// `llava_hybrid_ssm`. Config only: the weights Llama's root declares would be attention blocks
+/// at every position; [`crate::weights::hybrid_base_model`] declares them per mixer type.
 pub fn base_model() -> Section {
     let entries = layout_entries();
     let head = llama::head(llama::normalization().build()).build();
     llama::base_model(entries[0].section.clone(), head)
+        .without_weights()
         .named("apriel_hybrid_ssm.base_model")
         .replace(
             "decoder",

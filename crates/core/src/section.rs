@@ -268,7 +268,8 @@ impl Section {
     }
 
     /// Appends a weight declaration.
-    pub fn weight(mut self, name: &'static str, decl: crate::weights::WeightDecl) -> Self {
+    pub fn weight(mut self, name: &'static str, decl: impl Into<crate::weights::WeightDecl>) -> Self {
+        let decl = decl.into();
         assert!(
             self.weights.iter().all(|(n, _)| *n != name),
             "{}: duplicate weight declaration `{name}`",
@@ -279,10 +280,18 @@ impl Section {
     }
 
     /// Replaces the weight declaration `name`, keeping its position.
-    pub fn replace_weight(mut self, name: &'static str, decl: crate::weights::WeightDecl) -> Self {
+    pub fn replace_weight(mut self, name: &'static str, decl: impl Into<crate::weights::WeightDecl>) -> Self {
+        let decl = decl.into();
         let slot = self.weights.iter_mut().find(|(n, _)| *n == name);
         let (_, old) = slot.unwrap_or_else(|| panic!("{}: no weight declaration `{name}` to replace", self.name));
         *old = decl;
+        self
+    }
+
+    /// The section without weight declarations (a config-only table whose weights are declared
+    /// elsewhere, so that none it inherits are mistaken for its own).
+    pub fn without_weights(mut self) -> Self {
+        self.weights.clear();
         self
     }
 

@@ -13,6 +13,7 @@ use fastllm_core::dict::{self, show};
 use fastllm_core::engine::{export_sub, import_sub, under};
 use fastllm_core::hf_class::derived_head_dim;
 use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm};
 use fastllm_core::{Covers, Decl, HfWrite, Problem, Section, fl_value};
 
 use crate::rotary;
@@ -64,6 +65,7 @@ pub fn normalization() -> Section {
         .rename("epsilon", "rms_norm_eps")
         .ignore(&["weight"])
         .constant("zero_centered", boolean(false))
+        .weight("weight", norm(text_hidden))
 }
 
 /// The dense-MLP declarations, shared by the dense and the MoE MLP sections.
@@ -81,7 +83,26 @@ fn mlp_declarations(section: Section) -> Section {
 
 /// Llama's gated MLP (`intermediate_size`, `mlp_bias`, `hidden_act`).
 pub fn mlp() -> Section {
-    mlp_declarations(Section::of::<MlpConfig>("llama.mlp"))
+    mlp_declarations(Section::of::<MlpConfig>("llama.mlp")).weight("layers", mlp_weights(text_hidden))
+}
+
+/// An MLP's weights over `hidden` features: `layer_1` ↔ [`gate_proj`; `up_proj`] when gated,
+/// else `up_proj`; `layer_2` ↔ `down_proj` (Fast-LLM stores it transposed); each bias its
+/// layer's effective bias.
+pub fn mlp_weights(hidden: fn(&WeightContext) -> usize) -> WeightDecl {
+    let size = |c: &WeightContext| c.int("intermediate_size");
+    let gated = |c: &WeightContext| c.flag("gated");
+    WeightDecl::linears([
+        linear("layer_1", &["gate_proj", "up_proj"], hidden, size)
+            .when(gated)
+            .bias_from("layer_1"),
+        linear("layer_1", &["up_proj"], hidden, size)
+            .when(move |c| !gated(c))
+            .bias_from("layer_1"),
+        linear("layer_2", &["down_proj"], size, hidden)
+            .transposed()
+            .bias_from("layer_2"),
+    ])
 }
 
 /// Mixtral's MoE MLP: the MLP declarations plus experts and routing.
@@ -105,6 +126,17 @@ pub fn moe_mlp() -> Section {
         .validate(
             "router_scales",
             not_enabled(&["router_scale", "router_per_expert_scale"]),
+        )
+        // The router, `layer_1` = [w1₀; w3₀; w1₁; w3₁; …], `layer_2` = [w2₀ᵀ; w2₁ᵀ; …].
+        .weight(
+            "layers",
+            WeightDecl::linears([
+                linear("router", &["gate"], text_hidden, |c| c.count("experts")),
+                linear("layer_1", &["w1", "w3"], text_hidden, |c| c.int("intermediate_size")).experts("experts"),
+                (linear("layer_2", &["w2"], |c| c.int("intermediate_size"), text_hidden))
+                    .transposed()
+                    .experts("experts"),
+            ]),
         )
 }
 
@@ -135,11 +167,33 @@ pub fn attention() -> Section {
                 format!("{} set, but the format has no sliding window", show(found)),
             )],
         })
+        .weight("layers", attention_weights(text_hidden))
 }
 
-/// A decoder block: mixer, MLP and norm sections, flat in the HF dict.
+/// Attention weights over `hidden` features: `query` ↔ `q_proj`, fused `key_value` ↔ `k_proj` +
+/// `v_proj`, `dense` ↔ `o_proj`, each bias its layer's effective bias (the K/V bias is the key
+/// layer's). This covers Qwen2 too (Q/K/V biases on, dense off are per-layer flags).
+pub fn attention_weights(hidden: fn(&WeightContext) -> usize) -> WeightDecl {
+    let q_size = |c: &WeightContext| c.int("heads").saturating_mul(c.int("head_size"));
+    let kv_size = |c: &WeightContext| c.int("head_groups").saturating_mul(c.int("head_size"));
+    WeightDecl::linears([
+        linear("query", &["q_proj"], hidden, q_size).bias_from("query_layer"),
+        linear("key_value", &["k_proj", "v_proj"], hidden, kv_size).bias_from("key_layer"),
+        linear("dense", &["o_proj"], q_size, hidden).bias_from("dense_layer"),
+    ])
+}
+
+/// A decoder block: mixer, MLP and norm sections, flat in the HF dict; weights under
+/// `self_attn`, `mlp`, `input_layernorm` and `post_attention_layernorm`.
 pub fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
     Section::of::<DecoderBlockConfig>("llama.block")
+        .weight("mixer", nested("mixer", "mixer", "self_attn", &mixer))
+        .weight("mlp", nested("mlp", "mlp", "mlp", &mlp))
+        .weight("norm_1", nested("normalization", "norm_1", "input_layernorm", &norm))
+        .weight(
+            "norm_2",
+            nested("normalization", "norm_2", "post_attention_layernorm", &norm),
+        )
         .add("mixer", Decl::nested("mixer", mixer))
         .add("mlp", Decl::nested("mlp", mlp))
         .add("normalization", Decl::nested("normalization", norm))
@@ -164,9 +218,16 @@ pub fn embeddings() -> Section {
         .validate("position_embeddings", not_enabled(&["position_embeddings"]))
 }
 
-/// The head: final norm; one prediction head, no logit softcap.
+/// The head: final norm; one prediction head, no logit softcap. Weights: the final norm
+/// (`model.norm`) and the output projection (`lm_head`, absent when tied to the embeddings).
 pub fn head(norm: Arc<Section>) -> Section {
     Section::of::<LanguageModelHeadConfig>("llama.head")
+        .weight("final_norm", nested("normalization", "final_norm", "model.norm", &norm))
+        .weight(
+            "output",
+            WeightDecl::param("output_weights", &["lm_head.weight"], Transform::Copy, vocabulary)
+                .when(|c| !c.root_flag("tied_embedding_weight")),
+        )
         .add("normalization", Decl::nested("normalization", norm))
         .ignore(&["output_weight"])
         .constant("prediction_heads", int(1))
@@ -239,9 +300,26 @@ fn decoder(block: Arc<Section>) -> Decl {
     .delegating(vec![("decoder.block", block)]).into()
 }
 
+/// The embedding (and output) matrix: `[vocab_size, hidden_size]`.
+fn vocabulary(c: &WeightContext) -> Vec<usize> {
+    vec![c.root_int("embeddings.vocab_size"), c.root_int("hidden_size")]
+}
+
 /// The root: embeddings, head, decoder (`num_hidden_layers`), `hidden_size`, tied embeddings.
+/// Weights: the embeddings, the blocks under `model.layers`, then the head's.
 pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
     Section::of::<GptBaseModelConfig>("llama.base_model")
+        .weight(
+            "embeddings",
+            WeightDecl::param(
+                "embeddings.word_embeddings_weight",
+                &["model.embed_tokens.weight"],
+                Transform::Copy,
+                vocabulary,
+            ),
+        )
+        .weight("decoder", blocks("decoder", "decoder", "model.layers", &block))
+        .weight("head", nested("head", "head", "", &head))
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
         .add("head", Decl::nested("head", head))
         .add("decoder", decoder(block))
@@ -380,9 +458,8 @@ pub fn qwen2_attention() -> Section {
 }
 
 /// Qwen2's root: Llama's plus the `use_mrope` guard and the heads × head_size = hidden rule.
-pub fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
-    base_model(block, head)
-        .named("qwen2.base_model")
+pub fn qwen2_base_model(base_model: Section) -> Section {
+    base_model
         .add(
             "use_mrope",
             Decl::import_only(&[], &["use_mrope"], Covers::Exact, |hf, _| match hf.get("use_mrope") {
@@ -432,9 +509,105 @@ pub fn mistral_mlp() -> Section {
 // ---------------------------------------------------------------------------------------------
 // MTP-Llama: `prediction_heads` is a key.
 
-/// MTP-Llama's head: `prediction_heads` is a key.
+/// MTP-Llama's head: `prediction_heads` is a key; the main head's final norm is
+/// `model.mtp_norms.0`.
 pub fn mtp_head(norm: Arc<Section>) -> Section {
-    head(norm)
+    head(norm.clone())
         .named("mtp_llama.head")
-        .replace("prediction_heads", Decl::rename("prediction_heads", "prediction_heads"))
+        .replace("prediction_heads", Decl::same("prediction_heads"))
+        .replace_weight(
+            "final_norm",
+            nested("normalization", "final_norm", "model.mtp_norms.0", &norm),
+        )
+}
+
+/// The number of extra prediction heads (`head.prediction_heads - 1`), from the root.
+fn extra_prediction_heads(c: &WeightContext) -> usize {
+    c.count("head.prediction_heads").saturating_sub(1)
+}
+
+/// MTP-Llama's root: per extra prediction head `k` (`0..prediction_heads - 1`) a copy of the
+/// decoder's last block, fixed or pattern (Fast-LLM's `last_block_config`;
+/// `multi_token_prediction.blocks.{k}` ↔ `model.mtp_heads.{k}`, Llama block names) and a final
+/// norm (`multi_token_prediction.heads.{k}.final_norm` ↔ `model.mtp_norms.{k+1}`), in Fast-LLM's
+/// order: before the head. The extra heads' output weights are tied duplicates of the main
+/// head's, never stored.
+pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Section>) -> Section {
+    let mut section = base_model;
+    let head = section.weights.iter().position(|(name, _)| *name == "head");
+    let head = head.expect("Llama's root declares the head's weights");
+    let heads = [
+        (
+            "multi_token_prediction_blocks",
+            WeightDecl::RepeatLastBlock {
+                config: "decoder",
+                count: Arc::new(extra_prediction_heads),
+                fast_llm: Arc::new(|k| format!("multi_token_prediction.blocks.{k}")),
+                hf: Arc::new(|k| format!("model.mtp_heads.{k}")),
+                block: block.clone(),
+            },
+        ),
+        (
+            "multi_token_prediction_norms",
+            WeightDecl::Repeat {
+                config: "head.normalization",
+                count: Arc::new(extra_prediction_heads),
+                fast_llm: Arc::new(|k| format!("multi_token_prediction.heads.{k}.final_norm")),
+                hf: Arc::new(|k| format!("model.mtp_norms.{}", k + 1)),
+                section: norm.clone(),
+            },
+        ),
+    ];
+    section.weights.splice(head..head, heads);
+    section
+}
+
+// ---------------------------------------------------------------------------------------------
+// Each format's tree, assembled by part.
+
+/// The text model's hidden size.
+pub fn text_hidden(c: &WeightContext) -> usize {
+    c.root_int("hidden_size")
+}
+
+/// A Llama-shaped model, by part: a format names the parts it changes and takes Llama's for
+/// the rest (`Llama { attention: mistral_attention(), ..Llama::default() }`).
+pub struct Llama {
+    /// The root section's name (`mistral.base_model`).
+    pub name: &'static str,
+    pub attention: Section,
+    pub mlp: Section,
+    /// The MLP's HF module in a block (`mlp`; Mixtral's `block_sparse_moe`).
+    pub mlp_module: &'static str,
+    pub normalization: Section,
+    pub head: fn(Arc<Section>) -> Section,
+    /// The root's own entries, given the built block and norm (Qwen2's guards, MTP's heads).
+    pub root: fn(Section, &Arc<Section>, &Arc<Section>) -> Section,
+}
+
+impl Default for Llama {
+    fn default() -> Self {
+        Llama {
+            name: "llama.base_model",
+            attention: attention(),
+            mlp: mlp(),
+            mlp_module: "mlp",
+            normalization: normalization(),
+            head,
+            root: |root, _, _| root,
+        }
+    }
+}
+
+impl Llama {
+    /// The root section: its config and weight tables.
+    pub fn build(self) -> Section {
+        let norm = self.normalization.build();
+        let mlp = self.mlp.build();
+        let block = block(self.attention.build(), mlp.clone(), norm.clone())
+            .replace_weight("mlp", nested("mlp", "mlp", self.mlp_module, &mlp))
+            .build();
+        let root = base_model(block.clone(), (self.head)(norm.clone()).build());
+        (self.root)(root.named(self.name), &block, &norm)
+    }
 }

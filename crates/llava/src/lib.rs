@@ -19,12 +19,13 @@ use fastllm_core::config::{Map, MlpConfig, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_rooted, under, under_hf};
 use fastllm_core::values::{boolean, int, text};
+use fastllm_core::weights::{WeightContext, linear};
 use fastllm_core::{
     Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, register_format,
 };
 use fastllm_llama::classes;
 use fastllm_llama::sections;
-use fastllm_llama::weights as llama_weights;
+use fastllm_llama::sections::{Llama, text_hidden};
 
 /// The family name in the registry.
 pub const FAMILY: &str = "llava";
@@ -108,9 +109,21 @@ pub fn text_model(base: Arc<Section>, untyped_is_llama: bool) -> Decl {
 }
 
 /// The projector from the vision hidden size to the text hidden size (a plain MLP, written flat
-/// at the Llava root with `"type": "mlp"`).
+/// at the Llava root with `"type": "mlp"`). Weights `Hv → I_a → H` (not gated): `layer_1` ↔
+/// `linear_1`, `layer_2` ↔ `linear_2`ᵀ (Fast-LLM stores `layer_2` as `[I_a, H]`), biases with
+/// `add_linear_biases`.
 pub fn adapter() -> Section {
+    let size = |c: &WeightContext| c.int("intermediate_size");
+    let biases = |c: &WeightContext| c.flag("add_linear_biases");
     Section::of::<MlpConfig>("llava.adapter")
+        .weight(
+            "layer_1",
+            linear("layer_1", &["linear_1"], pixtral::vision_hidden, size).bias_when(biases),
+        )
+        .weight(
+            "layer_2",
+            (linear("layer_2", &["linear_2"], size, text_hidden).transposed()).bias_when(biases),
+        )
         .hf_type("mlp")
         .add(
             "intermediate_size",
@@ -282,27 +295,21 @@ mod samples {
     }
 }
 
-/// Llava's root: the text model's tables carry Llama's weight declarations (Mistral names),
-/// mounted under `language_model` ([`weights::base_model`]).
+/// Llava's root: the text model is Mistral's tables (config and weights, Mistral names), its
+/// weights mounted under `language_model` ([`weights::base_model`]).
 fn llava_base_model() -> Section {
-    let norm = llama_weights::norm(sections::normalization()).build();
-    let mixer = llama_weights::attention(sections::mistral_attention()).build();
-    let mlp = llama_weights::mlp(sections::mistral_mlp()).build();
-    let block = llama_weights::block(
-        sections::block(mixer.clone(), mlp.clone(), norm.clone()),
-        &mixer,
-        &mlp,
-        &norm,
-        "mlp",
-    )
+    let (attention, mlp) = (sections::mistral_attention(), sections::mistral_mlp());
+    let text = Llama {
+        name: "llava.text_model",
+        attention,
+        mlp,
+        ..Llama::default()
+    }
+    .build()
     .build();
-    let text_base = sections::base_model(block.clone(), sections::head(norm.clone()).build())
-        .named("llava.text_model")
-        .build();
-    let vision = pixtral::vision_model_with_weights().build();
-    let adapter = weights::adapter(adapter()).build();
-    let root = base_model("llava.base_model", text_base, vision.clone(), adapter.clone(), true);
-    weights::base_model(root, &block, &norm, &vision, &adapter)
+    let (vision, adapter) = (pixtral::vision_model().build(), adapter().build());
+    let root = base_model("llava.base_model", text.clone(), vision.clone(), adapter.clone(), true);
+    weights::base_model(root, &vision, &adapter, text)
 }
 
 /// The class of a `llava_hybrid_ssm` `text_config`: an Apriel hybrid-SSM model. The format's
@@ -319,23 +326,21 @@ pub fn choose_hybrid_text_class(text_config: Option<&Map>) -> Result<HfClass, St
     }
 }
 
-/// `llava_hybrid_ssm`'s root: the config side reads `text_config` with the weight-free Apriel
-/// tables; the weights come from the `apriel_hybrid_ssm` format's own weight tree.
+/// `llava_hybrid_ssm`'s root: the text model is the `apriel_hybrid_ssm` root (config and
+/// weights), its weights mounted under `language_model`.
 fn llava_hybrid_ssm_base_model() -> Section {
-    let text_base = fastllm_apriel::hybrid::base_model()
+    let text = fastllm_apriel::weights::hybrid_base_model()
         .named("llava_hybrid_ssm.text_model")
         .build();
-    let vision = pixtral::vision_model_with_weights().build();
-    let adapter = weights::adapter(adapter()).build();
+    let (vision, adapter) = (pixtral::vision_model().build(), adapter().build());
     let root = base_model(
         "llava_hybrid_ssm.base_model",
-        text_base,
+        text.clone(),
         vision.clone(),
         adapter.clone(),
         false,
     );
-    let text_weights = fastllm_apriel::weights::hybrid_base_model().build();
-    weights::hybrid_base_model(root, &vision, &adapter, text_weights)
+    weights::base_model(root, &vision, &adapter, text)
 }
 
 register_format! {

@@ -14,13 +14,27 @@ use fastllm_core::{
 };
 use fastllm_llama::sections;
 
-use crate::weights;
+use fastllm_core::weights::{WeightContext, WeightDecl, blocks, nested, norm};
+
+/// The vision hidden size `Hv`: Pixtral's weights are over it, not the text model's.
+pub(crate) fn vision_hidden(c: &WeightContext) -> usize {
+    c.root_int("vision_encoder.hidden_size")
+}
+
+/// Pixtral's image channels (Fast-LLM's `PatchEmbeddingsConfig.input_channels`, RGB).
+const CHANNELS: usize = 3;
 
 /// Pixtral's RMS norm: epsilon fixed at 1e-5 (`PixtralVisionConfig` has no epsilon key).
 pub fn normalization() -> Section {
     sections::normalization()
         .named("pixtral.normalization")
         .replace_constant("epsilon", float(1e-5))
+        .replace_weight("weight", norm(vision_hidden))
+}
+
+/// Pixtral's gated MLP over `Hv`.
+fn mlp() -> Section {
+    (sections::mistral_mlp().named("pixtral.mlp")).replace_weight("layers", sections::mlp_weights(vision_hidden))
 }
 
 fn vision_head_size(hf: &Map, _: &ImportContext) -> Writes {
@@ -94,6 +108,7 @@ fn rotary_import(hf: &Map, _: &ImportContext) -> Writes {
 pub fn attention() -> Section {
     sections::attention()
         .named("pixtral.attention")
+        .replace_weight("layers", sections::attention_weights(vision_hidden))
         .replace_constant("add_linear_biases", boolean(false))
         .replace_constant("causal", boolean(false))
         .replace(
@@ -141,14 +156,44 @@ pub fn attention() -> Section {
         })
 }
 
+/// A Pixtral block: Llama's table, its weights under `attention`, `feed_forward`,
+/// `attention_norm` and `ffn_norm`.
+fn block() -> Arc<Section> {
+    let (mixer, mlp, norm) = (attention().build(), mlp().build(), normalization().build());
+    sections::block(mixer.clone(), mlp.clone(), norm.clone())
+        .named("pixtral.block")
+        .replace_weight("mixer", nested("mixer", "mixer", "attention", &mixer))
+        .replace_weight("mlp", nested("mlp", "mlp", "feed_forward", &mlp))
+        .replace_weight("norm_1", nested("normalization", "norm_1", "attention_norm", &norm))
+        .replace_weight("norm_2", nested("normalization", "norm_2", "ffn_norm", &norm))
+        .build()
+}
+
 fn encoder(block: Arc<Section>) -> Section {
     Section::of::<FixedBlockSequenceConfig>("pixtral.encoder")
         .add("block", Decl::nested("block", block))
         .rename("num_blocks", "num_hidden_layers")
 }
 
+/// The patch embeddings. Weights: the conv kernel `patch_conv.weight` `[Hv, 3, ph, pw]` is
+/// Fast-LLM's linear `patch_embeddings.weight` `[Hv, 3·ph·pw]` (same bytes, channel-major), no
+/// bias (rejected below); then `ln_pre`.
 fn embeddings(norm: Arc<Section>) -> Section {
+    let patch = |c: &WeightContext| (c.int("patch_height")).saturating_mul(c.int("patch_width"));
     Section::of::<PatchEmbeddingsConfig>("pixtral.embeddings")
+        .weight(
+            "patch_embeddings",
+            WeightDecl::reshaped(
+                "patch_embeddings.weight",
+                "patch_conv.weight",
+                move |c| vec![vision_hidden(c), patch(c).saturating_mul(CHANNELS)],
+                |c| vec![vision_hidden(c), CHANNELS, c.int("patch_height"), c.int("patch_width")],
+            ),
+        )
+        .weight(
+            "normalization",
+            nested("normalization", "normalization", "ln_pre", &norm),
+        )
         .rename("patch_height", "patch_size")
         .add(
             "patch_width",
@@ -197,38 +242,16 @@ fn image_size(hf: &Map, _: &ImportContext) -> Writes {
     }
 }
 
-/// The vision encoder section (relative to `vision_config`), config only.
+/// The vision encoder section (relative to `vision_config`). Weights: the patch embeddings and
+/// `ln_pre` flat under the HF prefix, the blocks under `transformer.layers`.
 pub fn vision_model() -> Section {
-    let norm = normalization().build();
-    let block = sections::block(
-        attention().build(),
-        sections::mistral_mlp().named("pixtral.mlp").build(),
-        norm.clone(),
-    )
-    .named("pixtral.block")
-    .build();
-    vision_model_of(embeddings(norm).build(), block)
-}
-
-/// The vision encoder section with its weight declarations ([`weights`]): patch embeddings and
-/// `ln_pre` flat under the HF prefix, blocks under `transformer.layers`.
-pub fn vision_model_with_weights() -> Section {
-    let norm = weights::vision_norm(normalization()).build();
-    let mixer = weights::vision_attention(attention()).build();
-    let mlp = weights::vision_mlp(sections::mistral_mlp().named("pixtral.mlp")).build();
-    let block = weights::vision_block(
-        sections::block(mixer.clone(), mlp.clone(), norm.clone()).named("pixtral.block"),
-        &mixer,
-        &mlp,
-        &norm,
-    )
-    .build();
-    let embeddings = weights::patch_embeddings(embeddings(norm.clone()), &norm).build();
-    weights::vision_model(vision_model_of(embeddings.clone(), block.clone()), &embeddings, &block)
+    vision_model_of(embeddings(normalization().build()).build(), block())
 }
 
 fn vision_model_of(embeddings: Arc<Section>, block: Arc<Section>) -> Section {
     Section::of::<VisionEncoderConfig>("pixtral.vision_model")
+        .weight("embeddings", nested("embeddings", "embeddings", "", &embeddings))
+        .weight("encoder", blocks("encoder", "encoder", "transformer.layers", &block))
         .add("embeddings", Decl::nested("embeddings", embeddings))
         .add("encoder", Decl::nested("encoder", encoder(block).build()))
         .same("hidden_size")

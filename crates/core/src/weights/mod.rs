@@ -111,6 +111,11 @@ impl WeightContext<'_> {
         fl_value(self.section, path) == &Value::Bool(true)
     }
 
+    /// A bool field of the root config.
+    pub fn root_flag(&self, path: &str) -> bool {
+        fl_value(self.root, path) == &Value::Bool(true)
+    }
+
     fn bounded(&self, map: &Map, prefix: &str, path: &str, limit: u64, unit: &str) -> usize {
         let value = as_usize(fl_value(map, path));
         if value as u64 <= limit {
