@@ -10,7 +10,7 @@ pub mod rotary;
 mod samples;
 pub mod sections;
 
-use fastllm_core::{Section, register_format};
+use fastllm_core::register_format;
 
 use crate::sections::{
     Llama, mistral_attention, mistral_mlp, moe_mlp, mtp_base_model, mtp_head, qwen2_attention, qwen2_base_model,
@@ -22,7 +22,7 @@ pub const FAMILY: &str = "llama";
 register_format! {
     "llama" in FAMILY,
     architecture: "LlamaForCausalLM",
-    base_model: Llama::default().build(),
+    base_model: Llama::named("llama.base_model"),
     hf_class: classes::llama(),
     samples: samples::llama(),
 }
@@ -30,40 +30,32 @@ register_format! {
 register_format! {
     "mistral" in FAMILY,
     architecture: "MistralForCausalLM",
-    base_model: mistral().build(),
+    base_model: Llama { attention: mistral_attention(), mlp: mistral_mlp(), ..Llama::named("mistral.base_model") },
     hf_class: classes::mistral(),
     samples: samples::mistral(),
-}
-
-/// Mistral: Llama with Mistral's attention (a sliding window, no bias key) and MLP.
-fn mistral() -> Llama {
-    let (attention, mlp) = (mistral_attention(), mistral_mlp());
-    Llama {
-        name: "mistral.base_model",
-        attention,
-        mlp,
-        ..Llama::default()
-    }
 }
 
 register_format! {
     "mixtral" in FAMILY,
     architecture: "MixtralForCausalLM",
-    base_model: Llama { name: "mixtral.base_model", mlp: moe_mlp(), mlp_module: "block_sparse_moe", ..mistral() }.build(),
+    base_model: Llama {
+        attention: mistral_attention(),
+        mlp: moe_mlp(),
+        mlp_module: "block_sparse_moe",
+        ..Llama::named("mixtral.base_model")
+    },
     hf_class: classes::mixtral(),
     samples: samples::mixtral(),
 }
 
 /// Qwen2: Mistral's MLP, Qwen2's attention and root guards.
-fn qwen2() -> Section {
-    let attention = qwen2_attention();
+fn qwen2() -> Llama {
     Llama {
-        name: "qwen2.base_model",
-        attention,
+        attention: qwen2_attention(),
+        mlp: mistral_mlp(),
         root: |root, _, _| qwen2_base_model(root),
-        ..mistral()
+        ..Llama::named("qwen2.base_model")
     }
-    .build()
 }
 
 register_format! {
@@ -83,7 +75,7 @@ register_format! {
         ("AutoModelForCausalLM", "modeling_mtp_llama.MTPLlamaForCausalLM"),
     ],
     extra_files: ["configuration_mtp_llama.py", "modeling_mtp_llama.py"],
-    base_model: Llama { name: "mtp_llama.base_model", head: mtp_head, root: mtp_base_model, ..Llama::default() }.build(),
+    base_model: Llama { head: mtp_head, root: mtp_base_model, ..Llama::named("mtp_llama.base_model") },
     hf_class: classes::mtp_llama(),
     samples: samples::mtp_llama(),
 }
@@ -96,7 +88,7 @@ register_format! {
         ("AutoModel", "modeling_diffusion_llama.DiffusionLlamaModel"),
     ],
     extra_files: ["configuration_diffusion_llama.py", "modeling_diffusion_llama.py", "generation_utils.py"],
-    base_model: Llama::default().build(),
+    base_model: Llama::named("llama.base_model"),
     hf_class: classes::diffusion_llama(),
     samples: samples::llama(),
 }

@@ -571,7 +571,7 @@ pub fn text_hidden(c: &WeightContext) -> usize {
 }
 
 /// A Llama-shaped model, by part: a format names the parts it changes and takes Llama's for
-/// the rest (`Llama { attention: mistral_attention(), ..Llama::default() }`).
+/// the rest (`Llama { attention: mistral_attention(), ..Llama::named("mistral.base_model") }`).
 pub struct Llama {
     /// The root section's name (`mistral.base_model`).
     pub name: &'static str,
@@ -585,10 +585,11 @@ pub struct Llama {
     pub root: fn(Section, &Arc<Section>, &Arc<Section>) -> Section,
 }
 
-impl Default for Llama {
-    fn default() -> Self {
+impl Llama {
+    /// Llama's parts, under the root section name `name`.
+    pub fn named(name: &'static str) -> Self {
         Llama {
-            name: "llama.base_model",
+            name,
             attention: attention(),
             mlp: mlp(),
             mlp_module: "mlp",
@@ -596,6 +597,12 @@ impl Default for Llama {
             head,
             root: |root, _, _| root,
         }
+    }
+}
+
+impl From<Llama> for Arc<Section> {
+    fn from(model: Llama) -> Self {
+        model.build().build()
     }
 }
 

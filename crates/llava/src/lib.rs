@@ -299,14 +299,12 @@ mod samples {
 /// weights mounted under `language_model` ([`weights::base_model`]).
 fn llava_base_model() -> Section {
     let (attention, mlp) = (sections::mistral_attention(), sections::mistral_mlp());
-    let text = Llama {
-        name: "llava.text_model",
+    let text: Arc<Section> = Llama {
         attention,
         mlp,
-        ..Llama::default()
+        ..Llama::named("llava.text_model")
     }
-    .build()
-    .build();
+    .into();
     let (vision, adapter) = (pixtral::vision_model().build(), adapter().build());
     let root = base_model("llava.base_model", text.clone(), vision.clone(), adapter.clone(), true);
     weights::base_model(root, &vision, &adapter, text)

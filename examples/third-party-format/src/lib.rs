@@ -21,7 +21,7 @@ use fastllm_llama::sections::{self, LINEAR_LAYERS, Llama, biases_follow};
 register_format! {
     "qwen3" in "third-party-example",
     architecture: "Qwen3ForCausalLM",
-    base_model: Llama { name: "qwen3.base_model", attention: attention(), mlp: sections::mistral_mlp(), ..Llama::default() }.build(),
+    base_model: Llama { attention: attention(), mlp: sections::mistral_mlp(), ..Llama::named("qwen3.base_model") },
     hf_class: qwen3_class(),
     samples: samples(),
 }
