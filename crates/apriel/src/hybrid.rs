@@ -60,16 +60,7 @@ const GDN_LINEAR_LAYERS: &[&str] = &[
 
 /// `<layer>.bias.enabled` must not be true: the format has no such bias.
 pub fn no_biases(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
-    move |fl: &Map| {
-        layers
-            .iter()
-            .filter_map(|layer| {
-                let path = format!("{layer}.bias.enabled");
-                matches!(fl_value(fl, &path), Value::Bool(true))
-                    .then(|| Problem::at_fast_llm(path, "enabled, but the format has no such bias"))
-            })
-            .collect()
-    }
+    fastllm_core::rules::no_biases(layers, "the format has no such bias")
 }
 
 /// The text model's `hidden_size`: the block sections read the text model's own HF dict (the root

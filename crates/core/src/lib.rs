@@ -20,6 +20,7 @@ pub mod layout;
 pub mod primitives;
 pub mod provenance;
 mod registry;
+pub mod rules;
 pub mod section;
 pub mod unconverted;
 pub mod values;

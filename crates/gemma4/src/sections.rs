@@ -47,16 +47,7 @@ pub fn hidden_size_power(map: &Map, power: f64) -> Option<f64> {
 
 /// `<layer>.bias.enabled` must not be true: Gemma 4 has no linear biases.
 fn no_biases(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
-    move |fl: &Map| {
-        layers
-            .iter()
-            .filter_map(|layer| {
-                let path = format!("{layer}.bias.enabled");
-                matches!(fl_value(fl, &path), Value::Bool(true))
-                    .then(|| Problem::at_fast_llm(path, "enabled, but Gemma 4 has no linear biases"))
-            })
-            .collect()
-    }
+    fastllm_core::rules::no_biases(layers, "Gemma 4 has no linear biases")
 }
 
 /// `field` must be unset or equal (by value) to the block's `normalization`: Gemma 4 has one

@@ -12,6 +12,7 @@ use fastllm_core::config::{
 use fastllm_core::dict::{self, show};
 use fastllm_core::engine::{export_sub, import_sub, under};
 use fastllm_core::hf_class::derived_head_dim;
+use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm};
 use fastllm_core::{Covers, Decl, HfWrite, Problem, Section, fl_value};
@@ -47,16 +48,7 @@ pub fn biases_follow(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Pr
 
 /// An optional parameter that must not be enabled (the format has no such tensor).
 fn not_enabled(paths: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
-    move |fl: &Map| {
-        paths
-            .iter()
-            .filter_map(|p| {
-                let path = format!("{p}.enabled");
-                matches!(fl_value(fl, &path), Value::Bool(true))
-                    .then(|| Problem::at_fast_llm(path, "enabled, but the format has no such parameter"))
-            })
-            .collect()
-    }
+    rules::not_enabled(paths, "the format has no such parameter")
 }
 
 /// The RMS norm (`rms_norm_eps`), shared by the blocks and the head.
