@@ -43,9 +43,18 @@ const TEXT_FIELDS: &[&str] = &[
 /// Keys of a LlamaConfig `text_config` that the Mistral tables do not read; checked on import.
 const LLAMA_TEXT_KEYS: &[&str] = &["text_config", "text_config.attention_bias", "text_config.mlp_bias"];
 
+/// What a `text_config` without `model_type` is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UntypedText {
+    /// A LlamaConfig (Llava's rule).
+    Llama,
+    /// The one text model the format holds.
+    TheFormats,
+}
+
 /// The text model: the Fast-LLM root's text fields ↔ `text_config`, converted by `base`.
-/// `untyped_is_llama`: a `text_config` without `model_type` is a LlamaConfig (Llava's rule).
-pub fn text_model(base: Arc<Section>, untyped_is_llama: bool) -> Decl {
+pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
+    let untyped_is_llama = untyped == UntypedText::Llama;
     let (export_base, import_base) = (base.clone(), base.clone());
     Decl::custom(
         TEXT_FIELDS,
@@ -151,10 +160,10 @@ pub fn base_model(
     text_base: Arc<Section>,
     vision: Arc<Section>,
     adapter: Arc<Section>,
-    untyped_is_llama: bool,
+    untyped: UntypedText,
 ) -> Section {
     Section::of::<MultiModalBaseModelConfig>(name)
-        .add("text_model", text_model(text_base, untyped_is_llama))
+        .add("text_model", text_model(text_base, untyped))
         .add(
             "vision_encoder",
             Decl::nested_under("vision_encoder", vision, "vision_config"),
@@ -306,7 +315,13 @@ fn llava_base_model() -> Section {
     }
     .into();
     let (vision, adapter) = (pixtral::vision_model().build(), adapter().build());
-    let root = base_model("llava.base_model", text.clone(), vision.clone(), adapter.clone(), true);
+    let root = base_model(
+        "llava.base_model",
+        text.clone(),
+        vision.clone(),
+        adapter.clone(),
+        UntypedText::Llama,
+    );
     weights::base_model(root, &vision, &adapter, text)
 }
 
@@ -336,7 +351,7 @@ fn llava_hybrid_ssm_base_model() -> Section {
         text.clone(),
         vision.clone(),
         adapter.clone(),
-        false,
+        UntypedText::TheFormats,
     );
     weights::base_model(root, &vision, &adapter, text)
 }
