@@ -3,9 +3,10 @@
 //! and `apriel2` (apriel2_text plus a vision encoder).
 //!
 //! Sections ([`hybrid`], [`apriel2`], [`multimodal`]) and HF classes ([`classes`]) are public so
-//! other crates can reuse them: `llava_hybrid_ssm`'s text model is [`hybrid::base_model`] read
-//! with [`classes::apriel_hybrid_ssm`]. Weight declarations ([`weights`]) are added only to the
-//! registered formats' trees, so those shared tables stay weight-free.
+//! other crates can reuse them: `llava_hybrid_ssm`'s text model is the `apriel_hybrid_ssm` root
+//! ([`weights::hybrid_base_model`]) read with [`classes::apriel_hybrid_ssm`]. [`weights`] adds the
+//! mixers' weights to the tables and replaces what the Llama tables they derive from name
+//! differently; [`hybrid::base_model`] alone is config only.
 
 pub mod apriel2;
 pub mod classes;

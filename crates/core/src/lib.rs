@@ -1,10 +1,11 @@
 //! Declarative checkpoint-config conversion between HF formats and Fast-LLM.
 //!
 //! A format is a table: each [`Section`] maps one Fast-LLM config class to an HF dict subtree
-//! through named primitives ([`Decl`]); a child format is its parent's table with entries
+//! through named primitives ([`Decl`], one module each in [`primitives`]) and declares its
+//! weights beside them ([`weights`]); a child format is its parent's table with entries
 //! replaced. The engine runs the tables both ways ([`Handler::import`], [`Handler::export`]),
 //! collecting every problem; [`coverage`] proves nothing is dropped silently. Family crates
-//! register [`Handler`]s with `inventory::submit!` (re-exported as [`inventory`]).
+//! register their formats with [`register_format!`].
 
 pub mod activation;
 pub mod blocks;

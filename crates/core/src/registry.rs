@@ -1,5 +1,5 @@
-//! The format registry: handlers registered from family crates with `inventory::submit!`, and
-//! the whole-config import/export each handler performs.
+//! The format registry: handlers registered from family crates with [`register_format!`] (an
+//! `inventory` submission), and the whole-config import/export each handler performs.
 
 use std::sync::{Arc, OnceLock, RwLock};
 

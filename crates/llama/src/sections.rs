@@ -1,4 +1,5 @@
-//! The Llama family's section tables. Each format is its parent's tables with entries replaced.
+//! The Llama family's section tables, config and weights in one table per section. Each format
+//! is its parent's tables with entries replaced, assembled by part with [`Llama`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

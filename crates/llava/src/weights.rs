@@ -40,7 +40,7 @@ fn vision_weights(section: Section, vision: &Arc<Section>, adapter: &Arc<Section
         )
 }
 
-/// A Llava root's weights: the vision encoder and adapter ([`vision_weights`]), then `text` (the
+/// A Llava root's weights: the vision encoder and adapter (`vision_weights`), then `text` (the
 /// text model's root: Llama's, or the `apriel_hybrid_ssm` one with its blocks dispatched per
 /// mixer type) on the same (root) config, mounted under `language_model`
 /// (`language_model.model.*`, `language_model.lm_head.weight`).

@@ -1,10 +1,10 @@
 //! The config primitives (Fast-LLM's `ConfigConverter`s), one module each.
 //!
 //! A primitive owns all of its behaviour: how it exports and imports (run by the engine), and
-//! its [`Shape`] — what it claims on either side, which HF keys set which Fast-LLM paths, its row
+//! its `Shape` — what it claims on either side, which HF keys set which Fast-LLM paths, its row
 //! in `explain`, and the sub-sections it runs — from which coverage, `explain` and provenance
-//! are derived by one walk ([`visit`]). Adding a primitive is adding one module here: a type
-//! implementing [`Primitive`] and a `Decl` constructor for it.
+//! are derived by one walk (`visit`). Adding a primitive is adding one module here: a type
+//! implementing `Primitive` and a `Decl` constructor for it.
 
 mod const_export;
 mod const_import;
