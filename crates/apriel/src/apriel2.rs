@@ -16,20 +16,17 @@
 
 use std::sync::Arc;
 
+use fastllm_core::activation::activation;
 use fastllm_core::config::{
     AffineLinearConfig, AttentionConfig, DefaultRotaryConfig, FixedBlockSequenceConfig, GatedDeltaNetConfig,
     KimiDeltaAttentionConfig, Llama3RotaryConfig, MambaConfig, MlpConfig, OptionalParameterConfig,
     PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
 };
-use fastllm_core::{Decl, Problem, Section, fl_value};
-use fastllm_llama::sections::{self as llama, LINEAR_LAYERS, boolean, float, int, text};
+use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::{Covers, Decl, Problem, Section, fl_value};
+use fastllm_llama::sections::{self as llama, LINEAR_LAYERS};
 
 use crate::hybrid;
-
-/// The MLP activation ↔ HF `activation` (HF names, Llama's table).
-pub fn activation() -> Decl {
-    llama::activation_key(&["activation"])
-}
 
 /// `<layer>.bias.enabled` ↔ HF `<layer>.bias.enabled`, written only when set; the layers' other
 /// sub-configs (weights) carry nothing to convert.
@@ -53,70 +50,44 @@ pub fn rotary_sections() -> Vec<Arc<Section>> {
     let llama3 = Section::of::<Llama3RotaryConfig>("apriel2.rotary_llama3")
         .hf_type("llama3")
         .add("theta", theta())
-        .add("scale_factor", Decl::rename("scale_factor", "scale_factor"))
-        .add(
-            "low_frequency_factor",
-            Decl::rename("low_frequency_factor", "low_frequency_factor"),
-        )
-        .add(
-            "high_frequency_factor",
-            Decl::rename("high_frequency_factor", "high_frequency_factor"),
-        )
-        .add(
-            "original_context_length",
-            Decl::rename("original_context_length", "original_context_length"),
-        )
+        .same("scale_factor")
+        .same("low_frequency_factor")
+        .same("high_frequency_factor")
+        .same("original_context_length")
         .build();
     let yarn = Section::of::<YarnRotaryConfig>("apriel2.rotary_yarn")
         .hf_type("yarn")
         .add("theta", theta())
-        .add("scale_factor", Decl::rename("scale_factor", "scale_factor"))
-        .add("attention_factor", Decl::rename("attention_factor", "attention_factor"))
-        .add("beta_fast", Decl::rename("beta_fast", "beta_fast"))
-        .add("beta_slow", Decl::rename("beta_slow", "beta_slow"))
-        .add(
-            "original_context_length",
-            Decl::rename("original_context_length", "original_context_length"),
-        )
+        .same("scale_factor")
+        .same("attention_factor")
+        .same("beta_fast")
+        .same("beta_slow")
+        .same("original_context_length")
         .build();
     vec![default("mistral_1d"), llama3, yarn, default("default")]
 }
 
 /// `rotary` ↔ HF `rotary`, dispatched on its type.
 pub fn rotary(sections: Vec<Arc<Section>>) -> Decl {
-    Decl::Dispatch {
-        fl: "rotary",
-        hf_path: Some("rotary"),
-        key: "type",
-        sections,
-    }
+    Decl::dispatch("rotary", Some("rotary"), "type", sections)
 }
 
 /// Attention (`type: attention`): heads, typed rotary, biases (shared and per layer), window.
 pub fn attention() -> Section {
     let section = Section::of::<AttentionConfig>("apriel2.attention")
         .hf_type("attention")
-        .add("heads", Decl::rename("heads", "heads"))
-        .add("head_groups", Decl::rename("head_groups", "head_groups"))
-        .add("head_size", Decl::rename("head_size", "head_size"))
+        .same("heads")
+        .same("head_groups")
+        .same("head_size")
         .add("rotary", rotary(rotary_sections()))
-        .add(
-            "add_linear_biases",
-            Decl::optional("add_linear_biases", "add_linear_biases", boolean(true)),
-        )
-        .add("window_size", Decl::optional("window_size", "window_size", Value::Null))
-        .add("causal", Decl::const_import("causal", boolean(true)))
-        .add(
-            "softmax_scale_power",
-            Decl::const_import("softmax_scale_power", float(0.5)),
-        )
-        .add("query_norm", Decl::const_import("query_norm", Value::Null))
-        .add("key_norm", Decl::const_import("key_norm", Value::Null))
-        .add("value_norm", Decl::const_import("value_norm", Value::Null))
-        .add(
-            "shared_key_value",
-            Decl::const_import("shared_key_value", boolean(false)),
-        );
+        .optional("add_linear_biases", "add_linear_biases", boolean(true))
+        .optional("window_size", "window_size", Value::Null)
+        .constant("causal", boolean(true))
+        .constant("softmax_scale_power", float(0.5))
+        .constant("query_norm", Value::Null)
+        .constant("key_norm", Value::Null)
+        .constant("value_norm", Value::Null)
+        .constant("shared_key_value", boolean(false));
     per_layer_biases(
         section,
         LINEAR_LAYERS,
@@ -138,7 +109,7 @@ pub fn attention() -> Section {
     // one that cannot be exported back.
     .add(
         "key_value_bias",
-        Decl::import_only(&[], &[], false, |hf, _| {
+        Decl::import_only(&[], &[], Covers::Exact, |hf, _| {
             let shared = !matches!(hf.get("add_linear_biases"), Some(Value::Bool(false)));
             match key_value_bias_mismatch(hf, shared) {
                 None => Ok(Vec::new()),
@@ -183,14 +154,11 @@ fn bias_flag(hf: &'static str) -> Arc<Section> {
 pub fn mamba() -> Section {
     Section::of::<MambaConfig>("apriel2.mamba")
         .hf_type("mamba")
-        .add("state_size", Decl::rename("state_size", "state_size"))
-        .add("d_inner", Decl::rename("d_inner", "d_inner"))
-        .add(
-            "add_linear_biases",
-            Decl::rename("add_linear_biases", "add_linear_biases"),
-        )
-        .add("d_xb", Decl::rename("d_xb", "d_xb"))
-        .add("dt_rank", Decl::rename("dt_rank", "dt_rank"))
+        .same("state_size")
+        .same("d_inner")
+        .same("add_linear_biases")
+        .same("d_xb")
+        .same("dt_rank")
         .add(
             "convolution_layer",
             Decl::nested(
@@ -206,15 +174,12 @@ pub fn mamba() -> Section {
             Decl::nested(
                 "dt_layer",
                 Section::of::<AffineLinearConfig>("apriel2.dt_layer")
-                    .add("weight", Decl::ignored(&["weight"]))
+                    .ignore(&["weight"])
                     .add("bias", Decl::nested("bias", bias_flag("dt_proj_bias")))
                     .build(),
             ),
         )
-        .add(
-            "repeat_kv_before_conv",
-            Decl::const_import("repeat_kv_before_conv", boolean(true)),
-        )
+        .constant("repeat_kv_before_conv", boolean(true))
         .add(
             "layers_unmapped",
             Decl::ignored(&[
@@ -255,10 +220,10 @@ pub fn mamba() -> Section {
 pub fn gdn() -> Section {
     Section::of::<GatedDeltaNetConfig>("apriel2.gdn")
         .hf_type("gdn")
-        .add("value_heads", Decl::rename("value_heads", "value_heads"))
-        .add("key_heads", Decl::rename("key_heads", "key_heads"))
-        .add("key_head_dim", Decl::rename("key_head_dim", "key_head_dim"))
-        .add("value_head_dim", Decl::rename("value_head_dim", "value_head_dim"))
+        .same("value_heads")
+        .same("key_heads")
+        .same("key_head_dim")
+        .same("value_head_dim")
         .add("convolution_layer", conv_kernel())
         .add(
             "normalization",
@@ -300,8 +265,8 @@ fn conv_kernel() -> Decl {
 pub fn kda() -> Section {
     Section::of::<KimiDeltaAttentionConfig>("apriel2.kda")
         .hf_type("kda")
-        .add("heads", Decl::rename("heads", "heads"))
-        .add("head_dim", Decl::rename("head_dim", "head_dim"))
+        .same("heads")
+        .same("head_dim")
         .add("convolution_layer", conv_kernel())
         .add(
             "normalization",
@@ -358,20 +323,9 @@ pub fn leaf_mixers() -> Vec<Arc<Section>> {
 pub fn stochastic() -> Section {
     Section::of::<StochasticMixerConfig>("apriel2.stochastic")
         .hf_type("stochastic")
-        .add(
-            "mixers",
-            Decl::TypedDict {
-                fl: "mixers",
-                hf: "mixers",
-                key: "type",
-                sections: leaf_mixers(),
-            },
-        )
-        .add("main_mixer_name", Decl::rename("main_mixer_name", "main_mixer_name"))
-        .add(
-            "sampling_strategy",
-            Decl::optional("sampling_strategy", "sampling_strategy", text("uniform")),
-        )
+        .add("mixers", Decl::typed_dict("mixers", "mixers", "type", leaf_mixers()))
+        .same("main_mixer_name")
+        .optional("sampling_strategy", "sampling_strategy", text("uniform"))
 }
 
 /// The typed RMS norm (`{type: rms_norm, epsilon}`).
@@ -386,18 +340,12 @@ pub fn normalization() -> Section {
 pub fn mlp() -> Section {
     let section = Section::of::<MlpConfig>("apriel2.mlp")
         .hf_type("mlp")
-        .add(
-            "intermediate_size",
-            Decl::rename("intermediate_size", "intermediate_size"),
-        )
-        .add("gated", Decl::rename("gated", "gated"))
-        .add(
-            "add_linear_biases",
-            Decl::rename("add_linear_biases", "add_linear_biases"),
-        )
-        .add("activation", activation())
-        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
-        .add("post_norm", Decl::const_import("post_norm", Value::Null));
+        .same("intermediate_size")
+        .same("gated")
+        .same("add_linear_biases")
+        .add("activation", activation(&["activation"]))
+        .constant("pre_norm", Value::Null)
+        .constant("post_norm", Value::Null);
     per_layer_biases(
         section,
         &["layer_1", "layer_2"],
@@ -410,15 +358,7 @@ pub fn mlp() -> Section {
 pub fn block(mixers: Vec<Arc<Section>>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
     llama::block(norm.clone(), mlp.clone(), norm.clone())
         .named("apriel2.block")
-        .replace(
-            "mixer",
-            Decl::Dispatch {
-                fl: "mixer",
-                hf_path: Some("mixer"),
-                key: "type",
-                sections: mixers,
-            },
-        )
+        .replace("mixer", Decl::dispatch("mixer", Some("mixer"), "type", mixers))
         .replace("mlp", Decl::nested_under("mlp", mlp, "mlp"))
         .replace(
             "normalization",
@@ -437,7 +377,7 @@ pub fn text_block() -> Arc<Section> {
 pub fn fixed_blocks(block: Arc<Section>) -> Section {
     Section::of::<FixedBlockSequenceConfig>("apriel2.decoder_fixed")
         .hf_type("fixed")
-        .add("num_blocks", Decl::rename("num_blocks", "num_blocks"))
+        .same("num_blocks")
         .add("block", Decl::nested_under("block", block, "block"))
 }
 
@@ -447,24 +387,11 @@ pub fn decoder(block: Arc<Section>) -> Decl {
     let fixed = fixed_blocks(block.clone()).build();
     let pattern = Section::of::<PatternBlockSequenceConfig>("apriel2.decoder_pattern")
         .hf_type("pattern")
-        .add("num_blocks", Decl::rename("num_blocks", "num_blocks"))
-        .add("pattern", Decl::rename("pattern", "pattern"))
-        .add(
-            "blocks",
-            Decl::TypedDict {
-                fl: "blocks",
-                hf: "blocks",
-                key: "type",
-                sections: vec![block],
-            },
-        )
+        .same("num_blocks")
+        .same("pattern")
+        .add("blocks", Decl::typed_dict("blocks", "blocks", "type", vec![block]))
         .build();
-    Decl::Dispatch {
-        fl: "decoder",
-        hf_path: Some("decoder"),
-        key: "type",
-        sections: vec![fixed, pattern],
-    }
+    Decl::dispatch("decoder", Some("decoder"), "type", vec![fixed, pattern])
 }
 
 /// The head: Llama's, with the norm a typed sub-dict.

@@ -1,9 +1,9 @@
 //! The transformers config classes of the family (Fast-LLM's external models), as `HfClass`es.
 
 use fastllm_core::config::{Map, Value};
+use fastllm_core::values::{boolean, int, text};
 use fastllm_core::{Fill, HfClass, HfKey, HfType};
 use fastllm_llama::classes;
-use fastllm_llama::sections::{boolean, int, text};
 
 use crate::hybrid;
 

@@ -22,8 +22,9 @@ use fastllm_core::config::{
     CausalConv1dConfig, GatedDeltaNetConfig, GatedRmsNormalizationConfig, MambaConfig, Map, Value,
 };
 use fastllm_core::dict::{self, show};
-use fastllm_core::{Decl, LayoutEntry, Problem, Section, fl_value};
-use fastllm_llama::sections::{self as llama, biases_follow, boolean, float, int, text};
+use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::{Covers, Decl, LayoutEntry, Problem, Section, fl_value};
+use fastllm_llama::sections::{self as llama, biases_follow};
 
 /// `ssm_cfg` keys AprielHybridSSMConfig always writes that do not affect Mamba2 layers.
 pub const SSM_CFG_UNUSED: &[&str] = &[
@@ -59,16 +60,7 @@ const GDN_LINEAR_LAYERS: &[&str] = &[
 
 /// `<layer>.bias.enabled` must not be true: the format has no such bias.
 pub fn no_biases(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
-    move |fl: &Map| {
-        layers
-            .iter()
-            .filter_map(|layer| {
-                let path = format!("{layer}.bias.enabled");
-                matches!(fl_value(fl, &path), Value::Bool(true))
-                    .then(|| Problem::at_fast_llm(path, "enabled, but the format has no such bias"))
-            })
-            .collect()
-    }
+    fastllm_core::rules::no_biases(layers, "the format has no such bias")
 }
 
 /// The text model's `hidden_size`: the block sections read the text model's own HF dict (the root
@@ -90,7 +82,7 @@ fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key:
     Decl::custom(
         fl_bias,
         hf_key,
-        false,
+        Covers::Exact,
         move |fl, _| {
             let enabled = match fl_value(fl, &format!("{layer}.bias.enabled")) {
                 Value::Null => fl_value(fl, "add_linear_biases").clone(),
@@ -103,6 +95,7 @@ fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key:
             Ok(vec![(format!("{layer}.bias.enabled"), value)])
         },
     )
+    .into()
 }
 
 /// A mixer's causal convolution: `kernel` maps the kernel size; the activation is the default;
@@ -110,16 +103,16 @@ fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key:
 pub fn convolution(kernel: Decl) -> Section {
     Section::of::<CausalConv1dConfig>("apriel.convolution")
         .add("kernel_size", kernel)
-        .add("activation", Decl::const_import("activation", Value::Null))
+        .constant("activation", Value::Null)
         .add("weight", Decl::ignored(&["weight", "bias"]))
 }
 
 /// The GDN output norm: the format has no key for it, so it holds Fast-LLM's defaults.
 pub fn gdn_normalization() -> Section {
     Section::of::<GatedRmsNormalizationConfig>("apriel.gdn_normalization")
-        .add("epsilon", Decl::const_import("epsilon", float(1e-5)))
-        .add("zero_centered", Decl::const_import("zero_centered", boolean(false)))
-        .add("weight", Decl::ignored(&["weight"]))
+        .constant("epsilon", float(1e-5))
+        .constant("zero_centered", boolean(false))
+        .ignore(&["weight"])
 }
 
 /// Apriel's Mamba2 mixer (`MambaConfig`), reading the block's HF dict (the root), mostly `ssm_cfg`.
@@ -138,7 +131,7 @@ pub fn mamba() -> Section {
             Decl::custom(
                 &["d_xb"],
                 &["ssm_cfg.d_xb"],
-                false,
+                Covers::Exact,
                 |fl, _| Ok(vec![("ssm_cfg.d_xb".to_string(), fl_value(fl, "d_xb").clone()).into()]),
                 |hf, _| match dict::get(hf, "ssm_cfg.d_xb") {
                     None | Some(Value::Null) => text_hidden_size(hf)
@@ -153,7 +146,7 @@ pub fn mamba() -> Section {
             Decl::custom(
                 &["dt_rank"],
                 &["ssm_cfg.dt_rank"],
-                false,
+                Covers::Exact,
                 |fl, _| {
                     Ok(vec![
                         ("ssm_cfg.dt_rank".to_string(), fl_value(fl, "dt_rank").clone()).into(),
@@ -193,7 +186,7 @@ pub fn mamba() -> Section {
         )
         .add(
             "d_conv",
-            Decl::import_only(&[], &["ssm_cfg.d_conv"], false, |hf, _| {
+            Decl::import_only(&[], &["ssm_cfg.d_conv"], Covers::Exact, |hf, _| {
                 match dict::get(hf, "ssm_cfg.d_conv") {
                     None | Some(Value::Int(4)) => Ok(vec![]),
                     Some(other) => Err(vec![Problem::at_hf(
@@ -226,22 +219,10 @@ fn auto_dt_rank(hf: &Map) -> fastllm_core::Writes {
 /// Apriel's gated delta-net mixer (`GatedDeltaNetConfig`), under `linear_attn_config.gdn_*`.
 pub fn gdn() -> Section {
     Section::of::<GatedDeltaNetConfig>("apriel.gdn")
-        .add(
-            "value_heads",
-            Decl::rename("value_heads", "linear_attn_config.gdn_num_value_heads"),
-        )
-        .add(
-            "key_heads",
-            Decl::rename("key_heads", "linear_attn_config.gdn_num_key_heads"),
-        )
-        .add(
-            "key_head_dim",
-            Decl::rename("key_head_dim", "linear_attn_config.gdn_key_head_dim"),
-        )
-        .add(
-            "value_head_dim",
-            Decl::rename("value_head_dim", "linear_attn_config.gdn_value_head_dim"),
-        )
+        .rename("value_heads", "linear_attn_config.gdn_num_value_heads")
+        .rename("key_heads", "linear_attn_config.gdn_num_key_heads")
+        .rename("key_head_dim", "linear_attn_config.gdn_key_head_dim")
+        .rename("value_head_dim", "linear_attn_config.gdn_value_head_dim")
         .add(
             "convolution_layer",
             Decl::nested(
@@ -304,20 +285,17 @@ pub fn layout_entries() -> Vec<LayoutEntry> {
 
 /// The apriel_hybrid_ssm text model (`GPTBaseModelConfig`): Mistral's root with the decoder a
 /// `ListDispatch` over `hybrid_block_layout` / `num_hidden_layers`. Also the text model of
-/// `llava_hybrid_ssm`.
+/// `llava_hybrid_ssm`. Config only: the weights Llama's root declares would be attention blocks
+/// at every position; [`crate::weights::hybrid_base_model`] declares them per mixer type.
 pub fn base_model() -> Section {
     let entries = layout_entries();
     let head = llama::head(llama::normalization().build()).build();
     llama::base_model(entries[0].section.clone(), head)
+        .without_weights()
         .named("apriel_hybrid_ssm.base_model")
         .replace(
             "decoder",
-            Decl::ListDispatch {
-                fl: "decoder",
-                hf_layout: "hybrid_block_layout",
-                hf_count: "num_hidden_layers",
-                entries,
-            },
+            Decl::list_dispatch("decoder", "hybrid_block_layout", "num_hidden_layers", entries),
         )
         .add(
             "class_written_keys",

@@ -18,8 +18,9 @@ use fastllm_core::config::{
     VisionEncoderConfig,
 };
 use fastllm_core::dict::{self, show};
-use fastllm_core::{Decl, FlClass, Problem, Section, fl_value};
-use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow, boolean, float, int};
+use fastllm_core::values::{boolean, float, int};
+use fastllm_core::{Covers, Decl, FlClass, Problem, Section, fl_value};
+use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow};
 
 use crate::apriel2;
 
@@ -56,31 +57,22 @@ pub fn vision_rotary_sections() -> Vec<Arc<Section>> {
 pub fn vision_attention() -> Section {
     Section::of::<AttentionConfig>("apriel2.vision_attention")
         .hf_type("attention")
-        .add("heads", Decl::rename("heads", "heads"))
-        .add("head_groups", Decl::rename("head_groups", "head_groups"))
-        .add("head_size", Decl::rename("head_size", "head_size"))
-        .add(
-            "add_linear_biases",
-            Decl::rename("add_linear_biases", "add_linear_biases"),
-        )
-        .add("causal", Decl::rename("causal", "causal"))
+        .same("heads")
+        .same("head_groups")
+        .same("head_size")
+        .same("add_linear_biases")
+        .same("causal")
         .add(
             "cross_document_attention",
             Decl::const_export("cross_document_attention", boolean(false)),
         )
         .add("rotary", apriel2::rotary(vision_rotary_sections()))
         .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
-        .add(
-            "softmax_scale_power",
-            Decl::const_import("softmax_scale_power", float(0.5)),
-        )
-        .add("query_norm", Decl::const_import("query_norm", Value::Null))
-        .add("key_norm", Decl::const_import("key_norm", Value::Null))
-        .add("value_norm", Decl::const_import("value_norm", Value::Null))
-        .add(
-            "shared_key_value",
-            Decl::const_import("shared_key_value", boolean(false)),
-        )
+        .constant("softmax_scale_power", float(0.5))
+        .constant("query_norm", Value::Null)
+        .constant("key_norm", Value::Null)
+        .constant("value_norm", Value::Null)
+        .constant("shared_key_value", boolean(false))
         .validate("layer_biases", biases_follow(LINEAR_LAYERS))
         .validate("no_window", |fl| match fl_value(fl, "window_size") {
             Value::Null => vec![],
@@ -104,8 +96,8 @@ pub fn vision_mlp() -> Section {
 /// normalization, input_channels}` and the `patch_size` / `num_channels` mirrors.
 pub fn patch_embeddings() -> Section {
     Section::of::<PatchEmbeddingsConfig>("apriel2.patch_embeddings")
-        .add("patch_height", Decl::rename("patch_height", "embeddings.patch_height"))
-        .add("patch_width", Decl::rename("patch_width", "embeddings.patch_width"))
+        .rename("patch_height", "embeddings.patch_height")
+        .rename("patch_width", "embeddings.patch_width")
         .add(
             "normalization",
             Decl::nested_under(
@@ -114,7 +106,7 @@ pub fn patch_embeddings() -> Section {
                 "embeddings.normalization",
             ),
         )
-        .add("patch_embeddings", Decl::ignored(&["patch_embeddings"]))
+        .ignore(&["patch_embeddings"])
         .add(
             "input_channels",
             Decl::const_export("embeddings.input_channels", int(3)),
@@ -126,7 +118,7 @@ pub fn patch_embeddings() -> Section {
         )
         .add(
             "square_patches",
-            Decl::import_only(&[], &[], false, |hf, _| {
+            Decl::import_only(&[], &[], Covers::Exact, |hf, _| {
                 let (height, width) = (
                     dict::get(hf, "embeddings.patch_height"),
                     dict::get(hf, "embeddings.patch_width"),
@@ -174,7 +166,7 @@ fn rotary_patch_size() -> Decl {
     Decl::custom(
         &[],
         &[PATCH_SIZE],
-        false,
+        Covers::Exact,
         |fl, _| match fl_value(fl, "encoder.block.mixer.rotary.type") {
             Value::Str(t) if t == "default_2d" => Ok(vec![fastllm_core::HfWrite {
                 key: PATCH_SIZE.into(),
@@ -195,6 +187,7 @@ fn rotary_patch_size() -> Decl {
             _ => Ok(vec![]),
         },
     )
+    .into()
 }
 
 /// The vision encoder (`VisionEncoderConfig`, relative to `vision_encoder`).
@@ -229,7 +222,7 @@ pub fn vision_encoder() -> Section {
             "adapter",
             Decl::nested_under("adapter", vision_mlp().build(), "adapter"),
         )
-        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
+        .same("hidden_size")
 }
 
 /// The apriel2 root (`MultiModalBaseModelConfig`): the apriel2_text root's table on the
@@ -244,8 +237,5 @@ pub fn base_model() -> Section {
         "vision_encoder",
         Decl::nested_under("vision_encoder", vision_encoder().build(), VISION),
     )
-    .add(
-        "image_token_index",
-        Decl::optional("image_token_index", "image_token_index", Value::Null),
-    )
+    .optional("image_token_index", "image_token_index", Value::Null)
 }

@@ -1,6 +1,6 @@
-//! The Apriel family's weight declarations, added to copies of its config tables by the three
-//! formats (the shared tables stay weight-free: `llava_hybrid_ssm` reuses [`hybrid::base_model`]
-//! for its config only).
+//! The Apriel family's weight declarations, on its config tables. The tables reused from the
+//! Llama family bring Llama's weights (embeddings, norms, head, a block's MLP and norms); these
+//! add the mixers' and replace what the Apriel layouts name differently.
 //!
 //! Every parameter exists exactly when Fast-LLM's layer creates it: a linear layer's bias is its
 //! *effective* bias (`<layer>.bias.enabled`, else the mixer's or MLP's default), as
@@ -21,38 +21,13 @@
 use std::sync::Arc;
 
 use fastllm_core::Section;
-use fastllm_core::weights::{Transform, WeightContext, WeightDecl};
-use fastllm_llama::sections as llama;
-use fastllm_llama::weights as llama_weights;
-use fastllm_llama::weights::{
-    attention_over as attention, linear_bias, mlp_over as mlp, norm_over as norm, text_hidden,
-};
+use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm};
+use fastllm_llama::sections::{self as llama, attention_weights, mlp_weights, text_hidden};
 
 use crate::{apriel2, hybrid, multimodal};
 
 fn vision_hidden(c: &WeightContext) -> usize {
     c.root_int("vision_encoder.hidden_size")
-}
-
-/// A linear layer's weight `[out, in]` and its bias `[out]` when `bias` holds.
-fn linear(
-    section: Section,
-    name: &'static str,
-    (weight, hf_weight): (&'static str, &'static [&'static str]),
-    (bias_name, hf_bias): (&'static str, &'static [&'static str]),
-    shape: impl Fn(&WeightContext) -> [usize; 2] + Send + Sync + Clone + 'static,
-    bias: impl Fn(&WeightContext) -> bool + Send + Sync + 'static,
-) -> Section {
-    let out = shape.clone();
-    section
-        .weight(
-            name,
-            WeightDecl::param(weight, hf_weight, Transform::Copy, move |c| shape(c).to_vec()),
-        )
-        .weight(
-            bias_name,
-            WeightDecl::param(bias_name, hf_bias, Transform::Copy, move |c| vec![out(c)[0]]).when(bias),
-        )
 }
 
 /// A parameter with the same name on both sides.
@@ -77,31 +52,20 @@ pub fn mamba(section: Section) -> Section {
             xb(c)
         }
     };
-    let section = linear(
-        section,
-        "in_proj",
-        ("in_proj.weight", &["in_proj.weight"]),
-        ("in_proj.bias", &["in_proj.bias"]),
-        move |c| [inner(c).saturating_add(xb(c)).saturating_mul(2), text_hidden(c)],
-        linear_bias("z_layer"),
-    );
-    let section = linear(
-        section,
-        "dt_in_proj",
-        ("dt_in_proj.weight", &["dt_in_proj.weight"]),
-        ("dt_in_proj.bias", &["dt_in_proj.bias"]),
-        move |c| [rank(c), text_hidden(c)],
-        linear_bias("dt_input_layer"),
-    );
-    let section = linear(
-        section,
-        "dt_proj",
-        ("dt_proj.weight", &["dt_proj.weight"]),
-        ("dt_proj.bias", &["dt_proj.bias"]),
-        move |c| [inner(c), rank(c)],
-        linear_bias("dt_layer"),
-    );
-    let section = section
+    let in_proj = move |c: &WeightContext| inner(c).saturating_add(xb(c)).saturating_mul(2);
+    section
+        .weight(
+            "in_proj",
+            linear("in_proj", &["in_proj"], text_hidden, in_proj).bias_from("z_layer"),
+        )
+        .weight(
+            "dt_in_proj",
+            linear("dt_in_proj", &["dt_in_proj"], text_hidden, rank).bias_from("dt_input_layer"),
+        )
+        .weight(
+            "dt_proj",
+            linear("dt_proj", &["dt_proj"], rank, inner).bias_from("dt_layer"),
+        )
         .weight(
             "convolution",
             plain("convolution.weight", &["conv1d.weight"], move |c| {
@@ -110,21 +74,19 @@ pub fn mamba(section: Section) -> Section {
         )
         .weight(
             "convolution.bias",
-            plain("convolution.bias", &["conv1d.bias"], move |c| vec![conv(c)]).when(linear_bias("convolution_layer")),
+            plain("convolution.bias", &["conv1d.bias"], move |c| vec![conv(c)]).when(move |c| {
+                fastllm_core::weights::effective_bias(c, "convolution_layer", c.flag("add_linear_biases"))
+            }),
         )
         .weight(
             "A_log",
             plain("A_log", &["A_log"], move |c| vec![inner(c), c.int("state_size")]),
         )
-        .weight("D", plain("D", &["D"], move |c| vec![inner(c)]));
-    linear(
-        section,
-        "out_proj",
-        ("out_proj.weight", &["out_proj.weight"]),
-        ("out_proj.bias", &["out_proj.bias"]),
-        move |c| [text_hidden(c), inner(c)],
-        linear_bias("output_layer"),
-    )
+        .weight("D", plain("D", &["D"], move |c| vec![inner(c)]))
+        .weight(
+            "out_proj",
+            linear("out_proj", &["out_proj"], inner, text_hidden).bias_from("output_layer"),
+        )
 }
 
 /// The gated delta-net (both formats): `in_proj_qkvz`, `in_proj_ba`, `convolution`, `out_proj`,
@@ -132,19 +94,14 @@ pub fn mamba(section: Section) -> Section {
 pub fn gdn(section: Section) -> Section {
     let q = |c: &WeightContext| c.int("key_heads").saturating_mul(c.int("key_head_dim"));
     let v = |c: &WeightContext| c.int("value_heads").saturating_mul(c.int("value_head_dim"));
+    let qkvz = move |c: &WeightContext| q(c).saturating_add(v(c)).saturating_mul(2);
+    let ba = |c: &WeightContext| c.int("value_heads").saturating_mul(2);
     section
         .weight(
             "in_proj_qkvz",
-            plain("in_proj_qkvz.weight", &["in_proj_qkvz.weight"], move |c| {
-                vec![q(c).saturating_add(v(c)).saturating_mul(2), text_hidden(c)]
-            }),
+            linear("in_proj_qkvz", &["in_proj_qkvz"], text_hidden, qkvz),
         )
-        .weight(
-            "in_proj_ba",
-            plain("in_proj_ba.weight", &["in_proj_ba.weight"], |c| {
-                vec![c.int("value_heads").saturating_mul(2), text_hidden(c)]
-            }),
-        )
+        .weight("in_proj_ba", linear("in_proj_ba", &["in_proj_ba"], text_hidden, ba))
         .weight(
             "convolution",
             plain("convolution.weight", &["convolution.weight"], move |c| {
@@ -155,12 +112,7 @@ pub fn gdn(section: Section) -> Section {
                 ]
             }),
         )
-        .weight(
-            "out_proj",
-            plain("out_proj.weight", &["out_proj.weight"], move |c| {
-                vec![text_hidden(c), v(c)]
-            }),
-        )
+        .weight("out_proj", linear("out_proj", &["out_proj"], v, text_hidden))
         .weight(
             "dt_bias",
             plain("dt_bias", &["dt_bias"], |c| vec![c.int("value_heads")]),
@@ -176,79 +128,30 @@ pub fn gdn(section: Section) -> Section {
 /// `norm.weight`. No biases: the config rejects enabling any.
 pub fn kda(section: Section) -> Section {
     let projection = |c: &WeightContext| c.int("heads").saturating_mul(c.int("head_dim"));
-    let kernel = |c: &WeightContext| c.int("convolution_layer.kernel_size");
+    let head_dim = |c: &WeightContext| c.int("head_dim");
+    let conv = move |c: &WeightContext| vec![projection(c), 1, c.int("convolution_layer.kernel_size")];
     section
         .weight(
-            "q_proj",
-            plain("q_proj.weight", &["q_proj.weight"], move |c| {
-                vec![projection(c), text_hidden(c)]
-            }),
+            "projections",
+            WeightDecl::linears([
+                linear("q_proj", &["q_proj"], text_hidden, projection),
+                linear("k_proj", &["k_proj"], text_hidden, projection),
+                linear("v_proj", &["v_proj"], text_hidden, projection),
+            ]),
         )
+        .weight("q_conv", plain("q_conv.weight", &["q_conv.weight"], conv))
+        .weight("k_conv", plain("k_conv.weight", &["k_conv.weight"], conv))
+        .weight("v_conv", plain("v_conv.weight", &["v_conv.weight"], conv))
         .weight(
-            "k_proj",
-            plain("k_proj.weight", &["k_proj.weight"], move |c| {
-                vec![projection(c), text_hidden(c)]
-            }),
-        )
-        .weight(
-            "v_proj",
-            plain("v_proj.weight", &["v_proj.weight"], move |c| {
-                vec![projection(c), text_hidden(c)]
-            }),
-        )
-        .weight(
-            "q_conv",
-            plain("q_conv.weight", &["q_conv.weight"], move |c| {
-                vec![projection(c), 1, kernel(c)]
-            }),
-        )
-        .weight(
-            "k_conv",
-            plain("k_conv.weight", &["k_conv.weight"], move |c| {
-                vec![projection(c), 1, kernel(c)]
-            }),
-        )
-        .weight(
-            "v_conv",
-            plain("v_conv.weight", &["v_conv.weight"], move |c| {
-                vec![projection(c), 1, kernel(c)]
-            }),
-        )
-        .weight(
-            "f_a_proj",
-            plain("f_a_proj.weight", &["f_a_proj.weight"], |c| {
-                vec![c.int("head_dim"), text_hidden(c)]
-            }),
-        )
-        .weight(
-            "f_b_proj",
-            plain("f_b_proj.weight", &["f_b_proj.weight"], move |c| {
-                vec![projection(c), c.int("head_dim")]
-            }),
-        )
-        .weight(
-            "g_a_proj",
-            plain("g_a_proj.weight", &["g_a_proj.weight"], |c| {
-                vec![c.int("head_dim"), text_hidden(c)]
-            }),
-        )
-        .weight(
-            "g_b_proj",
-            plain("g_b_proj.weight", &["g_b_proj.weight"], move |c| {
-                vec![projection(c), c.int("head_dim")]
-            }),
-        )
-        .weight(
-            "beta_proj",
-            plain("beta_proj.weight", &["beta_proj.weight"], |c| {
-                vec![c.int("heads"), text_hidden(c)]
-            }),
-        )
-        .weight(
-            "o_proj",
-            plain("o_proj.weight", &["o_proj.weight"], move |c| {
-                vec![text_hidden(c), projection(c)]
-            }),
+            "gates",
+            WeightDecl::linears([
+                linear("f_a_proj", &["f_a_proj"], text_hidden, head_dim),
+                linear("f_b_proj", &["f_b_proj"], head_dim, projection),
+                linear("g_a_proj", &["g_a_proj"], text_hidden, head_dim),
+                linear("g_b_proj", &["g_b_proj"], head_dim, projection),
+                linear("beta_proj", &["beta_proj"], text_hidden, |c| c.int("heads")),
+                linear("o_proj", &["o_proj"], projection, text_hidden),
+            ]),
         )
         .weight("A_log", plain("A_log", &["A_log"], |c| vec![c.int("heads")]))
         .weight("dt_bias", plain("dt_bias", &["dt_bias"], move |c| vec![projection(c)]))
@@ -259,7 +162,8 @@ pub fn kda(section: Section) -> Section {
 }
 
 /// A block's weights: the mixer chosen by its type (each with its HF prefix), the MLP under
-/// `mlp`, `norm_1` ↔ `input_layernorm`, `norm_2` ↔ `post_attention_layernorm`.
+/// `mlp`, `norm_1` ↔ `input_layernorm`, `norm_2` ↔ `post_attention_layernorm` (replacing what
+/// Llama's block table declares, whose sections these tables replace).
 fn block(
     section: Section,
     mixers: Vec<(&'static str, Arc<Section>)>,
@@ -267,7 +171,7 @@ fn block(
     norm: &Arc<Section>,
 ) -> Section {
     section
-        .weight(
+        .replace_weight(
             "mixer",
             WeightDecl::Dispatch {
                 config: "mixer",
@@ -275,36 +179,15 @@ fn block(
                 sections: mixers,
             },
         )
-        .weight(
-            "mlp",
-            WeightDecl::Nested {
-                config: "mlp",
-                fast_llm: "mlp",
-                hf: "mlp",
-                section: mlp.clone(),
-            },
-        )
-        .weight(
-            "norm_1",
-            WeightDecl::Nested {
-                config: "normalization",
-                fast_llm: "norm_1",
-                hf: "input_layernorm",
-                section: norm.clone(),
-            },
-        )
-        .weight(
+        .replace_weight("mlp", nested("mlp", "mlp", "mlp", mlp))
+        .replace_weight("norm_1", nested("normalization", "norm_1", "input_layernorm", norm))
+        .replace_weight(
             "norm_2",
-            WeightDecl::Nested {
-                config: "normalization",
-                fast_llm: "norm_2",
-                hf: "post_attention_layernorm",
-                section: norm.clone(),
-            },
+            nested("normalization", "norm_2", "post_attention_layernorm", norm),
         )
 }
 
-/// The sections' copy without shared ownership, to add weights to.
+/// The sections' copy without shared ownership, to change.
 fn owned(section: Arc<Section>) -> Section {
     Arc::unwrap_or_clone(section)
 }
@@ -312,27 +195,36 @@ fn owned(section: Arc<Section>) -> Section {
 /// `apriel_hybrid_ssm` with weights: Mistral's root, blocks under `model.layers` dispatched per
 /// position on the mixer type (`t` → `self_attn`, `m2` / `gdn` → `mixer`).
 pub fn hybrid_base_model() -> Section {
-    let norm = llama_weights::norm(llama::normalization()).build();
-    let mlp = llama_weights::mlp(llama::mistral_mlp()).build();
+    let norm = llama::normalization().build();
+    let mlp = llama::mistral_mlp().build();
     let mixers = vec![
-        (
-            "self_attn",
-            llama_weights::attention(llama::mistral_attention()).build(),
-        ),
+        ("self_attn", llama::mistral_attention().build()),
         ("mixer", mamba(hybrid::mamba()).build()),
         ("mixer", gdn(hybrid::gdn()).build()),
     ];
     let block = block(owned(hybrid::block(llama::mistral_attention())), mixers, &mlp, &norm).build();
-    llama_weights::base_model(hybrid::base_model(), &block, &norm)
+    // Llama's root weights (embeddings, these blocks under `model.layers`, the head) on the
+    // hybrid root's config table.
+    let weights = llama::base_model(block, llama::head(norm).build()).weights;
+    Section {
+        weights,
+        ..hybrid::base_model()
+    }
 }
 
-/// The apriel2 text weights on `root` (an apriel2_text-shaped root table): Llama's root with the
-/// blocks under `model.decoder.blocks`, each mixer under `mixer` whatever its type.
+/// The apriel2 text weights on `root` (an apriel2_text-shaped root table, which brings Llama's
+/// embeddings and head): the blocks under `model.decoder.blocks`, each mixer under `mixer`
+/// whatever its type.
 fn apriel2_text_weights(root: Section) -> Section {
-    let norm = norm(apriel2::normalization(), text_hidden).build();
+    let norm = apriel2::normalization().build();
     let leaf = || {
         vec![
-            ("mixer", attention(apriel2::attention(), text_hidden).build()),
+            (
+                "mixer",
+                apriel2::attention()
+                    .weight("layers", attention_weights(text_hidden))
+                    .build(),
+            ),
             ("mixer", mamba(apriel2::mamba()).build()),
             ("mixer", gdn(apriel2::gdn()).build()),
             ("mixer", kda(apriel2::kda()).build()),
@@ -351,17 +243,9 @@ fn apriel2_text_weights(root: Section) -> Section {
         .build();
     let mut mixers = leaf();
     mixers.push(("mixer", stochastic));
-    let mlp = mlp(apriel2::mlp(), text_hidden).build();
+    let mlp = apriel2::mlp().weight("layers", mlp_weights(text_hidden)).build();
     let block = block(owned(apriel2::text_block()), mixers, &mlp, &norm).build();
-    llama_weights::base_model(root, &block, &norm).replace_weight(
-        "decoder",
-        WeightDecl::Blocks {
-            config: "decoder",
-            fast_llm: "decoder",
-            hf: "model.decoder.blocks",
-            block,
-        },
-    )
+    root.replace_weight("decoder", blocks("decoder", "decoder", "model.decoder.blocks", &block))
 }
 
 /// `apriel2_text` with weights.
@@ -383,29 +267,19 @@ fn adapter(section: Section) -> Section {
     section
         .weight(
             "layer_1",
-            plain("layer_1.weight", &["linear_1.weight"], move |c| {
-                vec![layer_1(c), vision_hidden(c)]
-            }),
-        )
-        .weight(
-            "layer_1_bias",
-            plain("layer_1.bias", &["linear_1.bias"], move |c| vec![layer_1(c)]).when(linear_bias("layer_1")),
+            linear("layer_1", &["linear_1"], vision_hidden, layer_1).bias_from("layer_1"),
         )
         .weight(
             "layer_2",
-            WeightDecl::param("layer_2.weight", &["linear_2.weight"], Transform::Transpose, move |c| {
-                vec![size(c), text_hidden(c)]
-            }),
-        )
-        .weight(
-            "layer_2_bias",
-            plain("layer_2.bias", &["linear_2.bias"], |c| vec![text_hidden(c)]).when(linear_bias("layer_2")),
+            (linear("layer_2", &["linear_2"], size, text_hidden).transposed()).bias_from("layer_2"),
         )
 }
 
 /// The vision encoder's weights (relative to `vision_encoder` / `model.vision_encoder`).
 fn vision_encoder() -> Section {
-    let norm = norm(apriel2::normalization(), vision_hidden).build();
+    let norm = (apriel2::normalization())
+        .replace_weight("weight", norm(vision_hidden))
+        .build();
     let patch = multimodal::patch_embeddings()
         .weight(
             "patch_embeddings",
@@ -425,19 +299,13 @@ fn vision_encoder() -> Section {
         )
         .weight(
             "normalization",
-            WeightDecl::Nested {
-                config: "normalization",
-                fast_llm: "normalization",
-                hf: "normalization",
-                section: norm.clone(),
-            },
+            nested("normalization", "normalization", "normalization", &norm),
         )
         .build();
-    let mixers = vec![(
-        "mixer",
-        attention(multimodal::vision_attention(), vision_hidden).build(),
-    )];
-    let mlp = mlp(multimodal::vision_mlp(), vision_hidden).build();
+    let attention = multimodal::vision_attention().weight("layers", attention_weights(vision_hidden));
+    let mlp = multimodal::vision_mlp()
+        .weight("layers", mlp_weights(vision_hidden))
+        .build();
     let block = block(
         apriel2::block(
             vec![multimodal::vision_attention().build()],
@@ -445,38 +313,22 @@ fn vision_encoder() -> Section {
             apriel2::normalization().build(),
         )
         .named("apriel2.vision_block"),
-        mixers,
+        vec![("mixer", attention.build())],
         &mlp,
         &norm,
     )
     .build();
     multimodal::vision_encoder()
-        .weight(
-            "embeddings",
-            WeightDecl::Nested {
-                config: "embeddings",
-                fast_llm: "embeddings",
-                hf: "embeddings",
-                section: patch,
-            },
-        )
-        .weight(
-            "encoder",
-            WeightDecl::Blocks {
-                config: "encoder",
-                fast_llm: "encoder",
-                hf: "encoder.blocks",
-                block,
-            },
-        )
+        .weight("embeddings", nested("embeddings", "embeddings", "embeddings", &patch))
+        .weight("encoder", blocks("encoder", "encoder", "encoder.blocks", &block))
         .weight(
             "adapter",
-            WeightDecl::Nested {
-                config: "adapter",
-                fast_llm: "adapter",
-                hf: "adapter",
-                section: adapter(multimodal::vision_mlp()).build(),
-            },
+            nested(
+                "adapter",
+                "adapter",
+                "adapter",
+                &adapter(multimodal::vision_mlp()).build(),
+            ),
         )
 }
 
@@ -485,11 +337,11 @@ fn vision_encoder() -> Section {
 pub fn multimodal_base_model() -> Section {
     apriel2_text_weights(multimodal::base_model()).weight(
         "vision_encoder",
-        WeightDecl::Nested {
-            config: "vision_encoder",
-            fast_llm: "vision_encoder",
-            hf: "model.vision_encoder",
-            section: vision_encoder().build(),
-        },
+        nested(
+            "vision_encoder",
+            "vision_encoder",
+            "model.vision_encoder",
+            &vision_encoder().build(),
+        ),
     )
 }

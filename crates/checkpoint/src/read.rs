@@ -402,7 +402,7 @@ fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointErro
 pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     let metadata_path = dir.join("metadata.yaml");
     let config = read_document(&metadata_path)?;
-    let Some(Value::Map(state_index)) = fastllm_config_get(&config, &["metadata", "state_index"]) else {
+    let Some(Value::Map(state_index)) = fastllm_core::dict::get(&config, "metadata.state_index") else {
         return Err(CheckpointError::invalid(&metadata_path, "no `metadata.state_index`"));
     };
     let mut names: Vec<String> = Vec::new();
@@ -454,13 +454,4 @@ pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
         config,
         files,
     })
-}
-
-fn fastllm_config_get<'a>(map: &'a Map, path: &[&str]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    let mut value = map.get(*first)?;
-    for key in rest {
-        value = value.as_map()?.get(*key)?;
-    }
-    Some(value)
 }

@@ -13,7 +13,8 @@ use fastllm_config::{Map, Value};
 
 use crate::Problem;
 use crate::dict::{self, join, show};
-use crate::section::{Decl, Section};
+use crate::primitives::{Declared, Visitor, visit};
+use crate::section::{Covers, Section};
 
 /// An HF path a section consumes. `*` matches any one key (entries of a typed dict).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,96 +24,45 @@ pub struct Claim {
     pub recursive: bool,
 }
 
-/// Every HF path `section` consumes, relative to its HF dict.
-pub fn hf_claims(section: &Section) -> Vec<Claim> {
-    let mut out = BTreeSet::new();
-    collect_claims(section, "", &mut out, &mut Vec::new());
-    out.into_iter().collect()
-}
-
-fn exact(path: String) -> Claim {
-    Claim { path, recursive: false }
-}
-
-fn collect_claims(section: &Section, prefix: &str, out: &mut BTreeSet<Claim>, stack: &mut Vec<*const Section>) {
-    // Guard against a section that (indirectly) contains itself.
-    let id = section as *const Section;
-    if stack.contains(&id) {
-        return;
-    }
-    stack.push(id);
-    // Recognised, not converted: claimed, so a key of the part is never an unknown key.
-    for part in &section.unconverted {
-        out.extend(part.keys.iter().map(|key| exact(join(prefix, key))));
-    }
-    for (_, decl) in &section.decls {
-        match decl {
-            Decl::Rename { hf, .. }
-            | Decl::Default { hf, .. }
-            | Decl::Optional { hf, .. }
-            | Decl::ConstExport { hf, .. } => {
-                out.insert(exact(join(prefix, hf)));
-            }
-            Decl::ConstImport { .. } => {}
-            Decl::Ignored { hf, .. } => {
-                out.extend(hf.iter().map(|p| Claim {
-                    path: join(prefix, p),
-                    recursive: true,
-                }));
-            }
-            Decl::ImportOnly { hf, .. } => out.extend(hf.iter().map(|p| exact(join(prefix, p)))),
-            Decl::Custom {
-                hf,
-                delegates,
-                hf_mount,
-                ..
-            } => {
-                out.extend(hf.iter().map(|p| exact(join(prefix, p))));
-                for (_, delegate) in delegates {
-                    collect_claims(delegate, &join(prefix, hf_mount), out, stack);
-                }
-            }
-            Decl::Nested { section, hf_path, .. } => {
-                let sub = hf_path.map(|p| join(prefix, p)).unwrap_or_else(|| prefix.to_string());
-                if section.hf_type_name.is_some() {
-                    out.insert(exact(join(&sub, "type")));
-                }
-                collect_claims(section, &sub, out, stack);
-            }
-            Decl::Dispatch {
-                hf_path, key, sections, ..
-            } => {
-                let sub = hf_path.map(|p| join(prefix, p)).unwrap_or_else(|| prefix.to_string());
-                out.insert(exact(join(&sub, key)));
-                for section in sections {
-                    collect_claims(section, &sub, out, stack);
-                }
-            }
-            Decl::TypedDict { hf, key, sections, .. } => {
-                let entry = join(&join(prefix, hf), "*");
-                out.insert(exact(join(prefix, hf)));
-                if sections.iter().any(|s| s.hf_type_name.is_some()) {
-                    out.insert(exact(join(&entry, key)));
-                }
-                for section in sections {
-                    collect_claims(section, &entry, out, stack);
-                }
-            }
-            Decl::ListDispatch {
-                hf_layout,
-                hf_count,
-                entries,
-                ..
-            } => {
-                out.insert(exact(join(prefix, hf_layout)));
-                out.insert(exact(join(prefix, hf_count)));
-                for entry in entries {
-                    collect_claims(&entry.section, prefix, out, stack);
-                }
-            }
+impl Claim {
+    /// `path` and nothing below it.
+    pub fn exact(path: impl Into<String>) -> Claim {
+        Claim {
+            path: path.into(),
+            recursive: false,
         }
     }
-    stack.pop();
+
+    /// `path` and everything below it.
+    pub fn subtree(path: impl Into<String>) -> Claim {
+        Claim {
+            path: path.into(),
+            recursive: true,
+        }
+    }
+}
+
+/// Every HF path `section` consumes, relative to its HF dict.
+pub fn hf_claims(section: &Section) -> Vec<Claim> {
+    struct Claims(BTreeSet<Claim>);
+    impl Visitor for Claims {
+        fn section(&mut self, section: &Section, _: &str, hf: &str) {
+            // Recognised, not converted: claimed, so a key of the part is never an unknown key.
+            for part in &section.unconverted {
+                self.0.extend(part.keys.iter().map(|key| Claim::exact(join(hf, key))));
+            }
+        }
+        fn declaration(&mut self, decl: &Declared, _: &str, hf: &str) {
+            let claims = decl.shape.hf.iter().map(|claim| Claim {
+                path: join(hf, &claim.path),
+                recursive: claim.recursive,
+            });
+            self.0.extend(claims);
+        }
+    }
+    let mut claims = Claims(BTreeSet::new());
+    visit(section, &mut claims);
+    claims.0.into_iter().collect()
 }
 
 /// `PretrainedConfig` keys a format maps at its top level but which sub-configs (`vision_config`,
@@ -223,12 +173,11 @@ fn walk_hf<'a>(
 pub fn architecture_gaps(section: &Section) -> Vec<String> {
     let mut exact_paths = BTreeSet::new();
     let mut prefixes = Vec::new();
-    for (_, decl) in &section.decls {
-        let (paths, recursive) = decl.fast_llm_claims();
-        if recursive {
-            prefixes.extend(paths);
-        } else {
-            exact_paths.extend(paths);
+    for (name, decl) in &section.decls {
+        let shape = decl.shape(name);
+        match shape.covers {
+            Covers::Subtree => prefixes.extend(shape.fast_llm),
+            Covers::Exact => exact_paths.extend(shape.fast_llm),
         }
     }
     let missing: Vec<String> = (section.class.architecture_paths)()
@@ -263,27 +212,11 @@ pub fn architecture_gaps(section: &Section) -> Vec<String> {
     )]
 }
 
-/// `Optional` declarations whose sentinel differs from the field's default.
+/// Declaration bugs of `section` found against its class's default instance (an `Optional`
+/// whose sentinel is not the field's default).
 pub fn sentinel_errors(section: &Section) -> Vec<String> {
-    let defaults = (section.class.default_dict)();
-    section
-        .decls
-        .iter()
-        .filter_map(|(name, decl)| match decl {
-            Decl::Optional { fl, sentinel, .. } => {
-                let default = dict::get(&defaults, fl).cloned().unwrap_or(Value::Null);
-                (!dict::same(&default, sentinel)).then(|| {
-                    format!(
-                        "{} ({}): Optional `{name}` sentinel {} differs from the default of `{fl}`, {}",
-                        section.name,
-                        section.class.name,
-                        show(sentinel),
-                        show(&default)
-                    )
-                })
-            }
-            _ => None,
-        })
+    (section.decls.iter())
+        .filter_map(|(name, decl)| decl.primitive().check(name, section))
         .collect()
 }
 
@@ -296,8 +229,8 @@ pub fn section_tree(root: &Arc<Section>) -> Vec<Arc<Section>> {
         if out.iter().any(|s| Arc::ptr_eq(s, &section)) {
             continue;
         }
-        for (_, decl) in &section.decls {
-            queue.extend(decl.sub_sections());
+        for (name, decl) in &section.decls {
+            queue.extend(decl.shape(name).mounts.into_iter().map(|mount| mount.section));
         }
         out.push(section);
     }

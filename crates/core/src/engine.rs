@@ -9,19 +9,19 @@ use fastllm_config::{Map, Value};
 
 use crate::Problem;
 use crate::dict::{self, Conflict, join, show};
-use crate::section::{Decl, ExportContext, HfLayout, ImportContext, LayoutEntry, Section, fl_value};
+use crate::section::{ExportContext, HfLayout, ImportContext, Section, fl_value};
 
 /// A dotted path as its parent and last part: descending allocates nothing, and the path is
 /// joined into a string only where one is needed (a message, provenance, a Custom's context).
 /// Empty parts are skipped, as [`join`] does.
 #[derive(Clone, Copy)]
-enum At<'a> {
+pub(crate) enum At<'a> {
     Root(&'a str),
     Child(&'a At<'a>, &'a str),
 }
 
 impl<'a> At<'a> {
-    fn child(&'a self, part: &'a str) -> At<'a> {
+    pub(crate) fn child(&'a self, part: &'a str) -> At<'a> {
         At::Child(self, part)
     }
 
@@ -43,14 +43,14 @@ impl<'a> At<'a> {
         }
     }
 
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         self.write_to(&mut out, 0);
         out
     }
 
     /// The path joined with `path` (relative to it).
-    fn join(&self, path: &str) -> String {
+    pub(crate) fn join(&self, path: &str) -> String {
         let mut out = String::new();
         self.child(path).write_to(&mut out, 0);
         out
@@ -60,7 +60,7 @@ impl<'a> At<'a> {
 /// Who a write names as its source, joined only when a message or provenance needs it: most
 /// writes succeed and are never named.
 #[derive(Clone, Copy)]
-enum Origin<'p> {
+pub(crate) enum Origin<'p> {
     /// A path.
     Path(At<'p>),
     /// `path (constant)`.
@@ -148,7 +148,7 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    fn write(&mut self, hf: &mut Map, hf_at: At, key: &str, value: Value, writer: Origin) {
+    pub(crate) fn write(&mut self, hf: &mut Map, hf_at: At, key: &str, value: Value, writer: Origin) {
         match dict::try_set(hf, key, value) {
             Ok(()) => self.writers.record(hf_at.child(key), writer),
             Err(Conflict { existing, refused }) => {
@@ -178,7 +178,7 @@ impl<'a> Exporter<'a> {
         self.section_at(section, fl, At::Root(fl_prefix), hf, At::Root(hf_prefix));
     }
 
-    fn section_at(&mut self, section: &Section, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+    pub(crate) fn section_at(&mut self, section: &Section, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
         if let Some(expected) = section.class.type_name {
             let found = fl_value(fl, "type");
             if !matches!(found, Value::Str(name) if name == expected) {
@@ -202,219 +202,12 @@ impl<'a> Exporter<'a> {
             }
         }
         for (_, decl) in &section.decls {
-            self.decl(decl, fl, fl_at, hf, hf_at);
-        }
-    }
-
-    fn decl(&mut self, decl: &Decl, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
-        match decl {
-            Decl::Rename { fl: path, hf: key } | Decl::Default { fl: path, hf: key, .. } => {
-                let value = fl_value(fl, path).clone();
-                self.write(hf, hf_at, key, value, Origin::Path(fl_at.child(path)));
-            }
-            Decl::ConstImport { fl: path, value } => {
-                let found = fl_value(fl, path);
-                if !dict::same(found, value) {
-                    self.problems.push(Problem::at_fast_llm(
-                        fl_at.join(path),
-                        format!(
-                            "not representable in {}: must be {}, found {}",
-                            self.format,
-                            show(value),
-                            show(found)
-                        ),
-                    ));
-                }
-            }
-            Decl::ConstExport { hf: key, value } => {
-                self.write(hf, hf_at, key, value.clone(), Origin::Constant(hf_at.child(key)));
-            }
-            Decl::Optional {
-                fl: path,
-                hf: key,
-                sentinel,
-            } => {
-                let value = fl_value(fl, path);
-                if !dict::same(value, sentinel) {
-                    self.write(hf, hf_at, key, value.clone(), Origin::Path(fl_at.child(path)));
-                }
-            }
-            Decl::Ignored { .. } | Decl::ImportOnly { .. } => {}
-            Decl::Custom { fl: paths, export, .. } => {
-                let first = fl_at.child(paths.first().copied().unwrap_or(""));
-                let fl_prefix = fl_at.render();
-                let context = ExportContext {
-                    layout: self.layout,
-                    format: self.format,
-                    fast_llm_path: &fl_prefix,
-                };
-                match export(fl, &context) {
-                    Ok(writes) => {
-                        for write in writes {
-                            let source = match &write.source {
-                                Some(source) => Origin::Path(fl_at.child(source)),
-                                None => Origin::Path(first),
-                            };
-                            self.write(hf, hf_at, &write.key, write.value, source);
-                        }
-                    }
-                    Err(problems) => self.push_relative(problems, fl_at, hf_at),
-                }
-            }
-            Decl::Nested {
-                fl: path,
-                section,
-                hf_path,
-            } => {
-                let Some(sub) = self.sub_map(fl, path, fl_at) else {
-                    return;
-                };
-                // A sub-section with an HF type name writes it, flat or under its path.
-                let discriminator = section.hf_type_name.map(|_| "type");
-                self.place(section, sub, fl_at.child(path), hf, hf_at, *hf_path, discriminator);
-            }
-            Decl::Dispatch {
-                fl: path,
-                hf_path,
-                key,
-                sections,
-            } => {
-                let Some(sub) = self.sub_map(fl, path, fl_at) else {
-                    return;
-                };
-                let sub_at = fl_at.child(path);
-                if let Some(section) = self.by_type(sections, sub, sub_at) {
-                    self.place(section, sub, sub_at, hf, hf_at, *hf_path, Some(key));
-                }
-            }
-            Decl::TypedDict {
-                fl: path,
-                hf: key,
-                key: discriminator,
-                sections,
-            } => {
-                let Some(entries) = self.sub_map(fl, path, fl_at) else {
-                    return;
-                };
-                let dict_at = fl_at.child(path);
-                let hf_dict_at = hf_at.child(key);
-                let mut out = Map::new();
-                for (name, entry) in entries {
-                    let entry_at = dict_at.child(name);
-                    let Some(entry) = entry.as_map() else {
-                        continue;
-                    };
-                    let Some(section) = self.by_type(sections, entry, entry_at) else {
-                        continue;
-                    };
-                    let mut sub_hf = Map::new();
-                    if let Some(type_name) = section.hf_type_name {
-                        sub_hf.insert(discriminator.to_string(), Value::Str(type_name.into()));
-                    }
-                    self.section_at(section, entry, entry_at, &mut sub_hf, hf_dict_at.child(name));
-                    out.insert(name.clone(), Value::Map(sub_hf));
-                }
-                self.write(hf, hf_at, key, Value::Map(out), Origin::Path(dict_at));
-            }
-            Decl::ListDispatch {
-                fl: path,
-                hf_layout,
-                hf_count,
-                entries,
-            } => {
-                let Some(sequence) = self.sub_map(fl, path, fl_at) else {
-                    return;
-                };
-                self.list_dispatch(sequence, fl_at.child(path), entries, hf, hf_at, hf_layout, hf_count);
-            }
+            decl.primitive().export(self, fl, fl_at, hf, hf_at);
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn list_dispatch(
-        &mut self,
-        sequence: &Map,
-        fl_at: At,
-        entries: &[LayoutEntry],
-        hf: &mut Map,
-        hf_at: At,
-        hf_layout: &str,
-        hf_count: &str,
-    ) {
-        let empty = Map::new();
-        // (name in the Fast-LLM dict, block) for every distinct block, and the block names in layout order.
-        let (distinct, order): (Vec<(String, &Map)>, Vec<String>) = match fl_value(sequence, "type") {
-            Value::Str(t) if t == "fixed" => {
-                let block = fl_value(sequence, "block").as_map().unwrap_or(&empty);
-                (vec![("block".into(), block)], vec!["block".into()])
-            }
-            Value::Str(t) if t == "pattern" => {
-                let blocks = fl_value(sequence, "blocks").as_map().unwrap_or(&empty);
-                let pattern = match fl_value(sequence, "pattern") {
-                    Value::List(items) => items
-                        .iter()
-                        .filter_map(|v| if let Value::Str(s) = v { Some(s.as_str()) } else { None })
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                let distinct = blocks
-                    .iter()
-                    .map(|(name, block)| (format!("blocks.{name}"), block.as_map().unwrap_or(&empty)))
-                    .collect();
-                (
-                    distinct,
-                    pattern.into_iter().map(|name| format!("blocks.{name}")).collect(),
-                )
-            }
-            other => {
-                self.problems.push(Problem::at_fast_llm(
-                    fl_at.join("type"),
-                    format!(
-                        "not representable in {}: block sequence type {}",
-                        self.format,
-                        show(other)
-                    ),
-                ));
-                return;
-            }
-        };
-        let mut names = BTreeMap::new();
-        for (name, block) in &distinct {
-            let block_at = fl_at.child(name);
-            let mixer_type = dict::get(block, "mixer.type").unwrap_or(&Value::Null);
-            match entries
-                .iter()
-                .find(|e| matches!(mixer_type, Value::Str(t) if t == e.mixer_type))
-            {
-                Some(entry) => {
-                    names.insert(name.as_str(), entry.layout_name);
-                    self.section_at(&entry.section, block, block_at, hf, hf_at);
-                }
-                None => self.problems.push(Problem::at_fast_llm(
-                    block_at.join("mixer.type"),
-                    format!(
-                        "not representable in {}: mixer {} (supported: {})",
-                        self.format,
-                        show(mixer_type),
-                        entries.iter().map(|e| e.mixer_type).collect::<Vec<_>>().join(", ")
-                    ),
-                )),
-            }
-        }
-        let layout: Vec<Value> = order
-            .iter()
-            .filter_map(|name| names.get(name.as_str()))
-            .map(|n| Value::Str(n.to_string()))
-            .collect();
-        if layout.len() == order.len() {
-            self.write(hf, hf_at, hf_layout, Value::List(layout), Origin::Path(fl_at));
-        }
-        let count = fl_value(sequence, "num_blocks").clone();
-        self.write(hf, hf_at, hf_count, count, Origin::Path(fl_at.child("num_blocks")));
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn place(
+    pub(crate) fn place(
         &mut self,
         section: &Section,
         sub: &Map,
@@ -442,7 +235,7 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    fn sub_map<'m>(&mut self, fl: &'m Map, path: &str, fl_at: At) -> Option<&'m Map> {
+    pub(crate) fn sub_map<'m>(&mut self, fl: &'m Map, path: &str, fl_at: At) -> Option<&'m Map> {
         match fl_value(fl, path) {
             Value::Map(map) => Some(map),
             Value::Null => {
@@ -462,7 +255,12 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    fn by_type<'s>(&mut self, sections: &'s [std::sync::Arc<Section>], sub: &Map, fl_at: At) -> Option<&'s Section> {
+    pub(crate) fn by_type<'s>(
+        &mut self,
+        sections: &'s [std::sync::Arc<Section>],
+        sub: &Map,
+        fl_at: At,
+    ) -> Option<&'s Section> {
         if let [only] = sections
             && only.hf_type_name.is_none()
         {
@@ -489,7 +287,7 @@ impl<'a> Exporter<'a> {
         section.map(|s| &**s)
     }
 
-    fn push_relative(&mut self, problems: Vec<Problem>, fl_at: At, hf_at: At) {
+    pub(crate) fn push_relative(&mut self, problems: Vec<Problem>, fl_at: At, hf_at: At) {
         for mut problem in problems {
             problem.fast_llm = problem.fast_llm.map(|p| fl_at.join(&p));
             problem.hf = problem.hf.map(|p| hf_at.join(&p));
@@ -518,7 +316,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn write(&mut self, out: &mut Map, fl_at: At, path: &str, value: Value, source: Origin) {
+    pub(crate) fn write(&mut self, out: &mut Map, fl_at: At, path: &str, value: Value, source: Origin) {
         if let Err(Conflict { existing, refused }) = dict::try_set(out, path, value) {
             self.problems.push(Problem {
                 fast_llm: Some(fl_at.join(path)),
@@ -537,257 +335,17 @@ impl<'a> Importer<'a> {
         self.section_at(section, hf, At::Root(hf_prefix), out, At::Root(fl_prefix));
     }
 
-    fn section_at(&mut self, section: &Section, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+    pub(crate) fn section_at(&mut self, section: &Section, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
         if let Some(type_name) = section.class.type_name {
             out.insert("type".into(), Value::Str(type_name.into()));
         }
         for (_, decl) in &section.decls {
-            self.decl(decl, hf, hf_at, out, fl_at);
+            decl.primitive().import(self, hf, hf_at, out, fl_at);
         }
-    }
-
-    fn decl(&mut self, decl: &Decl, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
-        match decl {
-            Decl::Rename { fl, hf: key } => match dict::get(hf, key) {
-                Some(value) => self.write(out, fl_at, fl, value.clone(), Origin::Path(hf_at.child(key))),
-                None => self.problems.push(Problem::at_hf(
-                    hf_at.join(key),
-                    format!("missing (required by {})", self.format),
-                )),
-            },
-            Decl::ConstImport { fl, value } => self.write(out, fl_at, fl, value.clone(), Origin::Text("(constant)")),
-            Decl::ConstExport { hf: key, value } => {
-                if let Some(found) = dict::get(hf, key)
-                    && !dict::same(found, value)
-                {
-                    self.problems.push(Problem::at_hf(
-                        hf_at.join(key),
-                        format!(
-                            "not representable: {} only holds {}, found {}",
-                            self.format,
-                            show(value),
-                            show(found)
-                        ),
-                    ));
-                }
-            }
-            Decl::Default { fl, hf: key, fallback } => {
-                let value = match dict::get(hf, key) {
-                    Some(value) => Ok(value.clone()),
-                    None => fallback(self.root),
-                };
-                match value {
-                    Ok(value) => self.write(out, fl_at, fl, value, Origin::Path(hf_at.child(key))),
-                    Err(message) => self.problems.push(Problem::at_hf(hf_at.join(key), message)),
-                }
-            }
-            Decl::Optional { fl, hf: key, sentinel } => {
-                if let Some(value) = dict::get(hf, key)
-                    && !dict::same(value, sentinel)
-                {
-                    self.write(out, fl_at, fl, value.clone(), Origin::Path(hf_at.child(key)));
-                }
-            }
-            Decl::Ignored { .. } => {}
-            Decl::ImportOnly { import, .. } | Decl::Custom { import, .. } => {
-                let hf_prefix = hf_at.render();
-                let context = ImportContext {
-                    root: self.root,
-                    format: self.format,
-                    hf_path: &hf_prefix,
-                };
-                match import(hf, &context) {
-                    Ok(writes) => {
-                        for (path, value) in writes {
-                            self.write(out, fl_at, &path, value, Origin::Path(hf_at));
-                        }
-                    }
-                    Err(problems) => {
-                        for mut problem in problems {
-                            problem.fast_llm = problem.fast_llm.map(|p| fl_at.join(&p));
-                            problem.hf = problem.hf.map(|p| hf_at.join(&p));
-                            self.problems.push(problem);
-                        }
-                    }
-                }
-            }
-            Decl::Nested { fl, section, hf_path } => {
-                let sub_at = hf_at.child(hf_path.unwrap_or(""));
-                let Some(sub_hf) = self.sub_hf(hf, hf_at, *hf_path) else {
-                    return;
-                };
-                if let Some(name) = section.hf_type_name
-                    && let Some(found) = sub_hf.get("type")
-                    && !matches!(found, Value::Str(f) if f == name)
-                {
-                    self.problems.push(Problem::at_hf(
-                        sub_at.join("type"),
-                        format!("expected {name:?}, found {}", show(found)),
-                    ));
-                }
-                let mut sub_out = Map::new();
-                self.section_at(section, sub_hf, sub_at, &mut sub_out, fl_at.child(fl));
-                self.write(out, fl_at, fl, Value::Map(sub_out), Origin::Path(sub_at));
-            }
-            Decl::Dispatch {
-                fl,
-                hf_path,
-                key,
-                sections,
-            } => {
-                let sub_at = hf_at.child(hf_path.unwrap_or(""));
-                let Some(sub_hf) = self.sub_hf(hf, hf_at, *hf_path) else {
-                    return;
-                };
-                let Some(section) = self.by_discriminator(sections, sub_hf, sub_at, key) else {
-                    return;
-                };
-                let mut sub_out = Map::new();
-                self.section_at(section, sub_hf, sub_at, &mut sub_out, fl_at.child(fl));
-                self.write(out, fl_at, fl, Value::Map(sub_out), Origin::Path(sub_at));
-            }
-            Decl::TypedDict {
-                fl,
-                hf: key,
-                key: discriminator,
-                sections,
-            } => {
-                let dict_at = hf_at.child(key);
-                let entries = match dict::get(hf, key) {
-                    Some(Value::Map(entries)) => entries,
-                    Some(other) => {
-                        self.problems.push(Problem::at_hf(
-                            dict_at.render(),
-                            format!("expected a dict, found {}", show(other)),
-                        ));
-                        return;
-                    }
-                    None => {
-                        self.problems.push(Problem::at_hf(
-                            dict_at.render(),
-                            format!("missing (required by {})", self.format),
-                        ));
-                        return;
-                    }
-                };
-                let fl_dict_at = fl_at.child(fl);
-                let mut dict_out = Map::new();
-                for (name, entry) in entries {
-                    let entry_at = dict_at.child(name);
-                    let Some(entry) = entry.as_map() else {
-                        self.problems.push(Problem::at_hf(
-                            entry_at.render(),
-                            format!("expected a dict, found {}", show(entry)),
-                        ));
-                        continue;
-                    };
-                    let Some(section) = self.by_discriminator(sections, entry, entry_at, discriminator) else {
-                        continue;
-                    };
-                    let mut entry_out = Map::new();
-                    self.section_at(section, entry, entry_at, &mut entry_out, fl_dict_at.child(name));
-                    dict_out.insert(name.clone(), Value::Map(entry_out));
-                }
-                self.write(out, fl_at, fl, Value::Map(dict_out), Origin::Path(dict_at));
-            }
-            Decl::ListDispatch {
-                fl,
-                hf_layout,
-                hf_count,
-                entries,
-            } => {
-                self.list_dispatch(hf, hf_at, out, fl_at, fl, hf_layout, hf_count, entries);
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn list_dispatch(
-        &mut self,
-        hf: &Map,
-        hf_at: At,
-        out: &mut Map,
-        fl_at: At,
-        fl: &str,
-        hf_layout: &str,
-        hf_count: &str,
-        entries: &[LayoutEntry],
-    ) {
-        let layout_at = hf_at.child(hf_layout);
-        let layout: Vec<String> = match dict::get(hf, hf_layout) {
-            Some(Value::List(items)) if !items.is_empty() => {
-                let mut names = Vec::new();
-                for (i, item) in items.iter().enumerate() {
-                    match item {
-                        Value::Str(name) if entries.iter().any(|e| e.layout_name == name) => names.push(name.clone()),
-                        other => self.problems.push(Problem::at_hf(
-                            format!("{}.{i}", layout_at.render()),
-                            format!(
-                                "unsupported layout entry {} (supported: {})",
-                                show(other),
-                                entries.iter().map(|e| e.layout_name).collect::<Vec<_>>().join(", ")
-                            ),
-                        )),
-                    }
-                }
-                names
-            }
-            Some(other) => {
-                self.problems.push(Problem::at_hf(
-                    layout_at.render(),
-                    format!("expected a non-empty list, found {}", show(other)),
-                ));
-                return;
-            }
-            None => {
-                self.problems.push(Problem::at_hf(
-                    layout_at.render(),
-                    format!("missing (required by {})", self.format),
-                ));
-                return;
-            }
-        };
-        let Some(count) = dict::get(hf, hf_count).cloned() else {
-            self.problems.push(Problem::at_hf(
-                hf_at.join(hf_count),
-                format!("missing (required by {})", self.format),
-            ));
-            return;
-        };
-        let sequence_at = fl_at.child(fl);
-        let import_block = |this: &mut Self, name: &str, block_at: At| {
-            let entry = entries.iter().find(|e| e.layout_name == name).expect("checked above");
-            let mut block = Map::new();
-            this.section_at(&entry.section, hf, hf_at, &mut block, block_at);
-            Value::Map(block)
-        };
-        let distinct: std::collections::BTreeSet<&String> = layout.iter().collect();
-        let mut sequence = Map::new();
-        if distinct.len() == 1 {
-            sequence.insert("type".into(), Value::Str("fixed".into()));
-            sequence.insert(
-                "block".into(),
-                import_block(self, &layout[0], sequence_at.child("block")),
-            );
-        } else {
-            let mut blocks = Map::new();
-            let blocks_at = sequence_at.child("blocks");
-            for name in distinct {
-                blocks.insert(name.clone(), import_block(self, name, blocks_at.child(name)));
-            }
-            sequence.insert("type".into(), Value::Str("pattern".into()));
-            sequence.insert("blocks".into(), Value::Map(blocks));
-            sequence.insert(
-                "pattern".into(),
-                Value::List(layout.iter().map(|n| Value::Str(n.clone())).collect()),
-            );
-        }
-        sequence.insert("num_blocks".into(), count);
-        self.write(out, fl_at, fl, Value::Map(sequence), Origin::Path(layout_at));
     }
 
     /// The HF sub-dict at `hf_path` (this dict when `None`), or a problem at it.
-    fn sub_hf<'m>(&mut self, hf: &'m Map, hf_at: At, hf_path: Option<&str>) -> Option<&'m Map> {
+    pub(crate) fn sub_hf<'m>(&mut self, hf: &'m Map, hf_at: At, hf_path: Option<&str>) -> Option<&'m Map> {
         let Some(path) = hf_path else {
             return Some(hf);
         };
@@ -810,7 +368,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn by_discriminator<'s>(
+    pub(crate) fn by_discriminator<'s>(
         &mut self,
         sections: &'s [std::sync::Arc<Section>],
         hf: &Map,

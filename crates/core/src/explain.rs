@@ -1,7 +1,8 @@
 //! The mapping table of a format, generated from its declarations (`fastllm-convert explain`).
 
-use crate::dict::{join, show};
-use crate::section::{Decl, Section};
+use crate::dict::join;
+use crate::primitives::{Declared, Mount, Visitor, visit};
+use crate::section::Section;
 
 /// One row: a Fast-LLM path, the HF key(s), the primitive and a note.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,8 +15,9 @@ pub struct Row {
 
 /// Every declaration of `root` and its sub-sections, with full paths, in declaration order.
 pub fn rows(root: &Section) -> Vec<Row> {
-    let mut out = Vec::new();
-    walk(root, "", "", &mut out, 0);
+    let mut out = Rows(Vec::new());
+    visit(root, &mut out);
+    let mut out = out.0;
     for part in &root.unconverted {
         out.push(Row {
             fast_llm: "—".into(),
@@ -36,141 +38,24 @@ pub fn rows(root: &Section) -> Vec<Row> {
     out
 }
 
-fn list(prefix: &str, paths: &[&str]) -> String {
-    let mut cells: Vec<String> = Vec::new();
-    for path in paths {
-        let cell = match path.split_once('.') {
-            Some((head, _)) => format!("{}.*", join(prefix, head)),
-            None => join(prefix, path),
-        };
-        if let Some(whole) = cell.strip_suffix(".*") {
-            cells.retain(|c| c != whole);
-        }
-        if !cells.contains(&cell) && !cells.contains(&format!("{cell}.*")) {
-            cells.push(cell);
-        }
-    }
-    if cells.is_empty() {
-        "—".into()
-    } else {
-        cells.join(", ")
-    }
-}
+struct Rows(Vec<Row>);
 
-fn walk(section: &Section, fl_prefix: &str, hf_prefix: &str, out: &mut Vec<Row>, depth: usize) {
-    if depth > 16 {
-        return;
+impl Visitor for Rows {
+    fn declaration(&mut self, decl: &Declared, fast_llm: &str, hf: &str) {
+        let shape = &decl.shape;
+        self.0.push(Row {
+            fast_llm: shape.row.fast_llm.render(fast_llm),
+            hf: shape.row.hf.render(hf),
+            primitive: decl.kind,
+            note: shape.row.note.clone(),
+        });
     }
-    for (name, decl) in &section.decls {
-        let mut row = |fast_llm: String, hf: String, note: String| {
-            out.push(Row {
-                fast_llm,
-                hf,
-                primitive: decl.kind(),
-                note,
-            });
-        };
-        match decl {
-            Decl::Rename { fl, hf } => row(join(fl_prefix, fl), join(hf_prefix, hf), String::new()),
-            Decl::ConstImport { fl, value } => row(join(fl_prefix, fl), "—".into(), format!("must be {}", show(value))),
-            Decl::ConstExport { hf, value } => row("—".into(), join(hf_prefix, hf), format!("always {}", show(value))),
-            Decl::Default { fl, hf, .. } => row(join(fl_prefix, fl), join(hf_prefix, hf), "derived when absent".into()),
-            Decl::Optional { fl, hf, sentinel } => row(
-                join(fl_prefix, fl),
-                join(hf_prefix, hf),
-                format!("omitted when {}", show(sentinel)),
-            ),
-            Decl::Ignored { fl, hf } => row(list(fl_prefix, fl), list(hf_prefix, hf), "nothing to convert".into()),
-            Decl::ImportOnly { fl, hf, .. } => row(
-                list(fl_prefix, fl),
-                list(hf_prefix, hf),
-                format!("`{name}`, import only"),
-            ),
-            Decl::Custom {
-                fl,
-                hf,
-                delegates,
-                hf_mount,
-                ..
-            } => {
-                row(list(fl_prefix, fl), list(hf_prefix, hf), format!("`{name}`"));
-                for (mount, delegate) in delegates {
-                    walk(
-                        delegate,
-                        &join(fl_prefix, mount),
-                        &join(hf_prefix, hf_mount),
-                        out,
-                        depth + 1,
-                    );
-                }
-            }
-            Decl::Nested {
-                fl,
-                section: sub,
-                hf_path,
-            } => {
-                let hf_sub = hf_path
-                    .map(|p| join(hf_prefix, p))
-                    .unwrap_or_else(|| hf_prefix.to_string());
-                row(
-                    join(fl_prefix, fl),
-                    if hf_path.is_some() {
-                        hf_sub.clone()
-                    } else {
-                        "(flat)".into()
-                    },
-                    format!("section {}", sub.name),
-                );
-                walk(sub, &join(fl_prefix, fl), &hf_sub, out, depth + 1);
-            }
-            Decl::Dispatch {
-                fl,
-                hf_path,
-                key,
-                sections,
-            } => {
-                let hf_sub = hf_path
-                    .map(|p| join(hf_prefix, p))
-                    .unwrap_or_else(|| hf_prefix.to_string());
-                row(join(fl_prefix, fl), join(&hf_sub, key), "by type".into());
-                for sub in sections {
-                    walk(sub, &join(fl_prefix, fl), &hf_sub, out, depth + 1);
-                }
-            }
-            Decl::TypedDict { fl, hf, sections, .. } => {
-                row(join(fl_prefix, fl), join(hf_prefix, hf), "dict of sections".into());
-                for sub in sections {
-                    walk(
-                        sub,
-                        &join(&join(fl_prefix, fl), "<name>"),
-                        &join(&join(hf_prefix, hf), "<name>"),
-                        out,
-                        depth + 1,
-                    );
-                }
-            }
-            Decl::ListDispatch {
-                fl,
-                hf_layout,
-                hf_count,
-                entries,
-            } => {
-                row(
-                    join(fl_prefix, fl),
-                    format!("{}, {}", join(hf_prefix, hf_layout), join(hf_prefix, hf_count)),
-                    "layout list".into(),
-                );
-                for entry in entries {
-                    walk(
-                        &entry.section,
-                        &join(fl_prefix, &format!("{fl}.<{}>", entry.layout_name)),
-                        hf_prefix,
-                        out,
-                        depth + 1,
-                    );
-                }
-            }
-        }
+
+    /// Sub-sections show under their own paths, a dict's entries as `<name>`.
+    fn enter(&mut self, mount: &Mount, fast_llm: &str, hf: &str) -> Option<(String, String)> {
+        let shown = |path: &str| path.replace('*', "<name>");
+        let fast_llm = join(fast_llm, &shown(mount.shown_as.as_deref()?));
+        Some((fast_llm, join(hf, &shown(&mount.hf))))
     }
 }
 

@@ -35,6 +35,7 @@
 
 use fastllm_config::{Map, Value};
 
+use crate::blocks::BlockSequence;
 use crate::dict::{self, join};
 use crate::fl_value;
 
@@ -215,25 +216,10 @@ fn bias(config: &Map, layer: &str, default: bool) -> bool {
 }
 
 /// The block config at each position of a block sequence.
-fn blocks(sequence: &Map) -> Vec<Map> {
-    let count = int(sequence, "num_blocks");
-    if kind(sequence) == "pattern" {
-        let names: Vec<String> = match fl_value(sequence, "pattern") {
-            Value::List(items) => items
-                .iter()
-                .filter_map(|v| if let Value::Str(s) = v { Some(s.clone()) } else { None })
-                .collect(),
-            _ => return Vec::new(),
-        };
-        if names.is_empty() {
-            return Vec::new();
-        }
-        (0..count)
-            .map(|i| sub(sequence, &format!("blocks.{}", names[i % names.len()])))
-            .collect()
-    } else {
-        vec![sub(sequence, "block"); count]
-    }
+fn blocks(sequence: &Map) -> Vec<&Map> {
+    BlockSequence::read(sequence)
+        .map(|blocks| blocks.blocks().map(|(_, block)| block.config).collect())
+        .unwrap_or_default()
 }
 
 /// A parameter's `weight_decay` override (`float | bool | None`), by truthiness.

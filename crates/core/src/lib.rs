@@ -1,11 +1,14 @@
 //! Declarative checkpoint-config conversion between HF formats and Fast-LLM.
 //!
 //! A format is a table: each [`Section`] maps one Fast-LLM config class to an HF dict subtree
-//! through named primitives ([`Decl`]); a child format is its parent's table with entries
+//! through named primitives ([`Decl`], one module each in [`primitives`]) and declares its
+//! weights beside them ([`weights`]); a child format is its parent's table with entries
 //! replaced. The engine runs the tables both ways ([`Handler::import`], [`Handler::export`]),
 //! collecting every problem; [`coverage`] proves nothing is dropped silently. Family crates
-//! register [`Handler`]s with `inventory::submit!` (re-exported as [`inventory`]).
+//! register their formats with [`register_format!`].
 
+pub mod activation;
+pub mod blocks;
 pub mod carried;
 pub mod complete;
 pub mod coverage;
@@ -15,10 +18,13 @@ mod error;
 pub mod explain;
 pub mod hf_class;
 pub mod layout;
+pub mod primitives;
 pub mod provenance;
 mod registry;
+pub mod rules;
 pub mod section;
 pub mod unconverted;
+pub mod values;
 pub mod weights;
 
 pub use carried::{Carried, NotCarried, Placement};
@@ -26,8 +32,9 @@ pub use error::{ConvertError, Direction, Problem};
 pub use fastllm_config as config;
 pub use hf_class::{Fill, HfClass, HfKey, HfType};
 pub use inventory;
+pub use primitives::{Custom, LayoutEntry};
 pub use registry::{Converter, GENERIC_METADATA, Handler, detect, find, handlers, registry_errors};
 pub use section::{
-    Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, LayoutEntry, Section, Writes, fl_value,
+    Covers, Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, Section, Writes, fl_value,
 };
 pub use unconverted::{ACCEPT_OPTION, Unconverted};

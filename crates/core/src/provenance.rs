@@ -6,7 +6,8 @@
 //! HF keys), so a lookup over the static tree answers without any bookkeeping while importing.
 
 use crate::dict::join;
-use crate::section::{Decl, Section};
+use crate::primitives::{Declared, Visitor, visit};
+use crate::section::Section;
 
 /// One declaration's pairing: a Fast-LLM path pattern (`*` matches one segment) ↔ the HF keys
 /// it reads, relative to the format's root dict.
@@ -19,8 +20,9 @@ struct Pairing {
 /// most specific declarations whose Fast-LLM path is, or contains, `fast_llm`. Empty when that is
 /// a constant, or no declaration writes it.
 pub fn hf_keys(root: &Section, fast_llm: &str) -> Vec<String> {
-    let mut pairings = Vec::new();
-    collect(root, "", "", &mut pairings, &mut Vec::new());
+    let mut pairings = Pairings(Vec::new());
+    visit(root, &mut pairings);
+    let pairings = pairings.0;
     let path: Vec<&str> = fast_llm.split('.').filter(|s| !s.is_empty()).collect();
     let covers =
         |pattern: &[String]| pattern.len() <= path.len() && pattern.iter().zip(&path).all(|(p, s)| p == "*" || p == s);
@@ -46,156 +48,43 @@ fn segments(path: &str) -> Vec<String> {
     path.split('.').filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
-fn pair(out: &mut Vec<Pairing>, fl_prefix: &str, fl: &[&str], hf: Vec<String>) {
-    for path in fl {
-        out.push(Pairing {
-            fast_llm: segments(&join(fl_prefix, path)),
-            hf: hf.clone(),
-        });
-    }
-}
+struct Pairings(Vec<Pairing>);
 
-fn collect(
-    section: &Section,
-    fl_prefix: &str,
-    hf_prefix: &str,
-    out: &mut Vec<Pairing>,
-    stack: &mut Vec<*const Section>,
-) {
-    // A section that (indirectly) contains itself is walked once per branch.
-    let id = section as *const Section;
-    if stack.contains(&id) {
-        return;
-    }
-    stack.push(id);
-    for (_, decl) in &section.decls {
-        match decl {
-            Decl::Rename { fl, hf } | Decl::Default { fl, hf, .. } | Decl::Optional { fl, hf, .. } => {
-                pair(out, fl_prefix, &[fl], vec![join(hf_prefix, hf)]);
-            }
-            Decl::ImportOnly { fl, hf, .. } | Decl::Custom { fl, hf, .. } => {
-                pair(out, fl_prefix, fl, hf.iter().map(|k| join(hf_prefix, k)).collect());
-            }
-            // A constant has no HF key, and a delegating Custom's key is not its source either.
-            Decl::ConstImport { fl, .. } => pair(out, fl_prefix, &[fl], Vec::new()),
-            Decl::ConstExport { .. } | Decl::Ignored { .. } => {}
-            Decl::Nested { .. } | Decl::Dispatch { .. } | Decl::TypedDict { .. } | Decl::ListDispatch { .. } => {}
-        }
-        match decl {
-            Decl::Custom {
-                delegates, hf_mount, ..
-            } => {
-                for (mount, delegate) in delegates {
-                    collect(
-                        delegate,
-                        &join(fl_prefix, mount),
-                        &join(hf_prefix, hf_mount),
-                        out,
-                        stack,
-                    );
-                }
-            }
-            Decl::Nested { fl, section, hf_path } => {
-                let hf = hf_path
-                    .map(|p| join(hf_prefix, p))
-                    .unwrap_or_else(|| hf_prefix.to_string());
-                collect(section, &join(fl_prefix, fl), &hf, out, stack);
-            }
-            Decl::Dispatch {
-                fl,
-                hf_path,
-                key,
-                sections,
-            } => {
-                let hf = hf_path
-                    .map(|p| join(hf_prefix, p))
-                    .unwrap_or_else(|| hf_prefix.to_string());
-                pair(out, fl_prefix, &[&join(fl, "type")], vec![join(&hf, key)]);
-                for sub in sections {
-                    collect(sub, &join(fl_prefix, fl), &hf, out, stack);
-                }
-            }
-            Decl::TypedDict { fl, hf, sections, .. } => {
-                pair(out, fl_prefix, &[fl], vec![join(hf_prefix, hf)]);
-                for sub in sections {
-                    collect(
-                        sub,
-                        &join(&join(fl_prefix, fl), "*"),
-                        &join(&join(hf_prefix, hf), "*"),
-                        out,
-                        stack,
-                    );
-                }
-            }
-            Decl::ListDispatch {
-                fl,
-                hf_layout,
-                hf_count,
-                entries,
-            } => {
-                pair(
-                    out,
-                    fl_prefix,
-                    &[&join(fl, "num_blocks")],
-                    vec![join(hf_prefix, hf_count)],
-                );
-                pair(
-                    out,
-                    fl_prefix,
-                    &[&join(fl, "pattern")],
-                    vec![join(hf_prefix, hf_layout)],
-                );
-                for entry in entries {
-                    for mount in ["block", "blocks.*"] {
-                        collect(
-                            &entry.section,
-                            &join(&join(fl_prefix, fl), mount),
-                            hf_prefix,
-                            out,
-                            stack,
-                        );
-                    }
-                }
-            }
-            _ => {}
+impl Visitor for Pairings {
+    fn declaration(&mut self, decl: &Declared, fast_llm: &str, hf: &str) {
+        for (path, keys) in &decl.shape.sources {
+            self.0.push(Pairing {
+                fast_llm: segments(&join(fast_llm, path)),
+                hf: keys.iter().map(|key| join(hf, key)).collect(),
+            });
         }
     }
-    stack.pop();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, StochasticMixerConfig, Value};
-    use crate::section::LayoutEntry;
+    use crate::primitives::LayoutEntry;
+    use crate::section::{Covers, Decl};
     use rstest::rstest;
     use std::sync::Arc;
 
     fn root() -> Section {
         let attention = Section::of::<AttentionConfig>("t.attention")
-            .add("heads", Decl::rename("heads", "num_attention_heads"))
+            .rename("heads", "num_attention_heads")
             .add("bias", Decl::const_import("add_linear_biases", Value::Bool(false)))
             .build();
         let mixers = Section::of::<StochasticMixerConfig>("t.stochastic")
             .add(
                 "mixers",
-                Decl::TypedDict {
-                    fl: "mixers",
-                    hf: "mixers",
-                    key: "type",
-                    sections: vec![attention.clone()],
-                },
+                Decl::typed_dict("mixers", "mixers", "type", vec![attention.clone()]),
             )
             .build();
         let block = Section::of::<DecoderBlockConfig>("t.block")
             .add(
                 "mixer",
-                Decl::Dispatch {
-                    fl: "mixer",
-                    hf_path: Some("mixer"),
-                    key: "type",
-                    sections: vec![attention.clone(), mixers],
-                },
+                Decl::dispatch("mixer", Some("mixer"), "type", vec![attention.clone(), mixers]),
             )
             .build();
         Section::of::<GptBaseModelConfig>("t.root")
@@ -205,7 +94,7 @@ mod tests {
                 Decl::custom(
                     &["decoder"],
                     &["num_hidden_layers"],
-                    true,
+                    Covers::Subtree,
                     |_, _| Ok(vec![]),
                     |_, _| Ok(vec![]),
                 )
@@ -213,16 +102,16 @@ mod tests {
             )
             .add(
                 "vision",
-                Decl::ListDispatch {
-                    fl: "vision.encoder",
-                    hf_layout: "layout",
-                    hf_count: "layers",
-                    entries: vec![LayoutEntry {
+                Decl::list_dispatch(
+                    "vision.encoder",
+                    "layout",
+                    "layers",
+                    vec![LayoutEntry {
                         layout_name: "t",
                         mixer_type: "attention",
                         section: block,
                     }],
-                },
+                ),
             )
             .add("text", Decl::nested_under("text", Arc::new(root_text()), "text_config"))
     }

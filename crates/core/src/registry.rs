@@ -1,5 +1,5 @@
-//! The format registry: handlers registered from family crates with `inventory::submit!`, and
-//! the whole-config import/export each handler performs.
+//! The format registry: handlers registered from family crates with [`register_format!`] (an
+//! `inventory` submission), and the whole-config import/export each handler performs.
 
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -44,6 +44,71 @@ pub struct Handler {
 }
 
 inventory::collect!(Handler);
+
+/// Registers a format: its [`Handler`], and its [`Converter`] built once, on first use.
+///
+/// ```ignore
+/// fastllm_core::register_format! {
+///     "mistral" in FAMILY,
+///     architecture: "MistralForCausalLM",
+///     base_model: tables::mistral(),
+///     hf_class: classes::mistral(),
+///     samples: samples::mistral(),
+/// }
+/// ```
+///
+/// Between the name and `architecture` may come `model_types: [..]` (the HF `model_type`s read,
+/// the first written; default: the format's name); between `architecture` and `base_model`, in
+/// this order: `auto_map: [(class, target), ..]`, `model: MultiModal` (default `Gpt`) and
+/// `extra_files: [..]` (default: none of each). `base_model` is an `Arc<Section>` or a
+/// `Section`.
+#[macro_export]
+macro_rules! register_format {
+    (
+        $name:literal in $family:expr,
+        $(model_types: [$($model_type:literal),+ $(,)?],)?
+        architecture: $architecture:literal,
+        $(auto_map: [$(($auto_class:literal, $auto_target:literal)),* $(,)?],)?
+        $(model: $model:ident,)?
+        $(extra_files: [$($file:literal),* $(,)?],)?
+        base_model: $base_model:expr,
+        hf_class: $hf_class:expr,
+        samples: $samples:expr $(,)?
+    ) => {
+        const _: () = {
+            fn converter() -> &'static $crate::Converter {
+                static CONVERTER: ::std::sync::OnceLock<$crate::Converter> = ::std::sync::OnceLock::new();
+                CONVERTER.get_or_init(|| $crate::Converter {
+                    base_model: ::std::convert::Into::into($base_model),
+                    hf_class: $hf_class,
+                    samples: $samples,
+                })
+            }
+            $crate::inventory::submit! {
+                $crate::Handler {
+                    name: $name,
+                    family: $family,
+                    model_types: $crate::__given_or!([$(&[$($model_type),+])?] &[$name]),
+                    architecture: $architecture,
+                    auto_map: &[$($(($auto_class, $auto_target)),*)?],
+                    model: $crate::__given_or!(
+                        [$($crate::config::ModelKind::$model)?] $crate::config::ModelKind::Gpt
+                    ),
+                    extra_files: &[$($($file),*)?],
+                    converter,
+                }
+            }
+        };
+    };
+}
+
+/// The given tokens, or the default when none are given (for `register_format!`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __given_or {
+    ([] $($default:tt)+) => { $($default)+ };
+    ([$($given:tt)+] $($default:tt)+) => { $($given)+ };
+}
 
 /// Keys every HF config may carry at any depth without being converted: transformers 4.57 and
 /// 5.24 `PretrainedConfig` keys, 4.x generation/legacy keys, and Fast-LLM's static allowlist.

@@ -2,7 +2,8 @@
 //! of named primitives.
 //!
 //! A child format is its parent's table with entries replaced (keeping their position) or added
-//! (appended): `llama_attention().replace("add_linear_biases", Decl::const_import(...))`.
+//! (appended): `llama_attention().replace("add_linear_biases", Decl::const_import(...))`. The
+//! primitives a declaration can be are in [`crate::primitives`].
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use fastllm_config::{ConfigClass, Form, Map, Value};
 
 use crate::Problem;
 use crate::dict;
+use crate::primitives::{Primitive, Shape};
 use crate::unconverted::Unconverted;
 
 /// The Fast-LLM class a section converts: what coverage checks need to know about it.
@@ -87,240 +89,40 @@ impl From<(String, Value)> for HfWrite {
 
 /// HF writes of a custom export, or the problems that prevented them.
 pub type HfWrites = Result<Vec<HfWrite>, Vec<Problem>>;
-/// Custom export: the section's Fast-LLM full-form dict → HF writes (paths relative to the section).
-pub type ExportFn = Arc<dyn Fn(&Map, &ExportContext) -> HfWrites + Send + Sync>;
-/// Custom import: the section's HF dict → Fast-LLM writes (paths relative to the section).
-pub type ImportFn = Arc<dyn Fn(&Map, &ImportContext) -> Writes + Send + Sync>;
-/// HF-side fallback for `Default`, computed from the whole HF dict.
-pub type FallbackFn = Arc<dyn Fn(&Map) -> Result<Value, String> + Send + Sync>;
 /// A cross-field export rule: the section's Fast-LLM full-form dict → problems (paths relative).
 pub type ValidateFn = Arc<dyn Fn(&Map) -> Vec<Problem> + Send + Sync>;
 
-/// One block section of a `ListDispatch`, chosen by the block's mixer type.
-#[derive(Clone)]
-pub struct LayoutEntry {
-    /// The HF layout string (`t`, `m2`, ...).
-    pub layout_name: &'static str,
-    /// The mixer `type` it stands for.
-    pub mixer_type: &'static str,
-    pub section: Arc<Section>,
+/// How far a declaration's Fast-LLM paths reach, for architecture coverage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Covers {
+    /// Exactly the listed paths: each architecture sub-field needs a declaration of its own.
+    Exact,
+    /// The listed paths and everything below them.
+    Subtree,
 }
 
-/// The twelve config primitives (Fast-LLM `ConfigConverter`s).
+/// One declaration of a section: a primitive ([`crate::primitives`]), built by the `Decl`
+/// constructors each primitive's module defines (`Decl::rename`, `Decl::nested`, ...).
 #[derive(Clone)]
-pub enum Decl {
-    /// `hf ← fl` and back; a missing HF key is an error.
-    Rename { fl: &'static str, hf: &'static str },
-    /// Export requires `fl == value`; import writes it. No HF key.
-    ConstImport { fl: &'static str, value: Value },
-    /// Export writes `hf = value`; import checks it when present.
-    ConstExport { hf: &'static str, value: Value },
-    /// Like `Rename`, but an absent HF key takes `fallback(HF dict)`.
-    Default {
-        fl: &'static str,
-        hf: &'static str,
-        fallback: FallbackFn,
-    },
-    /// Written only when `fl != sentinel`; read only when present and `!= sentinel`.
-    Optional {
-        fl: &'static str,
-        hf: &'static str,
-        sentinel: Value,
-    },
-    /// Claims Fast-LLM subtrees and HF keys that carry nothing to convert.
-    Ignored {
-        fl: &'static [&'static str],
-        hf: &'static [&'static str],
-    },
-    /// An import-only transform.
-    ImportOnly {
-        fl: &'static [&'static str],
-        hf: &'static [&'static str],
-        import: ImportFn,
-        recurses: bool,
-    },
-    /// A shape-changing transform both ways; `delegates` are the sub-sections it runs, with the
-    /// Fast-LLM path each is mounted at (for coverage and `explain`).
-    Custom {
-        fl: &'static [&'static str],
-        hf: &'static [&'static str],
-        export: ExportFn,
-        import: ImportFn,
-        recurses: bool,
-        delegates: Vec<(&'static str, Arc<Section>)>,
-        /// The HF sub-dict the delegates read and write (empty: this section's own dict).
-        hf_mount: &'static str,
-    },
-    /// A sub-section at `fl`, flat-merged into this HF dict or placed under `hf_path`.
-    Nested {
-        fl: &'static str,
-        section: Arc<Section>,
-        hf_path: Option<&'static str>,
-    },
-    /// A sub-section chosen by the runtime config type; HF discriminator under `key`.
-    Dispatch {
-        fl: &'static str,
-        hf_path: Option<&'static str>,
-        key: &'static str,
-        sections: Vec<Arc<Section>>,
-    },
-    /// A dict of sub-configs, each by its type (or one homogeneous section).
-    TypedDict {
-        fl: &'static str,
-        hf: &'static str,
-        key: &'static str,
-        sections: Vec<Arc<Section>>,
-    },
-    /// A block sequence ↔ a positional HF layout list plus a block count.
-    ListDispatch {
-        fl: &'static str,
-        hf_layout: &'static str,
-        hf_count: &'static str,
-        entries: Vec<LayoutEntry>,
-    },
-}
+pub struct Decl(Arc<dyn Primitive>);
 
 impl Decl {
-    pub fn rename(fl: &'static str, hf: &'static str) -> Self {
-        Decl::Rename { fl, hf }
-    }
-    pub fn const_import(fl: &'static str, value: Value) -> Self {
-        Decl::ConstImport { fl, value }
-    }
-    pub fn const_export(hf: &'static str, value: Value) -> Self {
-        Decl::ConstExport { hf, value }
-    }
-    pub fn default(
-        fl: &'static str,
-        hf: &'static str,
-        fallback: impl Fn(&Map) -> Result<Value, String> + Send + Sync + 'static,
-    ) -> Self {
-        Decl::Default {
-            fl,
-            hf,
-            fallback: Arc::new(fallback),
-        }
-    }
-    pub fn optional(fl: &'static str, hf: &'static str, sentinel: Value) -> Self {
-        Decl::Optional { fl, hf, sentinel }
-    }
-    pub fn ignored(fl: &'static [&'static str]) -> Self {
-        Decl::Ignored { fl, hf: &[] }
-    }
-    pub fn ignored_hf(hf: &'static [&'static str]) -> Self {
-        Decl::Ignored { fl: &[], hf }
-    }
-    pub fn import_only(
-        fl: &'static [&'static str],
-        hf: &'static [&'static str],
-        recurses: bool,
-        import: impl Fn(&Map, &ImportContext) -> Writes + Send + Sync + 'static,
-    ) -> Self {
-        Decl::ImportOnly {
-            fl,
-            hf,
-            import: Arc::new(import),
-            recurses,
-        }
-    }
-    pub fn custom(
-        fl: &'static [&'static str],
-        hf: &'static [&'static str],
-        recurses: bool,
-        export: impl Fn(&Map, &ExportContext) -> HfWrites + Send + Sync + 'static,
-        import: impl Fn(&Map, &ImportContext) -> Writes + Send + Sync + 'static,
-    ) -> Self {
-        Decl::Custom {
-            fl,
-            hf,
-            export: Arc::new(export),
-            import: Arc::new(import),
-            recurses,
-            delegates: Vec::new(),
-            hf_mount: "",
-        }
-    }
-    pub fn nested(fl: &'static str, section: Arc<Section>) -> Self {
-        Decl::Nested {
-            fl,
-            section,
-            hf_path: None,
-        }
-    }
-    pub fn nested_under(fl: &'static str, section: Arc<Section>, hf_path: &'static str) -> Self {
-        Decl::Nested {
-            fl,
-            section,
-            hf_path: Some(hf_path),
-        }
-    }
-
-    /// Records the sub-sections a `Custom` runs (and where), so coverage walks them.
-    pub fn delegating(mut self, sections: Vec<(&'static str, Arc<Section>)>) -> Self {
-        if let Decl::Custom { delegates, .. } = &mut self {
-            *delegates = sections;
-        }
-        self
-    }
-
-    /// Like `delegating`, for sub-sections that live under the HF sub-dict `hf_mount`.
-    pub fn delegating_under(mut self, hf_mount: &'static str, sections: Vec<(&'static str, Arc<Section>)>) -> Self {
-        if let Decl::Custom {
-            delegates,
-            hf_mount: mount,
-            ..
-        } = &mut self
-        {
-            *delegates = sections;
-            *mount = hf_mount;
-        }
-        self
+    pub(crate) fn new(primitive: impl Primitive + 'static) -> Self {
+        Decl(Arc::new(primitive))
     }
 
     /// The primitive's name, as in Fast-LLM.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Decl::Rename { .. } => "Rename",
-            Decl::ConstImport { .. } => "ConstantImport",
-            Decl::ConstExport { .. } => "ConstantExport",
-            Decl::Default { .. } => "Default",
-            Decl::Optional { .. } => "Optional",
-            Decl::Ignored { .. } => "Ignored",
-            Decl::ImportOnly { .. } => "ImportOnly",
-            Decl::Custom { .. } => "Custom",
-            Decl::Nested { .. } => "Nested",
-            Decl::Dispatch { .. } => "Dispatch",
-            Decl::TypedDict { .. } => "TypedDictContainer",
-            Decl::ListDispatch { .. } => "ListDispatch",
-        }
+        self.0.kind()
     }
 
-    /// The Fast-LLM paths it claims, and whether they are recursive prefixes.
-    pub fn fast_llm_claims(&self) -> (Vec<&'static str>, bool) {
-        match self {
-            Decl::Rename { fl, .. }
-            | Decl::ConstImport { fl, .. }
-            | Decl::Default { fl, .. }
-            | Decl::Optional { fl, .. } => (vec![*fl], false),
-            Decl::ConstExport { .. } => (vec![], false),
-            Decl::Ignored { fl, .. } => (fl.to_vec(), true),
-            Decl::ImportOnly { fl, recurses, .. } | Decl::Custom { fl, recurses, .. } => (fl.to_vec(), *recurses),
-            Decl::Nested { fl, .. }
-            | Decl::Dispatch { fl, .. }
-            | Decl::TypedDict { fl, .. }
-            | Decl::ListDispatch { fl, .. } => (vec![*fl], true),
-        }
+    pub(crate) fn primitive(&self) -> &dyn Primitive {
+        &*self.0
     }
 
-    /// The sub-sections it runs.
-    pub fn sub_sections(&self) -> Vec<Arc<Section>> {
-        match self {
-            Decl::Nested { section, .. } => vec![section.clone()],
-            Decl::Dispatch { sections, .. } | Decl::TypedDict { sections, .. } => sections.clone(),
-            Decl::Custom { delegates, .. } => delegates.iter().map(|(_, s)| s.clone()).collect(),
-            Decl::ListDispatch { entries, .. } => entries.iter().map(|e| e.section.clone()).collect(),
-            _ => Vec::new(),
-        }
+    /// What it claims and runs; `name` is its name in the section.
+    pub(crate) fn shape(&self, name: &str) -> Shape {
+        self.0.shape(name)
     }
 }
 
@@ -390,7 +192,8 @@ impl Section {
     }
 
     /// Appends a declaration. A duplicate name is a declaration bug and panics at build time.
-    pub fn add(mut self, name: &'static str, decl: Decl) -> Self {
+    pub fn add(mut self, name: &'static str, decl: impl Into<Decl>) -> Self {
+        let decl = decl.into();
         assert!(
             self.decls.iter().all(|(n, _)| *n != name),
             "{}: duplicate declaration `{name}`",
@@ -400,8 +203,39 @@ impl Section {
         self
     }
 
+    /// Adds [`Decl::rename`]`(fl, hf)`, named `fl`.
+    pub fn rename(self, fl: &'static str, hf: &'static str) -> Self {
+        self.add(fl, Decl::rename(fl, hf))
+    }
+
+    /// Adds [`Decl::same`]`(fl)` (the HF key of the same name), named `fl`.
+    pub fn same(self, fl: &'static str) -> Self {
+        self.add(fl, Decl::same(fl))
+    }
+
+    /// Adds [`Decl::const_import`]`(fl, value)`, named `fl`.
+    pub fn constant(self, fl: &'static str, value: Value) -> Self {
+        self.add(fl, Decl::const_import(fl, value))
+    }
+
+    /// Replaces the declaration named `fl` by [`Decl::const_import`]`(fl, value)`.
+    pub fn replace_constant(self, fl: &'static str, value: Value) -> Self {
+        self.replace(fl, Decl::const_import(fl, value))
+    }
+
+    /// Adds [`Decl::optional`]`(fl, hf, sentinel)`, named `fl`.
+    pub fn optional(self, fl: &'static str, hf: &'static str, sentinel: Value) -> Self {
+        self.add(fl, Decl::optional(fl, hf, sentinel))
+    }
+
+    /// Adds [`Decl::ignored`]`(fl)`, named by its first path.
+    pub fn ignore(self, fl: &'static [&'static str]) -> Self {
+        self.add(fl.first().copied().unwrap_or(""), Decl::ignored(fl))
+    }
+
     /// Replaces the declaration `name`, keeping its position.
-    pub fn replace(mut self, name: &'static str, decl: Decl) -> Self {
+    pub fn replace(mut self, name: &'static str, decl: impl Into<Decl>) -> Self {
+        let decl = decl.into();
         let slot = self.decls.iter_mut().find(|(n, _)| *n == name);
         let (_, old) = slot.unwrap_or_else(|| panic!("{}: no declaration `{name}` to replace", self.name));
         *old = decl;
@@ -434,7 +268,8 @@ impl Section {
     }
 
     /// Appends a weight declaration.
-    pub fn weight(mut self, name: &'static str, decl: crate::weights::WeightDecl) -> Self {
+    pub fn weight(mut self, name: &'static str, decl: impl Into<crate::weights::WeightDecl>) -> Self {
+        let decl = decl.into();
         assert!(
             self.weights.iter().all(|(n, _)| *n != name),
             "{}: duplicate weight declaration `{name}`",
@@ -445,10 +280,18 @@ impl Section {
     }
 
     /// Replaces the weight declaration `name`, keeping its position.
-    pub fn replace_weight(mut self, name: &'static str, decl: crate::weights::WeightDecl) -> Self {
+    pub fn replace_weight(mut self, name: &'static str, decl: impl Into<crate::weights::WeightDecl>) -> Self {
+        let decl = decl.into();
         let slot = self.weights.iter_mut().find(|(n, _)| *n == name);
         let (_, old) = slot.unwrap_or_else(|| panic!("{}: no weight declaration `{name}` to replace", self.name));
         *old = decl;
+        self
+    }
+
+    /// The section without weight declarations (a config-only table whose weights are declared
+    /// elsewhere, so that none it inherits are mistaken for its own).
+    pub fn without_weights(mut self) -> Self {
+        self.weights.clear();
         self
     }
 

@@ -10,7 +10,7 @@ use fastllm_core::config::{
 };
 use fastllm_core::coverage::{architecture_gaps, check_hf_coverage, hf_claims, sentinel_errors};
 use fastllm_core::engine::{Exporter, Importer};
-use fastllm_core::{Decl, HfLayout, LayoutEntry, Problem, Section, fl_value};
+use fastllm_core::{Covers, Decl, HfLayout, LayoutEntry, Problem, Section, fl_value};
 use rstest::rstest;
 
 fn map(json: &str) -> Map {
@@ -148,7 +148,7 @@ fn custom_and_import_only() {
             Decl::custom(
                 &["heads"],
                 &["heads_x2"],
-                false,
+                Covers::Exact,
                 |fl, _| match fl_value(fl, "heads") {
                     Value::Int(h) => Ok(vec![("heads_x2".to_string(), Value::Int(h * 2)).into()]),
                     _ => Err(vec![Problem::at_fast_llm("heads", "not an int")]),
@@ -161,7 +161,7 @@ fn custom_and_import_only() {
         )
         .add(
             "flag",
-            Decl::import_only(&["causal"], &["flag"], false, |_, _| {
+            Decl::import_only(&["causal"], &["flag"], Covers::Exact, |_, _| {
                 Ok(vec![("causal".into(), Value::Bool(true))])
             }),
         );
@@ -210,12 +210,7 @@ fn stochastic_section() -> Arc<Section> {
         .hf_type("stochastic")
         .add(
             "mixers",
-            Decl::TypedDict {
-                fl: "mixers",
-                hf: "mixers",
-                key: "type",
-                sections: vec![attention_section()],
-            },
+            Decl::typed_dict("mixers", "mixers", "type", vec![attention_section()]),
         )
         .add("main_mixer_name", Decl::rename("main_mixer_name", "main"))
         .build()
@@ -225,12 +220,12 @@ fn stochastic_section() -> Arc<Section> {
 fn dispatch_by_runtime_type() {
     let section = Section::of::<DecoderBlockConfig>("test.block").add(
         "mixer",
-        Decl::Dispatch {
-            fl: "mixer",
-            hf_path: Some("mixer"),
-            key: "type",
-            sections: vec![attention_section(), stochastic_section()],
-        },
+        Decl::dispatch(
+            "mixer",
+            Some("mixer"),
+            "type",
+            vec![attention_section(), stochastic_section()],
+        ),
     );
     let fl = full::<DecoderBlockConfig>(r#"{"mixer": {"heads": 4, "head_groups": 2}}"#);
     let hf = export(&section, &fl).unwrap();
@@ -277,11 +272,11 @@ fn list_dispatch_fixed_and_pattern() {
         .build();
     let section = Section::of::<GptBaseModelConfig>("test.root").add(
         "decoder",
-        Decl::ListDispatch {
-            fl: "decoder",
-            hf_layout: "layout",
-            hf_count: "layers",
-            entries: vec![
+        Decl::list_dispatch(
+            "decoder",
+            "layout",
+            "layers",
+            vec![
                 LayoutEntry {
                     layout_name: "t",
                     mixer_type: "attention",
@@ -293,7 +288,7 @@ fn list_dispatch_fixed_and_pattern() {
                     section: block(gdn),
                 },
             ],
-        },
+        ),
     );
     let fl = full::<GptBaseModelConfig>(
         r#"{"decoder": {"type": "pattern", "num_blocks": 3, "pattern": ["x", "y"],
@@ -407,7 +402,7 @@ fn hf_coverage_names_unclaimed_keys_at_any_depth() {
         Decl::custom(
             &[],
             &["rope", "rope.factor"],
-            false,
+            Covers::Exact,
             |_, _| Ok(vec![]),
             |_, _| Ok(vec![]),
         ),
@@ -426,7 +421,7 @@ fn hf_coverage_names_unclaimed_keys_at_any_depth() {
     // A sub-dict only claimed below: `null` holds nothing to drop, a scalar is unknown.
     let below = norm().add(
         "sub",
-        Decl::custom(&[], &["sub.a"], false, |_, _| Ok(vec![]), |_, _| Ok(vec![])),
+        Decl::custom(&[], &["sub.a"], Covers::Exact, |_, _| Ok(vec![]), |_, _| Ok(vec![])),
     );
     let claims = hf_claims(&below);
     assert!(check_hf_coverage(&map(r#"{"sub": null}"#), &claims, &allow).is_empty());

@@ -5,7 +5,7 @@ use fastllm_core::config::{Map, Value};
 use fastllm_core::{Fill, HfClass, HfKey, HfType};
 
 use crate::per_layer;
-use crate::sections::{boolean, float, int, text};
+use fastllm_core::values::{boolean, float, int, text};
 
 /// The layer-type names of `layer_types` (and of the Fast-LLM pattern blocks).
 pub const SLIDING: &str = "sliding_attention";

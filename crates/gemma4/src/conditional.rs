@@ -51,10 +51,10 @@ use std::sync::Arc;
 use fastllm_core::config::{GptBaseModelConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_rooted, under_hf};
-use fastllm_core::{Decl, HfWrite, Problem, Section, Unconverted};
+use fastllm_core::{Covers, Decl, HfWrite, Problem, Section, Unconverted};
 
-use crate::sections::text;
 use crate::{sections, weights};
+use fastllm_core::values::text;
 
 /// The vision tower (all released sizes).
 pub const VISION: Unconverted = Unconverted {
@@ -100,7 +100,7 @@ pub fn text_model(text_base: Arc<Section>) -> Decl {
     Decl::custom(
         TEXT_FIELDS,
         &["text_config"],
-        true,
+        Covers::Subtree,
         move |fl, context| {
             let (text_config, _) = export_sub(&export_base, fl, context).map_err(|e| under_hf("text_config", e))?;
             Ok(vec![HfWrite {
@@ -121,6 +121,7 @@ pub fn text_model(text_base: Arc<Section>) -> Decl {
         },
     )
     .delegating_under("text_config", vec![("", text_base)])
+    .into()
 }
 
 /// The wrapper's `tie_word_embeddings`: written from `tied_embedding_weight`; on import it must
@@ -129,7 +130,7 @@ fn tie_word_embeddings() -> Decl {
     Decl::custom(
         &["tied_embedding_weight"],
         &["tie_word_embeddings"],
-        false,
+        Covers::Exact,
         |fl, _| {
             let tied = fastllm_core::fl_value(fl, "tied_embedding_weight").clone();
             Ok(vec![("tie_word_embeddings".to_string(), tied).into()])
@@ -153,6 +154,7 @@ fn tie_word_embeddings() -> Decl {
             )])
         },
     )
+    .into()
 }
 
 /// The root: the text model under `text_config`, the wrapper's own keys, and the towers declared

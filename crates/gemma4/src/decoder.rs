@@ -7,13 +7,15 @@
 
 use std::sync::Arc;
 
+use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{Map, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_sub, under};
-use fastllm_core::{Decl, ExportContext, HfWrite, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::{Covers, Decl, ExportContext, HfWrite, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
 
 use crate::classes::{FULL, SLIDING};
-use crate::sections::{LayerType, text};
+use crate::sections::LayerType;
+use fastllm_core::values::text;
 
 /// The block sections, by layer type and MLP kind.
 #[derive(Clone)]
@@ -49,7 +51,7 @@ pub fn declaration(blocks: Blocks) -> Decl {
     Decl::custom(
         &["decoder"],
         &["num_hidden_layers", "layer_types"],
-        true,
+        Covers::Subtree,
         move |fl, context| export(&export_blocks, fl, context),
         move |hf, context| import(&import_blocks, hf, context),
     )
@@ -59,13 +61,15 @@ pub fn declaration(blocks: Blocks) -> Decl {
         ("decoder.blocks.full_attention", blocks.full),
         ("decoder.blocks.full_attention", blocks.full_moe),
     ])
+    .into()
 }
 
 fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
-    let decoder = fl_value(fl, "decoder").as_map().cloned().unwrap_or_default();
-    match fl_value(&decoder, "type") {
-        Value::Str(t) if t == "pattern" => {}
-        other => {
+    let empty = Map::new();
+    let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&empty);
+    let sequence = match (fl_value(decoder, "type"), BlockSequence::read(decoder)) {
+        (Value::Str(t), Ok(sequence)) if t == "pattern" => sequence,
+        (other, _) => {
             return Err(vec![Problem::at_fast_llm(
                 "decoder.type",
                 format!(
@@ -74,12 +78,12 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
                 ),
             )]);
         }
-    }
+    };
     let mut writes: Vec<HfWrite> = Vec::new();
     let mut problems = Vec::new();
-    let entries = fl_value(&decoder, "blocks").as_map().cloned().unwrap_or_default();
-    for (name, block) in &entries {
-        let path = format!("decoder.blocks.{name}");
+    for block in sequence.distinct() {
+        let path = block.path_under("decoder");
+        let name = block.name.unwrap_or_default();
         let Some(layer) = layer_type(name) else {
             problems.push(Problem::at_fast_llm(
                 path,
@@ -87,8 +91,7 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
             ));
             continue;
         };
-        let block = block.as_map().cloned().unwrap_or_default();
-        let moe = match fl_value(&block, "mlp.type") {
+        let moe = match fl_value(block.config, "mlp.type") {
             Value::Str(t) if t == "mlp" => false,
             Value::Str(t) if t == "hybrid_moe" => true,
             other => {
@@ -99,7 +102,7 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
                 continue;
             }
         };
-        match export_sub(blocks.get(layer, moe), &block, context) {
+        match export_sub(blocks.get(layer, moe), block.config, context) {
             // The engine's safe set merges the blocks' writes: shared keys must agree.
             Ok((hf, writers)) => writes.extend(hf.into_iter().map(|(key, value)| {
                 let source = match writers.get(&key) {
@@ -118,20 +121,12 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let pattern: Vec<Value> = match fl_value(&decoder, "pattern") {
-        Value::List(items) => items.clone(),
-        _ => Vec::new(),
-    };
-    let num_blocks = fl_value(&decoder, "num_blocks").clone();
-    let count = match &num_blocks {
-        Value::Int(n) => usize::try_from(*n).unwrap_or(0),
-        _ => 0,
-    };
-    let layer_types = if pattern.is_empty() {
-        Vec::new()
-    } else {
-        (0..count).map(|i| pattern[i % pattern.len()].clone()).collect()
-    };
+    let num_blocks = fl_value(decoder, "num_blocks").clone();
+    // Every position's block name: the expanded pattern.
+    let layer_types = sequence
+        .blocks()
+        .map(|(_, block)| Value::Str(block.name.unwrap_or_default().into()))
+        .collect();
     writes.push(HfWrite {
         key: "layer_types".into(),
         value: Value::List(layer_types),

@@ -35,54 +35,25 @@ mod samples;
 pub mod sections;
 pub mod weights;
 
-use std::sync::OnceLock;
-
-use fastllm_core::config::ModelKind;
-use fastllm_core::{Converter, Handler, inventory};
+use fastllm_core::register_format;
 
 /// The family name in the registry.
 pub const FAMILY: &str = "gemma4";
 
-fn gemma4() -> &'static Converter {
-    static CONVERTER: OnceLock<Converter> = OnceLock::new();
-    CONVERTER.get_or_init(|| Converter {
-        base_model: weights::base_model().build(),
-        hf_class: classes::gemma4_text(),
-        samples: samples::gemma4(),
-    })
+register_format! {
+    "gemma4_conditional" in FAMILY,
+    model_types: ["gemma4"],
+    architecture: "Gemma4ForConditionalGeneration",
+    base_model: conditional::base_model_with_weights(),
+    hf_class: classes::gemma4(),
+    samples: samples::gemma4(),
 }
 
-fn gemma4_conditional() -> &'static Converter {
-    static CONVERTER: OnceLock<Converter> = OnceLock::new();
-    CONVERTER.get_or_init(|| Converter {
-        base_model: conditional::base_model_with_weights().build(),
-        hf_class: classes::gemma4(),
-        samples: samples::gemma4(),
-    })
-}
-
-inventory::submit! {
-    Handler {
-        name: "gemma4_conditional",
-        family: FAMILY,
-        model_types: &["gemma4"],
-        architecture: "Gemma4ForConditionalGeneration",
-        auto_map: &[],
-        model: ModelKind::Gpt,
-        extra_files: &[],
-        converter: gemma4_conditional,
-    }
-}
-
-inventory::submit! {
-    Handler {
-        name: "gemma4",
-        family: FAMILY,
-        model_types: &["gemma4_text"],
-        architecture: "Gemma4ForCausalLM",
-        auto_map: &[],
-        model: ModelKind::Gpt,
-        extra_files: &[],
-        converter: gemma4,
-    }
+register_format! {
+    "gemma4" in FAMILY,
+    model_types: ["gemma4_text"],
+    architecture: "Gemma4ForCausalLM",
+    base_model: weights::base_model(),
+    hf_class: classes::gemma4_text(),
+    samples: samples::gemma4(),
 }

@@ -6,33 +6,19 @@
 //! `rms_norm_eps`, `intermediate_size`, ...) must agree. Rules spanning sections (`hidden_size **
 //! ±0.5` scales) are root validators.
 
+use fastllm_core::activation::activation;
+use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{
     AttentionConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig, GptBaseModelConfig,
     HybridMoeMlpConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MlpConfig, MoeMlpConfig,
     NoNormalizationConfig, ProportionalRotaryConfig, RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::{self, show};
-use fastllm_core::{Decl, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::{Covers, Decl, ImportContext, Problem, Section, Writes, fl_value};
 
 use crate::classes::{FULL, SLIDING};
 use crate::{decoder, per_layer};
-
-/// An int value.
-pub fn int(i: i128) -> Value {
-    Value::Int(i)
-}
-/// A float value.
-pub fn float(f: f64) -> Value {
-    Value::Float(f)
-}
-/// A bool value.
-pub fn boolean(b: bool) -> Value {
-    Value::Bool(b)
-}
-/// A string value.
-pub fn text(s: &str) -> Value {
-    Value::Str(s.to_string())
-}
 
 /// Which attention a block section converts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +47,7 @@ pub fn hidden_size_power(map: &Map, power: f64) -> Option<f64> {
 
 /// `<layer>.bias.enabled` must not be true: Gemma 4 has no linear biases.
 fn no_biases(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
-    move |fl: &Map| {
-        layers
-            .iter()
-            .filter_map(|layer| {
-                let path = format!("{layer}.bias.enabled");
-                matches!(fl_value(fl, &path), Value::Bool(true))
-                    .then(|| Problem::at_fast_llm(path, "enabled, but Gemma 4 has no linear biases"))
-            })
-            .collect()
-    }
+    fastllm_core::rules::no_biases(layers, "Gemma 4 has no linear biases")
 }
 
 /// `field` must be unset or equal (by value) to the block's `normalization`: Gemma 4 has one
@@ -92,64 +69,17 @@ fn same_as_normalization(field: &'static str) -> impl Fn(&Map) -> Vec<Problem> +
     }
 }
 
-/// Fast-LLM activation ↔ HF `hidden_activation` (HF `gelu` reads as the tanh GELU, as in Fast-LLM).
-const ACTIVATIONS: &[(&str, &str)] = &[
-    ("gelu", "gelu_pytorch_tanh"),
-    ("silu", "silu"),
-    ("relu", "relu"),
-    ("squared_relu", "relu2"),
-    ("identity", "identity"),
-    ("sigmoid", "sigmoid"),
-];
-
-/// A value mapping, hence a Custom: Fast-LLM's activation names differ from HF's.
-fn activation() -> Decl {
-    Decl::custom(
-        &["activation"],
-        &["hidden_activation"],
-        false,
-        |fl, _| {
-            let found = fl_value(fl, "activation");
-            match ACTIVATIONS.iter().find(|(f, _)| &text(f) == found) {
-                Some((_, hf)) => Ok(vec![("hidden_activation".to_string(), text(hf)).into()]),
-                None => Err(vec![Problem::at_fast_llm(
-                    "activation",
-                    format!("activation {} has no HF name", show(found)),
-                )]),
-            }
-        },
-        |hf, _| {
-            let found = hf.get("hidden_activation");
-            let fast_llm = match found {
-                Some(Value::Str(a)) if a == "gelu" => Some("gelu"),
-                Some(Value::Str(a)) => ACTIVATIONS.iter().find(|(_, h)| h == a).map(|(f, _)| *f),
-                _ => None,
-            };
-            match fast_llm {
-                Some(name) => Ok(vec![("activation".into(), text(name))]),
-                None => Err(vec![Problem::at_hf(
-                    "hidden_activation",
-                    format!(
-                        "unsupported activation {} (supported: gelu_pytorch_tanh, gelu, silu, relu, relu2, identity, sigmoid)",
-                        found.map(show).unwrap_or_else(|| "nothing".into())
-                    ),
-                )]),
-            }
-        },
-    )
-}
-
 /// An RMS norm on `rms_norm_eps` (Gemma 4 uses one epsilon everywhere).
 pub fn rms_norm() -> Section {
     Section::of::<RmsNormalizationConfig>("gemma4.rms_norm")
-        .add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
-        .add("weight", Decl::ignored(&["weight"]))
-        .add("zero_centered", Decl::const_import("zero_centered", boolean(false)))
+        .rename("epsilon", "rms_norm_eps")
+        .ignore(&["weight"])
+        .constant("zero_centered", boolean(false))
 }
 
 /// A weightless RMS norm on `rms_norm_eps` (value norm, router norm).
 pub fn fixed_rms_norm() -> Section {
-    Section::of::<FixedRmsNormConfig>("gemma4.fixed_rms_norm").add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
+    Section::of::<FixedRmsNormConfig>("gemma4.fixed_rms_norm").rename("epsilon", "rms_norm_eps")
 }
 
 /// No norm (the pre-MLP norm of MoE blocks, whose branches carry their own).
@@ -162,7 +92,7 @@ const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", "den
 
 /// An ImportOnly writing `hidden_size ** power` (Gemma 4 hard-codes these scales).
 fn hidden_size_scale(field: &'static [&'static str], power: f64) -> Decl {
-    Decl::import_only(field, &[], false, move |_, context| {
+    Decl::import_only(field, &[], Covers::Exact, move |_, context| {
         let value = hidden_size_power(context.root, power)
             .ok_or_else(|| vec![Problem::at_hf("hidden_size", "must be an int")])?;
         Ok(vec![(field[0].to_string(), float(value))])
@@ -176,7 +106,7 @@ fn full_head_groups() -> Decl {
     Decl::custom(
         &["head_groups"],
         &["num_global_key_value_heads", "num_key_value_heads"],
-        false,
+        Covers::Exact,
         |fl, _| {
             let groups = fl_value(fl, "head_groups").clone();
             Ok(if fl_value(fl, "shared_key_value") == &Value::Bool(true) {
@@ -216,6 +146,7 @@ fn full_head_groups() -> Decl {
             }
         },
     )
+    .into()
 }
 
 /// The rotary of one layer type: a dispatch on `rope_parameters.<layer type>.rope_type`, the
@@ -228,20 +159,17 @@ fn rotary(layer: LayerType) -> Decl {
         LayerType::Full => Section::of::<ProportionalRotaryConfig>("gemma4.full_rotary")
             .hf_type("proportional")
             .add("theta", Decl::default("theta", "rope_theta", |_| Ok(float(1000000.0))))
-            .add(
-                "partial_rotary_factor",
-                Decl::rename("partial_rotary_factor", "partial_rotary_factor"),
-            ),
+            .same("partial_rotary_factor"),
     };
-    Decl::Dispatch {
-        fl: "rotary",
-        hf_path: Some(match layer {
+    Decl::dispatch(
+        "rotary",
+        Some(match layer {
             LayerType::Sliding => "rope_parameters.sliding_attention",
             LayerType::Full => "rope_parameters.full_attention",
         }),
-        key: "rope_type",
-        sections: vec![section.build()],
-    }
+        "rope_type",
+        vec![section.build()],
+    )
 }
 
 /// The attention of one layer type.
@@ -251,19 +179,13 @@ pub fn attention(layer: LayerType) -> Section {
         LayerType::Full => "gemma4.full_attention",
     };
     let section = Section::of::<AttentionConfig>(name)
-        .add("heads", Decl::rename("heads", "num_attention_heads"))
-        .add(
-            "add_linear_biases",
-            Decl::const_import("add_linear_biases", boolean(false)),
-        )
+        .rename("heads", "num_attention_heads")
+        .constant("add_linear_biases", boolean(false))
         .add("attention_bias", Decl::const_export("attention_bias", boolean(false)))
-        .add("causal", Decl::const_import("causal", boolean(true)))
-        .add("dropout", Decl::rename("dropout", "attention_dropout"))
+        .constant("causal", boolean(true))
+        .rename("dropout", "attention_dropout")
         // Gemma 4 scales scores by 1 (its Q/K norms replace the 1/sqrt(head_size)).
-        .add(
-            "softmax_scale_power",
-            Decl::const_import("softmax_scale_power", float(0.0)),
-        )
+        .constant("softmax_scale_power", float(0.0))
         .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
         .add("query_norm", Decl::nested("query_norm", rms_norm().build()))
         .add("key_norm", Decl::nested("key_norm", rms_norm().build()))
@@ -272,16 +194,13 @@ pub fn attention(layer: LayerType) -> Section {
         .validate("linear_biases", no_biases(LINEAR_LAYERS));
     match layer {
         LayerType::Sliding => section
-            .add("head_groups", Decl::rename("head_groups", "num_key_value_heads"))
-            .add("head_size", Decl::rename("head_size", "head_dim"))
-            .add("window_size", Decl::rename("window_size", "sliding_window"))
-            .add(
-                "shared_key_value",
-                Decl::const_import("shared_key_value", boolean(false)),
-            ),
+            .rename("head_groups", "num_key_value_heads")
+            .rename("head_size", "head_dim")
+            .rename("window_size", "sliding_window")
+            .constant("shared_key_value", boolean(false)),
         LayerType::Full => section
             .add("head_groups", full_head_groups())
-            .add("head_size", Decl::rename("head_size", "global_head_dim"))
+            .rename("head_size", "global_head_dim")
             // Not written on import: Fast-LLM's default is no window.
             .validate("no_window", |fl| match fl_value(fl, "window_size") {
                 Value::Null => vec![],
@@ -293,20 +212,17 @@ pub fn attention(layer: LayerType) -> Section {
                     ),
                 )],
             })
-            .add("shared_key_value", Decl::rename("shared_key_value", "attention_k_eq_v")),
+            .rename("shared_key_value", "attention_k_eq_v"),
     }
 }
 
 /// The declarations of a gated, bias-free MLP on `intermediate_key`.
 fn gated_mlp(section: Section, intermediate_key: &'static str) -> Section {
     section
-        .add("intermediate_size", Decl::rename("intermediate_size", intermediate_key))
-        .add(
-            "add_linear_biases",
-            Decl::const_import("add_linear_biases", boolean(false)),
-        )
-        .add("gated", Decl::const_import("gated", boolean(true)))
-        .add("activation", activation())
+        .rename("intermediate_size", intermediate_key)
+        .constant("add_linear_biases", boolean(false))
+        .constant("gated", boolean(true))
+        .add("activation", activation(&["hidden_activation"]))
         .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
         .validate("linear_biases", no_biases(&["layer_1", "layer_2"]))
 }
@@ -314,8 +230,8 @@ fn gated_mlp(section: Section, intermediate_key: &'static str) -> Section {
 /// The dense MLP of a dense block (no own norms: the block's pre/post-MLP norms apply).
 pub fn dense_mlp() -> Section {
     gated_mlp(Section::of::<MlpConfig>("gemma4.mlp"), "intermediate_size")
-        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
-        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .constant("pre_norm", Value::Null)
+        .constant("post_norm", Value::Null)
 }
 
 /// The MoE block's MLP: a dense branch and a routed branch, each with its own pre/post norms.
@@ -330,11 +246,11 @@ pub fn hybrid_mlp() -> Section {
     )
     .add("pre_norm", Decl::nested("pre_norm", norm.clone()))
     .add("post_norm", Decl::nested("post_norm", norm))
-    .add("experts", Decl::rename("experts", "num_experts"))
-    .add("experts_per_token", Decl::rename("experts_per_token", "top_k_experts"))
-    .add("shared_experts", Decl::const_import("shared_experts", int(0)))
-    .add("routing", Decl::const_import("routing", text("aux_loss")))
-    .add("router", Decl::ignored(&["router"]))
+    .rename("experts", "num_experts")
+    .rename("experts_per_token", "top_k_experts")
+    .constant("shared_experts", int(0))
+    .constant("routing", text("aux_loss"))
+    .ignore(&["router"])
     .add(
         "router_normalization",
         Decl::nested("router_normalization", fixed_rms_norm().build()),
@@ -355,8 +271,8 @@ pub fn hybrid_mlp() -> Section {
         Decl::const_import("router_per_expert_scale.enabled", boolean(true)),
     );
     Section::of::<HybridMoeMlpConfig>("gemma4.hybrid_mlp")
-        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
-        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .constant("pre_norm", Value::Null)
+        .constant("post_norm", Value::Null)
         .add("dense", Decl::nested("dense", dense.build()))
         .add("routed", Decl::nested("routed", routed.build()))
 }
@@ -390,7 +306,7 @@ pub fn block(layer: LayerType, moe: bool) -> Section {
     let section = Section::of::<DecoderBlockConfig>(name)
         .add("mixer", Decl::nested("mixer", attention(layer).build()))
         .add("normalization", Decl::nested("normalization", norm.clone()))
-        .add("pre_mixer_normalization", Decl::ignored(&["pre_mixer_normalization"]))
+        .ignore(&["pre_mixer_normalization"])
         .add(
             "post_mixer_normalization",
             Decl::nested("post_mixer_normalization", norm.clone()),
@@ -399,7 +315,7 @@ pub fn block(layer: LayerType, moe: bool) -> Section {
         // HF's `layer_scalar` is a frozen buffer: the scale exists and is not trained.
         .add(
             "output_scale",
-            Decl::import_only(&["output_scale"], &[], true, |_, _| {
+            Decl::import_only(&["output_scale"], &[], Covers::Subtree, |_, _| {
                 Ok(vec![
                     ("output_scale.enabled".into(), boolean(true)),
                     ("output_scale.lr_scale".into(), float(0.0)),
@@ -428,7 +344,7 @@ pub fn block(layer: LayerType, moe: bool) -> Section {
             .add("mlp", Decl::nested("mlp", dense_mlp().build()))
             .add(
                 "pre_mlp_normalization",
-                Decl::import_only(&["pre_mlp_normalization"], &[], true, |hf, _| {
+                Decl::import_only(&["pre_mlp_normalization"], &[], Covers::Subtree, |hf, _| {
                     let epsilon = hf.get("rms_norm_eps").cloned().unwrap_or(Value::Null);
                     Ok(vec![
                         ("pre_mlp_normalization.type".into(), text("rms_norm")),
@@ -436,7 +352,10 @@ pub fn block(layer: LayerType, moe: bool) -> Section {
                     ])
                 }),
             )
-            .add("moe_keys", Decl::import_only(&[], MOE_KEYS, false, moe_keys_unset))
+            .add(
+                "moe_keys",
+                Decl::import_only(&[], MOE_KEYS, Covers::Exact, moe_keys_unset),
+            )
             .validate("pre_mlp_normalization", same_as_normalization("pre_mlp_normalization"))
     }
 }
@@ -444,8 +363,8 @@ pub fn block(layer: LayerType, moe: bool) -> Section {
 /// The token embeddings, scaled by `hidden_size ** 0.5` (checked on export by the root).
 pub fn embeddings() -> Section {
     Section::of::<LanguageModelEmbeddingsConfig>("gemma4.embeddings")
-        .add("vocab_size", Decl::rename("vocab_size", "vocab_size"))
-        .add("word_embeddings", Decl::ignored(&["word_embeddings"]))
+        .same("vocab_size")
+        .ignore(&["word_embeddings"])
         .add(
             "position_embeddings",
             Decl::ignored(&["position_embeddings", "num_position_embeddings"]),
@@ -466,12 +385,9 @@ pub fn embeddings() -> Section {
 pub fn head() -> Section {
     Section::of::<LanguageModelHeadConfig>("gemma4.head")
         .add("normalization", Decl::nested("normalization", rms_norm().build()))
-        .add("output_weight", Decl::ignored(&["output_weight"]))
-        .add("prediction_heads", Decl::const_import("prediction_heads", int(1)))
-        .add(
-            "final_logit_softcap",
-            Decl::optional("final_logit_softcap", "final_logit_softcapping", Value::Null),
-        )
+        .ignore(&["output_weight"])
+        .constant("prediction_heads", int(1))
+        .optional("final_logit_softcap", "final_logit_softcapping", Value::Null)
 }
 
 /// `use_bidirectional_attention`: `"vision"` affects only vision tokens, so a text model reads
@@ -481,7 +397,7 @@ fn bidirectional_attention() -> Decl {
     Decl::custom(
         &[],
         &["use_bidirectional_attention"],
-        false,
+        Covers::Exact,
         |_, _| Ok(vec![("use_bidirectional_attention".to_string(), Value::Null).into()]),
         |hf, _| match hf.get("use_bidirectional_attention") {
             None | Some(Value::Null) => Ok(vec![]),
@@ -495,6 +411,7 @@ fn bidirectional_attention() -> Decl {
             )]),
         },
     )
+    .into()
 }
 
 /// `expert_intermediate_size`: the pre-release name of `moe_intermediate_size`, still in the
@@ -514,23 +431,6 @@ fn expert_intermediate_size(hf: &Map, _: &ImportContext) -> Writes {
     }
 }
 
-/// Every decoder block's Fast-LLM dict with its path (a fixed sequence has one).
-fn blocks(fl: &Map) -> Vec<(String, Map)> {
-    let decoder = fl_value(fl, "decoder").as_map().cloned().unwrap_or_default();
-    if let Some(Value::Map(block)) = decoder.get("block") {
-        return vec![("decoder.block".into(), block.clone())];
-    }
-    fl_value(&decoder, "blocks")
-        .as_map()
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter_map(|(name, b)| Some((format!("decoder.blocks.{name}"), b.as_map()?.clone())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// `path` of `fl` must be exactly `expected` (Gemma 4 hard-codes `hidden_size ** ±0.5` scales).
 fn scale_rule(fl: &Map, path: &str, expected: f64, formula: &str) -> Option<Problem> {
     let found = fl_value(fl, path);
@@ -544,12 +444,9 @@ pub fn base_model() -> Section {
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
         .add("decoder", decoder::declaration(block_sections()))
         .add("head", Decl::nested("head", head().build()))
-        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
-        .add(
-            "tied_embedding_weight",
-            Decl::rename("tied_embedding_weight", "tie_word_embeddings"),
-        )
-        .add("peft", Decl::ignored(&["peft"]))
+        .same("hidden_size")
+        .rename("tied_embedding_weight", "tie_word_embeddings")
+        .ignore(&["peft"])
         // Per-layer embeddings, KV sharing across layers and double-wide MLPs have no Fast-LLM form.
         .add(
             "hidden_size_per_layer_input",
@@ -571,11 +468,16 @@ pub fn base_model() -> Section {
         )
         .add(
             "per_layer_config",
-            Decl::import_only(&[], per_layer::CLAIMS, false, per_layer::check),
+            Decl::import_only(&[], per_layer::CLAIMS, Covers::Exact, per_layer::check),
         )
         .add(
             "expert_intermediate_size",
-            Decl::import_only(&[], &["expert_intermediate_size"], false, expert_intermediate_size),
+            Decl::import_only(
+                &[],
+                &["expert_intermediate_size"],
+                Covers::Exact,
+                expert_intermediate_size,
+            ),
         )
         .validate("embedding_scale", |fl| {
             let Some(expected) = hidden_size_power(fl, 0.5) else {
@@ -589,13 +491,24 @@ pub fn base_model() -> Section {
             let Some(expected) = hidden_size_power(fl, -0.5) else {
                 return vec![];
             };
-            blocks(fl)
+            let Some(Value::Map(decoder)) = fl.get("decoder") else {
+                return vec![];
+            };
+            let Ok(sequence) = BlockSequence::read(decoder) else {
+                return vec![];
+            };
+            sequence
+                .distinct()
                 .into_iter()
-                .filter(|(_, block)| fl_value(block, "mlp.type") == &text("hybrid_moe"))
-                .filter_map(|(path, block)| {
-                    let mut problem =
-                        scale_rule(&block, "mlp.routed.router_input_scale", expected, "hidden_size ** -0.5")?;
-                    problem.fast_llm = Some(format!("{path}.mlp.routed.router_input_scale"));
+                .filter(|block| fl_value(block.config, "mlp.type") == &text("hybrid_moe"))
+                .filter_map(|block| {
+                    let mut problem = scale_rule(
+                        block.config,
+                        "mlp.routed.router_input_scale",
+                        expected,
+                        "hidden_size ** -0.5",
+                    )?;
+                    problem.fast_llm = Some(format!("{}.mlp.routed.router_input_scale", block.path_under("decoder")));
                     Some(problem)
                 })
                 .collect()

@@ -32,7 +32,8 @@ use fastllm_core::config::{
     AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, HybridMoeMlpConfig, Map, MlpConfig, MoeMlpConfig,
     RmsNormalizationConfig, Value,
 };
-use fastllm_core::weights::{Transform, WeightContext, WeightDecl};
+use fastllm_core::weights::norm as norm_weight;
+use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, vector};
 use fastllm_core::{Section, fl_value};
 
 use crate::sections;
@@ -42,24 +43,9 @@ fn hidden(c: &WeightContext) -> usize {
     c.root_int("hidden_size")
 }
 
-/// A `[hidden_size]` parameter with the same transform-free mapping.
-fn vector(fast_llm: &'static str, hf: &'static [&'static str]) -> WeightDecl {
-    WeightDecl::param(fast_llm, hf, Transform::Copy, |c| vec![hidden(c)])
-}
-
-/// A sub-section's weights at config `config`, under `fast_llm` / `hf`.
-fn nested(config: &'static str, fast_llm: &'static str, hf: &'static str, section: &Arc<Section>) -> WeightDecl {
-    WeightDecl::Nested {
-        config,
-        fast_llm,
-        hf,
-        section: section.clone(),
-    }
-}
-
 /// An RMS norm over the hidden size: `weight`.
 fn norm() -> Section {
-    Section::of::<RmsNormalizationConfig>("gemma4.rms_norm_weights").weight("weight", vector("weight", &["weight"]))
+    Section::of::<RmsNormalizationConfig>("gemma4.rms_norm_weights").weight("weight", norm_weight(hidden))
 }
 
 /// The attention (under `self_attn`).
@@ -67,72 +53,34 @@ fn attention() -> Section {
     let q_size = |c: &WeightContext| c.int("heads").saturating_mul(c.int("head_size"));
     let k_size = |c: &WeightContext| c.int("head_groups").saturating_mul(c.int("head_size"));
     let shared = |c: &WeightContext| c.flag("shared_key_value");
-    let head_size = |c: &WeightContext| vec![c.int("head_size")];
+    let head_size = |c: &WeightContext| c.int("head_size");
     Section::of::<AttentionConfig>("gemma4.attention_weights")
         .weight(
-            "query",
-            WeightDecl::param("query.weight", &["q_proj.weight"], Transform::Copy, move |c| {
-                vec![q_size(c), hidden(c)]
-            }),
-        )
-        .weight(
-            "key_value",
-            WeightDecl::param(
-                "key_value.weight",
-                &["k_proj.weight", "v_proj.weight"],
-                Transform::Concat,
-                move |c| vec![k_size(c).saturating_mul(2), hidden(c)],
-            )
-            .when(move |c| !shared(c)),
-        )
-        // Shared K/V: Fast-LLM stores only K (reused as V), as HF's `k_proj` (no `v_proj`).
-        .weight(
-            "key_value_shared",
-            WeightDecl::param("key_value.weight", &["k_proj.weight"], Transform::Copy, move |c| {
-                vec![k_size(c), hidden(c)]
-            })
-            .when(shared),
-        )
-        .weight(
-            "dense",
-            WeightDecl::param("dense.weight", &["o_proj.weight"], Transform::Copy, move |c| {
-                vec![hidden(c), q_size(c)]
-            }),
+            "layers",
+            WeightDecl::linears([
+                linear("query", &["q_proj"], hidden, q_size),
+                linear("key_value", &["k_proj", "v_proj"], hidden, k_size).when(move |c| !shared(c)),
+                // Shared K/V: Fast-LLM stores only K (reused as V), as HF's `k_proj` (no `v_proj`).
+                linear("key_value", &["k_proj"], hidden, k_size).when(shared),
+                linear("dense", &["o_proj"], q_size, hidden),
+            ]),
         )
         // The config requires both as RMS norms (over the head size, which the norm's own config
         // lacks, hence declared here).
-        .weight(
-            "query_norm",
-            WeightDecl::param("query_norm.weight", &["q_norm.weight"], Transform::Copy, head_size),
-        )
-        .weight(
-            "key_norm",
-            WeightDecl::param("key_norm.weight", &["k_norm.weight"], Transform::Copy, head_size),
-        )
+        .weight("query_norm", vector("query_norm.weight", "q_norm.weight", head_size))
+        .weight("key_norm", vector("key_norm.weight", "k_norm.weight", head_size))
 }
 
 /// A dense gated MLP (under `mlp`), without norms.
 fn dense_mlp() -> Section {
     let size = |c: &WeightContext| c.int("intermediate_size");
-    Section::of::<MlpConfig>("gemma4.mlp_weights")
-        .weight(
-            "layer_1",
-            WeightDecl::param(
-                "layer_1.weight",
-                &["gate_proj.weight", "up_proj.weight"],
-                Transform::Concat,
-                move |c| vec![size(c).saturating_mul(2), hidden(c)],
-            ),
-        )
-        .weight(
-            "layer_2",
-            WeightDecl::param(
-                "layer_2.weight",
-                &["down_proj.weight"],
-                Transform::Transpose,
-                move |c| vec![size(c), hidden(c)],
-            ),
-        )
+    Section::of::<MlpConfig>("gemma4.mlp_weights").weight(
+        "layers",
+        WeightDecl::linears([
+            linear("layer_1", &["gate_proj", "up_proj"], hidden, size),
+            linear("layer_2", &["down_proj"], size, hidden).transposed(),
+        ]),
+    )
 }
 
 /// The routed experts (at the block's HF root), without norms.
@@ -140,21 +88,11 @@ fn routed_mlp() -> Section {
     let experts = |c: &WeightContext| c.int("experts");
     let size = |c: &WeightContext| c.int("intermediate_size");
     Section::of::<MoeMlpConfig>("gemma4.routed_weights")
-        .weight(
-            "router",
-            WeightDecl::param("router.weight", &["router.proj.weight"], Transform::Copy, move |c| {
-                vec![experts(c), hidden(c)]
-            }),
-        )
-        .weight("router_scale", vector("router_scale", &["router.scale"]))
+        .weight("router", linear("router", &["router.proj"], hidden, experts))
+        .weight("router_scale", vector("router_scale", "router.scale", hidden))
         .weight(
             "router_per_expert_scale",
-            WeightDecl::param(
-                "router_per_expert_scale",
-                &["router.per_expert_scale"],
-                Transform::Copy,
-                move |c| vec![experts(c)],
-            ),
+            vector("router_per_expert_scale", "router.per_expert_scale", experts),
         )
         .weight(
             "layer_1",
@@ -237,7 +175,7 @@ fn block() -> Section {
         .weight("mixer", nested("mixer", "mixer", "self_attn", &attention().build()))
         .weight(
             "norm_2",
-            vector("norm_2.weight", &["pre_feedforward_layernorm.weight"]).when(has_pre_mlp_norm),
+            vector("norm_2.weight", "pre_feedforward_layernorm.weight", hidden).when(has_pre_mlp_norm),
         )
         .weight(
             "post_mixer_norm",
@@ -286,15 +224,7 @@ pub fn text_model() -> Section {
                 vocab,
             ),
         )
-        .weight(
-            "decoder",
-            WeightDecl::Blocks {
-                config: "decoder",
-                fast_llm: "decoder",
-                hf: "layers",
-                block: block().build(),
-            },
-        )
+        .weight("decoder", blocks("decoder", "decoder", "layers", &block().build()))
         .weight(
             "final_norm",
             nested("head.normalization", "head.final_norm", "norm", &norm().build()),
@@ -306,15 +236,7 @@ pub fn text_model() -> Section {
 pub fn with_text_model(section: Section, prefix: &'static str) -> Section {
     let vocab = |c: &WeightContext| vec![c.root_int("embeddings.vocab_size"), hidden(c)];
     section
-        .weight(
-            "text_model",
-            WeightDecl::Nested {
-                config: "",
-                fast_llm: "",
-                hf: prefix,
-                section: text_model().build(),
-            },
-        )
+        .weight("text_model", nested("", "", prefix, &text_model().build()))
         .weight(
             "output",
             WeightDecl::param("head.output_weights", &["lm_head.weight"], Transform::Copy, vocab)

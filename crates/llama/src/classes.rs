@@ -7,7 +7,7 @@ use fastllm_core::config::{Map, Value};
 use fastllm_core::hf_class::{derived_head_dim, same_as_heads};
 use fastllm_core::{Fill, HfClass, HfKey, HfLayout, HfType};
 
-use crate::sections::{boolean, float, int, text};
+use fastllm_core::values::{boolean, float, int, text};
 
 /// `LlamaConfig`.
 pub fn llama() -> HfClass {

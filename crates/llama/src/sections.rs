@@ -1,8 +1,11 @@
-//! The Llama family's section tables. Each format is its parent's tables with entries replaced.
+//! The Llama family's section tables, config and weights in one table per section. Each format
+//! is its parent's tables with entries replaced, assembled by part with [`Llama`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use fastllm_core::activation::activation;
+use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{
     AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig,
     Map, MlpConfig, MoeMlpConfig, RmsNormalizationConfig, Value,
@@ -10,26 +13,15 @@ use fastllm_core::config::{
 use fastllm_core::dict::{self, show};
 use fastllm_core::engine::{export_sub, import_sub, under};
 use fastllm_core::hf_class::derived_head_dim;
-use fastllm_core::{Decl, HfWrite, Problem, Section, fl_value};
+use fastllm_core::rules;
+use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm};
+use fastllm_core::{Covers, Decl, HfWrite, Problem, Section, fl_value};
 
 use crate::rotary;
 
-/// An int value.
-pub fn int(i: i128) -> Value {
-    Value::Int(i)
-}
-/// A float value.
-pub fn float(f: f64) -> Value {
-    Value::Float(f)
-}
-/// A bool value.
-pub fn boolean(b: bool) -> Value {
-    Value::Bool(b)
-}
-/// A string value.
-pub fn text(s: &str) -> Value {
-    Value::Str(s.to_string())
-}
+/// A config that is absent reads as an empty one (validation rejects it first).
+static EMPTY: Map = Map::new();
 
 /// `<layer>.bias.enabled` must be unset or equal `add_linear_biases`: the format has one flag.
 pub fn biases_follow(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
@@ -57,133 +49,68 @@ pub fn biases_follow(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Pr
 
 /// An optional parameter that must not be enabled (the format has no such tensor).
 fn not_enabled(paths: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
-    move |fl: &Map| {
-        paths
-            .iter()
-            .filter_map(|p| {
-                let path = format!("{p}.enabled");
-                matches!(fl_value(fl, &path), Value::Bool(true))
-                    .then(|| Problem::at_fast_llm(path, "enabled, but the format has no such parameter"))
-            })
-            .collect()
-    }
-}
-
-/// Fast-LLM activation → HF `hidden_act`.
-fn hf_activation(activation: &str) -> Option<&'static str> {
-    Some(match activation {
-        "gelu" => "gelu_pytorch_tanh",
-        "silu" => "silu",
-        "relu" => "relu",
-        "squared_relu" => "relu2",
-        "identity" => "identity",
-        "sigmoid" => "sigmoid",
-        _ => return None,
-    })
-}
-
-/// HF `hidden_act` → Fast-LLM activation (HF `gelu` is read as Fast-LLM's tanh GELU, as Fast-LLM does).
-fn fast_llm_activation(hidden_act: &str) -> Option<&'static str> {
-    Some(match hidden_act {
-        "gelu_pytorch_tanh" | "gelu" => "gelu",
-        "silu" => "silu",
-        "relu" => "relu",
-        "relu2" => "squared_relu",
-        "identity" => "identity",
-        "sigmoid" => "sigmoid",
-        _ => return None,
-    })
-}
-
-fn activation() -> Decl {
-    activation_key(&["hidden_act"])
-}
-
-/// An activation ↔ the HF activation name under `key[0]` (`hidden_act`, `projector_hidden_act`).
-pub fn activation_key(key: &'static [&'static str]) -> Decl {
-    let name = key[0];
-    Decl::custom(
-        &["activation"],
-        key,
-        false,
-        move |fl, _| match fl_value(fl, "activation") {
-            Value::Str(a) if hf_activation(a).is_some() => {
-                Ok(vec![(name.to_string(), text(hf_activation(a).unwrap())).into()])
-            }
-            other => Err(vec![Problem::at_fast_llm(
-                "activation",
-                format!("activation {} has no HF name", show(other)),
-            )]),
-        },
-        move |hf, _| match hf.get(name) {
-            Some(Value::Str(a)) if fast_llm_activation(a).is_some() => {
-                Ok(vec![("activation".into(), text(fast_llm_activation(a).unwrap()))])
-            }
-            other => Err(vec![Problem::at_hf(
-                name,
-                format!(
-                    "unsupported activation {} (supported: silu, relu, relu2, identity, sigmoid, gelu_pytorch_tanh, gelu)",
-                    other.map(show).unwrap_or_else(|| "nothing".into())
-                ),
-            )]),
-        },
-    )
+    rules::not_enabled(paths, "the format has no such parameter")
 }
 
 /// The RMS norm (`rms_norm_eps`), shared by the blocks and the head.
 pub fn normalization() -> Section {
     Section::of::<RmsNormalizationConfig>("llama.normalization")
-        .add("epsilon", Decl::rename("epsilon", "rms_norm_eps"))
-        .add("weight", Decl::ignored(&["weight"]))
-        .add("zero_centered", Decl::const_import("zero_centered", boolean(false)))
+        .rename("epsilon", "rms_norm_eps")
+        .ignore(&["weight"])
+        .constant("zero_centered", boolean(false))
+        .weight("weight", norm(text_hidden))
 }
 
 /// The dense-MLP declarations, shared by the dense and the MoE MLP sections.
 fn mlp_declarations(section: Section) -> Section {
     section
-        .add(
-            "intermediate_size",
-            Decl::rename("intermediate_size", "intermediate_size"),
-        )
-        .add("add_linear_biases", Decl::rename("add_linear_biases", "mlp_bias"))
-        .add("activation", activation())
-        .add("gated", Decl::const_import("gated", boolean(true)))
+        .same("intermediate_size")
+        .rename("add_linear_biases", "mlp_bias")
+        .add("activation", activation(&["hidden_act"]))
+        .constant("gated", boolean(true))
         .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
-        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
-        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .constant("pre_norm", Value::Null)
+        .constant("post_norm", Value::Null)
         .validate("layer_biases", biases_follow(&["layer_1", "layer_2"]))
 }
 
 /// Llama's gated MLP (`intermediate_size`, `mlp_bias`, `hidden_act`).
 pub fn mlp() -> Section {
-    mlp_declarations(Section::of::<MlpConfig>("llama.mlp"))
+    mlp_declarations(Section::of::<MlpConfig>("llama.mlp")).weight("layers", mlp_weights(text_hidden))
+}
+
+/// An MLP's weights over `hidden` features: `layer_1` ↔ [`gate_proj`; `up_proj`] when gated,
+/// else `up_proj`; `layer_2` ↔ `down_proj` (Fast-LLM stores it transposed); each bias its
+/// layer's effective bias.
+pub fn mlp_weights(hidden: fn(&WeightContext) -> usize) -> WeightDecl {
+    let size = |c: &WeightContext| c.int("intermediate_size");
+    let gated = |c: &WeightContext| c.flag("gated");
+    WeightDecl::linears([
+        linear("layer_1", &["gate_proj", "up_proj"], hidden, size)
+            .when(gated)
+            .bias_from("layer_1"),
+        linear("layer_1", &["up_proj"], hidden, size)
+            .when(move |c| !gated(c))
+            .bias_from("layer_1"),
+        linear("layer_2", &["down_proj"], size, hidden)
+            .transposed()
+            .bias_from("layer_2"),
+    ])
 }
 
 /// Mixtral's MoE MLP: the MLP declarations plus experts and routing.
 pub fn moe_mlp() -> Section {
     mlp_declarations(Section::of::<MoeMlpConfig>("mixtral.mlp"))
-        .replace(
-            "add_linear_biases",
-            Decl::const_import("add_linear_biases", boolean(false)),
-        )
-        .add("experts", Decl::rename("experts", "num_local_experts"))
-        .add(
-            "experts_per_token",
-            Decl::rename("experts_per_token", "num_experts_per_tok"),
-        )
-        .add("shared_experts", Decl::const_import("shared_experts", int(0)))
-        .add("routing", Decl::const_import("routing", text("aux_loss")))
-        .add("router", Decl::ignored(&["router"]))
-        .add(
-            "router_normalization",
-            Decl::const_import("router_normalization", Value::Null),
-        )
-        .add("router_scale", Decl::ignored(&["router_scale"]))
-        .add(
-            "router_input_scale",
-            Decl::const_import("router_input_scale", float(1.0)),
-        )
-        .add("router_per_expert_scale", Decl::ignored(&["router_per_expert_scale"]))
+        .replace_constant("add_linear_biases", boolean(false))
+        .rename("experts", "num_local_experts")
+        .rename("experts_per_token", "num_experts_per_tok")
+        .constant("shared_experts", int(0))
+        .constant("routing", text("aux_loss"))
+        .ignore(&["router"])
+        .constant("router_normalization", Value::Null)
+        .ignore(&["router_scale"])
+        .constant("router_input_scale", float(1.0))
+        .ignore(&["router_per_expert_scale"])
         // Training-only knobs of MixtralConfig.
         .add(
             "router_training",
@@ -193,6 +120,17 @@ pub fn moe_mlp() -> Section {
             "router_scales",
             not_enabled(&["router_scale", "router_per_expert_scale"]),
         )
+        // The router, `layer_1` = [w1₀; w3₀; w1₁; w3₁; …], `layer_2` = [w2₀ᵀ; w2₁ᵀ; …].
+        .weight(
+            "layers",
+            WeightDecl::linears([
+                linear("router", &["gate"], text_hidden, |c| c.count("experts")),
+                linear("layer_1", &["w1", "w3"], text_hidden, |c| c.int("intermediate_size")).experts("experts"),
+                (linear("layer_2", &["w2"], |c| c.int("intermediate_size"), text_hidden))
+                    .transposed()
+                    .experts("experts"),
+            ]),
+        )
 }
 
 /// The attention's four linear layers.
@@ -201,25 +139,19 @@ pub const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", 
 /// Llama's attention: heads, KV groups, `head_dim`, biases, dropout and rotary.
 pub fn attention() -> Section {
     Section::of::<AttentionConfig>("llama.attention")
-        .add("heads", Decl::rename("heads", "num_attention_heads"))
-        .add("head_groups", Decl::rename("head_groups", "num_key_value_heads"))
+        .rename("heads", "num_attention_heads")
+        .rename("head_groups", "num_key_value_heads")
         .add("head_size", Decl::default("head_size", "head_dim", derived_head_dim))
-        .add("add_linear_biases", Decl::rename("add_linear_biases", "attention_bias"))
-        .add("dropout", Decl::rename("dropout", "attention_dropout"))
-        .add("causal", Decl::const_import("causal", boolean(true)))
-        .add(
-            "softmax_scale_power",
-            Decl::const_import("softmax_scale_power", float(0.5)),
-        )
+        .rename("add_linear_biases", "attention_bias")
+        .rename("dropout", "attention_dropout")
+        .constant("causal", boolean(true))
+        .constant("softmax_scale_power", float(0.5))
         .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
         .add("rotary", rotary::declaration())
-        .add("query_norm", Decl::const_import("query_norm", Value::Null))
-        .add("key_norm", Decl::const_import("key_norm", Value::Null))
-        .add("value_norm", Decl::const_import("value_norm", Value::Null))
-        .add(
-            "shared_key_value",
-            Decl::const_import("shared_key_value", boolean(false)),
-        )
+        .constant("query_norm", Value::Null)
+        .constant("key_norm", Value::Null)
+        .constant("value_norm", Value::Null)
+        .constant("shared_key_value", boolean(false))
         .validate("layer_biases", biases_follow(LINEAR_LAYERS))
         .validate("no_window", |fl| match fl_value(fl, "window_size") {
             Value::Null => vec![],
@@ -228,57 +160,71 @@ pub fn attention() -> Section {
                 format!("{} set, but the format has no sliding window", show(found)),
             )],
         })
+        .weight("layers", attention_weights(text_hidden))
 }
 
-/// A decoder block: mixer, MLP and norm sections, flat in the HF dict.
+/// Attention weights over `hidden` features: `query` ↔ `q_proj`, fused `key_value` ↔ `k_proj` +
+/// `v_proj`, `dense` ↔ `o_proj`, each bias its layer's effective bias (the K/V bias is the key
+/// layer's). This covers Qwen2 too (Q/K/V biases on, dense off are per-layer flags).
+pub fn attention_weights(hidden: fn(&WeightContext) -> usize) -> WeightDecl {
+    let q_size = |c: &WeightContext| c.int("heads").saturating_mul(c.int("head_size"));
+    let kv_size = |c: &WeightContext| c.int("head_groups").saturating_mul(c.int("head_size"));
+    WeightDecl::linears([
+        linear("query", &["q_proj"], hidden, q_size).bias_from("query_layer"),
+        linear("key_value", &["k_proj", "v_proj"], hidden, kv_size).bias_from("key_layer"),
+        linear("dense", &["o_proj"], q_size, hidden).bias_from("dense_layer"),
+    ])
+}
+
+/// A decoder block: mixer, MLP and norm sections, flat in the HF dict; weights under
+/// `self_attn`, `mlp`, `input_layernorm` and `post_attention_layernorm`.
 pub fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
     Section::of::<DecoderBlockConfig>("llama.block")
+        .weight("mixer", nested("mixer", "mixer", "self_attn", &mixer))
+        .weight("mlp", nested("mlp", "mlp", "mlp", &mlp))
+        .weight("norm_1", nested("normalization", "norm_1", "input_layernorm", &norm))
+        .weight(
+            "norm_2",
+            nested("normalization", "norm_2", "post_attention_layernorm", &norm),
+        )
         .add("mixer", Decl::nested("mixer", mixer))
         .add("mlp", Decl::nested("mlp", mlp))
         .add("normalization", Decl::nested("normalization", norm))
-        .add(
-            "pre_mixer_normalization",
-            Decl::const_import("pre_mixer_normalization", Value::Null),
-        )
-        .add(
-            "pre_mlp_normalization",
-            Decl::const_import("pre_mlp_normalization", Value::Null),
-        )
-        .add(
-            "post_mixer_normalization",
-            Decl::const_import("post_mixer_normalization", Value::Null),
-        )
-        .add(
-            "post_mlp_normalization",
-            Decl::const_import("post_mlp_normalization", Value::Null),
-        )
-        .add("output_scale", Decl::ignored(&["output_scale"]))
+        .constant("pre_mixer_normalization", Value::Null)
+        .constant("pre_mlp_normalization", Value::Null)
+        .constant("post_mixer_normalization", Value::Null)
+        .constant("post_mlp_normalization", Value::Null)
+        .ignore(&["output_scale"])
         .validate("output_scale", not_enabled(&["output_scale"]))
 }
 
 /// The token embeddings (`vocab_size`).
 pub fn embeddings() -> Section {
     Section::of::<LanguageModelEmbeddingsConfig>("llama.embeddings")
-        .add("vocab_size", Decl::rename("vocab_size", "vocab_size"))
-        .add("word_embeddings", Decl::ignored(&["word_embeddings"]))
+        .same("vocab_size")
+        .ignore(&["word_embeddings"])
         .add(
             "position_embeddings",
             Decl::ignored(&["position_embeddings", "num_position_embeddings"]),
         )
-        .add("embedding_scale", Decl::const_import("embedding_scale", float(1.0)))
+        .constant("embedding_scale", float(1.0))
         .validate("position_embeddings", not_enabled(&["position_embeddings"]))
 }
 
-/// The head: final norm; one prediction head, no logit softcap.
+/// The head: final norm; one prediction head, no logit softcap. Weights: the final norm
+/// (`model.norm`) and the output projection (`lm_head`, absent when tied to the embeddings).
 pub fn head(norm: Arc<Section>) -> Section {
     Section::of::<LanguageModelHeadConfig>("llama.head")
-        .add("normalization", Decl::nested("normalization", norm))
-        .add("output_weight", Decl::ignored(&["output_weight"]))
-        .add("prediction_heads", Decl::const_import("prediction_heads", int(1)))
-        .add(
-            "final_logit_softcap",
-            Decl::const_import("final_logit_softcap", Value::Null),
+        .weight("final_norm", nested("normalization", "final_norm", "model.norm", &norm))
+        .weight(
+            "output",
+            WeightDecl::param("output_weights", &["lm_head.weight"], Transform::Copy, vocabulary)
+                .when(|c| !c.root_flag("tied_embedding_weight")),
         )
+        .add("normalization", Decl::nested("normalization", norm))
+        .ignore(&["output_weight"])
+        .constant("prediction_heads", int(1))
+        .constant("final_logit_softcap", Value::Null)
 }
 
 /// The decoder: one HF block description repeated `num_hidden_layers` times. A pattern decoder
@@ -289,33 +235,19 @@ fn decoder(block: Arc<Section>) -> Decl {
     Decl::custom(
         &["decoder"],
         &["num_hidden_layers"],
-        true,
+        Covers::Subtree,
         move |fl, context| {
-            let empty = Map::new();
-            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&empty);
-            let blocks: Vec<(String, &Map)> = match fl_value(decoder, "type") {
-                Value::Str(t) if t == "fixed" => {
-                    vec![("decoder.block".into(), fl_value(decoder, "block").as_map().unwrap_or(&empty))]
-                }
-                Value::Str(t) if t == "pattern" => fl_value(decoder, "blocks")
-                    .as_map()
-                    .map(|blocks| {
-                        blocks
-                            .iter()
-                            .map(|(name, b)| (format!("decoder.blocks.{name}"), b.as_map().unwrap_or(&empty)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                other => {
-                    return Err(vec![Problem::at_fast_llm("decoder.type", format!("block sequence {} has no HF form", show(other)))]);
-                }
-            };
+            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
+            let blocks = BlockSequence::read(decoder).map_err(|other| {
+                vec![Problem::at_fast_llm("decoder.type", format!("block sequence {} has no HF form", show(other)))]
+            })?;
             let mut exported: Vec<(String, Map, BTreeMap<String, String>)> = Vec::new();
             let mut problems = Vec::new();
-            for (path, block) in &blocks {
-                match export_sub(&export_block, block, context) {
-                    Ok((hf, writers)) => exported.push((path.clone(), hf, writers)),
-                    Err(errors) => problems.extend(under(path, errors)),
+            for block in blocks.distinct() {
+                let path = block.path_under("decoder");
+                match export_sub(&export_block, block.config, context) {
+                    Ok((hf, writers)) => exported.push((path, hf, writers)),
+                    Err(errors) => problems.extend(under(&path, errors)),
                 }
             }
             if !problems.is_empty() {
@@ -358,21 +290,35 @@ fn decoder(block: Arc<Section>) -> Decl {
             ])
         },
     )
-    .delegating(vec![("decoder.block", block)])
+    .delegating(vec![("decoder.block", block)]).into()
+}
+
+/// The embedding (and output) matrix: `[vocab_size, hidden_size]`.
+fn vocabulary(c: &WeightContext) -> Vec<usize> {
+    vec![c.root_int("embeddings.vocab_size"), c.root_int("hidden_size")]
 }
 
 /// The root: embeddings, head, decoder (`num_hidden_layers`), `hidden_size`, tied embeddings.
+/// Weights: the embeddings, the blocks under `model.layers`, then the head's.
 pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
     Section::of::<GptBaseModelConfig>("llama.base_model")
+        .weight(
+            "embeddings",
+            WeightDecl::param(
+                "embeddings.word_embeddings_weight",
+                &["model.embed_tokens.weight"],
+                Transform::Copy,
+                vocabulary,
+            ),
+        )
+        .weight("decoder", blocks("decoder", "decoder", "model.layers", &block))
+        .weight("head", nested("head", "head", "", &head))
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
         .add("head", Decl::nested("head", head))
         .add("decoder", decoder(block))
-        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
-        .add(
-            "tied_embedding_weight",
-            Decl::rename("tied_embedding_weight", "tie_word_embeddings"),
-        )
-        .add("peft", Decl::ignored(&["peft"]))
+        .same("hidden_size")
+        .rename("tied_embedding_weight", "tie_word_embeddings")
+        .ignore(&["peft"])
         .validate("peft", |fl| match fl_value(fl, "peft.type") {
             Value::Str(t) if t == "none" => vec![],
             found => vec![Problem::at_fast_llm(
@@ -464,13 +410,13 @@ pub fn qwen2_attention() -> Section {
             Decl::import_only(
                 &["add_linear_biases"],
                 &[],
-                false,
+                Covers::Exact,
                 import_constant("add_linear_biases", boolean(false)),
             ),
         )
         .replace(
             "head_size",
-            Decl::import_only(&["head_size"], &[], false, |_, context| {
+            Decl::import_only(&["head_size"], &[], Covers::Exact, |_, context| {
                 derived_head_dim(context.root)
                     .map(|v| vec![("head_size".into(), v)])
                     .map_err(|e| vec![Problem::at_hf("hidden_size", e)])
@@ -478,7 +424,7 @@ pub fn qwen2_attention() -> Section {
         )
         .replace(
             "linear_layers",
-            Decl::import_only(LINEAR_LAYERS, &[], true, |_, _| {
+            Decl::import_only(LINEAR_LAYERS, &[], Covers::Subtree, |_, _| {
                 Ok(vec![
                     ("query_layer.bias.enabled".into(), boolean(true)),
                     ("key_layer.bias.enabled".into(), boolean(true)),
@@ -497,7 +443,7 @@ pub fn qwen2_attention() -> Section {
                     "max_window_layers",
                     "layer_types",
                 ],
-                false,
+                Covers::Exact,
                 no_sliding_layers,
             ),
         )
@@ -505,28 +451,23 @@ pub fn qwen2_attention() -> Section {
 }
 
 /// Qwen2's root: Llama's plus the `use_mrope` guard and the heads × head_size = hidden rule.
-pub fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
-    base_model(block, head)
-        .named("qwen2.base_model")
+pub fn qwen2_base_model(base_model: Section) -> Section {
+    base_model
         .add(
             "use_mrope",
-            Decl::import_only(&[], &["use_mrope"], false, |hf, _| match hf.get("use_mrope") {
+            Decl::import_only(&[], &["use_mrope"], Covers::Exact, |hf, _| match hf.get("use_mrope") {
                 None | Some(Value::Bool(false)) => Ok(vec![]),
                 Some(found) => Err(vec![Problem::at_hf("use_mrope", format!("{}: multimodal rope is not representable", show(found)))]),
             }),
         )
         .validate("head_size", |fl| {
             // Qwen2 has no head_dim: heads × head_size must be hidden_size (checked on the first block).
-            let block = match fl_value(fl, "decoder.type") {
-                Value::Str(t) if t == "pattern" => {
-                    let blocks = fl_value(fl, "decoder.blocks").as_map().cloned().unwrap_or_default();
-                    blocks.values().next().and_then(|b| b.as_map().cloned()).unwrap_or_default()
-                }
-                _ => fl_value(fl, "decoder.block").as_map().cloned().unwrap_or_default(),
-            };
+            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
+            let first = BlockSequence::read(decoder).ok().and_then(|blocks| blocks.distinct().first().copied());
+            let block = first.map_or(&EMPTY, |block| block.config);
             let (heads, size, hidden) = (
-                dict::get(&block, "mixer.heads").cloned(),
-                dict::get(&block, "mixer.head_size").cloned(),
+                dict::get(block, "mixer.heads").cloned(),
+                dict::get(block, "mixer.head_size").cloned(),
                 fl_value(fl, "hidden_size").clone(),
             );
             match (heads, size, hidden) {
@@ -546,28 +487,127 @@ pub fn qwen2_base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
 pub fn mistral_attention() -> Section {
     attention()
         .named("mistral.attention")
-        .replace(
-            "add_linear_biases",
-            Decl::const_import("add_linear_biases", boolean(false)),
-        )
-        .add("window_size", Decl::rename("window_size", "sliding_window"))
+        .replace_constant("add_linear_biases", boolean(false))
+        .rename("window_size", "sliding_window")
         .without_validator("no_window")
 }
 
 /// Mistral's MLP: no `mlp_bias` key (biases off).
 pub fn mistral_mlp() -> Section {
-    mlp().named("mistral.mlp").replace(
-        "add_linear_biases",
-        Decl::const_import("add_linear_biases", boolean(false)),
-    )
+    mlp()
+        .named("mistral.mlp")
+        .replace_constant("add_linear_biases", boolean(false))
 }
 
 // ---------------------------------------------------------------------------------------------
 // MTP-Llama: `prediction_heads` is a key.
 
-/// MTP-Llama's head: `prediction_heads` is a key.
+/// MTP-Llama's head: `prediction_heads` is a key; the main head's final norm is
+/// `model.mtp_norms.0`.
 pub fn mtp_head(norm: Arc<Section>) -> Section {
-    head(norm)
+    head(norm.clone())
         .named("mtp_llama.head")
-        .replace("prediction_heads", Decl::rename("prediction_heads", "prediction_heads"))
+        .replace("prediction_heads", Decl::same("prediction_heads"))
+        .replace_weight(
+            "final_norm",
+            nested("normalization", "final_norm", "model.mtp_norms.0", &norm),
+        )
+}
+
+/// The number of extra prediction heads (`head.prediction_heads - 1`), from the root.
+fn extra_prediction_heads(c: &WeightContext) -> usize {
+    c.count("head.prediction_heads").saturating_sub(1)
+}
+
+/// MTP-Llama's root: per extra prediction head `k` (`0..prediction_heads - 1`) a copy of the
+/// decoder's last block, fixed or pattern (Fast-LLM's `last_block_config`;
+/// `multi_token_prediction.blocks.{k}` ↔ `model.mtp_heads.{k}`, Llama block names) and a final
+/// norm (`multi_token_prediction.heads.{k}.final_norm` ↔ `model.mtp_norms.{k+1}`), in Fast-LLM's
+/// order: before the head. The extra heads' output weights are tied duplicates of the main
+/// head's, never stored.
+pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Section>) -> Section {
+    let mut section = base_model;
+    let head = section.weights.iter().position(|(name, _)| *name == "head");
+    let head = head.expect("Llama's root declares the head's weights");
+    let heads = [
+        (
+            "multi_token_prediction_blocks",
+            WeightDecl::RepeatLastBlock {
+                config: "decoder",
+                count: Arc::new(extra_prediction_heads),
+                fast_llm: Arc::new(|k| format!("multi_token_prediction.blocks.{k}")),
+                hf: Arc::new(|k| format!("model.mtp_heads.{k}")),
+                block: block.clone(),
+            },
+        ),
+        (
+            "multi_token_prediction_norms",
+            WeightDecl::Repeat {
+                config: "head.normalization",
+                count: Arc::new(extra_prediction_heads),
+                fast_llm: Arc::new(|k| format!("multi_token_prediction.heads.{k}.final_norm")),
+                hf: Arc::new(|k| format!("model.mtp_norms.{}", k + 1)),
+                section: norm.clone(),
+            },
+        ),
+    ];
+    section.weights.splice(head..head, heads);
+    section
+}
+
+// ---------------------------------------------------------------------------------------------
+// Each format's tree, assembled by part.
+
+/// The text model's hidden size.
+pub fn text_hidden(c: &WeightContext) -> usize {
+    c.root_int("hidden_size")
+}
+
+/// A Llama-shaped model, by part: a format names the parts it changes and takes Llama's for
+/// the rest (`Llama { attention: mistral_attention(), ..Llama::named("mistral.base_model") }`).
+pub struct Llama {
+    /// The root section's name (`mistral.base_model`).
+    pub name: &'static str,
+    pub attention: Section,
+    pub mlp: Section,
+    /// The MLP's HF module in a block (`mlp`; Mixtral's `block_sparse_moe`).
+    pub mlp_module: &'static str,
+    pub normalization: Section,
+    pub head: fn(Arc<Section>) -> Section,
+    /// The root's own entries, given the built block and norm (Qwen2's guards, MTP's heads).
+    pub root: fn(Section, &Arc<Section>, &Arc<Section>) -> Section,
+}
+
+impl Llama {
+    /// Llama's parts, under the root section name `name`.
+    pub fn named(name: &'static str) -> Self {
+        Llama {
+            name,
+            attention: attention(),
+            mlp: mlp(),
+            mlp_module: "mlp",
+            normalization: normalization(),
+            head,
+            root: |root, _, _| root,
+        }
+    }
+}
+
+impl From<Llama> for Arc<Section> {
+    fn from(model: Llama) -> Self {
+        model.build().build()
+    }
+}
+
+impl Llama {
+    /// The root section: its config and weight tables.
+    pub fn build(self) -> Section {
+        let norm = self.normalization.build();
+        let mlp = self.mlp.build();
+        let block = block(self.attention.build(), mlp.clone(), norm.clone())
+            .replace_weight("mlp", nested("mlp", "mlp", self.mlp_module, &mlp))
+            .build();
+        let root = base_model(block.clone(), (self.head)(norm.clone()).build());
+        (self.root)(root.named(self.name), &block, &norm)
+    }
 }

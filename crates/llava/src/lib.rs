@@ -13,17 +13,19 @@
 pub mod pixtral;
 pub mod weights;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use fastllm_core::config::{Map, MlpConfig, ModelKind, MultiModalBaseModelConfig, Value};
+use fastllm_core::config::{Map, MlpConfig, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_rooted, under, under_hf};
+use fastllm_core::values::{boolean, int, text};
+use fastllm_core::weights::{WeightContext, linear};
 use fastllm_core::{
-    Converter, Decl, Fill, Handler, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, inventory,
+    Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, register_format,
 };
 use fastllm_llama::classes;
-use fastllm_llama::sections::{self, boolean, int, text};
-use fastllm_llama::weights as llama_weights;
+use fastllm_llama::sections;
+use fastllm_llama::sections::{Llama, text_hidden};
 
 /// The family name in the registry.
 pub const FAMILY: &str = "llava";
@@ -41,14 +43,23 @@ const TEXT_FIELDS: &[&str] = &[
 /// Keys of a LlamaConfig `text_config` that the Mistral tables do not read; checked on import.
 const LLAMA_TEXT_KEYS: &[&str] = &["text_config", "text_config.attention_bias", "text_config.mlp_bias"];
 
+/// What a `text_config` without `model_type` is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UntypedText {
+    /// A LlamaConfig (Llava's rule).
+    Llama,
+    /// The one text model the format holds.
+    TheFormats,
+}
+
 /// The text model: the Fast-LLM root's text fields ↔ `text_config`, converted by `base`.
-/// `untyped_is_llama`: a `text_config` without `model_type` is a LlamaConfig (Llava's rule).
-pub fn text_model(base: Arc<Section>, untyped_is_llama: bool) -> Decl {
+pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
+    let untyped_is_llama = untyped == UntypedText::Llama;
     let (export_base, import_base) = (base.clone(), base.clone());
     Decl::custom(
         TEXT_FIELDS,
         LLAMA_TEXT_KEYS,
-        true,
+        Covers::Subtree,
         move |fl, context| {
             let (mut text_config, _) = export_sub(&export_base, fl, context)?;
             // Without `model_type`, LlavaConfig reads `text_config` as a LlamaConfig, which has no
@@ -103,29 +114,42 @@ pub fn text_model(base: Arc<Section>, untyped_is_llama: bool) -> Decl {
         },
     )
     .delegating_under("text_config", vec![("", base)])
+    .into()
 }
 
 /// The projector from the vision hidden size to the text hidden size (a plain MLP, written flat
-/// at the Llava root with `"type": "mlp"`).
+/// at the Llava root with `"type": "mlp"`). Weights `Hv → I_a → H` (not gated): `layer_1` ↔
+/// `linear_1`, `layer_2` ↔ `linear_2`ᵀ (Fast-LLM stores `layer_2` as `[I_a, H]`), biases with
+/// `add_linear_biases`.
 pub fn adapter() -> Section {
+    let size = |c: &WeightContext| c.int("intermediate_size");
+    let biases = |c: &WeightContext| c.flag("add_linear_biases");
     Section::of::<MlpConfig>("llava.adapter")
+        .weight(
+            "layer_1",
+            linear("layer_1", &["linear_1"], pixtral::vision_hidden, size).bias_when(biases),
+        )
+        .weight(
+            "layer_2",
+            (linear("layer_2", &["linear_2"], size, text_hidden).transposed()).bias_when(biases),
+        )
         .hf_type("mlp")
         .add(
             "intermediate_size",
-            Decl::import_only(&["intermediate_size"], &[], false, |_, context| {
+            Decl::import_only(&["intermediate_size"], &[], Covers::Exact, |_, context| {
                 let hidden = fastllm_core::dict::get(context.root, "text_config.hidden_size").cloned();
                 Ok(vec![("intermediate_size".into(), hidden.unwrap_or(Value::Null))])
             }),
         )
+        .rename("add_linear_biases", "multimodal_projector_bias")
+        .constant("gated", boolean(false))
         .add(
-            "add_linear_biases",
-            Decl::rename("add_linear_biases", "multimodal_projector_bias"),
+            "activation",
+            fastllm_core::activation::activation(&["projector_hidden_act"]),
         )
-        .add("gated", Decl::const_import("gated", boolean(false)))
-        .add("activation", sections::activation_key(&["projector_hidden_act"]))
         .add("layers", Decl::ignored(&["layer_1", "layer_2"]))
-        .add("pre_norm", Decl::const_import("pre_norm", Value::Null))
-        .add("post_norm", Decl::const_import("post_norm", Value::Null))
+        .constant("pre_norm", Value::Null)
+        .constant("post_norm", Value::Null)
         .validate("layer_biases", sections::biases_follow(&["layer_1", "layer_2"]))
 }
 
@@ -136,19 +160,16 @@ pub fn base_model(
     text_base: Arc<Section>,
     vision: Arc<Section>,
     adapter: Arc<Section>,
-    untyped_is_llama: bool,
+    untyped: UntypedText,
 ) -> Section {
     Section::of::<MultiModalBaseModelConfig>(name)
-        .add("text_model", text_model(text_base, untyped_is_llama))
+        .add("text_model", text_model(text_base, untyped))
         .add(
             "vision_encoder",
             Decl::nested_under("vision_encoder", vision, "vision_config"),
         )
         .add("adapter", Decl::nested("vision_encoder.adapter", adapter))
-        .add(
-            "image_token_index",
-            Decl::rename("image_token_index", "image_token_index"),
-        )
+        .same("image_token_index")
         .add(
             "vision_feature_select_strategy",
             Decl::const_export("vision_feature_select_strategy", text("full")),
@@ -283,34 +304,25 @@ mod samples {
     }
 }
 
-fn llava() -> &'static Converter {
-    static CONVERTER: OnceLock<Converter> = OnceLock::new();
-    CONVERTER.get_or_init(|| {
-        // The text model's tables carry Llama's weight declarations (Mistral names); the root
-        // mounts them under `language_model` ([`weights::base_model`]).
-        let norm = llama_weights::norm(sections::normalization()).build();
-        let mixer = llama_weights::attention(sections::mistral_attention()).build();
-        let mlp = llama_weights::mlp(sections::mistral_mlp()).build();
-        let block = llama_weights::block(
-            sections::block(mixer.clone(), mlp.clone(), norm.clone()),
-            &mixer,
-            &mlp,
-            &norm,
-            "mlp",
-        )
-        .build();
-        let text_base = sections::base_model(block.clone(), sections::head(norm.clone()).build())
-            .named("llava.text_model")
-            .build();
-        let vision = pixtral::vision_model_with_weights().build();
-        let adapter = weights::adapter(adapter()).build();
-        let root = base_model("llava.base_model", text_base, vision.clone(), adapter.clone(), true);
-        Converter {
-            base_model: weights::base_model(root, &block, &norm, &vision, &adapter).build(),
-            hf_class: llava_class("LlavaConfig", choose_text_class),
-            samples: samples::llava(),
-        }
-    })
+/// Llava's root: the text model is Mistral's tables (config and weights, Mistral names), its
+/// weights mounted under `language_model` ([`weights::base_model`]).
+fn llava_base_model() -> Section {
+    let (attention, mlp) = (sections::mistral_attention(), sections::mistral_mlp());
+    let text: Arc<Section> = Llama {
+        attention,
+        mlp,
+        ..Llama::named("llava.text_model")
+    }
+    .into();
+    let (vision, adapter) = (pixtral::vision_model().build(), adapter().build());
+    let root = base_model(
+        "llava.base_model",
+        text.clone(),
+        vision.clone(),
+        adapter.clone(),
+        UntypedText::Llama,
+    );
+    weights::base_model(root, &vision, &adapter, text)
 }
 
 /// The class of a `llava_hybrid_ssm` `text_config`: an Apriel hybrid-SSM model. The format's
@@ -327,62 +339,48 @@ pub fn choose_hybrid_text_class(text_config: Option<&Map>) -> Result<HfClass, St
     }
 }
 
-fn llava_hybrid_ssm() -> &'static Converter {
-    static CONVERTER: OnceLock<Converter> = OnceLock::new();
-    CONVERTER.get_or_init(|| {
-        // The config side reads `text_config` with the weight-free Apriel tables; the weights
-        // come from the `apriel_hybrid_ssm` format's own weight tree.
-        let text_base = fastllm_apriel::hybrid::base_model()
-            .named("llava_hybrid_ssm.text_model")
-            .build();
-        let vision = pixtral::vision_model_with_weights().build();
-        let adapter = weights::adapter(adapter()).build();
-        let root = base_model(
-            "llava_hybrid_ssm.base_model",
-            text_base,
-            vision.clone(),
-            adapter.clone(),
-            false,
-        );
-        let text_weights = fastllm_apriel::weights::hybrid_base_model().build();
-        Converter {
-            base_model: weights::hybrid_base_model(root, &vision, &adapter, text_weights).build(),
-            // The custom class has no `tie_word_embeddings` of its own in 5.24.
-            hf_class: llava_class("LlavaHybridConfig", choose_hybrid_text_class).without(&["tie_word_embeddings"]),
-            samples: samples::llava_hybrid_ssm(),
-        }
-    })
+/// `llava_hybrid_ssm`'s root: the text model is the `apriel_hybrid_ssm` root (config and
+/// weights), its weights mounted under `language_model`.
+fn llava_hybrid_ssm_base_model() -> Section {
+    let text = fastllm_apriel::weights::hybrid_base_model()
+        .named("llava_hybrid_ssm.text_model")
+        .build();
+    let (vision, adapter) = (pixtral::vision_model().build(), adapter().build());
+    let root = base_model(
+        "llava_hybrid_ssm.base_model",
+        text.clone(),
+        vision.clone(),
+        adapter.clone(),
+        UntypedText::TheFormats,
+    );
+    weights::base_model(root, &vision, &adapter, text)
 }
 
-inventory::submit! {
-    Handler {
-        name: "llava_hybrid_ssm",
-        family: FAMILY,
-        // LlavaHybridConfig writes `llava_hybrid`; Fast-LLM's format name is `llava_hybrid_ssm`.
-        model_types: &["llava_hybrid_ssm", "llava_hybrid"],
-        architecture: "LlavaHybridForConditionalGeneration",
-        auto_map: &[
-            ("AutoConfig", "configuration_llava_hybrid.LlavaHybridConfig"),
-            ("AutoModel", "modeling_llava_hybrid.LlavaHybridModel"),
-            ("AutoModelForCausalLM", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
-            ("AutoModelForVision2Seq", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
-            ("AutoModelForImageTextToText", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
-        ],
-        model: ModelKind::MultiModal,
-        extra_files: &["configuration_llava_hybrid.py", "modeling_llava_hybrid.py"],
-        converter: llava_hybrid_ssm,
-    }
+register_format! {
+    "llava_hybrid_ssm" in FAMILY,
+    // LlavaHybridConfig writes `llava_hybrid`; Fast-LLM's format name is `llava_hybrid_ssm`.
+    model_types: ["llava_hybrid_ssm", "llava_hybrid"],
+    architecture: "LlavaHybridForConditionalGeneration",
+    auto_map: [
+        ("AutoConfig", "configuration_llava_hybrid.LlavaHybridConfig"),
+        ("AutoModel", "modeling_llava_hybrid.LlavaHybridModel"),
+        ("AutoModelForCausalLM", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
+        ("AutoModelForVision2Seq", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
+        ("AutoModelForImageTextToText", "modeling_llava_hybrid.LlavaHybridForConditionalGeneration"),
+    ],
+    model: MultiModal,
+    extra_files: ["configuration_llava_hybrid.py", "modeling_llava_hybrid.py"],
+    base_model: llava_hybrid_ssm_base_model(),
+    // The custom class has no `tie_word_embeddings` of its own in 5.24.
+    hf_class: llava_class("LlavaHybridConfig", choose_hybrid_text_class).without(&["tie_word_embeddings"]),
+    samples: samples::llava_hybrid_ssm(),
 }
 
-inventory::submit! {
-    Handler {
-        name: "llava",
-        family: FAMILY,
-        model_types: &["llava"],
-        architecture: "LlavaForConditionalGeneration",
-        auto_map: &[],
-        model: ModelKind::MultiModal,
-        extra_files: &[],
-        converter: llava,
-    }
+register_format! {
+    "llava" in FAMILY,
+    architecture: "LlavaForConditionalGeneration",
+    model: MultiModal,
+    base_model: llava_base_model(),
+    hf_class: llava_class("LlavaConfig", choose_text_class),
+    samples: samples::llava(),
 }

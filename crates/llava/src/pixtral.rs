@@ -8,18 +8,33 @@ use std::sync::Arc;
 use fastllm_core::config::{FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, Value, VisionEncoderConfig};
 use fastllm_core::dict::show;
 use fastllm_core::hf_class::derived_head_dim;
+use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::{
-    Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes, fl_value,
+    Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes, fl_value,
 };
-use fastllm_llama::sections::{self, boolean, float, int, text};
+use fastllm_llama::sections;
 
-use crate::weights;
+use fastllm_core::weights::{WeightContext, WeightDecl, blocks, nested, norm};
+
+/// The vision hidden size `Hv`: Pixtral's weights are over it, not the text model's.
+pub(crate) fn vision_hidden(c: &WeightContext) -> usize {
+    c.root_int("vision_encoder.hidden_size")
+}
+
+/// Pixtral's image channels (Fast-LLM's `PatchEmbeddingsConfig.input_channels`, RGB).
+const CHANNELS: usize = 3;
 
 /// Pixtral's RMS norm: epsilon fixed at 1e-5 (`PixtralVisionConfig` has no epsilon key).
 pub fn normalization() -> Section {
     sections::normalization()
         .named("pixtral.normalization")
-        .replace("epsilon", Decl::const_import("epsilon", float(1e-5)))
+        .replace_constant("epsilon", float(1e-5))
+        .replace_weight("weight", norm(vision_hidden))
+}
+
+/// Pixtral's gated MLP over `Hv`.
+fn mlp() -> Section {
+    (sections::mistral_mlp().named("pixtral.mlp")).replace_weight("layers", sections::mlp_weights(vision_hidden))
 }
 
 fn vision_head_size(hf: &Map, _: &ImportContext) -> Writes {
@@ -93,14 +108,12 @@ fn rotary_import(hf: &Map, _: &ImportContext) -> Writes {
 pub fn attention() -> Section {
     sections::attention()
         .named("pixtral.attention")
-        .replace(
-            "add_linear_biases",
-            Decl::const_import("add_linear_biases", boolean(false)),
-        )
-        .replace("causal", Decl::const_import("causal", boolean(false)))
+        .replace_weight("layers", sections::attention_weights(vision_hidden))
+        .replace_constant("add_linear_biases", boolean(false))
+        .replace_constant("causal", boolean(false))
         .replace(
             "head_groups",
-            Decl::import_only(&["head_groups"], &[], false, |hf, _| {
+            Decl::import_only(&["head_groups"], &[], Covers::Exact, |hf, _| {
                 Ok(vec![(
                     "head_groups".into(),
                     hf.get("num_attention_heads").cloned().unwrap_or(Value::Null),
@@ -109,7 +122,7 @@ pub fn attention() -> Section {
         )
         .replace(
             "head_size",
-            Decl::import_only(&["head_size"], &["head_dim"], false, vision_head_size),
+            Decl::import_only(&["head_size"], &["head_dim"], Covers::Exact, vision_head_size),
         )
         .replace(
             "rotary",
@@ -121,7 +134,7 @@ pub fn attention() -> Section {
                     "rope_parameters.rope_theta",
                     "rope_parameters.rope_type",
                 ],
-                true,
+                Covers::Subtree,
                 rotary_export,
                 rotary_import,
             ),
@@ -143,18 +156,48 @@ pub fn attention() -> Section {
         })
 }
 
+/// A Pixtral block: Llama's table, its weights under `attention`, `feed_forward`,
+/// `attention_norm` and `ffn_norm`.
+fn block() -> Arc<Section> {
+    let (mixer, mlp, norm) = (attention().build(), mlp().build(), normalization().build());
+    sections::block(mixer.clone(), mlp.clone(), norm.clone())
+        .named("pixtral.block")
+        .replace_weight("mixer", nested("mixer", "mixer", "attention", &mixer))
+        .replace_weight("mlp", nested("mlp", "mlp", "feed_forward", &mlp))
+        .replace_weight("norm_1", nested("normalization", "norm_1", "attention_norm", &norm))
+        .replace_weight("norm_2", nested("normalization", "norm_2", "ffn_norm", &norm))
+        .build()
+}
+
 fn encoder(block: Arc<Section>) -> Section {
     Section::of::<FixedBlockSequenceConfig>("pixtral.encoder")
         .add("block", Decl::nested("block", block))
-        .add("num_blocks", Decl::rename("num_blocks", "num_hidden_layers"))
+        .rename("num_blocks", "num_hidden_layers")
 }
 
+/// The patch embeddings. Weights: the conv kernel `patch_conv.weight` `[Hv, 3, ph, pw]` is
+/// Fast-LLM's linear `patch_embeddings.weight` `[Hv, 3·ph·pw]` (same bytes, channel-major), no
+/// bias (rejected below); then `ln_pre`.
 fn embeddings(norm: Arc<Section>) -> Section {
+    let patch = |c: &WeightContext| (c.int("patch_height")).saturating_mul(c.int("patch_width"));
     Section::of::<PatchEmbeddingsConfig>("pixtral.embeddings")
-        .add("patch_height", Decl::rename("patch_height", "patch_size"))
+        .weight(
+            "patch_embeddings",
+            WeightDecl::reshaped(
+                "patch_embeddings.weight",
+                "patch_conv.weight",
+                move |c| vec![vision_hidden(c), patch(c).saturating_mul(CHANNELS)],
+                |c| vec![vision_hidden(c), CHANNELS, c.int("patch_height"), c.int("patch_width")],
+            ),
+        )
+        .weight(
+            "normalization",
+            nested("normalization", "normalization", "ln_pre", &norm),
+        )
+        .rename("patch_height", "patch_size")
         .add(
             "patch_width",
-            Decl::import_only(&["patch_width"], &[], false, |hf, _| {
+            Decl::import_only(&["patch_width"], &[], Covers::Exact, |hf, _| {
                 Ok(vec![(
                     "patch_width".into(),
                     hf.get("patch_size").cloned().unwrap_or(Value::Null),
@@ -163,7 +206,7 @@ fn embeddings(norm: Arc<Section>) -> Section {
         )
         .add("num_channels", Decl::const_export("num_channels", int(3)))
         .add("normalization", Decl::nested("normalization", norm))
-        .add("patch_embeddings", Decl::ignored(&["patch_embeddings"]))
+        .ignore(&["patch_embeddings"])
         .validate("square_patches", |fl| {
             let (height, width) = (fl_value(fl, "patch_height"), fl_value(fl, "patch_width"));
             if height == width {
@@ -199,44 +242,25 @@ fn image_size(hf: &Map, _: &ImportContext) -> Writes {
     }
 }
 
-/// The vision encoder section (relative to `vision_config`), config only.
+/// The vision encoder section (relative to `vision_config`). Weights: the patch embeddings and
+/// `ln_pre` flat under the HF prefix, the blocks under `transformer.layers`.
 pub fn vision_model() -> Section {
-    let norm = normalization().build();
-    let block = sections::block(
-        attention().build(),
-        sections::mistral_mlp().named("pixtral.mlp").build(),
-        norm.clone(),
-    )
-    .named("pixtral.block")
-    .build();
-    vision_model_of(embeddings(norm).build(), block)
-}
-
-/// The vision encoder section with its weight declarations ([`weights`]): patch embeddings and
-/// `ln_pre` flat under the HF prefix, blocks under `transformer.layers`.
-pub fn vision_model_with_weights() -> Section {
-    let norm = weights::vision_norm(normalization()).build();
-    let mixer = weights::vision_attention(attention()).build();
-    let mlp = weights::vision_mlp(sections::mistral_mlp().named("pixtral.mlp")).build();
-    let block = weights::vision_block(
-        sections::block(mixer.clone(), mlp.clone(), norm.clone()).named("pixtral.block"),
-        &mixer,
-        &mlp,
-        &norm,
-    )
-    .build();
-    let embeddings = weights::patch_embeddings(embeddings(norm.clone()), &norm).build();
-    weights::vision_model(vision_model_of(embeddings.clone(), block.clone()), &embeddings, &block)
+    vision_model_of(embeddings(normalization().build()).build(), block())
 }
 
 fn vision_model_of(embeddings: Arc<Section>, block: Arc<Section>) -> Section {
     Section::of::<VisionEncoderConfig>("pixtral.vision_model")
+        .weight("embeddings", nested("embeddings", "embeddings", "", &embeddings))
+        .weight("encoder", blocks("encoder", "encoder", "transformer.layers", &block))
         .add("embeddings", Decl::nested("embeddings", embeddings))
         .add("encoder", Decl::nested("encoder", encoder(block).build()))
-        .add("hidden_size", Decl::rename("hidden_size", "hidden_size"))
+        .same("hidden_size")
         .add("model_type", Decl::const_export("model_type", text("pixtral")))
-        .add("image_size", Decl::import_only(&[], &["image_size"], false, image_size))
-        .add("adapter", Decl::ignored(&["adapter"]))
+        .add(
+            "image_size",
+            Decl::import_only(&[], &["image_size"], Covers::Exact, image_size),
+        )
+        .ignore(&["adapter"])
         .validate("head_size", |fl| {
             let mixer = |k: &str| fl_value(fl, &format!("encoder.block.mixer.{k}")).clone();
             match (mixer("heads"), mixer("head_size"), fl_value(fl, "hidden_size")) {

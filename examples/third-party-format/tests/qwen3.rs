@@ -1,6 +1,12 @@
-//! The example format is registered, converts both ways, and passes every coverage check.
+//! The example format is registered, converts configs both ways, passes every coverage check
+//! (its weight plan is Fast-LLM's parameter layout), and converts a checkpoint both ways.
 
-use fastllm_core::config::{Form, Map, Value};
+use std::path::{Path, PathBuf};
+
+use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::synthetic::write_synthetic_hf;
+use fastllm_checkpoint::{open_fast_llm, open_hf};
+use fastllm_core::config::{Form, Map, Value, load_base_model};
 use fastllm_core::coverage::check_handler;
 use fastllm_core::{HfLayout, find, handlers};
 
@@ -80,4 +86,36 @@ fn passes_coverage() {
     let report = check_handler(find("qwen3").unwrap());
     assert!(report.failures.is_empty(), "{:#?}", report.failures);
     assert!(report.sections > 1 && report.samples > 0);
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qwen3").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    dir
+}
+
+#[test]
+fn converts_a_checkpoint_to_fast_llm_and_back() {
+    let handler = find("qwen3").unwrap();
+    let sample = &handler.converter().samples[0];
+    let config = load_base_model(handler.model, sample).unwrap();
+    let (input, middle, back) = (scratch("hf"), scratch("fast_llm"), scratch("back"));
+    write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
+    convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &Options::default()).unwrap();
+    convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &Options::default()).unwrap();
+
+    // The per-head norms are Qwen3's own tensors, over head_dim (32), in both formats.
+    let fast_llm = open_fast_llm(&middle).unwrap();
+    let query_norm = fast_llm.files.get("decoder.1.mixer.query_norm.weight/weights").unwrap();
+    assert_eq!(query_norm.shape, [32]);
+    let (got, want) = (open_hf(&back).unwrap(), open_hf(&input).unwrap());
+    let names: Vec<&str> = want.files.names().collect();
+    assert!(names.contains(&"model.layers.1.self_attn.k_norm.weight"), "{names:?}");
+    assert_eq!(got.files.names().collect::<Vec<_>>(), names);
+    for name in names {
+        let (a, b) = (got.files.get(name).unwrap(), want.files.get(name).unwrap());
+        assert_eq!((a.dtype, a.shape), (b.dtype, b.shape), "{name}");
+        assert!(a.data == b.data, "{name}: bytes differ");
+    }
 }

@@ -4,14 +4,19 @@
 //!
 //! Transforms are stated in the import direction (HF → Fast-LLM); export applies the inverse.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use fastllm_config::{Map, Value};
 
+use crate::blocks::BlockSequence;
 use crate::dict::{self, join};
 use crate::section::Section;
 use crate::{Problem, fl_value};
+
+mod builders;
+pub use builders::{Dim, Linear, blocks, effective_bias, linear, nested, norm, vector};
 
 /// How a Fast-LLM tensor is made of its HF tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +111,11 @@ impl WeightContext<'_> {
         fl_value(self.section, path) == &Value::Bool(true)
     }
 
+    /// A bool field of the root config.
+    pub fn root_flag(&self, path: &str) -> bool {
+        fl_value(self.root, path) == &Value::Bool(true)
+    }
+
     fn bounded(&self, map: &Map, prefix: &str, path: &str, limit: u64, unit: &str) -> usize {
         let value = as_usize(fl_value(map, path));
         if value as u64 <= limit {
@@ -198,19 +208,26 @@ pub type IndexedName = Arc<dyn Fn(usize) -> String + Send + Sync>;
 /// A count computed from the config.
 pub type CountFn = Arc<dyn Fn(&WeightContext) -> usize + Send + Sync>;
 
+/// A parameter: Fast-LLM name ↔ HF names, with its transform and shape (`hf_shape`: the HF
+/// shape of a `Reshape`), when `when` holds.
+#[derive(Clone)]
+pub struct Param {
+    pub fast_llm: Cow<'static, str>,
+    pub hf: NamesFn,
+    pub transform: Transform,
+    pub shape: ShapeFn,
+    pub when: Option<WhenFn>,
+    pub hf_shape: Option<ShapeFn>,
+}
+
 /// One weight declaration of a section.
 #[derive(Clone)]
 pub enum WeightDecl {
-    /// A parameter: Fast-LLM name ↔ HF names, with its transform and shape (`hf_shape`: the HF
-    /// shape of a `Reshape`).
-    Param {
-        fast_llm: &'static str,
-        hf: NamesFn,
-        transform: Transform,
-        shape: ShapeFn,
-        when: Option<WhenFn>,
-        hf_shape: Option<ShapeFn>,
-    },
+    /// A parameter.
+    Param(Param),
+    /// Declarations planned in order, as one entry of the table (a group of linear layers:
+    /// their weights, then their biases).
+    Group(Vec<WeightDecl>),
     /// A sub-section's weights: its config at `config` (empty: this section's own, to mount a
     /// weight tree under a prefix), names under `fast_llm` / `hf`.
     Nested {
@@ -286,14 +303,14 @@ impl WeightDecl {
         transform: Transform,
         shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
     ) -> Self {
-        WeightDecl::Param {
-            fast_llm,
+        WeightDecl::Param(Param {
+            fast_llm: fast_llm.into(),
             hf: Arc::new(hf),
             transform,
             shape: Arc::new(shape),
             when: None,
             hf_shape: None,
-        }
+        })
     }
 
     /// A parameter stored in another shape on the HF side (same bytes).
@@ -324,20 +341,20 @@ impl WeightDecl {
         shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
         hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
     ) -> Self {
-        WeightDecl::Param {
-            fast_llm,
+        WeightDecl::Param(Param {
+            fast_llm: fast_llm.into(),
             hf: Arc::new(move |_| vec![hf.to_string()]),
             transform,
             shape: Arc::new(shape),
             when: None,
             hf_shape: Some(Arc::new(hf_shape)),
-        }
+        })
     }
 
     /// Only when `when(config)` holds (biases, untied output weights).
     pub fn when(mut self, condition: impl Fn(&WeightContext) -> bool + Send + Sync + 'static) -> Self {
-        if let WeightDecl::Param { when, .. } = &mut self {
-            *when = Some(Arc::new(condition));
+        if let WeightDecl::Param(param) = &mut self {
+            param.when = Some(Arc::new(condition));
         }
         self
     }
@@ -389,6 +406,29 @@ fn matching<'s>(sections: impl Iterator<Item = &'s Arc<Section>>, found: &Value)
 
 /// An empty config, for a block position whose config is missing (validation rejects that first).
 static EMPTY: Map = Map::new();
+
+/// Where a section's weights are planned: its config (at the Fast-LLM config path
+/// `config_path`), and the prefixes of its parameter and HF tensor names.
+struct Place<'a> {
+    config: &'a Map,
+    config_path: &'a str,
+    fl_prefix: &'a str,
+    hf_prefix: &'a str,
+}
+
+impl Place<'_> {
+    fn config(&self, path: &str) -> String {
+        join(self.config_path, path)
+    }
+
+    fn fl(&self, name: &str) -> String {
+        join(self.fl_prefix, name)
+    }
+
+    fn hf(&self, name: &str) -> String {
+        join(self.hf_prefix, name)
+    }
+}
 
 /// The walk of one plan: its entries, problems, and how much of the limits is left.
 struct Planner<'a> {
@@ -447,204 +487,193 @@ impl Planner<'_> {
             );
             return;
         }
+        let at = Place {
+            config,
+            config_path,
+            fl_prefix,
+            hf_prefix,
+        };
         for (_, decl) in &section.weights {
-            if self.full {
-                return;
+            self.decl(decl, &at);
+        }
+    }
+
+    /// Plans one declaration of the section at `at`.
+    fn decl(&mut self, decl: &WeightDecl, at: &Place) {
+        if self.full {
+            return;
+        }
+        match decl {
+            WeightDecl::Param(param) => self.param(param, at),
+            WeightDecl::Group(decls) => decls.iter().for_each(|decl| self.decl(decl, at)),
+            WeightDecl::Nested {
+                config: path,
+                fast_llm,
+                hf,
+                section,
+            } => match dict::get_map(at.config, path) {
+                Some(sub) => self.walk(section, sub, &at.config(path), &at.fl(fast_llm), &at.hf(hf)),
+                None => self.problem(at.fl(path), "no config for these weights"),
+            },
+            WeightDecl::Blocks {
+                config: path,
+                fast_llm,
+                hf,
+                block,
+            } => self.blocks(at, path, fast_llm, hf, block),
+            WeightDecl::Dispatch {
+                config: path,
+                fast_llm,
+                sections,
+            } => self.dispatch(at, path, fast_llm, sections),
+            WeightDecl::Repeat {
+                config: path,
+                count,
+                fast_llm,
+                hf,
+                section,
+            } => {
+                let Some(sub) = dict::get_map(at.config, path) else {
+                    return self.problem(at.fl(path), "no config for these weights");
+                };
+                let copies = count(&self.context(at));
+                if let Err(message) = self.fits(copies, "repetitions") {
+                    return self.parameter_problem(&at.fl(&fast_llm(0)), message);
+                }
+                for i in 0..copies {
+                    self.walk(section, sub, &at.config(path), &at.fl(&fast_llm(i)), &at.hf(&hf(i)));
+                }
             }
-            let context = WeightContext {
-                section: config,
-                root: self.root,
-                config_path,
-                limits: self.limits,
-                problems: &self.problems,
-            };
-            match decl {
-                WeightDecl::Param {
-                    fast_llm,
-                    hf,
-                    transform,
-                    shape,
-                    when,
-                    hf_shape,
-                } => {
-                    let reported = self.problems.borrow().len();
-                    if when.as_ref().is_some_and(|w| !w(&context)) {
-                        continue;
+            WeightDecl::RepeatLastBlock {
+                config: path,
+                count,
+                fast_llm,
+                hf,
+                block,
+            } => {
+                let copies = count(&self.context(at));
+                let sequence = dict::get_map(at.config, path).unwrap_or(&EMPTY);
+                match BlockSequence::read(sequence).ok().and_then(|blocks| blocks.last()) {
+                    Some(last) => {
+                        if let Err(message) = self.fits(copies, "copies of the last block") {
+                            return self.parameter_problem(&at.fl(&fast_llm(0)), message);
+                        }
+                        let block_path = last.path_under(&at.config(path));
+                        for i in 0..copies {
+                            self.walk(block, last.config, &block_path, &at.fl(&fast_llm(i)), &at.hf(&hf(i)));
+                        }
                     }
-                    let fast_llm_shape = shape(&context);
-                    let hf: Vec<String> = hf(&context).iter().map(|n| join(hf_prefix, n)).collect();
-                    let hf_shape = hf_shape.as_ref().map(|f| f(&context));
-                    // A config value out of bounds was reported by name; what it sized is moot.
-                    if self.problems.borrow().len() > reported {
-                        continue;
-                    }
-                    let name = join(fl_prefix, fast_llm);
-                    if !self.within_limits(&name, &fast_llm_shape) {
-                        continue;
-                    }
-                    match hf_shapes(*transform, &fast_llm_shape, hf.len(), hf_shape) {
-                        Some(hf_shapes) => self.out.push(PlanEntry {
-                            fast_llm: name,
-                            fast_llm_shape,
-                            hf,
-                            hf_shapes,
-                            transform: *transform,
-                        }),
-                        None => self.parameter_problem(
-                            &name,
-                            format!(
-                                "{transform:?} cannot map shape {fast_llm_shape:?} onto {} HF tensors",
-                                hf.len()
-                            ),
-                        ),
-                    }
+                    None if copies == 0 => {}
+                    None => self.problem(at.fl(path), "no last block to copy (an empty block sequence)"),
                 }
-                WeightDecl::Nested {
-                    config: path,
-                    fast_llm,
-                    hf,
-                    section,
-                } => match dict::get_map(config, path) {
-                    Some(sub) => self.walk(
-                        section,
-                        sub,
-                        &join(config_path, path),
-                        &join(fl_prefix, fast_llm),
-                        &join(hf_prefix, hf),
-                    ),
-                    _ => self.problem(join(fl_prefix, path), "no config for these weights"),
-                },
-                WeightDecl::Blocks {
-                    config: path,
-                    fast_llm,
-                    hf,
-                    block,
-                } => {
-                    let Some(sequence) = dict::get_map(config, path) else {
-                        continue;
-                    };
-                    let sequence_path = join(config_path, path);
-                    let Some(positions) = self.positions(sequence, &sequence_path) else {
-                        continue;
-                    };
-                    for (i, (block_path, block_config)) in positions.into_iter().enumerate() {
-                        let fl = join(&join(fl_prefix, fast_llm), &i.to_string());
-                        let hf = join(&join(hf_prefix, hf), &i.to_string());
-                        self.walk(block, block_config, &block_path, &fl, &hf);
-                    }
-                }
-                WeightDecl::Dispatch {
-                    config: path,
-                    fast_llm,
-                    sections,
-                } => {
-                    let Some(Value::Map(sub)) = dict::get(config, path) else {
-                        self.problem(join(fl_prefix, path), "no config for these weights");
-                        continue;
-                    };
-                    let found = fl_value(sub, "type");
-                    let candidate = sections
-                        .iter()
-                        .find(|(_, s)| matching(std::iter::once(s), found).is_some());
-                    match candidate {
-                        Some((hf, section)) => self.walk(
-                            section,
-                            sub,
-                            &join(config_path, path),
-                            &join(fl_prefix, fast_llm),
-                            &join(hf_prefix, hf),
-                        ),
+            }
+            WeightDecl::TypedDict {
+                config: path,
+                fast_llm,
+                hf,
+                sections,
+            } => {
+                let entries = dict::get_map(at.config, path).unwrap_or(&EMPTY);
+                for (name, entry) in entries {
+                    let Value::Map(entry) = entry else { continue };
+                    let fl = join(&at.fl(fast_llm), name);
+                    match matching(sections.iter(), fl_value(entry, "type")) {
+                        Some(section) => {
+                            let config_path = join(&at.config(path), name);
+                            self.walk(section, entry, &config_path, &fl, &join(&at.hf(hf), name));
+                        }
                         None => self.problem(
-                            join(&join(fl_prefix, path), "type"),
-                            format!(
-                                "weights of {} are not declared (supported: {})",
-                                dict::show(found),
-                                sections
-                                    .iter()
-                                    .filter_map(|(_, s)| s.class.type_name)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
+                            join(&fl, "type"),
+                            format!("weights of {} are not declared", dict::show(fl_value(entry, "type"))),
                         ),
                     }
                 }
-                WeightDecl::Repeat {
-                    config: path,
-                    count,
-                    fast_llm,
-                    hf,
-                    section,
-                } => {
-                    let Some(sub) = dict::get_map(config, path) else {
-                        self.problem(join(fl_prefix, path), "no config for these weights");
-                        continue;
-                    };
-                    let copies = count(&context);
-                    if let Err(message) = self.fits(copies, "repetitions") {
-                        self.parameter_problem(&join(fl_prefix, &fast_llm(0)), message);
-                        continue;
-                    }
-                    for i in 0..copies {
-                        self.walk(
-                            section,
-                            sub,
-                            &join(config_path, path),
-                            &join(fl_prefix, &fast_llm(i)),
-                            &join(hf_prefix, &hf(i)),
-                        );
-                    }
-                }
-                WeightDecl::RepeatLastBlock {
-                    config: path,
-                    count,
-                    fast_llm,
-                    hf,
-                    block,
-                } => {
-                    let copies = count(&context);
-                    let sequence = dict::get_map(config, path).unwrap_or(&EMPTY);
-                    let sequence_path = join(config_path, path);
-                    match last_block(sequence, &sequence_path) {
-                        Some((block_path, last)) => {
-                            if let Err(message) = self.fits(copies, "copies of the last block") {
-                                self.parameter_problem(&join(fl_prefix, &fast_llm(0)), message);
-                                continue;
-                            }
-                            for i in 0..copies {
-                                let (fl, hf) = (join(fl_prefix, &fast_llm(i)), join(hf_prefix, &hf(i)));
-                                self.walk(block, last, &block_path, &fl, &hf);
-                            }
-                        }
-                        None if copies == 0 => {}
-                        None => self.problem(join(fl_prefix, path), "no last block to copy (an empty block sequence)"),
-                    }
-                }
-                WeightDecl::TypedDict {
-                    config: path,
-                    fast_llm,
-                    hf,
-                    sections,
-                } => {
-                    let entries = dict::get_map(config, path).unwrap_or(&EMPTY);
-                    for (name, entry) in entries {
-                        let Value::Map(entry) = entry else { continue };
-                        let fl = join(&join(fl_prefix, fast_llm), name);
-                        match matching(sections.iter(), fl_value(entry, "type")) {
-                            Some(section) => self.walk(
-                                section,
-                                entry,
-                                &join(&join(config_path, path), name),
-                                &fl,
-                                &join(&join(hf_prefix, hf), name),
-                            ),
-                            None => self.problem(
-                                join(&fl, "type"),
-                                format!("weights of {} are not declared", dict::show(fl_value(entry, "type"))),
-                            ),
-                        }
-                    }
-                }
             }
+        }
+    }
+
+    /// What a declaration of the section at `at` reads its config through.
+    fn context<'c>(&'c self, at: &Place<'c>) -> WeightContext<'c> {
+        WeightContext {
+            section: at.config,
+            root: self.root,
+            config_path: at.config_path,
+            limits: self.limits,
+            problems: &self.problems,
+        }
+    }
+
+    /// One parameter: its shapes, checked against the limits and its transform.
+    fn param(&mut self, param: &Param, at: &Place) {
+        let context = self.context(at);
+        let reported = self.problems.borrow().len();
+        if param.when.as_ref().is_some_and(|w| !w(&context)) {
+            return;
+        }
+        let fast_llm_shape = (param.shape)(&context);
+        let hf: Vec<String> = (param.hf)(&context).iter().map(|n| at.hf(n)).collect();
+        let hf_shape = param.hf_shape.as_ref().map(|f| f(&context));
+        // A config value out of bounds was reported by name; what it sized is moot.
+        if self.problems.borrow().len() > reported {
+            return;
+        }
+        let name = at.fl(&param.fast_llm);
+        if !self.within_limits(&name, &fast_llm_shape) {
+            return;
+        }
+        let transform = param.transform;
+        match hf_shapes(transform, &fast_llm_shape, hf.len(), hf_shape) {
+            Some(hf_shapes) => self.out.push(PlanEntry {
+                fast_llm: name,
+                fast_llm_shape,
+                hf,
+                hf_shapes,
+                transform,
+            }),
+            None => self.parameter_problem(
+                &name,
+                format!(
+                    "{transform:?} cannot map shape {fast_llm_shape:?} onto {} HF tensors",
+                    hf.len()
+                ),
+            ),
+        }
+    }
+
+    /// Each block of the sequence at `path`, under `fast_llm.<i>` / `hf.<i>`.
+    fn blocks(&mut self, at: &Place, path: &str, fast_llm: &str, hf: &str, block: &Section) {
+        let Some(sequence) = dict::get_map(at.config, path) else {
+            return;
+        };
+        let sequence_path = at.config(path);
+        let Some(blocks) = self.block_sequence(sequence, &sequence_path) else {
+            return;
+        };
+        for (i, position) in blocks.blocks() {
+            let (fl, hf) = (join(&at.fl(fast_llm), &i.to_string()), join(&at.hf(hf), &i.to_string()));
+            self.walk(block, position.config, &position.path_under(&sequence_path), &fl, &hf);
+        }
+    }
+
+    /// The section of the runtime type of the config at `path`, under its own HF prefix.
+    fn dispatch(&mut self, at: &Place, path: &str, fast_llm: &str, sections: &[(&'static str, Arc<Section>)]) {
+        let Some(Value::Map(sub)) = dict::get(at.config, path) else {
+            return self.problem(at.fl(path), "no config for these weights");
+        };
+        let found = fl_value(sub, "type");
+        match (sections.iter()).find(|(_, s)| matching(std::iter::once(s), found).is_some()) {
+            Some((hf, section)) => self.walk(section, sub, &at.config(path), &at.fl(fast_llm), &at.hf(hf)),
+            None => self.problem(
+                join(&at.fl(path), "type"),
+                format!(
+                    "weights of {} are not declared (supported: {})",
+                    dict::show(found),
+                    (sections.iter())
+                        .filter_map(|(_, s)| s.class.type_name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
         }
     }
 
@@ -670,19 +699,14 @@ impl Planner<'_> {
         }
     }
 
-    /// The config path and config of each block of a sequence (fixed or pattern), once the
-    /// count is known to fit in the limits.
-    fn positions<'m>(&self, sequence: &'m Map, sequence_path: &str) -> Option<Vec<(String, &'m Map)>> {
-        let count = as_usize(fl_value(sequence, "num_blocks"));
-        if let Err(message) = self.fits(count, "blocks") {
+    /// The blocks of a sequence, once their count is known to fit in the limits.
+    fn block_sequence<'m>(&self, sequence: &'m Map, sequence_path: &str) -> Option<BlockSequence<'m>> {
+        let blocks = BlockSequence::read(sequence).ok()?;
+        if let Err(message) = self.fits(blocks.num_blocks(), "blocks") {
             self.problem(join(sequence_path, "num_blocks"), message);
             return None;
         }
-        Some(
-            (0..count)
-                .filter_map(|i| block_at(sequence, sequence_path, i))
-                .collect(),
-        )
+        Some(blocks)
     }
 }
 
@@ -706,42 +730,6 @@ fn hf_shapes(
         }
         _ => transform.hf_shapes(fast_llm, parts),
     }
-}
-
-/// The names of a pattern sequence's pattern (empty for a fixed sequence or a malformed one).
-fn pattern(sequence: &Map) -> Vec<&str> {
-    match fl_value(sequence, "pattern") {
-        Value::List(items) => items
-            .iter()
-            .filter_map(|v| if let Value::Str(s) = v { Some(s.as_str()) } else { None })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The config path and config of block `i` of a sequence (`None` for an empty pattern).
-fn block_at<'m>(sequence: &'m Map, sequence_path: &str, i: usize) -> Option<(String, &'m Map)> {
-    match fl_value(sequence, "type") {
-        Value::Str(t) if t == "pattern" => {
-            let names = pattern(sequence);
-            let name = names.get(i % names.len().max(1))?;
-            let path = format!("blocks.{name}");
-            Some((
-                join(sequence_path, &path),
-                dict::get_map(sequence, &path).unwrap_or(&EMPTY),
-            ))
-        }
-        _ => Some((
-            join(sequence_path, "block"),
-            fl_value(sequence, "block").as_map().unwrap_or(&EMPTY),
-        )),
-    }
-}
-
-/// The last block of a sequence: the block of the expanded pattern's last position.
-fn last_block<'m>(sequence: &'m Map, sequence_path: &str) -> Option<(String, &'m Map)> {
-    let count = as_usize(fl_value(sequence, "num_blocks"));
-    block_at(sequence, sequence_path, count.checked_sub(1)?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,57 @@
+//! `ConstantImport`: a Fast-LLM field the format cannot vary. Export requires its value; import
+//! writes it. No HF key.
+
+use fastllm_config::{Map, Value};
+
+use super::{Cell, Primitive, Row, Shape};
+use crate::Problem;
+use crate::dict::{same, show};
+use crate::engine::{At, Exporter, Importer, Origin};
+use crate::section::{Decl, fl_value};
+
+pub(crate) struct ConstImport {
+    pub fl: &'static str,
+    pub value: Value,
+}
+
+impl Decl {
+    /// Export requires `fl == value`; import writes it. No HF key.
+    pub fn const_import(fl: &'static str, value: Value) -> Self {
+        Decl::new(ConstImport { fl, value })
+    }
+}
+
+impl Primitive for ConstImport {
+    fn kind(&self) -> &'static str {
+        "ConstantImport"
+    }
+
+    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, _: &mut Map, _: At) {
+        let found = fl_value(fl, self.fl);
+        if !same(found, &self.value) {
+            run.problems.push(Problem::at_fast_llm(
+                fl_at.join(self.fl),
+                format!(
+                    "not representable in {}: must be {}, found {}",
+                    run.format,
+                    show(&self.value),
+                    show(found)
+                ),
+            ));
+        }
+    }
+
+    fn import(&self, run: &mut Importer, _: &Map, _: At, out: &mut Map, fl_at: At) {
+        run.write(out, fl_at, self.fl, self.value.clone(), Origin::Text("(constant)"));
+    }
+
+    fn shape(&self, _: &str) -> Shape {
+        let row = Row {
+            fast_llm: Cell::Path(self.fl.into()),
+            hf: Cell::None,
+            note: format!("must be {}", show(&self.value)),
+        };
+        // A constant is the source of its path: no HF key sets it.
+        Shape::leaf(&[self.fl], &[], row)
+    }
+}

@@ -1,0 +1,84 @@
+//! `Dispatch`: the sub-section chosen by the config's runtime `type`, with an HF discriminator.
+
+use std::sync::Arc;
+
+use fastllm_config::{Map, Value};
+
+use super::{Cell, Mount, Primitive, Row, Shape};
+use crate::coverage::Claim;
+use crate::dict::join;
+use crate::engine::{At, Exporter, Importer, Origin};
+use crate::section::{Covers, Decl, Section};
+
+pub(crate) struct Dispatch {
+    pub fl: &'static str,
+    pub hf_path: Option<&'static str>,
+    pub key: &'static str,
+    pub sections: Vec<Arc<Section>>,
+}
+
+impl Decl {
+    /// The config at `fl` converted by the section of its runtime `type`; the HF dict (this one,
+    /// or the sub-dict `hf_path`) names it under `key`, with each section's HF type name.
+    pub fn dispatch(
+        fl: &'static str,
+        hf_path: Option<&'static str>,
+        key: &'static str,
+        sections: Vec<Arc<Section>>,
+    ) -> Self {
+        Decl::new(Dispatch {
+            fl,
+            hf_path,
+            key,
+            sections,
+        })
+    }
+}
+
+impl Primitive for Dispatch {
+    fn kind(&self) -> &'static str {
+        "Dispatch"
+    }
+
+    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+        let Some(sub) = run.sub_map(fl, self.fl, fl_at) else {
+            return;
+        };
+        let sub_at = fl_at.child(self.fl);
+        if let Some(section) = run.by_type(&self.sections, sub, sub_at) {
+            run.place(section, sub, sub_at, hf, hf_at, self.hf_path, Some(self.key));
+        }
+    }
+
+    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+        let sub_at = hf_at.child(self.hf_path.unwrap_or(""));
+        let Some(sub_hf) = run.sub_hf(hf, hf_at, self.hf_path) else {
+            return;
+        };
+        let Some(section) = run.by_discriminator(&self.sections, sub_hf, sub_at, self.key) else {
+            return;
+        };
+        let mut sub_out = Map::new();
+        run.section_at(section, sub_hf, sub_at, &mut sub_out, fl_at.child(self.fl));
+        run.write(out, fl_at, self.fl, Value::Map(sub_out), Origin::Path(sub_at));
+    }
+
+    fn shape(&self, _: &str) -> Shape {
+        let hf = self.hf_path.unwrap_or("");
+        let key = join(hf, self.key);
+        Shape {
+            fast_llm: vec![self.fl],
+            covers: Covers::Subtree,
+            hf: vec![Claim::exact(key.clone())],
+            sources: vec![(join(self.fl, "type"), vec![key.clone()])],
+            row: Row {
+                fast_llm: Cell::Path(self.fl.into()),
+                hf: Cell::Path(key),
+                note: "by type".into(),
+            },
+            mounts: (self.sections.iter())
+                .map(|section| Mount::new(self.fl, hf, section))
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `Rename`: a Fast-LLM field ↔ an HF key, the same value; a missing HF key is an error.
+
+use fastllm_config::Map;
+
+use super::{Cell, Primitive, Row, Shape};
+use crate::Problem;
+use crate::engine::{At, Exporter, Importer, Origin};
+use crate::section::{Decl, fl_value};
+
+pub(crate) struct Rename {
+    pub fl: &'static str,
+    pub hf: &'static str,
+}
+
+impl Decl {
+    /// `hf ← fl` and back; a missing HF key is an error.
+    pub fn rename(fl: &'static str, hf: &'static str) -> Self {
+        Decl::new(Rename { fl, hf })
+    }
+
+    /// [`Decl::rename`] to the HF key of the same name.
+    pub fn same(fl: &'static str) -> Self {
+        Decl::rename(fl, fl)
+    }
+}
+
+impl Primitive for Rename {
+    fn kind(&self) -> &'static str {
+        "Rename"
+    }
+
+    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+        let value = fl_value(fl, self.fl).clone();
+        run.write(hf, hf_at, self.hf, value, Origin::Path(fl_at.child(self.fl)));
+    }
+
+    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+        match crate::dict::get(hf, self.hf) {
+            Some(value) => run.write(out, fl_at, self.fl, value.clone(), Origin::Path(hf_at.child(self.hf))),
+            None => run.problems.push(Problem::at_hf(
+                hf_at.join(self.hf),
+                format!("missing (required by {})", run.format),
+            )),
+        }
+    }
+
+    fn shape(&self, _: &str) -> Shape {
+        let row = Row {
+            fast_llm: Cell::Path(self.fl.into()),
+            hf: Cell::Path(self.hf.into()),
+            note: String::new(),
+        };
+        Shape::leaf(&[self.fl], &[self.hf], row)
+    }
+}

@@ -1,0 +1,116 @@
+//! `TypedDictContainer`: a dict of sub-configs, each converted by the section of its type (or
+//! by one section for a homogeneous dict).
+
+use std::sync::Arc;
+
+use fastllm_config::{Map, Value};
+
+use super::{Cell, Mount, Primitive, Row, Shape};
+use crate::Problem;
+use crate::coverage::Claim;
+use crate::dict::{join, show};
+use crate::engine::{At, Exporter, Importer, Origin};
+use crate::section::{Covers, Decl, Section};
+
+pub(crate) struct TypedDict {
+    pub fl: &'static str,
+    pub hf: &'static str,
+    /// The HF discriminator key inside each entry.
+    pub key: &'static str,
+    pub sections: Vec<Arc<Section>>,
+}
+
+impl Decl {
+    /// The dict at `fl` ↔ the HF dict `hf`, entry by entry, each by the section of its type
+    /// (named under `key` in the HF entry).
+    pub fn typed_dict(fl: &'static str, hf: &'static str, key: &'static str, sections: Vec<Arc<Section>>) -> Self {
+        Decl::new(TypedDict { fl, hf, key, sections })
+    }
+}
+
+impl Primitive for TypedDict {
+    fn kind(&self) -> &'static str {
+        "TypedDictContainer"
+    }
+
+    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+        let Some(entries) = run.sub_map(fl, self.fl, fl_at) else {
+            return;
+        };
+        let dict_at = fl_at.child(self.fl);
+        let hf_dict_at = hf_at.child(self.hf);
+        let mut out = Map::new();
+        for (name, entry) in entries {
+            let entry_at = dict_at.child(name);
+            let Some(entry) = entry.as_map() else {
+                continue;
+            };
+            let Some(section) = run.by_type(&self.sections, entry, entry_at) else {
+                continue;
+            };
+            let mut sub_hf = Map::new();
+            if let Some(type_name) = section.hf_type_name {
+                sub_hf.insert(self.key.to_string(), Value::Str(type_name.into()));
+            }
+            run.section_at(section, entry, entry_at, &mut sub_hf, hf_dict_at.child(name));
+            out.insert(name.clone(), Value::Map(sub_hf));
+        }
+        run.write(hf, hf_at, self.hf, Value::Map(out), Origin::Path(dict_at));
+    }
+
+    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+        let dict_at = hf_at.child(self.hf);
+        let entries = match crate::dict::get(hf, self.hf) {
+            Some(Value::Map(entries)) => entries,
+            found => {
+                let message = match found {
+                    Some(other) => format!("expected a dict, found {}", show(other)),
+                    None => format!("missing (required by {})", run.format),
+                };
+                run.problems.push(Problem::at_hf(dict_at.render(), message));
+                return;
+            }
+        };
+        let fl_dict_at = fl_at.child(self.fl);
+        let mut dict_out = Map::new();
+        for (name, entry) in entries {
+            let entry_at = dict_at.child(name);
+            let Some(entry) = entry.as_map() else {
+                run.problems.push(Problem::at_hf(
+                    entry_at.render(),
+                    format!("expected a dict, found {}", show(entry)),
+                ));
+                continue;
+            };
+            let Some(section) = run.by_discriminator(&self.sections, entry, entry_at, self.key) else {
+                continue;
+            };
+            let mut entry_out = Map::new();
+            run.section_at(section, entry, entry_at, &mut entry_out, fl_dict_at.child(name));
+            dict_out.insert(name.clone(), Value::Map(entry_out));
+        }
+        run.write(out, fl_at, self.fl, Value::Map(dict_out), Origin::Path(dict_at));
+    }
+
+    fn shape(&self, _: &str) -> Shape {
+        let entry = join(self.hf, "*");
+        let mut hf = vec![Claim::exact(self.hf)];
+        if self.sections.iter().any(|s| s.hf_type_name.is_some()) {
+            hf.push(Claim::exact(join(&entry, self.key)));
+        }
+        Shape {
+            fast_llm: vec![self.fl],
+            covers: Covers::Subtree,
+            hf,
+            sources: vec![(self.fl.into(), vec![self.hf.into()])],
+            row: Row {
+                fast_llm: Cell::Path(self.fl.into()),
+                hf: Cell::Path(self.hf.into()),
+                note: "dict of sections".into(),
+            },
+            mounts: (self.sections.iter())
+                .map(|section| Mount::new(join(self.fl, "*"), entry.clone(), section))
+                .collect(),
+        }
+    }
+}
