@@ -244,6 +244,29 @@ impl FileSet {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The first way these tensors differ from `other`'s (names in order, then each tensor's
+    /// dtype, shape and bytes), or `None` when they are the same: what "bit-identical" means
+    /// for two checkpoints, whatever their sharding.
+    pub fn difference(&self, other: &FileSet) -> Option<String> {
+        let (ours, theirs): (Vec<&str>, Vec<&str>) = (self.names().collect(), other.names().collect());
+        if ours != theirs {
+            return Some(format!("tensor names differ: {ours:?} vs {theirs:?}"));
+        }
+        ours.into_iter().find_map(|name| {
+            let (a, b) = (self.get(name)?, other.get(name)?);
+            if (a.dtype, a.shape) != (b.dtype, b.shape) {
+                Some(format!(
+                    "{name}: {} {:?} vs {} {:?}",
+                    a.dtype, a.shape, b.dtype, b.shape
+                ))
+            } else if a.data != b.data {
+                Some(format!("{name}: bytes differ"))
+            } else {
+                None
+            }
+        })
+    }
 }
 
 /// A shard name (for `tensor`, in the listing `listing`) must stay in the checkpoint directory.

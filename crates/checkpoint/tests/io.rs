@@ -229,3 +229,58 @@ mod serde_json_like {
         }
     }
 }
+
+#[test]
+fn difference_finds_names_dtypes_shapes_and_bytes() {
+    let input = open_hf(&fixture("llama", "hf_input")).unwrap();
+    assert_eq!(
+        input
+            .files
+            .difference(&open_hf(&fixture("llama", "hf_roundtrip")).unwrap().files),
+        None
+    );
+    let fast_llm = open_fast_llm(&fixture("llama", "fast_llm")).unwrap();
+    assert!(
+        input
+            .files
+            .difference(&fast_llm.files)
+            .unwrap()
+            .starts_with("tensor names differ")
+    );
+    // One byte flipped in the last tensor's data (the file's last byte).
+    let copy = scratch("difference-bytes");
+    for entry in std::fs::read_dir(fixture("llama", "hf_input")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    let shard = copy.join("model.safetensors");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&shard, bytes).unwrap();
+    let flipped = open_hf(&copy).unwrap();
+    assert!(
+        flipped
+            .files
+            .difference(&input.files)
+            .unwrap()
+            .ends_with(": bytes differ")
+    );
+    // Same bytes read as another dtype of the same size.
+    let small = hf_dir("difference-dtype", None, &[("model.safetensors", vec!["a", "b"])]);
+    let other = scratch("difference-dtype-other");
+    std::fs::write(other.join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
+    let specs = ["a", "b"].map(|n| TensorSpec {
+        name: n.into(),
+        dtype: "I32".into(),
+        shape: vec![2],
+    });
+    write_safetensors(&other.join("model.safetensors"), &BTreeMap::new(), &specs, |i, out| {
+        out.write_all(&[i as u8; 8])
+    })
+    .unwrap();
+    let found = open_hf(&small)
+        .unwrap()
+        .files
+        .difference(&open_hf(&other).unwrap().files);
+    assert_eq!(found.as_deref(), Some("a: F32 [2] vs I32 [2]"));
+}
