@@ -534,7 +534,8 @@ fn convert_checkpoint(
     }
     if options.config_only {
         out.push_str(&format!(
-            "wrote the config only: {} -> {} in {}",
+            "{} the config only: {} -> {} in {}",
+            if options.dry_run { "would write" } else { "wrote" },
             summary.from,
             summary.to,
             output.display()

@@ -165,6 +165,24 @@ fn dry_run_and_json_write_nothing() {
     let report = Value::from_json_str(&json).unwrap();
     assert_eq!(report.as_map().unwrap()["tensor_count"], Value::Int(20));
     assert!(!out.exists());
+    // A dry run of the config alone says what it would write, not that it wrote.
+    let text = ok(&cli(&[
+        "convert",
+        "--from",
+        "qwen2",
+        "--to",
+        "fast_llm",
+        "--dry-run",
+        "--config-only",
+        fixture("qwen2", "hf_input").to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        text.contains("would write the config only: qwen2 -> fast_llm"),
+        "{text}"
+    );
+    assert!(!text.contains("wrote"), "{text}");
+    assert!(!out.exists());
 }
 
 #[test]
