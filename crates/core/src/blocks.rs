@@ -143,7 +143,12 @@ impl<'a> BlockSequence<'a> {
     /// The block at each of the `num_blocks` positions, with its index, lazily (callers bound
     /// `num_blocks` before they allocate per block).
     pub fn blocks(&self) -> impl Iterator<Item = (usize, Block<'a>)> + '_ {
-        (0..self.num_blocks).filter_map(|i| Some((i, self.block(i)?)))
+        // An empty pattern has no block at any position: not even a walk over the count.
+        let positions = match &self.kind {
+            Kind::Pattern { pattern, .. } if pattern.is_empty() => 0,
+            _ => self.num_blocks,
+        };
+        (0..positions).filter_map(|i| Some((i, self.block(i)?)))
     }
 
     /// The block at the last position (Fast-LLM's `last_block_config`).
@@ -212,6 +217,10 @@ mod tests {
     #[case::empty_pattern(r#"{"type": "pattern", "num_blocks": 3, "pattern": [], "blocks": {}}"#)]
     #[case::no_blocks(r#"{"type": "fixed", "num_blocks": 0, "block": {}}"#)]
     #[case::negative_count(r#"{"type": "fixed", "num_blocks": -2, "block": {}}"#)]
+    // Returns at once: the count is not walked when no position holds a block.
+    #[case::empty_pattern_huge_count(
+        r#"{"type": "pattern", "num_blocks": 1000000000000000000, "pattern": [], "blocks": {}}"#
+    )]
     fn nothing_to_expand(#[case] json: &str) {
         let map = sequence(json);
         let blocks = BlockSequence::read(&map).unwrap();
