@@ -73,6 +73,21 @@ use support::{names, scratch, snapshot};
 #[case::pickle_bin(hostile::pickle_bin)]
 #[case::pickle_shards(hostile::pickle_shards)]
 #[case::pickle_pt(hostile::pickle_pt)]
+#[case::distributed_rank_missing(hostile::distributed_rank_missing)]
+#[case::distributed_rank_beyond_the_world(hostile::distributed_rank_beyond_the_world)]
+#[cfg_attr(
+    unix,
+    case::distributed_rank_is_a_directory(hostile::distributed_rank_is_a_directory)
+)]
+#[case::distributed_world_size_a_trillion(hostile::distributed_world_size_a_trillion)]
+#[case::distributed_tensor_parallel_not_dividing(hostile::distributed_tensor_parallel_not_dividing)]
+#[case::distributed_version_too_new(hostile::distributed_version_too_new)]
+#[case::distributed_no_shards(hostile::distributed_no_shards)]
+#[case::distributed_shard_size_wrong(hostile::distributed_shard_size_wrong)]
+#[case::distributed_shard_dtype_wrong(hostile::distributed_shard_dtype_wrong)]
+#[case::distributed_shard_missing(hostile::distributed_shard_missing)]
+#[case::distributed_rank_header_bomb(hostile::distributed_rank_header_bomb)]
+#[case::distributed_unknown_shard(hostile::distributed_unknown_shard)]
 fn hostile_checkpoints_are_refused_by_name(#[case] make: fn(&Path) -> Case) {
     // One directory per case (cases run in parallel), named by the generator's address-free
     // identity: the case's position in the thread name rstest gives it.

@@ -826,3 +826,175 @@ pub fn pickle_shards(root: &Path) -> Case {
 pub fn pickle_pt(root: &Path) -> Case {
     pickle_case(root, "consolidated.00.pth")
 }
+
+// Distributed training checkpoints (`metadata.yaml` + `rank_<r>.safetensors`), from the
+// tensor-parallel-2 Llama fixture.
+
+fn distributed(root: &Path) -> PathBuf {
+    let input = root.join("input");
+    copy_dir(
+        &super::repo("crates/checkpoint/tests/data/distributed/llama_tp2/checkpoint"),
+        &input,
+    );
+    input
+}
+
+fn distributed_case(root: &Path, edit: impl FnOnce(&Path), needles: &[&str]) -> Case {
+    let input = distributed(root);
+    edit(&input);
+    convert_case(root, &input, "llama", &[], needles)
+}
+
+fn distributed_metadata_case(root: &Path, pattern: &str, with: &str, needles: &[&str]) -> Case {
+    distributed_case(
+        root,
+        |input| replace_text(&input.join("metadata.yaml"), pattern, with, 0),
+        needles,
+    )
+}
+
+pub fn distributed_rank_missing(root: &Path) -> Case {
+    distributed_case(
+        root,
+        |input| std::fs::remove_file(input.join("rank_1.safetensors")).unwrap(),
+        &["`rank_1.safetensors` is missing", "world size is 2"],
+    )
+}
+pub fn distributed_rank_beyond_the_world(root: &Path) -> Case {
+    distributed_case(
+        root,
+        |input| {
+            std::fs::copy(input.join("rank_0.safetensors"), input.join("rank_2.safetensors")).unwrap();
+        },
+        &["`rank_2.safetensors`", "beyond the world size", "world size is 2"],
+    )
+}
+pub fn distributed_rank_is_a_directory(root: &Path) -> Case {
+    distributed_case(
+        root,
+        |input| {
+            std::fs::remove_file(input.join("rank_1.safetensors")).unwrap();
+            std::fs::create_dir(input.join("rank_1.safetensors")).unwrap();
+        },
+        &["`rank_1.safetensors` is not a regular file"],
+    )
+}
+pub fn distributed_world_size_a_trillion(root: &Path) -> Case {
+    distributed_metadata_case(
+        root,
+        "\n    world_size: 2",
+        "\n    world_size: 1000000000000",
+        &[
+            "`rank_2.safetensors` is missing",
+            "metadata.yaml",
+            "world size is 1000000000000",
+        ],
+    )
+}
+pub fn distributed_tensor_parallel_not_dividing(root: &Path) -> Case {
+    distributed_metadata_case(
+        root,
+        "tensor_parallel: 2",
+        "tensor_parallel: 3",
+        &["metadata.yaml", "tensor_parallel"],
+    )
+}
+pub fn distributed_version_too_new(root: &Path) -> Case {
+    distributed_metadata_case(
+        root,
+        "fast_llm_version: 0.4.0",
+        "fast_llm_version: 9.0.0",
+        &["metadata.yaml", "fast_llm_version", "9.0.0"],
+    )
+}
+pub fn distributed_no_shards(root: &Path) -> Case {
+    distributed_metadata_case(
+        root,
+        "shards:\n- weights\n- exp_avgs\n- exp_avgs_sq\n",
+        "shards: []\n",
+        &["metadata.yaml", "shards"],
+    )
+}
+pub fn distributed_shard_size_wrong(root: &Path) -> Case {
+    // The last tensor of the file loses its last element: a well-formed file, one element short.
+    distributed_case(
+        root,
+        |input| {
+            edit_weights(&input.join("rank_1.safetensors"), |file| {
+                let last = file.last_tensor();
+                let entry = file.entry(&last);
+                let Some(Value::List(shape)) = entry.get_mut("shape") else {
+                    panic!("a shape")
+                };
+                let Value::Int(n) = shape[0] else { panic!("a length") };
+                shape[0] = int(n - 1);
+                let Some(Value::List(offsets)) = entry.get_mut("data_offsets") else {
+                    panic!("data_offsets")
+                };
+                let Value::Int(end) = offsets[1] else {
+                    panic!("an offset")
+                };
+                offsets[1] = int(end - 4);
+                let length = file.data.len() - 4;
+                file.data.truncate(length);
+            });
+        },
+        &["rank_1.safetensors", "_shard`", "has shape", "the layout implies"],
+    )
+}
+pub fn distributed_shard_dtype_wrong(root: &Path) -> Case {
+    // F32 read as twice as many F16: the same bytes, the wrong dtype.
+    distributed_case(
+        root,
+        |input| {
+            edit_weights(&input.join("rank_0.safetensors"), |file| {
+                let entry = file.entry("weights_shard");
+                entry.insert("dtype".into(), Value::Str("F16".into()));
+                let Some(Value::List(shape)) = entry.get_mut("shape") else {
+                    panic!("a shape")
+                };
+                let Value::Int(n) = shape[0] else { panic!("a length") };
+                shape[0] = int(2 * n);
+            });
+        },
+        &["rank_0.safetensors", "`weights_shard`", "F16", "distributed."],
+    )
+}
+pub fn distributed_shard_missing(root: &Path) -> Case {
+    distributed_case(
+        root,
+        |input| {
+            edit_weights(&input.join("rank_0.safetensors"), |file| {
+                let entry = file.header.remove("weights_shard").unwrap();
+                file.header.insert("weight_shard".into(), entry);
+            });
+        },
+        &[
+            "rank_0.safetensors",
+            "unexpected tensor `weight_shard`",
+            "weights, exp_avgs, exp_avgs_sq",
+        ],
+    )
+}
+pub fn distributed_rank_header_bomb(root: &Path) -> Case {
+    distributed_case(
+        root,
+        |input| {
+            let path = input.join("rank_1.safetensors");
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+            std::fs::write(&path, bytes).unwrap();
+        },
+        &["rank_1.safetensors", "header"],
+    )
+}
+pub fn distributed_unknown_shard(root: &Path) -> Case {
+    let input = distributed(root);
+    convert_case(
+        root,
+        &input,
+        "llama",
+        &["--shard", "momentum"],
+        &["metadata.yaml", "`momentum`", "weights, exp_avgs, exp_avgs_sq"],
+    )
+}

@@ -432,6 +432,27 @@ fn a_missing_rank_file_is_named() {
     assert_names(&refusal(&dir), &["`rank_5.safetensors` is missing", "world size is 8"]);
 }
 
+#[test]
+fn a_rank_file_beyond_the_world_is_named() {
+    // A stale file from a larger run: the layout of metadata.yaml has no place for its values, and
+    // converting without it would silently drop whatever the user meant it to hold.
+    let dir = corruptible("llama_tp2_pp2_dp2", "beyond");
+    std::fs::copy(dir.join("rank_0.safetensors"), dir.join("rank_8.safetensors")).unwrap();
+    assert_names(
+        &refusal(&dir),
+        &["`rank_8.safetensors`", "world size is 8", "rank_0..rank_7"],
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_rank_path_that_is_not_a_file_is_named_as_such() {
+    let dir = corruptible("llama_tp2_pp2_dp2", "not-a-file");
+    std::fs::remove_file(dir.join("rank_3.safetensors")).unwrap();
+    std::fs::create_dir(dir.join("rank_3.safetensors")).unwrap();
+    assert_names(&refusal(&dir), &["`rank_3.safetensors` is not a regular file"]);
+}
+
 #[rstest]
 #[case("weights", 1)]
 #[case("exp_avgs_sq", -1)]

@@ -11,11 +11,23 @@ pub enum DistributedError {
     Metadata { path: PathBuf, message: String },
     #[error("{path}: Fast-LLM could not build this model's parameters: {}", problems.join("; "))]
     Model { path: PathBuf, problems: Vec<String> },
-    #[error("{dir}: `{file}` is missing (the world size is {world_size}: every rank writes one)")]
+    #[error("{dir}: `{file}` is missing (metadata.yaml: the world size is {world_size}, and every rank writes one)")]
     MissingRankFile {
         dir: PathBuf,
         file: String,
         world_size: usize,
+    },
+    #[error("{dir}: `{file}` is not a regular file (every rank writes one safetensors file)")]
+    RankNotAFile { dir: PathBuf, file: String },
+    #[error(
+        "{dir}: `{file}` is beyond the world size: metadata.yaml's world size is {world_size}, so the ranks are \
+         rank_0..rank_{last} (is it left over from a larger run?)"
+    )]
+    RankBeyondWorld {
+        dir: PathBuf,
+        file: String,
+        world_size: usize,
+        last: usize,
     },
     #[error("{path}: no tensor `{tensor}` (the checkpoint's shards are {shards})")]
     MissingShard {

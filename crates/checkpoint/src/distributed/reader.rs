@@ -72,14 +72,25 @@ impl DistributedCheckpoint {
                 }
             })?;
         let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| refuse(e.to_string()))?;
+        let world_size = layout.parallelism.world_size;
+        check_no_rank_beyond(dir, world_size)?;
         let mut files = Vec::new();
-        for rank in 0..layout.parallelism.world_size {
+        for rank in 0..world_size {
             let name = rank_file(rank);
-            if !dir.join(&name).is_file() {
-                return Err(DistributedError::MissingRankFile {
-                    dir: dir.to_path_buf(),
-                    file: name,
-                    world_size: layout.parallelism.world_size,
+            let path = dir.join(&name);
+            // A directory or a FIFO is neither missing nor mappable (opening a FIFO would block).
+            if !path.is_file() {
+                return Err(if path.exists() {
+                    DistributedError::RankNotAFile {
+                        dir: dir.to_path_buf(),
+                        file: name,
+                    }
+                } else {
+                    DistributedError::MissingRankFile {
+                        dir: dir.to_path_buf(),
+                        file: name,
+                        world_size,
+                    }
                 }
                 .into());
             }
@@ -318,15 +329,8 @@ impl DistributedCheckpoint {
             };
             let kind = ShardKind::of(shard);
             let expected = self.layout.shard_len(rank, kind);
-            if meta.shape != [expected] {
-                return Err(DistributedError::ShardSize {
-                    path,
-                    tensor,
-                    expected,
-                    found: meta.shape.clone(),
-                    breakdown: self.breakdown(rank, kind),
-                });
-            }
+            // The dtype first: a shard of another dtype has another length, and saying so would
+            // hide the cause.
             if meta.dtype != self.dtype() {
                 return Err(DistributedError::ShardDtype {
                     path,
@@ -334,6 +338,15 @@ impl DistributedCheckpoint {
                     expected: self.dtype().to_string(),
                     found: meta.dtype.clone(),
                     field: "optimization_dtype",
+                });
+            }
+            if meta.shape != [expected] {
+                return Err(DistributedError::ShardSize {
+                    path,
+                    tensor,
+                    expected,
+                    found: meta.shape.clone(),
+                    breakdown: self.breakdown(rank, kind),
                 });
             }
             let element = dtype_size(self.dtype()).unwrap_or(1);
@@ -395,6 +408,37 @@ fn runs(piece: &Piece, element: usize) -> impl Iterator<Item = Piece> + use<> {
         target: piece.target + start,
         len: step.min(piece.len - start),
     })
+}
+
+/// Refuses a `rank_<r>.safetensors` with `r` at or past the world size: a file the layout has no
+/// place for, whose values a conversion would otherwise drop without a word.
+fn check_no_rank_beyond(dir: &Path, world_size: usize) -> Result<(), DistributedError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut beyond: Vec<(usize, String)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let digits = name.strip_prefix("rank_")?.strip_suffix(".safetensors")?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // Too many digits for a usize is beyond any world.
+            let rank = digits.parse().unwrap_or(usize::MAX);
+            (rank >= world_size).then_some((rank, name))
+        })
+        .collect();
+    beyond.sort();
+    match beyond.into_iter().next() {
+        Some((_, file)) => Err(DistributedError::RankBeyondWorld {
+            dir: dir.to_path_buf(),
+            file,
+            world_size,
+            last: world_size.saturating_sub(1),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The rank file of rank `rank`.
