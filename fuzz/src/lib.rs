@@ -2,7 +2,8 @@
 //!
 //! Targets that need several files read them from one fuzz input: `[u16 little-endian length n]`
 //! `[n bytes: the first file]` `[the rest: the second file]`, so libFuzzer's mutations reach both
-//! (`cargo xtask fuzz` writes seeds in this layout).
+//! (`cargo xtask fuzz` writes seeds in this layout). Three files: `[u16 n][n bytes][u32 m][m
+//! bytes][the rest]` (rank files outgrow a u16).
 
 use std::path::PathBuf;
 
@@ -13,6 +14,18 @@ pub fn split(data: &[u8]) -> (&[u8], &[u8]) {
     };
     let n = usize::from(u16::from_le_bytes(*length)).min(rest.len());
     rest.split_at(n)
+}
+
+/// Splits a fuzz input into three files: the first `u16`-prefixed, the second `u32`-prefixed, the
+/// third the rest.
+pub fn split3(data: &[u8]) -> (&[u8], &[u8], &[u8]) {
+    let (first, rest) = split(data);
+    let Some((length, rest)) = rest.split_first_chunk::<4>() else {
+        return (first, &[], rest);
+    };
+    let m = usize::try_from(u32::from_le_bytes(*length)).map_or(rest.len(), |m| m.min(rest.len()));
+    let (second, third) = rest.split_at(m);
+    (first, second, third)
 }
 
 /// Where the targets' scratch directories live, one per process id (in RAM when `/dev/shm`

@@ -7,12 +7,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
+use fastllm_convert::checkpoint::synthetic::{write_synthetic_distributed, write_synthetic_hf};
 use fastllm_convert::config::{Form, Map, Value, load_base_model};
 use fastllm_convert::core::{HfLayout, handlers};
 
 /// The fuzz targets, as `fuzz/Cargo.toml` names them.
-pub const TARGETS: [&str; 4] = ["hf_config", "fast_llm_metadata", "safetensors_index", "convert"];
+pub const TARGETS: [&str; 5] = [
+    "hf_config",
+    "fast_llm_metadata",
+    "safetensors_index",
+    "convert",
+    "distributed",
+];
 
 /// Seeds larger than this are left out: small inputs mutate and run faster.
 const MAX_SEED_BYTES: usize = 96 * 1024;
@@ -251,6 +257,49 @@ pub fn write_seeds(dir: &Path) -> Result<(), String> {
             )?;
         }
     }
+    // Distributed training checkpoints of at most two ranks: the reference's fixtures, and every
+    // format's shrunk samples on one rank and split over two (tensor, then pipeline parallel).
+    let distributed = repo().join("crates/checkpoint/tests/data/distributed");
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(&distributed)
+        .map_err(|e| format!("{}: {e}", distributed.display()))?
+        .flatten()
+        .map(|e| e.path().join("checkpoint"))
+        .filter(|checkpoint| checkpoint.is_dir())
+        .collect();
+    fixtures.sort();
+    for checkpoint in fixtures {
+        let name = checkpoint
+            .parent()
+            .and_then(|p| p.file_name())
+            .unwrap_or_default()
+            .to_string_lossy();
+        if let Some(bytes) = distributed_seed(&checkpoint)? {
+            seed("distributed", &format!("fixture-{name}"), &bytes)?;
+        }
+    }
+    for handler in &all {
+        for (i, sample) in handler.converter().samples.iter().enumerate() {
+            let Ok(config) = load_base_model(handler.model, &shrink(sample)) else {
+                continue;
+            };
+            for (label, parallel) in [
+                ("world1", r#"{"distributed": {"world_size": 1}}"#),
+                ("tp2", r#"{"distributed": {"world_size": 2, "tensor_parallel": 2}}"#),
+                ("pp2", r#"{"distributed": {"world_size": 2, "pipeline_parallel": 2}}"#),
+            ] {
+                let Ok(Value::Map(parallel)) = Value::from_json_str(parallel) else {
+                    return Err("a parallel layout is a JSON object".into());
+                };
+                let checkpoint = scratch.join(format!("{}-{i}-{label}", handler.name));
+                if write_synthetic_distributed(&config, &parallel, &checkpoint, &["weights"]).is_err() {
+                    continue;
+                }
+                if let Some(bytes) = distributed_seed(&checkpoint)? {
+                    seed("distributed", &format!("{}-sample-{i}-{label}", handler.name), &bytes)?;
+                }
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&scratch);
     eprintln!("xtask: {count} fuzz seeds in {}", dir.display());
     Ok(())
@@ -348,6 +397,29 @@ fn single_shard_index(weights: &[u8]) -> Result<String, String> {
         .map(|k| (k.clone(), Value::Str("model-00001-of-00001.safetensors".into())))
         .collect();
     Ok(Value::Map(Map::from([("weight_map".to_string(), Value::Map(weight_map))])).to_json_pretty())
+}
+
+/// The `distributed` target's input (see `fuzz/src/lib.rs`) for a checkpoint of one or two ranks.
+fn distributed_seed(checkpoint: &Path) -> Result<Option<Vec<u8>>, String> {
+    let read = |file: &str| std::fs::read(checkpoint.join(file)).map_err(|e| format!("{}: {e}", checkpoint.display()));
+    if checkpoint.join("rank_2.safetensors").exists() {
+        return Ok(None);
+    }
+    let (metadata, rank_0) = (read("metadata.yaml")?, read("rank_0.safetensors")?);
+    let rank_1 = if checkpoint.join("rank_1.safetensors").exists() {
+        read("rank_1.safetensors")?
+    } else {
+        Vec::new()
+    };
+    let (Ok(n), Ok(m)) = (u16::try_from(metadata.len()), u32::try_from(rank_0.len())) else {
+        return Ok(None);
+    };
+    let mut out = n.to_le_bytes().to_vec();
+    out.extend_from_slice(&metadata);
+    out.extend_from_slice(&m.to_le_bytes());
+    out.extend_from_slice(&rank_0);
+    out.extend_from_slice(&rank_1);
+    Ok(Some(out))
 }
 
 /// The fuzz targets' two-file input layout (see `fuzz/src/lib.rs`): `[u16 n][n bytes][rest]`.

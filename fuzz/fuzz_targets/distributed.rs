@@ -1,0 +1,79 @@
+//! Reading a Fast-LLM distributed training checkpoint and converting it to the Fast-LLM state-dict
+//! format: `[u16 n][n bytes: metadata.yaml][u32 m][m bytes: rank_0.safetensors][the rest:
+//! rank_1.safetensors, absent when empty]`. No input panics or aborts, the input is never modified,
+//! a refusal names `metadata.yaml` or the rank file at fault and leaves nothing behind, and a
+//! checkpoint that converts holds exactly the tensors the reader reassembles.
+#![no_main]
+
+use fastllm_convert::checkpoint::convert::{Options, Side, convert};
+use fastllm_convert::checkpoint::distributed::DistributedCheckpoint;
+use fastllm_convert::checkpoint::open_fast_llm;
+use fastllm_convert_fuzz::{scratch, split3};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let (metadata, rank_0, rank_1) = split3(data);
+    let root = scratch("distributed");
+    let input = root.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let mut files = vec![("metadata.yaml", metadata), ("rank_0.safetensors", rank_0)];
+    if !rank_1.is_empty() {
+        files.push(("rank_1.safetensors", rank_1));
+    }
+    for (name, bytes) in &files {
+        std::fs::write(input.join(name), bytes).unwrap();
+    }
+    let output = root.join("fast_llm");
+    let converted = convert(
+        &input,
+        Side::FastLlmDistributed,
+        &output,
+        Side::FastLlm,
+        &Options::default(),
+    );
+    for (name, bytes) in &files {
+        assert!(
+            std::fs::read(input.join(name)).unwrap() == *bytes,
+            "input {name} modified"
+        );
+    }
+    let error = match converted {
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(error) = error {
+        assert!(
+            error.contains("metadata.yaml") || error.contains("rank_"),
+            "a refusal that names no file: {error}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["input"], "a failed conversion left something behind");
+        return;
+    }
+    let checkpoint = DistributedCheckpoint::open(&input).expect("a converted checkpoint opens");
+    let written = open_fast_llm(&output).expect("a converted checkpoint reads back");
+    let mut buffer = Vec::new();
+    let mut count = 0;
+    for placed in checkpoint.parameters() {
+        let name = format!("{}/weights", placed.parameter.name);
+        let name = name.as_str();
+        count += 1;
+        let tensor = written.files.get(name).unwrap_or_else(|| panic!("{name} not written"));
+        let parameter = placed.parameter.name.as_str();
+        buffer.resize(checkpoint.parameter_bytes(parameter).expect("a stored parameter"), 0);
+        checkpoint
+            .read_into(parameter, "weights", &mut buffer)
+            .expect("a stored parameter reads");
+        assert!(tensor.data == &buffer[..], "{name} differs from the reader's");
+        assert_eq!(tensor.dtype, checkpoint.dtype(), "{name}");
+    }
+    assert_eq!(
+        written.files.len(),
+        count,
+        "tensors written beside the stored parameters"
+    );
+});
