@@ -57,7 +57,8 @@
 //! # Reading
 //!
 //! [`DistributedCheckpoint::open`] reads `metadata.yaml`, builds the layout and maps every rank
-//! file, checking each before returning. [`DistributedCheckpoint::read_into`] then rebuilds one
+//! file, checking each before returning; a `rank_<r>.safetensors` with `r` at or past the world
+//! size is refused (Fast-LLM would ignore it, and with it whatever it holds). [`DistributedCheckpoint::read_into`] then rebuilds one
 //! global tensor from its [`Piece`]s, releasing the pages it read: memory stays at one tensor.
 
 mod error;

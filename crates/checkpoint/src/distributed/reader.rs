@@ -416,7 +416,7 @@ fn check_no_rank_beyond(dir: &Path, world_size: usize) -> Result<(), Distributed
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
-    let mut beyond: Vec<(usize, String)> = entries
+    let first_beyond = entries
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
@@ -428,9 +428,8 @@ fn check_no_rank_beyond(dir: &Path, world_size: usize) -> Result<(), Distributed
             let rank = digits.parse().unwrap_or(usize::MAX);
             (rank >= world_size).then_some((rank, name))
         })
-        .collect();
-    beyond.sort();
-    match beyond.into_iter().next() {
+        .min();
+    match first_beyond {
         Some((_, file)) => Err(DistributedError::RankBeyondWorld {
             dir: dir.to_path_buf(),
             file,
