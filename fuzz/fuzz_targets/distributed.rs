@@ -37,11 +37,8 @@ fuzz_target!(|data: &[u8]| {
             "input {name} modified"
         );
     }
-    let error = match converted {
-        Ok(_) => None,
-        Err(e) => Some(e.to_string()),
-    };
-    if let Some(error) = error {
+    if let Err(error) = converted {
+        let error = error.to_string();
         assert!(
             error.contains("metadata.yaml") || error.contains("rank_"),
             "a refusal that names no file: {error}"
@@ -59,11 +56,10 @@ fuzz_target!(|data: &[u8]| {
     let mut buffer = Vec::new();
     let mut count = 0;
     for placed in checkpoint.parameters() {
-        let name = format!("{}/weights", placed.parameter.name);
-        let name = name.as_str();
-        count += 1;
-        let tensor = written.files.get(name).unwrap_or_else(|| panic!("{name} not written"));
         let parameter = placed.parameter.name.as_str();
+        let name = format!("{parameter}/weights");
+        count += 1;
+        let tensor = written.files.get(&name).unwrap_or_else(|| panic!("{name} not written"));
         buffer.resize(checkpoint.parameter_bytes(parameter).expect("a stored parameter"), 0);
         checkpoint
             .read_into(parameter, "weights", &mut buffer)

@@ -853,6 +853,15 @@ fn distributed_metadata_case(root: &Path, pattern: &str, with: &str, needles: &[
     )
 }
 
+/// Changes the length of the 1-D tensor whose header entry is `entry`.
+fn set_length(entry: &mut Map, change: impl FnOnce(i128) -> i128) {
+    let Some(Value::List(shape)) = entry.get_mut("shape") else {
+        panic!("a shape")
+    };
+    let Value::Int(n) = shape[0] else { panic!("a length") };
+    shape[0] = int(change(n));
+}
+
 pub fn distributed_rank_missing(root: &Path) -> Case {
     distributed_case(
         root,
@@ -923,11 +932,7 @@ pub fn distributed_shard_size_wrong(root: &Path) -> Case {
             edit_weights(&input.join("rank_1.safetensors"), |file| {
                 let last = file.last_tensor();
                 let entry = file.entry(&last);
-                let Some(Value::List(shape)) = entry.get_mut("shape") else {
-                    panic!("a shape")
-                };
-                let Value::Int(n) = shape[0] else { panic!("a length") };
-                shape[0] = int(n - 1);
+                set_length(entry, |n| n - 1);
                 let Some(Value::List(offsets)) = entry.get_mut("data_offsets") else {
                     panic!("data_offsets")
                 };
@@ -950,11 +955,7 @@ pub fn distributed_shard_dtype_wrong(root: &Path) -> Case {
             edit_weights(&input.join("rank_0.safetensors"), |file| {
                 let entry = file.entry("weights_shard");
                 entry.insert("dtype".into(), Value::Str("F16".into()));
-                let Some(Value::List(shape)) = entry.get_mut("shape") else {
-                    panic!("a shape")
-                };
-                let Value::Int(n) = shape[0] else { panic!("a length") };
-                shape[0] = int(2 * n);
+                set_length(entry, |n| 2 * n);
             });
         },
         &["rank_0.safetensors", "`weights_shard`", "F16", "distributed."],

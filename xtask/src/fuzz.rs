@@ -411,12 +411,10 @@ fn distributed_seed(checkpoint: &Path) -> Result<Option<Vec<u8>>, String> {
     } else {
         Vec::new()
     };
-    let (Ok(n), Ok(m)) = (u16::try_from(metadata.len()), u32::try_from(rank_0.len())) else {
+    let (true, Ok(m)) = (metadata.len() <= usize::from(u16::MAX), u32::try_from(rank_0.len())) else {
         return Ok(None);
     };
-    let mut out = n.to_le_bytes().to_vec();
-    out.extend_from_slice(&metadata);
-    out.extend_from_slice(&m.to_le_bytes());
+    let mut out = two_files(&metadata, &m.to_le_bytes());
     out.extend_from_slice(&rank_0);
     out.extend_from_slice(&rank_1);
     Ok(Some(out))
