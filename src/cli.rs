@@ -190,6 +190,7 @@ enum LayoutArg {
 /// Parses the command line, runs it, prints the result; exit status 2 on any error.
 pub fn main() -> ExitCode {
     ignore_file_size_signal();
+    clean_up_on_interrupt();
     let cli = Cli::parse();
     match run(cli) {
         Ok(stdout) => {
@@ -212,6 +213,42 @@ fn ignore_file_size_signal() {
     // SAFETY: SIG_IGN runs no handler code, and no other thread exists yet.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+/// SIGINT and SIGTERM end the process through one thread that first removes every output still
+/// being built (its staging directory and the parents created for it), says so, and exits with
+/// 128 + the signal (130, 143). The signals are blocked in every other thread (threads started
+/// later inherit the mask), so none of them is interrupted half-way through a write.
+fn clean_up_on_interrupt() {
+    #[cfg(unix)]
+    {
+        // SAFETY: plain libc calls on a local, initialised signal set; no other thread exists yet.
+        let signals = unsafe {
+            let mut signals: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut signals);
+            libc::sigaddset(&mut signals, libc::SIGINT);
+            libc::sigaddset(&mut signals, libc::SIGTERM);
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) != 0 {
+                return;
+            }
+            signals
+        };
+        std::thread::spawn(move || {
+            let mut signal = 0;
+            // SAFETY: `signals` is an initialised set this thread owns; `signal` is written by sigwait.
+            while unsafe { libc::sigwait(&signals, &mut signal) } != 0 {}
+            let abandoned = fastllm_checkpoint::policy::abandon_live_outputs();
+            let name = if signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+            let removed = if abandoned.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> = abandoned.iter().map(|p| p.display().to_string()).collect();
+                format!("; removed the partial output ({})", list.join(", "))
+            };
+            eprintln!("error: interrupted by {name}{removed}");
+            std::process::exit(128 + signal);
+        });
     }
 }
 
@@ -277,10 +314,11 @@ fn run(cli: Cli) -> Result<String, String> {
     }
 }
 
+/// A config document the user named, read under the same bounds as a checkpoint's.
 fn read_dict(file: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
-    let extension = file.extension().and_then(|e| e.to_str());
-    config::parse_document(&text, extension).map_err(|e| format!("{}: {e}", file.display()))
+    fastllm_checkpoint::read_named_document(file)
+        .map(Value::Map)
+        .map_err(|e| e.to_string())
 }
 
 fn normalize(file: &Path, form: FormArg, model: ModelArg) -> Result<String, String> {

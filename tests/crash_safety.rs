@@ -193,3 +193,45 @@ fn a_file_size_limit_is_an_error_not_a_kill() {
     );
     assert!(names(&root).is_empty(), "left behind: {:?}", names(&root));
 }
+
+/// SIGINT and SIGTERM while the output is being written: the run removes its staging directory
+/// and the parents it created, says so, and exits with 128 + the signal.
+#[rstest::rstest]
+#[case::sigint(libc::SIGINT, 130)]
+#[case::sigterm(libc::SIGTERM, 143)]
+fn an_interrupt_removes_the_partial_output_and_its_new_parents(#[case] signal: i32, #[case] code: i32) {
+    let root = scratch("crash", &format!("signal-{code}"));
+    let input = root.join("input");
+    synthetic(&input, 32);
+    let input_before = snapshot(&input);
+    let output = root.join("new/parents/out");
+    let mut interrupted = 0;
+    for attempt in 0..20 {
+        let mut command = conversion(&input, &output, false);
+        command.stderr(Stdio::piped());
+        let child = command.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !(output.parent().unwrap().is_dir() && writing(&output)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let result = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        if result.status.success() {
+            // The conversion finished before the signal: try again.
+            let _ = std::fs::remove_dir_all(root.join("new"));
+            continue;
+        }
+        assert_eq!(result.status.code(), Some(code), "attempt {attempt}: {stderr}");
+        assert!(
+            stderr.contains("interrupted") && stderr.contains("removed the partial output"),
+            "{stderr}"
+        );
+        assert_eq!(names(&root), ["input"], "attempt {attempt}: left behind");
+        assert!(snapshot(&input) == input_before, "the input changed");
+        interrupted += 1;
+        break;
+    }
+    assert_eq!(interrupted, 1, "no signal landed while the output was being written");
+}

@@ -317,7 +317,7 @@ pub fn config_is_a_fifo(root: &Path) -> Case {
         .status()
         .unwrap();
     assert!(made.success());
-    convert_case(root, &input, "fast_llm", &[], &["config.json", "not a regular file"])
+    convert_case(root, &input, "fast_llm", &[], &["config.json", "a FIFO"])
 }
 pub fn config_huge(root: &Path) -> Case {
     let input = llama(root);

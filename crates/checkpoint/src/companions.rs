@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::CheckpointError;
+use crate::policy::{Entry, InputDir};
 use crate::writer::OutputDir;
 
 /// The file names copied, as patterns (`*` matches any run of characters). Matched against a
@@ -81,39 +82,39 @@ pub struct Companions {
 }
 
 /// Sorts the entries of `input`. `handled` are files another rule takes care of (weights, the
-/// output format's modeling files): neither copied here nor listed.
+/// output format's modeling files): neither copied here nor listed, when they can be read.
+/// Anything the filesystem policy does not read (a symlink leaving the input, a FIFO, ...) is
+/// listed as not copied with what it truly is.
 pub fn companions(input: &Path, handled: &dyn Fn(&str) -> bool) -> Result<Companions, CheckpointError> {
-    let entries = std::fs::read_dir(input).map_err(|e| CheckpointError::io(input, e))?;
+    let dir = InputDir::new(input)?;
     let mut result = Companions::default();
-    for entry in entries {
-        let entry = entry.map_err(|e| CheckpointError::io(input, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if OWN_FILES.contains(&name.as_str()) || name.ends_with(".safetensors") || handled(&name) {
+    for name in dir.names()? {
+        let entry = dir.entry(&name);
+        let readable = matches!(entry, Entry::Readable { .. });
+        if OWN_FILES.contains(&name.as_str()) || (readable && (name.ends_with(".safetensors") || handled(&name))) {
             continue;
         }
-        // Follows symlinks: a Hugging Face cache snapshot links every file to a blob.
-        let is_file = input.join(&name).is_file();
-        if is_file && is_companion(&name) {
-            result.copied.push(name);
-        } else if is_file {
-            result
-                .not_copied
-                .push((name.clone(), not_copied_because(&name).to_string()));
-        } else {
-            result.not_copied.push((name, "a directory: not converted".to_string()));
+        match entry {
+            Entry::Readable { .. } if is_companion(&name) => result.copied.push(name),
+            Entry::Readable { .. } => {
+                let reason = not_copied_because(&name).to_string();
+                result.not_copied.push((name, reason));
+            }
+            entry if entry.is_directory() => result.not_copied.push((name, "a directory: not converted".to_string())),
+            Entry::Refused { reason } => result.not_copied.push((name, format!("{reason}: never copied"))),
+            // Removed while listed.
+            Entry::Missing => {}
         }
     }
-    result.copied.sort();
-    result.not_copied.sort();
     Ok(result)
 }
 
-/// Copies `files` of `input` into the output, byte for byte and readable by all.
+/// Copies `files` of `input` into the output, byte for byte, each read through the filesystem
+/// policy (see [`Opened::copy_to`] for the mode).
 pub fn copy(out: &OutputDir, input: &Path, files: &[String]) -> Result<(), CheckpointError> {
+    let dir = InputDir::new(input)?;
     for file in files {
-        let source = input.join(file);
-        std::fs::copy(&source, out.path(file)).map_err(|e| CheckpointError::io(&source, e))?;
-        crate::writer::readable_by_all(&out.path(file))?;
+        dir.open(file, None)?.copy_to(&out.path(file))?;
     }
     Ok(())
 }

@@ -55,6 +55,22 @@ pub enum CheckpointError {
     },
     #[error("{path}: output exists; pass --force to replace it")]
     OutputExists { path: PathBuf },
+    /// `--force` (or a sweep) would remove part of the input, or cross a mount point.
+    #[error("refusing to replace `{path}` (--force): {reason}; nothing was touched")]
+    RemovalRefused { path: PathBuf, reason: String },
+    /// The new output is in place, but the old one could not be removed entirely.
+    #[error(
+        "{output}: the new output is complete and in place, but the old output could not be removed entirely; what is \
+         left of it is at `{left}` ({reason})"
+    )]
+    OldOutputLeft {
+        output: PathBuf,
+        left: PathBuf,
+        reason: String,
+    },
+    /// The process is being interrupted (SIGINT / SIGTERM): nothing more is committed.
+    #[error("interrupted: the output was not written")]
+    Interrupted,
     #[error(transparent)]
     Distributed(#[from] crate::distributed::DistributedError),
     #[error(
@@ -66,7 +82,7 @@ pub enum CheckpointError {
         output: PathBuf,
         resolved_input: PathBuf,
         resolved_output: PathBuf,
-        relation: crate::paths::Overlap,
+        relation: crate::policy::Overlap,
     },
 }
 

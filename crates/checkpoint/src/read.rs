@@ -2,7 +2,6 @@
 //! shards) and Fast-LLM (`metadata.yaml` + the files of its `state_index`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use fastllm_config::{Map, Value, parse_document};
@@ -10,6 +9,7 @@ use memmap2::Mmap;
 use safetensors::SafeTensors;
 
 use crate::CheckpointError;
+use crate::policy::{InputDir, Opened, open_named};
 
 /// One tensor's place in a mapped file.
 #[derive(Debug, Clone)]
@@ -31,9 +31,7 @@ pub(crate) struct MappedFile {
 
 impl MappedFile {
     pub(crate) fn open(dir: &Path, name: &str) -> Result<Self, CheckpointError> {
-        let path = dir.join(name);
-        regular_file(&path)?;
-        let file = File::open(&path).map_err(|e| CheckpointError::io(&path, e))?;
+        let Opened { file, path, .. } = InputDir::new(dir)?.open(name, None)?;
         // SAFETY: the map is read-only; a file changed underneath us while converting would
         // give wrong bytes, as any reader would, but not memory unsafety in safe code that
         // only copies out of the slice.
@@ -111,17 +109,6 @@ const MAX_HEADER_BYTES: usize = 100_000_000;
 /// The largest config document read (config.json, metadata.yaml, an index): real ones are
 /// kilobytes, an index of 10^5 tensors a few megabytes.
 pub const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
-
-/// A path to read must be a regular file (after symlinks): a FIFO would block forever, a device
-/// never end.
-fn regular_file(path: &Path) -> Result<std::fs::Metadata, CheckpointError> {
-    let metadata = std::fs::metadata(path).map_err(|e| CheckpointError::io(path, e))?;
-    if metadata.is_file() {
-        Ok(metadata)
-    } else {
-        Err(CheckpointError::invalid(path, "not a regular file"))
-    }
-}
 
 /// A tensor of a checkpoint: its name, dtype, shape, bytes and file.
 #[derive(Debug, Clone, Copy)]
@@ -295,42 +282,54 @@ pub struct Checkpoint {
     pub files: FileSet,
 }
 
-/// Reads a JSON or YAML document (by extension) that must be a mapping.
+/// Reads a JSON or YAML document (by extension) of a checkpoint directory (`path` is the
+/// directory joined with the file name; the policy's containment rule applies) that must be a
+/// mapping.
 pub(crate) fn read_document(path: &Path) -> Result<Map, CheckpointError> {
-    use std::io::Read;
-    let too_big = |size: u64| {
-        CheckpointError::invalid(
-            path,
-            format!("{size} bytes, more than the {MAX_DOCUMENT_BYTES} a config document may have"),
-        )
-    };
-    let size = regular_file(path)?.len();
-    if size > MAX_DOCUMENT_BYTES {
-        return Err(too_big(size));
-    }
-    let mut text = String::new();
-    File::open(path)
-        .and_then(|file| file.take(MAX_DOCUMENT_BYTES + 1).read_to_string(&mut text))
-        .map_err(|e| CheckpointError::io(path, e))?;
-    if text.len() as u64 > MAX_DOCUMENT_BYTES {
-        return Err(too_big(text.len() as u64));
-    }
+    let (dir, name) = split_dir(path)?;
+    let text = InputDir::new(dir)?
+        .open(name, Some(MAX_DOCUMENT_BYTES))?
+        .read_text(MAX_DOCUMENT_BYTES)?;
+    parse_mapping(path, &text)
+}
+
+/// Reads a JSON or YAML document the user named (a `config` command's file argument): any
+/// regular file, with the same bounds as a checkpoint's documents.
+pub fn read_named_document(path: &Path) -> Result<Map, CheckpointError> {
+    let text = open_named(path, MAX_DOCUMENT_BYTES)?.read_text(MAX_DOCUMENT_BYTES)?;
+    parse_mapping(path, &text)
+}
+
+fn parse_mapping(path: &Path, text: &str) -> Result<Map, CheckpointError> {
     let extension = path.extension().and_then(|e| e.to_str());
-    match parse_document(&text, extension) {
+    match parse_document(text, extension) {
         Ok(Value::Map(map)) => Ok(map),
         Ok(_) => Err(CheckpointError::invalid(path, "expected a mapping")),
         Err(e) => Err(CheckpointError::invalid(path, e.to_string())),
     }
 }
 
+/// The directory and file name of `path`.
+fn split_dir(path: &Path) -> Result<(&Path, &str), CheckpointError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| CheckpointError::invalid(path, "not a file name"))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    Ok((dir, name))
+}
+
 /// Opens an HF checkpoint directory and validates its index against its shards.
 pub fn open_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     let config = read_document(&dir.join("config.json"))?;
-    let single = dir.join("model.safetensors");
     let index_path = dir.join("model.safetensors.index.json");
-    let files = if index_path.exists() {
+    let input = InputDir::new(dir)?;
+    let files = if input.entry("model.safetensors.index.json").exists() {
         open_indexed(dir, &index_path)?
-    } else if single.exists() {
+    } else if input.entry("model.safetensors").exists() {
         FileSet::open(dir, &["model.safetensors".to_string()])?
     } else {
         if let Some(pickle) = pickle_file(dir) {
@@ -363,6 +362,7 @@ fn pickle_file(dir: &Path) -> Option<PathBuf> {
 /// Opens the shards of `model.safetensors.index.json`: every indexed tensor in the shard the
 /// index names, every shard tensor indexed, no tensor twice.
 fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointError> {
+    let input = InputDir::new(dir)?;
     let index = read_document(index_path)?;
     let Some(Value::Map(weight_map)) = index.get("weight_map") else {
         return Err(CheckpointError::invalid(index_path, "no `weight_map` dict"));
@@ -377,7 +377,7 @@ fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointErro
             ));
         };
         check_file_name(index_path, tensor, shard)?;
-        if !dir.join(shard).exists() {
+        if !input.entry(shard).exists() {
             return Err(CheckpointError::MissingShard {
                 path: index_path.to_path_buf(),
                 tensor: tensor.clone(),
@@ -423,6 +423,7 @@ fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointErro
 
 /// Opens a Fast-LLM checkpoint directory: `metadata.yaml` and the files its `state_index` names.
 pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
+    let input = InputDir::new(dir)?;
     let metadata_path = dir.join("metadata.yaml");
     let config = read_document(&metadata_path)?;
     let Some(Value::Map(state_index)) = fastllm_core::dict::get(&config, "metadata.state_index") else {
@@ -437,7 +438,7 @@ pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
             ));
         };
         check_file_name(&metadata_path, tensor, file)?;
-        if !dir.join(file).exists() {
+        if !input.entry(file).exists() {
             return Err(CheckpointError::MissingShard {
                 path: metadata_path.clone(),
                 tensor: tensor.clone(),

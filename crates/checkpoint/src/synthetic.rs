@@ -22,6 +22,7 @@ use crate::convert::metadata::{hf_file_metadata, write_config_json, write_hf_ind
 use crate::convert::plan::{OutputTensor, weight_plan};
 use crate::convert::write::{shard, specs};
 use crate::convert::{ConversionError, Options, Output, PlannedTensor, Summary};
+use crate::policy::Protected;
 use crate::writer::{OutputDir, write_safetensors};
 use crate::{CheckpointError, dtype_size};
 
@@ -68,7 +69,7 @@ pub fn write_synthetic_hf(
         ..Options::default()
     };
     let files = shard(&outputs, to, &options);
-    let out = OutputDir::create(dir, true)?;
+    let out = OutputDir::create(dir, true, &Protected::nothing())?;
     write_config_json(&out, hf)?;
     if files.len() > 1 {
         write_hf_index(&out, &outputs, &files)?;
@@ -145,7 +146,7 @@ pub fn write_synthetic_distributed(
         .map_err(|problems| invalid(problems.join("; ")))?;
     let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| invalid(e.to_string()))?;
     let element = dtype_size(layout.parallelism.shard_dtype).unwrap_or(1);
-    let out = OutputDir::create(dir, true)?;
+    let out = OutputDir::create(dir, true, &Protected::nothing())?;
     let mut model_config = parallel.clone();
     model_config.insert("type".into(), Value::Str(config.kind().name().into()));
     model_config.insert("base_model".into(), Value::Map(config.to_form(Form::Explicit)));

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-pub use crate::output::OutputDir;
+pub use crate::policy::OutputDir;
 
 use crate::{CheckpointError, dtype_size};
 

@@ -35,7 +35,7 @@ use crate::carry::InputConfig;
 pub use crate::carry::{DropCause, DroppedKey, import_hf};
 use crate::companions::{Companions, companions};
 use crate::naming::{export_error, render_plan};
-use crate::writer::OutputDir;
+use crate::policy::{OutputDir, Protected};
 
 /// One side of a conversion.
 #[derive(Clone, Copy)]
@@ -240,7 +240,10 @@ pub fn convert_with_progress(
     options: &Options,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Summary, ConversionError> {
-    crate::paths::check_output_path(input, output)?;
+    crate::policy::check_output_path(input, output)?;
+    // What the input is made of, recorded before anything could change it: nothing the
+    // conversion removes (a killed run's leftovers, the old output under --force) may hold it.
+    let protected = Protected::of_input(input)?;
     let to = to.output()?;
     if let Some(shard) = &options.shard
         && !matches!(from, Side::FastLlmDistributed)
@@ -251,7 +254,7 @@ pub fn convert_with_progress(
         });
     }
     if options.config_only {
-        return convert_config(input, from, output, to, options);
+        return convert_config(input, from, output, to, options, &protected);
     }
     for handler in [from.output().ok(), Some(to)].into_iter().flatten() {
         if let Output::Hf(handler) = handler
@@ -291,7 +294,7 @@ pub fn convert_with_progress(
         return Ok(summary);
     }
 
-    let out = OutputDir::create(output, options.force)?;
+    let out = OutputDir::create(output, options.force, &protected)?;
     let files = shard(&outputs, to, options);
     match to {
         Output::FastLlm => write_fast_llm_metadata(&out, config, &carried, &outputs, &files)?,
@@ -354,6 +357,7 @@ fn convert_config(
     output: &Path,
     to: Output,
     options: &Options,
+    protected: &Protected,
 ) -> Result<Summary, ConversionError> {
     let InputConfig {
         config,
@@ -388,7 +392,7 @@ fn convert_config(
     if options.dry_run {
         return Ok(summary);
     }
-    let out = OutputDir::create(output, options.force)?;
+    let out = OutputDir::create(output, options.force, protected)?;
     match hf {
         Some(hf) => write_config_json(&out, hf)?,
         None => write_fast_llm_metadata(&out, &config, &carried, &[], &[])?,

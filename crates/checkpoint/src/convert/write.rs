@@ -14,6 +14,7 @@ use super::plan::OutputTensor;
 use super::transfer::{element, hf_part};
 use super::{Options, Output};
 use crate::CheckpointError;
+use crate::policy::{Entry, InputDir};
 use crate::writer::{OutputDir, TensorSpec, write_safetensors};
 
 /// Fast-LLM starts a new file once a file holds this many elements.
@@ -153,21 +154,24 @@ pub(crate) fn extra_files(input: &Path, to: Output) -> (Vec<&'static str>, Vec<S
     let Output::Hf(handler) = to else {
         return (Vec::new(), Vec::new());
     };
-    let (present, missing): (Vec<&str>, Vec<&str>) =
-        handler.extra_files.iter().partition(|file| input.join(file).is_file());
+    let Ok(dir) = InputDir::new(input) else {
+        return (Vec::new(), handler.extra_files.iter().map(|f| f.to_string()).collect());
+    };
+    let (present, missing): (Vec<&str>, Vec<&str>) = handler
+        .extra_files
+        .iter()
+        .partition(|file| matches!(dir.entry(file), Entry::Readable { .. }));
     (present, missing.into_iter().map(String::from).collect())
 }
 
 /// Copies the format's extra files the input has; returns the ones it lacks.
 pub(crate) fn copy_extra_files(out: &OutputDir, input: &Path, to: Output) -> Result<Vec<String>, CheckpointError> {
     let (present, missing) = extra_files(input, to);
-    for file in present {
-        let source = input.join(file);
-        std::fs::copy(&source, out.path(file)).map_err(|e| CheckpointError::Io {
-            path: source,
-            source: e,
-        })?;
-        crate::writer::readable_by_all(&out.path(file))?;
+    if !present.is_empty() {
+        let dir = InputDir::new(input)?;
+        for file in present {
+            dir.open(file, None)?.copy_to(&out.path(file))?;
+        }
     }
     Ok(missing)
 }

@@ -17,8 +17,8 @@ pub enum DistributedError {
         file: String,
         world_size: usize,
     },
-    #[error("{dir}: `{file}` is not a regular file (every rank writes one safetensors file)")]
-    RankNotAFile { dir: PathBuf, file: String },
+    #[error("{dir}: `{file}` is not a regular file but {what} (every rank writes one safetensors file)")]
+    RankNotAFile { dir: PathBuf, file: String, what: String },
     #[error(
         "{dir}: `{file}` is beyond the world size: metadata.yaml's world size is {world_size}, so the ranks are \
          rank_0..rank_{last} (is it left over from a larger run?)"

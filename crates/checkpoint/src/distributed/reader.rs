@@ -11,6 +11,7 @@ use fastllm_core::layout::engine_layers;
 use super::error::DistributedError;
 use super::layout::{DistributedLayout, Piece, Placed, ShardKind};
 use super::parallel::Parallelism;
+use crate::policy::{Entry, InputDir};
 use crate::read::{MappedFile, read_document};
 use crate::{CheckpointError, dtype_size};
 
@@ -74,25 +75,29 @@ impl DistributedCheckpoint {
         let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| refuse(e.to_string()))?;
         let world_size = layout.parallelism.world_size;
         check_no_rank_beyond(dir, world_size)?;
+        let input = InputDir::new(dir)?;
         let mut files = Vec::new();
         for rank in 0..world_size {
             let name = rank_file(rank);
-            let path = dir.join(&name);
             // A directory or a FIFO is neither missing nor mappable (opening a FIFO would block).
-            if !path.is_file() {
-                return Err(if path.exists() {
-                    DistributedError::RankNotAFile {
-                        dir: dir.to_path_buf(),
-                        file: name,
-                    }
-                } else {
-                    DistributedError::MissingRankFile {
+            match input.entry(&name) {
+                Entry::Readable { .. } => {}
+                Entry::Missing => {
+                    return Err(DistributedError::MissingRankFile {
                         dir: dir.to_path_buf(),
                         file: name,
                         world_size,
                     }
+                    .into());
                 }
-                .into());
+                Entry::Refused { reason } => {
+                    return Err(DistributedError::RankNotAFile {
+                        dir: dir.to_path_buf(),
+                        file: name,
+                        what: reason,
+                    }
+                    .into());
+                }
             }
             files.push(MappedFile::open(dir, &name)?);
         }

@@ -23,6 +23,7 @@ use super::{ConversionError, Options, Side};
 use crate::carry::InputConfig;
 use crate::distributed::DistributedCheckpoint;
 use crate::naming::in_file;
+use crate::policy::InputDir;
 use crate::read::read_document;
 use crate::{CheckpointError, FileSet};
 
@@ -56,7 +57,8 @@ impl Side {
 /// checkpoint when it says `format: distributed`), else the `model_type` of `config.json`.
 pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
     let metadata = dir.join("metadata.yaml");
-    if metadata.is_file() {
+    // Whatever it is (a FIFO, a dangling link): reading it says so, not a missing config.json.
+    if InputDir::new(dir)?.entry("metadata.yaml").exists() {
         // A metadata.yaml that does not read is reported by the reading of the Fast-LLM input.
         let distributed = read_document(&metadata)
             .is_ok_and(|m| m.get("format") == Some(&fastllm_config::Value::Str("distributed".into())));

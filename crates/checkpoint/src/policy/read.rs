@@ -1,0 +1,481 @@
+//! What may be read: the files of an input directory under the containment rule, and files a
+//! user names on the command line, each a regular file checked on its open handle.
+
+use std::fs::{File, Metadata};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::CheckpointError;
+
+/// A file's identity: device and inode (what a path cannot fake).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    /// The identity of the file `metadata` describes.
+    pub fn of(metadata: &Metadata) -> FileId {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            FileId {
+                dev: metadata.dev(),
+                ino: metadata.ino(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = metadata;
+            FileId { dev: 0, ino: 0 }
+        }
+    }
+}
+
+/// What a file type is, in words, for a message: "a FIFO (named pipe)", "a directory", ...
+pub fn describe(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_symlink() {
+        "a symlink"
+    } else if file_type.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// A directory entry as the policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Nothing by that name.
+    Missing,
+    /// A regular file the policy lets us read (at `resolved`, symlinks followed).
+    Readable { resolved: PathBuf },
+    /// Something that is not read, and why: "a FIFO (named pipe)", "a symlink to
+    /// `/proc/self/environ`, outside the input", "a dangling symlink (to `x`)".
+    Refused { reason: String },
+}
+
+impl Entry {
+    /// Whether something is there (readable or not).
+    pub fn exists(&self) -> bool {
+        !matches!(self, Entry::Missing)
+    }
+
+    /// Whether it is a directory (not followed through a symlink).
+    pub fn is_directory(&self) -> bool {
+        matches!(self, Entry::Refused { reason } if reason == "a directory")
+    }
+}
+
+/// An opened input file: its handle (a regular file, checked on the handle), size and identity.
+pub struct Opened {
+    pub file: File,
+    pub size: u64,
+    pub id: FileId,
+    /// Its permission bits (Unix; 0o644 elsewhere).
+    pub mode: u32,
+    /// The path as the user would name it (the input directory joined with the name).
+    pub path: PathBuf,
+}
+
+impl Opened {
+    /// The whole file as text, refusing more than `limit` bytes (checked again while reading: a
+    /// file that grows after the open is still cut off).
+    pub fn read_text(mut self, limit: u64) -> Result<String, CheckpointError> {
+        let too_big = |size: u64| {
+            CheckpointError::invalid(
+                &self.path,
+                format!("{size} bytes, more than the {limit} a config document may have"),
+            )
+        };
+        if self.size > limit {
+            return Err(too_big(self.size));
+        }
+        let mut bytes = Vec::with_capacity(self.size as usize);
+        (&mut self.file)
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| CheckpointError::io(&self.path, e))?;
+        if bytes.len() as u64 > limit {
+            return Err(too_big(bytes.len() as u64));
+        }
+        String::from_utf8(bytes).map_err(|e| {
+            CheckpointError::invalid(
+                &self.path,
+                format!(
+                    "not UTF-8 text (invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })
+    }
+}
+
+impl Opened {
+    /// Copies the file to the new file `destination`, byte for byte, with the output's mode
+    /// (0644) narrowed to the source's: a copy never widens access (a file only its owner could
+    /// read stays so).
+    pub fn copy_to(mut self, destination: &Path) -> Result<(), CheckpointError> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        let mode = {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let mode = 0o644 & self.mode;
+            options.mode(mode);
+            std::fs::Permissions::from_mode(mode)
+        };
+        let mut written = options
+            .open(destination)
+            .map_err(|e| CheckpointError::io(destination, e))?;
+        io::copy(&mut self.file, &mut written).map_err(|e| CheckpointError::io(&self.path, e))?;
+        // Exactly that mode, whatever the umask made of it.
+        #[cfg(unix)]
+        std::fs::set_permissions(destination, mode).map_err(|e| CheckpointError::io(destination, e))?;
+        Ok(())
+    }
+}
+
+/// A checkpoint directory, the one way its files are opened.
+#[derive(Debug, Clone)]
+pub struct InputDir {
+    /// As the user named it: what messages show.
+    given: PathBuf,
+    /// Canonical: what containment is checked against.
+    root: PathBuf,
+    /// The Hugging Face cache's `blobs/` beside the snapshot the input is, if it is one.
+    blobs: Option<PathBuf>,
+}
+
+impl InputDir {
+    /// The input directory at `dir`, which must exist and be a directory (after symlinks).
+    pub fn new(dir: &Path) -> Result<InputDir, CheckpointError> {
+        let root = std::fs::canonicalize(dir).map_err(|e| CheckpointError::io(dir, e))?;
+        let metadata = std::fs::metadata(&root).map_err(|e| CheckpointError::io(dir, e))?;
+        if !metadata.is_dir() {
+            return Err(CheckpointError::invalid(
+                dir,
+                format!("{}, not a checkpoint directory", describe(metadata.file_type())),
+            ));
+        }
+        Ok(InputDir {
+            given: dir.to_path_buf(),
+            blobs: cache_blobs(&root),
+            root,
+        })
+    }
+
+    /// The directory as the user named it.
+    pub fn path(&self) -> &Path {
+        &self.given
+    }
+
+    /// The canonical directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `name` in the directory, as the user would name it (for messages).
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.given.join(name)
+    }
+
+    /// Whether `resolved` (canonical) is a place files may be read from.
+    fn allows(&self, resolved: &Path) -> bool {
+        resolved.starts_with(&self.root) || self.blobs.as_deref().is_some_and(|b| resolved.starts_with(b))
+    }
+
+    /// What the entry `name` of the directory is, under the containment rule.
+    pub fn entry(&self, name: &str) -> Entry {
+        let path = self.root.join(name);
+        let refused = |reason: String| Entry::Refused { reason };
+        let link = match path.symlink_metadata() {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Entry::Missing,
+            Err(e) => return refused(format!("unreadable ({e})")),
+        };
+        if !link.file_type().is_symlink() {
+            return if link.is_file() {
+                Entry::Readable { resolved: path }
+            } else {
+                refused(describe(link.file_type()).to_string())
+            };
+        }
+        let target = std::fs::read_link(&path)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        let resolved = match std::fs::canonicalize(&path) {
+            Ok(resolved) => resolved,
+            Err(e) if is_loop(&e) => return refused(format!("a symlink loop (through `{target}`)")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return refused(format!("a dangling symlink (to `{target}`)"));
+            }
+            Err(e) => return refused(format!("a symlink to `{target}` that does not resolve ({e})")),
+        };
+        if !self.allows(&resolved) {
+            return refused(format!("a symlink to `{}`, outside the input", resolved.display()));
+        }
+        match std::fs::symlink_metadata(&resolved) {
+            Ok(metadata) if metadata.is_file() => Entry::Readable { resolved },
+            Ok(metadata) => refused(format!(
+                "a symlink to {} (`{}`)",
+                describe(metadata.file_type()),
+                resolved.display()
+            )),
+            Err(e) => refused(format!("a symlink to `{}` ({e})", resolved.display())),
+        }
+    }
+
+    /// Opens the entry `name` for reading, refusing anything [`Self::entry`] refuses and a file
+    /// larger than `limit` bytes (when given).
+    pub fn open(&self, name: &str, limit: Option<u64>) -> Result<Opened, CheckpointError> {
+        let path = self.join(name);
+        match self.entry(name) {
+            Entry::Readable { resolved } => open_regular(&resolved, &path, limit),
+            Entry::Missing => Err(CheckpointError::invalid(path, "missing (No such file or directory)")),
+            Entry::Refused { reason } => Err(CheckpointError::invalid(path, format!("not read: {reason}"))),
+        }
+    }
+
+    /// The names of the directory's entries (not `.` and `..`), sorted.
+    pub fn names(&self) -> Result<Vec<String>, CheckpointError> {
+        let entries = std::fs::read_dir(&self.root).map_err(|e| CheckpointError::io(&self.given, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| CheckpointError::io(&self.given, e))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// Opens a file the user named (a `config` command's argument): any regular file on a real
+/// filesystem, symlinks followed, at most `limit` bytes.
+pub fn open_named(path: &Path, limit: u64) -> Result<Opened, CheckpointError> {
+    open_regular(path, path, Some(limit)).map_err(|e| match e {
+        CheckpointError::Io { path, source } => CheckpointError::invalid(path, format!("cannot read: {source}")),
+        other => other,
+    })
+}
+
+/// `…/models--org--name/blobs` when `root` is `…/models--org--name/snapshots/REV`.
+fn cache_blobs(root: &Path) -> Option<PathBuf> {
+    let snapshots = root.parent()?;
+    if snapshots.file_name()? != "snapshots" {
+        return None;
+    }
+    let blobs = std::fs::canonicalize(snapshots.parent()?.join("blobs")).ok()?;
+    blobs.is_dir().then_some(blobs)
+}
+
+fn is_loop(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        error.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = error;
+        false
+    }
+}
+
+/// Opens `resolved` without blocking and checks the handle: a regular file, on a filesystem
+/// holding files (not a kernel pseudo-filesystem), at most `limit` bytes. `shown` names it.
+fn open_regular(resolved: &Path, shown: &Path, limit: Option<u64>) -> Result<Opened, CheckpointError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking: opening a FIFO swapped in after the check must not hang.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = options.open(resolved).map_err(|e| CheckpointError::io(shown, e))?;
+    let metadata = file.metadata().map_err(|e| CheckpointError::io(shown, e))?;
+    if !metadata.is_file() {
+        return Err(CheckpointError::invalid(
+            shown,
+            format!("{}, not a regular file: not read", describe(metadata.file_type())),
+        ));
+    }
+    if let Some(filesystem) = pseudo_filesystem(&file) {
+        return Err(CheckpointError::invalid(
+            shown,
+            format!("a file of the kernel's {filesystem} filesystem, not a checkpoint file: not read"),
+        ));
+    }
+    let size = metadata.len();
+    if let Some(limit) = limit
+        && size > limit
+    {
+        return Err(CheckpointError::invalid(
+            shown,
+            format!("{size} bytes, more than the {limit} a config document may have"),
+        ));
+    }
+    #[cfg(unix)]
+    let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7777;
+    #[cfg(not(unix))]
+    let mode = 0o644;
+    Ok(Opened {
+        mode,
+        id: FileId::of(&metadata),
+        file,
+        size,
+        path: shown.to_path_buf(),
+    })
+}
+
+/// The name of the kernel pseudo-filesystem `file` is on, if it is on one: their "regular"
+/// files (`/proc/self/environ`, `/sys/...`) are views of the kernel, never checkpoint data.
+fn pseudo_filesystem(file: &File) -> Option<&'static str> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        const PSEUDO: &[(i64, &str)] = &[
+            (0x9fa0, "proc"),
+            (0x6265_6572, "sysfs"),
+            (0x6462_6720, "debugfs"),
+            (0x7472_6163, "tracefs"),
+            (0x7365_6373, "securityfs"),
+            (0x0027_e0eb, "cgroup"),
+            (0x6367_7270, "cgroup2"),
+            (0xcafe_4a11, "bpf"),
+            (0x1cd1, "devpts"),
+            (0x6265_6570, "configfs"),
+            (0xde5e_81e4, "efivarfs"),
+            (0x6165_676c, "pstore"),
+            (0x4249_4e4d, "binfmt_misc"),
+            (0xf97c_ff8c, "selinuxfs"),
+            (0x6573_5543, "fusectl"),
+        ];
+        let kind = rustix::fs::fstatfs(file).ok()?.f_type as i64;
+        PSEUDO.iter().find(|(magic, _)| *magic == kind).map(|(_, name)| *name)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = file;
+        None
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir()
+            .join(format!("fastllm-policy-read-{}", std::process::id()))
+            .join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("in")).unwrap();
+        dir
+    }
+
+    pub(crate) fn mkfifo(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
+    }
+
+    fn reason(entry: Entry) -> String {
+        match entry {
+            Entry::Refused { reason } => reason,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entries_are_described_truly() {
+        let root = scratch("kinds");
+        let input = root.join("in");
+        std::fs::write(input.join("plain"), "x").unwrap();
+        std::fs::write(root.join("outside"), "secret").unwrap();
+        std::fs::create_dir(input.join("sub")).unwrap();
+        std::fs::write(input.join("sub/inner"), "y").unwrap();
+        symlink("sub/inner", input.join("inside-link")).unwrap();
+        symlink("../outside", input.join("outside-link")).unwrap();
+        symlink("/proc/self/environ", input.join("environ")).unwrap();
+        symlink("nowhere", input.join("dangling")).unwrap();
+        symlink("loop-b", input.join("loop-a")).unwrap();
+        symlink("loop-a", input.join("loop-b")).unwrap();
+        symlink("sub", input.join("dir-link")).unwrap();
+        mkfifo(&input.join("fifo"));
+        let dir = InputDir::new(&input).unwrap();
+        assert!(matches!(dir.entry("plain"), Entry::Readable { .. }));
+        assert!(matches!(dir.entry("inside-link"), Entry::Readable { .. }));
+        assert_eq!(dir.entry("absent"), Entry::Missing);
+        assert_eq!(reason(dir.entry("sub")), "a directory");
+        assert_eq!(reason(dir.entry("fifo")), "a FIFO (named pipe)");
+        assert!(reason(dir.entry("outside-link")).contains("outside the input"));
+        assert!(reason(dir.entry("environ")).contains("outside the input"));
+        assert_eq!(reason(dir.entry("dangling")), "a dangling symlink (to `nowhere`)");
+        assert!(reason(dir.entry("loop-a")).starts_with("a symlink loop"));
+        assert!(reason(dir.entry("dir-link")).starts_with("a symlink to a directory"));
+        // Opening a FIFO fails on the handle's type, not by hanging.
+        let error = open_named(&input.join("fifo"), 10).err().unwrap().to_string();
+        assert!(error.contains("a FIFO"), "{error}");
+    }
+
+    #[test]
+    fn a_cache_snapshot_reads_its_blobs_and_nothing_else() {
+        let root = scratch("cache");
+        let model = root.join("models--org--name");
+        let snapshot = model.join("snapshots/abc");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::create_dir_all(model.join("blobs")).unwrap();
+        std::fs::write(model.join("blobs/hash"), "weights").unwrap();
+        std::fs::write(model.join("refs"), "abc").unwrap();
+        symlink("../../blobs/hash", snapshot.join("model.safetensors")).unwrap();
+        symlink("../../refs", snapshot.join("LICENSE")).unwrap();
+        let dir = InputDir::new(&snapshot).unwrap();
+        assert!(matches!(dir.entry("model.safetensors"), Entry::Readable { .. }));
+        assert!(reason(dir.entry("LICENSE")).contains("outside the input"));
+        // The same layout not under `snapshots/` gets no blobs.
+        let plain = InputDir::new(&root).unwrap();
+        assert!(plain.blobs.is_none());
+    }
+
+    #[test]
+    fn pseudo_filesystems_and_devices_are_never_read() {
+        let error = open_named(Path::new("/proc/self/environ"), 1 << 20)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("proc filesystem"), "{error}");
+        let error = open_named(Path::new("/dev/zero"), 1 << 20).err().unwrap().to_string();
+        assert!(error.contains("a character device"), "{error}");
+    }
+
+    #[test]
+    fn a_document_is_bounded_on_the_handle() {
+        let root = scratch("bound");
+        std::fs::write(root.join("in/big"), vec![b'x'; 100]).unwrap();
+        let dir = InputDir::new(&root.join("in")).unwrap();
+        let error = dir.open("big", Some(99)).err().unwrap().to_string();
+        assert!(error.contains("100 bytes, more than the 99"), "{error}");
+        assert_eq!(dir.open("big", Some(100)).unwrap().read_text(100).unwrap().len(), 100);
+    }
+}
