@@ -195,11 +195,11 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(stdout) => {
             // A closed pipe (e.g. `| head`) is not an error worth a panic.
-            let _ = writeln!(std::io::stdout().lock(), "{stdout}");
+            let _ = writeln!(std::io::stdout().lock(), "{}", config::printable_lines(&stdout));
             ExitCode::SUCCESS
         }
         Err(message) => {
-            eprintln!("error: {message}");
+            note(&format!("error: {message}"));
             ExitCode::from(2)
         }
     }
@@ -246,10 +246,16 @@ fn clean_up_on_interrupt() {
                 let list: Vec<String> = abandoned.iter().map(|p| p.display().to_string()).collect();
                 format!("; removed the partial output ({})", list.join(", "))
             };
-            eprintln!("error: interrupted by {name}{removed}");
+            note(&format!("error: interrupted by {name}{removed}"));
             std::process::exit(128 + signal);
         });
     }
+}
+
+/// Prints `text` on stderr. Everything the CLI prints, here and on stdout, passes the same
+/// filter: no control character but the newline reaches the terminal, whatever an input named.
+fn note(text: &str) {
+    eprintln!("{}", config::printable_lines(text));
 }
 
 fn run(cli: Cli) -> Result<String, String> {
@@ -353,15 +359,15 @@ fn import(format: &str, text_only: bool, drop_keys: &[String], file: &Path) -> R
     let (config, _, dropped) =
         convert::import_hf(handler, hf, drop_keys, text_only).map_err(|e| format!("{}: {e}", file.display()))?;
     for dropped in dropped.iter().filter(|d| d.by == convert::DropCause::Requested) {
-        eprintln!(
+        note(&format!(
             "dropped (--drop-key): config key {} = {}",
-            dropped.key,
+            config::printable(&dropped.key),
             core::dict::show(&dropped.value)
-        );
+        ));
     }
-    let note = dropped_note(&dropped, &[]);
-    if !note.is_empty() {
-        eprintln!("{}", note.trim_start());
+    let dropped = dropped_note(&dropped, &[]);
+    if !dropped.is_empty() {
+        note(dropped.trim_start());
     }
     Ok(Value::Map(config.to_form(Form::Architecture)).to_json_pretty())
 }
@@ -561,11 +567,11 @@ fn convert_checkpoint(
         for t in &summary.tensors {
             out.push_str(&format!(
                 "{:60} {:6} {:>16} {:>12}  <- {} ({:?})\n",
-                t.name,
-                t.dtype,
+                config::printable(&t.name),
+                config::printable(&t.dtype),
                 format!("{:?}", t.shape),
                 t.bytes,
-                t.from.join(" + "),
+                joined(&t.from, " + "),
                 t.transform
             ));
         }
@@ -593,7 +599,7 @@ fn convert_checkpoint(
         if options.dry_run {
             String::new()
         } else {
-            format!(" in {}: {}", output.display(), summary.files.join(", "))
+            format!(" in {}: {}", output.display(), joined(&summary.files, ", "))
         }
     ));
     out.push_str(&missing_extra_files_note(&summary));
@@ -609,18 +615,24 @@ fn training_note(summary: &convert::Summary) -> String {
     if !summary.skipped_shards.is_empty() {
         out.push_str(&format!(
             "\nnot converted: shards {} (one shard is converted: --shard NAME chooses it)",
-            summary.skipped_shards.join(", ")
+            joined(&summary.skipped_shards, ", ")
         ));
     }
     if !summary.training_state.is_empty() {
         let state: Vec<String> = summary
             .training_state
             .iter()
-            .map(|(key, value)| format!("{key} = {}", core::dict::show(value)))
+            .map(|(key, value)| format!("{} = {}", config::printable(key), core::dict::show(value)))
             .collect();
         out.push_str(&format!("\nnot converted: training state {}", state.join(", ")));
     }
     out
+}
+
+/// Names from an input, each on one line (see [`config::printable`]), joined by `separator`.
+fn joined(items: &[impl AsRef<str>], separator: &str) -> String {
+    let items: Vec<_> = items.iter().map(|item| config::printable(item.as_ref())).collect();
+    items.join(separator)
 }
 
 fn strings(items: &[String]) -> Value {
@@ -639,14 +651,14 @@ fn dropped_note(keys: &[convert::DroppedKey], tensors: &[String]) -> String {
         out.push_str(&format!(
             "\nnote: --text-only dropped {} config key(s) the format does not convert: {}",
             keys.len(),
-            keys.join(", ")
+            joined(&keys, ", ")
         ));
     }
     if !tensors.is_empty() {
         out.push_str(&format!(
             "\nnote: --text-only dropped {} tensor(s) the format does not convert: {}",
             tensors.len(),
-            tensors.join(", ")
+            joined(tensors, ", ")
         ));
     }
     out
@@ -664,14 +676,14 @@ fn carried_note(summary: &convert::Summary, dry_run: bool) -> String {
         if items.is_empty() {
             "nothing".to_string()
         } else {
-            items.join(", ")
+            joined(items, ", ")
         }
     };
     out.push_str(&format!("\n{carry} config keys: {}", list(&summary.carried_keys)));
     for n in &summary.not_carried_keys {
         out.push_str(&format!(
             "\nnot carried: config key {} = {}: {}",
-            n.key,
+            config::printable(&n.key),
             core::dict::show(&n.value),
             n.reason
         ));
@@ -683,18 +695,17 @@ fn carried_note(summary: &convert::Summary, dry_run: bool) -> String {
     {
         out.push_str(&format!(
             "\ndropped (--drop-key): config key {} = {}",
-            dropped.key,
+            config::printable(&dropped.key),
             core::dict::show(&dropped.value)
         ));
     }
     out.push_str(&format!("\n{copy} files: {}", list(&summary.companions.copied)));
     for (file, reason) in &summary.companions.not_copied {
-        out.push_str(&format!("\nnot copied: {file}: {reason}"));
+        out.push_str(&format!("\nnot copied: {}: {reason}", config::printable(file)));
     }
     out
 }
 
-/// This process's peak resident memory (Linux `VmHWM`), for benchmarks.
 /// A note naming the format's extra files the input did not have (empty when none).
 fn missing_extra_files_note(summary: &convert::Summary) -> String {
     if summary.missing_extra_files.is_empty() {
@@ -704,10 +715,11 @@ fn missing_extra_files_note(summary: &convert::Summary) -> String {
         "\nnote: {} checkpoints usually carry {}, which the input does not have; add them by hand if \
          the model needs them",
         summary.to,
-        summary.missing_extra_files.join(", ")
+        joined(&summary.missing_extra_files, ", ")
     )
 }
 
+/// This process's peak resident memory (Linux `VmHWM`), for benchmarks.
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -747,7 +759,11 @@ fn inspect(path: &Path) -> Result<String, String> {
                 unconverted = format!(
                     "  not converted ({} drops them): config keys {}; {tensors} tensors\n",
                     core::ACCEPT_OPTION,
-                    if keys.is_empty() { "-".into() } else { keys.join(", ") }
+                    if keys.is_empty() {
+                        "-".into()
+                    } else {
+                        joined(&keys, ", ")
+                    }
                 );
             }
             handler.import(&hf).map_err(|e| e.to_string())
@@ -764,9 +780,12 @@ fn inspect(path: &Path) -> Result<String, String> {
         checkpoint.files.len()
     ));
     for (dtype, (count, bytes)) in dtypes {
-        out.push_str(&format!("  dtype {dtype}: {count} tensors, {bytes} bytes\n"));
+        out.push_str(&format!(
+            "  dtype {}: {count} tensors, {bytes} bytes\n",
+            config::printable(dtype)
+        ));
     }
-    out.push_str(&format!("  files: {}", checkpoint.files.file_names().join(", ")));
+    out.push_str(&format!("  files: {}", joined(&checkpoint.files.file_names(), ", ")));
     Ok(out)
 }
 
@@ -814,7 +833,7 @@ fn inspect_distributed(path: &Path) -> Result<String, String> {
     ));
     out.push_str(&format!(
         "  shards: {}  dtype: {}\n",
-        checkpoint.shard_names().join(", "),
+        joined(checkpoint.shard_names(), ", "),
         checkpoint.dtype()
     ));
     let (tensors, parameters) = checkpoint.parameters().fold((0usize, 0u128), |(n, total), placed| {

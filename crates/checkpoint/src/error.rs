@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use fastllm_config::printable;
+
 /// Why a checkpoint could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -11,7 +13,7 @@ pub enum CheckpointError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: invalid safetensors file: {message}")]
+    #[error("{path}: invalid safetensors file: {}", printable(.message))]
     Safetensors { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -22,32 +24,38 @@ pub enum CheckpointError {
     Pickle { path: PathBuf },
     #[error("{path}: no weights found (expected model.safetensors or model.safetensors.index.json)")]
     NoWeights { path: PathBuf },
-    #[error("{path}: shard `{shard}` listed in the index (for tensor `{tensor}`) is missing")]
+    #[error("{path}: shard `{}` listed in the index (for tensor `{}`) is missing", printable(.shard), printable(.tensor))]
     MissingShard {
         path: PathBuf,
         tensor: String,
         shard: String,
     },
-    #[error("{path}: shard name `{shard}` (for tensor `{tensor}`) must be a file name in the checkpoint directory")]
+    #[error(
+        "{path}: shard name `{}` (for tensor `{}`) must be a file name in the checkpoint directory",
+        printable(.shard), printable(.tensor)
+    )]
     UnsafeShardName {
         path: PathBuf,
         tensor: String,
         shard: String,
     },
-    #[error("{path}: tensor `{tensor}` is listed in the index for `{shard}` but is not in that file")]
+    #[error(
+        "{path}: tensor `{}` is listed in the index for `{}` but is not in that file",
+        printable(.tensor), printable(.shard)
+    )]
     TensorNotInShard {
         path: PathBuf,
         tensor: String,
         shard: String,
     },
-    #[error("{path}: tensor `{tensor}` is in `{first}` and `{second}`")]
+    #[error("{path}: tensor `{}` is in `{}` and `{}`", printable(.tensor), printable(.first), printable(.second))]
     DuplicateTensor {
         path: PathBuf,
         tensor: String,
         first: String,
         second: String,
     },
-    #[error("{path}: tensor `{tensor}` is in `{shard}` but not in the index")]
+    #[error("{path}: tensor `{}` is in `{}` but not in the index", printable(.tensor), printable(.shard))]
     UnindexedTensor {
         path: PathBuf,
         tensor: String,

@@ -35,10 +35,15 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::UnknownType { name, base, known } => {
                 let known: Vec<&str> = known.iter().copied().filter(|k| !k.is_empty()).collect();
+                let name = crate::printable(name);
                 write!(f, "unknown type `{name}` for {base} (known: {})", known.join(", "))
             }
             ErrorKind::TypeMismatch { name, expected } => {
-                write!(f, "type `{name}` is not allowed here, expected `{expected}`")
+                write!(
+                    f,
+                    "type `{}` is not allowed here, expected `{expected}`",
+                    crate::printable(name)
+                )
             }
             ErrorKind::AbstractClass { class } => {
                 write!(f, "{class} is abstract: a `type` is required")
@@ -61,7 +66,7 @@ pub struct ValidationError {
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = if self.path.is_empty() { "<root>" } else { &self.path };
-        write!(f, "`{path}` ({}): {}", self.class, self.kind)
+        write!(f, "`{}` ({}): {}", crate::printable(path), self.class, self.kind)
     }
 }
 
@@ -80,7 +85,8 @@ impl fmt::Display for ConfigErrors {
             if n == 1 { "" } else { "s" }
         )?;
         for error in &self.errors {
-            write!(f, "\n  {error}")?;
+            // One line each, whatever the input's keys hold.
+            write!(f, "\n  {}", crate::printable(&error.to_string()))?;
         }
         Ok(())
     }

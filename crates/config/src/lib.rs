@@ -23,6 +23,7 @@ pub mod classes;
 mod error;
 pub mod field_types;
 mod json_path;
+mod printable;
 mod reflect;
 mod value;
 mod yaml;
@@ -35,6 +36,7 @@ pub use classes::mixer::*;
 pub use classes::model::*;
 pub use error::{ConfigErrors, Ctx, ErrorKind, ValidationError};
 pub use fastllm_config_derive::Config;
+pub use printable::{printable, printable_lines};
 pub use reflect::{
     ClassRules, ConfigClass, FieldHint, FieldInfo, FieldSet, FieldType, Form, Serialized, Verbosity, check_type_key,
     emit_field, parse_config_value, report_unknown_keys, type_name_of,

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use fastllm_config::printable;
+
 /// Which way a conversion goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -51,13 +53,15 @@ impl Problem {
     }
 }
 
+/// One line, whatever the input put in its keys or values (see [`printable`]).
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = printable(&self.message);
         match (&self.fast_llm, &self.hf) {
-            (Some(fl), Some(hf)) => write!(f, "`{fl}` ↔ HF `{hf}`: {}", self.message),
-            (Some(fl), None) => write!(f, "`{fl}`: {}", self.message),
-            (None, Some(hf)) => write!(f, "HF `{hf}`: {}", self.message),
-            (None, None) => f.write_str(&self.message),
+            (Some(fl), Some(hf)) => write!(f, "`{}` ↔ HF `{}`: {message}", printable(fl), printable(hf)),
+            (Some(fl), None) => write!(f, "`{}`: {message}", printable(fl)),
+            (None, Some(hf)) => write!(f, "HF `{}`: {message}", printable(hf)),
+            (None, None) => f.write_str(&message),
         }
     }
 }

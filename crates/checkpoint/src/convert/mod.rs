@@ -167,7 +167,8 @@ fn render(problems: &[String]) -> String {
     );
     for problem in problems {
         out.push_str("\n  ");
-        out.push_str(problem);
+        // One line each, whatever the tensor names in it hold.
+        out.push_str(&fastllm_config::printable(problem));
     }
     out
 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use fastllm_config::printable;
+
 /// A distributed checkpoint that does not match the layout its `metadata.yaml` implies, or that
 /// this reader cannot place.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +38,8 @@ pub enum DistributedError {
         shards: String,
     },
     #[error(
-        "{path}: unexpected tensor `{tensor}` (a rank file holds one `<shard>_shard` per shard of metadata.yaml: {shards})"
+        "{path}: unexpected tensor `{}` (a rank file holds one `<shard>_shard` per shard of metadata.yaml: {shards})",
+        printable(.tensor)
     )]
     UnexpectedTensor {
         path: PathBuf,
