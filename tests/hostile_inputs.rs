@@ -35,6 +35,22 @@ use support::{names, scratch, snapshot};
 #[case::config_missing(hostile::config_missing)]
 #[cfg_attr(unix, case::config_is_a_fifo(hostile::config_is_a_fifo))]
 #[case::config_huge(hostile::config_huge)]
+#[cfg_attr(unix, case::config_links_outside_the_input(hostile::config_links_outside_the_input))]
+#[cfg_attr(unix, case::weights_link_to_proc(hostile::weights_link_to_proc))]
+#[cfg_attr(unix, case::weights_link_dangling(hostile::weights_link_dangling))]
+#[cfg_attr(unix, case::weights_link_loop(hostile::weights_link_loop))]
+#[cfg_attr(unix, case::metadata_is_a_fifo(hostile::metadata_is_a_fifo))]
+#[cfg_attr(unix, case::force_over_the_cache_blobs(hostile::force_over_the_cache_blobs))]
+#[cfg_attr(
+    unix,
+    case::force_over_a_hard_link_of_the_input(hostile::force_over_a_hard_link_of_the_input)
+)]
+#[cfg_attr(unix, case::config_command_on_a_fifo(hostile::config_command_on_a_fifo))]
+#[cfg_attr(unix, case::config_command_on_a_device(hostile::config_command_on_a_device))]
+#[cfg_attr(
+    unix,
+    case::config_command_on_a_kernel_file(hostile::config_command_on_a_kernel_file)
+)]
 #[case::unknown_key(hostile::unknown_key)]
 #[case::wrong_type(hostile::wrong_type)]
 #[case::kv_heads_not_dividing(hostile::kv_heads_not_dividing)]

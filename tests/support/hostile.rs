@@ -335,6 +335,148 @@ pub fn config_huge(root: &Path) -> Case {
         &["config.json", "a config document may have"],
     )
 }
+// What may be read, and what may be removed: the filesystem policy.
+
+/// `input`'s `name` replaced by a symlink to `target`.
+#[cfg(unix)]
+fn relink(input: &Path, name: &str, target: &Path) {
+    let _ = std::fs::remove_file(input.join(name));
+    std::os::unix::fs::symlink(target, input.join(name)).unwrap();
+}
+#[cfg(unix)]
+pub fn config_links_outside_the_input(root: &Path) -> Case {
+    let input = llama(root);
+    std::fs::copy(input.join("config.json"), root.join("elsewhere.json")).unwrap();
+    relink(&input, "config.json", &root.join("elsewhere.json"));
+    convert_case(root, &input, "fast_llm", &[], &["config.json", "outside the input"])
+}
+#[cfg(unix)]
+pub fn weights_link_to_proc(root: &Path) -> Case {
+    let input = llama(root);
+    relink(&input, "model.safetensors", Path::new("/proc/self/environ"));
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["model.safetensors", "outside the input"],
+    )
+}
+#[cfg(unix)]
+pub fn weights_link_dangling(root: &Path) -> Case {
+    let input = llama(root);
+    relink(&input, "model.safetensors", Path::new("gone.safetensors"));
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["model.safetensors", "dangling symlink"],
+    )
+}
+#[cfg(unix)]
+pub fn weights_link_loop(root: &Path) -> Case {
+    let input = llama(root);
+    relink(&input, "model.safetensors", Path::new("model.safetensors"));
+    convert_case(root, &input, "fast_llm", &[], &["model.safetensors", "symlink loop"])
+}
+#[cfg(unix)]
+pub fn metadata_is_a_fifo(root: &Path) -> Case {
+    let input = fast_llm(root);
+    std::fs::remove_file(input.join("metadata.yaml")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(input.join("metadata.yaml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    convert_case(root, &input, "llama", &[], &["metadata.yaml", "a FIFO"])
+}
+/// `--force` onto an output whose removal would take part of the input with it.
+#[cfg(unix)]
+fn force_refused(input: PathBuf, output: PathBuf, unchanged: Vec<PathBuf>, needles: &[&str]) -> Case {
+    Case {
+        args: ["convert", "--from", "auto", "--to", "fast_llm", "--force"]
+            .iter()
+            .map(|a| a.to_string())
+            .chain([s(&input), s(&output)])
+            .collect(),
+        needles: needles.iter().map(|n| n.to_string()).collect(),
+        output: None,
+        unchanged,
+    }
+}
+/// A Hugging Face cache snapshot (files linked to `../../blobs/`) converted over its own blobs.
+#[cfg(unix)]
+pub fn force_over_the_cache_blobs(root: &Path) -> Case {
+    let model = root.join("models--org--name");
+    let (snapshot, blobs) = (model.join("snapshots/rev"), model.join("blobs"));
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(&blobs).unwrap();
+    for entry in std::fs::read_dir(fixture("llama", "hf_input")).unwrap() {
+        let entry = entry.unwrap();
+        let blob = format!("blob-{}", entry.file_name().to_string_lossy());
+        std::fs::copy(entry.path(), blobs.join(&blob)).unwrap();
+        std::os::unix::fs::symlink(Path::new("../../blobs").join(&blob), snapshot.join(entry.file_name())).unwrap();
+    }
+    force_refused(
+        snapshot.clone(),
+        blobs.clone(),
+        vec![model],
+        &["refusing to replace", "blobs", "the input's"],
+    )
+}
+/// An old output holding a hard link to the input's weights.
+#[cfg(unix)]
+pub fn force_over_a_hard_link_of_the_input(root: &Path) -> Case {
+    let input = llama(root);
+    let old = root.join("out");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::hard_link(input.join("model.safetensors"), old.join("model.safetensors")).unwrap();
+    force_refused(
+        input.clone(),
+        old.clone(),
+        vec![input, old],
+        &["refusing to replace", "model.safetensors"],
+    )
+}
+/// `config` commands read their file under the same policy: no FIFO, device or kernel file.
+#[cfg(unix)]
+fn config_command_case(root: &Path, file: &Path, needles: &[&str]) -> Case {
+    Case {
+        args: ["config", "import", "--format", "auto"]
+            .iter()
+            .map(|a| a.to_string())
+            .chain([s(file)])
+            .collect(),
+        needles: needles.iter().map(|n| n.to_string()).collect(),
+        output: None,
+        unchanged: vec![root.to_path_buf()],
+    }
+}
+#[cfg(unix)]
+pub fn config_command_on_a_fifo(root: &Path) -> Case {
+    let fifo = root.join("config.json");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    config_command_case(root, &fifo, &["config.json", "a FIFO"])
+}
+#[cfg(unix)]
+pub fn config_command_on_a_device(root: &Path) -> Case {
+    let link = root.join("config.json");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    config_command_case(root, &link, &["config.json", "a character device"])
+}
+#[cfg(unix)]
+pub fn config_command_on_a_kernel_file(root: &Path) -> Case {
+    let link = root.join("config.json");
+    std::os::unix::fs::symlink("/proc/self/environ", &link).unwrap();
+    config_command_case(root, &link, &["config.json", "proc filesystem"])
+}
 pub fn unknown_key(root: &Path) -> Case {
     config_case(
         root,
