@@ -19,7 +19,7 @@ use crate::writer::TensorSpec;
 
 use crate::companions::Companions;
 use crate::convert::metadata::{hf_file_metadata, write_config_json, write_hf_index};
-use crate::convert::plan::{OutputTensor, weight_plan};
+use crate::convert::plan::{OutputTensor, whole_weight_plan};
 use crate::convert::write::{shard, specs};
 use crate::convert::{ConversionError, Options, Output, PlannedTensor, Summary};
 use crate::writer::{OutputDir, write_safetensors};
@@ -40,7 +40,7 @@ pub fn write_synthetic_hf(
         message: format!("unknown dtype {dtype}"),
     })?;
     let mut outputs = Vec::new();
-    for entry in weight_plan(handler, config, &PlanLimits::DEFAULT, dir, false)? {
+    for entry in whole_weight_plan(handler, config, &PlanLimits::DEFAULT, dir)? {
         for (name, shape) in entry.hf.iter().zip(&entry.hf_shapes) {
             let bytes = elements(shape)
                 .and_then(|n| n.checked_mul(element as u64))

@@ -32,7 +32,8 @@ impl InputLayout for HfInput {
         let handler = self.0;
         let checkpoint = open_hf(dir)?;
         let limits = limits(&checkpoint.files);
-        let mut entries = weight_plan(handler, &config, &limits, &dir.join(self.config_file()), true)?;
+        let plan = weight_plan(handler, &config, &limits, &dir.join(self.config_file()), true)?;
+        let mut entries = plan.entries;
         respell(
             &mut entries,
             &handler.converter().base_model.hf_prefix_aliases,
@@ -54,6 +55,16 @@ impl InputLayout for HfInput {
                     dtype,
                 },
             );
+        }
+        if let Some(beyond) = plan.beyond_tensor_limit {
+            // Named after the tensors of the plan's first part the checkpoint lacks (there is
+            // one at least: the plan names more distinct tensors than it holds). What is left
+            // unconsumed was never looked for, so it is not reported as unmapped.
+            problems.push(beyond.message);
+            return Err(ConversionError::Tensors {
+                path: dir.to_path_buf(),
+                problems,
+            });
         }
         let (unconverted, leftovers): (Vec<&str>, Vec<&str>) = checkpoint
             .files
