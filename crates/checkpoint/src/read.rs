@@ -10,6 +10,7 @@ use memmap2::Mmap;
 use safetensors::SafeTensors;
 
 use crate::CheckpointError;
+use crate::metadata_yaml::{MetadataFormat, mapping, read_metadata};
 
 /// One tensor's place in a mapped file.
 #[derive(Debug, Clone)]
@@ -364,8 +365,12 @@ fn pickle_file(dir: &Path) -> Option<PathBuf> {
 /// index names, every shard tensor indexed, no tensor twice.
 fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointError> {
     let index = read_document(index_path)?;
-    let Some(Value::Map(weight_map)) = index.get("weight_map") else {
-        return Err(CheckpointError::invalid(index_path, "no `weight_map` dict"));
+    let weight_map = mapping(&index, "weight_map").map_err(|e| CheckpointError::invalid(index_path, e))?;
+    let Some(weight_map) = weight_map else {
+        return Err(CheckpointError::invalid(
+            index_path,
+            "no `weight_map` (expected a mapping: tensor name → shard file)",
+        ));
     };
     let mut shards: Vec<String> = Vec::new();
     let mut expected: BTreeMap<&str, &str> = BTreeMap::new();
@@ -424,9 +429,14 @@ fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointErro
 /// Opens a Fast-LLM checkpoint directory: `metadata.yaml` and the files its `state_index` names.
 pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     let metadata_path = dir.join("metadata.yaml");
-    let config = read_document(&metadata_path)?;
-    let Some(Value::Map(state_index)) = fastllm_core::dict::get(&config, "metadata.state_index") else {
-        return Err(CheckpointError::invalid(&metadata_path, "no `metadata.state_index`"));
+    let (config, _) = read_metadata(dir, Some(MetadataFormat::StateDict))?;
+    let state_index =
+        mapping(&config, "metadata.state_index").map_err(|e| CheckpointError::invalid(&metadata_path, e))?;
+    let Some(state_index) = state_index else {
+        return Err(CheckpointError::invalid(
+            &metadata_path,
+            "no `metadata.state_index` (expected a mapping: tensor name → file)",
+        ));
     };
     let mut names: Vec<String> = Vec::new();
     for (tensor, file) in state_index {

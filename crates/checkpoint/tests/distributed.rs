@@ -538,7 +538,12 @@ fn missing_extra_and_mistyped_shard_tensors_are_named() {
 }
 
 #[rstest]
-#[case("llama_dp2_zero2", "format: distributed", "format: fast_llm", "format is `fast_llm`")]
+#[case(
+    "llama_dp2_zero2",
+    "format: distributed",
+    "format: fast_llm",
+    "`format` is `fast_llm`"
+)]
 #[case(
     "llama_dp2_zero2",
     "fast_llm_version: 0.4.0",

@@ -4,14 +4,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
-use fastllm_core::dict;
+use fastllm_config::{BaseModelConfig, Form, Map, Value, load_base_model};
 use fastllm_core::layout::engine_layers;
 
 use super::error::DistributedError;
 use super::layout::{DistributedLayout, Piece, Placed, ShardKind};
 use super::parallel::Parallelism;
-use crate::read::{MappedFile, read_document};
+use crate::metadata_yaml::{MetadataFormat, lookup, mapping, model_kind, read_metadata, string};
+use crate::read::MappedFile;
 use crate::{CheckpointError, dtype_size};
 
 /// The checkpoint versions Fast-LLM 0.4.0 reads (it refuses anything older or newer).
@@ -35,33 +35,20 @@ impl DistributedCheckpoint {
     /// shard, of the size and dtype the layout implies, with zero padding.
     pub fn open(dir: &Path) -> Result<DistributedCheckpoint, CheckpointError> {
         let metadata_path = dir.join("metadata.yaml");
-        let metadata = read_document(&metadata_path)?;
+        let (metadata, _) = read_metadata(dir, Some(MetadataFormat::Distributed))?;
         let refuse = |message: String| DistributedError::Metadata {
             path: metadata_path.clone(),
             message,
         };
-        match metadata.get("format") {
-            Some(Value::Str(format)) if format == "distributed" => {}
-            Some(Value::Str(format)) => {
-                return Err(refuse(format!("format is `{format}`, not `distributed`")).into());
-            }
-            _ => return Err(refuse("no `format` (expected `distributed`)".into()).into()),
-        }
         check_version(&metadata).map_err(&refuse)?;
-        let kind = match metadata.get("model") {
-            Some(Value::Str(model)) => {
-                ModelKind::from_name(model).ok_or_else(|| refuse(format!("unknown model `{model}`")))?
-            }
-            _ => return Err(refuse("no `model` (gpt or multimodal)".into()).into()),
-        };
-        let base_model = dict::get(&metadata, "config.base_model")
-            .cloned()
-            .unwrap_or(Value::Map(Map::new()));
+        let kind = model_kind(&metadata).map_err(&refuse)?;
+        let base_model = mapping(&metadata, "config.base_model").map_err(&refuse)?;
+        let base_model = Value::Map(base_model.cloned().unwrap_or_default());
         let base_model = load_base_model(kind, &base_model).map_err(|e| refuse(format!("config.base_model: {e}")))?;
         let shards = shard_names(&metadata).map_err(&refuse)?;
-        let config = match metadata.get("config") {
-            Some(Value::Map(config)) => config.clone(),
-            _ => return Err(refuse("no `config` mapping".into()).into()),
+        let config = match mapping(&metadata, "config").map_err(&refuse)? {
+            Some(config) => config.clone(),
+            None => return Err(refuse("no `config` (expected a mapping: the model config)".into()).into()),
         };
         let parallelism = Parallelism::from_config(&config).map_err(|e| refuse(format!("config.{e}")))?;
         let layers =
@@ -452,8 +439,13 @@ fn shard_tensor(shard: &str) -> String {
 
 /// `shards`: a non-empty list of distinct names, `weights` first.
 fn shard_names(metadata: &Map) -> Result<Vec<String>, String> {
-    let Some(Value::List(items)) = metadata.get("shards") else {
-        return Err("no `shards` list".into());
+    const EXPECTED: &str = "a list of shard names, `weights` first";
+    let list = lookup(metadata, "shards", EXPECTED, |value| match value {
+        Value::List(items) => Some(items),
+        _ => None,
+    })?;
+    let Some(items) = list else {
+        return Err(format!("no `shards` (expected {EXPECTED})"));
     };
     let mut names: Vec<String> = Vec::new();
     for item in items {
@@ -473,8 +465,9 @@ fn shard_names(metadata: &Map) -> Result<Vec<String>, String> {
 
 /// `fast_llm_version` must be one Fast-LLM 0.4.0 reads, whose layout this reader follows.
 fn check_version(metadata: &Map) -> Result<(), String> {
-    let Some(Value::Str(version)) = metadata.get("fast_llm_version") else {
-        return Err("no `fast_llm_version`".into());
+    const EXPECTED: &str = "a release version string like \"0.3.0\"";
+    let Some(version) = string(metadata, "fast_llm_version", EXPECTED)? else {
+        return Err(format!("no `fast_llm_version` (expected {EXPECTED})"));
     };
     let parts: Option<Vec<u64>> = version.split('.').map(|p| p.parse().ok()).collect();
     let Some(mut parts) = parts.filter(|p| !p.is_empty() && p.len() <= 3) else {
@@ -516,11 +509,27 @@ mod tests {
     }
 
     #[rstest]
+    #[case("{}", "no `fast_llm_version`")]
+    #[case(
+        "fast_llm_version: 0.4",
+        "`fast_llm_version`: expected a release version string like \"0.3.0\", found float 0.4"
+    )]
+    #[case("fast_llm_version: 4", "found int 4")]
+    fn a_version_of_another_type_is_not_missing(#[case] yaml: &str, #[case] message: &str) {
+        let error = check_version(&map(yaml)).unwrap_err();
+        assert!(error.contains(message), "{error}");
+    }
+
+    #[rstest]
     #[case("shards: [weights, exp_avgs]", Ok(vec!["weights", "exp_avgs"]))]
     #[case("shards: [exp_avgs, weights]", Err("must start with `weights`"))]
     #[case("shards: [weights, weights]", Err("listed twice"))]
     #[case("shards: [weights, 3]", Err("expected names"))]
-    #[case("shards: weights", Err("no `shards` list"))]
+    #[case(
+        "shards: weights",
+        Err("`shards`: expected a list of shard names, `weights` first, found str \"weights\"")
+    )]
+    #[case("{}", Err("no `shards`"))]
     fn shard_lists(#[case] yaml: &str, #[case] expected: Result<Vec<&str>, &str>) {
         match (shard_names(&map(yaml)), expected) {
             (Ok(names), Ok(expected)) => assert_eq!(names, expected),
