@@ -75,6 +75,11 @@ impl MappedFile {
         })
     }
 
+    /// The header's `__metadata__` (string keys and values; empty when it has none).
+    pub(crate) fn header_metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
+    }
+
     /// The bytes of tensor `name`, with its place.
     pub(crate) fn tensor(&self, name: &str) -> Option<(&TensorMeta, &[u8])> {
         let meta = self.tensors.get(name)?;

@@ -125,6 +125,24 @@ fn fill(tensor: &PlannedTensor, sink: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The `__metadata__` Fast-LLM writes into rank `rank`'s file: its whole metadata, with the
+/// saving rank at `config.distributed.rank` (what identifies the file), each value a string,
+/// YAML for structured ones.
+fn rank_header(metadata: &Map, rank: usize) -> BTreeMap<String, String> {
+    let mut metadata = metadata.clone();
+    if let Some(Value::Map(config)) = metadata.get_mut("config")
+        && let Value::Map(distributed) = config.entry("distributed".into()).or_insert(Value::Map(Map::new()))
+    {
+        distributed.insert("rank".into(), Value::Int(rank as i128));
+    }
+    (metadata.into_iter())
+        .map(|(key, value)| match value {
+            Value::Str(text) => (key, text),
+            other => (key, other.to_yaml()),
+        })
+        .collect()
+}
+
 /// Writes a synthetic Fast-LLM distributed checkpoint of `config`: `metadata.yaml` with the
 /// parallel layout `parallel` (the `distributed` and `multi_stage` sections of its `config`) and
 /// `shards`, and one `rank_<r>.safetensors` per rank. Every parameter of every shard holds its
@@ -160,7 +178,7 @@ pub fn write_synthetic_distributed(
         ),
         ("metadata".to_string(), Value::Map(Map::new())),
     ]);
-    out.write_text("metadata.yaml", &Value::Map(metadata).to_yaml())?;
+    out.write_text("metadata.yaml", &Value::Map(metadata.clone()).to_yaml())?;
     for rank in 0..layout.parallelism.world_size {
         // (offset in the rank's shard, parameter, global element, elements), by offset.
         let mut placements: Vec<Vec<(usize, &str, usize, usize)>> = Vec::new();
@@ -185,7 +203,8 @@ pub fn write_synthetic_distributed(
             });
         }
         let file = out.path(&crate::distributed::rank_file(rank));
-        write_safetensors(&file, &BTreeMap::new(), &specs, |i, sink: &mut dyn Write| {
+        let header = rank_header(&metadata, rank);
+        write_safetensors(&file, &header, &specs, |i, sink: &mut dyn Write| {
             let mut position = 0;
             let zeros = vec![0u8; 1 << 16];
             let pad = |sink: &mut dyn Write, elements: usize| -> std::io::Result<()> {

@@ -1,6 +1,7 @@
 //! Opening a distributed checkpoint directory: every check before anything is returned, then one
 //! parameter at a time reassembled from the mapped rank files.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -293,10 +294,34 @@ impl DistributedCheckpoint {
         Ok(out)
     }
 
-    /// Checks rank `rank`'s file: its tensors, their sizes and dtype, and that padding is zero.
+    /// Checks rank `rank`'s file: the rank its header says it is, its tensors, their sizes and
+    /// dtype, and that padding is zero.
     fn check_rank(&self, rank: usize) -> Result<(), DistributedError> {
         let file = &self.files[rank];
         let path = self.dir.join(&file.name);
+        // Same-sized rank files swapped would pass every check below: only the header tells.
+        let identity = header_identity(file.header_metadata()).map_err(|message| DistributedError::RankHeader {
+            path: path.clone(),
+            message,
+        })?;
+        let world_size = self.layout.parallelism.world_size;
+        match identity {
+            Some((found, _)) if found != rank => {
+                return Err(DistributedError::RankIdentity {
+                    path,
+                    named: rank,
+                    found,
+                });
+            }
+            Some((_, Some(found))) if found != world_size => {
+                return Err(DistributedError::RankWorld {
+                    path,
+                    expected: world_size,
+                    found,
+                });
+            }
+            _ => {}
+        }
         let shards = self.shards.join(", ");
         if let Some(extra) = file
             .tensors
@@ -427,6 +452,32 @@ fn check_no_rank_beyond(dir: &Path, world_size: usize) -> Result<(), Distributed
     }
 }
 
+/// The rank a rank file's header says it is, and the world size it was saved in when given.
+/// Fast-LLM writes its whole metadata into every rank file's `__metadata__`, the model config as
+/// YAML under `config`, whose `distributed.rank` is the saving rank. `None` when the header holds
+/// no rank: Fast-LLM finds a rank's file by its name alone and never reads this metadata, so such
+/// a file is taken by its name, as Fast-LLM takes it. A rank given but unreadable is an error.
+fn header_identity(metadata: &HashMap<String, String>) -> Result<Option<(usize, Option<usize>)>, String> {
+    let Some(config) = metadata.get("config") else {
+        return Ok(None);
+    };
+    let config = Value::from_yaml_str(config).map_err(|e| format!("`config`: {e}"))?;
+    // Under its key, so that messages name the whole path.
+    let header = Map::from([("config".to_string(), config)]);
+    let count = |value: &Value| match value {
+        Value::Int(i) => usize::try_from(*i).ok(),
+        _ => None,
+    };
+    let rank = lookup(&header, "config.distributed.rank", "a rank (an int, 0 or more)", count)?;
+    let world = lookup(
+        &header,
+        "config.distributed.world_size",
+        "a world size (an int, 0 or more)",
+        count,
+    )?;
+    Ok(rank.map(|rank| (rank, world)))
+}
+
 /// The rank file of rank `rank`.
 pub fn rank_file(rank: usize) -> String {
     format!("rank_{rank}.safetensors")
@@ -518,6 +569,40 @@ mod tests {
     fn a_version_of_another_type_is_not_missing(#[case] yaml: &str, #[case] message: &str) {
         let error = check_version(&map(yaml)).unwrap_err();
         assert!(error.contains(message), "{error}");
+    }
+
+    #[rstest]
+    #[case::fast_llm_s(Some("distributed:\n  rank: 3\n  world_size: 4\n"), Ok(Some((3, Some(4)))))]
+    #[case::no_metadata(None, Ok(None))]
+    #[case::no_distributed(Some("base_model: {}\n"), Ok(None))]
+    #[case::no_rank(Some("distributed: {world_size: 4}\n"), Ok(None))]
+    #[case::rank_a_string(
+        Some("distributed: {rank: '3'}"),
+        Err("`config.distributed.rank`: expected a rank (an int, 0 or more), found str \"3\"")
+    )]
+    #[case::world_a_float(
+        Some("distributed: {rank: 3, world_size: 4.0}"),
+        Err("`config.distributed.world_size`: expected a world size (an int, 0 or more), found float 4.0")
+    )]
+    #[case::rank_negative(
+        Some("distributed: {rank: -1}"),
+        Err("`config.distributed.rank`: expected a rank (an int, 0 or more), found int -1")
+    )]
+    #[case::config_a_list(Some("[1]"), Err("`config`: expected a mapping, found list"))]
+    #[case::config_not_yaml(Some("a: [b"), Err("`config`: "))]
+    fn rank_file_identities(
+        #[case] config: Option<&str>,
+        #[case] expected: Result<Option<(usize, Option<usize>)>, &str>,
+    ) {
+        let metadata: HashMap<String, String> = config
+            .map(|c| ("config".to_string(), c.to_string()))
+            .into_iter()
+            .collect();
+        match (header_identity(&metadata), expected) {
+            (Ok(found), Ok(expected)) => assert_eq!(found, expected),
+            (Err(message), Err(expected)) => assert!(message.starts_with(expected), "{message}"),
+            (found, expected) => panic!("{config:?}: {found:?}, expected {expected:?}"),
+        }
     }
 
     #[rstest]
