@@ -34,7 +34,7 @@ impl MetadataFormat {
     fn description(self) -> &'static str {
         match self {
             MetadataFormat::StateDict => "a state dict, read with --from fast_llm",
-            MetadataFormat::Distributed => "a training checkpoint, read with --from fast_llm_distributed",
+            MetadataFormat::Distributed => "a distributed training checkpoint, read with --from fast_llm_distributed",
         }
     }
 
