@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use fastllm_config::{BaseModelConfig, Map, Value};
-use fastllm_core::carried::{METADATA_KEY, drop_keys};
+use fastllm_core::carried::METADATA_KEY;
 use fastllm_core::{Carried, ConvertError, Direction, Handler};
 
 use crate::CheckpointError;
@@ -57,11 +57,13 @@ pub fn import_hf(
     text_only: bool,
 ) -> Result<(BaseModelConfig, Map, Vec<DroppedKey>), ConvertError> {
     let mut hf = hf.clone();
-    let requested = drop_keys(&mut hf, drop).map_err(|problems| ConvertError::Rejected {
-        format: handler.name.to_string(),
-        direction: Direction::Import,
-        problems,
-    })?;
+    let requested = handler
+        .drop_keys(&mut hf, drop)
+        .map_err(|problems| ConvertError::Rejected {
+            format: handler.name.to_string(),
+            direction: Direction::Import,
+            problems,
+        })?;
     let mut dropped: Vec<DroppedKey> = requested
         .into_iter()
         .map(|(key, value)| DroppedKey {
