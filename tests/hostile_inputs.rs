@@ -107,6 +107,7 @@ use support::{names, scratch, snapshot};
 #[case::fast_llm_tensor_wrong_shape(hostile::fast_llm_tensor_wrong_shape)]
 #[case::fast_llm_tensor_extra(hostile::fast_llm_tensor_extra)]
 #[case::tensors_mostly_missing(hostile::tensors_mostly_missing)]
+#[case::tensors_but_the_norms_missing(hostile::tensors_but_the_norms_missing)]
 fn hostile_checkpoints_are_refused_by_name(#[case] make: fn(&Path) -> Case) {
     // One directory per case (cases run in parallel), named by the generator's address-free
     // identity: the case's position in the thread name rstest gives it.

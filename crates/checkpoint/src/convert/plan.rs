@@ -66,19 +66,22 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
         }
         Output::Hf(handler) => {
             let name_hf_keys = matches!(from, Side::Hf(h) if std::ptr::eq(h, handler));
-            let plan = weight_plan(
+            let BoundedPlan {
+                entries,
+                oversized,
+                beyond_tensor_limit,
+                ..
+            } = weight_plan(
                 handler,
                 &input.config,
                 &input.limits,
                 &config_file(dir, from),
                 name_hf_keys,
             )?;
-            if let Some(beyond) = plan.beyond_tensor_limit {
-                // Named after the tensors of the plan's first part the input lacks (there is one
-                // at least: the plan holds more distinct parameters than the input).
-                truncated = Some(beyond.message);
-            }
-            for entry in plan.entries {
+            // Named after the tensors of the plan's first part the input lacks (there is one at
+            // least: the plan holds more distinct parameters than the input).
+            truncated = beyond_tensor_limit.map(|beyond| beyond.message);
+            for entry in entries {
                 let Some(src) = input.sources.get(&entry.fast_llm) else {
                     problems.push(format!("Fast-LLM `{}`: missing from {}", entry.fast_llm, input.listing));
                     continue;
@@ -117,6 +120,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
                     });
                 }
             }
+            beyond_the_checkpoint(oversized, &mut problems);
         }
     }
     match truncated {
@@ -173,7 +177,7 @@ pub(crate) fn weight_plan(
     Err(plan_error(handler, source, plan.problems))
 }
 
-/// [`weight_plan`] made without an input to check it against: beyond the limit is an error too.
+/// [`weight_plan`] made without an input to check it against: beyond the limits is an error too.
 pub(crate) fn whole_weight_plan(
     handler: &Handler,
     config: &BaseModelConfig,
@@ -181,9 +185,19 @@ pub(crate) fn whole_weight_plan(
     source: &Path,
 ) -> Result<Vec<PlanEntry>, ConversionError> {
     let plan = weight_plan(handler, config, limits, source, false)?;
-    match plan.beyond_tensor_limit {
-        Some(problem) => Err(plan_error(handler, source, vec![problem])),
-        None => Ok(plan.entries),
+    let problems: Vec<Problem> = plan.oversized.into_iter().chain(plan.beyond_tensor_limit).collect();
+    if problems.is_empty() {
+        Ok(plan.entries)
+    } else {
+        Err(plan_error(handler, source, problems))
+    }
+}
+
+/// The planned parameters with more elements than the checkpoint holds in all, when checking
+/// the plan against it found nothing: each is missing there or another shape, and named so.
+pub(crate) fn beyond_the_checkpoint(oversized: Vec<Problem>, problems: &mut Vec<String>) {
+    if problems.is_empty() {
+        problems.extend(oversized.into_iter().map(|problem| problem.message));
     }
 }
 

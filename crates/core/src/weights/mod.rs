@@ -383,8 +383,10 @@ pub fn plan_within(root: &Section, config: &Map, limits: &PlanLimits) -> Result<
     let BoundedPlan {
         entries,
         mut problems,
+        oversized,
         beyond_tensor_limit,
     } = plan_bounded(root, config, limits);
+    problems.extend(oversized);
     problems.extend(beyond_tensor_limit);
     if problems.is_empty() {
         Ok(entries)
@@ -402,6 +404,10 @@ pub struct BoundedPlan {
     pub entries: Vec<PlanEntry>,
     /// Config values and parameters beyond the limits or the declarations, each by its path.
     pub problems: Vec<Problem>,
+    /// Parameters with more elements than the limit, planned all the same: no tensor of a
+    /// checkpoint holding that many elements in all has their shape, so checked against it each
+    /// is named missing or misshapen there. Without a checkpoint, they are problems.
+    pub oversized: Vec<Problem>,
     /// Set when the walk stopped at the tensor limit: why, attributed to no parameter (the
     /// parameter where the count ran out is rarely the one missing).
     pub beyond_tensor_limit: Option<Problem>,
@@ -416,6 +422,7 @@ pub fn plan_bounded(root: &Section, config: &Map, limits: &PlanLimits) -> Bounde
         out: Vec::new(),
         problems: RefCell::new(Vec::new()),
         full: false,
+        oversized: Vec::new(),
     };
     planner.walk(root, config, "", "", "");
     let mut problems = planner.problems.into_inner();
@@ -437,6 +444,7 @@ pub fn plan_bounded(root: &Section, config: &Map, limits: &PlanLimits) -> Bounde
     BoundedPlan {
         entries: planner.out,
         problems,
+        oversized: planner.oversized,
         beyond_tensor_limit,
     }
 }
@@ -481,6 +489,8 @@ struct Planner<'a> {
     problems: RefCell<Vec<Problem>>,
     /// The tensor limit was passed (by one entry): the walk stops.
     full: bool,
+    /// Planned parameters with more elements than the limit.
+    oversized: Vec<Problem>,
 }
 
 impl Planner<'_> {
@@ -660,12 +670,27 @@ impl Planner<'_> {
             return;
         }
         let name = at.fl(&param.fast_llm);
-        if !self.within_limits(&name, &fast_llm_shape) {
-            return;
-        }
+        let beyond_elements = |shape: &[usize]| {
+            format!(
+                "shape {shape:?} has more elements than {}",
+                self.limits.bound("elements")
+            )
+        };
+        let oversized = match elements(&fast_llm_shape) {
+            None => return self.parameter_problem(&name, beyond_elements(&fast_llm_shape)),
+            Some(n) => n > self.limits.max_elements,
+        };
         let transform = param.transform;
         match hf_shapes(transform, &fast_llm_shape, hf.len(), hf_shape) {
             Some(hf_shapes) => {
+                if oversized {
+                    let message = format!("parameter `{name}`: {}", beyond_elements(&fast_llm_shape));
+                    self.oversized.push(Problem {
+                        fast_llm: None,
+                        hf: None,
+                        message,
+                    });
+                }
                 self.out.push(PlanEntry {
                     fast_llm: name,
                     fast_llm_shape,
@@ -722,22 +747,6 @@ impl Planner<'_> {
                         .join(", ")
                 ),
             ),
-        }
-    }
-
-    /// Checks one more parameter of `shape` against the element limit (the tensor limit is
-    /// checked once it is planned: the entry past it is the evidence a checkpoint lacks one).
-    fn within_limits(&self, name: &str, shape: &[usize]) -> bool {
-        match elements(shape) {
-            Some(n) if n <= self.limits.max_elements => true,
-            _ => {
-                let message = format!(
-                    "shape {shape:?} has more elements than {}",
-                    self.limits.bound("elements")
-                );
-                self.parameter_problem(name, message);
-                false
-            }
         }
     }
 
@@ -890,6 +899,40 @@ mod tests {
                 .starts_with("parameter `decoder.0.w`: shape [256000] has more elements"),
             "{}",
             problems[0].message
+        );
+    }
+
+    #[test]
+    fn a_parameter_beyond_the_element_limit_is_planned_for_the_checkpoint_to_name() {
+        // Checked against a checkpoint of 4096 elements, `decoder.0.w` is missing or misshapen
+        // there: planned, so that the check names it as such.
+        let block = Section::of::<DecoderBlockConfig>("test.block")
+            .weight(
+                "w",
+                WeightDecl::param("w", &["w"], Transform::Copy, |c| {
+                    vec![c.int("mlp.intermediate_size"), 64]
+                }),
+            )
+            .build();
+        let root = Section::of::<GptBaseModelConfig>("test.root").weight(
+            "blocks",
+            WeightDecl::Blocks {
+                config: "decoder",
+                fast_llm: "decoder",
+                hf: "layers",
+                block,
+            },
+        );
+        let config = Value::from_json_str(&format!(r#"{{"decoder": {}}}"#, fixed(1, 2, 4000))).unwrap();
+        let plan = plan_bounded(&root, config.as_map().unwrap(), &PlanLimits::checkpoint(100, 4096));
+        assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+        assert_eq!(plan.entries.len(), 1);
+        assert_eq!(plan.entries[0].fast_llm_shape, [4000, 64]);
+        assert_eq!(plan.oversized.len(), 1);
+        assert!(
+            plan.oversized[0]
+                .message
+                .starts_with("parameter `decoder.0.w`: shape [4000, 64] has more elements than the 4096")
         );
     }
 
