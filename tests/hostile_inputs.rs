@@ -93,6 +93,7 @@ use support::{names, scratch, snapshot};
 #[case::yaml_format_unknown(hostile::yaml_format_unknown)]
 #[case::yaml_format_not_a_string(hostile::yaml_format_not_a_string)]
 #[case::state_dict_read_as_distributed(hostile::state_dict_read_as_distributed)]
+#[case::inspect_format_unknown(hostile::inspect_format_unknown)]
 #[case::yaml_model_not_a_string(hostile::yaml_model_not_a_string)]
 #[case::yaml_state_index_not_a_mapping(hostile::yaml_state_index_not_a_mapping)]
 #[case::distributed_version_a_float(hostile::distributed_version_a_float)]

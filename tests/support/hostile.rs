@@ -1068,6 +1068,21 @@ pub fn yaml_format_not_a_string(root: &Path) -> Case {
         &["metadata.yaml", "`format`", "int 3"],
     )
 }
+pub fn inspect_format_unknown(root: &Path) -> Case {
+    let input = fast_llm(root);
+    replace_text(
+        &input.join("metadata.yaml"),
+        "format: fast_llm",
+        "format: huggingface",
+        0,
+    );
+    Case {
+        args: vec!["inspect".into(), s(&input)],
+        needles: ["metadata.yaml", "`format`", "huggingface"].map(String::from).to_vec(),
+        output: None,
+        unchanged: vec![input],
+    }
+}
 pub fn state_dict_read_as_distributed(root: &Path) -> Case {
     let input = fast_llm(root);
     convert_from_case(
