@@ -67,8 +67,10 @@ enum Command {
         #[arg(long)]
         text_only: bool,
         /// Drop this key of the input's config.json (dotted for nested keys; repeatable): the way
-        /// to accept losing a key the format does not know. For a Fast-LLM input, a key of the HF
-        /// metadata stored in its metadata.yaml. The summary lists it.
+        /// to accept losing a key the format does not know. A key the format converts or checks
+        /// (or one holding such a key) is refused: dropping it would change the model. For a
+        /// Fast-LLM input, a key of the HF metadata stored in its metadata.yaml. The summary lists
+        /// it.
         #[arg(long = "drop-key", value_name = "KEY")]
         drop_keys: Vec<String>,
         /// The shard of a fast_llm_distributed input to convert (default `weights`): e.g.
@@ -142,7 +144,8 @@ enum ConfigCommand {
         /// and audio towers), naming them on stderr.
         #[arg(long)]
         text_only: bool,
-        /// Drop this key of the config before importing it (dotted; repeatable).
+        /// Drop this key of the config before importing it (dotted; repeatable): a key the format
+        /// does not know; one it converts or checks is refused.
         #[arg(long = "drop-key", value_name = "KEY")]
         drop_keys: Vec<String>,
         /// The HF config.json.

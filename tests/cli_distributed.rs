@@ -262,7 +262,7 @@ fn a_shard_of_the_wrong_dtype_is_named() {
 #[case::read_as_the_state_dict_format(
     "llama_tp2",
     &["--from", "fast_llm", "--to", "llama"],
-    &["metadata.yaml", "a distributed (training) checkpoint", "--from fast_llm_distributed"],
+    &["metadata.yaml", "`format` is `distributed`: a distributed training checkpoint", "--from fast_llm_distributed"],
 )]
 #[case::config_only_is_refused_as_an_output_too(
     "llama_tp2",

@@ -1141,3 +1141,352 @@ pub fn distributed_unknown_shard(root: &Path) -> Case {
         &["metadata.yaml", "`momentum`", "weights, exp_avgs, exp_avgs_sq"],
     )
 }
+
+// Rank files whose header says they are another rank.
+
+/// Rewrites the YAML `config` of a rank file's `__metadata__` (what identifies its rank).
+fn edit_rank_identity(path: &Path, edit: impl FnOnce(&str) -> String) {
+    edit_weights(path, |file| {
+        let Some(Value::Map(metadata)) = file.header.get_mut("__metadata__") else {
+            panic!("a rank file has header metadata")
+        };
+        let Some(Value::Str(config)) = metadata.get_mut("config") else {
+            panic!("a rank file's metadata holds its config")
+        };
+        *config = edit(config);
+    });
+}
+
+pub fn distributed_ranks_swapped(root: &Path) -> Case {
+    // Same sizes (tensor-parallel halves): only the headers tell them apart.
+    distributed_case(
+        root,
+        |input| {
+            let (zero, one) = (input.join("rank_0.safetensors"), input.join("rank_1.safetensors"));
+            let swap = input.join("swap");
+            std::fs::rename(&zero, &swap).unwrap();
+            std::fs::rename(&one, &zero).unwrap();
+            std::fs::rename(&swap, &one).unwrap();
+        },
+        &["rank_0.safetensors", "rank 1", "name says rank 0"],
+    )
+}
+pub fn distributed_rank_identity_not_an_int(root: &Path) -> Case {
+    distributed_case(
+        root,
+        |input| {
+            edit_rank_identity(&input.join("rank_1.safetensors"), |config| {
+                config.replace("\n  rank: 1\n", "\n  rank: '1'\n")
+            })
+        },
+        &["rank_1.safetensors", "config.distributed.rank", "str \"1\""],
+    )
+}
+
+// metadata.yaml: the format it declares, and present keys of the wrong type.
+
+/// `convert --from <from> --to <to> <extra> input root/out`, rejected naming `needles`.
+fn convert_from_case(root: &Path, input: &Path, from: &str, to: &str, extra: &[&str], needles: &[&str]) -> Case {
+    let mut case = convert_case(root, input, to, extra, needles);
+    case.args[2] = from.to_string();
+    case
+}
+
+pub fn yaml_format_unknown(root: &Path) -> Case {
+    metadata_case(
+        root,
+        "format: fast_llm",
+        "format: huggingface",
+        0,
+        &["metadata.yaml", "`format`", "huggingface", "fast_llm", "distributed"],
+    )
+}
+pub fn yaml_format_not_a_string(root: &Path) -> Case {
+    metadata_case(
+        root,
+        "format: fast_llm",
+        "format: 3",
+        0,
+        &["metadata.yaml", "`format`", "int 3"],
+    )
+}
+pub fn inspect_format_unknown(root: &Path) -> Case {
+    let input = fast_llm(root);
+    replace_text(
+        &input.join("metadata.yaml"),
+        "format: fast_llm",
+        "format: huggingface",
+        0,
+    );
+    Case {
+        args: vec!["inspect".into(), s(&input)],
+        needles: ["metadata.yaml", "`format`", "huggingface"].map(String::from).to_vec(),
+        output: None,
+        unchanged: vec![input],
+    }
+}
+pub fn state_dict_read_as_distributed(root: &Path) -> Case {
+    let input = fast_llm(root);
+    convert_from_case(
+        root,
+        &input,
+        "fast_llm_distributed",
+        "llama",
+        &["--config-only"],
+        &["metadata.yaml", "`format`", "fast_llm", "distributed"],
+    )
+}
+pub fn yaml_model_not_a_string(root: &Path) -> Case {
+    metadata_case(
+        root,
+        "model: gpt",
+        "model: 3",
+        0,
+        &["metadata.yaml", "`model`", "int 3"],
+    )
+}
+pub fn yaml_state_index_not_a_mapping(root: &Path) -> Case {
+    metadata_case(
+        root,
+        "metadata:\n  state_index:",
+        "metadata:\n  state_index: 3\n  index:",
+        0,
+        &["metadata.yaml", "`metadata.state_index`", "int 3"],
+    )
+}
+pub fn distributed_version_a_float(root: &Path) -> Case {
+    distributed_metadata_case(
+        root,
+        "fast_llm_version: 0.4.0",
+        "fast_llm_version: 0.4",
+        &["metadata.yaml", "`fast_llm_version`", "float 0.4", "\"0.3.0\""],
+    )
+}
+pub fn distributed_shards_not_a_list(root: &Path) -> Case {
+    distributed_metadata_case(
+        root,
+        "shards:\n- weights\n- exp_avgs\n- exp_avgs_sq\n",
+        "shards: weights\n",
+        &["metadata.yaml", "`shards`", "str \"weights\""],
+    )
+}
+pub fn distributed_trainer_metadata_not_a_mapping(root: &Path) -> Case {
+    distributed_metadata_case(
+        root,
+        "\nmetadata:\n",
+        "\nmetadata: 3\ntrainer:\n",
+        &["metadata.yaml", "`metadata`", "int 3"],
+    )
+}
+pub fn index_weight_map_not_a_mapping(root: &Path) -> Case {
+    let (input, _) = sharded(root);
+    std::fs::write(input.join("model.safetensors.index.json"), r#"{"weight_map": []}"#).unwrap();
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["model.safetensors.index.json", "`weight_map`", "list"],
+    )
+}
+
+// --drop-key: never a key the format converts.
+
+pub fn drop_key_converted(root: &Path) -> Case {
+    let input = llama(root);
+    replace_text(
+        &input.join("config.json"),
+        "\"rope_theta\": 10000.0",
+        "\"rope_theta\": 500000.0",
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &["--drop-key", "rope_parameters.rope_theta"],
+        &[
+            "config.json",
+            "`rope_parameters.rope_theta`",
+            "--drop-key",
+            "llama",
+            "decoder.block.mixer.rotary",
+        ],
+    )
+}
+pub fn drop_key_parent_of_converted(root: &Path) -> Case {
+    // Apriel2's config mirrors Fast-LLM's: `decoder.block.mixer` is not a key itself, it holds them.
+    let input = root.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let case = super::repo("tests/conformance/cases/apriel2_text__fixture_apriel2_attn.json");
+    let case = Value::from_json_str(&std::fs::read_to_string(case).unwrap()).unwrap();
+    let config = input.join("config.json");
+    std::fs::write(&config, case.as_map().unwrap()["input"].to_json_pretty()).unwrap();
+    Case {
+        args: [
+            "config",
+            "import",
+            "--format",
+            "apriel2_text",
+            "--drop-key",
+            "decoder.block.mixer",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain([s(&config)])
+        .collect(),
+        needles: [
+            "config.json",
+            "`decoder.block.mixer`",
+            "--drop-key",
+            "apriel2_text",
+            "it holds `decoder.block.mixer.",
+        ]
+        .map(String::from)
+        .to_vec(),
+        output: None,
+        unchanged: vec![input],
+    }
+}
+pub fn drop_key_dimension(root: &Path) -> Case {
+    let input = llama(root);
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &["--drop-key", "hidden_size"],
+        &["config.json", "`hidden_size`", "--drop-key", "llama"],
+    )
+}
+pub fn drop_key_config_import(root: &Path) -> Case {
+    let input = llama(root);
+    let config = input.join("config.json");
+    Case {
+        args: [
+            "config",
+            "import",
+            "--format",
+            "auto",
+            "--drop-key",
+            "num_attention_heads",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain([s(&config)])
+        .collect(),
+        needles: [
+            "config.json",
+            "`num_attention_heads`",
+            "--drop-key",
+            "decoder.block.mixer.heads",
+        ]
+        .map(String::from)
+        .to_vec(),
+        output: None,
+        unchanged: vec![input],
+    }
+}
+
+// A tensor missing, extra or misshapen anywhere in the plan order is named.
+
+/// Removes the tensors `drop` says from a safetensors file, keeping the others' bytes contiguous.
+fn remove_tensors(file: &mut Safetensors, drop: impl Fn(&str) -> bool) {
+    let offsets = |entry: &Value| match entry.as_map().and_then(|e| e.get("data_offsets")) {
+        Some(Value::List(o)) => match (&o[0], &o[1]) {
+            (Value::Int(a), Value::Int(b)) => (*a as usize, *b as usize),
+            _ => unreachable!(),
+        },
+        _ => unreachable!(),
+    };
+    let mut kept: Vec<(String, Value)> = file
+        .header
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__" && !drop(name))
+        .map(|(name, entry)| (name.clone(), entry.clone()))
+        .collect();
+    kept.sort_by_key(|(_, entry)| offsets(entry).0);
+    let mut data = Vec::new();
+    for (name, entry) in kept {
+        let (start, end) = offsets(&entry);
+        let mut entry = entry.as_map().unwrap().clone();
+        entry.insert(
+            "data_offsets".into(),
+            ints(&[data.len() as i128, (data.len() + end - start) as i128]),
+        );
+        data.extend_from_slice(&file.data[start..end]);
+        file.header.insert(name, Value::Map(entry));
+    }
+    file.header.retain(|name, _| name == "__metadata__" || !drop(name));
+    file.data = data;
+}
+
+pub fn fast_llm_tensor_missing(root: &Path) -> Case {
+    let input = fast_llm(root);
+    let tensor = "decoder.1.mlp.layer_2.weight/weights";
+    edit_weights(&input.join("model_0.safetensors"), |file| {
+        remove_tensors(file, |n| n == tensor)
+    });
+    replace_text(
+        &input.join("metadata.yaml"),
+        &format!("    {tensor}: model_0.safetensors\n"),
+        "",
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "llama",
+        &[],
+        &["`decoder.1.mlp.layer_2.weight`", "missing from metadata.yaml"],
+    )
+}
+pub fn fast_llm_tensor_wrong_shape(root: &Path) -> Case {
+    let input = fast_llm(root);
+    edit_weights(&input.join("model_0.safetensors"), |file| {
+        file.entry("decoder.0.mlp.layer_1.weight/weights")
+            .insert("shape".into(), ints(&[128, 128]));
+    });
+    convert_case(
+        root,
+        &input,
+        "llama",
+        &[],
+        &["`decoder.0.mlp.layer_1.weight` in model_0.safetensors", "[128, 128]"],
+    )
+}
+pub fn fast_llm_tensor_extra(root: &Path) -> Case {
+    let input = fast_llm(root);
+    let tensor = "decoder.2.norm_1.weight/weights";
+    edit_weights(&input.join("model_0.safetensors"), |file| {
+        let end = file.data.len() as i128;
+        let entry = Map::from([
+            ("dtype".to_string(), Value::Str("F32".into())),
+            ("shape".to_string(), ints(&[64])),
+            ("data_offsets".to_string(), ints(&[end, end + 256])),
+        ]);
+        file.header.insert(tensor.into(), Value::Map(entry));
+        file.data.extend_from_slice(&[0; 256]);
+    });
+    replace_text(
+        &input.join("metadata.yaml"),
+        "  state_index:\n",
+        &format!("  state_index:\n    {tensor}: model_0.safetensors\n"),
+        0,
+    );
+    convert_case(root, &input, "llama", &[], &["`decoder.2.norm_1.weight`", "no place"])
+}
+pub fn tensors_mostly_missing(root: &Path) -> Case {
+    weights_case(
+        root,
+        |file| remove_tensors(file, |n| n.starts_with("model.layers.")),
+        &["`model.layers.0.", "missing from model.safetensors"],
+    )
+}
+pub fn tensors_but_the_norms_missing(root: &Path) -> Case {
+    // 320 elements in all: every other tensor is larger than the whole checkpoint.
+    weights_case(
+        root,
+        |file| remove_tensors(file, |n| !n.ends_with("norm.weight")),
+        &["`model.embed_tokens.weight`", "missing from model.safetensors"],
+    )
+}

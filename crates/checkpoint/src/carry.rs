@@ -5,11 +5,12 @@
 use std::path::Path;
 
 use fastllm_config::{BaseModelConfig, Map, Value};
-use fastllm_core::carried::{METADATA_KEY, drop_keys};
+use fastllm_core::carried::METADATA_KEY;
 use fastllm_core::{Carried, ConvertError, Direction, Handler};
 
 use crate::CheckpointError;
 use crate::convert::{ConversionError, Options};
+use crate::metadata_yaml::lookup;
 use crate::read::read_document;
 
 /// An input's config: the Fast-LLM model, the HF keys it carries, and the ones dropped on
@@ -56,11 +57,13 @@ pub fn import_hf(
     text_only: bool,
 ) -> Result<(BaseModelConfig, Map, Vec<DroppedKey>), ConvertError> {
     let mut hf = hf.clone();
-    let requested = drop_keys(&mut hf, drop).map_err(|problems| ConvertError::Rejected {
-        format: handler.name.to_string(),
-        direction: Direction::Import,
-        problems,
-    })?;
+    let requested = handler
+        .drop_keys(&mut hf, drop)
+        .map_err(|problems| ConvertError::Rejected {
+            format: handler.name.to_string(),
+            direction: Direction::Import,
+            problems,
+        })?;
     let mut dropped: Vec<DroppedKey> = requested
         .into_iter()
         .map(|(key, value)| DroppedKey {
@@ -96,10 +99,11 @@ pub(crate) fn read_hf(path: &Path, handler: &Handler, options: &Options) -> Resu
 
 /// The carried keys stored in a Fast-LLM `metadata.yaml` (none when it has none).
 pub(crate) fn stored(path: &Path, metadata: &Map) -> Result<Carried, CheckpointError> {
-    match fastllm_core::dict::get(metadata, &format!("metadata.{METADATA_KEY}")) {
+    let key = format!("metadata.{METADATA_KEY}");
+    let found = lookup(metadata, &key, "", Some).map_err(|e| CheckpointError::invalid(path, e))?;
+    match found {
         None => Ok(Carried::none("fast_llm")),
-        Some(value) => Carried::from_value(value)
-            .map_err(|e| CheckpointError::invalid(path, format!("metadata.{METADATA_KEY}: {e}"))),
+        Some(value) => Carried::from_value(value).map_err(|e| CheckpointError::invalid(path, format!("{key}: {e}"))),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod convert;
 pub mod distributed;
 mod error;
 mod header;
+mod metadata_yaml;
 mod naming;
 pub mod policy;
 mod read;

@@ -9,6 +9,7 @@ use memmap2::Mmap;
 use safetensors::SafeTensors;
 
 use crate::CheckpointError;
+use crate::metadata_yaml::{MetadataFormat, mapping, read_metadata};
 use crate::policy::{InputDir, Opened, open_named};
 
 /// One tensor's place in a mapped file.
@@ -70,6 +71,11 @@ impl MappedFile {
             tensors,
             metadata: extra.into_iter().collect(),
         })
+    }
+
+    /// The header's `__metadata__` (string keys and values; empty when it has none).
+    pub(crate) fn header_metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
     }
 
     /// The bytes of tensor `name`, with its place.
@@ -364,8 +370,12 @@ fn pickle_file(dir: &Path) -> Option<PathBuf> {
 fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointError> {
     let input = InputDir::new(dir)?;
     let index = read_document(index_path)?;
-    let Some(Value::Map(weight_map)) = index.get("weight_map") else {
-        return Err(CheckpointError::invalid(index_path, "no `weight_map` dict"));
+    let weight_map = mapping(&index, "weight_map").map_err(|e| CheckpointError::invalid(index_path, e))?;
+    let Some(weight_map) = weight_map else {
+        return Err(CheckpointError::invalid(
+            index_path,
+            "no `weight_map` (expected a mapping: tensor name → shard file)",
+        ));
     };
     let mut shards: Vec<String> = Vec::new();
     let mut expected: BTreeMap<&str, &str> = BTreeMap::new();
@@ -425,9 +435,14 @@ fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointErro
 pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     let input = InputDir::new(dir)?;
     let metadata_path = dir.join("metadata.yaml");
-    let config = read_document(&metadata_path)?;
-    let Some(Value::Map(state_index)) = fastllm_core::dict::get(&config, "metadata.state_index") else {
-        return Err(CheckpointError::invalid(&metadata_path, "no `metadata.state_index`"));
+    let (config, _) = read_metadata(dir, Some(MetadataFormat::StateDict))?;
+    let state_index =
+        mapping(&config, "metadata.state_index").map_err(|e| CheckpointError::invalid(&metadata_path, e))?;
+    let Some(state_index) = state_index else {
+        return Err(CheckpointError::invalid(
+            &metadata_path,
+            "no `metadata.state_index` (expected a mapping: tensor name → file)",
+        ));
     };
     let mut names: Vec<String> = Vec::new();
     for (tensor, file) in state_index {

@@ -19,7 +19,7 @@ use crate::writer::TensorSpec;
 
 use crate::companions::Companions;
 use crate::convert::metadata::{hf_file_metadata, write_config_json, write_hf_index};
-use crate::convert::plan::{OutputTensor, weight_plan};
+use crate::convert::plan::{OutputTensor, whole_weight_plan};
 use crate::convert::write::{shard, specs};
 use crate::convert::{ConversionError, Options, Output, PlannedTensor, Summary};
 use crate::policy::Protected;
@@ -41,7 +41,7 @@ pub fn write_synthetic_hf(
         message: format!("unknown dtype {dtype}"),
     })?;
     let mut outputs = Vec::new();
-    for entry in weight_plan(handler, config, &PlanLimits::DEFAULT, dir, false)? {
+    for entry in whole_weight_plan(handler, config, &PlanLimits::DEFAULT, dir)? {
         for (name, shape) in entry.hf.iter().zip(&entry.hf_shapes) {
             let bytes = elements(shape)
                 .and_then(|n| n.checked_mul(element as u64))
@@ -126,6 +126,24 @@ fn fill(tensor: &PlannedTensor, sink: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The `__metadata__` Fast-LLM writes into rank `rank`'s file: its whole metadata, with the
+/// saving rank at `config.distributed.rank` (what identifies the file), each value a string,
+/// YAML for structured ones.
+fn rank_header(metadata: &Map, rank: usize) -> BTreeMap<String, String> {
+    let mut metadata = metadata.clone();
+    if let Some(Value::Map(config)) = metadata.get_mut("config")
+        && let Value::Map(distributed) = config.entry("distributed".into()).or_insert(Value::Map(Map::new()))
+    {
+        distributed.insert("rank".into(), Value::Int(rank as i128));
+    }
+    (metadata.into_iter())
+        .map(|(key, value)| match value {
+            Value::Str(text) => (key, text),
+            other => (key, other.to_yaml()),
+        })
+        .collect()
+}
+
 /// Writes a synthetic Fast-LLM distributed checkpoint of `config`: `metadata.yaml` with the
 /// parallel layout `parallel` (the `distributed` and `multi_stage` sections of its `config`) and
 /// `shards`, and one `rank_<r>.safetensors` per rank. Every parameter of every shard holds its
@@ -161,7 +179,7 @@ pub fn write_synthetic_distributed(
         ),
         ("metadata".to_string(), Value::Map(Map::new())),
     ]);
-    out.write_text("metadata.yaml", &Value::Map(metadata).to_yaml())?;
+    out.write_text("metadata.yaml", &Value::Map(metadata.clone()).to_yaml())?;
     for rank in 0..layout.parallelism.world_size {
         // (offset in the rank's shard, parameter, global element, elements), by offset.
         let mut placements: Vec<Vec<(usize, &str, usize, usize)>> = Vec::new();
@@ -186,7 +204,8 @@ pub fn write_synthetic_distributed(
             });
         }
         let file = out.path(&crate::distributed::rank_file(rank));
-        write_safetensors(&file, &BTreeMap::new(), &specs, |i, sink: &mut dyn Write| {
+        let header = rank_header(&metadata, rank);
+        write_safetensors(&file, &header, &specs, |i, sink: &mut dyn Write| {
             let mut position = 0;
             let zeros = vec![0u8; 1 << 16];
             let pad = |sink: &mut dyn Write, elements: usize| -> std::io::Result<()> {

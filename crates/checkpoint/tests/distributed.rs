@@ -425,6 +425,89 @@ fn assert_names(message: &str, parts: &[&str]) {
     }
 }
 
+/// Rewrites a rank file's header metadata (`__metadata__`), its tensors as they are.
+fn rewrite_header_metadata(path: &Path, change: impl FnOnce(&mut BTreeMap<String, String>)) {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
+    change(&mut metadata);
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors = file.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let specs: Vec<TensorSpec> = (tensors.iter())
+        .map(|(name, view)| TensorSpec {
+            name: name.clone(),
+            dtype: view.dtype().to_string(),
+            shape: view.shape().to_vec(),
+        })
+        .collect();
+    let data: Vec<Vec<u8>> = tensors.iter().map(|(_, view)| view.data().to_vec()).collect();
+    std::fs::remove_file(path).unwrap();
+    write_safetensors(path, &metadata, &specs, |i, out| out.write_all(&data[i])).unwrap();
+}
+
+#[test]
+fn a_rank_file_is_the_rank_its_header_says() {
+    // Tensor-parallel halves have the same sizes: swapped, only their headers tell them apart.
+    let dir = corruptible("llama_tp2", "swapped");
+    let (zero, one, swap) = (
+        dir.join("rank_0.safetensors"),
+        dir.join("rank_1.safetensors"),
+        dir.join("swap"),
+    );
+    std::fs::rename(&zero, &swap).unwrap();
+    std::fs::rename(&one, &zero).unwrap();
+    std::fs::rename(&swap, &one).unwrap();
+    assert_names(
+        &refusal(&dir),
+        &["rank_0.safetensors", "says it is rank 1", "its name says rank 0"],
+    );
+
+    let dir = corruptible("llama_tp2", "other-world");
+    rewrite_header_metadata(&dir.join("rank_1.safetensors"), |metadata| {
+        let config = metadata.get_mut("config").unwrap();
+        *config = config.replace("\n  world_size: 2\n", "\n  world_size: 4\n");
+    });
+    assert_names(
+        &refusal(&dir),
+        &["rank_1.safetensors", "a world of 4 ranks", "metadata.yaml's is 2"],
+    );
+
+    let dir = corruptible("llama_tp2", "unreadable-rank");
+    rewrite_header_metadata(&dir.join("rank_1.safetensors"), |metadata| {
+        metadata.insert("config".into(), "distributed: [1, 2]".into());
+    });
+    assert_names(
+        &refusal(&dir),
+        &[
+            "rank_1.safetensors",
+            "`config.distributed`: expected a mapping, found list",
+        ],
+    );
+}
+
+#[test]
+fn a_rank_file_without_an_identity_is_its_name_s_as_in_fast_llm() {
+    // Fast-LLM opens `rank_<r>.safetensors` for rank r and never reads the header metadata.
+    let dir = corruptible("llama_tp2", "anonymous");
+    for rank in 0..2 {
+        rewrite_header_metadata(
+            &dir.join(fastllm_checkpoint::distributed::rank_file(rank)),
+            |metadata| metadata.clear(),
+        );
+    }
+    let anonymous = DistributedCheckpoint::open(&dir).unwrap();
+    let reference = open("llama_tp2");
+    for placed in reference.parameters() {
+        let name = &placed.parameter.name;
+        assert_eq!(
+            anonymous.read(name, "weights").unwrap(),
+            reference.read(name, "weights").unwrap(),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_rank_file_is_named() {
     let dir = corruptible("llama_tp2_pp2_dp2", "missing");
@@ -538,7 +621,12 @@ fn missing_extra_and_mistyped_shard_tensors_are_named() {
 }
 
 #[rstest]
-#[case("llama_dp2_zero2", "format: distributed", "format: fast_llm", "format is `fast_llm`")]
+#[case(
+    "llama_dp2_zero2",
+    "format: distributed",
+    "format: fast_llm",
+    "`format` is `fast_llm`"
+)]
 #[case(
     "llama_dp2_zero2",
     "fast_llm_version: 0.4.0",

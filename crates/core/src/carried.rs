@@ -177,9 +177,10 @@ impl Carried {
     }
 }
 
-/// Removes each dotted `key` from `hf` (`--drop-key`), returning the removed values in order;
-/// a key `hf` does not have is a problem (a typo would otherwise drop nothing, silently).
-pub fn drop_keys(hf: &mut Map, keys: &[String]) -> Result<Vec<(String, Value)>, Vec<Problem>> {
+/// Removes each dotted `key` from `hf`, returning the removed values in order; a key `hf` does
+/// not have is a problem (a typo would otherwise drop nothing, silently). `--drop-key` goes
+/// through [`Handler::drop_keys`], which first refuses the keys the format reads.
+pub(crate) fn drop_keys(hf: &mut Map, keys: &[String]) -> Result<Vec<(String, Value)>, Vec<Problem>> {
     let mut dropped = Vec::new();
     let mut problems = Vec::new();
     for key in keys {

@@ -65,6 +65,36 @@ pub fn hf_claims(section: &Section) -> Vec<Claim> {
     claims.0.into_iter().collect()
 }
 
+/// The HF paths `section`'s declarations read on import (convert or check), relative to its HF
+/// dict: its claims but those of keys recognised as carrying nothing and of unconverted parts.
+pub(crate) fn read_claims(section: &Section) -> Vec<Claim> {
+    struct Read(BTreeSet<Claim>);
+    impl Visitor for Read {
+        fn declaration(&mut self, decl: &Declared, _: &str, hf: &str) {
+            if decl.shape.reads_hf {
+                self.0.extend(decl.shape.hf.iter().map(|claim| Claim {
+                    path: join(hf, &claim.path),
+                    recursive: claim.recursive,
+                }));
+            }
+        }
+    }
+    let mut read = Read(BTreeSet::new());
+    visit(section, &mut read);
+    read.0.into_iter().collect()
+}
+
+/// How a dotted HF key relates to the claims of a [`ClaimTree`] it touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// The key is claimed.
+    Is,
+    /// The key holds this claimed key (dotted; `*` for any entry).
+    Holds(String),
+    /// The key lies inside this key, claimed whole.
+    Inside(String),
+}
+
 /// `PretrainedConfig` keys a format maps at its top level but which sub-configs (`vision_config`,
 /// `text_config`) carry as unread metadata. Generic only below the top level, so a format that
 /// forgets to map one at the top still fails coverage.
@@ -97,6 +127,20 @@ impl ClaimNode {
     fn has_claims_below(&self) -> bool {
         !self.children.is_empty() || self.any.is_some()
     }
+
+    /// The first claimed path below this node (dotted, relative; `*` for any entry), in order.
+    fn first_claim_below(&self) -> Option<String> {
+        let children = (self.children.iter()).map(|(key, node)| (key.as_str(), node));
+        for (key, node) in children.chain(self.any.as_deref().map(|node| ("*", node))) {
+            if node.claimed {
+                return Some(key.to_string());
+            }
+            if let Some(below) = node.first_claim_below() {
+                return Some(format!("{key}.{below}"));
+            }
+        }
+        None
+    }
 }
 
 impl ClaimTree {
@@ -115,6 +159,35 @@ impl ClaimTree {
             node.recursive |= claim.recursive;
         }
         tree
+    }
+
+    /// How the dotted `key` relates to the claims, if it touches any: it is claimed, holds a
+    /// claimed key, or lies inside a key claimed whole (recursively, or exactly with nothing
+    /// claimed below it, as the coverage walk reads claims).
+    pub(crate) fn reach(&self, key: &str) -> Option<Reach> {
+        let segments: Vec<&str> = key.split('.').collect();
+        let mut nodes: Vec<&ClaimNode> = vec![&self.root];
+        for (i, segment) in segments.iter().enumerate() {
+            let next: Vec<&ClaimNode> = (nodes.iter())
+                .flat_map(|node| node.children.get(*segment).into_iter().chain(node.any.as_deref()))
+                .collect();
+            if next.is_empty() {
+                return None;
+            }
+            let last = i + 1 == segments.len();
+            let whole = next.iter().any(|n| n.recursive || n.claimed && !n.has_claims_below());
+            if !last && whole {
+                return Some(Reach::Inside(segments[..=i].join(".")));
+            }
+            nodes = next;
+        }
+        if nodes.iter().any(|n| n.claimed) {
+            return Some(Reach::Is);
+        }
+        nodes
+            .iter()
+            .find_map(|node| node.first_claim_below())
+            .map(|below| Reach::Holds(format!("{key}.{below}")))
     }
 
     /// Every key of `input` (at any depth) neither claimed nor `generic`, as problems.
@@ -465,5 +538,42 @@ mod tests {
             problems += found.len();
         }
         assert!(problems > 100, "the inputs exercise unknown keys ({problems})");
+    }
+
+    #[rstest::rstest]
+    #[case::claimed("a", Some(Reach::Is))]
+    #[case::claimed_below_a_claim("a.b", Some(Reach::Is))]
+    #[case::holding_a_claim("d", Some(Reach::Holds("d.a.b.c".into())))]
+    #[case::holding_an_entry_s_claim("c.x.y", None)]
+    #[case::an_entry("c.x", Some(Reach::Is))]
+    #[case::inside_a_recursive_claim("b.x.y", Some(Reach::Inside("b".into())))]
+    #[case::inside_a_leaf_claim("c.x.a.y", Some(Reach::Inside("c.x.a".into())))]
+    #[case::unknown_beside_claims("a.z", None)]
+    #[case::unknown("z", None)]
+    fn how_a_key_reaches_the_claims(#[case] key: &str, #[case] expected: Option<Reach>) {
+        let claims = [
+            Claim::exact("a"),
+            Claim::exact("a.b"),
+            Claim::subtree("b"),
+            Claim::exact("c.*"),
+            Claim::exact("c.*.a"),
+            Claim::exact("d.a.b.c"),
+        ];
+        assert_eq!(ClaimTree::new(&claims).reach(key), expected, "{key}");
+    }
+
+    #[test]
+    fn keys_recognised_as_carrying_nothing_are_not_read() {
+        use crate::config::GptBaseModelConfig;
+        use crate::section::Decl;
+        let section = Section::of::<GptBaseModelConfig>("t.root")
+            .rename("hidden_size", "hidden_size")
+            .add("unused", Decl::ignored_hf(&["router_jitter_noise"]))
+            .add("bias", Decl::const_export("attention_bias", Value::Bool(false)))
+            .build();
+        let read: Vec<String> = read_claims(&section).into_iter().map(|c| c.path).collect();
+        assert_eq!(read, ["attention_bias", "hidden_size"]);
+        let claimed: Vec<String> = hf_claims(&section).into_iter().map(|c| c.path).collect();
+        assert_eq!(claimed, ["attention_bias", "hidden_size", "router_jitter_noise"]);
     }
 }

@@ -44,6 +44,32 @@ pub fn hf_keys(root: &Section, fast_llm: &str) -> Vec<String> {
     keys
 }
 
+/// The Fast-LLM paths the HF key `hf` (dotted, `*` for any entry) sets in `root`'s format: those
+/// of the most specific declarations reading it or a key holding it. Empty when no Fast-LLM path
+/// comes from it (a key the import only checks).
+pub fn fast_llm_paths(root: &Section, hf: &str) -> Vec<String> {
+    let mut pairings = Pairings(Vec::new());
+    visit(root, &mut pairings);
+    let key = segments(hf);
+    // How many segments of `hf` a declared key holding it spells out.
+    let holding = |declared: &String| {
+        let declared = segments(declared);
+        let holds =
+            declared.len() <= key.len() && (declared.iter().zip(&key)).all(|(d, k)| d == k || d == "*" || k == "*");
+        holds.then_some(declared.len())
+    };
+    let depth = |pairing: &Pairing| pairing.hf.iter().filter_map(holding).max();
+    let best = pairings.0.iter().filter_map(depth).max();
+    let mut paths: Vec<String> = Vec::new();
+    for pairing in pairings.0.iter().filter(|p| best.is_some() && depth(p) == best) {
+        let path = pairing.fast_llm.join(".");
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    paths
+}
+
 fn segments(path: &str) -> Vec<String> {
     path.split('.').filter(|s| !s.is_empty()).map(String::from).collect()
 }
@@ -133,5 +159,18 @@ mod tests {
     #[case::nothing("head.normalization.epsilon", &[])]
     fn the_hf_key_behind_a_fast_llm_path(#[case] path: &str, #[case] expected: &[&str]) {
         assert_eq!(hf_keys(&root(), path), expected);
+    }
+
+    #[rstest]
+    #[case::rename("hidden_size", &["hidden_size"])]
+    #[case::custom("num_hidden_layers", &["decoder"])]
+    // The block is also mounted flat under the vision encoder: one HF key, every path it sets.
+    #[case::custom_delegate("mixer.num_attention_heads", &["decoder.block.mixer.heads", "vision.encoder.block.mixer.heads", "vision.encoder.blocks.*.mixer.heads"])]
+    #[case::typed_dict_entry("mixer.mixers.main.num_attention_heads", &["decoder.block.mixer.mixers.*.heads", "vision.encoder.block.mixer.mixers.*.heads", "vision.encoder.blocks.*.mixer.mixers.*.heads"])]
+    #[case::typed_dict_whole("mixer.mixers", &["decoder.block.mixer.mixers", "vision.encoder.block.mixer.mixers", "vision.encoder.blocks.*.mixer.mixers"])]
+    #[case::nested_under("text_config.vocab_size", &["text.embeddings.vocab_size"])]
+    #[case::nothing("vocab_size", &[])]
+    fn the_fast_llm_paths_an_hf_key_sets(#[case] key: &str, #[case] expected: &[&str]) {
+        assert_eq!(fast_llm_paths(&root(), key), expected);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
 
-use crate::coverage::{ClaimTree, hf_claims};
+use crate::coverage::{ClaimTree, Reach, hf_claims, read_claims};
 use crate::dict::show;
 use crate::engine::{Exporter, Importer};
 use crate::hf_class::HfClass;
@@ -184,6 +184,8 @@ pub const GENERIC_METADATA: &[&str] = &[
 struct Compiled {
     /// The HF claims of the declaration tree.
     claims: ClaimTree,
+    /// The claims its import reads (converts or checks): what `--drop-key` may not drop.
+    read: ClaimTree,
     /// `GENERIC_METADATA`, sorted for binary search.
     generic: Vec<&'static str>,
 }
@@ -207,6 +209,7 @@ fn compiled(converter: &'static Converter) -> &'static Compiled {
     // One per registered format, kept for the life of the process like the converter.
     let built: &'static Compiled = Box::leak(Box::new(Compiled {
         claims: ClaimTree::new(&hf_claims(&converter.base_model)),
+        read: ClaimTree::new(&read_claims(&converter.base_model)),
         generic,
     }));
     all.push((id, built));
@@ -344,6 +347,57 @@ impl Handler {
                 .check(hf, |key| compiled.generic.binary_search(&key).is_ok()),
         );
         problems
+    }
+
+    /// Removes each dotted `key` of `hf` (`--drop-key`), returning the removed values in order.
+    /// `--drop-key` accepts losing a key the format does not know; a key its declarations read
+    /// on import (converted or checked), a key holding one, or a key inside one read whole would
+    /// instead import another model than the input's, and is refused by name, with the Fast-LLM
+    /// path it sets. So is a key `hf` does not have (a typo would otherwise drop nothing).
+    pub fn drop_keys(&self, hf: &mut Map, keys: &[String]) -> Result<Vec<(String, Value)>, Vec<Problem>> {
+        let read = &compiled(self.converter()).read;
+        let mut refused = Vec::new();
+        let mut allowed = Vec::new();
+        for key in keys {
+            match self.refused_drop(read, key) {
+                Some(problem) => refused.push(problem),
+                None => allowed.push(key.clone()),
+            }
+        }
+        match crate::carried::drop_keys(hf, &allowed) {
+            Ok(dropped) if refused.is_empty() => Ok(dropped),
+            Ok(_) => Err(refused),
+            Err(absent) => Err(refused.into_iter().chain(absent).collect()),
+        }
+    }
+
+    /// Why `--drop-key key` would change the imported model, if it would.
+    fn refused_drop(&self, read: &ClaimTree, key: &str) -> Option<Problem> {
+        let reach = read.reach(key)?;
+        let read_key = match &reach {
+            Reach::Is => key,
+            Reach::Holds(other) | Reach::Inside(other) => other.as_str(),
+        };
+        let paths = crate::provenance::fast_llm_paths(&self.converter().base_model, read_key);
+        let effect = (!paths.is_empty()).then(|| format!("sets Fast-LLM `{}`", paths.join("`, `")));
+        let checked = || format!("{} checks on import", self.name);
+        let what = match (&reach, effect) {
+            (Reach::Is, Some(effect)) => format!("it {effect}"),
+            (Reach::Is, None) => format!("{} checks it on import", self.name),
+            (Reach::Holds(below), effect) => format!("it holds `{below}`, which {}", effect.unwrap_or_else(checked)),
+            (Reach::Inside(above), effect) => {
+                format!("it is part of `{above}`, which {}", effect.unwrap_or_else(checked))
+            }
+        };
+        Some(Problem::at_hf(
+            key,
+            format!(
+                "--drop-key refuses a key {name} reads: {what}; dropping it would import another model than the \
+                 input's ({name}'s default in place of its value), and --drop-key only accepts losing a key {name} \
+                 does not know",
+                name = self.name
+            ),
+        ))
     }
 
     /// The parts of an HF checkpoint the format recognises but does not convert.

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use fastllm_config::{BaseModelConfig, Form};
-use fastllm_core::Handler;
-use fastllm_core::weights::{PlanEntry, PlanLimits, plan_within};
+use fastllm_core::weights::{BoundedPlan, PlanEntry, PlanLimits, plan_bounded};
+use fastllm_core::{Handler, Problem};
 
 use super::input::Input;
 use super::{ConversionError, Output, PlannedTensor, Side};
@@ -35,6 +35,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
     let mut outputs = Vec::new();
     let mut problems = Vec::new();
     let mut used = BTreeSet::new();
+    let mut truncated = None;
     match to {
         Output::FastLlm => {
             for (parameter, src) in &input.sources {
@@ -65,13 +66,21 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
         }
         Output::Hf(handler) => {
             let name_hf_keys = matches!(from, Side::Hf(h) if std::ptr::eq(h, handler));
-            let entries = weight_plan(
+            let BoundedPlan {
+                entries,
+                oversized,
+                beyond_tensor_limit,
+                ..
+            } = weight_plan(
                 handler,
                 &input.config,
                 &input.limits,
                 &config_file(dir, from),
                 name_hf_keys,
             )?;
+            // Named after the tensors of the plan's first part the input lacks (there is one at
+            // least: the plan holds more distinct parameters than the input).
+            truncated = beyond_tensor_limit.map(|beyond| beyond.message);
             for entry in entries {
                 let Some(src) = input.sources.get(&entry.fast_llm) else {
                     problems.push(format!("Fast-LLM `{}`: missing from {}", entry.fast_llm, input.listing));
@@ -111,16 +120,26 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
                     });
                 }
             }
+            beyond_the_checkpoint(oversized, &mut problems);
         }
     }
-    let unused: Vec<&String> = input.sources.keys().filter(|p| !used.contains(*p)).collect();
-    if !unused.is_empty() {
-        problems.push(format!(
-            "{} parameter(s) of the input have no place in {}: {}",
-            unused.len(),
-            to.name(),
-            unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-        ));
+    match truncated {
+        // The input's parameters after where the plan stopped were never looked for.
+        Some(beyond) => problems.push(beyond),
+        None => {
+            let unused: Vec<String> = (input.sources.keys())
+                .filter(|p| !used.contains(*p))
+                .map(|p| format!("`{p}` in {}", input.file_of(p)))
+                .collect();
+            if !unused.is_empty() {
+                problems.push(format!(
+                    "{} parameter(s) of the input have no place in {}: {}",
+                    unused.len(),
+                    to.name(),
+                    unused.join(", ")
+                ));
+            }
+        }
     }
     if !problems.is_empty() {
         return Err(ConversionError::Tensors {
@@ -131,30 +150,61 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
     Ok(outputs)
 }
 
-/// The handler's weight plan for `config` (read from `source`) within `limits`. With
-/// `name_hf_keys` (the config was imported through this handler), each problem also names the
-/// HF key behind its Fast-LLM path.
+/// The handler's weight plan for `config` (read from `source`) within `limits`: its problems are
+/// an error; a plan beyond the tensor limit is returned up to the first entry past it, for the
+/// caller to name the tensors the input lacks. With `name_hf_keys` (the config was imported
+/// through this handler), each problem also names the HF key behind its Fast-LLM path.
 pub(crate) fn weight_plan(
     handler: &Handler,
     config: &BaseModelConfig,
     limits: &PlanLimits,
     source: &Path,
     name_hf_keys: bool,
-) -> Result<Vec<PlanEntry>, ConversionError> {
+) -> Result<BoundedPlan, ConversionError> {
     let section = &handler.converter().base_model;
     if section.weights.is_empty() {
         return Err(ConversionError::WeightsNotDeclared { format: handler.name });
     }
-    plan_within(section, &config.to_form(Form::Full), limits).map_err(|mut problems| {
-        if name_hf_keys {
-            for problem in &mut problems {
-                problem.hf = problem.fast_llm.as_deref().and_then(|path| handler.hf_source(path));
-            }
+    let mut plan = plan_bounded(section, &config.to_form(Form::Full), limits);
+    if plan.problems.is_empty() {
+        return Ok(plan);
+    }
+    if name_hf_keys {
+        for problem in &mut plan.problems {
+            problem.hf = problem.fast_llm.as_deref().and_then(|path| handler.hf_source(path));
         }
-        ConversionError::Plan {
-            path: source.to_path_buf(),
-            format: handler.name,
-            problems,
-        }
-    })
+    }
+    Err(plan_error(handler, source, plan.problems))
+}
+
+/// [`weight_plan`] made without an input to check it against: beyond the limits is an error too.
+pub(crate) fn whole_weight_plan(
+    handler: &Handler,
+    config: &BaseModelConfig,
+    limits: &PlanLimits,
+    source: &Path,
+) -> Result<Vec<PlanEntry>, ConversionError> {
+    let plan = weight_plan(handler, config, limits, source, false)?;
+    let problems: Vec<Problem> = plan.oversized.into_iter().chain(plan.beyond_tensor_limit).collect();
+    if problems.is_empty() {
+        Ok(plan.entries)
+    } else {
+        Err(plan_error(handler, source, problems))
+    }
+}
+
+/// The planned parameters with more elements than the checkpoint holds in all, when checking
+/// the plan against it found nothing: each is missing there or another shape, and named so.
+pub(crate) fn beyond_the_checkpoint(oversized: Vec<Problem>, problems: &mut Vec<String>) {
+    if problems.is_empty() {
+        problems.extend(oversized.into_iter().map(|problem| problem.message));
+    }
+}
+
+fn plan_error(handler: &Handler, source: &Path, problems: Vec<Problem>) -> ConversionError {
+    ConversionError::Plan {
+        path: source.to_path_buf(),
+        format: handler.name,
+        problems,
+    }
 }

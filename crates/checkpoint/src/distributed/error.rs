@@ -31,6 +31,22 @@ pub enum DistributedError {
         world_size: usize,
         last: usize,
     },
+    #[error(
+        "{path}: its header says it is rank {found} (`config.distributed.rank` of its `__metadata__`), but its name says \
+         rank {named}: rank files renamed or mixed up would convert to the wrong weights"
+    )]
+    RankIdentity { path: PathBuf, named: usize, found: usize },
+    #[error(
+        "{path}: its header says it was saved by a world of {found} ranks (`config.distributed.world_size` of its \
+         `__metadata__`), metadata.yaml's is {expected}: is it left over from another run?"
+    )]
+    RankWorld {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{path}: the rank identity in its header (`__metadata__`) does not read: {message}")]
+    RankHeader { path: PathBuf, message: String },
     #[error("{path}: no tensor `{tensor}` (the checkpoint's shards are {shards})")]
     MissingShard {
         path: PathBuf,

@@ -15,7 +15,9 @@
 //! `exp_avgs`, `exp_avgs_sq`) and `metadata` (what the trainer adds: `completed_steps`,
 //! `documents_seen`, `optimizer`). Each rank `r` of the world writes `rank_<r>.safetensors`: one 1-D
 //! tensor `<shard>_shard` per shard, in the shard dtype (`distributed.optimization_dtype`, default
-//! float32).
+//! float32), and in its header `__metadata__` the whole metadata, each value a string (YAML for
+//! structured ones), whose `config.distributed.rank` is the saving rank. Fast-LLM's loader opens
+//! `rank_<r>.safetensors` for rank `r` and never reads that metadata.
 //!
 //! **Ranks.** With tensor-parallel size `tp`, pipeline size `pp` and data-parallel size
 //! `dp = world_size / (tp·pp)`: the tensor rank of `r` is `r % tp`; with `m = r / tp`, the data and
@@ -58,7 +60,10 @@
 //!
 //! [`DistributedCheckpoint::open`] reads `metadata.yaml`, builds the layout and maps every rank
 //! file, checking each before returning; a `rank_<r>.safetensors` with `r` at or past the world
-//! size is refused (Fast-LLM would ignore it, and with it whatever it holds). [`DistributedCheckpoint::read_into`] then rebuilds one
+//! size is refused (Fast-LLM would ignore it, and with it whatever it holds), and so is a rank
+//! file whose header says it is another rank, or of another world size: same-sized rank files
+//! swapped would otherwise convert to the wrong weights. A header without a rank is read by the
+//! file's name, as Fast-LLM reads every rank file. [`DistributedCheckpoint::read_into`] then rebuilds one
 //! global tensor from its [`Piece`]s, releasing the pages it read: memory stays at one tensor.
 
 mod error;

@@ -1,18 +1,19 @@
 //! Opening a distributed checkpoint directory: every check before anything is returned, then one
 //! parameter at a time reassembled from the mapped rank files.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
-use fastllm_core::dict;
+use fastllm_config::{BaseModelConfig, Form, Map, Value, load_base_model};
 use fastllm_core::layout::engine_layers;
 
 use super::error::DistributedError;
 use super::layout::{DistributedLayout, Piece, Placed, ShardKind};
 use super::parallel::Parallelism;
+use crate::metadata_yaml::{MetadataFormat, lookup, mapping, model_kind, read_metadata, string};
 use crate::policy::{Entry, InputDir};
-use crate::read::{MappedFile, read_document};
+use crate::read::MappedFile;
 use crate::{CheckpointError, dtype_size};
 
 /// The checkpoint versions Fast-LLM 0.4.0 reads (it refuses anything older or newer).
@@ -36,33 +37,20 @@ impl DistributedCheckpoint {
     /// shard, of the size and dtype the layout implies, with zero padding.
     pub fn open(dir: &Path) -> Result<DistributedCheckpoint, CheckpointError> {
         let metadata_path = dir.join("metadata.yaml");
-        let metadata = read_document(&metadata_path)?;
+        let (metadata, _) = read_metadata(dir, Some(MetadataFormat::Distributed))?;
         let refuse = |message: String| DistributedError::Metadata {
             path: metadata_path.clone(),
             message,
         };
-        match metadata.get("format") {
-            Some(Value::Str(format)) if format == "distributed" => {}
-            Some(Value::Str(format)) => {
-                return Err(refuse(format!("format is `{format}`, not `distributed`")).into());
-            }
-            _ => return Err(refuse("no `format` (expected `distributed`)".into()).into()),
-        }
         check_version(&metadata).map_err(&refuse)?;
-        let kind = match metadata.get("model") {
-            Some(Value::Str(model)) => {
-                ModelKind::from_name(model).ok_or_else(|| refuse(format!("unknown model `{model}`")))?
-            }
-            _ => return Err(refuse("no `model` (gpt or multimodal)".into()).into()),
-        };
-        let base_model = dict::get(&metadata, "config.base_model")
-            .cloned()
-            .unwrap_or(Value::Map(Map::new()));
+        let kind = model_kind(&metadata).map_err(&refuse)?;
+        let base_model = mapping(&metadata, "config.base_model").map_err(&refuse)?;
+        let base_model = Value::Map(base_model.cloned().unwrap_or_default());
         let base_model = load_base_model(kind, &base_model).map_err(|e| refuse(format!("config.base_model: {e}")))?;
         let shards = shard_names(&metadata).map_err(&refuse)?;
-        let config = match metadata.get("config") {
-            Some(Value::Map(config)) => config.clone(),
-            _ => return Err(refuse("no `config` mapping".into()).into()),
+        let config = match mapping(&metadata, "config").map_err(&refuse)? {
+            Some(config) => config.clone(),
+            None => return Err(refuse("no `config` (expected a mapping: the model config)".into()).into()),
         };
         let parallelism = Parallelism::from_config(&config).map_err(|e| refuse(format!("config.{e}")))?;
         let layers =
@@ -311,10 +299,34 @@ impl DistributedCheckpoint {
         Ok(out)
     }
 
-    /// Checks rank `rank`'s file: its tensors, their sizes and dtype, and that padding is zero.
+    /// Checks rank `rank`'s file: the rank its header says it is, its tensors, their sizes and
+    /// dtype, and that padding is zero.
     fn check_rank(&self, rank: usize) -> Result<(), DistributedError> {
         let file = &self.files[rank];
         let path = self.dir.join(&file.name);
+        // Same-sized rank files swapped would pass every check below: only the header tells.
+        let identity = header_identity(file.header_metadata()).map_err(|message| DistributedError::RankHeader {
+            path: path.clone(),
+            message,
+        })?;
+        let world_size = self.layout.parallelism.world_size;
+        match identity {
+            Some((found, _)) if found != rank => {
+                return Err(DistributedError::RankIdentity {
+                    path,
+                    named: rank,
+                    found,
+                });
+            }
+            Some((_, Some(found))) if found != world_size => {
+                return Err(DistributedError::RankWorld {
+                    path,
+                    expected: world_size,
+                    found,
+                });
+            }
+            _ => {}
+        }
         let shards = self.shards.join(", ");
         if let Some(extra) = file
             .tensors
@@ -445,6 +457,32 @@ fn check_no_rank_beyond(dir: &Path, world_size: usize) -> Result<(), Distributed
     }
 }
 
+/// The rank a rank file's header says it is, and the world size it was saved in when given.
+/// Fast-LLM writes its whole metadata into every rank file's `__metadata__`, the model config as
+/// YAML under `config`, whose `distributed.rank` is the saving rank. `None` when the header holds
+/// no rank: Fast-LLM finds a rank's file by its name alone and never reads this metadata, so such
+/// a file is taken by its name, as Fast-LLM takes it. A rank given but unreadable is an error.
+fn header_identity(metadata: &HashMap<String, String>) -> Result<Option<(usize, Option<usize>)>, String> {
+    let Some(config) = metadata.get("config") else {
+        return Ok(None);
+    };
+    let config = Value::from_yaml_str(config).map_err(|e| format!("`config`: {e}"))?;
+    // Under its key, so that messages name the whole path.
+    let header = Map::from([("config".to_string(), config)]);
+    let count = |value: &Value| match value {
+        Value::Int(i) => usize::try_from(*i).ok(),
+        _ => None,
+    };
+    let rank = lookup(&header, "config.distributed.rank", "a rank (an int, 0 or more)", count)?;
+    let world = lookup(
+        &header,
+        "config.distributed.world_size",
+        "a world size (an int, 0 or more)",
+        count,
+    )?;
+    Ok(rank.map(|rank| (rank, world)))
+}
+
 /// The rank file of rank `rank`.
 pub fn rank_file(rank: usize) -> String {
     format!("rank_{rank}.safetensors")
@@ -457,8 +495,13 @@ fn shard_tensor(shard: &str) -> String {
 
 /// `shards`: a non-empty list of distinct names, `weights` first.
 fn shard_names(metadata: &Map) -> Result<Vec<String>, String> {
-    let Some(Value::List(items)) = metadata.get("shards") else {
-        return Err("no `shards` list".into());
+    const EXPECTED: &str = "a list of shard names, `weights` first";
+    let list = lookup(metadata, "shards", EXPECTED, |value| match value {
+        Value::List(items) => Some(items),
+        _ => None,
+    })?;
+    let Some(items) = list else {
+        return Err(format!("no `shards` (expected {EXPECTED})"));
     };
     let mut names: Vec<String> = Vec::new();
     for item in items {
@@ -478,8 +521,9 @@ fn shard_names(metadata: &Map) -> Result<Vec<String>, String> {
 
 /// `fast_llm_version` must be one Fast-LLM 0.4.0 reads, whose layout this reader follows.
 fn check_version(metadata: &Map) -> Result<(), String> {
-    let Some(Value::Str(version)) = metadata.get("fast_llm_version") else {
-        return Err("no `fast_llm_version`".into());
+    const EXPECTED: &str = "a release version string like \"0.3.0\"";
+    let Some(version) = string(metadata, "fast_llm_version", EXPECTED)? else {
+        return Err(format!("no `fast_llm_version` (expected {EXPECTED})"));
     };
     let parts: Option<Vec<u64>> = version.split('.').map(|p| p.parse().ok()).collect();
     let Some(mut parts) = parts.filter(|p| !p.is_empty() && p.len() <= 3) else {
@@ -521,11 +565,61 @@ mod tests {
     }
 
     #[rstest]
+    #[case("{}", "no `fast_llm_version`")]
+    #[case(
+        "fast_llm_version: 0.4",
+        "`fast_llm_version`: expected a release version string like \"0.3.0\", found float 0.4"
+    )]
+    #[case("fast_llm_version: 4", "found int 4")]
+    fn a_version_of_another_type_is_not_missing(#[case] yaml: &str, #[case] message: &str) {
+        let error = check_version(&map(yaml)).unwrap_err();
+        assert!(error.contains(message), "{error}");
+    }
+
+    #[rstest]
+    #[case::fast_llm_s(Some("distributed:\n  rank: 3\n  world_size: 4\n"), Ok(Some((3, Some(4)))))]
+    #[case::no_metadata(None, Ok(None))]
+    #[case::no_distributed(Some("base_model: {}\n"), Ok(None))]
+    #[case::no_rank(Some("distributed: {world_size: 4}\n"), Ok(None))]
+    #[case::rank_a_string(
+        Some("distributed: {rank: '3'}"),
+        Err("`config.distributed.rank`: expected a rank (an int, 0 or more), found str \"3\"")
+    )]
+    #[case::world_a_float(
+        Some("distributed: {rank: 3, world_size: 4.0}"),
+        Err("`config.distributed.world_size`: expected a world size (an int, 0 or more), found float 4.0")
+    )]
+    #[case::rank_negative(
+        Some("distributed: {rank: -1}"),
+        Err("`config.distributed.rank`: expected a rank (an int, 0 or more), found int -1")
+    )]
+    #[case::config_a_list(Some("[1]"), Err("`config`: expected a mapping, found list"))]
+    #[case::config_not_yaml(Some("a: [b"), Err("`config`: "))]
+    fn rank_file_identities(
+        #[case] config: Option<&str>,
+        #[case] expected: Result<Option<(usize, Option<usize>)>, &str>,
+    ) {
+        let metadata: HashMap<String, String> = config
+            .map(|c| ("config".to_string(), c.to_string()))
+            .into_iter()
+            .collect();
+        match (header_identity(&metadata), expected) {
+            (Ok(found), Ok(expected)) => assert_eq!(found, expected),
+            (Err(message), Err(expected)) => assert!(message.starts_with(expected), "{message}"),
+            (found, expected) => panic!("{config:?}: {found:?}, expected {expected:?}"),
+        }
+    }
+
+    #[rstest]
     #[case("shards: [weights, exp_avgs]", Ok(vec!["weights", "exp_avgs"]))]
     #[case("shards: [exp_avgs, weights]", Err("must start with `weights`"))]
     #[case("shards: [weights, weights]", Err("listed twice"))]
     #[case("shards: [weights, 3]", Err("expected names"))]
-    #[case("shards: weights", Err("no `shards` list"))]
+    #[case(
+        "shards: weights",
+        Err("`shards`: expected a list of shard names, `weights` first, found str \"weights\"")
+    )]
+    #[case("{}", Err("no `shards`"))]
     fn shard_lists(#[case] yaml: &str, #[case] expected: Result<Vec<&str>, &str>) {
         match (shard_names(&map(yaml)), expected) {
             (Ok(names), Ok(expected)) => assert_eq!(names, expected),

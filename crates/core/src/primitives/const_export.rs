@@ -53,6 +53,7 @@ impl Primitive for ConstExport {
             fast_llm: Vec::new(),
             covers: Covers::Exact,
             hf: vec![Claim::exact(self.hf)],
+            reads_hf: true,
             sources: Vec::new(),
             row: Row {
                 fast_llm: Cell::None,

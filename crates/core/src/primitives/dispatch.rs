@@ -70,6 +70,7 @@ impl Primitive for Dispatch {
             fast_llm: vec![self.fl],
             covers: Covers::Subtree,
             hf: vec![Claim::exact(key.clone())],
+            reads_hf: true,
             sources: vec![(join(self.fl, "type"), vec![key.clone()])],
             row: Row {
                 fast_llm: Cell::Path(self.fl.into()),

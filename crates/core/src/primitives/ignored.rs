@@ -38,6 +38,7 @@ impl Primitive for Ignored {
             fast_llm: self.fl.to_vec(),
             covers: Covers::Subtree,
             hf: self.hf.iter().map(|key| Claim::subtree(*key)).collect(),
+            reads_hf: false,
             sources: Vec::new(),
             row: Row {
                 fast_llm: Cell::Tops(self.fl),

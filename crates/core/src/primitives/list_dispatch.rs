@@ -194,6 +194,7 @@ impl Primitive for ListDispatch {
             fast_llm: vec![self.fl],
             covers: Covers::Subtree,
             hf: vec![Claim::exact(self.hf_layout), Claim::exact(self.hf_count)],
+            reads_hf: true,
             sources: vec![
                 (join(self.fl, "num_blocks"), vec![self.hf_count.into()]),
                 (join(self.fl, "pattern"), vec![self.hf_layout.into()]),

@@ -60,6 +60,9 @@ pub(crate) struct Shape {
     pub covers: Covers,
     /// The HF paths it consumes (HF coverage).
     pub hf: Vec<Claim>,
+    /// Whether its import reads the values at those paths (converts or checks them); `false`
+    /// for keys recognised as carrying nothing, which `--drop-key` may drop.
+    pub reads_hf: bool,
     /// Which HF keys set which Fast-LLM path on import (provenance); an empty list marks a
     /// constant.
     pub sources: Vec<(String, Vec<String>)>,
@@ -76,6 +79,7 @@ impl Shape {
             fast_llm: fast_llm.to_vec(),
             covers: Covers::Exact,
             hf: hf.iter().map(|key| Claim::exact(*key)).collect(),
+            reads_hf: true,
             sources: fast_llm
                 .iter()
                 .map(|fl| (fl.to_string(), hf.iter().map(|k| k.to_string()).collect()))

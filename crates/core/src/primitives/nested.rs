@@ -87,6 +87,7 @@ impl Primitive for Nested {
             hf: (self.section.hf_type_name.iter())
                 .map(|_| Claim::exact(join(hf, "type")))
                 .collect(),
+            reads_hf: true,
             sources: Vec::new(),
             row: Row {
                 fast_llm: Cell::Path(self.fl.into()),

@@ -102,6 +102,7 @@ impl Primitive for TypedDict {
             fast_llm: vec![self.fl],
             covers: Covers::Subtree,
             hf,
+            reads_hf: true,
             sources: vec![(self.fl.into(), vec![self.hf.into()])],
             row: Row {
                 fast_llm: Cell::Path(self.fl.into()),

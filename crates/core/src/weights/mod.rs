@@ -380,22 +380,72 @@ pub fn plan(root: &Section, config: &Map) -> Result<Vec<PlanEntry>, Vec<Problem>
 /// The plan of `root` for `config`, within `limits`: a block count, a repetition or an expert
 /// count beyond them is a problem at its Fast-LLM path, found before anything is allocated for it.
 pub fn plan_within(root: &Section, config: &Map, limits: &PlanLimits) -> Result<Vec<PlanEntry>, Vec<Problem>> {
+    let BoundedPlan {
+        entries,
+        mut problems,
+        oversized,
+        beyond_tensor_limit,
+    } = plan_bounded(root, config, limits);
+    problems.extend(oversized);
+    problems.extend(beyond_tensor_limit);
+    if problems.is_empty() {
+        Ok(entries)
+    } else {
+        Err(problems)
+    }
+}
+
+/// A plan walked within [`PlanLimits`], kept even when it does not fit them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundedPlan {
+    /// The entries planned, in order. When the tensor limit was passed, the last one is the
+    /// first beyond it: `max_tensors + 1` distinct tensors, so checked against a checkpoint
+    /// holding `max_tensors`, at least one of them is missing from it and can be named.
+    pub entries: Vec<PlanEntry>,
+    /// Config values and parameters beyond the limits or the declarations, each by its path.
+    pub problems: Vec<Problem>,
+    /// Parameters with more elements than the limit, planned all the same: no tensor of a
+    /// checkpoint holding that many elements in all has their shape, so checked against it each
+    /// is named missing or misshapen there. Without a checkpoint, they are problems.
+    pub oversized: Vec<Problem>,
+    /// Set when the walk stopped at the tensor limit: why, attributed to no parameter (the
+    /// parameter where the count ran out is rarely the one missing).
+    pub beyond_tensor_limit: Option<Problem>,
+}
+
+/// The plan of `root` for `config` within `limits`, with its problems and without dropping what
+/// was planned: a caller holding the input can name the tensor a count overrun stands for.
+pub fn plan_bounded(root: &Section, config: &Map, limits: &PlanLimits) -> BoundedPlan {
     let mut planner = Planner {
         root: config,
         limits,
         out: Vec::new(),
         problems: RefCell::new(Vec::new()),
         full: false,
+        oversized: Vec::new(),
     };
     planner.walk(root, config, "", "", "");
     let mut problems = planner.problems.into_inner();
     // A value read by every block is reported once.
     let mut seen = std::collections::HashSet::new();
     problems.retain(|p| seen.insert(p.to_string()));
-    if problems.is_empty() {
-        Ok(planner.out)
-    } else {
-        Err(problems)
+    let beyond_tensor_limit = planner.full.then(|| {
+        let last = planner.out.last().map_or("", |e| e.fast_llm.as_str());
+        Problem {
+            fast_llm: None,
+            hf: None,
+            message: format!(
+                "the config implies more tensors than {}: the plan stopped at `{last}`, and nothing after it was \
+                 checked",
+                limits.bound("tensors")
+            ),
+        }
+    });
+    BoundedPlan {
+        entries: planner.out,
+        problems,
+        oversized: planner.oversized,
+        beyond_tensor_limit,
     }
 }
 
@@ -437,8 +487,10 @@ struct Planner<'a> {
     out: Vec<PlanEntry>,
     /// Shared with the weight contexts, which report out-of-bounds config values.
     problems: RefCell<Vec<Problem>>,
-    /// The tensor limit was reached: the walk stops.
+    /// The tensor limit was passed (by one entry): the walk stops.
     full: bool,
+    /// Planned parameters with more elements than the limit.
+    oversized: Vec<Problem>,
 }
 
 impl Planner<'_> {
@@ -618,18 +670,36 @@ impl Planner<'_> {
             return;
         }
         let name = at.fl(&param.fast_llm);
-        if !self.within_limits(&name, &fast_llm_shape) {
-            return;
-        }
+        let beyond_elements = |shape: &[usize]| {
+            format!(
+                "shape {shape:?} has more elements than {}",
+                self.limits.bound("elements")
+            )
+        };
+        let oversized = match elements(&fast_llm_shape) {
+            None => return self.parameter_problem(&name, beyond_elements(&fast_llm_shape)),
+            Some(n) => n > self.limits.max_elements,
+        };
         let transform = param.transform;
         match hf_shapes(transform, &fast_llm_shape, hf.len(), hf_shape) {
-            Some(hf_shapes) => self.out.push(PlanEntry {
-                fast_llm: name,
-                fast_llm_shape,
-                hf,
-                hf_shapes,
-                transform,
-            }),
+            Some(hf_shapes) => {
+                if oversized {
+                    let message = format!("parameter `{name}`: {}", beyond_elements(&fast_llm_shape));
+                    self.oversized.push(Problem {
+                        fast_llm: None,
+                        hf: None,
+                        message,
+                    });
+                }
+                self.out.push(PlanEntry {
+                    fast_llm: name,
+                    fast_llm_shape,
+                    hf,
+                    hf_shapes,
+                    transform,
+                });
+                self.full = self.out.len() > self.limits.max_tensors;
+            }
             None => self.parameter_problem(
                 &name,
                 format!(
@@ -650,6 +720,9 @@ impl Planner<'_> {
             return;
         };
         for (i, position) in blocks.blocks() {
+            if self.full {
+                break;
+            }
             let (fl, hf) = (join(&at.fl(fast_llm), &i.to_string()), join(&at.hf(hf), &i.to_string()));
             self.walk(block, position.config, &position.path_under(&sequence_path), &fl, &hf);
         }
@@ -674,28 +747,6 @@ impl Planner<'_> {
                         .join(", ")
                 ),
             ),
-        }
-    }
-
-    /// Checks one more parameter of `shape` against the limits (a parameter is one tensor on
-    /// the Fast-LLM side and at least one on the HF side).
-    fn within_limits(&mut self, name: &str, shape: &[usize]) -> bool {
-        if self.remaining() == 0 {
-            let message = format!("the config implies more tensors than {}", self.limits.bound("tensors"));
-            self.parameter_problem(name, message);
-            self.full = true;
-            return false;
-        }
-        match elements(shape) {
-            Some(n) if n <= self.limits.max_elements => true,
-            _ => {
-                let message = format!(
-                    "shape {shape:?} has more elements than {}",
-                    self.limits.bound("elements")
-                );
-                self.parameter_problem(name, message);
-                false
-            }
         }
     }
 
@@ -852,11 +903,85 @@ mod tests {
     }
 
     #[test]
+    fn a_parameter_beyond_the_element_limit_is_planned_for_the_checkpoint_to_name() {
+        // Checked against a checkpoint of 4096 elements, `decoder.0.w` is missing or misshapen
+        // there: planned, so that the check names it as such.
+        let block = Section::of::<DecoderBlockConfig>("test.block")
+            .weight(
+                "w",
+                WeightDecl::param("w", &["w"], Transform::Copy, |c| {
+                    vec![c.int("mlp.intermediate_size"), 64]
+                }),
+            )
+            .build();
+        let root = Section::of::<GptBaseModelConfig>("test.root").weight(
+            "blocks",
+            WeightDecl::Blocks {
+                config: "decoder",
+                fast_llm: "decoder",
+                hf: "layers",
+                block,
+            },
+        );
+        let config = Value::from_json_str(&format!(r#"{{"decoder": {}}}"#, fixed(1, 2, 4000))).unwrap();
+        let plan = plan_bounded(&root, config.as_map().unwrap(), &PlanLimits::checkpoint(100, 4096));
+        assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+        assert_eq!(plan.entries.len(), 1);
+        assert_eq!(plan.entries[0].fast_llm_shape, [4000, 64]);
+        assert_eq!(plan.oversized.len(), 1);
+        assert!(
+            plan.oversized[0]
+                .message
+                .starts_with("parameter `decoder.0.w`: shape [4000, 64] has more elements than the 4096")
+        );
+    }
+
+    #[test]
     fn the_plan_stops_at_the_tensor_limit() {
         // 3 blocks fit the block check (3 <= 3 tensors left), then each has one parameter.
         assert!(limited(&fixed(3, 2, 8), PlanLimits::checkpoint(3, 4096)).is_ok());
         let problems = limited(&fixed(4, 2, 8), PlanLimits::checkpoint(3, 4096)).unwrap_err();
         assert_eq!(problems[0].fast_llm.as_deref(), Some("decoder.num_blocks"));
+    }
+
+    #[test]
+    fn a_plan_beyond_the_tensor_limit_keeps_the_entry_past_it_and_blames_no_parameter() {
+        // Two parameters per block: 2 blocks pass the block check (2 <= 3) but need 4 tensors.
+        let block = Section::of::<DecoderBlockConfig>("test.block")
+            .weight("a", WeightDecl::param("a", &["a"], Transform::Copy, |_| vec![1]))
+            .weight("b", WeightDecl::param("b", &["b"], Transform::Copy, |_| vec![1]))
+            .build();
+        let root = Section::of::<GptBaseModelConfig>("test.root").weight(
+            "blocks",
+            WeightDecl::Blocks {
+                config: "decoder",
+                fast_llm: "decoder",
+                hf: "layers",
+                block,
+            },
+        );
+        let config =
+            Value::from_json_str(r#"{"decoder": {"type": "fixed", "num_blocks": 2, "block": {"type": "decoder"}}}"#)
+                .unwrap();
+        let plan = plan_bounded(&root, config.as_map().unwrap(), &PlanLimits::checkpoint(3, 4096));
+        let names: Vec<&str> = plan.entries.iter().map(|e| e.fast_llm.as_str()).collect();
+        assert_eq!(names, ["decoder.0.a", "decoder.0.b", "decoder.1.a", "decoder.1.b"]);
+        assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+        let beyond = plan.beyond_tensor_limit.expect("beyond the limit");
+        assert_eq!((beyond.fast_llm, beyond.hf), (None, None));
+        assert!(
+            beyond
+                .message
+                .contains("more tensors than the 3 tensors the checkpoint holds")
+                && !beyond.message.contains("parameter"),
+            "{}",
+            beyond.message
+        );
+        let at_the_limit = plan_bounded(&root, config.as_map().unwrap(), &PlanLimits::checkpoint(4, 4096));
+        assert_eq!(
+            (at_the_limit.entries.len(), at_the_limit.beyond_tensor_limit),
+            (4, None)
+        );
     }
 
     #[test]

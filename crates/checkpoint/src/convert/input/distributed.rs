@@ -15,7 +15,7 @@ use crate::CheckpointError;
 use crate::carry::InputConfig;
 use crate::convert::{ConversionError, Options};
 use crate::distributed::{DistributedCheckpoint, DistributedError, ShardKind};
-use crate::read::read_document;
+use crate::metadata_yaml::{MetadataFormat, mapping, read_metadata};
 
 /// The shard converted when `--shard` is not given.
 const DEFAULT_SHARD: &str = "weights";
@@ -30,7 +30,7 @@ impl InputLayout for DistributedInput {
 
     fn read_config(&self, dir: &Path, options: &Options) -> Result<InputConfig, ConversionError> {
         let path = dir.join("metadata.yaml");
-        let metadata = read_document(&path)?;
+        let (metadata, _) = read_metadata(dir, Some(MetadataFormat::Distributed))?;
         let config = super::fast_llm_config(&path, &metadata)?;
         let (carried, dropped) = crate::carry::read_stored(&path, &metadata, options)?;
         Ok(InputConfig {
@@ -90,7 +90,8 @@ impl InputLayout for DistributedInput {
             .filter(|s| **s != shard)
             .cloned()
             .collect();
-        let training_state = training_state(checkpoint.metadata());
+        let training_state = training_state(checkpoint.metadata())
+            .map_err(|message| CheckpointError::invalid(dir.join("metadata.yaml"), message))?;
         Ok(Input {
             config,
             sources,
@@ -110,13 +111,10 @@ impl InputLayout for DistributedInput {
 /// What the trainer saved besides the model (`metadata.completed_steps`, `documents_seen`, the
 /// optimizer's step, ...): everything of `metadata.yaml`'s free-form `metadata` but the carried
 /// HF keys, with dotted names.
-fn training_state(metadata: &Map) -> Vec<(String, Value)> {
-    match metadata.get("metadata") {
-        Some(Value::Map(state)) => state
-            .iter()
-            .filter(|(key, _)| key.as_str() != METADATA_KEY)
-            .map(|(key, value)| (format!("metadata.{key}"), value.clone()))
-            .collect(),
-        _ => Vec::new(),
-    }
+fn training_state(metadata: &Map) -> Result<Vec<(String, Value)>, String> {
+    let state = mapping(metadata, "metadata")?.into_iter().flatten();
+    Ok(state
+        .filter(|(key, _)| key.as_str() != METADATA_KEY)
+        .map(|(key, value)| (format!("metadata.{key}"), value.clone()))
+        .collect())
 }

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use fastllm_config::{BaseModelConfig, Map, ModelKind, Value, load_base_model};
+use fastllm_config::{BaseModelConfig, Map, Value, load_base_model};
 use fastllm_core::weights::Transform;
 
 use super::{Input, InputLayout, Source, Storage};
 use crate::carry::InputConfig;
 use crate::convert::{ConversionError, Options};
+use crate::metadata_yaml::{MetadataFormat, mapping, model_kind, read_metadata};
 use crate::naming::limits;
-use crate::read::read_document;
 use crate::{Checkpoint, CheckpointError, open_fast_llm};
 
 /// The Fast-LLM state-dict layout.
@@ -24,15 +24,7 @@ impl InputLayout for FastLlmInput {
 
     fn read_config(&self, dir: &Path, options: &Options) -> Result<InputConfig, ConversionError> {
         let path = dir.join("metadata.yaml");
-        let metadata = read_document(&path)?;
-        if metadata.get("format") == Some(&Value::Str("distributed".into())) {
-            return Err(CheckpointError::invalid(
-                &path,
-                "a distributed (training) checkpoint, not the fast_llm state-dict format: convert it with \
-                 --from fast_llm_distributed (or --from auto)",
-            )
-            .into());
-        }
+        let (metadata, _) = read_metadata(dir, Some(MetadataFormat::StateDict))?;
         let config = fast_llm_config(&path, &metadata)?;
         let (carried, dropped) = crate::carry::read_stored(&path, &metadata, options)?;
         Ok(InputConfig {
@@ -96,12 +88,8 @@ pub fn fast_llm_config(path: &Path, metadata: &Map) -> Result<BaseModelConfig, C
         path: path.to_path_buf(),
         message,
     };
-    let kind = match metadata.get("model") {
-        Some(Value::Str(m)) => ModelKind::from_name(m).ok_or_else(|| invalid(format!("unknown model `{m}`")))?,
-        _ => return Err(invalid("no `model` (gpt or multimodal)".into()).into()),
-    };
-    let base_model = fastllm_core::dict::get(metadata, "config.base_model")
-        .cloned()
-        .unwrap_or(Value::Map(Map::new()));
+    let kind = model_kind(metadata).map_err(invalid)?;
+    let base_model = mapping(metadata, "config.base_model").map_err(invalid)?;
+    let base_model = Value::Map(base_model.cloned().unwrap_or_default());
     load_base_model(kind, &base_model).map_err(|e| invalid(format!("config.base_model: {e}")).into())
 }

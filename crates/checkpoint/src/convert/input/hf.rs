@@ -7,11 +7,11 @@ use std::path::Path;
 
 use fastllm_config::BaseModelConfig;
 use fastllm_core::Handler;
-use fastllm_core::weights::PlanEntry;
+use fastllm_core::weights::{BoundedPlan, PlanEntry};
 
 use super::{Input, InputLayout, Source, Storage};
 use crate::carry::InputConfig;
-use crate::convert::plan::weight_plan;
+use crate::convert::plan::{beyond_the_checkpoint, weight_plan};
 use crate::convert::{ConversionError, Options};
 use crate::naming::limits;
 use crate::{FileSet, open_hf};
@@ -32,7 +32,12 @@ impl InputLayout for HfInput {
         let handler = self.0;
         let checkpoint = open_hf(dir)?;
         let limits = limits(&checkpoint.files);
-        let mut entries = weight_plan(handler, &config, &limits, &dir.join(self.config_file()), true)?;
+        let BoundedPlan {
+            mut entries,
+            oversized,
+            beyond_tensor_limit,
+            ..
+        } = weight_plan(handler, &config, &limits, &dir.join(self.config_file()), true)?;
         respell(
             &mut entries,
             &handler.converter().base_model.hf_prefix_aliases,
@@ -54,6 +59,17 @@ impl InputLayout for HfInput {
                     dtype,
                 },
             );
+        }
+        beyond_the_checkpoint(oversized, &mut problems);
+        if let Some(beyond) = beyond_tensor_limit {
+            // Named after the tensors of the plan's first part the checkpoint lacks (there is
+            // one at least: the plan names more distinct tensors than it holds). What is left
+            // unconsumed was never looked for, so it is not reported as unmapped.
+            problems.push(beyond.message);
+            return Err(ConversionError::Tensors {
+                path: dir.to_path_buf(),
+                problems,
+            });
         }
         let (unconverted, leftovers): (Vec<&str>, Vec<&str>) = checkpoint
             .files

@@ -22,6 +22,7 @@ use super::transfer;
 use super::{ConversionError, Options, Side};
 use crate::carry::InputConfig;
 use crate::distributed::DistributedCheckpoint;
+use crate::metadata_yaml::{MetadataFormat, read_metadata};
 use crate::naming::in_file;
 use crate::policy::InputDir;
 use crate::read::read_document;
@@ -53,19 +54,14 @@ impl Side {
     }
 }
 
-/// Detects the format of a checkpoint directory: `metadata.yaml` means Fast-LLM (a distributed
-/// checkpoint when it says `format: distributed`), else the `model_type` of `config.json`.
+/// Detects the format of a checkpoint directory: `metadata.yaml` means Fast-LLM, in the layout
+/// its `format` declares, else the `model_type` of `config.json`.
 pub fn detect(dir: &Path) -> Result<Side, ConversionError> {
-    let metadata = dir.join("metadata.yaml");
     // Whatever it is (a FIFO, a dangling link): reading it says so, not a missing config.json.
     if InputDir::new(dir)?.entry("metadata.yaml").exists() {
-        // A metadata.yaml that does not read is reported by the reading of the Fast-LLM input.
-        let distributed = read_document(&metadata)
-            .is_ok_and(|m| m.get("format") == Some(&fastllm_config::Value::Str("distributed".into())));
-        return Ok(if distributed {
-            Side::FastLlmDistributed
-        } else {
-            Side::FastLlm
+        return Ok(match read_metadata(dir, None)?.1 {
+            MetadataFormat::StateDict => Side::FastLlm,
+            MetadataFormat::Distributed => Side::FastLlmDistributed,
         });
     }
     let path = dir.join("config.json");
