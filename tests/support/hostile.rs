@@ -436,7 +436,13 @@ pub fn yaml_billion_laughs(root: &Path) -> Case {
         bomb.push_str(&format!("lol{i}: &l{i} [{}]\n", vec![previous; 10].join(", ")));
     }
     bomb.push_str("fast_llm_version:");
-    metadata_case(root, "fast_llm_version:", &bomb, 0, &["metadata.yaml", "lol", "nodes"])
+    metadata_case(
+        root,
+        "fast_llm_version:",
+        &bomb,
+        0,
+        &["metadata.yaml", "lol", "expanding this alias"],
+    )
 }
 pub fn yaml_no_model(root: &Path) -> Case {
     metadata_case(root, "model: gpt", "modell: gpt", 0, &["metadata.yaml", "`model`"])

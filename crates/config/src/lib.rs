@@ -18,10 +18,12 @@
 // variant sizes do not matter, and boxing would only make every match noisier.
 #![allow(clippy::large_enum_variant)]
 
+mod budget;
 pub mod checks;
 pub mod classes;
 mod error;
 pub mod field_types;
+mod json;
 mod json_path;
 mod reflect;
 mod value;
