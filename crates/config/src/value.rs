@@ -100,6 +100,11 @@ impl Value {
         }
     }
 
+    /// Whether this is neither a list nor a map.
+    pub fn is_scalar(&self) -> bool {
+        !matches!(self, Value::List(_) | Value::Map(_))
+    }
+
     /// The mapping inside, if this is one.
     pub fn as_map(&self) -> Option<&Map> {
         match self {
@@ -128,9 +133,39 @@ impl Value {
         serde_json::to_string(self).expect("a Value always serializes to JSON")
     }
 
-    /// YAML that PyYAML's `safe_load` reads back to the same values.
+    /// YAML that PyYAML's `safe_load` reads back to the same values: block style, with lists of
+    /// scalars and everything nested deeper than [`BLOCK_DEPTH`] in flow style (`[1, 2]`,
+    /// `{a: 1}`), so no line is indented by more than twice that.
     pub fn to_yaml(&self) -> String {
-        serde_saphyr::to_string(self).expect("a Value always serializes to YAML")
+        serde_saphyr::to_string(&Styled { value: self, depth: 0 }).expect("a Value always serializes to YAML")
+    }
+}
+
+/// Collections nested deeper than this are written in flow style by [`Value::to_yaml`]: block
+/// style indents each line by its depth, which made a deep document many times its JSON size.
+pub const BLOCK_DEPTH: usize = 10;
+
+/// A value at `depth`, serialized in the style [`Value::to_yaml`] chooses for it.
+struct Styled<'a> {
+    value: &'a Value,
+    depth: usize,
+}
+
+impl Serialize for Styled<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let inner = |value| Styled {
+            value,
+            depth: self.depth + 1,
+        };
+        match self.value {
+            Value::List(items) if self.depth >= BLOCK_DEPTH || items.iter().all(Value::is_scalar) => {
+                serde_saphyr::FlowSeq(items).serialize(serializer)
+            }
+            Value::Map(map) if self.depth >= BLOCK_DEPTH => serde_saphyr::FlowMap(map).serialize(serializer),
+            Value::List(items) => serializer.collect_seq(items.iter().map(inner)),
+            Value::Map(map) => serializer.collect_map(map.iter().map(|(key, value)| (key, inner(value)))),
+            scalar => scalar.serialize(serializer),
+        }
     }
 }
 
