@@ -108,9 +108,50 @@ fn offender(map: &[u8]) -> Option<String> {
 /// The safetensors crate's header limit.
 const MAX_HEADER_BYTES: usize = 100_000_000;
 
-/// The largest config document read (config.json, metadata.yaml, an index): real ones are
-/// kilobytes, an index of 10^5 tensors a few megabytes.
-pub const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
+/// The largest config document read (config.json, metadata.yaml, a config given to `config`):
+/// real ones are kilobytes. Parsing one may take 16 bytes per byte of text (fastllm_config's
+/// budget) and a conversion holds about three copies of the parsed config, so this keeps a
+/// conversion's memory to a few hundred MiB whatever the document.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// The largest `model.safetensors.index.json` read: 10^5 tensors take about 10 MB, and its
+/// parse is not copied.
+pub const MAX_INDEX_BYTES: u64 = 32 << 20;
+
+/// What a document is, for the limit it is read within (and, so that it reads back, written
+/// within).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DocumentKind {
+    /// config.json, metadata.yaml: [`MAX_CONFIG_BYTES`].
+    Config,
+    /// model.safetensors.index.json: [`MAX_INDEX_BYTES`].
+    Index,
+}
+
+impl DocumentKind {
+    pub(crate) fn limit(self) -> u64 {
+        match self {
+            DocumentKind::Config => MAX_CONFIG_BYTES,
+            DocumentKind::Index => MAX_INDEX_BYTES,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DocumentKind::Config => "config document",
+            DocumentKind::Index => "tensor index",
+        }
+    }
+
+    /// Why a document of `size` bytes is refused.
+    pub(crate) fn too_big(self, size: u64) -> String {
+        format!(
+            "{size} bytes, more than the {} a {} may have",
+            self.limit(),
+            self.name()
+        )
+    }
+}
 
 /// A path to read must be a regular file (after symlinks): a FIFO would block forever, a device
 /// never end.
@@ -295,25 +336,27 @@ pub struct Checkpoint {
     pub files: FileSet,
 }
 
-/// Reads a JSON or YAML document (by extension) that must be a mapping.
-pub(crate) fn read_document(path: &Path) -> Result<Map, CheckpointError> {
+/// Reads a config document: JSON or YAML (by extension, else JSON first), a mapping, at most
+/// [`MAX_CONFIG_BYTES`]; what it parses to is bounded by its text (fastllm_config's budget).
+pub fn read_document(path: &Path) -> Result<Map, CheckpointError> {
+    read_document_of(path, DocumentKind::Config)
+}
+
+/// [`read_document`] within the limit of `kind`.
+fn read_document_of(path: &Path, kind: DocumentKind) -> Result<Map, CheckpointError> {
     use std::io::Read;
-    let too_big = |size: u64| {
-        CheckpointError::invalid(
-            path,
-            format!("{size} bytes, more than the {MAX_DOCUMENT_BYTES} a config document may have"),
-        )
-    };
+    let limit = kind.limit();
     let size = regular_file(path)?.len();
-    if size > MAX_DOCUMENT_BYTES {
-        return Err(too_big(size));
+    if size > limit {
+        return Err(CheckpointError::invalid(path, kind.too_big(size)));
     }
-    let mut text = String::new();
+    // Room for the whole file up front: growing by doubling would hold up to twice its size.
+    let mut text = String::with_capacity(size as usize);
     File::open(path)
-        .and_then(|file| file.take(MAX_DOCUMENT_BYTES + 1).read_to_string(&mut text))
+        .and_then(|file| file.take(limit + 1).read_to_string(&mut text))
         .map_err(|e| CheckpointError::io(path, e))?;
-    if text.len() as u64 > MAX_DOCUMENT_BYTES {
-        return Err(too_big(text.len() as u64));
+    if text.len() as u64 > limit {
+        return Err(CheckpointError::invalid(path, kind.too_big(text.len() as u64)));
     }
     let extension = path.extension().and_then(|e| e.to_str());
     match parse_document(&text, extension) {
@@ -363,7 +406,7 @@ fn pickle_file(dir: &Path) -> Option<PathBuf> {
 /// Opens the shards of `model.safetensors.index.json`: every indexed tensor in the shard the
 /// index names, every shard tensor indexed, no tensor twice.
 fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointError> {
-    let index = read_document(index_path)?;
+    let index = read_document_of(index_path, DocumentKind::Index)?;
     let Some(Value::Map(weight_map)) = index.get("weight_map") else {
         return Err(CheckpointError::invalid(index_path, "no `weight_map` dict"));
     };
