@@ -335,6 +335,81 @@ pub fn config_huge(root: &Path) -> Case {
         &["config.json", "a config document may have"],
     )
 }
+pub fn carried_too_deep_for_metadata(root: &Path) -> Case {
+    // 124 levels read in config.json; stored three levels down in metadata.yaml, past the 128
+    // the reader takes.
+    config_case(
+        root,
+        |c| {
+            let deep = (0..124).fold(int(1), |inner, _| Value::List(vec![inner]));
+            c.insert("task_specific_params".into(), deep);
+        },
+        &[
+            "metadata.yaml",
+            "would not read back",
+            "metadata.hf_metadata.generic.task_specific_params.0.0",
+            "nesting deeper",
+        ],
+    )
+}
+pub fn carried_too_large_for_metadata(root: &Path) -> Case {
+    // 200,000 small entries five maps deep in a 2 MB config.json: in block style, indented 18
+    // spaces each, metadata.yaml would pass the 4 MiB a config document may have.
+    let input = llama(root);
+    let entries = (0..200_000)
+        .map(|i| format!("\"{i:x}\":0"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let carried = format!("\"task_specific_params\":{{\"a\":{{\"b\":{{\"c\":{{\"d\":{{\"e\":{{{entries}}}}}}}}}}}}},");
+    replace_text(
+        &input.join("config.json"),
+        "\"use_cache\"",
+        &format!("{carried}\"use_cache\""),
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &[
+            "metadata.yaml",
+            "would not read back",
+            "a config document may have",
+            "`metadata.hf_metadata.generic.task_specific_params.a.b.c.d.e`",
+        ],
+    )
+}
+pub fn carried_too_large_for_config_json(root: &Path) -> Case {
+    // 600 lists nested 100 deep, 240 KB of flow YAML: written pretty in config.json, each level
+    // on its own indented line, past the 4 MiB a config document may have.
+    let input = fast_llm(root);
+    let chain = format!("{}0{}", "[ ".repeat(100), " ]".repeat(100));
+    let stored = format!(
+        "\n    generic:\n      task_specific_params: [{}]",
+        vec![chain; 600].join(", ")
+    );
+    let metadata = std::fs::read_to_string(input.join("metadata.yaml")).unwrap();
+    assert!(!metadata.contains("hf_metadata"), "the fixture stores no HF keys");
+    replace_text(
+        &input.join("metadata.yaml"),
+        "\n  state_index:",
+        &format!("\n  hf_metadata:\n    format: llama{stored}\n  state_index:"),
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "llama",
+        &[],
+        &[
+            "config.json",
+            "would not read back",
+            "a config document may have",
+            "`task_specific_params`",
+        ],
+    )
+}
 pub fn unknown_key(root: &Path) -> Case {
     config_case(
         root,
