@@ -335,6 +335,30 @@ pub fn config_huge(root: &Path) -> Case {
         &["config.json", "a config document may have"],
     )
 }
+pub fn config_many_entries(root: &Path) -> Case {
+    // 150,000 small entries (3 MB, the shape that took 1.8 GiB at 600,000): read within the
+    // parse budget, refused for what it is.
+    config_case(
+        root,
+        |c| {
+            let entries = (0..150_000).map(|i| (format!("k{i}"), int(i))).collect();
+            c.insert("bogus_table".into(), Value::Map(entries));
+        },
+        &["config.json", "HF `bogus_table`", "unknown key"],
+    )
+}
+pub fn config_dense_entries(root: &Path) -> Case {
+    // Each `{"": 0}` costs a whole B-tree node, about a hundred times its text: refused by the
+    // parse budget where it runs out, not built.
+    config_case(
+        root,
+        |c| {
+            let tiny = Value::Map(Map::from([(String::new(), int(0))]));
+            c.insert("bogus_table".into(), Value::List(vec![tiny; 100_000]));
+        },
+        &["config.json", "`bogus_table.", "bytes of memory"],
+    )
+}
 pub fn carried_too_deep_for_metadata(root: &Path) -> Case {
     // 124 levels read in config.json; stored three levels down in metadata.yaml, past the 128
     // the reader takes.
@@ -517,6 +541,24 @@ pub fn yaml_billion_laughs(root: &Path) -> Case {
         &bomb,
         0,
         &["metadata.yaml", "lol", "expanding this alias"],
+    )
+}
+/// 240,000 aliases of a 6,000-byte string before `fast_llm_version:`: 0.7 MB of YAML that a
+/// node count let expand to 1.4 GB.
+fn alias_bytes_bomb() -> String {
+    format!(
+        "bomb_string: &s {}\nbomb: [{}]\nfast_llm_version:",
+        "x".repeat(6000),
+        vec!["*s"; 240_000].join(",")
+    )
+}
+pub fn yaml_alias_bytes_bomb(root: &Path) -> Case {
+    metadata_case(
+        root,
+        "fast_llm_version:",
+        &alias_bytes_bomb(),
+        0,
+        &["metadata.yaml", "`bomb.", "expanding this alias"],
     )
 }
 pub fn yaml_no_model(root: &Path) -> Case {
@@ -829,6 +871,22 @@ pub fn index_unindexed_tensor(root: &Path) -> Case {
         },
     )
 }
+pub fn index_huge(root: &Path) -> Case {
+    let (input, _) = sharded(root);
+    // Sparse: 40 MB on paper, past the 32 MiB an index may have.
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(input.join("model.safetensors.index.json"))
+        .unwrap();
+    file.set_len(40 << 20).unwrap();
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["model.safetensors.index.json", "a tensor index may have"],
+    )
+}
 pub fn index_no_weight_map(root: &Path) -> Case {
     let (input, _) = sharded(root);
     std::fs::write(input.join("model.safetensors.index.json"), r#"{"metadata": {}}"#).unwrap();
@@ -995,6 +1053,14 @@ pub fn distributed_version_too_new(root: &Path) -> Case {
         "fast_llm_version: 0.4.0",
         "fast_llm_version: 9.0.0",
         &["metadata.yaml", "fast_llm_version", "9.0.0"],
+    )
+}
+pub fn distributed_yaml_alias_bytes_bomb(root: &Path) -> Case {
+    distributed_metadata_case(
+        root,
+        "fast_llm_version:",
+        &alias_bytes_bomb(),
+        &["metadata.yaml", "`bomb.", "expanding this alias"],
     )
 }
 pub fn distributed_no_shards(root: &Path) -> Case {
