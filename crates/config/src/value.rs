@@ -100,11 +100,6 @@ impl Value {
         }
     }
 
-    /// Whether this is neither a list nor a map.
-    pub fn is_scalar(&self) -> bool {
-        !matches!(self, Value::List(_) | Value::Map(_))
-    }
-
     /// The mapping inside, if this is one.
     pub fn as_map(&self) -> Option<&Map> {
         match self {
@@ -134,8 +129,8 @@ impl Value {
     }
 
     /// YAML that PyYAML's `safe_load` reads back to the same values: block style, with lists of
-    /// scalars and everything nested deeper than [`BLOCK_DEPTH`] in flow style (`[1, 2]`,
-    /// `{a: 1}`), so no line is indented by more than twice that.
+    /// scalars (and empty collections) and everything nested deeper than [`BLOCK_DEPTH`] in flow
+    /// style (`[1, 2]`, `{a: 1}`), so no line is indented by more than twice that.
     pub fn to_yaml(&self) -> String {
         serde_saphyr::to_string(&Styled { value: self, depth: 0 }).expect("a Value always serializes to YAML")
     }
@@ -158,7 +153,7 @@ impl Serialize for Styled<'_> {
             depth: self.depth + 1,
         };
         match self.value {
-            Value::List(items) if self.depth >= BLOCK_DEPTH || items.iter().all(Value::is_scalar) => {
+            Value::List(items) if self.depth >= BLOCK_DEPTH || items.iter().all(is_leaf) => {
                 serde_saphyr::FlowSeq(items).serialize(serializer)
             }
             Value::Map(map) if self.depth >= BLOCK_DEPTH => serde_saphyr::FlowMap(map).serialize(serializer),
@@ -166,6 +161,15 @@ impl Serialize for Styled<'_> {
             Value::Map(map) => serializer.collect_map(map.iter().map(|(key, value)| (key, inner(value)))),
             scalar => scalar.serialize(serializer),
         }
+    }
+}
+
+/// Whether `value` holds no other value: a scalar or an empty collection.
+fn is_leaf(value: &Value) -> bool {
+    match value {
+        Value::List(items) => items.is_empty(),
+        Value::Map(map) => map.is_empty(),
+        _ => true,
     }
 }
 
