@@ -130,8 +130,8 @@ pub(crate) fn read_stored(
 }
 
 /// Stores `carried` in `metadata.yaml`'s free-form `metadata:` dict (nothing when empty).
-pub(crate) fn store(free_form: &mut Map, carried: &Carried) {
+pub(crate) fn store(free_form: &mut Map, carried: Carried) {
     if !carried.is_empty() {
-        free_form.insert(METADATA_KEY.to_string(), carried.to_value());
+        free_form.insert(METADATA_KEY.to_string(), carried.into_value());
     }
 }

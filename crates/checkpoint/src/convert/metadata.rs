@@ -176,11 +176,11 @@ fn difference(written: &Value, back: &Value) -> Option<Vec<String>> {
 }
 
 /// `metadata.yaml`: the model config, the `state_index` of `outputs` in `files`, and the
-/// carried HF keys.
+/// carried HF keys (taken, not copied: they may be megabytes).
 pub(crate) fn fast_llm_metadata_document(
     output: &Path,
     config: &BaseModelConfig,
-    carried: &Carried,
+    carried: Carried,
     outputs: &[OutputTensor],
     files: &[(String, Range<usize>)],
 ) -> Result<Document, CheckpointError> {

@@ -275,7 +275,7 @@ pub fn convert_with_progress(
     let outputs = plan::plan(&source, input, from, to)?;
     let files = shard(&outputs, to, options);
     let documents = match to {
-        Output::FastLlm => vec![fast_llm_metadata_document(output, config, &carried, &outputs, &files)?],
+        Output::FastLlm => vec![fast_llm_metadata_document(output, config, carried, &outputs, &files)?],
         Output::Hf(handler) => {
             let (hf, _) = handler
                 .export_carrying(config, &carried, options.layout)
@@ -364,17 +364,21 @@ fn convert_config(
         carried,
         dropped: dropped_keys,
     } = from.input_layout().read_config(input, options)?;
-    let document: Document = match to {
-        Output::Hf(handler) => config_json_document(
-            output,
-            handler
+    let (document, placement): (Document, Placement) = match to {
+        Output::Hf(handler) => {
+            let (hf, placement) = handler
                 .export_carrying(&config, &carried, options.layout)
-                .map_err(export_error(input, from))?
-                .0,
-        )?,
-        Output::FastLlm => fast_llm_metadata_document(output, &config, &carried, &[], &[])?,
+                .map_err(export_error(input, from))?;
+            (config_json_document(output, hf)?, placement)
+        }
+        Output::FastLlm => {
+            let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
+            (
+                fast_llm_metadata_document(output, &config, carried, &[], &[])?,
+                placement,
+            )
+        }
     };
-    let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
     let mut summary = Summary {
         from: from.name(),
         to: to.name(),
