@@ -161,11 +161,11 @@ impl<'a> Loader<'a> {
             }
             let is_merge = matches!(&event, Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<");
             let key = self.node(event, key_span)?;
-            self.budget.spend_entry(map.len())?;
             let (event, span) = self.next()?;
+            let entry = self.budget.spend_entry(map.len());
             let value = match &key {
-                Value::Str(name) => self.node(event, span).map_err(|e| e.at(name))?,
-                _ => self.node(event, span)?,
+                Value::Str(name) => entry.and_then(|()| self.node(event, span)).map_err(|e| e.at(name))?,
+                _ => entry.and_then(|()| self.node(event, span))?,
             };
             if is_merge {
                 merged.push((value, key_span));
@@ -521,6 +521,17 @@ mod tests {
             "]".repeat(60)
         );
         assert!(load(&doc).is_ok());
+    }
+
+    #[test]
+    fn dense_small_maps_are_refused_by_their_key() {
+        // Each `{a}` costs a whole B-tree node, about a hundred and fifty times its four bytes.
+        let error = load(&format!("big: [{}]\n", vec!["{a}"; 300_000].join(","))).unwrap_err();
+        assert!(error.to_string().contains("this value would take"), "{error}");
+        assert!(
+            error.path().is_some_and(|p| p.starts_with("big.") && p.ends_with(".a")),
+            "{error}"
+        );
     }
 
     #[test]
