@@ -323,15 +323,14 @@ fn run(cli: Cli) -> Result<String, String> {
     }
 }
 
-/// A config document the user named, read under the same bounds as a checkpoint's.
-fn read_dict(file: &Path) -> Result<Value, String> {
-    fastllm_checkpoint::read_named_document(file)
-        .map(Value::Map)
-        .map_err(|e| e.to_string())
+/// A config given to `config`, read with the bounds of a conversion's (a FIFO or a device is
+/// refused, not waited on or read forever).
+fn read_dict(file: &Path) -> Result<Map, String> {
+    fastllm_checkpoint::read_named_document(file).map_err(|e| e.to_string())
 }
 
 fn normalize(file: &Path, form: FormArg, model: ModelArg) -> Result<String, String> {
-    let dict = read_dict(file)?;
+    let dict = Value::Map(read_dict(file)?);
     let kind = match model {
         ModelArg::Gpt => ModelKind::Gpt,
         ModelArg::Multimodal => ModelKind::MultiModal,
@@ -353,11 +352,10 @@ fn import(format: &str, text_only: bool, drop_keys: &[String], file: &Path) -> R
     } else {
         Some(core::find(format).map_err(|e| e.to_string())?)
     };
-    let dict = read_dict(file)?;
-    let hf: &Map = dict.as_map().expect("parse_document returns a mapping");
+    let hf = read_dict(file)?;
     let handler = match named {
         Some(handler) => handler,
-        None => core::detect(hf).map_err(|e| format!("{}: {e}", file.display()))?,
+        None => core::detect(&hf).map_err(|e| format!("{}: {e}", file.display()))?,
     };
     let (config, _, dropped) =
         convert::import_hf(handler, hf, drop_keys, text_only).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -380,7 +378,7 @@ fn export(format: &str, layout: LayoutArg, complete: bool, file: &Path) -> Resul
         return Err("`--format auto` only applies to import: an export needs an explicit format".into());
     }
     let handler = core::find(format).map_err(|e| e.to_string())?;
-    let dict = read_dict(file)?;
+    let dict = Value::Map(read_dict(file)?);
     let config = config::load_base_model(handler.model, &dict)
         .map_err(|e| format!("{} (Fast-LLM {} base model): {e}", file.display(), handler.model.name()))?;
     let layout = match layout {

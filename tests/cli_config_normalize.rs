@@ -163,7 +163,7 @@ fn rejections_exit_2_with_the_path_on_stderr(
 fn a_missing_file_exits_2() {
     assert_rejected(
         &cli(&["config", "normalize", "/nonexistent/config.yaml"]),
-        "cannot read",
+        "No such file",
     );
 }
 
@@ -172,4 +172,66 @@ fn bad_arguments_exit_2() {
     let out = cli(&["config", "normalize", "--form", "verbose", "x.json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
+}
+
+/// Runs the CLI, killing it after `limit`: a read that waits forever fails the test instead of
+/// hanging it.
+#[cfg(unix)]
+fn cli_within(args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run fastllm-convert");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("`{}` still running after {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The config commands read their file as a conversion does: a FIFO (a read would wait for a
+/// writer forever), a device (a read would never end) and a file past the limit are refused
+/// by what they are, before any byte is read.
+#[cfg(unix)]
+#[rstest]
+fn config_commands_read_within_the_bounds_of_a_conversion(
+    #[values("normalize", "import", "export")] command: &str,
+    #[values("fifo", "device", "huge")] input: &str,
+) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_config_bounds");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (path, needle) = match input {
+        "fifo" => {
+            let path = dir.join(format!("{command}.fifo.json"));
+            let _ = std::fs::remove_file(&path);
+            assert!(Command::new("mkfifo").arg(&path).status().unwrap().success());
+            (path, "not a regular file")
+        }
+        "device" => (PathBuf::from("/dev/zero"), "not a regular file"),
+        _ => {
+            let path = dir.join(format!("{command}.huge.json"));
+            // Sparse: past the limit on paper, nothing on disk.
+            std::fs::File::create(&path)
+                .unwrap()
+                .set_len(fastllm_convert::checkpoint::MAX_CONFIG_BYTES + 1)
+                .unwrap();
+            (path, "a config document may have")
+        }
+    };
+    let mut args = vec!["config", command];
+    match command {
+        "import" => args.extend(["--format", "auto"]),
+        "export" => args.extend(["--format", "llama"]),
+        _ => {}
+    }
+    args.push(path.to_str().unwrap());
+    let out = cli_within(&args, std::time::Duration::from_secs(60));
+    assert_rejected(&out, needle);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(path.to_str().unwrap()));
 }

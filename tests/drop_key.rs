@@ -41,7 +41,7 @@ fn a_dropped_key_never_changes_the_model_and_any_error_it_causes_names_it() {
         if direction != "import" {
             continue;
         }
-        let Ok((whole, _, _)) = import_hf(handler, hf, &[], false) else {
+        let Ok((whole, _, _)) = import_hf(handler, hf.clone(), &[], false) else {
             continue;
         };
         let whole = whole.to_form(Form::Full);
@@ -50,7 +50,7 @@ fn a_dropped_key_never_changes_the_model_and_any_error_it_causes_names_it() {
         for key in all {
             checked += 1;
             let name = path.file_name().unwrap().to_string_lossy();
-            match import_hf(handler, hf, std::slice::from_ref(&key), false) {
+            match import_hf(handler, hf.clone(), std::slice::from_ref(&key), false) {
                 Ok((config, _, _)) if config.to_form(Form::Full) == whole => {}
                 Ok(_) => failures.push(format!("{name}: --drop-key {key} imports another model")),
                 Err(error) if error.to_string().contains(&format!("`{key}`")) => {}

@@ -477,6 +477,105 @@ pub fn config_command_on_a_kernel_file(root: &Path) -> Case {
     std::os::unix::fs::symlink("/proc/self/environ", &link).unwrap();
     config_command_case(root, &link, &["config.json", "proc filesystem"])
 }
+pub fn config_many_entries(root: &Path) -> Case {
+    // 150,000 small entries (3 MB, the shape that took 1.8 GiB at 600,000): read within the
+    // parse budget, refused for what it is.
+    config_case(
+        root,
+        |c| {
+            let entries = (0..150_000).map(|i| (format!("k{i}"), int(i))).collect();
+            c.insert("bogus_table".into(), Value::Map(entries));
+        },
+        &["config.json", "HF `bogus_table`", "unknown key"],
+    )
+}
+pub fn config_dense_entries(root: &Path) -> Case {
+    // Each `{"": 0}` costs a whole B-tree node, about a hundred times its text: refused by the
+    // parse budget where it runs out, not built.
+    config_case(
+        root,
+        |c| {
+            let tiny = Value::Map(Map::from([(String::new(), int(0))]));
+            c.insert("bogus_table".into(), Value::List(vec![tiny; 100_000]));
+        },
+        &["config.json", "`bogus_table.", "bytes of memory"],
+    )
+}
+pub fn carried_too_deep_for_metadata(root: &Path) -> Case {
+    // 124 levels read in config.json; stored three levels down in metadata.yaml, past the 128
+    // the reader takes.
+    config_case(
+        root,
+        |c| {
+            let deep = (0..124).fold(int(1), |inner, _| Value::List(vec![inner]));
+            c.insert("task_specific_params".into(), deep);
+        },
+        &[
+            "metadata.yaml",
+            "would not read back",
+            "metadata.hf_metadata.generic.task_specific_params.0.0",
+            "nesting deeper",
+        ],
+    )
+}
+pub fn carried_too_large_for_metadata(root: &Path) -> Case {
+    // 200,000 small entries five maps deep in a 2 MB config.json: in block style, indented 18
+    // spaces each, metadata.yaml would pass the 4 MiB a config document may have.
+    let input = llama(root);
+    let entries = (0..200_000)
+        .map(|i| format!("\"{i:x}\":0"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let carried = format!("\"task_specific_params\":{{\"a\":{{\"b\":{{\"c\":{{\"d\":{{\"e\":{{{entries}}}}}}}}}}}}},");
+    replace_text(
+        &input.join("config.json"),
+        "\"use_cache\"",
+        &format!("{carried}\"use_cache\""),
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &[
+            "metadata.yaml",
+            "would not read back",
+            "a config document may have",
+            "`metadata.hf_metadata.generic.task_specific_params.a.b.c.d.e`",
+        ],
+    )
+}
+pub fn carried_too_large_for_config_json(root: &Path) -> Case {
+    // 600 lists nested 100 deep, 240 KB of flow YAML: written pretty in config.json, each level
+    // on its own indented line, past the 4 MiB a config document may have.
+    let input = fast_llm(root);
+    let chain = format!("{}0{}", "[ ".repeat(100), " ]".repeat(100));
+    let stored = format!(
+        "\n    generic:\n      task_specific_params: [{}]",
+        vec![chain; 600].join(", ")
+    );
+    let metadata = std::fs::read_to_string(input.join("metadata.yaml")).unwrap();
+    assert!(!metadata.contains("hf_metadata"), "the fixture stores no HF keys");
+    replace_text(
+        &input.join("metadata.yaml"),
+        "\n  state_index:",
+        &format!("\n  hf_metadata:\n    format: llama{stored}\n  state_index:"),
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "llama",
+        &[],
+        &[
+            "config.json",
+            "would not read back",
+            "a config document may have",
+            "`task_specific_params`",
+        ],
+    )
+}
 pub fn unknown_key(root: &Path) -> Case {
     config_case(
         root,
@@ -578,7 +677,31 @@ pub fn yaml_billion_laughs(root: &Path) -> Case {
         bomb.push_str(&format!("lol{i}: &l{i} [{}]\n", vec![previous; 10].join(", ")));
     }
     bomb.push_str("fast_llm_version:");
-    metadata_case(root, "fast_llm_version:", &bomb, 0, &["metadata.yaml", "lol", "nodes"])
+    metadata_case(
+        root,
+        "fast_llm_version:",
+        &bomb,
+        0,
+        &["metadata.yaml", "lol", "expanding this alias"],
+    )
+}
+/// 240,000 aliases of a 6,000-byte string before `fast_llm_version:`: 0.7 MB of YAML that a
+/// node count let expand to 1.4 GB.
+fn alias_bytes_bomb() -> String {
+    format!(
+        "bomb_string: &s {}\nbomb: [{}]\nfast_llm_version:",
+        "x".repeat(6000),
+        vec!["*s"; 240_000].join(",")
+    )
+}
+pub fn yaml_alias_bytes_bomb(root: &Path) -> Case {
+    metadata_case(
+        root,
+        "fast_llm_version:",
+        &alias_bytes_bomb(),
+        0,
+        &["metadata.yaml", "`bomb.", "expanding this alias"],
+    )
 }
 pub fn yaml_no_model(root: &Path) -> Case {
     metadata_case(root, "model: gpt", "modell: gpt", 0, &["metadata.yaml", "`model`"])
@@ -890,6 +1013,22 @@ pub fn index_unindexed_tensor(root: &Path) -> Case {
         },
     )
 }
+pub fn index_huge(root: &Path) -> Case {
+    let (input, _) = sharded(root);
+    // Sparse: 40 MB on paper, past the 32 MiB an index may have.
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(input.join("model.safetensors.index.json"))
+        .unwrap();
+    file.set_len(40 << 20).unwrap();
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["model.safetensors.index.json", "a tensor index may have"],
+    )
+}
 pub fn index_no_weight_map(root: &Path) -> Case {
     let (input, _) = sharded(root);
     std::fs::write(input.join("model.safetensors.index.json"), r#"{"metadata": {}}"#).unwrap();
@@ -1056,6 +1195,14 @@ pub fn distributed_version_too_new(root: &Path) -> Case {
         "fast_llm_version: 0.4.0",
         "fast_llm_version: 9.0.0",
         &["metadata.yaml", "fast_llm_version", "9.0.0"],
+    )
+}
+pub fn distributed_yaml_alias_bytes_bomb(root: &Path) -> Case {
+    distributed_metadata_case(
+        root,
+        "fast_llm_version:",
+        &alias_bytes_bomb(),
+        &["metadata.yaml", "`bomb.", "expanding this alias"],
     )
 }
 pub fn distributed_no_shards(root: &Path) -> Case {

@@ -49,14 +49,14 @@ pub struct DroppedKey {
 }
 
 /// Imports an HF config after removing the keys `drop` names and, with `text_only`, the keys of
-/// the parts the format does not convert; returns the config and every dropped key.
+/// the parts the format does not convert; returns the config, what is left of `hf` and every
+/// dropped key. `hf` is taken, not copied: a config document may be megabytes.
 pub fn import_hf(
     handler: &Handler,
-    hf: &Map,
+    mut hf: Map,
     drop: &[String],
     text_only: bool,
 ) -> Result<(BaseModelConfig, Map, Vec<DroppedKey>), ConvertError> {
-    let mut hf = hf.clone();
     let requested = handler
         .drop_keys(&mut hf, drop)
         .map_err(|problems| ConvertError::Rejected {
@@ -88,7 +88,7 @@ pub fn import_hf(
 pub(crate) fn read_hf(path: &Path, handler: &Handler, options: &Options) -> Result<InputConfig, ConversionError> {
     let hf = read_document(path)?;
     let named = || crate::naming::in_file(path.to_path_buf());
-    let (config, hf, dropped) = import_hf(handler, &hf, &options.drop_keys, options.text_only).map_err(named())?;
+    let (config, hf, dropped) = import_hf(handler, hf, &options.drop_keys, options.text_only).map_err(named())?;
     let carried = handler.carried(&hf, &config).map_err(named())?;
     Ok(InputConfig {
         config,
@@ -134,8 +134,8 @@ pub(crate) fn read_stored(
 }
 
 /// Stores `carried` in `metadata.yaml`'s free-form `metadata:` dict (nothing when empty).
-pub(crate) fn store(free_form: &mut Map, carried: &Carried) {
+pub(crate) fn store(free_form: &mut Map, carried: Carried) {
     if !carried.is_empty() {
-        free_form.insert(METADATA_KEY.to_string(), carried.to_value());
+        free_form.insert(METADATA_KEY.to_string(), carried.into_value());
     }
 }

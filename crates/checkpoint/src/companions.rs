@@ -114,7 +114,7 @@ pub fn companions(input: &Path, handled: &dyn Fn(&str) -> bool) -> Result<Compan
 pub fn copy(out: &OutputDir, input: &Path, files: &[String]) -> Result<(), CheckpointError> {
     let dir = InputDir::new(input)?;
     for file in files {
-        dir.open(file, None)?.copy_to(&out.path(file))?;
+        dir.open(file)?.copy_to(&out.path(file))?;
     }
     Ok(())
 }

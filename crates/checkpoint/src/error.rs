@@ -61,6 +61,9 @@ pub enum CheckpointError {
         tensor: String,
         shard: String,
     },
+    /// An output document this tool could not read back, refused before anything is written.
+    #[error("{path}: refusing to write it, it would not read back: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
     #[error("{path}: output exists; pass --force to replace it")]
     OutputExists { path: PathBuf },
     /// `--force` (or a sweep) would remove part of the input, or cross a mount point.

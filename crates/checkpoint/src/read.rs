@@ -32,7 +32,7 @@ pub(crate) struct MappedFile {
 
 impl MappedFile {
     pub(crate) fn open(dir: &Path, name: &str) -> Result<Self, CheckpointError> {
-        let Opened { file, path, .. } = InputDir::new(dir)?.open(name, None)?;
+        let Opened { file, path, .. } = InputDir::new(dir)?.open(name)?;
         // SAFETY: the map is read-only; a file changed underneath us while converting would
         // give wrong bytes, as any reader would, but not memory unsafety in safe code that
         // only copies out of the slice.
@@ -112,9 +112,50 @@ fn offender(map: &[u8]) -> Option<String> {
 /// The safetensors crate's header limit.
 const MAX_HEADER_BYTES: usize = 100_000_000;
 
-/// The largest config document read (config.json, metadata.yaml, an index): real ones are
-/// kilobytes, an index of 10^5 tensors a few megabytes.
-pub const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
+/// The largest config document read (config.json, metadata.yaml, a config given to `config`):
+/// real ones are kilobytes. Parsing one may take 16 bytes per byte of text (fastllm_config's
+/// budget) and a conversion holds about three copies of the parsed config, so this keeps a
+/// conversion's memory to a few hundred MiB whatever the document.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// The largest `model.safetensors.index.json` read: 10^5 tensors take about 10 MB, and its
+/// parse is not copied.
+pub const MAX_INDEX_BYTES: u64 = 32 << 20;
+
+/// What a document is, for the limit it is read within (and, so that it reads back, written
+/// within).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DocumentKind {
+    /// config.json, metadata.yaml: [`MAX_CONFIG_BYTES`].
+    Config,
+    /// model.safetensors.index.json: [`MAX_INDEX_BYTES`].
+    Index,
+}
+
+impl DocumentKind {
+    pub(crate) fn limit(self) -> u64 {
+        match self {
+            DocumentKind::Config => MAX_CONFIG_BYTES,
+            DocumentKind::Index => MAX_INDEX_BYTES,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DocumentKind::Config => "config document",
+            DocumentKind::Index => "tensor index",
+        }
+    }
+
+    /// Why a document of `size` bytes is refused.
+    pub(crate) fn too_big(self, size: u64) -> String {
+        format!(
+            "{size} bytes, more than the {} a {} may have",
+            self.limit(),
+            self.name()
+        )
+    }
+}
 
 /// A tensor of a checkpoint: its name, dtype, shape, bytes and file.
 #[derive(Debug, Clone, Copy)]
@@ -288,21 +329,26 @@ pub struct Checkpoint {
     pub files: FileSet,
 }
 
-/// Reads a JSON or YAML document (by extension) of a checkpoint directory (`path` is the
-/// directory joined with the file name; the policy's containment rule applies) that must be a
-/// mapping.
-pub(crate) fn read_document(path: &Path) -> Result<Map, CheckpointError> {
+/// Reads a config document of a checkpoint directory (`path` is the directory joined with the
+/// file name; the filesystem policy's containment rule applies): JSON or YAML (by extension,
+/// else JSON first), a mapping, at most [`MAX_CONFIG_BYTES`]; what it parses to is bounded by
+/// its text (fastllm_config's budget).
+pub fn read_document(path: &Path) -> Result<Map, CheckpointError> {
+    read_document_of(path, DocumentKind::Config)
+}
+
+/// [`read_document`] within the limit of `kind`.
+fn read_document_of(path: &Path, kind: DocumentKind) -> Result<Map, CheckpointError> {
     let (dir, name) = split_dir(path)?;
-    let text = InputDir::new(dir)?
-        .open(name, Some(MAX_DOCUMENT_BYTES))?
-        .read_text(MAX_DOCUMENT_BYTES)?;
+    let text = InputDir::new(dir)?.open(name)?.read_text(kind.limit(), kind.name())?;
     parse_mapping(path, &text)
 }
 
-/// Reads a JSON or YAML document the user named (a `config` command's file argument): any
-/// regular file, with the same bounds as a checkpoint's documents.
+/// Reads a config document the user named (a `config` command's file argument): any regular
+/// file, within the same bounds as a checkpoint's config documents.
 pub fn read_named_document(path: &Path) -> Result<Map, CheckpointError> {
-    let text = open_named(path, MAX_DOCUMENT_BYTES)?.read_text(MAX_DOCUMENT_BYTES)?;
+    let kind = DocumentKind::Config;
+    let text = open_named(path)?.read_text(kind.limit(), kind.name())?;
     parse_mapping(path, &text)
 }
 
@@ -369,7 +415,7 @@ fn pickle_file(dir: &Path) -> Option<PathBuf> {
 /// index names, every shard tensor indexed, no tensor twice.
 fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointError> {
     let input = InputDir::new(dir)?;
-    let index = read_document(index_path)?;
+    let index = read_document_of(index_path, DocumentKind::Index)?;
     let weight_map = mapping(&index, "weight_map").map_err(|e| CheckpointError::invalid(index_path, e))?;
     let Some(weight_map) = weight_map else {
         return Err(CheckpointError::invalid(

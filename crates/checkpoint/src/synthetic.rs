@@ -18,7 +18,7 @@ use crate::distributed::{DistributedLayout, Parallelism, ShardKind};
 use crate::writer::TensorSpec;
 
 use crate::companions::Companions;
-use crate::convert::metadata::{hf_file_metadata, write_config_json, write_hf_index};
+use crate::convert::metadata::{config_json_document, hf_file_metadata, hf_index_document};
 use crate::convert::plan::{OutputTensor, whole_weight_plan};
 use crate::convert::write::{shard, specs};
 use crate::convert::{ConversionError, Options, Output, PlannedTensor, Summary};
@@ -69,11 +69,13 @@ pub fn write_synthetic_hf(
         ..Options::default()
     };
     let files = shard(&outputs, to, &options);
+    let config_json = config_json_document(dir, hf)?;
+    let index = (files.len() > 1)
+        .then(|| hf_index_document(dir, &outputs, &files))
+        .transpose()?;
     let out = OutputDir::create(dir, true, &Protected::nothing())?;
-    write_config_json(&out, hf)?;
-    if files.len() > 1 {
-        write_hf_index(&out, &outputs, &files)?;
-    }
+    config_json.write(&out)?;
+    index.iter().try_for_each(|index| index.write(&out))?;
     let metadata = hf_file_metadata();
     for (file, range) in &files {
         write_safetensors(

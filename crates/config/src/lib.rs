@@ -18,10 +18,12 @@
 // variant sizes do not matter, and boxing would only make every match noisier.
 #![allow(clippy::large_enum_variant)]
 
+mod budget;
 pub mod checks;
 pub mod classes;
 mod error;
 pub mod field_types;
+mod json;
 mod json_path;
 mod printable;
 mod reflect;
@@ -41,7 +43,7 @@ pub use reflect::{
     ClassRules, ConfigClass, FieldHint, FieldInfo, FieldSet, FieldType, Form, Serialized, Verbosity, check_type_key,
     emit_field, parse_config_value, report_unknown_keys, type_name_of,
 };
-pub use value::{Map, ParseError, Value};
+pub use value::{BLOCK_DEPTH, Map, ParseError, Value};
 
 /// Reads a config of class `T` from a dict and validates it, collecting every error.
 pub fn load<T: ConfigClass>(value: &Value) -> Result<T, ConfigErrors> {

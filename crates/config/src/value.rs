@@ -36,6 +36,14 @@ pub enum ParseError {
     Number(String),
     #[error("the document is a {0}, expected a mapping")]
     NotAMapping(&'static str),
+    /// The parsed value would outgrow its text's budget ([`crate::budget`]).
+    #[error(
+        "{} the parsed document past {limit} bytes of memory ({} per byte of its {text} bytes of text, plus {})",
+        if *.by_alias { "expanding this alias would take" } else { "this value would take" },
+        crate::budget::BYTES_PER_TEXT_BYTE,
+        crate::budget::FLOOR_BYTES
+    )]
+    TooLarge { limit: usize, text: usize, by_alias: bool },
     /// A problem inside the document, at a dotted key path (list items by index).
     #[error("at `{path}`: {error}")]
     At { path: String, error: Box<ParseError> },
@@ -102,21 +110,7 @@ impl Value {
 
     /// Parses a JSON document, keeping int/float identity and exact big ints.
     pub fn from_json_str(text: &str) -> Result<Value, ParseError> {
-        let raw: serde_json::Value = match serde_json::from_str(text) {
-            Ok(raw) => raw,
-            Err(error) => {
-                let path = crate::json_path::path_at(text, error.line(), error.column());
-                let error = ParseError::Json(error);
-                return Err(match path {
-                    Some(path) => ParseError::At {
-                        path,
-                        error: Box::new(error),
-                    },
-                    None => error,
-                });
-            }
-        };
-        from_json_value(raw)
+        crate::json::load(text)
     }
 
     /// Parses a YAML document as PyYAML's `safe_load` resolves it (YAML 1.1 core scalars).
@@ -134,9 +128,48 @@ impl Value {
         serde_json::to_string(self).expect("a Value always serializes to JSON")
     }
 
-    /// YAML that PyYAML's `safe_load` reads back to the same values.
+    /// YAML that PyYAML's `safe_load` reads back to the same values: block style, with lists of
+    /// scalars (and empty collections) and everything nested deeper than [`BLOCK_DEPTH`] in flow
+    /// style (`[1, 2]`, `{a: 1}`), so no line is indented by more than twice that.
     pub fn to_yaml(&self) -> String {
-        serde_saphyr::to_string(self).expect("a Value always serializes to YAML")
+        serde_saphyr::to_string(&Styled { value: self, depth: 0 }).expect("a Value always serializes to YAML")
+    }
+}
+
+/// Collections nested deeper than this are written in flow style by [`Value::to_yaml`]: block
+/// style indents each line by its depth, which made a deep document many times its JSON size.
+pub const BLOCK_DEPTH: usize = 10;
+
+/// A value at `depth`, serialized in the style [`Value::to_yaml`] chooses for it.
+struct Styled<'a> {
+    value: &'a Value,
+    depth: usize,
+}
+
+impl Serialize for Styled<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let inner = |value| Styled {
+            value,
+            depth: self.depth + 1,
+        };
+        match self.value {
+            Value::List(items) if self.depth >= BLOCK_DEPTH || items.iter().all(is_leaf) => {
+                serde_saphyr::FlowSeq(items).serialize(serializer)
+            }
+            Value::Map(map) if self.depth >= BLOCK_DEPTH => serde_saphyr::FlowMap(map).serialize(serializer),
+            Value::List(items) => serializer.collect_seq(items.iter().map(inner)),
+            Value::Map(map) => serializer.collect_map(map.iter().map(|(key, value)| (key, inner(value)))),
+            scalar => scalar.serialize(serializer),
+        }
+    }
+}
+
+/// Whether `value` holds no other value: a scalar or an empty collection.
+fn is_leaf(value: &Value) -> bool {
+    match value {
+        Value::List(items) => items.is_empty(),
+        Value::Map(map) => map.is_empty(),
+        _ => true,
     }
 }
 
@@ -149,32 +182,8 @@ impl fmt::Display for FloatRepr {
     }
 }
 
-fn from_json_value(raw: serde_json::Value) -> Result<Value, ParseError> {
-    Ok(match raw {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(b),
-        serde_json::Value::Number(n) => parse_number(n.as_str())?,
-        serde_json::Value::String(s) => Value::Str(s),
-        serde_json::Value::Array(items) => Value::List(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| from_json_value(v).map_err(|e| e.at(&i.to_string())))
-                .collect::<Result<_, _>>()?,
-        ),
-        serde_json::Value::Object(map) => Value::Map(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let value = from_json_value(v).map_err(|e| e.at(&k))?;
-                    Ok((k, value))
-                })
-                .collect::<Result<_, ParseError>>()?,
-        ),
-    })
-}
-
 /// Python's `json` rule: a number token without `.`, `e` or `E` is an int.
-fn parse_number(text: &str) -> Result<Value, ParseError> {
+pub(crate) fn parse_number(text: &str) -> Result<Value, ParseError> {
     if text.contains(['.', 'e', 'E']) {
         match text.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(Value::Float(f)),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fastllm_config::Value;
+use fastllm_config::{Map, Value};
 use rstest::rstest;
 
 fn data(name: &str) -> PathBuf {
@@ -69,4 +69,37 @@ fn pyyaml_reads_our_yaml_to_the_same_values(#[case] stem: &str) {
     if let Some(loaded) = pyyaml_load(&value.to_yaml()) {
         assert_eq!(loaded, value);
     }
+}
+
+/// `value` under `levels` maps of one key, deep enough for its collections to be in flow style.
+fn buried(value: Value, levels: usize) -> Value {
+    (0..levels).fold(value, |inner, _| Value::Map(Map::from([("x".to_string(), inner)])))
+}
+
+#[rstest]
+#[case("tricky")]
+#[case("apriel2_stochastic_architecture")]
+fn flow_style_reads_back_to_the_same_values_in_both_readers(#[case] stem: &str) {
+    let value = buried(read_json(&format!("{stem}.json")), fastllm_config::BLOCK_DEPTH);
+    let yaml = value.to_yaml();
+    assert!(yaml.contains(": {"), "flow style below the block depth:\n{yaml}");
+    assert_eq!(Value::from_yaml_str(&yaml).unwrap(), value);
+    if let Some(loaded) = pyyaml_load(&yaml) {
+        assert_eq!(loaded, value);
+    }
+}
+
+#[test]
+fn deep_documents_are_not_blown_up_by_indentation() {
+    // In block style each of the 10,000 pairs would sit on lines indented by 240 spaces.
+    let items = (0..10_000).map(|i| Value::List(vec![Value::Int(i), Value::Str("x".into())]));
+    let value = buried(Value::List(items.collect()), 120);
+    let (yaml, json) = (value.to_yaml(), value.to_json_compact());
+    assert!(
+        yaml.len() < json.len() * 3 / 2,
+        "{} bytes of YAML for {} of JSON",
+        yaml.len(),
+        json.len()
+    );
+    assert_eq!(Value::from_yaml_str(&yaml).unwrap(), value);
 }

@@ -127,13 +127,18 @@ impl Carried {
 
     /// The dict stored under `metadata.`[`METADATA_KEY`].
     pub fn to_value(&self) -> Value {
+        self.clone().into_value()
+    }
+
+    /// [`Carried::to_value`], without copying the keys (they may be megabytes).
+    pub fn into_value(self) -> Value {
         let mut map = Map::from([
-            ("format".to_string(), Value::Str(self.format.clone())),
-            ("generic".to_string(), Value::Map(self.generic.clone())),
-            ("format_keys".to_string(), Value::Map(self.format_keys.clone())),
+            ("format".to_string(), Value::Str(self.format)),
+            ("generic".to_string(), Value::Map(self.generic)),
+            ("format_keys".to_string(), Value::Map(self.format_keys)),
         ]);
         if !self.text_root.is_empty() {
-            map.insert("text_root".to_string(), Value::Str(self.text_root.clone()));
+            map.insert("text_root".to_string(), Value::Str(self.text_root));
         }
         Value::Map(map)
     }

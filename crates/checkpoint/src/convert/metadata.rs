@@ -1,14 +1,20 @@
 //! The documents written beside the tensors: Fast-LLM's `metadata.yaml` and the header metadata
 //! of its safetensors files, HF's `config.json` and `model.safetensors.index.json`.
+//!
+//! What a conversion writes, it must read back: each document is rendered and read back with
+//! the reader's own limits before anything is written, and refused naming the key that makes
+//! it too large or too deep.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::Path;
 
-use fastllm_config::{BaseModelConfig, Form, Map, Value};
+use fastllm_config::{BaseModelConfig, Form, Map, Value, parse_document};
 use fastllm_core::Carried;
 
 use super::plan::OutputTensor;
 use crate::CheckpointError;
+use crate::read::DocumentKind;
 use crate::writer::OutputDir;
 
 /// The Fast-LLM version written to metadata.
@@ -64,44 +70,157 @@ fn file_index(outputs: &[OutputTensor], files: &[(String, Range<usize>)]) -> Map
         .collect()
 }
 
-/// Writes `metadata.yaml`: the model config, the `state_index` of `outputs` in `files`, and the
-/// carried HF keys.
-pub(crate) fn write_fast_llm_metadata(
-    out: &OutputDir,
+/// A document of the output, rendered and checked to read back.
+pub(crate) struct Document {
+    name: &'static str,
+    text: String,
+}
+
+impl Document {
+    /// `value` rendered as `text` for file `name` of the output at `output`: refused when this
+    /// tool could not read it back (past the limit of its `kind`, past a bound of the parser, or
+    /// reading as another value), naming the key that makes it so.
+    fn checked(
+        output: &Path,
+        name: &'static str,
+        kind: DocumentKind,
+        value: &Value,
+        text: String,
+    ) -> Result<Self, CheckpointError> {
+        let refuse = |reason: String| CheckpointError::Unreadable {
+            path: output.join(name),
+            reason,
+        };
+        if text.len() as u64 > kind.limit() {
+            let (_, mut bulk) = bulk_of(value);
+            bulk.reverse();
+            let reason = kind.too_big(text.len() as u64);
+            return Err(refuse(if bulk.is_empty() {
+                reason
+            } else {
+                format!("{reason}; most of it is `{}`", bulk.join("."))
+            }));
+        }
+        let extension = Path::new(name).extension().and_then(|e| e.to_str());
+        match parse_document(&text, extension) {
+            Err(error) => Err(refuse(error.to_string())),
+            Ok(back) => match difference(value, &back) {
+                Some(mut path) => {
+                    path.reverse();
+                    Err(refuse(format!("`{}` would read back as another value", path.join("."))))
+                }
+                None => Ok(Document { name, text }),
+            },
+        }
+    }
+
+    /// Writes the document into the output.
+    pub(crate) fn write(&self, out: &OutputDir) -> Result<(), CheckpointError> {
+        out.write_text(self.name, &self.text)
+    }
+}
+
+/// The approximate text size of `value` and the key path (innermost first) of the part holding
+/// most of it: descending while one entry holds at least half of its container.
+fn bulk_of(value: &Value) -> (usize, Vec<String>) {
+    let mut total = 2;
+    let mut biggest: Option<(usize, String, Vec<String>)> = None;
+    let mut weigh = |name: &dyn Fn() -> String, key: usize, child: &Value| {
+        let (size, path) = bulk_of(child);
+        total += key + size + 2;
+        if biggest.as_ref().is_none_or(|(most, ..)| size > *most) {
+            biggest = Some((size, name(), path));
+        }
+    };
+    match value {
+        Value::Map(map) => map.iter().for_each(|(k, v)| weigh(&|| k.clone(), k.len() + 2, v)),
+        Value::List(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| weigh(&|| i.to_string(), 0, v)),
+        scalar => return (scalar.to_json_compact().len(), Vec::new()),
+    }
+    match biggest {
+        Some((size, name, mut path)) if 2 * size >= total => {
+            path.push(name);
+            (total, path)
+        }
+        _ => (total, Vec::new()),
+    }
+}
+
+/// The key path (innermost first) of the first place `back` differs from `written`.
+fn difference(written: &Value, back: &Value) -> Option<Vec<String>> {
+    let inside = |key: String, path: Option<Vec<String>>| {
+        path.map(|mut path| {
+            path.push(key);
+            path
+        })
+    };
+    match (written, back) {
+        (Value::Map(a), Value::Map(b)) => a
+            .iter()
+            .find_map(|(k, v)| match b.get(k) {
+                Some(w) => inside(k.clone(), difference(v, w)),
+                None => Some(vec![k.clone()]),
+            })
+            .or_else(|| b.keys().find(|k| !a.contains_key(*k)).map(|k| vec![k.clone()])),
+        (Value::List(a), Value::List(b)) => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (v, w))| inside(i.to_string(), difference(v, w)))
+            .or_else(|| (a.len() != b.len()).then(|| vec![a.len().min(b.len()).to_string()])),
+        (a, b) => (a != b).then(Vec::new),
+    }
+}
+
+/// `metadata.yaml`: the model config, the `state_index` of `outputs` in `files`, and the
+/// carried HF keys (taken, not copied: they may be megabytes).
+pub(crate) fn fast_llm_metadata_document(
+    output: &Path,
     config: &BaseModelConfig,
-    carried: &Carried,
+    carried: Carried,
     outputs: &[OutputTensor],
     files: &[(String, Range<usize>)],
-) -> Result<(), CheckpointError> {
+) -> Result<Document, CheckpointError> {
     let mut metadata = fast_llm_metadata(config);
     let state_index = file_index(outputs, files);
     let mut free_form = Map::from([("state_index".to_string(), Value::Map(state_index))]);
     crate::carry::store(&mut free_form, carried);
     metadata.insert("metadata".into(), Value::Map(free_form));
-    out.write_text("metadata.yaml", &Value::Map(metadata).to_yaml())
+    let metadata = Value::Map(metadata);
+    let text = metadata.to_yaml();
+    Document::checked(output, "metadata.yaml", DocumentKind::Config, &metadata, text)
 }
 
-/// Writes `config.json`.
-pub(crate) fn write_config_json(out: &OutputDir, hf: Map) -> Result<(), CheckpointError> {
-    out.write_text("config.json", &format!("{}\n", Value::Map(hf).to_json_pretty()))
+/// `config.json`.
+pub(crate) fn config_json_document(output: &Path, hf: Map) -> Result<Document, CheckpointError> {
+    let hf = Value::Map(hf);
+    let text = format!("{}\n", hf.to_json_pretty());
+    Document::checked(output, "config.json", DocumentKind::Config, &hf, text)
 }
 
-/// Writes `model.safetensors.index.json` for `outputs` in `files`.
-pub(crate) fn write_hf_index(
-    out: &OutputDir,
+/// `model.safetensors.index.json` for `outputs` in `files`.
+pub(crate) fn hf_index_document(
+    output: &Path,
     outputs: &[OutputTensor],
     files: &[(String, Range<usize>)],
-) -> Result<(), CheckpointError> {
+) -> Result<Document, CheckpointError> {
     let total: u64 = outputs.iter().map(|o| o.tensor.bytes).sum();
-    let index = Map::from([
+    let index = Value::Map(Map::from([
         (
             "metadata".to_string(),
             Value::Map(Map::from([("total_size".to_string(), Value::Int(total as i128))])),
         ),
         ("weight_map".to_string(), Value::Map(file_index(outputs, files))),
-    ]);
-    out.write_text(
+    ]));
+    let text = format!("{}\n", index.to_json_pretty());
+    Document::checked(
+        output,
         "model.safetensors.index.json",
-        &format!("{}\n", Value::Map(index).to_json_pretty()),
+        DocumentKind::Index,
+        &index,
+        text,
     )
 }

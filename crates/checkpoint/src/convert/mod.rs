@@ -27,7 +27,8 @@ use fastllm_core::{Carried, ConvertError, Handler, HfLayout, NotCarried, Placeme
 pub use self::input::{detect, fast_llm_base_model, fast_llm_config};
 pub use self::metadata::FAST_LLM_VERSION;
 use self::metadata::{
-    fast_llm_file_metadata, hf_file_metadata, write_config_json, write_fast_llm_metadata, write_hf_index,
+    Document, config_json_document, fast_llm_file_metadata, fast_llm_metadata_document, hf_file_metadata,
+    hf_index_document,
 };
 use self::write::{copy_extra_files, extra_files, shard, write_tensors};
 use crate::CheckpointError;
@@ -276,6 +277,20 @@ pub fn convert_with_progress(
     let source = layout.open(input, config, options)?;
     let config = &source.config;
     let outputs = plan::plan(&source, input, from, to)?;
+    let files = shard(&outputs, to, options);
+    let documents = match to {
+        Output::FastLlm => vec![fast_llm_metadata_document(output, config, carried, &outputs, &files)?],
+        Output::Hf(handler) => {
+            let (hf, _) = handler
+                .export_carrying(config, &carried, options.layout)
+                .map_err(export_error(input, from))?;
+            let mut documents = vec![config_json_document(output, hf)?];
+            if files.len() > 1 {
+                documents.push(hf_index_document(output, &outputs, &files)?);
+            }
+            documents
+        }
+    };
     let mut summary = Summary {
         from: from.name(),
         to: to.name(),
@@ -296,19 +311,8 @@ pub fn convert_with_progress(
     }
 
     let out = OutputDir::create(output, options.force, &protected)?;
-    let files = shard(&outputs, to, options);
-    match to {
-        Output::FastLlm => write_fast_llm_metadata(&out, config, &carried, &outputs, &files)?,
-        Output::Hf(handler) => {
-            let (hf, _) = handler
-                .export_carrying(config, &carried, options.layout)
-                .map_err(export_error(input, from))?;
-            write_config_json(&out, hf)?;
-            if files.len() > 1 {
-                write_hf_index(&out, &outputs, &files)?;
-            }
-        }
-    }
+    documents.iter().try_for_each(|document| document.write(&out))?;
+    drop(documents);
     let metadata = match to {
         Output::FastLlm => fast_llm_file_metadata(config),
         Output::Hf(_) => hf_file_metadata(),
@@ -365,16 +369,21 @@ fn convert_config(
         carried,
         dropped: dropped_keys,
     } = from.input_layout().read_config(input, options)?;
-    let hf = match to {
-        Output::Hf(handler) => Some(
-            handler
+    let (document, placement): (Document, Placement) = match to {
+        Output::Hf(handler) => {
+            let (hf, placement) = handler
                 .export_carrying(&config, &carried, options.layout)
-                .map_err(export_error(input, from))?
-                .0,
-        ),
-        Output::FastLlm => None,
+                .map_err(export_error(input, from))?;
+            (config_json_document(output, hf)?, placement)
+        }
+        Output::FastLlm => {
+            let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
+            (
+                fast_llm_metadata_document(output, &config, carried, &[], &[])?,
+                placement,
+            )
+        }
     };
-    let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
     let mut summary = Summary {
         from: from.name(),
         to: to.name(),
@@ -394,10 +403,7 @@ fn convert_config(
         return Ok(summary);
     }
     let out = OutputDir::create(output, options.force, protected)?;
-    match hf {
-        Some(hf) => write_config_json(&out, hf)?,
-        None => write_fast_llm_metadata(&out, &config, &carried, &[], &[])?,
-    }
+    document.write(&out)?;
     // A config with custom modeling code loads only beside its `configuration_*.py`.
     summary.missing_extra_files = copy_extra_files(&out, input, to)?;
     // The tokenizer and generation files are part of a usable config too.

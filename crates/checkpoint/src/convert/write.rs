@@ -170,7 +170,7 @@ pub(crate) fn copy_extra_files(out: &OutputDir, input: &Path, to: Output) -> Res
     if !present.is_empty() {
         let dir = InputDir::new(input)?;
         for file in present {
-            dir.open(file, None)?.copy_to(&out.path(file))?;
+            dir.open(file)?.copy_to(&out.path(file))?;
         }
     }
     Ok(missing)

@@ -98,18 +98,20 @@ pub struct Opened {
 }
 
 impl Opened {
-    /// The whole file as text, refusing more than `limit` bytes (checked again while reading: a
-    /// file that grows after the open is still cut off).
-    pub fn read_text(mut self, limit: u64) -> Result<String, CheckpointError> {
+    /// The whole file as text, refusing more than `limit` bytes (checked on the handle's size,
+    /// then again while reading: a file that grows after the open is still cut off). `what` names
+    /// the kind of document in the refusal.
+    pub fn read_text(mut self, limit: u64, what: &str) -> Result<String, CheckpointError> {
         let too_big = |size: u64| {
             CheckpointError::invalid(
                 &self.path,
-                format!("{size} bytes, more than the {limit} a config document may have"),
+                format!("{size} bytes, more than the {limit} a {what} may have"),
             )
         };
         if self.size > limit {
             return Err(too_big(self.size));
         }
+        // Room for the whole file up front: growing by doubling would hold up to twice its size.
         let mut bytes = Vec::with_capacity(self.size as usize);
         (&mut self.file)
             .take(limit + 1)
@@ -245,12 +247,11 @@ impl InputDir {
         }
     }
 
-    /// Opens the entry `name` for reading, refusing anything [`Self::entry`] refuses and a file
-    /// larger than `limit` bytes (when given).
-    pub fn open(&self, name: &str, limit: Option<u64>) -> Result<Opened, CheckpointError> {
+    /// Opens the entry `name` for reading, refusing anything [`Self::entry`] refuses.
+    pub fn open(&self, name: &str) -> Result<Opened, CheckpointError> {
         let path = self.join(name);
         match self.entry(name) {
-            Entry::Readable { resolved } => open_regular(&resolved, &path, limit),
+            Entry::Readable { resolved } => open_regular(&resolved, &path),
             Entry::Missing => Err(CheckpointError::invalid(path, "missing (No such file or directory)")),
             Entry::Refused { reason } => Err(CheckpointError::invalid(path, format!("not read: {reason}"))),
         }
@@ -270,9 +271,9 @@ impl InputDir {
 }
 
 /// Opens a file the user named (a `config` command's argument): any regular file on a real
-/// filesystem, symlinks followed, at most `limit` bytes.
-pub fn open_named(path: &Path, limit: u64) -> Result<Opened, CheckpointError> {
-    open_regular(path, path, Some(limit)).map_err(|e| match e {
+/// filesystem, symlinks followed.
+pub fn open_named(path: &Path) -> Result<Opened, CheckpointError> {
+    open_regular(path, path).map_err(|e| match e {
         CheckpointError::Io { path, source } => CheckpointError::invalid(path, format!("cannot read: {source}")),
         other => other,
     })
@@ -301,8 +302,8 @@ fn is_loop(error: &io::Error) -> bool {
 }
 
 /// Opens `resolved` without blocking and checks the handle: a regular file, on a filesystem
-/// holding files (not a kernel pseudo-filesystem), at most `limit` bytes. `shown` names it.
-fn open_regular(resolved: &Path, shown: &Path, limit: Option<u64>) -> Result<Opened, CheckpointError> {
+/// holding files (not a kernel pseudo-filesystem). `shown` names it.
+fn open_regular(resolved: &Path, shown: &Path) -> Result<Opened, CheckpointError> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -326,14 +327,6 @@ fn open_regular(resolved: &Path, shown: &Path, limit: Option<u64>) -> Result<Ope
         ));
     }
     let size = metadata.len();
-    if let Some(limit) = limit
-        && size > limit
-    {
-        return Err(CheckpointError::invalid(
-            shown,
-            format!("{size} bytes, more than the {limit} a config document may have"),
-        ));
-    }
     #[cfg(unix)]
     let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7777;
     #[cfg(not(unix))]
@@ -435,7 +428,7 @@ mod tests {
         assert!(reason(dir.entry("loop-a")).starts_with("a symlink loop"));
         assert!(reason(dir.entry("dir-link")).starts_with("a symlink to a directory"));
         // Opening a FIFO fails on the handle's type, not by hanging.
-        let error = open_named(&input.join("fifo"), 10).err().unwrap().to_string();
+        let error = open_named(&input.join("fifo")).err().unwrap().to_string();
         assert!(error.contains("a FIFO"), "{error}");
     }
 
@@ -460,12 +453,9 @@ mod tests {
 
     #[test]
     fn pseudo_filesystems_and_devices_are_never_read() {
-        let error = open_named(Path::new("/proc/self/environ"), 1 << 20)
-            .err()
-            .unwrap()
-            .to_string();
+        let error = open_named(Path::new("/proc/self/environ")).err().unwrap().to_string();
         assert!(error.contains("proc filesystem"), "{error}");
-        let error = open_named(Path::new("/dev/zero"), 1 << 20).err().unwrap().to_string();
+        let error = open_named(Path::new("/dev/zero")).err().unwrap().to_string();
         assert!(error.contains("a character device"), "{error}");
     }
 
@@ -474,8 +464,17 @@ mod tests {
         let root = scratch("bound");
         std::fs::write(root.join("in/big"), vec![b'x'; 100]).unwrap();
         let dir = InputDir::new(&root.join("in")).unwrap();
-        let error = dir.open("big", Some(99)).err().unwrap().to_string();
-        assert!(error.contains("100 bytes, more than the 99"), "{error}");
-        assert_eq!(dir.open("big", Some(100)).unwrap().read_text(100).unwrap().len(), 100);
+        let error = dir
+            .open("big")
+            .unwrap()
+            .read_text(99, "document")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("100 bytes, more than the 99 a document may have"),
+            "{error}"
+        );
+        assert_eq!(dir.open("big").unwrap().read_text(100, "document").unwrap().len(), 100);
     }
 }
