@@ -509,3 +509,56 @@ fn force_never_removes_through_a_mount_point(#[case] mounted: &str, #[case] reas
     assert!(stderr.contains(reason) && stderr.contains("out/mnt"), "{stderr}");
     assert!(snapshot(&root) == before, "something changed");
 }
+
+/// An old output that cannot be removed entirely (here an immutable file in it) is not left
+/// hidden with exit 0: the run says the new output is in place and where the rest of the old one
+/// is, and exits 2. Skipped where `chattr +i` is not available.
+#[test]
+fn an_old_output_that_cannot_be_removed_is_reported() {
+    let root = scratch("fs-policy", "immutable");
+    let input = root.join("in");
+    template(&input);
+    let old = root.join("out");
+    std::fs::create_dir_all(old.join("sub")).unwrap();
+    std::fs::write(old.join("sub/stuck"), "old").unwrap();
+    let chattr = |flag: &str| {
+        std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(old.join("sub/stuck"))
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !chattr("+i") {
+        eprintln!("skipped: chattr +i is not available here");
+        return;
+    }
+    let output = support::cli(&[
+        "convert",
+        "--from",
+        "llama",
+        "--to",
+        "fast_llm",
+        "--force",
+        input.to_str().unwrap(),
+        old.to_str().unwrap(),
+    ]);
+    let leftover: Vec<String> = support::names(&root)
+        .into_iter()
+        .filter(|n| n.starts_with(".out."))
+        .collect();
+    // Release it before any assertion, so that the scratch directory can be removed.
+    for name in &leftover {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(root.join(name).join("sub/stuck"))
+            .status();
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the new output is complete and in place") && leftover.len() == 1,
+        "{stderr}\n{leftover:?}"
+    );
+    assert!(stderr.contains(&leftover[0]), "the leftover is named: {stderr}");
+    assert!(old.join("metadata.yaml").is_file(), "the new output is in place");
+}
