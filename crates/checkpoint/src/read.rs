@@ -401,14 +401,11 @@ pub fn open_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
 /// A pickle checkpoint file of `dir` (`pytorch_model.bin`, its shards or index, `*.pt`, ...).
 fn pickle_file(dir: &Path) -> Option<PathBuf> {
     const PICKLE: &[&str] = &[".bin", ".bin.index.json", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"];
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| PICKLE.iter().any(|suffix| name.ends_with(suffix)))
-        .collect();
-    names.sort();
-    names.first().map(|name| dir.join(name))
+    let names = InputDir::new(dir).ok()?.names().ok()?;
+    names
+        .into_iter()
+        .find(|name| PICKLE.iter().any(|suffix| name.ends_with(suffix)))
+        .map(|name| dir.join(name))
 }
 
 /// Opens the shards of `model.safetensors.index.json`: every indexed tensor in the shard the

@@ -430,13 +430,12 @@ fn runs(piece: &Piece, element: usize) -> impl Iterator<Item = Piece> + use<> {
 /// Refuses a `rank_<r>.safetensors` with `r` at or past the world size: a file the layout has no
 /// place for, whose values a conversion would otherwise drop without a word.
 fn check_no_rank_beyond(dir: &Path, world_size: usize) -> Result<(), DistributedError> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(names) = InputDir::new(dir).and_then(|input| input.names()) else {
         return Ok(());
     };
-    let first_beyond = entries
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
+    let first_beyond = names
+        .into_iter()
+        .filter_map(|name| {
             let digits = name.strip_prefix("rank_")?.strip_suffix(".safetensors")?;
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return None;

@@ -14,6 +14,7 @@ use crate::carry::InputConfig;
 use crate::convert::plan::{beyond_the_checkpoint, weight_plan};
 use crate::convert::{ConversionError, Options};
 use crate::naming::limits;
+use crate::policy::InputDir;
 use crate::{FileSet, open_hf};
 
 /// The layout of HF format `.0`.
@@ -115,7 +116,8 @@ impl InputLayout for HfInput {
 
 /// The file listing an HF checkpoint's tensors (where a missing tensor is missing from).
 fn tensor_listing(dir: &Path) -> &'static str {
-    if dir.join("model.safetensors.index.json").exists() {
+    let indexed = InputDir::new(dir).is_ok_and(|input| input.entry("model.safetensors.index.json").exists());
+    if indexed {
         "model.safetensors.index.json"
     } else {
         "model.safetensors"
