@@ -172,4 +172,61 @@ mod tests {
         assert_eq!(not, ["notes.txt", "original", "pytorch_model.bin"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// A companion name that is not a readable file of the input is listed with what it is.
+    #[cfg(unix)]
+    #[test]
+    fn what_is_not_copied_is_described_truly() {
+        use std::os::unix::fs::symlink;
+        let root = std::env::temp_dir().join(format!("fastllm-companions-kinds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("in");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(root.join("secret"), "token").unwrap();
+        symlink("/proc/self/environ", dir.join("LICENSE")).unwrap();
+        symlink(root.join("secret"), dir.join("tokenizer.json")).unwrap();
+        symlink("gone", dir.join("README.md")).unwrap();
+        symlink("NOTICE", dir.join("NOTICE")).unwrap();
+        symlink("/dev/zero", dir.join("vocab.txt")).unwrap();
+        std::fs::create_dir(dir.join("merges.txt")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.join("vocab.json"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let sorted = companions(&dir, &|_| false).unwrap();
+        assert!(sorted.copied.is_empty(), "{:?}", sorted.copied);
+        let reason = |name: &str| {
+            sorted
+                .not_copied
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, r)| r.clone())
+                .unwrap_or_default()
+        };
+        assert!(
+            reason("LICENSE").contains("/environ`, outside the input"),
+            "{}",
+            reason("LICENSE")
+        );
+        assert!(
+            reason("tokenizer.json").contains("outside the input"),
+            "{}",
+            reason("tokenizer.json")
+        );
+        assert!(
+            reason("README.md").starts_with("a dangling symlink"),
+            "{}",
+            reason("README.md")
+        );
+        assert!(reason("NOTICE").starts_with("a symlink loop"), "{}", reason("NOTICE"));
+        assert!(
+            reason("vocab.txt").contains("outside the input"),
+            "{}",
+            reason("vocab.txt")
+        );
+        assert_eq!(reason("merges.txt"), "a directory: not converted");
+        assert!(reason("vocab.json").starts_with("a FIFO"), "{}", reason("vocab.json"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
