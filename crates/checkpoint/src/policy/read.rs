@@ -250,10 +250,21 @@ impl InputDir {
     /// Opens the entry `name` for reading, refusing anything [`Self::entry`] refuses.
     pub fn open(&self, name: &str) -> Result<Opened, CheckpointError> {
         let path = self.join(name);
-        match self.entry(name) {
-            Entry::Readable { resolved } => open_regular(&resolved, &path),
-            Entry::Missing => Err(CheckpointError::invalid(path, "missing (No such file or directory)")),
-            Entry::Refused { reason } => Err(CheckpointError::invalid(path, format!("not read: {reason}"))),
+        let opened = match self.entry(name) {
+            Entry::Readable { resolved } => open_regular(&resolved, &path)?,
+            Entry::Missing => return Err(CheckpointError::invalid(path, "missing (No such file or directory)")),
+            Entry::Refused { reason } => return Err(CheckpointError::invalid(path, format!("not read: {reason}"))),
+        };
+        // The check above was on paths; a link swapped in since then is caught on the handle.
+        match opened_path(&opened.file) {
+            Some(actual) if !self.allows(&actual) => Err(CheckpointError::invalid(
+                path,
+                format!(
+                    "not read: `{}`, outside the input (swapped in while opening)",
+                    actual.display()
+                ),
+            )),
+            _ => Ok(opened),
         }
     }
 
@@ -277,6 +288,22 @@ pub fn open_named(path: &Path) -> Result<Opened, CheckpointError> {
         CheckpointError::Io { path, source } => CheckpointError::invalid(path, format!("cannot read: {source}")),
         other => other,
     })
+}
+
+/// Where an open file really is (Linux: `/proc/self/fd/N`), when that can be told.
+fn opened_path(file: &File) -> Option<PathBuf> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::AsRawFd;
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .ok()
+            .filter(|p| p.is_absolute())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = file;
+        None
+    }
 }
 
 /// `…/models--org--name/blobs` when `root` is `…/models--org--name/snapshots/REV`.
