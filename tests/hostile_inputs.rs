@@ -73,6 +73,8 @@ use support::{names, scratch, snapshot};
 #[case::header_length_max(hostile::header_length_max)]
 #[case::header_length_past_the_file(hostile::header_length_past_the_file)]
 #[case::header_bomb(hostile::header_bomb)]
+#[case::header_of_many_tensors(hostile::header_of_many_tensors)]
+#[case::headers_past_the_checkpoint_total(hostile::headers_past_the_checkpoint_total)]
 #[case::header_not_json(hostile::header_not_json)]
 #[case::header_unknown_dtype(hostile::header_unknown_dtype)]
 #[case::header_shape_mismatch(hostile::header_shape_mismatch)]

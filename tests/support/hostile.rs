@@ -795,6 +795,60 @@ pub fn header_bomb(root: &Path) -> Case {
         &["model.safetensors", "header too large"],
     )
 }
+/// A safetensors file of `tensors` empty tensors and `padding` spaces after its header JSON.
+fn many_tensors(names: impl Iterator<Item = String>, padding: usize) -> Vec<u8> {
+    let entries: Vec<String> = names
+        .map(|n| format!(r#""{n}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#))
+        .collect();
+    let mut header = format!("{{{}}}", entries.join(",")).into_bytes();
+    header.resize(header.len() + padding, b' ');
+    while !header.len().is_multiple_of(8) {
+        header.push(b' ');
+    }
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    bytes
+}
+/// A real header (not a length alone) of 300,000 tiny tensors, 17 MB: parsed it would take
+/// about 15 times that.
+pub fn header_of_many_tensors(root: &Path) -> Case {
+    let input = llama(root);
+    let bytes = many_tensors((0..300_000).map(|i| format!("t{i}")), 0);
+    std::fs::write(input.join("model.safetensors"), bytes).unwrap();
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["model.safetensors", "header too large"],
+    )
+}
+/// Three shards of an index, each header within the limit of one file, 39 MiB in all.
+pub fn headers_past_the_checkpoint_total(root: &Path) -> Case {
+    let input = llama(root);
+    std::fs::remove_file(input.join("model.safetensors")).unwrap();
+    let mut weight_map = Map::new();
+    for shard in 0..3 {
+        let file = format!("model-0000{}-of-00003.safetensors", shard + 1);
+        let bytes = many_tensors(std::iter::once(format!("t{shard}")), 13 << 20);
+        std::fs::write(input.join(&file), bytes).unwrap();
+        weight_map.insert(format!("t{shard}"), Value::Str(file));
+    }
+    let mut index = Map::new();
+    index.insert("weight_map".into(), Value::Map(weight_map));
+    std::fs::write(
+        input.join("model.safetensors.index.json"),
+        Value::Map(index).to_json_pretty(),
+    )
+    .unwrap();
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &[],
+        &["model-00003-of-00003.safetensors", "headers would pass", "in all"],
+    )
+}
 pub fn header_not_json(root: &Path) -> Case {
     raw_weights_case(root, |b| b[8] = b'!', &["model.safetensors", "invalid JSON"])
 }

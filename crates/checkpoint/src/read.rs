@@ -31,12 +31,18 @@ pub(crate) struct MappedFile {
 }
 
 impl MappedFile {
-    pub(crate) fn open(dir: &Path, name: &str) -> Result<Self, CheckpointError> {
+    /// Maps file `name` of `dir` and validates its header, charging the header's bytes to
+    /// `budget` (shared by every file of one checkpoint) before it is parsed.
+    pub(crate) fn open(dir: &Path, name: &str, budget: &mut HeaderBudget) -> Result<Self, CheckpointError> {
         let Opened { file, path, .. } = InputDir::new(dir)?.open(name)?;
         // SAFETY: the map is read-only; a file changed underneath us while converting would
         // give wrong bytes, as any reader would, but not memory unsafety in safe code that
         // only copies out of the slice.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(&path, e))?;
+        budget.charge(&map).map_err(|message| CheckpointError::Safetensors {
+            path: path.clone(),
+            message,
+        })?;
         let (header, metadata) = SafeTensors::read_metadata(&map).map_err(|e| CheckpointError::Safetensors {
             path: path.clone(),
             message: match offender(&map) {
@@ -109,8 +115,52 @@ fn offender(map: &[u8]) -> Option<String> {
     crate::header::offending_tensor(header, map.len() - 8 - length)
 }
 
-/// The safetensors crate's header limit.
-const MAX_HEADER_BYTES: usize = 100_000_000;
+/// The largest safetensors header read. Parsed, a header of tiny tensors takes about 15 to 17
+/// times its bytes (measured: 1.29 GB peak for an 89 MB header of 1.5 million tensors, 260 MB
+/// for a 15.4 MiB one of 275,000); real headers hold about 150 bytes per tensor, so 16 MiB is
+/// over 100,000 tensors in one file.
+pub const MAX_HEADER_BYTES: usize = 16 << 20;
+
+/// The most the safetensors headers of one checkpoint may hold in all (about 550 MB parsed at
+/// worst): DeepSeek-V3's 91,000 tensors in 163 shards have about 14 MB of headers.
+pub const MAX_HEADERS_TOTAL: u64 = 32 << 20;
+
+/// What the safetensors headers of one checkpoint may still take, charged file by file before
+/// each header is parsed, so that memory stays bounded however many files an index names.
+pub(crate) struct HeaderBudget {
+    left: u64,
+}
+
+impl HeaderBudget {
+    pub(crate) fn new() -> Self {
+        HeaderBudget {
+            left: MAX_HEADERS_TOTAL,
+        }
+    }
+
+    /// Charges the header of the mapped file `map`; refuses a header past [`MAX_HEADER_BYTES`]
+    /// or one that would take the checkpoint's headers past [`MAX_HEADERS_TOTAL`].
+    fn charge(&mut self, map: &[u8]) -> Result<(), String> {
+        // A file too short to say its header length is the parser's to name.
+        let Some(length) = map.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))) else {
+            return Ok(());
+        };
+        if length > MAX_HEADER_BYTES as u64 {
+            return Err(format!(
+                "header too large: {length} bytes, more than the {MAX_HEADER_BYTES} a safetensors header may have \
+                 (a limit of this converter: parsed, a header takes about 15 times its size)"
+            ));
+        }
+        if length > self.left {
+            return Err(format!(
+                "header of {length} bytes: the checkpoint's safetensors headers would pass the {MAX_HEADERS_TOTAL} \
+                 bytes they may hold in all (a limit of this converter)"
+            ));
+        }
+        self.left -= length;
+        Ok(())
+    }
+}
 
 /// The largest config document read (config.json, metadata.yaml, a config given to `config`):
 /// real ones are kilobytes. Parsing one may take 16 bytes per byte of text (fastllm_config's
@@ -183,8 +233,9 @@ impl FileSet {
     fn open(dir: &Path, names: &[String]) -> Result<Self, CheckpointError> {
         let mut files = Vec::new();
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut budget = HeaderBudget::new();
         for name in names {
-            let file = MappedFile::open(dir, name)?;
+            let file = MappedFile::open(dir, name, &mut budget)?;
             for tensor in file.tensors.keys() {
                 if let Some(&other) = index.get(tensor) {
                     return Err(CheckpointError::DuplicateTensor {

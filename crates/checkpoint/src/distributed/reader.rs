@@ -13,7 +13,7 @@ use super::layout::{DistributedLayout, Piece, Placed, ShardKind};
 use super::parallel::Parallelism;
 use crate::metadata_yaml::{MetadataFormat, lookup, mapping, model_kind, read_metadata, string};
 use crate::policy::{Entry, InputDir};
-use crate::read::MappedFile;
+use crate::read::{HeaderBudget, MappedFile};
 use crate::{CheckpointError, dtype_size};
 
 /// The checkpoint versions Fast-LLM 0.4.0 reads (it refuses anything older or newer).
@@ -64,6 +64,7 @@ impl DistributedCheckpoint {
         let world_size = layout.parallelism.world_size;
         check_no_rank_beyond(dir, world_size)?;
         let input = InputDir::new(dir)?;
+        let mut budget = HeaderBudget::new();
         let mut files = Vec::new();
         for rank in 0..world_size {
             let name = rank_file(rank);
@@ -87,7 +88,7 @@ impl DistributedCheckpoint {
                     .into());
                 }
             }
-            files.push(MappedFile::open(dir, &name)?);
+            files.push(MappedFile::open(dir, &name, &mut budget)?);
         }
         let checkpoint = DistributedCheckpoint {
             dir: dir.to_path_buf(),
