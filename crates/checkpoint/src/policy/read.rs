@@ -157,6 +157,10 @@ impl Opened {
     }
 }
 
+/// The most entries a checkpoint directory is listed with: a training checkpoint of 10,000
+/// ranks has 10,001 files.
+pub const MAX_ENTRIES: usize = 100_000;
+
 /// A checkpoint directory, the one way its files are opened.
 #[derive(Debug, Clone)]
 pub struct InputDir {
@@ -268,12 +272,19 @@ impl InputDir {
         }
     }
 
-    /// The names of the directory's entries (not `.` and `..`), sorted.
+    /// The names of the directory's entries (not `.` and `..`), sorted; more than
+    /// [`MAX_ENTRIES`] is refused (no checkpoint directory has a fraction of that).
     pub fn names(&self) -> Result<Vec<String>, CheckpointError> {
         let entries = std::fs::read_dir(&self.root).map_err(|e| CheckpointError::io(&self.given, e))?;
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| CheckpointError::io(&self.given, e))?;
+            if names.len() == MAX_ENTRIES {
+                return Err(CheckpointError::invalid(
+                    &self.given,
+                    format!("more than {MAX_ENTRIES} entries: not a checkpoint directory (not listed)"),
+                ));
+            }
             names.push(entry.file_name().to_string_lossy().into_owned());
         }
         names.sort();
@@ -503,5 +514,17 @@ mod tests {
             "{error}"
         );
         assert_eq!(dir.open("big").unwrap().read_text(100, "document").unwrap().len(), 100);
+    }
+
+    #[test]
+    fn a_directory_of_too_many_entries_is_not_listed() {
+        let root = scratch("many");
+        let dir = root.join("in");
+        for i in 0..=MAX_ENTRIES {
+            std::fs::File::create(dir.join(i.to_string())).unwrap();
+        }
+        let error = InputDir::new(&dir).unwrap().names().unwrap_err().to_string();
+        assert!(error.contains("more than 100000 entries"), "{error}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
