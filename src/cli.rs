@@ -219,9 +219,9 @@ fn ignore_file_size_signal() {
     }
 }
 
-/// SIGINT and SIGTERM end the process through one thread that first removes every output still
-/// being built (its staging directory and the parents created for it), says so, and exits with
-/// 128 + the signal (130, 143). The signals are blocked in every other thread (threads started
+/// SIGINT, SIGTERM and SIGHUP end the process through one thread that first removes every output
+/// still being built (its staging directory and the parents created for it), says so, and exits
+/// with 128 + the signal (130, 143, 129). The signals are blocked in every other thread (threads started
 /// later inherit the mask), so none of them is interrupted half-way through a write.
 fn clean_up_on_interrupt() {
     #[cfg(unix)]
@@ -230,8 +230,10 @@ fn clean_up_on_interrupt() {
         let signals = unsafe {
             let mut signals: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut signals);
-            libc::sigaddset(&mut signals, libc::SIGINT);
-            libc::sigaddset(&mut signals, libc::SIGTERM);
+            // SIGHUP too: a terminal closed mid-conversion.
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::sigaddset(&mut signals, signal);
+            }
             if libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) != 0 {
                 return;
             }
@@ -242,7 +244,11 @@ fn clean_up_on_interrupt() {
             // SAFETY: `signals` is an initialised set this thread owns; `signal` is written by sigwait.
             while unsafe { libc::sigwait(&signals, &mut signal) } != 0 {}
             let abandoned = fastllm_checkpoint::policy::abandon_live_outputs();
-            let name = if signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+            let name = match signal {
+                libc::SIGINT => "SIGINT",
+                libc::SIGHUP => "SIGHUP",
+                _ => "SIGTERM",
+            };
             let removed = if abandoned.is_empty() {
                 String::new()
             } else {

@@ -194,11 +194,12 @@ fn a_file_size_limit_is_an_error_not_a_kill() {
     assert!(names(&root).is_empty(), "left behind: {:?}", names(&root));
 }
 
-/// SIGINT and SIGTERM while the output is being written: the run removes its staging directory
+/// SIGINT, SIGTERM and SIGHUP while the output is being written: the run removes its staging directory
 /// and the parents it created, says so, and exits with 128 + the signal.
 #[rstest::rstest]
 #[case::sigint(libc::SIGINT, 130)]
 #[case::sigterm(libc::SIGTERM, 143)]
+#[case::sighup(libc::SIGHUP, 129)]
 fn an_interrupt_removes_the_partial_output_and_its_new_parents(#[case] signal: i32, #[case] code: i32) {
     let root = scratch("crash", &format!("signal-{code}"));
     let input = root.join("input");

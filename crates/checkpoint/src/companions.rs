@@ -95,26 +95,55 @@ pub fn companions(input: &Path, handled: &dyn Fn(&str) -> bool) -> Result<Compan
             continue;
         }
         match entry {
-            Entry::Readable { .. } if is_companion(&name) => result.copied.push(name),
+            Entry::Readable { resolved } if is_companion(&name) => {
+                match std::fs::metadata(&resolved).map(|m| m.len()) {
+                    Ok(size) if size > MAX_COMPANION_BYTES => result.not_copied.push((
+                        name,
+                        format!(
+                            "{size} bytes, more than the {MAX_COMPANION_BYTES} a companion file may have: not copied"
+                        ),
+                    )),
+                    _ => result.copied.push(name),
+                }
+            }
             Entry::Readable { .. } => {
                 let reason = not_copied_because(&name).to_string();
                 result.not_copied.push((name, reason));
             }
             entry if entry.is_directory() => result.not_copied.push((name, "a directory: not converted".to_string())),
             Entry::Refused { reason } => result.not_copied.push((name, format!("{reason}: never copied"))),
-            // Removed while listed.
-            Entry::Missing => {}
+            // Listed under a name that does not open: not UTF-8 (listed lossily), or removed
+            // since.
+            Entry::Missing => result.not_copied.push((
+                name,
+                "a name that is not UTF-8 (or removed meanwhile): never copied".to_string(),
+            )),
         }
     }
     Ok(result)
 }
 
+/// The largest companion file copied: real tokenizers are tens of megabytes; a larger one (a
+/// sparse terabyte named `LICENSE`) is listed as not copied.
+pub const MAX_COMPANION_BYTES: u64 = 256 << 20;
+
 /// Copies `files` of `input` into the output, byte for byte, each read through the filesystem
-/// policy (see [`Opened::copy_to`] for the mode).
+/// policy (see [`Opened::copy_to`] for the mode) and no larger than [`MAX_COMPANION_BYTES`] on
+/// its handle.
 pub fn copy(out: &OutputDir, input: &Path, files: &[String]) -> Result<(), CheckpointError> {
     let dir = InputDir::new(input)?;
     for file in files {
-        dir.open(file)?.copy_to(&out.path(file))?;
+        let source = dir.open(file)?;
+        if source.size > MAX_COMPANION_BYTES {
+            return Err(CheckpointError::invalid(
+                &source.path,
+                format!(
+                    "{} bytes, more than the {MAX_COMPANION_BYTES} a companion file may have (it grew while converting)",
+                    source.size
+                ),
+            ));
+        }
+        source.copy_to(&out.path(file))?;
     }
     Ok(())
 }
@@ -228,5 +257,25 @@ mod tests {
         assert_eq!(reason("merges.txt"), "a directory: not converted");
         assert!(reason("vocab.json").starts_with("a FIFO"), "{}", reason("vocab.json"));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_companion_past_the_limit_is_not_copied() {
+        let dir = std::env::temp_dir().join(format!("fastllm-companions-huge-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Sparse: a terabyte on paper, nothing on disk.
+        let file = std::fs::File::create(dir.join("LICENSE")).unwrap();
+        file.set_len(1 << 40).unwrap();
+        std::fs::write(dir.join("tokenizer.json"), "{}").unwrap();
+        let sorted = companions(&dir, &|_| false).unwrap();
+        assert_eq!(sorted.copied, ["tokenizer.json"]);
+        assert_eq!(sorted.not_copied.len(), 1);
+        assert!(
+            sorted.not_copied[0].1.contains("a companion file may have"),
+            "{:?}",
+            sorted.not_copied
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
