@@ -439,122 +439,7 @@ fn convert_checkpoint(
     }
     let summary = summary.map_err(|e| e.to_string())?;
     if json {
-        let tensors: Vec<Value> = summary
-            .tensors
-            .iter()
-            .map(|t| {
-                let shape = Value::List(t.shape.iter().map(|&d| Value::Int(d as i128)).collect());
-                let from = Value::List(t.from.iter().map(|n| Value::Str(n.clone())).collect());
-                Value::Map(Map::from([
-                    ("name".to_string(), Value::Str(t.name.clone())),
-                    ("dtype".to_string(), Value::Str(t.dtype.clone())),
-                    ("shape".to_string(), shape),
-                    ("bytes".to_string(), Value::Int(t.bytes as i128)),
-                    ("from".to_string(), from),
-                    (
-                        "transform".to_string(),
-                        Value::Str(format!("{:?}", t.transform).to_lowercase()),
-                    ),
-                ]))
-            })
-            .collect();
-        let report = Map::from([
-            ("from".to_string(), Value::Str(summary.from.into())),
-            ("to".to_string(), Value::Str(summary.to.into())),
-            ("output".to_string(), Value::Str(summary.output.display().to_string())),
-            ("dry_run".to_string(), Value::Bool(options.dry_run)),
-            ("tensor_count".to_string(), Value::Int(summary.tensors.len() as i128)),
-            ("bytes".to_string(), Value::Int(summary.bytes() as i128)),
-            (
-                "files".to_string(),
-                Value::List(summary.files.iter().map(|f| Value::Str(f.clone())).collect()),
-            ),
-            ("tensors".to_string(), Value::List(tensors)),
-            ("dropped_tensors".to_string(), strings(&summary.dropped_tensors)),
-            ("skipped_shards".to_string(), strings(&summary.skipped_shards)),
-            (
-                "training_state".to_string(),
-                Value::Map(summary.training_state.iter().cloned().collect()),
-            ),
-            (
-                "missing_extra_files".to_string(),
-                Value::List(
-                    summary
-                        .missing_extra_files
-                        .iter()
-                        .map(|f| Value::Str(f.clone()))
-                        .collect(),
-                ),
-            ),
-            (
-                "carried_keys".to_string(),
-                Value::List(summary.carried_keys.iter().map(|k| Value::Str(k.clone())).collect()),
-            ),
-            (
-                "not_carried_keys".to_string(),
-                Value::List(
-                    summary
-                        .not_carried_keys
-                        .iter()
-                        .map(|n| {
-                            Value::Map(Map::from([
-                                ("key".to_string(), Value::Str(n.key.clone())),
-                                ("value".to_string(), n.value.clone()),
-                                ("reason".to_string(), Value::Str(n.reason.clone())),
-                            ]))
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "dropped_keys".to_string(),
-                Value::List(
-                    summary
-                        .dropped_keys
-                        .iter()
-                        .map(|dropped| {
-                            Value::Map(Map::from([
-                                ("key".to_string(), Value::Str(dropped.key.clone())),
-                                ("value".to_string(), dropped.value.clone()),
-                                ("by".to_string(), Value::Str(dropped.by.option().into())),
-                            ]))
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "copied_files".to_string(),
-                Value::List(
-                    summary
-                        .companions
-                        .copied
-                        .iter()
-                        .map(|f| Value::Str(f.clone()))
-                        .collect(),
-                ),
-            ),
-            (
-                "not_copied_files".to_string(),
-                Value::List(
-                    summary
-                        .companions
-                        .not_copied
-                        .iter()
-                        .map(|(file, reason)| {
-                            Value::Map(Map::from([
-                                ("file".to_string(), Value::Str(file.clone())),
-                                ("reason".to_string(), Value::Str(reason.clone())),
-                            ]))
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "peak_rss_bytes".to_string(),
-                peak_rss().map(|b| Value::Int(b as i128)).unwrap_or(Value::Null),
-            ),
-        ]);
-        return Ok(Value::Map(report).to_json_pretty());
+        return Ok(crate::summary::JsonSummary::new(&summary, options.dry_run).to_json_pretty());
     }
     let mut out = String::new();
     if options.dry_run {
@@ -636,10 +521,6 @@ fn joined(items: &[impl AsRef<str>], separator: &str) -> String {
     items.join(separator)
 }
 
-fn strings(items: &[String]) -> Value {
-    Value::List(items.iter().map(|s| Value::Str(s.clone())).collect())
-}
-
 /// A note naming every input key and tensor dropped with `--text-only` (empty when none).
 fn dropped_note(keys: &[convert::DroppedKey], tensors: &[String]) -> String {
     let mut out = String::new();
@@ -718,14 +599,6 @@ fn missing_extra_files_note(summary: &convert::Summary) -> String {
         summary.to,
         joined(&summary.missing_extra_files, ", ")
     )
-}
-
-/// This process's peak resident memory (Linux `VmHWM`), for benchmarks.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 fn inspect(path: &Path) -> Result<String, String> {

@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
 pub mod cli;
+pub mod summary;
 
 #[cfg(feature = "apriel")]
 pub use fastllm_apriel as apriel;
