@@ -338,3 +338,18 @@ def test_stubs_pass_mypy_strict() -> None:
     usage = Path(__file__).with_name("typing_usage.py")
     stdout, stderr, status = mypy.run(["--strict", "--no-incremental", str(usage)])
     assert status == 0, stdout + stderr
+
+
+def test_progress_true_draws_a_tqdm_bar(llama_hf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tqdm")
+    summary = fc.convert(llama_hf, tmp_path / "o", to="fast_llm", progress=True)
+    err = capsys.readouterr().err
+    assert "100%" in err, err
+    assert summary.tensor_count > 0
+
+
+def test_the_module_docstring_examples() -> None:
+    import doctest
+
+    failures, tried = doctest.testmod(fc)
+    assert tried > 0 and failures == 0
