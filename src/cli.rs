@@ -10,6 +10,8 @@ use fastllm_checkpoint::distributed::DistributedCheckpoint;
 use fastllm_config::{self as config, Form, Map, ModelKind, Value};
 use fastllm_core::{self as core, HfLayout, explain};
 
+use crate::api;
+
 #[derive(Parser)]
 #[command(
     name = "fastllm-convert",
@@ -192,18 +194,32 @@ enum LayoutArg {
 
 /// Parses the command line, runs it, prints the result; exit status 2 on any error.
 pub fn main() -> ExitCode {
+    ExitCode::from(run_args(std::env::args_os()))
+}
+
+/// [`main`] on `args` (the program name first), returning the exit status: what the binary
+/// and `python -m fastllm_convert` run. It takes over SIGINT and SIGTERM for the rest of the
+/// process (see [`clean_up_on_interrupt`]).
+pub fn run_args<T: Into<std::ffi::OsString> + Clone>(args: impl IntoIterator<Item = T>) -> u8 {
     ignore_file_size_signal();
     clean_up_on_interrupt();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Usage errors exit 2, --help and --version 0, as clap's own exit would.
+            let _ = error.print();
+            return u8::try_from(error.exit_code()).unwrap_or(2);
+        }
+    };
     match run(cli) {
         Ok(stdout) => {
             // A closed pipe (e.g. `| head`) is not an error worth a panic.
             let _ = writeln!(std::io::stdout().lock(), "{}", config::printable_lines(&stdout));
-            ExitCode::SUCCESS
+            0
         }
         Err(message) => {
             note(&format!("error: {message}"));
-            ExitCode::from(2)
+            2
         }
     }
 }
@@ -329,42 +345,28 @@ fn run(cli: Cli) -> Result<String, String> {
     }
 }
 
-/// A config given to `config`, read with the bounds of a conversion's (a FIFO or a device is
-/// refused, not waited on or read forever).
-fn read_dict(file: &Path) -> Result<Map, String> {
-    fastllm_checkpoint::read_named_document(file).map_err(|e| e.to_string())
-}
-
 fn normalize(file: &Path, form: FormArg, model: ModelArg) -> Result<String, String> {
-    let dict = Value::Map(read_dict(file)?);
     let kind = match model {
         ModelArg::Gpt => ModelKind::Gpt,
         ModelArg::Multimodal => ModelKind::MultiModal,
     };
-    let loaded = config::load_base_model(kind, &dict)
-        .map_err(|e| format!("{} (Fast-LLM {} base model): {e}", file.display(), kind.name()))?;
     let form = match form {
         FormArg::Explicit => Form::Explicit,
         FormArg::Architecture => Form::Architecture,
         FormArg::Full => Form::Full,
     };
-    Ok(Value::Map(loaded.to_form(form)).to_json_pretty())
+    let dict = api::read_config(file).map_err(|f| f.message)?;
+    let normalized = api::normalize(&dict, Some(file), kind, form).map_err(|f| f.message)?;
+    Ok(Value::Map(normalized).to_json_pretty())
 }
 
 fn import(format: &str, text_only: bool, drop_keys: &[String], file: &Path) -> Result<String, String> {
     // A wrong format name is reported before the file is read.
-    let named = if format == "auto" {
-        None
-    } else {
-        Some(core::find(format).map_err(|e| e.to_string())?)
-    };
-    let hf = read_dict(file)?;
-    let handler = match named {
-        Some(handler) => handler,
-        None => core::detect(&hf).map_err(|e| format!("{}: {e}", file.display()))?,
-    };
-    let (config, _, dropped) =
-        convert::import_hf(handler, hf, drop_keys, text_only).map_err(|e| format!("{}: {e}", file.display()))?;
+    if format != "auto" {
+        core::find(format).map_err(|e| e.to_string())?;
+    }
+    let hf = api::read_config(file).map_err(|f| f.message)?;
+    let (config, dropped) = api::import_config(format, hf, Some(file), drop_keys, text_only).map_err(|f| f.message)?;
     for dropped in dropped.iter().filter(|d| d.by == convert::DropCause::Requested) {
         note(&format!(
             "dropped (--drop-key): config key {} = {}",
@@ -376,45 +378,25 @@ fn import(format: &str, text_only: bool, drop_keys: &[String], file: &Path) -> R
     if !dropped.is_empty() {
         note(dropped.trim_start());
     }
-    Ok(Value::Map(config.to_form(Form::Architecture)).to_json_pretty())
+    Ok(Value::Map(config).to_json_pretty())
 }
 
 fn export(format: &str, layout: LayoutArg, complete: bool, file: &Path) -> Result<String, String> {
-    if format == "auto" {
-        return Err("`--format auto` only applies to import: an export needs an explicit format".into());
+    if format != "auto" {
+        // A wrong format name is reported before the file is read.
+        core::find(format).map_err(|e| e.to_string())?;
     }
-    let handler = core::find(format).map_err(|e| e.to_string())?;
-    let dict = Value::Map(read_dict(file)?);
-    let config = config::load_base_model(handler.model, &dict)
-        .map_err(|e| format!("{} (Fast-LLM {} base model): {e}", file.display(), handler.model.name()))?;
     let layout = match layout {
         LayoutArg::V4 => HfLayout::V4,
         LayoutArg::V5 => HfLayout::V5,
     };
-    let hf = if complete {
-        handler
-            .export_carrying(&config, &core::Carried::none("fast_llm"), layout)
-            .map(|(hf, _)| hf)
+    let dict = if format == "auto" {
+        Map::new()
     } else {
-        handler.export(&config, layout)
-    }
-    .map_err(|e| format!("{}: {e}", file.display()))?;
+        api::read_config(file).map_err(|f| f.message)?
+    };
+    let hf = api::export_config(format, &dict, Some(file), layout, complete).map_err(|f| f.message)?;
     Ok(Value::Map(hf).to_json_pretty())
-}
-
-fn side(name: &str, input: Option<&Path>) -> Result<convert::Side, String> {
-    match (name, input) {
-        ("fast_llm", _) => Ok(convert::Side::FastLlm),
-        ("fast_llm_distributed", _) => Ok(convert::Side::FastLlmDistributed),
-        ("auto", Some(dir)) => convert::detect(dir).map_err(|e| e.to_string()),
-        ("auto", None) => Err("`auto` only applies to --from".into()),
-        (name, Some(_)) => core::find(name)
-            .map(convert::Side::Hf)
-            .map_err(|e| format!("{e}, fast_llm or fast_llm_distributed")),
-        (name, None) => core::find(name)
-            .map(convert::Side::Hf)
-            .map_err(|e| format!("{e}, or fast_llm")),
-    }
 }
 
 fn convert_checkpoint(
@@ -425,7 +407,7 @@ fn convert_checkpoint(
     options: &convert::Options,
     json: bool,
 ) -> Result<String, String> {
-    let (from, to) = (side(from, Some(input))?, side(to, None)?);
+    let (from, to) = (api::side(from, Some(input))?, api::side(to, None)?);
     // A progress bar on a terminal; nothing when stderr is a file or pipe.
     let bar = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !options.dry_run && !json).then(|| {
         let bar = indicatif::ProgressBar::new(0);
@@ -445,122 +427,7 @@ fn convert_checkpoint(
     }
     let summary = summary.map_err(|e| e.to_string())?;
     if json {
-        let tensors: Vec<Value> = summary
-            .tensors
-            .iter()
-            .map(|t| {
-                let shape = Value::List(t.shape.iter().map(|&d| Value::Int(d as i128)).collect());
-                let from = Value::List(t.from.iter().map(|n| Value::Str(n.clone())).collect());
-                Value::Map(Map::from([
-                    ("name".to_string(), Value::Str(t.name.clone())),
-                    ("dtype".to_string(), Value::Str(t.dtype.clone())),
-                    ("shape".to_string(), shape),
-                    ("bytes".to_string(), Value::Int(t.bytes as i128)),
-                    ("from".to_string(), from),
-                    (
-                        "transform".to_string(),
-                        Value::Str(format!("{:?}", t.transform).to_lowercase()),
-                    ),
-                ]))
-            })
-            .collect();
-        let report = Map::from([
-            ("from".to_string(), Value::Str(summary.from.into())),
-            ("to".to_string(), Value::Str(summary.to.into())),
-            ("output".to_string(), Value::Str(summary.output.display().to_string())),
-            ("dry_run".to_string(), Value::Bool(options.dry_run)),
-            ("tensor_count".to_string(), Value::Int(summary.tensors.len() as i128)),
-            ("bytes".to_string(), Value::Int(summary.bytes() as i128)),
-            (
-                "files".to_string(),
-                Value::List(summary.files.iter().map(|f| Value::Str(f.clone())).collect()),
-            ),
-            ("tensors".to_string(), Value::List(tensors)),
-            ("dropped_tensors".to_string(), strings(&summary.dropped_tensors)),
-            ("skipped_shards".to_string(), strings(&summary.skipped_shards)),
-            (
-                "training_state".to_string(),
-                Value::Map(summary.training_state.iter().cloned().collect()),
-            ),
-            (
-                "missing_extra_files".to_string(),
-                Value::List(
-                    summary
-                        .missing_extra_files
-                        .iter()
-                        .map(|f| Value::Str(f.clone()))
-                        .collect(),
-                ),
-            ),
-            (
-                "carried_keys".to_string(),
-                Value::List(summary.carried_keys.iter().map(|k| Value::Str(k.clone())).collect()),
-            ),
-            (
-                "not_carried_keys".to_string(),
-                Value::List(
-                    summary
-                        .not_carried_keys
-                        .iter()
-                        .map(|n| {
-                            Value::Map(Map::from([
-                                ("key".to_string(), Value::Str(n.key.clone())),
-                                ("value".to_string(), n.value.clone()),
-                                ("reason".to_string(), Value::Str(n.reason.clone())),
-                            ]))
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "dropped_keys".to_string(),
-                Value::List(
-                    summary
-                        .dropped_keys
-                        .iter()
-                        .map(|dropped| {
-                            Value::Map(Map::from([
-                                ("key".to_string(), Value::Str(dropped.key.clone())),
-                                ("value".to_string(), dropped.value.clone()),
-                                ("by".to_string(), Value::Str(dropped.by.option().into())),
-                            ]))
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "copied_files".to_string(),
-                Value::List(
-                    summary
-                        .companions
-                        .copied
-                        .iter()
-                        .map(|f| Value::Str(f.clone()))
-                        .collect(),
-                ),
-            ),
-            (
-                "not_copied_files".to_string(),
-                Value::List(
-                    summary
-                        .companions
-                        .not_copied
-                        .iter()
-                        .map(|(file, reason)| {
-                            Value::Map(Map::from([
-                                ("file".to_string(), Value::Str(file.clone())),
-                                ("reason".to_string(), Value::Str(reason.clone())),
-                            ]))
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "peak_rss_bytes".to_string(),
-                peak_rss().map(|b| Value::Int(b as i128)).unwrap_or(Value::Null),
-            ),
-        ]);
-        return Ok(Value::Map(report).to_json_pretty());
+        return Ok(crate::summary::JsonSummary::new(&summary, options.dry_run).to_json_pretty());
     }
     let mut out = String::new();
     if options.dry_run {
@@ -642,10 +509,6 @@ fn joined(items: &[impl AsRef<str>], separator: &str) -> String {
     items.join(separator)
 }
 
-fn strings(items: &[String]) -> Value {
-    Value::List(items.iter().map(|s| Value::Str(s.clone())).collect())
-}
-
 /// A note naming every input key and tensor dropped with `--text-only` (empty when none).
 fn dropped_note(keys: &[convert::DroppedKey], tensors: &[String]) -> String {
     let mut out = String::new();
@@ -724,14 +587,6 @@ fn missing_extra_files_note(summary: &convert::Summary) -> String {
         summary.to,
         joined(&summary.missing_extra_files, ", ")
     )
-}
-
-/// This process's peak resident memory (Linux `VmHWM`), for benchmarks.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 fn inspect(path: &Path) -> Result<String, String> {

@@ -7,7 +7,9 @@
 //! Cargo.toml but not named here fails the build instead of vanishing.
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
+pub mod api;
 pub mod cli;
+pub mod summary;
 
 #[cfg(feature = "apriel")]
 pub use fastllm_apriel as apriel;

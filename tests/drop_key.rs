@@ -61,3 +61,36 @@ fn a_dropped_key_never_changes_the_model_and_any_error_it_causes_names_it() {
     assert!(checked > 1000, "{checked} keys checked");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// An unknown key's rejection says the way out, and the way out works: `--drop-key KEY`, the
+/// key as the message spells it (dotted when nested).
+#[test]
+fn an_unknown_key_names_the_drop_key_that_converts_without_it() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/llama-3.2-1b-config.json");
+    let base = Value::from_json_str(&std::fs::read_to_string(samples).unwrap()).unwrap();
+    let handler = find("llama").unwrap();
+    for (key, at) in [
+        ("max_sequence_length", None),
+        ("internal_version", None),
+        ("foo", Some("rope_scaling")),
+    ] {
+        let mut hf = base.as_map().unwrap().clone();
+        let dotted = match at {
+            None => {
+                hf.insert(key.into(), Value::Int(4096));
+                key.to_string()
+            }
+            Some(parent) => {
+                let Some(Value::Map(inner)) = hf.get_mut(parent) else {
+                    panic!("{parent} is a dict")
+                };
+                inner.insert(key.into(), Value::Int(1));
+                format!("{parent}.{key}")
+            }
+        };
+        let error = import_hf(handler, hf.clone(), &[], false).unwrap_err().to_string();
+        let hint = format!("(to convert without it: --drop-key {dotted})");
+        assert!(error.contains(&hint), "{error}");
+        import_hf(handler, hf, &[dotted], false).unwrap();
+    }
+}

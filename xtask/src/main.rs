@@ -6,7 +6,9 @@
 //! * `ci`: everything CI checks, in order: formatting, clippy, cargo-deny (licenses, bans,
 //!   sources; skipped with a notice when cargo-deny is not installed, except under `CI=true`),
 //!   coverage, the single-family build check, then the whole test suite. Tests run last so
-//!   their summary closes the output.
+//!   their summary closes the output (the Python package's pytest suite runs just before, in a
+//!   virtual environment of its own, and is counted in it).
+//! * `python`: the Python package's tests alone (what `ci` runs of them).
 //! * `fuzz [--seconds S] [--runs N] [--no-sanitizer] [TARGET...]`: seeds from the test data, then the cargo-fuzz
 //!   targets of `fuzz/` (see `fuzz.rs`). `ci` runs each for 20 s when cargo-fuzz is installed
 //!   (required under `CI=true`).
@@ -26,11 +28,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("coverage") => check_coverage(),
+        Some("python") => python_tests().map(drop),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench") => bench::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2.0)),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | coverage | fuzz [--seconds S] [--runs N] [--no-sanitizer] [TARGET...] | bench [GB]"
+                "usage: cargo xtask ci | coverage | python | fuzz [--seconds S] [--runs N] [--no-sanitizer] [TARGET...] | bench [GB]"
             );
             return ExitCode::from(2);
         }
@@ -87,7 +90,90 @@ fn ci() -> Result<(), String> {
     } else {
         eprintln!("xtask: cargo-fuzz not installed, skipping the fuzz targets (cargo install cargo-fuzz --locked)");
     }
-    test_with_summary(&["test", "--workspace"])
+    let python = python_tests()?;
+    test_with_summary(&["test", "--workspace"], python)
+}
+
+/// The Python package's pinned build and test requirements (PyPI).
+const PYTHON_REQUIREMENTS: &[&str] = &[
+    "maturin==1.16.0",
+    "pytest==9.2.0",
+    "safetensors==0.8.0",
+    "numpy==2.4.6",
+    "mypy==2.4.1",
+    "tqdm==4.70.1",
+];
+
+/// The Python package's tests (`python/tests`): in a virtual environment of its own
+/// (`target/py-venv`, created once), the extension built by `maturin develop` (debug: it reuses
+/// the workspace's debug build), then pytest. Returns pytest's (passed, failed) counts. Skipped
+/// with a notice when no `python3` with `venv` is found, except under `CI=true`.
+fn python_tests() -> Result<(u64, u64), String> {
+    let started = std::time::Instant::now();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_path_buf();
+    let venv = root.join("target/py-venv");
+    let bin = venv.join("bin");
+    if !bin.join("python").exists() {
+        eprintln!("xtask: python3 -m venv {}", venv.display());
+        let created = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
+        if !created.is_ok_and(|s| s.success()) {
+            if std::env::var_os("CI").is_some() {
+                return Err("python3 with venv is required in CI for the Python package's tests".into());
+            }
+            eprintln!("xtask: no python3 with venv, skipping the Python package's tests");
+            return Ok((0, 0));
+        }
+    }
+    let run = |program: &str, args: &[&str]| -> Result<std::process::Output, String> {
+        eprintln!("xtask: {program} {}", args.join(" "));
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        Command::new(bin.join(program))
+            .args(args)
+            .current_dir(&root)
+            .env("VIRTUAL_ENV", &venv)
+            .env("PATH", path)
+            .stdout(std::process::Stdio::piped())
+            .output()
+            .map_err(|e| format!("cannot run {program}: {e}"))
+    };
+    let mut install = vec!["install", "--quiet", "--disable-pip-version-check"];
+    install.extend_from_slice(PYTHON_REQUIREMENTS);
+    let installed = run("pip", &install)?;
+    if !installed.status.success() {
+        return Err(format!("pip install failed ({})", installed.status));
+    }
+    let built = run("maturin", &["develop", "--quiet"])?;
+    if !built.status.success() {
+        return Err(format!("maturin develop failed ({})", built.status));
+    }
+    let tested = run("python", &["-m", "pytest", "-q", "python/tests"])?;
+    let stdout = String::from_utf8_lossy(&tested.stdout);
+    print!("{stdout}");
+    let last = stdout.lines().last().unwrap_or("");
+    // pytest closes with e.g. `1 failed, 13 passed, 1 skipped in 4.80s`.
+    let words: Vec<&str> = last.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    let counts = |label: &str| {
+        words
+            .windows(2)
+            .find(|w| w[1] == label)
+            .and_then(|w| w[0].parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (passed, failed) = (counts("passed"), counts("failed"));
+    eprintln!(
+        "xtask: the Python package's tests took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    if !tested.status.success() {
+        return Err(format!(
+            "pytest failed ({}): {passed} passed, {failed} failed",
+            tested.status
+        ));
+    }
+    Ok((passed, failed))
 }
 
 /// How long `ci` runs each fuzz target.
@@ -167,7 +253,7 @@ fn single_family_build() -> Result<(), String> {
 
 /// Runs cargo test, passing its output through, and closes with one line totalling every
 /// test binary's results (cargo's own last line is the last binary's, often a doctest with 0).
-fn test_with_summary(args: &[&str]) -> Result<(), String> {
+fn test_with_summary(args: &[&str], (mut passed, mut failed): (u64, u64)) -> Result<(), String> {
     use std::io::{BufRead, BufReader};
     eprintln!("xtask: cargo {}", args.join(" "));
     let mut child = Command::new(env!("CARGO"))
@@ -175,7 +261,6 @@ fn test_with_summary(args: &[&str]) -> Result<(), String> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
-    let (mut passed, mut failed) = (0u64, 0u64);
     for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
         let line = line.map_err(|e| e.to_string())?;
         println!("{line}");

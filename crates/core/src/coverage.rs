@@ -234,10 +234,12 @@ fn walk_hf<'a>(
                 full.push('.');
             }
             full.push_str(key);
-            problems.push(Problem::at_hf(
-                full,
-                "unknown key: not part of this format (nothing would convert it)",
-            ));
+            // The way out names the flag with its argument: the key is the format's to ignore.
+            let message = format!(
+                "unknown key: not part of this format, nothing would convert it (to convert without it: --drop-key \
+                 {full})"
+            );
+            problems.push(Problem::at_hf(full, message));
         }
     }
 }

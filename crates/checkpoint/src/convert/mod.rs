@@ -18,6 +18,7 @@ pub(crate) mod plan;
 mod transfer;
 pub(crate) mod write;
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use fastllm_config::{BaseModelConfig, Value};
@@ -233,7 +234,7 @@ pub fn convert(
     convert_with_progress(input, from, output, to, options, &mut |_, _| {})
 }
 
-/// [`convert`], calling `progress(bytes written, total bytes)` after each tensor.
+/// [`convert`], calling `progress(bytes written, total bytes)` as the tensors are written.
 pub fn convert_with_progress(
     input: &Path,
     from: Side,
@@ -241,6 +242,26 @@ pub fn convert_with_progress(
     to: Side,
     options: &Options,
     progress: &mut dyn FnMut(u64, u64),
+) -> Result<Summary, ConversionError> {
+    convert_cancellable(input, from, output, to, options, &mut |done, total| {
+        progress(done, total);
+        ControlFlow::Continue(())
+    })
+}
+
+/// [`convert_with_progress`], stopped when `progress` returns `Break`: it is called before the
+/// first tensor is written and at least every 16 MiB written. A stopped conversion returns
+/// [`CheckpointError::Interrupted`] and leaves nothing: its staging directory and the parent
+/// directories created for it are removed, an old output (`force`) is left in place. Unlike
+/// [`crate::policy::abandon_live_outputs`], it concerns this conversion alone: others in the
+/// process go on, and later ones may commit.
+pub fn convert_cancellable(
+    input: &Path,
+    from: Side,
+    output: &Path,
+    to: Side,
+    options: &Options,
+    progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Summary, ConversionError> {
     crate::policy::check_output_path(input, output)?;
     // What the input is made of, recorded before anything could change it: nothing the

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::io::Write;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::path::Path;
 
 use fastllm_core::weights::{Transform, elements};
@@ -76,7 +76,9 @@ pub(crate) fn specs(outputs: &[OutputTensor]) -> Vec<TensorSpec> {
 }
 
 /// Writes `outputs` into `files` of `out`, making each from `input`'s Fast-LLM parameters;
-/// calls `progress(bytes written, total bytes)` after each tensor. A tensor that is its
+/// calls `progress(bytes written, total bytes)` before the first tensor, as the bytes of each
+/// tensor are written (at most [`PROGRESS_CHUNK`] apart) and after each tensor, and stops with
+/// [`CheckpointError::Interrupted`] as soon as it returns `Break`. A tensor that is its
 /// parameter's bytes as they are streams from the input when the input can stream them;
 /// otherwise one parameter's bytes are kept while its parts are written, then freed with the
 /// pages of its inputs.
@@ -87,27 +89,38 @@ pub(crate) fn write_tensors(
     metadata: &std::collections::BTreeMap<String, String>,
     input: &Input,
     to: Output,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<(), CheckpointError> {
     let total: u64 = outputs.iter().map(|o| o.tensor.bytes).sum();
     let mut done = 0u64;
+    if progress(done, total).is_break() {
+        return Err(CheckpointError::Interrupted);
+    }
+    let mut stopped = false;
     for (file, range) in files {
         let mut cached: Option<(&str, Cow<[u8]>)> = None;
-        write_safetensors(
+        let written = write_safetensors(
             &out.path(file),
             metadata,
             &specs(&outputs[range.clone()]),
             |i, sink: &mut dyn Write| {
                 let output = &outputs[range.start + i];
                 let (tensor, parameter) = (&output.tensor, output.parameter.as_str());
+                let start = done;
+                let sink = &mut Metered {
+                    sink,
+                    done: &mut done,
+                    total,
+                    progress: &mut *progress,
+                    stopped: &mut stopped,
+                };
                 // An output tensor that is its parameter's bytes as they are streams when the
                 // input can stream it.
                 let unchanged =
                     matches!(to, Output::FastLlm) || matches!(tensor.transform, Transform::Copy | Transform::Reshape);
                 if unchanged && input.stream(parameter, sink)? {
-                    done += tensor.bytes;
-                    progress(done, total);
-                    return Ok(());
+                    done = start + tensor.bytes;
+                    return tensor_done(progress, done, total, &mut stopped);
                 }
                 if cached.as_ref().is_none_or(|(p, _)| *p != parameter) {
                     cached = Some((parameter, input.bytes(parameter).map_err(std::io::Error::other)?));
@@ -134,18 +147,71 @@ pub(crate) fn write_tensors(
                     element(&tensor.dtype),
                 );
                 sink.write_all(&data)?;
-                done += tensor.bytes;
-                progress(done, total);
+                done = start + tensor.bytes;
                 if output.part + 1 == output.parts {
                     // The parameter is fully written: free its buffers and its input pages.
                     cached = None;
                     input.release(parameter);
                 }
-                Ok(())
+                tensor_done(progress, done, total, &mut stopped)
             },
-        )?;
+        );
+        if stopped {
+            return Err(CheckpointError::Interrupted);
+        }
+        written?;
     }
     Ok(())
+}
+
+/// How many bytes a tensor is written in at most between two progress calls.
+pub(crate) const PROGRESS_CHUNK: usize = 16 << 20;
+
+/// Reports a finished tensor; an error (which stops the file) when `progress` says to stop.
+fn tensor_done(
+    progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    done: u64,
+    total: u64,
+    stopped: &mut bool,
+) -> std::io::Result<()> {
+    if progress(done, total).is_break() {
+        *stopped = true;
+        return Err(stop());
+    }
+    Ok(())
+}
+
+fn stop() -> std::io::Error {
+    std::io::Error::other("the conversion was stopped")
+}
+
+/// A sink that writes at most [`PROGRESS_CHUNK`] bytes at a time, reports each write to
+/// `progress`, and fails every write once `progress` says to stop.
+struct Metered<'a> {
+    sink: &'a mut dyn Write,
+    done: &'a mut u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    stopped: &'a mut bool,
+}
+
+impl Write for Metered<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if *self.stopped {
+            return Err(stop());
+        }
+        let n = self.sink.write(&buf[..buf.len().min(PROGRESS_CHUNK)])?;
+        *self.done += n as u64;
+        if (self.progress)(*self.done, self.total).is_break() {
+            *self.stopped = true;
+            return Err(stop());
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sink.flush()
+    }
 }
 
 /// The files the output format's checkpoints carry (e.g. `modeling_*.py`) split into the ones
