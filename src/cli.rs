@@ -78,6 +78,15 @@ enum Command {
         /// other shards are listed as not converted.
         #[arg(long, value_name = "NAME")]
         shard: Option<String>,
+        /// Write every tensor in this dtype (bf16, f16 or f32; default: each tensor's own), rounded
+        /// to nearest even as torch's `tensor.to(dtype)` does; config.json's `torch_dtype` /
+        /// `dtype` says so. A tensor of another kind (ints, F8) is refused by name.
+        #[arg(long, value_name = "DTYPE", value_parser = parse_dtype)]
+        dtype: Option<fastllm_checkpoint::cast::Dtype>,
+        /// With --dtype: write a finite value too large for the dtype as an infinity, listing each
+        /// such tensor, instead of failing.
+        #[arg(long)]
+        allow_overflow: bool,
         /// The input checkpoint directory.
         input: PathBuf,
         /// The output directory (must not exist unless --force).
@@ -89,6 +98,11 @@ enum Command {
         /// A checkpoint directory (HF, Fast-LLM or Fast-LLM distributed).
         path: PathBuf,
     },
+}
+
+/// `bf16`, `f16` or `f32`.
+fn parse_dtype(text: &str) -> Result<fastllm_checkpoint::cast::Dtype, String> {
+    fastllm_checkpoint::cast::Dtype::parse(text).ok_or_else(|| format!("`{text}` is not bf16, f16 or f32"))
 }
 
 /// `5GB`, `500MB`, `2GiB`, or plain bytes.
@@ -296,6 +310,8 @@ fn run(cli: Cli) -> Result<String, String> {
             text_only,
             drop_keys,
             shard,
+            dtype,
+            allow_overflow,
             input,
             output,
         } => {
@@ -312,6 +328,8 @@ fn run(cli: Cli) -> Result<String, String> {
                 text_only,
                 drop_keys,
                 shard,
+                dtype,
+                allow_overflow,
             };
             convert_checkpoint(&from, &to, &input, &output, &options, json)
         }
@@ -450,6 +468,10 @@ fn convert_checkpoint(
                     ("dtype".to_string(), Value::Str(t.dtype.clone())),
                     ("shape".to_string(), shape),
                     ("bytes".to_string(), Value::Int(t.bytes as i128)),
+                    (
+                        "cast_from".to_string(),
+                        t.cast_from.clone().map_or(Value::Null, Value::Str),
+                    ),
                     ("from".to_string(), from),
                     (
                         "transform".to_string(),
@@ -472,6 +494,30 @@ fn convert_checkpoint(
             ("tensors".to_string(), Value::List(tensors)),
             ("dropped_tensors".to_string(), strings(&summary.dropped_tensors)),
             ("skipped_shards".to_string(), strings(&summary.skipped_shards)),
+            (
+                "dtype".to_string(),
+                options
+                    .dtype
+                    .map_or(Value::Null, |d| Value::Str(d.safetensors().into())),
+            ),
+            (
+                "overflows".to_string(),
+                Value::List(
+                    summary
+                        .overflows
+                        .iter()
+                        .map(|o| {
+                            Value::Map(Map::from([
+                                ("tensor".to_string(), Value::Str(o.tensor.clone())),
+                                ("from".to_string(), Value::Str(o.from.clone())),
+                                ("to".to_string(), Value::Str(o.to.into())),
+                                ("count".to_string(), Value::Int(o.count as i128)),
+                                ("largest".to_string(), Value::Float(o.largest)),
+                            ]))
+                        })
+                        .collect(),
+                ),
+            ),
             (
                 "training_state".to_string(),
                 Value::Map(summary.training_state.iter().cloned().collect()),
@@ -567,13 +613,16 @@ fn convert_checkpoint(
         ));
         for t in &summary.tensors {
             out.push_str(&format!(
-                "{:60} {:6} {:>16} {:>12}  <- {} ({:?})\n",
+                "{:60} {:6} {:>16} {:>12}  <- {} ({:?}{})\n",
                 config::printable(&t.name),
                 config::printable(&t.dtype),
                 format!("{:?}", t.shape),
                 t.bytes,
                 joined(&t.from, " + "),
-                t.transform
+                t.transform,
+                t.cast_from
+                    .as_ref()
+                    .map_or_else(String::new, |from| format!(", cast from {}", config::printable(from)))
             ));
         }
     }
@@ -606,8 +655,28 @@ fn convert_checkpoint(
     out.push_str(&missing_extra_files_note(&summary));
     out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
     out.push_str(&training_note(&summary));
+    out.push_str(&overflow_note(&summary));
     out.push_str(&carried_note(&summary, options.dry_run));
     Ok(out)
+}
+
+/// The tensors whose cast wrote finite values as infinities (`--allow-overflow`).
+fn overflow_note(summary: &convert::Summary) -> String {
+    if summary.overflows.is_empty() {
+        return String::new();
+    }
+    let tensors: Vec<String> = (summary.overflows.iter())
+        .map(|o| {
+            format!(
+                "`{}` {} value{} (largest magnitude {:e})",
+                config::printable(&o.tensor),
+                o.count,
+                if o.count == 1 { "" } else { "s" },
+                o.largest
+            )
+        })
+        .collect();
+    format!("\noverflowed to infinity (--allow-overflow): {}", tensors.join(", "))
 }
 
 /// What of a training checkpoint is not converted: its other shards and the trainer's state.
