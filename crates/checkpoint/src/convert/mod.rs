@@ -357,7 +357,15 @@ pub fn convert_with_progress(
         to,
         options.allow_overflow,
         progress,
-    )?;
+    )
+    .map_err(|error| match error {
+        // Named by its path, like every other rejection of an input file.
+        ConversionError::Overflow(mut overflow) => {
+            overflow.file = input.join(&overflow.file).display().to_string();
+            ConversionError::Overflow(overflow)
+        }
+        other => other,
+    })?;
     if matches!(to, Output::FastLlm) {
         out.write_text("ok", "")?;
     }
