@@ -115,7 +115,12 @@ impl Source {
 #[inline(always)]
 pub fn f32_to_bf16(x: u32) -> u16 {
     let rounded = (x.wrapping_add(0x7FFF + ((x >> 16) & 1)) >> 16) as u16;
-    if x & 0x7FFF_FFFF > 0x7F80_0000 { 0x7FC0 } else { rounded }
+    // Compared as i32 (both sides are below 2^31): a signed compare is one SIMD instruction.
+    if (x & 0x7FFF_FFFF) as i32 > 0x7F80_0000 {
+        0x7FC0
+    } else {
+        rounded
+    }
 }
 
 /// f32 → f16 (bits), as the FP16 library's `fp16_ieee_from_fp32_value` (c10's `Half(float)`):
@@ -126,13 +131,15 @@ pub fn f32_to_f16(f: f32) -> u16 {
     let scale_to_zero = f32::from_bits(0x0880_0000); // 2^-110
     let base = (f.abs() * scale_to_inf) * scale_to_zero;
     let w = f.to_bits();
-    let shl1_w = w.wrapping_add(w);
     let sign = w & 0x8000_0000;
-    let bias = (shl1_w & 0xFF00_0000).max(0x7100_0000);
-    let base = f32::from_bits((bias >> 1) + 0x0780_0000) + base;
+    // The library's `max(shl1_w & 0xFF000000, 0x71000000) >> 1` and `shl1_w > 0xFF000000`, as
+    // signed compares of values below 2^31 (one SIMD instruction each).
+    let half_bias = ((w & 0x7F80_0000) as i32).max(0x3880_0000) as u32;
+    let base = f32::from_bits(half_bias + 0x0780_0000) + base;
     let bits = base.to_bits();
     let nonsign = ((bits >> 13) & 0x7C00) + (bits & 0x0FFF);
-    ((sign >> 16) | if shl1_w > 0xFF00_0000 { 0x7E00 } else { nonsign }) as u16
+    let nan = (w & 0x7FFF_FFFF) as i32 > 0x7F80_0000;
+    ((sign >> 16) | if nan { 0x7E00 } else { nonsign }) as u16
 }
 
 /// bf16 → f32 (bits): exact.
@@ -213,6 +220,10 @@ pub fn cast(input: &[u8], from: Source, to: Dtype, out: &mut Vec<u8>) -> Overflo
 const PARALLEL_BYTES: usize = 4 << 20;
 
 fn cast_blocks(input: &[u8], from: Source, to: Dtype, out: &mut [u8]) -> Overflow {
+    // The export of a training checkpoint: one fused pass, no intermediate buffer.
+    if from == Source::Float(Dtype::F32) && to != Dtype::F32 {
+        return narrow_f32(input, to, out);
+    }
     let mut overflow = Overflow::default();
     let mut wide = vec![0u32; BLOCK.min(input.len() / from.size())];
     for (input, out) in input.chunks(BLOCK * from.size()).zip(out.chunks_mut(BLOCK * to.size())) {
@@ -281,6 +292,80 @@ fn cast_blocks(input: &[u8], from: Source, to: Dtype, out: &mut [u8]) -> Overflo
         }
     }
     overflow
+}
+
+/// F32 bytes to `to` (BF16 or F16) in one pass per block; the overflow is looked for again in a
+/// block only when the pass saw an infinity made from a finite value.
+fn narrow_f32(input: &[u8], to: Dtype, out: &mut [u8]) -> Overflow {
+    let mut overflow = Overflow::default();
+    for (input, out) in input.chunks(BLOCK * 4).zip(out.chunks_mut(BLOCK * 2)) {
+        let mut infinite = 0u32;
+        // Whole elements as integers when both buffers are aligned for them (mapped tensors and
+        // this module's buffers are): the loop the compiler vectorises.
+        // SAFETY: every bit pattern is a valid u32 / u16; align_to only yields aligned middles.
+        if let (([], wide, []), ([], narrow, [])) =
+            (unsafe { input.align_to::<u32>() }, unsafe { out.align_to_mut::<u16>() })
+        {
+            let pairs = wide.iter().map(|&w| u32::from_le(w)).zip(narrow.iter_mut());
+            match to {
+                Dtype::BF16 => {
+                    for (w, o) in pairs {
+                        let h = f32_to_bf16(w);
+                        infinite |= ((h & 0x7FFF == 0x7F80) & (w & 0x7FFF_FFFF != 0x7F80_0000)) as u32;
+                        *o = h.to_le();
+                    }
+                }
+                Dtype::F16 => {
+                    for (w, o) in pairs {
+                        let h = f32_to_f16(f32::from_bits(w));
+                        infinite |= ((h & 0x7FFF == 0x7C00) & (w & 0x7FFF_FFFF != 0x7F80_0000)) as u32;
+                        *o = h.to_le();
+                    }
+                }
+                Dtype::F32 => unreachable!("a narrowing"),
+            }
+        } else {
+            infinite = narrow_bytes(input, to, out);
+        }
+        if infinite != 0 {
+            let wide: Vec<u32> = (input.chunks_exact(4))
+                .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+                .collect();
+            overflow.add(match to {
+                Dtype::BF16 => narrowing_overflow(&wide, |w| f32_to_bf16(w) & 0x7FFF == 0x7F80),
+                _ => narrowing_overflow(&wide, |w| f32_to_f16(f32::from_bits(w)) & 0x7FFF == 0x7C00),
+            });
+        }
+    }
+    overflow
+}
+
+/// [`narrow_f32`] of one block of unaligned bytes; non-zero when an infinity was made.
+fn narrow_bytes(input: &[u8], to: Dtype, out: &mut [u8]) -> u32 {
+    let mut infinite = 0u32;
+    {
+        let pairs = input.chunks_exact(4).zip(out.chunks_exact_mut(2));
+        match to {
+            Dtype::BF16 => {
+                for (x, o) in pairs {
+                    let w = u32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+                    let h = f32_to_bf16(w);
+                    infinite |= ((h & 0x7FFF == 0x7F80) & (w & 0x7FFF_FFFF != 0x7F80_0000)) as u32;
+                    o.copy_from_slice(&h.to_le_bytes());
+                }
+            }
+            Dtype::F16 => {
+                for (x, o) in pairs {
+                    let w = u32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+                    let h = f32_to_f16(f32::from_bits(w));
+                    infinite |= ((h & 0x7FFF == 0x7C00) & (w & 0x7FFF_FFFF != 0x7F80_0000)) as u32;
+                    o.copy_from_slice(&h.to_le_bytes());
+                }
+            }
+            Dtype::F32 => unreachable!("a narrowing"),
+        }
+    }
+    infinite
 }
 
 fn write_u32(wide: &[u32], out: &mut [u8]) {
