@@ -5,6 +5,7 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fastllm_convert::checkpoint::bytes::transpose;
+use fastllm_convert::checkpoint::cast::{Dtype, Source, cast};
 use fastllm_convert::checkpoint::convert::{Options, Side, convert};
 use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
@@ -19,6 +20,30 @@ fn transposes(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("copy (baseline)", |b| b.iter(|| out.copy_from_slice(&input)));
     group.bench_function("transpose", |b| b.iter(|| transpose(&input, rows, cols, 2, &mut out)));
+    group.finish();
+}
+
+/// `--dtype`'s casts of 64 MiB of float32 weights (values of a trained model's scale), against
+/// copying the same bytes in memory.
+fn casts(c: &mut Criterion) {
+    let n = 16 << 20;
+    let input: Vec<u8> = (0..n as u32)
+        .flat_map(|i| ((i.wrapping_mul(2_654_435_761) >> 8) as f32 * 1e-9 - 0.008).to_le_bytes())
+        .collect();
+    let mut copy = vec![0u8; input.len()];
+    let mut out = Vec::with_capacity(input.len());
+    let mut group = c.benchmark_group("cast_f32");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    group.sample_size(10);
+    group.bench_function("copy (baseline)", |b| b.iter(|| copy.copy_from_slice(&input)));
+    for dtype in [Dtype::BF16, Dtype::F16] {
+        group.bench_function(format!("to {}", dtype.safetensors()), |b| {
+            b.iter(|| {
+                out.clear();
+                cast(&input, Source::Float(Dtype::F32), dtype, &mut out)
+            })
+        });
+    }
     group.finish();
 }
 
@@ -66,5 +91,5 @@ fn conversions(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-criterion_group!(benches, transposes, conversions);
+criterion_group!(benches, transposes, casts, conversions);
 criterion_main!(benches);

@@ -177,7 +177,7 @@ pub fn convert(
     let from = side(from, Some(input)).map_err(Failure::message)?;
     let to = side(to, None).map_err(Failure::message)?;
     convert::convert_cancellable(input, from, output, to, options, progress)
-        .map(|summary| JsonSummary::new(&summary, options.dry_run))
+        .map(|summary| JsonSummary::new(&summary, options))
         .map_err(|e| Failure::conversion(&e))
 }
 

@@ -80,6 +80,15 @@ enum Command {
         /// other shards are listed as not converted.
         #[arg(long, value_name = "NAME")]
         shard: Option<String>,
+        /// Write every tensor in this dtype (bf16, f16 or f32; default: each tensor's own), rounded
+        /// to nearest even as torch's `tensor.to(dtype)` does; config.json's `torch_dtype` /
+        /// `dtype` says so. A tensor of another kind (ints, F8) is refused by name.
+        #[arg(long, value_name = "DTYPE", value_parser = parse_dtype)]
+        dtype: Option<fastllm_checkpoint::cast::Dtype>,
+        /// With --dtype: write a finite value too large for the dtype as an infinity, listing each
+        /// such tensor, instead of failing.
+        #[arg(long)]
+        allow_overflow: bool,
         /// The input checkpoint directory.
         input: PathBuf,
         /// The output directory (must not exist unless --force).
@@ -91,6 +100,11 @@ enum Command {
         /// A checkpoint directory (HF, Fast-LLM or Fast-LLM distributed).
         path: PathBuf,
     },
+}
+
+/// `bf16`, `f16` or `f32`.
+fn parse_dtype(text: &str) -> Result<fastllm_checkpoint::cast::Dtype, String> {
+    fastllm_checkpoint::cast::Dtype::parse(text).ok_or_else(|| format!("`{text}` is not bf16, f16 or f32"))
 }
 
 /// `5GB`, `500MB`, `2GiB`, or plain bytes.
@@ -318,6 +332,8 @@ fn run(cli: Cli) -> Result<String, String> {
             text_only,
             drop_keys,
             shard,
+            dtype,
+            allow_overflow,
             input,
             output,
         } => {
@@ -334,6 +350,8 @@ fn run(cli: Cli) -> Result<String, String> {
                 text_only,
                 drop_keys,
                 shard,
+                dtype,
+                allow_overflow,
             };
             convert_checkpoint(&from, &to, &input, &output, &options, json)
         }
@@ -427,7 +445,7 @@ fn convert_checkpoint(
     }
     let summary = summary.map_err(|e| e.to_string())?;
     if json {
-        return Ok(crate::summary::JsonSummary::new(&summary, options.dry_run).to_json_pretty());
+        return Ok(crate::summary::JsonSummary::new(&summary, options).to_json_pretty());
     }
     let mut out = String::new();
     if options.dry_run {
@@ -440,13 +458,16 @@ fn convert_checkpoint(
         ));
         for t in &summary.tensors {
             out.push_str(&format!(
-                "{:60} {:6} {:>16} {:>12}  <- {} ({:?})\n",
+                "{:60} {:6} {:>16} {:>12}  <- {} ({:?}{})\n",
                 config::printable(&t.name),
                 config::printable(&t.dtype),
                 format!("{:?}", t.shape),
                 t.bytes,
                 joined(&t.from, " + "),
-                t.transform
+                t.transform,
+                t.cast_from
+                    .as_ref()
+                    .map_or_else(String::new, |from| format!(", cast from {}", config::printable(from)))
             ));
         }
     }
@@ -479,8 +500,28 @@ fn convert_checkpoint(
     out.push_str(&missing_extra_files_note(&summary));
     out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
     out.push_str(&training_note(&summary));
+    out.push_str(&overflow_note(&summary));
     out.push_str(&carried_note(&summary, options.dry_run));
     Ok(out)
+}
+
+/// The tensors whose cast wrote finite values as infinities (`--allow-overflow`).
+fn overflow_note(summary: &convert::Summary) -> String {
+    if summary.overflows.is_empty() {
+        return String::new();
+    }
+    let tensors: Vec<String> = (summary.overflows.iter())
+        .map(|o| {
+            format!(
+                "`{}` {} value{} (largest magnitude {:e})",
+                config::printable(&o.tensor),
+                o.count,
+                if o.count == 1 { "" } else { "s" },
+                o.largest
+            )
+        })
+        .collect();
+    format!("\noverflowed to infinity (--allow-overflow): {}", tensors.join(", "))
 }
 
 /// What of a training checkpoint is not converted: its other shards and the trainer's state.

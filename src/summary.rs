@@ -24,6 +24,8 @@ pub struct JsonSummary {
     pub dropped_tensors: Vec<String>,
     /// Whether nothing was written (the plan only).
     pub dry_run: bool,
+    /// The dtype every float tensor was cast to (`--dtype`), if any.
+    pub dtype: Option<String>,
     /// The tensor files written.
     pub files: Vec<String>,
     /// The input format.
@@ -36,6 +38,8 @@ pub struct JsonSummary {
     pub not_copied_files: Vec<JsonNotCopied>,
     /// The output directory.
     pub output: String,
+    /// Tensors whose cast wrote finite values as infinities (`--allow-overflow`).
+    pub overflows: Vec<JsonOverflow>,
     /// This process's peak resident memory (Linux), when known.
     pub peak_rss_bytes: Option<u64>,
     /// A training checkpoint's shards not converted (its optimizer state).
@@ -74,10 +78,26 @@ pub struct JsonNotCopied {
     pub reason: String,
 }
 
+/// One tensor whose cast overflowed.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonOverflow {
+    /// How many finite values became infinities.
+    pub count: u64,
+    /// The input dtype.
+    pub from: String,
+    /// The largest magnitude among them.
+    pub largest: f64,
+    pub tensor: String,
+    /// The output dtype.
+    pub to: String,
+}
+
 /// One output tensor.
 #[derive(Debug, Clone, Serialize)]
 pub struct JsonTensor {
     pub bytes: u64,
+    /// The input's dtype, when `--dtype` casts the tensor from it to `dtype`.
+    pub cast_from: Option<String>,
     pub dtype: String,
     /// The input tensors it is made of.
     pub from: Vec<String>,
@@ -88,8 +108,9 @@ pub struct JsonTensor {
 }
 
 impl JsonSummary {
-    /// The summary of a conversion run with `dry_run`, and this process's peak memory so far.
-    pub fn new(summary: &convert::Summary, dry_run: bool) -> Self {
+    /// The summary of a conversion run with `options`, and this process's peak memory so far.
+    pub fn new(summary: &convert::Summary, options: &convert::Options) -> Self {
+        let dry_run = options.dry_run;
         let strings = |items: &[String]| items.to_vec();
         JsonSummary {
             bytes: summary.bytes(),
@@ -106,6 +127,7 @@ impl JsonSummary {
                 .collect(),
             dropped_tensors: strings(&summary.dropped_tensors),
             dry_run,
+            dtype: options.dtype.map(|d| d.safetensors().to_string()),
             files: strings(&summary.files),
             from: summary.from.into(),
             missing_extra_files: strings(&summary.missing_extra_files),
@@ -128,6 +150,17 @@ impl JsonSummary {
                 })
                 .collect(),
             output: summary.output.display().to_string(),
+            overflows: summary
+                .overflows
+                .iter()
+                .map(|o| JsonOverflow {
+                    count: o.count,
+                    from: o.from.clone(),
+                    largest: o.largest,
+                    tensor: o.tensor.clone(),
+                    to: o.to.into(),
+                })
+                .collect(),
             peak_rss_bytes: peak_rss(),
             skipped_shards: strings(&summary.skipped_shards),
             tensor_count: summary.tensors.len(),
@@ -136,6 +169,7 @@ impl JsonSummary {
                 .iter()
                 .map(|t| JsonTensor {
                     bytes: t.bytes,
+                    cast_from: t.cast_from.clone(),
                     dtype: t.dtype.clone(),
                     from: t.from.clone(),
                     name: t.name.clone(),
@@ -180,6 +214,7 @@ mod tests {
             }],
             dropped_tensors: vec![],
             dry_run: false,
+            dtype: None,
             files: vec![],
             from: "llama".into(),
             missing_extra_files: vec![],
@@ -193,11 +228,19 @@ mod tests {
                 reason: "r".into(),
             }],
             output: "out".into(),
+            overflows: vec![JsonOverflow {
+                count: 1,
+                from: "F32".into(),
+                largest: 1e5,
+                tensor: "t".into(),
+                to: "F16".into(),
+            }],
             peak_rss_bytes: None,
             skipped_shards: vec![],
             tensor_count: 1,
             tensors: vec![JsonTensor {
                 bytes: 4,
+                cast_from: None,
                 dtype: "F32".into(),
                 from: vec![],
                 name: "t".into(),

@@ -576,3 +576,220 @@ fn a_config_json_that_is_not_a_mapping_is_named() {
     );
     assert!(!out.exists());
 }
+
+/// The tensors of an HF or Fast-LLM checkpoint: name → (dtype, shape, bytes).
+fn tensors(dir: &Path) -> std::collections::BTreeMap<String, (String, Vec<usize>, Vec<u8>)> {
+    let checkpoint = if dir.join("metadata.yaml").exists() {
+        open_fast_llm(dir).unwrap()
+    } else {
+        open_hf(dir).unwrap()
+    };
+    let files = &checkpoint.files;
+    (files.names())
+        .map(|n| {
+            let t = files.get(n).unwrap();
+            (n.to_string(), (t.dtype.to_string(), t.shape.to_vec(), t.data.to_vec()))
+        })
+        .collect()
+}
+
+/// The Llama fixture in BF16 (each value's top half: truncated, independently of the cast under
+/// test), with the edge values of BF16 in `model.norm.weight`: -0, ±inf, ±max, subnormals.
+fn bf16_llama(name: &str) -> PathBuf {
+    let input = copy_input("llama", name);
+    rewrite_weights(&input, |tensors| {
+        for (spec, data) in tensors.iter_mut() {
+            spec.dtype = "BF16".into();
+            *data = data.chunks(4).flat_map(|x| [x[2], x[3]]).collect();
+            if spec.name == "model.norm.weight" {
+                let edges: [u16; 8] = [0x8000, 0x7F80, 0xFF80, 0x7F7F, 0xFF7F, 0x0001, 0x807F, 0x0080];
+                for (element, edge) in data.chunks_mut(2).zip(edges) {
+                    element.copy_from_slice(&edge.to_le_bytes());
+                }
+            }
+        }
+    });
+    let path = input.join("config.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace(r#""dtype": "float32""#, r#""dtype": "bfloat16""#)).unwrap();
+    input
+}
+
+#[test]
+fn bf16_through_f32_and_back_is_bit_identical() {
+    let input = bf16_llama("dtype_round_trip");
+    let root = input.parent().unwrap();
+    let (wide, back) = (root.join("fast_llm"), root.join("back"));
+    let run = |to: &str, dtype: &str, from: &Path, out: &Path| {
+        ok(&cli(&[
+            "convert",
+            "--from",
+            "auto",
+            "--to",
+            to,
+            "--dtype",
+            dtype,
+            "--hf-layout",
+            "v5",
+            from.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]))
+    };
+    run("fast_llm", "f32", &input, &wide);
+    let widened = tensors(&wide);
+    assert!(widened.values().all(|(dtype, ..)| dtype == "F32"));
+    let norm = &widened["head.final_norm.weight/weights"].2;
+    let edges: Vec<u32> = norm[..32]
+        .chunks(4)
+        .map(|x| u32::from_le_bytes(x.try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            0x8000_0000,
+            0x7F80_0000,
+            0xFF80_0000,
+            0x7F7F_0000,
+            0xFF7F_0000,
+            0x0001_0000,
+            0x807F_0000,
+            0x0080_0000
+        ]
+    );
+    let metadata = std::fs::read_to_string(wide.join("metadata.yaml")).unwrap();
+    assert!(
+        metadata.contains("dtype: float32"),
+        "the carried dtype says what was written:\n{metadata}"
+    );
+    run("llama", "bf16", &wide, &back);
+    assert!(
+        tensors(&back) == tensors(&input),
+        "BF16 -> F32 -> BF16 gives back every bit"
+    );
+    let mut expected = read_config(&input);
+    let mut config = read_config(&back);
+    expected.remove("transformers_version");
+    config.remove("transformers_version");
+    assert_eq!(config, expected);
+}
+
+/// The Llama fixture with values beyond F16's range in one tensor.
+fn beyond_f16(name: &str) -> PathBuf {
+    let input = copy_input("llama", name);
+    rewrite_weights(&input, |tensors| {
+        let (_, data) = tensors
+            .iter_mut()
+            .find(|(s, _)| s.name == "model.layers.0.mlp.down_proj.weight")
+            .unwrap();
+        for (i, value) in [(3, 70000f32), (10, -1e9), (11, 65504.0), (12, 65519.0)] {
+            data[4 * i..4 * i + 4].copy_from_slice(&value.to_le_bytes());
+        }
+    });
+    input
+}
+
+#[test]
+fn f16_overflow_is_refused_by_tensor_unless_allowed() {
+    let input = beyond_f16("dtype_overflow");
+    let out = input.parent().unwrap().join("out");
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let mut args: Vec<String> = ["convert", "--from", "auto", "--to", "fast_llm", "--dtype", "f16"]
+            .map(String::from)
+            .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend([input.display().to_string(), out.display().to_string()]);
+        args
+    };
+    let run = |extra: &[&'static str]| {
+        let args = args(extra);
+        cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let stderr = rejected(&run(&[]));
+    assert!(
+        stderr.contains(&format!(
+            "{}: tensor `decoder.0.mlp.layer_2.weight/weights`: casting F32 to F16 turns 2 finite values into \
+             infinity (largest magnitude 1e9); --allow-overflow",
+            input.join("model.safetensors").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let summary = ok(&run(&["--allow-overflow"]));
+    assert!(
+        summary.contains(
+            "overflowed to infinity (--allow-overflow): `decoder.0.mlp.layer_2.weight/weights` 2 values (largest \
+             magnitude 1e9)"
+        ),
+        "{summary}"
+    );
+    let written = &tensors(&out)["decoder.0.mlp.layer_2.weight/weights"];
+    assert_eq!(written.0, "F16");
+    let json = ok(&run(&["--allow-overflow", "--force", "--json"]));
+    let Value::Map(report) = Value::from_json_str(&json).unwrap() else {
+        panic!()
+    };
+    let Some(Value::List(overflows)) = report.get("overflows") else {
+        panic!("{json}")
+    };
+    let Value::Map(overflow) = &overflows[0] else { panic!() };
+    assert_eq!(
+        overflow["tensor"],
+        Value::Str("decoder.0.mlp.layer_2.weight/weights".into())
+    );
+    assert_eq!(overflow["count"], Value::Int(2));
+    assert_eq!(overflow["largest"], Value::Float(1e9));
+    assert_eq!(overflows.len(), 1);
+}
+
+#[test]
+fn dtype_on_a_training_checkpoint_writes_bf16_and_says_so() {
+    let input = repo("crates/checkpoint/tests/data/distributed/llama_tp2_pp2_dp2/checkpoint");
+    let root = scratch("dtype_distributed");
+    let (plain, cast) = (root.join("f32"), root.join("bf16"));
+    let plan = ok(&cli(&[
+        "convert",
+        "--from",
+        "auto",
+        "--to",
+        "llama",
+        "--dtype",
+        "bf16",
+        "--dry-run",
+        "--json",
+        input.to_str().unwrap(),
+        cast.to_str().unwrap(),
+    ]));
+    let Value::Map(plan) = Value::from_json_str(&plan).unwrap() else {
+        panic!()
+    };
+    assert_eq!(plan["bytes"], Value::Int(11424), "half the float32 bytes");
+    let Value::List(planned) = &plan["tensors"] else {
+        panic!()
+    };
+    for tensor in planned {
+        let Value::Map(tensor) = tensor else { panic!() };
+        assert_eq!(tensor["dtype"], Value::Str("BF16".into()));
+        assert_eq!(tensor["cast_from"], Value::Str("F32".into()));
+    }
+    for (out, extra) in [(&plain, None), (&cast, Some("bf16"))] {
+        let mut args = vec!["convert", "--from", "auto", "--to", "llama"];
+        args.extend(extra.map(|d| ["--dtype", d]).into_iter().flatten());
+        args.extend([input.to_str().unwrap(), out.to_str().unwrap()]);
+        ok(&cli(&args));
+    }
+    let (plain, written) = (tensors(&plain), tensors(&cast));
+    assert_eq!(plain.keys().collect::<Vec<_>>(), written.keys().collect::<Vec<_>>());
+    for (name, (dtype, shape, data)) in &written {
+        let (_, plain_shape, plain_data) = &plain[name];
+        assert_eq!((dtype.as_str(), shape), ("BF16", plain_shape), "{name}");
+        let expected: Vec<u8> = (plain_data.chunks(4))
+            .flat_map(|x| {
+                let value = u32::from_le_bytes(x.try_into().unwrap());
+                fastllm_convert::checkpoint::cast::f32_to_bf16(value).to_le_bytes()
+            })
+            .collect();
+        assert!(*data == expected, "{name}");
+    }
+    assert_eq!(read_config(&cast)["torch_dtype"], Value::Str("bfloat16".into()));
+    assert!(!read_config(&root.join("f32")).contains_key("torch_dtype"));
+}

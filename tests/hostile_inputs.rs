@@ -70,6 +70,8 @@ use support::{names, scratch, snapshot};
 #[case::state_index_traversal(hostile::state_index_traversal)]
 #[case::state_index_missing_file(hostile::state_index_missing_file)]
 #[case::fast_llm_optimizer_state(hostile::fast_llm_optimizer_state)]
+#[case::dtype_overflows_f16(hostile::dtype_overflows_f16)]
+#[case::dtype_of_an_int_tensor(hostile::dtype_of_an_int_tensor)]
 #[case::header_length_max(hostile::header_length_max)]
 #[case::header_length_past_the_file(hostile::header_length_past_the_file)]
 #[case::header_bomb(hostile::header_bomb)]

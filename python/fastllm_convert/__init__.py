@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from . import _native
@@ -80,6 +80,18 @@ class Tensor:
     bytes: int
     from_: List[str]
     transform: str
+    cast_from: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Overflow:
+    """A tensor whose cast (``dtype``) wrote finite values as infinities (``allow_overflow``)."""
+
+    tensor: str
+    from_: str
+    to: str
+    count: int
+    largest: float
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,8 @@ class Summary:
     copied_files: List[str]
     not_copied_files: List[NotCopied]
     peak_rss_bytes: Optional[int]
+    dtype: Optional[str] = None
+    overflows: List[Overflow] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Summary":
@@ -154,6 +168,7 @@ class Summary:
                     bytes=t["bytes"],
                     from_=t["from"],
                     transform=t["transform"],
+                    cast_from=t["cast_from"],
                 )
                 for t in d["tensors"]
             ],
@@ -167,6 +182,11 @@ class Summary:
             copied_files=d["copied_files"],
             not_copied_files=[NotCopied(**n) for n in d["not_copied_files"]],
             peak_rss_bytes=d["peak_rss_bytes"],
+            dtype=d["dtype"],
+            overflows=[
+                Overflow(tensor=o["tensor"], from_=o["from"], to=o["to"], count=o["count"], largest=o["largest"])
+                for o in d["overflows"]
+            ],
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -178,6 +198,7 @@ class Summary:
             "dropped_keys": [{"by": k.by, "key": k.key, "value": k.value} for k in self.dropped_keys],
             "dropped_tensors": list(self.dropped_tensors),
             "dry_run": self.dry_run,
+            "dtype": self.dtype,
             "files": list(self.files),
             "from": self.from_,
             "missing_extra_files": list(self.missing_extra_files),
@@ -186,12 +207,17 @@ class Summary:
             ],
             "not_copied_files": [{"file": n.file, "reason": n.reason} for n in self.not_copied_files],
             "output": self.output,
+            "overflows": [
+                {"count": o.count, "from": o.from_, "largest": o.largest, "tensor": o.tensor, "to": o.to}
+                for o in self.overflows
+            ],
             "peak_rss_bytes": self.peak_rss_bytes,
             "skipped_shards": list(self.skipped_shards),
             "tensor_count": self.tensor_count,
             "tensors": [
                 {
                     "bytes": t.bytes,
+                    "cast_from": t.cast_from,
                     "dtype": t.dtype,
                     "from": list(t.from_),
                     "name": t.name,
@@ -316,7 +342,8 @@ def convert(
     from_: str = "auto",
     to: str,
     hf_layout: str = "v4",
-    dtype: None = None,
+    dtype: Optional[str] = None,
+    allow_overflow: bool = False,
     force: bool = False,
     dry_run: bool = False,
     config_only: bool = False,
@@ -338,9 +365,10 @@ def convert(
     ``"5GB"``, default 5 GB); ``shard`` the shard of a training checkpoint to convert (default
     ``"weights"``).
 
-    ``dtype`` is reserved for converting the tensors' dtype, which the converter does not do yet
-    (the command line has no ``--dtype`` either): only ``None`` is accepted, anything else raises
-    ``ValueError``. Tensors keep their dtype.
+    ``dtype`` (``"bf16"``, ``"f16"`` or ``"f32"``; default ``None``: each tensor keeps its own)
+    casts every float tensor, rounding to nearest even as torch's ``tensor.to(dtype)`` does
+    (``--dtype``); a finite value the cast would turn into an infinity fails the conversion
+    unless ``allow_overflow`` (then ``Summary.overflows`` lists it).
 
     ``progress`` is a callable ``(done_bytes, total_bytes)``, called at least every 16 MiB
     written, or ``True`` for a tqdm bar. An exception it raises stops the conversion and is
@@ -351,10 +379,7 @@ def convert(
     with every problem when the checkpoint does not convert, ``TypeError``/``ValueError``
     naming the argument when an argument is wrong.
     """
-    if dtype is not None:
-        raise ValueError(
-            f"dtype: {dtype!r}: converting the tensors' dtype is not supported yet; only dtype=None (keep it) is"
-        )
+    cast = None if dtype is None else _choice(dtype, "dtype", ["bf16", "f16", "f32"])
     input_path = _path(input, "input")
     output_path = _path(output, "output")
     source = _format(from_, "from_", ["auto", "fast_llm", "fast_llm_distributed"])
@@ -378,6 +403,8 @@ def convert(
             source,
             target,
             layout,
+            cast,
+            _flag(allow_overflow, "allow_overflow"),
             _flag(force, "force"),
             _flag(dry_run, "dry_run"),
             _flag(config_only, "config_only"),

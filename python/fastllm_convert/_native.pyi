@@ -11,6 +11,8 @@ def convert(
     from_: str,
     to: str,
     hf_layout: str,
+    dtype: Optional[str],
+    allow_overflow: bool,
     force: bool,
     dry_run: bool,
     config_only: bool,

@@ -185,7 +185,8 @@ def test_bad_arguments_name_the_argument(llama_hf: Path, tmp_path: Path) -> None
         ({"to": "nope"}, ValueError, "to:"),
         ({"to": "llama", "from_": "nope"}, ValueError, "from_:"),
         ({"to": "llama", "hf_layout": "v6"}, ValueError, "hf_layout:"),
-        ({"to": "llama", "dtype": "bf16"}, ValueError, "dtype:"),
+        ({"to": "llama", "dtype": "int8"}, ValueError, "dtype:"),
+        ({"to": "llama", "dtype": "bf16", "allow_overflow": "yes"}, TypeError, "allow_overflow:"),
         ({"to": "llama", "force": "yes"}, TypeError, "force:"),
         ({"to": "llama", "drop_keys": "max_sequence_length"}, TypeError, "drop_keys:"),
         ({"to": "llama", "max_shard_size": "5XB"}, ValueError, "max_shard_size:"),
@@ -353,3 +354,19 @@ def test_the_module_docstring_examples() -> None:
 
     failures, tried = doctest.testmod(fc)
     assert tried > 0 and failures == 0
+
+
+def test_dtype_casts_as_torch_rounds(llama_hf: Path, tmp_path: Path) -> None:
+    """F32 -> fast_llm in bf16 -> HF in f32: every value is its bf16 rounding (to nearest even)."""
+    narrow = fc.convert(llama_hf, tmp_path / "bf16", to="fast_llm", dtype="bf16")
+    assert narrow.dtype == "BF16" and narrow.overflows == []
+    assert all(t.dtype == "BF16" and t.cast_from == "F32" for t in narrow.tensors)
+    back = fc.convert(tmp_path / "bf16", tmp_path / "f32", from_="fast_llm", to="llama", dtype="f32")
+    assert all(t.cast_from == "BF16" for t in back.tensors)
+    original, converted = tensors(llama_hf), tensors(tmp_path / "f32")
+    assert sorted(original) == sorted(converted)
+    for name, array in original.items():
+        bits = array.astype(np.float32).view(np.uint32).astype(np.uint64)
+        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+        assert converted[name].dtype == np.float32, name
+        np.testing.assert_array_equal(converted[name].view(np.uint32), rounded, err_msg=name)

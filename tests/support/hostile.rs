@@ -1691,3 +1691,52 @@ pub fn tensors_but_the_norms_missing(root: &Path) -> Case {
         &["`model.embed_tokens.weight`", "missing from model.safetensors"],
     )
 }
+
+// --dtype: casts that would lose values, or cannot be made.
+
+/// Sets element `index` of F32 tensor `name` to `value`.
+fn set_f32(file: &mut Safetensors, name: &str, index: usize, value: f32) {
+    let Some(Value::List(offsets)) = file.entry(name).get("data_offsets").cloned() else {
+        panic!("{name} has data_offsets")
+    };
+    let Value::Int(start) = offsets[0] else { panic!() };
+    let at = start as usize + 4 * index;
+    file.data[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+pub fn dtype_overflows_f16(root: &Path) -> Case {
+    let input = llama(root);
+    edit_weights(&input.join("model.safetensors"), |file| {
+        set_f32(file, "model.layers.1.mlp.up_proj.weight", 5, 1e9);
+        set_f32(file, "model.layers.1.mlp.up_proj.weight", 7, -65520.0);
+    });
+    convert_case(
+        root,
+        &input,
+        "llama",
+        &["--dtype", "f16"],
+        &[
+            &format!("{}: tensor", s(&input.join("model.safetensors"))),
+            "`model.layers.1.mlp.up_proj.weight`",
+            "F32 to F16 turns 2 finite values into infinity (largest magnitude 1e9)",
+            "--allow-overflow",
+        ],
+    )
+}
+pub fn dtype_of_an_int_tensor(root: &Path) -> Case {
+    let input = llama(root);
+    edit_weights(&input.join("model.safetensors"), |file| {
+        file.entry("model.norm.weight")
+            .insert("dtype".into(), Value::Str("I32".into()));
+    });
+    convert_case(
+        root,
+        &input,
+        "fast_llm",
+        &["--dtype", "bf16"],
+        &[
+            "`head.final_norm.weight/weights` (Fast-LLM `head.final_norm.weight`) in model.safetensors",
+            "dtype I32 cannot be cast to BF16",
+        ],
+    )
+}

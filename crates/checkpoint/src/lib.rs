@@ -14,6 +14,7 @@
 
 pub mod bytes;
 mod carry;
+pub mod cast;
 pub mod companions;
 pub mod convert;
 pub mod distributed;

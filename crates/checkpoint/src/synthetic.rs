@@ -53,6 +53,7 @@ pub fn write_synthetic_hf(
                 from: Vec::new(),
                 transform: Transform::Copy,
                 bytes,
+                cast_from: None,
             };
             outputs.push(OutputTensor {
                 tensor,
@@ -60,6 +61,7 @@ pub fn write_synthetic_hf(
                 part: 0,
                 parts: 1,
                 fast_llm_shape: shape.clone(),
+                cast: None,
             });
         }
     }
@@ -102,6 +104,7 @@ pub fn write_synthetic_hf(
         skipped_shards: Vec::new(),
         training_state: Vec::new(),
         companions: Companions::default(),
+        overflows: Vec::new(),
     })
 }
 

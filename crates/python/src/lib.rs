@@ -62,7 +62,7 @@ fn dict_or_file(py: Python<'_>, text: Option<&str>, path: Option<PathBuf>, argum
 /// (KeyboardInterrupt on Ctrl-C, checked at the same moments), stops the conversion, which
 /// leaves nothing, and is raised.
 #[pyfunction]
-#[pyo3(signature = (input, output, from_, to, hf_layout, force, dry_run, config_only, text_only, drop_keys, max_shard_size, shard, progress))]
+#[pyo3(signature = (input, output, from_, to, hf_layout, dtype, allow_overflow, force, dry_run, config_only, text_only, drop_keys, max_shard_size, shard, progress))]
 #[allow(clippy::too_many_arguments)]
 fn convert(
     py: Python<'_>,
@@ -71,6 +71,8 @@ fn convert(
     from_: String,
     to: String,
     hf_layout: &str,
+    dtype: Option<String>,
+    allow_overflow: bool,
     force: bool,
     dry_run: bool,
     config_only: bool,
@@ -80,8 +82,17 @@ fn convert(
     shard: Option<String>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
+    let dtype = match dtype {
+        None => None,
+        Some(name) => Some(
+            fastllm_convert::checkpoint::cast::Dtype::parse(&name)
+                .ok_or_else(|| PyValueError::new_err(format!("dtype: {name:?} is not one of 'bf16', 'f16', 'f32'")))?,
+        ),
+    };
     let options = Options {
         layout: layout(hf_layout)?,
+        dtype,
+        allow_overflow,
         config_only,
         dry_run,
         force,

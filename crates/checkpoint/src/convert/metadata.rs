@@ -10,15 +10,62 @@ use std::ops::Range;
 use std::path::Path;
 
 use fastllm_config::{BaseModelConfig, Form, Map, Value, parse_document};
-use fastllm_core::Carried;
+use fastllm_core::{Carried, HfLayout};
 
 use super::plan::OutputTensor;
 use crate::CheckpointError;
+use crate::cast::Dtype;
 use crate::read::DocumentKind;
 use crate::writer::OutputDir;
 
 /// The Fast-LLM version written to metadata.
 pub const FAST_LLM_VERSION: &str = "0.4.0";
+
+/// The keys of an HF config naming its weights' dtype: `torch_dtype` (transformers 4) and
+/// `dtype` (transformers 5).
+const DTYPE_KEYS: [&str; 2] = ["torch_dtype", "dtype"];
+
+/// The carried HF keys naming the weights' dtype (at the root or in a sub-config), set to `dtype`
+/// (`--dtype`): what a Fast-LLM output stores and an HF output writes describes what was written.
+/// Fast-LLM's own `metadata.yaml` names no dtype (its tensors' headers do), so none is added.
+pub(crate) fn set_carried_dtype(carried: &mut Carried, dtype: Dtype) {
+    for (key, value) in carried.generic.iter_mut() {
+        let leaf = key.rsplit_once('.').map_or(key.as_str(), |(_, leaf)| leaf);
+        if DTYPE_KEYS.contains(&leaf) {
+            *value = Value::Str(dtype.torch().into());
+        }
+    }
+}
+
+/// `config.json`'s dtype keys set to `dtype` (`--dtype`): at the root and in each sub-config
+/// (`text_config`, `vision_config`, ...) that has one; at the root, when it has none, the key of
+/// `layout`'s transformers version (`torch_dtype` in v4, `dtype` in v5).
+pub(crate) fn set_hf_dtype(hf: &mut Map, dtype: Dtype, layout: HfLayout) {
+    let name = Value::Str(dtype.torch().into());
+    let mut found = false;
+    for key in DTYPE_KEYS {
+        if let Some(value) = hf.get_mut(key) {
+            *value = name.clone();
+            found = true;
+        }
+    }
+    if !found {
+        let key = match layout {
+            HfLayout::V4 => "torch_dtype",
+            HfLayout::V5 => "dtype",
+        };
+        hf.insert(key.into(), name.clone());
+    }
+    for (key, value) in hf.iter_mut() {
+        if let (true, Value::Map(sub)) = (key.ends_with("_config"), value) {
+            for key in DTYPE_KEYS {
+                if let Some(value) = sub.get_mut(key) {
+                    *value = name.clone();
+                }
+            }
+        }
+    }
+}
 
 /// A Fast-LLM checkpoint's metadata without `metadata` (the free-form dict): the config of a
 /// single-rank run, the format and the one shard, `weights`.

@@ -31,10 +31,12 @@ use self::metadata::{
     Document, config_json_document, fast_llm_file_metadata, fast_llm_metadata_document, hf_file_metadata,
     hf_index_document,
 };
+pub use self::write::Overflowed;
 use self::write::{copy_extra_files, extra_files, shard, write_tensors};
 use crate::CheckpointError;
 use crate::carry::InputConfig;
 pub use crate::carry::{DropCause, DroppedKey, import_hf};
+use crate::cast::Dtype;
 use crate::companions::{Companions, companions};
 use crate::naming::{export_error, render_plan};
 use crate::policy::{OutputDir, Protected};
@@ -108,6 +110,11 @@ pub struct Options {
     /// The shard of a distributed input to convert (`--shard`; `None`: `weights`), e.g. an
     /// optimizer state's values in place of the weights.
     pub shard: Option<String>,
+    /// The dtype to write every tensor in (`--dtype`; `None`: each tensor's own).
+    pub dtype: Option<Dtype>,
+    /// Write a finite value that overflows `dtype` as an infinity (and list the tensor) instead
+    /// of failing.
+    pub allow_overflow: bool,
 }
 
 impl Default for Options {
@@ -121,6 +128,8 @@ impl Default for Options {
             text_only: false,
             drop_keys: Vec::new(),
             shard: None,
+            dtype: None,
+            allow_overflow: false,
         }
     }
 }
@@ -154,6 +163,14 @@ pub enum ConversionError {
         "{format} is an input format only (what Fast-LLM's training saves): convert it to fast_llm or an HF format"
     )]
     InputOnly { format: &'static str },
+    /// A cast (`--dtype`) that would turn finite values into infinities.
+    #[error(
+        "{}: tensor `{}`: casting {} to {} turns {} finite value{} into infinity (largest magnitude {:e}); \
+         --allow-overflow writes them as infinities",
+        .0.file, fastllm_config::printable(&.0.tensor), .0.from, .0.to, .0.count,
+        if .0.count == 1 { "" } else { "s" }, .0.largest
+    )]
+    Overflow(Box<Overflowed>),
     #[error(
         "--shard {shard}: only a fast_llm_distributed input has shards to choose from; a {format} checkpoint holds \
          weights only"
@@ -185,6 +202,8 @@ pub struct PlannedTensor {
     pub from: Vec<String>,
     pub transform: Transform,
     pub bytes: u64,
+    /// The input's dtype, when `--dtype` casts the tensor from it to `dtype`.
+    pub cast_from: Option<String>,
 }
 
 /// What a conversion did (or, with `dry_run`, would do).
@@ -214,6 +233,8 @@ pub struct Summary {
     pub training_state: Vec<(String, Value)>,
     /// The input's companion files (tokenizer, generation config, ...) copied, and the rest.
     pub companions: Companions,
+    /// Tensors whose cast (`--dtype`) wrote finite values as infinities (`--allow-overflow`).
+    pub overflows: Vec<Overflowed>,
 }
 
 impl Summary {
@@ -290,21 +311,30 @@ pub fn convert_cancellable(
     // The config must convert before any tensor is looked at: its rejection is the real reason.
     let InputConfig {
         config,
-        carried,
+        mut carried,
         dropped: dropped_keys,
     } = layout.read_config(input, options)?;
+    if let Some(dtype) = options.dtype {
+        metadata::set_carried_dtype(&mut carried, dtype);
+    }
     let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
     let companions = companions_of(input, to)?;
     let source = layout.open(input, config, options)?;
     let config = &source.config;
-    let outputs = plan::plan(&source, input, from, to)?;
+    let mut outputs = plan::plan(&source, input, from, to)?;
+    if let Some(dtype) = options.dtype {
+        plan::cast(&mut outputs, &source, input, dtype)?;
+    }
     let files = shard(&outputs, to, options);
     let documents = match to {
         Output::FastLlm => vec![fast_llm_metadata_document(output, config, carried, &outputs, &files)?],
         Output::Hf(handler) => {
-            let (hf, _) = handler
+            let (mut hf, _) = handler
                 .export_carrying(config, &carried, options.layout)
                 .map_err(export_error(input, from))?;
+            if let Some(dtype) = options.dtype {
+                metadata::set_hf_dtype(&mut hf, dtype, options.layout);
+            }
             let mut documents = vec![config_json_document(output, hf)?];
             if files.len() > 1 {
                 documents.push(hf_index_document(output, &outputs, &files)?);
@@ -326,6 +356,7 @@ pub fn convert_cancellable(
         skipped_shards: source.skipped_shards.clone(),
         training_state: source.training_state.clone(),
         companions,
+        overflows: Vec::new(),
     };
     if options.dry_run {
         return Ok(summary);
@@ -338,7 +369,24 @@ pub fn convert_cancellable(
         Output::FastLlm => fast_llm_file_metadata(config),
         Output::Hf(_) => hf_file_metadata(),
     };
-    write_tensors(&out, &files, &outputs, &metadata, &source, to, progress)?;
+    summary.overflows = write_tensors(
+        &out,
+        &files,
+        &outputs,
+        &metadata,
+        &source,
+        to,
+        options.allow_overflow,
+        progress,
+    )
+    .map_err(|error| match error {
+        // Named by its path, like every other rejection of an input file.
+        ConversionError::Overflow(mut overflow) => {
+            overflow.file = input.join(&overflow.file).display().to_string();
+            ConversionError::Overflow(overflow)
+        }
+        other => other,
+    })?;
     if matches!(to, Output::FastLlm) {
         out.write_text("ok", "")?;
     }
@@ -387,14 +435,20 @@ fn convert_config(
 ) -> Result<Summary, ConversionError> {
     let InputConfig {
         config,
-        carried,
+        mut carried,
         dropped: dropped_keys,
     } = from.input_layout().read_config(input, options)?;
+    if let Some(dtype) = options.dtype {
+        metadata::set_carried_dtype(&mut carried, dtype);
+    }
     let (document, placement): (Document, Placement) = match to {
         Output::Hf(handler) => {
-            let (hf, placement) = handler
+            let (mut hf, placement) = handler
                 .export_carrying(&config, &carried, options.layout)
                 .map_err(export_error(input, from))?;
+            if let Some(dtype) = options.dtype {
+                metadata::set_hf_dtype(&mut hf, dtype, options.layout);
+            }
             (config_json_document(output, hf)?, placement)
         }
         Output::FastLlm => {
@@ -419,6 +473,7 @@ fn convert_config(
         skipped_shards: Vec::new(),
         training_state: Vec::new(),
         companions: companions_of(input, to)?,
+        overflows: Vec::new(),
     };
     if options.dry_run {
         return Ok(summary);

@@ -10,6 +10,7 @@ use fastllm_core::{Handler, Problem};
 
 use super::input::Input;
 use super::{ConversionError, Output, PlannedTensor, Side};
+use crate::cast::{Dtype, Source};
 use crate::naming::{config_file, tensor_bytes};
 
 /// The shard suffix of Fast-LLM tensor names (`<parameter>/weights`).
@@ -26,6 +27,8 @@ pub(crate) struct OutputTensor {
     pub parts: usize,
     /// The parameter's Fast-LLM shape.
     pub fast_llm_shape: Vec<usize>,
+    /// The cast its bytes go through (`--dtype`): from the input's dtype to `tensor.dtype`.
+    pub cast: Option<(Source, Dtype)>,
 }
 
 /// The output tensors of `input` (read from `dir` as `from`) in format `to`, in write order.
@@ -54,6 +57,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
                     from: src.inputs.clone(),
                     transform: src.transform,
                     bytes,
+                    cast_from: None,
                 };
                 outputs.push(OutputTensor {
                     tensor,
@@ -61,6 +65,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
                     part: 0,
                     parts: 1,
                     fast_llm_shape: src.shape.clone(),
+                    cast: None,
                 });
             }
         }
@@ -110,6 +115,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
                         from: src.inputs.clone(),
                         transform: entry.transform,
                         bytes,
+                        cast_from: None,
                     };
                     outputs.push(OutputTensor {
                         tensor,
@@ -117,6 +123,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
                         part: i,
                         parts,
                         fast_llm_shape: entry.fast_llm_shape.clone(),
+                        cast: None,
                     });
                 }
             }
@@ -148,6 +155,55 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
         });
     }
     Ok(outputs)
+}
+
+/// Casts the planned `outputs` of `input` (read from `dir`) to `dtype` (`--dtype`): each tensor
+/// of another dtype gets the cast and its size after it. A tensor whose dtype is not a
+/// floating-point one this tool casts is refused by name (unless already `dtype`).
+pub(crate) fn cast(
+    outputs: &mut [OutputTensor],
+    input: &Input,
+    dir: &Path,
+    dtype: Dtype,
+) -> Result<(), ConversionError> {
+    let mut problems = Vec::new();
+    for output in outputs.iter_mut() {
+        let tensor = &mut output.tensor;
+        if tensor.dtype == dtype.safetensors() {
+            continue;
+        }
+        let Some(source) = Source::of(&tensor.dtype) else {
+            problems.push(format!(
+                "`{}` (Fast-LLM `{}`) in {}: dtype {} cannot be cast to {} (--dtype casts F64, F32, BF16 and F16)",
+                tensor.name,
+                output.parameter,
+                input.file_of(&output.parameter),
+                tensor.dtype,
+                dtype.safetensors()
+            ));
+            continue;
+        };
+        let Some(bytes) = tensor_bytes(&tensor.shape, dtype.safetensors()) else {
+            problems.push(format!(
+                "`{}`: shape {:?} of {} overflows",
+                tensor.name,
+                tensor.shape,
+                dtype.safetensors()
+            ));
+            continue;
+        };
+        tensor.cast_from = Some(std::mem::replace(&mut tensor.dtype, dtype.safetensors().to_string()));
+        tensor.bytes = bytes;
+        output.cast = Some((source, dtype));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConversionError::Tensors {
+            path: dir.to_path_buf(),
+            problems,
+        })
+    }
 }
 
 /// The handler's weight plan for `config` (read from `source`) within `limits`: its problems are

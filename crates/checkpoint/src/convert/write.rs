@@ -12,8 +12,9 @@ use fastllm_core::weights::{Transform, elements};
 use super::input::Input;
 use super::plan::OutputTensor;
 use super::transfer::{element, hf_part};
-use super::{Options, Output};
+use super::{ConversionError, Options, Output};
 use crate::CheckpointError;
+use crate::cast::CastWriter;
 use crate::policy::{Entry, InputDir};
 use crate::writer::{OutputDir, TensorSpec, write_safetensors};
 
@@ -75,13 +76,29 @@ pub(crate) fn specs(outputs: &[OutputTensor]) -> Vec<TensorSpec> {
         .collect()
 }
 
+/// A tensor whose cast turned finite values into infinities (`--dtype`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overflowed {
+    /// The output tensor.
+    pub tensor: String,
+    /// The input file holding it.
+    pub file: String,
+    pub from: String,
+    pub to: &'static str,
+    pub count: u64,
+    pub largest: f64,
+}
+
 /// Writes `outputs` into `files` of `out`, making each from `input`'s Fast-LLM parameters;
 /// calls `progress(bytes written, total bytes)` before the first tensor, as the bytes of each
 /// tensor are written (at most [`PROGRESS_CHUNK`] apart) and after each tensor, and stops with
 /// [`CheckpointError::Interrupted`] as soon as it returns `Break`. A tensor that is its
 /// parameter's bytes as they are streams from the input when the input can stream them;
 /// otherwise one parameter's bytes are kept while its parts are written, then freed with the
-/// pages of its inputs.
+/// pages of its inputs. A tensor with a cast goes through it on its way to the file; one whose
+/// cast overflows stops the writing (the output is never committed) unless `allow_overflow`,
+/// and is returned.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_tensors(
     out: &OutputDir,
     files: &[(String, Range<usize>)],
@@ -89,14 +106,16 @@ pub(crate) fn write_tensors(
     metadata: &std::collections::BTreeMap<String, String>,
     input: &Input,
     to: Output,
+    allow_overflow: bool,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
-) -> Result<(), CheckpointError> {
+) -> Result<Vec<Overflowed>, ConversionError> {
     let total: u64 = outputs.iter().map(|o| o.tensor.bytes).sum();
     let mut done = 0u64;
     if progress(done, total).is_break() {
-        return Err(CheckpointError::Interrupted);
+        return Err(CheckpointError::Interrupted.into());
     }
     let mut stopped = false;
+    let mut overflowed = Vec::new();
     for (file, range) in files {
         let mut cached: Option<(&str, Cow<[u8]>)> = None;
         let written = write_safetensors(
@@ -107,6 +126,7 @@ pub(crate) fn write_tensors(
                 let output = &outputs[range.start + i];
                 let (tensor, parameter) = (&output.tensor, output.parameter.as_str());
                 let start = done;
+                // Progress counts the bytes that reach the file (after any cast).
                 let sink = &mut Metered {
                     sink,
                     done: &mut done,
@@ -114,54 +134,84 @@ pub(crate) fn write_tensors(
                     progress: &mut *progress,
                     stopped: &mut stopped,
                 };
-                // An output tensor that is its parameter's bytes as they are streams when the
-                // input can stream it.
-                let unchanged =
-                    matches!(to, Output::FastLlm) || matches!(tensor.transform, Transform::Copy | Transform::Reshape);
-                if unchanged && input.stream(parameter, sink)? {
-                    done = start + tensor.bytes;
-                    return tensor_done(progress, done, total, &mut stopped);
-                }
-                if cached.as_ref().is_none_or(|(p, _)| *p != parameter) {
-                    cached = Some((parameter, input.bytes(parameter).map_err(std::io::Error::other)?));
-                }
-                let bytes = &cached.as_ref().expect("filled").1;
-                // Fast-LLM outputs are the Fast-LLM bytes; HF outputs apply the export transform.
-                let transform = if matches!(to, Output::FastLlm) {
-                    Transform::Copy
-                } else {
-                    tensor.transform
+                // The input's bytes, in the input's dtype (a cast follows).
+                let element = element(&input.sources[parameter].dtype);
+                let mut fill = |sink: &mut dyn Write| -> std::io::Result<()> {
+                    // An output tensor that is its parameter's bytes as they are streams when the
+                    // input can stream it.
+                    let unchanged = matches!(to, Output::FastLlm)
+                        || matches!(tensor.transform, Transform::Copy | Transform::Reshape);
+                    if unchanged && input.stream(parameter, sink)? {
+                        return Ok(());
+                    }
+                    if cached.as_ref().is_none_or(|(p, _)| *p != parameter) {
+                        cached = Some((parameter, input.bytes(parameter).map_err(std::io::Error::other)?));
+                    }
+                    let bytes = &cached.as_ref().expect("filled").1;
+                    // Fast-LLM outputs are the Fast-LLM bytes; HF outputs apply the export transform.
+                    let transform = if matches!(to, Output::FastLlm) {
+                        Transform::Copy
+                    } else {
+                        tensor.transform
+                    };
+                    // Stacked experts need the HF shape; every other transform the Fast-LLM one.
+                    let shape = if transform == Transform::TransposeExperts {
+                        &tensor.shape
+                    } else {
+                        &output.fast_llm_shape
+                    };
+                    let data = hf_part(bytes, shape, transform, output.part, output.parts, element);
+                    sink.write_all(&data)?;
+                    if output.part + 1 == output.parts {
+                        // The parameter is fully written: free its buffers and its input pages.
+                        cached = None;
+                        input.release(parameter);
+                    }
+                    Ok(())
                 };
-                // Stacked experts need the HF shape; every other transform the Fast-LLM one.
-                let shape = if transform == Transform::TransposeExperts {
-                    &tensor.shape
-                } else {
-                    &output.fast_llm_shape
-                };
-                let data = hf_part(
-                    bytes,
-                    shape,
-                    transform,
-                    output.part,
-                    output.parts,
-                    element(&tensor.dtype),
-                );
-                sink.write_all(&data)?;
+                match output.cast {
+                    None => fill(sink)?,
+                    Some((from, dtype)) => {
+                        let mut cast = CastWriter::new(sink, from, dtype);
+                        fill(&mut cast)?;
+                        let (overflow, whole) = cast.finish();
+                        if !whole {
+                            return Err(std::io::Error::other(format!(
+                                "tensor `{}`: its bytes are not whole {} elements",
+                                tensor.name, input.sources[parameter].dtype
+                            )));
+                        }
+                        if overflow.count > 0 {
+                            overflowed.push(Overflowed {
+                                tensor: tensor.name.clone(),
+                                file: input.file_of(parameter),
+                                from: input.sources[parameter].dtype.clone(),
+                                to: dtype.safetensors(),
+                                count: overflow.count,
+                                largest: overflow.largest,
+                            });
+                            if !allow_overflow {
+                                // Reported by the caller from `overflowed`; nothing is committed.
+                                return Err(std::io::Error::other("overflow"));
+                            }
+                        }
+                    }
+                }
                 done = start + tensor.bytes;
-                if output.part + 1 == output.parts {
-                    // The parameter is fully written: free its buffers and its input pages.
-                    cached = None;
-                    input.release(parameter);
-                }
                 tensor_done(progress, done, total, &mut stopped)
             },
         );
         if stopped {
-            return Err(CheckpointError::Interrupted);
+            return Err(CheckpointError::Interrupted.into());
         }
-        written?;
+        if let Err(error) = written {
+            return Err(match overflowed.pop() {
+                Some(overflow) if !allow_overflow => ConversionError::Overflow(Box::new(overflow)),
+                _ => error.into(),
+            });
+        }
     }
-    Ok(())
+    Ok(overflowed)
 }
 
 /// How many bytes a tensor is written in at most between two progress calls.

@@ -1,0 +1,614 @@
+//! Casting tensors between floating-point dtypes (`convert --dtype`): F32, BF16 and F16 (and F64
+//! input), exactly as torch's `tensor.to(dtype)` rounds, which is what Fast-LLM's `data_type`
+//! does.
+//!
+//! # What torch does, and what this module does
+//!
+//! Read from torch's source (`c10/util/BFloat16.h`, `c10/util/Half.h`, and the CPU kernels of
+//! `aten/src/ATen/cpu/vec/vec256/vec256_bfloat16.h` and `vec512/vec512_bfloat16.h`):
+//!
+//! * **f32 → bf16** is round-to-nearest-even on the bits: `(x + 0x7FFF + ((x >> 16) & 1)) >> 16`.
+//!   A finite value past the largest bf16 (after rounding) becomes `±inf`, subnormals round like
+//!   any other value, `-0.0` stays `-0.0`. For **NaN** torch has two answers: the scalar
+//!   `c10::round_to_nearest_even` gives `0x7FC0` (positive quiet NaN, payload dropped), but the
+//!   AVX2 and AVX-512 kernels that convert the bulk of a large CPU tensor give `0xFFFF` (a
+//!   negative NaN, all payload bits set); which one an element gets depends on its position (the
+//!   tail past the last whole vector goes through the scalar path). We write `0x7FC0`, the type's
+//!   own definition (`c10::BFloat16(float)`), for every NaN.
+//! * **f32 → f16** is IEEE round-to-nearest-even (c10's software path is the FP16 library's
+//!   `fp16_ieee_from_fp32_value`, ported below; the x86 kernels use `vcvtps2ph`, which rounds
+//!   the same way): a finite value of magnitude 65520 or more becomes `±inf`, values below the
+//!   smallest normal become subnormals (or `±0`) with one rounding. For **NaN**, the scalar path
+//!   gives the input's sign with `0x7E00`; `vcvtps2ph` keeps the sign and the top 10 payload
+//!   bits, quieted. They agree on the usual quiet NaN (`0x7FC00000` → `0x7E00`); we write the
+//!   scalar path's `sign | 0x7E00` for every NaN.
+//! * **bf16 / f16 → f32** is exact (a NaN keeps its sign and payload, quieted).
+//! * **bf16 ↔ f16** goes through f32, as torch does (`c10::Half(float(bf16))`): one rounding.
+//! * **f64 → anything** goes through f32, as torch's `BFloat16(double)` / `Half(double)` do
+//!   (`static_cast<float>` first): round-to-nearest-even to f32, then to the target; a NaN keeps
+//!   its sign and top payload bits, quieted, as `cvtsd2ss` does.
+//!
+//! A finite value that becomes `±inf` is an *overflow*: counted, with the largest magnitude, so
+//! the conversion can refuse it by tensor (or, with `--allow-overflow`, report it).
+//!
+//! `scripts/cast_reference.py` checks the two narrowings against numpy (f16) and `ml_dtypes`
+//! (bf16) on 2^28 f32 inputs, every low-20-bit pattern under each top byte (or all 2^32), NaNs
+//! aside: numpy keeps a NaN's payload in f16, ml_dtypes a NaN's sign in bf16; torch's scalar path
+//! does neither. `tests/cast_reference.rs` compares with its digests.
+
+use std::io::Write;
+
+/// A dtype `--dtype` can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    BF16,
+    F16,
+}
+
+impl Dtype {
+    /// Every castable target, by the name `--dtype` takes.
+    pub const ALL: [Dtype; 3] = [Dtype::BF16, Dtype::F16, Dtype::F32];
+
+    /// `--dtype` name: `bf16`, `f16`, `f32` (torch's `bfloat16`, `float16`, `float32` too).
+    pub fn parse(name: &str) -> Option<Dtype> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "bf16" | "bfloat16" => Dtype::BF16,
+            "f16" | "fp16" | "float16" | "half" => Dtype::F16,
+            "f32" | "fp32" | "float32" | "float" => Dtype::F32,
+            _ => return None,
+        })
+    }
+
+    /// The safetensors name (`BF16`).
+    pub fn safetensors(self) -> &'static str {
+        match self {
+            Dtype::F32 => "F32",
+            Dtype::BF16 => "BF16",
+            Dtype::F16 => "F16",
+        }
+    }
+
+    /// The name torch and transformers' `torch_dtype` / `dtype` use (`bfloat16`).
+    pub fn torch(self) -> &'static str {
+        match self {
+            Dtype::F32 => "float32",
+            Dtype::BF16 => "bfloat16",
+            Dtype::F16 => "float16",
+        }
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::BF16 | Dtype::F16 => 2,
+        }
+    }
+}
+
+/// The dtypes a cast reads: the targets and F64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    F64,
+    Float(Dtype),
+}
+
+impl Source {
+    /// The source dtype of safetensors dtype `name`, if castable.
+    pub fn of(name: &str) -> Option<Source> {
+        Some(match name {
+            "F64" => Source::F64,
+            "F32" => Source::Float(Dtype::F32),
+            "BF16" => Source::Float(Dtype::BF16),
+            "F16" => Source::Float(Dtype::F16),
+            _ => return None,
+        })
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Source::F64 => 8,
+            Source::Float(dtype) => dtype.size(),
+        }
+    }
+}
+
+/// f32 (bits) → bf16 (bits), as `c10::BFloat16(float)`.
+#[inline(always)]
+pub fn f32_to_bf16(x: u32) -> u16 {
+    let rounded = (x.wrapping_add(0x7FFF + ((x >> 16) & 1)) >> 16) as u16;
+    // Compared as i32 (both sides are below 2^31): a signed compare is one SIMD instruction.
+    if (x & 0x7FFF_FFFF) as i32 > 0x7F80_0000 {
+        0x7FC0
+    } else {
+        rounded
+    }
+}
+
+/// f32 → f16 (bits), as the FP16 library's `fp16_ieee_from_fp32_value` (c10's `Half(float)`):
+/// the float multiplications do the rounding, in IEEE round-to-nearest-even.
+#[inline(always)]
+pub fn f32_to_f16(f: f32) -> u16 {
+    let scale_to_inf = f32::from_bits(0x7780_0000); // 2^112
+    let scale_to_zero = f32::from_bits(0x0880_0000); // 2^-110
+    let base = (f.abs() * scale_to_inf) * scale_to_zero;
+    let w = f.to_bits();
+    let sign = w & 0x8000_0000;
+    // The library's `max(shl1_w & 0xFF000000, 0x71000000) >> 1` and `shl1_w > 0xFF000000`, as
+    // signed compares of values below 2^31 (one SIMD instruction each).
+    let half_bias = ((w & 0x7F80_0000) as i32).max(0x3880_0000) as u32;
+    let base = f32::from_bits(half_bias + 0x0780_0000) + base;
+    let bits = base.to_bits();
+    let nonsign = ((bits >> 13) & 0x7C00) + (bits & 0x0FFF);
+    let nan = (w & 0x7FFF_FFFF) as i32 > 0x7F80_0000;
+    ((sign >> 16) | if nan { 0x7E00 } else { nonsign }) as u16
+}
+
+/// bf16 → f32 (bits): exact.
+#[inline(always)]
+pub fn bf16_to_f32(h: u16) -> u32 {
+    (h as u32) << 16
+}
+
+/// f16 → f32 (bits): exact; a NaN keeps its sign and payload, quieted.
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> u32 {
+    let sign = ((h & 0x8000) as u32) << 16;
+    let exponent = ((h >> 10) & 0x1F) as u32;
+    let mantissa = (h & 0x03FF) as u32;
+    sign | match exponent {
+        0x1F if mantissa == 0 => 0x7F80_0000,
+        0x1F => 0x7FC0_0000 | (mantissa << 13),
+        // Subnormal (or zero): mantissa × 2^-24, exact in f32.
+        0 => (mantissa as f32 * f32::from_bits(0x3380_0000)).to_bits(),
+        _ => ((exponent + 112) << 23) | (mantissa << 13),
+    }
+}
+
+/// f64 → f32 (bits): round-to-nearest-even; a NaN keeps its sign and top payload bits, quieted.
+#[inline(always)]
+pub fn f64_to_f32(x: f64) -> u32 {
+    if x.is_nan() {
+        let bits = x.to_bits();
+        ((bits >> 32) as u32 & 0x8000_0000) | 0x7FC0_0000 | ((bits >> 29) as u32 & 0x003F_FFFF)
+    } else {
+        (x as f32).to_bits()
+    }
+}
+
+/// What a cast found: finite values that became infinite, and the largest such magnitude.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Overflow {
+    pub count: u64,
+    pub largest: f64,
+}
+
+impl Overflow {
+    fn add(&mut self, other: Overflow) {
+        self.count += other.count;
+        self.largest = self.largest.max(other.largest);
+    }
+}
+
+/// Elements cast per block: 64 KiB of f32, in L2 with its output.
+const BLOCK: usize = 16 << 10;
+
+/// Casts `input` (whole elements of `from`) to `to`, appending to `out`; returns the overflow.
+pub fn cast(input: &[u8], from: Source, to: Dtype, out: &mut Vec<u8>) -> Overflow {
+    let start = out.len();
+    let elements = input.len() / from.size();
+    out.resize(start + elements * to.size(), 0);
+    let out = &mut out[start..];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || input.len() < PARALLEL_BYTES {
+        return cast_blocks(input, from, to, out);
+    }
+    let per_thread = elements.div_ceil(threads).div_ceil(BLOCK) * BLOCK;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = input
+            .chunks(per_thread * from.size())
+            .zip(out.chunks_mut(per_thread * to.size()))
+            .map(|(input, out)| scope.spawn(move || cast_blocks(input, from, to, out)))
+            .collect();
+        let mut overflow = Overflow::default();
+        for handle in handles {
+            overflow.add(handle.join().expect("a cast does not panic"));
+        }
+        overflow
+    })
+}
+
+/// Below this many input bytes a cast is not worth a thread.
+const PARALLEL_BYTES: usize = 4 << 20;
+
+fn cast_blocks(input: &[u8], from: Source, to: Dtype, out: &mut [u8]) -> Overflow {
+    // The export of a training checkpoint: one fused pass, no intermediate buffer.
+    if from == Source::Float(Dtype::F32) && to != Dtype::F32 {
+        return narrow_f32(input, to, out);
+    }
+    let mut overflow = Overflow::default();
+    let mut wide = vec![0u32; BLOCK.min(input.len() / from.size())];
+    for (input, out) in input.chunks(BLOCK * from.size()).zip(out.chunks_mut(BLOCK * to.size())) {
+        let n = input.len() / from.size();
+        let wide = &mut wide[..n];
+        // To f32 bits first (exact, but from F64), then to the target.
+        match from {
+            Source::F64 => {
+                for (w, x) in wide.iter_mut().zip(input.chunks_exact(8)) {
+                    *w = f64_to_f32(f64::from_le_bytes(x.try_into().expect("8 bytes")));
+                }
+                let inputs = input
+                    .chunks_exact(8)
+                    .map(|x| f64::from_le_bytes(x.try_into().expect("8 bytes")));
+                overflow.add(overflows(
+                    inputs.clone(),
+                    wide.iter().map(|&w| w & 0x7FFF_FFFF == 0x7F80_0000),
+                ));
+                if to == Dtype::F32 {
+                    write_u32(wide, out);
+                    continue;
+                }
+            }
+            Source::Float(Dtype::F32) => {
+                for (w, x) in wide.iter_mut().zip(input.chunks_exact(4)) {
+                    *w = u32::from_le_bytes(x.try_into().expect("4 bytes"));
+                }
+            }
+            Source::Float(Dtype::BF16) => {
+                for (w, x) in wide.iter_mut().zip(input.chunks_exact(2)) {
+                    *w = bf16_to_f32(u16::from_le_bytes([x[0], x[1]]));
+                }
+            }
+            Source::Float(Dtype::F16) => {
+                for (w, x) in wide.iter_mut().zip(input.chunks_exact(2)) {
+                    *w = f16_to_f32(u16::from_le_bytes([x[0], x[1]]));
+                }
+            }
+        }
+        match to {
+            Dtype::F32 => write_u32(wide, out),
+            Dtype::BF16 => {
+                let mut infinite = 0u64;
+                for (o, &w) in out.chunks_exact_mut(2).zip(wide.iter()) {
+                    let h = f32_to_bf16(w);
+                    infinite += (h & 0x7FFF == 0x7F80 && w & 0x7FFF_FFFF != 0x7F80_0000) as u64;
+                    o.copy_from_slice(&h.to_le_bytes());
+                }
+                if infinite > 0 {
+                    overflow.add(narrowing_overflow(wide, |w| f32_to_bf16(w) & 0x7FFF == 0x7F80));
+                }
+            }
+            Dtype::F16 => {
+                let mut infinite = 0u64;
+                for (o, &w) in out.chunks_exact_mut(2).zip(wide.iter()) {
+                    let h = f32_to_f16(f32::from_bits(w));
+                    infinite += (h & 0x7FFF == 0x7C00 && w & 0x7FFF_FFFF != 0x7F80_0000) as u64;
+                    o.copy_from_slice(&h.to_le_bytes());
+                }
+                if infinite > 0 {
+                    overflow.add(narrowing_overflow(wide, |w| {
+                        f32_to_f16(f32::from_bits(w)) & 0x7FFF == 0x7C00
+                    }));
+                }
+            }
+        }
+    }
+    overflow
+}
+
+/// F32 bytes to `to` (BF16 or F16) in one pass per block; the overflow is looked for again in a
+/// block only when the pass saw an infinity made from a finite value.
+fn narrow_f32(input: &[u8], to: Dtype, out: &mut [u8]) -> Overflow {
+    let mut overflow = Overflow::default();
+    for (input, out) in input.chunks(BLOCK * 4).zip(out.chunks_mut(BLOCK * 2)) {
+        let mut infinite = 0u32;
+        // Whole elements as integers when both buffers are aligned for them (mapped tensors and
+        // this module's buffers are): the loop the compiler vectorises.
+        // SAFETY: every bit pattern is a valid u32 / u16; align_to only yields aligned middles.
+        if let (([], wide, []), ([], narrow, [])) =
+            (unsafe { input.align_to::<u32>() }, unsafe { out.align_to_mut::<u16>() })
+        {
+            let pairs = wide.iter().map(|&w| u32::from_le(w)).zip(narrow.iter_mut());
+            match to {
+                Dtype::BF16 => {
+                    for (w, o) in pairs {
+                        let h = f32_to_bf16(w);
+                        infinite |= ((h & 0x7FFF == 0x7F80) & (w & 0x7FFF_FFFF != 0x7F80_0000)) as u32;
+                        *o = h.to_le();
+                    }
+                }
+                Dtype::F16 => {
+                    for (w, o) in pairs {
+                        let h = f32_to_f16(f32::from_bits(w));
+                        infinite |= ((h & 0x7FFF == 0x7C00) & (w & 0x7FFF_FFFF != 0x7F80_0000)) as u32;
+                        *o = h.to_le();
+                    }
+                }
+                Dtype::F32 => unreachable!("a narrowing"),
+            }
+        } else {
+            infinite = narrow_bytes(input, to, out);
+        }
+        if infinite != 0 {
+            let wide: Vec<u32> = (input.chunks_exact(4))
+                .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+                .collect();
+            overflow.add(match to {
+                Dtype::BF16 => narrowing_overflow(&wide, |w| f32_to_bf16(w) & 0x7FFF == 0x7F80),
+                _ => narrowing_overflow(&wide, |w| f32_to_f16(f32::from_bits(w)) & 0x7FFF == 0x7C00),
+            });
+        }
+    }
+    overflow
+}
+
+/// [`narrow_f32`] of one block of unaligned bytes; non-zero when an infinity was made.
+fn narrow_bytes(input: &[u8], to: Dtype, out: &mut [u8]) -> u32 {
+    let mut infinite = 0u32;
+    {
+        let pairs = input.chunks_exact(4).zip(out.chunks_exact_mut(2));
+        match to {
+            Dtype::BF16 => {
+                for (x, o) in pairs {
+                    let w = u32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+                    let h = f32_to_bf16(w);
+                    infinite |= ((h & 0x7FFF == 0x7F80) & (w & 0x7FFF_FFFF != 0x7F80_0000)) as u32;
+                    o.copy_from_slice(&h.to_le_bytes());
+                }
+            }
+            Dtype::F16 => {
+                for (x, o) in pairs {
+                    let w = u32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+                    let h = f32_to_f16(f32::from_bits(w));
+                    infinite |= ((h & 0x7FFF == 0x7C00) & (w & 0x7FFF_FFFF != 0x7F80_0000)) as u32;
+                    o.copy_from_slice(&h.to_le_bytes());
+                }
+            }
+            Dtype::F32 => unreachable!("a narrowing"),
+        }
+    }
+    infinite
+}
+
+fn write_u32(wide: &[u32], out: &mut [u8]) {
+    for (o, &w) in out.chunks_exact_mut(4).zip(wide) {
+        o.copy_from_slice(&w.to_le_bytes());
+    }
+}
+
+/// The overflow of f32 values `wide` whose narrowing `is_infinite`.
+fn narrowing_overflow(wide: &[u32], is_infinite: impl Fn(u32) -> bool) -> Overflow {
+    let inputs = wide.iter().map(|&w| f32::from_bits(w) as f64);
+    overflows(inputs, wide.iter().map(|&w| is_infinite(w)))
+}
+
+/// The finite `inputs` whose output `infinite` says is infinite.
+fn overflows(inputs: impl Iterator<Item = f64>, infinite: impl Iterator<Item = bool>) -> Overflow {
+    let mut overflow = Overflow::default();
+    for (x, infinite) in inputs.zip(infinite) {
+        if infinite && x.is_finite() {
+            overflow.count += 1;
+            overflow.largest = overflow.largest.max(x.abs());
+        }
+    }
+    overflow
+}
+
+/// A writer casting the bytes written to it (elements of `from`) to `to` before passing them on;
+/// an element split across writes is kept until its last byte arrives.
+pub struct CastWriter<'a> {
+    inner: &'a mut dyn Write,
+    from: Source,
+    to: Dtype,
+    partial: Vec<u8>,
+    buffer: Vec<u8>,
+    overflow: Overflow,
+}
+
+impl<'a> CastWriter<'a> {
+    pub fn new(inner: &'a mut dyn Write, from: Source, to: Dtype) -> Self {
+        CastWriter {
+            inner,
+            from,
+            to,
+            partial: Vec::new(),
+            buffer: Vec::new(),
+            overflow: Overflow::default(),
+        }
+    }
+
+    /// The overflow so far, and whether the bytes written ended on an element boundary.
+    pub fn finish(self) -> (Overflow, bool) {
+        (self.overflow, self.partial.is_empty())
+    }
+
+    fn pass(&mut self, elements: &[u8]) -> std::io::Result<()> {
+        self.buffer.clear();
+        let overflow = cast(elements, self.from, self.to, &mut self.buffer);
+        self.overflow.add(overflow);
+        self.inner.write_all(&self.buffer)
+    }
+}
+
+/// Input bytes cast at a time when a write is larger: bounds the output buffer.
+const WRITE_BYTES: usize = 16 << 20;
+
+impl Write for CastWriter<'_> {
+    fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
+        let written = buf.len();
+        let size = self.from.size();
+        if !self.partial.is_empty() {
+            let take = (size - self.partial.len()).min(buf.len());
+            self.partial.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+            if self.partial.len() < size {
+                return Ok(written);
+            }
+            let element = std::mem::take(&mut self.partial);
+            self.pass(&element)?;
+        }
+        let whole = buf.len() / size * size;
+        for chunk in buf[..whole].chunks(WRITE_BYTES / size * size) {
+            self.pass(chunk)?;
+        }
+        self.partial.extend_from_slice(&buf[whole..]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::one(0x3F80_0000, 0x3F80)]
+    #[case::negative_zero(0x8000_0000, 0x8000)]
+    #[case::zero(0, 0)]
+    // Ties: the bits below are exactly half an ulp; even stays, odd rounds up.
+    #[case::tie_to_even_down(0x3F80_8000, 0x3F80)]
+    #[case::tie_to_even_up(0x3F81_8000, 0x3F82)]
+    #[case::above_tie(0x3F80_8001, 0x3F81)]
+    #[case::below_tie(0x3F80_7FFF, 0x3F80)]
+    #[case::max_finite_stays(0x7F7F_0000, 0x7F7F)]
+    #[case::max_f32_overflows(0x7F7F_FFFF, 0x7F80)]
+    #[case::halfway_to_inf_overflows(0x7F7F_8000, 0x7F80)]
+    #[case::just_below_halfway(0x7F7F_7FFF, 0x7F7F)]
+    #[case::inf(0x7F80_0000, 0x7F80)]
+    #[case::minus_inf(0xFF80_0000, 0xFF80)]
+    #[case::smallest_subnormal_rounds_to_zero(0x0000_0001, 0x0000)]
+    #[case::subnormal(0x0001_8000, 0x0002)]
+    #[case::subnormal_tie(0x0000_8000, 0x0000)]
+    #[case::quiet_nan(0x7FC0_0000, 0x7FC0)]
+    #[case::negative_nan(0xFFC0_0000, 0x7FC0)]
+    #[case::nan_payload(0x7F80_0001, 0x7FC0)]
+    #[case::nan_that_would_round_to_inf(0x7F80_7FFF, 0x7FC0)]
+    #[case::all_ones_nan(0xFFFF_FFFF, 0x7FC0)]
+    fn f32_to_bf16_rounds_like_torch(#[case] input: u32, #[case] expected: u16) {
+        assert_eq!(f32_to_bf16(input), expected, "{input:#010x}");
+    }
+
+    #[rstest]
+    #[case::one(1.0, 0x3C00)]
+    #[case::negative_zero(-0.0, 0x8000)]
+    #[case::max_finite(65504.0, 0x7BFF)]
+    // 65504 + half an ulp (16) is a tie with an odd mantissa: rounds up to infinity.
+    #[case::tie_to_inf(65520.0, 0x7C00)]
+    #[case::below_tie(65519.996, 0x7BFF)]
+    #[case::overflow(1e6, 0x7C00)]
+    #[case::negative_overflow(-1e6, 0xFC00)]
+    #[case::inf(f32::INFINITY, 0x7C00)]
+    #[case::tie_to_even_down(f32::from_bits(0x3F80_1000), 0x3C00)]
+    #[case::tie_to_even_up(f32::from_bits(0x3F80_3000), 0x3C02)]
+    #[case::smallest_normal(6.103_515_6e-5, 0x0400)]
+    #[case::largest_subnormal(6.097_555e-5, 0x03FF)]
+    #[case::smallest_subnormal(5.960_464_5e-8, 0x0001)]
+    #[case::half_the_smallest_subnormal_ties_to_zero(2.980_232_2e-8, 0x0000)]
+    #[case::above_half_the_smallest_subnormal(2.980_233e-8, 0x0001)]
+    #[case::one_and_a_half_subnormals_tie_to_even(8.940_697e-8, 0x0002)]
+    #[case::tiny_negative(-1e-30, 0x8000)]
+    #[case::quiet_nan(f32::from_bits(0x7FC0_0000), 0x7E00)]
+    #[case::negative_nan_keeps_its_sign(f32::from_bits(0xFFC0_0000), 0xFE00)]
+    #[case::nan_payload_dropped(f32::from_bits(0x7F80_2001), 0x7E00)]
+    fn f32_to_f16_rounds_like_torch(#[case] input: f32, #[case] expected: u16) {
+        assert_eq!(f32_to_f16(input), expected, "{input:e} ({:#010x})", input.to_bits());
+    }
+
+    #[test]
+    fn widening_is_exact_and_narrowing_gives_it_back() {
+        for h in 0..=u16::MAX {
+            let is_nan_f16 = h & 0x7C00 == 0x7C00 && h & 0x3FF != 0;
+            let wide = f16_to_f32(h);
+            if is_nan_f16 {
+                assert!(f32::from_bits(wide).is_nan(), "{h:#06x}");
+            } else {
+                assert_eq!(f32_to_f16(f32::from_bits(wide)), h, "f16 {h:#06x}");
+            }
+            let is_nan_bf16 = h & 0x7F80 == 0x7F80 && h & 0x7F != 0;
+            if !is_nan_bf16 {
+                assert_eq!(f32_to_bf16(bf16_to_f32(h)), h, "bf16 {h:#06x}");
+            }
+        }
+    }
+
+    #[test]
+    fn f16_widens_subnormals_exactly() {
+        assert_eq!(f32::from_bits(f16_to_f32(0x0001)), 2f32.powi(-24));
+        assert_eq!(f32::from_bits(f16_to_f32(0x83FF)), -1023.0 * 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x7E00), 0x7FC0_0000);
+    }
+
+    #[rstest]
+    #[case::rounds(1.0 + f64::EPSILON, 0x3F80_0000)]
+    #[case::overflows(1e300, 0x7F80_0000)]
+    #[case::nan_keeps_sign(f64::from_bits(0xFFF8_0000_0000_0000), 0xFFC0_0000)]
+    fn f64_narrows_to_f32(#[case] input: f64, #[case] expected: u32) {
+        assert_eq!(f64_to_f32(input), expected);
+    }
+
+    fn bytes_f32(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn overflow_is_counted_with_the_largest_magnitude() {
+        let input = bytes_f32(&[1.0, 70000.0, -1e9, f32::INFINITY, f32::NAN, 65504.0]);
+        let mut out = Vec::new();
+        let overflow = cast(&input, Source::Float(Dtype::F32), Dtype::F16, &mut out);
+        assert_eq!(overflow, Overflow { count: 2, largest: 1e9 });
+        let mut out = Vec::new();
+        let overflow = cast(&input, Source::Float(Dtype::F32), Dtype::BF16, &mut out);
+        assert_eq!(overflow.count, 0);
+        let big = bytes_f32(&[f32::MAX, -f32::MAX]);
+        let overflow = cast(&big, Source::Float(Dtype::F32), Dtype::BF16, &mut out);
+        assert_eq!(overflow.count, 2);
+        assert_eq!(overflow.largest, f32::MAX as f64);
+        let double: Vec<u8> = [1e300f64, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let overflow = cast(&double, Source::F64, Dtype::F32, &mut out);
+        assert_eq!(
+            overflow,
+            Overflow {
+                count: 1,
+                largest: 1e300
+            }
+        );
+    }
+
+    #[test]
+    fn a_parallel_cast_equals_the_scalar_functions() {
+        let n = (PARALLEL_BYTES / 4) * 3 + 12345;
+        let values: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+        let input: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut out = Vec::new();
+        cast(&input, Source::Float(Dtype::F32), Dtype::BF16, &mut out);
+        let expected: Vec<u8> = values.iter().flat_map(|&v| f32_to_bf16(v).to_le_bytes()).collect();
+        assert!(out == expected);
+        out.clear();
+        cast(&input, Source::Float(Dtype::F32), Dtype::F16, &mut out);
+        let expected: Vec<u8> = (values.iter())
+            .flat_map(|&v| f32_to_f16(f32::from_bits(v)).to_le_bytes())
+            .collect();
+        assert!(out == expected);
+    }
+
+    #[test]
+    fn the_writer_casts_elements_split_across_writes() {
+        let input = bytes_f32(&[1.0, 2.5, -3.0, 70000.0]);
+        let mut sink = Vec::new();
+        let mut writer = CastWriter::new(&mut sink, Source::Float(Dtype::F32), Dtype::F16);
+        for piece in [&input[..3], &input[3..9], &input[9..]] {
+            writer.write_all(piece).unwrap();
+        }
+        let (overflow, whole) = writer.finish();
+        assert!(whole);
+        assert_eq!(overflow.count, 1);
+        assert_eq!(sink, [0x00, 0x3C, 0x00, 0x41, 0x00, 0xC2, 0x00, 0x7C]);
+        let mut writer = CastWriter::new(&mut sink, Source::Float(Dtype::F32), Dtype::F16);
+        writer.write_all(&input[..3]).unwrap();
+        assert!(!writer.finish().1);
+    }
+}
