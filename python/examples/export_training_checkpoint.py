@@ -1,10 +1,11 @@
-"""Export a Fast-LLM training checkpoint to HF from Python, with a progress bar, then load its
-config with transformers where it is installed.
+"""Export a Fast-LLM training checkpoint to HF in bf16 from Python, with a progress bar, then load
+its config with transformers where it is installed.
 
     python python/examples/export_training_checkpoint.py [CHECKPOINT [OUTPUT]]
 
 Defaults: the bundled training checkpoint (tensor 2 x pipeline 2 x data 2, 8 rank files) and
-/tmp/py-trained-llama. The tensors keep their dtype: the converter has no dtype conversion yet.
+/tmp/py-trained-llama. The training checkpoint's float32 shards are written as bfloat16
+(rounded to nearest even, as torch's `tensor.to(torch.bfloat16)` does); config.json says so.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ except ImportError:
         print(f"\r{done}/{total} bytes", end="", flush=True)
 
 
-summary = fc.convert(checkpoint, output, to="llama", force=True, progress=progress)
+summary = fc.convert(checkpoint, output, to="llama", dtype="bf16", force=True, progress=progress)
 print(f"\nwrote {summary.tensor_count} tensors ({summary.bytes} bytes) to {output}: {', '.join(summary.files)}")
 print(f"not converted: shards {', '.join(summary.skipped_shards)}")
 

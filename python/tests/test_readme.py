@@ -3,6 +3,7 @@ and so does python/examples/export_training_checkpoint.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -36,4 +37,5 @@ def test_the_example_script(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "wrote 21 tensors" in run.stdout
-    assert (tmp_path / "hf/config.json").is_file()
+    config = json.loads((tmp_path / "hf/config.json").read_text())
+    assert config.get("torch_dtype", config.get("dtype")) == "bfloat16", config
