@@ -29,8 +29,9 @@ beyond the conformance suite's pin it ([`REWRITE_CASES`]): a conformance case's 
 in the layout, with changes, is the input; the reference records it, and the test imports and
 exports it. They cover transformers 5.24's `Gemma4TextConfig` folding `global_head_dim` /
 `num_global_key_value_heads` into `per_layer_config` (overrides equal to the global value left
-out, layer keys zero-padded) and `PixtralVisionConfig` writing its `default_rope_type` `axial`
-for a `default` rope type, in both layouts.
+out, layer keys zero-padded), `PixtralVisionConfig` writing its `default_rope_type` `axial`
+for a `default` rope type, in both layouts, and 5.24's `LlavaConfig` taking a tied text model's
+`tie_word_embeddings`.
 """
 
 import argparse
@@ -130,6 +131,12 @@ REWRITE_CASES = [
             "v4": {"vision_config.rope_theta": 20000.0},
             "v5": {"vision_config.rope_parameters": {"rope_theta": 20000.0, "rope_type": "axial"}},
         },
+    ),
+    (
+        "llava",
+        "tied_text_model",
+        "llava__fixture_llava",
+        {"v4": {"text_config.tie_word_embeddings": True}, "v5": {"text_config.tie_word_embeddings": True}},
     ),
     (
         "llava",
