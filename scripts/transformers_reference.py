@@ -23,6 +23,15 @@ A format the conformance suite has no cases for (`gemma4_conditional`) is refere
 crate's test configs instead ([`OWN_CASES`]): a released `config.json` with what `--text-only`
 drops removed is loaded and saved, and the reference records that input, so the test converts the
 same dict (carried metadata included) and checks it drops exactly those keys.
+
+Where a class rewrites or defaults a nested value on save rather than completing it, cases
+beyond the conformance suite's pin it ([`REWRITE_CASES`]): a conformance case's reference export
+in the layout, with changes, is the input; the reference records it, and the test imports and
+exports it. They cover transformers 5.24's `Gemma4TextConfig` folding `global_head_dim` /
+`num_global_key_value_heads` into `per_layer_config` (overrides equal to the global value left
+out, layer keys zero-padded), `PixtralVisionConfig` writing its `default_rope_type` `axial`
+for a `default` rope type, in both layouts, and 5.24's `LlavaConfig` taking a tied text model's
+`tie_word_embeddings`.
 """
 
 import argparse
@@ -72,6 +81,84 @@ OWN_CASES = {
         ),
     ],
 }
+
+
+S, F = "sliding_attention", "full_attention"
+
+# (format, case, conformance case whose reference export is the base, {layout: changes}): the
+# input is the base's `hf[layout]` with each change applied (a dotted key set to the value, or
+# removed for `REMOVE`); a layout without changes is not written.
+REMOVE = object()
+REWRITE_CASES = [
+    (
+        "gemma4",
+        "global_head_dim_differs",
+        "gemma4__dense_small_like",
+        {"v5": {"num_hidden_layers": 2, "layer_types": [S, F], "global_head_dim": 8}},
+    ),
+    (
+        "gemma4",
+        "global_head_dim_same",
+        "gemma4__dense_small_like",
+        {"v5": {"global_head_dim": 256}},
+    ),
+    (
+        "gemma4",
+        "global_kv_heads_k_eq_v",
+        "gemma4__dense_small_like",
+        {"v5": {"global_head_dim": 128, "attention_k_eq_v": True, "num_global_key_value_heads": 2}},
+    ),
+    (
+        "gemma4",
+        "global_head_dim_ten_layers",
+        "gemma4__dense_small_like",
+        {"v5": {"num_hidden_layers": 11, "layer_types": [S] * 5 + [F] + [S] * 4 + [F], "global_head_dim": 64}},
+    ),
+    (
+        "llava",
+        "pixtral_vision_rope",
+        "llava__fixture_llava",
+        {
+            "v4": {"vision_config.rope_theta": 5000.0},
+            "v5": {"vision_config.rope_parameters": {"rope_theta": 5000.0, "rope_type": "default"}},
+        },
+    ),
+    (
+        "llava",
+        "pixtral_vision_rope_axial",
+        "llava__fixture_llava",
+        {
+            "v4": {"vision_config.rope_theta": 20000.0},
+            "v5": {"vision_config.rope_parameters": {"rope_theta": 20000.0, "rope_type": "axial"}},
+        },
+    ),
+    (
+        "llava",
+        "tied_text_model",
+        "llava__fixture_llava",
+        {"v4": {"text_config.tie_word_embeddings": True}, "v5": {"text_config.tie_word_embeddings": True}},
+    ),
+    (
+        "llava",
+        "pixtral_vision_rope_no_type",
+        "llava__fixture_llava",
+        {"v5": {"vision_config.rope_parameters": {"rope_theta": 10000.0}}},
+    ),
+]
+
+
+def changed(config, changes):
+    config = json.loads(json.dumps(config))
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        if value is REMOVE:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return config
 
 
 def config_class(fmt, fast_llm):
@@ -172,6 +259,27 @@ def main():
                 result["save_pretrained_refused"] = refused
             (out / f"{fmt}__{case}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
             written += 1
+    for fmt, case, base, changes in REWRITE_CASES:
+        cls = classes.setdefault(fmt, config_class(fmt, args.fast_llm))
+        if cls is None:
+            skipped.add(fmt)
+            continue
+        if args.layout not in changes:
+            continue
+        expected = json.loads((conformance / "expected" / f"{base}.json").read_text())
+        loaded = changed(expected["hf"][args.layout], changes[args.layout])
+        result = {
+            "transformers_version": transformers.__version__,
+            "format": fmt,
+            "base": base,
+            # `from_dict` may change the dict it is given (PixtralVisionConfig's rope type).
+            "input": json.loads(json.dumps(loaded)),
+        }
+        result["config"], refused = saved(cls, loaded)
+        if refused:
+            result["save_pretrained_refused"] = refused
+        (out / f"{fmt}__{case}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        written += 1
     print(f"transformers {transformers.__version__}: {written} cases written to {out.relative_to(ROOT)}")
     for failure in failed:
         print(f"transformers cannot load {failure}")

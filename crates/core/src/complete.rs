@@ -9,7 +9,11 @@
 //!   sub-config class's default, and `model_type` always.
 //!
 //! So completion fills every class key the config lacks with the value the class would hold,
-//! then removes the `PretrainedConfig` keys transformers would not write. Which keys are
+//! then removes the `PretrainedConfig` keys transformers would not write. Where the class
+//! rewrites a value on save instead, the declaration says so: an entry of a dict rewritten
+//! ([`HfKey::rewriting_entry`](crate::HfKey::rewriting_entry), Pixtral's `axial` rope type) or
+//! keys folded into another and not written ([`HfKey::folding`](crate::HfKey::folding), Gemma 4's
+//! `per_layer_config`). Which keys are
 //! `PretrainedConfig`'s differs between the versions ([`base_defaults`]): 5.x moved the token ids
 //! and `tie_word_embeddings` into the model classes, and generation parameters out of the config.
 
@@ -104,7 +108,9 @@ pub fn complete(class: &HfClass, hf: &mut Map, layout: HfLayout) {
 }
 
 fn complete_level(class: &HfClass, hf: &mut Map, layout: HfLayout, top: bool) {
+    let mut folded = Vec::new();
     for key in class.keys.iter().filter(|k| k.in_layout(layout)) {
+        folded.extend_from_slice(key.folds);
         if let Some(choose) = key.class {
             if let Some(Value::Map(sub)) = hf.get_mut(key.name)
                 && let Ok(sub_class) = choose(Some(sub))
@@ -134,6 +140,19 @@ fn complete_level(class: &HfClass, hf: &mut Map, layout: HfLayout, top: bool) {
                 }
             }
         }
+        if let Some(Value::Map(present)) = hf.get_mut(key.name) {
+            for (entry, from, to) in &key.rewrites {
+                if let Some(value) = present.get_mut(*entry)
+                    && same_value(value, from)
+                {
+                    *value = to.clone();
+                }
+            }
+        }
+    }
+    // Folded after every key is complete: a key derived from a folded one has read it.
+    for name in folded {
+        hf.remove(name);
     }
     let base = base_defaults(layout);
     hf.retain(|name, value| {
@@ -227,6 +246,40 @@ mod tests {
         complete(&class(), &mut hf, HfLayout::V4);
         assert_eq!(hf["bos_token_id"], Value::Null);
         assert_eq!(hf["tie_word_embeddings"], Value::Bool(true));
+    }
+
+    #[test]
+    fn folded_keys_are_written_into_their_key_and_entries_rewritten() {
+        fn fold(hf: &Map) -> Result<Value, String> {
+            Ok(Value::Map(json(&format!(
+                r#"{{"size": {}}}"#,
+                hf.get("flat").map_or("null".into(), |v| v.to_json_compact())
+            ))))
+        }
+        let class = HfClass::new(
+            "TestConfig",
+            vec![
+                HfKey::new("nested", HfType::Dict, Value::Null)
+                    .written_as(Fill::Derive(fold))
+                    .folding(&["flat"]),
+                HfKey::new("flat", HfType::Int, Value::Int(512)),
+                HfKey::new("rope", HfType::Dict, Value::Null).rewriting_entry(
+                    "type",
+                    Value::Str("default".into()),
+                    Value::Str("axial".into()),
+                ),
+            ],
+        );
+        let mut hf = json(r#"{"flat": 8, "rope": {"type": "default", "theta": 1.0}}"#);
+        complete(&class, &mut hf, HfLayout::V5);
+        assert_eq!(
+            hf,
+            json(r#"{"nested": {"size": 8}, "rope": {"type": "axial", "theta": 1.0}}"#)
+        );
+        // A present key is kept as it is; the folded key is still not written.
+        let mut hf = json(r#"{"nested": {"size": 4}, "flat": 8, "rope": {"type": "yarn"}}"#);
+        complete(&class, &mut hf, HfLayout::V5);
+        assert_eq!(hf, json(r#"{"nested": {"size": 4}, "rope": {"type": "yarn"}}"#));
     }
 
     #[test]

@@ -83,6 +83,14 @@ pub struct HfKey {
     /// A dict the class completes entry by entry: a present dict gets the missing entries of
     /// the written default.
     pub fills_entries: bool,
+    /// Keys the class folds into this one on save: what `save_pretrained` writes for this key
+    /// when absent is derived from them (see [`HfKey::written_as`]), and they are not written
+    /// (transformers 5.24's `Gemma4TextConfig` pops `global_head_dim` into `per_layer_config`).
+    pub folds: &'static [&'static str],
+    /// Entries of a dict the class rewrites on save: `(entry, from, to)` writes `to` where the
+    /// entry holds `from` (`PixtralVisionConfig`'s `default_rope_type`: a `default` rope type is
+    /// written `axial`).
+    pub rewrites: Vec<(&'static str, Value, Value)>,
 }
 
 impl HfKey {
@@ -98,6 +106,8 @@ impl HfKey {
             written: None,
             layout: None,
             fills_entries: false,
+            folds: &[],
+            rewrites: Vec::new(),
         }
     }
 
@@ -119,6 +129,8 @@ impl HfKey {
             written: None,
             layout: None,
             fills_entries: false,
+            folds: &[],
+            rewrites: Vec::new(),
         }
     }
 
@@ -134,6 +146,8 @@ impl HfKey {
             written: None,
             layout: None,
             fills_entries: false,
+            folds: &[],
+            rewrites: Vec::new(),
         }
     }
 
@@ -170,6 +184,18 @@ impl HfKey {
     /// A dict whose missing entries the class fills from the written default.
     pub fn filling_entries(mut self) -> Self {
         self.fills_entries = true;
+        self
+    }
+
+    /// Keys `save_pretrained` folds into this one and does not write (see [`HfKey::folds`]).
+    pub fn folding(mut self, keys: &'static [&'static str]) -> Self {
+        self.folds = keys;
+        self
+    }
+
+    /// An entry of this dict that `save_pretrained` writes as `to` where it holds `from`.
+    pub fn rewriting_entry(mut self, entry: &'static str, from: Value, to: Value) -> Self {
+        self.rewrites.push((entry, from, to));
         self
     }
 

@@ -5,6 +5,7 @@ use fastllm_core::config::{Map, Value};
 use fastllm_core::{Fill, HfClass, HfKey, HfType};
 
 use crate::per_layer;
+use fastllm_core::dict::same;
 use fastllm_core::values::{boolean, float, int, text};
 
 /// The layer-type names of `layer_types` (and of the Fast-LLM pattern blocks).
@@ -46,6 +47,45 @@ fn default_global_head_dim(hf: &Map) -> Result<Value, String> {
     })
 }
 
+/// What transformers 5.24 writes for an absent `per_layer_config`: `__post_init__` folds
+/// `global_head_dim` (512 when absent) and, with `attention_k_eq_v`, a non-null
+/// `num_global_key_value_heads` into every full-attention layer (the last layer always is one);
+/// the per-layer config leaves out an override equal to the global value, and zero-pads the
+/// layer keys to the width of the largest.
+fn folded_per_layer_config(hf: &Map) -> Result<Value, String> {
+    let layer_types = match hf.get("layer_types") {
+        Some(Value::List(types)) => Value::List(types.clone()),
+        _ => default_layer_types(hf)?,
+    };
+    let Value::List(layer_types) = layer_types else {
+        return Err("layer_types is not a list".into());
+    };
+    let mut overrides = Map::new();
+    let global_head_dim = hf.get("global_head_dim").cloned().unwrap_or(int(512));
+    if !same(&global_head_dim, hf.get("head_dim").unwrap_or(&int(256))) {
+        overrides.insert("head_dim".into(), global_head_dim);
+    }
+    if hf.get("attention_k_eq_v") == Some(&boolean(true))
+        && let Some(heads) = hf.get("num_global_key_value_heads").filter(|h| **h != Value::Null)
+        && hf.get("num_key_value_heads").is_none_or(|global| !same(heads, global))
+    {
+        overrides.insert("num_key_value_heads".into(), heads.clone());
+    }
+    if overrides.is_empty() {
+        return Ok(Value::Map(Map::new()));
+    }
+    let last = layer_types.len().saturating_sub(1);
+    let full: Vec<usize> = (0..layer_types.len())
+        .filter(|&i| i == last || layer_types[i] == text(FULL))
+        .collect();
+    let width = full.last().map_or(1, |i| i.to_string().len());
+    Ok(Value::Map(
+        full.into_iter()
+            .map(|i| (format!("{i:0width$}"), Value::Map(overrides.clone())))
+            .collect(),
+    ))
+}
+
 fn default_rope_parameters() -> Value {
     Value::from_json_str(
         r#"{
@@ -76,10 +116,13 @@ pub fn gemma4_text() -> HfClass {
                 .null_means(Fill::Derive(fastllm_core::hf_class::same_as_heads)),
             key("head_dim", HfType::Int, int(256)),
             HfKey::derived("layer_types", HfType::List, default_layer_types),
+            // 5.24 pops the 5.5–5.17 keys into `per_layer_config` and never writes them.
             HfKey {
                 absent: Fill::Keep,
                 ..HfKey::new("per_layer_config", HfType::Dict, Value::Null)
-            },
+            }
+            .written_as(Fill::Derive(folded_per_layer_config))
+            .folding(&["global_head_dim", "num_global_key_value_heads"]),
             HfKey::derived("global_head_dim", HfType::Int, default_global_head_dim),
             HfKey::new("num_global_key_value_heads", HfType::Int, Value::Null),
             key("hidden_activation", HfType::Str, text("gelu_pytorch_tanh")),

@@ -492,7 +492,8 @@ fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(
     // Every key of the input is kept with its value, but where transformers 4.57's save would
     // leave it out: a `PretrainedConfig` key at the class default (`tie_word_embeddings` true,
     // what an absent key means, in Gemma4Config and Gemma4TextConfig alike). transformers 5.24
-    // writes both: `tie_word_embeddings` is a key of both classes there.
+    // writes both: `tie_word_embeddings` is a key of both classes there. And where 5.24 folds
+    // the full-attention keys into `per_layer_config`, which it writes instead.
     let (mut input, mut output) = (Vec::new(), Vec::new());
     leaves(&plain, "", &mut input);
     leaves(&back, "", &mut output);
@@ -502,11 +503,18 @@ fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(
         .map(|(key, _)| key.as_str())
         .collect();
     let tied = i == 0;
+    let folded = ["text_config.global_head_dim", "text_config.num_global_key_value_heads"];
     let expected: &[&str] = match layout {
-        HfLayout::V4 if tied => &["text_config.tie_word_embeddings", "tie_word_embeddings"],
-        _ => &[],
+        HfLayout::V4 if tied => &[
+            folded[0],
+            folded[1],
+            "text_config.tie_word_embeddings",
+            "tie_word_embeddings",
+        ],
+        _ => &folded,
     };
     assert_eq!(left_out, expected);
+    assert!(fastllm_core::dict::get(&back, "text_config.per_layer_config").is_some());
     let tied_in = |hf: &Map| fastllm_core::dict::get(hf, "text_config.tie_word_embeddings").cloned();
     assert_eq!(
         tied_in(&back),

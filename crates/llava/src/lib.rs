@@ -246,10 +246,21 @@ pub fn llava_class(name: &'static str, text: fn(Option<&Map>) -> Result<HfClass,
             // Read by older classes; 4.57 and 5.24 no longer write it.
             HfKey::new("ignore_index", HfType::Int, int(-100)).written_as(Fill::Keep),
             // A `PretrainedConfig` key at its default (`true`) in 4.57; the 5.24 class's own.
-            HfKey::metadata("tie_word_embeddings", boolean(false)).only_in(HfLayout::V5),
+            HfKey::metadata("tie_word_embeddings", boolean(false))
+                .only_in(HfLayout::V5)
+                .written_as(Fill::Derive(tied_like_text)),
         ],
     )
     .with_text_root("text_config")
+}
+
+/// What transformers 5.24 writes for an absent `tie_word_embeddings`: `LlavaConfig.__post_init__`
+/// takes the text model's `true` over its own default `false`.
+fn tied_like_text(hf: &Map) -> Result<Value, String> {
+    Ok(boolean(matches!(
+        fastllm_core::dict::get(hf, "text_config.tie_word_embeddings"),
+        Some(Value::Bool(true))
+    )))
 }
 
 fn text_value(s: &str) -> Value {

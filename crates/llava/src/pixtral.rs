@@ -291,9 +291,15 @@ pub fn vision_class() -> HfClass {
             HfKey::new("hidden_act", HfType::Str, text("gelu")),
             HfKey::new("attention_dropout", HfType::Float, float(0.0)),
             HfKey::new("rope_theta", HfType::Float, float(10000.0)).only_in(HfLayout::V4),
+            // 5.24 standardizes it with the class's `default_theta` and `default_rope_type`: a
+            // missing entry takes its default, and a `default` rope type is written `axial`.
             HfKey::new("rope_parameters", HfType::Dict, Value::Null)
                 .only_in(HfLayout::V5)
-                .written_as(Fill::Keep),
+                .written_as(Fill::Value(
+                    Value::from_json_str(r#"{"rope_theta": 10000.0, "rope_type": "axial"}"#).expect("valid JSON"),
+                ))
+                .filling_entries()
+                .rewriting_entry("rope_type", text("default"), text("axial")),
             // `head_dim` must be the derived value: check a present one against it.
             HfKey {
                 absent: Fill::Keep,
