@@ -165,8 +165,7 @@ pub fn write_synthetic_distributed(
 ) -> Result<DistributedLayout, ConversionError> {
     let invalid = |message: String| CheckpointError::invalid(dir, message);
     let parallelism = Parallelism::from_config(parallel).map_err(invalid)?;
-    let layers = engine_layers(&config.to_form(Form::Full), parallelism.tensor_parallel)
-        .map_err(|problems| invalid(problems.join("; ")))?;
+    let layers = engine_layers(config, parallelism.tensor_parallel).map_err(|problems| invalid(problems.join("; ")))?;
     let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| invalid(e.to_string()))?;
     let element = dtype_size(layout.parallelism.shard_dtype).unwrap_or(1);
     let out = OutputDir::create(dir, true, &Protected::nothing())?;

@@ -33,11 +33,16 @@
 //! - Tied: the embeddings (when `tied_embedding_weight`), the head's and every extra head's output
 //!   weights form one group; all but the first are duplicates, never stored.
 
-use fastllm_config::{Map, Value};
+use fastllm_config::field_types::WeightDecay;
+use fastllm_config::{
+    AffineLinearConfig, AttentionConfig, BaseModelConfig, BlockConfig, BlockSequenceConfig, CausalConv1dConfig,
+    DecoderBlockConfig, GatedDeltaNetConfig, GatedRmsNormalizationConfig, KimiDeltaAttentionConfig,
+    LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, LinearConfig, MambaConfig, MixerConfig, MlpBaseConfig,
+    MlpConfig, MoeMlpConfig, NormalizationConfig, OptionalParameterConfig, ParameterConfig, PatchEmbeddingsConfig,
+    PeftConfig, VisionEncoderConfig,
+};
 
-use crate::blocks::BlockSequence;
-use crate::dict::{self, join};
-use crate::fl_value;
+use crate::dict::join;
 
 /// One axis of a parameter, as Fast-LLM declares it for tensor parallelism.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,9 +134,9 @@ pub struct EngineLayer {
     pub parameters: Vec<Parameter>,
 }
 
-/// Every stored parameter of a base model (`config` in full form), with its shape, in module
-/// order.
-pub fn parameters(config: &Map) -> Vec<(String, Vec<usize>)> {
+/// Every stored parameter of a base model, with its shape, in module order. What Fast-LLM could
+/// not build (see [`engine_layers`]) is left out of the shapes, not reported.
+pub fn parameters(config: &BaseModelConfig) -> Vec<(String, Vec<usize>)> {
     let walk = Walk::run(config, 1);
     walk.layers
         .into_iter()
@@ -144,10 +149,10 @@ pub fn parameters(config: &Map) -> Vec<(String, Vec<usize>)> {
         .collect()
 }
 
-/// Fast-LLM's engine layers for a base model (`config` in full form) built for a tensor-parallel
-/// group of `tensor_parallel` ranks. Errors list what Fast-LLM could not build (a head count
-/// that does not divide, LoRA).
-pub fn engine_layers(config: &Map, tensor_parallel: usize) -> Result<Vec<EngineLayer>, Vec<String>> {
+/// Fast-LLM's engine layers for a base model built for a tensor-parallel group of
+/// `tensor_parallel` ranks. Errors list what Fast-LLM could not build (a head count that does not
+/// divide, a negative size, LoRA), each naming its module path.
+pub fn engine_layers(config: &BaseModelConfig, tensor_parallel: usize) -> Result<Vec<EngineLayer>, Vec<String>> {
     let walk = Walk::run(config, tensor_parallel);
     if walk.problems.is_empty() {
         Ok(walk.layers)
@@ -163,15 +168,152 @@ struct Scope {
 }
 
 impl Scope {
-    /// The scope inside `config`: frozen once any `lr_scale` on the way is 0.
-    fn enter(self, config: &Map) -> Scope {
-        let zero = match config.get("lr_scale") {
-            Some(Value::Float(f)) => *f == 0.0,
-            Some(Value::Int(i)) => *i == 0,
-            _ => false,
-        };
+    /// The scope inside a config with this `lr_scale`: frozen once any `lr_scale` on the way is 0.
+    fn enter(self, lr_scale: Option<f64>) -> Scope {
         Scope {
-            frozen: self.frozen || zero,
+            frozen: self.frozen || lr_scale == Some(0.0),
+        }
+    }
+}
+
+/// The fields both base-model kinds share, and the multimodal one's vision encoder.
+struct Root<'a> {
+    lr_scale: Option<f64>,
+    decoder: &'a BlockSequenceConfig,
+    embeddings: &'a LanguageModelEmbeddingsConfig,
+    head: &'a LanguageModelHeadConfig,
+    tied_embedding_weight: bool,
+    hidden_size: i64,
+    peft: &'a PeftConfig,
+    vision_encoder: Option<&'a VisionEncoderConfig>,
+}
+
+impl<'a> Root<'a> {
+    fn of(config: &'a BaseModelConfig) -> Self {
+        match config {
+            BaseModelConfig::Gpt(c) => Root {
+                lr_scale: c.lr_scale,
+                decoder: &c.decoder,
+                embeddings: &c.embeddings,
+                head: &c.head,
+                tied_embedding_weight: c.tied_embedding_weight,
+                hidden_size: c.hidden_size,
+                peft: &c.peft,
+                vision_encoder: None,
+            },
+            BaseModelConfig::MultiModal(c) => Root {
+                lr_scale: c.lr_scale,
+                decoder: &c.decoder,
+                embeddings: &c.embeddings,
+                head: &c.head,
+                tied_embedding_weight: c.tied_embedding_weight,
+                hidden_size: c.hidden_size,
+                peft: &c.peft,
+                vision_encoder: Some(&c.vision_encoder),
+            },
+        }
+    }
+}
+
+fn sequence_lr_scale(sequence: &BlockSequenceConfig) -> Option<f64> {
+    match sequence {
+        BlockSequenceConfig::Fixed(fixed) => fixed.lr_scale,
+        BlockSequenceConfig::Pattern(pattern) => pattern.lr_scale,
+    }
+}
+
+/// A parameter's `weight_decay` override (`float | bool`), by truthiness.
+fn decay_override(weight_decay: Option<&WeightDecay>) -> Option<bool> {
+    weight_decay.map(|decay| match decay {
+        WeightDecay::Bool(b) => *b,
+        WeightDecay::Float(f) => *f != 0.0,
+    })
+}
+
+/// How a parameter is declared: its own `lr_scale` and `weight_decay`, its default weight decay,
+/// and whether it may be sequence-tensor-parallel.
+struct Declared<'a> {
+    lr_scale: Option<f64>,
+    weight_decay: Option<&'a WeightDecay>,
+    decay: bool,
+    sequence_parallel: bool,
+}
+
+impl<'a> Declared<'a> {
+    fn decayed(config: &'a ParameterConfig) -> Self {
+        Declared {
+            lr_scale: config.lr_scale,
+            weight_decay: config.weight_decay.as_ref(),
+            decay: true,
+            sequence_parallel: true,
+        }
+    }
+
+    fn not_decayed(config: &'a ParameterConfig) -> Self {
+        Declared {
+            decay: false,
+            ..Declared::decayed(config)
+        }
+    }
+
+    fn optional(config: &'a OptionalParameterConfig, decay: bool) -> Self {
+        Declared {
+            lr_scale: config.lr_scale,
+            weight_decay: config.weight_decay.as_ref(),
+            decay,
+            sequence_parallel: true,
+        }
+    }
+}
+
+/// A linear layer: weight `[output, input]` (`[input, output]` when transposed) and, when
+/// enabled, a bias over `output`.
+struct Linear<'a> {
+    lr_scale: Option<f64>,
+    weight: &'a ParameterConfig,
+    bias: Option<&'a OptionalParameterConfig>,
+    input: Axis,
+    output: Axis,
+    transposed: bool,
+}
+
+impl<'a> Linear<'a> {
+    /// An affine layer whose bias is on when its `bias.enabled` says so, else when `default` is.
+    fn affine(config: &'a AffineLinearConfig, default_bias: bool, input: Axis, output: Axis) -> Self {
+        Linear {
+            bias: config.bias.is_enabled(default_bias).then_some(&config.bias),
+            ..Linear::without_bias(config, input, output)
+        }
+    }
+
+    /// An affine layer built without its bias, whatever the config says (the MoE experts).
+    fn without_bias(config: &'a AffineLinearConfig, input: Axis, output: Axis) -> Self {
+        Linear {
+            lr_scale: config.lr_scale,
+            weight: &config.weight,
+            bias: None,
+            input,
+            output,
+            transposed: false,
+        }
+    }
+
+    /// A layer that has no bias (the router).
+    fn plain(config: &'a LinearConfig, input: Axis, output: Axis) -> Self {
+        Linear {
+            lr_scale: config.lr_scale,
+            weight: &config.weight,
+            bias: None,
+            input,
+            output,
+            transposed: false,
+        }
+    }
+
+    fn transposed(self) -> Self {
+        Linear {
+            transposed: true,
+            ..self
         }
     }
 }
@@ -182,130 +324,65 @@ struct Walk {
     vocab_parallel: bool,
 }
 
-fn int(config: &Map, path: &str) -> usize {
-    match fl_value(config, path) {
-        Value::Int(i) if *i >= 0 => *i as usize,
-        _ => 0,
-    }
-}
-
-fn flag(config: &Map, path: &str) -> bool {
-    fl_value(config, path) == &Value::Bool(true)
-}
-
-fn sub(config: &Map, path: &str) -> Map {
-    dict::get(config, path)
-        .and_then(Value::as_map)
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn kind(config: &Map) -> &str {
-    match fl_value(config, "type") {
-        Value::Str(t) => t,
-        _ => "",
-    }
-}
-
-/// A layer's bias: `enabled` when set, else the owner's default.
-fn bias(config: &Map, layer: &str, default: bool) -> bool {
-    match fl_value(config, &format!("{layer}.bias.enabled")) {
-        Value::Bool(b) => *b,
-        _ => default,
-    }
-}
-
-/// The block config at each position of a block sequence.
-fn blocks(sequence: &Map) -> Vec<&Map> {
-    BlockSequence::read(sequence)
-        .map(|blocks| blocks.blocks().map(|(_, block)| block.config).collect())
-        .unwrap_or_default()
-}
-
-/// A parameter's `weight_decay` override (`float | bool | None`), by truthiness.
-fn decay_override(config: &Map) -> Option<bool> {
-    match config.get("weight_decay") {
-        Some(Value::Bool(b)) => Some(*b),
-        Some(Value::Float(f)) => Some(*f != 0.0),
-        Some(Value::Int(i)) => Some(*i != 0),
-        _ => None,
-    }
-}
-
-/// How a parameter is declared: its config (for `lr_scale` and `weight_decay`), its default weight
-/// decay, and whether it may be sequence-tensor-parallel.
-struct Declared<'a> {
-    config: &'a Map,
-    decay: bool,
-    sequence_parallel: bool,
-}
-
-impl<'a> Declared<'a> {
-    fn decayed(config: &'a Map) -> Self {
-        Declared {
-            config,
-            decay: true,
-            sequence_parallel: true,
-        }
-    }
-
-    fn not_decayed(config: &'a Map) -> Self {
-        Declared {
-            config,
-            decay: false,
-            sequence_parallel: true,
-        }
-    }
-}
-
 impl Walk {
-    fn run(config: &Map, tensor_parallel: usize) -> Walk {
+    fn run(config: &BaseModelConfig, tensor_parallel: usize) -> Walk {
+        let root_config = Root::of(config);
         let mut walk = Walk {
             layers: Vec::new(),
             problems: Vec::new(),
-            vocab_parallel: tensor_parallel > 1 && flag(config, "embeddings.vocab_parallel"),
+            vocab_parallel: tensor_parallel > 1 && root_config.embeddings.vocab_parallel,
         };
-        if !matches!(kind(&sub(config, "peft")), "" | "none") {
-            walk.problems
-                .push("`peft` is set: LoRA adds and freezes parameters this layout does not model".into());
+        match root_config.peft {
+            PeftConfig::None(_) => {}
+            PeftConfig::Lora(_) => walk
+                .problems
+                .push("`peft` is set: LoRA adds and freezes parameters this layout does not model".into()),
         }
-        let root = Scope::default().enter(config);
-        let hidden = int(config, "hidden_size");
-        if let Some(Value::Map(vision)) = config.get("vision_encoder") {
+        let root = Scope::default().enter(root_config.lr_scale);
+        let hidden = walk.size("hidden_size", root_config.hidden_size);
+        if let Some(vision) = root_config.vision_encoder {
             walk.vision(vision, root, hidden);
         }
-        walk.embeddings(config, root, hidden);
-        let decoder = sub(config, "decoder");
-        let decoder_scope = root.enter(&decoder);
-        let blocks = blocks(&decoder);
+        walk.embeddings(root_config.embeddings, root, hidden);
+        let decoder_scope = root.enter(sequence_lr_scale(root_config.decoder));
+        let blocks = root_config.decoder.blocks();
         for (i, block) in blocks.iter().enumerate() {
             let name = format!("decoder.{i}");
             walk.layer(&name, 1.0);
             walk.block(&name, block, decoder_scope, hidden);
         }
-        let head = sub(config, "head");
-        let head_scope = root.enter(&head);
-        let vocab = int(config, "embeddings.vocab_size");
-        let tied = flag(config, "tied_embedding_weight");
+        let head = root_config.head;
+        let head_scope = root.enter(head.lr_scale);
+        let vocab = walk.size("embeddings.vocab_size", root_config.embeddings.vocab_size);
+        let tied = root_config.tied_embedding_weight;
         // The first output weights of the tied group is the stored one.
         let main_output = if tied {
             "embeddings.word_embeddings_weight"
         } else {
             "head.output_weights"
         };
+        let output = Output {
+            vocab,
+            hidden,
+            tied_to: tied.then_some(main_output),
+        };
         walk.layer("head", 1.0);
-        walk.head("head", &head, head_scope, vocab, hidden, tied.then_some(main_output));
+        walk.head("head", head, head_scope, &output);
         // Multi-token prediction: per extra head, a copy of the last block, then a head whose
         // output weights are always tied duplicates.
-        let heads = int(config, "head.prediction_heads");
+        let heads = walk.size("head.prediction_heads", head.prediction_heads);
         if let Some(last) = blocks.last() {
+            let output = Output {
+                tied_to: Some(main_output),
+                ..output
+            };
             for k in 0..heads.saturating_sub(1) {
                 let name = format!("multi_token_prediction.blocks.{k}");
                 walk.layer(&name, 1.0);
                 walk.block(&name, last, head_scope, hidden);
                 let name = format!("multi_token_prediction.heads.{k}");
                 walk.layer(&name, 1.0);
-                walk.head(&name, &head, head_scope, vocab, hidden, Some(main_output));
+                walk.head(&name, head, head_scope, &output);
             }
         }
         walk
@@ -323,8 +400,8 @@ impl Walk {
         let parameter = Parameter {
             name: name.to_string(),
             axes,
-            weight_decay: decay_override(declared.config).unwrap_or(declared.decay),
-            frozen: scope.enter(declared.config).frozen,
+            weight_decay: decay_override(declared.weight_decay).unwrap_or(declared.decay),
+            frozen: scope.enter(declared.lr_scale).frozen,
             sequence_parallel_allowed: declared.sequence_parallel,
             tied_to: tied_to.map(str::to_string),
         };
@@ -332,6 +409,14 @@ impl Walk {
             Some(layer) => layer.parameters.push(parameter),
             None => self.problems.push(format!("`{name}` outside any layer")),
         }
+    }
+
+    /// A size field at `path`, recording a problem when it is negative.
+    fn size(&mut self, path: &str, value: i64) -> usize {
+        usize::try_from(value).unwrap_or_else(|_| {
+            self.problems.push(format!("{path}: {value} is negative"));
+            0
+        })
     }
 
     /// `total / parts`, recording a problem when it does not divide (Fast-LLM's `div`).
@@ -344,34 +429,30 @@ impl Walk {
         total / parts
     }
 
-    fn embeddings(&mut self, config: &Map, root: Scope, hidden: usize) {
-        let embeddings = sub(config, "embeddings");
-        let scope = root.enter(&embeddings);
+    fn embeddings(&mut self, embeddings: &LanguageModelEmbeddingsConfig, root: Scope, hidden: usize) {
+        let scope = root.enter(embeddings.lr_scale);
         self.layer("embeddings", 1000.0);
         let vocab = Axis::Plain {
-            size: int(&embeddings, "vocab_size"),
+            size: self.size("embeddings.vocab_size", embeddings.vocab_size),
             parallel: self.vocab_parallel,
         };
-        let word = sub(&embeddings, "word_embeddings");
         self.push(
             "embeddings.word_embeddings_weight",
             vec![vocab, Axis::fixed(hidden)],
             scope,
-            Declared::decayed(&word),
+            Declared::decayed(&embeddings.word_embeddings),
             None,
         );
-        if flag(&embeddings, "position_embeddings.enabled") {
-            let position = sub(&embeddings, "position_embeddings");
+        let position = &embeddings.position_embeddings;
+        if position.enabled == Some(true) {
             let declared = Declared {
                 sequence_parallel: !self.vocab_parallel,
-                ..Declared::decayed(&position)
+                ..Declared::optional(position, true)
             };
+            let count = self.size("embeddings.num_position_embeddings", embeddings.num_position_embeddings);
             self.push(
                 "embeddings.position_embeddings_weight",
-                vec![
-                    Axis::fixed(int(&embeddings, "num_position_embeddings")),
-                    Axis::fixed(hidden),
-                ],
+                vec![Axis::fixed(count), Axis::fixed(hidden)],
                 scope,
                 declared,
                 None,
@@ -379,182 +460,191 @@ impl Walk {
         }
     }
 
-    fn head(&mut self, prefix: &str, head: &Map, scope: Scope, vocab: usize, hidden: usize, tied_to: Option<&str>) {
-        let output = sub(head, "output_weight");
+    fn head(&mut self, prefix: &str, head: &LanguageModelHeadConfig, scope: Scope, output: &Output) {
         let vocab = Axis::Plain {
-            size: vocab,
+            size: output.vocab,
             parallel: self.vocab_parallel,
         };
         self.push(
             &join(prefix, "output_weights"),
-            vec![vocab, Axis::fixed(hidden)],
+            vec![vocab, Axis::fixed(output.hidden)],
             scope,
-            Declared::decayed(&output),
-            tied_to,
+            Declared::decayed(&head.output_weight),
+            output.tied_to,
         );
-        self.norm(&join(prefix, "final_norm"), &sub(head, "normalization"), scope, hidden);
+        self.norm(&join(prefix, "final_norm"), &head.normalization, scope, output.hidden);
     }
 
-    fn norm(&mut self, prefix: &str, config: &Map, scope: Scope, dim: usize) {
-        let scope = scope.enter(config);
-        let with_bias = match kind(config) {
-            "layer_norm" => true,
-            "rms_norm" | "gated_rms_norm" => false,
-            _ => return,
+    /// A normalization layer: every kind is named, those without parameters push none.
+    fn norm(&mut self, prefix: &str, config: &NormalizationConfig, scope: Scope, dim: usize) {
+        let (lr_scale, weight, bias) = match config {
+            NormalizationConfig::None(_) | NormalizationConfig::FixedRmsNorm(_) => return,
+            NormalizationConfig::LayerNorm(c) => (c.lr_scale, &c.weight, Some(&c.bias)),
+            NormalizationConfig::RmsNorm(c) => (c.lr_scale, &c.weight, None),
+            NormalizationConfig::GatedRmsNorm(c) => (c.lr_scale, &c.weight, None),
         };
-        let weight = sub(config, "weight");
+        self.norm_parameters(prefix, scope.enter(lr_scale), (weight, bias), dim);
+    }
+
+    /// A norm's weight and optional bias over `dim`, in `scope` (the norm's own).
+    fn norm_parameters(
+        &mut self,
+        prefix: &str,
+        scope: Scope,
+        (weight, bias): (&ParameterConfig, Option<&ParameterConfig>),
+        dim: usize,
+    ) {
         self.push(
             &join(prefix, "weight"),
             vec![Axis::fixed(dim)],
             scope,
-            Declared::not_decayed(&weight),
+            Declared::not_decayed(weight),
             None,
         );
-        if with_bias {
-            let bias = sub(config, "bias");
+        if let Some(bias) = bias {
             self.push(
                 &join(prefix, "bias"),
                 vec![Axis::fixed(dim)],
                 scope,
-                Declared::not_decayed(&bias),
+                Declared::not_decayed(bias),
                 None,
             );
         }
     }
 
+    /// A gated RMS norm (the GDN and KDA output norms).
+    fn gated_norm(&mut self, prefix: &str, config: &GatedRmsNormalizationConfig, scope: Scope, dim: usize) {
+        self.norm_parameters(prefix, scope.enter(config.lr_scale), (&config.weight, None), dim);
+    }
+
     /// A norm that exists only when configured (`X | None` fields).
-    fn optional_norm(&mut self, prefix: &str, config: &Map, path: &str, scope: Scope, dim: usize) {
-        if let Some(Value::Map(norm)) = config.get(path) {
+    fn optional_norm(&mut self, prefix: &str, config: Option<&NormalizationConfig>, scope: Scope, dim: usize) {
+        if let Some(norm) = config {
             self.norm(prefix, norm, scope, dim);
         }
     }
 
-    /// A linear layer `layer` of `owner`: weight `[output, input]` (`[input, output]` when
-    /// transposed) and an optional bias over `output`.
-    #[allow(clippy::too_many_arguments)]
-    fn linear(
-        &mut self,
-        prefix: &str,
-        owner: &Map,
-        layer: &str,
-        scope: Scope,
-        input: Axis,
-        output: Axis,
-        with_bias: bool,
-        transposed: bool,
-    ) {
-        let config = sub(owner, layer);
-        let scope = scope.enter(&config);
-        let axes = if transposed {
-            vec![input, output.clone()]
+    fn linear(&mut self, prefix: &str, layer: Linear, scope: Scope) {
+        let scope = scope.enter(layer.lr_scale);
+        let axes = if layer.transposed {
+            vec![layer.input, layer.output.clone()]
         } else {
-            vec![output.clone(), input]
+            vec![layer.output.clone(), layer.input]
         };
-        let weight = sub(&config, "weight");
-        self.push(&join(prefix, "weight"), axes, scope, Declared::decayed(&weight), None);
-        if with_bias {
-            let bias = sub(&config, "bias");
+        self.push(
+            &join(prefix, "weight"),
+            axes,
+            scope,
+            Declared::decayed(layer.weight),
+            None,
+        );
+        if let Some(bias) = layer.bias {
             self.push(
                 &join(prefix, "bias"),
-                vec![output],
+                vec![layer.output],
                 scope,
-                Declared::not_decayed(&bias),
+                Declared::optional(bias, false),
                 None,
             );
         }
     }
 
-    /// A causal convolution over `channels`: weight `[channels, 1, kernel]`, optional bias.
-    fn convolution(&mut self, prefix: &str, owner: &Map, scope: Scope, channels: Axis, with_bias: bool) {
-        let config = sub(owner, "convolution_layer");
-        let scope = scope.enter(&config);
-        let kernel = int(&config, "kernel_size");
-        let weight = sub(&config, "weight");
+    /// A causal convolution over `channels`: weight `[channels, 1, kernel]`, and a bias when its
+    /// `bias.enabled` says so, else when `default_bias` is.
+    fn convolution(
+        &mut self,
+        prefix: &str,
+        config: &CausalConv1dConfig,
+        scope: Scope,
+        (channels, default_bias): (Axis, bool),
+    ) {
+        let scope = scope.enter(config.lr_scale);
+        let kernel = self.size(&join(prefix, "kernel_size"), config.kernel_size);
         self.push(
             &join(prefix, "weight"),
             vec![channels.clone(), Axis::fixed(1), Axis::fixed(kernel)],
             scope,
-            Declared::decayed(&weight),
+            Declared::decayed(&config.weight),
             None,
         );
-        if with_bias {
-            let bias = sub(&config, "bias");
+        if config.bias.is_enabled(default_bias) {
             self.push(
                 &join(prefix, "bias"),
                 vec![channels],
                 scope,
-                Declared::not_decayed(&bias),
+                Declared::optional(&config.bias, false),
                 None,
             );
         }
     }
 
-    /// A parameter declared directly on a layer (`A_log`, `D`, `dt_bias`, scales).
-    fn direct(&mut self, prefix: &str, owner: &Map, field: &str, scope: Scope, axes: Vec<Axis>) {
-        let config = sub(owner, field);
-        self.push(prefix, axes, scope, Declared::not_decayed(&config), None);
+    /// A parameter declared directly on a layer (`A_log`, `D`, `dt_bias`).
+    fn direct(&mut self, name: &str, config: &ParameterConfig, scope: Scope, axes: Vec<Axis>) {
+        self.push(name, axes, scope, Declared::not_decayed(config), None);
     }
 
-    fn block(&mut self, prefix: &str, config: &Map, scope: Scope, hidden: usize) {
-        let scope = scope.enter(config);
-        if flag(config, "output_scale.enabled") {
-            self.direct(
-                &join(prefix, "output_scale"),
-                config,
-                "output_scale",
-                scope,
-                vec![Axis::fixed(1)],
-            );
+    /// An optional parameter declared directly on a layer (the scales), when enabled.
+    fn optional_direct(&mut self, name: &str, config: &OptionalParameterConfig, scope: Scope, axes: Vec<Axis>) {
+        if config.enabled == Some(true) {
+            self.push(name, axes, scope, Declared::optional(config, false), None);
         }
-        let norm = |path: &str| match config.get(path) {
-            Some(Value::Map(norm)) => norm.clone(),
-            _ => sub(config, "normalization"),
-        };
-        self.norm(&join(prefix, "norm_1"), &norm("pre_mixer_normalization"), scope, hidden);
-        self.norm(&join(prefix, "norm_2"), &norm("pre_mlp_normalization"), scope, hidden);
+    }
+
+    fn block(&mut self, prefix: &str, config: &BlockConfig, scope: Scope, hidden: usize) {
+        let BlockConfig::Decoder(config) = config;
+        self.decoder_block(prefix, config, scope, hidden);
+    }
+
+    fn decoder_block(&mut self, prefix: &str, config: &DecoderBlockConfig, scope: Scope, hidden: usize) {
+        let scope = scope.enter(config.lr_scale);
+        self.optional_direct(
+            &join(prefix, "output_scale"),
+            &config.output_scale,
+            scope,
+            vec![Axis::fixed(1)],
+        );
+        let shared = &config.normalization;
+        let norm_1 = config.pre_mixer_normalization.as_ref().unwrap_or(shared);
+        let norm_2 = config.pre_mlp_normalization.as_ref().unwrap_or(shared);
+        self.norm(&join(prefix, "norm_1"), norm_1, scope, hidden);
+        self.norm(&join(prefix, "norm_2"), norm_2, scope, hidden);
         self.optional_norm(
             &join(prefix, "post_mixer_norm"),
-            config,
-            "post_mixer_normalization",
+            config.post_mixer_normalization.as_ref(),
             scope,
             hidden,
         );
         self.optional_norm(
             &join(prefix, "post_mlp_norm"),
-            config,
-            "post_mlp_normalization",
+            config.post_mlp_normalization.as_ref(),
             scope,
             hidden,
         );
-        self.mixer(&join(prefix, "mixer"), &sub(config, "mixer"), scope, hidden);
-        self.mlp(&join(prefix, "mlp"), &sub(config, "mlp"), scope, hidden, hidden);
+        self.mixer(&join(prefix, "mixer"), &config.mixer, scope, hidden);
+        self.mlp(&join(prefix, "mlp"), &config.mlp, scope, (hidden, hidden));
     }
 
-    fn mixer(&mut self, prefix: &str, config: &Map, scope: Scope, hidden: usize) {
-        let scope = scope.enter(config);
-        let linear_biases = flag(config, "add_linear_biases");
-        match kind(config) {
-            "attention" => self.attention(prefix, config, scope, hidden, linear_biases),
-            "mamba" => self.mamba(prefix, config, scope, hidden, linear_biases),
-            "gdn" => self.gdn(prefix, config, scope, hidden),
-            "kda" => self.kda(prefix, config, scope, hidden),
-            "stochastic" => {
-                for (name, mixer) in sub(config, "mixers") {
-                    if let Value::Map(mixer) = mixer {
-                        self.mixer(&join(prefix, &format!("mixers.{name}")), &mixer, scope, hidden);
-                    }
+    fn mixer(&mut self, prefix: &str, config: &MixerConfig, scope: Scope, hidden: usize) {
+        match config {
+            MixerConfig::Attention(c) => self.attention(prefix, c, scope.enter(c.lr_scale), hidden),
+            MixerConfig::Mamba(c) => self.mamba(prefix, c, scope.enter(c.lr_scale), hidden),
+            MixerConfig::Gdn(c) => self.gdn(prefix, c, scope.enter(c.lr_scale), hidden),
+            MixerConfig::Kda(c) => self.kda(prefix, c, scope.enter(c.lr_scale), hidden),
+            MixerConfig::Stochastic(c) => {
+                let scope = scope.enter(c.lr_scale);
+                // Validation guarantees at least one mixer.
+                for (name, mixer) in c.mixers.iter().flatten() {
+                    self.mixer(&join(prefix, &format!("mixers.{name}")), mixer, scope, hidden);
                 }
             }
-            _ => {}
         }
     }
 
-    fn attention(&mut self, prefix: &str, config: &Map, scope: Scope, hidden: usize, linear_biases: bool) {
-        let (heads, groups, head_size) = (
-            int(config, "heads"),
-            int(config, "head_groups"),
-            int(config, "head_size"),
-        );
+    fn attention(&mut self, prefix: &str, config: &AttentionConfig, scope: Scope, hidden: usize) {
+        let heads = self.size(&join(prefix, "heads"), config.heads);
+        let groups = self.size(&join(prefix, "head_groups"), config.head_groups);
+        let head_size = self.size(&join(prefix, "head_size"), config.head_size);
+        let biases = config.add_linear_biases;
         // Head groups split over the tensor-parallel group; with a single group, its heads do.
         let group_axis = Axis::Plain {
             size: groups,
@@ -564,56 +654,44 @@ impl Walk {
             size: self.div(&format!("{prefix}: heads per head group"), heads, groups),
             parallel: groups <= 1,
         };
-        let per_group = |axis: &Axis| Axis::Product(vec![axis.clone(), Axis::fixed(head_size)]);
-        let query = Axis::Product(vec![group_axis.clone(), group_heads, Axis::fixed(head_size)]);
-        let key_value = if flag(config, "shared_key_value") {
-            per_group(&group_axis)
+        let per_group = Axis::Product(vec![group_axis.clone(), Axis::fixed(head_size)]);
+        let query = Axis::Product(vec![group_axis, group_heads, Axis::fixed(head_size)]);
+        let key_value = if config.shared_key_value {
+            per_group
         } else {
-            Axis::Concat(vec![per_group(&group_axis), per_group(&group_axis)])
+            Axis::Concat(vec![per_group.clone(), per_group])
         };
         let hidden_axis = Axis::fixed(hidden);
         self.linear(
             &join(prefix, "query"),
-            config,
-            "query_layer",
+            Linear::affine(&config.query_layer, biases, hidden_axis.clone(), query.clone()),
             scope,
-            hidden_axis.clone(),
-            query.clone(),
-            bias(config, "query_layer", linear_biases),
-            false,
         );
         self.linear(
             &join(prefix, "key_value"),
-            config,
-            "key_layer",
+            Linear::affine(&config.key_layer, biases, hidden_axis.clone(), key_value),
             scope,
-            hidden_axis.clone(),
-            key_value,
-            bias(config, "key_layer", linear_biases),
-            false,
         );
-        for norm in ["query_norm", "key_norm", "value_norm"] {
-            self.optional_norm(&join(prefix, norm), config, norm, scope, head_size);
+        for (name, norm) in [
+            ("query_norm", &config.query_norm),
+            ("key_norm", &config.key_norm),
+            ("value_norm", &config.value_norm),
+        ] {
+            self.optional_norm(&join(prefix, name), norm.as_ref(), scope, head_size);
         }
         self.linear(
             &join(prefix, "dense"),
-            config,
-            "dense_layer",
+            Linear::affine(&config.dense_layer, biases, query, hidden_axis),
             scope,
-            query,
-            hidden_axis,
-            bias(config, "dense_layer", linear_biases),
-            false,
         );
     }
 
-    fn mamba(&mut self, prefix: &str, config: &Map, scope: Scope, hidden: usize, linear_biases: bool) {
-        let (inner, xb, rank, state) = (
-            int(config, "d_inner"),
-            int(config, "d_xb"),
-            int(config, "dt_rank"),
-            int(config, "state_size"),
-        );
+    fn mamba(&mut self, prefix: &str, config: &MambaConfig, scope: Scope, hidden: usize) {
+        let inner = self.size(&join(prefix, "d_inner"), config.d_inner);
+        let xb = self.size(&join(prefix, "d_xb"), config.d_xb);
+        let rank = self.size(&join(prefix, "dt_rank"), config.dt_rank);
+        let state = self.size(&join(prefix, "state_size"), config.state_size);
+        let biases = config.add_linear_biases;
         let heads = self.div(&format!("{prefix}: d_inner / state_size"), inner, state);
         let groups = self.div(&format!("{prefix}: d_xb / state_size"), xb, state);
         let group_heads = self.div(&format!("{prefix}: heads per head group"), heads, groups);
@@ -622,370 +700,307 @@ impl Walk {
         let xb_axis = Axis::Product(vec![group_axis, Axis::fixed(state)]);
         self.direct(
             &join(prefix, "A_log"),
-            config,
-            "a_log_weight",
+            &config.a_log_weight,
             scope,
             vec![inner_axis.clone(), Axis::fixed(state)],
         );
-        self.direct(&join(prefix, "D"), config, "d_weight", scope, vec![inner_axis.clone()]);
-        let channels = if flag(config, "repeat_kv_before_conv") {
+        self.direct(&join(prefix, "D"), &config.d_weight, scope, vec![inner_axis.clone()]);
+        let channels = if config.repeat_kv_before_conv {
             inner_axis.clone()
         } else {
             xb_axis.clone()
         };
         self.convolution(
             &join(prefix, "convolution"),
-            config,
+            &config.convolution_layer,
             scope,
-            channels,
-            bias(config, "convolution_layer", linear_biases),
+            (channels, biases),
         );
         let hidden_axis = Axis::fixed(hidden);
-        self.linear(
-            &join(prefix, "in_proj"),
-            config,
-            "z_layer",
-            scope,
-            hidden_axis.clone(),
-            Axis::Concat(vec![inner_axis.clone(), xb_axis.clone(), xb_axis, inner_axis.clone()]),
-            bias(config, "z_layer", linear_biases),
-            false,
-        );
-        self.linear(
-            &join(prefix, "dt_in_proj"),
-            config,
-            "dt_input_layer",
-            scope,
-            hidden_axis.clone(),
-            Axis::fixed(rank),
-            bias(config, "dt_input_layer", linear_biases),
-            false,
-        );
-        self.linear(
-            &join(prefix, "dt_proj"),
-            config,
-            "dt_layer",
-            scope,
-            Axis::fixed(rank),
-            inner_axis.clone(),
-            bias(config, "dt_layer", linear_biases),
-            false,
-        );
-        self.linear(
-            &join(prefix, "out_proj"),
-            config,
-            "output_layer",
-            scope,
-            inner_axis,
-            hidden_axis,
-            bias(config, "output_layer", linear_biases),
-            false,
-        );
+        let in_proj = Axis::Concat(vec![inner_axis.clone(), xb_axis.clone(), xb_axis, inner_axis.clone()]);
+        let layers = [
+            ("in_proj", &config.z_layer, hidden_axis.clone(), in_proj),
+            (
+                "dt_in_proj",
+                &config.dt_input_layer,
+                hidden_axis.clone(),
+                Axis::fixed(rank),
+            ),
+            ("dt_proj", &config.dt_layer, Axis::fixed(rank), inner_axis.clone()),
+            ("out_proj", &config.output_layer, inner_axis, hidden_axis),
+        ];
+        self.linears(prefix, layers, biases, scope);
     }
 
-    fn gdn(&mut self, prefix: &str, config: &Map, scope: Scope, hidden: usize) {
-        let heads = |count: usize| Axis::Plain {
-            size: count,
-            parallel: count > 1,
-        };
-        let (key_heads, value_heads) = (heads(int(config, "key_heads")), heads(int(config, "value_heads")));
-        let per_head = |axis: &Axis, dim: &str| Axis::Product(vec![axis.clone(), Axis::fixed(int(config, dim))]);
-        let (query, key) = (
-            per_head(&key_heads, "key_head_dim"),
-            per_head(&key_heads, "key_head_dim"),
-        );
-        let (value, z) = (
-            per_head(&value_heads, "value_head_dim"),
-            per_head(&value_heads, "value_head_dim"),
-        );
-        self.direct(
-            &join(prefix, "dt_bias"),
-            config,
-            "dt_bias_weight",
-            scope,
-            vec![value_heads.clone()],
-        );
-        self.direct(
-            &join(prefix, "A_log"),
-            config,
-            "a_log_weight",
-            scope,
-            vec![value_heads.clone()],
-        );
+    /// Affine layers `(name, config, input, output)` in order, biased by default when `biases`.
+    fn linears<const N: usize>(
+        &mut self,
+        prefix: &str,
+        layers: [(&str, &AffineLinearConfig, Axis, Axis); N],
+        biases: bool,
+        scope: Scope,
+    ) {
+        for (name, config, input, output) in layers {
+            self.linear(
+                &join(prefix, name),
+                Linear::affine(config, biases, input, output),
+                scope,
+            );
+        }
+    }
+
+    /// The parameters GDN and KDA declare directly, first in their module order: `dt_bias`, then
+    /// `A_log`, each config with its one axis.
+    fn delta_rule_parameters(&mut self, prefix: &str, parameters: [(&ParameterConfig, Axis); 2], scope: Scope) {
+        for (name, (config, axis)) in ["dt_bias", "A_log"].into_iter().zip(parameters) {
+            self.direct(&join(prefix, name), config, scope, vec![axis]);
+        }
+    }
+
+    fn gdn(&mut self, prefix: &str, config: &GatedDeltaNetConfig, scope: Scope, hidden: usize) {
+        let key_heads = self.size(&join(prefix, "key_heads"), config.key_heads);
+        let value_heads = self.size(&join(prefix, "value_heads"), config.value_heads);
+        let key_dim = self.size(&join(prefix, "key_head_dim"), config.key_head_dim);
+        let value_dim = self.size(&join(prefix, "value_head_dim"), config.value_head_dim);
+        let (key_heads, value_heads) = (heads_axis(key_heads), heads_axis(value_heads));
+        let per_head = |axis: &Axis, dim: usize| Axis::Product(vec![axis.clone(), Axis::fixed(dim)]);
+        let (query, key) = (per_head(&key_heads, key_dim), per_head(&key_heads, key_dim));
+        let (value, z) = (per_head(&value_heads, value_dim), per_head(&value_heads, value_dim));
+        let dt_bias = (&config.dt_bias_weight, value_heads.clone());
+        let a_log = (&config.a_log_weight, value_heads.clone());
+        self.delta_rule_parameters(prefix, [dt_bias, a_log], scope);
         let hidden_axis = Axis::fixed(hidden);
-        self.linear(
-            &join(prefix, "in_proj_qkvz"),
-            config,
-            "qkv_projection_layer",
-            scope,
-            hidden_axis.clone(),
-            Axis::Concat(vec![query.clone(), key.clone(), value.clone(), z]),
-            bias(config, "qkv_projection_layer", false),
+        let per_value_head = Axis::Product(vec![value_heads]);
+        self.linears(
+            prefix,
+            [
+                (
+                    "in_proj_qkvz",
+                    &config.qkv_projection_layer,
+                    hidden_axis.clone(),
+                    Axis::Concat(vec![query.clone(), key.clone(), value.clone(), z]),
+                ),
+                (
+                    "in_proj_ba",
+                    &config.ba_projection_layer,
+                    hidden_axis.clone(),
+                    Axis::Concat(vec![per_value_head.clone(), per_value_head]),
+                ),
+            ],
             false,
-        );
-        let per_value_head = Axis::Product(vec![value_heads.clone()]);
-        self.linear(
-            &join(prefix, "in_proj_ba"),
-            config,
-            "ba_projection_layer",
             scope,
-            hidden_axis.clone(),
-            Axis::Concat(vec![per_value_head.clone(), per_value_head]),
-            bias(config, "ba_projection_layer", false),
-            false,
         );
         self.convolution(
             &join(prefix, "convolution"),
-            config,
+            &config.convolution_layer,
             scope,
-            Axis::Concat(vec![query, key, value.clone()]),
-            bias(config, "convolution_layer", false),
+            (Axis::Concat(vec![query, key, value.clone()]), false),
         );
-        self.linear(
-            &join(prefix, "out_proj"),
-            config,
-            "output_layer",
-            scope,
-            value,
-            hidden_axis,
-            bias(config, "output_layer", false),
+        self.linears(
+            prefix,
+            [("out_proj", &config.output_layer, value, hidden_axis)],
             false,
-        );
-        self.norm(
-            &join(prefix, "norm"),
-            &sub(config, "normalization"),
             scope,
-            int(config, "value_head_dim"),
         );
+        self.gated_norm(&join(prefix, "norm"), &config.normalization, scope, value_dim);
     }
 
-    fn kda(&mut self, prefix: &str, config: &Map, scope: Scope, hidden: usize) {
-        let count = int(config, "heads");
-        let dim = int(config, "head_dim");
-        let heads = Axis::Plain {
-            size: count,
-            parallel: count > 1,
-        };
+    fn kda(&mut self, prefix: &str, config: &KimiDeltaAttentionConfig, scope: Scope, hidden: usize) {
+        let count = self.size(&join(prefix, "heads"), config.heads);
+        let dim = self.size(&join(prefix, "head_dim"), config.head_dim);
+        let heads = heads_axis(count);
         let projection = Axis::Product(vec![heads.clone(), Axis::fixed(dim)]);
-        self.direct(
-            &join(prefix, "dt_bias"),
-            config,
-            "dt_bias_weight",
-            scope,
-            vec![projection.clone()],
-        );
-        self.direct(
-            &join(prefix, "A_log"),
-            config,
-            "a_log_weight",
-            scope,
-            vec![heads.clone()],
-        );
+        let dt_bias = (&config.dt_bias_weight, projection.clone());
+        let a_log = (&config.a_log_weight, heads.clone());
+        self.delta_rule_parameters(prefix, [dt_bias, a_log], scope);
         let hidden_axis = Axis::fixed(hidden);
-        for (name, layer) in [
-            ("q_proj", "q_projection_layer"),
-            ("k_proj", "k_projection_layer"),
-            ("v_proj", "v_projection_layer"),
-        ] {
-            self.linear(
-                &join(prefix, name),
-                config,
-                layer,
-                scope,
-                hidden_axis.clone(),
-                projection.clone(),
-                bias(config, layer, false),
-                false,
-            );
-        }
+        let qkv = [
+            ("q_proj", &config.q_projection_layer),
+            ("k_proj", &config.k_projection_layer),
+            ("v_proj", &config.v_projection_layer),
+        ]
+        .map(|(name, layer)| (name, layer, hidden_axis.clone(), projection.clone()));
+        self.linears(prefix, qkv, false, scope);
         for name in ["q_conv", "k_conv", "v_conv"] {
             self.convolution(
                 &join(prefix, name),
-                config,
+                &config.convolution_layer,
                 scope,
-                projection.clone(),
-                bias(config, "convolution_layer", false),
+                (projection.clone(), false),
             );
         }
-        let layers = [
-            (
-                "f_a_proj",
-                "f_a_projection_layer",
-                hidden_axis.clone(),
-                Axis::fixed(dim),
-            ),
-            ("f_b_proj", "f_b_projection_layer", Axis::fixed(dim), projection.clone()),
-            (
-                "g_a_proj",
-                "g_a_projection_layer",
-                hidden_axis.clone(),
-                Axis::fixed(dim),
-            ),
-            ("g_b_proj", "g_b_projection_layer", Axis::fixed(dim), projection.clone()),
-            ("beta_proj", "beta_projection_layer", hidden_axis.clone(), heads),
-            ("o_proj", "output_projection_layer", projection, hidden_axis),
-        ];
-        for (name, layer, input, output) in layers {
-            self.linear(
-                &join(prefix, name),
-                config,
-                layer,
-                scope,
-                input,
-                output,
-                bias(config, layer, false),
+        // The forget (f) and output (g) gates: each a low-rank pair, hidden -> dim -> projection.
+        let rank = Axis::fixed(dim);
+        for (gate, down, up) in [
+            ("f", &config.f_a_projection_layer, &config.f_b_projection_layer),
+            ("g", &config.g_a_projection_layer, &config.g_b_projection_layer),
+        ] {
+            self.linears(
+                prefix,
+                [
+                    (&format!("{gate}_a_proj"), down, hidden_axis.clone(), rank.clone()),
+                    (&format!("{gate}_b_proj"), up, rank.clone(), projection.clone()),
+                ],
                 false,
+                scope,
             );
         }
-        self.norm(&join(prefix, "norm"), &sub(config, "normalization"), scope, dim);
+        let last = [
+            ("beta_proj", &config.beta_projection_layer, hidden_axis.clone(), heads),
+            ("o_proj", &config.output_projection_layer, projection, hidden_axis),
+        ];
+        self.linears(prefix, last, false, scope);
+        self.gated_norm(&join(prefix, "norm"), &config.normalization, scope, dim);
     }
 
-    fn mlp(&mut self, prefix: &str, config: &Map, scope: Scope, input: usize, output: usize) {
-        let scope = scope.enter(config);
-        let size = int(config, "intermediate_size");
-        let intermediate = Axis::split(size);
-        let first = if flag(config, "gated") {
+    /// An MLP from `io.0` to `io.1`: every kind is named.
+    fn mlp(&mut self, prefix: &str, config: &MlpBaseConfig, scope: Scope, io: (usize, usize)) {
+        match config {
+            MlpBaseConfig::Mlp(c) => self.dense_mlp(prefix, c, scope, io),
+            MlpBaseConfig::Moe(c) => self.moe(prefix, c, scope, io),
+            MlpBaseConfig::HybridMoe(c) => {
+                let scope = scope.enter(c.lr_scale);
+                self.dense_mlp(&join(prefix, "dense"), &c.dense, scope, io);
+                self.moe(&join(prefix, "routed"), &c.routed, scope, io);
+                self.mlp_norms(prefix, (&c.pre_norm, &c.post_norm), scope, io);
+            }
+        }
+    }
+
+    /// An MLP's optional `pre_norm` over its input and `post_norm` over its output.
+    fn mlp_norms(
+        &mut self,
+        prefix: &str,
+        (pre, post): (&Option<NormalizationConfig>, &Option<NormalizationConfig>),
+        scope: Scope,
+        (input, output): (usize, usize),
+    ) {
+        self.optional_norm(&join(prefix, "pre_norm"), pre.as_ref(), scope, input);
+        self.optional_norm(&join(prefix, "post_norm"), post.as_ref(), scope, output);
+    }
+
+    /// The intermediate axis (split) and layer 1's output (gate|up when gated).
+    fn intermediate(&mut self, prefix: &str, size: i64, gated: bool) -> (Axis, Axis) {
+        let intermediate = Axis::split(self.size(&join(prefix, "intermediate_size"), size));
+        let first = if gated {
             Axis::Concat(vec![intermediate.clone(), intermediate.clone()])
         } else {
             intermediate.clone()
         };
-        let norms = |walk: &mut Walk| {
-            walk.optional_norm(&join(prefix, "pre_norm"), config, "pre_norm", scope, input);
-            walk.optional_norm(&join(prefix, "post_norm"), config, "post_norm", scope, output);
-        };
-        match kind(config) {
-            "mlp" => {
-                norms(self);
-                let linear_biases = flag(config, "add_linear_biases");
-                self.linear(
-                    &join(prefix, "layer_1"),
-                    config,
-                    "layer_1",
-                    scope,
-                    Axis::fixed(input),
-                    first,
-                    bias(config, "layer_1", linear_biases),
-                    false,
-                );
-                self.linear(
-                    &join(prefix, "layer_2"),
-                    config,
-                    "layer_2",
-                    scope,
-                    intermediate,
-                    Axis::fixed(output),
-                    bias(config, "layer_2", linear_biases),
-                    true,
-                );
-            }
-            "moe" => {
-                let experts = int(config, "experts");
-                if flag(config, "router_scale.enabled") {
-                    self.direct(
-                        &join(prefix, "router_scale"),
-                        config,
-                        "router_scale",
-                        scope,
-                        vec![Axis::fixed(input)],
-                    );
-                }
-                if flag(config, "router_per_expert_scale.enabled") {
-                    self.direct(
-                        &join(prefix, "router_per_expert_scale"),
-                        config,
-                        "router_per_expert_scale",
-                        scope,
-                        vec![Axis::fixed(experts)],
-                    );
-                }
-                norms(self);
-                let per_expert = |axis: Axis| Axis::Product(vec![Axis::fixed(experts), axis]);
-                self.linear(
-                    &join(prefix, "layer_1"),
-                    config,
-                    "layer_1",
-                    scope,
-                    Axis::fixed(input),
-                    per_expert(first),
-                    false,
-                    false,
-                );
-                self.linear(
-                    &join(prefix, "layer_2"),
-                    config,
-                    "layer_2",
-                    scope,
-                    per_expert(intermediate),
-                    Axis::fixed(output),
-                    false,
-                    true,
-                );
-                let routed = experts - int(config, "shared_experts").min(experts);
-                self.linear(
-                    &join(prefix, "router"),
-                    config,
-                    "router",
-                    scope,
-                    Axis::fixed(input),
-                    Axis::fixed(routed),
-                    false,
-                    false,
-                );
-                self.optional_norm(
-                    &join(prefix, "router_normalization"),
-                    config,
-                    "router_normalization",
-                    scope,
-                    input,
-                );
-            }
-            "hybrid_moe" => {
-                self.mlp(&join(prefix, "dense"), &sub(config, "dense"), scope, input, output);
-                self.mlp(&join(prefix, "routed"), &sub(config, "routed"), scope, input, output);
-                norms(self);
-            }
-            _ => {}
-        }
+        (intermediate, first)
     }
 
-    fn vision(&mut self, config: &Map, root: Scope, text_hidden: usize) {
-        let scope = root.enter(config);
-        let hidden = int(config, "hidden_size");
-        let embeddings = sub(config, "embeddings");
-        let embeddings_scope = scope.enter(&embeddings);
-        let patch = 3 * int(&embeddings, "patch_height") * int(&embeddings, "patch_width");
+    fn dense_mlp(&mut self, prefix: &str, config: &MlpConfig, scope: Scope, io: (usize, usize)) {
+        let scope = scope.enter(config.lr_scale);
+        let (intermediate, first) = self.intermediate(prefix, config.intermediate_size, config.gated);
+        let (input, output) = io;
+        self.mlp_norms(prefix, (&config.pre_norm, &config.post_norm), scope, io);
+        let biases = config.add_linear_biases;
+        self.linear(
+            &join(prefix, "layer_1"),
+            Linear::affine(&config.layer_1, biases, Axis::fixed(input), first),
+            scope,
+        );
+        self.linear(
+            &join(prefix, "layer_2"),
+            Linear::affine(&config.layer_2, biases, intermediate, Axis::fixed(output)).transposed(),
+            scope,
+        );
+    }
+
+    fn moe(&mut self, prefix: &str, config: &MoeMlpConfig, scope: Scope, io: (usize, usize)) {
+        let scope = scope.enter(config.lr_scale);
+        let (intermediate, first) = self.intermediate(prefix, config.intermediate_size, config.gated);
+        let (input, output) = io;
+        let experts = self.size(&join(prefix, "experts"), config.experts);
+        self.optional_direct(
+            &join(prefix, "router_scale"),
+            &config.router_scale,
+            scope,
+            vec![Axis::fixed(input)],
+        );
+        self.optional_direct(
+            &join(prefix, "router_per_expert_scale"),
+            &config.router_per_expert_scale,
+            scope,
+            vec![Axis::fixed(experts)],
+        );
+        self.mlp_norms(prefix, (&config.pre_norm, &config.post_norm), scope, io);
+        let per_expert = |axis: Axis| Axis::Product(vec![Axis::fixed(experts), axis]);
+        self.linear(
+            &join(prefix, "layer_1"),
+            Linear::without_bias(&config.layer_1, Axis::fixed(input), per_expert(first)),
+            scope,
+        );
+        self.linear(
+            &join(prefix, "layer_2"),
+            Linear::without_bias(&config.layer_2, per_expert(intermediate), Axis::fixed(output)).transposed(),
+            scope,
+        );
+        let shared = self.size(&join(prefix, "shared_experts"), config.shared_experts);
+        let routed = experts - shared.min(experts);
+        self.linear(
+            &join(prefix, "router"),
+            Linear::plain(&config.router, Axis::fixed(input), Axis::fixed(routed)),
+            scope,
+        );
+        self.optional_norm(
+            &join(prefix, "router_normalization"),
+            config.router_normalization.as_ref(),
+            scope,
+            input,
+        );
+    }
+
+    fn vision(&mut self, config: &VisionEncoderConfig, root: Scope, text_hidden: usize) {
+        let scope = root.enter(config.lr_scale);
+        let hidden = self.size("vision_encoder.hidden_size", config.hidden_size);
+        let embeddings = &config.embeddings;
+        let embeddings_scope = scope.enter(embeddings.lr_scale);
+        let height = self.size("vision_encoder.embeddings.patch_height", embeddings.patch_height);
+        let width = self.size("vision_encoder.embeddings.patch_width", embeddings.patch_width);
+        let patch = PatchEmbeddingsConfig::INPUT_CHANNELS as usize * height * width;
         self.layer("vision_encoder.embeddings", 1.0);
         self.linear(
             "vision_encoder.embeddings.patch_embeddings",
-            &embeddings,
-            "patch_embeddings",
+            Linear::affine(
+                &embeddings.patch_embeddings,
+                false,
+                Axis::fixed(patch),
+                Axis::fixed(hidden),
+            ),
             embeddings_scope,
-            Axis::fixed(patch),
-            Axis::fixed(hidden),
-            flag(&embeddings, "patch_embeddings.bias.enabled"),
-            false,
         );
         self.norm(
             "vision_encoder.embeddings.normalization",
-            &sub(&embeddings, "normalization"),
+            &embeddings.normalization,
             embeddings_scope,
             hidden,
         );
-        let encoder = sub(config, "encoder");
-        let encoder_scope = scope.enter(&encoder);
-        for (i, block) in blocks(&encoder).iter().enumerate() {
+        let encoder_scope = scope.enter(sequence_lr_scale(&config.encoder));
+        for (i, block) in config.encoder.blocks().into_iter().enumerate() {
             let name = format!("vision_encoder.encoder.{i}");
             self.layer(&name, 1.0);
             self.block(&name, block, encoder_scope, hidden);
         }
         self.layer("vision_encoder.adapter", 1.0);
-        self.mlp(
-            "vision_encoder.adapter",
-            &sub(config, "adapter"),
-            scope,
-            hidden,
-            text_hidden,
-        );
+        self.mlp("vision_encoder.adapter", &config.adapter, scope, (hidden, text_hidden));
+    }
+}
+
+/// A head's output: vocabulary and hidden sizes, and the parameter its output weights duplicate.
+#[derive(Clone, Copy)]
+struct Output<'a> {
+    vocab: usize,
+    hidden: usize,
+    tied_to: Option<&'a str>,
+}
+
+/// A heads axis, split over the tensor-parallel group when there is more than one head.
+fn heads_axis(count: usize) -> Axis {
+    Axis::Plain {
+        size: count,
+        parallel: count > 1,
     }
 }
 
@@ -1027,11 +1042,10 @@ pub fn coverage_gaps(layout: &[(String, Vec<usize>)], planned: &[(String, Vec<us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fastllm_config::{Form, ModelKind, load_base_model};
+    use fastllm_config::{ModelKind, Value, load_base_model};
 
-    fn full(json: &str) -> Map {
-        let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(json).unwrap()).unwrap();
-        config.to_form(Form::Full)
+    fn full(json: &str) -> BaseModelConfig {
+        load_base_model(ModelKind::Gpt, &Value::from_json_str(json).unwrap()).unwrap()
     }
 
     fn layout(json: &str) -> Vec<(String, Vec<usize>)> {
@@ -1176,6 +1190,29 @@ mod tests {
         );
         let problems = engine_layers(&config, 1).unwrap_err();
         assert!(problems[0].contains("heads per head group"), "{problems:?}");
+    }
+
+    /// The walk matches the mixer, MLP and normalization enums exhaustively, so a kind it does
+    /// not know cannot be skipped: it is refused when the config is read, before any layout.
+    #[test]
+    fn an_unknown_mixer_or_mlp_kind_never_reaches_the_layout() {
+        for json in [
+            r#"{"decoder": {"num_blocks": 1, "block": {"mixer": {"type": "retnet"}}}}"#,
+            r#"{"decoder": {"num_blocks": 1, "block": {"mlp": {"type": "kan"}}}}"#,
+        ] {
+            let value = Value::from_json_str(json).unwrap();
+            assert!(load_base_model(ModelKind::Gpt, &value).is_err(), "{json}");
+        }
+    }
+
+    #[test]
+    fn a_negative_size_is_an_error_naming_its_path() {
+        let config = full(
+            r#"{"hidden_size": 8, "decoder": {"num_blocks": 1, "block": {
+                "mixer": {"heads": -2, "head_groups": 1, "head_size": 4}}}}"#,
+        );
+        let problems = engine_layers(&config, 1).unwrap_err();
+        assert_eq!(problems, ["decoder.0.mixer.heads: -2 is negative"]);
     }
 
     #[test]

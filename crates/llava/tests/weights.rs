@@ -27,7 +27,7 @@ fn entry(fast_llm: &str, shape: &[usize], hf: &[(&str, &[usize])], transform: Tr
 }
 
 /// The plan produces exactly the parameters of Fast-LLM's model (the independent layout).
-fn assert_layout(config: &fastllm_core::config::Map, entries: &[PlanEntry]) {
+fn assert_layout(config: &fastllm_core::config::BaseModelConfig, entries: &[PlanEntry]) {
     let planned: Vec<(String, Vec<usize>)> = entries
         .iter()
         .map(|e| (e.fast_llm.clone(), e.fast_llm_shape.clone()))
@@ -267,7 +267,7 @@ fn plan_names_and_shapes(#[case] tied: bool, #[case] projector_bias: bool) {
     handler.export(&config, fastllm_core::HfLayout::V4).unwrap();
     let full = config.to_form(Form::Full);
     let got = plan(&handler.converter().base_model, &full).unwrap();
-    assert_layout(&full, &got);
+    assert_layout(&config, &got);
     assert_eq!(actual(&got), expected(tied, projector_bias));
 }
 
@@ -392,7 +392,7 @@ fn hybrid_plan_names_and_shapes() {
     handler.export(&config, fastllm_core::HfLayout::V4).unwrap();
     let full = config.to_form(Form::Full);
     let entries = plan(&handler.converter().base_model, &full).unwrap();
-    assert_layout(&full, &entries);
+    assert_layout(&config, &entries);
     let got = actual(&entries);
     let mut want = hybrid_expected();
     let vision = expected_vision(1, false).len();

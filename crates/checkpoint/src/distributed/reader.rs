@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use fastllm_config::{BaseModelConfig, Form, Map, Value, load_base_model};
+use fastllm_config::{BaseModelConfig, Map, Value, load_base_model};
 use fastllm_core::layout::engine_layers;
 
 use super::error::DistributedError;
@@ -54,11 +54,9 @@ impl DistributedCheckpoint {
         };
         let parallelism = Parallelism::from_config(&config).map_err(|e| refuse(format!("config.{e}")))?;
         let layers =
-            engine_layers(&base_model.to_form(Form::Full), parallelism.tensor_parallel).map_err(|problems| {
-                DistributedError::Model {
-                    path: metadata_path.clone(),
-                    problems,
-                }
+            engine_layers(&base_model, parallelism.tensor_parallel).map_err(|problems| DistributedError::Model {
+                path: metadata_path.clone(),
+                problems,
             })?;
         let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| refuse(e.to_string()))?;
         let world_size = layout.parallelism.world_size;
