@@ -23,15 +23,13 @@ mod header;
 mod metadata_yaml;
 mod naming;
 pub mod policy;
+pub use policy::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES};
 mod read;
 pub mod synthetic;
 pub mod writer;
 
 pub use error::CheckpointError;
-pub use read::{
-    Checkpoint, FileSet, MAX_CONFIG_BYTES, MAX_INDEX_BYTES, TensorRef, open_fast_llm, open_hf, read_document,
-    read_named_document,
-};
+pub use read::{Checkpoint, FileSet, TensorRef, open_fast_llm, open_hf, read_document, read_named_document};
 
 /// Element type of a tensor, by its safetensors name (`F32`, `BF16`, ...), with its byte size.
 /// Sub-byte types (`F4`, `F6_*`) have none: their elements cannot be moved one by one, and the

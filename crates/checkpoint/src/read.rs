@@ -10,7 +10,7 @@ use safetensors::SafeTensors;
 
 use crate::CheckpointError;
 use crate::metadata_yaml::{MetadataFormat, mapping, read_metadata};
-use crate::policy::{InputDir, Opened, open_named};
+use crate::policy::{DocumentKind, HeaderBudget, InputDir, MAX_HEADER_BYTES, Opened, open_named};
 
 /// One tensor's place in a mapped file.
 #[derive(Debug, Clone)]
@@ -31,10 +31,10 @@ pub(crate) struct MappedFile {
 }
 
 impl MappedFile {
-    /// Maps file `name` of `dir` and validates its header, charging the header's bytes to
+    /// Maps file `name` of `input` and validates its header, charging the header's bytes to
     /// `budget` (shared by every file of one checkpoint) before it is parsed.
-    pub(crate) fn open(dir: &Path, name: &str, budget: &mut HeaderBudget) -> Result<Self, CheckpointError> {
-        let Opened { file, path, .. } = InputDir::new(dir)?.open(name)?;
+    pub(crate) fn open(input: &InputDir, name: &str, budget: &mut HeaderBudget) -> Result<Self, CheckpointError> {
+        let Opened { file, path, .. } = input.open(name)?;
         // SAFETY: the map is read-only; a file changed underneath us while converting would
         // give wrong bytes, as any reader would, but not memory unsafety in safe code that
         // only copies out of the slice.
@@ -115,98 +115,6 @@ fn offender(map: &[u8]) -> Option<String> {
     crate::header::offending_tensor(header, map.len() - 8 - length)
 }
 
-/// The largest safetensors header read. Parsed, a header of tiny tensors takes about 15 to 17
-/// times its bytes (measured: 1.29 GB peak for an 89 MB header of 1.5 million tensors, 260 MB
-/// for a 15.4 MiB one of 275,000); real headers hold about 150 bytes per tensor, so 16 MiB is
-/// over 100,000 tensors in one file.
-pub const MAX_HEADER_BYTES: usize = 16 << 20;
-
-/// The most the safetensors headers of one checkpoint may hold in all (about 550 MB parsed at
-/// worst): DeepSeek-V3's 91,000 tensors in 163 shards have about 14 MB of headers.
-pub const MAX_HEADERS_TOTAL: u64 = 32 << 20;
-
-/// What the safetensors headers of one checkpoint may still take, charged file by file before
-/// each header is parsed, so that memory stays bounded however many files an index names.
-pub(crate) struct HeaderBudget {
-    left: u64,
-}
-
-impl HeaderBudget {
-    pub(crate) fn new() -> Self {
-        HeaderBudget {
-            left: MAX_HEADERS_TOTAL,
-        }
-    }
-
-    /// Charges the header of the mapped file `map`; refuses a header past [`MAX_HEADER_BYTES`]
-    /// or one that would take the checkpoint's headers past [`MAX_HEADERS_TOTAL`].
-    fn charge(&mut self, map: &[u8]) -> Result<(), String> {
-        // A file too short to say its header length is the parser's to name.
-        let Some(length) = map.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))) else {
-            return Ok(());
-        };
-        if length > MAX_HEADER_BYTES as u64 {
-            return Err(format!(
-                "header too large: {length} bytes, more than the {MAX_HEADER_BYTES} a safetensors header may have \
-                 (a limit of this converter: parsed, a header takes about 15 times its size)"
-            ));
-        }
-        if length > self.left {
-            return Err(format!(
-                "header of {length} bytes: the checkpoint's safetensors headers would pass the {MAX_HEADERS_TOTAL} \
-                 bytes they may hold in all (a limit of this converter)"
-            ));
-        }
-        self.left -= length;
-        Ok(())
-    }
-}
-
-/// The largest config document read (config.json, metadata.yaml, a config given to `config`):
-/// real ones are kilobytes. Parsing one may take 16 bytes per byte of text (fastllm_config's
-/// budget) and a conversion holds about three copies of the parsed config, so this keeps a
-/// conversion's memory to a few hundred MiB whatever the document.
-pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
-
-/// The largest `model.safetensors.index.json` read: 10^5 tensors take about 10 MB, and its
-/// parse is not copied.
-pub const MAX_INDEX_BYTES: u64 = 32 << 20;
-
-/// What a document is, for the limit it is read within (and, so that it reads back, written
-/// within).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DocumentKind {
-    /// config.json, metadata.yaml: [`MAX_CONFIG_BYTES`].
-    Config,
-    /// model.safetensors.index.json: [`MAX_INDEX_BYTES`].
-    Index,
-}
-
-impl DocumentKind {
-    pub(crate) fn limit(self) -> u64 {
-        match self {
-            DocumentKind::Config => MAX_CONFIG_BYTES,
-            DocumentKind::Index => MAX_INDEX_BYTES,
-        }
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            DocumentKind::Config => "config document",
-            DocumentKind::Index => "tensor index",
-        }
-    }
-
-    /// Why a document of `size` bytes is refused.
-    pub(crate) fn too_big(self, size: u64) -> String {
-        format!(
-            "{size} bytes, more than the {} a {} may have",
-            self.limit(),
-            self.name()
-        )
-    }
-}
-
 /// A tensor of a checkpoint: its name, dtype, shape, bytes and file.
 #[derive(Debug, Clone, Copy)]
 pub struct TensorRef<'a> {
@@ -229,13 +137,14 @@ pub struct FileSet {
 }
 
 impl FileSet {
-    /// Maps `names` (files in `dir`); a tensor in two files is an error.
-    fn open(dir: &Path, names: &[String]) -> Result<Self, CheckpointError> {
+    /// Maps `names` (files of `input`); a tensor in two files is an error.
+    fn open(input: &InputDir, names: &[String]) -> Result<Self, CheckpointError> {
+        let dir = input.path();
         let mut files = Vec::new();
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
         let mut budget = HeaderBudget::new();
         for name in names {
-            let file = MappedFile::open(dir, name, &mut budget)?;
+            let file = MappedFile::open(input, name, &mut budget)?;
             for tensor in file.tensors.keys() {
                 if let Some(&other) = index.get(tensor) {
                     return Err(CheckpointError::DuplicateTensor {
@@ -391,7 +300,7 @@ pub fn read_document(path: &Path) -> Result<Map, CheckpointError> {
 /// [`read_document`] within the limit of `kind`.
 fn read_document_of(path: &Path, kind: DocumentKind) -> Result<Map, CheckpointError> {
     let (dir, name) = split_dir(path)?;
-    let text = InputDir::new(dir)?.open(name)?.read_text(kind.limit(), kind.name())?;
+    let text = InputDir::new(dir)?.open(name)?.read_text(kind)?;
     parse_mapping(path, &text)
 }
 
@@ -399,7 +308,7 @@ fn read_document_of(path: &Path, kind: DocumentKind) -> Result<Map, CheckpointEr
 /// file, within the same bounds as a checkpoint's config documents.
 pub fn read_named_document(path: &Path) -> Result<Map, CheckpointError> {
     let kind = DocumentKind::Config;
-    let text = open_named(path)?.read_text(kind.limit(), kind.name())?;
+    let text = open_named(path)?.read_text(kind)?;
     parse_mapping(path, &text)
 }
 
@@ -431,11 +340,11 @@ pub fn open_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     let index_path = dir.join("model.safetensors.index.json");
     let input = InputDir::new(dir)?;
     let files = if input.entry("model.safetensors.index.json").exists() {
-        open_indexed(dir, &index_path)?
+        open_indexed(&input, &index_path)?
     } else if input.entry("model.safetensors").exists() {
-        FileSet::open(dir, &["model.safetensors".to_string()])?
+        FileSet::open(&input, &["model.safetensors".to_string()])?
     } else {
-        if let Some(pickle) = pickle_file(dir) {
+        if let Some(pickle) = pickle_file(&input) {
             return Err(CheckpointError::Pickle { path: pickle });
         }
         return Err(CheckpointError::NoWeights {
@@ -450,19 +359,19 @@ pub fn open_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
 }
 
 /// A pickle checkpoint file of `dir` (`pytorch_model.bin`, its shards or index, `*.pt`, ...).
-fn pickle_file(dir: &Path) -> Option<PathBuf> {
+fn pickle_file(input: &InputDir) -> Option<PathBuf> {
     const PICKLE: &[&str] = &[".bin", ".bin.index.json", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"];
-    let names = InputDir::new(dir).ok()?.names().ok()?;
-    names
+    input
+        .names()
+        .ok()?
         .into_iter()
         .find(|name| PICKLE.iter().any(|suffix| name.ends_with(suffix)))
-        .map(|name| dir.join(name))
+        .map(|name| input.join(&name))
 }
 
 /// Opens the shards of `model.safetensors.index.json`: every indexed tensor in the shard the
 /// index names, every shard tensor indexed, no tensor twice.
-fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointError> {
-    let input = InputDir::new(dir)?;
+fn open_indexed(input: &InputDir, index_path: &Path) -> Result<FileSet, CheckpointError> {
     let index = read_document_of(index_path, DocumentKind::Index)?;
     let weight_map = mapping(&index, "weight_map").map_err(|e| CheckpointError::invalid(index_path, e))?;
     let Some(weight_map) = weight_map else {
@@ -493,7 +402,7 @@ fn open_indexed(dir: &Path, index_path: &Path) -> Result<FileSet, CheckpointErro
         }
         expected.insert(tensor, shard);
     }
-    let files = FileSet::open(dir, &shards)?;
+    let files = FileSet::open(input, &shards)?;
     for (tensor, shard) in &expected {
         match files.get(tensor) {
             Some(found) if found.file == *shard => {}
@@ -558,7 +467,7 @@ pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
             names.push(file.clone());
         }
     }
-    let files = FileSet::open(dir, &names)?;
+    let files = FileSet::open(&input, &names)?;
     for (tensor, file) in state_index {
         match files.get(tensor) {
             Some(found) if Value::Str(found.file.to_string()) == *file => {}

@@ -15,7 +15,7 @@ use fastllm_core::{Carried, HfLayout};
 use super::plan::OutputTensor;
 use crate::CheckpointError;
 use crate::cast::Dtype;
-use crate::read::DocumentKind;
+use crate::policy::DocumentKind;
 use crate::writer::OutputDir;
 
 /// The Fast-LLM version written to metadata.

@@ -12,8 +12,9 @@ use super::error::DistributedError;
 use super::layout::{DistributedLayout, Piece, Placed, ShardKind};
 use super::parallel::Parallelism;
 use crate::metadata_yaml::{MetadataFormat, lookup, mapping, model_kind, read_metadata, string};
+use crate::policy::HeaderBudget;
 use crate::policy::{Entry, InputDir};
-use crate::read::{HeaderBudget, MappedFile};
+use crate::read::MappedFile;
 use crate::{CheckpointError, dtype_size};
 
 /// The checkpoint versions Fast-LLM 0.4.0 reads (it refuses anything older or newer).
@@ -86,7 +87,7 @@ impl DistributedCheckpoint {
                     .into());
                 }
             }
-            files.push(MappedFile::open(dir, &name, &mut budget)?);
+            files.push(MappedFile::open(&input, &name, &mut budget)?);
         }
         let checkpoint = DistributedCheckpoint {
             dir: dir.to_path_buf(),

@@ -19,15 +19,19 @@
 //!   the same rule and only considers names this tool generates, with their random part.
 //!   Parent directories created for an output are removed again when the conversion fails or is
 //!   interrupted ([`abandon_live_outputs`] is what a SIGINT / SIGTERM handler calls).
-//! * **How much may be held**: every document is read with a byte bound checked on the open
-//!   handle ([`open_named`] / [`InputDir::open`] with a limit), for every command; what parsing
-//!   may expand to is bounded by the parsers (`fastllm_config`).
+//! * **How much may be held** ([`DocumentKind`], [`HeaderBudget`]): every document is read
+//!   within the byte limit of its kind, checked on the open handle ([`Opened::read_text`]), for
+//!   every command, and what a conversion writes is checked against the same limits; safetensors
+//!   headers are charged before they are parsed; what parsing may build is bounded by the parsers
+//!   (`fastllm_config`).
 
+mod limits;
 mod output;
 mod overlap;
 mod protect;
 mod read;
 
+pub use limits::{DocumentKind, HeaderBudget, MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES};
 pub use output::{OutputDir, abandon_live_outputs};
 pub use overlap::{Overlap, check_output_path, resolve_future};
 pub use protect::Protected;

@@ -5,6 +5,7 @@ use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use super::limits::DocumentKind;
 use crate::CheckpointError;
 
 /// A file's identity: device and inode (what a path cannot fake).
@@ -98,16 +99,11 @@ pub struct Opened {
 }
 
 impl Opened {
-    /// The whole file as text, refusing more than `limit` bytes (checked on the handle's size,
-    /// then again while reading: a file that grows after the open is still cut off). `what` names
-    /// the kind of document in the refusal.
-    pub fn read_text(mut self, limit: u64, what: &str) -> Result<String, CheckpointError> {
-        let too_big = |size: u64| {
-            CheckpointError::invalid(
-                &self.path,
-                format!("{size} bytes, more than the {limit} a {what} may have"),
-            )
-        };
+    /// The whole file as text, refusing more than `kind`'s limit (checked on the handle's size,
+    /// then again while reading: a file that grows after the open is still cut off).
+    pub fn read_text(mut self, kind: DocumentKind) -> Result<String, CheckpointError> {
+        let limit = kind.limit();
+        let too_big = |size: u64| CheckpointError::invalid(&self.path, kind.too_big(size));
         if self.size > limit {
             return Err(too_big(self.size));
         }
@@ -500,20 +496,24 @@ mod tests {
     #[test]
     fn a_document_is_bounded_on_the_handle() {
         let root = scratch("bound");
-        std::fs::write(root.join("in/big"), vec![b'x'; 100]).unwrap();
+        let limit = DocumentKind::Config.limit();
+        // Sparse: past the limit on paper, nothing on disk.
+        let file = std::fs::File::create(root.join("in/big")).unwrap();
+        file.set_len(limit + 1).unwrap();
         let dir = InputDir::new(&root.join("in")).unwrap();
         let error = dir
             .open("big")
             .unwrap()
-            .read_text(99, "document")
-            .err()
-            .unwrap()
+            .read_text(DocumentKind::Config)
+            .unwrap_err()
             .to_string();
-        assert!(
-            error.contains("100 bytes, more than the 99 a document may have"),
-            "{error}"
+        let expected = format!("{} bytes, more than the {limit} a config document may have", limit + 1);
+        assert!(error.contains(&expected), "{error}");
+        file.set_len(100).unwrap();
+        assert_eq!(
+            dir.open("big").unwrap().read_text(DocumentKind::Config).unwrap().len(),
+            100
         );
-        assert_eq!(dir.open("big").unwrap().read_text(100, "document").unwrap().len(), 100);
     }
 
     #[test]
