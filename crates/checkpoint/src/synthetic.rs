@@ -62,6 +62,7 @@ pub fn write_synthetic_hf(
                 parts: 1,
                 fast_llm_shape: shape.clone(),
                 cast: None,
+                shard: None,
             });
         }
     }

@@ -47,14 +47,14 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-/// Writes a safetensors file with `tensors` in this order; `fill(i, out)` writes tensor `i`'s
-/// bytes. The header is padded to 8 bytes, as the format recommends.
-pub fn write_safetensors(
+/// The JSON header of a safetensors file holding `tensors` in this order (padded with spaces to
+/// 8 bytes, as the format recommends), and each tensor's byte length. `path` names the file in
+/// errors.
+pub fn safetensors_header(
     path: &Path,
     metadata: &BTreeMap<String, String>,
     tensors: &[TensorSpec],
-    mut fill: impl FnMut(usize, &mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), CheckpointError> {
+) -> Result<(Vec<u8>, Vec<usize>), CheckpointError> {
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
         let meta: serde_json::Map<String, serde_json::Value> = metadata
@@ -90,6 +90,18 @@ pub fn write_safetensors(
     while !header_bytes.len().is_multiple_of(8) {
         header_bytes.push(b' ');
     }
+    Ok((header_bytes, lengths))
+}
+
+/// Writes a safetensors file with `tensors` in this order; `fill(i, out)` writes tensor `i`'s
+/// bytes. The header is padded to 8 bytes, as the format recommends.
+pub fn write_safetensors(
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+    tensors: &[TensorSpec],
+    mut fill: impl FnMut(usize, &mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), CheckpointError> {
+    let (header_bytes, lengths) = safetensors_header(path, metadata, tensors)?;
     let file = File::create(path).map_err(|e| CheckpointError::io(path, e))?;
     let mut out = Counting {
         inner: BufWriter::with_capacity(1 << 20, file),

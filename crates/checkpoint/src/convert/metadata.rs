@@ -68,8 +68,8 @@ pub(crate) fn set_hf_dtype(hf: &mut Map, dtype: Dtype, layout: HfLayout) {
 }
 
 /// A Fast-LLM checkpoint's metadata without `metadata` (the free-form dict): the config of a
-/// single-rank run, the format and the one shard, `weights`.
-fn fast_llm_metadata(config: &BaseModelConfig) -> Map {
+/// single-rank run, the format and its shards (`weights`, then any optimizer state).
+fn fast_llm_metadata(config: &BaseModelConfig, shards: &[String]) -> Map {
     let distributed = Value::from_json_str(r#"{"local_world_size": 1, "rank": 0, "world_size": 1}"#).expect("valid");
     let mut model_config = Map::new();
     model_config.insert("type".into(), Value::Str(config.kind().name().into()));
@@ -80,14 +80,15 @@ fn fast_llm_metadata(config: &BaseModelConfig) -> Map {
     metadata.insert("fast_llm_version".into(), Value::Str(FAST_LLM_VERSION.into()));
     metadata.insert("format".into(), Value::Str("fast_llm".into()));
     metadata.insert("model".into(), Value::Str(config.kind().name().into()));
-    metadata.insert("shards".into(), Value::List(vec![Value::Str("weights".into())]));
+    let shards = shards.iter().map(|s| Value::Str(s.clone())).collect();
+    metadata.insert("shards".into(), Value::List(shards));
     metadata
 }
 
 /// Safetensors header metadata of Fast-LLM files: the metadata without `state_index`, each value
 /// as a string (YAML for structured ones), as Fast-LLM writes it.
-pub(crate) fn fast_llm_file_metadata(config: &BaseModelConfig) -> BTreeMap<String, String> {
-    fast_llm_metadata(config)
+pub(crate) fn fast_llm_file_metadata(config: &BaseModelConfig, shards: &[String]) -> BTreeMap<String, String> {
+    fast_llm_metadata(config, shards)
         .into_iter()
         .map(|(k, v)| {
             let text = match v {
@@ -230,13 +231,21 @@ pub(crate) fn fast_llm_metadata_document(
     carried: Carried,
     outputs: &[OutputTensor],
     files: &[(String, Range<usize>)],
+    shards: &[String],
 ) -> Result<Document, CheckpointError> {
-    let mut metadata = fast_llm_metadata(config);
+    let mut metadata = fast_llm_metadata(config, shards);
     let state_index = file_index(outputs, files);
     let mut free_form = Map::from([("state_index".to_string(), Value::Map(state_index))]);
     crate::carry::store(&mut free_form, carried);
     metadata.insert("metadata".into(), Value::Map(free_form));
     let metadata = Value::Map(metadata);
+    let text = metadata.to_yaml();
+    Document::checked(output, "metadata.yaml", DocumentKind::Config, &metadata, text)
+}
+
+/// A distributed checkpoint's `metadata.yaml`: `metadata`, the whole of it.
+pub(crate) fn distributed_metadata_document(output: &Path, metadata: &Map) -> Result<Document, CheckpointError> {
+    let metadata = Value::Map(metadata.clone());
     let text = metadata.to_yaml();
     Document::checked(output, "metadata.yaml", DocumentKind::Config, &metadata, text)
 }

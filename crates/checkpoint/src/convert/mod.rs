@@ -12,6 +12,7 @@
 //! beside the tensors, and `write` splits the tensors into files and streams them. This module
 //! runs them in order.
 
+mod distributed_output;
 mod input;
 pub(crate) mod metadata;
 pub(crate) mod plan;
@@ -38,6 +39,7 @@ use crate::carry::InputConfig;
 pub use crate::carry::{DropCause, DroppedKey, import_hf};
 use crate::cast::Dtype;
 use crate::companions::{Companions, companions};
+use crate::distributed::LayoutSpec;
 use crate::naming::{export_error, render_plan};
 use crate::policy::{OutputDir, Protected};
 
@@ -48,8 +50,8 @@ pub enum Side {
     FastLlm,
     /// A registered HF format.
     Hf(&'static Handler),
-    /// Fast-LLM's distributed training checkpoint (`metadata.yaml` + `rank_<r>.safetensors`):
-    /// an input only.
+    /// Fast-LLM's distributed training checkpoint (`metadata.yaml` + `rank_<r>.safetensors`);
+    /// written in the parallel layout of [`Options::parallel`].
     FastLlmDistributed,
 }
 
@@ -115,6 +117,11 @@ pub struct Options {
     /// Write a finite value that overflows `dtype` as an infinity (and list the tensor) instead
     /// of failing.
     pub allow_overflow: bool,
+    /// The parallel layout of a `fast_llm_distributed` output (`--layout`).
+    pub parallel: Option<LayoutSpec>,
+    /// Carry the optimizer's shards (`exp_avgs`, `exp_avgs_sq`, ...) into the output
+    /// (`--optimizer-state`): only formats that hold them accept it.
+    pub optimizer_state: bool,
 }
 
 impl Default for Options {
@@ -130,6 +137,8 @@ impl Default for Options {
             shard: None,
             dtype: None,
             allow_overflow: false,
+            parallel: None,
+            optimizer_state: false,
         }
     }
 }
@@ -171,6 +180,23 @@ pub enum ConversionError {
         if .0.count == 1 { "" } else { "s" }, .0.largest
     )]
     Overflow(Box<Overflowed>),
+    #[error("--to fast_llm_distributed needs --layout (e.g. --layout tp=2,pp=2,dp=2,zero=3)")]
+    LayoutRequired,
+    #[error("--layout is for --to fast_llm_distributed; {format} is not a distributed layout")]
+    LayoutOfNonDistributed { format: &'static str },
+    /// The model cannot be laid out as `--layout` asks (heads not divisible, too few stages...).
+    #[error("--layout {layout}: {}", .problems.join("; "))]
+    Layout { layout: String, problems: Vec<String> },
+    #[error(
+        "--optimizer-state: {format} cannot hold optimizer state (only fast_llm and fast_llm_distributed outputs do)"
+    )]
+    OptimizerStateUnsupported { format: &'static str },
+    #[error("--optimizer-state: the {format} input at {} holds no optimizer state", .path.display())]
+    NoOptimizerState { format: &'static str, path: PathBuf },
+    #[error("--config-only writes no tensors: {option} does not apply")]
+    ConfigOnly { option: &'static str },
+    #[error("{option} does not apply to a fast_llm_distributed output: {reason}")]
+    NotForDistributed { option: &'static str, reason: &'static str },
     #[error(
         "--shard {shard}: only a fast_llm_distributed input has shards to choose from; a {format} checkpoint holds \
          weights only"
@@ -288,6 +314,15 @@ pub fn convert_cancellable(
     // What the input is made of, recorded before anything could change it: nothing the
     // conversion removes (a killed run's leftovers, the old output under --force) may hold it.
     let protected = Protected::of_input(input)?;
+    if matches!(to, Side::FastLlmDistributed) {
+        return distributed_output::convert(input, from, output, options, &protected, progress);
+    }
+    if options.parallel.is_some() {
+        return Err(ConversionError::LayoutOfNonDistributed { format: to.name() });
+    }
+    if options.optimizer_state && !matches!(to, Side::FastLlm) {
+        return Err(ConversionError::OptimizerStateUnsupported { format: to.name() });
+    }
     let to = to.output()?;
     if let Some(shard) = &options.shard
         && !matches!(from, Side::FastLlmDistributed)
@@ -322,12 +357,27 @@ pub fn convert_cancellable(
     let source = layout.open(input, config, options)?;
     let config = &source.config;
     let mut outputs = plan::plan(&source, input, from, to)?;
+    let mut skipped_shards = source.skipped_shards.clone();
+    let mut shards = vec!["weights".to_string()];
+    if options.optimizer_state {
+        if source.optimizer_shards.is_empty() {
+            return Err(ConversionError::NoOptimizerState {
+                format: from.name(),
+                path: input.to_path_buf(),
+            });
+        }
+        plan::add_optimizer_state(&mut outputs, &source, input)?;
+        skipped_shards.retain(|shard| !source.optimizer_shards.contains(shard));
+        shards.extend(source.optimizer_shards.iter().cloned());
+    }
     if let Some(dtype) = options.dtype {
         plan::cast(&mut outputs, &source, input, dtype)?;
     }
     let files = shard(&outputs, to, options);
     let documents = match to {
-        Output::FastLlm => vec![fast_llm_metadata_document(output, config, carried, &outputs, &files)?],
+        Output::FastLlm => vec![fast_llm_metadata_document(
+            output, config, carried, &outputs, &files, &shards,
+        )?],
         Output::Hf(handler) => {
             let (mut hf, _) = handler
                 .export_carrying(config, &carried, options.layout)
@@ -353,7 +403,7 @@ pub fn convert_cancellable(
         not_carried_keys: placement.not_carried,
         dropped_keys,
         dropped_tensors: source.dropped_tensors.clone(),
-        skipped_shards: source.skipped_shards.clone(),
+        skipped_shards,
         training_state: source.training_state.clone(),
         companions,
         overflows: Vec::new(),
@@ -366,7 +416,7 @@ pub fn convert_cancellable(
     documents.iter().try_for_each(|document| document.write(&out))?;
     drop(documents);
     let metadata = match to {
-        Output::FastLlm => fast_llm_file_metadata(config),
+        Output::FastLlm => fast_llm_file_metadata(config, &shards),
         Output::Hf(_) => hf_file_metadata(),
     };
     summary.overflows = write_tensors(
@@ -433,6 +483,11 @@ fn convert_config(
     options: &Options,
     protected: &Protected,
 ) -> Result<Summary, ConversionError> {
+    if options.optimizer_state {
+        return Err(ConversionError::ConfigOnly {
+            option: "--optimizer-state",
+        });
+    }
     let InputConfig {
         config,
         mut carried,
@@ -454,7 +509,7 @@ fn convert_config(
         Output::FastLlm => {
             let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
             (
-                fast_llm_metadata_document(output, &config, carried, &[], &[])?,
+                fast_llm_metadata_document(output, &config, carried, &[], &[], &["weights".to_string()])?,
                 placement,
             )
         }

@@ -29,6 +29,8 @@ pub(crate) struct OutputTensor {
     pub fast_llm_shape: Vec<usize>,
     /// The cast its bytes go through (`--dtype`): from the input's dtype to `tensor.dtype`.
     pub cast: Option<(Source, Dtype)>,
+    /// The optimizer shard it holds (`exp_avgs`, ...), `None` for the weights.
+    pub shard: Option<String>,
 }
 
 /// The output tensors of `input` (read from `dir` as `from`) in format `to`, in write order.
@@ -66,6 +68,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
                     parts: 1,
                     fast_llm_shape: src.shape.clone(),
                     cast: None,
+                    shard: None,
                 });
             }
         }
@@ -124,6 +127,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
                         parts,
                         fast_llm_shape: entry.fast_llm_shape.clone(),
                         cast: None,
+                        shard: None,
                     });
                 }
             }
@@ -155,6 +159,46 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
         });
     }
     Ok(outputs)
+}
+
+/// Appends to a Fast-LLM plan the optimizer state of `input` (read from `dir`): per optimizer
+/// shard, in the input's order, `<parameter>/<shard>` of every parameter that has one, as
+/// Fast-LLM's state-dict format names them. A frozen parameter has none: Fast-LLM never keeps
+/// optimizer state for it.
+pub(crate) fn add_optimizer_state(
+    outputs: &mut Vec<OutputTensor>,
+    input: &Input,
+    dir: &Path,
+) -> Result<(), ConversionError> {
+    let weights: Vec<OutputTensor> = outputs.iter().filter(|o| o.shard.is_none()).cloned().collect();
+    let mut problems = Vec::new();
+    for shard in &input.optimizer_shards {
+        for output in &weights {
+            let Some((dtype, shape)) = input.state_tensor(&output.parameter, shard) else {
+                continue;
+            };
+            if (&dtype, &shape) != (&output.tensor.dtype, &output.tensor.shape) {
+                problems.push(format!(
+                    "`{}/{shard}`: {dtype} {shape:?}, its weights are {} {:?}",
+                    output.parameter, output.tensor.dtype, output.tensor.shape
+                ));
+                continue;
+            }
+            let mut state = output.clone();
+            state.tensor.name = format!("{}/{shard}", output.parameter);
+            state.tensor.from = vec![format!("{}/{shard}", output.parameter)];
+            state.shard = Some(shard.clone());
+            outputs.push(state);
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConversionError::Tensors {
+            path: dir.to_path_buf(),
+            problems,
+        })
+    }
 }
 
 /// Casts the planned `outputs` of `input` (read from `dir`) to `dtype` (`--dtype`): each tensor

@@ -137,6 +137,10 @@ pub(crate) fn write_tensors(
                 // The input's bytes, in the input's dtype (a cast follows).
                 let element = element(&input.sources[parameter].dtype);
                 let mut fill = |sink: &mut dyn Write| -> std::io::Result<()> {
+                    if let Some(shard) = &output.shard {
+                        // Optimizer state: only Fast-LLM outputs hold it, unchanged.
+                        return input.stream_state(parameter, shard, sink);
+                    }
                     // An output tensor that is its parameter's bytes as they are streams when the
                     // input can stream it.
                     let unchanged = matches!(to, Output::FastLlm)

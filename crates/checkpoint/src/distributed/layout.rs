@@ -574,7 +574,7 @@ fn local_to_global(axis: &Axis, tensor_parallel: usize, rank: usize) -> Result<V
 
 /// The local tensor of `parameter` on tensor rank `rank`, as runs `(local, global, len)` of
 /// elements contiguous on both sides, in local order.
-fn local_runs(
+pub(crate) fn local_runs(
     parameter: &Parameter,
     tensor_parallel: usize,
     rank: usize,

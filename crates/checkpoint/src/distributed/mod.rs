@@ -70,8 +70,12 @@ mod error;
 mod layout;
 mod parallel;
 mod reader;
+mod spec;
+mod writer;
 
 pub use error::DistributedError;
 pub use layout::{DistributedLayout, Group, LayoutError, Piece, Placed, SHARD_PAD_TO_MULTIPLE, ShardKind, Stage};
 pub use parallel::{Coordinates, Parallelism};
 pub use reader::{DistributedCheckpoint, rank_file};
+pub use spec::{LayoutSpec, SpecError};
+pub use writer::{DistributedWrite, ShardSource};

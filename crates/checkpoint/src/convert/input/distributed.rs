@@ -97,6 +97,7 @@ impl InputLayout for DistributedInput {
             sources,
             dropped_tensors: Vec::new(),
             skipped_shards,
+            optimizer_shards: checkpoint.shard_names()[1..].to_vec(),
             training_state,
             listing: "the rank files",
             limits: PlanLimits::checkpoint(count, elements),

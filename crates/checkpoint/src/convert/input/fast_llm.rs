@@ -36,6 +36,18 @@ impl InputLayout for FastLlmInput {
 
     fn open(&self, dir: &Path, config: BaseModelConfig, _: &Options) -> Result<Input, ConversionError> {
         let checkpoint = open_fast_llm(dir)?;
+        // The optimizer's shards metadata.yaml lists beside `weights` (a checkpoint saved with
+        // its optimizer state: `<parameter>/exp_avgs`, ...).
+        let optimizer_shards: Vec<String> = match checkpoint.config.get("shards") {
+            Some(Value::List(items)) => items
+                .iter()
+                .filter_map(|item| match item {
+                    Value::Str(name) if name != "weights" => Some(name.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let mut sources = BTreeMap::new();
         let mut problems = Vec::new();
         for name in checkpoint.files.names() {
@@ -52,10 +64,26 @@ impl InputLayout for FastLlmInput {
                         },
                     );
                 }
+                Some((_, shard)) if optimizer_shards.iter().any(|s| s == shard) => {}
                 _ => problems.push(format!(
-                    "`{name}` in {}: not a `<parameter>/weights` tensor (optimizer state is not converted)",
-                    checkpoint.files.get(name).map_or("", |t| t.file)
+                    "`{name}` in {}: not a `<parameter>/<shard>` tensor of a shard metadata.yaml lists ({})",
+                    checkpoint.files.get(name).map_or("", |t| t.file),
+                    std::iter::once("weights")
+                        .chain(optimizer_shards.iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
+            }
+        }
+        for name in checkpoint.files.names() {
+            if let Some((parameter, shard)) = name.split_once('/')
+                && shard != "weights"
+                && !sources.contains_key(parameter)
+            {
+                problems.push(format!(
+                    "`{name}` in {}: optimizer state of `{parameter}`, which has no `{parameter}/weights`",
+                    checkpoint.files.get(name).map_or("", |t| t.file)
+                ));
             }
         }
         if !problems.is_empty() {
@@ -68,7 +96,8 @@ impl InputLayout for FastLlmInput {
             config,
             sources,
             dropped_tensors: Vec::new(),
-            skipped_shards: Vec::new(),
+            skipped_shards: optimizer_shards.clone(),
+            optimizer_shards,
             training_state: Vec::new(),
             listing: "metadata.yaml",
             limits: limits(&checkpoint.files),

@@ -106,6 +106,7 @@ impl InputLayout for HfInput {
             sources,
             dropped_tensors,
             skipped_shards: Vec::new(),
+            optimizer_shards: Vec::new(),
             training_state: Vec::new(),
             listing,
             limits,

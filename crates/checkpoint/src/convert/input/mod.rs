@@ -78,6 +78,9 @@ pub(crate) struct Input {
     pub dropped_tensors: Vec<String>,
     /// The input's shards not converted (a distributed checkpoint's optimizer state).
     pub skipped_shards: Vec<String>,
+    /// The optimizer's shards the input holds (`exp_avgs`, `exp_avgs_sq`, ...), in its order;
+    /// `--optimizer-state` carries them.
+    pub optimizer_shards: Vec<String>,
     /// What the trainer saved besides the model, not converted (dotted key, value).
     pub training_state: Vec<(String, fastllm_config::Value)>,
     /// Where the input's tensors are listed (where a missing tensor is missing from).
@@ -150,6 +153,56 @@ impl Input {
             Storage::Distributed { checkpoint, shard } => checkpoint.write_to(name, shard, sink)?,
         }
         Ok(true)
+    }
+
+    /// The dtype and shape of parameter `name` in optimizer shard `shard`, `None` when it has
+    /// none there (a frozen parameter).
+    pub fn state_tensor(&self, name: &str, shard: &str) -> Option<(String, Vec<usize>)> {
+        match &self.storage {
+            Storage::Files(files) => files
+                .get(&format!("{name}/{shard}"))
+                .map(|tensor| (tensor.dtype.to_string(), tensor.shape.to_vec())),
+            Storage::Distributed { checkpoint, .. } => {
+                let (_, group, placed) = checkpoint.layout().find(name)?;
+                let listed = checkpoint.shard_names().iter().any(|s| s == shard);
+                (!group.frozen && listed).then(|| (checkpoint.dtype().to_string(), placed.parameter.shape()))
+            }
+        }
+    }
+
+    /// The bytes of parameter `name` in optimizer shard `shard`, in the input's dtype.
+    pub fn state_bytes(&self, name: &str, shard: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
+        match &self.storage {
+            Storage::Files(files) => {
+                let tensor = format!("{name}/{shard}");
+                match files.get(&tensor) {
+                    Some(found) => Ok(Cow::Borrowed(found.data)),
+                    None => Err(CheckpointError::invalid(
+                        self.listing,
+                        format!("`{tensor}`: no such optimizer-state tensor"),
+                    )),
+                }
+            }
+            Storage::Distributed { checkpoint, .. } => Ok(Cow::Owned(checkpoint.read(name, shard)?)),
+        }
+    }
+
+    /// Writes parameter `name` of optimizer shard `shard` to `sink` without a tensor-sized
+    /// buffer.
+    pub fn stream_state(&self, name: &str, shard: &str, sink: &mut dyn Write) -> std::io::Result<()> {
+        match &self.storage {
+            Storage::Files(_) => sink.write_all(&self.state_bytes(name, shard).map_err(std::io::Error::other)?),
+            Storage::Distributed { checkpoint, .. } => checkpoint.write_to(name, shard, sink),
+        }?;
+        self.release_state(name, shard);
+        Ok(())
+    }
+
+    /// Drops the pages of parameter `name`'s optimizer state `shard` from resident memory.
+    pub fn release_state(&self, name: &str, shard: &str) {
+        if let Storage::Files(files) = &self.storage {
+            files.release(&format!("{name}/{shard}"));
+        }
     }
 
     /// Drops the pages of Fast-LLM parameter `name`'s input from resident memory (a distributed

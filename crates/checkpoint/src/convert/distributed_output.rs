@@ -1,0 +1,330 @@
+//! A conversion to Fast-LLM's distributed checkpoint (`--to fast_llm_distributed --layout ...`):
+//! from any input, the model laid out for the asked parallel layout and written rank file by
+//! rank file as Fast-LLM's `DistributedCheckpointHandler.save` writes it (see
+//! [`crate::distributed::DistributedWrite`]).
+//!
+//! What is kept from a training-checkpoint input: the `distributed` and `multi_stage` fields that
+//! do not place parameters (dtypes, seeds, ...) and the trainer's `metadata` (`completed_steps`,
+//! the optimizer's step, ...); the optimizer's shards with `--optimizer-state`, as Fast-LLM's own
+//! `convert` writes the weights alone otherwise.
+
+use std::borrow::Cow;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use fastllm_config::{Form, Map, Value};
+use fastllm_core::carried::METADATA_KEY;
+use fastllm_core::layout::engine_layers;
+
+use super::input::Input;
+use super::metadata::{FAST_LLM_VERSION, distributed_metadata_document};
+use super::{ConversionError, Options, PlannedTensor, Side, Summary};
+use crate::CheckpointError;
+use crate::carry::InputConfig;
+use crate::cast::{Dtype, Source, cast};
+use crate::distributed::{
+    DistributedLayout, DistributedWrite, LayoutSpec, Parallelism, ShardKind, ShardSource, rank_file,
+};
+use crate::metadata_yaml::{MetadataFormat, read_metadata};
+use crate::policy::{OutputDir, Protected};
+
+/// Converts `input` (format `from`) to a distributed checkpoint at `output` in the layout of
+/// `options.parallel`. Everything is checked before the output directory is created.
+pub(super) fn convert(
+    input: &Path,
+    from: Side,
+    output: &Path,
+    options: &Options,
+    protected: &Protected,
+    progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+) -> Result<Summary, ConversionError> {
+    let spec = options.parallel.as_ref().ok_or(ConversionError::LayoutRequired)?;
+    let refuse =
+        |option: &'static str, reason: &'static str| Err(ConversionError::NotForDistributed { option, reason });
+    if options.config_only {
+        return refuse("--config-only", "its rank files are the checkpoint");
+    }
+    if options.dtype.is_some() {
+        return refuse(
+            "--dtype",
+            "its shards are in the run's distributed.optimization_dtype (float32 unless the input checkpoint says otherwise)",
+        );
+    }
+    if options.shard.is_some() {
+        return refuse(
+            "--shard",
+            "the weights are written as weights (--optimizer-state adds the optimizer's shards)",
+        );
+    }
+    let reader = from.input_layout();
+    let InputConfig {
+        config,
+        carried,
+        dropped: dropped_keys,
+    } = reader.read_config(input, options)?;
+    // A training checkpoint's own run settings and trainer state are kept.
+    let (kept_config, mut free_form) = match from {
+        Side::FastLlmDistributed => {
+            let (metadata, _) = read_metadata(input, Some(MetadataFormat::Distributed))?;
+            let section = |key: &str| match metadata.get(key) {
+                Some(Value::Map(map)) => Some(map.clone()),
+                _ => None,
+            };
+            (section("config"), section("metadata").unwrap_or_default())
+        }
+        _ => (None, Map::new()),
+    };
+    free_form.remove(METADATA_KEY);
+    crate::carry::store(&mut free_form, carried);
+
+    let layout_error = |problems: Vec<String>| ConversionError::Layout {
+        layout: describe(spec),
+        problems,
+    };
+    let mut model_config = spec.model_config(0, kept_config.as_ref());
+    let parallelism = Parallelism::from_config(&model_config).map_err(|e| layout_error(vec![e]))?;
+    let layers = engine_layers(&config, spec.tensor_parallel).map_err(|problems| {
+        layout_error(
+            problems
+                .into_iter()
+                .map(|p| format!("with tp={}: {p}", spec.tensor_parallel))
+                .collect(),
+        )
+    })?;
+    let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| layout_error(vec![e.to_string()]))?;
+    model_config.insert("base_model".into(), Value::Map(config.to_form(Form::Explicit)));
+    model_config.insert("type".into(), Value::Str(config.kind().name().into()));
+
+    let source = reader.open(input, config, options)?;
+    let mut shards = vec!["weights".to_string()];
+    let mut skipped_shards = source.optimizer_shards.clone();
+    if options.optimizer_state {
+        if source.optimizer_shards.is_empty() {
+            return Err(ConversionError::NoOptimizerState {
+                format: from.name(),
+                path: input.to_path_buf(),
+            });
+        }
+        shards.extend(source.optimizer_shards.iter().cloned());
+        skipped_shards.clear();
+    }
+    check_input(&source, &layout, &shards, input)?;
+
+    let mut metadata = Map::new();
+    metadata.insert("config".into(), Value::Map(model_config));
+    metadata.insert("fast_llm_version".into(), Value::Str(FAST_LLM_VERSION.into()));
+    metadata.insert("format".into(), Value::Str("distributed".into()));
+    metadata.insert("metadata".into(), Value::Map(free_form));
+    metadata.insert("model".into(), Value::Str(source.config.kind().name().into()));
+    metadata.insert(
+        "shards".into(),
+        Value::List(shards.iter().map(|s| Value::Str(s.clone())).collect()),
+    );
+    let document = distributed_metadata_document(output, &metadata)?;
+    let write = DistributedWrite {
+        layout: &layout,
+        shards: &shards,
+        metadata: &metadata,
+    };
+    let dtype = layout.parallelism.shard_dtype;
+    let element = crate::dtype_size(dtype).unwrap_or(1);
+    let mut tensors = Vec::new();
+    for rank in 0..layout.parallelism.world_size {
+        for shard in &shards {
+            let len = layout.shard_len(rank, ShardKind::of(shard));
+            tensors.push(PlannedTensor {
+                name: format!("{}:{shard}_shard", rank_file(rank)),
+                dtype: dtype.to_string(),
+                shape: vec![len],
+                from: Vec::new(),
+                transform: fastllm_core::weights::Transform::Copy,
+                bytes: (len * element) as u64,
+                cast_from: None,
+            });
+        }
+    }
+    let mut summary = Summary {
+        from: from.name(),
+        to: Side::FastLlmDistributed.name(),
+        output: output.to_path_buf(),
+        tensors,
+        files: Vec::new(),
+        missing_extra_files: Vec::new(),
+        carried_keys: Vec::new(),
+        not_carried_keys: Vec::new(),
+        dropped_keys,
+        dropped_tensors: source.dropped_tensors.clone(),
+        skipped_shards,
+        training_state: Vec::new(),
+        companions: Default::default(),
+        overflows: Vec::new(),
+    };
+    if options.dry_run {
+        return Ok(summary);
+    }
+    let out = OutputDir::create(output, options.force, protected)?;
+    document.write(&out)?;
+    let shard_source = InputShards {
+        input: &source,
+        dtype,
+        shards: &shards,
+    };
+    write.write(&out, &shard_source, progress)?;
+    summary.files = std::iter::once("metadata.yaml".to_string())
+        .chain((0..layout.parallelism.world_size).map(rank_file))
+        .collect();
+    out.commit()?;
+    Ok(summary)
+}
+
+/// `--layout` as given back in messages.
+fn describe(spec: &LayoutSpec) -> String {
+    let mut parts = vec![
+        format!("tp={}", spec.tensor_parallel),
+        format!("pp={}", spec.pipeline_parallel),
+        format!("dp={}", spec.data_parallel),
+    ];
+    if spec.sequence_data_parallel != 1 {
+        parts.push(format!("sdp={}", spec.sequence_data_parallel));
+    }
+    if let Some(zero) = spec.zero_stage {
+        parts.push(format!("zero={zero}"));
+    }
+    if spec.pipeline_first {
+        parts.push("pipeline_first".into());
+    }
+    if let Some(layers) = spec.layers_per_stage {
+        parts.push(format!("layers_per_stage={layers}"));
+    }
+    parts.join(",")
+}
+
+/// Every parameter the layout stores is in the input with its shape, every input parameter has a
+/// place, and every trained parameter has each optimizer shard written; all problems at once.
+fn check_input(
+    input: &Input,
+    layout: &DistributedLayout,
+    shards: &[String],
+    dir: &Path,
+) -> Result<(), ConversionError> {
+    let mut problems = Vec::new();
+    for placed in layout.parameters() {
+        let name = &placed.parameter.name;
+        let shape = placed.parameter.shape();
+        match input.sources.get(name) {
+            None => problems.push(format!("Fast-LLM `{name}`: missing from {}", input.listing)),
+            Some(source) if source.shape != shape => problems.push(format!(
+                "Fast-LLM `{name}` in {}: shape {:?}, the config implies {shape:?}",
+                input.file_of(name),
+                source.shape
+            )),
+            Some(source) => {
+                if Source::of(&source.dtype).is_none() && source.dtype != layout.parallelism.shard_dtype {
+                    problems.push(format!(
+                        "Fast-LLM `{name}` in {}: dtype {} cannot be written as the shards' {}",
+                        input.file_of(name),
+                        source.dtype,
+                        layout.parallelism.shard_dtype
+                    ));
+                }
+                if placed.parameter.frozen {
+                    continue;
+                }
+                for shard in &shards[1..] {
+                    match input.state_tensor(name, shard) {
+                        Some((dtype, state_shape)) if dtype == source.dtype && state_shape == shape => {}
+                        Some((dtype, state_shape)) => problems.push(format!(
+                            "`{name}/{shard}`: {dtype} {state_shape:?}, its weights are {} {shape:?}",
+                            source.dtype
+                        )),
+                        None => problems.push(format!(
+                            "`{name}/{shard}`: missing from {} (the parameter is trained, so Fast-LLM keeps its \
+                             optimizer state)",
+                            input.listing
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    let unused: Vec<String> = input
+        .sources
+        .keys()
+        .filter(|name| layout.find(name).is_none())
+        .map(|name| format!("`{name}` in {}", input.file_of(name)))
+        .collect();
+    if !unused.is_empty() {
+        problems.push(format!(
+            "{} parameter(s) of the input have no place in the model: {}",
+            unused.len(),
+            unused.join(", ")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConversionError::Tensors {
+            path: dir.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+/// The input's Fast-LLM parameters as the shards' tensors, cast to the shard dtype when the input
+/// holds another (an HF model in bfloat16: its values exactly, in float32).
+struct InputShards<'a> {
+    input: &'a Input,
+    dtype: &'static str,
+    shards: &'a [String],
+}
+
+impl ShardSource for InputShards<'_> {
+    fn tensor(&self, parameter: &str, shard: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
+        let bytes = if shard == "weights" {
+            self.input.bytes(parameter)?
+        } else {
+            self.input.state_bytes(parameter, shard)?
+        };
+        let from = &self.input.sources[parameter].dtype;
+        if from == self.dtype {
+            return Ok(bytes);
+        }
+        let target = match self.dtype {
+            "F32" => Dtype::F32,
+            "BF16" => Dtype::BF16,
+            "F16" => Dtype::F16,
+            other => {
+                return Err(CheckpointError::invalid(
+                    self.input.file_of(parameter),
+                    format!("`{parameter}`: {from} cannot be written as the shards' {other}"),
+                ));
+            }
+        };
+        // Checked before writing: the dtype is castable.
+        let Some(source) = Source::of(from) else {
+            return Err(CheckpointError::invalid(
+                self.input.file_of(parameter),
+                format!("`{parameter}`: {from} cannot be cast"),
+            ));
+        };
+        let mut out = Vec::new();
+        let overflow = cast(&bytes, source, target, &mut out);
+        if overflow.count > 0 {
+            return Err(CheckpointError::invalid(
+                self.input.file_of(parameter),
+                format!(
+                    "`{parameter}/{shard}`: {} finite value(s) overflow the shards' {} (largest magnitude {:e})",
+                    overflow.count, self.dtype, overflow.largest
+                ),
+            ));
+        }
+        Ok(Cow::Owned(out))
+    }
+
+    fn release(&self, parameter: &str) {
+        self.input.release(parameter);
+        for shard in &self.shards[1..] {
+            self.input.release_state(parameter, shard);
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Writing a distributed checkpoint: the inverse of the reader. Every rank file is created at its
+//! final size with its header (the shards' tensors, `<shard>_shard`, in name order as HF's
+//! safetensors writer orders same-dtype tensors, and the whole metadata with that rank's
+//! `config.distributed.rank`), so the bytes Fast-LLM leaves as padding read as zeros. Then one
+//! parameter at a time, shard by shard, its global tensor is cut into every rank's local slice
+//! and written at its place in each rank file holding it (its pipeline rank's files and those of
+//! ranks keeping a tied copy of its stage).
+//!
+//! Memory: one global tensor (borrowed from the input's map when it needs no transform or cast)
+//! plus one rank's slice of it. Each parameter is read once per shard.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::ops::ControlFlow;
+
+use fastllm_config::{Map, Value};
+
+use super::layout::{DistributedLayout, ShardKind, local_runs};
+use super::reader::rank_file;
+use crate::writer::{OutputDir, TensorSpec, readable_by_all, safetensors_header};
+use crate::{CheckpointError, dtype_size};
+
+/// Where a distributed checkpoint's tensors come from: parameter `parameter` of shard `shard`
+/// (`weights`, `exp_avgs`, ...) as its global tensor, row-major, in the checkpoint's shard dtype.
+pub trait ShardSource {
+    fn tensor(&self, parameter: &str, shard: &str) -> Result<Cow<'_, [u8]>, CheckpointError>;
+
+    /// Called once `parameter`'s bytes of a shard are written: a source may drop its pages.
+    fn release(&self, _parameter: &str) {}
+}
+
+/// A distributed checkpoint to write: its layout, its shards (`weights` first) and its metadata
+/// (the whole of metadata.yaml, with rank 0's `config.distributed.rank`).
+pub struct DistributedWrite<'a> {
+    pub layout: &'a DistributedLayout,
+    pub shards: &'a [String],
+    pub metadata: &'a Map,
+}
+
+/// One rank file being written: its handle and where each shard's tensor starts.
+struct RankFile {
+    file: File,
+    name: String,
+    starts: BTreeMap<String, u64>,
+}
+
+impl DistributedWrite<'_> {
+    /// The bytes of every rank file's tensors (what progress counts).
+    pub fn total_bytes(&self) -> u64 {
+        let element = dtype_size(self.layout.parallelism.shard_dtype).unwrap_or(1) as u64;
+        let world = self.layout.parallelism.world_size;
+        (0..world)
+            .flat_map(|rank| {
+                self.shards
+                    .iter()
+                    .map(move |shard| self.layout.shard_len(rank, ShardKind::of(shard)) as u64)
+            })
+            .sum::<u64>()
+            * element
+    }
+
+    /// The header metadata of rank `rank`'s file: every entry of the metadata as a string (YAML
+    /// for structured values), as Fast-LLM's `export_safetensors_metadata` writes it.
+    pub fn header_metadata(&self, rank: usize) -> BTreeMap<String, String> {
+        let mut metadata = self.metadata.clone();
+        if let Some(Value::Map(config)) = metadata.get_mut("config")
+            && let Some(Value::Map(distributed)) = config.get_mut("distributed")
+        {
+            distributed.insert("rank".into(), Value::Int(rank as i128));
+        }
+        metadata
+            .into_iter()
+            .map(|(key, value)| {
+                let text = match value {
+                    Value::Str(text) => text,
+                    other => other.to_yaml(),
+                };
+                (key, text)
+            })
+            .collect()
+    }
+
+    /// Writes every `rank_<r>.safetensors` into `out`, taking tensors from `source`; calls
+    /// `progress(bytes written, total)` after each parameter of each shard and stops with
+    /// [`CheckpointError::Interrupted`] when it says so.
+    pub fn write(
+        &self,
+        out: &OutputDir,
+        source: &dyn ShardSource,
+        progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Result<(), CheckpointError> {
+        let parallelism = &self.layout.parallelism;
+        let dtype = parallelism.shard_dtype;
+        let element = dtype_size(dtype).unwrap_or(1);
+        let total = self.total_bytes();
+        let mut files = Vec::with_capacity(parallelism.world_size);
+        for rank in 0..parallelism.world_size {
+            files.push(self.create_rank_file(out, rank, dtype)?);
+        }
+        if progress(0, total).is_break() {
+            return Err(CheckpointError::Interrupted);
+        }
+        let mut done = 0u64;
+        let stages_on_device: Vec<Vec<usize>> = (0..parallelism.world_size)
+            .map(|rank| self.layout.stages_on_device(rank))
+            .collect();
+        for shard in self.shards {
+            let kind = ShardKind::of(shard);
+            // Per rank, where each (stage, group) of this shard starts in its shard tensor.
+            let offsets: Vec<BTreeMap<(usize, &str), usize>> = (0..parallelism.world_size)
+                .map(|rank| {
+                    self.layout
+                        .rank_groups(rank, kind)
+                        .into_iter()
+                        .map(|(stage, group, offset)| ((stage.index, group.name.as_str()), offset))
+                        .collect()
+                })
+                .collect();
+            for stage in &self.layout.stages {
+                let holders: Vec<usize> = (0..parallelism.world_size)
+                    .filter(|rank| stages_on_device[*rank].contains(&stage.index))
+                    .collect();
+                for group in stage.groups.iter().filter(|g| g.size(kind) > 0) {
+                    for placed in &group.parameters {
+                        let name = &placed.parameter.name;
+                        let bytes = source.tensor(name, shard)?;
+                        let numel: usize = placed.parameter.shape().iter().product();
+                        if bytes.len() != numel * element {
+                            return Err(CheckpointError::invalid(
+                                out.path(&files[0].name),
+                                format!(
+                                    "`{name}/{shard}`: {} bytes given, its shape {:?} in {dtype} needs {}",
+                                    bytes.len(),
+                                    placed.parameter.shape(),
+                                    numel * element
+                                ),
+                            ));
+                        }
+                        let mut runs_by_tensor_rank: BTreeMap<usize, Vec<(usize, usize, usize)>> = BTreeMap::new();
+                        let mut slice = Vec::new();
+                        for &rank in &holders {
+                            let at = parallelism.coordinates(rank);
+                            let shard_begin = at.data * group.shard_size;
+                            let low = placed.begin.max(shard_begin);
+                            let high = placed.end.min(shard_begin + group.shard_size);
+                            if low >= high {
+                                continue;
+                            }
+                            let runs = match runs_by_tensor_rank.entry(at.tensor) {
+                                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                                std::collections::btree_map::Entry::Vacant(entry) => entry.insert(
+                                    local_runs(&placed.parameter, parallelism.tensor_parallel, at.tensor).map_err(
+                                        |message| CheckpointError::invalid(out.path(&files[rank].name), message),
+                                    )?,
+                                ),
+                            };
+                            // The rank's elements [low, high) of the group buffer, from the global tensor.
+                            let (local_low, local_high) = (low - placed.begin, high - placed.begin);
+                            slice.clear();
+                            for &(local, global, len) in runs.iter() {
+                                let start = local.max(local_low);
+                                let end = (local + len).min(local_high);
+                                if start < end {
+                                    let from = global + start - local;
+                                    slice.extend_from_slice(&bytes[from * element..(from + end - start) * element]);
+                                }
+                            }
+                            let group_offset = offsets[rank][&(stage.index, group.name.as_str())];
+                            let file = &files[rank];
+                            let at_byte = file.starts[shard] + ((group_offset + low - shard_begin) * element) as u64;
+                            write_at(&file.file, &slice, at_byte)
+                                .map_err(|e| CheckpointError::io(out.path(&file.name), e))?;
+                            done += slice.len() as u64;
+                        }
+                        drop(bytes);
+                        source.release(name);
+                        if progress(done, total).is_break() {
+                            return Err(CheckpointError::Interrupted);
+                        }
+                    }
+                }
+            }
+        }
+        for file in files {
+            let path = out.path(&file.name);
+            file.file.sync_all().map_err(|e| CheckpointError::io(&path, e))?;
+            readable_by_all(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Creates rank `rank`'s file at its full size, its header written and its tensors zero.
+    fn create_rank_file(&self, out: &OutputDir, rank: usize, dtype: &str) -> Result<RankFile, CheckpointError> {
+        let name = rank_file(rank);
+        let path = out.path(&name);
+        let mut shards: Vec<&String> = self.shards.iter().collect();
+        shards.sort_by_key(|shard| format!("{shard}_shard"));
+        let specs: Vec<TensorSpec> = shards
+            .iter()
+            .map(|shard| TensorSpec {
+                name: format!("{shard}_shard"),
+                dtype: dtype.to_string(),
+                shape: vec![self.layout.shard_len(rank, ShardKind::of(shard))],
+            })
+            .collect();
+        let (header, lengths) = safetensors_header(&path, &self.header_metadata(rank), &specs)?;
+        let data_start = 8 + header.len() as u64;
+        let mut starts = BTreeMap::new();
+        let mut offset = data_start;
+        for (shard, len) in shards.iter().zip(&lengths) {
+            starts.insert((*shard).clone(), offset);
+            offset += *len as u64;
+        }
+        let file = File::create(&path).map_err(|e| CheckpointError::io(&path, e))?;
+        let mut prefix = (header.len() as u64).to_le_bytes().to_vec();
+        prefix.extend_from_slice(&header);
+        write_at(&file, &prefix, 0).map_err(|e| CheckpointError::io(&path, e))?;
+        file.set_len(offset).map_err(|e| CheckpointError::io(&path, e))?;
+        Ok(RankFile { file, name, starts })
+    }
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(not(unix))]
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = file;
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(bytes)
+}

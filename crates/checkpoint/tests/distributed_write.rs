@@ -1,0 +1,387 @@
+//! Writing Fast-LLM distributed checkpoints, against the rank files Fast-LLM itself wrote
+//! (`tests/data/distributed/`): from each fixture's world-size-1 state dict (Fast-LLM's own
+//! `fast_llm/` conversion plus its exported optimizer state), the checkpoint written in that
+//! fixture's layout has Fast-LLM's rank files, bit for bit, and its metadata; re-sharding through
+//! another layout changes nothing; and `--optimizer-state` exports what Fast-LLM's FSDPs export.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fastllm_checkpoint::convert::{ConversionError, Options, Side, convert};
+use fastllm_checkpoint::distributed::LayoutSpec;
+use fastllm_checkpoint::{open_fast_llm, open_hf};
+use fastllm_config::{Map, Value};
+use fastllm_core::HfLayout;
+use rstest::rstest;
+use safetensors::SafeTensors;
+
+use fastllm_apriel as _;
+use fastllm_llama as _;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/distributed")
+        .join(name)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("distributed_write")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn yaml_map(text: &str) -> Map {
+    match Value::from_yaml_str(text).unwrap() {
+        Value::Map(map) => map,
+        other => panic!("not a mapping: {other:?}"),
+    }
+}
+
+fn metadata_yaml(dir: &Path) -> Map {
+    yaml_map(&std::fs::read_to_string(dir.join("metadata.yaml")).unwrap())
+}
+
+fn get<'a>(map: &'a Map, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut value = map.get(parts.next()?)?;
+    for part in parts {
+        let Value::Map(inner) = value else { return None };
+        value = inner.get(part)?;
+    }
+    Some(value)
+}
+
+/// The layout of a fixture's checkpoint, read from its metadata.yaml as `--layout` would say it.
+fn layout_of(name: &str) -> LayoutSpec {
+    let metadata = metadata_yaml(&fixture(name).join("checkpoint"));
+    let int = |path: &str| match get(&metadata, path) {
+        Some(Value::Int(i)) => *i as usize,
+        None => 1,
+        other => panic!("{name}: {path}: {other:?}"),
+    };
+    let (world, tp, pp) = (
+        int("config.distributed.world_size"),
+        int("config.distributed.tensor_parallel"),
+        int("config.distributed.pipeline_parallel"),
+    );
+    LayoutSpec {
+        tensor_parallel: tp,
+        pipeline_parallel: pp,
+        data_parallel: world / (tp * pp),
+        sequence_data_parallel: int("config.distributed.sequence_data_parallel"),
+        pipeline_first: get(&metadata, "config.distributed.pipeline_first") == Some(&Value::Bool(true)),
+        zero_stage: match get(&metadata, "config.multi_stage.zero_stage") {
+            Some(Value::Int(i)) => Some(*i as u8),
+            _ => None,
+        },
+        layers_per_stage: match get(&metadata, "config.multi_stage.layers_per_stage") {
+            Some(Value::Float(f)) => Some(*f),
+            _ => None,
+        },
+    }
+}
+
+/// A Fast-LLM state-dict checkpoint holding a fixture's weights and optimizer state, from the
+/// reference's files alone: its `fast_llm/` conversion and its exported optimizer state, listed
+/// in one metadata.yaml.
+fn state_dict_with_optimizer(name: &str) -> PathBuf {
+    let dir = scratch(&format!("{name}-state-dict")).join("input");
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = fixture(name);
+    std::fs::copy(
+        source.join("fast_llm/model_0.safetensors"),
+        dir.join("model_0.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(
+        source.join("optimizer_state.safetensors"),
+        dir.join("model_1.safetensors"),
+    )
+    .unwrap();
+    let mut metadata = metadata_yaml(&source.join("fast_llm"));
+    let bytes = std::fs::read(source.join("optimizer_state.safetensors")).unwrap();
+    let optimizer = SafeTensors::deserialize(&bytes).unwrap();
+    let Some(Value::Map(free_form)) = metadata.get_mut("metadata") else {
+        panic!("{name}")
+    };
+    let Some(Value::Map(index)) = free_form.get_mut("state_index") else {
+        panic!("{name}")
+    };
+    for tensor in optimizer.names() {
+        index.insert(tensor.to_string(), Value::Str("model_1.safetensors".into()));
+    }
+    metadata.insert(
+        "shards".into(),
+        Value::List(
+            ["weights", "exp_avgs", "exp_avgs_sq"]
+                .map(|s| Value::Str(s.into()))
+                .to_vec(),
+        ),
+    );
+    std::fs::write(dir.join("metadata.yaml"), Value::Map(metadata).to_yaml()).unwrap();
+    std::fs::write(dir.join("ok"), "").unwrap();
+    dir
+}
+
+fn to_distributed(input: &Path, from: Side, output: &Path, layout: LayoutSpec) -> Result<(), ConversionError> {
+    let options = Options {
+        parallel: Some(layout),
+        optimizer_state: true,
+        ..Options::default()
+    };
+    convert(input, from, output, Side::FastLlmDistributed, &options).map(|_| ())
+}
+
+/// A rank file's tensors (name → dtype, shape, bytes) and its header metadata, each value parsed
+/// as the YAML Fast-LLM wrote it in (key order and YAML style aside).
+type RankFile = (BTreeMap<String, (String, Vec<usize>, Vec<u8>)>, BTreeMap<String, Value>);
+
+fn rank_file(path: &Path) -> RankFile {
+    let bytes = std::fs::read(path).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let contents = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            (
+                name,
+                (
+                    format!("{:?}", view.dtype()),
+                    view.shape().to_vec(),
+                    view.data().to_vec(),
+                ),
+            )
+        })
+        .collect();
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, text)| (key, Value::from_yaml_str(&text).unwrap()))
+        .collect();
+    (contents, metadata)
+}
+
+/// Every rank file of `ours` has the reference's tensors bit for bit and its header metadata;
+/// `metadata.yaml` too. Without `trainer_state`, the trainer's `metadata` is not compared (a state
+/// dict does not hold it).
+fn assert_same_checkpoint(name: &str, ours: &Path, reference: &Path, trainer_state: bool) {
+    let world = match get(&metadata_yaml(reference), "config.distributed.world_size") {
+        Some(Value::Int(i)) => *i as usize,
+        other => panic!("{other:?}"),
+    };
+    let mut files: Vec<String> = std::fs::read_dir(ours)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = (0..world).map(|r| format!("rank_{r}.safetensors")).collect();
+    expected.push("metadata.yaml".into());
+    expected.sort();
+    assert_eq!(files, expected, "{name}: files");
+    let strip = |mut map: BTreeMap<String, Value>| {
+        if !trainer_state {
+            map.remove("metadata");
+        }
+        map
+    };
+    for rank in 0..world {
+        let file = format!("rank_{rank}.safetensors");
+        let (our_tensors, our_header) = rank_file(&ours.join(&file));
+        let (their_tensors, their_header) = rank_file(&reference.join(&file));
+        assert_eq!(
+            our_tensors.keys().collect::<Vec<_>>(),
+            their_tensors.keys().collect::<Vec<_>>(),
+            "{name}: {file}"
+        );
+        for (tensor, ours) in &our_tensors {
+            assert!(ours == &their_tensors[tensor], "{name}: {file}: `{tensor}` differs");
+        }
+        assert_eq!(
+            strip(our_header),
+            strip(their_header),
+            "{name}: {file}: header metadata"
+        );
+    }
+    let as_tree = |map: Map| map.into_iter().collect::<BTreeMap<_, _>>();
+    assert_eq!(
+        strip(as_tree(metadata_yaml(ours))),
+        strip(as_tree(metadata_yaml(reference))),
+        "{name}: metadata.yaml"
+    );
+}
+
+#[rstest]
+fn written_as_fast_llm_writes_it(
+    #[values(
+        "llama_world1",
+        "llama_tp2",
+        "llama_pp2",
+        "llama_dp2_zero2",
+        "llama_dp2_zero3",
+        "llama_tied_pp2",
+        "llama_tp2_pp2_dp2",
+        "mixtral_tp2_dp2",
+        "mtp_llama_tp2_pp2",
+        "apriel2_hybrid_world1",
+        "apriel2_hybrid_tp2",
+        "apriel2_hybrid_pp2",
+        "apriel2_hybrid_dp2_zero3",
+        "apriel2_hybrid_tp2_pp2_dp2"
+    )]
+    name: &str,
+) {
+    let input = state_dict_with_optimizer(name);
+    let output = scratch(&format!("{name}-written")).join("checkpoint");
+    to_distributed(&input, Side::FastLlm, &output, layout_of(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_same_checkpoint(name, &output, &fixture(name).join("checkpoint"), false);
+}
+
+#[rstest]
+fn resharding_through_one_rank_gives_fast_llm_s_files_back(
+    #[values(
+        "llama_tp2",
+        "llama_pp2",
+        "llama_dp2_zero3",
+        "llama_tied_pp2",
+        "llama_tp2_pp2_dp2",
+        "mixtral_tp2_dp2",
+        "mtp_llama_tp2_pp2",
+        "apriel2_hybrid_tp2",
+        "apriel2_hybrid_tp2_pp2_dp2"
+    )]
+    name: &str,
+) {
+    let dir = scratch(&format!("{name}-reshard"));
+    let (single, back) = (dir.join("world1"), dir.join("back"));
+    let input = fixture(name).join("checkpoint");
+    to_distributed(&input, Side::FastLlmDistributed, &single, LayoutSpec::default()).unwrap();
+    to_distributed(&single, Side::FastLlmDistributed, &back, layout_of(name)).unwrap();
+    assert_same_checkpoint(name, &back, &input, true);
+}
+
+#[rstest]
+fn the_optimizer_state_exports_as_fast_llm_s_fsdps_export_it(
+    #[values("llama_world1", "llama_tp2_pp2_dp2", "mixtral_tp2_dp2", "apriel2_hybrid_tp2_pp2_dp2")] name: &str,
+) {
+    let output = scratch(&format!("{name}-optimizer")).join("fast_llm");
+    let options = Options {
+        optimizer_state: true,
+        ..Options::default()
+    };
+    let input = fixture(name).join("checkpoint");
+    let summary = convert(&input, Side::FastLlmDistributed, &output, Side::FastLlm, &options).unwrap();
+    assert!(
+        summary.skipped_shards.is_empty(),
+        "{name}: {:?}",
+        summary.skipped_shards
+    );
+    let ours = open_fast_llm(&output).unwrap();
+    let weights = open_fast_llm(&fixture(name).join("fast_llm")).unwrap();
+    let bytes = std::fs::read(fixture(name).join("optimizer_state.safetensors")).unwrap();
+    let states = SafeTensors::deserialize(&bytes).unwrap();
+    let mut expected: Vec<String> = weights.files.names().map(String::from).collect();
+    expected.extend(states.names().into_iter().map(String::from));
+    expected.sort();
+    let mut found: Vec<String> = ours.files.names().map(String::from).collect();
+    found.sort();
+    // A frozen parameter has weights and no state, as in Fast-LLM's FSDPs.
+    assert_eq!(found, expected, "{name}");
+    for tensor in &found {
+        let want = match weights.files.get(tensor) {
+            Some(t) => t.data.to_vec(),
+            None => states.tensor(tensor).unwrap().data().to_vec(),
+        };
+        assert!(
+            ours.files.get(tensor).unwrap().data == want,
+            "{name}: `{tensor}` differs"
+        );
+    }
+    assert_eq!(
+        get(&ours.config, "shards"),
+        Some(&Value::List(
+            ["weights", "exp_avgs", "exp_avgs_sq"]
+                .map(|s| Value::Str(s.into()))
+                .to_vec()
+        )),
+        "{name}"
+    );
+    // And it reads back, state included, into Fast-LLM's layout.
+    let again = scratch(&format!("{name}-optimizer-back")).join("checkpoint");
+    to_distributed(&output, Side::FastLlm, &again, layout_of(name)).unwrap();
+    assert_same_checkpoint(name, &again, &input, false);
+}
+
+/// `(A, B)`: fixture A re-sharded to layout B, then to HF, equals A converted to HF.
+#[rstest]
+#[case("llama_tp2", "tp=1,pp=2,dp=2,zero=3")]
+#[case("llama_tp2_pp2_dp2", "tp=2,dp=2,zero=2")]
+#[case("mixtral_tp2_dp2", "pp=2,dp=2,pipeline_first")]
+#[case("apriel2_hybrid_tp2_pp2_dp2", "tp=2,pp=3,zero=1")]
+#[case("apriel2_hybrid_world1", "tp=2,pp=2,dp=2,zero=3,sdp=2,layers_per_stage=2")]
+fn resharded_then_exported_equals_exported(#[case] name: &str, #[case] layout: &str) {
+    let dir = scratch(&format!("{name}-{layout}"));
+    let reference = open_hf(&fixture(name).join("hf")).unwrap();
+    let format = fastllm_core::detect(&reference.config).unwrap();
+    let options = Options {
+        layout: HfLayout::V5,
+        ..Options::default()
+    };
+    let input = fixture(name).join("checkpoint");
+    let resharded = dir.join("resharded");
+    to_distributed(&input, Side::FastLlmDistributed, &resharded, layout.parse().unwrap()).unwrap();
+    let (direct, through) = (dir.join("direct"), dir.join("through"));
+    convert(&input, Side::FastLlmDistributed, &direct, Side::Hf(format), &options).unwrap();
+    convert(
+        &resharded,
+        Side::FastLlmDistributed,
+        &through,
+        Side::Hf(format),
+        &options,
+    )
+    .unwrap();
+    let (direct, through) = (open_hf(&direct).unwrap(), open_hf(&through).unwrap());
+    assert_eq!(through.files.difference(&direct.files), None, "{name} via {layout}");
+    assert_eq!(through.config, direct.config, "{name} via {layout}");
+}
+
+#[rstest]
+#[case("llama_tp2_pp2_dp2", "tp=2,pp=2,dp=2,zero=3")]
+#[case("mixtral_tp2_dp2", "tp=2,dp=2")]
+#[case("apriel2_hybrid_tp2_pp2_dp2", "tp=2,pp=2,dp=2,zero=3,pipeline_first")]
+fn hf_to_distributed_to_hf_is_bit_identical(#[case] name: &str, #[case] layout: &str) {
+    let dir = scratch(&format!("{name}-hf-{layout}"));
+    let hf = fixture(name).join("hf");
+    let reference = open_hf(&hf).unwrap();
+    let format = fastllm_core::detect(&reference.config).unwrap();
+    let distributed = dir.join("distributed");
+    let options = Options {
+        parallel: Some(layout.parse().unwrap()),
+        ..Options::default()
+    };
+    let summary = convert(&hf, Side::Hf(format), &distributed, Side::FastLlmDistributed, &options).unwrap();
+    assert_eq!(summary.files.len(), 1 + options.parallel.as_ref().unwrap().world_size());
+    let back = dir.join("back");
+    let options = Options {
+        layout: HfLayout::V5,
+        ..Options::default()
+    };
+    convert(
+        &distributed,
+        Side::FastLlmDistributed,
+        &back,
+        Side::Hf(format),
+        &options,
+    )
+    .unwrap();
+    let back = open_hf(&back).unwrap();
+    assert_eq!(back.files.difference(&reference.files), None, "{name}");
+    let mut expected = reference.config.clone();
+    expected.remove("transformers_version");
+    assert_eq!(back.config, expected, "{name}: config.json");
+}
