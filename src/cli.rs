@@ -89,6 +89,17 @@ enum Command {
         /// such tensor, instead of failing.
         #[arg(long)]
         allow_overflow: bool,
+        /// With --to fast_llm_distributed: the parallel layout to write, as Fast-LLM names it:
+        /// tp (tensor_parallel), pp (pipeline_parallel), dp (data-parallel size), zero (ZeRO
+        /// stage 1-3), sdp (sequence_data_parallel), pipeline_first, layers_per_stage. A key left
+        /// out takes Fast-LLM's default (1 for sizes).
+        #[arg(long, value_name = "tp=N,pp=N,dp=N,zero=N,...", value_parser = parse_layout)]
+        layout: Option<fastllm_checkpoint::distributed::LayoutSpec>,
+        /// Carry the optimizer state (exp_avgs, exp_avgs_sq) of a training checkpoint (or of a
+        /// fast_llm checkpoint saved with it) into a fast_llm or fast_llm_distributed output.
+        /// Frozen parameters have none.
+        #[arg(long)]
+        optimizer_state: bool,
         /// The input checkpoint directory.
         input: PathBuf,
         /// The output directory (must not exist unless --force).
@@ -103,6 +114,11 @@ enum Command {
 }
 
 /// `bf16`, `f16` or `f32`.
+fn parse_layout(text: &str) -> Result<fastllm_checkpoint::distributed::LayoutSpec, String> {
+    text.parse()
+        .map_err(|e: fastllm_checkpoint::distributed::SpecError| e.to_string())
+}
+
 fn parse_dtype(text: &str) -> Result<fastllm_checkpoint::cast::Dtype, String> {
     fastllm_checkpoint::cast::Dtype::parse(text).ok_or_else(|| format!("`{text}` is not bf16, f16 or f32"))
 }
@@ -334,6 +350,8 @@ fn run(cli: Cli) -> Result<String, String> {
             shard,
             dtype,
             allow_overflow,
+            layout: parallel,
+            optimizer_state,
             input,
             output,
         } => {
@@ -352,6 +370,8 @@ fn run(cli: Cli) -> Result<String, String> {
                 shard,
                 dtype,
                 allow_overflow,
+                parallel,
+                optimizer_state,
             };
             convert_checkpoint(&from, &to, &input, &output, &options, json)
         }
@@ -528,8 +548,14 @@ fn overflow_note(summary: &convert::Summary) -> String {
 fn training_note(summary: &convert::Summary) -> String {
     let mut out = String::new();
     if !summary.skipped_shards.is_empty() {
+        // Formats holding optimizer state take it whole; the others take one shard.
+        let hint = if matches!(summary.to, "fast_llm" | "fast_llm_distributed") {
+            "--optimizer-state carries the optimizer's"
+        } else {
+            "one shard is converted: --shard NAME chooses it"
+        };
         out.push_str(&format!(
-            "\nnot converted: shards {} (one shard is converted: --shard NAME chooses it)",
+            "\nnot converted: shards {} ({hint})",
             joined(&summary.skipped_shards, ", ")
         ));
     }

@@ -254,20 +254,50 @@ fn a_shard_of_the_wrong_dtype_is_named() {
         "no `exp_avgs` state",
     ],
 )]
-#[case::an_input_format_only(
+#[case::a_distributed_output_needs_a_layout(
     "llama_tp2",
     &["--from", "auto", "--to", "fast_llm_distributed"],
-    &["fast_llm_distributed is an input format only", "convert it to fast_llm or an HF format"],
+    &["--to fast_llm_distributed needs --layout"],
 )]
 #[case::read_as_the_state_dict_format(
     "llama_tp2",
     &["--from", "fast_llm", "--to", "llama"],
     &["metadata.yaml", "`format` is `distributed`: a distributed training checkpoint", "--from fast_llm_distributed"],
 )]
-#[case::config_only_is_refused_as_an_output_too(
+#[case::config_only_is_refused_as_a_distributed_output(
     "llama_tp2",
-    &["--from", "auto", "--to", "fast_llm_distributed", "--config-only"],
-    &["fast_llm_distributed is an input format only"],
+    &["--from", "auto", "--to", "fast_llm_distributed", "--layout", "tp=2", "--config-only"],
+    &["--config-only does not apply to a fast_llm_distributed output"],
+)]
+#[case::a_layout_the_model_cannot_take_names_the_key_and_parameter(
+    "llama_tp2",
+    &["--from", "auto", "--to", "fast_llm_distributed", "--layout", "tp=4,dp=2"],
+    &["--layout tp=4,pp=1,dp=2", "`decoder.0.mixer.query.weight`", "does not split over 4 tensor ranks"],
+)]
+#[case::too_many_pipeline_ranks(
+    "llama_tp2",
+    &["--from", "auto", "--to", "fast_llm_distributed", "--layout", "pp=8"],
+    &["--layout tp=1,pp=8,dp=1", "4 stages for 8 pipeline ranks", "layers_per_stage"],
+)]
+#[case::a_bad_layout_key(
+    "llama_tp2",
+    &["--from", "auto", "--to", "fast_llm_distributed", "--layout", "tensor=2"],
+    &["--layout: unknown key `tensor`"],
+)]
+#[case::a_layout_for_another_format(
+    "llama_tp2",
+    &["--from", "auto", "--to", "llama", "--layout", "tp=2"],
+    &["--layout is for --to fast_llm_distributed; llama is not a distributed layout"],
+)]
+#[case::optimizer_state_in_an_hf_format(
+    "llama_tp2",
+    &["--from", "auto", "--to", "llama", "--optimizer-state"],
+    &["--optimizer-state: llama cannot hold optimizer state"],
+)]
+#[case::dtype_of_a_distributed_output(
+    "llama_tp2",
+    &["--from", "auto", "--to", "fast_llm_distributed", "--layout", "tp=2", "--dtype", "bf16"],
+    &["--dtype does not apply to a fast_llm_distributed output", "optimization_dtype"],
 )]
 fn refusals_name_what_is_wrong(#[case] name: &str, #[case] args: &[&str], #[case] message: &[&str]) {
     let input = corruptible(name, &args.join("_").replace("--", ""));
@@ -360,4 +390,80 @@ fn carried_keys_and_companion_files_come_along() {
     assert!(metadata.contains("max_position_embeddings: 131072"), "{metadata}");
     assert!(!metadata.contains("bos_token_id"), "{metadata}");
     assert!(fast_llm.join("tokenizer.json").is_file());
+}
+
+#[test]
+fn a_checkpoint_resharded_by_the_cli_is_described_by_inspect_and_exports_with_its_state() {
+    // The two commands: re-shard a world-1 run to tp2 × pp2 × dp2 (ZeRO 3), then export
+    // it with its optimizer state.
+    let dir = scratch("cli_distributed", "reshard");
+    let (resharded, exported) = (dir.join("resharded"), dir.join("exported"));
+    let input = checkpoint("llama_world1");
+    let layout = "tp=2,pp=2,dp=2,zero=3,pipeline_first,layers_per_stage=2";
+    let stdout = ok(&cli(&[
+        "convert",
+        "--from",
+        "auto",
+        "--to",
+        "fast_llm_distributed",
+        "--layout",
+        layout,
+        "--optimizer-state",
+        input.to_str().unwrap(),
+        resharded.to_str().unwrap(),
+    ]));
+    assert_names(
+        &stdout,
+        &["fast_llm_distributed -> fast_llm_distributed", "rank_7.safetensors"],
+    );
+    let described = ok(&cli(&["inspect", resharded.to_str().unwrap()]));
+    assert_names(
+        &described,
+        &[
+            "format: fast_llm_distributed",
+            "parallel: world 8 = tensor 2 × pipeline 2 × data 2  pipeline_first: true  sequence_data: 1  zero_stage: 3",
+            "stages: 3  layers_per_stage: 2",
+            "shards: weights, exp_avgs, exp_avgs_sq  dtype: F32",
+            "tensors: 17  parameters: 5712",
+            // The trainer's progress is kept.
+            "step: 1000  documents_seen: 64000",
+        ],
+    );
+    let stdout = ok(&cli(&[
+        "convert",
+        "--from",
+        "fast_llm_distributed",
+        "--to",
+        "fast_llm",
+        "--optimizer-state",
+        "--json",
+        resharded.to_str().unwrap(),
+        exported.to_str().unwrap(),
+    ]));
+    let summary = Value::from_json_str(&stdout).unwrap();
+    let summary = summary.as_map().unwrap();
+    assert_eq!(summary["tensor_count"], Value::Int(17 * 3));
+    assert_eq!(summary["skipped_shards"], Value::List(Vec::new()));
+}
+
+#[test]
+fn optimizer_state_from_an_input_without_it_is_refused() {
+    let input = scratch("cli_distributed", "no-state").join("hf");
+    copy_dir(&repo("crates/checkpoint/tests/data/distributed/llama_tp2/hf"), &input);
+    let message = refused(
+        &input,
+        &[
+            "--from",
+            "auto",
+            "--to",
+            "fast_llm_distributed",
+            "--layout",
+            "tp=2",
+            "--optimizer-state",
+        ],
+    );
+    assert_names(
+        &message,
+        &["--optimizer-state: the llama input at", "holds no optimizer state"],
+    );
 }

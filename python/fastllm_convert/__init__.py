@@ -351,12 +351,14 @@ def convert(
     drop_keys: Iterable[str] = (),
     max_shard_size: Union[int, str, None] = None,
     shard: Optional[str] = None,
+    layout: Optional[str] = None,
+    optimizer_state: bool = False,
     progress: Progress = None,
 ) -> Summary:
     """Convert the checkpoint at ``input`` to ``output``: ``fastllm-convert convert``.
 
     ``from_`` (``"auto"``, ``"fast_llm"``, ``"fast_llm_distributed"`` or a registered format) and
-    ``to`` (``"fast_llm"`` or a registered format) name the formats; ``hf_layout`` (``"v4"`` or
+    ``to`` (``"fast_llm"``, ``"fast_llm_distributed"`` or a registered format) name the formats; ``hf_layout`` (``"v4"`` or
     ``"v5"``) the rope layout of a written ``config.json``. ``force`` replaces an existing
     output; ``dry_run`` plans without reading tensor data or writing; ``config_only`` converts
     the config alone; ``text_only`` drops (and lists) the parts of a multimodal input the format
@@ -364,6 +366,11 @@ def convert(
     not know (dotted when nested); ``max_shard_size`` is the largest HF shard (bytes or
     ``"5GB"``, default 5 GB); ``shard`` the shard of a training checkpoint to convert (default
     ``"weights"``).
+
+    ``layout`` (``"tp=2,pp=2,dp=2,zero=3"``, with ``sdp=N``, ``pipeline_first`` and
+    ``layers_per_stage=N`` too) is the parallel layout of a ``"fast_llm_distributed"`` output
+    (``--layout``); ``optimizer_state`` carries a training checkpoint's optimizer state into a
+    ``"fast_llm"`` or ``"fast_llm_distributed"`` output (``--optimizer-state``).
 
     ``dtype`` (``"bf16"``, ``"f16"`` or ``"f32"``; default ``None``: each tensor keeps its own)
     casts every float tensor, rounding to nearest even as torch's ``tensor.to(dtype)`` does
@@ -383,9 +390,10 @@ def convert(
     input_path = _path(input, "input")
     output_path = _path(output, "output")
     source = _format(from_, "from_", ["auto", "fast_llm", "fast_llm_distributed"])
-    target = _format(to, "to", ["fast_llm"])
-    layout = _choice(hf_layout, "hf_layout", ["v4", "v5"])
+    target = _format(to, "to", ["fast_llm", "fast_llm_distributed"])
+    rope_layout = _choice(hf_layout, "hf_layout", ["v4", "v5"])
     shard_name = None if shard is None else _string(shard, "shard")
+    parallel = None if layout is None else _string(layout, "layout")
     size = 5_000_000_000 if max_shard_size is None else _size(max_shard_size, "max_shard_size")
     callback: Optional[Callable[[int, int], object]]
     if progress is None or progress is False:
@@ -402,7 +410,7 @@ def convert(
             output_path,
             source,
             target,
-            layout,
+            rope_layout,
             cast,
             _flag(allow_overflow, "allow_overflow"),
             _flag(force, "force"),
@@ -412,6 +420,8 @@ def convert(
             _keys(drop_keys, "drop_keys"),
             size,
             shard_name,
+            parallel,
+            _flag(optimizer_state, "optimizer_state"),
             callback,
         )
     except _native.NativeFailure as error:

@@ -20,6 +20,8 @@ def convert(
     drop_keys: List[str],
     max_shard_size: int,
     shard: Optional[str],
+    layout: Optional[str],
+    optimizer_state: bool,
     progress: Optional[object],
 ) -> str:
     """Convert a checkpoint; the summary as JSON."""

@@ -143,6 +143,28 @@ def test_options(llama_hf: Path, tmp_path: Path) -> None:
     assert training.training_state["metadata.completed_steps"] == 1000
 
 
+def test_layout_and_optimizer_state(tmp_path: Path) -> None:
+    # Re-shard a training checkpoint to one rank, then back to its layout: the same rank files.
+    single = fc.convert(DISTRIBUTED, tmp_path / "one", to="fast_llm_distributed", layout="", optimizer_state=True)
+    assert single.files == ["metadata.yaml", "rank_0.safetensors"] and single.skipped_shards == []
+    back = fc.convert(
+        tmp_path / "one",
+        tmp_path / "back",
+        to="fast_llm_distributed",
+        layout="tp=2,pp=2,dp=2,zero=3,pipeline_first,layers_per_stage=2",
+        optimizer_state=True,
+    )
+    assert len(back.files) == 9
+    for rank in range(8):
+        ours = load_file(str(tmp_path / f"back/rank_{rank}.safetensors"))
+        theirs = load_file(str(DISTRIBUTED / f"rank_{rank}.safetensors"))
+        assert ours.keys() == theirs.keys()
+        assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
+    state = fc.convert(tmp_path / "back", tmp_path / "state", to="fast_llm", optimizer_state=True)
+    # 17 weights, and the optimizer state of the 15 trained parameters (2 are frozen).
+    assert len(state.tensors) == 17 + 2 * 15
+
+
 def test_a_rejection_carries_every_problem_and_the_way_out(llama_hf: Path, tmp_path: Path) -> None:
     source = tmp_path / "in"
     shutil.copytree(llama_hf, source)
@@ -193,6 +215,9 @@ def test_bad_arguments_name_the_argument(llama_hf: Path, tmp_path: Path) -> None
         ({"to": "llama", "max_shard_size": 0}, ValueError, "max_shard_size:"),
         ({"to": "llama", "progress": 3}, TypeError, "progress:"),
         ({"to": 3}, TypeError, "to:"),
+        ({"to": "fast_llm_distributed", "layout": "tensor=2"}, ValueError, "layout:"),
+        ({"to": "fast_llm_distributed", "layout": 2}, TypeError, "layout:"),
+        ({"to": "fast_llm", "optimizer_state": "yes"}, TypeError, "optimizer_state:"),
     ]
     for kwargs, kind, name in cases:
         with pytest.raises(kind, match=name):

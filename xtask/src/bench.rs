@@ -3,9 +3,11 @@
 //! (with fsync, like the conversion) in the same run, the fastest of three runs each, with its
 //! peak RSS (the largest of the runs) against the largest tensor.
 //!
-//! * An HF checkpoint (BF16): HF → Fast-LLM → HF.
+//! * An HF checkpoint (BF16): HF → Fast-LLM → HF, and HF → distributed (tensor 2 × pipeline 2 ×
+//!   data 2, ZeRO 3).
 //! * A Fast-LLM training checkpoint (float32 shards, weights only, tensor 2 × pipeline 2 × data
-//!   2 with ZeRO 3: 8 rank files): distributed → Fast-LLM and distributed → HF.
+//!   2 with ZeRO 3: 8 rank files): distributed → Fast-LLM, distributed → HF (and in bf16), and
+//!   re-sharded to tensor 4 × data 2; and the HF checkpoint written as a training checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -101,11 +103,20 @@ impl Bench {
                 output: "hf_back",
                 extra: &[],
             },
+            // A training run started from the HF model: float32 shards, twice the bytes.
+            Step {
+                label: "hf -> distributed",
+                from: "llama",
+                to: "fast_llm_distributed",
+                input: "hf",
+                output: "hf_distributed",
+                extra: &["--layout", "tp=2,pp=2,dp=2,zero=3"],
+            },
         ];
         for step in &steps {
             failures.extend(self.step(step, largest)?);
         }
-        for dir in ["hf", "fast_llm", "hf_back"] {
+        for dir in ["hf", "fast_llm", "hf_back", "hf_distributed"] {
             let _ = std::fs::remove_dir_all(self.root.join(dir));
         }
 
@@ -156,6 +167,15 @@ impl Bench {
                 output: "hf",
                 extra: &[],
             },
+            // The run moved to another layout (tensor 4 × data 2, ZeRO 2).
+            Step {
+                label: "distributed -> reshard",
+                from: "fast_llm_distributed",
+                to: "fast_llm_distributed",
+                input: "distributed",
+                output: "resharded",
+                extra: &["--layout", "tp=4,dp=2,zero=2"],
+            },
             // The published model: half the bytes. The synthetic values are random bits, some
             // past BF16's range: allowed (and listed), the check still runs on every value.
             Step {
@@ -169,7 +189,7 @@ impl Bench {
         ];
         for step in &steps {
             failures.extend(self.step(step, largest)?);
-            if !step.extra.is_empty() {
+            if step.extra.contains(&"--dtype") {
                 // What writing the smaller output alone costs: copying it, in the same run.
                 let output = self.root.join(step.output);
                 let copy = self.root.join(format!("{}_copy", step.output));

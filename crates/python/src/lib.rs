@@ -62,7 +62,7 @@ fn dict_or_file(py: Python<'_>, text: Option<&str>, path: Option<PathBuf>, argum
 /// (KeyboardInterrupt on Ctrl-C, checked at the same moments), stops the conversion, which
 /// leaves nothing, and is raised.
 #[pyfunction]
-#[pyo3(signature = (input, output, from_, to, hf_layout, dtype, allow_overflow, force, dry_run, config_only, text_only, drop_keys, max_shard_size, shard, progress))]
+#[pyo3(signature = (input, output, from_, to, hf_layout, dtype, allow_overflow, force, dry_run, config_only, text_only, drop_keys, max_shard_size, shard, layout, optimizer_state, progress))]
 #[allow(clippy::too_many_arguments)]
 fn convert(
     py: Python<'_>,
@@ -80,8 +80,17 @@ fn convert(
     drop_keys: Vec<String>,
     max_shard_size: u64,
     shard: Option<String>,
+    layout: Option<String>,
+    optimizer_state: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
+    let parallel = match layout {
+        None => None,
+        Some(text) => Some(
+            text.parse::<fastllm_convert::checkpoint::distributed::LayoutSpec>()
+                .map_err(|e| PyValueError::new_err(format!("layout: {e}")))?,
+        ),
+    };
     let dtype = match dtype {
         None => None,
         Some(name) => Some(
@@ -90,7 +99,7 @@ fn convert(
         ),
     };
     let options = Options {
-        layout: layout(hf_layout)?,
+        layout: self::layout(hf_layout)?,
         dtype,
         allow_overflow,
         config_only,
@@ -100,6 +109,8 @@ fn convert(
         text_only,
         drop_keys,
         shard,
+        parallel,
+        optimizer_state,
     };
     let mut stopped: Option<PyErr> = None;
     let result = py.detach(|| {

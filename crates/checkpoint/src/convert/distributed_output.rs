@@ -28,16 +28,29 @@ use crate::distributed::{
 use crate::metadata_yaml::{MetadataFormat, read_metadata};
 use crate::policy::{OutputDir, Protected};
 
-/// Converts `input` (format `from`) to a distributed checkpoint at `output` in the layout of
-/// `options.parallel`. Everything is checked before the output directory is created.
+/// A conversion to a distributed checkpoint: `input` (format `from`) to `output`, in the layout
+/// of `options.parallel`.
+pub(super) struct Request<'a> {
+    pub input: &'a Path,
+    pub from: Side,
+    pub output: &'a Path,
+    pub options: &'a Options,
+    /// The input, recorded before anything could change it.
+    pub protected: &'a Protected,
+}
+
+/// Runs `request`. Everything is checked before the output directory is created.
 pub(super) fn convert(
-    input: &Path,
-    from: Side,
-    output: &Path,
-    options: &Options,
-    protected: &Protected,
+    request: &Request,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Summary, ConversionError> {
+    let &Request {
+        input,
+        from,
+        output,
+        options,
+        protected,
+    } = request;
     let spec = options.parallel.as_ref().ok_or(ConversionError::LayoutRequired)?;
     let refuse =
         |option: &'static str, reason: &'static str| Err(ConversionError::NotForDistributed { option, reason });

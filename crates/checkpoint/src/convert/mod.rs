@@ -65,12 +65,13 @@ impl Side {
         }
     }
 
-    /// What a conversion to this side writes; an input-only side is refused by name.
-    fn output(self) -> Result<Output, ConversionError> {
+    /// What a conversion to this side writes through the tensor plan (a distributed output is
+    /// written by `distributed_output` instead).
+    fn output(self) -> Option<Output> {
         match self {
-            Side::FastLlm => Ok(Output::FastLlm),
-            Side::Hf(handler) => Ok(Output::Hf(handler)),
-            Side::FastLlmDistributed => Err(ConversionError::InputOnly { format: self.name() }),
+            Side::FastLlm => Some(Output::FastLlm),
+            Side::Hf(handler) => Some(Output::Hf(handler)),
+            Side::FastLlmDistributed => None,
         }
     }
 }
@@ -168,10 +169,6 @@ pub enum ConversionError {
     Tensors { path: PathBuf, problems: Vec<String> },
     #[error("{format}: weight conversion is not declared for this format yet; its config converts (use --config-only)")]
     WeightsNotDeclared { format: &'static str },
-    #[error(
-        "{format} is an input format only (what Fast-LLM's training saves): convert it to fast_llm or an HF format"
-    )]
-    InputOnly { format: &'static str },
     /// A cast (`--dtype`) that would turn finite values into infinities.
     #[error(
         "{}: tensor `{}`: casting {} to {} turns {} finite value{} into infinity (largest magnitude {:e}); \
@@ -314,16 +311,23 @@ pub fn convert_cancellable(
     // What the input is made of, recorded before anything could change it: nothing the
     // conversion removes (a killed run's leftovers, the old output under --force) may hold it.
     let protected = Protected::of_input(input)?;
-    if matches!(to, Side::FastLlmDistributed) {
-        return distributed_output::convert(input, from, output, options, &protected, progress);
-    }
+    let Some(to_plan) = to.output() else {
+        let request = distributed_output::Request {
+            input,
+            from,
+            output,
+            options,
+            protected: &protected,
+        };
+        return distributed_output::convert(&request, progress);
+    };
     if options.parallel.is_some() {
         return Err(ConversionError::LayoutOfNonDistributed { format: to.name() });
     }
     if options.optimizer_state && !matches!(to, Side::FastLlm) {
         return Err(ConversionError::OptimizerStateUnsupported { format: to.name() });
     }
-    let to = to.output()?;
+    let to = to_plan;
     if let Some(shard) = &options.shard
         && !matches!(from, Side::FastLlmDistributed)
     {
@@ -335,7 +339,7 @@ pub fn convert_cancellable(
     if options.config_only {
         return convert_config(input, from, output, to, options, &protected);
     }
-    for handler in [from.output().ok(), Some(to)].into_iter().flatten() {
+    for handler in [from.output(), Some(to)].into_iter().flatten() {
         if let Output::Hf(handler) = handler
             && handler.converter().base_model.weights.is_empty()
         {

@@ -7,7 +7,8 @@
 //! ranks keeping a tied copy of its stage).
 //!
 //! Memory: one global tensor (borrowed from the input's map when it needs no transform or cast)
-//! plus one rank's slice of it. Each parameter is read once per shard.
+//! plus at most [`WRITE_CHUNK`] of a rank's slice of it, gathered when the slice is made of short
+//! runs (a tensor-parallel split of an inner axis). Each parameter is read once per shard.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -37,6 +38,9 @@ pub struct DistributedWrite<'a> {
     pub shards: &'a [String],
     pub metadata: &'a Map,
 }
+
+/// Short runs of a rank's slice are gathered up to this many bytes before being written.
+const WRITE_CHUNK: usize = 4 << 20;
 
 /// One rank file being written: its handle and where each shard's tensor starts.
 struct RankFile {
@@ -155,23 +159,24 @@ impl DistributedWrite<'_> {
                                     )?,
                                 ),
                             };
-                            // The rank's elements [low, high) of the group buffer, from the global tensor.
-                            let (local_low, local_high) = (low - placed.begin, high - placed.begin);
-                            slice.clear();
-                            for &(local, global, len) in runs.iter() {
-                                let start = local.max(local_low);
-                                let end = (local + len).min(local_high);
-                                if start < end {
-                                    let from = global + start - local;
-                                    slice.extend_from_slice(&bytes[from * element..(from + end - start) * element]);
-                                }
-                            }
                             let group_offset = offsets[rank][&(stage.index, group.name.as_str())];
                             let file = &files[rank];
-                            let at_byte = file.starts[shard] + ((group_offset + low - shard_begin) * element) as u64;
-                            write_at(&file.file, &slice, at_byte)
-                                .map_err(|e| CheckpointError::io(out.path(&file.name), e))?;
-                            done += slice.len() as u64;
+                            let mut at_byte =
+                                file.starts[shard] + ((group_offset + low - shard_begin) * element) as u64;
+                            let io = |e| CheckpointError::io(out.path(&file.name), e);
+                            let local = Span {
+                                runs,
+                                low: low - placed.begin,
+                                high: high - placed.begin,
+                                element,
+                            };
+                            done += local
+                                .emit(&bytes, &mut slice, WRITE_CHUNK, &mut |data| {
+                                    write_at(&file.file, data, at_byte)?;
+                                    at_byte += data.len() as u64;
+                                    Ok(())
+                                })
+                                .map_err(io)?;
                         }
                         drop(bytes);
                         source.release(name);
@@ -221,6 +226,55 @@ impl DistributedWrite<'_> {
     }
 }
 
+/// Local elements `[low, high)` of a parameter on one tensor rank, whose local tensor is `runs`
+/// (`(local, global, len)`, from `local_runs`) of its global tensor.
+struct Span<'a> {
+    runs: &'a [(usize, usize, usize)],
+    low: usize,
+    high: usize,
+    element: usize,
+}
+
+impl Span<'_> {
+    /// Passes the span's bytes, taken from the global tensor `bytes`, to `emit` in order: runs of
+    /// at least `chunk` bytes straight from `bytes`, shorter ones gathered in `scratch` up to
+    /// `chunk` bytes. Returns the bytes emitted.
+    fn emit(
+        &self,
+        bytes: &[u8],
+        scratch: &mut Vec<u8>,
+        chunk: usize,
+        emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<u64> {
+        let element = self.element;
+        let mut total = 0u64;
+        scratch.clear();
+        for &(local, global, len) in self.runs {
+            let start = local.max(self.low);
+            let end = (local + len).min(self.high);
+            if start >= end {
+                continue;
+            }
+            let from = global + start - local;
+            let piece = &bytes[from * element..(from + end - start) * element];
+            if !scratch.is_empty() && (scratch.len() + piece.len() > chunk || piece.len() >= chunk) {
+                emit(scratch)?;
+                scratch.clear();
+            }
+            if piece.len() >= chunk {
+                emit(piece)?;
+            } else {
+                scratch.extend_from_slice(piece);
+            }
+            total += piece.len() as u64;
+        }
+        if !scratch.is_empty() {
+            emit(scratch)?;
+        }
+        Ok(total)
+    }
+}
+
 #[cfg(unix)]
 fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
@@ -232,4 +286,37 @@ fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
     let mut file = file;
     file.seek(SeekFrom::Start(offset))?;
     file.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// Local elements 3..8 of a tensor-parallel slice (column pair 2..4 of each row of a 4×6
+    /// tensor of bytes 0..24): the last element of row 1's pair, then rows 2 and 3. Emitted in
+    /// order, short runs gathered up to the chunk, a run of a chunk or more alone.
+    #[rstest]
+    #[case(2, vec![vec![9], vec![14, 15], vec![20, 21]])]
+    #[case(3, vec![vec![9, 14, 15], vec![20, 21]])]
+    #[case(8, vec![vec![9, 14, 15, 20, 21]])]
+    fn spans_are_gathered_up_to_the_chunk(#[case] chunk: usize, #[case] expected: Vec<Vec<u8>>) {
+        let bytes: Vec<u8> = (0..24).collect();
+        let runs: Vec<(usize, usize, usize)> = (0..4).map(|row| (row * 2, row * 6 + 2, 2)).collect();
+        let span = Span {
+            runs: &runs,
+            low: 3,
+            high: 8,
+            element: 1,
+        };
+        let mut emitted: Vec<Vec<u8>> = Vec::new();
+        let total = span
+            .emit(&bytes, &mut Vec::new(), chunk, &mut |data| {
+                emitted.push(data.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(emitted, expected);
+        assert_eq!(total, 5);
+    }
 }
