@@ -548,11 +548,14 @@ fn overflow_note(summary: &convert::Summary) -> String {
 fn training_note(summary: &convert::Summary) -> String {
     let mut out = String::new();
     if !summary.skipped_shards.is_empty() {
-        // Formats holding optimizer state take it whole; the others take one shard.
+        // Formats holding optimizer state take it whole; an HF model takes one shard of a
+        // training checkpoint, and none of a state dict.
         let hint = if matches!(summary.to, "fast_llm" | "fast_llm_distributed") {
-            "--optimizer-state carries the optimizer's"
-        } else {
+            "--optimizer-state carries them"
+        } else if summary.from == "fast_llm_distributed" {
             "one shard is converted: --shard NAME chooses it"
+        } else {
+            "an HF model holds no optimizer state"
         };
         out.push_str(&format!(
             "\nnot converted: shards {} ({hint})",

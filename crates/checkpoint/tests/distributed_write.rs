@@ -385,3 +385,84 @@ fn hf_to_distributed_to_hf_is_bit_identical(#[case] name: &str, #[case] layout: 
     expected.remove("transformers_version");
     assert_eq!(back.config, expected, "{name}: config.json");
 }
+
+/// From Fast-LLM's own HF export of a fixture, the weights shards of every rank are Fast-LLM's
+/// (the HF import path into the layout: fused and transposed weights, tied copies).
+#[rstest]
+fn from_the_hf_export_the_weight_shards_are_fast_llm_s(
+    #[values(
+        "llama_tp2",
+        "llama_pp2",
+        "llama_dp2_zero3",
+        "llama_tied_pp2",
+        "mixtral_tp2_dp2",
+        "apriel2_hybrid_tp2",
+        "apriel2_hybrid_pp2",
+        "apriel2_hybrid_tp2_pp2_dp2"
+    )]
+    name: &str,
+) {
+    let hf = fixture(name).join("hf");
+    let format = fastllm_core::detect(&open_hf(&hf).unwrap().config).unwrap();
+    let output = scratch(&format!("{name}-from-hf")).join("checkpoint");
+    let options = Options {
+        parallel: Some(layout_of(name)),
+        ..Options::default()
+    };
+    let summary = convert(&hf, Side::Hf(format), &output, Side::FastLlmDistributed, &options).unwrap();
+    assert!(summary.skipped_shards.is_empty(), "{name}");
+    let reference = fixture(name).join("checkpoint");
+    for rank in 0..layout_of(name).world_size() {
+        let file = format!("rank_{rank}.safetensors");
+        let (ours, _) = rank_file(&output.join(&file));
+        let (theirs, _) = rank_file(&reference.join(&file));
+        assert_eq!(ours.keys().collect::<Vec<_>>(), ["weights_shard"], "{name}: {file}");
+        assert!(
+            ours["weights_shard"] == theirs["weights_shard"],
+            "{name}: {file}: weights differ"
+        );
+    }
+}
+
+#[test]
+fn a_dry_run_plans_the_rank_files_and_writes_nothing() {
+    let output = scratch("dry-run").join("checkpoint");
+    let options = Options {
+        parallel: Some("tp=2,pp=2,dp=2".parse().unwrap()),
+        optimizer_state: true,
+        dry_run: true,
+        ..Options::default()
+    };
+    let input = fixture("llama_world1").join("checkpoint");
+    let summary = convert(
+        &input,
+        Side::FastLlmDistributed,
+        &output,
+        Side::FastLlmDistributed,
+        &options,
+    )
+    .unwrap();
+    assert!(!output.exists());
+    assert_eq!(summary.tensors.len(), 8 * 3);
+    assert_eq!(summary.tensors[0].name, "rank_0.safetensors:weights_shard");
+    // Every rank's shards: the same sizes the written files have.
+    let written = scratch("dry-run-written").join("checkpoint");
+    let options = Options {
+        dry_run: false,
+        ..options
+    };
+    convert(
+        &input,
+        Side::FastLlmDistributed,
+        &written,
+        Side::FastLlmDistributed,
+        &options,
+    )
+    .unwrap();
+    for tensor in &summary.tensors {
+        let (file, shard) = tensor.name.split_once(':').unwrap();
+        let (contents, _) = rank_file(&written.join(file));
+        assert_eq!(contents[shard].1, tensor.shape, "{}", tensor.name);
+        assert_eq!(contents[shard].2.len() as u64, tensor.bytes, "{}", tensor.name);
+    }
+}
