@@ -466,3 +466,43 @@ fn a_dry_run_plans_the_rank_files_and_writes_nothing() {
         assert_eq!(contents[shard].2.len() as u64, tensor.bytes, "{}", tensor.name);
     }
 }
+
+/// A bfloat16 HF model becomes float32 shards holding exactly its values: Fast-LLM's rank files
+/// with every weight rounded to bfloat16.
+#[rstest]
+fn a_bfloat16_model_is_widened_exactly(#[values("mixtral_tp2_dp2", "apriel2_hybrid_tp2_pp2_dp2")] name: &str) {
+    use fastllm_checkpoint::cast::{Dtype, bf16_to_f32, f32_to_bf16};
+    let dir = scratch(&format!("{name}-bf16"));
+    let hf = fixture(name).join("hf");
+    let format = fastllm_core::detect(&open_hf(&hf).unwrap().config).unwrap();
+    let bf16 = dir.join("bf16");
+    let options = Options {
+        dtype: Some(Dtype::BF16),
+        ..Options::default()
+    };
+    convert(&hf, Side::Hf(format), &bf16, Side::Hf(format), &options).unwrap();
+    let output = dir.join("checkpoint");
+    let options = Options {
+        parallel: Some(layout_of(name)),
+        ..Options::default()
+    };
+    convert(&bf16, Side::Hf(format), &output, Side::FastLlmDistributed, &options).unwrap();
+    let reference = fixture(name).join("checkpoint");
+    for rank in 0..layout_of(name).world_size() {
+        let file = format!("rank_{rank}.safetensors");
+        let (ours, _) = rank_file(&output.join(&file));
+        let (theirs, _) = rank_file(&reference.join(&file));
+        let (dtype, shape, bytes) = &ours["weights_shard"];
+        assert_eq!(
+            (dtype.as_str(), shape),
+            ("F32", &theirs["weights_shard"].1),
+            "{name}: {file}"
+        );
+        let rounded: Vec<u8> = theirs["weights_shard"]
+            .2
+            .chunks_exact(4)
+            .flat_map(|b| bf16_to_f32(f32_to_bf16(u32::from_le_bytes(b.try_into().unwrap()))).to_le_bytes())
+            .collect();
+        assert!(*bytes == rounded, "{name}: {file}: weights differ");
+    }
+}

@@ -8,7 +8,6 @@
 //! the optimizer's step, ...); the optimizer's shards with `--optimizer-state`, as Fast-LLM's own
 //! `convert` writes the weights alone otherwise.
 
-use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -21,9 +20,9 @@ use super::metadata::{FAST_LLM_VERSION, distributed_metadata_document};
 use super::{ConversionError, Options, PlannedTensor, Side, Summary};
 use crate::CheckpointError;
 use crate::carry::InputConfig;
-use crate::cast::{Dtype, Source, cast};
+use crate::cast::Source;
 use crate::distributed::{
-    DistributedLayout, DistributedWrite, LayoutSpec, Parallelism, ShardKind, ShardSource, rank_file,
+    DistributedLayout, DistributedWrite, LayoutSpec, Parallelism, ShardKind, ShardSource, SourceTensor, rank_file,
 };
 use crate::metadata_yaml::{MetadataFormat, read_metadata};
 use crate::policy::{OutputDir, Protected};
@@ -179,7 +178,6 @@ pub(super) fn convert(
     document.write(&out)?;
     let shard_source = InputShards {
         input: &source,
-        dtype,
         shards: &shards,
     };
     write.write(&out, &shard_source, progress)?;
@@ -283,55 +281,24 @@ fn check_input(
     }
 }
 
-/// The input's Fast-LLM parameters as the shards' tensors, cast to the shard dtype when the input
-/// holds another (an HF model in bfloat16: its values exactly, in float32).
+/// The input's Fast-LLM parameters as the shards' tensors, in the input's dtype (the writer casts
+/// them to the shards': a bfloat16 HF model's values exactly, in float32).
 struct InputShards<'a> {
     input: &'a Input,
-    dtype: &'static str,
     shards: &'a [String],
 }
 
 impl ShardSource for InputShards<'_> {
-    fn tensor(&self, parameter: &str, shard: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
+    fn tensor(&self, parameter: &str, shard: &str) -> Result<SourceTensor<'_>, CheckpointError> {
         let bytes = if shard == "weights" {
             self.input.bytes(parameter)?
         } else {
             self.input.state_bytes(parameter, shard)?
         };
-        let from = &self.input.sources[parameter].dtype;
-        if from == self.dtype {
-            return Ok(bytes);
-        }
-        let target = match self.dtype {
-            "F32" => Dtype::F32,
-            "BF16" => Dtype::BF16,
-            "F16" => Dtype::F16,
-            other => {
-                return Err(CheckpointError::invalid(
-                    self.input.file_of(parameter),
-                    format!("`{parameter}`: {from} cannot be written as the shards' {other}"),
-                ));
-            }
-        };
-        // Checked before writing: the dtype is castable.
-        let Some(source) = Source::of(from) else {
-            return Err(CheckpointError::invalid(
-                self.input.file_of(parameter),
-                format!("`{parameter}`: {from} cannot be cast"),
-            ));
-        };
-        let mut out = Vec::new();
-        let overflow = cast(&bytes, source, target, &mut out);
-        if overflow.count > 0 {
-            return Err(CheckpointError::invalid(
-                self.input.file_of(parameter),
-                format!(
-                    "`{parameter}/{shard}`: {} finite value(s) overflow the shards' {} (largest magnitude {:e})",
-                    overflow.count, self.dtype, overflow.largest
-                ),
-            ));
-        }
-        Ok(Cow::Owned(out))
+        Ok(SourceTensor {
+            bytes,
+            dtype: self.input.sources[parameter].dtype.clone(),
+        })
     }
 
     fn release(&self, parameter: &str) {

@@ -6,9 +6,10 @@
 //! and written at its place in each rank file holding it (its pipeline rank's files and those of
 //! ranks keeping a tied copy of its stage).
 //!
-//! Memory: one global tensor (borrowed from the input's map when it needs no transform or cast)
-//! plus at most [`WRITE_CHUNK`] of a rank's slice of it, gathered when the slice is made of short
-//! runs (a tensor-parallel split of an inner axis). Each parameter is read once per shard.
+//! Memory: one global tensor in the input's dtype (borrowed from the input's map when it needs no
+//! transform) plus at most [`WRITE_CHUNK`] of a rank's slice of it, gathered when the slice is
+//! made of short runs (a tensor-parallel split of an inner axis), and that chunk cast to the
+//! shards' dtype when the input's differs. Each parameter is read once per shard.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,18 +18,26 @@ use std::ops::ControlFlow;
 
 use fastllm_config::{Map, Value};
 
-use super::layout::{DistributedLayout, ShardKind, local_runs};
+use super::layout::{DistributedLayout, Placed, ShardKind, local_runs};
 use super::reader::rank_file;
+use crate::cast::{Dtype, Overflow, Source as CastSource, cast};
 use crate::writer::{OutputDir, TensorSpec, readable_by_all, safetensors_header};
 use crate::{CheckpointError, dtype_size};
 
 /// Where a distributed checkpoint's tensors come from: parameter `parameter` of shard `shard`
-/// (`weights`, `exp_avgs`, ...) as its global tensor, row-major, in the checkpoint's shard dtype.
+/// (`weights`, `exp_avgs`, ...) as its global tensor, row-major, with its safetensors dtype. A
+/// float dtype other than the shards' is cast on the way to the files (exactly, when widening).
 pub trait ShardSource {
-    fn tensor(&self, parameter: &str, shard: &str) -> Result<Cow<'_, [u8]>, CheckpointError>;
+    fn tensor(&self, parameter: &str, shard: &str) -> Result<SourceTensor<'_>, CheckpointError>;
 
     /// Called once `parameter`'s bytes of a shard are written: a source may drop its pages.
     fn release(&self, _parameter: &str) {}
+}
+
+/// A global tensor given to the writer.
+pub struct SourceTensor<'a> {
+    pub bytes: Cow<'a, [u8]>,
+    pub dtype: String,
 }
 
 /// A distributed checkpoint to write: its layout, its shards (`weights` first) and its metadata
@@ -128,19 +137,10 @@ impl DistributedWrite<'_> {
                 for group in stage.groups.iter().filter(|g| g.size(kind) > 0) {
                     for placed in &group.parameters {
                         let name = &placed.parameter.name;
-                        let bytes = source.tensor(name, shard)?;
-                        let numel: usize = placed.parameter.shape().iter().product();
-                        if bytes.len() != numel * element {
-                            return Err(CheckpointError::invalid(
-                                out.path(&files[0].name),
-                                format!(
-                                    "`{name}/{shard}`: {} bytes given, its shape {:?} in {dtype} needs {}",
-                                    bytes.len(),
-                                    placed.parameter.shape(),
-                                    numel * element
-                                ),
-                            ));
-                        }
+                        let tensor = source.tensor(name, shard)?;
+                        let (bytes, source_element, mut conversion) = self
+                            .conversion(tensor, placed, shard)
+                            .map_err(|message| CheckpointError::invalid(out.path(&files[0].name), message))?;
                         let mut runs_by_tensor_rank: BTreeMap<usize, Vec<(usize, usize, usize)>> = BTreeMap::new();
                         let mut slice = Vec::new();
                         for &rank in &holders {
@@ -168,15 +168,28 @@ impl DistributedWrite<'_> {
                                 runs,
                                 low: low - placed.begin,
                                 high: high - placed.begin,
-                                element,
+                                element: source_element,
                             };
-                            done += local
+                            let emitted = local
                                 .emit(&bytes, &mut slice, WRITE_CHUNK, &mut |data| {
-                                    write_at(&file.file, data, at_byte)?;
-                                    at_byte += data.len() as u64;
-                                    Ok(())
+                                    conversion.write(data, &mut |converted| {
+                                        write_at(&file.file, converted, at_byte)?;
+                                        at_byte += converted.len() as u64;
+                                        Ok(())
+                                    })
                                 })
                                 .map_err(io)?;
+                            done += emitted / source_element as u64 * element as u64;
+                        }
+                        if conversion.overflow.count > 0 {
+                            return Err(CheckpointError::invalid(
+                                out.path(&files[0].name),
+                                format!(
+                                    "`{name}/{shard}`: {} finite value(s) overflow the shards' {dtype} (largest \
+                                     magnitude {:e})",
+                                    conversion.overflow.count, conversion.overflow.largest
+                                ),
+                            ));
                         }
                         drop(bytes);
                         source.release(name);
@@ -193,6 +206,56 @@ impl DistributedWrite<'_> {
             readable_by_all(&path)?;
         }
         Ok(())
+    }
+
+    /// A source tensor checked against its parameter, with its element size and the cast to the
+    /// shards' dtype it needs.
+    fn conversion<'t>(
+        &self,
+        tensor: SourceTensor<'t>,
+        placed: &Placed,
+        shard: &str,
+    ) -> Result<(Cow<'t, [u8]>, usize, Conversion), String> {
+        let dtype = self.layout.parallelism.shard_dtype;
+        let name = &placed.parameter.name;
+        let Some(source_element) = dtype_size(&tensor.dtype) else {
+            return Err(format!("`{name}/{shard}`: unknown dtype {}", tensor.dtype));
+        };
+        let numel: usize = placed.parameter.shape().iter().product();
+        if tensor.bytes.len() != numel * source_element {
+            return Err(format!(
+                "`{name}/{shard}`: {} bytes given, its shape {:?} in {} needs {}",
+                tensor.bytes.len(),
+                placed.parameter.shape(),
+                tensor.dtype,
+                numel * source_element
+            ));
+        }
+        let cast = if tensor.dtype == dtype {
+            None
+        } else {
+            let target = match dtype {
+                "F32" => Dtype::F32,
+                "BF16" => Dtype::BF16,
+                "F16" => Dtype::F16,
+                _ => {
+                    return Err(format!(
+                        "`{name}/{shard}`: {} cannot be written as {dtype}",
+                        tensor.dtype
+                    ));
+                }
+            };
+            let Some(from) = CastSource::of(&tensor.dtype) else {
+                return Err(format!("`{name}/{shard}`: {} cannot be cast to {dtype}", tensor.dtype));
+            };
+            Some((from, target))
+        };
+        let conversion = Conversion {
+            cast,
+            buffer: Vec::new(),
+            overflow: Overflow::default(),
+        };
+        Ok((tensor.bytes, source_element, conversion))
     }
 
     /// Creates rank `rank`'s file at its full size, its header written and its tensors zero.
@@ -223,6 +286,31 @@ impl DistributedWrite<'_> {
         write_at(&file, &prefix, 0).map_err(|e| CheckpointError::io(&path, e))?;
         file.set_len(offset).map_err(|e| CheckpointError::io(&path, e))?;
         Ok(RankFile { file, name, starts })
+    }
+}
+
+/// The cast of a source tensor's bytes to the shards' dtype, chunk by chunk.
+struct Conversion {
+    cast: Option<(CastSource, Dtype)>,
+    buffer: Vec<u8>,
+    overflow: Overflow,
+}
+
+impl Conversion {
+    /// Passes `data` to `sink`, cast in chunks of at most [`WRITE_CHUNK`] input bytes (whole
+    /// elements: the chunk is a multiple of 8).
+    fn write(&mut self, data: &[u8], sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<()> {
+        let Some((from, to)) = self.cast else {
+            return sink(data);
+        };
+        for part in data.chunks(WRITE_CHUNK) {
+            self.buffer.clear();
+            let overflow = cast(part, from, to, &mut self.buffer);
+            self.overflow.count += overflow.count;
+            self.overflow.largest = self.overflow.largest.max(overflow.largest);
+            sink(&self.buffer)?;
+        }
+        Ok(())
     }
 }
 
