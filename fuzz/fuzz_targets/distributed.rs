@@ -2,11 +2,14 @@
 //! format: `[u16 n][n bytes: metadata.yaml][u32 m][m bytes: rank_0.safetensors][the rest:
 //! rank_1.safetensors, absent when empty]`. No input panics or aborts, the input is never modified,
 //! a refusal names `metadata.yaml` or the rank file at fault and leaves nothing behind, and a
-//! checkpoint that converts holds exactly the tensors the reader reassembles.
+//! checkpoint that converts holds exactly the tensors the reader reassembles. Such a checkpoint is
+//! then re-sharded (`--to fast_llm_distributed`, a layout of tensor, pipeline and data sizes 1 or
+//! 2 chosen by the last byte): a refusal names `--layout` and leaves nothing, and what is written
+//! opens and reads back every parameter the same.
 #![no_main]
 
 use fastllm_convert::checkpoint::convert::{Options, Side, convert};
-use fastllm_convert::checkpoint::distributed::DistributedCheckpoint;
+use fastllm_convert::checkpoint::distributed::{DistributedCheckpoint, LayoutSpec};
 use fastllm_convert::checkpoint::open_fast_llm;
 use fastllm_convert_fuzz::{scratch, split3};
 use libfuzzer_sys::fuzz_target;
@@ -72,4 +75,46 @@ fuzz_target!(|data: &[u8]| {
         count,
         "tensors written beside the stored parameters"
     );
+
+    let choice = data.last().copied().unwrap_or(0);
+    let layout = LayoutSpec {
+        tensor_parallel: 1 + (choice & 1) as usize,
+        pipeline_parallel: 1 + ((choice >> 1) & 1) as usize,
+        data_parallel: 1 + ((choice >> 2) & 1) as usize,
+        zero_stage: Some((choice >> 3) & 3).filter(|zero| *zero > 0),
+        ..LayoutSpec::default()
+    };
+    let resharded = root.join("resharded");
+    let options = Options {
+        parallel: Some(layout),
+        ..Options::default()
+    };
+    match convert(
+        &input,
+        Side::FastLlmDistributed,
+        &resharded,
+        Side::FastLlmDistributed,
+        &options,
+    ) {
+        Err(error) => {
+            let error = error.to_string();
+            assert!(
+                error.contains("--layout"),
+                "a layout refusal that names no layout: {error}"
+            );
+            assert!(!resharded.exists(), "a failed re-shard left its output");
+        }
+        Ok(_) => {
+            let again = DistributedCheckpoint::open(&resharded).expect("a re-sharded checkpoint opens");
+            for placed in checkpoint.parameters() {
+                let parameter = placed.parameter.name.as_str();
+                assert!(
+                    again.read(parameter, "weights").expect("a re-sharded parameter reads")
+                        == checkpoint.read(parameter, "weights").expect("a stored parameter reads"),
+                    "{parameter} differs after re-sharding"
+                );
+            }
+            assert_eq!(again.parameters().count(), count, "re-sharded parameters");
+        }
+    }
 });
