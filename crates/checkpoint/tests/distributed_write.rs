@@ -506,3 +506,64 @@ fn a_bfloat16_model_is_widened_exactly(#[values("mixtral_tp2_dp2", "apriel2_hybr
         assert!(*bytes == rounded, "{name}: {file}: weights differ");
     }
 }
+
+/// A conversion stopped by its progress callback, at any point, leaves nothing; the callback is
+/// called as the rank files are written.
+#[rstest]
+#[case::before_the_first_write(0)]
+#[case::midway(1)]
+fn a_stopped_write_leaves_nothing(#[case] stop_after: usize) {
+    use std::ops::ControlFlow;
+    let dir = scratch(&format!("stopped-{stop_after}"));
+    let output = dir.join("checkpoint");
+    let options = Options {
+        parallel: Some("tp=2,pp=2,dp=2,zero=3".parse().unwrap()),
+        optimizer_state: true,
+        ..Options::default()
+    };
+    let input = fixture("llama_world1").join("checkpoint");
+    let mut calls = Vec::new();
+    let result = fastllm_checkpoint::convert::convert_cancellable(
+        &input,
+        Side::FastLlmDistributed,
+        &output,
+        Side::FastLlmDistributed,
+        &options,
+        &mut |done, total| {
+            calls.push((done, total));
+            if calls.len() > stop_after {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    );
+    assert!(
+        matches!(
+            result,
+            Err(ConversionError::Checkpoint(
+                fastllm_checkpoint::CheckpointError::Interrupted
+            ))
+        ),
+        "{:?}",
+        result.err()
+    );
+    assert_eq!(calls.len(), stop_after + 1);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "left behind");
+    // Unstopped, it is called for every write, up to the total.
+    let mut last = (0, 0);
+    fastllm_checkpoint::convert::convert_cancellable(
+        &input,
+        Side::FastLlmDistributed,
+        &output,
+        Side::FastLlmDistributed,
+        &options,
+        &mut |done, total| {
+            assert!(done >= last.0);
+            last = (done, total);
+            ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    assert!(last.1 > 0 && last.0 == last.1, "{last:?}");
+}

@@ -95,8 +95,8 @@ impl DistributedWrite<'_> {
     }
 
     /// Writes every `rank_<r>.safetensors` into `out`, taking tensors from `source`; calls
-    /// `progress(bytes written, total)` after each parameter of each shard and stops with
-    /// [`CheckpointError::Interrupted`] when it says so.
+    /// `progress(bytes written, total)` before the first write and after every write of at most
+    /// 4 MiB, and stops with [`CheckpointError::Interrupted`] when it says so.
     pub fn write(
         &self,
         out: &OutputDir,
@@ -170,16 +170,26 @@ impl DistributedWrite<'_> {
                                 high: high - placed.begin,
                                 element: source_element,
                             };
-                            let emitted = local
-                                .emit(&bytes, &mut slice, WRITE_CHUNK, &mut |data| {
-                                    conversion.write(data, &mut |converted| {
-                                        write_at(&file.file, converted, at_byte)?;
-                                        at_byte += converted.len() as u64;
-                                        Ok(())
-                                    })
+                            let mut stopped = false;
+                            let written = local.emit(&bytes, &mut slice, WRITE_CHUNK, &mut |data| {
+                                conversion.write(data, &mut |converted| {
+                                    // In chunks, each reported: a caller stops within one.
+                                    for part in converted.chunks(WRITE_CHUNK) {
+                                        write_at(&file.file, part, at_byte)?;
+                                        at_byte += part.len() as u64;
+                                        done += part.len() as u64;
+                                        if progress(done, total).is_break() {
+                                            stopped = true;
+                                            return Err(std::io::Error::other("stopped"));
+                                        }
+                                    }
+                                    Ok(())
                                 })
-                                .map_err(io)?;
-                            done += emitted / source_element as u64 * element as u64;
+                            });
+                            if stopped {
+                                return Err(CheckpointError::Interrupted);
+                            }
+                            written.map_err(io)?;
                         }
                         if conversion.overflow.count > 0 {
                             return Err(CheckpointError::invalid(
@@ -193,9 +203,6 @@ impl DistributedWrite<'_> {
                         }
                         drop(bytes);
                         source.release(name);
-                        if progress(done, total).is_break() {
-                            return Err(CheckpointError::Interrupted);
-                        }
                     }
                 }
             }
@@ -204,6 +211,10 @@ impl DistributedWrite<'_> {
             let path = out.path(&file.name);
             file.file.sync_all().map_err(|e| CheckpointError::io(&path, e))?;
             readable_by_all(&path)?;
+        }
+        // The padding, never written, is zero from the start.
+        if progress(total, total).is_break() {
+            return Err(CheckpointError::Interrupted);
         }
         Ok(())
     }
