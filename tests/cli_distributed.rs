@@ -390,6 +390,43 @@ fn carried_keys_and_companion_files_come_along() {
     assert!(metadata.contains("max_position_embeddings: 131072"), "{metadata}");
     assert!(!metadata.contains("bos_token_id"), "{metadata}");
     assert!(fast_llm.join("tokenizer.json").is_file());
+
+    // Re-sharded, the keys are stored and the tokenizer comes along; exported from there, the HF
+    // config is the same.
+    let resharded = out.join("resharded");
+    let stdout = ok(&cli(&[
+        "convert",
+        "--from",
+        "auto",
+        "--to",
+        "fast_llm_distributed",
+        "--layout",
+        "dp=2,zero=3",
+        input.to_str().unwrap(),
+        resharded.to_str().unwrap(),
+    ]));
+    assert_names(
+        &stdout,
+        &[
+            "carried config keys: bos_token_id, max_position_embeddings",
+            "copied files: tokenizer.json",
+        ],
+    );
+    let hf_again = out.join("hf_again");
+    ok(&cli(&[
+        "convert",
+        "--from",
+        "auto",
+        "--to",
+        "llama",
+        resharded.to_str().unwrap(),
+        hf_again.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(hf_again.join("config.json")).unwrap(),
+        std::fs::read_to_string(hf.join("config.json")).unwrap()
+    );
+    assert!(hf_again.join("tokenizer.json").is_file());
 }
 
 #[test]

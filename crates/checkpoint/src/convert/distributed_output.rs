@@ -3,7 +3,8 @@
 //! rank file as Fast-LLM's `DistributedCheckpointHandler.save` writes it (see
 //! [`crate::distributed::DistributedWrite`]).
 //!
-//! What is kept from a training-checkpoint input: the `distributed` and `multi_stage` fields that
+//! The input's companion files (tokenizer, ...) are copied and its HF metadata stored, as for a
+//! `fast_llm` output. What is kept from a training-checkpoint input: the `distributed` and `multi_stage` fields that
 //! do not place parameters (dtypes, seeds, ...) and the trainer's `metadata` (`completed_steps`,
 //! the optimizer's step, ...); the optimizer's shards with `--optimizer-state`, as Fast-LLM's own
 //! `convert` writes the weights alone otherwise.
@@ -87,6 +88,8 @@ pub(super) fn convert(
         _ => (None, Map::new()),
     };
     free_form.remove(METADATA_KEY);
+    // All of them are stored, as in a `fast_llm` output.
+    let carried_keys: Vec<String> = carried.keys().map(String::from).collect();
     crate::carry::store(&mut free_form, carried);
 
     let layout_error = |problems: Vec<String>| ConversionError::Layout {
@@ -107,6 +110,8 @@ pub(super) fn convert(
     model_config.insert("base_model".into(), Value::Map(config.to_form(Form::Explicit)));
     model_config.insert("type".into(), Value::Str(config.kind().name().into()));
 
+    // The tokenizer and other companions travel with the checkpoint, as to every output.
+    let companions = crate::companions::companions(input, &|_| false)?;
     let source = reader.open(input, config, options)?;
     let mut shards = vec!["weights".to_string()];
     let mut skipped_shards = source.optimizer_shards.clone();
@@ -162,13 +167,13 @@ pub(super) fn convert(
         tensors,
         files: Vec::new(),
         missing_extra_files: Vec::new(),
-        carried_keys: Vec::new(),
+        carried_keys,
         not_carried_keys: Vec::new(),
         dropped_keys,
         dropped_tensors: source.dropped_tensors.clone(),
         skipped_shards,
         training_state: Vec::new(),
-        companions: Default::default(),
+        companions,
         overflows: Vec::new(),
     };
     if options.dry_run {
@@ -181,6 +186,7 @@ pub(super) fn convert(
         shards: &shards,
     };
     write.write(&out, &shard_source, progress)?;
+    crate::companions::copy(&out, input, &summary.companions.copied)?;
     summary.files = std::iter::once("metadata.yaml".to_string())
         .chain((0..layout.parallelism.world_size).map(rank_file))
         .collect();
