@@ -4,10 +4,10 @@
 //! [`crate::distributed::DistributedWrite`]).
 //!
 //! The input's companion files (tokenizer, ...) are copied and its HF metadata stored, as for a
-//! `fast_llm` output. What is kept from a training-checkpoint input: the `distributed` and `multi_stage` fields that
-//! do not place parameters (dtypes, seeds, ...) and the trainer's `metadata` (`completed_steps`,
-//! the optimizer's step, ...); the optimizer's shards with `--optimizer-state`, as Fast-LLM's own
-//! `convert` writes the weights alone otherwise.
+//! `fast_llm` output. What is kept from a training-checkpoint input: the `distributed` and
+//! `multi_stage` fields that do not place parameters (dtypes, seeds, ...) and the trainer's
+//! `metadata` (`completed_steps`, the optimizer's step, ...); the optimizer's shards with
+//! `--optimizer-state`, as Fast-LLM's own `convert` writes the weights alone otherwise.
 
 use std::ops::ControlFlow;
 use std::path::Path;
