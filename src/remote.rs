@@ -1,0 +1,316 @@
+//! Conversions whose input or output is in object storage (`s3://`, `gs://`, `az://`; an
+//! `http(s)://` input), through `fastllm_store` (the `object-store` cargo feature).
+//!
+//! A remote input is checked by the policy's limits before its bytes are fetched: the files are
+//! the objects directly under the prefix (no key outside it is read), each document within its
+//! kind's byte limit, each safetensors header read by one ranged GET (two when larger than the
+//! first guess) and charged to the checkpoint's header budget. The files are then fetched by
+//! concurrent ranged GETs into a private local staging directory (a `--dry-run` or
+//! `--config-only` fetches documents and headers only) and converted there by the local
+//! conversion, under the local reading policy. A remote output is converted into a local
+//! staging directory and then published by `fastllm_store`: shards first (multipart), documents
+//! last, see `fastllm_store::publish` for what a reader observes meanwhile. The staging
+//! directory is removed when the conversion ends, whatever the outcome.
+//!
+//! So today a remote conversion needs local disk for the input's bytes and the output's; the
+//! conversion itself does not yet stream from or to the store.
+
+use std::path::Path;
+
+use fastllm_checkpoint::convert::{self, Summary};
+
+/// The URL schemes that name an object-store location rather than a local path.
+const SCHEMES: [&str; 8] = ["s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "http"];
+
+/// Whether `path` names an object-store location (`s3://`, `gs://`, `az://`, `http(s)://`).
+pub fn is_remote(path: &Path) -> bool {
+    path.to_str()
+        .and_then(|p| p.split_once("://"))
+        .is_some_and(|(scheme, _)| {
+            let scheme = scheme.to_ascii_lowercase();
+            SCHEMES.contains(&scheme.as_str()) || scheme == "https"
+        })
+}
+
+/// How a remote conversion does its IO.
+#[derive(Debug, Clone, Copy)]
+pub struct IoOptions {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// The size of one ranged GET and one multipart part (at least 5 MiB).
+    pub part_bytes: usize,
+    /// How often a failed request is retried (with exponential backoff).
+    pub retries: usize,
+}
+
+impl Default for IoOptions {
+    fn default() -> Self {
+        IoOptions {
+            concurrency: 8,
+            part_bytes: 16 << 20,
+            retries: 10,
+        }
+    }
+}
+
+/// Converts `input` (format `from`, or `auto`) to `output` (format `to`) where either may be an
+/// object-store URL; local paths convert as [`convert::convert_cancellable`] does.
+pub fn convert(
+    from: &str,
+    to: &str,
+    paths: (&Path, &Path),
+    options: &convert::Options,
+    io: &IoOptions,
+    progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
+) -> Result<Summary, String> {
+    imp::convert(from, to, paths, options, io, progress)
+}
+
+#[cfg(feature = "object-store")]
+mod imp {
+    use std::ops::ControlFlow;
+
+    use fastllm_checkpoint::policy::{MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES};
+    use fastllm_store::{IoLimits, PublishOptions, Remote, RemoteFile, Retries, StoreError};
+
+    use std::path::PathBuf;
+
+    use super::*;
+
+    pub(super) fn convert(
+        from: &str,
+        to: &str,
+        (input, output): (&Path, &Path),
+        options: &convert::Options,
+        io: &IoOptions,
+        progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Result<Summary, String> {
+        let limits = IoLimits {
+            concurrency: io.concurrency,
+            part_bytes: io.part_bytes,
+        };
+        let retries = Retries {
+            max_retries: io.retries,
+            ..Retries::default()
+        };
+        let open = |path: &Path| -> Result<Option<Remote>, String> {
+            if !is_remote(path) {
+                return Ok(None);
+            }
+            let url = path.to_str().expect("a remote path is UTF-8");
+            Remote::open(url, limits, retries).map(Some).map_err(|e| e.to_string())
+        };
+        let (remote_input, remote_output) = (open(input)?, open(output)?);
+        if let (Some(i), Some(o)) = (&remote_input, &remote_output) {
+            check_disjoint(i, o)?;
+        }
+        if let Some(remote) = &remote_output
+            && remote.location.scheme == fastllm_store::Scheme::Http
+        {
+            return Err(format!("{}: an HTTP location is read-only", remote.location.url));
+        }
+        // Refused before any byte is fetched or converted.
+        if let Some(remote) = &remote_output
+            && !options.force
+            && !options.dry_run
+            && remote.has_objects().map_err(|e| e.to_string())?
+        {
+            return Err(format!(
+                "{}: the output already exists; --force replaces it once the new one is complete",
+                remote.location.url
+            ));
+        }
+        let staging = Staging::new().map_err(|e| format!("creating a local staging directory: {e}"))?;
+        let local_input = match &remote_input {
+            Some(remote) => {
+                let dir = staging.path.join("input");
+                std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let headers_only = options.dry_run || options.config_only;
+                stage_input(remote, &dir, headers_only).map_err(|e| e.to_string())?;
+                dir
+            }
+            None => input.to_path_buf(),
+        };
+        let local_output = match &remote_output {
+            Some(_) => staging.path.join("output"),
+            None => output.to_path_buf(),
+        };
+        let rename = |message: String| {
+            let mut message = message;
+            if remote_input.is_some() {
+                message = message.replace(&local_input.display().to_string(), &input.display().to_string());
+            }
+            if remote_output.is_some() {
+                message = message.replace(&local_output.display().to_string(), &output.display().to_string());
+            }
+            message
+        };
+        let from = crate::api::side(from, Some(&local_input)).map_err(rename)?;
+        let to = crate::api::side(to, None)?;
+        let local_options = convert::Options {
+            force: options.force && remote_output.is_none(),
+            ..options.clone()
+        };
+        let mut summary = convert::convert_cancellable(&local_input, from, &local_output, to, &local_options, progress)
+            .map_err(|e| rename(e.to_string()))?;
+        if let Some(remote) = &remote_output {
+            if !options.dry_run {
+                remote
+                    .publish(&local_output, PublishOptions { force: options.force })
+                    .map_err(|e| e.to_string())?;
+            }
+            summary.output = output.to_path_buf();
+        }
+        Ok(summary)
+    }
+
+    /// Refuses an output that is, contains or is inside the input (same store and bucket,
+    /// overlapping prefixes).
+    fn check_disjoint(input: &Remote, output: &Remote) -> Result<(), String> {
+        let (i, o) = (&input.location, &output.location);
+        if i.scheme != o.scheme || i.bucket != o.bucket {
+            return Ok(());
+        }
+        let inside = |a: &str, b: &str| a == b || b.is_empty() || a.starts_with(&format!("{b}/"));
+        let (ip, op) = (i.prefix.as_ref(), o.prefix.as_ref());
+        if inside(ip, op) || inside(op, ip) {
+            return Err(format!(
+                "{}: the output overlaps the input {}; write it elsewhere",
+                o.url, i.url
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fetches the remote checkpoint's files into `dir`, each checked against the policy's
+    /// limits first; with `headers_only`, a safetensors file is its header in a sparse file of
+    /// its full size (all a plan reads).
+    fn stage_input(remote: &Remote, dir: &Path, headers_only: bool) -> Result<(), StoreError> {
+        let files = remote.list()?;
+        let url = &remote.location.url;
+        if files.is_empty() {
+            return Err(StoreError::Refused {
+                url: url.clone(),
+                reason: "no checkpoint here: no object directly under this prefix".to_string(),
+            });
+        }
+        let refuse = |file: &RemoteFile, reason: String| StoreError::Refused {
+            url: remote.location.url_of(&file.name),
+            reason,
+        };
+        let mut headers_left = MAX_HEADERS_TOTAL;
+        let mut fetch = Vec::new();
+        for file in &files {
+            let limit = match file.name.as_str() {
+                "config.json" | "metadata.yaml" => Some(MAX_CONFIG_BYTES),
+                name if name.ends_with(".index.json") => Some(MAX_INDEX_BYTES),
+                _ => None,
+            };
+            if let Some(limit) = limit
+                && file.size > limit
+            {
+                return Err(refuse(
+                    file,
+                    format!("{} bytes, more than the {limit} this document may have", file.size),
+                ));
+            }
+            if file.name.ends_with(".safetensors") {
+                let header = remote.read_header(file, MAX_HEADER_BYTES as u64)?;
+                let length = header.len() as u64 - 8;
+                if length > headers_left {
+                    return Err(refuse(
+                        file,
+                        format!(
+                            "header of {length} bytes: the checkpoint's safetensors headers would pass the \
+                             {MAX_HEADERS_TOTAL} bytes they may hold in all"
+                        ),
+                    ));
+                }
+                headers_left -= length;
+                if headers_only {
+                    write_sparse(&dir.join(&file.name), &header, file.size)?;
+                    continue;
+                }
+            }
+            fetch.push(file.clone());
+        }
+        remote.fetch(&fetch, dir)?;
+        Ok(())
+    }
+
+    /// A private local directory (mode 0700) for a remote conversion's files, removed when dropped.
+    struct Staging {
+        path: PathBuf,
+    }
+
+    impl Staging {
+        fn new() -> std::io::Result<Staging> {
+            use std::os::unix::fs::DirBuilderExt;
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let path = std::env::temp_dir().join(format!("fastllm-convert-{}-{nanos}", std::process::id()));
+            std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+            Ok(Staging { path })
+        }
+    }
+
+    impl Drop for Staging {
+        fn drop(&mut self) {
+            // Only this run's own fresh directory: nothing else is under it.
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+
+    fn write_sparse(path: &Path, header: &[u8], size: u64) -> Result<(), StoreError> {
+        let local = |source| StoreError::Local {
+            path: path.to_path_buf(),
+            action: "writing",
+            source,
+        };
+        let file = std::fs::File::create_new(path).map_err(local)?;
+        std::io::Write::write_all(&mut &file, header).map_err(local)?;
+        file.set_len(size).map_err(local)
+    }
+}
+
+#[cfg(not(feature = "object-store"))]
+mod imp {
+    use super::*;
+
+    pub(super) fn convert(
+        from: &str,
+        to: &str,
+        (input, output): (&Path, &Path),
+        options: &convert::Options,
+        _io: &IoOptions,
+        progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
+    ) -> Result<Summary, String> {
+        if let Some(remote) = [input, output].into_iter().find(|p| is_remote(p)) {
+            return Err(format!(
+                "{}: object-store paths need a build with the `object-store` feature",
+                remote.display()
+            ));
+        }
+        let from = crate::api::side(from, Some(input))?;
+        let to = crate::api::side(to, None)?;
+        convert::convert_cancellable(input, from, output, to, options, progress).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case("s3://bucket/prefix", true)]
+    #[case("HTTPS://host/x", true)]
+    #[case("gs://b", true)]
+    #[case("./s3:/not-a-url", false)]
+    #[case("/data/checkpoint", false)]
+    fn remote_paths_are_told_by_their_scheme(#[case] path: &str, #[case] remote: bool) {
+        assert_eq!(is_remote(Path::new(path)), remote);
+    }
+}
