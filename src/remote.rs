@@ -71,11 +71,24 @@ mod imp {
     use std::ops::ControlFlow;
 
     use fastllm_checkpoint::policy::{MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES};
-    use fastllm_store::{IoLimits, PublishOptions, Remote, RemoteFile, Retries, StoreError};
+    use fastllm_store::{IoLimits, PublishOptions, Remote, RemoteFile, Retries, Scheme, StoreError};
 
     use std::path::PathBuf;
 
     use super::*;
+
+    /// What an HTTP checkpoint may hold besides its shards, probed by name.
+    const HTTP_PROBED: [&str; 9] = [
+        "config.json",
+        "metadata.yaml",
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "ok",
+    ];
 
     pub(super) fn convert(
         from: &str,
@@ -105,7 +118,7 @@ mod imp {
             check_disjoint(i, o)?;
         }
         if let Some(remote) = &remote_output
-            && remote.location.scheme == fastllm_store::Scheme::Http
+            && remote.location.scheme == Scheme::Http
         {
             return Err(format!("{}: an HTTP location is read-only", remote.location.url));
         }
@@ -186,7 +199,10 @@ mod imp {
     /// limits first; with `headers_only`, a safetensors file is its header in a sparse file of
     /// its full size (all a plan reads).
     fn stage_input(remote: &Remote, dir: &Path, headers_only: bool) -> Result<(), StoreError> {
-        let files = remote.list()?;
+        let files = match remote.location.scheme {
+            Scheme::Http => http_files(remote)?,
+            _ => remote.list()?,
+        };
         let url = &remote.location.url;
         if files.is_empty() {
             return Err(StoreError::Refused {
@@ -260,6 +276,63 @@ mod imp {
             // Only this run's own fresh directory: nothing else is under it.
             let _ = std::fs::remove_dir_all(&self.path);
         }
+    }
+
+    /// The files of an HTTP location, which cannot be listed: the documents and companions a
+    /// checkpoint may have, probed by name; the shards its index names, or numbered Fast-LLM
+    /// shards and rank files up to the first missing one.
+    fn http_files(remote: &Remote) -> Result<Vec<RemoteFile>, StoreError> {
+        let mut files = Vec::new();
+        let probe = |name: &str, files: &mut Vec<RemoteFile>| -> Result<bool, StoreError> {
+            if files.iter().any(|f: &RemoteFile| f.name == name) {
+                return Ok(true);
+            }
+            Ok(match remote.size_of(name)? {
+                Some(size) => {
+                    files.push(RemoteFile {
+                        name: name.to_string(),
+                        size,
+                    });
+                    true
+                }
+                None => false,
+            })
+        };
+        for name in HTTP_PROBED {
+            probe(name, &mut files)?;
+        }
+        if let Some(index) = files.iter().find(|f| f.name == "model.safetensors.index.json").cloned() {
+            if index.size > MAX_INDEX_BYTES {
+                return Err(StoreError::Refused {
+                    url: remote.location.url_of(&index.name),
+                    reason: format!(
+                        "{} bytes, more than the {MAX_INDEX_BYTES} this document may have",
+                        index.size
+                    ),
+                });
+            }
+            let text = remote.get_range(&index, 0..index.size)?;
+            let shards: std::collections::BTreeSet<String> = serde_json::from_slice::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|index| {
+                    let map = index.get("weight_map")?.as_object()?.clone();
+                    Some(map.values().filter_map(|v| v.as_str().map(String::from)).collect())
+                })
+                .unwrap_or_default();
+            for shard in shards {
+                // A name with a path in it is left for the local index check to name as missing.
+                if !shard.contains('/') && !shard.starts_with('.') {
+                    probe(&shard, &mut files)?;
+                }
+            }
+        }
+        for stem in ["model", "rank"] {
+            let mut k = 0;
+            while probe(&format!("{stem}_{k}.safetensors"), &mut files)? {
+                k += 1;
+            }
+        }
+        Ok(files)
     }
 
     fn write_sparse(path: &Path, header: &[u8], size: u64) -> Result<(), StoreError> {

@@ -601,3 +601,104 @@ fn a_remote_output_may_not_overlap_its_remote_input() {
     ));
     assert!(stderr.contains("overlaps the input s3://runs/exp"), "{stderr}");
 }
+
+/// A static HTTP server of the files of `dir` on a loopback port: HEAD, GET and single-range
+/// GET (206), as a web server or a CDN in front of a bucket answers.
+fn serve_files(dir: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                while let Ok(Some((head, _))) = read_request(&mut stream) {
+                    let mut words = head.split_whitespace();
+                    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    let name = path.rsplit('/').next().unwrap_or("");
+                    let Ok(data) = std::fs::read(dir.join(name)) else {
+                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                        continue;
+                    };
+                    let range = head
+                        .lines()
+                        .find_map(|line| {
+                            line.to_ascii_lowercase()
+                                .strip_prefix("range: bytes=")
+                                .map(String::from)
+                        })
+                        .and_then(|r| {
+                            let (start, end) = r.trim().split_once('-')?;
+                            let start: usize = start.parse().ok()?;
+                            let end: usize = end
+                                .parse::<usize>()
+                                .ok()
+                                .map_or(data.len(), |e| (e + 1).min(data.len()));
+                            Some(start..end)
+                        });
+                    let (status, body) = match &range {
+                        Some(r) => ("206 Partial Content", &data[r.clone()]),
+                        None => ("200 OK", &data[..]),
+                    };
+                    let mut response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
+                    if let Some(r) = &range {
+                        response.push_str(&format!(
+                            "Content-Range: bytes {}-{}/{}\r\n",
+                            r.start,
+                            r.end - 1,
+                            data.len()
+                        ));
+                    }
+                    response.push_str("\r\n");
+                    let mut bytes = response.into_bytes();
+                    if method != "HEAD" {
+                        bytes.extend_from_slice(body);
+                    }
+                    if stream.write_all(&bytes).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_http_input_is_read_by_probing_and_ranged_gets() {
+    let dir = scratch("http");
+    let hf = llama(&dir);
+    let sharded = dir.join("sharded");
+    let port = free_port();
+    ok(&convert(
+        port,
+        &[
+            "--max-shard-size",
+            "20MB",
+            "--from",
+            "llama",
+            "--to",
+            "llama",
+            s(&hf),
+            s(&sharded),
+        ],
+    ));
+    let url = format!("http://127.0.0.1:{}/models/m", serve_files(sharded.clone()));
+    let back = dir.join("back");
+    ok(&convert(
+        port,
+        &[
+            "--max-shard-size",
+            "20MB",
+            "--from",
+            "auto",
+            "--to",
+            "llama",
+            &url,
+            s(&back),
+        ],
+    ));
+    assert_same_files(&sharded, &back);
+    let stderr = failed(&convert(port, &["--from", "llama", "--to", "llama", s(&hf), &url]));
+    assert!(stderr.contains("read-only"), "{stderr}");
+}

@@ -9,7 +9,7 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::http::HttpBuilder;
 use object_store::path::Path as KeyPath;
-use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::StoreError;
 
@@ -163,6 +163,8 @@ impl Location {
                     HttpBuilder::new()
                         .with_url(trimmed)
                         .with_retry(retry)
+                        // An http:// URL asks for plain HTTP; https:// is never downgraded.
+                        .with_client_options(ClientOptions::new().with_allow_http(trimmed.starts_with("http://")))
                         .build()
                         .map_err(built)?,
                 ),
