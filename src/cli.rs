@@ -89,6 +89,15 @@ enum Command {
         /// such tensor, instead of failing.
         #[arg(long)]
         allow_overflow: bool,
+        /// Convert only the K-th of N disjoint sets of the output's tensor files (K from 0 to N-1,
+        /// chosen deterministically, balanced by bytes), into `OUTPUT.part-K-of-N` beside the
+        /// output; safe to retry. Then --finalize assembles the output. See docs/distributed-runs.md.
+        #[arg(long, value_name = "K/N", value_parser = convert::Part::parse, conflicts_with_all = ["finalize", "config_only"])]
+        part: Option<convert::Part>,
+        /// Check that every part written by --part K/N is present and complete, and assemble the
+        /// output: its files, then the index and config.
+        #[arg(long, conflicts_with_all = ["config_only", "dry_run"])]
+        finalize: bool,
         /// Object-store paths: requests in flight at once (ranged GETs, multipart parts).
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
         io_concurrency: u16,
@@ -347,6 +356,8 @@ fn run(cli: Cli) -> Result<String, String> {
             shard,
             dtype,
             allow_overflow,
+            part,
+            finalize,
             io_concurrency,
             io_part_size,
             io_retries,
@@ -368,6 +379,8 @@ fn run(cli: Cli) -> Result<String, String> {
                 shard,
                 dtype,
                 allow_overflow,
+                part,
+                finalize,
             };
             let io = crate::remote::IoOptions {
                 concurrency: usize::from(io_concurrency),
@@ -503,6 +516,17 @@ fn convert_checkpoint(
         out.push_str(&missing_extra_files_note(&summary));
         out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
         out.push_str(&carried_note(&summary, options.dry_run));
+        return Ok(out);
+    }
+    if let (Some(part), false) = (options.part, options.dry_run) {
+        out.push_str(&format!(
+            "wrote part {part} ({} file(s)) {} -> {} in {}: {}",
+            summary.files.len(),
+            summary.from,
+            summary.to,
+            summary.output.display(),
+            joined(&summary.files, ", ")
+        ));
         return Ok(out);
     }
     out.push_str(&format!(

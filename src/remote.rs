@@ -122,6 +122,13 @@ mod imp {
         {
             return Err(format!("{}: an HTTP location is read-only", remote.location.url));
         }
+        if remote_output.is_some() && (options.part.is_some() || options.finalize) {
+            return Err(format!(
+                "{}: --part / --finalize write to a local or shared filesystem only for now; convert the parts \
+                 there, or without --part to the object store",
+                output.display()
+            ));
+        }
         // Refused before any byte is fetched or converted.
         if let Some(remote) = &remote_output
             && !options.force

@@ -100,6 +100,7 @@ fn convert(
         text_only,
         drop_keys,
         shard,
+        ..Options::default()
     };
     let mut stopped: Option<PyErr> = None;
     let result = py.detach(|| {
