@@ -10,7 +10,8 @@
 //! conversion, under the local reading policy. A remote output is converted into a local
 //! staging directory and then published by `fastllm_store`: shards first (multipart), documents
 //! last, see `fastllm_store::publish` for what a reader observes meanwhile. The staging
-//! directory is removed when the conversion ends, whatever the outcome.
+//! directory is an uncommitted `OutputDir` under `$TMPDIR`: removed when the conversion ends,
+//! whatever the outcome (a signal included), and swept by the next run after a SIGKILL.
 //!
 //! So today a remote conversion needs local disk for the input's bytes and the output's; the
 //! conversion itself does not yet stream from or to the store.
@@ -70,10 +71,10 @@ pub fn convert(
 mod imp {
     use std::ops::ControlFlow;
 
-    use fastllm_checkpoint::policy::{MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES};
+    use fastllm_checkpoint::policy::{
+        MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES, OutputDir, Protected,
+    };
     use fastllm_store::{IoLimits, PublishOptions, Remote, RemoteFile, Retries, Scheme, StoreError};
-
-    use std::path::PathBuf;
 
     use super::*;
 
@@ -140,10 +141,10 @@ mod imp {
                 remote.location.url
             ));
         }
-        let staging = Staging::new().map_err(|e| format!("creating a local staging directory: {e}"))?;
+        let staging = staging()?;
         let local_input = match &remote_input {
             Some(remote) => {
-                let dir = staging.path.join("input");
+                let dir = staging.path("input");
                 std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 let headers_only = options.dry_run || options.config_only;
                 stage_input(remote, &dir, headers_only).map_err(|e| e.to_string())?;
@@ -152,7 +153,7 @@ mod imp {
             None => input.to_path_buf(),
         };
         let local_output = match &remote_output {
-            Some(_) => staging.path.join("output"),
+            Some(_) => staging.path("output"),
             None => output.to_path_buf(),
         };
         let rename = |message: String| {
@@ -261,28 +262,16 @@ mod imp {
         Ok(())
     }
 
-    /// A private local directory (mode 0700) for a remote conversion's files, removed when dropped.
-    struct Staging {
-        path: PathBuf,
-    }
-
-    impl Staging {
-        fn new() -> std::io::Result<Staging> {
-            use std::os::unix::fs::DirBuilderExt;
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let path = std::env::temp_dir().join(format!("fastllm-convert-{}-{nanos}", std::process::id()));
-            std::fs::DirBuilder::new().mode(0o700).create(&path)?;
-            Ok(Staging { path })
-        }
-    }
-
-    impl Drop for Staging {
-        fn drop(&mut self) {
-            // Only this run's own fresh directory: nothing else is under it.
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
+    /// A local directory for a remote conversion's files: an [`OutputDir`] that is never
+    /// committed, so it is removed when the conversion ends, also on SIGINT / SIGTERM (the
+    /// CLI's handler abandons live outputs), and a killed run's is swept by the next run.
+    fn staging() -> Result<OutputDir, String> {
+        OutputDir::create(
+            &std::env::temp_dir().join("fastllm-convert-remote"),
+            false,
+            &Protected::nothing(),
+        )
+        .map_err(|e| format!("creating a local staging directory: {e}"))
     }
 
     /// The files of an HTTP location, which cannot be listed: the documents and companions a

@@ -127,13 +127,17 @@ struct Faults {
     /// After this many multipart parts went through, drop the connection of every later part
     /// upload (a server dying mid-upload); aborts and other requests still pass.
     parts_before_failure: Option<usize>,
+    /// Hold every multipart part upload this long before forwarding it.
+    stall_parts: Option<Duration>,
 }
 
-/// A TCP proxy in front of moto that injects [`Faults`]; counts what it injected.
+/// A TCP proxy in front of moto that injects [`Faults`]; counts what it injected and the part
+/// uploads it saw.
 struct Proxy {
     port: u16,
     throttled: Arc<AtomicUsize>,
     dropped: Arc<AtomicUsize>,
+    parts: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -144,11 +148,11 @@ impl Proxy {
         let dropped = Arc::new(AtomicUsize::new(0));
         let parts = Arc::new(AtomicUsize::new(0));
         let faults = Arc::new(Mutex::new(faults));
-        let (t, d) = (Arc::clone(&throttled), Arc::clone(&dropped));
+        let (t, d, seen) = (Arc::clone(&throttled), Arc::clone(&dropped), Arc::clone(&parts));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
-                let (faults, t, d, parts) = (Arc::clone(&faults), Arc::clone(&t), Arc::clone(&d), Arc::clone(&parts));
+                let (faults, t, d, parts) = (Arc::clone(&faults), Arc::clone(&t), Arc::clone(&d), Arc::clone(&seen));
                 std::thread::spawn(move || {
                     let _ = serve(client, upstream, &faults, (&t, &d, &parts));
                 });
@@ -158,6 +162,7 @@ impl Proxy {
             port,
             throttled,
             dropped,
+            parts,
         }
     }
 }
@@ -174,6 +179,12 @@ fn serve(
             return Ok(());
         };
         let request_line = head.lines().next().unwrap_or_default().to_string();
+        let is_part = request_line.starts_with("PUT ") && request_line.contains("partNumber=");
+        let stall = faults.lock().unwrap().stall_parts;
+        if let (true, Some(stall)) = (is_part, stall) {
+            parts.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(stall);
+        }
         {
             let mut faults = faults.lock().unwrap();
             if faults.throttle_first > 0 {
@@ -187,8 +198,7 @@ fn serve(
                 )?;
                 continue;
             }
-            if request_line.starts_with("PUT ")
-                && request_line.contains("partNumber=")
+            if is_part
                 && let Some(limit) = faults.parts_before_failure
                 && parts.fetch_add(1, Ordering::SeqCst) >= limit
             {
@@ -701,4 +711,59 @@ fn an_http_input_is_read_by_probing_and_ranged_gets() {
     assert_same_files(&sharded, &back);
     let stderr = failed(&convert(port, &["--from", "llama", "--to", "llama", s(&hf), &url]));
     assert!(stderr.contains("read-only"), "{stderr}");
+}
+
+#[test]
+fn an_interrupted_remote_conversion_leaves_no_local_staging_and_no_marker() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("models");
+    let dir = scratch("interrupted");
+    let hf = llama(&dir);
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let proxy = Proxy::start(
+        moto.port,
+        Faults {
+            stall_parts: Some(Duration::from_secs(30)),
+            ..Faults::default()
+        },
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"))
+        .args([
+            "convert",
+            "--io-part-size",
+            "5MiB",
+            "--from",
+            "llama",
+            "--to",
+            "llama",
+            s(&hf),
+            "s3://models/m",
+        ])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", proxy.port))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("TMPDIR", &tmp)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.parts.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no part upload started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Mid-upload, with the converted checkpoint staged under TMPDIR.
+    assert!(std::fs::read_dir(&tmp).unwrap().next().is_some(), "staged under TMPDIR");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "local staging removed: {left:?}");
+    assert_eq!(moto.object("models", "m/config.json").0, 404);
 }
