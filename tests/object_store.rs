@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
+use fastllm_convert::checkpoint::synthetic::{write_synthetic_distributed, write_synthetic_hf};
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
 
 /// A moto server on a free loopback port, killed when dropped.
@@ -766,4 +766,62 @@ fn an_interrupted_remote_conversion_leaves_no_local_staging_and_no_marker() {
         .collect();
     assert!(left.is_empty(), "local staging removed: {left:?}");
     assert_eq!(moto.object("models", "m/config.json").0, 404);
+}
+
+#[test]
+fn a_distributed_training_checkpoint_is_read_rank_file_by_rank_file() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("distributed");
+    let config = r#"{"hidden_size": 256, "embeddings": {"vocab_size": 4096},
+        "head": {"normalization": {"type": "rms_norm"}},
+        "decoder": {"num_blocks": 4, "block": {
+            "mixer": {"heads": 4, "head_groups": 2, "head_size": 64, "add_linear_biases": false,
+                      "rotary": {"type": "default"}},
+            "mlp": {"intermediate_size": 512, "gated": true, "add_linear_biases": false},
+            "normalization": {"type": "rms_norm"}}}}"#;
+    let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(config).unwrap()).unwrap();
+    let parallel = Value::from_json_str(
+        r#"{"distributed": {"world_size": 4, "tensor_parallel": 2, "pipeline_parallel": 2},
+            "multi_stage": {"zero_stage": 3}}"#,
+    )
+    .unwrap();
+    let checkpoint = dir.join("checkpoint");
+    write_synthetic_distributed(
+        &config,
+        parallel.as_map().unwrap(),
+        &checkpoint,
+        &["weights", "exp_avgs"],
+    )
+    .unwrap();
+    // Uploaded as a trainer writes it: one object per file.
+    let mut ranks = 0;
+    for entry in std::fs::read_dir(&checkpoint).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        ranks += usize::from(name.starts_with("rank_"));
+        let (status, body) = http(
+            moto.port,
+            "PUT",
+            &format!("/runs/exp/1000/{name}"),
+            &std::fs::read(entry.path()).unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(ranks, 4);
+    let reference = dir.join("reference");
+    ok(&convert(
+        moto.port,
+        &["--from", "auto", "--to", "llama", s(&checkpoint), s(&reference)],
+    ));
+    let from_s3 = dir.join("from_s3");
+    let printed = ok(&convert(
+        moto.port,
+        &["--from", "auto", "--to", "llama", "s3://runs/exp/1000", s(&from_s3)],
+    ));
+    assert!(
+        printed.contains("exp_avgs"),
+        "the optimizer state is named as not converted: {printed}"
+    );
+    assert_same_files(&reference, &from_s3);
 }
