@@ -67,6 +67,19 @@ pub fn convert(
     imp::convert(from, to, paths, options, io, progress)
 }
 
+/// A conversion between local paths.
+fn local(
+    from: &str,
+    to: &str,
+    (input, output): (&Path, &Path),
+    options: &convert::Options,
+    progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
+) -> Result<Summary, String> {
+    let from = crate::api::side(from, Some(input))?;
+    let to = crate::api::side(to, None)?;
+    convert::convert_cancellable(input, from, output, to, options, progress).map_err(|e| e.to_string())
+}
+
 #[cfg(feature = "object-store")]
 mod imp {
     use std::ops::ControlFlow;
@@ -115,6 +128,9 @@ mod imp {
             Remote::open(url, limits, retries).map(Some).map_err(|e| e.to_string())
         };
         let (remote_input, remote_output) = (open(input)?, open(output)?);
+        if remote_input.is_none() && remote_output.is_none() {
+            return local(from, to, (input, output), options, progress);
+        }
         if let (Some(i), Some(o)) = (&remote_input, &remote_output) {
             check_disjoint(i, o)?;
         }
@@ -361,9 +377,7 @@ mod imp {
                 remote.display()
             ));
         }
-        let from = crate::api::side(from, Some(input))?;
-        let to = crate::api::side(to, None)?;
-        convert::convert_cancellable(input, from, output, to, options, progress).map_err(|e| e.to_string())
+        local(from, to, (input, output), options, progress)
     }
 }
 

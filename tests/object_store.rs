@@ -825,3 +825,18 @@ fn a_distributed_training_checkpoint_is_read_rank_file_by_rank_file() {
     );
     assert_same_files(&reference, &from_s3);
 }
+
+#[test]
+fn a_local_conversion_stages_nothing_in_tmpdir() {
+    let dir = scratch("local_only");
+    // Not a directory: any staging there would fail the conversion.
+    let tmpdir = dir.join("tmpdir-is-a-file");
+    std::fs::write(&tmpdir, b"").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"))
+        .args(["convert", "--from", "auto", "--to", "fast_llm", "samples/llama-tiny"])
+        .arg(dir.join("out"))
+        .env("TMPDIR", &tmpdir)
+        .output()
+        .unwrap();
+    ok(&output);
+}
