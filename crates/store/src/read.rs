@@ -43,7 +43,9 @@ impl Remote {
             .into_iter()
             .filter_map(|object| {
                 let name = object.location.filename()?.to_string();
-                (object.location == location.key(&name)).then_some(RemoteFile {
+                // Only a plain name becomes a local file name of the staged checkpoint.
+                let plain = !matches!(name.as_str(), "" | "." | "..") && !name.contains(['/', '\\', '\0']);
+                (plain && object.location == location.key(&name)).then_some(RemoteFile {
                     name,
                     size: object.size,
                 })
@@ -173,4 +175,92 @@ async fn get_range(remote: &Remote, file: &RemoteFile, range: Range<u64>) -> Res
         });
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::ObjectStore;
+    use object_store::memory::InMemory;
+    use object_store::path::Path as KeyPath;
+    use rstest::rstest;
+
+    use super::*;
+    use crate::{IoLimits, Location, Retries};
+
+    /// A remote over an in-memory store holding `objects` under `prefix`.
+    fn remote(objects: &[(&str, Vec<u8>)]) -> Remote {
+        let store = Arc::new(InMemory::new());
+        let mut location = Location::parse("s3://bucket/ckpt", Retries::default()).unwrap();
+        location.store = store.clone();
+        let remote = Remote::open("s3://bucket/ckpt", IoLimits::default(), Retries::default()).unwrap();
+        let remote = Remote { location, ..remote };
+        for (key, bytes) in objects {
+            remote
+                .block_on(store.put(&KeyPath::from(*key), bytes.clone().into()))
+                .unwrap();
+        }
+        remote
+    }
+
+    fn safetensors(header_bytes: usize, data: usize) -> Vec<u8> {
+        let mut file = (header_bytes as u64).to_le_bytes().to_vec();
+        file.extend(std::iter::repeat_n(b' ', header_bytes));
+        file.extend(std::iter::repeat_n(7, data));
+        file
+    }
+
+    #[rstest]
+    #[case::one_get(1000)]
+    #[case::two_gets(300_000)]
+    fn a_header_is_read_whole_whatever_its_length(#[case] header: usize) {
+        let remote = remote(&[("ckpt/model.safetensors", safetensors(header, 64))]);
+        let file = remote.list().unwrap().remove(0);
+        assert_eq!(remote.read_header(&file, 16 << 20).unwrap(), safetensors(header, 0));
+    }
+
+    #[test]
+    fn a_header_past_the_limit_or_the_file_is_refused() {
+        let remote = remote(&[
+            ("ckpt/a.safetensors", safetensors(1000, 0)),
+            ("ckpt/b.safetensors", {
+                let mut lying = safetensors(10, 0);
+                lying[..8].copy_from_slice(&1_000_000u64.to_le_bytes());
+                lying
+            }),
+        ]);
+        let files = remote.list().unwrap();
+        let error = remote.read_header(&files[0], 999).unwrap_err().to_string();
+        assert!(error.contains("header too large: 1000 bytes"), "{error}");
+        let error = remote.read_header(&files[1], 16 << 20).unwrap_err().to_string();
+        assert!(error.contains("the header says 1000000 bytes"), "{error}");
+    }
+
+    #[test]
+    fn listing_keeps_the_files_directly_under_the_prefix_and_fetch_writes_them() {
+        let big: Vec<u8> = (0..(12 << 20)).map(|i: u32| i.to_le_bytes()[1]).collect();
+        let remote = remote(&[
+            ("ckpt/config.json", b"{}".to_vec()),
+            ("ckpt/model.safetensors", big.clone()),
+            ("ckpt/deeper/other.json", b"{}".to_vec()),
+            ("ckpt2/config.json", b"{}".to_vec()),
+        ]);
+        let files = remote.list().unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["config.json", "model.safetensors"]);
+        let dir = std::env::temp_dir().join(format!("fastllm-store-fetch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fetched = remote.fetch(&files, &dir);
+        let (config, model) = (
+            std::fs::read(dir.join("config.json")),
+            std::fs::read(dir.join("model.safetensors")),
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        let fetched = fetched.unwrap();
+        // 16 MiB parts (at least 5 MiB): one request each.
+        assert_eq!((fetched.bytes, fetched.requests), (2 + (12 << 20), 2));
+        assert_eq!(config.unwrap(), b"{}");
+        assert!(model.unwrap() == big);
+    }
 }
