@@ -174,6 +174,12 @@ pub fn convert(
     options: &convert::Options,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<JsonSummary, Failure> {
+    if crate::remote::is_remote(input) || crate::remote::is_remote(output) {
+        let io = crate::remote::IoOptions::default();
+        return crate::remote::convert(from, to, (input, output), options, &io, progress)
+            .map(|summary| JsonSummary::new(&summary, options))
+            .map_err(Failure::message);
+    }
     let from = side(from, Some(input)).map_err(Failure::message)?;
     let to = side(to, None).map_err(Failure::message)?;
     convert::convert_cancellable(input, from, output, to, options, progress)

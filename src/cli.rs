@@ -100,9 +100,31 @@ enum Command {
         /// Frozen parameters have none.
         #[arg(long)]
         optimizer_state: bool,
-        /// The input checkpoint directory.
+        /// Convert only the K-th of N disjoint sets of the output's tensor files (K from 0 to N-1,
+        /// chosen deterministically, balanced by bytes), into `OUTPUT.part-K-of-N` beside the
+        /// output; safe to retry. Then --finalize assembles the output. See docs/distributed-runs.md.
+        #[arg(long, value_name = "K/N", value_parser = convert::Part::parse, conflicts_with_all = ["finalize", "config_only"])]
+        part: Option<convert::Part>,
+        /// Check that every part written by --part K/N is present and complete, and assemble the
+        /// output: its files, then the index and config.
+        #[arg(long, conflicts_with_all = ["config_only", "dry_run"])]
+        finalize: bool,
+        /// Object-store paths: requests in flight at once (ranged GETs, multipart parts).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        io_concurrency: u16,
+        /// Object-store paths: the size of one ranged GET and one multipart part (at least 5MiB);
+        /// with --io-concurrency, bounds the transfer buffers.
+        #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+        io_part_size: u64,
+        /// Object-store paths: how often a failed request (5xx, throttling, dropped connection) is
+        /// retried, with exponential backoff.
+        #[arg(long, default_value_t = 10)]
+        io_retries: usize,
+        /// The input checkpoint directory, or an object-store URL (s3://bucket/prefix, gs://…,
+        /// az://…, http(s)://…; credentials from the AWS_*, GOOGLE_*, AZURE_* variables).
         input: PathBuf,
-        /// The output directory (must not exist unless --force).
+        /// The output directory (must not exist unless --force), or an object-store URL (not
+        /// http).
         output: PathBuf,
     },
     /// Describe a checkpoint: format, config summary, parameter count, dtypes, files; for a
@@ -352,6 +374,11 @@ fn run(cli: Cli) -> Result<String, String> {
             allow_overflow,
             layout: parallel,
             optimizer_state,
+            part,
+            finalize,
+            io_concurrency,
+            io_part_size,
+            io_retries,
             input,
             output,
         } => {
@@ -372,8 +399,15 @@ fn run(cli: Cli) -> Result<String, String> {
                 allow_overflow,
                 parallel,
                 optimizer_state,
+                part,
+                finalize,
             };
-            convert_checkpoint(&from, &to, &input, &output, &options, json)
+            let io = crate::remote::IoOptions {
+                concurrency: usize::from(io_concurrency),
+                part_bytes: usize::try_from(io_part_size.max(5 << 20)).unwrap_or(usize::MAX),
+                retries: io_retries,
+            };
+            convert_checkpoint(&from, &to, (&input, &output), &options, &io, json)
         }
         Command::Inspect { path } => inspect(&path),
         Command::Explain { format } => {
@@ -440,12 +474,11 @@ fn export(format: &str, layout: LayoutArg, complete: bool, file: &Path) -> Resul
 fn convert_checkpoint(
     from: &str,
     to: &str,
-    input: &Path,
-    output: &Path,
+    (input, output): (&Path, &Path),
     options: &convert::Options,
+    io: &crate::remote::IoOptions,
     json: bool,
 ) -> Result<String, String> {
-    let (from, to) = (api::side(from, Some(input))?, api::side(to, None)?);
     // A progress bar on a terminal; nothing when stderr is a file or pipe.
     let bar = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !options.dry_run && !json).then(|| {
         let bar = indicatif::ProgressBar::new(0);
@@ -458,12 +491,13 @@ fn convert_checkpoint(
             bar.set_length(total);
             bar.set_position(done);
         }
+        std::ops::ControlFlow::Continue(())
     };
-    let summary = convert::convert_with_progress(input, from, output, to, options, &mut progress);
+    let summary = crate::remote::convert(from, to, (input, output), options, io, &mut progress);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let summary = summary.map_err(|e| e.to_string())?;
+    let summary = summary?;
     if json {
         return Ok(crate::summary::JsonSummary::new(&summary, options).to_json_pretty());
     }
@@ -502,6 +536,17 @@ fn convert_checkpoint(
         out.push_str(&missing_extra_files_note(&summary));
         out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
         out.push_str(&carried_note(&summary, options.dry_run));
+        return Ok(out);
+    }
+    if let (Some(part), false) = (options.part, options.dry_run) {
+        out.push_str(&format!(
+            "wrote part {part} ({} file(s)) {} -> {} in {}: {}",
+            summary.files.len(),
+            summary.from,
+            summary.to,
+            summary.output.display(),
+            joined(&summary.files, ", ")
+        ));
         return Ok(out);
     }
     out.push_str(&format!(

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod remote;
 pub mod summary;
 
 #[cfg(feature = "apriel")]
@@ -22,6 +23,8 @@ pub use fastllm_gemma4 as gemma4;
 pub use fastllm_llama as llama;
 #[cfg(feature = "llava")]
 pub use fastllm_llava as llava;
+#[cfg(feature = "object-store")]
+pub use fastllm_store as store;
 
 /// The format families linked into this build.
 pub fn families() -> Vec<&'static str> {

@@ -21,6 +21,7 @@
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod bench_store;
 mod fuzz;
 
 fn main() -> ExitCode {

@@ -111,6 +111,7 @@ fn convert(
         shard,
         parallel,
         optimizer_state,
+        ..Options::default()
     };
     let mut stopped: Option<PyErr> = None;
     let result = py.detach(|| {

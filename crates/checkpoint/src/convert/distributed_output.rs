@@ -63,6 +63,12 @@ pub(super) fn convert(
             "its shards are in the run's distributed.optimization_dtype (float32 unless the input checkpoint says otherwise)",
         );
     }
+    if options.part.is_some() || options.finalize {
+        return refuse(
+            "--part/--finalize",
+            "its rank files are written by one process (split by files, a part would hold a fraction of every rank)",
+        );
+    }
     if options.shard.is_some() {
         return refuse(
             "--shard",

@@ -162,6 +162,11 @@ impl Document {
         }
     }
 
+    /// The document's text.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
     /// Writes the document into the output.
     pub(crate) fn write(&self, out: &OutputDir) -> Result<(), CheckpointError> {
         out.write_text(self.name, &self.text)

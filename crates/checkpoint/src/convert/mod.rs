@@ -15,6 +15,7 @@
 mod distributed_output;
 mod input;
 pub(crate) mod metadata;
+mod parts;
 pub(crate) mod plan;
 mod transfer;
 pub(crate) mod write;
@@ -32,6 +33,7 @@ use self::metadata::{
     Document, config_json_document, fast_llm_file_metadata, fast_llm_metadata_document, hf_file_metadata,
     hf_index_document,
 };
+pub use self::parts::Part;
 pub use self::write::Overflowed;
 use self::write::{copy_extra_files, extra_files, shard, write_tensors};
 use crate::CheckpointError;
@@ -123,6 +125,11 @@ pub struct Options {
     /// Carry the optimizer's shards (`exp_avgs`, `exp_avgs_sq`, ...) into the output
     /// (`--optimizer-state`): only formats that hold them accept it.
     pub optimizer_state: bool,
+    /// Write only this part of the output's tensor files, beside the output (`--part K/N`; see
+    /// the `parts` module).
+    pub part: Option<Part>,
+    /// Assemble the output from its parts, once all are complete (`--finalize`).
+    pub finalize: bool,
 }
 
 impl Default for Options {
@@ -140,6 +147,8 @@ impl Default for Options {
             allow_overflow: false,
             parallel: None,
             optimizer_state: false,
+            part: None,
+            finalize: false,
         }
     }
 }
@@ -416,13 +425,73 @@ pub fn convert_cancellable(
         return Ok(summary);
     }
 
-    let out = OutputDir::create(output, options.force, &protected)?;
-    documents.iter().try_for_each(|document| document.write(&out))?;
-    drop(documents);
     let metadata = match to {
         Output::FastLlm => fast_llm_file_metadata(config, &shards),
         Output::Hf(_) => hf_file_metadata(),
     };
+    let parted = options.part.is_some() || options.finalize;
+    let fingerprint = parted.then(|| {
+        parts::fingerprint(
+            (from.name(), to.name()),
+            documents.iter().map(Document::text),
+            &files,
+            &outputs,
+        )
+    });
+    if let (Some(part), Some(fingerprint)) = (options.part, &fingerprint) {
+        let part_of = parts::assign(&parts::file_bytes(&files, &outputs), part.count);
+        let mine: Vec<_> = files
+            .iter()
+            .zip(&part_of)
+            .filter(|(_, p)| **p == part.index)
+            .map(|(file, _)| file.clone())
+            .collect();
+        // A retried part replaces its previous attempt, whole.
+        let out = OutputDir::create(&part.dir(output), true, &protected)?;
+        summary.overflows = write_tensors(
+            &out,
+            &mine,
+            &outputs,
+            &metadata,
+            &source,
+            to,
+            options.allow_overflow,
+            progress,
+        )
+        .map_err(overflow_in(input))?;
+        let mut sizes = std::collections::BTreeMap::new();
+        for (name, _) in &mine {
+            let path = out.path(name);
+            let size = std::fs::metadata(&path)
+                .map_err(|e| CheckpointError::io(&path, e))?
+                .len();
+            sizes.insert(name.clone(), size);
+        }
+        out.write_text(parts::MANIFEST, &parts::manifest(part, fingerprint, &sizes))?;
+        summary.files = mine.into_iter().map(|(f, _)| f).collect();
+        summary.output = out.commit()?;
+        return Ok(summary);
+    }
+    if let (true, Some(fingerprint)) = (options.finalize, &fingerprint) {
+        let gathered = parts::gather(output, &files, &parts::file_bytes(&files, &outputs), fingerprint)?;
+        let out = OutputDir::create(output, options.force, &protected)?;
+        parts::link_into(&out, &gathered)?;
+        documents.iter().try_for_each(|document| document.write(&out))?;
+        if matches!(to, Output::FastLlm) {
+            out.write_text("ok", "")?;
+        }
+        summary.files = files.into_iter().map(|(f, _)| f).collect();
+        summary.missing_extra_files = copy_extra_files(&out, input, to)?;
+        crate::companions::copy(&out, input, &summary.companions.copied)?;
+        out.commit()?;
+        // The output holds the parts' files now; a part left behind is only disk space.
+        let _ = parts::remove_parts(&gathered, &protected);
+        return Ok(summary);
+    }
+
+    let out = OutputDir::create(output, options.force, &protected)?;
+    documents.iter().try_for_each(|document| document.write(&out))?;
+    drop(documents);
     summary.overflows = write_tensors(
         &out,
         &files,
@@ -433,14 +502,7 @@ pub fn convert_cancellable(
         options.allow_overflow,
         progress,
     )
-    .map_err(|error| match error {
-        // Named by its path, like every other rejection of an input file.
-        ConversionError::Overflow(mut overflow) => {
-            overflow.file = input.join(&overflow.file).display().to_string();
-            ConversionError::Overflow(overflow)
-        }
-        other => other,
-    })?;
+    .map_err(overflow_in(input))?;
     if matches!(to, Output::FastLlm) {
         out.write_text("ok", "")?;
     }
@@ -449,6 +511,18 @@ pub fn convert_cancellable(
     crate::companions::copy(&out, input, &summary.companions.copied)?;
     out.commit()?;
     Ok(summary)
+}
+
+/// Names an overflowing tensor's input file by its path, like every other rejection of an input
+/// file.
+fn overflow_in(input: &Path) -> impl Fn(ConversionError) -> ConversionError + '_ {
+    move |error| match error {
+        ConversionError::Overflow(mut overflow) => {
+            overflow.file = input.join(&overflow.file).display().to_string();
+            ConversionError::Overflow(overflow)
+        }
+        other => other,
+    }
 }
 
 /// Where the carried keys go in the output: an HF config places them, a Fast-LLM checkpoint

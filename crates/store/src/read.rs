@@ -1,0 +1,266 @@
+//! Reading a remote checkpoint: listing its files, a safetensors header by ranged GETs, files by
+//! concurrent ranged GETs.
+
+use std::fs::{File, OpenOptions};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::{Remote, StoreError};
+
+/// The first guess of a safetensors header's size: real headers hold about 150 bytes a tensor,
+/// so this reads the whole header of a shard of up to ~1,700 tensors in one request.
+const HEADER_GUESS: u64 = 256 << 10;
+
+/// One file of a remote checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// Its name relative to the checkpoint's prefix (no `/`).
+    pub name: String,
+    pub size: u64,
+}
+
+/// What [`Remote::fetch`] transferred.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fetched {
+    pub bytes: u64,
+    pub requests: u64,
+}
+
+impl Remote {
+    /// The checkpoint's files: the objects directly under its prefix, by name. Deeper keys are
+    /// not part of a checkpoint's flat layout and are left out.
+    pub fn list(&self) -> Result<Vec<RemoteFile>, StoreError> {
+        let location = &self.location;
+        let listed = self
+            .block_on(location.store.list_with_delimiter(Some(&location.prefix)))
+            .map_err(|e| StoreError::request(location, location.url.clone(), "listing", e))?;
+        let mut files: Vec<_> = listed
+            .objects
+            .into_iter()
+            .filter_map(|object| {
+                let name = object.location.filename()?.to_string();
+                // Only a plain name becomes a local file name of the staged checkpoint.
+                let plain = !matches!(name.as_str(), "" | "." | "..") && !name.contains(['/', '\\', '\0']);
+                (plain && object.location == location.key(&name)).then_some(RemoteFile {
+                    name,
+                    size: object.size,
+                })
+            })
+            .collect();
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
+    }
+
+    /// The size of file `name`, `None` when there is none (how an HTTP location, which cannot
+    /// be listed, is probed).
+    pub fn size_of(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let location = &self.location;
+        match self.block_on(location.store.head(&location.key(name))) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::request(location, location.url_of(name), "looking up", e)),
+        }
+    }
+
+    /// Bytes `range` of `file`, checked to be all there.
+    pub fn get_range(&self, file: &RemoteFile, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.block_on(get_range(self, file, range))
+    }
+
+    /// The header of safetensors file `file` (its 8-byte length and the JSON after it) by one
+    /// ranged GET, or two when it is longer than the first guess; a header longer than
+    /// `max_header_bytes` is refused before its second request.
+    pub fn read_header(&self, file: &RemoteFile, max_header_bytes: u64) -> Result<Vec<u8>, StoreError> {
+        let url = self.location.url_of(&file.name);
+        let first = self.get_range(file, 0..file.size.min(HEADER_GUESS))?;
+        let Some(length) = first
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        else {
+            return Err(StoreError::Refused {
+                url,
+                reason: format!("a safetensors file of {} bytes, too short for a header", file.size),
+            });
+        };
+        if length > max_header_bytes {
+            return Err(StoreError::Refused {
+                url,
+                reason: format!(
+                    "safetensors header too large: {length} bytes, more than the {max_header_bytes} a header may have"
+                ),
+            });
+        }
+        let end = 8 + length;
+        if end > file.size {
+            return Err(StoreError::Refused {
+                url,
+                reason: format!("the header says {length} bytes but the file has {} bytes", file.size),
+            });
+        }
+        let mut header = first.to_vec();
+        if end > first.len() as u64 {
+            header.extend_from_slice(&self.get_range(file, first.len() as u64..end)?);
+        }
+        header.truncate(end as usize);
+        Ok(header)
+    }
+
+    /// Downloads `files` into directory `dir` (which must not hold them yet) by concurrent
+    /// ranged GETs of at most `part_bytes`, at most `concurrency` at once, each written in
+    /// place as it arrives.
+    pub fn fetch(&self, files: &[RemoteFile], dir: &Path) -> Result<Fetched, StoreError> {
+        let opened = files
+            .iter()
+            .map(|file| {
+                let path = dir.join(&file.name);
+                let local = |action, source| StoreError::Local {
+                    path: path.clone(),
+                    action,
+                    source,
+                };
+                let handle = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| local("creating", e))?;
+                handle.set_len(file.size).map_err(|e| local("sizing", e))?;
+                Ok(handle)
+            })
+            .collect::<Result<Vec<File>, StoreError>>()?;
+        let part = self.limits.part_bytes as u64;
+        let pieces = files.iter().enumerate().flat_map(|(index, file)| {
+            (0..file.size.div_ceil(part)).map(move |k| (index, k * part..((k + 1) * part).min(file.size)))
+        });
+        let mut fetched = Fetched::default();
+        self.block_on(
+            futures::stream::iter(pieces)
+                .map(|(index, range)| async move {
+                    let bytes = get_range(self, &files[index], range.clone()).await?;
+                    Ok::<_, StoreError>((index, range.start, bytes))
+                })
+                .buffer_unordered(self.limits.concurrency)
+                .try_for_each(|(index, offset, bytes)| {
+                    let written = opened[index]
+                        .write_all_at(&bytes, offset)
+                        .map_err(|source| StoreError::Local {
+                            path: dir.join(&files[index].name),
+                            action: "writing",
+                            source,
+                        });
+                    fetched.bytes += bytes.len() as u64;
+                    fetched.requests += 1;
+                    futures::future::ready(written)
+                }),
+        )?;
+        Ok(fetched)
+    }
+}
+
+async fn get_range(remote: &Remote, file: &RemoteFile, range: Range<u64>) -> Result<Bytes, StoreError> {
+    let location = &remote.location;
+    let expected = range.end - range.start;
+    let bytes = location
+        .store
+        .get_range(&location.key(&file.name), range)
+        .await
+        .map_err(|e| StoreError::request(location, location.url_of(&file.name), "reading", e))?;
+    if bytes.len() as u64 != expected {
+        return Err(StoreError::Refused {
+            url: location.url_of(&file.name),
+            reason: format!("a ranged read returned {} bytes, not {expected}", bytes.len()),
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::ObjectStore;
+    use object_store::memory::InMemory;
+    use object_store::path::Path as KeyPath;
+    use rstest::rstest;
+
+    use super::*;
+    use crate::{IoLimits, Location, Retries};
+
+    /// A remote over an in-memory store holding `objects` under `prefix`.
+    fn remote(objects: &[(&str, Vec<u8>)]) -> Remote {
+        let store = Arc::new(InMemory::new());
+        let mut location = Location::parse("s3://bucket/ckpt", Retries::default()).unwrap();
+        location.store = store.clone();
+        let remote = Remote::open("s3://bucket/ckpt", IoLimits::default(), Retries::default()).unwrap();
+        let remote = Remote { location, ..remote };
+        for (key, bytes) in objects {
+            remote
+                .block_on(store.put(&KeyPath::from(*key), bytes.clone().into()))
+                .unwrap();
+        }
+        remote
+    }
+
+    fn safetensors(header_bytes: usize, data: usize) -> Vec<u8> {
+        let mut file = (header_bytes as u64).to_le_bytes().to_vec();
+        file.extend(std::iter::repeat_n(b' ', header_bytes));
+        file.extend(std::iter::repeat_n(7, data));
+        file
+    }
+
+    #[rstest]
+    #[case::one_get(1000)]
+    #[case::two_gets(300_000)]
+    fn a_header_is_read_whole_whatever_its_length(#[case] header: usize) {
+        let remote = remote(&[("ckpt/model.safetensors", safetensors(header, 64))]);
+        let file = remote.list().unwrap().remove(0);
+        assert_eq!(remote.read_header(&file, 16 << 20).unwrap(), safetensors(header, 0));
+    }
+
+    #[test]
+    fn a_header_past_the_limit_or_the_file_is_refused() {
+        let remote = remote(&[
+            ("ckpt/a.safetensors", safetensors(1000, 0)),
+            ("ckpt/b.safetensors", {
+                let mut lying = safetensors(10, 0);
+                lying[..8].copy_from_slice(&1_000_000u64.to_le_bytes());
+                lying
+            }),
+        ]);
+        let files = remote.list().unwrap();
+        let error = remote.read_header(&files[0], 999).unwrap_err().to_string();
+        assert!(error.contains("header too large: 1000 bytes"), "{error}");
+        let error = remote.read_header(&files[1], 16 << 20).unwrap_err().to_string();
+        assert!(error.contains("the header says 1000000 bytes"), "{error}");
+    }
+
+    #[test]
+    fn listing_keeps_the_files_directly_under_the_prefix_and_fetch_writes_them() {
+        let big: Vec<u8> = (0..(12 << 20)).map(|i: u32| i.to_le_bytes()[1]).collect();
+        let remote = remote(&[
+            ("ckpt/config.json", b"{}".to_vec()),
+            ("ckpt/model.safetensors", big.clone()),
+            ("ckpt/deeper/other.json", b"{}".to_vec()),
+            ("ckpt2/config.json", b"{}".to_vec()),
+        ]);
+        let files = remote.list().unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["config.json", "model.safetensors"]);
+        let dir = std::env::temp_dir().join(format!("fastllm-store-fetch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fetched = remote.fetch(&files, &dir);
+        let (config, model) = (
+            std::fs::read(dir.join("config.json")),
+            std::fs::read(dir.join("model.safetensors")),
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        let fetched = fetched.unwrap();
+        // 16 MiB parts (at least 5 MiB): one request each.
+        assert_eq!((fetched.bytes, fetched.requests), (2 + (12 << 20), 2));
+        assert_eq!(config.unwrap(), b"{}");
+        assert!(model.unwrap() == big);
+    }
+}

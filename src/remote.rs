@@ -1,0 +1,399 @@
+//! Conversions whose input or output is in object storage (`s3://`, `gs://`, `az://`; an
+//! `http(s)://` input), through `fastllm_store` (the `object-store` cargo feature).
+//!
+//! A remote input is checked by the policy's limits before its bytes are fetched: the files are
+//! the objects directly under the prefix (no key outside it is read), each document within its
+//! kind's byte limit, each safetensors header read by one ranged GET (two when larger than the
+//! first guess) and charged to the checkpoint's header budget. The files are then fetched by
+//! concurrent ranged GETs into a private local staging directory (a `--dry-run` or
+//! `--config-only` fetches documents and headers only) and converted there by the local
+//! conversion, under the local reading policy. A remote output is converted into a local
+//! staging directory and then published by `fastllm_store`: shards first (multipart), documents
+//! last, see `fastllm_store::publish` for what a reader observes meanwhile. The staging
+//! directory is an uncommitted `OutputDir` under `$TMPDIR`: removed when the conversion ends,
+//! whatever the outcome (a signal included), and swept by the next run after a SIGKILL.
+//!
+//! So today a remote conversion needs local disk for the input's bytes and the output's; the
+//! conversion itself does not yet stream from or to the store.
+
+use std::path::Path;
+
+use fastllm_checkpoint::convert::{self, Summary};
+
+/// The URL schemes that name an object-store location rather than a local path.
+const SCHEMES: [&str; 8] = ["s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "http"];
+
+/// Whether `path` names an object-store location (`s3://`, `gs://`, `az://`, `http(s)://`).
+pub fn is_remote(path: &Path) -> bool {
+    path.to_str()
+        .and_then(|p| p.split_once("://"))
+        .is_some_and(|(scheme, _)| {
+            let scheme = scheme.to_ascii_lowercase();
+            SCHEMES.contains(&scheme.as_str()) || scheme == "https"
+        })
+}
+
+/// How a remote conversion does its IO.
+#[derive(Debug, Clone, Copy)]
+pub struct IoOptions {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// The size of one ranged GET and one multipart part (at least 5 MiB).
+    pub part_bytes: usize,
+    /// How often a failed request is retried (with exponential backoff).
+    pub retries: usize,
+}
+
+impl Default for IoOptions {
+    fn default() -> Self {
+        IoOptions {
+            concurrency: 8,
+            part_bytes: 16 << 20,
+            retries: 10,
+        }
+    }
+}
+
+/// Converts `input` (format `from`, or `auto`) to `output` (format `to`) where either may be an
+/// object-store URL; local paths convert as [`convert::convert_cancellable`] does.
+pub fn convert(
+    from: &str,
+    to: &str,
+    paths: (&Path, &Path),
+    options: &convert::Options,
+    io: &IoOptions,
+    progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
+) -> Result<Summary, String> {
+    imp::convert(from, to, paths, options, io, progress)
+}
+
+/// A conversion between local paths.
+fn local(
+    from: &str,
+    to: &str,
+    (input, output): (&Path, &Path),
+    options: &convert::Options,
+    progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
+) -> Result<Summary, String> {
+    let from = crate::api::side(from, Some(input))?;
+    let to = crate::api::side(to, None)?;
+    convert::convert_cancellable(input, from, output, to, options, progress).map_err(|e| e.to_string())
+}
+
+#[cfg(feature = "object-store")]
+mod imp {
+    use std::ops::ControlFlow;
+
+    use fastllm_checkpoint::policy::{
+        MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES, OutputDir, Protected,
+    };
+    use fastllm_store::{IoLimits, PublishOptions, Remote, RemoteFile, Retries, Scheme, StoreError};
+
+    use super::*;
+
+    /// What an HTTP checkpoint may hold besides its shards, probed by name.
+    const HTTP_PROBED: [&str; 9] = [
+        "config.json",
+        "metadata.yaml",
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "ok",
+    ];
+
+    pub(super) fn convert(
+        from: &str,
+        to: &str,
+        (input, output): (&Path, &Path),
+        options: &convert::Options,
+        io: &IoOptions,
+        progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Result<Summary, String> {
+        let limits = IoLimits {
+            concurrency: io.concurrency,
+            part_bytes: io.part_bytes,
+        };
+        let retries = Retries {
+            max_retries: io.retries,
+            ..Retries::default()
+        };
+        let open = |path: &Path| -> Result<Option<Remote>, String> {
+            if !is_remote(path) {
+                return Ok(None);
+            }
+            let url = path.to_str().expect("a remote path is UTF-8");
+            Remote::open(url, limits, retries).map(Some).map_err(|e| e.to_string())
+        };
+        let (remote_input, remote_output) = (open(input)?, open(output)?);
+        if remote_input.is_none() && remote_output.is_none() {
+            return local(from, to, (input, output), options, progress);
+        }
+        if let (Some(i), Some(o)) = (&remote_input, &remote_output) {
+            check_disjoint(i, o)?;
+        }
+        if let Some(remote) = &remote_output
+            && remote.location.scheme == Scheme::Http
+        {
+            return Err(format!("{}: an HTTP location is read-only", remote.location.url));
+        }
+        if remote_output.is_some() && (options.part.is_some() || options.finalize) {
+            return Err(format!(
+                "{}: --part / --finalize write to a local or shared filesystem only for now; convert the parts \
+                 there, or without --part to the object store",
+                output.display()
+            ));
+        }
+        // Refused before any byte is fetched or converted.
+        if let Some(remote) = &remote_output
+            && !options.force
+            && !options.dry_run
+            && remote.has_objects().map_err(|e| e.to_string())?
+        {
+            return Err(format!(
+                "{}: the output already exists; --force replaces it once the new one is complete",
+                remote.location.url
+            ));
+        }
+        let staging = staging()?;
+        let local_input = match &remote_input {
+            Some(remote) => {
+                let dir = staging.path("input");
+                std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let headers_only = options.dry_run || options.config_only;
+                stage_input(remote, &dir, headers_only).map_err(|e| e.to_string())?;
+                dir
+            }
+            None => input.to_path_buf(),
+        };
+        let local_output = match &remote_output {
+            Some(_) => staging.path("output"),
+            None => output.to_path_buf(),
+        };
+        let rename = |message: String| {
+            let mut message = message;
+            if remote_input.is_some() {
+                message = message.replace(&local_input.display().to_string(), &input.display().to_string());
+            }
+            if remote_output.is_some() {
+                message = message.replace(&local_output.display().to_string(), &output.display().to_string());
+            }
+            message
+        };
+        let from = crate::api::side(from, Some(&local_input)).map_err(rename)?;
+        let to = crate::api::side(to, None)?;
+        let local_options = convert::Options {
+            force: options.force && remote_output.is_none(),
+            ..options.clone()
+        };
+        let mut summary = convert::convert_cancellable(&local_input, from, &local_output, to, &local_options, progress)
+            .map_err(|e| rename(e.to_string()))?;
+        if let Some(remote) = &remote_output {
+            if !options.dry_run {
+                remote
+                    .publish(&local_output, PublishOptions { force: options.force })
+                    .map_err(|e| e.to_string())?;
+            }
+            summary.output = output.to_path_buf();
+        }
+        Ok(summary)
+    }
+
+    /// Refuses an output that is, contains or is inside the input (same store and bucket,
+    /// overlapping prefixes).
+    fn check_disjoint(input: &Remote, output: &Remote) -> Result<(), String> {
+        let (i, o) = (&input.location, &output.location);
+        if i.scheme != o.scheme || i.bucket != o.bucket {
+            return Ok(());
+        }
+        let inside = |a: &str, b: &str| a == b || b.is_empty() || a.starts_with(&format!("{b}/"));
+        let (ip, op) = (i.prefix.as_ref(), o.prefix.as_ref());
+        if inside(ip, op) || inside(op, ip) {
+            return Err(format!(
+                "{}: the output overlaps the input {}; write it elsewhere",
+                o.url, i.url
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fetches the remote checkpoint's files into `dir`, each checked against the policy's
+    /// limits first; with `headers_only`, a safetensors file is its header in a sparse file of
+    /// its full size (all a plan reads).
+    fn stage_input(remote: &Remote, dir: &Path, headers_only: bool) -> Result<(), StoreError> {
+        let files = match remote.location.scheme {
+            Scheme::Http => http_files(remote)?,
+            _ => remote.list()?,
+        };
+        let url = &remote.location.url;
+        if files.is_empty() {
+            return Err(StoreError::Refused {
+                url: url.clone(),
+                reason: "no checkpoint here: no object directly under this prefix".to_string(),
+            });
+        }
+        let refuse = |file: &RemoteFile, reason: String| StoreError::Refused {
+            url: remote.location.url_of(&file.name),
+            reason,
+        };
+        let mut headers_left = MAX_HEADERS_TOTAL;
+        let mut fetch = Vec::new();
+        for file in &files {
+            let limit = match file.name.as_str() {
+                "config.json" | "metadata.yaml" => Some(MAX_CONFIG_BYTES),
+                name if name.ends_with(".index.json") => Some(MAX_INDEX_BYTES),
+                _ => None,
+            };
+            if let Some(limit) = limit
+                && file.size > limit
+            {
+                return Err(refuse(
+                    file,
+                    format!("{} bytes, more than the {limit} this document may have", file.size),
+                ));
+            }
+            if file.name.ends_with(".safetensors") {
+                let header = remote.read_header(file, MAX_HEADER_BYTES as u64)?;
+                let length = header.len() as u64 - 8;
+                if length > headers_left {
+                    return Err(refuse(
+                        file,
+                        format!(
+                            "header of {length} bytes: the checkpoint's safetensors headers would pass the \
+                             {MAX_HEADERS_TOTAL} bytes they may hold in all"
+                        ),
+                    ));
+                }
+                headers_left -= length;
+                if headers_only {
+                    write_sparse(&dir.join(&file.name), &header, file.size)?;
+                    continue;
+                }
+            }
+            fetch.push(file.clone());
+        }
+        remote.fetch(&fetch, dir)?;
+        Ok(())
+    }
+
+    /// A local directory for a remote conversion's files: an [`OutputDir`] that is never
+    /// committed, so it is removed when the conversion ends, also on SIGINT / SIGTERM (the
+    /// CLI's handler abandons live outputs), and a killed run's is swept by the next run.
+    fn staging() -> Result<OutputDir, String> {
+        OutputDir::create(
+            &std::env::temp_dir().join("fastllm-convert-remote"),
+            false,
+            &Protected::nothing(),
+        )
+        .map_err(|e| format!("creating a local staging directory: {e}"))
+    }
+
+    /// The files of an HTTP location, which cannot be listed: the documents and companions a
+    /// checkpoint may have, probed by name; the shards its index names, or numbered Fast-LLM
+    /// shards and rank files up to the first missing one.
+    fn http_files(remote: &Remote) -> Result<Vec<RemoteFile>, StoreError> {
+        let mut files = Vec::new();
+        let probe = |name: &str, files: &mut Vec<RemoteFile>| -> Result<bool, StoreError> {
+            if files.iter().any(|f: &RemoteFile| f.name == name) {
+                return Ok(true);
+            }
+            Ok(match remote.size_of(name)? {
+                Some(size) => {
+                    files.push(RemoteFile {
+                        name: name.to_string(),
+                        size,
+                    });
+                    true
+                }
+                None => false,
+            })
+        };
+        for name in HTTP_PROBED {
+            probe(name, &mut files)?;
+        }
+        if let Some(index) = files.iter().find(|f| f.name == "model.safetensors.index.json").cloned() {
+            if index.size > MAX_INDEX_BYTES {
+                return Err(StoreError::Refused {
+                    url: remote.location.url_of(&index.name),
+                    reason: format!(
+                        "{} bytes, more than the {MAX_INDEX_BYTES} this document may have",
+                        index.size
+                    ),
+                });
+            }
+            let text = remote.get_range(&index, 0..index.size)?;
+            let shards: std::collections::BTreeSet<String> = serde_json::from_slice::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|index| {
+                    let map = index.get("weight_map")?.as_object()?.clone();
+                    Some(map.values().filter_map(|v| v.as_str().map(String::from)).collect())
+                })
+                .unwrap_or_default();
+            for shard in shards {
+                // A name with a path in it is left for the local index check to name as missing.
+                if !shard.contains('/') && !shard.starts_with('.') {
+                    probe(&shard, &mut files)?;
+                }
+            }
+        }
+        for stem in ["model", "rank"] {
+            let mut k = 0;
+            while probe(&format!("{stem}_{k}.safetensors"), &mut files)? {
+                k += 1;
+            }
+        }
+        Ok(files)
+    }
+
+    fn write_sparse(path: &Path, header: &[u8], size: u64) -> Result<(), StoreError> {
+        let local = |source| StoreError::Local {
+            path: path.to_path_buf(),
+            action: "writing",
+            source,
+        };
+        let file = std::fs::File::create_new(path).map_err(local)?;
+        std::io::Write::write_all(&mut &file, header).map_err(local)?;
+        file.set_len(size).map_err(local)
+    }
+}
+
+#[cfg(not(feature = "object-store"))]
+mod imp {
+    use super::*;
+
+    pub(super) fn convert(
+        from: &str,
+        to: &str,
+        (input, output): (&Path, &Path),
+        options: &convert::Options,
+        _io: &IoOptions,
+        progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
+    ) -> Result<Summary, String> {
+        if let Some(remote) = [input, output].into_iter().find(|p| is_remote(p)) {
+            return Err(format!(
+                "{}: object-store paths need a build with the `object-store` feature",
+                remote.display()
+            ));
+        }
+        local(from, to, (input, output), options, progress)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case("s3://bucket/prefix", true)]
+    #[case("HTTPS://host/x", true)]
+    #[case("gs://b", true)]
+    #[case("./s3:/not-a-url", false)]
+    #[case("/data/checkpoint", false)]
+    fn remote_paths_are_told_by_their_scheme(#[case] path: &str, #[case] remote: bool) {
+        assert_eq!(is_remote(Path::new(path)), remote);
+    }
+}

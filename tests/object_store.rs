@@ -1,0 +1,842 @@
+//! Conversions from and to object storage against a real S3-compatible server (moto in server
+//! mode, PyPI `moto[server]`, installed by `.ci/run`) started and stopped by each test, with a
+//! fault-injecting TCP proxy in front of it for throttling and a server failing mid-upload.
+//!
+//! Under CI (`CI` set) a missing moto fails the tests; elsewhere they say why and pass.
+#![cfg(feature = "object-store")]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fastllm_convert::checkpoint::synthetic::{write_synthetic_distributed, write_synthetic_hf};
+use fastllm_convert::config::{ModelKind, Value, load_base_model};
+
+/// A moto server on a free loopback port, killed when dropped.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Starts moto, or `None` (with the reason printed) when it is not installed outside CI.
+    fn start(extra_env: &[(&str, &str)]) -> Option<Moto> {
+        let installed = Command::new("python3")
+            .args(["-c", "import moto.server, flask, werkzeug"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "moto[server] is not installed: .ci/run installs it"
+            );
+            eprintln!("skipped: python3 -m moto.server is not available (pip install 'moto[server]')");
+            return None;
+        }
+        let port = free_port();
+        let mut command = Command::new("python3");
+        command
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("python3 runs");
+        let moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    fn bucket(&self, name: &str) {
+        let (status, body) = http(self.port, "PUT", &format!("/{name}"), b"");
+        assert_eq!(status, 200, "creating bucket {name}: {body}");
+    }
+
+    /// The keys under `prefix` of `bucket`.
+    fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let (status, body) = http(self.port, "GET", &format!("/{bucket}?list-type=2&prefix={prefix}"), b"");
+        assert_eq!(status, 200, "{body}");
+        tag_values(&body, "Key")
+    }
+
+    /// The multipart uploads started and neither completed nor aborted in `bucket`.
+    fn pending_uploads(&self, bucket: &str) -> Vec<String> {
+        let (status, body) = http(self.port, "GET", &format!("/{bucket}?uploads"), b"");
+        assert_eq!(status, 200, "{body}");
+        tag_values(&body, "UploadId")
+    }
+
+    fn object(&self, bucket: &str, key: &str) -> (u16, String) {
+        http(self.port, "GET", &format!("/{bucket}/{key}"), b"")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One unsigned HTTP/1.1 request (moto checks no signature unless asked to): status and body.
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    (status, body)
+}
+
+fn tag_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split_once(&close).map(|(value, _)| value.to_string()))
+        .collect()
+}
+
+/// What the proxy does to each request.
+#[derive(Default)]
+struct Faults {
+    /// Answer this many requests `503 SlowDown` before forwarding any.
+    throttle_first: usize,
+    /// After this many multipart parts went through, drop the connection of every later part
+    /// upload (a server dying mid-upload); aborts and other requests still pass.
+    parts_before_failure: Option<usize>,
+    /// Hold every multipart part upload this long before forwarding it.
+    stall_parts: Option<Duration>,
+}
+
+/// A TCP proxy in front of moto that injects [`Faults`]; counts what it injected and the part
+/// uploads it saw.
+struct Proxy {
+    port: u16,
+    throttled: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+    parts: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    fn start(upstream: u16, faults: Faults) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let throttled = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let parts = Arc::new(AtomicUsize::new(0));
+        let faults = Arc::new(Mutex::new(faults));
+        let (t, d, seen) = (Arc::clone(&throttled), Arc::clone(&dropped), Arc::clone(&parts));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let (faults, t, d, parts) = (Arc::clone(&faults), Arc::clone(&t), Arc::clone(&d), Arc::clone(&seen));
+                std::thread::spawn(move || {
+                    let _ = serve(client, upstream, &faults, (&t, &d, &parts));
+                });
+            }
+        });
+        Proxy {
+            port,
+            throttled,
+            dropped,
+            parts,
+        }
+    }
+}
+
+/// Serves one connection: request by request, each forwarded on a fresh upstream connection.
+fn serve(
+    mut client: TcpStream,
+    upstream: u16,
+    faults: &Mutex<Faults>,
+    (throttled, dropped, parts): (&AtomicUsize, &AtomicUsize, &AtomicUsize),
+) -> std::io::Result<()> {
+    loop {
+        let Some((head, body)) = read_request(&mut client)? else {
+            return Ok(());
+        };
+        let request_line = head.lines().next().unwrap_or_default().to_string();
+        let is_part = request_line.starts_with("PUT ") && request_line.contains("partNumber=");
+        let stall = faults.lock().unwrap().stall_parts;
+        if let (true, Some(stall)) = (is_part, stall) {
+            parts.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(stall);
+        }
+        {
+            let mut faults = faults.lock().unwrap();
+            if faults.throttle_first > 0 {
+                faults.throttle_first -= 1;
+                throttled.fetch_add(1, Ordering::SeqCst);
+                let error = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                write!(
+                    client,
+                    "HTTP/1.1 503 Slow Down\r\nContent-Length: {}\r\nContent-Type: application/xml\r\n\r\n{error}",
+                    error.len()
+                )?;
+                continue;
+            }
+            if is_part
+                && let Some(limit) = faults.parts_before_failure
+                && parts.fetch_add(1, Ordering::SeqCst) >= limit
+            {
+                dropped.fetch_add(1, Ordering::SeqCst);
+                return client.shutdown(Shutdown::Both);
+            }
+        }
+        let mut server = TcpStream::connect(("127.0.0.1", upstream))?;
+        server.write_all(head.as_bytes())?;
+        server.write_all(&body)?;
+        let response = read_response(&mut server)?;
+        client.write_all(&response)?;
+    }
+}
+
+/// One request: its head (with `Connection: close` for the upstream) and body; `None` at EOF.
+fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let Some((head, mut rest)) = read_head(stream)? else {
+        return Ok(None);
+    };
+    let length = content_length(&head);
+    while rest.len() < length {
+        let mut buffer = vec![0; length - rest.len()];
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        rest.extend_from_slice(&buffer[..n]);
+    }
+    let head: String = head
+        .lines()
+        .filter(|line| !line.to_ascii_lowercase().starts_with("connection:") && !line.is_empty())
+        .map(|line| format!("{line}\r\n"))
+        .collect::<String>()
+        + "Connection: close\r\n\r\n";
+    Ok(Some((head, rest)))
+}
+
+/// A whole response of a `Connection: close` upstream, framed for the client's kept-alive
+/// connection.
+fn read_response(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let Some((head, mut body)) = read_head(stream)? else {
+        return Err(std::io::Error::other("no response"));
+    };
+    stream.read_to_end(&mut body)?;
+    let lines: Vec<&str> = head
+        .lines()
+        .filter(|line| !line.is_empty() && !line.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    let framed = lines.iter().any(|line| {
+        let lower = line.to_ascii_lowercase();
+        lower.starts_with("content-length:") || lower.starts_with("transfer-encoding:")
+    });
+    let mut head: String = lines.iter().map(|line| format!("{line}\r\n")).collect();
+    if !framed {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut response = head.into_bytes();
+    response.extend_from_slice(&body);
+    Ok(response)
+}
+
+fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let mut data = Vec::new();
+    let mut buffer = [0; 8192];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end + 4]).into_owned();
+            return Ok(Some((head, data[end + 4..].to_vec())));
+        }
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        data.extend_from_slice(&buffer[..n]);
+    }
+}
+
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("object_store").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A synthetic Llama of about 50 MB in F32, in shards of 20 MB (so several multipart uploads
+/// of 5 MiB parts each).
+fn llama(dir: &Path) -> PathBuf {
+    let config = r#"{"hidden_size": 512, "embeddings": {"vocab_size": 8192},
+        "head": {"normalization": {"type": "rms_norm"}},
+        "decoder": {"num_blocks": 2, "block": {
+            "mixer": {"heads": 8, "head_groups": 4, "head_size": 64, "add_linear_biases": false,
+                      "rotary": {"type": "default"}},
+            "mlp": {"intermediate_size": 1024, "gated": true, "add_linear_biases": false},
+            "normalization": {"type": "rms_norm"}}}}"#;
+    let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(config).unwrap()).unwrap();
+    let handler = fastllm_convert::core::find("llama").unwrap();
+    let input = dir.join("hf");
+    write_synthetic_hf(handler, &config, &input, "F32", 20_000_000).unwrap();
+    input
+}
+
+/// Runs `convert` with the S3 variables pointing at `port`.
+fn convert(port: u16, args: &[&str]) -> Output {
+    convert_as(port, ("testing", "testing"), args)
+}
+
+fn convert_as(port: u16, (key, secret): (&str, &str), args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"));
+    command
+        .arg("convert")
+        .args(["--io-part-size", "5MiB", "--io-concurrency", "4"])
+        .args(args)
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true");
+    for variable in ["AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_BUCKET"] {
+        command.env_remove(variable);
+    }
+    command.output().unwrap()
+}
+
+/// Stdout and stderr of a successful run.
+fn ok(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "stderr: {stderr}");
+    String::from_utf8_lossy(&output.stdout).into_owned() + &stderr
+}
+
+fn failed(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    stderr
+}
+
+/// Every file of `a` is in `b` with the same bytes, and `b` has no other.
+fn assert_same_files(a: &Path, b: &Path) {
+    let names = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(a), names(b), "{} vs {}", a.display(), b.display());
+    for name in names(a) {
+        assert!(
+            std::fs::read(a.join(&name)).unwrap() == std::fs::read(b.join(&name)).unwrap(),
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn local_to_s3_to_s3_to_local_round_trips_bit_identical() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    moto.bucket("models");
+    let dir = scratch("round_trip");
+    let hf = llama(&dir);
+    // The same conversions on local disk are the reference.
+    let local_fast_llm = dir.join("fast_llm");
+    let local_hf = dir.join("hf_again");
+    let port = moto.port;
+    ok(&convert(
+        port,
+        &["--from", "llama", "--to", "fast_llm", s(&hf), s(&local_fast_llm)],
+    ));
+    ok(&convert(
+        port,
+        &[
+            "--max-shard-size",
+            "20MB",
+            "--from",
+            "fast_llm",
+            "--to",
+            "llama",
+            s(&local_fast_llm),
+            s(&local_hf),
+        ],
+    ));
+
+    ok(&convert(
+        port,
+        &[
+            "--from",
+            "llama",
+            "--to",
+            "fast_llm",
+            s(&hf),
+            "s3://runs/exp1/checkpoint/1000",
+        ],
+    ));
+    let keys = moto.keys("runs", "exp1/checkpoint/1000/");
+    assert!(keys.iter().any(|k| k.ends_with("/metadata.yaml")), "{keys:?}");
+    assert!(moto.pending_uploads("runs").is_empty());
+    // S3 → S3, the format detected from the remote input.
+    let printed = ok(&convert(
+        port,
+        &[
+            "--max-shard-size",
+            "20MB",
+            "--from",
+            "auto",
+            "--to",
+            "llama",
+            "s3://runs/exp1/checkpoint/1000",
+            "s3://models/exp1",
+        ],
+    ));
+    assert!(printed.contains("s3://models/exp1"), "{printed}");
+    let keys = moto.keys("models", "exp1/");
+    assert!(keys.contains(&"exp1/config.json".to_string()), "{keys:?}");
+    assert!(
+        keys.iter().filter(|k| k.ends_with(".safetensors")).count() > 1,
+        "sharded: {keys:?}"
+    );
+    // S3 → local: bit-identical to the local-only conversions.
+    let back = dir.join("back");
+    ok(&convert(
+        port,
+        &[
+            "--max-shard-size",
+            "20MB",
+            "--from",
+            "auto",
+            "--to",
+            "llama",
+            "s3://models/exp1",
+            s(&back),
+        ],
+    ));
+    assert_same_files(&local_hf, &back);
+    let fast_llm_back = dir.join("fast_llm_back");
+    ok(&convert(
+        port,
+        &[
+            "--from",
+            "auto",
+            "--to",
+            "fast_llm",
+            "s3://runs/exp1/checkpoint/1000",
+            s(&fast_llm_back),
+        ],
+    ));
+    // metadata.yaml is regenerated from the same config: the same bytes too.
+    assert_same_files(&local_fast_llm, &fast_llm_back);
+    assert!(moto.pending_uploads("models").is_empty());
+}
+
+#[test]
+fn an_existing_output_is_refused_and_replaced_only_with_force() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("models");
+    let dir = scratch("force");
+    let hf = llama(&dir);
+    let port = moto.port;
+    ok(&convert(
+        port,
+        &["--from", "llama", "--to", "llama", s(&hf), "s3://models/m"],
+    ));
+    // A stale file of the old output that the new one does not have.
+    http(port, "PUT", "/models/m/stale.bin", b"old");
+    let stderr = failed(&convert(
+        port,
+        &["--from", "llama", "--to", "fast_llm", s(&hf), "s3://models/m"],
+    ));
+    assert!(stderr.contains("s3://models/m: the output already exists"), "{stderr}");
+    ok(&convert(
+        port,
+        &[
+            "--force",
+            "--from",
+            "llama",
+            "--to",
+            "fast_llm",
+            s(&hf),
+            "s3://models/m",
+        ],
+    ));
+    let mut keys = moto.keys("models", "");
+    keys.sort();
+    assert!(keys.contains(&"m/metadata.yaml".to_string()), "{keys:?}");
+    assert!(
+        !keys.contains(&"m/config.json".to_string()),
+        "the old marker is gone: {keys:?}"
+    );
+    assert!(!keys.contains(&"m/stale.bin".to_string()), "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k.starts_with("m/")),
+        "no staging prefix left: {keys:?}"
+    );
+}
+
+#[test]
+fn a_server_failing_mid_upload_leaves_no_complete_output_and_no_pending_upload() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("models");
+    let dir = scratch("mid_upload");
+    let hf = llama(&dir);
+    let proxy = Proxy::start(
+        moto.port,
+        Faults {
+            parts_before_failure: Some(3),
+            ..Faults::default()
+        },
+    );
+    let stderr = failed(&convert(
+        proxy.port,
+        &[
+            "--io-retries",
+            "1",
+            "--from",
+            "llama",
+            "--to",
+            "llama",
+            s(&hf),
+            "s3://models/m",
+        ],
+    ));
+    assert!(stderr.contains("s3://models/m/"), "names the object: {stderr}");
+    assert!(proxy.dropped.load(Ordering::SeqCst) > 0);
+    assert_eq!(moto.object("models", "m/config.json").0, 404);
+    assert_eq!(moto.keys("models", ""), Vec::<String>::new(), "nothing left");
+    assert_eq!(moto.pending_uploads("models"), Vec::<String>::new(), "aborted");
+}
+
+#[test]
+fn throttling_is_retried_with_backoff() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("models");
+    let dir = scratch("throttled");
+    let hf = llama(&dir);
+    let proxy = Proxy::start(
+        moto.port,
+        Faults {
+            throttle_first: 3,
+            ..Faults::default()
+        },
+    );
+    ok(&convert(
+        proxy.port,
+        &["--from", "llama", "--to", "llama", s(&hf), "s3://models/m"],
+    ));
+    assert_eq!(proxy.throttled.load(Ordering::SeqCst), 3);
+    let back = dir.join("back");
+    ok(&convert(
+        moto.port,
+        &["--from", "llama", "--to", "llama", "s3://models/m", s(&back)],
+    ));
+    let reference = dir.join("reference");
+    ok(&convert(
+        moto.port,
+        &["--from", "llama", "--to", "llama", s(&hf), s(&reference)],
+    ));
+    assert_same_files(&reference, &back);
+}
+
+#[test]
+fn refused_credentials_name_the_bucket_and_the_variables() {
+    // Moto checks signatures against its IAM users from the first request on: the test key is
+    // not one.
+    let Some(moto) = Moto::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]) else {
+        return;
+    };
+    let dir = scratch("credentials");
+    let stderr = failed(&convert_as(
+        moto.port,
+        ("AKIAWRONGWRONGWRONG0", "wrong"),
+        &[
+            "--io-retries",
+            "0",
+            "--from",
+            "auto",
+            "--to",
+            "llama",
+            "s3://secret-runs/exp",
+            s(&dir.join("out")),
+        ],
+    ));
+    assert!(stderr.contains("bucket `secret-runs`"), "{stderr}");
+    assert!(stderr.contains("AWS_ACCESS_KEY_ID"), "{stderr}");
+    assert!(!dir.join("out").exists());
+}
+
+#[test]
+fn a_remote_output_may_not_overlap_its_remote_input() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    let stderr = failed(&convert(
+        moto.port,
+        &["--from", "auto", "--to", "llama", "s3://runs/exp", "s3://runs/exp/hf"],
+    ));
+    assert!(stderr.contains("overlaps the input s3://runs/exp"), "{stderr}");
+}
+
+/// A static HTTP server of the files of `dir` on a loopback port: HEAD, GET and single-range
+/// GET (206), as a web server or a CDN in front of a bucket answers.
+fn serve_files(dir: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                while let Ok(Some((head, _))) = read_request(&mut stream) {
+                    let mut words = head.split_whitespace();
+                    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    let name = path.rsplit('/').next().unwrap_or("");
+                    let Ok(data) = std::fs::read(dir.join(name)) else {
+                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                        continue;
+                    };
+                    let range = head
+                        .lines()
+                        .find_map(|line| {
+                            line.to_ascii_lowercase()
+                                .strip_prefix("range: bytes=")
+                                .map(String::from)
+                        })
+                        .and_then(|r| {
+                            let (start, end) = r.trim().split_once('-')?;
+                            let start: usize = start.parse().ok()?;
+                            let end: usize = end
+                                .parse::<usize>()
+                                .ok()
+                                .map_or(data.len(), |e| (e + 1).min(data.len()));
+                            Some(start..end)
+                        });
+                    let (status, body) = match &range {
+                        Some(r) => ("206 Partial Content", &data[r.clone()]),
+                        None => ("200 OK", &data[..]),
+                    };
+                    let mut response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
+                    if let Some(r) = &range {
+                        response.push_str(&format!(
+                            "Content-Range: bytes {}-{}/{}\r\n",
+                            r.start,
+                            r.end - 1,
+                            data.len()
+                        ));
+                    }
+                    response.push_str("\r\n");
+                    let mut bytes = response.into_bytes();
+                    if method != "HEAD" {
+                        bytes.extend_from_slice(body);
+                    }
+                    if stream.write_all(&bytes).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_http_input_is_read_by_probing_and_ranged_gets() {
+    let dir = scratch("http");
+    let hf = llama(&dir);
+    let sharded = dir.join("sharded");
+    let port = free_port();
+    ok(&convert(
+        port,
+        &[
+            "--max-shard-size",
+            "20MB",
+            "--from",
+            "llama",
+            "--to",
+            "llama",
+            s(&hf),
+            s(&sharded),
+        ],
+    ));
+    let url = format!("http://127.0.0.1:{}/models/m", serve_files(sharded.clone()));
+    let back = dir.join("back");
+    ok(&convert(
+        port,
+        &[
+            "--max-shard-size",
+            "20MB",
+            "--from",
+            "auto",
+            "--to",
+            "llama",
+            &url,
+            s(&back),
+        ],
+    ));
+    assert_same_files(&sharded, &back);
+    let stderr = failed(&convert(port, &["--from", "llama", "--to", "llama", s(&hf), &url]));
+    assert!(stderr.contains("read-only"), "{stderr}");
+}
+
+#[test]
+fn an_interrupted_remote_conversion_leaves_no_local_staging_and_no_marker() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("models");
+    let dir = scratch("interrupted");
+    let hf = llama(&dir);
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let proxy = Proxy::start(
+        moto.port,
+        Faults {
+            stall_parts: Some(Duration::from_secs(30)),
+            ..Faults::default()
+        },
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"))
+        .args([
+            "convert",
+            "--io-part-size",
+            "5MiB",
+            "--from",
+            "llama",
+            "--to",
+            "llama",
+            s(&hf),
+            "s3://models/m",
+        ])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", proxy.port))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("TMPDIR", &tmp)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.parts.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no part upload started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Mid-upload, with the converted checkpoint staged under TMPDIR.
+    assert!(std::fs::read_dir(&tmp).unwrap().next().is_some(), "staged under TMPDIR");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "local staging removed: {left:?}");
+    assert_eq!(moto.object("models", "m/config.json").0, 404);
+}
+
+#[test]
+fn a_distributed_training_checkpoint_is_read_rank_file_by_rank_file() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("distributed");
+    let config = r#"{"hidden_size": 256, "embeddings": {"vocab_size": 4096},
+        "head": {"normalization": {"type": "rms_norm"}},
+        "decoder": {"num_blocks": 4, "block": {
+            "mixer": {"heads": 4, "head_groups": 2, "head_size": 64, "add_linear_biases": false,
+                      "rotary": {"type": "default"}},
+            "mlp": {"intermediate_size": 512, "gated": true, "add_linear_biases": false},
+            "normalization": {"type": "rms_norm"}}}}"#;
+    let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(config).unwrap()).unwrap();
+    let parallel = Value::from_json_str(
+        r#"{"distributed": {"world_size": 4, "tensor_parallel": 2, "pipeline_parallel": 2},
+            "multi_stage": {"zero_stage": 3}}"#,
+    )
+    .unwrap();
+    let checkpoint = dir.join("checkpoint");
+    write_synthetic_distributed(
+        &config,
+        parallel.as_map().unwrap(),
+        &checkpoint,
+        &["weights", "exp_avgs"],
+    )
+    .unwrap();
+    // Uploaded as a trainer writes it: one object per file.
+    let mut ranks = 0;
+    for entry in std::fs::read_dir(&checkpoint).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        ranks += usize::from(name.starts_with("rank_"));
+        let (status, body) = http(
+            moto.port,
+            "PUT",
+            &format!("/runs/exp/1000/{name}"),
+            &std::fs::read(entry.path()).unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(ranks, 4);
+    let reference = dir.join("reference");
+    ok(&convert(
+        moto.port,
+        &["--from", "auto", "--to", "llama", s(&checkpoint), s(&reference)],
+    ));
+    let from_s3 = dir.join("from_s3");
+    let printed = ok(&convert(
+        moto.port,
+        &["--from", "auto", "--to", "llama", "s3://runs/exp/1000", s(&from_s3)],
+    ));
+    assert!(
+        printed.contains("exp_avgs"),
+        "the optimizer state is named as not converted: {printed}"
+    );
+    assert_same_files(&reference, &from_s3);
+}
+
+#[test]
+fn a_local_conversion_stages_nothing_in_tmpdir() {
+    let dir = scratch("local_only");
+    // Not a directory: any staging there would fail the conversion.
+    let tmpdir = dir.join("tmpdir-is-a-file");
+    std::fs::write(&tmpdir, b"").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"))
+        .args(["convert", "--from", "auto", "--to", "fast_llm", "samples/llama-tiny"])
+        .arg(dir.join("out"))
+        .env("TMPDIR", &tmpdir)
+        .output()
+        .unwrap();
+    ok(&output);
+}
