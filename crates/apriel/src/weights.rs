@@ -4,7 +4,7 @@
 //!
 //! Every parameter exists exactly when Fast-LLM's layer creates it: a linear layer's bias is its
 //! *effective* bias (`<layer>.bias.enabled`, else the mixer's or MLP's default), as
-//! `fastllm_core::layout` derives it. Where the HF model could not hold such a bias, the config
+//! `fastllm_layout` derives it. Where the HF model could not hold such a bias, the config
 //! export already rejects the config (Apriel2 Mamba `conv_bias` / `dt_proj_bias`, attention K/V
 //! biases that differ), so every planned tensor has its HF counterpart.
 //!

@@ -10,7 +10,8 @@ use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_hf};
 use fastllm_core::config::{Form, ModelKind, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
-use fastllm_core::{Handler, find, layout};
+use fastllm_core::{Handler, find};
+use fastllm_layout as layout;
 use rstest::rstest;
 
 use fastllm_apriel as _;

@@ -21,6 +21,7 @@
 mod budget;
 pub mod checks;
 pub mod classes;
+pub mod dict;
 mod error;
 pub mod field_types;
 mod json;

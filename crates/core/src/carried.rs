@@ -33,11 +33,11 @@
 
 use fastllm_config::{BaseModelConfig, Map, Value};
 
+use crate::HfLayout;
 use crate::complete::{V5_GENERATION_KEYS, base_defaults, complete};
 use crate::coverage::GENERIC_IN_SUB_CONFIGS;
 use crate::dict::{join, show};
 use crate::registry::{GENERIC_METADATA, Handler};
-use crate::section::HfLayout;
 use crate::{ConvertError, Direction, Fill, Problem};
 
 /// The key of `metadata.yaml`'s free-form `metadata:` dict holding the carried HF keys

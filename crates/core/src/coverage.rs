@@ -374,7 +374,7 @@ pub fn check_handler(handler: &crate::Handler) -> HandlerReport {
                 Ok(entries) => {
                     let planned: Vec<(String, Vec<usize>)> =
                         entries.into_iter().map(|e| (e.fast_llm, e.fast_llm_shape)).collect();
-                    for gap in crate::layout::coverage_gaps(&crate::layout::parameters(&config), &planned) {
+                    for gap in fastllm_layout::coverage_gaps(&fastllm_layout::parameters(&config), &planned) {
                         report
                             .failures
                             .push(format!("{} sample {i}: weights: {gap}", handler.name));

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use fastllm_config::{Map, Value};
 
+use crate::HfLayout;
 use crate::Problem;
 use crate::dict::{self, Conflict, join, show};
-use crate::section::{ExportContext, HfLayout, ImportContext, Section, fl_value};
+use crate::section::{ExportContext, ImportContext, Section, fl_value};
 
 /// A dotted path as its parent and last part: descending allocates nothing, and the path is
 /// joined into a string only where one is needed (a message, provenance, a Custom's context).

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use fastllm_config::{ConfigClass, Form, Map, Value};
 
-use crate::Problem;
 use crate::dict;
 use crate::primitives::{Primitive, Shape};
-use crate::unconverted::Unconverted;
+use crate::{HfLayout, Problem};
+use fastllm_hf::Unconverted;
 
 /// The Fast-LLM class a section converts: what coverage checks need to know about it.
 #[derive(Clone, Copy)]
@@ -37,15 +37,6 @@ impl FlClass {
             default_dict: || T::default().to_form(Form::Full),
         }
     }
-}
-
-/// The layout of rope parameters an export writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HfLayout {
-    /// transformers 4.x: flat `rope_theta` and `rope_scaling`.
-    V4,
-    /// transformers 5.x: `rope_parameters`.
-    V5,
 }
 
 /// What an export function sees besides the section's Fast-LLM dict.

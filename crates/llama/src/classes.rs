@@ -4,7 +4,7 @@
 //! transformers version only.
 
 use fastllm_core::config::{Map, Value};
-use fastllm_core::hf_class::{derived_head_dim, same_as_heads};
+use fastllm_core::hf::class::{derived_head_dim, same_as_heads};
 use fastllm_core::{Fill, HfClass, HfKey, HfLayout, HfType};
 
 use fastllm_core::values::{boolean, float, int, text};

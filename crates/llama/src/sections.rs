@@ -12,7 +12,7 @@ use fastllm_core::config::{
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::engine::{export_sub, import_sub, under};
-use fastllm_core::hf_class::derived_head_dim;
+use fastllm_core::hf::class::derived_head_dim;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use fastllm_core::config::{FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, Value, VisionEncoderConfig};
 use fastllm_core::dict::show;
-use fastllm_core::hf_class::derived_head_dim;
+use fastllm_core::hf::class::derived_head_dim;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::{
     Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes, fl_value,

@@ -205,7 +205,7 @@ pub fn blocks(config: &'static str, fast_llm: &'static str, hf: &'static str, bl
 }
 
 /// The effective bias of `layer`: its `bias.enabled` when set, else `default` — exactly when
-/// Fast-LLM's layer creates the bias (`crate::layout` derives it the same way).
+/// Fast-LLM's layer creates the bias (`fastllm_layout` derives it the same way).
 pub fn effective_bias(c: &WeightContext, layer: &str, default: bool) -> bool {
     match fl_value(c.section, &format!("{layer}.bias.enabled")) {
         Value::Bool(enabled) => *enabled,

@@ -42,7 +42,7 @@ use fastllm_config::{
     PeftConfig, VisionEncoderConfig,
 };
 
-use crate::dict::join;
+use fastllm_config::dict::join;
 
 /// One axis of a parameter, as Fast-LLM declares it for tensor parallelism.
 #[derive(Debug, Clone, PartialEq, Eq)]

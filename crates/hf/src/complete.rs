@@ -21,9 +21,9 @@ use std::sync::OnceLock;
 
 use fastllm_config::{Map, Value};
 
-use crate::dict::same;
-use crate::hf_class::{Fill, HfClass};
-use crate::section::HfLayout;
+use crate::HfLayout;
+use crate::class::{Fill, HfClass};
+use fastllm_config::dict::same;
 
 /// `PretrainedConfig().to_dict()` of transformers 4.57.6 (layout v4), without
 /// `transformers_version`.
@@ -190,7 +190,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hf_class::{HfKey, HfType};
+    use crate::class::{HfKey, HfType};
 
     fn json(text: &str) -> Map {
         Value::from_json_str(text).unwrap().as_map().unwrap().clone()
