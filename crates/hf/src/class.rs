@@ -120,34 +120,18 @@ impl HfKey {
     /// A key derived from others when absent or `null`.
     pub fn derived(name: &'static str, ty: HfType, derive: fn(&Map) -> Result<Value, String>) -> Self {
         HfKey {
-            name,
-            ty,
             absent: Fill::Derive(derive),
             null: Fill::Derive(derive),
-            empty: Fill::Keep,
-            class: None,
-            written: None,
-            layout: None,
-            fills_entries: false,
-            folds: &[],
-            rewrites: Vec::new(),
+            ..HfKey::new(name, ty, Value::Null)
         }
     }
 
     /// A sub-config loaded by the class `choose` picks from the sub-dict (`None` when absent).
     pub fn sub_config(name: &'static str, choose: ChooseClass) -> Self {
         HfKey {
-            name,
-            ty: HfType::Dict,
             absent: Fill::Keep,
-            null: Fill::Keep,
-            empty: Fill::Keep,
             class: Some(choose),
-            written: None,
-            layout: None,
-            fills_entries: false,
-            folds: &[],
-            rewrites: Vec::new(),
+            ..HfKey::new(name, HfType::Dict, Value::Null)
         }
     }
 

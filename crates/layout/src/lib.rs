@@ -190,27 +190,24 @@ struct Root<'a> {
 
 impl<'a> Root<'a> {
     fn of(config: &'a BaseModelConfig) -> Self {
+        // The two roots are different classes with the same text-model fields.
+        macro_rules! root {
+            ($c:expr, $vision_encoder:expr) => {
+                Root {
+                    lr_scale: $c.lr_scale,
+                    decoder: &$c.decoder,
+                    embeddings: &$c.embeddings,
+                    head: &$c.head,
+                    tied_embedding_weight: $c.tied_embedding_weight,
+                    hidden_size: $c.hidden_size,
+                    peft: &$c.peft,
+                    vision_encoder: $vision_encoder,
+                }
+            };
+        }
         match config {
-            BaseModelConfig::Gpt(c) => Root {
-                lr_scale: c.lr_scale,
-                decoder: &c.decoder,
-                embeddings: &c.embeddings,
-                head: &c.head,
-                tied_embedding_weight: c.tied_embedding_weight,
-                hidden_size: c.hidden_size,
-                peft: &c.peft,
-                vision_encoder: None,
-            },
-            BaseModelConfig::MultiModal(c) => Root {
-                lr_scale: c.lr_scale,
-                decoder: &c.decoder,
-                embeddings: &c.embeddings,
-                head: &c.head,
-                tied_embedding_weight: c.tied_embedding_weight,
-                hidden_size: c.hidden_size,
-                peft: &c.peft,
-                vision_encoder: Some(&c.vision_encoder),
-            },
+            BaseModelConfig::Gpt(c) => root!(c, None),
+            BaseModelConfig::MultiModal(c) => root!(c, Some(&c.vision_encoder)),
         }
     }
 }
@@ -288,21 +285,18 @@ impl<'a> Linear<'a> {
 
     /// An affine layer built without its bias, whatever the config says (the MoE experts).
     fn without_bias(config: &'a AffineLinearConfig, input: Axis, output: Axis) -> Self {
-        Linear {
-            lr_scale: config.lr_scale,
-            weight: &config.weight,
-            bias: None,
-            input,
-            output,
-            transposed: false,
-        }
+        Linear::weight_only(config.lr_scale, &config.weight, input, output)
     }
 
     /// A layer that has no bias (the router).
     fn plain(config: &'a LinearConfig, input: Axis, output: Axis) -> Self {
+        Linear::weight_only(config.lr_scale, &config.weight, input, output)
+    }
+
+    fn weight_only(lr_scale: Option<f64>, weight: &'a ParameterConfig, input: Axis, output: Axis) -> Self {
         Linear {
-            lr_scale: config.lr_scale,
-            weight: &config.weight,
+            lr_scale,
+            weight,
             bias: None,
             input,
             output,
