@@ -68,13 +68,20 @@ pub struct HfWrite {
     pub source: Option<String>,
 }
 
-impl From<(String, Value)> for HfWrite {
-    fn from((key, value): (String, Value)) -> Self {
+impl HfWrite {
+    /// A write of `value` at `key`, sourced at the declaration's own path.
+    pub fn new(key: impl Into<String>, value: Value) -> Self {
         HfWrite {
-            key,
+            key: key.into(),
             value,
             source: None,
         }
+    }
+}
+
+impl From<(String, Value)> for HfWrite {
+    fn from((key, value): (String, Value)) -> Self {
+        HfWrite::new(key, value)
     }
 }
 

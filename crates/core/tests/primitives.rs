@@ -461,3 +461,44 @@ fn unconverted_parts_are_claimed_whole_and_explained() {
         "{row:?}"
     );
 }
+
+/// A wrapper's sub-config imports with itself as the root (a `Default` fallback reads it, not
+/// the wrapper's key of the same name), and its problems are named under its key.
+#[rstest]
+#[case::present(
+    r#"{"text_config": {"eps": 1e-6}, "eps": 0.5}"#,
+    Ok(r#"{"type": "rms_norm", "epsilon": 1e-6}"#)
+)]
+#[case::fallback_from_the_sub_config(
+    r#"{"text_config": {"rms_norm_eps": 1e-5}, "rms_norm_eps": 0.5}"#,
+    Ok(r#"{"type": "rms_norm", "epsilon": 1e-5}"#)
+)]
+#[case::absent(r#"{"rms_norm_eps": 0.5}"#, Err("text_config.eps"))]
+#[case::not_a_dict(r#"{"text_config": 3}"#, Err("text_config.eps"))]
+fn a_sub_config_imports_as_its_own_root(#[case] hf: &str, #[case] expected: Result<&str, &str>) {
+    use fastllm_core::ImportContext;
+    use fastllm_core::engine::{import_sub_config, sub_config};
+    let section = Section::of::<RmsNormalizationConfig>("test.norm").add(
+        "epsilon",
+        Decl::default("epsilon", "eps", |root| {
+            root.get("rms_norm_eps")
+                .cloned()
+                .ok_or_else(|| "no fallback".to_string())
+        }),
+    );
+    let hf = map(hf);
+    let sub = sub_config(&hf, "text_config");
+    let context = ImportContext {
+        root: &hf,
+        format: "test",
+        hf_path: "",
+    };
+    let imported = import_sub_config(&section, "text_config", &sub, &context);
+    match expected {
+        Ok(json) => assert_eq!(imported.unwrap(), map(json)),
+        Err(key) => {
+            let problems = imported.unwrap_err();
+            assert_eq!(problems[0].hf.as_deref(), Some(key), "{problems:?}");
+        }
+    }
+}

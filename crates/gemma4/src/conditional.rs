@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 use fastllm_core::config::{GptBaseModelConfig, Value};
 use fastllm_core::dict::show;
-use fastllm_core::engine::{export_sub, import_rooted, under_hf};
+use fastllm_core::engine::{export_sub, import_sub_config, sub_config, under_hf};
 use fastllm_core::{Covers, Decl, HfWrite, Problem, Section, Unconverted};
 
 use crate::{sections, weights};
@@ -103,20 +103,11 @@ pub fn text_model(text_base: Arc<Section>) -> Decl {
         Covers::Subtree,
         move |fl, context| {
             let (text_config, _) = export_sub(&export_base, fl, context).map_err(|e| under_hf("text_config", e))?;
-            Ok(vec![HfWrite {
-                key: "text_config".into(),
-                value: Value::Map(text_config),
-                source: None,
-            }])
+            Ok(vec![HfWrite::new("text_config", Value::Map(text_config))])
         },
         move |hf, context| {
-            let text_config = hf
-                .get("text_config")
-                .and_then(Value::as_map)
-                .cloned()
-                .unwrap_or_default();
-            let fast_llm =
-                import_rooted(&import_base, &text_config, context).map_err(|e| under_hf("text_config", e))?;
+            let text_config = sub_config(hf, "text_config");
+            let fast_llm = import_sub_config(&import_base, "text_config", &text_config, context)?;
             Ok(fast_llm.into_iter().collect())
         },
     )

@@ -14,6 +14,7 @@ use fastllm_core::config::{
     NoNormalizationConfig, ProportionalRotaryConfig, RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::{self, show};
+use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::{Covers, Decl, ImportContext, Problem, Section, Writes, fl_value};
 
@@ -202,16 +203,10 @@ pub fn attention(layer: LayerType) -> Section {
             .add("head_groups", full_head_groups())
             .rename("head_size", "global_head_dim")
             // Not written on import: Fast-LLM's default is no window.
-            .validate("no_window", |fl| match fl_value(fl, "window_size") {
-                Value::Null => vec![],
-                found => vec![Problem::at_fast_llm(
-                    "window_size",
-                    format!(
-                        "{} set, but Gemma 4's full-attention layers have no sliding window",
-                        show(found)
-                    ),
-                )],
-            })
+            .validate(
+                "no_window",
+                rules::unset("window_size", "Gemma 4's full-attention layers have no sliding window"),
+            )
             .rename("shared_key_value", "attention_k_eq_v"),
     }
 }

@@ -136,9 +136,21 @@ pub fn moe_mlp() -> Section {
 /// The attention's four linear layers.
 pub const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", "dense_layer"];
 
+/// What an attention table without Q/K/V norms, a shared key-value projection, per-layer bias
+/// flags or a window holds; `no_window` completes the message "<window> set, but …".
+pub fn plain_attention(section: Section, no_window: &'static str) -> Section {
+    section
+        .constant("query_norm", Value::Null)
+        .constant("key_norm", Value::Null)
+        .constant("value_norm", Value::Null)
+        .constant("shared_key_value", boolean(false))
+        .validate("layer_biases", biases_follow(LINEAR_LAYERS))
+        .validate("no_window", rules::unset("window_size", no_window))
+}
+
 /// Llama's attention: heads, KV groups, `head_dim`, biases, dropout and rotary.
 pub fn attention() -> Section {
-    Section::of::<AttentionConfig>("llama.attention")
+    let section = Section::of::<AttentionConfig>("llama.attention")
         .rename("heads", "num_attention_heads")
         .rename("head_groups", "num_key_value_heads")
         .add("head_size", Decl::default("head_size", "head_dim", derived_head_dim))
@@ -147,20 +159,8 @@ pub fn attention() -> Section {
         .constant("causal", boolean(true))
         .constant("softmax_scale_power", float(0.5))
         .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
-        .add("rotary", rotary::declaration())
-        .constant("query_norm", Value::Null)
-        .constant("key_norm", Value::Null)
-        .constant("value_norm", Value::Null)
-        .constant("shared_key_value", boolean(false))
-        .validate("layer_biases", biases_follow(LINEAR_LAYERS))
-        .validate("no_window", |fl| match fl_value(fl, "window_size") {
-            Value::Null => vec![],
-            found => vec![Problem::at_fast_llm(
-                "window_size",
-                format!("{} set, but the format has no sliding window", show(found)),
-            )],
-        })
-        .weight("layers", attention_weights(text_hidden))
+        .add("rotary", rotary::declaration());
+    plain_attention(section, "the format has no sliding window").weight("layers", attention_weights(text_hidden))
 }
 
 /// Attention weights over `hidden` features: `query` ↔ `q_proj`, fused `key_value` ↔ `k_proj` +

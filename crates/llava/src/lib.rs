@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use fastllm_core::config::{Map, MlpConfig, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
-use fastllm_core::engine::{export_sub, import_rooted, under, under_hf};
+use fastllm_core::engine::{export_sub, import_sub_config, sub_config, under};
 use fastllm_core::values::{boolean, int, text};
 use fastllm_core::weights::{WeightContext, linear};
 use fastllm_core::{
@@ -68,18 +68,10 @@ pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
             if untyped_is_llama && !matches!(text_config.get("sliding_window"), None | Some(Value::Null)) {
                 text_config.insert("model_type".into(), text("mistral"));
             }
-            Ok(vec![HfWrite {
-                key: "text_config".into(),
-                value: Value::Map(text_config),
-                source: None,
-            }])
+            Ok(vec![HfWrite::new("text_config", Value::Map(text_config))])
         },
         move |hf, context| {
-            let text_config = hf
-                .get("text_config")
-                .and_then(Value::as_map)
-                .cloned()
-                .unwrap_or_default();
+            let text_config = sub_config(hf, "text_config");
             let mut problems = Vec::new();
             // LlamaConfig reads a text_config without model_type.
             let llama = match text_config.get("model_type") {
@@ -105,7 +97,7 @@ pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
                     "LlamaConfig has no sliding window",
                 ));
             }
-            let fast_llm = import_rooted(&import_base, &text_config, context).map_err(|e| under_hf("text_config", e));
+            let fast_llm = import_sub_config(&import_base, "text_config", &text_config, context);
             match fast_llm {
                 Ok(fast_llm) if problems.is_empty() => Ok(fast_llm.into_iter().collect()),
                 Ok(_) => Err(problems),
