@@ -19,7 +19,7 @@ use fastllm_core::config::{
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int};
-use fastllm_core::{Covers, Decl, FlClass, Problem, Section, fl_value};
+use fastllm_core::{Covers, Decl, Problem, Section, fl_value};
 use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow, plain_attention};
 
 use crate::apriel2;
@@ -217,14 +217,12 @@ pub fn vision_encoder() -> Section {
 /// The apriel2 root (`MultiModalBaseModelConfig`): the apriel2_text root's table on the
 /// multimodal class, plus `vision_encoder` (required) and `image_token_index`.
 pub fn base_model() -> Section {
-    Section {
-        class: FlClass::of::<MultiModalBaseModelConfig>(),
-        ..apriel2::base_model()
-    }
-    .named("apriel2.base_model")
-    .add(
-        "vision_encoder",
-        Decl::nested_under("vision_encoder", vision_encoder().build(), VISION),
-    )
-    .optional("image_token_index", "image_token_index", Value::Null)
+    apriel2::base_model()
+        .on_class::<MultiModalBaseModelConfig>()
+        .named("apriel2.base_model")
+        .add(
+            "vision_encoder",
+            Decl::nested_under("vision_encoder", vision_encoder().build(), VISION),
+        )
+        .optional("image_token_index", "image_token_index", Value::Null)
 }

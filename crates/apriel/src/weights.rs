@@ -205,11 +205,7 @@ pub fn hybrid_base_model() -> Section {
     let block = block(owned(hybrid::block(llama::mistral_attention())), mixers, &mlp, &norm).build();
     // Llama's root weights (embeddings, these blocks under `model.layers`, the head) on the
     // hybrid root's config table.
-    let weights = llama::base_model(block, llama::head(norm).build()).weights;
-    Section {
-        weights,
-        ..hybrid::base_model()
-    }
+    hybrid::base_model().with_weights_of(llama::base_model(block, llama::head(norm).build()))
 }
 
 /// The apriel2 text weights on `root` (an apriel2_text-shaped root table, which brings Llama's

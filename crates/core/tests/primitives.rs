@@ -338,7 +338,7 @@ fn children_replace_entries_in_place() {
     let child = norm()
         .named("child.norm")
         .replace("epsilon", Decl::rename("epsilon", "layer_norm_eps"));
-    let names: Vec<&str> = child.decls.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = child.decls().iter().map(|(n, _)| *n).collect();
     assert_eq!(names, ["epsilon", "weight", "zero_centered"]);
     let hf = export(&child, &full::<RmsNormalizationConfig>("{}")).unwrap();
     assert_eq!(hf, map(r#"{"layer_norm_eps": 1e-5}"#));
@@ -501,4 +501,39 @@ fn a_sub_config_imports_as_its_own_root(#[case] hf: &str, #[case] expected: Resu
             assert_eq!(problems[0].hf.as_deref(), Some(key), "{problems:?}");
         }
     }
+}
+
+fn weight_names(section: &Section) -> Vec<&'static str> {
+    section.weights().iter().map(|(name, _)| *name).collect()
+}
+
+/// `weight_before` inserts in place and keeps the duplicate check `weight` has; `with_weights_of`
+/// takes another table's weights and nothing else; `on_class` keeps the table.
+#[test]
+fn weight_builders_keep_order_and_names_unique() {
+    use fastllm_core::weights::norm as norm_weight;
+    let size = |_: &fastllm_core::weights::WeightContext| 4;
+    let section = norm()
+        .weight("first", norm_weight(size))
+        .weight("last", norm_weight(size))
+        .weight_before("last", "middle", norm_weight(size));
+    assert_eq!(weight_names(&section), ["first", "middle", "last"]);
+
+    let other = norm().weight("only", norm_weight(size));
+    let swapped = section.clone().with_weights_of(other);
+    assert_eq!(weight_names(&swapped), ["only"]);
+    assert_eq!(swapped.decls().len(), section.decls().len());
+
+    let moved = section.clone().on_class::<GptBaseModelConfig>();
+    assert_eq!(moved.class().name, GptBaseModelConfig::CLASS_NAME);
+    assert_eq!(weight_names(&moved), weight_names(&section));
+
+    let duplicate = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        section.clone().weight_before("last", "first", norm_weight(size))
+    }));
+    assert!(duplicate.is_err(), "a duplicate weight name is refused");
+    let no_anchor = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        section.clone().weight_before("absent", "new", norm_weight(size))
+    }));
+    assert!(no_anchor.is_err(), "a missing anchor is refused");
 }

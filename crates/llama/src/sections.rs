@@ -526,11 +526,9 @@ fn extra_prediction_heads(c: &WeightContext) -> usize {
 /// order: before the head. The extra heads' output weights are tied duplicates of the main
 /// head's, never stored.
 pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Section>) -> Section {
-    let mut section = base_model;
-    let head = section.weights.iter().position(|(name, _)| *name == "head");
-    let head = head.expect("Llama's root declares the head's weights");
-    let heads = [
-        (
+    base_model
+        .weight_before(
+            "head",
             "multi_token_prediction_blocks",
             WeightDecl::RepeatLastBlock {
                 config: "decoder",
@@ -539,8 +537,9 @@ pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Sect
                 hf: Arc::new(|k| format!("model.mtp_heads.{k}")),
                 block: block.clone(),
             },
-        ),
-        (
+        )
+        .weight_before(
+            "head",
             "multi_token_prediction_norms",
             WeightDecl::Repeat {
                 config: "head.normalization",
@@ -549,10 +548,7 @@ pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Sect
                 hf: Arc::new(|k| format!("model.mtp_norms.{}", k + 1)),
                 section: norm.clone(),
             },
-        ),
-    ];
-    section.weights.splice(head..head, heads);
-    section
+        )
 }
 
 // ---------------------------------------------------------------------------------------------
