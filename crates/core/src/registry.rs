@@ -460,7 +460,7 @@ impl Handler {
         }
         let mut importer = Importer::new(self.name, &loaded);
         let mut fast_llm = Map::new();
-        importer.section(&converter.base_model, &loaded, "", &mut fast_llm, "");
+        importer.section(&converter.base_model, &loaded, &mut fast_llm);
         if !importer.problems.is_empty() {
             return Err(self.rejected(Direction::Import, importer.problems));
         }
@@ -499,7 +499,7 @@ impl Handler {
         let full = config.to_form(Form::Full);
         let mut exporter = Exporter::new(self.name, layout);
         let mut hf = Map::new();
-        exporter.section(&self.converter().base_model, &full, "", &mut hf, "");
+        exporter.section(&self.converter().base_model, &full, &mut hf);
         if !exporter.problems.is_empty() {
             return Err(self.rejected(Direction::Export, exporter.problems));
         }

@@ -27,7 +27,7 @@ fn full<T: ConfigClass>(json: &str) -> Map {
 fn export(section: &Section, fl: &Map) -> Result<Map, Vec<Problem>> {
     let mut exporter = Exporter::new("test", HfLayout::V4);
     let mut hf = Map::new();
-    exporter.section(section, fl, "", &mut hf, "");
+    exporter.section(section, fl, &mut hf);
     if exporter.problems.is_empty() {
         Ok(hf)
     } else {
@@ -38,7 +38,7 @@ fn export(section: &Section, fl: &Map) -> Result<Map, Vec<Problem>> {
 fn import(section: &Section, hf: &Map) -> Result<Map, Vec<Problem>> {
     let mut importer = Importer::new("test", hf);
     let mut out = Map::new();
-    importer.section(section, hf, "", &mut out, "");
+    importer.section(section, hf, &mut out);
     if importer.problems.is_empty() {
         Ok(out)
     } else {

@@ -8,7 +8,7 @@ use fastllm_config::Map;
 
 use super::import_only::ImportOnly;
 use super::{Mount, Primitive, Shape};
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Src};
 use crate::section::{Covers, Decl, ExportContext, HfWrites, ImportContext, Section, Writes};
 
 /// Custom export: the section's Fast-LLM full-form dict → HF writes (paths relative to the section).
@@ -75,7 +75,7 @@ impl Primitive for Custom {
         "Custom"
     }
 
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
         let first = fl_at.child(self.import.fl.first().copied().unwrap_or(""));
         let fl_prefix = fl_at.render();
         let context = ExportContext {
@@ -90,15 +90,15 @@ impl Primitive for Custom {
                         Some(source) => Origin::Path(fl_at.child(source)),
                         None => Origin::Path(first),
                     };
-                    run.write(hf, hf_at, &write.key, write.value, source);
+                    run.write(Dst::new(hf, hf_at), &write.key, write.value, source);
                 }
             }
             Err(problems) => run.push_relative(problems, fl_at, hf_at),
         }
     }
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
-        self.import.import(run, hf, hf_at, out, fl_at);
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+        self.import.import(run, Src::new(hf, hf_at), Dst::new(out, fl_at));
     }
 
     fn shape(&self, name: &str) -> Shape {

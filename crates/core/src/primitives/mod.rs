@@ -21,14 +21,12 @@ mod typed_dict;
 
 use std::sync::Arc;
 
-use fastllm_config::Map;
-
 pub use custom::Custom;
 pub use list_dispatch::LayoutEntry;
 
 use crate::coverage::Claim;
 use crate::dict::join;
-use crate::engine::{At, Exporter, Importer};
+use crate::engine::{Dst, Exporter, Importer, Src};
 use crate::section::{Covers, Section};
 
 /// What every primitive does. Implementations live one per module beside this trait.
@@ -38,11 +36,11 @@ pub(crate) trait Primitive: Send + Sync {
 
     /// Writes the HF keys of the section's Fast-LLM full-form dict `fl` (at `fl_at`) into `hf`
     /// (at `hf_at`), through the exporter's safe set.
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At);
+    fn export(&self, run: &mut Exporter, fl: Src, hf: Dst);
 
     /// Writes the Fast-LLM fields of the section's HF dict `hf` (at `hf_at`) into `out` (at
     /// `fl_at`).
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At);
+    fn import(&self, run: &mut Importer, hf: Src, out: Dst);
 
     /// Its static shape; `name` is its name in the section.
     fn shape(&self, name: &str) -> Shape;
