@@ -19,7 +19,7 @@ use fastllm_core::config::{
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int};
-use fastllm_core::{Covers, Decl, Problem, Section, fl_value};
+use fastllm_core::{Claims, Covers, Decl, Problem, Section, fl_value};
 use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow, plain_attention};
 
 use crate::apriel2;
@@ -153,9 +153,7 @@ pub fn patch_embeddings() -> Section {
 fn rotary_patch_size() -> Decl {
     const PATCH_SIZE: &str = "encoder.block.mixer.rotary.patch_size";
     Decl::custom(
-        &[],
-        &[PATCH_SIZE],
-        Covers::Exact,
+        Claims::exact(&[], &[PATCH_SIZE]),
         |fl, _| match fl_value(fl, "encoder.block.mixer.rotary.type") {
             Value::Str(t) if t == "default_2d" => Ok(vec![fastllm_core::HfWrite {
                 key: PATCH_SIZE.into(),

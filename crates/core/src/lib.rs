@@ -30,6 +30,6 @@ pub use fastllm_hf::unconverted::{ACCEPT_OPTION, Unconverted};
 pub use fastllm_hf::{self as hf, HfLayout, complete, unconverted};
 pub use fastllm_hf::{Fill, HfClass, HfKey, HfType};
 pub use inventory;
-pub use primitives::{Custom, LayoutEntry};
+pub use primitives::{Claims, Custom, LayoutEntry};
 pub use registry::{Converter, GENERIC_METADATA, Handler, detect, find, handlers, registry_errors};
 pub use section::{Covers, Decl, ExportContext, FlClass, HfWrite, HfWrites, ImportContext, Section, Writes, fl_value};

@@ -10,7 +10,7 @@ use fastllm_core::config::{
 };
 use fastllm_core::coverage::{architecture_gaps, check_hf_coverage, hf_claims, sentinel_errors};
 use fastllm_core::engine::{Exporter, Importer};
-use fastllm_core::{Covers, Decl, HfLayout, LayoutEntry, Problem, Section, fl_value};
+use fastllm_core::{Claims, Covers, Decl, HfLayout, LayoutEntry, Problem, Section, fl_value};
 use rstest::rstest;
 
 fn map(json: &str) -> Map {
@@ -146,9 +146,7 @@ fn custom_and_import_only() {
         .add(
             "heads",
             Decl::custom(
-                &["heads"],
-                &["heads_x2"],
-                Covers::Exact,
+                Claims::exact(&["heads"], &["heads_x2"]),
                 |fl, _| match fl_value(fl, "heads") {
                     Value::Int(h) => Ok(vec![("heads_x2".to_string(), Value::Int(h * 2)).into()]),
                     _ => Err(vec![Problem::at_fast_llm("heads", "not an int")]),
@@ -400,9 +398,7 @@ fn hf_coverage_names_unclaimed_keys_at_any_depth() {
     let section = norm().add(
         "extra",
         Decl::custom(
-            &[],
-            &["rope", "rope.factor"],
-            Covers::Exact,
+            Claims::exact(&[], &["rope", "rope.factor"]),
             |_, _| Ok(vec![]),
             |_, _| Ok(vec![]),
         ),
@@ -421,7 +417,7 @@ fn hf_coverage_names_unclaimed_keys_at_any_depth() {
     // A sub-dict only claimed below: `null` holds nothing to drop, a scalar is unknown.
     let below = norm().add(
         "sub",
-        Decl::custom(&[], &["sub.a"], Covers::Exact, |_, _| Ok(vec![]), |_, _| Ok(vec![])),
+        Decl::custom(Claims::exact(&[], &["sub.a"]), |_, _| Ok(vec![]), |_, _| Ok(vec![])),
     );
     let claims = hf_claims(&below);
     assert!(check_hf_coverage(&map(r#"{"sub": null}"#), &claims, &allow).is_empty());

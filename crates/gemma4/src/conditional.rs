@@ -51,7 +51,7 @@ use std::sync::Arc;
 use fastllm_core::config::{GptBaseModelConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_sub_config, sub_config, under_hf};
-use fastllm_core::{Covers, Decl, HfWrite, Problem, Section, Unconverted};
+use fastllm_core::{Claims, Decl, HfWrite, Problem, Section, Unconverted};
 
 use crate::{sections, weights};
 use fastllm_core::values::text;
@@ -98,9 +98,7 @@ const TEXT_FIELDS: &[&str] = &[
 pub fn text_model(text_base: Arc<Section>) -> Decl {
     let (export_base, import_base) = (text_base.clone(), text_base.clone());
     Decl::custom(
-        TEXT_FIELDS,
-        &["text_config"],
-        Covers::Subtree,
+        Claims::subtree(TEXT_FIELDS, &["text_config"]),
         move |fl, context| {
             let (text_config, _) = export_sub(&export_base, fl, context).map_err(|e| under_hf("text_config", e))?;
             Ok(vec![HfWrite::new("text_config", Value::Map(text_config))])
@@ -119,9 +117,7 @@ pub fn text_model(text_base: Arc<Section>) -> Decl {
 /// agree with `text_config.tie_word_embeddings` (which the text model imports).
 fn tie_word_embeddings() -> Decl {
     Decl::custom(
-        &["tied_embedding_weight"],
-        &["tie_word_embeddings"],
-        Covers::Exact,
+        Claims::exact(&["tied_embedding_weight"], &["tie_word_embeddings"]),
         |fl, _| {
             let tied = fastllm_core::fl_value(fl, "tied_embedding_weight").clone();
             Ok(vec![("tie_word_embeddings".to_string(), tied).into()])

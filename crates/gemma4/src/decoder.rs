@@ -11,7 +11,7 @@ use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{Map, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_sub, under};
-use fastllm_core::{Covers, Decl, ExportContext, HfWrite, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::{Claims, Decl, ExportContext, HfWrite, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
 
 use crate::classes::{FULL, SLIDING};
 use crate::sections::LayerType;
@@ -49,9 +49,7 @@ fn layer_type(name: &str) -> Option<LayerType> {
 pub fn declaration(blocks: Blocks) -> Decl {
     let (export_blocks, import_blocks) = (blocks.clone(), blocks.clone());
     Decl::custom(
-        &["decoder"],
-        &["num_hidden_layers", "layer_types"],
-        Covers::Subtree,
+        Claims::subtree(&["decoder"], &["num_hidden_layers", "layer_types"]),
         move |fl, context| export(&export_blocks, fl, context),
         move |hf, context| import(&import_blocks, hf, context),
     )

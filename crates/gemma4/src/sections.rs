@@ -16,7 +16,7 @@ use fastllm_core::config::{
 use fastllm_core::dict::{self, show};
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::{Covers, Decl, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::{Claims, Covers, Decl, ImportContext, Problem, Section, Writes, fl_value};
 
 use crate::classes::{FULL, SLIDING};
 use crate::{decoder, per_layer};
@@ -105,9 +105,7 @@ fn hidden_size_scale(field: &'static [&'static str], power: f64) -> Decl {
 /// choice of key, hence a Custom.
 fn full_head_groups() -> Decl {
     Decl::custom(
-        &["head_groups"],
-        &["num_global_key_value_heads", "num_key_value_heads"],
-        Covers::Exact,
+        Claims::exact(&["head_groups"], &["num_global_key_value_heads", "num_key_value_heads"]),
         |fl, _| {
             let groups = fl_value(fl, "head_groups").clone();
             Ok(if fl_value(fl, "shared_key_value") == &Value::Bool(true) {
@@ -390,9 +388,7 @@ pub fn head() -> Section {
 /// set (not one constant), hence a Custom.
 fn bidirectional_attention() -> Decl {
     Decl::custom(
-        &[],
-        &["use_bidirectional_attention"],
-        Covers::Exact,
+        Claims::exact(&[], &["use_bidirectional_attention"]),
         |_, _| Ok(vec![("use_bidirectional_attention".to_string(), Value::Null).into()]),
         |hf, _| match hf.get("use_bidirectional_attention") {
             None | Some(Value::Null) => Ok(vec![]),

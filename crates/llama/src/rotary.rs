@@ -3,7 +3,7 @@
 
 use fastllm_core::config::{Map, Value};
 use fastllm_core::dict::show;
-use fastllm_core::{Covers, Decl, ExportContext, HfLayout, HfWrites, ImportContext, Problem, Writes, fl_value};
+use fastllm_core::{Claims, Decl, ExportContext, HfLayout, HfWrites, ImportContext, Problem, Writes, fl_value};
 
 /// Every HF key the rotary reads, including inside the rope dicts (anything else there is unknown).
 const CLAIMS: &[&str] = &[
@@ -48,7 +48,7 @@ const YARN: &[(&str, &str)] = &[
 
 /// The `rotary` declaration of the Llama attention section.
 pub fn declaration() -> Decl {
-    Decl::custom(&["rotary"], CLAIMS, Covers::Subtree, export, import).into()
+    Decl::custom(Claims::subtree(&["rotary"], CLAIMS), export, import).into()
 }
 
 fn export(fl: &Map, context: &ExportContext) -> HfWrites {

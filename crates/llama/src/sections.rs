@@ -16,7 +16,7 @@ use fastllm_core::hf::class::derived_head_dim;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm};
-use fastllm_core::{Covers, Decl, HfWrite, Problem, Section, fl_value};
+use fastllm_core::{Claims, Covers, Decl, HfWrite, Problem, Section, fl_value};
 
 use crate::rotary;
 
@@ -232,10 +232,7 @@ pub fn head(norm: Arc<Section>) -> Section {
 fn decoder(block: Arc<Section>) -> Decl {
     let export_block = block.clone();
     let import_block = block.clone();
-    Decl::custom(
-        &["decoder"],
-        &["num_hidden_layers"],
-        Covers::Subtree,
+    Decl::custom(Claims::subtree(&["decoder"], &["num_hidden_layers"]),
         move |fl, context| {
             let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
             let blocks = BlockSequence::read(decoder).map_err(|other| {
@@ -288,8 +285,7 @@ fn decoder(block: Arc<Section>) -> Decl {
                 ("decoder.block".into(), Value::Map(block)),
                 ("decoder.num_blocks".into(), count),
             ])
-        },
-    )
+        })
     .delegating(vec![("decoder.block", block)]).into()
 }
 

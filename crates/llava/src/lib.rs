@@ -21,7 +21,7 @@ use fastllm_core::engine::{export_sub, import_sub_config, sub_config, under};
 use fastllm_core::values::{boolean, int, text};
 use fastllm_core::weights::{WeightContext, linear};
 use fastllm_core::{
-    Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, register_format,
+    Claims, Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, register_format,
 };
 use fastllm_llama::classes;
 use fastllm_llama::sections;
@@ -57,9 +57,7 @@ pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
     let untyped_is_llama = untyped == UntypedText::Llama;
     let (export_base, import_base) = (base.clone(), base.clone());
     Decl::custom(
-        TEXT_FIELDS,
-        LLAMA_TEXT_KEYS,
-        Covers::Subtree,
+        Claims::subtree(TEXT_FIELDS, LLAMA_TEXT_KEYS),
         move |fl, context| {
             let (mut text_config, _) = export_sub(&export_base, fl, context)?;
             // Without `model_type`, LlavaConfig reads `text_config` as a LlamaConfig, which has no

@@ -25,18 +25,47 @@ pub struct Custom {
     hf_mount: &'static str,
 }
 
+/// What a [`Custom`] converts: its Fast-LLM paths (relative to its section) and HF keys, and
+/// how far the Fast-LLM paths reach for architecture coverage.
+#[derive(Debug, Clone, Copy)]
+pub struct Claims {
+    pub fast_llm: &'static [&'static str],
+    pub hf: &'static [&'static str],
+    pub covers: Covers,
+}
+
+impl Claims {
+    /// Exactly the Fast-LLM paths `fast_llm` (each architecture sub-field needs its own
+    /// declaration) ↔ the HF keys `hf`.
+    pub fn exact(fast_llm: &'static [&'static str], hf: &'static [&'static str]) -> Self {
+        Claims {
+            fast_llm,
+            hf,
+            covers: Covers::Exact,
+        }
+    }
+
+    /// The Fast-LLM paths `fast_llm` and everything below them ↔ the HF keys `hf`.
+    pub fn subtree(fast_llm: &'static [&'static str], hf: &'static [&'static str]) -> Self {
+        Claims {
+            fast_llm,
+            hf,
+            covers: Covers::Subtree,
+        }
+    }
+}
+
 impl Decl {
-    /// A transform of the Fast-LLM paths `fl` ↔ the HF keys `hf`, both ways, as code.
+    /// A transform of the claimed Fast-LLM paths ↔ HF keys, both ways, as code.
     pub fn custom(
-        fl: &'static [&'static str],
-        hf: &'static [&'static str],
-        covers: Covers,
+        claims: Claims,
         export: impl Fn(&Map, &ExportContext) -> HfWrites + Send + Sync + 'static,
         import: impl Fn(&Map, &ImportContext) -> Writes + Send + Sync + 'static,
     ) -> Custom {
+        let Claims { fast_llm, hf, covers } = claims;
         Custom {
             import: Arc::new(ImportOnly {
-                fl,
+                fl: fast_llm,
                 hf,
                 covers,
                 import: Arc::new(import),

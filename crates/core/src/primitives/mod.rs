@@ -21,7 +21,7 @@ mod typed_dict;
 
 use std::sync::Arc;
 
-pub use custom::Custom;
+pub use custom::{Claims, Custom};
 pub use list_dispatch::LayoutEntry;
 
 use crate::coverage::Claim;
