@@ -74,9 +74,8 @@ pub fn mamba(section: Section) -> Section {
         )
         .weight(
             "convolution.bias",
-            plain("convolution.bias", &["conv1d.bias"], move |c| vec![conv(c)]).when(move |c| {
-                fastllm_core::weights::effective_bias(c, "convolution_layer", c.flag("add_linear_biases"))
-            }),
+            plain("convolution.bias", &["conv1d.bias"], move |c| vec![conv(c)])
+                .when(move |c| fastllm_core::weights::effective_bias(c, "convolution_layer")),
         )
         .weight(
             "A_log",

@@ -163,13 +163,6 @@ pub struct OptionalParameterConfig {
 }
 impl ClassRules for OptionalParameterConfig {}
 
-impl OptionalParameterConfig {
-    /// Whether the parameter exists, given the owner's default.
-    pub fn is_enabled(&self, default: bool) -> bool {
-        self.enabled.unwrap_or(default)
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Linear layers
 

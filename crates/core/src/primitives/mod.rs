@@ -188,10 +188,18 @@ pub(crate) trait Visitor {
 /// Walks `root` and every sub-section it mounts, depth first in declaration order. A section
 /// that (indirectly) contains itself is not entered again on that branch.
 pub(crate) fn visit(root: &Section, visitor: &mut dyn Visitor) {
-    walk(root, "", "", visitor, &mut Vec::new());
+    walk(root, Paths { fast_llm: "", hf: "" }, visitor, &mut Vec::new());
 }
 
-fn walk(section: &Section, fast_llm: &str, hf: &str, visitor: &mut dyn Visitor, stack: &mut Vec<*const Section>) {
+/// Where a walk is: the section's Fast-LLM path and HF path.
+#[derive(Clone, Copy)]
+struct Paths<'a> {
+    fast_llm: &'a str,
+    hf: &'a str,
+}
+
+fn walk(section: &Section, paths: Paths, visitor: &mut dyn Visitor, stack: &mut Vec<*const Section>) {
+    let Paths { fast_llm, hf } = paths;
     let id = section as *const Section;
     if stack.contains(&id) {
         return;
@@ -206,7 +214,11 @@ fn walk(section: &Section, fast_llm: &str, hf: &str, visitor: &mut dyn Visitor, 
         visitor.declaration(&declared, fast_llm, hf);
         for mount in &declared.shape.mounts {
             if let Some((sub_fast_llm, sub_hf)) = visitor.enter(mount, fast_llm, hf) {
-                walk(&mount.section, &sub_fast_llm, &sub_hf, visitor, stack);
+                let sub = Paths {
+                    fast_llm: &sub_fast_llm,
+                    hf: &sub_hf,
+                };
+                walk(&mount.section, sub, visitor, stack);
             }
         }
     }
