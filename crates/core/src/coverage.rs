@@ -312,14 +312,6 @@ pub fn section_tree(root: &Arc<Section>) -> Vec<Arc<Section>> {
     out
 }
 
-/// Architecture-coverage and sentinel failures of every section under `root`.
-pub fn check_sections(root: &Arc<Section>) -> Vec<String> {
-    section_tree(root)
-        .iter()
-        .flat_map(|s| architecture_gaps(s).into_iter().chain(sentinel_errors(s)))
-        .collect()
-}
-
 /// What `cargo xtask coverage` found for one handler.
 #[derive(Debug, Clone, Default)]
 pub struct HandlerReport {

@@ -28,6 +28,13 @@ pub enum LayerType {
     Full,
 }
 
+/// Which MLP a block section converts (`enable_moe_block`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlpKind {
+    Dense,
+    Moe,
+}
+
 impl LayerType {
     /// The `layer_types` entry (and Fast-LLM block name).
     pub fn name(self) -> &'static str {
@@ -288,12 +295,13 @@ fn moe_keys_unset(hf: &Map, _: &ImportContext) -> Writes {
 }
 
 /// A decoder block of one layer type, dense (`enable_moe_block: false`) or MoE.
-pub fn block(layer: LayerType, moe: bool) -> Section {
-    let name = match (layer, moe) {
-        (LayerType::Sliding, false) => "gemma4.sliding_block",
-        (LayerType::Sliding, true) => "gemma4.sliding_moe_block",
-        (LayerType::Full, false) => "gemma4.full_block",
-        (LayerType::Full, true) => "gemma4.full_moe_block",
+pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
+    let moe = mlp == MlpKind::Moe;
+    let name = match (layer, mlp) {
+        (LayerType::Sliding, MlpKind::Dense) => "gemma4.sliding_block",
+        (LayerType::Sliding, MlpKind::Moe) => "gemma4.sliding_moe_block",
+        (LayerType::Full, MlpKind::Dense) => "gemma4.full_block",
+        (LayerType::Full, MlpKind::Moe) => "gemma4.full_moe_block",
     };
     let norm = rms_norm().build();
     let section = Section::of::<DecoderBlockConfig>(name)
@@ -516,9 +524,9 @@ pub fn base_model() -> Section {
 /// The four block sections, by layer type and MLP kind.
 pub fn block_sections() -> decoder::Blocks {
     decoder::Blocks {
-        sliding: block(LayerType::Sliding, false).build(),
-        sliding_moe: block(LayerType::Sliding, true).build(),
-        full: block(LayerType::Full, false).build(),
-        full_moe: block(LayerType::Full, true).build(),
+        sliding: block(LayerType::Sliding, MlpKind::Dense).build(),
+        sliding_moe: block(LayerType::Sliding, MlpKind::Moe).build(),
+        full: block(LayerType::Full, MlpKind::Dense).build(),
+        full_moe: block(LayerType::Full, MlpKind::Moe).build(),
     }
 }

@@ -25,7 +25,7 @@ pub fn llama() -> HfClass {
             HfKey::new("rms_norm_eps", HfType::Float, float(1e-6)),
             HfKey::new("tie_word_embeddings", HfType::Bool, boolean(false)),
             HfKey::new("max_position_embeddings", HfType::Int, int(2048)),
-            HfKey::new("rope_theta", HfType::Float, float(10000.0)).only_in(HfLayout::V4),
+            HfKey::new("rope_theta", HfType::Float, float(crate::rotary::DEFAULT_ROPE_THETA)).only_in(HfLayout::V4),
             HfKey::new("rope_scaling", HfType::Dict, Value::Null).only_in(HfLayout::V4),
             // The format's export always writes it in v5.
             HfKey::new("rope_parameters", HfType::Dict, Value::Null)

@@ -143,22 +143,25 @@ pub fn adapter() -> Section {
         .validate("layer_biases", sections::biases_follow(&["layer_1", "layer_2"]))
 }
 
-/// The Llava root, with `text_base` converting `text_config`, `vision` (a Pixtral section,
-/// [`pixtral::vision_model`]) `vision_config` and `adapter` ([`adapter`]) the projector keys.
-pub fn base_model(
-    name: &'static str,
-    text_base: Arc<Section>,
-    vision: Arc<Section>,
-    adapter: Arc<Section>,
-    untyped: UntypedText,
-) -> Section {
+/// The sections a Llava root is made of.
+pub struct Parts {
+    /// The text model's root (converts `text_config`).
+    pub text: Arc<Section>,
+    /// A Pixtral section ([`pixtral::vision_model`]), converting `vision_config`.
+    pub vision: Arc<Section>,
+    /// The projector ([`adapter`]), converting its keys at the root.
+    pub adapter: Arc<Section>,
+}
+
+/// The Llava root on `parts`: config declarations; [`weights::base_model`] adds the weights.
+pub fn base_model(name: &'static str, parts: &Parts, untyped: UntypedText) -> Section {
     Section::of::<MultiModalBaseModelConfig>(name)
-        .add("text_model", text_model(text_base, untyped))
+        .add("text_model", text_model(parts.text.clone(), untyped))
         .add(
             "vision_encoder",
-            Decl::nested_under("vision_encoder", vision, "vision_config"),
+            Decl::nested_under("vision_encoder", parts.vision.clone(), "vision_config"),
         )
-        .add("adapter", Decl::nested("vision_encoder.adapter", adapter))
+        .add("adapter", Decl::nested("vision_encoder.adapter", parts.adapter.clone()))
         .same("image_token_index")
         .add(
             "vision_feature_select_strategy",
@@ -315,15 +318,12 @@ fn llava_base_model() -> Section {
         ..Llama::named("llava.text_model")
     }
     .into();
-    let (vision, adapter) = (pixtral::vision_model().build(), adapter().build());
-    let root = base_model(
-        "llava.base_model",
-        text.clone(),
-        vision.clone(),
-        adapter.clone(),
-        UntypedText::Llama,
-    );
-    weights::base_model(root, &vision, &adapter, text)
+    let parts = Parts {
+        text,
+        vision: pixtral::vision_model().build(),
+        adapter: adapter().build(),
+    };
+    weights::base_model(base_model("llava.base_model", &parts, UntypedText::Llama), parts)
 }
 
 /// The class of a `llava_hybrid_ssm` `text_config`: an Apriel hybrid-SSM model. The format's
@@ -346,15 +346,13 @@ fn llava_hybrid_ssm_base_model() -> Section {
     let text = fastllm_apriel::weights::hybrid_base_model()
         .named("llava_hybrid_ssm.text_model")
         .build();
-    let (vision, adapter) = (pixtral::vision_model().build(), adapter().build());
-    let root = base_model(
-        "llava_hybrid_ssm.base_model",
-        text.clone(),
-        vision.clone(),
-        adapter.clone(),
-        UntypedText::TheFormats,
-    );
-    weights::base_model(root, &vision, &adapter, text)
+    let parts = Parts {
+        text,
+        vision: pixtral::vision_model().build(),
+        adapter: adapter().build(),
+    };
+    let root = base_model("llava_hybrid_ssm.base_model", &parts, UntypedText::TheFormats);
+    weights::base_model(root, parts)
 }
 
 register_format! {
