@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use fastllm_core::activation::activation;
 use fastllm_core::config::{
-    AffineLinearConfig, AttentionConfig, DefaultRotaryConfig, FixedBlockSequenceConfig, GatedDeltaNetConfig,
-    KimiDeltaAttentionConfig, Llama3RotaryConfig, MambaConfig, MlpConfig, OptionalParameterConfig,
+    AffineLinearConfig, AttentionConfig, DefaultBias, DefaultRotaryConfig, FixedBlockSequenceConfig,
+    GatedDeltaNetConfig, KimiDeltaAttentionConfig, Llama3RotaryConfig, MambaConfig, MlpConfig, OptionalParameterConfig,
     PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
 };
 use fastllm_core::values::{boolean, float, int, text};
@@ -134,29 +134,13 @@ fn key_value_bias_mismatch(dict: &fastllm_core::config::Map, shared: DefaultBias
     })
 }
 
-/// Whether a layer whose `bias.enabled` is unset has a bias: the attention's shared flag.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum DefaultBias {
-    On,
-    Off,
-}
-
-impl DefaultBias {
-    fn from_flag(add_linear_biases: bool) -> Self {
-        if add_linear_biases {
-            DefaultBias::On
-        } else {
-            DefaultBias::Off
-        }
-    }
-}
-
 /// The effective bias of `layer`: `bias.enabled` when set, else `default`.
 fn effective_bias(fl: &fastllm_core::config::Map, layer: &str, default: DefaultBias) -> bool {
-    match fl_value(fl, &format!("{layer}.bias.enabled")) {
-        Value::Bool(enabled) => *enabled,
-        _ => default == DefaultBias::On,
-    }
+    let enabled = match fl_value(fl, &format!("{layer}.bias.enabled")) {
+        Value::Bool(enabled) => Some(*enabled),
+        _ => None,
+    };
+    default.resolve(enabled)
 }
 
 /// A bias flag (`OptionalParameterConfig.enabled`) ↔ an HF key written even when `null`

@@ -36,7 +36,7 @@
 use fastllm_config::field_types::WeightDecay;
 use fastllm_config::{
     AffineLinearConfig, AttentionConfig, BaseModelConfig, BlockConfig, BlockSequenceConfig, CausalConv1dConfig,
-    DecoderBlockConfig, GatedDeltaNetConfig, GatedRmsNormalizationConfig, KimiDeltaAttentionConfig,
+    DecoderBlockConfig, DefaultBias, GatedDeltaNetConfig, GatedRmsNormalizationConfig, KimiDeltaAttentionConfig,
     LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, LinearConfig, MambaConfig, MixerConfig, MlpBaseConfig,
     MlpConfig, MoeMlpConfig, NormalizationConfig, OptionalParameterConfig, ParameterConfig, PatchEmbeddingsConfig,
     PeftConfig, VisionEncoderConfig,
@@ -275,29 +275,17 @@ struct MlpShape {
     gated: bool,
 }
 
-/// Whether an affine layer whose `bias.enabled` is unset has a bias (its block's or mixer's
-/// `add_linear_biases`, or off for layers built without one by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DefaultBias {
-    On,
-    Off,
+// The dense and the MoE MLP are distinct classes with the same intermediate fields.
+macro_rules! mlp_shape_of {
+    ($($class:ty),*) => {
+        $(impl From<&$class> for MlpShape {
+            fn from(config: &$class) -> Self {
+                MlpShape { size: config.intermediate_size, gated: config.gated }
+            }
+        })*
+    };
 }
-
-impl DefaultBias {
-    /// The default a config's `add_linear_biases` gives its layers.
-    fn from_flag(add_linear_biases: bool) -> Self {
-        if add_linear_biases {
-            DefaultBias::On
-        } else {
-            DefaultBias::Off
-        }
-    }
-
-    /// Whether `bias` exists: its `enabled` when set, else this default.
-    fn resolve(self, bias: &OptionalParameterConfig) -> bool {
-        bias.enabled.unwrap_or(self == DefaultBias::On)
-    }
-}
+mlp_shape_of!(MlpConfig, MoeMlpConfig);
 
 /// A linear layer: weight `[output, input]` (`[input, output]` when transposed) and, when
 /// enabled, a bias over `output`.
@@ -314,7 +302,7 @@ impl<'a> Linear<'a> {
     /// An affine layer whose bias is on when its `bias.enabled` says so, else by `default_bias`.
     fn affine(config: &'a AffineLinearConfig, default_bias: DefaultBias, input: Axis, output: Axis) -> Self {
         Linear {
-            bias: default_bias.resolve(&config.bias).then_some(&config.bias),
+            bias: default_bias.resolve(config.bias.enabled).then_some(&config.bias),
             ..Linear::without_bias(config, input, output)
         }
     }
@@ -588,7 +576,7 @@ impl Walk {
             scope,
             Declared::decayed(&config.weight),
         );
-        if default_bias.resolve(&config.bias) {
+        if default_bias.resolve(config.bias.enabled) {
             self.push(
                 &join(prefix, "bias"),
                 vec![channels],
@@ -913,13 +901,7 @@ impl Walk {
 
     fn dense_mlp(&mut self, prefix: &str, config: &MlpConfig, scope: Scope, io: (usize, usize)) {
         let scope = scope.enter(config.lr_scale);
-        let (intermediate, first) = self.intermediate(
-            prefix,
-            MlpShape {
-                size: config.intermediate_size,
-                gated: config.gated,
-            },
-        );
+        let (intermediate, first) = self.intermediate(prefix, config.into());
         let (input, output) = io;
         self.mlp_norms(prefix, (&config.pre_norm, &config.post_norm), scope, io);
         let biases = DefaultBias::from_flag(config.add_linear_biases);
@@ -937,13 +919,7 @@ impl Walk {
 
     fn moe(&mut self, prefix: &str, config: &MoeMlpConfig, scope: Scope, io: (usize, usize)) {
         let scope = scope.enter(config.lr_scale);
-        let (intermediate, first) = self.intermediate(
-            prefix,
-            MlpShape {
-                size: config.intermediate_size,
-                gated: config.gated,
-            },
-        );
+        let (intermediate, first) = self.intermediate(prefix, config.into());
         let (input, output) = io;
         let experts = self.size(&join(prefix, "experts"), config.experts);
         self.optional_direct(

@@ -548,6 +548,17 @@ impl Planner<'_> {
         ))
     }
 
+    /// Walks `section` on `sub`, the config mounted below `at` as `mounted` says.
+    fn walk_below(&mut self, section: &Section, at: &Place, sub: &Map, mounted: Mounted) {
+        let place = Place {
+            config: sub,
+            config_path: &at.config(mounted.config),
+            fl_prefix: &at.fl(mounted.fast_llm),
+            hf_prefix: &at.hf(mounted.hf),
+        };
+        self.walk(section, &place);
+    }
+
     /// Walks `section` at `at`: on its config (found at its config path), naming parameters
     /// under its Fast-LLM prefix and HF tensors under its HF prefix.
     fn walk(&mut self, section: &Section, at: &Place) {
@@ -584,15 +595,14 @@ impl Planner<'_> {
                 hf,
                 section,
             } => match dict::get_map(at.config, path) {
-                Some(sub) => self.walk(
-                    section,
-                    &Place {
-                        config: sub,
-                        config_path: &at.config(path),
-                        fl_prefix: &at.fl(fast_llm),
-                        hf_prefix: &at.hf(hf),
-                    },
-                ),
+                Some(sub) => {
+                    let mounted = Mounted {
+                        config: path,
+                        fast_llm,
+                        hf,
+                    };
+                    self.walk_below(section, at, sub, mounted)
+                }
                 None => self.problem(at.fl(path), "no config for these weights"),
             },
             WeightDecl::Blocks {
@@ -808,15 +818,14 @@ impl Planner<'_> {
         };
         let found = fl_value(sub, "type");
         match (sections.iter()).find(|(_, s)| matching(std::iter::once(s), found).is_some()) {
-            Some((hf, section)) => self.walk(
-                section,
-                &Place {
-                    config: sub,
-                    config_path: &at.config(path),
-                    fl_prefix: &at.fl(fast_llm),
-                    hf_prefix: &at.hf(hf),
-                },
-            ),
+            Some((hf, section)) => {
+                let mounted = Mounted {
+                    config: path,
+                    fast_llm,
+                    hf,
+                };
+                self.walk_below(section, at, sub, mounted)
+            }
             None => self.problem(
                 join(&at.fl(path), "type"),
                 format!(
