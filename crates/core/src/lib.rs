@@ -11,6 +11,7 @@ pub mod activation;
 pub mod blocks;
 pub mod carried;
 pub mod coverage;
+pub mod decoder;
 pub mod engine;
 mod error;
 pub mod explain;

@@ -533,3 +533,50 @@ fn weight_builders_keep_order_and_names_unique() {
     }));
     assert!(no_anchor.is_err(), "a missing anchor is refused");
 }
+
+/// The uniform decoder: identical pattern blocks export as one description and
+/// `num_hidden_layers`; differing ones are refused naming the second block; import is fixed.
+#[rstest]
+#[case::fixed(
+    r#"{"type": "fixed", "num_blocks": 3, "block": {"mixer": {"heads": 4}}}"#,
+    Ok(r#"{"num_attention_heads": 4, "num_hidden_layers": 3}"#)
+)]
+#[case::identical_pattern(
+    r#"{"type": "pattern", "num_blocks": 2, "pattern": ["a", "b"],
+        "blocks": {"a": {"mixer": {"heads": 4}}, "b": {"mixer": {"heads": 4}}}}"#,
+    Ok(r#"{"num_attention_heads": 4, "num_hidden_layers": 2}"#)
+)]
+#[case::differing_pattern(
+    r#"{"type": "pattern", "num_blocks": 2, "pattern": ["a", "b"],
+        "blocks": {"a": {"mixer": {"heads": 4}}, "b": {"mixer": {"heads": 8}}}}"#,
+    Err("decoder.blocks.b")
+)]
+fn the_uniform_decoder_repeats_one_block(#[case] decoder: &str, #[case] expected: Result<&str, &str>) {
+    let block = Section::of::<DecoderBlockConfig>("test.block")
+        .add("heads", Decl::rename("mixer.heads", "num_attention_heads"))
+        .build();
+    let root = Section::of::<GptBaseModelConfig>("test.root").add("decoder", fastllm_core::decoder::uniform(block));
+    let fl = full::<GptBaseModelConfig>(&format!(r#"{{"decoder": {decoder}}}"#));
+    match expected {
+        Ok(json) => {
+            let hf = export(&root, &fl).unwrap();
+            assert_eq!(hf, map(json));
+            let back = import(&root, &hf).unwrap();
+            assert_eq!(back["decoder"].as_map().unwrap()["type"], Value::Str("fixed".into()));
+            assert_eq!(
+                back["decoder"].as_map().unwrap()["num_blocks"],
+                map(json)["num_hidden_layers"]
+            );
+        }
+        Err(path) => {
+            let problems = export(&root, &fl).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].fast_llm.as_deref(), Some(path));
+            assert!(
+                problems[0].message.contains("pattern blocks must be identical"),
+                "{}",
+                problems[0].message
+            );
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! The Llama family's section tables, config and weights in one table per section. Each format
 //! is its parent's tables with entries replaced, assembled by part with [`Llama`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use fastllm_core::activation::activation;
@@ -11,12 +10,11 @@ use fastllm_core::config::{
     Map, MlpConfig, MoeMlpConfig, RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::{self, show};
-use fastllm_core::engine::{export_sub, import_sub, under};
 use fastllm_core::hf::class::derived_head_dim;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm};
-use fastllm_core::{Claims, Covers, Decl, HfWrite, Problem, Section, fl_value};
+use fastllm_core::{Covers, Decl, Problem, Section, fl_value};
 
 use crate::rotary;
 
@@ -227,68 +225,6 @@ pub fn head(norm: Arc<Section>) -> Section {
         .constant("final_logit_softcap", Value::Null)
 }
 
-/// The decoder: one HF block description repeated `num_hidden_layers` times. A pattern decoder
-/// exports only when all its blocks are identical.
-fn decoder(block: Arc<Section>) -> Decl {
-    let export_block = block.clone();
-    let import_block = block.clone();
-    Decl::custom(Claims::subtree(&["decoder"], &["num_hidden_layers"]),
-        move |fl, context| {
-            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
-            let blocks = BlockSequence::read(decoder).map_err(|other| {
-                vec![Problem::at_fast_llm("decoder.type", format!("block sequence {} has no HF form", show(other)))]
-            })?;
-            let mut exported: Vec<(String, Map, BTreeMap<String, String>)> = Vec::new();
-            let mut problems = Vec::new();
-            for block in blocks.distinct() {
-                let path = block.path_under("decoder");
-                match export_sub(&export_block, block.config, context) {
-                    Ok((hf, writers)) => exported.push((path, hf, writers)),
-                    Err(errors) => problems.extend(under(&path, errors)),
-                }
-            }
-            if !problems.is_empty() {
-                return Err(problems);
-            }
-            let mut exported = exported.into_iter();
-            let Some((first_path, first, writers)) = exported.next() else {
-                return Err(vec![Problem::at_fast_llm("decoder", "no blocks")]);
-            };
-            for (path, other, _) in exported {
-                if other != first {
-                    problems.push(Problem::at_fast_llm(
-                        path,
-                        format!("differs from `{first_path}`: the format repeats one block description, so pattern blocks must be identical"),
-                    ));
-                }
-            }
-            if !problems.is_empty() {
-                return Err(problems);
-            }
-            let mut writes: Vec<HfWrite> = first
-                .into_iter()
-                .map(|(key, value)| {
-                    let source = writers.get(&key).map(|s| format!("{first_path}.{s}"));
-                    HfWrite { key, value, source }
-                })
-                .collect();
-            writes.push(("num_hidden_layers".to_string(), fl_value(decoder, "num_blocks").clone()).into());
-            Ok(writes)
-        },
-        move |hf, context| {
-            let block = import_sub(&import_block, hf, context).map_err(|e| under("decoder.block", e))?;
-            let count = hf.get("num_hidden_layers").cloned().ok_or_else(|| {
-                vec![Problem::at_hf("num_hidden_layers", format!("missing (required by {})", context.format))]
-            })?;
-            Ok(vec![
-                ("decoder.type".into(), text("fixed")),
-                ("decoder.block".into(), Value::Map(block)),
-                ("decoder.num_blocks".into(), count),
-            ])
-        })
-    .delegating(vec![("decoder.block", block)]).into()
-}
-
 /// The embedding (and output) matrix: `[vocab_size, hidden_size]`.
 fn vocabulary(c: &WeightContext) -> Vec<usize> {
     vec![c.root_int("embeddings.vocab_size"), c.root_int("hidden_size")]
@@ -311,7 +247,7 @@ pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
         .weight("head", nested("head", "head", "", &head))
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
         .add("head", Decl::nested("head", head))
-        .add("decoder", decoder(block))
+        .add("decoder", fastllm_core::decoder::uniform(block))
         .same("hidden_size")
         .rename("tied_embedding_weight", "tie_word_embeddings")
         .ignore(&["peft"])
