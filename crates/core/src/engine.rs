@@ -479,23 +479,6 @@ pub fn import_rooted(section: &Section, hf: &Map, context: &ImportContext) -> Re
     }
 }
 
-/// The HF sub-config `key` of `hf` (a multimodal wrapper's `text_config`), empty when absent or
-/// not a dict (the HF class check reports a wrong type).
-pub fn sub_config(hf: &Map, key: &str) -> Map {
-    hf.get(key).and_then(Value::as_map).cloned().unwrap_or_default()
-}
-
-/// Imports `sub` (the HF sub-config `key`, see [`sub_config`]) with `section`, `sub` being the
-/// root its fallbacks read; problems are named under `key`.
-pub fn import_sub_config(
-    section: &Section,
-    key: &str,
-    sub: &Map,
-    context: &ImportContext,
-) -> Result<Map, Vec<Problem>> {
-    import_rooted(section, sub, context).map_err(|problems| under_hf(key, problems))
-}
-
 /// Prefixes the HF keys of `problems` with `prefix`.
 pub fn under_hf(prefix: &str, problems: Vec<Problem>) -> Vec<Problem> {
     problems

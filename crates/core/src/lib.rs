@@ -15,6 +15,7 @@ pub mod decoder;
 pub mod engine;
 mod error;
 pub mod explain;
+pub mod multimodal;
 pub mod primitives;
 pub mod provenance;
 mod registry;

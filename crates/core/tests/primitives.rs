@@ -473,7 +473,7 @@ fn unconverted_parts_are_claimed_whole_and_explained() {
 #[case::not_a_dict(r#"{"text_config": 3}"#, Err("text_config.eps"))]
 fn a_sub_config_imports_as_its_own_root(#[case] hf: &str, #[case] expected: Result<&str, &str>) {
     use fastllm_core::ImportContext;
-    use fastllm_core::engine::{import_sub_config, sub_config};
+    use fastllm_core::multimodal::{import_sub_config, sub_config};
     let section = Section::of::<RmsNormalizationConfig>("test.norm").add(
         "epsilon",
         Decl::default("epsilon", "eps", |root| {
@@ -579,4 +579,17 @@ fn the_uniform_decoder_repeats_one_block(#[case] decoder: &str, #[case] expected
             );
         }
     }
+}
+
+/// The text model's fields at a multimodal root are exactly the GPT root's architecture fields.
+#[test]
+fn text_fields_are_the_gpt_architecture_fields() {
+    use fastllm_core::config::FieldHint;
+    let architecture: BTreeSet<&str> = GptBaseModelConfig::FIELDS
+        .iter()
+        .filter(|field| field.hint == FieldHint::Architecture)
+        .map(|field| field.name)
+        .collect();
+    let declared: BTreeSet<&str> = fastllm_core::multimodal::TEXT_FIELDS.iter().copied().collect();
+    assert_eq!(declared, architecture);
 }

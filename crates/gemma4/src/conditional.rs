@@ -50,7 +50,8 @@ use std::sync::Arc;
 
 use fastllm_core::config::{GptBaseModelConfig, Value};
 use fastllm_core::dict::show;
-use fastllm_core::engine::{export_sub, import_sub_config, sub_config, under_hf};
+use fastllm_core::engine::{export_sub, under_hf};
+use fastllm_core::multimodal::{TEXT_FIELDS, import_sub_config, sub_config};
 use fastllm_core::{Claims, Decl, HfWrite, Problem, Section, Unconverted};
 
 use crate::{sections, weights};
@@ -82,16 +83,6 @@ pub const AUDIO: Unconverted = Unconverted {
     ],
     tensor_prefixes: &["model.audio_tower.", "model.embed_audio."],
 };
-
-/// The Fast-LLM fields of the text model: every architecture field of the GPT root.
-const TEXT_FIELDS: &[&str] = &[
-    "embeddings",
-    "decoder",
-    "head",
-    "hidden_size",
-    "tied_embedding_weight",
-    "peft",
-];
 
 /// The text model: the Fast-LLM root ↔ `text_config`, converted by `text_base` with the sub-dict
 /// as its root (the `gemma4` tables read their fallbacks from the text config).

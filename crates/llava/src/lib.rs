@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use fastllm_core::config::{Map, MlpConfig, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
-use fastllm_core::engine::{export_sub, import_sub_config, sub_config, under};
+use fastllm_core::engine::{export_sub, under};
+use fastllm_core::multimodal::{TEXT_FIELDS, import_sub_config, sub_config};
 use fastllm_core::values::{boolean, int, text};
 use fastllm_core::weights::{WeightContext, linear};
 use fastllm_core::{
@@ -29,16 +30,6 @@ use fastllm_llama::sections::{Llama, text_hidden};
 
 /// The family name in the registry.
 pub const FAMILY: &str = "llava";
-
-/// The fields of the text model, at the root of a Fast-LLM multimodal config.
-const TEXT_FIELDS: &[&str] = &[
-    "embeddings",
-    "decoder",
-    "head",
-    "hidden_size",
-    "tied_embedding_weight",
-    "peft",
-];
 
 /// Keys of a LlamaConfig `text_config` that the Mistral tables do not read; checked on import.
 const LLAMA_TEXT_KEYS: &[&str] = &["text_config", "text_config.attention_bias", "text_config.mlp_bias"];
