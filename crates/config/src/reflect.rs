@@ -317,6 +317,39 @@ pub fn check_type_key<T: ConfigClass>(map: &Map, ctx: &mut Ctx) -> bool {
     null
 }
 
+/// An input error already recorded in the parse context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported;
+
+/// The `type` of a polymorphic config's dict: `None` when absent or `null`; a non-string is
+/// reported at `type`.
+pub fn dynamic_type_name<'m>(map: &'m Map, ctx: &mut Ctx) -> Result<Option<&'m str>, Reported> {
+    match map.get("type") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Str(name)) => Ok(Some(name.as_str())),
+        Some(other) => {
+            ctx.at("type", |ctx| {
+                ctx.error(ErrorKind::WrongType {
+                    expected: "str",
+                    found: other.describe(),
+                })
+            });
+            Err(Reported)
+        }
+    }
+}
+
+/// Reports a `type` that none of the polymorphic class `base`'s subclasses (`known`) has.
+pub fn unknown_dynamic_type(ctx: &mut Ctx, name: &str, base: &'static str, known: &'static [&'static str]) {
+    ctx.at("type", |ctx| {
+        ctx.error(ErrorKind::UnknownType {
+            name: name.to_string(),
+            base,
+            known,
+        })
+    });
+}
+
 /// Reports every key of `map` that `T` does not declare.
 pub fn report_unknown_keys<T: ConfigClass>(map: &Map, ctx: &mut Ctx) {
     for key in map.keys() {
