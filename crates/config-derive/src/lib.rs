@@ -207,7 +207,11 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 &mut out,
                 #key,
                 crate::FieldType::serialize(&self.#ident, verbosity),
-                self.explicit.contains(#index) || verbosity.includes(#hint),
+                if self.explicit.contains(#index) || verbosity.includes(#hint) {
+                    crate::Presence::Explicit
+                } else {
+                    crate::Presence::Implicit
+                },
             );
         });
         walks.push(quote! {

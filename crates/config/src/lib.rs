@@ -41,8 +41,8 @@ pub use error::{ConfigErrors, Ctx, ErrorKind, ValidationError};
 pub use fastllm_config_derive::Config;
 pub use printable::{printable, printable_lines};
 pub use reflect::{
-    ClassRules, ConfigClass, FieldHint, FieldInfo, FieldSet, FieldType, Form, Reported, Serialized, Verbosity,
-    check_type_key, dynamic_type_name, emit_field, parse_config_value, report_unknown_keys, type_name_of,
+    ClassRules, ConfigClass, FieldHint, FieldInfo, FieldSet, FieldType, Form, Presence, Reported, Serialized,
+    Verbosity, check_type_key, dynamic_type_name, emit_field, parse_config_value, report_unknown_keys, type_name_of,
     unknown_dynamic_type,
 };
 pub use value::{BLOCK_DEPTH, Map, ParseError, Value};

@@ -259,8 +259,18 @@ pub trait FieldType: Sized {
     fn validate(&mut self, _ctx: &mut Ctx) {}
 }
 
+/// Whether a field counts as set when written: explicit, or shown at the output's verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Set explicitly, or its hint is included at this verbosity: written even when empty.
+    Explicit,
+    /// Neither: written only when it holds something (a non-empty sub-config, list or dict).
+    Implicit,
+}
+
 /// Adds one field to a `to_dict` output, applying Fast-LLM's keep rules.
-pub fn emit_field(out: &mut Map, key: &str, value: Serialized, explicit: bool) {
+pub fn emit_field(out: &mut Map, key: &str, value: Serialized, presence: Presence) {
+    let explicit = presence == Presence::Explicit;
     let keep = match &value {
         Serialized::Config(map) => !map.is_empty(),
         Serialized::Seq(items) => explicit || !items.is_empty(),
