@@ -533,7 +533,7 @@ const WITHOUT_WEIGHTS: &[&str] = &[];
 fn every_format_converts_weights_except_the_listed_ones() {
     let without: Vec<&str> = fastllm_convert::core::handlers()
         .iter()
-        .filter(|h| h.converter().base_model.weights.is_empty())
+        .filter(|h| h.converter().base_model.weights().is_empty())
         .map(|h| h.name)
         .collect();
     assert_eq!(

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use fastllm_core::activation::activation;
 use fastllm_core::config::{
-    AffineLinearConfig, AttentionConfig, DefaultRotaryConfig, FixedBlockSequenceConfig, GatedDeltaNetConfig,
-    KimiDeltaAttentionConfig, Llama3RotaryConfig, MambaConfig, MlpConfig, OptionalParameterConfig,
+    AffineLinearConfig, AttentionConfig, DefaultBias, DefaultRotaryConfig, FixedBlockSequenceConfig,
+    GatedDeltaNetConfig, KimiDeltaAttentionConfig, Llama3RotaryConfig, MambaConfig, MlpConfig, OptionalParameterConfig,
     PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
 };
 use fastllm_core::values::{boolean, float, int, text};
@@ -99,7 +99,7 @@ pub fn attention() -> Section {
         ],
     )
     .validate("key_value_bias", |fl| {
-        let shared = fl_value(fl, "add_linear_biases") == &Value::Bool(true);
+        let shared = DefaultBias::from_flag(fl_value(fl, "add_linear_biases") == &Value::Bool(true));
         key_value_bias_mismatch(fl, shared)
             .map(|message| vec![Problem::at_fast_llm("value_layer.bias.enabled", message)])
             .unwrap_or_default()
@@ -110,7 +110,7 @@ pub fn attention() -> Section {
     .add(
         "key_value_bias",
         Decl::import_only(&[], &[], Covers::Exact, |hf, _| {
-            let shared = !matches!(hf.get("add_linear_biases"), Some(Value::Bool(false)));
+            let shared = DefaultBias::from_flag(!matches!(hf.get("add_linear_biases"), Some(Value::Bool(false))));
             match key_value_bias_mismatch(hf, shared) {
                 None => Ok(Vec::new()),
                 Some(message) => Err(vec![Problem::at_hf("value_layer.bias.enabled", message)]),
@@ -121,7 +121,7 @@ pub fn attention() -> Section {
 
 /// Fast-LLM packs K and V in one layer whose bias is the key layer's; the HF model has a bias per
 /// projection, so the two must agree. `dict` is the attention's Fast-LLM or HF dict (same paths).
-fn key_value_bias_mismatch(dict: &fastllm_core::config::Map, shared: bool) -> Option<String> {
+fn key_value_bias_mismatch(dict: &fastllm_core::config::Map, shared: DefaultBias) -> Option<String> {
     let (key, value) = (
         effective_bias(dict, "key_layer", shared),
         effective_bias(dict, "value_layer", shared),
@@ -135,11 +135,12 @@ fn key_value_bias_mismatch(dict: &fastllm_core::config::Map, shared: bool) -> Op
 }
 
 /// The effective bias of `layer`: `bias.enabled` when set, else `default`.
-fn effective_bias(fl: &fastllm_core::config::Map, layer: &str, default: bool) -> bool {
-    match fl_value(fl, &format!("{layer}.bias.enabled")) {
-        Value::Bool(enabled) => *enabled,
-        _ => default,
-    }
+fn effective_bias(fl: &fastllm_core::config::Map, layer: &str, default: DefaultBias) -> bool {
+    let enabled = match fl_value(fl, &format!("{layer}.bias.enabled")) {
+        Value::Bool(enabled) => Some(*enabled),
+        _ => None,
+    };
+    default.resolve(enabled)
 }
 
 /// A bias flag (`OptionalParameterConfig.enabled`) ↔ an HF key written even when `null`

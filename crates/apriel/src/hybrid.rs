@@ -23,7 +23,7 @@ use fastllm_core::config::{
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::{Covers, Decl, LayoutEntry, Problem, Section, fl_value};
+use fastllm_core::{Claims, Covers, Decl, LayoutEntry, Problem, Section, fl_value};
 use fastllm_llama::sections::{self as llama, biases_follow};
 
 /// `ssm_cfg` keys AprielHybridSSMConfig always writes that do not affect Mamba2 layers.
@@ -80,9 +80,7 @@ fn text_hidden_size(hf: &Map) -> Result<i128, String> {
 fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key: &'static [&'static str]) -> Decl {
     let hf = hf_key[0];
     Decl::custom(
-        fl_bias,
-        hf_key,
-        Covers::Exact,
+        Claims::exact(fl_bias, hf_key),
         move |fl, _| {
             let enabled = match fl_value(fl, &format!("{layer}.bias.enabled")) {
                 Value::Null => fl_value(fl, "add_linear_biases").clone(),
@@ -129,9 +127,7 @@ pub fn mamba() -> Section {
         .add(
             "d_xb",
             Decl::custom(
-                &["d_xb"],
-                &["ssm_cfg.d_xb"],
-                Covers::Exact,
+                Claims::exact(&["d_xb"], &["ssm_cfg.d_xb"]),
                 |fl, _| Ok(vec![("ssm_cfg.d_xb".to_string(), fl_value(fl, "d_xb").clone()).into()]),
                 |hf, _| match dict::get(hf, "ssm_cfg.d_xb") {
                     None | Some(Value::Null) => text_hidden_size(hf)
@@ -144,9 +140,7 @@ pub fn mamba() -> Section {
         .add(
             "dt_rank",
             Decl::custom(
-                &["dt_rank"],
-                &["ssm_cfg.dt_rank"],
-                Covers::Exact,
+                Claims::exact(&["dt_rank"], &["ssm_cfg.dt_rank"]),
                 |fl, _| {
                     Ok(vec![
                         ("ssm_cfg.dt_rank".to_string(), fl_value(fl, "dt_rank").clone()).into(),

@@ -19,8 +19,8 @@ use fastllm_core::config::{
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int};
-use fastllm_core::{Covers, Decl, FlClass, Problem, Section, fl_value};
-use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow};
+use fastllm_core::{Claims, Covers, Decl, Problem, Section, fl_value};
+use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow, plain_attention};
 
 use crate::apriel2;
 
@@ -55,7 +55,7 @@ pub fn vision_rotary_sections() -> Vec<Arc<Section>> {
 
 /// Vision attention (`type: attention`): sizes, shared bias flag, causality, typed rotary.
 pub fn vision_attention() -> Section {
-    Section::of::<AttentionConfig>("apriel2.vision_attention")
+    let section = Section::of::<AttentionConfig>("apriel2.vision_attention")
         .hf_type("attention")
         .same("heads")
         .same("head_groups")
@@ -68,19 +68,8 @@ pub fn vision_attention() -> Section {
         )
         .add("rotary", apriel2::rotary(vision_rotary_sections()))
         .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
-        .constant("softmax_scale_power", float(0.5))
-        .constant("query_norm", Value::Null)
-        .constant("key_norm", Value::Null)
-        .constant("value_norm", Value::Null)
-        .constant("shared_key_value", boolean(false))
-        .validate("layer_biases", biases_follow(LINEAR_LAYERS))
-        .validate("no_window", |fl| match fl_value(fl, "window_size") {
-            Value::Null => vec![],
-            found => vec![Problem::at_fast_llm(
-                "window_size",
-                format!("{} set, but the vision attention has no window", show(found)),
-            )],
-        })
+        .constant("softmax_scale_power", float(0.5));
+    plain_attention(section, "the vision attention has no window")
 }
 
 /// The vision MLP and adapter: apriel2_text's MLP without per-layer biases.
@@ -164,9 +153,7 @@ pub fn patch_embeddings() -> Section {
 fn rotary_patch_size() -> Decl {
     const PATCH_SIZE: &str = "encoder.block.mixer.rotary.patch_size";
     Decl::custom(
-        &[],
-        &[PATCH_SIZE],
-        Covers::Exact,
+        Claims::exact(&[], &[PATCH_SIZE]),
         |fl, _| match fl_value(fl, "encoder.block.mixer.rotary.type") {
             Value::Str(t) if t == "default_2d" => Ok(vec![fastllm_core::HfWrite {
                 key: PATCH_SIZE.into(),
@@ -228,14 +215,12 @@ pub fn vision_encoder() -> Section {
 /// The apriel2 root (`MultiModalBaseModelConfig`): the apriel2_text root's table on the
 /// multimodal class, plus `vision_encoder` (required) and `image_token_index`.
 pub fn base_model() -> Section {
-    Section {
-        class: FlClass::of::<MultiModalBaseModelConfig>(),
-        ..apriel2::base_model()
-    }
-    .named("apriel2.base_model")
-    .add(
-        "vision_encoder",
-        Decl::nested_under("vision_encoder", vision_encoder().build(), VISION),
-    )
-    .optional("image_token_index", "image_token_index", Value::Null)
+    apriel2::base_model()
+        .on_class::<MultiModalBaseModelConfig>()
+        .named("apriel2.base_model")
+        .add(
+            "vision_encoder",
+            Decl::nested_under("vision_encoder", vision_encoder().build(), VISION),
+        )
+        .optional("image_token_index", "image_token_index", Value::Null)
 }

@@ -21,7 +21,15 @@ fn block(mixer: &str) -> String {
     format!(r#"{{"mixer": {mixer}, "mlp": {MLP}, "normalization": {NORM}}}"#)
 }
 
-fn gpt(decoder: &str, tied: bool) -> Value {
+/// Whether a sample's head shares the embeddings' weight (`tied_embedding_weight`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Embeddings {
+    Tied,
+    Untied,
+}
+
+fn gpt(decoder: &str, embeddings: Embeddings) -> Value {
+    let tied = embeddings == Embeddings::Tied;
     parse(&format!(
         r#"{{"hidden_size": 64, "embeddings": {{"vocab_size": 128}}, "decoder": {decoder},
             "head": {{"normalization": {NORM}}}, "tied_embedding_weight": {tied}}}"#
@@ -32,7 +40,7 @@ pub(crate) fn apriel_hybrid_ssm() -> Vec<Value> {
     vec![
         gpt(
             &format!(r#"{{"type": "fixed", "num_blocks": 2, "block": {}}}"#, block(ATTENTION)),
-            false,
+            Embeddings::Untied,
         ),
         gpt(
             &format!(
@@ -41,7 +49,7 @@ pub(crate) fn apriel_hybrid_ssm() -> Vec<Value> {
                 block(ATTENTION),
                 block(MAMBA)
             ),
-            true,
+            Embeddings::Tied,
         ),
         gpt(
             &format!(
@@ -51,7 +59,7 @@ pub(crate) fn apriel_hybrid_ssm() -> Vec<Value> {
                 block(MAMBA),
                 block(GDN)
             ),
-            false,
+            Embeddings::Untied,
         ),
     ]
 }
@@ -78,7 +86,7 @@ pub(crate) fn apriel2_text() -> Vec<Value> {
                 r#"{{"type": "fixed", "num_blocks": 2, "block": {}}}"#,
                 block(BIASED_ATTENTION)
             ),
-            true,
+            Embeddings::Tied,
         ),
         gpt(
             &format!(
@@ -89,7 +97,7 @@ pub(crate) fn apriel2_text() -> Vec<Value> {
                 block(APRIEL2_MAMBA),
                 block(GDN)
             ),
-            false,
+            Embeddings::Untied,
         ),
         gpt(
             &format!(
@@ -99,7 +107,7 @@ pub(crate) fn apriel2_text() -> Vec<Value> {
                         "mixers": {{"full": {ATTENTION}, "swa": {BIASED_ATTENTION}, "ssm": {APRIEL2_MAMBA}}}}}"#
                 ))
             ),
-            false,
+            Embeddings::Untied,
         ),
     ]
 }
@@ -121,7 +129,7 @@ fn multimodal(vision: &str, image_token_index: &str) -> Value {
             r#"{{"type": "fixed", "num_blocks": 2, "block": {}}}"#,
             block(BIASED_ATTENTION)
         ),
-        true,
+        Embeddings::Tied,
     ) else {
         unreachable!()
     };

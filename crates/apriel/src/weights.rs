@@ -4,7 +4,7 @@
 //!
 //! Every parameter exists exactly when Fast-LLM's layer creates it: a linear layer's bias is its
 //! *effective* bias (`<layer>.bias.enabled`, else the mixer's or MLP's default), as
-//! `fastllm_core::layout` derives it. Where the HF model could not hold such a bias, the config
+//! `fastllm_layout` derives it. Where the HF model could not hold such a bias, the config
 //! export already rejects the config (Apriel2 Mamba `conv_bias` / `dt_proj_bias`, attention K/V
 //! biases that differ), so every planned tensor has its HF counterpart.
 //!
@@ -74,9 +74,8 @@ pub fn mamba(section: Section) -> Section {
         )
         .weight(
             "convolution.bias",
-            plain("convolution.bias", &["conv1d.bias"], move |c| vec![conv(c)]).when(move |c| {
-                fastllm_core::weights::effective_bias(c, "convolution_layer", c.flag("add_linear_biases"))
-            }),
+            plain("convolution.bias", &["conv1d.bias"], move |c| vec![conv(c)])
+                .when(move |c| fastllm_core::weights::effective_bias(c, "convolution_layer")),
         )
         .weight(
             "A_log",
@@ -205,11 +204,7 @@ pub fn hybrid_base_model() -> Section {
     let block = block(owned(hybrid::block(llama::mistral_attention())), mixers, &mlp, &norm).build();
     // Llama's root weights (embeddings, these blocks under `model.layers`, the head) on the
     // hybrid root's config table.
-    let weights = llama::base_model(block, llama::head(norm).build()).weights;
-    Section {
-        weights,
-        ..hybrid::base_model()
-    }
+    hybrid::base_model().with_weights_of(llama::base_model(block, llama::head(norm).build()))
 }
 
 /// The apriel2 text weights on `root` (an apriel2_text-shaped root table, which brings Llama's

@@ -10,7 +10,8 @@ use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_hf};
 use fastllm_core::config::{Form, ModelKind, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
-use fastllm_core::{Handler, find, layout};
+use fastllm_core::{Handler, find};
+use fastllm_layout as layout;
 use rstest::rstest;
 
 use fastllm_apriel as _;
@@ -837,8 +838,8 @@ fn synthetic_checkpoints_round_trip(#[values("apriel_hybrid_ssm", "apriel2_text"
 #[test]
 fn llava_hybrid_text_tables_stay_weight_free() {
     // The shared table another family reuses for config only carries no weights.
-    assert!(fastllm_apriel::hybrid::base_model().weights.is_empty());
-    assert!(!handler("apriel_hybrid_ssm").converter().base_model.weights.is_empty());
+    assert!(fastllm_apriel::hybrid::base_model().weights().is_empty());
+    assert!(!handler("apriel_hybrid_ssm").converter().base_model.weights().is_empty());
 }
 
 #[rstest]

@@ -9,9 +9,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use fastllm_config::{BaseModelConfig, Form, Map, Value};
-use fastllm_core::layout::engine_layers;
 use fastllm_core::weights::{PlanLimits, Transform, elements};
 use fastllm_core::{Handler, HfLayout};
+use fastllm_layout::engine_layers;
 
 use crate::convert::FAST_LLM_VERSION;
 use crate::distributed::{DistributedLayout, Parallelism, ShardKind};

@@ -130,7 +130,7 @@ fn the_layout_is_fast_llm_s(#[values("llama", "mistral", "qwen2", "mixtral")] fo
         .unwrap()
         .import(&open_hf(&fixture(format, "hf_input")).unwrap().config)
         .unwrap();
-    let mut layout = fastllm_core::layout::parameters(&config);
+    let mut layout = fastllm_layout::parameters(&config);
     layout.sort();
     let stored: Vec<(String, Vec<usize>)> = checkpoint
         .files

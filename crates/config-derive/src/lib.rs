@@ -207,7 +207,11 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 &mut out,
                 #key,
                 crate::FieldType::serialize(&self.#ident, verbosity),
-                self.explicit.contains(#index) || verbosity.includes(#hint),
+                if self.explicit.contains(#index) || verbosity.includes(#hint) {
+                    crate::Presence::Explicit
+                } else {
+                    crate::Presence::Implicit
+                },
             );
         });
         walks.push(quote! {
@@ -451,16 +455,7 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
 
             /// Parses a dict, choosing the variant from its `type` key (or the default subclass).
             pub fn parse_map(map: &crate::Map, ctx: &mut crate::Ctx) -> Option<Self> {
-                let type_name = match map.get("type") {
-                    None | Some(crate::Value::Null) => None,
-                    Some(crate::Value::Str(name)) => Some(name.as_str()),
-                    Some(other) => {
-                        ctx.enter("type");
-                        ctx.error(crate::ErrorKind::WrongType { expected: "str", found: other.describe() });
-                        ctx.leave();
-                        return None;
-                    }
-                };
+                let Ok(type_name) = crate::dynamic_type_name(map, ctx) else { return None; };
                 let Some(type_name) = type_name else { return #default_parse; };
                 #(
                     if <#types as crate::ConfigClass>::TYPE_NAME == Some(type_name)
@@ -469,13 +464,7 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
                         return Some(Self::#variants(<#types as crate::ConfigClass>::parse_map(map, ctx)));
                     }
                 )*
-                ctx.enter("type");
-                ctx.error(crate::ErrorKind::UnknownType {
-                    name: type_name.to_string(),
-                    base: #class,
-                    known: Self::TYPE_NAMES,
-                });
-                ctx.leave();
+                crate::unknown_dynamic_type(ctx, type_name, #class, Self::TYPE_NAMES);
                 None
             }
 
@@ -517,29 +506,14 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
                         return false;
                     }
                 };
-                let type_name = match map.get("type") {
-                    None | Some(crate::Value::Null) => None,
-                    Some(crate::Value::Str(name)) => Some(name.as_str()),
-                    Some(other) => {
-                        ctx.enter("type");
-                        ctx.error(crate::ErrorKind::WrongType { expected: "str", found: other.describe() });
-                        ctx.leave();
-                        return false;
-                    }
-                };
+                let Ok(type_name) = crate::dynamic_type_name(map, ctx) else { return false; };
                 let Some(type_name) = type_name else #default_fill;
                 #(
                     if <#types as crate::ConfigClass>::TYPE_NAME == Some(type_name)
                         || <#types as crate::ConfigClass>::TYPE_ALIASES.contains(&type_name)
                     #fills
                 )*
-                ctx.enter("type");
-                ctx.error(crate::ErrorKind::UnknownType {
-                    name: type_name.to_string(),
-                    base: #class,
-                    known: Self::TYPE_NAMES,
-                });
-                ctx.leave();
+                crate::unknown_dynamic_type(ctx, type_name, #class, Self::TYPE_NAMES);
                 false
             }
             fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {

@@ -25,6 +25,15 @@ pub(crate) const MAP_NODE: usize = (11 * (size_of::<String>() + ITEM) + 16) * 7 
 /// Entries per node of a map filled in key order.
 pub(crate) const ENTRIES_PER_NODE: usize = 6;
 
+/// What a charge to the budget builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Spent {
+    /// Values parsed from the text.
+    Parsed,
+    /// A value an alias repeats.
+    ByAlias,
+}
+
 /// What a document's parse has spent of its budget.
 #[derive(Debug)]
 pub(crate) struct Budget {
@@ -43,8 +52,9 @@ impl Budget {
         }
     }
 
-    /// Charges `bytes` about to be allocated; `by_alias` says they repeat an anchored value.
-    pub(crate) fn spend(&mut self, bytes: usize, by_alias: bool) -> Result<(), ParseError> {
+    /// Charges `bytes` about to be allocated, parsed from the text or repeating an anchored value.
+    pub(crate) fn spend(&mut self, bytes: usize, source: Spent) -> Result<(), ParseError> {
+        let by_alias = source == Spent::ByAlias;
         self.spent = self.spent.saturating_add(bytes);
         if self.spent > self.limit {
             return Err(ParseError::TooLarge {
@@ -64,7 +74,7 @@ impl Budget {
     /// Charges the `index`th entry (from 0) of a map: a node for every [`ENTRIES_PER_NODE`].
     pub(crate) fn spend_entry(&mut self, index: usize) -> Result<(), ParseError> {
         if index.is_multiple_of(ENTRIES_PER_NODE) {
-            self.spend(MAP_NODE, false)?;
+            self.spend(MAP_NODE, Spent::Parsed)?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::budget::{Budget, ITEM};
+use crate::budget::{Budget, ITEM, Spent};
 use crate::value::parse_number;
 use crate::{Map, ParseError, Value};
 
@@ -57,7 +57,11 @@ impl Node<'_> {
     }
 
     fn spend<E: de::Error>(self, bytes: usize) -> Result<(), E> {
-        self.0.budget.borrow_mut().spend(bytes, false).map_err(|e| self.fail(e))
+        self.0
+            .budget
+            .borrow_mut()
+            .spend(bytes, Spent::Parsed)
+            .map_err(|e| self.fail(e))
     }
 
     fn spend_entry<E: de::Error>(self, index: usize) -> Result<(), E> {

@@ -21,6 +21,7 @@
 mod budget;
 pub mod checks;
 pub mod classes;
+pub mod dict;
 mod error;
 pub mod field_types;
 mod json;
@@ -40,8 +41,9 @@ pub use error::{ConfigErrors, Ctx, ErrorKind, ValidationError};
 pub use fastllm_config_derive::Config;
 pub use printable::{printable, printable_lines};
 pub use reflect::{
-    ClassRules, ConfigClass, FieldHint, FieldInfo, FieldSet, FieldType, Form, Serialized, Verbosity, check_type_key,
-    emit_field, parse_config_value, report_unknown_keys, type_name_of,
+    ClassRules, ConfigClass, FieldHint, FieldInfo, FieldSet, FieldType, Form, Presence, Reported, Serialized,
+    Verbosity, check_type_key, dynamic_type_name, emit_field, parse_config_value, report_unknown_keys, type_name_of,
+    unknown_dynamic_type,
 };
 pub use value::{BLOCK_DEPTH, Map, ParseError, Value};
 

@@ -4,20 +4,28 @@
 
 use std::borrow::Cow;
 
-/// Whether `c` must not reach a terminal as is: C0 and C1 controls (newlines included), DEL, and
-/// the bidirectional overrides and isolates that reorder text.
-fn unsafe_char(c: char, keep_newlines: bool) -> bool {
-    (c.is_control() && !(keep_newlines && c == '\n')) || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+/// What happens to a newline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Newlines {
+    Escape,
+    Keep,
 }
 
-fn escape(text: &str, keep_newlines: bool) -> Cow<'_, str> {
-    if !text.chars().any(|c| unsafe_char(c, keep_newlines)) {
+/// Whether `c` must not reach a terminal as is: C0 and C1 controls (newlines included unless
+/// kept), DEL, and the bidirectional overrides and isolates that reorder text.
+fn unsafe_char(c: char, newlines: Newlines) -> bool {
+    (c.is_control() && !(newlines == Newlines::Keep && c == '\n'))
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn escape(text: &str, newlines: Newlines) -> Cow<'_, str> {
+    if !text.chars().any(|c| unsafe_char(c, newlines)) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
-            c if !unsafe_char(c, keep_newlines) => out.push(c),
+            c if !unsafe_char(c, newlines) => out.push(c),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -30,14 +38,14 @@ fn escape(text: &str, keep_newlines: bool) -> Cow<'_, str> {
 /// `text` on one line with every control character escaped (`\n`, `\t`, `\u{1b}`, ...): how a
 /// name from an input is shown.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    escape(text, false)
+    escape(text, Newlines::Escape)
 }
 
 /// `text` with every control character but the newline escaped: the last filter before a
 /// message reaches the terminal (its own lines stay lines; names were made one-line by
 /// [`printable`] where they were put in).
 pub fn printable_lines(text: &str) -> Cow<'_, str> {
-    escape(text, true)
+    escape(text, Newlines::Keep)
 }
 
 #[cfg(test)]

@@ -259,8 +259,18 @@ pub trait FieldType: Sized {
     fn validate(&mut self, _ctx: &mut Ctx) {}
 }
 
+/// Whether a field counts as set when written: explicit, or shown at the output's verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Set explicitly, or its hint is included at this verbosity: written even when empty.
+    Explicit,
+    /// Neither: written only when it holds something (a non-empty sub-config, list or dict).
+    Implicit,
+}
+
 /// Adds one field to a `to_dict` output, applying Fast-LLM's keep rules.
-pub fn emit_field(out: &mut Map, key: &str, value: Serialized, explicit: bool) {
+pub fn emit_field(out: &mut Map, key: &str, value: Serialized, presence: Presence) {
+    let explicit = presence == Presence::Explicit;
     let keep = match &value {
         Serialized::Config(map) => !map.is_empty(),
         Serialized::Seq(items) => explicit || !items.is_empty(),
@@ -315,6 +325,39 @@ pub fn check_type_key<T: ConfigClass>(map: &Map, ctx: &mut Ctx) -> bool {
     };
     ctx.leave();
     null
+}
+
+/// An input error already recorded in the parse context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported;
+
+/// The `type` of a polymorphic config's dict: `None` when absent or `null`; a non-string is
+/// reported at `type`.
+pub fn dynamic_type_name<'m>(map: &'m Map, ctx: &mut Ctx) -> Result<Option<&'m str>, Reported> {
+    match map.get("type") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Str(name)) => Ok(Some(name.as_str())),
+        Some(other) => {
+            ctx.at("type", |ctx| {
+                ctx.error(ErrorKind::WrongType {
+                    expected: "str",
+                    found: other.describe(),
+                })
+            });
+            Err(Reported)
+        }
+    }
+}
+
+/// Reports a `type` that none of the polymorphic class `base`'s subclasses (`known`) has.
+pub fn unknown_dynamic_type(ctx: &mut Ctx, name: &str, base: &'static str, known: &'static [&'static str]) {
+    ctx.at("type", |ctx| {
+        ctx.error(ErrorKind::UnknownType {
+            name: name.to_string(),
+            base,
+            known,
+        })
+    });
 }
 
 /// Reports every key of `map` that `T` does not declare.

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use granit_parser::{Event, Parser, ScalarStyle, Span, Tag};
 
-use crate::budget::{Budget, ITEM};
+use crate::budget::{Budget, ITEM, Spent};
 use crate::{Map, ParseError, Value};
 
 const CORE_TAGS: &str = "tag:yaml.org,2002:";
@@ -107,13 +107,13 @@ impl<'a> Loader<'a> {
             Event::Alias(id) => {
                 let (value, cost) = self.anchors.get(&id).ok_or_else(|| error_at(&span, "unknown alias"))?;
                 // Charged before the copy is made: a "billion laughs" is refused, not built.
-                self.budget.spend(*cost, true)?;
+                self.budget.spend(*cost, Spent::ByAlias)?;
                 return Ok(value.clone());
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let value = scalar(&text, style, tag.as_deref(), &span)?;
                 if let Value::Str(s) = &value {
-                    self.budget.spend(s.len(), false)?;
+                    self.budget.spend(s.len(), Spent::Parsed)?;
                 }
                 (value, anchor)
             }
@@ -127,7 +127,9 @@ impl<'a> Loader<'a> {
                     }
                     let index = items.len();
                     let item = self.node(event, span).map_err(|e| e.at(&index.to_string()))?;
-                    self.budget.spend(ITEM, false).map_err(|e| e.at(&index.to_string()))?;
+                    self.budget
+                        .spend(ITEM, Spent::Parsed)
+                        .map_err(|e| e.at(&index.to_string()))?;
                     items.push(item);
                 }
                 // Growth leaves up to twice the room; the value is kept for the whole conversion.
@@ -144,7 +146,7 @@ impl<'a> Loader<'a> {
             // The copy kept for the aliases costs what the value did, without the copies of
             // anchors inside it (counting those would double per nesting level).
             let cost = (self.budget.spent() - start) - (self.copies - copies);
-            self.budget.spend(cost + ANCHOR_SLOT, false)?;
+            self.budget.spend(cost + ANCHOR_SLOT, Spent::Parsed)?;
             self.copies += cost + ANCHOR_SLOT;
             self.anchors.insert(anchor, (value.clone(), cost));
         }

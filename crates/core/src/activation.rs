@@ -2,9 +2,10 @@
 
 use fastllm_config::Value;
 
+use crate::Claims;
 use crate::Problem;
 use crate::dict::show;
-use crate::section::{Covers, Decl, fl_value};
+use crate::section::{Decl, fl_value};
 use crate::values::text;
 
 /// Fast-LLM name ↔ HF name. HF `gelu` (the exact GELU) is also read, as Fast-LLM's tanh GELU, as
@@ -36,9 +37,7 @@ pub fn fast_llm_name(hf: &str) -> Option<&'static str> {
 pub fn activation(key: &'static [&'static str; 1]) -> Decl {
     let name = key[0];
     Decl::custom(
-        &["activation"],
-        key,
-        Covers::Exact,
+        Claims::exact(&["activation"], key),
         move |fl, _| match fl_value(fl, "activation") {
             Value::Str(a) if hf_name(a).is_some() => {
                 Ok(vec![(name.to_string(), text(hf_name(a).unwrap_or_default())).into()])

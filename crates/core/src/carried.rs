@@ -33,11 +33,11 @@
 
 use fastllm_config::{BaseModelConfig, Map, Value};
 
+use crate::HfLayout;
 use crate::complete::{V5_GENERATION_KEYS, base_defaults, complete};
 use crate::coverage::GENERIC_IN_SUB_CONFIGS;
 use crate::dict::{join, show};
 use crate::registry::{GENERIC_METADATA, Handler};
-use crate::section::HfLayout;
 use crate::{ConvertError, Direction, Fill, Problem};
 
 /// The key of `metadata.yaml`'s free-form `metadata:` dict holding the carried HF keys
@@ -307,8 +307,28 @@ struct Entry<'a> {
     identity: bool,
 }
 
+/// Which of the carried key sets an entry comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeySet {
+    /// Generic metadata every format carries.
+    Generic,
+    /// Keys of the input's format that the Fast-LLM model does not hold.
+    Format,
+}
+
+/// The text roots of the input (where carried keys were found) and of the output.
+#[derive(Clone, Copy)]
+struct TextRoots<'r> {
+    source: &'r str,
+    target: &'r str,
+}
+
 impl<'a> Entry<'a> {
-    fn new(key: &'a str, value: &'a Value, generic: bool, source_root: &str, target_root: &str) -> Self {
+    fn new(key: &'a str, value: &'a Value, set: KeySet, roots: TextRoots) -> Self {
+        let TextRoots {
+            source: source_root,
+            target: target_root,
+        } = roots;
         let below = (source_root != target_root)
             .then(|| below_root(key, source_root))
             .flatten();
@@ -316,7 +336,7 @@ impl<'a> Entry<'a> {
             key,
             target: below.map_or_else(|| key.to_string(), |rest| join(target_root, rest)),
             value,
-            generic,
+            generic: set == KeySet::Generic,
             identity: key.rsplit_once('.').is_some_and(|(_, leaf)| IDENTITY.contains(&leaf)),
         }
     }
@@ -406,9 +426,13 @@ impl Handler {
         let exported = hf.clone();
         let mut placement = Placement::default();
         let text_root = self.converter().hf_class.text_root;
-        let entries: Vec<Entry> = (carried.generic.iter().map(|(k, v)| (k, v, true)))
-            .chain(carried.format_keys.iter().map(|(k, v)| (k, v, false)))
-            .map(|(key, value, generic)| Entry::new(key, value, generic, &carried.text_root, text_root))
+        let roots = TextRoots {
+            source: &carried.text_root,
+            target: text_root,
+        };
+        let entries: Vec<Entry> = (carried.generic.iter().map(|(k, v)| (k, v, KeySet::Generic)))
+            .chain(carried.format_keys.iter().map(|(k, v)| (k, v, KeySet::Format)))
+            .map(|(key, value, set)| Entry::new(key, value, set, roots))
             .collect();
         let (mut problems, conflicting) = conflicts(&entries, self.name);
         let base_v4 = base_defaults(HfLayout::V4);
@@ -630,7 +654,11 @@ mod tests {
     fn targets(keys: &[&str], source_root: &str, target_root: &str) -> Vec<(String, bool)> {
         keys.iter()
             .map(|key| {
-                let entry = Entry::new(key, &Value::Null, true, source_root, target_root);
+                let roots = TextRoots {
+                    source: source_root,
+                    target: target_root,
+                };
+                let entry = Entry::new(key, &Value::Null, KeySet::Generic, roots);
                 (entry.target, entry.identity)
             })
             .collect()
@@ -680,7 +708,11 @@ mod tests {
     #[test]
     fn keys_landing_on_one_output_key_conflict_only_when_they_differ() {
         let (one, list, same) = (Value::Int(1), json(r#"{"v": [1, 106]}"#)["v"].clone(), Value::Int(1));
-        let entry = |key, value| Entry::new(key, value, true, "text_config", "");
+        let roots = TextRoots {
+            source: "text_config",
+            target: "",
+        };
+        let entry = |key, value| Entry::new(key, value, KeySet::Generic, roots);
         let entries = [
             entry("eos_token_id", &list),
             entry("text_config.eos_token_id", &one),

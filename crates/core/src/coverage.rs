@@ -312,14 +312,6 @@ pub fn section_tree(root: &Arc<Section>) -> Vec<Arc<Section>> {
     out
 }
 
-/// Architecture-coverage and sentinel failures of every section under `root`.
-pub fn check_sections(root: &Arc<Section>) -> Vec<String> {
-    section_tree(root)
-        .iter()
-        .flat_map(|s| architecture_gaps(s).into_iter().chain(sentinel_errors(s)))
-        .collect()
-}
-
 /// What `cargo xtask coverage` found for one handler.
 #[derive(Debug, Clone, Default)]
 pub struct HandlerReport {
@@ -374,7 +366,7 @@ pub fn check_handler(handler: &crate::Handler) -> HandlerReport {
                 Ok(entries) => {
                     let planned: Vec<(String, Vec<usize>)> =
                         entries.into_iter().map(|e| (e.fast_llm, e.fast_llm_shape)).collect();
-                    for gap in crate::layout::coverage_gaps(&crate::layout::parameters(&config), &planned) {
+                    for gap in fastllm_layout::coverage_gaps(&fastllm_layout::parameters(&config), &planned) {
                         report
                             .failures
                             .push(format!("{} sample {i}: weights: {gap}", handler.name));

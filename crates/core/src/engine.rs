@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use fastllm_config::{Map, Value};
 
+use crate::HfLayout;
 use crate::Problem;
 use crate::dict::{self, Conflict, join, show};
-use crate::section::{ExportContext, HfLayout, ImportContext, Section, fl_value};
+use crate::section::{ExportContext, ImportContext, Section, fl_value};
 
 /// A dotted path as its parent and last part: descending allocates nothing, and the path is
 /// joined into a string only where one is needed (a message, provenance, a Custom's context).
@@ -55,6 +56,39 @@ impl<'a> At<'a> {
         self.child(path).write_to(&mut out, 0);
         out
     }
+}
+
+/// A dict a run reads, at its dotted path: the section's Fast-LLM dict on export, its HF dict on
+/// import.
+#[derive(Clone, Copy)]
+pub(crate) struct Src<'a> {
+    pub(crate) map: &'a Map,
+    pub(crate) at: At<'a>,
+}
+
+impl<'a> Src<'a> {
+    pub(crate) fn new(map: &'a Map, at: At<'a>) -> Self {
+        Src { map, at }
+    }
+}
+
+/// A dict a run writes, at its dotted path: the HF dict on export, the Fast-LLM dict on import.
+pub(crate) struct Dst<'a> {
+    pub(crate) map: &'a mut Map,
+    pub(crate) at: At<'a>,
+}
+
+impl<'a> Dst<'a> {
+    pub(crate) fn new(map: &'a mut Map, at: At<'a>) -> Self {
+        Dst { map, at }
+    }
+}
+
+/// Where a sub-section's HF keys go: flat in the parent's dict (`hf_path` `None`) or under
+/// `hf_path`, with the section's HF type name written at `discriminator` when it has one.
+pub(crate) struct Placement<'a> {
+    pub(crate) hf_path: Option<&'a str>,
+    pub(crate) discriminator: Option<&'a str>,
 }
 
 /// Who a write names as its source, joined only when a message or provenance needs it: most
@@ -148,7 +182,7 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    pub(crate) fn write(&mut self, hf: &mut Map, hf_at: At, key: &str, value: Value, writer: Origin) {
+    pub(crate) fn write(&mut self, Dst { map: hf, at: hf_at }: Dst, key: &str, value: Value, writer: Origin) {
         match dict::try_set(hf, key, value) {
             Ok(()) => self.writers.record(hf_at.child(key), writer),
             Err(Conflict { existing, refused }) => {
@@ -173,12 +207,17 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    /// Exports `fl` (the section's full-form Fast-LLM dict) into `hf`.
-    pub fn section(&mut self, section: &Section, fl: &Map, fl_prefix: &str, hf: &mut Map, hf_prefix: &str) {
-        self.section_at(section, fl, At::Root(fl_prefix), hf, At::Root(hf_prefix));
+    /// Exports `fl` (the section's full-form Fast-LLM dict) into `hf`, both at the root.
+    pub fn section(&mut self, section: &Section, fl: &Map, hf: &mut Map) {
+        self.section_at(section, Src::new(fl, At::Root("")), Dst::new(hf, At::Root("")));
     }
 
-    pub(crate) fn section_at(&mut self, section: &Section, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+    pub(crate) fn section_at(
+        &mut self,
+        section: &Section,
+        Src { map: fl, at: fl_at }: Src,
+        Dst { map: hf, at: hf_at }: Dst,
+    ) {
         if let Some(expected) = section.class.type_name {
             let found = fl_value(fl, "type");
             if !matches!(found, Value::Str(name) if name == expected) {
@@ -202,35 +241,28 @@ impl<'a> Exporter<'a> {
             }
         }
         for (_, decl) in &section.decls {
-            decl.primitive().export(self, fl, fl_at, hf, hf_at);
+            decl.primitive().export(self, Src::new(fl, fl_at), Dst::new(hf, hf_at));
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn place(
-        &mut self,
-        section: &Section,
-        sub: &Map,
-        fl_at: At,
-        hf: &mut Map,
-        hf_at: At,
-        hf_path: Option<&str>,
-        discriminator: Option<&str>,
-    ) {
+    /// Exports the sub-section `section` of `sub` where `placement` says.
+    pub(crate) fn place(&mut self, section: &Section, sub: Src, hf: Dst, placement: Placement) {
+        let (Src { map: sub, at: fl_at }, Dst { map: hf, at: hf_at }) = (sub, hf);
+        let Placement { hf_path, discriminator } = placement;
         match hf_path {
             None => {
                 if let (Some(key), Some(name)) = (discriminator, section.hf_type_name) {
-                    self.write(hf, hf_at, key, Value::Str(name.into()), Origin::Path(fl_at));
+                    self.write(Dst::new(hf, hf_at), key, Value::Str(name.into()), Origin::Path(fl_at));
                 }
-                self.section_at(section, sub, fl_at, hf, hf_at);
+                self.section_at(section, Src::new(sub, fl_at), Dst::new(hf, hf_at));
             }
             Some(hf_path) => {
                 let mut out = Map::new();
                 if let (Some(key), Some(name)) = (discriminator.or(Some("type")), section.hf_type_name) {
                     out.insert(key.to_string(), Value::Str(name.into()));
                 }
-                self.section_at(section, sub, fl_at, &mut out, hf_at.child(hf_path));
-                self.write(hf, hf_at, hf_path, Value::Map(out), Origin::Path(fl_at));
+                self.section_at(section, Src::new(sub, fl_at), Dst::new(&mut out, hf_at.child(hf_path)));
+                self.write(Dst::new(hf, hf_at), hf_path, Value::Map(out), Origin::Path(fl_at));
             }
         }
     }
@@ -316,7 +348,7 @@ impl<'a> Importer<'a> {
         }
     }
 
-    pub(crate) fn write(&mut self, out: &mut Map, fl_at: At, path: &str, value: Value, source: Origin) {
+    pub(crate) fn write(&mut self, Dst { map: out, at: fl_at }: Dst, path: &str, value: Value, source: Origin) {
         if let Err(Conflict { existing, refused }) = dict::try_set(out, path, value) {
             self.problems.push(Problem {
                 fast_llm: Some(fl_at.join(path)),
@@ -330,17 +362,22 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// Imports the section's HF dict `hf` into the Fast-LLM dict `out`.
-    pub fn section(&mut self, section: &Section, hf: &Map, hf_prefix: &str, out: &mut Map, fl_prefix: &str) {
-        self.section_at(section, hf, At::Root(hf_prefix), out, At::Root(fl_prefix));
+    /// Imports the section's HF dict `hf` into the Fast-LLM dict `out`, both at the root.
+    pub fn section(&mut self, section: &Section, hf: &Map, out: &mut Map) {
+        self.section_at(section, Src::new(hf, At::Root("")), Dst::new(out, At::Root("")));
     }
 
-    pub(crate) fn section_at(&mut self, section: &Section, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+    pub(crate) fn section_at(
+        &mut self,
+        section: &Section,
+        Src { map: hf, at: hf_at }: Src,
+        Dst { map: out, at: fl_at }: Dst,
+    ) {
         if let Some(type_name) = section.class.type_name {
             out.insert("type".into(), Value::Str(type_name.into()));
         }
         for (_, decl) in &section.decls {
-            decl.primitive().import(self, hf, hf_at, out, fl_at);
+            decl.primitive().import(self, Src::new(hf, hf_at), Dst::new(out, fl_at));
         }
     }
 
@@ -405,7 +442,7 @@ pub fn export_sub(
 ) -> Result<(Map, BTreeMap<String, String>), Vec<Problem>> {
     let mut exporter = Exporter::new(context.format, context.layout);
     let mut out = Map::new();
-    exporter.section(section, fl, "", &mut out, "");
+    exporter.section(section, fl, &mut out);
     if exporter.problems.is_empty() {
         Ok((out, exporter.writers.into_map()))
     } else {
@@ -417,7 +454,11 @@ pub fn export_sub(
 pub fn import_sub(section: &Section, hf: &Map, context: &ImportContext) -> Result<Map, Vec<Problem>> {
     let mut importer = Importer::new(context.format, context.root);
     let mut out = Map::new();
-    importer.section(section, hf, context.hf_path, &mut out, "");
+    importer.section_at(
+        section,
+        Src::new(hf, At::Root(context.hf_path)),
+        Dst::new(&mut out, At::Root("")),
+    );
     if importer.problems.is_empty() {
         Ok(out)
     } else {
@@ -430,7 +471,7 @@ pub fn import_sub(section: &Section, hf: &Map, context: &ImportContext) -> Resul
 pub fn import_rooted(section: &Section, hf: &Map, context: &ImportContext) -> Result<Map, Vec<Problem>> {
     let mut importer = Importer::new(context.format, hf);
     let mut out = Map::new();
-    importer.section(section, hf, "", &mut out, "");
+    importer.section(section, hf, &mut out);
     if importer.problems.is_empty() {
         Ok(out)
     } else {

@@ -53,6 +53,12 @@ impl Problem {
     }
 }
 
+impl From<fastllm_hf::KeyProblem> for Problem {
+    fn from(problem: fastllm_hf::KeyProblem) -> Self {
+        Problem::at_hf(problem.key, problem.message)
+    }
+}
+
 /// One line, whatever the input put in its keys or values (see [`printable`]).
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -10,31 +10,28 @@
 pub mod activation;
 pub mod blocks;
 pub mod carried;
-pub mod complete;
 pub mod coverage;
-pub mod dict;
+pub mod decoder;
 pub mod engine;
 mod error;
 pub mod explain;
-pub mod hf_class;
-pub mod layout;
+pub mod multimodal;
 pub mod primitives;
 pub mod provenance;
 mod registry;
 pub mod rules;
 pub mod section;
-pub mod unconverted;
 pub mod values;
 pub mod weights;
 
 pub use carried::{Carried, NotCarried, Placement};
 pub use error::{ConvertError, Direction, Problem};
 pub use fastllm_config as config;
-pub use hf_class::{Fill, HfClass, HfKey, HfType};
+pub use fastllm_config::dict;
+pub use fastllm_hf::unconverted::{ACCEPT_OPTION, Unconverted};
+pub use fastllm_hf::{self as hf, HfLayout, complete, unconverted};
+pub use fastllm_hf::{Fill, HfClass, HfKey, HfType};
 pub use inventory;
-pub use primitives::{Custom, LayoutEntry};
+pub use primitives::{Claims, Custom, LayoutEntry};
 pub use registry::{Converter, GENERIC_METADATA, Handler, detect, find, handlers, registry_errors};
-pub use section::{
-    Covers, Decl, ExportContext, FlClass, HfLayout, HfWrite, HfWrites, ImportContext, Section, Writes, fl_value,
-};
-pub use unconverted::{ACCEPT_OPTION, Unconverted};
+pub use section::{Covers, Decl, ExportContext, FlClass, HfWrite, HfWrites, ImportContext, Section, Writes, fl_value};

@@ -90,9 +90,10 @@ impl Visitor for Pairings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Claims;
     use crate::config::{AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, StochasticMixerConfig, Value};
     use crate::primitives::LayoutEntry;
-    use crate::section::{Covers, Decl};
+    use crate::section::Decl;
     use rstest::rstest;
     use std::sync::Arc;
 
@@ -118,9 +119,7 @@ mod tests {
             .add(
                 "decoder",
                 Decl::custom(
-                    &["decoder"],
-                    &["num_hidden_layers"],
-                    Covers::Subtree,
+                    Claims::subtree(&["decoder"], &["num_hidden_layers"]),
                     |_, _| Ok(vec![]),
                     |_, _| Ok(vec![]),
                 )

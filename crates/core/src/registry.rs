@@ -5,11 +5,12 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
 
+use crate::HfClass;
+use crate::HfLayout;
 use crate::coverage::{ClaimTree, Reach, hf_claims, read_claims};
 use crate::dict::show;
 use crate::engine::{Exporter, Importer};
-use crate::hf_class::HfClass;
-use crate::section::{HfLayout, Section};
+use crate::section::Section;
 use crate::unconverted::{ACCEPT_OPTION, Unconverted};
 use crate::{ConvertError, Direction, Problem};
 
@@ -441,7 +442,7 @@ impl Handler {
         let converter = self.converter();
         let mut problems = self.check_hf(hf);
         let (loaded, class_problems) = converter.hf_class.load(hf);
-        problems.extend(class_problems);
+        problems.extend(class_problems.into_iter().map(Problem::from));
         for (key, part) in self.held_keys(hf, &loaded) {
             problems.push(Problem::at_hf(
                 key,
@@ -459,7 +460,7 @@ impl Handler {
         }
         let mut importer = Importer::new(self.name, &loaded);
         let mut fast_llm = Map::new();
-        importer.section(&converter.base_model, &loaded, "", &mut fast_llm, "");
+        importer.section(&converter.base_model, &loaded, &mut fast_llm);
         if !importer.problems.is_empty() {
             return Err(self.rejected(Direction::Import, importer.problems));
         }
@@ -498,7 +499,7 @@ impl Handler {
         let full = config.to_form(Form::Full);
         let mut exporter = Exporter::new(self.name, layout);
         let mut hf = Map::new();
-        exporter.section(&self.converter().base_model, &full, "", &mut hf, "");
+        exporter.section(&self.converter().base_model, &full, &mut hf);
         if !exporter.problems.is_empty() {
             return Err(self.rejected(Direction::Export, exporter.problems));
         }

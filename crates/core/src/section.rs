@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use fastllm_config::{ConfigClass, Form, Map, Value};
 
-use crate::Problem;
 use crate::dict;
 use crate::primitives::{Primitive, Shape};
-use crate::unconverted::Unconverted;
+use crate::{HfLayout, Problem};
+use fastllm_hf::Unconverted;
 
 /// The Fast-LLM class a section converts: what coverage checks need to know about it.
 #[derive(Clone, Copy)]
@@ -37,15 +37,6 @@ impl FlClass {
             default_dict: || T::default().to_form(Form::Full),
         }
     }
-}
-
-/// The layout of rope parameters an export writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HfLayout {
-    /// transformers 4.x: flat `rope_theta` and `rope_scaling`.
-    V4,
-    /// transformers 5.x: `rope_parameters`.
-    V5,
 }
 
 /// What an export function sees besides the section's Fast-LLM dict.
@@ -77,13 +68,20 @@ pub struct HfWrite {
     pub source: Option<String>,
 }
 
-impl From<(String, Value)> for HfWrite {
-    fn from((key, value): (String, Value)) -> Self {
+impl HfWrite {
+    /// A write of `value` at `key`, sourced at the declaration's own path.
+    pub fn new(key: impl Into<String>, value: Value) -> Self {
         HfWrite {
-            key,
+            key: key.into(),
             value,
             source: None,
         }
+    }
+}
+
+impl From<(String, Value)> for HfWrite {
+    fn from((key, value): (String, Value)) -> Self {
+        HfWrite::new(key, value)
     }
 }
 
@@ -130,20 +128,20 @@ impl Decl {
 #[derive(Clone)]
 pub struct Section {
     /// A name for messages and `explain` (e.g. `llama.attention`).
-    pub name: &'static str,
-    pub class: FlClass,
+    pub(crate) name: &'static str,
+    pub(crate) class: FlClass,
     /// The HF discriminator value this section is found under (for `Dispatch`/`TypedDict`).
-    pub hf_type_name: Option<&'static str>,
-    pub decls: Vec<(&'static str, Decl)>,
-    pub validators: Vec<(&'static str, ValidateFn)>,
+    pub(crate) hf_type_name: Option<&'static str>,
+    pub(crate) decls: Vec<(&'static str, Decl)>,
+    pub(crate) validators: Vec<(&'static str, ValidateFn)>,
     /// The weight declarations, composed like `decls` (named, replaceable).
-    pub weights: Vec<(&'static str, crate::weights::WeightDecl)>,
+    pub(crate) weights: Vec<(&'static str, crate::weights::WeightDecl)>,
     /// HF tensor-name prefixes read in another spelling too: `(declared, alternative)`. Only a
     /// root section's count; see [`Section::hf_prefix_alias`].
-    pub hf_prefix_aliases: Vec<(&'static str, &'static str)>,
+    pub(crate) hf_prefix_aliases: Vec<(&'static str, &'static str)>,
     /// Parts of the HF checkpoint the format recognises but does not convert. Only a root
     /// section's count; see [`Section::unconverted`].
-    pub unconverted: Vec<Unconverted>,
+    pub(crate) unconverted: Vec<Unconverted>,
 }
 
 impl Section {
@@ -176,6 +174,13 @@ impl Section {
     /// ([`crate::unconverted`]).
     pub fn unconverted(mut self, part: Unconverted) -> Self {
         self.unconverted.push(part);
+        self
+    }
+
+    /// The same table on config class `T` (a root class that holds the same fields, e.g. the
+    /// multimodal root over a text root's table).
+    pub fn on_class<T: ConfigClass>(mut self) -> Self {
+        self.class = FlClass::of::<T>();
         self
     }
 
@@ -288,6 +293,33 @@ impl Section {
         self
     }
 
+    /// Inserts a weight declaration just before the weight declaration `anchor` (parameters
+    /// Fast-LLM orders before it). A duplicate name or a missing anchor is a declaration bug and
+    /// panics at build time.
+    pub fn weight_before(
+        mut self,
+        anchor: &'static str,
+        name: &'static str,
+        decl: impl Into<crate::weights::WeightDecl>,
+    ) -> Self {
+        assert!(
+            self.weights.iter().all(|(n, _)| *n != name),
+            "{}: duplicate weight declaration `{name}`",
+            self.name
+        );
+        let position = self.weights.iter().position(|(n, _)| *n == anchor);
+        let position = position.unwrap_or_else(|| panic!("{}: no weight declaration `{anchor}`", self.name));
+        self.weights.insert(position, (name, decl.into()));
+        self
+    }
+
+    /// This table's config declarations with `other`'s weight declarations (a config table
+    /// whose weights another family's tables declare).
+    pub fn with_weights_of(mut self, other: Section) -> Self {
+        self.weights = other.weights;
+        self
+    }
+
     /// The section without weight declarations (a config-only table whose weights are declared
     /// elsewhere, so that none it inherits are mistaken for its own).
     pub fn without_weights(mut self) -> Self {
@@ -298,6 +330,41 @@ impl Section {
     /// Freezes the section for sharing.
     pub fn build(self) -> Arc<Section> {
         Arc::new(self)
+    }
+
+    /// Its name, for messages and `explain`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The Fast-LLM class it converts.
+    pub fn class(&self) -> &FlClass {
+        &self.class
+    }
+
+    /// The HF discriminator value it is found under, if any.
+    pub fn hf_type_name(&self) -> Option<&'static str> {
+        self.hf_type_name
+    }
+
+    /// Its declarations, in order.
+    pub fn decls(&self) -> &[(&'static str, Decl)] {
+        &self.decls
+    }
+
+    /// Its weight declarations, in order.
+    pub fn weights(&self) -> &[(&'static str, crate::weights::WeightDecl)] {
+        &self.weights
+    }
+
+    /// The HF tensor-name prefixes read in another spelling too (a root section's).
+    pub fn hf_prefix_aliases(&self) -> &[(&'static str, &'static str)] {
+        &self.hf_prefix_aliases
+    }
+
+    /// The parts of the HF checkpoint it recognises but does not convert (a root section's).
+    pub fn unconverted_parts(&self) -> &[Unconverted] {
+        &self.unconverted
     }
 
     /// The declaration `name`.

@@ -10,7 +10,7 @@ use fastllm_core::config::{
 };
 use fastllm_core::coverage::{architecture_gaps, check_hf_coverage, hf_claims, sentinel_errors};
 use fastllm_core::engine::{Exporter, Importer};
-use fastllm_core::{Covers, Decl, HfLayout, LayoutEntry, Problem, Section, fl_value};
+use fastllm_core::{Claims, Covers, Decl, HfLayout, LayoutEntry, Problem, Section, fl_value};
 use rstest::rstest;
 
 fn map(json: &str) -> Map {
@@ -27,7 +27,7 @@ fn full<T: ConfigClass>(json: &str) -> Map {
 fn export(section: &Section, fl: &Map) -> Result<Map, Vec<Problem>> {
     let mut exporter = Exporter::new("test", HfLayout::V4);
     let mut hf = Map::new();
-    exporter.section(section, fl, "", &mut hf, "");
+    exporter.section(section, fl, &mut hf);
     if exporter.problems.is_empty() {
         Ok(hf)
     } else {
@@ -38,7 +38,7 @@ fn export(section: &Section, fl: &Map) -> Result<Map, Vec<Problem>> {
 fn import(section: &Section, hf: &Map) -> Result<Map, Vec<Problem>> {
     let mut importer = Importer::new("test", hf);
     let mut out = Map::new();
-    importer.section(section, hf, "", &mut out, "");
+    importer.section(section, hf, &mut out);
     if importer.problems.is_empty() {
         Ok(out)
     } else {
@@ -146,9 +146,7 @@ fn custom_and_import_only() {
         .add(
             "heads",
             Decl::custom(
-                &["heads"],
-                &["heads_x2"],
-                Covers::Exact,
+                Claims::exact(&["heads"], &["heads_x2"]),
                 |fl, _| match fl_value(fl, "heads") {
                     Value::Int(h) => Ok(vec![("heads_x2".to_string(), Value::Int(h * 2)).into()]),
                     _ => Err(vec![Problem::at_fast_llm("heads", "not an int")]),
@@ -338,7 +336,7 @@ fn children_replace_entries_in_place() {
     let child = norm()
         .named("child.norm")
         .replace("epsilon", Decl::rename("epsilon", "layer_norm_eps"));
-    let names: Vec<&str> = child.decls.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = child.decls().iter().map(|(n, _)| *n).collect();
     assert_eq!(names, ["epsilon", "weight", "zero_centered"]);
     let hf = export(&child, &full::<RmsNormalizationConfig>("{}")).unwrap();
     assert_eq!(hf, map(r#"{"layer_norm_eps": 1e-5}"#));
@@ -400,9 +398,7 @@ fn hf_coverage_names_unclaimed_keys_at_any_depth() {
     let section = norm().add(
         "extra",
         Decl::custom(
-            &[],
-            &["rope", "rope.factor"],
-            Covers::Exact,
+            Claims::exact(&[], &["rope", "rope.factor"]),
             |_, _| Ok(vec![]),
             |_, _| Ok(vec![]),
         ),
@@ -421,7 +417,7 @@ fn hf_coverage_names_unclaimed_keys_at_any_depth() {
     // A sub-dict only claimed below: `null` holds nothing to drop, a scalar is unknown.
     let below = norm().add(
         "sub",
-        Decl::custom(&[], &["sub.a"], Covers::Exact, |_, _| Ok(vec![]), |_, _| Ok(vec![])),
+        Decl::custom(Claims::exact(&[], &["sub.a"]), |_, _| Ok(vec![]), |_, _| Ok(vec![])),
     );
     let claims = hf_claims(&below);
     assert!(check_hf_coverage(&map(r#"{"sub": null}"#), &claims, &allow).is_empty());
@@ -460,4 +456,140 @@ fn unconverted_parts_are_claimed_whole_and_explained() {
         row.note.contains("vision tower") && row.note.contains("vision_tower.*") && row.note.contains("--text-only"),
         "{row:?}"
     );
+}
+
+/// A wrapper's sub-config imports with itself as the root (a `Default` fallback reads it, not
+/// the wrapper's key of the same name), and its problems are named under its key.
+#[rstest]
+#[case::present(
+    r#"{"text_config": {"eps": 1e-6}, "eps": 0.5}"#,
+    Ok(r#"{"type": "rms_norm", "epsilon": 1e-6}"#)
+)]
+#[case::fallback_from_the_sub_config(
+    r#"{"text_config": {"rms_norm_eps": 1e-5}, "rms_norm_eps": 0.5}"#,
+    Ok(r#"{"type": "rms_norm", "epsilon": 1e-5}"#)
+)]
+#[case::absent(r#"{"rms_norm_eps": 0.5}"#, Err("text_config.eps"))]
+#[case::not_a_dict(r#"{"text_config": 3}"#, Err("text_config.eps"))]
+fn a_sub_config_imports_as_its_own_root(#[case] hf: &str, #[case] expected: Result<&str, &str>) {
+    use fastllm_core::ImportContext;
+    use fastllm_core::multimodal::{import_sub_config, sub_config};
+    let section = Section::of::<RmsNormalizationConfig>("test.norm").add(
+        "epsilon",
+        Decl::default("epsilon", "eps", |root| {
+            root.get("rms_norm_eps")
+                .cloned()
+                .ok_or_else(|| "no fallback".to_string())
+        }),
+    );
+    let hf = map(hf);
+    let sub = sub_config(&hf, "text_config");
+    let context = ImportContext {
+        root: &hf,
+        format: "test",
+        hf_path: "",
+    };
+    let imported = import_sub_config(&section, "text_config", &sub, &context);
+    match expected {
+        Ok(json) => assert_eq!(imported.unwrap(), map(json)),
+        Err(key) => {
+            let problems = imported.unwrap_err();
+            assert_eq!(problems[0].hf.as_deref(), Some(key), "{problems:?}");
+        }
+    }
+}
+
+fn weight_names(section: &Section) -> Vec<&'static str> {
+    section.weights().iter().map(|(name, _)| *name).collect()
+}
+
+/// `weight_before` inserts in place and keeps the duplicate check `weight` has; `with_weights_of`
+/// takes another table's weights and nothing else; `on_class` keeps the table.
+#[test]
+fn weight_builders_keep_order_and_names_unique() {
+    use fastllm_core::weights::norm as norm_weight;
+    let size = |_: &fastllm_core::weights::WeightContext| 4;
+    let section = norm()
+        .weight("first", norm_weight(size))
+        .weight("last", norm_weight(size))
+        .weight_before("last", "middle", norm_weight(size));
+    assert_eq!(weight_names(&section), ["first", "middle", "last"]);
+
+    let other = norm().weight("only", norm_weight(size));
+    let swapped = section.clone().with_weights_of(other);
+    assert_eq!(weight_names(&swapped), ["only"]);
+    assert_eq!(swapped.decls().len(), section.decls().len());
+
+    let moved = section.clone().on_class::<GptBaseModelConfig>();
+    assert_eq!(moved.class().name, GptBaseModelConfig::CLASS_NAME);
+    assert_eq!(weight_names(&moved), weight_names(&section));
+
+    let duplicate = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        section.clone().weight_before("last", "first", norm_weight(size))
+    }));
+    assert!(duplicate.is_err(), "a duplicate weight name is refused");
+    let no_anchor = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        section.clone().weight_before("absent", "new", norm_weight(size))
+    }));
+    assert!(no_anchor.is_err(), "a missing anchor is refused");
+}
+
+/// The uniform decoder: identical pattern blocks export as one description and
+/// `num_hidden_layers`; differing ones are refused naming the second block; import is fixed.
+#[rstest]
+#[case::fixed(
+    r#"{"type": "fixed", "num_blocks": 3, "block": {"mixer": {"heads": 4}}}"#,
+    Ok(r#"{"num_attention_heads": 4, "num_hidden_layers": 3}"#)
+)]
+#[case::identical_pattern(
+    r#"{"type": "pattern", "num_blocks": 2, "pattern": ["a", "b"],
+        "blocks": {"a": {"mixer": {"heads": 4}}, "b": {"mixer": {"heads": 4}}}}"#,
+    Ok(r#"{"num_attention_heads": 4, "num_hidden_layers": 2}"#)
+)]
+#[case::differing_pattern(
+    r#"{"type": "pattern", "num_blocks": 2, "pattern": ["a", "b"],
+        "blocks": {"a": {"mixer": {"heads": 4}}, "b": {"mixer": {"heads": 8}}}}"#,
+    Err("decoder.blocks.b")
+)]
+fn the_uniform_decoder_repeats_one_block(#[case] decoder: &str, #[case] expected: Result<&str, &str>) {
+    let block = Section::of::<DecoderBlockConfig>("test.block")
+        .add("heads", Decl::rename("mixer.heads", "num_attention_heads"))
+        .build();
+    let root = Section::of::<GptBaseModelConfig>("test.root").add("decoder", fastllm_core::decoder::uniform(block));
+    let fl = full::<GptBaseModelConfig>(&format!(r#"{{"decoder": {decoder}}}"#));
+    match expected {
+        Ok(json) => {
+            let hf = export(&root, &fl).unwrap();
+            assert_eq!(hf, map(json));
+            let back = import(&root, &hf).unwrap();
+            assert_eq!(back["decoder"].as_map().unwrap()["type"], Value::Str("fixed".into()));
+            assert_eq!(
+                back["decoder"].as_map().unwrap()["num_blocks"],
+                map(json)["num_hidden_layers"]
+            );
+        }
+        Err(path) => {
+            let problems = export(&root, &fl).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].fast_llm.as_deref(), Some(path));
+            assert!(
+                problems[0].message.contains("pattern blocks must be identical"),
+                "{}",
+                problems[0].message
+            );
+        }
+    }
+}
+
+/// The text model's fields at a multimodal root are exactly the GPT root's architecture fields.
+#[test]
+fn text_fields_are_the_gpt_architecture_fields() {
+    use fastllm_core::config::FieldHint;
+    let architecture: BTreeSet<&str> = GptBaseModelConfig::FIELDS
+        .iter()
+        .filter(|field| field.hint == FieldHint::Architecture)
+        .map(|field| field.name)
+        .collect();
+    let declared: BTreeSet<&str> = fastllm_core::multimodal::TEXT_FIELDS.iter().copied().collect();
+    assert_eq!(declared, architecture);
 }

@@ -113,7 +113,7 @@ pub fn gemma4_text() -> HfClass {
             HfKey::new("num_hidden_layers", HfType::Int, int(30)),
             HfKey::new("num_attention_heads", HfType::Int, int(8)),
             HfKey::new("num_key_value_heads", HfType::Int, int(4))
-                .null_means(Fill::Derive(fastllm_core::hf_class::same_as_heads)),
+                .null_means(Fill::Derive(fastllm_core::hf::class::same_as_heads)),
             key("head_dim", HfType::Int, int(256)),
             HfKey::derived("layer_types", HfType::List, default_layer_types),
             // 5.24 pops the 5.5–5.17 keys into `per_layer_config` and never writes them.

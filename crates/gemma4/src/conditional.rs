@@ -50,8 +50,9 @@ use std::sync::Arc;
 
 use fastllm_core::config::{GptBaseModelConfig, Value};
 use fastllm_core::dict::show;
-use fastllm_core::engine::{export_sub, import_rooted, under_hf};
-use fastllm_core::{Covers, Decl, HfWrite, Problem, Section, Unconverted};
+use fastllm_core::engine::{export_sub, under_hf};
+use fastllm_core::multimodal::{TEXT_FIELDS, import_sub_config, sub_config};
+use fastllm_core::{Claims, Decl, HfWrite, Problem, Section, Unconverted};
 
 use crate::{sections, weights};
 use fastllm_core::values::text;
@@ -83,40 +84,19 @@ pub const AUDIO: Unconverted = Unconverted {
     tensor_prefixes: &["model.audio_tower.", "model.embed_audio."],
 };
 
-/// The Fast-LLM fields of the text model: every architecture field of the GPT root.
-const TEXT_FIELDS: &[&str] = &[
-    "embeddings",
-    "decoder",
-    "head",
-    "hidden_size",
-    "tied_embedding_weight",
-    "peft",
-];
-
 /// The text model: the Fast-LLM root ↔ `text_config`, converted by `text_base` with the sub-dict
 /// as its root (the `gemma4` tables read their fallbacks from the text config).
 pub fn text_model(text_base: Arc<Section>) -> Decl {
     let (export_base, import_base) = (text_base.clone(), text_base.clone());
     Decl::custom(
-        TEXT_FIELDS,
-        &["text_config"],
-        Covers::Subtree,
+        Claims::subtree(TEXT_FIELDS, &["text_config"]),
         move |fl, context| {
             let (text_config, _) = export_sub(&export_base, fl, context).map_err(|e| under_hf("text_config", e))?;
-            Ok(vec![HfWrite {
-                key: "text_config".into(),
-                value: Value::Map(text_config),
-                source: None,
-            }])
+            Ok(vec![HfWrite::new("text_config", Value::Map(text_config))])
         },
         move |hf, context| {
-            let text_config = hf
-                .get("text_config")
-                .and_then(Value::as_map)
-                .cloned()
-                .unwrap_or_default();
-            let fast_llm =
-                import_rooted(&import_base, &text_config, context).map_err(|e| under_hf("text_config", e))?;
+            let text_config = sub_config(hf, "text_config");
+            let fast_llm = import_sub_config(&import_base, "text_config", &text_config, context)?;
             Ok(fast_llm.into_iter().collect())
         },
     )
@@ -128,9 +108,7 @@ pub fn text_model(text_base: Arc<Section>) -> Decl {
 /// agree with `text_config.tie_word_embeddings` (which the text model imports).
 fn tie_word_embeddings() -> Decl {
     Decl::custom(
-        &["tied_embedding_weight"],
-        &["tie_word_embeddings"],
-        Covers::Exact,
+        Claims::exact(&["tied_embedding_weight"], &["tie_word_embeddings"]),
         |fl, _| {
             let tied = fastllm_core::fl_value(fl, "tied_embedding_weight").clone();
             Ok(vec![("tie_word_embeddings".to_string(), tied).into()])

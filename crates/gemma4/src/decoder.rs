@@ -11,10 +11,10 @@ use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{Map, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_sub, under};
-use fastllm_core::{Covers, Decl, ExportContext, HfWrite, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::{Claims, Decl, ExportContext, HfWrite, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
 
 use crate::classes::{FULL, SLIDING};
-use crate::sections::LayerType;
+use crate::sections::{LayerType, MlpKind};
 use fastllm_core::values::text;
 
 /// The block sections, by layer type and MLP kind.
@@ -27,12 +27,12 @@ pub struct Blocks {
 }
 
 impl Blocks {
-    fn get(&self, layer: LayerType, moe: bool) -> &Arc<Section> {
-        match (layer, moe) {
-            (LayerType::Sliding, false) => &self.sliding,
-            (LayerType::Sliding, true) => &self.sliding_moe,
-            (LayerType::Full, false) => &self.full,
-            (LayerType::Full, true) => &self.full_moe,
+    fn get(&self, layer: LayerType, mlp: MlpKind) -> &Arc<Section> {
+        match (layer, mlp) {
+            (LayerType::Sliding, MlpKind::Dense) => &self.sliding,
+            (LayerType::Sliding, MlpKind::Moe) => &self.sliding_moe,
+            (LayerType::Full, MlpKind::Dense) => &self.full,
+            (LayerType::Full, MlpKind::Moe) => &self.full_moe,
         }
     }
 }
@@ -49,9 +49,7 @@ fn layer_type(name: &str) -> Option<LayerType> {
 pub fn declaration(blocks: Blocks) -> Decl {
     let (export_blocks, import_blocks) = (blocks.clone(), blocks.clone());
     Decl::custom(
-        &["decoder"],
-        &["num_hidden_layers", "layer_types"],
-        Covers::Subtree,
+        Claims::subtree(&["decoder"], &["num_hidden_layers", "layer_types"]),
         move |fl, context| export(&export_blocks, fl, context),
         move |hf, context| import(&import_blocks, hf, context),
     )
@@ -91,9 +89,9 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
             ));
             continue;
         };
-        let moe = match fl_value(block.config, "mlp.type") {
-            Value::Str(t) if t == "mlp" => false,
-            Value::Str(t) if t == "hybrid_moe" => true,
+        let mlp = match fl_value(block.config, "mlp.type") {
+            Value::Str(t) if t == "mlp" => MlpKind::Dense,
+            Value::Str(t) if t == "hybrid_moe" => MlpKind::Moe,
             other => {
                 problems.push(Problem::at_fast_llm(
                     format!("{path}.mlp.type"),
@@ -102,7 +100,7 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
                 continue;
             }
         };
-        match export_sub(blocks.get(layer, moe), block.config, context) {
+        match export_sub(blocks.get(layer, mlp), block.config, context) {
             // The engine's safe set merges the blocks' writes: shared keys must agree.
             Ok((hf, writers)) => writes.extend(hf.into_iter().map(|(key, value)| {
                 let source = match writers.get(&key) {
@@ -179,11 +177,15 @@ fn import(blocks: &Blocks, hf: &Map, context: &ImportContext) -> Writes {
             )),
         }
     }
-    let moe = hf.get("enable_moe_block") == Some(&Value::Bool(true));
+    let mlp = if hf.get("enable_moe_block") == Some(&Value::Bool(true)) {
+        MlpKind::Moe
+    } else {
+        MlpKind::Dense
+    };
     let mut writes = vec![("decoder.type".to_string(), text("pattern"))];
     for layer in distinct {
         let path = format!("decoder.blocks.{}", layer.name());
-        match import_sub(blocks.get(layer, moe), hf, context) {
+        match import_sub(blocks.get(layer, mlp), hf, context) {
             Ok(block) => writes.push((path, Value::Map(block))),
             Err(errors) => problems.extend(under(&path, errors)),
         }

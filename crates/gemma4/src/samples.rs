@@ -57,7 +57,26 @@ fn hybrid(activation: &str) -> String {
     )
 }
 
-fn model(sliding: &str, full: &str, pattern: &str, num_blocks: i64, head: &str, tied: bool) -> Value {
+/// A sample model: its two block configs, their pattern, the block count, extra head fields and
+/// whether the embeddings are tied.
+struct Model<'a> {
+    sliding: &'a str,
+    full: &'a str,
+    pattern: &'a str,
+    num_blocks: i64,
+    head: &'a str,
+    tied: bool,
+}
+
+fn model(model: Model) -> Value {
+    let Model {
+        sliding,
+        full,
+        pattern,
+        num_blocks,
+        head,
+        tied,
+    } = model;
     parse(&format!(
         r#"{{
             "hidden_size": 64,
@@ -81,37 +100,37 @@ pub(crate) fn gemma4() -> Vec<Value> {
     let none = r#"{"type": "none"}"#;
     vec![
         // Dense; the full layers share the sliding layers' KV heads; no softcap.
-        model(
-            &block(
+        model(Model {
+            sliding: &block(
                 r#""head_groups": 2, "head_size": 16, "window_size": 512"#,
                 SLIDING_ROPE,
                 DENSE,
                 RMS,
             ),
-            &block(r#""head_groups": 2, "head_size": 32"#, FULL_ROPE, DENSE, RMS),
+            full: &block(r#""head_groups": 2, "head_size": 32"#, FULL_ROPE, DENSE, RMS),
             pattern,
-            6,
-            "",
-            true,
-        ),
+            num_blocks: 6,
+            head: "",
+            tied: true,
+        }),
         // MoE, shared K/V with their own head count on the full layers, softcap, no window.
-        model(
-            &block(
+        model(Model {
+            sliding: &block(
                 r#""head_groups": 4, "head_size": 16, "dropout": 0.1"#,
                 SLIDING_ROPE,
                 &hybrid("gelu"),
                 none,
             ),
-            &block(
+            full: &block(
                 r#""head_groups": 1, "head_size": 32, "dropout": 0.1, "shared_key_value": true"#,
                 r#"{"type": "proportional", "theta": 500000.0, "partial_rotary_factor": 0.5}"#,
                 &hybrid("gelu"),
                 none,
             ),
-            r#"["sliding_attention", "full_attention", "sliding_attention", "full_attention"]"#,
-            4,
-            r#", "final_logit_softcap": 30.0"#,
-            false,
-        ),
+            pattern: r#"["sliding_attention", "full_attention", "sliding_attention", "full_attention"]"#,
+            num_blocks: 4,
+            head: r#", "final_logit_softcap": 30.0"#,
+            tied: false,
+        }),
     ]
 }

@@ -14,8 +14,9 @@ use fastllm_core::config::{
     NoNormalizationConfig, ProportionalRotaryConfig, RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::{self, show};
+use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::{Covers, Decl, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::{Claims, Covers, Decl, ImportContext, Problem, Section, Writes, fl_value};
 
 use crate::classes::{FULL, SLIDING};
 use crate::{decoder, per_layer};
@@ -25,6 +26,13 @@ use crate::{decoder, per_layer};
 pub enum LayerType {
     Sliding,
     Full,
+}
+
+/// Which MLP a block section converts (`enable_moe_block`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlpKind {
+    Dense,
+    Moe,
 }
 
 impl LayerType {
@@ -104,9 +112,7 @@ fn hidden_size_scale(field: &'static [&'static str], power: f64) -> Decl {
 /// choice of key, hence a Custom.
 fn full_head_groups() -> Decl {
     Decl::custom(
-        &["head_groups"],
-        &["num_global_key_value_heads", "num_key_value_heads"],
-        Covers::Exact,
+        Claims::exact(&["head_groups"], &["num_global_key_value_heads", "num_key_value_heads"]),
         |fl, _| {
             let groups = fl_value(fl, "head_groups").clone();
             Ok(if fl_value(fl, "shared_key_value") == &Value::Bool(true) {
@@ -202,16 +208,10 @@ pub fn attention(layer: LayerType) -> Section {
             .add("head_groups", full_head_groups())
             .rename("head_size", "global_head_dim")
             // Not written on import: Fast-LLM's default is no window.
-            .validate("no_window", |fl| match fl_value(fl, "window_size") {
-                Value::Null => vec![],
-                found => vec![Problem::at_fast_llm(
-                    "window_size",
-                    format!(
-                        "{} set, but Gemma 4's full-attention layers have no sliding window",
-                        show(found)
-                    ),
-                )],
-            })
+            .validate(
+                "no_window",
+                rules::unset("window_size", "Gemma 4's full-attention layers have no sliding window"),
+            )
             .rename("shared_key_value", "attention_k_eq_v"),
     }
 }
@@ -295,12 +295,13 @@ fn moe_keys_unset(hf: &Map, _: &ImportContext) -> Writes {
 }
 
 /// A decoder block of one layer type, dense (`enable_moe_block: false`) or MoE.
-pub fn block(layer: LayerType, moe: bool) -> Section {
-    let name = match (layer, moe) {
-        (LayerType::Sliding, false) => "gemma4.sliding_block",
-        (LayerType::Sliding, true) => "gemma4.sliding_moe_block",
-        (LayerType::Full, false) => "gemma4.full_block",
-        (LayerType::Full, true) => "gemma4.full_moe_block",
+pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
+    let moe = mlp == MlpKind::Moe;
+    let name = match (layer, mlp) {
+        (LayerType::Sliding, MlpKind::Dense) => "gemma4.sliding_block",
+        (LayerType::Sliding, MlpKind::Moe) => "gemma4.sliding_moe_block",
+        (LayerType::Full, MlpKind::Dense) => "gemma4.full_block",
+        (LayerType::Full, MlpKind::Moe) => "gemma4.full_moe_block",
     };
     let norm = rms_norm().build();
     let section = Section::of::<DecoderBlockConfig>(name)
@@ -395,9 +396,7 @@ pub fn head() -> Section {
 /// set (not one constant), hence a Custom.
 fn bidirectional_attention() -> Decl {
     Decl::custom(
-        &[],
-        &["use_bidirectional_attention"],
-        Covers::Exact,
+        Claims::exact(&[], &["use_bidirectional_attention"]),
         |_, _| Ok(vec![("use_bidirectional_attention".to_string(), Value::Null).into()]),
         |hf, _| match hf.get("use_bidirectional_attention") {
             None | Some(Value::Null) => Ok(vec![]),
@@ -525,9 +524,9 @@ pub fn base_model() -> Section {
 /// The four block sections, by layer type and MLP kind.
 pub fn block_sections() -> decoder::Blocks {
     decoder::Blocks {
-        sliding: block(LayerType::Sliding, false).build(),
-        sliding_moe: block(LayerType::Sliding, true).build(),
-        full: block(LayerType::Full, false).build(),
-        full_moe: block(LayerType::Full, true).build(),
+        sliding: block(LayerType::Sliding, MlpKind::Dense).build(),
+        sliding_moe: block(LayerType::Sliding, MlpKind::Moe).build(),
+        full: block(LayerType::Full, MlpKind::Dense).build(),
+        full_moe: block(LayerType::Full, MlpKind::Moe).build(),
     }
 }

@@ -11,7 +11,8 @@ use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{BaseModelConfig, Form, Map, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
-use fastllm_core::{Handler, HfLayout, find, layout};
+use fastllm_core::{Handler, HfLayout, find};
+use fastllm_layout as layout;
 use rstest::rstest;
 
 use fastllm_gemma4 as _;

@@ -4,7 +4,7 @@
 //! transformers version only.
 
 use fastllm_core::config::{Map, Value};
-use fastllm_core::hf_class::{derived_head_dim, same_as_heads};
+use fastllm_core::hf::class::{derived_head_dim, same_as_heads};
 use fastllm_core::{Fill, HfClass, HfKey, HfLayout, HfType};
 
 use fastllm_core::values::{boolean, float, int, text};
@@ -25,7 +25,7 @@ pub fn llama() -> HfClass {
             HfKey::new("rms_norm_eps", HfType::Float, float(1e-6)),
             HfKey::new("tie_word_embeddings", HfType::Bool, boolean(false)),
             HfKey::new("max_position_embeddings", HfType::Int, int(2048)),
-            HfKey::new("rope_theta", HfType::Float, float(10000.0)).only_in(HfLayout::V4),
+            HfKey::new("rope_theta", HfType::Float, float(crate::rotary::DEFAULT_ROPE_THETA)).only_in(HfLayout::V4),
             HfKey::new("rope_scaling", HfType::Dict, Value::Null).only_in(HfLayout::V4),
             // The format's export always writes it in v5.
             HfKey::new("rope_parameters", HfType::Dict, Value::Null)

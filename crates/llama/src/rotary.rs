@@ -3,7 +3,10 @@
 
 use fastllm_core::config::{Map, Value};
 use fastllm_core::dict::show;
-use fastllm_core::{Covers, Decl, ExportContext, HfLayout, HfWrites, ImportContext, Problem, Writes, fl_value};
+use fastllm_core::{Claims, Decl, ExportContext, HfLayout, HfWrites, ImportContext, Problem, Writes, fl_value};
+
+/// transformers' `rope_theta` when a config has none (LlamaConfig's default).
+pub const DEFAULT_ROPE_THETA: f64 = 10000.0;
 
 /// Every HF key the rotary reads, including inside the rope dicts (anything else there is unknown).
 const CLAIMS: &[&str] = &[
@@ -48,7 +51,7 @@ const YARN: &[(&str, &str)] = &[
 
 /// The `rotary` declaration of the Llama attention section.
 pub fn declaration() -> Decl {
-    Decl::custom(&["rotary"], CLAIMS, Covers::Subtree, export, import).into()
+    Decl::custom(Claims::subtree(&["rotary"], CLAIMS), export, import).into()
 }
 
 fn export(fl: &Map, context: &ExportContext) -> HfWrites {
@@ -129,7 +132,7 @@ fn import(hf: &Map, context: &ImportContext) -> Writes {
         .get("rope_theta")
         .or_else(|| hf.get("rope_theta"))
         .cloned()
-        .unwrap_or(Value::Float(10000.0));
+        .unwrap_or(Value::Float(DEFAULT_ROPE_THETA));
     let mut problems = Vec::new();
     let theta = number(&theta, &theta_key)
         .map_err(|p| problems.push(p))

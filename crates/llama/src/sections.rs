@@ -1,7 +1,6 @@
 //! The Llama family's section tables, config and weights in one table per section. Each format
 //! is its parent's tables with entries replaced, assembled by part with [`Llama`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use fastllm_core::activation::activation;
@@ -11,12 +10,11 @@ use fastllm_core::config::{
     Map, MlpConfig, MoeMlpConfig, RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::{self, show};
-use fastllm_core::engine::{export_sub, import_sub, under};
-use fastllm_core::hf_class::derived_head_dim;
+use fastllm_core::hf::class::derived_head_dim;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm};
-use fastllm_core::{Covers, Decl, HfWrite, Problem, Section, fl_value};
+use fastllm_core::{Covers, Decl, Problem, Section, fl_value};
 
 use crate::rotary;
 
@@ -136,9 +134,21 @@ pub fn moe_mlp() -> Section {
 /// The attention's four linear layers.
 pub const LINEAR_LAYERS: &[&str] = &["query_layer", "key_layer", "value_layer", "dense_layer"];
 
+/// What an attention table without Q/K/V norms, a shared key-value projection, per-layer bias
+/// flags or a window holds; `no_window` completes the message "<window> set, but …".
+pub fn plain_attention(section: Section, no_window: &'static str) -> Section {
+    section
+        .constant("query_norm", Value::Null)
+        .constant("key_norm", Value::Null)
+        .constant("value_norm", Value::Null)
+        .constant("shared_key_value", boolean(false))
+        .validate("layer_biases", biases_follow(LINEAR_LAYERS))
+        .validate("no_window", rules::unset("window_size", no_window))
+}
+
 /// Llama's attention: heads, KV groups, `head_dim`, biases, dropout and rotary.
 pub fn attention() -> Section {
-    Section::of::<AttentionConfig>("llama.attention")
+    let section = Section::of::<AttentionConfig>("llama.attention")
         .rename("heads", "num_attention_heads")
         .rename("head_groups", "num_key_value_heads")
         .add("head_size", Decl::default("head_size", "head_dim", derived_head_dim))
@@ -147,20 +157,8 @@ pub fn attention() -> Section {
         .constant("causal", boolean(true))
         .constant("softmax_scale_power", float(0.5))
         .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
-        .add("rotary", rotary::declaration())
-        .constant("query_norm", Value::Null)
-        .constant("key_norm", Value::Null)
-        .constant("value_norm", Value::Null)
-        .constant("shared_key_value", boolean(false))
-        .validate("layer_biases", biases_follow(LINEAR_LAYERS))
-        .validate("no_window", |fl| match fl_value(fl, "window_size") {
-            Value::Null => vec![],
-            found => vec![Problem::at_fast_llm(
-                "window_size",
-                format!("{} set, but the format has no sliding window", show(found)),
-            )],
-        })
-        .weight("layers", attention_weights(text_hidden))
+        .add("rotary", rotary::declaration());
+    plain_attention(section, "the format has no sliding window").weight("layers", attention_weights(text_hidden))
 }
 
 /// Attention weights over `hidden` features: `query` ↔ `q_proj`, fused `key_value` ↔ `k_proj` +
@@ -227,72 +225,6 @@ pub fn head(norm: Arc<Section>) -> Section {
         .constant("final_logit_softcap", Value::Null)
 }
 
-/// The decoder: one HF block description repeated `num_hidden_layers` times. A pattern decoder
-/// exports only when all its blocks are identical.
-fn decoder(block: Arc<Section>) -> Decl {
-    let export_block = block.clone();
-    let import_block = block.clone();
-    Decl::custom(
-        &["decoder"],
-        &["num_hidden_layers"],
-        Covers::Subtree,
-        move |fl, context| {
-            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
-            let blocks = BlockSequence::read(decoder).map_err(|other| {
-                vec![Problem::at_fast_llm("decoder.type", format!("block sequence {} has no HF form", show(other)))]
-            })?;
-            let mut exported: Vec<(String, Map, BTreeMap<String, String>)> = Vec::new();
-            let mut problems = Vec::new();
-            for block in blocks.distinct() {
-                let path = block.path_under("decoder");
-                match export_sub(&export_block, block.config, context) {
-                    Ok((hf, writers)) => exported.push((path, hf, writers)),
-                    Err(errors) => problems.extend(under(&path, errors)),
-                }
-            }
-            if !problems.is_empty() {
-                return Err(problems);
-            }
-            let mut exported = exported.into_iter();
-            let Some((first_path, first, writers)) = exported.next() else {
-                return Err(vec![Problem::at_fast_llm("decoder", "no blocks")]);
-            };
-            for (path, other, _) in exported {
-                if other != first {
-                    problems.push(Problem::at_fast_llm(
-                        path,
-                        format!("differs from `{first_path}`: the format repeats one block description, so pattern blocks must be identical"),
-                    ));
-                }
-            }
-            if !problems.is_empty() {
-                return Err(problems);
-            }
-            let mut writes: Vec<HfWrite> = first
-                .into_iter()
-                .map(|(key, value)| {
-                    let source = writers.get(&key).map(|s| format!("{first_path}.{s}"));
-                    HfWrite { key, value, source }
-                })
-                .collect();
-            writes.push(("num_hidden_layers".to_string(), fl_value(decoder, "num_blocks").clone()).into());
-            Ok(writes)
-        },
-        move |hf, context| {
-            let block = import_sub(&import_block, hf, context).map_err(|e| under("decoder.block", e))?;
-            let count = hf.get("num_hidden_layers").cloned().ok_or_else(|| {
-                vec![Problem::at_hf("num_hidden_layers", format!("missing (required by {})", context.format))]
-            })?;
-            Ok(vec![
-                ("decoder.type".into(), text("fixed")),
-                ("decoder.block".into(), Value::Map(block)),
-                ("decoder.num_blocks".into(), count),
-            ])
-        },
-    )
-    .delegating(vec![("decoder.block", block)]).into()
-}
-
 /// The embedding (and output) matrix: `[vocab_size, hidden_size]`.
 fn vocabulary(c: &WeightContext) -> Vec<usize> {
     vec![c.root_int("embeddings.vocab_size"), c.root_int("hidden_size")]
@@ -315,7 +247,7 @@ pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
         .weight("head", nested("head", "head", "", &head))
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
         .add("head", Decl::nested("head", head))
-        .add("decoder", decoder(block))
+        .add("decoder", fastllm_core::decoder::uniform(block))
         .same("hidden_size")
         .rename("tied_embedding_weight", "tie_word_embeddings")
         .ignore(&["peft"])
@@ -526,11 +458,9 @@ fn extra_prediction_heads(c: &WeightContext) -> usize {
 /// order: before the head. The extra heads' output weights are tied duplicates of the main
 /// head's, never stored.
 pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Section>) -> Section {
-    let mut section = base_model;
-    let head = section.weights.iter().position(|(name, _)| *name == "head");
-    let head = head.expect("Llama's root declares the head's weights");
-    let heads = [
-        (
+    base_model
+        .weight_before(
+            "head",
             "multi_token_prediction_blocks",
             WeightDecl::RepeatLastBlock {
                 config: "decoder",
@@ -539,8 +469,9 @@ pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Sect
                 hf: Arc::new(|k| format!("model.mtp_heads.{k}")),
                 block: block.clone(),
             },
-        ),
-        (
+        )
+        .weight_before(
+            "head",
             "multi_token_prediction_norms",
             WeightDecl::Repeat {
                 config: "head.normalization",
@@ -549,10 +480,7 @@ pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Sect
                 hf: Arc::new(|k| format!("model.mtp_norms.{}", k + 1)),
                 section: norm.clone(),
             },
-        ),
-    ];
-    section.weights.splice(head..head, heads);
-    section
+        )
 }
 
 // ---------------------------------------------------------------------------------------------

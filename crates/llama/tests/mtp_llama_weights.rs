@@ -8,7 +8,8 @@ use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{Form, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
-use fastllm_core::{find, fl_value, layout};
+use fastllm_core::{find, fl_value};
+use fastllm_layout as layout;
 use rstest::rstest;
 
 use fastllm_llama as _;

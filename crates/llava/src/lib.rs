@@ -17,11 +17,12 @@ use std::sync::Arc;
 
 use fastllm_core::config::{Map, MlpConfig, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
-use fastllm_core::engine::{export_sub, import_rooted, under, under_hf};
+use fastllm_core::engine::{export_sub, under};
+use fastllm_core::multimodal::{TEXT_FIELDS, import_sub_config, sub_config};
 use fastllm_core::values::{boolean, int, text};
 use fastllm_core::weights::{WeightContext, linear};
 use fastllm_core::{
-    Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, register_format,
+    Claims, Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, register_format,
 };
 use fastllm_llama::classes;
 use fastllm_llama::sections;
@@ -29,16 +30,6 @@ use fastllm_llama::sections::{Llama, text_hidden};
 
 /// The family name in the registry.
 pub const FAMILY: &str = "llava";
-
-/// The fields of the text model, at the root of a Fast-LLM multimodal config.
-const TEXT_FIELDS: &[&str] = &[
-    "embeddings",
-    "decoder",
-    "head",
-    "hidden_size",
-    "tied_embedding_weight",
-    "peft",
-];
 
 /// Keys of a LlamaConfig `text_config` that the Mistral tables do not read; checked on import.
 const LLAMA_TEXT_KEYS: &[&str] = &["text_config", "text_config.attention_bias", "text_config.mlp_bias"];
@@ -57,9 +48,7 @@ pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
     let untyped_is_llama = untyped == UntypedText::Llama;
     let (export_base, import_base) = (base.clone(), base.clone());
     Decl::custom(
-        TEXT_FIELDS,
-        LLAMA_TEXT_KEYS,
-        Covers::Subtree,
+        Claims::subtree(TEXT_FIELDS, LLAMA_TEXT_KEYS),
         move |fl, context| {
             let (mut text_config, _) = export_sub(&export_base, fl, context)?;
             // Without `model_type`, LlavaConfig reads `text_config` as a LlamaConfig, which has no
@@ -68,18 +57,10 @@ pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
             if untyped_is_llama && !matches!(text_config.get("sliding_window"), None | Some(Value::Null)) {
                 text_config.insert("model_type".into(), text("mistral"));
             }
-            Ok(vec![HfWrite {
-                key: "text_config".into(),
-                value: Value::Map(text_config),
-                source: None,
-            }])
+            Ok(vec![HfWrite::new("text_config", Value::Map(text_config))])
         },
         move |hf, context| {
-            let text_config = hf
-                .get("text_config")
-                .and_then(Value::as_map)
-                .cloned()
-                .unwrap_or_default();
+            let text_config = sub_config(hf, "text_config");
             let mut problems = Vec::new();
             // LlamaConfig reads a text_config without model_type.
             let llama = match text_config.get("model_type") {
@@ -105,7 +86,7 @@ pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
                     "LlamaConfig has no sliding window",
                 ));
             }
-            let fast_llm = import_rooted(&import_base, &text_config, context).map_err(|e| under_hf("text_config", e));
+            let fast_llm = import_sub_config(&import_base, "text_config", &text_config, context);
             match fast_llm {
                 Ok(fast_llm) if problems.is_empty() => Ok(fast_llm.into_iter().collect()),
                 Ok(_) => Err(problems),
@@ -153,22 +134,25 @@ pub fn adapter() -> Section {
         .validate("layer_biases", sections::biases_follow(&["layer_1", "layer_2"]))
 }
 
-/// The Llava root, with `text_base` converting `text_config`, `vision` (a Pixtral section,
-/// [`pixtral::vision_model`]) `vision_config` and `adapter` ([`adapter`]) the projector keys.
-pub fn base_model(
-    name: &'static str,
-    text_base: Arc<Section>,
-    vision: Arc<Section>,
-    adapter: Arc<Section>,
-    untyped: UntypedText,
-) -> Section {
+/// The sections a Llava root is made of.
+pub struct Parts {
+    /// The text model's root (converts `text_config`).
+    pub text: Arc<Section>,
+    /// A Pixtral section ([`pixtral::vision_model`]), converting `vision_config`.
+    pub vision: Arc<Section>,
+    /// The projector ([`adapter`]), converting its keys at the root.
+    pub adapter: Arc<Section>,
+}
+
+/// The Llava root on `parts`: config declarations; [`weights::base_model`] adds the weights.
+pub fn base_model(name: &'static str, parts: &Parts, untyped: UntypedText) -> Section {
     Section::of::<MultiModalBaseModelConfig>(name)
-        .add("text_model", text_model(text_base, untyped))
+        .add("text_model", text_model(parts.text.clone(), untyped))
         .add(
             "vision_encoder",
-            Decl::nested_under("vision_encoder", vision, "vision_config"),
+            Decl::nested_under("vision_encoder", parts.vision.clone(), "vision_config"),
         )
-        .add("adapter", Decl::nested("vision_encoder.adapter", adapter))
+        .add("adapter", Decl::nested("vision_encoder.adapter", parts.adapter.clone()))
         .same("image_token_index")
         .add(
             "vision_feature_select_strategy",
@@ -325,15 +309,12 @@ fn llava_base_model() -> Section {
         ..Llama::named("llava.text_model")
     }
     .into();
-    let (vision, adapter) = (pixtral::vision_model().build(), adapter().build());
-    let root = base_model(
-        "llava.base_model",
-        text.clone(),
-        vision.clone(),
-        adapter.clone(),
-        UntypedText::Llama,
-    );
-    weights::base_model(root, &vision, &adapter, text)
+    let parts = Parts {
+        text,
+        vision: pixtral::vision_model().build(),
+        adapter: adapter().build(),
+    };
+    weights::base_model(base_model("llava.base_model", &parts, UntypedText::Llama), parts)
 }
 
 /// The class of a `llava_hybrid_ssm` `text_config`: an Apriel hybrid-SSM model. The format's
@@ -356,15 +337,13 @@ fn llava_hybrid_ssm_base_model() -> Section {
     let text = fastllm_apriel::weights::hybrid_base_model()
         .named("llava_hybrid_ssm.text_model")
         .build();
-    let (vision, adapter) = (pixtral::vision_model().build(), adapter().build());
-    let root = base_model(
-        "llava_hybrid_ssm.base_model",
-        text.clone(),
-        vision.clone(),
-        adapter.clone(),
-        UntypedText::TheFormats,
-    );
-    weights::base_model(root, &vision, &adapter, text)
+    let parts = Parts {
+        text,
+        vision: pixtral::vision_model().build(),
+        adapter: adapter().build(),
+    };
+    let root = base_model("llava_hybrid_ssm.base_model", &parts, UntypedText::TheFormats);
+    weights::base_model(root, parts)
 }
 
 register_format! {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use fastllm_core::config::{FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, Value, VisionEncoderConfig};
 use fastllm_core::dict::show;
-use fastllm_core::hf_class::derived_head_dim;
+use fastllm_core::hf::class::derived_head_dim;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::{
-    Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes, fl_value,
+    Claims, Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes,
+    fl_value,
 };
 use fastllm_llama::sections;
 
@@ -127,14 +128,15 @@ pub fn attention() -> Section {
         .replace(
             "rotary",
             Decl::custom(
-                &["rotary"],
-                &[
-                    "rope_theta",
-                    "rope_parameters",
-                    "rope_parameters.rope_theta",
-                    "rope_parameters.rope_type",
-                ],
-                Covers::Subtree,
+                Claims::subtree(
+                    &["rotary"],
+                    &[
+                        "rope_theta",
+                        "rope_parameters",
+                        "rope_parameters.rope_theta",
+                        "rope_parameters.rope_type",
+                    ],
+                ),
                 rotary_export,
                 rotary_import,
             ),

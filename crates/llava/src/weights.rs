@@ -40,7 +40,7 @@ fn vision_weights(section: Section, vision: &Arc<Section>, adapter: &Arc<Section
         )
 }
 
-/// A Llava root's weights: the vision encoder and adapter (`vision_weights`), then `text` (the
+/// A Llava root's weights: the vision encoder and adapter of `parts` (`vision_weights`), then its `text` (the
 /// text model's root: Llama's, or the `apriel_hybrid_ssm` one with its blocks dispatched per
 /// mixer type) on the same (root) config, mounted under `language_model`
 /// (`language_model.model.*`, `language_model.lm_head.weight`).
@@ -51,8 +51,8 @@ fn vision_weights(section: Section, vision: &Arc<Section>, adapter: &Arc<Section
 /// names every `llava_hybrid_ssm` text block with attention names and puts its head outside
 /// `language_model` (formats.md §13): Mamba and GDN blocks could not convert and the head would
 /// miss the HF model's tensors. Declared here as the HF model holds them.
-pub fn base_model(section: Section, vision: &Arc<Section>, adapter: &Arc<Section>, text: Arc<Section>) -> Section {
-    text_under_language_model(vision_weights(section, vision, adapter), text)
+pub fn base_model(section: Section, parts: crate::Parts) -> Section {
+    text_under_language_model(vision_weights(section, &parts.vision, &parts.adapter), parts.text)
 }
 
 /// `text` (a text model's root weights, read on the multimodal root config, where Fast-LLM keeps

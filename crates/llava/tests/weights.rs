@@ -8,8 +8,9 @@ use fastllm_checkpoint::convert::{Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_hf};
 use fastllm_core::config::{Form, Value, load_base_model};
+use fastllm_core::find;
 use fastllm_core::weights::{PlanEntry, Transform, plan};
-use fastllm_core::{find, layout};
+use fastllm_layout as layout;
 use rstest::rstest;
 
 use fastllm_llava as _;

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use fastllm_config::{Form, Map, Value};
 use fastllm_core::carried::METADATA_KEY;
-use fastllm_core::layout::engine_layers;
+use fastllm_layout::engine_layers;
 
 use super::input::Input;
 use super::metadata::{FAST_LLM_VERSION, distributed_metadata_document};

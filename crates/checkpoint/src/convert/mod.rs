@@ -350,7 +350,7 @@ pub fn convert_cancellable(
     }
     for handler in [from.output(), Some(to)].into_iter().flatten() {
         if let Output::Hf(handler) = handler
-            && handler.converter().base_model.weights.is_empty()
+            && handler.converter().base_model.weights().is_empty()
         {
             return Err(ConversionError::WeightsNotDeclared { format: handler.name });
         }

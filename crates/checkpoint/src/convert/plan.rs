@@ -262,7 +262,7 @@ pub(crate) fn weight_plan(
     name_hf_keys: bool,
 ) -> Result<BoundedPlan, ConversionError> {
     let section = &handler.converter().base_model;
-    if section.weights.is_empty() {
+    if section.weights().is_empty() {
         return Err(ConversionError::WeightsNotDeclared { format: handler.name });
     }
     let mut plan = plan_bounded(section, &config.to_form(Form::Full), limits);

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fastllm_core::layout::{Axis, EngineLayer, Parameter};
+use fastllm_layout::{Axis, EngineLayer, Parameter};
 
 use super::parallel::{Coordinates, Parallelism};
 
@@ -137,7 +137,7 @@ pub struct DistributedLayout {
 }
 
 impl DistributedLayout {
-    /// Places the parameters of `layers` (from [`fastllm_core::layout::engine_layers`], built for
+    /// Places the parameters of `layers` (from [`fastllm_layout::engine_layers`], built for
     /// `parallelism.tensor_parallel`).
     pub fn new(layers: &[EngineLayer], parallelism: Parallelism) -> Result<DistributedLayout, LayoutError> {
         let splits = stage_splits(layers, parallelism.layers_per_stage);

@@ -7,7 +7,7 @@
 //! Facts from Fast-LLM 7d61a1ba (`fast_llm/engine/multi_stage/{multi_stage,stage_base,fsdp}.py`,
 //! `fast_llm/engine/checkpoint/distributed.py`, `fast_llm/engine/distributed/config.py`); the
 //! parameters themselves (order, tensor-parallel axes, weight decay, frozen, tied) are in
-//! [`fastllm_core::layout`].
+//! [`fastllm_layout`].
 //!
 //! **Files.** `metadata.yaml`: `format: distributed`, `fast_llm_version`, `model` (`gpt` or
 //! `multimodal`), `config` (the model config: `base_model`, `multi_stage`, `distributed`, the

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fastllm_config::{BaseModelConfig, Map, Value, load_base_model};
-use fastllm_core::layout::engine_layers;
+use fastllm_layout::engine_layers;
 
 use super::error::DistributedError;
 use super::layout::{DistributedLayout, Piece, Placed, ShardKind};

@@ -146,6 +146,30 @@ pub struct ParameterConfig {
 }
 impl ClassRules for ParameterConfig {}
 
+/// The owner's default for an [`OptionalParameterConfig`] whose `enabled` is unset: a layer's
+/// bias follows its block's or mixer's `add_linear_biases`; some layers have none by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultBias {
+    On,
+    Off,
+}
+
+impl DefaultBias {
+    /// The default a config's `add_linear_biases` gives its layers.
+    pub fn from_flag(add_linear_biases: bool) -> Self {
+        if add_linear_biases {
+            DefaultBias::On
+        } else {
+            DefaultBias::Off
+        }
+    }
+
+    /// Whether the parameter exists: `enabled` when set, else this default.
+    pub fn resolve(self, enabled: Option<bool>) -> bool {
+        enabled.unwrap_or(self == DefaultBias::On)
+    }
+}
+
 /// A parameter that may be absent: created iff `enabled`, or `enabled` unset and the owner's default is on.
 #[derive(Debug, Clone, Config)]
 #[config(class = "OptionalParameterConfig")]
@@ -162,13 +186,6 @@ pub struct OptionalParameterConfig {
     pub explicit: FieldSet,
 }
 impl ClassRules for OptionalParameterConfig {}
-
-impl OptionalParameterConfig {
-    /// Whether the parameter exists, given the owner's default.
-    pub fn is_enabled(&self, default: bool) -> bool {
-        self.enabled.unwrap_or(default)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Linear layers

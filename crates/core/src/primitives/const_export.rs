@@ -1,13 +1,13 @@
 //! `ConstantExport`: an HF key the format always writes with one value; import checks it when
 //! present. No Fast-LLM field.
 
-use fastllm_config::{Map, Value};
+use fastllm_config::Value;
 
 use super::{Cell, Primitive, Row, Shape};
 use crate::Problem;
 use crate::coverage::Claim;
 use crate::dict::{same, show};
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Src};
 use crate::section::{Covers, Decl};
 
 pub(crate) struct ConstExport {
@@ -27,12 +27,12 @@ impl Primitive for ConstExport {
         "ConstantExport"
     }
 
-    fn export(&self, run: &mut Exporter, _: &Map, _: At, hf: &mut Map, hf_at: At) {
+    fn export(&self, run: &mut Exporter, _: Src, Dst { map: hf, at: hf_at }: Dst) {
         let origin = Origin::Constant(hf_at.child(self.hf));
-        run.write(hf, hf_at, self.hf, self.value.clone(), origin);
+        run.write(Dst::new(hf, hf_at), self.hf, self.value.clone(), origin);
     }
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, _: &mut Map, _: At) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, _: Dst) {
         if let Some(found) = crate::dict::get(hf, self.hf)
             && !same(found, &self.value)
         {

@@ -1,12 +1,12 @@
 //! `ConstantImport`: a Fast-LLM field the format cannot vary. Export requires its value; import
 //! writes it. No HF key.
 
-use fastllm_config::{Map, Value};
+use fastllm_config::Value;
 
 use super::{Cell, Primitive, Row, Shape};
 use crate::Problem;
 use crate::dict::{same, show};
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Src};
 use crate::section::{Decl, fl_value};
 
 pub(crate) struct ConstImport {
@@ -26,7 +26,7 @@ impl Primitive for ConstImport {
         "ConstantImport"
     }
 
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, _: &mut Map, _: At) {
+    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, _: Dst) {
         let found = fl_value(fl, self.fl);
         if !same(found, &self.value) {
             run.problems.push(Problem::at_fast_llm(
@@ -41,8 +41,13 @@ impl Primitive for ConstImport {
         }
     }
 
-    fn import(&self, run: &mut Importer, _: &Map, _: At, out: &mut Map, fl_at: At) {
-        run.write(out, fl_at, self.fl, self.value.clone(), Origin::Text("(constant)"));
+    fn import(&self, run: &mut Importer, _: Src, Dst { map: out, at: fl_at }: Dst) {
+        run.write(
+            Dst::new(out, fl_at),
+            self.fl,
+            self.value.clone(),
+            Origin::Text("(constant)"),
+        );
     }
 
     fn shape(&self, _: &str) -> Shape {

@@ -8,7 +8,7 @@ use fastllm_config::Map;
 
 use super::import_only::ImportOnly;
 use super::{Mount, Primitive, Shape};
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Src};
 use crate::section::{Covers, Decl, ExportContext, HfWrites, ImportContext, Section, Writes};
 
 /// Custom export: the section's Fast-LLM full-form dict → HF writes (paths relative to the section).
@@ -25,18 +25,47 @@ pub struct Custom {
     hf_mount: &'static str,
 }
 
+/// What a [`Custom`] converts: its Fast-LLM paths (relative to its section) and HF keys, and
+/// how far the Fast-LLM paths reach for architecture coverage.
+#[derive(Debug, Clone, Copy)]
+pub struct Claims {
+    pub fast_llm: &'static [&'static str],
+    pub hf: &'static [&'static str],
+    pub covers: Covers,
+}
+
+impl Claims {
+    /// Exactly the Fast-LLM paths `fast_llm` (each architecture sub-field needs its own
+    /// declaration) ↔ the HF keys `hf`.
+    pub fn exact(fast_llm: &'static [&'static str], hf: &'static [&'static str]) -> Self {
+        Claims {
+            fast_llm,
+            hf,
+            covers: Covers::Exact,
+        }
+    }
+
+    /// The Fast-LLM paths `fast_llm` and everything below them ↔ the HF keys `hf`.
+    pub fn subtree(fast_llm: &'static [&'static str], hf: &'static [&'static str]) -> Self {
+        Claims {
+            fast_llm,
+            hf,
+            covers: Covers::Subtree,
+        }
+    }
+}
+
 impl Decl {
-    /// A transform of the Fast-LLM paths `fl` ↔ the HF keys `hf`, both ways, as code.
+    /// A transform of the claimed Fast-LLM paths ↔ HF keys, both ways, as code.
     pub fn custom(
-        fl: &'static [&'static str],
-        hf: &'static [&'static str],
-        covers: Covers,
+        claims: Claims,
         export: impl Fn(&Map, &ExportContext) -> HfWrites + Send + Sync + 'static,
         import: impl Fn(&Map, &ImportContext) -> Writes + Send + Sync + 'static,
     ) -> Custom {
+        let Claims { fast_llm, hf, covers } = claims;
         Custom {
             import: Arc::new(ImportOnly {
-                fl,
+                fl: fast_llm,
                 hf,
                 covers,
                 import: Arc::new(import),
@@ -75,7 +104,7 @@ impl Primitive for Custom {
         "Custom"
     }
 
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
         let first = fl_at.child(self.import.fl.first().copied().unwrap_or(""));
         let fl_prefix = fl_at.render();
         let context = ExportContext {
@@ -90,15 +119,15 @@ impl Primitive for Custom {
                         Some(source) => Origin::Path(fl_at.child(source)),
                         None => Origin::Path(first),
                     };
-                    run.write(hf, hf_at, &write.key, write.value, source);
+                    run.write(Dst::new(hf, hf_at), &write.key, write.value, source);
                 }
             }
             Err(problems) => run.push_relative(problems, fl_at, hf_at),
         }
     }
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
-        self.import.import(run, hf, hf_at, out, fl_at);
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+        self.import.import(run, Src::new(hf, hf_at), Dst::new(out, fl_at));
     }
 
     fn shape(&self, name: &str) -> Shape {

@@ -7,7 +7,7 @@ use fastllm_config::{Map, Value};
 use super::rename::Rename;
 use super::{Primitive, Row, Shape};
 use crate::Problem;
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Src};
 use crate::section::Decl;
 
 /// HF-side fallback for `Default`, computed from the whole HF dict.
@@ -37,18 +37,18 @@ impl Primitive for Default {
         "Default"
     }
 
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
-        self.rename.export(run, fl, fl_at, hf, hf_at);
+    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
+        self.rename.export(run, Src::new(fl, fl_at), Dst::new(hf, hf_at));
     }
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
         let Rename { fl, hf: key } = self.rename;
         let value = match crate::dict::get(hf, key) {
             Some(value) => Ok(value.clone()),
             None => (self.fallback)(run.root),
         };
         match value {
-            Ok(value) => run.write(out, fl_at, fl, value, Origin::Path(hf_at.child(key))),
+            Ok(value) => run.write(Dst::new(out, fl_at), fl, value, Origin::Path(hf_at.child(key))),
             Err(message) => run.problems.push(Problem::at_hf(hf_at.join(key), message)),
         }
     }

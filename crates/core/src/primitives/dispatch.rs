@@ -7,7 +7,7 @@ use fastllm_config::{Map, Value};
 use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::coverage::Claim;
 use crate::dict::join;
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Placement, Src};
 use crate::section::{Covers, Decl, Section};
 
 pub(crate) struct Dispatch {
@@ -40,17 +40,25 @@ impl Primitive for Dispatch {
         "Dispatch"
     }
 
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
         let Some(sub) = run.sub_map(fl, self.fl, fl_at) else {
             return;
         };
         let sub_at = fl_at.child(self.fl);
         if let Some(section) = run.by_type(&self.sections, sub, sub_at) {
-            run.place(section, sub, sub_at, hf, hf_at, self.hf_path, Some(self.key));
+            run.place(
+                section,
+                Src::new(sub, sub_at),
+                Dst::new(hf, hf_at),
+                Placement {
+                    hf_path: self.hf_path,
+                    discriminator: Some(self.key),
+                },
+            );
         }
     }
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
         let sub_at = hf_at.child(self.hf_path.unwrap_or(""));
         let Some(sub_hf) = run.sub_hf(hf, hf_at, self.hf_path) else {
             return;
@@ -59,8 +67,12 @@ impl Primitive for Dispatch {
             return;
         };
         let mut sub_out = Map::new();
-        run.section_at(section, sub_hf, sub_at, &mut sub_out, fl_at.child(self.fl));
-        run.write(out, fl_at, self.fl, Value::Map(sub_out), Origin::Path(sub_at));
+        run.section_at(
+            section,
+            Src::new(sub_hf, sub_at),
+            Dst::new(&mut sub_out, fl_at.child(self.fl)),
+        );
+        run.write(Dst::new(out, fl_at), self.fl, Value::Map(sub_out), Origin::Path(sub_at));
     }
 
     fn shape(&self, _: &str) -> Shape {

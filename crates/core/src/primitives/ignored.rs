@@ -1,10 +1,8 @@
 //! `Ignored`: claims Fast-LLM subtrees and HF keys that carry nothing to convert.
 
-use fastllm_config::Map;
-
 use super::{Cell, Primitive, Row, Shape};
 use crate::coverage::Claim;
-use crate::engine::{At, Exporter, Importer};
+use crate::engine::{Dst, Exporter, Importer, Src};
 use crate::section::{Covers, Decl};
 
 pub(crate) struct Ignored {
@@ -29,9 +27,9 @@ impl Primitive for Ignored {
         "Ignored"
     }
 
-    fn export(&self, _: &mut Exporter, _: &Map, _: At, _: &mut Map, _: At) {}
+    fn export(&self, _: &mut Exporter, _: Src, _: Dst) {}
 
-    fn import(&self, _: &mut Importer, _: &Map, _: At, _: &mut Map, _: At) {}
+    fn import(&self, _: &mut Importer, _: Src, _: Dst) {}
 
     fn shape(&self, _: &str) -> Shape {
         Shape {

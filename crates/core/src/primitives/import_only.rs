@@ -5,7 +5,7 @@ use std::sync::Arc;
 use fastllm_config::Map;
 
 use super::{Cell, Primitive, Row, Shape};
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Src};
 use crate::section::{Covers, Decl, ImportContext, Writes};
 
 /// Custom import: the section's HF dict → Fast-LLM writes (paths relative to the section).
@@ -40,9 +40,9 @@ impl Primitive for ImportOnly {
         "ImportOnly"
     }
 
-    fn export(&self, _: &mut Exporter, _: &Map, _: At, _: &mut Map, _: At) {}
+    fn export(&self, _: &mut Exporter, _: Src, _: Dst) {}
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
         let hf_path = hf_at.render();
         let context = ImportContext {
             root: run.root,
@@ -52,7 +52,7 @@ impl Primitive for ImportOnly {
         match (self.import)(hf, &context) {
             Ok(writes) => {
                 for (path, value) in writes {
-                    run.write(out, fl_at, &path, value, Origin::Path(hf_at));
+                    run.write(Dst::new(out, fl_at), &path, value, Origin::Path(hf_at));
                 }
             }
             Err(problems) => {

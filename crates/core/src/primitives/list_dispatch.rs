@@ -11,7 +11,7 @@ use crate::Problem;
 use crate::blocks::BlockSequence;
 use crate::coverage::Claim;
 use crate::dict::{self, join, show};
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{At, Dst, Exporter, Importer, Origin, Src};
 use crate::section::{Covers, Decl, Section};
 
 /// One block section of a `ListDispatch`, chosen by the block's mixer type.
@@ -59,7 +59,7 @@ impl Primitive for ListDispatch {
         "ListDispatch"
     }
 
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
         let Some(sequence) = run.sub_map(fl, self.fl, fl_at) else {
             return;
         };
@@ -85,7 +85,7 @@ impl Primitive for ListDispatch {
             match (self.entries.iter()).find(|e| matches!(mixer_type, Value::Str(t) if t == e.mixer_type)) {
                 Some(entry) => {
                     names.insert(block.name, entry.layout_name);
-                    run.section_at(&entry.section, block.config, block_at, hf, hf_at);
+                    run.section_at(&entry.section, Src::new(block.config, block_at), Dst::new(hf, hf_at));
                 }
                 None => run.problems.push(Problem::at_fast_llm(
                     block_at.join("mixer.type"),
@@ -104,13 +104,23 @@ impl Primitive for ListDispatch {
             .map(|n| Value::Str(n.to_string()))
             .collect();
         if layout.len() == pattern.len() {
-            run.write(hf, hf_at, self.hf_layout, Value::List(layout), Origin::Path(fl_at));
+            run.write(
+                Dst::new(hf, hf_at),
+                self.hf_layout,
+                Value::List(layout),
+                Origin::Path(fl_at),
+            );
         }
         let count = crate::section::fl_value(sequence, "num_blocks").clone();
-        run.write(hf, hf_at, self.hf_count, count, Origin::Path(fl_at.child("num_blocks")));
+        run.write(
+            Dst::new(hf, hf_at),
+            self.hf_count,
+            count,
+            Origin::Path(fl_at.child("num_blocks")),
+        );
     }
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
         let layout_at = hf_at.child(self.hf_layout);
         let layout: Vec<&String> = match dict::get(hf, self.hf_layout) {
             Some(Value::List(items)) if !items.is_empty() => {
@@ -152,7 +162,7 @@ impl Primitive for ListDispatch {
                 .find(|e| e.layout_name == name)
                 .expect("checked above");
             let mut block = Map::new();
-            run.section_at(&entry.section, hf, hf_at, &mut block, block_at);
+            run.section_at(&entry.section, Src::new(hf, hf_at), Dst::new(&mut block, block_at));
             Value::Map(block)
         };
         // One distinct block is a fixed sequence; more are a pattern of the layout's names.
@@ -174,7 +184,12 @@ impl Primitive for ListDispatch {
             sequence.insert("pattern".into(), Value::List(pattern));
         }
         sequence.insert("num_blocks".into(), count);
-        run.write(out, fl_at, self.fl, Value::Map(sequence), Origin::Path(layout_at));
+        run.write(
+            Dst::new(out, fl_at),
+            self.fl,
+            Value::Map(sequence),
+            Origin::Path(layout_at),
+        );
     }
 
     fn shape(&self, _: &str) -> Shape {

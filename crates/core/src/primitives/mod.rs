@@ -21,14 +21,12 @@ mod typed_dict;
 
 use std::sync::Arc;
 
-use fastllm_config::Map;
-
-pub use custom::Custom;
+pub use custom::{Claims, Custom};
 pub use list_dispatch::LayoutEntry;
 
 use crate::coverage::Claim;
 use crate::dict::join;
-use crate::engine::{At, Exporter, Importer};
+use crate::engine::{Dst, Exporter, Importer, Src};
 use crate::section::{Covers, Section};
 
 /// What every primitive does. Implementations live one per module beside this trait.
@@ -38,11 +36,11 @@ pub(crate) trait Primitive: Send + Sync {
 
     /// Writes the HF keys of the section's Fast-LLM full-form dict `fl` (at `fl_at`) into `hf`
     /// (at `hf_at`), through the exporter's safe set.
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At);
+    fn export(&self, run: &mut Exporter, fl: Src, hf: Dst);
 
     /// Writes the Fast-LLM fields of the section's HF dict `hf` (at `hf_at`) into `out` (at
     /// `fl_at`).
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At);
+    fn import(&self, run: &mut Importer, hf: Src, out: Dst);
 
     /// Its static shape; `name` is its name in the section.
     fn shape(&self, name: &str) -> Shape;
@@ -190,10 +188,18 @@ pub(crate) trait Visitor {
 /// Walks `root` and every sub-section it mounts, depth first in declaration order. A section
 /// that (indirectly) contains itself is not entered again on that branch.
 pub(crate) fn visit(root: &Section, visitor: &mut dyn Visitor) {
-    walk(root, "", "", visitor, &mut Vec::new());
+    walk(root, Paths { fast_llm: "", hf: "" }, visitor, &mut Vec::new());
 }
 
-fn walk(section: &Section, fast_llm: &str, hf: &str, visitor: &mut dyn Visitor, stack: &mut Vec<*const Section>) {
+/// Where a walk is: the section's Fast-LLM path and HF path.
+#[derive(Clone, Copy)]
+struct Paths<'a> {
+    fast_llm: &'a str,
+    hf: &'a str,
+}
+
+fn walk(section: &Section, paths: Paths, visitor: &mut dyn Visitor, stack: &mut Vec<*const Section>) {
+    let Paths { fast_llm, hf } = paths;
     let id = section as *const Section;
     if stack.contains(&id) {
         return;
@@ -208,7 +214,11 @@ fn walk(section: &Section, fast_llm: &str, hf: &str, visitor: &mut dyn Visitor, 
         visitor.declaration(&declared, fast_llm, hf);
         for mount in &declared.shape.mounts {
             if let Some((sub_fast_llm, sub_hf)) = visitor.enter(mount, fast_llm, hf) {
-                walk(&mount.section, &sub_fast_llm, &sub_hf, visitor, stack);
+                let sub = Paths {
+                    fast_llm: &sub_fast_llm,
+                    hf: &sub_hf,
+                };
+                walk(&mount.section, sub, visitor, stack);
             }
         }
     }

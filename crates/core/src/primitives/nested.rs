@@ -9,7 +9,7 @@ use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::Problem;
 use crate::coverage::Claim;
 use crate::dict::{join, show};
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Placement, Src};
 use crate::section::{Covers, Decl, Section};
 
 pub(crate) struct Nested {
@@ -43,7 +43,7 @@ impl Primitive for Nested {
         "Nested"
     }
 
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
         let Some(sub) = run.sub_map(fl, self.fl, fl_at) else {
             return;
         };
@@ -51,16 +51,16 @@ impl Primitive for Nested {
         let discriminator = self.section.hf_type_name.map(|_| "type");
         run.place(
             &self.section,
-            sub,
-            fl_at.child(self.fl),
-            hf,
-            hf_at,
-            self.hf_path,
-            discriminator,
+            Src::new(sub, fl_at.child(self.fl)),
+            Dst::new(hf, hf_at),
+            Placement {
+                hf_path: self.hf_path,
+                discriminator,
+            },
         );
     }
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
         let sub_at = hf_at.child(self.hf_path.unwrap_or(""));
         let Some(sub_hf) = run.sub_hf(hf, hf_at, self.hf_path) else {
             return;
@@ -75,8 +75,12 @@ impl Primitive for Nested {
             ));
         }
         let mut sub_out = Map::new();
-        run.section_at(&self.section, sub_hf, sub_at, &mut sub_out, fl_at.child(self.fl));
-        run.write(out, fl_at, self.fl, Value::Map(sub_out), Origin::Path(sub_at));
+        run.section_at(
+            &self.section,
+            Src::new(sub_hf, sub_at),
+            Dst::new(&mut sub_out, fl_at.child(self.fl)),
+        );
+        run.write(Dst::new(out, fl_at), self.fl, Value::Map(sub_out), Origin::Path(sub_at));
     }
 
     fn shape(&self, _: &str) -> Shape {

@@ -1,11 +1,11 @@
 //! `Optional`: written only when the Fast-LLM value is not its sentinel (the field's default);
 //! read only when present and not the sentinel.
 
-use fastllm_config::{Map, Value};
+use fastllm_config::Value;
 
 use super::{Cell, Primitive, Row, Shape};
 use crate::dict::{get, same, show};
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Src};
 use crate::section::{Decl, Section, fl_value};
 
 pub(crate) struct Optional {
@@ -26,18 +26,28 @@ impl Primitive for Optional {
         "Optional"
     }
 
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
         let value = fl_value(fl, self.fl);
         if !same(value, &self.sentinel) {
-            run.write(hf, hf_at, self.hf, value.clone(), Origin::Path(fl_at.child(self.fl)));
+            run.write(
+                Dst::new(hf, hf_at),
+                self.hf,
+                value.clone(),
+                Origin::Path(fl_at.child(self.fl)),
+            );
         }
     }
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
         if let Some(value) = get(hf, self.hf)
             && !same(value, &self.sentinel)
         {
-            run.write(out, fl_at, self.fl, value.clone(), Origin::Path(hf_at.child(self.hf)));
+            run.write(
+                Dst::new(out, fl_at),
+                self.fl,
+                value.clone(),
+                Origin::Path(hf_at.child(self.hf)),
+            );
         }
     }
 

@@ -1,10 +1,8 @@
 //! `Rename`: a Fast-LLM field ↔ an HF key, the same value; a missing HF key is an error.
 
-use fastllm_config::Map;
-
 use super::{Cell, Primitive, Row, Shape};
 use crate::Problem;
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Src};
 use crate::section::{Decl, fl_value};
 
 pub(crate) struct Rename {
@@ -29,14 +27,19 @@ impl Primitive for Rename {
         "Rename"
     }
 
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
         let value = fl_value(fl, self.fl).clone();
-        run.write(hf, hf_at, self.hf, value, Origin::Path(fl_at.child(self.fl)));
+        run.write(Dst::new(hf, hf_at), self.hf, value, Origin::Path(fl_at.child(self.fl)));
     }
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
         match crate::dict::get(hf, self.hf) {
-            Some(value) => run.write(out, fl_at, self.fl, value.clone(), Origin::Path(hf_at.child(self.hf))),
+            Some(value) => run.write(
+                Dst::new(out, fl_at),
+                self.fl,
+                value.clone(),
+                Origin::Path(hf_at.child(self.hf)),
+            ),
             None => run.problems.push(Problem::at_hf(
                 hf_at.join(self.hf),
                 format!("missing (required by {})", run.format),

@@ -9,7 +9,7 @@ use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::Problem;
 use crate::coverage::Claim;
 use crate::dict::{join, show};
-use crate::engine::{At, Exporter, Importer, Origin};
+use crate::engine::{Dst, Exporter, Importer, Origin, Src};
 use crate::section::{Covers, Decl, Section};
 
 pub(crate) struct TypedDict {
@@ -33,7 +33,7 @@ impl Primitive for TypedDict {
         "TypedDictContainer"
     }
 
-    fn export(&self, run: &mut Exporter, fl: &Map, fl_at: At, hf: &mut Map, hf_at: At) {
+    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
         let Some(entries) = run.sub_map(fl, self.fl, fl_at) else {
             return;
         };
@@ -52,13 +52,17 @@ impl Primitive for TypedDict {
             if let Some(type_name) = section.hf_type_name {
                 sub_hf.insert(self.key.to_string(), Value::Str(type_name.into()));
             }
-            run.section_at(section, entry, entry_at, &mut sub_hf, hf_dict_at.child(name));
+            run.section_at(
+                section,
+                Src::new(entry, entry_at),
+                Dst::new(&mut sub_hf, hf_dict_at.child(name)),
+            );
             out.insert(name.clone(), Value::Map(sub_hf));
         }
-        run.write(hf, hf_at, self.hf, Value::Map(out), Origin::Path(dict_at));
+        run.write(Dst::new(hf, hf_at), self.hf, Value::Map(out), Origin::Path(dict_at));
     }
 
-    fn import(&self, run: &mut Importer, hf: &Map, hf_at: At, out: &mut Map, fl_at: At) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
         let dict_at = hf_at.child(self.hf);
         let entries = match crate::dict::get(hf, self.hf) {
             Some(Value::Map(entries)) => entries,
@@ -86,10 +90,19 @@ impl Primitive for TypedDict {
                 continue;
             };
             let mut entry_out = Map::new();
-            run.section_at(section, entry, entry_at, &mut entry_out, fl_dict_at.child(name));
+            run.section_at(
+                section,
+                Src::new(entry, entry_at),
+                Dst::new(&mut entry_out, fl_dict_at.child(name)),
+            );
             dict_out.insert(name.clone(), Value::Map(entry_out));
         }
-        run.write(out, fl_at, self.fl, Value::Map(dict_out), Origin::Path(dict_at));
+        run.write(
+            Dst::new(out, fl_at),
+            self.fl,
+            Value::Map(dict_out),
+            Origin::Path(dict_at),
+        );
     }
 
     fn shape(&self, _: &str) -> Shape {

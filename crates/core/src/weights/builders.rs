@@ -76,7 +76,7 @@ impl Linear {
     /// With a bias exactly when Fast-LLM's layer `layer` has one: its `bias.enabled`, else the
     /// section's `add_linear_biases`.
     pub fn bias_from(self, layer: &'static str) -> Self {
-        self.bias_when(move |c| effective_bias(c, layer, c.flag("add_linear_biases")))
+        self.bias_when(move |c| effective_bias(c, layer))
     }
 
     /// With a bias when `condition` holds.
@@ -204,11 +204,12 @@ pub fn blocks(config: &'static str, fast_llm: &'static str, hf: &'static str, bl
     }
 }
 
-/// The effective bias of `layer`: its `bias.enabled` when set, else `default` — exactly when
-/// Fast-LLM's layer creates the bias (`crate::layout` derives it the same way).
-pub fn effective_bias(c: &WeightContext, layer: &str, default: bool) -> bool {
+/// The effective bias of `layer`: its `bias.enabled` when set, else the section's
+/// `add_linear_biases` — exactly when Fast-LLM's layer creates the bias (`fastllm_layout`
+/// derives it the same way).
+pub fn effective_bias(c: &WeightContext, layer: &str) -> bool {
     match fl_value(c.section, &format!("{layer}.bias.enabled")) {
         Value::Bool(enabled) => *enabled,
-        _ => default,
+        _ => c.flag("add_linear_biases"),
     }
 }

@@ -60,6 +60,24 @@ impl Transform {
     }
 }
 
+/// What a [`PlanLimits`] bound counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// Elements of one tensor.
+    Elements,
+    /// Tensors of the plan.
+    Tensors,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Elements => "elements",
+            Unit::Tensors => "tensors",
+        }
+    }
+}
+
 /// What a weight declaration sees: the section's Fast-LLM full-form dict and the root's.
 ///
 /// Every int it hands out is bounded by the [`PlanLimits`] of the plan: a config value no tensor
@@ -80,30 +98,18 @@ impl WeightContext<'_> {
     /// An int field of the section, at most the plan's element limit (0 when absent, which a
     /// validated config never is).
     pub fn int(&self, path: &str) -> usize {
-        self.bounded(
-            self.section,
-            self.config_path,
-            path,
-            self.limits.max_elements,
-            "elements",
-        )
+        self.bounded(self.section, self.config_path, path, Unit::Elements)
     }
 
     /// An int field of the root config, at most the plan's element limit.
     pub fn root_int(&self, path: &str) -> usize {
-        self.bounded(self.root, "", path, self.limits.max_elements, "elements")
+        self.bounded(self.root, "", path, Unit::Elements)
     }
 
     /// A count of the section that sizes a list of tensors (experts, prediction heads), at most
     /// the plan's tensor limit.
     pub fn count(&self, path: &str) -> usize {
-        self.bounded(
-            self.section,
-            self.config_path,
-            path,
-            self.limits.max_tensors as u64,
-            "tensors",
-        )
+        self.bounded(self.section, self.config_path, path, Unit::Tensors)
     }
 
     /// A bool field of the section.
@@ -116,9 +122,9 @@ impl WeightContext<'_> {
         fl_value(self.root, path) == &Value::Bool(true)
     }
 
-    fn bounded(&self, map: &Map, prefix: &str, path: &str, limit: u64, unit: &str) -> usize {
+    fn bounded(&self, map: &Map, prefix: &str, path: &str, unit: Unit) -> usize {
         let value = as_usize(fl_value(map, path));
-        if value as u64 <= limit {
+        if value as u64 <= self.limits.limit(unit) {
             return value;
         }
         self.problems.borrow_mut().push(Problem::at_fast_llm(
@@ -162,12 +168,15 @@ impl PlanLimits {
     }
 
     /// "the 21 tensors the checkpoint holds" / "the limit of 1048576 tensors".
-    fn bound(&self, unit: &str) -> String {
-        let limit = if unit == "tensors" {
-            self.max_tensors as u64
-        } else {
-            self.max_elements
-        };
+    fn limit(&self, unit: Unit) -> u64 {
+        match unit {
+            Unit::Elements => self.max_elements,
+            Unit::Tensors => self.max_tensors as u64,
+        }
+    }
+
+    fn bound(&self, unit: Unit) -> String {
+        let (limit, unit) = (self.limit(unit), unit.name());
         if self.from_checkpoint {
             format!("the {limit} {unit} the checkpoint holds in all")
         } else {
@@ -424,7 +433,15 @@ pub fn plan_bounded(root: &Section, config: &Map, limits: &PlanLimits) -> Bounde
         full: false,
         oversized: Vec::new(),
     };
-    planner.walk(root, config, "", "", "");
+    planner.walk(
+        root,
+        &Place {
+            config,
+            config_path: "",
+            fl_prefix: "",
+            hf_prefix: "",
+        },
+    );
     let mut problems = planner.problems.into_inner();
     // A value read by every block is reported once.
     let mut seen = std::collections::HashSet::new();
@@ -437,7 +454,7 @@ pub fn plan_bounded(root: &Section, config: &Map, limits: &PlanLimits) -> Bounde
             message: format!(
                 "the config implies more tensors than {}: the plan stopped at `{last}`, and nothing after it was \
                  checked",
-                limits.bound("tensors")
+                limits.bound(Unit::Tensors)
             ),
         }
     });
@@ -480,6 +497,14 @@ impl Place<'_> {
     }
 }
 
+/// Where a sub-declaration is mounted: its config path, Fast-LLM name and HF name, each
+/// relative to the enclosing [`Place`].
+struct Mounted<'a> {
+    config: &'a str,
+    fast_llm: &'a str,
+    hf: &'a str,
+}
+
 /// The walk of one plan: its entries, problems, and how much of the limits is left.
 struct Planner<'a> {
     root: &'a Map,
@@ -519,13 +544,25 @@ impl Planner<'_> {
         }
         Err(format!(
             "{count} {what} need more tensors than {}",
-            self.limits.bound("tensors")
+            self.limits.bound(Unit::Tensors)
         ))
     }
 
-    /// Walks `section` on `config` (found at the Fast-LLM config path `config_path`), naming
-    /// parameters under `fl_prefix` and HF tensors under `hf_prefix`.
-    fn walk(&mut self, section: &Section, config: &Map, config_path: &str, fl_prefix: &str, hf_prefix: &str) {
+    /// Walks `section` on `sub`, the config mounted below `at` as `mounted` says.
+    fn walk_below(&mut self, section: &Section, at: &Place, sub: &Map, mounted: Mounted) {
+        let place = Place {
+            config: sub,
+            config_path: &at.config(mounted.config),
+            fl_prefix: &at.fl(mounted.fast_llm),
+            hf_prefix: &at.hf(mounted.hf),
+        };
+        self.walk(section, &place);
+    }
+
+    /// Walks `section` at `at`: on its config (found at its config path), naming parameters
+    /// under its Fast-LLM prefix and HF tensors under its HF prefix.
+    fn walk(&mut self, section: &Section, at: &Place) {
+        let &Place { config, fl_prefix, .. } = at;
         // Weights are declared for one config class, as config declarations are.
         if let Some(expected) = section.class.type_name
             && fl_value(config, "type") != &Value::Str(expected.to_string())
@@ -539,14 +576,8 @@ impl Planner<'_> {
             );
             return;
         }
-        let at = Place {
-            config,
-            config_path,
-            fl_prefix,
-            hf_prefix,
-        };
         for (_, decl) in &section.weights {
-            self.decl(decl, &at);
+            self.decl(decl, at);
         }
     }
 
@@ -564,7 +595,14 @@ impl Planner<'_> {
                 hf,
                 section,
             } => match dict::get_map(at.config, path) {
-                Some(sub) => self.walk(section, sub, &at.config(path), &at.fl(fast_llm), &at.hf(hf)),
+                Some(sub) => {
+                    let mounted = Mounted {
+                        config: path,
+                        fast_llm,
+                        hf,
+                    };
+                    self.walk_below(section, at, sub, mounted)
+                }
                 None => self.problem(at.fl(path), "no config for these weights"),
             },
             WeightDecl::Blocks {
@@ -572,7 +610,15 @@ impl Planner<'_> {
                 fast_llm,
                 hf,
                 block,
-            } => self.blocks(at, path, fast_llm, hf, block),
+            } => self.blocks(
+                at,
+                Mounted {
+                    config: path,
+                    fast_llm,
+                    hf,
+                },
+                block,
+            ),
             WeightDecl::Dispatch {
                 config: path,
                 fast_llm,
@@ -593,7 +639,15 @@ impl Planner<'_> {
                     return self.parameter_problem(&at.fl(&fast_llm(0)), message);
                 }
                 for i in 0..copies {
-                    self.walk(section, sub, &at.config(path), &at.fl(&fast_llm(i)), &at.hf(&hf(i)));
+                    self.walk(
+                        section,
+                        &Place {
+                            config: sub,
+                            config_path: &at.config(path),
+                            fl_prefix: &at.fl(&fast_llm(i)),
+                            hf_prefix: &at.hf(&hf(i)),
+                        },
+                    );
                 }
             }
             WeightDecl::RepeatLastBlock {
@@ -612,7 +666,15 @@ impl Planner<'_> {
                         }
                         let block_path = last.path_under(&at.config(path));
                         for i in 0..copies {
-                            self.walk(block, last.config, &block_path, &at.fl(&fast_llm(i)), &at.hf(&hf(i)));
+                            self.walk(
+                                block,
+                                &Place {
+                                    config: last.config,
+                                    config_path: &block_path,
+                                    fl_prefix: &at.fl(&fast_llm(i)),
+                                    hf_prefix: &at.hf(&hf(i)),
+                                },
+                            );
                         }
                     }
                     None if copies == 0 => {}
@@ -632,7 +694,15 @@ impl Planner<'_> {
                     match matching(sections.iter(), fl_value(entry, "type")) {
                         Some(section) => {
                             let config_path = join(&at.config(path), name);
-                            self.walk(section, entry, &config_path, &fl, &join(&at.hf(hf), name));
+                            self.walk(
+                                section,
+                                &Place {
+                                    config: entry,
+                                    config_path: &config_path,
+                                    fl_prefix: &fl,
+                                    hf_prefix: &join(&at.hf(hf), name),
+                                },
+                            );
                         }
                         None => self.problem(
                             join(&fl, "type"),
@@ -673,7 +743,7 @@ impl Planner<'_> {
         let beyond_elements = |shape: &[usize]| {
             format!(
                 "shape {shape:?} has more elements than {}",
-                self.limits.bound("elements")
+                self.limits.bound(Unit::Elements)
             )
         };
         let oversized = match elements(&fast_llm_shape) {
@@ -711,7 +781,12 @@ impl Planner<'_> {
     }
 
     /// Each block of the sequence at `path`, under `fast_llm.<i>` / `hf.<i>`.
-    fn blocks(&mut self, at: &Place, path: &str, fast_llm: &str, hf: &str, block: &Section) {
+    fn blocks(&mut self, at: &Place, mounted: Mounted, block: &Section) {
+        let Mounted {
+            config: path,
+            fast_llm,
+            hf,
+        } = mounted;
         let Some(sequence) = dict::get_map(at.config, path) else {
             return;
         };
@@ -724,7 +799,15 @@ impl Planner<'_> {
                 break;
             }
             let (fl, hf) = (join(&at.fl(fast_llm), &i.to_string()), join(&at.hf(hf), &i.to_string()));
-            self.walk(block, position.config, &position.path_under(&sequence_path), &fl, &hf);
+            self.walk(
+                block,
+                &Place {
+                    config: position.config,
+                    config_path: &position.path_under(&sequence_path),
+                    fl_prefix: &fl,
+                    hf_prefix: &hf,
+                },
+            );
         }
     }
 
@@ -735,7 +818,14 @@ impl Planner<'_> {
         };
         let found = fl_value(sub, "type");
         match (sections.iter()).find(|(_, s)| matching(std::iter::once(s), found).is_some()) {
-            Some((hf, section)) => self.walk(section, sub, &at.config(path), &at.fl(fast_llm), &at.hf(hf)),
+            Some((hf, section)) => {
+                let mounted = Mounted {
+                    config: path,
+                    fast_llm,
+                    hf,
+                };
+                self.walk_below(section, at, sub, mounted)
+            }
             None => self.problem(
                 join(&at.fl(path), "type"),
                 format!(

@@ -41,7 +41,7 @@ impl InputLayout for HfInput {
         } = weight_plan(handler, &config, &limits, &dir.join(self.config_file()), true)?;
         respell(
             &mut entries,
-            &handler.converter().base_model.hf_prefix_aliases,
+            handler.converter().base_model.hf_prefix_aliases(),
             &checkpoint.files,
         );
         let mut problems = Vec::new();

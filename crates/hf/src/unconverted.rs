@@ -1,7 +1,7 @@
 //! Parts of an HF checkpoint that a format recognises but whose Fast-LLM model has no place for
 //! (a multimodal wrapper's vision or audio tower).
 //!
-//! A format declares each such part on its root section ([`Section::unconverted`]): its top-level
+//! A format declares each such part on its root section (`fastllm_core::Section::unconverted`): its top-level
 //! config keys and its tensor-name prefixes. Nothing of it is dropped silently: importing a config
 //! that holds anything of the part fails, naming every such key, and a checkpoint carrying its
 //! tensors fails, naming them, unless the user accepts the loss ([`ACCEPT_OPTION`]); then the
@@ -10,13 +10,11 @@
 //! A key holds nothing to lose when its value is what the HF class gives an absent key (a `null`
 //! `vision_config`, a default token id): the format's export writes exactly that, so a checkpoint
 //! without the part round-trips with no opt-in.
-//!
-//! [`Section::unconverted`]: crate::Section::unconverted
 
 use fastllm_config::{Map, Value};
 
-use crate::dict;
-use crate::hf_class::{Fill, HfClass};
+use crate::class::{Fill, HfClass};
+use fastllm_config::dict;
 
 /// The command-line option that accepts dropping every unconverted part (named in messages).
 pub const ACCEPT_OPTION: &str = "--text-only";
@@ -68,7 +66,7 @@ impl Unconverted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hf_class::{HfKey, HfType};
+    use crate::class::{HfKey, HfType};
 
     const VISION: Unconverted = Unconverted {
         part: "vision tower",

@@ -36,13 +36,13 @@
 use fastllm_config::field_types::WeightDecay;
 use fastllm_config::{
     AffineLinearConfig, AttentionConfig, BaseModelConfig, BlockConfig, BlockSequenceConfig, CausalConv1dConfig,
-    DecoderBlockConfig, GatedDeltaNetConfig, GatedRmsNormalizationConfig, KimiDeltaAttentionConfig,
+    DecoderBlockConfig, DefaultBias, GatedDeltaNetConfig, GatedRmsNormalizationConfig, KimiDeltaAttentionConfig,
     LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, LinearConfig, MambaConfig, MixerConfig, MlpBaseConfig,
     MlpConfig, MoeMlpConfig, NormalizationConfig, OptionalParameterConfig, ParameterConfig, PatchEmbeddingsConfig,
     PeftConfig, VisionEncoderConfig,
 };
 
-use crate::dict::join;
+use fastllm_config::dict::join;
 
 /// One axis of a parameter, as Fast-LLM declares it for tensor parallelism.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,27 +190,24 @@ struct Root<'a> {
 
 impl<'a> Root<'a> {
     fn of(config: &'a BaseModelConfig) -> Self {
+        // The two roots are different classes with the same text-model fields.
+        macro_rules! root {
+            ($c:expr, $vision_encoder:expr) => {
+                Root {
+                    lr_scale: $c.lr_scale,
+                    decoder: &$c.decoder,
+                    embeddings: &$c.embeddings,
+                    head: &$c.head,
+                    tied_embedding_weight: $c.tied_embedding_weight,
+                    hidden_size: $c.hidden_size,
+                    peft: &$c.peft,
+                    vision_encoder: $vision_encoder,
+                }
+            };
+        }
         match config {
-            BaseModelConfig::Gpt(c) => Root {
-                lr_scale: c.lr_scale,
-                decoder: &c.decoder,
-                embeddings: &c.embeddings,
-                head: &c.head,
-                tied_embedding_weight: c.tied_embedding_weight,
-                hidden_size: c.hidden_size,
-                peft: &c.peft,
-                vision_encoder: None,
-            },
-            BaseModelConfig::MultiModal(c) => Root {
-                lr_scale: c.lr_scale,
-                decoder: &c.decoder,
-                embeddings: &c.embeddings,
-                head: &c.head,
-                tied_embedding_weight: c.tied_embedding_weight,
-                hidden_size: c.hidden_size,
-                peft: &c.peft,
-                vision_encoder: Some(&c.vision_encoder),
-            },
+            BaseModelConfig::Gpt(c) => root!(c, None),
+            BaseModelConfig::MultiModal(c) => root!(c, Some(&c.vision_encoder)),
         }
     }
 }
@@ -237,6 +234,8 @@ struct Declared<'a> {
     weight_decay: Option<&'a WeightDecay>,
     decay: bool,
     sequence_parallel: bool,
+    /// The parameter this one duplicates (tied weights), never stored.
+    tied_to: Option<&'a str>,
 }
 
 impl<'a> Declared<'a> {
@@ -246,6 +245,7 @@ impl<'a> Declared<'a> {
             weight_decay: config.weight_decay.as_ref(),
             decay: true,
             sequence_parallel: true,
+            tied_to: None,
         }
     }
 
@@ -256,15 +256,36 @@ impl<'a> Declared<'a> {
         }
     }
 
-    fn optional(config: &'a OptionalParameterConfig, decay: bool) -> Self {
+    /// An optional parameter (a bias, a norm's own scale): not decayed unless its own
+    /// `weight_decay` says so.
+    fn optional(config: &'a OptionalParameterConfig) -> Self {
         Declared {
             lr_scale: config.lr_scale,
             weight_decay: config.weight_decay.as_ref(),
-            decay,
+            decay: false,
             sequence_parallel: true,
+            tied_to: None,
         }
     }
 }
+
+/// What an MLP's intermediate axes depend on (dense and MoE MLPs alike).
+struct MlpShape {
+    size: i64,
+    gated: bool,
+}
+
+// The dense and the MoE MLP are distinct classes with the same intermediate fields.
+macro_rules! mlp_shape_of {
+    ($($class:ty),*) => {
+        $(impl From<&$class> for MlpShape {
+            fn from(config: &$class) -> Self {
+                MlpShape { size: config.intermediate_size, gated: config.gated }
+            }
+        })*
+    };
+}
+mlp_shape_of!(MlpConfig, MoeMlpConfig);
 
 /// A linear layer: weight `[output, input]` (`[input, output]` when transposed) and, when
 /// enabled, a bias over `output`.
@@ -278,31 +299,28 @@ struct Linear<'a> {
 }
 
 impl<'a> Linear<'a> {
-    /// An affine layer whose bias is on when its `bias.enabled` says so, else when `default` is.
-    fn affine(config: &'a AffineLinearConfig, default_bias: bool, input: Axis, output: Axis) -> Self {
+    /// An affine layer whose bias is on when its `bias.enabled` says so, else by `default_bias`.
+    fn affine(config: &'a AffineLinearConfig, default_bias: DefaultBias, input: Axis, output: Axis) -> Self {
         Linear {
-            bias: config.bias.is_enabled(default_bias).then_some(&config.bias),
+            bias: default_bias.resolve(config.bias.enabled).then_some(&config.bias),
             ..Linear::without_bias(config, input, output)
         }
     }
 
     /// An affine layer built without its bias, whatever the config says (the MoE experts).
     fn without_bias(config: &'a AffineLinearConfig, input: Axis, output: Axis) -> Self {
-        Linear {
-            lr_scale: config.lr_scale,
-            weight: &config.weight,
-            bias: None,
-            input,
-            output,
-            transposed: false,
-        }
+        Linear::weight_only(config.lr_scale, &config.weight, input, output)
     }
 
     /// A layer that has no bias (the router).
     fn plain(config: &'a LinearConfig, input: Axis, output: Axis) -> Self {
+        Linear::weight_only(config.lr_scale, &config.weight, input, output)
+    }
+
+    fn weight_only(lr_scale: Option<f64>, weight: &'a ParameterConfig, input: Axis, output: Axis) -> Self {
         Linear {
-            lr_scale: config.lr_scale,
-            weight: &config.weight,
+            lr_scale,
+            weight,
             bias: None,
             input,
             output,
@@ -396,14 +414,14 @@ impl Walk {
         });
     }
 
-    fn push(&mut self, name: &str, axes: Vec<Axis>, scope: Scope, declared: Declared, tied_to: Option<&str>) {
+    fn push(&mut self, name: &str, axes: Vec<Axis>, scope: Scope, declared: Declared) {
         let parameter = Parameter {
             name: name.to_string(),
             axes,
             weight_decay: decay_override(declared.weight_decay).unwrap_or(declared.decay),
             frozen: scope.enter(declared.lr_scale).frozen,
             sequence_parallel_allowed: declared.sequence_parallel,
-            tied_to: tied_to.map(str::to_string),
+            tied_to: declared.tied_to.map(str::to_string),
         };
         match self.layers.last_mut() {
             Some(layer) => layer.parameters.push(parameter),
@@ -441,13 +459,13 @@ impl Walk {
             vec![vocab, Axis::fixed(hidden)],
             scope,
             Declared::decayed(&embeddings.word_embeddings),
-            None,
         );
         let position = &embeddings.position_embeddings;
         if position.enabled == Some(true) {
             let declared = Declared {
                 sequence_parallel: !self.vocab_parallel,
-                ..Declared::optional(position, true)
+                decay: true,
+                ..Declared::optional(position)
             };
             let count = self.size("embeddings.num_position_embeddings", embeddings.num_position_embeddings);
             self.push(
@@ -455,7 +473,6 @@ impl Walk {
                 vec![Axis::fixed(count), Axis::fixed(hidden)],
                 scope,
                 declared,
-                None,
             );
         }
     }
@@ -469,8 +486,10 @@ impl Walk {
             &join(prefix, "output_weights"),
             vec![vocab, Axis::fixed(output.hidden)],
             scope,
-            Declared::decayed(&head.output_weight),
-            output.tied_to,
+            Declared {
+                tied_to: output.tied_to,
+                ..Declared::decayed(&head.output_weight)
+            },
         );
         self.norm(&join(prefix, "final_norm"), &head.normalization, scope, output.hidden);
     }
@@ -499,7 +518,6 @@ impl Walk {
             vec![Axis::fixed(dim)],
             scope,
             Declared::not_decayed(weight),
-            None,
         );
         if let Some(bias) = bias {
             self.push(
@@ -507,7 +525,6 @@ impl Walk {
                 vec![Axis::fixed(dim)],
                 scope,
                 Declared::not_decayed(bias),
-                None,
             );
         }
     }
@@ -531,20 +548,13 @@ impl Walk {
         } else {
             vec![layer.output.clone(), layer.input]
         };
-        self.push(
-            &join(prefix, "weight"),
-            axes,
-            scope,
-            Declared::decayed(layer.weight),
-            None,
-        );
+        self.push(&join(prefix, "weight"), axes, scope, Declared::decayed(layer.weight));
         if let Some(bias) = layer.bias {
             self.push(
                 &join(prefix, "bias"),
                 vec![layer.output],
                 scope,
-                Declared::optional(bias, false),
-                None,
+                Declared::optional(bias),
             );
         }
     }
@@ -556,7 +566,7 @@ impl Walk {
         prefix: &str,
         config: &CausalConv1dConfig,
         scope: Scope,
-        (channels, default_bias): (Axis, bool),
+        (channels, default_bias): (Axis, DefaultBias),
     ) {
         let scope = scope.enter(config.lr_scale);
         let kernel = self.size(&join(prefix, "kernel_size"), config.kernel_size);
@@ -565,28 +575,26 @@ impl Walk {
             vec![channels.clone(), Axis::fixed(1), Axis::fixed(kernel)],
             scope,
             Declared::decayed(&config.weight),
-            None,
         );
-        if config.bias.is_enabled(default_bias) {
+        if default_bias.resolve(config.bias.enabled) {
             self.push(
                 &join(prefix, "bias"),
                 vec![channels],
                 scope,
-                Declared::optional(&config.bias, false),
-                None,
+                Declared::optional(&config.bias),
             );
         }
     }
 
     /// A parameter declared directly on a layer (`A_log`, `D`, `dt_bias`).
     fn direct(&mut self, name: &str, config: &ParameterConfig, scope: Scope, axes: Vec<Axis>) {
-        self.push(name, axes, scope, Declared::not_decayed(config), None);
+        self.push(name, axes, scope, Declared::not_decayed(config));
     }
 
     /// An optional parameter declared directly on a layer (the scales), when enabled.
     fn optional_direct(&mut self, name: &str, config: &OptionalParameterConfig, scope: Scope, axes: Vec<Axis>) {
         if config.enabled == Some(true) {
-            self.push(name, axes, scope, Declared::optional(config, false), None);
+            self.push(name, axes, scope, Declared::optional(config));
         }
     }
 
@@ -644,7 +652,7 @@ impl Walk {
         let heads = self.size(&join(prefix, "heads"), config.heads);
         let groups = self.size(&join(prefix, "head_groups"), config.head_groups);
         let head_size = self.size(&join(prefix, "head_size"), config.head_size);
-        let biases = config.add_linear_biases;
+        let biases = DefaultBias::from_flag(config.add_linear_biases);
         // Head groups split over the tensor-parallel group; with a single group, its heads do.
         let group_axis = Axis::Plain {
             size: groups,
@@ -691,7 +699,7 @@ impl Walk {
         let xb = self.size(&join(prefix, "d_xb"), config.d_xb);
         let rank = self.size(&join(prefix, "dt_rank"), config.dt_rank);
         let state = self.size(&join(prefix, "state_size"), config.state_size);
-        let biases = config.add_linear_biases;
+        let biases = DefaultBias::from_flag(config.add_linear_biases);
         let heads = self.div(&format!("{prefix}: d_inner / state_size"), inner, state);
         let groups = self.div(&format!("{prefix}: d_xb / state_size"), xb, state);
         let group_heads = self.div(&format!("{prefix}: heads per head group"), heads, groups);
@@ -732,12 +740,12 @@ impl Walk {
         self.linears(prefix, layers, biases, scope);
     }
 
-    /// Affine layers `(name, config, input, output)` in order, biased by default when `biases`.
+    /// Affine layers `(name, config, input, output)` in order, biased by default as `biases` says.
     fn linears<const N: usize>(
         &mut self,
         prefix: &str,
         layers: [(&str, &AffineLinearConfig, Axis, Axis); N],
-        biases: bool,
+        biases: DefaultBias,
         scope: Scope,
     ) {
         for (name, config, input, output) in layers {
@@ -787,19 +795,19 @@ impl Walk {
                     Axis::Concat(vec![per_value_head.clone(), per_value_head]),
                 ),
             ],
-            false,
+            DefaultBias::Off,
             scope,
         );
         self.convolution(
             &join(prefix, "convolution"),
             &config.convolution_layer,
             scope,
-            (Axis::Concat(vec![query, key, value.clone()]), false),
+            (Axis::Concat(vec![query, key, value.clone()]), DefaultBias::Off),
         );
         self.linears(
             prefix,
             [("out_proj", &config.output_layer, value, hidden_axis)],
-            false,
+            DefaultBias::Off,
             scope,
         );
         self.gated_norm(&join(prefix, "norm"), &config.normalization, scope, value_dim);
@@ -820,13 +828,13 @@ impl Walk {
             ("v_proj", &config.v_projection_layer),
         ]
         .map(|(name, layer)| (name, layer, hidden_axis.clone(), projection.clone()));
-        self.linears(prefix, qkv, false, scope);
+        self.linears(prefix, qkv, DefaultBias::Off, scope);
         for name in ["q_conv", "k_conv", "v_conv"] {
             self.convolution(
                 &join(prefix, name),
                 &config.convolution_layer,
                 scope,
-                (projection.clone(), false),
+                (projection.clone(), DefaultBias::Off),
             );
         }
         // The forget (f) and output (g) gates: each a low-rank pair, hidden -> dim -> projection.
@@ -841,7 +849,7 @@ impl Walk {
                     (&format!("{gate}_a_proj"), down, hidden_axis.clone(), rank.clone()),
                     (&format!("{gate}_b_proj"), up, rank.clone(), projection.clone()),
                 ],
-                false,
+                DefaultBias::Off,
                 scope,
             );
         }
@@ -849,7 +857,7 @@ impl Walk {
             ("beta_proj", &config.beta_projection_layer, hidden_axis.clone(), heads),
             ("o_proj", &config.output_projection_layer, projection, hidden_axis),
         ];
-        self.linears(prefix, last, false, scope);
+        self.linears(prefix, last, DefaultBias::Off, scope);
         self.gated_norm(&join(prefix, "norm"), &config.normalization, scope, dim);
     }
 
@@ -880,7 +888,8 @@ impl Walk {
     }
 
     /// The intermediate axis (split) and layer 1's output (gate|up when gated).
-    fn intermediate(&mut self, prefix: &str, size: i64, gated: bool) -> (Axis, Axis) {
+    fn intermediate(&mut self, prefix: &str, shape: MlpShape) -> (Axis, Axis) {
+        let MlpShape { size, gated } = shape;
         let intermediate = Axis::split(self.size(&join(prefix, "intermediate_size"), size));
         let first = if gated {
             Axis::Concat(vec![intermediate.clone(), intermediate.clone()])
@@ -892,10 +901,10 @@ impl Walk {
 
     fn dense_mlp(&mut self, prefix: &str, config: &MlpConfig, scope: Scope, io: (usize, usize)) {
         let scope = scope.enter(config.lr_scale);
-        let (intermediate, first) = self.intermediate(prefix, config.intermediate_size, config.gated);
+        let (intermediate, first) = self.intermediate(prefix, config.into());
         let (input, output) = io;
         self.mlp_norms(prefix, (&config.pre_norm, &config.post_norm), scope, io);
-        let biases = config.add_linear_biases;
+        let biases = DefaultBias::from_flag(config.add_linear_biases);
         self.linear(
             &join(prefix, "layer_1"),
             Linear::affine(&config.layer_1, biases, Axis::fixed(input), first),
@@ -910,7 +919,7 @@ impl Walk {
 
     fn moe(&mut self, prefix: &str, config: &MoeMlpConfig, scope: Scope, io: (usize, usize)) {
         let scope = scope.enter(config.lr_scale);
-        let (intermediate, first) = self.intermediate(prefix, config.intermediate_size, config.gated);
+        let (intermediate, first) = self.intermediate(prefix, config.into());
         let (input, output) = io;
         let experts = self.size(&join(prefix, "experts"), config.experts);
         self.optional_direct(
@@ -965,7 +974,7 @@ impl Walk {
             "vision_encoder.embeddings.patch_embeddings",
             Linear::affine(
                 &embeddings.patch_embeddings,
-                false,
+                DefaultBias::Off,
                 Axis::fixed(patch),
                 Axis::fixed(hidden),
             ),

@@ -3,9 +3,9 @@
 
 use fastllm_config::{Map, Value};
 
-use crate::Problem;
-use crate::dict::show;
-use crate::section::HfLayout;
+use fastllm_config::dict::{join, show};
+
+use crate::{HfLayout, KeyProblem};
 
 /// The JSON type a key must hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,34 +120,18 @@ impl HfKey {
     /// A key derived from others when absent or `null`.
     pub fn derived(name: &'static str, ty: HfType, derive: fn(&Map) -> Result<Value, String>) -> Self {
         HfKey {
-            name,
-            ty,
             absent: Fill::Derive(derive),
             null: Fill::Derive(derive),
-            empty: Fill::Keep,
-            class: None,
-            written: None,
-            layout: None,
-            fills_entries: false,
-            folds: &[],
-            rewrites: Vec::new(),
+            ..HfKey::new(name, ty, Value::Null)
         }
     }
 
     /// A sub-config loaded by the class `choose` picks from the sub-dict (`None` when absent).
     pub fn sub_config(name: &'static str, choose: ChooseClass) -> Self {
         HfKey {
-            name,
-            ty: HfType::Dict,
             absent: Fill::Keep,
-            null: Fill::Keep,
-            empty: Fill::Keep,
             class: Some(choose),
-            written: None,
-            layout: None,
-            fills_entries: false,
-            folds: &[],
-            rewrites: Vec::new(),
+            ..HfKey::new(name, HfType::Dict, Value::Null)
         }
     }
 
@@ -277,7 +261,7 @@ impl HfClass {
     }
 
     /// Loads `input` as the class would: fills absent and `null` keys, checks types.
-    pub fn load(&self, input: &Map) -> (Map, Vec<Problem>) {
+    pub fn load(&self, input: &Map) -> (Map, Vec<KeyProblem>) {
         let mut out = input.clone();
         let mut problems = Vec::new();
         for key in &self.keys {
@@ -286,7 +270,7 @@ impl HfClass {
                     Some(Value::Map(sub)) => Some(sub.clone()),
                     None | Some(Value::Null) => None,
                     Some(other) => {
-                        problems.push(Problem::at_hf(
+                        problems.push(KeyProblem::new(
                             key.name,
                             format!("must be a dict, found {}", show(other)),
                         ));
@@ -296,16 +280,20 @@ impl HfClass {
                 match choose(sub.as_ref()) {
                     Ok(class) => {
                         let (loaded, sub_problems) = class.load(&sub.unwrap_or_default());
-                        problems.extend(crate::engine::under_hf(key.name, sub_problems));
+                        problems.extend(
+                            sub_problems
+                                .into_iter()
+                                .map(|p| KeyProblem::new(join(key.name, &p.key), p.message)),
+                        );
                         out.insert(key.name.to_string(), Value::Map(loaded));
                     }
-                    Err(message) => problems.push(Problem::at_hf(key.name, message)),
+                    Err(message) => problems.push(KeyProblem::new(key.name, message)),
                 }
                 continue;
             }
             let wrong_type = |value: &Value| {
                 (!matches!(value, Value::Null) && !key.ty.accepts(value)).then(|| {
-                    Problem::at_hf(
+                    KeyProblem::new(
                         key.name,
                         format!("must be {} ({}), found {}", key.ty.name(), self.name, show(value)),
                     )
@@ -326,7 +314,7 @@ impl HfClass {
                 Fill::Derive(derive) => match derive(&out) {
                     Ok(value) => Some(value),
                     Err(message) => {
-                        problems.push(Problem::at_hf(key.name, message));
+                        problems.push(KeyProblem::new(key.name, message));
                         None
                     }
                 },
@@ -380,7 +368,7 @@ mod tests {
         )
     }
 
-    fn load(json: &str) -> (Map, Vec<Problem>) {
+    fn load(json: &str) -> (Map, Vec<KeyProblem>) {
         class().load(Value::from_json_str(json).unwrap().as_map().unwrap())
     }
 
@@ -418,7 +406,7 @@ mod tests {
     #[test]
     fn types_are_strict() {
         let (_, problems) = load(r#"{"flag": "true", "hidden_size": 64.0}"#);
-        let keys: Vec<_> = problems.iter().map(|p| p.hf.clone().unwrap()).collect();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.clone()).collect();
         assert_eq!(keys, ["hidden_size", "head_dim", "flag"]);
     }
 

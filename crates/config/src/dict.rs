@@ -2,7 +2,7 @@
 
 use std::collections::btree_map::Entry;
 
-use fastllm_config::{Map, Value};
+use crate::{Map, Value};
 
 /// Joins path parts with `.`, skipping empty ones.
 pub fn join(prefix: &str, path: &str) -> String {
@@ -39,13 +39,15 @@ pub fn set(map: &mut Map, path: &str, value: Value) -> Result<(), Value> {
 }
 
 /// A write refused by [`try_set`]: the value in the way, and the one that was not written.
-pub(crate) struct Conflict {
+pub struct Conflict {
+    /// The value already at the path (or the non-dict in its way).
     pub existing: Value,
+    /// The value that was not written.
     pub refused: Value,
 }
 
 /// [`set`], handing the refused value back so a message can show both without a clone up front.
-pub(crate) fn try_set(map: &mut Map, path: &str, value: Value) -> Result<(), Conflict> {
+pub fn try_set(map: &mut Map, path: &str, value: Value) -> Result<(), Conflict> {
     let (parents, leaf) = match path.rsplit_once('.') {
         Some((parents, leaf)) => (Some(parents), leaf),
         None => (None, path),

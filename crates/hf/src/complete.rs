@@ -21,9 +21,9 @@ use std::sync::OnceLock;
 
 use fastllm_config::{Map, Value};
 
-use crate::dict::same;
-use crate::hf_class::{Fill, HfClass};
-use crate::section::HfLayout;
+use crate::HfLayout;
+use crate::class::{Fill, HfClass};
+use fastllm_config::dict::same;
 
 /// `PretrainedConfig().to_dict()` of transformers 4.57.6 (layout v4), without
 /// `transformers_version`.
@@ -104,10 +104,20 @@ pub fn base_defaults(layout: HfLayout) -> &'static Map {
 
 /// Completes `hf` (a config of `class`) to what `save_pretrained` writes in `layout`.
 pub fn complete(class: &HfClass, hf: &mut Map, layout: HfLayout) {
-    complete_level(class, hf, layout, true);
+    complete_level(class, hf, layout, Level::Top);
 }
 
-fn complete_level(class: &HfClass, hf: &mut Map, layout: HfLayout, top: bool) {
+/// Which config a completion level is: `save_pretrained` drops base-class defaults differently
+/// at the top and in sub-configs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// The config itself.
+    Top,
+    /// A sub-config (`text_config`, `vision_config`).
+    Sub,
+}
+
+fn complete_level(class: &HfClass, hf: &mut Map, layout: HfLayout, level: Level) {
     let mut folded = Vec::new();
     for key in class.keys.iter().filter(|k| k.in_layout(layout)) {
         folded.extend_from_slice(key.folds);
@@ -115,7 +125,7 @@ fn complete_level(class: &HfClass, hf: &mut Map, layout: HfLayout, top: bool) {
             if let Some(Value::Map(sub)) = hf.get_mut(key.name)
                 && let Ok(sub_class) = choose(Some(sub))
             {
-                complete_level(&sub_class, sub, layout, false);
+                complete_level(&sub_class, sub, layout, Level::Sub);
                 if let Some(model_type) = sub_class.model_type {
                     sub.entry("model_type".to_string())
                         .or_insert_with(|| Value::Str(model_type.into()));
@@ -167,7 +177,7 @@ fn complete_level(class: &HfClass, hf: &mut Map, layout: HfLayout, top: bool) {
                 Fill::Value(v) => Some(v),
                 Fill::Keep | Fill::Derive(_) => None,
             });
-        if top {
+        if level == Level::Top {
             !same_value(value, base_default) || class_default.is_some_and(|d| !same_value(value, d))
         } else {
             !same_value(value, class_default.unwrap_or(base_default))
@@ -190,7 +200,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hf_class::{HfKey, HfType};
+    use crate::class::{HfKey, HfType};
 
     fn json(text: &str) -> Map {
         Value::from_json_str(text).unwrap().as_map().unwrap().clone()
