@@ -41,6 +41,7 @@ fn fastllm_dependencies(manifest: &str) -> BTreeSet<String> {
 #[case::gemma4("crates/gemma4", &["fastllm-core"])]
 #[case::llava("crates/llava", &["fastllm-apriel", "fastllm-core", "fastllm-llama"])]
 #[case::checkpoint("crates/checkpoint", &["fastllm-config", "fastllm-core", "fastllm-layout"])]
+#[case::store("crates/store", &[])]
 #[case::python("crates/python", &["fastllm-convert"])]
 #[case::third_party("examples/third-party-format", &["fastllm-core", "fastllm-llama"])]
 fn crate_depends_on_its_layers_only(#[case] dir: &str, #[case] allowed: &[&str]) {
@@ -68,6 +69,7 @@ fn every_crate_is_listed() {
         "gemma4",
         "llava",
         "checkpoint",
+        "store",
         "python",
     ];
     let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
