@@ -270,19 +270,7 @@ fn check_input(
             }
         }
     }
-    let unused: Vec<String> = input
-        .sources
-        .keys()
-        .filter(|name| layout.find(name).is_none())
-        .map(|name| format!("`{name}` in {}", input.file_of(name)))
-        .collect();
-    if !unused.is_empty() {
-        problems.push(format!(
-            "{} parameter(s) of the input have no place in the model: {}",
-            unused.len(),
-            unused.join(", ")
-        ));
-    }
+    problems.extend(input.unplaced("the model", |name| layout.find(name).is_some()));
     if problems.is_empty() {
         Ok(())
     } else {

@@ -137,20 +137,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
     match truncated {
         // The input's parameters after where the plan stopped were never looked for.
         Some(beyond) => problems.push(beyond),
-        None => {
-            let unused: Vec<String> = (input.sources.keys())
-                .filter(|p| !used.contains(*p))
-                .map(|p| format!("`{p}` in {}", input.file_of(p)))
-                .collect();
-            if !unused.is_empty() {
-                problems.push(format!(
-                    "{} parameter(s) of the input have no place in {}: {}",
-                    unused.len(),
-                    to.name(),
-                    unused.join(", ")
-                ));
-            }
-        }
+        None => problems.extend(input.unplaced(to.name(), |p| used.contains(p))),
     }
     if !problems.is_empty() {
         return Err(ConversionError::Tensors {

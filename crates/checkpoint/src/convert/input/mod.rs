@@ -216,6 +216,22 @@ impl Input {
     }
 
     /// The file holding (the first input tensor of) Fast-LLM parameter `name`, for messages.
+    /// The problem "N parameter(s) of the input have no place in `target`: ..." for the input's
+    /// parameters `placed` refuses, each with its file; `None` when every one has a place.
+    pub fn unplaced(&self, target: &str, placed: impl Fn(&str) -> bool) -> Option<String> {
+        let unused: Vec<String> = (self.sources.keys())
+            .filter(|name| !placed(name))
+            .map(|name| format!("`{name}` in {}", self.file_of(name)))
+            .collect();
+        (!unused.is_empty()).then(|| {
+            format!(
+                "{} parameter(s) of the input have no place in {target}: {}",
+                unused.len(),
+                unused.join(", ")
+            )
+        })
+    }
+
     pub fn file_of(&self, name: &str) -> String {
         match &self.storage {
             Storage::Files(files) => self.sources[name]
