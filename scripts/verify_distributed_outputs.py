@@ -18,7 +18,7 @@ crates/checkpoint/tests/data/distributed, and a `--layout`), the script
 3. compares what Fast-LLM reads of the metadata: the base model, the shard names and the trainer
    fields (`completed_steps`, ...);
 4. with `--writer ours`, also compares every rank file with Fast-LLM's own save of the same layout
-   (tensors bit for bit, and the header metadata and metadata.yaml as documents): a difference
+   (tensors bit for bit, and the header metadata and metadata.yaml as YAML documents): a difference
    there is reported, not a failure, as Fast-LLM's loader is the judge the issue names.
 
 It writes a record (JSON: per case the layout, the command, the sha256 of every file written and
@@ -28,8 +28,12 @@ file after writing, to see a failure reported.
 Not run by CI. Environment: make_distributed_fixtures.py's docstring (torch 2.9.1 on CPU,
 transformers 5.24.0, Fast-LLM 7d61a1ba on PYTHONPATH). Run from the repository root:
 
+    cargo build --release
     PYTHONPATH=/tmp/fast-llm-src:scripts /tmp/fastllm-venv/bin/python scripts/verify_distributed_outputs.py \
-        --binary target/release/fastllm-convert --record scripts/verify_distributed_outputs.json
+        --binary target/release/fastllm-convert --binary-commit "$(git rev-parse HEAD)" \
+        --record crates/checkpoint/tests/data/distributed_outputs/record.json
+
+The record is what crates/checkpoint/tests/distributed_verified.rs checks our writer against.
 """
 
 import argparse
@@ -259,16 +263,12 @@ def loader_verdict(output: pathlib.Path, source_dir: pathlib.Path, source) -> di
 
 
 def header_metadata(path: pathlib.Path) -> dict:
+    """A rank file's header metadata, each value parsed as YAML (Fast-LLM's
+    `export_safetensors_metadata` writes a dict or list value as a YAML document, a scalar with
+    `str`)."""
     with safetensors.safe_open(path, framework="pt") as f:
         raw = f.metadata() or {}
-    # Fast-LLM stores its metadata as JSON strings (`export_safetensors_metadata`): compare parsed.
-    parsed = {}
-    for key, value in raw.items():
-        try:
-            parsed[key] = json.loads(value)
-        except (TypeError, ValueError):
-            parsed[key] = value
-    return parsed
+    return {key: yaml.safe_load(value) for key, value in raw.items()}
 
 
 def against_fast_llm_save(ours: pathlib.Path, theirs: pathlib.Path) -> dict:
@@ -290,8 +290,10 @@ def against_fast_llm_save(ours: pathlib.Path, theirs: pathlib.Path) -> dict:
                         f"{name}: {key}: {a[key].dtype} {list(a[key].shape)} vs Fast-LLM's"
                         f" {b[key].dtype} {list(b[key].shape)}, or values differ"
                     )
-            if header_metadata(ours / name) != header_metadata(theirs / name):
-                differences.append(f"{name}: header metadata differs")
+            a_header, b_header = header_metadata(ours / name), header_metadata(theirs / name)
+            for key in sorted(set(a_header) | set(b_header)):
+                if a_header.get(key) != b_header.get(key):
+                    differences.append(f"{name}: header metadata `{key}` differs as YAML")
         elif name == "metadata.yaml":
             if read_metadata(ours) != read_metadata(theirs):
                 differences.append("metadata.yaml differs as a document")
@@ -346,6 +348,7 @@ def binary_version(binary: pathlib.Path) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", type=pathlib.Path, help="our fastllm-convert (needed with --writer ours)")
+    parser.add_argument("--binary-commit", help="the commit the binary was built from (recorded as given)")
     parser.add_argument("--writer", choices=("ours", "fast_llm"), default="ours")
     parser.add_argument("--record", type=pathlib.Path, help="where to write the JSON record")
     parser.add_argument("--corrupt", action="store_true", help="negate one value of each output before the check")
@@ -380,6 +383,7 @@ def main() -> int:
         "torch": torch.__version__,
         "writer": args.writer,
         "binary": binary_version(args.binary) if args.writer == "ours" else None,
+        "binary_commit": args.binary_commit,
         "corrupted": args.corrupt,
         "cases": records,
         "all_passed": all(record["passed"] for record in records),
