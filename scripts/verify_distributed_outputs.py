@@ -33,7 +33,7 @@ transformers 5.24.0, Fast-LLM 7d61a1ba on PYTHONPATH). Run from the repository r
         --binary target/release/fastllm-convert --binary-commit "$(git rev-parse HEAD)" \
         --record crates/checkpoint/tests/data/distributed_outputs/record.json
 
-The record is what crates/checkpoint/tests/distributed_verified.rs checks our writer against.
+The record is what tests/cli_distributed_verified.rs checks our writer against.
 """
 
 import argparse
