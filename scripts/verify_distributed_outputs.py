@@ -1,11 +1,15 @@
 """Fast-LLM's verdict on the training checkpoints `fastllm-convert` writes (`--to fast_llm_distributed`).
 
-For each case below (a source training checkpoint among the Fast-LLM-written fixtures of
-crates/checkpoint/tests/data/distributed, and a `--layout`), the script
+For each case below (a source among the Fast-LLM-written fixtures of
+crates/checkpoint/tests/data/distributed: a training checkpoint, or Fast-LLM's own HF or `fast_llm`
+export of a world-size-1 one; and a `--layout`), the script
 
 1. writes the source in that layout: with our CLI (`--writer ours`, the default),
 
-       <binary> convert --from auto --to fast_llm_distributed --layout <layout> --optimizer-state SRC OUT
+       <binary> convert --from auto --to fast_llm_distributed --layout <layout> [--optimizer-state] SRC OUT
+
+   (`--optimizer-state` for a training checkpoint: the weights and Adam's two shards are written;
+   from an export, the weights alone)
 
    or, to check this script itself before and beside our writer, with Fast-LLM's own
    `DistributedCheckpointHandler.save` of each rank (`--writer fast_llm`; the rank's shards are cut
@@ -14,9 +18,10 @@ crates/checkpoint/tests/data/distributed, and a `--layout`), the script
 2. loads the output with Fast-LLM's loader into a world-size-1 training model (weights and
    optimizer state; every layout here differs from world size 1, so this is its safe load: NaN
    fill, per-parameter counters, every value set exactly once) and compares its shards with the
-   source's, loaded the same way, bit for bit; names every parameter whose values differ;
-3. compares what Fast-LLM reads of the metadata: the base model, the shard names and the trainer
-   fields (`completed_steps`, ...);
+   training checkpoint the source is (or was exported from), loaded the same way, bit for bit;
+   names every parameter whose values differ;
+3. compares what Fast-LLM reads of the metadata: the base model, the shard names and, for a
+   training checkpoint, the trainer fields (`completed_steps`, ...);
 4. with `--writer ours`, also compares every rank file with Fast-LLM's own save of the same layout
    (tensors bit for bit, and the header metadata and metadata.yaml as YAML documents): a difference
    there is reported, not a failure, as Fast-LLM's loader is the judge the issue names.
@@ -37,6 +42,7 @@ The record is what tests/cli_distributed_verified.rs checks our writer against.
 """
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -52,6 +58,7 @@ import torch
 import yaml
 
 import fast_llm
+from fast_llm.config import NoAutoValidate
 from fast_llm.engine.checkpoint.config import (
     CheckpointLoadMetadataConfig,
     CheckpointSaveConfig,
@@ -67,22 +74,50 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "crates/checkpoint/tests/data/distributed"
 FAST_LLM_COMMIT = "7d61a1ba2047814955f8acc1cde7bc10a68fa198"
 
-# name: (source fixture, --layout)
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A source checkpoint, under FIXTURES, written in `layout`; its values are those of fixture
+    `reference`'s training checkpoint. `optimizer_state`: the source has it and `--optimizer-state`
+    carries it (a training checkpoint); else only the weights are written and compared. The base
+    model written must be the one Fast-LLM reads from the source (an HF import sets defaults
+    explicitly that the training checkpoint left out)."""
+
+    source: str
+    layout: str
+    reference: str
+    optimizer_state: bool = True
+    # Fast-LLM's name of the source's format.
+    source_format: str = "distributed"
+
+
+def training(fixture: str, layout: str) -> Case:
+    return Case(f"{fixture}/checkpoint", layout, fixture)
+
+
 CASES = {
-    "llama_world1_tp2": ("llama_world1", "tp=2"),
-    "llama_world1_pp2": ("llama_world1", "pp=2"),
-    "llama_world1_dp2_zero3": ("llama_world1", "dp=2,zero=3"),
-    "llama_world1_dp2_zero2": ("llama_world1", "dp=2,zero=2"),
-    "llama_world1_dp4_sdp2_zero3": ("llama_world1", "dp=4,sdp=2,zero=3"),
-    "llama_world1_tp2_pp2_dp2": ("llama_world1", "tp=2,pp=2,dp=2,zero=3,pipeline_first,layers_per_stage=2"),
-    "apriel2_hybrid_world1_tp2": ("apriel2_hybrid_world1", "tp=2"),
-    "apriel2_hybrid_world1_pp2": ("apriel2_hybrid_world1", "pp=2"),
-    "apriel2_hybrid_world1_dp2_zero3": ("apriel2_hybrid_world1", "dp=2,zero=3"),
-    "apriel2_hybrid_world1_tp2_pp2_dp2": ("apriel2_hybrid_world1", "tp=2,pp=2,dp=2,zero=3"),
+    "llama_world1_tp2": training("llama_world1", "tp=2"),
+    "llama_world1_pp2": training("llama_world1", "pp=2"),
+    "llama_world1_dp2_zero3": training("llama_world1", "dp=2,zero=3"),
+    "llama_world1_dp2_zero2": training("llama_world1", "dp=2,zero=2"),
+    "llama_world1_dp4_sdp2_zero3": training("llama_world1", "dp=4,sdp=2,zero=3"),
+    "llama_world1_tp2_pp2_dp2": training("llama_world1", "tp=2,pp=2,dp=2,zero=3,pipeline_first,layers_per_stage=2"),
+    "apriel2_hybrid_world1_tp2": training("apriel2_hybrid_world1", "tp=2"),
+    "apriel2_hybrid_world1_pp2": training("apriel2_hybrid_world1", "pp=2"),
+    "apriel2_hybrid_world1_dp2_zero3": training("apriel2_hybrid_world1", "dp=2,zero=3"),
+    "apriel2_hybrid_world1_tp2_pp2_dp2": training("apriel2_hybrid_world1", "tp=2,pp=2,dp=2,zero=3"),
     # Re-sharding a checkpoint that is not world size 1 (frozen parameters, weight-decay override,
     # layers_per_stage 2) and a tied-embedding hybrid.
-    "llama_tp2_pp2_dp2_to_dp2_zero3": ("llama_tp2_pp2_dp2", "dp=2,zero=3"),
-    "apriel2_hybrid_tp2_pp2_dp2_to_tp2": ("apriel2_hybrid_tp2_pp2_dp2", "tp=2"),
+    "llama_tp2_pp2_dp2_to_dp2_zero3": training("llama_tp2_pp2_dp2", "dp=2,zero=3"),
+    "apriel2_hybrid_tp2_pp2_dp2_to_tp2": training("apriel2_hybrid_tp2_pp2_dp2", "tp=2"),
+    # From Fast-LLM's own HF and `fast_llm` exports of the world-size-1 fixtures: weights only.
+    "llama_hf_to_tp2_pp2_dp2": Case("llama_world1/hf", "tp=2,pp=2,dp=2,zero=3", "llama_world1", False, "llama"),
+    "llama_fast_llm_to_pp2": Case("llama_world1/fast_llm", "pp=2", "llama_world1", False, "fast_llm"),
+    "apriel2_hybrid_hf_to_tp2_pp2_dp2": Case(
+        "apriel2_hybrid_world1/hf", "tp=2,pp=2,dp=2,zero=2", "apriel2_hybrid_world1", False, "apriel2_text"
+    ),
+    "apriel2_hybrid_fast_llm_to_dp2_zero3": Case(
+        "apriel2_hybrid_world1/fast_llm", "dp=2,zero=3", "apriel2_hybrid_world1", False, "fast_llm"
+    ),
 }
 
 # DistributedConfig fields that place parameters: the layout's, never the source's.
@@ -125,12 +160,23 @@ def read_metadata(checkpoint: pathlib.Path) -> dict:
     return yaml.safe_load((checkpoint / "metadata.yaml").read_text())
 
 
-def fast_llm_save(source: pathlib.Path, layout: str, output: pathlib.Path) -> None:
-    """Fast-LLM's own save of `source` in `layout`: each rank's shards copied out of the
-    world-size-1 model by `FSDP.copy_shard_overlaps`, saved by `DistributedCheckpointHandler.save`
-    with the source's trainer fields."""
+def fast_llm_save(
+    source: pathlib.Path,
+    layout: str,
+    output: pathlib.Path,
+    shards: tuple[str, ...] = SHARDS,
+    trainer: dict | None = None,
+    base_model: dict | None = None,
+) -> None:
+    """Fast-LLM's own save of training checkpoint `source` in `layout`: each rank's `shards` copied
+    out of the world-size-1 model by `FSDP.copy_shard_overlaps`, saved by
+    `DistributedCheckpointHandler.save` with the source's trainer fields (or `trainer`) and base
+    model (or `base_model`)."""
     document = read_metadata(source)
+    trainer = document.get("metadata", {}) if trainer is None else trainer
     config = document["config"]
+    if base_model is not None:
+        config["base_model"] = base_model
     placing_distributed, placing_multi_stage = parse_layout(layout)
     distributed = {k: v for k, v in config.get("distributed", {}).items() if k not in PLACING_DISTRIBUTED}
     distributed.update(placing_distributed)
@@ -142,48 +188,39 @@ def fast_llm_save(source: pathlib.Path, layout: str, output: pathlib.Path) -> No
         rank_model = GPTModelConfig.get_model_class()(
             model_config(config["base_model"], distributed, multi_stage, rank), optimizer_state_names=OPTIMIZER_SHARDS
         )
-        shards = rank_shards(world, world_shards, rank_model)
+        all_shards = rank_shards(world, world_shards, rank_model)
         rank_model._is_setup = True
-        rank_model._shard_names = SHARDS
-        rank_model._shards = shards
-        save = CheckpointSaveConfig(path=output, format=DistributedCheckpointFormat, optimizer_state=True)
-        metadata = rank_model.config.to_metadata(save, shards=list(SHARDS), metadata=document.get("metadata", {}))
+        rank_model._shard_names = shards
+        rank_model._shards = {name: all_shards[name] for name in shards}
+        save = CheckpointSaveConfig(path=output, format=DistributedCheckpointFormat, optimizer_state=len(shards) > 1)
+        metadata = rank_model.config.to_metadata(save, shards=list(shards), metadata=trainer)
         DistributedCheckpointHandler(rank_model).save(save, metadata)
 
 
-def ours_save(binary: pathlib.Path, source: pathlib.Path, layout: str, output: pathlib.Path) -> list[str]:
-    command = [
-        str(binary),
-        "convert",
-        "--from",
-        "auto",
-        "--to",
-        "fast_llm_distributed",
-        "--layout",
-        layout,
-        "--optimizer-state",
-        str(source),
-        str(output),
-    ]
+def ours_save(binary: pathlib.Path, source: pathlib.Path, case: Case, output: pathlib.Path) -> list[str]:
+    command = [str(binary), "convert", "--from", "auto", "--to", "fast_llm_distributed", "--layout", case.layout]
+    if case.optimizer_state:
+        command.append("--optimizer-state")
+    command += [str(source), str(output)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"fastllm-convert exited {result.returncode}: {result.stderr.strip()}")
     return command
 
 
-def corrupt(output: pathlib.Path) -> str:
-    """Flips the sign of the first non-zero value of the last rank's `exp_avgs_sq` shard (padding
+def corrupt(output: pathlib.Path, shard_name: str) -> str:
+    """Flips the sign of the first non-zero value of the last rank's `shard_name` shard (padding
     is zero, so the value belongs to a parameter)."""
     ranks = sorted(output.glob("rank_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
     path = ranks[-1]
     with safetensors.safe_open(path, framework="pt") as f:
         header_metadata = f.metadata()
         tensors = {key: f.get_tensor(key) for key in f.keys()}
-    shard = tensors["exp_avgs_sq_shard"]
+    shard = tensors[f"{shard_name}_shard"]
     index = int(torch.nonzero(shard)[0, 0])
     shard[index] = -shard[index]
     safetensors.torch.save_file(tensors, path, metadata=header_metadata)
-    return f"{path.name}: exp_avgs_sq_shard[{index}] negated"
+    return f"{path.name}: {shard_name}_shard[{index}] negated"
 
 
 def sha256_of_files(directory: pathlib.Path) -> dict[str, str]:
@@ -223,29 +260,43 @@ def differing_parameters(loaded, source, shard_name: str) -> list[str]:
     return out
 
 
-def fast_llm_metadata(checkpoint: pathlib.Path):
-    load = CheckpointLoadMetadataConfig(
-        path=checkpoint, format=DistributedCheckpointFormat, load_config=ModelConfigType.fast_llm
-    )
+def fast_llm_metadata(checkpoint: pathlib.Path, format_: str = "distributed"):
+    """What Fast-LLM reads of a checkpoint's metadata (for an HF format: its import of config.json)."""
+    with NoAutoValidate():
+        load = CheckpointLoadMetadataConfig(path=checkpoint, format=format_, load_config=ModelConfigType.fast_llm)
+    load.setup(GPTModelConfig)
+    load.validate()
     return GPTModelConfig.load_metadata(load)
 
 
-def loader_verdict(output: pathlib.Path, source_dir: pathlib.Path, source) -> dict:
-    """Fast-LLM's load of `output` into a world-size-1 model against `source` (the source
-    checkpoint loaded the same way)."""
+def loader_verdict(output: pathlib.Path, case: Case, reference_dir: pathlib.Path, reference) -> dict:
+    """Fast-LLM's load of `output` into a world-size-1 model against `reference` (the reference
+    training checkpoint loaded the same way), and its reading of the metadata against the
+    source's."""
+    expected_shards = list(SHARDS) if case.optimizer_state else [SHARDS[0]]
     verdict = {}
     try:
         ours_metadata = fast_llm_metadata(output)
     except Exception as error:  # noqa: BLE001  (any failure is the verdict)
         return {"metadata_loads": False, "error": f"{type(error).__name__}: {error}"}
-    source_metadata = fast_llm_metadata(source_dir)
+    reference_metadata = fast_llm_metadata(reference_dir)
+    source_metadata = fast_llm_metadata(FIXTURES / case.source, case.source_format)
     verdict["metadata_loads"] = True
     verdict["shards"] = list(ours_metadata.shards)
-    verdict["same_shard_names"] = list(ours_metadata.shards) == list(source_metadata.shards)
-    verdict["same_base_model"] = (
-        ours_metadata.config.base_model.to_dict() == source_metadata.config.base_model.to_dict()
-    )
-    verdict["same_trainer_fields"] = ours_metadata.metadata == source_metadata.metadata
+    verdict["expected_shards"] = list(ours_metadata.shards) == expected_shards
+    ours_model, source_model = ours_metadata.config.base_model, source_metadata.config.base_model
+    # Every field resolved (Fast-LLM's own `Config.compare`); and, recorded only, whether the same
+    # fields are set explicitly.
+    differences = ours_model.compare(source_model, log_fn=str)
+    verdict["same_base_model"] = differences is None
+    if differences is not None:
+        verdict["base_model_differences"] = differences
+    verdict["same_explicit_base_model_fields"] = ours_model.to_dict() == source_model.to_dict()
+    if case.optimizer_state:
+        verdict["same_trainer_fields"] = ours_metadata.metadata == reference_metadata.metadata
+    else:
+        # Not a training checkpoint: no trainer fields to keep; what we wrote there is recorded.
+        verdict["metadata_keys"] = sorted(ours_metadata.metadata or {})
     try:
         loaded = reload(output)
     except Exception as error:  # noqa: BLE001
@@ -254,11 +305,18 @@ def loader_verdict(output: pathlib.Path, source_dir: pathlib.Path, source) -> di
         verdict["traceback_tail"] = traceback.format_exc().strip().splitlines()[-3:]
         return verdict
     verdict["loads"] = True
-    for shard in SHARDS:
-        equal = same_bits(loaded.get_shard(shard), source.get_shard(shard))
+    for shard in expected_shards:
+        equal = same_bits(loaded.get_shard(shard), reference.get_shard(shard))
         verdict[f"{shard}_equal"] = equal
         if not equal:
-            verdict[f"{shard}_differences"] = differing_parameters(loaded, source, shard)
+            verdict[f"{shard}_differences"] = differing_parameters(loaded, reference, shard)
+    verdict["passed"] = bool(
+        verdict["loads"]
+        and verdict["expected_shards"]
+        and verdict["same_base_model"]
+        and verdict.get("same_trainer_fields", True)
+        and all(verdict[f"{shard}_equal"] for shard in expected_shards)
+    )
     return verdict
 
 
@@ -300,19 +358,32 @@ def against_fast_llm_save(ours: pathlib.Path, theirs: pathlib.Path) -> dict:
     return {"same_as_fast_llm_save": not differences, "differences_from_fast_llm_save": differences}
 
 
-def run_case(name: str, args, work: pathlib.Path, sources: dict) -> dict:
-    source_name, layout = CASES[name]
-    source_dir = FIXTURES / source_name / "checkpoint"
+def source_base_model(case: Case) -> dict:
+    """The base model Fast-LLM reads from the case's source."""
+    return fast_llm_metadata(FIXTURES / case.source, case.source_format).config.base_model.to_dict()
+
+
+def run_case(name: str, args, work: pathlib.Path, references: dict) -> dict:
+    case = CASES[name]
+    source = FIXTURES / case.source
+    reference_dir = FIXTURES / case.reference / "checkpoint"
+    shards = SHARDS if case.optimizer_state else SHARDS[:1]
+    trainer = None if case.optimizer_state else {}
     output = work / name / "checkpoint"
-    record = {"case": name, "source": str(source_dir.relative_to(ROOT)), "layout": layout, "writer": args.writer}
+    record = {
+        "case": name,
+        "source": str(source.relative_to(ROOT)),
+        "layout": case.layout,
+        "optimizer_state": case.optimizer_state,
+        "values_of": str(reference_dir.relative_to(ROOT)),
+        "writer": args.writer,
+    }
     try:
         if args.writer == "ours":
-            command = ours_save(args.binary, source_dir, layout, output)
-            record["command"] = " ".join(
-                [pathlib.Path(command[0]).name, *command[1:-2], record["source"], "OUT"]
-            )
+            command = ours_save(args.binary, source, case, output)
+            record["command"] = " ".join([pathlib.Path(command[0]).name, *command[1:-2], record["source"], "OUT"])
         else:
-            fast_llm_save(source_dir, layout, output)
+            fast_llm_save(reference_dir, case.layout, output, shards, trainer, source_base_model(case))
     except Exception as error:  # noqa: BLE001
         record["written"] = False
         record["error"] = f"{type(error).__name__}: {error}"
@@ -320,23 +391,16 @@ def run_case(name: str, args, work: pathlib.Path, sources: dict) -> dict:
         return record
     record["written"] = True
     if args.corrupt:
-        record["corrupted"] = corrupt(output)
+        record["corrupted"] = corrupt(output, shards[-1])
     record["sha256"] = sha256_of_files(output)
-    if source_name not in sources:
-        sources[source_name] = reload(source_dir)
-    record["fast_llm"] = loader_verdict(output, source_dir, sources[source_name])
-    verdict = record["fast_llm"]
-    record["passed"] = bool(
-        verdict.get("loads")
-        and verdict.get("same_shard_names")
-        and verdict.get("same_base_model")
-        and verdict.get("same_trainer_fields")
-        and all(verdict.get(f"{shard}_equal") for shard in SHARDS)
-    )
+    if case.reference not in references:
+        references[case.reference] = reload(reference_dir)
+    record["fast_llm"] = loader_verdict(output, case, reference_dir, references[case.reference])
+    record["passed"] = record["fast_llm"].get("passed", False)
     if args.writer == "ours":
-        reference = work / name / "fast_llm_save"
-        fast_llm_save(source_dir, layout, reference)
-        record.update(against_fast_llm_save(output, reference))
+        fast_llm_output = work / name / "fast_llm_save"
+        fast_llm_save(reference_dir, case.layout, fast_llm_output, shards, trainer, source_base_model(case))
+        record.update(against_fast_llm_save(output, fast_llm_output))
     return record
 
 
@@ -364,13 +428,13 @@ def main() -> int:
             parser.error(f"unknown case {name!r}")
 
     records = []
-    sources = {}
+    references = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or pathlib.Path(tmp)
         for name in args.cases or list(CASES):
             if args.keep:
                 shutil.rmtree(work / name, ignore_errors=True)
-            record = run_case(name, args, work, sources)
+            record = run_case(name, args, work, references)
             records.append(record)
             extra = "" if args.writer != "ours" else f", same as Fast-LLM's save: {record.get('same_as_fast_llm_save')}"
             print(f"{name} ({record['layout']}): {'PASS' if record['passed'] else 'FAIL'}{extra}", flush=True)
