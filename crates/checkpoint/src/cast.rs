@@ -37,6 +37,7 @@
 //! does neither. `tests/cast_reference.rs` compares with its digests.
 
 use std::io::Write;
+use std::sync::mpsc::sync_channel;
 
 /// A dtype `--dtype` can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -396,14 +397,26 @@ fn overflows(inputs: impl Iterator<Item = f64>, infinite: impl Iterator<Item = b
 
 /// A writer casting the bytes written to it (elements of `from`) to `to` before passing them on;
 /// an element split across writes is kept until its last byte arrives.
+///
+/// A write of more than one chunk ([`CHUNK_BYTES`]) is cast on a helper thread one chunk ahead
+/// of the writing: the next chunk is cast while the previous one is written, in [`BUFFERS`]
+/// output buffers kept between writes, so the cast's time hides behind the IO's. The inner
+/// writer is only ever called on the caller's thread (it reports progress), and a failed write
+/// stops the helper before the write returns.
 pub struct CastWriter<'a> {
     inner: &'a mut dyn Write,
     from: Source,
     to: Dtype,
     partial: Vec<u8>,
-    buffer: Vec<u8>,
+    buffers: Vec<Vec<u8>>,
     overflow: Overflow,
 }
+
+/// Input bytes cast at a time: the unit of the overlap, and what bounds each output buffer.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// Output buffers of a [`CastWriter`]: one being written while the other is being filled.
+const BUFFERS: usize = 2;
 
 impl<'a> CastWriter<'a> {
     pub fn new(inner: &'a mut dyn Write, from: Source, to: Dtype) -> Self {
@@ -412,7 +425,7 @@ impl<'a> CastWriter<'a> {
             from,
             to,
             partial: Vec::new(),
-            buffer: Vec::new(),
+            buffers: Vec::new(),
             overflow: Overflow::default(),
         }
     }
@@ -422,16 +435,59 @@ impl<'a> CastWriter<'a> {
         (self.overflow, self.partial.is_empty())
     }
 
+    /// Casts and writes whole elements.
     fn pass(&mut self, elements: &[u8]) -> std::io::Result<()> {
-        self.buffer.clear();
-        let overflow = cast(elements, self.from, self.to, &mut self.buffer);
+        let chunk = CHUNK_BYTES / self.from.size() * self.from.size();
+        if elements.len() <= chunk {
+            // One chunk: nothing to overlap its cast with.
+            if self.buffers.is_empty() {
+                self.buffers.push(Vec::new());
+            }
+            let buffer = &mut self.buffers[0];
+            buffer.clear();
+            self.overflow.add(cast(elements, self.from, self.to, buffer));
+            return self.inner.write_all(buffer);
+        }
+        let (from, to, inner) = (self.from, self.to, &mut *self.inner);
+        let (free, free_buffers) = sync_channel::<Vec<u8>>(BUFFERS);
+        let (cast_tx, cast_chunks) = sync_channel::<(Vec<u8>, Overflow)>(BUFFERS);
+        self.buffers.resize_with(BUFFERS, Vec::new);
+        for buffer in self.buffers.drain(..) {
+            free.send(buffer).expect("the channel holds every buffer");
+        }
+        let mut overflow = Overflow::default();
+        let written = std::thread::scope(|scope| {
+            let caster = scope.spawn(move || {
+                for input in elements.chunks(chunk) {
+                    // Fails once the writing has stopped: nothing more to cast.
+                    let Ok(mut buffer) = free_buffers.recv() else { break };
+                    buffer.clear();
+                    let overflow = cast(input, from, to, &mut buffer);
+                    if cast_tx.send((buffer, overflow)).is_err() {
+                        break;
+                    }
+                }
+                free_buffers
+            });
+            let mut written = Ok(());
+            for (buffer, chunk_overflow) in &cast_chunks {
+                overflow.add(chunk_overflow);
+                written = inner.write_all(&buffer);
+                if written.is_err() {
+                    break;
+                }
+                free.send(buffer).expect("the channel holds every buffer");
+            }
+            // Unblocks a caster waiting for a buffer or to hand one over.
+            drop((free, cast_chunks));
+            let free_buffers = caster.join().expect("a cast does not panic");
+            (written, free_buffers.try_iter().collect::<Vec<_>>())
+        });
         self.overflow.add(overflow);
-        self.inner.write_all(&self.buffer)
+        self.buffers = written.1;
+        written.0
     }
 }
-
-/// Input bytes cast at a time when a write is larger: bounds the output buffer.
-const WRITE_BYTES: usize = 16 << 20;
 
 impl Write for CastWriter<'_> {
     fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
@@ -448,8 +504,8 @@ impl Write for CastWriter<'_> {
             self.pass(&element)?;
         }
         let whole = buf.len() / size * size;
-        for chunk in buf[..whole].chunks(WRITE_BYTES / size * size) {
-            self.pass(chunk)?;
+        if whole > 0 {
+            self.pass(&buf[..whole])?;
         }
         self.partial.extend_from_slice(&buf[whole..]);
         Ok(written)
@@ -610,5 +666,94 @@ mod tests {
         let mut writer = CastWriter::new(&mut sink, Source::Float(Dtype::F32), Dtype::F16);
         writer.write_all(&input[..3]).unwrap();
         assert!(!writer.finish().1);
+    }
+
+    /// `n` f32 values of every kind (finite, past BF16's and F16's range, NaN, infinite, subnormal).
+    fn scattered_f32(n: usize) -> Vec<u8> {
+        (0..n as u32)
+            .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+            .collect()
+    }
+
+    #[rstest]
+    #[case::f32_to_bf16(Source::Float(Dtype::F32), Dtype::BF16)]
+    #[case::f32_to_f16(Source::Float(Dtype::F32), Dtype::F16)]
+    #[case::bf16_to_f32(Source::Float(Dtype::BF16), Dtype::F32)]
+    #[case::f64_to_f16(Source::F64, Dtype::F16)]
+    fn a_write_of_many_chunks_equals_one_cast(#[case] from: Source, #[case] to: Dtype) {
+        // Two and a half chunks, then an element split across the next two writes.
+        let input = scattered_f32(CHUNK_BYTES * 5 / 8 + 6);
+        let split = input.len() - from.size() - 3;
+        let mut expected = Vec::new();
+        let expected_overflow = cast(&input, from, to, &mut expected);
+        let mut sink = Vec::new();
+        let mut writer = CastWriter::new(&mut sink, from, to);
+        writer.write_all(&input[..split]).unwrap();
+        writer.write_all(&input[split..]).unwrap();
+        let (overflow, whole) = writer.finish();
+        assert!(whole);
+        assert_eq!(overflow, expected_overflow);
+        assert!(
+            sink == expected,
+            "{} bytes written, {} expected",
+            sink.len(),
+            expected.len()
+        );
+    }
+
+    /// Records the size of each write; fails every write once `limit` bytes were taken.
+    struct Recording {
+        writes: Vec<usize>,
+        taken: usize,
+        limit: usize,
+        refused: usize,
+    }
+
+    impl Write for Recording {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.taken >= self.limit {
+                self.refused += 1;
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.writes.push(buf.len());
+            self.taken += buf.len();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_cast_is_written_a_chunk_at_a_time() {
+        let input = scattered_f32(CHUNK_BYTES);
+        let mut sink = Recording {
+            writes: Vec::new(),
+            taken: 0,
+            limit: usize::MAX,
+            refused: 0,
+        };
+        let mut writer = CastWriter::new(&mut sink, Source::Float(Dtype::F32), Dtype::BF16);
+        writer.write_all(&input).unwrap();
+        assert!(writer.buffers.len() <= BUFFERS);
+        // Memory is bounded by the chunk, not by the write: 4 chunks, each half its input.
+        assert_eq!(sink.writes, vec![CHUNK_BYTES / 2; 4]);
+    }
+
+    #[test]
+    fn a_failed_write_stops_the_writing_at_once() {
+        let input = scattered_f32(CHUNK_BYTES * 2);
+        let mut sink = Recording {
+            writes: Vec::new(),
+            taken: 0,
+            limit: CHUNK_BYTES,
+            refused: 0,
+        };
+        let mut writer = CastWriter::new(&mut sink, Source::Float(Dtype::F32), Dtype::BF16);
+        let error = writer.write_all(&input).unwrap_err();
+        assert_eq!(error.to_string(), "disk full");
+        // Two chunks taken, the third refused, and nothing tried after it.
+        assert_eq!((sink.writes.len(), sink.refused), (2, 1));
     }
 }
