@@ -139,6 +139,39 @@ fn parts_of_another_conversion_or_incomplete_parts_are_refused() {
     assert!(stderr.contains("different counts"), "{stderr}");
 }
 
+/// `--finalize` gathers only what `--part` wrote: a part directory that is a symlink, or a part
+/// file hard-linked to another file, could bring that other file into the output.
+#[test]
+fn only_what_part_wrote_is_gathered() {
+    let dir = scratch("foreign");
+    let input = llama(&dir);
+    let output = dir.join("out");
+    ok(&convert(&["--part", "0/1", s(&input), s(&output)]));
+    let part = dir.join("out.part-0-of-1");
+    let shard = files(&part)
+        .into_iter()
+        .find(|(n, _)| n.ends_with(".safetensors"))
+        .unwrap()
+        .0;
+    // A second link to a part's file (e.g. the part's file being a link to a private file).
+    let elsewhere = dir.join("private.bin");
+    std::fs::hard_link(part.join(&shard), &elsewhere).unwrap();
+    let stderr = failed(&convert(&["--finalize", s(&input), s(&output)]));
+    assert!(stderr.contains("part 0/1 is incomplete"), "{stderr}");
+    std::fs::remove_file(&elsewhere).unwrap();
+    // The part directory moved away and a symlink left in its place.
+    let moved = dir.join("moved");
+    std::fs::rename(&part, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &part).unwrap();
+    let stderr = failed(&convert(&["--finalize", s(&input), s(&output)]));
+    assert!(stderr.contains("is not a directory written by --part 0/1"), "{stderr}");
+    assert!(!output.exists());
+    // Put back, it finalizes.
+    std::fs::remove_file(&part).unwrap();
+    std::fs::rename(&moved, &part).unwrap();
+    ok(&convert(&["--finalize", s(&input), s(&output)]));
+}
+
 #[test]
 fn part_arguments_are_checked() {
     let dir = scratch("arguments");

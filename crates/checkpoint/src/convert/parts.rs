@@ -203,9 +203,24 @@ pub(crate) fn gather(
     for index in 0..count {
         let part = Part { index, count };
         let dir = part.dir(output);
-        if !dir.join(MANIFEST).exists() {
-            missing.push(part.to_string());
-            continue;
+        // Only what --part wrote is gathered: a real directory, not a symlink to one elsewhere.
+        match std::fs::symlink_metadata(&dir) {
+            Err(_) => {
+                missing.push(part.to_string());
+                continue;
+            }
+            Ok(meta) if !meta.is_dir() => {
+                return Err(invalid(format!(
+                    "--finalize: {} is not a directory written by --part {part} (a symlink or another kind of file); \
+                     remove it and rerun --part {part}",
+                    dir.display()
+                )));
+            }
+            Ok(_) if !dir.join(MANIFEST).exists() => {
+                missing.push(part.to_string());
+                continue;
+            }
+            Ok(_) => {}
         }
         let text = open_named(&dir.join(MANIFEST))?.read_text(DocumentKind::Config)?;
         let manifest: serde_json::Value = serde_json::from_str(&text)
@@ -238,9 +253,11 @@ pub(crate) fn gather(
         for name in expected {
             let path = dir.join(name);
             let size = listed.and_then(|l| l.get(name)).and_then(|s| s.as_u64());
+            // A file --part wrote: regular, and linked nowhere else (a hard link to another file
+            // would put that file into the output).
             let found = std::fs::symlink_metadata(&path)
                 .ok()
-                .filter(|m| m.is_file())
+                .filter(|m| m.is_file() && single_link(m))
                 .map(|m| m.len());
             if found.is_none() || found != size {
                 return Err(wrong(format!(
@@ -261,6 +278,16 @@ pub(crate) fn gather(
         )));
     }
     Ok(gathered)
+}
+
+#[cfg(unix)]
+fn single_link(meta: &std::fs::Metadata) -> bool {
+    std::os::unix::fs::MetadataExt::nlink(meta) == 1
+}
+
+#[cfg(not(unix))]
+fn single_link(_: &std::fs::Metadata) -> bool {
+    true
 }
 
 /// Puts `gathered`'s files into `out`: a hard link, or a copy across filesystems.
