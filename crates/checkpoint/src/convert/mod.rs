@@ -35,7 +35,7 @@ use self::metadata::{
 };
 pub use self::parts::Part;
 pub use self::write::Overflowed;
-use self::write::{copy_extra_files, extra_files, shard, write_tensors};
+use self::write::{TensorFiles, copy_extra_files, extra_files, shard, write_tensors};
 use crate::CheckpointError;
 use crate::carry::InputConfig;
 pub use crate::carry::{DropCause, DroppedKey, import_hf};
@@ -448,17 +448,15 @@ pub fn convert_cancellable(
             .collect();
         // A retried part replaces its previous attempt, whole.
         let out = OutputDir::create(&part.dir(output), true, &protected)?;
-        summary.overflows = write_tensors(
-            &out,
-            &mine,
-            &outputs,
-            &metadata,
-            &source,
+        let tensors = TensorFiles {
+            files: &mine,
+            outputs: &outputs,
+            metadata: &metadata,
+            input: &source,
             to,
-            options.allow_overflow,
-            progress,
-        )
-        .map_err(overflow_in(input))?;
+            allow_overflow: options.allow_overflow,
+        };
+        summary.overflows = write_tensors(&out, &tensors, progress).map_err(overflow_in(input))?;
         let mut sizes = std::collections::BTreeMap::new();
         for (name, _) in &mine {
             let path = out.path(name);
@@ -492,17 +490,15 @@ pub fn convert_cancellable(
     let out = OutputDir::create(output, options.force, &protected)?;
     documents.iter().try_for_each(|document| document.write(&out))?;
     drop(documents);
-    summary.overflows = write_tensors(
-        &out,
-        &files,
-        &outputs,
-        &metadata,
-        &source,
+    let tensors = TensorFiles {
+        files: &files,
+        outputs: &outputs,
+        metadata: &metadata,
+        input: &source,
         to,
-        options.allow_overflow,
-        progress,
-    )
-    .map_err(overflow_in(input))?;
+        allow_overflow: options.allow_overflow,
+    };
+    summary.overflows = write_tensors(&out, &tensors, progress).map_err(overflow_in(input))?;
     if matches!(to, Output::FastLlm) {
         out.write_text("ok", "")?;
     }

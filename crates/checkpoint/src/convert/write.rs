@@ -89,6 +89,19 @@ pub struct Overflowed {
     pub largest: f64,
 }
 
+/// The tensor files of a conversion: what [`write_tensors`] writes.
+pub(crate) struct TensorFiles<'a> {
+    /// Each file with the range of `outputs` it holds.
+    pub files: &'a [(String, Range<usize>)],
+    pub outputs: &'a [OutputTensor],
+    /// Every file's header metadata.
+    pub metadata: &'a std::collections::BTreeMap<String, String>,
+    pub input: &'a Input,
+    pub to: Output,
+    /// Write a cast's overflow as infinities (and return it) instead of failing.
+    pub allow_overflow: bool,
+}
+
 /// Writes `outputs` into `files` of `out`, making each from `input`'s Fast-LLM parameters;
 /// calls `progress(bytes written, total bytes)` before the first tensor, as the bytes of each
 /// tensor are written (at most [`PROGRESS_CHUNK`] apart) and after each tensor, and stops with
@@ -98,17 +111,19 @@ pub struct Overflowed {
 /// pages of its inputs. A tensor with a cast goes through it on its way to the file; one whose
 /// cast overflows stops the writing (the output is never committed) unless `allow_overflow`,
 /// and is returned.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_tensors(
     out: &OutputDir,
-    files: &[(String, Range<usize>)],
-    outputs: &[OutputTensor],
-    metadata: &std::collections::BTreeMap<String, String>,
-    input: &Input,
-    to: Output,
-    allow_overflow: bool,
+    tensors: &TensorFiles,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Vec<Overflowed>, ConversionError> {
+    let &TensorFiles {
+        files,
+        outputs,
+        metadata,
+        input,
+        to,
+        allow_overflow,
+    } = tensors;
     let total: u64 = outputs.iter().map(|o| o.tensor.bytes).sum();
     let mut done = 0u64;
     if progress(done, total).is_break() {
