@@ -139,6 +139,11 @@ mod imp {
         {
             return Err(format!("{}: an HTTP location is read-only", remote.location.url));
         }
+        if let Some(remote) = &remote_output
+            && remote.location.is_bucket_root()
+        {
+            return Err(format!("{}: {}", remote.location.url, fastllm_store::BUCKET_ROOT));
+        }
         if remote_output.is_some() && (options.part.is_some() || options.finalize) {
             return Err(format!(
                 "{}: --part / --finalize write to a local or shared filesystem only for now; convert the parts \

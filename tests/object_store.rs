@@ -612,6 +612,20 @@ fn a_remote_output_may_not_overlap_its_remote_input() {
     assert!(stderr.contains("overlaps the input s3://runs/exp"), "{stderr}");
 }
 
+/// A bucket itself is never an output: with --force, replacing it would delete everything in it.
+#[test]
+fn a_bucket_itself_is_not_an_output() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    let dir = scratch("bucket-root");
+    for output in ["s3://models", "s3://models/"] {
+        let stderr = failed(&convert(
+            moto.port,
+            &["--force", "--from", "auto", "--to", "llama", s(&llama(&dir)), output],
+        ));
+        assert!(stderr.contains("not the bucket itself"), "{output}: {stderr}");
+    }
+}
+
 /// A static HTTP server of the files of `dir` on a loopback port: HEAD, GET and single-range
 /// GET (206), as a web server or a CDN in front of a bucket answers.
 fn serve_files(dir: PathBuf) -> u16 {

@@ -21,7 +21,7 @@ use std::future::Future;
 use std::path::PathBuf;
 
 pub use self::location::{Location, Retries, Scheme, is_remote};
-pub use self::publish::PublishOptions;
+pub use self::publish::{BUCKET_ROOT, PublishOptions};
 pub use self::read::{Fetched, RemoteFile};
 
 /// How much IO a transfer may have in flight: `concurrency` requests, each of at most

@@ -180,6 +180,12 @@ impl Location {
         })
     }
 
+    /// Whether this is a whole bucket (or container) rather than a prefix inside one: never an
+    /// output, since replacing it would replace everything the bucket holds.
+    pub fn is_bucket_root(&self) -> bool {
+        self.scheme != Scheme::Http && self.prefix.as_ref().is_empty()
+    }
+
     /// The key of file `name` of the checkpoint.
     pub(crate) fn key(&self, name: &str) -> KeyPath {
         self.prefix.parts().chain(KeyPath::from(name).parts()).collect()

@@ -41,6 +41,10 @@ use crate::{Location, Remote, StoreError};
 /// The files a reader opens first to load a checkpoint: written last.
 const MARKERS: [&str; 2] = ["config.json", "metadata.yaml"];
 
+/// Why a bucket (or container) itself is refused as an output.
+pub const BUCKET_ROOT: &str = "an output is a prefix inside a bucket (s3://bucket/models/name), not the bucket itself: \
+                               --force would replace every object the bucket holds";
+
 /// How [`Remote::publish`] treats an existing checkpoint.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PublishOptions {
@@ -74,6 +78,12 @@ impl Remote {
     /// location, documents last (see the module doc for what a reader sees meanwhile).
     pub fn publish(&self, dir: &Path, options: PublishOptions) -> Result<Published, StoreError> {
         let location = &self.location;
+        if location.is_bucket_root() {
+            return Err(StoreError::Refused {
+                url: location.url.clone(),
+                reason: BUCKET_ROOT.to_string(),
+            });
+        }
         let existing = self.list_all(location)?;
         if !existing.is_empty() && !options.force {
             return Err(StoreError::Refused {
