@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
-use fastllm_convert::config::{ModelKind, Value, load_base_model};
+
+mod support;
+
+use support::{file_contents as files, synthetic_llama};
 
 /// The emulator's well-known account and key (public, in Azure's documentation).
 const ACCOUNT: &str = "devstoreaccount1";
@@ -130,18 +132,6 @@ fn ok(output: &Output) {
     );
 }
 
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn local_to_azure_to_local_round_trips_bit_identical() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("azurite");
@@ -151,23 +141,7 @@ fn local_to_azure_to_local_round_trips_bit_identical() {
         return;
     };
     azurite.container("models");
-    let config = r#"{"hidden_size": 512, "embeddings": {"vocab_size": 8192},
-        "head": {"normalization": {"type": "rms_norm"}},
-        "decoder": {"num_blocks": 2, "block": {
-            "mixer": {"heads": 8, "head_groups": 4, "head_size": 64, "add_linear_biases": false,
-                      "rotary": {"type": "default"}},
-            "mlp": {"intermediate_size": 1024, "gated": true, "add_linear_biases": false},
-            "normalization": {"type": "rms_norm"}}}}"#;
-    let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(config).unwrap()).unwrap();
-    let hf = dir.join("hf");
-    write_synthetic_hf(
-        fastllm_convert::core::find("llama").unwrap(),
-        &config,
-        &hf,
-        "F32",
-        20_000_000,
-    )
-    .unwrap();
+    let hf = synthetic_llama(&dir, 512, 2, 20_000_000);
     let port = azurite.port;
     let reference = dir.join("reference");
     ok(&convert(

@@ -13,8 +13,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fastllm_convert::checkpoint::synthetic::{write_synthetic_distributed, write_synthetic_hf};
+mod support;
+
+use fastllm_convert::checkpoint::synthetic::write_synthetic_distributed;
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
+use support::synthetic_llama;
 
 /// A moto server on a free loopback port, killed when dropped.
 struct Moto {
@@ -287,27 +290,13 @@ fn content_length(head: &str) -> usize {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("object_store").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    support::scratch("object_store", name)
 }
 
 /// A synthetic Llama of about 50 MB in F32, in shards of 20 MB (so several multipart uploads
 /// of 5 MiB parts each).
 fn llama(dir: &Path) -> PathBuf {
-    let config = r#"{"hidden_size": 512, "embeddings": {"vocab_size": 8192},
-        "head": {"normalization": {"type": "rms_norm"}},
-        "decoder": {"num_blocks": 2, "block": {
-            "mixer": {"heads": 8, "head_groups": 4, "head_size": 64, "add_linear_biases": false,
-                      "rotary": {"type": "default"}},
-            "mlp": {"intermediate_size": 1024, "gated": true, "add_linear_biases": false},
-            "normalization": {"type": "rms_norm"}}}}"#;
-    let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(config).unwrap()).unwrap();
-    let handler = fastllm_convert::core::find("llama").unwrap();
-    let input = dir.join("hf");
-    write_synthetic_hf(handler, &config, &input, "F32", 20_000_000).unwrap();
-    input
+    synthetic_llama(dir, 512, 2, 20_000_000)
 }
 
 /// Runs `convert` with the S3 variables pointing at `port`.

@@ -4,30 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
-use fastllm_convert::config::{ModelKind, Value, load_base_model};
+mod support;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("parts").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use support::{file_contents as files, synthetic_llama};
 
 /// A synthetic Llama of about 30 MB in F32: five 8 MB shards at most.
 fn llama(dir: &Path) -> PathBuf {
-    let config = r#"{"hidden_size": 256, "embeddings": {"vocab_size": 8192},
-        "head": {"normalization": {"type": "rms_norm"}},
-        "decoder": {"num_blocks": 4, "block": {
-            "mixer": {"heads": 4, "head_groups": 2, "head_size": 64, "add_linear_biases": false,
-                      "rotary": {"type": "default"}},
-            "mlp": {"intermediate_size": 1024, "gated": true, "add_linear_biases": false},
-            "normalization": {"type": "rms_norm"}}}}"#;
-    let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(config).unwrap()).unwrap();
-    let handler = fastllm_convert::core::find("llama").unwrap();
-    let input = dir.join("hf");
-    write_synthetic_hf(handler, &config, &input, "F32", u64::MAX).unwrap();
-    input
+    synthetic_llama(dir, 256, 4, u64::MAX)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    support::scratch("parts", name)
 }
 
 fn convert(args: &[&str]) -> Output {
@@ -49,18 +36,6 @@ fn failed(output: &Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     stderr
-}
-
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 fn s(path: &Path) -> &str {

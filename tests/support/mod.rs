@@ -1,5 +1,5 @@
-//! Test support shared by the CLI safety tests: running the binary, scratch directories,
-//! directory snapshots, and editing safetensors files byte by byte.
+//! Test support shared by the CLI tests: running the binary, scratch directories, directory
+//! snapshots, synthetic checkpoints, and editing safetensors files byte by byte.
 #![allow(dead_code)]
 
 pub mod hostile;
@@ -158,4 +158,44 @@ impl Safetensors {
 /// A JSON list of ints.
 pub fn ints(values: &[i128]) -> Value {
     Value::List(values.iter().map(|&v| Value::Int(v)).collect())
+}
+
+/// A synthetic Llama HF checkpoint in `dir/hf`, F32, in shards of at most `max_shard_bytes`:
+/// `num_blocks` blocks of width `hidden_size` (heads of 64, two per key-value group), a vocabulary
+/// of 8192 and an MLP of 1024.
+pub fn synthetic_llama(dir: &Path, hidden_size: usize, num_blocks: usize, max_shard_bytes: u64) -> PathBuf {
+    let heads = hidden_size / 64;
+    let config = format!(
+        r#"{{"hidden_size": {hidden_size}, "embeddings": {{"vocab_size": 8192}},
+        "head": {{"normalization": {{"type": "rms_norm"}}}},
+        "decoder": {{"num_blocks": {num_blocks}, "block": {{
+            "mixer": {{"heads": {heads}, "head_groups": {groups}, "head_size": 64, "add_linear_biases": false,
+                      "rotary": {{"type": "default"}}}},
+            "mlp": {{"intermediate_size": 1024, "gated": true, "add_linear_biases": false}},
+            "normalization": {{"type": "rms_norm"}}}}}}}}"#,
+        groups = heads / 2
+    );
+    let config = fastllm_convert::config::load_base_model(
+        fastllm_convert::config::ModelKind::Gpt,
+        &Value::from_json_str(&config).unwrap(),
+    )
+    .unwrap();
+    let handler = fastllm_convert::core::find("llama").unwrap();
+    let input = dir.join("hf");
+    fastllm_convert::checkpoint::synthetic::write_synthetic_hf(handler, &config, &input, "F32", max_shard_bytes)
+        .unwrap();
+    input
+}
+
+/// The files directly in `dir` with their bytes, by name.
+pub fn file_contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
 }
