@@ -24,11 +24,15 @@ fn transposes(c: &mut Criterion) {
 }
 
 /// `--dtype`'s casts of 64 MiB of float32 weights (values of a trained model's scale), against
-/// copying the same bytes in memory.
+/// copying the same bytes in memory; and of 64 MiB of random bits (what `cargo xtask bench`'s
+/// synthetic checkpoints hold), where about one value in 65,536 overflows to an infinity.
 fn casts(c: &mut Criterion) {
     let n = 16 << 20;
     let input: Vec<u8> = (0..n as u32)
         .flat_map(|i| ((i.wrapping_mul(2_654_435_761) >> 8) as f32 * 1e-9 - 0.008).to_le_bytes())
+        .collect();
+    let random: Vec<u8> = (0..n as u64)
+        .flat_map(|i| ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32).to_le_bytes())
         .collect();
     let mut copy = vec![0u8; input.len()];
     let mut out = Vec::with_capacity(input.len());
@@ -41,6 +45,12 @@ fn casts(c: &mut Criterion) {
             b.iter(|| {
                 out.clear();
                 cast(&input, Source::Float(Dtype::F32), dtype, &mut out)
+            })
+        });
+        group.bench_function(format!("random bits to {}", dtype.safetensors()), |b| {
+            b.iter(|| {
+                out.clear();
+                cast(&random, Source::Float(Dtype::F32), dtype, &mut out)
             })
         });
     }

@@ -7,7 +7,7 @@
 pub fn transpose(input: &[u8], rows: usize, cols: usize, element: usize, out: &mut [u8]) {
     debug_assert_eq!(input.len(), rows * cols * element);
     debug_assert_eq!(out.len(), input.len());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = threads();
     if threads < 2 || input.len() < PARALLEL_BYTES || cols < 2 * TILE {
         return transpose_columns(input, rows, cols, element, 0, out);
     }
@@ -18,6 +18,13 @@ pub fn transpose(input: &[u8], rows: usize, cols: usize, element: usize, out: &m
             scope.spawn(move || transpose_columns(input, rows, cols, element, i * per_thread, chunk));
         }
     });
+}
+
+/// The cores this process may use, asked once: the answer reads cgroup files, a cost that showed
+/// in profiles when asked for every chunk of a cast.
+pub(crate) fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Below this size a transpose is not worth a thread.
