@@ -26,6 +26,7 @@ pub mod policy;
 pub use policy::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES};
 mod read;
 pub mod synthetic;
+mod writeback;
 pub mod writer;
 
 pub use error::CheckpointError;

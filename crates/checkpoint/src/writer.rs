@@ -11,6 +11,7 @@ use std::path::Path;
 
 pub use crate::policy::OutputDir;
 
+use crate::writeback::WriteBehind;
 use crate::{CheckpointError, dtype_size};
 
 /// A tensor to write: name, dtype (safetensors name) and shape.
@@ -104,7 +105,7 @@ pub fn write_safetensors(
     let (header_bytes, lengths) = safetensors_header(path, metadata, tensors)?;
     let file = File::create(path).map_err(|e| CheckpointError::io(path, e))?;
     let mut out = Counting {
-        inner: BufWriter::with_capacity(1 << 20, file),
+        inner: BufWriter::with_capacity(1 << 20, WriteBehind::new(file)),
         written: 0,
     };
     let io = |e| CheckpointError::io(path, e);
@@ -127,7 +128,8 @@ pub fn write_safetensors(
     let file = out
         .inner
         .into_inner()
-        .map_err(|e| CheckpointError::io(path, e.into_error()))?;
+        .map_err(|e| CheckpointError::io(path, e.into_error()))?
+        .into_inner();
     file.sync_all().map_err(io)?;
     readable_by_all(path)
 }

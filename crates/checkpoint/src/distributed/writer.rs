@@ -21,6 +21,7 @@ use fastllm_config::{Map, Value};
 use super::layout::{DistributedLayout, Placed, ShardKind, local_runs};
 use super::reader::rank_file;
 use crate::cast::{Dtype, Overflow, Source as CastSource, cast};
+use crate::writeback;
 use crate::writer::{OutputDir, TensorSpec, readable_by_all, safetensors_header};
 use crate::{CheckpointError, dtype_size};
 
@@ -176,6 +177,11 @@ impl DistributedWrite<'_> {
                                     // In chunks, each reported: a caller stops within one.
                                     for part in converted.chunks(WRITE_CHUNK) {
                                         write_at(&file.file, part, at_byte)?;
+                                        // To disk now, not all at the fsync (see `writeback`);
+                                        // small slices (norms, biases) are left to the fsync.
+                                        if part.len() >= writeback::SLICE {
+                                            writeback::start(&file.file, at_byte, part.len() as u64);
+                                        }
                                         at_byte += part.len() as u64;
                                         done += part.len() as u64;
                                         if progress(done, total).is_break() {
