@@ -140,6 +140,8 @@ fn weights_are_the_reference_s(name: &str) {
         reference.files.names().collect::<Vec<_>>(),
         "{name}: parameter set"
     );
+    // A reused buffer, longer than some parameters and full of another's bytes, is overwritten.
+    let mut reused = vec![0xA5; 1 << 12];
     for placed in checkpoint.parameters() {
         let parameter = &placed.parameter.name;
         let want = reference.files.get(&format!("{parameter}/weights")).unwrap();
@@ -150,6 +152,12 @@ fn weights_are_the_reference_s(name: &str) {
         );
         let got = checkpoint.read(parameter, "weights").unwrap();
         assert!(got == want.data, "{name}: {parameter}: bytes differ");
+        reused.fill(0xA5);
+        reused = checkpoint.read_reusing(parameter, "weights", reused).unwrap();
+        assert!(
+            reused == want.data,
+            "{name}: {parameter}: bytes differ in a reused buffer"
+        );
     }
 }
 

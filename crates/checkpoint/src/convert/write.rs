@@ -164,6 +164,9 @@ pub(crate) fn write_tensors(
                         return Ok(());
                     }
                     if cached.as_ref().is_none_or(|(p, _)| *p != parameter) {
+                        if let Some((_, old)) = cached.take() {
+                            input.recycle(old);
+                        }
                         cached = Some((parameter, input.bytes(parameter).map_err(std::io::Error::other)?));
                     }
                     let bytes = &cached.as_ref().expect("filled").1;
@@ -182,8 +185,11 @@ pub(crate) fn write_tensors(
                     let data = hf_part(bytes, shape, transform, output.part, output.parts, element);
                     sink.write_all(&data)?;
                     if output.part + 1 == output.parts {
-                        // The parameter is fully written: free its buffers and its input pages.
-                        cached = None;
+                        // The parameter is fully written: its buffer goes to the next one, its
+                        // input pages are freed.
+                        if let Some((_, done)) = cached.take() {
+                            input.recycle(done);
+                        }
                         input.release(parameter);
                     }
                     Ok(())

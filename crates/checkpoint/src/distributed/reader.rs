@@ -147,9 +147,9 @@ impl DistributedCheckpoint {
 
     /// Reassembles parameter `name` of shard `shard` into `out` (its global tensor, row-major,
     /// `parameter_bytes` long), copying from the mapped rank files; the pages read are released
-    /// afterwards, so memory stays at one tensor.
+    /// afterwards, so memory stays at one tensor. Every byte of `out` is written.
     pub fn read_into(&self, name: &str, shard: &str, out: &mut [u8]) -> Result<(), CheckpointError> {
-        let pieces = self.pieces(name, shard)?;
+        let pieces = self.covering_pieces(name, shard)?;
         let expected = self.parameter_bytes(name).unwrap_or(0);
         if out.len() != expected {
             return Err(DistributedError::OutputSize {
@@ -175,29 +175,46 @@ impl DistributedCheckpoint {
     /// released as they are written. An unknown parameter or shard is an [`std::io::Error`]
     /// wrapping the [`CheckpointError`] that [`Self::read_into`] returns.
     pub fn write_to(&self, name: &str, shard: &str, out: &mut dyn Write) -> std::io::Result<()> {
-        let mut pieces = self.pieces(name, shard).map_err(std::io::Error::other)?;
-        pieces.sort_by_key(|piece| piece.target);
-        let mut next = 0;
+        let pieces = self.covering_pieces(name, shard).map_err(std::io::Error::other)?;
+        let element = dtype_size(self.dtype()).unwrap_or(1);
         for piece in &pieces {
-            // The pieces cover the tensor exactly once: sorted, each starts where the last ended.
-            if piece.target != next {
-                return Err(std::io::Error::other(CheckpointError::from(
-                    DistributedError::Placement {
-                        path: self.dir.join("metadata.yaml"),
-                        parameter: name.to_string(),
-                        message: format!("its pieces leave elements {next}..{} uncovered", piece.target),
-                    },
-                )));
-            }
-            let element = dtype_size(self.dtype()).unwrap_or(1);
             for run in runs(piece, element) {
                 out.write_all(self.piece_data(&run, shard).map_err(std::io::Error::other)?)?;
                 self.release_piece(&run, shard);
             }
-            next = piece.target + piece.len;
         }
         self.release_spans(&pieces, shard);
         Ok(())
+    }
+
+    /// [`Self::pieces`] in the order of the tensor, checked to cover each of its elements exactly
+    /// once (so a reassembly leaves no byte of its buffer unwritten).
+    fn covering_pieces(&self, name: &str, shard: &str) -> Result<Vec<Piece>, CheckpointError> {
+        let mut pieces = self.pieces(name, shard)?;
+        pieces.sort_by_key(|piece| piece.target);
+        let elements = self.parameter_bytes(name).unwrap_or(0) / dtype_size(self.dtype()).unwrap_or(1);
+        let mut next = 0;
+        for end in pieces
+            .iter()
+            .map(|piece| (piece.target, piece.target + piece.len))
+            .chain([(elements, elements)])
+        {
+            if end.0 != next {
+                let (from, to) = (next.min(end.0), next.max(end.0));
+                return Err(DistributedError::Placement {
+                    path: self.dir.join("metadata.yaml"),
+                    parameter: name.to_string(),
+                    message: if end.0 > next {
+                        format!("its pieces leave elements {from}..{to} uncovered")
+                    } else {
+                        format!("its pieces cover elements {from}..{to} twice")
+                    },
+                }
+                .into());
+            }
+            next = end.1;
+        }
+        Ok(pieces)
     }
 
     /// The copies that rebuild parameter `name` of shard `shard`, after checking both exist and
@@ -294,9 +311,19 @@ impl DistributedCheckpoint {
 
     /// Reassembles parameter `name` of shard `shard` into a new buffer (see [`Self::read_into`]).
     pub fn read(&self, name: &str, shard: &str) -> Result<Vec<u8>, CheckpointError> {
-        let mut out = vec![0; self.parameter_bytes(name).unwrap_or(0)];
-        self.read_into(name, shard, &mut out)?;
-        Ok(out)
+        self.read_reusing(name, shard, Vec::new())
+    }
+
+    /// [`Self::read`] into `buffer`, whose memory is reused: a conversion passes each parameter's
+    /// buffer on to the next, sparing the page faults of a fresh allocation (a tenth of a
+    /// distributed export's time in profiles). Its old bytes are all overwritten.
+    pub fn read_reusing(&self, name: &str, shard: &str, mut buffer: Vec<u8>) -> Result<Vec<u8>, CheckpointError> {
+        let len = self.parameter_bytes(name).unwrap_or(0);
+        // No zeroing of reused bytes: `read_into` writes every one.
+        buffer.truncate(len);
+        buffer.resize(len, 0);
+        self.read_into(name, shard, &mut buffer)?;
+        Ok(buffer)
     }
 
     /// Checks rank `rank`'s file: the rank its header says it is, its tensors, their sizes and

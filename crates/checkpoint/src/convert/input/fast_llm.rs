@@ -102,6 +102,7 @@ impl InputLayout for FastLlmInput {
             listing: "metadata.yaml",
             limits: limits(&checkpoint.files),
             storage: Storage::Files(checkpoint.files),
+            spare: Default::default(),
         })
     }
 }

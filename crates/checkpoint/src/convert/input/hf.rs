@@ -111,6 +111,7 @@ impl InputLayout for HfInput {
             listing,
             limits,
             storage: Storage::Files(checkpoint.files),
+            spare: Default::default(),
         })
     }
 }

@@ -88,6 +88,8 @@ pub(crate) struct Input {
     /// What the input holds, bounding the output plan.
     pub limits: PlanLimits,
     storage: Storage,
+    /// The buffer of a parameter already written, handed back by [`Input::recycle`] for the next.
+    spare: std::sync::Mutex<Vec<u8>>,
 }
 
 /// Where an input's bytes are.
@@ -128,7 +130,18 @@ impl Input {
                     &source.dtype,
                 ))
             }
-            Storage::Distributed { checkpoint, shard } => Ok(Cow::Owned(checkpoint.read(name, shard)?)),
+            Storage::Distributed { checkpoint, shard } => {
+                let spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
+                Ok(Cow::Owned(checkpoint.read_reusing(name, shard, spare)?))
+            }
+        }
+    }
+
+    /// Takes back the bytes [`Input::bytes`] returned, once written: an owned buffer is reused by
+    /// the next parameter read.
+    pub fn recycle(&self, bytes: Cow<'_, [u8]>) {
+        if let Cow::Owned(buffer) = bytes {
+            *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = buffer;
         }
     }
 
