@@ -137,10 +137,10 @@ impl Input {
         }
     }
 
-    /// Takes back the bytes [`Input::bytes`] returned, once written: an owned buffer is reused by
-    /// the next parameter read.
+    /// Takes back the bytes [`Input::bytes`] returned, once written: a distributed input reuses
+    /// its buffer for the next parameter (other inputs build theirs by transform, and drop it).
     pub fn recycle(&self, bytes: Cow<'_, [u8]>) {
-        if let Cow::Owned(buffer) = bytes {
+        if let (Cow::Owned(buffer), Storage::Distributed { .. }) = (bytes, &self.storage) {
             *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = buffer;
         }
     }
