@@ -253,13 +253,14 @@ impl DistributedCheckpoint {
         }
     }
 
+
     /// The bytes of `piece` in its rank file's `<shard>_shard`.
     fn piece_data(&self, piece: &Piece, shard: &str) -> Result<&[u8], CheckpointError> {
         let element = dtype_size(self.dtype()).unwrap_or(1);
         let file = &self.files[piece.rank];
         let tensor = shard_tensor(shard);
         // Checked when opened: present, with the size the layout implies.
-        let Some((_, bytes)) = file.tensor(&tensor) else {
+        let Some((meta, bytes)) = file.tensor(&tensor) else {
             return Err(DistributedError::MissingShard {
                 path: self.dir.join(&file.name),
                 tensor,
@@ -267,7 +268,11 @@ impl DistributedCheckpoint {
             }
             .into());
         };
-        Ok(&bytes[piece.offset * element..(piece.offset + piece.len) * element])
+        let (start, end) = (piece.offset * element, (piece.offset + piece.len) * element);
+        if end - start >= POPULATE_BYTES {
+            file.populate(meta.start + start, meta.start + end);
+        }
+        Ok(&bytes[start..end])
     }
 
     /// Drops from resident memory, in each rank file, the span `pieces` were read from and
@@ -565,6 +570,9 @@ fn check_version(metadata: &Map) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A piece at least this large is mapped in one call before it is read.
+const POPULATE_BYTES: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
