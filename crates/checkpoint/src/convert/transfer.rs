@@ -62,44 +62,65 @@ pub(crate) fn to_fast_llm<'a>(
     }
 }
 
-/// Part `i` of the `parts` HF tensors of a Fast-LLM parameter (export direction). `shape` is the
-/// Fast-LLM shape, but the HF shape for [`Transform::TransposeExperts`].
-pub(crate) fn hf_part<'a>(
-    fast_llm: &'a [u8],
-    shape: &[usize],
-    transform: Transform,
-    i: usize,
-    parts: usize,
-    element: usize,
-) -> Cow<'a, [u8]> {
-    match transform {
-        Transform::Copy | Transform::Reshape => Cow::Borrowed(fast_llm),
-        Transform::Concat => {
-            let len = fast_llm.len() / parts;
-            Cow::Borrowed(&fast_llm[i * len..(i + 1) * len])
+/// Which HF tensor of a Fast-LLM parameter to make (export direction), and how.
+pub(crate) struct HfPart<'s> {
+    /// The Fast-LLM shape, but the HF shape for [`Transform::TransposeExperts`].
+    pub shape: &'s [usize],
+    pub transform: Transform,
+    /// Which of the `parts` HF tensors.
+    pub index: usize,
+    pub parts: usize,
+    /// Bytes per element.
+    pub element: usize,
+}
+
+impl HfPart<'_> {
+    /// The part's bytes: borrowed from `fast_llm` when they are a slice of it, else transposed
+    /// into `scratch`, whose memory the next transposed part reuses (no fresh pages to fault in
+    /// for every layer's projection).
+    pub(crate) fn bytes<'a>(&self, fast_llm: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+        let &HfPart {
+            shape,
+            transform,
+            index: i,
+            parts,
+            element,
+        } = self;
+        // Every byte of a transpose's output is written: no zeroing of reused memory.
+        fn fill(scratch: &mut Vec<u8>, len: usize) -> &mut [u8] {
+            scratch.truncate(len);
+            scratch.resize(len, 0);
+            scratch
         }
-        Transform::Transpose => {
-            let mut out = vec![0; fast_llm.len()];
-            transpose(fast_llm, shape[0], shape[1], element, &mut out);
-            Cow::Owned(out)
-        }
-        Transform::TransposeConcat => {
-            let len = fast_llm.len() / parts;
-            let slice = &fast_llm[i * len..(i + 1) * len];
-            let mut out = vec![0; len];
-            transpose(slice, shape[0] / parts, shape[1], element, &mut out);
-            Cow::Owned(out)
-        }
-        Transform::TransposeExperts => {
-            // `shape` is the HF shape [E, H, I]; each Fast-LLM block is [I, H].
-            let (experts, rows, cols) = (shape[0], shape[1], shape[2]);
-            let block = rows * cols * element;
-            let mut out = vec![0; fast_llm.len()];
-            for e in 0..experts {
-                let range = e * block..(e + 1) * block;
-                transpose(&fast_llm[range.clone()], cols, rows, element, &mut out[range]);
+        match transform {
+            Transform::Copy | Transform::Reshape => fast_llm,
+            Transform::Concat => {
+                let len = fast_llm.len() / parts;
+                &fast_llm[i * len..(i + 1) * len]
             }
-            Cow::Owned(out)
+            Transform::Transpose => {
+                let out = fill(scratch, fast_llm.len());
+                transpose(fast_llm, shape[0], shape[1], element, out);
+                out
+            }
+            Transform::TransposeConcat => {
+                let len = fast_llm.len() / parts;
+                let slice = &fast_llm[i * len..(i + 1) * len];
+                let out = fill(scratch, len);
+                transpose(slice, shape[0] / parts, shape[1], element, out);
+                out
+            }
+            Transform::TransposeExperts => {
+                // `shape` is the HF shape [E, H, I]; each Fast-LLM block is [I, H].
+                let (experts, rows, cols) = (shape[0], shape[1], shape[2]);
+                let block = rows * cols * element;
+                let out = fill(scratch, fast_llm.len());
+                for e in 0..experts {
+                    let range = e * block..(e + 1) * block;
+                    transpose(&fast_llm[range.clone()], cols, rows, element, &mut out[range]);
+                }
+                out
+            }
         }
     }
 }
@@ -149,8 +170,17 @@ mod tests {
         } else {
             &fast_llm_shape
         };
+        // One scratch buffer for every part, as an export uses it: dirty, and of another size.
+        let mut scratch = vec![0xA5; 7];
         for (i, part) in data.iter().enumerate() {
-            let back = hf_part(&fast_llm, shape, transform, i, data.len(), 2);
+            let hf = HfPart {
+                shape,
+                transform,
+                index: i,
+                parts: data.len(),
+                element: 2,
+            };
+            let back = hf.bytes(&fast_llm, &mut scratch);
             assert!(back == part.as_slice(), "part {i}");
         }
     }

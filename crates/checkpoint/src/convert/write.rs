@@ -11,7 +11,7 @@ use fastllm_core::weights::{Transform, elements};
 
 use super::input::Input;
 use super::plan::OutputTensor;
-use super::transfer::{element, hf_part};
+use super::transfer::{HfPart, element};
 use super::{ConversionError, Options, Output};
 use crate::CheckpointError;
 use crate::cast::CastWriter;
@@ -131,6 +131,8 @@ pub(crate) fn write_tensors(
     }
     let mut stopped = false;
     let mut overflowed = Vec::new();
+    // The transposed parts' buffer, reused from one to the next.
+    let mut transposed = Vec::new();
     for (file, range) in files {
         let mut cached: Option<(&str, Cow<[u8]>)> = None;
         let written = write_safetensors(
@@ -182,8 +184,14 @@ pub(crate) fn write_tensors(
                     } else {
                         &output.fast_llm_shape
                     };
-                    let data = hf_part(bytes, shape, transform, output.part, output.parts, element);
-                    sink.write_all(&data)?;
+                    let part = HfPart {
+                        shape,
+                        transform,
+                        index: output.part,
+                        parts: output.parts,
+                        element,
+                    };
+                    sink.write_all(part.bytes(bytes, &mut transposed))?;
                     if output.part + 1 == output.parts {
                         // The parameter is fully written: its buffer goes to the next one, its
                         // input pages are freed.

@@ -253,7 +253,6 @@ impl DistributedCheckpoint {
         }
     }
 
-
     /// The bytes of `piece` in its rank file's `<shard>_shard`.
     fn piece_data(&self, piece: &Piece, shard: &str) -> Result<&[u8], CheckpointError> {
         let element = dtype_size(self.dtype()).unwrap_or(1);
