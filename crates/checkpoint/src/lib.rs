@@ -17,6 +17,7 @@ mod carry;
 pub mod cast;
 pub mod companions;
 pub mod convert;
+mod direct;
 pub mod distributed;
 mod error;
 mod header;

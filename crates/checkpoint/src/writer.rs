@@ -5,13 +5,12 @@
 //! is single-threaded, and creates its file through a temporary file with mode 0600.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 pub use crate::policy::OutputDir;
 
-use crate::writeback::WriteBehind;
+use crate::direct::SequentialFile;
 use crate::{CheckpointError, dtype_size};
 
 /// A tensor to write: name, dtype (safetensors name) and shape.
@@ -103,9 +102,9 @@ pub fn write_safetensors(
     mut fill: impl FnMut(usize, &mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), CheckpointError> {
     let (header_bytes, lengths) = safetensors_header(path, metadata, tensors)?;
-    let file = File::create(path).map_err(|e| CheckpointError::io(path, e))?;
+    let file = SequentialFile::create(path).map_err(|e| CheckpointError::io(path, e))?;
     let mut out = Counting {
-        inner: BufWriter::with_capacity(1 << 20, WriteBehind::new(file)),
+        inner: file,
         written: 0,
     };
     let io = |e| CheckpointError::io(path, e);
@@ -125,11 +124,7 @@ pub fn write_safetensors(
             ));
         }
     }
-    let file = out
-        .inner
-        .into_inner()
-        .map_err(|e| CheckpointError::io(path, e.into_error()))?
-        .into_inner();
+    let file = out.inner.finish().map_err(io)?;
     file.sync_all().map_err(io)?;
     readable_by_all(path)
 }
