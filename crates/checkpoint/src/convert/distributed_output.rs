@@ -9,6 +9,7 @@
 //! `metadata` (`completed_steps`, the optimizer's step, ...); the optimizer's shards with
 //! `--optimizer-state`, as Fast-LLM's own `convert` writes the weights alone otherwise.
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -301,7 +302,8 @@ impl ShardSource for InputShards<'_> {
         })
     }
 
-    fn release(&self, parameter: &str) {
+    fn release(&self, parameter: &str, bytes: Cow<'_, [u8]>) {
+        self.input.recycle(bytes);
         self.input.release(parameter);
         for shard in &self.shards[1..] {
             self.input.release_state(parameter, shard);

@@ -31,8 +31,9 @@ use crate::{CheckpointError, dtype_size};
 pub trait ShardSource {
     fn tensor(&self, parameter: &str, shard: &str) -> Result<SourceTensor<'_>, CheckpointError>;
 
-    /// Called once `parameter`'s bytes of a shard are written: a source may drop its pages.
-    fn release(&self, _parameter: &str) {}
+    /// Called once `parameter`'s bytes of a shard are written, with the bytes `tensor` gave: a
+    /// source may drop its pages and reuse its buffer.
+    fn release(&self, _parameter: &str, _bytes: Cow<'_, [u8]>) {}
 }
 
 /// A global tensor given to the writer.
@@ -207,8 +208,7 @@ impl DistributedWrite<'_> {
                                 ),
                             ));
                         }
-                        drop(bytes);
-                        source.release(name);
+                        source.release(name, bytes);
                     }
                 }
             }

@@ -131,10 +131,14 @@ impl Input {
                 ))
             }
             Storage::Distributed { checkpoint, shard } => {
-                let spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
-                Ok(Cow::Owned(checkpoint.read_reusing(name, shard, spare)?))
+                Ok(Cow::Owned(checkpoint.read_reusing(name, shard, self.take_spare())?))
             }
         }
+    }
+
+    /// The buffer [`Input::recycle`] kept, or a new one.
+    fn take_spare(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Takes back the bytes [`Input::bytes`] returned, once written: a distributed input reuses
@@ -196,7 +200,9 @@ impl Input {
                     )),
                 }
             }
-            Storage::Distributed { checkpoint, .. } => Ok(Cow::Owned(checkpoint.read(name, shard)?)),
+            Storage::Distributed { checkpoint, .. } => {
+                Ok(Cow::Owned(checkpoint.read_reusing(name, shard, self.take_spare())?))
+            }
         }
     }
 
