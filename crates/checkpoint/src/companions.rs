@@ -181,8 +181,7 @@ mod tests {
 
     #[test]
     fn sorts_a_directory() {
-        let dir = std::env::temp_dir().join(format!("fastllm-companions-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch::scratch("companions", "listed");
         std::fs::create_dir_all(dir.join("original")).unwrap();
         for name in [
             "config.json",
@@ -207,8 +206,7 @@ mod tests {
     #[test]
     fn what_is_not_copied_is_described_truly() {
         use std::os::unix::fs::symlink;
-        let root = std::env::temp_dir().join(format!("fastllm-companions-kinds-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = crate::scratch::scratch("companions", "kinds");
         let dir = root.join("in");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(root.join("secret"), "token").unwrap();
@@ -261,9 +259,7 @@ mod tests {
 
     #[test]
     fn a_companion_past_the_limit_is_not_copied() {
-        let dir = std::env::temp_dir().join(format!("fastllm-companions-huge-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::scratch("companions", "huge");
         // Sparse: a terabyte on paper, nothing on disk.
         let file = std::fs::File::create(dir.join("LICENSE")).unwrap();
         file.set_len(1 << 40).unwrap();

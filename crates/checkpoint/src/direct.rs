@@ -277,8 +277,7 @@ mod tests {
         #[values(0, 1, 4095, 4096, 4097, (4 << 20) - 1, 4 << 20, (4 << 20) + 1, (8 << 20) + 12_345)] len: usize,
         #[values(true, false)] direct: bool,
     ) {
-        let dir = std::env::temp_dir().join(format!("fastllm-direct-{}-{len}-{direct}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::scratch("direct", &format!("{len}-{direct}"));
         let path = dir.join("file");
         let bytes: Vec<u8> = (0..len as u32).map(|i| (i % 251) as u8 + 1).collect();
         let mut file = if direct {

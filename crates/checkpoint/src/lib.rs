@@ -26,6 +26,8 @@ mod naming;
 pub mod policy;
 pub use policy::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES};
 mod read;
+#[cfg(test)]
+mod scratch;
 pub mod synthetic;
 mod writeback;
 pub mod writer;

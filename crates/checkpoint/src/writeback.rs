@@ -83,8 +83,7 @@ mod tests {
 
     #[test]
     fn a_file_written_behind_holds_every_byte_and_asks_per_window() {
-        let dir = std::env::temp_dir().join(format!("fastllm-writeback-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::scratch("writeback", "file");
         let path = dir.join("file");
         let bytes: Vec<u8> = (0..(2 * WINDOW + 12345) as u32).map(|i| (i % 251) as u8).collect();
         let mut out = WriteBehind::new(File::create(&path).unwrap());

@@ -489,12 +489,7 @@ mod tests {
     use rstest::rstest;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("fastllm-output-{}", std::process::id()))
-            .join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::scratch::scratch("output", name)
     }
 
     fn entries(dir: &Path) -> Vec<String> {

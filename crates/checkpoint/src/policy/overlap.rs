@@ -123,10 +123,7 @@ mod tests {
     use rstest::rstest;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("fastllm-paths-{}", std::process::id()))
-            .join(name);
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch::scratch("paths", name);
         std::fs::create_dir_all(dir.join("in/deep")).unwrap();
         std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
         #[cfg(unix)]

@@ -412,10 +412,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("fastllm-policy-read-{}", std::process::id()))
-            .join(name);
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch::scratch("policy-read", name);
         std::fs::create_dir_all(dir.join("in")).unwrap();
         dir
     }
