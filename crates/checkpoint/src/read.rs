@@ -206,6 +206,16 @@ impl FileSet {
         file.release(meta.start, meta.end);
     }
 
+    /// Drops bytes `range` of tensor `name` (offsets within the tensor) from resident memory: a
+    /// tensor streamed in parts holds one part at a time.
+    pub fn release_part(&self, name: &str, range: std::ops::Range<usize>) {
+        let Some(&position) = self.index.get(name) else { return };
+        let file = &self.files[position];
+        let meta = &file.tensors[name];
+        let end = (meta.start + range.end).min(meta.end);
+        file.release(meta.start + range.start, end);
+    }
+
     /// Number of tensors.
     pub fn len(&self) -> usize {
         self.index.len()

@@ -13,53 +13,70 @@ pub(crate) fn element(dtype: &str) -> usize {
     dtype_size(dtype).unwrap_or(1)
 }
 
-/// The Fast-LLM parameter of shape `shape` made of HF tensors `parts` (import direction).
-pub(crate) fn to_fast_llm<'a>(
-    parts: &[TensorRef<'a>],
-    shape: &[usize],
-    transform: Transform,
-    dtype: &str,
-) -> Cow<'a, [u8]> {
-    let concatenated = || {
-        let mut out = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
-        for part in parts {
-            out.extend_from_slice(part.data);
-        }
-        out
-    };
-    match transform {
-        Transform::Copy | Transform::Reshape => Cow::Borrowed(parts[0].data),
-        Transform::Concat => Cow::Owned(concatenated()),
-        Transform::Transpose => {
-            let data = parts[0].data;
-            let mut out = vec![0; data.len()];
-            // The HF tensor is [shape[1], shape[0]].
-            transpose(data, shape[1], shape[0], element(dtype), &mut out);
-            Cow::Owned(out)
-        }
-        Transform::TransposeExperts => {
-            let tensor = &parts[0];
-            let (experts, rows, cols) = (tensor.shape[0], tensor.shape[1], tensor.shape[2]);
-            let element = element(dtype);
-            let block = rows * cols * element;
-            let mut out = vec![0; tensor.data.len()];
-            for e in 0..experts {
-                let range = e * block..(e + 1) * block;
-                transpose(&tensor.data[range.clone()], rows, cols, element, &mut out[range]);
+/// How a Fast-LLM parameter is made of HF tensors (import direction).
+pub(crate) struct FastLlmParameter<'s> {
+    /// The Fast-LLM shape.
+    pub shape: &'s [usize],
+    pub transform: Transform,
+    /// The HF tensors' dtype.
+    pub dtype: &'s str,
+}
+
+impl FastLlmParameter<'_> {
+    /// The parameter's bytes from the HF tensors `parts`: borrowed when they are one tensor's
+    /// bytes as they are, else built in `buffer`, whose memory is reused (a transpose into fresh
+    /// pages spent a quarter of an import's CPU zeroing them).
+    pub(crate) fn bytes<'a>(&self, parts: &[TensorRef<'a>], mut buffer: Vec<u8>) -> Cow<'a, [u8]> {
+        let &FastLlmParameter {
+            shape,
+            transform,
+            dtype,
+        } = self;
+        let element = element(dtype);
+        buffer.clear();
+        match transform {
+            Transform::Copy | Transform::Reshape => return Cow::Borrowed(parts[0].data),
+            Transform::Concat => {
+                for part in parts {
+                    buffer.extend_from_slice(part.data);
+                }
             }
-            Cow::Owned(out)
-        }
-        Transform::TransposeConcat => {
-            let rows = shape[0] / parts.len();
-            let mut out = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
-            for part in parts {
-                let mut block = vec![0; part.data.len()];
-                transpose(part.data, shape[1], rows, element(dtype), &mut block);
-                out.extend_from_slice(&block);
+            Transform::Transpose => {
+                let data = parts[0].data;
+                // The HF tensor is [shape[1], shape[0]].
+                transpose(data, shape[1], shape[0], element, fill(&mut buffer, data.len()));
             }
-            Cow::Owned(out)
+            Transform::TransposeExperts => {
+                let tensor = &parts[0];
+                let (experts, rows, cols) = (tensor.shape[0], tensor.shape[1], tensor.shape[2]);
+                let block = rows * cols * element;
+                let out = fill(&mut buffer, tensor.data.len());
+                for e in 0..experts {
+                    let range = e * block..(e + 1) * block;
+                    transpose(&tensor.data[range.clone()], rows, cols, element, &mut out[range]);
+                }
+            }
+            Transform::TransposeConcat => {
+                let rows = shape[0] / parts.len();
+                let out = fill(&mut buffer, parts.iter().map(|p| p.data.len()).sum());
+                let mut at = 0;
+                for part in parts {
+                    let len = part.data.len();
+                    transpose(part.data, shape[1], rows, element, &mut out[at..at + len]);
+                    at += len;
+                }
+            }
         }
+        Cow::Owned(buffer)
     }
+}
+
+/// `buffer` resized to `len` bytes, to be overwritten whole: a transpose writes every byte, so
+/// reused memory is not zeroed first.
+fn fill(buffer: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    buffer.truncate(len);
+    buffer.resize(len, 0);
+    buffer
 }
 
 /// Which HF tensor of a Fast-LLM parameter to make (export direction), and how.
@@ -86,12 +103,6 @@ impl HfPart<'_> {
             parts,
             element,
         } = self;
-        // Every byte of a transpose's output is written: no zeroing of reused memory.
-        fn fill(scratch: &mut Vec<u8>, len: usize) -> &mut [u8] {
-            scratch.truncate(len);
-            scratch.resize(len, 0);
-            scratch
-        }
         match transform {
             Transform::Copy | Transform::Reshape => fast_llm,
             Transform::Concat => {
@@ -164,7 +175,13 @@ mod tests {
                 file: "f",
             })
             .collect();
-        let fast_llm = to_fast_llm(&parts, &fast_llm_shape, transform, "BF16");
+        let import = FastLlmParameter {
+            shape: &fast_llm_shape,
+            transform,
+            dtype: "BF16",
+        };
+        // Built in a dirty buffer of another size, as an import reuses one.
+        let fast_llm = import.bytes(&parts, vec![0xA5; 5]);
         let shape = if transform == Transform::TransposeExperts {
             &hf_shapes[0]
         } else {
@@ -196,7 +213,12 @@ mod tests {
             data: &hf,
             file: "f",
         };
-        let fast_llm = to_fast_llm(&[part], &[3, 2], Transform::Transpose, "BF16");
+        let import = FastLlmParameter {
+            shape: &[3, 2],
+            transform: Transform::Transpose,
+            dtype: "BF16",
+        };
+        let fast_llm = import.bytes(&[part], Vec::new());
         let elements: Vec<u16> = fast_llm.chunks(2).map(|e| u16::from_le_bytes([e[0], e[1]])).collect();
         assert_eq!(elements, [0, 3, 1, 4, 2, 5]);
     }

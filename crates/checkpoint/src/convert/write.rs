@@ -170,7 +170,12 @@ pub(crate) fn write_tensors(
                         if let Some((_, old)) = cached.take() {
                             input.recycle(old);
                         }
-                        cached = Some((parameter, input.bytes(parameter).map_err(std::io::Error::other)?));
+                        let bytes = input.bytes(parameter).map_err(std::io::Error::other)?;
+                        if matches!(bytes, Cow::Owned(_)) {
+                            // Built in a buffer of its own: the input's pages are not read again.
+                            input.release(parameter);
+                        }
+                        cached = Some((parameter, bytes));
                     }
                     let bytes = &cached.as_ref().expect("filled").1;
                     // Fast-LLM outputs are the Fast-LLM bytes; HF outputs apply the export transform.

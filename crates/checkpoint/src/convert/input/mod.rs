@@ -103,6 +103,9 @@ enum Storage {
     },
 }
 
+/// The bytes of a streamed input tensor written between two releases of its pages.
+const STREAM_PART: usize = 16 << 20;
+
 /// How to get one Fast-LLM parameter from the input.
 pub(crate) struct Source {
     /// Input tensor names it is made of.
@@ -123,12 +126,12 @@ impl Input {
                     .iter()
                     .map(|input| files.get(input).expect("checked"))
                     .collect();
-                Ok(transfer::to_fast_llm(
-                    &parts,
-                    &source.shape,
-                    source.transform,
-                    &source.dtype,
-                ))
+                let parameter = transfer::FastLlmParameter {
+                    shape: &source.shape,
+                    transform: source.transform,
+                    dtype: &source.dtype,
+                };
+                Ok(parameter.bytes(&parts, self.take_spare()))
             }
             Storage::Distributed { checkpoint, shard } => {
                 Ok(Cow::Owned(checkpoint.read_reusing(name, shard, self.take_spare())?))
@@ -141,10 +144,10 @@ impl Input {
         std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Takes back the bytes [`Input::bytes`] returned, once written: a distributed input reuses
-    /// its buffer for the next parameter (other inputs build theirs by transform, and drop it).
+    /// Takes back the bytes [`Input::bytes`] returned, once written: a buffer it built (a
+    /// reassembly, a concatenation, a transpose) is reused for the next parameter it builds.
     pub fn recycle(&self, bytes: Cow<'_, [u8]>) {
-        if let (Cow::Owned(buffer), Storage::Distributed { .. }) = (bytes, &self.storage) {
+        if let Cow::Owned(buffer) = bytes {
             *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = buffer;
         }
     }
@@ -163,7 +166,13 @@ impl Input {
                     return Ok(false);
                 }
                 for input in &source.inputs {
-                    sink.write_all(files.get(input).expect("checked").data)?;
+                    // A part at a time, each part's pages dropped once written: a streamed tensor
+                    // is never resident whole.
+                    let data = files.get(input).expect("checked").data;
+                    for (i, part) in data.chunks(STREAM_PART).enumerate() {
+                        sink.write_all(part)?;
+                        files.release_part(input, i * STREAM_PART..i * STREAM_PART + part.len());
+                    }
                     files.release(input);
                 }
             }
