@@ -25,6 +25,7 @@ mod naming;
 pub mod policy;
 pub use policy::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES};
 mod read;
+pub mod source;
 pub mod synthetic;
 pub mod writer;
 

@@ -23,6 +23,17 @@ pub struct RemoteFile {
     pub size: u64,
 }
 
+/// Why [`Remote::read_parts`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PartsError {
+    /// A request failed or came back short.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The sink refused a part.
+    #[error(transparent)]
+    Sink(std::io::Error),
+}
+
 /// What [`Remote::fetch`] transferred.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fetched {
@@ -109,6 +120,46 @@ impl Remote {
         Ok(header)
     }
 
+    /// Hands bytes `range` of `file` to `sink` in order, in parts of at most `part_bytes`, each
+    /// fetched by its own ranged GET: at most `concurrency` requests in flight (they go on while
+    /// `sink` writes), so at most `concurrency × part_bytes` bytes held, whatever the range.
+    pub fn read_parts(
+        &self,
+        file: &RemoteFile,
+        range: Range<u64>,
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), PartsError> {
+        let part = self.limits.part_bytes as u64;
+        let parts = (range.start..range.end)
+            .step_by(self.limits.part_bytes)
+            .map(move |start| start..(start + part).min(range.end));
+        let location = &self.location;
+        self.block_on(async {
+            let mut parts = futures::stream::iter(parts)
+                .map(|part| {
+                    // Spawned, so that a request goes on while the caller's sink runs.
+                    let (store, key) = (location.store.clone(), location.key(&file.name));
+                    let url = location.url_of(&file.name);
+                    let request = tokio::spawn(async move { checked_range(store, &key, part).await });
+                    async move {
+                        match request.await {
+                            Ok(result) => result.map_err(|e| e.at(location, url)),
+                            Err(joined) => Err(StoreError::Request {
+                                url,
+                                action: "reading",
+                                source: Box::new(object_store::Error::JoinError { source: joined }),
+                            }),
+                        }
+                    }
+                })
+                .buffered(self.limits.concurrency);
+            while let Some(bytes) = parts.next().await {
+                sink(&bytes?).map_err(PartsError::Sink)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Downloads `files` into directory `dir` (which must not hold them yet) by concurrent
     /// ranged GETs of at most `part_bytes`, at most `concurrency` at once, each written in
     /// place as it arrives.
@@ -162,16 +213,46 @@ impl Remote {
 
 async fn get_range(remote: &Remote, file: &RemoteFile, range: Range<u64>) -> Result<Bytes, StoreError> {
     let location = &remote.location;
-    let expected = range.end - range.start;
-    let bytes = location
-        .store
-        .get_range(&location.key(&file.name), range)
+    checked_range(location.store.clone(), &location.key(&file.name), range)
         .await
-        .map_err(|e| StoreError::request(location, location.url_of(&file.name), "reading", e))?;
+        .map_err(|e| e.at(location, location.url_of(&file.name)))
+}
+
+/// A failed ranged GET, before it is told which URL it was.
+enum RangeFailure {
+    Request(object_store::Error),
+    Short { range: Range<u64>, found: u64 },
+}
+
+impl RangeFailure {
+    fn at(self, location: &crate::Location, url: String) -> StoreError {
+        match self {
+            RangeFailure::Request(e) => StoreError::request(location, url, "reading", e),
+            RangeFailure::Short { range, found } => StoreError::Short {
+                url,
+                start: range.start,
+                end: range.end,
+                found,
+            },
+        }
+    }
+}
+
+/// Bytes `range` of object `key`, checked to be all there.
+async fn checked_range(
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    key: &object_store::path::Path,
+    range: Range<u64>,
+) -> Result<Bytes, RangeFailure> {
+    let expected = range.end - range.start;
+    let bytes = store
+        .get_range(key, range.clone())
+        .await
+        .map_err(RangeFailure::Request)?;
     if bytes.len() as u64 != expected {
-        return Err(StoreError::Refused {
-            url: location.url_of(&file.name),
-            reason: format!("a ranged read returned {} bytes, not {expected}", bytes.len()),
+        return Err(RangeFailure::Short {
+            range,
+            found: bytes.len() as u64,
         });
     }
     Ok(bytes)

@@ -44,6 +44,7 @@ use crate::companions::{Companions, companions};
 use crate::distributed::LayoutSpec;
 use crate::naming::{export_error, render_plan};
 use crate::policy::{OutputDir, Protected};
+use crate::source::RemoteInput;
 
 /// One side of a conversion.
 #[derive(Clone, Copy)]
@@ -130,6 +131,9 @@ pub struct Options {
     pub part: Option<Part>,
     /// Assemble the output from its parts, once all are complete (`--finalize`).
     pub finalize: bool,
+    /// The input's safetensors files when they are not in its directory (an object-store
+    /// input, whose directory holds its documents only): read by range from there.
+    pub remote_input: Option<RemoteInput>,
 }
 
 impl Default for Options {
@@ -149,6 +153,7 @@ impl Default for Options {
             optimizer_state: false,
             part: None,
             finalize: false,
+            remote_input: None,
         }
     }
 }

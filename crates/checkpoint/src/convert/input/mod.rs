@@ -26,7 +26,7 @@ use crate::metadata_yaml::{MetadataFormat, read_metadata};
 use crate::naming::in_file;
 use crate::policy::InputDir;
 use crate::read::read_document;
-use crate::{CheckpointError, FileSet};
+use crate::{CheckpointError, FileSet, TensorRef};
 
 /// A checkpoint layout a conversion reads: where its config is and how its tensors become
 /// Fast-LLM parameters.
@@ -116,17 +116,28 @@ impl Input {
         let source = &self.sources[name];
         match &self.storage {
             Storage::Files(files) => {
-                let parts: Vec<_> = source
-                    .inputs
-                    .iter()
-                    .map(|input| files.get(input).expect("checked"))
-                    .collect();
-                Ok(transfer::to_fast_llm(
-                    &parts,
-                    &source.shape,
-                    source.transform,
-                    &source.dtype,
-                ))
+                let mut bytes = (source.inputs.iter())
+                    .map(|input| files.bytes(input))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if bytes.len() == 1 && matches!(source.transform, Transform::Copy | Transform::Reshape) {
+                    // Borrowed from a map, or the remote tensor's own buffer: never copied again.
+                    return Ok(bytes.pop().expect("one"));
+                }
+                let parts = (source.inputs.iter().zip(&bytes))
+                    .map(|(input, data)| {
+                        let tensor = files.tensor(input).expect("checked");
+                        TensorRef {
+                            name: tensor.name,
+                            dtype: tensor.dtype,
+                            shape: tensor.shape,
+                            data,
+                            file: tensor.file,
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                // Every other transform builds a new buffer.
+                let built = transfer::to_fast_llm(&parts, &source.shape, source.transform, &source.dtype);
+                Ok(Cow::Owned(built.into_owned()))
             }
             Storage::Distributed { checkpoint, shard } => Ok(Cow::Owned(checkpoint.read(name, shard)?)),
         }
@@ -146,7 +157,7 @@ impl Input {
                     return Ok(false);
                 }
                 for input in &source.inputs {
-                    sink.write_all(files.get(input).expect("checked").data)?;
+                    files.write_to(input, sink)?;
                     files.release(input);
                 }
             }
@@ -160,7 +171,7 @@ impl Input {
     pub fn state_tensor(&self, name: &str, shard: &str) -> Option<(String, Vec<usize>)> {
         match &self.storage {
             Storage::Files(files) => files
-                .get(&format!("{name}/{shard}"))
+                .tensor(&format!("{name}/{shard}"))
                 .map(|tensor| (tensor.dtype.to_string(), tensor.shape.to_vec())),
             Storage::Distributed { checkpoint, .. } => {
                 let (_, group, placed) = checkpoint.layout().find(name)?;
@@ -175,23 +186,30 @@ impl Input {
         match &self.storage {
             Storage::Files(files) => {
                 let tensor = format!("{name}/{shard}");
-                match files.get(&tensor) {
-                    Some(found) => Ok(Cow::Borrowed(found.data)),
-                    None => Err(CheckpointError::invalid(
-                        self.listing,
-                        format!("`{tensor}`: no such optimizer-state tensor"),
-                    )),
+                match files.tensor(&tensor) {
+                    Some(_) => files.bytes(&tensor),
+                    None => Err(self.no_state(&tensor)),
                 }
             }
             Storage::Distributed { checkpoint, .. } => Ok(Cow::Owned(checkpoint.read(name, shard)?)),
         }
     }
 
+    fn no_state(&self, tensor: &str) -> CheckpointError {
+        CheckpointError::invalid(self.listing, format!("`{tensor}`: no such optimizer-state tensor"))
+    }
+
     /// Writes parameter `name` of optimizer shard `shard` to `sink` without a tensor-sized
     /// buffer.
     pub fn stream_state(&self, name: &str, shard: &str, sink: &mut dyn Write) -> std::io::Result<()> {
         match &self.storage {
-            Storage::Files(_) => sink.write_all(&self.state_bytes(name, shard).map_err(std::io::Error::other)?),
+            Storage::Files(files) => {
+                let tensor = format!("{name}/{shard}");
+                match files.tensor(&tensor) {
+                    Some(_) => files.write_to(&tensor, sink),
+                    None => Err(std::io::Error::other(self.no_state(&tensor))),
+                }
+            }
             Storage::Distributed { checkpoint, .. } => checkpoint.write_to(name, shard, sink),
         }?;
         self.release_state(name, shard);
@@ -237,7 +255,7 @@ impl Input {
             Storage::Files(files) => self.sources[name]
                 .inputs
                 .first()
-                .and_then(|input| files.get(input))
+                .and_then(|input| files.tensor(input))
                 .map_or_else(String::new, |t| t.file.to_string()),
             Storage::Distributed { .. } => self.listing.to_string(),
         }
