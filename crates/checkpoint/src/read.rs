@@ -341,6 +341,15 @@ impl FileSet {
         })
     }
 
+    /// The set of `files` (none holding a tensor another holds), in directory `dir`.
+    #[cfg(test)]
+    pub(crate) fn of(dir: PathBuf, files: Vec<MappedFile>) -> FileSet {
+        let index = (files.iter().enumerate())
+            .flat_map(|(i, file)| file.tensors.keys().map(move |name| (name.clone(), i)))
+            .collect();
+        FileSet { dir, files, index }
+    }
+
     /// Tensor `name`'s file and place.
     fn locate(&self, name: &str) -> Option<(&str, &MappedFile, &TensorMeta)> {
         let (name, &position) = self.index.get_key_value(name)?;
