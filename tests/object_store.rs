@@ -135,7 +135,8 @@ struct Faults {
     /// After this many ranged GETs of a `.safetensors` object went through, drop the connection
     /// of every later one (a server dying mid-read).
     range_gets_before_failure: Option<usize>,
-    /// Hold every GET this long before forwarding it (so a test can look at the disk mid-read).
+    /// Hold the k-th GET `k mod 3` times this long before forwarding it: reads last long enough
+    /// for a test to look at the disk mid-read, and concurrent ones complete out of order.
     delay_gets: Option<Duration>,
 }
 
@@ -239,11 +240,14 @@ fn serve(mut client: TcpStream, upstream: u16, faults: &Mutex<Faults>, seen: &Se
                 let faults = faults.lock().unwrap();
                 (faults.delay_gets, faults.range_gets_before_failure)
             };
-            if let Some(delay) = delay {
-                std::thread::sleep(delay);
-            }
             let earlier = {
                 let mut gets = gets.lock().unwrap();
+                if let Some(delay) = delay {
+                    let k = gets.len() as u32;
+                    drop(gets);
+                    std::thread::sleep(delay * (k % 3));
+                    gets = seen.gets.lock().unwrap();
+                }
                 let earlier = gets
                     .iter()
                     .filter(|g| g.range.is_some() && g.path.contains(".safetensors"))
@@ -1220,8 +1224,12 @@ fn a_server_failing_mid_read_stops_the_conversion_naming_the_tensor() {
         ]),
     );
     let stderr = failed(&run.output);
+    eprintln!("{stderr}");
     assert!(proxy.dropped.load(Ordering::SeqCst) > 0);
-    assert!(stderr.contains("s3://runs/m/model-0000"), "names the object: {stderr}");
+    assert!(
+        stderr.starts_with("error: s3://runs/m/model-0000"),
+        "names the object first: {stderr}"
+    );
     assert!(stderr.contains(": tensor `"), "names the tensor: {stderr}");
     assert!(stderr.contains("reading bytes "), "names the range: {stderr}");
     assert!(!out.exists(), "no output");

@@ -461,7 +461,9 @@ pub fn convert_cancellable(
             to,
             allow_overflow: options.allow_overflow,
         };
-        summary.overflows = write_tensors(&out, &tensors, progress).map_err(overflow_in(input))?;
+        summary.overflows = write_tensors(&out, &tensors, progress)
+            .map_err(overflow_in(input))
+            .map_err(read_error_first)?;
         let mut sizes = std::collections::BTreeMap::new();
         for (name, _) in &mine {
             let path = out.path(name);
@@ -503,7 +505,9 @@ pub fn convert_cancellable(
         to,
         allow_overflow: options.allow_overflow,
     };
-    summary.overflows = write_tensors(&out, &tensors, progress).map_err(overflow_in(input))?;
+    summary.overflows = write_tensors(&out, &tensors, progress)
+        .map_err(overflow_in(input))
+        .map_err(read_error_first)?;
     if matches!(to, Output::FastLlm) {
         out.write_text("ok", "")?;
     }
@@ -512,6 +516,27 @@ pub fn convert_cancellable(
     crate::companions::copy(&out, input, &summary.companions.copied)?;
     out.commit()?;
     Ok(summary)
+}
+
+/// A ranged read of a remote input failing while a tensor is written reaches the writer as an
+/// IO error of the output file; it is the input's error, named by its URL and tensor.
+fn read_error_first(error: ConversionError) -> ConversionError {
+    let ConversionError::Checkpoint(CheckpointError::Io { path, source }) = error else {
+        return error;
+    };
+    let is_read = |e: &(dyn std::error::Error + Send + Sync + 'static)| {
+        matches!(e.downcast_ref(), Some(CheckpointError::RangeRead { .. }))
+    };
+    if !source.get_ref().is_some_and(is_read) {
+        return CheckpointError::Io { path, source }.into();
+    }
+    let kind = source.kind();
+    let source = match source.into_inner().map(|inner| inner.downcast::<CheckpointError>()) {
+        Some(Ok(read)) => return (*read).into(),
+        Some(Err(other)) => std::io::Error::new(kind, other),
+        None => kind.into(),
+    };
+    CheckpointError::Io { path, source }.into()
 }
 
 /// Names an overflowing tensor's input file by its path, like every other rejection of an input
