@@ -4,7 +4,8 @@
 //! A remote input is read where it is. Its files are the objects directly under the prefix (no
 //! key outside it is read), each with its size from the listing (or a HEAD for HTTP). Its
 //! documents and companion files (config.json, metadata.yaml, the index, the tokenizer, ...:
-//! every file but the weights, each within its kind's byte limit) are fetched into a private
+//! every file but the weights, each within its kind's byte limit, and none larger than a
+//! companion may be) are fetched into a private
 //! local staging directory, where the conversion reads them as it reads a local checkpoint's.
 //! Its safetensors files are never fetched: each header is read by one ranged GET (two when
 //! larger than the first guess), charged to the checkpoint's header budget, and handed with the
@@ -13,7 +14,8 @@
 //! the object) and then reads each tensor's bytes by concurrent ranged GETs of at most
 //! `--io-part-size`, at most `--io-concurrency` in flight, as it writes them: a tensor written as
 //! it is streams part by part, a transformed one (a transpose) is held whole, one at a time.
-//! Other weights (pickles, GGUF, ...) are never fetched either; they are only named. A failed
+//! Other weights (pickles, GGUF, ...) and larger files are never fetched either; the listing
+//! names them. A failed
 //! or short ranged read stops the conversion with an error naming the URL, the tensor and the
 //! byte range, and nothing is committed.
 //!
@@ -95,6 +97,7 @@ mod imp {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
+    use fastllm_checkpoint::companions::{MAX_COMPANION_BYTES, is_foreign_weights};
     use fastllm_checkpoint::policy::{
         MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES, OutputDir, Protected,
     };
@@ -239,7 +242,7 @@ mod imp {
 
     /// Stages the remote checkpoint's documents and companions in `dir`, each checked against
     /// the policy's limits first, and reads the header of each of its safetensors files (which
-    /// stay remote); other weights are only listed.
+    /// stay remote); other weights and files larger than a companion may be are only listed.
     fn stage_input(remote: Arc<Remote>, dir: &Path) -> Result<RemoteTensors, StoreError> {
         let files = match remote.location.scheme {
             Scheme::Http => http_files(&remote)?,
@@ -290,7 +293,9 @@ mod imp {
                     file.name.clone(),
                     (file.clone(), remote.location.url_of(&file.name), header),
                 );
-            } else if weights_of_another_format(&file.name) {
+            } else if is_foreign_weights(&file.name) || file.size > MAX_COMPANION_BYTES {
+                // Never read: a pickle, another format's weights, or more than any file the
+                // conversion copies (it is named, as locally, only by the listing).
                 tensors.insert(
                     file.name.clone(),
                     (file.clone(), remote.location.url_of(&file.name), Vec::new()),
@@ -301,15 +306,6 @@ mod imp {
         }
         remote.fetch(&fetch, dir)?;
         Ok(RemoteTensors { remote, files: tensors })
-    }
-
-    /// Weights a conversion never reads (pickles, other formats): named, never fetched.
-    fn weights_of_another_format(name: &str) -> bool {
-        const EXTENSIONS: [&str; 13] = [
-            "bin", "pt", "pth", "pkl", "pickle", "ckpt", "gguf", "h5", "msgpack", "onnx", "tflite", "ot", "npz",
-        ];
-        name.rsplit_once('.')
-            .is_some_and(|(_, extension)| EXTENSIONS.contains(&extension))
     }
 
     /// The safetensors files of a remote input, read by range as the conversion needs them.

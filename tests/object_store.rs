@@ -1237,3 +1237,38 @@ fn a_server_failing_mid_read_stops_the_conversion_naming_the_tensor() {
     walk_files(&tmp, &mut left);
     assert!(left.is_empty(), "local staging removed: {left:?}");
 }
+
+#[test]
+fn a_remote_pickle_is_refused_by_name_and_never_fetched() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("pickle");
+    let hf = llama(&dir);
+    std::fs::remove_file(hf.join("model.safetensors")).ok();
+    for entry in std::fs::read_dir(&hf).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "safetensors") || path.ends_with("model.safetensors.index.json") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    std::fs::write(hf.join("pytorch_model.bin"), vec![0x80; 1 << 20]).unwrap();
+    upload(&moto, &hf, "runs", "pickled");
+    let proxy = Proxy::start(moto.port, Faults::default());
+    let stderr = failed(&convert(
+        proxy.port,
+        &[
+            "--from",
+            "llama",
+            "--to",
+            "fast_llm",
+            "s3://runs/pickled",
+            s(&dir.join("out")),
+        ],
+    ));
+    assert!(
+        stderr.contains("s3://runs/pickled/pytorch_model.bin: a pickle checkpoint is never unpickled"),
+        "{stderr}"
+    );
+    let gets = proxy.gets.lock().unwrap();
+    assert!(gets.iter().all(|g| !g.path.contains(".bin")), "{gets:?}");
+}

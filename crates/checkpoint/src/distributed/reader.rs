@@ -1,5 +1,6 @@
 //! Opening a distributed checkpoint directory: every check before anything is returned, then one
-//! parameter at a time reassembled from the mapped rank files.
+//! parameter at a time reassembled from the rank files, mapped or (a remote input's) read by
+//! range.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
