@@ -82,13 +82,14 @@ impl MappedFile {
             return Err(CheckpointError::io(path, std::io::ErrorKind::NotFound.into()));
         };
         budget.charge(file.header).map_err(invalid)?;
-        let json = match file.header.get(..8) {
-            Some(length) if file.header.len() as u64 == 8 + u64::from_le_bytes(length.try_into().expect("8")) => {
-                &file.header[8..]
+        let length = file.header.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        let data_len = file.size.checked_sub(file.header.len() as u64);
+        let (json, data_len) = match (length, data_len) {
+            (Some(length), Some(data_len)) if length.checked_add(8) == Some(file.header.len() as u64) => {
+                (&file.header[8..], data_len)
             }
             _ => return Err(invalid(SafeTensorError::InvalidHeaderLength.to_string())),
         };
-        let data_len = file.size - file.header.len() as u64;
         let metadata: Metadata = serde_json::from_slice(json).map_err(|e| {
             let data_len = usize::try_from(data_len).unwrap_or(usize::MAX);
             invalid(match crate::header::offending_tensor(json, data_len) {
