@@ -349,6 +349,13 @@ mod imp {
                 PartsError::Store(e) => RangeError::Failed(Box::new(e)),
             })
         }
+
+        fn read_ahead(&self, ranges: &[(&str, std::ops::Range<u64>)]) {
+            let ranges: Vec<_> = (ranges.iter())
+                .filter_map(|(name, range)| Some((&self.files.get(*name)?.0, range.clone())))
+                .collect();
+            self.remote.read_ahead(&ranges);
+        }
     }
 
     /// A local directory for a remote conversion's files: an [`OutputDir`] that is never

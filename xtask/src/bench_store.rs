@@ -82,7 +82,15 @@ pub fn run(binary: &Path, input: &Path, scratch: &Path, bytes: u64) -> Result<Ve
         let output = scratch.join(format!("read-{run}"));
         let start = Instant::now();
         let out = Command::new(binary)
-            .args(["convert", "--json", "--from", "llama", "--to", "fast_llm", "s3://bench/hf"])
+            .args([
+                "convert",
+                "--json",
+                "--from",
+                "llama",
+                "--to",
+                "fast_llm",
+                "s3://bench/hf",
+            ])
             .arg(&output)
             .output()
             .map_err(|e| e.to_string())?;
@@ -166,7 +174,11 @@ fn sync() -> Result<(), String> {
 fn peak_rss(summary: &[u8]) -> u64 {
     let text = String::from_utf8_lossy(summary);
     let value = fastllm_convert::config::Value::from_json_str(&text).ok();
-    match value.as_ref().and_then(|v| v.as_map()).and_then(|m| m.get("peak_rss_bytes")) {
+    match value
+        .as_ref()
+        .and_then(|v| v.as_map())
+        .and_then(|m| m.get("peak_rss_bytes"))
+    {
         Some(fastllm_convert::config::Value::Int(i)) => *i as u64,
         _ => 0,
     }

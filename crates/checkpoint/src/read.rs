@@ -82,7 +82,10 @@ impl MappedFile {
             return Err(CheckpointError::io(path, std::io::ErrorKind::NotFound.into()));
         };
         budget.charge(file.header).map_err(invalid)?;
-        let length = file.header.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        let length = file
+            .header
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
         let data_len = file.size.checked_sub(file.header.len() as u64);
         let (json, data_len) = match (length, data_len) {
             (Some(length), Some(data_len)) if length.checked_add(8) == Some(file.header.len() as u64) => {
@@ -189,7 +192,7 @@ impl MappedFile {
 
     /// Reads bytes `range` of a remote file into `sink`; a sink's own error comes back as
     /// [`CheckpointError::Io`], the read's as [`CheckpointError::RangeRead`].
-    fn read_remote(
+    pub(crate) fn read_remote(
         &self,
         tensor: &str,
         range: Range<usize>,
@@ -221,6 +224,14 @@ impl MappedFile {
                     source,
                 },
             })
+    }
+
+    /// The remote files this one is read from and its name there, with bytes `range`.
+    fn remote_range(&self, range: Range<usize>) -> Option<(&RemoteInput, &str, Range<u64>)> {
+        match &self.backing {
+            Backing::Remote { files, .. } => Some((files, &self.name, range.start as u64..range.end as u64)),
+            Backing::Mapped(_) => None,
+        }
     }
 
     /// Drops bytes `start..end` of a mapped file from this process's resident memory (they stay
@@ -308,6 +319,9 @@ pub struct FileSet {
     files: Vec<MappedFile>,
     /// Tensor name → index in `files`.
     index: BTreeMap<String, usize>,
+    /// The tensors read after the next one (see [`FileSet::read_next`]): their remote bytes are
+    /// fetched ahead once that read has started.
+    next: std::sync::Mutex<Vec<String>>,
 }
 
 impl FileSet {
@@ -339,6 +353,7 @@ impl FileSet {
             dir: dir.to_path_buf(),
             files,
             index,
+            next: Default::default(),
         })
     }
 
@@ -348,7 +363,12 @@ impl FileSet {
         let index = (files.iter().enumerate())
             .flat_map(|(i, file)| file.tensors.keys().map(move |name| (name.clone(), i)))
             .collect();
-        FileSet { dir, files, index }
+        FileSet {
+            dir,
+            files,
+            index,
+            next: Default::default(),
+        }
     }
 
     /// Tensor `name`'s file and place.
@@ -373,7 +393,19 @@ impl FileSet {
     /// The bytes of tensor `name`: borrowed from a mapped file, read whole from a remote one.
     pub(crate) fn bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
         let (name, file, meta) = self.locate(name).ok_or_else(|| self.unknown(name))?;
-        file.read(name, meta.start..meta.end)
+        if let Some(bytes) = file.mapped(meta.start..meta.end) {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        let mut out = Vec::with_capacity(meta.end - meta.start);
+        let mut ahead = Some(());
+        file.read_remote(name, meta.start..meta.end, &mut |part| {
+            if ahead.take().is_some() {
+                self.read_ahead();
+            }
+            out.extend_from_slice(part);
+            Ok(())
+        })?;
+        Ok(Cow::Owned(out))
     }
 
     /// Writes the bytes of tensor `name` to `sink`; a remote file's part by part, never whole.
@@ -381,7 +413,44 @@ impl FileSet {
         let (name, file, meta) = self
             .locate(name)
             .ok_or_else(|| std::io::Error::other(self.unknown(name)))?;
-        file.write_to(name, meta.start..meta.end, sink)
+        if file.mapped(meta.start..meta.end).is_some() {
+            return file.write_to(name, meta.start..meta.end, sink);
+        }
+        let mut ahead = Some(());
+        let read = file.read_remote(name, meta.start..meta.end, &mut |part| {
+            if ahead.take().is_some() {
+                self.read_ahead();
+            }
+            sink.write_all(part)
+        });
+        match read {
+            Err(CheckpointError::Io { source, .. }) => Err(source),
+            other => other.map_err(std::io::Error::other),
+        }
+    }
+
+    /// Says which tensors are read after the next one: once the next read of a remote tensor
+    /// has started (its first part arrived), their remote bytes are fetched ahead (within the
+    /// remote files' bounds), so the store is never idle between two tensors.
+    pub(crate) fn read_next(&self, tensors: Vec<String>) {
+        *self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tensors;
+    }
+
+    /// Hands the remote ranges of the tensors [`FileSet::read_next`] named to their remote
+    /// files, once.
+    fn read_ahead(&self) {
+        let next = std::mem::take(&mut *self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let ranges: Vec<_> = (next.iter())
+            .filter_map(|tensor| {
+                let (_, file, meta) = self.locate(tensor)?;
+                file.remote_range(meta.start..meta.end)
+            })
+            .collect();
+        if let Some((remote, _, _)) = ranges.first() {
+            let ranges: Vec<(&str, Range<u64>)> =
+                (ranges.iter()).map(|(_, name, range)| (*name, range.clone())).collect();
+            remote.0.read_ahead(&ranges);
+        }
     }
 
     fn unknown(&self, name: &str) -> CheckpointError {

@@ -40,6 +40,13 @@ pub trait RemoteFiles: Send + Sync {
         range: Range<u64>,
         sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<(), RangeError>;
+
+    /// A hint: `ranges` (file and bytes, in order) are read next, after the read in progress.
+    /// An implementation may start fetching them now, within its bounds; a later [`Self::read`]
+    /// of the same file and range takes over what was fetched.
+    fn read_ahead(&self, ranges: &[(&str, Range<u64>)]) {
+        let _ = ranges;
+    }
 }
 
 /// Why a ranged read failed.

@@ -151,6 +151,10 @@ pub struct Remote {
     pub location: Location,
     pub limits: IoLimits,
     runtime: tokio::runtime::Runtime,
+    /// One permit a request in flight, shared by reads and reads ahead: at most `concurrency`.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// What [`Remote::read_ahead`] started fetching, until a read takes it over.
+    ahead: std::sync::Mutex<Vec<read::Ahead>>,
 }
 
 impl Remote {
@@ -174,6 +178,8 @@ impl Remote {
             location,
             limits,
             runtime,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(limits.concurrency)),
+            ahead: Default::default(),
         })
     }
 

@@ -452,6 +452,11 @@ pub fn convert_cancellable(
             .map(|(file, _)| file.clone())
             .collect();
         // A retried part replaces its previous attempt, whole.
+        source.read_in_order(
+            (mine.iter())
+                .flat_map(|(_, range)| &outputs[range.clone()])
+                .map(|o| o.parameter.as_str()),
+        );
         let out = OutputDir::create(&part.dir(output), true, &protected)?;
         let tensors = TensorFiles {
             files: &mine,
@@ -494,6 +499,7 @@ pub fn convert_cancellable(
         return Ok(summary);
     }
 
+    source.read_in_order(outputs.iter().map(|o| o.parameter.as_str()));
     let out = OutputDir::create(output, options.force, &protected)?;
     documents.iter().try_for_each(|document| document.write(&out))?;
     drop(documents);

@@ -105,6 +105,7 @@ impl InputLayout for DistributedInput {
                 checkpoint: Box::new(checkpoint),
                 shard,
             },
+            next: Default::default(),
         })
     }
 }

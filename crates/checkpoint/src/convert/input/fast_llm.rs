@@ -103,6 +103,7 @@ impl InputLayout for FastLlmInput {
             listing: "metadata.yaml",
             limits: limits(&checkpoint.files),
             storage: Storage::Files(checkpoint.files),
+            next: Default::default(),
         })
     }
 }

@@ -112,6 +112,7 @@ impl InputLayout for HfInput {
             listing,
             limits,
             storage: Storage::Files(checkpoint.files),
+            next: Default::default(),
         })
     }
 }

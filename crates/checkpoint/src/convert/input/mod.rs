@@ -88,6 +88,8 @@ pub(crate) struct Input {
     /// What the input holds, bounding the output plan.
     pub limits: PlanLimits,
     storage: Storage,
+    /// Parameter → the one written after it (see [`Input::read_in_order`]).
+    next: std::sync::OnceLock<BTreeMap<String, String>>,
 }
 
 /// Where an input's bytes are.
@@ -111,9 +113,34 @@ pub(crate) struct Source {
 }
 
 impl Input {
+    /// Says in which order the parameters will be written (repeats ignored), so that a remote
+    /// input fetches each one's bytes while the one before is written; said once, later calls
+    /// are ignored.
+    pub fn read_in_order<'a>(&self, parameters: impl IntoIterator<Item = &'a str>) {
+        let mut order: Vec<&str> = Vec::new();
+        for parameter in parameters {
+            if order.last() != Some(&parameter) {
+                order.push(parameter);
+            }
+        }
+        let next = (order.windows(2))
+            .map(|pair| (pair[0].to_string(), pair[1].to_string()))
+            .collect();
+        let _ = self.next.set(next);
+    }
+
+    /// Tells the storage which input tensors follow parameter `name`'s.
+    fn announce_next(&self, name: &str) {
+        let next = self.next.get().and_then(|next| next.get(name));
+        if let (Storage::Files(files), Some(next)) = (&self.storage, next) {
+            files.read_next(self.sources.get(next).map(|s| s.inputs.clone()).unwrap_or_default());
+        }
+    }
+
     /// The bytes of Fast-LLM parameter `name` (borrowed when no transform is needed).
     pub fn bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
         let source = &self.sources[name];
+        self.announce_next(name);
         match &self.storage {
             Storage::Files(files) => {
                 let mut bytes = (source.inputs.iter())
@@ -156,6 +183,7 @@ impl Input {
                 ) {
                     return Ok(false);
                 }
+                self.announce_next(name);
                 for input in &source.inputs {
                     files.write_to(input, sink)?;
                     files.release(input);
