@@ -4,20 +4,21 @@
 //! A remote input is read where it is. Its files are the objects directly under the prefix (no
 //! key outside it is read), each with its size from the listing (or a HEAD for HTTP). Its
 //! documents and companion files (config.json, metadata.yaml, the index, the tokenizer, ...:
-//! every file but the weights, each within its kind's byte limit, and none larger than a
-//! companion may be) are fetched into a private
-//! local staging directory, where the conversion reads them as it reads a local checkpoint's.
-//! Its safetensors files are never fetched: each header is read by one ranged GET (two when
-//! larger than the first guess), charged to the checkpoint's header budget, and handed with the
-//! file's size to the conversion ([`RemoteTensors`], the checkpoint crate's
-//! `source::RemoteFiles`), which validates it as a local header (every tensor's extent inside
-//! the object) and then reads each tensor's bytes by concurrent ranged GETs of at most
-//! `--io-part-size`, at most `--io-concurrency` in flight, as it writes them: a tensor written as
-//! it is streams part by part, a transformed one (a transpose) is held whole, one at a time.
-//! Other weights (pickles, GGUF, ...) and larger files are never fetched either; the listing
-//! names them. A failed
-//! or short ranged read stops the conversion with an error naming the URL, the tensor and the
-//! byte range, and nothing is committed.
+//! every file but the weights, each within its kind's byte limit and none larger than a
+//! companion may be) are fetched into a private local staging directory, where the conversion
+//! reads them as it reads a local checkpoint's. Its safetensors files are never fetched: each
+//! header is read by one ranged GET (two when larger than the first guess), charged to the
+//! checkpoint's header budget, and handed with the file's size to the conversion
+//! ([`RemoteTensors`], the checkpoint crate's `source::RemoteFiles`), which validates it as a
+//! local header (every tensor's extent inside the object) and then reads each tensor's bytes by
+//! concurrent ranged GETs of at most `--io-part-size`, at most `--io-concurrency` in flight, as
+//! it writes them: a tensor written as it is streams part by part, a transformed one (a
+//! transpose) is held whole, one at a time. Once a tensor's first part has arrived, the next
+//! parameter's first parts are requested too (within the same window and request slots), so
+//! the store is not idle while a tensor is written. Other weights (pickles, GGUF, ...) and
+//! larger files are never fetched either; the listing names them. A failed or short ranged read
+//! stops the conversion with an error naming the URL, the tensor and the byte range, and
+//! nothing is committed.
 //!
 //! A remote output is still converted into the local staging directory and then published by
 //! `fastllm_store`: shards first (multipart), documents last, see `fastllm_store::publish` for
