@@ -227,7 +227,7 @@ impl MappedFile {
     }
 
     /// The remote files this one is read from and its name there, with bytes `range`.
-    fn remote_range(&self, range: Range<usize>) -> Option<(&RemoteInput, &str, Range<u64>)> {
+    pub(crate) fn remote_range(&self, range: Range<usize>) -> Option<(&RemoteInput, &str, Range<u64>)> {
         match &self.backing {
             Backing::Remote { files, .. } => Some((files, &self.name, range.start as u64..range.end as u64)),
             Backing::Mapped(_) => None,

@@ -153,8 +153,9 @@ pub struct Remote {
     runtime: tokio::runtime::Runtime,
     /// One permit a request in flight, shared by reads and reads ahead: at most `concurrency`.
     permits: std::sync::Arc<tokio::sync::Semaphore>,
-    /// What [`Remote::read_ahead`] started fetching, until a read takes it over.
-    ahead: std::sync::Mutex<Vec<read::Ahead>>,
+    /// How many [`Remote::read_ahead`] calls there were, and what they started fetching that
+    /// no read took over yet.
+    ahead: std::sync::Mutex<(u64, Vec<read::Ahead>)>,
 }
 
 impl Remote {

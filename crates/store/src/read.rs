@@ -28,6 +28,8 @@ type PartRequest = tokio::task::JoinHandle<Result<Bytes, RangeFailure>>;
 
 /// A range [`Remote::read_ahead`] started fetching: the requests of its first parts, in order.
 pub(crate) struct Ahead {
+    /// Which [`Remote::read_ahead`] call started it.
+    call: u64,
     name: String,
     range: Range<u64>,
     parts: Vec<(Range<u64>, PartRequest)>,
@@ -180,9 +182,21 @@ impl Remote {
     /// read), at most `concurrency × part_bytes` bytes ahead in all (counting what earlier calls
     /// started and no read took over yet); a later [`Remote::read_parts`] of the same file and
     /// range takes the requests over. Each waits for a request slot like a read's, so at most
-    /// `concurrency` requests are in flight.
+    /// `concurrency` requests are in flight. What the call before the previous one started and
+    /// no read took over is dropped (its requests cancelled): those ranges were not read as
+    /// announced.
     pub fn read_ahead(&self, ranges: &[(&RemoteFile, Range<u64>)]) {
-        let mut ahead = self.ahead.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.ahead.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (calls, ahead) = &mut *guard;
+        *calls += 1;
+        let call = *calls;
+        ahead.retain(|a| {
+            let current = a.call + 1 >= call;
+            if !current {
+                a.parts.iter().for_each(|(_, request)| request.abort());
+            }
+            current
+        });
         let held: u64 = (ahead.iter().flat_map(|a| &a.parts))
             .map(|(part, _)| part.end - part.start)
             .sum();
@@ -204,6 +218,7 @@ impl Remote {
                 break;
             }
             ahead.push(Ahead {
+                call,
                 name: file.name.clone(),
                 range: range.clone(),
                 parts,
@@ -213,7 +228,8 @@ impl Remote {
 
     /// The requests [`Remote::read_ahead`] started for `range` of `file`, taken over.
     fn take_ahead(&self, file: &RemoteFile, range: &Range<u64>) -> Vec<(Range<u64>, PartRequest)> {
-        let mut ahead = self.ahead.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.ahead.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ahead = &mut guard.1;
         match ahead.iter().position(|a| a.name == file.name && a.range == *range) {
             Some(found) => ahead.remove(found).parts,
             None => Vec::new(),
@@ -400,7 +416,7 @@ mod tests {
         remote.read_ahead(&[(a, 0..30 << 20), (b, 1..(30 << 20) - 1)]);
         let ahead = |remote: &Remote| -> Vec<(String, usize)> {
             let ahead = remote.ahead.lock().unwrap();
-            ahead.iter().map(|a| (a.name.clone(), a.parts.len())).collect()
+            ahead.1.iter().map(|a| (a.name.clone(), a.parts.len())).collect()
         };
         assert_eq!(
             ahead(&remote),

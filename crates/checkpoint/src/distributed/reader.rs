@@ -33,6 +33,8 @@ pub struct DistributedCheckpoint {
     shards: Vec<String>,
     /// `rank_<r>.safetensors`, by rank.
     files: Vec<MappedFile>,
+    /// The parameter and shard read after the next one (see [`Self::read_next`]).
+    next: std::sync::Mutex<Option<(String, String)>>,
 }
 
 impl DistributedCheckpoint {
@@ -109,6 +111,7 @@ impl DistributedCheckpoint {
             layout,
             shards,
             files,
+            next: Default::default(),
         };
         for rank in 0..checkpoint.files.len() {
             checkpoint.check_rank(rank)?;
@@ -175,6 +178,17 @@ impl DistributedCheckpoint {
         }
         let element = dtype_size(self.dtype()).unwrap_or(1);
         let tensor = shard_tensor(shard);
+        if self.streams_pieces(&pieces) {
+            // The ranges `write_to` streams (and `read_ahead` announced), each read whole.
+            for piece in &pieces {
+                let meta = self.shard_meta(piece.rank, shard)?;
+                let start = meta.start + piece.offset * element;
+                let bytes = self.files[piece.rank].read(&tensor, start..start + piece.len * element)?;
+                out[piece.target * element..(piece.target + piece.len) * element].copy_from_slice(&bytes);
+                self.read_ahead();
+            }
+            return Ok(());
+        }
         // Rank by rank, the span of the rank's shard holding its pieces, read at once: borrowed
         // from a map, fetched by ranged reads from a remote file (a tensor-parallel split by
         // columns cuts every row into pieces, too small to fetch one by one).
@@ -182,6 +196,7 @@ impl DistributedCheckpoint {
             let file = &self.files[rank];
             let meta = self.shard_meta(rank, shard)?;
             let span = file.read(&tensor, meta.start + low * element..meta.start + high * element)?;
+            self.read_ahead();
             for run in pieces
                 .iter()
                 .filter(|piece| piece.rank == rank)
@@ -204,7 +219,7 @@ impl DistributedCheckpoint {
         let mut pieces = self.pieces(name, shard).map_err(std::io::Error::other)?;
         let element = dtype_size(self.dtype()).unwrap_or(1);
         if self.files.iter().any(MappedFile::is_remote) {
-            if pieces.iter().all(|piece| piece.len * element >= MIN_STREAMED_PIECE) {
+            if self.streams_pieces(&pieces) {
                 return self.stream_pieces(name, shard, &mut pieces, out);
             }
             // Small pieces would be one request each: the parameter is read rank span by
@@ -242,9 +257,68 @@ impl DistributedCheckpoint {
             let meta = self.shard_meta(piece.rank, shard).map_err(std::io::Error::other)?;
             let start = meta.start + piece.offset * element;
             self.files[piece.rank].write_to(&tensor, start..start + piece.len * element, out)?;
+            self.read_ahead();
             next = piece.target + piece.len;
         }
         Ok(())
+    }
+
+    /// Says which parameter of which shard is read after the next one: once the next read of
+    /// remote rank files has fetched its first range, that parameter's ranges are read ahead
+    /// (within the remote files' bounds).
+    pub(crate) fn read_next(&self, next: Option<(String, String)>) {
+        *self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+    }
+
+    /// Hands the ranges of the parameter [`Self::read_next`] named to the remote files, once.
+    fn read_ahead(&self) {
+        let next = self
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some((name, shard)) = next else { return };
+        let ranges: Vec<_> = (self.remote_ranges(&name, &shard).into_iter())
+            .filter_map(|(rank, range)| self.files[rank].remote_range(range))
+            .collect();
+        if let Some((remote, _, _)) = ranges.first() {
+            let ranges: Vec<_> = (ranges.iter()).map(|(_, file, range)| (*file, range.clone())).collect();
+            remote.0.read_ahead(&ranges);
+        }
+    }
+
+    /// The byte ranges of the rank files a remote read of parameter `name` of shard `shard`
+    /// asks for, in order: its pieces when they are streamed, else one span a rank.
+    fn remote_ranges(&self, name: &str, shard: &str) -> Vec<(usize, std::ops::Range<usize>)> {
+        let Ok(mut pieces) = self.pieces(name, shard) else {
+            return Vec::new();
+        };
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        let start_of = |rank: usize| self.shard_meta(rank, shard).map(|meta| meta.start).ok();
+        if self.streams_pieces(&pieces) {
+            pieces.sort_by_key(|piece| piece.target);
+            (pieces.iter())
+                .filter_map(|piece| {
+                    let start = start_of(piece.rank)? + piece.offset * element;
+                    Some((piece.rank, start..start + piece.len * element))
+                })
+                .collect()
+        } else {
+            (spans(&pieces).into_iter())
+                .filter_map(|(rank, (low, high))| {
+                    let start = start_of(rank)?;
+                    Some((rank, start + low * element..start + high * element))
+                })
+                .collect()
+        }
+    }
+
+    /// Whether a parameter of `pieces` is read piece by piece: from remote rank files when every
+    /// piece is large enough to be worth its requests.
+    fn streams_pieces(&self, pieces: &[Piece]) -> bool {
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        self.files.iter().any(MappedFile::is_remote)
+            && pieces.iter().all(|piece| piece.len * element >= MIN_STREAMED_PIECE)
     }
 
     /// The error of pieces that leave elements `from..to` of parameter `name` uncovered.

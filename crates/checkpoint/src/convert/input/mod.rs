@@ -132,8 +132,14 @@ impl Input {
     /// Tells the storage which input tensors follow parameter `name`'s.
     fn announce_next(&self, name: &str) {
         let next = self.next.get().and_then(|next| next.get(name));
-        if let (Storage::Files(files), Some(next)) = (&self.storage, next) {
-            files.read_next(self.sources.get(next).map(|s| s.inputs.clone()).unwrap_or_default());
+        match (&self.storage, next) {
+            (Storage::Files(files), Some(next)) => {
+                files.read_next(self.sources.get(next).map(|s| s.inputs.clone()).unwrap_or_default());
+            }
+            (Storage::Distributed { checkpoint, shard }, next) => {
+                checkpoint.read_next(next.map(|next| (next.clone(), shard.clone())));
+            }
+            _ => {}
         }
     }
 
@@ -189,7 +195,10 @@ impl Input {
                     files.release(input);
                 }
             }
-            Storage::Distributed { checkpoint, shard } => checkpoint.write_to(name, shard, sink)?,
+            Storage::Distributed { checkpoint, shard } => {
+                self.announce_next(name);
+                checkpoint.write_to(name, shard, sink)?;
+            }
         }
         Ok(true)
     }
