@@ -136,6 +136,7 @@ fn checkpoint_problem(error: &CheckpointError, message: &str) -> ProblemRecord {
         | E::TensorNotInShard { path, tensor, .. }
         | E::DuplicateTensor { path, tensor, .. }
         | E::UnindexedTensor { path, tensor, .. } => (Some(path), Some(tensor.clone())),
+        E::RangeRead { url, tensor, .. } => (Some(&std::path::PathBuf::from(url)), Some(tensor.clone())),
         E::OldOutputLeft { output, .. } => (Some(output), None),
         E::OutputOverlapsInput { output, .. } => (Some(output), None),
         E::Distributed(_) | E::Interrupted => (None, None),

@@ -401,6 +401,7 @@ fn run(cli: Cli) -> Result<String, String> {
                 optimizer_state,
                 part,
                 finalize,
+                remote_input: None,
             };
             let io = crate::remote::IoOptions {
                 concurrency: usize::from(io_concurrency),

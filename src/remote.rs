@@ -1,20 +1,31 @@
 //! Conversions whose input or output is in object storage (`s3://`, `gs://`, `az://`; an
 //! `http(s)://` input), through `fastllm_store` (the `object-store` cargo feature).
 //!
-//! A remote input is checked by the policy's limits before its bytes are fetched: the files are
-//! the objects directly under the prefix (no key outside it is read), each document within its
-//! kind's byte limit, each safetensors header read by one ranged GET (two when larger than the
-//! first guess) and charged to the checkpoint's header budget. The files are then fetched by
-//! concurrent ranged GETs into a private local staging directory (a `--dry-run` or
-//! `--config-only` fetches documents and headers only) and converted there by the local
-//! conversion, under the local reading policy. A remote output is converted into a local
-//! staging directory and then published by `fastllm_store`: shards first (multipart), documents
-//! last, see `fastllm_store::publish` for what a reader observes meanwhile. The staging
-//! directory is an uncommitted `OutputDir` under `$TMPDIR`: removed when the conversion ends,
-//! whatever the outcome (a signal included), and swept by the next run after a SIGKILL.
+//! A remote input is read where it is. Its files are the objects directly under the prefix (no
+//! key outside it is read), each with its size from the listing (or a HEAD for HTTP). Its
+//! documents and companion files (config.json, metadata.yaml, the index, the tokenizer, ...:
+//! every file but the weights, each within its kind's byte limit and none larger than a
+//! companion may be) are fetched into a private local staging directory, where the conversion
+//! reads them as it reads a local checkpoint's. Its safetensors files are never fetched: each
+//! header is read by one ranged GET (two when larger than the first guess), charged to the
+//! checkpoint's header budget, and handed with the file's size to the conversion
+//! ([`RemoteTensors`], the checkpoint crate's `source::RemoteFiles`), which validates it as a
+//! local header (every tensor's extent inside the object) and then reads each tensor's bytes by
+//! concurrent ranged GETs of at most `--io-part-size`, at most `--io-concurrency` in flight, as
+//! it writes them: a tensor written as it is streams part by part, a transformed one (a
+//! transpose) is held whole, one at a time. Once a tensor's first part has arrived, the next
+//! parameter's first parts are requested too (within the same window and request slots), so
+//! the store is not idle while a tensor is written. Other weights (pickles, GGUF, ...) and
+//! larger files are never fetched either; the listing names them. A failed or short ranged read
+//! stops the conversion with an error naming the URL, the tensor and the byte range, and
+//! nothing is committed.
 //!
-//! So today a remote conversion needs local disk for the input's bytes and the output's; the
-//! conversion itself does not yet stream from or to the store.
+//! A remote output is still converted into the local staging directory and then published by
+//! `fastllm_store`: shards first (multipart), documents last, see `fastllm_store::publish` for
+//! what a reader observes meanwhile. So a remote output needs local disk for its bytes; a
+//! remote input needs it for its documents only. The staging directory is an uncommitted
+//! `OutputDir` under `$TMPDIR`: removed when the conversion ends, whatever the outcome (a signal
+//! included), and swept by the next run after a SIGKILL.
 
 use std::path::Path;
 
@@ -84,10 +95,15 @@ fn local(
 mod imp {
     use std::ops::ControlFlow;
 
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use fastllm_checkpoint::companions::{MAX_COMPANION_BYTES, is_foreign_weights};
     use fastllm_checkpoint::policy::{
         MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES, OutputDir, Protected,
     };
-    use fastllm_store::{IoLimits, PublishOptions, Remote, RemoteFile, Retries, Scheme, StoreError};
+    use fastllm_checkpoint::source::{self, RangeError, RemoteFiles, RemoteInput};
+    use fastllm_store::{IoLimits, PartsError, PublishOptions, Remote, RemoteFile, Retries, Scheme, StoreError};
 
     use super::*;
 
@@ -127,11 +143,12 @@ mod imp {
             let url = path.to_str().expect("a remote path is UTF-8");
             Remote::open(url, limits, retries).map(Some).map_err(|e| e.to_string())
         };
-        let (remote_input, remote_output) = (open(input)?, open(output)?);
+        let (remote_input, remote_output) = (open(input)?.map(Arc::new), open(output)?);
         if remote_input.is_none() && remote_output.is_none() {
             return local(from, to, (input, output), options, progress);
         }
         if let (Some(i), Some(o)) = (&remote_input, &remote_output) {
+            let i: &Remote = i;
             check_disjoint(i, o)?;
         }
         if let Some(remote) = &remote_output
@@ -163,12 +180,16 @@ mod imp {
             ));
         }
         let staging = staging()?;
-        let local_input = match &remote_input {
+        let mut local_options = convert::Options {
+            force: options.force && remote_output.is_none(),
+            ..options.clone()
+        };
+        let local_input = match remote_input {
             Some(remote) => {
                 let dir = staging.path("input");
                 std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                let headers_only = options.dry_run || options.config_only;
-                stage_input(remote, &dir, headers_only).map_err(|e| e.to_string())?;
+                let tensors = stage_input(remote, &dir).map_err(|e| e.to_string())?;
+                local_options.remote_input = Some(RemoteInput(Arc::new(tensors)));
                 dir
             }
             None => input.to_path_buf(),
@@ -179,7 +200,7 @@ mod imp {
         };
         let rename = |message: String| {
             let mut message = message;
-            if remote_input.is_some() {
+            if local_options.remote_input.is_some() {
                 message = message.replace(&local_input.display().to_string(), &input.display().to_string());
             }
             if remote_output.is_some() {
@@ -189,10 +210,6 @@ mod imp {
         };
         let from = crate::api::side(from, Some(&local_input)).map_err(rename)?;
         let to = crate::api::side(to, None)?;
-        let local_options = convert::Options {
-            force: options.force && remote_output.is_none(),
-            ..options.clone()
-        };
         let mut summary = convert::convert_cancellable(&local_input, from, &local_output, to, &local_options, progress)
             .map_err(|e| rename(e.to_string()))?;
         if let Some(remote) = &remote_output {
@@ -224,12 +241,12 @@ mod imp {
         Ok(())
     }
 
-    /// Fetches the remote checkpoint's files into `dir`, each checked against the policy's
-    /// limits first; with `headers_only`, a safetensors file is its header in a sparse file of
-    /// its full size (all a plan reads).
-    fn stage_input(remote: &Remote, dir: &Path, headers_only: bool) -> Result<(), StoreError> {
+    /// Stages the remote checkpoint's documents and companions in `dir`, each checked against
+    /// the policy's limits first, and reads the header of each of its safetensors files (which
+    /// stay remote); other weights and files larger than a companion may be are only listed.
+    fn stage_input(remote: Arc<Remote>, dir: &Path) -> Result<RemoteTensors, StoreError> {
         let files = match remote.location.scheme {
-            Scheme::Http => http_files(remote)?,
+            Scheme::Http => http_files(&remote)?,
             _ => remote.list()?,
         };
         let url = &remote.location.url;
@@ -245,6 +262,7 @@ mod imp {
         };
         let mut headers_left = MAX_HEADERS_TOTAL;
         let mut fetch = Vec::new();
+        let mut tensors = BTreeMap::new();
         for file in &files {
             let limit = match file.name.as_str() {
                 "config.json" | "metadata.yaml" => Some(MAX_CONFIG_BYTES),
@@ -272,15 +290,73 @@ mod imp {
                     ));
                 }
                 headers_left -= length;
-                if headers_only {
-                    write_sparse(&dir.join(&file.name), &header, file.size)?;
-                    continue;
-                }
+                tensors.insert(
+                    file.name.clone(),
+                    (file.clone(), remote.location.url_of(&file.name), header),
+                );
+            } else if is_foreign_weights(&file.name) || file.size > MAX_COMPANION_BYTES {
+                // Never read: a pickle, another format's weights, or more than any file the
+                // conversion copies (it is named, as locally, only by the listing).
+                tensors.insert(
+                    file.name.clone(),
+                    (file.clone(), remote.location.url_of(&file.name), Vec::new()),
+                );
+            } else {
+                fetch.push(file.clone());
             }
-            fetch.push(file.clone());
         }
         remote.fetch(&fetch, dir)?;
-        Ok(())
+        Ok(RemoteTensors { remote, files: tensors })
+    }
+
+    /// The safetensors files of a remote input, read by range as the conversion needs them.
+    struct RemoteTensors {
+        remote: Arc<Remote>,
+        /// By name: the file, its URL and its header (empty for weights never read).
+        files: BTreeMap<String, (RemoteFile, String, Vec<u8>)>,
+    }
+
+    impl RemoteFiles for RemoteTensors {
+        fn file(&self, name: &str) -> Option<source::RemoteFile<'_>> {
+            let (file, url, header) = self.files.get(name)?;
+            Some(source::RemoteFile {
+                url,
+                size: file.size,
+                header,
+            })
+        }
+
+        fn names(&self) -> Vec<String> {
+            self.files.keys().cloned().collect()
+        }
+
+        fn read(
+            &self,
+            name: &str,
+            range: std::ops::Range<u64>,
+            sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        ) -> Result<(), RangeError> {
+            let Some((file, _, _)) = self.files.get(name) else {
+                return Err(RangeError::Failed(format!("no remote file `{name}`").into()));
+            };
+            self.remote.read_parts(file, range, sink).map_err(|e| match e {
+                PartsError::Sink(e) => RangeError::Sink(e),
+                PartsError::Store(StoreError::Short { start, end, found, .. }) => RangeError::Short {
+                    expected: end - start,
+                    found,
+                },
+                // The URL is the caller's to name.
+                PartsError::Store(StoreError::Request { source, .. }) => RangeError::Failed(source),
+                PartsError::Store(e) => RangeError::Failed(Box::new(e)),
+            })
+        }
+
+        fn read_ahead(&self, ranges: &[(&str, std::ops::Range<u64>)]) {
+            let ranges: Vec<_> = (ranges.iter())
+                .filter_map(|(name, range)| Some((&self.files.get(*name)?.0, range.clone())))
+                .collect();
+            self.remote.read_ahead(&ranges);
+        }
     }
 
     /// A local directory for a remote conversion's files: an [`OutputDir`] that is never
@@ -350,17 +426,6 @@ mod imp {
             }
         }
         Ok(files)
-    }
-
-    fn write_sparse(path: &Path, header: &[u8], size: u64) -> Result<(), StoreError> {
-        let local = |source| StoreError::Local {
-            path: path.to_path_buf(),
-            action: "writing",
-            source,
-        };
-        let file = std::fs::File::create_new(path).map_err(local)?;
-        std::io::Write::write_all(&mut &file, header).map_err(local)?;
-        file.set_len(size).map_err(local)
     }
 }
 

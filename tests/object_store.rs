@@ -132,6 +132,19 @@ struct Faults {
     parts_before_failure: Option<usize>,
     /// Hold every multipart part upload this long before forwarding it.
     stall_parts: Option<Duration>,
+    /// After this many ranged GETs of a `.safetensors` object went through, drop the connection
+    /// of every later one (a server dying mid-read).
+    range_gets_before_failure: Option<usize>,
+    /// Hold the k-th GET `k mod 3` times this long before forwarding it: reads last long enough
+    /// for a test to look at the disk mid-read, and concurrent ones complete out of order.
+    delay_gets: Option<Duration>,
+}
+
+/// A GET the proxy forwarded: the object's path and the byte range it asked for, if any.
+#[derive(Debug, Clone)]
+struct Get {
+    path: String,
+    range: Option<(u64, u64)>,
 }
 
 /// A TCP proxy in front of moto that injects [`Faults`]; counts what it injected and the part
@@ -141,42 +154,73 @@ struct Proxy {
     throttled: Arc<AtomicUsize>,
     dropped: Arc<AtomicUsize>,
     parts: Arc<AtomicUsize>,
+    gets: Arc<Mutex<Vec<Get>>>,
+}
+
+/// What a proxy counts, shared by its connections.
+#[derive(Clone, Default)]
+struct Seen {
+    throttled: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+    parts: Arc<AtomicUsize>,
+    gets: Arc<Mutex<Vec<Get>>>,
+}
+
+impl Proxy {
+    /// The ranged GETs of `.safetensors` objects, and whether any GET of one had no range.
+    fn tensor_gets(&self) -> (Vec<Get>, bool) {
+        let gets = self.gets.lock().unwrap();
+        let tensors = gets.iter().filter(|g| g.path.contains(".safetensors"));
+        let whole = tensors.clone().any(|g| g.range.is_none());
+        (tensors.filter(|g| g.range.is_some()).cloned().collect(), whole)
+    }
 }
 
 impl Proxy {
     fn start(upstream: u16, faults: Faults) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let throttled = Arc::new(AtomicUsize::new(0));
-        let dropped = Arc::new(AtomicUsize::new(0));
-        let parts = Arc::new(AtomicUsize::new(0));
+        let seen = Seen::default();
         let faults = Arc::new(Mutex::new(faults));
-        let (t, d, seen) = (Arc::clone(&throttled), Arc::clone(&dropped), Arc::clone(&parts));
+        let shared = seen.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
-                let (faults, t, d, parts) = (Arc::clone(&faults), Arc::clone(&t), Arc::clone(&d), Arc::clone(&seen));
+                let (faults, seen) = (Arc::clone(&faults), shared.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(client, upstream, &faults, (&t, &d, &parts));
+                    let _ = serve(client, upstream, &faults, &seen);
                 });
             }
         });
         Proxy {
             port,
-            throttled,
-            dropped,
-            parts,
+            throttled: seen.throttled,
+            dropped: seen.dropped,
+            parts: seen.parts,
+            gets: seen.gets,
         }
     }
 }
 
+/// The byte range of a request's `Range: bytes=a-b` header, as `a..b+1`.
+fn range_of(head: &str) -> Option<(u64, u64)> {
+    let line = head.lines().find_map(|line| {
+        line.to_ascii_lowercase()
+            .strip_prefix("range: bytes=")
+            .map(String::from)
+    })?;
+    let (start, end) = line.trim().split_once('-')?;
+    Some((start.parse().ok()?, end.parse::<u64>().ok()? + 1))
+}
+
 /// Serves one connection: request by request, each forwarded on a fresh upstream connection.
-fn serve(
-    mut client: TcpStream,
-    upstream: u16,
-    faults: &Mutex<Faults>,
-    (throttled, dropped, parts): (&AtomicUsize, &AtomicUsize, &AtomicUsize),
-) -> std::io::Result<()> {
+fn serve(mut client: TcpStream, upstream: u16, faults: &Mutex<Faults>, seen: &Seen) -> std::io::Result<()> {
+    let Seen {
+        throttled,
+        dropped,
+        parts,
+        gets,
+    } = seen;
     loop {
         let Some((head, body)) = read_request(&mut client)? else {
             return Ok(());
@@ -187,6 +231,34 @@ fn serve(
         if let (true, Some(stall)) = (is_part, stall) {
             parts.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(stall);
+        }
+        if let Some(path) = request_line.strip_prefix("GET ") {
+            let path = path.split_whitespace().next().unwrap_or_default().to_string();
+            let range = range_of(&head);
+            let tensor_read = range.is_some() && path.contains(".safetensors");
+            let (delay, limit) = {
+                let faults = faults.lock().unwrap();
+                (faults.delay_gets, faults.range_gets_before_failure)
+            };
+            let earlier = {
+                let mut gets = gets.lock().unwrap();
+                if let Some(delay) = delay {
+                    let k = gets.len() as u32;
+                    drop(gets);
+                    std::thread::sleep(delay * (k % 3));
+                    gets = seen.gets.lock().unwrap();
+                }
+                let earlier = gets
+                    .iter()
+                    .filter(|g| g.range.is_some() && g.path.contains(".safetensors"))
+                    .count();
+                gets.push(Get { path, range });
+                earlier
+            };
+            if tensor_read && limit.is_some_and(|limit| earlier >= limit) {
+                dropped.fetch_add(1, Ordering::SeqCst);
+                return client.shutdown(Shutdown::Both);
+            }
         }
         {
             let mut faults = faults.lock().unwrap();
@@ -304,12 +376,19 @@ fn convert(port: u16, args: &[&str]) -> Output {
     convert_as(port, ("testing", "testing"), args)
 }
 
-fn convert_as(port: u16, (key, secret): (&str, &str), args: &[&str]) -> Output {
+fn convert_as(port: u16, credentials: (&str, &str), args: &[&str]) -> Output {
+    let mut command = command(port, credentials);
+    command
+        .args(["--io-part-size", "5MiB", "--io-concurrency", "4"])
+        .args(args);
+    command.output().unwrap()
+}
+
+/// `convert` with the S3 variables pointing at `port`, its arguments still to add.
+fn command(port: u16, (key, secret): (&str, &str)) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"));
     command
         .arg("convert")
-        .args(["--io-part-size", "5MiB", "--io-concurrency", "4"])
-        .args(args)
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
         .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", secret)
@@ -318,7 +397,111 @@ fn convert_as(port: u16, (key, secret): (&str, &str), args: &[&str]) -> Output {
     for variable in ["AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_BUCKET"] {
         command.env_remove(variable);
     }
-    command.output().unwrap()
+    command
+}
+
+/// What a watched run did besides its output.
+struct Watched {
+    output: Output,
+    /// The most bytes the files under its `TMPDIR` held at once (apparent sizes, sampled every
+    /// 5 ms), and every file name seen there.
+    peak_staged: u64,
+    staged_names: std::collections::BTreeSet<String>,
+    /// Its peak resident memory (`VmHWM`, sampled with the staging directory: its value when
+    /// last seen, at most 5 ms before the process ended).
+    max_rss_bytes: u64,
+}
+
+/// Runs `convert args` (no IO options added) against `port` with `TMPDIR` = `tmp`, watching what
+/// it stages there and its peak memory.
+fn convert_watching(port: u16, tmp: &Path, args: &[&str]) -> Watched {
+    std::fs::create_dir_all(tmp).unwrap();
+    let mut child = command(port, ("testing", "testing"))
+        .args(args)
+        .env("TMPDIR", tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let (mut peak_staged, mut staged_names) = (0, std::collections::BTreeSet::new());
+    let pid = child.id() as libc::pid_t;
+    // Not the rusage of wait4: Linux carries the forking test process's peak across the exec.
+    let mut max_rss_bytes = 0;
+    let status = loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let hwm = status.lines().find_map(|line| line.strip_prefix("VmHWM:"));
+        if let Some(kib) = hwm.and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) {
+            max_rss_bytes = max_rss_bytes.max(kib << 10);
+        }
+        let mut files = Vec::new();
+        walk_files(tmp, &mut files);
+        peak_staged = peak_staged.max(files.iter().map(|(_, size)| size).sum());
+        staged_names.extend(files.into_iter().map(|(name, _)| name));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Watched {
+        output: Output {
+            status,
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        },
+        peak_staged,
+        staged_names,
+        max_rss_bytes,
+    }
+}
+
+/// Every file under `dir` (recursively) with its size; entries vanishing meanwhile are skipped.
+fn walk_files(dir: &Path, out: &mut Vec<(String, u64)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            walk_files(&entry.path(), out);
+        } else {
+            out.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
+        }
+    }
+}
+
+/// Uploads every file of `dir` as `bucket/prefix/<name>`, one object per file, as a trainer
+/// writes a checkpoint.
+fn upload(moto: &Moto, dir: &Path, bucket: &str, prefix: &str) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        let (status, body) = http(
+            moto.port,
+            "PUT",
+            &format!("/{bucket}/{prefix}/{name}"),
+            &std::fs::read(entry.path()).unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// The bytes of the files of `dir` whose names satisfy `keep`, and how many there are.
+fn bytes_of(dir: &Path, keep: impl Fn(&str) -> bool) -> (u64, u64) {
+    let mut files = Vec::new();
+    walk_files(dir, &mut files);
+    let kept: Vec<u64> = files
+        .into_iter()
+        .filter(|(n, _)| keep(n))
+        .map(|(_, size)| size)
+        .collect();
+    (kept.iter().sum(), kept.len() as u64)
 }
 
 /// Stdout and stderr of a successful run.
@@ -771,11 +954,9 @@ fn an_interrupted_remote_conversion_leaves_no_local_staging_and_no_marker() {
     assert_eq!(moto.object("models", "m/config.json").0, 404);
 }
 
-#[test]
-fn a_distributed_training_checkpoint_is_read_rank_file_by_rank_file() {
-    let Some(moto) = Moto::start(&[]) else { return };
-    moto.bucket("runs");
-    let dir = scratch("distributed");
+/// A synthetic training checkpoint in `dir/checkpoint`: 4 ranks (tensor-parallel 2, pipeline 2,
+/// ZeRO-3), weights and one optimizer state.
+fn distributed_checkpoint(dir: &Path) -> PathBuf {
     let config = r#"{"hidden_size": 256, "embeddings": {"vocab_size": 4096},
         "head": {"normalization": {"type": "rms_norm"}},
         "decoder": {"num_blocks": 4, "block": {
@@ -797,21 +978,18 @@ fn a_distributed_training_checkpoint_is_read_rank_file_by_rank_file() {
         &["weights", "exp_avgs"],
     )
     .unwrap();
+    checkpoint
+}
+
+#[test]
+fn a_distributed_training_checkpoint_is_read_rank_file_by_rank_file() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("distributed");
+    let checkpoint = distributed_checkpoint(&dir);
     // Uploaded as a trainer writes it: one object per file.
-    let mut ranks = 0;
-    for entry in std::fs::read_dir(&checkpoint).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        ranks += usize::from(name.starts_with("rank_"));
-        let (status, body) = http(
-            moto.port,
-            "PUT",
-            &format!("/runs/exp/1000/{name}"),
-            &std::fs::read(entry.path()).unwrap(),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
-    assert_eq!(ranks, 4);
+    upload(&moto, &checkpoint, "runs", "exp/1000");
+    assert_eq!(moto.keys("runs", "exp/1000/rank_").len(), 4);
     let reference = dir.join("reference");
     ok(&convert(
         moto.port,
@@ -842,4 +1020,255 @@ fn a_local_conversion_stages_nothing_in_tmpdir() {
         .output()
         .unwrap();
     ok(&output);
+}
+
+/// The IO options of the tests below: ranged GETs of 5 MiB, 2 in flight (a 10 MiB window).
+const WINDOW: [&str; 4] = ["--io-part-size", "5MiB", "--io-concurrency", "2"];
+const PART: u64 = 5 << 20;
+
+/// Header reads take the first 256 KiB of each safetensors file, data included.
+const HEADER_GUESS: u64 = 256 << 10;
+
+fn args<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    WINDOW.iter().copied().chain(rest.iter().copied()).collect()
+}
+
+#[test]
+fn remote_inputs_are_read_in_place_by_bounded_ranged_gets() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("read_in_place");
+    let hf = dir.join("hf_sharded");
+    ok(&convert(
+        moto.port,
+        &[
+            "--max-shard-size",
+            "20MB",
+            "--from",
+            "llama",
+            "--to",
+            "llama",
+            s(&llama(&dir)),
+            s(&hf),
+        ],
+    ));
+    let fast_llm = dir.join("fast_llm");
+    ok(&convert(
+        moto.port,
+        &["--from", "llama", "--to", "fast_llm", s(&hf), s(&fast_llm)],
+    ));
+    let distributed = distributed_checkpoint(&dir);
+    // Each GET held a moment, so that the sampling of the staging directory sees the reads.
+    let proxy = Proxy::start(
+        moto.port,
+        Faults {
+            delay_gets: Some(Duration::from_millis(10)),
+            ..Faults::default()
+        },
+    );
+    for (name, input, to) in [
+        ("hf", &hf, "fast_llm"),
+        ("fast_llm", &fast_llm, "llama"),
+        ("distributed", &distributed, "llama"),
+    ] {
+        upload(&moto, input, "runs", name);
+        let reference = dir.join(format!("{name}-reference"));
+        ok(&convert(
+            moto.port,
+            &["--from", "auto", "--to", to, s(input), s(&reference)],
+        ));
+        proxy.gets.lock().unwrap().clear();
+        let out = dir.join(format!("{name}-from-s3"));
+        let url = format!("s3://runs/{name}");
+        let run = convert_watching(
+            proxy.port,
+            &dir.join(format!("{name}-tmp")),
+            &args(&["--from", "auto", "--to", to, &url, s(&out)]),
+        );
+        ok(&run.output);
+        assert_same_files(&reference, &out);
+        // No local copy of the tensor files: only documents were ever staged.
+        let (tensor_bytes, tensor_files) = bytes_of(input, |n| n.ends_with(".safetensors"));
+        let (document_bytes, _) = bytes_of(input, |n| !n.ends_with(".safetensors"));
+        assert!(
+            run.staged_names.iter().all(|n| !n.ends_with(".safetensors")),
+            "{name}: staged {:?}",
+            run.staged_names
+        );
+        assert!(
+            run.peak_staged <= document_bytes,
+            "{name}: {} bytes staged, the documents have {document_bytes}",
+            run.peak_staged
+        );
+        // Every tensor byte came by a ranged GET of at most one part, each byte about once.
+        let (gets, whole) = proxy.tensor_gets();
+        assert!(!whole, "{name}: a safetensors object was read whole");
+        let sizes: Vec<u64> = gets.iter().filter_map(|g| g.range).map(|(a, b)| b - a).collect();
+        assert!(sizes.iter().all(|&n| n <= PART), "{name}: {sizes:?}");
+        let fetched: u64 = sizes.iter().sum();
+        assert!(
+            fetched <= tensor_bytes + tensor_files * HEADER_GUESS,
+            "{name}: {fetched} bytes fetched for {tensor_bytes} bytes of tensor files"
+        );
+        eprintln!(
+            "{name}: {} ranged GETs, {fetched} bytes for {tensor_bytes} bytes in {tensor_files} files; peak staged \
+             {} bytes; peak RSS {} MiB",
+            sizes.len(),
+            run.peak_staged,
+            run.max_rss_bytes >> 20
+        );
+    }
+}
+
+#[test]
+fn a_tensor_larger_than_the_io_window_streams_through_it() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("window");
+    // One file; the embeddings and the output layer are 64 MiB each, the IO window 10 MiB.
+    let hf = synthetic_llama(&dir, 2048, 1, 1 << 40);
+    upload(&moto, &hf, "runs", "big");
+    let reference = dir.join("reference");
+    let local = convert_watching(
+        moto.port,
+        &dir.join("tmp-local"),
+        &args(&["--from", "llama", "--to", "fast_llm", s(&hf), s(&reference)]),
+    );
+    ok(&local.output);
+    // The process's own memory: the same conversion of a model of 1.5 MB.
+    let small = synthetic_llama(&dir.join("small"), 128, 1, 1 << 40);
+    upload(&moto, &small, "runs", "small");
+    let baseline = convert_watching(
+        moto.port,
+        &dir.join("tmp-small"),
+        &args(&[
+            "--from",
+            "llama",
+            "--to",
+            "fast_llm",
+            "s3://runs/small",
+            s(&dir.join("small-out")),
+        ]),
+    );
+    ok(&baseline.output);
+    let proxy = Proxy::start(moto.port, Faults::default());
+    let out = dir.join("from-s3");
+    let remote = convert_watching(
+        proxy.port,
+        &dir.join("tmp-remote"),
+        &args(&["--from", "llama", "--to", "fast_llm", "s3://runs/big", s(&out)]),
+    );
+    ok(&remote.output);
+    assert_same_files(&reference, &out);
+    let (gets, _) = proxy.tensor_gets();
+    let largest = gets.iter().filter_map(|g| g.range).map(|(a, b)| b - a).max().unwrap();
+    assert!(largest <= PART, "a ranged GET of {largest} bytes");
+    assert!(gets.len() as u64 >= 2 * (64 << 20) / PART, "{} GETs", gets.len());
+    let held = remote.max_rss_bytes.saturating_sub(baseline.max_rss_bytes);
+    eprintln!(
+        "peak RSS: {} MiB from S3 ({} MiB more than a 1.5 MB model's), {} MiB from local disk; {} ranged GETs",
+        remote.max_rss_bytes >> 20,
+        held >> 20,
+        local.max_rss_bytes >> 20,
+        gets.len()
+    );
+    // Neither 64 MiB tensor is ever held whole: what the conversion holds is the IO window (at
+    // most 3 parts: 2 in flight, 1 being written) and the one transposed parameter (8 MiB, its
+    // input and its output).
+    assert!(held < 40 << 20, "the conversion held {} MiB", held >> 20);
+}
+
+#[test]
+fn a_server_failing_mid_read_stops_the_conversion_naming_the_tensor() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("mid_read");
+    let hf = dir.join("hf_sharded");
+    ok(&convert(
+        moto.port,
+        &[
+            "--max-shard-size",
+            "20MB",
+            "--from",
+            "llama",
+            "--to",
+            "llama",
+            s(&llama(&dir)),
+            s(&hf),
+        ],
+    ));
+    upload(&moto, &hf, "runs", "m");
+    let (_, shards) = bytes_of(&hf, |n| n.ends_with(".safetensors"));
+    // The headers, then a few tensor reads; every later one finds the connection dropped.
+    let proxy = Proxy::start(
+        moto.port,
+        Faults {
+            range_gets_before_failure: Some(shards as usize + 3),
+            ..Faults::default()
+        },
+    );
+    let out = dir.join("out");
+    let tmp = dir.join("tmp");
+    let run = convert_watching(
+        proxy.port,
+        &tmp,
+        &args(&[
+            "--io-retries",
+            "1",
+            "--from",
+            "llama",
+            "--to",
+            "fast_llm",
+            "s3://runs/m",
+            s(&out),
+        ]),
+    );
+    let stderr = failed(&run.output);
+    eprintln!("{stderr}");
+    assert!(proxy.dropped.load(Ordering::SeqCst) > 0);
+    assert!(
+        stderr.starts_with("error: s3://runs/m/model-0000"),
+        "names the object first: {stderr}"
+    );
+    assert!(stderr.contains(": tensor `"), "names the tensor: {stderr}");
+    assert!(stderr.contains("reading bytes "), "names the range: {stderr}");
+    assert!(!out.exists(), "no output");
+    let mut left = Vec::new();
+    walk_files(&tmp, &mut left);
+    assert!(left.is_empty(), "local staging removed: {left:?}");
+}
+
+#[test]
+fn a_remote_pickle_is_refused_by_name_and_never_fetched() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("pickle");
+    let hf = llama(&dir);
+    std::fs::remove_file(hf.join("model.safetensors")).ok();
+    for entry in std::fs::read_dir(&hf).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "safetensors") || path.ends_with("model.safetensors.index.json") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    std::fs::write(hf.join("pytorch_model.bin"), vec![0x80; 1 << 20]).unwrap();
+    upload(&moto, &hf, "runs", "pickled");
+    let proxy = Proxy::start(moto.port, Faults::default());
+    let stderr = failed(&convert(
+        proxy.port,
+        &[
+            "--from",
+            "llama",
+            "--to",
+            "fast_llm",
+            "s3://runs/pickled",
+            s(&dir.join("out")),
+        ],
+    ));
+    assert!(
+        stderr.contains("s3://runs/pickled/pytorch_model.bin: a pickle checkpoint is never unpickled"),
+        "{stderr}"
+    );
+    let gets = proxy.gets.lock().unwrap();
+    assert!(gets.iter().all(|g| !g.path.contains(".bin")), "{gets:?}");
 }

@@ -6,7 +6,9 @@
 //! * An HF checkpoint (BF16): HF → Fast-LLM → HF, and HF → distributed (tensor 2 × pipeline 2 ×
 //!   data 2, ZeRO 3).
 //! * The HF checkpoint from one S3 prefix of a local moto server to another (HF → Fast-LLM),
-//!   against a plain concurrent download and upload of its files (`bench_store.rs`).
+//!   against a plain concurrent download and upload of its files; it and the training
+//!   checkpoint written from it read from S3 to local disk (HF → Fast-LLM, distributed → HF)
+//!   against a plain download of their files (`bench_store.rs`).
 //! * A Fast-LLM training checkpoint (float32 shards, weights only, tensor 2 × pipeline 2 × data
 //!   2 with ZeRO 3: 8 rank files): distributed → Fast-LLM, distributed → HF (and in bf16, also
 //!   timed against copying its output), and re-sharded to tensor 4 × data 2; and the HF
@@ -119,7 +121,12 @@ impl Bench {
         for step in &steps {
             failures.extend(self.step(step, largest)?.0);
         }
-        match super::bench_store::run(&self.binary, &input, &self.root, generated.bytes()) {
+        let inputs = super::bench_store::Inputs {
+            hf: &input,
+            hf_bytes: generated.bytes(),
+            distributed: &self.root.join("hf_distributed"),
+        };
+        match super::bench_store::run(&self.binary, &inputs, &self.root) {
             Ok(missed) => failures.extend(missed),
             Err(why) => println!("\nobject store: not measured: {why}"),
         }

@@ -44,12 +44,24 @@ pub const COMPANION_PATTERNS: &[&str] = &[
 /// The files every conversion writes itself, never copied or listed.
 const OWN_FILES: &[&str] = &["config.json", "metadata.yaml", "model.safetensors.index.json", "ok"];
 
+/// Pickle files, by extension.
+const PICKLES: [&str; 6] = ["bin", "pt", "pth", "pkl", "pickle", "ckpt"];
+
+/// Weights of formats that are not converted, by extension.
+const OTHER_WEIGHTS: [&str; 7] = ["gguf", "h5", "msgpack", "onnx", "tflite", "ot", "npz"];
+
+/// Whether `name` holds weights a conversion never reads: a pickle or another format's.
+pub fn is_foreign_weights(name: &str) -> bool {
+    let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
+    PICKLES.contains(&extension) || OTHER_WEIGHTS.contains(&extension)
+}
+
 /// Why a file of the input is not in the output.
 fn not_copied_because(name: &str) -> &'static str {
     let extension = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     match extension {
-        "bin" | "pt" | "pth" | "pkl" | "pickle" | "ckpt" => "a pickle: never copied (it can run code)",
-        "gguf" | "h5" | "msgpack" | "onnx" | "tflite" | "ot" | "npz" => {
+        e if PICKLES.contains(&e) => "a pickle: never copied (it can run code)",
+        e if OTHER_WEIGHTS.contains(&e) => {
             "weights of another format: not converted, and stale beside the converted ones"
         }
         "py" => "code of another format",

@@ -13,6 +13,16 @@ pub enum CheckpointError {
         #[source]
         source: std::io::Error,
     },
+    /// A ranged read of a remote input file that failed or came back short.
+    #[error("{url}: tensor `{}`: reading bytes {start}..{end}: {source}", printable(.tensor))]
+    RangeRead {
+        url: String,
+        tensor: String,
+        start: u64,
+        end: u64,
+        #[source]
+        source: crate::source::RangeError,
+    },
     #[error("{path}: invalid safetensors file: {}", printable(.message))]
     Safetensors { path: PathBuf, message: String },
     #[error("{path}: {message}")]

@@ -1,7 +1,8 @@
 //! Checkpoint IO for HF and Fast-LLM checkpoints.
 //!
 //! Reading maps every safetensors file and validates its header with HF's `safetensors` crate
-//! (zero-copy: tensor bytes are borrowed from the map). A checkpoint directory is checked as a
+//! (zero-copy: tensor bytes are borrowed from the map); a remote input's files are validated from
+//! their headers and read by range instead ([`source`]). A checkpoint directory is checked as a
 //! whole before anything is converted: an index that names a missing shard, a tensor found in no
 //! shard or in two, a shard name escaping the directory, or a pickle checkpoint is an error
 //! naming the file and tensor.
@@ -28,6 +29,7 @@ pub use policy::{MAX_CONFIG_BYTES, MAX_INDEX_BYTES};
 mod read;
 #[cfg(test)]
 mod scratch;
+pub mod source;
 pub mod synthetic;
 mod writeback;
 pub mod writer;

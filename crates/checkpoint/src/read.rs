@@ -1,16 +1,21 @@
 //! Opening checkpoint directories: HF (`config.json` + `model.safetensors` or an index and
 //! shards) and Fast-LLM (`metadata.yaml` + the files of its `state_index`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use fastllm_config::{Map, Value, parse_document};
 use memmap2::Mmap;
-use safetensors::SafeTensors;
+use safetensors::tensor::Metadata;
+use safetensors::{SafeTensorError, SafeTensors};
 
 use crate::CheckpointError;
 use crate::metadata_yaml::{MetadataFormat, mapping, read_metadata};
 use crate::policy::{DocumentKind, HeaderBudget, InputDir, MAX_HEADER_BYTES, Opened, open_named};
+use crate::source::{RangeError, RemoteInput};
 
 /// One tensor's place in a mapped file.
 #[derive(Debug, Clone)]
@@ -22,10 +27,18 @@ pub(crate) struct TensorMeta {
     pub(crate) end: usize,
 }
 
-/// A mapped, validated safetensors file.
+/// Where a safetensors file's bytes are.
+enum Backing {
+    /// Mapped from the input directory: tensors are borrowed from the map.
+    Mapped(Mmap),
+    /// A remote file, read by range when a tensor is needed.
+    Remote { files: RemoteInput, url: String },
+}
+
+/// A validated safetensors file of an input, mapped or remote.
 pub(crate) struct MappedFile {
     pub(crate) name: String,
-    map: Mmap,
+    backing: Backing,
     pub(crate) tensors: BTreeMap<String, TensorMeta>,
     metadata: HashMap<String, String>,
 }
@@ -39,28 +52,76 @@ impl MappedFile {
         // give wrong bytes, as any reader would, but not memory unsafety in safe code that
         // only copies out of the slice.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(&path, e))?;
-        budget.charge(&map).map_err(|message| CheckpointError::Safetensors {
+        let invalid = |message| CheckpointError::Safetensors {
             path: path.clone(),
             message,
-        })?;
-        let (header, metadata) = SafeTensors::read_metadata(&map).map_err(|e| CheckpointError::Safetensors {
-            path: path.clone(),
-            message: match offender(&map) {
+        };
+        budget.charge(&map).map_err(invalid)?;
+        let (header, metadata) = SafeTensors::read_metadata(&map).map_err(|e| {
+            invalid(match offender(&map) {
                 Some(tensor) => format!("{tensor} ({e})"),
                 None => e.to_string(),
-            },
+            })
         })?;
-        let base = 8 + header;
+        Self::new(name, Backing::Mapped(map), 8 + header, &metadata).map_err(invalid)
+    }
+
+    /// Validates remote file `name` of `remote` from its header alone (charged to `budget`
+    /// first): every tensor's extent inside the file's size. `path` names it in errors.
+    pub(crate) fn open_remote(
+        remote: &RemoteInput,
+        name: &str,
+        path: &Path,
+        budget: &mut HeaderBudget,
+    ) -> Result<Self, CheckpointError> {
+        let invalid = |message| CheckpointError::Safetensors {
+            path: path.to_path_buf(),
+            message,
+        };
+        let Some(file) = remote.0.file(name) else {
+            return Err(CheckpointError::io(path, std::io::ErrorKind::NotFound.into()));
+        };
+        budget.charge(file.header).map_err(invalid)?;
+        let length = file
+            .header
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        let data_len = file.size.checked_sub(file.header.len() as u64);
+        let (json, data_len) = match (length, data_len) {
+            (Some(length), Some(data_len)) if length.checked_add(8) == Some(file.header.len() as u64) => {
+                (&file.header[8..], data_len)
+            }
+            _ => return Err(invalid(SafeTensorError::InvalidHeaderLength.to_string())),
+        };
+        let metadata: Metadata = serde_json::from_slice(json).map_err(|e| {
+            let data_len = usize::try_from(data_len).unwrap_or(usize::MAX);
+            invalid(match crate::header::offending_tensor(json, data_len) {
+                Some(tensor) => format!("{tensor} ({e})"),
+                None => e.to_string(),
+            })
+        })?;
+        if metadata.data_len() as u64 != data_len {
+            return Err(invalid(format!(
+                "its tensors end at byte {} of its data, but the file holds {data_len} bytes after the header",
+                metadata.data_len()
+            )));
+        }
+        let backing = Backing::Remote {
+            files: remote.clone(),
+            url: file.url.to_string(),
+        };
+        Self::new(name, backing, file.header.len(), &metadata).map_err(invalid)
+    }
+
+    /// The file `name` of tensors `metadata`, whose data starts at byte `base`.
+    fn new(name: &str, backing: Backing, base: usize, metadata: &Metadata) -> Result<Self, String> {
         let mut tensors = BTreeMap::new();
         for (name, info) in metadata.tensors() {
             let dtype = info.dtype.to_string();
             if crate::dtype_size(&dtype).is_none() {
-                return Err(CheckpointError::Safetensors {
-                    path,
-                    message: format!(
-                        "tensor `{name}`: dtype {dtype} is not converted (its elements are not whole bytes)"
-                    ),
-                });
+                return Err(format!(
+                    "tensor `{name}`: dtype {dtype} is not converted (its elements are not whole bytes)"
+                ));
             }
             let meta = TensorMeta {
                 dtype,
@@ -73,7 +134,7 @@ impl MappedFile {
         let extra = metadata.metadata().clone().unwrap_or_default();
         Ok(MappedFile {
             name: name.to_string(),
-            map,
+            backing,
             tensors,
             metadata: extra.into_iter().collect(),
         })
@@ -84,35 +145,119 @@ impl MappedFile {
         &self.metadata
     }
 
-    /// The bytes of tensor `name`, with its place.
-    pub(crate) fn tensor(&self, name: &str) -> Option<(&TensorMeta, &[u8])> {
-        let meta = self.tensors.get(name)?;
-        Some((meta, &self.map[meta.start..meta.end]))
+    /// Whether the file is read by range from elsewhere.
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self.backing, Backing::Remote { .. })
     }
 
-    /// Maps bytes `start..end` in one call (Linux's `MADV_POPULATE_READ`) before they are read,
-    /// instead of one page fault every few pages while they are.
+    /// Maps bytes `start..end` of a mapped file in one call (Linux's `MADV_POPULATE_READ`) before
+    /// they are read, instead of one page fault every few pages while they are.
     pub(crate) fn populate(&self, start: usize, end: usize) {
-        if start >= end || end > self.map.len() {
+        let Backing::Mapped(map) = &self.backing else { return };
+        if start >= end || end > map.len() {
             return;
         }
         #[cfg(target_os = "linux")]
-        let _ = self.map.advise_range(memmap2::Advice::PopulateRead, start, end - start);
+        let _ = map.advise_range(memmap2::Advice::PopulateRead, start, end - start);
     }
 
-    /// Drops bytes `start..end` of the file from this process's resident memory (they stay in the
-    /// page cache; a later access faults the same bytes back in).
+    /// The place of tensor `name`.
+    pub(crate) fn meta(&self, name: &str) -> Option<&TensorMeta> {
+        self.tensors.get(name)
+    }
+
+    /// Bytes `range` of a mapped file, borrowed; `None` for a remote one.
+    pub(crate) fn mapped(&self, range: Range<usize>) -> Option<&[u8]> {
+        match &self.backing {
+            Backing::Mapped(map) => map.get(range),
+            Backing::Remote { .. } => None,
+        }
+    }
+
+    /// Bytes `range` of the file (inside tensor `tensor`, named in errors): borrowed from a
+    /// map, fetched whole from a remote file.
+    pub(crate) fn read(&self, tensor: &str, range: Range<usize>) -> Result<Cow<'_, [u8]>, CheckpointError> {
+        if let Some(bytes) = self.mapped(range.clone()) {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        let mut out = Vec::with_capacity(range.len());
+        self.read_remote(tensor, range, &mut |part| {
+            out.extend_from_slice(part);
+            Ok(())
+        })?;
+        Ok(Cow::Owned(out))
+    }
+
+    /// Writes bytes `range` of the file (inside tensor `tensor`) to `sink`: from a map at once,
+    /// from a remote file part by part as they arrive (never the whole range in memory). A
+    /// failed remote read is an [`std::io::Error`] wrapping [`CheckpointError::RangeRead`].
+    pub(crate) fn write_to(&self, tensor: &str, range: Range<usize>, sink: &mut dyn Write) -> std::io::Result<()> {
+        if let Some(bytes) = self.mapped(range.clone()) {
+            return sink.write_all(bytes);
+        }
+        match self.read_remote(tensor, range, &mut |part| sink.write_all(part)) {
+            Err(CheckpointError::Io { source, .. }) => Err(source),
+            other => other.map_err(std::io::Error::other),
+        }
+    }
+
+    /// Reads bytes `range` of a remote file into `sink`; a sink's own error comes back as
+    /// [`CheckpointError::Io`], the read's as [`CheckpointError::RangeRead`].
+    pub(crate) fn read_remote(
+        &self,
+        tensor: &str,
+        range: Range<usize>,
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), CheckpointError> {
+        let (files, url) = match &self.backing {
+            Backing::Remote { files, url } => (files, url),
+            Backing::Mapped(_) => {
+                return Err(CheckpointError::invalid(
+                    &self.name,
+                    format!("bytes {range:?} are past the end of the file"),
+                ));
+            }
+        };
+        let (start, end) = (range.start as u64, range.end as u64);
+        files
+            .0
+            .read(&self.name, start..end, sink)
+            .map_err(|source| match source {
+                RangeError::Sink(source) => CheckpointError::Io {
+                    path: url.into(),
+                    source,
+                },
+                source => CheckpointError::RangeRead {
+                    url: url.clone(),
+                    tensor: tensor.to_string(),
+                    start,
+                    end,
+                    source,
+                },
+            })
+    }
+
+    /// The remote files this one is read from and its name there, with bytes `range`.
+    pub(crate) fn remote_range(&self, range: Range<usize>) -> Option<(&RemoteInput, &str, Range<u64>)> {
+        match &self.backing {
+            Backing::Remote { files, .. } => Some((files, &self.name, range.start as u64..range.end as u64)),
+            Backing::Mapped(_) => None,
+        }
+    }
+
+    /// Drops bytes `start..end` of a mapped file from this process's resident memory (they stay
+    /// in the page cache; a later access faults the same bytes back in). A remote file holds
+    /// nothing between reads.
     pub(crate) fn release(&self, start: usize, end: usize) {
-        if start >= end || end > self.map.len() {
+        let Backing::Mapped(map) = &self.backing else { return };
+        if start >= end || end > map.len() {
             return;
         }
         #[cfg(unix)]
         // SAFETY: the map is a read-only shared file mapping; after MADV_DONTNEED a later access
         // faults the same file bytes back in, so borrowed slices stay valid and unchanged.
         unsafe {
-            let _ = self
-                .map
-                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start);
+            let _ = map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start);
         }
     }
 }
@@ -138,23 +283,70 @@ pub struct TensorRef<'a> {
     pub file: &'a str,
 }
 
+/// A tensor of a checkpoint without its bytes: its name, dtype, shape and file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TensorInfo<'a> {
+    pub name: &'a str,
+    pub dtype: &'a str,
+    pub shape: &'a [usize],
+    pub file: &'a str,
+}
+
+/// Where a checkpoint's safetensors files are opened from: its directory, and the remote files
+/// of a remote input (a name the remote files hold is theirs, any other the directory's).
+#[derive(Clone, Copy)]
+pub(crate) struct Shards<'a> {
+    pub input: &'a InputDir,
+    pub remote: Option<&'a RemoteInput>,
+}
+
+impl Shards<'_> {
+    /// Whether file `name` is there (see [`crate::policy::Entry::exists`] for a local one).
+    pub(crate) fn exists(&self, name: &str) -> bool {
+        self.remote.is_some_and(|r| r.0.file(name).is_some()) || self.input.entry(name).exists()
+    }
+
+    /// Opens file `name`, its header charged to `budget`.
+    pub(crate) fn open(&self, name: &str, budget: &mut HeaderBudget) -> Result<MappedFile, CheckpointError> {
+        match self.remote {
+            Some(remote) if remote.0.file(name).is_some() => {
+                MappedFile::open_remote(remote, name, &self.input.join(name), budget)
+            }
+            _ => MappedFile::open(self.input, name, budget),
+        }
+    }
+
+    /// Every file name, the directory's and the remote ones.
+    pub(crate) fn names(&self) -> Result<Vec<String>, CheckpointError> {
+        let mut names = self.input.names()?;
+        names.extend(self.remote.map(|r| r.0.names()).unwrap_or_default());
+        Ok(names)
+    }
+}
+
+/// The bytes of a streamed mapped tensor written between two releases of its pages.
+const STREAM_PART: usize = 16 << 20;
+
 /// The safetensors files of a checkpoint, each tensor in exactly one of them.
 pub struct FileSet {
     dir: PathBuf,
     files: Vec<MappedFile>,
     /// Tensor name → index in `files`.
     index: BTreeMap<String, usize>,
+    /// The tensors read after the next one (see [`FileSet::read_next`]): their remote bytes are
+    /// fetched ahead once that read has started.
+    next: std::sync::Mutex<Vec<String>>,
 }
 
 impl FileSet {
-    /// Maps `names` (files of `input`); a tensor in two files is an error.
-    fn open(input: &InputDir, names: &[String]) -> Result<Self, CheckpointError> {
-        let dir = input.path();
+    /// Opens `names` (files of `shards`); a tensor in two files is an error.
+    fn open(shards: Shards, names: &[String]) -> Result<Self, CheckpointError> {
+        let dir = shards.input.path();
         let mut files = Vec::new();
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
         let mut budget = HeaderBudget::new();
         for name in names {
-            let file = MappedFile::open(input, name, &mut budget)?;
+            let file = shards.open(name, &mut budget)?;
             for tensor in file.tensors.keys() {
                 if let Some(&other) = index.get(tensor) {
                     return Err(CheckpointError::DuplicateTensor {
@@ -175,7 +367,115 @@ impl FileSet {
             dir: dir.to_path_buf(),
             files,
             index,
+            next: Default::default(),
         })
+    }
+
+    /// The set of `files` (none holding a tensor another holds), in directory `dir`.
+    #[cfg(test)]
+    pub(crate) fn of(dir: PathBuf, files: Vec<MappedFile>) -> FileSet {
+        let index = (files.iter().enumerate())
+            .flat_map(|(i, file)| file.tensors.keys().map(move |name| (name.clone(), i)))
+            .collect();
+        FileSet {
+            dir,
+            files,
+            index,
+            next: Default::default(),
+        }
+    }
+
+    /// Tensor `name`'s file and place.
+    fn locate(&self, name: &str) -> Option<(&str, &MappedFile, &TensorMeta)> {
+        let (name, &position) = self.index.get_key_value(name)?;
+        let file = &self.files[position];
+        Some((name.as_str(), file, &file.tensors[name]))
+    }
+
+    /// Tensor `name` without its bytes (a remote file's are read by [`FileSet::bytes`] or
+    /// [`FileSet::write_to`]).
+    pub(crate) fn tensor(&self, name: &str) -> Option<TensorInfo<'_>> {
+        let (name, file, meta) = self.locate(name)?;
+        Some(TensorInfo {
+            name,
+            dtype: &meta.dtype,
+            shape: &meta.shape,
+            file: &file.name,
+        })
+    }
+
+    /// The bytes of tensor `name`: borrowed from a mapped file, read whole from a remote one.
+    pub(crate) fn bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
+        let (name, file, meta) = self.locate(name).ok_or_else(|| self.unknown(name))?;
+        if let Some(bytes) = file.mapped(meta.start..meta.end) {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        let mut out = Vec::with_capacity(meta.end - meta.start);
+        let mut ahead = Some(());
+        file.read_remote(name, meta.start..meta.end, &mut |part| {
+            if ahead.take().is_some() {
+                self.read_ahead();
+            }
+            out.extend_from_slice(part);
+            Ok(())
+        })?;
+        Ok(Cow::Owned(out))
+    }
+
+    /// Writes the bytes of tensor `name` to `sink`; a remote file's part by part, never whole.
+    pub(crate) fn write_to(&self, name: &str, sink: &mut dyn Write) -> std::io::Result<()> {
+        let (name, file, meta) = self
+            .locate(name)
+            .ok_or_else(|| std::io::Error::other(self.unknown(name)))?;
+        if let Some(data) = file.mapped(meta.start..meta.end) {
+            // A part at a time, each part's pages dropped once written: a streamed tensor is
+            // never resident whole.
+            for (i, part) in data.chunks(STREAM_PART).enumerate() {
+                sink.write_all(part)?;
+                let start = meta.start + i * STREAM_PART;
+                file.release(start, start + part.len());
+            }
+            return Ok(());
+        }
+        let mut ahead = Some(());
+        let read = file.read_remote(name, meta.start..meta.end, &mut |part| {
+            if ahead.take().is_some() {
+                self.read_ahead();
+            }
+            sink.write_all(part)
+        });
+        match read {
+            Err(CheckpointError::Io { source, .. }) => Err(source),
+            other => other.map_err(std::io::Error::other),
+        }
+    }
+
+    /// Says which tensors are read after the next one: once the next read of a remote tensor
+    /// has started (its first part arrived), their remote bytes are fetched ahead (within the
+    /// remote files' bounds), so the store is never idle between two tensors.
+    pub(crate) fn read_next(&self, tensors: Vec<String>) {
+        *self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tensors;
+    }
+
+    /// Hands the remote ranges of the tensors [`FileSet::read_next`] named to their remote
+    /// files, once.
+    fn read_ahead(&self) {
+        let next = std::mem::take(&mut *self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let ranges: Vec<_> = (next.iter())
+            .filter_map(|tensor| {
+                let (_, file, meta) = self.locate(tensor)?;
+                file.remote_range(meta.start..meta.end)
+            })
+            .collect();
+        if let Some((remote, _, _)) = ranges.first() {
+            let ranges: Vec<(&str, Range<u64>)> =
+                (ranges.iter()).map(|(_, name, range)| (*name, range.clone())).collect();
+            remote.0.read_ahead(&ranges);
+        }
+    }
+
+    fn unknown(&self, name: &str) -> CheckpointError {
+        CheckpointError::invalid(&self.dir, format!("no tensor `{}`", fastllm_config::printable(name)))
     }
 
     /// Every tensor name, sorted.
@@ -183,16 +483,16 @@ impl FileSet {
         self.index.keys().map(String::as_str)
     }
 
-    /// The tensor `name`.
+    /// The tensor `name`, its bytes borrowed from its mapped file. A checkpoint opened by
+    /// [`open_hf`] or [`open_fast_llm`] is mapped whole; a conversion's remote input is not, and
+    /// a tensor of a remote file is `None` here.
     pub fn get(&self, name: &str) -> Option<TensorRef<'_>> {
-        let (name, &position) = self.index.get_key_value(name)?;
-        let file = &self.files[position];
-        let meta = &file.tensors[name];
+        let (name, file, meta) = self.locate(name)?;
         Some(TensorRef {
-            name: name.as_str(),
+            name,
             dtype: &meta.dtype,
             shape: &meta.shape,
-            data: &file.map[meta.start..meta.end],
+            data: file.mapped(meta.start..meta.end)?,
             file: &file.name,
         })
     }
@@ -200,20 +500,9 @@ impl FileSet {
     /// Drops tensor `name`'s pages from this process's resident memory (they stay in the page
     /// cache): a streamed conversion then holds at most the tensors it is working on.
     pub fn release(&self, name: &str) {
-        let Some(&position) = self.index.get(name) else { return };
-        let file = &self.files[position];
-        let meta = &file.tensors[name];
-        file.release(meta.start, meta.end);
-    }
-
-    /// Drops bytes `range` of tensor `name` (offsets within the tensor) from resident memory: a
-    /// tensor streamed in parts holds one part at a time.
-    pub fn release_part(&self, name: &str, range: std::ops::Range<usize>) {
-        let Some(&position) = self.index.get(name) else { return };
-        let file = &self.files[position];
-        let meta = &file.tensors[name];
-        let end = (meta.start + range.end).min(meta.end);
-        file.release(meta.start + range.start, end);
+        if let Some((_, file, meta)) = self.locate(name) {
+            file.release(meta.start, meta.end);
+        }
     }
 
     /// Number of tensors.
@@ -356,15 +645,21 @@ fn split_dir(path: &Path) -> Result<(&Path, &str), CheckpointError> {
 
 /// Opens an HF checkpoint directory and validates its index against its shards.
 pub fn open_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
+    open_hf_with(dir, None)
+}
+
+/// [`open_hf`], the safetensors files `remote` holds read from there.
+pub(crate) fn open_hf_with(dir: &Path, remote: Option<&RemoteInput>) -> Result<Checkpoint, CheckpointError> {
     let config = read_document(&dir.join("config.json"))?;
     let index_path = dir.join("model.safetensors.index.json");
     let input = InputDir::new(dir)?;
+    let shards = Shards { input: &input, remote };
     let files = if input.entry("model.safetensors.index.json").exists() {
-        open_indexed(&input, &index_path)?
-    } else if input.entry("model.safetensors").exists() {
-        FileSet::open(&input, &["model.safetensors".to_string()])?
+        open_indexed(shards, &index_path)?
+    } else if shards.exists("model.safetensors") {
+        FileSet::open(shards, &["model.safetensors".to_string()])?
     } else {
-        if let Some(pickle) = pickle_file(&input) {
+        if let Some(pickle) = pickle_file(shards) {
             return Err(CheckpointError::Pickle { path: pickle });
         }
         return Err(CheckpointError::NoWeights {
@@ -379,9 +674,10 @@ pub fn open_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
 }
 
 /// A pickle checkpoint file of `dir` (`pytorch_model.bin`, its shards or index, `*.pt`, ...).
-fn pickle_file(input: &InputDir) -> Option<PathBuf> {
+fn pickle_file(shards: Shards) -> Option<PathBuf> {
     const PICKLE: &[&str] = &[".bin", ".bin.index.json", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"];
-    input
+    let input = shards.input;
+    shards
         .names()
         .ok()?
         .into_iter()
@@ -391,7 +687,7 @@ fn pickle_file(input: &InputDir) -> Option<PathBuf> {
 
 /// Opens the shards of `model.safetensors.index.json`: every indexed tensor in the shard the
 /// index names, every shard tensor indexed, no tensor twice.
-fn open_indexed(input: &InputDir, index_path: &Path) -> Result<FileSet, CheckpointError> {
+fn open_indexed(shards: Shards, index_path: &Path) -> Result<FileSet, CheckpointError> {
     let index = read_document_of(index_path, DocumentKind::Index)?;
     let weight_map = mapping(&index, "weight_map").map_err(|e| CheckpointError::invalid(index_path, e))?;
     let Some(weight_map) = weight_map else {
@@ -400,7 +696,7 @@ fn open_indexed(input: &InputDir, index_path: &Path) -> Result<FileSet, Checkpoi
             "no `weight_map` (expected a mapping: tensor name → shard file)",
         ));
     };
-    let mut shards: Vec<String> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     let mut expected: BTreeMap<&str, &str> = BTreeMap::new();
     for (tensor, shard) in weight_map {
         let Value::Str(shard) = shard else {
@@ -410,21 +706,21 @@ fn open_indexed(input: &InputDir, index_path: &Path) -> Result<FileSet, Checkpoi
             ));
         };
         check_file_name(index_path, tensor, shard)?;
-        if !input.entry(shard).exists() {
+        if !shards.exists(shard) {
             return Err(CheckpointError::MissingShard {
                 path: index_path.to_path_buf(),
                 tensor: tensor.clone(),
                 shard: shard.clone(),
             });
         }
-        if !shards.contains(shard) {
-            shards.push(shard.clone());
+        if !names.contains(shard) {
+            names.push(shard.clone());
         }
         expected.insert(tensor, shard);
     }
-    let files = FileSet::open(input, &shards)?;
+    let files = FileSet::open(shards, &names)?;
     for (tensor, shard) in &expected {
-        match files.get(tensor) {
+        match files.tensor(tensor) {
             Some(found) if found.file == *shard => {}
             Some(found) => {
                 return Err(CheckpointError::DuplicateTensor {
@@ -444,7 +740,7 @@ fn open_indexed(input: &InputDir, index_path: &Path) -> Result<FileSet, Checkpoi
         }
     }
     if let Some(extra) = files.names().find(|name| !expected.contains_key(name)) {
-        let shard = files.get(extra).map(|t| t.file.to_string()).unwrap_or_default();
+        let shard = files.tensor(extra).map(|t| t.file.to_string()).unwrap_or_default();
         return Err(CheckpointError::UnindexedTensor {
             path: index_path.to_path_buf(),
             tensor: extra.to_string(),
@@ -456,7 +752,13 @@ fn open_indexed(input: &InputDir, index_path: &Path) -> Result<FileSet, Checkpoi
 
 /// Opens a Fast-LLM checkpoint directory: `metadata.yaml` and the files its `state_index` names.
 pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
+    open_fast_llm_with(dir, None)
+}
+
+/// [`open_fast_llm`], the safetensors files `remote` holds read from there.
+pub(crate) fn open_fast_llm_with(dir: &Path, remote: Option<&RemoteInput>) -> Result<Checkpoint, CheckpointError> {
     let input = InputDir::new(dir)?;
+    let shards = Shards { input: &input, remote };
     let metadata_path = dir.join("metadata.yaml");
     let (config, _) = read_metadata(dir, Some(MetadataFormat::StateDict))?;
     let state_index =
@@ -476,7 +778,7 @@ pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
             ));
         };
         check_file_name(&metadata_path, tensor, file)?;
-        if !input.entry(file).exists() {
+        if !shards.exists(file) {
             return Err(CheckpointError::MissingShard {
                 path: metadata_path.clone(),
                 tensor: tensor.clone(),
@@ -487,9 +789,9 @@ pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
             names.push(file.clone());
         }
     }
-    let files = FileSet::open(&input, &names)?;
+    let files = FileSet::open(shards, &names)?;
     for (tensor, file) in state_index {
-        match files.get(tensor) {
+        match files.tensor(tensor) {
             Some(found) if Value::Str(found.file.to_string()) == *file => {}
             _ => {
                 return Err(CheckpointError::TensorNotInShard {
@@ -504,7 +806,7 @@ pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
         }
     }
     if let Some(extra) = files.names().find(|name| !state_index.contains_key(*name)) {
-        let shard = files.get(extra).map(|t| t.file.to_string()).unwrap_or_default();
+        let shard = files.tensor(extra).map(|t| t.file.to_string()).unwrap_or_default();
         return Err(CheckpointError::UnindexedTensor {
             path: metadata_path,
             tensor: extra.to_string(),

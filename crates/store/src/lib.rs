@@ -5,8 +5,10 @@
 //! `concurrency` requests in flight, each holding at most `part_bytes`):
 //!
 //! * [`Remote::list`] — the checkpoint's files (the objects directly under its prefix).
-//! * [`Remote::read_header`] / [`Remote::fetch`] — a safetensors header by one ranged GET (two
-//!   when it is larger than the first guess), files by concurrent ranged GETs written in place.
+//! * [`Remote::read_header`] — a safetensors header by one ranged GET (two when it is larger
+//!   than the first guess).
+//! * [`Remote::read_parts`] — a byte range by concurrent ranged GETs handed on in order (what a
+//!   conversion reads tensors with); [`Remote::fetch`] — small files downloaded whole.
 //! * [`Remote::publish`] — a local checkpoint directory uploaded (multipart for large files),
 //!   its documents last; see [`publish`] for what a reader can observe at each moment.
 //!
@@ -22,7 +24,7 @@ use std::path::PathBuf;
 
 pub use self::location::{Location, Retries, Scheme, is_remote};
 pub use self::publish::{BUCKET_ROOT, PublishOptions};
-pub use self::read::{Fetched, RemoteFile};
+pub use self::read::{Fetched, PartsError, RemoteFile};
 
 /// How much IO a transfer may have in flight: `concurrency` requests, each of at most
 /// `part_bytes` (the ranged-GET size and the multipart part size), so at most
@@ -80,6 +82,14 @@ pub enum StoreError {
         action: &'static str,
         #[source]
         source: std::io::Error,
+    },
+    /// A ranged GET answered with another number of bytes than asked for.
+    #[error("{url}: a ranged read of bytes {start}..{end} returned {found} bytes, not {}", .end - .start)]
+    Short {
+        url: String,
+        start: u64,
+        end: u64,
+        found: u64,
     },
     /// What the store holds breaks a rule (a limit, a name, an existing output).
     #[error("{url}: {reason}")]
@@ -141,6 +151,11 @@ pub struct Remote {
     pub location: Location,
     pub limits: IoLimits,
     runtime: tokio::runtime::Runtime,
+    /// One permit a request in flight, shared by reads and reads ahead: at most `concurrency`.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// How many [`Remote::read_ahead`] calls there were, and what they started fetching that
+    /// no read took over yet.
+    ahead: std::sync::Mutex<(u64, Vec<read::Ahead>)>,
 }
 
 impl Remote {
@@ -164,6 +179,8 @@ impl Remote {
             location,
             limits,
             runtime,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(limits.concurrency)),
+            ahead: Default::default(),
         })
     }
 

@@ -44,6 +44,7 @@ use crate::companions::{Companions, companions};
 use crate::distributed::LayoutSpec;
 use crate::naming::{export_error, render_plan};
 use crate::policy::{OutputDir, Protected};
+use crate::source::RemoteInput;
 
 /// One side of a conversion.
 #[derive(Clone, Copy)]
@@ -130,6 +131,9 @@ pub struct Options {
     pub part: Option<Part>,
     /// Assemble the output from its parts, once all are complete (`--finalize`).
     pub finalize: bool,
+    /// The input's safetensors files when they are not in its directory (an object-store
+    /// input, whose directory holds its documents only): read by range from there.
+    pub remote_input: Option<RemoteInput>,
 }
 
 impl Default for Options {
@@ -149,6 +153,7 @@ impl Default for Options {
             optimizer_state: false,
             part: None,
             finalize: false,
+            remote_input: None,
         }
     }
 }
@@ -447,6 +452,11 @@ pub fn convert_cancellable(
             .map(|(file, _)| file.clone())
             .collect();
         // A retried part replaces its previous attempt, whole.
+        source.read_in_order(
+            (mine.iter())
+                .flat_map(|(_, range)| &outputs[range.clone()])
+                .map(|o| o.parameter.as_str()),
+        );
         let out = OutputDir::create(&part.dir(output), true, &protected)?;
         let tensors = TensorFiles {
             files: &mine,
@@ -456,7 +466,9 @@ pub fn convert_cancellable(
             to,
             allow_overflow: options.allow_overflow,
         };
-        summary.overflows = write_tensors(&out, &tensors, progress).map_err(overflow_in(input))?;
+        summary.overflows = write_tensors(&out, &tensors, progress)
+            .map_err(overflow_in(input))
+            .map_err(read_error_first)?;
         let mut sizes = std::collections::BTreeMap::new();
         for (name, _) in &mine {
             let path = out.path(name);
@@ -487,6 +499,7 @@ pub fn convert_cancellable(
         return Ok(summary);
     }
 
+    source.read_in_order(outputs.iter().map(|o| o.parameter.as_str()));
     let out = OutputDir::create(output, options.force, &protected)?;
     documents.iter().try_for_each(|document| document.write(&out))?;
     drop(documents);
@@ -498,7 +511,9 @@ pub fn convert_cancellable(
         to,
         allow_overflow: options.allow_overflow,
     };
-    summary.overflows = write_tensors(&out, &tensors, progress).map_err(overflow_in(input))?;
+    summary.overflows = write_tensors(&out, &tensors, progress)
+        .map_err(overflow_in(input))
+        .map_err(read_error_first)?;
     if matches!(to, Output::FastLlm) {
         out.write_text("ok", "")?;
     }
@@ -507,6 +522,27 @@ pub fn convert_cancellable(
     crate::companions::copy(&out, input, &summary.companions.copied)?;
     out.commit()?;
     Ok(summary)
+}
+
+/// A ranged read of a remote input failing while a tensor is written reaches the writer as an
+/// IO error of the output file; it is the input's error, named by its URL and tensor.
+fn read_error_first(error: ConversionError) -> ConversionError {
+    let ConversionError::Checkpoint(CheckpointError::Io { path, source }) = error else {
+        return error;
+    };
+    let is_read = |e: &(dyn std::error::Error + Send + Sync + 'static)| {
+        matches!(e.downcast_ref(), Some(CheckpointError::RangeRead { .. }))
+    };
+    if !source.get_ref().is_some_and(is_read) {
+        return CheckpointError::Io { path, source }.into();
+    }
+    let kind = source.kind();
+    let source = match source.into_inner().map(|inner| inner.downcast::<CheckpointError>()) {
+        Some(Ok(read)) => return (*read).into(),
+        Some(Err(other)) => std::io::Error::new(kind, other),
+        None => kind.into(),
+    };
+    CheckpointError::Io { path, source }.into()
 }
 
 /// Names an overflowing tensor's input file by its path, like every other rejection of an input

@@ -1,6 +1,8 @@
 //! Opening a distributed checkpoint directory: every check before anything is returned, then one
-//! parameter at a time reassembled from the mapped rank files.
+//! parameter at a time reassembled from the rank files, mapped or (a remote input's) read by
+//! range.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,8 @@ use super::parallel::Parallelism;
 use crate::metadata_yaml::{MetadataFormat, lookup, mapping, model_kind, read_metadata, string};
 use crate::policy::HeaderBudget;
 use crate::policy::{Entry, InputDir};
-use crate::read::MappedFile;
+use crate::read::{MappedFile, Shards, TensorMeta};
+use crate::source::RemoteInput;
 use crate::{CheckpointError, dtype_size};
 
 /// The checkpoint versions Fast-LLM 0.4.0 reads (it refuses anything older or newer).
@@ -30,6 +33,8 @@ pub struct DistributedCheckpoint {
     shards: Vec<String>,
     /// `rank_<r>.safetensors`, by rank.
     files: Vec<MappedFile>,
+    /// The parameter and shard read after the next one (see [`Self::read_next`]).
+    next: std::sync::Mutex<Option<(String, String)>>,
 }
 
 impl DistributedCheckpoint {
@@ -37,6 +42,14 @@ impl DistributedCheckpoint {
     /// config implies: every rank file present, each holding exactly one `<shard>_shard` per
     /// shard, of the size and dtype the layout implies, with zero padding.
     pub fn open(dir: &Path) -> Result<DistributedCheckpoint, CheckpointError> {
+        Self::open_with(dir, None)
+    }
+
+    /// [`Self::open`], the rank files `remote` holds read from there.
+    pub(crate) fn open_with(
+        dir: &Path,
+        remote: Option<&RemoteInput>,
+    ) -> Result<DistributedCheckpoint, CheckpointError> {
         let metadata_path = dir.join("metadata.yaml");
         let (metadata, _) = read_metadata(dir, Some(MetadataFormat::Distributed))?;
         let refuse = |message: String| DistributedError::Metadata {
@@ -61,14 +74,16 @@ impl DistributedCheckpoint {
             })?;
         let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| refuse(e.to_string()))?;
         let world_size = layout.parallelism.world_size;
-        check_no_rank_beyond(dir, world_size)?;
         let input = InputDir::new(dir)?;
+        let files_of = Shards { input: &input, remote };
+        check_no_rank_beyond(files_of, world_size)?;
         let mut budget = HeaderBudget::new();
         let mut files = Vec::new();
         for rank in 0..world_size {
             let name = rank_file(rank);
             // A directory or a FIFO is neither missing nor mappable (opening a FIFO would block).
             match input.entry(&name) {
+                _ if remote.is_some_and(|r| r.0.file(&name).is_some()) => {}
                 Entry::Readable { .. } => {}
                 Entry::Missing => {
                     return Err(DistributedError::MissingRankFile {
@@ -87,7 +102,7 @@ impl DistributedCheckpoint {
                     .into());
                 }
             }
-            files.push(MappedFile::open(&input, &name, &mut budget)?);
+            files.push(files_of.open(&name, &mut budget)?);
         }
         let checkpoint = DistributedCheckpoint {
             dir: dir.to_path_buf(),
@@ -96,6 +111,7 @@ impl DistributedCheckpoint {
             layout,
             shards,
             files,
+            next: Default::default(),
         };
         for rank in 0..checkpoint.files.len() {
             checkpoint.check_rank(rank)?;
@@ -161,10 +177,35 @@ impl DistributedCheckpoint {
             .into());
         }
         let element = dtype_size(self.dtype()).unwrap_or(1);
-        for run in pieces.iter().flat_map(|piece| runs(piece, element)) {
-            let target = &mut out[run.target * element..(run.target + run.len) * element];
-            target.copy_from_slice(self.piece_data(&run, shard)?);
-            self.release_piece(&run, shard);
+        let tensor = shard_tensor(shard);
+        if self.streams_pieces(&pieces) {
+            // The ranges `write_to` streams (and `read_ahead` announced), each read whole.
+            for piece in &pieces {
+                let meta = self.shard_meta(piece.rank, shard)?;
+                let start = meta.start + piece.offset * element;
+                let bytes = self.files[piece.rank].read(&tensor, start..start + piece.len * element)?;
+                out[piece.target * element..(piece.target + piece.len) * element].copy_from_slice(&bytes);
+                self.read_ahead();
+            }
+            return Ok(());
+        }
+        // Rank by rank, the span of the rank's shard holding its pieces, read at once: borrowed
+        // from a map, fetched by ranged reads from a remote file (a tensor-parallel split by
+        // columns cuts every row into pieces, too small to fetch one by one).
+        for (rank, (low, high)) in spans(&pieces) {
+            let file = &self.files[rank];
+            let meta = self.shard_meta(rank, shard)?;
+            let span = file.read(&tensor, meta.start + low * element..meta.start + high * element)?;
+            self.read_ahead();
+            for run in pieces
+                .iter()
+                .filter(|piece| piece.rank == rank)
+                .flat_map(|piece| runs(piece, element))
+            {
+                let source = (run.offset - low) * element..(run.offset - low + run.len) * element;
+                out[run.target * element..(run.target + run.len) * element].copy_from_slice(&span[source]);
+                self.release_piece(&run, shard);
+            }
         }
         self.release_spans(&pieces, shard);
         Ok(())
@@ -177,9 +218,17 @@ impl DistributedCheckpoint {
     pub fn write_to(&self, name: &str, shard: &str, out: &mut dyn Write) -> std::io::Result<()> {
         let pieces = self.covering_pieces(name, shard).map_err(std::io::Error::other)?;
         let element = dtype_size(self.dtype()).unwrap_or(1);
+        if self.files.iter().any(MappedFile::is_remote) {
+            if self.streams_pieces(&pieces) {
+                return self.stream_pieces(shard, &pieces, out);
+            }
+            // Small pieces would be one request each: the parameter is read rank span by
+            // rank span, then written.
+            return out.write_all(&self.read(name, shard).map_err(std::io::Error::other)?);
+        }
         for piece in &pieces {
             for run in runs(piece, element) {
-                out.write_all(self.piece_data(&run, shard).map_err(std::io::Error::other)?)?;
+                out.write_all(&self.piece_data(&run, shard).map_err(std::io::Error::other)?)?;
                 self.release_piece(&run, shard);
             }
         }
@@ -215,6 +264,92 @@ impl DistributedCheckpoint {
             next = end.1;
         }
         Ok(pieces)
+    }
+
+    /// Writes the `pieces` of parameter `name` to `out` in order, each streamed from its rank
+    /// file (a remote one part by part).
+    fn stream_pieces(&self, shard: &str, pieces: &[Piece], out: &mut dyn Write) -> std::io::Result<()> {
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        let tensor = shard_tensor(shard);
+        for piece in pieces.iter() {
+            let meta = self.shard_meta(piece.rank, shard).map_err(std::io::Error::other)?;
+            let start = meta.start + piece.offset * element;
+            self.files[piece.rank].write_to(&tensor, start..start + piece.len * element, out)?;
+            self.read_ahead();
+        }
+        Ok(())
+    }
+
+    /// Says which parameter of which shard is read after the next one: once the next read of
+    /// remote rank files has fetched its first range, that parameter's ranges are read ahead
+    /// (within the remote files' bounds).
+    pub(crate) fn read_next(&self, next: Option<(String, String)>) {
+        *self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+    }
+
+    /// Hands the ranges of the parameter [`Self::read_next`] named to the remote files, once.
+    fn read_ahead(&self) {
+        let next = self
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some((name, shard)) = next else { return };
+        let ranges: Vec<_> = (self.remote_ranges(&name, &shard).into_iter())
+            .filter_map(|(rank, range)| self.files[rank].remote_range(range))
+            .collect();
+        if let Some((remote, _, _)) = ranges.first() {
+            let ranges: Vec<_> = (ranges.iter()).map(|(_, file, range)| (*file, range.clone())).collect();
+            remote.0.read_ahead(&ranges);
+        }
+    }
+
+    /// The byte ranges of the rank files a remote read of parameter `name` of shard `shard`
+    /// asks for, in order: its pieces when they are streamed, else one span a rank.
+    fn remote_ranges(&self, name: &str, shard: &str) -> Vec<(usize, std::ops::Range<usize>)> {
+        let Ok(mut pieces) = self.pieces(name, shard) else {
+            return Vec::new();
+        };
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        let start_of = |rank: usize| self.shard_meta(rank, shard).map(|meta| meta.start).ok();
+        if self.streams_pieces(&pieces) {
+            pieces.sort_by_key(|piece| piece.target);
+            (pieces.iter())
+                .filter_map(|piece| {
+                    let start = start_of(piece.rank)? + piece.offset * element;
+                    Some((piece.rank, start..start + piece.len * element))
+                })
+                .collect()
+        } else {
+            (spans(&pieces).into_iter())
+                .filter_map(|(rank, (low, high))| {
+                    let start = start_of(rank)?;
+                    Some((rank, start + low * element..start + high * element))
+                })
+                .collect()
+        }
+    }
+
+    /// Whether a parameter of `pieces` is read piece by piece: from remote rank files when every
+    /// piece is large enough to be worth its requests.
+    fn streams_pieces(&self, pieces: &[Piece]) -> bool {
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        self.files.iter().any(MappedFile::is_remote)
+            && pieces.iter().all(|piece| piece.len * element >= MIN_STREAMED_PIECE)
+    }
+
+    /// The place of shard `shard` in rank `rank`'s file (checked when opened).
+    fn shard_meta(&self, rank: usize, shard: &str) -> Result<&TensorMeta, CheckpointError> {
+        let file = &self.files[rank];
+        let tensor = shard_tensor(shard);
+        file.meta(&tensor).ok_or_else(|| {
+            DistributedError::MissingShard {
+                path: self.dir.join(&file.name),
+                tensor,
+                shards: self.shards.join(", "),
+            }
+            .into()
+        })
     }
 
     /// The copies that rebuild parameter `name` of shard `shard`, after checking both exist and
@@ -254,24 +389,15 @@ impl DistributedCheckpoint {
     }
 
     /// The bytes of `piece` in its rank file's `<shard>_shard`.
-    fn piece_data(&self, piece: &Piece, shard: &str) -> Result<&[u8], CheckpointError> {
+    fn piece_data(&self, piece: &Piece, shard: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
         let element = dtype_size(self.dtype()).unwrap_or(1);
+        let meta = self.shard_meta(piece.rank, shard)?;
+        let (start, len) = (meta.start + piece.offset * element, piece.len * element);
         let file = &self.files[piece.rank];
-        let tensor = shard_tensor(shard);
-        // Checked when opened: present, with the size the layout implies.
-        let Some((meta, bytes)) = file.tensor(&tensor) else {
-            return Err(DistributedError::MissingShard {
-                path: self.dir.join(&file.name),
-                tensor,
-                shards: self.shards.join(", "),
-            }
-            .into());
-        };
-        let (start, end) = (piece.offset * element, (piece.offset + piece.len) * element);
-        if end - start >= POPULATE_BYTES {
-            file.populate(meta.start + start, meta.start + end);
+        if len >= POPULATE_BYTES {
+            file.populate(start, start + len);
         }
-        Ok(&bytes[start..end])
+        file.read(&shard_tensor(shard), start..start + len)
     }
 
     /// Drops from resident memory, in each rank file, the span `pieces` were read from and
@@ -280,18 +406,10 @@ impl DistributedCheckpoint {
     /// otherwise stay mapped, growing with the checkpoint.
     fn release_spans(&self, pieces: &[Piece], shard: &str) {
         let element = dtype_size(self.dtype()).unwrap_or(1);
-        let mut spans: std::collections::BTreeMap<usize, (usize, usize)> = Default::default();
-        for piece in pieces {
-            let span = spans
-                .entry(piece.rank)
-                .or_insert((piece.offset, piece.offset + piece.len));
-            span.0 = span.0.min(piece.offset);
-            span.1 = span.1.max(piece.offset + piece.len);
-        }
         let tensor = shard_tensor(shard);
-        for (rank, (low, high)) in spans {
+        for (rank, (low, high)) in spans(pieces) {
             let file = &self.files[rank];
-            if let Some((meta, _)) = file.tensor(&tensor) {
+            if let Some(meta) = file.meta(&tensor) {
                 let start = (meta.start + low * element)
                     .saturating_sub(FAULT_AROUND_BYTES)
                     .max(meta.start);
@@ -305,7 +423,7 @@ impl DistributedCheckpoint {
     fn release_piece(&self, piece: &Piece, shard: &str) {
         let element = dtype_size(self.dtype()).unwrap_or(1);
         let file = &self.files[piece.rank];
-        if let Some((meta, _)) = file.tensor(&shard_tensor(shard)) {
+        if let Some(meta) = file.meta(&shard_tensor(shard)) {
             file.release(
                 meta.start + piece.offset * element,
                 meta.start + (piece.offset + piece.len) * element,
@@ -332,7 +450,7 @@ impl DistributedCheckpoint {
 
     /// Checks rank `rank`'s file: the rank its header says it is, its tensors, their sizes and
     /// dtype, and that padding is zero.
-    fn check_rank(&self, rank: usize) -> Result<(), DistributedError> {
+    fn check_rank(&self, rank: usize) -> Result<(), CheckpointError> {
         let file = &self.files[rank];
         let path = self.dir.join(&file.name);
         // Same-sized rank files swapped would pass every check below: only the header tells.
@@ -347,14 +465,16 @@ impl DistributedCheckpoint {
                     path,
                     named: rank,
                     found,
-                });
+                }
+                .into());
             }
             Some((_, Some(found))) if found != world_size => {
                 return Err(DistributedError::RankWorld {
                     path,
                     expected: world_size,
                     found,
-                });
+                }
+                .into());
             }
             _ => {}
         }
@@ -368,12 +488,13 @@ impl DistributedCheckpoint {
                 path,
                 tensor: extra.clone(),
                 shards,
-            });
+            }
+            .into());
         }
         for shard in &self.shards {
             let tensor = shard_tensor(shard);
-            let Some((meta, bytes)) = file.tensor(&tensor) else {
-                return Err(DistributedError::MissingShard { path, tensor, shards });
+            let Some(meta) = file.meta(&tensor) else {
+                return Err(DistributedError::MissingShard { path, tensor, shards }.into());
             };
             let kind = ShardKind::of(shard);
             let expected = self.layout.shard_len(rank, kind);
@@ -386,7 +507,8 @@ impl DistributedCheckpoint {
                     expected: self.dtype().to_string(),
                     found: meta.dtype.clone(),
                     field: "optimization_dtype",
-                });
+                }
+                .into());
             }
             if meta.shape != [expected] {
                 return Err(DistributedError::ShardSize {
@@ -395,7 +517,8 @@ impl DistributedCheckpoint {
                     expected,
                     found: meta.shape.clone(),
                     breakdown: self.breakdown(rank, kind),
-                });
+                }
+                .into());
             }
             let element = dtype_size(self.dtype()).unwrap_or(1);
             let data_rank = self.layout.parallelism.coordinates(rank).data;
@@ -405,7 +528,7 @@ impl DistributedCheckpoint {
                     continue;
                 }
                 let (start, end) = (offset + group.shard_size - pad, offset + group.shard_size);
-                let padding = &bytes[start * element..end * element];
+                let padding = file.read(&tensor, meta.start + start * element..meta.start + end * element)?;
                 if let Some(at) = padding.iter().position(|&b| b != 0) {
                     let parameter = group
                         .parameters
@@ -419,7 +542,8 @@ impl DistributedCheckpoint {
                         start,
                         end,
                         at: start + at / element,
-                    });
+                    }
+                    .into());
                 }
                 file.release(meta.start + start * element, meta.start + end * element);
             }
@@ -446,6 +570,23 @@ const RUN_BYTES: usize = 16 << 20;
 /// `fault_around_bytes` is 64 KiB; this leaves room for larger settings).
 const FAULT_AROUND_BYTES: usize = 1 << 20;
 
+/// A remote parameter is streamed piece by piece when every piece has at least this many bytes
+/// (one part of a ranged read or more), else read whole, rank span by rank span.
+const MIN_STREAMED_PIECE: usize = 1 << 20;
+
+/// Per rank, the span of its file (in elements of its shard) holding `pieces`.
+fn spans(pieces: &[Piece]) -> std::collections::BTreeMap<usize, (usize, usize)> {
+    let mut spans: std::collections::BTreeMap<usize, (usize, usize)> = Default::default();
+    for piece in pieces {
+        let span = spans
+            .entry(piece.rank)
+            .or_insert((piece.offset, piece.offset + piece.len));
+        span.0 = span.0.min(piece.offset);
+        span.1 = span.1.max(piece.offset + piece.len);
+    }
+    spans
+}
+
 /// `piece` cut into runs of at most [`RUN_BYTES`].
 fn runs(piece: &Piece, element: usize) -> impl Iterator<Item = Piece> + use<> {
     let piece = *piece;
@@ -460,8 +601,9 @@ fn runs(piece: &Piece, element: usize) -> impl Iterator<Item = Piece> + use<> {
 
 /// Refuses a `rank_<r>.safetensors` with `r` at or past the world size: a file the layout has no
 /// place for, whose values a conversion would otherwise drop without a word.
-fn check_no_rank_beyond(dir: &Path, world_size: usize) -> Result<(), DistributedError> {
-    let Ok(names) = InputDir::new(dir).and_then(|input| input.names()) else {
+fn check_no_rank_beyond(shards: Shards, world_size: usize) -> Result<(), DistributedError> {
+    let dir = shards.input.path();
+    let Ok(names) = shards.names() else {
         return Ok(());
     };
     let first_beyond = names

@@ -41,7 +41,7 @@ impl InputLayout for DistributedInput {
     }
 
     fn open(&self, dir: &Path, config: BaseModelConfig, options: &Options) -> Result<Input, ConversionError> {
-        let checkpoint = DistributedCheckpoint::open(dir)?;
+        let checkpoint = DistributedCheckpoint::open_with(dir, options.remote_input.as_ref())?;
         let shard = options.shard.as_deref().unwrap_or(DEFAULT_SHARD).to_string();
         if !checkpoint.shard_names().contains(&shard) {
             let error = DistributedError::UnknownShard {
@@ -106,6 +106,7 @@ impl InputLayout for DistributedInput {
                 shard,
             },
             spare: Default::default(),
+            next: Default::default(),
         })
     }
 }

@@ -12,7 +12,8 @@ use crate::carry::InputConfig;
 use crate::convert::{ConversionError, Options};
 use crate::metadata_yaml::{MetadataFormat, mapping, model_kind, read_metadata};
 use crate::naming::limits;
-use crate::{Checkpoint, CheckpointError, open_fast_llm};
+use crate::read::open_fast_llm_with;
+use crate::{Checkpoint, CheckpointError};
 
 /// The Fast-LLM state-dict layout.
 pub(super) struct FastLlmInput;
@@ -34,8 +35,8 @@ impl InputLayout for FastLlmInput {
         })
     }
 
-    fn open(&self, dir: &Path, config: BaseModelConfig, _: &Options) -> Result<Input, ConversionError> {
-        let checkpoint = open_fast_llm(dir)?;
+    fn open(&self, dir: &Path, config: BaseModelConfig, options: &Options) -> Result<Input, ConversionError> {
+        let checkpoint = open_fast_llm_with(dir, options.remote_input.as_ref())?;
         // The optimizer's shards metadata.yaml lists beside `weights` (a checkpoint saved with
         // its optimizer state: `<parameter>/exp_avgs`, ...).
         let optimizer_shards: Vec<String> = match checkpoint.config.get("shards") {
@@ -53,7 +54,7 @@ impl InputLayout for FastLlmInput {
         for name in checkpoint.files.names() {
             match name.split_once('/') {
                 Some((parameter, "weights")) => {
-                    let tensor = checkpoint.files.get(name).expect("listed");
+                    let tensor = checkpoint.files.tensor(name).expect("listed");
                     sources.insert(
                         parameter.to_string(),
                         Source {
@@ -67,7 +68,7 @@ impl InputLayout for FastLlmInput {
                 Some((_, shard)) if optimizer_shards.iter().any(|s| s == shard) => {}
                 _ => problems.push(format!(
                     "`{name}` in {}: not a `<parameter>/<shard>` tensor of a shard metadata.yaml lists ({})",
-                    checkpoint.files.get(name).map_or("", |t| t.file),
+                    checkpoint.files.tensor(name).map_or("", |t| t.file),
                     std::iter::once("weights")
                         .chain(optimizer_shards.iter().map(String::as_str))
                         .collect::<Vec<_>>()
@@ -82,7 +83,7 @@ impl InputLayout for FastLlmInput {
             {
                 problems.push(format!(
                     "`{name}` in {}: optimizer state of `{parameter}`, which has no `{parameter}/weights`",
-                    checkpoint.files.get(name).map_or("", |t| t.file)
+                    checkpoint.files.tensor(name).map_or("", |t| t.file)
                 ));
             }
         }
@@ -103,6 +104,7 @@ impl InputLayout for FastLlmInput {
             limits: limits(&checkpoint.files),
             storage: Storage::Files(checkpoint.files),
             spare: Default::default(),
+            next: Default::default(),
         })
     }
 }

@@ -10,12 +10,13 @@ use fastllm_core::Handler;
 use fastllm_core::weights::{BoundedPlan, PlanEntry};
 
 use super::{Input, InputLayout, Source, Storage};
+use crate::FileSet;
 use crate::carry::InputConfig;
 use crate::convert::plan::{beyond_the_checkpoint, weight_plan};
 use crate::convert::{ConversionError, Options};
 use crate::naming::limits;
 use crate::policy::InputDir;
-use crate::{FileSet, open_hf};
+use crate::read::open_hf_with;
 
 /// The layout of HF format `.0`.
 pub(super) struct HfInput(pub &'static Handler);
@@ -31,7 +32,7 @@ impl InputLayout for HfInput {
 
     fn open(&self, dir: &Path, config: BaseModelConfig, options: &Options) -> Result<Input, ConversionError> {
         let handler = self.0;
-        let checkpoint = open_hf(dir)?;
+        let checkpoint = open_hf_with(dir, options.remote_input.as_ref())?;
         let limits = limits(&checkpoint.files);
         let BoundedPlan {
             mut entries,
@@ -85,7 +86,7 @@ impl InputLayout for HfInput {
         };
         let leftovers: Vec<String> = leftovers
             .into_iter()
-            .map(|n| format!("`{n}` in {}", checkpoint.files.get(n).map_or("", |t| t.file)))
+            .map(|n| format!("`{n}` in {}", checkpoint.files.tensor(n).map_or("", |t| t.file)))
             .collect();
         if !leftovers.is_empty() {
             problems.push(format!(
@@ -112,6 +113,7 @@ impl InputLayout for HfInput {
             limits,
             storage: Storage::Files(checkpoint.files),
             spare: Default::default(),
+            next: Default::default(),
         })
     }
 }
@@ -169,7 +171,7 @@ fn respell(entries: &mut [PlanEntry], aliases: &[(&str, &str)], files: &FileSet)
 fn check_inputs(files: &FileSet, entry: &PlanEntry, listing: &str, problems: &mut Vec<String>) -> String {
     let mut dtype: Option<String> = None;
     for (name, expected) in entry.hf.iter().zip(&entry.hf_shapes) {
-        match files.get(name) {
+        match files.tensor(name) {
             None => problems.push(format!(
                 "`{name}` (for Fast-LLM `{}`): missing from {listing}",
                 entry.fast_llm

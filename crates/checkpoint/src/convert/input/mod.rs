@@ -26,7 +26,7 @@ use crate::metadata_yaml::{MetadataFormat, read_metadata};
 use crate::naming::in_file;
 use crate::policy::InputDir;
 use crate::read::read_document;
-use crate::{CheckpointError, FileSet};
+use crate::{CheckpointError, FileSet, TensorRef};
 
 /// A checkpoint layout a conversion reads: where its config is and how its tensors become
 /// Fast-LLM parameters.
@@ -90,6 +90,8 @@ pub(crate) struct Input {
     storage: Storage,
     /// The buffer of a parameter already written, handed back by [`Input::recycle`] for the next.
     spare: std::sync::Mutex<Vec<u8>>,
+    /// Parameter → the one written after it (see [`Input::read_in_order`]).
+    next: std::sync::OnceLock<BTreeMap<String, String>>,
 }
 
 /// Where an input's bytes are.
@@ -103,9 +105,6 @@ enum Storage {
     },
 }
 
-/// The bytes of a streamed input tensor written between two releases of its pages.
-const STREAM_PART: usize = 16 << 20;
-
 /// How to get one Fast-LLM parameter from the input.
 pub(crate) struct Source {
     /// Input tensor names it is made of.
@@ -116,22 +115,68 @@ pub(crate) struct Source {
 }
 
 impl Input {
+    /// Says in which order the parameters will be written (repeats ignored), so that a remote
+    /// input fetches each one's bytes while the one before is written; said once, later calls
+    /// are ignored.
+    pub fn read_in_order<'a>(&self, parameters: impl IntoIterator<Item = &'a str>) {
+        let mut order: Vec<&str> = Vec::new();
+        for parameter in parameters {
+            if order.last() != Some(&parameter) {
+                order.push(parameter);
+            }
+        }
+        let next = (order.windows(2))
+            .map(|pair| (pair[0].to_string(), pair[1].to_string()))
+            .collect();
+        let _ = self.next.set(next);
+    }
+
+    /// Tells the storage which input tensors follow parameter `name`'s.
+    fn announce_next(&self, name: &str) {
+        let next = self.next.get().and_then(|next| next.get(name));
+        match (&self.storage, next) {
+            (Storage::Files(files), Some(next)) => {
+                files.read_next(self.sources.get(next).map(|s| s.inputs.clone()).unwrap_or_default());
+            }
+            (Storage::Distributed { checkpoint, shard }, next) => {
+                checkpoint.read_next(next.map(|next| (next.clone(), shard.clone())));
+            }
+            _ => {}
+        }
+    }
+
     /// The bytes of Fast-LLM parameter `name` (borrowed when no transform is needed).
     pub fn bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
         let source = &self.sources[name];
+        self.announce_next(name);
         match &self.storage {
             Storage::Files(files) => {
-                let parts: Vec<_> = source
-                    .inputs
-                    .iter()
-                    .map(|input| files.get(input).expect("checked"))
-                    .collect();
+                let mut bytes = (source.inputs.iter())
+                    .map(|input| files.bytes(input))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if bytes.len() == 1 && matches!(source.transform, Transform::Copy | Transform::Reshape) {
+                    // Borrowed from a map, or the remote tensor's own buffer: never copied again.
+                    return Ok(bytes.pop().expect("one"));
+                }
+                let parts = (source.inputs.iter().zip(&bytes))
+                    .map(|(input, data)| {
+                        let tensor = files.tensor(input).expect("checked");
+                        TensorRef {
+                            name: tensor.name,
+                            dtype: tensor.dtype,
+                            shape: tensor.shape,
+                            data,
+                            file: tensor.file,
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                // Every other transform builds its buffer, in the one the last parameter left.
                 let parameter = transfer::FastLlmParameter {
                     shape: &source.shape,
                     transform: source.transform,
                     dtype: &source.dtype,
                 };
-                Ok(parameter.bytes(&parts, self.take_spare()))
+                Ok(Cow::Owned(parameter.bytes(&parts, self.take_spare()).into_owned()))
             }
             Storage::Distributed { checkpoint, shard } => {
                 Ok(Cow::Owned(checkpoint.read_reusing(name, shard, self.take_spare())?))
@@ -165,18 +210,16 @@ impl Input {
                 ) {
                     return Ok(false);
                 }
+                self.announce_next(name);
                 for input in &source.inputs {
-                    // A part at a time, each part's pages dropped once written: a streamed tensor
-                    // is never resident whole.
-                    let data = files.get(input).expect("checked").data;
-                    for (i, part) in data.chunks(STREAM_PART).enumerate() {
-                        sink.write_all(part)?;
-                        files.release_part(input, i * STREAM_PART..i * STREAM_PART + part.len());
-                    }
+                    files.write_to(input, sink)?;
                     files.release(input);
                 }
             }
-            Storage::Distributed { checkpoint, shard } => checkpoint.write_to(name, shard, sink)?,
+            Storage::Distributed { checkpoint, shard } => {
+                self.announce_next(name);
+                checkpoint.write_to(name, shard, sink)?;
+            }
         }
         Ok(true)
     }
@@ -186,7 +229,7 @@ impl Input {
     pub fn state_tensor(&self, name: &str, shard: &str) -> Option<(String, Vec<usize>)> {
         match &self.storage {
             Storage::Files(files) => files
-                .get(&format!("{name}/{shard}"))
+                .tensor(&format!("{name}/{shard}"))
                 .map(|tensor| (tensor.dtype.to_string(), tensor.shape.to_vec())),
             Storage::Distributed { checkpoint, .. } => {
                 let (_, group, placed) = checkpoint.layout().find(name)?;
@@ -201,12 +244,9 @@ impl Input {
         match &self.storage {
             Storage::Files(files) => {
                 let tensor = format!("{name}/{shard}");
-                match files.get(&tensor) {
-                    Some(found) => Ok(Cow::Borrowed(found.data)),
-                    None => Err(CheckpointError::invalid(
-                        self.listing,
-                        format!("`{tensor}`: no such optimizer-state tensor"),
-                    )),
+                match files.tensor(&tensor) {
+                    Some(_) => files.bytes(&tensor),
+                    None => Err(self.no_state(&tensor)),
                 }
             }
             Storage::Distributed { checkpoint, .. } => {
@@ -215,11 +255,21 @@ impl Input {
         }
     }
 
+    fn no_state(&self, tensor: &str) -> CheckpointError {
+        CheckpointError::invalid(self.listing, format!("`{tensor}`: no such optimizer-state tensor"))
+    }
+
     /// Writes parameter `name` of optimizer shard `shard` to `sink` without a tensor-sized
     /// buffer.
     pub fn stream_state(&self, name: &str, shard: &str, sink: &mut dyn Write) -> std::io::Result<()> {
         match &self.storage {
-            Storage::Files(_) => sink.write_all(&self.state_bytes(name, shard).map_err(std::io::Error::other)?),
+            Storage::Files(files) => {
+                let tensor = format!("{name}/{shard}");
+                match files.tensor(&tensor) {
+                    Some(_) => files.write_to(&tensor, sink),
+                    None => Err(std::io::Error::other(self.no_state(&tensor))),
+                }
+            }
             Storage::Distributed { checkpoint, .. } => checkpoint.write_to(name, shard, sink),
         }?;
         self.release_state(name, shard);
@@ -265,7 +315,7 @@ impl Input {
             Storage::Files(files) => self.sources[name]
                 .inputs
                 .first()
-                .and_then(|input| files.get(input))
+                .and_then(|input| files.tensor(input))
                 .map_or_else(String::new, |t| t.file.to_string()),
             Storage::Distributed { .. } => self.listing.to_string(),
         }
