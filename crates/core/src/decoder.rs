@@ -5,17 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use fastllm_config::{Map, Value};
+use fastllm_config::{BlockSequenceConfig, Map, Value};
 
-use crate::blocks::BlockSequence;
-use crate::dict::show;
+use crate::blocks::block_path;
 use crate::engine::{export_sub, import_sub, under};
-use crate::section::{Decl, HfWrite, Section, fl_value};
+use crate::fl::Fl;
+use crate::section::{Decl, HfWrite, Section};
 use crate::values::text;
 use crate::{Claims, Problem};
-
-/// A config that is absent reads as an empty one (validation rejects it first).
-static EMPTY: Map = Map::new();
 
 /// The root's `decoder` ↔ `block`'s HF keys at the root plus `num_hidden_layers`.
 pub fn uniform(block: Arc<Section>) -> Decl {
@@ -24,16 +21,18 @@ pub fn uniform(block: Arc<Section>) -> Decl {
     Decl::custom(
         Claims::subtree(&["decoder"], &["num_hidden_layers"]),
         move |fl, context| {
-            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
-            let blocks = BlockSequence::read(decoder).map_err(|other| {
-                let message = format!("block sequence {} has no HF form", show(other));
-                vec![Problem::at_fast_llm("decoder.type", message)]
-            })?;
+            let decoder = match fl.config_at("decoder")? {
+                Some(decoder) => decoder
+                    .config::<BlockSequenceConfig>()
+                    .map_err(|p| under("decoder", vec![p]))?,
+                None => return Err(vec![Problem::at_fast_llm("decoder", "no block sequence")]),
+            };
             let mut exported: Vec<(String, Map, BTreeMap<String, String>)> = Vec::new();
             let mut problems = Vec::new();
-            for block in blocks.distinct() {
-                let path = block.path_under("decoder");
-                match export_sub(&export_block, block.config, context) {
+            for (name, block) in decoder.distinct() {
+                let path = block_path(name);
+                let path = format!("decoder.{path}");
+                match export_sub(&export_block, Fl::new(block), context) {
                     Ok((hf, writers)) => exported.push((path, hf, writers)),
                     Err(errors) => problems.extend(under(&path, errors)),
                 }
@@ -66,7 +65,7 @@ pub fn uniform(block: Arc<Section>) -> Decl {
                 .collect();
             writes.push(HfWrite::new(
                 "num_hidden_layers",
-                fl_value(decoder, "num_blocks").clone(),
+                Value::Int(decoder.num_blocks().into()),
             ));
             Ok(writes)
         },

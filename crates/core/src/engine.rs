@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use fastllm_config::{Map, Value};
+use fastllm_config::{Field, Map, Value};
 
 use crate::HfLayout;
 use crate::Problem;
 use crate::dict::{self, Conflict, join, show};
-use crate::section::{ExportContext, ImportContext, Section, fl_value};
+use crate::fl::Fl;
+use crate::section::{ExportContext, ImportContext, Section};
 
 /// A dotted path as its parent and last part: descending allocates nothing, and the path is
 /// joined into a string only where one is needed (a message, provenance, a Custom's context).
@@ -58,8 +59,7 @@ impl<'a> At<'a> {
     }
 }
 
-/// A dict a run reads, at its dotted path: the section's Fast-LLM dict on export, its HF dict on
-/// import.
+/// A dict a run reads, at its dotted path: the section's HF dict on import.
 #[derive(Clone, Copy)]
 pub(crate) struct Src<'a> {
     pub(crate) map: &'a Map,
@@ -69,6 +69,19 @@ pub(crate) struct Src<'a> {
 impl<'a> Src<'a> {
     pub(crate) fn new(map: &'a Map, at: At<'a>) -> Self {
         Src { map, at }
+    }
+}
+
+/// The typed Fast-LLM config an export reads, at its dotted path.
+#[derive(Clone, Copy)]
+pub(crate) struct Node<'a> {
+    pub(crate) fl: Fl<'a>,
+    pub(crate) at: At<'a>,
+}
+
+impl<'a> Node<'a> {
+    pub(crate) fn new(fl: Fl<'a>, at: At<'a>) -> Self {
+        Node { fl, at }
     }
 }
 
@@ -207,70 +220,94 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    /// Exports `fl` (the section's full-form Fast-LLM dict) into `hf`, both at the root.
-    pub fn section(&mut self, section: &Section, fl: &Map, hf: &mut Map) {
-        self.section_at(section, Src::new(fl, At::Root("")), Dst::new(hf, At::Root("")));
+    /// Exports `fl` (the section's typed Fast-LLM config) into `hf`, both at the root.
+    pub fn section(&mut self, section: &Section, fl: Fl, hf: &mut Map) {
+        self.section_at(section, Node::new(fl, At::Root("")), Dst::new(hf, At::Root("")));
     }
 
     pub(crate) fn section_at(
         &mut self,
         section: &Section,
-        Src { map: fl, at: fl_at }: Src,
+        Node { fl, at: fl_at }: Node,
         Dst { map: hf, at: hf_at }: Dst,
     ) {
-        if let Some(expected) = section.class.type_name {
-            let found = fl_value(fl, "type");
-            if !matches!(found, Value::Str(name) if name == expected) {
-                self.problems.push(Problem::at_fast_llm(
-                    fl_at.join("type"),
-                    format!(
-                        "not representable in {}: the format holds a `{expected}` here ({}), found {}",
-                        self.format,
-                        section.class.name,
-                        show(found)
-                    ),
-                ));
-                return;
-            }
+        if let Some(expected) = section.class.type_name
+            && fl.type_name() != Some(expected)
+        {
+            self.problems.push(Problem::at_fast_llm(
+                fl_at.join("type"),
+                format!(
+                    "not representable in {}: the format holds a `{expected}` here ({}), found {}",
+                    self.format,
+                    section.class.name,
+                    show(&fl.type_value())
+                ),
+            ));
+            return;
         }
         for (_, rule) in &section.validators {
-            for mut problem in rule(fl) {
-                problem.fast_llm = Some(fl_at.join(problem.fast_llm.as_deref().unwrap_or("")));
-                problem.message = format!("not representable in {}: {}", self.format, problem.message);
-                self.problems.push(problem);
+            if let Err(problems) = rule(fl) {
+                for mut problem in problems {
+                    problem.fast_llm = Some(fl_at.join(problem.fast_llm.as_deref().unwrap_or("")));
+                    problem.message = format!("not representable in {}: {}", self.format, problem.message);
+                    self.problems.push(problem);
+                }
             }
         }
         for (_, decl) in &section.decls {
-            decl.primitive().export(self, Src::new(fl, fl_at), Dst::new(hf, hf_at));
+            decl.primitive().export(self, Node::new(fl, fl_at), Dst::new(hf, hf_at));
         }
     }
 
     /// Exports the sub-section `section` of `sub` where `placement` says.
-    pub(crate) fn place(&mut self, section: &Section, sub: Src, hf: Dst, placement: Placement) {
-        let (Src { map: sub, at: fl_at }, Dst { map: hf, at: hf_at }) = (sub, hf);
+    pub(crate) fn place(&mut self, section: &Section, sub: Node, hf: Dst, placement: Placement) {
+        let (Node { fl: sub, at: fl_at }, Dst { map: hf, at: hf_at }) = (sub, hf);
         let Placement { hf_path, discriminator } = placement;
         match hf_path {
             None => {
                 if let (Some(key), Some(name)) = (discriminator, section.hf_type_name) {
                     self.write(Dst::new(hf, hf_at), key, Value::Str(name.into()), Origin::Path(fl_at));
                 }
-                self.section_at(section, Src::new(sub, fl_at), Dst::new(hf, hf_at));
+                self.section_at(section, Node::new(sub, fl_at), Dst::new(hf, hf_at));
             }
             Some(hf_path) => {
                 let mut out = Map::new();
                 if let (Some(key), Some(name)) = (discriminator.or(Some("type")), section.hf_type_name) {
                     out.insert(key.to_string(), Value::Str(name.into()));
                 }
-                self.section_at(section, Src::new(sub, fl_at), Dst::new(&mut out, hf_at.child(hf_path)));
+                self.section_at(section, Node::new(sub, fl_at), Dst::new(&mut out, hf_at.child(hf_path)));
                 self.write(Dst::new(hf, hf_at), hf_path, Value::Map(out), Origin::Path(fl_at));
             }
         }
     }
 
-    pub(crate) fn sub_map<'m>(&mut self, fl: &'m Map, path: &str, fl_at: At) -> Option<&'m Map> {
-        match fl_value(fl, path) {
-            Value::Map(map) => Some(map),
-            Value::Null => {
+    /// The value at `path` of `fl` (at `fl_at`), or `None` with the problem recorded.
+    pub(crate) fn read(&mut self, fl: Fl, path: &str, fl_at: At) -> Option<Value> {
+        match fl.value(path) {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                self.push_at(problem, fl_at);
+                None
+            }
+        }
+    }
+
+    /// The field at `path` of `fl` (at `fl_at`), or `None` with the problem recorded.
+    pub(crate) fn field<'m>(&mut self, fl: Fl<'m>, path: &str, fl_at: At) -> Option<Field<'m>> {
+        match fl.field(path) {
+            Ok(field) => Some(field),
+            Err(problem) => {
+                self.push_at(problem, fl_at);
+                None
+            }
+        }
+    }
+
+    /// The sub-config at `path` of `fl`, or `None` with the problem recorded.
+    pub(crate) fn sub_config<'m>(&mut self, fl: Fl<'m>, path: &str, fl_at: At) -> Option<Fl<'m>> {
+        match self.field(fl, path, fl_at)? {
+            Field::Config(config) => Some(Fl::new(config)),
+            Field::Value(Value::Null) => {
                 self.problems.push(Problem::at_fast_llm(
                     fl_at.join(path),
                     format!("not representable in {}: this format needs a config here", self.format),
@@ -280,7 +317,7 @@ impl<'a> Exporter<'a> {
             other => {
                 self.problems.push(Problem::at_fast_llm(
                     fl_at.join(path),
-                    format!("expected a config, found {}", show(other)),
+                    format!("expected a config, found {}", show(&other.into_value())),
                 ));
                 None
             }
@@ -290,7 +327,7 @@ impl<'a> Exporter<'a> {
     pub(crate) fn by_type<'s>(
         &mut self,
         sections: &'s [std::sync::Arc<Section>],
-        sub: &Map,
+        sub: Fl,
         fl_at: At,
     ) -> Option<&'s Section> {
         if let [only] = sections
@@ -298,12 +335,10 @@ impl<'a> Exporter<'a> {
         {
             return Some(only);
         }
-        let found = fl_value(sub, "type");
-        let section = sections.iter().find(|s| {
-            s.class
-                .type_name
-                .is_some_and(|t| matches!(found, Value::Str(name) if name == t))
-        });
+        let found = sub.type_name();
+        let section = sections
+            .iter()
+            .find(|s| s.class.type_name.is_some_and(|t| found == Some(t)));
         if section.is_none() {
             let supported: Vec<&str> = sections.iter().filter_map(|s| s.class.type_name).collect();
             self.problems.push(Problem::at_fast_llm(
@@ -311,12 +346,18 @@ impl<'a> Exporter<'a> {
                 format!(
                     "not representable in {}: type {} (supported: {})",
                     self.format,
-                    show(found),
+                    show(&sub.type_value()),
                     supported.join(", ")
                 ),
             ));
         }
         section.map(|s| &**s)
+    }
+
+    /// Records `problem`, its Fast-LLM path relative to `fl_at`.
+    pub(crate) fn push_at(&mut self, mut problem: Problem, fl_at: At) {
+        problem.fast_llm = problem.fast_llm.map(|p| fl_at.join(&p));
+        self.problems.push(problem);
     }
 
     pub(crate) fn push_relative(&mut self, problems: Vec<Problem>, fl_at: At, hf_at: At) {
@@ -437,7 +478,7 @@ impl<'a> Importer<'a> {
 /// dict, and for each top-level key the Fast-LLM path that wrote it.
 pub fn export_sub(
     section: &Section,
-    fl: &Map,
+    fl: Fl,
     context: &ExportContext,
 ) -> Result<(Map, BTreeMap<String, String>), Vec<Problem>> {
     let mut exporter = Exporter::new(context.format, context.layout);

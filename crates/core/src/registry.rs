@@ -3,13 +3,14 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
+use fastllm_config::{BaseModelConfig, Map, ModelKind, Value, load_base_model};
 
 use crate::HfClass;
 use crate::HfLayout;
 use crate::coverage::{ClaimTree, Reach, hf_claims, read_claims};
 use crate::dict::show;
 use crate::engine::{Exporter, Importer};
+use crate::fl::Fl;
 use crate::section::Section;
 use crate::unconverted::{ACCEPT_OPTION, Unconverted};
 use crate::{ConvertError, Direction, Problem};
@@ -496,10 +497,9 @@ impl Handler {
                 )],
             ));
         }
-        let full = config.to_form(Form::Full);
         let mut exporter = Exporter::new(self.name, layout);
         let mut hf = Map::new();
-        exporter.section(&self.converter().base_model, &full, &mut hf);
+        exporter.section(&self.converter().base_model, Fl::new(config.reflect()), &mut hf);
         if !exporter.problems.is_empty() {
             return Err(self.rejected(Direction::Export, exporter.problems));
         }

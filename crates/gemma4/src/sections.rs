@@ -7,16 +7,16 @@
 //! ±0.5` scales) are root validators.
 
 use fastllm_core::activation::activation;
-use fastllm_core::blocks::BlockSequence;
+use fastllm_core::blocks::block_path;
 use fastllm_core::config::{
-    AttentionConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig, GptBaseModelConfig,
-    HybridMoeMlpConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MlpConfig, MoeMlpConfig,
-    NoNormalizationConfig, ProportionalRotaryConfig, RmsNormalizationConfig, Value,
+    AttentionConfig, BlockSequenceConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig,
+    GptBaseModelConfig, HybridMoeMlpConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MlpConfig,
+    MoeMlpConfig, NoNormalizationConfig, ProportionalRotaryConfig, RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::{Claims, Covers, Decl, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::{Checked, Claims, Covers, Decl, Fl, ImportContext, Problem, Section, Writes, checked};
 
 use crate::classes::{FULL, SLIDING};
 use crate::{decoder, per_layer};
@@ -45,35 +45,40 @@ impl LayerType {
     }
 }
 
-/// `hidden_size ** power`, as Python computes it (C `pow`), from an HF or Fast-LLM dict.
+/// `hidden_size ** power`, as Python computes it (C `pow`), from an HF dict.
 pub fn hidden_size_power(map: &Map, power: f64) -> Option<f64> {
-    match map.get("hidden_size") {
-        Some(Value::Int(h)) => Some((*h as f64).powf(power)),
+    power_of(map.get("hidden_size")?, power)
+}
+
+/// `hidden ** power` for an int `hidden`.
+fn power_of(hidden: &Value, power: f64) -> Option<f64> {
+    match hidden {
+        Value::Int(h) => Some((*h as f64).powf(power)),
         _ => None,
     }
 }
 
 /// `<layer>.bias.enabled` must not be true: Gemma 4 has no linear biases.
-fn no_biases(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
+fn no_biases(layers: &'static [&'static str]) -> impl Fn(Fl) -> Checked + Send + Sync {
     fastllm_core::rules::no_biases(layers, "Gemma 4 has no linear biases")
 }
 
 /// `field` must be unset or equal (by value) to the block's `normalization`: Gemma 4 has one
 /// norm description per block.
-fn same_as_normalization(field: &'static str) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
-    move |fl: &Map| {
-        let (value, normalization) = (fl_value(fl, field), fl_value(fl, "normalization"));
-        if matches!(value, Value::Null) || (dict::same(value, normalization) && dict::same(normalization, value)) {
-            return vec![];
+fn same_as_normalization(field: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync {
+    move |fl: Fl| {
+        let (value, normalization) = (fl.value(field)?, fl.value("normalization")?);
+        if matches!(value, Value::Null) || (dict::same(&value, &normalization) && dict::same(&normalization, &value)) {
+            return Ok(());
         }
-        vec![Problem::at_fast_llm(
+        Err(vec![Problem::at_fast_llm(
             field,
             format!(
                 "{} differs from normalization {}; Gemma 4 derives it from rms_norm_eps",
-                show(value),
-                show(normalization)
+                show(&value),
+                show(&normalization)
             ),
-        )]
+        )])
     }
 }
 
@@ -114,8 +119,9 @@ fn full_head_groups() -> Decl {
     Decl::custom(
         Claims::exact(&["head_groups"], &["num_global_key_value_heads", "num_key_value_heads"]),
         |fl, _| {
-            let groups = fl_value(fl, "head_groups").clone();
-            Ok(if fl_value(fl, "shared_key_value") == &Value::Bool(true) {
+            let attention = fl.config::<AttentionConfig>()?;
+            let groups = int(attention.head_groups.into());
+            Ok(if attention.shared_key_value {
                 vec![("num_global_key_value_heads".to_string(), groups).into()]
             } else {
                 // Without shared K/V, the full layers use the sliding layers' KV heads: the safe
@@ -328,12 +334,12 @@ pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
             "pre_mixer_normalization",
             same_as_normalization("pre_mixer_normalization"),
         )
-        .validate("output_scale", |fl| match fl_value(fl, "output_scale.enabled") {
-            Value::Bool(true) => vec![],
-            found => vec![Problem::at_fast_llm(
+        .validate("output_scale", |fl| match fl.value("output_scale.enabled")? {
+            Value::Bool(true) => Ok(()),
+            found => Err(vec![Problem::at_fast_llm(
                 "output_scale.enabled",
-                format!("{}, but Gemma 4 scales every block output (layer_scalar)", show(found)),
-            )],
+                format!("{}, but Gemma 4 scales every block output (layer_scalar)", show(&found)),
+            )]),
         });
     if moe {
         section.add("mlp", Decl::nested("mlp", hybrid_mlp().build())).add(
@@ -372,12 +378,16 @@ pub fn embeddings() -> Section {
         )
         .add("embedding_scale", hidden_size_scale(&["embedding_scale"], 0.5))
         .validate("position_embeddings", |fl| {
-            match fl_value(fl, "position_embeddings.enabled") {
-                Value::Bool(true) => vec![Problem::at_fast_llm(
+            match fl
+                .config::<LanguageModelEmbeddingsConfig>()?
+                .position_embeddings
+                .enabled
+            {
+                Some(true) => Err(vec![Problem::at_fast_llm(
                     "position_embeddings.enabled",
                     "enabled, but Gemma 4 has no position embeddings",
-                )],
-                _ => vec![],
+                )]),
+                _ => Ok(()),
             }
         })
 }
@@ -431,10 +441,10 @@ fn expert_intermediate_size(hf: &Map, _: &ImportContext) -> Writes {
 }
 
 /// `path` of `fl` must be exactly `expected` (Gemma 4 hard-codes `hidden_size ** ±0.5` scales).
-fn scale_rule(fl: &Map, path: &str, expected: f64, formula: &str) -> Option<Problem> {
-    let found = fl_value(fl, path);
-    (found != &float(expected))
-        .then(|| Problem::at_fast_llm(path, format!("{} (must be {formula} = {expected:?})", show(found))))
+fn scale_rule(fl: Fl, path: &str, expected: f64, formula: &str) -> Result<Option<Problem>, Problem> {
+    let found = fl.value(path)?;
+    Ok((found != float(expected))
+        .then(|| Problem::at_fast_llm(path, format!("{} (must be {formula} = {expected:?})", show(&found)))))
 }
 
 /// The root: embeddings, decoder, head, and the Gemma 4 features Fast-LLM lacks, pinned off.
@@ -479,45 +489,43 @@ pub fn base_model() -> Section {
             ),
         )
         .validate("embedding_scale", |fl| {
-            let Some(expected) = hidden_size_power(fl, 0.5) else {
-                return vec![];
+            let Some(expected) = power_of(&fl.value("hidden_size")?, 0.5) else {
+                return Ok(());
             };
-            scale_rule(fl, "embeddings.embedding_scale", expected, "sqrt(hidden_size)")
-                .into_iter()
-                .collect()
+            checked(
+                scale_rule(fl, "embeddings.embedding_scale", expected, "sqrt(hidden_size)")?
+                    .into_iter()
+                    .collect(),
+            )
         })
         .validate("router_input_scale", |fl| {
-            let Some(expected) = hidden_size_power(fl, -0.5) else {
-                return vec![];
+            let Some(expected) = power_of(&fl.value("hidden_size")?, -0.5) else {
+                return Ok(());
             };
-            let Some(Value::Map(decoder)) = fl.get("decoder") else {
-                return vec![];
+            let Some(decoder) = fl.config_at("decoder")? else {
+                return Ok(());
             };
-            let Ok(sequence) = BlockSequence::read(decoder) else {
-                return vec![];
-            };
-            sequence
-                .distinct()
-                .into_iter()
-                .filter(|block| fl_value(block.config, "mlp.type") == &text("hybrid_moe"))
-                .filter_map(|block| {
-                    let mut problem = scale_rule(
-                        block.config,
-                        "mlp.routed.router_input_scale",
-                        expected,
-                        "hidden_size ** -0.5",
-                    )?;
-                    problem.fast_llm = Some(format!("{}.mlp.routed.router_input_scale", block.path_under("decoder")));
-                    Some(problem)
-                })
-                .collect()
+            let mut problems = Vec::new();
+            for (name, block) in decoder.config::<BlockSequenceConfig>()?.distinct() {
+                let block = Fl::new(block);
+                if block.value("mlp.type")? != text("hybrid_moe") {
+                    continue;
+                }
+                let rule = scale_rule(block, "mlp.routed.router_input_scale", expected, "hidden_size ** -0.5")?;
+                if let Some(mut problem) = rule {
+                    let path = format!("decoder.{}", block_path(name));
+                    problem.fast_llm = Some(format!("{path}.mlp.routed.router_input_scale"));
+                    problems.push(problem);
+                }
+            }
+            checked(problems)
         })
-        .validate("peft", |fl| match fl_value(fl, "peft.type") {
-            Value::Str(t) if t == "none" => vec![],
-            found => vec![Problem::at_fast_llm(
+        .validate("peft", |fl| match fl.value("peft.type")? {
+            Value::Str(t) if t == "none" => Ok(()),
+            found => Err(vec![Problem::at_fast_llm(
                 "peft.type",
-                format!("PEFT {} has no HF form (merge adapters first)", show(found)),
-            )],
+                format!("PEFT {} has no HF form (merge adapters first)", show(&found)),
+            )]),
         })
 }
 
