@@ -5,7 +5,7 @@
 //! the accessor `#[derive(Config)]` generates. A path its class does not declare is a problem
 //! naming the path, never a `null`.
 
-use fastllm_config::{Field, FieldType, NoField, Reflect, Value};
+use fastllm_config::{Field, FieldType, GptBaseModelConfig, MultiModalBaseModelConfig, NoField, Reflect, TextModel, Value};
 
 use crate::Problem;
 
@@ -29,6 +29,18 @@ impl<'a> Fl<'a> {
         self.0
             .downcast::<T>()
             .ok_or_else(|| Problem::at_fast_llm("", format!("expected a {}, found a {}", T::KIND, self.0.class_name())))
+    }
+
+    /// The text model of a root config (GPT or multimodal), typed.
+    pub fn text_model(self) -> Result<TextModel<'a>, Problem> {
+        if let Some(root) = self.0.downcast::<GptBaseModelConfig>() {
+            return Ok(root.text_model());
+        }
+        if let Some(root) = self.0.downcast::<MultiModalBaseModelConfig>() {
+            return Ok(root.text_model());
+        }
+        let message = format!("expected a base-model config, found a {}", self.0.class_name());
+        Err(Problem::at_fast_llm("", message))
     }
 
     /// The field at the dotted `path` below the config.

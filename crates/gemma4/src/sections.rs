@@ -9,11 +9,12 @@
 use fastllm_core::activation::activation;
 use fastllm_core::blocks::block_path;
 use fastllm_core::config::{
-    AttentionConfig, BlockSequenceConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig,
-    GptBaseModelConfig, HybridMoeMlpConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MlpConfig,
-    MoeMlpConfig, NoNormalizationConfig, ProportionalRotaryConfig, RmsNormalizationConfig, Value,
+    AttentionConfig, BlockConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig, GptBaseModelConfig,
+    HybridMoeMlpConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MlpBaseConfig, MlpConfig,
+    MoeMlpConfig, NoNormalizationConfig, NormalizationConfig, PeftConfig, ProportionalRotaryConfig, Reflect,
+    RmsNormalizationConfig, Value,
 };
-use fastllm_core::dict::{self, show};
+use fastllm_core::dict::show;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::{Checked, Claims, Covers, Decl, Fl, ImportContext, Problem, Section, Writes, checked};
@@ -47,15 +48,15 @@ impl LayerType {
 
 /// `hidden_size ** power`, as Python computes it (C `pow`), from an HF dict.
 pub fn hidden_size_power(map: &Map, power: f64) -> Option<f64> {
-    power_of(map.get("hidden_size")?, power)
-}
-
-/// `hidden ** power` for an int `hidden`.
-fn power_of(hidden: &Value, power: f64) -> Option<f64> {
-    match hidden {
-        Value::Int(h) => Some((*h as f64).powf(power)),
+    match map.get("hidden_size") {
+        Some(Value::Int(h)) => Some((*h as f64).powf(power)),
         _ => None,
     }
+}
+
+/// `hidden_size ** power` of a typed config, as [`hidden_size_power`] computes it.
+fn hidden_power(hidden_size: i64, power: f64) -> f64 {
+    (hidden_size as f64).powf(power)
 }
 
 /// `<layer>.bias.enabled` must not be true: Gemma 4 has no linear biases.
@@ -63,22 +64,25 @@ fn no_biases(layers: &'static [&'static str]) -> impl Fn(Fl) -> Checked + Send +
     fastllm_core::rules::no_biases(layers, "Gemma 4 has no linear biases")
 }
 
-/// `field` must be unset or equal (by value) to the block's `normalization`: Gemma 4 has one
-/// norm description per block.
-fn same_as_normalization(field: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync {
+/// The block's norm `field` (read by `get`) must be unset or equal to its `normalization`: Gemma 4
+/// has one norm description per block.
+fn same_as_normalization(
+    field: &'static str,
+    get: fn(&DecoderBlockConfig) -> &Option<NormalizationConfig>,
+) -> impl Fn(Fl) -> Checked + Send + Sync {
     move |fl: Fl| {
-        let (value, normalization) = (fl.value(field)?, fl.value("normalization")?);
-        if matches!(value, Value::Null) || (dict::same(&value, &normalization) && dict::same(&normalization, &value)) {
-            return Ok(());
+        let block = fl.config::<DecoderBlockConfig>()?;
+        match get(block) {
+            Some(norm) if *norm != block.normalization => Err(vec![Problem::at_fast_llm(
+                field,
+                format!(
+                    "{} differs from normalization {}; Gemma 4 derives it from rms_norm_eps",
+                    show(&Value::Map(norm.full_form())),
+                    show(&Value::Map(block.normalization.full_form()))
+                ),
+            )]),
+            _ => Ok(()),
         }
-        Err(vec![Problem::at_fast_llm(
-            field,
-            format!(
-                "{} differs from normalization {}; Gemma 4 derives it from rms_norm_eps",
-                show(&value),
-                show(&normalization)
-            ),
-        )])
     }
 }
 
@@ -332,13 +336,16 @@ pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
         .add("enable_moe_block", Decl::const_export("enable_moe_block", boolean(moe)))
         .validate(
             "pre_mixer_normalization",
-            same_as_normalization("pre_mixer_normalization"),
+            same_as_normalization("pre_mixer_normalization", |block| &block.pre_mixer_normalization),
         )
-        .validate("output_scale", |fl| match fl.value("output_scale.enabled")? {
-            Value::Bool(true) => Ok(()),
+        .validate("output_scale", |fl| match fl.config::<DecoderBlockConfig>()?.output_scale.enabled {
+            Some(true) => Ok(()),
             found => Err(vec![Problem::at_fast_llm(
                 "output_scale.enabled",
-                format!("{}, but Gemma 4 scales every block output (layer_scalar)", show(&found)),
+                format!(
+                    "{}, but Gemma 4 scales every block output (layer_scalar)",
+                    show(&found.map_or(Value::Null, Value::Bool))
+                ),
             )]),
         });
     if moe {
@@ -363,7 +370,10 @@ pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
                 "moe_keys",
                 Decl::import_only(&[], MOE_KEYS, Covers::Exact, moe_keys_unset),
             )
-            .validate("pre_mlp_normalization", same_as_normalization("pre_mlp_normalization"))
+            .validate(
+                "pre_mlp_normalization",
+                same_as_normalization("pre_mlp_normalization", |block| &block.pre_mlp_normalization),
+            )
     }
 }
 
@@ -440,11 +450,10 @@ fn expert_intermediate_size(hf: &Map, _: &ImportContext) -> Writes {
     }
 }
 
-/// `path` of `fl` must be exactly `expected` (Gemma 4 hard-codes `hidden_size ** ±0.5` scales).
-fn scale_rule(fl: Fl, path: &str, expected: f64, formula: &str) -> Result<Option<Problem>, Problem> {
-    let found = fl.value(path)?;
-    Ok((found != float(expected))
-        .then(|| Problem::at_fast_llm(path, format!("{} (must be {formula} = {expected:?})", show(&found)))))
+/// The scale `found` at `path` must be exactly `expected` (Gemma 4 hard-codes `hidden_size ** ±0.5`
+/// scales).
+fn scale_rule(found: f64, path: String, expected: f64, formula: &str) -> Option<Problem> {
+    (found != expected).then(|| Problem::at_fast_llm(path, format!("{found:?} (must be {formula} = {expected:?})")))
 }
 
 /// The root: embeddings, decoder, head, and the Gemma 4 features Fast-LLM lacks, pinned off.
@@ -489,42 +498,38 @@ pub fn base_model() -> Section {
             ),
         )
         .validate("embedding_scale", |fl| {
-            let Some(expected) = power_of(&fl.value("hidden_size")?, 0.5) else {
-                return Ok(());
-            };
-            checked(
-                scale_rule(fl, "embeddings.embedding_scale", expected, "sqrt(hidden_size)")?
-                    .into_iter()
-                    .collect(),
-            )
+            let text = fl.text_model()?;
+            let expected = hidden_power(text.hidden_size, 0.5);
+            let found = text.embeddings.embedding_scale;
+            let path = "embeddings.embedding_scale".to_string();
+            checked(scale_rule(found, path, expected, "sqrt(hidden_size)").into_iter().collect())
         })
         .validate("router_input_scale", |fl| {
-            let Some(expected) = power_of(&fl.value("hidden_size")?, -0.5) else {
-                return Ok(());
-            };
-            let Some(decoder) = fl.config_at("decoder")? else {
-                return Ok(());
-            };
-            let mut problems = Vec::new();
-            for (name, block) in decoder.config::<BlockSequenceConfig>()?.distinct() {
-                let block = Fl::new(block);
-                if block.value("mlp.type")? != text("hybrid_moe") {
-                    continue;
-                }
-                let rule = scale_rule(block, "mlp.routed.router_input_scale", expected, "hidden_size ** -0.5")?;
-                if let Some(mut problem) = rule {
-                    let path = format!("decoder.{}", block_path(name));
-                    problem.fast_llm = Some(format!("{path}.mlp.routed.router_input_scale"));
-                    problems.push(problem);
-                }
-            }
+            let text = fl.text_model()?;
+            let expected = hidden_power(text.hidden_size, -0.5);
+            let problems = (text.decoder.distinct().into_iter())
+                .filter_map(|(name, block)| {
+                    let BlockConfig::Decoder(DecoderBlockConfig {
+                        mlp: MlpBaseConfig::HybridMoe(mlp),
+                        ..
+                    }) = block
+                    else {
+                        return None;
+                    };
+                    let path = format!("decoder.{}.mlp.routed.router_input_scale", block_path(name));
+                    scale_rule(mlp.routed.router_input_scale, path, expected, "hidden_size ** -0.5")
+                })
+                .collect();
             checked(problems)
         })
-        .validate("peft", |fl| match fl.value("peft.type")? {
-            Value::Str(t) if t == "none" => Ok(()),
+        .validate("peft", |fl| match fl.text_model()?.peft {
+            PeftConfig::None(_) => Ok(()),
             found => Err(vec![Problem::at_fast_llm(
                 "peft.type",
-                format!("PEFT {} has no HF form (merge adapters first)", show(&found)),
+                format!(
+                    "PEFT {} has no HF form (merge adapters first)",
+                    show(&Value::Str(found.type_name().into()))
+                ),
             )]),
         })
 }

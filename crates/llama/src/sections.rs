@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use fastllm_core::activation::activation;
 use fastllm_core::config::{
-    AffineLinearConfig, AttentionConfig, BlockConfig, BlockSequenceConfig, DecoderBlockConfig, GptBaseModelConfig,
-    LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MixerConfig, MlpConfig, MoeMlpConfig,
+    AffineLinearConfig, AttentionConfig, BlockConfig, DecoderBlockConfig, GptBaseModelConfig,
+    LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MixerConfig, MlpConfig, MoeMlpConfig, PeftConfig,
     RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::show;
@@ -245,11 +245,14 @@ pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
         .same("hidden_size")
         .rename("tied_embedding_weight", "tie_word_embeddings")
         .ignore(&["peft"])
-        .validate("peft", |fl| match fl.value("peft.type")? {
-            Value::Str(t) if t == "none" => Ok(()),
+        .validate("peft", |fl| match fl.text_model()?.peft {
+            PeftConfig::None(_) => Ok(()),
             found => Err(vec![Problem::at_fast_llm(
                 "peft.type",
-                format!("PEFT {} has no HF form (merge adapters first)", show(&found)),
+                format!(
+                    "PEFT {} has no HF form (merge adapters first)",
+                    show(&Value::Str(found.type_name().into()))
+                ),
             )]),
         })
 }
@@ -387,10 +390,8 @@ pub fn qwen2_base_model(base_model: Section) -> Section {
         .validate("head_size", |fl| {
             // Qwen2 has no head_dim: heads × head_size must be hidden_size (checked on the first
             // block; a block that is no attention is refused by its own section).
-            let Some(decoder) = fl.config_at("decoder")? else {
-                return Ok(());
-            };
-            let first = decoder.config::<BlockSequenceConfig>()?.distinct().first().map(|(_, block)| *block);
+            let text = fl.text_model()?;
+            let first = text.decoder.distinct().first().map(|(_, block)| *block);
             let Some(BlockConfig::Decoder(DecoderBlockConfig {
                 mixer: MixerConfig::Attention(attention),
                 ..
@@ -399,8 +400,8 @@ pub fn qwen2_base_model(base_model: Section) -> Section {
                 return Ok(());
             };
             let (h, s) = (i128::from(attention.heads), i128::from(attention.head_size));
-            match fl.value("hidden_size")? {
-                Value::Int(d) if h * s != d => Err(vec![Problem::at_fast_llm(
+            match i128::from(text.hidden_size) {
+                d if h * s != d => Err(vec![Problem::at_fast_llm(
                     "decoder.block.mixer.head_size",
                     format!("heads × head_size = {h} × {s} = {} differs from hidden_size {d}, and the format has no head_dim", h * s),
                 )]),

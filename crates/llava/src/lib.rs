@@ -15,7 +15,7 @@ pub mod weights;
 
 use std::sync::Arc;
 
-use fastllm_core::config::{Map, MlpConfig, MultiModalBaseModelConfig, Value};
+use fastllm_core::config::{Map, MlpBaseConfig, MlpConfig, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, under};
 use fastllm_core::multimodal::{TEXT_FIELDS, import_sub_config, sub_config};
@@ -176,19 +176,22 @@ pub fn base_model(name: &'static str, parts: &Parts, untyped: UntypedText) -> Se
             }
         })
         .validate("adapter_output", |fl| {
-            let (adapter, hidden) = (
-                fl.value("vision_encoder.adapter.intermediate_size")?,
-                fl.value("hidden_size")?,
-            );
-            if adapter == hidden {
+            let root = fl.config::<MultiModalBaseModelConfig>()?;
+            let adapter = match &root.vision_encoder.adapter {
+                MlpBaseConfig::Mlp(mlp) => Some(mlp.intermediate_size),
+                MlpBaseConfig::Moe(mlp) => Some(mlp.intermediate_size),
+                MlpBaseConfig::HybridMoe(_) => None,
+            };
+            let hidden = root.hidden_size;
+            if adapter == Some(hidden) {
                 return Ok(());
             }
+            let adapter = adapter.map_or(Value::Null, |size| Value::Int(size.into()));
             Err(vec![Problem::at_fast_llm(
                 "vision_encoder.adapter.intermediate_size",
                 format!(
-                    "{} differs from hidden_size {}: Llava projects to the text hidden size",
-                    show(&adapter),
-                    show(&hidden)
+                    "{} differs from hidden_size {hidden}: Llava projects to the text hidden size",
+                    show(&adapter)
                 ),
             )])
         })
