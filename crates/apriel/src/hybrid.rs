@@ -82,7 +82,7 @@ fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key:
     Decl::custom(
         Claims::exact(fl_bias, hf_key),
         move |fl, _| {
-            let enabled = match fl.value(&format!("{layer}.bias.enabled"))? {
+            let enabled = match fl.value_in(layer, "bias.enabled")? {
                 Value::Null => fl.value("add_linear_biases")?,
                 other => other,
             };

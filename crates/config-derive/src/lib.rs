@@ -166,8 +166,11 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         let ty: &Type = &field.ty;
         let required = fa.required;
         infos.push(quote!(crate::FieldInfo { name: #key, hint: #hint, required: #required }));
-        keys.push(quote!(#key => ::core::option::Option::Some(#index)));
-        reflects.push(quote!(#key => ::core::option::Option::Some(crate::FieldType::reflect(&self.#ident))));
+        keys.push((key.value().len(), quote!(#key => ::core::option::Option::Some(#index))));
+        reflects.push((
+            key.value().len(),
+            quote!(#key => ::core::option::Option::Some(crate::FieldType::reflect(&self.#ident))),
+        ));
         let default = match &fa.default {
             Some(expr) => quote!(#ident: ::core::convert::Into::<#ty>::into(#expr)),
             None => quote!(#ident: ::core::default::Default::default()),
@@ -245,6 +248,8 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     if index > 64 {
         return Err(syn::Error::new_spanned(name, "FieldSet holds at most 64 fields"));
     }
+    let field_body = by_length(&reflects);
+    let index_body = by_length(&keys);
     let eq_body = if eqs.is_empty() {
         quote!(true)
     } else {
@@ -271,10 +276,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             const FIELDS: &'static [crate::FieldInfo] = &[#(#infos),*];
 
             fn field_index(name: &str) -> Option<usize> {
-                match name {
-                    #(#keys,)*
-                    _ => None,
-                }
+                #index_body
             }
 
             fn parse_map(input: &crate::Map, ctx: &mut crate::Ctx) -> Self {
@@ -353,10 +355,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 #type_name
             }
             fn field(&self, name: &str) -> Option<crate::Field<'_>> {
-                match name {
-                    #(#reflects,)*
-                    _ => None,
-                }
+                #field_body
             }
             fn full_form(&self) -> crate::Map {
                 crate::ConfigClass::to_form(self, crate::Form::Full)
@@ -404,6 +403,29 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
     })
+}
+
+/// A `match` on a field `name` from its arms (each with its name's length), by length first: most
+/// lookups then compare one or two names instead of every one.
+fn by_length(arms: &[(usize, TokenStream2)]) -> TokenStream2 {
+    let mut lengths: Vec<usize> = arms.iter().map(|(len, _)| *len).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let groups = lengths.iter().map(|len| {
+        let same = arms.iter().filter(|(l, _)| l == len).map(|(_, arm)| arm);
+        quote! {
+            #len => match name {
+                #(#same,)*
+                _ => None,
+            },
+        }
+    });
+    quote! {
+        match name.len() {
+            #(#groups)*
+            _ => None,
+        }
+    }
 }
 
 fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {

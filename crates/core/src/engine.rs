@@ -140,7 +140,7 @@ impl std::fmt::Display for Origin<'_> {
 /// Who wrote each HF key, in write order, in one buffer (a write costs no allocation of its
 /// own). The first writer of a key is the one named when a later write disagrees.
 #[derive(Default)]
-struct Provenance {
+pub(crate) struct Provenance {
     text: String,
     /// Per write: where its HF key starts, where its writer starts, and where it ends in `text`.
     entries: Vec<(usize, usize, usize)>,
@@ -161,7 +161,7 @@ impl Provenance {
             .map(|&(start, middle, end)| (&self.text[start..middle], &self.text[middle..end]))
     }
 
-    fn first_writer(&self, key: &str) -> Option<&str> {
+    pub(crate) fn first_writer(&self, key: &str) -> Option<&str> {
         self.iter().find(|(k, _)| *k == key).map(|(_, writer)| writer)
     }
 
@@ -352,6 +352,19 @@ impl<'a> Exporter<'a> {
             ));
         }
         section.map(|s| &**s)
+    }
+
+    /// Runs `section` on `fl` apart from this run (problem paths relative to `fl`): the HF dict
+    /// it writes and who wrote each key.
+    pub(crate) fn export_apart(&self, section: &Section, fl: Fl) -> Result<(Map, Provenance), Vec<Problem>> {
+        let mut exporter = Exporter::new(self.format, self.layout);
+        let mut out = Map::new();
+        exporter.section(section, fl, &mut out);
+        if exporter.problems.is_empty() {
+            Ok((out, exporter.writers))
+        } else {
+            Err(exporter.problems)
+        }
     }
 
     /// Records `problem`, its Fast-LLM path relative to `fl_at`.

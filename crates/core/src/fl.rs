@@ -5,7 +5,9 @@
 //! the accessor `#[derive(Config)]` generates. A path its class does not declare is a problem
 //! naming the path, never a `null`.
 
-use fastllm_config::{Field, FieldType, GptBaseModelConfig, MultiModalBaseModelConfig, NoField, Reflect, TextModel, Value};
+use fastllm_config::{
+    Field, FieldType, GptBaseModelConfig, MultiModalBaseModelConfig, NoField, Reflect, TextModel, Value,
+};
 
 use crate::Problem;
 
@@ -63,6 +65,18 @@ impl<'a> Fl<'a> {
                 path,
                 format!("expected a config, found {}", crate::dict::show(&other.into_value())),
             )),
+        }
+    }
+
+    /// The value of `field` in the sub-config at `path` (`null` when that config is absent):
+    /// `value(path.field)` without joining the path (layer flags are read per layer name).
+    pub fn value_in(self, path: &str, field: &str) -> Result<Value, Problem> {
+        match self.config_at(path)? {
+            Some(sub) => sub.value(field).map_err(|mut problem| {
+                problem.fast_llm = problem.fast_llm.map(|inner| crate::dict::join(path, &inner));
+                problem
+            }),
+            None => Ok(Value::Null),
         }
     }
 

@@ -16,7 +16,7 @@ pub fn not_enabled(
     move |fl| {
         let mut problems = Vec::new();
         for path in paths {
-            problems.extend(enabled(fl, format!("{path}.enabled"), why)?);
+            problems.extend(enabled(fl, path, "enabled", why)?);
         }
         checked(problems)
     }
@@ -28,7 +28,7 @@ pub fn no_biases(layers: &'static [&'static str], why: &'static str) -> impl Fn(
     move |fl| {
         let mut problems = Vec::new();
         for layer in layers {
-            problems.extend(enabled(fl, format!("{layer}.bias.enabled"), why)?);
+            problems.extend(enabled(fl, layer, "bias.enabled", why)?);
         }
         checked(problems)
     }
@@ -45,10 +45,10 @@ pub fn unset(path: &'static str, why: &'static str) -> impl Fn(Fl) -> Checked + 
     }
 }
 
-/// The problem of a true `path`, if it is.
-fn enabled(fl: Fl, path: String, why: &str) -> Result<Option<Problem>, Problem> {
-    let on = matches!(fl.value(&path)?, Value::Bool(true));
-    Ok(on.then(|| Problem::at_fast_llm(path, format!("enabled, but {why}"))))
+/// The problem of a true `flag` in the config at `path`, if it is.
+fn enabled(fl: Fl, path: &str, flag: &str, why: &str) -> Result<Option<Problem>, Problem> {
+    let on = matches!(fl.value_in(path, flag)?, Value::Bool(true));
+    Ok(on.then(|| Problem::at_fast_llm(format!("{path}.{flag}"), format!("enabled, but {why}"))))
 }
 
 #[cfg(test)]
@@ -94,6 +94,6 @@ mod tests {
             "AttentionConfig has no field `absent` (a declaration of this format reads it)"
         );
         let problems = no_biases(&["query_layr"], "no")(Fl::new(&config)).unwrap_err();
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layr.bias.enabled"));
+        assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layr"));
     }
 }

@@ -338,15 +338,17 @@ pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
             "pre_mixer_normalization",
             same_as_normalization("pre_mixer_normalization", |block| &block.pre_mixer_normalization),
         )
-        .validate("output_scale", |fl| match fl.config::<DecoderBlockConfig>()?.output_scale.enabled {
-            Some(true) => Ok(()),
-            found => Err(vec![Problem::at_fast_llm(
-                "output_scale.enabled",
-                format!(
-                    "{}, but Gemma 4 scales every block output (layer_scalar)",
-                    show(&found.map_or(Value::Null, Value::Bool))
-                ),
-            )]),
+        .validate("output_scale", |fl| {
+            match fl.config::<DecoderBlockConfig>()?.output_scale.enabled {
+                Some(true) => Ok(()),
+                found => Err(vec![Problem::at_fast_llm(
+                    "output_scale.enabled",
+                    format!(
+                        "{}, but Gemma 4 scales every block output (layer_scalar)",
+                        show(&found.map_or(Value::Null, Value::Bool))
+                    ),
+                )]),
+            }
         });
     if moe {
         section.add("mlp", Decl::nested("mlp", hybrid_mlp().build())).add(
@@ -502,7 +504,11 @@ pub fn base_model() -> Section {
             let expected = hidden_power(text.hidden_size, 0.5);
             let found = text.embeddings.embedding_scale;
             let path = "embeddings.embedding_scale".to_string();
-            checked(scale_rule(found, path, expected, "sqrt(hidden_size)").into_iter().collect())
+            checked(
+                scale_rule(found, path, expected, "sqrt(hidden_size)")
+                    .into_iter()
+                    .collect(),
+            )
         })
         .validate("router_input_scale", |fl| {
             let text = fl.text_model()?;

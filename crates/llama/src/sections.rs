@@ -24,15 +24,14 @@ pub fn biases_follow(layers: &'static [&'static str]) -> impl Fn(Fl) -> Checked 
         let shared = fl.value("add_linear_biases")?;
         let mut problems = Vec::new();
         for layer in layers {
-            let path = format!("{layer}.bias.enabled");
-            let enabled = fl.value(&path)?;
+            let enabled = fl.value_in(layer, "bias.enabled")?;
             if !matches!(enabled, Value::Null) && enabled != shared {
                 let message = format!(
                     "{} differs from add_linear_biases {}; the format has one bias flag",
                     show(&enabled),
                     show(&shared)
                 );
-                problems.push(Problem::at_fast_llm(path, message));
+                problems.push(Problem::at_fast_llm(format!("{layer}.bias.enabled"), message));
             }
         }
         checked(problems)
