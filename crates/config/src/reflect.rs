@@ -478,33 +478,68 @@ impl dyn Reflect {
     /// the dynamic type name (`null` without one), a path through an absent optional config or
     /// dict entry is `null`, and a field the class does not declare is an error naming it.
     pub fn get(&self, path: &str) -> Result<Field<'_>, NoField> {
-        let mut current = Field::Config(self);
+        let mut config: &dyn Reflect = self;
+        let mut rest = path;
+        // Down through sub-configs, without building a `Field` per step.
+        loop {
+            let (part, tail) = match rest.split_once('.') {
+                Some((part, tail)) => (part, Some(tail)),
+                None => (rest, None),
+            };
+            if part.is_empty() {
+                match tail {
+                    Some(tail) => rest = tail,
+                    None => return Ok(Field::Config(config)),
+                }
+                continue;
+            }
+            let field = match config.field(part) {
+                Some(field) => field,
+                None if part == "type" => Field::Value(
+                    config
+                        .dynamic_type()
+                        .map_or(Value::Null, |name| Value::Str(name.to_string())),
+                ),
+                None => {
+                    return Err(NoField {
+                        path: path.to_string(),
+                        class: config.class_name(),
+                        field: part.to_string(),
+                    });
+                }
+            };
+            let Some(tail) = tail else {
+                return Ok(field);
+            };
+            match field {
+                Field::Config(sub) => {
+                    config = sub;
+                    rest = tail;
+                }
+                // A dict of configs: the entry named next, whose path goes on as a config's.
+                Field::Configs(entries) => {
+                    let (name, after) = tail.split_once('.').unwrap_or((tail, ""));
+                    let Some((_, entry)) = entries.into_iter().find(|(entry, _)| *entry == name) else {
+                        return Ok(Field::Value(Value::Null));
+                    };
+                    config = entry;
+                    rest = after;
+                }
+                Field::Value(value) => return Ok(Field::Value(Self::below(value, tail))),
+            }
+        }
+    }
+
+    /// The value at `path` below a value that is no config: a dict entry, or `null`.
+    fn below(value: Value, path: &str) -> Value {
+        let mut current = value;
         for part in path.split('.').filter(|part| !part.is_empty()) {
             current = match current {
-                Field::Config(config) => match config.field(part) {
-                    Some(field) => field,
-                    None if part == "type" => Field::Value(
-                        config
-                            .dynamic_type()
-                            .map_or(Value::Null, |name| Value::Str(name.to_string())),
-                    ),
-                    None => {
-                        return Err(NoField {
-                            path: path.to_string(),
-                            class: config.class_name(),
-                            field: part.to_string(),
-                        });
-                    }
-                },
-                Field::Configs(entries) => match entries.into_iter().find(|(name, _)| *name == part) {
-                    Some((_, config)) => Field::Config(config),
-                    None => Field::Value(Value::Null),
-                },
-                Field::Value(Value::Map(mut map)) => Field::Value(map.remove(part).unwrap_or(Value::Null)),
-                Field::Value(_) => Field::Value(Value::Null),
+                Value::Map(mut map) => map.remove(part).unwrap_or(Value::Null),
+                _ => Value::Null,
             };
         }
-        Ok(current)
+        current
     }
 
     /// The config as `T`: the config itself or, for a polymorphic config, the variant it holds.
