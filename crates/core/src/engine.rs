@@ -183,6 +183,20 @@ pub struct Exporter<'a> {
     pub layout: HfLayout,
     pub problems: Vec<Problem>,
     writers: Provenance,
+    /// Whether writers are recorded: a run without them names no first writer in a conflict,
+    /// so it is only the first try (see [`Exporter::conflicted`]).
+    record: Recording,
+    conflicted: bool,
+}
+
+/// Whether an export run records who wrote each HF key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recording {
+    /// Recorded: a conflict names both writers.
+    Writers,
+    /// Not recorded: most exports have no conflict, and rendering every writer's path costs more
+    /// than the rest of the write; a run that finds one is rerun recording.
+    Off,
 }
 
 impl<'a> Exporter<'a> {
@@ -192,13 +206,34 @@ impl<'a> Exporter<'a> {
             layout,
             problems: Vec::new(),
             writers: Provenance::default(),
+            record: Recording::Writers,
+            conflicted: false,
         }
+    }
+
+    /// An exporter that records no writers: run it first, and rerun with [`Exporter::new`] when
+    /// it [`conflicted`](Exporter::conflicted), for the messages to name both writers.
+    pub(crate) fn unrecorded(format: &'a str, layout: HfLayout) -> Self {
+        Exporter {
+            record: Recording::Off,
+            ..Exporter::new(format, layout)
+        }
+    }
+
+    /// Whether a key was written twice with different values.
+    pub(crate) fn conflicted(&self) -> bool {
+        self.conflicted
     }
 
     pub(crate) fn write(&mut self, Dst { map: hf, at: hf_at }: Dst, key: &str, value: Value, writer: Origin) {
         match dict::try_set(hf, key, value) {
-            Ok(()) => self.writers.record(hf_at.child(key), writer),
+            Ok(()) => {
+                if self.record == Recording::Writers {
+                    self.writers.record(hf_at.child(key), writer);
+                }
+            }
             Err(Conflict { existing, refused }) => {
+                self.conflicted = true;
                 let full = hf_at.join(key);
                 let writer = writer.to_string();
                 let first = self
@@ -356,10 +391,14 @@ impl<'a> Exporter<'a> {
 
     /// Runs `section` on `fl` apart from this run (problem paths relative to `fl`): the HF dict
     /// it writes and who wrote each key.
-    pub(crate) fn export_apart(&self, section: &Section, fl: Fl) -> Result<(Map, Provenance), Vec<Problem>> {
-        let mut exporter = Exporter::new(self.format, self.layout);
+    pub(crate) fn export_apart(&mut self, section: &Section, fl: Fl) -> Result<(Map, Provenance), Vec<Problem>> {
+        let mut exporter = Exporter {
+            record: self.record,
+            ..Exporter::new(self.format, self.layout)
+        };
         let mut out = Map::new();
         exporter.section(section, fl, &mut out);
+        self.conflicted |= exporter.conflicted;
         if exporter.problems.is_empty() {
             Ok((out, exporter.writers))
         } else {

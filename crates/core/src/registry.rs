@@ -497,9 +497,15 @@ impl Handler {
                 )],
             ));
         }
-        let mut exporter = Exporter::new(self.name, layout);
+        let root = Fl::new(config.reflect());
+        let mut exporter = Exporter::unrecorded(self.name, layout);
         let mut hf = Map::new();
-        exporter.section(&self.converter().base_model, Fl::new(config.reflect()), &mut hf);
+        exporter.section(&self.converter().base_model, root, &mut hf);
+        if exporter.conflicted() {
+            // Again, recording the writers, for the messages to name both.
+            exporter = Exporter::new(self.name, layout);
+            exporter.section(&self.converter().base_model, root, &mut Map::new());
+        }
         if !exporter.problems.is_empty() {
             return Err(self.rejected(Direction::Export, exporter.problems));
         }
