@@ -525,14 +525,23 @@ impl dyn Reflect {
                     config = entry;
                     rest = after;
                 }
-                Field::Value(value) => return Ok(Field::Value(Self::below(value, tail))),
+                Field::Value(Value::Null) => return Ok(Field::Value(Value::Null)),
+                Field::Value(Value::Map(map)) => return Ok(Field::Value(Self::below(map, tail))),
+                // A path into a scalar names nothing the class declares.
+                Field::Value(_) => {
+                    return Err(NoField {
+                        path: path.to_string(),
+                        class: config.class_name(),
+                        field: format!("{part}.{tail}"),
+                    });
+                }
             }
         }
     }
 
-    /// The value at `path` below a value that is no config: a dict entry, or `null`.
-    fn below(value: Value, path: &str) -> Value {
-        let mut current = value;
+    /// The value at `path` in a dict field (no config): an entry, or `null` when absent.
+    fn below(map: Map, path: &str) -> Value {
+        let mut current = Value::Map(map);
         for part in path.split('.').filter(|part| !part.is_empty()) {
             current = match current {
                 Value::Map(mut map) => map.remove(part).unwrap_or(Value::Null),

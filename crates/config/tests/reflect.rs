@@ -123,4 +123,7 @@ fn an_undeclared_field_is_an_error_naming_it() {
         "`rotary.thetaa`: NoRotaryConfig has no field `thetaa`"
     );
     assert!(node.get("head").is_err());
+    // A path into a scalar names no field either.
+    let error = node.get("heads.count").unwrap_err();
+    assert_eq!((error.class, error.field.as_str()), ("AttentionConfig", "heads.count"));
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use fastllm_core::blocks::block_path;
-use fastllm_core::config::{BlockSequenceConfig, Map, Value};
+use fastllm_core::config::{BlockConfig, BlockSequenceConfig, Map, MlpBaseConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_sub, under};
 use fastllm_core::{Claims, Decl, ExportContext, Fl, HfWrite, HfWrites, ImportContext, Problem, Section, Writes};
@@ -90,18 +90,22 @@ fn export(blocks: &Blocks, fl: Fl, context: &ExportContext) -> HfWrites {
             ));
             continue;
         };
-        let block = Fl::new(block);
-        let mlp = match block.value("mlp.type").map_err(|p| under(&path, vec![p]))? {
-            Value::Str(t) if t == "mlp" => MlpKind::Dense,
-            Value::Str(t) if t == "hybrid_moe" => MlpKind::Moe,
+        let BlockConfig::Decoder(decoder_block) = block;
+        let mlp = match &decoder_block.mlp {
+            MlpBaseConfig::Mlp(_) => MlpKind::Dense,
+            MlpBaseConfig::HybridMoe(_) => MlpKind::Moe,
             other => {
                 problems.push(Problem::at_fast_llm(
                     format!("{path}.mlp.type"),
-                    format!("MLP {} (supported: mlp, hybrid_moe)", show(&other)),
+                    format!(
+                        "MLP {} (supported: mlp, hybrid_moe)",
+                        show(&Value::Str(other.type_name().into()))
+                    ),
                 ));
                 continue;
             }
         };
+        let block = Fl::new(block);
         match export_sub(blocks.get(layer, mlp), block, context) {
             // The engine's safe set merges the blocks' writes: shared keys must agree.
             Ok((hf, writers)) => writes.extend(hf.into_iter().map(|(key, value)| {
