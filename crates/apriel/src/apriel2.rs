@@ -140,8 +140,8 @@ fn key_value_bias_mismatch(key: bool, value: bool) -> Option<String> {
 /// The effective bias of `layer` in the attention's HF dict: `bias.enabled` when set, else
 /// `default`.
 fn effective_bias(hf: &fastllm_core::config::Map, layer: &str, default: DefaultBias) -> bool {
-    let enabled = match fastllm_core::fl_value(hf, &format!("{layer}.bias.enabled")) {
-        Value::Bool(enabled) => Some(*enabled),
+    let enabled = match fastllm_core::dict::get(hf, &format!("{layer}.bias.enabled")) {
+        Some(Value::Bool(enabled)) => Some(*enabled),
         _ => None,
     };
     default.resolve(enabled)
