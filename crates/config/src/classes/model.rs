@@ -125,11 +125,17 @@ impl ClassRules for MultiModalBaseModelConfig {}
 /// The text model of a root config (GPT or multimodal: the same fields), read typed.
 #[derive(Debug, Clone, Copy)]
 pub struct TextModel<'a> {
+    /// `decoder`.
     pub decoder: &'a BlockSequenceConfig,
+    /// `embeddings`.
     pub embeddings: &'a LanguageModelEmbeddingsConfig,
+    /// `head`.
     pub head: &'a LanguageModelHeadConfig,
+    /// `tied_embedding_weight`.
     pub tied_embedding_weight: bool,
+    /// `hidden_size`.
     pub hidden_size: i64,
+    /// `peft`.
     pub peft: &'a PeftConfig,
 }
 
