@@ -23,7 +23,7 @@ use fastllm_core::config::{
     PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
 };
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::{Covers, Decl, Problem, Section, fl_value};
+use fastllm_core::{Covers, Decl, Problem, Section, checked};
 use fastllm_llama::sections::{self as llama, LINEAR_LAYERS};
 
 use crate::hybrid;
@@ -99,10 +99,13 @@ pub fn attention() -> Section {
         ],
     )
     .validate("key_value_bias", |fl| {
-        let shared = DefaultBias::from_flag(fl_value(fl, "add_linear_biases") == &Value::Bool(true));
-        key_value_bias_mismatch(fl, shared)
-            .map(|message| vec![Problem::at_fast_llm("value_layer.bias.enabled", message)])
-            .unwrap_or_default()
+        let attention = fl.config::<AttentionConfig>()?;
+        let shared = DefaultBias::from_flag(attention.add_linear_biases);
+        let (key, value) = (attention.key_layer.bias.enabled, attention.value_layer.bias.enabled);
+        match key_value_bias_mismatch(shared.resolve(key), shared.resolve(value)) {
+            Some(message) => Err(vec![Problem::at_fast_llm("value_layer.bias.enabled", message)]),
+            None => Ok(()),
+        }
     })
     // The same rule on import (the HF keys mirror the Fast-LLM paths; an absent
     // `add_linear_biases` is true): a config Fast-LLM cannot hold is refused, not converted into
@@ -111,7 +114,11 @@ pub fn attention() -> Section {
         "key_value_bias",
         Decl::import_only(&[], &[], Covers::Exact, |hf, _| {
             let shared = DefaultBias::from_flag(!matches!(hf.get("add_linear_biases"), Some(Value::Bool(false))));
-            match key_value_bias_mismatch(hf, shared) {
+            let (key, value) = (
+                effective_bias(hf, "key_layer", shared),
+                effective_bias(hf, "value_layer", shared),
+            );
+            match key_value_bias_mismatch(key, value) {
                 None => Ok(Vec::new()),
                 Some(message) => Err(vec![Problem::at_hf("value_layer.bias.enabled", message)]),
             }
@@ -120,12 +127,8 @@ pub fn attention() -> Section {
 }
 
 /// Fast-LLM packs K and V in one layer whose bias is the key layer's; the HF model has a bias per
-/// projection, so the two must agree. `dict` is the attention's Fast-LLM or HF dict (same paths).
-fn key_value_bias_mismatch(dict: &fastllm_core::config::Map, shared: DefaultBias) -> Option<String> {
-    let (key, value) = (
-        effective_bias(dict, "key_layer", shared),
-        effective_bias(dict, "value_layer", shared),
-    );
+/// projection, so the two effective biases must agree.
+fn key_value_bias_mismatch(key: bool, value: bool) -> Option<String> {
     (key != value).then(|| {
         format!(
             "value bias {value} differs from key bias {key}: Fast-LLM's fused key_value layer has one bias \
@@ -134,10 +137,11 @@ fn key_value_bias_mismatch(dict: &fastllm_core::config::Map, shared: DefaultBias
     })
 }
 
-/// The effective bias of `layer`: `bias.enabled` when set, else `default`.
-fn effective_bias(fl: &fastllm_core::config::Map, layer: &str, default: DefaultBias) -> bool {
-    let enabled = match fl_value(fl, &format!("{layer}.bias.enabled")) {
-        Value::Bool(enabled) => Some(*enabled),
+/// The effective bias of `layer` in the attention's HF dict: `bias.enabled` when set, else
+/// `default`.
+fn effective_bias(hf: &fastllm_core::config::Map, layer: &str, default: DefaultBias) -> bool {
+    let enabled = match fastllm_core::dict::get(hf, &format!("{layer}.bias.enabled")) {
+        Some(Value::Bool(enabled)) => Some(*enabled),
         _ => None,
     };
     default.resolve(enabled)
@@ -198,13 +202,17 @@ pub fn mamba() -> Section {
             // HF reads `conv_bias` / `dt_proj_bias` as the layer's bias, `null` meaning none, while
             // Fast-LLM's unset flag means `add_linear_biases`: with that true, the HF model would
             // lack a bias Fast-LLM has.
-            if fl_value(fl, "add_linear_biases") != &Value::Bool(true) {
-                return vec![];
+            let mamba = fl.config::<MambaConfig>()?;
+            if !mamba.add_linear_biases {
+                return Ok(());
             }
-            [("convolution_layer", "conv_bias"), ("dt_layer", "dt_proj_bias")]
-                .into_iter()
-                .filter(|(layer, _)| fl_value(fl, &format!("{layer}.bias.enabled")) == &Value::Null)
-                .map(|(layer, hf)| {
+            let layers = [
+                ("convolution_layer", "conv_bias", &mamba.convolution_layer.bias),
+                ("dt_layer", "dt_proj_bias", &mamba.dt_layer.bias),
+            ];
+            let problems = (layers.into_iter())
+                .filter(|(_, _, bias)| bias.enabled.is_none())
+                .map(|(layer, hf, _)| {
                     Problem::at_fast_llm(
                         format!("{layer}.bias.enabled"),
                         format!(
@@ -213,7 +221,8 @@ pub fn mamba() -> Section {
                         ),
                     )
                 })
-                .collect()
+                .collect();
+            checked(problems)
         })
 }
 

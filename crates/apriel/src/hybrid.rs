@@ -23,7 +23,7 @@ use fastllm_core::config::{
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::{Claims, Covers, Decl, LayoutEntry, Problem, Section, fl_value};
+use fastllm_core::{Checked, Claims, Covers, Decl, Fl, LayoutEntry, Problem, Section};
 use fastllm_llama::sections::{self as llama, biases_follow};
 
 /// `ssm_cfg` keys AprielHybridSSMConfig always writes that do not affect Mamba2 layers.
@@ -59,7 +59,7 @@ const GDN_LINEAR_LAYERS: &[&str] = &[
 ];
 
 /// `<layer>.bias.enabled` must not be true: the format has no such bias.
-pub fn no_biases(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
+pub fn no_biases(layers: &'static [&'static str]) -> impl Fn(Fl) -> Checked + Send + Sync {
     fastllm_core::rules::no_biases(layers, "the format has no such bias")
 }
 
@@ -82,9 +82,9 @@ fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key:
     Decl::custom(
         Claims::exact(fl_bias, hf_key),
         move |fl, _| {
-            let enabled = match fl_value(fl, &format!("{layer}.bias.enabled")) {
-                Value::Null => fl_value(fl, "add_linear_biases").clone(),
-                other => other.clone(),
+            let enabled = match fl.value_in(layer, "bias.enabled")? {
+                Value::Null => fl.value("add_linear_biases")?,
+                other => other,
             };
             Ok(vec![(hf.to_string(), enabled).into()])
         },
@@ -128,7 +128,10 @@ pub fn mamba() -> Section {
             "d_xb",
             Decl::custom(
                 Claims::exact(&["d_xb"], &["ssm_cfg.d_xb"]),
-                |fl, _| Ok(vec![("ssm_cfg.d_xb".to_string(), fl_value(fl, "d_xb").clone()).into()]),
+                |fl, _| {
+                    let d_xb = fl.config::<MambaConfig>()?.d_xb;
+                    Ok(vec![("ssm_cfg.d_xb".to_string(), int(d_xb.into())).into()])
+                },
                 |hf, _| match dict::get(hf, "ssm_cfg.d_xb") {
                     None | Some(Value::Null) => text_hidden_size(hf)
                         .map(|h| vec![("d_xb".into(), int(h))])
@@ -142,9 +145,8 @@ pub fn mamba() -> Section {
             Decl::custom(
                 Claims::exact(&["dt_rank"], &["ssm_cfg.dt_rank"]),
                 |fl, _| {
-                    Ok(vec![
-                        ("ssm_cfg.dt_rank".to_string(), fl_value(fl, "dt_rank").clone()).into(),
-                    ])
+                    let dt_rank = fl.config::<MambaConfig>()?.dt_rank;
+                    Ok(vec![("ssm_cfg.dt_rank".to_string(), int(dt_rank.into())).into()])
                 },
                 |hf, _| match dict::get(hf, "ssm_cfg.dt_rank") {
                     None => auto_dt_rank(hf),

@@ -14,12 +14,13 @@
 use std::sync::Arc;
 
 use fastllm_core::config::{
-    AttentionConfig, DefaultRotaryConfig, Map, MultiModalBaseModelConfig, PatchEmbeddingsConfig, Rotary2dConfig, Value,
-    VisionEncoderConfig,
+    AttentionConfig, BlockConfig, BlockSequenceConfig, DecoderBlockConfig, DefaultRotaryConfig,
+    FixedBlockSequenceConfig, Map, MixerConfig, MultiModalBaseModelConfig, PatchEmbeddingsConfig, Rotary2dConfig,
+    RotaryConfig, Value, VisionEncoderConfig,
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int};
-use fastllm_core::{Claims, Covers, Decl, Problem, Section, fl_value};
+use fastllm_core::{Claims, Covers, Decl, Problem, Section};
 use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow, plain_attention};
 
 use crate::apriel2;
@@ -126,25 +127,24 @@ pub fn patch_embeddings() -> Section {
             }),
         )
         .validate("square_patches", |fl| {
-            let (height, width) = (fl_value(fl, "patch_height"), fl_value(fl, "patch_width"));
+            let patches = fl.config::<PatchEmbeddingsConfig>()?;
+            let (height, width) = (patches.patch_height, patches.patch_width);
             if height == width {
-                return vec![];
+                return Ok(());
             }
-            vec![Problem::at_fast_llm(
+            Err(vec![Problem::at_fast_llm(
                 "patch_width",
-                format!(
-                    "{} != patch_height {}: the format's patches are square",
-                    show(width),
-                    show(height)
-                ),
-            )]
+                format!("{width} != patch_height {height}: the format's patches are square"),
+            )])
         })
-        .validate("patch_bias", |fl| match fl_value(fl, "patch_embeddings.bias.enabled") {
-            Value::Bool(true) => vec![Problem::at_fast_llm(
-                "patch_embeddings.bias.enabled",
-                "enabled, but the format's patch embeddings have no bias",
-            )],
-            _ => vec![],
+        .validate("patch_bias", |fl| {
+            match fl.config::<PatchEmbeddingsConfig>()?.patch_embeddings.bias.enabled {
+                Some(true) => Err(vec![Problem::at_fast_llm(
+                    "patch_embeddings.bias.enabled",
+                    "enabled, but the format's patch embeddings have no bias",
+                )]),
+                _ => Ok(()),
+            }
         })
 }
 
@@ -154,13 +154,28 @@ fn rotary_patch_size() -> Decl {
     const PATCH_SIZE: &str = "encoder.block.mixer.rotary.patch_size";
     Decl::custom(
         Claims::exact(&[], &[PATCH_SIZE]),
-        |fl, _| match fl_value(fl, "encoder.block.mixer.rotary.type") {
-            Value::Str(t) if t == "default_2d" => Ok(vec![fastllm_core::HfWrite {
-                key: PATCH_SIZE.into(),
-                value: fl_value(fl, "embeddings.patch_height").clone(),
-                source: Some("embeddings.patch_height".into()),
-            }]),
-            _ => Ok(vec![]),
+        |fl, _| {
+            let vision = fl.config::<VisionEncoderConfig>()?;
+            // Only a fixed encoder of attention blocks has the rotary (others are refused by their sections).
+            let BlockSequenceConfig::Fixed(FixedBlockSequenceConfig {
+                block:
+                    BlockConfig::Decoder(DecoderBlockConfig {
+                        mixer: MixerConfig::Attention(attention),
+                        ..
+                    }),
+                ..
+            }) = &vision.encoder
+            else {
+                return Ok(vec![]);
+            };
+            match attention.rotary {
+                RotaryConfig::Default2d(_) => Ok(vec![fastllm_core::HfWrite {
+                    key: PATCH_SIZE.into(),
+                    value: int(vision.embeddings.patch_height.into()),
+                    source: Some("embeddings.patch_height".into()),
+                }]),
+                _ => Ok(vec![]),
+            }
         },
         |hf, _| match (dict::get(hf, PATCH_SIZE), dict::get(hf, "embeddings.patch_height")) {
             (Some(size), Some(height)) if !dict::same(size, height) => Err(vec![Problem::at_hf(

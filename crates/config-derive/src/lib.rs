@@ -3,7 +3,9 @@
 //! On a struct it generates the field table (name, hint, required), `Default` from the declared
 //! defaults, value equality that ignores explicitness, and the `ConfigClass` / `FieldType`
 //! implementations that parse a dict, write the three dict forms, walk architecture paths and run
-//! validation. On an enum of one-struct variants it generates the polymorphic dispatch on `type`.
+//! validation, and `Reflect` (each field by its Fast-LLM name, without writing a dict). On an
+//! enum of one-struct variants it generates the polymorphic dispatch on `type`, and `Reflect`
+//! reading the held variant.
 //!
 //! Struct attributes: `#[config(class = "PythonName", type_name = "name", aliases = ["old"])]`.
 //! Field attributes: `#[field(hint = architecture, default = expr, required, check = path)]`.
@@ -150,6 +152,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut eqs = Vec::new();
     let mut index = 0usize;
     let mut keys = Vec::new();
+    let mut reflects = Vec::new();
     for field in &named.named {
         let ident = field.ident.as_ref().expect("named field");
         if ident == "explicit" {
@@ -163,7 +166,11 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         let ty: &Type = &field.ty;
         let required = fa.required;
         infos.push(quote!(crate::FieldInfo { name: #key, hint: #hint, required: #required }));
-        keys.push(quote!(#key => ::core::option::Option::Some(#index)));
+        keys.push((key.value().len(), quote!(#key => ::core::option::Option::Some(#index))));
+        reflects.push((
+            key.value().len(),
+            quote!(#key => ::core::option::Option::Some(crate::FieldType::reflect(&self.#ident))),
+        ));
         let default = match &fa.default {
             Some(expr) => quote!(#ident: ::core::convert::Into::<#ty>::into(#expr)),
             None => quote!(#ident: ::core::default::Default::default()),
@@ -241,6 +248,8 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     if index > 64 {
         return Err(syn::Error::new_spanned(name, "FieldSet holds at most 64 fields"));
     }
+    let field_body = by_length(&reflects);
+    let index_body = by_length(&keys);
     let eq_body = if eqs.is_empty() {
         quote!(true)
     } else {
@@ -267,10 +276,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             const FIELDS: &'static [crate::FieldInfo] = &[#(#infos),*];
 
             fn field_index(name: &str) -> Option<usize> {
-                match name {
-                    #(#keys,)*
-                    _ => None,
-                }
+                #index_body
             }
 
             fn parse_map(input: &crate::Map, ctx: &mut crate::Ctx) -> Self {
@@ -341,8 +347,36 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
 
+        impl crate::Reflect for #name {
+            fn class_name(&self) -> &'static str {
+                #class
+            }
+            fn dynamic_type(&self) -> Option<&'static str> {
+                #type_name
+            }
+            fn field(&self, name: &str) -> Option<crate::Field<'_>> {
+                #field_body
+            }
+            fn full_form(&self) -> crate::Map {
+                crate::ConfigClass::to_form(self, crate::Form::Full)
+            }
+            fn as_any(&self) -> &dyn ::core::any::Any {
+                self
+            }
+            fn variant(&self) -> &dyn crate::Reflect {
+                self
+            }
+        }
+
         impl crate::FieldType for #name {
             const KIND: &'static str = #class;
+            const IS_CONFIG: bool = true;
+            fn as_config(&self) -> Option<&dyn crate::Reflect> {
+                Some(self)
+            }
+            fn reflect(&self) -> crate::Field<'_> {
+                crate::Field::Config(self)
+            }
             fn parse(value: &crate::Value, ctx: &mut crate::Ctx) -> Option<Self> {
                 crate::parse_config_value::<Self>(value, ctx)
             }
@@ -369,6 +403,29 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
     })
+}
+
+/// A `match` on a field `name` from its arms (each with its name's length), by length first: most
+/// lookups then compare one or two names instead of every one.
+fn by_length(arms: &[(usize, TokenStream2)]) -> TokenStream2 {
+    let mut lengths: Vec<usize> = arms.iter().map(|(len, _)| *len).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let groups = lengths.iter().map(|len| {
+        let same = arms.iter().filter(|(l, _)| l == len).map(|(_, arm)| arm);
+        quote! {
+            #len => match name {
+                #(#same,)*
+                _ => None,
+            },
+        }
+    });
+    quote! {
+        match name.len() {
+            #(#groups)*
+            _ => None,
+        }
+    }
 }
 
 fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
@@ -485,8 +542,46 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
 
+        impl crate::Reflect for #name {
+            fn class_name(&self) -> &'static str {
+                match self {
+                    #( Self::#variants(inner) => crate::Reflect::class_name(inner), )*
+                }
+            }
+            fn dynamic_type(&self) -> Option<&'static str> {
+                match self {
+                    #( Self::#variants(inner) => crate::Reflect::dynamic_type(inner), )*
+                }
+            }
+            fn field(&self, name: &str) -> Option<crate::Field<'_>> {
+                match self {
+                    #( Self::#variants(inner) => crate::Reflect::field(inner, name), )*
+                }
+            }
+            fn full_form(&self) -> crate::Map {
+                match self {
+                    #( Self::#variants(inner) => crate::Reflect::full_form(inner), )*
+                }
+            }
+            fn as_any(&self) -> &dyn ::core::any::Any {
+                self
+            }
+            fn variant(&self) -> &dyn crate::Reflect {
+                match self {
+                    #( Self::#variants(inner) => inner, )*
+                }
+            }
+        }
+
         impl crate::FieldType for #name {
             const KIND: &'static str = #class;
+            const IS_CONFIG: bool = true;
+            fn as_config(&self) -> Option<&dyn crate::Reflect> {
+                Some(self)
+            }
+            fn reflect(&self) -> crate::Field<'_> {
+                crate::Field::Config(self)
+            }
             fn parse(value: &crate::Value, ctx: &mut crate::Ctx) -> Option<Self> {
                 match value {
                     crate::Value::Map(map) => Self::parse_map(map, ctx),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Ctx, ErrorKind, FieldType, Serialized, Value, Verbosity};
+use crate::{Ctx, ErrorKind, Field, FieldType, Serialized, Value, Verbosity};
 
 fn wrong_type(ctx: &mut Ctx, expected: &'static str, found: &Value) {
     ctx.error(ErrorKind::WrongType {
@@ -129,6 +129,12 @@ impl<T: FieldType> FieldType for Option<T> {
             inner.validate(ctx);
         }
     }
+    fn reflect(&self) -> Field<'_> {
+        match self {
+            Some(inner) => inner.reflect(),
+            None => Field::Value(Value::Null),
+        }
+    }
 }
 
 impl<T: FieldType> FieldType for Vec<T> {
@@ -232,6 +238,20 @@ impl<T: FieldType> FieldType for BTreeMap<String, T> {
         for (key, item) in self.iter_mut() {
             ctx.at(key.as_str(), |ctx| item.validate(ctx));
         }
+    }
+    fn reflect(&self) -> Field<'_> {
+        if !T::IS_CONFIG {
+            return Field::Value(
+                self.serialize(Verbosity::EVERYTHING)
+                    .into_element()
+                    .unwrap_or(Value::Null),
+            );
+        }
+        Field::Configs(
+            (self.iter())
+                .filter_map(|(key, item)| Some((key.as_str(), item.as_config()?)))
+                .collect(),
+        )
     }
 }
 

@@ -41,9 +41,9 @@ pub use error::{ConfigErrors, Ctx, ErrorKind, ValidationError};
 pub use fastllm_config_derive::Config;
 pub use printable::{printable, printable_lines};
 pub use reflect::{
-    ClassRules, ConfigClass, FieldHint, FieldInfo, FieldSet, FieldType, Form, Presence, Reported, Serialized,
-    Verbosity, check_type_key, dynamic_type_name, emit_field, parse_config_value, report_unknown_keys, type_name_of,
-    unknown_dynamic_type,
+    ClassRules, ConfigClass, Field, FieldHint, FieldInfo, FieldSet, FieldType, Form, NoField, Presence, Reflect,
+    Reported, Serialized, Verbosity, check_type_key, dynamic_type_name, emit_field, parse_config_value,
+    report_unknown_keys, type_name_of, unknown_dynamic_type,
 };
 pub use value::{BLOCK_DEPTH, Map, ParseError, Value};
 
@@ -117,6 +117,14 @@ impl BaseModelConfig {
         match self {
             BaseModelConfig::Gpt(c) => c.architecture_paths(),
             BaseModelConfig::MultiModal(c) => c.architecture_paths(),
+        }
+    }
+
+    /// The root config, read field by field.
+    pub fn reflect(&self) -> &dyn Reflect {
+        match self {
+            BaseModelConfig::Gpt(c) => c,
+            BaseModelConfig::MultiModal(c) => c,
         }
     }
 

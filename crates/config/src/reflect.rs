@@ -3,6 +3,7 @@
 //! The traits here are implemented by `#[derive(Config)]`; the helpers are what the generated
 //! code calls, so the rules of Fast-LLM's `to_dict` and `from_dict` live in one place.
 
+use std::any::Any;
 use std::fmt;
 
 use crate::{Ctx, ErrorKind, Map, Value};
@@ -257,6 +258,21 @@ pub trait FieldType: Sized {
     fn walk(&self, _path: &mut Vec<String>, _out: &mut Vec<Vec<String>>) {}
     /// Validates sub-configs (nothing for scalars).
     fn validate(&mut self, _ctx: &mut Ctx) {}
+    /// Whether the type is a config class (a struct or polymorphic enum deriving `Config`).
+    const IS_CONFIG: bool = false;
+    /// The value as a config, for a config type.
+    fn as_config(&self) -> Option<&dyn Reflect> {
+        None
+    }
+    /// The value as [`Reflect::field`] gives it: a config as itself, anything else as its
+    /// full-form value.
+    fn reflect(&self) -> Field<'_> {
+        Field::Value(match self.serialize(Verbosity::EVERYTHING) {
+            Serialized::Config(map) | Serialized::Dict(map) => Value::Map(map),
+            Serialized::Seq(items) => Value::List(items),
+            Serialized::Scalar(value) => value,
+        })
+    }
 }
 
 /// Whether a field counts as set when written: explicit, or shown at the output's verbosity.
@@ -386,4 +402,157 @@ pub fn parse_config_value<T: ConfigClass>(value: &Value, ctx: &mut Ctx) -> Optio
 /// The dynamic type name of a config instance (empty for classes without one).
 pub fn type_name_of<T: ConfigClass>(_: &T) -> &'static str {
     T::TYPE_NAME.unwrap_or("")
+}
+
+/// A config read field by field, by its Fast-LLM names: what code that reaches a field by name
+/// (the conversion engine's declarations) reads instead of a full-form dict. `#[derive(Config)]`
+/// implements it; a polymorphic config reads as the variant it holds.
+pub trait Reflect: Any {
+    /// The Python class name (of the held variant, for a polymorphic config).
+    fn class_name(&self) -> &'static str;
+    /// The dynamic `type` name (of the held variant), if its class has one.
+    fn dynamic_type(&self) -> Option<&'static str>;
+    /// The field `name` as the full form holds it; `None` when the class declares no such field.
+    fn field(&self, name: &str) -> Option<Field<'_>>;
+    /// The full-form dict (what `to_form(Form::Full)` writes).
+    fn full_form(&self) -> Map;
+    /// The config itself, for a typed read (`downcast_ref`); a polymorphic config is its enum.
+    fn as_any(&self) -> &dyn Any;
+    /// The held variant of a polymorphic config (the config itself otherwise).
+    fn variant(&self) -> &dyn Reflect;
+}
+
+/// One field of a [`Reflect`] config.
+pub enum Field<'a> {
+    /// A sub-config.
+    Config(&'a dyn Reflect),
+    /// A dict of sub-configs, in key order.
+    Configs(Vec<(&'a str, &'a dyn Reflect)>),
+    /// Anything else, as its full-form value (`null` for an absent optional config).
+    Value(Value),
+}
+
+impl fmt::Debug for Field<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::Config(config) => write!(f, "Config({})", config.class_name()),
+            Field::Configs(entries) => f
+                .debug_map()
+                .entries(entries.iter().map(|(name, config)| (name, config.class_name())))
+                .finish(),
+            Field::Value(value) => write!(f, "Value({value:?})"),
+        }
+    }
+}
+
+impl Field<'_> {
+    /// The field as a full-form value: sub-configs as their full-form dicts.
+    pub fn into_value(self) -> Value {
+        match self {
+            Field::Config(config) => Value::Map(config.full_form()),
+            Field::Configs(entries) => Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(name, config)| (name.to_string(), Value::Map(config.full_form())))
+                    .collect(),
+            ),
+            Field::Value(value) => value,
+        }
+    }
+}
+
+/// A dotted path that names a field its class does not declare.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{path}`: {class} has no field `{field}`")]
+pub struct NoField {
+    /// The whole path read.
+    pub path: String,
+    /// The class that lacks the field.
+    pub class: &'static str,
+    /// The missing field's name.
+    pub field: String,
+}
+
+impl dyn Reflect {
+    /// The value at the dotted `path` below this config, as its full form holds it: `type` is
+    /// the dynamic type name (`null` without one), a path through an absent optional config or
+    /// dict entry is `null`, and a field the class does not declare is an error naming it.
+    pub fn get(&self, path: &str) -> Result<Field<'_>, NoField> {
+        let mut config: &dyn Reflect = self;
+        let mut rest = path;
+        // Down through sub-configs, without building a `Field` per step.
+        loop {
+            let (part, tail) = match rest.split_once('.') {
+                Some((part, tail)) => (part, Some(tail)),
+                None => (rest, None),
+            };
+            if part.is_empty() {
+                match tail {
+                    Some(tail) => rest = tail,
+                    None => return Ok(Field::Config(config)),
+                }
+                continue;
+            }
+            let field = match config.field(part) {
+                Some(field) => field,
+                None if part == "type" => Field::Value(
+                    config
+                        .dynamic_type()
+                        .map_or(Value::Null, |name| Value::Str(name.to_string())),
+                ),
+                None => {
+                    return Err(NoField {
+                        path: path.to_string(),
+                        class: config.class_name(),
+                        field: part.to_string(),
+                    });
+                }
+            };
+            let Some(tail) = tail else {
+                return Ok(field);
+            };
+            match field {
+                Field::Config(sub) => {
+                    config = sub;
+                    rest = tail;
+                }
+                // A dict of configs: the entry named next, whose path goes on as a config's.
+                Field::Configs(entries) => {
+                    let (name, after) = tail.split_once('.').unwrap_or((tail, ""));
+                    let Some((_, entry)) = entries.into_iter().find(|(entry, _)| *entry == name) else {
+                        return Ok(Field::Value(Value::Null));
+                    };
+                    config = entry;
+                    rest = after;
+                }
+                Field::Value(Value::Null) => return Ok(Field::Value(Value::Null)),
+                Field::Value(Value::Map(map)) => return Ok(Field::Value(Self::below(map, tail))),
+                // A path into a scalar names nothing the class declares.
+                Field::Value(_) => {
+                    return Err(NoField {
+                        path: path.to_string(),
+                        class: config.class_name(),
+                        field: format!("{part}.{tail}"),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The value at `path` in a dict field (no config): an entry, or `null` when absent.
+    fn below(map: Map, path: &str) -> Value {
+        let mut current = Value::Map(map);
+        for part in path.split('.').filter(|part| !part.is_empty()) {
+            current = match current {
+                Value::Map(mut map) => map.remove(part).unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+        }
+        current
+    }
+
+    /// The config as `T`: the config itself or, for a polymorphic config, the variant it holds.
+    pub fn downcast<T: Any>(&self) -> Option<&T> {
+        (self.as_any().downcast_ref::<T>()).or_else(|| self.variant().as_any().downcast_ref::<T>())
+    }
 }

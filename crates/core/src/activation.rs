@@ -5,7 +5,7 @@ use fastllm_config::Value;
 use crate::Claims;
 use crate::Problem;
 use crate::dict::show;
-use crate::section::{Decl, fl_value};
+use crate::section::Decl;
 use crate::values::text;
 
 /// Fast-LLM name ↔ HF name. HF `gelu` (the exact GELU) is also read, as Fast-LLM's tanh GELU, as
@@ -38,13 +38,13 @@ pub fn activation(key: &'static [&'static str; 1]) -> Decl {
     let name = key[0];
     Decl::custom(
         Claims::exact(&["activation"], key),
-        move |fl, _| match fl_value(fl, "activation") {
-            Value::Str(a) if hf_name(a).is_some() => {
-                Ok(vec![(name.to_string(), text(hf_name(a).unwrap_or_default())).into()])
+        move |fl, _| match fl.value("activation")? {
+            Value::Str(a) if hf_name(&a).is_some() => {
+                Ok(vec![(name.to_string(), text(hf_name(&a).unwrap_or_default())).into()])
             }
             other => Err(vec![Problem::at_fast_llm(
                 "activation",
-                format!("activation {} has no HF name", show(other)),
+                format!("activation {} has no HF name", show(&other)),
             )]),
         },
         move |hf, _| match hf.get(name) {

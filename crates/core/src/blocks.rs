@@ -32,13 +32,19 @@ pub struct Block<'a> {
     pub config: &'a Map,
 }
 
+/// The path of a block in its sequence's dict: `block` for a fixed sequence's (`name` `None`),
+/// `blocks.<name>` for a pattern sequence's.
+pub fn block_path(name: Option<&str>) -> String {
+    match name {
+        None => "block".into(),
+        Some(name) => format!("blocks.{name}"),
+    }
+}
+
 impl Block<'_> {
     /// Its path in the sequence's dict: `block` or `blocks.<name>`.
     pub fn path(&self) -> String {
-        match self.name {
-            None => "block".into(),
-            Some(name) => format!("blocks.{name}"),
-        }
+        block_path(self.name)
     }
 
     /// Its path below the sequence's own path `sequence`.

@@ -1,75 +1,30 @@
 //! The decoder shape most HF formats share: one block description (the block's keys at the
 //! config's root) repeated `num_hidden_layers` times. A fixed sequence is that; a pattern
 //! sequence exports only when all its blocks are identical in the format, and imports as fixed.
+//!
+//! Declared as a Custom (its claims, import and `explain` row are a Custom's), exported by the
+//! engine directly: each distinct block runs into a dict of its own, and the first block's keys
+//! are written with the writers recorded there, so no write is copied or re-sourced by string.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use fastllm_config::{Map, Value};
+use fastllm_config::{BlockSequenceConfig, Value};
 
-use crate::blocks::BlockSequence;
-use crate::dict::show;
-use crate::engine::{export_sub, import_sub, under};
-use crate::section::{Decl, HfWrite, Section, fl_value};
+use crate::blocks::block_path;
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src, import_sub, under};
+use crate::fl::Fl;
+use crate::primitives::{Custom, Primitive, Shape};
+use crate::section::{Decl, Section};
 use crate::values::text;
 use crate::{Claims, Problem};
 
-/// A config that is absent reads as an empty one (validation rejects it first).
-static EMPTY: Map = Map::new();
-
 /// The root's `decoder` ↔ `block`'s HF keys at the root plus `num_hidden_layers`.
 pub fn uniform(block: Arc<Section>) -> Decl {
-    let export_block = block.clone();
     let import_block = block.clone();
-    Decl::custom(
+    let custom = Decl::custom(
         Claims::subtree(&["decoder"], &["num_hidden_layers"]),
-        move |fl, context| {
-            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
-            let blocks = BlockSequence::read(decoder).map_err(|other| {
-                let message = format!("block sequence {} has no HF form", show(other));
-                vec![Problem::at_fast_llm("decoder.type", message)]
-            })?;
-            let mut exported: Vec<(String, Map, BTreeMap<String, String>)> = Vec::new();
-            let mut problems = Vec::new();
-            for block in blocks.distinct() {
-                let path = block.path_under("decoder");
-                match export_sub(&export_block, block.config, context) {
-                    Ok((hf, writers)) => exported.push((path, hf, writers)),
-                    Err(errors) => problems.extend(under(&path, errors)),
-                }
-            }
-            if !problems.is_empty() {
-                return Err(problems);
-            }
-            let mut exported = exported.into_iter();
-            let Some((first_path, first, writers)) = exported.next() else {
-                return Err(vec![Problem::at_fast_llm("decoder", "no blocks")]);
-            };
-            for (path, other, _) in exported {
-                if other != first {
-                    let message = format!(
-                        "differs from `{first_path}`: the format repeats one block description, so pattern blocks \
-                         must be identical"
-                    );
-                    problems.push(Problem::at_fast_llm(path, message));
-                }
-            }
-            if !problems.is_empty() {
-                return Err(problems);
-            }
-            let mut writes: Vec<HfWrite> = first
-                .into_iter()
-                .map(|(key, value)| {
-                    let source = writers.get(&key).map(|s| format!("{first_path}.{s}"));
-                    HfWrite { key, value, source }
-                })
-                .collect();
-            writes.push(HfWrite::new(
-                "num_hidden_layers",
-                fl_value(decoder, "num_blocks").clone(),
-            ));
-            Ok(writes)
-        },
+        // Never called: `Uniform` exports itself.
+        |_, _| Ok(Vec::new()),
         move |hf, context| {
             let block = import_sub(&import_block, hf, context).map_err(|e| under("decoder.block", e))?;
             let count = hf.get("num_hidden_layers").cloned().ok_or_else(|| {
@@ -83,6 +38,95 @@ pub fn uniform(block: Arc<Section>) -> Decl {
             ])
         },
     )
-    .delegating(vec![("decoder.block", block)])
-    .into()
+    .delegating(vec![("decoder.block", block.clone())]);
+    Decl::new(Uniform { custom, block })
+}
+
+/// [`uniform`]'s declaration.
+struct Uniform {
+    /// Its claims, import and shape.
+    custom: Custom,
+    block: Arc<Section>,
+}
+
+impl Primitive for Uniform {
+    fn kind(&self) -> &'static str {
+        self.custom.kind()
+    }
+
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+        if let Err(problems) = self.export_blocks(run, Node::new(fl, fl_at), Dst::new(hf, hf_at)) {
+            run.push_relative(problems, fl_at, hf_at);
+        }
+    }
+
+    fn import(&self, run: &mut Importer, hf: Src, out: Dst) {
+        self.custom.import(run, hf, out);
+    }
+
+    fn shape(&self, name: &str) -> Shape {
+        self.custom.shape(name)
+    }
+}
+
+impl Uniform {
+    /// Writes the block description and `num_hidden_layers`, or returns the problems (paths
+    /// relative to the section, as a Custom's).
+    fn export_blocks(
+        &self,
+        run: &mut Exporter,
+        Node { fl, at: fl_at }: Node,
+        Dst { map: hf, at: hf_at }: Dst,
+    ) -> Result<(), Vec<Problem>> {
+        let decoder = match fl.config_at("decoder")? {
+            Some(decoder) => decoder
+                .config::<BlockSequenceConfig>()
+                .map_err(|p| under("decoder", vec![p]))?,
+            None => return Err(vec![Problem::at_fast_llm("decoder", "no block sequence")]),
+        };
+        let mut exported = Vec::new();
+        let mut problems = Vec::new();
+        for (name, block) in decoder.distinct() {
+            match run.export_apart(&self.block, Fl::new(block)) {
+                Ok((hf, writers)) => exported.push((name, hf, writers)),
+                Err(errors) => problems.extend(under(&format!("decoder.{}", block_path(name)), errors)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut exported = exported.into_iter();
+        let Some((first_name, first, writers)) = exported.next() else {
+            return Err(vec![Problem::at_fast_llm("decoder", "no blocks")]);
+        };
+        let first_path = format!("decoder.{}", block_path(first_name));
+        for (name, other, _) in exported {
+            if other != first {
+                let message = format!(
+                    "differs from `{first_path}`: the format repeats one block description, so pattern blocks \
+                     must be identical"
+                );
+                problems.push(Problem::at_fast_llm(format!("decoder.{}", block_path(name)), message));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let (decoder_at, block_at) = (fl_at.child("decoder"), fl_at.child(&first_path));
+        for (key, value) in first {
+            let origin = match writers.first_writer(&key) {
+                Some(writer) => Origin::Path(block_at.child(writer)),
+                None => Origin::Path(decoder_at),
+            };
+            run.write(Dst::new(hf, hf_at), &key, value, origin);
+        }
+        let count = Value::Int(decoder.num_blocks().into());
+        run.write(
+            Dst::new(hf, hf_at),
+            "num_hidden_layers",
+            count,
+            Origin::Path(decoder_at),
+        );
+        Ok(())
+    }
 }

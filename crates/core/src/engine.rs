@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use fastllm_config::{Map, Value};
+use fastllm_config::{Field, Map, Value};
 
 use crate::HfLayout;
 use crate::Problem;
 use crate::dict::{self, Conflict, join, show};
-use crate::section::{ExportContext, ImportContext, Section, fl_value};
+use crate::fl::Fl;
+use crate::section::{ExportContext, ImportContext, Section};
 
 /// A dotted path as its parent and last part: descending allocates nothing, and the path is
 /// joined into a string only where one is needed (a message, provenance, a Custom's context).
@@ -58,8 +59,7 @@ impl<'a> At<'a> {
     }
 }
 
-/// A dict a run reads, at its dotted path: the section's Fast-LLM dict on export, its HF dict on
-/// import.
+/// A dict a run reads, at its dotted path: the section's HF dict on import.
 #[derive(Clone, Copy)]
 pub(crate) struct Src<'a> {
     pub(crate) map: &'a Map,
@@ -69,6 +69,19 @@ pub(crate) struct Src<'a> {
 impl<'a> Src<'a> {
     pub(crate) fn new(map: &'a Map, at: At<'a>) -> Self {
         Src { map, at }
+    }
+}
+
+/// The typed Fast-LLM config an export reads, at its dotted path.
+#[derive(Clone, Copy)]
+pub(crate) struct Node<'a> {
+    pub(crate) fl: Fl<'a>,
+    pub(crate) at: At<'a>,
+}
+
+impl<'a> Node<'a> {
+    pub(crate) fn new(fl: Fl<'a>, at: At<'a>) -> Self {
+        Node { fl, at }
     }
 }
 
@@ -127,7 +140,7 @@ impl std::fmt::Display for Origin<'_> {
 /// Who wrote each HF key, in write order, in one buffer (a write costs no allocation of its
 /// own). The first writer of a key is the one named when a later write disagrees.
 #[derive(Default)]
-struct Provenance {
+pub(crate) struct Provenance {
     text: String,
     /// Per write: where its HF key starts, where its writer starts, and where it ends in `text`.
     entries: Vec<(usize, usize, usize)>,
@@ -148,7 +161,7 @@ impl Provenance {
             .map(|&(start, middle, end)| (&self.text[start..middle], &self.text[middle..end]))
     }
 
-    fn first_writer(&self, key: &str) -> Option<&str> {
+    pub(crate) fn first_writer(&self, key: &str) -> Option<&str> {
         self.iter().find(|(k, _)| *k == key).map(|(_, writer)| writer)
     }
 
@@ -170,6 +183,20 @@ pub struct Exporter<'a> {
     pub layout: HfLayout,
     pub problems: Vec<Problem>,
     writers: Provenance,
+    /// Whether writers are recorded: a run without them names no first writer in a conflict,
+    /// so it is only the first try (see [`Exporter::conflicted`]).
+    record: Recording,
+    conflicted: bool,
+}
+
+/// Whether an export run records who wrote each HF key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recording {
+    /// Recorded: a conflict names both writers.
+    Writers,
+    /// Not recorded: most exports have no conflict, and rendering every writer's path costs more
+    /// than the rest of the write; a run that finds one is rerun recording.
+    Off,
 }
 
 impl<'a> Exporter<'a> {
@@ -179,13 +206,34 @@ impl<'a> Exporter<'a> {
             layout,
             problems: Vec::new(),
             writers: Provenance::default(),
+            record: Recording::Writers,
+            conflicted: false,
         }
+    }
+
+    /// An exporter that records no writers: run it first, and rerun with [`Exporter::new`] when
+    /// it [`conflicted`](Exporter::conflicted), for the messages to name both writers.
+    pub(crate) fn unrecorded(format: &'a str, layout: HfLayout) -> Self {
+        Exporter {
+            record: Recording::Off,
+            ..Exporter::new(format, layout)
+        }
+    }
+
+    /// Whether a key was written twice with different values.
+    pub(crate) fn conflicted(&self) -> bool {
+        self.conflicted
     }
 
     pub(crate) fn write(&mut self, Dst { map: hf, at: hf_at }: Dst, key: &str, value: Value, writer: Origin) {
         match dict::try_set(hf, key, value) {
-            Ok(()) => self.writers.record(hf_at.child(key), writer),
+            Ok(()) => {
+                if self.record == Recording::Writers {
+                    self.writers.record(hf_at.child(key), writer);
+                }
+            }
             Err(Conflict { existing, refused }) => {
+                self.conflicted = true;
                 let full = hf_at.join(key);
                 let writer = writer.to_string();
                 let first = self
@@ -207,70 +255,94 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    /// Exports `fl` (the section's full-form Fast-LLM dict) into `hf`, both at the root.
-    pub fn section(&mut self, section: &Section, fl: &Map, hf: &mut Map) {
-        self.section_at(section, Src::new(fl, At::Root("")), Dst::new(hf, At::Root("")));
+    /// Exports `fl` (the section's typed Fast-LLM config) into `hf`, both at the root.
+    pub fn section(&mut self, section: &Section, fl: Fl, hf: &mut Map) {
+        self.section_at(section, Node::new(fl, At::Root("")), Dst::new(hf, At::Root("")));
     }
 
     pub(crate) fn section_at(
         &mut self,
         section: &Section,
-        Src { map: fl, at: fl_at }: Src,
+        Node { fl, at: fl_at }: Node,
         Dst { map: hf, at: hf_at }: Dst,
     ) {
-        if let Some(expected) = section.class.type_name {
-            let found = fl_value(fl, "type");
-            if !matches!(found, Value::Str(name) if name == expected) {
-                self.problems.push(Problem::at_fast_llm(
-                    fl_at.join("type"),
-                    format!(
-                        "not representable in {}: the format holds a `{expected}` here ({}), found {}",
-                        self.format,
-                        section.class.name,
-                        show(found)
-                    ),
-                ));
-                return;
-            }
+        if let Some(expected) = section.class.type_name
+            && fl.type_name() != Some(expected)
+        {
+            self.problems.push(Problem::at_fast_llm(
+                fl_at.join("type"),
+                format!(
+                    "not representable in {}: the format holds a `{expected}` here ({}), found {}",
+                    self.format,
+                    section.class.name,
+                    show(&fl.type_value())
+                ),
+            ));
+            return;
         }
         for (_, rule) in &section.validators {
-            for mut problem in rule(fl) {
-                problem.fast_llm = Some(fl_at.join(problem.fast_llm.as_deref().unwrap_or("")));
-                problem.message = format!("not representable in {}: {}", self.format, problem.message);
-                self.problems.push(problem);
+            if let Err(problems) = rule(fl) {
+                for mut problem in problems {
+                    problem.fast_llm = Some(fl_at.join(problem.fast_llm.as_deref().unwrap_or("")));
+                    problem.message = format!("not representable in {}: {}", self.format, problem.message);
+                    self.problems.push(problem);
+                }
             }
         }
         for (_, decl) in &section.decls {
-            decl.primitive().export(self, Src::new(fl, fl_at), Dst::new(hf, hf_at));
+            decl.primitive().export(self, Node::new(fl, fl_at), Dst::new(hf, hf_at));
         }
     }
 
     /// Exports the sub-section `section` of `sub` where `placement` says.
-    pub(crate) fn place(&mut self, section: &Section, sub: Src, hf: Dst, placement: Placement) {
-        let (Src { map: sub, at: fl_at }, Dst { map: hf, at: hf_at }) = (sub, hf);
+    pub(crate) fn place(&mut self, section: &Section, sub: Node, hf: Dst, placement: Placement) {
+        let (Node { fl: sub, at: fl_at }, Dst { map: hf, at: hf_at }) = (sub, hf);
         let Placement { hf_path, discriminator } = placement;
         match hf_path {
             None => {
                 if let (Some(key), Some(name)) = (discriminator, section.hf_type_name) {
                     self.write(Dst::new(hf, hf_at), key, Value::Str(name.into()), Origin::Path(fl_at));
                 }
-                self.section_at(section, Src::new(sub, fl_at), Dst::new(hf, hf_at));
+                self.section_at(section, Node::new(sub, fl_at), Dst::new(hf, hf_at));
             }
             Some(hf_path) => {
                 let mut out = Map::new();
                 if let (Some(key), Some(name)) = (discriminator.or(Some("type")), section.hf_type_name) {
                     out.insert(key.to_string(), Value::Str(name.into()));
                 }
-                self.section_at(section, Src::new(sub, fl_at), Dst::new(&mut out, hf_at.child(hf_path)));
+                self.section_at(section, Node::new(sub, fl_at), Dst::new(&mut out, hf_at.child(hf_path)));
                 self.write(Dst::new(hf, hf_at), hf_path, Value::Map(out), Origin::Path(fl_at));
             }
         }
     }
 
-    pub(crate) fn sub_map<'m>(&mut self, fl: &'m Map, path: &str, fl_at: At) -> Option<&'m Map> {
-        match fl_value(fl, path) {
-            Value::Map(map) => Some(map),
-            Value::Null => {
+    /// The value at `path` of `fl` (at `fl_at`), or `None` with the problem recorded.
+    pub(crate) fn read(&mut self, fl: Fl, path: &str, fl_at: At) -> Option<Value> {
+        match fl.value(path) {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                self.push_at(problem, fl_at);
+                None
+            }
+        }
+    }
+
+    /// The field at `path` of `fl` (at `fl_at`), or `None` with the problem recorded.
+    pub(crate) fn field<'m>(&mut self, fl: Fl<'m>, path: &str, fl_at: At) -> Option<Field<'m>> {
+        match fl.field(path) {
+            Ok(field) => Some(field),
+            Err(problem) => {
+                self.push_at(problem, fl_at);
+                None
+            }
+        }
+    }
+
+    /// The sub-config at `path` of `fl`, or `None` with the problem recorded.
+    pub(crate) fn sub_config<'m>(&mut self, fl: Fl<'m>, path: &str, fl_at: At) -> Option<Fl<'m>> {
+        match self.field(fl, path, fl_at)? {
+            Field::Config(config) => Some(Fl::new(config)),
+            Field::Value(Value::Null) => {
                 self.problems.push(Problem::at_fast_llm(
                     fl_at.join(path),
                     format!("not representable in {}: this format needs a config here", self.format),
@@ -280,7 +352,7 @@ impl<'a> Exporter<'a> {
             other => {
                 self.problems.push(Problem::at_fast_llm(
                     fl_at.join(path),
-                    format!("expected a config, found {}", show(other)),
+                    format!("expected a config, found {}", show(&other.into_value())),
                 ));
                 None
             }
@@ -290,7 +362,7 @@ impl<'a> Exporter<'a> {
     pub(crate) fn by_type<'s>(
         &mut self,
         sections: &'s [std::sync::Arc<Section>],
-        sub: &Map,
+        sub: Fl,
         fl_at: At,
     ) -> Option<&'s Section> {
         if let [only] = sections
@@ -298,12 +370,10 @@ impl<'a> Exporter<'a> {
         {
             return Some(only);
         }
-        let found = fl_value(sub, "type");
-        let section = sections.iter().find(|s| {
-            s.class
-                .type_name
-                .is_some_and(|t| matches!(found, Value::Str(name) if name == t))
-        });
+        let found = sub.type_name();
+        let section = sections
+            .iter()
+            .find(|s| s.class.type_name.is_some_and(|t| found == Some(t)));
         if section.is_none() {
             let supported: Vec<&str> = sections.iter().filter_map(|s| s.class.type_name).collect();
             self.problems.push(Problem::at_fast_llm(
@@ -311,12 +381,35 @@ impl<'a> Exporter<'a> {
                 format!(
                     "not representable in {}: type {} (supported: {})",
                     self.format,
-                    show(found),
+                    show(&sub.type_value()),
                     supported.join(", ")
                 ),
             ));
         }
         section.map(|s| &**s)
+    }
+
+    /// Runs `section` on `fl` apart from this run (problem paths relative to `fl`): the HF dict
+    /// it writes and who wrote each key.
+    pub(crate) fn export_apart(&mut self, section: &Section, fl: Fl) -> Result<(Map, Provenance), Vec<Problem>> {
+        let mut exporter = Exporter {
+            record: self.record,
+            ..Exporter::new(self.format, self.layout)
+        };
+        let mut out = Map::new();
+        exporter.section(section, fl, &mut out);
+        self.conflicted |= exporter.conflicted;
+        if exporter.problems.is_empty() {
+            Ok((out, exporter.writers))
+        } else {
+            Err(exporter.problems)
+        }
+    }
+
+    /// Records `problem`, its Fast-LLM path relative to `fl_at`.
+    pub(crate) fn push_at(&mut self, mut problem: Problem, fl_at: At) {
+        problem.fast_llm = problem.fast_llm.map(|p| fl_at.join(&p));
+        self.problems.push(problem);
     }
 
     pub(crate) fn push_relative(&mut self, problems: Vec<Problem>, fl_at: At, hf_at: At) {
@@ -437,7 +530,7 @@ impl<'a> Importer<'a> {
 /// dict, and for each top-level key the Fast-LLM path that wrote it.
 pub fn export_sub(
     section: &Section,
-    fl: &Map,
+    fl: Fl,
     context: &ExportContext,
 ) -> Result<(Map, BTreeMap<String, String>), Vec<Problem>> {
     let mut exporter = Exporter::new(context.format, context.layout);

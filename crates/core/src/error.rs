@@ -53,6 +53,13 @@ impl Problem {
     }
 }
 
+/// One problem where a list is expected (`?` in a read that collects them).
+impl From<Problem> for Vec<Problem> {
+    fn from(problem: Problem) -> Self {
+        vec![problem]
+    }
+}
+
 impl From<fastllm_hf::KeyProblem> for Problem {
     fn from(problem: fastllm_hf::KeyProblem) -> Self {
         Problem::at_hf(problem.key, problem.message)

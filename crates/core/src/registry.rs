@@ -3,13 +3,14 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, load_base_model};
+use fastllm_config::{BaseModelConfig, Map, ModelKind, Value, load_base_model};
 
 use crate::HfClass;
 use crate::HfLayout;
 use crate::coverage::{ClaimTree, Reach, hf_claims, read_claims};
 use crate::dict::show;
 use crate::engine::{Exporter, Importer};
+use crate::fl::Fl;
 use crate::section::Section;
 use crate::unconverted::{ACCEPT_OPTION, Unconverted};
 use crate::{ConvertError, Direction, Problem};
@@ -496,10 +497,15 @@ impl Handler {
                 )],
             ));
         }
-        let full = config.to_form(Form::Full);
-        let mut exporter = Exporter::new(self.name, layout);
+        let root = Fl::new(config.reflect());
+        let mut exporter = Exporter::unrecorded(self.name, layout);
         let mut hf = Map::new();
-        exporter.section(&self.converter().base_model, &full, &mut hf);
+        exporter.section(&self.converter().base_model, root, &mut hf);
+        if exporter.conflicted() {
+            // Again, recording the writers, for the messages to name both.
+            exporter = Exporter::new(self.name, layout);
+            exporter.section(&self.converter().base_model, root, &mut Map::new());
+        }
         if !exporter.problems.is_empty() {
             return Err(self.rejected(Direction::Export, exporter.problems));
         }

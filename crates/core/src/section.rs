@@ -10,6 +10,7 @@ use std::sync::Arc;
 use fastllm_config::{ConfigClass, Form, Map, Value};
 
 use crate::dict;
+use crate::fl::{Checked, Fl};
 use crate::primitives::{Primitive, Shape};
 use crate::{HfLayout, Problem};
 use fastllm_hf::Unconverted;
@@ -39,7 +40,7 @@ impl FlClass {
     }
 }
 
-/// What an export function sees besides the section's Fast-LLM dict.
+/// What an export function sees besides the section's Fast-LLM config.
 pub struct ExportContext<'a> {
     pub layout: HfLayout,
     pub format: &'a str,
@@ -87,8 +88,8 @@ impl From<(String, Value)> for HfWrite {
 
 /// HF writes of a custom export, or the problems that prevented them.
 pub type HfWrites = Result<Vec<HfWrite>, Vec<Problem>>;
-/// A cross-field export rule: the section's Fast-LLM full-form dict → problems (paths relative).
-pub type ValidateFn = Arc<dyn Fn(&Map) -> Vec<Problem> + Send + Sync>;
+/// A cross-field export rule: the section's typed Fast-LLM config → problems (paths relative).
+pub type ValidateFn = Arc<dyn Fn(Fl) -> Checked + Send + Sync>;
 
 /// How far a declaration's Fast-LLM paths reach, for architecture coverage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +261,7 @@ impl Section {
     }
 
     /// Adds (or replaces) a named export rule.
-    pub fn validate(mut self, name: &'static str, rule: impl Fn(&Map) -> Vec<Problem> + Send + Sync + 'static) -> Self {
+    pub fn validate(mut self, name: &'static str, rule: impl Fn(Fl) -> Checked + Send + Sync + 'static) -> Self {
         self.validators.retain(|(n, _)| *n != name);
         self.validators.push((name, Arc::new(rule)));
         self
@@ -373,7 +374,7 @@ impl Section {
     }
 }
 
-/// Reads a Fast-LLM value from a section's full-form dict (absent means `null`).
+/// Reads a value from a full-form dict (what the weight planner walks; absent means `null`).
 pub fn fl_value<'a>(fl: &'a Map, path: &str) -> &'a Value {
     dict::get(fl, path).unwrap_or(&Value::Null)
 }

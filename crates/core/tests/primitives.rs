@@ -5,29 +5,27 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use fastllm_core::config::{
-    AttentionConfig, ConfigClass, DecoderBlockConfig, Form, GptBaseModelConfig, Map, RmsNormalizationConfig,
+    AttentionConfig, ConfigClass, DecoderBlockConfig, GptBaseModelConfig, Map, Reflect, RmsNormalizationConfig,
     StochasticMixerConfig, Value, load,
 };
 use fastllm_core::coverage::{architecture_gaps, check_hf_coverage, hf_claims, sentinel_errors};
 use fastllm_core::engine::{Exporter, Importer};
-use fastllm_core::{Claims, Covers, Decl, HfLayout, LayoutEntry, Problem, Section, fl_value};
+use fastllm_core::{Claims, Covers, Decl, Fl, HfLayout, LayoutEntry, Problem, Section};
 use rstest::rstest;
 
 fn map(json: &str) -> Map {
     Value::from_json_str(json).unwrap().as_map().unwrap().clone()
 }
 
-/// The full-form dict of `json` read as class `T`.
-fn full<T: ConfigClass>(json: &str) -> Map {
-    load::<T>(&Value::from_json_str(json).unwrap())
-        .unwrap()
-        .to_form(Form::Full)
+/// `json` read as class `T`.
+fn full<T: ConfigClass>(json: &str) -> T {
+    load::<T>(&Value::from_json_str(json).unwrap()).unwrap()
 }
 
-fn export(section: &Section, fl: &Map) -> Result<Map, Vec<Problem>> {
+fn export(section: &Section, fl: &dyn Reflect) -> Result<Map, Vec<Problem>> {
     let mut exporter = Exporter::new("test", HfLayout::V4);
     let mut hf = Map::new();
-    exporter.section(section, fl, &mut hf);
+    exporter.section(section, Fl::new(fl), &mut hf);
     if exporter.problems.is_empty() {
         Ok(hf)
     } else {
@@ -147,7 +145,7 @@ fn custom_and_import_only() {
             "heads",
             Decl::custom(
                 Claims::exact(&["heads"], &["heads_x2"]),
-                |fl, _| match fl_value(fl, "heads") {
+                |fl, _| match fl.value("heads")? {
                     Value::Int(h) => Ok(vec![("heads_x2".to_string(), Value::Int(h * 2)).into()]),
                     _ => Err(vec![Problem::at_fast_llm("heads", "not an int")]),
                 },

@@ -110,7 +110,7 @@ fn tie_word_embeddings() -> Decl {
     Decl::custom(
         Claims::exact(&["tied_embedding_weight"], &["tie_word_embeddings"]),
         |fl, _| {
-            let tied = fastllm_core::fl_value(fl, "tied_embedding_weight").clone();
+            let tied = Value::Bool(fl.text_model()?.tied_embedding_weight);
             Ok(vec![("tie_word_embeddings".to_string(), tied).into()])
         },
         |hf, _| {

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use fastllm_core::blocks::BlockSequence;
-use fastllm_core::config::{Map, Value};
+use fastllm_core::blocks::block_path;
+use fastllm_core::config::{BlockConfig, BlockSequenceConfig, Map, MlpBaseConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, import_sub, under};
-use fastllm_core::{Claims, Decl, ExportContext, HfWrite, HfWrites, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::{Claims, Decl, ExportContext, Fl, HfWrite, HfWrites, ImportContext, Problem, Section, Writes};
 
 use crate::classes::{FULL, SLIDING};
 use crate::sections::{LayerType, MlpKind};
@@ -62,26 +62,27 @@ pub fn declaration(blocks: Blocks) -> Decl {
     .into()
 }
 
-fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
-    let empty = Map::new();
-    let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&empty);
-    let sequence = match (fl_value(decoder, "type"), BlockSequence::read(decoder)) {
-        (Value::Str(t), Ok(sequence)) if t == "pattern" => sequence,
-        (other, _) => {
-            return Err(vec![Problem::at_fast_llm(
-                "decoder.type",
-                format!(
-                    "decoder type {} (Gemma 4 needs a {SLIDING}/{FULL} pattern)",
-                    show(other)
-                ),
-            )]);
-        }
+fn export(blocks: &Blocks, fl: Fl, context: &ExportContext) -> HfWrites {
+    let decoder = match fl.config_at("decoder")? {
+        Some(decoder) => decoder
+            .config::<BlockSequenceConfig>()
+            .map_err(|p| under("decoder", vec![p]))?,
+        None => return Err(vec![Problem::at_fast_llm("decoder", "no block sequence")]),
+    };
+    let BlockSequenceConfig::Pattern(pattern) = decoder else {
+        return Err(vec![Problem::at_fast_llm(
+            "decoder.type",
+            format!(
+                "decoder type {} (Gemma 4 needs a {SLIDING}/{FULL} pattern)",
+                show(&Value::Str(decoder.type_name().into()))
+            ),
+        )]);
     };
     let mut writes: Vec<HfWrite> = Vec::new();
     let mut problems = Vec::new();
-    for block in sequence.distinct() {
-        let path = block.path_under("decoder");
-        let name = block.name.unwrap_or_default();
+    for (name, block) in decoder.distinct() {
+        let path = format!("decoder.{}", block_path(name));
+        let name = name.unwrap_or_default();
         let Some(layer) = layer_type(name) else {
             problems.push(Problem::at_fast_llm(
                 path,
@@ -89,18 +90,23 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
             ));
             continue;
         };
-        let mlp = match fl_value(block.config, "mlp.type") {
-            Value::Str(t) if t == "mlp" => MlpKind::Dense,
-            Value::Str(t) if t == "hybrid_moe" => MlpKind::Moe,
+        let BlockConfig::Decoder(decoder_block) = block;
+        let mlp = match &decoder_block.mlp {
+            MlpBaseConfig::Mlp(_) => MlpKind::Dense,
+            MlpBaseConfig::HybridMoe(_) => MlpKind::Moe,
             other => {
                 problems.push(Problem::at_fast_llm(
                     format!("{path}.mlp.type"),
-                    format!("MLP {} (supported: mlp, hybrid_moe)", show(other)),
+                    format!(
+                        "MLP {} (supported: mlp, hybrid_moe)",
+                        show(&Value::Str(other.type_name().into()))
+                    ),
                 ));
                 continue;
             }
         };
-        match export_sub(blocks.get(layer, mlp), block.config, context) {
+        let block = Fl::new(block);
+        match export_sub(blocks.get(layer, mlp), block, context) {
             // The engine's safe set merges the blocks' writes: shared keys must agree.
             Ok((hf, writers)) => writes.extend(hf.into_iter().map(|(key, value)| {
                 let source = match writers.get(&key) {
@@ -119,11 +125,9 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let num_blocks = fl_value(decoder, "num_blocks").clone();
     // Every position's block name: the expanded pattern.
-    let layer_types = sequence
-        .blocks()
-        .map(|(_, block)| Value::Str(block.name.unwrap_or_default().into()))
+    let layer_types = (pattern.expanded_pattern().into_iter())
+        .map(|name| Value::Str(name.into()))
         .collect();
     writes.push(HfWrite {
         key: "layer_types".into(),
@@ -132,7 +136,7 @@ fn export(blocks: &Blocks, fl: &Map, context: &ExportContext) -> HfWrites {
     });
     writes.push(HfWrite {
         key: "num_hidden_layers".into(),
-        value: num_blocks,
+        value: Value::Int(pattern.num_blocks.into()),
         source: Some("decoder.num_blocks".into()),
     });
     Ok(writes)

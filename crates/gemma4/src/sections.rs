@@ -7,16 +7,17 @@
 //! ±0.5` scales) are root validators.
 
 use fastllm_core::activation::activation;
-use fastllm_core::blocks::BlockSequence;
+use fastllm_core::blocks::block_path;
 use fastllm_core::config::{
-    AttentionConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig, GptBaseModelConfig,
-    HybridMoeMlpConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MlpConfig, MoeMlpConfig,
-    NoNormalizationConfig, ProportionalRotaryConfig, RmsNormalizationConfig, Value,
+    AttentionConfig, BlockConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig, GptBaseModelConfig,
+    HybridMoeMlpConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MlpBaseConfig, MlpConfig,
+    MoeMlpConfig, NoNormalizationConfig, NormalizationConfig, PeftConfig, ProportionalRotaryConfig, Reflect,
+    RmsNormalizationConfig, Value,
 };
-use fastllm_core::dict::{self, show};
+use fastllm_core::dict::show;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::{Claims, Covers, Decl, ImportContext, Problem, Section, Writes, fl_value};
+use fastllm_core::{Checked, Claims, Covers, Decl, Fl, ImportContext, Problem, Section, Writes, checked};
 
 use crate::classes::{FULL, SLIDING};
 use crate::{decoder, per_layer};
@@ -45,7 +46,7 @@ impl LayerType {
     }
 }
 
-/// `hidden_size ** power`, as Python computes it (C `pow`), from an HF or Fast-LLM dict.
+/// `hidden_size ** power`, as Python computes it (C `pow`), from an HF dict.
 pub fn hidden_size_power(map: &Map, power: f64) -> Option<f64> {
     match map.get("hidden_size") {
         Some(Value::Int(h)) => Some((*h as f64).powf(power)),
@@ -53,27 +54,35 @@ pub fn hidden_size_power(map: &Map, power: f64) -> Option<f64> {
     }
 }
 
+/// `hidden_size ** power` of a typed config, as [`hidden_size_power`] computes it.
+fn hidden_power(hidden_size: i64, power: f64) -> f64 {
+    (hidden_size as f64).powf(power)
+}
+
 /// `<layer>.bias.enabled` must not be true: Gemma 4 has no linear biases.
-fn no_biases(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
+fn no_biases(layers: &'static [&'static str]) -> impl Fn(Fl) -> Checked + Send + Sync {
     fastllm_core::rules::no_biases(layers, "Gemma 4 has no linear biases")
 }
 
-/// `field` must be unset or equal (by value) to the block's `normalization`: Gemma 4 has one
-/// norm description per block.
-fn same_as_normalization(field: &'static str) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
-    move |fl: &Map| {
-        let (value, normalization) = (fl_value(fl, field), fl_value(fl, "normalization"));
-        if matches!(value, Value::Null) || (dict::same(value, normalization) && dict::same(normalization, value)) {
-            return vec![];
+/// The block's norm `field` (read by `get`) must be unset or equal to its `normalization`: Gemma 4
+/// has one norm description per block.
+fn same_as_normalization(
+    field: &'static str,
+    get: fn(&DecoderBlockConfig) -> &Option<NormalizationConfig>,
+) -> impl Fn(Fl) -> Checked + Send + Sync {
+    move |fl: Fl| {
+        let block = fl.config::<DecoderBlockConfig>()?;
+        match get(block) {
+            Some(norm) if *norm != block.normalization => Err(vec![Problem::at_fast_llm(
+                field,
+                format!(
+                    "{} differs from normalization {}; Gemma 4 derives it from rms_norm_eps",
+                    show(&Value::Map(norm.full_form())),
+                    show(&Value::Map(block.normalization.full_form()))
+                ),
+            )]),
+            _ => Ok(()),
         }
-        vec![Problem::at_fast_llm(
-            field,
-            format!(
-                "{} differs from normalization {}; Gemma 4 derives it from rms_norm_eps",
-                show(value),
-                show(normalization)
-            ),
-        )]
     }
 }
 
@@ -114,8 +123,9 @@ fn full_head_groups() -> Decl {
     Decl::custom(
         Claims::exact(&["head_groups"], &["num_global_key_value_heads", "num_key_value_heads"]),
         |fl, _| {
-            let groups = fl_value(fl, "head_groups").clone();
-            Ok(if fl_value(fl, "shared_key_value") == &Value::Bool(true) {
+            let attention = fl.config::<AttentionConfig>()?;
+            let groups = int(attention.head_groups.into());
+            Ok(if attention.shared_key_value {
                 vec![("num_global_key_value_heads".to_string(), groups).into()]
             } else {
                 // Without shared K/V, the full layers use the sliding layers' KV heads: the safe
@@ -326,14 +336,19 @@ pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
         .add("enable_moe_block", Decl::const_export("enable_moe_block", boolean(moe)))
         .validate(
             "pre_mixer_normalization",
-            same_as_normalization("pre_mixer_normalization"),
+            same_as_normalization("pre_mixer_normalization", |block| &block.pre_mixer_normalization),
         )
-        .validate("output_scale", |fl| match fl_value(fl, "output_scale.enabled") {
-            Value::Bool(true) => vec![],
-            found => vec![Problem::at_fast_llm(
-                "output_scale.enabled",
-                format!("{}, but Gemma 4 scales every block output (layer_scalar)", show(found)),
-            )],
+        .validate("output_scale", |fl| {
+            match fl.config::<DecoderBlockConfig>()?.output_scale.enabled {
+                Some(true) => Ok(()),
+                found => Err(vec![Problem::at_fast_llm(
+                    "output_scale.enabled",
+                    format!(
+                        "{}, but Gemma 4 scales every block output (layer_scalar)",
+                        show(&found.map_or(Value::Null, Value::Bool))
+                    ),
+                )]),
+            }
         });
     if moe {
         section.add("mlp", Decl::nested("mlp", hybrid_mlp().build())).add(
@@ -357,7 +372,10 @@ pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
                 "moe_keys",
                 Decl::import_only(&[], MOE_KEYS, Covers::Exact, moe_keys_unset),
             )
-            .validate("pre_mlp_normalization", same_as_normalization("pre_mlp_normalization"))
+            .validate(
+                "pre_mlp_normalization",
+                same_as_normalization("pre_mlp_normalization", |block| &block.pre_mlp_normalization),
+            )
     }
 }
 
@@ -372,12 +390,16 @@ pub fn embeddings() -> Section {
         )
         .add("embedding_scale", hidden_size_scale(&["embedding_scale"], 0.5))
         .validate("position_embeddings", |fl| {
-            match fl_value(fl, "position_embeddings.enabled") {
-                Value::Bool(true) => vec![Problem::at_fast_llm(
+            match fl
+                .config::<LanguageModelEmbeddingsConfig>()?
+                .position_embeddings
+                .enabled
+            {
+                Some(true) => Err(vec![Problem::at_fast_llm(
                     "position_embeddings.enabled",
                     "enabled, but Gemma 4 has no position embeddings",
-                )],
-                _ => vec![],
+                )]),
+                _ => Ok(()),
             }
         })
 }
@@ -430,11 +452,10 @@ fn expert_intermediate_size(hf: &Map, _: &ImportContext) -> Writes {
     }
 }
 
-/// `path` of `fl` must be exactly `expected` (Gemma 4 hard-codes `hidden_size ** ±0.5` scales).
-fn scale_rule(fl: &Map, path: &str, expected: f64, formula: &str) -> Option<Problem> {
-    let found = fl_value(fl, path);
-    (found != &float(expected))
-        .then(|| Problem::at_fast_llm(path, format!("{} (must be {formula} = {expected:?})", show(found))))
+/// The scale `found` at `path` must be exactly `expected` (Gemma 4 hard-codes `hidden_size ** ±0.5`
+/// scales).
+fn scale_rule(found: f64, path: String, expected: f64, formula: &str) -> Option<Problem> {
+    (found != expected).then(|| Problem::at_fast_llm(path, format!("{found:?} (must be {formula} = {expected:?})")))
 }
 
 /// The root: embeddings, decoder, head, and the Gemma 4 features Fast-LLM lacks, pinned off.
@@ -479,45 +500,43 @@ pub fn base_model() -> Section {
             ),
         )
         .validate("embedding_scale", |fl| {
-            let Some(expected) = hidden_size_power(fl, 0.5) else {
-                return vec![];
-            };
-            scale_rule(fl, "embeddings.embedding_scale", expected, "sqrt(hidden_size)")
-                .into_iter()
-                .collect()
+            let text = fl.text_model()?;
+            let expected = hidden_power(text.hidden_size, 0.5);
+            let found = text.embeddings.embedding_scale;
+            let path = "embeddings.embedding_scale".to_string();
+            checked(
+                scale_rule(found, path, expected, "sqrt(hidden_size)")
+                    .into_iter()
+                    .collect(),
+            )
         })
         .validate("router_input_scale", |fl| {
-            let Some(expected) = hidden_size_power(fl, -0.5) else {
-                return vec![];
-            };
-            let Some(Value::Map(decoder)) = fl.get("decoder") else {
-                return vec![];
-            };
-            let Ok(sequence) = BlockSequence::read(decoder) else {
-                return vec![];
-            };
-            sequence
-                .distinct()
-                .into_iter()
-                .filter(|block| fl_value(block.config, "mlp.type") == &text("hybrid_moe"))
-                .filter_map(|block| {
-                    let mut problem = scale_rule(
-                        block.config,
-                        "mlp.routed.router_input_scale",
-                        expected,
-                        "hidden_size ** -0.5",
-                    )?;
-                    problem.fast_llm = Some(format!("{}.mlp.routed.router_input_scale", block.path_under("decoder")));
-                    Some(problem)
+            let text = fl.text_model()?;
+            let expected = hidden_power(text.hidden_size, -0.5);
+            let problems = (text.decoder.distinct().into_iter())
+                .filter_map(|(name, block)| {
+                    let BlockConfig::Decoder(DecoderBlockConfig {
+                        mlp: MlpBaseConfig::HybridMoe(mlp),
+                        ..
+                    }) = block
+                    else {
+                        return None;
+                    };
+                    let path = format!("decoder.{}.mlp.routed.router_input_scale", block_path(name));
+                    scale_rule(mlp.routed.router_input_scale, path, expected, "hidden_size ** -0.5")
                 })
-                .collect()
+                .collect();
+            checked(problems)
         })
-        .validate("peft", |fl| match fl_value(fl, "peft.type") {
-            Value::Str(t) if t == "none" => vec![],
-            found => vec![Problem::at_fast_llm(
+        .validate("peft", |fl| match fl.text_model()?.peft {
+            PeftConfig::None(_) => Ok(()),
+            found => Err(vec![Problem::at_fast_llm(
                 "peft.type",
-                format!("PEFT {} has no HF form (merge adapters first)", show(found)),
-            )],
+                format!(
+                    "PEFT {} has no HF form (merge adapters first)",
+                    show(&Value::Str(found.type_name().into()))
+                ),
+            )]),
         })
 }
 

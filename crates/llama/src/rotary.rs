@@ -1,9 +1,9 @@
 //! Rotary embeddings ↔ `rope_theta` + `rope_scaling` (transformers 4) or `rope_parameters`
 //! (transformers 5). A Custom: one Fast-LLM sub-config becomes keys spread over two layouts.
 
-use fastllm_core::config::{Map, Value};
+use fastllm_core::config::{Map, RotaryConfig, Value};
 use fastllm_core::dict::show;
-use fastllm_core::{Claims, Decl, ExportContext, HfLayout, HfWrites, ImportContext, Problem, Writes, fl_value};
+use fastllm_core::{Claims, Decl, ExportContext, Fl, HfLayout, HfWrites, ImportContext, Problem, Writes};
 
 /// transformers' `rope_theta` when a config has none (LlamaConfig's default).
 pub const DEFAULT_ROPE_THETA: f64 = 10000.0;
@@ -34,7 +34,7 @@ const CLAIMS: &[&str] = &[
     "rope_parameters.beta_slow",
 ];
 
-/// (Fast-LLM field, HF key) per rope type, in the order HF writes them.
+/// (Fast-LLM field, HF key) per rope type, in the order HF writes them (and export reads them).
 const LLAMA3: &[(&str, &str)] = &[
     ("scale_factor", "factor"),
     ("low_frequency_factor", "low_freq_factor"),
@@ -54,29 +54,55 @@ pub fn declaration() -> Decl {
     Decl::custom(Claims::subtree(&["rotary"], CLAIMS), export, import).into()
 }
 
-fn export(fl: &Map, context: &ExportContext) -> HfWrites {
-    let rotary = fl_value(fl, "rotary").as_map().cloned().unwrap_or_default();
-    let kind = fl_value(&rotary, "type").clone();
-    let fields: &[(&str, &str)] = match &kind {
-        Value::Str(t) if t == "default" => &[],
-        Value::Str(t) if t == "llama3" => LLAMA3,
-        Value::Str(t) if t == "yarn" => YARN,
-        other => {
-            return Err(vec![Problem::at_fast_llm(
-                "rotary.type",
-                format!(
-                    "rotary {} has no {} form (supported: default, llama3, yarn)",
-                    show(other),
-                    context.format
-                ),
-            )]);
-        }
+fn export(fl: Fl, context: &ExportContext) -> HfWrites {
+    let Some(rotary) = fl.config_at("rotary")? else {
+        return Err(vec![Problem::at_fast_llm("rotary", "no rotary config")]);
     };
-    let theta = fl_value(&rotary, "theta").clone();
+    let float = Value::Float;
+    let int = |i: i64| Value::Int(i.into());
+    // The type, theta and the values of its table's fields, in the table's order.
+    let (kind, theta, fields, values): (&str, f64, &[(&str, &str)], Vec<Value>) =
+        match rotary.config::<RotaryConfig>()? {
+            RotaryConfig::Default(c) => ("default", c.theta, &[], vec![]),
+            RotaryConfig::Llama3(c) => (
+                "llama3",
+                c.theta,
+                LLAMA3,
+                vec![
+                    float(c.scale_factor),
+                    float(c.low_frequency_factor),
+                    float(c.high_frequency_factor),
+                    int(c.original_context_length),
+                ],
+            ),
+            RotaryConfig::Yarn(c) => (
+                "yarn",
+                c.theta,
+                YARN,
+                vec![
+                    float(c.scale_factor),
+                    c.attention_factor.map_or(Value::Null, float),
+                    float(c.beta_fast),
+                    float(c.beta_slow),
+                    int(c.original_context_length),
+                ],
+            ),
+            _ => {
+                return Err(vec![Problem::at_fast_llm(
+                    "rotary.type",
+                    format!(
+                        "rotary {} has no {} form (supported: default, llama3, yarn)",
+                        show(&rotary.type_value()),
+                        context.format
+                    ),
+                )]);
+            }
+        };
+    let theta = float(theta);
     let mut parameters = Map::new();
-    parameters.insert("rope_type".into(), kind);
-    for (fast_llm, hf) in fields {
-        parameters.insert(hf.to_string(), fl_value(&rotary, fast_llm).clone());
+    parameters.insert("rope_type".into(), Value::Str(kind.into()));
+    for ((_, hf), value) in fields.iter().zip(values) {
+        parameters.insert(hf.to_string(), value);
     }
     let writes = match context.layout {
         HfLayout::V4 => {

@@ -4,49 +4,42 @@
 use std::sync::Arc;
 
 use fastllm_core::activation::activation;
-use fastllm_core::blocks::BlockSequence;
 use fastllm_core::config::{
-    AttentionConfig, DecoderBlockConfig, GptBaseModelConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig,
-    Map, MlpConfig, MoeMlpConfig, RmsNormalizationConfig, Value,
+    AffineLinearConfig, AttentionConfig, BlockConfig, DecoderBlockConfig, GptBaseModelConfig,
+    LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MixerConfig, MlpConfig, MoeMlpConfig, PeftConfig,
+    RmsNormalizationConfig, Value,
 };
-use fastllm_core::dict::{self, show};
+use fastllm_core::dict::show;
 use fastllm_core::hf::class::derived_head_dim;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm};
-use fastllm_core::{Covers, Decl, Problem, Section, fl_value};
+use fastllm_core::{Checked, Covers, Decl, Fl, Problem, Section, checked};
 
 use crate::rotary;
 
-/// A config that is absent reads as an empty one (validation rejects it first).
-static EMPTY: Map = Map::new();
-
 /// `<layer>.bias.enabled` must be unset or equal `add_linear_biases`: the format has one flag.
-pub fn biases_follow(layers: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
-    move |fl: &Map| {
-        let shared = fl_value(fl, "add_linear_biases");
-        layers
-            .iter()
-            .filter_map(|layer| {
-                let path = format!("{layer}.bias.enabled");
-                let enabled = fl_value(fl, &path);
-                (!matches!(enabled, Value::Null) && enabled != shared).then(|| {
-                    Problem::at_fast_llm(
-                        path,
-                        format!(
-                            "{} differs from add_linear_biases {}; the format has one bias flag",
-                            show(enabled),
-                            show(shared)
-                        ),
-                    )
-                })
-            })
-            .collect()
+pub fn biases_follow(layers: &'static [&'static str]) -> impl Fn(Fl) -> Checked + Send + Sync {
+    move |fl: Fl| {
+        let shared = fl.value("add_linear_biases")?;
+        let mut problems = Vec::new();
+        for layer in layers {
+            let enabled = fl.value_in(layer, "bias.enabled")?;
+            if !matches!(enabled, Value::Null) && enabled != shared {
+                let message = format!(
+                    "{} differs from add_linear_biases {}; the format has one bias flag",
+                    show(&enabled),
+                    show(&shared)
+                );
+                problems.push(Problem::at_fast_llm(format!("{layer}.bias.enabled"), message));
+            }
+        }
+        checked(problems)
     }
 }
 
 /// An optional parameter that must not be enabled (the format has no such tensor).
-fn not_enabled(paths: &'static [&'static str]) -> impl Fn(&Map) -> Vec<Problem> + Send + Sync {
+fn not_enabled(paths: &'static [&'static str]) -> impl Fn(Fl) -> Checked + Send + Sync {
     rules::not_enabled(paths, "the format has no such parameter")
 }
 
@@ -251,38 +244,39 @@ pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
         .same("hidden_size")
         .rename("tied_embedding_weight", "tie_word_embeddings")
         .ignore(&["peft"])
-        .validate("peft", |fl| match fl_value(fl, "peft.type") {
-            Value::Str(t) if t == "none" => vec![],
-            found => vec![Problem::at_fast_llm(
+        .validate("peft", |fl| match fl.text_model()?.peft {
+            PeftConfig::None(_) => Ok(()),
+            found => Err(vec![Problem::at_fast_llm(
                 "peft.type",
-                format!("PEFT {} has no HF form (merge adapters first)", show(found)),
-            )],
+                format!(
+                    "PEFT {} has no HF form (merge adapters first)",
+                    show(&Value::Str(found.type_name().into()))
+                ),
+            )]),
         })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Qwen2: Q/K/V biases always, dense bias never, no `head_dim`, no sliding window.
 
-fn qwen2_biases(fl: &Map) -> Vec<Problem> {
-    let shared = fl_value(fl, "add_linear_biases") == &Value::Bool(true);
-    let enabled = |layer: &str| fl_value(fl, &format!("{layer}.bias.enabled")).clone();
-    let qkv = ["query_layer", "key_layer", "value_layer"];
-    let ok = if shared {
-        qkv.iter()
-            .all(|l| matches!(enabled(l), Value::Null | Value::Bool(true)))
-            && enabled("dense_layer") == Value::Bool(false)
+fn qwen2_biases(fl: Fl) -> Checked {
+    let attention = fl.config::<AttentionConfig>()?;
+    let enabled = |layer: &AffineLinearConfig| layer.bias.enabled;
+    let qkv = [&attention.query_layer, &attention.key_layer, &attention.value_layer];
+    let dense = enabled(&attention.dense_layer);
+    let ok = if attention.add_linear_biases {
+        qkv.iter().all(|l| enabled(l) != Some(false)) && dense == Some(false)
     } else {
-        qkv.iter().all(|l| enabled(l) == Value::Bool(true))
-            && matches!(enabled("dense_layer"), Value::Null | Value::Bool(false))
+        qkv.iter().all(|l| enabled(l) == Some(true)) && dense != Some(true)
     };
     if ok {
-        return vec![];
+        return Ok(());
     }
-    vec![Problem::at_fast_llm(
+    Err(vec![Problem::at_fast_llm(
         "add_linear_biases",
         "the format's attention has Q/K/V biases and no dense bias: set add_linear_biases false with \
          query/key/value_layer.bias.enabled true, or add_linear_biases true with dense_layer.bias.enabled false",
-    )]
+    )])
 }
 
 fn import_constant(
@@ -393,21 +387,24 @@ pub fn qwen2_base_model(base_model: Section) -> Section {
             }),
         )
         .validate("head_size", |fl| {
-            // Qwen2 has no head_dim: heads × head_size must be hidden_size (checked on the first block).
-            let decoder = fl_value(fl, "decoder").as_map().unwrap_or(&EMPTY);
-            let first = BlockSequence::read(decoder).ok().and_then(|blocks| blocks.distinct().first().copied());
-            let block = first.map_or(&EMPTY, |block| block.config);
-            let (heads, size, hidden) = (
-                dict::get(block, "mixer.heads").cloned(),
-                dict::get(block, "mixer.head_size").cloned(),
-                fl_value(fl, "hidden_size").clone(),
-            );
-            match (heads, size, hidden) {
-                (Some(Value::Int(h)), Some(Value::Int(s)), Value::Int(d)) if h * s != d => vec![Problem::at_fast_llm(
+            // Qwen2 has no head_dim: heads × head_size must be hidden_size (checked on the first
+            // block; a block that is no attention is refused by its own section).
+            let text = fl.text_model()?;
+            let first = text.decoder.distinct().first().map(|(_, block)| *block);
+            let Some(BlockConfig::Decoder(DecoderBlockConfig {
+                mixer: MixerConfig::Attention(attention),
+                ..
+            })) = first
+            else {
+                return Ok(());
+            };
+            let (h, s) = (i128::from(attention.heads), i128::from(attention.head_size));
+            match i128::from(text.hidden_size) {
+                d if h * s != d => Err(vec![Problem::at_fast_llm(
                     "decoder.block.mixer.head_size",
                     format!("heads × head_size = {h} × {s} = {} differs from hidden_size {d}, and the format has no head_dim", h * s),
-                )],
-                _ => vec![],
+                )]),
+                _ => Ok(()),
             }
         })
 }

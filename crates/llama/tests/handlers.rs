@@ -63,3 +63,38 @@ fn a_mistral_like_format_is_a_short_table() {
     let end = source[start..].find("// MTP-Llama").unwrap();
     assert!(source[start..start + end].lines().count() <= 60);
 }
+
+/// A key two declarations write with different values: the export is first run without
+/// recording writers, and rerun to name both.
+#[test]
+fn an_export_conflict_names_both_writers() {
+    use fastllm_core::config::{Value, load_base_model};
+    use fastllm_core::{ConvertError, HfLayout};
+    let handler = fastllm_core::find("llama").unwrap();
+    // A sample the format holds, with the head's norm epsilon changed (the blocks' is 1e-5).
+    let mut dict = handler.converter().samples[0].clone();
+    let Value::Map(root) = &mut dict else {
+        panic!("the sample is a dict");
+    };
+    let Some(Value::Map(head)) = root.get_mut("head") else {
+        panic!("the sample has a head");
+    };
+    let norm = Value::from_json_str(r#"{"type": "rms_norm", "epsilon": 1e-6}"#).unwrap();
+    head.insert("normalization".into(), norm);
+    let config = load_base_model(handler.model, &dict).unwrap();
+    let Err(ConvertError::Rejected { problems, .. }) = handler.export(&config, HfLayout::V4) else {
+        panic!("a conflicting rms_norm_eps must be rejected");
+    };
+    let [problem] = problems.as_slice() else {
+        panic!("one problem expected: {problems:#?}");
+    };
+    assert_eq!(problem.hf.as_deref(), Some("rms_norm_eps"));
+    assert!(
+        problem.message.contains("`head.normalization.epsilon` gives 1e-6")
+            && problem
+                .message
+                .contains("`decoder.block.normalization.epsilon` gives 1e-5"),
+        "{}",
+        problem.message
+    );
+}

@@ -15,14 +15,14 @@ pub mod weights;
 
 use std::sync::Arc;
 
-use fastllm_core::config::{Map, MlpConfig, MultiModalBaseModelConfig, Value};
+use fastllm_core::config::{Map, MlpBaseConfig, MlpConfig, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::engine::{export_sub, under};
 use fastllm_core::multimodal::{TEXT_FIELDS, import_sub_config, sub_config};
 use fastllm_core::values::{boolean, int, text};
 use fastllm_core::weights::{WeightContext, linear};
 use fastllm_core::{
-    Claims, Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, fl_value, register_format,
+    Claims, Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, register_format,
 };
 use fastllm_llama::classes;
 use fastllm_llama::sections;
@@ -166,30 +166,34 @@ pub fn base_model(name: &'static str, parts: &Parts, untyped: UntypedText) -> Se
             "llava_hf_defaults",
             Decl::ignored_hf(&["image_seq_length", "tie_word_embeddings", "ignore_index"]),
         )
-        .validate("image_token_index", |fl| match fl_value(fl, "image_token_index") {
-            Value::Null => vec![Problem::at_fast_llm(
-                "image_token_index",
-                "required by Llava, found null",
-            )],
-            _ => vec![],
+        .validate("image_token_index", |fl| {
+            match fl.config::<MultiModalBaseModelConfig>()?.image_token_index {
+                None => Err(vec![Problem::at_fast_llm(
+                    "image_token_index",
+                    "required by Llava, found null",
+                )]),
+                Some(_) => Ok(()),
+            }
         })
         .validate("adapter_output", |fl| {
-            let (adapter, hidden) = (
-                fl_value(fl, "vision_encoder.adapter.intermediate_size"),
-                fl_value(fl, "hidden_size"),
-            );
-            if adapter == hidden {
-                vec![]
-            } else {
-                vec![Problem::at_fast_llm(
-                    "vision_encoder.adapter.intermediate_size",
-                    format!(
-                        "{} differs from hidden_size {}: Llava projects to the text hidden size",
-                        show(adapter),
-                        show(hidden)
-                    ),
-                )]
+            let root = fl.config::<MultiModalBaseModelConfig>()?;
+            let adapter = match &root.vision_encoder.adapter {
+                MlpBaseConfig::Mlp(mlp) => Some(mlp.intermediate_size),
+                MlpBaseConfig::Moe(mlp) => Some(mlp.intermediate_size),
+                MlpBaseConfig::HybridMoe(_) => None,
+            };
+            let hidden = root.hidden_size;
+            if adapter == Some(hidden) {
+                return Ok(());
             }
+            let adapter = adapter.map_or(Value::Null, |size| Value::Int(size.into()));
+            Err(vec![Problem::at_fast_llm(
+                "vision_encoder.adapter.intermediate_size",
+                format!(
+                    "{} differs from hidden_size {hidden}: Llava projects to the text hidden size",
+                    show(&adapter)
+                ),
+            )])
         })
 }
 

@@ -5,13 +5,15 @@
 
 use std::sync::Arc;
 
-use fastllm_core::config::{FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, Value, VisionEncoderConfig};
+use fastllm_core::config::{
+    AttentionConfig, BlockConfig, BlockSequenceConfig, DecoderBlockConfig, FixedBlockSequenceConfig, Map, MixerConfig,
+    PatchEmbeddingsConfig, RotaryConfig, Value, VisionEncoderConfig,
+};
 use fastllm_core::dict::show;
 use fastllm_core::hf::class::derived_head_dim;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::{
-    Claims, Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes,
-    fl_value,
+    Claims, Covers, Decl, Fill, Fl, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes,
 };
 use fastllm_llama::sections;
 
@@ -44,17 +46,20 @@ fn vision_head_size(hf: &Map, _: &ImportContext) -> Writes {
         .map_err(|e| vec![Problem::at_hf("head_dim", e)])
 }
 
-fn rotary_export(fl: &Map, context: &fastllm_core::ExportContext) -> HfWrites {
-    let theta = fl_value(fl, "rotary.theta").clone();
-    match fl_value(fl, "rotary.type") {
-        Value::Str(t) if t == "default_2d" => {}
+fn rotary_export(fl: Fl, context: &fastllm_core::ExportContext) -> HfWrites {
+    let rotary = &fl.config::<AttentionConfig>()?.rotary;
+    let theta = match rotary {
+        RotaryConfig::Default2d(rotary) => Value::Float(rotary.theta),
         other => {
             return Err(vec![Problem::at_fast_llm(
                 "rotary.type",
-                format!("vision rotary {} has no Pixtral form (only default_2d)", show(other)),
+                format!(
+                    "vision rotary {} has no Pixtral form (only default_2d)",
+                    show(&Value::Str(other.type_name().into()))
+                ),
             )]);
         }
-    }
+    };
     Ok(match context.layout {
         fastllm_core::HfLayout::V4 => vec![("rope_theta".to_string(), theta).into()],
         fastllm_core::HfLayout::V5 => {
@@ -142,19 +147,15 @@ pub fn attention() -> Section {
             ),
         )
         .validate("mha", |fl| {
-            let (heads, groups) = (fl_value(fl, "heads"), fl_value(fl, "head_groups"));
+            let attention = fl.config::<AttentionConfig>()?;
+            let (heads, groups) = (attention.heads, attention.head_groups);
             if heads == groups {
-                vec![]
-            } else {
-                vec![Problem::at_fast_llm(
-                    "head_groups",
-                    format!(
-                        "{} differs from heads {}: Pixtral has no grouped KV heads",
-                        show(groups),
-                        show(heads)
-                    ),
-                )]
+                return Ok(());
             }
+            Err(vec![Problem::at_fast_llm(
+                "head_groups",
+                format!("{groups} differs from heads {heads}: Pixtral has no grouped KV heads"),
+            )])
         })
 }
 
@@ -210,26 +211,24 @@ fn embeddings(norm: Arc<Section>) -> Section {
         .add("normalization", Decl::nested("normalization", norm))
         .ignore(&["patch_embeddings"])
         .validate("square_patches", |fl| {
-            let (height, width) = (fl_value(fl, "patch_height"), fl_value(fl, "patch_width"));
+            let patches = fl.config::<PatchEmbeddingsConfig>()?;
+            let (height, width) = (patches.patch_height, patches.patch_width);
             if height == width {
-                vec![]
-            } else {
-                vec![Problem::at_fast_llm(
-                    "patch_width",
-                    format!(
-                        "{} differs from patch_height {}: Pixtral patches are square",
-                        show(width),
-                        show(height)
-                    ),
-                )]
+                return Ok(());
             }
+            Err(vec![Problem::at_fast_llm(
+                "patch_width",
+                format!("{width} differs from patch_height {height}: Pixtral patches are square"),
+            )])
         })
-        .validate("patch_bias", |fl| match fl_value(fl, "patch_embeddings.bias.enabled") {
-            Value::Bool(true) => vec![Problem::at_fast_llm(
-                "patch_embeddings.bias.enabled",
-                "Pixtral patches have no bias",
-            )],
-            _ => vec![],
+        .validate("patch_bias", |fl| {
+            match fl.config::<PatchEmbeddingsConfig>()?.patch_embeddings.bias.enabled {
+                Some(true) => Err(vec![Problem::at_fast_llm(
+                    "patch_embeddings.bias.enabled",
+                    "Pixtral patches have no bias",
+                )]),
+                _ => Ok(()),
+            }
         })
 }
 
@@ -264,17 +263,29 @@ fn vision_model_of(embeddings: Arc<Section>, block: Arc<Section>) -> Section {
         )
         .ignore(&["adapter"])
         .validate("head_size", |fl| {
-            let mixer = |k: &str| fl_value(fl, &format!("encoder.block.mixer.{k}")).clone();
-            match (mixer("heads"), mixer("head_size"), fl_value(fl, "hidden_size")) {
-                (Value::Int(h), Value::Int(s), Value::Int(d)) if h * s != *d => vec![Problem::at_fast_llm(
-                    "encoder.block.mixer.head_size",
-                    format!(
-                        "heads × head_size = {} differs from the vision hidden_size {d} (Pixtral derives it)",
-                        h * s
-                    ),
-                )],
-                _ => vec![],
+            let vision = fl.config::<VisionEncoderConfig>()?;
+            // Only a fixed encoder of attention blocks has one head size (others are refused by
+            // their sections).
+            let BlockSequenceConfig::Fixed(FixedBlockSequenceConfig {
+                block:
+                    BlockConfig::Decoder(DecoderBlockConfig {
+                        mixer: MixerConfig::Attention(attention),
+                        ..
+                    }),
+                ..
+            }) = &vision.encoder
+            else {
+                return Ok(());
+            };
+            let size = i128::from(attention.heads) * i128::from(attention.head_size);
+            let hidden = vision.hidden_size;
+            if size == i128::from(hidden) {
+                return Ok(());
             }
+            Err(vec![Problem::at_fast_llm(
+                "encoder.block.mixer.head_size",
+                format!("heads × head_size = {size} differs from the vision hidden_size {hidden} (Pixtral derives it)"),
+            )])
         })
 }
 

@@ -355,6 +355,28 @@ impl BlockSequenceConfig {
         }
     }
 
+    /// Each block config the sequence declares, once, with its name in a pattern sequence's
+    /// `blocks` (`None` for a fixed sequence's `block`), in key order.
+    pub fn distinct(&self) -> Vec<(Option<&str>, &BlockConfig)> {
+        match self {
+            BlockSequenceConfig::Fixed(fixed) => vec![(None, &fixed.block)],
+            BlockSequenceConfig::Pattern(pattern) => (pattern.blocks.iter())
+                .map(|(name, block)| (Some(name.as_str()), block))
+                .collect(),
+        }
+    }
+
+    /// The repeating unit, not expanded to `num_blocks`: a fixed sequence's one block, or each
+    /// name of the pattern with its block (`None` for a name `blocks` does not define).
+    pub fn unit(&self) -> Vec<(Option<&str>, Option<&BlockConfig>)> {
+        match self {
+            BlockSequenceConfig::Fixed(fixed) => vec![(None, Some(&fixed.block))],
+            BlockSequenceConfig::Pattern(pattern) => (pattern.pattern.iter().flatten())
+                .map(|name| (Some(name.as_str()), pattern.blocks.get(name)))
+                .collect(),
+        }
+    }
+
     /// The last block's config (used for multi-token prediction heads).
     pub fn last_block_config(&self) -> Option<&BlockConfig> {
         match self {

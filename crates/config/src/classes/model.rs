@@ -121,3 +121,40 @@ pub struct MultiModalBaseModelConfig {
     pub explicit: FieldSet,
 }
 impl ClassRules for MultiModalBaseModelConfig {}
+
+/// The text model of a root config (GPT or multimodal: the same fields), read typed.
+#[derive(Debug, Clone, Copy)]
+pub struct TextModel<'a> {
+    /// `decoder`.
+    pub decoder: &'a BlockSequenceConfig,
+    /// `embeddings`.
+    pub embeddings: &'a LanguageModelEmbeddingsConfig,
+    /// `head`.
+    pub head: &'a LanguageModelHeadConfig,
+    /// `tied_embedding_weight`.
+    pub tied_embedding_weight: bool,
+    /// `hidden_size`.
+    pub hidden_size: i64,
+    /// `peft`.
+    pub peft: &'a PeftConfig,
+}
+
+/// Both roots hold the text model's fields under the same names.
+macro_rules! text_model {
+    ($($root:ty),+) => {$(
+        impl $root {
+            /// Its text model's fields.
+            pub fn text_model(&self) -> TextModel<'_> {
+                TextModel {
+                    decoder: &self.decoder,
+                    embeddings: &self.embeddings,
+                    head: &self.head,
+                    tied_embedding_weight: self.tied_embedding_weight,
+                    hidden_size: self.hidden_size,
+                    peft: &self.peft,
+                }
+            }
+        }
+    )+};
+}
+text_model!(GptBaseModelConfig, MultiModalBaseModelConfig);

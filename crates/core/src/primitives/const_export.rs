@@ -7,7 +7,7 @@ use super::{Cell, Primitive, Row, Shape};
 use crate::Problem;
 use crate::coverage::Claim;
 use crate::dict::{same, show};
-use crate::engine::{Dst, Exporter, Importer, Origin, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
 use crate::section::{Covers, Decl};
 
 pub(crate) struct ConstExport {
@@ -27,7 +27,7 @@ impl Primitive for ConstExport {
         "ConstantExport"
     }
 
-    fn export(&self, run: &mut Exporter, _: Src, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, _: Node, Dst { map: hf, at: hf_at }: Dst) {
         let origin = Origin::Constant(hf_at.child(self.hf));
         run.write(Dst::new(hf, hf_at), self.hf, self.value.clone(), origin);
     }

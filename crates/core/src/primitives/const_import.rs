@@ -6,8 +6,8 @@ use fastllm_config::Value;
 use super::{Cell, Primitive, Row, Shape};
 use crate::Problem;
 use crate::dict::{same, show};
-use crate::engine::{Dst, Exporter, Importer, Origin, Src};
-use crate::section::{Decl, fl_value};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
+use crate::section::Decl;
 
 pub(crate) struct ConstImport {
     pub fl: &'static str,
@@ -26,16 +26,18 @@ impl Primitive for ConstImport {
         "ConstantImport"
     }
 
-    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, _: Dst) {
-        let found = fl_value(fl, self.fl);
-        if !same(found, &self.value) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, _: Dst) {
+        let Some(found) = run.read(fl, self.fl, fl_at) else {
+            return;
+        };
+        if !same(&found, &self.value) {
             run.problems.push(Problem::at_fast_llm(
                 fl_at.join(self.fl),
                 format!(
                     "not representable in {}: must be {}, found {}",
                     run.format,
                     show(&self.value),
-                    show(found)
+                    show(&found)
                 ),
             ));
         }

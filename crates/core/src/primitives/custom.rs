@@ -8,11 +8,12 @@ use fastllm_config::Map;
 
 use super::import_only::ImportOnly;
 use super::{Mount, Primitive, Shape};
-use crate::engine::{Dst, Exporter, Importer, Origin, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
+use crate::fl::Fl;
 use crate::section::{Covers, Decl, ExportContext, HfWrites, ImportContext, Section, Writes};
 
-/// Custom export: the section's Fast-LLM full-form dict → HF writes (paths relative to the section).
-pub type ExportFn = Arc<dyn Fn(&Map, &ExportContext) -> HfWrites + Send + Sync>;
+/// Custom export: the section's typed Fast-LLM config → HF writes (paths relative to the section).
+pub type ExportFn = Arc<dyn Fn(Fl, &ExportContext) -> HfWrites + Send + Sync>;
 
 /// A Custom declaration, still open to [`Custom::delegating`]; it converts into a [`Decl`].
 #[derive(Clone)]
@@ -59,7 +60,7 @@ impl Decl {
     /// A transform of the claimed Fast-LLM paths ↔ HF keys, both ways, as code.
     pub fn custom(
         claims: Claims,
-        export: impl Fn(&Map, &ExportContext) -> HfWrites + Send + Sync + 'static,
+        export: impl Fn(Fl, &ExportContext) -> HfWrites + Send + Sync + 'static,
         import: impl Fn(&Map, &ImportContext) -> Writes + Send + Sync + 'static,
     ) -> Custom {
         let Claims { fast_llm, hf, covers } = claims;
@@ -104,7 +105,7 @@ impl Primitive for Custom {
         "Custom"
     }
 
-    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
         let first = fl_at.child(self.import.fl.first().copied().unwrap_or(""));
         let fl_prefix = fl_at.render();
         let context = ExportContext {

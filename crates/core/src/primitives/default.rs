@@ -7,7 +7,7 @@ use fastllm_config::{Map, Value};
 use super::rename::Rename;
 use super::{Primitive, Row, Shape};
 use crate::Problem;
-use crate::engine::{Dst, Exporter, Importer, Origin, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
 use crate::section::Decl;
 
 /// HF-side fallback for `Default`, computed from the whole HF dict.
@@ -37,8 +37,8 @@ impl Primitive for Default {
         "Default"
     }
 
-    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
-        self.rename.export(run, Src::new(fl, fl_at), Dst::new(hf, hf_at));
+    fn export(&self, run: &mut Exporter, fl: Node, hf: Dst) {
+        self.rename.export(run, fl, hf);
     }
 
     fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {

@@ -7,7 +7,7 @@ use fastllm_config::{Map, Value};
 use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::coverage::Claim;
 use crate::dict::join;
-use crate::engine::{Dst, Exporter, Importer, Origin, Placement, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Placement, Src};
 use crate::section::{Covers, Decl, Section};
 
 pub(crate) struct Dispatch {
@@ -40,15 +40,15 @@ impl Primitive for Dispatch {
         "Dispatch"
     }
 
-    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
-        let Some(sub) = run.sub_map(fl, self.fl, fl_at) else {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+        let Some(sub) = run.sub_config(fl, self.fl, fl_at) else {
             return;
         };
         let sub_at = fl_at.child(self.fl);
         if let Some(section) = run.by_type(&self.sections, sub, sub_at) {
             run.place(
                 section,
-                Src::new(sub, sub_at),
+                Node::new(sub, sub_at),
                 Dst::new(hf, hf_at),
                 Placement {
                     hf_path: self.hf_path,

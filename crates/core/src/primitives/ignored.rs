@@ -2,7 +2,7 @@
 
 use super::{Cell, Primitive, Row, Shape};
 use crate::coverage::Claim;
-use crate::engine::{Dst, Exporter, Importer, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Src};
 use crate::section::{Covers, Decl};
 
 pub(crate) struct Ignored {
@@ -27,7 +27,7 @@ impl Primitive for Ignored {
         "Ignored"
     }
 
-    fn export(&self, _: &mut Exporter, _: Src, _: Dst) {}
+    fn export(&self, _: &mut Exporter, _: Node, _: Dst) {}
 
     fn import(&self, _: &mut Importer, _: Src, _: Dst) {}
 

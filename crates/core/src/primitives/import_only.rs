@@ -5,7 +5,7 @@ use std::sync::Arc;
 use fastllm_config::Map;
 
 use super::{Cell, Primitive, Row, Shape};
-use crate::engine::{Dst, Exporter, Importer, Origin, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
 use crate::section::{Covers, Decl, ImportContext, Writes};
 
 /// Custom import: the section's HF dict → Fast-LLM writes (paths relative to the section).
@@ -40,7 +40,7 @@ impl Primitive for ImportOnly {
         "ImportOnly"
     }
 
-    fn export(&self, _: &mut Exporter, _: Src, _: Dst) {}
+    fn export(&self, _: &mut Exporter, _: Node, _: Dst) {}
 
     fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
         let hf_path = hf_at.render();

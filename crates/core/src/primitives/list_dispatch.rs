@@ -4,14 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use fastllm_config::{Map, Value};
+use fastllm_config::{BlockSequenceConfig, Map, Value};
 
 use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::Problem;
-use crate::blocks::BlockSequence;
+use crate::blocks::block_path;
 use crate::coverage::Claim;
 use crate::dict::{self, join, show};
-use crate::engine::{At, Dst, Exporter, Importer, Origin, Src};
+use crate::engine::{At, Dst, Exporter, Importer, Node, Origin, Src};
+use crate::fl::Fl;
 use crate::section::{Covers, Decl, Section};
 
 /// One block section of a `ListDispatch`, chosen by the block's mixer type.
@@ -59,51 +60,46 @@ impl Primitive for ListDispatch {
         "ListDispatch"
     }
 
-    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
-        let Some(sequence) = run.sub_map(fl, self.fl, fl_at) else {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+        let Some(sequence) = run.sub_config(fl, self.fl, fl_at) else {
             return;
         };
         let fl_at = fl_at.child(self.fl);
-        let blocks = match BlockSequence::read(sequence) {
-            Ok(blocks) => blocks,
-            Err(other) => {
-                let message = format!(
-                    "not representable in {}: block sequence type {}",
-                    run.format,
-                    show(other)
-                );
-                run.problems.push(Problem::at_fast_llm(fl_at.join("type"), message));
-                return;
-            }
+        let sequence = match sequence.config::<BlockSequenceConfig>() {
+            Ok(sequence) => sequence,
+            Err(problem) => return run.push_at(problem, fl_at),
         };
         // The layout name of each distinct block, by its name in the sequence.
         let mut names = BTreeMap::new();
-        for block in blocks.distinct() {
-            let path = block.path();
+        for (name, block) in sequence.distinct() {
+            let path = block_path(name);
             let block_at = fl_at.child(&path);
-            let mixer_type = dict::get(block.config, "mixer.type").unwrap_or(&Value::Null);
-            match (self.entries.iter()).find(|e| matches!(mixer_type, Value::Str(t) if t == e.mixer_type)) {
+            let block = Fl::new(block);
+            let Some(mixer_type) = run.read(block, "mixer.type", block_at) else {
+                continue;
+            };
+            match (self.entries.iter()).find(|e| matches!(&mixer_type, Value::Str(t) if t == e.mixer_type)) {
                 Some(entry) => {
-                    names.insert(block.name, entry.layout_name);
-                    run.section_at(&entry.section, Src::new(block.config, block_at), Dst::new(hf, hf_at));
+                    names.insert(name, entry.layout_name);
+                    run.section_at(&entry.section, Node::new(block, block_at), Dst::new(hf, hf_at));
                 }
                 None => run.problems.push(Problem::at_fast_llm(
                     block_at.join("mixer.type"),
                     format!(
                         "not representable in {}: mixer {} (supported: {})",
                         run.format,
-                        show(mixer_type),
+                        show(&mixer_type),
                         self.supported(|e| e.mixer_type)
                     ),
                 )),
             }
         }
-        let pattern = blocks.pattern();
-        let layout: Vec<Value> = (pattern.iter())
-            .filter_map(|block| names.get(&block.name))
+        let unit = sequence.unit();
+        let layout: Vec<Value> = (unit.iter())
+            .filter_map(|(name, _)| names.get(name))
             .map(|n| Value::Str(n.to_string()))
             .collect();
-        if layout.len() == pattern.len() {
+        if layout.len() == unit.len() {
             run.write(
                 Dst::new(hf, hf_at),
                 self.hf_layout,
@@ -111,11 +107,10 @@ impl Primitive for ListDispatch {
                 Origin::Path(fl_at),
             );
         }
-        let count = crate::section::fl_value(sequence, "num_blocks").clone();
         run.write(
             Dst::new(hf, hf_at),
             self.hf_count,
-            count,
+            Value::Int(sequence.num_blocks().into()),
             Origin::Path(fl_at.child("num_blocks")),
         );
     }

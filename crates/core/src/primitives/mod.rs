@@ -26,7 +26,7 @@ pub use list_dispatch::LayoutEntry;
 
 use crate::coverage::Claim;
 use crate::dict::join;
-use crate::engine::{Dst, Exporter, Importer, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Src};
 use crate::section::{Covers, Section};
 
 /// What every primitive does. Implementations live one per module beside this trait.
@@ -34,9 +34,9 @@ pub(crate) trait Primitive: Send + Sync {
     /// Its name, as in Fast-LLM.
     fn kind(&self) -> &'static str;
 
-    /// Writes the HF keys of the section's Fast-LLM full-form dict `fl` (at `fl_at`) into `hf`
-    /// (at `hf_at`), through the exporter's safe set.
-    fn export(&self, run: &mut Exporter, fl: Src, hf: Dst);
+    /// Writes the HF keys of the section's typed Fast-LLM config `fl` into `hf`, through the
+    /// exporter's safe set.
+    fn export(&self, run: &mut Exporter, fl: Node, hf: Dst);
 
     /// Writes the Fast-LLM fields of the section's HF dict `hf` (at `hf_at`) into `out` (at
     /// `fl_at`).

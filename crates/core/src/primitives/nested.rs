@@ -9,7 +9,7 @@ use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::Problem;
 use crate::coverage::Claim;
 use crate::dict::{join, show};
-use crate::engine::{Dst, Exporter, Importer, Origin, Placement, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Placement, Src};
 use crate::section::{Covers, Decl, Section};
 
 pub(crate) struct Nested {
@@ -43,15 +43,15 @@ impl Primitive for Nested {
         "Nested"
     }
 
-    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
-        let Some(sub) = run.sub_map(fl, self.fl, fl_at) else {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+        let Some(sub) = run.sub_config(fl, self.fl, fl_at) else {
             return;
         };
         // A sub-section with an HF type name writes it, flat or under its path.
         let discriminator = self.section.hf_type_name.map(|_| "type");
         run.place(
             &self.section,
-            Src::new(sub, fl_at.child(self.fl)),
+            Node::new(sub, fl_at.child(self.fl)),
             Dst::new(hf, hf_at),
             Placement {
                 hf_path: self.hf_path,

@@ -5,8 +5,8 @@ use fastllm_config::Value;
 
 use super::{Cell, Primitive, Row, Shape};
 use crate::dict::{get, same, show};
-use crate::engine::{Dst, Exporter, Importer, Origin, Src};
-use crate::section::{Decl, Section, fl_value};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
+use crate::section::{Decl, Section};
 
 pub(crate) struct Optional {
     pub fl: &'static str,
@@ -26,15 +26,11 @@ impl Primitive for Optional {
         "Optional"
     }
 
-    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
-        let value = fl_value(fl, self.fl);
-        if !same(value, &self.sentinel) {
-            run.write(
-                Dst::new(hf, hf_at),
-                self.hf,
-                value.clone(),
-                Origin::Path(fl_at.child(self.fl)),
-            );
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+        if let Some(value) = run.read(fl, self.fl, fl_at)
+            && !same(&value, &self.sentinel)
+        {
+            run.write(Dst::new(hf, hf_at), self.hf, value, Origin::Path(fl_at.child(self.fl)));
         }
     }
 

@@ -2,8 +2,8 @@
 
 use super::{Cell, Primitive, Row, Shape};
 use crate::Problem;
-use crate::engine::{Dst, Exporter, Importer, Origin, Src};
-use crate::section::{Decl, fl_value};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
+use crate::section::Decl;
 
 pub(crate) struct Rename {
     pub fl: &'static str,
@@ -27,9 +27,10 @@ impl Primitive for Rename {
         "Rename"
     }
 
-    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
-        let value = fl_value(fl, self.fl).clone();
-        run.write(Dst::new(hf, hf_at), self.hf, value, Origin::Path(fl_at.child(self.fl)));
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+        if let Some(value) = run.read(fl, self.fl, fl_at) {
+            run.write(Dst::new(hf, hf_at), self.hf, value, Origin::Path(fl_at.child(self.fl)));
+        }
     }
 
     fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use fastllm_config::{Map, Value};
+use fastllm_config::{Field, Map, Value};
 
 use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::Problem;
 use crate::coverage::Claim;
 use crate::dict::{join, show};
-use crate::engine::{Dst, Exporter, Importer, Origin, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
+use crate::fl::Fl;
 use crate::section::{Covers, Decl, Section};
 
 pub(crate) struct TypedDict {
@@ -33,18 +34,29 @@ impl Primitive for TypedDict {
         "TypedDictContainer"
     }
 
-    fn export(&self, run: &mut Exporter, Src { map: fl, at: fl_at }: Src, Dst { map: hf, at: hf_at }: Dst) {
-        let Some(entries) = run.sub_map(fl, self.fl, fl_at) else {
-            return;
-        };
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
         let dict_at = fl_at.child(self.fl);
+        let entries = match run.field(fl, self.fl, fl_at) {
+            Some(Field::Configs(entries)) => entries,
+            // A dict holding no config (an empty one) converts to an empty HF dict.
+            Some(Field::Value(Value::Map(map))) if map.is_empty() => Vec::new(),
+            Some(Field::Value(Value::Null)) => {
+                let message = format!("not representable in {}: this format needs a config here", run.format);
+                run.problems.push(Problem::at_fast_llm(dict_at.render(), message));
+                return;
+            }
+            Some(other) => {
+                let message = format!("expected a dict of configs, found {}", show(&other.into_value()));
+                run.problems.push(Problem::at_fast_llm(dict_at.render(), message));
+                return;
+            }
+            None => return,
+        };
         let hf_dict_at = hf_at.child(self.hf);
         let mut out = Map::new();
         for (name, entry) in entries {
             let entry_at = dict_at.child(name);
-            let Some(entry) = entry.as_map() else {
-                continue;
-            };
+            let entry = Fl::new(entry);
             let Some(section) = run.by_type(&self.sections, entry, entry_at) else {
                 continue;
             };
@@ -54,10 +66,10 @@ impl Primitive for TypedDict {
             }
             run.section_at(
                 section,
-                Src::new(entry, entry_at),
+                Node::new(entry, entry_at),
                 Dst::new(&mut sub_hf, hf_dict_at.child(name)),
             );
-            out.insert(name.clone(), Value::Map(sub_hf));
+            out.insert(name.to_string(), Value::Map(sub_hf));
         }
         run.write(Dst::new(hf, hf_at), self.hf, Value::Map(out), Origin::Path(dict_at));
     }
