@@ -402,6 +402,7 @@ fn run(cli: Cli) -> Result<String, String> {
                 part,
                 finalize,
                 remote_input: None,
+                remote_output: None,
             };
             let io = crate::remote::IoOptions {
                 concurrency: usize::from(io_concurrency),

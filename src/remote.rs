@@ -20,10 +20,15 @@
 //! stops the conversion with an error naming the URL, the tensor and the byte range, and
 //! nothing is committed.
 //!
-//! A remote output is still converted into the local staging directory and then published by
-//! `fastllm_store`: shards first (multipart), documents last, see `fastllm_store::publish` for
-//! what a reader observes meanwhile. So a remote output needs local disk for its bytes; a
-//! remote input needs it for its documents only. The staging directory is an uncommitted
+//! A remote output's safetensors files are uploaded as the conversion writes them
+//! (`fastllm_store::Publication`, through the checkpoint crate's `destination::RemoteSink`):
+//! each file's parts of `--io-part-size` go up by a multipart upload, at most
+//! `--io-concurrency` in flight, while the conversion goes on. Its documents are written into
+//! the local staging directory and published after every tensor file, markers last (see
+//! `fastllm_store::publish` for what a reader observes meanwhile). A failed conversion aborts
+//! the upload in progress and deletes the files it completed. A distributed output's rank
+//! files, written in place, are still staged locally and uploaded after. So a remote input or
+//! output needs local disk for its documents only. The staging directory is an uncommitted
 //! `OutputDir` under `$TMPDIR`: removed when the conversion ends, whatever the outcome (a signal
 //! included), and swept by the next run after a SIGKILL.
 
@@ -99,11 +104,14 @@ mod imp {
     use std::sync::Arc;
 
     use fastllm_checkpoint::companions::{MAX_COMPANION_BYTES, is_foreign_weights};
+    use fastllm_checkpoint::destination::{RemoteOutput, RemoteSink, RemoteUpload};
     use fastllm_checkpoint::policy::{
         MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES, OutputDir, Protected,
     };
     use fastllm_checkpoint::source::{self, RangeError, RemoteFiles, RemoteInput};
-    use fastllm_store::{IoLimits, PartsError, PublishOptions, Remote, RemoteFile, Retries, Scheme, StoreError};
+    use fastllm_store::{
+        IoLimits, PartsError, Publication, PublishOptions, Remote, RemoteFile, Retries, Scheme, StoreError, Upload,
+    };
 
     use super::*;
 
@@ -143,7 +151,7 @@ mod imp {
             let url = path.to_str().expect("a remote path is UTF-8");
             Remote::open(url, limits, retries).map(Some).map_err(|e| e.to_string())
         };
-        let (remote_input, remote_output) = (open(input)?.map(Arc::new), open(output)?);
+        let (remote_input, remote_output) = (open(input)?.map(Arc::new), open(output)?.map(Arc::new));
         if remote_input.is_none() && remote_output.is_none() {
             return local(from, to, (input, output), options, progress);
         }
@@ -198,6 +206,19 @@ mod imp {
             Some(_) => staging.path("output"),
             None => output.to_path_buf(),
         };
+        // The output's safetensors files are uploaded as they are written; the staging
+        // directory gets the documents, published after them.
+        let publication = match &remote_output {
+            Some(remote) if !options.dry_run => {
+                let publication = remote
+                    .start_publication(PublishOptions { force: options.force })
+                    .map_err(|e| e.to_string())?;
+                let publication = Arc::new(publication);
+                local_options.remote_output = Some(RemoteOutput(Arc::new(Uploads(Arc::clone(&publication)))));
+                Some(publication)
+            }
+            _ => None,
+        };
         let rename = |message: String| {
             let mut message = message;
             if local_options.remote_input.is_some() {
@@ -210,14 +231,17 @@ mod imp {
         };
         let from = crate::api::side(from, Some(&local_input)).map_err(rename)?;
         let to = crate::api::side(to, None)?;
-        let mut summary = convert::convert_cancellable(&local_input, from, &local_output, to, &local_options, progress)
-            .map_err(|e| rename(e.to_string()))?;
-        if let Some(remote) = &remote_output {
-            if !options.dry_run {
-                remote
-                    .publish(&local_output, PublishOptions { force: options.force })
-                    .map_err(|e| e.to_string())?;
-            }
+        let converted = convert::convert_cancellable(&local_input, from, &local_output, to, &local_options, progress)
+            .map_err(|e| rename(e.to_string()));
+        // The publication's only other holder: dropped, so that it can finish (or, on an error,
+        // delete what it uploaded).
+        drop(local_options);
+        let mut summary = converted?;
+        if let Some(publication) = publication {
+            let publication = Arc::into_inner(publication).expect("the conversion's sink is dropped");
+            publication.finish(&local_output).map_err(|e| e.to_string())?;
+        }
+        if remote_output.is_some() {
             summary.output = output.to_path_buf();
         }
         Ok(summary)
@@ -307,6 +331,34 @@ mod imp {
         }
         remote.fetch(&fetch, dir)?;
         Ok(RemoteTensors { remote, files: tensors })
+    }
+
+    /// An object-store output's safetensors files, each uploaded as the conversion writes it.
+    struct Uploads(Arc<Publication>);
+
+    impl RemoteSink for Uploads {
+        fn create(&self, name: &str) -> std::io::Result<Box<dyn RemoteUpload>> {
+            Ok(Box::new(FileUpload(self.0.upload(name))))
+        }
+    }
+
+    /// One file of [`Uploads`].
+    struct FileUpload(Upload);
+
+    impl std::io::Write for FileUpload {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.0.flush()
+        }
+    }
+
+    impl RemoteUpload for FileUpload {
+        fn finish(self: Box<Self>) -> std::io::Result<()> {
+            self.0.finish()
+        }
     }
 
     /// The safetensors files of a remote input, read by range as the conversion needs them.

@@ -114,6 +114,24 @@ fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     (status, body)
 }
 
+/// The objects under `prefix/` of `bucket`, downloaded into `dir` (flat, by their last name).
+fn download(moto: &Moto, bucket: &str, prefix: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for key in moto.keys(bucket, &format!("{prefix}/")) {
+        let mut stream = TcpStream::connect(("127.0.0.1", moto.port)).unwrap();
+        let head = format!(
+            "GET /{bucket}/{key} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            moto.port
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let name = key.rsplit('/').next().unwrap();
+        std::fs::write(dir.join(name), &response[split..]).unwrap();
+    }
+}
+
 fn tag_values(xml: &str, tag: &str) -> Vec<String> {
     let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
     xml.split(&open)
@@ -1271,4 +1289,63 @@ fn a_remote_pickle_is_refused_by_name_and_never_fetched() {
     );
     let gets = proxy.gets.lock().unwrap();
     assert!(gets.iter().all(|g| !g.path.contains(".bin")), "{gets:?}");
+}
+
+/// Issue #20's command: a training checkpoint in one bucket published as a bf16 model in another,
+/// with no local copy of either side's tensor files (only documents are ever staged), the output
+/// equal to the same conversion on local disk, no upload left pending.
+#[test]
+fn s3_to_s3_stages_no_tensor_file_on_either_side() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    moto.bucket("models");
+    let dir = scratch("s3_to_s3_streamed");
+    let checkpoint = distributed_checkpoint(&dir);
+    upload(&moto, &checkpoint, "runs", "exp1/checkpoint/1000");
+    // The synthetic values are random bits, some past BF16's range.
+    let bf16 = ["--from", "auto", "--to", "llama", "--dtype", "bf16", "--allow-overflow"];
+    let reference = dir.join("reference");
+    let mut local: Vec<&str> = bf16.to_vec();
+    local.extend([s(&checkpoint), s(&reference)]);
+    ok(&convert(moto.port, &local));
+    let mut remote: Vec<&str> = bf16.to_vec();
+    remote.extend(["s3://runs/exp1/checkpoint/1000", "s3://models/exp1"]);
+    let run = convert_watching(moto.port, &dir.join("tmp"), &args(&remote));
+    ok(&run.output);
+    assert!(
+        run.staged_names.iter().all(|n| !n.ends_with(".safetensors")),
+        "staged {:?}",
+        run.staged_names
+    );
+    // More than one part: the model was uploaded by a multipart upload as it was written.
+    let (tensor_bytes, _) = bytes_of(&reference, |n| n.ends_with(".safetensors"));
+    assert!(tensor_bytes > PART, "{tensor_bytes}");
+    // The tensors byte for byte (moto answers an unsigned GET of the single-PUT documents with
+    // 403: the model is read back through the converter for those).
+    let downloaded = dir.join("downloaded");
+    download(&moto, "models", "exp1", &downloaded);
+    assert_eq!(
+        moto.keys("models", "exp1/"),
+        ["exp1/config.json", "exp1/model.safetensors"]
+    );
+    assert!(
+        std::fs::read(reference.join("model.safetensors")).unwrap()
+            == std::fs::read(downloaded.join("model.safetensors")).unwrap()
+    );
+    let (again, read_back) = (dir.join("reference-again"), dir.join("read-back"));
+    ok(&convert(
+        moto.port,
+        &["--from", "llama", "--to", "llama", s(&reference), s(&again)],
+    ));
+    ok(&convert(
+        moto.port,
+        &["--from", "llama", "--to", "llama", "s3://models/exp1", s(&read_back)],
+    ));
+    assert_same_files(&again, &read_back);
+    assert!(moto.pending_uploads("models").is_empty());
+    eprintln!(
+        "peak staged {} bytes (documents), peak RSS {} MiB",
+        run.peak_staged,
+        run.max_rss_bytes >> 20
+    );
 }

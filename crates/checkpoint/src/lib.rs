@@ -18,6 +18,7 @@ mod carry;
 pub mod cast;
 pub mod companions;
 pub mod convert;
+pub mod destination;
 mod direct;
 pub mod distributed;
 mod error;

@@ -10,6 +10,7 @@ use std::path::Path;
 
 pub use crate::policy::OutputDir;
 
+use crate::destination::RemoteUpload;
 use crate::direct::SequentialFile;
 use crate::{CheckpointError, dtype_size};
 
@@ -99,12 +100,72 @@ pub fn write_safetensors(
     path: &Path,
     metadata: &BTreeMap<String, String>,
     tensors: &[TensorSpec],
+    fill: impl FnMut(usize, &mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), CheckpointError> {
+    let file = SafetensorsFile {
+        path,
+        metadata,
+        tensors,
+    };
+    write_safetensors_to(&file, Destination::Local, fill)
+}
+
+/// A safetensors file to write: its path (where it is written locally, and what errors name),
+/// its header metadata and its tensors in order.
+pub(crate) struct SafetensorsFile<'a> {
+    pub path: &'a Path,
+    pub metadata: &'a BTreeMap<String, String>,
+    pub tensors: &'a [TensorSpec],
+}
+
+/// Where [`write_safetensors_to`] puts a file's bytes.
+pub(crate) enum Destination {
+    /// At its path, synced and readable by all before it counts as written.
+    Local,
+    /// Uploaded as they are written (an object-store output), completed at the end.
+    Remote(Box<dyn RemoteUpload>),
+}
+
+/// The bytes of a file on their way to its destination.
+enum Sink {
+    Local(SequentialFile),
+    Remote(Box<dyn RemoteUpload>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Local(file) => file.write(buf),
+            Sink::Remote(upload) => upload.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Local(file) => file.flush(),
+            Sink::Remote(upload) => upload.flush(),
+        }
+    }
+}
+
+/// [`write_safetensors`] to `destination`.
+pub(crate) fn write_safetensors_to(
+    file: &SafetensorsFile,
+    destination: Destination,
     mut fill: impl FnMut(usize, &mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), CheckpointError> {
+    let &SafetensorsFile {
+        path,
+        metadata,
+        tensors,
+    } = file;
     let (header_bytes, lengths) = safetensors_header(path, metadata, tensors)?;
-    let file = SequentialFile::create(path).map_err(|e| CheckpointError::io(path, e))?;
+    let sink = match destination {
+        Destination::Local => Sink::Local(SequentialFile::create(path).map_err(|e| CheckpointError::io(path, e))?),
+        Destination::Remote(upload) => Sink::Remote(upload),
+    };
     let mut out = Counting {
-        inner: file,
+        inner: sink,
         written: 0,
     };
     let io = |e| CheckpointError::io(path, e);
@@ -124,9 +185,14 @@ pub fn write_safetensors(
             ));
         }
     }
-    let file = out.inner.finish().map_err(io)?;
-    file.sync_all().map_err(io)?;
-    readable_by_all(path)
+    match out.inner {
+        Sink::Local(file) => {
+            let file = file.finish().map_err(io)?;
+            file.sync_all().map_err(io)?;
+            readable_by_all(path)
+        }
+        Sink::Remote(upload) => upload.finish().map_err(io),
+    }
 }
 
 /// Mode 0644: a checkpoint is read by other users and services.

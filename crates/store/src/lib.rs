@@ -11,6 +11,8 @@
 //!   conversion reads tensors with); [`Remote::fetch`] — small files downloaded whole.
 //! * [`Remote::publish`] — a local checkpoint directory uploaded (multipart for large files),
 //!   its documents last; see [`publish`] for what a reader can observe at each moment.
+//! * [`Remote::start_publication`] — the same, its data files uploaded while a conversion
+//!   writes them ([`stream`]), never staged on local disk.
 //!
 //! Requests are retried with exponential backoff on 5xx, throttling and dropped connections
 //! ([`Retries`]); a refusal of the credentials names the bucket and the variables that hold them.
@@ -18,6 +20,7 @@
 mod location;
 pub mod publish;
 mod read;
+pub mod stream;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -25,6 +28,7 @@ use std::path::PathBuf;
 pub use self::location::{Location, Retries, Scheme, is_remote};
 pub use self::publish::{BUCKET_ROOT, PublishOptions};
 pub use self::read::{Fetched, PartsError, RemoteFile};
+pub use self::stream::{Publication, Upload};
 
 /// How much IO a transfer may have in flight: `concurrency` requests, each of at most
 /// `part_bytes` (the ranged-GET size and the multipart part size), so at most
@@ -186,5 +190,29 @@ impl Remote {
 
     pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
+    }
+
+    /// Runs `future` on the IO runtime in the background.
+    pub(crate) fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime.spawn(future)
+    }
+
+    /// Runs `future` on the IO runtime and waits for it without entering the runtime, so that
+    /// a caller already inside another runtime's `block_on` (a conversion writing what a remote
+    /// input's read hands it) may wait too. `None` if the runtime dropped the task.
+    pub(crate) fn wait<F>(&self, future: F) -> Option<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = done.send(future.await);
+        });
+        result.recv().ok()
     }
 }

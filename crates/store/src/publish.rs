@@ -77,6 +77,14 @@ impl Remote {
     /// Uploads the files of local directory `dir` (flat: subdirectories are refused) to this
     /// location, documents last (see the module doc for what a reader sees meanwhile).
     pub fn publish(&self, dir: &Path, options: PublishOptions) -> Result<Published, StoreError> {
+        let (target, existing) = self.publication_target(options)?;
+        self.publish_rest(&target, dir, &[], &existing)
+    }
+
+    /// Where a publication goes: this location when it holds nothing, else (with `force`) a
+    /// hidden sibling, with the old checkpoint's keys to replace. Refused for a bucket root, and
+    /// for an existing checkpoint without `force`.
+    pub(crate) fn publication_target(&self, options: PublishOptions) -> Result<(Location, Vec<KeyPath>), StoreError> {
         let location = &self.location;
         if location.is_bucket_root() {
             return Err(StoreError::Refused {
@@ -85,7 +93,10 @@ impl Remote {
             });
         }
         let existing = self.list_all(location)?;
-        if !existing.is_empty() && !options.force {
+        if existing.is_empty() {
+            return Ok((location.clone(), existing));
+        }
+        if !options.force {
             return Err(StoreError::Refused {
                 url: location.url.clone(),
                 reason: format!(
@@ -95,16 +106,31 @@ impl Remote {
                 ),
             });
         }
-        let names = local_files(dir)?;
-        if existing.is_empty() {
-            let published = self.upload_all(location, dir, &names)?;
-            return Ok(published);
-        }
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let staging = location.sibling(&format!(".{}.partial-{}-{nanos}", location.name(), std::process::id()));
-        let mut published = self.upload_all(&staging, dir, &names)?;
-        self.swap(&staging, &names, &existing)?;
-        published.replaced = true;
+        let sibling = location.sibling(&format!(".{}.partial-{}-{nanos}", location.name(), std::process::id()));
+        Ok((sibling, existing))
+    }
+
+    /// Uploads the files of `dir` to `target` after the ones already `streamed` there (documents
+    /// last), then, when `target` is a sibling, swaps the new checkpoint in for the `existing`
+    /// one.
+    pub(crate) fn publish_rest(
+        &self,
+        target: &Location,
+        dir: &Path,
+        streamed: &[(String, u64)],
+        existing: &[KeyPath],
+    ) -> Result<Published, StoreError> {
+        let names = local_files(dir)?;
+        let mut published = self.upload_all(target, dir, &names)?;
+        published.bytes += streamed.iter().map(|(_, bytes)| bytes).sum::<u64>();
+        let mut all: Vec<String> = streamed.iter().map(|(name, _)| name.clone()).collect();
+        all.append(&mut published.files);
+        published.files = all;
+        if !existing.is_empty() {
+            self.swap(target, &published.files, existing)?;
+            published.replaced = true;
+        }
         Ok(published)
     }
 

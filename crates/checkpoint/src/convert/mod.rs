@@ -41,6 +41,7 @@ use crate::carry::InputConfig;
 pub use crate::carry::{DropCause, DroppedKey, import_hf};
 use crate::cast::Dtype;
 use crate::companions::{Companions, companions};
+use crate::destination::RemoteOutput;
 use crate::distributed::LayoutSpec;
 use crate::naming::{export_error, render_plan};
 use crate::policy::{OutputDir, Protected};
@@ -134,6 +135,9 @@ pub struct Options {
     /// The input's safetensors files when they are not in its directory (an object-store
     /// input, whose directory holds its documents only): read by range from there.
     pub remote_input: Option<RemoteInput>,
+    /// Where the output's safetensors files go when not into its directory (an object-store
+    /// output): uploaded as they are written; the directory gets the documents only.
+    pub remote_output: Option<RemoteOutput>,
 }
 
 impl Default for Options {
@@ -154,6 +158,7 @@ impl Default for Options {
             part: None,
             finalize: false,
             remote_input: None,
+            remote_output: None,
         }
     }
 }
@@ -465,6 +470,7 @@ pub fn convert_cancellable(
             input: &source,
             to,
             allow_overflow: options.allow_overflow,
+            remote: None,
         };
         summary.overflows = write_tensors(&out, &tensors, progress)
             .map_err(overflow_in(input))
@@ -510,6 +516,7 @@ pub fn convert_cancellable(
         input: &source,
         to,
         allow_overflow: options.allow_overflow,
+        remote: options.remote_output.as_ref(),
     };
     summary.overflows = write_tensors(&out, &tensors, progress)
         .map_err(overflow_in(input))

@@ -15,8 +15,9 @@ use super::transfer::{HfPart, element};
 use super::{ConversionError, Options, Output};
 use crate::CheckpointError;
 use crate::cast::CastWriter;
+use crate::destination::RemoteOutput;
 use crate::policy::{Entry, InputDir};
-use crate::writer::{OutputDir, TensorSpec, write_safetensors};
+use crate::writer::{Destination, OutputDir, SafetensorsFile, TensorSpec, write_safetensors_to};
 
 /// Fast-LLM starts a new file once a file holds this many elements.
 const FAST_LLM_ELEMENTS_PER_FILE: u64 = 1 << 32;
@@ -100,6 +101,8 @@ pub(crate) struct TensorFiles<'a> {
     pub to: Output,
     /// Write a cast's overflow as infinities (and return it) instead of failing.
     pub allow_overflow: bool,
+    /// Upload the files there instead of writing them into `out`.
+    pub remote: Option<&'a RemoteOutput>,
 }
 
 /// Writes `outputs` into `files` of `out`, making each from `input`'s Fast-LLM parameters;
@@ -123,6 +126,7 @@ pub(crate) fn write_tensors(
         input,
         to,
         allow_overflow,
+        remote,
     } = tensors;
     let total: u64 = outputs.iter().map(|o| o.tensor.bytes).sum();
     let mut done = 0u64;
@@ -136,111 +140,117 @@ pub(crate) fn write_tensors(
     let mut transposed = Vec::new();
     for (file, range) in files {
         let mut cached: Option<(&str, Cow<[u8]>)> = None;
-        let written = write_safetensors(
-            &out.path(file),
+        let path = out.path(file);
+        let specs = specs(&outputs[range.clone()]);
+        let destination = match remote {
+            Some(remote) => Destination::Remote(remote.0.create(file).map_err(|e| CheckpointError::io(&path, e))?),
+            None => Destination::Local,
+        };
+        let safetensors = SafetensorsFile {
+            path: &path,
             metadata,
-            &specs(&outputs[range.clone()]),
-            |i, sink: &mut dyn Write| {
-                let output = &outputs[range.start + i];
-                let (tensor, parameter) = (&output.tensor, output.parameter.as_str());
-                let start = done;
-                // Progress counts the bytes that reach the file (after any cast).
-                let sink = &mut Metered {
-                    sink,
-                    done: &mut done,
-                    total,
-                    progress: &mut *progress,
-                    stopped: &mut stopped,
-                };
-                // The input's bytes, in the input's dtype (a cast follows).
-                let element = element(&input.sources[parameter].dtype);
-                let mut fill = |sink: &mut dyn Write| -> std::io::Result<()> {
-                    if let Some(shard) = &output.shard {
-                        // Optimizer state: only Fast-LLM outputs hold it, unchanged.
-                        return input.stream_state(parameter, shard, sink);
+            tensors: &specs,
+        };
+        let written = write_safetensors_to(&safetensors, destination, |i, sink: &mut dyn Write| {
+            let output = &outputs[range.start + i];
+            let (tensor, parameter) = (&output.tensor, output.parameter.as_str());
+            let start = done;
+            // Progress counts the bytes that reach the file (after any cast).
+            let sink = &mut Metered {
+                sink,
+                done: &mut done,
+                total,
+                progress: &mut *progress,
+                stopped: &mut stopped,
+            };
+            // The input's bytes, in the input's dtype (a cast follows).
+            let element = element(&input.sources[parameter].dtype);
+            let mut fill = |sink: &mut dyn Write| -> std::io::Result<()> {
+                if let Some(shard) = &output.shard {
+                    // Optimizer state: only Fast-LLM outputs hold it, unchanged.
+                    return input.stream_state(parameter, shard, sink);
+                }
+                // An output tensor that is its parameter's bytes as they are streams when the
+                // input can stream it.
+                let unchanged =
+                    matches!(to, Output::FastLlm) || matches!(tensor.transform, Transform::Copy | Transform::Reshape);
+                if unchanged && input.stream(parameter, sink)? {
+                    return Ok(());
+                }
+                if cached.as_ref().is_none_or(|(p, _)| *p != parameter) {
+                    if let Some((_, old)) = cached.take() {
+                        input.recycle(old);
                     }
-                    // An output tensor that is its parameter's bytes as they are streams when the
-                    // input can stream it.
-                    let unchanged = matches!(to, Output::FastLlm)
-                        || matches!(tensor.transform, Transform::Copy | Transform::Reshape);
-                    if unchanged && input.stream(parameter, sink)? {
-                        return Ok(());
-                    }
-                    if cached.as_ref().is_none_or(|(p, _)| *p != parameter) {
-                        if let Some((_, old)) = cached.take() {
-                            input.recycle(old);
-                        }
-                        let bytes = input.bytes(parameter).map_err(std::io::Error::other)?;
-                        if matches!(bytes, Cow::Owned(_)) {
-                            // Built in a buffer of its own: the input's pages are not read again.
-                            input.release(parameter);
-                        }
-                        cached = Some((parameter, bytes));
-                    }
-                    let bytes = &cached.as_ref().expect("filled").1;
-                    // Fast-LLM outputs are the Fast-LLM bytes; HF outputs apply the export transform.
-                    let transform = if matches!(to, Output::FastLlm) {
-                        Transform::Copy
-                    } else {
-                        tensor.transform
-                    };
-                    // Stacked experts need the HF shape; every other transform the Fast-LLM one.
-                    let shape = if transform == Transform::TransposeExperts {
-                        &tensor.shape
-                    } else {
-                        &output.fast_llm_shape
-                    };
-                    let part = HfPart {
-                        shape,
-                        transform,
-                        index: output.part,
-                        parts: output.parts,
-                        element,
-                    };
-                    sink.write_all(part.bytes(bytes, &mut transposed))?;
-                    if output.part + 1 == output.parts {
-                        // The parameter is fully written: its buffer goes to the next one, its
-                        // input pages are freed.
-                        if let Some((_, done)) = cached.take() {
-                            input.recycle(done);
-                        }
-                        transposed = Vec::new();
+                    let bytes = input.bytes(parameter).map_err(std::io::Error::other)?;
+                    if matches!(bytes, Cow::Owned(_)) {
+                        // Built in a buffer of its own: the input's pages are not read again.
                         input.release(parameter);
                     }
-                    Ok(())
+                    cached = Some((parameter, bytes));
+                }
+                let bytes = &cached.as_ref().expect("filled").1;
+                // Fast-LLM outputs are the Fast-LLM bytes; HF outputs apply the export transform.
+                let transform = if matches!(to, Output::FastLlm) {
+                    Transform::Copy
+                } else {
+                    tensor.transform
                 };
-                match output.cast {
-                    None => fill(sink)?,
-                    Some((from, dtype)) => {
-                        let mut cast = CastWriter::new(sink, from, dtype);
-                        fill(&mut cast)?;
-                        let (overflow, whole) = cast.finish();
-                        if !whole {
-                            return Err(std::io::Error::other(format!(
-                                "tensor `{}`: its bytes are not whole {} elements",
-                                tensor.name, input.sources[parameter].dtype
-                            )));
-                        }
-                        if overflow.count > 0 {
-                            overflowed.push(Overflowed {
-                                tensor: tensor.name.clone(),
-                                file: input.file_of(parameter),
-                                from: input.sources[parameter].dtype.clone(),
-                                to: dtype.safetensors(),
-                                count: overflow.count,
-                                largest: overflow.largest,
-                            });
-                            if !allow_overflow {
-                                // Reported by the caller from `overflowed`; nothing is committed.
-                                return Err(std::io::Error::other("overflow"));
-                            }
+                // Stacked experts need the HF shape; every other transform the Fast-LLM one.
+                let shape = if transform == Transform::TransposeExperts {
+                    &tensor.shape
+                } else {
+                    &output.fast_llm_shape
+                };
+                let part = HfPart {
+                    shape,
+                    transform,
+                    index: output.part,
+                    parts: output.parts,
+                    element,
+                };
+                sink.write_all(part.bytes(bytes, &mut transposed))?;
+                if output.part + 1 == output.parts {
+                    // The parameter is fully written: its buffer goes to the next one, its
+                    // input pages are freed.
+                    if let Some((_, done)) = cached.take() {
+                        input.recycle(done);
+                    }
+                    transposed = Vec::new();
+                    input.release(parameter);
+                }
+                Ok(())
+            };
+            match output.cast {
+                None => fill(sink)?,
+                Some((from, dtype)) => {
+                    let mut cast = CastWriter::new(sink, from, dtype);
+                    fill(&mut cast)?;
+                    let (overflow, whole) = cast.finish();
+                    if !whole {
+                        return Err(std::io::Error::other(format!(
+                            "tensor `{}`: its bytes are not whole {} elements",
+                            tensor.name, input.sources[parameter].dtype
+                        )));
+                    }
+                    if overflow.count > 0 {
+                        overflowed.push(Overflowed {
+                            tensor: tensor.name.clone(),
+                            file: input.file_of(parameter),
+                            from: input.sources[parameter].dtype.clone(),
+                            to: dtype.safetensors(),
+                            count: overflow.count,
+                            largest: overflow.largest,
+                        });
+                        if !allow_overflow {
+                            // Reported by the caller from `overflowed`; nothing is committed.
+                            return Err(std::io::Error::other("overflow"));
                         }
                     }
                 }
-                done = start + tensor.bytes;
-                tensor_done(progress, done, total, &mut stopped)
-            },
-        );
+            }
+            done = start + tensor.bytes;
+            tensor_done(progress, done, total, &mut stopped)
+        });
         if stopped {
             return Err(CheckpointError::Interrupted.into());
         }
