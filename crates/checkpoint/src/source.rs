@@ -140,8 +140,7 @@ mod tests {
     }
 
     fn open(fake: Fake) -> Result<FileSet, CheckpointError> {
-        let dir = std::env::temp_dir().join(format!("fastllm-source-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch::scratch("source", "empty");
         let input = InputDir::new(&dir)?;
         let remote = RemoteInput(Arc::new(fake));
         let shards = Shards {
