@@ -140,7 +140,10 @@ mod tests {
     }
 
     fn open(fake: Fake) -> Result<FileSet, CheckpointError> {
-        let dir = crate::scratch::scratch("source", "empty");
+        // One directory a call: the tests run at once.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = crate::scratch::scratch("source", &call.to_string());
         let input = InputDir::new(&dir)?;
         let remote = RemoteInput(Arc::new(fake));
         let shards = Shards {
