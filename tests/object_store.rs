@@ -389,6 +389,17 @@ fn llama(dir: &Path) -> PathBuf {
     synthetic_llama(dir, 512, 2, 20_000_000)
 }
 
+/// [`llama`] converted to HF's own shard naming (`model-0000N-of-0000M`), 20 MB shards.
+fn sharded_llama(port: u16, dir: &Path) -> PathBuf {
+    let hf = dir.join("hf_sharded");
+    let args = ["--max-shard-size", "20MB", "--from", "llama", "--to", "llama"];
+    let mut args: Vec<&str> = args.to_vec();
+    let source = llama(dir);
+    args.extend([s(&source), s(&hf)]);
+    ok(&convert(port, &args));
+    hf
+}
+
 /// Runs `convert` with the S3 variables pointing at `port`.
 fn convert(port: u16, args: &[&str]) -> Output {
     convert_as(port, ("testing", "testing"), args)
@@ -1056,20 +1067,7 @@ fn remote_inputs_are_read_in_place_by_bounded_ranged_gets() {
     let Some(moto) = Moto::start(&[]) else { return };
     moto.bucket("runs");
     let dir = scratch("read_in_place");
-    let hf = dir.join("hf_sharded");
-    ok(&convert(
-        moto.port,
-        &[
-            "--max-shard-size",
-            "20MB",
-            "--from",
-            "llama",
-            "--to",
-            "llama",
-            s(&llama(&dir)),
-            s(&hf),
-        ],
-    ));
+    let hf = sharded_llama(moto.port, &dir);
     let fast_llm = dir.join("fast_llm");
     ok(&convert(
         moto.port,
@@ -1201,20 +1199,7 @@ fn a_server_failing_mid_read_stops_the_conversion_naming_the_tensor() {
     let Some(moto) = Moto::start(&[]) else { return };
     moto.bucket("runs");
     let dir = scratch("mid_read");
-    let hf = dir.join("hf_sharded");
-    ok(&convert(
-        moto.port,
-        &[
-            "--max-shard-size",
-            "20MB",
-            "--from",
-            "llama",
-            "--to",
-            "llama",
-            s(&llama(&dir)),
-            s(&hf),
-        ],
-    ));
+    let hf = sharded_llama(moto.port, &dir);
     upload(&moto, &hf, "runs", "m");
     let (_, shards) = bytes_of(&hf, |n| n.ends_with(".safetensors"));
     // The headers, then a few tensor reads; every later one finds the connection dropped.

@@ -14,8 +14,7 @@
 use std::sync::Arc;
 
 use fastllm_core::config::{
-    AttentionConfig, BlockConfig, BlockSequenceConfig, DecoderBlockConfig, DefaultRotaryConfig,
-    FixedBlockSequenceConfig, Map, MixerConfig, MultiModalBaseModelConfig, PatchEmbeddingsConfig, Rotary2dConfig,
+    AttentionConfig, DefaultRotaryConfig, Map, MultiModalBaseModelConfig, PatchEmbeddingsConfig, Rotary2dConfig,
     RotaryConfig, Value, VisionEncoderConfig,
 };
 use fastllm_core::dict::{self, show};
@@ -157,15 +156,7 @@ fn rotary_patch_size() -> Decl {
         |fl, _| {
             let vision = fl.config::<VisionEncoderConfig>()?;
             // Only a fixed encoder of attention blocks has the rotary (others are refused by their sections).
-            let BlockSequenceConfig::Fixed(FixedBlockSequenceConfig {
-                block:
-                    BlockConfig::Decoder(DecoderBlockConfig {
-                        mixer: MixerConfig::Attention(attention),
-                        ..
-                    }),
-                ..
-            }) = &vision.encoder
-            else {
+            let Some(attention) = vision.encoder.fixed_attention() else {
                 return Ok(vec![]);
             };
             match attention.rotary {

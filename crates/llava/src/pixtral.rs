@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use fastllm_core::config::{
-    AttentionConfig, BlockConfig, BlockSequenceConfig, DecoderBlockConfig, FixedBlockSequenceConfig, Map, MixerConfig,
-    PatchEmbeddingsConfig, RotaryConfig, Value, VisionEncoderConfig,
+    AttentionConfig, FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, RotaryConfig, Value, VisionEncoderConfig,
 };
 use fastllm_core::dict::show;
 use fastllm_core::hf::class::derived_head_dim;
@@ -266,15 +265,7 @@ fn vision_model_of(embeddings: Arc<Section>, block: Arc<Section>) -> Section {
             let vision = fl.config::<VisionEncoderConfig>()?;
             // Only a fixed encoder of attention blocks has one head size (others are refused by
             // their sections).
-            let BlockSequenceConfig::Fixed(FixedBlockSequenceConfig {
-                block:
-                    BlockConfig::Decoder(DecoderBlockConfig {
-                        mixer: MixerConfig::Attention(attention),
-                        ..
-                    }),
-                ..
-            }) = &vision.encoder
-            else {
+            let Some(attention) = vision.encoder.fixed_attention() else {
                 return Ok(());
             };
             let size = i128::from(attention.heads) * i128::from(attention.head_size);

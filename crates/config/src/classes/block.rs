@@ -333,6 +333,22 @@ pub enum BlockSequenceConfig {
 }
 
 impl BlockSequenceConfig {
+    /// The attention of a fixed sequence of attention blocks (a vision encoder's usual shape);
+    /// `None` for a pattern or another mixer.
+    pub fn fixed_attention(&self) -> Option<&super::attention::AttentionConfig> {
+        match self {
+            BlockSequenceConfig::Fixed(FixedBlockSequenceConfig {
+                block:
+                    BlockConfig::Decoder(DecoderBlockConfig {
+                        mixer: MixerConfig::Attention(attention),
+                        ..
+                    }),
+                ..
+            }) => Some(attention),
+            _ => None,
+        }
+    }
+
     /// Number of blocks.
     pub fn num_blocks(&self) -> i64 {
         match self {
