@@ -238,7 +238,8 @@ mod imp {
         drop(local_options);
         let mut summary = converted?;
         if let Some(publication) = publication {
-            let publication = Arc::into_inner(publication).expect("the conversion's sink is dropped");
+            let publication = Arc::into_inner(publication)
+                .ok_or_else(|| format!("{}: the conversion still holds the upload", output.display()))?;
             publication.finish(&local_output).map_err(|e| e.to_string())?;
         }
         if remote_output.is_some() {
