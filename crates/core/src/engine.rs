@@ -318,24 +318,17 @@ impl<'a> Exporter<'a> {
 
     /// The value at `path` of `fl` (at `fl_at`), or `None` with the problem recorded.
     pub(crate) fn read(&mut self, fl: Fl, path: &str, fl_at: At) -> Option<Value> {
-        match fl.value(path) {
-            Ok(value) => Some(value),
-            Err(problem) => {
-                self.push_at(problem, fl_at);
-                None
-            }
-        }
+        self.recorded(fl.value(path), fl_at)
     }
 
     /// The field at `path` of `fl` (at `fl_at`), or `None` with the problem recorded.
     pub(crate) fn field<'m>(&mut self, fl: Fl<'m>, path: &str, fl_at: At) -> Option<Field<'m>> {
-        match fl.field(path) {
-            Ok(field) => Some(field),
-            Err(problem) => {
-                self.push_at(problem, fl_at);
-                None
-            }
-        }
+        self.recorded(fl.field(path), fl_at)
+    }
+
+    /// `result`'s value, or `None` with its problem recorded at `fl_at`.
+    fn recorded<T>(&mut self, result: Result<T, Problem>, fl_at: At) -> Option<T> {
+        result.map_err(|problem| self.push_at(problem, fl_at)).ok()
     }
 
     /// The sub-config at `path` of `fl`, or `None` with the problem recorded.
