@@ -403,6 +403,7 @@ fn run(cli: Cli) -> Result<String, String> {
                 finalize,
                 remote_input: None,
                 remote_output: None,
+                remote_parts: None,
             };
             let io = crate::remote::IoOptions {
                 concurrency: usize::from(io_concurrency),

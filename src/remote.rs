@@ -101,10 +101,11 @@ mod imp {
     use std::ops::ControlFlow;
 
     use std::collections::BTreeMap;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     use fastllm_checkpoint::companions::{MAX_COMPANION_BYTES, is_foreign_weights};
-    use fastllm_checkpoint::destination::{RemoteOutput, RemoteSink, RemoteUpload};
+    use fastllm_checkpoint::convert::PART_MANIFEST;
+    use fastllm_checkpoint::destination::{RemoteOutput, RemotePartSet, RemoteParts, RemoteSink, RemoteUpload};
     use fastllm_checkpoint::policy::{
         MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES, OutputDir, Protected,
     };
@@ -169,17 +170,13 @@ mod imp {
         {
             return Err(format!("{}: {}", remote.location.url, fastllm_store::BUCKET_ROOT));
         }
-        if remote_output.is_some() && (options.part.is_some() || options.finalize) {
-            return Err(format!(
-                "{}: --part / --finalize write to a local or shared filesystem only for now; convert the parts \
-                 there, or without --part to the object store",
-                output.display()
-            ));
-        }
         // Refused before any byte is fetched or converted.
+        // A part writes beside the output, never to it: only --finalize (or a whole conversion)
+        // needs the output free.
         if let Some(remote) = &remote_output
             && !options.force
             && !options.dry_run
+            && options.part.is_none()
             && remote.has_objects().map_err(|e| e.to_string())?
         {
             return Err(format!(
@@ -208,13 +205,28 @@ mod imp {
         };
         // The output's safetensors files are uploaded as they are written; the staging
         // directory gets the documents, published after them.
+        let mut finalized_parts = None;
         let publication = match &remote_output {
             Some(remote) if !options.dry_run => {
-                let publication = remote
-                    .start_publication(PublishOptions { force: options.force })
-                    .map_err(|e| e.to_string())?;
+                let publication = match options.part {
+                    // A part's prefix, replaced whole: its manifest deleted before anything else.
+                    Some(part) => {
+                        remote.start_replacement(remote.beside(&part_name(part, &local_output)), PART_MANIFEST)
+                    }
+                    None => remote.start_publication(PublishOptions { force: options.force }),
+                }
+                .map_err(|e| e.to_string())?;
                 let publication = Arc::new(publication);
                 local_options.remote_output = Some(RemoteOutput(Arc::new(Uploads(Arc::clone(&publication)))));
+                if options.finalize {
+                    let parts = Arc::new(Parts {
+                        remote: Arc::clone(remote),
+                        publication: Arc::clone(&publication),
+                        adopted: Default::default(),
+                    });
+                    local_options.remote_parts = Some(RemotePartSet(Arc::clone(&parts) as Arc<dyn RemoteParts>));
+                    finalized_parts = Some(parts);
+                }
                 Some(publication)
             }
             _ => None,
@@ -233,19 +245,93 @@ mod imp {
         let to = crate::api::side(to, None)?;
         let converted = convert::convert_cancellable(&local_input, from, &local_output, to, &local_options, progress)
             .map_err(|e| rename(e.to_string()));
-        // The publication's only other holder: dropped, so that it can finish (or, on an error,
-        // delete what it uploaded).
+        // The parts adopted into the output, removed once it is published.
+        let adopted = finalized_parts.map_or_else(Vec::new, |parts| lock(&parts.adopted).clone());
+        // The publication's only other holders: dropped, so that it can finish (or, on an
+        // error, delete what it uploaded).
         drop(local_options);
         let mut summary = converted?;
         if let Some(publication) = publication {
             let publication = Arc::into_inner(publication)
                 .ok_or_else(|| format!("{}: the conversion still holds the upload", output.display()))?;
-            publication.finish(&local_output).map_err(|e| e.to_string())?;
+            // A part's directory holds its manifest only: uploaded after every file of the part.
+            let published = if options.part.is_some() {
+                &summary.output
+            } else {
+                &local_output
+            };
+            publication.finish(published).map_err(|e| e.to_string())?;
         }
-        if remote_output.is_some() {
-            summary.output = output.to_path_buf();
+        if let Some(remote) = &remote_output {
+            summary.output = match options.part {
+                Some(part) => remote.beside(&part_name(part, &local_output)).url.into(),
+                None => output.to_path_buf(),
+            };
+            // The output is complete and published: the parts are only storage now (a failure
+            // to delete one is not the conversion's; the next --finalize refuses the existing
+            // output, not the parts).
+            for dir in adopted {
+                let _ = remote.delete_all(&remote.beside(&dir), &[PART_MANIFEST]);
+            }
         }
         Ok(summary)
+    }
+
+    /// The name of the prefix of `part` beside the output (named locally by `local_output`).
+    fn part_name(part: convert::Part, local_output: &Path) -> String {
+        part.dir(local_output)
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
+
+    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The parts beside an object-store output, gathered by `--finalize`: checked by listing and
+    /// reading their manifests, then copied server-side into the output's publication.
+    struct Parts {
+        remote: Arc<Remote>,
+        publication: Arc<Publication>,
+        /// The parts whose files were copied into the output, by name.
+        adopted: Mutex<Vec<String>>,
+    }
+
+    impl RemoteParts for Parts {
+        fn names_beside(&self, start: &str) -> std::io::Result<Vec<String>> {
+            self.remote.names_beside(start).map_err(std::io::Error::other)
+        }
+
+        fn files(&self, dir: &str) -> std::io::Result<BTreeMap<String, u64>> {
+            let files = self
+                .remote
+                .list_at(&self.remote.beside(dir))
+                .map_err(std::io::Error::other)?;
+            Ok(files.into_iter().map(|f| (f.name, f.size)).collect())
+        }
+
+        fn read(&self, dir: &str, name: &str, limit: u64) -> std::io::Result<Option<String>> {
+            let bytes = (self.remote)
+                .read_small(&self.remote.beside(dir), name, limit)
+                .map_err(std::io::Error::other)?;
+            bytes
+                .map(|b| String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+                .transpose()
+        }
+
+        fn adopt(&self, dir: &str, files: &[(String, u64)]) -> std::io::Result<()> {
+            let files: Vec<RemoteFile> = (files.iter())
+                .map(|(name, size)| RemoteFile {
+                    name: name.clone(),
+                    size: *size,
+                })
+                .collect();
+            (self.publication)
+                .copy_in(&self.remote.beside(dir), &files)
+                .map_err(std::io::Error::other)?;
+            lock(&self.adopted).push(dir.to_string());
+            Ok(())
+        }
     }
 
     /// Refuses an output that is, contains or is inside the input (same store and bucket,
