@@ -200,7 +200,8 @@ mod imp {
             None => input.to_path_buf(),
         };
         let local_output = match &remote_output {
-            Some(_) => staging.path("output"),
+            // Named as the output: the parts beside it are named after it.
+            Some(remote) => staging.path("output").join(remote.location.name()),
             None => output.to_path_buf(),
         };
         // The output's safetensors files are uploaded as they are written; the staging
