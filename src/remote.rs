@@ -35,6 +35,9 @@
 use std::path::Path;
 
 use fastllm_checkpoint::convert::{self, Summary};
+use fastllm_checkpoint::source::RemoteInput;
+
+use crate::api::Failure;
 
 /// The URL schemes that name an object-store location rather than a local path.
 const SCHEMES: [&str; 8] = ["s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "http"];
@@ -83,6 +86,22 @@ pub fn convert(
     imp::convert(from, to, paths, options, io, progress)
 }
 
+/// Runs `describe` on the checkpoint at `path` with the remote files it reads from: a local
+/// directory as it is (`None`); an object-store (or HTTP) one staged as a conversion's input is
+/// (its documents fetched into a private staging directory, each safetensors file's header read
+/// by ranged GETs, no tensor byte), the staging directory and the remote files handed to
+/// `describe`, and its failure's messages naming the URL rather than the staging directory.
+pub fn with_checkpoint<T>(
+    path: &Path,
+    io: &IoOptions,
+    describe: impl FnOnce(&Path, Option<&RemoteInput>) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    if !is_remote(path) {
+        return describe(path, None);
+    }
+    imp::with_checkpoint(path, io, describe)
+}
+
 /// A conversion between local paths.
 fn local(
     from: &str,
@@ -109,7 +128,7 @@ mod imp {
     use fastllm_checkpoint::policy::{
         MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES, OutputDir, Protected,
     };
-    use fastllm_checkpoint::source::{self, RangeError, RemoteFiles, RemoteInput};
+    use fastllm_checkpoint::source::{self, RangeError, RemoteFiles};
     use fastllm_store::{
         IoLimits, PartsError, Publication, PublishOptions, Remote, RemoteFile, Retries, Scheme, StoreError, Upload,
     };
@@ -137,14 +156,7 @@ mod imp {
         io: &IoOptions,
         progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
     ) -> Result<Summary, String> {
-        let limits = IoLimits {
-            concurrency: io.concurrency,
-            part_bytes: io.part_bytes,
-        };
-        let retries = Retries {
-            max_retries: io.retries,
-            ..Retries::default()
-        };
+        let (limits, retries) = io_settings(io);
         let open = |path: &Path| -> Result<Option<Remote>, String> {
             if !is_remote(path) {
                 return Ok(None);
@@ -333,6 +345,43 @@ mod imp {
             lock(&self.adopted).push(dir.to_string());
             Ok(())
         }
+    }
+
+    pub(super) fn with_checkpoint<T>(
+        path: &Path,
+        io: &IoOptions,
+        describe: impl FnOnce(&Path, Option<&RemoteInput>) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let (limits, retries) = io_settings(io);
+        let url = path.to_str().expect("a remote path is UTF-8");
+        let remote = Remote::open(url, limits, retries).map_err(|e| Failure::message(e.to_string()))?;
+        let staging = staging().map_err(Failure::message)?;
+        let dir = staging.path("input");
+        std::fs::create_dir(&dir).map_err(|e| Failure::message(format!("{}: {e}", dir.display())))?;
+        let tensors = stage_input(Arc::new(remote), &dir).map_err(|e| Failure::message(e.to_string()))?;
+        let remote_input = RemoteInput(Arc::new(tensors));
+        describe(&dir, Some(&remote_input)).map_err(|mut failure| {
+            let (local, url) = (dir.display().to_string(), url.trim_end_matches('/'));
+            failure.message = failure.message.replace(&local, url);
+            for problem in &mut failure.problems {
+                problem.message = problem.message.replace(&local, url);
+                problem.file = problem.file.take().map(|file| file.replace(&local, url));
+            }
+            failure
+        })
+    }
+
+    /// The IO limits and retry policy of `io`.
+    fn io_settings(io: &IoOptions) -> (IoLimits, Retries) {
+        let limits = IoLimits {
+            concurrency: io.concurrency,
+            part_bytes: io.part_bytes,
+        };
+        let retries = Retries {
+            max_retries: io.retries,
+            ..Retries::default()
+        };
+        (limits, retries)
     }
 
     /// Refuses an output that is, contains or is inside the input (same store and bucket,
@@ -588,6 +637,17 @@ mod imp {
             ));
         }
         local(from, to, (input, output), options, progress)
+    }
+
+    pub(super) fn with_checkpoint<T>(
+        path: &Path,
+        _io: &IoOptions,
+        _describe: impl FnOnce(&Path, Option<&RemoteInput>) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        Err(Failure::message(format!(
+            "{}: object-store paths need a build with the `object-store` feature",
+            path.display()
+        )))
     }
 }
 

@@ -1545,3 +1545,67 @@ fn a_part_killed_or_failing_mid_upload_is_never_finalized_and_a_rerun_completes_
         "parts removed"
     );
 }
+
+/// `inspect PATH` with the S3 variables pointing at `port`: its output, or its failure.
+fn inspect(port: u16, path: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"));
+    command
+        .args(["inspect", path])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true");
+    command.output().unwrap()
+}
+
+/// `inspect`'s description of a local and a remote copy of one checkpoint are the same, but
+/// for the first line (the path or URL, which the remote one names).
+fn assert_same_description(local: &str, remote: &str, url: &str) {
+    let (local_first, local_rest) = local.split_once('\n').unwrap();
+    let (remote_first, remote_rest) = remote.split_once('\n').unwrap();
+    assert!(!local_first.is_empty());
+    assert_eq!(remote_first, url);
+    assert_eq!(local_rest, remote_rest);
+}
+
+/// `inspect` takes a URL wherever it takes a directory: an HF checkpoint in S3 and behind a
+/// plain HTTP server, and a training checkpoint in S3, described as their local copies are; from
+/// S3 (behind a proxy counting the GETs) by ranged GETs of the headers only (at most the first
+/// 256 KiB of each file, two GETs a file at most), no tensor file read whole.
+#[test]
+fn inspect_reads_a_remote_checkpoint_by_its_headers() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("inspect");
+    let hf = sharded_llama(moto.port, &dir);
+    upload(&moto, &hf, "runs", "hf");
+    let local = ok(&support::cli(&["inspect", s(&hf)]));
+
+    let proxy = Proxy::start(moto.port, Faults::default());
+    let url = "s3://runs/hf";
+    assert_same_description(&local, &ok(&inspect(proxy.port, url)), url);
+    let (gets, whole) = proxy.tensor_gets();
+    assert!(!whole, "a tensor file read whole");
+    let shards = bytes_of(&hf, |n| n.ends_with(".safetensors")).1;
+    assert!(!gets.is_empty() && gets.len() as u64 <= 2 * shards, "{gets:?}");
+    for get in &gets {
+        let (start, end) = get.range.unwrap();
+        assert!(start == 0 && end <= HEADER_GUESS, "beyond the header: {get:?}");
+    }
+    // A web server, which cannot be listed: the files probed by name, then read by range.
+    let url = format!("http://127.0.0.1:{}/hf", serve_files(hf.clone()));
+    assert_same_description(&local, &ok(&inspect(moto.port, &url)), &url);
+
+    let checkpoint = distributed_checkpoint(&dir);
+    upload(&moto, &checkpoint, "runs", "exp1/checkpoint/1000");
+    let local = ok(&support::cli(&["inspect", s(&checkpoint)]));
+    let url = "s3://runs/exp1/checkpoint/1000";
+    assert_same_description(&local, &ok(&inspect(moto.port, url)), url);
+
+    let stderr = failed(&inspect(moto.port, "s3://runs/nothing-here"));
+    assert!(
+        stderr.contains("s3://runs/nothing-here: no checkpoint here"),
+        "{stderr}"
+    );
+}

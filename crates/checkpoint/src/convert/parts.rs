@@ -5,17 +5,24 @@
 //! * **Which files**: the output's files are the ones a whole conversion writes (same plan, same
 //!   sharding), given to parts greedily by size, largest first, each to the part with the fewest
 //!   bytes so far (ties: the lower part): deterministic, and balanced by bytes within one file.
-//! * **A part** is a directory beside the output, `NAME.part-K-of-N`, written through
-//!   [`OutputDir`] like any output: it appears only complete, and a retried part replaces its
-//!   previous attempt the same way (`--force` semantics, always). Beside its files it holds
-//!   `part.json`: its index, the count, its files with their sizes, and the plan's fingerprint
-//!   (a hash of the formats, documents, file names and every tensor's name, dtype and shape), so
-//!   parts of different conversions are never assembled together.
-//! * **`--finalize`** plans the same conversion (reading no tensor data), finds the part
-//!   directories, refuses when one is missing, incomplete, of another count or another plan,
-//!   then builds the output (hard links to the parts' files, copies across filesystems), writes
-//!   the documents and commits it; the part directories are removed after the commit. Until then
-//!   the parts stay, so a failed finalize can be retried.
+//! * **A part** is written beside the output, `NAME.part-K-of-N`, through [`OutputDir`] like any
+//!   output, its last file `part.json`: its index, the count, its files with their sizes, and
+//!   the plan's fingerprint (a hash of the formats, documents, file names and every tensor's
+//!   name, dtype and shape), so parts of different conversions are never assembled together. A
+//!   part without its manifest is missing.
+//!   - On a filesystem it is a directory that appears only complete, and a retried part replaces
+//!     its previous attempt the same way (`--force` semantics, always).
+//!   - Beside an object-store output it is a prefix: its files are uploaded as they are written
+//!     (`Options::remote_output`, whose target the caller points at the part's prefix after
+//!     deleting the previous attempt's manifest, then everything else there), the manifest
+//!     last. So an attempt killed half-way leaves no manifest, whatever the attempts before it.
+//! * **`--finalize`** plans the same conversion (reading no tensor data), finds the parts
+//!   ([`Beside`]: listing the parent directory or prefix), refuses ([`PartsError`]) when one is
+//!   missing, incomplete, of another count or another plan, then builds the output (hard links
+//!   to the parts' files, copies across filesystems; server-side copies in an object store),
+//!   writes the documents and commits it (an object-store output's caller publishes them last);
+//!   the parts are removed after the commit. Until then they stay, so a failed finalize can be
+//!   retried.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
