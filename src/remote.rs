@@ -28,7 +28,15 @@
 //! `fastllm_store::publish` for what a reader observes meanwhile). A failed conversion aborts
 //! the upload in progress and deletes the files it completed. A distributed output's rank
 //! files, written in place, are still staged locally and uploaded after. So a remote input or
-//! output needs local disk for its documents only. The staging directory is an uncommitted
+//! output needs local disk for its documents only.
+//!
+//! `--part K/N` to an object store writes its files the same way under the prefix
+//! `NAME.part-K-of-N` beside the output, replaced whole (`Remote::start_replacement`: the previous
+//! attempt's `part.json` deleted first, then the rest), its `part.json` last. `--finalize` finds
+//! and reads the parts through `Parts` (the checkpoint crate's `destination::RemoteParts`),
+//! copies their files server-side into the output's publication, publishes the documents last,
+//! then deletes the parts. `inspect` of a URL stages the checkpoint as a conversion's input
+//! ([`with_checkpoint`]). The staging directory is an uncommitted
 //! `OutputDir` under `$TMPDIR`: removed when the conversion ends, whatever the outcome (a signal
 //! included), and swept by the next run after a SIGKILL.
 

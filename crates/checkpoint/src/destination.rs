@@ -4,7 +4,8 @@
 //! An output with a remote sink still has a local directory: its documents (config.json,
 //! metadata.yaml, the index) are written there, for the caller to publish after the tensors.
 //! This crate does not know object stores: the umbrella's `remote` module implements
-//! [`RemoteSink`] over `fastllm_store`.
+//! [`RemoteSink`] (and [`RemoteParts`], the parts `--finalize` gathers beside such an output)
+//! over `fastllm_store`.
 
 use std::collections::BTreeMap;
 use std::fmt;
