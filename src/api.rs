@@ -10,6 +10,7 @@ use serde::Serialize;
 use fastllm_checkpoint::CheckpointError;
 use fastllm_checkpoint::convert::{self, ConversionError};
 use fastllm_checkpoint::distributed::DistributedCheckpoint;
+use fastllm_checkpoint::source::RemoteInput;
 use fastllm_config::{self as config, Form, Map, ModelKind, Value};
 use fastllm_core::{self as core, ConvertError, HfLayout, Problem};
 
@@ -313,15 +314,24 @@ fn model(config: &config::BaseModelConfig) -> Value {
 
 /// What `inspect` prints, as data: format, model, tensor and parameter counts, dtypes, files;
 /// for a training checkpoint its parallel layout, shards and progress.
+/// An object-store URL is read in place: documents and headers only.
 pub fn inspect(path: &Path) -> Result<Map, Failure> {
+    crate::remote::with_checkpoint(path, &crate::remote::IoOptions::default(), |dir, remote| {
+        describe(path, dir, remote)
+    })
+}
+
+/// [`inspect`] of the checkpoint `shown`, its files in `path` (and the tensor files `remote`
+/// holds when it is in an object store).
+fn describe(shown: &Path, path: &Path, remote: Option<&RemoteInput>) -> Result<Map, Failure> {
     let fail = |e: CheckpointError| Failure::conversion(&e.into());
     let side = convert::detect(path).map_err(|e| Failure::conversion(&e))?;
     let mut out = Map::from([
-        ("path".to_string(), Value::Str(path.display().to_string())),
+        ("path".to_string(), Value::Str(shown.display().to_string())),
         ("format".to_string(), Value::Str(side.name().into())),
     ]);
     if matches!(side, convert::Side::FastLlmDistributed) {
-        let checkpoint = DistributedCheckpoint::open(path).map_err(fail)?;
+        let checkpoint = DistributedCheckpoint::open_with(path, remote).map_err(fail)?;
         let layout = checkpoint.layout();
         let parallel = &layout.parallelism;
         out.insert("model".into(), model(checkpoint.base_model()));
@@ -357,19 +367,19 @@ pub fn inspect(path: &Path) -> Result<Map, Failure> {
         return Ok(out);
     }
     let checkpoint = match side {
-        convert::Side::FastLlm => fastllm_checkpoint::open_fast_llm(path),
-        _ => fastllm_checkpoint::open_hf(path),
+        convert::Side::FastLlm => fastllm_checkpoint::open_fast_llm_with(path, remote),
+        _ => fastllm_checkpoint::open_hf_with(path, remote),
     }
     .map_err(fail)?;
     let mut dtypes = Map::new();
     let mut parameters: u128 = 0;
     for name in checkpoint.files.names() {
-        let tensor = checkpoint.files.get(name).expect("listed");
+        let tensor = checkpoint.files.tensor(name).expect("listed");
         let entry = dtypes
             .entry(tensor.dtype.to_string())
             .or_insert_with(|| Value::Map(Map::from([("tensors".into(), int(0)), ("bytes".into(), int(0))])));
         if let Value::Map(entry) = entry {
-            for (key, add) in [("tensors", 1), ("bytes", tensor.data.len() as i128)] {
+            for (key, add) in [("tensors", 1), ("bytes", i128::from(tensor.bytes))] {
                 if let Some(Value::Int(n)) = entry.get_mut(key) {
                     *n += add;
                 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use fastllm_checkpoint::convert;
 use fastllm_checkpoint::distributed::DistributedCheckpoint;
+use fastllm_checkpoint::source::RemoteInput;
 use fastllm_config::{self as config, Form, Map, ModelKind, Value};
 use fastllm_core::{self as core, HfLayout, explain};
 
@@ -130,7 +131,9 @@ enum Command {
     /// Describe a checkpoint: format, config summary, parameter count, dtypes, files; for a
     /// training checkpoint, its parallel layout, shards and step.
     Inspect {
-        /// A checkpoint directory (HF, Fast-LLM or Fast-LLM distributed).
+        /// A checkpoint directory (HF, Fast-LLM or Fast-LLM distributed), or an object-store URL
+        /// (`s3://`, `gs://`, `az://`, `http(s)://`): its headers read by ranged GETs, no tensor
+        /// data downloaded.
         path: PathBuf,
     },
 }
@@ -403,6 +406,7 @@ fn run(cli: Cli) -> Result<String, String> {
                 finalize,
                 remote_input: None,
                 remote_output: None,
+                remote_parts: None,
             };
             let io = crate::remote::IoOptions {
                 concurrency: usize::from(io_concurrency),
@@ -706,24 +710,35 @@ fn missing_extra_files_note(summary: &convert::Summary) -> String {
     )
 }
 
+/// `inspect PATH`: a local directory, or an object-store URL read in place (documents and
+/// headers only).
 fn inspect(path: &Path) -> Result<String, String> {
+    crate::remote::with_checkpoint(path, &crate::remote::IoOptions::default(), |dir, remote| {
+        describe(path, dir, remote).map_err(crate::api::Failure::message)
+    })
+    .map_err(|failure| failure.message)
+}
+
+/// What `inspect` prints of the checkpoint `shown` (its files in `path`, and the tensor files
+/// `remote` holds when it is in an object store).
+fn describe(shown: &Path, path: &Path, remote: Option<&RemoteInput>) -> Result<String, String> {
     let side = convert::detect(path).map_err(|e| e.to_string())?;
     let checkpoint = match side {
-        convert::Side::FastLlm => fastllm_checkpoint::open_fast_llm(path),
-        convert::Side::Hf(_) => fastllm_checkpoint::open_hf(path),
-        convert::Side::FastLlmDistributed => return inspect_distributed(path),
+        convert::Side::FastLlm => fastllm_checkpoint::open_fast_llm_with(path, remote),
+        convert::Side::Hf(_) => fastllm_checkpoint::open_hf_with(path, remote),
+        convert::Side::FastLlmDistributed => return inspect_distributed(shown, path, remote),
     }
     .map_err(|e| e.to_string())?;
     let mut dtypes: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
     let mut parameters: u128 = 0;
     for name in checkpoint.files.names() {
-        let tensor = checkpoint.files.get(name).expect("listed");
+        let tensor = checkpoint.files.tensor(name).expect("listed");
         let entry = dtypes.entry(tensor.dtype).or_default();
         entry.0 += 1;
-        entry.1 += tensor.data.len() as u64;
+        entry.1 += tensor.bytes;
         parameters += tensor.shape.iter().map(|&d| d as u128).product::<u128>();
     }
-    let mut out = format!("{}\n  format: {}\n", path.display(), side.name());
+    let mut out = format!("{}\n  format: {}\n", shown.display(), side.name());
     // The model summary is the text model's: the parts the format does not convert are named.
     let mut unconverted = String::new();
     let config = match side {
@@ -786,11 +801,11 @@ fn model_line(config: &config::BaseModelConfig) -> String {
 }
 
 /// A training checkpoint: its model, parallel layout, shards, parameters and progress.
-fn inspect_distributed(path: &Path) -> Result<String, String> {
-    let checkpoint = DistributedCheckpoint::open(path).map_err(|e| e.to_string())?;
+fn inspect_distributed(shown: &Path, path: &Path, remote: Option<&RemoteInput>) -> Result<String, String> {
+    let checkpoint = DistributedCheckpoint::open_with(path, remote).map_err(|e| e.to_string())?;
     let layout = checkpoint.layout();
     let parallel = &layout.parallelism;
-    let mut out = format!("{}\n  format: fast_llm_distributed\n", path.display());
+    let mut out = format!("{}\n  format: fast_llm_distributed\n", shown.display());
     out.push_str(&model_line(checkpoint.base_model()));
     out.push_str(&format!(
         "  parallel: world {} = tensor {} × pipeline {} × data {}  pipeline_first: {}  sequence_data: {}  \

@@ -28,13 +28,24 @@
 //! `fastllm_store::publish` for what a reader observes meanwhile). A failed conversion aborts
 //! the upload in progress and deletes the files it completed. A distributed output's rank
 //! files, written in place, are still staged locally and uploaded after. So a remote input or
-//! output needs local disk for its documents only. The staging directory is an uncommitted
+//! output needs local disk for its documents only.
+//!
+//! `--part K/N` to an object store writes its files the same way under the prefix
+//! `NAME.part-K-of-N` beside the output, replaced whole (`Remote::start_replacement`: the previous
+//! attempt's `part.json` deleted first, then the rest), its `part.json` last. `--finalize` finds
+//! and reads the parts through `Parts` (the checkpoint crate's `destination::RemoteParts`),
+//! copies their files server-side into the output's publication, publishes the documents last,
+//! then deletes the parts. `inspect` of a URL stages the checkpoint as a conversion's input
+//! ([`with_checkpoint`]). The staging directory is an uncommitted
 //! `OutputDir` under `$TMPDIR`: removed when the conversion ends, whatever the outcome (a signal
 //! included), and swept by the next run after a SIGKILL.
 
 use std::path::Path;
 
 use fastllm_checkpoint::convert::{self, Summary};
+use fastllm_checkpoint::source::RemoteInput;
+
+use crate::api::Failure;
 
 /// The URL schemes that name an object-store location rather than a local path.
 const SCHEMES: [&str; 8] = ["s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "http"];
@@ -83,6 +94,22 @@ pub fn convert(
     imp::convert(from, to, paths, options, io, progress)
 }
 
+/// Runs `describe` on the checkpoint at `path` with the remote files it reads from: a local
+/// directory as it is (`None`); an object-store (or HTTP) one staged as a conversion's input is
+/// (its documents fetched into a private staging directory, each safetensors file's header read
+/// by ranged GETs, no tensor byte), the staging directory and the remote files handed to
+/// `describe`, and its failure's messages naming the URL rather than the staging directory.
+pub fn with_checkpoint<T>(
+    path: &Path,
+    io: &IoOptions,
+    describe: impl FnOnce(&Path, Option<&RemoteInput>) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    if !is_remote(path) {
+        return describe(path, None);
+    }
+    imp::with_checkpoint(path, io, describe)
+}
+
 /// A conversion between local paths.
 fn local(
     from: &str,
@@ -101,14 +128,15 @@ mod imp {
     use std::ops::ControlFlow;
 
     use std::collections::BTreeMap;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     use fastllm_checkpoint::companions::{MAX_COMPANION_BYTES, is_foreign_weights};
-    use fastllm_checkpoint::destination::{RemoteOutput, RemoteSink, RemoteUpload};
+    use fastllm_checkpoint::convert::PART_MANIFEST;
+    use fastllm_checkpoint::destination::{RemoteOutput, RemotePartSet, RemoteParts, RemoteSink, RemoteUpload};
     use fastllm_checkpoint::policy::{
         MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES, OutputDir, Protected,
     };
-    use fastllm_checkpoint::source::{self, RangeError, RemoteFiles, RemoteInput};
+    use fastllm_checkpoint::source::{self, RangeError, RemoteFiles};
     use fastllm_store::{
         IoLimits, PartsError, Publication, PublishOptions, Remote, RemoteFile, Retries, Scheme, StoreError, Upload,
     };
@@ -136,14 +164,7 @@ mod imp {
         io: &IoOptions,
         progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
     ) -> Result<Summary, String> {
-        let limits = IoLimits {
-            concurrency: io.concurrency,
-            part_bytes: io.part_bytes,
-        };
-        let retries = Retries {
-            max_retries: io.retries,
-            ..Retries::default()
-        };
+        let (limits, retries) = io_settings(io);
         let open = |path: &Path| -> Result<Option<Remote>, String> {
             if !is_remote(path) {
                 return Ok(None);
@@ -169,17 +190,13 @@ mod imp {
         {
             return Err(format!("{}: {}", remote.location.url, fastllm_store::BUCKET_ROOT));
         }
-        if remote_output.is_some() && (options.part.is_some() || options.finalize) {
-            return Err(format!(
-                "{}: --part / --finalize write to a local or shared filesystem only for now; convert the parts \
-                 there, or without --part to the object store",
-                output.display()
-            ));
-        }
         // Refused before any byte is fetched or converted.
+        // A part writes beside the output, never to it: only --finalize (or a whole conversion)
+        // needs the output free.
         if let Some(remote) = &remote_output
             && !options.force
             && !options.dry_run
+            && options.part.is_none()
             && remote.has_objects().map_err(|e| e.to_string())?
         {
             return Err(format!(
@@ -203,18 +220,34 @@ mod imp {
             None => input.to_path_buf(),
         };
         let local_output = match &remote_output {
-            Some(_) => staging.path("output"),
+            // Named as the output: the parts beside it are named after it.
+            Some(remote) => staging.path("output").join(remote.location.name()),
             None => output.to_path_buf(),
         };
         // The output's safetensors files are uploaded as they are written; the staging
         // directory gets the documents, published after them.
+        let mut finalized_parts = None;
         let publication = match &remote_output {
             Some(remote) if !options.dry_run => {
-                let publication = remote
-                    .start_publication(PublishOptions { force: options.force })
-                    .map_err(|e| e.to_string())?;
+                let publication = match options.part {
+                    // A part's prefix, replaced whole: its manifest deleted before anything else.
+                    Some(part) => {
+                        remote.start_replacement(remote.beside(&part_name(part, &local_output)), PART_MANIFEST)
+                    }
+                    None => remote.start_publication(PublishOptions { force: options.force }),
+                }
+                .map_err(|e| e.to_string())?;
                 let publication = Arc::new(publication);
                 local_options.remote_output = Some(RemoteOutput(Arc::new(Uploads(Arc::clone(&publication)))));
+                if options.finalize {
+                    let parts = Arc::new(Parts {
+                        remote: Arc::clone(remote),
+                        publication: Arc::clone(&publication),
+                        adopted: Default::default(),
+                    });
+                    local_options.remote_parts = Some(RemotePartSet(Arc::clone(&parts) as Arc<dyn RemoteParts>));
+                    finalized_parts = Some(parts);
+                }
                 Some(publication)
             }
             _ => None,
@@ -233,19 +266,130 @@ mod imp {
         let to = crate::api::side(to, None)?;
         let converted = convert::convert_cancellable(&local_input, from, &local_output, to, &local_options, progress)
             .map_err(|e| rename(e.to_string()));
-        // The publication's only other holder: dropped, so that it can finish (or, on an error,
-        // delete what it uploaded).
+        // The parts adopted into the output, removed once it is published.
+        let adopted = finalized_parts.map_or_else(Vec::new, |parts| lock(&parts.adopted).clone());
+        // The publication's only other holders: dropped, so that it can finish (or, on an
+        // error, delete what it uploaded).
         drop(local_options);
         let mut summary = converted?;
         if let Some(publication) = publication {
             let publication = Arc::into_inner(publication)
                 .ok_or_else(|| format!("{}: the conversion still holds the upload", output.display()))?;
-            publication.finish(&local_output).map_err(|e| e.to_string())?;
+            // A part's directory holds its manifest only: uploaded after every file of the part.
+            let published = if options.part.is_some() {
+                &summary.output
+            } else {
+                &local_output
+            };
+            publication.finish(published).map_err(|e| e.to_string())?;
         }
-        if remote_output.is_some() {
-            summary.output = output.to_path_buf();
+        if let Some(remote) = &remote_output {
+            summary.output = match options.part {
+                Some(part) => remote.beside(&part_name(part, &local_output)).url.into(),
+                None => output.to_path_buf(),
+            };
+            // The output is complete and published: the parts are only storage now (a failure
+            // to delete one is not the conversion's; the next --finalize refuses the existing
+            // output, not the parts).
+            for dir in adopted {
+                let _ = remote.delete_all(&remote.beside(&dir), &[PART_MANIFEST]);
+            }
         }
         Ok(summary)
+    }
+
+    /// The name of the prefix of `part` beside the output (named locally by `local_output`).
+    fn part_name(part: convert::Part, local_output: &Path) -> String {
+        part.dir(local_output)
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
+
+    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The parts beside an object-store output, gathered by `--finalize`: checked by listing and
+    /// reading their manifests, then copied server-side into the output's publication.
+    struct Parts {
+        remote: Arc<Remote>,
+        publication: Arc<Publication>,
+        /// The parts whose files were copied into the output, by name.
+        adopted: Mutex<Vec<String>>,
+    }
+
+    impl RemoteParts for Parts {
+        fn names_beside(&self, start: &str) -> std::io::Result<Vec<String>> {
+            self.remote.names_beside(start).map_err(std::io::Error::other)
+        }
+
+        fn files(&self, dir: &str) -> std::io::Result<BTreeMap<String, u64>> {
+            let files = self
+                .remote
+                .list_at(&self.remote.beside(dir))
+                .map_err(std::io::Error::other)?;
+            Ok(files.into_iter().map(|f| (f.name, f.size)).collect())
+        }
+
+        fn read(&self, dir: &str, name: &str, limit: u64) -> std::io::Result<Option<String>> {
+            let bytes = (self.remote)
+                .read_small(&self.remote.beside(dir), name, limit)
+                .map_err(std::io::Error::other)?;
+            bytes
+                .map(|b| String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+                .transpose()
+        }
+
+        fn adopt(&self, dir: &str, files: &[(String, u64)]) -> std::io::Result<()> {
+            let files: Vec<RemoteFile> = (files.iter())
+                .map(|(name, size)| RemoteFile {
+                    name: name.clone(),
+                    size: *size,
+                })
+                .collect();
+            (self.publication)
+                .copy_in(&self.remote.beside(dir), &files)
+                .map_err(std::io::Error::other)?;
+            lock(&self.adopted).push(dir.to_string());
+            Ok(())
+        }
+    }
+
+    pub(super) fn with_checkpoint<T>(
+        path: &Path,
+        io: &IoOptions,
+        describe: impl FnOnce(&Path, Option<&RemoteInput>) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let (limits, retries) = io_settings(io);
+        let url = path.to_str().expect("a remote path is UTF-8");
+        let remote = Remote::open(url, limits, retries).map_err(|e| Failure::message(e.to_string()))?;
+        let staging = staging().map_err(Failure::message)?;
+        let dir = staging.path("input");
+        std::fs::create_dir(&dir).map_err(|e| Failure::message(format!("{}: {e}", dir.display())))?;
+        let tensors = stage_input(Arc::new(remote), &dir).map_err(|e| Failure::message(e.to_string()))?;
+        let remote_input = RemoteInput(Arc::new(tensors));
+        describe(&dir, Some(&remote_input)).map_err(|mut failure| {
+            let (local, url) = (dir.display().to_string(), url.trim_end_matches('/'));
+            failure.message = failure.message.replace(&local, url);
+            for problem in &mut failure.problems {
+                problem.message = problem.message.replace(&local, url);
+                problem.file = problem.file.take().map(|file| file.replace(&local, url));
+            }
+            failure
+        })
+    }
+
+    /// The IO limits and retry policy of `io`.
+    fn io_settings(io: &IoOptions) -> (IoLimits, Retries) {
+        let limits = IoLimits {
+            concurrency: io.concurrency,
+            part_bytes: io.part_bytes,
+        };
+        let retries = Retries {
+            max_retries: io.retries,
+            ..Retries::default()
+        };
+        (limits, retries)
     }
 
     /// Refuses an output that is, contains or is inside the input (same store and bucket,
@@ -501,6 +645,17 @@ mod imp {
             ));
         }
         local(from, to, (input, output), options, progress)
+    }
+
+    pub(super) fn with_checkpoint<T>(
+        path: &Path,
+        _io: &IoOptions,
+        _describe: impl FnOnce(&Path, Option<&RemoteInput>) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        Err(Failure::message(format!(
+            "{}: object-store paths need a build with the `object-store` feature",
+            path.display()
+        )))
     }
 }
 

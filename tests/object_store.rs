@@ -1334,3 +1334,278 @@ fn s3_to_s3_stages_no_tensor_file_on_either_side() {
         run.max_rss_bytes >> 20
     );
 }
+
+/// The objects directly under `prefix/` of `bucket`, downloaded into `dir` by their last name
+/// through boto3 (moto's own dependency), whose GETs are signed: moto refuses some unsigned
+/// GETs (of objects written by a single PUT or a copy) with 403.
+fn download_signed(moto: &Moto, bucket: &str, prefix: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let script = r#"
+import os, sys, boto3
+port, bucket, prefix, out = sys.argv[1:]
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                  aws_access_key_id="testing", aws_secret_access_key="testing")
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/", Delimiter="/"):
+    for item in page.get("Contents", []):
+        body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        with open(os.path.join(out, item["Key"].rsplit("/", 1)[-1]), "wb") as f:
+            f.write(body)
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script, &moto.port.to_string(), bucket, prefix, s(dir)])
+        .status()
+        .unwrap();
+    assert!(status.success(), "downloading s3://{bucket}/{prefix}");
+}
+
+/// The keys of `bucket` but the ones under `prefix/`.
+fn keys_outside(moto: &Moto, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = (moto.keys(bucket, "").into_iter())
+        .filter(|k| !k.starts_with(&format!("{prefix}/")))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The split conversion of [`llama`] (8 MB shards) to or from `output`.
+fn part_args<'a>(hf: &'a Path, output: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--max-shard-size", "8MB", "--from", "llama", "--to", "llama"];
+    args.extend(rest);
+    args.extend([s(hf), output]);
+    args
+}
+
+/// `--part K/N` on N machines sharing a bucket: parts in any order, each in its own prefix
+/// beside the output, nothing at the output until `--finalize`; a missing part named; a retried
+/// part giving the same objects; an existing output replaced only with `--force`; the finalized
+/// output the same files as one whole conversion, the parts gone, no upload pending.
+#[test]
+fn parts_in_a_bucket_in_any_order_retried_then_finalized_equal_one_whole_conversion() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("models");
+    let dir = scratch("parts");
+    let hf = llama(&dir);
+    let port = moto.port;
+    let whole = dir.join("whole");
+    ok(&convert(port, &part_args(&hf, s(&whole), &[])));
+    let shards = std::fs::read_dir(&whole)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".safetensors")
+        })
+        .count();
+    assert!(shards >= 3, "{shards} shards");
+
+    let url = "s3://models/runs/split";
+    for part in ["2/3", "0/3"] {
+        let printed = ok(&convert(port, &part_args(&hf, url, &["--part", part])));
+        let name = format!("s3://models/runs/split.part-{}-of-3", &part[..1]);
+        assert!(
+            printed.contains(&format!("wrote part {part}")) && printed.contains(&name),
+            "{printed}"
+        );
+    }
+    assert_eq!(
+        moto.keys("models", "runs/split/"),
+        Vec::<String>::new(),
+        "nothing at the output"
+    );
+    let part_keys = moto.keys("models", "runs/split.part-0-of-3/");
+    assert!(
+        part_keys.contains(&"runs/split.part-0-of-3/part.json".to_string()),
+        "{part_keys:?}"
+    );
+    let stderr = failed(&convert(port, &part_args(&hf, url, &["--finalize"])));
+    assert!(stderr.contains("1 of 3 part(s) missing: 1/3"), "{stderr}");
+    assert_eq!(moto.keys("models", "runs/split/"), Vec::<String>::new());
+    // A retried part replaces its previous attempt with the same objects.
+    ok(&convert(port, &part_args(&hf, url, &["--part", "1/3"])));
+    let first = dir.join("part-1-first");
+    download_signed(&moto, "models", "runs/split.part-1-of-3", &first);
+    ok(&convert(port, &part_args(&hf, url, &["--part", "1/3"])));
+    let again = dir.join("part-1-again");
+    download_signed(&moto, "models", "runs/split.part-1-of-3", &again);
+    assert_same_files(&first, &again);
+    for k in 0..3 {
+        let keys = moto.keys("models", &format!("runs/split.part-{k}-of-3/"));
+        assert!(keys.iter().any(|k| k.ends_with(".safetensors")), "part {k}: {keys:?}");
+    }
+    // An old output at the prefix: kept without --force, replaced with it.
+    http(port, "PUT", "/models/runs/split/stale.bin", b"old");
+    let stderr = failed(&convert(port, &part_args(&hf, url, &["--finalize"])));
+    assert!(
+        stderr.contains("s3://models/runs/split: the output already exists"),
+        "{stderr}"
+    );
+    ok(&convert(port, &part_args(&hf, url, &["--finalize", "--force"])));
+
+    assert_eq!(
+        keys_outside(&moto, "models", "runs/split"),
+        Vec::<String>::new(),
+        "parts removed"
+    );
+    assert_eq!(moto.pending_uploads("models"), Vec::<String>::new());
+    // Bit for bit the whole conversion's files, the stale one gone.
+    let finalized = dir.join("finalized");
+    download_signed(&moto, "models", "runs/split", &finalized);
+    assert_same_files(&whole, &finalized);
+}
+
+/// A part killed (SIGKILL) while it re-uploads: its earlier complete attempt no longer counts
+/// (its manifest is deleted before anything else), so `--finalize` names it missing; a part
+/// whose object was cut short is named incomplete; a part failing mid-upload leaves nothing
+/// and no pending upload; rerun, the part finalizes into the whole conversion's files.
+#[test]
+fn a_part_killed_or_failing_mid_upload_is_never_finalized_and_a_rerun_completes_it() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("models");
+    let dir = scratch("parts_killed");
+    let hf = llama(&dir);
+    let port = moto.port;
+    let url = "s3://models/m";
+    ok(&convert(port, &part_args(&hf, url, &["--part", "0/2"])));
+    ok(&convert(port, &part_args(&hf, url, &["--part", "1/2"])));
+
+    let stalling = Proxy::start(
+        port,
+        Faults {
+            stall_parts: Some(Duration::from_secs(30)),
+            ..Faults::default()
+        },
+    );
+    let mut child = command(stalling.port, ("testing", "testing"))
+        .args(["--io-part-size", "5MiB"])
+        .args(part_args(&hf, url, &["--part", "0/2"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stalling.parts.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no part upload started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stderr = failed(&convert(port, &part_args(&hf, url, &["--finalize"])));
+    assert!(stderr.contains("1 of 2 part(s) missing: 0/2"), "{stderr}");
+    assert_eq!(moto.keys("models", "m/"), Vec::<String>::new());
+
+    // A part failing mid-upload (the server dropping part uploads): an error naming the part's
+    // object, no object left under the part's prefix, its multipart upload aborted.
+    let before = moto.pending_uploads("models");
+    let failing = Proxy::start(
+        port,
+        Faults {
+            parts_before_failure: Some(1),
+            ..Faults::default()
+        },
+    );
+    let stderr = failed(&convert(
+        failing.port,
+        &part_args(&hf, url, &["--io-retries", "1", "--part", "0/2"]),
+    ));
+    assert!(
+        stderr.contains("s3://models/m.part-0-of-2/"),
+        "names the object: {stderr}"
+    );
+    assert_eq!(moto.keys("models", "m.part-0-of-2/"), Vec::<String>::new());
+    assert_eq!(
+        moto.pending_uploads("models"),
+        before,
+        "the failed run's upload aborted"
+    );
+
+    // Complete again, then one of part 1's objects replaced by a shorter one.
+    ok(&convert(port, &part_args(&hf, url, &["--part", "0/2"])));
+    let shard = (moto.keys("models", "m.part-1-of-2/").into_iter())
+        .find(|k| k.ends_with(".safetensors"))
+        .unwrap();
+    http(port, "PUT", &format!("/models/{shard}"), b"short");
+    let stderr = failed(&convert(port, &part_args(&hf, url, &["--finalize"])));
+    assert!(
+        stderr.contains("part 1/2 is incomplete") && stderr.contains("has 5 bytes"),
+        "{stderr}"
+    );
+    assert_eq!(moto.keys("models", "m/"), Vec::<String>::new());
+
+    ok(&convert(port, &part_args(&hf, url, &["--part", "1/2"])));
+    ok(&convert(port, &part_args(&hf, url, &["--finalize"])));
+    let (whole, finalized) = (dir.join("whole"), dir.join("finalized"));
+    ok(&convert(port, &part_args(&hf, s(&whole), &[])));
+    download_signed(&moto, "models", "m", &finalized);
+    assert_same_files(&whole, &finalized);
+    assert_eq!(
+        keys_outside(&moto, "models", "m"),
+        Vec::<String>::new(),
+        "parts removed"
+    );
+}
+
+/// `inspect PATH` with the S3 variables pointing at `port`: its output, or its failure.
+fn inspect(port: u16, path: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"));
+    command
+        .args(["inspect", path])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ALLOW_HTTP", "true");
+    command.output().unwrap()
+}
+
+/// `inspect`'s description of a local and a remote copy of one checkpoint are the same, but
+/// for the first line (the path or URL, which the remote one names).
+fn assert_same_description(local: &str, remote: &str, url: &str) {
+    let (local_first, local_rest) = local.split_once('\n').unwrap();
+    let (remote_first, remote_rest) = remote.split_once('\n').unwrap();
+    assert!(!local_first.is_empty());
+    assert_eq!(remote_first, url);
+    assert_eq!(local_rest, remote_rest);
+}
+
+/// `inspect` takes a URL wherever it takes a directory: an HF checkpoint in S3 and behind a
+/// plain HTTP server, and a training checkpoint in S3, described as their local copies are; from
+/// S3 (behind a proxy counting the GETs) by ranged GETs of the headers only (at most the first
+/// 256 KiB of each file, two GETs a file at most), no tensor file read whole.
+#[test]
+fn inspect_reads_a_remote_checkpoint_by_its_headers() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("inspect");
+    let hf = sharded_llama(moto.port, &dir);
+    upload(&moto, &hf, "runs", "hf");
+    let local = ok(&support::cli(&["inspect", s(&hf)]));
+
+    let proxy = Proxy::start(moto.port, Faults::default());
+    let url = "s3://runs/hf";
+    assert_same_description(&local, &ok(&inspect(proxy.port, url)), url);
+    let (gets, whole) = proxy.tensor_gets();
+    assert!(!whole, "a tensor file read whole");
+    let shards = bytes_of(&hf, |n| n.ends_with(".safetensors")).1;
+    assert!(!gets.is_empty() && gets.len() as u64 <= 2 * shards, "{gets:?}");
+    for get in &gets {
+        let (start, end) = get.range.unwrap();
+        assert!(start == 0 && end <= HEADER_GUESS, "beyond the header: {get:?}");
+    }
+    // A web server, which cannot be listed: the files probed by name, then read by range.
+    let url = format!("http://127.0.0.1:{}/hf", serve_files(hf.clone()));
+    assert_same_description(&local, &ok(&inspect(moto.port, &url)), &url);
+
+    let checkpoint = distributed_checkpoint(&dir);
+    upload(&moto, &checkpoint, "runs", "exp1/checkpoint/1000");
+    let local = ok(&support::cli(&["inspect", s(&checkpoint)]));
+    let url = "s3://runs/exp1/checkpoint/1000";
+    assert_same_description(&local, &ok(&inspect(moto.port, url)), url);
+
+    let stderr = failed(&inspect(moto.port, "s3://runs/nothing-here"));
+    assert!(
+        stderr.contains("s3://runs/nothing-here: no checkpoint here"),
+        "{stderr}"
+    );
+}

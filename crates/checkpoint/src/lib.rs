@@ -36,7 +36,10 @@ mod writeback;
 pub mod writer;
 
 pub use error::CheckpointError;
-pub use read::{Checkpoint, FileSet, TensorRef, open_fast_llm, open_hf, read_document, read_named_document};
+pub use read::{
+    Checkpoint, FileSet, TensorInfo, TensorRef, open_fast_llm, open_fast_llm_with, open_hf, open_hf_with,
+    read_document, read_named_document,
+};
 
 /// Element type of a tensor, by its safetensors name (`F32`, `BF16`, ...), with its byte size.
 /// Sub-byte types (`F4`, `F6_*`) have none: their elements cannot be moved one by one, and the

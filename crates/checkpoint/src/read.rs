@@ -283,13 +283,14 @@ pub struct TensorRef<'a> {
     pub file: &'a str,
 }
 
-/// A tensor of a checkpoint without its bytes: its name, dtype, shape and file.
+/// A tensor of a checkpoint without its bytes: its name, dtype, shape, file and byte length.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct TensorInfo<'a> {
+pub struct TensorInfo<'a> {
     pub name: &'a str,
     pub dtype: &'a str,
     pub shape: &'a [usize],
     pub file: &'a str,
+    pub bytes: u64,
 }
 
 /// Where a checkpoint's safetensors files are opened from: its directory, and the remote files
@@ -394,13 +395,14 @@ impl FileSet {
 
     /// Tensor `name` without its bytes (a remote file's are read by [`FileSet::bytes`] or
     /// [`FileSet::write_to`]).
-    pub(crate) fn tensor(&self, name: &str) -> Option<TensorInfo<'_>> {
+    pub fn tensor(&self, name: &str) -> Option<TensorInfo<'_>> {
         let (name, file, meta) = self.locate(name)?;
         Some(TensorInfo {
             name,
             dtype: &meta.dtype,
             shape: &meta.shape,
             file: &file.name,
+            bytes: (meta.end - meta.start) as u64,
         })
     }
 
@@ -648,8 +650,9 @@ pub fn open_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     open_hf_with(dir, None)
 }
 
-/// [`open_hf`], the safetensors files `remote` holds read from there.
-pub(crate) fn open_hf_with(dir: &Path, remote: Option<&RemoteInput>) -> Result<Checkpoint, CheckpointError> {
+/// [`open_hf`], the safetensors files `remote` holds read from there (an object-store input,
+/// whose directory holds its documents only: the headers are validated, no tensor byte read).
+pub fn open_hf_with(dir: &Path, remote: Option<&RemoteInput>) -> Result<Checkpoint, CheckpointError> {
     let config = read_document(&dir.join("config.json"))?;
     let index_path = dir.join("model.safetensors.index.json");
     let input = InputDir::new(dir)?;
@@ -756,7 +759,7 @@ pub fn open_fast_llm(dir: &Path) -> Result<Checkpoint, CheckpointError> {
 }
 
 /// [`open_fast_llm`], the safetensors files `remote` holds read from there.
-pub(crate) fn open_fast_llm_with(dir: &Path, remote: Option<&RemoteInput>) -> Result<Checkpoint, CheckpointError> {
+pub fn open_fast_llm_with(dir: &Path, remote: Option<&RemoteInput>) -> Result<Checkpoint, CheckpointError> {
     let input = InputDir::new(dir)?;
     let shards = Shards { input: &input, remote };
     let metadata_path = dir.join("metadata.yaml");

@@ -13,10 +13,14 @@
 //!   its documents last; see [`publish`] for what a reader can observe at each moment.
 //! * [`Remote::start_publication`] — the same, its data files uploaded while a conversion
 //!   writes them ([`stream`]), never staged on local disk.
+//! * [`Remote::beside`], [`Remote::names_beside`], [`Remote::start_replacement`],
+//!   [`Publication::copy_in`] — prefixes beside a checkpoint's, where the parts of a conversion
+//!   split across machines are written, then copied server-side into the checkpoint.
 //!
 //! Requests are retried with exponential backoff on 5xx, throttling and dropped connections
 //! ([`Retries`]); a refusal of the credentials names the bucket and the variables that hold them.
 
+mod beside;
 mod location;
 pub mod publish;
 mod read;

@@ -213,7 +213,7 @@ impl Location {
     }
 
     /// The last component of the prefix (the checkpoint's "directory name").
-    pub(crate) fn name(&self) -> String {
+    pub fn name(&self) -> String {
         self.prefix
             .parts()
             .last()

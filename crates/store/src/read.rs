@@ -65,25 +65,7 @@ impl Remote {
     /// The checkpoint's files: the objects directly under its prefix, by name. Deeper keys are
     /// not part of a checkpoint's flat layout and are left out.
     pub fn list(&self) -> Result<Vec<RemoteFile>, StoreError> {
-        let location = &self.location;
-        let listed = self
-            .block_on(location.store.list_with_delimiter(Some(&location.prefix)))
-            .map_err(|e| StoreError::request(location, location.url.clone(), "listing", e))?;
-        let mut files: Vec<_> = listed
-            .objects
-            .into_iter()
-            .filter_map(|object| {
-                let name = object.location.filename()?.to_string();
-                // Only a plain name becomes a local file name of the staged checkpoint.
-                let plain = !matches!(name.as_str(), "" | "." | "..") && !name.contains(['/', '\\', '\0']);
-                (plain && object.location == location.key(&name)).then_some(RemoteFile {
-                    name,
-                    size: object.size,
-                })
-            })
-            .collect();
-        files.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(files)
+        self.list_at(&self.location)
     }
 
     /// The size of file `name`, `None` when there is none (how an HTTP location, which cannot

@@ -41,17 +41,35 @@ impl Remote {
     /// existing checkpoint without `force`.
     pub fn start_publication(self: &Arc<Self>, options: PublishOptions) -> Result<Publication, StoreError> {
         let (target, existing) = self.publication_target(options)?;
-        Ok(Publication {
-            remote: Arc::clone(self),
-            target,
-            existing,
-            uploaded: Default::default(),
-            finished: false,
-        })
+        Ok(Publication::new(Arc::clone(self), target, existing))
     }
 }
 
 impl Publication {
+    pub(crate) fn new(remote: Arc<Remote>, target: Location, existing: Vec<object_store::path::Path>) -> Publication {
+        Publication {
+            remote,
+            target,
+            existing,
+            uploaded: Default::default(),
+            finished: false,
+        }
+    }
+
+    pub(crate) fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    /// Where the files go.
+    pub(crate) fn target(&self) -> &Location {
+        &self.target
+    }
+
+    /// Counts file `name` (of `size` bytes) as uploaded.
+    pub(crate) fn record(&self, name: &str, size: u64) {
+        lock(&self.uploaded).push((name.to_string(), size));
+    }
+
     /// Starts the upload of file `name`: its bytes written in order, then [`Upload::finish`].
     pub fn upload(&self, name: &str) -> Upload {
         Upload {

@@ -33,7 +33,7 @@ use self::metadata::{
     Document, config_json_document, fast_llm_file_metadata, fast_llm_metadata_document, hf_file_metadata,
     hf_index_document,
 };
-pub use self::parts::Part;
+pub use self::parts::{MANIFEST as PART_MANIFEST, Part, PartsError};
 pub use self::write::Overflowed;
 use self::write::{TensorFiles, copy_extra_files, extra_files, shard, write_tensors};
 use crate::CheckpointError;
@@ -41,7 +41,7 @@ use crate::carry::InputConfig;
 pub use crate::carry::{DropCause, DroppedKey, import_hf};
 use crate::cast::Dtype;
 use crate::companions::{Companions, companions};
-use crate::destination::RemoteOutput;
+use crate::destination::{RemoteOutput, RemotePartSet};
 use crate::distributed::LayoutSpec;
 use crate::naming::{export_error, render_plan};
 use crate::policy::{OutputDir, Protected};
@@ -138,6 +138,9 @@ pub struct Options {
     /// Where the output's safetensors files go when not into its directory (an object-store
     /// output): uploaded as they are written; the directory gets the documents only.
     pub remote_output: Option<RemoteOutput>,
+    /// The parts beside an object-store output, for `--finalize` to check and copy into it
+    /// (with `remote_output`'s publication).
+    pub remote_parts: Option<RemotePartSet>,
 }
 
 impl Default for Options {
@@ -159,6 +162,7 @@ impl Default for Options {
             finalize: false,
             remote_input: None,
             remote_output: None,
+            remote_parts: None,
         }
     }
 }
@@ -170,6 +174,9 @@ pub enum ConversionError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Config(#[from] ConvertError),
+    /// `--finalize` found a part missing, incomplete or of another conversion.
+    #[error(transparent)]
+    Parts(#[from] PartsError),
     /// A config that does not convert, with the file it was read from.
     #[error("{}: {source}", .path.display())]
     ConfigFile {
@@ -456,12 +463,13 @@ pub fn convert_cancellable(
             .filter(|(_, p)| **p == part.index)
             .map(|(file, _)| file.clone())
             .collect();
-        // A retried part replaces its previous attempt, whole.
         source.read_in_order(
             (mine.iter())
                 .flat_map(|(_, range)| &outputs[range.clone()])
                 .map(|o| o.parameter.as_str()),
         );
+        // A retried part replaces its previous attempt, whole (an object-store part: its
+        // manifest deleted before anything else, by the caller's upload target).
         let out = OutputDir::create(&part.dir(output), true, &protected)?;
         let tensors = TensorFiles {
             files: &mine,
@@ -470,28 +478,40 @@ pub fn convert_cancellable(
             input: &source,
             to,
             allow_overflow: options.allow_overflow,
-            remote: None,
+            remote: options.remote_output.as_ref(),
         };
         summary.overflows = write_tensors(&out, &tensors, progress)
             .map_err(overflow_in(input))
             .map_err(read_error_first)?;
+        // The sizes the writer gave each file (it checks every tensor's length), wherever the
+        // file went.
         let mut sizes = std::collections::BTreeMap::new();
-        for (name, _) in &mine {
-            let path = out.path(name);
-            let size = std::fs::metadata(&path)
-                .map_err(|e| CheckpointError::io(&path, e))?
-                .len();
+        for (name, range) in &mine {
+            let (header, lengths) =
+                crate::writer::safetensors_header(&out.path(name), &metadata, &write::specs(&outputs[range.clone()]))?;
+            let size = 8 + header.len() as u64 + lengths.iter().map(|l| *l as u64).sum::<u64>();
             sizes.insert(name.clone(), size);
         }
+        // The manifest last: a part without it is missing to --finalize.
         out.write_text(parts::MANIFEST, &parts::manifest(part, fingerprint, &sizes))?;
         summary.files = mine.into_iter().map(|(f, _)| f).collect();
         summary.output = out.commit()?;
         return Ok(summary);
     }
     if let (true, Some(fingerprint)) = (options.finalize, &fingerprint) {
-        let gathered = parts::gather(output, &files, &parts::file_bytes(&files, &outputs), fingerprint)?;
+        let beside = match &options.remote_parts {
+            Some(parts) => parts::Beside::Remote(&*parts.0),
+            None => parts::Beside::Local,
+        };
+        let gathered = parts::gather(
+            output,
+            beside,
+            &files,
+            &parts::file_bytes(&files, &outputs),
+            fingerprint,
+        )?;
         let out = OutputDir::create(output, options.force, &protected)?;
-        parts::link_into(&out, &gathered)?;
+        parts::link_into(&out, output, beside, &gathered)?;
         documents.iter().try_for_each(|document| document.write(&out))?;
         if matches!(to, Output::FastLlm) {
             out.write_text("ok", "")?;
@@ -500,8 +520,11 @@ pub fn convert_cancellable(
         summary.missing_extra_files = copy_extra_files(&out, input, to)?;
         crate::companions::copy(&out, input, &summary.companions.copied)?;
         out.commit()?;
-        // The output holds the parts' files now; a part left behind is only disk space.
-        let _ = parts::remove_parts(&gathered, &protected);
+        // The output holds the parts' files now; a part left behind is only disk space. An
+        // object-store output's parts are removed by the caller, once it is published.
+        if matches!(beside, parts::Beside::Local) {
+            let _ = parts::remove_parts(output, &gathered, &protected);
+        }
         return Ok(summary);
     }
 

@@ -5,17 +5,24 @@
 //! * **Which files**: the output's files are the ones a whole conversion writes (same plan, same
 //!   sharding), given to parts greedily by size, largest first, each to the part with the fewest
 //!   bytes so far (ties: the lower part): deterministic, and balanced by bytes within one file.
-//! * **A part** is a directory beside the output, `NAME.part-K-of-N`, written through
-//!   [`OutputDir`] like any output: it appears only complete, and a retried part replaces its
-//!   previous attempt the same way (`--force` semantics, always). Beside its files it holds
-//!   `part.json`: its index, the count, its files with their sizes, and the plan's fingerprint
-//!   (a hash of the formats, documents, file names and every tensor's name, dtype and shape), so
-//!   parts of different conversions are never assembled together.
-//! * **`--finalize`** plans the same conversion (reading no tensor data), finds the part
-//!   directories, refuses when one is missing, incomplete, of another count or another plan,
-//!   then builds the output (hard links to the parts' files, copies across filesystems), writes
-//!   the documents and commits it; the part directories are removed after the commit. Until then
-//!   the parts stay, so a failed finalize can be retried.
+//! * **A part** is written beside the output, `NAME.part-K-of-N`, through [`OutputDir`] like any
+//!   output, its last file `part.json`: its index, the count, its files with their sizes, and
+//!   the plan's fingerprint (a hash of the formats, documents, file names and every tensor's
+//!   name, dtype and shape), so parts of different conversions are never assembled together. A
+//!   part without its manifest is missing.
+//!   - On a filesystem it is a directory that appears only complete, and a retried part replaces
+//!     its previous attempt the same way (`--force` semantics, always).
+//!   - Beside an object-store output it is a prefix: its files are uploaded as they are written
+//!     (`Options::remote_output`, whose target the caller points at the part's prefix after
+//!     deleting the previous attempt's manifest, then everything else there), the manifest
+//!     last. So an attempt killed half-way leaves no manifest, whatever the attempts before it.
+//! * **`--finalize`** plans the same conversion (reading no tensor data), finds the parts
+//!   ([`Beside`]: listing the parent directory or prefix), refuses ([`PartsError`]) when one is
+//!   missing, incomplete, of another count or another plan, then builds the output (hard links
+//!   to the parts' files, copies across filesystems; server-side copies in an object store),
+//!   writes the documents and commits it (an object-store output's caller publishes them last);
+//!   the parts are removed after the commit. Until then they stay, so a failed finalize can be
+//!   retried.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -24,10 +31,11 @@ use std::path::{Path, PathBuf};
 use super::ConversionError;
 use super::plan::OutputTensor;
 use crate::CheckpointError;
+use crate::destination::RemoteParts;
 use crate::policy::{DocumentKind, OutputDir, Protected, open_named};
 
 /// The manifest of a part, its last file.
-pub(crate) const MANIFEST: &str = "part.json";
+pub const MANIFEST: &str = "part.json";
 
 /// The most parts a conversion may be split into.
 const MAX_PARTS: usize = 10_000;
@@ -136,104 +144,229 @@ pub(crate) fn manifest(part: Part, fingerprint: &str, files: &BTreeMap<String, u
     serde_json::to_string_pretty(&value).expect("plain JSON") + "\n"
 }
 
-/// The parts of the output at `output` found beside it, by count.
-fn find_counts(output: &Path) -> Result<Vec<usize>, CheckpointError> {
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = output
+/// Why `--finalize` refused to assemble the output from its parts. Each names the output or
+/// the part's manifest, and the part (`K/N`) to rerun.
+#[derive(Debug, thiserror::Error)]
+pub enum PartsError {
+    #[error(
+        "{}: --finalize: no part found beside it (`{name}.part-K-of-N`, written by --part K/N)",
+        .output.display()
+    )]
+    NoPart { output: PathBuf, name: String },
+    #[error(
+        "{}: --finalize: parts of different counts ({counts:?}) beside it; remove the stale ones",
+        .output.display()
+    )]
+    MixedCounts { output: PathBuf, counts: Vec<usize> },
+    /// Parts never written, or whose manifest is absent (a part killed or failing before its
+    /// end writes none).
+    #[error(
+        "{}: --finalize: {} of {count} part(s) missing: {} (run --part K/N for each)",
+        .output.display(), .missing.len(), list(.missing)
+    )]
+    Missing {
+        output: PathBuf,
+        count: usize,
+        missing: Vec<Part>,
+    },
+    #[error(
+        "{}: --finalize: {} is not a directory written by --part {part} (a symlink or another kind of file); \
+         remove it and rerun --part {part}",
+        .output.display(), .dir.display()
+    )]
+    NotAPart { output: PathBuf, dir: PathBuf, part: Part },
+    #[error("{}: not a part manifest: {reason}", .manifest.display())]
+    BadManifest { manifest: PathBuf, reason: String },
+    #[error(
+        "{}: part {part} of another conversion (its plan, options or part differ from this one's); rerun \
+         --part {part} with the same arguments",
+        .manifest.display()
+    )]
+    OtherConversion { manifest: PathBuf, part: Part },
+    #[error("{}: part {part} lists {listed:?}, this plan gives it {expected:?}", .manifest.display())]
+    OtherFiles {
+        manifest: PathBuf,
+        part: Part,
+        listed: Vec<String>,
+        expected: Vec<String>,
+    },
+    /// A file of the part is absent, of another size than its manifest says, or (locally) not
+    /// the part's own.
+    #[error(
+        "{}: part {part} is incomplete: {file} has {} bytes, its manifest says {}; rerun --part {part}",
+        .manifest.display(),
+        .found.map_or_else(|| "no".to_string(), |f| f.to_string()),
+        .expected.map_or_else(|| "nothing".to_string(), |s| s.to_string())
+    )]
+    Incomplete {
+        manifest: PathBuf,
+        part: Part,
+        file: String,
+        found: Option<u64>,
+        expected: Option<u64>,
+    },
+}
+
+fn list(parts: &[Part]) -> String {
+    parts.iter().map(Part::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Where the parts of an output are: directories beside a local output, or prefixes beside an
+/// object-store output (named by the local path standing for it, `output`).
+#[derive(Clone, Copy)]
+pub(crate) enum Beside<'a> {
+    Local,
+    Remote(&'a dyn RemoteParts),
+}
+
+/// The file name of `output`, what its parts are named after.
+fn name_of(output: &Path) -> String {
+    output
         .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let prefix = format!("{name}.part-");
-    let mut counts = Vec::new();
-    let entries = std::fs::read_dir(parent).map_err(|e| CheckpointError::io(parent, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| CheckpointError::io(parent, e))?;
-        let entry_name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(rest) = entry_name.strip_prefix(&prefix)
-            && let Some((_, count)) = rest.split_once("-of-")
-            && let Ok(count) = count.parse::<usize>()
-            && !counts.contains(&count)
-        {
-            counts.push(count);
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+impl Beside<'_> {
+    /// The names beside `output` starting with `start`.
+    fn names(self, output: &Path, start: &str) -> Result<Vec<String>, CheckpointError> {
+        match self {
+            Beside::Remote(parts) => parts.names_beside(start).map_err(|e| CheckpointError::io(output, e)),
+            Beside::Local => {
+                let parent = match output.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                let mut names = Vec::new();
+                let entries = std::fs::read_dir(parent).map_err(|e| CheckpointError::io(parent, e))?;
+                for entry in entries {
+                    let entry = entry.map_err(|e| CheckpointError::io(parent, e))?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with(start) {
+                        names.push(name);
+                    }
+                }
+                Ok(names)
+            }
         }
     }
-    counts.sort_unstable();
-    Ok(counts)
+
+    /// The counts of the parts beside `output`.
+    fn counts(self, output: &Path) -> Result<Vec<usize>, CheckpointError> {
+        let prefix = format!("{}.part-", name_of(output));
+        let mut counts = Vec::new();
+        for name in self.names(output, &prefix)? {
+            if let Some(rest) = name.strip_prefix(&prefix)
+                && let Some((_, count)) = rest.split_once("-of-")
+                && let Ok(count) = count.parse::<usize>()
+                && !counts.contains(&count)
+            {
+                counts.push(count);
+            }
+        }
+        counts.sort_unstable();
+        Ok(counts)
+    }
+
+    /// The manifest of `part` of `output`, `None` when the part or its manifest is absent.
+    fn manifest(self, output: &Path, part: Part) -> Result<Option<String>, ConversionError> {
+        let dir = part.dir(output);
+        let manifest = dir.join(MANIFEST);
+        match self {
+            Beside::Remote(parts) => Ok(parts
+                .read(&name_of(&dir), MANIFEST, DocumentKind::Config.limit())
+                .map_err(|e| CheckpointError::io(&manifest, e))?),
+            Beside::Local => {
+                // Only what --part wrote is gathered: a real directory, not a symlink to one.
+                match std::fs::symlink_metadata(&dir) {
+                    Err(_) => return Ok(None),
+                    Ok(meta) if !meta.is_dir() => {
+                        return Err(PartsError::NotAPart {
+                            output: output.to_path_buf(),
+                            dir,
+                            part,
+                        }
+                        .into());
+                    }
+                    Ok(_) if !manifest.exists() => return Ok(None),
+                    Ok(_) => {}
+                }
+                Ok(Some(open_named(&manifest)?.read_text(DocumentKind::Config)?))
+            }
+        }
+    }
+
+    /// The sizes of the files of `part` of `output` that count as its own (`names`).
+    fn sizes(self, output: &Path, part: Part, names: &[&str]) -> Result<BTreeMap<String, u64>, CheckpointError> {
+        let dir = part.dir(output);
+        match self {
+            Beside::Remote(parts) => parts.files(&name_of(&dir)).map_err(|e| CheckpointError::io(&dir, e)),
+            Beside::Local => Ok(names
+                .iter()
+                .filter_map(|name| {
+                    // A file --part wrote: regular, and linked nowhere else (a hard link to
+                    // another file would put that file into the output).
+                    let meta = std::fs::symlink_metadata(dir.join(name)).ok()?;
+                    (meta.is_file() && single_link(&meta)).then(|| (name.to_string(), meta.len()))
+                })
+                .collect()),
+        }
+    }
 }
 
-/// What `--finalize` found: for each output file, where it is.
+/// What `--finalize` found: each part with its files and their sizes.
 pub(crate) struct Gathered {
-    pub files: Vec<(String, PathBuf)>,
-    pub dirs: Vec<PathBuf>,
+    pub parts: Vec<(Part, Vec<(String, u64)>)>,
 }
 
-/// Checks that every part of the output at `output` is there, complete and of this plan
-/// (`files`, their part by [`assign`], `fingerprint`), and returns where each file is.
+/// Checks that every part of the output at `output` is there (`beside` it), complete and of
+/// this plan (`files`, their part by [`assign`], `fingerprint`), and returns their files.
 pub(crate) fn gather(
     output: &Path,
+    beside: Beside,
     files: &[(String, Range<usize>)],
     bytes: &[u64],
     fingerprint: &str,
 ) -> Result<Gathered, ConversionError> {
-    let invalid = |message: String| ConversionError::from(CheckpointError::invalid(output, message));
-    let count = match find_counts(output)?.as_slice() {
+    let count = match beside.counts(output)?.as_slice() {
         [] => {
-            return Err(invalid(format!(
-                "--finalize: no part found beside it (`{}.part-K-of-N` directories, written by --part K/N)",
-                output
-                    .file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-            )));
+            return Err(PartsError::NoPart {
+                output: output.to_path_buf(),
+                name: name_of(output),
+            }
+            .into());
         }
         [count] => *count,
         counts => {
-            return Err(invalid(format!(
-                "--finalize: parts of different counts ({counts:?}) beside it; remove the stale ones"
-            )));
+            return Err(PartsError::MixedCounts {
+                output: output.to_path_buf(),
+                counts: counts.to_vec(),
+            }
+            .into());
         }
     };
     let part_of = assign(bytes, count);
     let mut missing = Vec::new();
-    let mut gathered = Gathered {
-        files: Vec::new(),
-        dirs: Vec::new(),
-    };
+    let mut gathered = Gathered { parts: Vec::new() };
     for index in 0..count {
         let part = Part { index, count };
-        let dir = part.dir(output);
-        // Only what --part wrote is gathered: a real directory, not a symlink to one elsewhere.
-        match std::fs::symlink_metadata(&dir) {
-            Err(_) => {
-                missing.push(part.to_string());
-                continue;
-            }
-            Ok(meta) if !meta.is_dir() => {
-                return Err(invalid(format!(
-                    "--finalize: {} is not a directory written by --part {part} (a symlink or another kind of file); \
-                     remove it and rerun --part {part}",
-                    dir.display()
-                )));
-            }
-            Ok(_) if !dir.join(MANIFEST).exists() => {
-                missing.push(part.to_string());
-                continue;
-            }
-            Ok(_) => {}
-        }
-        let text = open_named(&dir.join(MANIFEST))?.read_text(DocumentKind::Config)?;
-        let manifest: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| CheckpointError::invalid(dir.join(MANIFEST), format!("not a part manifest: {e}")))?;
-        let wrong = |message: String| ConversionError::from(CheckpointError::invalid(dir.join(MANIFEST), message));
+        let manifest_path = part.dir(output).join(MANIFEST);
+        let Some(text) = beside.manifest(output, part)? else {
+            missing.push(part);
+            continue;
+        };
+        let manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| PartsError::BadManifest {
+            manifest: manifest_path.clone(),
+            reason: e.to_string(),
+        })?;
         if manifest.get("fingerprint").and_then(|f| f.as_str()) != Some(fingerprint)
             || manifest.get("part").and_then(|p| p.as_u64()) != Some(index as u64)
             || manifest.get("parts").and_then(|p| p.as_u64()) != Some(count as u64)
         {
-            return Err(wrong(format!(
-                "part {part} of another conversion (its plan, options or part differ from this one's); rerun \
-                 --part {part} with the same arguments"
-            )));
+            return Err(PartsError::OtherConversion {
+                manifest: manifest_path,
+                part,
+            }
+            .into());
         }
         let listed = manifest.get("files").and_then(|f| f.as_object());
         let expected: Vec<&str> = files
@@ -242,40 +375,44 @@ pub(crate) fn gather(
             .filter(|(_, p)| **p == index)
             .map(|((name, _), _)| name.as_str())
             .collect();
-        let listed_names: Vec<&str> = listed.map_or_else(Vec::new, |l| l.keys().map(String::as_str).collect());
-        let mut expected_sorted = expected.clone();
+        let listed_names: Vec<String> = listed.map_or_else(Vec::new, |l| l.keys().cloned().collect());
+        let mut expected_sorted: Vec<String> = expected.iter().map(|n| n.to_string()).collect();
         expected_sorted.sort_unstable();
         if listed_names != expected_sorted {
-            return Err(wrong(format!(
-                "part {part} lists {listed_names:?}, this plan gives it {expected_sorted:?}"
-            )));
-        }
-        for name in expected {
-            let path = dir.join(name);
-            let size = listed.and_then(|l| l.get(name)).and_then(|s| s.as_u64());
-            // A file --part wrote: regular, and linked nowhere else (a hard link to another file
-            // would put that file into the output).
-            let found = std::fs::symlink_metadata(&path)
-                .ok()
-                .filter(|m| m.is_file() && single_link(m))
-                .map(|m| m.len());
-            if found.is_none() || found != size {
-                return Err(wrong(format!(
-                    "part {part} is incomplete: {name} has {} bytes, its manifest says {}; rerun --part {part}",
-                    found.map_or_else(|| "no".to_string(), |f| f.to_string()),
-                    size.map_or_else(|| "nothing".to_string(), |s| s.to_string()),
-                )));
+            return Err(PartsError::OtherFiles {
+                manifest: manifest_path,
+                part,
+                listed: listed_names,
+                expected: expected_sorted,
             }
-            gathered.files.push((name.to_string(), path));
+            .into());
         }
-        gathered.dirs.push(dir);
+        let found = beside.sizes(output, part, &expected)?;
+        let mut held = Vec::new();
+        for name in expected {
+            let size = listed.and_then(|l| l.get(name)).and_then(|s| s.as_u64());
+            let found = found.get(name).copied();
+            if found.is_none() || found != size {
+                return Err(PartsError::Incomplete {
+                    manifest: manifest_path,
+                    part,
+                    file: name.to_string(),
+                    found,
+                    expected: size,
+                }
+                .into());
+            }
+            held.push((name.to_string(), found.unwrap_or_default()));
+        }
+        gathered.parts.push((part, held));
     }
     if !missing.is_empty() {
-        return Err(invalid(format!(
-            "--finalize: {} of {count} part(s) missing: {} (run --part K/N for each)",
-            missing.len(),
-            missing.join(", ")
-        )));
+        return Err(PartsError::Missing {
+            output: output.to_path_buf(),
+            count,
+            missing,
+        }
+        .into());
     }
     Ok(gathered)
 }
@@ -290,25 +427,42 @@ fn single_link(_: &std::fs::Metadata) -> bool {
     true
 }
 
-/// Puts `gathered`'s files into `out`: a hard link, or a copy across filesystems.
-pub(crate) fn link_into(out: &OutputDir, gathered: &Gathered) -> Result<(), CheckpointError> {
-    for (name, source) in &gathered.files {
-        let target = out.path(name);
-        if std::fs::hard_link(source, &target).is_err() {
-            std::fs::copy(source, &target).map_err(|e| CheckpointError::io(source, e))?;
+/// Puts `gathered`'s files into `out` (the output at `output`): locally a hard link, or a
+/// copy across filesystems; remotely a server-side copy into the publication.
+pub(crate) fn link_into(
+    out: &OutputDir,
+    output: &Path,
+    beside: Beside,
+    gathered: &Gathered,
+) -> Result<(), CheckpointError> {
+    for (part, files) in &gathered.parts {
+        let dir = part.dir(output);
+        match beside {
+            Beside::Remote(parts) => parts
+                .adopt(&name_of(&dir), files)
+                .map_err(|e| CheckpointError::io(&dir, e))?,
+            Beside::Local => {
+                for (name, _) in files {
+                    let (source, target) = (dir.join(name), out.path(name));
+                    if std::fs::hard_link(&source, &target).is_err() {
+                        std::fs::copy(&source, &target).map_err(|e| CheckpointError::io(&source, e))?;
+                    }
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// Removes the part directories once the output is committed (their files live on in it).
-pub(crate) fn remove_parts(gathered: &Gathered, protected: &Protected) -> Vec<String> {
+/// Removes the local part directories once the output is committed (their files live on in it).
+pub(crate) fn remove_parts(output: &Path, gathered: &Gathered, protected: &Protected) -> Vec<String> {
     gathered
-        .dirs
+        .parts
         .iter()
-        .filter_map(|dir| {
+        .filter_map(|(part, _)| {
+            let dir = part.dir(output);
             protected
-                .remove(dir, None)
+                .remove(&dir, None)
                 .err()
                 .map(|e| format!("{}: {e}", dir.display()))
         })

@@ -46,10 +46,7 @@ impl DistributedCheckpoint {
     }
 
     /// [`Self::open`], the rank files `remote` holds read from there.
-    pub(crate) fn open_with(
-        dir: &Path,
-        remote: Option<&RemoteInput>,
-    ) -> Result<DistributedCheckpoint, CheckpointError> {
+    pub fn open_with(dir: &Path, remote: Option<&RemoteInput>) -> Result<DistributedCheckpoint, CheckpointError> {
         let metadata_path = dir.join("metadata.yaml");
         let (metadata, _) = read_metadata(dir, Some(MetadataFormat::Distributed))?;
         let refuse = |message: String| DistributedError::Metadata {
