@@ -13,6 +13,7 @@ use fastllm_config::{Map, Value};
 
 use crate::Problem;
 use crate::dict::{self, join, show};
+use crate::hint::{self, Hint};
 use crate::primitives::{Declared, Visitor, visit};
 use crate::section::{Covers, Section};
 
@@ -236,8 +237,8 @@ fn walk_hf<'a>(
             full.push_str(key);
             // The way out names the flag with its argument: the key is the format's to ignore.
             let message = format!(
-                "unknown key: not part of this format, nothing would convert it (to convert without it: --drop-key \
-                 {full})"
+                "unknown key: not part of this format, nothing would convert it (to convert without it: {})",
+                hint::spell(Hint::DropKey(&full))
             );
             problems.push(Problem::at_hf(full, message));
         }

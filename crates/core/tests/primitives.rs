@@ -451,7 +451,11 @@ fn unconverted_parts_are_claimed_whole_and_explained() {
         ("Unconverted", "vision_config, image_token_id")
     );
     assert!(
-        row.note.contains("vision tower") && row.note.contains("vision_tower.*") && row.note.contains("--text-only"),
+        row.note.contains("vision tower")
+            && row.note.contains("vision_tower.*")
+            && row
+                .note
+                .contains(&fastllm_core::hint::spell(fastllm_core::hint::Hint::TextOnly)),
         "{row:?}"
     );
 }
