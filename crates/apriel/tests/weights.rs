@@ -836,10 +836,17 @@ fn synthetic_checkpoints_round_trip(#[values("apriel_hybrid_ssm", "apriel2_text"
 }
 
 #[test]
-fn llava_hybrid_text_tables_stay_weight_free() {
-    // The shared table another family reuses for config only carries no weights.
-    assert!(fastllm_apriel::hybrid::base_model().weights().is_empty());
-    assert!(!handler("apriel_hybrid_ssm").converter().base_model.weights().is_empty());
+fn the_hybrid_table_llava_reuses_is_the_registered_one_weights_included() {
+    // One table per format, config and weights: `llava_hybrid_ssm` mounts the very table
+    // `apriel_hybrid_ssm` registers, so their weight plans agree on every sample.
+    let handler = handler("apriel_hybrid_ssm");
+    let shared = fastllm_apriel::hybrid::base_model();
+    for sample in configs("apriel_hybrid_ssm") {
+        let full = load_base_model(handler.model, &sample).unwrap().to_form(Form::Full);
+        let planned = plan(&shared, &full).unwrap();
+        assert!(!planned.is_empty());
+        assert_eq!(planned, plan(&handler.converter().base_model, &full).unwrap());
+    }
 }
 
 #[rstest]
