@@ -362,8 +362,7 @@ pub fn check_handler(handler: &crate::Handler) -> HandlerReport {
         };
         // Weight coverage: the plan produces every Fast-LLM parameter exactly once, nothing else.
         if !converter.base_model.weights.is_empty() {
-            let full = config.to_form(Form::Full);
-            match crate::weights::plan(&converter.base_model, &full) {
+            match crate::weights::plan(&converter.base_model, &config) {
                 Ok(entries) => {
                     let planned: Vec<(String, Vec<usize>)> =
                         entries.into_iter().map(|e| (e.fast_llm, e.fast_llm_shape)).collect();

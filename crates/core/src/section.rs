@@ -377,7 +377,7 @@ impl Section {
     }
 }
 
-/// Reads a value from a full-form dict (what the weight planner walks; absent means `null`).
+/// Reads a value from a full-form dict (absent means `null`).
 pub fn fl_value<'a>(fl: &'a Map, path: &str) -> &'a Value {
     dict::get(fl, path).unwrap_or(&Value::Null)
 }

@@ -543,10 +543,10 @@ fn weight_builders_keep_order_and_names_unique() {
 fn replaced_and_mounted_weights_plan_in_place() {
     use fastllm_core::weights::{WeightContext, vector};
     let four = |_: &WeightContext| 4;
-    let section = norm()
+    let section = Section::of::<GptBaseModelConfig>("test.root")
         .weight("a", vector("a", "hf_a", four))
         .weight("b", vector("b", "hf_b", four));
-    let config = (section.class().default_dict)();
+    let config = fastllm_core::config::BaseModelConfig::Gpt(GptBaseModelConfig::default());
     let planned = |section: &Section| -> Vec<(String, Vec<String>, Vec<usize>)> {
         let entries = fastllm_core::weights::plan(section, &config).unwrap();
         entries

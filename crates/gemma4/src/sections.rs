@@ -20,7 +20,7 @@ use fastllm_core::dict::show;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm, vector};
-use fastllm_core::{Checked, Claims, Covers, Decl, Fl, ImportContext, Problem, Section, Writes, checked, fl_value};
+use fastllm_core::{Checked, Claims, Covers, Decl, Fl, ImportContext, Problem, Section, Writes, checked};
 
 use crate::classes::{FULL, SLIDING};
 use crate::{decoder, per_layer};
@@ -422,14 +422,10 @@ fn moe_keys_unset(hf: &Map, _: &ImportContext) -> Writes {
 /// `none` norm: Fast-LLM then builds `norm_2`. The config accepts only an RMS norm equal to
 /// `normalization` (dense blocks) or `none` (MoE blocks).
 fn has_pre_mlp_norm(c: &WeightContext) -> bool {
-    let norm: &Map = match fl_value(c.section, "pre_mlp_normalization") {
-        Value::Map(norm) => norm,
-        _ => match fl_value(c.section, "normalization") {
-            Value::Map(norm) => norm,
-            _ => return false,
-        },
-    };
-    fl_value(norm, "type") != &Value::Str("none".into())
+    c.config::<DecoderBlockConfig>().is_some_and(|block| {
+        let norm = block.pre_mlp_normalization.as_ref().unwrap_or(&block.normalization);
+        !matches!(norm, NormalizationConfig::None(_))
+    })
 }
 
 /// A block's weights (under `model.layers.{i}`), the same for every layer type and MLP kind: a
