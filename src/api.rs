@@ -16,6 +16,29 @@ use fastllm_core::{self as core, ConvertError, HfLayout, Problem};
 
 use crate::summary::JsonSummary;
 
+/// The command line's spelling of the options core's messages name ([`core::hint`]). The Python
+/// package speaks it too, so that `str(error)` is what the command line prints.
+#[derive(Debug, Clone, Copy)]
+pub struct Flags;
+
+impl core::hint::Spelling for Flags {
+    fn spell(&self, hint: core::hint::Hint) -> String {
+        use core::hint::Hint;
+        match hint {
+            Hint::DropKey(key) => format!("--drop-key {key}"),
+            Hint::DropKeys => "--drop-key".into(),
+            Hint::TextOnly => "--text-only".into(),
+            Hint::HfLayoutV5 => "--hf-layout v5".into(),
+        }
+    }
+}
+
+/// Makes core's messages name the command line's options ([`Flags`]); the command line and the
+/// Python package call it before anything else.
+pub fn use_flags() {
+    core::hint::set_spelling(&Flags);
+}
+
 /// Why an operation failed: the CLI's message, and each problem in it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {

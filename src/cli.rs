@@ -256,6 +256,7 @@ pub fn main() -> ExitCode {
 /// and `python -m fastllm_convert` run. It takes over SIGINT and SIGTERM for the rest of the
 /// process (see [`clean_up_on_interrupt`]).
 pub fn run_args<T: Into<std::ffi::OsString> + Clone>(args: impl IntoIterator<Item = T>) -> u8 {
+    crate::api::use_flags();
     ignore_file_size_signal();
     clean_up_on_interrupt();
     let cli = match Cli::try_parse_from(args) {
@@ -752,7 +753,7 @@ fn describe(shown: &Path, path: &Path, remote: Option<&RemoteInput>) -> Result<S
             if !keys.is_empty() || tensors > 0 {
                 unconverted = format!(
                     "  not converted ({} drops them): config keys {}; {tensors} tensors\n",
-                    core::ACCEPT_OPTION,
+                    core::hint::spell(core::hint::Hint::TextOnly),
                     if keys.is_empty() {
                         "-".into()
                     } else {

@@ -25,6 +25,8 @@ fn keys(map: &Map, prefix: &str, out: &mut Vec<String>) {
 
 #[test]
 fn a_dropped_key_never_changes_the_model_and_any_error_it_causes_names_it() {
+    // The messages name the command line's options, as the CLI and the Python package spell them.
+    fastllm_convert::api::use_flags();
     let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cases");
     let mut checked = 0;
     let mut failures = Vec::new();
@@ -66,6 +68,8 @@ fn a_dropped_key_never_changes_the_model_and_any_error_it_causes_names_it() {
 /// key as the message spells it (dotted when nested).
 #[test]
 fn an_unknown_key_names_the_drop_key_that_converts_without_it() {
+    // The messages name the command line's options, as the CLI and the Python package spell them.
+    fastllm_convert::api::use_flags();
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/llama-3.2-1b-config.json");
     let base = Value::from_json_str(&std::fs::read_to_string(samples).unwrap()).unwrap();
     let handler = find("llama").unwrap();

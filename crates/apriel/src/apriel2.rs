@@ -23,8 +23,9 @@ use fastllm_core::config::{
     PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
 };
 use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::weights::{WeightContext, WeightDecl, blocks, linear};
 use fastllm_core::{Covers, Decl, Problem, Section, checked};
-use fastllm_llama::sections::{self as llama, LINEAR_LAYERS};
+use fastllm_llama::sections::{self as llama, LINEAR_LAYERS, attention_weights, mlp_weights, text_hidden};
 
 use crate::hybrid;
 
@@ -124,6 +125,7 @@ pub fn attention() -> Section {
             }
         }),
     )
+    .weight("layers", attention_weights(text_hidden))
 }
 
 /// Fast-LLM packs K and V in one layer whose bias is the key layer's; the HF model has a bias per
@@ -224,6 +226,7 @@ pub fn mamba() -> Section {
                 .collect();
             checked(problems)
         })
+        .weight("layers", hybrid::mamba_weights())
 }
 
 /// GDN (`type: gdn`): heads and dims by name, `convolution_layer.kernel_size`.
@@ -258,6 +261,7 @@ pub fn gdn() -> Section {
                 "convolution_layer",
             ]),
         )
+        .weight("layers", hybrid::gdn_weights())
 }
 
 /// `convolution_layer.kernel_size` ↔ HF `convolution_layer.kernel_size` (absent: 4).
@@ -308,6 +312,36 @@ pub fn kda() -> Section {
             ]),
         )
         .validate("no_biases", hybrid::no_biases(KDA_LAYERS))
+        .weight("layers", kda_weights())
+}
+
+/// KDA's weights: twelve projections and convolutions, `A_log`, `dt_bias`, `norm.weight`. No
+/// biases: the config rejects enabling any.
+fn kda_weights() -> WeightDecl {
+    let projection = |c: &WeightContext| c.int("heads").saturating_mul(c.int("head_dim"));
+    let head_dim = |c: &WeightContext| c.int("head_dim");
+    let conv = move |c: &WeightContext| vec![projection(c), 1, c.int("convolution_layer.kernel_size")];
+    WeightDecl::Group(vec![
+        WeightDecl::linears([
+            linear("q_proj", &["q_proj"], text_hidden, projection),
+            linear("k_proj", &["k_proj"], text_hidden, projection),
+            linear("v_proj", &["v_proj"], text_hidden, projection),
+        ]),
+        hybrid::plain("q_conv.weight", &["q_conv.weight"], conv),
+        hybrid::plain("k_conv.weight", &["k_conv.weight"], conv),
+        hybrid::plain("v_conv.weight", &["v_conv.weight"], conv),
+        WeightDecl::linears([
+            linear("f_a_proj", &["f_a_proj"], text_hidden, head_dim),
+            linear("f_b_proj", &["f_b_proj"], head_dim, projection),
+            linear("g_a_proj", &["g_a_proj"], text_hidden, head_dim),
+            linear("g_b_proj", &["g_b_proj"], head_dim, projection),
+            linear("beta_proj", &["beta_proj"], text_hidden, |c| c.int("heads")),
+            linear("o_proj", &["o_proj"], projection, text_hidden),
+        ]),
+        hybrid::plain("A_log", &["A_log"], |c| vec![c.int("heads")]),
+        hybrid::plain("dt_bias", &["dt_bias"], move |c| vec![projection(c)]),
+        hybrid::plain("norm.weight", &["norm.weight"], |c| vec![c.int("head_dim")]),
+    ])
 }
 
 /// The KDA layers, none of which has a bias in the format.
@@ -329,13 +363,23 @@ pub fn leaf_mixers() -> Vec<Arc<Section>> {
     vec![attention().build(), mamba().build(), gdn().build(), kda().build()]
 }
 
-/// Stochastic (`type: stochastic`): a typed dict of leaf mixers, the main one, the sampling.
+/// Stochastic (`type: stochastic`): a typed dict of leaf mixers, the main one, the sampling;
+/// each mixer's weights under `mixers.<name>`.
 pub fn stochastic() -> Section {
     Section::of::<StochasticMixerConfig>("apriel2.stochastic")
         .hf_type("stochastic")
         .add("mixers", Decl::typed_dict("mixers", "mixers", "type", leaf_mixers()))
         .same("main_mixer_name")
         .optional("sampling_strategy", "sampling_strategy", text("uniform"))
+        .weight(
+            "mixers",
+            WeightDecl::TypedDict {
+                config: "mixers",
+                fast_llm: "mixers",
+                hf: "mixers",
+                sections: leaf_mixers(),
+            },
+        )
 }
 
 /// The typed RMS norm (`{type: rms_norm, epsilon}`).
@@ -361,14 +405,21 @@ pub fn mlp() -> Section {
         &["layer_1", "layer_2"],
         &["layer_1.bias.enabled", "layer_2.bias.enabled"],
     )
+    .weight("layers", mlp_weights(text_hidden))
 }
 
 /// A block: `mixer` dispatched on its type, `mlp` and `normalization` typed sub-dicts (Llama's
-/// block table with those three entries replaced).
+/// block table with those three entries replaced); every mixer's weights under `mixer`.
 pub fn block(mixers: Vec<Arc<Section>>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
+    let weights = WeightDecl::Dispatch {
+        config: "mixer",
+        fast_llm: "mixer",
+        sections: mixers.iter().map(|mixer| ("mixer", mixer.clone())).collect(),
+    };
     llama::block(norm.clone(), mlp.clone(), norm.clone())
         .named("apriel2.block")
         .replace("mixer", Decl::dispatch("mixer", Some("mixer"), "type", mixers))
+        .replace_weight("mixer", weights)
         .replace("mlp", Decl::nested_under("mlp", mlp, "mlp"))
         .replace(
             "normalization",
@@ -413,12 +464,14 @@ pub fn head() -> Section {
 }
 
 /// The apriel2_text root (`GPTBaseModelConfig`): Llama's root with the typed `decoder` and `head`;
-/// `vocab_size`, `hidden_size` and `tie_word_embeddings` at the top.
+/// `vocab_size`, `hidden_size` and `tie_word_embeddings` at the top; the blocks' weights under
+/// `model.decoder.blocks`.
 pub fn base_model() -> Section {
     let block = text_block();
     let head = head().build();
     llama::base_model(block.clone(), head.clone())
         .named("apriel2_text.base_model")
+        .replace_weight("decoder", blocks("decoder", "decoder", "model.decoder.blocks", &block))
         .replace("decoder", decoder(block))
         .replace("head", Decl::nested_under("head", head, "head"))
         // Apriel2TextConfig injects `{"embeddings": {"max_position_embeddings": 2048}}`.

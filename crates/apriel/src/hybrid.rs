@@ -23,8 +23,9 @@ use fastllm_core::config::{
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::weights::{Transform, WeightContext, WeightDecl, effective_bias as bias_of, linear};
 use fastllm_core::{Checked, Claims, Covers, Decl, Fl, LayoutEntry, Problem, Section};
-use fastllm_llama::sections::{self as llama, biases_follow};
+use fastllm_llama::sections::{self as llama, biases_follow, text_hidden};
 
 /// `ssm_cfg` keys AprielHybridSSMConfig always writes that do not affect Mamba2 layers.
 pub const SSM_CFG_UNUSED: &[&str] = &[
@@ -204,6 +205,55 @@ pub fn mamba() -> Section {
         .add("parameters", Decl::ignored(&["d_weight", "a_log_weight"]))
         .add("unused_ssm_cfg", Decl::ignored_hf(SSM_CFG_UNUSED))
         .validate("layer_biases", biases_follow(MAMBA_LINEAR_LAYERS))
+        .weight("layers", mamba_weights())
+}
+
+/// A parameter with the same name on both sides.
+pub(crate) fn plain(
+    name: &'static str,
+    hf: &'static [&'static str],
+    shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
+) -> WeightDecl {
+    WeightDecl::param(name, hf, Transform::Copy, shape)
+}
+
+/// Mamba's weights (both formats): `in_proj`, `dt_in_proj`, `dt_proj`, `convolution` ↔
+/// `conv1d`, `A_log`, `D`, `out_proj`; each bias its layer's effective bias (default
+/// `add_linear_biases`), as `fastllm_layout` derives it. Where the HF model could not hold such
+/// a bias (Apriel2's `conv_bias` / `dt_proj_bias`), the config export rejects the config.
+pub fn mamba_weights() -> WeightDecl {
+    let inner = |c: &WeightContext| c.int("d_inner");
+    let xb = |c: &WeightContext| c.int("d_xb");
+    let rank = |c: &WeightContext| c.int("dt_rank");
+    let conv = move |c: &WeightContext| {
+        if c.flag("repeat_kv_before_conv") {
+            inner(c)
+        } else {
+            xb(c)
+        }
+    };
+    let in_proj = move |c: &WeightContext| inner(c).saturating_add(xb(c)).saturating_mul(2);
+    WeightDecl::Group(vec![
+        linear("in_proj", &["in_proj"], text_hidden, in_proj)
+            .bias_from("z_layer")
+            .into(),
+        linear("dt_in_proj", &["dt_in_proj"], text_hidden, rank)
+            .bias_from("dt_input_layer")
+            .into(),
+        linear("dt_proj", &["dt_proj"], rank, inner)
+            .bias_from("dt_layer")
+            .into(),
+        plain("convolution.weight", &["conv1d.weight"], move |c| {
+            vec![conv(c), 1, c.int("convolution_layer.kernel_size")]
+        }),
+        plain("convolution.bias", &["conv1d.bias"], move |c| vec![conv(c)])
+            .when(move |c| bias_of(c, "convolution_layer")),
+        plain("A_log", &["A_log"], move |c| vec![inner(c), c.int("state_size")]),
+        plain("D", &["D"], move |c| vec![inner(c)]),
+        linear("out_proj", &["out_proj"], inner, text_hidden)
+            .bias_from("output_layer")
+            .into(),
+    ])
 }
 
 fn auto_dt_rank(hf: &Map) -> fastllm_core::Writes {
@@ -245,49 +295,90 @@ pub fn gdn() -> Section {
             ]),
         )
         .validate("no_biases", no_biases(GDN_LINEAR_LAYERS))
+        .weight("layers", gdn_weights())
 }
 
-/// The Mistral block with `mixer` swapped in (Mistral MLP, Llama RMS norm).
-pub fn block(mixer: Section) -> Arc<Section> {
-    llama::block(
-        mixer.build(),
-        llama::mistral_mlp().build(),
-        llama::normalization().build(),
-    )
-    .named("apriel.block")
-    .build()
+/// The gated delta-net's weights (both formats): `in_proj_qkvz`, `in_proj_ba`, `convolution`,
+/// `out_proj`, `dt_bias`, `A_log`, `norm.weight`. No biases: the config rejects enabling any.
+pub fn gdn_weights() -> WeightDecl {
+    let q = |c: &WeightContext| c.int("key_heads").saturating_mul(c.int("key_head_dim"));
+    let v = |c: &WeightContext| c.int("value_heads").saturating_mul(c.int("value_head_dim"));
+    let qkvz = move |c: &WeightContext| q(c).saturating_add(v(c)).saturating_mul(2);
+    let ba = |c: &WeightContext| c.int("value_heads").saturating_mul(2);
+    WeightDecl::Group(vec![
+        linear("in_proj_qkvz", &["in_proj_qkvz"], text_hidden, qkvz).into(),
+        linear("in_proj_ba", &["in_proj_ba"], text_hidden, ba).into(),
+        plain("convolution.weight", &["convolution.weight"], move |c| {
+            vec![
+                q(c).saturating_mul(2).saturating_add(v(c)),
+                1,
+                c.int("convolution_layer.kernel_size"),
+            ]
+        }),
+        linear("out_proj", &["out_proj"], v, text_hidden).into(),
+        plain("dt_bias", &["dt_bias"], |c| vec![c.int("value_heads")]),
+        plain("A_log", &["A_log"], |c| vec![c.int("value_heads")]),
+        plain("norm.weight", &["norm.weight"], |c| vec![c.int("value_head_dim")]),
+    ])
+}
+
+/// The mixers a block may hold, each with the HF module of its weights: attention under
+/// `self_attn` (Mistral's names), Mamba and GDN under `mixer`.
+pub fn mixers() -> Vec<(&'static str, Arc<Section>)> {
+    vec![
+        ("self_attn", llama::mistral_attention().build()),
+        ("mixer", mamba().build()),
+        ("mixer", gdn().build()),
+    ]
+}
+
+/// The Mistral block (Mistral MLP, Llama RMS norm) whose mixer is any of `mixers`: the first
+/// one's config, the weights of the one each position's type names.
+pub fn block(mixers: Vec<(&'static str, Arc<Section>)>) -> Arc<Section> {
+    let config = mixers[0].1.clone();
+    llama::block(config, llama::mistral_mlp().build(), llama::normalization().build())
+        .named("apriel.block")
+        .replace_weight(
+            "mixer",
+            WeightDecl::Dispatch {
+                config: "mixer",
+                fast_llm: "mixer",
+                sections: mixers,
+            },
+        )
+        .build()
 }
 
 /// The `hybrid_block_layout` entries: `t` (Mistral attention), `m2` (Mamba2), `gdn`.
 pub fn layout_entries() -> Vec<LayoutEntry> {
+    let [attention, mamba, gdn] = <[_; 3]>::try_from(mixers()).unwrap_or_else(|_| unreachable!("three mixers"));
     vec![
         LayoutEntry {
             layout_name: "t",
             mixer_type: "attention",
-            section: block(llama::mistral_attention()),
+            section: block(vec![attention]),
         },
         LayoutEntry {
             layout_name: "m2",
             mixer_type: "mamba",
-            section: block(mamba()),
+            section: block(vec![mamba]),
         },
         LayoutEntry {
             layout_name: "gdn",
             mixer_type: "gdn",
-            section: block(gdn()),
+            section: block(vec![gdn]),
         },
     ]
 }
 
 /// The apriel_hybrid_ssm text model (`GPTBaseModelConfig`): Mistral's root with the decoder a
-/// `ListDispatch` over `hybrid_block_layout` / `num_hidden_layers`. Also the text model of
-/// `llava_hybrid_ssm`. Config only: the weights Llama's root declares would be attention blocks
-/// at every position; [`crate::weights::hybrid_base_model`] declares them per mixer type.
+/// `ListDispatch` over `hybrid_block_layout` / `num_hidden_layers`; its weights are Llama's
+/// root's, the blocks under `model.layers` each with the weights of its mixer's type. Also the
+/// text model of `llava_hybrid_ssm`.
 pub fn base_model() -> Section {
     let entries = layout_entries();
     let head = llama::head(llama::normalization().build()).build();
-    llama::base_model(entries[0].section.clone(), head)
-        .without_weights()
+    llama::base_model(block(mixers()), head)
         .named("apriel_hybrid_ssm.base_model")
         .replace(
             "decoder",

@@ -4,16 +4,31 @@
 //!
 //! Sections ([`hybrid`], [`apriel2`], [`multimodal`]) and HF classes ([`classes`]) are public so
 //! other crates can reuse them: `llava_hybrid_ssm`'s text model is the `apriel_hybrid_ssm` root
-//! ([`weights::hybrid_base_model`]) read with [`classes::apriel_hybrid_ssm`]. [`weights`] adds the
-//! mixers' weights to the tables and replaces what the Llama tables they derive from name
-//! differently; [`hybrid::base_model`] alone is config only.
+//! ([`hybrid::base_model`]) read with [`classes::apriel_hybrid_ssm`]. Each table declares its
+//! weights beside its config entries, replacing what the Llama tables it derives from name
+//! differently.
+//!
+//! Every parameter exists exactly when Fast-LLM's layer creates it: a linear layer's bias is its
+//! *effective* bias (`<layer>.bias.enabled`, else the mixer's or MLP's default), as
+//! `fastllm_layout` derives it. Where the HF model could not hold such a bias, the config export
+//! already rejects the config (Apriel2 Mamba `conv_bias` / `dt_proj_bias`, attention K/V biases
+//! that differ), so every planned tensor has its HF counterpart.
+//!
+//! HF tensor names (relative to each section's HF prefix):
+//! - `apriel_hybrid_ssm`: `model.layers.{i}`; attention under `self_attn` (Mistral's names), Mamba
+//!   and GDN under `mixer` (Mamba's convolution is `conv1d`).
+//! - `apriel2_text`: `model.decoder.blocks.{i}`, every mixer under `mixer`, stochastic sub-mixers
+//!   under `mixer.mixers.{name}`; the MLP's `layer_1` is `gate_proj` + `up_proj` when gated, else
+//!   `up_proj`.
+//! - `apriel2`: apriel2_text's, plus `model.vision_encoder.{embeddings, encoder.blocks.{i},
+//!   adapter}`; the patch embeddings are a `[Hv, 3, p, p]` convolution in HF; the adapter is
+//!   `linear_1` / `linear_2`.
 
 pub mod apriel2;
 pub mod classes;
 pub mod hybrid;
 pub mod multimodal;
 mod samples;
-pub mod weights;
 
 use fastllm_core::register_format;
 
@@ -31,7 +46,7 @@ register_format! {
     ],
     model: MultiModal,
     extra_files: ["configuration_apriel2.py", "modeling_apriel2.py"],
-    base_model: weights::multimodal_base_model(),
+    base_model: multimodal::base_model(),
     hf_class: classes::apriel2(),
     samples: samples::apriel2(),
 }
@@ -45,7 +60,7 @@ register_format! {
         ("AutoModelForCausalLM", "modeling_apriel2.Apriel2ForCausalLM"),
     ],
     extra_files: ["configuration_apriel2.py", "modeling_apriel2.py"],
-    base_model: weights::apriel2_base_model(),
+    base_model: apriel2::base_model(),
     hf_class: classes::apriel2_text(),
     samples: samples::apriel2_text(),
 }
@@ -59,7 +74,7 @@ register_format! {
         ("AutoModelForCausalLM", "modeling_apriel_hybrid_ssm.AprielHybridSSMForCausalLM"),
     ],
     extra_files: ["configuration_apriel_hybrid_ssm.py", "modeling_apriel_hybrid_ssm.py"],
-    base_model: weights::hybrid_base_model(),
+    base_model: hybrid::base_model(),
     hf_class: classes::apriel_hybrid_ssm(),
     samples: samples::apriel_hybrid_ssm(),
 }

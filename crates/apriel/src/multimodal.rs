@@ -19,8 +19,11 @@ use fastllm_core::config::{
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int};
+use fastllm_core::weights::{WeightContext, WeightDecl, blocks, linear, nested, norm};
 use fastllm_core::{Claims, Covers, Decl, Problem, Section};
-use fastllm_llama::sections::{LINEAR_LAYERS, biases_follow, plain_attention};
+use fastllm_llama::sections::{
+    LINEAR_LAYERS, attention_weights, biases_follow, mlp_weights, plain_attention, text_hidden,
+};
 
 use crate::apriel2;
 
@@ -53,6 +56,16 @@ pub fn vision_rotary_sections() -> Vec<Arc<Section>> {
     ]
 }
 
+/// The vision encoder's hidden size.
+fn vision_hidden(c: &WeightContext) -> usize {
+    c.root_int("vision_encoder.hidden_size")
+}
+
+/// The typed RMS norm over the vision encoder's hidden size.
+fn vision_normalization() -> Section {
+    apriel2::normalization().replace_weight("weight", norm(vision_hidden))
+}
+
 /// Vision attention (`type: attention`): sizes, shared bias flag, causality, typed rotary.
 pub fn vision_attention() -> Section {
     let section = Section::of::<AttentionConfig>("apriel2.vision_attention")
@@ -69,31 +82,75 @@ pub fn vision_attention() -> Section {
         .add("rotary", apriel2::rotary(vision_rotary_sections()))
         .add("linear_layers", Decl::ignored(LINEAR_LAYERS))
         .constant("softmax_scale_power", float(0.5));
-    plain_attention(section, "the vision attention has no window")
+    plain_attention(section, "the vision attention has no window").weight("layers", attention_weights(vision_hidden))
 }
 
-/// The vision MLP and adapter: apriel2_text's MLP without per-layer biases.
+/// The vision MLP: apriel2_text's MLP without per-layer biases, over the vision hidden size.
 pub fn vision_mlp() -> Section {
     apriel2::mlp()
         .named("apriel2.vision_mlp")
         .remove("layer_1.bias.enabled")
         .remove("layer_2.bias.enabled")
         .validate("layer_biases", biases_follow(&["layer_1", "layer_2"]))
+        .replace_weight("layers", mlp_weights(vision_hidden))
+}
+
+/// The vision adapter: the vision MLP's table, its weights `layer_1` ↔ `linear_1`, `layer_2` ↔
+/// `linear_2`ᵀ (to the text hidden size); biases follow `add_linear_biases` (the config rejects
+/// per-layer overrides).
+pub fn adapter() -> Section {
+    let size = |c: &WeightContext| c.int("intermediate_size");
+    let layer_1 = move |c: &WeightContext| {
+        if c.flag("gated") {
+            size(c).saturating_mul(2)
+        } else {
+            size(c)
+        }
+    };
+    vision_mlp().replace_weight(
+        "layers",
+        WeightDecl::Group(vec![
+            linear("layer_1", &["linear_1"], vision_hidden, layer_1)
+                .bias_from("layer_1")
+                .into(),
+            (linear("layer_2", &["linear_2"], size, text_hidden).transposed())
+                .bias_from("layer_2")
+                .into(),
+        ]),
+    )
 }
 
 /// The patch embeddings, flat in the vision dict: `embeddings.{patch_height, patch_width,
-/// normalization, input_channels}` and the `patch_size` / `num_channels` mirrors.
+/// normalization, input_channels}` and the `patch_size` / `num_channels` mirrors. Weights: the
+/// patch embeddings, a `[Hv, 3, p, p]` convolution in HF, and the norm.
 pub fn patch_embeddings() -> Section {
+    let norm = vision_normalization().build();
     Section::of::<PatchEmbeddingsConfig>("apriel2.patch_embeddings")
+        .weight(
+            "patch_embeddings",
+            WeightDecl::reshaped(
+                "patch_embeddings.weight",
+                "patch_embeddings.weight",
+                |c| {
+                    vec![
+                        vision_hidden(c),
+                        c.int("patch_height")
+                            .saturating_mul(c.int("patch_width"))
+                            .saturating_mul(3),
+                    ]
+                },
+                |c| vec![vision_hidden(c), 3, c.int("patch_height"), c.int("patch_width")],
+            ),
+        )
+        .weight(
+            "normalization",
+            nested("normalization", "normalization", "normalization", &norm),
+        )
         .rename("patch_height", "embeddings.patch_height")
         .rename("patch_width", "embeddings.patch_width")
         .add(
             "normalization",
-            Decl::nested_under(
-                "normalization",
-                apriel2::normalization().build(),
-                "embeddings.normalization",
-            ),
+            Decl::nested_under("normalization", norm, "embeddings.normalization"),
         )
         .ignore(&["patch_embeddings"])
         .add(
@@ -183,17 +240,25 @@ fn rotary_patch_size() -> Decl {
     .into()
 }
 
-/// The vision encoder (`VisionEncoderConfig`, relative to `vision_encoder`).
+/// The vision encoder (`VisionEncoderConfig`, relative to `vision_encoder`); weights under
+/// `embeddings`, `encoder.blocks.{i}` and `adapter`.
 pub fn vision_encoder() -> Section {
     let block = apriel2::block(
         vec![vision_attention().build()],
         vision_mlp().build(),
-        apriel2::normalization().build(),
+        vision_normalization().build(),
     )
     .named("apriel2.vision_block")
     .build();
+    let (embeddings, adapter) = (patch_embeddings().build(), adapter().build());
     Section::of::<VisionEncoderConfig>("apriel2.vision_encoder")
-        .add("embeddings", Decl::nested("embeddings", patch_embeddings().build()))
+        .weight(
+            "embeddings",
+            nested("embeddings", "embeddings", "embeddings", &embeddings),
+        )
+        .weight("encoder", blocks("encoder", "encoder", "encoder.blocks", &block))
+        .weight("adapter", nested("adapter", "adapter", "adapter", &adapter))
+        .add("embeddings", Decl::nested("embeddings", embeddings))
         .add(
             "encoder",
             Decl::nested_under(
@@ -211,22 +276,25 @@ pub fn vision_encoder() -> Section {
             ),
         )
         .add("rotary_patch_size", rotary_patch_size())
-        .add(
-            "adapter",
-            Decl::nested_under("adapter", vision_mlp().build(), "adapter"),
-        )
+        .add("adapter", Decl::nested_under("adapter", adapter, "adapter"))
         .same("hidden_size")
 }
 
 /// The apriel2 root (`MultiModalBaseModelConfig`): the apriel2_text root's table on the
-/// multimodal class, plus `vision_encoder` (required) and `image_token_index`.
+/// multimodal class, plus `vision_encoder` (required, its weights under `model.vision_encoder`)
+/// and `image_token_index`.
 pub fn base_model() -> Section {
+    let vision = vision_encoder().build();
     apriel2::base_model()
         .on_class::<MultiModalBaseModelConfig>()
         .named("apriel2.base_model")
         .add(
             "vision_encoder",
-            Decl::nested_under("vision_encoder", vision_encoder().build(), VISION),
+            Decl::nested_under("vision_encoder", vision.clone(), VISION),
+        )
+        .weight(
+            "vision_encoder",
+            nested("vision_encoder", "vision_encoder", "model.vision_encoder", &vision),
         )
         .optional("image_token_index", "image_token_index", Value::Null)
 }

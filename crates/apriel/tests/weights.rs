@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use fastllm_checkpoint::convert::{Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_hf};
-use fastllm_core::config::{Form, ModelKind, Value, load_base_model};
+use fastllm_core::config::{BaseModelConfig, ModelKind, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
 use fastllm_core::{Handler, find};
 use fastllm_layout as layout;
@@ -22,13 +22,13 @@ fn handler(format: &str) -> &'static Handler {
     find(format).unwrap()
 }
 
-fn full(handler: &Handler, config: &Value) -> fastllm_core::config::Map {
-    load_base_model(handler.model, config).unwrap().to_form(Form::Full)
+fn typed(handler: &Handler, config: &Value) -> BaseModelConfig {
+    load_base_model(handler.model, config).unwrap()
 }
 
 fn plan_of(format: &str, config: &Value) -> Vec<PlanEntry> {
     let handler = handler(format);
-    plan(&handler.converter().base_model, &full(handler, config)).unwrap()
+    plan(&handler.converter().base_model, &typed(handler, config)).unwrap()
 }
 
 /// One expected plan entry: Fast-LLM name, shape, HF names, transform.
@@ -782,8 +782,8 @@ fn configs(format: &str) -> Vec<Value> {
 fn plans_are_the_fast_llm_layout(#[values("apriel_hybrid_ssm", "apriel2_text", "apriel2")] format: &str) {
     let handler = handler(format);
     for (i, config) in configs(format).iter().enumerate() {
-        let full = full(handler, config);
-        let planned: Vec<(String, Vec<usize>)> = plan(&handler.converter().base_model, &full)
+        let typed = typed(handler, config);
+        let planned: Vec<(String, Vec<usize>)> = plan(&handler.converter().base_model, &typed)
             .unwrap_or_else(|e| panic!("{format} config {i}: {e:?}"))
             .into_iter()
             .map(|e| (e.fast_llm, e.fast_llm_shape))
@@ -836,10 +836,17 @@ fn synthetic_checkpoints_round_trip(#[values("apriel_hybrid_ssm", "apriel2_text"
 }
 
 #[test]
-fn llava_hybrid_text_tables_stay_weight_free() {
-    // The shared table another family reuses for config only carries no weights.
-    assert!(fastllm_apriel::hybrid::base_model().weights().is_empty());
-    assert!(!handler("apriel_hybrid_ssm").converter().base_model.weights().is_empty());
+fn the_hybrid_table_llava_reuses_is_the_registered_one_weights_included() {
+    // One table per format, config and weights: `llava_hybrid_ssm` mounts the very table
+    // `apriel_hybrid_ssm` registers, so their weight plans agree on every sample.
+    let handler = handler("apriel_hybrid_ssm");
+    let shared = fastllm_apriel::hybrid::base_model();
+    for sample in configs("apriel_hybrid_ssm") {
+        let config = typed(handler, &sample);
+        let planned = plan(&shared, &config).unwrap();
+        assert!(!planned.is_empty());
+        assert_eq!(planned, plan(&handler.converter().base_model, &config).unwrap());
+    }
 }
 
 #[rstest]

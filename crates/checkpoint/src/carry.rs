@@ -35,7 +35,7 @@ impl DropCause {
     pub fn option(self) -> &'static str {
         match self {
             DropCause::Requested => "--drop-key",
-            DropCause::NotConverted => fastllm_core::ACCEPT_OPTION,
+            DropCause::NotConverted => "--text-only",
         }
     }
 }

@@ -37,6 +37,7 @@ use crate::HfLayout;
 use crate::complete::{V5_GENERATION_KEYS, base_defaults, complete};
 use crate::coverage::GENERIC_IN_SUB_CONFIGS;
 use crate::dict::{join, show};
+use crate::hint::{Hint, spell};
 use crate::registry::{GENERIC_METADATA, Handler};
 use crate::{ConvertError, Direction, Fill, Problem};
 
@@ -112,7 +113,8 @@ impl Carried {
                 None => problems.push(Problem::at_hf(
                     key.clone(),
                     format!(
-                        "--drop-key names a key the checkpoint's stored {} metadata does not have",
+                        "{} names a key the checkpoint's stored {} metadata does not have",
+                        spell(Hint::DropKeys),
                         self.format
                     ),
                 )),
@@ -201,7 +203,7 @@ pub(crate) fn drop_keys(hf: &mut Map, keys: &[String]) -> Result<Vec<(String, Va
             Some(value) => dropped.push((key.clone(), value)),
             None => problems.push(Problem::at_hf(
                 key.clone(),
-                "--drop-key names a key the input does not have",
+                format!("{} names a key the input does not have", spell(Hint::DropKeys)),
             )),
         }
     }
@@ -361,14 +363,13 @@ fn conflicts(entries: &[Entry], name: &str) -> (Vec<Problem>, Vec<String>) {
         problems.push(Problem::at_hf(
             entry.key,
             format!(
-                "{} and `{}` {} both become {name}'s `{}`, which holds one value; --drop-key {} or --drop-key {} \
-                 converts with the other",
+                "{} and `{}` {} both become {name}'s `{}`, which holds one value; {} or {} converts with the other",
                 show(entry.value),
                 other.key,
                 show(other.value),
                 entry.target,
-                entry.key,
-                other.key
+                spell(Hint::DropKey(entry.key)),
+                spell(Hint::DropKey(other.key))
             ),
         ));
     }
@@ -465,9 +466,11 @@ impl Handler {
                         problems.push(Problem::at_hf(
                             key,
                             format!(
-                                "{}: transformers 5 (--hf-layout v5) keeps generation parameters in \
-                                 generation_config.json, not config.json; put it there, or --drop-key {key}",
-                                show(value)
+                                "{}: transformers 5 ({}) keeps generation parameters in \
+                                 generation_config.json, not config.json; put it there, or {}",
+                                show(value),
+                                spell(Hint::HfLayoutV5),
+                                spell(Hint::DropKey(key))
                             ),
                         ));
                     }
@@ -477,10 +480,11 @@ impl Handler {
                     None => problems.push(Problem::at_hf(
                         key,
                         format!(
-                            "{}: the {} config has no `{}` to hold it; --drop-key {key} converts without it",
+                            "{}: the {} config has no `{}` to hold it; {} converts without it",
                             show(value),
                             self.name,
-                            target.rsplit_once('.').map(|(p, _)| p).unwrap_or_default()
+                            target.rsplit_once('.').map(|(p, _)| p).unwrap_or_default(),
+                            spell(Hint::DropKey(key))
                         ),
                     )),
                     Some((parent, leaf)) => match parent.get(leaf) {
@@ -488,8 +492,8 @@ impl Handler {
                         Some(existing) => problems.push(Problem::at_hf(
                             key,
                             format!(
-                                "the input says {}, but {} writes {} {}from the converted model; --drop-key \
-                                 {key} converts without the input's value",
+                                "the input says {}, but {} writes {} {}from the converted model; {} converts \
+                                 without the input's value",
                                 show(value),
                                 self.name,
                                 show(existing),
@@ -497,7 +501,8 @@ impl Handler {
                                     String::new()
                                 } else {
                                     format!("for `{target}` ")
-                                }
+                                },
+                                spell(Hint::DropKey(key))
                             ),
                         )),
                         None => {
@@ -729,7 +734,7 @@ mod tests {
                 .contains("[1,106] and `text_config.eos_token_id` 1 both become gemma4's `eos_token_id`")
                 && problems[0]
                     .message
-                    .contains("--drop-key eos_token_id or --drop-key text_config.eos_token_id"),
+                    .contains("dropping key eos_token_id or dropping key text_config.eos_token_id"),
             "{}",
             problems[0].message
         );

@@ -13,6 +13,7 @@ use fastllm_config::{Map, Value};
 
 use crate::Problem;
 use crate::dict::{self, join, show};
+use crate::hint::{self, Hint};
 use crate::primitives::{Declared, Visitor, visit};
 use crate::section::{Covers, Section};
 
@@ -236,8 +237,8 @@ fn walk_hf<'a>(
             full.push_str(key);
             // The way out names the flag with its argument: the key is the format's to ignore.
             let message = format!(
-                "unknown key: not part of this format, nothing would convert it (to convert without it: --drop-key \
-                 {full})"
+                "unknown key: not part of this format, nothing would convert it (to convert without it: {})",
+                hint::spell(Hint::DropKey(&full))
             );
             problems.push(Problem::at_hf(full, message));
         }
@@ -361,8 +362,7 @@ pub fn check_handler(handler: &crate::Handler) -> HandlerReport {
         };
         // Weight coverage: the plan produces every Fast-LLM parameter exactly once, nothing else.
         if !converter.base_model.weights.is_empty() {
-            let full = config.to_form(Form::Full);
-            match crate::weights::plan(&converter.base_model, &full) {
+            match crate::weights::plan(&converter.base_model, &config) {
                 Ok(entries) => {
                     let planned: Vec<(String, Vec<usize>)> =
                         entries.into_iter().map(|e| (e.fast_llm, e.fast_llm_shape)).collect();

@@ -31,7 +31,7 @@ pub fn rows(root: &Section) -> Vec<Row> {
                     .map(|p| format!("{p}*"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                crate::unconverted::ACCEPT_OPTION
+                crate::hint::spell(crate::hint::Hint::TextOnly)
             ),
         });
     }

@@ -11,8 +11,9 @@ use crate::coverage::{ClaimTree, Reach, hf_claims, read_claims};
 use crate::dict::show;
 use crate::engine::{Exporter, Importer};
 use crate::fl::Fl;
+use crate::hint::{self, Hint};
 use crate::section::Section;
-use crate::unconverted::{ACCEPT_OPTION, Unconverted};
+use crate::unconverted::Unconverted;
 use crate::{ConvertError, Direction, Problem};
 
 /// What a handler converts with, built once on first use.
@@ -394,10 +395,11 @@ impl Handler {
         Some(Problem::at_hf(
             key,
             format!(
-                "--drop-key refuses a key {name} reads: {what}; dropping it would import another model than the \
-                 input's ({name}'s default in place of its value), and --drop-key only accepts losing a key {name} \
+                "{option} refuses a key {name} reads: {what}; dropping it would import another model than the \
+                 input's ({name}'s default in place of its value), and {option} only accepts losing a key {name} \
                  does not know",
-                name = self.name
+                name = self.name,
+                option = hint::spell(Hint::DropKeys)
             ),
         ))
     }
@@ -449,10 +451,11 @@ impl Handler {
                 key,
                 format!(
                     "part of the {}, which {} does not convert: Fast-LLM's {} model has no place for it \
-                     (pass {ACCEPT_OPTION} to convert without it, dropping it)",
+                     (pass {} to convert without it, dropping it)",
                     part.part,
                     self.name,
-                    self.model.name()
+                    self.model.name(),
+                    hint::spell(Hint::TextOnly)
                 ),
             ));
         }

@@ -314,17 +314,20 @@ impl Section {
         self
     }
 
-    /// This table's config declarations with `other`'s weight declarations (a config table
-    /// whose weights another family's tables declare).
-    pub fn with_weights_of(mut self, other: Section) -> Self {
-        self.weights = other.weights;
-        self
-    }
-
-    /// The section without weight declarations (a config-only table whose weights are declared
-    /// elsewhere, so that none it inherits are mistaken for its own).
-    pub fn without_weights(mut self) -> Self {
-        self.weights.clear();
+    /// The same table with its weight declarations mounted under the HF prefix `hf`, as the one
+    /// weight declaration `name` (a text model's weights inside the module a root names, e.g.
+    /// Gemma 4's `model`, while a multimodal wrapper mounts the same table elsewhere).
+    pub fn weights_under(mut self, name: &'static str, hf: &'static str) -> Self {
+        let section = self.clone().build();
+        self.weights = vec![(
+            name,
+            crate::weights::WeightDecl::Nested {
+                config: "",
+                fast_llm: "",
+                hf,
+                section,
+            },
+        )];
         self
     }
 
@@ -374,7 +377,7 @@ impl Section {
     }
 }
 
-/// Reads a value from a full-form dict (what the weight planner walks; absent means `null`).
+/// Reads a value from a full-form dict (absent means `null`).
 pub fn fl_value<'a>(fl: &'a Map, path: &str) -> &'a Value {
     dict::get(fl, path).unwrap_or(&Value::Null)
 }

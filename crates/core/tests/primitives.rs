@@ -451,7 +451,11 @@ fn unconverted_parts_are_claimed_whole_and_explained() {
         ("Unconverted", "vision_config, image_token_id")
     );
     assert!(
-        row.note.contains("vision tower") && row.note.contains("vision_tower.*") && row.note.contains("--text-only"),
+        row.note.contains("vision tower")
+            && row.note.contains("vision_tower.*")
+            && row
+                .note
+                .contains(&fastllm_core::hint::spell(fastllm_core::hint::Hint::TextOnly)),
         "{row:?}"
     );
 }
@@ -501,8 +505,9 @@ fn weight_names(section: &Section) -> Vec<&'static str> {
     section.weights().iter().map(|(name, _)| *name).collect()
 }
 
-/// `weight_before` inserts in place and keeps the duplicate check `weight` has; `with_weights_of`
-/// takes another table's weights and nothing else; `on_class` keeps the table.
+/// `weight_before` inserts in place and keeps the duplicate check `weight` has; `replace_weight`
+/// keeps the position of what it replaces (a child table's weights are its parent's with entries
+/// replaced); `on_class` keeps the table.
 #[test]
 fn weight_builders_keep_order_and_names_unique() {
     use fastllm_core::weights::norm as norm_weight;
@@ -513,10 +518,10 @@ fn weight_builders_keep_order_and_names_unique() {
         .weight_before("last", "middle", norm_weight(size));
     assert_eq!(weight_names(&section), ["first", "middle", "last"]);
 
-    let other = norm().weight("only", norm_weight(size));
-    let swapped = section.clone().with_weights_of(other);
-    assert_eq!(weight_names(&swapped), ["only"]);
-    assert_eq!(swapped.decls().len(), section.decls().len());
+    let missing = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        section.clone().replace_weight("absent", norm_weight(size))
+    }));
+    assert!(missing.is_err(), "replacing a weight the table lacks is refused");
 
     let moved = section.clone().on_class::<GptBaseModelConfig>();
     assert_eq!(moved.class().name, GptBaseModelConfig::CLASS_NAME);
@@ -530,6 +535,36 @@ fn weight_builders_keep_order_and_names_unique() {
         section.clone().weight_before("absent", "new", norm_weight(size))
     }));
     assert!(no_anchor.is_err(), "a missing anchor is refused");
+}
+
+/// `replace_weight` swaps a declaration in place (a child table is its parent's with entries
+/// replaced); `weights_under` mounts the table's own weights under an HF prefix.
+#[test]
+fn replaced_and_mounted_weights_plan_in_place() {
+    use fastllm_core::weights::{WeightContext, vector};
+    let four = |_: &WeightContext| 4;
+    let section = Section::of::<GptBaseModelConfig>("test.root")
+        .weight("a", vector("a", "hf_a", four))
+        .weight("b", vector("b", "hf_b", four));
+    let config = fastllm_core::config::BaseModelConfig::Gpt(GptBaseModelConfig::default());
+    let planned = |section: &Section| -> Vec<(String, Vec<String>, Vec<usize>)> {
+        let entries = fastllm_core::weights::plan(section, &config).unwrap();
+        entries
+            .into_iter()
+            .map(|e| (e.fast_llm, e.hf, e.fast_llm_shape))
+            .collect()
+    };
+    let entry = |name: &str, hf: &str, size: usize| (name.to_string(), vec![hf.to_string()], vec![size]);
+
+    let replaced = section.clone().replace_weight("a", vector("a", "hf_a", |_| 8));
+    assert_eq!(planned(&replaced), [entry("a", "hf_a", 8), entry("b", "hf_b", 4)]);
+
+    let mounted = section.weights_under("text_model", "model");
+    assert_eq!(weight_names(&mounted), ["text_model"]);
+    assert_eq!(
+        planned(&mounted),
+        [entry("a", "model.hf_a", 4), entry("b", "model.hf_b", 4)]
+    );
 }
 
 /// The uniform decoder: identical pattern blocks export as one description and

@@ -10,7 +10,7 @@
 //! `model.embed_audio.*`.
 //!
 //! The text model converts with the `gemma4` tables, mounted under `text_config` ([`text_model`])
-//! and its weights under `model.language_model` ([`weights::with_text_model`]): nothing is
+//! and its weights under `model.language_model` ([`base_model`]): nothing is
 //! re-declared. The towers are **not converted**: Fast-LLM's GPT model has no place for them, and
 //! its multimodal model holds a Pixtral-style encoder, not Gemma 4's (a learned 2-D position
 //! table, per-block q/k/v norms and sandwich norms, a pooler and output standardisation, an
@@ -54,8 +54,9 @@ use fastllm_core::engine::{export_sub, under_hf};
 use fastllm_core::multimodal::{TEXT_FIELDS, import_sub_config, sub_config};
 use fastllm_core::{Claims, Decl, HfWrite, Problem, Section, Unconverted};
 
-use crate::{sections, weights};
+use crate::sections;
 use fastllm_core::values::text;
+use fastllm_core::weights::nested;
 
 /// The vision tower (all released sizes).
 pub const VISION: Unconverted = Unconverted {
@@ -135,11 +136,13 @@ fn tie_word_embeddings() -> Decl {
     .into()
 }
 
-/// The root: the text model under `text_config`, the wrapper's own keys, and the towers declared
-/// as not converted.
+/// The root: the text model under `text_config` (its weights under `model.language_model`), the
+/// wrapper's own keys, and the towers declared as not converted.
 pub fn base_model() -> Section {
     let text_base = sections::base_model().named("gemma4_conditional.text_model").build();
     Section::of::<GptBaseModelConfig>("gemma4_conditional.base_model")
+        .weight("text_model", nested("", "", "model.language_model", &text_base))
+        .weight("output", sections::output_weights())
         .add("text_model", text_model(text_base))
         // transformers reads any `text_config` as a Gemma4TextConfig; another name is a mistake.
         .add(
@@ -149,9 +152,4 @@ pub fn base_model() -> Section {
         .add("tie_word_embeddings", tie_word_embeddings())
         .unconverted(VISION)
         .unconverted(AUDIO)
-}
-
-/// The root with its weights: the `gemma4` text model under `model.language_model`.
-pub fn base_model_with_weights() -> Section {
-    weights::with_text_model(base_model(), "model.language_model")
 }

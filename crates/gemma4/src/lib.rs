@@ -23,8 +23,9 @@
 //! the frozen `output_scale`, a dense block's pre-MLP norm (a copy of the block norm), and the
 //! transformers 5.24 `per_layer_config` check ([`per_layer`]).
 //!
-//! Weights ([`weights`]) are declared on a copy of the root table: every Fast-LLM parameter ↔
-//! its HF tensors, including the routed experts' stacked `experts.gate_up_proj` (reshaped) and
+//! Weights are declared in the same tables, relative to the text model's HF module (`model` in
+//! `gemma4`, `model.language_model` in `gemma4_conditional`): every Fast-LLM parameter ↔ its HF
+//! tensors, including the routed experts' stacked `experts.gate_up_proj` (reshaped) and
 //! `experts.down_proj` (each expert transposed).
 
 pub mod classes;
@@ -33,7 +34,6 @@ pub mod decoder;
 pub mod per_layer;
 mod samples;
 pub mod sections;
-pub mod weights;
 
 use fastllm_core::register_format;
 
@@ -44,7 +44,7 @@ register_format! {
     "gemma4_conditional" in FAMILY,
     model_types: ["gemma4"],
     architecture: "Gemma4ForConditionalGeneration",
-    base_model: conditional::base_model_with_weights(),
+    base_model: conditional::base_model(),
     hf_class: classes::gemma4(),
     samples: samples::gemma4(),
 }
@@ -53,7 +53,7 @@ register_format! {
     "gemma4" in FAMILY,
     model_types: ["gemma4_text"],
     architecture: "Gemma4ForCausalLM",
-    base_model: weights::base_model(),
+    base_model: sections::causal_lm(),
     hf_class: classes::gemma4_text(),
     samples: samples::gemma4(),
 }

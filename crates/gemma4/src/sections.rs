@@ -6,6 +6,8 @@
 //! `rms_norm_eps`, `intermediate_size`, ...) must agree. Rules spanning sections (`hidden_size **
 //! ±0.5` scales) are root validators.
 
+use std::sync::Arc;
+
 use fastllm_core::activation::activation;
 use fastllm_core::blocks::block_path;
 use fastllm_core::config::{
@@ -17,6 +19,7 @@ use fastllm_core::config::{
 use fastllm_core::dict::show;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
+use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm, vector};
 use fastllm_core::{Checked, Claims, Covers, Decl, Fl, ImportContext, Problem, Section, Writes, checked};
 
 use crate::classes::{FULL, SLIDING};
@@ -92,6 +95,16 @@ pub fn rms_norm() -> Section {
         .rename("epsilon", "rms_norm_eps")
         .ignore(&["weight"])
         .constant("zero_centered", boolean(false))
+}
+
+/// The text hidden size.
+fn hidden(c: &WeightContext) -> usize {
+    c.root_int("hidden_size")
+}
+
+/// An RMS norm over the hidden size (blocks, MLP branches, head): `weight`.
+pub fn hidden_norm() -> Section {
+    rms_norm().weight("weight", norm(hidden))
 }
 
 /// A weightless RMS norm on `rms_norm_eps` (value norm, router norm).
@@ -224,6 +237,39 @@ pub fn attention(layer: LayerType) -> Section {
             )
             .rename("shared_key_value", "attention_k_eq_v"),
     }
+    .weight("layers", attention_weights())
+    // The config requires both as RMS norms (over the head size, which the norm's own config
+    // lacks, hence declared here).
+    .weight("query_norm", vector("query_norm.weight", "q_norm.weight", head_size))
+    .weight("key_norm", vector("key_norm.weight", "k_norm.weight", head_size))
+}
+
+fn head_size(c: &WeightContext) -> usize {
+    c.int("head_size")
+}
+
+/// `q_proj`, `o_proj`, and `k_proj` + `v_proj` fused into `key_value`; with shared K/V
+/// (`attention_k_eq_v`) Fast-LLM stores only K (reused as V), as HF's `k_proj` (no `v_proj`).
+/// No biases: the config rejects them.
+fn attention_weights() -> WeightDecl {
+    let q_size = |c: &WeightContext| c.int("heads").saturating_mul(head_size(c));
+    let k_size = |c: &WeightContext| c.int("head_groups").saturating_mul(head_size(c));
+    let shared = |c: &WeightContext| c.flag("shared_key_value");
+    WeightDecl::linears([
+        linear("query", &["q_proj"], hidden, q_size),
+        linear("key_value", &["k_proj", "v_proj"], hidden, k_size).when(move |c| !shared(c)),
+        linear("key_value", &["k_proj"], hidden, k_size).when(shared),
+        linear("dense", &["o_proj"], q_size, hidden),
+    ])
+}
+
+/// A dense gated MLP's weights: `layer_1` ↔ [`gate_proj`; `up_proj`], `layer_2` ↔ `down_proj`ᵀ.
+fn dense_weights() -> WeightDecl {
+    let size = |c: &WeightContext| c.int("intermediate_size");
+    WeightDecl::linears([
+        linear("layer_1", &["gate_proj", "up_proj"], hidden, size),
+        linear("layer_2", &["down_proj"], size, hidden).transposed(),
+    ])
 }
 
 /// The declarations of a gated, bias-free MLP on `intermediate_key`.
@@ -242,20 +288,30 @@ pub fn dense_mlp() -> Section {
     gated_mlp(Section::of::<MlpConfig>("gemma4.mlp"), "intermediate_size")
         .constant("pre_norm", Value::Null)
         .constant("post_norm", Value::Null)
+        .weight("layers", dense_weights())
 }
 
 /// The MoE block's MLP: a dense branch and a routed branch, each with its own pre/post norms.
+/// Weights at the block's HF root: the dense branch under `mlp`, the routed one at the root
+/// (`router.proj`, `router.scale` `[H]`, `router.per_expert_scale` `[E]`, `experts.gate_up_proj`
+/// `[E, 2I, H]` reshaped to `[E·2I, H]`, `experts.down_proj` `[E, H, I]` each expert transposed
+/// into `[E·I, H]`), and the branches' norms under block-level names. The router norm is a
+/// weightless `fixed_rms_norm`.
 pub fn hybrid_mlp() -> Section {
-    let norm = rms_norm().build();
+    let norm = hidden_norm().build();
     let dense = gated_mlp(Section::of::<MlpConfig>("gemma4.hybrid.dense"), "intermediate_size")
         .add("pre_norm", Decl::nested("pre_norm", norm.clone()))
-        .add("post_norm", Decl::nested("post_norm", norm.clone()));
+        .add("post_norm", Decl::nested("post_norm", norm.clone()))
+        .weight("layers", dense_weights())
+        .build();
+    let experts = |c: &WeightContext| c.int("experts");
+    let size = |c: &WeightContext| c.int("intermediate_size");
     let routed = gated_mlp(
         Section::of::<MoeMlpConfig>("gemma4.hybrid.routed"),
         "moe_intermediate_size",
     )
     .add("pre_norm", Decl::nested("pre_norm", norm.clone()))
-    .add("post_norm", Decl::nested("post_norm", norm))
+    .add("post_norm", Decl::nested("post_norm", norm.clone()))
     .rename("experts", "num_experts")
     .rename("experts_per_token", "top_k_experts")
     .constant("shared_experts", int(0))
@@ -279,12 +335,70 @@ pub fn hybrid_mlp() -> Section {
     .add(
         "router_per_expert_scale",
         Decl::const_import("router_per_expert_scale.enabled", boolean(true)),
-    );
+    )
+    .weight("router", linear("router", &["router.proj"], hidden, experts))
+    .weight("router_scale", vector("router_scale", "router.scale", hidden))
+    .weight(
+        "router_per_expert_scale",
+        vector("router_per_expert_scale", "router.per_expert_scale", experts),
+    )
+    .weight(
+        "layer_1",
+        WeightDecl::reshaped(
+            "layer_1.weight",
+            "experts.gate_up_proj",
+            move |c| vec![experts(c).saturating_mul(2).saturating_mul(size(c)), hidden(c)],
+            move |c| vec![experts(c), size(c).saturating_mul(2), hidden(c)],
+        ),
+    )
+    .weight(
+        "layer_2",
+        WeightDecl::experts_transposed(
+            "layer_2.weight",
+            "experts.down_proj",
+            move |c| vec![experts(c).saturating_mul(size(c)), hidden(c)],
+            move |c| vec![experts(c), hidden(c), size(c)],
+        ),
+    )
+    .build();
     Section::of::<HybridMoeMlpConfig>("gemma4.hybrid_mlp")
         .constant("pre_norm", Value::Null)
         .constant("post_norm", Value::Null)
-        .add("dense", Decl::nested("dense", dense.build()))
-        .add("routed", Decl::nested("routed", routed.build()))
+        .add("dense", Decl::nested("dense", dense.clone()))
+        .add("routed", Decl::nested("routed", routed.clone()))
+        .weight("dense", nested("dense", "dense", "mlp", &dense))
+        .weight(
+            "dense_pre_norm",
+            nested("dense.pre_norm", "dense.pre_norm", "pre_feedforward_layernorm", &norm),
+        )
+        .weight(
+            "dense_post_norm",
+            nested(
+                "dense.post_norm",
+                "dense.post_norm",
+                "post_feedforward_layernorm_1",
+                &norm,
+            ),
+        )
+        .weight("routed", nested("routed", "routed", "", &routed))
+        .weight(
+            "routed_pre_norm",
+            nested(
+                "routed.pre_norm",
+                "routed.pre_norm",
+                "pre_feedforward_layernorm_2",
+                &norm,
+            ),
+        )
+        .weight(
+            "routed_post_norm",
+            nested(
+                "routed.post_norm",
+                "routed.post_norm",
+                "post_feedforward_layernorm_2",
+                &norm,
+            ),
+        )
 }
 
 /// HF MoE keys, which a dense model must leave `null` (they would describe experts it lacks).
@@ -304,6 +418,65 @@ fn moe_keys_unset(hf: &Map, _: &ImportContext) -> Writes {
     if problems.is_empty() { Ok(vec![]) } else { Err(problems) }
 }
 
+/// The block's effective pre-MLP norm (`pre_mlp_normalization`, else `normalization`) is not a
+/// `none` norm: Fast-LLM then builds `norm_2`. The config accepts only an RMS norm equal to
+/// `normalization` (dense blocks) or `none` (MoE blocks).
+fn has_pre_mlp_norm(c: &WeightContext) -> bool {
+    c.config::<DecoderBlockConfig>().is_some_and(|block| {
+        let norm = block.pre_mlp_normalization.as_ref().unwrap_or(&block.normalization);
+        !matches!(norm, NormalizationConfig::None(_))
+    })
+}
+
+/// A block's weights (under `model.layers.{i}`), the same for every layer type and MLP kind: a
+/// block's tensors depend only on its config's values (`head_size`, `shared_key_value`, the MLP
+/// `type`), so each block table declares them all and the planner reads them off any of the
+/// four. `norm_1` ↔ `input_layernorm`, the attention under `self_attn`, in dense blocks `norm_2`
+/// ↔ `pre_feedforward_layernorm` (MoE blocks have a `none` pre-MLP norm), `post_mixer_norm` ↔
+/// `post_attention_layernorm`, the dense MLP under `mlp` or the hybrid MoE at the block root,
+/// `post_mlp_norm` ↔ `post_feedforward_layernorm`, `output_scale` `[1]` ↔ the `layer_scalar`
+/// buffer.
+fn block_weights(section: Section, mixer: &Arc<Section>, norm: &Arc<Section>) -> Section {
+    section
+        .weight("norm_1", nested("normalization", "norm_1", "input_layernorm", norm))
+        .weight("mixer", nested("mixer", "mixer", "self_attn", mixer))
+        .weight(
+            "norm_2",
+            vector("norm_2.weight", "pre_feedforward_layernorm.weight", hidden).when(has_pre_mlp_norm),
+        )
+        .weight(
+            "post_mixer_norm",
+            nested(
+                "post_mixer_normalization",
+                "post_mixer_norm",
+                "post_attention_layernorm",
+                norm,
+            ),
+        )
+        .weight(
+            "mlp",
+            WeightDecl::Dispatch {
+                config: "mlp",
+                fast_llm: "mlp",
+                sections: vec![("mlp", dense_mlp().build()), ("", hybrid_mlp().build())],
+            },
+        )
+        .weight(
+            "post_mlp_norm",
+            nested(
+                "post_mlp_normalization",
+                "post_mlp_norm",
+                "post_feedforward_layernorm",
+                norm,
+            ),
+        )
+        // HF's frozen `layer_scalar` buffer; the config requires `output_scale.enabled`.
+        .weight(
+            "output_scale",
+            WeightDecl::param("output_scale", &["layer_scalar"], Transform::Copy, |_| vec![1]),
+        )
+}
+
 /// A decoder block of one layer type, dense (`enable_moe_block: false`) or MoE.
 pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
     let moe = mlp == MlpKind::Moe;
@@ -313,9 +486,10 @@ pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
         (LayerType::Full, MlpKind::Dense) => "gemma4.full_block",
         (LayerType::Full, MlpKind::Moe) => "gemma4.full_moe_block",
     };
-    let norm = rms_norm().build();
-    let section = Section::of::<DecoderBlockConfig>(name)
-        .add("mixer", Decl::nested("mixer", attention(layer).build()))
+    let norm = hidden_norm().build();
+    let mixer = attention(layer).build();
+    let section = block_weights(Section::of::<DecoderBlockConfig>(name), &mixer, &norm)
+        .add("mixer", Decl::nested("mixer", mixer))
         .add("normalization", Decl::nested("normalization", norm.clone()))
         .ignore(&["pre_mixer_normalization"])
         .add(
@@ -405,9 +579,9 @@ pub fn embeddings() -> Section {
 }
 
 /// The head: final norm, optional logit softcap, one prediction head.
-pub fn head() -> Section {
+pub fn head(norm: Arc<Section>) -> Section {
     Section::of::<LanguageModelHeadConfig>("gemma4.head")
-        .add("normalization", Decl::nested("normalization", rms_norm().build()))
+        .add("normalization", Decl::nested("normalization", norm))
         .ignore(&["output_weight"])
         .constant("prediction_heads", int(1))
         .optional("final_logit_softcap", "final_logit_softcapping", Value::Null)
@@ -458,12 +632,33 @@ fn scale_rule(found: f64, path: String, expected: f64, formula: &str) -> Option<
     (found != expected).then(|| Problem::at_fast_llm(path, format!("{found:?} (must be {formula} = {expected:?})")))
 }
 
-/// The root: embeddings, decoder, head, and the Gemma 4 features Fast-LLM lacks, pinned off.
+/// The text model's root: embeddings, decoder, head, and the Gemma 4 features Fast-LLM lacks,
+/// pinned off. Weights, relative to the text model's HF module (`model` in `gemma4`,
+/// `model.language_model` in `gemma4_conditional`): `embed_tokens`, the blocks under `layers`
+/// (the weights of any block table: they are the same), the final norm `norm`. The output
+/// weights are at the HF root ([`output_weights`]).
 pub fn base_model() -> Section {
+    let vocabulary = |c: &WeightContext| vec![c.root_int("embeddings.vocab_size"), hidden(c)];
+    let (sections, norm) = (block_sections(), hidden_norm().build());
+    let block = sections.sliding.clone();
     Section::of::<GptBaseModelConfig>("gemma4.base_model")
+        .weight(
+            "embeddings",
+            WeightDecl::param(
+                "embeddings.word_embeddings_weight",
+                &["embed_tokens.weight"],
+                Transform::Copy,
+                vocabulary,
+            ),
+        )
+        .weight("decoder", blocks("decoder", "decoder", "layers", &block))
+        .weight(
+            "final_norm",
+            nested("head.normalization", "head.final_norm", "norm", &norm),
+        )
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
-        .add("decoder", decoder::declaration(block_sections()))
-        .add("head", Decl::nested("head", head().build()))
+        .add("decoder", decoder::declaration(sections))
+        .add("head", Decl::nested("head", head(norm).build()))
         .same("hidden_size")
         .rename("tied_embedding_weight", "tie_word_embeddings")
         .ignore(&["peft"])
@@ -538,6 +733,22 @@ pub fn base_model() -> Section {
                 ),
             )]),
         })
+}
+
+/// `Gemma4ForCausalLM`'s root: the text model's table, its weights under `model`, then the
+/// output weights.
+pub fn causal_lm() -> Section {
+    base_model()
+        .weights_under("text_model", "model")
+        .weight("output", output_weights())
+}
+
+/// The output weights `lm_head` ↔ `head.output_weights`, at the HF root of both formats (absent
+/// when tied to the embeddings).
+pub fn output_weights() -> WeightDecl {
+    let vocabulary = |c: &WeightContext| vec![c.root_int("embeddings.vocab_size"), hidden(c)];
+    WeightDecl::param("head.output_weights", &["lm_head.weight"], Transform::Copy, vocabulary)
+        .when(|c| !c.flag("tied_embedding_weight"))
 }
 
 /// The four block sections, by layer type and MLP kind.

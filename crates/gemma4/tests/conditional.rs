@@ -13,6 +13,7 @@ use fastllm_checkpoint::writer::{TensorSpec, write_safetensors};
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{BaseModelConfig, Form, Map, Value, load_base_model};
 use fastllm_core::coverage::check_handler;
+use fastllm_core::hint::{Hint, spell};
 use fastllm_core::weights::plan;
 use fastllm_core::{Carried, ConvertError, Handler, HfLayout, Problem, detect, find};
 use rstest::rstest;
@@ -74,7 +75,7 @@ fn released_configs_convert_their_text_model_only_with_the_towers_dropped(
     let rejected = problems(conditional().import(&hf).unwrap_err());
     assert_eq!(hf_keys(&rejected), RELEASED_TOWER_KEYS, "{rejected:#?}");
     for problem in &rejected {
-        assert!(problem.message.contains("--text-only"), "{problem:?}");
+        assert!(problem.message.contains(&spell(Hint::TextOnly)), "{problem:?}");
         assert!(
             problem
                 .message
@@ -278,9 +279,9 @@ fn sample(i: usize) -> BaseModelConfig {
 
 #[rstest]
 fn weights_are_gemma4_s_under_the_language_model(#[values(0, 1)] i: usize) {
-    let full = sample(i).to_form(Form::Full);
-    let ours = plan(&conditional().converter().base_model, &full).unwrap();
-    let theirs = plan(&text().converter().base_model, &full).unwrap();
+    let config = sample(i);
+    let ours = plan(&conditional().converter().base_model, &config).unwrap();
+    let theirs = plan(&text().converter().base_model, &config).unwrap();
     assert_eq!(ours.len(), theirs.len());
     for (a, b) in ours.iter().zip(&theirs) {
         let moved: Vec<String> =
@@ -533,7 +534,7 @@ fn tower_tensors_without_a_tower_config_are_named() {
         "{error}"
     );
     assert!(
-        error.contains("--text-only") && error.contains("model.embed_vision.embedding_projection.weight"),
+        error.contains(&spell(Hint::TextOnly)) && error.contains("model.embed_vision.embedding_projection.weight"),
         "{error}"
     );
     assert!(!out.exists());

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use fastllm_checkpoint::convert::{Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
-use fastllm_core::config::{BaseModelConfig, Form, Map, Value, load_base_model};
+use fastllm_core::config::{BaseModelConfig, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
 use fastllm_core::{Handler, HfLayout, find};
 use fastllm_layout as layout;
@@ -27,12 +27,12 @@ fn json(text: &str) -> Value {
     Value::from_json_str(text).unwrap()
 }
 
-fn full(config: &Value) -> Map {
-    load_base_model(handler().model, config).unwrap().to_form(Form::Full)
+fn typed(config: &Value) -> BaseModelConfig {
+    load_base_model(handler().model, config).unwrap()
 }
 
 fn plan_of(config: &Value) -> Vec<PlanEntry> {
-    plan(&handler().converter().base_model, &full(config)).unwrap()
+    plan(&handler().converter().base_model, &typed(config)).unwrap()
 }
 
 const RMS: &str = r#"{"type": "rms_norm", "epsilon": 1e-06}"#;
@@ -375,8 +375,7 @@ fn configs() -> Vec<Value> {
 }
 
 fn assert_layout(config: &BaseModelConfig, label: &str) {
-    let full = &config.to_form(Form::Full);
-    let planned: Vec<(String, Vec<usize>)> = plan(&handler().converter().base_model, full)
+    let planned: Vec<(String, Vec<usize>)> = plan(&handler().converter().base_model, config)
         .unwrap_or_else(|e| panic!("{label}: {e:?}"))
         .into_iter()
         .map(|e| (e.fast_llm, e.fast_llm_shape))

@@ -4,7 +4,7 @@
 //! A format declares each such part on its root section (`fastllm_core::Section::unconverted`): its top-level
 //! config keys and its tensor-name prefixes. Nothing of it is dropped silently: importing a config
 //! that holds anything of the part fails, naming every such key, and a checkpoint carrying its
-//! tensors fails, naming them, unless the user accepts the loss ([`ACCEPT_OPTION`]); then the
+//! tensors fails, naming them, unless the user accepts the loss (the command line's `--text-only`); then the
 //! conversion drops them and reports every dropped key and tensor by name.
 //!
 //! A key holds nothing to lose when its value is what the HF class gives an absent key (a `null`
@@ -15,9 +15,6 @@ use fastllm_config::{Map, Value};
 
 use crate::class::{Fill, HfClass};
 use fastllm_config::dict;
-
-/// The command-line option that accepts dropping every unconverted part (named in messages).
-pub const ACCEPT_OPTION: &str = "--text-only";
 
 /// One part of an HF checkpoint a format does not convert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

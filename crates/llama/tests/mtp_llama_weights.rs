@@ -161,8 +161,7 @@ fn plan_of_three_prediction_heads() {
             Transform::Copy,
         ),
     ]);
-    let full = config.to_form(Form::Full);
-    let got = plan(&handler.converter().base_model, &full).unwrap();
+    let got = plan(&handler.converter().base_model, &config).unwrap();
     assert_layout(&config, &got);
     assert_eq!(actual(&got), expected);
 }
@@ -185,8 +184,7 @@ fn plan_of_one_prediction_head_with_tied_embeddings() {
         .unwrap(),
     )
     .unwrap();
-    let full = config.to_form(Form::Full);
-    let got = plan(&handler.converter().base_model, &full).unwrap();
+    let got = plan(&handler.converter().base_model, &config).unwrap();
     assert_layout(&config, &got);
     let mut expected = vec![entry(
         "embeddings.word_embeddings_weight",
@@ -228,7 +226,7 @@ fn pattern_decoder_mtp_blocks_copy_the_last_block() {
         .unwrap(),
     )
     .unwrap();
-    let entries = plan(&handler.converter().base_model, &config.to_form(Form::Full)).unwrap();
+    let entries = plan(&handler.converter().base_model, &config).unwrap();
     let mut planned: Vec<(String, Vec<usize>)> = entries
         .iter()
         .map(|e| (e.fast_llm.clone(), e.fast_llm_shape.clone()))

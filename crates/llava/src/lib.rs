@@ -338,7 +338,7 @@ pub fn choose_hybrid_text_class(text_config: Option<&Map>) -> Result<HfClass, St
 /// `llava_hybrid_ssm`'s root: the text model is the `apriel_hybrid_ssm` root (config and
 /// weights), its weights mounted under `language_model`.
 fn llava_hybrid_ssm_base_model() -> Section {
-    let text = fastllm_apriel::weights::hybrid_base_model()
+    let text = fastllm_apriel::hybrid::base_model()
         .named("llava_hybrid_ssm.text_model")
         .build();
     let parts = Parts {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use fastllm_checkpoint::convert::{Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_hf};
-use fastllm_core::config::{Form, Value, load_base_model};
+use fastllm_core::config::{Value, load_base_model};
 use fastllm_core::find;
 use fastllm_core::weights::{PlanEntry, Transform, plan};
 use fastllm_layout as layout;
@@ -266,8 +266,7 @@ fn plan_names_and_shapes(#[case] tied: bool, #[case] projector_bias: bool) {
     let config = load_base_model(handler.model, &config(tied, projector_bias)).unwrap();
     // The config is one the format holds.
     handler.export(&config, fastllm_core::HfLayout::V4).unwrap();
-    let full = config.to_form(Form::Full);
-    let got = plan(&handler.converter().base_model, &full).unwrap();
+    let got = plan(&handler.converter().base_model, &config).unwrap();
     assert_layout(&config, &got);
     assert_eq!(actual(&got), expected(tied, projector_bias));
 }
@@ -391,8 +390,7 @@ fn hybrid_plan_names_and_shapes() {
     let handler = find("llava_hybrid_ssm").unwrap();
     let config = load_base_model(handler.model, &hybrid_config()).unwrap();
     handler.export(&config, fastllm_core::HfLayout::V4).unwrap();
-    let full = config.to_form(Form::Full);
-    let entries = plan(&handler.converter().base_model, &full).unwrap();
+    let entries = plan(&handler.converter().base_model, &config).unwrap();
     assert_layout(&config, &entries);
     let got = actual(&entries);
     let mut want = hybrid_expected();

@@ -241,6 +241,7 @@ fn run_cli(py: Python<'_>, argv: Vec<String>) -> u8 {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    fastllm_convert::api::use_flags();
     m.add("NativeFailure", m.py().get_type::<NativeFailure>())?;
     m.add_function(wrap_pyfunction!(convert, m)?)?;
     m.add_function(wrap_pyfunction!(import_config, m)?)?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use fastllm_config::{BaseModelConfig, Form};
+use fastllm_config::BaseModelConfig;
 use fastllm_core::weights::{BoundedPlan, PlanEntry, PlanLimits, plan_bounded};
 use fastllm_core::{Handler, Problem};
 
@@ -252,7 +252,7 @@ pub(crate) fn weight_plan(
     if section.weights().is_empty() {
         return Err(ConversionError::WeightsNotDeclared { format: handler.name });
     }
-    let mut plan = plan_bounded(section, &config.to_form(Form::Full), limits);
+    let mut plan = plan_bounded(section, config, limits);
     if plan.problems.is_empty() {
         return Ok(plan);
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fastllm_config::Value;
 
 use super::{Param, Transform, WeightContext, WeightDecl, WhenFn};
-use crate::section::{Section, fl_value};
+use crate::section::Section;
 
 /// A size computed from the config (a width, heads × head size, ...).
 pub type Dim = Arc<dyn Fn(&WeightContext) -> usize + Send + Sync>;
@@ -208,8 +208,8 @@ pub fn blocks(config: &'static str, fast_llm: &'static str, hf: &'static str, bl
 /// `add_linear_biases` — exactly when Fast-LLM's layer creates the bias (`fastllm_layout`
 /// derives it the same way).
 pub fn effective_bias(c: &WeightContext, layer: &str) -> bool {
-    match fl_value(c.section, &format!("{layer}.bias.enabled")) {
-        Value::Bool(enabled) => *enabled,
+    match c.value(&format!("{layer}.bias.enabled")) {
+        Value::Bool(enabled) => enabled,
         _ => c.flag("add_linear_biases"),
     }
 }

@@ -2,18 +2,25 @@
 //! and the plan they yield for one config: every Fast-LLM tensor ↔ its HF tensors, the transform,
 //! and every shape.
 //!
+//! The planner walks the typed Fast-LLM config (through [`Fl`], as export does): a declaration
+//! reads its section's config typed, or by a Fast-LLM path the class must declare; a path it does
+//! not declare, or a value of another type than the read expects, is a problem naming the path,
+//! never a 0 or a skipped parameter. Block sequences expand as the typed
+//! `BlockSequenceConfig` says.
+//!
 //! Transforms are stated in the import direction (HF → Fast-LLM); export applies the inverse.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use fastllm_config::{Map, Value};
+use fastllm_config::{BaseModelConfig, BlockConfig, BlockSequenceConfig, Field, FieldType, Value};
 
-use crate::blocks::BlockSequence;
+use crate::Problem;
+use crate::blocks::block_path;
 use crate::dict::{self, join};
+use crate::fl::Fl;
 use crate::section::Section;
-use crate::{Problem, fl_value};
 
 mod builders;
 pub use builders::{Dim, Linear, blocks, effective_bias, linear, nested, norm, vector};
@@ -78,59 +85,124 @@ impl Unit {
     }
 }
 
-/// What a weight declaration sees: the section's Fast-LLM full-form dict and the root's.
+/// What a weight declaration sees: the section's typed Fast-LLM config and the root's.
 ///
-/// Every int it hands out is bounded by the [`PlanLimits`] of the plan: a config value no tensor
-/// could have is reported at its Fast-LLM path (and read as 0), so declarations can size names
-/// and shapes from it without allocating or overflowing on hostile configs. Declarations combine
-/// values with saturating arithmetic; a saturated dimension then fails the plan's element limit
-/// by parameter name.
+/// Every read that fails (a path the class does not declare, a value of another type than the
+/// read expects) is reported at its Fast-LLM path, and the plan fails; the read then stands in
+/// with 0 or `false` only so that the declaration can finish. Every int it hands out is bounded by
+/// the [`PlanLimits`] of the plan: a config value no tensor could have is reported at its
+/// Fast-LLM path, so declarations can size names and shapes from it without allocating or
+/// overflowing on hostile configs. Declarations combine values with saturating arithmetic; a
+/// saturated dimension then fails the plan's element limit by parameter name.
 pub struct WeightContext<'a> {
-    pub section: &'a Map,
-    pub root: &'a Map,
+    section: Fl<'a>,
+    root: Fl<'a>,
     /// The section's Fast-LLM config path, for messages.
     config_path: &'a str,
     limits: &'a PlanLimits,
     problems: &'a RefCell<Vec<Problem>>,
 }
 
-impl WeightContext<'_> {
-    /// An int field of the section, at most the plan's element limit (0 when absent, which a
-    /// validated config never is).
+impl<'a> WeightContext<'a> {
+    /// The section's typed config (`section().config::<AttentionConfig>()`).
+    pub fn section(&self) -> Fl<'a> {
+        self.section
+    }
+
+    /// The root's typed config (`root().text_model()`).
+    pub fn root(&self) -> Fl<'a> {
+        self.root
+    }
+
+    /// The section's config as the class `T` (reported when it is another class).
+    pub fn config<T: FieldType + 'static>(&self) -> Option<&'a T> {
+        match self.section.config::<T>() {
+            Ok(config) => Some(config),
+            Err(problem) => {
+                self.report(self.config_path.to_string(), problem.message);
+                None
+            }
+        }
+    }
+
+    /// An int field of the section, at most the plan's element limit.
     pub fn int(&self, path: &str) -> usize {
-        self.bounded(self.section, self.config_path, path, Unit::Elements)
+        self.size(self.section, self.config_path, path, Unit::Elements)
     }
 
     /// An int field of the root config, at most the plan's element limit.
     pub fn root_int(&self, path: &str) -> usize {
-        self.bounded(self.root, "", path, Unit::Elements)
+        self.size(self.root, "", path, Unit::Elements)
     }
 
     /// A count of the section that sizes a list of tensors (experts, prediction heads), at most
     /// the plan's tensor limit.
     pub fn count(&self, path: &str) -> usize {
-        self.bounded(self.section, self.config_path, path, Unit::Tensors)
+        self.size(self.section, self.config_path, path, Unit::Tensors)
     }
 
     /// A bool field of the section.
     pub fn flag(&self, path: &str) -> bool {
-        fl_value(self.section, path) == &Value::Bool(true)
+        self.bool(self.section, self.config_path, path)
     }
 
     /// A bool field of the root config.
     pub fn root_flag(&self, path: &str) -> bool {
-        fl_value(self.root, path) == &Value::Bool(true)
+        self.bool(self.root, "", path)
     }
 
-    fn bounded(&self, map: &Map, prefix: &str, path: &str, unit: Unit) -> usize {
-        let value = as_usize(fl_value(map, path));
-        if value as u64 <= self.limits.limit(unit) {
-            return value;
+    /// A field of the section as its full form holds it (`null` below an absent optional
+    /// config), for reads that accept more than one type (an unset per-layer bias flag).
+    pub fn value(&self, path: &str) -> Value {
+        self.read(self.section, self.config_path, path).unwrap_or(Value::Null)
+    }
+
+    fn read(&self, config: Fl, prefix: &str, path: &str) -> Option<Value> {
+        match config.value(path) {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                let at = join(prefix, problem.fast_llm.as_deref().unwrap_or(path));
+                self.report(at, problem.message);
+                None
+            }
         }
-        self.problems.borrow_mut().push(Problem::at_fast_llm(
+    }
+
+    fn report(&self, path: String, message: impl Into<String>) {
+        self.problems.borrow_mut().push(Problem::at_fast_llm(path, message));
+    }
+
+    fn bool(&self, config: Fl, prefix: &str, path: &str) -> bool {
+        match self.read(config, prefix, path) {
+            Some(Value::Bool(value)) => value,
+            Some(other) => {
+                let message = format!("expected a bool for these weights, found {}", dict::show(&other));
+                self.report(join(prefix, path), message);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn size(&self, config: Fl, prefix: &str, path: &str, unit: Unit) -> usize {
+        let value = match self.read(config, prefix, path) {
+            Some(Value::Int(value)) if value >= 0 => value,
+            Some(other) => {
+                let message = format!("expected a size (an int >= 0), found {}", dict::show(&other));
+                self.report(join(prefix, path), message);
+                return 0;
+            }
+            None => return 0,
+        };
+        // One beyond `usize` saturates (never wraps), and is beyond any limit.
+        let size = usize::try_from(value).unwrap_or(usize::MAX);
+        if size as u64 <= self.limits.limit(unit) {
+            return size;
+        }
+        self.report(
             join(prefix, path),
             format!("{value} is more than {}", self.limits.bound(unit)),
-        ));
+        );
         0
     }
 }
@@ -188,14 +260,6 @@ impl PlanLimits {
 impl Default for PlanLimits {
     fn default() -> Self {
         PlanLimits::DEFAULT
-    }
-}
-
-/// A config int as a size; a negative int is 0 and one beyond `usize` saturates (never wraps).
-fn as_usize(value: &Value) -> usize {
-    match value {
-        Value::Int(i) if *i >= 0 => usize::try_from(*i).unwrap_or(usize::MAX),
-        _ => 0,
     }
 }
 
@@ -380,15 +444,19 @@ pub struct PlanEntry {
     pub transform: Transform,
 }
 
-/// The plan of `root` (a base-model section) for the config `config` (full form), within the
+/// The plan of `root` (a base-model section) for the config `config`, within the
 /// [`PlanLimits::DEFAULT`] limits.
-pub fn plan(root: &Section, config: &Map) -> Result<Vec<PlanEntry>, Vec<Problem>> {
+pub fn plan(root: &Section, config: &BaseModelConfig) -> Result<Vec<PlanEntry>, Vec<Problem>> {
     plan_within(root, config, &PlanLimits::DEFAULT)
 }
 
 /// The plan of `root` for `config`, within `limits`: a block count, a repetition or an expert
 /// count beyond them is a problem at its Fast-LLM path, found before anything is allocated for it.
-pub fn plan_within(root: &Section, config: &Map, limits: &PlanLimits) -> Result<Vec<PlanEntry>, Vec<Problem>> {
+pub fn plan_within(
+    root: &Section,
+    config: &BaseModelConfig,
+    limits: &PlanLimits,
+) -> Result<Vec<PlanEntry>, Vec<Problem>> {
     let BoundedPlan {
         entries,
         mut problems,
@@ -424,7 +492,8 @@ pub struct BoundedPlan {
 
 /// The plan of `root` for `config` within `limits`, with its problems and without dropping what
 /// was planned: a caller holding the input can name the tensor a count overrun stands for.
-pub fn plan_bounded(root: &Section, config: &Map, limits: &PlanLimits) -> BoundedPlan {
+pub fn plan_bounded(root: &Section, config: &BaseModelConfig, limits: &PlanLimits) -> BoundedPlan {
+    let config = Fl::new(config.reflect());
     let mut planner = Planner {
         root: config,
         limits,
@@ -466,18 +535,20 @@ pub fn plan_bounded(root: &Section, config: &Map, limits: &PlanLimits) -> Bounde
     }
 }
 
-fn matching<'s>(sections: impl Iterator<Item = &'s Arc<Section>>, found: &Value) -> Option<&'s Arc<Section>> {
+fn matching<'s>(sections: impl Iterator<Item = &'s Arc<Section>>, found: Option<&str>) -> Option<&'s Arc<Section>> {
     let mut sections = sections;
-    sections.find(|s| s.class.type_name.is_some_and(|t| &Value::Str(t.into()) == found))
+    sections.find(|s| s.class.type_name.is_some() && s.class.type_name == found)
 }
 
-/// An empty config, for a block position whose config is missing (validation rejects that first).
-static EMPTY: Map = Map::new();
+/// The `type` of a config as messages show it (`null` without one).
+fn shown_type(config: Fl) -> String {
+    dict::show(&config.type_value())
+}
 
 /// Where a section's weights are planned: its config (at the Fast-LLM config path
 /// `config_path`), and the prefixes of its parameter and HF tensor names.
 struct Place<'a> {
-    config: &'a Map,
+    config: Fl<'a>,
     config_path: &'a str,
     fl_prefix: &'a str,
     hf_prefix: &'a str,
@@ -507,7 +578,7 @@ struct Mounted<'a> {
 
 /// The walk of one plan: its entries, problems, and how much of the limits is left.
 struct Planner<'a> {
-    root: &'a Map,
+    root: Fl<'a>,
     limits: &'a PlanLimits,
     out: Vec<PlanEntry>,
     /// Shared with the weight contexts, which report out-of-bounds config values.
@@ -548,8 +619,37 @@ impl Planner<'_> {
         ))
     }
 
+    /// The sub-config at `path` below `at`; `None` (reported) when it is absent or the class
+    /// declares no such field.
+    fn sub_config<'c>(&self, at: &Place<'c>, path: &str) -> Option<Fl<'c>> {
+        match at.config.config_at(path) {
+            Ok(Some(sub)) => Some(sub),
+            Ok(None) => {
+                self.problem(at.fl(path), "no config for these weights");
+                None
+            }
+            Err(problem) => {
+                let inner = problem.fast_llm.unwrap_or_default();
+                self.problem(at.config(&inner), problem.message);
+                None
+            }
+        }
+    }
+
+    /// The block sequence at `path` below `at`, typed.
+    fn sequence<'c>(&self, at: &Place<'c>, path: &str) -> Option<&'c BlockSequenceConfig> {
+        let sub = self.sub_config(at, path)?;
+        match sub.config::<BlockSequenceConfig>() {
+            Ok(sequence) => Some(sequence),
+            Err(problem) => {
+                self.problem(at.config(path), problem.message);
+                None
+            }
+        }
+    }
+
     /// Walks `section` on `sub`, the config mounted below `at` as `mounted` says.
-    fn walk_below(&mut self, section: &Section, at: &Place, sub: &Map, mounted: Mounted) {
+    fn walk_below(&mut self, section: &Section, at: &Place, sub: Fl, mounted: Mounted) {
         let place = Place {
             config: sub,
             config_path: &at.config(mounted.config),
@@ -565,13 +665,13 @@ impl Planner<'_> {
         let &Place { config, fl_prefix, .. } = at;
         // Weights are declared for one config class, as config declarations are.
         if let Some(expected) = section.class.type_name
-            && fl_value(config, "type") != &Value::Str(expected.to_string())
+            && config.type_name() != Some(expected)
         {
             self.problem(
                 join(fl_prefix, "type"),
                 format!(
                     "weights are declared for `{expected}` here, found {}",
-                    dict::show(fl_value(config, "type"))
+                    shown_type(config)
                 ),
             );
             return;
@@ -594,8 +694,8 @@ impl Planner<'_> {
                 fast_llm,
                 hf,
                 section,
-            } => match dict::get_map(at.config, path) {
-                Some(sub) => {
+            } => {
+                if let Some(sub) = self.sub_config(at, path) {
                     let mounted = Mounted {
                         config: path,
                         fast_llm,
@@ -603,8 +703,7 @@ impl Planner<'_> {
                     };
                     self.walk_below(section, at, sub, mounted)
                 }
-                None => self.problem(at.fl(path), "no config for these weights"),
-            },
+            }
             WeightDecl::Blocks {
                 config: path,
                 fast_llm,
@@ -631,8 +730,8 @@ impl Planner<'_> {
                 hf,
                 section,
             } => {
-                let Some(sub) = dict::get_map(at.config, path) else {
-                    return self.problem(at.fl(path), "no config for these weights");
+                let Some(sub) = self.sub_config(at, path) else {
+                    return;
                 };
                 let copies = count(&self.context(at));
                 if let Err(message) = self.fits(copies, "repetitions") {
@@ -658,18 +757,20 @@ impl Planner<'_> {
                 block,
             } => {
                 let copies = count(&self.context(at));
-                let sequence = dict::get_map(at.config, path).unwrap_or(&EMPTY);
-                match BlockSequence::read(sequence).ok().and_then(|blocks| blocks.last()) {
-                    Some(last) => {
+                let Some(sequence) = self.sequence(at, path) else {
+                    return;
+                };
+                match last_block(sequence) {
+                    Some((name, last)) => {
                         if let Err(message) = self.fits(copies, "copies of the last block") {
                             return self.parameter_problem(&at.fl(&fast_llm(0)), message);
                         }
-                        let block_path = last.path_under(&at.config(path));
+                        let block_path = join(&at.config(path), &block_path(name));
                         for i in 0..copies {
                             self.walk(
                                 block,
                                 &Place {
-                                    config: last.config,
+                                    config: Fl::new(last),
                                     config_path: &block_path,
                                     fl_prefix: &at.fl(&fast_llm(i)),
                                     hf_prefix: &at.hf(&hf(i)),
@@ -687,11 +788,22 @@ impl Planner<'_> {
                 hf,
                 sections,
             } => {
-                let entries = dict::get_map(at.config, path).unwrap_or(&EMPTY);
+                let entries = match at.config.field(path) {
+                    Ok(Field::Configs(entries)) => entries,
+                    Ok(Field::Value(Value::Null)) => Vec::new(),
+                    Ok(other) => {
+                        let found = dict::show(&other.into_value());
+                        return self.problem(at.config(path), format!("expected a dict of configs, found {found}"));
+                    }
+                    Err(problem) => {
+                        let inner = problem.fast_llm.unwrap_or_default();
+                        return self.problem(at.config(&inner), problem.message);
+                    }
+                };
                 for (name, entry) in entries {
-                    let Value::Map(entry) = entry else { continue };
+                    let entry = Fl::new(entry);
                     let fl = join(&at.fl(fast_llm), name);
-                    match matching(sections.iter(), fl_value(entry, "type")) {
+                    match matching(sections.iter(), entry.type_name()) {
                         Some(section) => {
                             let config_path = join(&at.config(path), name);
                             self.walk(
@@ -706,7 +818,7 @@ impl Planner<'_> {
                         }
                         None => self.problem(
                             join(&fl, "type"),
-                            format!("weights of {} are not declared", dict::show(fl_value(entry, "type"))),
+                            format!("weights of {} are not declared", shown_type(entry)),
                         ),
                     }
                 }
@@ -787,23 +899,33 @@ impl Planner<'_> {
             fast_llm,
             hf,
         } = mounted;
-        let Some(sequence) = dict::get_map(at.config, path) else {
+        let Some(sequence) = self.sequence(at, path) else {
             return;
         };
         let sequence_path = at.config(path);
-        let Some(blocks) = self.block_sequence(sequence, &sequence_path) else {
-            return;
-        };
-        for (i, position) in blocks.blocks() {
+        let count = usize::try_from(sequence.num_blocks()).unwrap_or(0);
+        if let Err(message) = self.fits(count, "blocks") {
+            return self.problem(join(&sequence_path, "num_blocks"), message);
+        }
+        for i in 0..count {
             if self.full {
                 break;
             }
+            // An empty pattern has no block at any position.
+            let Some((name, config)) = block_at(sequence, i) else {
+                break;
+            };
+            let config_path = join(&sequence_path, &block_path(name));
+            let Some(config) = config else {
+                self.problem(config_path, "no config for these weights");
+                continue;
+            };
             let (fl, hf) = (join(&at.fl(fast_llm), &i.to_string()), join(&at.hf(hf), &i.to_string()));
             self.walk(
                 block,
                 &Place {
-                    config: position.config,
-                    config_path: &position.path_under(&sequence_path),
+                    config: Fl::new(config),
+                    config_path: &config_path,
                     fl_prefix: &fl,
                     hf_prefix: &hf,
                 },
@@ -813,10 +935,10 @@ impl Planner<'_> {
 
     /// The section of the runtime type of the config at `path`, under its own HF prefix.
     fn dispatch(&mut self, at: &Place, path: &str, fast_llm: &str, sections: &[(&'static str, Arc<Section>)]) {
-        let Some(Value::Map(sub)) = dict::get(at.config, path) else {
-            return self.problem(at.fl(path), "no config for these weights");
+        let Some(sub) = self.sub_config(at, path) else {
+            return;
         };
-        let found = fl_value(sub, "type");
+        let found = sub.type_name();
         match (sections.iter()).find(|(_, s)| matching(std::iter::once(s), found).is_some()) {
             Some((hf, section)) => {
                 let mounted = Mounted {
@@ -830,7 +952,7 @@ impl Planner<'_> {
                 join(&at.fl(path), "type"),
                 format!(
                     "weights of {} are not declared (supported: {})",
-                    dict::show(found),
+                    shown_type(sub),
                     (sections.iter())
                         .filter_map(|(_, s)| s.class.type_name)
                         .collect::<Vec<_>>()
@@ -839,15 +961,28 @@ impl Planner<'_> {
             ),
         }
     }
+}
 
-    /// The blocks of a sequence, once their count is known to fit in the limits.
-    fn block_sequence<'m>(&self, sequence: &'m Map, sequence_path: &str) -> Option<BlockSequence<'m>> {
-        let blocks = BlockSequence::read(sequence).ok()?;
-        if let Err(message) = self.fits(blocks.num_blocks(), "blocks") {
-            self.problem(join(sequence_path, "num_blocks"), message);
-            return None;
+/// The block at position `index` of `sequence`, with its name in a pattern's `blocks` (`None`
+/// for a fixed sequence's `block`), and its config (`None` for a name `blocks` lacks); `None` for
+/// an empty pattern. Positions cycle through the pattern without expanding it.
+fn block_at(sequence: &BlockSequenceConfig, index: usize) -> Option<(Option<&str>, Option<&BlockConfig>)> {
+    match sequence {
+        BlockSequenceConfig::Fixed(fixed) => Some((None, Some(&fixed.block))),
+        BlockSequenceConfig::Pattern(pattern) => {
+            let names = pattern.pattern.as_deref().unwrap_or_default();
+            let name = names.get(index % names.len().max(1))?;
+            Some((Some(name.as_str()), pattern.blocks.get(name)))
         }
-        Some(blocks)
+    }
+}
+
+/// The block at the last position (Fast-LLM's `last_block_config`), with its name.
+fn last_block(sequence: &BlockSequenceConfig) -> Option<(Option<&str>, &BlockConfig)> {
+    let last = usize::try_from(sequence.num_blocks()).ok()?.checked_sub(1)?;
+    match block_at(sequence, last)? {
+        (name, Some(config)) => Some((name, config)),
+        (_, None) => None,
     }
 }
 
@@ -876,7 +1011,13 @@ fn hf_shapes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DecoderBlockConfig, GptBaseModelConfig};
+    use crate::config::{DecoderBlockConfig, GptBaseModelConfig, ModelKind, load_base_model};
+
+    /// A validated GPT base model with `decoder`, as every caller of the planner holds it.
+    fn config(decoder: &str) -> BaseModelConfig {
+        let value = Value::from_json_str(&format!(r#"{{"decoder": {decoder}}}"#)).unwrap();
+        load_base_model(ModelKind::Gpt, &value).unwrap_or_else(|e| panic!("{decoder}: {e}"))
+    }
 
     /// The planned MTP-style copies of a decoder's last block: `(name, shape)`.
     fn last_block_copies(decoder: &str) -> Result<Vec<(String, Vec<usize>)>, Vec<Problem>> {
@@ -896,8 +1037,7 @@ mod tests {
                 block,
             },
         );
-        let config = Value::from_json_str(&format!(r#"{{"decoder": {decoder}}}"#)).unwrap();
-        let entries = plan(&root, config.as_map().unwrap())?;
+        let entries = plan(&root, &config(decoder))?;
         Ok(entries.into_iter().map(|e| (e.fast_llm, e.fast_llm_shape)).collect())
     }
 
@@ -919,9 +1059,7 @@ mod tests {
             last_block_copies(&pattern).unwrap()[0],
             ("copy.0.w".to_string(), vec![4])
         );
-        let empty = r#"{"type": "pattern", "num_blocks": 3, "pattern": [], "blocks": {}}"#;
-        let problems = last_block_copies(empty).unwrap_err();
-        assert!(problems[0].message.contains("no last block"), "{problems:?}");
+        // An empty pattern has no last block, but the typed config refuses it before any plan.
     }
 
     /// A root with `decoder` blocks of one `[intermediate_size · experts]` parameter named per
@@ -947,8 +1085,7 @@ mod tests {
                 block,
             },
         );
-        let config = Value::from_json_str(&format!(r#"{{"decoder": {decoder}}}"#)).unwrap();
-        plan_within(&root, config.as_map().unwrap(), &limits)
+        plan_within(&root, &config(decoder), &limits)
     }
 
     fn fixed(blocks: i128, experts: i128, size: i128) -> String {
@@ -960,10 +1097,10 @@ mod tests {
 
     #[rstest::rstest]
     #[case::within(fixed(2, 4, 8), None)]
-    #[case::blocks_beyond_the_tensors(fixed(1_000_000_000_000, 4, 8), Some(("decoder.num_blocks", "1000000000000 blocks need more tensors than the 100 tensors")))]
+    #[case::blocks_beyond_the_tensors(fixed(1_000, 4, 8), Some(("decoder.num_blocks", "1000 blocks need more tensors than the 100 tensors")))]
     #[case::experts_beyond_the_tensors(fixed(2, 1_000_000_000_000, 8), Some(("decoder.block.mlp.experts", "1000000000000 is more than the 100 tensors")))]
     #[case::dimension_beyond_the_elements(fixed(2, 4, 1 << 40), Some(("decoder.block.mlp.intermediate_size", "1099511627776 is more than the 4096 elements")))]
-    #[case::beyond_usize(fixed(2, 4, 1 << 100), Some(("decoder.block.mlp.intermediate_size", "is more than the 4096 elements")))]
+    #[case::largest_int(fixed(2, 4, i64::MAX.into()), Some(("decoder.block.mlp.intermediate_size", "9223372036854775807 is more than the 4096 elements")))]
     fn plans_stay_within_the_checkpoint(#[case] decoder: String, #[case] expected: Option<(&str, &str)>) {
         let result = limited(&decoder, PlanLimits::checkpoint(100, 4096));
         match (result, expected) {
@@ -975,6 +1112,32 @@ mod tests {
             }
             (other, expected) => panic!("{other:?}, expected {expected:?}"),
         }
+    }
+
+    /// A read the config cannot answer as asked is a problem at its Fast-LLM path, never a 0 or
+    /// a skipped parameter: a field the class does not declare, a value of another type.
+    #[rstest::rstest]
+    #[case::undeclared(|c: &WeightContext| c.int("mlp.intermediate_sise"), "decoder.block.mlp.intermediate_sise", "has no field `intermediate_sise`")]
+    #[case::not_a_size(|c: &WeightContext| c.int("mlp.gated") , "decoder.block.mlp.gated", "expected a size (an int >= 0), found false")]
+    #[case::not_a_bool(|c: &WeightContext| usize::from(c.flag("mlp.intermediate_size")), "decoder.block.mlp.intermediate_size", "expected a bool for these weights, found 8")]
+    #[case::undeclared_at_the_root(|c: &WeightContext| c.root_int("hidden_sise"), "hidden_sise", "has no field `hidden_sise`")]
+    fn a_read_the_config_cannot_answer_is_a_problem_at_its_path(
+        #[case] read: fn(&WeightContext) -> usize,
+        #[case] path: &str,
+        #[case] message: &str,
+    ) {
+        let block = Section::of::<DecoderBlockConfig>("test.block")
+            .weight(
+                "w",
+                WeightDecl::param("w", &["w"], Transform::Copy, move |c| vec![read(c)]),
+            )
+            .build();
+        let root = Section::of::<GptBaseModelConfig>("test.root")
+            .weight("blocks", blocks("decoder", "decoder", "layers", &block));
+        let problems = plan(&root, &config(&fixed(1, 2, 8))).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].fast_llm.as_deref(), Some(path));
+        assert!(problems[0].message.contains(message), "{}", problems[0].message);
     }
 
     #[test]
@@ -1013,8 +1176,7 @@ mod tests {
                 block,
             },
         );
-        let config = Value::from_json_str(&format!(r#"{{"decoder": {}}}"#, fixed(1, 2, 4000))).unwrap();
-        let plan = plan_bounded(&root, config.as_map().unwrap(), &PlanLimits::checkpoint(100, 4096));
+        let plan = plan_bounded(&root, &config(&fixed(1, 2, 4000)), &PlanLimits::checkpoint(100, 4096));
         assert!(plan.problems.is_empty(), "{:?}", plan.problems);
         assert_eq!(plan.entries.len(), 1);
         assert_eq!(plan.entries[0].fast_llm_shape, [4000, 64]);
@@ -1050,10 +1212,8 @@ mod tests {
                 block,
             },
         );
-        let config =
-            Value::from_json_str(r#"{"decoder": {"type": "fixed", "num_blocks": 2, "block": {"type": "decoder"}}}"#)
-                .unwrap();
-        let plan = plan_bounded(&root, config.as_map().unwrap(), &PlanLimits::checkpoint(3, 4096));
+        let config = self::config(r#"{"type": "fixed", "num_blocks": 2, "block": {"type": "decoder"}}"#);
+        let plan = plan_bounded(&root, &config, &PlanLimits::checkpoint(3, 4096));
         let names: Vec<&str> = plan.entries.iter().map(|e| e.fast_llm.as_str()).collect();
         assert_eq!(names, ["decoder.0.a", "decoder.0.b", "decoder.1.a", "decoder.1.b"]);
         assert!(plan.problems.is_empty(), "{:?}", plan.problems);
@@ -1067,7 +1227,7 @@ mod tests {
             "{}",
             beyond.message
         );
-        let at_the_limit = plan_bounded(&root, config.as_map().unwrap(), &PlanLimits::checkpoint(4, 4096));
+        let at_the_limit = plan_bounded(&root, &config, &PlanLimits::checkpoint(4, 4096));
         assert_eq!(
             (at_the_limit.entries.len(), at_the_limit.beyond_tensor_limit),
             (4, None)

@@ -142,7 +142,7 @@ fn unconverted_tensors(handler: &Handler, names: &[&str]) -> Vec<String> {
                     held.len(),
                     part.part,
                     handler.name,
-                    fastllm_core::ACCEPT_OPTION,
+                    fastllm_core::hint::spell(fastllm_core::hint::Hint::TextOnly),
                     held.join(", ")
                 )
             })
