@@ -97,10 +97,13 @@ impl ModelKind {
 }
 
 /// A validated base-model config of either kind.
+///
+/// Boxed: the configs are large (the multimodal one about 22 kB), and each move of an unboxed
+/// one (into the enum, out of a `Result`) was a copy of the whole struct, a fifth of an import.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BaseModelConfig {
-    Gpt(GptBaseModelConfig),
-    MultiModal(MultiModalBaseModelConfig),
+    Gpt(Box<GptBaseModelConfig>),
+    MultiModal(Box<MultiModalBaseModelConfig>),
 }
 
 impl BaseModelConfig {
@@ -123,8 +126,8 @@ impl BaseModelConfig {
     /// The root config, read field by field.
     pub fn reflect(&self) -> &dyn Reflect {
         match self {
-            BaseModelConfig::Gpt(c) => c,
-            BaseModelConfig::MultiModal(c) => c,
+            BaseModelConfig::Gpt(c) => &**c,
+            BaseModelConfig::MultiModal(c) => &**c,
         }
     }
 
@@ -144,8 +147,8 @@ pub fn load_base_model(kind: ModelKind, value: &Value) -> Result<BaseModelConfig
         ModelKind::MultiModal => BaseModelConfig::MultiModal(Default::default()),
     };
     match &mut config {
-        BaseModelConfig::Gpt(c) => load_into(c, value)?,
-        BaseModelConfig::MultiModal(c) => load_into(c, value)?,
+        BaseModelConfig::Gpt(c) => load_into(&mut **c, value)?,
+        BaseModelConfig::MultiModal(c) => load_into(&mut **c, value)?,
     }
     Ok(config)
 }
