@@ -21,15 +21,16 @@ use crate::rotary;
 /// `<layer>.bias.enabled` must be unset or equal `add_linear_biases`: the format has one flag.
 pub fn biases_follow(layers: &'static [&'static str]) -> impl Fn(Fl) -> Checked + Send + Sync {
     move |fl: Fl| {
-        let shared = fl.value("add_linear_biases")?;
+        let shared = fl.linear_biases()?;
         let mut problems = Vec::new();
         for layer in layers {
-            let enabled = fl.value_in(layer, "bias.enabled")?;
-            if !matches!(enabled, Value::Null) && enabled != shared {
+            if let Some(enabled) = fl.bias_enabled(layer)?
+                && enabled != shared
+            {
                 let message = format!(
                     "{} differs from add_linear_biases {}; the format has one bias flag",
-                    show(&enabled),
-                    show(&shared)
+                    show(&Value::Bool(enabled)),
+                    show(&Value::Bool(shared))
                 );
                 problems.push(Problem::at_fast_llm(format!("{layer}.bias.enabled"), message));
             }
@@ -136,7 +137,7 @@ pub fn plain_attention(section: Section, no_window: &'static str) -> Section {
         .constant("value_norm", Value::Null)
         .constant("shared_key_value", boolean(false))
         .validate("layer_biases", biases_follow(LINEAR_LAYERS))
-        .validate("no_window", rules::unset("window_size", no_window))
+        .validate("no_window", rules::no_window(no_window))
 }
 
 /// Llama's attention: heads, KV groups, `head_dim`, biases, dropout and rotary.
