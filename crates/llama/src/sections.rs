@@ -287,18 +287,22 @@ fn import_constant(
     move |_, _| Ok(vec![(path.to_string(), value.clone())])
 }
 
+/// The int at HF key `key`; anything else (absent, `null`) is a problem naming it, never a 0.
+fn hf_int(hf: &Map, key: &str) -> Result<i128, Vec<Problem>> {
+    match hf.get(key) {
+        Some(Value::Int(n)) => Ok(*n),
+        other => {
+            let found = other.map(show).unwrap_or_else(|| "nothing".into());
+            Err(vec![Problem::at_hf(key, format!("expected an int, found {found}"))])
+        }
+    }
+}
+
 /// Qwen2 keys describing per-layer sliding windows: accepted only when no layer slides.
 fn no_sliding_layers(hf: &Map, _: &fastllm_core::ImportContext) -> fastllm_core::Writes {
-    let layers = match hf.get("num_hidden_layers") {
-        Some(Value::Int(n)) => *n,
-        _ => 0,
-    };
     let window = !matches!(hf.get("sliding_window"), None | Some(Value::Null));
     if hf.get("use_sliding_window") == Some(&Value::Bool(true)) && window {
-        let first = match hf.get("max_window_layers") {
-            Some(Value::Int(n)) => *n,
-            _ => 0,
-        };
+        let (layers, first) = (hf_int(hf, "num_hidden_layers")?, hf_int(hf, "max_window_layers")?);
         if first < layers {
             return Err(vec![Problem::at_hf(
                 "use_sliding_window",
