@@ -83,11 +83,11 @@ fn effective_bias(layer: &'static str, fl_bias: &'static [&'static str], hf_key:
     Decl::custom(
         Claims::exact(fl_bias, hf_key),
         move |fl, _| {
-            let enabled = match fl.value_in(layer, "bias.enabled")? {
-                Value::Null => fl.value("add_linear_biases")?,
-                other => other,
+            let enabled = match fl.bias_enabled(layer)? {
+                Some(enabled) => enabled,
+                None => fl.linear_biases()?,
             };
-            Ok(vec![(hf.to_string(), enabled).into()])
+            Ok(vec![(hf.to_string(), Value::Bool(enabled)).into()])
         },
         move |hf_dict, _| {
             let value = dict::get(hf_dict, hf).cloned().unwrap_or(Value::Bool(true));

@@ -1,6 +1,6 @@
 //! Activation names: Fast-LLM's ↔ transformers' (`ACT2FN` keys), one table for every format.
 
-use fastllm_config::Value;
+use fastllm_config::{ActivationType, Value};
 
 use crate::Claims;
 use crate::Problem;
@@ -8,26 +8,26 @@ use crate::dict::show;
 use crate::section::Decl;
 use crate::values::text;
 
-/// Fast-LLM name ↔ HF name. HF `gelu` (the exact GELU) is also read, as Fast-LLM's tanh GELU, as
-/// Fast-LLM does.
-const NAMES: &[(&str, &str)] = &[
-    ("gelu", "gelu_pytorch_tanh"),
-    ("silu", "silu"),
-    ("relu", "relu"),
-    ("squared_relu", "relu2"),
-    ("identity", "identity"),
-    ("sigmoid", "sigmoid"),
+/// Fast-LLM activation ↔ HF name. HF `gelu` (the exact GELU) is also read, as Fast-LLM's tanh
+/// GELU, as Fast-LLM does.
+const NAMES: &[(ActivationType, &str)] = &[
+    (ActivationType::Gelu, "gelu_pytorch_tanh"),
+    (ActivationType::Silu, "silu"),
+    (ActivationType::Relu, "relu"),
+    (ActivationType::SquaredRelu, "relu2"),
+    (ActivationType::Identity, "identity"),
+    (ActivationType::Sigmoid, "sigmoid"),
 ];
 
-/// The HF name of a Fast-LLM activation.
-pub fn hf_name(fast_llm: &str) -> Option<&'static str> {
+/// The HF name of a Fast-LLM activation, if the table has one.
+pub fn hf_name(fast_llm: ActivationType) -> Option<&'static str> {
     NAMES.iter().find(|(f, _)| *f == fast_llm).map(|(_, hf)| *hf)
 }
 
 /// The Fast-LLM activation an HF name reads as.
-pub fn fast_llm_name(hf: &str) -> Option<&'static str> {
+pub fn fast_llm_name(hf: &str) -> Option<ActivationType> {
     if hf == "gelu" {
-        return Some("gelu");
+        return Some(ActivationType::Gelu);
     }
     NAMES.iter().find(|(_, h)| *h == hf).map(|(f, _)| *f)
 }
@@ -38,24 +38,27 @@ pub fn activation(key: &'static [&'static str; 1]) -> Decl {
     let name = key[0];
     Decl::custom(
         Claims::exact(&["activation"], key),
-        move |fl, _| match fl.value("activation")? {
-            Value::Str(a) if hf_name(&a).is_some() => {
-                Ok(vec![(name.to_string(), text(hf_name(&a).unwrap_or_default())).into()])
+        move |fl, _| {
+            let found = fl.activation()?;
+            match found.and_then(hf_name) {
+                Some(hf) => Ok(vec![(name.to_string(), text(hf)).into()]),
+                None => {
+                    let found = found.map_or(Value::Null, |a| text(a.as_str()));
+                    let message = format!("activation {} has no HF name", show(&found));
+                    Err(vec![Problem::at_fast_llm("activation", message)])
+                }
             }
-            other => Err(vec![Problem::at_fast_llm(
-                "activation",
-                format!("activation {} has no HF name", show(&other)),
-            )]),
         },
-        move |hf, _| match hf.get(name) {
-            Some(Value::Str(a)) if fast_llm_name(a).is_some() => {
-                Ok(vec![("activation".into(), text(fast_llm_name(a).unwrap_or_default()))])
-            }
-            other => Err(vec![Problem::at_hf(
+        move |hf, _| match hf.get(name).and_then(|found| match found {
+            Value::Str(found) => fast_llm_name(found),
+            _ => None,
+        }) {
+            Some(activation) => Ok(vec![("activation".into(), text(activation.as_str()))]),
+            None => Err(vec![Problem::at_hf(
                 name,
                 format!(
                     "unsupported activation {} (supported: {}, gelu)",
-                    other.map(show).unwrap_or_else(|| "nothing".into()),
+                    hf.get(name).map(show).unwrap_or_else(|| "nothing".into()),
                     NAMES.iter().map(|(_, hf)| *hf).collect::<Vec<_>>().join(", ")
                 ),
             )]),
@@ -69,18 +72,25 @@ mod tests {
     use super::*;
 
     #[rstest::rstest]
-    #[case("gelu", "gelu_pytorch_tanh")]
-    #[case("squared_relu", "relu2")]
-    #[case("silu", "silu")]
-    fn names_map_both_ways(#[case] fast_llm: &str, #[case] hf: &str) {
+    #[case(ActivationType::Gelu, "gelu_pytorch_tanh")]
+    #[case(ActivationType::SquaredRelu, "relu2")]
+    #[case(ActivationType::Silu, "silu")]
+    fn names_map_both_ways(#[case] fast_llm: ActivationType, #[case] hf: &str) {
         assert_eq!(hf_name(fast_llm), Some(hf));
         assert_eq!(fast_llm_name(hf), Some(fast_llm));
     }
 
     #[test]
     fn exact_gelu_reads_as_tanh_gelu_and_unknown_names_are_none() {
-        assert_eq!(fast_llm_name("gelu"), Some("gelu"));
+        assert_eq!(fast_llm_name("gelu"), Some(ActivationType::Gelu));
         assert_eq!(fast_llm_name("gelu_new"), None);
-        assert_eq!(hf_name("swish"), None);
+    }
+
+    #[test]
+    fn every_fast_llm_activation_has_an_hf_name() {
+        for value in ActivationType::VALUES {
+            let activation = ActivationType::from_value(value).unwrap();
+            assert!(hf_name(activation).is_some(), "{activation}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use fastllm_config::{BlockSequenceConfig, Value};
+use fastllm_config::Value;
 
 use crate::blocks::block_path;
 use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src, import_sub, under};
@@ -78,12 +78,7 @@ impl Uniform {
         Node { fl, at: fl_at }: Node,
         Dst { map: hf, at: hf_at }: Dst,
     ) -> Result<(), Vec<Problem>> {
-        let decoder = match fl.config_at("decoder")? {
-            Some(decoder) => decoder
-                .config::<BlockSequenceConfig>()
-                .map_err(|p| under("decoder", vec![p]))?,
-            None => return Err(vec![Problem::at_fast_llm("decoder", "no block sequence")]),
-        };
+        let decoder = fl.text_model()?.decoder;
         let mut exported = Vec::new();
         let mut problems = Vec::new();
         for (name, block) in decoder.distinct() {

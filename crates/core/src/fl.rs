@@ -6,7 +6,9 @@
 //! naming the path, never a `null`.
 
 use fastllm_config::{
-    Field, FieldType, GptBaseModelConfig, MultiModalBaseModelConfig, NoField, Reflect, TextModel, Value,
+    ActivationType, AffineLinearConfig, AttentionConfig, CausalConv1dConfig, Field, FieldType, GptBaseModelConfig,
+    MambaConfig, MlpConfig, MoeMlpConfig, MultiModalBaseModelConfig, NoField, OptionalParameterConfig, Reflect,
+    TextModel, Value,
 };
 
 use crate::Problem;
@@ -68,16 +70,57 @@ impl<'a> Fl<'a> {
         }
     }
 
-    /// The value of `field` in the sub-config at `path` (`null` when that config is absent):
-    /// `value(path.field)` without joining the path (layer flags are read per layer name).
-    pub fn value_in(self, path: &str, field: &str) -> Result<Value, Problem> {
+    /// The typed sub-config `T` at `path`, chosen by name (a layer, an optional parameter);
+    /// `None` when it is absent (`null`). Another class is a problem naming the path.
+    pub fn config_in<T: FieldType + 'static>(self, path: &str) -> Result<Option<&'a T>, Problem> {
         match self.config_at(path)? {
-            Some(sub) => sub.value(field).map_err(|mut problem| {
-                problem.fast_llm = problem.fast_llm.map(|inner| crate::dict::join(path, &inner));
-                problem
-            }),
-            None => Ok(Value::Null),
+            Some(sub) => sub.config::<T>().map(Some).map_err(|problem| under_path(path, problem)),
+            None => Ok(None),
         }
+    }
+
+    /// `add_linear_biases` of an attention, MLP or Mamba config: the default of its layers' biases.
+    pub fn linear_biases(self) -> Result<bool, Problem> {
+        let config = self.0;
+        (config.downcast::<AttentionConfig>().map(|c| c.add_linear_biases))
+            .or_else(|| config.downcast::<MlpConfig>().map(|c| c.add_linear_biases))
+            .or_else(|| config.downcast::<MoeMlpConfig>().map(|c| c.add_linear_biases))
+            .or_else(|| config.downcast::<MambaConfig>().map(|c| c.add_linear_biases))
+            .ok_or_else(|| self.lacks("add_linear_biases"))
+    }
+
+    /// The bias flag (`bias.enabled`) of the layer at `layer` (a linear layer or a convolution);
+    /// `None` when the layer is absent or its flag unset.
+    pub fn bias_enabled(self, layer: &str) -> Result<Option<bool>, Problem> {
+        let Some(sub) = self.config_at(layer)? else {
+            return Ok(None);
+        };
+        let bias = (sub.0.downcast::<AffineLinearConfig>().map(|l| &l.bias))
+            .or_else(|| sub.0.downcast::<CausalConv1dConfig>().map(|l| &l.bias))
+            .ok_or_else(|| under_path(layer, sub.lacks("bias")))?;
+        Ok(bias.enabled)
+    }
+
+    /// `enabled` of the optional parameter at `path`; `None` when it is absent or unset.
+    pub fn parameter_enabled(self, path: &str) -> Result<Option<bool>, Problem> {
+        Ok(self.config_in::<OptionalParameterConfig>(path)?.and_then(|p| p.enabled))
+    }
+
+    /// `activation` of an MLP config (dense or MoE).
+    pub fn activation(self) -> Result<Option<ActivationType>, Problem> {
+        let config = self.0;
+        (config.downcast::<MlpConfig>().map(|c| c.activation))
+            .or_else(|| config.downcast::<MoeMlpConfig>().map(|c| c.activation))
+            .ok_or_else(|| self.lacks("activation"))
+    }
+
+    /// The problem of a read of `field`, which its class does not have: a declaration bug.
+    fn lacks(self, field: &'static str) -> Problem {
+        undeclared(NoField {
+            path: field.into(),
+            class: self.0.class_name(),
+            field: field.into(),
+        })
     }
 
     /// Its dynamic `type` name (the held variant's), if its class has one.
@@ -94,6 +137,12 @@ impl<'a> Fl<'a> {
     pub fn class_name(self) -> &'static str {
         self.0.class_name()
     }
+}
+
+/// `problem`, its Fast-LLM path made relative to the config that holds `path`.
+fn under_path(path: &str, mut problem: Problem) -> Problem {
+    problem.fast_llm = problem.fast_llm.map(|inner| crate::dict::join(path, &inner));
+    problem
 }
 
 /// A read of a field the class does not declare: a declaration bug, named by its path.

@@ -1,14 +1,14 @@
 //! Export rules many formats share (for [`crate::Section::validate`]): a Fast-LLM option the HF
 //! format has no place for must be off.
 
-use fastllm_config::Value;
+use fastllm_config::{AttentionConfig, Value};
 
 use crate::Problem;
 use crate::dict::show;
 use crate::fl::{Checked, Fl, checked};
 
-/// Each `<path>.enabled` of `paths` (optional parameters) must not be true; `why` completes the
-/// message "enabled, but …".
+/// Each optional parameter of `paths` must not be enabled (`<path>.enabled` true); `why`
+/// completes the message "enabled, but …".
 pub fn not_enabled(
     paths: &'static [&'static str],
     why: &'static str,
@@ -16,7 +16,7 @@ pub fn not_enabled(
     move |fl| {
         let mut problems = Vec::new();
         for path in paths {
-            problems.extend(enabled(fl, path, "enabled", why)?);
+            problems.extend(refused(fl.parameter_enabled(path)?, path, "enabled", why));
         }
         checked(problems)
     }
@@ -28,27 +28,26 @@ pub fn no_biases(layers: &'static [&'static str], why: &'static str) -> impl Fn(
     move |fl| {
         let mut problems = Vec::new();
         for layer in layers {
-            problems.extend(enabled(fl, layer, "bias.enabled", why)?);
+            problems.extend(refused(fl.bias_enabled(layer)?, layer, "bias.enabled", why));
         }
         checked(problems)
     }
 }
 
-/// `path` must be unset (`null`); `why` completes the message "<value> set, but …".
-pub fn unset(path: &'static str, why: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync + 'static {
-    move |fl| match fl.value(path)? {
-        Value::Null => Ok(()),
-        found => Err(vec![Problem::at_fast_llm(
-            path,
-            format!("{} set, but {why}", show(&found)),
+/// The attention's `window_size` must be unset; `why` completes the message "<size> set, but …".
+pub fn no_window(why: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync + 'static {
+    move |fl| match fl.config::<AttentionConfig>()?.window_size {
+        None => Ok(()),
+        Some(size) => Err(vec![Problem::at_fast_llm(
+            "window_size",
+            format!("{} set, but {why}", show(&Value::Int(size.into()))),
         )]),
     }
 }
 
-/// The problem of a true `flag` in the config at `path`, if it is.
-fn enabled(fl: Fl, path: &str, flag: &str, why: &str) -> Result<Option<Problem>, Problem> {
-    let on = matches!(fl.value_in(path, flag)?, Value::Bool(true));
-    Ok(on.then(|| Problem::at_fast_llm(format!("{path}.{flag}"), format!("enabled, but {why}"))))
+/// The problem of a flag `flag` of the config at `path` that is on, if it is.
+fn refused(enabled: Option<bool>, path: &str, flag: &str, why: &str) -> Option<Problem> {
+    (enabled == Some(true)).then(|| Problem::at_fast_llm(format!("{path}.{flag}"), format!("enabled, but {why}")))
 }
 
 #[cfg(test)]
@@ -77,17 +76,17 @@ mod tests {
     fn a_set_value_is_refused_by_its_path() {
         let config = attention(r#"{"window_size": 512}"#);
         let fl = Fl::new(&config);
-        let problems = unset("window_size", "the format has no window")(fl).unwrap_err();
+        let problems = no_window("the format has no window")(fl).unwrap_err();
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].fast_llm.as_deref(), Some("window_size"));
         assert_eq!(problems[0].message, "512 set, but the format has no window");
-        assert!(unset("query_norm", "no")(fl).is_ok());
+        assert!(no_window("no")(Fl::new(&attention("{}"))).is_ok());
     }
 
     #[test]
     fn a_field_the_class_lacks_is_a_problem_naming_it() {
         let config = attention("{}");
-        let problems = unset("absent", "no")(Fl::new(&config)).unwrap_err();
+        let problems = not_enabled(&["absent"], "no")(Fl::new(&config)).unwrap_err();
         assert_eq!(problems[0].fast_llm.as_deref(), Some("absent"));
         assert_eq!(
             problems[0].message,
@@ -95,5 +94,23 @@ mod tests {
         );
         let problems = no_biases(&["query_layr"], "no")(Fl::new(&config)).unwrap_err();
         assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layr"));
+    }
+
+    #[test]
+    fn a_config_of_another_class_is_a_problem_naming_its_path() {
+        let config = attention("{}");
+        let problems = not_enabled(&["query_layer"], "no")(Fl::new(&config)).unwrap_err();
+        assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layer"));
+        assert_eq!(
+            problems[0].message,
+            "expected a OptionalParameterConfig, found a AffineLinearConfig"
+        );
+        let problems = no_biases(&["rotary"], "no")(Fl::new(&config)).unwrap_err();
+        assert_eq!(problems[0].fast_llm.as_deref(), Some("rotary.bias"));
+        let problems = no_window("no")(Fl::new(&config.query_layer)).unwrap_err();
+        assert_eq!(
+            problems[0].message,
+            "expected a AttentionConfig, found a AffineLinearConfig"
+        );
     }
 }

@@ -63,12 +63,7 @@ pub fn declaration(blocks: Blocks) -> Decl {
 }
 
 fn export(blocks: &Blocks, fl: Fl, context: &ExportContext) -> HfWrites {
-    let decoder = match fl.config_at("decoder")? {
-        Some(decoder) => decoder
-            .config::<BlockSequenceConfig>()
-            .map_err(|p| under("decoder", vec![p]))?,
-        None => return Err(vec![Problem::at_fast_llm("decoder", "no block sequence")]),
-    };
+    let decoder = fl.text_model()?.decoder;
     let BlockSequenceConfig::Pattern(pattern) = decoder else {
         return Err(vec![Problem::at_fast_llm(
             "decoder.type",

@@ -233,7 +233,7 @@ pub fn attention(layer: LayerType) -> Section {
             // Not written on import: Fast-LLM's default is no window.
             .validate(
                 "no_window",
-                rules::unset("window_size", "Gemma 4's full-attention layers have no sliding window"),
+                rules::no_window("Gemma 4's full-attention layers have no sliding window"),
             )
             .rename("shared_key_value", "attention_k_eq_v"),
     }

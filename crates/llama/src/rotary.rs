@@ -1,12 +1,18 @@
 //! Rotary embeddings ↔ `rope_theta` + `rope_scaling` (transformers 4) or `rope_parameters`
 //! (transformers 5). A Custom: one Fast-LLM sub-config becomes keys spread over two layouts.
 
-use fastllm_core::config::{Map, RotaryConfig, Value};
+use fastllm_core::config::{AttentionConfig, Map, RotaryConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::{Claims, Decl, ExportContext, Fl, HfLayout, HfWrites, ImportContext, Problem, Writes};
 
 /// transformers' `rope_theta` when a config has none (LlamaConfig's default).
 pub const DEFAULT_ROPE_THETA: f64 = 10000.0;
+
+/// [`DEFAULT_ROPE_THETA`] as an HF value.
+static DEFAULT_THETA: Value = Value::Float(DEFAULT_ROPE_THETA);
+
+/// The rope parameters of a config that has none.
+static NO_PARAMETERS: Map = Map::new();
 
 /// Every HF key the rotary reads, including inside the rope dicts (anything else there is unknown).
 const CLAIMS: &[&str] = &[
@@ -55,49 +61,46 @@ pub fn declaration() -> Decl {
 }
 
 fn export(fl: Fl, context: &ExportContext) -> HfWrites {
-    let Some(rotary) = fl.config_at("rotary")? else {
-        return Err(vec![Problem::at_fast_llm("rotary", "no rotary config")]);
-    };
+    let rotary = &fl.config::<AttentionConfig>()?.rotary;
     let float = Value::Float;
     let int = |i: i64| Value::Int(i.into());
     // The type, theta and the values of its table's fields, in the table's order.
-    let (kind, theta, fields, values): (&str, f64, &[(&str, &str)], Vec<Value>) =
-        match rotary.config::<RotaryConfig>()? {
-            RotaryConfig::Default(c) => ("default", c.theta, &[], vec![]),
-            RotaryConfig::Llama3(c) => (
-                "llama3",
-                c.theta,
-                LLAMA3,
-                vec![
-                    float(c.scale_factor),
-                    float(c.low_frequency_factor),
-                    float(c.high_frequency_factor),
-                    int(c.original_context_length),
-                ],
-            ),
-            RotaryConfig::Yarn(c) => (
-                "yarn",
-                c.theta,
-                YARN,
-                vec![
-                    float(c.scale_factor),
-                    c.attention_factor.map_or(Value::Null, float),
-                    float(c.beta_fast),
-                    float(c.beta_slow),
-                    int(c.original_context_length),
-                ],
-            ),
-            _ => {
-                return Err(vec![Problem::at_fast_llm(
-                    "rotary.type",
-                    format!(
-                        "rotary {} has no {} form (supported: default, llama3, yarn)",
-                        show(&rotary.type_value()),
-                        context.format
-                    ),
-                )]);
-            }
-        };
+    let (kind, theta, fields, values): (&str, f64, &[(&str, &str)], Vec<Value>) = match rotary {
+        RotaryConfig::Default(c) => ("default", c.theta, &[], vec![]),
+        RotaryConfig::Llama3(c) => (
+            "llama3",
+            c.theta,
+            LLAMA3,
+            vec![
+                float(c.scale_factor),
+                float(c.low_frequency_factor),
+                float(c.high_frequency_factor),
+                int(c.original_context_length),
+            ],
+        ),
+        RotaryConfig::Yarn(c) => (
+            "yarn",
+            c.theta,
+            YARN,
+            vec![
+                float(c.scale_factor),
+                c.attention_factor.map_or(Value::Null, float),
+                float(c.beta_fast),
+                float(c.beta_slow),
+                int(c.original_context_length),
+            ],
+        ),
+        _ => {
+            return Err(vec![Problem::at_fast_llm(
+                "rotary.type",
+                format!(
+                    "rotary {} has no {} form (supported: default, llama3, yarn)",
+                    show(&Value::Str(rotary.type_name().into())),
+                    context.format
+                ),
+            )]);
+        }
+    };
     let theta = float(theta);
     let mut parameters = Map::new();
     parameters.insert("rope_type".into(), Value::Str(kind.into()));
@@ -120,21 +123,24 @@ fn export(fl: Fl, context: &ExportContext) -> HfWrites {
     Ok(writes.into_iter().map(Into::into).collect())
 }
 
-fn number(value: &Value, key: &str) -> Result<Value, Problem> {
+fn number(value: &Value, key: impl FnOnce() -> String) -> Result<Value, Problem> {
     match value {
         Value::Int(i) => Ok(Value::Float(*i as f64)),
         Value::Float(_) => Ok(value.clone()),
-        other => Err(Problem::at_hf(key, format!("must be a number, found {}", show(other)))),
+        other => Err(Problem::at_hf(
+            key(),
+            format!("must be a number, found {}", show(other)),
+        )),
     }
 }
 
 fn import(hf: &Map, context: &ImportContext) -> Writes {
     // transformers 5's `rope_parameters` wins; a stale flat `rope_theta` beside it is ignored.
     let (name, parameters) = match hf.get("rope_parameters") {
-        Some(Value::Map(p)) => ("rope_parameters", p.clone()),
+        Some(Value::Map(p)) => ("rope_parameters", p),
         Some(Value::Null) | None => match hf.get("rope_scaling") {
-            Some(Value::Map(p)) => ("rope_scaling", p.clone()),
-            Some(Value::Null) | None => ("rope_scaling", Map::new()),
+            Some(Value::Map(p)) => ("rope_scaling", p),
+            Some(Value::Null) | None => ("rope_scaling", &NO_PARAMETERS),
             Some(other) => {
                 return Err(vec![Problem::at_hf(
                     "rope_scaling",
@@ -149,24 +155,21 @@ fn import(hf: &Map, context: &ImportContext) -> Writes {
             )]);
         }
     };
-    let theta_key = if parameters.contains_key("rope_theta") {
-        format!("{name}.rope_theta")
-    } else {
-        "rope_theta".into()
+    let (theta, theta_key) = match (parameters.get("rope_theta"), hf.get("rope_theta")) {
+        (Some(theta), _) => (theta, Some(name)),
+        (None, Some(theta)) => (theta, None),
+        (None, None) => (&DEFAULT_THETA, None),
     };
-    let theta = parameters
-        .get("rope_theta")
-        .or_else(|| hf.get("rope_theta"))
-        .cloned()
-        .unwrap_or(Value::Float(DEFAULT_ROPE_THETA));
     let mut problems = Vec::new();
-    let theta = number(&theta, &theta_key)
-        .map_err(|p| problems.push(p))
-        .unwrap_or(Value::Null);
+    let theta = number(theta, || {
+        theta_key.map_or("rope_theta".into(), |name| format!("{name}.rope_theta"))
+    })
+    .map_err(|p| problems.push(p))
+    .unwrap_or(Value::Null);
     // Legacy `type` means `rope_type`.
     let kind = match parameters.get("rope_type").or_else(|| parameters.get("type")) {
-        None => "default".to_string(),
-        Some(Value::Str(t)) => t.clone(),
+        None => "default",
+        Some(Value::Str(t)) => t.as_str(),
         Some(other) => {
             return Err(vec![Problem::at_hf(
                 format!("{name}.rope_type"),
@@ -174,7 +177,7 @@ fn import(hf: &Map, context: &ImportContext) -> Writes {
             )]);
         }
     };
-    let fields: &[(&str, &str)] = match kind.as_str() {
+    let fields: &[(&str, &str)] = match kind {
         "default" => &[],
         "llama3" => LLAMA3,
         "yarn" => YARN,
@@ -199,13 +202,13 @@ fn import(hf: &Map, context: &ImportContext) -> Writes {
         }
     }
     let mut rotary = Map::new();
-    rotary.insert("type".into(), Value::Str(kind.clone()));
+    rotary.insert("type".into(), Value::Str(kind.into()));
     rotary.insert("theta".into(), theta);
     for (fast_llm, hf_key) in fields {
-        let path = format!("{name}.{hf_key}");
-        let value = match (parameters.get(*hf_key), kind.as_str(), *hf_key) {
+        let path = || format!("{name}.{hf_key}");
+        let value = match (parameters.get(*hf_key), kind, *hf_key) {
             (Some(v), _, "original_max_position_embeddings") => Ok(v.clone()),
-            (Some(v), _, _) => number(v, &path),
+            (Some(v), _, _) => number(v, path),
             // YaRN defaults (transformers): attention_factor derived by Fast-LLM, betas 32 and 1,
             // original length = max_position_embeddings.
             (None, "yarn", "attention_factor") => continue,
@@ -214,9 +217,9 @@ fn import(hf: &Map, context: &ImportContext) -> Writes {
             (None, "yarn", "original_max_position_embeddings") => hf
                 .get("max_position_embeddings")
                 .cloned()
-                .ok_or_else(|| Problem::at_hf(path.clone(), "missing, and no max_position_embeddings to default to")),
+                .ok_or_else(|| Problem::at_hf(path(), "missing, and no max_position_embeddings to default to")),
             (None, _, _) => Err(Problem::at_hf(
-                path.clone(),
+                path(),
                 format!("missing (required for rope type {kind:?})"),
             )),
         };

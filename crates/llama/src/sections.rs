@@ -21,15 +21,16 @@ use crate::rotary;
 /// `<layer>.bias.enabled` must be unset or equal `add_linear_biases`: the format has one flag.
 pub fn biases_follow(layers: &'static [&'static str]) -> impl Fn(Fl) -> Checked + Send + Sync {
     move |fl: Fl| {
-        let shared = fl.value("add_linear_biases")?;
+        let shared = fl.linear_biases()?;
         let mut problems = Vec::new();
         for layer in layers {
-            let enabled = fl.value_in(layer, "bias.enabled")?;
-            if !matches!(enabled, Value::Null) && enabled != shared {
+            if let Some(enabled) = fl.bias_enabled(layer)?
+                && enabled != shared
+            {
                 let message = format!(
                     "{} differs from add_linear_biases {}; the format has one bias flag",
-                    show(&enabled),
-                    show(&shared)
+                    show(&Value::Bool(enabled)),
+                    show(&Value::Bool(shared))
                 );
                 problems.push(Problem::at_fast_llm(format!("{layer}.bias.enabled"), message));
             }
@@ -136,7 +137,7 @@ pub fn plain_attention(section: Section, no_window: &'static str) -> Section {
         .constant("value_norm", Value::Null)
         .constant("shared_key_value", boolean(false))
         .validate("layer_biases", biases_follow(LINEAR_LAYERS))
-        .validate("no_window", rules::unset("window_size", no_window))
+        .validate("no_window", rules::no_window(no_window))
 }
 
 /// Llama's attention: heads, KV groups, `head_dim`, biases, dropout and rotary.
@@ -286,18 +287,22 @@ fn import_constant(
     move |_, _| Ok(vec![(path.to_string(), value.clone())])
 }
 
+/// The int at HF key `key`; anything else (absent, `null`) is a problem naming it, never a 0.
+fn hf_int(hf: &Map, key: &str) -> Result<i128, Vec<Problem>> {
+    match hf.get(key) {
+        Some(Value::Int(n)) => Ok(*n),
+        other => {
+            let found = other.map(show).unwrap_or_else(|| "nothing".into());
+            Err(vec![Problem::at_hf(key, format!("expected an int, found {found}"))])
+        }
+    }
+}
+
 /// Qwen2 keys describing per-layer sliding windows: accepted only when no layer slides.
 fn no_sliding_layers(hf: &Map, _: &fastllm_core::ImportContext) -> fastllm_core::Writes {
-    let layers = match hf.get("num_hidden_layers") {
-        Some(Value::Int(n)) => *n,
-        _ => 0,
-    };
     let window = !matches!(hf.get("sliding_window"), None | Some(Value::Null));
     if hf.get("use_sliding_window") == Some(&Value::Bool(true)) && window {
-        let first = match hf.get("max_window_layers") {
-            Some(Value::Int(n)) => *n,
-            _ => 0,
-        };
+        let (layers, first) = (hf_int(hf, "num_hidden_layers")?, hf_int(hf, "max_window_layers")?);
         if first < layers {
             return Err(vec![Problem::at_hf(
                 "use_sliding_window",

@@ -98,3 +98,40 @@ fn an_export_conflict_names_both_writers() {
         problem.message
     );
 }
+
+/// Qwen2's sliding-window keys are read as ints: a `null` layer count is a problem naming it,
+/// not a window starting at layer 0.
+#[rstest]
+#[case(
+    r#"{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 28}"#,
+    None
+)]
+#[case(
+    r#"{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": null}"#,
+    Some(("max_window_layers", "expected an int, found null"))
+)]
+fn qwen2_reads_its_window_layer_count_as_an_int(#[case] keys: &str, #[case] refused: Option<(&str, &str)>) {
+    use fastllm_core::config::Value;
+    use fastllm_core::{ConvertError, HfLayout};
+    let handler = fastllm_core::find("qwen2").unwrap();
+    let sample = &handler.converter().samples[0];
+    let config = fastllm_core::config::load_base_model(handler.model, sample).unwrap();
+    let mut hf = handler.export(&config, HfLayout::V4).unwrap();
+    let Value::Map(extra) = Value::from_json_str(keys).unwrap() else {
+        panic!("the keys are a dict");
+    };
+    hf.extend(extra);
+    hf.insert("num_hidden_layers".into(), Value::Int(28));
+    match (handler.import(&hf), refused) {
+        (Ok(_), None) => {}
+        (Err(ConvertError::Rejected { problems, .. }), Some((key, message))) => {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.hf.as_deref() == Some(key) && p.message == message),
+                "{problems:#?}"
+            );
+        }
+        (outcome, expected) => panic!("expected {expected:?}, got {outcome:?}"),
+    }
+}
