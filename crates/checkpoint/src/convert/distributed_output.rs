@@ -149,6 +149,7 @@ pub(super) fn convert(
         layout: &layout,
         shards: &shards,
         metadata: &metadata,
+        remote: options.remote_output.as_ref(),
     };
     let dtype = layout.parallelism.shard_dtype;
     let element = crate::dtype_size(dtype).unwrap_or(1);
