@@ -189,6 +189,8 @@ pub(super) fn convert(
     }
     let out = OutputDir::create(output, options.force, protected)?;
     document.write(&out)?;
+    // A remote input reads each parameter's weights while the one before is written.
+    source.read_in_order(layout.parameters().map(|placed| placed.parameter.name.as_str()));
     let shard_source = InputShards {
         input: &source,
         shards: &shards,
