@@ -26,9 +26,9 @@
 //! `--io-concurrency` in flight, while the conversion goes on. Its documents are written into
 //! the local staging directory and published after every tensor file, markers last (see
 //! `fastllm_store::publish` for what a reader observes meanwhile). A failed conversion aborts
-//! the upload in progress and deletes the files it completed. A distributed output's rank
-//! files, written in place, are still staged locally and uploaded after. So a remote input or
-//! output needs local disk for its documents only.
+//! the uploads in progress and deletes the files it completed. A distributed output's rank
+//! files are uploaded the same way, all of them growing together (the parts in flight bounded
+//! for the whole output). So a remote input or output needs local disk for its documents only.
 //!
 //! `--part K/N` to an object store writes its files the same way under the prefix
 //! `NAME.part-K-of-N` beside the output, replaced whole (`Remote::start_replacement`: the previous

@@ -18,10 +18,6 @@ use std::io::Write;
 /// small enough that the disk starts early.
 pub(crate) const WINDOW: u64 = 8 << 20;
 
-/// The smallest write of its own worth a writeback request: smaller ones are many small disk
-/// writes, better left to the fsync that sorts them.
-pub(crate) const SLICE: usize = 1 << 20;
-
 /// Asks the kernel to start writing `len` bytes of `file` at `offset` to disk, without waiting.
 pub(crate) fn start(file: &File, offset: u64, len: u64) {
     #[cfg(target_os = "linux")]

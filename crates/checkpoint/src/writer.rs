@@ -126,10 +126,34 @@ pub(crate) enum Destination {
     Remote(Box<dyn RemoteUpload>),
 }
 
-/// The bytes of a file on their way to its destination.
-enum Sink {
+/// The bytes of a file on their way to its destination, written from its start in order.
+pub(crate) enum Sink {
     Local(SequentialFile),
     Remote(Box<dyn RemoteUpload>),
+}
+
+impl Sink {
+    /// Starts the file at `path` (for a remote destination, `path` only names it in errors).
+    pub(crate) fn open(path: &Path, destination: Destination) -> Result<Sink, CheckpointError> {
+        Ok(match destination {
+            Destination::Local => Sink::Local(SequentialFile::create(path).map_err(|e| CheckpointError::io(path, e))?),
+            Destination::Remote(upload) => Sink::Remote(upload),
+        })
+    }
+
+    /// Completes the file: locally every byte on disk (synced) and mode 0644; remotely the
+    /// upload completed, from then on listed.
+    pub(crate) fn finish(self, path: &Path) -> Result<(), CheckpointError> {
+        let io = |e| CheckpointError::io(path, e);
+        match self {
+            Sink::Local(file) => {
+                let file = file.finish().map_err(io)?;
+                file.sync_all().map_err(io)?;
+                readable_by_all(path)
+            }
+            Sink::Remote(upload) => upload.finish().map_err(io),
+        }
+    }
 }
 
 impl Write for Sink {
@@ -160,10 +184,7 @@ pub(crate) fn write_safetensors_to(
         tensors,
     } = file;
     let (header_bytes, lengths) = safetensors_header(path, metadata, tensors)?;
-    let sink = match destination {
-        Destination::Local => Sink::Local(SequentialFile::create(path).map_err(|e| CheckpointError::io(path, e))?),
-        Destination::Remote(upload) => Sink::Remote(upload),
-    };
+    let sink = Sink::open(path, destination)?;
     let mut out = Counting {
         inner: sink,
         written: 0,
@@ -185,14 +206,7 @@ pub(crate) fn write_safetensors_to(
             ));
         }
     }
-    match out.inner {
-        Sink::Local(file) => {
-            let file = file.finish().map_err(io)?;
-            file.sync_all().map_err(io)?;
-            readable_by_all(path)
-        }
-        Sink::Remote(upload) => upload.finish().map_err(io),
-    }
+    out.inner.finish(path)
 }
 
 /// Mode 0644: a checkpoint is read by other users and services.

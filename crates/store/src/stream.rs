@@ -8,11 +8,13 @@
 //! sees what `publish`'s module doc says, the streamed files being its data files.
 //!
 //! An [`Upload`] gathers `part_bytes` and hands each part to the IO runtime at once (a multipart
-//! upload, started with the first full part), at most `concurrency` parts in flight: the
-//! conversion goes on while they upload, and waits only when all are busy. A file no larger
-//! than one part is a single PUT at its end. Memory: one part being filled and `concurrency` in
-//! flight. An upload dropped unfinished is aborted (its parts freed); a publication dropped
-//! unfinished deletes every file it completed.
+//! upload, started with the first full part), at most `concurrency` parts in flight for the
+//! whole publication, however many of its files are being written at once (a distributed
+//! checkpoint's rank files grow together): the conversion goes on while they upload, and waits
+//! only when all are busy. A file no larger than one part is a single PUT at its end. Memory:
+//! per file being written, the part being filled; and `concurrency` parts in flight. An upload
+//! dropped unfinished is aborted (its parts freed); a publication dropped unfinished deletes
+//! every file it completed.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -20,6 +22,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use object_store::{MultipartUpload, PutPayload};
+use tokio::sync::Semaphore;
 
 use crate::publish::{PublishOptions, Published};
 use crate::{Location, Remote, StoreError};
@@ -33,6 +36,8 @@ pub struct Publication {
     existing: Vec<object_store::path::Path>,
     /// Files completed so far, in order, with their sizes.
     uploaded: Arc<Mutex<Vec<(String, u64)>>>,
+    /// One permit a part in flight, shared by every upload: at most `concurrency`.
+    parts: Arc<Semaphore>,
     finished: bool,
 }
 
@@ -47,11 +52,13 @@ impl Remote {
 
 impl Publication {
     pub(crate) fn new(remote: Arc<Remote>, target: Location, existing: Vec<object_store::path::Path>) -> Publication {
+        let parts = Arc::new(Semaphore::new(remote.limits.concurrency));
         Publication {
             remote,
             target,
             existing,
             uploaded: Default::default(),
+            parts,
             finished: false,
         }
     }
@@ -81,6 +88,7 @@ impl Publication {
             multipart: None,
             in_flight: VecDeque::new(),
             uploaded: Arc::clone(&self.uploaded),
+            parts: Arc::clone(&self.parts),
         }
     }
 
@@ -128,6 +136,8 @@ pub struct Upload {
     multipart: Option<Box<dyn MultipartUpload>>,
     in_flight: VecDeque<tokio::task::JoinHandle<object_store::Result<()>>>,
     uploaded: Arc<Mutex<Vec<(String, u64)>>>,
+    /// The publication's part permits.
+    parts: Arc<Semaphore>,
 }
 
 impl Upload {
@@ -167,13 +177,23 @@ impl Upload {
                 None => return Err(self.stopped()),
             }
         }
-        while self.in_flight.len() >= self.remote.limits.concurrency {
+        // Parts already done: a failure among them is the answer.
+        while self.in_flight.front().is_some_and(|part| part.is_finished()) {
             self.wait_one()?;
         }
+        // Waits while `concurrency` parts of the publication's files are in flight.
+        let parts = Arc::clone(&self.parts);
+        let Some(Ok(permit)) = self.remote.wait(async move { parts.acquire_owned().await }) else {
+            return Err(self.stopped());
+        };
         let bytes = std::mem::take(&mut self.part);
         let multipart = self.multipart.as_mut().expect("started above");
         let upload = multipart.put_part(PutPayload::from(bytes));
-        self.in_flight.push_back(self.remote.spawn(upload));
+        self.in_flight.push_back(self.remote.spawn(async move {
+            let uploaded = upload.await;
+            drop(permit);
+            uploaded
+        }));
         Ok(())
     }
 
@@ -246,6 +266,170 @@ impl Drop for Upload {
                 part.abort();
             }
             let _ = self.remote.wait(async move { multipart.abort().await });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::path::Path as KeyPath;
+    use object_store::{
+        GetOptions, GetResult, ListResult, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutResult,
+        UploadPart,
+    };
+
+    use super::*;
+    use crate::{IoLimits, MIN_PART_BYTES, Retries};
+
+    /// Part uploads in flight now, and the most at once.
+    #[derive(Debug, Default)]
+    struct InFlight {
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    /// An in-memory store whose part uploads take a while, counted in [`InFlight`].
+    #[derive(Debug)]
+    struct SlowParts {
+        inner: InMemory,
+        in_flight: Arc<InFlight>,
+    }
+
+    impl fmt::Display for SlowParts {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("SlowParts")
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for SlowParts {
+        async fn put_opts(
+            &self,
+            location: &KeyPath,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &KeyPath,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            let inner = self.inner.put_multipart_opts(location, opts).await?;
+            Ok(Box::new(SlowUpload {
+                inner,
+                in_flight: Arc::clone(&self.in_flight),
+            }))
+        }
+
+        async fn get_opts(&self, location: &KeyPath, options: GetOptions) -> object_store::Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        async fn delete(&self, location: &KeyPath) -> object_store::Result<()> {
+            self.inner.delete(location).await
+        }
+
+        fn list(&self, prefix: Option<&KeyPath>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(&self, prefix: Option<&KeyPath>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy(&self, from: &KeyPath, to: &KeyPath) -> object_store::Result<()> {
+            self.inner.copy(from, to).await
+        }
+
+        async fn copy_if_not_exists(&self, from: &KeyPath, to: &KeyPath) -> object_store::Result<()> {
+            self.inner.copy_if_not_exists(from, to).await
+        }
+    }
+
+    #[derive(Debug)]
+    struct SlowUpload {
+        inner: Box<dyn MultipartUpload>,
+        in_flight: Arc<InFlight>,
+    }
+
+    #[async_trait]
+    impl MultipartUpload for SlowUpload {
+        fn put_part(&mut self, data: PutPayload) -> UploadPart {
+            let part = self.inner.put_part(data);
+            let in_flight = Arc::clone(&self.in_flight);
+            Box::pin(async move {
+                let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+                in_flight.most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let uploaded = part.await;
+                in_flight.now.fetch_sub(1, Ordering::SeqCst);
+                uploaded
+            })
+        }
+
+        async fn complete(&mut self) -> object_store::Result<PutResult> {
+            self.inner.complete().await
+        }
+
+        async fn abort(&mut self) -> object_store::Result<()> {
+            self.inner.abort().await
+        }
+    }
+
+    /// Four files written together, a part to each in turn (as a distributed checkpoint's rank
+    /// files grow): never more than `concurrency` parts in flight for the publication, and
+    /// every file whole.
+    #[test]
+    fn the_parts_in_flight_are_bounded_across_the_files_written_together() {
+        let concurrency = 2;
+        let limits = IoLimits {
+            concurrency,
+            part_bytes: MIN_PART_BYTES,
+        };
+        let remote = Remote::open("s3://bucket/out", limits, Retries::default()).unwrap();
+        let in_flight = Arc::new(InFlight::default());
+        let store = Arc::new(SlowParts {
+            inner: InMemory::new(),
+            in_flight: Arc::clone(&in_flight),
+        });
+        let mut location = remote.location.clone();
+        location.store = store.clone();
+        let remote = Arc::new(Remote { location, ..remote });
+        let publication = remote.start_publication(PublishOptions { force: false }).unwrap();
+        let contents: Vec<Vec<u8>> = (0..4u8)
+            .map(|file| (0..3 * MIN_PART_BYTES + 100).map(|i| file ^ (i % 251) as u8).collect())
+            .collect();
+        let mut uploads: Vec<Upload> = (0..4)
+            .map(|file| publication.upload(&format!("rank_{file}.safetensors")))
+            .collect();
+        for piece in 0..4 {
+            for (upload, bytes) in uploads.iter_mut().zip(&contents) {
+                let start = piece * MIN_PART_BYTES;
+                upload
+                    .write_all(&bytes[start..(start + MIN_PART_BYTES).min(bytes.len())])
+                    .unwrap();
+            }
+        }
+        for upload in uploads {
+            upload.finish().unwrap();
+        }
+        assert_eq!(in_flight.most.load(Ordering::SeqCst), concurrency);
+        for (file, bytes) in contents.iter().enumerate() {
+            let key = KeyPath::from(format!("out/rank_{file}.safetensors"));
+            let stored = remote
+                .block_on(async { store.inner.get(&key).await?.bytes().await })
+                .unwrap();
+            assert!(stored == bytes[..], "rank_{file}");
         }
     }
 }

@@ -149,6 +149,7 @@ pub(super) fn convert(
         layout: &layout,
         shards: &shards,
         metadata: &metadata,
+        remote: options.remote_output.as_ref(),
     };
     let dtype = layout.parallelism.shard_dtype;
     let element = crate::dtype_size(dtype).unwrap_or(1);
@@ -188,6 +189,8 @@ pub(super) fn convert(
     }
     let out = OutputDir::create(output, options.force, protected)?;
     document.write(&out)?;
+    // A remote input reads each parameter's weights while the one before is written.
+    source.read_in_order(layout.parameters().map(|placed| placed.parameter.name.as_str()));
     let shard_source = InputShards {
         input: &source,
         shards: &shards,

@@ -1,28 +1,42 @@
-//! Writing a distributed checkpoint: the inverse of the reader. Every rank file is created at its
-//! final size with its header (the shards' tensors, `<shard>_shard`, in name order as HF's
-//! safetensors writer orders same-dtype tensors, and the whole metadata with that rank's
-//! `config.distributed.rank`), so the bytes Fast-LLM leaves as padding read as zeros. Then one
-//! parameter at a time, shard by shard, its global tensor is cut into every rank's local slice
-//! and written at its place in each rank file holding it (its pipeline rank's files and those of
-//! ranks keeping a tied copy of its stage).
+//! Writing a distributed checkpoint: the inverse of the reader, every rank file written from
+//! its start to its end, in order, like any other safetensors output (through
+//! [`crate::direct::SequentialFile`] on local disk, or uploaded as it is written to an object
+//! store, never staged).
+//!
+//! A rank file's data is its shards' tensors `<shard>_shard` in name order (as HF's safetensors
+//! writer orders same-dtype tensors; the header holds the whole metadata with that rank's
+//! `config.distributed.rank`), each the concatenation, over the stages on the rank's device in
+//! stage order, of each group's data-rank shard: its slices of the group's parameters in the
+//! group's order, then the zeros that pad the group. So the writer visits shard (in file order),
+//! stage, group, parameter: each parameter's global tensor is cut into the local slice of every
+//! rank holding its stage (its pipeline rank's, and those keeping a tied copy) and appended to
+//! each of their files, and after a group's last parameter each holder gets its padding. Every
+//! rank file then grows in file order: the position of each write is checked against the
+//! placement (an internal error, never a misplaced byte), and every file's length at its end.
 //!
 //! Memory: one global tensor in the input's dtype (borrowed from the input's map when it needs no
 //! transform) plus at most [`WRITE_CHUNK`] of a rank's slice of it, gathered when the slice is
 //! made of short runs (a tensor-parallel split of an inner axis), and that chunk cast to the
-//! shards' dtype when the input's differs. Each parameter is read once per shard.
+//! shards' dtype when the input's differs; and, per rank file (all are open until the last
+//! shard), its writer's buffers: on local disk the direct writer's three 4 MiB chunks (12 MiB, a
+//! thread each), to an object store the part being filled (`--io-part-size`), the parts in
+//! flight being bounded by the publication as a whole. Each parameter is read once per shard;
+//! every shard reads other input tensors (the weights, each optimizer state), so no input byte
+//! is read twice.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fs::File;
+use std::io::Write;
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 
 use fastllm_config::{Map, Value};
 
 use super::layout::{DistributedLayout, Placed, ShardKind, local_runs};
 use super::reader::rank_file;
 use crate::cast::{Dtype, Overflow, Source as CastSource, cast};
-use crate::writeback;
-use crate::writer::{OutputDir, TensorSpec, readable_by_all, safetensors_header};
+use crate::destination::RemoteOutput;
+use crate::writer::{Destination, OutputDir, Sink, TensorSpec, safetensors_header};
 use crate::{CheckpointError, dtype_size};
 
 /// Where a distributed checkpoint's tensors come from: parameter `parameter` of shard `shard`
@@ -43,21 +57,53 @@ pub struct SourceTensor<'a> {
 }
 
 /// A distributed checkpoint to write: its layout, its shards (`weights` first) and its metadata
-/// (the whole of metadata.yaml, with rank 0's `config.distributed.rank`).
+/// (the whole of metadata.yaml, with rank 0's `config.distributed.rank`); its rank files go into
+/// the output directory, or to `remote` (an object-store output) as they are written.
 pub struct DistributedWrite<'a> {
     pub layout: &'a DistributedLayout,
     pub shards: &'a [String],
     pub metadata: &'a Map,
+    pub remote: Option<&'a RemoteOutput>,
 }
 
 /// Short runs of a rank's slice are gathered up to this many bytes before being written.
 const WRITE_CHUNK: usize = 4 << 20;
 
-/// One rank file being written: its handle and where each shard's tensor starts.
+/// Zeros for the padding (at most `data_parallel × 32` elements a group).
+const ZEROS: [u8; 4096] = [0; 4096];
+
+/// One rank file being written from its start: where its bytes go, how many went, and where
+/// each shard's tensor starts.
 struct RankFile {
-    file: File,
     name: String,
+    path: PathBuf,
+    sink: Sink,
+    written: u64,
+    size: u64,
     starts: BTreeMap<String, u64>,
+}
+
+impl RankFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.sink.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Refuses a write at `at` when the file is elsewhere: the visit order and the placement
+    /// disagree, which would misplace every byte after.
+    fn check_at(&self, at: u64, what: &dyn std::fmt::Display) -> Result<(), CheckpointError> {
+        if at == self.written {
+            return Ok(());
+        }
+        Err(CheckpointError::invalid(
+            &self.path,
+            format!(
+                "internal error: {what} belongs at byte {at} of {}, which is at byte {}",
+                self.name, self.written
+            ),
+        ))
+    }
 }
 
 impl DistributedWrite<'_> {
@@ -96,9 +142,17 @@ impl DistributedWrite<'_> {
             .collect()
     }
 
-    /// Writes every `rank_<r>.safetensors` into `out`, taking tensors from `source`; calls
-    /// `progress(bytes written, total)` before the first write and after every write of at most
-    /// 4 MiB, and stops with [`CheckpointError::Interrupted`] when it says so.
+    /// The shards in the order of their tensors in a rank file (their names' order).
+    fn file_order(&self) -> Vec<&String> {
+        let mut shards: Vec<&String> = self.shards.iter().collect();
+        shards.sort_by_key(|shard| format!("{shard}_shard"));
+        shards
+    }
+
+    /// Writes every `rank_<r>.safetensors` into `out` (or to the remote output), taking tensors
+    /// from `source`; calls `progress(bytes written, total)` before the first write and after
+    /// every write of at most 4 MiB, and stops with [`CheckpointError::Interrupted`] when it says
+    /// so. A file is complete (synced, or its upload completed) only once every file is written.
     pub fn write(
         &self,
         out: &OutputDir,
@@ -120,7 +174,7 @@ impl DistributedWrite<'_> {
         let stages_on_device: Vec<Vec<usize>> = (0..parallelism.world_size)
             .map(|rank| self.layout.stages_on_device(rank))
             .collect();
-        for shard in self.shards {
+        for shard in self.file_order() {
             let kind = ShardKind::of(shard);
             // Per rank, where each (stage, group) of this shard starts in its shard tensor.
             let offsets: Vec<BTreeMap<(usize, &str), usize>> = (0..parallelism.world_size)
@@ -142,7 +196,7 @@ impl DistributedWrite<'_> {
                         let tensor = source.tensor(name, shard)?;
                         let (bytes, source_element, mut conversion) = self
                             .conversion(tensor, placed, shard)
-                            .map_err(|message| CheckpointError::invalid(out.path(&files[0].name), message))?;
+                            .map_err(|message| CheckpointError::invalid(&files[0].path, message))?;
                         let mut runs_by_tensor_rank: BTreeMap<usize, Vec<(usize, usize, usize)>> = BTreeMap::new();
                         let mut slice = Vec::new();
                         for &rank in &holders {
@@ -156,16 +210,14 @@ impl DistributedWrite<'_> {
                             let runs = match runs_by_tensor_rank.entry(at.tensor) {
                                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                                 std::collections::btree_map::Entry::Vacant(entry) => entry.insert(
-                                    local_runs(&placed.parameter, parallelism.tensor_parallel, at.tensor).map_err(
-                                        |message| CheckpointError::invalid(out.path(&files[rank].name), message),
-                                    )?,
+                                    local_runs(&placed.parameter, parallelism.tensor_parallel, at.tensor)
+                                        .map_err(|message| CheckpointError::invalid(&files[rank].path, message))?,
                                 ),
                             };
                             let group_offset = offsets[rank][&(stage.index, group.name.as_str())];
-                            let file = &files[rank];
-                            let mut at_byte =
-                                file.starts[shard] + ((group_offset + low - shard_begin) * element) as u64;
-                            let io = |e| CheckpointError::io(out.path(&file.name), e);
+                            let file = &mut files[rank];
+                            let at_byte = file.starts[shard] + ((group_offset + low - shard_begin) * element) as u64;
+                            file.check_at(at_byte, &format_args!("`{name}/{shard}`"))?;
                             let local = Span {
                                 runs,
                                 low: low - placed.begin,
@@ -177,13 +229,7 @@ impl DistributedWrite<'_> {
                                 conversion.write(data, &mut |converted| {
                                     // In chunks, each reported: a caller stops within one.
                                     for part in converted.chunks(WRITE_CHUNK) {
-                                        write_at(&file.file, part, at_byte)?;
-                                        // To disk now, not all at the fsync (see `writeback`);
-                                        // small slices (norms, biases) are left to the fsync.
-                                        if part.len() >= writeback::SLICE {
-                                            writeback::start(&file.file, at_byte, part.len() as u64);
-                                        }
-                                        at_byte += part.len() as u64;
+                                        file.write(part)?;
                                         done += part.len() as u64;
                                         if progress(done, total).is_break() {
                                             stopped = true;
@@ -196,11 +242,11 @@ impl DistributedWrite<'_> {
                             if stopped {
                                 return Err(CheckpointError::Interrupted);
                             }
-                            written.map_err(io)?;
+                            written.map_err(|e| CheckpointError::io(&file.path, e))?;
                         }
                         if conversion.overflow.count > 0 {
                             return Err(CheckpointError::invalid(
-                                out.path(&files[0].name),
+                                &files[0].path,
                                 format!(
                                     "`{name}/{shard}`: {} finite value(s) overflow the shards' {dtype} (largest \
                                      magnitude {:e})",
@@ -210,15 +256,41 @@ impl DistributedWrite<'_> {
                         }
                         source.release(name, bytes);
                     }
+                    // The zeros after the group's parameters, at the end of the last data ranks'
+                    // shards.
+                    for &rank in &holders {
+                        let data = parallelism.coordinates(rank).data;
+                        let pad = group.shard_pad(data, parallelism.data_parallel) * element;
+                        let group_offset = offsets[rank][&(stage.index, group.name.as_str())];
+                        let file = &mut files[rank];
+                        let at_byte = file.starts[shard] + ((group_offset + group.shard_size) * element - pad) as u64;
+                        file.check_at(at_byte, &format_args!("the padding of group `{}`", group.name))?;
+                        let mut left = pad;
+                        while left > 0 {
+                            let n = left.min(ZEROS.len());
+                            file.write(&ZEROS[..n])
+                                .map_err(|e| CheckpointError::io(&file.path, e))?;
+                            left -= n;
+                        }
+                        done += pad as u64;
+                    }
                 }
             }
         }
-        for file in files {
-            let path = out.path(&file.name);
-            file.file.sync_all().map_err(|e| CheckpointError::io(&path, e))?;
-            readable_by_all(&path)?;
+        for file in &files {
+            if file.written != file.size {
+                return Err(CheckpointError::invalid(
+                    &file.path,
+                    format!(
+                        "internal error: {} bytes written of the {} its layout places",
+                        file.written, file.size
+                    ),
+                ));
+            }
         }
-        // The padding, never written, is zero from the start.
+        for file in files {
+            file.sink.finish(&file.path)?;
+        }
         if progress(total, total).is_break() {
             return Err(CheckpointError::Interrupted);
         }
@@ -275,12 +347,11 @@ impl DistributedWrite<'_> {
         Ok((tensor.bytes, source_element, conversion))
     }
 
-    /// Creates rank `rank`'s file at its full size, its header written and its tensors zero.
+    /// Starts rank `rank`'s file with its header.
     fn create_rank_file(&self, out: &OutputDir, rank: usize, dtype: &str) -> Result<RankFile, CheckpointError> {
         let name = rank_file(rank);
         let path = out.path(&name);
-        let mut shards: Vec<&String> = self.shards.iter().collect();
-        shards.sort_by_key(|shard| format!("{shard}_shard"));
+        let shards = self.file_order();
         let specs: Vec<TensorSpec> = shards
             .iter()
             .map(|shard| TensorSpec {
@@ -292,17 +363,29 @@ impl DistributedWrite<'_> {
         let (header, lengths) = safetensors_header(&path, &self.header_metadata(rank), &specs)?;
         let data_start = 8 + header.len() as u64;
         let mut starts = BTreeMap::new();
-        let mut offset = data_start;
+        let mut size = data_start;
         for (shard, len) in shards.iter().zip(&lengths) {
-            starts.insert((*shard).clone(), offset);
-            offset += *len as u64;
+            starts.insert((*shard).clone(), size);
+            size += *len as u64;
         }
-        let file = File::create(&path).map_err(|e| CheckpointError::io(&path, e))?;
+        let destination = match self.remote {
+            Some(remote) => Destination::Remote(remote.0.create(&name).map_err(|e| CheckpointError::io(&path, e))?),
+            None => Destination::Local,
+        };
+        let mut file = RankFile {
+            sink: Sink::open(&path, destination)?,
+            name,
+            path,
+            written: 0,
+            size,
+            starts,
+        };
         let mut prefix = (header.len() as u64).to_le_bytes().to_vec();
         prefix.extend_from_slice(&header);
-        write_at(&file, &prefix, 0).map_err(|e| CheckpointError::io(&path, e))?;
-        file.set_len(offset).map_err(|e| CheckpointError::io(&path, e))?;
-        Ok(RankFile { file, name, starts })
+        match file.write(&prefix) {
+            Ok(()) => Ok(file),
+            Err(e) => Err(CheckpointError::io(&file.path, e)),
+        }
     }
 }
 
@@ -378,19 +461,6 @@ impl Span<'_> {
         }
         Ok(total)
     }
-}
-
-#[cfg(unix)]
-fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
-}
-
-#[cfg(not(unix))]
-fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut file = file;
-    file.seek(SeekFrom::Start(offset))?;
-    file.write_all(bytes)
 }
 
 #[cfg(test)]
