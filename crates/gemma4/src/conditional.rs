@@ -50,8 +50,7 @@ use std::sync::Arc;
 
 use fastllm_core::config::{GptBaseModelConfig, Value};
 use fastllm_core::dict::show;
-use fastllm_core::engine::{export_sub, under_hf};
-use fastllm_core::multimodal::{TEXT_FIELDS, import_sub_config, sub_config};
+use fastllm_core::multimodal::TextConfig;
 use fastllm_core::{Claims, Decl, HfWrite, Problem, Section, Unconverted};
 
 use crate::sections;
@@ -88,21 +87,7 @@ pub const AUDIO: Unconverted = Unconverted {
 /// The text model: the Fast-LLM root ↔ `text_config`, converted by `text_base` with the sub-dict
 /// as its root (the `gemma4` tables read their fallbacks from the text config).
 pub fn text_model(text_base: Arc<Section>) -> Decl {
-    let (export_base, import_base) = (text_base.clone(), text_base.clone());
-    Decl::custom(
-        Claims::subtree(TEXT_FIELDS, &["text_config"]),
-        move |fl, context| {
-            let (text_config, _) = export_sub(&export_base, fl, context).map_err(|e| under_hf("text_config", e))?;
-            Ok(vec![HfWrite::new("text_config", Value::Map(text_config))])
-        },
-        move |hf, context| {
-            let text_config = sub_config(hf, "text_config");
-            let fast_llm = import_sub_config(&import_base, "text_config", &text_config, context)?;
-            Ok(fast_llm.into_iter().collect())
-        },
-    )
-    .delegating_under("text_config", vec![("", text_base)])
-    .into()
+    TextConfig::new(text_base).into()
 }
 
 /// The wrapper's `tie_word_embeddings`: written from `tied_embedding_weight`; on import it must

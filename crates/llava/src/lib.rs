@@ -17,8 +17,7 @@ use std::sync::Arc;
 
 use fastllm_core::config::{Map, MlpBaseConfig, MlpConfig, MultiModalBaseModelConfig, Value};
 use fastllm_core::dict::show;
-use fastllm_core::engine::{export_sub, under};
-use fastllm_core::multimodal::{TEXT_FIELDS, import_sub_config, sub_config};
+use fastllm_core::multimodal::TextConfig;
 use fastllm_core::values::{boolean, int, text};
 use fastllm_core::weights::{WeightContext, linear};
 use fastllm_core::{
@@ -46,21 +45,17 @@ pub enum UntypedText {
 /// The text model: the Fast-LLM root's text fields ↔ `text_config`, converted by `base`.
 pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
     let untyped_is_llama = untyped == UntypedText::Llama;
-    let (export_base, import_base) = (base.clone(), base.clone());
-    Decl::custom(
-        Claims::subtree(TEXT_FIELDS, LLAMA_TEXT_KEYS),
-        move |fl, context| {
-            let (mut text_config, _) = export_sub(&export_base, fl, context)?;
+    TextConfig::new(base)
+        .claiming(LLAMA_TEXT_KEYS)
+        .finishing_export(move |text_config| {
             // Without `model_type`, LlavaConfig reads `text_config` as a LlamaConfig, which has no
             // sliding window (transformers would drop it silently): a windowed text model names
             // the class that has one. Windowless exports stay as Fast-LLM writes them.
             if untyped_is_llama && !matches!(text_config.get("sliding_window"), None | Some(Value::Null)) {
                 text_config.insert("model_type".into(), text("mistral"));
             }
-            Ok(vec![HfWrite::new("text_config", Value::Map(text_config))])
-        },
-        move |hf, context| {
-            let text_config = sub_config(hf, "text_config");
+        })
+        .checking_import(move |text_config| {
             let mut problems = Vec::new();
             // LlamaConfig reads a text_config without model_type.
             let llama = match text_config.get("model_type") {
@@ -86,16 +81,9 @@ pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
                     "LlamaConfig has no sliding window",
                 ));
             }
-            let fast_llm = import_sub_config(&import_base, "text_config", &text_config, context);
-            match fast_llm {
-                Ok(fast_llm) if problems.is_empty() => Ok(fast_llm.into_iter().collect()),
-                Ok(_) => Err(problems),
-                Err(errors) => Err(problems.into_iter().chain(under("", errors)).collect()),
-            }
-        },
-    )
-    .delegating_under("text_config", vec![("", base)])
-    .into()
+            problems
+        })
+        .into()
 }
 
 /// The projector from the vision hidden size to the text hidden size (a plain MLP, written flat
