@@ -1472,124 +1472,6 @@ fn a_part_killed_or_failing_mid_upload_is_never_finalized_and_a_rerun_completes_
 
     let stalling = Proxy::start(
         port,
-
-/// The conversion of [`distributed_checkpoint`] to a training checkpoint re-sharded as tensor 2
-/// × data 2 with its optimizer state: 4 rank files of more than one 5 MiB part each.
-const RESHARD: [&str; 7] = [
-    "--from",
-    "auto",
-    "--to",
-    "fast_llm_distributed",
-    "--layout",
-    "tp=2,dp=2",
-    "--optimizer-state",
-];
-
-/// A `--to fast_llm_distributed` output in S3: its rank files are uploaded as they are written
-/// (multipart, all four growing together), none staged locally; they equal the same conversion
-/// on local disk bit for bit, and the checkpoint read back from S3 converts as the local one.
-#[test]
-fn an_s3_distributed_output_stages_no_rank_file() {
-    let Some(moto) = Moto::start(&[]) else { return };
-    moto.bucket("runs");
-    let dir = scratch("distributed_output");
-    let checkpoint = distributed_checkpoint(&dir);
-    let reference = dir.join("reference");
-    ok(&convert(
-        moto.port,
-        &[&RESHARD[..], &[s(&checkpoint), s(&reference)]].concat(),
-    ));
-    let run = convert_watching(
-        moto.port,
-        &dir.join("tmp"),
-        &args(&[&RESHARD[..], &[s(&checkpoint), "s3://runs/resharded"]].concat()),
-    );
-    ok(&run.output);
-    assert!(
-        run.staged_names.iter().all(|n| !n.ends_with(".safetensors")),
-        "staged {:?}",
-        run.staged_names
-    );
-    let (document_bytes, _) = bytes_of(&reference, |n| !n.ends_with(".safetensors"));
-    assert!(
-        run.peak_staged <= document_bytes,
-        "{} bytes staged, the documents have {document_bytes}",
-        run.peak_staged
-    );
-    let ranks: Vec<String> = (0..4).map(|rank| format!("rank_{rank}.safetensors")).collect();
-    let mut keys = moto.keys("runs", "resharded/");
-    keys.sort();
-    let expected: Vec<String> = std::iter::once("metadata.yaml".to_string())
-        .chain(ranks.iter().cloned())
-        .map(|name| format!("resharded/{name}"))
-        .collect();
-    assert_eq!(keys, expected);
-    assert!(moto.pending_uploads("runs").is_empty());
-    let downloaded = dir.join("downloaded");
-    download(&moto, "runs", "resharded", &downloaded);
-    for rank in &ranks {
-        let local = std::fs::read(reference.join(rank)).unwrap();
-        // Several parts each: the uploads were multipart, interleaved.
-        assert!(local.len() as u64 > PART, "{rank}: {} bytes", local.len());
-        assert!(local == std::fs::read(downloaded.join(rank)).unwrap(), "{rank} differs");
-    }
-    // metadata.yaml too (moto refuses an unsigned GET of a single PUT): read back through the
-    // converter, the checkpoint converts as the local one.
-    let (from_local, from_s3) = (dir.join("hf-from-local"), dir.join("hf-from-s3"));
-    let to_hf = ["--from", "auto", "--to", "llama"];
-    ok(&convert(
-        moto.port,
-        &[&to_hf[..], &[s(&reference), s(&from_local)]].concat(),
-    ));
-    ok(&convert(
-        moto.port,
-        &[&to_hf[..], &["s3://runs/resharded", s(&from_s3)]].concat(),
-    ));
-    assert_same_files(&from_local, &from_s3);
-    eprintln!(
-        "peak staged {} bytes (documents), peak RSS {} MiB",
-        run.peak_staged,
-        run.max_rss_bytes >> 20
-    );
-}
-
-/// A server failing while the rank files upload: every multipart upload of the run (one per
-/// rank file, in progress together) is aborted, and no object is left, no marker ever written.
-#[test]
-fn a_distributed_output_failing_mid_upload_leaves_nothing_pending() {
-    let Some(moto) = Moto::start(&[]) else { return };
-    moto.bucket("models");
-    let dir = scratch("distributed_mid_upload");
-    let checkpoint = distributed_checkpoint(&dir);
-    let proxy = Proxy::start(
-        moto.port,
-        Faults {
-            parts_before_failure: Some(3),
-            ..Faults::default()
-        },
-    );
-    let stderr = failed(&convert(
-        proxy.port,
-        &[&["--io-retries", "1"], &RESHARD[..], &[s(&checkpoint), "s3://models/m"]].concat(),
-    ));
-    assert!(stderr.contains("s3://models/m/rank_"), "names the rank file: {stderr}");
-    assert!(proxy.dropped.load(Ordering::SeqCst) > 0);
-    assert_eq!(moto.keys("models", ""), Vec::<String>::new(), "nothing left");
-    assert_eq!(moto.pending_uploads("models"), Vec::<String>::new(), "aborted");
-}
-
-/// Interrupted while its rank files upload: the local staging (which never held a rank file)
-/// is removed and no marker exists.
-#[test]
-fn an_interrupted_distributed_output_leaves_no_staging_and_no_marker() {
-    let Some(moto) = Moto::start(&[]) else { return };
-    moto.bucket("models");
-    let dir = scratch("distributed_interrupted");
-    let checkpoint = distributed_checkpoint(&dir);
-    let tmp = dir.join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let proxy = Proxy::start(
-        moto.port,
         Faults {
             stall_parts: Some(Duration::from_secs(30)),
             ..Faults::default()
@@ -1725,7 +1607,131 @@ fn inspect_reads_a_remote_checkpoint_by_its_headers() {
     assert!(
         stderr.contains("s3://runs/nothing-here: no checkpoint here"),
         "{stderr}"
+    );
+}
 
+/// The conversion of [`distributed_checkpoint`] to a training checkpoint re-sharded as tensor 2
+/// × data 2 with its optimizer state: 4 rank files of more than one 5 MiB part each.
+const RESHARD: [&str; 7] = [
+    "--from",
+    "auto",
+    "--to",
+    "fast_llm_distributed",
+    "--layout",
+    "tp=2,dp=2",
+    "--optimizer-state",
+];
+
+/// A `--to fast_llm_distributed` output in S3: its rank files are uploaded as they are written
+/// (multipart, all four growing together), none staged locally; they equal the same conversion
+/// on local disk bit for bit, and the checkpoint read back from S3 converts as the local one.
+#[test]
+fn an_s3_distributed_output_stages_no_rank_file() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("runs");
+    let dir = scratch("distributed_output");
+    let checkpoint = distributed_checkpoint(&dir);
+    let reference = dir.join("reference");
+    ok(&convert(
+        moto.port,
+        &[&RESHARD[..], &[s(&checkpoint), s(&reference)]].concat(),
+    ));
+    let run = convert_watching(
+        moto.port,
+        &dir.join("tmp"),
+        &args(&[&RESHARD[..], &[s(&checkpoint), "s3://runs/resharded"]].concat()),
+    );
+    ok(&run.output);
+    assert!(
+        run.staged_names.iter().all(|n| !n.ends_with(".safetensors")),
+        "staged {:?}",
+        run.staged_names
+    );
+    let (document_bytes, _) = bytes_of(&reference, |n| !n.ends_with(".safetensors"));
+    assert!(
+        run.peak_staged <= document_bytes,
+        "{} bytes staged, the documents have {document_bytes}",
+        run.peak_staged
+    );
+    let ranks: Vec<String> = (0..4).map(|rank| format!("rank_{rank}.safetensors")).collect();
+    let mut keys = moto.keys("runs", "resharded/");
+    keys.sort();
+    let expected: Vec<String> = std::iter::once("metadata.yaml".to_string())
+        .chain(ranks.iter().cloned())
+        .map(|name| format!("resharded/{name}"))
+        .collect();
+    assert_eq!(keys, expected);
+    assert!(moto.pending_uploads("runs").is_empty());
+    let downloaded = dir.join("downloaded");
+    download(&moto, "runs", "resharded", &downloaded);
+    for rank in &ranks {
+        let local = std::fs::read(reference.join(rank)).unwrap();
+        // Several parts each: the uploads were multipart, interleaved.
+        assert!(local.len() as u64 > PART, "{rank}: {} bytes", local.len());
+        assert!(local == std::fs::read(downloaded.join(rank)).unwrap(), "{rank} differs");
+    }
+    // metadata.yaml too (moto refuses an unsigned GET of a single PUT): read back through the
+    // converter, the checkpoint converts as the local one.
+    let (from_local, from_s3) = (dir.join("hf-from-local"), dir.join("hf-from-s3"));
+    let to_hf = ["--from", "auto", "--to", "llama"];
+    ok(&convert(
+        moto.port,
+        &[&to_hf[..], &[s(&reference), s(&from_local)]].concat(),
+    ));
+    ok(&convert(
+        moto.port,
+        &[&to_hf[..], &["s3://runs/resharded", s(&from_s3)]].concat(),
+    ));
+    assert_same_files(&from_local, &from_s3);
+    eprintln!(
+        "peak staged {} bytes (documents), peak RSS {} MiB",
+        run.peak_staged,
+        run.max_rss_bytes >> 20
+    );
+}
+
+/// A server failing while the rank files upload: every multipart upload of the run (one per
+/// rank file, in progress together) is aborted, and no object is left, no marker ever written.
+#[test]
+fn a_distributed_output_failing_mid_upload_leaves_nothing_pending() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("models");
+    let dir = scratch("distributed_mid_upload");
+    let checkpoint = distributed_checkpoint(&dir);
+    let proxy = Proxy::start(
+        moto.port,
+        Faults {
+            parts_before_failure: Some(3),
+            ..Faults::default()
+        },
+    );
+    let stderr = failed(&convert(
+        proxy.port,
+        &[&["--io-retries", "1"], &RESHARD[..], &[s(&checkpoint), "s3://models/m"]].concat(),
+    ));
+    assert!(stderr.contains("s3://models/m/rank_"), "names the rank file: {stderr}");
+    assert!(proxy.dropped.load(Ordering::SeqCst) > 0);
+    assert_eq!(moto.keys("models", ""), Vec::<String>::new(), "nothing left");
+    assert_eq!(moto.pending_uploads("models"), Vec::<String>::new(), "aborted");
+}
+
+/// Interrupted while its rank files upload: the local staging (which never held a rank file)
+/// is removed and no marker exists.
+#[test]
+fn an_interrupted_distributed_output_leaves_no_staging_and_no_marker() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("models");
+    let dir = scratch("distributed_interrupted");
+    let checkpoint = distributed_checkpoint(&dir);
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let proxy = Proxy::start(
+        moto.port,
+        Faults {
+            stall_parts: Some(Duration::from_secs(30)),
+            ..Faults::default()
+        },
+    );
     let mut child = command(proxy.port, ("testing", "testing"))
         .args(["--io-part-size", "5MiB"])
         .args(RESHARD)

@@ -51,7 +51,7 @@ use std::sync::Arc;
 use fastllm_core::config::{GptBaseModelConfig, Value};
 use fastllm_core::dict::show;
 use fastllm_core::multimodal::TextConfig;
-use fastllm_core::{Claims, Decl, HfWrite, Problem, Section, Unconverted};
+use fastllm_core::{Claims, Decl, Problem, Section, Unconverted};
 
 use crate::sections;
 use fastllm_core::values::text;

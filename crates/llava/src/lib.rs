@@ -20,9 +20,7 @@ use fastllm_core::dict::show;
 use fastllm_core::multimodal::TextConfig;
 use fastllm_core::values::{boolean, int, text};
 use fastllm_core::weights::{WeightContext, linear};
-use fastllm_core::{
-    Claims, Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, HfWrite, Problem, Section, register_format,
-};
+use fastllm_core::{Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, Problem, Section, register_format};
 use fastllm_llama::classes;
 use fastllm_llama::sections;
 use fastllm_llama::sections::{Llama, text_hidden};
