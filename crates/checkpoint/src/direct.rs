@@ -36,6 +36,22 @@ const CHUNK: usize = 4 << 20;
 /// Chunks in all: one being filled, the others queued or being written.
 const CHUNKS: usize = 3;
 
+/// How a [`SequentialFile`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writing {
+    /// `O_DIRECT` from a thread of its own where the filesystem allows it: the fastest, for
+    /// three 4 MiB buffers and a thread.
+    Direct,
+    /// Buffered and written behind ([`WriteBehind`]) through [`SMALL_BUFFER`] bytes, on the
+    /// caller's thread: for the many files of one output written at once, whose buffers and
+    /// threads would otherwise grow with their number.
+    Buffered,
+}
+
+/// The buffer of a [`Writing::Buffered`] file: large writes (a tensor's slice) pass through it
+/// unbuffered, so it only gathers the small ones.
+const SMALL_BUFFER: usize = 64 << 10;
+
 /// A file written from its start in order (see the module doc).
 pub(crate) enum SequentialFile {
     #[cfg(target_os = "linux")]
@@ -44,8 +60,11 @@ pub(crate) enum SequentialFile {
 }
 
 impl SequentialFile {
-    /// Creates (or truncates) `path` for writing.
-    pub(crate) fn create(path: &Path) -> std::io::Result<Self> {
+    /// Creates (or truncates) `path` for writing as `writing` says.
+    pub(crate) fn create(path: &Path, writing: Writing) -> std::io::Result<Self> {
+        if writing == Writing::Buffered {
+            return Self::buffered(path, SMALL_BUFFER);
+        }
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -61,14 +80,14 @@ impl SequentialFile {
                 Err(e) => return Err(e),
             }
         }
-        Self::buffered(path)
+        Self::buffered(path, 1 << 20)
     }
 
-    /// Creates `path` for buffered writes, whatever the filesystem allows.
-    fn buffered(path: &Path) -> std::io::Result<Self> {
+    /// Creates `path` for buffered writes through `buffer` bytes, whatever the filesystem allows.
+    fn buffered(path: &Path, buffer: usize) -> std::io::Result<Self> {
         let file = File::create(path)?;
         Ok(SequentialFile::Buffered(std::io::BufWriter::with_capacity(
-            1 << 20,
+            buffer,
             WriteBehind::new(file),
         )))
     }
@@ -281,9 +300,9 @@ mod tests {
         let path = dir.join("file");
         let bytes: Vec<u8> = (0..len as u32).map(|i| (i % 251) as u8 + 1).collect();
         let mut file = if direct {
-            SequentialFile::create(&path).unwrap()
+            SequentialFile::create(&path, Writing::Direct).unwrap()
         } else {
-            SequentialFile::buffered(&path).unwrap()
+            SequentialFile::buffered(&path, 1 << 20).unwrap()
         };
         #[cfg(target_os = "linux")]
         if direct {

@@ -11,7 +11,7 @@ use std::path::Path;
 pub use crate::policy::OutputDir;
 
 use crate::destination::RemoteUpload;
-use crate::direct::SequentialFile;
+use crate::direct::{SequentialFile, Writing};
 use crate::{CheckpointError, dtype_size};
 
 /// A tensor to write: name, dtype (safetensors name) and shape.
@@ -135,8 +135,15 @@ pub(crate) enum Sink {
 impl Sink {
     /// Starts the file at `path` (for a remote destination, `path` only names it in errors).
     pub(crate) fn open(path: &Path, destination: Destination) -> Result<Sink, CheckpointError> {
+        Sink::open_as(path, destination, Writing::Direct)
+    }
+
+    /// Like [`Sink::open`], a local file written as `writing` says.
+    pub(crate) fn open_as(path: &Path, destination: Destination, writing: Writing) -> Result<Sink, CheckpointError> {
         Ok(match destination {
-            Destination::Local => Sink::Local(SequentialFile::create(path).map_err(|e| CheckpointError::io(path, e))?),
+            Destination::Local => {
+                Sink::Local(SequentialFile::create(path, writing).map_err(|e| CheckpointError::io(path, e))?)
+            }
             Destination::Remote(upload) => Sink::Remote(upload),
         })
     }

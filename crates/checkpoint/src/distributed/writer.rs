@@ -18,9 +18,12 @@
 //! transform) plus at most [`WRITE_CHUNK`] of a rank's slice of it, gathered when the slice is
 //! made of short runs (a tensor-parallel split of an inner axis), and that chunk cast to the
 //! shards' dtype when the input's differs; and, per rank file (all are open until the last
-//! shard), its writer's buffers: on local disk the direct writer's three 4 MiB chunks (12 MiB, a
-//! thread each), to an object store the part being filled (`--io-part-size`), the parts in
-//! flight being bounded by the publication as a whole. Each parameter is read once per shard;
+//! shard), its writer's buffers. On local disk the first [`DIRECT_RANK_FILES`] rank files are
+//! written by the direct writer (three 4 MiB chunks, 12 MiB, and a thread each), the others
+//! buffered through 64 KiB on the converting thread, so a large world costs file descriptors,
+//! not memory or threads. To an object store each rank file holds the part it is filling
+//! (`--io-part-size`, at least 5 MiB: world size × that, the one cost that grows with the
+//! world), the parts in flight being bounded by the publication as a whole. Each parameter is read once per shard;
 //! every shard reads other input tensors (the weights, each optimizer state), so no input byte
 //! is read twice.
 
@@ -36,6 +39,7 @@ use super::layout::{DistributedLayout, Placed, ShardKind, local_runs};
 use super::reader::rank_file;
 use crate::cast::{Dtype, Overflow, Source as CastSource, cast};
 use crate::destination::RemoteOutput;
+use crate::direct::Writing;
 use crate::writer::{Destination, OutputDir, Sink, TensorSpec, safetensors_header};
 use crate::{CheckpointError, dtype_size};
 
@@ -68,6 +72,10 @@ pub struct DistributedWrite<'a> {
 
 /// Short runs of a rank's slice are gathered up to this many bytes before being written.
 const WRITE_CHUNK: usize = 4 << 20;
+
+/// Rank files written `O_DIRECT` from threads of their own (see the module doc): 96 MiB of
+/// buffers at most.
+const DIRECT_RANK_FILES: usize = 8;
 
 /// Zeros for the padding (at most `data_parallel × 32` elements a group).
 const ZEROS: [u8; 4096] = [0; 4096];
@@ -372,8 +380,13 @@ impl DistributedWrite<'_> {
             Some(remote) => Destination::Remote(remote.0.create(&name).map_err(|e| CheckpointError::io(&path, e))?),
             None => Destination::Local,
         };
+        let writing = if rank < DIRECT_RANK_FILES {
+            Writing::Direct
+        } else {
+            Writing::Buffered
+        };
         let mut file = RankFile {
-            sink: Sink::open(&path, destination)?,
+            sink: Sink::open_as(&path, destination, writing)?,
             name,
             path,
             written: 0,
