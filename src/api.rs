@@ -212,8 +212,12 @@ pub fn convert(
         .map_err(|e| Failure::conversion(&e))
 }
 
-/// A config document from `file` (bounded like a conversion's).
+/// A config document from `file`, a path or an object-store / HTTP URL (bounded like a
+/// conversion's).
 pub fn read_config(file: &Path) -> Result<Map, Failure> {
+    if crate::remote::is_remote(file) {
+        return crate::remote::read_document(file);
+    }
     fastllm_checkpoint::read_named_document(file).map_err(|e| Failure::conversion(&e.into()))
 }
 

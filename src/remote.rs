@@ -110,6 +110,13 @@ pub fn with_checkpoint<T>(
     imp::with_checkpoint(path, io, describe)
 }
 
+/// The config document at the URL `path` (a `config` command's file argument naming an object
+/// or an HTTP file), fetched whole by one request after its size is checked, then checked and
+/// parsed as a local file is (at most `MAX_CONFIG_BYTES`, UTF-8, JSON or YAML by extension).
+pub fn read_document(path: &Path) -> Result<fastllm_config::Map, Failure> {
+    imp::read_document(path, &IoOptions::default())
+}
+
 /// A conversion between local paths.
 fn local(
     from: &str,
@@ -379,6 +386,25 @@ mod imp {
         })
     }
 
+    pub(super) fn read_document(path: &Path, io: &IoOptions) -> Result<fastllm_config::Map, Failure> {
+        let url = path.to_str().expect("a remote path is UTF-8");
+        let named = url
+            .rsplit_once('/')
+            .filter(|(dir, name)| !name.is_empty() && !dir.ends_with(':') && !dir.ends_with(":/"));
+        let Some((dir, name)) = named else {
+            return Err(Failure::message(format!(
+                "{url}: names no file (expected e.g. s3://bucket/model/config.json)"
+            )));
+        };
+        let (limits, retries) = io_settings(io);
+        let remote = Remote::open(dir, limits, retries).map_err(|e| Failure::message(e.to_string()))?;
+        let bytes = remote
+            .read_small(&remote.location, name, fastllm_checkpoint::policy::MAX_CONFIG_BYTES)
+            .map_err(|e| Failure::message(e.to_string()))?
+            .ok_or_else(|| Failure::message(format!("{url}: no such file")))?;
+        fastllm_checkpoint::parse_named_document(path, bytes).map_err(|e| Failure::conversion(&e.into()))
+    }
+
     /// The IO limits and retry policy of `io`.
     fn io_settings(io: &IoOptions) -> (IoLimits, Retries) {
         let limits = IoLimits {
@@ -645,6 +671,13 @@ mod imp {
             ));
         }
         local(from, to, (input, output), options, progress)
+    }
+
+    pub(super) fn read_document(path: &Path, _io: &IoOptions) -> Result<fastllm_config::Map, Failure> {
+        Err(Failure::message(format!(
+            "{}: object-store paths need a build with the `object-store` feature",
+            path.display()
+        )))
     }
 
     pub(super) fn with_checkpoint<T>(

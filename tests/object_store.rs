@@ -414,10 +414,16 @@ fn convert_as(port: u16, credentials: (&str, &str), args: &[&str]) -> Output {
 }
 
 /// `convert` with the S3 variables pointing at `port`, its arguments still to add.
-fn command(port: u16, (key, secret): (&str, &str)) -> Command {
+fn command(port: u16, credentials: (&str, &str)) -> Command {
+    let mut command = cli(port, credentials);
+    command.arg("convert");
+    command
+}
+
+/// The CLI with the S3 variables pointing at `port`, its subcommand still to add.
+fn cli(port: u16, (key, secret): (&str, &str)) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"));
     command
-        .arg("convert")
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
         .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", secret)
@@ -1818,5 +1824,59 @@ fn an_s3_training_checkpoint_reshards_to_s3_reading_each_byte_once() {
         "{} ranged GETs, {fetched} bytes for {tensor_bytes} bytes in {tensor_files} rank files; peak RSS {} MiB",
         input_gets.len(),
         run.max_rss_bytes >> 20
+    );
+}
+
+/// `config import`, `config export` and `config normalize` read a document named by a URL as
+/// they read a local file (JSON or YAML by its extension); a missing object, a URL naming no
+/// file and a document over the size limit are refused, named by their URL, before any parse.
+#[test]
+fn config_commands_read_their_document_from_a_url() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    moto.bucket("models");
+    let dir = scratch("config_url");
+    let hf = llama(&dir);
+    let config = |args: &[&str]| {
+        let mut command = cli(moto.port, ("testing", "testing"));
+        command.arg("config").args(args).output().unwrap()
+    };
+    let local_import = ok(&config(&["import", "--format", "auto", s(&hf.join("config.json"))]));
+    let put = |key: &str, body: &[u8]| {
+        let (status, text) = http(moto.port, "PUT", &format!("/models/{key}"), body);
+        assert_eq!(status, 200, "{text}");
+    };
+    put("llama/config.json", &std::fs::read(hf.join("config.json")).unwrap());
+    let remote_import = ok(&config(&[
+        "import",
+        "--format",
+        "auto",
+        "s3://models/llama/config.json",
+    ]));
+    assert_eq!(remote_import, local_import);
+
+    // The imported Fast-LLM config, as YAML (a JSON document is YAML too), exported back and
+    // normalized from the store.
+    let fast_llm =
+        String::from_utf8(config(&["import", "--format", "llama", s(&hf.join("config.json"))]).stdout).unwrap();
+    std::fs::write(dir.join("fast_llm.yaml"), &fast_llm).unwrap();
+    put("fast_llm/base_model.yaml", fast_llm.as_bytes());
+    for command in [&["export", "--format", "llama"][..], &["normalize"][..]] {
+        let local = ok(&config(&[command, &[s(&dir.join("fast_llm.yaml"))]].concat()));
+        let remote = ok(&config(&[command, &["s3://models/fast_llm/base_model.yaml"]].concat()));
+        assert_eq!(remote, local, "config {command:?}");
+    }
+
+    let missing = failed(&config(&["import", "--format", "auto", "s3://models/llama/nope.json"]));
+    assert!(
+        missing.contains("s3://models/llama/nope.json") && missing.contains("no such file"),
+        "{missing}"
+    );
+    let no_file = failed(&config(&["import", "--format", "auto", "s3://models"]));
+    assert!(no_file.contains("s3://models: names no file"), "{no_file}");
+    put("big/config.json", &vec![b' '; (4 << 20) + 1]);
+    let big = failed(&config(&["import", "--format", "auto", "s3://models/big/config.json"]));
+    assert!(
+        big.contains("s3://models/big/config.json") && big.contains("more than"),
+        "{big}"
     );
 }

@@ -623,6 +623,13 @@ pub fn read_named_document(path: &Path) -> Result<Map, CheckpointError> {
     parse_mapping(path, &text)
 }
 
+/// A config document the user named by a URL, from its `bytes` (fetched whole): checked and
+/// parsed as [`read_named_document`] checks and parses a file's, `url` naming it in errors.
+pub fn parse_named_document(url: &Path, bytes: Vec<u8>) -> Result<Map, CheckpointError> {
+    let text = crate::policy::document_text(url, bytes, DocumentKind::Config)?;
+    parse_mapping(url, &text)
+}
+
 fn parse_mapping(path: &Path, text: &str) -> Result<Map, CheckpointError> {
     let extension = path.extension().and_then(|e| e.to_str());
     match parse_document(text, extension) {

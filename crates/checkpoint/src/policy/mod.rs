@@ -35,4 +35,4 @@ pub use limits::{DocumentKind, HeaderBudget, MAX_CONFIG_BYTES, MAX_HEADER_BYTES,
 pub use output::{OutputDir, abandon_live_outputs};
 pub use overlap::{Overlap, check_output_path, resolve_future};
 pub use protect::Protected;
-pub use read::{Entry, FileId, InputDir, Opened, describe, open_named};
+pub use read::{Entry, FileId, InputDir, Opened, describe, document_text, open_named};

@@ -113,19 +113,25 @@ impl Opened {
             .take(limit + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| CheckpointError::io(&self.path, e))?;
-        if bytes.len() as u64 > limit {
-            return Err(too_big(bytes.len() as u64));
-        }
-        String::from_utf8(bytes).map_err(|e| {
-            CheckpointError::invalid(
-                &self.path,
-                format!(
-                    "not UTF-8 text (invalid byte at offset {})",
-                    e.utf8_error().valid_up_to()
-                ),
-            )
-        })
+        document_text(&self.path, bytes, kind)
     }
+}
+
+/// The text of a document of `kind` whose bytes were read (from a file, or an object store's
+/// object), checked as [`Opened::read_text`] checks a file's: within the kind's limit, UTF-8.
+pub fn document_text(path: &Path, bytes: Vec<u8>, kind: DocumentKind) -> Result<String, CheckpointError> {
+    if bytes.len() as u64 > kind.limit() {
+        return Err(CheckpointError::invalid(path, kind.too_big(bytes.len() as u64)));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        CheckpointError::invalid(
+            path,
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
 }
 
 impl Opened {
