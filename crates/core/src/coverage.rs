@@ -193,20 +193,25 @@ impl ClaimTree {
 
     /// Every key of `input` (at any depth) neither claimed nor `generic`, as problems.
     pub(crate) fn check(&self, input: &Map, generic: impl Fn(&str) -> bool) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        walk_hf(input, &[&self.root], &mut Vec::new(), &generic, &mut problems);
-        problems
+        let mut unclaimed = Unclaimed {
+            generic: &generic,
+            problems: Vec::new(),
+        };
+        walk_hf(input, &[&self.root], &mut Vec::new(), &mut unclaimed);
+        unclaimed.problems
     }
 }
 
+/// What the coverage walk skips, and what it found.
+struct Unclaimed<'g> {
+    /// Keys that are generic metadata wherever they appear.
+    generic: &'g dyn Fn(&str) -> bool,
+    /// The keys neither claimed nor generic, found so far.
+    problems: Vec<Problem>,
+}
+
 /// Checks the keys of `map`, found at `path` where the claims reaching it end in `nodes`.
-fn walk_hf<'a>(
-    map: &'a Map,
-    nodes: &[&ClaimNode],
-    path: &mut Vec<&'a str>,
-    generic: &dyn Fn(&str) -> bool,
-    problems: &mut Vec<Problem>,
-) {
+fn walk_hf<'a>(map: &'a Map, nodes: &[&ClaimNode], path: &mut Vec<&'a str>, unclaimed: &mut Unclaimed) {
     let mut next: Vec<&ClaimNode> = Vec::new();
     for (key, value) in map {
         next.clear();
@@ -221,13 +226,13 @@ fn walk_hf<'a>(
         if covered_recursively || (claimed && !claims_below) {
             continue;
         }
-        let is_generic = generic(key) || !path.is_empty() && GENERIC_IN_SUB_CONFIGS.contains(&key.as_str());
+        let is_generic = (unclaimed.generic)(key) || !path.is_empty() && GENERIC_IN_SUB_CONFIGS.contains(&key.as_str());
         if is_generic || (claims_below && matches!(value, Value::Null)) {
             // Generic metadata at any depth, or a `null` sub-dict: it holds nothing to drop, and
             // the class decides what it means.
         } else if let (Value::Map(inner), true) = (value, claims_below) {
             path.push(key);
-            walk_hf(inner, &next, path, generic, problems);
+            walk_hf(inner, &next, path, unclaimed);
             path.pop();
         } else if !claimed {
             let mut full = path.join(".");
@@ -240,7 +245,7 @@ fn walk_hf<'a>(
                 "unknown key: not part of this format, nothing would convert it (to convert without it: {})",
                 hint::spell(Hint::DropKey(&full))
             );
-            problems.push(Problem::at_hf(full, message));
+            unclaimed.problems.push(Problem::at_hf(full, message));
         }
     }
 }
