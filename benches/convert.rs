@@ -6,7 +6,7 @@ use std::path::Path;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fastllm_convert::checkpoint::bytes::{Matrix, transpose};
 use fastllm_convert::checkpoint::cast::{Dtype, Source, cast};
-use fastllm_convert::checkpoint::convert::{Options, Side, convert};
+use fastllm_convert::checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
 
@@ -95,7 +95,16 @@ fn conversions(c: &mut Criterion) {
                 force: true,
                 ..Options::default()
             };
-            convert(&input, Side::Hf(llama), &out, Side::FastLlm, &options).unwrap();
+            convert(
+                &Conversion {
+                    input: &input,
+                    from: Side::Hf(llama),
+                    output: &out,
+                    to: Side::FastLlm,
+                },
+                &options,
+            )
+            .unwrap();
         })
     });
     group.finish();
