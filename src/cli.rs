@@ -247,6 +247,15 @@ enum LayoutArg {
     V5,
 }
 
+impl From<LayoutArg> for HfLayout {
+    fn from(layout: LayoutArg) -> Self {
+        match layout {
+            LayoutArg::V4 => HfLayout::V4,
+            LayoutArg::V5 => HfLayout::V5,
+        }
+    }
+}
+
 /// Parses the command line, runs it, prints the result; exit status 2 on any error.
 pub fn main() -> ExitCode {
     ExitCode::from(run_args(std::env::args_os()))
@@ -367,11 +376,11 @@ fn run(cli: Cli) -> Result<String, String> {
             complete,
             file,
         }) => {
-            let layout = match hf_layout {
-                LayoutArg::V4 => HfLayout::V4,
-                LayoutArg::V5 => HfLayout::V5,
+            let options = api::ExportOptions {
+                layout: hf_layout.into(),
+                complete,
             };
-            export(&format, &api::ExportOptions { layout, complete }, &file)
+            export(&format, &options, &file)
         }
         Command::Formats => Ok(formats()),
         Command::Convert {
@@ -398,12 +407,8 @@ fn run(cli: Cli) -> Result<String, String> {
             input,
             output,
         } => {
-            let layout = match hf_layout {
-                LayoutArg::V4 => HfLayout::V4,
-                LayoutArg::V5 => HfLayout::V5,
-            };
             let options = convert::Options {
-                layout,
+                layout: hf_layout.into(),
                 config_only,
                 dry_run,
                 force,

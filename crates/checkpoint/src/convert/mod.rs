@@ -635,8 +635,7 @@ fn companions_of(input: &Path, to: Output) -> Result<Companions, CheckpointError
     companions(input, &|name| extra.contains(&name))
 }
 
-/// `--config-only`: config.json or metadata.yaml, no tensors read or written.
-/// A [`Conversion`] to a format [`Side::output`] resolved.
+/// A [`Conversion`] whose output format [`Side::output`] resolved.
 struct Resolved<'a> {
     input: &'a Path,
     from: Side,
@@ -644,6 +643,7 @@ struct Resolved<'a> {
     to: Output,
 }
 
+/// `--config-only`: config.json or metadata.yaml, no tensors read or written.
 fn convert_config(conversion: &Resolved, options: &Options, protected: &Protected) -> Result<Summary, ConversionError> {
     let &Resolved {
         input,
@@ -676,17 +676,13 @@ fn convert_config(conversion: &Resolved, options: &Options, protected: &Protecte
         }
         Output::FastLlm => {
             let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
-            (
-                {
-                    let state = metadata::State {
-                        outputs: &[],
-                        files: &[],
-                        shards: &["weights".to_string()],
-                    };
-                    fast_llm_metadata_document(output, &config, carried, &state)?
-                },
-                placement,
-            )
+            // No tensors: the state index is empty, the weights shard still listed.
+            let state = metadata::State {
+                outputs: &[],
+                files: &[],
+                shards: &["weights".to_string()],
+            };
+            (fast_llm_metadata_document(output, &config, carried, &state)?, placement)
         }
     };
     let mut summary = Summary {
