@@ -443,27 +443,26 @@ mod tests {
 
     /// The coverage rule as stated, claim by claim: the trie must agree with it on every input.
     fn by_definition(input: &Map, claims: &[Claim], allowlist: &BTreeSet<&str>) -> Vec<String> {
-        fn segments_match(claim: &str, path: &[&str], exact: bool) -> bool {
+        /// Whether `claim`'s segments match the first ones of `path`.
+        fn matches_start(claim: &str, path: &[&str]) -> bool {
             let parts: Vec<&str> = claim.split('.').collect();
-            (if exact {
-                parts.len() == path.len()
-            } else {
-                parts.len() <= path.len()
-            }) && parts.iter().zip(path).all(|(c, p)| *c == "*" || c == p)
+            parts.len() <= path.len() && parts.iter().zip(path).all(|(c, p)| *c == "*" || c == p)
         }
-        fn walk<'a>(
-            map: &'a Map,
-            path: &mut Vec<&'a str>,
-            claims: &[Claim],
-            allowlist: &BTreeSet<&str>,
-            out: &mut Vec<String>,
-        ) {
+        /// Whether `claim` names `path` itself.
+        fn matches_whole(claim: &str, path: &[&str]) -> bool {
+            claim.split('.').count() == path.len() && matches_start(claim, path)
+        }
+        /// What is claimed and what is generic.
+        struct Rule<'r> {
+            claims: &'r [Claim],
+            allowlist: &'r BTreeSet<&'r str>,
+        }
+        fn walk<'a>(map: &'a Map, path: &mut Vec<&'a str>, rule: &Rule, out: &mut Vec<String>) {
+            let Rule { claims, allowlist } = rule;
             for (key, value) in map {
                 path.push(key);
-                let recursive = claims
-                    .iter()
-                    .any(|c| c.recursive && segments_match(&c.path, path, false));
-                let claimed = claims.iter().any(|c| segments_match(&c.path, path, true));
+                let recursive = claims.iter().any(|c| c.recursive && matches_start(&c.path, path));
+                let claimed = claims.iter().any(|c| matches_whole(&c.path, path));
                 let below = claims.iter().any(|c| {
                     c.path.split('.').count() > path.len()
                         && c.path.split('.').zip(path.iter()).all(|(c, p)| c == "*" || c == *p)
@@ -472,7 +471,7 @@ mod tests {
                     || path.len() > 1 && GENERIC_IN_SUB_CONFIGS.contains(&path[path.len() - 1]);
                 if recursive || generic || (below && matches!(value, Value::Null)) {
                 } else if let (Value::Map(inner), true) = (value, below) {
-                    walk(inner, path, claims, allowlist, out);
+                    walk(inner, path, rule, out);
                 } else if !claimed {
                     out.push(path.join("."));
                 }
@@ -480,7 +479,7 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        walk(input, &mut Vec::new(), claims, allowlist, &mut out);
+        walk(input, &mut Vec::new(), &Rule { claims, allowlist }, &mut out);
         out
     }
 
