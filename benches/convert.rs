@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use fastllm_convert::checkpoint::bytes::transpose;
+use fastllm_convert::checkpoint::bytes::{Matrix, transpose};
 use fastllm_convert::checkpoint::cast::{Dtype, Source, cast};
-use fastllm_convert::checkpoint::convert::{Options, Side, convert};
+use fastllm_convert::checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
 
@@ -19,7 +19,8 @@ fn transposes(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(input.len() as u64));
     group.sample_size(10);
     group.bench_function("copy (baseline)", |b| b.iter(|| out.copy_from_slice(&input)));
-    group.bench_function("transpose", |b| b.iter(|| transpose(&input, rows, cols, 2, &mut out)));
+    let matrix = Matrix { rows, cols, element: 2 };
+    group.bench_function("transpose", |b| b.iter(|| transpose(&input, matrix, &mut out)));
     group.finish();
 }
 
@@ -94,7 +95,16 @@ fn conversions(c: &mut Criterion) {
                 force: true,
                 ..Options::default()
             };
-            convert(&input, Side::Hf(llama), &out, Side::FastLlm, &options).unwrap();
+            convert(
+                &Conversion {
+                    input: &input,
+                    from: Side::Hf(llama),
+                    output: &out,
+                    to: Side::FastLlm,
+                },
+                &options,
+            )
+            .unwrap();
         })
     });
     group.finish();

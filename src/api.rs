@@ -189,16 +189,33 @@ pub fn side(name: &str, input: Option<&Path>) -> Result<convert::Side, String> {
     }
 }
 
+/// What [`convert`] converts: formats as the command line names them (`auto` detects the
+/// input's), and input and output paths or object-store URLs.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvertRequest<'a> {
+    /// The input's format.
+    pub from: &'a str,
+    /// The output's format.
+    pub to: &'a str,
+    /// The input checkpoint.
+    pub input: &'a Path,
+    /// Where the output goes.
+    pub output: &'a Path,
+}
+
 /// Converts a checkpoint; `progress(done, total)` may stop it (`Break`): the failure then says
 /// `interrupted` and nothing is left of the output.
 pub fn convert(
-    from: &str,
-    to: &str,
-    input: &Path,
-    output: &Path,
+    request: &ConvertRequest,
     options: &convert::Options,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<JsonSummary, Failure> {
+    let &ConvertRequest {
+        from,
+        to,
+        input,
+        output,
+    } = request;
     if crate::remote::is_remote(input) || crate::remote::is_remote(output) {
         let io = crate::remote::IoOptions::default();
         return crate::remote::convert(from, to, (input, output), options, &io, progress)
@@ -221,34 +238,41 @@ pub fn read_config(file: &Path) -> Result<Map, Failure> {
     fastllm_checkpoint::read_named_document(file).map_err(|e| Failure::conversion(&e.into()))
 }
 
-/// Imports an HF config (read from `file`, when it came from one): the Fast-LLM base-model
-/// config in architecture form and the keys dropped.
+/// Imports an HF config (read from `file`, when it came from one), dropping the keys `options`
+/// names: the Fast-LLM base-model config in architecture form and the keys dropped.
 pub fn import_config(
     format: &str,
     hf: Map,
     file: Option<&Path>,
-    drop_keys: &[String],
-    text_only: bool,
+    options: &convert::ImportOptions,
 ) -> Result<(Map, Vec<convert::DroppedKey>), Failure> {
     let handler = if format == "auto" {
         core::detect(&hf).map_err(|e| Failure::config(&e, file))?
     } else {
         core::find(format).map_err(|e| Failure::config(&e, None))?
     };
-    let (config, _, dropped) =
-        convert::import_hf(handler, hf, drop_keys, text_only).map_err(|e| Failure::config(&e, file))?;
+    let (config, _, dropped) = convert::import_hf(handler, hf, options).map_err(|e| Failure::config(&e, file))?;
     Ok((config.to_form(Form::Architecture), dropped))
 }
 
-/// Exports a Fast-LLM base-model config as `format`'s HF config (complete: every key
-/// `save_pretrained` writes).
+/// How [`export_config`] writes the HF config.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportOptions {
+    /// Which layout of the HF format.
+    pub layout: HfLayout,
+    /// Every key `save_pretrained` writes, not only the converted ones.
+    pub complete: bool,
+}
+
+/// Exports a Fast-LLM base-model config (read from `file`, when it came from one) as `format`'s
+/// HF config, as `options` says.
 pub fn export_config(
     format: &str,
     fast_llm: &Map,
     file: Option<&Path>,
-    layout: HfLayout,
-    complete: bool,
+    options: &ExportOptions,
 ) -> Result<Map, Failure> {
+    let &ExportOptions { layout, complete } = options;
     if format == "auto" {
         return Err(Failure::message(
             "`--format auto` only applies to import: an export needs an explicit format",

@@ -247,6 +247,15 @@ enum LayoutArg {
     V5,
 }
 
+impl From<LayoutArg> for HfLayout {
+    fn from(layout: LayoutArg) -> Self {
+        match layout {
+            LayoutArg::V4 => HfLayout::V4,
+            LayoutArg::V5 => HfLayout::V5,
+        }
+    }
+}
+
 /// Parses the command line, runs it, prints the result; exit status 2 on any error.
 pub fn main() -> ExitCode {
     ExitCode::from(run_args(std::env::args_os()))
@@ -354,13 +363,25 @@ fn run(cli: Cli) -> Result<String, String> {
             text_only,
             drop_keys,
             file,
-        }) => import(&format, text_only, &drop_keys, &file),
+        }) => {
+            let options = convert::ImportOptions {
+                drop_keys: &drop_keys,
+                text_only,
+            };
+            import(&format, &options, &file)
+        }
         Command::Config(ConfigCommand::Export {
             format,
             hf_layout,
             complete,
             file,
-        }) => export(&format, hf_layout, complete, &file),
+        }) => {
+            let options = api::ExportOptions {
+                layout: hf_layout.into(),
+                complete,
+            };
+            export(&format, &options, &file)
+        }
         Command::Formats => Ok(formats()),
         Command::Convert {
             from,
@@ -386,12 +407,8 @@ fn run(cli: Cli) -> Result<String, String> {
             input,
             output,
         } => {
-            let layout = match hf_layout {
-                LayoutArg::V4 => HfLayout::V4,
-                LayoutArg::V5 => HfLayout::V5,
-            };
             let options = convert::Options {
-                layout,
+                layout: hf_layout.into(),
                 config_only,
                 dry_run,
                 force,
@@ -414,7 +431,14 @@ fn run(cli: Cli) -> Result<String, String> {
                 part_bytes: usize::try_from(io_part_size.max(5 << 20)).unwrap_or(usize::MAX),
                 retries: io_retries,
             };
-            convert_checkpoint(&from, &to, (&input, &output), &options, &io, json)
+            let request = api::ConvertRequest {
+                from: &from,
+                to: &to,
+                input: &input,
+                output: &output,
+            };
+            let report = if json { Report::Json } else { Report::Text };
+            convert_checkpoint(&request, &options, &io, report)
         }
         Command::Inspect { path } => inspect(&path),
         Command::Explain { format } => {
@@ -439,13 +463,13 @@ fn normalize(file: &Path, form: FormArg, model: ModelArg) -> Result<String, Stri
     Ok(Value::Map(normalized).to_json_pretty())
 }
 
-fn import(format: &str, text_only: bool, drop_keys: &[String], file: &Path) -> Result<String, String> {
+fn import(format: &str, options: &convert::ImportOptions, file: &Path) -> Result<String, String> {
     // A wrong format name is reported before the file is read.
     if format != "auto" {
         core::find(format).map_err(|e| e.to_string())?;
     }
     let hf = api::read_config(file).map_err(|f| f.message)?;
-    let (config, dropped) = api::import_config(format, hf, Some(file), drop_keys, text_only).map_err(|f| f.message)?;
+    let (config, dropped) = api::import_config(format, hf, Some(file), options).map_err(|f| f.message)?;
     for dropped in dropped.iter().filter(|d| d.by == convert::DropCause::Requested) {
         note(&format!(
             "dropped (--drop-key): config key {} = {}",
@@ -460,39 +484,50 @@ fn import(format: &str, text_only: bool, drop_keys: &[String], file: &Path) -> R
     Ok(Value::Map(config).to_json_pretty())
 }
 
-fn export(format: &str, layout: LayoutArg, complete: bool, file: &Path) -> Result<String, String> {
+fn export(format: &str, options: &api::ExportOptions, file: &Path) -> Result<String, String> {
     if format != "auto" {
         // A wrong format name is reported before the file is read.
         core::find(format).map_err(|e| e.to_string())?;
     }
-    let layout = match layout {
-        LayoutArg::V4 => HfLayout::V4,
-        LayoutArg::V5 => HfLayout::V5,
-    };
     let dict = if format == "auto" {
         Map::new()
     } else {
         api::read_config(file).map_err(|f| f.message)?
     };
-    let hf = api::export_config(format, &dict, Some(file), layout, complete).map_err(|f| f.message)?;
+    let hf = api::export_config(format, &dict, Some(file), options).map_err(|f| f.message)?;
     Ok(Value::Map(hf).to_json_pretty())
 }
 
+/// How `convert` reports what it did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Report {
+    /// Sentences for a person, and a progress bar on a terminal.
+    Text,
+    /// The summary as one JSON document (`--json`).
+    Json,
+}
+
 fn convert_checkpoint(
-    from: &str,
-    to: &str,
-    (input, output): (&Path, &Path),
+    request: &api::ConvertRequest,
     options: &convert::Options,
     io: &crate::remote::IoOptions,
-    json: bool,
+    report: Report,
 ) -> Result<String, String> {
+    let &api::ConvertRequest {
+        from,
+        to,
+        input,
+        output,
+    } = request;
     // A progress bar on a terminal; nothing when stderr is a file or pipe.
-    let bar = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !options.dry_run && !json).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        let style = indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}");
-        bar.set_style(style.expect("a valid template"));
-        bar
-    });
+    let bar = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !options.dry_run && report == Report::Text)
+        .then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            let style =
+                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}");
+            bar.set_style(style.expect("a valid template"));
+            bar
+        });
     let mut progress = |done: u64, total: u64| {
         if let Some(bar) = &bar {
             bar.set_length(total);
@@ -505,7 +540,7 @@ fn convert_checkpoint(
         bar.finish_and_clear();
     }
     let summary = summary?;
-    if json {
+    if report == Report::Json {
         return Ok(crate::summary::JsonSummary::new(&summary, options).to_json_pretty());
     }
     let mut out = String::new();
@@ -542,7 +577,7 @@ fn convert_checkpoint(
         ));
         out.push_str(&missing_extra_files_note(&summary));
         out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
-        out.push_str(&carried_note(&summary, options.dry_run));
+        out.push_str(&carried_note(&summary, options));
         return Ok(out);
     }
     if let (Some(part), false) = (options.part, options.dry_run) {
@@ -573,7 +608,7 @@ fn convert_checkpoint(
     out.push_str(&dropped_note(&summary.dropped_keys, &summary.dropped_tensors));
     out.push_str(&training_note(&summary));
     out.push_str(&overflow_note(&summary));
-    out.push_str(&carried_note(&summary, options.dry_run));
+    out.push_str(&carried_note(&summary, options));
     Ok(out)
 }
 
@@ -656,9 +691,10 @@ fn dropped_note(keys: &[convert::DroppedKey], tensors: &[String]) -> String {
     out
 }
 
-/// What besides config and weights the output has, and what of the input it does not.
-fn carried_note(summary: &convert::Summary, dry_run: bool) -> String {
-    let (carry, copy) = if dry_run {
+/// What besides config and weights the output has (would have, on a dry run), and what of the
+/// input it does not.
+fn carried_note(summary: &convert::Summary, options: &convert::Options) -> String {
+    let (carry, copy) = if options.dry_run {
         ("would carry", "would copy")
     } else {
         ("carried", "copied")

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use fastllm_convert::checkpoint::convert::import_hf;
+use fastllm_convert::checkpoint::convert::{ImportOptions, import_hf};
 use fastllm_convert::config::{Form, Map, Value};
 use fastllm_convert::core::find;
 
@@ -43,7 +43,7 @@ fn a_dropped_key_never_changes_the_model_and_any_error_it_causes_names_it() {
         if direction != "import" {
             continue;
         }
-        let Ok((whole, _, _)) = import_hf(handler, hf.clone(), &[], false) else {
+        let Ok((whole, _, _)) = import_hf(handler, hf.clone(), &ImportOptions::default()) else {
             continue;
         };
         let whole = whole.to_form(Form::Full);
@@ -52,7 +52,11 @@ fn a_dropped_key_never_changes_the_model_and_any_error_it_causes_names_it() {
         for key in all {
             checked += 1;
             let name = path.file_name().unwrap().to_string_lossy();
-            match import_hf(handler, hf.clone(), std::slice::from_ref(&key), false) {
+            let dropping = ImportOptions {
+                drop_keys: std::slice::from_ref(&key),
+                ..ImportOptions::default()
+            };
+            match import_hf(handler, hf.clone(), &dropping) {
                 Ok((config, _, _)) if config.to_form(Form::Full) == whole => {}
                 Ok(_) => failures.push(format!("{name}: --drop-key {key} imports another model")),
                 Err(error) if error.to_string().contains(&format!("`{key}`")) => {}
@@ -92,9 +96,15 @@ fn an_unknown_key_names_the_drop_key_that_converts_without_it() {
                 format!("{parent}.{key}")
             }
         };
-        let error = import_hf(handler, hf.clone(), &[], false).unwrap_err().to_string();
+        let error = import_hf(handler, hf.clone(), &ImportOptions::default())
+            .unwrap_err()
+            .to_string();
         let hint = format!("(to convert without it: --drop-key {dotted})");
         assert!(error.contains(&hint), "{error}");
-        import_hf(handler, hf, &[dotted], false).unwrap();
+        let dropping = ImportOptions {
+            drop_keys: &[dotted],
+            ..ImportOptions::default()
+        };
+        import_hf(handler, hf, &dropping).unwrap();
     }
 }

@@ -332,7 +332,16 @@ fn run(world: &World) -> Result<convert::Summary, String> {
         "fast_llm" => Side::FastLlm,
         name => Side::Hf(fastllm_convert::core::find(name).unwrap()),
     };
-    convert::convert(&world.input, from, &world.output, to, &world.options).map_err(|e| e.to_string())
+    convert::convert(
+        &convert::Conversion {
+            input: &world.input,
+            from,
+            output: &world.output,
+            to,
+        },
+        &world.options,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Checks the invariants of the module doc; returns the first one broken.

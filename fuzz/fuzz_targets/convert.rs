@@ -3,7 +3,7 @@
 //! that converts to Fast-LLM converts back to the same tensors.
 #![no_main]
 
-use fastllm_convert::checkpoint::convert::{Options, Side, convert, detect};
+use fastllm_convert::checkpoint::convert::{Conversion, Options, Side, convert, detect};
 use fastllm_convert::checkpoint::open_hf;
 use fastllm_convert_fuzz::{scratch, split};
 use libfuzzer_sys::fuzz_target;
@@ -17,7 +17,15 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(input.join("model.safetensors"), weights).unwrap();
     let Ok(from) = detect(&input) else { return };
     let fast_llm = root.join("fast_llm");
-    let converted = convert(&input, from, &fast_llm, Side::FastLlm, &Options::default());
+    let converted = convert(
+        &Conversion {
+            input: &input,
+            from,
+            output: &fast_llm,
+            to: Side::FastLlm,
+        },
+        &Options::default(),
+    );
     assert_eq!(
         std::fs::read(input.join("config.json")).unwrap(),
         config,
@@ -41,7 +49,16 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let back = root.join("back");
-    convert(&fast_llm, Side::FastLlm, &back, from, &Options::default()).expect("a converted checkpoint converts back");
+    convert(
+        &Conversion {
+            input: &fast_llm,
+            from: Side::FastLlm,
+            output: &back,
+            to: from,
+        },
+        &Options::default(),
+    )
+    .expect("a converted checkpoint converts back");
     let (original, round_trip) = (open_hf(&input).unwrap(), open_hf(&back).unwrap());
     let original_names: Vec<&str> = original.files.names().collect();
     assert_eq!(original_names, round_trip.files.names().collect::<Vec<_>>());

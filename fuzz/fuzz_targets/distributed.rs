@@ -8,7 +8,7 @@
 //! opens and reads back every parameter the same.
 #![no_main]
 
-use fastllm_convert::checkpoint::convert::{Options, Side, convert};
+use fastllm_convert::checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_convert::checkpoint::distributed::{DistributedCheckpoint, LayoutSpec};
 use fastllm_convert::checkpoint::open_fast_llm;
 use fastllm_convert_fuzz::{scratch, split3};
@@ -28,10 +28,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let output = root.join("fast_llm");
     let converted = convert(
-        &input,
-        Side::FastLlmDistributed,
-        &output,
-        Side::FastLlm,
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &output,
+            to: Side::FastLlm,
+        },
         &Options::default(),
     );
     for (name, bytes) in &files {
@@ -90,10 +92,12 @@ fuzz_target!(|data: &[u8]| {
         ..Options::default()
     };
     match convert(
-        &input,
-        Side::FastLlmDistributed,
-        &resharded,
-        Side::FastLlmDistributed,
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &resharded,
+            to: Side::FastLlmDistributed,
+        },
         &options,
     ) {
         Err(error) => {

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let limits = PlanLimits::checkpoint(4096, 1 << 24);
     for handler in handlers().into_iter().filter(|h| h.model == config.kind()) {
         if handler.export(&config, HfLayout::V4).is_ok() {
-            let _ = plan_within(&handler.converter().base_model, &config.to_form(Form::Full), &limits);
+            let _ = plan_within(&handler.converter().base_model, &config, &limits);
         }
     }
 });

@@ -3,7 +3,7 @@
 //! The first byte picks the format (past the last one: `--format auto`).
 #![no_main]
 
-use fastllm_convert::config::{Form, Value, parse_document};
+use fastllm_convert::config::{Value, parse_document};
 use fastllm_convert::core::weights::{PlanLimits, plan_within};
 use fastllm_convert::core::{HfLayout, detect, handlers};
 use libfuzzer_sys::fuzz_target;
@@ -31,5 +31,5 @@ fuzz_target!(|data: &[u8]| {
         assert!(again == config, "import(export(c)) != c for {}", handler.name);
     }
     let limits = PlanLimits::checkpoint(4096, 1 << 24);
-    let _ = plan_within(&handler.converter().base_model, &config.to_form(Form::Full), &limits);
+    let _ = plan_within(&handler.converter().base_model, &config, &limits);
 });

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_convert::checkpoint::convert::{Options, Side, convert};
+use fastllm_convert::checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_convert::config::{Map, Value};
 
 use super::{Safetensors, copy_dir, fixture, ints};
@@ -60,10 +60,12 @@ fn sharded(root: &Path) -> (PathBuf, Vec<String>) {
     };
     let llama = fastllm_convert::core::find("llama").unwrap();
     let summary = convert(
-        &fixture("llama", "fast_llm"),
-        Side::FastLlm,
-        &input,
-        Side::Hf(llama),
+        &Conversion {
+            input: &fixture("llama", "fast_llm"),
+            from: Side::FastLlm,
+            output: &input,
+            to: Side::Hf(llama),
+        },
         &options,
     )
     .unwrap();

@@ -49,9 +49,12 @@ fn has_nightly() -> bool {
 
 /// `cargo xtask fuzz …`.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let mut seconds = None;
-    let mut runs = None;
-    let mut sanitizer = true;
+    let mut session = Session {
+        seconds: None,
+        runs: None,
+        sanitizer: true,
+        corpus: "fuzz-corpus",
+    };
     let mut targets = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -61,9 +64,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .ok_or_else(|| format!("{name} needs a number"))
         };
         match arg.as_str() {
-            "--seconds" => seconds = Some(number("--seconds")?),
-            "--runs" => runs = Some(number("--runs")?),
-            "--no-sanitizer" => sanitizer = false,
+            "--seconds" => session.seconds = Some(number("--seconds")?),
+            "--runs" => session.runs = Some(number("--runs")?),
+            "--no-sanitizer" => session.sanitizer = false,
             target if TARGETS.contains(&target) => targets.push(target.to_string()),
             other => {
                 return Err(format!(
@@ -76,20 +79,30 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if targets.is_empty() {
         targets = TARGETS.iter().map(|t| t.to_string()).collect();
     }
-    fuzz(&targets, seconds, runs, sanitizer, "fuzz-corpus")
+    fuzz(&targets, &session)
 }
 
-/// Seeds, then each target for `seconds` and/or `runs` executions (with AddressSanitizer when
-/// `sanitizer` and a nightly toolchain is installed), growing the corpus in `target/<corpus>/`.
-/// `ci` keeps a corpus of its own: replaying a long run's (thousands of inputs) alone would take
-/// longer than its 20 s.
-pub fn fuzz(
-    targets: &[String],
-    seconds: Option<u64>,
-    runs: Option<u64>,
-    sanitizer: bool,
-    corpus: &str,
-) -> Result<(), String> {
+/// How long and how each fuzz target runs.
+pub struct Session<'a> {
+    /// Seconds per target.
+    pub seconds: Option<u64>,
+    /// Executions per target.
+    pub runs: Option<u64>,
+    /// With AddressSanitizer, when a nightly toolchain is installed.
+    pub sanitizer: bool,
+    /// The corpus directory under `target/`. `ci` keeps a corpus of its own: replaying a long
+    /// run's (thousands of inputs) alone would take longer than its 20 s.
+    pub corpus: &'a str,
+}
+
+/// Seeds, then each target as `session` says, growing the corpus in `target/<corpus>/`.
+pub fn fuzz(targets: &[String], session: &Session) -> Result<(), String> {
+    let &Session {
+        seconds,
+        runs,
+        sanitizer,
+        corpus,
+    } = session;
     let root = repo().join("target");
     let seeds = root.join("fuzz-seeds");
     write_seeds(&seeds)?;

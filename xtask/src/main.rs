@@ -85,7 +85,13 @@ fn ci() -> Result<(), String> {
     single_family_build()?;
     if fuzz::available() {
         let targets: Vec<String> = fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
-        fuzz::fuzz(&targets, Some(CI_FUZZ_SECONDS), None, true, "fuzz-corpus-ci")?;
+        let session = fuzz::Session {
+            seconds: Some(CI_FUZZ_SECONDS),
+            runs: None,
+            sanitizer: true,
+            corpus: "fuzz-corpus-ci",
+        };
+        fuzz::fuzz(&targets, &session)?;
     } else if std::env::var_os("CI").is_some() {
         return Err("cargo-fuzz is required in CI (.ci/run installs it)".into());
     } else {

@@ -102,8 +102,11 @@ pub fn attention() -> Section {
     .validate("key_value_bias", |fl| {
         let attention = fl.config::<AttentionConfig>()?;
         let shared = DefaultBias::from_flag(attention.add_linear_biases);
-        let (key, value) = (attention.key_layer.bias.enabled, attention.value_layer.bias.enabled);
-        match key_value_bias_mismatch(shared.resolve(key), shared.resolve(value)) {
+        let biases = KeyValueBias {
+            key: shared.resolve(attention.key_layer.bias.enabled),
+            value: shared.resolve(attention.value_layer.bias.enabled),
+        };
+        match biases.mismatch() {
             Some(message) => Err(vec![Problem::at_fast_llm("value_layer.bias.enabled", message)]),
             None => Ok(()),
         }
@@ -115,11 +118,11 @@ pub fn attention() -> Section {
         "key_value_bias",
         Decl::import_only(&[], &[], Covers::Exact, |hf, _| {
             let shared = DefaultBias::from_flag(!matches!(hf.get("add_linear_biases"), Some(Value::Bool(false))));
-            let (key, value) = (
-                effective_bias(hf, "key_layer", shared),
-                effective_bias(hf, "value_layer", shared),
-            );
-            match key_value_bias_mismatch(key, value) {
+            let biases = KeyValueBias {
+                key: effective_bias(hf, "key_layer", shared),
+                value: effective_bias(hf, "value_layer", shared),
+            };
+            match biases.mismatch() {
                 None => Ok(Vec::new()),
                 Some(message) => Err(vec![Problem::at_hf("value_layer.bias.enabled", message)]),
             }
@@ -128,15 +131,24 @@ pub fn attention() -> Section {
     .weight("layers", attention_weights(text_hidden))
 }
 
-/// Fast-LLM packs K and V in one layer whose bias is the key layer's; the HF model has a bias per
-/// projection, so the two effective biases must agree.
-fn key_value_bias_mismatch(key: bool, value: bool) -> Option<String> {
-    (key != value).then(|| {
-        format!(
-            "value bias {value} differs from key bias {key}: Fast-LLM's fused key_value layer has one bias \
-             (the key layer's), the format's k_proj / v_proj one each"
-        )
-    })
+/// Whether the key and the value projections have a bias, each after its default.
+struct KeyValueBias {
+    key: bool,
+    value: bool,
+}
+
+impl KeyValueBias {
+    /// Fast-LLM packs K and V in one layer whose bias is the key layer's; the HF model has a bias
+    /// per projection, so the two effective biases must agree.
+    fn mismatch(&self) -> Option<String> {
+        let &KeyValueBias { key, value } = self;
+        (key != value).then(|| {
+            format!(
+                "value bias {value} differs from key bias {key}: Fast-LLM's fused key_value layer has one bias \
+                 (the key layer's), the format's k_proj / v_proj one each"
+            )
+        })
+    }
 }
 
 /// The effective bias of `layer` in the attention's HF dict: `bias.enabled` when set, else

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_hf};
 use fastllm_core::config::{BaseModelConfig, ModelKind, Value, load_base_model};
@@ -825,12 +825,30 @@ fn synthetic_checkpoints_round_trip(#[values("apriel_hybrid_ssm", "apriel2_text"
             scratch(&format!("{format}-{i}-back")),
         );
         write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
-        convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &Options::default()).unwrap();
+        convert(
+            &Conversion {
+                input: &input,
+                from: Side::Hf(handler),
+                output: &middle,
+                to: Side::FastLlm,
+            },
+            &Options::default(),
+        )
+        .unwrap();
         let options = Options {
             max_shard_bytes: 2_000,
             ..Options::default()
         };
-        convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &options).unwrap();
+        convert(
+            &Conversion {
+                input: &middle,
+                from: Side::FastLlm,
+                output: &back,
+                to: Side::Hf(handler),
+            },
+            &options,
+        )
+        .unwrap();
         assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
     }
 }

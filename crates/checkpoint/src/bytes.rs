@@ -1,21 +1,33 @@
 //! Tensor byte transforms: concatenation along dimension 0 is a byte append; a 2-D transpose
 //! moves elements in cache-sized tiles (a naive transpose runs at a tenth of memory speed).
 
-/// Transposes a row-major `[rows, cols]` matrix of `element`-byte values into `out`
-/// (`[cols, rows]`). Large matrices are split by output rows across the machine's cores: the
-/// transpose is the one step of a conversion that is compute-bound on a fast disk.
-pub fn transpose(input: &[u8], rows: usize, cols: usize, element: usize, out: &mut [u8]) {
+/// The shape of a row-major matrix held as bytes: `rows × cols` values of `element` bytes each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matrix {
+    /// Rows (the outer dimension).
+    pub rows: usize,
+    /// Values per row (the inner dimension).
+    pub cols: usize,
+    /// Bytes per value.
+    pub element: usize,
+}
+
+/// Transposes the row-major matrix `input`, shaped `matrix`, into `out` (`[cols, rows]`). Large
+/// matrices are split by output rows across the machine's cores: the transpose is the one step
+/// of a conversion that is compute-bound on a fast disk.
+pub fn transpose(input: &[u8], matrix: Matrix, out: &mut [u8]) {
+    let Matrix { rows, cols, element } = matrix;
     debug_assert_eq!(input.len(), rows * cols * element);
     debug_assert_eq!(out.len(), input.len());
     let threads = threads();
     if threads < 2 || input.len() < PARALLEL_BYTES || cols < 2 * TILE {
-        return transpose_columns(input, rows, cols, element, 0, out);
+        return transpose_columns(input, matrix, 0, out);
     }
     // Whole tiles per thread, so each thread's input columns stay tile-aligned.
     let per_thread = cols.div_ceil(threads).div_ceil(TILE) * TILE;
     std::thread::scope(|scope| {
         for (i, chunk) in out.chunks_mut(per_thread * rows * element).enumerate() {
-            scope.spawn(move || transpose_columns(input, rows, cols, element, i * per_thread, chunk));
+            scope.spawn(move || transpose_columns(input, matrix, i * per_thread, chunk));
         }
     });
 }
@@ -32,13 +44,14 @@ const PARALLEL_BYTES: usize = 4 << 20;
 
 /// Writes the output rows `first..first + out.len() / (rows * element)` (input columns) of the
 /// transpose into `out`.
-fn transpose_columns(input: &[u8], rows: usize, cols: usize, element: usize, first: usize, out: &mut [u8]) {
+fn transpose_columns(input: &[u8], matrix: Matrix, first: usize, out: &mut [u8]) {
+    let Matrix { rows, cols, element } = matrix;
     let columns = first..first + out.len() / (rows * element).max(1);
     match element {
-        2 => transpose_typed::<2>(input, rows, cols, columns, out),
-        4 => transpose_typed::<4>(input, rows, cols, columns, out),
-        8 => transpose_typed::<8>(input, rows, cols, columns, out),
-        1 => transpose_typed::<1>(input, rows, cols, columns, out),
+        2 => transpose_typed::<2>(input, matrix, columns, out),
+        4 => transpose_typed::<4>(input, matrix, columns, out),
+        8 => transpose_typed::<8>(input, matrix, columns, out),
+        1 => transpose_typed::<1>(input, matrix, columns, out),
         _ => {
             for c in columns.clone() {
                 for r in 0..rows {
@@ -56,7 +69,7 @@ const TILE: usize = 64;
 
 type Columns = std::ops::Range<usize>;
 
-fn transpose_typed<const E: usize>(input: &[u8], rows: usize, cols: usize, columns: Columns, out: &mut [u8]) {
+fn transpose_typed<const E: usize>(input: &[u8], matrix: Matrix, columns: Columns, out: &mut [u8]) {
     // Whole elements as integers when both buffers are aligned for them (mmapped tensors are).
     // SAFETY: every bit pattern is a valid u16/u32/u64, and align_to only yields aligned middles.
     match E {
@@ -64,30 +77,31 @@ fn transpose_typed<const E: usize>(input: &[u8], rows: usize, cols: usize, colum
             if let (([], i, []), ([], o, [])) =
                 (unsafe { input.align_to::<u16>() }, unsafe { out.align_to_mut::<u16>() })
             {
-                return transpose_elements(i, rows, cols, columns, o);
+                return transpose_elements(i, matrix, columns, o);
             }
         }
         4 => {
             if let (([], i, []), ([], o, [])) =
                 (unsafe { input.align_to::<u32>() }, unsafe { out.align_to_mut::<u32>() })
             {
-                return transpose_elements(i, rows, cols, columns, o);
+                return transpose_elements(i, matrix, columns, o);
             }
         }
         8 => {
             if let (([], i, []), ([], o, [])) =
                 (unsafe { input.align_to::<u64>() }, unsafe { out.align_to_mut::<u64>() })
             {
-                return transpose_elements(i, rows, cols, columns, o);
+                return transpose_elements(i, matrix, columns, o);
             }
         }
         _ => {}
     }
-    transpose_bytes::<E>(input, rows, cols, columns, out)
+    transpose_bytes::<E>(input, matrix, columns, out)
 }
 
 /// The tiled transpose on whole elements, for the input columns `columns`.
-fn transpose_elements<T: Copy>(input: &[T], rows: usize, cols: usize, columns: Columns, out: &mut [T]) {
+fn transpose_elements<T: Copy>(input: &[T], matrix: Matrix, columns: Columns, out: &mut [T]) {
+    let Matrix { rows, cols, .. } = matrix;
     for r0 in (0..rows).step_by(TILE) {
         for c0 in columns.clone().step_by(TILE) {
             let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(columns.end));
@@ -102,7 +116,8 @@ fn transpose_elements<T: Copy>(input: &[T], rows: usize, cols: usize, columns: C
     }
 }
 
-fn transpose_bytes<const E: usize>(input: &[u8], rows: usize, cols: usize, columns: Columns, out: &mut [u8]) {
+fn transpose_bytes<const E: usize>(input: &[u8], matrix: Matrix, columns: Columns, out: &mut [u8]) {
+    let Matrix { rows, cols, .. } = matrix;
     for r0 in (0..rows).step_by(TILE) {
         for c0 in columns.clone().step_by(TILE) {
             let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(columns.end));
@@ -151,10 +166,15 @@ mod tests {
     fn blocked_transpose_matches_naive(#[case] rows: usize, #[case] cols: usize, #[case] element: usize) {
         let input: Vec<u8> = (0..rows * cols * element).map(|i| (i * 31 % 251) as u8).collect();
         let mut out = vec![0; input.len()];
-        transpose(&input, rows, cols, element, &mut out);
+        transpose(&input, Matrix { rows, cols, element }, &mut out);
         assert_eq!(out, naive(&input, rows, cols, element));
         let mut back = vec![0; input.len()];
-        transpose(&out, cols, rows, element, &mut back);
+        let transposed = Matrix {
+            rows: cols,
+            cols: rows,
+            element,
+        };
+        transpose(&out, transposed, &mut back);
         assert_eq!(back, input);
     }
 }

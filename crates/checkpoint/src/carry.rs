@@ -48,17 +48,27 @@ pub struct DroppedKey {
     pub by: DropCause,
 }
 
-/// Imports an HF config after removing the keys `drop` names and, with `text_only`, the keys of
-/// the parts the format does not convert; returns the config, what is left of `hf` and every
-/// dropped key. `hf` is taken, not copied: a config document may be megabytes.
+/// Which keys an import of an HF config drops before converting it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions<'a> {
+    /// Keys to drop, each dotted when nested.
+    pub drop_keys: &'a [String],
+    /// Drop the keys of the parts the format does not convert (a multimodal model's vision
+    /// tower, for one).
+    pub text_only: bool,
+}
+
+/// Imports an HF config after removing the keys `options` drops; returns the config, what is
+/// left of `hf` and every dropped key. `hf` is taken, not copied: a config document may be
+/// megabytes.
 pub fn import_hf(
     handler: &Handler,
     mut hf: Map,
-    drop: &[String],
-    text_only: bool,
+    options: &ImportOptions,
 ) -> Result<(BaseModelConfig, Map, Vec<DroppedKey>), ConvertError> {
+    let &ImportOptions { drop_keys, text_only } = options;
     let requested = handler
-        .drop_keys(&mut hf, drop)
+        .drop_keys(&mut hf, drop_keys)
         .map_err(|problems| ConvertError::Rejected {
             format: handler.name.to_string(),
             direction: Direction::Import,
@@ -88,7 +98,11 @@ pub fn import_hf(
 pub(crate) fn read_hf(path: &Path, handler: &Handler, options: &Options) -> Result<InputConfig, ConversionError> {
     let hf = read_document(path)?;
     let named = || crate::naming::in_file(path.to_path_buf());
-    let (config, hf, dropped) = import_hf(handler, hf, &options.drop_keys, options.text_only).map_err(named())?;
+    let dropping = ImportOptions {
+        drop_keys: &options.drop_keys,
+        text_only: options.text_only,
+    };
+    let (config, hf, dropped) = import_hf(handler, hf, &dropping).map_err(named())?;
     let carried = handler.carried(&hf, &config).map_err(named())?;
     Ok(InputConfig {
         config,

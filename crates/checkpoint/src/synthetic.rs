@@ -224,7 +224,12 @@ pub fn write_synthetic_distributed(
             };
             for &(offset, parameter, target, len) in &placements[i] {
                 pad(sink, offset - position)?;
-                write_values(parameter, shards[i], element, target..target + len, sink)?;
+                let values = Values {
+                    parameter,
+                    shard: shards[i],
+                    element,
+                };
+                write_values(&values, target..target + len, sink)?;
                 position = offset + len;
             }
             pad(sink, specs[i].shape[0] - position)
@@ -238,19 +243,30 @@ pub fn write_synthetic_distributed(
 /// `element` bytes): what [`write_synthetic_distributed`] stores, for comparing what is read.
 pub fn synthetic_tensor(parameter: &str, shard: &str, elements: usize, element: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(elements * element);
-    write_values(parameter, shard, element, 0..elements, &mut out).expect("a Vec grows");
+    let values = Values {
+        parameter,
+        shard,
+        element,
+    };
+    write_values(&values, 0..elements, &mut out).expect("a Vec grows");
     out
 }
 
-/// Writes the synthetic values of global elements `range` of `parameter` in `shard`: each
-/// element's bytes are a hash of (parameter, shard, index), so any range is made alone.
-fn write_values(
-    parameter: &str,
-    shard: &str,
+/// Which synthetic tensor: `parameter` in shard `shard`, of `element`-byte values.
+struct Values<'a> {
+    parameter: &'a str,
+    shard: &'a str,
     element: usize,
-    range: Range<usize>,
-    sink: &mut dyn Write,
-) -> std::io::Result<()> {
+}
+
+/// Writes the synthetic values of global elements `range` of `values`: each element's bytes are
+/// a hash of (parameter, shard, index), so any range is made alone.
+fn write_values(values: &Values, range: Range<usize>, sink: &mut dyn Write) -> std::io::Result<()> {
+    let &Values {
+        parameter,
+        shard,
+        element,
+    } = values;
     let seed = parameter
         .bytes()
         .chain([b'/'])

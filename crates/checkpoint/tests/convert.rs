@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::find;
 use rstest::rstest;
@@ -35,10 +35,12 @@ fn hf_to_fast_llm_matches_the_reference(#[values("llama", "mistral", "qwen2", "m
     let output = scratch(&format!("{format}-fast-llm"));
     let handler = find(format).unwrap();
     let summary = convert(
-        &fixture(format, "hf_input"),
-        Side::Hf(handler),
-        &output,
-        Side::FastLlm,
+        &Conversion {
+            input: &fixture(format, "hf_input"),
+            from: Side::Hf(handler),
+            output: &output,
+            to: Side::FastLlm,
+        },
         &Options::default(),
     )
     .unwrap();
@@ -62,10 +64,12 @@ fn fast_llm_to_hf_matches_the_reference(#[values("llama", "mistral", "qwen2", "m
     let output = scratch(&format!("{format}-hf"));
     let handler = find(format).unwrap();
     convert(
-        &fixture(format, "fast_llm"),
-        Side::FastLlm,
-        &output,
-        Side::Hf(handler),
+        &Conversion {
+            input: &fixture(format, "fast_llm"),
+            from: Side::FastLlm,
+            output: &output,
+            to: Side::Hf(handler),
+        },
         &Options::default(),
     )
     .unwrap();
@@ -83,10 +87,12 @@ fn hf_round_trip_is_the_identity(#[values("llama", "qwen2", "mixtral")] format: 
     let middle = scratch(&format!("{format}-middle"));
     let back = scratch(&format!("{format}-back"));
     convert(
-        &fixture(format, "hf_input"),
-        Side::Hf(handler),
-        &middle,
-        Side::FastLlm,
+        &Conversion {
+            input: &fixture(format, "hf_input"),
+            from: Side::Hf(handler),
+            output: &middle,
+            to: Side::FastLlm,
+        },
         &Options::default(),
     )
     .unwrap();
@@ -94,7 +100,16 @@ fn hf_round_trip_is_the_identity(#[values("llama", "qwen2", "mixtral")] format: 
         max_shard_bytes: 40_000,
         ..Options::default()
     };
-    let summary = convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &options).unwrap();
+    let summary = convert(
+        &Conversion {
+            input: &middle,
+            from: Side::FastLlm,
+            output: &back,
+            to: Side::Hf(handler),
+        },
+        &options,
+    )
+    .unwrap();
     assert!(summary.files.len() > 1, "small shards force an index");
     assert_same_tensors(
         &open_hf(&back).unwrap(),
@@ -116,8 +131,26 @@ fn synthetic_checkpoints_round_trip(
             scratch(&format!("{format}-{i}-back")),
         );
         fastllm_checkpoint::synthetic::write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
-        convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &Options::default()).unwrap();
-        convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &Options::default()).unwrap();
+        convert(
+            &Conversion {
+                input: &input,
+                from: Side::Hf(handler),
+                output: &middle,
+                to: Side::FastLlm,
+            },
+            &Options::default(),
+        )
+        .unwrap();
+        convert(
+            &Conversion {
+                input: &middle,
+                from: Side::FastLlm,
+                output: &back,
+                to: Side::Hf(handler),
+            },
+            &Options::default(),
+        )
+        .unwrap();
         assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
     }
 }
@@ -161,7 +194,16 @@ fn extra_files_come_along_when_the_input_has_them() {
     fastllm_checkpoint::synthetic::write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
     std::fs::write(input.join("modeling_diffusion_llama.py"), "# model\n").unwrap();
     let options = Options::default();
-    let summary = convert(&input, Side::Hf(handler), &copied, Side::Hf(handler), &options).unwrap();
+    let summary = convert(
+        &Conversion {
+            input: &input,
+            from: Side::Hf(handler),
+            output: &copied,
+            to: Side::Hf(handler),
+        },
+        &options,
+    )
+    .unwrap();
     assert_eq!(
         std::fs::read_to_string(copied.join("modeling_diffusion_llama.py")).unwrap(),
         "# model\n"
@@ -175,10 +217,12 @@ fn extra_files_come_along_when_the_input_has_them() {
         ..Options::default()
     };
     let planned = convert(
-        &input,
-        Side::Hf(handler),
-        &scratch("extra-dry"),
-        Side::Hf(handler),
+        &Conversion {
+            input: &input,
+            from: Side::Hf(handler),
+            output: &scratch("extra-dry"),
+            to: Side::Hf(handler),
+        },
         &dry_run,
     )
     .unwrap();
@@ -188,10 +232,37 @@ fn extra_files_come_along_when_the_input_has_them() {
         config_only: true,
         ..Options::default()
     };
-    convert(&input, Side::Hf(handler), &config_only, Side::Hf(handler), &only).unwrap();
+    convert(
+        &Conversion {
+            input: &input,
+            from: Side::Hf(handler),
+            output: &config_only,
+            to: Side::Hf(handler),
+        },
+        &only,
+    )
+    .unwrap();
     assert!(config_only.join("modeling_diffusion_llama.py").is_file());
-    convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &options).unwrap();
-    let summary = convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &options).unwrap();
+    convert(
+        &Conversion {
+            input: &input,
+            from: Side::Hf(handler),
+            output: &middle,
+            to: Side::FastLlm,
+        },
+        &options,
+    )
+    .unwrap();
+    let summary = convert(
+        &Conversion {
+            input: &middle,
+            from: Side::FastLlm,
+            output: &back,
+            to: Side::Hf(handler),
+        },
+        &options,
+    )
+    .unwrap();
     assert_eq!(summary.missing_extra_files.len(), 3);
     assert!(!back.join("modeling_diffusion_llama.py").exists());
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Options, Side, convert, detect};
+use fastllm_checkpoint::convert::{Conversion, Options, Side, convert, detect};
 use fastllm_checkpoint::distributed::{DistributedCheckpoint, DistributedError, ShardKind};
 use fastllm_checkpoint::writer::{TensorSpec, write_safetensors};
 use fastllm_checkpoint::{CheckpointError, FileSet, open_fast_llm, open_hf};
@@ -202,7 +202,16 @@ fn the_hf_export_is_the_reference_s(name: &str) {
         ..Options::default()
     };
     let input = fixture(name).join("checkpoint");
-    let summary = convert(&input, Side::FastLlmDistributed, &hf, Side::Hf(format), &options).unwrap();
+    let summary = convert(
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &hf,
+            to: Side::Hf(format),
+        },
+        &options,
+    )
+    .unwrap();
     assert_eq!(summary.skipped_shards, ["exp_avgs", "exp_avgs_sq"], "{name}");
     let ours = open_hf(&hf).unwrap();
     assert_same_tensors(name, &ours.files, &reference.files);
@@ -218,10 +227,12 @@ fn the_fast_llm_export_is_the_reference_s(name: &str) {
     let output = scratch(&format!("{name}-fast_llm")).join("fast_llm");
     let input = fixture(name).join("checkpoint");
     convert(
-        &input,
-        Side::FastLlmDistributed,
-        &output,
-        Side::FastLlm,
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &output,
+            to: Side::FastLlm,
+        },
         &Options::default(),
     )
     .unwrap();
@@ -251,7 +262,15 @@ fn an_optimizer_shard_exports_in_place_of_the_weights(name: &str) {
         ..Options::default()
     };
     let input = fixture(name).join("checkpoint");
-    let result = convert(&input, Side::FastLlmDistributed, &output, Side::FastLlm, &options);
+    let result = convert(
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &output,
+            to: Side::FastLlm,
+        },
+        &options,
+    );
     let frozen: Vec<&str> = checkpoint
         .parameters()
         .filter(|p| p.parameter.frozen)
@@ -726,8 +745,26 @@ fn mtp_llama_without_a_reference_hf_export_reads_back_as_the_reference_s_state_d
     let (hf, back) = (dir.join("hf"), dir.join("back"));
     let mtp_llama = Side::Hf(fastllm_core::find("mtp_llama").unwrap());
     let input = fixture(name).join("checkpoint");
-    convert(&input, Side::FastLlmDistributed, &hf, mtp_llama, &Options::default()).unwrap();
-    convert(&hf, mtp_llama, &back, Side::FastLlm, &Options::default()).unwrap();
+    convert(
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &hf,
+            to: mtp_llama,
+        },
+        &Options::default(),
+    )
+    .unwrap();
+    convert(
+        &Conversion {
+            input: &hf,
+            from: mtp_llama,
+            output: &back,
+            to: Side::FastLlm,
+        },
+        &Options::default(),
+    )
+    .unwrap();
     let reference = open_fast_llm(&fixture(name).join("fast_llm")).unwrap();
     assert_same_tensors(name, &open_fast_llm(&back).unwrap().files, &reference.files);
 }

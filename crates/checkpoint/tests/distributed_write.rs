@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{ConversionError, Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, ConversionError, Options, Side, convert};
 use fastllm_checkpoint::distributed::LayoutSpec;
 use fastllm_checkpoint::{open_fast_llm, open_hf};
 use fastllm_config::{Map, Value};
@@ -132,7 +132,16 @@ fn to_distributed(input: &Path, from: Side, output: &Path, layout: LayoutSpec) -
         optimizer_state: true,
         ..Options::default()
     };
-    convert(input, from, output, Side::FastLlmDistributed, &options).map(|_| ())
+    convert(
+        &Conversion {
+            input,
+            from,
+            output,
+            to: Side::FastLlmDistributed,
+        },
+        &options,
+    )
+    .map(|_| ())
 }
 
 /// A rank file's tensors (name → dtype, shape, bytes) and its header metadata, each value parsed
@@ -275,7 +284,16 @@ fn the_optimizer_state_exports_as_fast_llm_s_fsdps_export_it(
         ..Options::default()
     };
     let input = fixture(name).join("checkpoint");
-    let summary = convert(&input, Side::FastLlmDistributed, &output, Side::FastLlm, &options).unwrap();
+    let summary = convert(
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &output,
+            to: Side::FastLlm,
+        },
+        &options,
+    )
+    .unwrap();
     assert!(
         summary.skipped_shards.is_empty(),
         "{name}: {:?}",
@@ -338,12 +356,23 @@ fn resharded_then_exported_equals_exported(#[case] name: &str, #[case] layout: &
     let resharded = dir.join("resharded");
     to_distributed(&input, Side::FastLlmDistributed, &resharded, layout.parse().unwrap()).unwrap();
     let (direct, through) = (dir.join("direct"), dir.join("through"));
-    convert(&input, Side::FastLlmDistributed, &direct, Side::Hf(format), &options).unwrap();
     convert(
-        &resharded,
-        Side::FastLlmDistributed,
-        &through,
-        Side::Hf(format),
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &direct,
+            to: Side::Hf(format),
+        },
+        &options,
+    )
+    .unwrap();
+    convert(
+        &Conversion {
+            input: &resharded,
+            from: Side::FastLlmDistributed,
+            output: &through,
+            to: Side::Hf(format),
+        },
         &options,
     )
     .unwrap();
@@ -367,7 +396,16 @@ fn hf_to_distributed_to_hf_is_bit_identical(#[case] name: &str, #[case] layout: 
         parallel: Some(layout.parse().unwrap()),
         ..Options::default()
     };
-    let summary = convert(&hf, Side::Hf(format), &distributed, Side::FastLlmDistributed, &options).unwrap();
+    let summary = convert(
+        &Conversion {
+            input: &hf,
+            from: Side::Hf(format),
+            output: &distributed,
+            to: Side::FastLlmDistributed,
+        },
+        &options,
+    )
+    .unwrap();
     assert_eq!(summary.files.len(), 1 + options.parallel.as_ref().unwrap().world_size());
     let back = dir.join("back");
     let options = Options {
@@ -375,10 +413,12 @@ fn hf_to_distributed_to_hf_is_bit_identical(#[case] name: &str, #[case] layout: 
         ..Options::default()
     };
     convert(
-        &distributed,
-        Side::FastLlmDistributed,
-        &back,
-        Side::Hf(format),
+        &Conversion {
+            input: &distributed,
+            from: Side::FastLlmDistributed,
+            output: &back,
+            to: Side::Hf(format),
+        },
         &options,
     )
     .unwrap();
@@ -412,7 +452,16 @@ fn from_the_hf_export_the_weight_shards_are_fast_llm_s(
         parallel: Some(layout_of(name)),
         ..Options::default()
     };
-    let summary = convert(&hf, Side::Hf(format), &output, Side::FastLlmDistributed, &options).unwrap();
+    let summary = convert(
+        &Conversion {
+            input: &hf,
+            from: Side::Hf(format),
+            output: &output,
+            to: Side::FastLlmDistributed,
+        },
+        &options,
+    )
+    .unwrap();
     assert!(summary.skipped_shards.is_empty(), "{name}");
     let reference = fixture(name).join("checkpoint");
     for rank in 0..layout_of(name).world_size() {
@@ -438,10 +487,12 @@ fn a_dry_run_plans_the_rank_files_and_writes_nothing() {
     };
     let input = fixture("llama_world1").join("checkpoint");
     let summary = convert(
-        &input,
-        Side::FastLlmDistributed,
-        &output,
-        Side::FastLlmDistributed,
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &output,
+            to: Side::FastLlmDistributed,
+        },
         &options,
     )
     .unwrap();
@@ -455,10 +506,12 @@ fn a_dry_run_plans_the_rank_files_and_writes_nothing() {
         ..options
     };
     convert(
-        &input,
-        Side::FastLlmDistributed,
-        &written,
-        Side::FastLlmDistributed,
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &written,
+            to: Side::FastLlmDistributed,
+        },
         &options,
     )
     .unwrap();
@@ -483,13 +536,31 @@ fn a_bfloat16_model_is_widened_exactly(#[values("mixtral_tp2_dp2", "apriel2_hybr
         dtype: Some(Dtype::BF16),
         ..Options::default()
     };
-    convert(&hf, Side::Hf(format), &bf16, Side::Hf(format), &options).unwrap();
+    convert(
+        &Conversion {
+            input: &hf,
+            from: Side::Hf(format),
+            output: &bf16,
+            to: Side::Hf(format),
+        },
+        &options,
+    )
+    .unwrap();
     let output = dir.join("checkpoint");
     let options = Options {
         parallel: Some(layout_of(name)),
         ..Options::default()
     };
-    convert(&bf16, Side::Hf(format), &output, Side::FastLlmDistributed, &options).unwrap();
+    convert(
+        &Conversion {
+            input: &bf16,
+            from: Side::Hf(format),
+            output: &output,
+            to: Side::FastLlmDistributed,
+        },
+        &options,
+    )
+    .unwrap();
     let reference = fixture(name).join("checkpoint");
     for rank in 0..layout_of(name).world_size() {
         let file = format!("rank_{rank}.safetensors");

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{ConversionError, DropCause, DroppedKey, Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, ConversionError, DropCause, DroppedKey, Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_core::config::{Map, Value};
 use fastllm_core::find;
@@ -151,7 +151,16 @@ fn round_trips_keep_config_json_and_files(#[case] config: &str, #[case] path: &[
     let mut current = input.clone();
     for (i, step) in path.windows(2).enumerate() {
         let next = scratch(&format!("{name}-{i}"));
-        let summary = convert(&current, side(step[0]), &next, side(step[1]), &Options::default()).unwrap();
+        let summary = convert(
+            &Conversion {
+                input: &current,
+                from: side(step[0]),
+                output: &next,
+                to: side(step[1]),
+            },
+            &Options::default(),
+        )
+        .unwrap();
         assert_eq!(
             summary.companions.copied,
             [
@@ -179,7 +188,16 @@ fn round_trips_keep_config_json_and_files(#[case] config: &str, #[case] path: &[
 fn fast_llm_metadata_holds_the_carried_keys_under_one_key() {
     let input = checkpoint("stored-input", LLAMA_3_1);
     let output = scratch("stored-fast-llm");
-    let summary = convert(&input, side("llama"), &output, Side::FastLlm, &Options::default()).unwrap();
+    let summary = convert(
+        &Conversion {
+            input: &input,
+            from: side("llama"),
+            output: &output,
+            to: Side::FastLlm,
+        },
+        &Options::default(),
+    )
+    .unwrap();
     let metadata = fastllm_core::config::parse_document(
         &std::fs::read_to_string(output.join("metadata.yaml")).unwrap(),
         Some("yaml"),
@@ -214,7 +232,16 @@ fn fast_llm_metadata_holds_the_carried_keys_under_one_key() {
 fn llama_to_mistral_keeps_context_tokens_dtype_and_files() {
     let input = checkpoint("mistral-input", LLAMA_3_1);
     let output = scratch("mistral-output");
-    convert(&input, side("llama"), &output, side("mistral"), &Options::default()).unwrap();
+    convert(
+        &Conversion {
+            input: &input,
+            from: side("llama"),
+            output: &output,
+            to: side("mistral"),
+        },
+        &Options::default(),
+    )
+    .unwrap();
     let written = read_json(&output.join("config.json"));
     let original = json(LLAMA_3_1);
     for key in [
@@ -247,7 +274,16 @@ fn an_unknown_key_fails_unless_dropped() {
     let input = checkpoint("drop-input", LLAMA_3_1);
     std::fs::write(input.join("config.json"), Value::Map(config).to_json_pretty()).unwrap();
     let output = scratch("drop-output");
-    let error = convert(&input, side("llama"), &output, side("llama"), &Options::default()).unwrap_err();
+    let error = convert(
+        &Conversion {
+            input: &input,
+            from: side("llama"),
+            output: &output,
+            to: side("llama"),
+        },
+        &Options::default(),
+    )
+    .unwrap_err();
     assert!(
         matches!(&error, ConversionError::ConfigFile { source: e, .. } if e.to_string().contains("max_sequence_length")),
         "{error}"
@@ -256,7 +292,16 @@ fn an_unknown_key_fails_unless_dropped() {
         drop_keys: vec!["max_sequence_length".into()],
         ..Options::default()
     };
-    let summary = convert(&input, side("llama"), &output, side("llama"), &dropping).unwrap();
+    let summary = convert(
+        &Conversion {
+            input: &input,
+            from: side("llama"),
+            output: &output,
+            to: side("llama"),
+        },
+        &dropping,
+    )
+    .unwrap();
     assert_eq!(
         summary.dropped_keys,
         [DroppedKey {
@@ -272,7 +317,16 @@ fn an_unknown_key_fails_unless_dropped() {
         force: true,
         ..Options::default()
     };
-    let error = convert(&input, side("llama"), &output, side("llama"), &typo).unwrap_err();
+    let error = convert(
+        &Conversion {
+            input: &input,
+            from: side("llama"),
+            output: &output,
+            to: side("llama"),
+        },
+        &typo,
+    )
+    .unwrap_err();
     assert!(error.to_string().contains("max_sequence_lenght"), "{error}");
 }
 
@@ -286,12 +340,30 @@ fn generation_parameters_in_a_v5_config_are_refused_by_name() {
         layout: fastllm_core::HfLayout::V5,
         ..Options::default()
     };
-    let error = convert(&input, side("llama"), &scratch("v5-output"), side("llama"), &v5).unwrap_err();
+    let error = convert(
+        &Conversion {
+            input: &input,
+            from: side("llama"),
+            output: &scratch("v5-output"),
+            to: side("llama"),
+        },
+        &v5,
+    )
+    .unwrap_err();
     assert!(error.to_string().contains("`temperature`"), "{error}");
     assert!(error.to_string().contains("generation_config.json"), "{error}");
     // The v4 layout keeps it, as transformers 4 does.
     let output = scratch("v4-output");
-    convert(&input, side("llama"), &output, side("llama"), &Options::default()).unwrap();
+    convert(
+        &Conversion {
+            input: &input,
+            from: side("llama"),
+            output: &output,
+            to: side("llama"),
+        },
+        &Options::default(),
+    )
+    .unwrap();
     assert_eq!(read_json(&output.join("config.json"))["temperature"], Value::Float(0.6));
 }
 
@@ -316,7 +388,16 @@ fn the_reference_checkpoints_config_json_is_reproduced(#[values("llama", "mistra
     // The reference's Fast-LLM checkpoint stores no HF metadata: its export (saved by
     // transformers 5.24) has the class defaults, which completing ours writes too.
     let output = scratch(&format!("{format}-reference-export"));
-    convert(&fixture(format, "fast_llm"), Side::FastLlm, &output, side(format), &v5).unwrap();
+    convert(
+        &Conversion {
+            input: &fixture(format, "fast_llm"),
+            from: Side::FastLlm,
+            output: &output,
+            to: side(format),
+        },
+        &v5,
+    )
+    .unwrap();
     assert_eq!(
         without_version(read_json(&output.join("config.json"))),
         without_version(read_json(&fixture(format, "hf_roundtrip").join("config.json")))
@@ -328,14 +409,25 @@ fn the_reference_checkpoints_config_json_is_reproduced(#[values("llama", "mistra
         scratch(&format!("{format}-carry-back")),
     );
     convert(
-        &fixture(format, "hf_input"),
-        side(format),
-        &middle,
-        Side::FastLlm,
+        &Conversion {
+            input: &fixture(format, "hf_input"),
+            from: side(format),
+            output: &middle,
+            to: Side::FastLlm,
+        },
         &Options::default(),
     )
     .unwrap();
-    convert(&middle, Side::FastLlm, &back, side(format), &v5).unwrap();
+    convert(
+        &Conversion {
+            input: &middle,
+            from: Side::FastLlm,
+            output: &back,
+            to: side(format),
+        },
+        &v5,
+    )
+    .unwrap();
     assert_eq!(
         without_version(read_json(&back.join("config.json"))),
         without_version(read_json(&fixture(format, "hf_input").join("config.json")))
@@ -387,15 +479,26 @@ fn carried_keys_the_output_cannot_take_are_named() {
 fn a_malformed_stored_metadata_is_named() {
     let input = checkpoint("malformed-input", LLAMA_3_1);
     let middle = scratch("malformed-fast-llm");
-    convert(&input, side("llama"), &middle, Side::FastLlm, &Options::default()).unwrap();
+    convert(
+        &Conversion {
+            input: &input,
+            from: side("llama"),
+            output: &middle,
+            to: Side::FastLlm,
+        },
+        &Options::default(),
+    )
+    .unwrap();
     let path = middle.join("metadata.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("    format: llama\n", "    format: 3\n")).unwrap();
     let error = convert(
-        &middle,
-        Side::FastLlm,
-        &scratch("malformed-back"),
-        side("llama"),
+        &Conversion {
+            input: &middle,
+            from: Side::FastLlm,
+            output: &scratch("malformed-back"),
+            to: side("llama"),
+        },
         &Options::default(),
     )
     .unwrap_err();

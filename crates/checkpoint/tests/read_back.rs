@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_checkpoint::{MAX_CONFIG_BYTES, read_document};
 use fastllm_core::config::{Map, Value};
 use fastllm_core::find;
@@ -175,7 +175,15 @@ fn step(input: &Path, from: Side, output: &Path, to: Side, document: &str, path:
         config_only: true,
         ..Options::default()
     };
-    match convert(input, from, output, to, &options) {
+    match convert(
+        &Conversion {
+            input,
+            from,
+            output,
+            to,
+        },
+        &options,
+    ) {
         Ok(_) => {
             let read = read_document(&output.join(document)).unwrap_or_else(|e| panic!("written but unreadable: {e}"));
             Step::Written(

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_checkpoint::synthetic::{synthetic_tensor, write_synthetic_distributed};
 use fastllm_checkpoint::{open_fast_llm, open_hf};
 use fastllm_config::{BaseModelConfig, Map, ModelKind, Value, load_base_model};
@@ -67,10 +67,12 @@ fn a_layout_converts_to_the_values_written(#[case] label: &str, #[case] layout: 
     let element = fastllm_checkpoint::dtype_size(written.parallelism.shard_dtype).unwrap();
     let fast_llm = dir.join("fast_llm");
     convert(
-        &checkpoint,
-        Side::FastLlmDistributed,
-        &fast_llm,
-        Side::FastLlm,
+        &Conversion {
+            input: &checkpoint,
+            from: Side::FastLlmDistributed,
+            output: &fast_llm,
+            to: Side::FastLlm,
+        },
         &Options::default(),
     )
     .unwrap();
@@ -99,12 +101,23 @@ fn a_layout_converts_to_the_values_written(#[case] label: &str, #[case] layout: 
     write_synthetic_distributed(&config, &one, &single, &["weights"]).unwrap();
     let llama = Side::Hf(fastllm_core::find("llama").unwrap());
     let (hf, hf_single) = (dir.join("hf"), dir.join("hf_single"));
-    convert(&checkpoint, Side::FastLlmDistributed, &hf, llama, &Options::default()).unwrap();
     convert(
-        &single,
-        Side::FastLlmDistributed,
-        &hf_single,
-        llama,
+        &Conversion {
+            input: &checkpoint,
+            from: Side::FastLlmDistributed,
+            output: &hf,
+            to: llama,
+        },
+        &Options::default(),
+    )
+    .unwrap();
+    convert(
+        &Conversion {
+            input: &single,
+            from: Side::FastLlmDistributed,
+            output: &hf_single,
+            to: llama,
+        },
         &Options::default(),
     )
     .unwrap();
@@ -152,10 +165,12 @@ fn resharding_keeps_every_value(#[case] label: &str, #[case] from: &str, #[case]
         ..Options::default()
     };
     convert(
-        &source,
-        Side::FastLlmDistributed,
-        &resharded,
-        Side::FastLlmDistributed,
+        &Conversion {
+            input: &source,
+            from: Side::FastLlmDistributed,
+            output: &resharded,
+            to: Side::FastLlmDistributed,
+        },
         &options,
     )
     .unwrap();

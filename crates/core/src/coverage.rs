@@ -193,20 +193,25 @@ impl ClaimTree {
 
     /// Every key of `input` (at any depth) neither claimed nor `generic`, as problems.
     pub(crate) fn check(&self, input: &Map, generic: impl Fn(&str) -> bool) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        walk_hf(input, &[&self.root], &mut Vec::new(), &generic, &mut problems);
-        problems
+        let mut unclaimed = Unclaimed {
+            generic: &generic,
+            problems: Vec::new(),
+        };
+        walk_hf(input, &[&self.root], &mut Vec::new(), &mut unclaimed);
+        unclaimed.problems
     }
 }
 
+/// What the coverage walk skips, and what it found.
+struct Unclaimed<'g> {
+    /// Keys that are generic metadata wherever they appear.
+    generic: &'g dyn Fn(&str) -> bool,
+    /// The keys neither claimed nor generic, found so far.
+    problems: Vec<Problem>,
+}
+
 /// Checks the keys of `map`, found at `path` where the claims reaching it end in `nodes`.
-fn walk_hf<'a>(
-    map: &'a Map,
-    nodes: &[&ClaimNode],
-    path: &mut Vec<&'a str>,
-    generic: &dyn Fn(&str) -> bool,
-    problems: &mut Vec<Problem>,
-) {
+fn walk_hf<'a>(map: &'a Map, nodes: &[&ClaimNode], path: &mut Vec<&'a str>, unclaimed: &mut Unclaimed) {
     let mut next: Vec<&ClaimNode> = Vec::new();
     for (key, value) in map {
         next.clear();
@@ -221,13 +226,13 @@ fn walk_hf<'a>(
         if covered_recursively || (claimed && !claims_below) {
             continue;
         }
-        let is_generic = generic(key) || !path.is_empty() && GENERIC_IN_SUB_CONFIGS.contains(&key.as_str());
+        let is_generic = (unclaimed.generic)(key) || !path.is_empty() && GENERIC_IN_SUB_CONFIGS.contains(&key.as_str());
         if is_generic || (claims_below && matches!(value, Value::Null)) {
             // Generic metadata at any depth, or a `null` sub-dict: it holds nothing to drop, and
             // the class decides what it means.
         } else if let (Value::Map(inner), true) = (value, claims_below) {
             path.push(key);
-            walk_hf(inner, &next, path, generic, problems);
+            walk_hf(inner, &next, path, unclaimed);
             path.pop();
         } else if !claimed {
             let mut full = path.join(".");
@@ -240,7 +245,7 @@ fn walk_hf<'a>(
                 "unknown key: not part of this format, nothing would convert it (to convert without it: {})",
                 hint::spell(Hint::DropKey(&full))
             );
-            problems.push(Problem::at_hf(full, message));
+            unclaimed.problems.push(Problem::at_hf(full, message));
         }
     }
 }
@@ -438,27 +443,26 @@ mod tests {
 
     /// The coverage rule as stated, claim by claim: the trie must agree with it on every input.
     fn by_definition(input: &Map, claims: &[Claim], allowlist: &BTreeSet<&str>) -> Vec<String> {
-        fn segments_match(claim: &str, path: &[&str], exact: bool) -> bool {
+        /// Whether `claim`'s segments match the first ones of `path`.
+        fn matches_start(claim: &str, path: &[&str]) -> bool {
             let parts: Vec<&str> = claim.split('.').collect();
-            (if exact {
-                parts.len() == path.len()
-            } else {
-                parts.len() <= path.len()
-            }) && parts.iter().zip(path).all(|(c, p)| *c == "*" || c == p)
+            parts.len() <= path.len() && parts.iter().zip(path).all(|(c, p)| *c == "*" || c == p)
         }
-        fn walk<'a>(
-            map: &'a Map,
-            path: &mut Vec<&'a str>,
-            claims: &[Claim],
-            allowlist: &BTreeSet<&str>,
-            out: &mut Vec<String>,
-        ) {
+        /// Whether `claim` names `path` itself.
+        fn matches_whole(claim: &str, path: &[&str]) -> bool {
+            claim.split('.').count() == path.len() && matches_start(claim, path)
+        }
+        /// What is claimed and what is generic.
+        struct Rule<'r> {
+            claims: &'r [Claim],
+            allowlist: &'r BTreeSet<&'r str>,
+        }
+        fn walk<'a>(map: &'a Map, path: &mut Vec<&'a str>, rule: &Rule, out: &mut Vec<String>) {
+            let Rule { claims, allowlist } = rule;
             for (key, value) in map {
                 path.push(key);
-                let recursive = claims
-                    .iter()
-                    .any(|c| c.recursive && segments_match(&c.path, path, false));
-                let claimed = claims.iter().any(|c| segments_match(&c.path, path, true));
+                let recursive = claims.iter().any(|c| c.recursive && matches_start(&c.path, path));
+                let claimed = claims.iter().any(|c| matches_whole(&c.path, path));
                 let below = claims.iter().any(|c| {
                     c.path.split('.').count() > path.len()
                         && c.path.split('.').zip(path.iter()).all(|(c, p)| c == "*" || c == *p)
@@ -467,7 +471,7 @@ mod tests {
                     || path.len() > 1 && GENERIC_IN_SUB_CONFIGS.contains(&path[path.len() - 1]);
                 if recursive || generic || (below && matches!(value, Value::Null)) {
                 } else if let (Value::Map(inner), true) = (value, below) {
-                    walk(inner, path, claims, allowlist, out);
+                    walk(inner, path, rule, out);
                 } else if !claimed {
                     out.push(path.join("."));
                 }
@@ -475,7 +479,7 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        walk(input, &mut Vec::new(), claims, allowlist, &mut out);
+        walk(input, &mut Vec::new(), &Rule { claims, allowlist }, &mut out);
         out
     }
 

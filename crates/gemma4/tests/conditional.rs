@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{ConversionError, Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, ConversionError, Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::writer::{TensorSpec, write_safetensors};
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
@@ -427,7 +427,15 @@ fn to_fast_llm(
         text_only,
         ..Options::default()
     };
-    convert(input, Side::Hf(conditional()), output, Side::FastLlm, &options)
+    convert(
+        &Conversion {
+            input,
+            from: Side::Hf(conditional()),
+            output,
+            to: Side::FastLlm,
+        },
+        &options,
+    )
 }
 
 /// Every dotted key of `hf` whose value is not a dict, with its value.
@@ -484,7 +492,16 @@ fn a_checkpoint_with_a_vision_tower_converts_only_with_text_only(
         layout,
         ..Options::default()
     };
-    convert(&middle, Side::FastLlm, &back, Side::Hf(conditional()), &options).unwrap();
+    convert(
+        &Conversion {
+            input: &middle,
+            from: Side::FastLlm,
+            output: &back,
+            to: Side::Hf(conditional()),
+        },
+        &options,
+    )
+    .unwrap();
     assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&plain).unwrap());
     let (back, plain) = (open_hf(&back).unwrap().config, open_hf(&plain).unwrap().config);
     let mut completed = plain.clone();
@@ -558,14 +575,32 @@ fn the_text_model_extracts_to_gemma4_directly() {
         dry_run: true,
         ..Options::default()
     };
-    let plan = convert(&tower, Side::Hf(conditional()), &out, Side::Hf(text()), &options).unwrap();
+    let plan = convert(
+        &Conversion {
+            input: &tower,
+            from: Side::Hf(conditional()),
+            output: &out,
+            to: Side::Hf(text()),
+        },
+        &options,
+    )
+    .unwrap();
     assert_eq!(plan.dropped_tensors.len(), 18);
     assert!(!out.exists(), "a dry run writes nothing");
     let options = Options {
         text_only: true,
         ..Options::default()
     };
-    convert(&tower, Side::Hf(conditional()), &out, Side::Hf(text()), &options).unwrap();
+    convert(
+        &Conversion {
+            input: &tower,
+            from: Side::Hf(conditional()),
+            output: &out,
+            to: Side::Hf(text()),
+        },
+        &options,
+    )
+    .unwrap();
     let (input, output) = (open_hf(&tower).unwrap(), open_hf(&out).unwrap());
     assert_eq!(output.config["model_type"], Value::Str("gemma4_text".into()));
     for name in output.files.names() {

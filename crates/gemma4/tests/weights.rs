@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{BaseModelConfig, Value, load_base_model};
@@ -433,12 +433,30 @@ fn round_trip(test: &str, i: usize, dtype: &str) -> (Checkpoint, Checkpoint) {
         scratch(&format!("{test}-{i}-{dtype}-back")),
     );
     write_synthetic_hf(handler(), &config, &input, dtype, 1 << 30).unwrap();
-    convert(&input, Side::Hf(handler()), &middle, Side::FastLlm, &Options::default()).unwrap();
+    convert(
+        &Conversion {
+            input: &input,
+            from: Side::Hf(handler()),
+            output: &middle,
+            to: Side::FastLlm,
+        },
+        &Options::default(),
+    )
+    .unwrap();
     let options = Options {
         max_shard_bytes: 4_000,
         ..Options::default()
     };
-    convert(&middle, Side::FastLlm, &back, Side::Hf(handler()), &options).unwrap();
+    convert(
+        &Conversion {
+            input: &middle,
+            from: Side::FastLlm,
+            output: &back,
+            to: Side::Hf(handler()),
+        },
+        &options,
+    )
+    .unwrap();
     let (input, back) = (open_hf(&input).unwrap(), open_hf(&back).unwrap());
     assert_same_tensors(&back, &input);
     (input, open_fast_llm(&middle).unwrap())

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{Form, Value, load_base_model};
@@ -281,7 +281,16 @@ fn synthetic_checkpoints_round_trip(#[values("mtp_llama")] format: &str) {
             scratch(&format!("{format}-{i}-back")),
         );
         write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
-        convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &Options::default()).unwrap();
+        convert(
+            &Conversion {
+                input: &input,
+                from: Side::Hf(handler),
+                output: &middle,
+                to: Side::FastLlm,
+            },
+            &Options::default(),
+        )
+        .unwrap();
         let fast_llm = open_fast_llm(&middle).unwrap();
         let Value::Int(heads) = fl_value(&config.to_form(Form::Full), "head.prediction_heads").clone() else {
             panic!("prediction_heads is an int");
@@ -294,7 +303,16 @@ fn synthetic_checkpoints_round_trip(#[values("mtp_llama")] format: &str) {
                 assert!(fast_llm.files.get(&name).is_some(), "{name}");
             }
         }
-        convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &Options::default()).unwrap();
+        convert(
+            &Conversion {
+                input: &middle,
+                from: Side::FastLlm,
+                output: &back,
+                to: Side::Hf(handler),
+            },
+            &Options::default(),
+        )
+        .unwrap();
         assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
     }
 }
@@ -313,7 +331,16 @@ fn a_pattern_decoder_checkpoint_exports() {
     let config = load_base_model(handler.model, sample).unwrap();
     let (input, middle, back) = (scratch("pattern-in"), scratch("pattern-mid"), scratch("pattern-back"));
     write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
-    convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &Options::default()).unwrap();
+    convert(
+        &Conversion {
+            input: &input,
+            from: Side::Hf(handler),
+            output: &middle,
+            to: Side::FastLlm,
+        },
+        &Options::default(),
+    )
+    .unwrap();
     // Rewrite the middle's decoder as a one-name pattern of the same block.
     let path = middle.join("metadata.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -349,6 +376,15 @@ fn a_pattern_decoder_checkpoint_exports() {
         ),
         &Value::Str("pattern".into())
     );
-    convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &Options::default()).unwrap();
+    convert(
+        &Conversion {
+            input: &middle,
+            from: Side::FastLlm,
+            output: &back,
+            to: Side::Hf(handler),
+        },
+        &Options::default(),
+    )
+    .unwrap();
     assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{Checkpoint, open_hf};
 use fastllm_core::config::{Value, load_base_model};
@@ -424,8 +424,26 @@ fn round_trip(format: &str, tag: &str, sample: &Value) {
         scratch(&format!("{format}-{tag}-back")),
     );
     write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
-    convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &Options::default()).unwrap();
-    convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &Options::default()).unwrap();
+    convert(
+        &Conversion {
+            input: &input,
+            from: Side::Hf(handler),
+            output: &middle,
+            to: Side::FastLlm,
+        },
+        &Options::default(),
+    )
+    .unwrap();
+    convert(
+        &Conversion {
+            input: &middle,
+            from: Side::FastLlm,
+            output: &back,
+            to: Side::Hf(handler),
+        },
+        &Options::default(),
+    )
+    .unwrap();
     assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
 }
 
@@ -520,24 +538,37 @@ fn transformers_4_52_names_import_like_the_legacy_ones(#[case] format: &str, #[c
             .any(|n| n.starts_with("model.language_model."))
     );
     convert(
-        &legacy,
-        Side::Hf(handler),
-        &from_legacy,
-        Side::FastLlm,
+        &Conversion {
+            input: &legacy,
+            from: Side::Hf(handler),
+            output: &from_legacy,
+            to: Side::FastLlm,
+        },
         &Options::default(),
     )
     .unwrap();
-    convert(&new, Side::Hf(handler), &from_new, Side::FastLlm, &Options::default()).unwrap();
+    convert(
+        &Conversion {
+            input: &new,
+            from: Side::Hf(handler),
+            output: &from_new,
+            to: Side::FastLlm,
+        },
+        &Options::default(),
+    )
+    .unwrap();
     let fast_llm = |dir: &Path| fastllm_checkpoint::open_fast_llm(dir).unwrap();
     assert_same_tensors(&fast_llm(&from_new), &fast_llm(&from_legacy));
 
     // Half one spelling, half the other: named, not guessed.
     respelled(&legacy, &mixed, |n| !n.starts_with("vision_tower."));
     let error = convert(
-        &mixed,
-        Side::Hf(handler),
-        &from_mixed,
-        Side::FastLlm,
+        &Conversion {
+            input: &mixed,
+            from: Side::Hf(handler),
+            output: &from_mixed,
+            to: Side::FastLlm,
+        },
         &Options::default(),
     )
     .unwrap_err()

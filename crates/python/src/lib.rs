@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use fastllm_convert::api::{self, Failure};
-use fastllm_convert::checkpoint::convert::Options;
+use fastllm_convert::checkpoint::convert::{ImportOptions, Options};
 use fastllm_convert::config::{Form, Map, ModelKind, Value};
 use fastllm_convert::core::HfLayout;
 use pyo3::exceptions::PyValueError;
@@ -113,9 +113,15 @@ fn convert(
         optimizer_state,
         ..Options::default()
     };
+    let request = api::ConvertRequest {
+        from: &from_,
+        to: &to,
+        input: &input,
+        output: &output,
+    };
     let mut stopped: Option<PyErr> = None;
     let result = py.detach(|| {
-        api::convert(&from_, &to, &input, &output, &options, &mut |done, total| {
+        api::convert(&request, &options, &mut |done, total| {
             Python::attach(|py| {
                 let outcome = match &progress {
                     Some(callback) => callback.call1(py, (done, total)).map(drop),
@@ -151,7 +157,11 @@ fn import_config(
     text_only: bool,
 ) -> PyResult<String> {
     let dict = dict_or_file(py, hf, path.clone(), "hf")?;
-    let (config, _) = api::import_config(format, dict, path.as_deref(), &drop_keys, text_only).map_err(raise)?;
+    let options = ImportOptions {
+        drop_keys: &drop_keys,
+        text_only,
+    };
+    let (config, _) = api::import_config(format, dict, path.as_deref(), &options).map_err(raise)?;
     Ok(json(Value::Map(config)))
 }
 
@@ -169,7 +179,8 @@ fn export_config(
 ) -> PyResult<String> {
     let layout = layout(hf_layout)?;
     let dict = dict_or_file(py, fast_llm, path.clone(), "fast_llm")?;
-    let hf = api::export_config(format, &dict, path.as_deref(), layout, complete).map_err(raise)?;
+    let options = api::ExportOptions { layout, complete };
+    let hf = api::export_config(format, &dict, path.as_deref(), &options).map_err(raise)?;
     Ok(json(Value::Map(hf)))
 }
 

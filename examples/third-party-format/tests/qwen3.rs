@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Options, Side, convert};
+use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
 use fastllm_checkpoint::synthetic::write_synthetic_hf;
 use fastllm_checkpoint::{open_fast_llm, open_hf};
 use fastllm_core::config::{Form, Map, Value, load_base_model};
@@ -102,8 +102,26 @@ fn converts_a_checkpoint_to_fast_llm_and_back() {
     let config = load_base_model(handler.model, sample).unwrap();
     let (input, middle, back) = (scratch("hf"), scratch("fast_llm"), scratch("back"));
     write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
-    convert(&input, Side::Hf(handler), &middle, Side::FastLlm, &Options::default()).unwrap();
-    convert(&middle, Side::FastLlm, &back, Side::Hf(handler), &Options::default()).unwrap();
+    convert(
+        &Conversion {
+            input: &input,
+            from: Side::Hf(handler),
+            output: &middle,
+            to: Side::FastLlm,
+        },
+        &Options::default(),
+    )
+    .unwrap();
+    convert(
+        &Conversion {
+            input: &middle,
+            from: Side::FastLlm,
+            output: &back,
+            to: Side::Hf(handler),
+        },
+        &Options::default(),
+    )
+    .unwrap();
 
     // The per-head norms are Qwen3's own tensors, over head_dim (32), in both formats.
     let fast_llm = open_fast_llm(&middle).unwrap();

@@ -125,16 +125,16 @@ pub(crate) struct Document {
 }
 
 impl Document {
-    /// `value` rendered as `text` for file `name` of the output at `output`: refused when this
-    /// tool could not read it back (past the limit of its `kind`, past a bound of the parser, or
-    /// reading as another value), naming the key that makes it so.
-    fn checked(
-        output: &Path,
-        name: &'static str,
-        kind: DocumentKind,
-        value: &Value,
-        text: String,
-    ) -> Result<Self, CheckpointError> {
+    /// `value` rendered for file `name` of the output at `output` (JSON for a `.json` name, YAML
+    /// otherwise): refused when this tool could not read it back (past the limit of its `kind`,
+    /// past a bound of the parser, or reading as another value), naming the key that makes it so.
+    fn checked(output: &Path, name: &'static str, kind: DocumentKind, value: &Value) -> Result<Self, CheckpointError> {
+        let extension = Path::new(name).extension().and_then(|e| e.to_str());
+        let text = if extension == Some("json") {
+            format!("{}\n", value.to_json_pretty())
+        } else {
+            value.to_yaml()
+        };
         let refuse = |reason: String| CheckpointError::Unreadable {
             path: output.join(name),
             reason,
@@ -149,7 +149,6 @@ impl Document {
                 format!("{reason}; most of it is `{}`", bulk.join("."))
             }));
         }
-        let extension = Path::new(name).extension().and_then(|e| e.to_str());
         match parse_document(&text, extension) {
             Err(error) => Err(refuse(error.to_string())),
             Ok(back) => match difference(value, &back) {
@@ -228,38 +227,45 @@ fn difference(written: &Value, back: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// `metadata.yaml`: the model config, the `state_index` of `outputs` in `files`, and the
-/// carried HF keys (taken, not copied: they may be megabytes).
+/// The state a `metadata.yaml` indexes.
+pub(crate) struct State<'a> {
+    /// The tensors written.
+    pub outputs: &'a [OutputTensor],
+    /// Each file's name and the range of `outputs` it holds.
+    pub files: &'a [(String, Range<usize>)],
+    /// The shard names (`weights`, then any optimizer state).
+    pub shards: &'a [String],
+}
+
+/// `metadata.yaml`: the model config, the `state_index` of `state`, and the carried HF keys
+/// (taken, not copied: they may be megabytes).
 pub(crate) fn fast_llm_metadata_document(
     output: &Path,
     config: &BaseModelConfig,
     carried: Carried,
-    outputs: &[OutputTensor],
-    files: &[(String, Range<usize>)],
-    shards: &[String],
+    state: &State,
 ) -> Result<Document, CheckpointError> {
-    let mut metadata = fast_llm_metadata(config, shards);
-    let state_index = file_index(outputs, files);
+    let mut metadata = fast_llm_metadata(config, state.shards);
+    let state_index = file_index(state.outputs, state.files);
     let mut free_form = Map::from([("state_index".to_string(), Value::Map(state_index))]);
     crate::carry::store(&mut free_form, carried);
     metadata.insert("metadata".into(), Value::Map(free_form));
-    let metadata = Value::Map(metadata);
-    let text = metadata.to_yaml();
-    Document::checked(output, "metadata.yaml", DocumentKind::Config, &metadata, text)
+    Document::checked(output, "metadata.yaml", DocumentKind::Config, &Value::Map(metadata))
 }
 
 /// A distributed checkpoint's `metadata.yaml`: `metadata`, the whole of it.
 pub(crate) fn distributed_metadata_document(output: &Path, metadata: &Map) -> Result<Document, CheckpointError> {
-    let metadata = Value::Map(metadata.clone());
-    let text = metadata.to_yaml();
-    Document::checked(output, "metadata.yaml", DocumentKind::Config, &metadata, text)
+    Document::checked(
+        output,
+        "metadata.yaml",
+        DocumentKind::Config,
+        &Value::Map(metadata.clone()),
+    )
 }
 
 /// `config.json`.
 pub(crate) fn config_json_document(output: &Path, hf: Map) -> Result<Document, CheckpointError> {
-    let hf = Value::Map(hf);
-    let text = format!("{}\n", hf.to_json_pretty());
-    Document::checked(output, "config.json", DocumentKind::Config, &hf, text)
+    Document::checked(output, "config.json", DocumentKind::Config, &Value::Map(hf))
 }
 
 /// `model.safetensors.index.json` for `outputs` in `files`.
@@ -276,12 +282,5 @@ pub(crate) fn hf_index_document(
         ),
         ("weight_map".to_string(), Value::Map(file_index(outputs, files))),
     ]));
-    let text = format!("{}\n", index.to_json_pretty());
-    Document::checked(
-        output,
-        "model.safetensors.index.json",
-        DocumentKind::Index,
-        &index,
-        text,
-    )
+    Document::checked(output, "model.safetensors.index.json", DocumentKind::Index, &index)
 }

@@ -38,7 +38,7 @@ pub use self::write::Overflowed;
 use self::write::{TensorFiles, copy_extra_files, extra_files, shard, write_tensors};
 use crate::CheckpointError;
 use crate::carry::InputConfig;
-pub use crate::carry::{DropCause, DroppedKey, import_hf};
+pub use crate::carry::{DropCause, DroppedKey, ImportOptions, import_hf};
 use crate::cast::Dtype;
 use crate::companions::{Companions, companions};
 use crate::destination::{RemoteOutput, RemotePartSet};
@@ -293,26 +293,37 @@ impl Summary {
     }
 }
 
-/// Converts the checkpoint at `input` (format `from`) to `output` (format `to`).
-pub fn convert(
-    input: &Path,
-    from: Side,
-    output: &Path,
-    to: Side,
-    options: &Options,
-) -> Result<Summary, ConversionError> {
-    convert_with_progress(input, from, output, to, options, &mut |_, _| {})
+/// What a conversion reads and writes: the checkpoint at `input` (format `from`) and the one it
+/// makes at `output` (format `to`).
+#[derive(Clone, Copy)]
+pub struct Conversion<'a> {
+    /// The input checkpoint's directory.
+    pub input: &'a Path,
+    /// The input's format.
+    pub from: Side,
+    /// The output's directory.
+    pub output: &'a Path,
+    /// The output's format.
+    pub to: Side,
+}
+
+/// Makes `conversion`'s output from its input.
+pub fn convert(conversion: &Conversion, options: &Options) -> Result<Summary, ConversionError> {
+    convert_with_progress(conversion, options, &mut |_, _| {})
 }
 
 /// [`convert`], calling `progress(bytes written, total bytes)` as the tensors are written.
 pub fn convert_with_progress(
-    input: &Path,
-    from: Side,
-    output: &Path,
-    to: Side,
+    conversion: &Conversion,
     options: &Options,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Summary, ConversionError> {
+    let &Conversion {
+        input,
+        from,
+        output,
+        to,
+    } = conversion;
     convert_cancellable(input, from, output, to, options, &mut |done, total| {
         progress(done, total);
         ControlFlow::Continue(())
@@ -363,7 +374,13 @@ pub fn convert_cancellable(
         });
     }
     if options.config_only {
-        return convert_config(input, from, output, to, options, &protected);
+        let conversion = Resolved {
+            input,
+            from,
+            output,
+            to,
+        };
+        return convert_config(&conversion, options, &protected);
     }
     for handler in [from.output(), Some(to)].into_iter().flatten() {
         if let Output::Hf(handler) = handler
@@ -405,9 +422,14 @@ pub fn convert_cancellable(
     }
     let files = shard(&outputs, to, options);
     let documents = match to {
-        Output::FastLlm => vec![fast_llm_metadata_document(
-            output, config, carried, &outputs, &files, &shards,
-        )?],
+        Output::FastLlm => {
+            let state = metadata::State {
+                outputs: &outputs,
+                files: &files,
+                shards: &shards,
+            };
+            vec![fast_llm_metadata_document(output, config, carried, &state)?]
+        }
         Output::Hf(handler) => {
             let (mut hf, _) = handler
                 .export_carrying(config, &carried, options.layout)
@@ -503,13 +525,12 @@ pub fn convert_cancellable(
             Some(parts) => parts::Beside::Remote(&*parts.0),
             None => parts::Beside::Local,
         };
-        let gathered = parts::gather(
-            output,
-            beside,
-            &files,
-            &parts::file_bytes(&files, &outputs),
+        let planned = parts::PlannedFiles {
+            files: &files,
+            bytes: &parts::file_bytes(&files, &outputs),
             fingerprint,
-        )?;
+        };
+        let gathered = parts::gather(output, beside, &planned)?;
         let out = OutputDir::create(output, options.force, &protected)?;
         parts::link_into(&out, output, beside, &gathered)?;
         documents.iter().try_for_each(|document| document.write(&out))?;
@@ -614,15 +635,22 @@ fn companions_of(input: &Path, to: Output) -> Result<Companions, CheckpointError
     companions(input, &|name| extra.contains(&name))
 }
 
-/// `--config-only`: config.json or metadata.yaml, no tensors read or written.
-fn convert_config(
-    input: &Path,
+/// A [`Conversion`] whose output format [`Side::output`] resolved.
+struct Resolved<'a> {
+    input: &'a Path,
     from: Side,
-    output: &Path,
+    output: &'a Path,
     to: Output,
-    options: &Options,
-    protected: &Protected,
-) -> Result<Summary, ConversionError> {
+}
+
+/// `--config-only`: config.json or metadata.yaml, no tensors read or written.
+fn convert_config(conversion: &Resolved, options: &Options, protected: &Protected) -> Result<Summary, ConversionError> {
+    let &Resolved {
+        input,
+        from,
+        output,
+        to,
+    } = conversion;
     if options.optimizer_state {
         return Err(ConversionError::ConfigOnly {
             option: "--optimizer-state",
@@ -648,10 +676,13 @@ fn convert_config(
         }
         Output::FastLlm => {
             let placement = carried_to(to, &config, &carried, options.layout).map_err(export_error(input, from))?;
-            (
-                fast_llm_metadata_document(output, &config, carried, &[], &[], &["weights".to_string()])?,
-                placement,
-            )
+            // No tensors: the state index is empty, the weights shard still listed.
+            let state = metadata::State {
+                outputs: &[],
+                files: &[],
+                shards: &["weights".to_string()],
+            };
+            (fast_llm_metadata_document(output, &config, carried, &state)?, placement)
         }
     };
     let mut summary = Summary {

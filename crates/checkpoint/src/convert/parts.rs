@@ -318,15 +318,24 @@ pub(crate) struct Gathered {
     pub parts: Vec<(Part, Vec<(String, u64)>)>,
 }
 
+/// The files a plan splits into parts, and the plan's identity.
+pub(crate) struct PlannedFiles<'a> {
+    /// Each file's name and the range of the plan's outputs it holds.
+    pub files: &'a [(String, Range<usize>)],
+    /// Each file's size in bytes ([`file_bytes`]), which decides its part ([`assign`]).
+    pub bytes: &'a [u64],
+    /// The plan's [`fingerprint`].
+    pub fingerprint: &'a str,
+}
+
 /// Checks that every part of the output at `output` is there (`beside` it), complete and of
-/// this plan (`files`, their part by [`assign`], `fingerprint`), and returns their files.
-pub(crate) fn gather(
-    output: &Path,
-    beside: Beside,
-    files: &[(String, Range<usize>)],
-    bytes: &[u64],
-    fingerprint: &str,
-) -> Result<Gathered, ConversionError> {
+/// this plan (`planned`), and returns their files.
+pub(crate) fn gather(output: &Path, beside: Beside, planned: &PlannedFiles) -> Result<Gathered, ConversionError> {
+    let &PlannedFiles {
+        files,
+        bytes,
+        fingerprint,
+    } = planned;
     let count = match beside.counts(output)?.as_slice() {
         [] => {
             return Err(PartsError::NoPart {

@@ -81,10 +81,12 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
                 ..
             } = weight_plan(
                 handler,
-                &input.config,
-                &input.limits,
-                &config_file(dir, from),
-                name_hf_keys,
+                &PlanFor {
+                    config: &input.config,
+                    limits: &input.limits,
+                    source: &config_file(dir, from),
+                    name_hf_keys,
+                },
             )?;
             // Named after the tensors of the plan's first part the input lacks (there is one at
             // least: the plan holds more distinct parameters than the input).
@@ -237,17 +239,29 @@ pub(crate) fn cast(
     }
 }
 
-/// The handler's weight plan for `config` (read from `source`) within `limits`: its problems are
-/// an error; a plan beyond the tensor limit is returned up to the first entry past it, for the
-/// caller to name the tensors the input lacks. With `name_hf_keys` (the config was imported
-/// through this handler), each problem also names the HF key behind its Fast-LLM path.
-pub(crate) fn weight_plan(
-    handler: &Handler,
-    config: &BaseModelConfig,
-    limits: &PlanLimits,
-    source: &Path,
-    name_hf_keys: bool,
-) -> Result<BoundedPlan, ConversionError> {
+/// What a weight plan is made for.
+pub(crate) struct PlanFor<'a> {
+    /// The model.
+    pub config: &'a BaseModelConfig,
+    /// The bounds the plan stays within.
+    pub limits: &'a PlanLimits,
+    /// The file the config was read from, named by the plan's errors.
+    pub source: &'a Path,
+    /// Whether each problem also names the HF key behind its Fast-LLM path: when the config was
+    /// imported through the plan's handler.
+    pub name_hf_keys: bool,
+}
+
+/// The handler's weight plan for `request.config` within `request.limits`: its problems are an
+/// error; a plan beyond the tensor limit is returned up to the first entry past it, for the
+/// caller to name the tensors the input lacks.
+pub(crate) fn weight_plan(handler: &Handler, request: &PlanFor) -> Result<BoundedPlan, ConversionError> {
+    let &PlanFor {
+        config,
+        limits,
+        source,
+        name_hf_keys,
+    } = request;
     let section = &handler.converter().base_model;
     if section.weights().is_empty() {
         return Err(ConversionError::WeightsNotDeclared { format: handler.name });
@@ -271,7 +285,13 @@ pub(crate) fn whole_weight_plan(
     limits: &PlanLimits,
     source: &Path,
 ) -> Result<Vec<PlanEntry>, ConversionError> {
-    let plan = weight_plan(handler, config, limits, source, false)?;
+    let request = PlanFor {
+        config,
+        limits,
+        source,
+        name_hf_keys: false,
+    };
+    let plan = weight_plan(handler, &request)?;
     let problems: Vec<Problem> = plan.oversized.into_iter().chain(plan.beyond_tensor_limit).collect();
     if problems.is_empty() {
         Ok(plan.entries)

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use fastllm_core::weights::Transform;
 
-use crate::bytes::transpose;
+use crate::bytes::{Matrix, transpose};
 use crate::{TensorRef, dtype_size};
 
 /// The byte size of one element of `dtype` (1 for a dtype the reader already refused).
@@ -44,7 +44,12 @@ impl FastLlmParameter<'_> {
             Transform::Transpose => {
                 let data = parts[0].data;
                 // The HF tensor is [shape[1], shape[0]].
-                transpose(data, shape[1], shape[0], element, fill(&mut buffer, data.len()));
+                let matrix = Matrix {
+                    rows: shape[1],
+                    cols: shape[0],
+                    element,
+                };
+                transpose(data, matrix, fill(&mut buffer, data.len()));
             }
             Transform::TransposeExperts => {
                 let tensor = &parts[0];
@@ -53,16 +58,25 @@ impl FastLlmParameter<'_> {
                 let out = fill(&mut buffer, tensor.data.len());
                 for e in 0..experts {
                     let range = e * block..(e + 1) * block;
-                    transpose(&tensor.data[range.clone()], rows, cols, element, &mut out[range]);
+                    transpose(
+                        &tensor.data[range.clone()],
+                        Matrix { rows, cols, element },
+                        &mut out[range],
+                    );
                 }
             }
             Transform::TransposeConcat => {
                 let rows = shape[0] / parts.len();
                 let out = fill(&mut buffer, parts.iter().map(|p| p.data.len()).sum());
+                let matrix = Matrix {
+                    rows: shape[1],
+                    cols: rows,
+                    element,
+                };
                 let mut at = 0;
                 for part in parts {
                     let len = part.data.len();
-                    transpose(part.data, shape[1], rows, element, &mut out[at..at + len]);
+                    transpose(part.data, matrix, &mut out[at..at + len]);
                     at += len;
                 }
             }
@@ -111,14 +125,24 @@ impl HfPart<'_> {
             }
             Transform::Transpose => {
                 let out = fill(scratch, fast_llm.len());
-                transpose(fast_llm, shape[0], shape[1], element, out);
+                let matrix = Matrix {
+                    rows: shape[0],
+                    cols: shape[1],
+                    element,
+                };
+                transpose(fast_llm, matrix, out);
                 out
             }
             Transform::TransposeConcat => {
                 let len = fast_llm.len() / parts;
                 let slice = &fast_llm[i * len..(i + 1) * len];
                 let out = fill(scratch, len);
-                transpose(slice, shape[0] / parts, shape[1], element, out);
+                let matrix = Matrix {
+                    rows: shape[0] / parts,
+                    cols: shape[1],
+                    element,
+                };
+                transpose(slice, matrix, out);
                 out
             }
             Transform::TransposeExperts => {
@@ -126,9 +150,14 @@ impl HfPart<'_> {
                 let (experts, rows, cols) = (shape[0], shape[1], shape[2]);
                 let block = rows * cols * element;
                 let out = fill(scratch, fast_llm.len());
+                let matrix = Matrix {
+                    rows: cols,
+                    cols: rows,
+                    element,
+                };
                 for e in 0..experts {
                     let range = e * block..(e + 1) * block;
-                    transpose(&fast_llm[range.clone()], cols, rows, element, &mut out[range]);
+                    transpose(&fast_llm[range.clone()], matrix, &mut out[range]);
                 }
                 out
             }

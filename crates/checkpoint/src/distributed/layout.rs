@@ -169,16 +169,11 @@ impl DistributedLayout {
                 }
             }
             let mut groups = Vec::new();
-            for (parameters, is_frozen) in [(trained, false), (frozen, true)] {
+            for (parameters, training) in [(trained, Training::Trained), (frozen, Training::Frozen)] {
                 if parameters.is_empty() {
                     continue;
                 }
-                let name = if is_frozen {
-                    format!("stage_{index}_frozen")
-                } else {
-                    format!("stage_{index}")
-                };
-                let group = group(name, is_frozen, parameters, &parallelism)?;
+                let group = group(index, training, parameters, &parallelism)?;
                 for (position, placed) in group.parameters.iter().enumerate() {
                     positions.insert(
                         placed.parameter.name.clone(),
@@ -368,15 +363,26 @@ fn stage_splits(layers: &[EngineLayer], layers_per_stage: f64) -> Vec<usize> {
     splits
 }
 
-/// Fast-LLM's FSDP: the parameters reordered (stable) so that non-decayed tensor-parallel ones
-/// come first and the sequence-tensor-parallel ones sit together in the middle, laid end to end,
-/// padded, and cut into equal data-rank shards.
+/// Which of a stage's two parameter groups: Fast-LLM keeps the frozen parameters apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Training {
+    Trained,
+    Frozen,
+}
+
+/// Fast-LLM's FSDP for stage `stage`'s `training` group: the parameters reordered (stable) so
+/// that non-decayed tensor-parallel ones come first and the sequence-tensor-parallel ones sit
+/// together in the middle, laid end to end, padded, and cut into equal data-rank shards.
 fn group(
-    name: String,
-    frozen: bool,
+    stage: usize,
+    training: Training,
     mut parameters: Vec<Parameter>,
     parallelism: &Parallelism,
 ) -> Result<Group, LayoutError> {
+    let (name, frozen) = match training {
+        Training::Trained => (format!("stage_{stage}"), false),
+        Training::Frozen => (format!("stage_{stage}_frozen"), true),
+    };
     parameters.sort_by_key(|p| {
         let decay = p.weight_decay;
         (

@@ -393,7 +393,7 @@ impl WeightDecl {
         shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
         hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
     ) -> Self {
-        Self::declared_hf_shape(fast_llm, hf, Transform::Reshape, shape, hf_shape)
+        Self::param_named(fast_llm, move |_| vec![hf.to_string()], Transform::Reshape, shape).with_hf_shape(hf_shape)
     }
 
     /// A stacked-experts HF tensor `[E, H, I]` ↔ Fast-LLM `[E·I, H]`, each expert transposed.
@@ -403,25 +403,21 @@ impl WeightDecl {
         shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
         hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
     ) -> Self {
-        Self::declared_hf_shape(fast_llm, hf, Transform::TransposeExperts, shape, hf_shape)
+        Self::param_named(
+            fast_llm,
+            move |_| vec![hf.to_string()],
+            Transform::TransposeExperts,
+            shape,
+        )
+        .with_hf_shape(hf_shape)
     }
 
-    /// One HF tensor whose shape is declared rather than derived from the transform.
-    fn declared_hf_shape(
-        fast_llm: &'static str,
-        hf: &'static str,
-        transform: Transform,
-        shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
-        hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
-    ) -> Self {
-        WeightDecl::Param(Param {
-            fast_llm: fast_llm.into(),
-            hf: Arc::new(move |_| vec![hf.to_string()]),
-            transform,
-            shape: Arc::new(shape),
-            when: None,
-            hf_shape: Some(Arc::new(hf_shape)),
-        })
+    /// With its HF shape declared rather than derived from the transform.
+    fn with_hf_shape(mut self, hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static) -> Self {
+        if let WeightDecl::Param(param) = &mut self {
+            param.hf_shape = Some(Arc::new(hf_shape));
+        }
+        self
     }
 
     /// Only when `when(config)` holds (biases, untied output weights).

@@ -12,7 +12,7 @@ use fastllm_core::weights::{BoundedPlan, PlanEntry};
 use super::{Input, InputLayout, Source, Storage};
 use crate::FileSet;
 use crate::carry::InputConfig;
-use crate::convert::plan::{beyond_the_checkpoint, weight_plan};
+use crate::convert::plan::{PlanFor, beyond_the_checkpoint, weight_plan};
 use crate::convert::{ConversionError, Options};
 use crate::naming::limits;
 use crate::policy::InputDir;
@@ -39,7 +39,15 @@ impl InputLayout for HfInput {
             oversized,
             beyond_tensor_limit,
             ..
-        } = weight_plan(handler, &config, &limits, &dir.join(self.config_file()), true)?;
+        } = weight_plan(
+            handler,
+            &PlanFor {
+                config: &config,
+                limits: &limits,
+                source: &dir.join(self.config_file()),
+                name_hf_keys: true,
+            },
+        )?;
         respell(
             &mut entries,
             handler.converter().base_model.hf_prefix_aliases(),
