@@ -7,7 +7,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fastllm_convert::checkpoint::bytes::{Matrix, transpose};
 use fastllm_convert::checkpoint::cast::{Dtype, Source, cast};
 use fastllm_convert::checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
+use fastllm_convert::checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
 
 /// A Llama MLP down-projection in BF16 (4096 × 11008): the tensor Fast-LLM stores transposed.
@@ -72,7 +72,16 @@ fn conversions(c: &mut Criterion) {
     let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(config).unwrap()).unwrap();
     let llama = fastllm_convert::core::find("llama").unwrap();
     let input = root.join("hf");
-    let summary = write_synthetic_hf(llama, &config, &input, "BF16", u64::MAX).unwrap();
+    let summary = write_synthetic_hf(
+        llama,
+        &config,
+        &input,
+        &SyntheticStorage {
+            dtype: "BF16",
+            max_shard_bytes: u64::MAX,
+        },
+    )
+    .unwrap();
     let mut group = c.benchmark_group("llama_hf_to_fast_llm");
     group.throughput(Throughput::Bytes(summary.bytes()));
     group.sample_size(10);

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use fastllm_checkpoint::CheckpointError;
-use fastllm_checkpoint::convert::{self, ConversionError};
+use fastllm_checkpoint::convert::{self, Conversion, ConversionError};
 use fastllm_checkpoint::distributed::DistributedCheckpoint;
 use fastllm_checkpoint::source::RemoteInput;
 use fastllm_config::{self as config, Form, Map, ModelKind, Value};
@@ -218,15 +218,24 @@ pub fn convert(
     } = request;
     if crate::remote::is_remote(input) || crate::remote::is_remote(output) {
         let io = crate::remote::IoOptions::default();
-        return crate::remote::convert(from, to, (input, output), options, &io, progress)
+        return crate::remote::convert(request, options, &io, progress)
             .map(|summary| JsonSummary::new(&summary, options))
             .map_err(Failure::message);
     }
     let from = side(from, Some(input)).map_err(Failure::message)?;
     let to = side(to, None).map_err(Failure::message)?;
-    convert::convert_cancellable(input, from, output, to, options, progress)
-        .map(|summary| JsonSummary::new(&summary, options))
-        .map_err(|e| Failure::conversion(&e))
+    convert::convert_cancellable(
+        &Conversion {
+            input,
+            from,
+            output,
+            to,
+        },
+        options,
+        progress,
+    )
+    .map(|summary| JsonSummary::new(&summary, options))
+    .map_err(|e| Failure::conversion(&e))
 }
 
 /// A config document from `file`, a path or an object-store / HTTP URL (bounded like a

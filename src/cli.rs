@@ -513,12 +513,7 @@ fn convert_checkpoint(
     io: &crate::remote::IoOptions,
     report: Report,
 ) -> Result<String, String> {
-    let &api::ConvertRequest {
-        from,
-        to,
-        input,
-        output,
-    } = request;
+    let &api::ConvertRequest { input, output, .. } = request;
     // A progress bar on a terminal; nothing when stderr is a file or pipe.
     let bar = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !options.dry_run && report == Report::Text)
         .then(|| {
@@ -535,7 +530,7 @@ fn convert_checkpoint(
         }
         std::ops::ControlFlow::Continue(())
     };
-    let summary = crate::remote::convert(from, to, (input, output), options, io, &mut progress);
+    let summary = crate::remote::convert(request, options, io, &mut progress);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

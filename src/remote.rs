@@ -42,10 +42,10 @@
 
 use std::path::Path;
 
-use fastllm_checkpoint::convert::{self, Summary};
+use fastllm_checkpoint::convert::{self, Conversion, Summary};
 use fastllm_checkpoint::source::RemoteInput;
 
-use crate::api::Failure;
+use crate::api::{ConvertRequest, Failure};
 
 /// The URL schemes that name an object-store location rather than a local path.
 const SCHEMES: [&str; 8] = ["s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "http"];
@@ -84,14 +84,12 @@ impl Default for IoOptions {
 /// Converts `input` (format `from`, or `auto`) to `output` (format `to`) where either may be an
 /// object-store URL; local paths convert as [`convert::convert_cancellable`] does.
 pub fn convert(
-    from: &str,
-    to: &str,
-    paths: (&Path, &Path),
+    request: &ConvertRequest,
     options: &convert::Options,
     io: &IoOptions,
     progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
 ) -> Result<Summary, String> {
-    imp::convert(from, to, paths, options, io, progress)
+    imp::convert(request, options, io, progress)
 }
 
 /// Runs `describe` on the checkpoint at `path` with the remote files it reads from: a local
@@ -119,15 +117,29 @@ pub fn read_document(path: &Path) -> Result<fastllm_config::Map, Failure> {
 
 /// A conversion between local paths.
 fn local(
-    from: &str,
-    to: &str,
-    (input, output): (&Path, &Path),
+    request: &ConvertRequest,
     options: &convert::Options,
     progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
 ) -> Result<Summary, String> {
+    let &ConvertRequest {
+        from,
+        to,
+        input,
+        output,
+    } = request;
     let from = crate::api::side(from, Some(input))?;
     let to = crate::api::side(to, None)?;
-    convert::convert_cancellable(input, from, output, to, options, progress).map_err(|e| e.to_string())
+    convert::convert_cancellable(
+        &Conversion {
+            input,
+            from,
+            output,
+            to,
+        },
+        options,
+        progress,
+    )
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(feature = "object-store")]
@@ -141,7 +153,7 @@ mod imp {
     use fastllm_checkpoint::convert::PART_MANIFEST;
     use fastllm_checkpoint::destination::{RemoteOutput, RemotePartSet, RemoteParts, RemoteSink, RemoteUpload};
     use fastllm_checkpoint::policy::{
-        MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES, OutputDir, Protected,
+        Existing, MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES, OutputDir, Protected,
     };
     use fastllm_checkpoint::source::{self, RangeError, RemoteFiles};
     use fastllm_store::{
@@ -164,13 +176,17 @@ mod imp {
     ];
 
     pub(super) fn convert(
-        from: &str,
-        to: &str,
-        (input, output): (&Path, &Path),
+        request: &ConvertRequest,
         options: &convert::Options,
         io: &IoOptions,
         progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
     ) -> Result<Summary, String> {
+        let &ConvertRequest {
+            from,
+            to,
+            input,
+            output,
+        } = request;
         let (limits, retries) = io_settings(io);
         let open = |path: &Path| -> Result<Option<Remote>, String> {
             if !is_remote(path) {
@@ -181,7 +197,7 @@ mod imp {
         };
         let (remote_input, remote_output) = (open(input)?.map(Arc::new), open(output)?.map(Arc::new));
         if remote_input.is_none() && remote_output.is_none() {
-            return local(from, to, (input, output), options, progress);
+            return local(request, options, progress);
         }
         if let (Some(i), Some(o)) = (&remote_input, &remote_output) {
             let i: &Remote = i;
@@ -271,8 +287,17 @@ mod imp {
         };
         let from = crate::api::side(from, Some(&local_input)).map_err(rename)?;
         let to = crate::api::side(to, None)?;
-        let converted = convert::convert_cancellable(&local_input, from, &local_output, to, &local_options, progress)
-            .map_err(|e| rename(e.to_string()));
+        let converted = convert::convert_cancellable(
+            &Conversion {
+                input: &local_input,
+                from,
+                output: &local_output,
+                to,
+            },
+            &local_options,
+            progress,
+        )
+        .map_err(|e| rename(e.to_string()));
         // The parts adopted into the output, removed once it is published.
         let adopted = finalized_parts.map_or_else(Vec::new, |parts| lock(&parts.adopted).clone());
         // The publication's only other holders: dropped, so that it can finish (or, on an
@@ -588,7 +613,7 @@ mod imp {
     fn staging() -> Result<OutputDir, String> {
         OutputDir::create(
             &std::env::temp_dir().join("fastllm-convert-remote"),
-            false,
+            Existing::Refuse,
             &Protected::nothing(),
         )
         .map_err(|e| format!("creating a local staging directory: {e}"))
@@ -657,20 +682,18 @@ mod imp {
     use super::*;
 
     pub(super) fn convert(
-        from: &str,
-        to: &str,
-        (input, output): (&Path, &Path),
+        request: &ConvertRequest,
         options: &convert::Options,
         _io: &IoOptions,
         progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
     ) -> Result<Summary, String> {
-        if let Some(remote) = [input, output].into_iter().find(|p| is_remote(p)) {
+        if let Some(remote) = [request.input, request.output].into_iter().find(|p| is_remote(p)) {
             return Err(format!(
                 "{}: object-store paths need a build with the `object-store` feature",
                 remote.display()
             ));
         }
-        local(from, to, (input, output), options, progress)
+        local(request, options, progress)
     }
 
     pub(super) fn read_document(path: &Path, _io: &IoOptions) -> Result<fastllm_config::Map, Failure> {

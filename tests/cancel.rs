@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use fastllm_convert::checkpoint::CheckpointError;
-use fastllm_convert::checkpoint::convert::{self, ConversionError, Options, Side};
+use fastllm_convert::checkpoint::convert::{self, Conversion, ConversionError, Options, Side};
 
 fn root(name: &str) -> std::path::PathBuf {
     let root = std::env::temp_dir().join(format!("fastllm-cancel-{name}-{}", std::process::id()));
@@ -25,10 +25,12 @@ fn a_stopped_conversion_leaves_nothing_and_the_next_one_commits() {
     for stop_at in [0, 1, 3] {
         let mut calls = 0;
         let result = convert::convert_cancellable(
-            input(),
-            from,
-            &root.join("new/parents/out"),
-            Side::FastLlm,
+            &Conversion {
+                input: input(),
+                from,
+                output: &root.join("new/parents/out"),
+                to: Side::FastLlm,
+            },
             &Options::default(),
             &mut |_, _| {
                 calls += 1;
@@ -50,10 +52,12 @@ fn a_stopped_conversion_leaves_nothing_and_the_next_one_commits() {
     // Not the whole process's outputs are abandoned: the next conversion commits.
     let mut last = (0, 0);
     convert::convert_cancellable(
-        input(),
-        from,
-        &root.join("out"),
-        Side::FastLlm,
+        &Conversion {
+            input: input(),
+            from,
+            output: &root.join("out"),
+            to: Side::FastLlm,
+        },
         &Options::default(),
         &mut |done, total| {
             last = (done, total);
@@ -77,9 +81,16 @@ fn a_stopped_conversion_under_force_keeps_the_old_output() {
         force: true,
         ..Options::default()
     };
-    let result = convert::convert_cancellable(input(), from, &output, Side::FastLlm, &options, &mut |_, _| {
-        ControlFlow::Break(())
-    });
+    let result = convert::convert_cancellable(
+        &Conversion {
+            input: input(),
+            from,
+            output: &output,
+            to: Side::FastLlm,
+        },
+        &options,
+        &mut |_, _| ControlFlow::Break(()),
+    );
     assert!(matches!(
         result,
         Err(ConversionError::Checkpoint(CheckpointError::Interrupted))

@@ -289,7 +289,16 @@ fn gemma4_with_a_vision_tower(name: &str) -> PathBuf {
     let handler = fastllm_convert::core::find("gemma4_conditional").unwrap();
     let config = fastllm_convert::config::load_base_model(handler.model, &handler.converter().samples[0]).unwrap();
     let input = scratch(name).join("input");
-    fastllm_convert::checkpoint::synthetic::write_synthetic_hf(handler, &config, &input, "F32", 1 << 30).unwrap();
+    fastllm_convert::checkpoint::synthetic::write_synthetic_hf(
+        handler,
+        &config,
+        &input,
+        &fastllm_convert::checkpoint::synthetic::SyntheticStorage {
+            dtype: "F32",
+            max_shard_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
     rewrite_weights(&input, |tensors| {
         for tensor in [
             "model.vision_tower.std_bias",

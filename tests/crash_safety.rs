@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
+use fastllm_convert::checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
 use support::{names, scratch, snapshot};
 
@@ -30,7 +30,16 @@ fn synthetic(dir: &Path, megabytes: usize) {
     );
     let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(&config).unwrap()).unwrap();
     let llama = fastllm_convert::core::find("llama").unwrap();
-    write_synthetic_hf(llama, &config, dir, "BF16", 16 << 20).unwrap();
+    write_synthetic_hf(
+        llama,
+        &config,
+        dir,
+        &SyntheticStorage {
+            dtype: "BF16",
+            max_shard_bytes: 16 << 20,
+        },
+    )
+    .unwrap();
 }
 
 fn binary() -> Command {

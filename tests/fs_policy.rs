@@ -25,7 +25,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use fastllm_convert::checkpoint::convert::{self, Options, Side};
-use fastllm_convert::checkpoint::synthetic::write_synthetic_hf;
+use fastllm_convert::checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
 use support::{Entry, scratch, snapshot};
 
@@ -58,7 +58,16 @@ fn template(dir: &Path) {
           "normalization": {"type": "rms_norm"}}}}"#;
     let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(config).unwrap()).unwrap();
     let llama = fastllm_convert::core::find("llama").unwrap();
-    write_synthetic_hf(llama, &config, dir, "BF16", 1 << 30).unwrap();
+    write_synthetic_hf(
+        llama,
+        &config,
+        dir,
+        &SyntheticStorage {
+            dtype: "BF16",
+            max_shard_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
 }
 
 const SECRET: &[u8] = b"SECRET: the user's token";

@@ -34,24 +34,6 @@ const EXEMPT: &[(&str, &str, &str)] = &[
         "default_activation",
         "the value of `gated`",
     ),
-    // Called from files another change is rewriting; to become option structs once it lands.
-    (
-        "crates/checkpoint/src/convert/mod.rs",
-        "convert_cancellable",
-        "src/remote.rs calls it",
-    ),
-    (
-        "crates/checkpoint/src/policy/output.rs",
-        "create",
-        "src/remote.rs and distributed_output.rs call it",
-    ),
-    (
-        "crates/checkpoint/src/synthetic.rs",
-        "write_synthetic_hf",
-        "xtask/src/bench.rs calls it",
-    ),
-    ("src/remote.rs", "convert", "being rewritten by the streaming change"),
-    ("src/remote.rs", "local", "being rewritten by the streaming change"),
 ];
 
 /// Every `.rs` file below `dir`.

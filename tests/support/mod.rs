@@ -182,8 +182,16 @@ pub fn synthetic_llama(dir: &Path, hidden_size: usize, num_blocks: usize, max_sh
     .unwrap();
     let handler = fastllm_convert::core::find("llama").unwrap();
     let input = dir.join("hf");
-    fastllm_convert::checkpoint::synthetic::write_synthetic_hf(handler, &config, &input, "F32", max_shard_bytes)
-        .unwrap();
+    fastllm_convert::checkpoint::synthetic::write_synthetic_hf(
+        handler,
+        &config,
+        &input,
+        &fastllm_convert::checkpoint::synthetic::SyntheticStorage {
+            dtype: "F32",
+            max_shard_bytes,
+        },
+    )
+    .unwrap();
     input
 }
 

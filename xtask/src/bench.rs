@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use fastllm_convert::checkpoint::synthetic::{write_synthetic_distributed, write_synthetic_hf};
+use fastllm_convert::checkpoint::synthetic::{SyntheticStorage, write_synthetic_distributed, write_synthetic_hf};
 use fastllm_convert::config::{BaseModelConfig, ModelKind, Value, load_base_model};
 
 /// Llama sizes: one BF16 layer is ~126 MB, the embeddings and output ~131 MB each.
@@ -83,8 +83,16 @@ impl Bench {
             "xtask: generating a {layers}-layer synthetic Llama checkpoint in {}",
             input.display()
         );
-        let generated =
-            write_synthetic_hf(handler, &config, &input, "BF16", 5_000_000_000).map_err(|e| e.to_string())?;
+        let generated = write_synthetic_hf(
+            handler,
+            &config,
+            &input,
+            &SyntheticStorage {
+                dtype: "BF16",
+                max_shard_bytes: 5_000_000_000,
+            },
+        )
+        .map_err(|e| e.to_string())?;
         let largest = generated.tensors.iter().map(|t| t.bytes).max().unwrap_or(0);
         println!(
             "synthetic Llama checkpoint: {layers} layers, BF16, {:.0} MB, largest tensor {:.0} MB",

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fastllm_convert::checkpoint::synthetic::{write_synthetic_distributed, write_synthetic_hf};
+use fastllm_convert::checkpoint::synthetic::{SyntheticStorage, write_synthetic_distributed, write_synthetic_hf};
 use fastllm_convert::config::{Form, Map, Value, load_base_model};
 use fastllm_convert::core::{HfLayout, handlers};
 
@@ -255,7 +255,17 @@ pub fn write_seeds(dir: &Path) -> Result<(), String> {
                 continue;
             }
             let checkpoint = scratch.join(&name);
-            if write_synthetic_hf(handler, &config, &checkpoint, "BF16", u64::MAX).is_err() {
+            if write_synthetic_hf(
+                handler,
+                &config,
+                &checkpoint,
+                &SyntheticStorage {
+                    dtype: "BF16",
+                    max_shard_bytes: u64::MAX,
+                },
+            )
+            .is_err()
+            {
                 continue;
             }
             let read = |file: &str| std::fs::read(checkpoint.join(file)).map_err(|e| e.to_string());

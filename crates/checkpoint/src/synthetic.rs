@@ -22,9 +22,18 @@ use crate::convert::metadata::{config_json_document, hf_file_metadata, hf_index_
 use crate::convert::plan::{OutputTensor, whole_weight_plan};
 use crate::convert::write::{shard, specs};
 use crate::convert::{ConversionError, Options, Output, PlannedTensor, Summary};
-use crate::policy::Protected;
+use crate::policy::{Existing, Protected};
 use crate::writer::{OutputDir, write_safetensors};
 use crate::{CheckpointError, dtype_size};
+
+/// How a synthetic HF checkpoint stores its tensors.
+#[derive(Debug, Clone, Copy)]
+pub struct SyntheticStorage<'a> {
+    /// The safetensors dtype of every tensor (`BF16`, `F32`, ...).
+    pub dtype: &'a str,
+    /// The shard size, as `--max-shard-size` gives it.
+    pub max_shard_bytes: u64,
+}
 
 /// Writes a synthetic HF checkpoint of `handler`'s format for `config`: its config.json and
 /// every tensor of the weight plan, filled with deterministic pseudo-random bytes.
@@ -32,9 +41,9 @@ pub fn write_synthetic_hf(
     handler: &'static Handler,
     config: &BaseModelConfig,
     dir: &Path,
-    dtype: &str,
-    max_shard_bytes: u64,
+    storage: &SyntheticStorage,
 ) -> Result<Summary, ConversionError> {
+    let &SyntheticStorage { dtype, max_shard_bytes } = storage;
     let hf = handler.export(config, HfLayout::V4)?;
     let element = dtype_size(dtype).ok_or_else(|| CheckpointError::Invalid {
         path: dir.to_path_buf(),
@@ -76,7 +85,7 @@ pub fn write_synthetic_hf(
     let index = (files.len() > 1)
         .then(|| hf_index_document(dir, &outputs, &files))
         .transpose()?;
-    let out = OutputDir::create(dir, true, &Protected::nothing())?;
+    let out = OutputDir::create(dir, Existing::Replace, &Protected::nothing())?;
     config_json.write(&out)?;
     index.iter().try_for_each(|index| index.write(&out))?;
     let metadata = hf_file_metadata();
@@ -169,7 +178,7 @@ pub fn write_synthetic_distributed(
     let layers = engine_layers(config, parallelism.tensor_parallel).map_err(|problems| invalid(problems.join("; ")))?;
     let layout = DistributedLayout::new(&layers, parallelism).map_err(|e| invalid(e.to_string()))?;
     let element = dtype_size(layout.parallelism.shard_dtype).unwrap_or(1);
-    let out = OutputDir::create(dir, true, &Protected::nothing())?;
+    let out = OutputDir::create(dir, Existing::Replace, &Protected::nothing())?;
     let mut model_config = parallel.clone();
     model_config.insert("type".into(), Value::Str(config.kind().name().into()));
     model_config.insert("base_model".into(), Value::Map(config.to_form(Form::Explicit)));

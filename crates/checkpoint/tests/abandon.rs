@@ -1,14 +1,14 @@
 //! What a SIGINT / SIGTERM handler does, in a process of its own (it forbids every later commit).
 
 use fastllm_checkpoint::CheckpointError;
-use fastllm_checkpoint::policy::{OutputDir, Protected, abandon_live_outputs};
+use fastllm_checkpoint::policy::{Existing, OutputDir, Protected, abandon_live_outputs};
 
 #[test]
 fn abandoning_removes_live_outputs_and_their_parents_and_forbids_commits() {
     let root = std::env::temp_dir().join(format!("fastllm-abandon-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    let output = OutputDir::create(&root.join("p/q/out"), false, &Protected::nothing()).unwrap();
+    let output = OutputDir::create(&root.join("p/q/out"), Existing::Refuse, &Protected::nothing()).unwrap();
     output.write_text("x", "y").unwrap();
     let abandoned = abandon_live_outputs();
     assert_eq!(abandoned.len(), 1, "{abandoned:?}");

@@ -130,7 +130,16 @@ fn synthetic_checkpoints_round_trip(
             scratch(&format!("{format}-{i}-mid")),
             scratch(&format!("{format}-{i}-back")),
         );
-        fastllm_checkpoint::synthetic::write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
+        fastllm_checkpoint::synthetic::write_synthetic_hf(
+            handler,
+            &config,
+            &input,
+            &fastllm_checkpoint::synthetic::SyntheticStorage {
+                dtype: "BF16",
+                max_shard_bytes: 1 << 30,
+            },
+        )
+        .unwrap();
         convert(
             &Conversion {
                 input: &input,
@@ -191,7 +200,16 @@ fn extra_files_come_along_when_the_input_has_them() {
         scratch("extra-mid"),
         scratch("extra-back"),
     );
-    fastllm_checkpoint::synthetic::write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
+    fastllm_checkpoint::synthetic::write_synthetic_hf(
+        handler,
+        &config,
+        &input,
+        &fastllm_checkpoint::synthetic::SyntheticStorage {
+            dtype: "BF16",
+            max_shard_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
     std::fs::write(input.join("modeling_diffusion_llama.py"), "# model\n").unwrap();
     let options = Options::default();
     let summary = convert(

@@ -598,10 +598,12 @@ fn a_stopped_write_leaves_nothing(#[case] stop_after: usize) {
     let input = fixture("llama_world1").join("checkpoint");
     let mut calls = Vec::new();
     let result = fastllm_checkpoint::convert::convert_cancellable(
-        &input,
-        Side::FastLlmDistributed,
-        &output,
-        Side::FastLlmDistributed,
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &output,
+            to: Side::FastLlmDistributed,
+        },
         &options,
         &mut |done, total| {
             calls.push((done, total));
@@ -627,10 +629,12 @@ fn a_stopped_write_leaves_nothing(#[case] stop_after: usize) {
     // Unstopped, it is called for every write, up to the total.
     let mut last = (0, 0);
     fastllm_checkpoint::convert::convert_cancellable(
-        &input,
-        Side::FastLlmDistributed,
-        &output,
-        Side::FastLlmDistributed,
+        &Conversion {
+            input: &input,
+            from: Side::FastLlmDistributed,
+            output: &output,
+            to: Side::FastLlmDistributed,
+        },
         &options,
         &mut |done, total| {
             assert!(done >= last.0);

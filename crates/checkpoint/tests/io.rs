@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::policy::Protected;
+use fastllm_checkpoint::policy::{Existing, Protected};
 use fastllm_checkpoint::writer::{OutputDir, TensorSpec, write_safetensors};
 use fastllm_checkpoint::{CheckpointError, open_fast_llm, open_hf};
 use rstest::rstest;
@@ -183,7 +183,7 @@ fn outputs_appear_only_when_committed() {
     let root = scratch("output");
     let target = root.join("out");
     {
-        let output = OutputDir::create(&target, false, &Protected::nothing()).unwrap();
+        let output = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
         output.write_text("config.json", "{}").unwrap();
         // Dropped without commit: a failed conversion leaves nothing behind.
     }
@@ -193,15 +193,15 @@ fn outputs_appear_only_when_committed() {
         0,
         "the staging directory is removed too"
     );
-    let output = OutputDir::create(&target, false, &Protected::nothing()).unwrap();
+    let output = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
     output.write_text("config.json", "{}").unwrap();
     output.commit().unwrap();
     assert!(target.join("config.json").is_file());
     assert!(matches!(
-        OutputDir::create(&target, false, &Protected::nothing()),
+        OutputDir::create(&target, Existing::Refuse, &Protected::nothing()),
         Err(CheckpointError::OutputExists { .. })
     ));
-    let output = OutputDir::create(&target, true, &Protected::nothing()).unwrap();
+    let output = OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap();
     output.write_text("new.json", "{}").unwrap();
     output.commit().unwrap();
     assert!(target.join("new.json").is_file() && !target.join("config.json").exists());

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, ConversionError, DropCause, DroppedKey, Options, Side, convert};
-use fastllm_checkpoint::synthetic::write_synthetic_hf;
+use fastllm_checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
 use fastllm_core::config::{Map, Value};
 use fastllm_core::find;
 use rstest::rstest;
@@ -116,7 +116,16 @@ fn checkpoint(name: &str, config: &str) -> PathBuf {
     let hf = json(config);
     let handler = fastllm_core::detect(&hf).unwrap();
     let dir = scratch(name);
-    write_synthetic_hf(handler, &handler.import(&hf).unwrap(), &dir, "BF16", 1 << 30).unwrap();
+    write_synthetic_hf(
+        handler,
+        &handler.import(&hf).unwrap(),
+        &dir,
+        &SyntheticStorage {
+            dtype: "BF16",
+            max_shard_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
     std::fs::write(dir.join("config.json"), config).unwrap();
     for (file, bytes) in COMPANIONS {
         std::fs::write(dir.join(file), bytes).unwrap();

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, ConversionError, Options, Side, convert};
-use fastllm_checkpoint::synthetic::write_synthetic_hf;
+use fastllm_checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
 use fastllm_checkpoint::writer::{TensorSpec, write_safetensors};
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{BaseModelConfig, Form, Map, Value, load_base_model};
@@ -409,8 +409,26 @@ fn checkpoints(test: &str, i: usize) -> (PathBuf, PathBuf) {
         scratch(&format!("{test}-{i}-plain")),
         scratch(&format!("{test}-{i}-tower")),
     );
-    write_synthetic_hf(conditional(), &sample(i), &plain, "BF16", 1 << 30).unwrap();
-    write_synthetic_hf(conditional(), &sample(i), &tower, "BF16", 1 << 30).unwrap();
+    write_synthetic_hf(
+        conditional(),
+        &sample(i),
+        &plain,
+        &SyntheticStorage {
+            dtype: "BF16",
+            max_shard_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
+    write_synthetic_hf(
+        conditional(),
+        &sample(i),
+        &tower,
+        &SyntheticStorage {
+            dtype: "BF16",
+            max_shard_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
     add_tower(
         &tower,
         &format!(r#"{{"vision_config": {VISION_CONFIG}, "vision_soft_tokens_per_image": 4}}"#),

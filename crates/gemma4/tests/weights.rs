@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::write_synthetic_hf;
+use fastllm_checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{BaseModelConfig, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
@@ -432,7 +432,16 @@ fn round_trip(test: &str, i: usize, dtype: &str) -> (Checkpoint, Checkpoint) {
         scratch(&format!("{test}-{i}-{dtype}-mid")),
         scratch(&format!("{test}-{i}-{dtype}-back")),
     );
-    write_synthetic_hf(handler(), &config, &input, dtype, 1 << 30).unwrap();
+    write_synthetic_hf(
+        handler(),
+        &config,
+        &input,
+        &SyntheticStorage {
+            dtype,
+            max_shard_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
     convert(
         &Conversion {
             input: &input,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::write_synthetic_hf;
+use fastllm_checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
 use fastllm_checkpoint::{Checkpoint, open_hf};
 use fastllm_core::config::{Value, load_base_model};
 use fastllm_core::find;
@@ -423,7 +423,16 @@ fn round_trip(format: &str, tag: &str, sample: &Value) {
         scratch(&format!("{format}-{tag}-mid")),
         scratch(&format!("{format}-{tag}-back")),
     );
-    write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
+    write_synthetic_hf(
+        handler,
+        &config,
+        &input,
+        &SyntheticStorage {
+            dtype: "BF16",
+            max_shard_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
     convert(
         &Conversion {
             input: &input,
@@ -528,7 +537,16 @@ fn transformers_4_52_names_import_like_the_legacy_ones(#[case] format: &str, #[c
         scratch(&format!("{tag}-new-fl")),
         scratch(&format!("{tag}-mixed-fl")),
     );
-    write_synthetic_hf(handler, &config, &legacy, "BF16", 1 << 30).unwrap();
+    write_synthetic_hf(
+        handler,
+        &config,
+        &legacy,
+        &SyntheticStorage {
+            dtype: "BF16",
+            max_shard_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
     respelled(&legacy, &new, |_| true);
     assert!(
         open_hf(&new)

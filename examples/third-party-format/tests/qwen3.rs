@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::write_synthetic_hf;
+use fastllm_checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
 use fastllm_checkpoint::{open_fast_llm, open_hf};
 use fastllm_core::config::{Form, Map, Value, load_base_model};
 use fastllm_core::coverage::check_handler;
@@ -101,7 +101,16 @@ fn converts_a_checkpoint_to_fast_llm_and_back() {
     let sample = &handler.converter().samples[0];
     let config = load_base_model(handler.model, sample).unwrap();
     let (input, middle, back) = (scratch("hf"), scratch("fast_llm"), scratch("back"));
-    write_synthetic_hf(handler, &config, &input, "BF16", 1 << 30).unwrap();
+    write_synthetic_hf(
+        handler,
+        &config,
+        &input,
+        &SyntheticStorage {
+            dtype: "BF16",
+            max_shard_bytes: 1 << 30,
+        },
+    )
+    .unwrap();
     convert(
         &Conversion {
             input: &input,

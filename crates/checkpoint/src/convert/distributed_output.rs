@@ -187,7 +187,7 @@ pub(super) fn convert(
     if options.dry_run {
         return Ok(summary);
     }
-    let out = OutputDir::create(output, options.force, protected)?;
+    let out = OutputDir::create(output, options.existing(), protected)?;
     document.write(&out)?;
     // A remote input reads each parameter's weights while the one before is written.
     source.read_in_order(layout.parameters().map(|placed| placed.parameter.name.as_str()));

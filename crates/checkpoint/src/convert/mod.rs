@@ -44,7 +44,7 @@ use crate::companions::{Companions, companions};
 use crate::destination::{RemoteOutput, RemotePartSet};
 use crate::distributed::LayoutSpec;
 use crate::naming::{export_error, render_plan};
-use crate::policy::{OutputDir, Protected};
+use crate::policy::{Existing, OutputDir, Protected};
 use crate::source::RemoteInput;
 
 /// One side of a conversion.
@@ -141,6 +141,17 @@ pub struct Options {
     /// The parts beside an object-store output, for `--finalize` to check and copy into it
     /// (with `remote_output`'s publication).
     pub remote_parts: Option<RemotePartSet>,
+}
+
+impl Options {
+    /// What the output directory does with an existing output (`force`).
+    pub fn existing(&self) -> Existing {
+        if self.force {
+            Existing::Replace
+        } else {
+            Existing::Refuse
+        }
+    }
 }
 
 impl Default for Options {
@@ -318,13 +329,7 @@ pub fn convert_with_progress(
     options: &Options,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Summary, ConversionError> {
-    let &Conversion {
-        input,
-        from,
-        output,
-        to,
-    } = conversion;
-    convert_cancellable(input, from, output, to, options, &mut |done, total| {
+    convert_cancellable(conversion, options, &mut |done, total| {
         progress(done, total);
         ControlFlow::Continue(())
     })
@@ -337,13 +342,16 @@ pub fn convert_with_progress(
 /// [`crate::policy::abandon_live_outputs`], it concerns this conversion alone: others in the
 /// process go on, and later ones may commit.
 pub fn convert_cancellable(
-    input: &Path,
-    from: Side,
-    output: &Path,
-    to: Side,
+    conversion: &Conversion,
     options: &Options,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Summary, ConversionError> {
+    let &Conversion {
+        input,
+        from,
+        output,
+        to,
+    } = conversion;
     crate::policy::check_output_path(input, output)?;
     // What the input is made of, recorded before anything could change it: nothing the
     // conversion removes (a killed run's leftovers, the old output under --force) may hold it.
@@ -492,7 +500,7 @@ pub fn convert_cancellable(
         );
         // A retried part replaces its previous attempt, whole (an object-store part: its
         // manifest deleted before anything else, by the caller's upload target).
-        let out = OutputDir::create(&part.dir(output), true, &protected)?;
+        let out = OutputDir::create(&part.dir(output), Existing::Replace, &protected)?;
         let tensors = TensorFiles {
             files: &mine,
             outputs: &outputs,
@@ -531,7 +539,7 @@ pub fn convert_cancellable(
             fingerprint,
         };
         let gathered = parts::gather(output, beside, &planned)?;
-        let out = OutputDir::create(output, options.force, &protected)?;
+        let out = OutputDir::create(output, options.existing(), &protected)?;
         parts::link_into(&out, output, beside, &gathered)?;
         documents.iter().try_for_each(|document| document.write(&out))?;
         if matches!(to, Output::FastLlm) {
@@ -550,7 +558,7 @@ pub fn convert_cancellable(
     }
 
     source.read_in_order(outputs.iter().map(|o| o.parameter.as_str()));
-    let out = OutputDir::create(output, options.force, &protected)?;
+    let out = OutputDir::create(output, options.existing(), &protected)?;
     documents.iter().try_for_each(|document| document.write(&out))?;
     drop(documents);
     let tensors = TensorFiles {
@@ -704,7 +712,7 @@ fn convert_config(conversion: &Resolved, options: &Options, protected: &Protecte
     if options.dry_run {
         return Ok(summary);
     }
-    let out = OutputDir::create(output, options.force, protected)?;
+    let out = OutputDir::create(output, options.existing(), protected)?;
     document.write(&out)?;
     // A config with custom modeling code loads only beside its `configuration_*.py`.
     summary.missing_extra_files = copy_extra_files(&out, input, to)?;

@@ -32,7 +32,7 @@ mod protect;
 mod read;
 
 pub use limits::{DocumentKind, HeaderBudget, MAX_CONFIG_BYTES, MAX_HEADER_BYTES, MAX_HEADERS_TOTAL, MAX_INDEX_BYTES};
-pub use output::{OutputDir, abandon_live_outputs};
+pub use output::{Existing, OutputDir, abandon_live_outputs};
 pub use overlap::{Overlap, check_output_path, resolve_future};
 pub use protect::Protected;
 pub use read::{Entry, FileId, InputDir, Opened, describe, document_text, open_named};

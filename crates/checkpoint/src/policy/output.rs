@@ -139,12 +139,22 @@ fn is_generated(file_name: &str, prefix: &str) -> bool {
         && token.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// What [`OutputDir::create`] does with a target that exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuses it: an error naming the target.
+    Refuse,
+    /// Replaces it, once the new output is complete (`--force`).
+    Replace,
+}
+
 impl OutputDir {
-    /// Starts an output at `target`; an existing `target` is an error unless `force`, and then
-    /// it must be removable without touching anything `protected` holds (checked now, and again
-    /// before it is replaced). Leftovers of killed runs for the same target are cleaned up
-    /// first, under the same rule.
-    pub fn create(target: &Path, force: bool, protected: &Protected) -> Result<Self, CheckpointError> {
+    /// Starts an output at `target`; an existing `target` is an error unless `existing` says
+    /// to replace it, and then it must be removable without touching anything `protected` holds
+    /// (checked now, and again before it is replaced). Leftovers of killed runs for the same
+    /// target are cleaned up first, under the same rule.
+    pub fn create(target: &Path, existing: Existing, protected: &Protected) -> Result<Self, CheckpointError> {
+        let force = existing == Existing::Replace;
         let name = target
             .file_name()
             .and_then(|n| n.to_str())
@@ -524,7 +534,7 @@ mod tests {
         let root = scratch("replace-file");
         let target = root.join("out");
         std::fs::write(&target, "a file").unwrap();
-        let output = OutputDir::create(&target, true, &Protected::nothing()).unwrap();
+        let output = OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap();
         output.commit().unwrap();
         assert!(target.is_dir());
         assert_eq!(entries(&root), ["out"]);
@@ -537,7 +547,7 @@ mod tests {
         let dead = root.join(format!(".out.partial-{DEAD}"));
         std::fs::create_dir_all(dead.join("sub")).unwrap();
         // A live run: its staging directory is locked.
-        let live = OutputDir::create(&target, false, &Protected::nothing()).unwrap();
+        let live = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
         live.write_text("x", "y").unwrap();
         // Names this tool does not generate stay, whatever they resemble.
         let kept = [
@@ -549,7 +559,7 @@ mod tests {
         for name in kept {
             std::fs::create_dir_all(root.join(name)).unwrap();
         }
-        let second = OutputDir::create(&target, false, &Protected::nothing()).unwrap();
+        let second = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
         assert!(!dead.exists(), "a dead run's staging is removed");
         assert!(live.path("x").is_file(), "a live run's staging is left alone");
         drop(second);
@@ -571,7 +581,7 @@ mod tests {
         std::fs::create_dir_all(&holder).unwrap();
         std::fs::hard_link(input.join("config.json"), holder.join("linked")).unwrap();
         let protected = Protected::of_input(&input).unwrap();
-        drop(OutputDir::create(&target, false, &protected).unwrap());
+        drop(OutputDir::create(&target, Existing::Refuse, &protected).unwrap());
         assert!(input.join("config.json").is_file() && holder.join("linked").is_file());
         assert!(!target.exists(), "the holder was not put back as the output");
     }
@@ -583,11 +593,11 @@ mod tests {
         let aside = root.join(format!(".out.replaced-{DEAD}"));
         std::fs::create_dir_all(&aside).unwrap();
         std::fs::write(aside.join("old"), "old").unwrap();
-        drop(OutputDir::create(&target, true, &Protected::nothing()).unwrap());
+        drop(OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap());
         assert_eq!(entries(&target), ["old"], "the killed run's old output is back");
         // With an output in place, a stale set-aside copy is removed instead.
         std::fs::create_dir_all(&aside).unwrap();
-        drop(OutputDir::create(&target, true, &Protected::nothing()).unwrap());
+        drop(OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap());
         assert_eq!(entries(&root), ["out"]);
     }
 
@@ -595,7 +605,7 @@ mod tests {
     fn commit_refuses_an_output_that_appeared_meanwhile() {
         let root = scratch("appeared");
         let target = root.join("out");
-        let output = OutputDir::create(&target, false, &Protected::nothing()).unwrap();
+        let output = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
         std::fs::create_dir_all(&target).unwrap();
         assert!(matches!(output.commit(), Err(CheckpointError::OutputExists { .. })));
         assert_eq!(entries(&root), ["out"]);
@@ -605,12 +615,12 @@ mod tests {
     fn parents_created_for_a_failed_output_are_removed() {
         let root = scratch("parents");
         let target = root.join("a/b/c/out");
-        let output = OutputDir::create(&target, false, &Protected::nothing()).unwrap();
+        let output = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
         output.write_text("x", "y").unwrap();
         drop(output);
         assert!(entries(&root).is_empty(), "{:?}", entries(&root));
         // Committed, they stay.
-        OutputDir::create(&target, false, &Protected::nothing())
+        OutputDir::create(&target, Existing::Refuse, &Protected::nothing())
             .unwrap()
             .commit()
             .unwrap();
@@ -627,7 +637,9 @@ mod tests {
         std::fs::create_dir_all(root.join("old")).unwrap();
         std::fs::rename(root.join("blob"), root.join("old/blob")).unwrap();
         let protected = Protected::of_input(&input).unwrap();
-        let error = OutputDir::create(&root.join("old"), true, &protected).err().unwrap();
+        let error = OutputDir::create(&root.join("old"), Existing::Replace, &protected)
+            .err()
+            .unwrap();
         assert!(matches!(error, CheckpointError::RemovalRefused { .. }), "{error}");
         assert!(error.to_string().contains("model.safetensors"), "{error}");
         assert_eq!(std::fs::read(root.join("old/blob")).unwrap(), b"weights");
