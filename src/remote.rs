@@ -281,7 +281,7 @@ mod imp {
                 message = message.replace(&local_input.display().to_string(), &input.display().to_string());
             }
             if remote_output.is_some() {
-                message = message.replace(&local_output.display().to_string(), &output.display().to_string());
+                message = name_by_url(&message, &local_output, &output.display().to_string());
             }
             message
         };
@@ -428,6 +428,33 @@ mod imp {
             .map_err(|e| Failure::message(e.to_string()))?
             .ok_or_else(|| Failure::message(format!("{url}: no such file")))?;
         fastllm_checkpoint::parse_named_document(path, bytes).map_err(|e| Failure::conversion(&e.into()))
+    }
+
+    /// `message` with the local paths of an object-store output's staging (its directory, and
+    /// the hidden `.NAME.partial-PID-TOKEN` sibling it is written in) named by the output's
+    /// `url`, and a name then repeated by the upload's own error (`URL/file: URL/file: ...`)
+    /// said once.
+    pub(super) fn name_by_url(message: &str, local_output: &Path, url: &str) -> String {
+        let local = local_output.display().to_string();
+        let mut named = message.to_string();
+        if let (Some(parent), Some(name)) = (local_output.parent(), local_output.file_name()) {
+            let partial = format!("{}/.{}.partial-", parent.display(), name.to_string_lossy());
+            while let Some(start) = named.find(&partial) {
+                let end = named[start + partial.len()..]
+                    .find(['/', ':', ' '])
+                    .map_or(named.len(), |i| start + partial.len() + i);
+                named.replace_range(start..end, url);
+            }
+        }
+        let named = named.replace(&local, url);
+        // The staging path named the file, and the upload's error names it again.
+        let mut said: Vec<&str> = Vec::new();
+        for segment in named.split(": ") {
+            if said.last() != Some(&segment) || !segment.starts_with(url) {
+                said.push(segment);
+            }
+        }
+        said.join(": ")
     }
 
     /// The IO limits and retry policy of `io`.
@@ -720,6 +747,24 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+
+    #[cfg(feature = "object-store")]
+    #[rstest]
+    #[case::the_staging_directory("/tmp/st/output/m/config.json: cannot write", "s3://b/m/config.json: cannot write")]
+    #[case::the_hidden_sibling_then_the_upload(
+        "/tmp/st/output/.m.partial-21518-6c285f9a2f78fe89/model.safetensors: s3://b/m/model.safetensors: uploading a part: HTTP error",
+        "s3://b/m/model.safetensors: uploading a part: HTTP error"
+    )]
+    #[case::another_name_kept(
+        "/tmp/st/output/.mm.partial-1-2/x: /tmp/other: no",
+        "/tmp/st/output/.mm.partial-1-2/x: /tmp/other: no"
+    )]
+    fn staging_paths_are_named_by_the_output_url(#[case] message: &str, #[case] named: &str) {
+        assert_eq!(
+            imp::name_by_url(message, Path::new("/tmp/st/output/m"), "s3://b/m"),
+            named
+        );
+    }
 
     #[rstest]
     #[case("s3://bucket/prefix", true)]

@@ -745,6 +745,10 @@ fn a_server_failing_mid_upload_leaves_no_complete_output_and_no_pending_upload()
         ],
     ));
     assert!(stderr.contains("s3://models/m/"), "names the object: {stderr}");
+    assert!(
+        !stderr.contains(".partial-") && !stderr.contains("fastllm-convert-remote"),
+        "names no local staging path: {stderr}"
+    );
     assert!(proxy.dropped.load(Ordering::SeqCst) > 0);
     assert_eq!(moto.object("models", "m/config.json").0, 404);
     assert_eq!(moto.keys("models", ""), Vec::<String>::new(), "nothing left");
