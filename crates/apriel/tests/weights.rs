@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
+use fastllm_checkpoint::synthetic::synthetic_to_fast_llm;
 use fastllm_checkpoint::{Checkpoint, open_hf};
 use fastllm_core::config::{BaseModelConfig, ModelKind, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
@@ -824,26 +824,7 @@ fn synthetic_checkpoints_round_trip(#[values("apriel_hybrid_ssm", "apriel2_text"
             scratch(&format!("{format}-{i}-mid")),
             scratch(&format!("{format}-{i}-back")),
         );
-        write_synthetic_hf(
-            handler,
-            &config,
-            &input,
-            &SyntheticStorage {
-                dtype: "BF16",
-                max_shard_bytes: 1 << 30,
-            },
-        )
-        .unwrap();
-        convert(
-            &Conversion {
-                input: &input,
-                from: Side::Hf(handler),
-                output: &middle,
-                to: Side::FastLlm,
-            },
-            &Options::default(),
-        )
-        .unwrap();
+        synthetic_to_fast_llm(handler, &config, &input, &middle).unwrap();
         let options = Options {
             max_shard_bytes: 2_000,
             ..Options::default()

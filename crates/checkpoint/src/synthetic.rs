@@ -35,6 +35,29 @@ pub struct SyntheticStorage<'a> {
     pub max_shard_bytes: u64,
 }
 
+/// Writes a synthetic BF16 checkpoint of `handler`'s format for `config` into `hf` (one shard)
+/// and converts it to Fast-LLM into `fast_llm` with default options: the first half of every
+/// family's synthetic round-trip test.
+pub fn synthetic_to_fast_llm(
+    handler: &'static Handler,
+    config: &BaseModelConfig,
+    hf: &Path,
+    fast_llm: &Path,
+) -> Result<Summary, ConversionError> {
+    let storage = SyntheticStorage {
+        dtype: "BF16",
+        max_shard_bytes: 1 << 30,
+    };
+    write_synthetic_hf(handler, config, hf, &storage)?;
+    let conversion = crate::convert::Conversion {
+        input: hf,
+        from: crate::convert::Side::Hf(handler),
+        output: fast_llm,
+        to: crate::convert::Side::FastLlm,
+    };
+    crate::convert::convert(&conversion, &Options::default())
+}
+
 /// Writes a synthetic HF checkpoint of `handler`'s format for `config`: its config.json and
 /// every tensor of the weight plan, filled with deterministic pseudo-random bytes.
 pub fn write_synthetic_hf(

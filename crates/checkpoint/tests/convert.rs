@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
+use fastllm_checkpoint::synthetic::synthetic_to_fast_llm;
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::find;
 use rstest::rstest;
@@ -130,26 +131,7 @@ fn synthetic_checkpoints_round_trip(
             scratch(&format!("{format}-{i}-mid")),
             scratch(&format!("{format}-{i}-back")),
         );
-        fastllm_checkpoint::synthetic::write_synthetic_hf(
-            handler,
-            &config,
-            &input,
-            &fastllm_checkpoint::synthetic::SyntheticStorage {
-                dtype: "BF16",
-                max_shard_bytes: 1 << 30,
-            },
-        )
-        .unwrap();
-        convert(
-            &Conversion {
-                input: &input,
-                from: Side::Hf(handler),
-                output: &middle,
-                to: Side::FastLlm,
-            },
-            &Options::default(),
-        )
-        .unwrap();
+        synthetic_to_fast_llm(handler, &config, &input, &middle).unwrap();
         convert(
             &Conversion {
                 input: &middle,

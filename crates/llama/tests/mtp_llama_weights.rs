@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
+use fastllm_checkpoint::synthetic::synthetic_to_fast_llm;
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{Form, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
@@ -280,26 +280,7 @@ fn synthetic_checkpoints_round_trip(#[values("mtp_llama")] format: &str) {
             scratch(&format!("{format}-{i}-mid")),
             scratch(&format!("{format}-{i}-back")),
         );
-        write_synthetic_hf(
-            handler,
-            &config,
-            &input,
-            &SyntheticStorage {
-                dtype: "BF16",
-                max_shard_bytes: 1 << 30,
-            },
-        )
-        .unwrap();
-        convert(
-            &Conversion {
-                input: &input,
-                from: Side::Hf(handler),
-                output: &middle,
-                to: Side::FastLlm,
-            },
-            &Options::default(),
-        )
-        .unwrap();
+        synthetic_to_fast_llm(handler, &config, &input, &middle).unwrap();
         let fast_llm = open_fast_llm(&middle).unwrap();
         let Value::Int(heads) = fl_value(&config.to_form(Form::Full), "head.prediction_heads").clone() else {
             panic!("prediction_heads is an int");
@@ -339,26 +320,7 @@ fn a_pattern_decoder_checkpoint_exports() {
         .expect("a sample with extra prediction heads");
     let config = load_base_model(handler.model, sample).unwrap();
     let (input, middle, back) = (scratch("pattern-in"), scratch("pattern-mid"), scratch("pattern-back"));
-    write_synthetic_hf(
-        handler,
-        &config,
-        &input,
-        &SyntheticStorage {
-            dtype: "BF16",
-            max_shard_bytes: 1 << 30,
-        },
-    )
-    .unwrap();
-    convert(
-        &Conversion {
-            input: &input,
-            from: Side::Hf(handler),
-            output: &middle,
-            to: Side::FastLlm,
-        },
-        &Options::default(),
-    )
-    .unwrap();
+    synthetic_to_fast_llm(handler, &config, &input, &middle).unwrap();
     // Rewrite the middle's decoder as a one-name pattern of the same block.
     let path = middle.join("metadata.yaml");
     let text = std::fs::read_to_string(&path).unwrap();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
+use fastllm_checkpoint::synthetic::{SyntheticStorage, synthetic_to_fast_llm, write_synthetic_hf};
 use fastllm_checkpoint::{Checkpoint, open_hf};
 use fastllm_core::config::{Value, load_base_model};
 use fastllm_core::find;
@@ -423,26 +423,7 @@ fn round_trip(format: &str, tag: &str, sample: &Value) {
         scratch(&format!("{format}-{tag}-mid")),
         scratch(&format!("{format}-{tag}-back")),
     );
-    write_synthetic_hf(
-        handler,
-        &config,
-        &input,
-        &SyntheticStorage {
-            dtype: "BF16",
-            max_shard_bytes: 1 << 30,
-        },
-    )
-    .unwrap();
-    convert(
-        &Conversion {
-            input: &input,
-            from: Side::Hf(handler),
-            output: &middle,
-            to: Side::FastLlm,
-        },
-        &Options::default(),
-    )
-    .unwrap();
+    synthetic_to_fast_llm(handler, &config, &input, &middle).unwrap();
     convert(
         &Conversion {
             input: &middle,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
+use fastllm_checkpoint::synthetic::synthetic_to_fast_llm;
 use fastllm_checkpoint::{open_fast_llm, open_hf};
 use fastllm_core::config::{Form, Map, Value, load_base_model};
 use fastllm_core::coverage::check_handler;
@@ -101,26 +101,7 @@ fn converts_a_checkpoint_to_fast_llm_and_back() {
     let sample = &handler.converter().samples[0];
     let config = load_base_model(handler.model, sample).unwrap();
     let (input, middle, back) = (scratch("hf"), scratch("fast_llm"), scratch("back"));
-    write_synthetic_hf(
-        handler,
-        &config,
-        &input,
-        &SyntheticStorage {
-            dtype: "BF16",
-            max_shard_bytes: 1 << 30,
-        },
-    )
-    .unwrap();
-    convert(
-        &Conversion {
-            input: &input,
-            from: Side::Hf(handler),
-            output: &middle,
-            to: Side::FastLlm,
-        },
-        &Options::default(),
-    )
-    .unwrap();
+    synthetic_to_fast_llm(handler, &config, &input, &middle).unwrap();
     convert(
         &Conversion {
             input: &middle,
