@@ -1831,7 +1831,8 @@ fn an_s3_training_checkpoint_reshards_to_s3_reading_each_byte_once() {
     );
 }
 
-/// `config import`, `config export` and `config normalize` read a document named by a URL as
+/// `config import`, `config export` and `config normalize` read a document named by a URL (S3, and
+/// a plain HTTP server for import) as
 /// they read a local file (JSON or YAML by its extension); a missing object, a URL naming no
 /// file and a document over the size limit are refused, named by their URL, before any parse.
 #[test]
@@ -1857,6 +1858,12 @@ fn config_commands_read_their_document_from_a_url() {
         "s3://models/llama/config.json",
     ]));
     assert_eq!(remote_import, local_import);
+    let http = format!("http://127.0.0.1:{}/llama/config.json", serve_files(hf.clone()));
+    assert_eq!(
+        ok(&config(&["import", "--format", "auto", &http])),
+        local_import,
+        "{http}"
+    );
 
     // The imported Fast-LLM config, as YAML (a JSON document is YAML too), exported back and
     // normalized from the store.
