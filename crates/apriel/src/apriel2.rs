@@ -23,9 +23,9 @@ use fastllm_core::config::{
     PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
 };
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::weights::{WeightContext, WeightDecl, blocks, linear};
-use fastllm_core::{Covers, Decl, Problem, Section, checked};
-use fastllm_llama::sections::{self as llama, LINEAR_LAYERS, attention_weights, mlp_weights, text_hidden};
+use fastllm_core::weights::{WeightContext, WeightDecl, blocks, linear, size_of, text_hidden};
+use fastllm_core::{Covers, Decl, Problem, Section, checked, field};
+use fastllm_llama::sections::{self as llama, LINEAR_LAYERS, attention_weights, mlp_weights};
 
 use crate::hybrid;
 
@@ -330,9 +330,11 @@ pub fn kda() -> Section {
 /// KDA's weights: twelve projections and convolutions, `A_log`, `dt_bias`, `norm.weight`. No
 /// biases: the config rejects enabling any.
 fn kda_weights() -> WeightDecl {
-    let projection = |c: &WeightContext| c.int("heads").saturating_mul(c.int("head_dim"));
-    let head_dim = |c: &WeightContext| c.int("head_dim");
-    let conv = move |c: &WeightContext| vec![projection(c), 1, c.int("convolution_layer.kernel_size")];
+    let heads = size_of(field!(KimiDeltaAttentionConfig.heads));
+    let head_dim = size_of(field!(KimiDeltaAttentionConfig.head_dim));
+    let projection = move |c: &WeightContext| heads(c).saturating_mul(head_dim(c));
+    let kernel = size_of(field!(KimiDeltaAttentionConfig.convolution_layer.kernel_size));
+    let conv = move |c: &WeightContext| vec![projection(c), 1, kernel(c)];
     WeightDecl::Group(vec![
         WeightDecl::linears([
             linear("q_proj", &["q_proj"], text_hidden, projection),
@@ -347,12 +349,12 @@ fn kda_weights() -> WeightDecl {
             linear("f_b_proj", &["f_b_proj"], head_dim, projection),
             linear("g_a_proj", &["g_a_proj"], text_hidden, head_dim),
             linear("g_b_proj", &["g_b_proj"], head_dim, projection),
-            linear("beta_proj", &["beta_proj"], text_hidden, |c| c.int("heads")),
+            linear("beta_proj", &["beta_proj"], text_hidden, heads),
             linear("o_proj", &["o_proj"], projection, text_hidden),
         ]),
-        hybrid::plain("A_log", &["A_log"], |c| vec![c.int("heads")]),
+        hybrid::plain("A_log", &["A_log"], move |c| vec![heads(c)]),
         hybrid::plain("dt_bias", &["dt_bias"], move |c| vec![projection(c)]),
-        hybrid::plain("norm.weight", &["norm.weight"], |c| vec![c.int("head_dim")]),
+        hybrid::plain("norm.weight", &["norm.weight"], move |c| vec![head_dim(c)]),
     ])
 }
 

@@ -23,9 +23,11 @@ use fastllm_core::config::{
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::weights::{Transform, WeightContext, WeightDecl, effective_bias as bias_of, linear};
-use fastllm_core::{Checked, Claims, Covers, Decl, Fl, LayoutEntry, Problem, Section};
-use fastllm_llama::sections::{self as llama, biases_follow, text_hidden};
+use fastllm_core::weights::{
+    Transform, WeightContext, WeightDecl, effective_bias as bias_of, linear, size_of, text_hidden,
+};
+use fastllm_core::{Checked, Claims, Covers, Decl, Fl, LayoutEntry, Problem, Section, field};
+use fastllm_llama::sections::{self as llama, biases_follow};
 
 /// `ssm_cfg` keys AprielHybridSSMConfig always writes that do not affect Mamba2 layers.
 pub const SSM_CFG_UNUSED: &[&str] = &[
@@ -222,11 +224,11 @@ pub(crate) fn plain(
 /// `add_linear_biases`), as `fastllm_layout` derives it. Where the HF model could not hold such
 /// a bias (Apriel2's `conv_bias` / `dt_proj_bias`), the config export rejects the config.
 pub fn mamba_weights() -> WeightDecl {
-    let inner = |c: &WeightContext| c.int("d_inner");
-    let xb = |c: &WeightContext| c.int("d_xb");
-    let rank = |c: &WeightContext| c.int("dt_rank");
+    let inner = size_of(field!(MambaConfig.d_inner));
+    let xb = size_of(field!(MambaConfig.d_xb));
+    let rank = size_of(field!(MambaConfig.dt_rank));
     let conv = move |c: &WeightContext| {
-        if c.flag("repeat_kv_before_conv") {
+        if c.holds(field!(MambaConfig.repeat_kv_before_conv)) {
             inner(c)
         } else {
             xb(c)
@@ -235,23 +237,25 @@ pub fn mamba_weights() -> WeightDecl {
     let in_proj = move |c: &WeightContext| inner(c).saturating_add(xb(c)).saturating_mul(2);
     WeightDecl::Group(vec![
         linear("in_proj", &["in_proj"], text_hidden, in_proj)
-            .bias_from("z_layer")
+            .bias_from(field!(MambaConfig.z_layer))
             .into(),
         linear("dt_in_proj", &["dt_in_proj"], text_hidden, rank)
-            .bias_from("dt_input_layer")
+            .bias_from(field!(MambaConfig.dt_input_layer))
             .into(),
         linear("dt_proj", &["dt_proj"], rank, inner)
-            .bias_from("dt_layer")
+            .bias_from(field!(MambaConfig.dt_layer))
             .into(),
         plain("convolution.weight", &["conv1d.weight"], move |c| {
-            vec![conv(c), 1, c.int("convolution_layer.kernel_size")]
+            vec![conv(c), 1, c.size(field!(MambaConfig.convolution_layer.kernel_size))]
         }),
         plain("convolution.bias", &["conv1d.bias"], move |c| vec![conv(c)])
-            .when(move |c| bias_of(c, "convolution_layer")),
-        plain("A_log", &["A_log"], move |c| vec![inner(c), c.int("state_size")]),
+            .when(|c| bias_of(c, field!(MambaConfig.convolution_layer))),
+        plain("A_log", &["A_log"], move |c| {
+            vec![inner(c), c.size(field!(MambaConfig.state_size))]
+        }),
         plain("D", &["D"], move |c| vec![inner(c)]),
         linear("out_proj", &["out_proj"], inner, text_hidden)
-            .bias_from("output_layer")
+            .bias_from(field!(MambaConfig.output_layer))
             .into(),
     ])
 }
@@ -301,10 +305,15 @@ pub fn gdn() -> Section {
 /// The gated delta-net's weights (both formats): `in_proj_qkvz`, `in_proj_ba`, `convolution`,
 /// `out_proj`, `dt_bias`, `A_log`, `norm.weight`. No biases: the config rejects enabling any.
 pub fn gdn_weights() -> WeightDecl {
-    let q = |c: &WeightContext| c.int("key_heads").saturating_mul(c.int("key_head_dim"));
-    let v = |c: &WeightContext| c.int("value_heads").saturating_mul(c.int("value_head_dim"));
+    let value_heads = size_of(field!(GatedDeltaNetConfig.value_heads));
+    let value_head_dim = size_of(field!(GatedDeltaNetConfig.value_head_dim));
+    let q = |c: &WeightContext| {
+        let key_heads = c.size(field!(GatedDeltaNetConfig.key_heads));
+        key_heads.saturating_mul(c.size(field!(GatedDeltaNetConfig.key_head_dim)))
+    };
+    let v = move |c: &WeightContext| value_heads(c).saturating_mul(value_head_dim(c));
     let qkvz = move |c: &WeightContext| q(c).saturating_add(v(c)).saturating_mul(2);
-    let ba = |c: &WeightContext| c.int("value_heads").saturating_mul(2);
+    let ba = move |c: &WeightContext| value_heads(c).saturating_mul(2);
     WeightDecl::Group(vec![
         linear("in_proj_qkvz", &["in_proj_qkvz"], text_hidden, qkvz).into(),
         linear("in_proj_ba", &["in_proj_ba"], text_hidden, ba).into(),
@@ -312,13 +321,13 @@ pub fn gdn_weights() -> WeightDecl {
             vec![
                 q(c).saturating_mul(2).saturating_add(v(c)),
                 1,
-                c.int("convolution_layer.kernel_size"),
+                c.size(field!(GatedDeltaNetConfig.convolution_layer.kernel_size)),
             ]
         }),
         linear("out_proj", &["out_proj"], v, text_hidden).into(),
-        plain("dt_bias", &["dt_bias"], |c| vec![c.int("value_heads")]),
-        plain("A_log", &["A_log"], |c| vec![c.int("value_heads")]),
-        plain("norm.weight", &["norm.weight"], |c| vec![c.int("value_head_dim")]),
+        plain("dt_bias", &["dt_bias"], move |c| vec![value_heads(c)]),
+        plain("A_log", &["A_log"], move |c| vec![value_heads(c)]),
+        plain("norm.weight", &["norm.weight"], move |c| vec![value_head_dim(c)]),
     ])
 }
 

@@ -14,16 +14,16 @@
 use std::sync::Arc;
 
 use fastllm_core::config::{
-    AttentionConfig, DefaultRotaryConfig, Map, MultiModalBaseModelConfig, PatchEmbeddingsConfig, Rotary2dConfig,
-    RotaryConfig, Value, VisionEncoderConfig,
+    AttentionConfig, DefaultRotaryConfig, Map, MlpConfig, MultiModalBaseModelConfig, PatchEmbeddingsConfig,
+    Rotary2dConfig, RotaryConfig, Value, VisionEncoderConfig,
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int};
-use fastllm_core::weights::{WeightContext, WeightDecl, blocks, linear, nested, norm};
-use fastllm_core::{Claims, Covers, Decl, Problem, Section};
-use fastllm_llama::sections::{
-    LINEAR_LAYERS, attention_weights, biases_follow, mlp_weights, plain_attention, text_hidden,
+use fastllm_core::weights::{
+    self as weights, WeightContext, WeightDecl, blocks, linear, nested, norm, size_of, text_hidden, vision_hidden,
 };
+use fastllm_core::{Claims, Covers, Decl, Problem, Section, field};
+use fastllm_llama::sections::{LINEAR_LAYERS, attention_weights, biases_follow, mlp_weights, plain_attention};
 
 use crate::apriel2;
 
@@ -54,11 +54,6 @@ pub fn vision_rotary_sections() -> Vec<Arc<Section>> {
             .add("theta", theta())
             .build(),
     ]
-}
-
-/// The vision encoder's hidden size.
-fn vision_hidden(c: &WeightContext) -> usize {
-    c.root_int("vision_encoder.hidden_size")
 }
 
 /// The typed RMS norm over the vision encoder's hidden size.
@@ -99,9 +94,9 @@ pub fn vision_mlp() -> Section {
 /// `linear_2`ᵀ (to the text hidden size); biases follow `add_linear_biases` (the config rejects
 /// per-layer overrides).
 pub fn adapter() -> Section {
-    let size = |c: &WeightContext| c.int("intermediate_size");
+    let size = size_of(field!(MlpConfig.intermediate_size));
     let layer_1 = move |c: &WeightContext| {
-        if c.flag("gated") {
+        if c.holds(field!(MlpConfig.gated)) {
             size(c).saturating_mul(2)
         } else {
             size(c)
@@ -111,10 +106,10 @@ pub fn adapter() -> Section {
         "layers",
         WeightDecl::Group(vec![
             linear("layer_1", &["linear_1"], vision_hidden, layer_1)
-                .bias_from("layer_1")
+                .bias_from(field!(MlpConfig.layer_1))
                 .into(),
             (linear("layer_2", &["linear_2"], size, text_hidden).transposed())
-                .bias_from("layer_2")
+                .bias_from(field!(MlpConfig.layer_2))
                 .into(),
         ]),
     )
@@ -126,22 +121,7 @@ pub fn adapter() -> Section {
 pub fn patch_embeddings() -> Section {
     let norm = vision_normalization().build();
     Section::of::<PatchEmbeddingsConfig>("apriel2.patch_embeddings")
-        .weight(
-            "patch_embeddings",
-            WeightDecl::reshaped(
-                "patch_embeddings.weight",
-                "patch_embeddings.weight",
-                |c| {
-                    vec![
-                        vision_hidden(c),
-                        c.int("patch_height")
-                            .saturating_mul(c.int("patch_width"))
-                            .saturating_mul(3),
-                    ]
-                },
-                |c| vec![vision_hidden(c), 3, c.int("patch_height"), c.int("patch_width")],
-            ),
-        )
+        .weight("patch_embeddings", weights::patch_embeddings("patch_embeddings.weight"))
         .weight(
             "normalization",
             nested("normalization", "normalization", "normalization", &norm),

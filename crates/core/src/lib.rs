@@ -15,6 +15,7 @@ pub mod decoder;
 pub mod engine;
 mod error;
 pub mod explain;
+pub mod field;
 pub mod fl;
 pub mod hint;
 pub mod multimodal;

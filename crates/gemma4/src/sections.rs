@@ -19,8 +19,11 @@ use fastllm_core::config::{
 use fastllm_core::dict::show;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm, vector};
-use fastllm_core::{Checked, Claims, Covers, Decl, Fl, ImportContext, Problem, Section, Writes, checked};
+use fastllm_core::weights::{
+    Transform, WeightContext, WeightDecl, blocks, key_value_size, linear, nested, norm, query_size, size_of,
+    text_hidden as hidden, vector, vocabulary,
+};
+use fastllm_core::{Checked, Claims, Covers, Decl, Fl, ImportContext, Problem, Section, Writes, checked, field};
 
 use crate::classes::{FULL, SLIDING};
 use crate::{decoder, per_layer};
@@ -95,11 +98,6 @@ pub fn rms_norm() -> Section {
         .rename("epsilon", "rms_norm_eps")
         .ignore(&["weight"])
         .constant("zero_centered", boolean(false))
-}
-
-/// The text hidden size.
-fn hidden(c: &WeightContext) -> usize {
-    c.root_int("hidden_size")
 }
 
 /// An RMS norm over the hidden size (blocks, MLP branches, head): `weight`.
@@ -245,27 +243,25 @@ pub fn attention(layer: LayerType) -> Section {
 }
 
 fn head_size(c: &WeightContext) -> usize {
-    c.int("head_size")
+    c.size(field!(AttentionConfig.head_size))
 }
 
 /// `q_proj`, `o_proj`, and `k_proj` + `v_proj` fused into `key_value`; with shared K/V
 /// (`attention_k_eq_v`) Fast-LLM stores only K (reused as V), as HF's `k_proj` (no `v_proj`).
 /// No biases: the config rejects them.
 fn attention_weights() -> WeightDecl {
-    let q_size = |c: &WeightContext| c.int("heads").saturating_mul(head_size(c));
-    let k_size = |c: &WeightContext| c.int("head_groups").saturating_mul(head_size(c));
-    let shared = |c: &WeightContext| c.flag("shared_key_value");
+    let shared = |c: &WeightContext| c.holds(field!(AttentionConfig.shared_key_value));
     WeightDecl::linears([
-        linear("query", &["q_proj"], hidden, q_size),
-        linear("key_value", &["k_proj", "v_proj"], hidden, k_size).when(move |c| !shared(c)),
-        linear("key_value", &["k_proj"], hidden, k_size).when(shared),
-        linear("dense", &["o_proj"], q_size, hidden),
+        linear("query", &["q_proj"], hidden, query_size),
+        linear("key_value", &["k_proj", "v_proj"], hidden, key_value_size).when(move |c| !shared(c)),
+        linear("key_value", &["k_proj"], hidden, key_value_size).when(shared),
+        linear("dense", &["o_proj"], query_size, hidden),
     ])
 }
 
 /// A dense gated MLP's weights: `layer_1` ↔ [`gate_proj`; `up_proj`], `layer_2` ↔ `down_proj`ᵀ.
 fn dense_weights() -> WeightDecl {
-    let size = |c: &WeightContext| c.int("intermediate_size");
+    let size = size_of(field!(MlpConfig.intermediate_size));
     WeightDecl::linears([
         linear("layer_1", &["gate_proj", "up_proj"], hidden, size),
         linear("layer_2", &["down_proj"], size, hidden).transposed(),
@@ -304,8 +300,8 @@ pub fn hybrid_mlp() -> Section {
         .add("post_norm", Decl::nested("post_norm", norm.clone()))
         .weight("layers", dense_weights())
         .build();
-    let experts = |c: &WeightContext| c.int("experts");
-    let size = |c: &WeightContext| c.int("intermediate_size");
+    let experts = size_of(field!(MoeMlpConfig.experts));
+    let size = size_of(field!(MoeMlpConfig.intermediate_size));
     let routed = gated_mlp(
         Section::of::<MoeMlpConfig>("gemma4.hybrid.routed"),
         "moe_intermediate_size",
@@ -638,7 +634,6 @@ fn scale_rule(found: f64, path: String, expected: f64, formula: &str) -> Option<
 /// (the weights of any block table: they are the same), the final norm `norm`. The output
 /// weights are at the HF root ([`output_weights`]).
 pub fn base_model() -> Section {
-    let vocabulary = |c: &WeightContext| vec![c.root_int("embeddings.vocab_size"), hidden(c)];
     let (sections, norm) = (block_sections(), hidden_norm().build());
     let block = sections.sliding.clone();
     Section::of::<GptBaseModelConfig>("gemma4.base_model")
@@ -746,9 +741,8 @@ pub fn causal_lm() -> Section {
 /// The output weights `lm_head` ↔ `head.output_weights`, at the HF root of both formats (absent
 /// when tied to the embeddings).
 pub fn output_weights() -> WeightDecl {
-    let vocabulary = |c: &WeightContext| vec![c.root_int("embeddings.vocab_size"), hidden(c)];
     WeightDecl::param("head.output_weights", &["lm_head.weight"], Transform::Copy, vocabulary)
-        .when(|c| !c.flag("tied_embedding_weight"))
+        .when(|c| !c.root_holds(field!(TextModel.tied_embedding_weight)))
 }
 
 /// The four block sections, by layer type and MLP kind.

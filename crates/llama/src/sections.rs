@@ -13,8 +13,11 @@ use fastllm_core::dict::show;
 use fastllm_core::hf::class::derived_head_dim;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
-use fastllm_core::weights::{Transform, WeightContext, WeightDecl, blocks, linear, nested, norm};
-use fastllm_core::{Checked, Covers, Decl, Fl, Problem, Section, checked};
+use fastllm_core::weights::{
+    self, Transform, WeightContext, WeightDecl, blocks, key_value_size, linear, nested, norm, query_size, size_of,
+    text_hidden,
+};
+use fastllm_core::{Checked, Covers, Decl, Fl, Problem, Section, checked, field};
 
 use crate::rotary;
 
@@ -75,23 +78,25 @@ pub fn mlp() -> Section {
 /// else `up_proj`; `layer_2` ↔ `down_proj` (Fast-LLM stores it transposed); each bias its
 /// layer's effective bias.
 pub fn mlp_weights(hidden: fn(&WeightContext) -> usize) -> WeightDecl {
-    let size = |c: &WeightContext| c.int("intermediate_size");
-    let gated = |c: &WeightContext| c.flag("gated");
+    let size = size_of(field!(MlpConfig.intermediate_size));
+    let gated = |c: &WeightContext| c.holds(field!(MlpConfig.gated));
     WeightDecl::linears([
         linear("layer_1", &["gate_proj", "up_proj"], hidden, size)
             .when(gated)
-            .bias_from("layer_1"),
+            .bias_from(field!(MlpConfig.layer_1)),
         linear("layer_1", &["up_proj"], hidden, size)
             .when(move |c| !gated(c))
-            .bias_from("layer_1"),
+            .bias_from(field!(MlpConfig.layer_1)),
         linear("layer_2", &["down_proj"], size, hidden)
             .transposed()
-            .bias_from("layer_2"),
+            .bias_from(field!(MlpConfig.layer_2)),
     ])
 }
 
 /// Mixtral's MoE MLP: the MLP declarations plus experts and routing.
 pub fn moe_mlp() -> Section {
+    let experts = field!(MoeMlpConfig.experts);
+    let size = size_of(field!(MoeMlpConfig.intermediate_size));
     mlp_declarations(Section::of::<MoeMlpConfig>("mixtral.mlp"))
         .replace_constant("add_linear_biases", boolean(false))
         .rename("experts", "num_local_experts")
@@ -116,11 +121,11 @@ pub fn moe_mlp() -> Section {
         .weight(
             "layers",
             WeightDecl::linears([
-                linear("router", &["gate"], text_hidden, |c| c.count("experts")),
-                linear("layer_1", &["w1", "w3"], text_hidden, |c| c.int("intermediate_size")).experts("experts"),
-                (linear("layer_2", &["w2"], |c| c.int("intermediate_size"), text_hidden))
+                linear("router", &["gate"], text_hidden, move |c| c.tensor_count(experts)),
+                linear("layer_1", &["w1", "w3"], text_hidden, size).experts(experts),
+                (linear("layer_2", &["w2"], size, text_hidden))
                     .transposed()
-                    .experts("experts"),
+                    .experts(experts),
             ]),
         )
 }
@@ -159,12 +164,11 @@ pub fn attention() -> Section {
 /// `v_proj`, `dense` ↔ `o_proj`, each bias its layer's effective bias (the K/V bias is the key
 /// layer's). This covers Qwen2 too (Q/K/V biases on, dense off are per-layer flags).
 pub fn attention_weights(hidden: fn(&WeightContext) -> usize) -> WeightDecl {
-    let q_size = |c: &WeightContext| c.int("heads").saturating_mul(c.int("head_size"));
-    let kv_size = |c: &WeightContext| c.int("head_groups").saturating_mul(c.int("head_size"));
     WeightDecl::linears([
-        linear("query", &["q_proj"], hidden, q_size).bias_from("query_layer"),
-        linear("key_value", &["k_proj", "v_proj"], hidden, kv_size).bias_from("key_layer"),
-        linear("dense", &["o_proj"], q_size, hidden).bias_from("dense_layer"),
+        linear("query", &["q_proj"], hidden, query_size).bias_from(field!(AttentionConfig.query_layer)),
+        (linear("key_value", &["k_proj", "v_proj"], hidden, key_value_size))
+            .bias_from(field!(AttentionConfig.key_layer)),
+        linear("dense", &["o_proj"], query_size, hidden).bias_from(field!(AttentionConfig.dense_layer)),
     ])
 }
 
@@ -210,18 +214,18 @@ pub fn head(norm: Arc<Section>) -> Section {
         .weight("final_norm", nested("normalization", "final_norm", "model.norm", &norm))
         .weight(
             "output",
-            WeightDecl::param("output_weights", &["lm_head.weight"], Transform::Copy, vocabulary)
-                .when(|c| !c.root_flag("tied_embedding_weight")),
+            WeightDecl::param(
+                "output_weights",
+                &["lm_head.weight"],
+                Transform::Copy,
+                weights::vocabulary,
+            )
+            .when(|c| !c.root_holds(field!(TextModel.tied_embedding_weight))),
         )
         .add("normalization", Decl::nested("normalization", norm))
         .ignore(&["output_weight"])
         .constant("prediction_heads", int(1))
         .constant("final_logit_softcap", Value::Null)
-}
-
-/// The embedding (and output) matrix: `[vocab_size, hidden_size]`.
-fn vocabulary(c: &WeightContext) -> Vec<usize> {
-    vec![c.root_int("embeddings.vocab_size"), c.root_int("hidden_size")]
 }
 
 /// The root: embeddings, head, decoder (`num_hidden_layers`), `hidden_size`, tied embeddings.
@@ -234,7 +238,7 @@ pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
                 "embeddings.word_embeddings_weight",
                 &["model.embed_tokens.weight"],
                 Transform::Copy,
-                vocabulary,
+                weights::vocabulary,
             ),
         )
         .weight("decoder", blocks("decoder", "decoder", "model.layers", &block))
@@ -450,7 +454,8 @@ pub fn mtp_head(norm: Arc<Section>) -> Section {
 
 /// The number of extra prediction heads (`head.prediction_heads - 1`), from the root.
 fn extra_prediction_heads(c: &WeightContext) -> usize {
-    c.count("head.prediction_heads").saturating_sub(1)
+    c.tensor_count(field!(GptBaseModelConfig.head.prediction_heads))
+        .saturating_sub(1)
 }
 
 /// MTP-Llama's root: per extra prediction head `k` (`0..prediction_heads - 1`) a copy of the
@@ -487,11 +492,6 @@ pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Sect
 
 // ---------------------------------------------------------------------------------------------
 // Each format's tree, assembled by part.
-
-/// The text model's hidden size.
-pub fn text_hidden(c: &WeightContext) -> usize {
-    c.root_int("hidden_size")
-}
 
 /// A Llama-shaped model, by part: a format names the parts it changes and takes Llama's for
 /// the rest (`Llama { attention: mistral_attention(), ..Llama::named("mistral.base_model") }`).

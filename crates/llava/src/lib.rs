@@ -19,11 +19,11 @@ use fastllm_core::config::{Map, MlpBaseConfig, MlpConfig, MultiModalBaseModelCon
 use fastllm_core::dict::show;
 use fastllm_core::multimodal::TextConfig;
 use fastllm_core::values::{boolean, int, text};
-use fastllm_core::weights::{WeightContext, linear};
-use fastllm_core::{Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, Problem, Section, register_format};
+use fastllm_core::weights::{WeightContext, linear, size_of, text_hidden, vision_hidden};
+use fastllm_core::{Covers, Decl, Fill, HfClass, HfKey, HfLayout, HfType, Problem, Section, field, register_format};
 use fastllm_llama::classes;
 use fastllm_llama::sections;
-use fastllm_llama::sections::{Llama, text_hidden};
+use fastllm_llama::sections::Llama;
 
 /// The family name in the registry.
 pub const FAMILY: &str = "llava";
@@ -89,12 +89,12 @@ pub fn text_model(base: Arc<Section>, untyped: UntypedText) -> Decl {
 /// `linear_1`, `layer_2` ↔ `linear_2`ᵀ (Fast-LLM stores `layer_2` as `[I_a, H]`), biases with
 /// `add_linear_biases`.
 pub fn adapter() -> Section {
-    let size = |c: &WeightContext| c.int("intermediate_size");
-    let biases = |c: &WeightContext| c.flag("add_linear_biases");
+    let size = size_of(field!(MlpConfig.intermediate_size));
+    let biases = |c: &WeightContext| c.holds(field!(MlpConfig.add_linear_biases));
     Section::of::<MlpConfig>("llava.adapter")
         .weight(
             "layer_1",
-            linear("layer_1", &["linear_1"], pixtral::vision_hidden, size).bias_when(biases),
+            linear("layer_1", &["linear_1"], vision_hidden, size).bias_when(biases),
         )
         .weight(
             "layer_2",

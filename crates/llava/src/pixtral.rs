@@ -16,15 +16,7 @@ use fastllm_core::{
 };
 use fastllm_llama::sections;
 
-use fastllm_core::weights::{WeightContext, WeightDecl, blocks, nested, norm};
-
-/// The vision hidden size `Hv`: Pixtral's weights are over it, not the text model's.
-pub(crate) fn vision_hidden(c: &WeightContext) -> usize {
-    c.root_int("vision_encoder.hidden_size")
-}
-
-/// Pixtral's image channels (Fast-LLM's `PatchEmbeddingsConfig.input_channels`, RGB).
-const CHANNELS: usize = 3;
+use fastllm_core::weights::{blocks, nested, norm, patch_embeddings, vision_hidden};
 
 /// Pixtral's RMS norm: epsilon fixed at 1e-5 (`PixtralVisionConfig` has no epsilon key).
 pub fn normalization() -> Section {
@@ -181,17 +173,8 @@ fn encoder(block: Arc<Section>) -> Section {
 /// Fast-LLM's linear `patch_embeddings.weight` `[Hv, 3·ph·pw]` (same bytes, channel-major), no
 /// bias (rejected below); then `ln_pre`.
 fn embeddings(norm: Arc<Section>) -> Section {
-    let patch = |c: &WeightContext| (c.int("patch_height")).saturating_mul(c.int("patch_width"));
     Section::of::<PatchEmbeddingsConfig>("pixtral.embeddings")
-        .weight(
-            "patch_embeddings",
-            WeightDecl::reshaped(
-                "patch_embeddings.weight",
-                "patch_conv.weight",
-                move |c| vec![vision_hidden(c), patch(c).saturating_mul(CHANNELS)],
-                |c| vec![vision_hidden(c), CHANNELS, c.int("patch_height"), c.int("patch_width")],
-            ),
-        )
+        .weight("patch_embeddings", patch_embeddings("patch_conv.weight"))
         .weight(
             "normalization",
             nested("normalization", "normalization", "ln_pre", &norm),

@@ -11,10 +11,10 @@
 //! Linking this crate into a binary (naming it, e.g. `use third_party_format as _;`) is all it
 //! takes for `qwen3` to appear in the registry.
 
-use fastllm_core::config::Value;
+use fastllm_core::config::{AttentionConfig, Value};
 use fastllm_core::values::{boolean, int};
-use fastllm_core::weights::{WeightContext, vector};
-use fastllm_core::{Decl, Fill, HfClass, HfKey, HfType, Section, register_format};
+use fastllm_core::weights::{size_of, vector};
+use fastllm_core::{Decl, Fill, HfClass, HfKey, HfType, Section, field, register_format};
 use fastllm_llama::classes;
 use fastllm_llama::sections::{self, LINEAR_LAYERS, Llama, biases_follow};
 
@@ -29,9 +29,10 @@ register_format! {
 /// Qwen2's attention table, with `head_dim`, `attention_bias` and the per-head Q/K norms
 /// (`self_attn.q_norm` / `k_norm`, over `head_dim`, beside Llama's projections).
 fn attention() -> Section {
-    let (norm, head_size) = (sections::normalization().build(), |c: &WeightContext| {
-        c.int("head_size")
-    });
+    let (norm, head_size) = (
+        sections::normalization().build(),
+        size_of(field!(AttentionConfig.head_size)),
+    );
     sections::qwen2_attention()
         .named("qwen3.attention")
         // Qwen3 writes `head_dim` and `attention_bias`, like Llama.

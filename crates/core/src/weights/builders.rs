@@ -4,13 +4,77 @@
 
 use std::sync::Arc;
 
-use fastllm_config::Value;
+use fastllm_config::{
+    AffineLinearConfig, AttentionConfig, CausalConv1dConfig, FieldType, MambaConfig, MlpConfig, MoeMlpConfig,
+    MultiModalBaseModelConfig, PatchEmbeddingsConfig,
+};
 
-use super::{Param, Transform, WeightContext, WeightDecl, WhenFn};
+use super::{CountFn, Param, Transform, WeightContext, WeightDecl, WhenFn};
+use crate::field;
+use crate::field::{ConfigField, FieldPath};
 use crate::section::Section;
 
 /// A size computed from the config (a width, heads × head size, ...).
 pub type Dim = Arc<dyn Fn(&WeightContext) -> usize + Send + Sync>;
+
+/// The size field `field` of the section, as a [`Dim`] (`size_of(field!(MlpConfig.intermediate_size))`).
+pub fn size_of(
+    field: impl ConfigField<i64> + Send + Sync + 'static,
+) -> impl Fn(&WeightContext) -> usize + Copy + Send + Sync {
+    move |c| c.size(field)
+}
+
+/// The size field `field` of the root, as a [`Dim`] (`root_size_of(field!(TextModel.hidden_size))`).
+pub fn root_size_of(
+    field: impl ConfigField<i64> + Send + Sync + 'static,
+) -> impl Fn(&WeightContext) -> usize + Copy + Send + Sync {
+    move |c| c.root_size(field)
+}
+
+/// The text model's hidden size (`hidden_size` of either root).
+pub fn text_hidden(c: &WeightContext) -> usize {
+    c.root_size(field!(TextModel.hidden_size))
+}
+
+/// The shape of the embedding (and output) matrix: `[vocab_size, hidden_size]` of the text model.
+pub fn vocabulary(c: &WeightContext) -> Vec<usize> {
+    vec![c.root_size(field!(TextModel.embeddings.vocab_size)), text_hidden(c)]
+}
+
+/// The vision encoder's hidden size (`vision_encoder.hidden_size` of a multimodal root).
+pub fn vision_hidden(c: &WeightContext) -> usize {
+    c.root_size(field!(MultiModalBaseModelConfig.vision_encoder.hidden_size))
+}
+
+/// Patch embeddings' weight: Fast-LLM's linear `patch_embeddings.weight` `[Hv, C·ph·pw]` ↔ the
+/// HF convolution kernel `hf` `[Hv, C, ph, pw]` (the same bytes, channel-major), `C` the RGB
+/// channels Fast-LLM hard-codes.
+pub fn patch_embeddings(hf: &'static str) -> WeightDecl {
+    let channels = PatchEmbeddingsConfig::INPUT_CHANNELS as usize;
+    let height = size_of(field!(PatchEmbeddingsConfig.patch_height));
+    let width = size_of(field!(PatchEmbeddingsConfig.patch_width));
+    WeightDecl::reshaped(
+        "patch_embeddings.weight",
+        hf,
+        move |c| {
+            let patch = height(c).saturating_mul(width(c));
+            vec![vision_hidden(c), patch.saturating_mul(channels)]
+        },
+        move |c| vec![vision_hidden(c), channels, height(c), width(c)],
+    )
+}
+
+/// An attention's query width, `heads · head_size` (also its dense layer's input).
+pub fn query_size(c: &WeightContext) -> usize {
+    let head_size = c.size(field!(AttentionConfig.head_size));
+    c.size(field!(AttentionConfig.heads)).saturating_mul(head_size)
+}
+
+/// An attention's key (and value) width, `head_groups · head_size`.
+pub fn key_value_size(c: &WeightContext) -> usize {
+    let head_size = c.size(field!(AttentionConfig.head_size));
+    c.size(field!(AttentionConfig.head_groups)).saturating_mul(head_size)
+}
 
 /// A linear layer: Fast-LLM's `<fast_llm>.weight` `[out, in]` ↔ HF `<hf>.weight` (several HF
 /// layers concatenated along `out`), and a bias `[out]` when declared. See [`linear`].
@@ -21,8 +85,8 @@ pub struct Linear {
     input: Dim,
     output: Dim,
     transposed: bool,
-    /// Per expert (the count at this config path), HF `experts.<e>.<hf>`.
-    experts: Option<&'static str>,
+    /// Per expert (this many), HF `experts.<e>.<hf>`.
+    experts: Option<CountFn>,
     when: Option<WhenFn>,
     bias: Option<WhenFn>,
 }
@@ -56,11 +120,11 @@ impl Linear {
         }
     }
 
-    /// One such layer per expert (their count at the config path `count`), HF
+    /// One such layer per expert (as many as the section's `count` says), HF
     /// `experts.<e>.<hf>`, concatenated expert by expert.
-    pub fn experts(self, count: &'static str) -> Self {
+    pub fn experts(self, count: impl ConfigField<i64> + Send + Sync + 'static) -> Self {
         Linear {
-            experts: Some(count),
+            experts: Some(Arc::new(move |c| c.tensor_count(count))),
             ..self
         }
     }
@@ -73,9 +137,10 @@ impl Linear {
         }
     }
 
-    /// With a bias exactly when Fast-LLM's layer `layer` has one: its `bias.enabled`, else the
-    /// section's `add_linear_biases`.
-    pub fn bias_from(self, layer: &'static str) -> Self {
+    /// With a bias exactly when Fast-LLM's layer `layer` of the section has one
+    /// (`.bias_from(field!(MlpConfig.layer_1))`): its `bias.enabled`, else the section's
+    /// `add_linear_biases`.
+    pub fn bias_from<C: LinearBiases, L: LayerBias>(self, layer: FieldPath<C, L>) -> Self {
         self.bias_when(move |c| effective_bias(c, layer))
     }
 
@@ -89,10 +154,10 @@ impl Linear {
 
     /// The HF names of the layer's tensor `suffix` (`weight`, `bias`).
     fn names(&self, suffix: &'static str) -> super::NamesFn {
-        let (hf, experts) = (self.hf, self.experts);
-        Arc::new(move |c| match experts {
+        let (hf, experts) = (self.hf, self.experts.clone());
+        Arc::new(move |c| match &experts {
             None => hf.iter().map(|layer| format!("{layer}.{suffix}")).collect(),
-            Some(count) => (0..c.count(count))
+            Some(count) => (0..count(c))
                 .flat_map(|e| hf.iter().map(move |layer| format!("experts.{e}.{layer}.{suffix}")))
                 .collect(),
         })
@@ -100,8 +165,8 @@ impl Linear {
 
     /// The number of HF layers stacked in the Fast-LLM tensor.
     fn stacked(&self) -> Arc<dyn Fn(&WeightContext) -> usize + Send + Sync> {
-        let (layers, experts) = (self.hf.len(), self.experts);
-        Arc::new(move |c| experts.map_or(1, |count| c.count(count)).saturating_mul(layers))
+        let (layers, experts) = (self.hf.len(), self.experts.clone());
+        Arc::new(move |c| experts.as_ref().map_or(1, |count| count(c)).saturating_mul(layers))
     }
 
     fn weight(&self) -> WeightDecl {
@@ -204,12 +269,44 @@ pub fn blocks(config: &'static str, fast_llm: &'static str, hf: &'static str, bl
     }
 }
 
-/// The effective bias of `layer`: its `bias.enabled` when set, else the section's
-/// `add_linear_biases` — exactly when Fast-LLM's layer creates the bias (`fastllm_layout`
-/// derives it the same way).
-pub fn effective_bias(c: &WeightContext, layer: &str) -> bool {
-    match c.value(&format!("{layer}.bias.enabled")) {
-        Value::Bool(enabled) => enabled,
-        _ => c.flag("add_linear_biases"),
-    }
+/// The effective bias of the section's layer `layer`: its `bias.enabled` when set, else the
+/// section's `add_linear_biases` — exactly when Fast-LLM's layer creates the bias
+/// (`fastllm_layout` derives it the same way). A section of another class than `C` is reported.
+pub fn effective_bias<C: LinearBiases, L: LayerBias>(c: &WeightContext, layer: FieldPath<C, L>) -> bool {
+    c.config::<C>()
+        .is_some_and(|config| layer.of(config).bias_enabled().unwrap_or(config.add_linear_biases()))
 }
+
+/// A config class whose `add_linear_biases` is the default of its layers' biases.
+pub trait LinearBiases: FieldType + 'static {
+    /// Its `add_linear_biases`.
+    fn add_linear_biases(&self) -> bool;
+}
+
+/// A layer with a bias flag (`bias.enabled`): a linear layer or a convolution.
+pub trait LayerBias: 'static {
+    /// Its `bias.enabled`; `None` when unset.
+    fn bias_enabled(&self) -> Option<bool>;
+}
+
+macro_rules! linear_biases {
+    ($($class:ty),+) => {$(
+        impl LinearBiases for $class {
+            fn add_linear_biases(&self) -> bool {
+                self.add_linear_biases
+            }
+        }
+    )+};
+}
+linear_biases!(AttentionConfig, MlpConfig, MoeMlpConfig, MambaConfig);
+
+macro_rules! layer_bias {
+    ($($class:ty),+) => {$(
+        impl LayerBias for $class {
+            fn bias_enabled(&self) -> Option<bool> {
+                self.bias.enabled
+            }
+        }
+    )+};
+}
+layer_bias!(AffineLinearConfig, CausalConv1dConfig);

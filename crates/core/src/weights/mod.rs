@@ -3,10 +3,10 @@
 //! and every shape.
 //!
 //! The planner walks the typed Fast-LLM config (through [`Fl`], as export does): a declaration
-//! reads its section's config typed, or by a Fast-LLM path the class must declare; a path it does
-//! not declare, or a value of another type than the read expects, is a problem naming the path,
-//! never a 0 or a skipped parameter. Block sequences expand as the typed
-//! `BlockSequenceConfig` says.
+//! reads its section's config typed, a field at a time ([`field!`](crate::field!), checked at
+//! compile time) or the whole class; a section holding another class, or a size no tensor could
+//! have, is a problem naming its Fast-LLM path, never a 0 or a skipped parameter. Block
+//! sequences expand as the typed `BlockSequenceConfig` says.
 //!
 //! Transforms are stated in the import direction (HF → Fast-LLM); export applies the inverse.
 
@@ -19,11 +19,15 @@ use fastllm_config::{BaseModelConfig, BlockConfig, BlockSequenceConfig, Field, F
 use crate::Problem;
 use crate::blocks::block_path;
 use crate::dict::{self, join};
+use crate::field::ConfigField;
 use crate::fl::Fl;
 use crate::section::Section;
 
 mod builders;
-pub use builders::{Dim, Linear, blocks, effective_bias, linear, nested, norm, vector};
+pub use builders::{
+    Dim, LayerBias, Linear, LinearBiases, blocks, effective_bias, key_value_size, linear, nested, norm,
+    patch_embeddings, query_size, root_size_of, size_of, text_hidden, vector, vision_hidden, vocabulary,
+};
 
 /// How a Fast-LLM tensor is made of its HF tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,12 +91,14 @@ impl Unit {
 
 /// What a weight declaration sees: the section's typed Fast-LLM config and the root's.
 ///
-/// Every read that fails (a path the class does not declare, a value of another type than the
-/// read expects) is reported at its Fast-LLM path, and the plan fails; the read then stands in
-/// with 0 or `false` only so that the declaration can finish. Every int it hands out is bounded by
-/// the [`PlanLimits`] of the plan: a config value no tensor could have is reported at its
-/// Fast-LLM path, so declarations can size names and shapes from it without allocating or
-/// overflowing on hostile configs. Declarations combine values with saturating arithmetic; a
+/// Reads are typed: a field of the section's class (`c.size(field!(MlpConfig.intermediate_size))`)
+/// or of the root's text model (`c.root_size(field!(TextModel.hidden_size))`), so a misspelt
+/// field or one of another type does not compile. A read that fails at run time (the section
+/// holds another class than the field's) is reported at the section's Fast-LLM path, and the plan
+/// fails; the read then stands in with 0 or `false` only so that the declaration can finish.
+/// Every size it hands out is bounded by the [`PlanLimits`] of the plan: a negative value, or one
+/// no tensor could have, is reported at its Fast-LLM path, so declarations can size names and
+/// shapes from it without allocating or overflowing on hostile configs. Declarations combine values with saturating arithmetic; a
 /// saturated dimension then fails the plan's element limit by parameter name.
 pub struct WeightContext<'a> {
     section: Fl<'a>,
@@ -125,44 +131,51 @@ impl<'a> WeightContext<'a> {
         }
     }
 
-    /// An int field of the section, at most the plan's element limit.
-    pub fn int(&self, path: &str) -> usize {
-        self.size(self.section, self.config_path, path, Unit::Elements)
+    /// The field `field` of the section: `None` (reported at the section's path) when the
+    /// section holds a config of another class.
+    pub fn read<T>(&self, field: impl ConfigField<T>) -> Option<T> {
+        self.read_in(self.section, self.config_path, field)
     }
 
-    /// An int field of the root config, at most the plan's element limit.
-    pub fn root_int(&self, path: &str) -> usize {
-        self.size(self.root, "", path, Unit::Elements)
+    /// A size field of the section (`field!(MlpConfig.intermediate_size)`), at most the plan's
+    /// element limit.
+    pub fn size(&self, field: impl ConfigField<i64>) -> usize {
+        let value = self.read(field);
+        self.bounded(value, join(self.config_path, field.path()), Unit::Elements)
     }
 
     /// A count of the section that sizes a list of tensors (experts, prediction heads), at most
     /// the plan's tensor limit.
-    pub fn count(&self, path: &str) -> usize {
-        self.size(self.section, self.config_path, path, Unit::Tensors)
+    pub fn tensor_count(&self, field: impl ConfigField<i64>) -> usize {
+        let value = self.read(field);
+        self.bounded(value, join(self.config_path, field.path()), Unit::Tensors)
     }
 
-    /// A bool field of the section.
-    pub fn flag(&self, path: &str) -> bool {
-        self.bool(self.section, self.config_path, path)
+    /// A bool field of the section (`field!(MlpConfig.gated)`).
+    pub fn holds(&self, field: impl ConfigField<bool>) -> bool {
+        self.read(field).unwrap_or(false)
     }
 
-    /// A bool field of the root config.
-    pub fn root_flag(&self, path: &str) -> bool {
-        self.bool(self.root, "", path)
+    /// A size field of the root config (`field!(TextModel.hidden_size)`), at most the plan's
+    /// element limit.
+    pub fn root_size(&self, field: impl ConfigField<i64>) -> usize {
+        let value = self.read_in(self.root, "", field);
+        self.bounded(value, field.path().to_string(), Unit::Elements)
     }
 
-    /// A field of the section as its full form holds it (`null` below an absent optional
-    /// config), for reads that accept more than one type (an unset per-layer bias flag).
-    pub fn value(&self, path: &str) -> Value {
-        self.read(self.section, self.config_path, path).unwrap_or(Value::Null)
+    /// A bool field of the root config (`field!(TextModel.tied_embedding_weight)`).
+    pub fn root_holds(&self, field: impl ConfigField<bool>) -> bool {
+        self.read_in(self.root, "", field).unwrap_or(false)
     }
 
-    fn read(&self, config: Fl, prefix: &str, path: &str) -> Option<Value> {
-        match config.value(path) {
+    /// `field` of `config` (at `config_path`); a config of another class is reported at its path,
+    /// or at the field's for the root, which has none.
+    fn read_in<T>(&self, config: Fl, config_path: &str, field: impl ConfigField<T>) -> Option<T> {
+        match field.read(config) {
             Ok(value) => Some(value),
             Err(problem) => {
-                let at = join(prefix, problem.fast_llm.as_deref().unwrap_or(path));
-                self.report(at, problem.message);
+                let at = if config_path.is_empty() { field.path() } else { config_path };
+                self.report(at.to_string(), problem.message);
                 None
             }
         }
@@ -172,37 +185,20 @@ impl<'a> WeightContext<'a> {
         self.problems.borrow_mut().push(Problem::at_fast_llm(path, message));
     }
 
-    fn bool(&self, config: Fl, prefix: &str, path: &str) -> bool {
-        match self.read(config, prefix, path) {
-            Some(Value::Bool(value)) => value,
-            Some(other) => {
-                let message = format!("expected a bool for these weights, found {}", dict::show(&other));
-                self.report(join(prefix, path), message);
-                false
-            }
-            None => false,
-        }
-    }
-
-    fn size(&self, config: Fl, prefix: &str, path: &str, unit: Unit) -> usize {
-        let value = match self.read(config, prefix, path) {
-            Some(Value::Int(value)) if value >= 0 => value,
-            Some(other) => {
-                let message = format!("expected a size (an int >= 0), found {}", dict::show(&other));
-                self.report(join(prefix, path), message);
-                return 0;
-            }
-            None => return 0,
+    /// `value` (read at `path`) as a size within the plan's limit of `unit`; a negative value or
+    /// one beyond the limit is reported at `path`, and stands in as 0.
+    fn bounded(&self, value: Option<i64>, path: String, unit: Unit) -> usize {
+        let Some(value) = value else {
+            return 0;
         };
-        // One beyond `usize` saturates (never wraps), and is beyond any limit.
-        let size = usize::try_from(value).unwrap_or(usize::MAX);
+        let Ok(size) = usize::try_from(value) else {
+            self.report(path, format!("expected a size (an int >= 0), found {value}"));
+            return 0;
+        };
         if size as u64 <= self.limits.limit(unit) {
             return size;
         }
-        self.report(
-            join(prefix, path),
-            format!("{value} is more than {}", self.limits.bound(unit)),
-        );
+        self.report(path, format!("{value} is more than {}", self.limits.bound(unit)));
         0
     }
 }
@@ -644,6 +640,21 @@ impl Planner<'_> {
         }
     }
 
+    /// The number of blocks of `sequence` (at `sequence_path`); a negative `num_blocks` (which
+    /// validation refuses, but a config built in code may hold) is a problem at its path, never
+    /// 0 blocks.
+    fn block_count(&self, sequence: &BlockSequenceConfig, sequence_path: &str) -> Option<usize> {
+        let found = sequence.num_blocks();
+        let count = usize::try_from(found).ok();
+        if count.is_none() {
+            self.problem(
+                join(sequence_path, "num_blocks"),
+                format!("expected a number of blocks (an int >= 0), found {found}"),
+            );
+        }
+        count
+    }
+
     /// Walks `section` on `sub`, the config mounted below `at` as `mounted` says.
     fn walk_below(&mut self, section: &Section, at: &Place, sub: Fl, mounted: Mounted) {
         let place = Place {
@@ -756,7 +767,10 @@ impl Planner<'_> {
                 let Some(sequence) = self.sequence(at, path) else {
                     return;
                 };
-                match last_block(sequence) {
+                let Some(blocks) = self.block_count(sequence, &at.config(path)) else {
+                    return;
+                };
+                match last_block(sequence, blocks) {
                     Some((name, last)) => {
                         if let Err(message) = self.fits(copies, "copies of the last block") {
                             return self.parameter_problem(&at.fl(&fast_llm(0)), message);
@@ -899,7 +913,9 @@ impl Planner<'_> {
             return;
         };
         let sequence_path = at.config(path);
-        let count = usize::try_from(sequence.num_blocks()).unwrap_or(0);
+        let Some(count) = self.block_count(sequence, &sequence_path) else {
+            return;
+        };
         if let Err(message) = self.fits(count, "blocks") {
             return self.problem(join(&sequence_path, "num_blocks"), message);
         }
@@ -973,9 +989,9 @@ fn block_at(sequence: &BlockSequenceConfig, index: usize) -> Option<(Option<&str
     }
 }
 
-/// The block at the last position (Fast-LLM's `last_block_config`), with its name.
-fn last_block(sequence: &BlockSequenceConfig) -> Option<(Option<&str>, &BlockConfig)> {
-    let last = usize::try_from(sequence.num_blocks()).ok()?.checked_sub(1)?;
+/// The block at the last of `blocks` positions (Fast-LLM's `last_block_config`), with its name.
+fn last_block(sequence: &BlockSequenceConfig, blocks: usize) -> Option<(Option<&str>, &BlockConfig)> {
+    let last = blocks.checked_sub(1)?;
     match block_at(sequence, last)? {
         (name, Some(config)) => Some((name, config)),
         (_, None) => None,
@@ -1007,7 +1023,11 @@ fn hf_shapes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DecoderBlockConfig, GptBaseModelConfig, ModelKind, load_base_model};
+    use crate::config::{
+        ConfigClass, DecoderBlockConfig, GptBaseModelConfig, MlpBaseConfig, MlpConfig, ModelKind, MoeMlpConfig,
+        MultiModalBaseModelConfig, load_base_model,
+    };
+    use crate::field;
 
     /// A validated GPT base model with `decoder`, as every caller of the planner holds it.
     fn config(decoder: &str) -> BaseModelConfig {
@@ -1015,14 +1035,19 @@ mod tests {
         load_base_model(ModelKind::Gpt, &value).unwrap_or_else(|e| panic!("{decoder}: {e}"))
     }
 
+    /// A decoder block whose MLP, of class `T`, holds `decl` (named as the block's own).
+    fn with_mlp<T: ConfigClass>(decl: WeightDecl) -> Arc<Section> {
+        let mlp = Section::of::<T>("test.mlp").weight("w", decl).build();
+        Section::of::<DecoderBlockConfig>("test.block")
+            .weight("mlp", nested("mlp", "", "", &mlp))
+            .build()
+    }
+
     /// The planned MTP-style copies of a decoder's last block: `(name, shape)`.
     fn last_block_copies(decoder: &str) -> Result<Vec<(String, Vec<usize>)>, Vec<Problem>> {
-        let block = Section::of::<DecoderBlockConfig>("test.block")
-            .weight(
-                "w",
-                WeightDecl::param("w", &["w"], Transform::Copy, |c| vec![c.int("mlp.intermediate_size")]),
-            )
-            .build();
+        let block = with_mlp::<MlpConfig>(WeightDecl::param("w", &["w"], Transform::Copy, |c| {
+            vec![c.size(field!(MlpConfig.intermediate_size))]
+        }));
         let root = Section::of::<GptBaseModelConfig>("test.root").weight(
             "copies",
             WeightDecl::RepeatLastBlock {
@@ -1061,17 +1086,16 @@ mod tests {
     /// A root with `decoder` blocks of one `[intermediate_size · experts]` parameter named per
     /// expert, planned for `decoder` within `limits`.
     fn limited(decoder: &str, limits: PlanLimits) -> Result<Vec<PlanEntry>, Vec<Problem>> {
-        let block = Section::of::<DecoderBlockConfig>("test.block")
-            .weight(
-                "w",
-                WeightDecl::param_named(
-                    "w",
-                    |c| (0..c.count("mlp.experts")).map(|e| format!("e{e}")).collect(),
-                    Transform::Concat,
-                    |c| vec![c.int("mlp.intermediate_size").saturating_mul(c.count("mlp.experts"))],
-                ),
-            )
-            .build();
+        let experts = field!(MoeMlpConfig.experts);
+        let block = with_mlp::<MoeMlpConfig>(WeightDecl::param_named(
+            "w",
+            move |c| (0..c.tensor_count(experts)).map(|e| format!("e{e}")).collect(),
+            Transform::Concat,
+            move |c| {
+                let size = c.size(field!(MoeMlpConfig.intermediate_size));
+                vec![size.saturating_mul(c.tensor_count(experts))]
+            },
+        ));
         let root = Section::of::<GptBaseModelConfig>("test.root").weight(
             "blocks",
             WeightDecl::Blocks {
@@ -1110,30 +1134,81 @@ mod tests {
         }
     }
 
-    /// A read the config cannot answer as asked is a problem at its Fast-LLM path, never a 0 or
-    /// a skipped parameter: a field the class does not declare, a value of another type.
+    /// A read the config cannot answer is a problem at its Fast-LLM path, never a 0 or a skipped
+    /// parameter: a section holding another class than the field's (named by the section's path,
+    /// or the field's at the root, which has none), a negative size. (A field the class lacks,
+    /// or of another type, does not compile: see `field!`.)
     #[rstest::rstest]
-    #[case::undeclared(|c: &WeightContext| c.int("mlp.intermediate_sise"), "decoder.block.mlp.intermediate_sise", "has no field `intermediate_sise`")]
-    #[case::not_a_size(|c: &WeightContext| c.int("mlp.gated") , "decoder.block.mlp.gated", "expected a size (an int >= 0), found false")]
-    #[case::not_a_bool(|c: &WeightContext| usize::from(c.flag("mlp.intermediate_size")), "decoder.block.mlp.intermediate_size", "expected a bool for these weights, found 8")]
-    #[case::undeclared_at_the_root(|c: &WeightContext| c.root_int("hidden_sise"), "hidden_sise", "has no field `hidden_sise`")]
+    #[case::another_class(|c: &WeightContext| c.size(field!(MlpConfig.intermediate_size)), "decoder.block.mlp", "expected a MLPConfig, found a MoEMLPConfig")]
+    #[case::another_class_flag(|c: &WeightContext| usize::from(c.holds(field!(MlpConfig.gated))), "decoder.block.mlp", "expected a MLPConfig, found a MoEMLPConfig")]
+    #[case::another_root_class(|c: &WeightContext| c.root_size(field!(MultiModalBaseModelConfig.vision_encoder.hidden_size)), "vision_encoder.hidden_size", "expected a MultiModalBaseModelConfig, found a GPTBaseModelConfig")]
+    #[case::negative(|c: &WeightContext| c.size(field!(MoeMlpConfig.shared_experts)), "decoder.block.mlp.shared_experts", "expected a size (an int >= 0), found -3")]
+    #[case::negative_count(|c: &WeightContext| c.tensor_count(field!(MoeMlpConfig.shared_experts)), "decoder.block.mlp.shared_experts", "expected a size (an int >= 0), found -3")]
     fn a_read_the_config_cannot_answer_is_a_problem_at_its_path(
         #[case] read: fn(&WeightContext) -> usize,
         #[case] path: &str,
         #[case] message: &str,
     ) {
-        let block = Section::of::<DecoderBlockConfig>("test.block")
-            .weight(
-                "w",
-                WeightDecl::param("w", &["w"], Transform::Copy, move |c| vec![read(c)]),
-            )
-            .build();
+        let block = with_mlp::<MoeMlpConfig>(WeightDecl::param("w", &["w"], Transform::Copy, move |c| vec![read(c)]));
         let root = Section::of::<GptBaseModelConfig>("test.root")
             .weight("blocks", blocks("decoder", "decoder", "layers", &block));
-        let problems = plan(&root, &config(&fixed(1, 2, 8))).unwrap_err();
+        // Validation refuses a negative size; a config built in code may still hold one.
+        let mut config = config(&fixed(1, 2, 8));
+        mlp_of(&mut config).shared_experts = -3;
+        let problems = plan(&root, &config).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].fast_llm.as_deref(), Some(path));
         assert!(problems[0].message.contains(message), "{}", problems[0].message);
+    }
+
+    /// The MoE MLP of the fixed decoder of `config`.
+    fn mlp_of(config: &mut BaseModelConfig) -> &mut MoeMlpConfig {
+        let BaseModelConfig::Gpt(root) = config else {
+            panic!("a GPT root")
+        };
+        let BlockSequenceConfig::Fixed(decoder) = &mut root.decoder else {
+            panic!("a fixed decoder")
+        };
+        let BlockConfig::Decoder(block) = &mut decoder.block;
+        let MlpBaseConfig::Moe(mlp) = &mut block.mlp else {
+            panic!("a MoE MLP")
+        };
+        mlp
+    }
+
+    /// A block sequence with a negative `num_blocks` (refused by validation, but a config built
+    /// in code may hold one) is a problem at its path, never 0 blocks; so is its last block.
+    #[test]
+    fn a_negative_number_of_blocks_is_a_problem_at_its_path() {
+        let mut config = config(&fixed(2, 2, 8));
+        if let BaseModelConfig::Gpt(root) = &mut config
+            && let BlockSequenceConfig::Fixed(decoder) = &mut root.decoder
+        {
+            decoder.num_blocks = -1;
+        }
+        let block = Section::of::<DecoderBlockConfig>("test.block")
+            .weight("a", WeightDecl::param("a", &["a"], Transform::Copy, |_| vec![1]))
+            .build();
+        let walks = [
+            blocks("decoder", "decoder", "layers", &block),
+            WeightDecl::RepeatLastBlock {
+                config: "decoder",
+                count: Arc::new(|_| 1),
+                fast_llm: Arc::new(|k| format!("copy.{k}")),
+                hf: Arc::new(|k| format!("hf.{k}")),
+                block,
+            },
+        ];
+        for walk in walks {
+            let root = Section::of::<GptBaseModelConfig>("test.root").weight("walk", walk);
+            let problems = plan(&root, &config).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].fast_llm.as_deref(), Some("decoder.num_blocks"));
+            assert_eq!(
+                problems[0].message,
+                "expected a number of blocks (an int >= 0), found -1"
+            );
+        }
     }
 
     #[test]
@@ -1155,14 +1230,9 @@ mod tests {
     fn a_parameter_beyond_the_element_limit_is_planned_for_the_checkpoint_to_name() {
         // Checked against a checkpoint of 4096 elements, `decoder.0.w` is missing or misshapen
         // there: planned, so that the check names it as such.
-        let block = Section::of::<DecoderBlockConfig>("test.block")
-            .weight(
-                "w",
-                WeightDecl::param("w", &["w"], Transform::Copy, |c| {
-                    vec![c.int("mlp.intermediate_size"), 64]
-                }),
-            )
-            .build();
+        let block = with_mlp::<MoeMlpConfig>(WeightDecl::param("w", &["w"], Transform::Copy, |c| {
+            vec![c.size(field!(MoeMlpConfig.intermediate_size)), 64]
+        }));
         let root = Section::of::<GptBaseModelConfig>("test.root").weight(
             "blocks",
             WeightDecl::Blocks {
