@@ -117,10 +117,18 @@ pub fn attention() -> Section {
     .add(
         "key_value_bias",
         Decl::import_only(&[], &[], Covers::Exact, |hf, _| {
-            let shared = DefaultBias::from_flag(!matches!(hf.get("add_linear_biases"), Some(Value::Bool(false))));
+            let flags = [
+                hf_flag(hf, "add_linear_biases"),
+                hf_flag(hf, "key_layer.bias.enabled"),
+                hf_flag(hf, "value_layer.bias.enabled"),
+            ];
+            let [Ok(shared), Ok(key), Ok(value)] = flags else {
+                return Err(flags.into_iter().filter_map(Result::err).collect());
+            };
+            let shared = DefaultBias::from_flag(shared.unwrap_or(true));
             let biases = KeyValueBias {
-                key: effective_bias(hf, "key_layer", shared),
-                value: effective_bias(hf, "value_layer", shared),
+                key: shared.resolve(key),
+                value: shared.resolve(value),
             };
             match biases.mismatch() {
                 None => Ok(Vec::new()),
@@ -151,14 +159,18 @@ impl KeyValueBias {
     }
 }
 
-/// The effective bias of `layer` in the attention's HF dict: `bias.enabled` when set, else
-/// `default`.
-fn effective_bias(hf: &fastllm_core::config::Map, layer: &str, default: DefaultBias) -> bool {
-    let enabled = match fastllm_core::dict::get(hf, &format!("{layer}.bias.enabled")) {
-        Some(Value::Bool(enabled)) => Some(*enabled),
-        _ => None,
-    };
-    default.resolve(enabled)
+/// The bool flag at `key` of the attention's HF dict: `None` when absent or `null`; anything
+/// else is a problem naming the key (read as unset, it would make the biases disagree, or agree,
+/// for a value the import then refuses).
+fn hf_flag(hf: &fastllm_core::config::Map, key: &str) -> Result<Option<bool>, Problem> {
+    match fastllm_core::dict::get(hf, key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(enabled)) => Ok(Some(*enabled)),
+        Some(other) => Err(Problem::at_hf(
+            key,
+            format!("expected a bool (or null), found {}", other.describe()),
+        )),
+    }
 }
 
 /// A bias flag (`OptionalParameterConfig.enabled`) ↔ an HF key written even when `null`

@@ -372,3 +372,46 @@ fn apriel2_requires_a_vision_encoder() {
     let error = import("apriel2", &hf).unwrap_err();
     assert_eq!(named(error), ["vision_encoder"]);
 }
+
+/// A bias flag that is not a bool is refused by its key, not read as unset: with the value
+/// layer's bias off, an unset key bias would follow `add_linear_biases` (on) and the K/V check
+/// would blame the value layer instead.
+#[rstest]
+#[case("key_layer", r#""yes""#, r#"found str "yes""#)]
+#[case("key_layer", "1", "found int 1")]
+#[case("value_layer", "[]", "found list")]
+fn apriel2_text_a_bias_flag_that_is_not_a_bool_is_refused_by_its_key(
+    #[case] layer: &str,
+    #[case] value: &str,
+    #[case] found: &str,
+) {
+    let other = if layer == "key_layer" {
+        "value_layer"
+    } else {
+        "key_layer"
+    };
+    let mixer = format!(
+        r#"{{"type": "attention", "heads": 4, "head_groups": 2, "head_size": 16,
+            "rotary": {{"type": "default", "theta": 10000}},
+            "{other}": {{"bias": {{"enabled": false}}}}, "{layer}": {{"bias": {{"enabled": {value}}}}}}}"#
+    );
+    let hf = map(&format!(
+        r#"{{{APRIEL2_HEADER}, "decoder": {{"type": "fixed", "num_blocks": 2, "block": {{"mixer": {mixer},
+            "mlp": {{"type": "mlp", "intermediate_size": 128, "gated": true, "add_linear_biases": false,
+                    "activation": "silu"}},
+            "normalization": {{"type": "rms_norm", "epsilon": 1e-5}}}}}}}}"#
+    ));
+    let error = import("apriel2_text", &hf).unwrap_err();
+    let key = format!("decoder.block.mixer.{layer}.bias.enabled");
+    let problems = error.problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.hf.as_deref() == Some(key.as_str()) && p.message.contains(found)),
+        "{error}"
+    );
+    assert!(
+        !problems.iter().any(|p| p.message.contains("differs from key bias")),
+        "{error}"
+    );
+}
