@@ -211,19 +211,8 @@ pub fn mamba() -> Section {
             ),
         )
         .constant("repeat_kv_before_conv", boolean(true))
-        .add(
-            "layers_unmapped",
-            Decl::ignored(&[
-                "z_layer",
-                "x_layer",
-                "b_layer",
-                "c_layer",
-                "output_layer",
-                "dt_input_layer",
-                "a_log_weight",
-                "d_weight",
-            ]),
-        )
+        .add("layers_unmapped", Decl::ignored(hybrid::MAMBA_LINEAR_LAYERS))
+        .add("parameters_unmapped", Decl::ignored(hybrid::MAMBA_PARAMETERS))
         .validate("raw_bias_flags", |fl| {
             // HF reads `conv_bias` / `dt_proj_bias` as the layer's bias, `null` meaning none, while
             // Fast-LLM's unset flag means `add_linear_biases`: with that true, the HF model would
@@ -266,25 +255,8 @@ pub fn gdn() -> Section {
             "normalization",
             Decl::nested("normalization", hybrid::gdn_normalization().build()),
         )
-        .add(
-            "layers_unmapped",
-            Decl::ignored(&[
-                "qkv_projection_layer",
-                "ba_projection_layer",
-                "output_layer",
-                "dt_bias_weight",
-                "a_log_weight",
-            ]),
-        )
-        .validate(
-            "no_biases",
-            hybrid::no_biases(&[
-                "qkv_projection_layer",
-                "ba_projection_layer",
-                "output_layer",
-                "convolution_layer",
-            ]),
-        )
+        .add("layers_unmapped", Decl::ignored(hybrid::GDN_UNMAPPED))
+        .validate("no_biases", hybrid::no_biases(hybrid::GDN_LINEAR_LAYERS))
         .weight("layers", hybrid::gdn_weights())
 }
 
@@ -319,21 +291,10 @@ pub fn kda() -> Section {
                     .build(),
             ),
         )
+        .add("layers_unmapped", Decl::ignored(KDA_PROJECTIONS))
         .add(
-            "layers_unmapped",
-            Decl::ignored(&[
-                "q_projection_layer",
-                "k_projection_layer",
-                "v_projection_layer",
-                "f_a_projection_layer",
-                "f_b_projection_layer",
-                "g_a_projection_layer",
-                "g_b_projection_layer",
-                "beta_projection_layer",
-                "output_projection_layer",
-                "dt_bias_weight",
-                "a_log_weight",
-            ]),
+            "parameters_unmapped",
+            Decl::ignored(&["dt_bias_weight", "a_log_weight"]),
         )
         .validate("no_biases", hybrid::no_biases(KDA_LAYERS))
         .weight("layers", kda_weights())
@@ -370,7 +331,11 @@ fn kda_weights() -> WeightDecl {
     ])
 }
 
-/// The KDA layers, none of which has a bias in the format.
+/// The KDA projections: its layers but the convolution, which the table maps.
+const KDA_PROJECTIONS: &[&str] = KDA_LAYERS.split_last().expect("KDA has layers").1;
+
+/// The KDA layers, none of which has a bias in the format: the projections, then the
+/// convolution.
 const KDA_LAYERS: &[&str] = &[
     "q_projection_layer",
     "k_projection_layer",

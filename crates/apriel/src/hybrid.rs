@@ -44,7 +44,7 @@ pub const SSM_CFG_UNUSED: &[&str] = &[
 ];
 
 /// The Mamba linear layers whose biases follow `add_linear_biases` (`ssm_cfg.bias`).
-const MAMBA_LINEAR_LAYERS: &[&str] = &[
+pub(crate) const MAMBA_LINEAR_LAYERS: &[&str] = &[
     "z_layer",
     "x_layer",
     "b_layer",
@@ -53,8 +53,21 @@ const MAMBA_LINEAR_LAYERS: &[&str] = &[
     "dt_input_layer",
 ];
 
+/// Mamba's parameters beside its layers, whose settings carry nothing to convert.
+pub(crate) const MAMBA_PARAMETERS: &[&str] = &["d_weight", "a_log_weight"];
+
+/// The GDN's sub-configs whose settings carry nothing to convert (its projections and
+/// parameters; the convolution and the norm are mapped).
+pub(crate) const GDN_UNMAPPED: &[&str] = &[
+    "qkv_projection_layer",
+    "ba_projection_layer",
+    "output_layer",
+    "dt_bias_weight",
+    "a_log_weight",
+];
+
 /// The GDN layers without biases in the format.
-const GDN_LINEAR_LAYERS: &[&str] = &[
+pub(crate) const GDN_LINEAR_LAYERS: &[&str] = &[
     "qkv_projection_layer",
     "ba_projection_layer",
     "output_layer",
@@ -204,7 +217,7 @@ pub fn mamba() -> Section {
         )
         .add("dt_layer_weight", Decl::ignored(&["dt_layer.weight"]))
         .add("linear_layers", Decl::ignored(MAMBA_LINEAR_LAYERS))
-        .add("parameters", Decl::ignored(&["d_weight", "a_log_weight"]))
+        .add("parameters", Decl::ignored(MAMBA_PARAMETERS))
         .add("unused_ssm_cfg", Decl::ignored_hf(SSM_CFG_UNUSED))
         .validate("layer_biases", biases_follow(MAMBA_LINEAR_LAYERS))
         .weight("layers", mamba_weights())
@@ -288,16 +301,7 @@ pub fn gdn() -> Section {
             "normalization",
             Decl::nested("normalization", gdn_normalization().build()),
         )
-        .add(
-            "sub_configs",
-            Decl::ignored(&[
-                "qkv_projection_layer",
-                "ba_projection_layer",
-                "output_layer",
-                "dt_bias_weight",
-                "a_log_weight",
-            ]),
-        )
+        .add("sub_configs", Decl::ignored(GDN_UNMAPPED))
         .validate("no_biases", no_biases(GDN_LINEAR_LAYERS))
         .weight("layers", gdn_weights())
 }

@@ -18,6 +18,7 @@ use fastllm_core::config::{
     Rotary2dConfig, RotaryConfig, Value, VisionEncoderConfig,
 };
 use fastllm_core::dict::{self, show};
+use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int};
 use fastllm_core::weights::{
     self as weights, WeightContext, WeightDecl, blocks, linear, nested, norm, size_of, text_hidden, vision_hidden,
@@ -162,26 +163,14 @@ pub fn patch_embeddings() -> Section {
                 }
             }),
         )
-        .validate("square_patches", |fl| {
-            let patches = fl.config::<PatchEmbeddingsConfig>()?;
-            let (height, width) = (patches.patch_height, patches.patch_width);
-            if height == width {
-                return Ok(());
-            }
-            Err(vec![Problem::at_fast_llm(
-                "patch_width",
-                format!("{width} != patch_height {height}: the format's patches are square"),
-            )])
-        })
-        .validate("patch_bias", |fl| {
-            match fl.config::<PatchEmbeddingsConfig>()?.patch_embeddings.bias.enabled {
-                Some(true) => Err(vec![Problem::at_fast_llm(
-                    "patch_embeddings.bias.enabled",
-                    "enabled, but the format's patch embeddings have no bias",
-                )]),
-                _ => Ok(()),
-            }
-        })
+        .validate(
+            "square_patches",
+            rules::square_patches("the format's patches are square"),
+        )
+        .validate(
+            "patch_bias",
+            rules::no_biases(&["patch_embeddings"], "the format's patch embeddings have no bias"),
+        )
 }
 
 /// `encoder.block.mixer.rotary.patch_size`: written for a `pixtral_2d` rotary as

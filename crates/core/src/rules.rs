@@ -1,7 +1,7 @@
 //! Export rules many formats share (for [`crate::Section::validate`]): a Fast-LLM option the HF
 //! format has no place for must be off.
 
-use fastllm_config::{AttentionConfig, Value};
+use fastllm_config::{AttentionConfig, PatchEmbeddingsConfig, Value};
 
 use crate::Problem;
 use crate::dict::show;
@@ -45,6 +45,23 @@ pub fn no_window(why: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync + 's
     }
 }
 
+/// Patch embeddings whose `patch_width` differs from `patch_height`, for a format whose patches
+/// are square (one `patch_size`); `why` completes the message "<width> differs from patch_height
+/// <height>: …".
+pub fn square_patches(why: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync + 'static {
+    move |fl| {
+        let patches = fl.config::<PatchEmbeddingsConfig>()?;
+        let (height, width) = (patches.patch_height, patches.patch_width);
+        if height == width {
+            return Ok(());
+        }
+        Err(vec![Problem::at_fast_llm(
+            "patch_width",
+            format!("{width} differs from patch_height {height}: {why}"),
+        )])
+    }
+}
+
 /// The problem of a flag `flag` of the config at `path` that is on, if it is.
 fn refused(enabled: Option<bool>, path: &str, flag: &str, why: &str) -> Option<Problem> {
     (enabled == Some(true)).then(|| Problem::at_fast_llm(format!("{path}.{flag}"), format!("enabled, but {why}")))
@@ -70,6 +87,16 @@ mod tests {
         assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layer.bias.enabled"));
         assert_eq!(problems[0].message, "enabled, but the format has none");
         assert!(not_enabled(&["key_layer.bias"], "no")(fl).is_ok());
+    }
+
+    #[test]
+    fn patches_must_be_square() {
+        let patches = |json: &str| load::<PatchEmbeddingsConfig>(&Value::from_json_str(json).unwrap()).unwrap();
+        let rule = square_patches("they are square");
+        assert!(rule(Fl::new(&patches(r#"{"patch_height": 8, "patch_width": 8}"#))).is_ok());
+        let problems = rule(Fl::new(&patches(r#"{"patch_height": 8, "patch_width": 4}"#))).unwrap_err();
+        assert_eq!(problems[0].fast_llm.as_deref(), Some("patch_width"));
+        assert_eq!(problems[0].message, "4 differs from patch_height 8: they are square");
     }
 
     #[test]

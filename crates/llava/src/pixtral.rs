@@ -10,6 +10,7 @@ use fastllm_core::config::{
 };
 use fastllm_core::dict::show;
 use fastllm_core::hf::class::derived_head_dim;
+use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::{
     Claims, Covers, Decl, Fill, Fl, HfClass, HfKey, HfLayout, HfType, HfWrites, ImportContext, Problem, Section, Writes,
@@ -192,26 +193,11 @@ fn embeddings(norm: Arc<Section>) -> Section {
         .add("num_channels", Decl::const_export("num_channels", int(3)))
         .add("normalization", Decl::nested("normalization", norm))
         .ignore(&["patch_embeddings"])
-        .validate("square_patches", |fl| {
-            let patches = fl.config::<PatchEmbeddingsConfig>()?;
-            let (height, width) = (patches.patch_height, patches.patch_width);
-            if height == width {
-                return Ok(());
-            }
-            Err(vec![Problem::at_fast_llm(
-                "patch_width",
-                format!("{width} differs from patch_height {height}: Pixtral patches are square"),
-            )])
-        })
-        .validate("patch_bias", |fl| {
-            match fl.config::<PatchEmbeddingsConfig>()?.patch_embeddings.bias.enabled {
-                Some(true) => Err(vec![Problem::at_fast_llm(
-                    "patch_embeddings.bias.enabled",
-                    "Pixtral patches have no bias",
-                )]),
-                _ => Ok(()),
-            }
-        })
+        .validate("square_patches", rules::square_patches("Pixtral patches are square"))
+        .validate(
+            "patch_bias",
+            rules::no_biases(&["patch_embeddings"], "Pixtral patches have no bias"),
+        )
 }
 
 /// `image_size` must be 1024: the only size the exported config describes.

@@ -174,7 +174,11 @@ impl<'a> WeightContext<'a> {
         match field.read(config) {
             Ok(value) => Some(value),
             Err(problem) => {
-                let at = if config_path.is_empty() { field.path() } else { config_path };
+                let at = if config_path.is_empty() {
+                    field.path()
+                } else {
+                    config_path
+                };
                 self.report(at.to_string(), problem.message);
                 None
             }
@@ -1043,6 +1047,11 @@ mod tests {
             .build()
     }
 
+    /// A root whose decoder blocks hold `block`'s weights, under `decoder.<i>` / `layers.<i>`.
+    fn decoder_of(block: &Arc<Section>) -> Section {
+        Section::of::<GptBaseModelConfig>("test.root").weight("blocks", blocks("decoder", "decoder", "layers", block))
+    }
+
     /// The planned MTP-style copies of a decoder's last block: `(name, shape)`.
     fn last_block_copies(decoder: &str) -> Result<Vec<(String, Vec<usize>)>, Vec<Problem>> {
         let block = with_mlp::<MlpConfig>(WeightDecl::param("w", &["w"], Transform::Copy, |c| {
@@ -1096,15 +1105,7 @@ mod tests {
                 vec![size.saturating_mul(c.tensor_count(experts))]
             },
         ));
-        let root = Section::of::<GptBaseModelConfig>("test.root").weight(
-            "blocks",
-            WeightDecl::Blocks {
-                config: "decoder",
-                fast_llm: "decoder",
-                hf: "layers",
-                block,
-            },
-        );
+        let root = decoder_of(&block);
         plan_within(&root, &config(decoder), &limits)
     }
 
@@ -1150,8 +1151,7 @@ mod tests {
         #[case] message: &str,
     ) {
         let block = with_mlp::<MoeMlpConfig>(WeightDecl::param("w", &["w"], Transform::Copy, move |c| vec![read(c)]));
-        let root = Section::of::<GptBaseModelConfig>("test.root")
-            .weight("blocks", blocks("decoder", "decoder", "layers", &block));
+        let root = decoder_of(&block);
         // Validation refuses a negative size; a config built in code may still hold one.
         let mut config = config(&fixed(1, 2, 8));
         mlp_of(&mut config).shared_experts = -3;
@@ -1233,15 +1233,7 @@ mod tests {
         let block = with_mlp::<MoeMlpConfig>(WeightDecl::param("w", &["w"], Transform::Copy, |c| {
             vec![c.size(field!(MoeMlpConfig.intermediate_size)), 64]
         }));
-        let root = Section::of::<GptBaseModelConfig>("test.root").weight(
-            "blocks",
-            WeightDecl::Blocks {
-                config: "decoder",
-                fast_llm: "decoder",
-                hf: "layers",
-                block,
-            },
-        );
+        let root = decoder_of(&block);
         let plan = plan_bounded(&root, &config(&fixed(1, 2, 4000)), &PlanLimits::checkpoint(100, 4096));
         assert!(plan.problems.is_empty(), "{:?}", plan.problems);
         assert_eq!(plan.entries.len(), 1);
@@ -1269,15 +1261,7 @@ mod tests {
             .weight("a", WeightDecl::param("a", &["a"], Transform::Copy, |_| vec![1]))
             .weight("b", WeightDecl::param("b", &["b"], Transform::Copy, |_| vec![1]))
             .build();
-        let root = Section::of::<GptBaseModelConfig>("test.root").weight(
-            "blocks",
-            WeightDecl::Blocks {
-                config: "decoder",
-                fast_llm: "decoder",
-                hf: "layers",
-                block,
-            },
-        );
+        let root = decoder_of(&block);
         let config = self::config(r#"{"type": "fixed", "num_blocks": 2, "block": {"type": "decoder"}}"#);
         let plan = plan_bounded(&root, &config, &PlanLimits::checkpoint(3, 4096));
         let names: Vec<&str> = plan.entries.iter().map(|e| e.fast_llm.as_str()).collect();
