@@ -24,13 +24,6 @@ pub fn size_of(
     move |c| c.size(field)
 }
 
-/// The size field `field` of the root, as a [`Dim`] (`root_size_of(field!(TextModel.hidden_size))`).
-pub fn root_size_of(
-    field: impl ConfigField<i64> + Send + Sync + 'static,
-) -> impl Fn(&WeightContext) -> usize + Copy + Send + Sync {
-    move |c| c.root_size(field)
-}
-
 /// The text model's hidden size (`hidden_size` of either root).
 pub fn text_hidden(c: &WeightContext) -> usize {
     c.root_size(field!(TextModel.hidden_size))

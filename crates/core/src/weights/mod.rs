@@ -26,7 +26,7 @@ use crate::section::Section;
 mod builders;
 pub use builders::{
     Dim, LayerBias, Linear, LinearBiases, blocks, effective_bias, key_value_size, linear, nested, norm,
-    patch_embeddings, query_size, root_size_of, size_of, text_hidden, vector, vision_hidden, vocabulary,
+    patch_embeddings, query_size, size_of, text_hidden, vector, vision_hidden, vocabulary,
 };
 
 /// How a Fast-LLM tensor is made of its HF tensors.
@@ -98,8 +98,9 @@ impl Unit {
 /// fails; the read then stands in with 0 or `false` only so that the declaration can finish.
 /// Every size it hands out is bounded by the [`PlanLimits`] of the plan: a negative value, or one
 /// no tensor could have, is reported at its Fast-LLM path, so declarations can size names and
-/// shapes from it without allocating or overflowing on hostile configs. Declarations combine values with saturating arithmetic; a
-/// saturated dimension then fails the plan's element limit by parameter name.
+/// shapes from it without allocating or overflowing on hostile configs. Declarations combine
+/// values with saturating arithmetic; a saturated dimension then fails the plan's element limit
+/// by parameter name. No read takes a string path.
 pub struct WeightContext<'a> {
     section: Fl<'a>,
     root: Fl<'a>,
@@ -110,16 +111,6 @@ pub struct WeightContext<'a> {
 }
 
 impl<'a> WeightContext<'a> {
-    /// The section's typed config (`section().config::<AttentionConfig>()`).
-    pub fn section(&self) -> Fl<'a> {
-        self.section
-    }
-
-    /// The root's typed config (`root().text_model()`).
-    pub fn root(&self) -> Fl<'a> {
-        self.root
-    }
-
     /// The section's config as the class `T` (reported when it is another class).
     pub fn config<T: FieldType + 'static>(&self) -> Option<&'a T> {
         match self.section.config::<T>() {
