@@ -1,11 +1,13 @@
 //! Export rules many formats share (for [`crate::Section::validate`]): a Fast-LLM option the HF
-//! format has no place for must be off.
+//! format has no place for must be off; and [`token_embeddings`], the table of embeddings
+//! such a format holds.
 
-use fastllm_config::{AttentionConfig, PatchEmbeddingsConfig, Value};
+use fastllm_config::{AttentionConfig, LanguageModelEmbeddingsConfig, PatchEmbeddingsConfig, PeftConfig, Value};
 
 use crate::Problem;
 use crate::dict::show;
 use crate::fl::{Checked, Fl, checked};
+use crate::section::{Decl, Section};
 
 /// Each optional parameter of `paths` must not be enabled (`<path>.enabled` true); `why`
 /// completes the message "enabled, but …".
@@ -62,6 +64,34 @@ pub fn square_patches(why: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync
     }
 }
 
+/// No PEFT on the root (an HF config has no place for adapters).
+pub fn no_peft(fl: Fl) -> Checked {
+    match fl.text_model()?.peft {
+        PeftConfig::None(_) => Ok(()),
+        found => Err(vec![Problem::at_fast_llm(
+            "peft.type",
+            format!(
+                "PEFT {} has no HF form (merge adapters first)",
+                show(&Value::Str(found.type_name().into()))
+            ),
+        )]),
+    }
+}
+
+/// The table `name` of token embeddings that an HF format holds as `vocab_size` alone: no
+/// position embeddings (refused when enabled; `why` completes the message "enabled, but …"),
+/// nothing of the word embeddings' parameter settings. A format adds its `embedding_scale`.
+pub fn token_embeddings(name: &'static str, why: &'static str) -> Section {
+    Section::of::<LanguageModelEmbeddingsConfig>(name)
+        .same("vocab_size")
+        .ignore(&["word_embeddings"])
+        .add(
+            "position_embeddings",
+            Decl::ignored(&["position_embeddings", "num_position_embeddings"]),
+        )
+        .validate("position_embeddings", not_enabled(&["position_embeddings"], why))
+}
+
 /// The problem of a flag `flag` of the config at `path` that is on, if it is.
 fn refused(enabled: Option<bool>, path: &str, flag: &str, why: &str) -> Option<Problem> {
     (enabled == Some(true)).then(|| Problem::at_fast_llm(format!("{path}.{flag}"), format!("enabled, but {why}")))
@@ -87,6 +117,34 @@ mod tests {
         assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layer.bias.enabled"));
         assert_eq!(problems[0].message, "enabled, but the format has none");
         assert!(not_enabled(&["key_layer.bias"], "no")(fl).is_ok());
+    }
+
+    #[test]
+    fn peft_is_refused_by_its_type() {
+        let root =
+            |json: &str| load::<fastllm_config::GptBaseModelConfig>(&Value::from_json_str(json).unwrap()).unwrap();
+        assert!(no_peft(Fl::new(&root("{}"))).is_ok());
+        let problems = no_peft(Fl::new(&root(r#"{"peft": {"type": "lora"}}"#))).unwrap_err();
+        assert_eq!(problems[0].fast_llm.as_deref(), Some("peft.type"));
+        assert_eq!(
+            problems[0].message,
+            r#"PEFT "lora" has no HF form (merge adapters first)"#
+        );
+    }
+
+    #[test]
+    fn token_embeddings_refuse_position_embeddings() {
+        let embeddings =
+            |json: &str| load::<LanguageModelEmbeddingsConfig>(&Value::from_json_str(json).unwrap()).unwrap();
+        let table = token_embeddings("test.embeddings", "no such thing");
+        let enabled = embeddings(r#"{"position_embeddings": {"enabled": true}}"#);
+        let problems: Vec<Problem> = (table.validators.iter())
+            .filter_map(|(_, v)| v(Fl::new(&enabled)).err())
+            .flatten()
+            .collect();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].fast_llm.as_deref(), Some("position_embeddings.enabled"));
+        assert_eq!(problems[0].message, "enabled, but no such thing");
     }
 
     #[test]

@@ -12,9 +12,8 @@ use fastllm_core::activation::activation;
 use fastllm_core::blocks::block_path;
 use fastllm_core::config::{
     AttentionConfig, BlockConfig, DecoderBlockConfig, DefaultRotaryConfig, FixedRmsNormConfig, GptBaseModelConfig,
-    HybridMoeMlpConfig, LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MlpBaseConfig, MlpConfig,
-    MoeMlpConfig, NoNormalizationConfig, NormalizationConfig, PeftConfig, ProportionalRotaryConfig, Reflect,
-    RmsNormalizationConfig, Value,
+    HybridMoeMlpConfig, LanguageModelHeadConfig, Map, MlpBaseConfig, MlpConfig, MoeMlpConfig, NoNormalizationConfig,
+    NormalizationConfig, ProportionalRotaryConfig, Reflect, RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::show;
 use fastllm_core::rules;
@@ -551,27 +550,8 @@ pub fn block(layer: LayerType, mlp: MlpKind) -> Section {
 
 /// The token embeddings, scaled by `hidden_size ** 0.5` (checked on export by the root).
 pub fn embeddings() -> Section {
-    Section::of::<LanguageModelEmbeddingsConfig>("gemma4.embeddings")
-        .same("vocab_size")
-        .ignore(&["word_embeddings"])
-        .add(
-            "position_embeddings",
-            Decl::ignored(&["position_embeddings", "num_position_embeddings"]),
-        )
+    rules::token_embeddings("gemma4.embeddings", "Gemma 4 has no position embeddings")
         .add("embedding_scale", hidden_size_scale(&["embedding_scale"], 0.5))
-        .validate("position_embeddings", |fl| {
-            match fl
-                .config::<LanguageModelEmbeddingsConfig>()?
-                .position_embeddings
-                .enabled
-            {
-                Some(true) => Err(vec![Problem::at_fast_llm(
-                    "position_embeddings.enabled",
-                    "enabled, but Gemma 4 has no position embeddings",
-                )]),
-                _ => Ok(()),
-            }
-        })
 }
 
 /// The head: final norm, optional logit softcap, one prediction head.
@@ -718,16 +698,7 @@ pub fn base_model() -> Section {
                 .collect();
             checked(problems)
         })
-        .validate("peft", |fl| match fl.text_model()?.peft {
-            PeftConfig::None(_) => Ok(()),
-            found => Err(vec![Problem::at_fast_llm(
-                "peft.type",
-                format!(
-                    "PEFT {} has no HF form (merge adapters first)",
-                    show(&Value::Str(found.type_name().into()))
-                ),
-            )]),
-        })
+        .validate("peft", rules::no_peft)
 }
 
 /// `Gemma4ForCausalLM`'s root: the text model's table, its weights under `model`, then the

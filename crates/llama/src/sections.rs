@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use fastllm_core::activation::activation;
 use fastllm_core::config::{
-    AffineLinearConfig, AttentionConfig, BlockConfig, DecoderBlockConfig, GptBaseModelConfig,
-    LanguageModelEmbeddingsConfig, LanguageModelHeadConfig, Map, MixerConfig, MlpConfig, MoeMlpConfig, PeftConfig,
-    RmsNormalizationConfig, Value,
+    AffineLinearConfig, AttentionConfig, BlockConfig, DecoderBlockConfig, GptBaseModelConfig, LanguageModelHeadConfig,
+    Map, MixerConfig, MlpConfig, MoeMlpConfig, RmsNormalizationConfig, Value,
 };
 use fastllm_core::dict::show;
 use fastllm_core::hf::class::derived_head_dim;
@@ -196,15 +195,8 @@ pub fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) -> Sect
 
 /// The token embeddings (`vocab_size`).
 pub fn embeddings() -> Section {
-    Section::of::<LanguageModelEmbeddingsConfig>("llama.embeddings")
-        .same("vocab_size")
-        .ignore(&["word_embeddings"])
-        .add(
-            "position_embeddings",
-            Decl::ignored(&["position_embeddings", "num_position_embeddings"]),
-        )
+    rules::token_embeddings("llama.embeddings", "the format has no such parameter")
         .constant("embedding_scale", float(1.0))
-        .validate("position_embeddings", not_enabled(&["position_embeddings"]))
 }
 
 /// The head: final norm; one prediction head, no logit softcap. Weights: the final norm
@@ -249,16 +241,7 @@ pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
         .same("hidden_size")
         .rename("tied_embedding_weight", "tie_word_embeddings")
         .ignore(&["peft"])
-        .validate("peft", |fl| match fl.text_model()?.peft {
-            PeftConfig::None(_) => Ok(()),
-            found => Err(vec![Problem::at_fast_llm(
-                "peft.type",
-                format!(
-                    "PEFT {} has no HF form (merge adapters first)",
-                    show(&Value::Str(found.type_name().into()))
-                ),
-            )]),
-        })
+        .validate("peft", rules::no_peft)
 }
 
 // ---------------------------------------------------------------------------------------------
