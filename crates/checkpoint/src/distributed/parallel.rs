@@ -278,9 +278,58 @@ mod tests {
         r#"{"distributed": {"world_size": 2}, "multi_stage": {"stages_per_pipeline_stage": 2}}"#,
         "only accepts 1"
     )]
+    #[case(
+        r#"{"distributed": {"world_size": 2}, "multi_stage": 3}"#,
+        "multi_stage: expected a mapping, found int 3"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 1180591620717411303424}}"#,
+        "distributed.world_size: 1180591620717411303424 is too large"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 2}, "multi_stage": {"layers_per_stage": 0}}"#,
+        "multi_stage.layers_per_stage: expected a positive number, found int 0"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 2}, "multi_stage": {"zero_stage": 4}}"#,
+        "multi_stage.zero_stage: expected 1, 2 or 3, found int 4"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 2, "pipeline_first": 1}}"#,
+        "distributed.pipeline_first: expected a bool, found int 1"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 2}, "multi_stage": {"store_frozen_weights_in_optimization_precision": 0}}"#,
+        "multi_stage.store_frozen_weights_in_optimization_precision: expected a bool, found int 0"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 2, "compute_dtype": 16}, "multi_stage": {"store_frozen_weights_in_optimization_precision": false}}"#,
+        "distributed.compute_dtype: expected a data type name, found int 16"
+    )]
     fn bad_configs_are_named(#[case] json: &str, #[case] message: &str) {
         let error = parallelism(json).unwrap_err();
         assert!(error.contains(message), "{error}");
+    }
+
+    #[test]
+    fn absent_and_null_fields_take_fast_llms_defaults() {
+        let layout = parallelism(
+            r#"{"distributed": {"world_size": 2, "pipeline_first": null}, "multi_stage": {"zero_stage": null}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                layout.tensor_parallel,
+                layout.pipeline_parallel,
+                layout.sequence_data_parallel
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            (layout.layers_per_stage, layout.zero_stage, layout.pipeline_first),
+            (1.0, None, false)
+        );
+        assert_eq!((layout.shard_dtype, layout.frozen_dtype), ("F32", "F32"));
     }
 
     #[test]
