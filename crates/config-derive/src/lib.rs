@@ -31,20 +31,26 @@ pub fn derive_config(input: TokenStream) -> TokenStream {
     result.unwrap_or_else(|e| e.to_compile_error()).into()
 }
 
-#[derive(Default)]
 struct ContainerAttrs {
-    class: Option<LitStr>,
+    /// The Python class name (`#[config(class = ...)]`, else the Rust type's).
+    class: LitStr,
     type_name: Option<LitStr>,
     aliases: Vec<LitStr>,
     default_variant: Option<Ident>,
 }
 
 fn container_attrs(input: &DeriveInput) -> syn::Result<ContainerAttrs> {
-    let mut out = ContainerAttrs::default();
+    let name = &input.ident;
+    let mut out = ContainerAttrs {
+        class: LitStr::new(&name.to_string(), name.span()),
+        type_name: None,
+        aliases: Vec::new(),
+        default_variant: None,
+    };
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("config")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("class") {
-                out.class = Some(meta.value()?.parse()?);
+                out.class = meta.value()?.parse()?;
             } else if meta.path.is_ident("type_name") {
                 out.type_name = Some(meta.value()?.parse()?);
             } else if meta.path.is_ident("default") {
@@ -127,9 +133,7 @@ fn hint_variant(hint: &Ident) -> syn::Result<TokenStream2> {
 fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     let attrs = container_attrs(input)?;
-    let class = attrs
-        .class
-        .unwrap_or_else(|| LitStr::new(&name.to_string(), name.span()));
+    let class = &attrs.class;
     let type_name = match &attrs.type_name {
         Some(t) => quote!(Some(#t)),
         None => quote!(None),
@@ -256,7 +260,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         quote!(#(#eqs)&&*)
     };
 
-    let field_type_common = field_type_common(&class);
+    let field_type_common = field_type_common(class);
     Ok(quote! {
         impl ::core::default::Default for #name {
             fn default() -> Self {
@@ -433,9 +437,7 @@ fn by_length(arms: &[(usize, TokenStream2)]) -> TokenStream2 {
 fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     let attrs = container_attrs(input)?;
-    let class = attrs
-        .class
-        .unwrap_or_else(|| LitStr::new(&name.to_string(), name.span()));
+    let class = &attrs.class;
     let Data::Enum(data) = &input.data else { unreachable!() };
     let mut variants = Vec::new();
     let mut types = Vec::new();
@@ -503,7 +505,7 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
     };
 
     let fills: Vec<TokenStream2> = variants.iter().zip(&types).map(|(v, t)| fill_variant(v, t)).collect();
-    let field_type_common = field_type_common(&class);
+    let field_type_common = field_type_common(class);
     Ok(quote! {
         #default_impl
 
