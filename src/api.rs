@@ -203,6 +203,19 @@ pub struct ConvertRequest<'a> {
     pub output: &'a Path,
 }
 
+impl<'a> ConvertRequest<'a> {
+    /// The conversion between local paths this request names: its formats resolved (`auto`
+    /// detected from the input), the input's first.
+    pub fn resolve(&self) -> Result<Conversion<'a>, String> {
+        Ok(Conversion {
+            input: self.input,
+            from: side(self.from, Some(self.input))?,
+            output: self.output,
+            to: side(self.to, None)?,
+        })
+    }
+}
+
 /// Converts a checkpoint; `progress(done, total)` may stop it (`Break`): the failure then says
 /// `interrupted` and nothing is left of the output.
 pub fn convert(
@@ -210,32 +223,16 @@ pub fn convert(
     options: &convert::Options,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<JsonSummary, Failure> {
-    let &ConvertRequest {
-        from,
-        to,
-        input,
-        output,
-    } = request;
-    if crate::remote::is_remote(input) || crate::remote::is_remote(output) {
+    if crate::remote::is_remote(request.input) || crate::remote::is_remote(request.output) {
         let io = crate::remote::IoOptions::default();
         return crate::remote::convert(request, options, &io, progress)
             .map(|summary| JsonSummary::new(&summary, options))
             .map_err(Failure::message);
     }
-    let from = side(from, Some(input)).map_err(Failure::message)?;
-    let to = side(to, None).map_err(Failure::message)?;
-    convert::convert_cancellable(
-        &Conversion {
-            input,
-            from,
-            output,
-            to,
-        },
-        options,
-        progress,
-    )
-    .map(|summary| JsonSummary::new(&summary, options))
-    .map_err(|e| Failure::conversion(&e))
+    let conversion = request.resolve().map_err(Failure::message)?;
+    convert::convert_cancellable(&conversion, options, progress)
+        .map(|summary| JsonSummary::new(&summary, options))
+        .map_err(|e| Failure::conversion(&e))
 }
 
 /// A config document from `file`, a path or an object-store / HTTP URL (bounded like a

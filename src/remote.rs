@@ -42,7 +42,7 @@
 
 use std::path::Path;
 
-use fastllm_checkpoint::convert::{self, Conversion, Summary};
+use fastllm_checkpoint::convert::{self, Summary};
 use fastllm_checkpoint::source::RemoteInput;
 
 use crate::api::{ConvertRequest, Failure};
@@ -121,25 +121,7 @@ fn local(
     options: &convert::Options,
     progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
 ) -> Result<Summary, String> {
-    let &ConvertRequest {
-        from,
-        to,
-        input,
-        output,
-    } = request;
-    let from = crate::api::side(from, Some(input))?;
-    let to = crate::api::side(to, None)?;
-    convert::convert_cancellable(
-        &Conversion {
-            input,
-            from,
-            output,
-            to,
-        },
-        options,
-        progress,
-    )
-    .map_err(|e| e.to_string())
+    convert::convert_cancellable(&request.resolve()?, options, progress).map_err(|e| e.to_string())
 }
 
 #[cfg(feature = "object-store")]
@@ -181,12 +163,7 @@ mod imp {
         io: &IoOptions,
         progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
     ) -> Result<Summary, String> {
-        let &ConvertRequest {
-            from,
-            to,
-            input,
-            output,
-        } = request;
+        let &ConvertRequest { input, output, .. } = request;
         let (limits, retries) = io_settings(io);
         let open = |path: &Path| -> Result<Option<Remote>, String> {
             if !is_remote(path) {
@@ -285,19 +262,14 @@ mod imp {
             }
             message
         };
-        let from = crate::api::side(from, Some(&local_input)).map_err(rename)?;
-        let to = crate::api::side(to, None)?;
-        let converted = convert::convert_cancellable(
-            &Conversion {
-                input: &local_input,
-                from,
-                output: &local_output,
-                to,
-            },
-            &local_options,
-            progress,
-        )
-        .map_err(|e| rename(e.to_string()));
+        let staged = ConvertRequest {
+            input: &local_input,
+            output: &local_output,
+            ..*request
+        };
+        let conversion = staged.resolve().map_err(rename)?;
+        let converted =
+            convert::convert_cancellable(&conversion, &local_options, progress).map_err(|e| rename(e.to_string()));
         // The parts adopted into the output, removed once it is published.
         let adopted = finalized_parts.map_or_else(Vec::new, |parts| lock(&parts.adopted).clone());
         // The publication's only other holders: dropped, so that it can finish (or, on an
@@ -715,19 +687,21 @@ mod imp {
         progress: &mut dyn FnMut(u64, u64) -> std::ops::ControlFlow<()>,
     ) -> Result<Summary, String> {
         if let Some(remote) = [request.input, request.output].into_iter().find(|p| is_remote(p)) {
-            return Err(format!(
-                "{}: object-store paths need a build with the `object-store` feature",
-                remote.display()
-            ));
+            return Err(feature_needed(remote));
         }
         local(request, options, progress)
     }
 
-    pub(super) fn read_document(path: &Path, _io: &IoOptions) -> Result<fastllm_config::Map, Failure> {
-        Err(Failure::message(format!(
+    /// Why this build cannot use the remote `path`.
+    fn feature_needed(path: &Path) -> String {
+        format!(
             "{}: object-store paths need a build with the `object-store` feature",
             path.display()
-        )))
+        )
+    }
+
+    pub(super) fn read_document(path: &Path, _io: &IoOptions) -> Result<fastllm_config::Map, Failure> {
+        Err(Failure::message(feature_needed(path)))
     }
 
     pub(super) fn with_checkpoint<T>(
@@ -735,10 +709,7 @@ mod imp {
         _io: &IoOptions,
         _describe: impl FnOnce(&Path, Option<&RemoteInput>) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        Err(Failure::message(format!(
-            "{}: object-store paths need a build with the `object-store` feature",
-            path.display()
-        )))
+        Err(Failure::message(feature_needed(path)))
     }
 }
 

@@ -236,6 +236,16 @@ def _failure(error: _native.NativeFailure) -> ConversionError:
     return ConversionError(message, [Problem(**p) for p in json.loads(problems)])
 
 
+def _native_json(function: Callable[..., str], *args: object) -> Any:
+    """The JSON ``function(*args)`` returns, parsed; its rejection raised as a
+    :class:`ConversionError`."""
+    try:
+        out = function(*args)
+    except _native.NativeFailure as error:
+        raise _failure(error) from None
+    return json.loads(out)
+
+
 def _path(value: object, argument: str) -> str:
     if isinstance(value, (str, os.PathLike)):
         path = os.fspath(value)
@@ -404,29 +414,27 @@ def convert(
         callback = progress
     else:
         raise TypeError(f"progress: expected a callable (done_bytes, total_bytes), True or None, got {progress!r}")
-    try:
-        text = _native.convert(
-            input_path,
-            output_path,
-            source,
-            target,
-            rope_layout,
-            cast,
-            _flag(allow_overflow, "allow_overflow"),
-            _flag(force, "force"),
-            _flag(dry_run, "dry_run"),
-            _flag(config_only, "config_only"),
-            _flag(text_only, "text_only"),
-            _keys(drop_keys, "drop_keys"),
-            size,
-            shard_name,
-            parallel,
-            _flag(optimizer_state, "optimizer_state"),
-            callback,
-        )
-    except _native.NativeFailure as error:
-        raise _failure(error) from None
-    return Summary.from_dict(json.loads(text))
+    summary = _native_json(
+        _native.convert,
+        input_path,
+        output_path,
+        source,
+        target,
+        rope_layout,
+        cast,
+        _flag(allow_overflow, "allow_overflow"),
+        _flag(force, "force"),
+        _flag(dry_run, "dry_run"),
+        _flag(config_only, "config_only"),
+        _flag(text_only, "text_only"),
+        _keys(drop_keys, "drop_keys"),
+        size,
+        shard_name,
+        parallel,
+        _flag(optimizer_state, "optimizer_state"),
+        callback,
+    )
+    return Summary.from_dict(summary)
 
 
 def import_config(
@@ -445,11 +453,8 @@ def import_config(
     """
     text, path = _dict_or_path(hf, "hf")
     name = _format(format, "format", ["auto"])
-    try:
-        out = _native.import_config(text, path, name, _keys(drop_keys, "drop_keys"), _flag(text_only, "text_only"))
-    except _native.NativeFailure as error:
-        raise _failure(error) from None
-    result: Dict[str, Any] = json.loads(out)
+    keys = _keys(drop_keys, "drop_keys")
+    result: Dict[str, Any] = _native_json(_native.import_config, text, path, name, keys, _flag(text_only, "text_only"))
     return result
 
 
@@ -470,11 +475,7 @@ def export_config(
     text, path = _dict_or_path(fast_llm, "fast_llm")
     name = _format(format, "format", [])
     layout = _choice(hf_layout, "hf_layout", ["v4", "v5"])
-    try:
-        out = _native.export_config(text, path, name, layout, _flag(complete, "complete"))
-    except _native.NativeFailure as error:
-        raise _failure(error) from None
-    result: Dict[str, Any] = json.loads(out)
+    result: Dict[str, Any] = _native_json(_native.export_config, text, path, name, layout, _flag(complete, "complete"))
     return result
 
 
@@ -494,11 +495,7 @@ def normalize(
     text, path = _dict_or_path(fast_llm, "fast_llm")
     chosen_form = _choice(form, "form", ["explicit", "architecture", "full"])
     chosen_model = _choice(model, "model", ["gpt", "multimodal"])
-    try:
-        out = _native.normalize(text, path, chosen_form, chosen_model)
-    except _native.NativeFailure as error:
-        raise _failure(error) from None
-    result: Dict[str, Any] = json.loads(out)
+    result: Dict[str, Any] = _native_json(_native.normalize, text, path, chosen_form, chosen_model)
     return result
 
 
@@ -510,11 +507,7 @@ def inspect(path: PathLike) -> Dict[str, Any]:
     ``parameters``, ``files`` and, by kind, ``dtypes`` and ``not_converted`` or the training
     checkpoint's ``parallel`` layout, ``shards``, ``dtype``, ``step`` and ``documents_seen``.
     """
-    try:
-        out = _native.inspect(_path(path, "path"))
-    except _native.NativeFailure as error:
-        raise _failure(error) from None
-    result: Dict[str, Any] = json.loads(out)
+    result: Dict[str, Any] = _native_json(_native.inspect, _path(path, "path"))
     return result
 
 
@@ -528,9 +521,5 @@ def formats() -> List[Dict[str, Any]]:
 def explain(format: str) -> List[Dict[str, Any]]:
     """A format's mapping table, from its declarations: one dict per row with ``fast_llm``
     (the Fast-LLM path), ``hf`` (the HF key), ``primitive`` and ``note``."""
-    try:
-        out = _native.explain(_format(format, "format", []))
-    except _native.NativeFailure as error:
-        raise _failure(error) from None
-    result: List[Dict[str, Any]] = json.loads(out)
+    result: List[Dict[str, Any]] = _native_json(_native.explain, _format(format, "format", []))
     return result

@@ -233,6 +233,18 @@ def test_bad_arguments_name_the_argument(llama_hf: Path, tmp_path: Path) -> None
     assert not out.exists()
 
 
+def test_the_extension_names_a_bad_choice_and_the_choices() -> None:
+    # Checked again behind the Python layer's checks, for a caller of the extension itself.
+    from fastllm_convert import _native
+
+    with pytest.raises(ValueError, match=r"""^form: "short" is not one of 'explicit', 'architecture', 'full'$"""):
+        _native.normalize("{}", None, "short", "gpt")
+    with pytest.raises(ValueError, match=r"""^model: "vit" is not one of 'gpt', 'multimodal'$"""):
+        _native.normalize("{}", None, "full", "vit")
+    with pytest.raises(ValueError, match=r"""^hf_layout: "v6" is not one of 'v4', 'v5'$"""):
+        _native.export_config("{}", None, "llama", "v6", False)
+
+
 def big_checkpoint(directory: Path, llama_hf: Path, vocab: int = 120_000) -> Path:
     """The fixture's Llama with a large vocabulary: ~60 MB of embeddings and head."""
     directory.mkdir()

@@ -96,7 +96,10 @@ fn transpose_typed<const E: usize>(input: &[u8], matrix: Matrix, columns: Column
         }
         _ => {}
     }
-    transpose_bytes::<E>(input, matrix, columns, out)
+    // Unaligned: elements as byte arrays (the buffers' lengths are whole elements).
+    let (input, _) = input.as_chunks::<E>();
+    let (out, _) = out.as_chunks_mut::<E>();
+    transpose_elements(input, matrix, columns, out)
 }
 
 /// The tiled transpose on whole elements, for the input columns `columns`.
@@ -110,25 +113,6 @@ fn transpose_elements<T: Copy>(input: &[T], matrix: Matrix, columns: Columns, ou
                 let to = &mut out[to_row + r0..to_row + r1];
                 for (r, slot) in (r0..r1).zip(to.iter_mut()) {
                     *slot = input[r * cols + c];
-                }
-            }
-        }
-    }
-}
-
-fn transpose_bytes<const E: usize>(input: &[u8], matrix: Matrix, columns: Columns, out: &mut [u8]) {
-    let Matrix { rows, cols, .. } = matrix;
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in columns.clone().step_by(TILE) {
-            let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(columns.end));
-            // Writes are contiguous along `r` inside the tile.
-            for c in c0..c1 {
-                let to_row = (c - columns.start) * rows;
-                for r in r0..r1 {
-                    let from = (r * cols + c) * E;
-                    let to = (to_row + r) * E;
-                    let value: [u8; E] = input[from..from + E].try_into().expect("E bytes");
-                    out[to..to + E].copy_from_slice(&value);
                 }
             }
         }
@@ -176,5 +160,21 @@ mod tests {
         };
         transpose(&out, transposed, &mut back);
         assert_eq!(back, input);
+    }
+
+    // Buffers one byte off their allocation's alignment take the byte-array path.
+    #[rstest]
+    #[case(3, 5, 2)]
+    #[case(130, 67, 4)]
+    #[case(7, 200, 8)]
+    fn unaligned_transpose_matches_naive(#[case] rows: usize, #[case] cols: usize, #[case] element: usize) {
+        let len = rows * cols * element;
+        let mut input = vec![0u8; len + 1];
+        for (i, byte) in input[1..].iter_mut().enumerate() {
+            *byte = (i * 31 % 251) as u8;
+        }
+        let mut out = vec![0u8; len + 1];
+        transpose(&input[1..], Matrix { rows, cols, element }, &mut out[1..]);
+        assert_eq!(out[1..], naive(&input[1..], rows, cols, element));
     }
 }

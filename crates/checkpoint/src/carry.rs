@@ -6,7 +6,7 @@ use std::path::Path;
 
 use fastllm_config::{BaseModelConfig, Map, Value};
 use fastllm_core::carried::METADATA_KEY;
-use fastllm_core::{Carried, ConvertError, Direction, Handler};
+use fastllm_core::{Carried, ConvertError, Direction, Handler, Problem};
 
 use crate::CheckpointError;
 use crate::convert::{ConversionError, Options};
@@ -67,21 +67,7 @@ pub fn import_hf(
     options: &ImportOptions,
 ) -> Result<(BaseModelConfig, Map, Vec<DroppedKey>), ConvertError> {
     let &ImportOptions { drop_keys, text_only } = options;
-    let requested = handler
-        .drop_keys(&mut hf, drop_keys)
-        .map_err(|problems| ConvertError::Rejected {
-            format: handler.name.to_string(),
-            direction: Direction::Import,
-            problems,
-        })?;
-    let mut dropped: Vec<DroppedKey> = requested
-        .into_iter()
-        .map(|(key, value)| DroppedKey {
-            key,
-            value,
-            by: DropCause::Requested,
-        })
-        .collect();
+    let mut dropped = requested(handler.name, handler.drop_keys(&mut hf, drop_keys))?;
     if text_only {
         let (kept, keys) = handler.without_unconverted(&hf);
         dropped.extend(keys.into_iter().map(|key| DroppedKey {
@@ -129,22 +115,26 @@ pub(crate) fn read_stored(
     options: &Options,
 ) -> Result<(Carried, Vec<DroppedKey>), ConversionError> {
     let mut carried = stored(path, metadata)?;
-    let dropped = carried
-        .drop_keys(&options.drop_keys)
-        .map_err(|problems| ConvertError::Rejected {
-            format: "fast_llm".to_string(),
-            direction: Direction::Import,
-            problems,
-        })?;
-    let dropped = dropped
+    let dropped = requested("fast_llm", carried.drop_keys(&options.drop_keys))?;
+    Ok((carried, dropped))
+}
+
+/// What `--drop-key` dropped from an input of `format` (`drops`: the keys with their values, or
+/// why some cannot be dropped, which rejects the import).
+fn requested(format: &str, drops: Result<Vec<(String, Value)>, Vec<Problem>>) -> Result<Vec<DroppedKey>, ConvertError> {
+    let dropped = drops.map_err(|problems| ConvertError::Rejected {
+        format: format.to_string(),
+        direction: Direction::Import,
+        problems,
+    })?;
+    Ok(dropped
         .into_iter()
         .map(|(key, value)| DroppedKey {
             key,
             value,
             by: DropCause::Requested,
         })
-        .collect();
-    Ok((carried, dropped))
+        .collect())
 }
 
 /// Stores `carried` in `metadata.yaml`'s free-form `metadata:` dict (nothing when empty).

@@ -4,23 +4,17 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_core::weights::{PlanLimits, elements};
-use fastllm_core::{ConvertError, Problem};
+use fastllm_core::{ConvertError, Problem, render_problems};
 
 use crate::convert::{ConversionError, Side};
 use crate::{FileSet, dtype_size};
 
 /// The problems of a weight plan, under one heading.
 pub(crate) fn render_plan(format: &str, problems: &[Problem]) -> String {
-    let n = problems.len();
-    let mut out = format!(
-        "the {format} tensors this config implies cannot be planned ({n} problem{}):",
-        if n == 1 { "" } else { "s" }
-    );
-    for problem in problems {
-        out.push_str("\n  ");
-        out.push_str(&problem.to_string());
-    }
-    out
+    render_problems(
+        &format!("the {format} tensors this config implies cannot be planned"),
+        problems,
+    )
 }
 
 /// The file an input side's config is read from.
@@ -55,4 +49,18 @@ pub(crate) fn limits(files: &FileSet) -> PlanLimits {
 /// The byte size of a tensor, or `None` for an unknown dtype or an overflowing shape.
 pub(crate) fn tensor_bytes(shape: &[usize], dtype: &str) -> Option<u64> {
     elements(shape)?.checked_mul(dtype_size(dtype)? as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_error_counts_its_problems_and_lists_one_per_line() {
+        let problems = [Problem::at_fast_llm("decoder.mlp.intermediate_size", "overflows")];
+        assert_eq!(
+            render_plan("llama", &problems),
+            "the llama tensors this config implies cannot be planned (1 problem):\n  `decoder.mlp.intermediate_size`: overflows"
+        );
+    }
 }

@@ -31,20 +31,26 @@ pub fn derive_config(input: TokenStream) -> TokenStream {
     result.unwrap_or_else(|e| e.to_compile_error()).into()
 }
 
-#[derive(Default)]
 struct ContainerAttrs {
-    class: Option<LitStr>,
+    /// The Python class name (`#[config(class = ...)]`, else the Rust type's).
+    class: LitStr,
     type_name: Option<LitStr>,
     aliases: Vec<LitStr>,
     default_variant: Option<Ident>,
 }
 
 fn container_attrs(input: &DeriveInput) -> syn::Result<ContainerAttrs> {
-    let mut out = ContainerAttrs::default();
+    let name = &input.ident;
+    let mut out = ContainerAttrs {
+        class: LitStr::new(&name.to_string(), name.span()),
+        type_name: None,
+        aliases: Vec::new(),
+        default_variant: None,
+    };
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("config")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("class") {
-                out.class = Some(meta.value()?.parse()?);
+                out.class = meta.value()?.parse()?;
             } else if meta.path.is_ident("type_name") {
                 out.type_name = Some(meta.value()?.parse()?);
             } else if meta.path.is_ident("default") {
@@ -127,9 +133,7 @@ fn hint_variant(hint: &Ident) -> syn::Result<TokenStream2> {
 fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     let attrs = container_attrs(input)?;
-    let class = attrs
-        .class
-        .unwrap_or_else(|| LitStr::new(&name.to_string(), name.span()));
+    let class = &attrs.class;
     let type_name = match &attrs.type_name {
         Some(t) => quote!(Some(#t)),
         None => quote!(None),
@@ -256,6 +260,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         quote!(#(#eqs)&&*)
     };
 
+    let field_type_common = field_type_common(class);
     Ok(quote! {
         impl ::core::default::Default for #name {
             fn default() -> Self {
@@ -369,28 +374,14 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }
 
         impl crate::FieldType for #name {
-            const KIND: &'static str = #class;
-            const IS_CONFIG: bool = true;
-            fn as_config(&self) -> Option<&dyn crate::Reflect> {
-                Some(self)
-            }
-            fn reflect(&self) -> crate::Field<'_> {
-                crate::Field::Config(self)
-            }
+            #field_type_common
             fn parse(value: &crate::Value, ctx: &mut crate::Ctx) -> Option<Self> {
                 crate::parse_config_value::<Self>(value, ctx)
             }
             fn parse_default_into(slot: &mut Self, value: &crate::Value, ctx: &mut crate::Ctx) -> bool {
-                match value {
-                    crate::Value::Map(map) => {
-                        Self::fill_from_map(slot, map, ctx);
-                        true
-                    }
-                    other => {
-                        ctx.error(crate::ErrorKind::WrongType { expected: #class, found: other.describe() });
-                        false
-                    }
-                }
+                let Some(map) = crate::config_map(value, #class, ctx) else { return false; };
+                Self::fill_from_map(slot, map, ctx);
+                true
             }
             fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {
                 crate::Serialized::Config(crate::ConfigClass::to_dict(self, verbosity))
@@ -403,6 +394,21 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
     })
+}
+
+/// What every config's `FieldType` impl holds, struct or polymorphic enum: its kind is its
+/// class name, and it is a config (read through `Reflect`).
+fn field_type_common(class: &LitStr) -> TokenStream2 {
+    quote! {
+        const KIND: &'static str = #class;
+        const IS_CONFIG: bool = true;
+        fn as_config(&self) -> Option<&dyn crate::Reflect> {
+            Some(self)
+        }
+        fn reflect(&self) -> crate::Field<'_> {
+            crate::Field::Config(self)
+        }
+    }
 }
 
 /// A `match` on a field `name` from its arms (each with its name's length), by length first: most
@@ -431,9 +437,7 @@ fn by_length(arms: &[(usize, TokenStream2)]) -> TokenStream2 {
 fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     let attrs = container_attrs(input)?;
-    let class = attrs
-        .class
-        .unwrap_or_else(|| LitStr::new(&name.to_string(), name.span()));
+    let class = &attrs.class;
     let Data::Enum(data) = &input.data else { unreachable!() };
     let mut variants = Vec::new();
     let mut types = Vec::new();
@@ -501,6 +505,7 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
     };
 
     let fills: Vec<TokenStream2> = variants.iter().zip(&types).map(|(v, t)| fill_variant(v, t)).collect();
+    let field_type_common = field_type_common(class);
     Ok(quote! {
         #default_impl
 
@@ -574,33 +579,14 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }
 
         impl crate::FieldType for #name {
-            const KIND: &'static str = #class;
-            const IS_CONFIG: bool = true;
-            fn as_config(&self) -> Option<&dyn crate::Reflect> {
-                Some(self)
-            }
-            fn reflect(&self) -> crate::Field<'_> {
-                crate::Field::Config(self)
-            }
+            #field_type_common
             fn parse(value: &crate::Value, ctx: &mut crate::Ctx) -> Option<Self> {
-                match value {
-                    crate::Value::Map(map) => Self::parse_map(map, ctx),
-                    other => {
-                        ctx.error(crate::ErrorKind::WrongType { expected: #class, found: other.describe() });
-                        None
-                    }
-                }
+                Self::parse_map(crate::config_map(value, #class, ctx)?, ctx)
             }
             // `parse`, reading the chosen variant in place (the slot holds the default variant
             // unless another is chosen).
             fn parse_default_into(slot: &mut Self, value: &crate::Value, ctx: &mut crate::Ctx) -> bool {
-                let map = match value {
-                    crate::Value::Map(map) => map,
-                    other => {
-                        ctx.error(crate::ErrorKind::WrongType { expected: #class, found: other.describe() });
-                        return false;
-                    }
-                };
+                let Some(map) = crate::config_map(value, #class, ctx) else { return false; };
                 let Ok(type_name) = crate::dynamic_type_name(map, ctx) else { return false; };
                 let Some(type_name) = type_name else #default_fill;
                 #(

@@ -34,20 +34,22 @@ fn show(v: f64) -> String {
     }
 }
 
-/// `> 0`.
-pub fn positive<T: Checked>(value: &T) -> Result<(), String> {
+/// `value` must be `rule` (as the message says it), which `holds` decides (NaN holds no rule).
+fn must<T: Checked>(value: &T, rule: &str, holds: impl Fn(f64) -> bool) -> Result<(), String> {
     match value.number() {
-        Some(v) if v.is_nan() || v <= 0.0 => Err(format!("must be > 0, got {}", show(v))),
+        Some(v) if !holds(v) => Err(format!("must be {rule}, got {}", show(v))),
         _ => Ok(()),
     }
 }
 
+/// `> 0`.
+pub fn positive<T: Checked>(value: &T) -> Result<(), String> {
+    must(value, "> 0", |v| v > 0.0)
+}
+
 /// `>= 0`.
 pub fn non_negative<T: Checked>(value: &T) -> Result<(), String> {
-    match value.number() {
-        Some(v) if v.is_nan() || v < 0.0 => Err(format!("must be >= 0, got {}", show(v))),
-        _ => Ok(()),
-    }
+    must(value, ">= 0", |v| v >= 0.0)
 }
 
 /// The most blocks a block sequence may have: a documented limit of this converter (Fast-LLM has
@@ -58,29 +60,21 @@ pub const MAX_BLOCKS: i64 = 1 << 16;
 /// `0 <= n <= MAX_BLOCKS` (block sequences' `num_blocks`).
 pub fn block_count<T: Checked>(value: &T) -> Result<(), String> {
     non_negative(value)?;
-    match value.number() {
-        Some(v) if v > MAX_BLOCKS as f64 => Err(format!(
-            "must be at most {MAX_BLOCKS} (a limit of this converter; no published model comes close), got {}",
-            show(v)
-        )),
-        _ => Ok(()),
-    }
+    must(
+        value,
+        &format!("at most {MAX_BLOCKS} (a limit of this converter; no published model comes close)"),
+        |v| v <= MAX_BLOCKS as f64,
+    )
 }
 
 /// `> 1` (MoE `experts`).
 pub fn greater_than_one<T: Checked>(value: &T) -> Result<(), String> {
-    match value.number() {
-        Some(v) if v.is_nan() || v <= 1.0 => Err(format!("must be > 1, got {}", show(v))),
-        _ => Ok(()),
-    }
+    must(value, "> 1", |v| v > 1.0)
 }
 
 /// In `[0, 1]`.
 pub fn unit_interval<T: Checked>(value: &T) -> Result<(), String> {
-    match value.number() {
-        Some(v) if !(0.0..=1.0).contains(&v) => Err(format!("must be in [0, 1], got {}", show(v))),
-        _ => Ok(()),
-    }
+    must(value, "in [0, 1]", |v| (0.0..=1.0).contains(&v))
 }
 
 #[cfg(test)]
@@ -99,6 +93,25 @@ mod tests {
         assert_eq!(non_negative(&v).is_ok(), nonneg);
         assert_eq!(greater_than_one(&v).is_ok(), gt1);
         assert_eq!(unit_interval(&v).is_ok(), unit);
+    }
+
+    #[rstest]
+    #[case(positive(&0i64), "must be > 0, got 0")]
+    #[case(non_negative(&-1.5f64), "must be >= 0, got -1.5")]
+    #[case(greater_than_one(&f64::NAN), "must be > 1, got NaN")]
+    #[case(unit_interval(&2i64), "must be in [0, 1], got 2")]
+    #[case(block_count(&-1i64), "must be >= 0, got -1")]
+    #[case(
+        block_count(&(MAX_BLOCKS + 1)),
+        "must be at most 65536 (a limit of this converter; no published model comes close), got 65537"
+    )]
+    fn a_failed_check_says_its_rule_and_the_value(#[case] checked: Result<(), String>, #[case] message: &str) {
+        assert_eq!(checked.unwrap_err(), message);
+    }
+
+    #[test]
+    fn block_counts_up_to_the_limit_pass() {
+        assert!(block_count(&MAX_BLOCKS).is_ok() && block_count(&0i64).is_ok());
     }
 
     #[test]

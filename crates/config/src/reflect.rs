@@ -387,11 +387,17 @@ pub fn report_unknown_keys<T: ConfigClass>(map: &Map, ctx: &mut Ctx) {
 
 /// Reads a sub-config field: a dict is parsed as `T`, anything else is a type error.
 pub fn parse_config_value<T: ConfigClass>(value: &Value, ctx: &mut Ctx) -> Option<T> {
+    Some(T::parse_map(config_map(value, T::CLASS_NAME, ctx)?, ctx))
+}
+
+/// The dict a config of `class` is read from: `value`, when it is one; otherwise a wrong-type
+/// error.
+pub fn config_map<'v>(value: &'v Value, class: &'static str, ctx: &mut Ctx) -> Option<&'v Map> {
     match value {
-        Value::Map(map) => Some(T::parse_map(map, ctx)),
+        Value::Map(map) => Some(map),
         other => {
             ctx.error(ErrorKind::WrongType {
-                expected: T::CLASS_NAME,
+                expected: class,
                 found: other.describe(),
             });
             None

@@ -98,11 +98,14 @@ pub enum ConvertError {
 }
 
 fn render_rejection(format: &str, direction: Direction, problems: &[Problem]) -> String {
+    render_problems(&format!("{format} {direction} rejected"), problems)
+}
+
+/// The message of an error that collects `problems`: `heading` with their count, then one
+/// problem per indented line.
+pub fn render_problems(heading: &str, problems: &[Problem]) -> String {
     let n = problems.len();
-    let mut out = format!(
-        "{format} {direction} rejected ({n} problem{}):",
-        if n == 1 { "" } else { "s" }
-    );
+    let mut out = format!("{heading} ({n} problem{}):", if n == 1 { "" } else { "s" });
     for problem in problems {
         out.push_str("\n  ");
         out.push_str(&problem.to_string());
@@ -117,5 +120,33 @@ impl ConvertError {
             ConvertError::Rejected { problems, .. } => problems,
             _ => &[],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_counts_its_problems_and_lists_one_per_line() {
+        let rejected = |problems: Vec<Problem>| {
+            ConvertError::Rejected {
+                format: "llama".into(),
+                direction: Direction::Import,
+                problems,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            rejected(vec![Problem::at_hf("rope_theta", "expected a number")]),
+            "llama import rejected (1 problem):\n  HF `rope_theta`: expected a number"
+        );
+        assert_eq!(
+            rejected(vec![
+                Problem::at_fast_llm("decoder.num_blocks", "must be >= 0"),
+                Problem::at_hf("vocab_size", "missing"),
+            ]),
+            "llama import rejected (2 problems):\n  `decoder.num_blocks`: must be >= 0\n  HF `vocab_size`: missing"
+        );
     }
 }

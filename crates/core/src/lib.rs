@@ -28,7 +28,7 @@ pub mod values;
 pub mod weights;
 
 pub use carried::{Carried, NotCarried, Placement};
-pub use error::{ConvertError, Direction, Problem};
+pub use error::{ConvertError, Direction, Problem, render_problems};
 pub use fastllm_config as config;
 pub use fastllm_config::dict;
 pub use fastllm_hf::unconverted::Unconverted;

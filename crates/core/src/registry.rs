@@ -7,6 +7,7 @@ use fastllm_config::{BaseModelConfig, Map, ModelKind, Value, load_base_model};
 
 use crate::HfClass;
 use crate::HfLayout;
+use crate::complete::V5_GENERATION_KEYS;
 use crate::coverage::{ClaimTree, Reach, hf_claims, read_claims};
 use crate::dict::show;
 use crate::engine::{Exporter, Importer};
@@ -114,8 +115,15 @@ macro_rules! __given_or {
 }
 
 /// Keys every HF config may carry at any depth without being converted: transformers 4.57 and
-/// 5.24 `PretrainedConfig` keys, 4.x generation/legacy keys, and Fast-LLM's static allowlist.
-pub const GENERIC_METADATA: &[&str] = &[
+/// 5.24 `PretrainedConfig` keys, the 4.x generation keys 5.x moved out
+/// ([`V5_GENERATION_KEYS`]), legacy keys, and Fast-LLM's static allowlist.
+pub const GENERIC_METADATA: &[&str] = &joined::<{ NON_GENERATION_METADATA.len() + V5_GENERATION_KEYS.len() }>(
+    NON_GENERATION_METADATA,
+    V5_GENERATION_KEYS,
+);
+
+/// [`GENERIC_METADATA`] but the generation keys.
+const NON_GENERATION_METADATA: &[&str] = &[
     "_name_or_path",
     "architectures",
     "auto_map",
@@ -144,43 +152,33 @@ pub const GENERIC_METADATA: &[&str] = &[
     "use_cache",
     "is_composition",
     "add_cross_attention",
-    "bad_words_ids",
-    "begin_suppress_tokens",
     "cross_attention_hidden_size",
-    "diversity_penalty",
-    "do_sample",
-    "early_stopping",
-    "encoder_no_repeat_ngram_size",
-    "exponential_decay_length_penalty",
     "finetuning_task",
-    "forced_bos_token_id",
-    "forced_eos_token_id",
     "is_decoder",
-    "length_penalty",
-    "max_length",
-    "min_length",
-    "no_repeat_ngram_size",
-    "num_beam_groups",
-    "num_beams",
-    "num_return_sequences",
-    "output_scores",
     "prefix",
     "pruned_heads",
-    "remove_invalid_values",
-    "repetition_penalty",
-    "return_dict_in_generate",
-    "suppress_tokens",
     "task_specific_params",
-    "temperature",
     "tf_legacy_loss",
     "tie_encoder_decoder",
     "tokenizer_class",
-    "top_k",
-    "top_p",
     "torchscript",
-    "typical_p",
     "use_bfloat16",
 ];
+
+/// `first` then `second`, as one array of their `N` names.
+const fn joined<const N: usize>(first: &[&'static str], second: &[&'static str]) -> [&'static str; N] {
+    let mut all = [""; N];
+    let mut i = 0;
+    while i < first.len() {
+        all[i] = first[i];
+        i += 1;
+    }
+    while i < N {
+        all[i] = second[i - first.len()];
+        i += 1;
+    }
+    all
+}
 
 /// What a converter's tables compile to for the per-call checks: built once per converter, on
 /// its first use, like the converter itself.

@@ -38,14 +38,18 @@ fn parse(text: &str, argument: &str) -> PyResult<Map> {
     }
 }
 
+/// The value `name` stands for among `choices`; another name is an error naming `argument` and
+/// the names it takes.
+fn one_of<T: Copy>(argument: &str, name: &str, choices: &[(&str, T)]) -> PyResult<T> {
+    let chosen = choices.iter().find(|(choice, _)| *choice == name);
+    chosen.map(|&(_, value)| value).ok_or_else(|| {
+        let names: Vec<String> = choices.iter().map(|(choice, _)| format!("'{choice}'")).collect();
+        PyValueError::new_err(format!("{argument}: {name:?} is not one of {}", names.join(", ")))
+    })
+}
+
 fn layout(name: &str) -> PyResult<HfLayout> {
-    match name {
-        "v4" => Ok(HfLayout::V4),
-        "v5" => Ok(HfLayout::V5),
-        other => Err(PyValueError::new_err(format!(
-            "hf_layout: {other:?} is not one of 'v4', 'v5'"
-        ))),
-    }
+    one_of("hf_layout", name, &[("v4", HfLayout::V4), ("v5", HfLayout::V5)])
 }
 
 /// The dict `text` or, when it is `None`, the document at `path`.
@@ -195,25 +199,17 @@ fn normalize(
     form: &str,
     model: &str,
 ) -> PyResult<String> {
-    let form = match form {
-        "explicit" => Form::Explicit,
-        "architecture" => Form::Architecture,
-        "full" => Form::Full,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "form: {other:?} is not one of 'explicit', 'architecture', 'full'"
-            )));
-        }
-    };
-    let kind = match model {
-        "gpt" => ModelKind::Gpt,
-        "multimodal" => ModelKind::MultiModal,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "model: {other:?} is not one of 'gpt', 'multimodal'"
-            )));
-        }
-    };
+    let forms = [
+        ("explicit", Form::Explicit),
+        ("architecture", Form::Architecture),
+        ("full", Form::Full),
+    ];
+    let form = one_of("form", form, &forms)?;
+    let kind = one_of(
+        "model",
+        model,
+        &[("gpt", ModelKind::Gpt), ("multimodal", ModelKind::MultiModal)],
+    )?;
     let dict = dict_or_file(py, fast_llm, path.clone(), "fast_llm")?;
     let normalized = api::normalize(&dict, path.as_deref(), kind, form).map_err(raise)?;
     Ok(json(Value::Map(normalized)))

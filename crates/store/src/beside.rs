@@ -175,24 +175,12 @@ impl Publication {
 #[cfg(test)]
 mod tests {
     use object_store::ObjectStore;
-    use object_store::memory::InMemory;
 
     use super::*;
-    use crate::{IoLimits, Retries};
 
     /// A remote at `s3://bucket/models/m` over an in-memory store holding `keys`.
     fn remote(keys: &[(&str, &[u8])]) -> Arc<Remote> {
-        let store = Arc::new(InMemory::new());
-        let mut location = Location::parse("s3://bucket/models/m", Retries::default()).unwrap();
-        location.store = store.clone();
-        let remote = Remote::open("s3://bucket/models/m", IoLimits::default(), Retries::default()).unwrap();
-        let remote = Remote { location, ..remote };
-        for (key, bytes) in keys {
-            remote
-                .block_on(store.put(&KeyPath::from(*key), bytes.to_vec().into()))
-                .unwrap();
-        }
-        Arc::new(remote)
+        Arc::new(crate::testing::in_memory_remote("s3://bucket/models/m", keys))
     }
 
     fn keys(remote: &Remote) -> Vec<String> {

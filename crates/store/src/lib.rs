@@ -25,6 +25,8 @@ mod location;
 pub mod publish;
 mod read;
 pub mod stream;
+#[cfg(test)]
+mod testing;
 
 use std::future::Future;
 use std::path::PathBuf;

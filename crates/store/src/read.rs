@@ -330,29 +330,13 @@ async fn checked_range(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use object_store::ObjectStore;
-    use object_store::memory::InMemory;
-    use object_store::path::Path as KeyPath;
     use rstest::rstest;
 
     use super::*;
-    use crate::{IoLimits, Location, Retries};
 
-    /// A remote over an in-memory store holding `objects` under `prefix`.
+    /// A remote at `s3://bucket/ckpt` over an in-memory store holding `objects`.
     fn remote(objects: &[(&str, Vec<u8>)]) -> Remote {
-        let store = Arc::new(InMemory::new());
-        let mut location = Location::parse("s3://bucket/ckpt", Retries::default()).unwrap();
-        location.store = store.clone();
-        let remote = Remote::open("s3://bucket/ckpt", IoLimits::default(), Retries::default()).unwrap();
-        let remote = Remote { location, ..remote };
-        for (key, bytes) in objects {
-            remote
-                .block_on(store.put(&KeyPath::from(*key), bytes.clone().into()))
-                .unwrap();
-        }
-        remote
+        crate::testing::in_memory_remote("s3://bucket/ckpt", objects)
     }
 
     fn safetensors(header_bytes: usize, data: usize) -> Vec<u8> {

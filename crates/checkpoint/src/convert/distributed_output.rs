@@ -275,14 +275,7 @@ fn check_input(
         }
     }
     problems.extend(input.unplaced("the model", |name| layout.find(name).is_some()));
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConversionError::Tensors {
-            path: dir.to_path_buf(),
-            problems,
-        })
-    }
+    ConversionError::check_tensors(dir, problems)
 }
 
 /// The input's Fast-LLM parameters as the shards' tensors, in the input's dtype (the writer casts

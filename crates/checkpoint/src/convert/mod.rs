@@ -252,6 +252,20 @@ fn render(problems: &[String]) -> String {
     out
 }
 
+impl ConversionError {
+    /// The problems found with the tensors of the checkpoint at `dir`: an error unless there
+    /// are none.
+    pub(crate) fn check_tensors(dir: &Path, problems: Vec<String>) -> Result<(), ConversionError> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(ConversionError::Tensors {
+            path: dir.to_path_buf(),
+            problems,
+        })
+    }
+}
+
 /// One tensor of the output, with where it comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedTensor {
@@ -476,6 +490,15 @@ pub fn convert_cancellable(
         Output::FastLlm => fast_llm_file_metadata(config, &shards),
         Output::Hf(_) => hf_file_metadata(),
     };
+    let tensors = TensorFiles {
+        files: &files,
+        outputs: &outputs,
+        metadata: &metadata,
+        input: &source,
+        to,
+        allow_overflow: options.allow_overflow,
+        remote: options.remote_output.as_ref(),
+    };
     let parted = options.part.is_some() || options.finalize;
     let fingerprint = parted.then(|| {
         parts::fingerprint(
@@ -501,18 +524,11 @@ pub fn convert_cancellable(
         // A retried part replaces its previous attempt, whole (an object-store part: its
         // manifest deleted before anything else, by the caller's upload target).
         let out = OutputDir::create(&part.dir(output), Existing::Replace, &protected)?;
-        let tensors = TensorFiles {
+        let part_tensors = TensorFiles {
             files: &mine,
-            outputs: &outputs,
-            metadata: &metadata,
-            input: &source,
-            to,
-            allow_overflow: options.allow_overflow,
-            remote: options.remote_output.as_ref(),
+            ..tensors
         };
-        summary.overflows = write_tensors(&out, &tensors, progress)
-            .map_err(overflow_in(input))
-            .map_err(read_error_first)?;
+        summary.overflows = write_tensors_of(&out, &part_tensors, input, progress)?;
         // The sizes the writer gave each file (it checks every tensor's length), wherever the
         // file went.
         let mut sizes = std::collections::BTreeMap::new();
@@ -542,13 +558,8 @@ pub fn convert_cancellable(
         let out = OutputDir::create(output, options.existing(), &protected)?;
         parts::link_into(&out, output, beside, &gathered)?;
         documents.iter().try_for_each(|document| document.write(&out))?;
-        if matches!(to, Output::FastLlm) {
-            out.write_text("ok", "")?;
-        }
         summary.files = files.into_iter().map(|(f, _)| f).collect();
-        summary.missing_extra_files = copy_extra_files(&out, input, to)?;
-        crate::companions::copy(&out, input, &summary.companions.copied)?;
-        out.commit()?;
+        complete_output(out, input, to, &mut summary)?;
         // The output holds the parts' files now; a part left behind is only disk space. An
         // object-store output's parts are removed by the caller, once it is published.
         if matches!(beside, parts::Beside::Local) {
@@ -561,26 +572,36 @@ pub fn convert_cancellable(
     let out = OutputDir::create(output, options.existing(), &protected)?;
     documents.iter().try_for_each(|document| document.write(&out))?;
     drop(documents);
-    let tensors = TensorFiles {
-        files: &files,
-        outputs: &outputs,
-        metadata: &metadata,
-        input: &source,
-        to,
-        allow_overflow: options.allow_overflow,
-        remote: options.remote_output.as_ref(),
-    };
-    summary.overflows = write_tensors(&out, &tensors, progress)
+    summary.overflows = write_tensors_of(&out, &tensors, input, progress)?;
+    summary.files = files.into_iter().map(|(f, _)| f).collect();
+    complete_output(out, input, to, &mut summary)?;
+    Ok(summary)
+}
+
+/// [`write_tensors`] from the checkpoint at `input`, its errors named for the user: an overflow
+/// by its input file, a failed ranged read as the input's.
+fn write_tensors_of(
+    out: &OutputDir,
+    tensors: &TensorFiles,
+    input: &Path,
+    progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+) -> Result<Vec<Overflowed>, ConversionError> {
+    write_tensors(out, tensors, progress)
         .map_err(overflow_in(input))
-        .map_err(read_error_first)?;
+        .map_err(read_error_first)
+}
+
+/// What follows the tensor files of a whole output (written at once or assembled from its
+/// parts): the `ok` marker of a Fast-LLM output, the input's extra files and companions; then
+/// `out` is committed.
+fn complete_output(out: OutputDir, input: &Path, to: Output, summary: &mut Summary) -> Result<(), ConversionError> {
     if matches!(to, Output::FastLlm) {
         out.write_text("ok", "")?;
     }
-    summary.files = files.into_iter().map(|(f, _)| f).collect();
     summary.missing_extra_files = copy_extra_files(&out, input, to)?;
     crate::companions::copy(&out, input, &summary.companions.copied)?;
     out.commit()?;
-    Ok(summary)
+    Ok(())
 }
 
 /// A ranged read of a remote input failing while a tensor is written reaches the writer as an

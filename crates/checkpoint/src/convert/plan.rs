@@ -141,12 +141,7 @@ pub(crate) fn plan(input: &Input, dir: &Path, from: Side, to: Output) -> Result<
         Some(beyond) => problems.push(beyond),
         None => problems.extend(input.unplaced(to.name(), |p| used.contains(p))),
     }
-    if !problems.is_empty() {
-        return Err(ConversionError::Tensors {
-            path: dir.to_path_buf(),
-            problems,
-        });
-    }
+    ConversionError::check_tensors(dir, problems)?;
     Ok(outputs)
 }
 
@@ -180,14 +175,7 @@ pub(crate) fn add_optimizer_state(
             outputs.push(state);
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConversionError::Tensors {
-            path: dir.to_path_buf(),
-            problems,
-        })
-    }
+    ConversionError::check_tensors(dir, problems)
 }
 
 /// Casts the planned `outputs` of `input` (read from `dir`) to `dtype` (`--dtype`): each tensor
@@ -229,14 +217,7 @@ pub(crate) fn cast(
         tensor.bytes = bytes;
         output.cast = Some((source, dtype));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConversionError::Tensors {
-            path: dir.to_path_buf(),
-            problems,
-        })
-    }
+    ConversionError::check_tensors(dir, problems)
 }
 
 /// What a weight plan is made for.

@@ -38,12 +38,12 @@ impl Parallelism {
     /// Reads the parallel layout from a checkpoint's `config` (metadata.yaml's `config`). Errors
     /// name the field.
     pub fn from_config(config: &Map) -> Result<Parallelism, String> {
-        let distributed = section(config, "distributed")?;
-        let multi_stage = section(config, "multi_stage")?;
-        let world_size = positive(distributed, "distributed", "world_size", None)?;
-        let tensor_parallel = positive(distributed, "distributed", "tensor_parallel", Some(1))?;
-        let pipeline_parallel = positive(distributed, "distributed", "pipeline_parallel", Some(1))?;
-        let sequence_data_parallel = positive(distributed, "distributed", "sequence_data_parallel", Some(1))?;
+        let distributed = Section::of(config, "distributed")?;
+        let multi_stage = Section::of(config, "multi_stage")?;
+        let world_size = distributed.positive("world_size", None)?;
+        let tensor_parallel = distributed.positive("tensor_parallel", Some(1))?;
+        let pipeline_parallel = distributed.positive("pipeline_parallel", Some(1))?;
+        let sequence_data_parallel = distributed.positive("sequence_data_parallel", Some(1))?;
         // Offsets are computed in elements up to `data_parallel · 32` per group: keep them in range.
         let model_parallel = tensor_parallel
             .checked_mul(pipeline_parallel)
@@ -60,59 +60,32 @@ impl Parallelism {
                 "the data-parallel size {data_parallel} is not a multiple of distributed.sequence_data_parallel {sequence_data_parallel}"
             ));
         }
-        let stages_per_pipeline_stage = positive(multi_stage, "multi_stage", "stages_per_pipeline_stage", Some(1))?;
+        let stages_per_pipeline_stage = multi_stage.positive("stages_per_pipeline_stage", Some(1))?;
         if stages_per_pipeline_stage != 1 {
             return Err(format!(
                 "multi_stage.stages_per_pipeline_stage is {stages_per_pipeline_stage}; Fast-LLM only accepts 1"
             ));
         }
-        let layers_per_stage = match multi_stage.get("layers_per_stage") {
-            None | Some(Value::Null) => 1.0,
-            Some(Value::Int(i)) if *i > 0 => *i as f64,
-            Some(Value::Float(f)) if *f > 0.0 => *f,
-            Some(other) => {
-                return Err(format!(
-                    "multi_stage.layers_per_stage: expected a positive number, found {}",
-                    other.describe()
-                ));
-            }
-        };
-        let zero_stage = match multi_stage.get("zero_stage") {
-            None | Some(Value::Null) => None,
-            Some(Value::Int(i @ 1..=3)) => Some(*i as usize),
-            Some(other) => {
-                return Err(format!(
-                    "multi_stage.zero_stage: expected 1, 2 or 3, found {}",
-                    other.describe()
-                ));
-            }
-        };
-        let pipeline_first = match distributed.get("pipeline_first") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(format!(
-                    "distributed.pipeline_first: expected a bool, found {}",
-                    other.describe()
-                ));
-            }
-        };
-        let shard_dtype = data_type(distributed, "optimization_dtype")?;
-        let store_frozen_in_optimization_precision =
-            match multi_stage.get("store_frozen_weights_in_optimization_precision") {
-                None | Some(Value::Null) => true,
-                Some(Value::Bool(b)) => *b,
-                Some(other) => {
-                    return Err(format!(
-                        "multi_stage.store_frozen_weights_in_optimization_precision: expected a bool, found {}",
-                        other.describe()
-                    ));
-                }
-            };
+        let layers_per_stage = multi_stage
+            .field("layers_per_stage", "a positive number", |value| match value {
+                Value::Int(i) if *i > 0 => Some(*i as f64),
+                Value::Float(f) if *f > 0.0 => Some(*f),
+                _ => None,
+            })?
+            .unwrap_or(1.0);
+        let zero_stage = multi_stage.field("zero_stage", "1, 2 or 3", |value| match value {
+            Value::Int(i @ 1..=3) => Some(*i as usize),
+            _ => None,
+        })?;
+        let pipeline_first = distributed.field("pipeline_first", "a bool", bool_of)?.unwrap_or(false);
+        let shard_dtype = distributed.data_type("optimization_dtype")?;
+        let store_frozen_in_optimization_precision = multi_stage
+            .field("store_frozen_weights_in_optimization_precision", "a bool", bool_of)?
+            .unwrap_or(true);
         let frozen_dtype = if store_frozen_in_optimization_precision {
             shard_dtype
         } else {
-            data_type(distributed, "compute_dtype")?
+            distributed.data_type("compute_dtype")?
         };
         Ok(Parallelism {
             world_size,
@@ -154,43 +127,79 @@ impl Parallelism {
     }
 }
 
-fn section<'a>(config: &'a Map, name: &str) -> Result<&'a Map, String> {
-    static EMPTY: std::sync::OnceLock<Map> = std::sync::OnceLock::new();
-    match config.get(name) {
-        None | Some(Value::Null) => Ok(EMPTY.get_or_init(Map::new)),
-        Some(Value::Map(map)) => Ok(map),
-        Some(other) => Err(format!("{name}: expected a mapping, found {}", other.describe())),
+/// One of the checkpoint config's sections (`distributed`, `multi_stage`), named in messages.
+#[derive(Clone, Copy)]
+struct Section<'a> {
+    name: &'a str,
+    fields: &'a Map,
+}
+
+impl<'a> Section<'a> {
+    /// The section `name` of `config` (empty when absent or null).
+    fn of(config: &'a Map, name: &'a str) -> Result<Self, String> {
+        static EMPTY: std::sync::OnceLock<Map> = std::sync::OnceLock::new();
+        let fields = match config.get(name) {
+            None | Some(Value::Null) => EMPTY.get_or_init(Map::new),
+            Some(Value::Map(map)) => map,
+            Some(other) => return Err(format!("{name}: expected a mapping, found {}", other.describe())),
+        };
+        Ok(Section { name, fields })
+    }
+
+    /// The value of `field` that `pick` accepts, `None` when absent or null; any other value is
+    /// an error saying what was `expected`.
+    fn field<T>(
+        self,
+        field: &str,
+        expected: &str,
+        pick: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Result<Option<T>, String> {
+        match self.fields.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => pick(value)
+                .map(Some)
+                .ok_or_else(|| format!("{}.{field}: expected {expected}, found {}", self.name, value.describe())),
+        }
+    }
+
+    /// A positive integer `field`, `default` when absent (required when `None`).
+    fn positive(self, field: &str, default: Option<usize>) -> Result<usize, String> {
+        let name = self.name;
+        let value = self.field(field, "a positive integer", |value| match value {
+            Value::Int(i) if *i > 0 => Some(*i),
+            _ => None,
+        })?;
+        match (value, default) {
+            (Some(i), _) => usize::try_from(i).map_err(|_| format!("{name}.{field}: {i} is too large")),
+            (None, Some(default)) => Ok(default),
+            (None, None) => Err(format!("{name}.{field} is missing")),
+        }
+    }
+
+    /// A Fast-LLM `DataType` field (canonical, short or prefixed name) as a safetensors dtype.
+    fn data_type(self, field: &str) -> Result<&'static str, String> {
+        let name = self.field(field, "a data type name", |value| match value {
+            Value::Str(name) => Some(name.as_str()),
+            _ => None,
+        })?;
+        let Some(name) = name else {
+            return Ok("F32");
+        };
+        data_type(name).ok_or_else(|| format!("{}.{field}: unknown data type `{name}`", self.name))
     }
 }
 
-fn positive(section: &Map, name: &str, field: &str, default: Option<usize>) -> Result<usize, String> {
-    match (section.get(field), default) {
-        (None | Some(Value::Null), Some(default)) => Ok(default),
-        (None | Some(Value::Null), None) => Err(format!("{name}.{field} is missing")),
-        (Some(Value::Int(i)), _) if *i > 0 => {
-            usize::try_from(*i).map_err(|_| format!("{name}.{field}: {i} is too large"))
-        }
-        (Some(other), _) => Err(format!(
-            "{name}.{field}: expected a positive integer, found {}",
-            other.describe()
-        )),
+fn bool_of(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        _ => None,
     }
 }
 
-/// A Fast-LLM `DataType` field (canonical, short or prefixed name) as a safetensors dtype.
-fn data_type(distributed: &Map, field: &str) -> Result<&'static str, String> {
-    let name = match distributed.get(field) {
-        None | Some(Value::Null) => return Ok("F32"),
-        Some(Value::Str(name)) => name.as_str(),
-        Some(other) => {
-            return Err(format!(
-                "distributed.{field}: expected a data type name, found {}",
-                other.describe()
-            ));
-        }
-    };
+/// A Fast-LLM `DataType` name (canonical, short or prefixed) as a safetensors dtype.
+fn data_type(name: &str) -> Option<&'static str> {
     let bare = name.rsplit_once('.').map_or(name, |(_, bare)| bare);
-    Ok(match bare {
+    Some(match bare {
         "float64" | "fp64" => "F64",
         "float32" | "fp32" => "F32",
         "float16" | "fp16" => "F16",
@@ -203,7 +212,7 @@ fn data_type(distributed: &Map, field: &str) -> Result<&'static str, String> {
         "uint32" => "U32",
         "uint16" => "U16",
         "uint8" => "U8",
-        _ => return Err(format!("distributed.{field}: unknown data type `{name}`")),
+        _ => return None,
     })
 }
 
@@ -269,9 +278,58 @@ mod tests {
         r#"{"distributed": {"world_size": 2}, "multi_stage": {"stages_per_pipeline_stage": 2}}"#,
         "only accepts 1"
     )]
+    #[case(
+        r#"{"distributed": {"world_size": 2}, "multi_stage": 3}"#,
+        "multi_stage: expected a mapping, found int 3"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 1180591620717411303424}}"#,
+        "distributed.world_size: 1180591620717411303424 is too large"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 2}, "multi_stage": {"layers_per_stage": 0}}"#,
+        "multi_stage.layers_per_stage: expected a positive number, found int 0"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 2}, "multi_stage": {"zero_stage": 4}}"#,
+        "multi_stage.zero_stage: expected 1, 2 or 3, found int 4"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 2, "pipeline_first": 1}}"#,
+        "distributed.pipeline_first: expected a bool, found int 1"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 2}, "multi_stage": {"store_frozen_weights_in_optimization_precision": 0}}"#,
+        "multi_stage.store_frozen_weights_in_optimization_precision: expected a bool, found int 0"
+    )]
+    #[case(
+        r#"{"distributed": {"world_size": 2, "compute_dtype": 16}, "multi_stage": {"store_frozen_weights_in_optimization_precision": false}}"#,
+        "distributed.compute_dtype: expected a data type name, found int 16"
+    )]
     fn bad_configs_are_named(#[case] json: &str, #[case] message: &str) {
         let error = parallelism(json).unwrap_err();
         assert!(error.contains(message), "{error}");
+    }
+
+    #[test]
+    fn absent_and_null_fields_take_fast_llms_defaults() {
+        let layout = parallelism(
+            r#"{"distributed": {"world_size": 2, "pipeline_first": null}, "multi_stage": {"zero_stage": null}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                layout.tensor_parallel,
+                layout.pipeline_parallel,
+                layout.sequence_data_parallel
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            (layout.layers_per_stage, layout.zero_stage, layout.pipeline_first),
+            (1.0, None, false)
+        );
+        assert_eq!((layout.shard_dtype, layout.frozen_dtype), ("F32", "F32"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::CheckpointError;
 use crate::carry::InputConfig;
 use crate::convert::{ConversionError, Options};
 use crate::distributed::{DistributedCheckpoint, DistributedError, ShardKind};
-use crate::metadata_yaml::{MetadataFormat, mapping, read_metadata};
+use crate::metadata_yaml::{MetadataFormat, mapping};
 
 /// The shard converted when `--shard` is not given.
 const DEFAULT_SHARD: &str = "weights";
@@ -29,15 +29,7 @@ impl InputLayout for DistributedInput {
     }
 
     fn read_config(&self, dir: &Path, options: &Options) -> Result<InputConfig, ConversionError> {
-        let path = dir.join("metadata.yaml");
-        let (metadata, _) = read_metadata(dir, Some(MetadataFormat::Distributed))?;
-        let config = super::fast_llm_config(&path, &metadata)?;
-        let (carried, dropped) = crate::carry::read_stored(&path, &metadata, options)?;
-        Ok(InputConfig {
-            carried,
-            config,
-            dropped,
-        })
+        super::fast_llm::metadata_config(dir, MetadataFormat::Distributed, options)
     }
 
     fn open(&self, dir: &Path, config: BaseModelConfig, options: &Options) -> Result<Input, ConversionError> {
@@ -78,12 +70,7 @@ impl InputLayout for DistributedInput {
                 },
             );
         }
-        if !frozen.is_empty() {
-            return Err(ConversionError::Tensors {
-                path: dir.to_path_buf(),
-                problems: frozen,
-            });
-        }
+        ConversionError::check_tensors(dir, frozen)?;
         let skipped_shards = checkpoint
             .shard_names()
             .iter()

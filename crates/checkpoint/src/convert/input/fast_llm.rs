@@ -24,15 +24,7 @@ impl InputLayout for FastLlmInput {
     }
 
     fn read_config(&self, dir: &Path, options: &Options) -> Result<InputConfig, ConversionError> {
-        let path = dir.join("metadata.yaml");
-        let (metadata, _) = read_metadata(dir, Some(MetadataFormat::StateDict))?;
-        let config = fast_llm_config(&path, &metadata)?;
-        let (carried, dropped) = crate::carry::read_stored(&path, &metadata, options)?;
-        Ok(InputConfig {
-            carried,
-            config,
-            dropped,
-        })
+        metadata_config(dir, MetadataFormat::StateDict, options)
     }
 
     fn open(&self, dir: &Path, config: BaseModelConfig, options: &Options) -> Result<Input, ConversionError> {
@@ -87,12 +79,7 @@ impl InputLayout for FastLlmInput {
                 ));
             }
         }
-        if !problems.is_empty() {
-            return Err(ConversionError::Tensors {
-                path: dir.to_path_buf(),
-                problems,
-            });
-        }
+        ConversionError::check_tensors(dir, problems)?;
         Ok(Input {
             config,
             sources,
@@ -112,6 +99,24 @@ impl InputLayout for FastLlmInput {
 /// The base-model config of a Fast-LLM checkpoint (its metadata.yaml `config.base_model`).
 pub fn fast_llm_base_model(checkpoint: &Checkpoint) -> Result<BaseModelConfig, ConversionError> {
     fast_llm_config(&checkpoint.dir.join("metadata.yaml"), &checkpoint.config)
+}
+
+/// The config of the checkpoint at `dir`, whose `metadata.yaml` must be of `format`: its base
+/// model, and the HF keys it carries but those `--drop-key` names (and those).
+pub(super) fn metadata_config(
+    dir: &Path,
+    format: MetadataFormat,
+    options: &Options,
+) -> Result<InputConfig, ConversionError> {
+    let path = dir.join("metadata.yaml");
+    let (metadata, _) = read_metadata(dir, Some(format))?;
+    let config = fast_llm_config(&path, &metadata)?;
+    let (carried, dropped) = crate::carry::read_stored(&path, &metadata, options)?;
+    Ok(InputConfig {
+        carried,
+        config,
+        dropped,
+    })
 }
 
 /// The base model of a parsed `metadata.yaml` (`path`, for messages).

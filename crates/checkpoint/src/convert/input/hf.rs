@@ -104,12 +104,7 @@ impl InputLayout for HfInput {
                 leftovers.join(", ")
             ));
         }
-        if !problems.is_empty() {
-            return Err(ConversionError::Tensors {
-                path: dir.to_path_buf(),
-                problems,
-            });
-        }
+        ConversionError::check_tensors(dir, problems)?;
         Ok(Input {
             config,
             sources,
