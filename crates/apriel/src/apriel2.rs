@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use fastllm_core::activation::activation;
 use fastllm_core::config::{
-    AffineLinearConfig, AttentionConfig, DefaultBias, DefaultRotaryConfig, FixedBlockSequenceConfig,
-    GatedDeltaNetConfig, KimiDeltaAttentionConfig, Llama3RotaryConfig, MambaConfig, MlpConfig, OptionalParameterConfig,
-    PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
+    AffineLinearConfig, AttentionConfig, DecoderBlockConfig, DefaultBias, DefaultRotaryConfig,
+    FixedBlockSequenceConfig, GatedDeltaNetConfig, KimiDeltaAttentionConfig, Llama3RotaryConfig, MambaConfig,
+    MlpConfig, OptionalParameterConfig, PatternBlockSequenceConfig, StochasticMixerConfig, Value, YarnRotaryConfig,
 };
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{WeightContext, WeightDecl, blocks, linear, size_of, text_hidden};
@@ -365,7 +365,7 @@ pub fn stochastic() -> Section {
         .weight(
             "mixers",
             WeightDecl::TypedDict {
-                config: "mixers",
+                config: field!(StochasticMixerConfig.mixers).into(),
                 fast_llm: "mixers",
                 hf: "mixers",
                 sections: leaf_mixers(),
@@ -403,7 +403,7 @@ pub fn mlp() -> Section {
 /// block table with those three entries replaced); every mixer's weights under `mixer`.
 pub fn block(mixers: Vec<Arc<Section>>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
     let weights = WeightDecl::Dispatch {
-        config: "mixer",
+        config: field!(DecoderBlockConfig.mixer).into(),
         fast_llm: "mixer",
         sections: mixers.iter().map(|mixer| ("mixer", mixer.clone())).collect(),
     };
@@ -462,7 +462,10 @@ pub fn base_model() -> Section {
     let head = head().build();
     llama::base_model(block.clone(), head.clone())
         .named("apriel2_text.base_model")
-        .replace_weight("decoder", blocks("decoder", "decoder", "model.decoder.blocks", &block))
+        .replace_weight(
+            "decoder",
+            blocks(field!(TextModel.decoder), "model.decoder.blocks", &block),
+        )
         .replace("decoder", decoder(block))
         .replace("head", Decl::nested_under("head", head, "head"))
         // Apriel2TextConfig injects `{"embeddings": {"max_position_embeddings": 2048}}`.

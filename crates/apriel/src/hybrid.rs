@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use fastllm_core::config::{
-    CausalConv1dConfig, GatedDeltaNetConfig, GatedRmsNormalizationConfig, MambaConfig, Map, Value,
+    CausalConv1dConfig, DecoderBlockConfig, GatedDeltaNetConfig, GatedRmsNormalizationConfig, MambaConfig, Map, Value,
 };
 use fastllm_core::dict::{self, show};
 use fastllm_core::values::{boolean, float, int, text};
@@ -354,7 +354,7 @@ pub fn block(mixers: Vec<(&'static str, Arc<Section>)>) -> Arc<Section> {
         .replace_weight(
             "mixer",
             WeightDecl::Dispatch {
-                config: "mixer",
+                config: field!(DecoderBlockConfig.mixer).into(),
                 fast_llm: "mixer",
                 sections: mixers,
             },

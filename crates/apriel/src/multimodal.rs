@@ -125,7 +125,7 @@ pub fn patch_embeddings() -> Section {
         .weight("patch_embeddings", weights::patch_embeddings("patch_embeddings.weight"))
         .weight(
             "normalization",
-            nested("normalization", "normalization", "normalization", &norm),
+            nested(field!(PatchEmbeddingsConfig.normalization), "normalization", &norm),
         )
         .rename("patch_height", "embeddings.patch_height")
         .rename("patch_width", "embeddings.patch_width")
@@ -223,10 +223,16 @@ pub fn vision_encoder() -> Section {
     Section::of::<VisionEncoderConfig>("apriel2.vision_encoder")
         .weight(
             "embeddings",
-            nested("embeddings", "embeddings", "embeddings", &embeddings),
+            nested(field!(VisionEncoderConfig.embeddings), "embeddings", &embeddings),
         )
-        .weight("encoder", blocks("encoder", "encoder", "encoder.blocks", &block))
-        .weight("adapter", nested("adapter", "adapter", "adapter", &adapter))
+        .weight(
+            "encoder",
+            blocks(field!(VisionEncoderConfig.encoder), "encoder.blocks", &block),
+        )
+        .weight(
+            "adapter",
+            nested(field!(VisionEncoderConfig.adapter), "adapter", &adapter),
+        )
         .add("embeddings", Decl::nested("embeddings", embeddings))
         .add(
             "encoder",
@@ -263,7 +269,11 @@ pub fn base_model() -> Section {
         )
         .weight(
             "vision_encoder",
-            nested("vision_encoder", "vision_encoder", "model.vision_encoder", &vision),
+            nested(
+                field!(MultiModalBaseModelConfig.vision_encoder),
+                "model.vision_encoder",
+                &vision,
+            ),
         )
         .optional("image_token_index", "image_token_index", Value::Null)
 }

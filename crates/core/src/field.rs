@@ -8,7 +8,7 @@
 //! read meets, which depends on the config (a section is planned on whatever variant the config
 //! holds): another class is a problem naming the section, never a 0.
 
-use fastllm_config::{FieldType, TextModel};
+use fastllm_config::{Field, FieldType, TextModel};
 
 use crate::Problem;
 use crate::fl::Fl;
@@ -92,6 +92,94 @@ impl<T: Copy> ConfigField<T> for TextField<T> {
     }
 }
 
+/// A field type that holds sub-configs: a config class, a polymorphic config (whose variant
+/// the config holds), an optional one (absent: `null`) or a dict of them. What a weight
+/// declaration mounts a section on ([`ConfigMount`]); a scalar field is no mount.
+pub trait SubConfig: FieldType {}
+
+macro_rules! sub_configs {
+    ($($class:ty),+ $(,)?) => {$( impl SubConfig for $class {} )+};
+}
+sub_configs!(
+    fastllm_config::AffineLinearConfig,
+    fastllm_config::AttentionConfig,
+    fastllm_config::BlockConfig,
+    fastllm_config::BlockSequenceConfig,
+    fastllm_config::CausalConv1dConfig,
+    fastllm_config::DecoderBlockConfig,
+    fastllm_config::FixedBlockSequenceConfig,
+    fastllm_config::GatedDeltaNetConfig,
+    fastllm_config::GatedRmsNormalizationConfig,
+    fastllm_config::HybridMoeMlpConfig,
+    fastllm_config::ImageNormalizationConfig,
+    fastllm_config::KimiDeltaAttentionConfig,
+    fastllm_config::LanguageModelEmbeddingsConfig,
+    fastllm_config::LanguageModelHeadConfig,
+    fastllm_config::LinearConfig,
+    fastllm_config::MambaConfig,
+    fastllm_config::MixerConfig,
+    fastllm_config::MlpBaseConfig,
+    fastllm_config::MlpConfig,
+    fastllm_config::MoeMlpConfig,
+    fastllm_config::NormalizationConfig,
+    fastllm_config::OptionalParameterConfig,
+    fastllm_config::ParameterConfig,
+    fastllm_config::PatchEmbeddingsConfig,
+    fastllm_config::PatternBlockSequenceConfig,
+    fastllm_config::RotaryConfig,
+    fastllm_config::StochasticMixerConfig,
+    fastllm_config::VisionEncoderConfig,
+);
+impl<T: SubConfig> SubConfig for Option<T> {}
+impl<T: SubConfig> SubConfig for std::collections::BTreeMap<String, T> {}
+
+/// A typed field holding a sub-config ([`SubConfig`]), where a weight declaration mounts a
+/// section: [`FieldPath`] or [`TextField`] (`field!(DecoderBlockConfig.mixer)`).
+pub trait ConfigMount: Send + Sync + 'static {
+    /// The field's dotted Fast-LLM path below the config it reads.
+    fn path(&self) -> &'static str;
+    /// The field in `config`, as [`Reflect::field`](fastllm_config::Reflect::field) gives it
+    /// (`null` for an absent optional config); a config of another class is a problem at its
+    /// own path (`""`).
+    fn mounted<'a>(&self, config: Fl<'a>) -> Result<Field<'a>, Problem>;
+}
+
+impl<C: FieldType + 'static, T: SubConfig + 'static> ConfigMount for FieldPath<C, T> {
+    fn path(&self) -> &'static str {
+        self.path
+    }
+
+    fn mounted<'a>(&self, config: Fl<'a>) -> Result<Field<'a>, Problem> {
+        config.config::<C>().map(|config| self.of(config).reflect())
+    }
+}
+
+impl<T: SubConfig + 'static> ConfigMount for TextField<T> {
+    fn path(&self) -> &'static str {
+        self.path
+    }
+
+    fn mounted<'a>(&self, config: Fl<'a>) -> Result<Field<'a>, Problem> {
+        // The text model names the roots' own fields, so its path is the root's: read there,
+        // where the sub-config lives as long as the root (the text model is a temporary view).
+        config.text_model()?;
+        config.field(self.path)
+    }
+}
+
+/// A field read through a reference (the text model's `decoder` is a `&BlockSequenceConfig`)
+/// as the value itself, by method resolution's auto-deref: what lets `field!(TextModel.decoder)`
+/// name the sub-config, not the reference.
+#[doc(hidden)]
+pub trait Peeled: FieldType {
+    /// The value itself.
+    fn peeled(&self) -> &Self {
+        self
+    }
+}
+
+impl<T: FieldType> Peeled for T {}
+
 /// A typed field of a Fast-LLM config class, named by its class and its fields:
 /// `field!(MlpConfig.intermediate_size)` is a [`FieldPath<MlpConfig, i64>`] at
 /// `intermediate_size`, `field!(MambaConfig.convolution_layer.kernel_size)` one at
@@ -141,7 +229,10 @@ macro_rules! field {
     (TextModel . $first:ident $(. $rest:ident)*) => {
         $crate::field::TextField::declared(
             concat!(stringify!($first) $(, ".", stringify!($rest))*),
-            |text| &text.$first $(.$rest)*,
+            |text| {
+                use $crate::field::Peeled as _;
+                text.$first $(.$rest)*.peeled()
+            },
         )
     };
     ($class:ident . $first:ident $(. $rest:ident)*) => {
@@ -154,7 +245,7 @@ macro_rules! field {
 
 #[cfg(test)]
 mod tests {
-    use fastllm_config::{GptBaseModelConfig, MambaConfig, MlpConfig, MoeMlpConfig, Reflect};
+    use fastllm_config::{DecoderBlockConfig, GptBaseModelConfig, MambaConfig, MlpConfig, MoeMlpConfig, Reflect};
 
     use super::*;
 
@@ -173,6 +264,36 @@ mod tests {
         let vocabulary: TextField<i64> = field!(TextModel.embeddings.vocab_size);
         assert_eq!(vocabulary.path(), "embeddings.vocab_size");
         assert_eq!(vocabulary.read(Fl::new(&root)), Ok(root.embeddings.vocab_size));
+    }
+
+    /// A mount reads the sub-config itself, through the text model's references too, and an
+    /// absent optional one as `null`.
+    #[test]
+    fn a_mount_reads_the_sub_config_its_path_names() {
+        let root = GptBaseModelConfig::default();
+        let decoder: TextField<fastllm_config::BlockSequenceConfig> = field!(TextModel.decoder);
+        assert_eq!(ConfigMount::path(&decoder), "decoder");
+        let Ok(Field::Config(found)) = decoder.mounted(Fl::new(&root)) else {
+            panic!("the decoder is a config")
+        };
+        assert!(std::ptr::addr_eq(found.as_any(), &root.decoder));
+
+        let block = DecoderBlockConfig::default();
+        let post_mixer = field!(DecoderBlockConfig.post_mixer_normalization);
+        assert_eq!(ConfigMount::path(&post_mixer), "post_mixer_normalization");
+        let absent = post_mixer.mounted(Fl::new(&block)).unwrap();
+        assert!(
+            matches!(absent, Field::Value(fastllm_config::Value::Null)),
+            "{absent:?}"
+        );
+        let mixer = field!(DecoderBlockConfig.mixer).mounted(Fl::new(&block));
+        assert!(matches!(mixer, Ok(Field::Config(c)) if c.dynamic_type() == Some("attention")));
+
+        let problem = field!(DecoderBlockConfig.mixer).mounted(Fl::new(&root)).unwrap_err();
+        assert_eq!(
+            problem.message,
+            "expected a DecoderBlockConfig, found a GPTBaseModelConfig"
+        );
     }
 
     #[test]

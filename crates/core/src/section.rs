@@ -319,15 +319,7 @@ impl Section {
     /// Gemma 4's `model`, while a multimodal wrapper mounts the same table elsewhere).
     pub fn weights_under(mut self, name: &'static str, hf: &'static str) -> Self {
         let section = self.clone().build();
-        self.weights = vec![(
-            name,
-            crate::weights::WeightDecl::Nested {
-                config: "",
-                fast_llm: "",
-                hf,
-                section,
-            },
-        )];
+        self.weights = vec![(name, crate::weights::under_hf(hf, &section))];
         self
     }
 

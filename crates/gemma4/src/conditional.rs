@@ -55,7 +55,7 @@ use fastllm_core::{Claims, Decl, Problem, Section, Unconverted};
 
 use crate::sections;
 use fastllm_core::values::text;
-use fastllm_core::weights::nested;
+use fastllm_core::weights::under_hf;
 
 /// The vision tower (all released sizes).
 pub const VISION: Unconverted = Unconverted {
@@ -126,7 +126,7 @@ fn tie_word_embeddings() -> Decl {
 pub fn base_model() -> Section {
     let text_base = sections::base_model().named("gemma4_conditional.text_model").build();
     Section::of::<GptBaseModelConfig>("gemma4_conditional.base_model")
-        .weight("text_model", nested("", "", "model.language_model", &text_base))
+        .weight("text_model", under_hf("model.language_model", &text_base))
         .weight("output", sections::output_weights())
         .add("text_model", text_model(text_base))
         // transformers reads any `text_config` as a Gemma4TextConfig; another name is a mistake.

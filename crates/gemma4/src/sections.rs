@@ -19,7 +19,7 @@ use fastllm_core::dict::show;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{
-    Transform, WeightContext, WeightDecl, blocks, key_value_size, linear, nested, norm, query_size, size_of,
+    Transform, WeightContext, WeightDecl, blocks, key_value_size, linear, nested, nested_as, norm, query_size, size_of,
     text_hidden as hidden, vector, vocabulary,
 };
 use fastllm_core::{Checked, Claims, Covers, Decl, Fl, ImportContext, Problem, Section, Writes, checked, field};
@@ -361,26 +361,28 @@ pub fn hybrid_mlp() -> Section {
         .constant("post_norm", Value::Null)
         .add("dense", Decl::nested("dense", dense.clone()))
         .add("routed", Decl::nested("routed", routed.clone()))
-        .weight("dense", nested("dense", "dense", "mlp", &dense))
+        .weight("dense", nested(field!(HybridMoeMlpConfig.dense), "mlp", &dense))
         .weight(
             "dense_pre_norm",
-            nested("dense.pre_norm", "dense.pre_norm", "pre_feedforward_layernorm", &norm),
+            nested(
+                field!(HybridMoeMlpConfig.dense.pre_norm),
+                "pre_feedforward_layernorm",
+                &norm,
+            ),
         )
         .weight(
             "dense_post_norm",
             nested(
-                "dense.post_norm",
-                "dense.post_norm",
+                field!(HybridMoeMlpConfig.dense.post_norm),
                 "post_feedforward_layernorm_1",
                 &norm,
             ),
         )
-        .weight("routed", nested("routed", "routed", "", &routed))
+        .weight("routed", nested(field!(HybridMoeMlpConfig.routed), "", &routed))
         .weight(
             "routed_pre_norm",
             nested(
-                "routed.pre_norm",
-                "routed.pre_norm",
+                field!(HybridMoeMlpConfig.routed.pre_norm),
                 "pre_feedforward_layernorm_2",
                 &norm,
             ),
@@ -388,8 +390,7 @@ pub fn hybrid_mlp() -> Section {
         .weight(
             "routed_post_norm",
             nested(
-                "routed.post_norm",
-                "routed.post_norm",
+                field!(HybridMoeMlpConfig.routed.post_norm),
                 "post_feedforward_layernorm_2",
                 &norm,
             ),
@@ -433,16 +434,24 @@ fn has_pre_mlp_norm(c: &WeightContext) -> bool {
 /// buffer.
 fn block_weights(section: Section, mixer: &Arc<Section>, norm: &Arc<Section>) -> Section {
     section
-        .weight("norm_1", nested("normalization", "norm_1", "input_layernorm", norm))
-        .weight("mixer", nested("mixer", "mixer", "self_attn", mixer))
+        .weight(
+            "norm_1",
+            nested_as(
+                field!(DecoderBlockConfig.normalization),
+                "norm_1",
+                "input_layernorm",
+                norm,
+            ),
+        )
+        .weight("mixer", nested(field!(DecoderBlockConfig.mixer), "self_attn", mixer))
         .weight(
             "norm_2",
             vector("norm_2.weight", "pre_feedforward_layernorm.weight", hidden).when(has_pre_mlp_norm),
         )
         .weight(
             "post_mixer_norm",
-            nested(
-                "post_mixer_normalization",
+            nested_as(
+                field!(DecoderBlockConfig.post_mixer_normalization),
                 "post_mixer_norm",
                 "post_attention_layernorm",
                 norm,
@@ -451,15 +460,15 @@ fn block_weights(section: Section, mixer: &Arc<Section>, norm: &Arc<Section>) ->
         .weight(
             "mlp",
             WeightDecl::Dispatch {
-                config: "mlp",
+                config: field!(DecoderBlockConfig.mlp).into(),
                 fast_llm: "mlp",
                 sections: vec![("mlp", dense_mlp().build()), ("", hybrid_mlp().build())],
             },
         )
         .weight(
             "post_mlp_norm",
-            nested(
-                "post_mlp_normalization",
+            nested_as(
+                field!(DecoderBlockConfig.post_mlp_normalization),
                 "post_mlp_norm",
                 "post_feedforward_layernorm",
                 norm,
@@ -626,10 +635,10 @@ pub fn base_model() -> Section {
                 vocabulary,
             ),
         )
-        .weight("decoder", blocks("decoder", "decoder", "layers", &block))
+        .weight("decoder", blocks(field!(TextModel.decoder), "layers", &block))
         .weight(
             "final_norm",
-            nested("head.normalization", "head.final_norm", "norm", &norm),
+            nested_as(field!(TextModel.head.normalization), "head.final_norm", "norm", &norm),
         )
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
         .add("decoder", decoder::declaration(sections))

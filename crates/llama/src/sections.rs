@@ -13,8 +13,8 @@ use fastllm_core::hf::class::derived_head_dim;
 use fastllm_core::rules;
 use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{
-    self, Transform, WeightContext, WeightDecl, blocks, key_value_size, linear, nested, norm, query_size, size_of,
-    text_hidden,
+    self, Transform, WeightContext, WeightDecl, blocks, key_value_size, linear, nested, nested_as, norm, query_size,
+    size_of, text_hidden,
 };
 use fastllm_core::{Checked, Covers, Decl, Fl, Problem, Section, checked, field};
 
@@ -175,12 +175,25 @@ pub fn attention_weights(hidden: fn(&WeightContext) -> usize) -> WeightDecl {
 /// `self_attn`, `mlp`, `input_layernorm` and `post_attention_layernorm`.
 pub fn block(mixer: Arc<Section>, mlp: Arc<Section>, norm: Arc<Section>) -> Section {
     Section::of::<DecoderBlockConfig>("llama.block")
-        .weight("mixer", nested("mixer", "mixer", "self_attn", &mixer))
-        .weight("mlp", nested("mlp", "mlp", "mlp", &mlp))
-        .weight("norm_1", nested("normalization", "norm_1", "input_layernorm", &norm))
+        .weight("mixer", nested(field!(DecoderBlockConfig.mixer), "self_attn", &mixer))
+        .weight("mlp", nested(field!(DecoderBlockConfig.mlp), "mlp", &mlp))
+        .weight(
+            "norm_1",
+            nested_as(
+                field!(DecoderBlockConfig.normalization),
+                "norm_1",
+                "input_layernorm",
+                &norm,
+            ),
+        )
         .weight(
             "norm_2",
-            nested("normalization", "norm_2", "post_attention_layernorm", &norm),
+            nested_as(
+                field!(DecoderBlockConfig.normalization),
+                "norm_2",
+                "post_attention_layernorm",
+                &norm,
+            ),
         )
         .add("mixer", Decl::nested("mixer", mixer))
         .add("mlp", Decl::nested("mlp", mlp))
@@ -203,7 +216,15 @@ pub fn embeddings() -> Section {
 /// (`model.norm`) and the output projection (`lm_head`, absent when tied to the embeddings).
 pub fn head(norm: Arc<Section>) -> Section {
     Section::of::<LanguageModelHeadConfig>("llama.head")
-        .weight("final_norm", nested("normalization", "final_norm", "model.norm", &norm))
+        .weight(
+            "final_norm",
+            nested_as(
+                field!(LanguageModelHeadConfig.normalization),
+                "final_norm",
+                "model.norm",
+                &norm,
+            ),
+        )
         .weight(
             "output",
             WeightDecl::param(
@@ -233,8 +254,8 @@ pub fn base_model(block: Arc<Section>, head: Arc<Section>) -> Section {
                 weights::vocabulary,
             ),
         )
-        .weight("decoder", blocks("decoder", "decoder", "model.layers", &block))
-        .weight("head", nested("head", "head", "", &head))
+        .weight("decoder", blocks(field!(TextModel.decoder), "model.layers", &block))
+        .weight("head", nested(field!(TextModel.head), "", &head))
         .add("embeddings", Decl::nested("embeddings", embeddings().build()))
         .add("head", Decl::nested("head", head))
         .add("decoder", fastllm_core::decoder::uniform(block))
@@ -431,7 +452,12 @@ pub fn mtp_head(norm: Arc<Section>) -> Section {
         .replace("prediction_heads", Decl::same("prediction_heads"))
         .replace_weight(
             "final_norm",
-            nested("normalization", "final_norm", "model.mtp_norms.0", &norm),
+            nested_as(
+                field!(LanguageModelHeadConfig.normalization),
+                "final_norm",
+                "model.mtp_norms.0",
+                &norm,
+            ),
         )
 }
 
@@ -453,7 +479,7 @@ pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Sect
             "head",
             "multi_token_prediction_blocks",
             WeightDecl::RepeatLastBlock {
-                config: "decoder",
+                config: field!(TextModel.decoder).into(),
                 count: Arc::new(extra_prediction_heads),
                 fast_llm: Arc::new(|k| format!("multi_token_prediction.blocks.{k}")),
                 hf: Arc::new(|k| format!("model.mtp_heads.{k}")),
@@ -464,7 +490,7 @@ pub fn mtp_base_model(base_model: Section, block: &Arc<Section>, norm: &Arc<Sect
             "head",
             "multi_token_prediction_norms",
             WeightDecl::Repeat {
-                config: "head.normalization",
+                config: field!(TextModel.head.normalization).into(),
                 count: Arc::new(extra_prediction_heads),
                 fast_llm: Arc::new(|k| format!("multi_token_prediction.heads.{k}.final_norm")),
                 hf: Arc::new(|k| format!("model.mtp_norms.{}", k + 1)),
@@ -518,7 +544,7 @@ impl Llama {
         let norm = self.normalization.build();
         let mlp = self.mlp.build();
         let block = block(self.attention.build(), mlp.clone(), norm.clone())
-            .replace_weight("mlp", nested("mlp", "mlp", self.mlp_module, &mlp))
+            .replace_weight("mlp", nested(field!(DecoderBlockConfig.mlp), self.mlp_module, &mlp))
             .build();
         let root = base_model(block.clone(), (self.head)(norm.clone()).build());
         (self.root)(root.named(self.name), &block, &norm)

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use fastllm_core::config::{
-    AttentionConfig, FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, RotaryConfig, Value, VisionEncoderConfig,
+    AttentionConfig, DecoderBlockConfig, FixedBlockSequenceConfig, Map, PatchEmbeddingsConfig, RotaryConfig, Value,
+    VisionEncoderConfig,
 };
 use fastllm_core::dict::show;
 use fastllm_core::hf::class::derived_head_dim;
@@ -17,7 +18,8 @@ use fastllm_core::{
 };
 use fastllm_llama::sections;
 
-use fastllm_core::weights::{blocks, nested, norm, patch_embeddings, vision_hidden};
+use fastllm_core::field;
+use fastllm_core::weights::{blocks, nested, nested_as, norm, patch_embeddings, vision_hidden};
 
 /// Pixtral's RMS norm: epsilon fixed at 1e-5 (`PixtralVisionConfig` has no epsilon key).
 pub fn normalization() -> Section {
@@ -157,10 +159,21 @@ fn block() -> Arc<Section> {
     let (mixer, mlp, norm) = (attention().build(), mlp().build(), normalization().build());
     sections::block(mixer.clone(), mlp.clone(), norm.clone())
         .named("pixtral.block")
-        .replace_weight("mixer", nested("mixer", "mixer", "attention", &mixer))
-        .replace_weight("mlp", nested("mlp", "mlp", "feed_forward", &mlp))
-        .replace_weight("norm_1", nested("normalization", "norm_1", "attention_norm", &norm))
-        .replace_weight("norm_2", nested("normalization", "norm_2", "ffn_norm", &norm))
+        .replace_weight("mixer", nested(field!(DecoderBlockConfig.mixer), "attention", &mixer))
+        .replace_weight("mlp", nested(field!(DecoderBlockConfig.mlp), "feed_forward", &mlp))
+        .replace_weight(
+            "norm_1",
+            nested_as(
+                field!(DecoderBlockConfig.normalization),
+                "norm_1",
+                "attention_norm",
+                &norm,
+            ),
+        )
+        .replace_weight(
+            "norm_2",
+            nested_as(field!(DecoderBlockConfig.normalization), "norm_2", "ffn_norm", &norm),
+        )
         .build()
 }
 
@@ -178,7 +191,7 @@ fn embeddings(norm: Arc<Section>) -> Section {
         .weight("patch_embeddings", patch_embeddings("patch_conv.weight"))
         .weight(
             "normalization",
-            nested("normalization", "normalization", "ln_pre", &norm),
+            nested(field!(PatchEmbeddingsConfig.normalization), "ln_pre", &norm),
         )
         .rename("patch_height", "patch_size")
         .add(
@@ -219,8 +232,14 @@ pub fn vision_model() -> Section {
 
 fn vision_model_of(embeddings: Arc<Section>, block: Arc<Section>) -> Section {
     Section::of::<VisionEncoderConfig>("pixtral.vision_model")
-        .weight("embeddings", nested("embeddings", "embeddings", "", &embeddings))
-        .weight("encoder", blocks("encoder", "encoder", "transformer.layers", &block))
+        .weight(
+            "embeddings",
+            nested(field!(VisionEncoderConfig.embeddings), "", &embeddings),
+        )
+        .weight(
+            "encoder",
+            blocks(field!(VisionEncoderConfig.encoder), "transformer.layers", &block),
+        )
         .add("embeddings", Decl::nested("embeddings", embeddings))
         .add("encoder", Decl::nested("encoder", encoder(block).build()))
         .same("hidden_size")

@@ -12,8 +12,9 @@
 
 use std::sync::Arc;
 
-use fastllm_core::Section;
-use fastllm_core::weights::nested;
+use fastllm_core::config::MultiModalBaseModelConfig;
+use fastllm_core::weights::{nested, under_hf};
+use fastllm_core::{Section, field};
 
 /// The vision side of a Llava root: the encoder under `vision_tower`, the adapter (at
 /// `vision_encoder.adapter`) under `multi_modal_projector`.
@@ -27,13 +28,12 @@ fn vision_weights(section: Section, vision: &Arc<Section>, adapter: &Arc<Section
         .hf_prefix_alias("multi_modal_projector.", "model.multi_modal_projector.")
         .weight(
             "vision_encoder",
-            nested("vision_encoder", "vision_encoder", "vision_tower", vision),
+            nested(field!(MultiModalBaseModelConfig.vision_encoder), "vision_tower", vision),
         )
         .weight(
             "adapter",
             nested(
-                "vision_encoder.adapter",
-                "vision_encoder.adapter",
+                field!(MultiModalBaseModelConfig.vision_encoder.adapter),
                 "multi_modal_projector",
                 adapter,
             ),
@@ -58,5 +58,5 @@ pub fn base_model(section: Section, parts: crate::Parts) -> Section {
 /// `text` (a text model's root weights, read on the multimodal root config, where Fast-LLM keeps
 /// the text fields) under the HF prefix `language_model`.
 fn text_under_language_model(section: Section, text: Arc<Section>) -> Section {
-    section.weight("language_model", nested("", "", "language_model", &text))
+    section.weight("language_model", under_hf("language_model", &text))
 }

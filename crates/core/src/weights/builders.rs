@@ -9,9 +9,9 @@ use fastllm_config::{
     MultiModalBaseModelConfig, PatchEmbeddingsConfig,
 };
 
-use super::{CountFn, Param, Transform, WeightContext, WeightDecl, WhenFn};
+use super::{CountFn, Mount, Param, Transform, WeightContext, WeightDecl, WhenFn};
 use crate::field;
-use crate::field::{ConfigField, FieldPath};
+use crate::field::{ConfigField, ConfigMount, FieldPath};
 use crate::section::Section;
 
 /// A size computed from the config (a width, heads × head size, ...).
@@ -242,21 +242,69 @@ pub fn norm(size: impl Fn(&WeightContext) -> usize + Send + Sync + 'static) -> W
     vector("weight", "weight", size)
 }
 
-/// The weights of `section` on the sub-config at `config`, named under `fast_llm` / `hf`.
-pub fn nested(config: &'static str, fast_llm: &'static str, hf: &'static str, section: &Arc<Section>) -> WeightDecl {
+/// The weights of `section` on the sub-config in the field `config` of the section
+/// (`field!(DecoderBlockConfig.mlp)`), named under the field's path / `hf`. A field of another
+/// class than the section's does not compile, nor does one holding no config:
+///
+/// ```compile_fail
+/// # use std::sync::Arc;
+/// # use fastllm_core::config::DecoderBlockConfig;
+/// # use fastllm_core::field;
+/// # use fastllm_core::section::Section;
+/// # use fastllm_core::weights::{WeightDecl, nested};
+/// fn mlp(section: &Arc<Section>) -> WeightDecl {
+///     nested(field!(DecoderBlockConfig.mpl), "mlp", section)
+/// }
+/// ```
+///
+/// ```compile_fail
+/// # use std::sync::Arc;
+/// # use fastllm_core::config::MlpConfig;
+/// # use fastllm_core::field;
+/// # use fastllm_core::section::Section;
+/// # use fastllm_core::weights::{WeightDecl, nested};
+/// fn size(section: &Arc<Section>) -> WeightDecl {
+///     nested(field!(MlpConfig.intermediate_size), "mlp", section)
+/// }
+/// ```
+pub fn nested<M: ConfigMount>(config: M, hf: &'static str, section: &Arc<Section>) -> WeightDecl {
+    let fast_llm = config.path();
+    nested_as(config, fast_llm, hf, section)
+}
+
+/// [`nested`], its parameters named under `fast_llm` rather than the field's path (the
+/// block's `normalization` holds both `norm_1` and `norm_2`).
+pub fn nested_as<M: ConfigMount>(
+    config: M,
+    fast_llm: &'static str,
+    hf: &'static str,
+    section: &Arc<Section>,
+) -> WeightDecl {
     WeightDecl::Nested {
-        config,
+        config: config.into(),
         fast_llm,
         hf,
         section: section.clone(),
     }
 }
 
-/// The blocks of the block sequence at `config`, block `i` under `fast_llm.i` / `hf.i`.
-pub fn blocks(config: &'static str, fast_llm: &'static str, hf: &'static str, block: &Arc<Section>) -> WeightDecl {
+/// The weights of `section` on this section's own config, its HF names under `hf` (a root's
+/// text model inside a multimodal checkpoint).
+pub fn under_hf(hf: &'static str, section: &Arc<Section>) -> WeightDecl {
+    WeightDecl::Nested {
+        config: Mount::own(),
+        fast_llm: "",
+        hf,
+        section: section.clone(),
+    }
+}
+
+/// The blocks of the block sequence in the field `config` (`field!(TextModel.decoder)`), block
+/// `i` under `<the field's path>.i` / `hf.i`.
+pub fn blocks(config: impl ConfigMount, hf: &'static str, block: &Arc<Section>) -> WeightDecl {
     WeightDecl::Blocks {
-        config,
-        fast_llm,
+        fast_llm: config.path(),
+        config: config.into(),
         hf,
         block: block.clone(),
     }

@@ -19,14 +19,14 @@ use fastllm_config::{BaseModelConfig, BlockConfig, BlockSequenceConfig, Field, F
 use crate::Problem;
 use crate::blocks::block_path;
 use crate::dict::{self, join};
-use crate::field::ConfigField;
+use crate::field::{ConfigField, ConfigMount};
 use crate::fl::Fl;
 use crate::section::Section;
 
 mod builders;
 pub use builders::{
-    Dim, LayerBias, Linear, LinearBiases, blocks, effective_bias, key_value_size, linear, nested, norm,
-    patch_embeddings, query_size, size_of, text_hidden, vector, vision_hidden, vocabulary,
+    Dim, LayerBias, Linear, LinearBiases, blocks, effective_bias, key_value_size, linear, nested, nested_as, norm,
+    patch_embeddings, query_size, size_of, text_hidden, under_hf, vector, vision_hidden, vocabulary,
 };
 
 /// How a Fast-LLM tensor is made of its HF tensors.
@@ -292,10 +292,10 @@ pub enum WeightDecl {
     /// Declarations planned in order, as one entry of the table (a group of linear layers:
     /// their weights, then their biases).
     Group(Vec<WeightDecl>),
-    /// A sub-section's weights: its config at `config` (empty: this section's own, to mount a
-    /// weight tree under a prefix), names under `fast_llm` / `hf`.
+    /// A sub-section's weights: its config in the field `config` ([`Mount::own`]: this
+    /// section's own, to mount a weight tree under a prefix), names under `fast_llm` / `hf`.
     Nested {
-        config: &'static str,
+        config: Mount,
         fast_llm: &'static str,
         hf: &'static str,
         section: Arc<Section>,
@@ -303,7 +303,7 @@ pub enum WeightDecl {
     /// The blocks of a block sequence at `config`, block `i` under `fast_llm.i` / `hf.i`. A
     /// block's own declarations dispatch per position (e.g. on its mixer's type).
     Blocks {
-        config: &'static str,
+        config: Mount,
         fast_llm: &'static str,
         hf: &'static str,
         block: Arc<Section>,
@@ -311,14 +311,14 @@ pub enum WeightDecl {
     /// The section whose class matches the runtime `type` of the config at `config`; each
     /// candidate has its own HF prefix (mixers live under different HF names).
     Dispatch {
-        config: &'static str,
+        config: Mount,
         fast_llm: &'static str,
         sections: Vec<(&'static str, Arc<Section>)>,
     },
-    /// `count` repetitions of a section on the config at `config` (empty: this section's), with
+    /// `count` repetitions of a section on the config in `config` ([`Mount::own`]: this section's), with
     /// index-templated prefixes (multi-token-prediction heads).
     Repeat {
-        config: &'static str,
+        config: Mount,
         count: CountFn,
         fast_llm: IndexedName,
         hf: IndexedName,
@@ -328,7 +328,7 @@ pub enum WeightDecl {
     /// block of the expanded pattern's last entry), with index-templated prefixes
     /// (multi-token-prediction blocks copy the decoder's last block).
     RepeatLastBlock {
-        config: &'static str,
+        config: Mount,
         count: CountFn,
         fast_llm: IndexedName,
         hf: IndexedName,
@@ -337,11 +337,49 @@ pub enum WeightDecl {
     /// Each entry of the dict at `config` (stochastic mixers), by its type, under
     /// `fast_llm.<name>` / `hf.<name>`.
     TypedDict {
-        config: &'static str,
+        config: Mount,
         fast_llm: &'static str,
         hf: &'static str,
         sections: Vec<Arc<Section>>,
     },
+}
+
+/// The field of a section's config a declaration mounts a sub-section on, typed
+/// (`field!(DecoderBlockConfig.mixer).into()`): a misspelt field, or one holding no config,
+/// does not compile. Which class the section holds is known only at plan time: another class
+/// than the field's is a problem naming the section's path.
+#[derive(Clone)]
+pub struct Mount(Arc<dyn ConfigMount>);
+
+impl<M: ConfigMount> From<M> for Mount {
+    fn from(field: M) -> Self {
+        Mount(Arc::new(field))
+    }
+}
+
+impl Mount {
+    /// The section's own config: a weight tree mounted under a name prefix only.
+    pub fn own() -> Self {
+        Mount(Arc::new(Own))
+    }
+
+    /// The field's dotted path below the section's config (`""` for [`Mount::own`]).
+    pub fn path(&self) -> &'static str {
+        self.0.path()
+    }
+}
+
+/// The section's own config, as a mount.
+struct Own;
+
+impl ConfigMount for Own {
+    fn path(&self) -> &'static str {
+        ""
+    }
+
+    fn mounted<'a>(&self, config: Fl<'a>) -> Result<Field<'a>, Problem> {
+        config.field("")
+    }
 }
 
 impl WeightDecl {
@@ -558,7 +596,7 @@ impl Place<'_> {
 /// Where a sub-declaration is mounted: its config path, Fast-LLM name and HF name, each
 /// relative to the enclosing [`Place`].
 struct Mounted<'a> {
-    config: &'a str,
+    config: &'a Mount,
     fast_llm: &'a str,
     hf: &'a str,
 }
@@ -606,26 +644,45 @@ impl Planner<'_> {
         ))
     }
 
-    /// The sub-config at `path` below `at`; `None` (reported) when it is absent or the class
-    /// declares no such field.
-    fn sub_config<'c>(&self, at: &Place<'c>, path: &str) -> Option<Fl<'c>> {
-        match at.config.config_at(path) {
-            Ok(Some(sub)) => Some(sub),
-            Ok(None) => {
-                self.problem(at.fl(path), "no config for these weights");
-                None
-            }
+    /// The field `mount` of the config at `at`; `None` (reported at the section's path, or the
+    /// field's at the root, which has none) when the config is of another class than the field's.
+    fn mounted<'c>(&self, at: &Place<'c>, mount: &Mount) -> Option<Field<'c>> {
+        match mount.0.mounted(at.config) {
+            Ok(field) => Some(field),
             Err(problem) => {
-                let inner = problem.fast_llm.unwrap_or_default();
-                self.problem(at.config(&inner), problem.message);
+                let path = if at.config_path.is_empty() {
+                    mount.path()
+                } else {
+                    at.config_path
+                };
+                self.problem(path.to_string(), problem.message);
                 None
             }
         }
     }
 
-    /// The block sequence at `path` below `at`, typed.
-    fn sequence<'c>(&self, at: &Place<'c>, path: &str) -> Option<&'c BlockSequenceConfig> {
-        let sub = self.sub_config(at, path)?;
+    /// The sub-config in the field `mount` of `at`; `None` (reported) when it is absent or the
+    /// config is of another class than the field's.
+    fn sub_config<'c>(&self, at: &Place<'c>, mount: &Mount) -> Option<Fl<'c>> {
+        let path = mount.path();
+        match self.mounted(at, mount)? {
+            Field::Config(sub) => Some(Fl::new(sub)),
+            Field::Value(Value::Null) => {
+                self.problem(at.fl(path), "no config for these weights");
+                None
+            }
+            other => {
+                let found = dict::show(&other.into_value());
+                self.problem(at.config(path), format!("expected a config, found {found}"));
+                None
+            }
+        }
+    }
+
+    /// The block sequence in the field `mount` of `at`, typed.
+    fn sequence<'c>(&self, at: &Place<'c>, mount: &Mount) -> Option<&'c BlockSequenceConfig> {
+        let path = mount.path();
+        let sub = self.sub_config(at, mount)?;
         match sub.config::<BlockSequenceConfig>() {
             Ok(sequence) => Some(sequence),
             Err(problem) => {
@@ -654,7 +711,7 @@ impl Planner<'_> {
     fn walk_below(&mut self, section: &Section, at: &Place, sub: Fl, mounted: Mounted) {
         let place = Place {
             config: sub,
-            config_path: &at.config(mounted.config),
+            config_path: &at.config(mounted.config.path()),
             fl_prefix: &at.fl(mounted.fast_llm),
             hf_prefix: &at.hf(mounted.hf),
         };
@@ -692,14 +749,14 @@ impl Planner<'_> {
             WeightDecl::Param(param) => self.param(param, at),
             WeightDecl::Group(decls) => decls.iter().for_each(|decl| self.decl(decl, at)),
             WeightDecl::Nested {
-                config: path,
+                config: mount,
                 fast_llm,
                 hf,
                 section,
             } => {
-                if let Some(sub) = self.sub_config(at, path) {
+                if let Some(sub) = self.sub_config(at, mount) {
                     let mounted = Mounted {
-                        config: path,
+                        config: mount,
                         fast_llm,
                         hf,
                     };
@@ -707,32 +764,32 @@ impl Planner<'_> {
                 }
             }
             WeightDecl::Blocks {
-                config: path,
+                config: mount,
                 fast_llm,
                 hf,
                 block,
             } => self.blocks(
                 at,
                 Mounted {
-                    config: path,
+                    config: mount,
                     fast_llm,
                     hf,
                 },
                 block,
             ),
             WeightDecl::Dispatch {
-                config: path,
+                config: mount,
                 fast_llm,
                 sections,
-            } => self.dispatch(at, path, fast_llm, sections),
+            } => self.dispatch(at, mount, fast_llm, sections),
             WeightDecl::Repeat {
-                config: path,
+                config: mount,
                 count,
                 fast_llm,
                 hf,
                 section,
             } => {
-                let Some(sub) = self.sub_config(at, path) else {
+                let Some(sub) = self.sub_config(at, mount) else {
                     return;
                 };
                 let copies = count(&self.context(at));
@@ -744,7 +801,7 @@ impl Planner<'_> {
                         section,
                         &Place {
                             config: sub,
-                            config_path: &at.config(path),
+                            config_path: &at.config(mount.path()),
                             fl_prefix: &at.fl(&fast_llm(i)),
                             hf_prefix: &at.hf(&hf(i)),
                         },
@@ -752,14 +809,15 @@ impl Planner<'_> {
                 }
             }
             WeightDecl::RepeatLastBlock {
-                config: path,
+                config: mount,
                 count,
                 fast_llm,
                 hf,
                 block,
             } => {
+                let path = mount.path();
                 let copies = count(&self.context(at));
-                let Some(sequence) = self.sequence(at, path) else {
+                let Some(sequence) = self.sequence(at, mount) else {
                     return;
                 };
                 let Some(blocks) = self.block_count(sequence, &at.config(path)) else {
@@ -788,22 +846,20 @@ impl Planner<'_> {
                 }
             }
             WeightDecl::TypedDict {
-                config: path,
+                config: mount,
                 fast_llm,
                 hf,
                 sections,
             } => {
-                let entries = match at.config.field(path) {
-                    Ok(Field::Configs(entries)) => entries,
-                    Ok(Field::Value(Value::Null)) => Vec::new(),
-                    Ok(other) => {
+                let path = mount.path();
+                let entries = match self.mounted(at, mount) {
+                    Some(Field::Configs(entries)) => entries,
+                    Some(Field::Value(Value::Null)) => Vec::new(),
+                    Some(other) => {
                         let found = dict::show(&other.into_value());
                         return self.problem(at.config(path), format!("expected a dict of configs, found {found}"));
                     }
-                    Err(problem) => {
-                        let inner = problem.fast_llm.unwrap_or_default();
-                        return self.problem(at.config(&inner), problem.message);
-                    }
+                    None => return,
                 };
                 for (name, entry) in entries {
                     let entry = Fl::new(entry);
@@ -900,14 +956,14 @@ impl Planner<'_> {
     /// Each block of the sequence at `path`, under `fast_llm.<i>` / `hf.<i>`.
     fn blocks(&mut self, at: &Place, mounted: Mounted, block: &Section) {
         let Mounted {
-            config: path,
+            config: mount,
             fast_llm,
             hf,
         } = mounted;
-        let Some(sequence) = self.sequence(at, path) else {
+        let Some(sequence) = self.sequence(at, mount) else {
             return;
         };
-        let sequence_path = at.config(path);
+        let sequence_path = at.config(mount.path());
         let Some(count) = self.block_count(sequence, &sequence_path) else {
             return;
         };
@@ -941,15 +997,16 @@ impl Planner<'_> {
     }
 
     /// The section of the runtime type of the config at `path`, under its own HF prefix.
-    fn dispatch(&mut self, at: &Place, path: &str, fast_llm: &str, sections: &[(&'static str, Arc<Section>)]) {
-        let Some(sub) = self.sub_config(at, path) else {
+    fn dispatch(&mut self, at: &Place, mount: &Mount, fast_llm: &str, sections: &[(&'static str, Arc<Section>)]) {
+        let path = mount.path();
+        let Some(sub) = self.sub_config(at, mount) else {
             return;
         };
         let found = sub.type_name();
         match (sections.iter()).find(|(_, s)| matching(std::iter::once(s), found).is_some()) {
             Some((hf, section)) => {
                 let mounted = Mounted {
-                    config: path,
+                    config: mount,
                     fast_llm,
                     hf,
                 };
@@ -1019,8 +1076,8 @@ fn hf_shapes(
 mod tests {
     use super::*;
     use crate::config::{
-        ConfigClass, DecoderBlockConfig, GptBaseModelConfig, MlpBaseConfig, MlpConfig, ModelKind, MoeMlpConfig,
-        MultiModalBaseModelConfig, load_base_model,
+        AttentionConfig, ConfigClass, DecoderBlockConfig, GptBaseModelConfig, MlpBaseConfig, MlpConfig, ModelKind,
+        MoeMlpConfig, MultiModalBaseModelConfig, StochasticMixerConfig, VisionEncoderConfig, load_base_model,
     };
     use crate::field;
 
@@ -1034,13 +1091,14 @@ mod tests {
     fn with_mlp<T: ConfigClass>(decl: WeightDecl) -> Arc<Section> {
         let mlp = Section::of::<T>("test.mlp").weight("w", decl).build();
         Section::of::<DecoderBlockConfig>("test.block")
-            .weight("mlp", nested("mlp", "", "", &mlp))
+            .weight("mlp", nested_as(field!(DecoderBlockConfig.mlp), "", "", &mlp))
             .build()
     }
 
     /// A root whose decoder blocks hold `block`'s weights, under `decoder.<i>` / `layers.<i>`.
     fn decoder_of(block: &Arc<Section>) -> Section {
-        Section::of::<GptBaseModelConfig>("test.root").weight("blocks", blocks("decoder", "decoder", "layers", block))
+        Section::of::<GptBaseModelConfig>("test.root")
+            .weight("blocks", blocks(field!(TextModel.decoder), "layers", block))
     }
 
     /// The planned MTP-style copies of a decoder's last block: `(name, shape)`.
@@ -1051,7 +1109,7 @@ mod tests {
         let root = Section::of::<GptBaseModelConfig>("test.root").weight(
             "copies",
             WeightDecl::RepeatLastBlock {
-                config: "decoder",
+                config: field!(TextModel.decoder).into(),
                 count: Arc::new(|_| 2),
                 fast_llm: Arc::new(|k| format!("copy.{k}")),
                 hf: Arc::new(|k| format!("hf.{k}")),
@@ -1152,6 +1210,51 @@ mod tests {
         assert!(problems[0].message.contains(message), "{}", problems[0].message);
     }
 
+    /// A mount whose field belongs to another class than the config its section holds is a
+    /// problem naming the section's path (the field's at the root, which has none), never a
+    /// skipped sub-tree; so is an absent sub-config, as before mounts were typed.
+    #[rstest::rstest]
+    #[case::another_class(nested(field!(AttentionConfig.query_layer), "q", &leaf()), "decoder.block.mlp", "expected a AttentionConfig, found a MoEMLPConfig")]
+    #[case::another_class_blocks(blocks(field!(VisionEncoderConfig.encoder), "encoder", &leaf()), "decoder.block.mlp", "expected a VisionEncoderConfig, found a MoEMLPConfig")]
+    #[case::another_class_dict(WeightDecl::TypedDict { config: field!(StochasticMixerConfig.mixers).into(), fast_llm: "m", hf: "m", sections: vec![] }, "decoder.block.mlp", "expected a StochasticMixerConfig, found a MoEMLPConfig")]
+    #[case::absent(nested(field!(MoeMlpConfig.pre_norm), "n", &leaf()), "decoder.0.mlp.pre_norm", "no config for these weights")]
+    fn a_mount_the_config_cannot_answer_is_a_problem_at_its_path(
+        #[case] mount: WeightDecl,
+        #[case] path: &str,
+        #[case] message: &str,
+    ) {
+        let mlp = Section::of::<MoeMlpConfig>("test.mlp").weight("w", mount).build();
+        let block = Section::of::<DecoderBlockConfig>("test.block")
+            .weight("mlp", nested(field!(DecoderBlockConfig.mlp), "mlp", &mlp))
+            .build();
+        let problems = plan(&decoder_of(&block), &config(&fixed(1, 2, 8))).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].fast_llm.as_deref(), Some(path));
+        assert_eq!(problems[0].message, message);
+    }
+
+    #[test]
+    fn a_root_mount_of_another_root_class_is_a_problem_at_the_field() {
+        let root = Section::of::<GptBaseModelConfig>("test.root").weight(
+            "vision",
+            nested(field!(MultiModalBaseModelConfig.vision_encoder), "v", &leaf()),
+        );
+        let problems = plan(&root, &config(&fixed(1, 2, 8))).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].fast_llm.as_deref(), Some("vision_encoder"));
+        assert_eq!(
+            problems[0].message,
+            "expected a MultiModalBaseModelConfig, found a GPTBaseModelConfig"
+        );
+    }
+
+    /// A section of one parameter, whatever its config.
+    fn leaf() -> Arc<Section> {
+        Section::of::<AttentionConfig>("test.leaf")
+            .weight("a", WeightDecl::param("a", &["a"], Transform::Copy, |_| vec![1]))
+            .build()
+    }
+
     /// The MoE MLP of the fixed decoder of `config`.
     fn mlp_of(config: &mut BaseModelConfig) -> &mut MoeMlpConfig {
         let BaseModelConfig::Gpt(root) = config else {
@@ -1181,9 +1284,9 @@ mod tests {
             .weight("a", WeightDecl::param("a", &["a"], Transform::Copy, |_| vec![1]))
             .build();
         let walks = [
-            blocks("decoder", "decoder", "layers", &block),
+            blocks(field!(TextModel.decoder), "layers", &block),
             WeightDecl::RepeatLastBlock {
-                config: "decoder",
+                config: field!(TextModel.decoder).into(),
                 count: Arc::new(|_| 1),
                 fast_llm: Arc::new(|k| format!("copy.{k}")),
                 hf: Arc::new(|k| format!("hf.{k}")),
