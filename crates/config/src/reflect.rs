@@ -252,6 +252,13 @@ pub trait FieldType: Sized {
             None => false,
         }
     }
+    /// A slot holding `Self::default()` for [`FieldType::parse_default_into`], where the type
+    /// has a default: a `dict[str, Self]` then reads each entry where it stays (a block config
+    /// is kilobytes, and each move on its way into the map copied it). `None` (the default):
+    /// entries are read apart with [`FieldType::parse`].
+    fn default_slot() -> Option<Self> {
+        None
+    }
     /// Serializes at `verbosity`.
     fn serialize(&self, verbosity: Verbosity) -> Serialized;
     /// Walks architecture paths of sub-configs (nothing for scalars).
