@@ -322,7 +322,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             /// Reads a dict into `out`, which holds the class defaults: present keys become
             /// explicit, absent ones keep their defaults.
             fn fill_from_map(out: &mut Self, input: &crate::Map, ctx: &mut crate::Ctx) {
-                let owned = if <Self as crate::ClassRules>::REWRITES_INPUT {
+                let owned = if <Self as crate::ClassRules>::rewrites_input(input) {
                     let mut copy = input.clone();
                     ctx.with_class(#class, |ctx| <Self as crate::ClassRules>::rewrite_input(&mut copy, ctx));
                     Some(copy)

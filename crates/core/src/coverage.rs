@@ -578,6 +578,8 @@ mod tests {
     #[case::claimed("a", Some(Reach::Is))]
     #[case::claimed_below_a_claim("a.b", Some(Reach::Is))]
     #[case::holding_a_claim("d", Some(Reach::Holds("d.a.b.c".into())))]
+    // The first in key order, whatever order the lookup structure keeps them in.
+    #[case::holding_several_claims("e", Some(Reach::Holds("e.b.c".into())))]
     #[case::holding_an_entry_s_claim("c.x.y", None)]
     #[case::an_entry("c.x", Some(Reach::Is))]
     #[case::inside_a_recursive_claim("b.x.y", Some(Reach::Inside("b".into())))]
@@ -592,6 +594,13 @@ mod tests {
             Claim::exact("c.*"),
             Claim::exact("c.*.a"),
             Claim::exact("d.a.b.c"),
+            Claim::exact("e.z"),
+            Claim::exact("e.x"),
+            Claim::exact("e.q"),
+            Claim::exact("e.n"),
+            Claim::exact("e.m"),
+            Claim::exact("e.k"),
+            Claim::exact("e.b.c"),
         ];
         assert_eq!(ClaimTree::new(&claims).reach(key), expected, "{key}");
     }
