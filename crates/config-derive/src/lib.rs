@@ -322,7 +322,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             /// Reads a dict into `out`, which holds the class defaults: present keys become
             /// explicit, absent ones keep their defaults.
             fn fill_from_map(out: &mut Self, input: &crate::Map, ctx: &mut crate::Ctx) {
-                let owned = if <Self as crate::ClassRules>::REWRITES_INPUT {
+                let owned = if <Self as crate::ClassRules>::rewrites_input(input) {
                     let mut copy = input.clone();
                     ctx.with_class(#class, |ctx| <Self as crate::ClassRules>::rewrite_input(&mut copy, ctx));
                     Some(copy)
@@ -375,6 +375,9 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
 
         impl crate::FieldType for #name {
             #field_type_common
+            fn default_slot() -> Option<Self> {
+                Some(<Self as ::core::default::Default>::default())
+            }
             fn parse(value: &crate::Value, ctx: &mut crate::Ctx) -> Option<Self> {
                 crate::parse_config_value::<Self>(value, ctx)
             }
@@ -504,6 +507,15 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }),
     };
 
+    // Only a class with a default subclass has a default to read a dict entry into.
+    let default_slot = match &attrs.default_variant {
+        Some(_) => quote! {
+            fn default_slot() -> Option<Self> {
+                Some(<Self as ::core::default::Default>::default())
+            }
+        },
+        None => quote!(),
+    };
     let fills: Vec<TokenStream2> = variants.iter().zip(&types).map(|(v, t)| fill_variant(v, t)).collect();
     let field_type_common = field_type_common(class);
     Ok(quote! {
@@ -580,6 +592,7 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
 
         impl crate::FieldType for #name {
             #field_type_common
+            #default_slot
             fn parse(value: &crate::Value, ctx: &mut crate::Ctx) -> Option<Self> {
                 Self::parse_map(crate::config_map(value, #class, ctx)?, ctx)
             }

@@ -214,8 +214,18 @@ impl<T: FieldType> FieldType for BTreeMap<String, T> {
         let errors = ctx.error_count();
         let mut out = BTreeMap::new();
         for (key, item) in map {
-            if let Some(parsed) = ctx.at(key.as_str(), |ctx| T::parse(item, ctx)) {
-                out.insert(key.clone(), parsed);
+            match T::default_slot() {
+                Some(default) => {
+                    let slot = out.entry(key.clone()).or_insert(default);
+                    if !ctx.at(key.as_str(), |ctx| T::parse_default_into(slot, item, ctx)) {
+                        out.remove(key);
+                    }
+                }
+                None => {
+                    if let Some(parsed) = ctx.at(key.as_str(), |ctx| T::parse(item, ctx)) {
+                        out.insert(key.clone(), parsed);
+                    }
+                }
             }
         }
         (ctx.error_count() == errors).then_some(out)

@@ -144,15 +144,33 @@ impl BaseModelConfig {
 
 /// Reads and validates a base-model dict as `kind`.
 pub fn load_base_model(kind: ModelKind, value: &Value) -> Result<BaseModelConfig, ConfigErrors> {
-    let mut config = match kind {
+    load_base_model_or(kind, value, |errors| errors)
+}
+
+/// [`load_base_model`], its errors turned into the caller's by `on_error`.
+///
+/// The GPT root is 9 kB: read in place in the result this returns, it is not copied again
+/// into a caller's `Result` of another error type, as `map_err` on [`load_base_model`]'s would.
+#[inline]
+pub fn load_base_model_or<E>(
+    kind: ModelKind,
+    value: &Value,
+    on_error: impl FnOnce(ConfigErrors) -> E,
+) -> Result<BaseModelConfig, E> {
+    let mut loaded = Ok(match kind {
         ModelKind::Gpt => BaseModelConfig::Gpt(Default::default()),
         ModelKind::MultiModal => BaseModelConfig::MultiModal(Default::default()),
-    };
-    match &mut config {
-        BaseModelConfig::Gpt(c) => load_into(c, value)?,
-        BaseModelConfig::MultiModal(c) => load_into(&mut **c, value)?,
+    });
+    if let Ok(config) = &mut loaded {
+        let read = match config {
+            BaseModelConfig::Gpt(c) => load_into(c, value),
+            BaseModelConfig::MultiModal(c) => load_into(&mut **c, value),
+        };
+        if let Err(errors) = read {
+            return Err(on_error(errors));
+        }
     }
-    Ok(config)
+    loaded
 }
 
 /// Parses a JSON or YAML document: by extension when known (`.json`, `.yaml`, `.yml`), else

@@ -153,8 +153,11 @@ impl FieldSet {
 /// Every config struct implements it, most with an empty body; the rules of a class are then
 /// all in its `impl ClassRules`.
 pub trait ClassRules {
-    /// Whether `rewrite_input` does anything (saves cloning the input dict when it does not).
-    const REWRITES_INPUT: bool = false;
+    /// Whether `rewrite_input` would change `map`: the input dict is cloned only then (a pattern
+    /// decoder's dict holds every block, and cloning it was a tenth of an import).
+    fn rewrites_input(_map: &Map) -> bool {
+        false
+    }
     /// Fast-LLM's `_from_dict` input fix-ups (legacy keys).
     fn rewrite_input(_map: &mut Map, _ctx: &mut Ctx) {}
     /// Implicit defaults derived from other fields, set before nested validation.
@@ -251,6 +254,13 @@ pub trait FieldType: Sized {
             }
             None => false,
         }
+    }
+    /// A slot holding `Self::default()` for [`FieldType::parse_default_into`], where the type
+    /// has a default: a `dict[str, Self]` then reads each entry where it stays (a block config
+    /// is kilobytes, and each move on its way into the map copied it). `None` (the default):
+    /// entries are read apart with [`FieldType::parse`].
+    fn default_slot() -> Option<Self> {
+        None
     }
     /// Serializes at `verbosity`.
     fn serialize(&self, verbosity: Verbosity) -> Serialized;

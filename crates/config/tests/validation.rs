@@ -538,3 +538,27 @@ fn lookup<'a>(value: &'a mut Value, path: &[String]) -> &'a mut Value {
         _ => unreachable!(),
     })
 }
+
+/// Fast-LLM drops these legacy keys on load: each input loads, and what it gives is what the same
+/// input without the key gives (only an input holding the key is rewritten).
+#[rstest]
+#[case::stray_block_of_a_pattern(
+    r#"{"decoder": {"type": "pattern", "blocks": {"a": {}}, "pattern": ["a"], "block": {"mixer": {"head_groups": 0}}}}"#,
+    r#"{"decoder": {"type": "pattern", "blocks": {"a": {}}, "pattern": ["a"]}}"#
+)]
+#[case::false_complex_format(
+    r#"{"decoder": {"block": {"mixer": {"rotary": {"type": "default", "complex_format": false}}}}}"#,
+    r#"{"decoder": {"block": {"mixer": {"rotary": {"type": "default"}}}}}"#
+)]
+#[case::loss_implementation(
+    r#"{"head": {"losses": {"lm": {"type": "label", "implementation": "fused"}}}}"#,
+    r#"{"head": {"losses": {"lm": {"type": "label"}}}}"#
+)]
+fn legacy_keys_are_dropped(#[case] with_key: &str, #[case] without: &str) {
+    let load = |json: &str| {
+        let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(json).unwrap())
+            .unwrap_or_else(|e| panic!("rejected {json}: {e}"));
+        config.to_form(fastllm_config::Form::Explicit)
+    };
+    assert_eq!(load(with_key), load(without));
+}

@@ -6,7 +6,8 @@
 //! * HF coverage (at every import): every key of the input, at any depth, is claimed by a
 //!   declaration or is generic metadata.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use fastllm_config::{Map, Value};
@@ -106,6 +107,36 @@ pub fn check_hf_coverage(input: &Map, claims: &[Claim], allowlist: &BTreeSet<&st
     ClaimTree::new(claims).check(input, |key| allowlist.contains(key))
 }
 
+/// FNV-1a, for the short keys of config dicts (tens of bytes): the standard `SipHash` costs more
+/// than the few comparisons it replaces, and nothing here hashes keys an attacker can choose to
+/// collide in bulk (a config's keys are few, and looked up, never inserted, per call).
+#[derive(Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        KeyHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map from config keys, hashed with [`KeyHasher`].
+pub(crate) type KeyMap<V> = HashMap<String, V, BuildHasherDefault<KeyHasher>>;
+
+/// A set of static config keys, hashed with [`KeyHasher`].
+pub(crate) type KeySet = HashSet<&'static str, BuildHasherDefault<KeyHasher>>;
+
 /// Claims as a trie over their segments, so the coverage walk looks each HF key up once instead
 /// of scanning every claim. Built once per format (see `Handler::check_hf`).
 #[derive(Debug, Default)]
@@ -115,7 +146,10 @@ pub(crate) struct ClaimTree {
 
 #[derive(Debug, Default)]
 struct ClaimNode {
-    children: BTreeMap<String, ClaimNode>,
+    /// Hashed: the coverage walk looks every HF key up here at each import, and a `BTreeMap`
+    /// search compared it with about ten keys (`memcmp` calls) where a hash compares one.
+    /// Whatever reports a claim sorts the keys first.
+    children: KeyMap<ClaimNode>,
     /// The `*` child: any one key.
     any: Option<Box<ClaimNode>>,
     /// A claim ends here.
@@ -131,7 +165,9 @@ impl ClaimNode {
 
     /// The first claimed path below this node (dotted, relative; `*` for any entry), in order.
     fn first_claim_below(&self) -> Option<String> {
-        let children = (self.children.iter()).map(|(key, node)| (key.as_str(), node));
+        let sorted: BTreeMap<&str, &ClaimNode> =
+            (self.children.iter()).map(|(key, node)| (key.as_str(), node)).collect();
+        let children = sorted.into_iter();
         for (key, node) in children.chain(self.any.as_deref().map(|node| ("*", node))) {
             if node.claimed {
                 return Some(key.to_string());
@@ -542,6 +578,8 @@ mod tests {
     #[case::claimed("a", Some(Reach::Is))]
     #[case::claimed_below_a_claim("a.b", Some(Reach::Is))]
     #[case::holding_a_claim("d", Some(Reach::Holds("d.a.b.c".into())))]
+    // The first in key order, whatever order the lookup structure keeps them in.
+    #[case::holding_several_claims("e", Some(Reach::Holds("e.b.c".into())))]
     #[case::holding_an_entry_s_claim("c.x.y", None)]
     #[case::an_entry("c.x", Some(Reach::Is))]
     #[case::inside_a_recursive_claim("b.x.y", Some(Reach::Inside("b".into())))]
@@ -556,6 +594,13 @@ mod tests {
             Claim::exact("c.*"),
             Claim::exact("c.*.a"),
             Claim::exact("d.a.b.c"),
+            Claim::exact("e.z"),
+            Claim::exact("e.x"),
+            Claim::exact("e.q"),
+            Claim::exact("e.n"),
+            Claim::exact("e.m"),
+            Claim::exact("e.k"),
+            Claim::exact("e.b.c"),
         ];
         assert_eq!(ClaimTree::new(&claims).reach(key), expected, "{key}");
     }

@@ -3,12 +3,12 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use fastllm_config::{BaseModelConfig, Map, ModelKind, Value, load_base_model};
+use fastllm_config::{BaseModelConfig, Map, ModelKind, Value, load_base_model_or};
 
 use crate::HfClass;
 use crate::HfLayout;
 use crate::complete::V5_GENERATION_KEYS;
-use crate::coverage::{ClaimTree, Reach, hf_claims, read_claims};
+use crate::coverage::{ClaimTree, KeySet, Reach, hf_claims, read_claims};
 use crate::dict::show;
 use crate::engine::{Exporter, Importer};
 use crate::fl::Fl;
@@ -187,8 +187,8 @@ struct Compiled {
     claims: ClaimTree,
     /// The claims its import reads (converts or checks): what `--drop-key` may not drop.
     read: ClaimTree,
-    /// `GENERIC_METADATA`, sorted for binary search.
-    generic: Vec<&'static str>,
+    /// `GENERIC_METADATA`, hashed: every HF key the claims leave open is looked up here.
+    generic: KeySet,
 }
 
 /// The compiled form of `converter`. Converters are `'static` (built once in their family
@@ -205,8 +205,7 @@ fn compiled(converter: &'static Converter) -> &'static Compiled {
     if let Some(found) = find(&all) {
         return found;
     }
-    let mut generic = GENERIC_METADATA.to_vec();
-    generic.sort_unstable();
+    let generic = GENERIC_METADATA.iter().copied().collect();
     // One per registered format, kept for the life of the process like the converter.
     let built: &'static Compiled = Box::leak(Box::new(Compiled {
         claims: ClaimTree::new(&hf_claims(&converter.base_model)),
@@ -342,11 +341,7 @@ impl Handler {
             )),
         }
         let compiled = compiled(self.converter());
-        problems.extend(
-            compiled
-                .claims
-                .check(hf, |key| compiled.generic.binary_search(&key).is_ok()),
-        );
+        problems.extend(compiled.claims.check(hf, |key| compiled.generic.contains(key)));
         problems
     }
 
@@ -466,7 +461,7 @@ impl Handler {
         if !importer.problems.is_empty() {
             return Err(self.rejected(Direction::Import, importer.problems));
         }
-        load_base_model(self.model, &Value::Map(fast_llm)).map_err(|errors| {
+        load_base_model_or(self.model, &Value::Map(fast_llm), |errors| {
             self.rejected(
                 Direction::Import,
                 errors

@@ -33,7 +33,9 @@ impl ClassRules for NoRotaryConfig {}
 macro_rules! complex_format_rules {
     ($name:ident $(, $body:item)*) => {
         impl ClassRules for $name {
-            const REWRITES_INPUT: bool = true;
+            fn rewrites_input(map: &Map) -> bool {
+                map.contains_key("complex_format")
+            }
             fn rewrite_input(map: &mut Map, ctx: &mut Ctx) {
                 remove_false_flag(map, "complex_format", ctx);
             }

@@ -279,7 +279,9 @@ pub struct PatternBlockSequenceConfig {
 }
 
 impl ClassRules for PatternBlockSequenceConfig {
-    const REWRITES_INPUT: bool = true;
+    fn rewrites_input(map: &Map) -> bool {
+        map.contains_key("block")
+    }
     fn rewrite_input(map: &mut Map, _ctx: &mut Ctx) {
         // Fast-LLM drops a stray `block` (left over from a fixed sequence) with a warning.
         map.remove("block");

@@ -196,7 +196,9 @@ pub struct LabelEntropyLossConfig {
 }
 
 impl ClassRules for LabelEntropyLossConfig {
-    const REWRITES_INPUT: bool = true;
+    fn rewrites_input(map: &Map) -> bool {
+        map.contains_key("implementation")
+    }
     fn rewrite_input(map: &mut Map, _ctx: &mut Ctx) {
         drop_legacy_implementation(map);
     }
@@ -227,7 +229,9 @@ pub struct DistillationLossConfig {
 }
 
 impl ClassRules for DistillationLossConfig {
-    const REWRITES_INPUT: bool = true;
+    fn rewrites_input(map: &Map) -> bool {
+        map.contains_key("implementation")
+    }
     fn rewrite_input(map: &mut Map, _ctx: &mut Ctx) {
         drop_legacy_implementation(map);
     }
