@@ -373,6 +373,8 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
 
+        impl crate::SubConfig for #name {}
+
         impl crate::FieldType for #name {
             #field_type_common
             fn default_slot() -> Option<Self> {
@@ -589,6 +591,8 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 }
             }
         }
+
+        impl crate::SubConfig for #name {}
 
         impl crate::FieldType for #name {
             #field_type_common

@@ -42,8 +42,8 @@ pub use fastllm_config_derive::Config;
 pub use printable::{printable, printable_lines};
 pub use reflect::{
     ClassRules, ConfigClass, Field, FieldHint, FieldInfo, FieldSet, FieldType, Form, NoField, Presence, Reflect,
-    Reported, Serialized, Verbosity, check_type_key, config_map, dynamic_type_name, emit_field, parse_config_value,
-    report_unknown_keys, type_name_of, unknown_dynamic_type,
+    Reported, Serialized, SubConfig, Verbosity, check_type_key, config_map, dynamic_type_name, emit_field,
+    parse_config_value, report_unknown_keys, type_name_of, unknown_dynamic_type,
 };
 pub use value::{BLOCK_DEPTH, Map, ParseError, Value};
 

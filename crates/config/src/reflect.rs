@@ -237,6 +237,15 @@ impl Serialized {
     }
 }
 
+/// A field type that holds sub-configs: a config class, a polymorphic config (whose variant the
+/// config holds), an optional one (absent: `null`) or a dict of them; never a scalar.
+/// `#[derive(Config)]` implements it for every config, so code that mounts a sub-config (the
+/// weight planner's mounts) can require one at compile time.
+pub trait SubConfig: FieldType {}
+
+impl<T: SubConfig> SubConfig for Option<T> {}
+impl<T: SubConfig> SubConfig for std::collections::BTreeMap<String, T> {}
+
 /// A type a config field can hold: scalars, enums, options, lists, dicts and configs.
 pub trait FieldType: Sized {
     /// The type's name in messages (`int`, `float`, `NormalizationConfig`, ...).

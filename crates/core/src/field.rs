@@ -8,7 +8,7 @@
 //! read meets, which depends on the config (a section is planned on whatever variant the config
 //! holds): another class is a problem naming the section, never a 0.
 
-use fastllm_config::{Field, FieldType, TextModel};
+use fastllm_config::{Field, FieldType, SubConfig, TextModel};
 
 use crate::Problem;
 use crate::fl::Fl;
@@ -91,47 +91,6 @@ impl<T: Copy> ConfigField<T> for TextField<T> {
         config.text_model().map(|text| *(self.read)(&text))
     }
 }
-
-/// A field type that holds sub-configs: a config class, a polymorphic config (whose variant
-/// the config holds), an optional one (absent: `null`) or a dict of them. What a weight
-/// declaration mounts a section on ([`ConfigMount`]); a scalar field is no mount.
-pub trait SubConfig: FieldType {}
-
-macro_rules! sub_configs {
-    ($($class:ty),+ $(,)?) => {$( impl SubConfig for $class {} )+};
-}
-sub_configs!(
-    fastllm_config::AffineLinearConfig,
-    fastllm_config::AttentionConfig,
-    fastllm_config::BlockConfig,
-    fastllm_config::BlockSequenceConfig,
-    fastllm_config::CausalConv1dConfig,
-    fastllm_config::DecoderBlockConfig,
-    fastllm_config::FixedBlockSequenceConfig,
-    fastllm_config::GatedDeltaNetConfig,
-    fastllm_config::GatedRmsNormalizationConfig,
-    fastllm_config::HybridMoeMlpConfig,
-    fastllm_config::ImageNormalizationConfig,
-    fastllm_config::KimiDeltaAttentionConfig,
-    fastllm_config::LanguageModelEmbeddingsConfig,
-    fastllm_config::LanguageModelHeadConfig,
-    fastllm_config::LinearConfig,
-    fastllm_config::MambaConfig,
-    fastllm_config::MixerConfig,
-    fastllm_config::MlpBaseConfig,
-    fastllm_config::MlpConfig,
-    fastllm_config::MoeMlpConfig,
-    fastllm_config::NormalizationConfig,
-    fastllm_config::OptionalParameterConfig,
-    fastllm_config::ParameterConfig,
-    fastllm_config::PatchEmbeddingsConfig,
-    fastllm_config::PatternBlockSequenceConfig,
-    fastllm_config::RotaryConfig,
-    fastllm_config::StochasticMixerConfig,
-    fastllm_config::VisionEncoderConfig,
-);
-impl<T: SubConfig> SubConfig for Option<T> {}
-impl<T: SubConfig> SubConfig for std::collections::BTreeMap<String, T> {}
 
 /// A typed field holding a sub-config ([`SubConfig`]), where a weight declaration mounts a
 /// section: [`FieldPath`] or [`TextField`] (`field!(DecoderBlockConfig.mixer)`).
