@@ -9,12 +9,12 @@ use std::path::Path;
 
 use fastllm_core::weights::{Transform, elements};
 
-use super::input::Input;
+use super::input::{Input, Source};
 use super::plan::OutputTensor;
 use super::transfer::{HfPart, element};
 use super::{ConversionError, Options, Output};
 use crate::CheckpointError;
-use crate::cast::CastWriter;
+use crate::cast::{CastWriter, Overflow};
 use crate::destination::RemoteOutput;
 use crate::policy::{Entry, InputDir};
 use crate::writer::{Destination, OutputDir, SafetensorsFile, TensorSpec, write_safetensors_to};
@@ -220,9 +220,22 @@ pub(crate) fn write_tensors(
                 }
                 Ok(())
             };
-            match output.cast {
-                None => fill(sink)?,
-                Some((from, dtype)) => {
+            // A slice of the parameter's bytes as they are (the whole parameter, or one part of
+            // a fused one) streams from a local input, cast on the way by the threads reading it.
+            let streamed = match (
+                &output.shard,
+                streamed_range(output, to, element, &input.sources[parameter]),
+            ) {
+                (None, Some(range)) => input.stream_range(parameter, range, output.cast, sink)?,
+                _ => None,
+            };
+            let overflow = match (streamed, output.cast) {
+                (Some(overflow), _) => overflow,
+                (None, None) => {
+                    fill(sink)?;
+                    Overflow::default()
+                }
+                (None, Some((from, dtype))) => {
                     let mut cast = CastWriter::new(sink, from, dtype);
                     fill(&mut cast)?;
                     let (overflow, whole) = cast.finish();
@@ -232,20 +245,21 @@ pub(crate) fn write_tensors(
                             tensor.name, input.sources[parameter].dtype
                         )));
                     }
-                    if overflow.count > 0 {
-                        overflowed.push(Overflowed {
-                            tensor: tensor.name.clone(),
-                            file: input.file_of(parameter),
-                            from: input.sources[parameter].dtype.clone(),
-                            to: dtype.safetensors(),
-                            count: overflow.count,
-                            largest: overflow.largest,
-                        });
-                        if !allow_overflow {
-                            // Reported by the caller from `overflowed`; nothing is committed.
-                            return Err(std::io::Error::other("overflow"));
-                        }
-                    }
+                    overflow
+                }
+            };
+            if let (true, Some((_, dtype))) = (overflow.count > 0, output.cast) {
+                overflowed.push(Overflowed {
+                    tensor: tensor.name.clone(),
+                    file: input.file_of(parameter),
+                    from: input.sources[parameter].dtype.clone(),
+                    to: dtype.safetensors(),
+                    count: overflow.count,
+                    largest: overflow.largest,
+                });
+                if !allow_overflow {
+                    // Reported by the caller from `overflowed`; nothing is committed.
+                    return Err(std::io::Error::other("overflow"));
                 }
             }
             done = start + tensor.bytes;
@@ -262,6 +276,22 @@ pub(crate) fn write_tensors(
         }
     }
     Ok(overflowed)
+}
+
+/// The bytes of `output`'s parameter (a [`Source`] of `element`-byte values) that the output
+/// tensor is, as they are, when it is a slice of them: the whole parameter for a Fast-LLM output
+/// or a copied one, part `output.part` for one HF tensor of a fused parameter (as
+/// [`super::transfer::HfPart`] cuts it); `None` when it is transformed (transposed).
+fn streamed_range(output: &OutputTensor, to: Output, element: usize, source: &Source) -> Option<Range<usize>> {
+    match output.tensor.transform {
+        _ if matches!(to, Output::FastLlm) => Some(0..usize::MAX),
+        Transform::Copy | Transform::Reshape => Some(0..usize::MAX),
+        Transform::Concat if output.parts > 0 => {
+            let len = source.shape.iter().product::<usize>() * element / output.parts;
+            Some(output.part * len..(output.part + 1) * len)
+        }
+        _ => None,
+    }
 }
 
 /// How many bytes a tensor is written in at most between two progress calls.
