@@ -11,7 +11,7 @@ use fastllm_core::weights::{Transform, elements};
 
 use super::input::{Input, Source};
 use super::plan::OutputTensor;
-use super::transfer::{HfPart, element};
+use super::transfer::{BAND_BYTES, HfPart, element};
 use super::{ConversionError, Options, Output};
 use crate::CheckpointError;
 use crate::cast::{CastWriter, Overflow};
@@ -135,8 +135,10 @@ pub(crate) fn write_tensors(
     }
     let mut stopped = false;
     let mut overflowed = Vec::new();
-    // The transposed parts of the parameter being written (freed with it: kept from one
-    // parameter to the next, it stayed resident beside the largest tensors, +78 MB peak RSS).
+    // The transposed parts of the parameter being written: a band of a transpose at a time,
+    // kept from one parameter to the next; a whole transposed part (experts, a transposed
+    // concatenation) is freed with its parameter (kept, it stayed resident beside the largest
+    // tensors, +78 MB peak RSS).
     let mut transposed = Vec::new();
     for (file, range) in files {
         let mut cached: Option<(&str, Cow<[u8]>)> = None;
@@ -208,14 +210,16 @@ pub(crate) fn write_tensors(
                     parts: output.parts,
                     element,
                 };
-                sink.write_all(part.bytes(bytes, &mut transposed))?;
+                part.write(bytes, &mut transposed, sink)?;
                 if output.part + 1 == output.parts {
                     // The parameter is fully written: its buffer goes to the next one, its
                     // input pages are freed.
                     if let Some((_, done)) = cached.take() {
                         input.recycle(done);
                     }
-                    transposed = Vec::new();
+                    if transposed.capacity() > BAND_BYTES {
+                        transposed = Vec::new();
+                    }
                     input.release(parameter);
                 }
                 Ok(())
