@@ -12,7 +12,8 @@
 //!   against a plain download of their files (`bench_store.rs`).
 //! * A Fast-LLM training checkpoint (float32 shards, weights only, tensor 2 × pipeline 2 × data
 //!   2 with ZeRO 3: 8 rank files): distributed → Fast-LLM, distributed → HF (and in bf16, also
-//!   timed against copying its output), and re-sharded to tensor 4 × data 2; and the HF
+//!   timed against copying its output, with issue #19's target of 1×), and re-sharded to tensor
+//!   4 × data 2; and the HF
 //!   checkpoint written as a training checkpoint.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,9 @@ const VOCAB: u64 = 32000;
 pub(crate) const RUNS: usize = 3;
 /// A conversion may take this many times the time of copying its input (issue #20's target).
 const TIME_TARGET: f64 = 1.2;
+/// The bf16 export of a float32 training checkpoint may take this many times the time of copying
+/// its own (half-size) output: issue #19's "costs no more than writing the smaller output".
+const CAST_TARGET: f64 = 1.0;
 /// A conversion may hold this much besides its largest tensor.
 const RSS_SLACK: u64 = 256 << 20;
 
@@ -133,7 +137,7 @@ impl Bench {
             if step.to == "fast_llm_distributed" {
                 // It writes float32 shards from a bf16 model, twice the bytes it reads: against
                 // the durable copy of what it writes as well as of what it reads.
-                failures.extend(self.against_output(step, convert_seconds, "its float32 output")?);
+                failures.extend(self.against_output(step, convert_seconds, "its float32 output", TIME_TARGET)?);
             }
         }
         let inputs = super::bench_store::Inputs {
@@ -220,9 +224,9 @@ impl Bench {
             let (missed, convert_seconds) = self.step(step, largest)?;
             failures.extend(missed);
             if step.extra.contains(&"--dtype") {
-                // Issue #19's target: the cast overlaps the IO, so the export costs what
-                // writing its smaller output costs.
-                failures.extend(self.against_output(step, convert_seconds, "the bf16 output")?);
+                // Issue #19's target: the cast overlaps the IO, so the export costs no more
+                // than writing its smaller output.
+                failures.extend(self.against_output(step, convert_seconds, "the bf16 output", CAST_TARGET)?);
             }
             let _ = std::fs::remove_dir_all(self.root.join(step.output));
         }
@@ -230,8 +234,15 @@ impl Bench {
     }
 
     /// Prints the row of `step`'s conversion time against copying its output (`what`), in the
-    /// same run (the fastest of [`RUNS`] copies); returns the target missed, if so.
-    fn against_output(&self, step: &Step, convert_seconds: f64, what: &str) -> Result<Vec<String>, String> {
+    /// same run (the fastest of [`RUNS`] copies), with the ratio's `target`; returns the target
+    /// missed, if so.
+    fn against_output(
+        &self,
+        step: &Step,
+        convert_seconds: f64,
+        what: &str,
+        target: f64,
+    ) -> Result<Vec<String>, String> {
         let output = self.root.join(step.output);
         let copy = self.root.join(format!("{}_copy", step.output));
         // The conversion wrote with O_DIRECT, past the page cache: read the output once so the
@@ -244,12 +255,12 @@ impl Bench {
         }
         let ratio = convert_seconds / seconds;
         println!(
-            "{:24} {:>9} {:>9} {seconds:>9.2} {ratio:>7.2}   (against a copy of {what})",
+            "{:24} {:>9} {:>9} {seconds:>9.2} {ratio:>7.2}   (against a copy of {what}; target {target}x)",
             "", "", ""
         );
-        if ratio > TIME_TARGET {
+        if ratio > target {
             return Ok(vec![format!(
-                "{}: {ratio:.2}x the copy time of {what} (target {TIME_TARGET}x)",
+                "{}: {ratio:.2}x the copy time of {what} (target {target}x)",
                 step.label
             )]);
         }

@@ -16,18 +16,27 @@ pub struct Matrix {
 /// matrices are split by output rows across the machine's cores: the transpose is the one step
 /// of a conversion that is compute-bound on a fast disk.
 pub fn transpose(input: &[u8], matrix: Matrix, out: &mut [u8]) {
+    debug_assert_eq!(out.len(), input.len());
+    transpose_band(input, matrix, 0, out);
+}
+
+/// Writes rows `first..first + out.len() / (rows * element)` of the transpose of `input` (its
+/// columns) into `out`: a band of the transposed matrix, so that a large transpose can be
+/// written band by band through a small buffer. Large bands are split across the cores.
+pub fn transpose_band(input: &[u8], matrix: Matrix, first: usize, out: &mut [u8]) {
     let Matrix { rows, cols, element } = matrix;
     debug_assert_eq!(input.len(), rows * cols * element);
-    debug_assert_eq!(out.len(), input.len());
+    let columns = out.len() / (rows * element).max(1);
+    debug_assert!(first + columns <= cols);
     let threads = threads();
-    if threads < 2 || input.len() < PARALLEL_BYTES || cols < 2 * TILE {
-        return transpose_columns(input, matrix, 0, out);
+    if threads < 2 || out.len() < PARALLEL_BYTES || columns < 2 * TILE {
+        return transpose_columns(input, matrix, first, out);
     }
     // Whole tiles per thread, so each thread's input columns stay tile-aligned.
-    let per_thread = cols.div_ceil(threads).div_ceil(TILE) * TILE;
+    let per_thread = columns.div_ceil(threads).div_ceil(TILE) * TILE;
     std::thread::scope(|scope| {
         for (i, chunk) in out.chunks_mut(per_thread * rows * element).enumerate() {
-            scope.spawn(move || transpose_columns(input, matrix, i * per_thread, chunk));
+            scope.spawn(move || transpose_columns(input, matrix, first + i * per_thread, chunk));
         }
     });
 }
@@ -147,6 +156,8 @@ mod tests {
     #[case(1030, 1100, 4)]
     #[case(700, 3001, 2)]
     #[case(1400, 1100, 3)]
+    // Bands large enough to be split across threads themselves, the later ones not at column 0.
+    #[case(1030, 3300, 4)]
     fn blocked_transpose_matches_naive(#[case] rows: usize, #[case] cols: usize, #[case] element: usize) {
         let input: Vec<u8> = (0..rows * cols * element).map(|i| (i * 31 % 251) as u8).collect();
         let mut out = vec![0; input.len()];
@@ -160,6 +171,15 @@ mod tests {
         };
         transpose(&out, transposed, &mut back);
         assert_eq!(back, input);
+        // Band by band (of a size that leaves a smaller last band), the same bytes.
+        let band = (cols / 3).max(1);
+        let mut banded = Vec::new();
+        for first in (0..cols).step_by(band) {
+            let mut part = vec![0; band.min(cols - first) * rows * element];
+            transpose_band(&input, Matrix { rows, cols, element }, first, &mut part);
+            banded.extend(part);
+        }
+        assert_eq!(banded, out);
     }
 
     // Buffers one byte off their allocation's alignment take the byte-array path.

@@ -22,6 +22,7 @@ pub mod destination;
 mod direct;
 pub mod distributed;
 mod error;
+mod extents;
 mod header;
 mod metadata_yaml;
 mod naming;

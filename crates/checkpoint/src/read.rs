@@ -8,11 +8,14 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use fastllm_config::{Map, Value, parse_document};
+use std::fs::File;
+
 use memmap2::Mmap;
 use safetensors::tensor::Metadata;
 use safetensors::{SafeTensorError, SafeTensors};
 
 use crate::CheckpointError;
+use crate::extents::{Extent, write_extents};
 use crate::metadata_yaml::{MetadataFormat, mapping, read_metadata};
 use crate::policy::{DocumentKind, HeaderBudget, InputDir, MAX_HEADER_BYTES, Opened, open_named};
 use crate::source::{RangeError, RemoteInput};
@@ -29,8 +32,10 @@ pub(crate) struct TensorMeta {
 
 /// Where a safetensors file's bytes are.
 enum Backing {
-    /// Mapped from the input directory: tensors are borrowed from the map.
-    Mapped(Mmap),
+    /// Mapped from the input directory: tensors are borrowed from the map, or read from the file
+    /// (`pread`) when they are streamed or copied (see [`crate::extents`]). `path` names the
+    /// file in read errors.
+    Mapped { map: Mmap, file: File, path: PathBuf },
     /// A remote file, read by range when a tensor is needed.
     Remote { files: RemoteInput, url: String },
 }
@@ -63,7 +68,12 @@ impl MappedFile {
                 None => e.to_string(),
             })
         })?;
-        Self::new(name, Backing::Mapped(map), 8 + header, &metadata).map_err(invalid)
+        let backing = Backing::Mapped {
+            map,
+            file,
+            path: path.clone(),
+        };
+        Self::new(name, backing, 8 + header, &metadata).map_err(invalid)
     }
 
     /// Validates remote file `name` of `remote` from its header alone (charged to `budget`
@@ -150,17 +160,6 @@ impl MappedFile {
         matches!(self.backing, Backing::Remote { .. })
     }
 
-    /// Maps bytes `start..end` of a mapped file in one call (Linux's `MADV_POPULATE_READ`) before
-    /// they are read, instead of one page fault every few pages while they are.
-    pub(crate) fn populate(&self, start: usize, end: usize) {
-        let Backing::Mapped(map) = &self.backing else { return };
-        if start >= end || end > map.len() {
-            return;
-        }
-        #[cfg(target_os = "linux")]
-        let _ = map.advise_range(memmap2::Advice::PopulateRead, start, end - start);
-    }
-
     /// The place of tensor `name`.
     pub(crate) fn meta(&self, name: &str) -> Option<&TensorMeta> {
         self.tensors.get(name)
@@ -169,8 +168,34 @@ impl MappedFile {
     /// Bytes `range` of a mapped file, borrowed; `None` for a remote one.
     pub(crate) fn mapped(&self, range: Range<usize>) -> Option<&[u8]> {
         match &self.backing {
-            Backing::Mapped(map) => map.get(range),
+            Backing::Mapped { map, .. } => map.get(range),
             Backing::Remote { .. } => None,
+        }
+    }
+
+    /// Reads bytes `start..start + out.len()` of a mapped file into `out` with `pread`, touching
+    /// no page of the map; `None` for a remote file. A failed or short read (the file cut
+    /// since it was opened) names the file.
+    pub(crate) fn read_local(&self, start: usize, out: &mut [u8]) -> Option<Result<(), CheckpointError>> {
+        let Backing::Mapped { map, file, path } = &self.backing else {
+            return None;
+        };
+        #[cfg(unix)]
+        {
+            let _ = map;
+            use std::os::unix::fs::FileExt;
+            Some(
+                file.read_exact_at(out, start as u64)
+                    .map_err(|e| CheckpointError::io(path, e)),
+            )
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = file;
+            let bytes = map
+                .get(start..start + out.len())
+                .ok_or_else(|| CheckpointError::io(path, std::io::ErrorKind::UnexpectedEof.into()));
+            Some(bytes.map(|bytes| out.copy_from_slice(bytes)))
         }
     }
 
@@ -211,7 +236,7 @@ impl MappedFile {
     ) -> Result<(), CheckpointError> {
         let (files, url) = match &self.backing {
             Backing::Remote { files, url } => (files, url),
-            Backing::Mapped(_) => {
+            Backing::Mapped { .. } => {
                 return Err(CheckpointError::invalid(
                     &self.name,
                     format!("bytes {range:?} are past the end of the file"),
@@ -241,7 +266,7 @@ impl MappedFile {
     pub(crate) fn remote_range(&self, range: Range<usize>) -> Option<(&RemoteInput, &str, Range<u64>)> {
         match &self.backing {
             Backing::Remote { files, .. } => Some((files, &self.name, range.start as u64..range.end as u64)),
-            Backing::Mapped(_) => None,
+            Backing::Mapped { .. } => None,
         }
     }
 
@@ -249,7 +274,9 @@ impl MappedFile {
     /// in the page cache; a later access faults the same bytes back in). A remote file holds
     /// nothing between reads.
     pub(crate) fn release(&self, start: usize, end: usize) {
-        let Backing::Mapped(map) = &self.backing else { return };
+        let Backing::Mapped { map, .. } = &self.backing else {
+            return;
+        };
         if start >= end || end > map.len() {
             return;
         }
@@ -324,9 +351,6 @@ impl Shards<'_> {
         Ok(names)
     }
 }
-
-/// The bytes of a streamed mapped tensor written between two releases of its pages.
-const STREAM_PART: usize = 16 << 20;
 
 /// The safetensors files of a checkpoint, each tensor in exactly one of them.
 pub struct FileSet {
@@ -424,21 +448,31 @@ impl FileSet {
         Ok(Cow::Owned(out))
     }
 
-    /// Writes the bytes of tensor `name` to `sink`; a remote file's part by part, never whole.
+    /// Bytes `range` of tensor `name` (cut to the tensor's end) in its file, when that file is
+    /// local: what [`crate::extents::write_extents`] reads.
+    pub(crate) fn local_extent(&self, name: &str, range: Range<usize>) -> Option<Extent<'_>> {
+        let (_, file, meta) = self.locate(name)?;
+        if file.is_remote() {
+            return None;
+        }
+        let len = meta.end - meta.start;
+        let (start, end) = (range.start.min(len), range.end.min(len));
+        Some(Extent {
+            file,
+            start: meta.start + start,
+            len: end - start,
+        })
+    }
+
+    /// Writes the bytes of tensor `name` to `sink`: a local file's read ahead of the writing
+    /// ([`crate::extents`]), a remote file's part by part; never the whole tensor in memory.
     pub(crate) fn write_to(&self, name: &str, sink: &mut dyn Write) -> std::io::Result<()> {
+        if let Some(extent) = self.local_extent(name, 0..usize::MAX) {
+            return write_extents(&[extent], sink);
+        }
         let (name, file, meta) = self
             .locate(name)
             .ok_or_else(|| std::io::Error::other(self.unknown(name)))?;
-        if let Some(data) = file.mapped(meta.start..meta.end) {
-            // A part at a time, each part's pages dropped once written: a streamed tensor is
-            // never resident whole.
-            for (i, part) in data.chunks(STREAM_PART).enumerate() {
-                sink.write_all(part)?;
-                let start = meta.start + i * STREAM_PART;
-                file.release(start, start + part.len());
-            }
-            return Ok(());
-        }
         let mut ahead = Some(());
         let read = file.read_remote(name, meta.start..meta.end, &mut |part| {
             if ahead.take().is_some() {

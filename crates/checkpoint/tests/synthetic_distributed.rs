@@ -192,3 +192,133 @@ fn resharding_keeps_every_value(#[case] label: &str, #[case] from: &str, #[case]
     // Hundreds of megabytes: not kept for inspection.
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Any slice of a parameter streamed from the rank files (read ahead with `pread`, in blocks, the
+/// pieces clipped to it) is the same slice of its reassembly: whole parameters, the halves an HF
+/// export writes of a fused `key_value` or `layer_1`, thirds, and ranges cut anywhere — across
+/// tensor-parallel pieces (rows split by columns), ZeRO shard boundaries and read blocks; and cast
+/// to BF16 on its way, the bytes and overflow of one cast of that slice.
+#[rstest]
+#[case::tensor_2_data_2_zero_3(
+    r#"{"distributed": {"world_size": 4, "tensor_parallel": 2}, "multi_stage": {"zero_stage": 3}}"#
+)]
+#[case::tensor_2_pipeline_2_data_2(
+    r#"{"distributed": {"world_size": 8, "tensor_parallel": 2, "pipeline_parallel": 2}, "multi_stage": {"zero_stage": 3}}"#
+)]
+fn a_slice_streamed_from_the_rank_files_is_the_slice_of_the_reassembly(#[case] layout: &str) {
+    use fastllm_checkpoint::cast::{CastWriter, Dtype, Source, cast};
+    use fastllm_checkpoint::distributed::DistributedCheckpoint;
+    use std::io::Write;
+
+    let dir = scratch(&format!("slices-{}", layout.len()));
+    write_synthetic_distributed(&wide_llama(), &parallel(layout), &dir, &["weights"]).unwrap();
+    let checkpoint = DistributedCheckpoint::open(&dir).unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move |below: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % below.max(1) as u64) as usize
+    };
+    let (mut slices, mut overflowing) = (0, 0);
+    for placed in checkpoint.parameters() {
+        let name = &placed.parameter.name;
+        let whole = checkpoint.read(name, "weights").unwrap();
+        let n = whole.len() / 4;
+        let mut ranges = vec![0..n, 0..n / 2, n / 2..n, n / 3..2 * n / 3];
+        ranges.extend((0..4).map(|_| {
+            let (a, b) = (next(n + 1), next(n + 1));
+            a.min(b)..a.max(b)
+        }));
+        for range in ranges {
+            let expected = &whole[range.start * 4..range.end * 4];
+            let mut streamed = Vec::new();
+            checkpoint
+                .write_range_to(name, "weights", range.clone(), &mut streamed)
+                .unwrap();
+            assert!(streamed == expected, "{name} {range:?}: bytes differ");
+
+            let (from, to) = (Source::Float(Dtype::F32), Dtype::BF16);
+            let mut cast_once = Vec::new();
+            let expected_overflow = cast(expected, from, to, &mut cast_once);
+            let mut cast_streamed = Vec::new();
+            let mut writer = CastWriter::new(&mut cast_streamed, from, to);
+            checkpoint
+                .write_range_to(name, "weights", range.clone(), &mut writer)
+                .unwrap();
+            writer.flush().unwrap();
+            let (overflow, whole_elements) = writer.finish();
+            assert!(whole_elements);
+            assert_eq!(overflow, expected_overflow, "{name} {range:?}");
+            assert!(cast_streamed == cast_once, "{name} {range:?}: cast bytes differ");
+            slices += 1;
+            overflowing += (overflow.count > 0) as usize;
+        }
+    }
+    // The synthetic values are random bits: many slices hold values past BF16's range.
+    assert!(
+        slices > 50 && overflowing > slices / 4,
+        "{slices} slices, {overflowing} overflowing"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Exported to HF in BF16 from a tensor 2 × data 2 (ZeRO 3) training checkpoint (slices and
+/// whole tensors cast by the threads reading the rank files, the transposed down-projection
+/// through the writer's cast), every tensor is the BF16 cast of the float32 export of the same
+/// values from one rank, and the overflows listed are those of that cast, tensor by tensor.
+#[test]
+fn a_bf16_export_is_the_cast_of_the_float32_export() {
+    use fastllm_checkpoint::cast::{Dtype, Source, cast};
+
+    let config = wide_llama();
+    let dir = scratch("bf16-export");
+    let (sharded, single) = (dir.join("sharded"), dir.join("single"));
+    let layout = r#"{"distributed": {"world_size": 4, "tensor_parallel": 2}, "multi_stage": {"zero_stage": 3}}"#;
+    write_synthetic_distributed(&config, &parallel(layout), &sharded, &["weights"]).unwrap();
+    write_synthetic_distributed(
+        &config,
+        &parallel(r#"{"distributed": {"world_size": 1}}"#),
+        &single,
+        &["weights"],
+    )
+    .unwrap();
+    let llama = Side::Hf(fastllm_core::find("llama").unwrap());
+    let (bf16, f32) = (dir.join("bf16"), dir.join("f32"));
+    let options = Options {
+        dtype: Some(Dtype::BF16),
+        allow_overflow: true,
+        ..Options::default()
+    };
+    let export = |input: &Path, output: &Path, options: &Options| {
+        let conversion = Conversion {
+            input,
+            from: Side::FastLlmDistributed,
+            output,
+            to: llama,
+        };
+        convert(&conversion, options).unwrap()
+    };
+    let summary = export(&sharded, &bf16, &options);
+    export(&single, &f32, &Options::default());
+    let (ours, reference) = (open_hf(&bf16).unwrap(), open_hf(&f32).unwrap());
+    let mut overflowing = Vec::new();
+    for name in reference.files.names() {
+        let wide = reference.files.get(name).unwrap();
+        let mut expected = Vec::new();
+        let overflow = cast(wide.data, Source::Float(Dtype::F32), Dtype::BF16, &mut expected);
+        let narrow = ours.files.get(name).unwrap();
+        assert_eq!((narrow.dtype, narrow.shape), ("BF16", wide.shape), "{name}");
+        assert!(narrow.data == expected.as_slice(), "{name}: bytes differ");
+        if overflow.count > 0 {
+            overflowing.push((name.to_string(), overflow.count, overflow.largest));
+        }
+    }
+    let mut listed: Vec<_> = (summary.overflows.iter())
+        .map(|o| (o.tensor.clone(), o.count, o.largest))
+        .collect();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(overflowing.len() >= 3, "{overflowing:?}");
+    assert_eq!(listed, overflowing);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -604,14 +604,18 @@ fn complete_output(out: OutputDir, input: &Path, to: Output, summary: &mut Summa
     Ok(())
 }
 
-/// A ranged read of a remote input failing while a tensor is written reaches the writer as an
-/// IO error of the output file; it is the input's error, named by its URL and tensor.
+/// A read of the input failing while a tensor is written (a ranged read of a remote input, a
+/// `pread` of a local one) reaches the writer as an IO error of the output file; it is the
+/// input's error, named by its URL (and tensor) or path.
 fn read_error_first(error: ConversionError) -> ConversionError {
     let ConversionError::Checkpoint(CheckpointError::Io { path, source }) = error else {
         return error;
     };
     let is_read = |e: &(dyn std::error::Error + Send + Sync + 'static)| {
-        matches!(e.downcast_ref(), Some(CheckpointError::RangeRead { .. }))
+        matches!(
+            e.downcast_ref(),
+            Some(CheckpointError::RangeRead { .. } | CheckpointError::Io { .. })
+        )
     };
     if !source.get_ref().is_some_and(is_read) {
         return CheckpointError::Io { path, source }.into();

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use fastllm_core::weights::Transform;
 
-use crate::bytes::{Matrix, transpose};
+use crate::bytes::{Matrix, transpose, transpose_band};
 use crate::{TensorRef, dtype_size};
 
 /// The byte size of one element of `dtype` (1 for a dtype the reader already refused).
@@ -105,7 +105,40 @@ pub(crate) struct HfPart<'s> {
     pub element: usize,
 }
 
+/// The bytes of a transposed part written at a time: a band of its rows, in a buffer reused from
+/// band to band and part to part (a whole transposed tensor in fresh pages cost its page faults
+/// and zeroing for every down-projection: a tenth of a bf16 export's CPU time), which a cast
+/// then reads from the cache.
+pub(crate) const BAND_BYTES: usize = 4 << 20;
+
 impl HfPart<'_> {
+    /// Writes the part's bytes to `sink`: a slice of `fast_llm` as it is, a [`Transform::Transpose`]
+    /// band by band through `scratch` (at most [`BAND_BYTES`] of it), any other transform built
+    /// whole in `scratch` ([`Self::bytes`]).
+    pub(crate) fn write(
+        &self,
+        fast_llm: &[u8],
+        scratch: &mut Vec<u8>,
+        sink: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        if self.transform != Transform::Transpose {
+            return sink.write_all(self.bytes(fast_llm, scratch));
+        }
+        let matrix = Matrix {
+            rows: self.shape[0],
+            cols: self.shape[1],
+            element: self.element,
+        };
+        let row = matrix.rows * matrix.element;
+        let band = (BAND_BYTES / row.max(1)).max(1);
+        for first in (0..matrix.cols).step_by(band) {
+            let out = fill(scratch, band.min(matrix.cols - first) * row);
+            transpose_band(fast_llm, matrix, first, out);
+            sink.write_all(out)?;
+        }
+        Ok(())
+    }
+
     /// The part's bytes: borrowed from `fast_llm` when they are a slice of it, else transposed
     /// into `scratch`, whose memory the next transposed part reuses (no fresh pages to fault in
     /// for every layer's projection).

@@ -9,12 +9,12 @@ use std::path::Path;
 
 use fastllm_core::weights::{Transform, elements};
 
-use super::input::Input;
+use super::input::{Input, Source};
 use super::plan::OutputTensor;
-use super::transfer::{HfPart, element};
+use super::transfer::{BAND_BYTES, HfPart, element};
 use super::{ConversionError, Options, Output};
 use crate::CheckpointError;
-use crate::cast::CastWriter;
+use crate::cast::{CastWriter, Overflow};
 use crate::destination::RemoteOutput;
 use crate::policy::{Entry, InputDir};
 use crate::writer::{Destination, OutputDir, SafetensorsFile, TensorSpec, write_safetensors_to};
@@ -135,8 +135,10 @@ pub(crate) fn write_tensors(
     }
     let mut stopped = false;
     let mut overflowed = Vec::new();
-    // The transposed parts of the parameter being written (freed with it: kept from one
-    // parameter to the next, it stayed resident beside the largest tensors, +78 MB peak RSS).
+    // The transposed parts of the parameter being written: a band of a transpose at a time,
+    // kept from one parameter to the next; a whole transposed part (experts, a transposed
+    // concatenation) is freed with its parameter (kept, it stayed resident beside the largest
+    // tensors, +78 MB peak RSS).
     let mut transposed = Vec::new();
     for (file, range) in files {
         let mut cached: Option<(&str, Cow<[u8]>)> = None;
@@ -208,21 +210,36 @@ pub(crate) fn write_tensors(
                     parts: output.parts,
                     element,
                 };
-                sink.write_all(part.bytes(bytes, &mut transposed))?;
+                part.write(bytes, &mut transposed, sink)?;
                 if output.part + 1 == output.parts {
                     // The parameter is fully written: its buffer goes to the next one, its
                     // input pages are freed.
                     if let Some((_, done)) = cached.take() {
                         input.recycle(done);
                     }
-                    transposed = Vec::new();
+                    if transposed.capacity() > BAND_BYTES {
+                        transposed = Vec::new();
+                    }
                     input.release(parameter);
                 }
                 Ok(())
             };
-            match output.cast {
-                None => fill(sink)?,
-                Some((from, dtype)) => {
+            // A slice of the parameter's bytes as they are (the whole parameter, or one part of
+            // a fused one) streams from a local input, cast on the way by the threads reading it.
+            let streamed = match (
+                &output.shard,
+                streamed_range(output, to, element, &input.sources[parameter]),
+            ) {
+                (None, Some(range)) => input.stream_range(parameter, range, output.cast, sink)?,
+                _ => None,
+            };
+            let overflow = match (streamed, output.cast) {
+                (Some(overflow), _) => overflow,
+                (None, None) => {
+                    fill(sink)?;
+                    Overflow::default()
+                }
+                (None, Some((from, dtype))) => {
                     let mut cast = CastWriter::new(sink, from, dtype);
                     fill(&mut cast)?;
                     let (overflow, whole) = cast.finish();
@@ -232,20 +249,21 @@ pub(crate) fn write_tensors(
                             tensor.name, input.sources[parameter].dtype
                         )));
                     }
-                    if overflow.count > 0 {
-                        overflowed.push(Overflowed {
-                            tensor: tensor.name.clone(),
-                            file: input.file_of(parameter),
-                            from: input.sources[parameter].dtype.clone(),
-                            to: dtype.safetensors(),
-                            count: overflow.count,
-                            largest: overflow.largest,
-                        });
-                        if !allow_overflow {
-                            // Reported by the caller from `overflowed`; nothing is committed.
-                            return Err(std::io::Error::other("overflow"));
-                        }
-                    }
+                    overflow
+                }
+            };
+            if let (true, Some((_, dtype))) = (overflow.count > 0, output.cast) {
+                overflowed.push(Overflowed {
+                    tensor: tensor.name.clone(),
+                    file: input.file_of(parameter),
+                    from: input.sources[parameter].dtype.clone(),
+                    to: dtype.safetensors(),
+                    count: overflow.count,
+                    largest: overflow.largest,
+                });
+                if !allow_overflow {
+                    // Reported by the caller from `overflowed`; nothing is committed.
+                    return Err(std::io::Error::other("overflow"));
                 }
             }
             done = start + tensor.bytes;
@@ -262,6 +280,22 @@ pub(crate) fn write_tensors(
         }
     }
     Ok(overflowed)
+}
+
+/// The bytes of `output`'s parameter (a [`Source`] of `element`-byte values) that the output
+/// tensor is, as they are, when it is a slice of them: the whole parameter for a Fast-LLM output
+/// or a copied one, part `output.part` for one HF tensor of a fused parameter (as
+/// [`super::transfer::HfPart`] cuts it); `None` when it is transformed (transposed).
+fn streamed_range(output: &OutputTensor, to: Output, element: usize, source: &Source) -> Option<Range<usize>> {
+    match output.tensor.transform {
+        _ if matches!(to, Output::FastLlm) => Some(0..usize::MAX),
+        Transform::Copy | Transform::Reshape => Some(0..usize::MAX),
+        Transform::Concat if output.parts > 0 => {
+            let len = source.shape.iter().product::<usize>() * element / output.parts;
+            Some(output.part * len..(output.part + 1) * len)
+        }
+        _ => None,
+    }
 }
 
 /// How many bytes a tensor is written in at most between two progress calls.

@@ -2,9 +2,9 @@
 //! parameter at a time reassembled from the rank files, mapped or (a remote input's) read by
 //! range.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use fastllm_config::{BaseModelConfig, Map, Value, load_base_model};
@@ -13,6 +13,7 @@ use fastllm_layout::engine_layers;
 use super::error::DistributedError;
 use super::layout::{DistributedLayout, Piece, Placed, ShardKind};
 use super::parallel::Parallelism;
+use crate::extents::{Extent, write_extents};
 use crate::metadata_yaml::{MetadataFormat, lookup, mapping, model_kind, read_metadata, string};
 use crate::policy::HeaderBudget;
 use crate::policy::{Entry, InputDir};
@@ -141,6 +142,11 @@ impl DistributedCheckpoint {
         &self.shards
     }
 
+    /// Whether every rank file is local (none is read by range from an object store).
+    pub(crate) fn is_local(&self) -> bool {
+        !self.files.iter().any(MappedFile::is_remote)
+    }
+
     /// The safetensors dtype of every shard.
     pub fn dtype(&self) -> &'static str {
         self.layout.parallelism.shard_dtype
@@ -175,6 +181,17 @@ impl DistributedCheckpoint {
         }
         let element = dtype_size(self.dtype()).unwrap_or(1);
         let tensor = shard_tensor(shard);
+        if self.is_local() {
+            // Each piece read from its file into its place (`pread`): no page of the maps
+            // faulted in, copied out and unmapped again.
+            for piece in &pieces {
+                let meta = self.shard_meta(piece.rank, shard)?;
+                let target = &mut out[piece.target * element..(piece.target + piece.len) * element];
+                let read = self.files[piece.rank].read_local(meta.start + piece.offset * element, target);
+                read.expect("a local file")?;
+            }
+            return Ok(());
+        }
         if self.streams_pieces(&pieces) {
             // The ranges `write_to` streams (and `read_ahead` announced), each read whole.
             for piece in &pieces {
@@ -213,24 +230,61 @@ impl DistributedCheckpoint {
     /// released as they are written. An unknown parameter or shard is an [`std::io::Error`]
     /// wrapping the [`CheckpointError`] that [`Self::read_into`] returns.
     pub fn write_to(&self, name: &str, shard: &str, out: &mut dyn Write) -> std::io::Result<()> {
+        self.write_range_to(name, shard, 0..usize::MAX, out)
+    }
+
+    /// Writes elements `elements` of parameter `name` of shard `shard` (its global tensor,
+    /// row-major; the range cut to the tensor's end) to `out`, as [`Self::write_to`] writes the
+    /// whole tensor: an HF tensor that is a slice of a Fast-LLM parameter (the key or the value
+    /// of a fused `key_value`) is written from the rank files without the parameter's buffer.
+    /// Local rank files are read with `pread`, on a thread of its own, ahead of the writing.
+    pub fn write_range_to(
+        &self,
+        name: &str,
+        shard: &str,
+        elements: Range<usize>,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        if let Some(extents) = self.local_extents(name, shard, elements.clone())? {
+            return write_extents(&extents, out);
+        }
+        let pieces = self.covering_pieces(name, shard).map_err(std::io::Error::other)?;
+        let pieces = clip(&pieces, elements.clone());
+        let element = dtype_size(self.dtype()).unwrap_or(1);
+        if self.streams_pieces(&pieces) {
+            return self.stream_pieces(shard, &pieces, out);
+        }
+        // Small pieces would be one request each: the parameter is read rank span by rank span,
+        // then written.
+        let bytes = self.read(name, shard).map_err(std::io::Error::other)?;
+        let end = (elements.end.saturating_mul(element)).min(bytes.len());
+        out.write_all(&bytes[(elements.start * element).min(end)..end])
+    }
+
+    /// Where elements `elements` of parameter `name` of shard `shard` are in the rank files, in
+    /// the tensor's order, when every rank file is local (`None` otherwise): what
+    /// [`Self::write_range_to`] streams.
+    pub(crate) fn local_extents(
+        &self,
+        name: &str,
+        shard: &str,
+        elements: Range<usize>,
+    ) -> std::io::Result<Option<Vec<Extent<'_>>>> {
+        if !self.is_local() {
+            return Ok(None);
+        }
         let pieces = self.covering_pieces(name, shard).map_err(std::io::Error::other)?;
         let element = dtype_size(self.dtype()).unwrap_or(1);
-        if self.files.iter().any(MappedFile::is_remote) {
-            if self.streams_pieces(&pieces) {
-                return self.stream_pieces(shard, &pieces, out);
-            }
-            // Small pieces would be one request each: the parameter is read rank span by
-            // rank span, then written.
-            return out.write_all(&self.read(name, shard).map_err(std::io::Error::other)?);
+        let mut extents = Vec::with_capacity(pieces.len());
+        for piece in clip(&pieces, elements) {
+            let meta = self.shard_meta(piece.rank, shard).map_err(std::io::Error::other)?;
+            extents.push(Extent {
+                file: &self.files[piece.rank],
+                start: meta.start + piece.offset * element,
+                len: piece.len * element,
+            });
         }
-        for piece in &pieces {
-            for run in runs(piece, element) {
-                out.write_all(&self.piece_data(&run, shard).map_err(std::io::Error::other)?)?;
-                self.release_piece(&run, shard);
-            }
-        }
-        self.release_spans(&pieces, shard);
-        Ok(())
+        Ok(Some(extents))
     }
 
     /// [`Self::pieces`] in the order of the tensor, checked to cover each of its elements exactly
@@ -383,18 +437,6 @@ impl DistributedCheckpoint {
             }
             .into()),
         }
-    }
-
-    /// The bytes of `piece` in its rank file's `<shard>_shard`.
-    fn piece_data(&self, piece: &Piece, shard: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
-        let element = dtype_size(self.dtype()).unwrap_or(1);
-        let meta = self.shard_meta(piece.rank, shard)?;
-        let (start, len) = (meta.start + piece.offset * element, piece.len * element);
-        let file = &self.files[piece.rank];
-        if len >= POPULATE_BYTES {
-            file.populate(start, start + len);
-        }
-        file.read(&shard_tensor(shard), start..start + len)
     }
 
     /// Drops from resident memory, in each rank file, the span `pieces` were read from and
@@ -584,6 +626,22 @@ fn spans(pieces: &[Piece]) -> std::collections::BTreeMap<usize, (usize, usize)> 
     spans
 }
 
+/// The parts of `pieces` (in the order of the tensor) inside elements `range` of the tensor.
+fn clip(pieces: &[Piece], range: Range<usize>) -> Vec<Piece> {
+    (pieces.iter())
+        .filter_map(|piece| {
+            let start = piece.target.max(range.start);
+            let end = (piece.target + piece.len).min(range.end);
+            (start < end).then(|| Piece {
+                rank: piece.rank,
+                offset: piece.offset + (start - piece.target),
+                target: start,
+                len: end - start,
+            })
+        })
+        .collect()
+}
+
 /// `piece` cut into runs of at most [`RUN_BYTES`].
 fn runs(piece: &Piece, element: usize) -> impl Iterator<Item = Piece> + use<> {
     let piece = *piece;
@@ -708,9 +766,6 @@ fn check_version(metadata: &Map) -> Result<(), String> {
     }
     Ok(())
 }
-
-/// A piece at least this large is mapped in one call before it is read.
-const POPULATE_BYTES: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {

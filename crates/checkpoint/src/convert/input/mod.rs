@@ -12,6 +12,7 @@ mod hf;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::ops::Range;
 use std::path::Path;
 
 use fastllm_config::BaseModelConfig;
@@ -21,7 +22,9 @@ pub use self::fast_llm::{fast_llm_base_model, fast_llm_config};
 use super::transfer;
 use super::{ConversionError, Options, Side};
 use crate::carry::InputConfig;
+use crate::cast::{Dtype, Overflow, Source as CastSource};
 use crate::distributed::DistributedCheckpoint;
+use crate::extents::write_cast_extents;
 use crate::metadata_yaml::{MetadataFormat, read_metadata};
 use crate::naming::in_file;
 use crate::policy::InputDir;
@@ -201,6 +204,9 @@ impl Input {
     /// none (input tensors concatenated as they are, or rank-file pieces in order); `false` when
     /// it does.
     pub fn stream(&self, name: &str, sink: &mut dyn Write) -> std::io::Result<bool> {
+        if self.stream_range(name, 0..usize::MAX, None, sink)?.is_some() {
+            return Ok(true);
+        }
         let source = &self.sources[name];
         match &self.storage {
             Storage::Files(files) => {
@@ -222,6 +228,64 @@ impl Input {
             }
         }
         Ok(true)
+    }
+
+    /// Writes bytes `range` of Fast-LLM parameter `name` (cut to its end) to `sink` straight from
+    /// a local input's files, read ahead of the writing and cast on the way when `cast` says
+    /// ([`crate::extents`]): a whole parameter, or the slice of a fused one that is one HF tensor
+    /// (the key of `key_value`), with no parameter-sized buffer. Returns the cast's overflow;
+    /// `None` (nothing written) when the input is remote (its own streaming reads ahead by
+    /// parameter), the parameter is not its inputs' bytes as they are (a transpose), or the
+    /// range is not whole elements of the cast.
+    pub fn stream_range(
+        &self,
+        name: &str,
+        range: Range<usize>,
+        cast: Option<(CastSource, Dtype)>,
+        sink: &mut dyn Write,
+    ) -> std::io::Result<Option<Overflow>> {
+        let source = &self.sources[name];
+        let extents = match &self.storage {
+            Storage::Files(files) => {
+                if !matches!(
+                    source.transform,
+                    Transform::Copy | Transform::Reshape | Transform::Concat
+                ) {
+                    return Ok(None);
+                }
+                // The range over the input tensors, concatenated.
+                let mut extents = Vec::with_capacity(source.inputs.len());
+                let mut at = 0;
+                for input in &source.inputs {
+                    let Some(len) = files.tensor(input).map(|t| t.bytes as usize) else {
+                        return Ok(None);
+                    };
+                    let inside = range.start.clamp(at, at + len) - at..range.end.clamp(at, at + len) - at;
+                    match files.local_extent(input, inside) {
+                        Some(extent) => extents.push(extent),
+                        None => return Ok(None),
+                    }
+                    at += len;
+                }
+                extents
+            }
+            Storage::Distributed { checkpoint, shard } => {
+                let element = crate::dtype_size(checkpoint.dtype()).unwrap_or(1);
+                let elements = range.start / element..range.end / element;
+                match checkpoint.local_extents(name, shard, elements)? {
+                    Some(extents) => extents,
+                    None => return Ok(None),
+                }
+            }
+        };
+        if let Some((from, _)) = cast {
+            let total: usize = extents.iter().map(|e| e.len).sum();
+            if extents.iter().any(|e| !e.len.is_multiple_of(from.size())) || !total.is_multiple_of(from.size()) {
+                return Ok(None);
+            }
+        }
+        self.announce_next(name);
+        write_cast_extents(&extents, cast, sink).map(Some)
     }
 
     /// The dtype and shape of parameter `name` in optimizer shard `shard`, `None` when it has
