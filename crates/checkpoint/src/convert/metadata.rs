@@ -88,17 +88,21 @@ fn fast_llm_metadata(config: &BaseModelConfig, shards: &[String]) -> Map {
 /// Safetensors header metadata of Fast-LLM files: the metadata without `state_index`, each value
 /// as a string (YAML for structured ones), as Fast-LLM writes it.
 pub(crate) fn fast_llm_file_metadata(config: &BaseModelConfig, shards: &[String]) -> BTreeMap<String, String> {
-    fast_llm_metadata(config, shards)
-        .into_iter()
-        .map(|(k, v)| {
-            let text = match v {
-                Value::Str(s) => s,
-                other => other.to_yaml(),
-            };
-            (k, text)
-        })
+    header_strings(fast_llm_metadata(config, shards))
         .chain([("metadata".to_string(), "{}\n".to_string())])
         .collect()
+}
+
+/// Metadata entries as a safetensors header holds them, as Fast-LLM's
+/// `export_safetensors_metadata` writes them: a string as it is, any other value as YAML.
+pub(crate) fn header_strings(metadata: Map) -> impl Iterator<Item = (String, String)> {
+    metadata.into_iter().map(|(key, value)| {
+        let text = match value {
+            Value::Str(text) => text,
+            other => other.to_yaml(),
+        };
+        (key, text)
+    })
 }
 
 /// Safetensors header metadata of HF files.
@@ -283,4 +287,28 @@ pub(crate) fn hf_index_document(
         ("weight_map".to_string(), Value::Map(file_index(outputs, files))),
     ]));
     Document::checked(output, "model.safetensors.index.json", DocumentKind::Index, &index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What Fast-LLM's `export_safetensors_metadata` writes: strings as they are (a reader
+    /// comparing `format` to `"distributed"` must find exactly that), structures as YAML.
+    #[test]
+    fn header_metadata_keeps_strings_and_writes_structures_as_yaml() {
+        let mut metadata = Map::new();
+        metadata.insert("format".into(), Value::Str("distributed".into()));
+        metadata.insert("shards".into(), Value::List(vec![Value::Str("weights".into())]));
+        let header: BTreeMap<String, String> = header_strings(metadata).collect();
+        assert_eq!(header["format"], "distributed");
+        assert_eq!(
+            header["shards"],
+            Value::List(vec![Value::Str("weights".into())]).to_yaml()
+        );
+        assert_ne!(
+            header["shards"], "weights",
+            "a list is written as YAML, not as its item"
+        );
+    }
 }

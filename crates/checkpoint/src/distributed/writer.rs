@@ -138,16 +138,7 @@ impl DistributedWrite<'_> {
         {
             distributed.insert("rank".into(), Value::Int(rank as i128));
         }
-        metadata
-            .into_iter()
-            .map(|(key, value)| {
-                let text = match value {
-                    Value::Str(text) => text,
-                    other => other.to_yaml(),
-                };
-                (key, text)
-            })
-            .collect()
+        crate::convert::metadata::header_strings(metadata).collect()
     }
 
     /// The shards in the order of their tensors in a rank file (their names' order).
