@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::synthetic_to_fast_llm;
+use fastllm_checkpoint::convert::Options;
+use fastllm_checkpoint::synthetic::{fast_llm_to_hf, synthetic_to_fast_llm};
 use fastllm_checkpoint::{Checkpoint, open_hf};
 use fastllm_core::config::{BaseModelConfig, ModelKind, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
@@ -829,16 +829,7 @@ fn synthetic_checkpoints_round_trip(#[values("apriel_hybrid_ssm", "apriel2_text"
             max_shard_bytes: 2_000,
             ..Options::default()
         };
-        convert(
-            &Conversion {
-                input: &middle,
-                from: Side::FastLlm,
-                output: &back,
-                to: Side::Hf(handler),
-            },
-            &options,
-        )
-        .unwrap();
+        fast_llm_to_hf(handler, &middle, &back, &options).unwrap();
         assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
     }
 }

@@ -58,6 +58,23 @@ pub fn synthetic_to_fast_llm(
     crate::convert::convert(&conversion, &Options::default())
 }
 
+/// Exports the Fast-LLM checkpoint `fast_llm` to `handler`'s format into `hf` with `options`:
+/// the second half of every family's synthetic round-trip test.
+pub fn fast_llm_to_hf(
+    handler: &'static Handler,
+    fast_llm: &Path,
+    hf: &Path,
+    options: &Options,
+) -> Result<Summary, ConversionError> {
+    let conversion = crate::convert::Conversion {
+        input: fast_llm,
+        from: crate::convert::Side::FastLlm,
+        output: hf,
+        to: crate::convert::Side::Hf(handler),
+    };
+    crate::convert::convert(&conversion, options)
+}
+
 /// Writes a synthetic HF checkpoint of `handler`'s format for `config`: its config.json and
 /// every tensor of the weight plan, filled with deterministic pseudo-random bytes.
 pub fn write_synthetic_hf(

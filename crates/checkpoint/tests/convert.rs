@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::synthetic_to_fast_llm;
+use fastllm_checkpoint::synthetic::{fast_llm_to_hf, synthetic_to_fast_llm};
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::find;
 use rstest::rstest;
@@ -101,16 +101,7 @@ fn hf_round_trip_is_the_identity(#[values("llama", "qwen2", "mixtral")] format: 
         max_shard_bytes: 40_000,
         ..Options::default()
     };
-    let summary = convert(
-        &Conversion {
-            input: &middle,
-            from: Side::FastLlm,
-            output: &back,
-            to: Side::Hf(handler),
-        },
-        &options,
-    )
-    .unwrap();
+    let summary = fast_llm_to_hf(handler, &middle, &back, &options).unwrap();
     assert!(summary.files.len() > 1, "small shards force an index");
     assert_same_tensors(
         &open_hf(&back).unwrap(),
@@ -132,16 +123,7 @@ fn synthetic_checkpoints_round_trip(
             scratch(&format!("{format}-{i}-back")),
         );
         synthetic_to_fast_llm(handler, &config, &input, &middle).unwrap();
-        convert(
-            &Conversion {
-                input: &middle,
-                from: Side::FastLlm,
-                output: &back,
-                to: Side::Hf(handler),
-            },
-            &Options::default(),
-        )
-        .unwrap();
+        fast_llm_to_hf(handler, &middle, &back, &Options::default()).unwrap();
         assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
     }
 }
@@ -253,16 +235,7 @@ fn extra_files_come_along_when_the_input_has_them() {
         &options,
     )
     .unwrap();
-    let summary = convert(
-        &Conversion {
-            input: &middle,
-            from: Side::FastLlm,
-            output: &back,
-            to: Side::Hf(handler),
-        },
-        &options,
-    )
-    .unwrap();
+    let summary = fast_llm_to_hf(handler, &middle, &back, &options).unwrap();
     assert_eq!(summary.missing_extra_files.len(), 3);
     assert!(!back.join("modeling_diffusion_llama.py").exists());
 }

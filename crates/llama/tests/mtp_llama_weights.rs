@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::synthetic_to_fast_llm;
+use fastllm_checkpoint::convert::Options;
+use fastllm_checkpoint::synthetic::{fast_llm_to_hf, synthetic_to_fast_llm};
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
 use fastllm_core::config::{Form, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
@@ -293,16 +293,7 @@ fn synthetic_checkpoints_round_trip(#[values("mtp_llama")] format: &str) {
                 assert!(fast_llm.files.get(&name).is_some(), "{name}");
             }
         }
-        convert(
-            &Conversion {
-                input: &middle,
-                from: Side::FastLlm,
-                output: &back,
-                to: Side::Hf(handler),
-            },
-            &Options::default(),
-        )
-        .unwrap();
+        fast_llm_to_hf(handler, &middle, &back, &Options::default()).unwrap();
         assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
     }
 }
@@ -356,15 +347,6 @@ fn a_pattern_decoder_checkpoint_exports() {
         ),
         &Value::Str("pattern".into())
     );
-    convert(
-        &Conversion {
-            input: &middle,
-            from: Side::FastLlm,
-            output: &back,
-            to: Side::Hf(handler),
-        },
-        &Options::default(),
-    )
-    .unwrap();
+    fast_llm_to_hf(handler, &middle, &back, &Options::default()).unwrap();
     assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::{SyntheticStorage, synthetic_to_fast_llm, write_synthetic_hf};
+use fastllm_checkpoint::synthetic::{SyntheticStorage, fast_llm_to_hf, synthetic_to_fast_llm, write_synthetic_hf};
 use fastllm_checkpoint::{Checkpoint, open_hf};
 use fastllm_core::config::{Value, load_base_model};
 use fastllm_core::find;
@@ -424,16 +424,7 @@ fn round_trip(format: &str, tag: &str, sample: &Value) {
         scratch(&format!("{format}-{tag}-back")),
     );
     synthetic_to_fast_llm(handler, &config, &input, &middle).unwrap();
-    convert(
-        &Conversion {
-            input: &middle,
-            from: Side::FastLlm,
-            output: &back,
-            to: Side::Hf(handler),
-        },
-        &Options::default(),
-    )
-    .unwrap();
+    fast_llm_to_hf(handler, &middle, &back, &Options::default()).unwrap();
     assert_same_tensors(&open_hf(&back).unwrap(), &open_hf(&input).unwrap());
 }
 

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_checkpoint::convert::{Conversion, Options, Side, convert};
-use fastllm_checkpoint::synthetic::synthetic_to_fast_llm;
+use fastllm_checkpoint::convert::Options;
+use fastllm_checkpoint::synthetic::{fast_llm_to_hf, synthetic_to_fast_llm};
 use fastllm_checkpoint::{open_fast_llm, open_hf};
 use fastllm_core::config::{Form, Map, Value, load_base_model};
 use fastllm_core::coverage::check_handler;
@@ -102,16 +102,7 @@ fn converts_a_checkpoint_to_fast_llm_and_back() {
     let config = load_base_model(handler.model, sample).unwrap();
     let (input, middle, back) = (scratch("hf"), scratch("fast_llm"), scratch("back"));
     synthetic_to_fast_llm(handler, &config, &input, &middle).unwrap();
-    convert(
-        &Conversion {
-            input: &middle,
-            from: Side::FastLlm,
-            output: &back,
-            to: Side::Hf(handler),
-        },
-        &Options::default(),
-    )
-    .unwrap();
+    fast_llm_to_hf(handler, &middle, &back, &Options::default()).unwrap();
 
     // The per-head norms are Qwen3's own tensors, over head_dim (32), in both formats.
     let fast_llm = open_fast_llm(&middle).unwrap();
