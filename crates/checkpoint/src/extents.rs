@@ -299,6 +299,21 @@ mod tests {
         (mapped, bytes, dir)
     }
 
+    /// `ranges` (offset into the tensor `t`, length) of `mapped` as extents, and the bytes of
+    /// `bytes` (the tensor's) they cover, in order.
+    fn pieces_of<'m>(mapped: &'m MappedFile, bytes: &[u8], ranges: &[(usize, usize)]) -> (Vec<Extent<'m>>, Vec<u8>) {
+        let base = mapped.meta("t").unwrap().start;
+        let extents = (ranges.iter())
+            .map(|&(start, len)| Extent {
+                file: mapped,
+                start: base + start,
+                len,
+            })
+            .collect();
+        let covered = ranges.iter().flat_map(|&(s, l)| bytes[s..s + l].to_vec()).collect();
+        (extents, covered)
+    }
+
     /// Every byte of `extents` in order, whatever their sizes against a block (empty, one byte,
     /// a block and around, several blocks; and many small pieces, as a tensor-parallel split of
     /// every row makes): read on the caller's thread below [`THREAD_BYTES`], ahead on a thread
@@ -315,15 +330,7 @@ mod tests {
             &format!("{ranges:?}").replace([' ', '(', ')', '[', ']', ','], "_"),
             10 * BLOCK,
         );
-        let base = mapped.meta("t").unwrap().start;
-        let extents: Vec<Extent> = (ranges.iter())
-            .map(|&(start, len)| Extent {
-                file: &mapped,
-                start: base + start,
-                len,
-            })
-            .collect();
-        let expected: Vec<u8> = ranges.iter().flat_map(|&(s, l)| bytes[s..s + l].to_vec()).collect();
+        let (extents, expected) = pieces_of(&mapped, &bytes, ranges);
         let mut out = Vec::new();
         write_extents(&extents, &mut out).unwrap();
         assert!(out == expected, "{} bytes, {} expected", out.len(), expected.len());
@@ -335,16 +342,8 @@ mod tests {
     #[test]
     fn many_small_pieces_are_gathered() {
         let (mapped, bytes, dir) = file("small", 4 * BLOCK);
-        let base = mapped.meta("t").unwrap().start;
         let pieces: Vec<(usize, usize)> = (0..10_000).map(|i| ((i * 977) % (3 * BLOCK), 100 + i % 300)).collect();
-        let extents: Vec<Extent> = (pieces.iter())
-            .map(|&(start, len)| Extent {
-                file: &mapped,
-                start: base + start,
-                len,
-            })
-            .collect();
-        let expected: Vec<u8> = pieces.iter().flat_map(|&(s, l)| bytes[s..s + l].to_vec()).collect();
+        let (extents, expected) = pieces_of(&mapped, &bytes, &pieces);
         assert!(expected.len() > THREAD_BYTES);
         let mut out = Vec::new();
         write_extents(&extents, &mut out).unwrap();
@@ -364,7 +363,6 @@ mod tests {
     ) {
         let (from, to) = cast;
         let (mapped, bytes, dir) = file(&format!("cast-{from:?}-{to:?}-{len}"), len + 64);
-        let base = mapped.meta("t").unwrap().start;
         // Pieces of whole elements, cut anywhere else (as tensor-parallel pieces are).
         let size = from.size();
         let mut ranges = Vec::new();
@@ -376,14 +374,7 @@ mod tests {
             ranges.push((at + 16, piece));
             at += piece;
         }
-        let extents: Vec<Extent> = (ranges.iter())
-            .map(|&(start, len)| Extent {
-                file: &mapped,
-                start: base + start,
-                len,
-            })
-            .collect();
-        let input: Vec<u8> = ranges.iter().flat_map(|&(s, l)| bytes[s..s + l].to_vec()).collect();
+        let (extents, input) = pieces_of(&mapped, &bytes, &ranges);
         let mut expected = Vec::new();
         let expected_overflow = crate::cast::cast(&input, from, to, &mut expected);
         if to != Dtype::F32 {

@@ -770,14 +770,8 @@ fn check_version(metadata: &Map) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata_yaml::tests::map;
     use rstest::rstest;
-
-    fn map(yaml: &str) -> Map {
-        match Value::from_yaml_str(yaml).unwrap() {
-            Value::Map(map) => map,
-            _ => unreachable!(),
-        }
-    }
 
     #[rstest]
     #[case("fast_llm_version: 0.4.0", true)]
