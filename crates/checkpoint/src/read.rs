@@ -740,45 +740,81 @@ fn open_indexed(shards: Shards, index_path: &Path) -> Result<FileSet, Checkpoint
             "no `weight_map` (expected a mapping: tensor name → shard file)",
         ));
     };
+    open_index(
+        shards,
+        &TensorIndex {
+            path: index_path,
+            name: "weight_map",
+            entries: weight_map,
+            in_another_file: InAnotherFile::Duplicate,
+        },
+    )
+}
+
+/// How a tensor found in another file than the one its index names is reported: each format's
+/// error has been its own.
+#[derive(Clone, Copy)]
+enum InAnotherFile {
+    /// As a duplicate, naming both files (HF's `weight_map`).
+    Duplicate,
+    /// As not in the file the index names (Fast-LLM's `state_index`).
+    NotInFile,
+}
+
+/// A document's index of every tensor to the file holding it: HF's `weight_map`, Fast-LLM's
+/// `state_index`.
+struct TensorIndex<'a> {
+    /// The document, for messages.
+    path: &'a Path,
+    /// The index's key in the document, for messages.
+    name: &'static str,
+    entries: &'a Map,
+    in_another_file: InAnotherFile,
+}
+
+/// Opens the files `index` names: every entry a plain file name of the checkpoint, every indexed
+/// tensor in the file the index names, every tensor of those files indexed.
+fn open_index(shards: Shards, index: &TensorIndex) -> Result<FileSet, CheckpointError> {
+    let path = index.path;
     let mut names: Vec<String> = Vec::new();
     let mut expected: BTreeMap<&str, &str> = BTreeMap::new();
-    for (tensor, shard) in weight_map {
-        let Value::Str(shard) = shard else {
+    for (tensor, file) in index.entries {
+        let Value::Str(file) = file else {
             return Err(CheckpointError::invalid(
-                index_path,
-                format!("weight_map[{tensor:?}] is not a file name"),
+                path,
+                format!("{}[{tensor:?}] is not a file name", index.name),
             ));
         };
-        check_file_name(index_path, tensor, shard)?;
-        if !shards.exists(shard) {
+        check_file_name(path, tensor, file)?;
+        if !shards.exists(file) {
             return Err(CheckpointError::MissingShard {
-                path: index_path.to_path_buf(),
+                path: path.to_path_buf(),
                 tensor: tensor.clone(),
-                shard: shard.clone(),
+                shard: file.clone(),
             });
         }
-        if !names.contains(shard) {
-            names.push(shard.clone());
+        if !names.contains(file) {
+            names.push(file.clone());
         }
-        expected.insert(tensor, shard);
+        expected.insert(tensor, file);
     }
     let files = FileSet::open(shards, &names)?;
-    for (tensor, shard) in &expected {
-        match files.tensor(tensor) {
-            Some(found) if found.file == *shard => {}
-            Some(found) => {
+    for (tensor, file) in &expected {
+        match (files.tensor(tensor), index.in_another_file) {
+            (Some(found), _) if found.file == *file => {}
+            (Some(found), InAnotherFile::Duplicate) => {
                 return Err(CheckpointError::DuplicateTensor {
-                    path: index_path.to_path_buf(),
+                    path: path.to_path_buf(),
                     tensor: tensor.to_string(),
-                    first: shard.to_string(),
+                    first: file.to_string(),
                     second: found.file.to_string(),
                 });
             }
-            None => {
+            (Some(_), InAnotherFile::NotInFile) | (None, _) => {
                 return Err(CheckpointError::TensorNotInShard {
-                    path: index_path.to_path_buf(),
+                    path: path.to_path_buf(),
                     tensor: tensor.to_string(),
-                    shard: shard.to_string(),
+                    shard: file.to_string(),
                 });
             }
         }
@@ -786,7 +822,7 @@ fn open_indexed(shards: Shards, index_path: &Path) -> Result<FileSet, Checkpoint
     if let Some(extra) = files.names().find(|name| !expected.contains_key(name)) {
         let shard = files.tensor(extra).map(|t| t.file.to_string()).unwrap_or_default();
         return Err(CheckpointError::UnindexedTensor {
-            path: index_path.to_path_buf(),
+            path: path.to_path_buf(),
             tensor: extra.to_string(),
             shard,
         });
@@ -813,50 +849,15 @@ pub fn open_fast_llm_with(dir: &Path, remote: Option<&RemoteInput>) -> Result<Ch
             "no `metadata.state_index` (expected a mapping: tensor name → file)",
         ));
     };
-    let mut names: Vec<String> = Vec::new();
-    for (tensor, file) in state_index {
-        let Value::Str(file) = file else {
-            return Err(CheckpointError::invalid(
-                &metadata_path,
-                format!("state_index[{tensor:?}] is not a file name"),
-            ));
-        };
-        check_file_name(&metadata_path, tensor, file)?;
-        if !shards.exists(file) {
-            return Err(CheckpointError::MissingShard {
-                path: metadata_path.clone(),
-                tensor: tensor.clone(),
-                shard: file.clone(),
-            });
-        }
-        if !names.contains(file) {
-            names.push(file.clone());
-        }
-    }
-    let files = FileSet::open(shards, &names)?;
-    for (tensor, file) in state_index {
-        match files.tensor(tensor) {
-            Some(found) if Value::Str(found.file.to_string()) == *file => {}
-            _ => {
-                return Err(CheckpointError::TensorNotInShard {
-                    path: metadata_path.clone(),
-                    tensor: tensor.clone(),
-                    shard: match file {
-                        Value::Str(s) => s.clone(),
-                        _ => String::new(),
-                    },
-                });
-            }
-        }
-    }
-    if let Some(extra) = files.names().find(|name| !state_index.contains_key(*name)) {
-        let shard = files.tensor(extra).map(|t| t.file.to_string()).unwrap_or_default();
-        return Err(CheckpointError::UnindexedTensor {
-            path: metadata_path,
-            tensor: extra.to_string(),
-            shard,
-        });
-    }
+    let files = open_index(
+        shards,
+        &TensorIndex {
+            path: &metadata_path,
+            name: "state_index",
+            entries: state_index,
+            in_another_file: InAnotherFile::NotInFile,
+        },
+    )?;
     Ok(Checkpoint {
         dir: dir.to_path_buf(),
         config,
