@@ -168,19 +168,20 @@ impl TensorFile {
     }
 
     /// Bytes `range` of the file (inside tensor `tensor`, named in errors), read into `out`
-    /// (cleared first; its memory reused).
+    /// (its memory reused; every byte of it overwritten).
     pub(crate) fn read_into(
         &self,
         tensor: &str,
         range: Range<usize>,
         out: &mut Vec<u8>,
     ) -> Result<(), CheckpointError> {
-        out.clear();
         if let Backing::Local(opened) = &self.backing {
             // Sized without zeroing what the buffer already holds: the read overwrites it all.
+            out.truncate(range.len());
             out.resize(range.len(), 0);
             return opened.read_exact_at(range.start as u64, out);
         }
+        out.clear();
         out.reserve(range.len());
         self.read_remote(tensor, range, &mut |part| {
             out.extend_from_slice(part);
