@@ -618,6 +618,64 @@ mod tests {
         assert!(error.contains("a character device"), "{error}");
     }
 
+    /// How a test changes a file after it was opened.
+    #[derive(Clone, Copy, Debug)]
+    enum Change {
+        Cut,
+        Grow,
+        RewriteSame,
+    }
+
+    /// How a test reads the opened file.
+    #[derive(Clone, Copy, Debug)]
+    enum Reading {
+        Text,
+        Copy,
+        /// `read_exact_at` of the bytes it had, then the check a conversion makes after its last
+        /// read.
+        AtThenCheck,
+    }
+
+    #[rstest::rstest]
+    fn a_file_changed_after_it_was_opened_is_an_error_naming_it(
+        #[values(Change::Cut, Change::Grow, Change::RewriteSame)] change: Change,
+        #[values(Reading::Text, Reading::Copy, Reading::AtThenCheck)] reading: Reading,
+    ) {
+        use std::io::Write;
+        let root = scratch(&format!("changed-{change:?}-{reading:?}"));
+        let path = root.join("in/tokenizer.json");
+        let text = "{\"x\": 1}\n".repeat(400);
+        std::fs::write(&path, &text).unwrap();
+        // A change within the filesystem's timestamp granularity of the file's last write would
+        // keep its change time (the rule's documented limit): the file is older than that here.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let opened = InputDir::new(&root.join("in")).unwrap().open("tokenizer.json").unwrap();
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        match change {
+            Change::Cut => file.set_len(100).unwrap(),
+            Change::Grow => {
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).unwrap();
+                file.write_all(b" ").unwrap();
+            }
+            Change::RewriteSame => {
+                file.set_len(0).unwrap();
+                file.write_all(text.as_bytes()).unwrap();
+            }
+        }
+        let result = match reading {
+            Reading::Text => opened.read_text(DocumentKind::Config).map(drop),
+            Reading::Copy => opened.copy_to(&root.join("copy")),
+            Reading::AtThenCheck => {
+                let mut out = vec![0u8; text.len()];
+                (opened.read_exact_at(0, &mut out)).and_then(|()| opened.check_unchanged())
+            }
+        };
+        match result {
+            Err(CheckpointError::InputChanged { path: named, .. }) => assert_eq!(named, path),
+            other => panic!("{change:?} then {reading:?}: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_document_is_bounded_on_the_handle() {
         let root = scratch("bound");
