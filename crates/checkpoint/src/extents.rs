@@ -14,12 +14,12 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use crate::cast::{Dtype, Overflow, Source, cast_buffer, cast_into};
-use crate::read::MappedFile;
+use crate::read::TensorFile;
 
-/// Bytes `start..start + len` of a mapped (local) input file.
+/// Bytes `start..start + len` of a local input file.
 #[derive(Clone, Copy)]
 pub(crate) struct Extent<'a> {
-    pub file: &'a MappedFile,
+    pub file: &'a TensorFile,
     pub start: usize,
     pub len: usize,
 }
@@ -53,8 +53,8 @@ pub(crate) fn write_extents(extents: &[Extent], sink: &mut dyn Write) -> io::Res
 /// when nothing is cast (this thread copying each block to the writer while the next is read);
 /// when something is, by two threads taking alternate blocks, each casting the block it has just
 /// read while it is in its cache, so the reading and the cast run on both cores and this thread
-/// only hands the cast blocks to the writer, in order. Every extent's file must be mapped
-/// (local); a read error names the file (an [`io::Error`] wrapping the
+/// only hands the cast blocks to the writer, in order. Every extent's file must be local; a
+/// read error names the file (an [`io::Error`] wrapping the
 /// [`crate::CheckpointError`]), and a failed write stops the reading.
 pub(crate) fn write_cast_extents(
     extents: &[Extent],
@@ -267,8 +267,8 @@ mod tests {
     use crate::writer::{TensorSpec, write_safetensors};
     use rstest::rstest;
 
-    /// A safetensors file of one U8 tensor of `len` random bytes, mapped; and those bytes.
-    fn file(name: &str, len: usize) -> (MappedFile, Vec<u8>, std::path::PathBuf) {
+    /// A safetensors file of one U8 tensor of `len` random bytes, opened; and those bytes.
+    fn file(name: &str, len: usize) -> (TensorFile, Vec<u8>, std::path::PathBuf) {
         let dir = crate::scratch::scratch("extents", name);
         // Random bits: as float32, some values past BF16's and F16's range, some NaN.
         let mut state = 0x2545_F491_4F6C_DD1Du64 ^ len as u64;
@@ -295,7 +295,7 @@ mod tests {
         })
         .unwrap();
         let input = InputDir::new(&dir).unwrap();
-        let mapped = MappedFile::open(&input, "f.safetensors", &mut HeaderBudget::new()).unwrap();
+        let mapped = TensorFile::open(&input, "f.safetensors", &mut HeaderBudget::new()).unwrap();
         (mapped, bytes, dir)
     }
 
