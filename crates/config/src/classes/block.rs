@@ -37,16 +37,27 @@ string_enum! {
     }
 }
 
-/// `type: mlp` — dense (optionally gated) MLP.
+/// The fields of every MLP: Fast-LLM's abstract `MLPBaseConfig`, whose subclasses
+/// [`MlpBaseConfig`] dispatches on.
 #[derive(Debug, Clone, Config)]
-#[config(class = "MLPConfig", type_name = "mlp")]
-pub struct MlpConfig {
+#[config(class = "MLPBaseConfig")]
+pub struct MlpBaseFields {
     #[field(hint = feature, default = None)]
     pub lr_scale: Option<f64>,
     #[field(hint = architecture, default = None)]
     pub pre_norm: Option<NormalizationConfig>,
     #[field(hint = architecture, default = None)]
     pub post_norm: Option<NormalizationConfig>,
+    pub explicit: FieldSet,
+}
+impl ClassRules for MlpBaseFields {}
+
+/// `type: mlp` — dense (optionally gated) MLP.
+#[derive(Debug, Clone, Config)]
+#[config(class = "MLPConfig", type_name = "mlp")]
+pub struct MlpConfig {
+    #[config(base)]
+    pub base: MlpBaseFields,
     #[field(hint = architecture)]
     pub layer_1: AffineLinearConfig,
     #[field(hint = architecture)]
@@ -147,12 +158,8 @@ impl ClassRules for MoeMlpConfig {
 #[derive(Debug, Clone, Config)]
 #[config(class = "HybridMoEMLPConfig", type_name = "hybrid_moe")]
 pub struct HybridMoeMlpConfig {
-    #[field(hint = feature, default = None)]
-    pub lr_scale: Option<f64>,
-    #[field(hint = architecture, default = None)]
-    pub pre_norm: Option<NormalizationConfig>,
-    #[field(hint = architecture, default = None)]
-    pub post_norm: Option<NormalizationConfig>,
+    #[config(base)]
+    pub base: MlpBaseFields,
     #[field(hint = architecture)]
     pub dense: MlpConfig,
     #[field(hint = architecture)]

@@ -184,21 +184,21 @@ fn drop_legacy_implementation(map: &mut Map) {
 /// [`LanguageModelLossConfig`] dispatches on.
 #[derive(Debug, Clone, Config)]
 #[config(class = "LanguageModelLossConfig")]
-pub struct LanguageModelLossBaseConfig {
+pub struct LanguageModelLossFields {
     #[field(hint = core, default = 1.0, check = non_negative)]
     pub weight: f64,
     #[field(hint = feature, default = 1.0, check = positive)]
     pub logits_scale_factor: f64,
     pub explicit: FieldSet,
 }
-impl ClassRules for LanguageModelLossBaseConfig {}
+impl ClassRules for LanguageModelLossFields {}
 
 /// Fast-LLM's abstract `CombinableLossConfig`: a loss that can share a fused softmax.
 #[derive(Debug, Clone, Config)]
 #[config(class = "CombinableLossConfig")]
 pub struct CombinableLossConfig {
     #[config(base)]
-    pub base: LanguageModelLossBaseConfig,
+    pub base: LanguageModelLossFields,
     #[field(hint = expert, default = None)]
     pub use_triton: Option<bool>,
     pub explicit: FieldSet,
@@ -277,7 +277,7 @@ impl ClassRules for DistillationLossConfig {
 #[config(class = "LanguageModelDPOLossConfig", type_name = "dpo")]
 pub struct DpoLossConfig {
     #[config(base)]
-    pub base: LanguageModelLossBaseConfig,
+    pub base: LanguageModelLossFields,
     #[field(hint = core, default = 1.0, check = positive)]
     pub beta: f64,
     #[field(hint = feature, required)]
