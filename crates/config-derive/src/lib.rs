@@ -349,9 +349,13 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     }
     let field_body = by_length(&reflects);
     let index_body = by_length(&keys);
+    let own_fields = quote!({
+        const OWN: &[crate::FieldInfo] = &[#(#infos),*];
+        OWN
+    });
     let inherited = match &base {
-        Some(b) => Inherited::of(b)?,
-        None => Inherited::none(),
+        Some(b) => Inherited::of(name, b, own_fields)?,
+        None => Inherited::none(own_fields),
     };
     let Inherited {
         default: base_default,
@@ -374,15 +378,6 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     } else {
         quote!(#(#eqs)&&*)
     };
-    let own_fields = quote!({
-        const OWN: &[crate::FieldInfo] = &[#(#infos),*];
-        OWN
-    });
-    let fields_table = match fields_table {
-        Some(inherit) => inherit(own_fields),
-        None => own_fields,
-    };
-    let base_deref = base_deref(name);
 
     let field_type_common = field_type_common(class);
     Ok(quote! {
@@ -576,9 +571,8 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
 struct Inherited {
     /// The base's entry in `Default` (with re-declared defaults applied).
     default: TokenStream2,
-    /// `FIELDS` from the class's own entries (`&[FieldInfo]`): the base's table, with the
-    /// re-declared hints, then the class's own.
-    fields: Option<Box<dyn Fn(TokenStream2) -> TokenStream2>>,
+    /// `FIELDS`: the base's table, with the re-declared hints, then the class's own.
+    fields: TokenStream2,
     /// Appended to `field_index`'s own-field lookup.
     field_index: TokenStream2,
     /// Appended to `Reflect::field`'s own-field lookup.
@@ -590,14 +584,15 @@ struct Inherited {
     /// The `Fields` rule chain (base's rules, then the class's).
     rules: TokenStream2,
     /// `Deref`/`DerefMut` to the base, so inherited fields read as the class's own.
-    deref: Box<dyn Fn(&Ident) -> TokenStream2>,
+    deref: TokenStream2,
 }
 
 impl Inherited {
-    fn none() -> Self {
+    /// A class without a base: its table is `own_fields`.
+    fn none(own_fields: TokenStream2) -> Self {
         Inherited {
             default: quote!(),
-            fields: None,
+            fields: own_fields,
             field_index: quote!(),
             reflect: quote!(),
             parse: quote!(),
@@ -605,11 +600,12 @@ impl Inherited {
             walk: quote!(),
             validate: quote!(),
             rules: quote!(),
-            deref: Box::new(|_| quote!()),
+            deref: quote!(),
         }
     }
 
-    fn of(base: &BaseField) -> syn::Result<Self> {
+    /// Class `name`'s part from `base`, given its own fields' table.
+    fn of(name: &Ident, base: &BaseField, own_fields: TokenStream2) -> syn::Result<Self> {
         let BaseField { ident, ty, redeclared } = base;
         let mut default_sets = Vec::new();
         let mut hint_sets = Vec::new();
@@ -639,18 +635,13 @@ impl Inherited {
                 base
             },)
         };
-        let table_ty = ty.clone();
-        let deref_ty = ty.clone();
-        let deref_ident = ident.clone();
         Ok(Inherited {
             default,
-            fields: Some(Box::new(move |own| {
-                quote!(&crate::inherited_fields::<{ <#table_ty as crate::ConfigClass>::FIELDS.len() + (#own).len() }>(
-                    <#table_ty as crate::ConfigClass>::FIELDS,
-                    &[#(#hint_sets),*],
-                    #own,
-                ))
-            })),
+            fields: quote!(&crate::inherited_fields::<{ <#ty as crate::ConfigClass>::FIELDS.len() + (#own_fields).len() }>(
+                <#ty as crate::ConfigClass>::FIELDS,
+                &[#(#hint_sets),*],
+                #own_fields,
+            )),
             field_index: quote!(.or_else(|| <#ty as crate::ConfigClass>::field_index(name))),
             reflect: quote!(.or_else(|| crate::Reflect::field(&self.#ident, name))),
             parse: quote!(crate::Fields::parse_fields(&mut self.#ident, found, explicit, ctx);),
@@ -674,22 +665,20 @@ impl Inherited {
                     <Self as crate::ClassRules>::rewrite_input(map, ctx);
                 }
             },
-            deref: Box::new(move |name| {
-                quote! {
-                    impl ::core::ops::Deref for #name {
-                        type Target = #deref_ty;
-                        fn deref(&self) -> &#deref_ty {
-                            &self.#deref_ident
-                        }
-                    }
-
-                    impl ::core::ops::DerefMut for #name {
-                        fn deref_mut(&mut self) -> &mut #deref_ty {
-                            &mut self.#deref_ident
-                        }
+            deref: quote! {
+                impl ::core::ops::Deref for #name {
+                    type Target = #ty;
+                    fn deref(&self) -> &#ty {
+                        &self.#ident
                     }
                 }
-            }),
+
+                impl ::core::ops::DerefMut for #name {
+                    fn deref_mut(&mut self) -> &mut #ty {
+                        &mut self.#ident
+                    }
+                }
+            },
         })
     }
 }
