@@ -233,16 +233,26 @@ mod tests {
     /// `MlpConfig` to `Fl::config`), whichever class declares the field.
     #[test]
     fn an_inherited_field_reads_through_the_subclass() {
-        let mut moe = MoeMlpConfig::default();
-        moe.intermediate_size = 96;
+        let moe = MoeMlpConfig {
+            base: MlpConfig {
+                intermediate_size: 96,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let size: FieldPath<MoeMlpConfig, i64> = field!(MoeMlpConfig.intermediate_size);
         assert_eq!(size.path(), "intermediate_size");
         assert_eq!(size.read(Fl::new(&moe)), Ok(96));
         let reflected = (&moe as &dyn Reflect).get(size.path()).unwrap().into_value();
         assert_eq!(reflected, fastllm_config::Value::Int(96));
 
-        let mut root = MultiModalBaseModelConfig::default();
-        root.hidden_size = 48;
+        let root = MultiModalBaseModelConfig {
+            base: GptBaseModelConfig {
+                hidden_size: 48,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let hidden = field!(MultiModalBaseModelConfig.hidden_size);
         assert_eq!(hidden.read(Fl::new(&root)), Ok(48));
         let reflected = (&root as &dyn Reflect).get(hidden.path()).unwrap().into_value();
