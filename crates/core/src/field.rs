@@ -284,7 +284,10 @@ macro_rules! field {
 
 #[cfg(test)]
 mod tests {
-    use fastllm_config::{DecoderBlockConfig, GptBaseModelConfig, MambaConfig, MlpConfig, MoeMlpConfig, Reflect};
+    use fastllm_config::{
+        DecoderBlockConfig, GptBaseModelConfig, MambaConfig, MlpConfig, MoeMlpConfig, MultiModalBaseModelConfig,
+        Reflect,
+    };
 
     use super::*;
 
@@ -303,6 +306,37 @@ mod tests {
         let vocabulary: TextField<i64> = field!(TextModel.embeddings.vocab_size);
         assert_eq!(vocabulary.path(), "embeddings.vocab_size");
         assert_eq!(vocabulary.read(Fl::new(&root)), Ok(root.embeddings.vocab_size));
+    }
+
+    /// A field a class inherits (`#[config(base)]`) reads through the subclass, at the path
+    /// `Reflect` finds it: the read names the class the config holds (a MoE MLP is no
+    /// `MlpConfig` to `Fl::config`), whichever class declares the field.
+    #[test]
+    fn an_inherited_field_reads_through_the_subclass() {
+        let moe = MoeMlpConfig {
+            base: MlpConfig {
+                intermediate_size: 96,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let size: FieldPath<MoeMlpConfig, i64> = field!(MoeMlpConfig.intermediate_size);
+        assert_eq!(size.path(), "intermediate_size");
+        assert_eq!(size.read(Fl::new(&moe)), Ok(96));
+        let reflected = (&moe as &dyn Reflect).get(size.path()).unwrap().into_value();
+        assert_eq!(reflected, fastllm_config::Value::Int(96));
+
+        let root = MultiModalBaseModelConfig {
+            base: GptBaseModelConfig {
+                hidden_size: 48,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let hidden = field!(MultiModalBaseModelConfig.hidden_size);
+        assert_eq!(hidden.read(Fl::new(&root)), Ok(48));
+        let reflected = (&root as &dyn Reflect).get(hidden.path()).unwrap().into_value();
+        assert_eq!(reflected, fastllm_config::Value::Int(48));
     }
 
     /// A mount reads the sub-config itself, through the text model's references too, and an
