@@ -301,7 +301,7 @@ mod tests {
 
     /// `ranges` (offset into the tensor `t`, length) of `mapped` as extents, and the bytes of
     /// `bytes` (the tensor's) they cover, in order.
-    fn pieces_of<'m>(mapped: &'m MappedFile, bytes: &[u8], ranges: &[(usize, usize)]) -> (Vec<Extent<'m>>, Vec<u8>) {
+    fn pieces_of<'m>(mapped: &'m TensorFile, bytes: &[u8], ranges: &[(usize, usize)]) -> (Vec<Extent<'m>>, Vec<u8>) {
         let base = mapped.meta("t").unwrap().start;
         let extents = (ranges.iter())
             .map(|&(start, len)| Extent {

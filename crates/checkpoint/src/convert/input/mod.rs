@@ -24,7 +24,7 @@ use super::{ConversionError, Options, Side};
 use crate::carry::InputConfig;
 use crate::cast::{Dtype, Overflow, Source as CastSource};
 use crate::distributed::DistributedCheckpoint;
-use crate::extents::write_cast_extents;
+use crate::extents::{Extent, write_cast_extents};
 use crate::metadata_yaml::{MetadataFormat, read_metadata};
 use crate::naming::in_file;
 use crate::policy::InputDir;
@@ -251,31 +251,11 @@ impl Input {
         cast: Option<(CastSource, Dtype)>,
         sink: &mut dyn Write,
     ) -> std::io::Result<Option<Overflow>> {
-        let source = &self.sources[name];
         let extents = match &self.storage {
-            Storage::Files(files) => {
-                if !matches!(
-                    source.transform,
-                    Transform::Copy | Transform::Reshape | Transform::Concat
-                ) {
-                    return Ok(None);
-                }
-                // The range over the input tensors, concatenated.
-                let mut extents = Vec::with_capacity(source.inputs.len());
-                let mut at = 0;
-                for input in &source.inputs {
-                    let Some(len) = files.tensor(input).map(|t| t.bytes as usize) else {
-                        return Ok(None);
-                    };
-                    let inside = range.start.clamp(at, at + len) - at..range.end.clamp(at, at + len) - at;
-                    match files.local_extent(input, inside) {
-                        Some(extent) => extents.push(extent),
-                        None => return Ok(None),
-                    }
-                    at += len;
-                }
-                extents
-            }
+            Storage::Files(files) => match self.file_extents(files, name, std::slice::from_ref(&range)) {
+                Some(extents) => extents,
+                None => return Ok(None),
+            },
             Storage::Distributed { checkpoint, shard } => {
                 let element = crate::dtype_size(checkpoint.dtype()).unwrap_or(1);
                 let elements = range.start / element..range.end / element;
@@ -285,6 +265,77 @@ impl Input {
                 }
             }
         };
+        self.write_extents_of(name, &extents, cast, sink)
+    }
+
+    /// Whether [`Input::stream_ranges`] writes parameter `name` (it is its safetensors input
+    /// tensors' bytes as they are, in local files).
+    pub fn streams_ranges(&self, name: &str) -> bool {
+        match &self.storage {
+            Storage::Files(files) => self.file_extents(files, name, &[0..0]).is_some(),
+            Storage::Distributed { .. } => false,
+        }
+    }
+
+    /// Writes bytes `ranges` of Fast-LLM parameter `name` (each cut to its end), in order, to
+    /// `sink` straight from a local safetensors input's files as [`Input::stream_range`] does
+    /// one range: a rank's slice of a parameter (the rows, or the runs of every row, a
+    /// tensor-parallel split keeps) with no parameter-sized buffer. `None` (nothing written)
+    /// when [`Input::streams_ranges`] is false or a range is not whole elements of the cast.
+    pub fn stream_ranges(
+        &self,
+        name: &str,
+        ranges: &[Range<usize>],
+        cast: Option<(CastSource, Dtype)>,
+        sink: &mut dyn Write,
+    ) -> std::io::Result<Option<Overflow>> {
+        let Storage::Files(files) = &self.storage else {
+            return Ok(None);
+        };
+        match self.file_extents(files, name, ranges) {
+            Some(extents) => self.write_extents_of(name, &extents, cast, sink),
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes `ranges` of parameter `name` over its input tensors, concatenated, as extents of
+    /// their local files; `None` when the parameter is not those bytes as they are or a file is
+    /// remote.
+    fn file_extents<'f>(&self, files: &'f FileSet, name: &str, ranges: &[Range<usize>]) -> Option<Vec<Extent<'f>>> {
+        let source = &self.sources[name];
+        if !matches!(
+            source.transform,
+            Transform::Copy | Transform::Reshape | Transform::Concat
+        ) {
+            return None;
+        }
+        let lengths = (source.inputs.iter())
+            .map(|input| files.tensor(input).map(|t| t.bytes as usize))
+            .collect::<Option<Vec<_>>>()?;
+        let mut extents = Vec::with_capacity(ranges.len().max(source.inputs.len()));
+        for range in ranges {
+            let mut at = 0;
+            for (input, &len) in source.inputs.iter().zip(&lengths) {
+                let inside = range.start.clamp(at, at + len) - at..range.end.clamp(at, at + len) - at;
+                let extent = files.local_extent(input, inside)?;
+                if extent.len > 0 || ranges.len() == 1 {
+                    extents.push(extent);
+                }
+                at += len;
+            }
+        }
+        Some(extents)
+    }
+
+    /// Writes `extents` of parameter `name` to `sink`, cast on the way when `cast` says; `None`
+    /// (nothing written) when they are not whole elements of the cast.
+    fn write_extents_of(
+        &self,
+        name: &str,
+        extents: &[Extent],
+        cast: Option<(CastSource, Dtype)>,
+        sink: &mut dyn Write,
+    ) -> std::io::Result<Option<Overflow>> {
         if let Some((from, _)) = cast {
             let total: usize = extents.iter().map(|e| e.len).sum();
             if extents.iter().any(|e| !e.len.is_multiple_of(from.size())) || !total.is_multiple_of(from.size()) {
@@ -292,7 +343,7 @@ impl Input {
             }
         }
         self.announce_next(name);
-        write_cast_extents(&extents, cast, sink).map(Some)
+        write_cast_extents(extents, cast, sink).map(Some)
     }
 
     /// The dtype and shape of parameter `name` in optimizer shard `shard`, `None` when it has
