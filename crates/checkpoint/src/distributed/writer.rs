@@ -214,13 +214,16 @@ impl DistributedWrite<'_> {
                     for placed in &group.parameters {
                         let name = &placed.parameter.name;
                         let streamed = source.streams(name, shard);
-                        let (bytes, source_element, mut conversion) = match &streamed {
-                            Some(dtype) => self.conversion_of(dtype, placed, shard),
+                        // A streamed parameter's bytes are read from the input rank by rank.
+                        let (bytes, source_element, mut conversion) = match streamed {
+                            Some(dtype) => self
+                                .conversion_of(&dtype, placed, shard)
+                                .map(|(element, conversion)| (None, element, conversion)),
                             None => {
                                 let tensor = source.tensor(name, shard)?;
                                 let numel: usize = placed.parameter.shape().iter().product();
                                 self.conversion_of(&tensor.dtype, placed, shard)
-                                    .and_then(|(_, element, conversion)| {
+                                    .and_then(|(element, conversion)| {
                                         if tensor.bytes.len() == numel * element {
                                             Ok((Some(tensor.bytes), element, conversion))
                                         } else {
@@ -354,14 +357,9 @@ impl DistributedWrite<'_> {
         Ok(())
     }
 
-    /// The element size of a source tensor of `dtype` for `placed`, and the cast to the shards'
-    /// dtype it needs (`None` in place of the tensor's bytes, which the caller fills).
-    fn conversion_of<'t>(
-        &self,
-        source_dtype: &str,
-        placed: &Placed,
-        shard: &str,
-    ) -> Result<(Option<Cow<'t, [u8]>>, usize, Conversion), String> {
+    /// The element size of a source tensor of `source_dtype` for `placed`, and the cast to the
+    /// shards' dtype it needs.
+    fn conversion_of(&self, source_dtype: &str, placed: &Placed, shard: &str) -> Result<(usize, Conversion), String> {
         let dtype = self.layout.parallelism.shard_dtype;
         let name = &placed.parameter.name;
         let Some(source_element) = dtype_size(source_dtype) else {
@@ -388,7 +386,7 @@ impl DistributedWrite<'_> {
             buffer: Vec::new(),
             overflow: Overflow::default(),
         };
-        Ok((None, source_element, conversion))
+        Ok((source_element, conversion))
     }
 
     /// Starts rank `rank`'s file with its header.

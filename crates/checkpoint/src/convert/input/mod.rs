@@ -315,7 +315,7 @@ impl Input {
     /// tensors' bytes as they are, in local files).
     pub fn streams_ranges(&self, name: &str) -> bool {
         match &self.storage {
-            Storage::Files(files) => self.file_extents(files, name, &[0..0]).is_some(),
+            Storage::Files(files) => self.file_extents(files, name, std::slice::from_ref(&(0..0))).is_some(),
             Storage::Distributed { .. } => false,
         }
     }
