@@ -14,10 +14,12 @@
 //! rank file then grows in file order: the position of each write is checked against the
 //! placement (an internal error, never a misplaced byte), and every file's length at its end.
 //!
-//! Memory: one global tensor in the input's dtype (borrowed from the input's map when it needs no
-//! transform) plus at most [`WRITE_CHUNK`] of a rank's slice of it, gathered when the slice is
-//! made of short runs (a tensor-parallel split of an inner axis), and that chunk cast to the
-//! shards' dtype when the input's differs; and, per rank file (all are open until the last
+//! Memory: a parameter the source streams ([`ShardSource::stream`]: one that is its local input
+//! tensors' bytes as they are) is read in blocks, rank slice by rank slice, never whole; any
+//! other is one global tensor in the input's dtype plus at most [`WRITE_CHUNK`] of a rank's
+//! slice of it, gathered when the slice is made of short runs (a tensor-parallel split of an
+//! inner axis), and that chunk cast to the shards' dtype when the input's differs; and, per rank
+//! file (all are open until the last
 //! shard), its writer's buffers. On local disk the first [`DIRECT_RANK_FILES`] rank files are
 //! written by the direct writer (three 4 MiB chunks, 12 MiB, and a thread each), the others
 //! buffered through 64 KiB on the converting thread, so a large world costs file descriptors,
