@@ -299,13 +299,13 @@ mod tests {
         (mapped, bytes, dir)
     }
 
-    /// `ranges` (offset into the tensor `t`, length) of `mapped` as extents, and the bytes of
+    /// `ranges` (offset into the tensor `t`, length) of `file` as extents, and the bytes of
     /// `bytes` (the tensor's) they cover, in order.
-    fn pieces_of<'m>(mapped: &'m TensorFile, bytes: &[u8], ranges: &[(usize, usize)]) -> (Vec<Extent<'m>>, Vec<u8>) {
-        let base = mapped.meta("t").unwrap().start;
+    fn pieces_of<'m>(file: &'m TensorFile, bytes: &[u8], ranges: &[(usize, usize)]) -> (Vec<Extent<'m>>, Vec<u8>) {
+        let base = file.meta("t").unwrap().start;
         let extents = (ranges.iter())
             .map(|&(start, len)| Extent {
-                file: mapped,
+                file,
                 start: base + start,
                 len,
             })
