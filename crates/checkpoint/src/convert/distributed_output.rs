@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::io::Write;
-use std::ops::{ControlFlow, Range};
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use fastllm_config::{Form, Map, Value};
@@ -25,7 +25,8 @@ use crate::CheckpointError;
 use crate::carry::InputConfig;
 use crate::cast::{Dtype, Overflow, Source};
 use crate::distributed::{
-    DistributedLayout, DistributedWrite, LayoutSpec, Parallelism, ShardKind, ShardSource, SourceTensor, rank_file,
+    DistributedLayout, DistributedWrite, LayoutSpec, Parallelism, ShardKind, ShardSource, SourceTensor, TensorSlice,
+    rank_file,
 };
 use crate::metadata_yaml::{MetadataFormat, read_metadata};
 use crate::policy::{OutputDir, Protected};
@@ -310,14 +311,13 @@ impl ShardSource for InputShards<'_> {
 
     fn stream(
         &self,
-        parameter: &str,
-        _shard: &str,
-        ranges: &[Range<usize>],
+        slice: &TensorSlice,
         cast: Option<(Source, Dtype)>,
         sink: &mut dyn Write,
     ) -> std::io::Result<Overflow> {
+        let parameter = slice.parameter;
         self.input
-            .stream_ranges(parameter, ranges, cast, sink)?
+            .stream_ranges(parameter, slice.ranges, cast, sink)?
             .ok_or_else(|| std::io::Error::other(format!("`{parameter}`: its bytes cannot be streamed")))
     }
 }

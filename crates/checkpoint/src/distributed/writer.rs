@@ -62,19 +62,25 @@ pub trait ShardSource {
         None
     }
 
-    /// Writes bytes `ranges` of `parameter`'s global tensor in shard `shard` (row-major, in the
-    /// dtype [`ShardSource::streams`] gave), in order, to `sink`, cast on the way when `cast`
-    /// says; returns the cast's overflow. Called only when `streams` gave a dtype.
+    /// Writes `slice` to `sink`, cast on the way when `cast` says; returns the cast's overflow.
+    /// Called only when [`ShardSource::streams`] gave a dtype.
     fn stream(
         &self,
-        parameter: &str,
-        _shard: &str,
-        _ranges: &[Range<usize>],
+        slice: &TensorSlice,
         _cast: Option<(CastSource, Dtype)>,
         _sink: &mut dyn Write,
     ) -> std::io::Result<Overflow> {
-        Err(std::io::Error::other(format!("`{parameter}` is not streamed")))
+        Err(std::io::Error::other(format!("`{}` is not streamed", slice.parameter)))
     }
+}
+
+/// Bytes of a parameter's global tensor in one shard (row-major, in the dtype
+/// [`ShardSource::streams`] gave): what [`ShardSource::stream`] writes for one rank.
+pub struct TensorSlice<'a> {
+    pub parameter: &'a str,
+    pub shard: &'a str,
+    /// Byte ranges of the global tensor, in order.
+    pub ranges: &'a [Range<usize>],
 }
 
 /// A global tensor given to the writer.
@@ -289,15 +295,16 @@ impl DistributedWrite<'_> {
                                     .map(|_| ()),
                                 // Read in blocks from the input's files and cast by the threads
                                 // reading them: no copy of the whole tensor first.
-                                None => source
-                                    .stream(
-                                        name,
+                                None => {
+                                    let slice = TensorSlice {
+                                        parameter: name,
                                         shard,
-                                        &local.byte_ranges(),
-                                        conversion.cast,
-                                        &mut Chunked(&mut write),
-                                    )
-                                    .map(|overflow| conversion.overflow.add(overflow)),
+                                        ranges: &local.byte_ranges(),
+                                    };
+                                    source
+                                        .stream(&slice, conversion.cast, &mut Chunked(&mut write))
+                                        .map(|overflow| conversion.overflow.add(overflow))
+                                }
                             };
                             if stopped {
                                 return Err(CheckpointError::Interrupted);
