@@ -166,7 +166,7 @@ impl Input {
                 if let ([input], Transform::Transpose) = (&source.inputs[..], source.transform)
                     && let Some(extent) = files.local_extent(input, 0..usize::MAX)
                 {
-                    return self.transposed_by_bands(extent, source).map(Cow::Owned);
+                    return self.transposed_by_bands(files, extent, source).map(Cow::Owned);
                 }
                 let mut buffers = std::mem::take(&mut *self.read_buffers.lock().unwrap_or_else(|e| e.into_inner()));
                 let mut bytes = Vec::with_capacity(source.inputs.len());
@@ -201,11 +201,16 @@ impl Input {
         }
     }
 
-    /// The Fast-LLM parameter `source`, the transpose of the one local HF tensor `extent`,
-    /// read a band of rows at a time into a buffer that stays in the cache (the next band read
+    /// The Fast-LLM parameter `source`, the transpose of the one local HF tensor `extent` (of
+    /// `files`), read a band of rows at a time into a buffer that stays in the cache (the next band read
     /// ahead on another thread) and each band transposed into its place: no copy of the whole
     /// HF tensor first.
-    fn transposed_by_bands(&self, extent: Extent, source: &Source) -> Result<Vec<u8>, CheckpointError> {
+    fn transposed_by_bands(
+        &self,
+        files: &FileSet,
+        extent: Extent,
+        source: &Source,
+    ) -> Result<Vec<u8>, CheckpointError> {
         // The HF tensor is [shape[1], shape[0]].
         let matrix = Matrix {
             rows: source.shape[1],
@@ -233,7 +238,7 @@ impl Input {
         drop(buffers);
         read.map_err(|error| match error.downcast::<CheckpointError>() {
             Ok(error) => error,
-            Err(error) => CheckpointError::io(&extent.file.name, error),
+            Err(error) => CheckpointError::io(files.dir().join(&extent.file.name), error),
         })?;
         Ok(out)
     }
