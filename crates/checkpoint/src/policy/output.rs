@@ -513,16 +513,20 @@ mod tests {
 
     const DEAD: &str = "999999-0123456789abcdef";
 
+    /// Creates the directory `dir` holding the one file `file` (its contents: its name).
+    fn directory_holding(dir: &Path, file: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(file), file).unwrap();
+    }
+
     #[rstest]
     #[case::exchange(Strategy::Exchange)]
     #[case::aside(Strategy::Aside)]
     fn replacing_keeps_only_the_new_output(#[case] strategy: Strategy) {
         let root = scratch(&format!("replace-{strategy:?}"));
         let (target, staging) = (root.join("out"), root.join(format!(".out.partial-{DEAD}")));
-        std::fs::create_dir_all(&target).unwrap();
-        std::fs::write(target.join("old"), "old").unwrap();
-        std::fs::create_dir_all(&staging).unwrap();
-        std::fs::write(staging.join("new"), "new").unwrap();
+        directory_holding(&target, "old");
+        directory_holding(&staging, "new");
         let old = replace(&staging, &target, strategy).unwrap();
         Protected::nothing().remove(&old, None).unwrap();
         assert_eq!(entries(&target), ["new"]);
@@ -575,8 +579,7 @@ mod tests {
         let target = root.join("out");
         // An input that happens to carry a generated name, and one holding an input file.
         let input = root.join(format!(".out.partial-{DEAD}"));
-        std::fs::create_dir_all(&input).unwrap();
-        std::fs::write(input.join("config.json"), "{}").unwrap();
+        directory_holding(&input, "config.json");
         let holder = root.join(".out.replaced-999999-fedcba9876543210");
         std::fs::create_dir_all(&holder).unwrap();
         std::fs::hard_link(input.join("config.json"), holder.join("linked")).unwrap();
@@ -591,8 +594,7 @@ mod tests {
         let root = scratch("restore");
         let target = root.join("out");
         let aside = root.join(format!(".out.replaced-{DEAD}"));
-        std::fs::create_dir_all(&aside).unwrap();
-        std::fs::write(aside.join("old"), "old").unwrap();
+        directory_holding(&aside, "old");
         drop(OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap());
         assert_eq!(entries(&target), ["old"], "the killed run's old output is back");
         // With an output in place, a stale set-aside copy is removed instead.
