@@ -99,12 +99,24 @@ fn refused(enabled: Option<bool>, path: &str, flag: &str, why: &str) -> Option<P
 
 #[cfg(test)]
 mod tests {
-    use fastllm_config::{AttentionConfig, load};
+    use fastllm_config::{AttentionConfig, ConfigClass, load};
 
     use super::*;
 
-    fn attention(json: &str) -> AttentionConfig {
+    fn config<T: ConfigClass>(json: &str) -> T {
         load(&Value::from_json_str(json).unwrap()).unwrap()
+    }
+
+    fn attention(json: &str) -> AttentionConfig {
+        config(json)
+    }
+
+    /// `problem` is at Fast-LLM path `path` and says `message`.
+    fn assert_problem(problem: &Problem, path: &str, message: &str) {
+        assert_eq!(
+            (problem.fast_llm.as_deref(), problem.message.as_str()),
+            (Some(path), message)
+        );
     }
 
     #[test]
@@ -114,28 +126,29 @@ mod tests {
         let fl = Fl::new(&config);
         let problems = no_biases(&["query_layer", "key_layer", "value_layer"], "the format has none")(fl).unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layer.bias.enabled"));
-        assert_eq!(problems[0].message, "enabled, but the format has none");
+        assert_problem(
+            &problems[0],
+            "query_layer.bias.enabled",
+            "enabled, but the format has none",
+        );
         assert!(not_enabled(&["key_layer.bias"], "no")(fl).is_ok());
     }
 
     #[test]
     fn peft_is_refused_by_its_type() {
-        let root =
-            |json: &str| load::<fastllm_config::GptBaseModelConfig>(&Value::from_json_str(json).unwrap()).unwrap();
+        let root = config::<fastllm_config::GptBaseModelConfig>;
         assert!(no_peft(Fl::new(&root("{}"))).is_ok());
         let problems = no_peft(Fl::new(&root(r#"{"peft": {"type": "lora"}}"#))).unwrap_err();
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("peft.type"));
-        assert_eq!(
-            problems[0].message,
-            r#"PEFT "lora" has no HF form (merge adapters first)"#
+        assert_problem(
+            &problems[0],
+            "peft.type",
+            r#"PEFT "lora" has no HF form (merge adapters first)"#,
         );
     }
 
     #[test]
     fn token_embeddings_refuse_position_embeddings() {
-        let embeddings =
-            |json: &str| load::<LanguageModelEmbeddingsConfig>(&Value::from_json_str(json).unwrap()).unwrap();
+        let embeddings = config::<LanguageModelEmbeddingsConfig>;
         let table = token_embeddings("test.embeddings", "no such thing");
         let enabled = embeddings(r#"{"position_embeddings": {"enabled": true}}"#);
         let problems: Vec<Problem> = (table.validators.iter())
@@ -143,18 +156,24 @@ mod tests {
             .flatten()
             .collect();
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("position_embeddings.enabled"));
-        assert_eq!(problems[0].message, "enabled, but no such thing");
+        assert_problem(
+            &problems[0],
+            "position_embeddings.enabled",
+            "enabled, but no such thing",
+        );
     }
 
     #[test]
     fn patches_must_be_square() {
-        let patches = |json: &str| load::<PatchEmbeddingsConfig>(&Value::from_json_str(json).unwrap()).unwrap();
+        let patches = config::<PatchEmbeddingsConfig>;
         let rule = square_patches("they are square");
         assert!(rule(Fl::new(&patches(r#"{"patch_height": 8, "patch_width": 8}"#))).is_ok());
         let problems = rule(Fl::new(&patches(r#"{"patch_height": 8, "patch_width": 4}"#))).unwrap_err();
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("patch_width"));
-        assert_eq!(problems[0].message, "4 differs from patch_height 8: they are square");
+        assert_problem(
+            &problems[0],
+            "patch_width",
+            "4 differs from patch_height 8: they are square",
+        );
     }
 
     #[test]
@@ -163,8 +182,7 @@ mod tests {
         let fl = Fl::new(&config);
         let problems = no_window("the format has no window")(fl).unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("window_size"));
-        assert_eq!(problems[0].message, "512 set, but the format has no window");
+        assert_problem(&problems[0], "window_size", "512 set, but the format has no window");
         assert!(no_window("no")(Fl::new(&attention("{}"))).is_ok());
     }
 
@@ -172,10 +190,10 @@ mod tests {
     fn a_field_the_class_lacks_is_a_problem_naming_it() {
         let config = attention("{}");
         let problems = not_enabled(&["absent"], "no")(Fl::new(&config)).unwrap_err();
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("absent"));
-        assert_eq!(
-            problems[0].message,
-            "AttentionConfig has no field `absent` (a declaration of this format reads it)"
+        assert_problem(
+            &problems[0],
+            "absent",
+            "AttentionConfig has no field `absent` (a declaration of this format reads it)",
         );
         let problems = no_biases(&["query_layr"], "no")(Fl::new(&config)).unwrap_err();
         assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layr"));
@@ -185,10 +203,10 @@ mod tests {
     fn a_config_of_another_class_is_a_problem_naming_its_path() {
         let config = attention("{}");
         let problems = not_enabled(&["query_layer"], "no")(Fl::new(&config)).unwrap_err();
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layer"));
-        assert_eq!(
-            problems[0].message,
-            "expected a OptionalParameterConfig, found a AffineLinearConfig"
+        assert_problem(
+            &problems[0],
+            "query_layer",
+            "expected a OptionalParameterConfig, found a AffineLinearConfig",
         );
         let problems = no_biases(&["rotary"], "no")(Fl::new(&config)).unwrap_err();
         assert_eq!(problems[0].fast_llm.as_deref(), Some("rotary.bias"));
