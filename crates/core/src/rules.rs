@@ -4,10 +4,15 @@
 
 use fastllm_config::{AttentionConfig, LanguageModelEmbeddingsConfig, PatchEmbeddingsConfig, PeftConfig, Value};
 
-use crate::Problem;
+use std::fmt::Display;
+
+use fastllm_config::FieldType;
+
 use crate::dict::show;
+use crate::field::{ConfigField, FieldPath};
 use crate::fl::{Checked, Fl, checked};
 use crate::section::{Decl, Section};
+use crate::{Problem, field};
 
 /// Each optional parameter of `paths` must not be enabled (`<path>.enabled` true); `why`
 /// completes the message "enabled, but …".
@@ -47,21 +52,35 @@ pub fn no_window(why: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync + 's
     }
 }
 
+/// The two fields `first` and `second` of the section's config must hold the same value; `why`
+/// completes the message "<second's value> differs from <first's path> <first's value>: …",
+/// at `second`'s path.
+pub fn equal_fields<C: FieldType + 'static, T: Copy + PartialEq + Display + 'static>(
+    first: FieldPath<C, T>,
+    second: FieldPath<C, T>,
+    why: &'static str,
+) -> impl Fn(Fl) -> Checked + Send + Sync + 'static {
+    move |fl| {
+        let (expected, found) = (first.read(fl)?, second.read(fl)?);
+        if found == expected {
+            return Ok(());
+        }
+        Err(vec![Problem::at_fast_llm(
+            second.path(),
+            format!("{found} differs from {} {expected}: {why}", first.path()),
+        )])
+    }
+}
+
 /// Patch embeddings whose `patch_width` differs from `patch_height`, for a format whose patches
 /// are square (one `patch_size`); `why` completes the message "<width> differs from patch_height
 /// <height>: …".
 pub fn square_patches(why: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync + 'static {
-    move |fl| {
-        let patches = fl.config::<PatchEmbeddingsConfig>()?;
-        let (height, width) = (patches.patch_height, patches.patch_width);
-        if height == width {
-            return Ok(());
-        }
-        Err(vec![Problem::at_fast_llm(
-            "patch_width",
-            format!("{width} differs from patch_height {height}: {why}"),
-        )])
-    }
+    equal_fields(
+        field!(PatchEmbeddingsConfig.patch_height),
+        field!(PatchEmbeddingsConfig.patch_width),
+        why,
+    )
 }
 
 /// No PEFT on the root (an HF config has no place for adapters).
@@ -173,6 +192,24 @@ mod tests {
             &problems[0],
             "patch_width",
             "4 differs from patch_height 8: they are square",
+        );
+    }
+
+    #[test]
+    fn unequal_fields_are_refused_at_the_second() {
+        let rule = equal_fields(
+            field!(AttentionConfig.heads),
+            field!(AttentionConfig.head_groups),
+            "no grouped heads",
+        );
+        assert!(rule(Fl::new(&attention(r#"{"heads": 4, "head_groups": 4}"#))).is_ok());
+        let problems = rule(Fl::new(&attention(r#"{"heads": 4, "head_groups": 2}"#))).unwrap_err();
+        assert_problem(&problems[0], "head_groups", "2 differs from heads 4: no grouped heads");
+        let problems = rule(Fl::new(&config::<PatchEmbeddingsConfig>("{}"))).unwrap_err();
+        assert_problem(
+            &problems[0],
+            "",
+            "expected a AttentionConfig, found a PatchEmbeddingsConfig",
         );
     }
 

@@ -140,17 +140,14 @@ pub fn attention() -> Section {
                 rotary_import,
             ),
         )
-        .validate("mha", |fl| {
-            let attention = fl.config::<AttentionConfig>()?;
-            let (heads, groups) = (attention.heads, attention.head_groups);
-            if heads == groups {
-                return Ok(());
-            }
-            Err(vec![Problem::at_fast_llm(
-                "head_groups",
-                format!("{groups} differs from heads {heads}: Pixtral has no grouped KV heads"),
-            )])
-        })
+        .validate(
+            "mha",
+            rules::equal_fields(
+                field!(AttentionConfig.heads),
+                field!(AttentionConfig.head_groups),
+                "Pixtral has no grouped KV heads",
+            ),
+        )
 }
 
 /// A Pixtral block: Llama's table, its weights under `attention`, `feed_forward`,
