@@ -513,6 +513,11 @@ mod tests {
 
     const DEAD: &str = "999999-0123456789abcdef";
 
+    /// The output directory for `target` of a conversion whose input holds nothing near it.
+    fn unprotected_output(target: &Path, existing: Existing) -> OutputDir {
+        OutputDir::create(target, existing, &Protected::nothing()).unwrap()
+    }
+
     /// Creates the directory `dir` holding the one file `file` (its contents: its name).
     fn directory_holding(dir: &Path, file: &str) {
         std::fs::create_dir_all(dir).unwrap();
@@ -538,7 +543,7 @@ mod tests {
         let root = scratch("replace-file");
         let target = root.join("out");
         std::fs::write(&target, "a file").unwrap();
-        let output = OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap();
+        let output = unprotected_output(&target, Existing::Replace);
         output.commit().unwrap();
         assert!(target.is_dir());
         assert_eq!(entries(&root), ["out"]);
@@ -551,7 +556,7 @@ mod tests {
         let dead = root.join(format!(".out.partial-{DEAD}"));
         std::fs::create_dir_all(dead.join("sub")).unwrap();
         // A live run: its staging directory is locked.
-        let live = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
+        let live = unprotected_output(&target, Existing::Refuse);
         live.write_text("x", "y").unwrap();
         // Names this tool does not generate stay, whatever they resemble.
         let kept = [
@@ -563,7 +568,7 @@ mod tests {
         for name in kept {
             std::fs::create_dir_all(root.join(name)).unwrap();
         }
-        let second = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
+        let second = unprotected_output(&target, Existing::Refuse);
         assert!(!dead.exists(), "a dead run's staging is removed");
         assert!(live.path("x").is_file(), "a live run's staging is left alone");
         drop(second);
@@ -595,11 +600,11 @@ mod tests {
         let target = root.join("out");
         let aside = root.join(format!(".out.replaced-{DEAD}"));
         directory_holding(&aside, "old");
-        drop(OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap());
+        drop(unprotected_output(&target, Existing::Replace));
         assert_eq!(entries(&target), ["old"], "the killed run's old output is back");
         // With an output in place, a stale set-aside copy is removed instead.
         std::fs::create_dir_all(&aside).unwrap();
-        drop(OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap());
+        drop(unprotected_output(&target, Existing::Replace));
         assert_eq!(entries(&root), ["out"]);
     }
 
@@ -607,7 +612,7 @@ mod tests {
     fn commit_refuses_an_output_that_appeared_meanwhile() {
         let root = scratch("appeared");
         let target = root.join("out");
-        let output = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
+        let output = unprotected_output(&target, Existing::Refuse);
         std::fs::create_dir_all(&target).unwrap();
         assert!(matches!(output.commit(), Err(CheckpointError::OutputExists { .. })));
         assert_eq!(entries(&root), ["out"]);
@@ -617,15 +622,12 @@ mod tests {
     fn parents_created_for_a_failed_output_are_removed() {
         let root = scratch("parents");
         let target = root.join("a/b/c/out");
-        let output = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
+        let output = unprotected_output(&target, Existing::Refuse);
         output.write_text("x", "y").unwrap();
         drop(output);
         assert!(entries(&root).is_empty(), "{:?}", entries(&root));
         // Committed, they stay.
-        OutputDir::create(&target, Existing::Refuse, &Protected::nothing())
-            .unwrap()
-            .commit()
-            .unwrap();
+        unprotected_output(&target, Existing::Refuse).commit().unwrap();
         assert!(target.is_dir());
     }
 
