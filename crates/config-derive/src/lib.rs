@@ -157,6 +157,8 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut index = 0usize;
     let mut keys = Vec::new();
     let mut reflects = Vec::new();
+    let mut setters = Vec::new();
+    let mut lacks = Vec::new();
     for field in &named.named {
         let ident = field.ident.as_ref().expect("named field");
         if ident == "explicit" {
@@ -241,6 +243,28 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             ctx.leave();
         });
         eqs.push(quote!(self.#ident == other.#ident));
+        // A parse starts a field it reads from the type's default, not from a declared one.
+        let unwritten = if fa.default.is_some() {
+            quote!(crate::Prior::Fresh)
+        } else {
+            quote!(crate::Prior::Pristine)
+        };
+        setters.push(quote! {
+            ::core::option::Option::Some(#index) => {
+                let prior = if self.explicit.contains(#index) { crate::Prior::Written } else { #unwritten };
+                crate::FieldType::write(&mut self.#ident, rest, value, prior, ctx)?;
+                self.explicit.insert(#index);
+                ::core::result::Result::Ok(())
+            }
+        });
+        let missing = if required {
+            quote!(!self.explicit.contains(#index) ||)
+        } else {
+            quote!()
+        };
+        lacks.push(quote! {
+            #missing (self.explicit.contains(#index) && crate::FieldType::lacks_required(&self.#ident))
+        });
         index += 1;
     }
     if !has_explicit {
@@ -260,6 +284,11 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         quote!(#(#eqs)&&*)
     };
 
+    let lacks_body = if lacks.is_empty() {
+        quote!(false)
+    } else {
+        quote!(#(#lacks)||*)
+    };
     let field_type_common = field_type_common(class);
     Ok(quote! {
         impl ::core::default::Default for #name {
@@ -352,6 +381,32 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
 
+        impl #name {
+            /// A `type` written to this class: only its canonical name (an alias written beside
+            /// it would be a conflict in the dict).
+            fn write_type(value: &crate::Value) -> ::core::result::Result<(), crate::Unwritable> {
+                match value {
+                    crate::Value::Str(name) if #type_name == Some(name.as_str()) => ::core::result::Result::Ok(()),
+                    _ => ::core::result::Result::Err(crate::Unwritable),
+                }
+            }
+
+            /// Stores `value` at `rest` below the field `name` (empty: the field itself), as a
+            /// parse of the dict holding it there would, marking the field explicit.
+            pub fn write_field(
+                &mut self,
+                name: &str,
+                rest: &str,
+                value: &crate::Value,
+                ctx: &mut crate::Ctx,
+            ) -> ::core::result::Result<(), crate::Unwritable> {
+                match <Self as crate::ConfigClass>::field_index(name) {
+                    #(#setters)*
+                    _ => ::core::result::Result::Err(crate::Unwritable),
+                }
+            }
+        }
+
         impl crate::Reflect for #name {
             fn class_name(&self) -> &'static str {
                 #class
@@ -387,6 +442,43 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 let Some(map) = crate::config_map(value, #class, ctx) else { return false; };
                 Self::fill_from_map(slot, map, ctx);
                 true
+            }
+            fn write(
+                &mut self,
+                path: &str,
+                value: &crate::Value,
+                prior: crate::Prior,
+                ctx: &mut crate::Ctx,
+            ) -> ::core::result::Result<(), crate::Unwritable> {
+                if prior == crate::Prior::Fresh {
+                    *self = <Self as ::core::default::Default>::default();
+                }
+                if path.is_empty() {
+                    // A whole dict, stored key by key (its required fields are checked once all
+                    // writes are in). A legacy key would be rewritten on the whole dict, which
+                    // later writes below it may still add to.
+                    let crate::Value::Map(map) = value else {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    };
+                    if prior == crate::Prior::Written || <Self as crate::ClassRules>::rewrites_input(map) {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    }
+                    for (key, value) in map {
+                        if key == "type" {
+                            Self::write_type(value)?;
+                        } else {
+                            self.write_field(key, "", value, ctx)?;
+                        }
+                    }
+                    return ::core::result::Result::Ok(());
+                }
+                match crate::split_path(path) {
+                    ("type", "") => Self::write_type(value),
+                    (part, rest) => self.write_field(part, rest, value, ctx),
+                }
+            }
+            fn lacks_required(&self) -> bool {
+                #lacks_body
             }
             fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {
                 crate::Serialized::Config(crate::ConfigClass::to_dict(self, verbosity))
@@ -509,14 +601,26 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }),
     };
 
-    // Only a class with a default subclass has a default to read a dict entry into.
+    // Only a class with a default subclass has a default to read a dict entry into; typed
+    // writes fill any variant, which their first write replaces.
+    let first = &variants[0];
+    let first_type = &types[0];
     let default_slot = match &attrs.default_variant {
         Some(_) => quote! {
             fn default_slot() -> Option<Self> {
                 Some(<Self as ::core::default::Default>::default())
             }
         },
-        None => quote!(),
+        None => quote! {
+            fn write_slot() -> Option<Self> {
+                Some(Self::#first(<#first_type as ::core::default::Default>::default()))
+            }
+        },
+    };
+    // A first write below the config, not its `type`: the default subclass, from its default.
+    let fresh_default = match &attrs.default_variant {
+        Some(_) => quote!(*self = <Self as ::core::default::Default>::default();),
+        None => quote!(return ::core::result::Result::Err(crate::Unwritable);),
     };
     let fills: Vec<TokenStream2> = variants.iter().zip(&types).map(|(v, t)| fill_variant(v, t)).collect();
     let field_type_common = field_type_common(class);
@@ -613,6 +717,73 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 )*
                 crate::unknown_dynamic_type(ctx, type_name, #class, Self::TYPE_NAMES);
                 false
+            }
+            // The variant is chosen before any field below it is stored: by the first write, a
+            // `type` or (else) the default subclass; a later `type` must name the held one.
+            fn write(
+                &mut self,
+                path: &str,
+                value: &crate::Value,
+                prior: crate::Prior,
+                ctx: &mut crate::Ctx,
+            ) -> ::core::result::Result<(), crate::Unwritable> {
+                if path.is_empty() {
+                    // A whole dict: its `type` (or the default subclass) chooses the variant.
+                    let crate::Value::Map(map) = value else {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    };
+                    if prior == crate::Prior::Written {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    }
+                    match map.get("type") {
+                        Some(type_name) => self.write("type", type_name, prior, ctx)?,
+                        None => {
+                            #fresh_default
+                        }
+                    }
+                    return match self {
+                        #( Self::#variants(inner) => crate::FieldType::write(inner, "", value, crate::Prior::Pristine, ctx), )*
+                    };
+                }
+                let (part, rest) = crate::split_path(path);
+                if part == "type" {
+                    let crate::Value::Str(name) = value else {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    };
+                    if !rest.is_empty() {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    }
+                    #(
+                        if <#types as crate::ConfigClass>::TYPE_NAME == Some(name.as_str()) {
+                            let held = matches!(self, Self::#variants(_));
+                            return match prior {
+                                crate::Prior::Written if !held => ::core::result::Result::Err(crate::Unwritable),
+                                crate::Prior::Written => ::core::result::Result::Ok(()),
+                                crate::Prior::Pristine if held => ::core::result::Result::Ok(()),
+                                _ => {
+                                    *self = Self::#variants(<#types as ::core::default::Default>::default());
+                                    ::core::result::Result::Ok(())
+                                }
+                            };
+                        }
+                    )*
+                    return ::core::result::Result::Err(crate::Unwritable);
+                }
+                if prior == crate::Prior::Fresh {
+                    #fresh_default
+                }
+                let inner_prior = match prior {
+                    crate::Prior::Written => crate::Prior::Written,
+                    _ => crate::Prior::Pristine,
+                };
+                match self {
+                    #( Self::#variants(inner) => crate::FieldType::write(inner, path, value, inner_prior, ctx), )*
+                }
+            }
+            fn lacks_required(&self) -> bool {
+                match self {
+                    #( Self::#variants(inner) => crate::FieldType::lacks_required(inner), )*
+                }
             }
             fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {
                 match self {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use fastllm_config::{Field, Map, Value};
+use fastllm_config::{BaseModelConfig, Ctx, Field, Map, ModelKind, Value};
 
 use crate::HfLayout;
 use crate::Problem;
@@ -423,18 +423,116 @@ pub struct Importer<'a> {
     /// The whole HF dict, as the config class loaded it.
     pub root: &'a Map,
     pub problems: Vec<Problem>,
+    /// Where a typed run writes (`None`: a dict run, writing each [`Dst`]'s dict).
+    typed: Option<Box<TypedOut>>,
+}
+
+/// A typed run's output: the config its writes land in, by their absolute Fast-LLM paths.
+struct TypedOut {
+    config: BaseModelConfig,
+    /// What the field parses of the run report (nothing, while the run stays writable).
+    ctx: Ctx,
+    /// The path of the write being stored, rendered here to reuse its buffer.
+    path: String,
+    /// A write the config does not take as the dict would: the run's config is dropped.
+    unwritable: bool,
 }
 
 impl<'a> Importer<'a> {
+    /// A run writing a Fast-LLM dict, by the paths relative to each [`Dst`]'s dict.
     pub fn new(format: &'a str, root: &'a Map) -> Self {
         Importer {
             format,
             root,
             problems: Vec::new(),
+            typed: None,
         }
     }
 
+    /// A run writing the typed config of `kind` directly, no dict built: each write is stored
+    /// at the absolute path of its [`Dst`] (whose dict it leaves empty). What the typed config
+    /// does not take as the dict would (see [`BaseModelConfig::write`]) makes
+    /// [`Importer::into_config`] give nothing, for a dict run to report it.
+    pub fn typed(format: &'a str, root: &'a Map, kind: ModelKind) -> Self {
+        Importer {
+            typed: Some(Box::new(TypedOut {
+                config: BaseModelConfig::unwritten(kind),
+                ctx: Ctx::new(),
+                path: String::new(),
+                unwritable: false,
+            })),
+            ..Importer::new(format, root)
+        }
+    }
+
+    /// A typed run's config, validated, when the run wrote every value as its dict would have
+    /// held it, found no problem, and the config passed validation; `None` otherwise (and for a
+    /// dict run).
+    pub fn into_config(self) -> Option<BaseModelConfig> {
+        let TypedOut {
+            mut config,
+            ctx,
+            unwritable,
+            ..
+        } = *self.typed?;
+        if unwritable || ctx.error_count() != 0 || !self.problems.is_empty() {
+            return None;
+        }
+        config.finish_writes().ok()?;
+        Some(config)
+    }
+
+    /// Runs `fill` on the sub-config at `fl` below `out`, a section of class `type_name`. A dict
+    /// run builds its dict apart and writes it at `fl` as one value (a second write there is one
+    /// conflict, dicts written in parts merge); a typed run claims the config at `fl` (which
+    /// must not have been written before) with its `type` first, and `fill` writes into it.
+    pub(crate) fn mount(
+        &mut self,
+        Dst { map: out, at: fl_at }: Dst,
+        fl: &str,
+        type_name: Option<&str>,
+        source: Origin,
+        fill: impl FnOnce(&mut Self, Dst),
+    ) {
+        let mut sub = Map::new();
+        if self.typed.is_some() {
+            let mut claim = Map::new();
+            if let Some(name) = type_name {
+                claim.insert("type".into(), Value::Str(name.into()));
+            }
+            self.write(Dst::new(out, fl_at), fl, Value::Map(claim), source);
+            fill(self, Dst::new(&mut sub, fl_at.child(fl)));
+        } else {
+            if let Some(name) = type_name {
+                sub.insert("type".into(), Value::Str(name.into()));
+            }
+            fill(self, Dst::new(&mut sub, fl_at.child(fl)));
+            self.write(Dst::new(out, fl_at), fl, Value::Map(sub), source);
+        }
+    }
+
+    /// Marks a typed run's config as not what the dict would hold (see [`Importer::typed`]).
+    pub(crate) fn unwritable(&mut self) {
+        if let Some(typed) = &mut self.typed {
+            typed.unwritable = true;
+        }
+    }
+
+    /// Whether the run writes the typed config (not a dict).
+    pub(crate) fn is_typed(&self) -> bool {
+        self.typed.is_some()
+    }
+
     pub(crate) fn write(&mut self, Dst { map: out, at: fl_at }: Dst, path: &str, value: Value, source: Origin) {
+        if let Some(typed) = &mut self.typed {
+            // After the first unwritable write nothing more is stored: the config is dropped.
+            if !typed.unwritable {
+                typed.path.clear();
+                fl_at.child(path).write_to(&mut typed.path, 0);
+                typed.unwritable = typed.config.write(&typed.path, &value, &mut typed.ctx).is_err();
+            }
+            return;
+        }
         if let Err(Conflict { existing, refused }) = dict::try_set(out, path, value) {
             self.problems.push(Problem {
                 fast_llm: Some(fl_at.join(path)),
@@ -460,7 +558,12 @@ impl<'a> Importer<'a> {
         Dst { map: out, at: fl_at }: Dst,
     ) {
         if let Some(type_name) = section.class.type_name {
-            out.insert("type".into(), Value::Str(type_name.into()));
+            if self.is_typed() {
+                let type_name = Value::Str(type_name.into());
+                self.write(Dst::new(out, fl_at), "type", type_name, Origin::Text("(type)"));
+            } else {
+                out.insert("type".into(), Value::Str(type_name.into()));
+            }
         }
         for (_, decl) in &section.decls {
             decl.primitive().import(self, Src::new(hf, hf_at), Dst::new(out, fl_at));

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use fastllm_config::{Map, Value};
-
 use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::coverage::Claim;
 use crate::dict::join;
@@ -66,13 +64,13 @@ impl Primitive for Dispatch {
         let Some(section) = run.by_discriminator(&self.sections, sub_hf, sub_at, self.key) else {
             return;
         };
-        let mut sub_out = Map::new();
-        run.section_at(
-            section,
-            Src::new(sub_hf, sub_at),
-            Dst::new(&mut sub_out, fl_at.child(self.fl)),
+        run.mount(
+            Dst::new(out, fl_at),
+            self.fl,
+            section.class.type_name,
+            Origin::Path(sub_at),
+            |run, sub_out| run.section_at(section, Src::new(sub_hf, sub_at), sub_out),
         );
-        run.write(Dst::new(out, fl_at), self.fl, Value::Map(sub_out), Origin::Path(sub_at));
     }
 
     fn shape(&self, _: &str) -> Shape {

@@ -55,6 +55,62 @@ impl ListDispatch {
     }
 }
 
+impl ListDispatch {
+    /// The import's typed run: the sequence claimed with its `type`, then each block section
+    /// writing in place, then the pattern and the count (the dict run builds the same values).
+    fn import_typed(&self, run: &mut Importer, hf: Src, out: Dst, (layout, count): (&[&String], Value)) {
+        let layout_at = hf.at.child(self.hf_layout);
+        let section_of = |name: &str| {
+            let entry = self.entries.iter().find(|e| e.layout_name == name);
+            &entry.expect("checked by the import").section
+        };
+        let distinct: BTreeSet<&String> = layout.iter().copied().collect();
+        let kind = if distinct.len() == 1 { "fixed" } else { "pattern" };
+        let origin = Origin::Path(layout_at);
+        run.mount(
+            out,
+            self.fl,
+            Some(kind),
+            origin,
+            |run,
+             Dst {
+                 map: sequence,
+                 at: sequence_at,
+             }| {
+                let block = |run: &mut Importer, out: Dst, name: &str, at: &str| {
+                    let section = section_of(name);
+                    let type_name = section.class.type_name;
+                    run.mount(out, at, type_name, origin, |run, block| {
+                        run.section_at(section, hf, block)
+                    });
+                };
+                if let [name] = distinct.iter().collect::<Vec<_>>()[..] {
+                    block(run, Dst::new(sequence, sequence_at), name, "block");
+                } else {
+                    run.mount(
+                        Dst::new(sequence, sequence_at),
+                        "blocks",
+                        None,
+                        origin,
+                        |run, blocks| {
+                            let Dst {
+                                map: blocks,
+                                at: blocks_at,
+                            } = blocks;
+                            for name in &distinct {
+                                block(run, Dst::new(blocks, blocks_at), name, name);
+                            }
+                        },
+                    );
+                    let pattern = layout.iter().map(|n| Value::Str((*n).clone())).collect();
+                    run.write(Dst::new(sequence, sequence_at), "pattern", Value::List(pattern), origin);
+                }
+                run.write(Dst::new(sequence, sequence_at), "num_blocks", count, origin);
+            },
+        );
+    }
+}
+
 impl Primitive for ListDispatch {
     fn kind(&self) -> &'static str {
         "ListDispatch"
@@ -149,6 +205,10 @@ impl Primitive for ListDispatch {
             run.problems.push(Problem::at_hf(hf_at.join(self.hf_count), message));
             return;
         };
+        if run.is_typed() {
+            self.import_typed(run, Src::new(hf, hf_at), Dst::new(out, fl_at), (&layout, count));
+            return;
+        }
         let sequence_at = fl_at.child(self.fl);
         let import_block = |run: &mut Importer, name: &str, block_at: At| {
             let entry = self

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fastllm_config::{Map, Value};
+use fastllm_config::Value;
 
 use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::Problem;
@@ -74,13 +74,14 @@ impl Primitive for Nested {
                 format!("expected {name:?}, found {}", show(found)),
             ));
         }
-        let mut sub_out = Map::new();
-        run.section_at(
-            &self.section,
-            Src::new(sub_hf, sub_at),
-            Dst::new(&mut sub_out, fl_at.child(self.fl)),
+        let section = &self.section;
+        run.mount(
+            Dst::new(out, fl_at),
+            self.fl,
+            section.class.type_name,
+            Origin::Path(sub_at),
+            |run, sub_out| run.section_at(section, Src::new(sub_hf, sub_at), sub_out),
         );
-        run.write(Dst::new(out, fl_at), self.fl, Value::Map(sub_out), Origin::Path(sub_at));
     }
 
     fn shape(&self, _: &str) -> Shape {

@@ -87,6 +87,49 @@ impl Primitive for TypedDict {
                 return;
             }
         };
+        if run.is_typed() {
+            let origin = Origin::Path(dict_at);
+            run.mount(
+                Dst::new(out, fl_at),
+                self.fl,
+                None,
+                origin,
+                |run,
+                 Dst {
+                     map: dict_out,
+                     at: fl_dict_at,
+                 }| {
+                    for (name, entry) in entries {
+                        let entry_at = dict_at.child(name);
+                        let Some(entry) = entry.as_map() else {
+                            run.problems.push(Problem::at_hf(
+                                entry_at.render(),
+                                format!("expected a dict, found {}", show(entry)),
+                            ));
+                            continue;
+                        };
+                        let Some(section) = run.by_discriminator(&self.sections, entry, entry_at, self.key) else {
+                            continue;
+                        };
+                        // An entry's name is one key of the dict, where a write's path would split at a dot.
+                        if name.contains('.') {
+                            run.unwritable();
+                            continue;
+                        }
+                        let hf = Src::new(entry, entry_at);
+                        let type_name = section.class.type_name;
+                        run.mount(
+                            Dst::new(dict_out, fl_dict_at),
+                            name,
+                            type_name,
+                            origin,
+                            |run, entry_out| run.section_at(section, hf, entry_out),
+                        );
+                    }
+                },
+            );
+            return;
+        }
         let fl_dict_at = fl_at.child(self.fl);
         let mut dict_out = Map::new();
         for (name, entry) in entries {
