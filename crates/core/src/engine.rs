@@ -417,6 +417,14 @@ impl<'a> Exporter<'a> {
     }
 }
 
+/// A sub-config an import fills: its path below the parent's, and the `type` its section's
+/// class writes, if any.
+#[derive(Clone, Copy)]
+pub(crate) struct Mounted<'s> {
+    pub(crate) fl: &'s str,
+    pub(crate) type_name: Option<&'s str>,
+}
+
 /// Import state: the collected problems.
 pub struct Importer<'a> {
     pub format: &'a str,
@@ -482,15 +490,14 @@ impl<'a> Importer<'a> {
         Some(config)
     }
 
-    /// Runs `fill` on the sub-config at `fl` below `out`, a section of class `type_name`. A dict
+    /// Runs `fill` on the sub-config `mounted` below `out`. A dict
     /// run builds its dict apart and writes it at `fl` as one value (a second write there is one
     /// conflict, dicts written in parts merge); a typed run claims the config at `fl` (which
     /// must not have been written before) with its `type` first, and `fill` writes into it.
     pub(crate) fn mount(
         &mut self,
         Dst { map: out, at: fl_at }: Dst,
-        fl: &str,
-        type_name: Option<&str>,
+        Mounted { fl, type_name }: Mounted,
         source: Origin,
         fill: impl FnOnce(&mut Self, Dst),
     ) {

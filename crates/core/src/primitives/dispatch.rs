@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::coverage::Claim;
 use crate::dict::join;
-use crate::engine::{Dst, Exporter, Importer, Node, Origin, Placement, Src};
+use crate::engine::{Dst, Exporter, Importer, Mounted, Node, Origin, Placement, Src};
 use crate::section::{Covers, Decl, Section};
 
 pub(crate) struct Dispatch {
@@ -66,8 +66,10 @@ impl Primitive for Dispatch {
         };
         run.mount(
             Dst::new(out, fl_at),
-            self.fl,
-            section.class.type_name,
+            Mounted {
+                fl: self.fl,
+                type_name: section.class.type_name,
+            },
             Origin::Path(sub_at),
             |run, sub_out| run.section_at(section, Src::new(sub_hf, sub_at), sub_out),
         );

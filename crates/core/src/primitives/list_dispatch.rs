@@ -11,7 +11,7 @@ use crate::Problem;
 use crate::blocks::block_path;
 use crate::coverage::Claim;
 use crate::dict::{self, join, show};
-use crate::engine::{At, Dst, Exporter, Importer, Node, Origin, Src};
+use crate::engine::{At, Dst, Exporter, Importer, Mounted, Node, Origin, Src};
 use crate::fl::Fl;
 use crate::section::{Covers, Decl, Section};
 
@@ -59,55 +59,49 @@ impl ListDispatch {
     /// The import's typed run: the sequence claimed with its `type`, then each block section
     /// writing in place, then the pattern and the count (the dict run builds the same values).
     fn import_typed(&self, run: &mut Importer, hf: Src, out: Dst, (layout, count): (&[&String], Value)) {
-        let layout_at = hf.at.child(self.hf_layout);
-        let section_of = |name: &str| {
-            let entry = self.entries.iter().find(|e| e.layout_name == name);
-            &entry.expect("checked by the import").section
-        };
         let distinct: BTreeSet<&String> = layout.iter().copied().collect();
         let kind = if distinct.len() == 1 { "fixed" } else { "pattern" };
+        let sequence = Mounted {
+            fl: self.fl,
+            type_name: Some(kind),
+        };
+        let layout_at = hf.at.child(self.hf_layout);
         let origin = Origin::Path(layout_at);
-        run.mount(
-            out,
-            self.fl,
-            Some(kind),
-            origin,
-            |run,
-             Dst {
-                 map: sequence,
-                 at: sequence_at,
-             }| {
-                let block = |run: &mut Importer, out: Dst, name: &str, at: &str| {
-                    let section = section_of(name);
-                    let type_name = section.class.type_name;
-                    run.mount(out, at, type_name, origin, |run, block| {
-                        run.section_at(section, hf, block)
-                    });
+        run.mount(out, sequence, origin, |run, Dst { map, at }| {
+            if let [name] = Vec::from_iter(&distinct)[..] {
+                self.import_block(run, (hf, Dst::new(map, at)), name, "block");
+            } else {
+                let blocks = Mounted {
+                    fl: "blocks",
+                    type_name: None,
                 };
-                if let [name] = distinct.iter().collect::<Vec<_>>()[..] {
-                    block(run, Dst::new(sequence, sequence_at), name, "block");
-                } else {
-                    run.mount(
-                        Dst::new(sequence, sequence_at),
-                        "blocks",
-                        None,
-                        origin,
-                        |run, blocks| {
-                            let Dst {
-                                map: blocks,
-                                at: blocks_at,
-                            } = blocks;
-                            for name in &distinct {
-                                block(run, Dst::new(blocks, blocks_at), name, name);
-                            }
-                        },
-                    );
-                    let pattern = layout.iter().map(|n| Value::Str((*n).clone())).collect();
-                    run.write(Dst::new(sequence, sequence_at), "pattern", Value::List(pattern), origin);
-                }
-                run.write(Dst::new(sequence, sequence_at), "num_blocks", count, origin);
-            },
-        );
+                run.mount(Dst::new(map, at), blocks, origin, |run, Dst { map: blocks, at }| {
+                    for name in &distinct {
+                        self.import_block(run, (hf, Dst::new(blocks, at)), name, name);
+                    }
+                });
+                let pattern = layout.iter().map(|n| Value::Str((*n).clone())).collect();
+                run.write(Dst::new(map, at), "pattern", Value::List(pattern), origin);
+            }
+            run.write(Dst::new(map, at), "num_blocks", count, origin);
+        });
+    }
+
+    /// The block of layout name `name`, its section writing at `fl` below `out`.
+    fn import_block(&self, run: &mut Importer, (hf, out): (Src, Dst), name: &str, fl: &str) {
+        if fl.contains('.') {
+            // One key of the sequence's `blocks`, where a typed write's path would split.
+            run.unwritable();
+            return;
+        }
+        let entry = self.entries.iter().find(|e| e.layout_name == name);
+        let section = &entry.expect("checked by the import").section;
+        let block = Mounted {
+            fl,
+            type_name: section.class.type_name,
+        };
+        let origin = Origin::Path(hf.at.child(self.hf_layout));
+        run.mount(out, block, origin, |run, block| run.section_at(section, hf, block));
     }
 }
 

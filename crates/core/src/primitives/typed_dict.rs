@@ -9,7 +9,7 @@ use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::Problem;
 use crate::coverage::Claim;
 use crate::dict::{join, show};
-use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
+use crate::engine::{Dst, Exporter, Importer, Mounted, Node, Origin, Src};
 use crate::fl::Fl;
 use crate::section::{Covers, Decl, Section};
 
@@ -26,6 +26,58 @@ impl Decl {
     /// (named under `key` in the HF entry).
     pub fn typed_dict(fl: &'static str, hf: &'static str, key: &'static str, sections: Vec<Arc<Section>>) -> Self {
         Decl::new(TypedDict { fl, hf, key, sections })
+    }
+}
+
+impl TypedDict {
+    /// Each entry of the HF dict `entries` by the section of its type, into the Fast-LLM dict
+    /// `out` under its name (a dict run inserts it as one key; a typed run writes it in place).
+    fn import_entries(
+        &self,
+        run: &mut Importer,
+        Src {
+            map: entries,
+            at: dict_at,
+        }: Src,
+        out: Dst,
+    ) {
+        let Dst {
+            map: out,
+            at: fl_dict_at,
+        } = out;
+        for (name, entry) in entries {
+            let entry_at = dict_at.child(name);
+            let Some(entry) = entry.as_map() else {
+                run.problems.push(Problem::at_hf(
+                    entry_at.render(),
+                    format!("expected a dict, found {}", show(entry)),
+                ));
+                continue;
+            };
+            let Some(section) = run.by_discriminator(&self.sections, entry, entry_at, self.key) else {
+                continue;
+            };
+            let hf = Src::new(entry, entry_at);
+            if !run.is_typed() {
+                let mut entry_out = Map::new();
+                run.section_at(section, hf, Dst::new(&mut entry_out, fl_dict_at.child(name)));
+                out.insert(name.clone(), Value::Map(entry_out));
+            } else if name.contains('.') {
+                // One key of the dict, where a typed write's path would split at the dot.
+                run.unwritable();
+            } else {
+                let entry = Mounted {
+                    fl: name,
+                    type_name: section.class.type_name,
+                };
+                run.mount(
+                    Dst::new(out, fl_dict_at),
+                    entry,
+                    Origin::Path(entry_at),
+                    |run, entry_out| run.section_at(section, hf, entry_out),
+                );
+            }
+        }
     }
 }
 
@@ -87,77 +139,13 @@ impl Primitive for TypedDict {
                 return;
             }
         };
-        if run.is_typed() {
-            let origin = Origin::Path(dict_at);
-            run.mount(
-                Dst::new(out, fl_at),
-                self.fl,
-                None,
-                origin,
-                |run,
-                 Dst {
-                     map: dict_out,
-                     at: fl_dict_at,
-                 }| {
-                    for (name, entry) in entries {
-                        let entry_at = dict_at.child(name);
-                        let Some(entry) = entry.as_map() else {
-                            run.problems.push(Problem::at_hf(
-                                entry_at.render(),
-                                format!("expected a dict, found {}", show(entry)),
-                            ));
-                            continue;
-                        };
-                        let Some(section) = run.by_discriminator(&self.sections, entry, entry_at, self.key) else {
-                            continue;
-                        };
-                        // An entry's name is one key of the dict, where a write's path would split at a dot.
-                        if name.contains('.') {
-                            run.unwritable();
-                            continue;
-                        }
-                        let hf = Src::new(entry, entry_at);
-                        let type_name = section.class.type_name;
-                        run.mount(
-                            Dst::new(dict_out, fl_dict_at),
-                            name,
-                            type_name,
-                            origin,
-                            |run, entry_out| run.section_at(section, hf, entry_out),
-                        );
-                    }
-                },
-            );
-            return;
-        }
-        let fl_dict_at = fl_at.child(self.fl);
-        let mut dict_out = Map::new();
-        for (name, entry) in entries {
-            let entry_at = dict_at.child(name);
-            let Some(entry) = entry.as_map() else {
-                run.problems.push(Problem::at_hf(
-                    entry_at.render(),
-                    format!("expected a dict, found {}", show(entry)),
-                ));
-                continue;
-            };
-            let Some(section) = run.by_discriminator(&self.sections, entry, entry_at, self.key) else {
-                continue;
-            };
-            let mut entry_out = Map::new();
-            run.section_at(
-                section,
-                Src::new(entry, entry_at),
-                Dst::new(&mut entry_out, fl_dict_at.child(name)),
-            );
-            dict_out.insert(name.clone(), Value::Map(entry_out));
-        }
-        run.write(
-            Dst::new(out, fl_at),
-            self.fl,
-            Value::Map(dict_out),
-            Origin::Path(dict_at),
-        );
+        let dict = Mounted {
+            fl: self.fl,
+            type_name: None,
+        };
+        run.mount(Dst::new(out, fl_at), dict, Origin::Path(dict_at), |run, dict_out| {
+            self.import_entries(run, Src::new(entries, dict_at), dict_out)
+        });
     }
 
     fn shape(&self, _: &str) -> Shape {
