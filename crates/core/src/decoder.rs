@@ -11,7 +11,7 @@ use std::sync::Arc;
 use fastllm_config::Value;
 
 use crate::blocks::block_path;
-use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src, import_sub, under};
+use crate::engine::{Dst, Exporter, Importer, Mounted, Node, Origin, Src, import_sub, under};
 use crate::fl::Fl;
 use crate::primitives::{Custom, Primitive, Shape};
 use crate::section::{Decl, Section};
@@ -61,7 +61,27 @@ impl Primitive for Uniform {
     }
 
     fn import(&self, run: &mut Importer, hf: Src, out: Dst) {
-        self.custom.import(run, hf, out);
+        if !run.is_typed() {
+            self.custom.import(run, hf, out);
+            return;
+        }
+        // The Custom's writes, with the block's section writing in place rather than a dict
+        // of its own: its problems are the dict run's to report.
+        let Some(count) = hf.map.get("num_hidden_layers").cloned() else {
+            run.unwritable();
+            return;
+        };
+        let Dst { map, at } = out;
+        let origin = Origin::Path(hf.at);
+        run.write(Dst::new(map, at), "decoder.type", text("fixed"), origin);
+        let block = Mounted {
+            fl: "decoder.block",
+            type_name: self.block.class.type_name,
+        };
+        run.mount(Dst::new(map, at), block, origin, |run, block| {
+            run.section_at(&self.block, hf, block)
+        });
+        run.write(Dst::new(map, at), "decoder.num_blocks", count, origin);
     }
 
     fn shape(&self, name: &str) -> Shape {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use fastllm_config::{BaseModelConfig, Ctx, Field, Map, ModelKind, Value};
+use fastllm_config::{BaseModelConfig, Ctx, Field, Map, Value};
 
 use crate::HfLayout;
 use crate::Problem;
@@ -432,12 +432,13 @@ pub struct Importer<'a> {
     pub root: &'a Map,
     pub problems: Vec<Problem>,
     /// Where a typed run writes (`None`: a dict run, writing each [`Dst`]'s dict).
-    typed: Option<Box<TypedOut>>,
+    typed: Option<TypedOut<'a>>,
 }
 
-/// A typed run's output: the config its writes land in, by their absolute Fast-LLM paths.
-struct TypedOut {
-    config: BaseModelConfig,
+/// A typed run's output: the config its writes land in, by their absolute Fast-LLM paths. The
+/// config is the caller's (a GPT root is 9 kB: moved in and out, it was a tenth of an import).
+struct TypedOut<'a> {
+    config: &'a mut BaseModelConfig,
     /// What the field parses of the run report (nothing, while the run stays writable).
     ctx: Ctx,
     /// The path of the write being stored, rendered here to reuse its buffer.
@@ -457,37 +458,36 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// A run writing the typed config of `kind` directly, no dict built: each write is stored
-    /// at the absolute path of its [`Dst`] (whose dict it leaves empty). What the typed config
-    /// does not take as the dict would (see [`BaseModelConfig::write`]) makes
-    /// [`Importer::into_config`] give nothing, for a dict run to report it.
-    pub fn typed(format: &'a str, root: &'a Map, kind: ModelKind) -> Self {
+    /// A run writing the typed `config` (a default one, [`BaseModelConfig::unwritten`])
+    /// directly, no dict built: each write is stored at the absolute path of its [`Dst`] (whose
+    /// dict it leaves empty). What the typed config does not take as the dict would (see
+    /// [`BaseModelConfig::write`]) makes [`Importer::finish_typed`] fail, for a dict run to
+    /// report it.
+    pub fn typed(format: &'a str, root: &'a Map, config: &'a mut BaseModelConfig) -> Self {
         Importer {
-            typed: Some(Box::new(TypedOut {
-                config: BaseModelConfig::unwritten(kind),
+            typed: Some(TypedOut {
+                config,
                 ctx: Ctx::new(),
                 path: String::new(),
                 unwritable: false,
-            })),
+            }),
             ..Importer::new(format, root)
         }
     }
 
-    /// A typed run's config, validated, when the run wrote every value as its dict would have
-    /// held it, found no problem, and the config passed validation; `None` otherwise (and for a
-    /// dict run).
-    pub fn into_config(self) -> Option<BaseModelConfig> {
-        let TypedOut {
-            mut config,
+    /// Validates a typed run's config: `true` when the run wrote every value as its dict would
+    /// have held it, found no problem, and the config passed validation (a dict run: `false`).
+    pub fn finish_typed(self) -> bool {
+        let Some(TypedOut {
+            config,
             ctx,
             unwritable,
             ..
-        } = *self.typed?;
-        if unwritable || ctx.error_count() != 0 || !self.problems.is_empty() {
-            return None;
-        }
-        config.finish_writes().ok()?;
-        Some(config)
+        }) = self.typed
+        else {
+            return false;
+        };
+        !unwritable && ctx.error_count() == 0 && self.problems.is_empty() && config.finish_writes().is_ok()
     }
 
     /// Runs `fill` on the sub-config `mounted` below `out`. A dict

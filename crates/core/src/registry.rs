@@ -441,10 +441,14 @@ impl Handler {
     /// has.
     pub fn import(&self, hf: &Map) -> Result<BaseModelConfig, ConvertError> {
         let loaded = self.loaded(hf)?;
-        match self.import_typed(&loaded) {
-            Some(config) => Ok(config),
-            None => self.import_dict(&loaded),
+        // Written where it is returned from: the GPT root is 9 kB.
+        let mut imported = Ok(BaseModelConfig::unwritten(self.model));
+        if let Ok(config) = &mut imported
+            && self.import_typed(&loaded, config)
+        {
+            return imported;
         }
+        self.import_dict(&loaded)
     }
 
     /// Both runs of [`Handler::import`] on `hf`, for tests that compare them: the typed run's
@@ -455,15 +459,17 @@ impl Handler {
         hf: &Map,
     ) -> Result<(Option<BaseModelConfig>, Result<BaseModelConfig, ConvertError>), ConvertError> {
         let loaded = self.loaded(hf)?;
-        Ok((self.import_typed(&loaded), self.import_dict(&loaded)))
+        let mut config = BaseModelConfig::unwritten(self.model);
+        let typed = self.import_typed(&loaded, &mut config).then_some(config);
+        Ok((typed, self.import_dict(&loaded)))
     }
 
-    /// The typed run of an import of `loaded`: its config when the run stored every write as
-    /// the dict would hold it and the config is valid.
-    fn import_typed(&self, loaded: &Map) -> Option<BaseModelConfig> {
-        let mut importer = Importer::typed(self.name, loaded, self.model);
+    /// The typed run of an import of `loaded` into `config` (a default one): whether the run
+    /// stored every write as the dict would hold it and the config is valid.
+    fn import_typed(&self, loaded: &Map, config: &mut BaseModelConfig) -> bool {
+        let mut importer = Importer::typed(self.name, loaded, config);
         importer.section(&self.converter().base_model, loaded, &mut Map::new());
-        importer.into_config()
+        importer.finish_typed()
     }
 
     /// `hf` as its HF class loads it, or the problems of its keys.
