@@ -148,6 +148,7 @@ fn checkpoint_problem(error: &CheckpointError, message: &str) -> ProblemRecord {
     use CheckpointError as E;
     let (file, tensor) = match error {
         E::Io { path, .. }
+        | E::InputChanged { path, .. }
         | E::Safetensors { path, .. }
         | E::Invalid { path, .. }
         | E::Pickle { path }

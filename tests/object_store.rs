@@ -17,7 +17,7 @@ mod support;
 
 use fastllm_convert::checkpoint::synthetic::write_synthetic_distributed;
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
-use support::synthetic_llama;
+use support::{names, synthetic_llama};
 
 /// A moto server on a free loopback port, killed when dropped.
 struct Moto {
@@ -554,14 +554,6 @@ fn failed(output: &Output) -> String {
 
 /// Every file of `a` is in `b` with the same bytes, and `b` has no other.
 fn assert_same_files(a: &Path, b: &Path) {
-    let names = |dir: &Path| {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
-    };
     assert_eq!(names(a), names(b), "{} vs {}", a.display(), b.display());
     for name in names(a) {
         assert!(

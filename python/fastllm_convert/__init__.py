@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from . import _native
@@ -152,83 +152,48 @@ class Summary:
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Summary":
         """The summary of a ``convert --json`` document."""
-        return cls(
-            from_=d["from"],
-            to=d["to"],
-            output=d["output"],
-            dry_run=d["dry_run"],
-            tensor_count=d["tensor_count"],
-            bytes=d["bytes"],
-            files=d["files"],
-            tensors=[
-                Tensor(
-                    name=t["name"],
-                    dtype=t["dtype"],
-                    shape=t["shape"],
-                    bytes=t["bytes"],
-                    from_=t["from"],
-                    transform=t["transform"],
-                    cast_from=t["cast_from"],
-                )
-                for t in d["tensors"]
-            ],
-            dropped_tensors=d["dropped_tensors"],
-            skipped_shards=d["skipped_shards"],
-            training_state=d["training_state"],
-            missing_extra_files=d["missing_extra_files"],
-            carried_keys=d["carried_keys"],
-            not_carried_keys=[NotCarried(**n) for n in d["not_carried_keys"]],
-            dropped_keys=[DroppedKey(**k) for k in d["dropped_keys"]],
-            copied_files=d["copied_files"],
-            not_copied_files=[NotCopied(**n) for n in d["not_copied_files"]],
-            peak_rss_bytes=d["peak_rss_bytes"],
-            dtype=d["dtype"],
-            overflows=[
-                Overflow(tensor=o["tensor"], from_=o["from"], to=o["to"], count=o["count"], largest=o["largest"])
-                for o in d["overflows"]
-            ],
-        )
+        values = _fields_of(cls, d)
+        for name, element in _ELEMENTS.items():
+            values[name] = [element(**_fields_of(element, e)) for e in values[name]]
+        return cls(**values)
 
     def to_dict(self) -> Dict[str, Any]:
         """The summary as ``convert --json`` prints it (the same keys and values)."""
-        return {
-            "bytes": self.bytes,
-            "carried_keys": list(self.carried_keys),
-            "copied_files": list(self.copied_files),
-            "dropped_keys": [{"by": k.by, "key": k.key, "value": k.value} for k in self.dropped_keys],
-            "dropped_tensors": list(self.dropped_tensors),
-            "dry_run": self.dry_run,
-            "dtype": self.dtype,
-            "files": list(self.files),
-            "from": self.from_,
-            "missing_extra_files": list(self.missing_extra_files),
-            "not_carried_keys": [
-                {"key": n.key, "reason": n.reason, "value": n.value} for n in self.not_carried_keys
-            ],
-            "not_copied_files": [{"file": n.file, "reason": n.reason} for n in self.not_copied_files],
-            "output": self.output,
-            "overflows": [
-                {"count": o.count, "from": o.from_, "largest": o.largest, "tensor": o.tensor, "to": o.to}
-                for o in self.overflows
-            ],
-            "peak_rss_bytes": self.peak_rss_bytes,
-            "skipped_shards": list(self.skipped_shards),
-            "tensor_count": self.tensor_count,
-            "tensors": [
-                {
-                    "bytes": t.bytes,
-                    "cast_from": t.cast_from,
-                    "dtype": t.dtype,
-                    "from": list(t.from_),
-                    "name": t.name,
-                    "shape": list(t.shape),
-                    "transform": t.transform,
-                }
-                for t in self.tensors
-            ],
-            "to": self.to,
-            "training_state": dict(self.training_state),
-        }
+        return _to_json(self)
+
+
+# The fields of Summary that list records, and the class of each record.
+_ELEMENTS: Dict[str, Any] = {
+    "tensors": Tensor,
+    "dropped_keys": DroppedKey,
+    "not_carried_keys": NotCarried,
+    "not_copied_files": NotCopied,
+    "overflows": Overflow,
+}
+
+
+def _json_name(name: str) -> str:
+    """A field's key in ``convert --json``: its name without the ``_`` a Python keyword takes
+    (``from_`` is ``from``)."""
+    return name[:-1] if name.endswith("_") else name
+
+
+def _fields_of(record: Any, d: Dict[str, Any]) -> Dict[str, Any]:
+    """The fields of the dataclass ``record`` in the ``convert --json`` dict ``d``, by name."""
+    return {f.name: d[_json_name(f.name)] for f in fields(record)}
+
+
+def _to_json(value: Any) -> Any:
+    """``value`` as ``convert --json`` writes it: a record (a dataclass) as a dict of its fields
+    under their JSON names, sorted; lists and dicts as copies."""
+    if is_dataclass(value) and not isinstance(value, type):
+        named = {_json_name(f.name): getattr(value, f.name) for f in fields(value)}
+        return {key: _to_json(named[key]) for key in sorted(named)}
+    if isinstance(value, list):
+        return [_to_json(item) for item in value]
+    if isinstance(value, dict):
+        return dict(value)
+    return value
 
 
 def _failure(error: _native.NativeFailure) -> ConversionError:

@@ -118,6 +118,47 @@ def test_summary_is_the_json_of_the_command_line(llama_hf: Path, tmp_path: Path)
     assert not (tmp_path / "o").exists()
 
 
+def test_summary_reads_and_writes_every_record_under_its_json_names() -> None:
+    document: Dict[str, Any] = {
+        "bytes": 12,
+        "carried_keys": ["bos_token_id"],
+        "copied_files": ["tokenizer.json"],
+        "dropped_keys": [{"by": "--drop-key", "key": "k", "value": [1, {"a": 2}]}],
+        "dropped_tensors": ["vision.w"],
+        "dry_run": False,
+        "dtype": "bf16",
+        "files": ["model.safetensors"],
+        "from": "llama",
+        "missing_extra_files": ["special_tokens_map.json"],
+        "not_carried_keys": [{"key": "n", "reason": "no place", "value": None}],
+        "not_copied_files": [{"file": "x.bin", "reason": "not a config file"}],
+        "output": "/o",
+        "overflows": [{"count": 3, "from": "f32", "largest": 1e39, "tensor": "w", "to": "bf16"}],
+        "peak_rss_bytes": 7,
+        "skipped_shards": ["exp_avgs"],
+        "tensor_count": 1,
+        "tensors": [
+            {
+                "bytes": 12,
+                "cast_from": "f32",
+                "dtype": "bf16",
+                "from": ["a", "b"],
+                "name": "w",
+                "shape": [2, 3],
+                "transform": "concat",
+            }
+        ],
+        "to": "fast_llm",
+        "training_state": {"step": 3},
+    }
+    summary = fc.Summary.from_dict(document)
+    assert summary.from_ == "llama" and summary.tensors[0].from_ == ["a", "b"]
+    assert summary.overflows[0].from_ == "f32" and summary.not_copied_files[0].file == "x.bin"
+    written = summary.to_dict()
+    assert written == document
+    assert list(written) == sorted(document) and list(written["tensors"][0]) == sorted(document["tensors"][0])
+
+
 def test_options(llama_hf: Path, tmp_path: Path) -> None:
     config_only = fc.convert(llama_hf, tmp_path / "c", to="mistral", config_only=True)
     assert (tmp_path / "c/config.json").is_file() and not list((tmp_path / "c").glob("*.safetensors"))

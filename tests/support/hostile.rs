@@ -732,6 +732,63 @@ pub fn state_index_missing_file(root: &Path) -> Case {
         &["metadata.yaml", "model_0.safetensors", "is missing"],
     )
 }
+pub fn state_index_not_a_file_name(root: &Path) -> Case {
+    metadata_case(
+        root,
+        ": model_0.safetensors",
+        ": 3",
+        0,
+        &[
+            "metadata.yaml",
+            r#"state_index["decoder.0.mixer.dense.weight/weights"] is not a file name"#,
+        ],
+    )
+}
+pub fn state_index_unindexed_tensor(root: &Path) -> Case {
+    metadata_case(
+        root,
+        "    decoder.0.mixer.dense.weight/weights: model_0.safetensors\n",
+        "",
+        0,
+        &[
+            "metadata.yaml",
+            "`decoder.0.mixer.dense.weight/weights` is in `model_0.safetensors` but not in the index",
+        ],
+    )
+}
+/// A tensor the index places in a file that holds another tensor, while it is in another file.
+pub fn state_index_tensor_in_another_file(root: &Path) -> Case {
+    let input = fast_llm(root);
+    let mut other = Safetensors::read(&input.join("model_0.safetensors"));
+    let tensor = "decoder.0.mixer.dense.weight/weights";
+    let mut entry = other.entry(tensor).clone();
+    let Some(Value::List(offsets)) = entry.get("data_offsets") else {
+        panic!("{tensor} has its data offsets")
+    };
+    let [Value::Int(start), Value::Int(end)] = offsets[..] else {
+        panic!("{tensor}: two offsets")
+    };
+    entry.insert("data_offsets".into(), ints(&[0, end - start]));
+    other.data = other.data[start as usize..end as usize].to_vec();
+    other.header = Map::from([("unindexed".to_string(), Value::Map(entry))]);
+    other.write(&input.join("model_1.safetensors"));
+    replace_text(
+        &input.join("metadata.yaml"),
+        &format!("{tensor}: model_0.safetensors"),
+        &format!("{tensor}: model_1.safetensors"),
+        0,
+    );
+    convert_case(
+        root,
+        &input,
+        "llama",
+        &[],
+        &[
+            "metadata.yaml",
+            "`decoder.0.mixer.dense.weight/weights` is listed in the index for `model_1.safetensors` but is not in that file",
+        ],
+    )
+}
 pub fn fast_llm_optimizer_state(root: &Path) -> Case {
     let input = fast_llm(root);
     let path = input.join("model_0.safetensors");

@@ -79,7 +79,7 @@ const TILE: usize = 64;
 type Columns = std::ops::Range<usize>;
 
 fn transpose_typed<const E: usize>(input: &[u8], matrix: Matrix, columns: Columns, out: &mut [u8]) {
-    // Whole elements as integers when both buffers are aligned for them (mmapped tensors are).
+    // Whole elements as integers when both buffers are aligned for them (a tensor read into a buffer of its own is).
     // SAFETY: every bit pattern is a valid u16/u32/u64, and align_to only yields aligned middles.
     match E {
         2 => {

@@ -23,6 +23,10 @@ pub enum CheckpointError {
         #[source]
         source: crate::source::RangeError,
     },
+    /// An input file cut, grown or rewritten after it was opened: what was read of it cannot be
+    /// trusted, so nothing read from it is written.
+    #[error("{path}: the file changed while it was being read ({detail}); not converted")]
+    InputChanged { path: PathBuf, detail: String },
     #[error("{path}: invalid safetensors file: {}", printable(.message))]
     Safetensors { path: PathBuf, message: String },
     #[error("{path}: {message}")]

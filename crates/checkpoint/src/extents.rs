@@ -14,12 +14,12 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use crate::cast::{Dtype, Overflow, Source, cast_buffer, cast_into};
-use crate::read::MappedFile;
+use crate::read::TensorFile;
 
-/// Bytes `start..start + len` of a mapped (local) input file.
+/// Bytes `start..start + len` of a local input file.
 #[derive(Clone, Copy)]
 pub(crate) struct Extent<'a> {
-    pub file: &'a MappedFile,
+    pub file: &'a TensorFile,
     pub start: usize,
     pub len: usize,
 }
@@ -53,8 +53,8 @@ pub(crate) fn write_extents(extents: &[Extent], sink: &mut dyn Write) -> io::Res
 /// when nothing is cast (this thread copying each block to the writer while the next is read);
 /// when something is, by two threads taking alternate blocks, each casting the block it has just
 /// read while it is in its cache, so the reading and the cast run on both cores and this thread
-/// only hands the cast blocks to the writer, in order. Every extent's file must be mapped
-/// (local); a read error names the file (an [`io::Error`] wrapping the
+/// only hands the cast blocks to the writer, in order. Every extent's file must be local; a
+/// read error names the file (an [`io::Error`] wrapping the
 /// [`crate::CheckpointError`]), and a failed write stops the reading.
 pub(crate) fn write_cast_extents(
     extents: &[Extent],
@@ -267,8 +267,8 @@ mod tests {
     use crate::writer::{TensorSpec, write_safetensors};
     use rstest::rstest;
 
-    /// A safetensors file of one U8 tensor of `len` random bytes, mapped; and those bytes.
-    fn file(name: &str, len: usize) -> (MappedFile, Vec<u8>, std::path::PathBuf) {
+    /// A safetensors file of one U8 tensor of `len` random bytes, opened; and those bytes.
+    fn file(name: &str, len: usize) -> (TensorFile, Vec<u8>, std::path::PathBuf) {
         let dir = crate::scratch::scratch("extents", name);
         // Random bits: as float32, some values past BF16's and F16's range, some NaN.
         let mut state = 0x2545_F491_4F6C_DD1Du64 ^ len as u64;
@@ -295,8 +295,23 @@ mod tests {
         })
         .unwrap();
         let input = InputDir::new(&dir).unwrap();
-        let mapped = MappedFile::open(&input, "f.safetensors", &mut HeaderBudget::new()).unwrap();
+        let mapped = TensorFile::open(&input, "f.safetensors", &mut HeaderBudget::new()).unwrap();
         (mapped, bytes, dir)
+    }
+
+    /// `ranges` (offset into the tensor `t`, length) of `file` as extents, and the bytes of
+    /// `bytes` (the tensor's) they cover, in order.
+    fn pieces_of<'m>(file: &'m TensorFile, bytes: &[u8], ranges: &[(usize, usize)]) -> (Vec<Extent<'m>>, Vec<u8>) {
+        let base = file.meta("t").unwrap().start;
+        let extents = (ranges.iter())
+            .map(|&(start, len)| Extent {
+                file,
+                start: base + start,
+                len,
+            })
+            .collect();
+        let covered = ranges.iter().flat_map(|&(s, l)| bytes[s..s + l].to_vec()).collect();
+        (extents, covered)
     }
 
     /// Every byte of `extents` in order, whatever their sizes against a block (empty, one byte,
@@ -315,15 +330,7 @@ mod tests {
             &format!("{ranges:?}").replace([' ', '(', ')', '[', ']', ','], "_"),
             10 * BLOCK,
         );
-        let base = mapped.meta("t").unwrap().start;
-        let extents: Vec<Extent> = (ranges.iter())
-            .map(|&(start, len)| Extent {
-                file: &mapped,
-                start: base + start,
-                len,
-            })
-            .collect();
-        let expected: Vec<u8> = ranges.iter().flat_map(|&(s, l)| bytes[s..s + l].to_vec()).collect();
+        let (extents, expected) = pieces_of(&mapped, &bytes, ranges);
         let mut out = Vec::new();
         write_extents(&extents, &mut out).unwrap();
         assert!(out == expected, "{} bytes, {} expected", out.len(), expected.len());
@@ -335,16 +342,8 @@ mod tests {
     #[test]
     fn many_small_pieces_are_gathered() {
         let (mapped, bytes, dir) = file("small", 4 * BLOCK);
-        let base = mapped.meta("t").unwrap().start;
         let pieces: Vec<(usize, usize)> = (0..10_000).map(|i| ((i * 977) % (3 * BLOCK), 100 + i % 300)).collect();
-        let extents: Vec<Extent> = (pieces.iter())
-            .map(|&(start, len)| Extent {
-                file: &mapped,
-                start: base + start,
-                len,
-            })
-            .collect();
-        let expected: Vec<u8> = pieces.iter().flat_map(|&(s, l)| bytes[s..s + l].to_vec()).collect();
+        let (extents, expected) = pieces_of(&mapped, &bytes, &pieces);
         assert!(expected.len() > THREAD_BYTES);
         let mut out = Vec::new();
         write_extents(&extents, &mut out).unwrap();
@@ -364,7 +363,6 @@ mod tests {
     ) {
         let (from, to) = cast;
         let (mapped, bytes, dir) = file(&format!("cast-{from:?}-{to:?}-{len}"), len + 64);
-        let base = mapped.meta("t").unwrap().start;
         // Pieces of whole elements, cut anywhere else (as tensor-parallel pieces are).
         let size = from.size();
         let mut ranges = Vec::new();
@@ -376,14 +374,7 @@ mod tests {
             ranges.push((at + 16, piece));
             at += piece;
         }
-        let extents: Vec<Extent> = (ranges.iter())
-            .map(|&(start, len)| Extent {
-                file: &mapped,
-                start: base + start,
-                len,
-            })
-            .collect();
-        let input: Vec<u8> = ranges.iter().flat_map(|&(s, l)| bytes[s..s + l].to_vec()).collect();
+        let (extents, input) = pieces_of(&mapped, &bytes, &ranges);
         let mut expected = Vec::new();
         let expected_overflow = crate::cast::cast(&input, from, to, &mut expected);
         if to != Dtype::F32 {

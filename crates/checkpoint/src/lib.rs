@@ -38,7 +38,7 @@ pub mod writer;
 
 pub use error::CheckpointError;
 pub use read::{
-    Checkpoint, FileSet, TensorInfo, TensorRef, open_fast_llm, open_fast_llm_with, open_hf, open_hf_with,
+    Checkpoint, FileSet, Tensor, TensorInfo, TensorRef, open_fast_llm, open_fast_llm_with, open_hf, open_hf_with,
     parse_named_document, read_document, read_named_document,
 };
 

@@ -137,14 +137,16 @@ pub(crate) fn mapping<'a>(map: &'a Map, path: &str) -> Result<Option<&'a Map>, S
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rstest::rstest;
 
-    fn map(yaml: &str) -> Map {
+    /// The mapping `yaml` writes (a test's metadata document, here and in the distributed
+    /// reader's tests).
+    pub(crate) fn map(yaml: &str) -> Map {
         match Value::from_yaml_str(yaml).unwrap() {
             Value::Map(map) => map,
-            _ => unreachable!(),
+            other => panic!("{yaml:?} is not a mapping: {other:?}"),
         }
     }
 

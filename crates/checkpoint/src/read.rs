@@ -1,26 +1,23 @@
 //! Opening checkpoint directories: HF (`config.json` + `model.safetensors` or an index and
 //! shards) and Fast-LLM (`metadata.yaml` + the files of its `state_index`).
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use fastllm_config::{Map, Value, parse_document};
-use std::fs::File;
 
-use memmap2::Mmap;
+use safetensors::SafeTensorError;
 use safetensors::tensor::Metadata;
-use safetensors::{SafeTensorError, SafeTensors};
 
 use crate::CheckpointError;
 use crate::extents::{Extent, write_extents};
 use crate::metadata_yaml::{MetadataFormat, mapping, read_metadata};
-use crate::policy::{DocumentKind, HeaderBudget, InputDir, MAX_HEADER_BYTES, Opened, open_named};
+use crate::policy::{DocumentKind, HeaderBudget, InputDir, Opened, open_named};
 use crate::source::{RangeError, RemoteInput};
 
-/// One tensor's place in a mapped file.
+/// One tensor's place in a safetensors file.
 #[derive(Debug, Clone)]
 pub(crate) struct TensorMeta {
     pub(crate) dtype: String,
@@ -32,48 +29,47 @@ pub(crate) struct TensorMeta {
 
 /// Where a safetensors file's bytes are.
 enum Backing {
-    /// Mapped from the input directory: tensors are borrowed from the map, or read from the file
-    /// (`pread`) when they are streamed or copied (see [`crate::extents`]). `path` names the
-    /// file in read errors.
-    Mapped { map: Mmap, file: File, path: PathBuf },
+    /// A file of the input directory, opened once: every byte read from it is read with `pread`
+    /// through [`Opened::read_exact_at`], bounded by the size it was opened at and checked, never
+    /// through a memory map (a page past the end of a file cut meanwhile would be a SIGBUS).
+    Local(Opened),
     /// A remote file, read by range when a tensor is needed.
     Remote { files: RemoteInput, url: String },
 }
 
-/// A validated safetensors file of an input, mapped or remote.
-pub(crate) struct MappedFile {
+/// A validated safetensors file of an input, local or remote.
+pub(crate) struct TensorFile {
     pub(crate) name: String,
     backing: Backing,
     pub(crate) tensors: BTreeMap<String, TensorMeta>,
     metadata: HashMap<String, String>,
 }
 
-impl MappedFile {
-    /// Maps file `name` of `input` and validates its header, charging the header's bytes to
-    /// `budget` (shared by every file of one checkpoint) before it is parsed.
+impl TensorFile {
+    /// Opens file `name` of `input` and validates its header (read with `pread`), charging the
+    /// header's bytes to `budget` (shared by every file of one checkpoint) before it is read.
     pub(crate) fn open(input: &InputDir, name: &str, budget: &mut HeaderBudget) -> Result<Self, CheckpointError> {
-        let Opened { file, path, .. } = input.open(name)?;
-        // SAFETY: the map is read-only; a file changed underneath us while converting would
-        // give wrong bytes, as any reader would, but not memory unsafety in safe code that
-        // only copies out of the slice.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| CheckpointError::io(&path, e))?;
+        let opened = input.open(name)?;
+        let path = opened.path.clone();
         let invalid = |message| CheckpointError::Safetensors {
             path: path.clone(),
             message,
         };
-        budget.charge(&map).map_err(invalid)?;
-        let (header, metadata) = SafeTensors::read_metadata(&map).map_err(|e| {
-            invalid(match offender(&map) {
-                Some(tensor) => format!("{tensor} ({e})"),
-                None => e.to_string(),
-            })
-        })?;
-        let backing = Backing::Mapped {
-            map,
-            file,
-            path: path.clone(),
+        let mut length = [0u8; 8];
+        if opened.size < 8 {
+            return Err(invalid(SafeTensorError::HeaderTooSmall.to_string()));
+        }
+        opened.read_exact_at(0, &mut length)?;
+        budget.charge(&length).map_err(invalid)?;
+        let header_len = u64::from_le_bytes(length);
+        // Charged above: at most MAX_HEADER_BYTES.
+        let Some(header_end) = header_len.checked_add(8).filter(|&end| end <= opened.size) else {
+            return Err(invalid(SafeTensorError::InvalidHeaderLength.to_string()));
         };
-        Self::new(name, backing, 8 + header, &metadata).map_err(invalid)
+        let mut header = vec![0u8; header_len as usize];
+        opened.read_exact_at(8, &mut header)?;
+        let metadata = parse_header(&header, opened.size - header_end).map_err(invalid)?;
+        Self::new(name, Backing::Local(opened), header_end as usize, &metadata).map_err(invalid)
     }
 
     /// Validates remote file `name` of `remote` from its header alone (charged to `budget`
@@ -103,19 +99,7 @@ impl MappedFile {
             }
             _ => return Err(invalid(SafeTensorError::InvalidHeaderLength.to_string())),
         };
-        let metadata: Metadata = serde_json::from_slice(json).map_err(|e| {
-            let data_len = usize::try_from(data_len).unwrap_or(usize::MAX);
-            invalid(match crate::header::offending_tensor(json, data_len) {
-                Some(tensor) => format!("{tensor} ({e})"),
-                None => e.to_string(),
-            })
-        })?;
-        if metadata.data_len() as u64 != data_len {
-            return Err(invalid(format!(
-                "its tensors end at byte {} of its data, but the file holds {data_len} bytes after the header",
-                metadata.data_len()
-            )));
-        }
+        let metadata = parse_header(json, data_len).map_err(invalid)?;
         let backing = Backing::Remote {
             files: remote.clone(),
             url: file.url.to_string(),
@@ -142,7 +126,7 @@ impl MappedFile {
             tensors.insert(name, meta);
         }
         let extra = metadata.metadata().clone().unwrap_or_default();
-        Ok(MappedFile {
+        Ok(TensorFile {
             name: name.to_string(),
             backing,
             tensors,
@@ -165,60 +149,65 @@ impl MappedFile {
         self.tensors.get(name)
     }
 
-    /// Bytes `range` of a mapped file, borrowed; `None` for a remote one.
-    pub(crate) fn mapped(&self, range: Range<usize>) -> Option<&[u8]> {
+    /// Reads bytes `start..start + out.len()` of a local file into `out` (see
+    /// [`Opened::read_exact_at`]); `None` for a remote file.
+    pub(crate) fn read_local(&self, start: usize, out: &mut [u8]) -> Option<Result<(), CheckpointError>> {
         match &self.backing {
-            Backing::Mapped { map, .. } => map.get(range),
+            Backing::Local(opened) => Some(opened.read_exact_at(start as u64, out)),
             Backing::Remote { .. } => None,
         }
     }
 
-    /// Reads bytes `start..start + out.len()` of a mapped file into `out` with `pread`, touching
-    /// no page of the map; `None` for a remote file. A failed or short read (the file cut
-    /// since it was opened) names the file.
-    pub(crate) fn read_local(&self, start: usize, out: &mut [u8]) -> Option<Result<(), CheckpointError>> {
-        let Backing::Mapped { map, file, path } = &self.backing else {
-            return None;
-        };
-        #[cfg(unix)]
-        {
-            let _ = map;
-            use std::os::unix::fs::FileExt;
-            Some(
-                file.read_exact_at(out, start as u64)
-                    .map_err(|e| CheckpointError::io(path, e)),
-            )
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = file;
-            let bytes = map
-                .get(start..start + out.len())
-                .ok_or_else(|| CheckpointError::io(path, std::io::ErrorKind::UnexpectedEof.into()));
-            Some(bytes.map(|bytes| out.copy_from_slice(bytes)))
+    /// Whether a local file is as it was opened (see [`Opened::check_unchanged`]); a remote file's
+    /// ranged reads check their own lengths.
+    pub(crate) fn check_unchanged(&self) -> Result<(), CheckpointError> {
+        match &self.backing {
+            Backing::Local(opened) => opened.check_unchanged(),
+            Backing::Remote { .. } => Ok(()),
         }
     }
 
-    /// Bytes `range` of the file (inside tensor `tensor`, named in errors): borrowed from a
-    /// map, fetched whole from a remote file.
-    pub(crate) fn read(&self, tensor: &str, range: Range<usize>) -> Result<Cow<'_, [u8]>, CheckpointError> {
-        if let Some(bytes) = self.mapped(range.clone()) {
-            return Ok(Cow::Borrowed(bytes));
+    /// Bytes `range` of the file (inside tensor `tensor`, named in errors), read into `out`
+    /// (its memory reused; every byte of it overwritten).
+    pub(crate) fn read_into(
+        &self,
+        tensor: &str,
+        range: Range<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CheckpointError> {
+        if let Backing::Local(opened) = &self.backing {
+            // Sized without zeroing what the buffer already holds: the read overwrites it all.
+            out.truncate(range.len());
+            out.resize(range.len(), 0);
+            return opened.read_exact_at(range.start as u64, out);
         }
-        let mut out = Vec::with_capacity(range.len());
+        out.clear();
+        out.reserve(range.len());
         self.read_remote(tensor, range, &mut |part| {
             out.extend_from_slice(part);
             Ok(())
-        })?;
-        Ok(Cow::Owned(out))
+        })
     }
 
-    /// Writes bytes `range` of the file (inside tensor `tensor`) to `sink`: from a map at once,
-    /// from a remote file part by part as they arrive (never the whole range in memory). A
-    /// failed remote read is an [`std::io::Error`] wrapping [`CheckpointError::RangeRead`].
+    /// Bytes `range` of the file (inside tensor `tensor`, named in errors), in a new buffer.
+    pub(crate) fn read(&self, tensor: &str, range: Range<usize>) -> Result<Vec<u8>, CheckpointError> {
+        let mut out = Vec::new();
+        self.read_into(tensor, range, &mut out)?;
+        Ok(out)
+    }
+
+    /// Writes bytes `range` of the file (inside tensor `tensor`) to `sink`: a local file's read
+    /// ahead of the writing ([`crate::extents`]), a remote file's part by part as they arrive
+    /// (never the whole range in memory). A failed remote read is an [`std::io::Error`] wrapping
+    /// [`CheckpointError::RangeRead`].
     pub(crate) fn write_to(&self, tensor: &str, range: Range<usize>, sink: &mut dyn Write) -> std::io::Result<()> {
-        if let Some(bytes) = self.mapped(range.clone()) {
-            return sink.write_all(bytes);
+        if !self.is_remote() {
+            let extent = Extent {
+                file: self,
+                start: range.start,
+                len: range.len(),
+            };
+            return write_extents(&[extent], sink);
         }
         match self.read_remote(tensor, range, &mut |part| sink.write_all(part)) {
             Err(CheckpointError::Io { source, .. }) => Err(source),
@@ -236,11 +225,8 @@ impl MappedFile {
     ) -> Result<(), CheckpointError> {
         let (files, url) = match &self.backing {
             Backing::Remote { files, url } => (files, url),
-            Backing::Mapped { .. } => {
-                return Err(CheckpointError::invalid(
-                    &self.name,
-                    format!("bytes {range:?} are past the end of the file"),
-                ));
+            Backing::Local(opened) => {
+                return Err(CheckpointError::invalid(&opened.path, "not a remote file"));
             }
         };
         let (start, end) = (range.start as u64, range.end as u64);
@@ -266,46 +252,58 @@ impl MappedFile {
     pub(crate) fn remote_range(&self, range: Range<usize>) -> Option<(&RemoteInput, &str, Range<u64>)> {
         match &self.backing {
             Backing::Remote { files, .. } => Some((files, &self.name, range.start as u64..range.end as u64)),
-            Backing::Mapped { .. } => None,
-        }
-    }
-
-    /// Drops bytes `start..end` of a mapped file from this process's resident memory (they stay
-    /// in the page cache; a later access faults the same bytes back in). A remote file holds
-    /// nothing between reads.
-    pub(crate) fn release(&self, start: usize, end: usize) {
-        let Backing::Mapped { map, .. } = &self.backing else {
-            return;
-        };
-        if start >= end || end > map.len() {
-            return;
-        }
-        #[cfg(unix)]
-        // SAFETY: the map is a read-only shared file mapping; after MADV_DONTNEED a later access
-        // faults the same file bytes back in, so borrowed slices stay valid and unchanged.
-        unsafe {
-            let _ = map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start);
+            Backing::Local(_) => None,
         }
     }
 }
 
-/// The tensor a rejected file's header is wrong about, when its header can be read at all.
-fn offender(map: &[u8]) -> Option<String> {
-    let length = u64::from_le_bytes(map.get(..8)?.try_into().ok()?);
-    let length = usize::try_from(length).ok().filter(|&n| n <= MAX_HEADER_BYTES)?;
-    let header = map.get(8..8 + length)?;
-    crate::header::offending_tensor(header, map.len() - 8 - length)
+/// The tensors of a safetensors header (`header`, the JSON text after its length) followed by
+/// `data_len` bytes of tensor data, validated as the safetensors crate validates a whole file:
+/// the first wrong tensor named when one is.
+fn parse_header(header: &[u8], data_len: u64) -> Result<Metadata, String> {
+    let by_tensor = |fallback: String| {
+        let data_len = usize::try_from(data_len).unwrap_or(usize::MAX);
+        match crate::header::offending_tensor(header, data_len) {
+            Some(tensor) => format!("{tensor} ({fallback})"),
+            None => fallback,
+        }
+    };
+    let text = std::str::from_utf8(header).map_err(|e| by_tensor(SafeTensorError::InvalidHeader(e).to_string()))?;
+    let metadata: Metadata = serde_json::from_str(text)
+        .map_err(|e| by_tensor(SafeTensorError::InvalidHeaderDeserialization(e).to_string()))?;
+    if metadata.data_len() as u64 != data_len {
+        return Err(by_tensor(format!(
+            "{} (its tensors end at byte {} of its data, but the file holds {data_len} bytes after the header)",
+            SafeTensorError::MetadataIncompleteBuffer,
+            metadata.data_len()
+        )));
+    }
+    Ok(metadata)
 }
 
-/// A tensor of a checkpoint: its name, dtype, shape, bytes and file.
+/// A tensor of a checkpoint: its name, dtype, shape, bytes (borrowed) and file.
 #[derive(Debug, Clone, Copy)]
 pub struct TensorRef<'a> {
     pub name: &'a str,
     /// The safetensors dtype name (`F32`, `BF16`, ...).
     pub dtype: &'a str,
     pub shape: &'a [usize],
-    /// The raw little-endian bytes, borrowed from the mapped file.
+    /// The raw little-endian bytes.
     pub data: &'a [u8],
+    /// The file holding it.
+    pub file: &'a str,
+}
+
+/// A tensor of a checkpoint read from its file ([`FileSet::get`]): its name, dtype, shape, bytes
+/// and file.
+#[derive(Debug, Clone)]
+pub struct Tensor<'a> {
+    pub name: &'a str,
+    /// The safetensors dtype name (`F32`, `BF16`, ...).
+    pub dtype: &'a str,
+    pub shape: &'a [usize],
+    /// The raw little-endian bytes.
+    pub data: Vec<u8>,
     /// The file holding it.
     pub file: &'a str,
 }
@@ -335,12 +333,12 @@ impl Shards<'_> {
     }
 
     /// Opens file `name`, its header charged to `budget`.
-    pub(crate) fn open(&self, name: &str, budget: &mut HeaderBudget) -> Result<MappedFile, CheckpointError> {
+    pub(crate) fn open(&self, name: &str, budget: &mut HeaderBudget) -> Result<TensorFile, CheckpointError> {
         match self.remote {
             Some(remote) if remote.0.file(name).is_some() => {
-                MappedFile::open_remote(remote, name, &self.input.join(name), budget)
+                TensorFile::open_remote(remote, name, &self.input.join(name), budget)
             }
-            _ => MappedFile::open(self.input, name, budget),
+            _ => TensorFile::open(self.input, name, budget),
         }
     }
 
@@ -355,7 +353,7 @@ impl Shards<'_> {
 /// The safetensors files of a checkpoint, each tensor in exactly one of them.
 pub struct FileSet {
     dir: PathBuf,
-    files: Vec<MappedFile>,
+    files: Vec<TensorFile>,
     /// Tensor name → index in `files`.
     index: BTreeMap<String, usize>,
     /// The tensors read after the next one (see [`FileSet::read_next`]): their remote bytes are
@@ -379,7 +377,7 @@ impl FileSet {
                         tensor: tensor.clone(),
                         first: files
                             .get(other)
-                            .map(|f: &MappedFile| f.name.clone())
+                            .map(|f: &TensorFile| f.name.clone())
                             .unwrap_or_default(),
                         second: name.clone(),
                     });
@@ -398,7 +396,7 @@ impl FileSet {
 
     /// The set of `files` (none holding a tensor another holds), in directory `dir`.
     #[cfg(test)]
-    pub(crate) fn of(dir: PathBuf, files: Vec<MappedFile>) -> FileSet {
+    pub(crate) fn of(dir: PathBuf, files: Vec<TensorFile>) -> FileSet {
         let index = (files.iter().enumerate())
             .flat_map(|(i, file)| file.tensors.keys().map(move |name| (name.clone(), i)))
             .collect();
@@ -411,7 +409,7 @@ impl FileSet {
     }
 
     /// Tensor `name`'s file and place.
-    fn locate(&self, name: &str) -> Option<(&str, &MappedFile, &TensorMeta)> {
+    fn locate(&self, name: &str) -> Option<(&str, &TensorFile, &TensorMeta)> {
         let (name, &position) = self.index.get_key_value(name)?;
         let file = &self.files[position];
         Some((name.as_str(), file, &file.tensors[name]))
@@ -430,22 +428,32 @@ impl FileSet {
         })
     }
 
-    /// The bytes of tensor `name`: borrowed from a mapped file, read whole from a remote one.
-    pub(crate) fn bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
+    /// The bytes of tensor `name`, read whole into `buffer` (its memory reused, its bytes all
+    /// overwritten).
+    pub(crate) fn read(&self, name: &str, mut buffer: Vec<u8>) -> Result<Vec<u8>, CheckpointError> {
         let (name, file, meta) = self.locate(name).ok_or_else(|| self.unknown(name))?;
-        if let Some(bytes) = file.mapped(meta.start..meta.end) {
-            return Ok(Cow::Borrowed(bytes));
+        if file.is_remote() {
+            // A remote tensor's first part arriving is when the next one's are asked for.
+            let mut ahead = Some(());
+            buffer.clear();
+            buffer.reserve(meta.end - meta.start);
+            file.read_remote(name, meta.start..meta.end, &mut |part| {
+                if ahead.take().is_some() {
+                    self.read_ahead();
+                }
+                buffer.extend_from_slice(part);
+                Ok(())
+            })?;
+            return Ok(buffer);
         }
-        let mut out = Vec::with_capacity(meta.end - meta.start);
-        let mut ahead = Some(());
-        file.read_remote(name, meta.start..meta.end, &mut |part| {
-            if ahead.take().is_some() {
-                self.read_ahead();
-            }
-            out.extend_from_slice(part);
-            Ok(())
-        })?;
-        Ok(Cow::Owned(out))
+        file.read_into(name, meta.start..meta.end, &mut buffer)?;
+        Ok(buffer)
+    }
+
+    /// Whether every local file is as it was opened (see [`Opened::check_unchanged`]): checked
+    /// after a conversion's last read, before its output is committed.
+    pub(crate) fn check_unchanged(&self) -> Result<(), CheckpointError> {
+        self.files.iter().try_for_each(TensorFile::check_unchanged)
     }
 
     /// Bytes `range` of tensor `name` (cut to the tensor's end) in its file, when that file is
@@ -519,26 +527,17 @@ impl FileSet {
         self.index.keys().map(String::as_str)
     }
 
-    /// The tensor `name`, its bytes borrowed from its mapped file. A checkpoint opened by
-    /// [`open_hf`] or [`open_fast_llm`] is mapped whole; a conversion's remote input is not, and
-    /// a tensor of a remote file is `None` here.
-    pub fn get(&self, name: &str) -> Option<TensorRef<'_>> {
-        let (name, file, meta) = self.locate(name)?;
-        Some(TensorRef {
+    /// The tensor `name` with its bytes, read from its file (local or remote); an unknown name,
+    /// or a file cut or unreadable since it was opened, is an error naming it.
+    pub fn get(&self, name: &str) -> Result<Tensor<'_>, CheckpointError> {
+        let (name, file, meta) = self.locate(name).ok_or_else(|| self.unknown(name))?;
+        Ok(Tensor {
             name,
             dtype: &meta.dtype,
             shape: &meta.shape,
-            data: file.mapped(meta.start..meta.end)?,
+            data: file.read(name, meta.start..meta.end)?,
             file: &file.name,
         })
-    }
-
-    /// Drops tensor `name`'s pages from this process's resident memory (they stay in the page
-    /// cache): a streamed conversion then holds at most the tensors it is working on.
-    pub fn release(&self, name: &str) {
-        if let Some((_, file, meta)) = self.locate(name) {
-            file.release(meta.start, meta.end);
-        }
     }
 
     /// Number of tensors.
@@ -593,7 +592,10 @@ impl FileSet {
             return Some(format!("tensor names differ: {ours:?} vs {theirs:?}"));
         }
         ours.into_iter().find_map(|name| {
-            let (a, b) = (self.get(name)?, other.get(name)?);
+            let (a, b) = match (self.get(name), other.get(name)) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => return Some(format!("{name}: {e}")),
+            };
             if (a.dtype, a.shape) != (b.dtype, b.shape) {
                 Some(format!(
                     "{name}: {} {:?} vs {} {:?}",
@@ -740,45 +742,81 @@ fn open_indexed(shards: Shards, index_path: &Path) -> Result<FileSet, Checkpoint
             "no `weight_map` (expected a mapping: tensor name → shard file)",
         ));
     };
+    open_index(
+        shards,
+        &TensorIndex {
+            path: index_path,
+            name: "weight_map",
+            entries: weight_map,
+            in_another_file: InAnotherFile::Duplicate,
+        },
+    )
+}
+
+/// How a tensor found in another file than the one its index names is reported: each format's
+/// error has been its own.
+#[derive(Clone, Copy)]
+enum InAnotherFile {
+    /// As a duplicate, naming both files (HF's `weight_map`).
+    Duplicate,
+    /// As not in the file the index names (Fast-LLM's `state_index`).
+    NotInFile,
+}
+
+/// A document's index of every tensor to the file holding it: HF's `weight_map`, Fast-LLM's
+/// `state_index`.
+struct TensorIndex<'a> {
+    /// The document, for messages.
+    path: &'a Path,
+    /// The index's key in the document, for messages.
+    name: &'static str,
+    entries: &'a Map,
+    in_another_file: InAnotherFile,
+}
+
+/// Opens the files `index` names: every entry a plain file name of the checkpoint, every indexed
+/// tensor in the file the index names, every tensor of those files indexed.
+fn open_index(shards: Shards, index: &TensorIndex) -> Result<FileSet, CheckpointError> {
+    let path = index.path;
     let mut names: Vec<String> = Vec::new();
     let mut expected: BTreeMap<&str, &str> = BTreeMap::new();
-    for (tensor, shard) in weight_map {
-        let Value::Str(shard) = shard else {
+    for (tensor, file) in index.entries {
+        let Value::Str(file) = file else {
             return Err(CheckpointError::invalid(
-                index_path,
-                format!("weight_map[{tensor:?}] is not a file name"),
+                path,
+                format!("{}[{tensor:?}] is not a file name", index.name),
             ));
         };
-        check_file_name(index_path, tensor, shard)?;
-        if !shards.exists(shard) {
+        check_file_name(path, tensor, file)?;
+        if !shards.exists(file) {
             return Err(CheckpointError::MissingShard {
-                path: index_path.to_path_buf(),
+                path: path.to_path_buf(),
                 tensor: tensor.clone(),
-                shard: shard.clone(),
+                shard: file.clone(),
             });
         }
-        if !names.contains(shard) {
-            names.push(shard.clone());
+        if !names.contains(file) {
+            names.push(file.clone());
         }
-        expected.insert(tensor, shard);
+        expected.insert(tensor, file);
     }
     let files = FileSet::open(shards, &names)?;
-    for (tensor, shard) in &expected {
-        match files.tensor(tensor) {
-            Some(found) if found.file == *shard => {}
-            Some(found) => {
+    for (tensor, file) in &expected {
+        match (files.tensor(tensor), index.in_another_file) {
+            (Some(found), _) if found.file == *file => {}
+            (Some(found), InAnotherFile::Duplicate) => {
                 return Err(CheckpointError::DuplicateTensor {
-                    path: index_path.to_path_buf(),
+                    path: path.to_path_buf(),
                     tensor: tensor.to_string(),
-                    first: shard.to_string(),
+                    first: file.to_string(),
                     second: found.file.to_string(),
                 });
             }
-            None => {
+            (Some(_), InAnotherFile::NotInFile) | (None, _) => {
                 return Err(CheckpointError::TensorNotInShard {
-                    path: index_path.to_path_buf(),
+                    path: path.to_path_buf(),
                     tensor: tensor.to_string(),
-                    shard: shard.to_string(),
+                    shard: file.to_string(),
                 });
             }
         }
@@ -786,7 +824,7 @@ fn open_indexed(shards: Shards, index_path: &Path) -> Result<FileSet, Checkpoint
     if let Some(extra) = files.names().find(|name| !expected.contains_key(name)) {
         let shard = files.tensor(extra).map(|t| t.file.to_string()).unwrap_or_default();
         return Err(CheckpointError::UnindexedTensor {
-            path: index_path.to_path_buf(),
+            path: path.to_path_buf(),
             tensor: extra.to_string(),
             shard,
         });
@@ -813,50 +851,15 @@ pub fn open_fast_llm_with(dir: &Path, remote: Option<&RemoteInput>) -> Result<Ch
             "no `metadata.state_index` (expected a mapping: tensor name → file)",
         ));
     };
-    let mut names: Vec<String> = Vec::new();
-    for (tensor, file) in state_index {
-        let Value::Str(file) = file else {
-            return Err(CheckpointError::invalid(
-                &metadata_path,
-                format!("state_index[{tensor:?}] is not a file name"),
-            ));
-        };
-        check_file_name(&metadata_path, tensor, file)?;
-        if !shards.exists(file) {
-            return Err(CheckpointError::MissingShard {
-                path: metadata_path.clone(),
-                tensor: tensor.clone(),
-                shard: file.clone(),
-            });
-        }
-        if !names.contains(file) {
-            names.push(file.clone());
-        }
-    }
-    let files = FileSet::open(shards, &names)?;
-    for (tensor, file) in state_index {
-        match files.tensor(tensor) {
-            Some(found) if Value::Str(found.file.to_string()) == *file => {}
-            _ => {
-                return Err(CheckpointError::TensorNotInShard {
-                    path: metadata_path.clone(),
-                    tensor: tensor.clone(),
-                    shard: match file {
-                        Value::Str(s) => s.clone(),
-                        _ => String::new(),
-                    },
-                });
-            }
-        }
-    }
-    if let Some(extra) = files.names().find(|name| !state_index.contains_key(*name)) {
-        let shard = files.tensor(extra).map(|t| t.file.to_string()).unwrap_or_default();
-        return Err(CheckpointError::UnindexedTensor {
-            path: metadata_path,
-            tensor: extra.to_string(),
-            shard,
-        });
-    }
+    let files = open_index(
+        shards,
+        &TensorIndex {
+            path: &metadata_path,
+            name: "state_index",
+            entries: state_index,
+            in_another_file: InAnotherFile::NotInFile,
+        },
+    )?;
     Ok(Checkpoint {
         dir: dir.to_path_buf(),
         config,

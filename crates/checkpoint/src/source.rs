@@ -164,8 +164,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(files.tensor("w").unwrap().shape, [4]);
-        assert!(files.get("w").is_none(), "no borrowed bytes of a remote file");
-        assert_eq!(*files.bytes("w").unwrap(), bytes[bytes.len() - 16..]);
+        assert_eq!(files.get("w").unwrap().data, bytes[bytes.len() - 16..]);
+        assert_eq!(files.read("w", vec![7; 3]).unwrap(), bytes[bytes.len() - 16..]);
         let mut streamed = Vec::new();
         files.write_to("w", &mut streamed).unwrap();
         assert_eq!(streamed, bytes[bytes.len() - 16..]);
@@ -195,7 +195,7 @@ mod tests {
             short: true,
         })
         .unwrap();
-        let error = files.bytes("w").unwrap_err().to_string();
+        let error = files.read("w", Vec::new()).unwrap_err().to_string();
         assert!(
             error.starts_with("s3://b/m/model.safetensors: tensor `w`: reading bytes "),
             "{error}"

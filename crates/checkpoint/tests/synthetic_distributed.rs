@@ -306,7 +306,7 @@ fn a_bf16_export_is_the_cast_of_the_float32_export() {
     for name in reference.files.names() {
         let wide = reference.files.get(name).unwrap();
         let mut expected = Vec::new();
-        let overflow = cast(wide.data, Source::Float(Dtype::F32), Dtype::BF16, &mut expected);
+        let overflow = cast(&wide.data, Source::Float(Dtype::F32), Dtype::BF16, &mut expected);
         let narrow = ours.files.get(name).unwrap();
         assert_eq!((narrow.dtype, narrow.shape), ("BF16", wide.shape), "{name}");
         assert!(narrow.data == expected.as_slice(), "{name}: bytes differ");

@@ -10,6 +10,14 @@
 //! Struct attributes: `#[config(class = "PythonName", type_name = "name", aliases = ["old"])]`.
 //! Field attributes: `#[field(hint = architecture, default = expr, required, check = path)]`.
 //! A struct must have a field `explicit: FieldSet`, which records the fields set explicitly.
+//!
+//! Inheritance: a field `#[config(base)] base: ParentConfig` holds the Fast-LLM parent class
+//! instead of re-declaring its fields. The parent's fields come first in `FIELDS` (dataclass
+//! order), and are read, written, reflected, walked, validated and counted in the child's
+//! `explicit` as the child's own; the parent's `ClassRules` run before the child's, under the
+//! child's class name; the child derefs to the parent. `#[config(base, redeclare(name, default
+//! = expr, hint = h))]` gives an inherited field the child's own default and/or hint, where the
+//! Python subclass re-declares it. All of it is generated apart, by `Inherited`.
 //! Enum attributes: `#[config(class = "PythonBase", default = Variant)]`.
 
 use proc_macro::TokenStream;
@@ -130,6 +138,67 @@ fn hint_variant(hint: &Ident) -> syn::Result<TokenStream2> {
     Ok(quote!(crate::FieldHint::#ident))
 }
 
+/// A `#[config(base)]` field: the parent class a struct holds in place of re-declaring its
+/// fields, with the parent fields whose default or hint the child re-declares.
+struct BaseField {
+    ident: Ident,
+    ty: Type,
+    redeclared: Vec<Redeclared>,
+}
+
+/// `#[config(redeclare(name, default = expr, hint = h))]` on a base field: the child's own
+/// default or hint for an inherited field, as a Python subclass that re-declares the field.
+struct Redeclared {
+    name: Ident,
+    default: Option<Expr>,
+    hint: Option<Ident>,
+}
+
+/// The `#[config(base)]` marker of a field, if any, and its re-declared fields.
+fn base_attrs(field: &syn::Field) -> syn::Result<Option<Vec<Redeclared>>> {
+    let mut base = false;
+    let mut redeclared = Vec::new();
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("config")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("base") {
+                base = true;
+            } else if meta.path.is_ident("redeclare") {
+                let content;
+                syn::parenthesized!(content in meta.input);
+                let name: Ident = content.parse()?;
+                let mut entry = Redeclared {
+                    name,
+                    default: None,
+                    hint: None,
+                };
+                while !content.is_empty() {
+                    content.parse::<syn::Token![,]>()?;
+                    if content.is_empty() {
+                        break;
+                    }
+                    let key: Ident = content.parse()?;
+                    content.parse::<syn::Token![=]>()?;
+                    if key == "default" {
+                        entry.default = Some(content.parse()?);
+                    } else if key == "hint" {
+                        entry.hint = Some(content.parse()?);
+                    } else {
+                        return Err(syn::Error::new_spanned(key, "redeclare takes `default` and `hint`"));
+                    }
+                }
+                redeclared.push(entry);
+            } else {
+                return Err(meta.error("unknown #[config] key on a field (`base`, `redeclare`)"));
+            }
+            Ok(())
+        })?;
+    }
+    if !redeclared.is_empty() && !base {
+        return Err(syn::Error::new_spanned(field, "`redeclare` needs `#[config(base)]`"));
+    }
+    Ok(base.then_some(redeclared))
+}
+
 fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
     let attrs = container_attrs(input)?;
@@ -146,6 +215,29 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         return Err(syn::Error::new_spanned(name, "Config structs need named fields"));
     };
 
+    let mut base: Option<BaseField> = None;
+    for field in &named.named {
+        if let Some(redeclared) = base_attrs(field)? {
+            if base.is_some() {
+                return Err(syn::Error::new_spanned(
+                    field,
+                    "a config class has at most one `#[config(base)]`",
+                ));
+            }
+            base = Some(BaseField {
+                ident: field.ident.clone().expect("named field"),
+                ty: field.ty.clone(),
+                redeclared,
+            });
+        }
+    }
+    // The class's own fields are numbered after its base's, which come first in `FIELDS` (as
+    // dataclass inheritance orders them).
+    let base_len = match &base {
+        Some(BaseField { ty, .. }) => quote!(<#ty as crate::ConfigClass>::FIELDS.len()),
+        None => quote!(0usize),
+    };
+
     let mut has_explicit = false;
     let mut infos = Vec::new();
     let mut defaults = Vec::new();
@@ -154,7 +246,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut walks = Vec::new();
     let mut validates = Vec::new();
     let mut eqs = Vec::new();
-    let mut index = 0usize;
+    let mut own = 0usize;
     let mut keys = Vec::new();
     let mut reflects = Vec::new();
     let mut setters = Vec::new();
@@ -166,6 +258,10 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             defaults.push(quote!(explicit: crate::FieldSet::EMPTY));
             continue;
         }
+        if base.as_ref().is_some_and(|b| &b.ident == ident) {
+            continue;
+        }
+        let index = quote!((#base_len + #own));
         let fa = field_attrs(field)?;
         let key = LitStr::new(ident.to_string().trim_start_matches("r#"), ident.span());
         let hint = hint_variant(&fa.hint)?;
@@ -191,12 +287,12 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         // sub-config is read in place rather than built apart and moved in.
         let read = match &fa.default {
             None => quote! {
-                <#ty as crate::FieldType>::parse_default_into(&mut out.#ident, value, ctx)
+                <#ty as crate::FieldType>::parse_default_into(&mut self.#ident, value, ctx)
             },
             Some(_) => quote! {
                 match <#ty as crate::FieldType>::parse(value, ctx) {
                     Some(parsed) => {
-                        out.#ident = parsed;
+                        self.#ident = parsed;
                         true
                     }
                     None => false,
@@ -208,19 +304,21 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 Some(value) => {
                     ctx.enter(#key);
                     if #read {
-                        out.explicit.insert(#index);
+                        explicit.insert(#index);
                     }
                     ctx.leave();
                 }
                 None => { #missing }
             }
         });
+        // The hint is read from the table of the class being written: a subclass may
+        // re-declare it.
         emits.push(quote! {
             crate::emit_field(
-                &mut out,
+                out,
                 #key,
                 crate::FieldType::serialize(&self.#ident, verbosity),
-                if self.explicit.contains(#index) || verbosity.includes(#hint) {
+                if explicit.contains(#index) || verbosity.includes(fields[#index].hint) {
                     crate::Presence::Explicit
                 } else {
                     crate::Presence::Implicit
@@ -229,7 +327,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         });
         walks.push(quote! {
             path.push(#key.to_string());
-            if #hint == crate::FieldHint::Architecture {
+            if fields[#index].hint == crate::FieldHint::Architecture {
                 out.push(path.clone());
             }
             crate::FieldType::walk(&self.#ident, path, out);
@@ -249,23 +347,24 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         } else {
             quote!(crate::Prior::Pristine)
         };
+        // Own fields are matched by their number past the base's, a literal pattern.
         setters.push(quote! {
-            ::core::option::Option::Some(#index) => {
-                let prior = if self.explicit.contains(#index) { crate::Prior::Written } else { #unwritten };
+            ::core::option::Option::Some(#own) => {
+                let prior = if explicit.contains(#index) { crate::Prior::Written } else { #unwritten };
                 crate::FieldType::write(&mut self.#ident, rest, value, prior, ctx)?;
-                self.explicit.insert(#index);
+                explicit.insert(#index);
                 ::core::result::Result::Ok(())
             }
         });
         let missing = if required {
-            quote!(!self.explicit.contains(#index) ||)
+            quote!(!explicit.contains(#index) ||)
         } else {
             quote!()
         };
         lacks.push(quote! {
-            #missing (self.explicit.contains(#index) && crate::FieldType::lacks_required(&self.#ident))
+            #missing (explicit.contains(#index) && crate::FieldType::lacks_required(&self.#ident))
         });
-        index += 1;
+        own += 1;
     }
     if !has_explicit {
         return Err(syn::Error::new_spanned(
@@ -273,27 +372,47 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             "Config structs need a field `explicit: FieldSet`",
         ));
     }
-    if index > 64 {
-        return Err(syn::Error::new_spanned(name, "FieldSet holds at most 64 fields"));
-    }
     let field_body = by_length(&reflects);
     let index_body = by_length(&keys);
+    let own_fields = quote!({
+        const OWN: &[crate::FieldInfo] = &[#(#infos),*];
+        OWN
+    });
+    let inherited = match &base {
+        Some(b) => Inherited::of(name, b, own_fields)?,
+        None => Inherited::none(own_fields),
+    };
+    let Inherited {
+        default: base_default,
+        fields: fields_table,
+        field_index: base_field_index,
+        reflect: base_reflect,
+        parse: base_parse,
+        emit: base_emit,
+        walk: base_walk,
+        validate: base_validate,
+        rules: base_rules,
+        deref: base_deref,
+        write: base_write,
+        lacks: base_lacks,
+    } = inherited;
+    if let Some(base) = &base {
+        let ident = &base.ident;
+        eqs.insert(0, quote!(self.#ident == other.#ident));
+    }
     let eq_body = if eqs.is_empty() {
         quote!(true)
     } else {
         quote!(#(#eqs)&&*)
     };
 
-    let lacks_body = if lacks.is_empty() {
-        quote!(false)
-    } else {
-        quote!(#(#lacks)||*)
-    };
+    lacks.insert(0, base_lacks);
+    let lacks_body = quote!(#(#lacks)||*);
     let field_type_common = field_type_common(class);
     Ok(quote! {
         impl ::core::default::Default for #name {
             fn default() -> Self {
-                Self { #(#defaults,)* }
+                Self { #base_default #(#defaults,)* }
             }
         }
 
@@ -303,14 +422,19 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
 
+        const _: () = assert!(
+            <#name as crate::ConfigClass>::FIELDS.len() <= 64,
+            "FieldSet holds at most 64 fields"
+        );
+
         impl crate::ConfigClass for #name {
             const CLASS_NAME: &'static str = #class;
             const TYPE_NAME: Option<&'static str> = #type_name;
             const TYPE_ALIASES: &'static [&'static str] = &[#(#aliases),*];
-            const FIELDS: &'static [crate::FieldInfo] = &[#(#infos),*];
+            const FIELDS: &'static [crate::FieldInfo] = #fields_table;
 
             fn field_index(name: &str) -> Option<usize> {
-                #index_body
+                (#index_body) #base_field_index
             }
 
             fn parse_map(input: &crate::Map, ctx: &mut crate::Ctx) -> Self {
@@ -326,19 +450,19 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 } else if self.explicit.type_null() {
                     out.insert("type".to_string(), crate::Value::Null);
                 }
-                #(#emits)*
+                crate::Fields::emit_fields(self, &mut out, verbosity, Self::FIELDS, self.explicit);
                 out
             }
 
             fn walk_architecture(&self, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-                #(#walks)*
+                crate::Fields::walk_fields(self, Self::FIELDS, path, out);
             }
 
             fn validate_in(&mut self, ctx: &mut crate::Ctx) {
                 ctx.with_class(#class, |ctx| {
-                    <Self as crate::ClassRules>::derive_defaults(self, ctx);
-                    #(#validates)*
-                    <Self as crate::ClassRules>::check(self, ctx);
+                    crate::Fields::derive_all_defaults(self, ctx);
+                    crate::Fields::validate_fields(self, ctx);
+                    crate::Fields::check_all(self, ctx);
                 });
             }
 
@@ -347,13 +471,68 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
 
+        impl crate::Fields for #name {
+            fn parse_fields(
+                &mut self,
+                found: &[Option<&crate::Value>],
+                explicit: &mut crate::FieldSet,
+                ctx: &mut crate::Ctx,
+            ) {
+                #base_parse
+                #(#parses)*
+            }
+
+            fn emit_fields(
+                &self,
+                out: &mut crate::Map,
+                verbosity: crate::Verbosity,
+                fields: &[crate::FieldInfo],
+                explicit: crate::FieldSet,
+            ) {
+                #base_emit
+                #(#emits)*
+            }
+
+            fn walk_fields(&self, fields: &[crate::FieldInfo], path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+                #base_walk
+                #(#walks)*
+            }
+
+            fn validate_fields(&mut self, ctx: &mut crate::Ctx) {
+                #base_validate
+                #(#validates)*
+            }
+
+            fn write_field_at(
+                &mut self,
+                write: crate::FieldWrite<'_>,
+                explicit: &mut crate::FieldSet,
+                ctx: &mut crate::Ctx,
+            ) -> ::core::result::Result<(), crate::Unwritable> {
+                let crate::FieldWrite { index, rest, value } = write;
+                match index.checked_sub(#base_len) {
+                    #(#setters)*
+                    #base_write
+                    _ => ::core::result::Result::Err(crate::Unwritable),
+                }
+            }
+
+            fn lacks_required_fields(&self, explicit: crate::FieldSet) -> bool {
+                #lacks_body
+            }
+
+            #base_rules
+        }
+
+        #base_deref
+
         impl #name {
             /// Reads a dict into `out`, which holds the class defaults: present keys become
             /// explicit, absent ones keep their defaults.
             fn fill_from_map(out: &mut Self, input: &crate::Map, ctx: &mut crate::Ctx) {
-                let owned = if <Self as crate::ClassRules>::rewrites_input(input) {
+                let owned = if <Self as crate::Fields>::rewrites_any_input(input) {
                     let mut copy = input.clone();
-                    ctx.with_class(#class, |ctx| <Self as crate::ClassRules>::rewrite_input(&mut copy, ctx));
+                    ctx.with_class(#class, |ctx| <Self as crate::Fields>::rewrite_all_input(&mut copy, ctx));
                     Some(copy)
                 } else {
                     None
@@ -361,7 +540,8 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 let map = owned.as_ref().unwrap_or(input);
                 // One pass over the input finds every field's value, instead of one search
                 // per declared field (most are absent).
-                let mut found: [Option<&crate::Value>; #index] = [None; #index];
+                let mut found: [Option<&crate::Value>; <#name as crate::ConfigClass>::FIELDS.len()] =
+                    [None; <#name as crate::ConfigClass>::FIELDS.len()];
                 let mut unknown = false;
                 for (key, value) in map {
                     match <Self as crate::ConfigClass>::field_index(key) {
@@ -373,7 +553,9 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     if crate::check_type_key::<Self>(map, ctx) {
                         out.explicit.mark_type_null();
                     }
-                    #(#parses)*
+                    let mut explicit = out.explicit;
+                    crate::Fields::parse_fields(out, &found, &mut explicit, ctx);
+                    out.explicit = explicit;
                     if unknown {
                         crate::report_unknown_keys::<Self>(map, ctx);
                     }
@@ -400,10 +582,14 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 value: &crate::Value,
                 ctx: &mut crate::Ctx,
             ) -> ::core::result::Result<(), crate::Unwritable> {
-                match <Self as crate::ConfigClass>::field_index(name) {
-                    #(#setters)*
-                    _ => ::core::result::Result::Err(crate::Unwritable),
-                }
+                let ::core::option::Option::Some(index) = <Self as crate::ConfigClass>::field_index(name) else {
+                    return ::core::result::Result::Err(crate::Unwritable);
+                };
+                // The explicit set is the class's, which an inherited field's write marks too.
+                let mut explicit = self.explicit;
+                let written = crate::Fields::write_field_at(self, crate::FieldWrite { index, rest, value }, &mut explicit, ctx);
+                self.explicit = explicit;
+                written
             }
         }
 
@@ -415,7 +601,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 #type_name
             }
             fn field(&self, name: &str) -> Option<crate::Field<'_>> {
-                #field_body
+                (#field_body) #base_reflect
             }
             fn full_form(&self) -> crate::Map {
                 crate::ConfigClass::to_form(self, crate::Form::Full)
@@ -460,7 +646,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     let crate::Value::Map(map) = value else {
                         return ::core::result::Result::Err(crate::Unwritable);
                     };
-                    if prior == crate::Prior::Written || <Self as crate::ClassRules>::rewrites_input(map) {
+                    if prior == crate::Prior::Written || <Self as crate::Fields>::rewrites_any_input(map) {
                         return ::core::result::Result::Err(crate::Unwritable);
                     }
                     for (key, value) in map {
@@ -478,7 +664,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 }
             }
             fn lacks_required(&self) -> bool {
-                #lacks_body
+                crate::Fields::lacks_required_fields(self, self.explicit)
             }
             fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {
                 crate::Serialized::Config(crate::ConfigClass::to_dict(self, verbosity))
@@ -491,6 +677,134 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
     })
+}
+
+/// The generated code of a flattened base (`#[config(base)]`), kept apart from the class's own
+/// fields': each piece runs the base's part first, as its fields come first. Without a base,
+/// every piece is empty and the class's table is its own fields.
+struct Inherited {
+    /// The base's entry in `Default` (with re-declared defaults applied).
+    default: TokenStream2,
+    /// `FIELDS`: the base's table, with the re-declared hints, then the class's own.
+    fields: TokenStream2,
+    /// Appended to `field_index`'s own-field lookup.
+    field_index: TokenStream2,
+    /// Appended to `Reflect::field`'s own-field lookup.
+    reflect: TokenStream2,
+    parse: TokenStream2,
+    emit: TokenStream2,
+    walk: TokenStream2,
+    validate: TokenStream2,
+    /// The `Fields` rule chain (base's rules, then the class's).
+    rules: TokenStream2,
+    /// `Deref`/`DerefMut` to the base, so inherited fields read as the class's own.
+    deref: TokenStream2,
+    /// `write_field_at`'s arm for a field number below the class's own: the base's field.
+    write: TokenStream2,
+    /// Whether an inherited field lacks a required field (`lacks_required_fields`'s first term).
+    lacks: TokenStream2,
+}
+
+impl Inherited {
+    /// A class without a base: its table is `own_fields`.
+    fn none(own_fields: TokenStream2) -> Self {
+        Inherited {
+            default: quote!(),
+            fields: own_fields,
+            field_index: quote!(),
+            reflect: quote!(),
+            parse: quote!(),
+            emit: quote!(),
+            walk: quote!(),
+            validate: quote!(),
+            rules: quote!(),
+            deref: quote!(),
+            write: quote!(),
+            lacks: quote!(false),
+        }
+    }
+
+    /// Class `name`'s part from `base`, given its own fields' table.
+    fn of(name: &Ident, base: &BaseField, own_fields: TokenStream2) -> syn::Result<Self> {
+        let BaseField { ident, ty, redeclared } = base;
+        let mut default_sets = Vec::new();
+        let mut hint_sets = Vec::new();
+        for entry in redeclared {
+            let field = &entry.name;
+            let key = LitStr::new(&field.to_string(), field.span());
+            if entry.default.is_none() && entry.hint.is_none() {
+                return Err(syn::Error::new_spanned(
+                    field,
+                    "redeclare a `default`, a `hint` or both",
+                ));
+            }
+            if let Some(default) = &entry.default {
+                default_sets.push(quote!(base.#field = ::core::convert::Into::into(#default);));
+            }
+            if let Some(hint) = &entry.hint {
+                let hint = hint_variant(hint)?;
+                hint_sets.push(quote!((#key, #hint)));
+            }
+        }
+        let default = if default_sets.is_empty() {
+            quote!(#ident: ::core::default::Default::default(),)
+        } else {
+            quote!(#ident: {
+                let mut base = <#ty as ::core::default::Default>::default();
+                #(#default_sets)*
+                base
+            },)
+        };
+        Ok(Inherited {
+            default,
+            fields: quote!(&crate::inherited_fields::<{ <#ty as crate::ConfigClass>::FIELDS.len() + (#own_fields).len() }>(
+                <#ty as crate::ConfigClass>::FIELDS,
+                &[#(#hint_sets),*],
+                #own_fields,
+            )),
+            field_index: quote!(.or_else(|| <#ty as crate::ConfigClass>::field_index(name))),
+            reflect: quote!(.or_else(|| crate::Reflect::field(&self.#ident, name))),
+            parse: quote!(crate::Fields::parse_fields(&mut self.#ident, found, explicit, ctx);),
+            emit: quote!(crate::Fields::emit_fields(&self.#ident, out, verbosity, fields, explicit);),
+            walk: quote!(crate::Fields::walk_fields(&self.#ident, fields, path, out);),
+            validate: quote!(crate::Fields::validate_fields(&mut self.#ident, ctx);),
+            write: quote! {
+                ::core::option::Option::None => crate::Fields::write_field_at(&mut self.#ident, write, explicit, ctx),
+            },
+            lacks: quote!(crate::Fields::lacks_required_fields(&self.#ident, explicit)),
+            rules: quote! {
+                fn derive_all_defaults(&mut self, ctx: &mut crate::Ctx) {
+                    crate::Fields::derive_all_defaults(&mut self.#ident, ctx);
+                    <Self as crate::ClassRules>::derive_defaults(self, ctx);
+                }
+                fn check_all(&mut self, ctx: &mut crate::Ctx) {
+                    crate::Fields::check_all(&mut self.#ident, ctx);
+                    <Self as crate::ClassRules>::check(self, ctx);
+                }
+                fn rewrites_any_input(map: &crate::Map) -> bool {
+                    <#ty as crate::Fields>::rewrites_any_input(map) || <Self as crate::ClassRules>::rewrites_input(map)
+                }
+                fn rewrite_all_input(map: &mut crate::Map, ctx: &mut crate::Ctx) {
+                    <#ty as crate::Fields>::rewrite_all_input(map, ctx);
+                    <Self as crate::ClassRules>::rewrite_input(map, ctx);
+                }
+            },
+            deref: quote! {
+                impl ::core::ops::Deref for #name {
+                    type Target = #ty;
+                    fn deref(&self) -> &#ty {
+                        &self.#ident
+                    }
+                }
+
+                impl ::core::ops::DerefMut for #name {
+                    fn deref_mut(&mut self) -> &mut #ty {
+                        &mut self.#ident
+                    }
+                }
+            },
+        })
+    }
 }
 
 /// What every config's `FieldType` impl holds, struct or polymorphic enum: its kind is its

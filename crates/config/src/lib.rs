@@ -24,6 +24,8 @@ pub mod classes;
 pub mod dict;
 mod error;
 pub mod field_types;
+#[cfg(test)]
+mod inherit;
 mod json;
 mod json_path;
 mod printable;
@@ -41,9 +43,10 @@ pub use error::{ConfigErrors, Ctx, ErrorKind, ValidationError};
 pub use fastllm_config_derive::Config;
 pub use printable::{printable, printable_lines};
 pub use reflect::{
-    ClassRules, ConfigClass, Field, FieldHint, FieldInfo, FieldSet, FieldType, Form, NoField, Presence, Prior, Reflect,
-    Reported, Serialized, SubConfig, Unwritable, Verbosity, check_type_key, config_map, dynamic_type_name, emit_field,
-    parse_config_value, report_unknown_keys, split_path, type_name_of, unknown_dynamic_type, write_whole,
+    ClassRules, ConfigClass, Field, FieldHint, FieldInfo, FieldSet, FieldType, FieldWrite, Fields, Form, NoField,
+    Presence, Prior, Reflect, Reported, Serialized, SubConfig, Unwritable, Verbosity, check_type_key, config_map,
+    dynamic_type_name, emit_field, inherited_fields, parse_config_value, report_unknown_keys, split_path, type_name_of,
+    unknown_dynamic_type, write_whole,
 };
 pub use value::{BLOCK_DEPTH, Map, ParseError, Value};
 

@@ -212,6 +212,110 @@ pub trait ConfigClass: Sized + Default + Clone + fmt::Debug + PartialEq + ClassR
     }
 }
 
+/// A config class's fields as a part of any class's: what `#[derive(Config)]` generates per
+/// struct so that a subclass holding it as its `#[config(base)]` reads, writes, walks and
+/// validates the inherited fields in place, as if it declared them (Fast-LLM's dataclass
+/// inheritance). The class's own `ConfigClass` methods run on it too, with its own table.
+///
+/// Field numbers are positions in the table of the class being read or written, whose first
+/// entries are its base's: a base numbers its fields as the subclass does.
+#[doc(hidden)]
+pub trait Fields: ClassRules {
+    /// Reads each field whose value `found` holds (by field number), marking it in `explicit`.
+    fn parse_fields(&mut self, found: &[Option<&Value>], explicit: &mut FieldSet, ctx: &mut Ctx);
+    /// Writes each field into `out`, shown at `verbosity` by its hint in `fields` (the table of
+    /// the class being written, which may re-declare it) and kept by `explicit`.
+    fn emit_fields(&self, out: &mut Map, verbosity: Verbosity, fields: &[FieldInfo], explicit: FieldSet);
+    /// Appends the architecture paths of the fields (hints from `fields`), in field order.
+    fn walk_fields(&self, fields: &[FieldInfo], path: &mut Vec<String>, out: &mut Vec<Vec<String>>);
+    /// Runs each field's checks and validates its sub-configs.
+    fn validate_fields(&mut self, ctx: &mut Ctx);
+    /// A typed write of the field numbered `write.index` (a base's field delegated to the
+    /// base), marking it in `explicit`, the set of the class that holds it.
+    fn write_field_at(
+        &mut self,
+        write: FieldWrite<'_>,
+        explicit: &mut FieldSet,
+        ctx: &mut Ctx,
+    ) -> Result<(), Unwritable>;
+    /// Whether a field `explicit` marks written holds a config lacking a required field, or a
+    /// required field of the class or its bases is unwritten.
+    fn lacks_required_fields(&self, explicit: FieldSet) -> bool;
+    /// The derived defaults of the class and its bases, base-most first (a Python subclass's
+    /// `_validate` runs its parent's).
+    fn derive_all_defaults(&mut self, ctx: &mut Ctx) {
+        self.derive_defaults(ctx);
+    }
+    /// The cross-field rules of the class and its bases, base-most first.
+    fn check_all(&mut self, ctx: &mut Ctx) {
+        self.check(ctx);
+    }
+    /// Whether the input rewrites of the class or its bases would change `map`.
+    fn rewrites_any_input(map: &Map) -> bool {
+        Self::rewrites_input(map)
+    }
+    /// The input rewrites of the class and its bases, base-most first.
+    fn rewrite_all_input(map: &mut Map, ctx: &mut Ctx) {
+        Self::rewrite_input(map, ctx);
+    }
+}
+
+/// The field table of a subclass: its base's `base` (the hints of `redeclared` replaced, as a
+/// Python subclass re-declaring a field keeps its position), then its `own` fields. `N` is
+/// their total; a re-declared name the base lacks fails the build.
+#[doc(hidden)]
+pub const fn inherited_fields<const N: usize>(
+    base: &[FieldInfo],
+    redeclared: &[(&str, FieldHint)],
+    own: &[FieldInfo],
+) -> [FieldInfo; N] {
+    assert!(base.len() + own.len() == N, "N counts the base's and the own fields");
+    let blank = FieldInfo {
+        name: "",
+        hint: FieldHint::Unknown,
+        required: false,
+    };
+    let mut out = [blank; N];
+    let mut i = 0;
+    while i < base.len() {
+        out[i] = base[i];
+        i += 1;
+    }
+    let mut r = 0;
+    while r < redeclared.len() {
+        let (name, hint) = redeclared[r];
+        let mut at = 0;
+        while at < base.len() && !same_name(base[at].name, name) {
+            at += 1;
+        }
+        assert!(at < base.len(), "a re-declared field must be one of the base's");
+        out[at].hint = hint;
+        r += 1;
+    }
+    let mut j = 0;
+    while j < own.len() {
+        out[base.len() + j] = own[j];
+        j += 1;
+    }
+    out
+}
+
+/// `a == b` for `const fn`s.
+const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// How a field value serializes, which decides whether `to_dict` keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Serialized {
@@ -263,6 +367,15 @@ pub enum Prior {
 /// legacy key): the import then runs on the dict, which reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unwritable;
+
+/// One typed write of a field: its number in the class's `FIELDS` (base fields first), the
+/// dotted path below it (empty: the field itself) and the value.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldWrite<'a> {
+    pub index: usize,
+    pub rest: &'a str,
+    pub value: &'a Value,
+}
 
 /// The first part of a dotted path and the rest (empty when there is none).
 pub fn split_path(path: &str) -> (&str, &str) {

@@ -7,8 +7,12 @@
 //! the names of the roots' text fields. What stays a run-time check is the class of the config a
 //! read meets, which depends on the config (a section is planned on whatever variant the config
 //! holds): another class is a problem naming the section, never a 0.
+//!
+//! Which config a weight declaration's read meets follows from the field's type too: a field of
+//! a root class ([`RootField`]) or of the text model ([`TextField`]) is read on the root, any
+//! other ([`FieldPath`]) on the declaring section.
 
-use fastllm_config::{Field, FieldType, SubConfig, TextModel};
+use fastllm_config::{Field, FieldType, GptBaseModelConfig, MultiModalBaseModelConfig, SubConfig, TextModel};
 
 use crate::Problem;
 use crate::fl::Fl;
@@ -41,6 +45,33 @@ impl<C, T> FieldPath<C, T> {
     }
 }
 
+/// A root config class: a weight declaration in any section reads its fields on the root.
+pub trait RootConfig: FieldType + 'static {}
+
+impl RootConfig for GptBaseModelConfig {}
+impl RootConfig for MultiModalBaseModelConfig {}
+
+/// The field at `path` below a root config of class `C`, holding a `T`: a [`FieldPath`] read on
+/// the root whatever section declares the read. Written by [`field!`](crate::field!) for the
+/// root classes.
+pub struct RootField<C, T>(FieldPath<C, T>);
+
+impl<C, T> Clone for RootField<C, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C, T> Copy for RootField<C, T> {}
+
+impl<C: RootConfig, T> RootField<C, T> {
+    /// What [`field!`](crate::field!) expands to for a root class.
+    #[doc(hidden)]
+    pub const fn declared(field: FieldPath<C, T>) -> Self {
+        RootField(field)
+    }
+}
+
 /// The field at `path` of the text model of a root config, GPT or multimodal alike
 /// (`field!(TextModel.hidden_size)`).
 pub struct TextField<T> {
@@ -64,8 +95,19 @@ impl<T> TextField<T> {
     }
 }
 
-/// A typed read of one field of a config: [`FieldPath`] or [`TextField`].
+/// Which config a field is read on, by its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// The config of the section that declares the read.
+    Section,
+    /// The root config (its path is `""`).
+    Root,
+}
+
+/// A typed read of one field of a config: [`FieldPath`], [`RootField`] or [`TextField`].
 pub trait ConfigField<T>: Copy {
+    /// The config the field is read on.
+    const HOLDER: Holder;
     /// The field's dotted Fast-LLM path below the config it reads.
     fn path(&self) -> &'static str;
     /// The value in `config`; a config of another class is a problem at its own path (`""`).
@@ -73,6 +115,8 @@ pub trait ConfigField<T>: Copy {
 }
 
 impl<C: FieldType + 'static, T: Copy> ConfigField<T> for FieldPath<C, T> {
+    const HOLDER: Holder = Holder::Section;
+
     fn path(&self) -> &'static str {
         self.path
     }
@@ -82,7 +126,21 @@ impl<C: FieldType + 'static, T: Copy> ConfigField<T> for FieldPath<C, T> {
     }
 }
 
+impl<C: RootConfig, T: Copy> ConfigField<T> for RootField<C, T> {
+    const HOLDER: Holder = Holder::Root;
+
+    fn path(&self) -> &'static str {
+        self.0.path
+    }
+
+    fn read(&self, config: Fl) -> Result<T, Problem> {
+        self.0.read(config)
+    }
+}
+
 impl<T: Copy> ConfigField<T> for TextField<T> {
+    const HOLDER: Holder = Holder::Root;
+
     fn path(&self) -> &'static str {
         self.path
     }
@@ -93,7 +151,9 @@ impl<T: Copy> ConfigField<T> for TextField<T> {
 }
 
 /// A typed field holding a sub-config ([`SubConfig`]), where a weight declaration mounts a
-/// section: [`FieldPath`] or [`TextField`] (`field!(DecoderBlockConfig.mixer)`).
+/// section: [`FieldPath`], [`RootField`] or [`TextField`] (`field!(DecoderBlockConfig.mixer)`).
+/// A mount is always read on the declaring section: a sub-section's parameters are named below
+/// it, so only the root section mounts a root's field.
 pub trait ConfigMount: Send + Sync + 'static {
     /// The field's dotted Fast-LLM path below the config it reads.
     fn path(&self) -> &'static str;
@@ -110,6 +170,16 @@ impl<C: FieldType + 'static, T: SubConfig + 'static> ConfigMount for FieldPath<C
 
     fn mounted<'a>(&self, config: Fl<'a>) -> Result<Field<'a>, Problem> {
         config.config::<C>().map(|config| self.of(config).reflect())
+    }
+}
+
+impl<C: RootConfig, T: SubConfig + 'static> ConfigMount for RootField<C, T> {
+    fn path(&self) -> &'static str {
+        self.0.path
+    }
+
+    fn mounted<'a>(&self, config: Fl<'a>) -> Result<Field<'a>, Problem> {
+        self.0.mounted(config)
     }
 }
 
@@ -143,7 +213,8 @@ impl<T: FieldType> Peeled for T {}
 /// `field!(MlpConfig.intermediate_size)` is a [`FieldPath<MlpConfig, i64>`] at
 /// `intermediate_size`, `field!(MambaConfig.convolution_layer.kernel_size)` one at
 /// `convolution_layer.kernel_size`, and `field!(TextModel.embeddings.vocab_size)` a
-/// [`TextField`] of either root. The class must be in scope; a field it lacks, or a path through
+/// [`TextField`] of either root; a field of a root class (`GptBaseModelConfig`,
+/// `MultiModalBaseModelConfig`) is a [`RootField`]. The class must be in scope; a field it lacks, or a path through
 /// a polymorphic config (whose variant only the config knows), does not compile; nor does a
 /// read of it as another type:
 ///
@@ -194,7 +265,16 @@ macro_rules! field {
             },
         )
     };
-    ($class:ident . $first:ident $(. $rest:ident)*) => {
+    (GptBaseModelConfig $(. $path:ident)+) => {
+        $crate::field::RootField::declared($crate::field!(@class GptBaseModelConfig $(. $path)+))
+    };
+    (MultiModalBaseModelConfig $(. $path:ident)+) => {
+        $crate::field::RootField::declared($crate::field!(@class MultiModalBaseModelConfig $(. $path)+))
+    };
+    ($class:ident $(. $path:ident)+) => {
+        $crate::field!(@class $class $(. $path)+)
+    };
+    (@class $class:ident . $first:ident $(. $rest:ident)*) => {
         $crate::field::FieldPath::declared(
             concat!(stringify!($first) $(, ".", stringify!($rest))*),
             |config: &$class| &config.$first $(.$rest)*,
@@ -204,7 +284,10 @@ macro_rules! field {
 
 #[cfg(test)]
 mod tests {
-    use fastllm_config::{DecoderBlockConfig, GptBaseModelConfig, MambaConfig, MlpConfig, MoeMlpConfig, Reflect};
+    use fastllm_config::{
+        DecoderBlockConfig, GptBaseModelConfig, MambaConfig, MlpConfig, MoeMlpConfig, MultiModalBaseModelConfig,
+        Reflect,
+    };
 
     use super::*;
 
@@ -223,6 +306,37 @@ mod tests {
         let vocabulary: TextField<i64> = field!(TextModel.embeddings.vocab_size);
         assert_eq!(vocabulary.path(), "embeddings.vocab_size");
         assert_eq!(vocabulary.read(Fl::new(&root)), Ok(root.embeddings.vocab_size));
+    }
+
+    /// A field a class inherits (`#[config(base)]`) reads through the subclass, at the path
+    /// `Reflect` finds it: the read names the class the config holds (a MoE MLP is no
+    /// `MlpConfig` to `Fl::config`), whichever class declares the field.
+    #[test]
+    fn an_inherited_field_reads_through_the_subclass() {
+        let moe = MoeMlpConfig {
+            base: MlpConfig {
+                intermediate_size: 96,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let size: FieldPath<MoeMlpConfig, i64> = field!(MoeMlpConfig.intermediate_size);
+        assert_eq!(size.path(), "intermediate_size");
+        assert_eq!(size.read(Fl::new(&moe)), Ok(96));
+        let reflected = (&moe as &dyn Reflect).get(size.path()).unwrap().into_value();
+        assert_eq!(reflected, fastllm_config::Value::Int(96));
+
+        let root = MultiModalBaseModelConfig {
+            base: GptBaseModelConfig {
+                hidden_size: 48,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let hidden = field!(MultiModalBaseModelConfig.hidden_size);
+        assert_eq!(hidden.read(Fl::new(&root)), Ok(48));
+        let reflected = (&root as &dyn Reflect).get(hidden.path()).unwrap().into_value();
+        assert_eq!(reflected, fastllm_config::Value::Int(48));
     }
 
     /// A mount reads the sub-config itself, through the text model's references too, and an

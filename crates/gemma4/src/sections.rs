@@ -722,7 +722,7 @@ pub fn causal_lm() -> Section {
 /// when tied to the embeddings).
 pub fn output_weights() -> WeightDecl {
     WeightDecl::param("head.output_weights", &["lm_head.weight"], Transform::Copy, vocabulary)
-        .when(|c| !c.root_holds(field!(TextModel.tied_embedding_weight)))
+        .when(|c| !c.holds(field!(TextModel.tied_embedding_weight)))
 }
 
 /// The four block sections, by layer type and MLP kind.

@@ -233,7 +233,7 @@ pub fn head(norm: Arc<Section>) -> Section {
                 Transform::Copy,
                 weights::vocabulary,
             )
-            .when(|c| !c.root_holds(field!(TextModel.tied_embedding_weight))),
+            .when(|c| !c.holds(field!(TextModel.tied_embedding_weight))),
         )
         .add("normalization", Decl::nested("normalization", norm))
         .ignore(&["output_weight"])

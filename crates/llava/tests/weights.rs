@@ -487,7 +487,7 @@ fn respelled(from: &Path, to: &Path, rename: impl Fn(&str) -> bool) {
         })
         .collect();
     write_safetensors(&to.join("model.safetensors"), &Default::default(), &specs, |i, out| {
-        out.write_all(checkpoint.files.get(names[i]).unwrap().data)
+        out.write_all(&checkpoint.files.get(names[i]).unwrap().data)
     })
     .unwrap();
 }

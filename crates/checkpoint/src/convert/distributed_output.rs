@@ -191,11 +191,9 @@ pub(super) fn convert(
     document.write(&out)?;
     // A remote input reads each parameter's weights while the one before is written.
     source.read_in_order(layout.parameters().map(|placed| placed.parameter.name.as_str()));
-    let shard_source = InputShards {
-        input: &source,
-        shards: &shards,
-    };
+    let shard_source = InputShards { input: &source };
     write.write(&out, &shard_source, progress)?;
+    source.check_unchanged()?;
     crate::companions::copy(&out, input, &summary.companions.copied)?;
     summary.files = std::iter::once("metadata.yaml".to_string())
         .chain((0..layout.parallelism.world_size).map(rank_file))
@@ -282,7 +280,6 @@ fn check_input(
 /// them to the shards': a bfloat16 HF model's values exactly, in float32).
 struct InputShards<'a> {
     input: &'a Input,
-    shards: &'a [String],
 }
 
 impl ShardSource for InputShards<'_> {
@@ -298,11 +295,7 @@ impl ShardSource for InputShards<'_> {
         })
     }
 
-    fn release(&self, parameter: &str, bytes: Cow<'_, [u8]>) {
+    fn release(&self, _parameter: &str, bytes: Cow<'_, [u8]>) {
         self.input.recycle(bytes);
-        self.input.release(parameter);
-        for shard in &self.shards[1..] {
-            self.input.release_state(parameter, shard);
-        }
     }
 }

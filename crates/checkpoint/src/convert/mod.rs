@@ -529,6 +529,7 @@ pub fn convert_cancellable(
             ..tensors
         };
         summary.overflows = write_tensors_of(&out, &part_tensors, input, progress)?;
+        source.check_unchanged()?;
         // The sizes the writer gave each file (it checks every tensor's length), wherever the
         // file went.
         let mut sizes = std::collections::BTreeMap::new();
@@ -573,6 +574,7 @@ pub fn convert_cancellable(
     documents.iter().try_for_each(|document| document.write(&out))?;
     drop(documents);
     summary.overflows = write_tensors_of(&out, &tensors, input, progress)?;
+    source.check_unchanged()?;
     summary.files = files.into_iter().map(|(f, _)| f).collect();
     complete_output(out, input, to, &mut summary)?;
     Ok(summary)

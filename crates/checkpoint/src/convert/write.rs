@@ -184,10 +184,6 @@ pub(crate) fn write_tensors(
                         input.recycle(old);
                     }
                     let bytes = input.bytes(parameter).map_err(std::io::Error::other)?;
-                    if matches!(bytes, Cow::Owned(_)) {
-                        // Built in a buffer of its own: the input's pages are not read again.
-                        input.release(parameter);
-                    }
                     cached = Some((parameter, bytes));
                 }
                 let bytes = &cached.as_ref().expect("filled").1;
@@ -212,15 +208,13 @@ pub(crate) fn write_tensors(
                 };
                 part.write(bytes, &mut transposed, sink)?;
                 if output.part + 1 == output.parts {
-                    // The parameter is fully written: its buffer goes to the next one, its
-                    // input pages are freed.
+                    // The parameter is fully written: its buffer goes to the next one.
                     if let Some((_, done)) = cached.take() {
                         input.recycle(done);
                     }
                     if transposed.capacity() > BAND_BYTES {
                         transposed = Vec::new();
                     }
-                    input.release(parameter);
                 }
                 Ok(())
             };

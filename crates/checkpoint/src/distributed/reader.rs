@@ -1,6 +1,6 @@
 //! Opening a distributed checkpoint directory: every check before anything is returned, then one
-//! parameter at a time reassembled from the rank files, mapped or (a remote input's) read by
-//! range.
+//! parameter at a time reassembled from the rank files, read with `pread` or (a remote input's)
+//! by range.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -17,7 +17,7 @@ use crate::extents::{Extent, write_extents};
 use crate::metadata_yaml::{MetadataFormat, lookup, mapping, model_kind, read_metadata, string};
 use crate::policy::HeaderBudget;
 use crate::policy::{Entry, InputDir};
-use crate::read::{MappedFile, Shards, TensorMeta};
+use crate::read::{Shards, TensorFile, TensorMeta};
 use crate::source::RemoteInput;
 use crate::{CheckpointError, dtype_size};
 
@@ -25,7 +25,7 @@ use crate::{CheckpointError, dtype_size};
 const VERSIONS: ([u64; 3], [u64; 3]) = ([0, 3, 0], [0, 4, 0]);
 
 /// A validated distributed checkpoint: its metadata, the layout it implies, and its rank files,
-/// mapped.
+/// opened.
 pub struct DistributedCheckpoint {
     dir: PathBuf,
     metadata: Map,
@@ -33,7 +33,7 @@ pub struct DistributedCheckpoint {
     layout: DistributedLayout,
     shards: Vec<String>,
     /// `rank_<r>.safetensors`, by rank.
-    files: Vec<MappedFile>,
+    files: Vec<TensorFile>,
     /// The parameter and shard read after the next one (see [`Self::read_next`]).
     next: std::sync::Mutex<Option<(String, String)>>,
 }
@@ -144,7 +144,7 @@ impl DistributedCheckpoint {
 
     /// Whether every rank file is local (none is read by range from an object store).
     pub(crate) fn is_local(&self) -> bool {
-        !self.files.iter().any(MappedFile::is_remote)
+        !self.files.iter().any(TensorFile::is_remote)
     }
 
     /// The safetensors dtype of every shard.
@@ -165,8 +165,8 @@ impl DistributedCheckpoint {
     }
 
     /// Reassembles parameter `name` of shard `shard` into `out` (its global tensor, row-major,
-    /// `parameter_bytes` long), copying from the mapped rank files; the pages read are released
-    /// afterwards, so memory stays at one tensor. Every byte of `out` is written.
+    /// `parameter_bytes` long), each piece read from its rank file into its place. Every byte of
+    /// `out` is written.
     pub fn read_into(&self, name: &str, shard: &str, out: &mut [u8]) -> Result<(), CheckpointError> {
         let pieces = self.covering_pieces(name, shard)?;
         let expected = self.parameter_bytes(name).unwrap_or(0);
@@ -182,8 +182,7 @@ impl DistributedCheckpoint {
         let element = dtype_size(self.dtype()).unwrap_or(1);
         let tensor = shard_tensor(shard);
         if self.is_local() {
-            // Each piece read from its file into its place (`pread`): no page of the maps
-            // faulted in, copied out and unmapped again.
+            // Each piece read from its file into its place (`pread`).
             for piece in &pieces {
                 let meta = self.shard_meta(piece.rank, shard)?;
                 let target = &mut out[piece.target * element..(piece.target + piece.len) * element];
@@ -203,31 +202,24 @@ impl DistributedCheckpoint {
             }
             return Ok(());
         }
-        // Rank by rank, the span of the rank's shard holding its pieces, read at once: borrowed
-        // from a map, fetched by ranged reads from a remote file (a tensor-parallel split by
-        // columns cuts every row into pieces, too small to fetch one by one).
+        // Rank by rank, the span of the rank's shard holding its pieces, fetched at once by ranged
+        // reads (a tensor-parallel split by columns cuts every row into pieces, too small to
+        // fetch one by one).
         for (rank, (low, high)) in spans(&pieces) {
             let file = &self.files[rank];
             let meta = self.shard_meta(rank, shard)?;
             let span = file.read(&tensor, meta.start + low * element..meta.start + high * element)?;
             self.read_ahead();
-            for run in pieces
-                .iter()
-                .filter(|piece| piece.rank == rank)
-                .flat_map(|piece| runs(piece, element))
-            {
-                let source = (run.offset - low) * element..(run.offset - low + run.len) * element;
-                out[run.target * element..(run.target + run.len) * element].copy_from_slice(&span[source]);
-                self.release_piece(&run, shard);
+            for piece in pieces.iter().filter(|piece| piece.rank == rank) {
+                let source = (piece.offset - low) * element..(piece.offset - low + piece.len) * element;
+                out[piece.target * element..(piece.target + piece.len) * element].copy_from_slice(&span[source]);
             }
         }
-        self.release_spans(&pieces, shard);
         Ok(())
     }
 
     /// Writes parameter `name` of shard `shard` to `out` (its global tensor, row-major) straight
-    /// from the mapped rank files, in order, without a tensor-sized buffer; the pages read are
-    /// released as they are written. An unknown parameter or shard is an [`std::io::Error`]
+    /// from the rank files, in order, without a tensor-sized buffer. An unknown parameter or shard is an [`std::io::Error`]
     /// wrapping the [`CheckpointError`] that [`Self::read_into`] returns.
     pub fn write_to(&self, name: &str, shard: &str, out: &mut dyn Write) -> std::io::Result<()> {
         self.write_range_to(name, shard, 0..usize::MAX, out)
@@ -385,7 +377,7 @@ impl DistributedCheckpoint {
     /// piece is large enough to be worth its requests.
     fn streams_pieces(&self, pieces: &[Piece]) -> bool {
         let element = dtype_size(self.dtype()).unwrap_or(1);
-        self.files.iter().any(MappedFile::is_remote)
+        self.files.iter().any(TensorFile::is_remote)
             && pieces.iter().all(|piece| piece.len * element >= MIN_STREAMED_PIECE)
     }
 
@@ -439,35 +431,10 @@ impl DistributedCheckpoint {
         }
     }
 
-    /// Drops from resident memory, in each rank file, the span `pieces` were read from and
-    /// [`FAULT_AROUND_BYTES`] around it: a page fault maps the neighbouring pages too, and those of
-    /// pieces already released or never read (tensor-parallel duplicates, padding) would
-    /// otherwise stay mapped, growing with the checkpoint.
-    fn release_spans(&self, pieces: &[Piece], shard: &str) {
-        let element = dtype_size(self.dtype()).unwrap_or(1);
-        let tensor = shard_tensor(shard);
-        for (rank, (low, high)) in spans(pieces) {
-            let file = &self.files[rank];
-            if let Some(meta) = file.meta(&tensor) {
-                let start = (meta.start + low * element)
-                    .saturating_sub(FAULT_AROUND_BYTES)
-                    .max(meta.start);
-                let end = (meta.start + high * element + FAULT_AROUND_BYTES).min(meta.end);
-                file.release(start, end);
-            }
-        }
-    }
-
-    /// Drops `piece`'s pages from this process's resident memory.
-    fn release_piece(&self, piece: &Piece, shard: &str) {
-        let element = dtype_size(self.dtype()).unwrap_or(1);
-        let file = &self.files[piece.rank];
-        if let Some(meta) = file.meta(&shard_tensor(shard)) {
-            file.release(
-                meta.start + piece.offset * element,
-                meta.start + (piece.offset + piece.len) * element,
-            );
-        }
+    /// Whether every local rank file is as it was opened (see
+    /// [`crate::policy::Opened::check_unchanged`]): checked after a conversion's last read.
+    pub(crate) fn check_unchanged(&self) -> Result<(), CheckpointError> {
+        self.files.iter().try_for_each(TensorFile::check_unchanged)
     }
 
     /// Reassembles parameter `name` of shard `shard` into a new buffer (see [`Self::read_into`]).
@@ -584,7 +551,6 @@ impl DistributedCheckpoint {
                     }
                     .into());
                 }
-                file.release(meta.start + start * element, meta.start + end * element);
             }
         }
         Ok(())
@@ -600,14 +566,6 @@ impl DistributedCheckpoint {
             .join(" + ")
     }
 }
-
-/// Copies read the mapped files in runs of at most this many bytes, each released once copied:
-/// the file pages the process holds stay at one run, whatever the size of a piece.
-const RUN_BYTES: usize = 16 << 20;
-
-/// How far from a faulting address the kernel may map pages of the file (Linux's default
-/// `fault_around_bytes` is 64 KiB; this leaves room for larger settings).
-const FAULT_AROUND_BYTES: usize = 1 << 20;
 
 /// A remote parameter is streamed piece by piece when every piece has at least this many bytes
 /// (one part of a ranged read or more), else read whole, rank span by rank span.
@@ -640,18 +598,6 @@ fn clip(pieces: &[Piece], range: Range<usize>) -> Vec<Piece> {
             })
         })
         .collect()
-}
-
-/// `piece` cut into runs of at most [`RUN_BYTES`].
-fn runs(piece: &Piece, element: usize) -> impl Iterator<Item = Piece> + use<> {
-    let piece = *piece;
-    let step = (RUN_BYTES / element).max(1);
-    (0..piece.len).step_by(step).map(move |start| Piece {
-        rank: piece.rank,
-        offset: piece.offset + start,
-        target: piece.target + start,
-        len: step.min(piece.len - start),
-    })
 }
 
 /// Refuses a `rank_<r>.safetensors` with `r` at or past the world size: a file the layout has no
@@ -770,14 +716,8 @@ fn check_version(metadata: &Map) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata_yaml::tests::map;
     use rstest::rstest;
-
-    fn map(yaml: &str) -> Map {
-        match Value::from_yaml_str(yaml).unwrap() {
-            Value::Map(map) => map,
-            _ => unreachable!(),
-        }
-    }
 
     #[rstest]
     #[case("fast_llm_version: 0.4.0", true)]

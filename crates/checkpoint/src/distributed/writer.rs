@@ -50,7 +50,7 @@ pub trait ShardSource {
     fn tensor(&self, parameter: &str, shard: &str) -> Result<SourceTensor<'_>, CheckpointError>;
 
     /// Called once `parameter`'s bytes of a shard are written, with the bytes `tensor` gave: a
-    /// source may drop its pages and reuse its buffer.
+    /// source may reuse their buffer.
     fn release(&self, _parameter: &str, _bytes: Cow<'_, [u8]>) {}
 }
 

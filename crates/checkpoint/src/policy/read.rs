@@ -88,6 +88,12 @@ impl Entry {
 }
 
 /// An opened input file: its handle (a regular file, checked on the handle), size and identity.
+///
+/// Every read of an input file's bytes after it is opened goes through it
+/// ([`Opened::read_exact_at`], [`Opened::read_text`], [`Opened::copy_to`]): bounded by the size
+/// it had when opened and checked, so a file another process cuts or rewrites meanwhile is a
+/// [`CheckpointError::InputChanged`] naming it, never a signal (as a memory map's page past the
+/// new end would be) nor bytes silently taken from two versions of the file.
 pub struct Opened {
     pub file: File,
     pub size: u64,
@@ -96,6 +102,111 @@ pub struct Opened {
     pub mode: u32,
     /// The path as the user would name it (the input directory joined with the name).
     pub path: PathBuf,
+    /// Its size and change times when opened, against which [`Opened::check_unchanged`] checks.
+    stamp: Stamp,
+}
+
+/// What of a file's state changes when its bytes do: size, modification and status-change times
+/// (the change time moves on every write and truncation, and cannot be set back by the writer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    fn of(metadata: &Metadata) -> Stamp {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Stamp {
+                size: metadata.len(),
+                modified: (metadata.mtime(), metadata.mtime_nsec()),
+                changed: (metadata.ctime(), metadata.ctime_nsec()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let modified = (metadata.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or((0, 0), |d| (d.as_secs() as i64, i64::from(d.subsec_nanos())));
+            Stamp {
+                size: metadata.len(),
+                modified,
+                changed: modified,
+            }
+        }
+    }
+}
+
+impl Opened {
+    /// Reads bytes `offset..offset + out.len()` of the file into `out` (`pread`: the file's
+    /// position and any other reader are untouched). A range past the size the file had when
+    /// opened, or a read that comes back short (the file cut since), is
+    /// [`CheckpointError::InputChanged`] or [`CheckpointError::Io`], naming the file.
+    pub fn read_exact_at(&self, offset: u64, out: &mut [u8]) -> Result<(), CheckpointError> {
+        let end = offset.checked_add(out.len() as u64);
+        if end.is_none_or(|end| end > self.size) {
+            return Err(CheckpointError::invalid(
+                &self.path,
+                format!(
+                    "bytes {offset}..{} are past the end of the file ({} bytes)",
+                    offset.saturating_add(out.len() as u64),
+                    self.size
+                ),
+            ));
+        }
+        let mut filled = 0;
+        while filled < out.len() {
+            match read_at(&self.file, &mut out[filled..], offset + filled as u64) {
+                Ok(0) => {
+                    return Err(self.changed(format!(
+                        "{} bytes when opened, but a read at byte {} found its end",
+                        self.size,
+                        offset + filled as u64
+                    )));
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(CheckpointError::io(&self.path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the file is as it was opened (size, modification and change times, on the
+    /// handle): a conversion checks this after its last read, so a file rewritten in place at
+    /// the same size, whose bytes no read could tell apart, is refused too.
+    pub fn check_unchanged(&self) -> Result<(), CheckpointError> {
+        let now = self.file.metadata().map_err(|e| CheckpointError::io(&self.path, e))?;
+        let now = Stamp::of(&now);
+        if now == self.stamp {
+            return Ok(());
+        }
+        Err(self.changed(if now.size == self.stamp.size {
+            format!("{} bytes, rewritten in place since it was opened", self.size)
+        } else {
+            format!("{} bytes when opened, {} now", self.stamp.size, now.size)
+        }))
+    }
+
+    fn changed(&self, detail: String) -> CheckpointError {
+        CheckpointError::InputChanged {
+            path: self.path.clone(),
+            detail,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, out: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, out, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, out: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, out, offset)
 }
 
 impl Opened {
@@ -113,6 +224,10 @@ impl Opened {
             .take(limit + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| CheckpointError::io(&self.path, e))?;
+        if bytes.len() as u64 != self.size && bytes.len() as u64 <= limit {
+            return Err(self.changed(format!("{} bytes when opened, {} read", self.size, bytes.len())));
+        }
+        self.check_unchanged()?;
         document_text(&self.path, bytes, kind)
     }
 }
@@ -138,7 +253,7 @@ impl Opened {
     /// Copies the file to the new file `destination`, byte for byte, with the output's mode
     /// (0644) narrowed to the source's: a copy never widens access (a file only its owner could
     /// read stays so).
-    pub fn copy_to(mut self, destination: &Path) -> Result<(), CheckpointError> {
+    pub fn copy_to(self, destination: &Path) -> Result<(), CheckpointError> {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -151,7 +266,13 @@ impl Opened {
         let mut written = options
             .open(destination)
             .map_err(|e| CheckpointError::io(destination, e))?;
-        io::copy(&mut self.file, &mut written).map_err(|e| CheckpointError::io(&self.path, e))?;
+        // One byte past the size the file was opened at: a file that grew is caught too.
+        let copied = io::copy(&mut (&self.file).take(self.size + 1), &mut written)
+            .map_err(|e| CheckpointError::io(&self.path, e))?;
+        if copied != self.size {
+            return Err(self.changed(format!("{} bytes when opened, {copied} read", self.size)));
+        }
+        self.check_unchanged()?;
         // Exactly that mode, whatever the umask made of it.
         #[cfg(unix)]
         std::fs::set_permissions(destination, mode).map_err(|e| CheckpointError::io(destination, e))?;
@@ -374,6 +495,7 @@ fn open_regular(resolved: &Path, shown: &Path) -> Result<Opened, CheckpointError
     Ok(Opened {
         mode,
         id: FileId::of(&metadata),
+        stamp: Stamp::of(&metadata),
         file,
         size,
         path: shown.to_path_buf(),
@@ -494,6 +616,64 @@ mod tests {
         assert!(error.contains("proc filesystem"), "{error}");
         let error = open_named(Path::new("/dev/zero")).err().unwrap().to_string();
         assert!(error.contains("a character device"), "{error}");
+    }
+
+    /// How a test changes a file after it was opened.
+    #[derive(Clone, Copy, Debug)]
+    enum Change {
+        Cut,
+        Grow,
+        RewriteSame,
+    }
+
+    /// How a test reads the opened file.
+    #[derive(Clone, Copy, Debug)]
+    enum Reading {
+        Text,
+        Copy,
+        /// `read_exact_at` of the bytes it had, then the check a conversion makes after its last
+        /// read.
+        AtThenCheck,
+    }
+
+    #[rstest::rstest]
+    fn a_file_changed_after_it_was_opened_is_an_error_naming_it(
+        #[values(Change::Cut, Change::Grow, Change::RewriteSame)] change: Change,
+        #[values(Reading::Text, Reading::Copy, Reading::AtThenCheck)] reading: Reading,
+    ) {
+        use std::io::Write;
+        let root = scratch(&format!("changed-{change:?}-{reading:?}"));
+        let path = root.join("in/tokenizer.json");
+        let text = "{\"x\": 1}\n".repeat(400);
+        std::fs::write(&path, &text).unwrap();
+        // A change within the filesystem's timestamp granularity of the file's last write would
+        // keep its change time (the rule's documented limit): the file is older than that here.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let opened = InputDir::new(&root.join("in")).unwrap().open("tokenizer.json").unwrap();
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        match change {
+            Change::Cut => file.set_len(100).unwrap(),
+            Change::Grow => {
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).unwrap();
+                file.write_all(b" ").unwrap();
+            }
+            Change::RewriteSame => {
+                file.set_len(0).unwrap();
+                file.write_all(text.as_bytes()).unwrap();
+            }
+        }
+        let result = match reading {
+            Reading::Text => opened.read_text(DocumentKind::Config).map(drop),
+            Reading::Copy => opened.copy_to(&root.join("copy")),
+            Reading::AtThenCheck => {
+                let mut out = vec![0u8; text.len()];
+                (opened.read_exact_at(0, &mut out)).and_then(|()| opened.check_unchanged())
+            }
+        };
+        match result {
+            Err(CheckpointError::InputChanged { path: named, .. }) => assert_eq!(named, path),
+            other => panic!("{change:?} then {reading:?}: {other:?}"),
+        }
     }
 
     #[test]

@@ -37,16 +37,27 @@ string_enum! {
     }
 }
 
-/// `type: mlp` — dense (optionally gated) MLP.
+/// The fields of every MLP: Fast-LLM's abstract `MLPBaseConfig`, whose subclasses
+/// [`MlpBaseConfig`] dispatches on.
 #[derive(Debug, Clone, Config)]
-#[config(class = "MLPConfig", type_name = "mlp")]
-pub struct MlpConfig {
+#[config(class = "MLPBaseConfig")]
+pub struct MlpBaseFields {
     #[field(hint = feature, default = None)]
     pub lr_scale: Option<f64>,
     #[field(hint = architecture, default = None)]
     pub pre_norm: Option<NormalizationConfig>,
     #[field(hint = architecture, default = None)]
     pub post_norm: Option<NormalizationConfig>,
+    pub explicit: FieldSet,
+}
+impl ClassRules for MlpBaseFields {}
+
+/// `type: mlp` — dense (optionally gated) MLP.
+#[derive(Debug, Clone, Config)]
+#[config(class = "MLPConfig", type_name = "mlp")]
+pub struct MlpConfig {
+    #[config(base)]
+    pub base: MlpBaseFields,
     #[field(hint = architecture)]
     pub layer_1: AffineLinearConfig,
     #[field(hint = architecture)]
@@ -73,45 +84,24 @@ fn default_activation(gated: bool) -> ActivationType {
     }
 }
 
-fn check_lr_scale(lr_scale: Option<f64>, ctx: &mut Ctx) {
-    if let Err(rule) = non_negative(&lr_scale) {
-        ctx.rule_at("lr_scale", rule);
-    }
-}
-
 impl ClassRules for MlpConfig {
     fn derive_defaults(&mut self, _ctx: &mut Ctx) {
         self.activation.get_or_insert(default_activation(self.gated));
     }
     fn check(&mut self, ctx: &mut Ctx) {
-        check_lr_scale(self.lr_scale, ctx);
+        if let Err(rule) = non_negative(&self.lr_scale) {
+            ctx.rule_at("lr_scale", rule);
+        }
     }
 }
 
-/// `type: moe` — routed mixture of experts (all MLP fields plus routing).
+/// `type: moe` — routed mixture of experts: an MLP (its fields first, read as this class's)
+/// plus routing.
 #[derive(Debug, Clone, Config)]
 #[config(class = "MoEMLPConfig", type_name = "moe")]
 pub struct MoeMlpConfig {
-    #[field(hint = feature, default = None)]
-    pub lr_scale: Option<f64>,
-    #[field(hint = architecture, default = None)]
-    pub pre_norm: Option<NormalizationConfig>,
-    #[field(hint = architecture, default = None)]
-    pub post_norm: Option<NormalizationConfig>,
-    #[field(hint = architecture)]
-    pub layer_1: AffineLinearConfig,
-    #[field(hint = architecture)]
-    pub layer_2: AffineLinearConfig,
-    #[field(hint = architecture, default = 4096, check = positive)]
-    pub intermediate_size: i64,
-    #[field(hint = architecture, default = true)]
-    pub add_linear_biases: bool,
-    #[field(hint = architecture, default = false)]
-    pub gated: bool,
-    #[field(hint = architecture, default = None)]
-    pub activation: Option<ActivationType>,
-    #[field(hint = performance, default = MlpRecomputeLevel::None)]
-    pub recompute_level: MlpRecomputeLevel,
+    #[config(base)]
+    pub base: MlpConfig,
     #[field(hint = architecture)]
     pub router: LinearConfig,
     #[field(hint = architecture, default = None)]
@@ -143,12 +133,9 @@ pub struct MoeMlpConfig {
     pub explicit: FieldSet,
 }
 
+// The MLP's derived `activation` and its `lr_scale` rule run first, as its base's.
 impl ClassRules for MoeMlpConfig {
-    fn derive_defaults(&mut self, _ctx: &mut Ctx) {
-        self.activation.get_or_insert(default_activation(self.gated));
-    }
     fn check(&mut self, ctx: &mut Ctx) {
-        check_lr_scale(self.lr_scale, ctx);
         if self.shared_experts > self.experts {
             ctx.rule_at(
                 "shared_experts",
@@ -171,12 +158,8 @@ impl ClassRules for MoeMlpConfig {
 #[derive(Debug, Clone, Config)]
 #[config(class = "HybridMoEMLPConfig", type_name = "hybrid_moe")]
 pub struct HybridMoeMlpConfig {
-    #[field(hint = feature, default = None)]
-    pub lr_scale: Option<f64>,
-    #[field(hint = architecture, default = None)]
-    pub pre_norm: Option<NormalizationConfig>,
-    #[field(hint = architecture, default = None)]
-    pub post_norm: Option<NormalizationConfig>,
+    #[config(base)]
+    pub base: MlpBaseFields,
     #[field(hint = architecture)]
     pub dense: MlpConfig,
     #[field(hint = architecture)]

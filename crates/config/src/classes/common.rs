@@ -174,12 +174,8 @@ impl DefaultBias {
 #[derive(Debug, Clone, Config)]
 #[config(class = "OptionalParameterConfig")]
 pub struct OptionalParameterConfig {
-    #[field(hint = feature)]
-    pub initialization: InitializationConfig,
-    #[field(hint = feature, default = None)]
-    pub lr_scale: Option<f64>,
-    #[field(hint = feature, default = None)]
-    pub weight_decay: Option<WeightDecay>,
+    #[config(base)]
+    pub base: ParameterConfig,
     /// Hint `unknown` in Fast-LLM: not architecture, although it decides whether the tensor exists.
     #[field(hint = unknown, default = None)]
     pub enabled: Option<bool>,
@@ -204,16 +200,13 @@ pub struct LinearConfig {
 }
 impl ClassRules for LinearConfig {}
 
-/// A linear layer with an optional bias.
+/// A linear layer with an optional bias (Fast-LLM's `AffineLinearConfig` also inherits the
+/// abstract `AffineLinearBaseConfig`, which adds only `bias`).
 #[derive(Debug, Clone, Config)]
 #[config(class = "AffineLinearConfig")]
 pub struct AffineLinearConfig {
-    #[field(hint = architecture)]
-    pub weight: ParameterConfig,
-    #[field(hint = feature, default = None)]
-    pub lr_scale: Option<f64>,
-    #[field(hint = feature, default = None)]
-    pub apply_peft: Option<bool>,
+    #[config(base)]
+    pub base: LinearConfig,
     #[field(hint = architecture)]
     pub bias: OptionalParameterConfig,
     pub explicit: FieldSet,
@@ -251,10 +244,11 @@ pub struct NoNormalizationConfig {
 }
 impl ClassRules for NoNormalizationConfig {}
 
-/// `type: layer_norm` (weight and bias).
+/// Fast-LLM's abstract `LayerNormalizationBaseConfig`: what layer and RMS norms share (no
+/// `type`: only its subclasses are registered).
 #[derive(Debug, Clone, Config)]
-#[config(class = "LayerNormalizationConfig", type_name = "layer_norm")]
-pub struct LayerNormalizationConfig {
+#[config(class = "LayerNormalizationBaseConfig")]
+pub struct LayerNormalizationBaseConfig {
     #[field(hint = feature, default = None)]
     pub lr_scale: Option<f64>,
     #[field(hint = architecture)]
@@ -265,26 +259,28 @@ pub struct LayerNormalizationConfig {
     pub zero_centered: bool,
     #[field(hint = performance, default = NormalizationImplementation::Auto)]
     pub implementation: NormalizationImplementation,
+    pub explicit: FieldSet,
+}
+impl ClassRules for LayerNormalizationBaseConfig {}
+
+/// `type: layer_norm` (weight and bias).
+#[derive(Debug, Clone, Config)]
+#[config(class = "LayerNormalizationConfig", type_name = "layer_norm")]
+pub struct LayerNormalizationConfig {
+    #[config(base)]
+    pub base: LayerNormalizationBaseConfig,
     #[field(hint = architecture)]
     pub bias: ParameterConfig,
     pub explicit: FieldSet,
 }
 impl ClassRules for LayerNormalizationConfig {}
 
-/// `type: rms_norm`.
+/// `type: rms_norm` (weight only: nothing beyond its base).
 #[derive(Debug, Clone, Config)]
 #[config(class = "RMSNormalizationConfig", type_name = "rms_norm")]
 pub struct RmsNormalizationConfig {
-    #[field(hint = feature, default = None)]
-    pub lr_scale: Option<f64>,
-    #[field(hint = architecture)]
-    pub weight: ParameterConfig,
-    #[field(hint = architecture, default = 1e-5, check = positive)]
-    pub epsilon: f64,
-    #[field(hint = architecture, default = false)]
-    pub zero_centered: bool,
-    #[field(hint = performance, default = NormalizationImplementation::Auto)]
-    pub implementation: NormalizationImplementation,
+    #[config(base)]
+    pub base: LayerNormalizationBaseConfig,
     pub explicit: FieldSet,
 }
 impl ClassRules for RmsNormalizationConfig {}
@@ -305,16 +301,8 @@ impl ClassRules for FixedRmsNormConfig {}
 #[derive(Debug, Clone, Config)]
 #[config(class = "GatedRMSNormalizationConfig", type_name = "gated_rms_norm")]
 pub struct GatedRmsNormalizationConfig {
-    #[field(hint = feature, default = None)]
-    pub lr_scale: Option<f64>,
-    #[field(hint = architecture)]
-    pub weight: ParameterConfig,
-    #[field(hint = architecture, default = 1e-5, check = positive)]
-    pub epsilon: f64,
-    #[field(hint = architecture, default = false)]
-    pub zero_centered: bool,
-    #[field(hint = performance, default = NormalizationImplementation::Auto)]
-    pub implementation: NormalizationImplementation,
+    #[config(base)]
+    pub base: RmsNormalizationConfig,
     #[field(hint = core, default = ActivationType::Silu)]
     pub activation: ActivationType,
     pub explicit: FieldSet,

@@ -180,16 +180,55 @@ fn drop_legacy_implementation(map: &mut Map) {
     map.remove("implementation");
 }
 
-/// `type: label` — cross-entropy against the labels.
+/// The fields of every loss: Fast-LLM's abstract `LanguageModelLossConfig`, whose subclasses
+/// [`LanguageModelLossConfig`] dispatches on.
 #[derive(Debug, Clone, Config)]
-#[config(class = "LanguageModelLabelEntropyLossConfig", type_name = "label")]
-pub struct LabelEntropyLossConfig {
+#[config(class = "LanguageModelLossConfig")]
+pub struct LanguageModelLossFields {
     #[field(hint = core, default = 1.0, check = non_negative)]
     pub weight: f64,
     #[field(hint = feature, default = 1.0, check = positive)]
     pub logits_scale_factor: f64,
+    pub explicit: FieldSet,
+}
+impl ClassRules for LanguageModelLossFields {}
+
+/// Fast-LLM's abstract `CombinableLossConfig`: a loss that can share a fused softmax.
+#[derive(Debug, Clone, Config)]
+#[config(class = "CombinableLossConfig")]
+pub struct CombinableLossConfig {
+    #[config(base)]
+    pub base: LanguageModelLossFields,
     #[field(hint = expert, default = None)]
     pub use_triton: Option<bool>,
+    pub explicit: FieldSet,
+}
+impl ClassRules for CombinableLossConfig {}
+
+/// Fast-LLM's abstract `LanguageModelPolicyGradientLossConfig` with `CombinableLossConfig`
+/// mixed in, as GRPO and GSPO inherit both: the combinable fields first, as their dataclass order
+/// has them (the Python class alone lacks `use_triton`).
+#[derive(Debug, Clone, Config)]
+#[config(class = "LanguageModelPolicyGradientLossConfig")]
+pub struct PolicyGradientLossConfig {
+    #[config(base)]
+    pub base: CombinableLossConfig,
+    #[field(hint = unknown, default = 0.2)]
+    pub epsilon_low: f64,
+    #[field(hint = unknown, default = 0.2)]
+    pub epsilon_high: f64,
+    #[field(hint = feature, default = PolicyMetricsLevel::Auto)]
+    pub metrics: PolicyMetricsLevel,
+    pub explicit: FieldSet,
+}
+impl ClassRules for PolicyGradientLossConfig {}
+
+/// `type: label` — cross-entropy against the labels.
+#[derive(Debug, Clone, Config)]
+#[config(class = "LanguageModelLabelEntropyLossConfig", type_name = "label")]
+pub struct LabelEntropyLossConfig {
+    #[config(base)]
+    pub base: CombinableLossConfig,
     #[field(hint = core, default = EntropyLossType::CrossEntropy)]
     pub loss_type: EntropyLossType,
     pub explicit: FieldSet,
@@ -213,12 +252,8 @@ impl ClassRules for LabelEntropyLossConfig {
 #[derive(Debug, Clone, Config)]
 #[config(class = "LanguageModelDistillationLossConfig", type_name = "distillation")]
 pub struct DistillationLossConfig {
-    #[field(hint = core, default = 1.0, check = non_negative)]
-    pub weight: f64,
-    #[field(hint = feature, default = 1.0, check = positive)]
-    pub logits_scale_factor: f64,
-    #[field(hint = expert, default = None)]
-    pub use_triton: Option<bool>,
+    #[config(base)]
+    pub base: CombinableLossConfig,
     #[field(hint = core, default = EntropyLossType::CrossEntropy)]
     pub loss_type: EntropyLossType,
     #[field(hint = feature, default = "teacher".to_string())]
@@ -241,10 +276,8 @@ impl ClassRules for DistillationLossConfig {
 #[derive(Debug, Clone, Config)]
 #[config(class = "LanguageModelDPOLossConfig", type_name = "dpo")]
 pub struct DpoLossConfig {
-    #[field(hint = core, default = 1.0, check = non_negative)]
-    pub weight: f64,
-    #[field(hint = feature, default = 1.0, check = positive)]
-    pub logits_scale_factor: f64,
+    #[config(base)]
+    pub base: LanguageModelLossFields,
     #[field(hint = core, default = 1.0, check = positive)]
     pub beta: f64,
     #[field(hint = feature, required)]
@@ -257,12 +290,8 @@ impl ClassRules for DpoLossConfig {}
 #[derive(Debug, Clone, Config)]
 #[config(class = "LanguageModelZLossConfig", type_name = "z_loss")]
 pub struct ZLossConfig {
-    #[field(hint = core, default = 1.0, check = non_negative)]
-    pub weight: f64,
-    #[field(hint = feature, default = 1.0, check = positive)]
-    pub logits_scale_factor: f64,
-    #[field(hint = expert, default = None)]
-    pub use_triton: Option<bool>,
+    #[config(base)]
+    pub base: CombinableLossConfig,
     pub explicit: FieldSet,
 }
 impl ClassRules for ZLossConfig {}
@@ -271,18 +300,8 @@ impl ClassRules for ZLossConfig {}
 #[derive(Debug, Clone, Config)]
 #[config(class = "LanguageModelGRPOLossConfig", type_name = "grpo")]
 pub struct GrpoLossConfig {
-    #[field(hint = core, default = 1.0, check = non_negative)]
-    pub weight: f64,
-    #[field(hint = feature, default = 1.0, check = positive)]
-    pub logits_scale_factor: f64,
-    #[field(hint = expert, default = None)]
-    pub use_triton: Option<bool>,
-    #[field(hint = unknown, default = 0.2)]
-    pub epsilon_low: f64,
-    #[field(hint = unknown, default = 0.2)]
-    pub epsilon_high: f64,
-    #[field(hint = feature, default = PolicyMetricsLevel::Auto)]
-    pub metrics: PolicyMetricsLevel,
+    #[config(base)]
+    pub base: PolicyGradientLossConfig,
     pub explicit: FieldSet,
 }
 impl ClassRules for GrpoLossConfig {}
@@ -291,18 +310,8 @@ impl ClassRules for GrpoLossConfig {}
 #[derive(Debug, Clone, Config)]
 #[config(class = "LanguageModelGSPOLossConfig", type_name = "gspo")]
 pub struct GspoLossConfig {
-    #[field(hint = core, default = 1.0, check = non_negative)]
-    pub weight: f64,
-    #[field(hint = feature, default = 1.0, check = positive)]
-    pub logits_scale_factor: f64,
-    #[field(hint = expert, default = None)]
-    pub use_triton: Option<bool>,
-    #[field(hint = unknown, default = 0.2)]
-    pub epsilon_low: f64,
-    #[field(hint = unknown, default = 0.2)]
-    pub epsilon_high: f64,
-    #[field(hint = feature, default = PolicyMetricsLevel::Auto)]
-    pub metrics: PolicyMetricsLevel,
+    #[config(base)]
+    pub base: PolicyGradientLossConfig,
     pub explicit: FieldSet,
 }
 impl ClassRules for GspoLossConfig {}
@@ -320,27 +329,25 @@ pub enum LanguageModelLossConfig {
 }
 
 impl LanguageModelLossConfig {
-    /// `Some(logits_scale_factor)` for losses that can share a fused softmax.
-    pub fn combinable_scale(&self) -> Option<f64> {
+    /// The combinable part of losses that can share a fused softmax (all but DPO).
+    fn combinable(&self) -> Option<&CombinableLossConfig> {
         match self {
-            Self::Label(l) => Some(l.logits_scale_factor),
-            Self::Distillation(l) => Some(l.logits_scale_factor),
-            Self::ZLoss(l) => Some(l.logits_scale_factor),
-            Self::Grpo(l) => Some(l.logits_scale_factor),
-            Self::Gspo(l) => Some(l.logits_scale_factor),
+            Self::Label(l) => Some(&l.base),
+            Self::Distillation(l) => Some(&l.base),
+            Self::ZLoss(l) => Some(&l.base),
+            Self::Grpo(l) => Some(&l.base.base),
+            Self::Gspo(l) => Some(&l.base.base),
             Self::Dpo(_) => None,
         }
     }
 
+    /// `Some(logits_scale_factor)` for losses that can share a fused softmax.
+    pub fn combinable_scale(&self) -> Option<f64> {
+        self.combinable().map(|l| l.logits_scale_factor)
+    }
+
     fn use_triton(&self) -> Option<bool> {
-        match self {
-            Self::Label(l) => l.use_triton,
-            Self::Distillation(l) => l.use_triton,
-            Self::ZLoss(l) => l.use_triton,
-            Self::Grpo(l) => l.use_triton,
-            Self::Gspo(l) => l.use_triton,
-            Self::Dpo(_) => None,
-        }
+        self.combinable().and_then(|l| l.use_triton)
     }
 
     fn triton_kind(&self) -> Option<&'static str> {

@@ -93,26 +93,13 @@ pub struct GptBaseModelConfig {
 }
 impl ClassRules for GptBaseModelConfig {}
 
-/// Fast-LLM `MultiModalBaseModelConfig`: the language model plus a vision encoder.
+/// Fast-LLM `MultiModalBaseModelConfig`: the language model (a GPT base model, whose fields come
+/// first) plus a vision encoder.
 #[derive(Debug, Clone, Config)]
 #[config(class = "MultiModalBaseModelConfig")]
 pub struct MultiModalBaseModelConfig {
-    #[field(hint = feature, default = None)]
-    pub lr_scale: Option<f64>,
-    #[field(hint = architecture)]
-    pub decoder: BlockSequenceConfig,
-    #[field(hint = architecture)]
-    pub embeddings: LanguageModelEmbeddingsConfig,
-    #[field(hint = architecture)]
-    pub head: LanguageModelHeadConfig,
-    #[field(hint = architecture, default = false)]
-    pub tied_embedding_weight: bool,
-    #[field(hint = architecture, default = 1024, check = positive)]
-    pub hidden_size: i64,
-    #[field(hint = architecture)]
-    pub peft: PeftConfig,
-    #[field(hint = testing, default = false)]
-    pub use_megatron_initialization: bool,
+    #[config(base)]
+    pub base: GptBaseModelConfig,
     /// Never absent: built from `{}` when not given.
     #[field(hint = architecture)]
     pub vision_encoder: VisionEncoderConfig,
@@ -139,22 +126,16 @@ pub struct TextModel<'a> {
     pub peft: &'a PeftConfig,
 }
 
-/// Both roots hold the text model's fields under the same names.
-macro_rules! text_model {
-    ($($root:ty),+) => {$(
-        impl $root {
-            /// Its text model's fields.
-            pub fn text_model(&self) -> TextModel<'_> {
-                TextModel {
-                    decoder: &self.decoder,
-                    embeddings: &self.embeddings,
-                    head: &self.head,
-                    tied_embedding_weight: self.tied_embedding_weight,
-                    hidden_size: self.hidden_size,
-                    peft: &self.peft,
-                }
-            }
+impl GptBaseModelConfig {
+    /// Its text model's fields (a multimodal root's too, through its GPT base).
+    pub fn text_model(&self) -> TextModel<'_> {
+        TextModel {
+            decoder: &self.decoder,
+            embeddings: &self.embeddings,
+            head: &self.head,
+            tied_embedding_weight: self.tied_embedding_weight,
+            hidden_size: self.hidden_size,
+            peft: &self.peft,
         }
-    )+};
+    }
 }
-text_model!(GptBaseModelConfig, MultiModalBaseModelConfig);

@@ -26,17 +26,17 @@ pub fn size_of(
 
 /// The text model's hidden size (`hidden_size` of either root).
 pub fn text_hidden(c: &WeightContext) -> usize {
-    c.root_size(field!(TextModel.hidden_size))
+    c.size(field!(TextModel.hidden_size))
 }
 
 /// The shape of the embedding (and output) matrix: `[vocab_size, hidden_size]` of the text model.
 pub fn vocabulary(c: &WeightContext) -> Vec<usize> {
-    vec![c.root_size(field!(TextModel.embeddings.vocab_size)), text_hidden(c)]
+    vec![c.size(field!(TextModel.embeddings.vocab_size)), text_hidden(c)]
 }
 
 /// The vision encoder's hidden size (`vision_encoder.hidden_size` of a multimodal root).
 pub fn vision_hidden(c: &WeightContext) -> usize {
-    c.root_size(field!(MultiModalBaseModelConfig.vision_encoder.hidden_size))
+    c.size(field!(MultiModalBaseModelConfig.vision_encoder.hidden_size))
 }
 
 /// Patch embeddings' weight: Fast-LLM's linear `patch_embeddings.weight` `[Hv, C·ph·pw]` ↔ the

@@ -19,7 +19,7 @@ use fastllm_config::{BaseModelConfig, BlockConfig, BlockSequenceConfig, Field, F
 use crate::Problem;
 use crate::blocks::block_path;
 use crate::dict::{self, join};
-use crate::field::{ConfigField, ConfigMount};
+use crate::field::{ConfigField, ConfigMount, Holder};
 use crate::fl::Fl;
 use crate::section::Section;
 
@@ -92,8 +92,9 @@ impl Unit {
 /// What a weight declaration sees: the section's typed Fast-LLM config and the root's.
 ///
 /// Reads are typed: a field of the section's class (`c.size(field!(MlpConfig.intermediate_size))`)
-/// or of the root's text model (`c.root_size(field!(TextModel.hidden_size))`), so a misspelt
-/// field or one of another type does not compile. A read that fails at run time (the section
+/// or of the root's text model (`c.size(field!(TextModel.hidden_size))`), so a misspelt field or
+/// one of another type does not compile; the field's type says which config it is read on
+/// ([`Holder`](crate::field::Holder)). A read that fails at run time (the section
 /// holds another class than the field's) is reported at the section's Fast-LLM path, and the plan
 /// fails; the read then stands in with 0 or `false` only so that the declaration can finish.
 /// Every size it hands out is bounded by the [`PlanLimits`] of the plan: a negative value, or one
@@ -122,46 +123,11 @@ impl<'a> WeightContext<'a> {
         }
     }
 
-    /// The field `field` of the section: `None` (reported at the section's path) when the
-    /// section holds a config of another class.
+    /// The field `field`, on the config its type names (the section's, or the root's for a root
+    /// class or the text model): `None` (reported at that config's path, or at the field's for
+    /// the root, which has none) when that config is of another class.
     pub fn read<T>(&self, field: impl ConfigField<T>) -> Option<T> {
-        self.read_in(self.section, self.config_path, field)
-    }
-
-    /// A size field of the section (`field!(MlpConfig.intermediate_size)`), at most the plan's
-    /// element limit.
-    pub fn size(&self, field: impl ConfigField<i64>) -> usize {
-        let value = self.read(field);
-        self.bounded(value, join(self.config_path, field.path()), Unit::Elements)
-    }
-
-    /// A count of the section that sizes a list of tensors (experts, prediction heads), at most
-    /// the plan's tensor limit.
-    pub fn tensor_count(&self, field: impl ConfigField<i64>) -> usize {
-        let value = self.read(field);
-        self.bounded(value, join(self.config_path, field.path()), Unit::Tensors)
-    }
-
-    /// A bool field of the section (`field!(MlpConfig.gated)`).
-    pub fn holds(&self, field: impl ConfigField<bool>) -> bool {
-        self.read(field).unwrap_or(false)
-    }
-
-    /// A size field of the root config (`field!(TextModel.hidden_size)`), at most the plan's
-    /// element limit.
-    pub fn root_size(&self, field: impl ConfigField<i64>) -> usize {
-        let value = self.read_in(self.root, "", field);
-        self.bounded(value, field.path().to_string(), Unit::Elements)
-    }
-
-    /// A bool field of the root config (`field!(TextModel.tied_embedding_weight)`).
-    pub fn root_holds(&self, field: impl ConfigField<bool>) -> bool {
-        self.read_in(self.root, "", field).unwrap_or(false)
-    }
-
-    /// `field` of `config` (at `config_path`); a config of another class is reported at its path,
-    /// or at the field's for the root, which has none.
-    fn read_in<T>(&self, config: Fl, config_path: &str, field: impl ConfigField<T>) -> Option<T> {
+        let (config, config_path) = self.holder_of(&field);
         match field.read(config) {
             Ok(value) => Some(value),
             Err(problem) => {
@@ -174,6 +140,37 @@ impl<'a> WeightContext<'a> {
                 None
             }
         }
+    }
+
+    /// A size field (`field!(MlpConfig.intermediate_size)`, `field!(TextModel.hidden_size)`), at
+    /// most the plan's element limit.
+    pub fn size(&self, field: impl ConfigField<i64>) -> usize {
+        self.bounded_read(field, Unit::Elements)
+    }
+
+    /// A count that sizes a list of tensors (experts, prediction heads), at most the plan's
+    /// tensor limit.
+    pub fn tensor_count(&self, field: impl ConfigField<i64>) -> usize {
+        self.bounded_read(field, Unit::Tensors)
+    }
+
+    /// A bool field (`field!(MlpConfig.gated)`, `field!(TextModel.tied_embedding_weight)`).
+    pub fn holds(&self, field: impl ConfigField<bool>) -> bool {
+        self.read(field).unwrap_or(false)
+    }
+
+    /// The config `field` is read on, and its Fast-LLM path.
+    fn holder_of<T, F: ConfigField<T>>(&self, _field: &F) -> (Fl<'a>, &'a str) {
+        match F::HOLDER {
+            Holder::Section => (self.section, self.config_path),
+            Holder::Root => (self.root, ""),
+        }
+    }
+
+    fn bounded_read(&self, field: impl ConfigField<i64>, unit: Unit) -> usize {
+        let value = self.read(field);
+        let (_, config_path) = self.holder_of(&field);
+        self.bounded(value, join(config_path, field.path()), unit)
     }
 
     fn report(&self, path: String, message: impl Into<String>) {
@@ -1191,7 +1188,7 @@ mod tests {
     #[rstest::rstest]
     #[case::another_class(|c: &WeightContext| c.size(field!(MlpConfig.intermediate_size)), "decoder.block.mlp", "expected a MLPConfig, found a MoEMLPConfig")]
     #[case::another_class_flag(|c: &WeightContext| usize::from(c.holds(field!(MlpConfig.gated))), "decoder.block.mlp", "expected a MLPConfig, found a MoEMLPConfig")]
-    #[case::another_root_class(|c: &WeightContext| c.root_size(field!(MultiModalBaseModelConfig.vision_encoder.hidden_size)), "vision_encoder.hidden_size", "expected a MultiModalBaseModelConfig, found a GPTBaseModelConfig")]
+    #[case::another_root_class(|c: &WeightContext| c.size(field!(MultiModalBaseModelConfig.vision_encoder.hidden_size)), "vision_encoder.hidden_size", "expected a MultiModalBaseModelConfig, found a GPTBaseModelConfig")]
     #[case::negative(|c: &WeightContext| c.size(field!(MoeMlpConfig.shared_experts)), "decoder.block.mlp.shared_experts", "expected a size (an int >= 0), found -3")]
     #[case::negative_count(|c: &WeightContext| c.tensor_count(field!(MoeMlpConfig.shared_experts)), "decoder.block.mlp.shared_experts", "expected a size (an int >= 0), found -3")]
     fn a_read_the_config_cannot_answer_is_a_problem_at_its_path(
@@ -1231,6 +1228,31 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].fast_llm.as_deref(), Some(path));
         assert_eq!(problems[0].message, message);
+    }
+
+    /// A field of a root class or of the text model is read on the root from any section, and a
+    /// field of another class on the section: one `size` / `holds` serves both, by the field's
+    /// type.
+    #[rstest::rstest]
+    #[case::root_class(|c: &WeightContext| c.size(field!(GptBaseModelConfig.hidden_size)), 96)]
+    #[case::text_model(|c: &WeightContext| c.size(field!(TextModel.hidden_size)), 96)]
+    #[case::root_flag(|c: &WeightContext| usize::from(c.holds(field!(GptBaseModelConfig.tied_embedding_weight))), 1)]
+    #[case::text_model_flag(|c: &WeightContext| usize::from(c.holds(field!(TextModel.tied_embedding_weight))), 1)]
+    #[case::section(|c: &WeightContext| c.size(field!(MlpConfig.intermediate_size)), 8)]
+    fn a_field_is_read_on_the_config_its_type_names(
+        #[case] read: fn(&WeightContext) -> usize,
+        #[case] expected: usize,
+    ) {
+        let block = with_mlp::<MlpConfig>(WeightDecl::param("w", &["w"], Transform::Copy, move |c| vec![read(c)]));
+        let value = Value::from_json_str(
+            r#"{"hidden_size": 96, "tied_embedding_weight": true, "decoder": {"type": "fixed", "num_blocks": 1,
+                "block": {"type": "decoder", "mlp": {"intermediate_size": 8}}}}"#,
+        )
+        .unwrap();
+        let config = load_base_model(ModelKind::Gpt, &value).unwrap();
+        let entries = plan(&decoder_of(&block), &config).unwrap();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0].fast_llm_shape, vec![expected]);
     }
 
     #[test]

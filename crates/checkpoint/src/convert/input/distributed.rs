@@ -93,6 +93,7 @@ impl InputLayout for DistributedInput {
                 shard,
             },
             spare: Default::default(),
+            read_buffers: Default::default(),
             next: Default::default(),
         })
     }

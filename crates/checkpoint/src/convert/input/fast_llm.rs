@@ -91,6 +91,7 @@ impl InputLayout for FastLlmInput {
             limits: limits(&checkpoint.files),
             storage: Storage::Files(checkpoint.files),
             spare: Default::default(),
+            read_buffers: Default::default(),
             next: Default::default(),
         })
     }

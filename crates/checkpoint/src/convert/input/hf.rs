@@ -116,6 +116,7 @@ impl InputLayout for HfInput {
             limits,
             storage: Storage::Files(checkpoint.files),
             spare: Default::default(),
+            read_buffers: Default::default(),
             next: Default::default(),
         })
     }

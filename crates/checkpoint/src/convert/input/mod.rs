@@ -93,6 +93,10 @@ pub(crate) struct Input {
     storage: Storage,
     /// The buffer of a parameter already written, handed back by [`Input::recycle`] for the next.
     spare: std::sync::Mutex<Vec<u8>>,
+    /// The buffers the input tensors of the last transformed parameter were read into, for the
+    /// next one's: fresh ones would be page-faulted (a tenth of an import's time in a
+    /// transposed tensor).
+    read_buffers: std::sync::Mutex<Vec<Vec<u8>>>,
     /// Parameter → the one written after it (see [`Input::read_in_order`]).
     next: std::sync::OnceLock<BTreeMap<String, String>>,
 }
@@ -148,18 +152,20 @@ impl Input {
         }
     }
 
-    /// The bytes of Fast-LLM parameter `name` (borrowed when no transform is needed).
+    /// The bytes of Fast-LLM parameter `name`.
     pub fn bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, CheckpointError> {
         let source = &self.sources[name];
         self.announce_next(name);
         match &self.storage {
             Storage::Files(files) => {
-                let mut bytes = (source.inputs.iter())
-                    .map(|input| files.bytes(input))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if bytes.len() == 1 && matches!(source.transform, Transform::Copy | Transform::Reshape) {
-                    // Borrowed from a map, or the remote tensor's own buffer: never copied again.
-                    return Ok(bytes.pop().expect("one"));
+                if let ([input], Transform::Copy | Transform::Reshape) = (&source.inputs[..], source.transform) {
+                    // Read into the last parameter's buffer: never copied again.
+                    return Ok(Cow::Owned(files.read(input, self.take_spare())?));
+                }
+                let mut buffers = std::mem::take(&mut *self.read_buffers.lock().unwrap_or_else(|e| e.into_inner()));
+                let mut bytes = Vec::with_capacity(source.inputs.len());
+                for input in &source.inputs {
+                    bytes.push(files.read(input, buffers.pop().unwrap_or_default())?);
                 }
                 let parts = (source.inputs.iter().zip(&bytes))
                     .map(|(input, data)| {
@@ -179,7 +185,9 @@ impl Input {
                     transform: source.transform,
                     dtype: &source.dtype,
                 };
-                Ok(Cow::Owned(parameter.bytes(&parts, self.take_spare()).into_owned()))
+                let built = parameter.bytes(&parts, self.take_spare()).into_owned();
+                *self.read_buffers.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
+                Ok(Cow::Owned(built))
             }
             Storage::Distributed { checkpoint, shard } => {
                 Ok(Cow::Owned(checkpoint.read_reusing(name, shard, self.take_spare())?))
@@ -219,7 +227,6 @@ impl Input {
                 self.announce_next(name);
                 for input in &source.inputs {
                     files.write_to(input, sink)?;
-                    files.release(input);
                 }
             }
             Storage::Distributed { checkpoint, shard } => {
@@ -309,7 +316,7 @@ impl Input {
             Storage::Files(files) => {
                 let tensor = format!("{name}/{shard}");
                 match files.tensor(&tensor) {
-                    Some(_) => files.bytes(&tensor),
+                    Some(_) => files.read(&tensor, self.take_spare()).map(Cow::Owned),
                     None => Err(self.no_state(&tensor)),
                 }
             }
@@ -335,25 +342,16 @@ impl Input {
                 }
             }
             Storage::Distributed { checkpoint, .. } => checkpoint.write_to(name, shard, sink),
-        }?;
-        self.release_state(name, shard);
-        Ok(())
-    }
-
-    /// Drops the pages of parameter `name`'s optimizer state `shard` from resident memory.
-    pub fn release_state(&self, name: &str, shard: &str) {
-        if let Storage::Files(files) = &self.storage {
-            files.release(&format!("{name}/{shard}"));
         }
     }
 
-    /// Drops the pages of Fast-LLM parameter `name`'s input from resident memory (a distributed
-    /// checkpoint's reads release their own).
-    pub fn release(&self, name: &str) {
-        if let Storage::Files(files) = &self.storage {
-            for input in &self.sources[name].inputs {
-                files.release(input);
-            }
+    /// Whether every local input file is as it was opened: called after the last tensor is read
+    /// and before the output is committed, so an output is never made of a file that changed
+    /// while it was read (see [`crate::policy::Opened::check_unchanged`]).
+    pub fn check_unchanged(&self) -> Result<(), CheckpointError> {
+        match &self.storage {
+            Storage::Files(files) => files.check_unchanged(),
+            Storage::Distributed { checkpoint, .. } => checkpoint.check_unchanged(),
         }
     }
 
