@@ -148,6 +148,8 @@ impl BaseModelConfig {
 impl BaseModelConfig {
     /// The default config of `kind`, which typed writes ([`BaseModelConfig::write`]) fill as
     /// a parse of their dict would.
+    // Inlined, so the default is built in the caller's slot rather than returned and copied.
+    #[inline]
     pub fn unwritten(kind: ModelKind) -> Self {
         match kind {
             ModelKind::Gpt => BaseModelConfig::Gpt(Default::default()),

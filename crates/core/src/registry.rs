@@ -441,14 +441,18 @@ impl Handler {
     /// has.
     pub fn import(&self, hf: &Map) -> Result<BaseModelConfig, ConvertError> {
         let loaded = self.loaded(hf)?;
-        // Written where it is returned from: the GPT root is 9 kB.
+        // Written where it is returned from (the GPT root is 9 kB): one value returned on every
+        // path lets the compiler build it in the caller's slot, where an early `return` of it
+        // and the dict run's result beside it cost a copy.
         let mut imported = Ok(BaseModelConfig::unwritten(self.model));
-        if let Ok(config) = &mut imported
-            && self.import_typed(&loaded, config)
-        {
-            return imported;
+        let typed = match &mut imported {
+            Ok(config) => self.import_typed(&loaded, config),
+            Err(_) => false,
+        };
+        if !typed {
+            imported = self.import_dict(&loaded);
         }
-        self.import_dict(&loaded)
+        imported
     }
 
     /// Both runs of [`Handler::import`] on `hf`, for tests that compare them: the typed run's
