@@ -441,9 +441,8 @@ impl Handler {
     /// has.
     pub fn import(&self, hf: &Map) -> Result<BaseModelConfig, ConvertError> {
         let loaded = self.loaded(hf)?;
-        // Written where it is returned from (the GPT root is 9 kB): one value returned on every
-        // path lets the compiler build it in the caller's slot, where an early `return` of it
-        // and the dict run's result beside it cost a copy.
+        // The GPT root is 9 kB: built in the result that holds it (`unwritten` is inlined), the
+        // one copy left is the result's into the caller's slot, as the dict run's own.
         let mut imported = Ok(BaseModelConfig::unwritten(self.model));
         let typed = match &mut imported {
             Ok(config) => self.import_typed(&loaded, config),
