@@ -64,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
         let parameter = placed.parameter.name.as_str();
         let name = format!("{parameter}/weights");
         count += 1;
-        let tensor = written.files.get(&name).unwrap_or_else(|e| panic!("{name} not written: {e}"));
+        let tensor = written
+            .files
+            .get(&name)
+            .unwrap_or_else(|e| panic!("{name} not written: {e}"));
         buffer.resize(checkpoint.parameter_bytes(parameter).expect("a stored parameter"), 0);
         checkpoint
             .read_into(parameter, "weights", &mut buffer)

@@ -41,6 +41,26 @@ pub fn transpose_band(input: &[u8], matrix: Matrix, first: usize, out: &mut [u8]
     });
 }
 
+/// Writes the transpose of rows `first..first + band.len() / (cols * element)` of the matrix
+/// `matrix` (held in `band`, row-major) into their place in `out`, the whole transposed matrix
+/// (`[cols, rows]`): columns `first..` of every output row. A matrix read a band of rows at a
+/// time (from a file, into a buffer that stays in the cache) is so transposed without its whole
+/// input in memory; bands of a multiple of 64 rows write whole cache lines of `out`.
+pub fn transpose_rows(band: &[u8], matrix: Matrix, first: usize, out: &mut [u8]) {
+    let Matrix { rows, cols, element } = matrix;
+    let band_rows = band.len() / (cols * element).max(1);
+    debug_assert_eq!(out.len(), rows * cols * element);
+    debug_assert!(first + band_rows <= rows);
+    let tiles = Tiles {
+        rows: band_rows,
+        cols,
+        columns: 0..cols,
+        out_stride: rows,
+        out_offset: first,
+    };
+    transpose_typed(band, element, tiles, out);
+}
+
 /// The cores this process may use, asked once: the answer reads cgroup files, a cost that showed
 /// in profiles when asked for every chunk of a cast.
 pub(crate) fn threads() -> usize {
@@ -55,22 +75,14 @@ const PARALLEL_BYTES: usize = 4 << 20;
 /// transpose into `out`.
 fn transpose_columns(input: &[u8], matrix: Matrix, first: usize, out: &mut [u8]) {
     let Matrix { rows, cols, element } = matrix;
-    let columns = first..first + out.len() / (rows * element).max(1);
-    match element {
-        2 => transpose_typed::<2>(input, matrix, columns, out),
-        4 => transpose_typed::<4>(input, matrix, columns, out),
-        8 => transpose_typed::<8>(input, matrix, columns, out),
-        1 => transpose_typed::<1>(input, matrix, columns, out),
-        _ => {
-            for c in columns.clone() {
-                for r in 0..rows {
-                    let from = (r * cols + c) * element;
-                    let to = ((c - columns.start) * rows + r) * element;
-                    out[to..to + element].copy_from_slice(&input[from..from + element]);
-                }
-            }
-        }
-    }
+    let tiles = Tiles {
+        rows,
+        cols,
+        columns: first..first + out.len() / (rows * element).max(1),
+        out_stride: rows,
+        out_offset: 0,
+    };
+    transpose_typed(input, element, tiles, out);
 }
 
 /// Tile edge: a 64×64 tile of 4-byte values is 16 KiB, in L1 together with its destination.
@@ -78,7 +90,44 @@ const TILE: usize = 64;
 
 type Columns = std::ops::Range<usize>;
 
-fn transpose_typed<const E: usize>(input: &[u8], matrix: Matrix, columns: Columns, out: &mut [u8]) {
+/// What a tiled transpose reads and where it writes: input columns `columns` of `rows` rows of
+/// `cols` values; input column `c` goes to output row `c - columns.start`, which starts
+/// `out_stride` values after the one before, at value `out_offset` of it.
+#[derive(Clone)]
+struct Tiles {
+    rows: usize,
+    cols: usize,
+    columns: Columns,
+    out_stride: usize,
+    out_offset: usize,
+}
+
+fn transpose_typed(input: &[u8], element: usize, tiles: Tiles, out: &mut [u8]) {
+    match element {
+        2 => transpose_sized::<2>(input, tiles, out),
+        4 => transpose_sized::<4>(input, tiles, out),
+        8 => transpose_sized::<8>(input, tiles, out),
+        1 => transpose_sized::<1>(input, tiles, out),
+        _ => {
+            let Tiles {
+                rows,
+                cols,
+                columns,
+                out_stride,
+                out_offset,
+            } = tiles;
+            for c in columns.clone() {
+                for r in 0..rows {
+                    let from = (r * cols + c) * element;
+                    let to = ((c - columns.start) * out_stride + out_offset + r) * element;
+                    out[to..to + element].copy_from_slice(&input[from..from + element]);
+                }
+            }
+        }
+    }
+}
+
+fn transpose_sized<const E: usize>(input: &[u8], tiles: Tiles, out: &mut [u8]) {
     // Whole elements as integers when both buffers are aligned for them (a tensor read into a buffer of its own is).
     // SAFETY: every bit pattern is a valid u16/u32/u64, and align_to only yields aligned middles.
     match E {
@@ -86,21 +135,21 @@ fn transpose_typed<const E: usize>(input: &[u8], matrix: Matrix, columns: Column
             if let (([], i, []), ([], o, [])) =
                 (unsafe { input.align_to::<u16>() }, unsafe { out.align_to_mut::<u16>() })
             {
-                return transpose_elements(i, matrix, columns, o);
+                return transpose_elements(i, tiles, o);
             }
         }
         4 => {
             if let (([], i, []), ([], o, [])) =
                 (unsafe { input.align_to::<u32>() }, unsafe { out.align_to_mut::<u32>() })
             {
-                return transpose_elements(i, matrix, columns, o);
+                return transpose_elements(i, tiles, o);
             }
         }
         8 => {
             if let (([], i, []), ([], o, [])) =
                 (unsafe { input.align_to::<u64>() }, unsafe { out.align_to_mut::<u64>() })
             {
-                return transpose_elements(i, matrix, columns, o);
+                return transpose_elements(i, tiles, o);
             }
         }
         _ => {}
@@ -108,17 +157,23 @@ fn transpose_typed<const E: usize>(input: &[u8], matrix: Matrix, columns: Column
     // Unaligned: elements as byte arrays (the buffers' lengths are whole elements).
     let (input, _) = input.as_chunks::<E>();
     let (out, _) = out.as_chunks_mut::<E>();
-    transpose_elements(input, matrix, columns, out)
+    transpose_elements(input, tiles, out)
 }
 
-/// The tiled transpose on whole elements, for the input columns `columns`.
-fn transpose_elements<T: Copy>(input: &[T], matrix: Matrix, columns: Columns, out: &mut [T]) {
-    let Matrix { rows, cols, .. } = matrix;
+/// The tiled transpose on whole elements.
+fn transpose_elements<T: Copy>(input: &[T], tiles: Tiles, out: &mut [T]) {
+    let Tiles {
+        rows,
+        cols,
+        columns,
+        out_stride,
+        out_offset,
+    } = tiles;
     for r0 in (0..rows).step_by(TILE) {
         for c0 in columns.clone().step_by(TILE) {
             let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(columns.end));
             for c in c0..c1 {
-                let to_row = (c - columns.start) * rows;
+                let to_row = (c - columns.start) * out_stride + out_offset;
                 let to = &mut out[to_row + r0..to_row + r1];
                 for (r, slot) in (r0..r1).zip(to.iter_mut()) {
                     *slot = input[r * cols + c];
@@ -180,6 +235,17 @@ mod tests {
             banded.extend(part);
         }
         assert_eq!(banded, out);
+        // Read a band of input rows at a time (a smaller last band, and a band of one row),
+        // each transposed into its place: the same bytes.
+        for band in [(rows / 3).max(1), 1] {
+            let mut by_rows = vec![0xA5; input.len()];
+            let row = cols * element;
+            for first in (0..rows).step_by(band) {
+                let part = &input[first * row..(first + band).min(rows) * row];
+                transpose_rows(part, Matrix { rows, cols, element }, first, &mut by_rows);
+            }
+            assert_eq!(by_rows, out, "bands of {band} rows");
+        }
     }
 
     // Buffers one byte off their allocation's alignment take the byte-array path.

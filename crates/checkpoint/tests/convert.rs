@@ -239,3 +239,68 @@ fn extra_files_come_along_when_the_input_has_them() {
     assert_eq!(summary.missing_extra_files.len(), 3);
     assert!(!back.join("modeling_diffusion_llama.py").exists());
 }
+
+/// A down-projection larger than the band of rows HF → Fast-LLM reads a transposed tensor in
+/// (about 1 MiB): several bands, the last one shorter, BF16 and F32. Its Fast-LLM parameter is
+/// the transpose of the HF tensor, and HF → Fast-LLM → HF is the identity.
+#[rstest]
+#[case::bf16_two_bands(512, 4, 1536, "BF16")]
+#[case::f32_three_bands(320, 5, 2048, "F32")]
+fn a_transposed_tensor_read_in_bands_is_the_transpose(
+    #[case] hidden: usize,
+    #[case] heads: usize,
+    #[case] intermediate: usize,
+    #[case] dtype: &str,
+) {
+    let handler = find("llama").unwrap();
+    let dict = fastllm_config::Value::from_json_str(&format!(
+        r#"{{"hidden_size": {hidden}, "embeddings": {{"vocab_size": 64}},
+            "head": {{"normalization": {{"type": "rms_norm"}}}},
+            "decoder": {{"num_blocks": 1, "block": {{
+              "mixer": {{"heads": {heads}, "head_groups": 1, "head_size": {}, "add_linear_biases": false,
+                         "rotary": {{"type": "default"}}}},
+              "mlp": {{"intermediate_size": {intermediate}, "gated": true, "add_linear_biases": false}},
+              "normalization": {{"type": "rms_norm"}}}}}}}}"#,
+        hidden / heads
+    ))
+    .unwrap();
+    let config = fastllm_config::load_base_model(fastllm_config::ModelKind::Gpt, &dict).unwrap();
+    let (input, middle, back) = (
+        scratch(&format!("banded-{dtype}-hf")),
+        scratch(&format!("banded-{dtype}-mid")),
+        scratch(&format!("banded-{dtype}-back")),
+    );
+    let storage = fastllm_checkpoint::synthetic::SyntheticStorage {
+        dtype,
+        max_shard_bytes: 1 << 30,
+    };
+    fastllm_checkpoint::synthetic::write_synthetic_hf(handler, &config, &input, &storage).unwrap();
+    let conversion = Conversion {
+        input: &input,
+        from: Side::Hf(handler),
+        output: &middle,
+        to: Side::FastLlm,
+    };
+    convert(&conversion, &Options::default()).unwrap();
+    let (hf, fast_llm) = (open_hf(&input).unwrap(), open_fast_llm(&middle).unwrap());
+    let down = hf.files.get("model.layers.0.mlp.down_proj.weight").unwrap();
+    assert_eq!(down.shape, [hidden, intermediate]);
+    let name = fast_llm
+        .files
+        .names()
+        .find(|n| n.contains("layer_2"))
+        .unwrap()
+        .to_string();
+    let layer_2 = fast_llm.files.get(&name).unwrap();
+    assert_eq!(layer_2.shape, [intermediate, hidden]);
+    let element = down.data.len() / (hidden * intermediate);
+    assert!(down.data.len() > 1 << 20, "more than a band: {} bytes", down.data.len());
+    for (r, row) in down.data.chunks(intermediate * element).enumerate() {
+        for (c, value) in row.chunks(element).enumerate() {
+            let at = (c * hidden + r) * element;
+            assert!(layer_2.data[at..at + element] == *value, "element ({r}, {c}) of {name}");
+        }
+    }
+    fast_llm_to_hf(handler, &middle, &back, &Options::default()).unwrap();
+    assert_same_tensors(&open_hf(&back).unwrap(), &hf);
+}

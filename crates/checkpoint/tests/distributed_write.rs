@@ -645,3 +645,44 @@ fn a_stopped_write_leaves_nothing(#[case] stop_after: usize) {
     .unwrap();
     assert!(last.1 > 0 && last.0 == last.1, "{last:?}");
 }
+
+/// An HF input cut after the conversion opened it, while its rank slices are streamed from it:
+/// an error naming the file, and nothing at the output (each slice is read through the checked
+/// `pread` place, never through a map).
+#[rstest]
+fn an_hf_input_cut_while_streamed_is_an_error_naming_it(#[values("llama_tp2", "llama_dp2_zero3")] name: &str) {
+    let hf = scratch(&format!("{name}-cut-input"));
+    for entry in std::fs::read_dir(fixture(name).join("hf")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), hf.join(entry.file_name())).unwrap();
+    }
+    let format = fastllm_core::detect(&open_hf(&hf).unwrap().config).unwrap();
+    let output = scratch(&format!("{name}-cut-output")).join("checkpoint");
+    let weights = hf.join("model_0.safetensors");
+    let size = std::fs::metadata(&weights).unwrap().len();
+    let options = Options {
+        parallel: Some(layout_of(name)),
+        ..Options::default()
+    };
+    let mut cut = false;
+    let result = fastllm_checkpoint::convert::convert_cancellable(
+        &Conversion {
+            input: &hf,
+            from: Side::Hf(format),
+            output: &output,
+            to: Side::FastLlmDistributed,
+        },
+        &options,
+        // Before the first write, every header read: the tensors are read after the cut.
+        &mut |_, _| {
+            if !std::mem::replace(&mut cut, true) {
+                let file = std::fs::OpenOptions::new().write(true).open(&weights).unwrap();
+                file.set_len(size / 2).unwrap();
+            }
+            std::ops::ControlFlow::Continue(())
+        },
+    );
+    let message = result.expect_err("the input was cut").to_string();
+    assert!(message.contains(&weights.display().to_string()), "{message}");
+    assert!(!output.exists(), "{message}");
+}

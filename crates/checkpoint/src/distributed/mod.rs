@@ -78,4 +78,4 @@ pub use layout::{DistributedLayout, Group, LayoutError, Piece, Placed, SHARD_PAD
 pub use parallel::{Coordinates, Parallelism};
 pub use reader::{DistributedCheckpoint, rank_file};
 pub use spec::{LayoutSpec, SpecError};
-pub use writer::{DistributedWrite, ShardSource, SourceTensor};
+pub use writer::{DistributedWrite, ShardSource, SourceTensor, TensorSlice};

@@ -14,10 +14,12 @@
 //! rank file then grows in file order: the position of each write is checked against the
 //! placement (an internal error, never a misplaced byte), and every file's length at its end.
 //!
-//! Memory: one global tensor in the input's dtype (borrowed from the input's map when it needs no
-//! transform) plus at most [`WRITE_CHUNK`] of a rank's slice of it, gathered when the slice is
-//! made of short runs (a tensor-parallel split of an inner axis), and that chunk cast to the
-//! shards' dtype when the input's differs; and, per rank file (all are open until the last
+//! Memory: a parameter the source streams ([`ShardSource::stream`]: one that is its local input
+//! tensors' bytes as they are) is read in blocks, rank slice by rank slice, never whole; any
+//! other is one global tensor in the input's dtype plus at most [`WRITE_CHUNK`] of a rank's
+//! slice of it, gathered when the slice is made of short runs (a tensor-parallel split of an
+//! inner axis), and that chunk cast to the shards' dtype when the input's differs; and, per rank
+//! file (all are open until the last
 //! shard), its writer's buffers. On local disk the first [`DIRECT_RANK_FILES`] rank files are
 //! written by the direct writer (three 4 MiB chunks, 12 MiB, and a thread each), the others
 //! buffered through 64 KiB on the converting thread, so a large world costs file descriptors,
@@ -30,7 +32,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 use std::path::PathBuf;
 
 use fastllm_config::{Map, Value};
@@ -52,6 +54,33 @@ pub trait ShardSource {
     /// Called once `parameter`'s bytes of a shard are written, with the bytes `tensor` gave: a
     /// source may reuse their buffer.
     fn release(&self, _parameter: &str, _bytes: Cow<'_, [u8]>) {}
+
+    /// The dtype of `parameter` in shard `shard` when [`ShardSource::stream`] writes its ranks'
+    /// slices straight from the input's files; `None` when it is read whole by
+    /// [`ShardSource::tensor`].
+    fn streams(&self, _parameter: &str, _shard: &str) -> Option<String> {
+        None
+    }
+
+    /// Writes `slice` to `sink`, cast on the way when `cast` says; returns the cast's overflow.
+    /// Called only when [`ShardSource::streams`] gave a dtype.
+    fn stream(
+        &self,
+        slice: &TensorSlice,
+        _cast: Option<(CastSource, Dtype)>,
+        _sink: &mut dyn Write,
+    ) -> std::io::Result<Overflow> {
+        Err(std::io::Error::other(format!("`{}` is not streamed", slice.parameter)))
+    }
+}
+
+/// Bytes of a parameter's global tensor in one shard (row-major, in the dtype
+/// [`ShardSource::streams`] gave): what [`ShardSource::stream`] writes for one rank.
+pub struct TensorSlice<'a> {
+    pub parameter: &'a str,
+    pub shard: &'a str,
+    /// Byte ranges of the global tensor, in order.
+    pub ranges: &'a [Range<usize>],
 }
 
 /// A global tensor given to the writer.
@@ -192,10 +221,32 @@ impl DistributedWrite<'_> {
                 for group in stage.groups.iter().filter(|g| g.size(kind) > 0) {
                     for placed in &group.parameters {
                         let name = &placed.parameter.name;
-                        let tensor = source.tensor(name, shard)?;
-                        let (bytes, source_element, mut conversion) = self
-                            .conversion(tensor, placed, shard)
-                            .map_err(|message| CheckpointError::invalid(&files[0].path, message))?;
+                        let streamed = source.streams(name, shard);
+                        // A streamed parameter's bytes are read from the input rank by rank.
+                        let (bytes, source_element, mut conversion) = match streamed {
+                            Some(dtype) => self
+                                .conversion_of(&dtype, placed, shard)
+                                .map(|(element, conversion)| (None, element, conversion)),
+                            None => {
+                                let tensor = source.tensor(name, shard)?;
+                                let numel: usize = placed.parameter.shape().iter().product();
+                                self.conversion_of(&tensor.dtype, placed, shard)
+                                    .and_then(|(element, conversion)| {
+                                        if tensor.bytes.len() == numel * element {
+                                            Ok((Some(tensor.bytes), element, conversion))
+                                        } else {
+                                            Err(format!(
+                                                "`{name}/{shard}`: {} bytes given, its shape {:?} in {} needs {}",
+                                                tensor.bytes.len(),
+                                                placed.parameter.shape(),
+                                                tensor.dtype,
+                                                numel * element
+                                            ))
+                                        }
+                                    })
+                            }
+                        }
+                        .map_err(|message| CheckpointError::invalid(&files[0].path, message))?;
                         let mut runs_by_tensor_rank: BTreeMap<usize, Vec<(usize, usize, usize)>> = BTreeMap::new();
                         let mut slice = Vec::new();
                         for &rank in &holders {
@@ -224,20 +275,37 @@ impl DistributedWrite<'_> {
                                 element: source_element,
                             };
                             let mut stopped = false;
-                            let written = local.emit(&bytes, &mut slice, WRITE_CHUNK, &mut |data| {
-                                conversion.write(data, &mut |converted| {
-                                    // In chunks, each reported: a caller stops within one.
-                                    for part in converted.chunks(WRITE_CHUNK) {
-                                        file.write(part)?;
-                                        done += part.len() as u64;
-                                        if progress(done, total).is_break() {
-                                            stopped = true;
-                                            return Err(std::io::Error::other("stopped"));
-                                        }
+                            let mut write = |converted: &[u8]| -> std::io::Result<()> {
+                                // In chunks, each reported: a caller stops within one.
+                                for part in converted.chunks(WRITE_CHUNK) {
+                                    file.write(part)?;
+                                    done += part.len() as u64;
+                                    if progress(done, total).is_break() {
+                                        stopped = true;
+                                        return Err(std::io::Error::other("stopped"));
                                     }
-                                    Ok(())
-                                })
-                            });
+                                }
+                                Ok(())
+                            };
+                            let written = match &bytes {
+                                Some(bytes) => local
+                                    .emit(bytes, &mut slice, WRITE_CHUNK, &mut |data| {
+                                        conversion.write(data, &mut write)
+                                    })
+                                    .map(|_| ()),
+                                // Read in blocks from the input's files and cast by the threads
+                                // reading them: no copy of the whole tensor first.
+                                None => {
+                                    let slice = TensorSlice {
+                                        parameter: name,
+                                        shard,
+                                        ranges: &local.byte_ranges(),
+                                    };
+                                    source
+                                        .stream(&slice, conversion.cast, &mut Chunked(&mut write))
+                                        .map(|overflow| conversion.overflow.add(overflow))
+                                }
+                            };
                             if stopped {
                                 return Err(CheckpointError::Interrupted);
                             }
@@ -253,7 +321,9 @@ impl DistributedWrite<'_> {
                                 ),
                             ));
                         }
-                        source.release(name, bytes);
+                        if let Some(bytes) = bytes {
+                            source.release(name, bytes);
+                        }
                     }
                     // The zeros after the group's parameters, at the end of the last data ranks'
                     // shards.
@@ -296,30 +366,15 @@ impl DistributedWrite<'_> {
         Ok(())
     }
 
-    /// A source tensor checked against its parameter, with its element size and the cast to the
+    /// The element size of a source tensor of `source_dtype` for `placed`, and the cast to the
     /// shards' dtype it needs.
-    fn conversion<'t>(
-        &self,
-        tensor: SourceTensor<'t>,
-        placed: &Placed,
-        shard: &str,
-    ) -> Result<(Cow<'t, [u8]>, usize, Conversion), String> {
+    fn conversion_of(&self, source_dtype: &str, placed: &Placed, shard: &str) -> Result<(usize, Conversion), String> {
         let dtype = self.layout.parallelism.shard_dtype;
         let name = &placed.parameter.name;
-        let Some(source_element) = dtype_size(&tensor.dtype) else {
-            return Err(format!("`{name}/{shard}`: unknown dtype {}", tensor.dtype));
+        let Some(source_element) = dtype_size(source_dtype) else {
+            return Err(format!("`{name}/{shard}`: unknown dtype {source_dtype}"));
         };
-        let numel: usize = placed.parameter.shape().iter().product();
-        if tensor.bytes.len() != numel * source_element {
-            return Err(format!(
-                "`{name}/{shard}`: {} bytes given, its shape {:?} in {} needs {}",
-                tensor.bytes.len(),
-                placed.parameter.shape(),
-                tensor.dtype,
-                numel * source_element
-            ));
-        }
-        let cast = if tensor.dtype == dtype {
+        let cast = if source_dtype == dtype {
             None
         } else {
             let target = match dtype {
@@ -327,14 +382,11 @@ impl DistributedWrite<'_> {
                 "BF16" => Dtype::BF16,
                 "F16" => Dtype::F16,
                 _ => {
-                    return Err(format!(
-                        "`{name}/{shard}`: {} cannot be written as {dtype}",
-                        tensor.dtype
-                    ));
+                    return Err(format!("`{name}/{shard}`: {source_dtype} cannot be written as {dtype}"));
                 }
             };
-            let Some(from) = CastSource::of(&tensor.dtype) else {
-                return Err(format!("`{name}/{shard}`: {} cannot be cast to {dtype}", tensor.dtype));
+            let Some(from) = CastSource::of(source_dtype) else {
+                return Err(format!("`{name}/{shard}`: {source_dtype} cannot be cast to {dtype}"));
             };
             Some((from, target))
         };
@@ -343,7 +395,7 @@ impl DistributedWrite<'_> {
             buffer: Vec::new(),
             overflow: Overflow::default(),
         };
-        Ok((tensor.bytes, source_element, conversion))
+        Ok((source_element, conversion))
     }
 
     /// Starts rank `rank`'s file with its header.
@@ -418,6 +470,20 @@ impl Conversion {
     }
 }
 
+/// A [`Write`] over a function taking each write whole.
+struct Chunked<'f>(&'f mut dyn FnMut(&[u8]) -> std::io::Result<()>);
+
+impl Write for Chunked<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (self.0)(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Local elements `[low, high)` of a parameter on one tensor rank, whose local tensor is `runs`
 /// (`(local, global, len)`, from `local_runs`) of its global tensor.
 struct Span<'a> {
@@ -428,6 +494,20 @@ struct Span<'a> {
 }
 
 impl Span<'_> {
+    /// The span's bytes in the global tensor, in order: one range per run it covers.
+    fn byte_ranges(&self) -> Vec<Range<usize>> {
+        let element = self.element;
+        (self.runs.iter())
+            .filter_map(|&(local, global, len)| {
+                let (start, end) = (local.max(self.low), (local + len).min(self.high));
+                (start < end).then(|| {
+                    let from = global + start - local;
+                    from * element..(from + end - start) * element
+                })
+            })
+            .collect()
+    }
+
     /// Passes the span's bytes, taken from the global tensor `bytes`, to `emit` in order: runs of
     /// at least `chunk` bytes straight from `bytes`, shorter ones gathered in `scratch` up to
     /// `chunk` bytes. Returns the bytes emitted.
@@ -497,5 +577,33 @@ mod tests {
             .unwrap();
         assert_eq!(emitted, expected);
         assert_eq!(total, 5);
+    }
+
+    /// The byte ranges of a span (what a streamed slice reads from the input's files) cover
+    /// the bytes `emit` takes from the global tensor, in order, whatever the element size and
+    /// wherever the span starts and ends in a run.
+    #[rstest]
+    fn a_span_s_byte_ranges_are_the_bytes_it_emits(
+        #[values(1, 2, 4)] element: usize,
+        #[values((0, 12), (3, 8), (1, 2), (4, 6), (11, 12))] span: (usize, usize),
+    ) {
+        let bytes: Vec<u8> = (0..24 * element as u8).collect();
+        let runs: Vec<(usize, usize, usize)> = (0..4).map(|row| (row * 3, row * 6 + 2, 3)).collect();
+        let span = Span {
+            runs: &runs,
+            low: span.0,
+            high: span.1,
+            element,
+        };
+        let mut emitted = Vec::new();
+        span.emit(&bytes, &mut Vec::new(), 1 << 20, &mut |data| {
+            emitted.extend_from_slice(data);
+            Ok(())
+        })
+        .unwrap();
+        let ranges = span.byte_ranges();
+        let read: Vec<u8> = ranges.iter().flat_map(|range| bytes[range.clone()].to_vec()).collect();
+        assert_eq!(read, emitted);
+        assert!(ranges.iter().all(|range| !range.is_empty()), "{ranges:?}");
     }
 }

@@ -21,10 +21,11 @@ use fastllm_core::weights::{PlanLimits, Transform};
 pub use self::fast_llm::{fast_llm_base_model, fast_llm_config};
 use super::transfer;
 use super::{ConversionError, Options, Side};
+use crate::bytes::{Matrix, transpose_rows};
 use crate::carry::InputConfig;
 use crate::cast::{Dtype, Overflow, Source as CastSource};
 use crate::distributed::DistributedCheckpoint;
-use crate::extents::write_cast_extents;
+use crate::extents::{Extent, write_cast_extents, write_extents};
 use crate::metadata_yaml::{MetadataFormat, read_metadata};
 use crate::naming::in_file;
 use crate::policy::InputDir;
@@ -162,6 +163,11 @@ impl Input {
                     // Read into the last parameter's buffer: never copied again.
                     return Ok(Cow::Owned(files.read(input, self.take_spare())?));
                 }
+                if let ([input], Transform::Transpose) = (&source.inputs[..], source.transform)
+                    && let Some(extent) = files.local_extent(input, 0..usize::MAX)
+                {
+                    return self.transposed_by_bands(files, extent, source).map(Cow::Owned);
+                }
                 let mut buffers = std::mem::take(&mut *self.read_buffers.lock().unwrap_or_else(|e| e.into_inner()));
                 let mut bytes = Vec::with_capacity(source.inputs.len());
                 for input in &source.inputs {
@@ -193,6 +199,48 @@ impl Input {
                 Ok(Cow::Owned(checkpoint.read_reusing(name, shard, self.take_spare())?))
             }
         }
+    }
+
+    /// The Fast-LLM parameter `source`, the transpose of the one local HF tensor `extent` (of
+    /// `files`), read a band of rows at a time into a buffer that stays in the cache (the next band read
+    /// ahead on another thread) and each band transposed into its place: no copy of the whole
+    /// HF tensor first.
+    fn transposed_by_bands(
+        &self,
+        files: &FileSet,
+        extent: Extent,
+        source: &Source,
+    ) -> Result<Vec<u8>, CheckpointError> {
+        // The HF tensor is [shape[1], shape[0]].
+        let matrix = Matrix {
+            rows: source.shape[1],
+            cols: source.shape[0],
+            element: transfer::element(&source.dtype),
+        };
+        let row = matrix.cols * matrix.element;
+        let band_rows = (TRANSPOSE_BAND / row.max(1) / TILE_ROWS).max(1) * TILE_ROWS;
+        let mut out = self.take_spare();
+        // Every byte is overwritten by the bands: reused memory is not zeroed first.
+        out.truncate(extent.len);
+        out.resize(extent.len, 0);
+        let mut buffers = self.read_buffers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut band = buffers.pop().unwrap_or_default();
+        band.clear();
+        let mut sink = Transposing {
+            matrix,
+            band_bytes: band_rows * row,
+            band: &mut band,
+            next_row: 0,
+            out: &mut out,
+        };
+        let read = write_extents(&[extent], &mut sink).and_then(|()| sink.finish());
+        buffers.push(band);
+        drop(buffers);
+        read.map_err(|error| match error.downcast::<CheckpointError>() {
+            Ok(error) => error,
+            Err(error) => CheckpointError::io(files.dir().join(&extent.file.name), error),
+        })?;
+        Ok(out)
     }
 
     /// The buffer [`Input::recycle`] kept, or a new one.
@@ -251,31 +299,11 @@ impl Input {
         cast: Option<(CastSource, Dtype)>,
         sink: &mut dyn Write,
     ) -> std::io::Result<Option<Overflow>> {
-        let source = &self.sources[name];
         let extents = match &self.storage {
-            Storage::Files(files) => {
-                if !matches!(
-                    source.transform,
-                    Transform::Copy | Transform::Reshape | Transform::Concat
-                ) {
-                    return Ok(None);
-                }
-                // The range over the input tensors, concatenated.
-                let mut extents = Vec::with_capacity(source.inputs.len());
-                let mut at = 0;
-                for input in &source.inputs {
-                    let Some(len) = files.tensor(input).map(|t| t.bytes as usize) else {
-                        return Ok(None);
-                    };
-                    let inside = range.start.clamp(at, at + len) - at..range.end.clamp(at, at + len) - at;
-                    match files.local_extent(input, inside) {
-                        Some(extent) => extents.push(extent),
-                        None => return Ok(None),
-                    }
-                    at += len;
-                }
-                extents
-            }
+            Storage::Files(files) => match self.file_extents(files, name, std::slice::from_ref(&range)) {
+                Some(extents) => extents,
+                None => return Ok(None),
+            },
             Storage::Distributed { checkpoint, shard } => {
                 let element = crate::dtype_size(checkpoint.dtype()).unwrap_or(1);
                 let elements = range.start / element..range.end / element;
@@ -285,6 +313,77 @@ impl Input {
                 }
             }
         };
+        self.write_extents_of(name, &extents, cast, sink)
+    }
+
+    /// Whether [`Input::stream_ranges`] writes parameter `name` (it is its safetensors input
+    /// tensors' bytes as they are, in local files).
+    pub fn streams_ranges(&self, name: &str) -> bool {
+        match &self.storage {
+            Storage::Files(files) => self.file_extents(files, name, std::slice::from_ref(&(0..0))).is_some(),
+            Storage::Distributed { .. } => false,
+        }
+    }
+
+    /// Writes bytes `ranges` of Fast-LLM parameter `name` (each cut to its end), in order, to
+    /// `sink` straight from a local safetensors input's files as [`Input::stream_range`] does
+    /// one range: a rank's slice of a parameter (the rows, or the runs of every row, a
+    /// tensor-parallel split keeps) with no parameter-sized buffer. `None` (nothing written)
+    /// when [`Input::streams_ranges`] is false or a range is not whole elements of the cast.
+    pub fn stream_ranges(
+        &self,
+        name: &str,
+        ranges: &[Range<usize>],
+        cast: Option<(CastSource, Dtype)>,
+        sink: &mut dyn Write,
+    ) -> std::io::Result<Option<Overflow>> {
+        let Storage::Files(files) = &self.storage else {
+            return Ok(None);
+        };
+        match self.file_extents(files, name, ranges) {
+            Some(extents) => self.write_extents_of(name, &extents, cast, sink),
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes `ranges` of parameter `name` over its input tensors, concatenated, as extents of
+    /// their local files; `None` when the parameter is not those bytes as they are or a file is
+    /// remote.
+    fn file_extents<'f>(&self, files: &'f FileSet, name: &str, ranges: &[Range<usize>]) -> Option<Vec<Extent<'f>>> {
+        let source = &self.sources[name];
+        if !matches!(
+            source.transform,
+            Transform::Copy | Transform::Reshape | Transform::Concat
+        ) {
+            return None;
+        }
+        let lengths = (source.inputs.iter())
+            .map(|input| files.tensor(input).map(|t| t.bytes as usize))
+            .collect::<Option<Vec<_>>>()?;
+        let mut extents = Vec::with_capacity(ranges.len().max(source.inputs.len()));
+        for range in ranges {
+            let mut at = 0;
+            for (input, &len) in source.inputs.iter().zip(&lengths) {
+                let inside = range.start.clamp(at, at + len) - at..range.end.clamp(at, at + len) - at;
+                let extent = files.local_extent(input, inside)?;
+                if extent.len > 0 || ranges.len() == 1 {
+                    extents.push(extent);
+                }
+                at += len;
+            }
+        }
+        Some(extents)
+    }
+
+    /// Writes `extents` of parameter `name` to `sink`, cast on the way when `cast` says; `None`
+    /// (nothing written) when they are not whole elements of the cast.
+    fn write_extents_of(
+        &self,
+        name: &str,
+        extents: &[Extent],
+        cast: Option<(CastSource, Dtype)>,
+        sink: &mut dyn Write,
+    ) -> std::io::Result<Option<Overflow>> {
         if let Some((from, _)) = cast {
             let total: usize = extents.iter().map(|e| e.len).sum();
             if extents.iter().any(|e| !e.len.is_multiple_of(from.size())) || !total.is_multiple_of(from.size()) {
@@ -292,7 +391,7 @@ impl Input {
             }
         }
         self.announce_next(name);
-        write_cast_extents(&extents, cast, sink).map(Some)
+        write_cast_extents(extents, cast, sink).map(Some)
     }
 
     /// The dtype and shape of parameter `name` in optimizer shard `shard`, `None` when it has
@@ -381,5 +480,78 @@ impl Input {
                 .map_or_else(String::new, |t| t.file.to_string()),
             Storage::Distributed { .. } => self.listing.to_string(),
         }
+    }
+}
+
+/// Bytes of a transposed parameter's input read a band at a time: about this many of its rows.
+const TRANSPOSE_BAND: usize = 1 << 20;
+
+/// Bands are whole tiles of the transpose's rows, so each band writes whole cache lines.
+const TILE_ROWS: usize = 64;
+
+/// A [`Write`] taking a matrix's bytes in order, gathering them into bands of whole rows, each
+/// transposed into its place in `out` once complete.
+struct Transposing<'a> {
+    matrix: Matrix,
+    band_bytes: usize,
+    band: &'a mut Vec<u8>,
+    /// The first row of the band being gathered.
+    next_row: usize,
+    out: &'a mut [u8],
+}
+
+impl Write for Transposing<'_> {
+    fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
+        let written = buf.len();
+        while !buf.is_empty() {
+            let n = (self.band_bytes - self.band.len()).min(buf.len());
+            self.band.extend_from_slice(&buf[..n]);
+            buf = &buf[n..];
+            if self.band.len() == self.band_bytes {
+                self.transpose_band()?;
+            }
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transposing<'_> {
+    /// Transposes the last band (which may be shorter); every row must have come.
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.transpose_band()?;
+        // An empty matrix has rows of no bytes, none of them gathered.
+        if self.next_row == self.matrix.rows || self.matrix.cols == 0 {
+            return Ok(());
+        }
+        Err(std::io::Error::other(format!(
+            "internal error: {} rows of a {}x{} matrix were read",
+            self.next_row, self.matrix.rows, self.matrix.cols
+        )))
+    }
+
+    /// Transposes the rows gathered into their place.
+    fn transpose_band(&mut self) -> std::io::Result<()> {
+        let row = self.matrix.cols * self.matrix.element;
+        if self.band.is_empty() || row == 0 {
+            return Ok(());
+        }
+        let rows = self.band.len() / row;
+        if rows * row != self.band.len() || self.next_row + rows > self.matrix.rows {
+            return Err(std::io::Error::other(format!(
+                "internal error: {} bytes are not whole rows of the {} left of a {}x{} matrix",
+                self.band.len(),
+                self.matrix.rows - self.next_row.min(self.matrix.rows),
+                self.matrix.rows,
+                self.matrix.cols
+            )));
+        }
+        transpose_rows(self.band, self.matrix, self.next_row, self.out);
+        self.next_row += rows;
+        self.band.clear();
+        Ok(())
     }
 }
