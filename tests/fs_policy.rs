@@ -27,25 +27,8 @@ use std::path::{Path, PathBuf};
 use fastllm_convert::checkpoint::convert::{self, Options, Side};
 use fastllm_convert::checkpoint::synthetic::{SyntheticStorage, write_synthetic_hf};
 use fastllm_convert::config::{ModelKind, Value, load_base_model};
+use support::random::{Random, cases_and_seed};
 use support::{Entry, scratch, snapshot};
-
-/// xorshift64*, reproducible from the printed seed.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % bound.max(1)
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// A tiny Llama checkpoint (a few KB) every world copies its input from.
 fn template(dir: &Path) {
@@ -429,19 +412,7 @@ fn check(
 
 #[test]
 fn no_conversion_touches_its_input_or_leaks_a_file() {
-    let cases: u64 = std::env::var("FASTLLM_POLICY_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000);
-    let seed: u64 = std::env::var("FASTLLM_POLICY_SEED")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let (cases, seed) = cases_and_seed("FASTLLM_POLICY_CASES", 10_000, "FASTLLM_POLICY_SEED");
     eprintln!("{cases} worlds from seed {seed} (FASTLLM_POLICY_SEED={seed} reproduces them)");
     let base = scratch("fs-policy", "worlds");
     let template_dir = base.join("template");

@@ -30,19 +30,8 @@ use std::time::{Duration, Instant};
 use fastllm_convert::checkpoint::convert::{self, Conversion, Options, Side};
 use fastllm_convert::checkpoint::synthetic::{SyntheticStorage, write_synthetic_distributed, write_synthetic_hf};
 use fastllm_convert::config::{BaseModelConfig, ModelKind, Value, load_base_model};
+use support::random::{Random, cases_and_seed, clock_seed};
 use support::scratch;
-
-/// xorshift64*, reproducible from the printed seed.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % bound.max(1)
-    }
-}
 
 /// A Llama config of `layers` layers, `hidden` wide.
 fn llama_config(hidden: usize, layers: usize) -> BaseModelConfig {
@@ -230,17 +219,7 @@ fn kinds(root: &Path) -> Vec<Kind> {
 
 #[test]
 fn an_input_changed_mid_conversion_is_an_error_naming_it_or_changes_nothing() {
-    let cases: usize = std::env::var("FASTLLM_CHANGE_CASES").map_or(300, |n| n.parse().unwrap());
-    let seed: u64 = std::env::var("FASTLLM_CHANGE_SEED").map_or_else(
-        |_| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        },
-        |s| s.parse().unwrap(),
-    );
+    let (cases, seed) = cases_and_seed("FASTLLM_CHANGE_CASES", 300, "FASTLLM_CHANGE_SEED");
     println!("FASTLLM_CHANGE_SEED={seed} FASTLLM_CHANGE_CASES={cases}");
     let root = scratch("input_changes", "cases");
     let kinds = kinds(&root);
@@ -320,13 +299,7 @@ fn the_cli_cut_short_under_a_conversion_exits_2_naming_the_file_never_by_a_signa
     assert!(convert(&pristine, &reference).status().unwrap().success());
     let took = started.elapsed().as_micros().max(1) as usize;
     let expected = files(&reference);
-    let mut random = Random(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1,
-    );
+    let mut random = Random(clock_seed());
     let runs: usize = std::env::var("FASTLLM_CHANGE_CLI_RUNS").map_or(12, |n| n.parse().unwrap());
     let mut refused = 0;
     for run in 0..runs {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod random;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
