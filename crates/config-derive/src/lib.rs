@@ -250,6 +250,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut keys = Vec::new();
     let mut reflects = Vec::new();
     let mut setters = Vec::new();
+    let mut slots = Vec::new();
     let mut lacks = Vec::new();
     for field in &named.named {
         let ident = field.ident.as_ref().expect("named field");
@@ -356,6 +357,9 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 ::core::result::Result::Ok(())
             }
         });
+        slots.push(quote! {
+            ::core::option::Option::Some(#own) => crate::FieldType::slot_at(&mut self.#ident, rest),
+        });
         let missing = if required {
             quote!(!explicit.contains(#index) ||)
         } else {
@@ -394,6 +398,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         rules: base_rules,
         deref: base_deref,
         write: base_write,
+        slot: base_slot,
         lacks: base_lacks,
     } = inherited;
     if let Some(base) = &base {
@@ -514,6 +519,14 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     #(#setters)*
                     #base_write
                     _ => ::core::result::Result::Err(crate::Unwritable),
+                }
+            }
+
+            fn slot_field_at(&mut self, index: usize, rest: &str) -> ::core::option::Option<&mut dyn crate::WriteSlot> {
+                match index.checked_sub(#base_len) {
+                    #(#slots)*
+                    #base_slot
+                    _ => ::core::option::Option::None,
                 }
             }
 
@@ -663,6 +676,18 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     (part, rest) => self.write_field(part, rest, value, ctx),
                 }
             }
+            fn slot_at(&mut self, path: &str) -> ::core::option::Option<&mut dyn crate::WriteSlot> {
+                if path.is_empty() {
+                    return ::core::option::Option::Some(self);
+                }
+                match crate::split_path(path) {
+                    ("type", "") => ::core::option::Option::None,
+                    (part, rest) => {
+                        let index = <Self as crate::ConfigClass>::field_index(part)?;
+                        crate::Fields::slot_field_at(self, index, rest)
+                    }
+                }
+            }
             fn lacks_required(&self) -> bool {
                 crate::Fields::lacks_required_fields(self, self.explicit)
             }
@@ -701,6 +726,8 @@ struct Inherited {
     deref: TokenStream2,
     /// `write_field_at`'s arm for a field number below the class's own: the base's field.
     write: TokenStream2,
+    /// `slot_field_at`'s arm for a field number below the class's own: the base's field.
+    slot: TokenStream2,
     /// Whether an inherited field lacks a required field (`lacks_required_fields`'s first term).
     lacks: TokenStream2,
 }
@@ -720,6 +747,7 @@ impl Inherited {
             rules: quote!(),
             deref: quote!(),
             write: quote!(),
+            slot: quote!(),
             lacks: quote!(false),
         }
     }
@@ -771,6 +799,9 @@ impl Inherited {
             write: quote! {
                 ::core::option::Option::None => crate::Fields::write_field_at(&mut self.#ident, write, explicit, ctx),
             },
+            slot: quote! {
+                ::core::option::Option::None => crate::Fields::slot_field_at(&mut self.#ident, index, rest),
+            },
             lacks: quote!(crate::Fields::lacks_required_fields(&self.#ident, explicit)),
             rules: quote! {
                 fn derive_all_defaults(&mut self, ctx: &mut crate::Ctx) {
@@ -813,6 +844,7 @@ fn field_type_common(class: &LitStr) -> TokenStream2 {
     quote! {
         const KIND: &'static str = #class;
         const IS_CONFIG: bool = true;
+        const HAS_WRITE_SLOT: bool = true;
         fn as_config(&self) -> Option<&dyn crate::Reflect> {
             Some(self)
         }
@@ -1092,6 +1124,14 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 };
                 match self {
                     #( Self::#variants(inner) => crate::FieldType::write(inner, path, value, inner_prior, ctx), )*
+                }
+            }
+            fn slot_at(&mut self, path: &str) -> ::core::option::Option<&mut dyn crate::WriteSlot> {
+                if path.is_empty() {
+                    return ::core::option::Option::Some(self);
+                }
+                match self {
+                    #( Self::#variants(inner) => crate::FieldType::slot_at(inner, path), )*
                 }
             }
             fn lacks_required(&self) -> bool {

@@ -149,6 +149,12 @@ impl<T: FieldType> FieldType for Option<T> {
     fn lacks_required(&self) -> bool {
         self.as_ref().is_some_and(T::lacks_required)
     }
+    fn slot_at(&mut self, path: &str) -> Option<&mut dyn crate::WriteSlot> {
+        if path.is_empty() {
+            return Some(self);
+        }
+        self.as_mut()?.slot_at(path)
+    }
     fn serialize(&self, verbosity: Verbosity) -> Serialized {
         match self {
             Some(inner) => inner.serialize(verbosity),
@@ -269,6 +275,14 @@ impl<T: FieldType> FieldType for BTreeMap<String, T> {
     fn write_slot() -> Option<Self> {
         Some(BTreeMap::new())
     }
+    const HAS_WRITE_SLOT: bool = true;
+    fn slot_at(&mut self, path: &str) -> Option<&mut dyn crate::WriteSlot> {
+        if path.is_empty() {
+            return Some(self);
+        }
+        let (key, rest) = split_path(path);
+        self.get_mut(key)?.slot_at(rest)
+    }
     // A write below an entry adds the entry (from its default) or writes into it.
     fn write(&mut self, path: &str, value: &Value, prior: Prior, ctx: &mut Ctx) -> Result<(), Unwritable> {
         if path.is_empty() {
@@ -284,7 +298,8 @@ impl<T: FieldType> FieldType for BTreeMap<String, T> {
         if let Some(entry) = self.get_mut(key) {
             return entry.write(rest, value, Prior::Written, ctx);
         }
-        if rest.is_empty() && T::write_slot().is_none() {
+        debug_assert_eq!(T::HAS_WRITE_SLOT, T::write_slot().is_some(), "{}", T::KIND);
+        if rest.is_empty() && !T::HAS_WRITE_SLOT {
             let parsed = T::parse(value, ctx).ok_or(Unwritable)?;
             self.insert(key.to_string(), parsed);
             return if ctx.error_count() == 0 {

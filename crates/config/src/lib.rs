@@ -44,9 +44,9 @@ pub use fastllm_config_derive::Config;
 pub use printable::{printable, printable_lines};
 pub use reflect::{
     ClassRules, ConfigClass, Field, FieldHint, FieldInfo, FieldSet, FieldType, FieldWrite, Fields, Form, NoField,
-    Presence, Prior, Reflect, Reported, Serialized, SubConfig, Unwritable, Verbosity, check_type_key, config_map,
-    dynamic_type_name, emit_field, inherited_fields, parse_config_value, report_unknown_keys, split_path, type_name_of,
-    unknown_dynamic_type, write_whole,
+    Presence, Prior, Reflect, Reported, Serialized, SubConfig, Unwritable, Verbosity, WriteSlot, check_type_key,
+    config_map, dynamic_type_name, emit_field, inherited_fields, parse_config_value, report_unknown_keys, split_path,
+    type_name_of, unknown_dynamic_type, write_whole,
 };
 pub use value::{BLOCK_DEPTH, Map, ParseError, Value};
 
@@ -166,6 +166,15 @@ impl BaseModelConfig {
         match self {
             BaseModelConfig::Gpt(c) => c.write(path, value, Prior::Written, ctx),
             BaseModelConfig::MultiModal(c) => (**c).write(path, value, Prior::Written, ctx),
+        }
+    }
+
+    /// The root config as the slot a typed import's root section writes into (writes below it
+    /// are [`BaseModelConfig::write`]s).
+    pub fn root_slot(&mut self) -> &mut dyn WriteSlot {
+        match self {
+            BaseModelConfig::Gpt(c) => c,
+            BaseModelConfig::MultiModal(c) => &mut **c,
         }
     }
 

@@ -238,6 +238,9 @@ pub trait Fields: ClassRules {
         explicit: &mut FieldSet,
         ctx: &mut Ctx,
     ) -> Result<(), Unwritable>;
+    /// The slot at `rest` below the field numbered `index` (a base's field: the base's), for
+    /// [`WriteSlot::slot_below`].
+    fn slot_field_at(&mut self, index: usize, rest: &str) -> Option<&mut dyn WriteSlot>;
     /// Whether a field `explicit` marks written holds a config lacking a required field, or a
     /// required field of the class or its bases is unwritten.
     fn lacks_required_fields(&self, explicit: FieldSet) -> bool;
@@ -385,6 +388,29 @@ pub fn split_path(path: &str) -> (&str, &str) {
     }
 }
 
+/// A typed slot an import writes into after claiming it (its first write, which chose its
+/// variant and made it present): the typed import keeps one per mounted sub-config, so a write
+/// descends from its section's slot instead of from the root.
+///
+/// Every step from the root down to a slot was written before, so a write below it is the
+/// root's write of the joined path: [`FieldType::write`] with [`Prior::Written`].
+pub trait WriteSlot {
+    /// Stores `value` at the dotted `path` below this slot (see [`FieldType::write`]).
+    fn write_below(&mut self, path: &str, value: &Value, ctx: &mut Ctx) -> Result<(), Unwritable>;
+    /// The slot at the dotted `path` below this one (empty: this one), `None` where nothing has
+    /// been written at it yet.
+    fn slot_below(&mut self, path: &str) -> Option<&mut dyn WriteSlot>;
+}
+
+impl<T: FieldType> WriteSlot for T {
+    fn write_below(&mut self, path: &str, value: &Value, ctx: &mut Ctx) -> Result<(), Unwritable> {
+        self.write(path, value, Prior::Written, ctx)
+    }
+    fn slot_below(&mut self, path: &str) -> Option<&mut dyn WriteSlot> {
+        self.slot_at(path)
+    }
+}
+
 /// A type a config field can hold: scalars, enums, options, lists, dicts and configs.
 pub trait FieldType: Sized {
     /// The type's name in messages (`int`, `float`, `NormalizationConfig`, ...).
@@ -440,6 +466,14 @@ pub trait FieldType: Sized {
     /// [`Prior::Fresh`]. The default: [`FieldType::default_slot`].
     fn write_slot() -> Option<Self> {
         Self::default_slot()
+    }
+    /// Whether [`FieldType::write_slot`] gives a slot, known without building one.
+    const HAS_WRITE_SLOT: bool = false;
+    /// The slot a write at `path` below this one descends to ([`FieldType::write`] called
+    /// with the rest of its path empty), for [`WriteSlot`]; this one for an empty path, `None`
+    /// where nothing is written yet. The default, for values that hold no config: only this one.
+    fn slot_at(&mut self, path: &str) -> Option<&mut dyn WriteSlot> {
+        if path.is_empty() { Some(self) } else { None }
     }
     /// Serializes at `verbosity`.
     fn serialize(&self, verbosity: Verbosity) -> Serialized;

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fastllm_config::{BaseModelConfig, Form, Map, ModelKind, Value, dict, load_base_model};
+use fastllm_config::{BaseModelConfig, Ctx, Form, Map, ModelKind, Unwritable, Value, WriteSlot, dict, load_base_model};
 use rstest::rstest;
 
 fn conformance_dir() -> PathBuf {
@@ -223,4 +223,65 @@ fn typed_writes_are_the_dict(#[values("expected", "normalize")] dir: &str) {
         tally.typed > all.len(),
         "the typed writes were taken too rarely to compare"
     );
+}
+
+/// `map` written into `slot` as the typed import's sections write it: each sub-dict claimed
+/// first (`{type}`, or `{}` without one) and filled from the slot the claim returns, each leaf
+/// written relative to its slot, `type`s first.
+fn write_mounted(slot: &mut dyn WriteSlot, map: &Map, ctx: &mut Ctx) -> Result<(), Unwritable> {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort_by_key(|key| key.as_str() != "type");
+    for key in keys {
+        match &map[key] {
+            Value::Map(inner) if !inner.is_empty() => {
+                let claim = inner.get("type").map(|t| ("type".to_string(), t.clone()));
+                slot.write_below(key, &Value::Map(claim.into_iter().collect()), ctx)?;
+                write_mounted(slot.slot_below(key).ok_or(Unwritable)?, inner, ctx)?;
+            }
+            value => slot.write_below(key, value, ctx)?,
+        }
+    }
+    Ok(())
+}
+
+/// Writes from the slots their claims return store what the root's writes of the joined paths
+/// store: on every conformance dict the load accepts, both take every write and give the
+/// config the dict loads to.
+#[rstest]
+fn writes_from_claimed_slots_are_the_root_s(#[values("expected", "normalize")] dir: &str) {
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (name, kind, map) in &dicts(dir) {
+        let Ok(loaded) = load_base_model(*kind, &Value::Map(map.clone())) else {
+            continue;
+        };
+        let mut first = Vec::new();
+        leaves(map, "", true, &mut first);
+        let from_root = typed(*kind, &first);
+        let mut config = BaseModelConfig::unwritten(*kind);
+        let mut ctx = Ctx::new();
+        let from_slots = write_mounted(config.root_slot(), map, &mut ctx)
+            .and_then(|()| config.finish_writes())
+            .map(|()| config);
+        match (from_slots, from_root) {
+            (Ok(slots), Some(root)) if fingerprint(&slots) == fingerprint(&root) => {
+                if fingerprint(&slots) != fingerprint(&loaded) {
+                    failures.push(format!("{name}: both ways differ from the load"));
+                }
+                compared += 1;
+            }
+            (slots, root) => failures.push(format!(
+                "{name}: from the slots {:?}\n from the root {:?}",
+                slots.as_ref().map(fingerprint),
+                root.as_ref().map(fingerprint)
+            )),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(compared > 20, "only {compared} dicts compared");
 }

@@ -54,13 +54,13 @@ impl Primitive for Uniform {
         self.custom.kind()
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         if let Err(problems) = self.export_blocks(run, Node::new(fl, fl_at), Dst::new(hf, hf_at)) {
             run.push_relative(problems, fl_at, hf_at);
         }
     }
 
-    fn import(&self, run: &mut Importer, hf: Src, out: Dst) {
+    fn import(&self, run: &mut Importer, hf: Src, mut out: Dst) {
         if !run.is_typed() {
             self.custom.import(run, hf, out);
             return;
@@ -71,17 +71,16 @@ impl Primitive for Uniform {
             run.unwritable();
             return;
         };
-        let Dst { map, at } = out;
         let origin = Origin::Path(hf.at);
-        run.write(Dst::new(map, at), "decoder.type", text("fixed"), origin);
+        run.write(out.reborrow(), "decoder.type", text("fixed"), origin);
         let block = Mounted {
             fl: "decoder.block",
             type_name: self.block.class.type_name,
         };
-        run.mount(Dst::new(map, at), block, origin, |run, block| {
+        run.mount(out.reborrow(), block, origin, |run, block| {
             run.section_at(&self.block, hf, block)
         });
-        run.write(Dst::new(map, at), "decoder.num_blocks", count, origin);
+        run.write(out, "decoder.num_blocks", count, origin);
     }
 
     fn shape(&self, name: &str) -> Shape {
@@ -96,7 +95,7 @@ impl Uniform {
         &self,
         run: &mut Exporter,
         Node { fl, at: fl_at }: Node,
-        Dst { map: hf, at: hf_at }: Dst,
+        Dst { map: hf, at: hf_at, .. }: Dst,
     ) -> Result<(), Vec<Problem>> {
         let decoder = fl.text_model()?.decoder;
         let mut exported = Vec::new();

@@ -470,9 +470,9 @@ impl Handler {
     /// The typed run of an import of `loaded` into `config` (a default one): whether the run
     /// stored every write as the dict would hold it and the config is valid.
     fn import_typed(&self, loaded: &Map, config: &mut BaseModelConfig) -> bool {
-        let mut importer = Importer::typed(self.name, loaded, config);
-        importer.section(&self.converter().base_model, loaded, &mut Map::new());
-        importer.finish_typed()
+        let mut importer = Importer::typed(self.name, loaded);
+        importer.section_typed(&self.converter().base_model, loaded, config);
+        importer.finish_typed(config)
     }
 
     /// `hf` as its HF class loads it, or the problems of its keys.

@@ -38,7 +38,7 @@ impl Primitive for Dispatch {
         "Dispatch"
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         let Some(sub) = run.sub_config(fl, self.fl, fl_at) else {
             return;
         };
@@ -56,7 +56,7 @@ impl Primitive for Dispatch {
         }
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         let sub_at = hf_at.child(self.hf_path.unwrap_or(""));
         let Some(sub_hf) = run.sub_hf(hf, hf_at, self.hf_path) else {
             return;
@@ -65,7 +65,7 @@ impl Primitive for Dispatch {
             return;
         };
         run.mount(
-            Dst::new(out, fl_at),
+            out,
             Mounted {
                 fl: self.fl,
                 type_name: section.class.type_name,

@@ -67,23 +67,23 @@ impl ListDispatch {
         };
         let layout_at = hf.at.child(self.hf_layout);
         let origin = Origin::Path(layout_at);
-        run.mount(out, sequence, origin, |run, Dst { map, at }| {
+        run.mount(out, sequence, origin, |run, mut sequence| {
             if let [name] = Vec::from_iter(&distinct)[..] {
-                self.import_block(run, (hf, Dst::new(map, at)), name, "block");
+                self.import_block(run, (hf, sequence.reborrow()), name, "block");
             } else {
                 let blocks = Mounted {
                     fl: "blocks",
                     type_name: None,
                 };
-                run.mount(Dst::new(map, at), blocks, origin, |run, Dst { map: blocks, at }| {
+                run.mount(sequence.reborrow(), blocks, origin, |run, mut blocks| {
                     for name in &distinct {
-                        self.import_block(run, (hf, Dst::new(blocks, at)), name, name);
+                        self.import_block(run, (hf, blocks.reborrow()), name, name);
                     }
                 });
                 let pattern = layout.iter().map(|n| Value::Str((*n).clone())).collect();
-                run.write(Dst::new(map, at), "pattern", Value::List(pattern), origin);
+                run.write(sequence.reborrow(), "pattern", Value::List(pattern), origin);
             }
-            run.write(Dst::new(map, at), "num_blocks", count, origin);
+            run.write(sequence, "num_blocks", count, origin);
         });
     }
 
@@ -110,7 +110,7 @@ impl Primitive for ListDispatch {
         "ListDispatch"
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         let Some(sequence) = run.sub_config(fl, self.fl, fl_at) else {
             return;
         };
@@ -165,7 +165,7 @@ impl Primitive for ListDispatch {
         );
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         let layout_at = hf_at.child(self.hf_layout);
         let layout: Vec<&String> = match dict::get(hf, self.hf_layout) {
             Some(Value::List(items)) if !items.is_empty() => {
@@ -200,9 +200,12 @@ impl Primitive for ListDispatch {
             return;
         };
         if run.is_typed() {
-            self.import_typed(run, Src::new(hf, hf_at), Dst::new(out, fl_at), (&layout, count));
+            self.import_typed(run, Src::new(hf, hf_at), out, (&layout, count));
             return;
         }
+        let Dst {
+            map: out, at: fl_at, ..
+        } = out;
         let sequence_at = fl_at.child(self.fl);
         let import_block = |run: &mut Importer, name: &str, block_at: At| {
             let entry = self

@@ -43,7 +43,7 @@ impl Primitive for Nested {
         "Nested"
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         let Some(sub) = run.sub_config(fl, self.fl, fl_at) else {
             return;
         };
@@ -60,7 +60,7 @@ impl Primitive for Nested {
         );
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         let sub_at = hf_at.child(self.hf_path.unwrap_or(""));
         let Some(sub_hf) = run.sub_hf(hf, hf_at, self.hf_path) else {
             return;
@@ -76,7 +76,7 @@ impl Primitive for Nested {
         }
         let section = &self.section;
         run.mount(
-            Dst::new(out, fl_at),
+            out,
             Mounted {
                 fl: self.fl,
                 type_name: section.class.type_name,

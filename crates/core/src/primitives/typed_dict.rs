@@ -39,12 +39,8 @@ impl TypedDict {
             map: entries,
             at: dict_at,
         }: Src,
-        out: Dst,
+        mut out: Dst,
     ) {
-        let Dst {
-            map: out,
-            at: fl_dict_at,
-        } = out;
         for (name, entry) in entries {
             let entry_at = dict_at.child(name);
             let Some(entry) = entry.as_map() else {
@@ -60,8 +56,8 @@ impl TypedDict {
             let hf = Src::new(entry, entry_at);
             if !run.is_typed() {
                 let mut entry_out = Map::new();
-                run.section_at(section, hf, Dst::new(&mut entry_out, fl_dict_at.child(name)));
-                out.insert(name.clone(), Value::Map(entry_out));
+                run.section_at(section, hf, Dst::new(&mut entry_out, out.at.child(name)));
+                out.map.insert(name.clone(), Value::Map(entry_out));
             } else if name.contains('.') {
                 // One key of the dict, where a typed write's path would split at the dot.
                 run.unwritable();
@@ -70,12 +66,9 @@ impl TypedDict {
                     fl: name,
                     type_name: section.class.type_name,
                 };
-                run.mount(
-                    Dst::new(out, fl_dict_at),
-                    entry,
-                    Origin::Path(entry_at),
-                    |run, entry_out| run.section_at(section, hf, entry_out),
-                );
+                run.mount(out.reborrow(), entry, Origin::Path(entry_at), |run, entry_out| {
+                    run.section_at(section, hf, entry_out)
+                });
             }
         }
     }
@@ -86,7 +79,7 @@ impl Primitive for TypedDict {
         "TypedDictContainer"
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         let dict_at = fl_at.child(self.fl);
         let entries = match run.field(fl, self.fl, fl_at) {
             Some(Field::Configs(entries)) => entries,
@@ -126,7 +119,7 @@ impl Primitive for TypedDict {
         run.write(Dst::new(hf, hf_at), self.hf, Value::Map(out), Origin::Path(dict_at));
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         let dict_at = hf_at.child(self.hf);
         let entries = match crate::dict::get(hf, self.hf) {
             Some(Value::Map(entries)) => entries,
@@ -143,7 +136,7 @@ impl Primitive for TypedDict {
             fl: self.fl,
             type_name: None,
         };
-        run.mount(Dst::new(out, fl_at), dict, Origin::Path(dict_at), |run, dict_out| {
+        run.mount(out, dict, Origin::Path(dict_at), |run, dict_out| {
             self.import_entries(run, Src::new(entries, dict_at), dict_out)
         });
     }
