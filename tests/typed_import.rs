@@ -9,12 +9,88 @@
 //! (typed, else the dict) gives what the dict run gives, the error list included, always. The
 //! unmutated configs the dict run accepts are all imported typed (no fall-back on the success
 //! path).
+//!
+//! Every unmutated config is compared. Of the mutations (about 48,000 over the formats, 2-4
+//! minutes in a debug build) a default run compares a seeded sample: per format, one of every
+//! kind of mutation, then one in [`SAMPLE_ONE_IN`] of the rest. The default seed is fixed, so
+//! the run is the same each time; `FASTLLM_TYPED_IMPORT_SEED=<n>` samples with another (a
+//! failure names its seed), `FASTLLM_TYPED_IMPORT_ALL=1` compares every mutation.
+
+mod support;
 
 use std::path::Path;
 
 use fastllm_convert::config::{BaseModelConfig, Form, Map, Value};
 use fastllm_convert::core::{Handler, handlers};
 use rstest::rstest;
+use support::random::Random;
+
+/// One mutation in this many (beyond one of each kind per format) is compared by default.
+const SAMPLE_ONE_IN: usize = 8;
+
+/// The default run's seed: fixed, so CI compares the same sample every time.
+const DEFAULT_SEED: u64 = 0x7e57_1d1c_7a11;
+
+/// Which mutations a run compares: every one, or a sample drawn with the seed.
+#[derive(Clone, Copy)]
+enum Sweep {
+    All,
+    Sample(u64),
+}
+
+impl Sweep {
+    fn from_env() -> Sweep {
+        if std::env::var_os("FASTLLM_TYPED_IMPORT_ALL").is_some_and(|all| all == "1") {
+            return Sweep::All;
+        }
+        match std::env::var("FASTLLM_TYPED_IMPORT_SEED") {
+            Ok(seed) => Sweep::Sample(
+                (seed.parse::<u64>())
+                    .unwrap_or_else(|_| panic!("FASTLLM_TYPED_IMPORT_SEED={seed} is not a number"))
+                    .max(1),
+            ),
+            Err(_) => Sweep::Sample(DEFAULT_SEED),
+        }
+    }
+
+    /// How to rerun what this run compared.
+    fn describe(self) -> String {
+        match self {
+            Sweep::All => "every mutation (FASTLLM_TYPED_IMPORT_ALL=1)".into(),
+            Sweep::Sample(seed) => format!("sampled with FASTLLM_TYPED_IMPORT_SEED={seed}"),
+        }
+    }
+
+    /// The mutations of one format to compare: all, or one of each kind and one in
+    /// [`SAMPLE_ONE_IN`] of the rest (`format_index` varies the draw between formats).
+    fn select(self, mutations: Vec<Mutation>, format_index: usize) -> Vec<Mutation> {
+        let Sweep::Sample(seed) = self else {
+            return mutations;
+        };
+        let mut random = Random((seed ^ (format_index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).max(1));
+        let mut kinds: Vec<&'static str> = mutations.iter().map(|m| m.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let mut chosen = vec![false; mutations.len()];
+        for kind in kinds {
+            let of_kind: Vec<usize> = (0..mutations.len()).filter(|&i| mutations[i].kind == kind).collect();
+            chosen[*random.pick(&of_kind)] = true;
+        }
+        for pick in chosen.iter_mut() {
+            *pick |= random.below(SAMPLE_ONE_IN) == 0;
+        }
+        let picked = mutations.into_iter().zip(chosen).filter(|(_, pick)| *pick);
+        picked.map(|(mutation, _)| mutation).collect()
+    }
+}
+
+/// One mutated HF config: what was changed, its kind, the config.
+struct Mutation {
+    origin: String,
+    what: String,
+    kind: &'static str,
+    hf: Map,
+}
 
 fn read(path: &Path) -> Map {
     let text = std::fs::read_to_string(path).unwrap();
@@ -60,8 +136,8 @@ fn inputs(handler: &Handler) -> Vec<(String, Map)> {
 }
 
 /// Mutations of `hf`: per key (top level and one level down), values of other types, a changed
-/// number, an unknown name, the key removed.
-fn mutations(hf: &Map) -> Vec<(String, Map)> {
+/// number, an unknown name, the key removed; each with what it changed and its kind.
+fn mutations(hf: &Map) -> Vec<(String, &'static str, Map)> {
     let mut out = Vec::new();
     let mut keys: Vec<Vec<String>> = Vec::new();
     for (key, value) in hf {
@@ -96,11 +172,11 @@ fn mutations(hf: &Map) -> Vec<(String, Map)> {
         for (what, value) in replacements {
             let mut mutated = hf.clone();
             *get_mut(&mut mutated, &path) = value;
-            out.push((format!("{} set to {what}", path.join(".")), mutated));
+            out.push((format!("{} set to {what}", path.join(".")), what, mutated));
         }
         let mut removed = hf.clone();
         remove(&mut removed, &path);
-        out.push((format!("{} removed", path.join(".")), removed));
+        out.push((format!("{} removed", path.join(".")), "removed", removed));
     }
     out
 }
@@ -204,29 +280,44 @@ fn typed_import_is_the_dict_import(#[values(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
         "one case per registered format: add the new ones to #[values]"
     );
     let handler = all[index];
+    let sweep = Sweep::from_env();
     let mut failures = Vec::new();
     let mut fell_back = Vec::new();
     let (mut runs, mut typed, mut rejected, mut mutations_fell_back) = (0, 0, 0, 0);
     let bases = inputs(handler);
     assert!(!bases.is_empty(), "{}: no HF config to import", handler.name);
+    let mut all_mutations = Vec::new();
     for (origin, hf) in &bases {
-        let cases = std::iter::once((String::new(), hf.clone())).chain(mutations(hf));
-        for (mutation, hf) in cases {
-            runs += 1;
-            match compare(handler, &hf) {
-                Err(difference) => failures.push(format!("{origin} {mutation}: {difference}")),
-                Ok(Outcome::Typed) => typed += 1,
-                Ok(Outcome::Rejected) => rejected += 1,
-                Ok(Outcome::FellBack) if mutation.is_empty() => fell_back.push(origin.clone()),
-                Ok(Outcome::FellBack) => mutations_fell_back += 1,
-            }
+        runs += 1;
+        match compare(handler, hf) {
+            Err(difference) => failures.push(format!("{origin}: {difference}")),
+            Ok(Outcome::Typed) => typed += 1,
+            Ok(Outcome::Rejected) => rejected += 1,
+            Ok(Outcome::FellBack) => fell_back.push(origin.clone()),
+        }
+        all_mutations.extend(mutations(hf).into_iter().map(|(what, kind, hf)| Mutation {
+            origin: origin.clone(),
+            what,
+            kind,
+            hf,
+        }));
+    }
+    let generated = all_mutations.len();
+    for Mutation { origin, what, hf, .. } in sweep.select(all_mutations, index) {
+        runs += 1;
+        match compare(handler, &hf) {
+            Err(difference) => failures.push(format!("{origin} {what}: {difference}")),
+            Ok(Outcome::Typed) => typed += 1,
+            Ok(Outcome::Rejected) => rejected += 1,
+            Ok(Outcome::FellBack) => mutations_fell_back += 1,
         }
     }
     assert!(
         failures.is_empty(),
-        "{}: {} of {runs} imports differ:\n{}",
+        "{}: {} of {runs} imports differ ({}):\n{}",
         handler.name,
         failures.len(),
+        sweep.describe(),
         failures.join("\n\n")
     );
     assert!(
@@ -235,8 +326,10 @@ fn typed_import_is_the_dict_import(#[values(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
         handler.name
     );
     eprintln!(
-        "{}: {runs} imports compared: {typed} typed, {rejected} rejected by both, {mutations_fell_back} accepted \
-         mutations through the dict",
-        handler.name
+        "{}: {runs} imports compared ({} of {generated} mutations, {}): {typed} typed, {rejected} rejected by both, \
+         {mutations_fell_back} accepted mutations through the dict",
+        handler.name,
+        runs - bases.len(),
+        sweep.describe()
     );
 }
