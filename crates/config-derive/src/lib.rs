@@ -631,6 +631,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
 
         impl crate::FieldType for #name {
             #field_type_common
+            #[inline]
             fn default_slot() -> Option<Self> {
                 Some(<Self as ::core::default::Default>::default())
             }
@@ -953,11 +954,13 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let first_type = &types[0];
     let default_slot = match &attrs.default_variant {
         Some(_) => quote! {
+            #[inline]
             fn default_slot() -> Option<Self> {
                 Some(<Self as ::core::default::Default>::default())
             }
         },
         None => quote! {
+            #[inline]
             fn write_slot() -> Option<Self> {
                 Some(Self::#first(<#first_type as ::core::default::Default>::default()))
             }

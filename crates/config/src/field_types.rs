@@ -105,6 +105,8 @@ impl FieldType for String {
 
 /// A slot for a config a write makes present, and what it holds: its default, else a
 /// placeholder the write replaces ([`FieldType::write_slot`]).
+// Inlined, so a block's default (kilobytes) is built where it is moved to, not copied out.
+#[inline]
 fn unwritten_slot<T: FieldType>() -> Result<(T, Prior), Unwritable> {
     match T::default_slot() {
         Some(default) => Ok((default, Prior::Pristine)),
@@ -309,9 +311,9 @@ impl<T: FieldType> FieldType for BTreeMap<String, T> {
             };
         }
         let (slot, prior) = unwritten_slot::<T>()?;
-        self.entry(key.to_string())
-            .or_insert(slot)
-            .write(rest, value, prior, ctx)
+        self.insert(key.to_string(), slot);
+        let entry = self.get_mut(key).ok_or(Unwritable)?;
+        entry.write(rest, value, prior, ctx)
     }
     fn lacks_required(&self) -> bool {
         self.values().any(T::lacks_required)
