@@ -86,24 +86,29 @@ ATTENTION = {
 }
 GATED_MLP = {"type": "mlp", "intermediate_size": 32, "gated": True, "activation": "silu", "add_linear_biases": False}
 
-LLAMA = {
-    "hidden_size": 16,
-    "tied_embedding_weight": False,
-    "embeddings": {"vocab_size": 32},
-    "decoder": {
+
+def tiny_model(decoder: dict) -> dict:
+    """The base-model config every fixture's model shares, around `decoder`."""
+    return {
+        "hidden_size": 16,
+        "tied_embedding_weight": False,
+        "embeddings": {"vocab_size": 32},
+        "decoder": decoder,
+        "head": {"normalization": NORM},
+    }
+
+
+LLAMA = tiny_model(
+    {
         "type": "fixed",
         "num_blocks": 2,
         "block": {"mixer": ATTENTION, "mlp": GATED_MLP, "normalization": NORM},
-    },
-    "head": {"normalization": NORM},
-}
+    }
+)
 
 # apriel2_text with a pattern of attention, Mamba and gated-delta-net blocks.
-HYBRID = {
-    "hidden_size": 16,
-    "tied_embedding_weight": False,
-    "embeddings": {"vocab_size": 32},
-    "decoder": {
+HYBRID = tiny_model(
+    {
         "type": "pattern",
         "num_blocks": 3,
         "pattern": ["attention", "mamba", "gdn"],
@@ -137,9 +142,8 @@ HYBRID = {
                 "normalization": NORM,
             },
         },
-    },
-    "head": {"normalization": NORM},
-}
+    }
+)
 
 
 def with_changes(base: dict, changes: dict) -> dict:

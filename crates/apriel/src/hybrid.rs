@@ -26,7 +26,9 @@ use fastllm_core::values::{boolean, float, int, text};
 use fastllm_core::weights::{
     Transform, WeightContext, WeightDecl, effective_bias as bias_of, linear, size_of, text_hidden,
 };
-use fastllm_core::{Checked, Claims, Covers, Decl, Fl, LayoutEntry, Problem, Section, field};
+use fastllm_core::{
+    Checked, Claims, Covers, Decl, ExportContext, Fl, HfWrites, LayoutEntry, Problem, Section, Writes, field,
+};
 use fastllm_llama::sections::{self as llama, biases_follow};
 
 /// `ssm_cfg` keys AprielHybridSSMConfig always writes that do not affect Mamba2 layers.
@@ -144,14 +146,9 @@ pub fn mamba() -> Section {
             "d_xb",
             Decl::custom(
                 Claims::exact(&["d_xb"], &["ssm_cfg.d_xb"]),
-                |fl, _| {
-                    let d_xb = fl.config::<MambaConfig>()?.d_xb;
-                    Ok(vec![("ssm_cfg.d_xb".to_string(), int(d_xb.into())).into()])
-                },
+                export_ssm_size("d_xb", |mamba| mamba.d_xb),
                 |hf, _| match dict::get(hf, "ssm_cfg.d_xb") {
-                    None | Some(Value::Null) => text_hidden_size(hf)
-                        .map(|h| vec![("d_xb".into(), int(h))])
-                        .map_err(|e| vec![Problem::at_hf("ssm_cfg.d_xb", e)]),
+                    None | Some(Value::Null) => derived_from_hidden_size(hf, "d_xb", |hidden| hidden),
                     Some(value) => Ok(vec![("d_xb".into(), value.clone())]),
                 },
             ),
@@ -160,18 +157,14 @@ pub fn mamba() -> Section {
             "dt_rank",
             Decl::custom(
                 Claims::exact(&["dt_rank"], &["ssm_cfg.dt_rank"]),
-                |fl, _| {
-                    let dt_rank = fl.config::<MambaConfig>()?.dt_rank;
-                    Ok(vec![("ssm_cfg.dt_rank".to_string(), int(dt_rank.into())).into()])
-                },
+                export_ssm_size("dt_rank", |mamba| mamba.dt_rank),
                 |hf, _| match dict::get(hf, "ssm_cfg.dt_rank") {
-                    None => auto_dt_rank(hf),
-                    Some(Value::Str(s)) if s == "auto" => auto_dt_rank(hf),
                     Some(value @ Value::Int(_)) => Ok(vec![("dt_rank".into(), value.clone())]),
-                    Some(other) => Err(vec![Problem::at_hf(
+                    Some(other) if !matches!(other, Value::Str(s) if s == "auto") => Err(vec![Problem::at_hf(
                         "ssm_cfg.dt_rank",
                         format!("must be an int or \"auto\", found {}", show(other)),
                     )]),
+                    _ => derived_from_hidden_size(hf, "dt_rank", |hidden| (hidden + 15) / 16),
                 },
             ),
         )
@@ -273,10 +266,24 @@ pub fn mamba_weights() -> WeightDecl {
     ])
 }
 
-fn auto_dt_rank(hf: &Map) -> fastllm_core::Writes {
+/// Exports the Mamba size `name` as the typed config holds it, at `ssm_cfg.<name>`.
+fn export_ssm_size(
+    name: &'static str,
+    read: fn(&MambaConfig) -> i64,
+) -> impl Fn(Fl, &ExportContext) -> HfWrites + Send + Sync + 'static {
+    move |fl, _| {
+        let value = read(fl.config::<MambaConfig>()?);
+        Ok(vec![(format!("ssm_cfg.{name}"), int(value.into())).into()])
+    }
+}
+
+/// The Mamba size `name` an HF dict leaves to its default (`d_xb`: `hidden_size`; `dt_rank`:
+/// `ceil(hidden_size / 16)`), `derive`d from the text model's `hidden_size`; without an int
+/// `hidden_size`, a problem at `ssm_cfg.<name>`.
+fn derived_from_hidden_size(hf: &Map, name: &str, derive: fn(i128) -> i128) -> Writes {
     text_hidden_size(hf)
-        .map(|h| vec![("dt_rank".into(), int((h + 15) / 16))])
-        .map_err(|e| vec![Problem::at_hf("ssm_cfg.dt_rank", e)])
+        .map(|hidden| vec![(name.to_string(), int(derive(hidden)))])
+        .map_err(|e| vec![Problem::at_hf(format!("ssm_cfg.{name}"), e)])
 }
 
 /// Apriel's gated delta-net mixer (`GatedDeltaNetConfig`), under `linear_attn_config.gdn_*`.

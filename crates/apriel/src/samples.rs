@@ -141,22 +141,22 @@ fn multimodal(vision: &str, image_token_index: &str) -> Value {
 }
 
 pub(crate) fn apriel2() -> Vec<Value> {
-    vec![
-        multimodal(
-            &vision(
-                r#"{"type": "default_2d", "theta": 10000}"#,
-                r#""heads": 4, "head_groups": 4"#,
-                r#"{"intermediate_size": 64, "gated": false, "add_linear_biases": true, "activation": "gelu"}"#,
-            ),
+    // (vision rotary, vision heads, adapter, image_token_index)
+    [
+        (
+            r#"{"type": "default_2d", "theta": 10000}"#,
+            r#""heads": 4, "head_groups": 4"#,
+            r#"{"intermediate_size": 64, "gated": false, "add_linear_biases": true, "activation": "gelu"}"#,
             "120",
         ),
-        multimodal(
-            &vision(
-                r#"{"type": "default", "theta": 20000}"#,
-                r#""heads": 4, "head_groups": 2"#,
-                r#"{"intermediate_size": 64, "gated": true, "add_linear_biases": false, "activation": "silu"}"#,
-            ),
+        (
+            r#"{"type": "default", "theta": 20000}"#,
+            r#""heads": 4, "head_groups": 2"#,
+            r#"{"intermediate_size": 64, "gated": true, "add_linear_biases": false, "activation": "silu"}"#,
             "",
         ),
     ]
+    .into_iter()
+    .map(|(rotary, heads, adapter, image_token_index)| multimodal(&vision(rotary, heads, adapter), image_token_index))
+    .collect()
 }

@@ -93,6 +93,22 @@ fn hybrid_mamba_without_ssm_cfg_takes_the_class_defaults() {
 }
 
 #[rstest]
+#[case::left_to_the_defaults(r#"{"ssm_cfg": {"d_xb": null, "dt_rank": "auto"}}"#, 100, 7)]
+#[case::given(r#"{"ssm_cfg": {"d_xb": 50, "dt_rank": 3}}"#, 50, 3)]
+fn hybrid_mamba_sizes_are_read_or_derived_from_hidden_size(
+    #[case] ssm_cfg: &str,
+    #[case] d_xb: i128,
+    #[case] dt_rank: i128,
+) {
+    let fl = import("apriel_hybrid_ssm", &with(hybrid(r#"["m2", "t"]"#), ssm_cfg)).unwrap();
+    let mixer = get(&fl, "decoder.blocks.m2.mixer").as_map().unwrap();
+    assert_eq!(
+        (get(mixer, "d_xb"), get(mixer, "dt_rank")),
+        (&Value::Int(d_xb), &Value::Int(dt_rank))
+    );
+}
+
+#[rstest]
 #[case(r#"{"ssm_cfg": {"d_conv": 5}}"#, "ssm_cfg.d_conv")]
 #[case(r#"{"ssm_cfg": {"dt_rank": "big"}}"#, "ssm_cfg.dt_rank")]
 #[case(r#"{"ssm_cfg": {"d_state": 16, "d_model": 100}}"#, "ssm_cfg.d_model")]

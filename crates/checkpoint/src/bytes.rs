@@ -102,6 +102,14 @@ struct Tiles {
     out_offset: usize,
 }
 
+impl Tiles {
+    /// The index, in values, at which input column `column`'s output row starts: the one place
+    /// the tiled and the byte-wise transposes agree on where a column goes.
+    fn out_row_start(&self, column: usize) -> usize {
+        (column - self.columns.start) * self.out_stride + self.out_offset
+    }
+}
+
 fn transpose_typed(input: &[u8], element: usize, tiles: Tiles, out: &mut [u8]) {
     match element {
         2 => transpose_sized::<2>(input, tiles, out),
@@ -109,17 +117,11 @@ fn transpose_typed(input: &[u8], element: usize, tiles: Tiles, out: &mut [u8]) {
         8 => transpose_sized::<8>(input, tiles, out),
         1 => transpose_sized::<1>(input, tiles, out),
         _ => {
-            let Tiles {
-                rows,
-                cols,
-                columns,
-                out_stride,
-                out_offset,
-            } = tiles;
-            for c in columns.clone() {
-                for r in 0..rows {
-                    let from = (r * cols + c) * element;
-                    let to = ((c - columns.start) * out_stride + out_offset + r) * element;
+            for c in tiles.columns.clone() {
+                let out_row = tiles.out_row_start(c);
+                for r in 0..tiles.rows {
+                    let from = (r * tiles.cols + c) * element;
+                    let to = (out_row + r) * element;
                     out[to..to + element].copy_from_slice(&input[from..from + element]);
                 }
             }
@@ -162,18 +164,12 @@ fn transpose_sized<const E: usize>(input: &[u8], tiles: Tiles, out: &mut [u8]) {
 
 /// The tiled transpose on whole elements.
 fn transpose_elements<T: Copy>(input: &[T], tiles: Tiles, out: &mut [T]) {
-    let Tiles {
-        rows,
-        cols,
-        columns,
-        out_stride,
-        out_offset,
-    } = tiles;
+    let (rows, cols) = (tiles.rows, tiles.cols);
     for r0 in (0..rows).step_by(TILE) {
-        for c0 in columns.clone().step_by(TILE) {
-            let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(columns.end));
+        for c0 in tiles.columns.clone().step_by(TILE) {
+            let (r1, c1) = ((r0 + TILE).min(rows), (c0 + TILE).min(tiles.columns.end));
             for c in c0..c1 {
-                let to_row = (c - columns.start) * out_stride + out_offset;
+                let to_row = tiles.out_row_start(c);
                 let to = &mut out[to_row + r0..to_row + r1];
                 for (r, slot) in (r0..r1).zip(to.iter_mut()) {
                     *slot = input[r * cols + c];

@@ -125,9 +125,9 @@ mod tests {
         }
     }
 
-    /// A safetensors file of one F32 tensor `w` of 4 elements, whose header says its data ends
-    /// at `end`.
-    fn file(end: usize) -> (Vec<u8>, Vec<u8>) {
+    /// A remote safetensors file of one F32 tensor `w` of 4 elements, whose header says its
+    /// data ends at `end`, served without short reads.
+    fn remote_file(end: usize) -> Fake {
         let json = format!(
             r#"{{"w":{{"dtype":"F32","shape":[{}],"data_offsets":[0,{end}]}}}}"#,
             end / 4
@@ -136,7 +136,11 @@ mod tests {
         header.extend_from_slice(json.as_bytes());
         let mut bytes = header.clone();
         bytes.extend((0..16u8).map(|b| b * 3));
-        (header, bytes)
+        Fake {
+            bytes,
+            header,
+            short: false,
+        }
     }
 
     fn open(fake: Fake) -> Result<FileSet, CheckpointError> {
@@ -156,43 +160,29 @@ mod tests {
 
     #[test]
     fn a_remote_tensor_is_read_whole_or_streamed_in_parts() {
-        let (header, bytes) = file(16);
-        let files = open(Fake {
-            bytes: bytes.clone(),
-            header,
-            short: false,
-        })
-        .unwrap();
+        let remote = remote_file(16);
+        let data = remote.bytes[remote.bytes.len() - 16..].to_vec();
+        let files = open(remote).unwrap();
         assert_eq!(files.tensor("w").unwrap().shape, [4]);
-        assert_eq!(files.get("w").unwrap().data, bytes[bytes.len() - 16..]);
-        assert_eq!(files.read("w", vec![7; 3]).unwrap(), bytes[bytes.len() - 16..]);
+        assert_eq!(files.get("w").unwrap().data, data);
+        assert_eq!(files.read("w", vec![7; 3]).unwrap(), data);
         let mut streamed = Vec::new();
         files.write_to("w", &mut streamed).unwrap();
-        assert_eq!(streamed, bytes[bytes.len() - 16..]);
+        assert_eq!(streamed, data);
     }
 
     #[test]
     fn a_remote_header_past_its_object_is_refused_before_any_read() {
-        let (header, bytes) = file(20);
-        let error = open(Fake {
-            bytes,
-            header,
-            short: false,
-        })
-        .err()
-        .unwrap()
-        .to_string();
+        let error = open(remote_file(20)).err().unwrap().to_string();
         assert!(error.contains("model.safetensors: invalid safetensors file"), "{error}");
         assert!(error.contains("end at byte 20"), "{error}");
     }
 
     #[test]
     fn a_short_read_names_the_url_the_tensor_and_the_bytes() {
-        let (header, bytes) = file(16);
         let files = open(Fake {
-            bytes,
-            header,
             short: true,
+            ..remote_file(16)
         })
         .unwrap();
         let error = files.read("w", Vec::new()).unwrap_err().to_string();

@@ -554,6 +554,14 @@ fn lookup<'a>(value: &'a mut Value, path: &[String]) -> &'a mut Value {
     r#"{"head": {"losses": {"lm": {"type": "label", "implementation": "fused"}}}}"#,
     r#"{"head": {"losses": {"lm": {"type": "label"}}}}"#
 )]
+#[case::distillation_loss_implementation(
+    r#"{"head": {"losses": {"kd": {"type": "distillation", "implementation": "fused"}}}}"#,
+    r#"{"head": {"losses": {"kd": {"type": "distillation"}}}}"#
+)]
+#[case::false_complex_format_of_yarn(
+    r#"{"decoder": {"block": {"mixer": {"rotary": {"type": "yarn", "complex_format": false}}}}}"#,
+    r#"{"decoder": {"block": {"mixer": {"rotary": {"type": "yarn"}}}}}"#
+)]
 fn legacy_keys_are_dropped(#[case] with_key: &str, #[case] without: &str) {
     let load = |json: &str| {
         let config = load_base_model(ModelKind::Gpt, &Value::from_json_str(json).unwrap())

@@ -4,10 +4,15 @@
 
 use fastllm_config::{AttentionConfig, LanguageModelEmbeddingsConfig, PatchEmbeddingsConfig, PeftConfig, Value};
 
-use crate::Problem;
+use std::fmt::Display;
+
+use fastllm_config::FieldType;
+
 use crate::dict::show;
+use crate::field::{ConfigField, FieldPath};
 use crate::fl::{Checked, Fl, checked};
 use crate::section::{Decl, Section};
+use crate::{Problem, field};
 
 /// Each optional parameter of `paths` must not be enabled (`<path>.enabled` true); `why`
 /// completes the message "enabled, but …".
@@ -47,21 +52,35 @@ pub fn no_window(why: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync + 's
     }
 }
 
+/// The two fields `first` and `second` of the section's config must hold the same value; `why`
+/// completes the message "<second's value> differs from <first's path> <first's value>: …",
+/// at `second`'s path.
+pub fn equal_fields<C: FieldType + 'static, T: Copy + PartialEq + Display + 'static>(
+    first: FieldPath<C, T>,
+    second: FieldPath<C, T>,
+    why: &'static str,
+) -> impl Fn(Fl) -> Checked + Send + Sync + 'static {
+    move |fl| {
+        let (expected, found) = (first.read(fl)?, second.read(fl)?);
+        if found == expected {
+            return Ok(());
+        }
+        Err(vec![Problem::at_fast_llm(
+            second.path(),
+            format!("{found} differs from {} {expected}: {why}", first.path()),
+        )])
+    }
+}
+
 /// Patch embeddings whose `patch_width` differs from `patch_height`, for a format whose patches
 /// are square (one `patch_size`); `why` completes the message "<width> differs from patch_height
 /// <height>: …".
 pub fn square_patches(why: &'static str) -> impl Fn(Fl) -> Checked + Send + Sync + 'static {
-    move |fl| {
-        let patches = fl.config::<PatchEmbeddingsConfig>()?;
-        let (height, width) = (patches.patch_height, patches.patch_width);
-        if height == width {
-            return Ok(());
-        }
-        Err(vec![Problem::at_fast_llm(
-            "patch_width",
-            format!("{width} differs from patch_height {height}: {why}"),
-        )])
-    }
+    equal_fields(
+        field!(PatchEmbeddingsConfig.patch_height),
+        field!(PatchEmbeddingsConfig.patch_width),
+        why,
+    )
 }
 
 /// No PEFT on the root (an HF config has no place for adapters).
@@ -99,12 +118,24 @@ fn refused(enabled: Option<bool>, path: &str, flag: &str, why: &str) -> Option<P
 
 #[cfg(test)]
 mod tests {
-    use fastllm_config::{AttentionConfig, load};
+    use fastllm_config::{AttentionConfig, ConfigClass, load};
 
     use super::*;
 
-    fn attention(json: &str) -> AttentionConfig {
+    fn config<T: ConfigClass>(json: &str) -> T {
         load(&Value::from_json_str(json).unwrap()).unwrap()
+    }
+
+    fn attention(json: &str) -> AttentionConfig {
+        config(json)
+    }
+
+    /// `problem` is at Fast-LLM path `path` and says `message`.
+    fn assert_problem(problem: &Problem, path: &str, message: &str) {
+        assert_eq!(
+            (problem.fast_llm.as_deref(), problem.message.as_str()),
+            (Some(path), message)
+        );
     }
 
     #[test]
@@ -114,28 +145,29 @@ mod tests {
         let fl = Fl::new(&config);
         let problems = no_biases(&["query_layer", "key_layer", "value_layer"], "the format has none")(fl).unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layer.bias.enabled"));
-        assert_eq!(problems[0].message, "enabled, but the format has none");
+        assert_problem(
+            &problems[0],
+            "query_layer.bias.enabled",
+            "enabled, but the format has none",
+        );
         assert!(not_enabled(&["key_layer.bias"], "no")(fl).is_ok());
     }
 
     #[test]
     fn peft_is_refused_by_its_type() {
-        let root =
-            |json: &str| load::<fastllm_config::GptBaseModelConfig>(&Value::from_json_str(json).unwrap()).unwrap();
+        let root = config::<fastllm_config::GptBaseModelConfig>;
         assert!(no_peft(Fl::new(&root("{}"))).is_ok());
         let problems = no_peft(Fl::new(&root(r#"{"peft": {"type": "lora"}}"#))).unwrap_err();
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("peft.type"));
-        assert_eq!(
-            problems[0].message,
-            r#"PEFT "lora" has no HF form (merge adapters first)"#
+        assert_problem(
+            &problems[0],
+            "peft.type",
+            r#"PEFT "lora" has no HF form (merge adapters first)"#,
         );
     }
 
     #[test]
     fn token_embeddings_refuse_position_embeddings() {
-        let embeddings =
-            |json: &str| load::<LanguageModelEmbeddingsConfig>(&Value::from_json_str(json).unwrap()).unwrap();
+        let embeddings = config::<LanguageModelEmbeddingsConfig>;
         let table = token_embeddings("test.embeddings", "no such thing");
         let enabled = embeddings(r#"{"position_embeddings": {"enabled": true}}"#);
         let problems: Vec<Problem> = (table.validators.iter())
@@ -143,18 +175,42 @@ mod tests {
             .flatten()
             .collect();
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("position_embeddings.enabled"));
-        assert_eq!(problems[0].message, "enabled, but no such thing");
+        assert_problem(
+            &problems[0],
+            "position_embeddings.enabled",
+            "enabled, but no such thing",
+        );
     }
 
     #[test]
     fn patches_must_be_square() {
-        let patches = |json: &str| load::<PatchEmbeddingsConfig>(&Value::from_json_str(json).unwrap()).unwrap();
+        let patches = config::<PatchEmbeddingsConfig>;
         let rule = square_patches("they are square");
         assert!(rule(Fl::new(&patches(r#"{"patch_height": 8, "patch_width": 8}"#))).is_ok());
         let problems = rule(Fl::new(&patches(r#"{"patch_height": 8, "patch_width": 4}"#))).unwrap_err();
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("patch_width"));
-        assert_eq!(problems[0].message, "4 differs from patch_height 8: they are square");
+        assert_problem(
+            &problems[0],
+            "patch_width",
+            "4 differs from patch_height 8: they are square",
+        );
+    }
+
+    #[test]
+    fn unequal_fields_are_refused_at_the_second() {
+        let rule = equal_fields(
+            field!(AttentionConfig.heads),
+            field!(AttentionConfig.head_groups),
+            "no grouped heads",
+        );
+        assert!(rule(Fl::new(&attention(r#"{"heads": 4, "head_groups": 4}"#))).is_ok());
+        let problems = rule(Fl::new(&attention(r#"{"heads": 4, "head_groups": 2}"#))).unwrap_err();
+        assert_problem(&problems[0], "head_groups", "2 differs from heads 4: no grouped heads");
+        let problems = rule(Fl::new(&config::<PatchEmbeddingsConfig>("{}"))).unwrap_err();
+        assert_problem(
+            &problems[0],
+            "",
+            "expected a AttentionConfig, found a PatchEmbeddingsConfig",
+        );
     }
 
     #[test]
@@ -163,8 +219,7 @@ mod tests {
         let fl = Fl::new(&config);
         let problems = no_window("the format has no window")(fl).unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("window_size"));
-        assert_eq!(problems[0].message, "512 set, but the format has no window");
+        assert_problem(&problems[0], "window_size", "512 set, but the format has no window");
         assert!(no_window("no")(Fl::new(&attention("{}"))).is_ok());
     }
 
@@ -172,10 +227,10 @@ mod tests {
     fn a_field_the_class_lacks_is_a_problem_naming_it() {
         let config = attention("{}");
         let problems = not_enabled(&["absent"], "no")(Fl::new(&config)).unwrap_err();
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("absent"));
-        assert_eq!(
-            problems[0].message,
-            "AttentionConfig has no field `absent` (a declaration of this format reads it)"
+        assert_problem(
+            &problems[0],
+            "absent",
+            "AttentionConfig has no field `absent` (a declaration of this format reads it)",
         );
         let problems = no_biases(&["query_layr"], "no")(Fl::new(&config)).unwrap_err();
         assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layr"));
@@ -185,10 +240,10 @@ mod tests {
     fn a_config_of_another_class_is_a_problem_naming_its_path() {
         let config = attention("{}");
         let problems = not_enabled(&["query_layer"], "no")(Fl::new(&config)).unwrap_err();
-        assert_eq!(problems[0].fast_llm.as_deref(), Some("query_layer"));
-        assert_eq!(
-            problems[0].message,
-            "expected a OptionalParameterConfig, found a AffineLinearConfig"
+        assert_problem(
+            &problems[0],
+            "query_layer",
+            "expected a OptionalParameterConfig, found a AffineLinearConfig",
         );
         let problems = no_biases(&["rotary"], "no")(Fl::new(&config)).unwrap_err();
         assert_eq!(problems[0].fast_llm.as_deref(), Some("rotary.bias"));

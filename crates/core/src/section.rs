@@ -199,13 +199,7 @@ impl Section {
 
     /// Appends a declaration. A duplicate name is a declaration bug and panics at build time.
     pub fn add(mut self, name: &'static str, decl: impl Into<Decl>) -> Self {
-        let decl = decl.into();
-        assert!(
-            self.decls.iter().all(|(n, _)| *n != name),
-            "{}: duplicate declaration `{name}`",
-            self.name
-        );
-        self.decls.push((name, decl));
+        self.named_decls().push(name, decl.into());
         self
     }
 
@@ -241,22 +235,13 @@ impl Section {
 
     /// Replaces the declaration `name`, keeping its position.
     pub fn replace(mut self, name: &'static str, decl: impl Into<Decl>) -> Self {
-        let decl = decl.into();
-        let slot = self.decls.iter_mut().find(|(n, _)| *n == name);
-        let (_, old) = slot.unwrap_or_else(|| panic!("{}: no declaration `{name}` to replace", self.name));
-        *old = decl;
+        self.named_decls().replace(name, decl.into());
         self
     }
 
     /// Removes the declaration `name`.
     pub fn remove(mut self, name: &'static str) -> Self {
-        let before = self.decls.len();
-        self.decls.retain(|(n, _)| *n != name);
-        assert!(
-            self.decls.len() < before,
-            "{}: no declaration `{name}` to remove",
-            self.name
-        );
+        self.named_decls().remove(name);
         self
     }
 
@@ -275,22 +260,13 @@ impl Section {
 
     /// Appends a weight declaration.
     pub fn weight(mut self, name: &'static str, decl: impl Into<crate::weights::WeightDecl>) -> Self {
-        let decl = decl.into();
-        assert!(
-            self.weights.iter().all(|(n, _)| *n != name),
-            "{}: duplicate weight declaration `{name}`",
-            self.name
-        );
-        self.weights.push((name, decl));
+        self.named_weights().push(name, decl.into());
         self
     }
 
     /// Replaces the weight declaration `name`, keeping its position.
     pub fn replace_weight(mut self, name: &'static str, decl: impl Into<crate::weights::WeightDecl>) -> Self {
-        let decl = decl.into();
-        let slot = self.weights.iter_mut().find(|(n, _)| *n == name);
-        let (_, old) = slot.unwrap_or_else(|| panic!("{}: no weight declaration `{name}` to replace", self.name));
-        *old = decl;
+        self.named_weights().replace(name, decl.into());
         self
     }
 
@@ -303,14 +279,7 @@ impl Section {
         name: &'static str,
         decl: impl Into<crate::weights::WeightDecl>,
     ) -> Self {
-        assert!(
-            self.weights.iter().all(|(n, _)| *n != name),
-            "{}: duplicate weight declaration `{name}`",
-            self.name
-        );
-        let position = self.weights.iter().position(|(n, _)| *n == anchor);
-        let position = position.unwrap_or_else(|| panic!("{}: no weight declaration `{anchor}`", self.name));
-        self.weights.insert(position, (name, decl.into()));
+        self.named_weights().insert_before(anchor, name, decl.into());
         self
     }
 
@@ -367,9 +336,127 @@ impl Section {
     pub fn decl(&self, name: &str) -> Option<&Decl> {
         self.decls.iter().find(|(n, _)| *n == name).map(|(_, d)| d)
     }
+
+    fn named_decls(&mut self) -> NamedEntries<'_, Decl> {
+        NamedEntries {
+            section: self.name,
+            kind: "declaration",
+            entries: &mut self.decls,
+        }
+    }
+
+    fn named_weights(&mut self) -> NamedEntries<'_, crate::weights::WeightDecl> {
+        NamedEntries {
+            section: self.name,
+            kind: "weight declaration",
+            entries: &mut self.weights,
+        }
+    }
+}
+
+/// One of a section's tables of named entries (declarations, weight declarations), edited by a
+/// builder. Names are unique within a table; a duplicate name, or a name to replace, remove or
+/// insert before that is not there, is a bug in a format's declarations, so it panics when the
+/// table is built, naming the section, the kind of entry and the name.
+struct NamedEntries<'a, T> {
+    section: &'static str,
+    kind: &'static str,
+    entries: &'a mut Vec<(&'static str, T)>,
+}
+
+impl<T> NamedEntries<'_, T> {
+    fn push(self, name: &'static str, entry: T) {
+        self.assert_absent(name);
+        self.entries.push((name, entry));
+    }
+
+    fn insert_before(self, anchor: &'static str, name: &'static str, entry: T) {
+        self.assert_absent(name);
+        let position = self.position(anchor, "");
+        self.entries.insert(position, (name, entry));
+    }
+
+    fn replace(self, name: &'static str, entry: T) {
+        let position = self.position(name, " to replace");
+        self.entries[position].1 = entry;
+    }
+
+    fn remove(self, name: &'static str) {
+        let position = self.position(name, " to remove");
+        self.entries.remove(position);
+    }
+
+    fn assert_absent(&self, name: &str) {
+        let (section, kind) = (self.section, self.kind);
+        assert!(
+            self.entries.iter().all(|(n, _)| *n != name),
+            "{section}: duplicate {kind} `{name}`"
+        );
+    }
+
+    /// Where entry `name` stands; `purpose` ends the panic message when it is not there.
+    fn position(&self, name: &str, purpose: &str) -> usize {
+        let position = self.entries.iter().position(|(n, _)| *n == name);
+        let (section, kind) = (self.section, self.kind);
+        position.unwrap_or_else(|| panic!("{section}: no {kind} `{name}`{purpose}"))
+    }
 }
 
 /// Reads a value from a full-form dict (absent means `null`).
 pub fn fl_value<'a>(fl: &'a Map, path: &str) -> &'a Value {
     dict::get(fl, path).unwrap_or(&Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use fastllm_config::RmsNormalizationConfig;
+    use rstest::rstest;
+
+    use super::*;
+    use crate::weights::{Transform, WeightDecl};
+
+    fn weight(name: &'static str) -> WeightDecl {
+        WeightDecl::param(name, &["w"], Transform::Copy, |_| vec![1])
+    }
+
+    fn norm() -> Section {
+        Section::of::<RmsNormalizationConfig>("test.norm")
+            .same("epsilon")
+            .weight("weight", weight("weight"))
+    }
+
+    #[rstest]
+    #[case::duplicate_declaration(|s: Section| s.same("epsilon"), "test.norm: duplicate declaration `epsilon`")]
+    #[case::declaration_to_replace(|s: Section| s.replace("eps", Decl::same("eps")), "test.norm: no declaration `eps` to replace")]
+    #[case::declaration_to_remove(|s: Section| s.remove("eps"), "test.norm: no declaration `eps` to remove")]
+    #[case::duplicate_weight(|s: Section| s.weight("weight", weight("weight")), "test.norm: duplicate weight declaration `weight`")]
+    #[case::duplicate_weight_before(|s: Section| s.weight_before("weight", "weight", weight("weight")), "test.norm: duplicate weight declaration `weight`")]
+    #[case::missing_anchor(|s: Section| s.weight_before("bias", "scale", weight("scale")), "test.norm: no weight declaration `bias`")]
+    #[case::weight_to_replace(|s: Section| s.replace_weight("bias", weight("bias")), "test.norm: no weight declaration `bias` to replace")]
+    fn a_declaration_bug_panics_naming_the_section_and_the_name(
+        #[case] edit: fn(Section) -> Section,
+        #[case] message: &str,
+    ) {
+        let panic = std::panic::catch_unwind(|| edit(norm()))
+            .err()
+            .expect("the edit panics");
+        let found = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert_eq!(found, message);
+    }
+
+    fn names<T>(entries: &[(&'static str, T)]) -> Vec<&'static str> {
+        entries.iter().map(|(name, _)| *name).collect()
+    }
+
+    #[test]
+    fn edits_keep_each_entry_in_its_place() {
+        let section = norm()
+            .same("implementation")
+            .replace("epsilon", Decl::same("epsilon"))
+            .weight_before("weight", "scale", weight("scale"))
+            .replace_weight("weight", weight("weight"));
+        assert_eq!(names(section.decls()), ["epsilon", "implementation"]);
+        assert_eq!(names(section.weights()), ["scale", "weight"]);
+        assert_eq!(names(section.remove("epsilon").decls()), ["implementation"]);
+    }
 }

@@ -103,6 +103,16 @@ fn rotary_import(hf: &Map, _: &ImportContext) -> Writes {
     Ok(vec![("rotary".into(), Value::Map(rotary))])
 }
 
+/// Imports the Fast-LLM field `fl` as a copy of the HF key `hf` (null when absent), which another
+/// declaration maps: Pixtral has one key for two fields (`num_attention_heads` for the heads and
+/// the KV heads, `patch_size` for the patch height and width).
+fn copied_from(fl: &'static [&'static str; 1], hf: &'static str) -> Decl {
+    let [name] = *fl;
+    Decl::import_only(fl, &[], Covers::Exact, move |dict, _| {
+        Ok(vec![(name.into(), dict.get(hf).cloned().unwrap_or(Value::Null))])
+    })
+}
+
 /// Pixtral's attention: non-causal, MHA (no `num_key_value_heads`), head size derived from the
 /// vision hidden size, 2-D rotary.
 pub fn attention() -> Section {
@@ -111,15 +121,7 @@ pub fn attention() -> Section {
         .replace_weight("layers", sections::attention_weights(vision_hidden))
         .replace_constant("add_linear_biases", boolean(false))
         .replace_constant("causal", boolean(false))
-        .replace(
-            "head_groups",
-            Decl::import_only(&["head_groups"], &[], Covers::Exact, |hf, _| {
-                Ok(vec![(
-                    "head_groups".into(),
-                    hf.get("num_attention_heads").cloned().unwrap_or(Value::Null),
-                )])
-            }),
-        )
+        .replace("head_groups", copied_from(&["head_groups"], "num_attention_heads"))
         .replace(
             "head_size",
             Decl::import_only(&["head_size"], &["head_dim"], Covers::Exact, vision_head_size),
@@ -140,17 +142,14 @@ pub fn attention() -> Section {
                 rotary_import,
             ),
         )
-        .validate("mha", |fl| {
-            let attention = fl.config::<AttentionConfig>()?;
-            let (heads, groups) = (attention.heads, attention.head_groups);
-            if heads == groups {
-                return Ok(());
-            }
-            Err(vec![Problem::at_fast_llm(
-                "head_groups",
-                format!("{groups} differs from heads {heads}: Pixtral has no grouped KV heads"),
-            )])
-        })
+        .validate(
+            "mha",
+            rules::equal_fields(
+                field!(AttentionConfig.heads),
+                field!(AttentionConfig.head_groups),
+                "Pixtral has no grouped KV heads",
+            ),
+        )
 }
 
 /// A Pixtral block: Llama's table, its weights under `attention`, `feed_forward`,
@@ -194,15 +193,7 @@ fn embeddings(norm: Arc<Section>) -> Section {
             nested(field!(PatchEmbeddingsConfig.normalization), "ln_pre", &norm),
         )
         .rename("patch_height", "patch_size")
-        .add(
-            "patch_width",
-            Decl::import_only(&["patch_width"], &[], Covers::Exact, |hf, _| {
-                Ok(vec![(
-                    "patch_width".into(),
-                    hf.get("patch_size").cloned().unwrap_or(Value::Null),
-                )])
-            }),
-        )
+        .add("patch_width", copied_from(&["patch_width"], "patch_size"))
         .add("num_channels", Decl::const_export("num_channels", int(3)))
         .add("normalization", Decl::nested("normalization", norm))
         .ignore(&["patch_embeddings"])

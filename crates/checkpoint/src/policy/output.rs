@@ -513,16 +513,25 @@ mod tests {
 
     const DEAD: &str = "999999-0123456789abcdef";
 
+    /// The output directory for `target` of a conversion whose input holds nothing near it.
+    fn unprotected_output(target: &Path, existing: Existing) -> OutputDir {
+        OutputDir::create(target, existing, &Protected::nothing()).unwrap()
+    }
+
+    /// Creates the directory `dir` holding the one file `file` (its contents: its name).
+    fn directory_holding(dir: &Path, file: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(file), file).unwrap();
+    }
+
     #[rstest]
     #[case::exchange(Strategy::Exchange)]
     #[case::aside(Strategy::Aside)]
     fn replacing_keeps_only_the_new_output(#[case] strategy: Strategy) {
         let root = scratch(&format!("replace-{strategy:?}"));
         let (target, staging) = (root.join("out"), root.join(format!(".out.partial-{DEAD}")));
-        std::fs::create_dir_all(&target).unwrap();
-        std::fs::write(target.join("old"), "old").unwrap();
-        std::fs::create_dir_all(&staging).unwrap();
-        std::fs::write(staging.join("new"), "new").unwrap();
+        directory_holding(&target, "old");
+        directory_holding(&staging, "new");
         let old = replace(&staging, &target, strategy).unwrap();
         Protected::nothing().remove(&old, None).unwrap();
         assert_eq!(entries(&target), ["new"]);
@@ -534,7 +543,7 @@ mod tests {
         let root = scratch("replace-file");
         let target = root.join("out");
         std::fs::write(&target, "a file").unwrap();
-        let output = OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap();
+        let output = unprotected_output(&target, Existing::Replace);
         output.commit().unwrap();
         assert!(target.is_dir());
         assert_eq!(entries(&root), ["out"]);
@@ -547,7 +556,7 @@ mod tests {
         let dead = root.join(format!(".out.partial-{DEAD}"));
         std::fs::create_dir_all(dead.join("sub")).unwrap();
         // A live run: its staging directory is locked.
-        let live = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
+        let live = unprotected_output(&target, Existing::Refuse);
         live.write_text("x", "y").unwrap();
         // Names this tool does not generate stay, whatever they resemble.
         let kept = [
@@ -559,7 +568,7 @@ mod tests {
         for name in kept {
             std::fs::create_dir_all(root.join(name)).unwrap();
         }
-        let second = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
+        let second = unprotected_output(&target, Existing::Refuse);
         assert!(!dead.exists(), "a dead run's staging is removed");
         assert!(live.path("x").is_file(), "a live run's staging is left alone");
         drop(second);
@@ -575,8 +584,7 @@ mod tests {
         let target = root.join("out");
         // An input that happens to carry a generated name, and one holding an input file.
         let input = root.join(format!(".out.partial-{DEAD}"));
-        std::fs::create_dir_all(&input).unwrap();
-        std::fs::write(input.join("config.json"), "{}").unwrap();
+        directory_holding(&input, "config.json");
         let holder = root.join(".out.replaced-999999-fedcba9876543210");
         std::fs::create_dir_all(&holder).unwrap();
         std::fs::hard_link(input.join("config.json"), holder.join("linked")).unwrap();
@@ -591,13 +599,12 @@ mod tests {
         let root = scratch("restore");
         let target = root.join("out");
         let aside = root.join(format!(".out.replaced-{DEAD}"));
-        std::fs::create_dir_all(&aside).unwrap();
-        std::fs::write(aside.join("old"), "old").unwrap();
-        drop(OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap());
+        directory_holding(&aside, "old");
+        drop(unprotected_output(&target, Existing::Replace));
         assert_eq!(entries(&target), ["old"], "the killed run's old output is back");
         // With an output in place, a stale set-aside copy is removed instead.
         std::fs::create_dir_all(&aside).unwrap();
-        drop(OutputDir::create(&target, Existing::Replace, &Protected::nothing()).unwrap());
+        drop(unprotected_output(&target, Existing::Replace));
         assert_eq!(entries(&root), ["out"]);
     }
 
@@ -605,7 +612,7 @@ mod tests {
     fn commit_refuses_an_output_that_appeared_meanwhile() {
         let root = scratch("appeared");
         let target = root.join("out");
-        let output = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
+        let output = unprotected_output(&target, Existing::Refuse);
         std::fs::create_dir_all(&target).unwrap();
         assert!(matches!(output.commit(), Err(CheckpointError::OutputExists { .. })));
         assert_eq!(entries(&root), ["out"]);
@@ -615,15 +622,12 @@ mod tests {
     fn parents_created_for_a_failed_output_are_removed() {
         let root = scratch("parents");
         let target = root.join("a/b/c/out");
-        let output = OutputDir::create(&target, Existing::Refuse, &Protected::nothing()).unwrap();
+        let output = unprotected_output(&target, Existing::Refuse);
         output.write_text("x", "y").unwrap();
         drop(output);
         assert!(entries(&root).is_empty(), "{:?}", entries(&root));
         // Committed, they stay.
-        OutputDir::create(&target, Existing::Refuse, &Protected::nothing())
-            .unwrap()
-            .commit()
-            .unwrap();
+        unprotected_output(&target, Existing::Refuse).commit().unwrap();
         assert!(target.is_dir());
     }
 

@@ -2,9 +2,9 @@
 
 use fastllm_config_derive::Config;
 
-use super::common::{AffineLinearConfig, NormalizationConfig, remove_false_flag};
+use super::common::{AffineLinearConfig, NormalizationConfig, legacy_key_rules, remove_false_flag};
 use crate::checks::{non_negative, positive, unit_interval};
-use crate::{ClassRules, ConfigClass, Ctx, FieldSet, Map, string_enum};
+use crate::{ClassRules, ConfigClass, Ctx, FieldSet, string_enum};
 
 string_enum! {
     /// Fast-LLM `AttentionImplementation`.
@@ -29,21 +29,6 @@ pub struct NoRotaryConfig {
 }
 impl ClassRules for NoRotaryConfig {}
 
-/// Rotary classes accept and drop a legacy `complex_format: false`.
-macro_rules! complex_format_rules {
-    ($name:ident $(, $body:item)*) => {
-        impl ClassRules for $name {
-            fn rewrites_input(map: &Map) -> bool {
-                map.contains_key("complex_format")
-            }
-            fn rewrite_input(map: &mut Map, ctx: &mut Ctx) {
-                remove_false_flag(map, "complex_format", ctx);
-            }
-            $($body)*
-        }
-    };
-}
-
 /// `type: default`.
 #[derive(Debug, Clone, Config)]
 #[config(class = "DefaultRotaryConfig", type_name = "default")]
@@ -52,7 +37,8 @@ pub struct DefaultRotaryConfig {
     pub theta: f64,
     pub explicit: FieldSet,
 }
-complex_format_rules!(DefaultRotaryConfig);
+// Rotary classes accept and drop a legacy `complex_format: false`.
+legacy_key_rules!(DefaultRotaryConfig, "complex_format", remove_false_flag);
 
 /// `type: llama3`.
 #[derive(Debug, Clone, Config)]
@@ -70,8 +56,10 @@ pub struct Llama3RotaryConfig {
     pub original_context_length: i64,
     pub explicit: FieldSet,
 }
-complex_format_rules!(
+legacy_key_rules!(
     Llama3RotaryConfig,
+    "complex_format",
+    remove_false_flag,
     fn check(&mut self, ctx: &mut Ctx) {
         if self.high_frequency_factor <= self.low_frequency_factor {
             ctx.rule_at(
@@ -104,8 +92,10 @@ pub struct YarnRotaryConfig {
     pub original_context_length: i64,
     pub explicit: FieldSet,
 }
-complex_format_rules!(
+legacy_key_rules!(
     YarnRotaryConfig,
+    "complex_format",
+    remove_false_flag,
     fn derive_defaults(&mut self, _ctx: &mut Ctx) {
         if self.attention_factor.is_none() {
             // An explicit null is read as "absent" (published Apriel configs carry one).
@@ -125,7 +115,7 @@ pub struct Rotary2dConfig {
     pub theta: f64,
     pub explicit: FieldSet,
 }
-complex_format_rules!(Rotary2dConfig);
+legacy_key_rules!(Rotary2dConfig, "complex_format", remove_false_flag);
 
 /// `type: proportional` (rotary on a leading fraction of the head, Gemma 4).
 #[derive(Debug, Clone, Config)]
@@ -137,7 +127,7 @@ pub struct ProportionalRotaryConfig {
     pub partial_rotary_factor: f64,
     pub explicit: FieldSet,
 }
-complex_format_rules!(ProportionalRotaryConfig);
+legacy_key_rules!(ProportionalRotaryConfig, "complex_format", remove_false_flag);
 
 /// Fast-LLM `RotaryConfig` registry; absent `type` is **none**.
 #[derive(Debug, Clone, Config)]

@@ -5,10 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fastllm_config_derive::Config;
 
-use super::common::{ActivationType, AffineLinearConfig, LinearConfig, NormalizationConfig, OptionalParameterConfig};
+use super::common::{
+    ActivationType, AffineLinearConfig, LinearConfig, NormalizationConfig, OptionalParameterConfig, drop_legacy_key,
+    legacy_key_rules,
+};
 use super::mixer::MixerConfig;
 use crate::checks::{block_count, greater_than_one, non_negative, positive};
-use crate::{ClassRules, Ctx, FieldSet, Map, string_enum};
+use crate::{ClassRules, Ctx, FieldSet, string_enum};
 
 string_enum! {
     /// Fast-LLM `MLPRecomputeLevel`.
@@ -261,14 +264,11 @@ pub struct PatternBlockSequenceConfig {
     pub explicit: FieldSet,
 }
 
-impl ClassRules for PatternBlockSequenceConfig {
-    fn rewrites_input(map: &Map) -> bool {
-        map.contains_key("block")
-    }
-    fn rewrite_input(map: &mut Map, _ctx: &mut Ctx) {
-        // Fast-LLM drops a stray `block` (left over from a fixed sequence) with a warning.
-        map.remove("block");
-    }
+// Fast-LLM drops a stray `block` (left over from a fixed sequence) with a warning.
+legacy_key_rules!(
+    PatternBlockSequenceConfig,
+    "block",
+    drop_legacy_key,
     fn check(&mut self, ctx: &mut Ctx) {
         if self.blocks.is_empty() {
             ctx.rule_at("blocks", "no block configuration provided");
@@ -285,7 +285,7 @@ impl ClassRules for PatternBlockSequenceConfig {
             );
         }
     }
-}
+);
 
 impl PatternBlockSequenceConfig {
     /// The block name at each position: the pattern repeated and cut to `num_blocks`.

@@ -355,6 +355,29 @@ pub enum PeftConfig {
     Lora(LoraConfig),
 }
 
+/// `ClassRules` for a class whose input may carry the legacy key `$key`, which
+/// `$rewrite(map, $key, ctx)` takes out before the class is parsed ([`remove_false_flag`],
+/// [`drop_legacy_key`]); the class's other `ClassRules` items (a `check`, ...) follow.
+macro_rules! legacy_key_rules {
+    ($name:ident, $key:literal, $rewrite:path $(, $body:item)*) => {
+        impl $crate::ClassRules for $name {
+            fn rewrites_input(map: &$crate::Map) -> bool {
+                map.contains_key($key)
+            }
+            fn rewrite_input(map: &mut $crate::Map, ctx: &mut $crate::Ctx) {
+                $rewrite(map, $key, ctx);
+            }
+            $($body)*
+        }
+    };
+}
+pub(crate) use legacy_key_rules;
+
+/// Removes a legacy key whatever its value, as Fast-LLM drops it (with a warning).
+pub(crate) fn drop_legacy_key(map: &mut Map, key: &str, _ctx: &mut Ctx) {
+    map.remove(key);
+}
+
 /// Removes a legacy key whose only allowed value is `false` (rotary `complex_format`).
 pub(crate) fn remove_false_flag(map: &mut Map, key: &str, ctx: &mut Ctx) {
     if let Some(value) = map.remove(key)

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use fastllm_config_derive::Config;
 
-use super::common::{NormalizationConfig, OptionalParameterConfig, ParameterConfig};
+use super::common::{NormalizationConfig, OptionalParameterConfig, ParameterConfig, drop_legacy_key, legacy_key_rules};
 use crate::checks::{non_negative, positive};
-use crate::{ClassRules, Ctx, FieldSet, Map, string_enum};
+use crate::{ClassRules, Ctx, FieldSet, string_enum};
 
 string_enum! {
     /// Fast-LLM `EntropyLossType`.
@@ -175,11 +175,6 @@ fn triton_incompatibility(members: &[(&String, &LanguageModelLossConfig)]) -> Op
     None
 }
 
-/// Removes the legacy `implementation` key of label and distillation losses.
-fn drop_legacy_implementation(map: &mut Map) {
-    map.remove("implementation");
-}
-
 /// The fields of every loss: Fast-LLM's abstract `LanguageModelLossConfig`, whose subclasses
 /// [`LanguageModelLossConfig`] dispatches on.
 #[derive(Debug, Clone, Config)]
@@ -234,19 +229,17 @@ pub struct LabelEntropyLossConfig {
     pub explicit: FieldSet,
 }
 
-impl ClassRules for LabelEntropyLossConfig {
-    fn rewrites_input(map: &Map) -> bool {
-        map.contains_key("implementation")
-    }
-    fn rewrite_input(map: &mut Map, _ctx: &mut Ctx) {
-        drop_legacy_implementation(map);
-    }
+// Label and distillation losses drop a legacy `implementation` key.
+legacy_key_rules!(
+    LabelEntropyLossConfig,
+    "implementation",
+    drop_legacy_key,
     fn check(&mut self, ctx: &mut Ctx) {
         if self.loss_type == EntropyLossType::ReverseKl {
             ctx.rule_at("loss_type", "`reverse_kl` is not supported for a label loss");
         }
     }
-}
+);
 
 /// `type: distillation` — match a reference model's distribution.
 #[derive(Debug, Clone, Config)]
@@ -263,14 +256,7 @@ pub struct DistillationLossConfig {
     pub explicit: FieldSet,
 }
 
-impl ClassRules for DistillationLossConfig {
-    fn rewrites_input(map: &Map) -> bool {
-        map.contains_key("implementation")
-    }
-    fn rewrite_input(map: &mut Map, _ctx: &mut Ctx) {
-        drop_legacy_implementation(map);
-    }
-}
+legacy_key_rules!(DistillationLossConfig, "implementation", drop_legacy_key);
 
 /// `type: dpo` — direct preference optimization (not combinable).
 #[derive(Debug, Clone, Config)]

@@ -229,12 +229,7 @@ pub fn vector(
     hf: &'static str,
     size: impl Fn(&WeightContext) -> usize + Send + Sync + 'static,
 ) -> WeightDecl {
-    WeightDecl::param_named(
-        fast_llm,
-        move |_| vec![hf.to_string()],
-        Transform::Copy,
-        move |c| vec![size(c)],
-    )
+    WeightDecl::one_tensor(fast_llm, hf, Transform::Copy, move |c| vec![size(c)])
 }
 
 /// A norm's `weight` over `size` features, the same name on both sides.

@@ -395,6 +395,16 @@ impl WeightDecl {
         )
     }
 
+    /// A parameter held in the one HF tensor `hf`.
+    pub(crate) fn one_tensor(
+        fast_llm: &'static str,
+        hf: &'static str,
+        transform: Transform,
+        shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
+    ) -> Self {
+        Self::param_named(fast_llm, move |_| vec![hf.to_string()], transform, shape)
+    }
+
     /// A parameter whose HF names depend on the config.
     pub fn param_named(
         fast_llm: &'static str,
@@ -419,7 +429,7 @@ impl WeightDecl {
         shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
         hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
     ) -> Self {
-        Self::param_named(fast_llm, move |_| vec![hf.to_string()], Transform::Reshape, shape).with_hf_shape(hf_shape)
+        Self::one_tensor(fast_llm, hf, Transform::Reshape, shape).with_hf_shape(hf_shape)
     }
 
     /// A stacked-experts HF tensor `[E, H, I]` ↔ Fast-LLM `[E·I, H]`, each expert transposed.
@@ -429,13 +439,7 @@ impl WeightDecl {
         shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
         hf_shape: impl Fn(&WeightContext) -> Vec<usize> + Send + Sync + 'static,
     ) -> Self {
-        Self::param_named(
-            fast_llm,
-            move |_| vec![hf.to_string()],
-            Transform::TransposeExperts,
-            shape,
-        )
-        .with_hf_shape(hf_shape)
+        Self::one_tensor(fast_llm, hf, Transform::TransposeExperts, shape).with_hf_shape(hf_shape)
     }
 
     /// With its HF shape declared rather than derived from the transform.
