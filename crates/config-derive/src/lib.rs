@@ -249,6 +249,9 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut own = 0usize;
     let mut keys = Vec::new();
     let mut reflects = Vec::new();
+    let mut setters = Vec::new();
+    let mut slots = Vec::new();
+    let mut lacks = Vec::new();
     for field in &named.named {
         let ident = field.ident.as_ref().expect("named field");
         if ident == "explicit" {
@@ -339,6 +342,32 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             ctx.leave();
         });
         eqs.push(quote!(self.#ident == other.#ident));
+        // A parse starts a field it reads from the type's default, not from a declared one.
+        let unwritten = if fa.default.is_some() {
+            quote!(crate::Prior::Fresh)
+        } else {
+            quote!(crate::Prior::Pristine)
+        };
+        // Own fields are matched by their number past the base's, a literal pattern.
+        setters.push(quote! {
+            ::core::option::Option::Some(#own) => {
+                let prior = if explicit.contains(#index) { crate::Prior::Written } else { #unwritten };
+                crate::FieldType::write(&mut self.#ident, rest, value, prior, ctx)?;
+                explicit.insert(#index);
+                ::core::result::Result::Ok(())
+            }
+        });
+        slots.push(quote! {
+            ::core::option::Option::Some(#own) => crate::FieldType::slot_at(&mut self.#ident, rest),
+        });
+        let missing = if required {
+            quote!(!explicit.contains(#index) ||)
+        } else {
+            quote!()
+        };
+        lacks.push(quote! {
+            #missing (explicit.contains(#index) && crate::FieldType::lacks_required(&self.#ident))
+        });
         own += 1;
     }
     if !has_explicit {
@@ -368,6 +397,9 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         validate: base_validate,
         rules: base_rules,
         deref: base_deref,
+        write: base_write,
+        slot: base_slot,
+        lacks: base_lacks,
     } = inherited;
     if let Some(base) = &base {
         let ident = &base.ident;
@@ -379,6 +411,8 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
         quote!(#(#eqs)&&*)
     };
 
+    lacks.insert(0, base_lacks);
+    let lacks_body = quote!(#(#lacks)||*);
     let field_type_common = field_type_common(class);
     Ok(quote! {
         impl ::core::default::Default for #name {
@@ -474,6 +508,32 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 #(#validates)*
             }
 
+            fn write_field_at(
+                &mut self,
+                write: crate::FieldWrite<'_>,
+                explicit: &mut crate::FieldSet,
+                ctx: &mut crate::Ctx,
+            ) -> ::core::result::Result<(), crate::Unwritable> {
+                let crate::FieldWrite { index, rest, value } = write;
+                match index.checked_sub(#base_len) {
+                    #(#setters)*
+                    #base_write
+                    _ => ::core::result::Result::Err(crate::Unwritable),
+                }
+            }
+
+            fn slot_field_at(&mut self, index: usize, rest: &str) -> ::core::option::Option<&mut dyn crate::WriteSlot> {
+                match index.checked_sub(#base_len) {
+                    #(#slots)*
+                    #base_slot
+                    _ => ::core::option::Option::None,
+                }
+            }
+
+            fn lacks_required_fields(&self, explicit: crate::FieldSet) -> bool {
+                #lacks_body
+            }
+
             #base_rules
         }
 
@@ -516,6 +576,36 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
 
+        impl #name {
+            /// A `type` written to this class: only its canonical name (an alias written beside
+            /// it would be a conflict in the dict).
+            fn write_type(value: &crate::Value) -> ::core::result::Result<(), crate::Unwritable> {
+                match value {
+                    crate::Value::Str(name) if #type_name == Some(name.as_str()) => ::core::result::Result::Ok(()),
+                    _ => ::core::result::Result::Err(crate::Unwritable),
+                }
+            }
+
+            /// Stores `value` at `rest` below the field `name` (empty: the field itself), as a
+            /// parse of the dict holding it there would, marking the field explicit.
+            pub fn write_field(
+                &mut self,
+                name: &str,
+                rest: &str,
+                value: &crate::Value,
+                ctx: &mut crate::Ctx,
+            ) -> ::core::result::Result<(), crate::Unwritable> {
+                let ::core::option::Option::Some(index) = <Self as crate::ConfigClass>::field_index(name) else {
+                    return ::core::result::Result::Err(crate::Unwritable);
+                };
+                // The explicit set is the class's, which an inherited field's write marks too.
+                let mut explicit = self.explicit;
+                let written = crate::Fields::write_field_at(self, crate::FieldWrite { index, rest, value }, &mut explicit, ctx);
+                self.explicit = explicit;
+                written
+            }
+        }
+
         impl crate::Reflect for #name {
             fn class_name(&self) -> &'static str {
                 #class
@@ -541,6 +631,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
 
         impl crate::FieldType for #name {
             #field_type_common
+            #[inline]
             fn default_slot() -> Option<Self> {
                 Some(<Self as ::core::default::Default>::default())
             }
@@ -551,6 +642,55 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 let Some(map) = crate::config_map(value, #class, ctx) else { return false; };
                 Self::fill_from_map(slot, map, ctx);
                 true
+            }
+            fn write(
+                &mut self,
+                path: &str,
+                value: &crate::Value,
+                prior: crate::Prior,
+                ctx: &mut crate::Ctx,
+            ) -> ::core::result::Result<(), crate::Unwritable> {
+                if prior == crate::Prior::Fresh {
+                    *self = <Self as ::core::default::Default>::default();
+                }
+                if path.is_empty() {
+                    // A whole dict, stored key by key (its required fields are checked once all
+                    // writes are in). A legacy key would be rewritten on the whole dict, which
+                    // later writes below it may still add to.
+                    let crate::Value::Map(map) = value else {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    };
+                    if prior == crate::Prior::Written || <Self as crate::Fields>::rewrites_any_input(map) {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    }
+                    for (key, value) in map {
+                        if key == "type" {
+                            Self::write_type(value)?;
+                        } else {
+                            self.write_field(key, "", value, ctx)?;
+                        }
+                    }
+                    return ::core::result::Result::Ok(());
+                }
+                match crate::split_path(path) {
+                    ("type", "") => Self::write_type(value),
+                    (part, rest) => self.write_field(part, rest, value, ctx),
+                }
+            }
+            fn slot_at(&mut self, path: &str) -> ::core::option::Option<&mut dyn crate::WriteSlot> {
+                if path.is_empty() {
+                    return ::core::option::Option::Some(self);
+                }
+                match crate::split_path(path) {
+                    ("type", "") => ::core::option::Option::None,
+                    (part, rest) => {
+                        let index = <Self as crate::ConfigClass>::field_index(part)?;
+                        crate::Fields::slot_field_at(self, index, rest)
+                    }
+                }
+            }
+            fn lacks_required(&self) -> bool {
+                crate::Fields::lacks_required_fields(self, self.explicit)
             }
             fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {
                 crate::Serialized::Config(crate::ConfigClass::to_dict(self, verbosity))
@@ -585,6 +725,12 @@ struct Inherited {
     rules: TokenStream2,
     /// `Deref`/`DerefMut` to the base, so inherited fields read as the class's own.
     deref: TokenStream2,
+    /// `write_field_at`'s arm for a field number below the class's own: the base's field.
+    write: TokenStream2,
+    /// `slot_field_at`'s arm for a field number below the class's own: the base's field.
+    slot: TokenStream2,
+    /// Whether an inherited field lacks a required field (`lacks_required_fields`'s first term).
+    lacks: TokenStream2,
 }
 
 impl Inherited {
@@ -601,6 +747,9 @@ impl Inherited {
             validate: quote!(),
             rules: quote!(),
             deref: quote!(),
+            write: quote!(),
+            slot: quote!(),
+            lacks: quote!(false),
         }
     }
 
@@ -648,6 +797,13 @@ impl Inherited {
             emit: quote!(crate::Fields::emit_fields(&self.#ident, out, verbosity, fields, explicit);),
             walk: quote!(crate::Fields::walk_fields(&self.#ident, fields, path, out);),
             validate: quote!(crate::Fields::validate_fields(&mut self.#ident, ctx);),
+            write: quote! {
+                ::core::option::Option::None => crate::Fields::write_field_at(&mut self.#ident, write, explicit, ctx),
+            },
+            slot: quote! {
+                ::core::option::Option::None => crate::Fields::slot_field_at(&mut self.#ident, index, rest),
+            },
+            lacks: quote!(crate::Fields::lacks_required_fields(&self.#ident, explicit)),
             rules: quote! {
                 fn derive_all_defaults(&mut self, ctx: &mut crate::Ctx) {
                     crate::Fields::derive_all_defaults(&mut self.#ident, ctx);
@@ -689,6 +845,7 @@ fn field_type_common(class: &LitStr) -> TokenStream2 {
     quote! {
         const KIND: &'static str = #class;
         const IS_CONFIG: bool = true;
+        const HAS_WRITE_SLOT: bool = true;
         fn as_config(&self) -> Option<&dyn crate::Reflect> {
             Some(self)
         }
@@ -791,14 +948,28 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }),
     };
 
-    // Only a class with a default subclass has a default to read a dict entry into.
+    // Only a class with a default subclass has a default to read a dict entry into; typed
+    // writes fill any variant, which their first write replaces.
+    let first = &variants[0];
+    let first_type = &types[0];
     let default_slot = match &attrs.default_variant {
         Some(_) => quote! {
+            #[inline]
             fn default_slot() -> Option<Self> {
                 Some(<Self as ::core::default::Default>::default())
             }
         },
-        None => quote!(),
+        None => quote! {
+            #[inline]
+            fn write_slot() -> Option<Self> {
+                Some(Self::#first(<#first_type as ::core::default::Default>::default()))
+            }
+        },
+    };
+    // A first write below the config, not its `type`: the default subclass, from its default.
+    let fresh_default = match &attrs.default_variant {
+        Some(_) => quote!(*self = <Self as ::core::default::Default>::default();),
+        None => quote!(return ::core::result::Result::Err(crate::Unwritable);),
     };
     let fills: Vec<TokenStream2> = variants.iter().zip(&types).map(|(v, t)| fill_variant(v, t)).collect();
     let field_type_common = field_type_common(class);
@@ -895,6 +1066,81 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 )*
                 crate::unknown_dynamic_type(ctx, type_name, #class, Self::TYPE_NAMES);
                 false
+            }
+            // The variant is chosen before any field below it is stored: by the first write, a
+            // `type` or (else) the default subclass; a later `type` must name the held one.
+            fn write(
+                &mut self,
+                path: &str,
+                value: &crate::Value,
+                prior: crate::Prior,
+                ctx: &mut crate::Ctx,
+            ) -> ::core::result::Result<(), crate::Unwritable> {
+                if path.is_empty() {
+                    // A whole dict: its `type` (or the default subclass) chooses the variant.
+                    let crate::Value::Map(map) = value else {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    };
+                    if prior == crate::Prior::Written {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    }
+                    match map.get("type") {
+                        Some(type_name) => self.write("type", type_name, prior, ctx)?,
+                        None => {
+                            #fresh_default
+                        }
+                    }
+                    return match self {
+                        #( Self::#variants(inner) => crate::FieldType::write(inner, "", value, crate::Prior::Pristine, ctx), )*
+                    };
+                }
+                let (part, rest) = crate::split_path(path);
+                if part == "type" {
+                    let crate::Value::Str(name) = value else {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    };
+                    if !rest.is_empty() {
+                        return ::core::result::Result::Err(crate::Unwritable);
+                    }
+                    #(
+                        if <#types as crate::ConfigClass>::TYPE_NAME == Some(name.as_str()) {
+                            let held = matches!(self, Self::#variants(_));
+                            return match prior {
+                                crate::Prior::Written if !held => ::core::result::Result::Err(crate::Unwritable),
+                                crate::Prior::Written => ::core::result::Result::Ok(()),
+                                crate::Prior::Pristine if held => ::core::result::Result::Ok(()),
+                                _ => {
+                                    *self = Self::#variants(<#types as ::core::default::Default>::default());
+                                    ::core::result::Result::Ok(())
+                                }
+                            };
+                        }
+                    )*
+                    return ::core::result::Result::Err(crate::Unwritable);
+                }
+                if prior == crate::Prior::Fresh {
+                    #fresh_default
+                }
+                let inner_prior = match prior {
+                    crate::Prior::Written => crate::Prior::Written,
+                    _ => crate::Prior::Pristine,
+                };
+                match self {
+                    #( Self::#variants(inner) => crate::FieldType::write(inner, path, value, inner_prior, ctx), )*
+                }
+            }
+            fn slot_at(&mut self, path: &str) -> ::core::option::Option<&mut dyn crate::WriteSlot> {
+                if path.is_empty() {
+                    return ::core::option::Option::Some(self);
+                }
+                match self {
+                    #( Self::#variants(inner) => crate::FieldType::slot_at(inner, path), )*
+                }
+            }
+            fn lacks_required(&self) -> bool {
+                match self {
+                    #( Self::#variants(inner) => crate::FieldType::lacks_required(inner), )*
+                }
             }
             fn serialize(&self, verbosity: crate::Verbosity) -> crate::Serialized {
                 match self {

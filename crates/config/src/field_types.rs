@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Ctx, ErrorKind, Field, FieldType, Serialized, Value, Verbosity};
+use crate::{Ctx, ErrorKind, Field, FieldType, Prior, Serialized, Unwritable, Value, Verbosity, split_path};
 
 fn wrong_type(ctx: &mut Ctx, expected: &'static str, found: &Value) {
     ctx.error(ErrorKind::WrongType {
@@ -13,6 +13,7 @@ fn wrong_type(ctx: &mut Ctx, expected: &'static str, found: &Value) {
 
 impl FieldType for i64 {
     const KIND: &'static str = "int";
+    const SERIALIZES_AS_READ: bool = true;
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self> {
         match value {
             Value::Int(i) => match i64::try_from(*i) {
@@ -51,6 +52,7 @@ impl FieldType for i128 {
 
 impl FieldType for f64 {
     const KIND: &'static str = "float";
+    const SERIALIZES_AS_READ: bool = true;
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self> {
         match value {
             Value::Float(f) => Some(*f),
@@ -69,6 +71,7 @@ impl FieldType for f64 {
 
 impl FieldType for bool {
     const KIND: &'static str = "bool";
+    const SERIALIZES_AS_READ: bool = true;
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self> {
         match value {
             Value::Bool(b) => Some(*b),
@@ -85,6 +88,7 @@ impl FieldType for bool {
 
 impl FieldType for String {
     const KIND: &'static str = "str";
+    const SERIALIZES_AS_READ: bool = true;
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self> {
         match value {
             Value::Str(s) => Some(s.clone()),
@@ -96,6 +100,17 @@ impl FieldType for String {
     }
     fn serialize(&self, _: Verbosity) -> Serialized {
         Serialized::Scalar(Value::Str(self.clone()))
+    }
+}
+
+/// A slot for a config a write makes present, and what it holds: its default, else a
+/// placeholder the write replaces ([`FieldType::write_slot`]).
+// Inlined, so a block's default (kilobytes) is built where it is moved to, not copied out.
+#[inline]
+fn unwritten_slot<T: FieldType>() -> Result<(T, Prior), Unwritable> {
+    match T::default_slot() {
+        Some(default) => Ok((default, Prior::Pristine)),
+        None => T::write_slot().map(|slot| (slot, Prior::Fresh)).ok_or(Unwritable),
     }
 }
 
@@ -112,6 +127,35 @@ impl<T: FieldType> FieldType for Option<T> {
             return Some(T::parse(value, &mut probe).filter(|_| probe.error_count() == 0));
         }
         T::parse(value, ctx).map(Some)
+    }
+    // A write below an absent config makes it present, from its default, as the dict's parse
+    // of the one key below it would.
+    fn write(&mut self, path: &str, value: &Value, prior: Prior, ctx: &mut Ctx) -> Result<(), Unwritable> {
+        if path.is_empty() {
+            return match (prior, self.as_mut()) {
+                // A second write of a value held: compared as the value's type compares it.
+                (Prior::Written, Some(inner)) if T::SERIALIZES_AS_READ => inner.write("", value, prior, ctx),
+                (Prior::Written, _) => Err(Unwritable),
+                _ => crate::write_whole(self, value, ctx),
+            };
+        }
+        match (prior, self.as_mut()) {
+            (Prior::Written, Some(inner)) => inner.write(path, value, Prior::Written, ctx),
+            (Prior::Written, None) => Err(Unwritable),
+            (Prior::Pristine | Prior::Fresh, _) => {
+                let (slot, prior) = unwritten_slot::<T>()?;
+                self.insert(slot).write(path, value, prior, ctx)
+            }
+        }
+    }
+    fn lacks_required(&self) -> bool {
+        self.as_ref().is_some_and(T::lacks_required)
+    }
+    fn slot_at(&mut self, path: &str) -> Option<&mut dyn crate::WriteSlot> {
+        if path.is_empty() {
+            return Some(self);
+        }
+        self.as_mut()?.slot_at(path)
     }
     fn serialize(&self, verbosity: Verbosity) -> Serialized {
         match self {
@@ -229,6 +273,50 @@ impl<T: FieldType> FieldType for BTreeMap<String, T> {
             }
         }
         (ctx.error_count() == errors).then_some(out)
+    }
+    fn write_slot() -> Option<Self> {
+        Some(BTreeMap::new())
+    }
+    const HAS_WRITE_SLOT: bool = true;
+    fn slot_at(&mut self, path: &str) -> Option<&mut dyn crate::WriteSlot> {
+        if path.is_empty() {
+            return Some(self);
+        }
+        let (key, rest) = split_path(path);
+        self.get_mut(key)?.slot_at(rest)
+    }
+    // A write below an entry adds the entry (from its default) or writes into it.
+    fn write(&mut self, path: &str, value: &Value, prior: Prior, ctx: &mut Ctx) -> Result<(), Unwritable> {
+        if path.is_empty() {
+            if prior == Prior::Written {
+                return Err(Unwritable);
+            }
+            return crate::write_whole(self, value, ctx);
+        }
+        if prior == Prior::Fresh {
+            self.clear();
+        }
+        let (key, rest) = split_path(path);
+        if let Some(entry) = self.get_mut(key) {
+            return entry.write(rest, value, Prior::Written, ctx);
+        }
+        debug_assert_eq!(T::HAS_WRITE_SLOT, T::write_slot().is_some(), "{}", T::KIND);
+        if rest.is_empty() && !T::HAS_WRITE_SLOT {
+            let parsed = T::parse(value, ctx).ok_or(Unwritable)?;
+            self.insert(key.to_string(), parsed);
+            return if ctx.error_count() == 0 {
+                Ok(())
+            } else {
+                Err(Unwritable)
+            };
+        }
+        let (slot, prior) = unwritten_slot::<T>()?;
+        self.insert(key.to_string(), slot);
+        let entry = self.get_mut(key).ok_or(Unwritable)?;
+        entry.write(rest, value, prior, ctx)
+    }
+    fn lacks_required(&self) -> bool {
+        self.values().any(T::lacks_required)
     }
     fn serialize(&self, verbosity: Verbosity) -> Serialized {
         Serialized::Dict(

@@ -208,3 +208,69 @@ fn equality_compares_inherited_fields() {
     other.size = 7;
     assert_ne!(Child::default(), other);
 }
+
+/// Typed writes into a default `T` (each a dotted path and a JSON value, `""` a whole dict into
+/// the fresh config), then validated, as the typed import stores and finishes them; `None` at the
+/// first write not taken.
+fn written<T: ConfigClass + crate::FieldType + Default>(writes: &[(&str, &str)]) -> Option<T> {
+    let mut config = T::default();
+    let mut ctx = Ctx::new();
+    for (path, value) in writes {
+        let prior = if path.is_empty() {
+            crate::Prior::Pristine
+        } else {
+            crate::Prior::Written
+        };
+        crate::FieldType::write(&mut config, path, &dict(value), prior, &mut ctx).ok()?;
+    }
+    if crate::FieldType::lacks_required(&config) {
+        return None;
+    }
+    config.validate_in(&mut ctx);
+    (ctx.error_count() == 0).then_some(config)
+}
+
+/// The dict the writes stand for (a write at `""` is the whole dict).
+fn dict_of(writes: &[(&str, &str)]) -> Value {
+    let mut out = Map::new();
+    for (path, value) in writes {
+        if path.is_empty() {
+            return dict(value);
+        }
+        crate::dict::set(&mut out, path, dict(value)).unwrap();
+    }
+    Value::Map(out)
+}
+
+#[rstest]
+#[case::inherited(&[("size", "3")])]
+#[case::inherited_and_own(&[("count", "2"), ("size", "3")])]
+#[case::inherited_twice_the_same(&[("size", "3"), ("size", "3")])]
+#[case::whole_dict(&[("", r#"{"scale": 0.5, "count": 2}"#)])]
+fn typed_writes_of_inherited_fields_are_the_parse_s(#[case] writes: &[(&str, &str)]) {
+    let typed: Child = written(writes).expect("every write taken");
+    let parsed: Child = load(&dict_of(writes)).unwrap();
+    assert_eq!(typed, parsed);
+    assert_eq!(typed.explicit, parsed.explicit);
+    assert_eq!(typed.base.explicit, FieldSet::EMPTY, "the base keeps no set of its own");
+}
+
+#[test]
+fn typed_writes_two_levels_down_are_the_parse_s() {
+    let writes = [("fast", "true"), ("flag", "true"), ("size", "9"), ("count", "2")];
+    let typed: Grandchild = written(&writes).expect("every write taken");
+    let parsed: Grandchild = load(&dict_of(&writes)).unwrap();
+    assert_eq!((typed == parsed, typed.explicit), (true, parsed.explicit));
+    assert_eq!(
+        (typed.base.explicit, typed.base.base.explicit),
+        (FieldSet::EMPTY, FieldSet::EMPTY)
+    );
+}
+
+#[rstest]
+// The child's set marks `size` written: a second value is a conflict the dict reports.
+#[case::inherited_written_twice(&[("size", "3"), ("size", "4")])]
+#[case::inherited_wrong_type(&[("size", r#""big""#)])]
+fn typed_writes_the_parse_would_treat_otherwise_are_not_taken(#[case] writes: &[(&str, &str)]) {
+    assert_eq!(written::<Child>(writes), None);
+}

@@ -43,9 +43,10 @@ pub use error::{ConfigErrors, Ctx, ErrorKind, ValidationError};
 pub use fastllm_config_derive::Config;
 pub use printable::{printable, printable_lines};
 pub use reflect::{
-    ClassRules, ConfigClass, Field, FieldHint, FieldInfo, FieldSet, FieldType, Fields, Form, NoField, Presence,
-    Reflect, Reported, Serialized, SubConfig, Verbosity, check_type_key, config_map, dynamic_type_name, emit_field,
-    inherited_fields, parse_config_value, report_unknown_keys, type_name_of, unknown_dynamic_type,
+    ClassRules, ConfigClass, Field, FieldHint, FieldInfo, FieldSet, FieldType, FieldWrite, Fields, Form, NoField,
+    Presence, Prior, Reflect, Reported, Serialized, SubConfig, Unwritable, Verbosity, WriteSlot, check_type_key,
+    config_map, dynamic_type_name, emit_field, inherited_fields, parse_config_value, report_unknown_keys, split_path,
+    type_name_of, unknown_dynamic_type, write_whole,
 };
 pub use value::{BLOCK_DEPTH, Map, ParseError, Value};
 
@@ -140,6 +141,63 @@ impl BaseModelConfig {
         match self {
             BaseModelConfig::Gpt(_) => ModelKind::Gpt,
             BaseModelConfig::MultiModal(_) => ModelKind::MultiModal,
+        }
+    }
+}
+
+impl BaseModelConfig {
+    /// The default config of `kind`, which typed writes ([`BaseModelConfig::write`]) fill as
+    /// a parse of their dict would.
+    // Inlined, so the default is built in the caller's slot rather than returned and copied.
+    #[inline]
+    pub fn unwritten(kind: ModelKind) -> Self {
+        match kind {
+            ModelKind::Gpt => BaseModelConfig::Gpt(Default::default()),
+            ModelKind::MultiModal => BaseModelConfig::MultiModal(Default::default()),
+        }
+    }
+
+    /// Stores `value` at the dotted Fast-LLM `path` (not empty) as the parse of a dict holding
+    /// it there would: the variant of a polymorphic config chosen by its first write, the fields
+    /// written marked explicit. Whatever the dict would not simply hold and parse (a second
+    /// write of one path, a value its field rejects, an unknown key or `type`) is
+    /// [`Unwritable`], and the config is then to be dropped.
+    pub fn write(&mut self, path: &str, value: &Value, ctx: &mut Ctx) -> Result<(), Unwritable> {
+        match self {
+            BaseModelConfig::Gpt(c) => c.write(path, value, Prior::Written, ctx),
+            BaseModelConfig::MultiModal(c) => (**c).write(path, value, Prior::Written, ctx),
+        }
+    }
+
+    /// The root config as the slot a typed import's root section writes into (writes below it
+    /// are [`BaseModelConfig::write`]s).
+    pub fn root_slot(&mut self) -> &mut dyn WriteSlot {
+        match self {
+            BaseModelConfig::Gpt(c) => c,
+            BaseModelConfig::MultiModal(c) => &mut **c,
+        }
+    }
+
+    /// Validates a config built by [`BaseModelConfig::write`]s (derived defaults, then the
+    /// rules), as loading their dict does: [`Unwritable`] when that load would report anything
+    /// (a missing required field, a rule), for the dict's load to report it.
+    pub fn finish_writes(&mut self) -> Result<(), Unwritable> {
+        let lacks_required = match self {
+            BaseModelConfig::Gpt(c) => c.lacks_required(),
+            BaseModelConfig::MultiModal(c) => c.lacks_required(),
+        };
+        if lacks_required {
+            return Err(Unwritable);
+        }
+        let mut ctx = Ctx::new();
+        match self {
+            BaseModelConfig::Gpt(c) => c.validate_in(&mut ctx),
+            BaseModelConfig::MultiModal(c) => c.validate_in(&mut ctx),
+        }
+        if ctx.error_count() == 0 {
+            Ok(())
+        } else {
+            Err(Unwritable)
         }
     }
 }

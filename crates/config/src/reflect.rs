@@ -230,6 +230,20 @@ pub trait Fields: ClassRules {
     fn walk_fields(&self, fields: &[FieldInfo], path: &mut Vec<String>, out: &mut Vec<Vec<String>>);
     /// Runs each field's checks and validates its sub-configs.
     fn validate_fields(&mut self, ctx: &mut Ctx);
+    /// A typed write of the field numbered `write.index` (a base's field delegated to the
+    /// base), marking it in `explicit`, the set of the class that holds it.
+    fn write_field_at(
+        &mut self,
+        write: FieldWrite<'_>,
+        explicit: &mut FieldSet,
+        ctx: &mut Ctx,
+    ) -> Result<(), Unwritable>;
+    /// The slot at `rest` below the field numbered `index` (a base's field: the base's), for
+    /// [`WriteSlot::slot_below`].
+    fn slot_field_at(&mut self, index: usize, rest: &str) -> Option<&mut dyn WriteSlot>;
+    /// Whether a field `explicit` marks written holds a config lacking a required field, or a
+    /// required field of the class or its bases is unwritten.
+    fn lacks_required_fields(&self, explicit: FieldSet) -> bool;
     /// The derived defaults of the class and its bases, base-most first (a Python subclass's
     /// `_validate` runs its parent's).
     fn derive_all_defaults(&mut self, ctx: &mut Ctx) {
@@ -339,6 +353,64 @@ pub trait SubConfig: FieldType {}
 impl<T: SubConfig> SubConfig for Option<T> {}
 impl<T: SubConfig> SubConfig for std::collections::BTreeMap<String, T> {}
 
+/// What a typed write found at its target before it: whether a parse of the dict the write
+/// stands for would have met the slot fresh, and what the slot holds then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior {
+    /// Already written by this import: the dict would hold a value here.
+    Written,
+    /// Not written, holding its type's default (a field without a declared default).
+    Pristine,
+    /// Not written, holding a declared default, which a parse would not start from.
+    Fresh,
+}
+
+/// A typed write the typed import does not reproduce exactly as the dict it stands for would
+/// parse (a second write of a path, a value its field rejects, an unknown key or variant, a
+/// legacy key): the import then runs on the dict, which reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unwritable;
+
+/// One typed write of a field: its number in the class's `FIELDS` (base fields first), the
+/// dotted path below it (empty: the field itself) and the value.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldWrite<'a> {
+    pub index: usize,
+    pub rest: &'a str,
+    pub value: &'a Value,
+}
+
+/// The first part of a dotted path and the rest (empty when there is none).
+pub fn split_path(path: &str) -> (&str, &str) {
+    match path.bytes().position(|byte| byte == b'.') {
+        Some(dot) => (&path[..dot], &path[dot + 1..]),
+        None => (path, ""),
+    }
+}
+
+/// A typed slot an import writes into after claiming it (its first write, which chose its
+/// variant and made it present): the typed import keeps one per mounted sub-config, so a write
+/// descends from its section's slot instead of from the root.
+///
+/// Every step from the root down to a slot was written before, so a write below it is the
+/// root's write of the joined path: [`FieldType::write`] with [`Prior::Written`].
+pub trait WriteSlot {
+    /// Stores `value` at the dotted `path` below this slot (see [`FieldType::write`]).
+    fn write_below(&mut self, path: &str, value: &Value, ctx: &mut Ctx) -> Result<(), Unwritable>;
+    /// The slot at the dotted `path` below this one (empty: this one), `None` where nothing has
+    /// been written at it yet.
+    fn slot_below(&mut self, path: &str) -> Option<&mut dyn WriteSlot>;
+}
+
+impl<T: FieldType> WriteSlot for T {
+    fn write_below(&mut self, path: &str, value: &Value, ctx: &mut Ctx) -> Result<(), Unwritable> {
+        self.write(path, value, Prior::Written, ctx)
+    }
+    fn slot_below(&mut self, path: &str) -> Option<&mut dyn WriteSlot> {
+        self.slot_at(path)
+    }
+}
+
 /// A type a config field can hold: scalars, enums, options, lists, dicts and configs.
 pub trait FieldType: Sized {
     /// The type's name in messages (`int`, `float`, `NormalizationConfig`, ...).
@@ -364,6 +436,45 @@ pub trait FieldType: Sized {
     fn default_slot() -> Option<Self> {
         None
     }
+    /// Stores `value` at the dotted `path` below this slot (empty: the slot itself) as a parse
+    /// of the dict holding it there would, marking what it would mark explicit. Anything the
+    /// dict would treat otherwise than a first store of a valid value is [`Unwritable`]. The
+    /// default, for values that hold no config: a first write of the whole value.
+    fn write(&mut self, path: &str, value: &Value, prior: Prior, ctx: &mut Ctx) -> Result<(), Unwritable> {
+        match (path.is_empty(), prior) {
+            (false, _) => Err(Unwritable),
+            // The dict keeps its first value when a second one is the same, as a scalar's
+            // serialized value is the one it was read from (a float read from an int aside).
+            (true, Prior::Written) if Self::SERIALIZES_AS_READ => match self.serialize(Verbosity::EVERYTHING) {
+                Serialized::Scalar(held) if held == *value => Ok(()),
+                _ => Err(Unwritable),
+            },
+            (true, Prior::Written) => Err(Unwritable),
+            (true, _) => write_whole(self, value, ctx),
+        }
+    }
+    /// Whether a value read into this type serializes as the value read, up to an int read as
+    /// a float (`int`, `float`, `bool`, `str`; not an enum, which reads its aliases).
+    const SERIALIZES_AS_READ: bool = false;
+    /// Whether a config below this slot reached by typed writes lacks a required field (which
+    /// the dict's parse reports).
+    fn lacks_required(&self) -> bool {
+        false
+    }
+    /// A slot for typed writes to fill where the type has no default (a polymorphic config
+    /// without a default subclass, whose first write then chooses the variant): written with
+    /// [`Prior::Fresh`]. The default: [`FieldType::default_slot`].
+    fn write_slot() -> Option<Self> {
+        Self::default_slot()
+    }
+    /// Whether [`FieldType::write_slot`] gives a slot, known without building one.
+    const HAS_WRITE_SLOT: bool = false;
+    /// The slot a write at `path` below this one descends to ([`FieldType::write`] called
+    /// with the rest of its path empty), for [`WriteSlot`]; this one for an empty path, `None`
+    /// where nothing is written yet. The default, for values that hold no config: only this one.
+    fn slot_at(&mut self, path: &str) -> Option<&mut dyn WriteSlot> {
+        if path.is_empty() { Some(self) } else { None }
+    }
     /// Serializes at `verbosity`.
     fn serialize(&self, verbosity: Verbosity) -> Serialized;
     /// Walks architecture paths of sub-configs (nothing for scalars).
@@ -384,6 +495,16 @@ pub trait FieldType: Sized {
             Serialized::Seq(items) => Value::List(items),
             Serialized::Scalar(value) => value,
         })
+    }
+}
+
+/// Parses `value` whole into `slot`, which holds what a parse starts from; an error is
+/// [`Unwritable`].
+pub fn write_whole<T: FieldType>(slot: &mut T, value: &Value, ctx: &mut Ctx) -> Result<(), Unwritable> {
+    if T::parse_default_into(slot, value, ctx) && ctx.error_count() == 0 {
+        Ok(())
+    } else {
+        Err(Unwritable)
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use fastllm_config::Value;
 
 use crate::blocks::block_path;
-use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src, import_sub, under};
+use crate::engine::{Dst, Exporter, Importer, Mounted, Node, Origin, Src, import_sub, under};
 use crate::fl::Fl;
 use crate::primitives::{Custom, Primitive, Shape};
 use crate::section::{Decl, Section};
@@ -54,14 +54,33 @@ impl Primitive for Uniform {
         self.custom.kind()
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         if let Err(problems) = self.export_blocks(run, Node::new(fl, fl_at), Dst::new(hf, hf_at)) {
             run.push_relative(problems, fl_at, hf_at);
         }
     }
 
-    fn import(&self, run: &mut Importer, hf: Src, out: Dst) {
-        self.custom.import(run, hf, out);
+    fn import(&self, run: &mut Importer, hf: Src, mut out: Dst) {
+        if !run.is_typed() {
+            self.custom.import(run, hf, out);
+            return;
+        }
+        // The Custom's writes, with the block's section writing in place rather than a dict
+        // of its own: its problems are the dict run's to report.
+        let Some(count) = hf.map.get("num_hidden_layers").cloned() else {
+            run.unwritable();
+            return;
+        };
+        let origin = Origin::Path(hf.at);
+        run.write(out.reborrow(), "decoder.type", text("fixed"), origin);
+        let block = Mounted {
+            fl: "decoder.block",
+            type_name: self.block.class.type_name,
+        };
+        run.mount(out.reborrow(), block, origin, |run, block| {
+            run.section_at(&self.block, hf, block)
+        });
+        run.write(out, "decoder.num_blocks", count, origin);
     }
 
     fn shape(&self, name: &str) -> Shape {
@@ -76,7 +95,7 @@ impl Uniform {
         &self,
         run: &mut Exporter,
         Node { fl, at: fl_at }: Node,
-        Dst { map: hf, at: hf_at }: Dst,
+        Dst { map: hf, at: hf_at, .. }: Dst,
     ) -> Result<(), Vec<Problem>> {
         let decoder = fl.text_model()?.decoder;
         let mut exported = Vec::new();

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use fastllm_config::{Field, Map, Value};
+use fastllm_config::{BaseModelConfig, Ctx, Field, Map, Value, WriteSlot};
 
 use crate::HfLayout;
 use crate::Problem;
@@ -86,14 +86,31 @@ impl<'a> Node<'a> {
 }
 
 /// A dict a run writes, at its dotted path: the HF dict on export, the Fast-LLM dict on import.
+/// A typed import writes the typed sub-config at that path instead, its `slot`.
 pub(crate) struct Dst<'a> {
     pub(crate) map: &'a mut Map,
     pub(crate) at: At<'a>,
+    /// On a typed import, the typed config at `at`, claimed by its mount (see
+    /// [`Importer::mount`]): writes descend from it, not from the root. `None` elsewhere.
+    pub(crate) slot: Option<&'a mut dyn WriteSlot>,
 }
 
 impl<'a> Dst<'a> {
+    /// A dict to write, no typed slot.
     pub(crate) fn new(map: &'a mut Map, at: At<'a>) -> Self {
-        Dst { map, at }
+        Dst { map, at, slot: None }
+    }
+
+    /// The same destination, borrowed for one write or one declaration's run.
+    pub(crate) fn reborrow(&mut self) -> Dst<'_> {
+        Dst {
+            map: self.map,
+            at: self.at,
+            slot: match &mut self.slot {
+                Some(slot) => Some(&mut **slot),
+                None => None,
+            },
+        }
     }
 }
 
@@ -225,7 +242,7 @@ impl<'a> Exporter<'a> {
         self.conflicted
     }
 
-    pub(crate) fn write(&mut self, Dst { map: hf, at: hf_at }: Dst, key: &str, value: Value, writer: Origin) {
+    pub(crate) fn write(&mut self, Dst { map: hf, at: hf_at, .. }: Dst, key: &str, value: Value, writer: Origin) {
         match dict::try_set(hf, key, value) {
             Ok(()) => {
                 if self.record == Recording::Writers {
@@ -264,7 +281,7 @@ impl<'a> Exporter<'a> {
         &mut self,
         section: &Section,
         Node { fl, at: fl_at }: Node,
-        Dst { map: hf, at: hf_at }: Dst,
+        Dst { map: hf, at: hf_at, .. }: Dst,
     ) {
         if let Some(expected) = section.class.type_name
             && fl.type_name() != Some(expected)
@@ -296,7 +313,7 @@ impl<'a> Exporter<'a> {
 
     /// Exports the sub-section `section` of `sub` where `placement` says.
     pub(crate) fn place(&mut self, section: &Section, sub: Node, hf: Dst, placement: Placement) {
-        let (Node { fl: sub, at: fl_at }, Dst { map: hf, at: hf_at }) = (sub, hf);
+        let (Node { fl: sub, at: fl_at }, Dst { map: hf, at: hf_at, .. }) = (sub, hf);
         let Placement { hf_path, discriminator } = placement;
         match hf_path {
             None => {
@@ -417,24 +434,176 @@ impl<'a> Exporter<'a> {
     }
 }
 
+/// A sub-config an import fills: its path below the parent's, and the `type` its section's
+/// class writes, if any.
+#[derive(Clone, Copy)]
+pub(crate) struct Mounted<'s> {
+    pub(crate) fl: &'s str,
+    pub(crate) type_name: Option<&'s str>,
+}
+
 /// Import state: the collected problems.
 pub struct Importer<'a> {
     pub format: &'a str,
     /// The whole HF dict, as the config class loaded it.
     pub root: &'a Map,
     pub problems: Vec<Problem>,
+    /// A typed run's state (`None`: a dict run, writing each [`Dst`]'s dict).
+    typed: Option<TypedOut>,
+}
+
+/// A typed run's state. Its writes land in the [`Dst`]s' typed slots, the root's being the
+/// caller's config (a GPT root is 9 kB: moved in and out, it was a tenth of an import).
+struct TypedOut {
+    /// What the field parses of the run report (nothing, while the run stays writable).
+    ctx: Ctx,
+    /// A write the config does not take as the dict would: the run's config is dropped.
+    unwritable: bool,
 }
 
 impl<'a> Importer<'a> {
+    /// A run writing a Fast-LLM dict, by the paths relative to each [`Dst`]'s dict.
     pub fn new(format: &'a str, root: &'a Map) -> Self {
         Importer {
             format,
             root,
             problems: Vec::new(),
+            typed: None,
         }
     }
 
-    pub(crate) fn write(&mut self, Dst { map: out, at: fl_at }: Dst, path: &str, value: Value, source: Origin) {
+    /// A run writing a typed config directly ([`Importer::section_typed`]), no dict built:
+    /// each write is stored in the typed slot of its [`Dst`] (whose dict it leaves empty). What
+    /// the typed config does not take as the dict would (see [`BaseModelConfig::write`]) makes
+    /// [`Importer::finish_typed`] fail, for a dict run to report it.
+    pub fn typed(format: &'a str, root: &'a Map) -> Self {
+        Importer {
+            typed: Some(TypedOut {
+                ctx: Ctx::new(),
+                unwritable: false,
+            }),
+            ..Importer::new(format, root)
+        }
+    }
+
+    /// Imports the section's HF dict `hf` into `config` (a default one,
+    /// [`BaseModelConfig::unwritten`]) on a run made by [`Importer::typed`].
+    pub fn section_typed(&mut self, section: &Section, hf: &Map, config: &mut BaseModelConfig) {
+        let out = Dst {
+            map: &mut Map::new(),
+            at: At::Root(""),
+            slot: Some(config.root_slot()),
+        };
+        self.section_at(section, Src::new(hf, At::Root("")), out);
+    }
+
+    /// Validates the config a typed run wrote: `true` when the run wrote every value as its
+    /// dict would have held it, found no problem, and the config passed validation (a dict run:
+    /// `false`).
+    pub fn finish_typed(self, config: &mut BaseModelConfig) -> bool {
+        let Some(TypedOut { ctx, unwritable }) = self.typed else {
+            return false;
+        };
+        !unwritable && ctx.error_count() == 0 && self.problems.is_empty() && config.finish_writes().is_ok()
+    }
+
+    /// Runs `fill` on the sub-config `mounted` below `out`. A dict
+    /// run builds its dict apart and writes it at `fl` as one value (a second write there is one
+    /// conflict, dicts written in parts merge); a typed run claims the config at `fl` (which
+    /// must not have been written before) with its `type` first, and `fill` writes into it
+    /// from its slot.
+    pub(crate) fn mount(
+        &mut self,
+        Dst {
+            map: out,
+            at: fl_at,
+            slot,
+        }: Dst,
+        mounted: Mounted,
+        source: Origin,
+        fill: impl FnOnce(&mut Self, Dst),
+    ) {
+        let mut sub = Map::new();
+        let sub_at = fl_at.child(mounted.fl);
+        if self.typed.is_some() {
+            // A run already unwritable stores nothing more: its config is dropped.
+            if let Some(claimed) = self.claim(slot, mounted) {
+                fill(
+                    self,
+                    Dst {
+                        map: &mut sub,
+                        at: sub_at,
+                        slot: Some(claimed),
+                    },
+                );
+            }
+            return;
+        }
+        if let Some(name) = mounted.type_name {
+            sub.insert("type".into(), Value::Str(name.into()));
+        }
+        fill(self, Dst::new(&mut sub, sub_at));
+        self.write(Dst::new(out, fl_at), mounted.fl, Value::Map(sub), source);
+    }
+
+    /// A typed run's claim of the sub-config `fl` below `slot`: written as the dict `{type}`
+    /// (or `{}`) first, so its `type` chooses its variant, and its slot returned. `None` once
+    /// the run is unwritable (which a claim not taken makes it).
+    fn claim<'s>(
+        &mut self,
+        slot: Option<&'s mut dyn WriteSlot>,
+        Mounted { fl, type_name }: Mounted,
+    ) -> Option<&'s mut dyn WriteSlot> {
+        let typed = self.typed.as_mut()?;
+        if typed.unwritable {
+            return None;
+        }
+        let mut claim = Map::new();
+        if let Some(name) = type_name {
+            claim.insert("type".into(), Value::Str(name.into()));
+        }
+        let claimed = slot.and_then(|slot| {
+            slot.write_below(fl, &Value::Map(claim), &mut typed.ctx).ok()?;
+            slot.slot_below(fl)
+        });
+        typed.unwritable = claimed.is_none();
+        claimed
+    }
+
+    /// Marks a typed run's config as not what the dict would hold (see [`Importer::typed`]).
+    pub(crate) fn unwritable(&mut self) {
+        if let Some(typed) = &mut self.typed {
+            typed.unwritable = true;
+        }
+    }
+
+    /// Whether the run writes the typed config (not a dict).
+    pub(crate) fn is_typed(&self) -> bool {
+        self.typed.is_some()
+    }
+
+    pub(crate) fn write(
+        &mut self,
+        Dst {
+            map: out,
+            at: fl_at,
+            slot,
+        }: Dst,
+        path: &str,
+        value: Value,
+        source: Origin,
+    ) {
+        if let Some(typed) = &mut self.typed {
+            // After the first unwritable write nothing more is stored: the config is dropped.
+            if !typed.unwritable {
+                typed.unwritable = match slot {
+                    Some(slot) => slot.write_below(path, &value, &mut typed.ctx).is_err(),
+                    // A dict outside every mounted slot, which the typed config does not hold.
+                    None => true,
+                };
+            }
+            return;
+        }
         if let Err(Conflict { existing, refused }) = dict::try_set(out, path, value) {
             self.problems.push(Problem {
                 fast_llm: Some(fl_at.join(path)),
@@ -453,17 +622,17 @@ impl<'a> Importer<'a> {
         self.section_at(section, Src::new(hf, At::Root("")), Dst::new(out, At::Root("")));
     }
 
-    pub(crate) fn section_at(
-        &mut self,
-        section: &Section,
-        Src { map: hf, at: hf_at }: Src,
-        Dst { map: out, at: fl_at }: Dst,
-    ) {
+    pub(crate) fn section_at(&mut self, section: &Section, hf: Src, mut out: Dst) {
         if let Some(type_name) = section.class.type_name {
-            out.insert("type".into(), Value::Str(type_name.into()));
+            if self.is_typed() {
+                let type_name = Value::Str(type_name.into());
+                self.write(out.reborrow(), "type", type_name, Origin::Text("(type)"));
+            } else {
+                out.map.insert("type".into(), Value::Str(type_name.into()));
+            }
         }
         for (_, decl) in &section.decls {
-            decl.primitive().import(self, Src::new(hf, hf_at), Dst::new(out, fl_at));
+            decl.primitive().import(self, hf, out.reborrow());
         }
     }
 

@@ -434,7 +434,49 @@ impl Handler {
     }
 
     /// Imports an HF config dict into a validated Fast-LLM base-model config.
+    ///
+    /// The sections write the typed config directly; when that run meets anything a Fast-LLM
+    /// dict would not simply hold and parse (a problem, a second write of one path, a value its
+    /// field rejects, a rule), the import runs again on a dict, which reports it as it always
+    /// has.
     pub fn import(&self, hf: &Map) -> Result<BaseModelConfig, ConvertError> {
+        let loaded = self.loaded(hf)?;
+        // The GPT root is 9 kB: built in the result that holds it (`unwritten` is inlined), the
+        // one copy left is the result's into the caller's slot, as the dict run's own.
+        let mut imported = Ok(BaseModelConfig::unwritten(self.model));
+        let typed = match &mut imported {
+            Ok(config) => self.import_typed(&loaded, config),
+            Err(_) => false,
+        };
+        if !typed {
+            imported = self.import_dict(&loaded);
+        }
+        imported
+    }
+
+    /// Both runs of [`Handler::import`] on `hf`, for tests that compare them: the typed run's
+    /// config (`None` where the import falls back on the dict), and the dict run's result.
+    #[doc(hidden)]
+    pub fn import_both_ways(
+        &self,
+        hf: &Map,
+    ) -> Result<(Option<BaseModelConfig>, Result<BaseModelConfig, ConvertError>), ConvertError> {
+        let loaded = self.loaded(hf)?;
+        let mut config = BaseModelConfig::unwritten(self.model);
+        let typed = self.import_typed(&loaded, &mut config).then_some(config);
+        Ok((typed, self.import_dict(&loaded)))
+    }
+
+    /// The typed run of an import of `loaded` into `config` (a default one): whether the run
+    /// stored every write as the dict would hold it and the config is valid.
+    fn import_typed(&self, loaded: &Map, config: &mut BaseModelConfig) -> bool {
+        let mut importer = Importer::typed(self.name, loaded);
+        importer.section_typed(&self.converter().base_model, loaded, config);
+        importer.finish_typed(config)
+    }
+
+    /// `hf` as its HF class loads it, or the problems of its keys.
+    fn loaded(&self, hf: &Map) -> Result<Map, ConvertError> {
         let converter = self.converter();
         let mut problems = self.check_hf(hf);
         let (loaded, class_problems) = converter.hf_class.load(hf);
@@ -455,9 +497,16 @@ impl Handler {
         if !problems.is_empty() {
             return Err(self.rejected(Direction::Import, problems));
         }
-        let mut importer = Importer::new(self.name, &loaded);
+        Ok(loaded)
+    }
+
+    /// The dict run of an import of `loaded`: the sections write a Fast-LLM dict, which
+    /// `load_base_model` parses and validates, every problem reported.
+    fn import_dict(&self, loaded: &Map) -> Result<BaseModelConfig, ConvertError> {
+        let converter = self.converter();
+        let mut importer = Importer::new(self.name, loaded);
         let mut fast_llm = Map::new();
-        importer.section(&converter.base_model, &loaded, &mut fast_llm);
+        importer.section(&converter.base_model, loaded, &mut fast_llm);
         if !importer.problems.is_empty() {
             return Err(self.rejected(Direction::Import, importer.problems));
         }

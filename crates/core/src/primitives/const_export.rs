@@ -27,7 +27,7 @@ impl Primitive for ConstExport {
         "ConstantExport"
     }
 
-    fn export(&self, run: &mut Exporter, _: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, _: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         let origin = Origin::Constant(hf_at.child(self.hf));
         run.write(Dst::new(hf, hf_at), self.hf, self.value.clone(), origin);
     }

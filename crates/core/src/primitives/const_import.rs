@@ -43,13 +43,8 @@ impl Primitive for ConstImport {
         }
     }
 
-    fn import(&self, run: &mut Importer, _: Src, Dst { map: out, at: fl_at }: Dst) {
-        run.write(
-            Dst::new(out, fl_at),
-            self.fl,
-            self.value.clone(),
-            Origin::Text("(constant)"),
-        );
+    fn import(&self, run: &mut Importer, _: Src, out: Dst) {
+        run.write(out, self.fl, self.value.clone(), Origin::Text("(constant)"));
     }
 
     fn shape(&self, _: &str) -> Shape {

@@ -105,7 +105,7 @@ impl Primitive for Custom {
         "Custom"
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         let first = fl_at.child(self.import.fl.first().copied().unwrap_or(""));
         let fl_prefix = fl_at.render();
         let context = ExportContext {
@@ -127,8 +127,8 @@ impl Primitive for Custom {
         }
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
-        self.import.import(run, Src::new(hf, hf_at), Dst::new(out, fl_at));
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
+        self.import.import(run, Src::new(hf, hf_at), out);
     }
 
     fn shape(&self, name: &str) -> Shape {

@@ -41,14 +41,14 @@ impl Primitive for Default {
         self.rename.export(run, fl, hf);
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         let Rename { fl, hf: key } = self.rename;
         let value = match crate::dict::get(hf, key) {
             Some(value) => Ok(value.clone()),
             None => (self.fallback)(run.root),
         };
         match value {
-            Ok(value) => run.write(Dst::new(out, fl_at), fl, value, Origin::Path(hf_at.child(key))),
+            Ok(value) => run.write(out, fl, value, Origin::Path(hf_at.child(key))),
             Err(message) => run.problems.push(Problem::at_hf(hf_at.join(key), message)),
         }
     }

@@ -42,7 +42,7 @@ impl Primitive for ImportOnly {
 
     fn export(&self, _: &mut Exporter, _: Node, _: Dst) {}
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, mut out: Dst) {
         let hf_path = hf_at.render();
         let context = ImportContext {
             root: run.root,
@@ -52,12 +52,12 @@ impl Primitive for ImportOnly {
         match (self.import)(hf, &context) {
             Ok(writes) => {
                 for (path, value) in writes {
-                    run.write(Dst::new(out, fl_at), &path, value, Origin::Path(hf_at));
+                    run.write(out.reborrow(), &path, value, Origin::Path(hf_at));
                 }
             }
             Err(problems) => {
                 for mut problem in problems {
-                    problem.fast_llm = problem.fast_llm.map(|p| fl_at.join(&p));
+                    problem.fast_llm = problem.fast_llm.map(|p| out.at.join(&p));
                     problem.hf = problem.hf.map(|p| hf_at.join(&p));
                     run.problems.push(problem);
                 }

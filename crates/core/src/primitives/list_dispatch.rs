@@ -11,7 +11,7 @@ use crate::Problem;
 use crate::blocks::block_path;
 use crate::coverage::Claim;
 use crate::dict::{self, join, show};
-use crate::engine::{At, Dst, Exporter, Importer, Node, Origin, Src};
+use crate::engine::{At, Dst, Exporter, Importer, Mounted, Node, Origin, Src};
 use crate::fl::Fl;
 use crate::section::{Covers, Decl, Section};
 
@@ -55,12 +55,62 @@ impl ListDispatch {
     }
 }
 
+impl ListDispatch {
+    /// The import's typed run: the sequence claimed with its `type`, then each block section
+    /// writing in place, then the pattern and the count (the dict run builds the same values).
+    fn import_typed(&self, run: &mut Importer, hf: Src, out: Dst, (layout, count): (&[&String], Value)) {
+        let distinct: BTreeSet<&String> = layout.iter().copied().collect();
+        let kind = if distinct.len() == 1 { "fixed" } else { "pattern" };
+        let sequence = Mounted {
+            fl: self.fl,
+            type_name: Some(kind),
+        };
+        let layout_at = hf.at.child(self.hf_layout);
+        let origin = Origin::Path(layout_at);
+        run.mount(out, sequence, origin, |run, mut sequence| {
+            if let [name] = Vec::from_iter(&distinct)[..] {
+                self.import_block(run, (hf, sequence.reborrow()), name, "block");
+            } else {
+                let blocks = Mounted {
+                    fl: "blocks",
+                    type_name: None,
+                };
+                run.mount(sequence.reborrow(), blocks, origin, |run, mut blocks| {
+                    for name in &distinct {
+                        self.import_block(run, (hf, blocks.reborrow()), name, name);
+                    }
+                });
+                let pattern = layout.iter().map(|n| Value::Str((*n).clone())).collect();
+                run.write(sequence.reborrow(), "pattern", Value::List(pattern), origin);
+            }
+            run.write(sequence, "num_blocks", count, origin);
+        });
+    }
+
+    /// The block of layout name `name`, its section writing at `fl` below `out`.
+    fn import_block(&self, run: &mut Importer, (hf, out): (Src, Dst), name: &str, fl: &str) {
+        if fl.contains('.') {
+            // One key of the sequence's `blocks`, where a typed write's path would split.
+            run.unwritable();
+            return;
+        }
+        let entry = self.entries.iter().find(|e| e.layout_name == name);
+        let section = &entry.expect("checked by the import").section;
+        let block = Mounted {
+            fl,
+            type_name: section.class.type_name,
+        };
+        let origin = Origin::Path(hf.at.child(self.hf_layout));
+        run.mount(out, block, origin, |run, block| run.section_at(section, hf, block));
+    }
+}
+
 impl Primitive for ListDispatch {
     fn kind(&self) -> &'static str {
         "ListDispatch"
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         let Some(sequence) = run.sub_config(fl, self.fl, fl_at) else {
             return;
         };
@@ -115,7 +165,7 @@ impl Primitive for ListDispatch {
         );
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         let layout_at = hf_at.child(self.hf_layout);
         let layout: Vec<&String> = match dict::get(hf, self.hf_layout) {
             Some(Value::List(items)) if !items.is_empty() => {
@@ -149,6 +199,13 @@ impl Primitive for ListDispatch {
             run.problems.push(Problem::at_hf(hf_at.join(self.hf_count), message));
             return;
         };
+        if run.is_typed() {
+            self.import_typed(run, Src::new(hf, hf_at), out, (&layout, count));
+            return;
+        }
+        let Dst {
+            map: out, at: fl_at, ..
+        } = out;
         let sequence_at = fl_at.child(self.fl);
         let import_block = |run: &mut Importer, name: &str, block_at: At| {
             let entry = self

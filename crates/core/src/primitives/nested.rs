@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use fastllm_config::{Map, Value};
+use fastllm_config::Value;
 
 use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::Problem;
 use crate::coverage::Claim;
 use crate::dict::{join, show};
-use crate::engine::{Dst, Exporter, Importer, Node, Origin, Placement, Src};
+use crate::engine::{Dst, Exporter, Importer, Mounted, Node, Origin, Placement, Src};
 use crate::section::{Covers, Decl, Section};
 
 pub(crate) struct Nested {
@@ -43,7 +43,7 @@ impl Primitive for Nested {
         "Nested"
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         let Some(sub) = run.sub_config(fl, self.fl, fl_at) else {
             return;
         };
@@ -60,7 +60,7 @@ impl Primitive for Nested {
         );
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         let sub_at = hf_at.child(self.hf_path.unwrap_or(""));
         let Some(sub_hf) = run.sub_hf(hf, hf_at, self.hf_path) else {
             return;
@@ -74,13 +74,16 @@ impl Primitive for Nested {
                 format!("expected {name:?}, found {}", show(found)),
             ));
         }
-        let mut sub_out = Map::new();
-        run.section_at(
-            &self.section,
-            Src::new(sub_hf, sub_at),
-            Dst::new(&mut sub_out, fl_at.child(self.fl)),
+        let section = &self.section;
+        run.mount(
+            out,
+            Mounted {
+                fl: self.fl,
+                type_name: section.class.type_name,
+            },
+            Origin::Path(sub_at),
+            |run, sub_out| run.section_at(section, Src::new(sub_hf, sub_at), sub_out),
         );
-        run.write(Dst::new(out, fl_at), self.fl, Value::Map(sub_out), Origin::Path(sub_at));
     }
 
     fn shape(&self, _: &str) -> Shape {

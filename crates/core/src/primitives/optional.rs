@@ -26,7 +26,7 @@ impl Primitive for Optional {
         "Optional"
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         if let Some(value) = run.read(fl, self.fl, fl_at)
             && !same(&value, &self.sentinel)
         {
@@ -34,16 +34,11 @@ impl Primitive for Optional {
         }
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         if let Some(value) = get(hf, self.hf)
             && !same(value, &self.sentinel)
         {
-            run.write(
-                Dst::new(out, fl_at),
-                self.fl,
-                value.clone(),
-                Origin::Path(hf_at.child(self.hf)),
-            );
+            run.write(out, self.fl, value.clone(), Origin::Path(hf_at.child(self.hf)));
         }
     }
 

@@ -27,20 +27,15 @@ impl Primitive for Rename {
         "Rename"
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         if let Some(value) = run.read(fl, self.fl, fl_at) {
             run.write(Dst::new(hf, hf_at), self.hf, value, Origin::Path(fl_at.child(self.fl)));
         }
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         match crate::dict::get(hf, self.hf) {
-            Some(value) => run.write(
-                Dst::new(out, fl_at),
-                self.fl,
-                value.clone(),
-                Origin::Path(hf_at.child(self.hf)),
-            ),
+            Some(value) => run.write(out, self.fl, value.clone(), Origin::Path(hf_at.child(self.hf))),
             None => run.problems.push(Problem::at_hf(
                 hf_at.join(self.hf),
                 format!("missing (required by {})", run.format),

@@ -9,7 +9,7 @@ use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::Problem;
 use crate::coverage::Claim;
 use crate::dict::{join, show};
-use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
+use crate::engine::{Dst, Exporter, Importer, Mounted, Node, Origin, Src};
 use crate::fl::Fl;
 use crate::section::{Covers, Decl, Section};
 
@@ -29,12 +29,57 @@ impl Decl {
     }
 }
 
+impl TypedDict {
+    /// Each entry of the HF dict `entries` by the section of its type, into the Fast-LLM dict
+    /// `out` under its name (a dict run inserts it as one key; a typed run writes it in place).
+    fn import_entries(
+        &self,
+        run: &mut Importer,
+        Src {
+            map: entries,
+            at: dict_at,
+        }: Src,
+        mut out: Dst,
+    ) {
+        for (name, entry) in entries {
+            let entry_at = dict_at.child(name);
+            let Some(entry) = entry.as_map() else {
+                run.problems.push(Problem::at_hf(
+                    entry_at.render(),
+                    format!("expected a dict, found {}", show(entry)),
+                ));
+                continue;
+            };
+            let Some(section) = run.by_discriminator(&self.sections, entry, entry_at, self.key) else {
+                continue;
+            };
+            let hf = Src::new(entry, entry_at);
+            if !run.is_typed() {
+                let mut entry_out = Map::new();
+                run.section_at(section, hf, Dst::new(&mut entry_out, out.at.child(name)));
+                out.map.insert(name.clone(), Value::Map(entry_out));
+            } else if name.contains('.') {
+                // One key of the dict, where a typed write's path would split at the dot.
+                run.unwritable();
+            } else {
+                let entry = Mounted {
+                    fl: name,
+                    type_name: section.class.type_name,
+                };
+                run.mount(out.reborrow(), entry, Origin::Path(entry_at), |run, entry_out| {
+                    run.section_at(section, hf, entry_out)
+                });
+            }
+        }
+    }
+}
+
 impl Primitive for TypedDict {
     fn kind(&self) -> &'static str {
         "TypedDictContainer"
     }
 
-    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at }: Dst) {
+    fn export(&self, run: &mut Exporter, Node { fl, at: fl_at }: Node, Dst { map: hf, at: hf_at, .. }: Dst) {
         let dict_at = fl_at.child(self.fl);
         let entries = match run.field(fl, self.fl, fl_at) {
             Some(Field::Configs(entries)) => entries,
@@ -74,7 +119,7 @@ impl Primitive for TypedDict {
         run.write(Dst::new(hf, hf_at), self.hf, Value::Map(out), Origin::Path(dict_at));
     }
 
-    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, Dst { map: out, at: fl_at }: Dst) {
+    fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         let dict_at = hf_at.child(self.hf);
         let entries = match crate::dict::get(hf, self.hf) {
             Some(Value::Map(entries)) => entries,
@@ -87,34 +132,13 @@ impl Primitive for TypedDict {
                 return;
             }
         };
-        let fl_dict_at = fl_at.child(self.fl);
-        let mut dict_out = Map::new();
-        for (name, entry) in entries {
-            let entry_at = dict_at.child(name);
-            let Some(entry) = entry.as_map() else {
-                run.problems.push(Problem::at_hf(
-                    entry_at.render(),
-                    format!("expected a dict, found {}", show(entry)),
-                ));
-                continue;
-            };
-            let Some(section) = run.by_discriminator(&self.sections, entry, entry_at, self.key) else {
-                continue;
-            };
-            let mut entry_out = Map::new();
-            run.section_at(
-                section,
-                Src::new(entry, entry_at),
-                Dst::new(&mut entry_out, fl_dict_at.child(name)),
-            );
-            dict_out.insert(name.clone(), Value::Map(entry_out));
-        }
-        run.write(
-            Dst::new(out, fl_at),
-            self.fl,
-            Value::Map(dict_out),
-            Origin::Path(dict_at),
-        );
+        let dict = Mounted {
+            fl: self.fl,
+            type_name: None,
+        };
+        run.mount(out, dict, Origin::Path(dict_at), |run, dict_out| {
+            self.import_entries(run, Src::new(entries, dict_at), dict_out)
+        });
     }
 
     fn shape(&self, _: &str) -> Shape {
