@@ -414,6 +414,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
     lacks.insert(0, base_lacks);
     let lacks_body = quote!(#(#lacks)||*);
     let field_type_common = field_type_common(class);
+    let write_signature = write_signature();
     Ok(quote! {
         impl ::core::default::Default for #name {
             fn default() -> Self {
@@ -643,13 +644,7 @@ fn derive_struct(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 Self::fill_from_map(slot, map, ctx);
                 true
             }
-            fn write(
-                &mut self,
-                path: &str,
-                value: &crate::Value,
-                prior: crate::Prior,
-                ctx: &mut crate::Ctx,
-            ) -> ::core::result::Result<(), crate::Unwritable> {
+            #write_signature {
                 if prior == crate::Prior::Fresh {
                     *self = <Self as ::core::default::Default>::default();
                 }
@@ -855,6 +850,20 @@ fn field_type_common(class: &LitStr) -> TokenStream2 {
     }
 }
 
+/// The signature of `FieldType::write`, which a config struct and a dynamic config enum both
+/// implement (their bodies differ: a struct stores fields, an enum first chooses its variant).
+fn write_signature() -> TokenStream2 {
+    quote! {
+        fn write(
+            &mut self,
+            path: &str,
+            value: &crate::Value,
+            prior: crate::Prior,
+            ctx: &mut crate::Ctx,
+        ) -> ::core::result::Result<(), crate::Unwritable>
+    }
+}
+
 /// A `match` on a field `name` from its arms (each with its name's length), by length first: most
 /// lookups then compare one or two names instead of every one.
 fn by_length(arms: &[(usize, TokenStream2)]) -> TokenStream2 {
@@ -973,6 +982,7 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
     };
     let fills: Vec<TokenStream2> = variants.iter().zip(&types).map(|(v, t)| fill_variant(v, t)).collect();
     let field_type_common = field_type_common(class);
+    let write_signature = write_signature();
     Ok(quote! {
         #default_impl
 
@@ -1069,13 +1079,7 @@ fn derive_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
             // The variant is chosen before any field below it is stored: by the first write, a
             // `type` or (else) the default subclass; a later `type` must name the held one.
-            fn write(
-                &mut self,
-                path: &str,
-                value: &crate::Value,
-                prior: crate::Prior,
-                ctx: &mut crate::Ctx,
-            ) -> ::core::result::Result<(), crate::Unwritable> {
+            #write_signature {
                 if path.is_empty() {
                     // A whole dict: its `type` (or the default subclass) chooses the variant.
                     let crate::Value::Map(map) = value else {
