@@ -11,7 +11,7 @@ use std::sync::Arc;
 use fastllm_config::Value;
 
 use crate::blocks::block_path;
-use crate::engine::{Dst, Exporter, Importer, Mounted, Node, Origin, Src, import_sub, under};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src, import_sub, under};
 use crate::fl::Fl;
 use crate::primitives::{Custom, Primitive, Shape};
 use crate::section::{Decl, Section};
@@ -73,13 +73,7 @@ impl Primitive for Uniform {
         };
         let origin = Origin::Path(hf.at);
         run.write(out.reborrow(), "decoder.type", text("fixed"), origin);
-        let block = Mounted {
-            fl: "decoder.block",
-            type_name: self.block.class.type_name,
-        };
-        run.mount(out.reborrow(), block, origin, |run, block| {
-            run.section_at(&self.block, hf, block)
-        });
+        run.mount_section(out.reborrow(), "decoder.block", &self.block, hf);
         run.write(out, "decoder.num_blocks", count, origin);
     }
 

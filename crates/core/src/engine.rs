@@ -423,9 +423,8 @@ impl<'a> Exporter<'a> {
     }
 
     pub(crate) fn push_relative(&mut self, problems: Vec<Problem>, fl_at: At, hf_at: At) {
-        for mut problem in problems {
-            problem.fast_llm = problem.fast_llm.map(|p| fl_at.join(&p));
-            problem.hf = problem.hf.map(|p| hf_at.join(&p));
+        for problem in problems {
+            let mut problem = relocated(problem, fl_at, hf_at);
             if !problem.message.starts_with("not representable") {
                 problem.message = format!("not representable in {}: {}", self.format, problem.message);
             }
@@ -440,6 +439,18 @@ impl<'a> Exporter<'a> {
 pub(crate) struct Mounted<'s> {
     pub(crate) fl: &'s str,
     pub(crate) type_name: Option<&'s str>,
+}
+
+impl Mounted<'_> {
+    /// The dict a mount starts from, before its section fills it: `{type}`, or `{}` for a
+    /// class without a type name. A dict run fills it; a typed run writes it as its claim.
+    fn type_only(&self) -> Map {
+        let mut dict = Map::new();
+        if let Some(name) = self.type_name {
+            dict.insert("type".into(), Value::Str(name.into()));
+        }
+        dict
+    }
 }
 
 /// Import state: the collected problems.
@@ -512,18 +523,12 @@ impl<'a> Importer<'a> {
     /// conflict, dicts written in parts merge); a typed run claims the config at `fl` (which
     /// must not have been written before) with its `type` first, and `fill` writes into it
     /// from its slot.
-    pub(crate) fn mount(
-        &mut self,
-        Dst {
+    pub(crate) fn mount(&mut self, out: Dst, mounted: Mounted, source: Origin, fill: impl FnOnce(&mut Self, Dst)) {
+        let Dst {
             map: out,
             at: fl_at,
             slot,
-        }: Dst,
-        mounted: Mounted,
-        source: Origin,
-        fill: impl FnOnce(&mut Self, Dst),
-    ) {
-        let mut sub = Map::new();
+        } = out;
         let sub_at = fl_at.child(mounted.fl);
         if self.typed.is_some() {
             // A run already unwritable stores nothing more: its config is dropped.
@@ -531,7 +536,7 @@ impl<'a> Importer<'a> {
                 fill(
                     self,
                     Dst {
-                        map: &mut sub,
+                        map: &mut Map::new(),
                         at: sub_at,
                         slot: Some(claimed),
                     },
@@ -539,32 +544,35 @@ impl<'a> Importer<'a> {
             }
             return;
         }
-        if let Some(name) = mounted.type_name {
-            sub.insert("type".into(), Value::Str(name.into()));
-        }
+        let mut sub = mounted.type_only();
         fill(self, Dst::new(&mut sub, sub_at));
         self.write(Dst::new(out, fl_at), mounted.fl, Value::Map(sub), source);
+    }
+
+    /// Imports `section` from the HF dict `hf` into the sub-config `fl` it mounts below `out`,
+    /// with its class's `type` (see [`Importer::mount`]); a dict run names `hf` as the source.
+    pub(crate) fn mount_section(&mut self, out: Dst, fl: &str, section: &Section, hf: Src) {
+        let mounted = Mounted {
+            fl,
+            type_name: section.class.type_name,
+        };
+        self.mount(out, mounted, Origin::Path(hf.at), |run, sub_out| {
+            run.section_at(section, hf, sub_out)
+        });
     }
 
     /// A typed run's claim of the sub-config `fl` below `slot`: written as the dict `{type}`
     /// (or `{}`) first, so its `type` chooses its variant, and its slot returned. `None` once
     /// the run is unwritable (which a claim not taken makes it).
-    fn claim<'s>(
-        &mut self,
-        slot: Option<&'s mut dyn WriteSlot>,
-        Mounted { fl, type_name }: Mounted,
-    ) -> Option<&'s mut dyn WriteSlot> {
+    fn claim<'s>(&mut self, slot: Option<&'s mut dyn WriteSlot>, mounted: Mounted) -> Option<&'s mut dyn WriteSlot> {
         let typed = self.typed.as_mut()?;
         if typed.unwritable {
             return None;
         }
-        let mut claim = Map::new();
-        if let Some(name) = type_name {
-            claim.insert("type".into(), Value::Str(name.into()));
-        }
         let claimed = slot.and_then(|slot| {
-            slot.write_below(fl, &Value::Map(claim), &mut typed.ctx).ok()?;
-            slot.slot_below(fl)
+            let claim = Value::Map(mounted.type_only());
+            slot.write_below(mounted.fl, &claim, &mut typed.ctx).ok()?;
+            slot.slot_below(mounted.fl)
         });
         typed.unwritable = claimed.is_none();
         claimed
@@ -643,21 +651,29 @@ impl<'a> Importer<'a> {
         };
         match dict::get(hf, path) {
             Some(Value::Map(map)) => Some(map),
-            Some(other) => {
-                self.problems.push(Problem::at_hf(
-                    hf_at.join(path),
-                    format!("expected a dict, found {}", show(other)),
-                ));
-                None
-            }
-            None => {
-                self.problems.push(Problem::at_hf(
-                    hf_at.join(path),
-                    format!("missing (required by {})", self.format),
-                ));
+            found => {
+                self.not_as_expected(hf_at.join(path), "a dict", found);
                 None
             }
         }
+    }
+
+    /// A problem at the HF key `hf_key`: the format needs `expected` there and `found` is
+    /// something else, or nothing.
+    pub(crate) fn not_as_expected(&mut self, hf_key: String, expected: &str, found: Option<&Value>) {
+        match found {
+            Some(other) => {
+                let message = format!("expected {expected}, found {}", show(other));
+                self.problems.push(Problem::at_hf(hf_key, message));
+            }
+            None => self.missing(hf_key),
+        }
+    }
+
+    /// A problem at the HF key `hf_key`, which the format requires.
+    pub(crate) fn missing(&mut self, hf_key: String) {
+        let message = format!("missing (required by {})", self.format);
+        self.problems.push(Problem::at_hf(hf_key, message));
     }
 
     pub(crate) fn by_discriminator<'s>(
@@ -698,11 +714,7 @@ pub fn export_sub(
     let mut exporter = Exporter::new(context.format, context.layout);
     let mut out = Map::new();
     exporter.section(section, fl, &mut out);
-    if exporter.problems.is_empty() {
-        Ok((out, exporter.writers.into_map()))
-    } else {
-        Err(exporter.problems)
-    }
+    unless_problems((out, exporter.writers.into_map()), exporter.problems)
 }
 
 /// Runs a sub-section's import from inside a `Custom`.
@@ -714,44 +726,52 @@ pub fn import_sub(section: &Section, hf: &Map, context: &ImportContext) -> Resul
         Src::new(hf, At::Root(context.hf_path)),
         Dst::new(&mut out, At::Root("")),
     );
-    if importer.problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(importer.problems)
-    }
+    unless_problems(out, importer.problems)
 }
 
 /// Runs a sub-section's import on an HF dict of its own (a nested sub-config such as
 /// `text_config`), which is also the root its fallbacks read.
 pub fn import_rooted(section: &Section, hf: &Map, context: &ImportContext) -> Result<Map, Vec<Problem>> {
-    let mut importer = Importer::new(context.format, hf);
-    let mut out = Map::new();
-    importer.section(section, hf, &mut out);
-    if importer.problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(importer.problems)
-    }
+    let rooted = ImportContext {
+        root: hf,
+        format: context.format,
+        hf_path: "",
+    };
+    import_sub(section, hf, &rooted)
+}
+
+/// A problem of a sub-run (or a Custom), its paths relative to the run's section made
+/// relative to the section's paths `fl_at` and `hf_at`.
+pub(crate) fn relocated(mut problem: Problem, fl_at: At, hf_at: At) -> Problem {
+    problem.fast_llm = problem.fast_llm.map(|path| fl_at.join(&path));
+    problem.hf = problem.hf.map(|path| hf_at.join(&path));
+    problem
+}
+
+/// A sub-run's result: `value` when the run found no problem.
+fn unless_problems<T>(value: T, problems: Vec<Problem>) -> Result<T, Vec<Problem>> {
+    if problems.is_empty() { Ok(value) } else { Err(problems) }
 }
 
 /// Prefixes the HF keys of `problems` with `prefix`.
 pub fn under_hf(prefix: &str, problems: Vec<Problem>) -> Vec<Problem> {
-    problems
-        .into_iter()
-        .map(|mut p| {
-            p.hf = p.hf.map(|h| join(prefix, &h));
-            p
-        })
-        .collect()
+    prefix_paths(problems, prefix, |problem| &mut problem.hf)
 }
 
 /// Prefixes the Fast-LLM paths of `problems` with `prefix`.
 pub fn under(prefix: &str, problems: Vec<Problem>) -> Vec<Problem> {
+    prefix_paths(problems, prefix, |problem| &mut problem.fast_llm)
+}
+
+/// Prefixes with `prefix` the path `side` picks (Fast-LLM or HF) of each of `problems`.
+fn prefix_paths(
+    mut problems: Vec<Problem>,
+    prefix: &str,
+    side: fn(&mut Problem) -> &mut Option<String>,
+) -> Vec<Problem> {
+    for problem in &mut problems {
+        let path = side(problem);
+        *path = path.take().map(|path| join(prefix, &path));
+    }
     problems
-        .into_iter()
-        .map(|mut p| {
-            p.fast_llm = p.fast_llm.map(|f| join(prefix, &f));
-            p
-        })
-        .collect()
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::coverage::Claim;
 use crate::dict::join;
-use crate::engine::{Dst, Exporter, Importer, Mounted, Node, Origin, Placement, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Placement, Src};
 use crate::section::{Covers, Decl, Section};
 
 pub(crate) struct Dispatch {
@@ -64,15 +64,7 @@ impl Primitive for Dispatch {
         let Some(section) = run.by_discriminator(&self.sections, sub_hf, sub_at, self.key) else {
             return;
         };
-        run.mount(
-            out,
-            Mounted {
-                fl: self.fl,
-                type_name: section.class.type_name,
-            },
-            Origin::Path(sub_at),
-            |run, sub_out| run.section_at(section, Src::new(sub_hf, sub_at), sub_out),
-        );
+        run.mount_section(out, self.fl, section, Src::new(sub_hf, sub_at));
     }
 
     fn shape(&self, _: &str) -> Shape {

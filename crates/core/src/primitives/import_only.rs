@@ -5,7 +5,7 @@ use std::sync::Arc;
 use fastllm_config::Map;
 
 use super::{Cell, Primitive, Row, Shape};
-use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src, relocated};
 use crate::section::{Covers, Decl, ImportContext, Writes};
 
 /// Custom import: the section's HF dict → Fast-LLM writes (paths relative to the section).
@@ -56,11 +56,8 @@ impl Primitive for ImportOnly {
                 }
             }
             Err(problems) => {
-                for mut problem in problems {
-                    problem.fast_llm = problem.fast_llm.map(|p| out.at.join(&p));
-                    problem.hf = problem.hf.map(|p| hf_at.join(&p));
-                    run.problems.push(problem);
-                }
+                let relocated = problems.into_iter().map(|problem| relocated(problem, out.at, hf_at));
+                run.problems.extend(relocated);
             }
         }
     }

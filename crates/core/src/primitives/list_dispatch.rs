@@ -96,12 +96,7 @@ impl ListDispatch {
         }
         let entry = self.entries.iter().find(|e| e.layout_name == name);
         let section = &entry.expect("checked by the import").section;
-        let block = Mounted {
-            fl,
-            type_name: section.class.type_name,
-        };
-        let origin = Origin::Path(hf.at.child(self.hf_layout));
-        run.mount(out, block, origin, |run, block| run.section_at(section, hf, block));
+        run.mount_section(out, fl, section, hf);
     }
 }
 
@@ -186,17 +181,12 @@ impl Primitive for ListDispatch {
                 names
             }
             found => {
-                let message = match found {
-                    Some(other) => format!("expected a non-empty list, found {}", show(other)),
-                    None => format!("missing (required by {})", run.format),
-                };
-                run.problems.push(Problem::at_hf(layout_at.render(), message));
+                run.not_as_expected(layout_at.render(), "a non-empty list", found);
                 return;
             }
         };
         let Some(count) = dict::get(hf, self.hf_count).cloned() else {
-            let message = format!("missing (required by {})", run.format);
-            run.problems.push(Problem::at_hf(hf_at.join(self.hf_count), message));
+            run.missing(hf_at.join(self.hf_count));
             return;
         };
         if run.is_typed() {

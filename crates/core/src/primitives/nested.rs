@@ -9,7 +9,7 @@ use super::{Cell, Mount, Primitive, Row, Shape};
 use crate::Problem;
 use crate::coverage::Claim;
 use crate::dict::{join, show};
-use crate::engine::{Dst, Exporter, Importer, Mounted, Node, Origin, Placement, Src};
+use crate::engine::{Dst, Exporter, Importer, Node, Placement, Src};
 use crate::section::{Covers, Decl, Section};
 
 pub(crate) struct Nested {
@@ -74,16 +74,7 @@ impl Primitive for Nested {
                 format!("expected {name:?}, found {}", show(found)),
             ));
         }
-        let section = &self.section;
-        run.mount(
-            out,
-            Mounted {
-                fl: self.fl,
-                type_name: section.class.type_name,
-            },
-            Origin::Path(sub_at),
-            |run, sub_out| run.section_at(section, Src::new(sub_hf, sub_at), sub_out),
-        );
+        run.mount_section(out, self.fl, &self.section, Src::new(sub_hf, sub_at));
     }
 
     fn shape(&self, _: &str) -> Shape {

@@ -1,7 +1,6 @@
 //! `Rename`: a Fast-LLM field ↔ an HF key, the same value; a missing HF key is an error.
 
 use super::{Cell, Primitive, Row, Shape};
-use crate::Problem;
 use crate::engine::{Dst, Exporter, Importer, Node, Origin, Src};
 use crate::section::Decl;
 
@@ -36,10 +35,7 @@ impl Primitive for Rename {
     fn import(&self, run: &mut Importer, Src { map: hf, at: hf_at }: Src, out: Dst) {
         match crate::dict::get(hf, self.hf) {
             Some(value) => run.write(out, self.fl, value.clone(), Origin::Path(hf_at.child(self.hf))),
-            None => run.problems.push(Problem::at_hf(
-                hf_at.join(self.hf),
-                format!("missing (required by {})", run.format),
-            )),
+            None => run.missing(hf_at.join(self.hf)),
         }
     }
 

@@ -62,13 +62,7 @@ impl TypedDict {
                 // One key of the dict, where a typed write's path would split at the dot.
                 run.unwritable();
             } else {
-                let entry = Mounted {
-                    fl: name,
-                    type_name: section.class.type_name,
-                };
-                run.mount(out.reborrow(), entry, Origin::Path(entry_at), |run, entry_out| {
-                    run.section_at(section, hf, entry_out)
-                });
+                run.mount_section(out.reborrow(), name, section, hf);
             }
         }
     }
@@ -124,11 +118,7 @@ impl Primitive for TypedDict {
         let entries = match crate::dict::get(hf, self.hf) {
             Some(Value::Map(entries)) => entries,
             found => {
-                let message = match found {
-                    Some(other) => format!("expected a dict, found {}", show(other)),
-                    None => format!("missing (required by {})", run.format),
-                };
-                run.problems.push(Problem::at_hf(dict_at.render(), message));
+                run.not_as_expected(dict_at.render(), "a dict", found);
                 return;
             }
         };
