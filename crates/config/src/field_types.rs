@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use crate::{Ctx, ErrorKind, Field, FieldType, Prior, Serialized, Unwritable, Value, Verbosity, split_path};
 
-fn wrong_type(ctx: &mut Ctx, expected: &'static str, found: &Value) {
+/// Reports `found` as not of the kind `expected`: the parse reads nothing.
+fn wrong_type<T>(ctx: &mut Ctx, expected: &'static str, found: &Value) -> Option<T> {
     ctx.error(ErrorKind::WrongType {
         expected,
         found: found.describe(),
     });
+    None
 }
 
 impl FieldType for i64 {
@@ -23,10 +25,7 @@ impl FieldType for i64 {
                     None
                 }
             },
-            other => {
-                wrong_type(ctx, Self::KIND, other);
-                None
-            }
+            other => wrong_type(ctx, Self::KIND, other),
         }
     }
     fn serialize(&self, _: Verbosity) -> Serialized {
@@ -39,10 +38,7 @@ impl FieldType for i128 {
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self> {
         match value {
             Value::Int(i) => Some(*i),
-            other => {
-                wrong_type(ctx, Self::KIND, other);
-                None
-            }
+            other => wrong_type(ctx, Self::KIND, other),
         }
     }
     fn serialize(&self, _: Verbosity) -> Serialized {
@@ -58,10 +54,7 @@ impl FieldType for f64 {
             Value::Float(f) => Some(*f),
             // Fast-LLM converts ints to floats for float fields (and only ints: not bools).
             Value::Int(i) => Some(*i as f64),
-            other => {
-                wrong_type(ctx, Self::KIND, other);
-                None
-            }
+            other => wrong_type(ctx, Self::KIND, other),
         }
     }
     fn serialize(&self, _: Verbosity) -> Serialized {
@@ -75,10 +68,7 @@ impl FieldType for bool {
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self> {
         match value {
             Value::Bool(b) => Some(*b),
-            other => {
-                wrong_type(ctx, Self::KIND, other);
-                None
-            }
+            other => wrong_type(ctx, Self::KIND, other),
         }
     }
     fn serialize(&self, _: Verbosity) -> Serialized {
@@ -92,10 +82,7 @@ impl FieldType for String {
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self> {
         match value {
             Value::Str(s) => Some(s.clone()),
-            other => {
-                wrong_type(ctx, Self::KIND, other);
-                None
-            }
+            other => wrong_type(ctx, Self::KIND, other),
         }
     }
     fn serialize(&self, _: Verbosity) -> Serialized {
@@ -185,8 +172,7 @@ impl<T: FieldType> FieldType for Vec<T> {
     const KIND: &'static str = "list";
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self> {
         let Value::List(items) = value else {
-            wrong_type(ctx, Self::KIND, value);
-            return None;
+            return wrong_type(ctx, Self::KIND, value);
         };
         let errors = ctx.error_count();
         let parsed: Vec<Option<T>> = items
@@ -225,8 +211,7 @@ impl<T: FieldType + Copy + Default, const N: usize> FieldType for [T; N] {
     const KIND: &'static str = "tuple";
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self> {
         let Value::List(items) = value else {
-            wrong_type(ctx, Self::KIND, value);
-            return None;
+            return wrong_type(ctx, Self::KIND, value);
         };
         if items.len() != N {
             ctx.rule(format!("invalid length {} (expected {N})", items.len()));
@@ -252,8 +237,7 @@ impl<T: FieldType> FieldType for BTreeMap<String, T> {
     const KIND: &'static str = "dict";
     fn parse(value: &Value, ctx: &mut Ctx) -> Option<Self> {
         let Value::Map(map) = value else {
-            wrong_type(ctx, Self::KIND, value);
-            return None;
+            return wrong_type(ctx, Self::KIND, value);
         };
         let errors = ctx.error_count();
         let mut out = BTreeMap::new();
@@ -367,10 +351,7 @@ impl FieldType for WeightDecay {
             Value::Float(f) => Some(WeightDecay::Float(*f)),
             Value::Int(i) => Some(WeightDecay::Float(*i as f64)),
             Value::Bool(b) => Some(WeightDecay::Bool(*b)),
-            other => {
-                wrong_type(ctx, Self::KIND, other);
-                None
-            }
+            other => wrong_type(ctx, Self::KIND, other),
         }
     }
     fn serialize(&self, _: Verbosity) -> Serialized {
