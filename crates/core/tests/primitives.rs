@@ -309,6 +309,78 @@ fn list_dispatch_fixed_and_pattern() {
     assert_eq!(problems[0].hf.as_deref(), Some("layout.1"));
 }
 
+fn norm_under_a_path() -> Arc<Section> {
+    Section::of::<DecoderBlockConfig>("test.block")
+        .add(
+            "normalization",
+            Decl::nested_under("normalization", norm().build(), "norm"),
+        )
+        .build()
+}
+
+fn gdn_layout() -> Arc<Section> {
+    let gdn = Section::of::<fastllm_core::config::GatedDeltaNetConfig>("test.gdn")
+        .add("value_heads", Decl::rename("value_heads", "gdn_heads"))
+        .build();
+    let entry = LayoutEntry {
+        layout_name: "g",
+        mixer_type: "gdn",
+        section: Section::of::<DecoderBlockConfig>("test.block")
+            .add("mixer", Decl::nested("mixer", gdn))
+            .build(),
+    };
+    Section::of::<GptBaseModelConfig>("test.root")
+        .add(
+            "decoder",
+            Decl::list_dispatch("decoder", "layout", "layers", vec![entry]),
+        )
+        .build()
+}
+
+/// What an HF value must be is said the same way by every primitive that reads one.
+#[rstest]
+#[case::rename_absent(|| norm().build(), "{}", "eps", "missing (required by test)")]
+#[case::sub_dict_absent(norm_under_a_path, "{}", "norm", "missing (required by test)")]
+#[case::sub_dict_not_a_dict(norm_under_a_path, r#"{"norm": 3}"#, "norm", "expected a dict, found 3")]
+#[case::typed_dict_absent(stochastic_section, r#"{"main": "a"}"#, "mixers", "missing (required by test)")]
+#[case::typed_dict_not_a_dict(
+    stochastic_section,
+    r#"{"mixers": 3, "main": "a"}"#,
+    "mixers",
+    "expected a dict, found 3"
+)]
+#[case::layout_absent(gdn_layout, r#"{"layers": 2}"#, "layout", "missing (required by test)")]
+#[case::layout_not_a_list(
+    gdn_layout,
+    r#"{"layout": 3, "layers": 2}"#,
+    "layout",
+    "expected a non-empty list, found 3"
+)]
+#[case::layout_empty(
+    gdn_layout,
+    r#"{"layout": [], "layers": 2}"#,
+    "layout",
+    "expected a non-empty list, found []"
+)]
+#[case::count_absent(
+    gdn_layout,
+    r#"{"layout": ["g"], "gdn_heads": 8}"#,
+    "layers",
+    "missing (required by test)"
+)]
+fn an_absent_or_mistyped_hf_value_is_named_with_what_the_format_needs(
+    #[case] section: fn() -> Arc<Section>,
+    #[case] hf: &str,
+    #[case] key: &str,
+    #[case] message: &str,
+) {
+    let problems = import(&section(), &map(hf)).unwrap_err();
+    let found: Vec<(Option<&str>, &str)> = (problems.iter())
+        .map(|problem| (problem.hf.as_deref(), problem.message.as_str()))
+        .collect();
+    assert_eq!(found, [(Some(key), message)]);
+}
+
 #[test]
 fn two_writers_of_one_key_must_agree() {
     let section = Section::of::<DecoderBlockConfig>("test.block")
