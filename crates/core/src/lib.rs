@@ -38,4 +38,4 @@ pub use fl::{Checked, Fl, checked};
 pub use inventory;
 pub use primitives::{Claims, Custom, LayoutEntry};
 pub use registry::{Converter, GENERIC_METADATA, Handler, detect, find, handlers, registry_errors};
-pub use section::{Covers, Decl, ExportContext, FlClass, HfWrite, HfWrites, ImportContext, Section, Writes, fl_value};
+pub use section::{Covers, Decl, ExportContext, FlClass, HfWrite, HfWrites, ImportContext, Section, Writes};

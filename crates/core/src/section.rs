@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use fastllm_config::{ConfigClass, Form, Map, Value};
 
-use crate::dict;
 use crate::fl::{Checked, Fl};
 use crate::primitives::{Primitive, Shape};
 use crate::{HfLayout, Problem};
@@ -400,11 +399,6 @@ impl<T> NamedEntries<'_, T> {
         let (section, kind) = (self.section, self.kind);
         position.unwrap_or_else(|| panic!("{section}: no {kind} `{name}`{purpose}"))
     }
-}
-
-/// Reads a value from a full-form dict (absent means `null`).
-pub fn fl_value<'a>(fl: &'a Map, path: &str) -> &'a Value {
-    dict::get(fl, path).unwrap_or(&Value::Null)
 }
 
 #[cfg(test)]

@@ -6,13 +6,19 @@ use std::path::{Path, PathBuf};
 use fastllm_checkpoint::convert::Options;
 use fastllm_checkpoint::synthetic::{fast_llm_to_hf, synthetic_to_fast_llm};
 use fastllm_checkpoint::{Checkpoint, open_fast_llm, open_hf};
+use fastllm_core::config::Map;
 use fastllm_core::config::{Form, Value, load_base_model};
 use fastllm_core::weights::{PlanEntry, Transform, plan};
-use fastllm_core::{find, fl_value};
+use fastllm_core::{dict, find};
 use fastllm_layout as layout;
 use rstest::rstest;
 
 use fastllm_llama as _;
+
+/// The value at `path` of a full-form Fast-LLM dict (absent: `null`).
+fn fl_value<'a>(fl: &'a Map, path: &str) -> &'a Value {
+    dict::get(fl, path).unwrap_or(&Value::Null)
+}
 
 /// One expected plan entry: Fast-LLM name and shape, HF names and shapes, transform.
 type Expected = (String, Vec<usize>, Vec<(String, Vec<usize>)>, Transform);
