@@ -573,11 +573,6 @@ impl FileSet {
         self.files.iter().map(|f| f.name.as_str()).collect()
     }
 
-    /// The `__metadata__` of file `name`.
-    pub fn file_metadata(&self, name: &str) -> Option<&HashMap<String, String>> {
-        self.files.iter().find(|f| f.name == name).map(|f| &f.metadata)
-    }
-
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
