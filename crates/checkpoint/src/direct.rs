@@ -120,59 +120,6 @@ impl Write for SequentialFile {
     }
 }
 
-/// A writer whose next bytes may be lent out as memory, to be filled in place of a write (the
-/// file's own chunks when it is a [`Direct`] one): what spares the copy of a cast block into
-/// the chunk that is then written. A wrapper that counts or watches the bytes written forwards
-/// both calls, counting the bytes given back.
-pub(crate) trait LendingWrite: Write {
-    /// The memory of the next bytes, when the writer keeps them in chunks of its own; `None`
-    /// when it takes them only through [`Write::write`]. See [`Direct::lend`].
-    fn lend(&mut self) -> Option<std::io::Result<Lent>> {
-        None
-    }
-
-    /// Takes back a chunk [`LendingWrite::lend`] lent, its [`Lent::filled`] bytes the next
-    /// bytes written. See [`Direct::take_back`].
-    fn take_back(&mut self, lent: Lent) -> std::io::Result<()> {
-        self.write_all(lent.filled_bytes())
-    }
-}
-
-/// A writer that lends nothing: every byte goes through [`Write::write`].
-pub(crate) struct Unlent<'a>(pub &'a mut dyn Write);
-
-impl Write for Unlent<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl LendingWrite for Unlent<'_> {}
-
-impl LendingWrite for Vec<u8> {}
-
-impl LendingWrite for SequentialFile {
-    fn lend(&mut self) -> Option<std::io::Result<Lent>> {
-        match self {
-            #[cfg(target_os = "linux")]
-            SequentialFile::Direct(direct) => Some(direct.lend()),
-            SequentialFile::Buffered(_) => None,
-        }
-    }
-
-    fn take_back(&mut self, lent: Lent) -> std::io::Result<()> {
-        match self {
-            #[cfg(target_os = "linux")]
-            SequentialFile::Direct(direct) => direct.take_back(lent),
-            SequentialFile::Buffered(buffered) => buffered.write_all(lent.filled_bytes()),
-        }
-    }
-}
-
 #[cfg(target_os = "linux")]
 /// [`CHUNK`] bytes at a [`BLOCK`]-aligned address inside an owned allocation (which moving the
 /// value does not move).
@@ -205,38 +152,11 @@ struct Filled {
 }
 
 #[cfg(target_os = "linux")]
-/// A chunk of a [`Direct`] file lent out to be filled in place ([`Direct::lend`]): its space is
-/// the file's next bytes.
-pub(crate) struct Lent {
-    chunk: Aligned,
-    /// Where its space starts in the chunk (the bytes before it were written already).
-    from: usize,
-    /// How many bytes of its space the borrower filled.
-    pub(crate) filled: usize,
-}
-
-#[cfg(target_os = "linux")]
-impl Lent {
-    /// The memory lent: the file's next bytes, up to the chunk's end.
-    pub(crate) fn space(&mut self) -> &mut [u8] {
-        &mut self.chunk.bytes_mut()[self.from..]
-    }
-
-    /// The bytes filled so far.
-    pub(crate) fn filled_bytes(&self) -> &[u8] {
-        &self.chunk.bytes()[self.from..self.from + self.filled]
-    }
-}
-
-#[cfg(target_os = "linux")]
 /// The `O_DIRECT` writer: the caller fills chunks, a thread writes them.
 pub(crate) struct Direct {
-    /// The chunk being filled; `None` while it is lent ([`Direct::lend`]) or none was needed yet.
-    chunk: Option<Aligned>,
+    chunk: Aligned,
     filled: usize,
     to_writer: Option<SyncSender<Filled>>,
-    /// Chunks sent to the writing thread and not taken back yet.
-    at_writer: usize,
     spare: Receiver<Aligned>,
     writer: Option<JoinHandle<std::io::Result<File>>>,
 }
@@ -245,102 +165,39 @@ pub(crate) struct Direct {
 impl Direct {
     fn new(file: File) -> Self {
         let (to_writer, filled) = sync_channel::<Filled>(CHUNKS - 1);
-        // Room for every chunk: the writing thread never waits to give one back (chunks are
-        // handed over before a written one is taken back).
-        let (give_back, spare) = sync_channel::<Aligned>(CHUNKS);
+        let (give_back, spare) = sync_channel::<Aligned>(CHUNKS - 1);
         for _ in 0..CHUNKS - 1 {
             give_back.send(Aligned::new()).expect("room for every chunk");
         }
         let writer = std::thread::spawn(move || write_chunks(file, filled, give_back));
         Direct {
-            chunk: Some(Aligned::new()),
+            chunk: Aligned::new(),
             filled: 0,
             to_writer: Some(to_writer),
-            at_writer: CHUNKS - 1,
             spare,
             writer: Some(writer),
         }
     }
 
-    /// Hands the chunk being filled to the writing thread; the next write takes a written one.
+    /// Hands the chunk being filled to the writing thread and takes a written one back.
     fn hand_over(&mut self) -> std::io::Result<()> {
-        let len = std::mem::take(&mut self.filled);
-        match self.chunk.take() {
-            Some(chunk) => self.send(Filled { chunk, len }),
-            None => Ok(()),
-        }
-    }
-
-    fn send(&mut self, filled: Filled) -> std::io::Result<()> {
-        if self.to_writer.as_ref().is_some_and(|to| to.send(filled).is_ok()) {
-            self.at_writer += 1;
+        // Waits while every other chunk is queued or being written.
+        let sent = self.spare.recv().is_ok_and(|next| {
+            let chunk = std::mem::replace(&mut self.chunk, next);
+            let filled = Filled {
+                chunk,
+                len: std::mem::take(&mut self.filled),
+            };
+            self.to_writer.as_ref().is_some_and(|to| to.send(filled).is_ok())
+        });
+        if sent {
             return Ok(());
         }
-        Err(self.stopped())
-    }
-
-    /// A written chunk back from the writing thread, waiting while every other chunk is queued
-    /// or being written. A new one when the thread holds none: chunks lent and never given back
-    /// (a stream that failed) would otherwise be waited for forever.
-    fn free_chunk(&mut self) -> std::io::Result<Aligned> {
-        if self.at_writer == 0 {
-            return Ok(Aligned::new());
-        }
-        match self.spare.recv() {
-            Ok(chunk) => {
-                self.at_writer -= 1;
-                Ok(chunk)
-            }
-            Err(_) => Err(self.stopped()),
-        }
-    }
-
-    /// The thread stopped on an error: that error is the answer.
-    fn stopped(&mut self) -> std::io::Error {
-        self.join()
+        // The thread stopped on an error: that error is the answer.
+        Err(self
+            .join()
             .err()
-            .unwrap_or_else(|| std::io::Error::other("the writing thread stopped"))
-    }
-
-    /// The chunk being filled, taking a written one when there is none.
-    fn current(&mut self) -> std::io::Result<&mut Aligned> {
-        if self.chunk.is_none() {
-            self.chunk = Some(self.free_chunk()?);
-        }
-        Ok(self.chunk.as_mut().expect("just filled"))
-    }
-
-    /// Lends the file's next bytes as memory: the rest of the chunk being filled, or a whole
-    /// written one, for the caller (or a thread of its) to fill in place of a write, with no copy
-    /// into the chunk afterwards. Chunks are given back with [`Direct::take_back`] in the order
-    /// lent, every one but the last full; nothing is written in between. Waits while every chunk
-    /// is lent, queued or being written.
-    pub(crate) fn lend(&mut self) -> std::io::Result<Lent> {
-        let from = std::mem::take(&mut self.filled);
-        let chunk = match self.chunk.take() {
-            Some(chunk) => chunk,
-            None => self.free_chunk()?,
-        };
-        Ok(Lent { chunk, from, filled: 0 })
-    }
-
-    /// Takes back a chunk [`Direct::lend`] lent, with [`Lent::filled`] bytes of its space the
-    /// file's next bytes: written when full; kept to be filled on otherwise (it must then be
-    /// the last lent, and the next bytes go after it).
-    pub(crate) fn take_back(&mut self, lent: Lent) -> std::io::Result<()> {
-        let Lent { chunk, from, filled } = lent;
-        let len = from + filled;
-        if len == CHUNK {
-            return self.send(Filled { chunk, len });
-        }
-        if self.chunk.is_some() || self.filled > 0 {
-            return Err(std::io::Error::other(
-                "a partly filled chunk given back before the last one lent",
-            ));
-        }
-        self.chunk = Some(chunk);
-        self.filled = len;
-        Ok(())
+            .unwrap_or_else(|| std::io::Error::other("the writing thread stopped")))
     }
 
     fn join(&mut self) -> std::io::Result<File> {
@@ -356,7 +213,7 @@ impl Direct {
         if self.filled > 0 {
             // The padding of the last block goes to disk: zeros, not a previous chunk's bytes.
             let (filled, padded) = (self.filled, self.filled.next_multiple_of(BLOCK));
-            self.current()?.bytes_mut()[filled..padded].fill(0);
+            self.chunk.bytes_mut()[filled..padded].fill(0);
             self.hand_over()?;
         }
         self.join()
@@ -367,8 +224,7 @@ impl Direct {
 impl Write for Direct {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = buf.len().min(CHUNK - self.filled);
-        let filled = self.filled;
-        self.current()?.bytes_mut()[filled..filled + n].copy_from_slice(&buf[..n]);
+        self.chunk.bytes_mut()[self.filled..self.filled + n].copy_from_slice(&buf[..n]);
         self.filled += n;
         if self.filled == CHUNK {
             self.hand_over()?;
@@ -461,55 +317,5 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(read.len(), len);
         assert!(read == bytes);
-    }
-
-    /// Bytes written, then chunks lent and filled in place (the first the rest of the chunk
-    /// being filled, the last given back part full), then written again: the file holds them
-    /// in that order, whatever the offset the lending starts at.
-    #[cfg(target_os = "linux")]
-    #[rstest]
-    fn lent_chunks_are_the_next_bytes(
-        #[values(0, 1, 4096, CHUNK - 2)] before: usize,
-        #[values(1, CHUNK, 2 * CHUNK + 4097)] lent_len: usize,
-    ) {
-        let dir = crate::scratch::scratch("direct-lent", &format!("{before}-{lent_len}"));
-        let path = dir.join("file");
-        let len = before + lent_len + 5000;
-        let bytes: Vec<u8> = (0..len as u32).map(|i| (i % 253) as u8 + 1).collect();
-        let mut file = SequentialFile::create(&path, Writing::Direct).unwrap();
-        file.write_all(&bytes[..before]).unwrap();
-        let mut at = before;
-        while at < before + lent_len {
-            let mut lent = file.lend().expect("a direct file lends").unwrap();
-            let n = lent.space().len().min(before + lent_len - at);
-            lent.space()[..n].copy_from_slice(&bytes[at..at + n]);
-            lent.filled = n;
-            file.take_back(lent).unwrap();
-            at += n;
-        }
-        file.write_all(&bytes[at..]).unwrap();
-        file.finish().unwrap().sync_all().unwrap();
-        let read = std::fs::read(&path).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(read.len(), len);
-        assert!(read == bytes);
-    }
-
-    /// A part-full chunk is the last lent: given back before a later one, it is an error, not
-    /// bytes out of place; and lent chunks never given back (a failed stream) leave the writer
-    /// able to go on rather than wait for them.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_part_full_chunk_before_the_last_is_refused() {
-        let dir = crate::scratch::scratch("direct-lent", "order");
-        let mut file = SequentialFile::create(&dir.join("file"), Writing::Direct).unwrap();
-        let (first, second) = (file.lend().unwrap().unwrap(), file.lend().unwrap().unwrap());
-        file.take_back(second).unwrap();
-        let error = file.take_back(first).unwrap_err();
-        assert!(error.to_string().contains("before the last one lent"), "{error}");
-        let lost: Vec<Lent> = (0..CHUNKS + 1).map(|_| file.lend().unwrap().unwrap()).collect();
-        drop(lost);
-        file.write_all(&[7; 3 * CHUNK]).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,7 +14,6 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use crate::cast::{Dtype, Overflow, Source, cast_buffer, cast_into};
-use crate::direct::{LendingWrite, Lent, Unlent};
 use crate::read::TensorFile;
 
 /// Bytes `start..start + len` of a local input file.
@@ -44,7 +43,7 @@ static SPARE_BLOCKS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 /// Writes the bytes of `extents` to `sink`, in order (see [`write_cast_extents`]).
 pub(crate) fn write_extents(extents: &[Extent], sink: &mut dyn Write) -> io::Result<()> {
-    write_cast_extents(extents, None, &mut Unlent(sink)).map(|_| ())
+    write_cast_extents(extents, None, sink).map(|_| ())
 }
 
 /// Writes the bytes of `extents` to `sink`, in order, cast on their way when `cast` says
@@ -54,22 +53,15 @@ pub(crate) fn write_extents(extents: &[Extent], sink: &mut dyn Write) -> io::Res
 /// when nothing is cast (this thread copying each block to the writer while the next is read);
 /// when something is, by two threads taking alternate blocks, each casting the block it has just
 /// read while it is in its cache, so the reading and the cast run on both cores and this thread
-/// only hands the cast blocks to the writer, in order. When the sink lends its chunks
-/// ([`LendingWrite`]: a local file written with `O_DIRECT`), the threads read and cast straight
-/// into them instead ([`write_into_lent`]) and nothing is copied after the cast. Every extent's
-/// file must be local; a read error names the file (an [`io::Error`] wrapping the
+/// only hands the cast blocks to the writer, in order. Every extent's file must be local; a
+/// read error names the file (an [`io::Error`] wrapping the
 /// [`crate::CheckpointError`]), and a failed write stops the reading.
 pub(crate) fn write_cast_extents(
     extents: &[Extent],
     cast: Option<(Source, Dtype)>,
-    sink: &mut dyn LendingWrite,
+    sink: &mut dyn Write,
 ) -> io::Result<Overflow> {
     let blocks = Blocks::new(extents, cast);
-    if blocks.total >= THREAD_BYTES
-        && let Some(written) = write_into_lent(&blocks, sink)
-    {
-        return written;
-    }
     if blocks.total < THREAD_BYTES {
         let mut buffers = take_blocks(2);
         let (mut out, mut scratch) = (buffers.pop().expect("two"), buffers.pop().expect("two"));
@@ -85,7 +77,11 @@ pub(crate) fn write_cast_extents(
         give_back(vec![out, scratch]);
         return result;
     }
-    let readers = readers(cast);
+    let readers = if cast.is_some() {
+        crate::bytes::threads().clamp(1, 2)
+    } else {
+        1
+    };
     std::thread::scope(|scope| {
         let mut free = Vec::new();
         let mut done = Vec::new();
@@ -143,99 +139,6 @@ pub(crate) fn write_cast_extents(
         give_back(returned);
         written.map(|()| overflow)
     })
-}
-
-/// The reading threads of a stream: two (one a core) when they cast, one when they only read.
-fn readers(cast: Option<(Source, Dtype)>) -> usize {
-    if cast.is_some() {
-        crate::bytes::threads().clamp(1, 2)
-    } else {
-        1
-    }
-}
-
-/// [`write_cast_extents`] into the chunks `sink` lends: each reading thread fills a whole lent
-/// chunk at a time (alternate chunks), reading a block into its cache and casting it into the
-/// chunk (or, with no cast, reading straight into it), and this thread gives the chunks back in
-/// order. `None` (nothing written) when the sink lends nothing, or when its next bytes do not
-/// start on an element of the cast (a chunk's space would end inside an element).
-fn write_into_lent(blocks: &Blocks, sink: &mut dyn LendingWrite) -> Option<io::Result<Overflow>> {
-    let mut first = match sink.lend()? {
-        Ok(lent) => lent,
-        Err(e) => return Some(Err(e)),
-    };
-    let (from_size, to_size) = blocks.sizes();
-    let total_out = blocks.total / from_size * to_size;
-    if !first.space().len().is_multiple_of(to_size) {
-        return match sink.take_back(first) {
-            Ok(()) => None,
-            Err(e) => Some(Err(e)),
-        };
-    }
-    let readers = readers(blocks.cast);
-    Some(std::thread::scope(|scope| {
-        let mut work = Vec::new();
-        let mut done = Vec::new();
-        let mut handles = Vec::new();
-        for _ in 0..readers {
-            let (give, jobs) = sync_channel::<(Lent, usize)>(1);
-            let (filled, filled_chunks) = sync_channel::<io::Result<(Lent, Overflow)>>(1);
-            handles.push(scope.spawn(move || {
-                let mut scratch = take_blocks(1);
-                for (mut lent, out_start) in jobs {
-                    let result = blocks.fill(&mut lent, out_start, total_out, &mut scratch[0]);
-                    let failed = result.is_err();
-                    if filled.send(result.map(|overflow| (lent, overflow))).is_err() || failed {
-                        break;
-                    }
-                }
-                scratch
-            }));
-            work.push(give);
-            done.push(filled_chunks);
-        }
-        let mut overflow = Overflow::default();
-        let mut out_at = 0;
-        let (mut lent_count, mut returned_count) = (0, 0);
-        let mut next = Some(first);
-        let written = (|| {
-            loop {
-                // Every reader holds one chunk at most: the next goes to the one whose chunk
-                // was given back last (or, at first, to each in turn).
-                while lent_count - returned_count < readers && out_at < total_out {
-                    let mut lent = match next.take() {
-                        Some(lent) => lent,
-                        None => sink
-                            .lend()
-                            .unwrap_or_else(|| Err(io::Error::other("the sink stopped lending")))?,
-                    };
-                    let len = lent.space().len().min(total_out - out_at);
-                    work[lent_count % readers]
-                        .send((lent, out_at))
-                        .map_err(|_| io::Error::other("a reading thread stopped"))?;
-                    out_at += len;
-                    lent_count += 1;
-                }
-                if returned_count == lent_count {
-                    return Ok(overflow);
-                }
-                let (lent, chunk_overflow) = done[returned_count % readers]
-                    .recv()
-                    .unwrap_or_else(|_| Err(io::Error::other("a reading thread stopped")))?;
-                overflow.add(chunk_overflow);
-                sink.take_back(lent)?;
-                returned_count += 1;
-            }
-        })();
-        // Unblocks the readers waiting for a chunk or to hand one over.
-        drop((work, done));
-        let mut returned = Vec::new();
-        for handle in handles {
-            returned.extend(handle.join().expect("reading does not panic"));
-        }
-        give_back(returned);
-        written
-    }))
 }
 
 /// A cast block: its buffer, the bytes of it to write, and the overflow it found.
@@ -303,40 +206,6 @@ impl<'e, 'a> Blocks<'e, 'a> {
         self.total.div_ceil(BLOCK)
     }
 
-    /// Bytes per element read and written (1 and 1 without a cast).
-    fn sizes(&self) -> (usize, usize) {
-        match self.cast {
-            Some((from, to)) => (from.size(), to.size()),
-            None => (1, 1),
-        }
-    }
-
-    /// Fills `lent`'s space with the output bytes from `out_start` (as many as it holds, up to
-    /// `total_out`), read (and cast, through `scratch`) a block at a time; sets what it filled
-    /// and returns the cast's overflow.
-    fn fill(&self, lent: &mut Lent, out_start: usize, total_out: usize, scratch: &mut Vec<u8>) -> io::Result<Overflow> {
-        let (from_size, to_size) = self.sizes();
-        let space = lent.space();
-        let len = space.len().min(total_out - out_start);
-        let out_block = BLOCK / from_size * to_size;
-        let mut overflow = Overflow::default();
-        for (i, out) in space[..len].chunks_mut(out_block).enumerate() {
-            let in_start = (out_start + i * out_block) / to_size * from_size;
-            match self.cast {
-                None => {
-                    self.read_at(in_start, out)?;
-                }
-                Some((from, to)) => {
-                    let input = cast_buffer(scratch, out.len() / to_size * from_size);
-                    self.read_at(in_start, input)?;
-                    overflow.add(cast_into(input, from, to, out));
-                }
-            }
-        }
-        lent.filled = len;
-        Ok(overflow)
-    }
-
     /// Block `index` in `out` (read into `scratch`, then cast, when there is a cast); returns the
     /// bytes of `out` it fills and the cast's overflow.
     fn produce(&self, index: usize, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> io::Result<(usize, Overflow)> {
@@ -356,13 +225,6 @@ impl<'e, 'a> Blocks<'e, 'a> {
     fn read(&self, index: usize, block: &mut [u8]) -> io::Result<usize> {
         let start = index * BLOCK;
         let end = (start + BLOCK).min(self.total);
-        self.read_at(start, &mut block[..end - start])
-    }
-
-    /// Reads the bytes from `start` into all of `block` (which ends at or before the end of
-    /// the bytes); returns its length.
-    fn read_at(&self, start: usize, block: &mut [u8]) -> io::Result<usize> {
-        let end = start + block.len();
         // The last extent starting at or before `start` (an empty one may share its start).
         let mut at = self.starts.partition_point(|&s| s <= start).saturating_sub(1);
         let mut filled = 0;
@@ -521,89 +383,6 @@ mod tests {
         let mut out = Vec::new();
         let overflow = write_cast_extents(&extents, Some(cast), &mut out).unwrap();
         assert_eq!(overflow, expected_overflow);
-        assert!(out == expected, "{} bytes, {} expected", out.len(), expected.len());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// A local `O_DIRECT` file that counts the bytes written through [`Write::write`] and the
-    /// chunks it lent.
-    struct Watched {
-        file: crate::direct::SequentialFile,
-        written: usize,
-        lent: usize,
-    }
-
-    impl Write for Watched {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let n = self.file.write(buf)?;
-            self.written += n;
-            Ok(n)
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            self.file.flush()
-        }
-    }
-
-    impl LendingWrite for Watched {
-        fn lend(&mut self) -> Option<io::Result<Lent>> {
-            self.lent += 1;
-            self.file.lend()
-        }
-
-        fn take_back(&mut self, lent: Lent) -> io::Result<()> {
-            self.file.take_back(lent)
-        }
-    }
-
-    /// Into a file that lends its chunks, after `before` bytes written to it, the reading
-    /// threads read and cast straight into the chunks (nothing goes through `write` but the
-    /// bytes before), and the file holds those bytes then one cast of the extents' bytes, with
-    /// its overflow. When the file's next bytes do not start on a cast element (an odd offset
-    /// for BF16), every byte goes through `write` instead, with the same result.
-    #[rstest]
-    fn a_stream_into_lent_chunks_equals_one_cast(
-        #[values(None, Some((Source::Float(Dtype::F32), Dtype::BF16)), Some((Source::Float(Dtype::BF16), Dtype::F32)))]
-        cast: Option<(Source, Dtype)>,
-        #[values(0, 8, 3, (4 << 20) - 2)] before: usize,
-    ) {
-        let len = 37 * BLOCK + 4096;
-        let (mapped, bytes, dir) = file(&format!("lent-{cast:?}-{before}"), len + 64);
-        let size = cast.map_or(1, |(from, _)| from.size());
-        // Pieces of whole elements, a tensor-parallel split's pieces among them.
-        let mut ranges = Vec::new();
-        let mut at = 0;
-        while at < len {
-            let piece = ((at * 7 + 4096) % (3 * BLOCK + 999) / size * size)
-                .max(size)
-                .min(len - at);
-            ranges.push((at + 16, piece));
-            at += piece;
-        }
-        let (extents, input) = pieces_of(&mapped, &bytes, &ranges);
-        let mut expected = vec![0xA5u8; before];
-        let expected_overflow = match cast {
-            Some((from, to)) => crate::cast::cast(&input, from, to, &mut expected),
-            None => {
-                expected.extend_from_slice(&input);
-                Overflow::default()
-            }
-        };
-        let path = dir.join("out");
-        let mut sink = Watched {
-            file: crate::direct::SequentialFile::create(&path, crate::direct::Writing::Direct).unwrap(),
-            written: 0,
-            lent: 0,
-        };
-        sink.write_all(&expected[..before]).unwrap();
-        let overflow = write_cast_extents(&extents, cast, &mut sink).unwrap();
-        let misaligned = cast.is_some_and(|(_, to)| !before.is_multiple_of(to.size()));
-        let through_write = if misaligned { expected.len() } else { before };
-        assert_eq!(sink.written, through_write, "bytes through write, {} lends", sink.lent);
-        assert!(sink.lent > 1 || misaligned, "{} lends", sink.lent);
-        assert_eq!(overflow, expected_overflow);
-        sink.file.finish().unwrap().sync_all().unwrap();
-        let out = std::fs::read(&path).unwrap();
         assert!(out == expected, "{} bytes, {} expected", out.len(), expected.len());
         std::fs::remove_dir_all(dir).unwrap();
     }

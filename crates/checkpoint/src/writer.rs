@@ -11,7 +11,7 @@ use std::path::Path;
 pub use crate::policy::OutputDir;
 
 use crate::destination::RemoteUpload;
-use crate::direct::{LendingWrite, Lent, SequentialFile, Writing};
+use crate::direct::{SequentialFile, Writing};
 use crate::{CheckpointError, dtype_size};
 
 /// A tensor to write: name, dtype (safetensors name) and shape.
@@ -45,19 +45,6 @@ impl<W: Write> Write for Counting<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
-    }
-}
-
-impl<W: LendingWrite> LendingWrite for Counting<W> {
-    fn lend(&mut self) -> Option<std::io::Result<Lent>> {
-        self.inner.lend()
-    }
-
-    fn take_back(&mut self, lent: Lent) -> std::io::Result<()> {
-        let n = lent.filled;
-        self.inner.take_back(lent)?;
-        self.written += n;
-        Ok(())
     }
 }
 
@@ -120,8 +107,7 @@ pub fn write_safetensors(
         metadata,
         tensors,
     };
-    let mut fill = fill;
-    write_safetensors_to(&file, Destination::Local, |i, out| fill(i, out))
+    write_safetensors_to(&file, Destination::Local, fill)
 }
 
 /// A safetensors file to write: its path (where it is written locally, and what errors name),
@@ -177,22 +163,6 @@ impl Sink {
     }
 }
 
-impl LendingWrite for Sink {
-    fn lend(&mut self) -> Option<std::io::Result<Lent>> {
-        match self {
-            Sink::Local(file) => file.lend(),
-            Sink::Remote(_) => None,
-        }
-    }
-
-    fn take_back(&mut self, lent: Lent) -> std::io::Result<()> {
-        match self {
-            Sink::Local(file) => file.take_back(lent),
-            Sink::Remote(upload) => upload.write_all(lent.filled_bytes()),
-        }
-    }
-}
-
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
@@ -209,12 +179,11 @@ impl Write for Sink {
     }
 }
 
-/// [`write_safetensors`] to `destination`; `fill` may fill the file's chunks in place
-/// ([`LendingWrite`]).
+/// [`write_safetensors`] to `destination`.
 pub(crate) fn write_safetensors_to(
     file: &SafetensorsFile,
     destination: Destination,
-    mut fill: impl FnMut(usize, &mut dyn LendingWrite) -> std::io::Result<()>,
+    mut fill: impl FnMut(usize, &mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), CheckpointError> {
     let &SafetensorsFile {
         path,

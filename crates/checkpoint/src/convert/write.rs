@@ -16,7 +16,6 @@ use super::{ConversionError, Options, Output};
 use crate::CheckpointError;
 use crate::cast::{CastWriter, Overflow};
 use crate::destination::RemoteOutput;
-use crate::direct::{LendingWrite, Lent};
 use crate::policy::{Entry, InputDir};
 use crate::writer::{Destination, OutputDir, SafetensorsFile, TensorSpec, write_safetensors_to};
 
@@ -154,7 +153,7 @@ pub(crate) fn write_tensors(
             metadata,
             tensors: &specs,
         };
-        let written = write_safetensors_to(&safetensors, destination, |i, sink: &mut dyn LendingWrite| {
+        let written = write_safetensors_to(&safetensors, destination, |i, sink: &mut dyn Write| {
             let output = &outputs[range.start + i];
             let (tensor, parameter) = (&output.tensor, output.parameter.as_str());
             let start = done;
@@ -317,7 +316,7 @@ fn stop() -> std::io::Error {
 /// A sink that writes at most [`PROGRESS_CHUNK`] bytes at a time, reports each write to
 /// `progress`, and fails every write once `progress` says to stop.
 struct Metered<'a> {
-    sink: &'a mut dyn LendingWrite,
+    sink: &'a mut dyn Write,
     done: &'a mut u64,
     total: u64,
     progress: &'a mut dyn FnMut(u64, u64) -> ControlFlow<()>,
@@ -340,31 +339,6 @@ impl Write for Metered<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.sink.flush()
-    }
-}
-
-/// Chunks filled in place count as written when given back (each at most a 4 MiB chunk, below
-/// [`PROGRESS_CHUNK`]).
-impl LendingWrite for Metered<'_> {
-    fn lend(&mut self) -> Option<std::io::Result<Lent>> {
-        if *self.stopped {
-            return Some(Err(stop()));
-        }
-        self.sink.lend()
-    }
-
-    fn take_back(&mut self, lent: Lent) -> std::io::Result<()> {
-        if *self.stopped {
-            return Err(stop());
-        }
-        let n = lent.filled;
-        self.sink.take_back(lent)?;
-        *self.done += n as u64;
-        if (self.progress)(*self.done, self.total).is_break() {
-            *self.stopped = true;
-            return Err(stop());
-        }
-        Ok(())
     }
 }
 

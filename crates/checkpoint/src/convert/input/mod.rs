@@ -24,7 +24,6 @@ use super::{ConversionError, Options, Side};
 use crate::bytes::{Matrix, transpose_rows};
 use crate::carry::InputConfig;
 use crate::cast::{Dtype, Overflow, Source as CastSource};
-use crate::direct::{LendingWrite, Unlent};
 use crate::distributed::DistributedCheckpoint;
 use crate::extents::{Extent, write_cast_extents, write_extents};
 use crate::metadata_yaml::{MetadataFormat, read_metadata};
@@ -261,10 +260,7 @@ impl Input {
     /// none (input tensors concatenated as they are, or rank-file pieces in order); `false` when
     /// it does.
     pub fn stream(&self, name: &str, sink: &mut dyn Write) -> std::io::Result<bool> {
-        if self
-            .stream_range(name, 0..usize::MAX, None, &mut Unlent(sink))?
-            .is_some()
-        {
+        if self.stream_range(name, 0..usize::MAX, None, sink)?.is_some() {
             return Ok(true);
         }
         let source = &self.sources[name];
@@ -295,14 +291,13 @@ impl Input {
     /// (the key of `key_value`), with no parameter-sized buffer. Returns the cast's overflow;
     /// `None` (nothing written) when the input is remote (its own streaming reads ahead by
     /// parameter), the parameter is not its inputs' bytes as they are (a transpose), or the
-    /// range is not whole elements of the cast. A sink that lends its chunks gets them filled in
-    /// place.
-    pub(crate) fn stream_range(
+    /// range is not whole elements of the cast.
+    pub fn stream_range(
         &self,
         name: &str,
         range: Range<usize>,
         cast: Option<(CastSource, Dtype)>,
-        sink: &mut dyn LendingWrite,
+        sink: &mut dyn Write,
     ) -> std::io::Result<Option<Overflow>> {
         let extents = match &self.storage {
             Storage::Files(files) => match self.file_extents(files, name, std::slice::from_ref(&range)) {
@@ -346,7 +341,7 @@ impl Input {
             return Ok(None);
         };
         match self.file_extents(files, name, ranges) {
-            Some(extents) => self.write_extents_of(name, &extents, cast, &mut Unlent(sink)),
+            Some(extents) => self.write_extents_of(name, &extents, cast, sink),
             None => Ok(None),
         }
     }
@@ -387,7 +382,7 @@ impl Input {
         name: &str,
         extents: &[Extent],
         cast: Option<(CastSource, Dtype)>,
-        sink: &mut dyn LendingWrite,
+        sink: &mut dyn Write,
     ) -> std::io::Result<Option<Overflow>> {
         if let Some((from, _)) = cast {
             let total: usize = extents.iter().map(|e| e.len).sum();
