@@ -47,18 +47,9 @@ use fastllm_checkpoint::source::RemoteInput;
 
 use crate::api::{ConvertRequest, Failure};
 
-/// The URL schemes that name an object-store location rather than a local path.
-const SCHEMES: [&str; 8] = ["s3", "s3a", "gs", "az", "azure", "abfs", "abfss", "http"];
-
-/// Whether `path` names an object-store location (`s3://`, `gs://`, `az://`, `http(s)://`).
-pub fn is_remote(path: &Path) -> bool {
-    path.to_str()
-        .and_then(|p| p.split_once("://"))
-        .is_some_and(|(scheme, _)| {
-            let scheme = scheme.to_ascii_lowercase();
-            SCHEMES.contains(&scheme.as_str()) || scheme == "https"
-        })
-}
+/// Whether `path` names an object-store location (`s3://`, `gs://`, `az://`, `http(s)://`); a
+/// build without the `object-store` feature still tells one, to refuse it.
+pub use fastllm_store::is_remote;
 
 /// How a remote conversion does its IO.
 #[derive(Debug, Clone, Copy)]
@@ -713,13 +704,12 @@ mod imp {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "object-store"))]
 mod tests {
     use rstest::rstest;
 
     use super::*;
 
-    #[cfg(feature = "object-store")]
     #[rstest]
     #[case::the_staging_directory("/tmp/st/output/m/config.json: cannot write", "s3://b/m/config.json: cannot write")]
     #[case::the_hidden_sibling_then_the_upload(
@@ -735,15 +725,5 @@ mod tests {
             imp::name_by_url(message, Path::new("/tmp/st/output/m"), "s3://b/m"),
             named
         );
-    }
-
-    #[rstest]
-    #[case("s3://bucket/prefix", true)]
-    #[case("HTTPS://host/x", true)]
-    #[case("gs://b", true)]
-    #[case("./s3:/not-a-url", false)]
-    #[case("/data/checkpoint", false)]
-    fn remote_paths_are_told_by_their_scheme(#[case] path: &str, #[case] remote: bool) {
-        assert_eq!(is_remote(Path::new(path)), remote);
     }
 }

@@ -255,6 +255,43 @@ fn single_family_build() -> Result<(), String> {
             ));
         }
     }
+    refused_without_object_store()
+}
+
+/// A build without the `object-store` feature still tells an object-store URL from a local path
+/// (`fastllm_store::is_remote`, the one scheme list) and refuses it, exit 2, naming the feature.
+fn refused_without_object_store() -> Result<(), String> {
+    let args = [
+        "run",
+        "--quiet",
+        "--package",
+        "fastllm-convert",
+        "--no-default-features",
+        "--features",
+        "llama",
+        "--",
+        "convert",
+        "--from",
+        "llama",
+        "--to",
+        "fast_llm",
+        "S3A://bucket/model",
+        "target/xtask-never-written",
+    ];
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let output = Command::new(env!("CARGO"))
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = "S3A://bucket/model: object-store paths need a build with the `object-store` feature";
+    if output.status.code() != Some(2) || !stderr.contains(expected) {
+        return Err(format!(
+            "`cargo {}` exited {:?} and printed:\n{stderr}\nexpected exit 2 and `{expected}`",
+            args.join(" "),
+            output.status.code()
+        ));
+    }
     Ok(())
 }
 

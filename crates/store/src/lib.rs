@@ -20,25 +20,43 @@
 //! Requests are retried with exponential backoff on 5xx, throttling and dropped connections
 //! ([`Retries`]); a refusal of the credentials names the bucket and the variables that hold them.
 
+//!
+//! Without its default `client` feature the crate holds only [`Scheme`] and [`is_remote`]: what
+//! a build without object-store support needs to tell a URL from a local path and refuse it.
+
+#[cfg(feature = "client")]
 mod beside;
+#[cfg(feature = "client")]
 mod location;
+#[cfg(feature = "client")]
 pub mod publish;
+#[cfg(feature = "client")]
 mod read;
+mod scheme;
+#[cfg(feature = "client")]
 pub mod stream;
-#[cfg(test)]
+#[cfg(all(test, feature = "client"))]
 mod testing;
 
+#[cfg(feature = "client")]
 use std::future::Future;
+#[cfg(feature = "client")]
 use std::path::PathBuf;
 
-pub use self::location::{Location, Retries, Scheme, is_remote};
+#[cfg(feature = "client")]
+pub use self::location::{Location, Retries};
+#[cfg(feature = "client")]
 pub use self::publish::{BUCKET_ROOT, PublishOptions};
+#[cfg(feature = "client")]
 pub use self::read::{Fetched, PartsError, RemoteFile};
+pub use self::scheme::{Scheme, is_remote};
+#[cfg(feature = "client")]
 pub use self::stream::{Publication, Upload};
 
 /// How much IO a transfer may have in flight: `concurrency` requests, each of at most
 /// `part_bytes` (the ranged-GET size and the multipart part size), so at most
 /// `concurrency × part_bytes` of buffers.
+#[cfg(feature = "client")]
 #[derive(Debug, Clone, Copy)]
 pub struct IoLimits {
     pub concurrency: usize,
@@ -46,8 +64,10 @@ pub struct IoLimits {
 }
 
 /// The smallest multipart part S3 accepts (but the last).
+#[cfg(feature = "client")]
 pub const MIN_PART_BYTES: usize = 5 << 20;
 
+#[cfg(feature = "client")]
 impl Default for IoLimits {
     fn default() -> Self {
         IoLimits {
@@ -58,6 +78,7 @@ impl Default for IoLimits {
 }
 
 /// Why an object-store operation failed.
+#[cfg(feature = "client")]
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{url}: not an object-store location: {reason}")]
@@ -106,6 +127,7 @@ pub enum StoreError {
     Refused { url: String, reason: String },
 }
 
+#[cfg(feature = "client")]
 impl StoreError {
     /// A failed request on `url` of `location`, told apart: refused credentials name the bucket
     /// and the variables.
@@ -130,6 +152,7 @@ impl StoreError {
 /// Whether the server refused the request's credentials. The cloud clients of `object_store`
 /// report most refusals as generic errors whose source is a private retry error, so past the
 /// two typed variants the status and the error codes of the clouds are read from the chain.
+#[cfg(feature = "client")]
 fn refused_credentials(error: &object_store::Error) -> bool {
     if matches!(
         error,
@@ -157,6 +180,7 @@ fn refused_credentials(error: &object_store::Error) -> bool {
 
 /// A remote checkpoint location with the runtime its requests run on and the IO limits of its
 /// transfers. Every method blocks until its requests are done.
+#[cfg(feature = "client")]
 pub struct Remote {
     pub location: Location,
     pub limits: IoLimits,
@@ -168,6 +192,7 @@ pub struct Remote {
     ahead: std::sync::Mutex<(u64, Vec<read::Ahead>)>,
 }
 
+#[cfg(feature = "client")]
 impl Remote {
     /// Opens `url` (parsing it and building its store from the environment; no request yet).
     pub fn open(url: &str, limits: IoLimits, retries: Retries) -> Result<Remote, StoreError> {
