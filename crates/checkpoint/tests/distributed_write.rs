@@ -126,22 +126,23 @@ fn state_dict_with_optimizer(name: &str) -> PathBuf {
     dir
 }
 
+/// The conversion of `input` (in format `from`) into a distributed checkpoint at `output`.
+fn into_distributed<'a>(input: &'a Path, from: Side, output: &'a Path) -> Conversion<'a> {
+    Conversion {
+        input,
+        from,
+        output,
+        to: Side::FastLlmDistributed,
+    }
+}
+
 fn to_distributed(input: &Path, from: Side, output: &Path, layout: LayoutSpec) -> Result<(), ConversionError> {
     let options = Options {
         parallel: Some(layout),
         optimizer_state: true,
         ..Options::default()
     };
-    convert(
-        &Conversion {
-            input,
-            from,
-            output,
-            to: Side::FastLlmDistributed,
-        },
-        &options,
-    )
-    .map(|_| ())
+    convert(&into_distributed(input, from, output), &options).map(|_| ())
 }
 
 /// A rank file's tensors (name → dtype, shape, bytes) and its header metadata, each value parsed
@@ -396,16 +397,7 @@ fn hf_to_distributed_to_hf_is_bit_identical(#[case] name: &str, #[case] layout: 
         parallel: Some(layout.parse().unwrap()),
         ..Options::default()
     };
-    let summary = convert(
-        &Conversion {
-            input: &hf,
-            from: Side::Hf(format),
-            output: &distributed,
-            to: Side::FastLlmDistributed,
-        },
-        &options,
-    )
-    .unwrap();
+    let summary = convert(&into_distributed(&hf, Side::Hf(format), &distributed), &options).unwrap();
     assert_eq!(summary.files.len(), 1 + options.parallel.as_ref().unwrap().world_size());
     let back = dir.join("back");
     let options = Options {
@@ -452,16 +444,7 @@ fn from_the_hf_export_the_weight_shards_are_fast_llm_s(
         parallel: Some(layout_of(name)),
         ..Options::default()
     };
-    let summary = convert(
-        &Conversion {
-            input: &hf,
-            from: Side::Hf(format),
-            output: &output,
-            to: Side::FastLlmDistributed,
-        },
-        &options,
-    )
-    .unwrap();
+    let summary = convert(&into_distributed(&hf, Side::Hf(format), &output), &options).unwrap();
     assert!(summary.skipped_shards.is_empty(), "{name}");
     let reference = fixture(name).join("checkpoint");
     for rank in 0..layout_of(name).world_size() {
@@ -486,16 +469,7 @@ fn a_dry_run_plans_the_rank_files_and_writes_nothing() {
         ..Options::default()
     };
     let input = fixture("llama_world1").join("checkpoint");
-    let summary = convert(
-        &Conversion {
-            input: &input,
-            from: Side::FastLlmDistributed,
-            output: &output,
-            to: Side::FastLlmDistributed,
-        },
-        &options,
-    )
-    .unwrap();
+    let summary = convert(&into_distributed(&input, Side::FastLlmDistributed, &output), &options).unwrap();
     assert!(!output.exists());
     assert_eq!(summary.tensors.len(), 8 * 3);
     assert_eq!(summary.tensors[0].name, "rank_0.safetensors:weights_shard");
@@ -505,16 +479,7 @@ fn a_dry_run_plans_the_rank_files_and_writes_nothing() {
         dry_run: false,
         ..options
     };
-    convert(
-        &Conversion {
-            input: &input,
-            from: Side::FastLlmDistributed,
-            output: &written,
-            to: Side::FastLlmDistributed,
-        },
-        &options,
-    )
-    .unwrap();
+    convert(&into_distributed(&input, Side::FastLlmDistributed, &written), &options).unwrap();
     for tensor in &summary.tensors {
         let (file, shard) = tensor.name.split_once(':').unwrap();
         let (contents, _) = rank_file(&written.join(file));
@@ -551,16 +516,7 @@ fn a_bfloat16_model_is_widened_exactly(#[values("mixtral_tp2_dp2", "apriel2_hybr
         parallel: Some(layout_of(name)),
         ..Options::default()
     };
-    convert(
-        &Conversion {
-            input: &bf16,
-            from: Side::Hf(format),
-            output: &output,
-            to: Side::FastLlmDistributed,
-        },
-        &options,
-    )
-    .unwrap();
+    convert(&into_distributed(&bf16, Side::Hf(format), &output), &options).unwrap();
     let reference = fixture(name).join("checkpoint");
     for rank in 0..layout_of(name).world_size() {
         let file = format!("rank_{rank}.safetensors");
@@ -598,12 +554,7 @@ fn a_stopped_write_leaves_nothing(#[case] stop_after: usize) {
     let input = fixture("llama_world1").join("checkpoint");
     let mut calls = Vec::new();
     let result = fastllm_checkpoint::convert::convert_cancellable(
-        &Conversion {
-            input: &input,
-            from: Side::FastLlmDistributed,
-            output: &output,
-            to: Side::FastLlmDistributed,
-        },
+        &into_distributed(&input, Side::FastLlmDistributed, &output),
         &options,
         &mut |done, total| {
             calls.push((done, total));
@@ -629,12 +580,7 @@ fn a_stopped_write_leaves_nothing(#[case] stop_after: usize) {
     // Unstopped, it is called for every write, up to the total.
     let mut last = (0, 0);
     fastllm_checkpoint::convert::convert_cancellable(
-        &Conversion {
-            input: &input,
-            from: Side::FastLlmDistributed,
-            output: &output,
-            to: Side::FastLlmDistributed,
-        },
+        &into_distributed(&input, Side::FastLlmDistributed, &output),
         &options,
         &mut |done, total| {
             assert!(done >= last.0);
@@ -666,12 +612,7 @@ fn an_hf_input_cut_while_streamed_is_an_error_naming_it(#[values("llama_tp2", "l
     };
     let mut cut = false;
     let result = fastllm_checkpoint::convert::convert_cancellable(
-        &Conversion {
-            input: &hf,
-            from: Side::Hf(format),
-            output: &output,
-            to: Side::FastLlmDistributed,
-        },
+        &into_distributed(&hf, Side::Hf(format), &output),
         &options,
         // Before the first write, every header read: the tensors are read after the cut.
         &mut |_, _| {
