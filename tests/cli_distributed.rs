@@ -10,7 +10,7 @@ use std::process::Output;
 use fastllm_convert::checkpoint::writer::{TensorSpec, write_safetensors};
 use fastllm_convert::config::Value;
 use rstest::rstest;
-use support::{Safetensors, cli, copy_dir, names, repo, scratch, snapshot};
+use support::{Safetensors, cli, cli_watching_memory, copy_dir, names, repo, scratch, snapshot, synthetic_llama};
 
 /// A distributed fixture's checkpoint (`crates/checkpoint/tests/data/distributed/<name>`).
 fn checkpoint(name: &str) -> PathBuf {
@@ -502,5 +502,37 @@ fn optimizer_state_from_an_input_without_it_is_refused() {
     assert_names(
         &message,
         &["--optimizer-state: the llama input at", "holds no optimizer state"],
+    );
+}
+
+/// README, "Memory": from local safetensors files, a parameter that needs no transform is never
+/// held whole; each rank's slice of it is read from the file in blocks. The largest tensors here
+/// (the embeddings and the output head, 8192 x 4096 in float32: 128 MiB each) are larger than
+/// the whole conversion's peak resident memory, writer buffers and all.
+#[test]
+fn hf_to_distributed_holds_no_parameter_whole() {
+    let dir = scratch("cli_distributed", "memory");
+    let hf = synthetic_llama(&dir, 4096, 1, 1 << 40);
+    let largest: u64 = 8192 * 4096 * 4;
+    let output = dir.join("distributed");
+    let args = [
+        "convert",
+        "--from",
+        "llama",
+        "--to",
+        "fast_llm_distributed",
+        "--layout",
+        "tp=2",
+    ];
+    let paths = [hf.to_str().unwrap(), output.to_str().unwrap()];
+    let (run, peak) = cli_watching_memory(&[&args[..], &paths[..]].concat());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(output.join("rank_1.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        peak > 0 && peak < largest,
+        "peak resident memory {} MiB, the largest tensor {} MiB",
+        peak >> 20,
+        largest >> 20
     );
 }

@@ -468,15 +468,10 @@ fn convert_watching(port: u16, tmp: &Path, args: &[&str]) -> Watched {
     let stdout = drain(Box::new(child.stdout.take().unwrap()));
     let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let (mut peak_staged, mut staged_names) = (0, std::collections::BTreeSet::new());
-    let pid = child.id() as libc::pid_t;
-    // Not the rusage of wait4: Linux carries the forking test process's peak across the exec.
+    let pid = child.id();
     let mut max_rss_bytes = 0;
     let status = loop {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let hwm = status.lines().find_map(|line| line.strip_prefix("VmHWM:"));
-        if let Some(kib) = hwm.and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) {
-            max_rss_bytes = max_rss_bytes.max(kib << 10);
-        }
+        max_rss_bytes = support::peak_rss(pid).unwrap_or(0).max(max_rss_bytes);
         let mut files = Vec::new();
         walk_files(tmp, &mut files);
         peak_staged = peak_staged.max(files.iter().map(|(_, size)| size).sum());

@@ -19,6 +19,39 @@ pub fn cli(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A process's peak resident memory so far (`VmHWM` of `/proc/<pid>/status`), in bytes; `None`
+/// once it has exited. (Not the rusage of `wait4`: Linux carries the forking test process's peak
+/// across the exec.)
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
+    hwm.trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|kib| kib << 10)
+}
+
+/// Runs the binary with `args`, sampling its peak resident memory every 5 ms: its output and
+/// the peak last seen (at most 5 ms before it ended).
+pub fn cli_watching_memory(args: &[&str]) -> (Output, u64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_fastllm-convert"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let waited = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let mut peak = 0;
+    while !waited.is_finished() {
+        peak = peak_rss(pid).unwrap_or(0).max(peak);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    (waited.join().unwrap(), peak)
+}
+
 /// The repository root.
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
